@@ -1,0 +1,101 @@
+package core
+
+import "time"
+
+// NodeID names a node within a cluster or mesh. A single node is node 0.
+type NodeID int
+
+// Clock is the only source of time that node logic sees. Under realnet it is
+// the OS monotonic clock; under sim it is virtual time advanced by the event
+// queue.
+type Clock interface {
+	// Now returns nanoseconds since an arbitrary, fixed origin. It never
+	// goes backwards on one node.
+	Now() int64
+	// AfterFunc arranges for f to run on the node's goroutine after d.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a pending AfterFunc callback.
+type Timer interface {
+	// Stop prevents the callback from running if it has not run yet and
+	// reports whether it did so.
+	Stop() bool
+}
+
+// Network carries framed peer messages. Delivery is best effort: a message
+// may be late, duplicated, reordered or lost, and the node must cope.
+type Network interface {
+	Send(to NodeID, msg []byte)
+}
+
+// Disk is a flat directory of files: the node's data directory. Every call is
+// synchronous. Durability follows POSIX: file contents are durable only after
+// File.Sync, and a create, rename or remove only after SyncDir.
+type Disk interface {
+	// List returns the names of the files in the directory, sorted.
+	List() ([]string, error)
+	// ReadFile returns the whole content of a file.
+	ReadFile(name string) ([]byte, error)
+	// Create makes a new empty file (truncating any existing one), open for
+	// appending.
+	Create(name string) (File, error)
+	// OpenAppend opens an existing file for appending at its end.
+	OpenAppend(name string) (File, error)
+	Rename(from, to string) error
+	Remove(name string) error
+	// SyncDir makes creates, renames and removes durable.
+	SyncDir() error
+}
+
+// File is an append-only open file.
+type File interface {
+	// Append writes p at the end of the file. On error an unknown prefix of
+	// p may have been written; the caller truncates back.
+	Append(p []byte) error
+	// Sync makes everything appended so far durable (fdatasync). An error is
+	// final: the unsynced data may be gone even if a later Sync succeeds.
+	Sync() error
+	// Truncate cuts the file to size bytes.
+	Truncate(size int64) error
+	// Size is the current length, including unsynced data.
+	Size() int64
+	Close() error
+}
+
+// Rand is the node's seeded source of randomness.
+type Rand interface {
+	// Uint64 returns a pseudo-random 64-bit value.
+	Uint64() uint64
+}
+
+// Intn returns a pseudo-random int in [0, n) from r. n must be positive.
+func Intn(r Rand, n int) int {
+	assert(n > 0, "Intn: n must be positive")
+	return int(r.Uint64() % uint64(n))
+}
+
+// Env is everything a node may touch of the outside world.
+type Env struct {
+	ID      NodeID
+	Clock   Clock
+	Network Network
+	Disk    Disk
+	Rand    Rand
+	// Logf writes one operator-facing log line. It may be nil.
+	Logf func(format string, args ...any)
+}
+
+func (e *Env) logf(format string, args ...any) {
+	if e.Logf != nil {
+		e.Logf(format, args...)
+	}
+}
+
+// assert panics when an invariant that protects data does not hold. A broken
+// invariant means a bug; carrying on could corrupt what is on disk.
+func assert(ok bool, msg string) {
+	if !ok {
+		panic("dkv: assertion failed: " + msg)
+	}
+}

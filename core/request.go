@@ -1,0 +1,169 @@
+package core
+
+import (
+	"fmt"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// Ops of the client protocol. docs/PROTOCOL.md is their specification.
+const (
+	OpSet     = "set"
+	OpGet     = "get"
+	OpDelete  = "delete"
+	OpBulkSet = "bulk_set"
+	OpPing    = "ping"
+	OpStatus  = "status"
+)
+
+// Error codes of the client protocol. They are stable: clients match on them.
+const (
+	CodeBadRequest     = "bad_request"      // malformed JSON, missing or mistyped field
+	CodeUnknownOp      = "unknown_op"       // op is not one this server knows
+	CodeTooLarge       = "too_large"        // line, key, value or batch over its limit
+	CodeNotFound       = "not_found"        // get of a key that does not exist
+	CodeUnavailable    = "unavailable"      // cannot serve now; safe to retry
+	CodeNotLeader      = "not_leader"       // a cluster follower; Error.Leader says where to go
+	CodeTooManyConns   = "too_many_connections"
+	CodeTimeout        = "timeout"          // a partial line stalled past the line timeout
+	CodeDiskFull       = "disk_full"        // the write was not persisted and not applied
+	CodeIOError        = "io_error"         // the write was not persisted and not applied
+	CodeNotImplemented = "not_implemented"  // a feature that is not built in this server
+	CodeInternal       = "internal"
+)
+
+// KV is one key and its value.
+type KV struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Request is one client request: one JSON object on one line.
+type Request struct {
+	// ID is echoed back verbatim in the response; the node never reads it.
+	ID    jsontext.Value `json:"id,omitempty"`
+	Op    string         `json:"op"`
+	Key   string         `json:"key,omitempty"`
+	Value *string        `json:"value,omitempty"`
+	Items []KV           `json:"items,omitempty"`
+	// DebugSimulateFail makes the snapshot that this write triggers fail at
+	// random (as an fsync failure would). The write itself stays durable.
+	DebugSimulateFail bool `json:"debug_simulate_fail,omitempty"`
+}
+
+// Response is one reply line.
+type Response struct {
+	ID     jsontext.Value `json:"id,omitempty"`
+	OK     bool           `json:"ok"`
+	Value  *string        `json:"value,omitempty"`
+	Status *Status        `json:"status,omitempty"`
+	Error  *Error         `json:"error,omitempty"`
+}
+
+// Error is the error object of a failed response.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Leader is the address of the current leader, for not_leader.
+	Leader string `json:"leader,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Status describes a node, for the status op.
+type Status struct {
+	Mode          string `json:"mode"`
+	Keys          int    `json:"keys"`
+	LastIndex     uint64 `json:"last_index"`
+	SnapshotIndex uint64 `json:"snapshot_index"`
+	WALSegments   int    `json:"wal_segments"`
+	WALBytes      int64  `json:"wal_bytes"`
+	Snapshotting  bool   `json:"snapshotting"`
+}
+
+// Limits bound what one request may carry. Hosts enforce RequestBytesMax on
+// the raw line; nodes enforce the rest through Validate.
+type Limits struct {
+	RequestBytesMax int // one request line, newline excluded
+	KeyBytesMax     int
+	ValueBytesMax   int
+	BulkEntriesMax  int
+}
+
+// DefaultLimits are the limits a server uses unless told otherwise.
+func DefaultLimits() Limits {
+	return Limits{
+		RequestBytesMax: 16 << 20,
+		KeyBytesMax:     4 << 10,
+		ValueBytesMax:   1 << 20,
+		BulkEntriesMax:  10_000,
+	}
+}
+
+// OKResponse is a bare success.
+func OKResponse() Response { return Response{OK: true} }
+
+// ErrorResponse is a failure with a stable code and a human message.
+func ErrorResponse(code, format string, args ...any) Response {
+	return Response{Error: &Error{Code: code, Message: fmt.Sprintf(format, args...)}}
+}
+
+// Validate checks a request against the limits and the op's required fields.
+// It returns nil or a failure response.
+func (l Limits) Validate(req *Request) *Response {
+	bad := func(code, format string, args ...any) *Response {
+		r := ErrorResponse(code, format, args...)
+		return &r
+	}
+	checkKey := func(key string) *Response {
+		if key == "" {
+			return bad(CodeBadRequest, "key must be a non-empty string")
+		}
+		if len(key) > l.KeyBytesMax {
+			return bad(CodeTooLarge, "key is %d bytes; the limit is %d", len(key), l.KeyBytesMax)
+		}
+		return nil
+	}
+	checkValue := func(n int) *Response {
+		if n > l.ValueBytesMax {
+			return bad(CodeTooLarge, "value is %d bytes; the limit is %d", n, l.ValueBytesMax)
+		}
+		return nil
+	}
+	switch req.Op {
+	case OpSet:
+		if r := checkKey(req.Key); r != nil {
+			return r
+		}
+		if req.Value == nil {
+			return bad(CodeBadRequest, "set needs a string field \"value\"")
+		}
+		return checkValue(len(*req.Value))
+	case OpGet, OpDelete:
+		return checkKey(req.Key)
+	case OpBulkSet:
+		if len(req.Items) == 0 {
+			return bad(CodeBadRequest, "bulk_set needs a non-empty array \"items\" of {\"key\",\"value\"}")
+		}
+		if len(req.Items) > l.BulkEntriesMax {
+			return bad(CodeTooLarge, "bulk_set has %d items; the limit is %d", len(req.Items), l.BulkEntriesMax)
+		}
+		for i := range req.Items {
+			if r := checkKey(req.Items[i].Key); r != nil {
+				r.Error.Message = fmt.Sprintf("items[%d]: %s", i, r.Error.Message)
+				return r
+			}
+			if r := checkValue(len(req.Items[i].Value)); r != nil {
+				r.Error.Message = fmt.Sprintf("items[%d]: %s", i, r.Error.Message)
+				return r
+			}
+		}
+		return nil
+	case OpPing, OpStatus:
+		return nil
+	case "":
+		return bad(CodeBadRequest, "missing field \"op\"")
+	default:
+		return bad(CodeUnknownOp, "unknown op %q", req.Op)
+	}
+}
