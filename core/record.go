@@ -1,0 +1,199 @@
+package core
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+)
+
+// A log record on disk:
+//
+//	[length u32][crc32c u32][type u8][index u64][payload]
+//
+// length counts the bytes after the crc (type, index, payload). The crc
+// covers the length field and those bytes, so a damaged length cannot
+// silently frame the wrong span. All integers are little-endian.
+const (
+	recordHeaderBytes = 4 + 4 + 1 + 8
+	// recordBytesMax bounds one record. Requests are bounded below it, and a
+	// length field above it can only be damage.
+	recordBytesMax = 64 << 20
+)
+
+// Record types. The high bit of the type byte marks the last record of a
+// batch (one host turn), which recovery uses to tell a torn final batch from
+// damage to a batch that was synced.
+const (
+	recordSet      byte = 1
+	recordDelete   byte = 2
+	recordBulkSet  byte = 3
+	recordBatchEnd byte = 0x80
+	recordTypeMask byte = 0x7f
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// Record is one decoded log record.
+type Record struct {
+	Type     byte // without the batch-end bit
+	BatchEnd bool
+	Index    uint64
+	Payload  []byte
+}
+
+// Errors of decodeRecord. errRecordShort means the buffer ends inside the
+// record; errRecordInvalid means the bytes there are not a valid record.
+var (
+	errRecordShort   = errors.New("record truncated")
+	errRecordInvalid = errors.New("record invalid")
+)
+
+// appendRecord encodes a record onto dst.
+func appendRecord(dst []byte, typ byte, index uint64, payload []byte) []byte {
+	assert(typ&recordTypeMask != 0, "record type must be set")
+	length := 1 + 8 + len(payload)
+	assert(recordHeaderBytes+len(payload) <= recordBytesMax, "record over recordBytesMax")
+	start := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(length))
+	dst = binary.LittleEndian.AppendUint32(dst, 0) // crc, filled below
+	dst = append(dst, typ)
+	dst = binary.LittleEndian.AppendUint64(dst, index)
+	dst = append(dst, payload...)
+	crc := recordCRC(dst[start:])
+	binary.LittleEndian.PutUint32(dst[start+4:], crc)
+	return dst
+}
+
+func recordCRC(rec []byte) uint32 {
+	c := crc32.Update(0, crcTable, rec[0:4])
+	return crc32.Update(c, crcTable, rec[8:])
+}
+
+// decodeRecord decodes the record at the start of buf and returns it with the
+// number of bytes it takes. The payload aliases buf.
+func decodeRecord(buf []byte) (Record, int, error) {
+	if len(buf) < recordHeaderBytes {
+		return Record{}, 0, errRecordShort
+	}
+	length := int(binary.LittleEndian.Uint32(buf[0:4]))
+	if length < 9 || length+8 > recordBytesMax {
+		return Record{}, 0, fmt.Errorf("%w: length %d", errRecordInvalid, length)
+	}
+	total := 8 + length
+	if len(buf) < total {
+		return Record{}, 0, errRecordShort
+	}
+	if got, want := recordCRC(buf[:total]), binary.LittleEndian.Uint32(buf[4:8]); got != want {
+		return Record{}, 0, fmt.Errorf("%w: checksum mismatch", errRecordInvalid)
+	}
+	typ := buf[8]
+	if typ&recordTypeMask == 0 || typ&recordTypeMask > recordBulkSet {
+		return Record{}, 0, fmt.Errorf("%w: unknown type %d", errRecordInvalid, typ)
+	}
+	return Record{
+		Type:     typ & recordTypeMask,
+		BatchEnd: typ&recordBatchEnd != 0,
+		Index:    binary.LittleEndian.Uint64(buf[9:17]),
+		Payload:  buf[17:total],
+	}, total, nil
+}
+
+// Commands are what records carry: the writes of the state machine.
+
+func encodeSet(dst []byte, key, value string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	dst = append(dst, key...)
+	return append(dst, value...)
+}
+
+func encodeDelete(dst []byte, key string) []byte {
+	return append(dst, key...)
+}
+
+func encodeBulkSet(dst []byte, items []KV) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(items)))
+	for _, kv := range items {
+		dst = binary.AppendUvarint(dst, uint64(len(kv.Key)))
+		dst = append(dst, kv.Key...)
+		dst = binary.AppendUvarint(dst, uint64(len(kv.Value)))
+		dst = append(dst, kv.Value...)
+	}
+	return dst
+}
+
+var errPayload = errors.New("malformed record payload")
+
+// decodeCommand returns the writes a record carries. For a delete, the value
+// of the single item is unused.
+func decodeCommand(rec Record) ([]KV, error) {
+	p := rec.Payload
+	str := func(n uint64) (string, bool) {
+		if n > uint64(len(p)) {
+			return "", false
+		}
+		s := string(p[:n])
+		p = p[n:]
+		return s, true
+	}
+	uvarint := func() (uint64, bool) {
+		v, n := binary.Uvarint(p)
+		if n <= 0 {
+			return 0, false
+		}
+		p = p[n:]
+		return v, true
+	}
+	switch rec.Type {
+	case recordSet:
+		kl, ok := uvarint()
+		if !ok {
+			return nil, errPayload
+		}
+		key, ok := str(kl)
+		if !ok {
+			return nil, errPayload
+		}
+		return []KV{{Key: key, Value: string(p)}}, nil
+	case recordDelete:
+		return []KV{{Key: string(p)}}, nil
+	case recordBulkSet:
+		count, ok := uvarint()
+		if !ok || count > uint64(len(p)) {
+			return nil, errPayload
+		}
+		items := make([]KV, 0, count)
+		for range count {
+			kl, ok1 := uvarint()
+			key, ok2 := str(kl)
+			vl, ok3 := uvarint()
+			value, ok4 := str(vl)
+			if !ok1 || !ok2 || !ok3 || !ok4 {
+				return nil, errPayload
+			}
+			items = append(items, KV{Key: key, Value: value})
+		}
+		if len(p) != 0 {
+			return nil, errPayload
+		}
+		return items, nil
+	}
+	return nil, errPayload
+}
+
+// applyRecord applies a decoded record to the store, remembering undo
+// information when undos is not nil.
+func applyRecord(s *Store, typ byte, items []KV, undos *[]undo) {
+	for _, kv := range items {
+		var old string
+		var existed bool
+		if typ == recordDelete {
+			old, existed = s.Delete(kv.Key)
+		} else {
+			old, existed = s.Set(kv.Key, kv.Value)
+		}
+		if undos != nil {
+			*undos = append(*undos, undo{key: kv.Key, value: old, existed: existed})
+		}
+	}
+}

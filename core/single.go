@@ -1,0 +1,430 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// SingleConfig tunes a single node. DefaultSingleConfig gives sane values.
+type SingleConfig struct {
+	Limits Limits
+	// SegmentBytesMax is the size past which the log starts a new segment.
+	SegmentBytesMax int64
+	// SnapshotLogBytesMin is how much log must accumulate since the last
+	// snapshot before the next one starts. The node also waits until the log
+	// is at least as large as the last snapshot, so that the cost of
+	// snapshotting stays proportional to the cost of writing.
+	SnapshotLogBytesMin int64
+	// BatchBytesMax bounds the records a turn buffers in memory before
+	// writing them out (still synced once, at the end of the turn).
+	BatchBytesMax int
+}
+
+// DefaultSingleConfig is the configuration cmd/node uses unless told otherwise.
+func DefaultSingleConfig() SingleConfig {
+	return SingleConfig{
+		Limits:              DefaultLimits(),
+		SegmentBytesMax:     64 << 20,
+		SnapshotLogBytesMin: 64 << 20,
+		BatchBytesMax:       4 << 20,
+	}
+}
+
+// snapshotRetryDelay spaces attempts after a failed snapshot, so a full disk
+// is not hammered every turn.
+const snapshotRetryDelay = time.Second
+
+// SingleNode is the single-node store: a Store behind a write-ahead log with
+// group commit, and snapshots written in the background of the loop.
+type SingleNode struct {
+	cfg   SingleConfig
+	env   Env
+	store *Store
+	wal   *wal
+
+	// The current turn. Writes are applied to the store at once (so later
+	// requests of the turn see them), logged into batch, and remembered in
+	// undos so a failed log write can take them back out.
+	batch        []byte
+	lastInBatch  int // offset of the last record header in batch, or -1
+	undos        []undo
+	replies      []pendingReply
+	turnStart    int64  // size of the last segment when the turn began
+	turnIndex    uint64 // wal.nextIndex when the turn began
+	turnWrites   bool
+	turnWriteErr error
+
+	snap            *snapshotWriter
+	snapIndex       uint64
+	snapBytes       int64
+	logSinceSnap    int64
+	snapForce       bool
+	snapFailAtStep  int
+	snapRetryAfter  int64
+	snapTimer       Timer
+	stopped         error
+	simulateFailing bool
+}
+
+type pendingReply struct {
+	reply      ReplyFunc
+	resp       Response
+	write      bool // a logged write
+	afterWrite bool // a read that may have seen a write of this turn
+}
+
+// NewSingleNode returns a node that Start will recover from disk.
+func NewSingleNode(cfg SingleConfig) *SingleNode {
+	assert(cfg.SegmentBytesMax > 0 && cfg.SnapshotLogBytesMin > 0 && cfg.BatchBytesMax > 0, "SingleConfig sizes must be positive")
+	return &SingleNode{cfg: cfg, lastInBatch: -1}
+}
+
+// Start recovers the store: the newest snapshot, then the log after it.
+func (n *SingleNode) Start(env Env) error {
+	n.env = env
+	names, err := env.Disk.List()
+	if err != nil {
+		return fmt.Errorf("listing data directory: %w", err)
+	}
+	var snaps []string
+	var keep []string
+	for _, name := range names {
+		if _, ok := parseIndexName(name, snapPrefix, snapTmpSuffix); ok {
+			// A snapshot that never reached its rename: never relied upon.
+			if err := env.Disk.Remove(name); err != nil {
+				return fmt.Errorf("removing unfinished snapshot %s: %w", name, err)
+			}
+			continue
+		}
+		if _, ok := parseIndexName(name, snapPrefix, snapSuffix); ok {
+			snaps = append(snaps, name)
+		}
+		keep = append(keep, name)
+	}
+	n.store = NewStore()
+	if len(snaps) > 0 {
+		newest := snaps[len(snaps)-1]
+		data, err := env.Disk.ReadFile(newest)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", newest, err)
+		}
+		store, index, err := loadSnapshot(newest, data)
+		if err != nil {
+			return err
+		}
+		if want, _ := parseIndexName(newest, snapPrefix, snapSuffix); want != index {
+			return fmt.Errorf("%w: %s holds index %d", ErrCorrupt, newest, index)
+		}
+		n.store, n.snapIndex, n.snapBytes = store, index, int64(len(data))
+		for _, old := range snaps[:len(snaps)-1] {
+			if err := env.Disk.Remove(old); err != nil {
+				return fmt.Errorf("removing old snapshot %s: %w", old, err)
+			}
+		}
+	}
+	w, err := openWAL(env.Disk, keep, n.snapIndex, func(rec Record) error {
+		items, err := decodeCommand(rec)
+		if err != nil {
+			return err
+		}
+		applyRecord(n.store, rec.Type, items, nil)
+		return nil
+	}, env.logf)
+	if err != nil {
+		return err
+	}
+	n.wal = w
+	n.logSinceSnap = w.totalBytes()
+	n.beginTurn()
+	env.logf("recovered %d keys: snapshot at index %d, log through index %d", n.store.Len(), n.snapIndex, w.nextIndex-1)
+	return nil
+}
+
+func (n *SingleNode) beginTurn() {
+	n.turnStart = n.wal.size()
+	n.turnIndex = n.wal.nextIndex
+	n.turnWrites = false
+	n.turnWriteErr = nil
+	n.batch = n.batch[:0]
+	n.lastInBatch = -1
+	n.undos = n.undos[:0]
+	n.replies = n.replies[:0]
+}
+
+// HandleRequest serves one request. Every reply waits for the end of the
+// turn: a write's until its record is synced, and a read's too, since it may
+// have seen a write of this turn that is not durable yet.
+func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
+	if n.stopped != nil {
+		reply(ErrorResponse(CodeUnavailable, "node stopped: %v", n.stopped))
+		return
+	}
+	if bad := n.cfg.Limits.Validate(req); bad != nil {
+		n.queue(reply, *bad, false)
+		return
+	}
+	switch req.Op {
+	case OpGet:
+		value, ok := n.store.Get(req.Key)
+		if !ok {
+			n.queue(reply, ErrorResponse(CodeNotFound, "key %q not found", req.Key), false)
+			return
+		}
+		n.queue(reply, Response{OK: true, Value: &value}, false)
+	case OpSet:
+		n.write(reply, req, recordSet, []KV{{Key: req.Key, Value: *req.Value}})
+	case OpDelete:
+		if _, ok := n.store.Get(req.Key); !ok {
+			n.queue(reply, OKResponse(), false) // nothing to log: deleting is idempotent
+			return
+		}
+		n.write(reply, req, recordDelete, []KV{{Key: req.Key}})
+	case OpBulkSet:
+		n.write(reply, req, recordBulkSet, req.Items)
+	case OpPing:
+		n.queue(reply, OKResponse(), false)
+	case OpStatus:
+		st := n.status()
+		n.queue(reply, Response{OK: true, Status: &st}, false)
+	default:
+		n.queue(reply, ErrorResponse(CodeNotImplemented, "op %q is not served by a single node", req.Op), false)
+	}
+}
+
+func (n *SingleNode) queue(reply ReplyFunc, resp Response, write bool) {
+	n.replies = append(n.replies, pendingReply{reply: reply, resp: resp, write: write, afterWrite: n.turnWrites && !write})
+}
+
+func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV) {
+	var payload []byte
+	switch typ {
+	case recordSet:
+		payload = encodeSet(nil, items[0].Key, items[0].Value)
+	case recordDelete:
+		payload = encodeDelete(nil, items[0].Key)
+	case recordBulkSet:
+		payload = encodeBulkSet(nil, items)
+	}
+	if recordHeaderBytes+len(payload) > recordBytesMax {
+		n.queue(reply, ErrorResponse(CodeTooLarge, "write is %d bytes encoded; the log's record limit is %d", len(payload), recordBytesMax), false)
+		return
+	}
+	index := n.wal.nextIndex
+	n.lastInBatch = len(n.batch)
+	n.batch = appendRecord(n.batch, typ, index, payload)
+	n.wal.nextIndex++
+	applyRecord(n.store, typ, items, &n.undos)
+	n.turnWrites = true
+	n.queue(reply, OKResponse(), true)
+	if req.DebugSimulateFail {
+		n.snapForce = true
+		n.simulateFailing = true
+	}
+	if len(n.batch) >= n.cfg.BatchBytesMax {
+		n.writeBatch()
+	}
+}
+
+// writeBatch writes the buffered records out without syncing. A failure is
+// remembered and the turn is undone at Flush.
+func (n *SingleNode) writeBatch() {
+	if len(n.batch) == 0 || n.turnWriteErr != nil {
+		n.batch = n.batch[:0]
+		n.lastInBatch = -1
+		return
+	}
+	if err := n.wal.append(n.batch); err != nil {
+		n.turnWriteErr = err
+	}
+	n.logSinceSnap += int64(len(n.batch))
+	n.batch = n.batch[:0]
+	n.lastInBatch = -1
+}
+
+// HandleMessage ignores peer messages: a single node has no peers.
+func (n *SingleNode) HandleMessage(from NodeID, msg []byte) {}
+
+// Flush ends the turn: one write and one fsync for all its records, then the
+// replies. A failed write undoes the turn and fails its requests; a failed
+// fsync stops the node, because the kernel may have dropped the pages.
+func (n *SingleNode) Flush() error {
+	if n.stopped != nil {
+		return n.stopped
+	}
+	if n.turnWrites {
+		if n.lastInBatch >= 0 {
+			n.batch[n.lastInBatch+8] |= recordBatchEnd
+			// The type byte is covered by the crc: recompute it.
+			rec := n.batch[n.lastInBatch:]
+			putCRC(rec)
+		}
+		n.writeBatch()
+		if n.turnWriteErr != nil {
+			if err := n.undoTurn(); err != nil {
+				return err
+			}
+		} else if err := n.wal.sync(); err != nil {
+			n.stopped = fmt.Errorf("fsync failed, stopping: %w", err)
+			return n.stopped
+		}
+	}
+	for _, p := range n.replies {
+		p.reply(p.resp)
+	}
+	n.beginTurn()
+	if err := n.maintain(); err != nil {
+		return err
+	}
+	n.beginTurn()
+	return nil
+}
+
+func putCRC(rec []byte) {
+	length := int(rec[0]) | int(rec[1])<<8 | int(rec[2])<<16 | int(rec[3])<<24
+	crc := recordCRC(rec[:8+length])
+	rec[4], rec[5], rec[6], rec[7] = byte(crc), byte(crc>>8), byte(crc>>16), byte(crc>>24)
+}
+
+// undoTurn takes a failed turn back out of the log and the store and fails
+// its writes, and the reads that may have seen them.
+func (n *SingleNode) undoTurn() error {
+	cause := n.turnWriteErr
+	if err := n.wal.truncate(n.turnStart); err != nil {
+		n.stopped = fmt.Errorf("cannot undo a failed write (%v), stopping: %w", cause, err)
+		return n.stopped
+	}
+	n.wal.nextIndex = n.turnIndex
+	n.store.rollback(n.undos)
+	code := CodeIOError
+	if errors.Is(cause, ErrDiskFull) {
+		code = CodeDiskFull
+	}
+	n.env.logf("write failed, turn undone: %v", cause)
+	for i := range n.replies {
+		p := &n.replies[i]
+		switch {
+		case p.write:
+			p.resp = ErrorResponse(code, "write not persisted and not applied: %v", cause)
+		case p.afterWrite:
+			p.resp = ErrorResponse(CodeUnavailable, "a write before this read failed to persist; retry")
+		}
+	}
+	return nil
+}
+
+// maintain runs between turns: it rolls the log and advances snapshots.
+func (n *SingleNode) maintain() error {
+	if n.wal.size() >= n.cfg.SegmentBytesMax {
+		if err := n.wal.roll(); err != nil {
+			n.env.logf("cannot start a new log segment (will retry): %v", err)
+		}
+	}
+	now := n.env.Clock.Now()
+	if n.snap == nil && now >= n.snapRetryAfter &&
+		(n.snapForce || (n.logSinceSnap >= n.cfg.SnapshotLogBytesMin && n.logSinceSnap >= n.snapBytes)) {
+		n.startSnapshot()
+	}
+	if n.snap == nil {
+		return nil
+	}
+	done, err := n.snap.step(n.env.Disk)
+	if err != nil {
+		n.failSnapshot(err)
+		return nil
+	}
+	if !done {
+		n.armSnapshotTimer()
+		return nil
+	}
+	return n.finishSnapshot()
+}
+
+func (n *SingleNode) startSnapshot() {
+	failAt := -1
+	if n.simulateFailing && Intn(n.env.Rand, 2) == 0 {
+		failAt = 1
+	}
+	n.snapForce, n.simulateFailing = false, false
+	// Start the log afresh so that, once the snapshot is durable, every
+	// earlier segment holds only covered records and can be removed whole.
+	if err := n.wal.roll(); err != nil {
+		n.failSnapshot(err)
+		return
+	}
+	w, err := startSnapshot(n.env.Disk, n.store, n.wal.nextIndex-1, failAt)
+	if err != nil {
+		n.failSnapshot(err)
+		return
+	}
+	n.snap = w
+	n.logSinceSnap = n.wal.size()
+}
+
+func (n *SingleNode) failSnapshot(err error) {
+	n.env.logf("snapshot failed, the log stays whole (will retry): %v", err)
+	if n.snap != nil {
+		n.snap.abort(n.env.Disk)
+		n.snap = nil
+	}
+	n.snapRetryAfter = n.env.Clock.Now() + int64(snapshotRetryDelay)
+}
+
+func (n *SingleNode) finishSnapshot() error {
+	w := n.snap
+	n.snap = nil
+	if err := n.env.Disk.SyncDir(); err != nil {
+		// The rename may or may not be durable; either way the log is whole,
+		// so recovery works from whichever snapshot it finds.
+		n.env.logf("snapshot %s: directory sync failed (will retry): %v", snapName(w.index), err)
+		n.snapRetryAfter = n.env.Clock.Now() + int64(snapshotRetryDelay)
+		return nil
+	}
+	prevIndex := n.snapIndex
+	n.snapIndex, n.snapBytes = w.index, w.bytes
+	if prevIndex != n.snapIndex {
+		// Best effort: there may be no earlier snapshot, and a leftover is
+		// removed at the next start.
+		_ = n.env.Disk.Remove(snapName(prevIndex))
+	}
+	if err := n.wal.removeBefore(w.index); err != nil {
+		n.env.logf("removing covered log segments (will retry at next snapshot): %v", err)
+	}
+	n.env.logf("snapshot at index %d written (%d keys, %d bytes)", w.index, w.count, w.bytes)
+	return nil
+}
+
+// armSnapshotTimer makes sure the loop takes another turn while a snapshot
+// is being written, even when no requests arrive.
+func (n *SingleNode) armSnapshotTimer() {
+	if n.snapTimer != nil {
+		return
+	}
+	n.snapTimer = n.env.Clock.AfterFunc(time.Millisecond, func() { n.snapTimer = nil })
+}
+
+func (n *SingleNode) status() Status {
+	return Status{
+		Mode:          "single",
+		Keys:          n.store.Len(),
+		LastIndex:     n.wal.nextIndex - 1,
+		SnapshotIndex: n.snapIndex,
+		WALSegments:   len(n.wal.segments),
+		WALBytes:      n.wal.totalBytes(),
+		Snapshotting:  n.snap != nil,
+	}
+}
+
+// Store exposes the state for tests and checkers. Callers must not modify it.
+func (n *SingleNode) Store() *Store { return n.store }
+
+// Close releases open files. The node must not be used afterwards.
+func (n *SingleNode) Close() {
+	if n.snap != nil {
+		n.snap.abort(n.env.Disk)
+		n.snap = nil
+	}
+	if n.wal != nil {
+		n.wal.close()
+	}
+}

@@ -1,0 +1,176 @@
+package core
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+)
+
+// A snapshot file holds the whole store as of one log index:
+//
+//	"DKVSNAP1" [index u64]
+//	{ [key length u32][value length u32][key][value] }   in key order
+//	[0xffffffff u32][count u64][crc32c u32]
+//
+// The crc covers every byte before it, so a snapshot is used whole or not at
+// all. It is written as snap-<index>.tmp, synced, renamed to
+// snap-<index>.snap, and the directory synced; only then may the log before
+// it go.
+const (
+	snapPrefix     = "snap-"
+	snapSuffix     = ".snap"
+	snapTmpSuffix  = ".tmp"
+	snapMagic      = "DKVSNAP1"
+	snapEndMarker  = 0xffffffff
+	snapTrailer    = 4 + 8 + 4
+	snapHeaderSize = len(snapMagic) + 8
+)
+
+func snapName(index uint64) string { return fmt.Sprintf("%s%020d%s", snapPrefix, index, snapSuffix) }
+
+// loadSnapshot checks and decodes a snapshot file into a new store.
+func loadSnapshot(name string, data []byte) (*Store, uint64, error) {
+	if len(data) < snapHeaderSize+snapTrailer || string(data[:len(snapMagic)]) != snapMagic {
+		return nil, 0, fmt.Errorf("%w: %s: not a snapshot (bad header or too short)", ErrCorrupt, name)
+	}
+	body := data[:len(data)-4]
+	if got, want := crc32.Checksum(body, crcTable), binary.LittleEndian.Uint32(data[len(data)-4:]); got != want {
+		return nil, 0, fmt.Errorf("%w: %s: checksum mismatch", ErrCorrupt, name)
+	}
+	index := binary.LittleEndian.Uint64(data[len(snapMagic):])
+	count := binary.LittleEndian.Uint64(data[len(data)-12:])
+	if binary.LittleEndian.Uint32(data[len(data)-16:]) != snapEndMarker {
+		return nil, 0, fmt.Errorf("%w: %s: missing end marker", ErrCorrupt, name)
+	}
+	s := NewStore()
+	p := data[snapHeaderSize : len(data)-snapTrailer]
+	prev := ""
+	for n := uint64(0); len(p) > 0; n++ {
+		if len(p) < 8 {
+			return nil, 0, fmt.Errorf("%w: %s: entry %d truncated", ErrCorrupt, name, n)
+		}
+		kl := uint64(binary.LittleEndian.Uint32(p[0:4]))
+		vl := uint64(binary.LittleEndian.Uint32(p[4:8]))
+		if 8+kl+vl > uint64(len(p)) {
+			return nil, 0, fmt.Errorf("%w: %s: entry %d overruns the file", ErrCorrupt, name, n)
+		}
+		key := string(p[8 : 8+kl])
+		// Pair assertion with the writer: keys were written in strict order.
+		if n > 0 && key <= prev {
+			return nil, 0, fmt.Errorf("%w: %s: keys out of order at entry %d", ErrCorrupt, name, n)
+		}
+		s.tree.ReplaceOrInsert(entry{key: key, value: string(p[8+kl : 8+kl+vl])})
+		prev = key
+		p = p[8+kl+vl:]
+	}
+	if uint64(s.Len()) != count {
+		return nil, 0, fmt.Errorf("%w: %s: holds %d entries, trailer says %d", ErrCorrupt, name, s.Len(), count)
+	}
+	return s, index, nil
+}
+
+// snapshotWriter writes a frozen clone of the store a bounded chunk at a
+// time, so writes go on between chunks and no turn stalls for long.
+type snapshotWriter struct {
+	index      uint64
+	clone      *Store
+	file       File
+	tmp        string
+	crc        uint32
+	count      uint64
+	bytes      int64
+	unsynced   int64
+	resumeKey  string
+	started    bool // resumeKey was written: resume after it
+	done       bool // all entries written
+	failAtStep int  // debug_simulate_fail: fail at this step; <0 never
+	steps      int
+	buf        []byte
+}
+
+// Sizes of snapshot work per turn. A chunk is small enough that a turn
+// takes milliseconds; syncing every few chunks spreads the fsync cost so the
+// final sync does not stall the loop either.
+const (
+	snapshotChunkBytes = 1 << 20
+	snapshotSyncBytes  = 8 << 20
+)
+
+func startSnapshot(d Disk, s *Store, index uint64, failAtStep int) (*snapshotWriter, error) {
+	tmp := fmt.Sprintf("%s%020d%s", snapPrefix, index, snapTmpSuffix)
+	f, err := d.Create(tmp)
+	if err != nil {
+		return nil, fmt.Errorf("creating %s: %w", tmp, err)
+	}
+	w := &snapshotWriter{index: index, clone: s.Clone(), file: f, tmp: tmp, failAtStep: failAtStep}
+	w.buf = append(w.buf, snapMagic...)
+	w.buf = binary.LittleEndian.AppendUint64(w.buf, index)
+	return w, nil
+}
+
+// step writes the next chunk. It returns true once the file is complete,
+// synced and renamed into place (the caller then syncs the directory).
+func (w *snapshotWriter) step(d Disk) (bool, error) {
+	w.steps++
+	if w.steps == w.failAtStep {
+		return false, fmt.Errorf("writing %s: simulated failure (debug_simulate_fail)", w.tmp)
+	}
+	if !w.done {
+		w.clone.Ascend(w.resumeKey, func(key, value string) bool {
+			if w.started && key == w.resumeKey {
+				return true
+			}
+			w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(key)))
+			w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(value)))
+			w.buf = append(w.buf, key...)
+			w.buf = append(w.buf, value...)
+			w.count++
+			w.resumeKey, w.started = key, true
+			return len(w.buf) < snapshotChunkBytes
+		})
+		if len(w.buf) < snapshotChunkBytes {
+			w.done = true
+			assert(w.count == uint64(w.clone.Len()), "snapshot wrote every key once")
+			w.buf = binary.LittleEndian.AppendUint32(w.buf, snapEndMarker)
+			w.buf = binary.LittleEndian.AppendUint64(w.buf, w.count)
+			w.crc = crc32.Update(w.crc, crcTable, w.buf)
+			w.buf = binary.LittleEndian.AppendUint32(w.buf, w.crc)
+		} else {
+			w.crc = crc32.Update(w.crc, crcTable, w.buf)
+		}
+		if err := w.file.Append(w.buf); err != nil {
+			return false, fmt.Errorf("writing %s: %w", w.tmp, err)
+		}
+		w.bytes += int64(len(w.buf))
+		w.unsynced += int64(len(w.buf))
+		w.buf = w.buf[:0]
+		if !w.done && w.unsynced < snapshotSyncBytes {
+			return false, nil
+		}
+		if err := w.file.Sync(); err != nil {
+			return false, fmt.Errorf("syncing %s: %w", w.tmp, err)
+		}
+		w.unsynced = 0
+		if !w.done {
+			return false, nil
+		}
+	}
+	if err := w.file.Close(); err != nil {
+		return false, fmt.Errorf("closing %s: %w", w.tmp, err)
+	}
+	w.file = nil
+	if err := d.Rename(w.tmp, snapName(w.index)); err != nil {
+		return false, fmt.Errorf("renaming %s: %w", w.tmp, err)
+	}
+	return true, nil
+}
+
+// abort drops a failed snapshot. Nothing depended on it: the log it would
+// have replaced is still whole.
+func (w *snapshotWriter) abort(d Disk) {
+	if w.file != nil {
+		w.file.Close()
+		w.file = nil
+	}
+	_ = d.Remove(w.tmp) // best effort; recovery removes stray .tmp files too
+}

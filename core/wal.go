@@ -1,0 +1,284 @@
+package core
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// The write-ahead log is a sequence of segment files named after the index
+// of their first record, so that the order of names is the order of the log
+// and a snapshot at index S makes every segment before the one holding S+1
+// removable as a whole.
+const (
+	walPrefix = "wal-"
+	walSuffix = ".log"
+)
+
+func walName(first uint64) string {
+	return fmt.Sprintf("%s%020d%s", walPrefix, first, walSuffix)
+}
+
+func parseIndexName(name, prefix, suffix string) (uint64, bool) {
+	if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, suffix) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(name[len(prefix):len(name)-len(suffix)], 10, 64)
+	return v, err == nil
+}
+
+type segment struct {
+	name  string
+	first uint64 // index of its first record
+	bytes int64
+}
+
+// wal is the open log: its segments, the last of which is open for
+// appending, and the index the next record will carry.
+type wal struct {
+	disk      Disk
+	segments  []segment
+	file      File // the last segment
+	nextIndex uint64
+}
+
+// scanSegment decodes the records of one segment. It returns the records and
+// the length of the valid prefix. A record that does not decode is a torn
+// tail when nothing valid follows it, or follows it only within the same
+// (unsynced, final) batch; otherwise it is corruption and scanSegment
+// returns an error naming the file and offset.
+func scanSegment(name string, data []byte, expectIndex uint64) ([]Record, int, error) {
+	var recs []Record
+	off := 0
+	for off < len(data) {
+		rec, n, err := decodeRecord(data[off:])
+		if err == nil && rec.Index != expectIndex {
+			err = fmt.Errorf("index %d where %d was expected", rec.Index, expectIndex)
+		}
+		if err != nil {
+			if laterBatchSynced(data, off+1, expectIndex) {
+				return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d (%v) with valid records after it; refusing to start",
+					ErrCorrupt, name, off, err)
+			}
+			return recs, off, nil
+		}
+		recs = append(recs, rec)
+		expectIndex++
+		off += n
+	}
+	return recs, off, nil
+}
+
+// laterBatchSynced reports whether data from offset from holds a valid record
+// that proves a batch after the damaged one was complete: a record ending a
+// batch that is itself followed by another valid record. Only the final
+// batch can be torn (each batch is synced before the next is written), so
+// such a proof means the damage hit synced data.
+//
+// The scan tries every offset, but rejects candidates on their header before
+// paying for a checksum, so it is linear in practice.
+func laterBatchSynced(data []byte, from int, expectIndex uint64) bool {
+	sawBatchEnd := false
+	for off := from; off+recordHeaderBytes <= len(data); {
+		if !plausibleHeader(data[off:], expectIndex) {
+			off++
+			continue
+		}
+		rec, n, err := decodeRecord(data[off:])
+		if err != nil {
+			off++
+			continue
+		}
+		if sawBatchEnd {
+			return true
+		}
+		if rec.BatchEnd {
+			sawBatchEnd = true
+		}
+		off += n
+	}
+	return false
+}
+
+func plausibleHeader(b []byte, expectIndex uint64) bool {
+	length := binary.LittleEndian.Uint32(b[0:4])
+	if length < 9 || int(length)+8 > recordBytesMax || int(length)+8 > len(b) {
+		return false
+	}
+	typ := b[8] & recordTypeMask
+	if typ == 0 || typ > recordBulkSet {
+		return false
+	}
+	index := binary.LittleEndian.Uint64(b[9:17])
+	return index >= expectIndex && index < expectIndex+1<<32
+}
+
+// openWAL recovers the log from disk. Records with index <= snapIndex are
+// skipped (the snapshot holds them); apply is called for every later record
+// in order. Segments that hold only records the snapshot covers are removed.
+func openWAL(d Disk, names []string, snapIndex uint64, apply func(Record) error, logf func(string, ...any)) (*wal, error) {
+	w := &wal{disk: d, nextIndex: snapIndex + 1}
+	for _, name := range names {
+		if first, ok := parseIndexName(name, walPrefix, walSuffix); ok {
+			w.segments = append(w.segments, segment{name: name, first: first})
+		}
+	}
+	// Names are zero-padded, so the sorted listing is in log order.
+	// A segment whose successor starts at or before snapIndex+1 holds nothing
+	// the snapshot lacks: a crash came between snapshot and cleanup.
+	for len(w.segments) >= 2 && w.segments[1].first <= snapIndex+1 {
+		if err := d.Remove(w.segments[0].name); err != nil {
+			return nil, fmt.Errorf("removing covered log segment %s: %w", w.segments[0].name, err)
+		}
+		logf("removed log segment %s (covered by snapshot at index %d)", w.segments[0].name, snapIndex)
+		w.segments = w.segments[1:]
+	}
+	if len(w.segments) == 0 {
+		if err := w.createSegment(snapIndex + 1); err != nil {
+			return nil, err
+		}
+		return w, nil
+	}
+	if w.segments[0].first > snapIndex+1 {
+		return nil, fmt.Errorf("%w: log starts at index %d but the snapshot ends at %d: records are missing",
+			ErrCorrupt, w.segments[0].first, snapIndex)
+	}
+	expect := w.segments[0].first
+	for i := range w.segments {
+		seg := &w.segments[i]
+		if seg.first != expect {
+			return nil, fmt.Errorf("%w: %s starts at index %d, expected %d", ErrCorrupt, seg.name, seg.first, expect)
+		}
+		data, err := d.ReadFile(seg.name)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", seg.name, err)
+		}
+		recs, valid, err := scanSegment(seg.name, data, expect)
+		if err != nil {
+			return nil, err
+		}
+		last := i == len(w.segments)-1
+		if valid < len(data) && !last {
+			// Every segment but the last was synced before the next one was
+			// created, so a bad tail here is damage, not a torn write.
+			return nil, fmt.Errorf("%w: %s: bad record at offset %d in a sealed segment; refusing to start",
+				ErrCorrupt, seg.name, valid)
+		}
+		for _, rec := range recs {
+			if rec.Index > snapIndex {
+				if err := apply(rec); err != nil {
+					return nil, fmt.Errorf("%w: %s: record %d: %v", ErrCorrupt, seg.name, rec.Index, err)
+				}
+			}
+		}
+		expect += uint64(len(recs))
+		seg.bytes = int64(valid)
+		if last {
+			f, err := d.OpenAppend(seg.name)
+			if err != nil {
+				return nil, fmt.Errorf("opening %s: %w", seg.name, err)
+			}
+			if valid < len(data) {
+				logf("truncating torn tail of %s at offset %d (%d bytes)", seg.name, valid, len(data)-valid)
+				if err := f.Truncate(int64(valid)); err != nil {
+					return nil, fmt.Errorf("truncating %s: %w", seg.name, err)
+				}
+				if err := f.Sync(); err != nil {
+					return nil, fmt.Errorf("syncing %s: %w", seg.name, err)
+				}
+			}
+			w.file = f
+		}
+	}
+	if expect <= snapIndex {
+		return nil, fmt.Errorf("%w: log ends at index %d before the snapshot's %d", ErrCorrupt, expect-1, snapIndex)
+	}
+	w.nextIndex = expect
+	return w, nil
+}
+
+// createSegment starts a new last segment whose first record is first, and
+// makes its existence durable before any record in it is acknowledged.
+func (w *wal) createSegment(first uint64) error {
+	name := walName(first)
+	f, err := w.disk.Create(name)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", name, err)
+	}
+	if err := w.disk.SyncDir(); err != nil {
+		f.Close()
+		return fmt.Errorf("syncing directory after creating %s: %w", name, err)
+	}
+	if w.file != nil {
+		w.file.Close()
+	}
+	w.file = f
+	w.segments = append(w.segments, segment{name: name, first: first})
+	return nil
+}
+
+// roll seals the current segment and starts a new one at nextIndex. It is
+// called only between batches, when everything written is synced.
+func (w *wal) roll() error {
+	if w.segments[len(w.segments)-1].bytes == 0 {
+		return nil // already fresh
+	}
+	return w.createSegment(w.nextIndex)
+}
+
+func (w *wal) size() int64 { return w.segments[len(w.segments)-1].bytes }
+
+func (w *wal) append(p []byte) error {
+	seg := &w.segments[len(w.segments)-1]
+	err := w.file.Append(p)
+	if err != nil {
+		seg.bytes = w.file.Size()
+		return fmt.Errorf("writing %s: %w", seg.name, err)
+	}
+	seg.bytes += int64(len(p))
+	return nil
+}
+
+// truncate cuts the last segment back to size bytes, undoing a failed batch.
+func (w *wal) truncate(size int64) error {
+	seg := &w.segments[len(w.segments)-1]
+	if err := w.file.Truncate(size); err != nil {
+		return fmt.Errorf("truncating %s: %w", seg.name, err)
+	}
+	seg.bytes = size
+	return nil
+}
+
+func (w *wal) sync() error {
+	if err := w.file.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", w.segments[len(w.segments)-1].name, err)
+	}
+	return nil
+}
+
+// removeBefore removes sealed segments whose records all have index <= upTo.
+func (w *wal) removeBefore(upTo uint64) error {
+	for len(w.segments) >= 2 && w.segments[1].first <= upTo+1 {
+		if err := w.disk.Remove(w.segments[0].name); err != nil {
+			return fmt.Errorf("removing %s: %w", w.segments[0].name, err)
+		}
+		w.segments = w.segments[1:]
+	}
+	return nil
+}
+
+func (w *wal) totalBytes() int64 {
+	var n int64
+	for _, s := range w.segments {
+		n += s.bytes
+	}
+	return n
+}
+
+func (w *wal) close() {
+	if w.file != nil {
+		w.file.Close()
+		w.file = nil
+	}
+}
