@@ -18,17 +18,17 @@ const (
 
 // Error codes of the client protocol. They are stable: clients match on them.
 const (
-	CodeBadRequest     = "bad_request"      // malformed JSON, missing or mistyped field
-	CodeUnknownOp      = "unknown_op"       // op is not one this server knows
-	CodeTooLarge       = "too_large"        // line, key, value or batch over its limit
-	CodeNotFound       = "not_found"        // get of a key that does not exist
-	CodeUnavailable    = "unavailable"      // cannot serve now; safe to retry
-	CodeNotLeader      = "not_leader"       // a cluster follower; Error.Leader says where to go
+	CodeBadRequest     = "bad_request" // malformed JSON, missing or mistyped field
+	CodeUnknownOp      = "unknown_op"  // op is not one this server knows
+	CodeTooLarge       = "too_large"   // line, key, value or batch over its limit
+	CodeNotFound       = "not_found"   // get of a key that does not exist
+	CodeUnavailable    = "unavailable" // cannot serve now; safe to retry
+	CodeNotLeader      = "not_leader"  // a cluster follower; Error.Leader says where to go
 	CodeTooManyConns   = "too_many_connections"
-	CodeTimeout        = "timeout"          // a partial line stalled past the line timeout
-	CodeDiskFull       = "disk_full"        // the write was not persisted and not applied
-	CodeIOError        = "io_error"         // the write was not persisted and not applied
-	CodeNotImplemented = "not_implemented"  // a feature that is not built in this server
+	CodeTimeout        = "timeout"         // a partial line stalled past the line timeout
+	CodeDiskFull       = "disk_full"       // the write was not persisted and not applied
+	CodeIOError        = "io_error"        // the write was not persisted and not applied
+	CodeNotImplemented = "not_implemented" // a feature that is not built in this server
 	CodeInternal       = "internal"
 )
 
