@@ -1,0 +1,103 @@
+package disk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"dkv/core"
+)
+
+// File is an append-only file of a Dir. It implements core.File.
+type File struct {
+	f      *os.File
+	name   string
+	size   int64 // bytes written so far, synced or not; what the node can see
+	noSync bool
+}
+
+var _ core.File = (*File)(nil)
+
+// Append writes all of p at the end of the file. On error an unknown prefix
+// of p may be on disk (Size counts what the kernel accepted), and the caller
+// truncates back.
+func (f *File) Append(p []byte) error {
+	for len(p) > 0 {
+		n, err := f.f.Write(p)
+		f.size += int64(n)
+		p = p[n:]
+		if err != nil {
+			return fileError("append to", f.name, err)
+		}
+		// os.File.Write retries short writes itself; a zero-byte write
+		// without an error would loop forever, so treat it as one.
+		if n == 0 {
+			return fileError("append to", f.name, io.ErrShortWrite)
+		}
+	}
+	return nil
+}
+
+// Sync makes everything appended so far durable with fdatasync, which also
+// persists the file size but skips metadata such as mtime that recovery does
+// not need.
+func (f *File) Sync() error {
+	if f.noSync {
+		return nil
+	}
+	raw, err := f.f.SyscallConn()
+	if err != nil {
+		return fileError("fdatasync", f.name, err)
+	}
+	var syncErr error
+	err = raw.Control(func(fd uintptr) {
+		for {
+			syncErr = syscall.Fdatasync(int(fd))
+			// EINTR means the call was interrupted before it did
+			// anything, unlike EIO, which must never be retried.
+			if syncErr != syscall.EINTR {
+				return
+			}
+		}
+	})
+	if err == nil {
+		err = syncErr
+	}
+	if err != nil {
+		return fileError("fdatasync", f.name, err)
+	}
+	return nil
+}
+
+// Truncate cuts the file to size bytes. The new length is durable after the
+// next Sync.
+func (f *File) Truncate(size int64) error {
+	if err := f.f.Truncate(size); err != nil {
+		return fileError("truncate", f.name, err)
+	}
+	f.size = size
+	return nil
+}
+
+// Size is the current length, including unsynced data.
+func (f *File) Size() int64 { return f.size }
+
+// Close closes the file without syncing it.
+func (f *File) Close() error {
+	if err := f.f.Close(); err != nil {
+		return fileError("close", f.name, err)
+	}
+	return nil
+}
+
+// fileError names the file and the operation, and marks a full disk (or an
+// exhausted quota, which looks the same to the node) with core.ErrDiskFull so
+// the node can answer disk_full instead of io_error.
+func fileError(op, name string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%s %s: %w: %w", op, name, core.ErrDiskFull, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, name, err)
+}
