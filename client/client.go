@@ -1,0 +1,292 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"dkv/core"
+)
+
+// KV is one key and its value, as BulkSet takes them.
+type KV = core.KV
+
+// KVClient is a client of one dkv server over one pipelined TCP connection.
+// It is safe for concurrent use by many goroutines; concurrent calls share
+// the connection rather than waiting for each other's round trips.
+type KVClient struct {
+	addr   string
+	opts   options
+	nextID atomic.Uint64
+
+	// dialing is a one-token semaphore: one goroutine redials while the
+	// others wait for it, each within its own context.
+	dialing chan struct{}
+
+	mu     sync.Mutex
+	cur    *conn // nil, or the latest conn (which may have broken since)
+	closed bool
+}
+
+// Dial connects to the server at addr ("host:port"). The first connection is
+// opened now, retried as WithRetries says, so that a wrong address fails
+// here rather than on the first call.
+func Dial(addr string, opts ...Option) (*KVClient, error) {
+	c := &KVClient{addr: addr, opts: defaultOptions(), dialing: make(chan struct{}, 1)}
+	for _, o := range opts {
+		o(&c.opts)
+	}
+	if err := c.opts.validate(); err != nil {
+		return nil, fmt.Errorf("dkv: dial %s: %w", addr, err)
+	}
+	if _, err := c.conn(context.Background()); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Addr is the server address this client talks to.
+func (c *KVClient) Addr() string { return c.addr }
+
+// Set stores value under key. A nil error means the write is durable on the
+// server (fsync'd before the reply).
+func (c *KVClient) Set(ctx context.Context, key, value string) error {
+	_, err := c.do(ctx, core.Request{Op: core.OpSet, Key: key, Value: &value})
+	if err != nil {
+		return fmt.Errorf("dkv: set %q: %w", key, err)
+	}
+	return nil
+}
+
+// Get returns the value of key, or an error matching ErrNotFound.
+func (c *KVClient) Get(ctx context.Context, key string) (string, error) {
+	resp, err := c.do(ctx, core.Request{Op: core.OpGet, Key: key})
+	if err == nil && resp.Value == nil {
+		err = fmt.Errorf("%w: get response has no value", ErrProtocol)
+	}
+	if err != nil {
+		return "", fmt.Errorf("dkv: get %q: %w", key, err)
+	}
+	return *resp.Value, nil
+}
+
+// Delete removes key. Deleting a missing key succeeds.
+func (c *KVClient) Delete(ctx context.Context, key string) error {
+	_, err := c.do(ctx, core.Request{Op: core.OpDelete, Key: key})
+	if err != nil {
+		return fmt.Errorf("dkv: delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// BulkSet stores every item atomically: after any crash the server has all
+// of them or none.
+func (c *KVClient) BulkSet(ctx context.Context, items []KV) error {
+	_, err := c.do(ctx, core.Request{Op: core.OpBulkSet, Items: items})
+	if err != nil {
+		return fmt.Errorf("dkv: bulk_set of %d items: %w", len(items), err)
+	}
+	return nil
+}
+
+// Ping checks that the server answers.
+func (c *KVClient) Ping(ctx context.Context) error {
+	_, err := c.do(ctx, core.Request{Op: core.OpPing})
+	if err != nil {
+		return fmt.Errorf("dkv: ping: %w", err)
+	}
+	return nil
+}
+
+// Status returns the server's description of itself.
+func (c *KVClient) Status(ctx context.Context) (*core.Status, error) {
+	resp, err := c.do(ctx, core.Request{Op: core.OpStatus})
+	if err == nil && resp.Status == nil {
+		err = fmt.Errorf("%w: status response has no status", ErrProtocol)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dkv: status: %w", err)
+	}
+	return resp.Status, nil
+}
+
+// Do sends req as is, except for its id, which the client replaces with its
+// own to match the response. It returns the response whenever one arrived;
+// if that response is a failure, the error is its *ServerError as well.
+// Only get, ping and status count as reads for retrying; any other op is
+// treated as a write and never repeated once sent.
+func (c *KVClient) Do(ctx context.Context, req *core.Request) (*core.Response, error) {
+	resp, err := c.do(ctx, *req)
+	if err != nil {
+		return resp, fmt.Errorf("dkv: %s: %w", req.Op, err)
+	}
+	return resp, nil
+}
+
+// Close closes the connection. Calls outstanding fail with ErrClosed (sent
+// writes with ErrUnknownOutcome too), and so do all later calls.
+func (c *KVClient) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	cn := c.cur
+	c.cur = nil
+	c.mu.Unlock()
+	if cn != nil {
+		cn.fail(ErrClosed)
+	}
+	return nil
+}
+
+func isRead(op string) bool {
+	return op == core.OpGet || op == core.OpPing || op == core.OpStatus
+}
+
+// attemptsMax bounds the tries of one call: a read whose connection broke,
+// or any request that provably never left, gets one more on a new connection.
+const attemptsMax = 2
+
+func (c *KVClient) do(ctx context.Context, req core.Request) (*core.Response, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.requestTimeout)
+		defer cancel()
+	}
+	read := isRead(req.Op)
+	for attempt := 1; ; attempt++ {
+		cl, err := c.newCall(&req)
+		if err != nil {
+			return nil, err
+		}
+		cn, err := c.conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		resp, sent, err := cn.roundTrip(ctx, cl)
+		if err == nil {
+			if !resp.OK {
+				return resp, serverError(resp)
+			}
+			return resp, nil
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			if sent && !read {
+				return nil, fmt.Errorf("%w (%w)", err, ErrUnknownOutcome)
+			}
+			return nil, err
+		}
+		var lost *connError
+		if errors.As(err, &lost) && (read || !sent) && attempt < attemptsMax {
+			continue
+		}
+		if sent && !read && (lost != nil || errors.Is(err, ErrClosed)) {
+			return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+		}
+		return nil, err
+	}
+}
+
+// newCall encodes req with a fresh id. Ids are unique for the client's
+// life, across reconnects, so a stale echo can never look current.
+func (c *KVClient) newCall(req *core.Request) (*call, error) {
+	id := strconv.AppendUint(nil, c.nextID.Add(1), 10)
+	req.ID = jsontext.Value(id)
+	line, err := core.AppendRequest(nil, req)
+	if err != nil {
+		return nil, fmt.Errorf("encoding request: %w", err)
+	}
+	if n := len(line) - 1; n > c.opts.requestBytesMax {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrRequestTooLarge, n, c.opts.requestBytesMax)
+	}
+	return &call{id: id, line: line, done: make(chan result, 1)}, nil
+}
+
+// conn returns a healthy connection, dialing a new one if the last broke.
+func (c *KVClient) conn(ctx context.Context) (*conn, error) {
+	if cn, err := c.current(); cn != nil || err != nil {
+		return cn, err
+	}
+	select {
+	case c.dialing <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting to reconnect to %s: %w", c.addr, ctx.Err())
+	}
+	defer func() { <-c.dialing }()
+	// Another caller may have redialled while we waited.
+	if cn, err := c.current(); cn != nil || err != nil {
+		return cn, err
+	}
+	nc, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		nc.Close()
+		return nil, ErrClosed
+	}
+	c.cur = newConn(nc, c.addr, &c.opts)
+	return c.cur, nil
+}
+
+func (c *KVClient) current() (*conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if c.cur != nil && !c.cur.broken() {
+		return c.cur, nil
+	}
+	return nil, nil
+}
+
+// Backoff between dial attempts: doubling from backoffBase up to backoffMax,
+// with jitter so that many clients of a restarted server do not redial in
+// lockstep.
+const (
+	backoffBase = 50 * time.Millisecond
+	backoffMax  = 1 * time.Second
+)
+
+func (c *KVClient) dial(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Timeout: c.opts.dialTimeout, KeepAlive: 15 * time.Second}
+	backoff := backoffBase
+	var err error
+	attempt := 0
+	for ; attempt <= c.opts.dialRetries; attempt++ {
+		if attempt > 0 {
+			wait := backoff/2 + rand.N(backoff/2+1)
+			backoff = min(2*backoff, backoffMax)
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, fmt.Errorf("dial %s: %w (last error: %w)", c.addr, ctx.Err(), err)
+			}
+		}
+		var nc net.Conn
+		nc, err = d.DialContext(ctx, "tcp", c.addr)
+		if err == nil {
+			return nc, nil
+		}
+		if ctx.Err() != nil {
+			attempt++
+			break
+		}
+	}
+	return nil, fmt.Errorf("dial %s: %d attempts failed: %w", c.addr, attempt, err)
+}

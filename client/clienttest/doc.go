@@ -1,0 +1,5 @@
+// Package clienttest provides an in-memory dkv server for tests of code that
+// talks to dkv, in the manner of net/http/httptest: it speaks the wire
+// protocol of docs/PROTOCOL.md over loopback TCP and keeps its data in a map,
+// with no disk and no durability.
+package clienttest

@@ -1,0 +1,196 @@
+package clienttest
+
+import (
+	"bufio"
+	"net"
+	"sync"
+	"testing"
+
+	"dkv/core"
+)
+
+// Server is an in-memory dkv server on a loopback port. It answers each
+// connection's requests one at a time, in order, as the real server does.
+type Server struct {
+	// Addr is the host:port to dial.
+	Addr string
+
+	ln     net.Listener
+	limits core.Limits
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	data     map[string]string
+	conns    map[net.Conn]struct{}
+	accepted int
+	requests []core.Request
+	closed   bool
+}
+
+// NewServer starts a server with the default limits. It is closed when the
+// test ends.
+func NewServer(tb testing.TB) *Server {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("clienttest: listen: %v", err)
+	}
+	s := &Server{
+		Addr:   ln.Addr().String(),
+		ln:     ln,
+		limits: core.DefaultLimits(),
+		data:   map[string]string{},
+		conns:  map[net.Conn]struct{}{},
+	}
+	s.wg.Add(1)
+	go s.accept()
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// Close stops the server and drops every connection.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	for nc := range s.conns {
+		nc.Close()
+	}
+	s.mu.Unlock()
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+// DropConnections closes every open connection, as a crash would, and
+// keeps listening.
+func (s *Server) DropConnections() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for nc := range s.conns {
+		nc.Close()
+	}
+}
+
+// Accepted is how many connections the server has accepted.
+func (s *Server) Accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted
+}
+
+// Requests returns every well-formed request received so far, in arrival
+// order.
+func (s *Server) Requests() []core.Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]core.Request(nil), s.requests...)
+}
+
+// Data returns a copy of the stored keys and values.
+func (s *Server) Data() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]string, len(s.data))
+	for k, v := range s.data {
+		m[k] = v
+	}
+	return m
+}
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.accepted++
+		s.conns[nc] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go s.serve(nc)
+	}
+}
+
+func (s *Server) serve(nc net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, nc)
+		s.mu.Unlock()
+		nc.Close()
+	}()
+	r := bufio.NewReader(nc)
+	w := bufio.NewWriter(nc)
+	for {
+		// Unbounded read: this server trusts its tests.
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return
+		}
+		line = line[:len(line)-1]
+		var resp core.Response
+		if len(line) > s.limits.RequestBytesMax {
+			resp = core.ErrorResponse(core.CodeTooLarge, "request line is %d bytes; the limit is %d", len(line), s.limits.RequestBytesMax)
+		} else {
+			resp = s.handle(line)
+		}
+		if _, err := w.Write(core.AppendResponse(nil, &resp)); err != nil {
+			return
+		}
+		// Flush only when no further request is already buffered, so that
+		// pipelined requests get batched replies, as from the real server.
+		if r.Buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (s *Server) handle(line []byte) core.Response {
+	req, bad := core.DecodeRequest(line)
+	if bad != nil {
+		return *bad
+	}
+	resp := s.apply(req)
+	resp.ID = req.ID
+	return resp
+}
+
+func (s *Server) apply(req *core.Request) core.Response {
+	if bad := s.limits.Validate(req); bad != nil {
+		return *bad
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, *req)
+	switch req.Op {
+	case core.OpSet:
+		s.data[req.Key] = *req.Value
+	case core.OpGet:
+		v, ok := s.data[req.Key]
+		if !ok {
+			return core.ErrorResponse(core.CodeNotFound, "key %q not found", req.Key)
+		}
+		return core.Response{OK: true, Value: &v}
+	case core.OpDelete:
+		delete(s.data, req.Key)
+	case core.OpBulkSet:
+		for _, kv := range req.Items {
+			s.data[kv.Key] = kv.Value
+		}
+	case core.OpStatus:
+		return core.Response{OK: true, Status: &core.Status{Mode: "fake", Keys: len(s.data)}}
+	}
+	return core.OKResponse()
+}

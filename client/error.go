@@ -1,0 +1,81 @@
+package client
+
+import (
+	"errors"
+
+	"dkv/core"
+)
+
+var (
+	// ErrNotFound matches (through errors.Is) the ServerError of a get of a
+	// key that does not exist.
+	ErrNotFound = errors.New("not found")
+
+	// ErrClosed is returned by calls on a closed client, and by calls that
+	// were outstanding when it was closed.
+	ErrClosed = errors.New("dkv client is closed")
+
+	// ErrUnknownOutcome is wrapped by the error of a write that was sent but
+	// whose response never arrived (the connection broke, the client was
+	// closed, or the context expired). The server may or may not have applied
+	// it; the client does not retry it, because repeating a write is the
+	// caller's decision. Read it back to find out.
+	ErrUnknownOutcome = errors.New("outcome unknown: the write may or may not have been applied")
+
+	// ErrProtocol is wrapped when the server breaks the wire protocol: a
+	// response that is not JSON, echoes the wrong id, or answers nothing that
+	// was asked. The connection is dropped, since its stream can no longer be
+	// trusted.
+	ErrProtocol = errors.New("protocol violation")
+
+	// ErrResponseTooLarge is returned when a response line is longer than the
+	// client's limit (WithMaxResponseBytes). The line is skipped, so the
+	// connection stays usable.
+	ErrResponseTooLarge = errors.New("response line too large")
+
+	// ErrRequestTooLarge is returned, without sending anything, when a request
+	// line would be longer than the client's limit (WithMaxRequestBytes).
+	ErrRequestTooLarge = errors.New("request line too large")
+)
+
+// ServerError is a failure response from the server: {"ok":false,"error":...}.
+// Code is one of the stable core.Code* values.
+type ServerError struct {
+	Code    string
+	Message string
+	// Leader is the address of the current leader, for not_leader.
+	Leader string
+}
+
+func (e *ServerError) Error() string {
+	s := "server error " + e.Code + ": " + e.Message
+	if e.Leader != "" {
+		s += " (leader is " + e.Leader + ")"
+	}
+	return s
+}
+
+// Is lets errors.Is(err, ErrNotFound) see through the server's not_found, so
+// callers need not know the code string.
+func (e *ServerError) Is(target error) bool {
+	return target == ErrNotFound && e.Code == core.CodeNotFound
+}
+
+// serverError turns a failed response into a *ServerError. A response that
+// says ok:false without saying why is still a failure, not a success.
+func serverError(resp *core.Response) *ServerError {
+	if resp.Error == nil {
+		return &ServerError{Code: core.CodeInternal, Message: "response has ok:false and no error object"}
+	}
+	return &ServerError{Code: resp.Error.Code, Message: resp.Error.Message, Leader: resp.Error.Leader}
+}
+
+// connError says that a connection broke and why. Calls that fail with it
+// may be retried on a new connection if they are reads or were never sent.
+type connError struct {
+	addr string
+	err  error
+}
+
+func (e *connError) Error() string { return "connection to " + e.addr + " lost: " + e.err.Error() }
+func (e *connError) Unwrap() error { return e.err }
