@@ -1,0 +1,550 @@
+package core_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"dkv/core"
+	"dkv/sim"
+
+	"pgregory.net/rapid"
+)
+
+// manualClock runs timers only when the test advances it.
+type manualClock struct {
+	now    int64
+	timers []*manualTimer
+}
+
+type manualTimer struct {
+	at      int64
+	f       func()
+	stopped bool
+}
+
+func (t *manualTimer) Stop() bool { was := !t.stopped; t.stopped = true; return was }
+
+func (c *manualClock) Now() int64 { return c.now }
+
+func (c *manualClock) AfterFunc(d time.Duration, f func()) core.Timer {
+	t := &manualTimer{at: c.now + int64(d), f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+// fire runs every due timer, returning how many ran.
+func (c *manualClock) fire() int {
+	ran := 0
+	due := c.timers
+	c.timers = nil
+	for _, t := range due {
+		if t.stopped {
+			continue
+		}
+		if t.at <= c.now {
+			t.stopped = true
+			t.f()
+			ran++
+		} else {
+			c.timers = append(c.timers, t)
+		}
+	}
+	return ran
+}
+
+type pcg struct{ r *rand.Rand }
+
+func (p pcg) Uint64() uint64 { return p.r.Uint64() }
+
+// harness runs one single node on a simulated disk, one turn per call.
+type harness struct {
+	t     tb
+	cfg   core.SingleConfig
+	disk  *sim.Disk
+	clock *manualClock
+	rand  *rand.Rand
+	node  *core.SingleNode
+	logs  []string
+}
+
+func newHarness(t tb, cfg core.SingleConfig) *harness {
+	r := rand.New(rand.NewPCG(1, 2))
+	h := &harness{t: t, cfg: cfg, disk: sim.NewDisk(r, sim.DiskFaults{}), clock: &manualClock{}, rand: r}
+	if err := h.start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	return h
+}
+
+func (h *harness) start() error {
+	h.node = core.NewSingleNode(h.cfg)
+	return h.node.Start(core.Env{
+		Clock: h.clock, Network: nil, Disk: h.disk, Rand: pcg{h.rand},
+		Logf: func(f string, a ...any) { h.logs = append(h.logs, fmt.Sprintf(f, a...)) },
+	})
+}
+
+// turn submits reqs as one host turn and returns their responses.
+func (h *harness) turn(reqs ...*core.Request) ([]core.Response, error) {
+	resps := make([]core.Response, len(reqs))
+	got := make([]bool, len(reqs))
+	for i, req := range reqs {
+		h.node.HandleRequest(req, func(r core.Response) { resps[i] = r; got[i] = true })
+	}
+	if err := h.node.Flush(); err != nil {
+		return nil, err
+	}
+	for i := range got {
+		if !got[i] {
+			h.t.Fatalf("request %d (%s) got no reply at the end of its turn", i, reqs[i].Op)
+		}
+	}
+	return resps, nil
+}
+
+func (h *harness) do(req *core.Request) core.Response {
+	h.t.Helper()
+	resps, err := h.turn(req)
+	if err != nil {
+		h.t.Fatalf("%s: flush: %v", req.Op, err)
+	}
+	return resps[0]
+}
+
+// idle lets background work (snapshots) run to completion.
+func (h *harness) idle() {
+	for i := 0; i < 100000 && len(h.clock.timers) > 0; i++ {
+		h.clock.now += int64(time.Millisecond)
+		h.clock.fire()
+		if err := h.node.Flush(); err != nil {
+			h.t.Fatalf("idle flush: %v", err)
+		}
+	}
+}
+
+// crash loses everything unsynced and restarts the node from the disk.
+func (h *harness) crash() error {
+	h.node.Close()
+	h.disk.Crash()
+	h.clock.timers = nil
+	return h.start()
+}
+
+func set(k, v string) *core.Request { return &core.Request{Op: core.OpSet, Key: k, Value: &v} }
+func get(k string) *core.Request    { return &core.Request{Op: core.OpGet, Key: k} }
+func del(k string) *core.Request    { return &core.Request{Op: core.OpDelete, Key: k} }
+func bulk(kvs ...string) *core.Request {
+	req := &core.Request{Op: core.OpBulkSet}
+	for i := 0; i+1 < len(kvs); i += 2 {
+		req.Items = append(req.Items, core.KV{Key: kvs[i], Value: kvs[i+1]})
+	}
+	return req
+}
+
+// tb is what both *testing.T and *rapid.T offer.
+type tb interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+func mustOK(t tb, r core.Response) {
+	t.Helper()
+	if !r.OK {
+		t.Fatalf("want ok, got %+v", r.Error)
+	}
+}
+
+func wantValue(t tb, h *harness, key, want string) {
+	t.Helper()
+	r := h.do(get(key))
+	if !r.OK || r.Value == nil || *r.Value != want {
+		t.Fatalf("get %q: got %+v (err %+v), want %q", key, r.Value, r.Error, want)
+	}
+}
+
+func wantMissing(t tb, h *harness, key string) {
+	t.Helper()
+	r := h.do(get(key))
+	if r.OK || r.Error == nil || r.Error.Code != core.CodeNotFound {
+		t.Fatalf("get %q: got %+v, want not_found", key, r)
+	}
+}
+
+func TestSetThenGet(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(set("hello", "world")))
+	wantValue(t, h, "hello", "world")
+}
+
+func TestSetDeleteGet(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(set("k", "v")))
+	mustOK(t, h.do(del("k")))
+	wantMissing(t, h, "k")
+}
+
+func TestGetWithoutSet(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	wantMissing(t, h, "never")
+}
+
+func TestSetTwice(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(set("k", "one")))
+	mustOK(t, h.do(set("k", "two")))
+	wantValue(t, h, "k", "two")
+}
+
+func TestGroupCommitOneSyncPerTurn(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	before := h.disk.Syncs
+	var reqs []*core.Request
+	for i := 0; i < 100; i++ {
+		reqs = append(reqs, set(fmt.Sprint("k", i), "v"))
+	}
+	reqs = append(reqs, get("k5"))
+	resps, err := h.turn(reqs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resps {
+		mustOK(t, r)
+	}
+	if got := h.disk.Syncs - before; got != 1 {
+		t.Fatalf("100 writes in one turn took %d syncs, want 1", got)
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	lim := core.DefaultLimits()
+	big := strings.Repeat("x", lim.ValueBytesMax+1)
+	longKey := strings.Repeat("k", lim.KeyBytesMax+1)
+	many := &core.Request{Op: core.OpBulkSet}
+	for i := 0; i <= lim.BulkEntriesMax; i++ {
+		many.Items = append(many.Items, core.KV{Key: fmt.Sprint(i)})
+	}
+	cases := []struct {
+		name string
+		req  *core.Request
+		code string
+	}{
+		{"empty key", set("", "v"), core.CodeBadRequest},
+		{"key too long", set(longKey, "v"), core.CodeTooLarge},
+		{"value too large", set("k", big), core.CodeTooLarge},
+		{"set without value", &core.Request{Op: core.OpSet, Key: "k"}, core.CodeBadRequest},
+		{"bulk without items", &core.Request{Op: core.OpBulkSet}, core.CodeBadRequest},
+		{"bulk too many", many, core.CodeTooLarge},
+		{"bulk empty key", bulk("a", "1", "", "2"), core.CodeBadRequest},
+		{"unknown op", &core.Request{Op: "frobnicate"}, core.CodeUnknownOp},
+		{"missing op", &core.Request{}, core.CodeBadRequest},
+	}
+	for _, c := range cases {
+		r := h.do(c.req)
+		if r.OK || r.Error == nil || r.Error.Code != c.code {
+			t.Errorf("%s: got %+v, want code %s", c.name, r.Error, c.code)
+		}
+	}
+	// None of the rejected writes changed anything.
+	wantMissing(t, h, "k")
+	wantMissing(t, h, "a")
+}
+
+func TestRestartRecoversAcknowledgedWrites(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(set("a", "1")))
+	mustOK(t, h.do(bulk("b", "2", "c", "3")))
+	mustOK(t, h.do(del("a")))
+	if err := h.crash(); err != nil {
+		t.Fatal(err)
+	}
+	wantMissing(t, h, "a")
+	wantValue(t, h, "b", "2")
+	wantValue(t, h, "c", "3")
+}
+
+// smallSnapshots makes snapshots and segment rolls frequent.
+func smallSnapshots() core.SingleConfig {
+	cfg := core.DefaultSingleConfig()
+	cfg.SnapshotLogBytesMin = 2 << 10
+	cfg.SegmentBytesMax = 1 << 10
+	return cfg
+}
+
+func TestSnapshotAndLogReplay(t *testing.T) {
+	h := newHarness(t, smallSnapshots())
+	want := map[string]string{}
+	for i := 0; i < 500; i++ {
+		k, v := fmt.Sprint("k", i%37), fmt.Sprint("v", i)
+		mustOK(t, h.do(set(k, v)))
+		want[k] = v
+		if i%50 == 0 {
+			h.idle()
+		}
+	}
+	st := h.do(&core.Request{Op: core.OpStatus}).Status
+	if st.SnapshotIndex == 0 {
+		t.Fatalf("no snapshot was taken: %+v", st)
+	}
+	if st.WALSegments > 10 {
+		t.Fatalf("log segments not cleaned up after snapshots: %+v", st)
+	}
+	if err := h.crash(); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range want {
+		wantValue(t, h, k, v)
+	}
+	if got := h.node.Store().Len(); got != len(want) {
+		t.Fatalf("recovered %d keys, want %d", got, len(want))
+	}
+}
+
+// A crash after the snapshot's rename but before the covered segments are
+// removed leaves both; recovery uses the snapshot and skips what it covers.
+func TestCrashBetweenSnapshotRenameAndLogCleanup(t *testing.T) {
+	h := newHarness(t, smallSnapshots())
+	for i := 0; i < 200; i++ {
+		mustOK(t, h.do(set(fmt.Sprint("k", i%10), fmt.Sprint(i))))
+	}
+	h.idle()
+	// Put back the segments a finished snapshot removed: the state of the
+	// directory had the crash come just before cleanup.
+	names, _ := h.disk.List()
+	var snap string
+	for _, n := range names {
+		if strings.HasPrefix(n, "snap-") {
+			snap = n
+		}
+	}
+	if snap == "" {
+		t.Fatal("no snapshot written")
+	}
+	h2 := newHarness(t, smallSnapshots())
+	for i := 0; i < 200; i++ {
+		mustOK(t, h2.do(set(fmt.Sprint("k", i%10), fmt.Sprint(i))))
+	}
+	// h2 never snapshotted (no idle turns, and forced snapshots off): give it
+	// h's snapshot file so that its log overlaps the snapshot.
+	cfg := smallSnapshots()
+	cfg.SnapshotLogBytesMin = 1 << 40
+	h2.cfg = cfg
+	data, _ := h.disk.DurableBytes(snap)
+	f, _ := h2.disk.Create(snap)
+	_ = f.Append(data)
+	_ = f.Sync()
+	_ = h2.disk.SyncDir()
+	if err := h2.crash(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 190; i < 200; i++ {
+		wantValue(t, h2, fmt.Sprint("k", i%10), fmt.Sprint(i))
+	}
+}
+
+func TestTornTailAtEveryByte(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(set("a", "1")))
+	mustOK(t, h.do(set("b", "2")))
+	name := "wal-00000000000000000001.log"
+	full, ok := h.disk.DurableBytes(name)
+	if !ok {
+		t.Fatalf("no %s", name)
+	}
+	mustOK(t, h.do(set("c", "3")))
+	withC, _ := h.disk.DurableBytes(name)
+	for cut := len(full); cut < len(withC); cut++ {
+		h2 := newHarness(t, core.DefaultSingleConfig())
+		f, _ := h2.disk.Create(name)
+		_ = f.Append(withC[:cut])
+		_ = f.Sync()
+		_ = h2.disk.SyncDir()
+		if err := h2.crash(); err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		wantValue(t, h2, "a", "1")
+		wantValue(t, h2, "b", "2")
+		wantMissing(t, h2, "c")
+		// The log is usable after the truncation.
+		mustOK(t, h2.do(set("d", "4")))
+		if err := h2.crash(); err != nil {
+			t.Fatalf("cut at %d, second restart: %v", cut, err)
+		}
+		wantValue(t, h2, "d", "4")
+	}
+}
+
+func TestMidLogCorruptionRefusesToStart(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	for i := 0; i < 5; i++ {
+		mustOK(t, h.do(set(fmt.Sprint("k", i), "v")))
+	}
+	name := "wal-00000000000000000001.log"
+	h.disk.Corrupt(name, 20) // inside the first record
+	err := h.crash()
+	if !errors.Is(err, core.ErrCorrupt) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "offset 0") {
+		t.Fatalf("got %v, want ErrCorrupt naming %s at offset 0", err, name)
+	}
+}
+
+func TestCorruptSnapshotRefusesToStart(t *testing.T) {
+	h := newHarness(t, smallSnapshots())
+	for i := 0; i < 100; i++ {
+		mustOK(t, h.do(set(fmt.Sprint("k", i), "v")))
+	}
+	h.idle()
+	names, _ := h.disk.List()
+	var snap string
+	for _, n := range names {
+		if strings.HasPrefix(n, "snap-") {
+			snap = n
+		}
+	}
+	h.disk.Corrupt(snap, 30)
+	err := h.crash()
+	if !errors.Is(err, core.ErrCorrupt) || !strings.Contains(err.Error(), snap) {
+		t.Fatalf("got %v, want ErrCorrupt naming %s", err, snap)
+	}
+}
+
+func TestDiskFullFailsWriteAndKeepsServing(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(set("a", "1")))
+	h.disk.SetFaults(sim.DiskFaults{CapacityBytes: 200})
+	r := h.do(set("big", strings.Repeat("x", 500)))
+	if r.OK || r.Error.Code != core.CodeDiskFull {
+		t.Fatalf("got %+v, want disk_full", r)
+	}
+	wantMissing(t, h, "big") // not applied
+	wantValue(t, h, "a", "1")
+	// A write and a read in one failed turn: the read after it is failed too,
+	// since it saw the write that did not persist.
+	resps, err := h.turn(get("a"), set("big", strings.Repeat("x", 500)), get("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resps[0].OK || resps[1].Error.Code != core.CodeDiskFull || resps[2].Error.Code != core.CodeUnavailable {
+		t.Fatalf("got %+v %+v %+v", resps[0], resps[1].Error, resps[2].Error)
+	}
+	h.disk.SetFaults(sim.DiskFaults{})
+	mustOK(t, h.do(set("c", "3")))
+	if err := h.crash(); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, h, "a", "1")
+	wantValue(t, h, "c", "3")
+	wantMissing(t, h, "big")
+}
+
+func TestFsyncFailureStopsNode(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(set("a", "1")))
+	h.disk.SetFaults(sim.DiskFaults{SyncErrorProb: 1})
+	var replied bool
+	h.node.HandleRequest(set("b", "2"), func(core.Response) { replied = true })
+	if err := h.node.Flush(); err == nil {
+		t.Fatal("flush after a failed fsync must fail")
+	}
+	if replied {
+		t.Fatal("a write whose fsync failed was acknowledged")
+	}
+	h.disk.SetFaults(sim.DiskFaults{})
+	if err := h.crash(); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, h, "a", "1")
+}
+
+// debug_simulate_fail: the snapshots these writes trigger fail at random,
+// and every acknowledged write survives a restart.
+func TestDebugSimulateFail(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	for i := 0; i < 200; i++ {
+		req := set(fmt.Sprint("k", i), fmt.Sprint("v", i))
+		req.DebugSimulateFail = true
+		mustOK(t, h.do(req))
+		h.idle()
+	}
+	failed := 0
+	for _, l := range h.logs {
+		if strings.Contains(l, "simulated failure") {
+			failed++
+		}
+	}
+	if failed == 0 || failed == 200 {
+		t.Fatalf("%d of 200 snapshots failed; want some but not all", failed)
+	}
+	if err := h.crash(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		wantValue(t, h, fmt.Sprint("k", i), fmt.Sprint("v", i))
+	}
+}
+
+// Property: the node, across crashes and restarts, behaves as a plain map
+// that holds every acknowledged write.
+func TestSingleNodeMatchesMapModel(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		h := newHarness(rt, smallSnapshots())
+		model := map[string]string{}
+		keys := []string{"a", "b", "c", "d", "e"}
+		key := rapid.SampledFrom(keys)
+		steps := rapid.IntRange(1, 200).Draw(rt, "steps")
+		for i := 0; i < steps; i++ {
+			switch rapid.IntRange(0, 9).Draw(rt, "op") {
+			case 0, 1, 2:
+				k, v := key.Draw(rt, "k"), rapid.StringN(0, 8, -1).Draw(rt, "v")
+				mustOK(rt, h.do(set(k, v)))
+				model[k] = v
+			case 3:
+				k := key.Draw(rt, "k")
+				mustOK(rt, h.do(del(k)))
+				delete(model, k)
+			case 4:
+				n := rapid.IntRange(1, 4).Draw(rt, "n")
+				var kvs []string
+				for j := 0; j < n; j++ {
+					k, v := key.Draw(rt, "k"), rapid.StringN(0, 8, -1).Draw(rt, "v")
+					kvs = append(kvs, k, v)
+				}
+				mustOK(rt, h.do(bulk(kvs...)))
+				for j := 0; j < len(kvs); j += 2 {
+					model[kvs[j]] = kvs[j+1]
+				}
+			case 5, 6:
+				k := key.Draw(rt, "k")
+				r := h.do(get(k))
+				v, ok := model[k]
+				if ok != r.OK || (ok && *r.Value != v) {
+					rt.Fatalf("get %q: got %+v, model has %q (%v)", k, r, v, ok)
+				}
+			case 7:
+				h.idle()
+			case 8:
+				if err := h.crash(); err != nil {
+					rt.Fatalf("restart: %v", err)
+				}
+			case 9:
+				h.clock.now += int64(time.Millisecond)
+				h.clock.fire()
+				if err := h.node.Flush(); err != nil {
+					rt.Fatal(err)
+				}
+			}
+		}
+		if err := h.crash(); err != nil {
+			rt.Fatalf("final restart: %v", err)
+		}
+		if h.node.Store().Len() != len(model) {
+			rt.Fatalf("store has %d keys, model %d", h.node.Store().Len(), len(model))
+		}
+		for k, v := range model {
+			wantValue(rt, h, k, v)
+		}
+	})
+}

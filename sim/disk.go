@@ -1,0 +1,301 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+
+	"dkv/core"
+)
+
+// DiskFaults are the probabilities and sizes of a simulated disk's faults.
+// The zero value is a perfect disk.
+type DiskFaults struct {
+	// SyncErrorProb is the chance that a File.Sync fails. A failed sync
+	// loses the file's unsynced data, as Linux may drop dirty pages.
+	SyncErrorProb float64
+	// WriteErrorProb is the chance that an Append fails after writing a
+	// random prefix of its data.
+	WriteErrorProb float64
+	// TornWriteProb is the chance, at a crash, that a file keeps a random
+	// prefix of its unsynced data (otherwise all of it is lost), and
+	// GarbleProb the chance that the kept part's last bytes are garbled.
+	TornWriteProb float64
+	GarbleProb    float64
+	// ReadFlipProb is the chance that a ReadFile returns one flipped bit.
+	// The flip is transient: the medium is unchanged.
+	ReadFlipProb float64
+	// CapacityBytes bounds the bytes all files may hold; 0 means unbounded.
+	CapacityBytes int64
+}
+
+// inode is one file's content: what a read sees, and what survives a crash.
+type inode struct {
+	data []byte
+	// syncedLen bytes of data are durable. When a truncate has cut into the
+	// durable part and no sync followed, the durable content is no longer a
+	// prefix of data and is kept in syncedOld instead.
+	syncedLen int
+	syncedOld []byte
+}
+
+func (ino *inode) synced() []byte {
+	if ino.syncedOld != nil {
+		return ino.syncedOld
+	}
+	return ino.data[:ino.syncedLen]
+}
+
+// Disk is a simulated core.Disk. It keeps written-but-unsynced state apart
+// from durable state: file contents become durable on File.Sync, and the
+// directory (creates, renames, removes) on SyncDir. Crash throws away
+// everything that was not durable, tearing what it keeps as the faults say.
+type Disk struct {
+	rand    *rand.Rand
+	faults  DiskFaults
+	dir     map[string]*inode // what the running node sees
+	durable map[string]*inode // the directory as of the last SyncDir
+	open    []*file
+	// Counters, for the run's report.
+	Syncs, SyncErrors, WriteErrors, Flips, Tears int
+}
+
+// NewDisk returns an empty disk whose faults draw from r.
+func NewDisk(r *rand.Rand, faults DiskFaults) *Disk {
+	return &Disk{rand: r, faults: faults, dir: map[string]*inode{}, durable: map[string]*inode{}}
+}
+
+// SetFaults changes the fault mix (for example, to stop faults at the end).
+func (d *Disk) SetFaults(f DiskFaults) { d.faults = f }
+
+func (d *Disk) chance(p float64) bool { return p > 0 && d.rand.Float64() < p }
+
+func (d *Disk) used() int64 {
+	var n int64
+	for _, ino := range d.dir {
+		n += int64(len(ino.data))
+	}
+	return n
+}
+
+// List implements core.Disk.
+func (d *Disk) List() ([]string, error) {
+	names := make([]string, 0, len(d.dir))
+	for name := range d.dir {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// ReadFile implements core.Disk.
+func (d *Disk) ReadFile(name string) ([]byte, error) {
+	ino, ok := d.dir[name]
+	if !ok {
+		return nil, fmt.Errorf("read %s: file does not exist", name)
+	}
+	data := slices.Clone(ino.data)
+	if len(data) > 0 && d.chance(d.faults.ReadFlipProb) {
+		i := d.rand.IntN(len(data))
+		data[i] ^= 1 << d.rand.IntN(8)
+		d.Flips++
+	}
+	return data, nil
+}
+
+// Create implements core.Disk.
+func (d *Disk) Create(name string) (core.File, error) {
+	ino := &inode{}
+	d.dir[name] = ino
+	f := &file{disk: d, name: name, ino: ino}
+	d.open = append(d.open, f)
+	return f, nil
+}
+
+// OpenAppend implements core.Disk.
+func (d *Disk) OpenAppend(name string) (core.File, error) {
+	ino, ok := d.dir[name]
+	if !ok {
+		return nil, fmt.Errorf("open %s: file does not exist", name)
+	}
+	f := &file{disk: d, name: name, ino: ino}
+	d.open = append(d.open, f)
+	return f, nil
+}
+
+// Rename implements core.Disk.
+func (d *Disk) Rename(from, to string) error {
+	ino, ok := d.dir[from]
+	if !ok {
+		return fmt.Errorf("rename %s: file does not exist", from)
+	}
+	delete(d.dir, from)
+	d.dir[to] = ino
+	return nil
+}
+
+// Remove implements core.Disk.
+func (d *Disk) Remove(name string) error {
+	if _, ok := d.dir[name]; !ok {
+		return fmt.Errorf("remove %s: file does not exist", name)
+	}
+	delete(d.dir, name)
+	return nil
+}
+
+// SyncDir implements core.Disk.
+func (d *Disk) SyncDir() error {
+	d.durable = make(map[string]*inode, len(d.dir))
+	for name, ino := range d.dir {
+		d.durable[name] = ino
+	}
+	return nil
+}
+
+// Crash simulates power loss: open files are gone, the directory reverts to
+// its last sync, and each file to its synced content plus, perhaps, a torn
+// prefix of what was written after.
+func (d *Disk) Crash() {
+	for _, f := range d.open {
+		f.closed = true
+	}
+	d.open = nil
+	names := make([]string, 0, len(d.durable))
+	for name := range d.durable {
+		names = append(names, name)
+	}
+	sort.Strings(names) // the tear of each file draws from rand: fix the order
+	d.dir = make(map[string]*inode, len(names))
+	seen := map[*inode]bool{}
+	for _, name := range names {
+		ino := d.durable[name]
+		d.dir[name] = ino
+		if seen[ino] {
+			continue
+		}
+		seen[ino] = true
+		kept := slices.Clone(ino.synced())
+		if ino.syncedOld == nil && len(ino.data) > ino.syncedLen && d.chance(d.faults.TornWriteProb) {
+			extra := ino.data[ino.syncedLen:]
+			n := d.rand.IntN(len(extra) + 1)
+			torn := slices.Clone(extra[:n])
+			if n > 0 && d.chance(d.faults.GarbleProb) {
+				from := d.rand.IntN(n)
+				for i := from; i < n; i++ {
+					if d.rand.IntN(2) == 0 {
+						torn[i] = 0
+					} else {
+						torn[i] = byte(d.rand.Uint32())
+					}
+				}
+			}
+			kept = append(kept, torn...)
+			d.Tears++
+		}
+		ino.data = kept
+		ino.syncedLen = len(kept)
+		ino.syncedOld = nil
+	}
+	d.durable = make(map[string]*inode, len(d.dir))
+	for name, ino := range d.dir {
+		d.durable[name] = ino
+	}
+}
+
+// DurableBytes returns the synced content of a durable file, for tests.
+func (d *Disk) DurableBytes(name string) ([]byte, bool) {
+	ino, ok := d.durable[name]
+	if !ok {
+		return nil, false
+	}
+	return slices.Clone(ino.synced()), true
+}
+
+// Corrupt flips one bit of a file's durable content at offset, for tests
+// of recovery from damaged media.
+func (d *Disk) Corrupt(name string, offset int) {
+	ino := d.dir[name]
+	if ino.syncedOld != nil && offset < len(ino.syncedOld) {
+		ino.syncedOld[offset] ^= 0x10
+	}
+	ino.data[offset] ^= 0x10
+}
+
+// Truncate cuts a file's durable content, for tests of torn tails.
+func (d *Disk) Truncate(name string, size int) {
+	ino := d.dir[name]
+	ino.data = ino.data[:size:size]
+	ino.syncedLen = min(ino.syncedLen, size)
+	ino.syncedOld = nil
+}
+
+type file struct {
+	disk   *Disk
+	name   string
+	ino    *inode
+	closed bool
+}
+
+func (f *file) Append(p []byte) error {
+	if f.closed {
+		return fmt.Errorf("append %s: file closed", f.name)
+	}
+	d := f.disk
+	if d.faults.CapacityBytes > 0 && d.used()+int64(len(p)) > d.faults.CapacityBytes {
+		n := int(d.faults.CapacityBytes - d.used())
+		if n > 0 {
+			f.ino.data = append(f.ino.data, p[:n]...)
+		}
+		return fmt.Errorf("append %s: %w", f.name, core.ErrDiskFull)
+	}
+	if d.chance(d.faults.WriteErrorProb) {
+		n := d.rand.IntN(len(p) + 1)
+		f.ino.data = append(f.ino.data, p[:n]...)
+		d.WriteErrors++
+		return fmt.Errorf("append %s: simulated I/O error", f.name)
+	}
+	f.ino.data = append(f.ino.data, p...)
+	return nil
+}
+
+func (f *file) Sync() error {
+	if f.closed {
+		return fmt.Errorf("sync %s: file closed", f.name)
+	}
+	d := f.disk
+	d.Syncs++
+	if d.chance(d.faults.SyncErrorProb) {
+		// The kernel dropped the dirty pages: what was unsynced is gone for
+		// good, whatever a later sync reports.
+		f.ino.data = slices.Clone(f.ino.synced())
+		f.ino.syncedLen = len(f.ino.data)
+		f.ino.syncedOld = nil
+		d.SyncErrors++
+		return fmt.Errorf("sync %s: simulated I/O error", f.name)
+	}
+	f.ino.syncedLen = len(f.ino.data)
+	f.ino.syncedOld = nil
+	return nil
+}
+
+func (f *file) Truncate(size int64) error {
+	if f.closed {
+		return fmt.Errorf("truncate %s: file closed", f.name)
+	}
+	if size > int64(len(f.ino.data)) {
+		return fmt.Errorf("truncate %s: size %d beyond end %d", f.name, size, len(f.ino.data))
+	}
+	if int(size) < f.ino.syncedLen && f.ino.syncedOld == nil {
+		f.ino.syncedOld = slices.Clone(f.ino.data[:f.ino.syncedLen])
+	}
+	f.ino.data = f.ino.data[:size:size]
+	return nil
+}
+
+func (f *file) Size() int64 { return int64(len(f.ino.data)) }
+
+func (f *file) Close() error {
+	f.closed = true
+	return nil
+}
