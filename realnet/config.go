@@ -1,0 +1,73 @@
+package realnet
+
+import (
+	"fmt"
+	"time"
+
+	"dkv/core"
+)
+
+// HostConfig bounds what a Host accepts. Start from DefaultHostConfig.
+type HostConfig struct {
+	// RequestBytesMax bounds one request line, newline excluded. A longer
+	// line gets a too_large error and is skipped up to its newline.
+	RequestBytesMax int
+	// ConnsMax bounds open client connections; one more gets a
+	// too_many_connections error line and is closed.
+	ConnsMax int
+	// ConnInflightMax bounds requests read from one connection but not yet
+	// answered. When it is reached the connection is not read until a
+	// response goes out, which pushes back on a pipelining client.
+	ConnInflightMax int
+	// EventQueueMax is the capacity of the loop's event queue. Connection
+	// readers block when it is full.
+	EventQueueMax int
+	// EventsPerTurnMax bounds the events one turn takes before it flushes,
+	// so one busy turn cannot hold back every reply for long.
+	EventsPerTurnMax int
+	// LineTimeout is how long a partial line may wait for the rest of it
+	// before the connection gets a timeout error and is closed.
+	LineTimeout time.Duration
+	// IdleTimeout closes a connection that sends nothing for this long.
+	IdleTimeout time.Duration
+	// WriteTimeout closes a connection whose client stops reading its
+	// responses for this long.
+	WriteTimeout time.Duration
+	// Logf writes one operator-facing line; nil means the standard logger.
+	Logf func(format string, args ...any)
+}
+
+// DefaultHostConfig is what a server uses unless told otherwise.
+func DefaultHostConfig() HostConfig {
+	return HostConfig{
+		RequestBytesMax:  core.DefaultLimits().RequestBytesMax,
+		ConnsMax:         1024,
+		ConnInflightMax:  1024,
+		EventQueueMax:    8192,
+		EventsPerTurnMax: 4096,
+		LineTimeout:      10 * time.Second,
+		IdleTimeout:      5 * time.Minute,
+		WriteTimeout:     time.Minute,
+	}
+}
+
+func (c HostConfig) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"RequestBytesMax", int64(c.RequestBytesMax)},
+		{"ConnsMax", int64(c.ConnsMax)},
+		{"ConnInflightMax", int64(c.ConnInflightMax)},
+		{"EventQueueMax", int64(c.EventQueueMax)},
+		{"EventsPerTurnMax", int64(c.EventsPerTurnMax)},
+		{"LineTimeout", int64(c.LineTimeout)},
+		{"IdleTimeout", int64(c.IdleTimeout)},
+		{"WriteTimeout", int64(c.WriteTimeout)},
+	} {
+		if f.v <= 0 {
+			return fmt.Errorf("host config: %s must be positive, not %d", f.name, f.v)
+		}
+	}
+	return nil
+}
