@@ -246,9 +246,11 @@ func (cn *conn) readLoop() {
 			err = fmt.Errorf("%w: undecodable response: %v", ErrProtocol, err)
 		}
 		if err != nil {
+			// Break the conn before telling the caller, so that a retry
+			// cannot land on this conn again.
 			err = cn.lost(err)
-			cl.done <- result{err: err}
 			cn.fail(err)
+			cl.done <- result{err: err}
 			return
 		}
 		cl.done <- result{resp: resp}

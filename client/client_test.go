@@ -1,0 +1,825 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"dkv/client/clienttest"
+	"dkv/core"
+)
+
+func dialT(t *testing.T, addr string, opts ...Option) *KVClient {
+	t.Helper()
+	c, err := Dial(addr, opts...)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// rawServer accepts connections on loopback and hands the i-th (from 0) to
+// serve, for tests that need a server misbehaving in a precise way.
+type rawServer struct {
+	addr     string
+	accepted atomic.Int32
+}
+
+func newRawServer(t *testing.T, serve func(i int, nc net.Conn)) *rawServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawServer{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			i := int(s.accepted.Add(1)) - 1
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer nc.Close()
+				serve(i, nc)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, nc := range conns {
+			nc.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return s
+}
+
+// lineConn reads requests and writes responses by hand.
+type lineConn struct {
+	nc net.Conn
+	r  *bufio.Reader
+}
+
+func newLineConn(nc net.Conn) *lineConn { return &lineConn{nc: nc, r: bufio.NewReader(nc)} }
+
+func (lc *lineConn) read() (*core.Request, error) {
+	line, err := lc.r.ReadBytes('\n')
+	if err != nil {
+		return nil, err
+	}
+	req, bad := core.DecodeRequest(line[:len(line)-1])
+	if bad != nil {
+		return nil, bad.Error
+	}
+	return req, nil
+}
+
+func (lc *lineConn) write(resp core.Response) error {
+	_, err := lc.nc.Write(core.AppendResponse(nil, &resp))
+	return err
+}
+
+// valueOf answers a request with its own key as value: a response that says
+// which request it belongs to.
+func valueOf(req *core.Request) core.Response {
+	v := req.Key
+	return core.Response{ID: req.ID, OK: true, Value: &v}
+}
+
+func TestSetGetDeleteBulkSet(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	c := dialT(t, srv.Addr)
+	ctx := ctxT(t)
+
+	if err := c.Set(ctx, "hello", "world"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Get(ctx, "hello"); err != nil || v != "world" {
+		t.Fatalf("Get(hello) = %q, %v; want world", v, err)
+	}
+	if err := c.Delete(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "hello"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after Delete: err = %v; want ErrNotFound", err)
+	}
+	items := []KV{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}, {Key: "c", Value: "3"}}
+	if err := c.BulkSet(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range items {
+		if v, err := c.Get(ctx, kv.Key); err != nil || v != kv.Value {
+			t.Fatalf("Get(%s) = %q, %v; want %q", kv.Key, v, err, kv.Value)
+		}
+	}
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Keys != 3 {
+		t.Fatalf("Status.Keys = %d; want 3", st.Keys)
+	}
+}
+
+// The empty string is a value like any other, in both directions.
+func TestEmptyValue(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	c := dialT(t, srv.Addr)
+	ctx := ctxT(t)
+	// Fails while core.Request.Value and core.Response.Value are tagged
+	// omitempty: JSON v2 then drops a pointer to "" from the line.
+	if err := c.Set(ctx, "empty", ""); err != nil {
+		t.Fatalf("Set of an empty value: %v (is core's \"value\" tagged omitempty instead of omitzero?)", err)
+	}
+	if v, err := c.Get(ctx, "empty"); err != nil || v != "" {
+		t.Fatalf("Get(empty) = %q, %v; want the empty value", v, err)
+	}
+}
+
+func TestServerErrors(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	c := dialT(t, srv.Addr)
+	ctx := ctxT(t)
+
+	_, err := c.Get(ctx, "missing")
+	var se *ServerError
+	if !errors.As(err, &se) || se.Code != core.CodeNotFound {
+		t.Fatalf("Get(missing): err = %v; want a not_found *ServerError", err)
+	}
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("errors.Is(%v, ErrNotFound) = false", err)
+	}
+
+	// A server error that is not not_found must not look like one.
+	err = c.Set(ctx, "", "v")
+	if !errors.As(err, &se) || se.Code != core.CodeBadRequest {
+		t.Fatalf("Set with empty key: err = %v; want bad_request", err)
+	}
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("bad_request error %v matches ErrNotFound or ErrUnknownOutcome", err)
+	}
+
+	// Do hands back the raw response and the typed error together.
+	resp, err := c.Do(ctx, &core.Request{Op: "frobnicate"})
+	if resp == nil || resp.OK || !errors.As(err, &se) || se.Code != core.CodeUnknownOp {
+		t.Fatalf("Do(frobnicate) = %+v, %v; want an unknown_op response and error", resp, err)
+	}
+}
+
+func TestNotLeaderCarriesLeader(t *testing.T) {
+	srv := newRawServer(t, func(_ int, nc net.Conn) {
+		lc := newLineConn(nc)
+		for {
+			req, err := lc.read()
+			if err != nil {
+				return
+			}
+			resp := core.ErrorResponse(core.CodeNotLeader, "not the leader")
+			resp.Error.Leader = "10.0.0.2:9999"
+			resp.ID = req.ID
+			lc.write(resp)
+		}
+	})
+	c := dialT(t, srv.addr)
+	err := c.Set(ctxT(t), "k", "v")
+	var se *ServerError
+	if !errors.As(err, &se) || se.Code != core.CodeNotLeader || se.Leader != "10.0.0.2:9999" {
+		t.Fatalf("err = %v; want not_leader naming 10.0.0.2:9999", err)
+	}
+	if !strings.Contains(err.Error(), "10.0.0.2:9999") {
+		t.Fatalf("error text %q does not name the leader", err)
+	}
+}
+
+// Many goroutines share one connection and each gets its own answer.
+func TestConcurrentCallsShareOneConnection(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	c := dialT(t, srv.Addr)
+	ctx := ctxT(t)
+	const workers, opsEach = 32, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range opsEach {
+				k := fmt.Sprintf("w%d-k%d", w, i)
+				if err := c.Set(ctx, k, k+"-v"); err != nil {
+					errs <- err
+					return
+				}
+				v, err := c.Get(ctx, k)
+				if err != nil || v != k+"-v" {
+					errs <- fmt.Errorf("Get(%s) = %q, %v", k, v, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := srv.Accepted(); n != 1 {
+		t.Fatalf("server accepted %d connections; want 1", n)
+	}
+}
+
+// The server reads all n requests before answering any: a client that
+// waited for each response before sending the next request would hang.
+func TestPipelining(t *testing.T) {
+	const n = 20
+	ids := make(chan string, n)
+	srv := newRawServer(t, func(_ int, nc net.Conn) {
+		lc := newLineConn(nc)
+		var reqs []*core.Request
+		for len(reqs) < n {
+			req, err := lc.read()
+			if err != nil {
+				return
+			}
+			ids <- string(req.ID)
+			reqs = append(reqs, req)
+		}
+		for _, req := range reqs {
+			lc.write(valueOf(req))
+		}
+		drain(lc)
+	})
+	c := dialT(t, srv.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := fmt.Sprint("k", i)
+			v, err := c.Get(ctx, k)
+			if err == nil && v != k {
+				err = fmt.Errorf("Get(%s) = %q: a response reached the wrong caller", k, v)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		if id == "" || seen[id] {
+			t.Fatalf("request id %q missing or repeated", id)
+		}
+		seen[id] = true
+	}
+}
+
+// drain reads requests and never answers, until the connection closes.
+func drain(lc *lineConn) {
+	for {
+		if _, err := lc.read(); err != nil {
+			return
+		}
+	}
+}
+
+// An abandoned call's response is discarded when it arrives, and the next
+// call on the same connection gets its own response.
+func TestCancelledCallDoesNotDesync(t *testing.T) {
+	srv := newRawServer(t, func(_ int, nc net.Conn) {
+		lc := newLineConn(nc)
+		for {
+			req, err := lc.read()
+			if err != nil {
+				return
+			}
+			if req.Key == "slow" {
+				time.Sleep(200 * time.Millisecond)
+			}
+			lc.write(valueOf(req))
+		}
+	})
+	c := dialT(t, srv.addr)
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Get(short, "slow")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get(slow) err = %v; want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 150*time.Millisecond {
+		t.Fatalf("Get(slow) returned after %v; the deadline was 50ms", d)
+	}
+	for _, k := range []string{"fast1", "fast2"} {
+		if v, err := c.Get(ctxT(t), k); err != nil || v != k {
+			t.Fatalf("Get(%s) = %q, %v; want %q", k, v, err, k)
+		}
+	}
+	if n := srv.accepted.Load(); n != 1 {
+		t.Fatalf("server accepted %d connections; want 1 (no reconnect)", n)
+	}
+}
+
+// A write abandoned after it was sent may have applied: say so.
+func TestExpiredWriteIsUnknownOutcome(t *testing.T) {
+	release := make(chan struct{})
+	srv := newRawServer(t, func(_ int, nc net.Conn) {
+		lc := newLineConn(nc)
+		for {
+			req, err := lc.read()
+			if err != nil {
+				return
+			}
+			<-release
+			lc.write(core.Response{ID: req.ID, OK: true})
+		}
+	})
+	defer close(release)
+	c := dialT(t, srv.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := c.Set(ctx, "k", "v")
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("err = %v; want DeadlineExceeded and ErrUnknownOutcome", err)
+	}
+}
+
+// A context with no deadline gets the client's request timeout.
+func TestDefaultRequestTimeout(t *testing.T) {
+	srv := newRawServer(t, func(_ int, nc net.Conn) { drain(newLineConn(nc)) })
+	c := dialT(t, srv.addr, WithRequestTimeout(100*time.Millisecond))
+	start := time.Now()
+	err := c.Ping(context.Background())
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping err = %v; want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Ping returned after %v; the request timeout was 100ms", d)
+	}
+}
+
+// A server that answers nothing for a whole request timeout is treated as
+// dead: the next call redials instead of queueing behind the stalled ones.
+func TestStalledConnectionIsReplaced(t *testing.T) {
+	srv := newRawServer(t, func(i int, nc net.Conn) {
+		lc := newLineConn(nc)
+		for {
+			req, err := lc.read()
+			if err != nil {
+				return
+			}
+			if i > 0 {
+				lc.write(valueOf(req))
+			}
+		}
+	})
+	c := dialT(t, srv.addr, WithRequestTimeout(100*time.Millisecond))
+	if _, err := c.Get(context.Background(), "a"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("first Get err = %v; want DeadlineExceeded", err)
+	}
+	if v, err := c.Get(context.Background(), "b"); err != nil || v != "b" {
+		t.Fatalf("Get(b) = %q, %v; want it answered on a new connection", v, err)
+	}
+	if n := srv.accepted.Load(); n != 2 {
+		t.Fatalf("server accepted %d connections; want 2", n)
+	}
+}
+
+// The server drops the first connection after reading a request. A write on
+// it fails with ErrUnknownOutcome and is not repeated; a read is retried
+// once on a new connection; either way the next call redials.
+func TestConnectionLoss(t *testing.T) {
+	for _, tc := range []struct {
+		op       string
+		call     func(*KVClient) error
+		wantErr  error // nil: the call succeeds after a retry
+		wantSeen int   // how many times the server reads the request
+	}{
+		{"set", func(c *KVClient) error { return c.Set(ctxT(t), "k", "v") }, ErrUnknownOutcome, 1},
+		{"delete", func(c *KVClient) error { return c.Delete(ctxT(t), "k") }, ErrUnknownOutcome, 1},
+		{"bulk_set", func(c *KVClient) error { return c.BulkSet(ctxT(t), []KV{{Key: "k", Value: "v"}}) }, ErrUnknownOutcome, 1},
+		{"get", func(c *KVClient) error { _, err := c.Get(ctxT(t), "k"); return err }, nil, 2},
+		{"ping", func(c *KVClient) error { return c.Ping(ctxT(t)) }, nil, 2},
+		{"status", func(c *KVClient) error { _, err := c.Status(ctxT(t)); return err }, nil, 2},
+	} {
+		t.Run(tc.op, func(t *testing.T) {
+			var seen atomic.Int32
+			srv := newRawServer(t, func(i int, nc net.Conn) {
+				lc := newLineConn(nc)
+				for {
+					req, err := lc.read()
+					if err != nil {
+						return
+					}
+					if req.Op == tc.op {
+						seen.Add(1)
+					}
+					if i == 0 {
+						return // drop the connection, unanswered
+					}
+					resp := valueOf(req)
+					resp.Status = &core.Status{Mode: "raw"}
+					lc.write(resp)
+				}
+			})
+			c := dialT(t, srv.addr)
+			err := tc.call(c)
+			if tc.wantErr == nil && err != nil {
+				t.Fatalf("err = %v; want success after one retry", err)
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v; want %v", err, tc.wantErr)
+			}
+			if n := seen.Load(); n != int32(tc.wantSeen) {
+				t.Fatalf("server saw the %s %d times; want %d", tc.op, n, tc.wantSeen)
+			}
+			if err := c.Ping(ctxT(t)); err != nil {
+				t.Fatalf("Ping after the loss: %v", err)
+			}
+			if n := srv.accepted.Load(); n != 2 {
+				t.Fatalf("server accepted %d connections; want 2", n)
+			}
+		})
+	}
+}
+
+// Every outstanding call fails when the connection breaks, not only the
+// one at the head.
+func TestConnectionLossFailsAllOutstanding(t *testing.T) {
+	const n = 10
+	srv := newRawServer(t, func(i int, nc net.Conn) {
+		lc := newLineConn(nc)
+		for range n {
+			if _, err := lc.read(); err != nil {
+				return
+			}
+		}
+		// All n read, none answered: now drop.
+	})
+	c := dialT(t, srv.addr, WithRetries(0))
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- c.Set(ctxT(t), fmt.Sprint("k", i), "v")
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrUnknownOutcome) {
+			t.Errorf("err = %v; want ErrUnknownOutcome", err)
+		}
+	}
+}
+
+func TestWrongIDIsProtocolError(t *testing.T) {
+	srv := newRawServer(t, func(i int, nc net.Conn) {
+		lc := newLineConn(nc)
+		for {
+			req, err := lc.read()
+			if err != nil {
+				return
+			}
+			resp := valueOf(req)
+			if i == 0 {
+				resp.ID = []byte(`"not-yours"`)
+			}
+			lc.write(resp)
+		}
+	})
+	c := dialT(t, srv.addr)
+	// A read is retried once on a new connection, which echoes correctly.
+	if v, err := c.Get(ctxT(t), "k"); err != nil || v != "k" {
+		t.Fatalf("Get = %q, %v; want k after a retry", v, err)
+	}
+	if n := srv.accepted.Load(); n != 2 {
+		t.Fatalf("server accepted %d connections; want 2", n)
+	}
+}
+
+func TestProtocolViolations(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reply func(lc *lineConn, req *core.Request)
+	}{
+		{"wrong id", func(lc *lineConn, req *core.Request) {
+			lc.write(core.Response{ID: []byte("999999"), OK: true})
+		}},
+		{"no id on success", func(lc *lineConn, req *core.Request) {
+			lc.write(core.Response{OK: true})
+		}},
+		{"not json", func(lc *lineConn, req *core.Request) {
+			lc.nc.Write([]byte("hello\n"))
+		}},
+		{"unsolicited", func(lc *lineConn, req *core.Request) {
+			lc.write(core.Response{ID: req.ID, OK: true})
+			lc.write(core.Response{ID: req.ID, OK: true})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newRawServer(t, func(_ int, nc net.Conn) {
+				lc := newLineConn(nc)
+				for {
+					req, err := lc.read()
+					if err != nil {
+						return
+					}
+					tc.reply(lc, req)
+				}
+			})
+			c := dialT(t, srv.addr)
+			err := c.Set(ctxT(t), "k", "v")
+			if tc.name == "unsolicited" {
+				// The set itself succeeds; the stray line breaks the
+				// connection afterwards, which the next call notices.
+				if err != nil {
+					t.Fatalf("Set: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
+				c.mu.Lock()
+				broken := c.cur.broken()
+				c.mu.Unlock()
+				if !broken {
+					t.Fatal("connection still in use after an unsolicited response")
+				}
+				return
+			}
+			if !errors.Is(err, ErrProtocol) || !errors.Is(err, ErrUnknownOutcome) {
+				t.Fatalf("err = %v; want ErrProtocol and ErrUnknownOutcome", err)
+			}
+		})
+	}
+}
+
+// An error response without an id answers the head request: the server
+// could not parse its line, so it could not echo the id.
+func TestErrorWithoutIDIsAccepted(t *testing.T) {
+	srv := newRawServer(t, func(_ int, nc net.Conn) {
+		lc := newLineConn(nc)
+		for {
+			if _, err := lc.read(); err != nil {
+				return
+			}
+			lc.write(core.ErrorResponse(core.CodeTooLarge, "request line too long"))
+		}
+	})
+	c := dialT(t, srv.addr)
+	err := c.Set(ctxT(t), "k", "v")
+	var se *ServerError
+	if !errors.As(err, &se) || se.Code != core.CodeTooLarge {
+		t.Fatalf("err = %v; want a too_large ServerError", err)
+	}
+}
+
+func TestOversizeResponseIsSkipped(t *testing.T) {
+	big := strings.Repeat("x", 4096)
+	srv := newRawServer(t, func(_ int, nc net.Conn) {
+		lc := newLineConn(nc)
+		for {
+			req, err := lc.read()
+			if err != nil {
+				return
+			}
+			resp := valueOf(req)
+			if req.Key == "big" {
+				resp.Value = &big
+			}
+			lc.write(resp)
+		}
+	})
+	c := dialT(t, srv.addr, WithMaxResponseBytes(1024))
+	if _, err := c.Get(ctxT(t), "big"); !errors.Is(err, ErrResponseTooLarge) {
+		t.Fatalf("Get(big) err = %v; want ErrResponseTooLarge", err)
+	}
+	if v, err := c.Get(ctxT(t), "small"); err != nil || v != "small" {
+		t.Fatalf("Get(small) = %q, %v; want small on the same connection", v, err)
+	}
+	if n := srv.accepted.Load(); n != 1 {
+		t.Fatalf("server accepted %d connections; want 1", n)
+	}
+}
+
+func TestRequestTooLargeIsNotSent(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	c := dialT(t, srv.Addr, WithMaxRequestBytes(100))
+	err := c.Set(ctxT(t), "k", strings.Repeat("v", 200))
+	if !errors.Is(err, ErrRequestTooLarge) || errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("err = %v; want ErrRequestTooLarge, outcome known", err)
+	}
+	if reqs := srv.Requests(); len(reqs) != 0 {
+		t.Fatalf("server received %d requests; want 0", len(reqs))
+	}
+}
+
+// With WithMaxInFlight(2), the server never has more than two requests
+// outstanding, yet does have two: the limit bounds pipelining, it does not
+// disable it.
+func TestMaxInFlight(t *testing.T) {
+	var outstanding, peak atomic.Int32
+	srv := newRawServer(t, func(_ int, nc net.Conn) {
+		lc := newLineConn(nc)
+		reqs := make(chan *core.Request, 100)
+		go func() {
+			for req := range reqs {
+				time.Sleep(10 * time.Millisecond)
+				outstanding.Add(-1)
+				lc.write(valueOf(req))
+			}
+		}()
+		defer close(reqs)
+		for {
+			req, err := lc.read()
+			if err != nil {
+				return
+			}
+			n := outstanding.Add(1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			reqs <- req
+		}
+	})
+	c := dialT(t, srv.addr, WithMaxInFlight(2))
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Ping(ctxT(t)); err != nil {
+				t.Errorf("Ping %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p != 2 {
+		t.Fatalf("peak outstanding requests = %d; want 2", p)
+	}
+}
+
+func TestDialRetriesUntilServerListens(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	if _, err := Dial(addr, WithRetries(0)); err == nil {
+		t.Fatal("Dial to a closed port succeeded")
+	}
+
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return // port taken meanwhile: Dial below fails and says so
+		}
+		t.Cleanup(func() { ln.Close() })
+		nc, err := ln.Accept()
+		if err == nil {
+			t.Cleanup(func() { nc.Close() })
+		}
+	}()
+	c, err := Dial(addr, WithRetries(10))
+	if err != nil {
+		t.Fatalf("Dial with retries: %v", err)
+	}
+	c.Close()
+}
+
+func TestClose(t *testing.T) {
+	srv := newRawServer(t, func(_ int, nc net.Conn) { drain(newLineConn(nc)) })
+	c := dialT(t, srv.addr)
+	errs := make(chan error, 2)
+	go func() { errs <- c.Set(ctxT(t), "k", "v") }()
+	go func() { errs <- c.Ping(ctxT(t)) }()
+	time.Sleep(50 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-errs; !errors.Is(err, ErrClosed) {
+			t.Fatalf("outstanding call err = %v; want ErrClosed", err)
+		}
+	}
+	if err := c.Ping(ctxT(t)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Ping after Close err = %v; want ErrClosed", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// The server restarts (drops every connection) between calls: the client
+// notices and redials without the caller doing anything.
+func TestRedialAfterServerDropsConnections(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	c := dialT(t, srv.Addr)
+	ctx := ctxT(t)
+	if err := c.Set(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	srv.DropConnections()
+	time.Sleep(20 * time.Millisecond)
+	if v, err := c.Get(ctx, "k"); err != nil || v != "v" {
+		t.Fatalf("Get after drop = %q, %v", v, err)
+	}
+	if err := c.Set(ctx, "k2", "v2"); err != nil {
+		t.Fatalf("Set after drop: %v", err)
+	}
+	if n := srv.Accepted(); n != 2 {
+		t.Fatalf("server accepted %d connections; want 2", n)
+	}
+}
+
+func TestInvalidOptions(t *testing.T) {
+	for _, o := range []Option{WithMaxInFlight(0), WithRetries(-1), WithRequestTimeout(0), WithDialTimeout(-1), WithMaxResponseBytes(0), WithMaxRequestBytes(0)} {
+		if _, err := Dial("127.0.0.1:1", o); err == nil || !strings.Contains(err.Error(), "must") {
+			t.Errorf("Dial with invalid option: err = %v; want a validation error", err)
+		}
+	}
+}
+
+func TestReadLine(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		max  int
+		want []string // "!" marks a line reported too large
+	}{
+		{in: "a\nbb\n", max: 10, want: []string{"a", "bb"}},
+		{in: "\n", max: 10, want: []string{""}},
+		{in: "abc\nd\n", max: 3, want: []string{"abc", "d"}},
+		{in: "abcd\nd\n", max: 3, want: []string{"!", "d"}},
+		{in: strings.Repeat("x", 100) + "\nok\n", max: 50, want: []string{"!", "ok"}},
+		{in: "ok\npartial", max: 10, want: []string{"ok"}}, // a torn last line is not a line
+	} {
+		// A 16-byte buffer makes long lines arrive in fragments.
+		br := bufio.NewReaderSize(strings.NewReader(tc.in), 16)
+		var got []string
+		var err error
+		for {
+			var line []byte
+			var tooLarge bool
+			line, tooLarge, err = readLine(br, tc.max)
+			if err != nil {
+				break
+			}
+			if tooLarge {
+				got = append(got, "!")
+			} else {
+				got = append(got, string(line))
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("readLine(%q, %d) lines = %q; want %q", tc.in, tc.max, got, tc.want)
+		}
+		if err != io.EOF {
+			t.Errorf("readLine(%q): final err = %v; want io.EOF", tc.in, err)
+		}
+	}
+}

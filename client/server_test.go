@@ -1,0 +1,181 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// realServer is a cmd/node process serving on a loopback port.
+type realServer struct {
+	addr string
+	cmd  *exec.Cmd
+
+	mu     sync.Mutex
+	stderr strings.Builder // everything the server said, for failure messages
+}
+
+func (s *realServer) log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.String()
+}
+
+// buildNode builds cmd/node into dir. Until cmd/node exists and compiles,
+// the tests that need it skip, saying why.
+func buildNode(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "node")
+	out, err := exec.Command("go", "build", "-o", bin, "dkv/cmd/node").CombinedOutput()
+	if err != nil {
+		t.Skipf("skipping: cmd/node does not build yet (%v):\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startNode starts the binary on a free port with a fresh data directory and
+// waits for it to say "serving". The process is killed when the test ends.
+func startNode(t *testing.T, bin string) *realServer {
+	t.Helper()
+	port := freePort(t)
+	s := &realServer{addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	s.cmd = exec.Command(bin, "--port", fmt.Sprint(port), "--data-dir", t.TempDir())
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+	})
+	serving := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for sc.Scan() {
+			s.mu.Lock()
+			s.stderr.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
+			if strings.Contains(sc.Text(), "serving") {
+				once.Do(func() { close(serving) })
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case <-serving:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("cmd/node did not print \"serving\" within 30s; its stderr:\n%s", s.log())
+	}
+	return s
+}
+
+func TestRealServer(t *testing.T) {
+	bin := buildNode(t)
+	srv := startNode(t, bin)
+	c := dialT(t, srv.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	defer func() {
+		if t.Failed() {
+			t.Logf("cmd/node stderr:\n%s", srv.log())
+		}
+	}()
+
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if _, err := c.Get(ctx, "hello"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get of a missing key: err = %v; want ErrNotFound", err)
+	}
+	if err := c.Set(ctx, "hello", "world"); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	if v, err := c.Get(ctx, "hello"); err != nil || v != "world" {
+		t.Fatalf("Get(hello) = %q, %v; want world", v, err)
+	}
+	if err := c.Set(ctx, "hello", "again"); err != nil {
+		t.Fatalf("Set (overwrite): %v", err)
+	}
+	if v, err := c.Get(ctx, "hello"); err != nil || v != "again" {
+		t.Fatalf("Get(hello) = %q, %v; want again", v, err)
+	}
+	if err := c.Delete(ctx, "hello"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := c.Get(ctx, "hello"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after Delete: err = %v; want ErrNotFound", err)
+	}
+	if err := c.Delete(ctx, "never-there"); err != nil {
+		t.Fatalf("Delete of a missing key: %v; want success", err)
+	}
+
+	items := make([]KV, 100)
+	for i := range items {
+		items[i] = KV{Key: fmt.Sprintf("bulk-%03d", i), Value: fmt.Sprintf("value-%d", i)}
+	}
+	if err := c.BulkSet(ctx, items); err != nil {
+		t.Fatalf("BulkSet: %v", err)
+	}
+	for _, kv := range items {
+		if v, err := c.Get(ctx, kv.Key); err != nil || v != kv.Value {
+			t.Fatalf("Get(%s) = %q, %v; want %q", kv.Key, v, err, kv.Value)
+		}
+	}
+
+	// Pipelined from many goroutines, against the real host.
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				k := fmt.Sprintf("p%d-%d", w, i)
+				if err := c.Set(ctx, k, k); err != nil {
+					errs <- err
+					return
+				}
+				if v, err := c.Get(ctx, k); err != nil || v != k {
+					errs <- fmt.Errorf("Get(%s) = %q, %v", k, v, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	if want := len(items) + 16*20; st.Keys != want {
+		t.Fatalf("Status.Keys = %d; want %d", st.Keys, want)
+	}
+}
