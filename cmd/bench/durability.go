@@ -1,0 +1,411 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"dkv/client"
+	"dkv/internal/nodeproc"
+)
+
+type durabilityConfig struct {
+	kills         int
+	writers       int
+	keysPerWriter int
+	groups        int
+	groupSize     int
+	runMin        time.Duration
+	runMax        time.Duration
+	valueBytes    int
+	dir           string
+	nodeBin       string
+	seed          uint64
+	serverFlags   string
+}
+
+func runDurability(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("durability", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg durabilityConfig
+	fs.IntVar(&cfg.kills, "kills", 100, "how many times to SIGKILL the server")
+	fs.IntVar(&cfg.writers, "writers", 8, "concurrent writers, each with its own keys")
+	fs.IntVar(&cfg.keysPerWriter, "keys", 40, "single keys per writer, written with Set")
+	fs.IntVar(&cfg.groups, "groups", 8, "key groups per writer, each always written whole with one BulkSet")
+	fs.IntVar(&cfg.groupSize, "group-size", 8, "keys per BulkSet group")
+	fs.DurationVar(&cfg.runMin, "run-min", 20*time.Millisecond, "shortest time between restart and kill")
+	fs.DurationVar(&cfg.runMax, "run-max", 300*time.Millisecond, "longest time between restart and kill")
+	fs.IntVar(&cfg.valueBytes, "value-bytes", 100, "bytes per value")
+	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for the data directory; removed afterwards")
+	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
+	fs.Uint64Var(&cfg.seed, "seed", uint64(time.Now().UnixNano()), "seed for kill timing and the workload")
+	fs.StringVar(&cfg.serverFlags, "server-flags", "--snapshot-log-bytes=262144 --segment-bytes=65536",
+		"extra cmd/node flags (the default makes snapshots and segment rolls frequent, so kills land in them)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if cfg.kills < 1 || cfg.writers < 1 || cfg.runMax < cfg.runMin {
+		fmt.Fprintln(stderr, "need --kills >= 1, --writers >= 1 and --run-max >= --run-min")
+		return 2
+	}
+	res, err := durability(cfg, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench durability: %v\n", err)
+		return 1
+	}
+	if res.lost > 0 || res.partial > 0 {
+		return 1
+	}
+	return 0
+}
+
+// keyState is what a key may hold: its last acknowledged value, and values
+// of writes whose outcome is unknown because the server died under them.
+type keyState struct {
+	acked    string
+	hasAcked bool
+	maybe    []string
+}
+
+func (k *keyState) allows(value string, found bool) bool {
+	if found && slices.Contains(k.maybe, value) {
+		return true
+	}
+	if !k.hasAcked {
+		return !found
+	}
+	return found && value == k.acked
+}
+
+type durabilityResult struct {
+	kills, ackedWrites, ackedBulk, unknown, lost, partial, keys int
+}
+
+// ledger is the writers' record of what they were told.
+type ledger struct {
+	mu   sync.Mutex
+	keys map[string]*keyState
+}
+
+func (l *ledger) state(key string) *keyState {
+	s, ok := l.keys[key]
+	if !ok {
+		s = &keyState{}
+		l.keys[key] = s
+	}
+	return s
+}
+
+// gate lets the killer stop writers from starting operations while it
+// restarts the server and verifies it, without stopping operations in flight
+// at the moment of the kill.
+type gate struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	open    bool
+	busy    int
+	stopped bool
+}
+
+func (g *gate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for !g.open && !g.stopped {
+		g.cond.Wait()
+	}
+	if g.stopped {
+		return false
+	}
+	g.busy++
+	return true
+}
+
+func (g *gate) leave() {
+	g.mu.Lock()
+	g.busy--
+	g.cond.Broadcast()
+	g.mu.Unlock()
+}
+
+func (g *gate) close() {
+	g.mu.Lock()
+	g.open = false
+	g.mu.Unlock()
+}
+
+func (g *gate) drain() {
+	g.mu.Lock()
+	for g.busy > 0 {
+		g.cond.Wait()
+	}
+	g.mu.Unlock()
+}
+
+func (g *gate) reopen() {
+	g.mu.Lock()
+	g.open = true
+	g.cond.Broadcast()
+	g.mu.Unlock()
+}
+
+func (g *gate) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.cond.Broadcast()
+	g.mu.Unlock()
+}
+
+func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
+	var res durabilityResult
+	work, err := os.MkdirTemp(cfg.dir, "dkv-durability-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(work)
+	bin := cfg.nodeBin
+	if bin == "" {
+		fmt.Fprintln(out, "building cmd/node ...")
+		if bin, err = nodeproc.Build(work); err != nil {
+			return res, err
+		}
+	}
+	dataDir := filepath.Join(work, "data")
+	port, err := nodeproc.FreePort()
+	if err != nil {
+		return res, err
+	}
+	flags := strings.Fields(cfg.serverFlags)
+	p, err := nodeproc.StartOnPort(bin, dataDir, port, flags...)
+	if err != nil {
+		return res, err
+	}
+	fmt.Fprintf(out, "durability: seed %d, %d kills, %d writers, server %s %s\n", cfg.seed, cfg.kills, cfg.writers, p.Addr, cfg.serverFlags)
+
+	led := &ledger{keys: map[string]*keyState{}}
+	g := &gate{open: true}
+	g.cond = sync.NewCond(&g.mu)
+	counts := make([]struct{ acked, bulk, unknown int }, cfg.writers)
+	var wg sync.WaitGroup
+	for w := 0; w < cfg.writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			writer(w, p.Addr, cfg, led, g, &counts[w])
+		}()
+	}
+
+	r := rand.New(rand.NewPCG(cfg.seed, 1))
+	start := time.Now()
+	for k := 1; k <= cfg.kills; k++ {
+		run := cfg.runMin + time.Duration(r.Int64N(int64(cfg.runMax-cfg.runMin)+1))
+		time.Sleep(run)
+		g.close()
+		p.Kill()
+		g.drain() // in-flight operations fail against the dead server
+		p, err = nodeproc.StartOnPort(bin, dataDir, port, flags...)
+		if err != nil {
+			g.stop()
+			wg.Wait()
+			return res, fmt.Errorf("restart after kill %d: %w", k, err)
+		}
+		lost, partial, err := verify(p.Addr, cfg, led)
+		if err != nil {
+			g.stop()
+			wg.Wait()
+			p.Kill()
+			return res, fmt.Errorf("verify after kill %d: %w", k, err)
+		}
+		res.kills = k
+		res.lost += lost
+		res.partial += partial
+		if k%10 == 0 || lost > 0 || partial > 0 || k == cfg.kills {
+			acked := 0
+			for i := range counts {
+				acked += counts[i].acked
+			}
+			fmt.Fprintf(out, "  kill %d/%d: %d acknowledged writes so far, %d lost, %d partial bulk sets (%v)\n",
+				k, cfg.kills, acked, res.lost, res.partial, time.Since(start).Round(time.Second))
+		}
+		g.reopen()
+	}
+	g.stop()
+	wg.Wait()
+	p.Stop(10 * time.Second)
+	for i := range counts {
+		res.ackedWrites += counts[i].acked
+		res.ackedBulk += counts[i].bulk
+		res.unknown += counts[i].unknown
+	}
+	res.keys = len(led.keys)
+
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "kills\tacked writes\tof which bulk sets\tunknown outcome\tkeys\tlost writes\tpartial bulk sets\t")
+	fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", res.kills, res.ackedWrites, res.ackedBulk, res.unknown, res.keys, res.lost, res.partial)
+	tw.Flush()
+	if res.lost == 0 && res.partial == 0 {
+		fmt.Fprintln(out, "\nPASS: every acknowledged write survived every kill; no bulk set was partly applied")
+	} else {
+		fmt.Fprintln(out, "\nFAIL: acknowledged data was lost or a bulk set was partly applied")
+	}
+	return res, nil
+}
+
+func value(w, seq, n int) string {
+	v := fmt.Sprintf("w%d-s%d-", w, seq)
+	if len(v) < n {
+		v += strings.Repeat("x", n-len(v))
+	}
+	return v
+}
+
+func groupKeys(w, g, size int) []string {
+	keys := make([]string, size)
+	for j := range keys {
+		keys[j] = fmt.Sprintf("w%d-g%d-%d", w, g, j)
+	}
+	return keys
+}
+
+// writer issues one operation at a time and records every outcome.
+func writer(w int, addr string, cfg durabilityConfig, led *ledger, g *gate, count *struct{ acked, bulk, unknown int }) {
+	// The client redials by itself after a kill; writes are never retried
+	// by it, so every outcome below is the one the writer saw.
+	c, err := client.Dial(addr, client.WithRequestTimeout(5*time.Second))
+	if err != nil {
+		fmt.Printf("  writer %d: %v\n", w, err)
+		return
+	}
+	defer c.Close()
+	r := rand.New(rand.NewPCG(cfg.seed, uint64(w)+2))
+	for seq := 0; ; seq++ {
+		if !g.enter() {
+			return
+		}
+		v := value(w, seq, cfg.valueBytes)
+		var keys []string
+		bulk := r.IntN(10) < 3
+		if bulk {
+			keys = groupKeys(w, r.IntN(cfg.groups), cfg.groupSize)
+		} else {
+			keys = []string{fmt.Sprintf("w%d-k%d", w, r.IntN(cfg.keysPerWriter))}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if bulk {
+			items := make([]client.KV, len(keys))
+			for i, k := range keys {
+				items[i] = client.KV{Key: k, Value: v}
+			}
+			err = c.BulkSet(ctx, items)
+		} else {
+			err = c.Set(ctx, keys[0], v)
+		}
+		cancel()
+		led.mu.Lock()
+		for _, k := range keys {
+			s := led.state(k)
+			if err == nil {
+				s.acked, s.hasAcked, s.maybe = v, true, nil
+			} else {
+				// Any error may hide an applied write (the server may have
+				// synced it and died before replying): it may or may not be there.
+				s.maybe = append(s.maybe, v)
+			}
+		}
+		led.mu.Unlock()
+		if err == nil {
+			count.acked++
+			if bulk {
+				count.bulk++
+			}
+		} else {
+			count.unknown++
+		}
+		g.leave()
+	}
+}
+
+// verify reads every key the writers touched and checks it against the
+// ledger. What it reads becomes the new acknowledged state: it was seen.
+func verify(addr string, cfg durabilityConfig, led *ledger) (lost, partial int, err error) {
+	c, err := client.Dial(addr)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	led.mu.Lock()
+	defer led.mu.Unlock()
+	type got struct {
+		value string
+		found bool
+	}
+	read := func(key string) (got, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		v, err := c.Get(ctx, key)
+		if err != nil {
+			if isNotFound(err) {
+				return got{}, nil
+			}
+			return got{}, err
+		}
+		return got{v, true}, nil
+	}
+	names := make([]string, 0, len(led.keys))
+	for k := range led.keys {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	seen := map[string]got{}
+	for _, k := range names {
+		gv, err := read(k)
+		if err != nil {
+			return lost, partial, err
+		}
+		seen[k] = gv
+		s := led.keys[k]
+		if !s.allows(gv.value, gv.found) {
+			lost++
+			fmt.Printf("  LOST: key %s holds (%q, found=%v); acknowledged %q (acked=%v), unknown %q\n",
+				k, short(gv.value), gv.found, short(s.acked), s.hasAcked, s.maybe)
+		}
+	}
+	for w := 0; w < cfg.writers; w++ {
+		for gi := 0; gi < cfg.groups; gi++ {
+			keys := groupKeys(w, gi, cfg.groupSize)
+			first, ok := seen[keys[0]]
+			if !ok {
+				continue // never written
+			}
+			for _, k := range keys[1:] {
+				if seen[k] != first {
+					partial++
+					fmt.Printf("  PARTIAL: group w%d-g%d: %s=%q but %s=%q\n", w, gi, keys[0], short(first.value), k, short(seen[k].value))
+					break
+				}
+			}
+		}
+	}
+	for _, k := range names {
+		s := led.keys[k]
+		gv := seen[k]
+		s.acked, s.hasAcked, s.maybe = gv.value, gv.found, nil
+	}
+	return lost, partial, nil
+}
+
+func short(s string) string { return strings.TrimRight(s, "x") }
+
+func isNotFound(err error) bool {
+	return errors.Is(err, client.ErrNotFound)
+}

@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"dkv/client"
+	"dkv/internal/nodeproc"
+)
+
+type throughputConfig struct {
+	clients      int
+	sizes        []int
+	duration     time.Duration
+	warmup       time.Duration
+	valueBytes   int
+	baselineTime time.Duration
+	dir          string
+	nodeBin      string
+	unsafeRef    bool
+}
+
+type runResult struct {
+	name    string
+	keys    int
+	clients int
+	ops     int
+	elapsed time.Duration
+	lat     latencies
+	errors  int
+}
+
+func (r runResult) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
+
+func runThroughput(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("throughput", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg throughputConfig
+	var sizes string
+	fs.IntVar(&cfg.clients, "clients", 50, "concurrent clients, one connection each")
+	fs.StringVar(&sizes, "sizes", "0,100000,1000000", "comma-separated store sizes (keys) to pre-populate")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per run")
+	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time before each run")
+	fs.IntVar(&cfg.valueBytes, "value-bytes", 100, "bytes per value")
+	fs.DurationVar(&cfg.baselineTime, "baseline-duration", 3*time.Second, "time spent measuring the raw fdatasync rate")
+	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for data directories; removed afterwards")
+	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
+	fs.BoolVar(&cfg.unsafeRef, "unsafe-reference", true, "also run with --unsafe-no-fsync, as the CPU-bound reference")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 0 {
+			fmt.Fprintf(stderr, "bad --sizes entry %q\n", s)
+			return 2
+		}
+		cfg.sizes = append(cfg.sizes, n)
+	}
+	if err := throughput(cfg, stdout); err != nil {
+		fmt.Fprintf(stderr, "bench throughput: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func throughput(cfg throughputConfig, out io.Writer) error {
+	work, err := os.MkdirTemp(cfg.dir, "dkv-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bin := cfg.nodeBin
+	if bin == "" {
+		fmt.Fprintln(out, "building cmd/node ...")
+		if bin, err = nodeproc.Build(work); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintf(out, "baseline: 4 KiB write+fdatasync on %s for %v ...\n", work, cfg.baselineTime)
+	raw, err := rawSyncRate(work, cfg.baselineTime)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	fmt.Fprintf(out, "baseline: %.0f fdatasync/s\n", raw)
+
+	var results []runResult
+	var restart time.Duration
+	var restartKeys int
+	for i, size := range cfg.sizes {
+		dataDir := filepath.Join(work, fmt.Sprintf("data-%d", i))
+		p, err := nodeproc.Start(bin, dataDir)
+		if err != nil {
+			return err
+		}
+		if err := populate(p.Addr, size, cfg.valueBytes, out); err != nil {
+			p.Kill()
+			return err
+		}
+		space := max(size, 100_000)
+		r, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, cfg.clients, cfg, out)
+		if err != nil {
+			p.Kill()
+			return err
+		}
+		results = append(results, r)
+		if i == 0 {
+			r1, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, 1, cfg, out)
+			if err != nil {
+				p.Kill()
+				return err
+			}
+			results = append(results, r1)
+		}
+		if size == slicesMax(cfg.sizes) && size > 0 {
+			// Recovery after SIGKILL: the worst case, with whatever log has
+			// accumulated since the last snapshot to replay.
+			p.Kill()
+			start := time.Now()
+			p2, err := nodeproc.Start(bin, dataDir)
+			if err != nil {
+				return err
+			}
+			c, err := client.Dial(p2.Addr)
+			if err != nil {
+				p2.Kill()
+				return err
+			}
+			if _, err := c.Get(context.Background(), keyName(0)); err != nil {
+				c.Close()
+				p2.Kill()
+				return fmt.Errorf("get after restart: %w", err)
+			}
+			restart, restartKeys = time.Since(start), size
+			c.Close()
+			p = p2
+			fmt.Fprintf(out, "restart after SIGKILL with %d keys: ready in %v\n", size, restart.Round(time.Millisecond))
+		}
+		p.Kill()
+		os.RemoveAll(dataDir)
+	}
+	var unsafeRun *runResult
+	if cfg.unsafeRef {
+		dataDir := filepath.Join(work, "data-unsafe")
+		p, err := nodeproc.Start(bin, dataDir, "--unsafe-no-fsync")
+		if err != nil {
+			return err
+		}
+		r, err := measure(p.Addr, "UNSAFE no fsync, 0 keys", 0, 100_000, cfg.clients, cfg, out)
+		p.Kill()
+		if err != nil {
+			return err
+		}
+		unsafeRun = &r
+	}
+
+	fmt.Fprintf(out, "\nthroughput: %d-byte values, %v per run, raw fdatasync baseline %.0f/s\n\n", cfg.valueBytes, cfg.duration, raw)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "run\tclients\tops/s\tx raw fsync\tp50\tp99\tp99.9\terrors\t")
+	all := results
+	if unsafeRun != nil {
+		all = append(all, *unsafeRun)
+	}
+	for _, r := range all {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%s\t%s\t%s\t%d\t\n", r.name, r.clients, r.rate(), r.rate()/raw,
+			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors)
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+	// The figures the single-node issue asks for, as ratios of this run.
+	var first, last *runResult
+	for i := range results {
+		if results[i].clients == cfg.clients {
+			if first == nil {
+				first = &results[i]
+			}
+			last = &results[i]
+		}
+	}
+	if first != nil {
+		fmt.Fprintf(out, "group commit: %d clients = %.1f x raw fdatasync rate (target >= 25)\n", cfg.clients, first.rate()/raw)
+		if unsafeRun != nil {
+			fmt.Fprintf(out, "cpu bound:    durable / unsafe-no-fsync = %.2f (target >= 0.6 when the disk is fast)\n", first.rate()/unsafeRun.rate())
+		}
+		fmt.Fprintf(out, "store size:   %d keys / %d keys = %.2f (target within 0.75..1.25)\n", last.keys, first.keys, last.rate()/first.rate())
+	}
+	for _, r := range results {
+		if r.clients == 1 {
+			fmt.Fprintf(out, "one client:   %.2f x raw fdatasync rate (target >= 0.8)\n", r.rate()/raw)
+		}
+	}
+	if restartKeys > 0 {
+		fmt.Fprintf(out, "restart:      %d keys ready in %.2fs (target <= 3s)\n", restartKeys, restart.Seconds())
+	}
+	return nil
+}
+
+func slicesMax(s []int) int {
+	m := 0
+	for _, v := range s {
+		m = max(m, v)
+	}
+	return m
+}
+
+func keyName(i int) string { return fmt.Sprintf("key%08d", i) }
+
+// populate fills the store with keys 0..n-1 through pipelined BulkSets.
+func populate(addr string, n, valueBytes int, out io.Writer) error {
+	if n == 0 {
+		return nil
+	}
+	const batch, workers = 1000, 4
+	value := strings.Repeat("p", valueBytes)
+	var next, done atomic.Int64
+	start := time.Now()
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				fmt.Fprintf(out, "  populating: %d/%d keys (%.0f keys/s)\n", done.Load(), n, float64(done.Load())/time.Since(start).Seconds())
+			}
+		}
+	}()
+	defer close(stop)
+	var g sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		g.Add(1)
+		go func() {
+			defer g.Done()
+			c, err := client.Dial(addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			for {
+				from := int(next.Add(batch)) - batch
+				if from >= n {
+					return
+				}
+				items := make([]client.KV, 0, batch)
+				for i := from; i < min(from+batch, n); i++ {
+					items = append(items, client.KV{Key: keyName(i), Value: value})
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				err := c.BulkSet(ctx, items)
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("populate: %w", err)
+					return
+				}
+				done.Add(int64(len(items)))
+			}
+		}()
+	}
+	g.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  populated %d keys in %v\n", n, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// measure runs clients that each Set random keys of the key space, one at a
+// time, for the configured duration after a warmup.
+func measure(addr, name string, keys, space, clients int, cfg throughputConfig, out io.Writer) (runResult, error) {
+	fmt.Fprintf(out, "run: %s, %d clients, %v ...\n", name, clients, cfg.duration)
+	value := strings.Repeat("v", cfg.valueBytes)
+	conns := make([]*client.KVClient, clients)
+	for i := range conns {
+		c, err := client.Dial(addr)
+		if err != nil {
+			return runResult{}, err
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	var measuring atomic.Bool
+	var stop atomic.Bool
+	perClient := make([]latencies, clients)
+	errCount := make([]int, clients)
+	var g sync.WaitGroup
+	for i, c := range conns {
+		g.Add(1)
+		go func() {
+			defer g.Done()
+			r := rand.New(rand.NewPCG(uint64(i), 7))
+			lat := make(latencies, 0, 1<<16)
+			for !stop.Load() {
+				key := keyName(r.IntN(space))
+				t0 := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := c.Set(ctx, key, value)
+				cancel()
+				if !measuring.Load() {
+					continue
+				}
+				if err != nil {
+					errCount[i]++
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			perClient[i] = lat
+		}()
+	}
+	time.Sleep(cfg.warmup)
+	measuring.Store(true)
+	start := time.Now()
+	time.Sleep(cfg.duration)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	g.Wait()
+	r := runResult{name: name, keys: keys, clients: clients, elapsed: elapsed}
+	for i := range perClient {
+		r.lat = append(r.lat, perClient[i]...)
+		r.errors += errCount[i]
+	}
+	r.ops = len(r.lat)
+	fmt.Fprintf(out, "  %.0f ops/s, p50 %s, p99 %s\n", r.rate(), ms(r.lat.percentile(50)), ms(r.lat.percentile(99)))
+	return r, nil
+}

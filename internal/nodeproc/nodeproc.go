@@ -1,0 +1,201 @@
+// Package nodeproc builds the dkv server binary and runs it as a real
+// process, for the tests and benchmarks that kill real servers.
+package nodeproc
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// readyTimeout bounds how long a server may take to recover and listen.
+const readyTimeout = 60 * time.Second
+
+// Build compiles ./cmd/node into dir and returns the binary's path.
+func Build(dir string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "dkv-node")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/node")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/node: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the dkv module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Process is one running server.
+type Process struct {
+	Addr    string
+	DataDir string
+	Port    int
+	cmd     *exec.Cmd
+	stderr  *lockedBuffer
+	exited  chan struct{}
+	waitErr error
+}
+
+// Start runs bin on a free port with dataDir and extra flags, and returns
+// once the server says it is serving. Started is the time the process was
+// started, for measuring recovery.
+func Start(bin, dataDir string, extra ...string) (*Process, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	return StartOnPort(bin, dataDir, port, extra...)
+}
+
+// StartOnPort is Start on a given port.
+func StartOnPort(bin, dataDir string, port int, extra ...string) (*Process, error) {
+	p, err := Launch(bin, dataDir, port, extra...)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.WaitReady(readyTimeout); err != nil {
+		p.Kill()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Launch starts the process without waiting for it to be ready.
+func Launch(bin, dataDir string, port int, extra ...string) (*Process, error) {
+	args := append([]string{"--port", strconv.Itoa(port), "--data-dir", dataDir}, extra...)
+	cmd := exec.Command(bin, args...)
+	p := &Process{Addr: fmt.Sprintf("127.0.0.1:%d", port), DataDir: dataDir, Port: port, cmd: cmd,
+		stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.stderr.writeLine(sc.Text())
+		}
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// WaitReady waits for the "serving" line, or the process's exit.
+func (p *Process) WaitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if p.stderr.contains("serving") {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("server exited before serving (%v); stderr:\n%s", p.waitErr, p.Stderr())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("server not serving after %v; stderr:\n%s", timeout, p.Stderr())
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// Stop sends SIGTERM and waits up to timeout for a graceful exit; it
+// returns the exit error (nil for status 0).
+func (p *Process) Stop(timeout time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return p.waitErr
+	case <-time.After(timeout):
+		p.Kill()
+		return fmt.Errorf("server did not exit within %v of SIGTERM", timeout)
+	}
+}
+
+// Wait waits for the process to exit by itself and returns its exit error.
+func (p *Process) Wait(timeout time.Duration) error {
+	select {
+	case <-p.exited:
+		return p.waitErr
+	case <-time.After(timeout):
+		return fmt.Errorf("server still running after %v", timeout)
+	}
+}
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stderr is everything the server has logged so far.
+func (p *Process) Stderr() string { return p.stderr.String() }
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) writeLine(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+	b.buf.WriteByte('\n')
+}
+
+func (b *lockedBuffer) contains(s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Contains(b.buf.Bytes(), []byte(s))
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
