@@ -40,6 +40,12 @@ type KVClient struct {
 // opened now, retried as WithRetries says, so that a wrong address fails
 // here rather than on the first call.
 func Dial(addr string, opts ...Option) (*KVClient, error) {
+	return DialContext(context.Background(), addr, opts...)
+}
+
+// DialContext is Dial with a context that bounds the first connection,
+// retries and backoff included.
+func DialContext(ctx context.Context, addr string, opts ...Option) (*KVClient, error) {
 	c := &KVClient{addr: addr, opts: defaultOptions(), dialing: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(&c.opts)
@@ -47,8 +53,8 @@ func Dial(addr string, opts ...Option) (*KVClient, error) {
 	if err := c.opts.validate(); err != nil {
 		return nil, fmt.Errorf("dkv: dial %s: %w", addr, err)
 	}
-	if _, err := c.conn(context.Background()); err != nil {
-		return nil, err
+	if _, err := c.conn(ctx); err != nil {
+		return nil, fmt.Errorf("dkv: %w", err)
 	}
 	return c, nil
 }

@@ -1,0 +1,275 @@
+// Command kv is the command-line client of dkv.
+//
+//	kv [flags] command [args]
+//
+// Run "kv help" for the commands and examples.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"dkv/client"
+)
+
+// Exit codes: scripts tell a refused request from a mistyped command.
+const (
+	exitOK    = 0
+	exitError = 1 // the server or the connection failed the operation
+	exitUsage = 2 // the command line is wrong; nothing was sent
+)
+
+const usage = `usage: kv [flags] command [args]
+
+Commands:
+  set KEY VALUE            store VALUE under KEY (durable when it returns)
+  get KEY                  print the value of KEY; exit 1 if it does not exist
+  delete KEY               remove KEY (succeeds if it does not exist)
+  bulk-set KEY VALUE ...   store every pair at once, all or nothing
+  bulk-set --file FILE     the same, from a JSON array of {"key","value"}
+  ping                     check that the server answers
+  status                   print the server's status as JSON
+  help                     print this text
+
+Flags (before the command):
+  --host HOST       server host (default 127.0.0.1)
+  --port PORT       server port (default 9999)
+  --addr HOST:PORT  server address; overrides --host and --port
+  --timeout D       time allowed for the whole command (default 5s)
+
+Examples:
+  kv set hello world
+  kv get hello
+  kv --port 9001 delete hello
+  kv bulk-set k1 v1 k2 v2
+  kv bulk-set --file items.json     # [{"key":"k1","value":"v1"}, ...]
+  kv --addr 10.0.0.5:9999 status
+
+Exit status: 0 success, 1 the operation failed, 2 usage error.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is a mistake on the command line, reported with exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// notFoundError is a get of a missing key: an expected answer, reported
+// plainly.
+type notFoundError struct{ key string }
+
+func (e notFoundError) Error() string { return "not found: " + e.key }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kv", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported below, with the usage text
+	host := fs.String("host", "127.0.0.1", "")
+	port := fs.Int("port", 9999, "")
+	addr := fs.String("addr", "", "")
+	timeout := fs.Duration("timeout", 5*time.Second, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		}
+		return fail(stderr, usagef("%v", err))
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	if *timeout <= 0 {
+		return fail(stderr, usagef("--timeout must be positive, got %v", *timeout))
+	}
+	if *addr == "" {
+		if *port < 1 || *port > 65535 {
+			return fail(stderr, usagef("--port must be in 1..65535, got %d", *port))
+		}
+		*addr = net.JoinHostPort(*host, strconv.Itoa(*port))
+	}
+	cmd, cmdArgs := fs.Arg(0), fs.Args()[1:]
+	if cmd == "help" || cmd == "-h" || cmd == "--help" {
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	op, err := parseCommand(cmd, cmdArgs)
+	if err != nil {
+		return fail(stderr, err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	c, err := client.DialContext(ctx, *addr,
+		client.WithDialTimeout(*timeout), client.WithRequestTimeout(*timeout), client.WithRetries(1))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer c.Close()
+	if err := op(ctx, c, stdout); err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}
+
+// operation runs one command against the server.
+type operation func(ctx context.Context, c *client.KVClient, stdout io.Writer) error
+
+// parseCommand checks the whole command line before anything is sent, so a
+// usage error never half-runs.
+func parseCommand(cmd string, args []string) (operation, error) {
+	nargs := func(n int, form string) error {
+		if len(args) != n {
+			return usagef("%s takes %d argument(s): kv %s", cmd, n, form)
+		}
+		return nil
+	}
+	switch cmd {
+	case "set":
+		if err := nargs(2, "set KEY VALUE"); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *client.KVClient, w io.Writer) error {
+			return printOK(w, c.Set(ctx, args[0], args[1]))
+		}, nil
+	case "get":
+		if err := nargs(1, "get KEY"); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *client.KVClient, w io.Writer) error {
+			v, err := c.Get(ctx, args[0])
+			if errors.Is(err, client.ErrNotFound) {
+				return notFoundError{key: args[0]}
+			}
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(w, v)
+			return err
+		}, nil
+	case "delete":
+		if err := nargs(1, "delete KEY"); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *client.KVClient, w io.Writer) error {
+			return printOK(w, c.Delete(ctx, args[0]))
+		}, nil
+	case "bulk-set":
+		items, err := parseBulkItems(args)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *client.KVClient, w io.Writer) error {
+			return printOK(w, c.BulkSet(ctx, items))
+		}, nil
+	case "ping":
+		if err := nargs(0, "ping"); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *client.KVClient, w io.Writer) error {
+			if err := c.Ping(ctx); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintln(w, "pong")
+			return err
+		}, nil
+	case "status":
+		if err := nargs(0, "status"); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *client.KVClient, w io.Writer) error {
+			st, err := c.Status(ctx)
+			if err != nil {
+				return err
+			}
+			b, err := json.Marshal(st, jsontext.WithIndent("  "))
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(w, "%s\n", b)
+			return err
+		}, nil
+	}
+	return nil, usagef("unknown command %q", cmd)
+}
+
+// parseBulkItems reads "KEY VALUE ..." or "--file FILE".
+func parseBulkItems(args []string) ([]client.KV, error) {
+	fs := flag.NewFlagSet("bulk-set", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	file := fs.String("file", "", "")
+	if err := fs.Parse(args); err != nil {
+		return nil, usagef("bulk-set: %v", err)
+	}
+	pairs := fs.Args()
+	if *file != "" {
+		if len(pairs) > 0 {
+			return nil, usagef("bulk-set takes either --file or KEY VALUE pairs, not both")
+		}
+		data, err := os.ReadFile(*file)
+		if err != nil {
+			return nil, usagef("bulk-set: %v", err)
+		}
+		var items []client.KV
+		if err := json.Unmarshal(data, &items, json.RejectUnknownMembers(true)); err != nil {
+			return nil, usagef("bulk-set: %s is not a JSON array of {\"key\",\"value\"}: %v", *file, err)
+		}
+		if len(items) == 0 {
+			return nil, usagef("bulk-set: %s holds no items", *file)
+		}
+		return items, nil
+	}
+	if len(pairs) == 0 || len(pairs)%2 != 0 {
+		return nil, usagef("bulk-set takes KEY VALUE pairs (got %d arguments) or --file FILE", len(pairs))
+	}
+	items := make([]client.KV, 0, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		items = append(items, client.KV{Key: pairs[i], Value: pairs[i+1]})
+	}
+	return items, nil
+}
+
+func printOK(w io.Writer, err error) error {
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, "OK")
+	return err
+}
+
+// fail reports err and picks the exit code.
+func fail(stderr io.Writer, err error) int {
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "kv: %v\nRun 'kv help' for the commands and examples.\n", err)
+		return exitUsage
+	}
+	// Client errors already name the operation ("dkv: get \"k\": ..."), and
+	// "not found: KEY" stands alone so that scripts can match it.
+	msg := err.Error()
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		msg += " (is the server running?)"
+	}
+	if errors.Is(err, client.ErrUnknownOutcome) {
+		msg += "\n(read the key back to learn whether the write applied)"
+	}
+	fmt.Fprintln(stderr, msg)
+	return exitError
+}

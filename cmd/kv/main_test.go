@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-json-experiment/json"
+
+	"dkv/client/clienttest"
+	"dkv/core"
+)
+
+// kv runs the command line and returns its exit code and output.
+func kv(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{nil, "Commands:"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"set", "k"}, "set takes 2 argument(s)"},
+		{[]string{"set", "k", "v", "extra"}, "set takes 2 argument(s)"},
+		{[]string{"get"}, "get takes 1 argument(s)"},
+		{[]string{"delete", "a", "b"}, "delete takes 1 argument(s)"},
+		{[]string{"ping", "x"}, "ping takes 0 argument(s)"},
+		{[]string{"bulk-set"}, "bulk-set takes KEY VALUE pairs"},
+		{[]string{"bulk-set", "k1", "v1", "k2"}, "got 3 arguments"},
+		{[]string{"bulk-set", "--file", "/nonexistent/items.json"}, "no such file"},
+		{[]string{"bulk-set", "--file", "x.json", "k", "v"}, "not both"},
+		{[]string{"--bogus", "ping"}, "flag provided but not defined: -bogus"},
+		{[]string{"--port", "0", "ping"}, "--port must be in 1..65535"},
+		{[]string{"--timeout", "0s", "ping"}, "--timeout must be positive"},
+	} {
+		code, stdout, stderr := kv(t, tc.args...)
+		if code != exitUsage {
+			t.Errorf("kv %q: exit %d; want %d (stderr %q)", tc.args, code, exitUsage, stderr)
+		}
+		if !strings.Contains(stderr, tc.wantErr) {
+			t.Errorf("kv %q: stderr %q; want it to mention %q", tc.args, stderr, tc.wantErr)
+		}
+		if stdout != "" {
+			t.Errorf("kv %q: stdout %q; want nothing", tc.args, stdout)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}} {
+		code, stdout, _ := kv(t, args...)
+		if code != exitOK || !strings.Contains(stdout, "Examples:") {
+			t.Errorf("kv %q: exit %d, stdout %q; want the usage text", args, code, stdout)
+		}
+	}
+}
+
+func TestCommandsAgainstFakeServer(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	host, port, _ := net.SplitHostPort(srv.Addr)
+
+	mustRun := func(wantStdout string, args ...string) {
+		t.Helper()
+		code, stdout, stderr := kv(t, append([]string{"--host", host, "--port", port}, args...)...)
+		if code != exitOK || stdout != wantStdout {
+			t.Fatalf("kv %q: exit %d, stdout %q, stderr %q; want 0 and %q", args, code, stdout, stderr, wantStdout)
+		}
+	}
+	mustRun("OK\n", "set", "hello", "world with spaces")
+	mustRun("world with spaces\n", "get", "hello")
+	mustRun("pong\n", "ping")
+	mustRun("OK\n", "delete", "hello")
+
+	code, stdout, stderr := kv(t, "--addr", srv.Addr, "get", "hello")
+	if code != exitError || stdout != "" || stderr != "not found: hello\n" {
+		t.Fatalf("get of a deleted key: exit %d, stdout %q, stderr %q; want 1 and \"not found: hello\"", code, stdout, stderr)
+	}
+
+	mustRun("OK\n", "bulk-set", "k1", "v1", "k2", "v2")
+	file := filepath.Join(t.TempDir(), "items.json")
+	if err := os.WriteFile(file, []byte(`[{"key":"k3","value":"v3"},{"key":"k4","value":"v4"}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun("OK\n", "bulk-set", "--file", file)
+	want := map[string]string{"k1": "v1", "k2": "v2", "k3": "v3", "k4": "v4"}
+	if got := srv.Data(); len(got) != len(want) {
+		t.Fatalf("server data = %v; want %v", got, want)
+	}
+	for k, v := range want {
+		mustRun(v+"\n", "get", k)
+	}
+	// The bulk-sets arrived as one request each: all or nothing.
+	bulks := 0
+	for _, req := range srv.Requests() {
+		if req.Op == core.OpBulkSet {
+			bulks++
+		}
+	}
+	if bulks != 2 {
+		t.Fatalf("server received %d bulk_set requests; want 2", bulks)
+	}
+
+	code, stdout, stderr = kv(t, "--addr", srv.Addr, "status")
+	var st core.Status
+	if code != exitOK || json.Unmarshal([]byte(stdout), &st) != nil || st.Keys != 4 || !strings.Contains(stdout, "\n  \"keys\": 4") {
+		t.Fatalf("status: exit %d, stdout %q, stderr %q; want indented JSON with keys 4", code, stdout, stderr)
+	}
+
+	// A server-side refusal is exit 1, with the server's message.
+	code, _, stderr = kv(t, "--addr", srv.Addr, "set", "", "v")
+	if code != exitError || !strings.Contains(stderr, "bad_request") {
+		t.Fatalf("set with an empty key: exit %d, stderr %q; want 1 and bad_request", code, stderr)
+	}
+}
+
+func TestServerDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	code, _, stderr := kv(t, "--addr", addr, "--timeout", "2s", "ping")
+	if code != exitError || !strings.Contains(stderr, "is the server running?") {
+		t.Fatalf("ping of a closed port: exit %d, stderr %q; want 1 and a hint", code, stderr)
+	}
+}
