@@ -823,3 +823,22 @@ func TestReadLine(t *testing.T) {
 		}
 	}
 }
+
+// A server at its connection limit answers a new connection with one
+// too_many_connections line and closes it; callers see that code.
+func TestTooManyConnections(t *testing.T) {
+	srv := newRawServer(t, func(_ int, nc net.Conn) {
+		resp := core.ErrorResponse(core.CodeTooManyConns, "server has 1 connections open, its limit")
+		nc.Write(core.AppendResponse(nil, &resp))
+	})
+	c := dialT(t, srv.addr, WithRetries(0))
+	time.Sleep(50 * time.Millisecond) // let the rejection arrive before the call
+	err := c.Set(ctxT(t), "k", "v")
+	var se *ServerError
+	if !errors.As(err, &se) || se.Code != core.CodeTooManyConns {
+		t.Fatalf("err = %v; want too_many_connections", err)
+	}
+	if errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("err = %v; a refused connection never carried the write", err)
+	}
+}

@@ -225,7 +225,7 @@ func (cn *conn) readLoop() {
 		cn.mu.Lock()
 		if len(cn.pending) == 0 {
 			cn.mu.Unlock()
-			cn.fail(cn.lost(fmt.Errorf("%w: a response arrived with no request outstanding", ErrProtocol)))
+			cn.fail(cn.lost(unsolicited(line, tooLarge)))
 			return
 		}
 		cl := cn.pending[0]
@@ -255,6 +255,18 @@ func (cn *conn) readLoop() {
 		}
 		cl.done <- result{resp: resp}
 	}
+}
+
+// unsolicited explains a line that arrived with nothing outstanding. A
+// server refusing a connection (too_many_connections) says why in one error
+// line and closes it, and that reason beats "protocol violation".
+func unsolicited(line []byte, tooLarge bool) error {
+	if !tooLarge {
+		if resp, err := core.DecodeResponse(line); err == nil && !resp.OK && resp.Error != nil && len(resp.ID) == 0 {
+			return serverError(resp)
+		}
+	}
+	return fmt.Errorf("%w: a response arrived with no request outstanding", ErrProtocol)
 }
 
 // checkEcho verifies that resp answers the request with the given id. An
