@@ -41,8 +41,9 @@ func filledSlot(resp core.Response) slot {
 type conn struct {
 	h  *Host
 	nc net.Conn
-	// slots holds the responses owed, in request order. Its capacity is
-	// the in-flight limit. The reader closes it when it stops reading.
+	// slots holds the responses owed, in request order; with the one the
+	// writer is waiting on, at most ConnInflightMax. The reader closes it
+	// when it stops reading.
 	slots    chan slot
 	stop     chan struct{} // the loop has exited: send what is ready and close
 	stopOnce sync.Once
@@ -53,7 +54,9 @@ func newConn(h *Host, nc net.Conn) *conn {
 	return &conn{
 		h:     h,
 		nc:    nc,
-		slots: make(chan slot, h.cfg.ConnInflightMax),
+		// The writer holds one slot out of the channel while it waits
+		// for it, so the channel holds the rest of the limit.
+		slots: make(chan slot, h.cfg.ConnInflightMax-1),
 		stop:  make(chan struct{}),
 		dead:  make(chan struct{}),
 	}

@@ -1,0 +1,637 @@
+package realnet
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"dkv/core"
+)
+
+// testNode is a small core.Node whose ops exercise the host:
+//
+//	ping            reply at once
+//	get k [v=ms]    reply with value k, after v milliseconds if v is given
+//	block           block the loop until the test releases it
+//	never           never reply
+//	fail            make the next Flush fail
+//
+// It records how many requests each turn handled, and fails the test if the
+// host ever enters it from two goroutines at once.
+type testNode struct {
+	t        *testing.T
+	env      core.Env
+	busy     atomic.Int32
+	startErr error
+	flushErr error
+	blocked  chan struct{} // a block request has entered
+	release  chan struct{} // lets a block request return
+
+	mu        sync.Mutex
+	turnSizes []int // requests handled per turn, for turns that had any
+	inTurn    int
+}
+
+func newTestNode(t *testing.T) *testNode {
+	return &testNode{t: t, blocked: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+func (n *testNode) enter() {
+	if n.busy.Add(1) != 1 {
+		n.t.Errorf("node entered from two goroutines at once")
+	}
+}
+
+func (n *testNode) exit() { n.busy.Add(-1) }
+
+func (n *testNode) Start(env core.Env) error {
+	n.enter()
+	defer n.exit()
+	n.env = env
+	return n.startErr
+}
+
+func (n *testNode) HandleRequest(req *core.Request, reply core.ReplyFunc) {
+	n.enter()
+	defer n.exit()
+	n.inTurn++
+	switch req.Op {
+	case "ping":
+		reply(core.OKResponse())
+	case "get":
+		key := req.Key
+		resp := core.Response{OK: true, Value: &key}
+		if req.Value == nil {
+			reply(resp)
+			return
+		}
+		ms, err := strconv.Atoi(*req.Value)
+		if err != nil {
+			reply(core.ErrorResponse(core.CodeBadRequest, "value must be a delay in ms"))
+			return
+		}
+		n.env.Clock.AfterFunc(time.Duration(ms)*time.Millisecond, func() {
+			n.enter()
+			defer n.exit()
+			reply(resp)
+		})
+	case "block":
+		n.blocked <- struct{}{}
+		<-n.release
+		reply(core.OKResponse())
+	case "never":
+	case "fail":
+		n.flushErr = errors.New("fsync failed: input/output error")
+		reply(core.OKResponse())
+	default:
+		reply(core.ErrorResponse(core.CodeUnknownOp, "unknown op %q", req.Op))
+	}
+}
+
+func (n *testNode) HandleMessage(from core.NodeID, msg []byte) {}
+
+func (n *testNode) Flush() error {
+	n.enter()
+	defer n.exit()
+	n.mu.Lock()
+	if n.inTurn > 0 {
+		n.turnSizes = append(n.turnSizes, n.inTurn)
+	}
+	n.inTurn = 0
+	n.mu.Unlock()
+	return n.flushErr
+}
+
+func handled(n *testNode) int {
+	sum := 0
+	for _, k := range n.turns() {
+		sum += k
+	}
+	return sum
+}
+
+func (n *testNode) turns() []int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]int(nil), n.turnSizes...)
+}
+
+func testConfig() HostConfig {
+	cfg := DefaultHostConfig()
+	cfg.RequestBytesMax = 200
+	cfg.LineTimeout = 200 * time.Millisecond
+	cfg.IdleTimeout = 2 * time.Second
+	cfg.WriteTimeout = 2 * time.Second
+	return cfg
+}
+
+type running struct {
+	host *Host
+	addr string
+	done chan error // Run's result
+}
+
+// startHost runs node on a loopback port and stops it at the end of the test.
+func startHost(t *testing.T, node core.Node, cfg HostConfig) *running {
+	t.Helper()
+	cfg.Logf = t.Logf
+	h, err := NewHost(node, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &running{host: h, addr: ln.Addr().String(), done: make(chan error, 1)}
+	go func() { r.done <- h.Run(context.Background(), ln) }()
+	select {
+	case <-h.Ready():
+	case err := <-r.done:
+		t.Fatalf("Run returned before ready: %v", err)
+	}
+	t.Cleanup(func() {
+		h.Shutdown()
+		r.wait(t)
+	})
+	return r
+}
+
+// wait returns Run's result, failing the test if it takes too long.
+func (r *running) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		r.done <- err // for a second waiter, such as the cleanup
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+		return nil
+	}
+}
+
+type client struct {
+	t  *testing.T
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dial(t *testing.T, addr string) *client {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &client{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+func (c *client) send(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.nc, s); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// line reads one raw response line.
+func (c *client) line() (string, error) {
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	return c.br.ReadString('\n')
+}
+
+func (c *client) recv() *core.Response {
+	c.t.Helper()
+	line, err := c.line()
+	if err != nil {
+		c.t.Fatalf("reading a response: %v (got %q)", err, line)
+	}
+	resp, err := core.DecodeResponse([]byte(strings.TrimSuffix(line, "\n")))
+	if err != nil {
+		c.t.Fatalf("response %q: %v", line, err)
+	}
+	return resp
+}
+
+func (c *client) recvCode(want string) *core.Response {
+	c.t.Helper()
+	resp := c.recv()
+	got := ""
+	if resp.Error != nil {
+		got = resp.Error.Code
+	}
+	if got != want || resp.OK != (want == "") {
+		c.t.Fatalf("response %+v: error code %q, want %q", resp, got, want)
+	}
+	return resp
+}
+
+// expectClosed checks that the server closed the connection.
+func (c *client) expectClosed() {
+	c.t.Helper()
+	line, err := c.line()
+	if err != io.EOF && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+		c.t.Fatalf("want the connection closed, got %q, %v", line, err)
+	}
+}
+
+func isReset(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "connection reset")
+}
+
+func TestPipelinedResponsesKeepRequestOrder(t *testing.T) {
+	r := startHost(t, newTestNode(t), testConfig())
+	c := dial(t, r.addr)
+	// Later requests are answered first: request i waits (n-i)*2 ms.
+	const n = 50
+	var batch strings.Builder
+	for i := range n {
+		fmt.Fprintf(&batch, `{"id":%d,"op":"get","key":"k%d","value":"%d"}`+"\n", i, i, (n-i)*2)
+	}
+	c.send(batch.String())
+	for i := range n {
+		resp := c.recvCode("")
+		if string(resp.ID) != strconv.Itoa(i) || resp.Value == nil || *resp.Value != "k"+strconv.Itoa(i) {
+			t.Fatalf("response %d: id %s value %v, want id %d value k%d", i, resp.ID, resp.Value, i, i)
+		}
+	}
+}
+
+func TestPipelinedAcrossConnections(t *testing.T) {
+	r := startHost(t, newTestNode(t), testConfig())
+	var wg sync.WaitGroup
+	for conn := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := dial(t, r.addr)
+			var batch strings.Builder
+			for i := range 200 {
+				fmt.Fprintf(&batch, `{"id":"%d-%d","op":"get","key":"%d"}`+"\n", conn, i, i)
+			}
+			c.send(batch.String())
+			for i := range 200 {
+				resp := c.recv()
+				if want := fmt.Sprintf(`"%d-%d"`, conn, i); string(resp.ID) != want {
+					t.Errorf("conn %d: response %d has id %s, want %s", conn, i, resp.ID, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestIDIsEchoedVerbatim(t *testing.T) {
+	r := startHost(t, newTestNode(t), testConfig())
+	c := dial(t, r.addr)
+	for _, id := range []string{`7`, `"abc"`, `{"a":[1,2]}`, `-1.5e3`} {
+		c.send(`{"op":"ping","id":` + id + "}\n")
+		if resp := c.recvCode(""); string(resp.ID) != id {
+			t.Errorf("id %s came back as %s", id, resp.ID)
+		}
+	}
+	c.send(`{"op":"ping"}` + "\n")
+	line, err := c.line()
+	if err != nil || line != `{"ok":true}`+"\n" {
+		t.Errorf("request without id: response %q, %v; want no id", line, err)
+	}
+}
+
+func TestOverlongLineIsSkippedAndConnectionStaysUsable(t *testing.T) {
+	cfg := testConfig()
+	r := startHost(t, newTestNode(t), cfg)
+	c := dial(t, r.addr)
+	long := `{"op":"get","key":"` + strings.Repeat("x", 3*cfg.RequestBytesMax) + `"}`
+
+	// Whole in one write, with a good request behind it.
+	c.send(long + "\n" + `{"op":"ping","id":1}` + "\n")
+	c.recvCode(core.CodeTooLarge)
+	if resp := c.recvCode(""); string(resp.ID) != "1" {
+		t.Errorf("request after the long line: id %s, want 1", resp.ID)
+	}
+
+	// In pieces: the error comes before the newline does, and the rest of
+	// the line, however long, is skipped.
+	c.send(long[:cfg.RequestBytesMax+10])
+	c.recvCode(core.CodeTooLarge)
+	for range 5 {
+		c.send(strings.Repeat("y", 1000))
+	}
+	c.send("\n" + `{"op":"ping","id":2}` + "\n")
+	if resp := c.recvCode(""); string(resp.ID) != "2" {
+		t.Errorf("request after the skipped line: id %s, want 2", resp.ID)
+	}
+
+	// A line exactly at the limit is served.
+	exact := `{"op":"get","key":"`
+	exact += strings.Repeat("z", cfg.RequestBytesMax-len(exact)-2) + `"}`
+	c.send(exact + "\n")
+	c.recvCode("")
+}
+
+func TestLongLineGrowsTheReadBuffer(t *testing.T) {
+	cfg := testConfig()
+	cfg.RequestBytesMax = 3 * readBufBytes
+	r := startHost(t, newTestNode(t), cfg)
+	c := dial(t, r.addr)
+	key := strings.Repeat("k", 2*readBufBytes)
+	c.send(`{"op":"ping","id":1}` + "\n" + `{"op":"get","key":"` + key + `"}` + "\n" + `{"op":"ping","id":2}` + "\n")
+	c.recvCode("")
+	if resp := c.recvCode(""); resp.Value == nil || *resp.Value != key {
+		t.Fatalf("long key did not round-trip")
+	}
+	if resp := c.recvCode(""); string(resp.ID) != "2" {
+		t.Errorf("after the long line: id %s, want 2", resp.ID)
+	}
+}
+
+func TestMalformedLinesGetBadRequest(t *testing.T) {
+	r := startHost(t, newTestNode(t), testConfig())
+	c := dial(t, r.addr)
+	for _, bad := range []string{`{"op":`, `not json`, ``, "\r", `{"op":"ping","bogus":1}`} {
+		c.send(bad + "\n")
+		c.recvCode(core.CodeBadRequest)
+		c.send(`{"op":"ping","id":"after"}` + "\r\n")
+		if resp := c.recvCode(""); string(resp.ID) != `"after"` {
+			t.Errorf("after %q: id %s", bad, resp.ID)
+		}
+	}
+	c.send(`{"op":"ping","id":9,"bogus":1}` + "\n")
+	if resp := c.recvCode(core.CodeBadRequest); string(resp.ID) != "9" {
+		t.Errorf("bad request with an id: id %s, want 9", resp.ID)
+	}
+}
+
+func TestConnectionLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.ConnsMax = 2
+	r := startHost(t, newTestNode(t), cfg)
+	a, b := dial(t, r.addr), dial(t, r.addr)
+	// A served request proves each is registered.
+	for _, c := range []*client{a, b} {
+		c.send(`{"op":"ping"}` + "\n")
+		c.recvCode("")
+	}
+	extra := dial(t, r.addr)
+	extra.recvCode(core.CodeTooManyConns)
+	extra.expectClosed()
+
+	// Closing one makes room, once the host has noticed.
+	a.nc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := dial(t, r.addr)
+		c.send(`{"op":"ping"}` + "\n")
+		resp := c.recv()
+		if resp.OK {
+			break
+		}
+		if resp.Error.Code != core.CodeTooManyConns || time.Now().After(deadline) {
+			t.Fatalf("after closing one: %+v", resp.Error)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestStalledPartialLineTimesOut(t *testing.T) {
+	cfg := testConfig()
+	r := startHost(t, newTestNode(t), cfg)
+	c := dial(t, r.addr)
+	c.send(`{"op":"ping","id":1}` + "\n" + `{"op":"pi`)
+	c.recvCode("")
+	start := time.Now()
+	c.recvCode(core.CodeTimeout)
+	c.expectClosed()
+	if waited := time.Since(start); waited > 10*cfg.LineTimeout {
+		t.Errorf("timeout came after %v, line timeout is %v", waited, cfg.LineTimeout)
+	}
+
+	// Trickling bytes does not extend the line's time.
+	c = dial(t, r.addr)
+	start = time.Now()
+	for i := 0; ; i++ {
+		if _, err := c.nc.Write([]byte(" ")); err != nil {
+			break
+		}
+		if time.Since(start) > 10*cfg.LineTimeout {
+			t.Fatal("trickled line never timed out")
+		}
+		time.Sleep(cfg.LineTimeout / 10)
+		if i == 20 {
+			break
+		}
+	}
+	c.recvCode(core.CodeTimeout)
+}
+
+func TestIdleConnectionIsClosedSilently(t *testing.T) {
+	cfg := testConfig()
+	cfg.IdleTimeout = 100 * time.Millisecond
+	r := startHost(t, newTestNode(t), cfg)
+	c := dial(t, r.addr)
+	c.send(`{"op":"ping"}` + "\n")
+	c.recvCode("")
+	c.expectClosed()
+}
+
+func TestHalfClosedClientGetsItsResponses(t *testing.T) {
+	r := startHost(t, newTestNode(t), testConfig())
+	c := dial(t, r.addr)
+	// The last request has no newline; the client's EOF ends it.
+	c.send(`{"op":"get","key":"a","value":"20"}` + "\n" + `{"op":"ping","id":2}`)
+	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if resp := c.recvCode(""); *resp.Value != "a" {
+		t.Errorf("first response value %q, want a", *resp.Value)
+	}
+	if resp := c.recvCode(""); string(resp.ID) != "2" {
+		t.Errorf("unterminated last request: id %s, want 2", resp.ID)
+	}
+	c.expectClosed()
+}
+
+func TestTurnTakesQueuedEventsUpToTheLimit(t *testing.T) {
+	node := newTestNode(t)
+	cfg := testConfig()
+	cfg.EventsPerTurnMax = 4
+	r := startHost(t, node, cfg)
+	c := dial(t, r.addr)
+	c.send(`{"op":"block"}` + "\n")
+	<-node.blocked
+	// While the loop is held, ten requests queue up behind it.
+	var batch strings.Builder
+	for range 10 {
+		batch.WriteString(`{"op":"ping"}` + "\n")
+	}
+	c.send(batch.String())
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.host.events) < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d events queued", len(r.host.events))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(node.release)
+	for range 11 {
+		c.recvCode("")
+	}
+	if got, want := node.turns(), []int{4, 4, 3}; !reflect.DeepEqual(got, want) {
+		t.Errorf("requests per turn = %v, want %v (the blocked turn goes on with 3 queued pings; one flush per turn of at most 4)", got, want)
+	}
+}
+
+func TestFlushErrorStopsRun(t *testing.T) {
+	r := startHost(t, newTestNode(t), testConfig())
+	c := dial(t, r.addr)
+	c.send(`{"op":"fail"}` + "\n")
+	err := r.wait(t)
+	if err == nil || !strings.Contains(err.Error(), "fsync failed") {
+		t.Fatalf("Run returned %v, want the node's fsync error", err)
+	}
+	// The reply was queued before the failing Flush and goes out, but
+	// nothing more is served.
+	c.recvCode("")
+	c.expectClosed()
+	if _, err := net.DialTimeout("tcp", r.addr, time.Second); err == nil {
+		t.Error("listener still accepts after a fatal error")
+	}
+}
+
+func TestStartErrorStopsRun(t *testing.T) {
+	node := newTestNode(t)
+	node.startErr = errors.New("corrupt data: wal-1 at offset 40")
+	h, err := NewHost(node, nil, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.Run(context.Background(), ln)
+	if err == nil || !strings.Contains(err.Error(), "wal-1 at offset 40") {
+		t.Fatalf("Run = %v, want the start error", err)
+	}
+	select {
+	case <-h.Ready():
+		t.Error("Ready closed although the node never started")
+	default:
+	}
+}
+
+func TestShutdownClosesConnectionsAndReturnsNil(t *testing.T) {
+	node := newTestNode(t)
+	r := startHost(t, node, testConfig())
+	c := dial(t, r.addr)
+	c.send(`{"op":"ping","id":1}` + "\n")
+	c.recvCode("")
+	// A request the node never answers must not hold shutdown up.
+	c.send(`{"op":"never"}` + "\n" + `{"op":"ping"}` + "\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for handled(node) < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	r.host.Shutdown()
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run after Shutdown = %v, want nil", err)
+	}
+	c.expectClosed()
+}
+
+func TestContextCancelStopsRun(t *testing.T) {
+	h, err := NewHost(newTestNode(t), nil, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx, ln) }()
+	<-h.Ready()
+	if h.Addr().String() != ln.Addr().String() {
+		t.Errorf("Addr = %v, want %v", h.Addr(), ln.Addr())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after cancel = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestConfigMustBePositive(t *testing.T) {
+	cfg := DefaultHostConfig()
+	cfg.LineTimeout = 0
+	if _, err := NewHost(newTestNode(t), nil, cfg); err == nil || !strings.Contains(err.Error(), "LineTimeout") {
+		t.Errorf("NewHost with LineTimeout 0: err = %v, want one naming LineTimeout", err)
+	}
+}
+
+func TestInflightLimitPushesBackOnTheReader(t *testing.T) {
+	node := newTestNode(t)
+	cfg := testConfig()
+	cfg.ConnInflightMax = 2
+	r := startHost(t, node, cfg)
+	c := dial(t, r.addr)
+	c.send(`{"op":"block"}` + "\n")
+	<-node.blocked
+	var batch strings.Builder
+	for range 10 {
+		batch.WriteString(`{"op":"ping"}` + "\n")
+	}
+	c.send(batch.String())
+	// The block request holds one slot; one ping takes the other, and the
+	// reader then waits instead of queueing the other nine.
+	time.Sleep(50 * time.Millisecond)
+	if n := len(r.host.events); n != 1 {
+		t.Errorf("%d events queued with an in-flight limit of 2, want 1", n)
+	}
+	close(node.release)
+	for range 11 {
+		c.recvCode("")
+	}
+}
+
+func TestShutdownSendsReadyResponsesInOrder(t *testing.T) {
+	h, err := NewHost(newTestNode(t), nil, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, clientEnd := net.Pipe()
+	defer clientEnd.Close()
+	c := newConn(h, server)
+	id := func(s string) core.Response { r := core.OKResponse(); r.ID = []byte(s); return r }
+	unanswered := make(slot, 1)
+	c.slots <- filledSlot(id("1"))
+	c.slots <- filledSlot(id("2"))
+	c.slots <- unanswered
+	c.slots <- filledSlot(id("4")) // answered, but behind one that never will be
+	c.shutdown()
+	h.wg.Add(1)
+	go c.write()
+	got, err := io.ReadAll(clientEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"id":1,"ok":true}` + "\n" + `{"id":2,"ok":true}` + "\n"; string(got) != want {
+		t.Errorf("after shutdown the client got %q, want %q", got, want)
+	}
+	h.wg.Wait()
+}
