@@ -52,8 +52,8 @@ type conn struct {
 
 func newConn(h *Host, nc net.Conn) *conn {
 	return &conn{
-		h:     h,
-		nc:    nc,
+		h:  h,
+		nc: nc,
 		// The writer holds one slot out of the channel while it waits
 		// for it, so the channel holds the rest of the limit.
 		slots: make(chan slot, h.cfg.ConnInflightMax-1),
