@@ -185,26 +185,29 @@ func (cn *conn) writeLoop() {
 			return
 		}
 		cl.sentAt = cn.since()
-		if !cl.state.CompareAndSwap(callQueued, callSent) {
+		if cl.state.CompareAndSwap(callQueued, callSent) {
+			// Appending under the same lock as the check of err is what
+			// lets fail hand a result to every sent call.
+			cn.pending = append(cn.pending, cl)
+			cn.mu.Unlock()
+			// A server that does not read what we send for a whole
+			// request timeout is stuck; better to break than to block
+			// every caller.
+			cn.nc.SetWriteDeadline(time.Now().Add(cn.opts.requestTimeout))
+			if _, err := bw.Write(cl.line); err != nil {
+				cn.fail(cn.lost(err))
+				return
+			}
+		} else {
+			// Abandoned before it left: it never reaches the server.
 			cn.mu.Unlock()
 			<-cn.slots
-			continue
-		}
-		// Appending under the same lock as the check of err is what lets
-		// fail hand a result to every sent call.
-		cn.pending = append(cn.pending, cl)
-		cn.mu.Unlock()
-
-		// A server that does not read what we send for a whole request
-		// timeout is stuck; better to break than to block every caller.
-		cn.nc.SetWriteDeadline(time.Now().Add(cn.opts.requestTimeout))
-		if _, err := bw.Write(cl.line); err != nil {
-			cn.fail(cn.lost(err))
-			return
 		}
 		// Flush only when nothing else is queued, so that a burst of
-		// pipelined calls shares one write.
-		if len(cn.writeq) == 0 {
+		// pipelined calls shares one write. This runs after a skipped
+		// call too, which may have been the last of a burst.
+		if len(cn.writeq) == 0 && bw.Buffered() > 0 {
+			cn.nc.SetWriteDeadline(time.Now().Add(cn.opts.requestTimeout))
 			if err := bw.Flush(); err != nil {
 				cn.fail(cn.lost(err))
 				return
