@@ -1,0 +1,206 @@
+// Command node is the dkv server: it recovers a data directory, then serves
+// the line-delimited JSON protocol on TCP until SIGINT or SIGTERM.
+//
+// Exit status: 0 after a graceful shutdown, 1 when the server cannot start or
+// its node fails (a failed fsync is never retried: restart it and it recovers
+// from disk), 2 for bad flags or a feature that is not built yet.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"dkv/core"
+	"dkv/disk"
+	"dkv/realnet"
+)
+
+const (
+	exitOK    = 0
+	exitFatal = 1
+	exitUsage = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// options are the parsed flags.
+type options struct {
+	host          string
+	port          int
+	dataDir       string
+	mode          string
+	enableIndexes bool
+	unsafeNoFsync bool
+	hostCfg       realnet.HostConfig
+	single        core.SingleConfig
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	limits := core.DefaultLimits()
+	hostCfg := realnet.DefaultHostConfig()
+	single := core.DefaultSingleConfig()
+	o := &options{}
+	fs.StringVar(&o.host, "host", "127.0.0.1", "address to listen on")
+	fs.IntVar(&o.port, "port", 9999, "TCP port to listen on (0 picks a free one)")
+	fs.StringVar(&o.dataDir, "data-dir", "data", "data directory; created if missing, one server at a time")
+	fs.StringVar(&o.mode, "mode", "single", "replication mode: single (cluster and mesh are not built yet)")
+	fs.BoolVar(&o.enableIndexes, "enable-indexes", false, "full-text and similarity indexes (not built yet)")
+	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "never fsync: acknowledged writes can be lost on a crash (benchmarks only)")
+	fs.IntVar(&hostCfg.ConnsMax, "max-conns", hostCfg.ConnsMax, "client connections at once; more are refused")
+	fs.IntVar(&limits.RequestBytesMax, "max-request-bytes", limits.RequestBytesMax, "bytes in one request line")
+	fs.IntVar(&limits.KeyBytesMax, "max-key-bytes", limits.KeyBytesMax, "bytes in one key")
+	fs.IntVar(&limits.ValueBytesMax, "max-value-bytes", limits.ValueBytesMax, "bytes in one value")
+	fs.IntVar(&limits.BulkEntriesMax, "max-bulk-entries", limits.BulkEntriesMax, "items in one bulk_set")
+	fs.DurationVar(&hostCfg.LineTimeout, "line-timeout", hostCfg.LineTimeout, "how long a partial request line may stall")
+	fs.DurationVar(&hostCfg.IdleTimeout, "idle-timeout", hostCfg.IdleTimeout, "how long a silent connection stays open")
+	fs.Int64Var(&single.SegmentBytesMax, "segment-bytes", single.SegmentBytesMax, "log segment size that starts a new segment")
+	fs.Int64Var(&single.SnapshotLogBytesMin, "snapshot-log-bytes", single.SnapshotLogBytesMin, "log bytes since the last snapshot that start the next one")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.port < 0 || o.port > 65535 {
+		return nil, fmt.Errorf("--port must be in 0..65535, not %d", o.port)
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"--max-conns", int64(hostCfg.ConnsMax)},
+		{"--max-request-bytes", int64(limits.RequestBytesMax)},
+		{"--max-key-bytes", int64(limits.KeyBytesMax)},
+		{"--max-value-bytes", int64(limits.ValueBytesMax)},
+		{"--max-bulk-entries", int64(limits.BulkEntriesMax)},
+		{"--line-timeout", int64(hostCfg.LineTimeout)},
+		{"--idle-timeout", int64(hostCfg.IdleTimeout)},
+		{"--segment-bytes", single.SegmentBytesMax},
+		{"--snapshot-log-bytes", single.SnapshotLogBytesMin},
+	} {
+		if f.v <= 0 {
+			return nil, fmt.Errorf("%s must be positive", f.name)
+		}
+	}
+	hostCfg.RequestBytesMax = limits.RequestBytesMax
+	single.Limits = limits
+	o.hostCfg, o.single = hostCfg, single
+	return o, nil
+}
+
+// notBuilt is a feature the flags name but this server does not have yet.
+type notBuilt struct{ what, issue string }
+
+func (e notBuilt) Error() string {
+	return fmt.Sprintf("%s not built yet (issue: %s)", e.what, e.issue)
+}
+
+func run(args []string, stderr io.Writer) int {
+	logger := log.New(stderr, "dkv: ", log.LstdFlags|log.Lmicroseconds)
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "dkv: %v\n", err)
+		return exitUsage
+	}
+	if o.enableIndexes {
+		fmt.Fprintf(stderr, "dkv: --enable-indexes: %v\n", notBuilt{"indexes are", "indexes"})
+		return exitUsage
+	}
+	switch o.mode {
+	case "single":
+	case "cluster", "mesh":
+		fmt.Fprintf(stderr, "dkv: --mode %s: %v\n", o.mode, notBuilt{o.mode + " mode is", o.mode})
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "dkv: --mode must be single, cluster or mesh, not %q\n", o.mode)
+		return exitUsage
+	}
+
+	if o.unsafeNoFsync {
+		fmt.Fprint(stderr, ""+
+			"dkv: ************************************************************\n"+
+			"dkv: WARNING: --unsafe-no-fsync: nothing is ever fsync'd.\n"+
+			"dkv: Acknowledged writes WILL BE LOST on a crash or power cut.\n"+
+			"dkv: Use it only to measure what fsync costs, never for data.\n"+
+			"dkv: ************************************************************\n")
+	}
+
+	// Lock the directory before binding the port, so a second server on the
+	// same directory says so instead of "address in use".
+	dir, err := disk.Open(o.dataDir, disk.Options{UnsafeNoFsync: o.unsafeNoFsync})
+	if err != nil {
+		fmt.Fprintf(stderr, "dkv: %v\n", err)
+		return exitFatal
+	}
+	defer dir.Close() // last: releasing the lock lets another server in
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.port)))
+	if err != nil {
+		fmt.Fprintf(stderr, "dkv: cannot listen: %v\n", err)
+		return exitFatal
+	}
+
+	node := core.NewSingleNode(o.single)
+	hostCfg := o.hostCfg
+	hostCfg.Logf = logger.Printf
+	host, err := realnet.NewHost(node, dir, hostCfg)
+	if err != nil {
+		ln.Close()
+		fmt.Fprintf(stderr, "dkv: %v\n", err)
+		return exitFatal
+	}
+
+	// The first SIGINT or SIGTERM shuts down gracefully, even during
+	// recovery (the loop stops right after Start); signal.Stop then restores
+	// the default, so a second one kills a shutdown that hangs.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	runDone := make(chan struct{})
+	defer close(runDone)
+	go func() {
+		ready := host.Ready()
+		for {
+			select {
+			case <-ready:
+				ready = nil
+				// Recovery is done and the listener is up: tests
+				// and scripts wait for the word "serving".
+				fmt.Fprintf(stderr, "dkv: serving single node on %s (data dir %q)\n", host.Addr(), o.dataDir)
+			case sig := <-sigs:
+				signal.Stop(sigs)
+				logger.Printf("received %v, shutting down", sig)
+				host.Shutdown()
+			case <-runDone:
+				return
+			}
+		}
+	}()
+
+	start := time.Now()
+	err = host.Run(context.Background(), ln)
+	node.Close()
+	if err != nil {
+		fmt.Fprintf(stderr, "dkv: fatal: %v\n", err)
+		return exitFatal
+	}
+	logger.Printf("shut down cleanly after %v", time.Since(start).Round(time.Millisecond))
+	return exitOK
+}

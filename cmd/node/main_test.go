@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"dkv/core"
+)
+
+// The server under test is this test binary run again with serverEnv set:
+// TestMain then runs the real main instead of the tests, so no go build is
+// needed and what runs is exactly run().
+const serverEnv = "DKV_NODE_TEST_SERVER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(serverEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+var servingLine = regexp.MustCompile(`^dkv: serving single node on (127\.0\.0\.1:\d+) \(data dir "(.*)"\)$`)
+
+type server struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	addr   string
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	exited chan struct{}
+	err    error // from Wait, once exited is closed
+}
+
+// launch starts a server and returns without waiting for it.
+func launch(t *testing.T, args ...string) *server {
+	t.Helper()
+	s := &server{t: t, exited: make(chan struct{})}
+	s.cmd = exec.Command(os.Args[0], args...)
+	s.cmd.Env = append(os.Environ(), serverEnv+"=1")
+	pipe, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.stderr.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
+		}
+		s.err = s.cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		<-s.exited
+	})
+	return s
+}
+
+// start starts a server on a free port of dataDir and waits until it serves.
+func start(t *testing.T, dataDir string, args ...string) *server {
+	t.Helper()
+	s := launch(t, append([]string{"--port", "0", "--data-dir", dataDir}, args...)...)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, line := range strings.Split(s.log(), "\n") {
+			if m := servingLine.FindStringSubmatch(line); m != nil {
+				if m[2] != dataDir {
+					t.Errorf("serving line names data dir %q, want %q", m[2], dataDir)
+				}
+				s.addr = m[1]
+				return s
+			}
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("server exited before serving (%v); stderr:\n%s", s.err, s.log())
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not serving after 30s; stderr:\n%s", s.log())
+		}
+	}
+}
+
+func (s *server) log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.String()
+}
+
+// exitCode waits for the server to exit by itself.
+func (s *server) exitCode() int {
+	s.t.Helper()
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		s.t.Fatalf("server did not exit; stderr:\n%s", s.log())
+	}
+	var exit *exec.ExitError
+	if errors.As(s.err, &exit) {
+		return exit.ExitCode()
+	}
+	if s.err != nil {
+		s.t.Fatal(s.err)
+	}
+	return 0
+}
+
+func (s *server) signal(sig os.Signal) {
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// roundTrip sends request lines and returns one response per line.
+func roundTrip(t *testing.T, addr string, lines ...string) []*core.Response {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(nc, strings.Join(lines, "\n")+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	var out []*core.Response
+	for range lines {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("reading a response: %v", err)
+		}
+		resp, err := core.DecodeResponse(bytes.TrimSuffix(line, []byte("\n")))
+		if err != nil {
+			t.Fatalf("response %q: %v", line, err)
+		}
+		out = append(out, resp)
+	}
+	return out
+}
+
+func code(r *core.Response) string {
+	if r.Error == nil {
+		return ""
+	}
+	return r.Error.Code
+}
+
+func TestServePersistAndShutDownCleanly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := start(t, dir)
+	resps := roundTrip(t, s.addr,
+		`{"op":"set","key":"k","value":"v1","id":1}`,
+		`{"op":"get","key":"k","id":2}`)
+	if !resps[0].OK || string(resps[0].ID) != "1" || resps[1].Value == nil || *resps[1].Value != "v1" {
+		t.Fatalf("set/get: %+v %+v", resps[0], resps[1])
+	}
+	s.signal(syscall.SIGTERM)
+	if c := s.exitCode(); c != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0; stderr:\n%s", c, s.log())
+	}
+
+	// Recovery: the acknowledged write is there after a restart.
+	s = start(t, dir)
+	if resps := roundTrip(t, s.addr, `{"op":"get","key":"k"}`); resps[0].Value == nil || *resps[0].Value != "v1" {
+		t.Fatalf("get after restart: %+v", resps[0])
+	}
+	s.signal(os.Interrupt)
+	if c := s.exitCode(); c != 0 {
+		t.Fatalf("exit code after SIGINT = %d, want 0; stderr:\n%s", c, s.log())
+	}
+}
+
+func TestSecondServerOnTheSameDirIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	first := start(t, dir)
+	second := launch(t, "--port", "0", "--data-dir", dir)
+	if c := second.exitCode(); c != 1 {
+		t.Fatalf("second server exit code = %d, want 1", c)
+	}
+	want := fmt.Sprintf("data directory %q is in use by another dkv process (pid %d)", dir, first.cmd.Process.Pid)
+	if !strings.Contains(second.log(), want) {
+		t.Errorf("second server's stderr %q does not say %q", second.log(), want)
+	}
+}
+
+func TestCorruptDataDirIsFatal(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "snap-00000000000000000001.snap"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := launch(t, "--port", "0", "--data-dir", dir)
+	if c := s.exitCode(); c != 1 {
+		t.Fatalf("exit code = %d, want 1", c)
+	}
+	if log := s.log(); !strings.Contains(log, "dkv: fatal:") || !strings.Contains(log, "snap-00000000000000000001.snap") || strings.Contains(log, "serving") {
+		t.Errorf("stderr %q: want a fatal error naming the snapshot and no serving line", log)
+	}
+}
+
+func TestFlagsReachHostAndNode(t *testing.T) {
+	s := start(t, t.TempDir(),
+		"-max-request-bytes", "200", // one dash works too
+		"--max-value-bytes=10",
+		"--max-conns", "1")
+	resps := roundTrip(t, s.addr,
+		`{"op":"get","key":"`+strings.Repeat("x", 300)+`"}`,
+		`{"op":"set","key":"k","value":"`+strings.Repeat("v", 11)+`"}`,
+		`{"op":"set","key":"k","value":"`+strings.Repeat("v", 10)+`"}`)
+	if code(resps[0]) != core.CodeTooLarge || code(resps[1]) != core.CodeTooLarge || !resps[2].OK {
+		t.Errorf("limits: got %v %v %v, want too_large, too_large, ok", resps[0].Error, resps[1].Error, resps[2].Error)
+	}
+
+	// The connection above may take the server a moment to forget; until
+	// then a new one is refused, after that it is served and held open
+	// (by the deferred Close).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, `{"op":"ping"}`+"\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil && strings.Contains(line, `"ok":true`) {
+			break
+		}
+		if !strings.Contains(line, core.CodeTooManyConns) || time.Now().After(deadline) {
+			t.Fatalf("first connection: %q, %v", line, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	extra, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, _ := bufio.NewReader(extra).ReadString('\n')
+	if !strings.Contains(line, core.CodeTooManyConns) {
+		t.Errorf("connection over --max-conns 1 got %q", line)
+	}
+}
+
+func TestUnsafeNoFsyncWarnsLoudly(t *testing.T) {
+	s := start(t, t.TempDir(), "--unsafe-no-fsync")
+	log := s.log()
+	warn := strings.Index(log, "WARNING: --unsafe-no-fsync")
+	if warn < 0 || warn > strings.Index(log, "serving") {
+		t.Errorf("no warning before the serving line:\n%s", log)
+	}
+	if resps := roundTrip(t, s.addr, `{"op":"set","key":"k","value":"v"}`); !resps[0].OK {
+		t.Errorf("set without fsync: %+v", resps[0].Error)
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--enable-indexes"}, "indexes are not built yet (issue: indexes)"},
+		{[]string{"--mode", "cluster"}, "cluster mode is not built yet"},
+		{[]string{"--mode=mesh"}, "mesh mode is not built yet"},
+		{[]string{"--mode", "raft"}, "--mode must be single, cluster or mesh"},
+		{[]string{"--port", "70000"}, "--port must be in 0..65535"},
+		{[]string{"--max-conns", "0"}, "--max-conns must be positive"},
+		{[]string{"--line-timeout", "-1s"}, "--line-timeout must be positive"},
+		{[]string{"--no-such-flag"}, "flag provided but not defined"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		var stderr bytes.Buffer
+		c := run(append([]string{"--data-dir", dir}, tc.args...), &stderr)
+		if c != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, c, stderr.String(), tc.want)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("%v: created the data directory before refusing", tc.args)
+		}
+	}
+}
+
+func TestUnwritableDataDirExits1(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if c := run([]string{"--port", "0", "--data-dir", filepath.Join(file, "data")}, &stderr); c != 1 || !strings.Contains(stderr.String(), "not a directory") {
+		t.Errorf("data dir under a file: exit %d, stderr %q; want 1 and a clear error", c, stderr.String())
+	}
+}
