@@ -1,0 +1,284 @@
+package checks
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"dkv/core"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// ops are built with times in whole units to keep the tables readable.
+func set(c int, k, v string, call, ret int64, o Outcome) Op {
+	return Op{Client: c, Req: int(call), Kind: KindSet, Key: k, Value: v, Call: call, Return: ret, Outcome: o}
+}
+func del(c int, k string, call, ret int64, o Outcome) Op {
+	return Op{Client: c, Req: int(call), Kind: KindDelete, Key: k, Call: call, Return: ret, Outcome: o}
+}
+func get(c int, k, v string, call, ret int64) Op {
+	return Op{Client: c, Req: int(call), Kind: KindGet, Key: k, Value: v, Found: v != "", Call: call, Return: ret, Outcome: OK}
+}
+func final(op Op) Op { op.Final = true; return op }
+func bulk(c int, call, ret int64, o Outcome, kvs ...string) Op {
+	op := Op{Client: c, Req: int(call), Kind: KindBulkSet, Call: call, Return: ret, Outcome: o}
+	for i := 0; i+1 < len(kvs); i += 2 {
+		op.Items = append(op.Items, core.KV{Key: kvs[i], Value: kvs[i+1]})
+	}
+	return op
+}
+
+func TestLinearizable(t *testing.T) {
+	cases := []struct {
+		name string
+		ops  []Op
+		want porcupine.CheckResult
+	}{
+		{"read own write", []Op{set(0, "a", "1", 0, 10, OK), get(0, "a", "1", 20, 30)}, porcupine.Ok},
+		{"stale read", []Op{set(0, "a", "1", 0, 10, OK), set(0, "a", "2", 20, 30, OK), get(1, "a", "1", 40, 50)}, porcupine.Illegal},
+		{"concurrent read may see either", []Op{set(0, "a", "1", 0, 10, OK), set(0, "a", "2", 20, 30, OK), get(1, "a", "1", 25, 50)}, porcupine.Ok},
+		{"read of a value never written", []Op{get(1, "a", "x", 0, 5)}, porcupine.Illegal},
+		{"failed write never visible", []Op{set(0, "a", "1", 0, 10, Failed), get(1, "a", "1", 20, 30)}, porcupine.Illegal},
+		{"unknown write visible late", []Op{set(0, "a", "1", 0, 10, Unknown), get(1, "a", "", 20, 30), get(1, "a", "1", 40, 50)}, porcupine.Ok},
+		{"unknown write cannot be undone", []Op{set(0, "a", "1", 0, 10, Unknown), get(1, "a", "1", 20, 30), get(1, "a", "", 40, 50)}, porcupine.Illegal},
+		{"delete", []Op{set(0, "a", "1", 0, 10, OK), del(0, "a", 20, 30, OK), get(1, "a", "", 40, 50)}, porcupine.Ok},
+		{"lost delete", []Op{set(0, "a", "1", 0, 10, OK), del(0, "a", 20, 30, OK), get(1, "a", "1", 40, 50)}, porcupine.Illegal},
+		{"bulk per key", []Op{bulk(0, 0, 10, OK, "a", "1", "b", "2"), get(1, "a", "1", 20, 30), get(1, "b", "2", 20, 30)}, porcupine.Ok},
+		{"bulk repeated key: last wins", []Op{bulk(0, 0, 10, OK, "a", "1", "a", "2"), get(1, "a", "2", 20, 30)}, porcupine.Ok},
+		{"bulk repeated key: first lost", []Op{bulk(0, 0, 10, OK, "a", "1", "a", "2"), get(1, "a", "1", 20, 30)}, porcupine.Illegal},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := &History{Ops: c.ops}
+			r := CheckLinearizable(h, LinOptions{})
+			if r.Result != c.want {
+				t.Fatalf("got %s, want %s", r.Result, c.want)
+			}
+		})
+	}
+}
+
+func TestPruningKeepsObservedUnknownWrites(t *testing.T) {
+	h := &History{Ops: []Op{
+		set(0, "a", "1", 0, 10, Unknown),  // observed: kept
+		set(0, "a", "2", 20, 30, Unknown), // never observed: pruned
+		get(1, "a", "", 5, 6),
+		get(1, "a", "1", 40, 50),
+		{Client: 2, Kind: KindGet, Key: "a", Call: 1, Return: 2, Outcome: Unknown}, // pruned
+		set(3, "a", "3", 0, 10, Failed), // pruned
+	}}
+	parts := Partitions(h)
+	if len(parts) != 1 || len(parts[0].Ops) != 3 || parts[0].Pruned != 3 {
+		t.Fatalf("got %d partitions, first with %d ops and %d pruned; want 1, 3, 3", len(parts), len(parts[0].Ops), parts[0].Pruned)
+	}
+}
+
+func TestReportWrittenForViolation(t *testing.T) {
+	dir := t.TempDir()
+	h := &History{Ops: []Op{set(0, "a", "1", 0, 10, OK), set(0, "a", "2", 20, 30, OK), get(1, "a", "1", 40, 50), get(1, "b", "", 0, 1)}}
+	r := CheckLinearizable(h, LinOptions{ReportDir: dir, ReportName: "x.html"})
+	f := r.Finding()
+	if f == nil || r.Report != filepath.Join(dir, "x.html") || !strings.Contains(f.Msg, "key(s) a") {
+		t.Fatalf("got finding %v, report %q", f, r.Report)
+	}
+	data, err := os.ReadFile(r.Report)
+	if err != nil || !strings.Contains(string(data), "<html") {
+		t.Fatalf("report not an HTML file: %v", err)
+	}
+}
+
+func TestDurability(t *testing.T) {
+	cases := []struct {
+		name string
+		ops  []Op
+		want string // substring of the first finding; "" for none
+	}{
+		{"kept", []Op{set(0, "a", "1", 0, 10, OK), final(get(9, "a", "1", 100, 110))}, ""},
+		{"overwritten by a later unknown write", []Op{set(0, "a", "1", 0, 10, OK), set(0, "a", "2", 20, 30, Unknown), final(get(9, "a", "2", 100, 110))}, ""},
+		{"overwritten by a concurrent write", []Op{set(0, "a", "1", 0, 10, OK), set(1, "a", "2", 5, 8, OK), final(get(9, "a", "2", 100, 110))}, ""},
+		{"lost to absence", []Op{set(0, "a", "1", 0, 10, OK), final(get(9, "a", "", 100, 110))}, "absent"},
+		{"rolled back to an older value", []Op{set(0, "a", "1", 0, 10, OK), set(0, "a", "2", 20, 30, OK), final(get(9, "a", "1", 100, 110))}, "finished before"},
+		{"deleted, then lost the delete", []Op{set(0, "a", "1", 0, 10, OK), del(0, "a", 20, 30, OK), final(get(9, "a", "1", 100, 110))}, "finished before"},
+		{"value from nowhere", []Op{final(get(9, "a", "zz", 100, 110))}, "no client wrote"},
+		{"bulk item lost", []Op{bulk(0, 0, 10, OK, "a", "1", "b", "2"), final(get(9, "a", "1", 100, 110)), final(get(9, "b", "", 100, 110))}, "absent"},
+		{"failed write not a source", []Op{set(0, "a", "1", 0, 10, OK), set(0, "a", "2", 20, 30, Failed), final(get(9, "a", "2", 100, 110))}, "no client wrote"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fs := CheckDurability(&History{Ops: c.ops})
+			if c.want == "" {
+				if len(fs) != 0 {
+					t.Fatalf("unexpected finding: %v", fs[0])
+				}
+				return
+			}
+			if len(fs) == 0 || !strings.Contains(fs[0].Msg, c.want) {
+				t.Fatalf("got %v, want a finding mentioning %q", fs, c.want)
+			}
+		})
+	}
+}
+
+func TestAtomicity(t *testing.T) {
+	cases := []struct {
+		name string
+		ops  []Op
+		bad  bool
+	}{
+		{"whole", []Op{bulk(0, 0, 10, OK, "a", "1", "b", "2"), get(1, "a", "1", 20, 30), get(1, "b", "2", 40, 50)}, false},
+		{"partial after ack", []Op{bulk(0, 0, 10, OK, "a", "1", "b", "2"), get(1, "b", "", 40, 50)}, true},
+		{"partial unknown seen through another key", []Op{
+			set(2, "b", "0", 0, 5, OK),
+			bulk(0, 10, 20, Unknown, "a", "1", "b", "2"),
+			get(1, "a", "1", 30, 40),
+			get(1, "b", "0", 50, 60),
+		}, true},
+		{"concurrent overwrite explains it", []Op{
+			bulk(0, 10, 20, Unknown, "a", "1", "b", "2"),
+			set(2, "b", "0", 15, 100, OK),
+			get(1, "a", "1", 30, 40),
+			get(1, "b", "0", 150, 160),
+		}, false},
+		{"read before visibility is fine", []Op{
+			bulk(0, 10, 20, Unknown, "a", "1", "b", "2"),
+			get(1, "b", "", 11, 12),
+			get(1, "a", "1", 30, 40),
+		}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fs := CheckAtomicity(&History{Ops: c.ops})
+			if (len(fs) > 0) != c.bad {
+				t.Fatalf("got findings %v, want bad=%v", fs, c.bad)
+			}
+		})
+	}
+}
+
+// randomHistory makes a linearizable history: clients call ops that take
+// effect at a random instant inside their interval, against a real map, with
+// some outcomes hidden as unknown (then applied or not) — the shape the
+// simulator produces.
+func randomHistory(seed uint64, nOps, clients, keys int) *History {
+	r := rand.New(rand.NewPCG(seed, 0))
+	type pending struct {
+		op     Op
+		effect int64
+		apply  bool
+	}
+	state := map[string]string{}
+	h := &History{}
+	var inflight []pending
+	now := int64(0)
+	next := make([]int64, clients)
+	req := 0
+	for len(h.Ops) < nOps {
+		now += int64(r.IntN(3) + 1)
+		// Take effect in effect-time order, then record.
+		for c := 0; c < clients; c++ {
+			if next[c] > now {
+				continue
+			}
+			req++
+			key := fmt.Sprint("k", r.IntN(keys))
+			op := Op{Client: c, Req: req, Call: now, Key: key, Outcome: OK}
+			switch r.IntN(10) {
+			case 0, 1, 2, 3:
+				op.Kind = KindGet
+			case 4, 5, 6:
+				op.Kind, op.Value = KindSet, fmt.Sprint(c, ".", req)
+			case 7:
+				op.Kind = KindDelete
+			default:
+				op.Kind, op.Key = KindBulkSet, ""
+				for j := 0; j < 3; j++ {
+					op.Items = append(op.Items, core.KV{Key: fmt.Sprint("k", r.IntN(keys)), Value: fmt.Sprint(c, ".", req, "/", j)})
+				}
+			}
+			dur := int64(r.IntN(20) + 1)
+			op.Return = now + dur
+			p := pending{op: op, effect: now + int64(r.Int64N(dur+1)), apply: true}
+			if r.IntN(20) == 0 {
+				p.op.Outcome = Unknown
+				p.apply = r.IntN(2) == 0
+			}
+			inflight = append(inflight, p)
+			next[c] = op.Return + 1
+		}
+		// Apply everything whose effect time has come, oldest first.
+		for {
+			best := -1
+			for i, p := range inflight {
+				if p.effect <= now && (best < 0 || p.effect < inflight[best].effect) {
+					best = i
+				}
+			}
+			if best < 0 {
+				break
+			}
+			p := inflight[best]
+			inflight = append(inflight[:best], inflight[best+1:]...)
+			if p.apply {
+				switch p.op.Kind {
+				case KindGet:
+					p.op.Value, p.op.Found = state[p.op.Key]
+				case KindSet:
+					state[p.op.Key] = p.op.Value
+				case KindDelete:
+					delete(state, p.op.Key)
+				case KindBulkSet:
+					for _, it := range p.op.Items {
+						state[it.Key] = it.Value
+					}
+				}
+			}
+			h.Ops = append(h.Ops, p.op)
+		}
+	}
+	return h
+}
+
+func TestRandomLinearizableHistories(t *testing.T) {
+	for seed := uint64(0); seed < 20; seed++ {
+		h := randomHistory(seed, 2000, 5, 4)
+		if r := CheckLinearizable(h, LinOptions{}); r.Result != porcupine.Ok {
+			t.Fatalf("seed %d: %s on %v", seed, r.Result, r.BadKeys)
+		}
+		if fs := CheckAtomicity(h); len(fs) > 0 {
+			t.Fatalf("seed %d: %v", seed, fs[0])
+		}
+	}
+}
+
+// The figure: a 10,000-op history checks in at most 2 s. This is a
+// benchmark rather than a timed test, so a loaded machine cannot flake CI;
+// sim's BenchmarkCheckSimHistory measures the same on a simulator history.
+func BenchmarkCheckLinearizable10k(b *testing.B) {
+	h := randomHistory(1, 10_000, 8, 8)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := CheckLinearizable(h, LinOptions{})
+		if r.Result != porcupine.Ok {
+			b.Fatal(r.Result)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/check")
+}
+
+func TestTenThousandOpsFigure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("figure measurement")
+	}
+	h := randomHistory(7, 10_000, 8, 8)
+	start := time.Now()
+	r := CheckLinearizable(h, LinOptions{})
+	t.Logf("10,000-op history (%d ops after pruning, %d partitions): %s in %v", r.Checked, r.Partitions, r.Result, time.Since(start))
+	if r.Result != porcupine.Ok {
+		t.Fatal(r.Result)
+	}
+}

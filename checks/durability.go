@@ -1,0 +1,114 @@
+package checks
+
+import (
+	"fmt"
+	"math"
+)
+
+// writer is one op's effect on one key, for the value-matching checkers.
+type writer struct {
+	op *Op
+	w  KeyWrite
+}
+
+// ret is the latest time the writer may have taken effect: its return, or
+// never-ending for an unknown outcome.
+func (w writer) ret() int64 {
+	if w.op.Outcome == Unknown {
+		return math.MaxInt64
+	}
+	return w.op.Return
+}
+
+// writersByKey indexes the writes that may have taken effect (ok or unknown).
+func writersByKey(h *History) map[string][]writer {
+	out := map[string][]writer{}
+	for i := range h.Ops {
+		op := &h.Ops[i]
+		if !op.IsWrite() || op.Outcome == Failed {
+			continue
+		}
+		for _, w := range op.Writes() {
+			out[w.Key] = append(out[w.Key], writer{op: op, w: w})
+		}
+	}
+	return out
+}
+
+// explains reports whether the writer's effect is what get observed.
+func (w writer) explains(get *Op) bool {
+	if !get.Found {
+		return !w.w.Present
+	}
+	return w.w.Present && w.w.Value == get.Value
+}
+
+// findingsMax bounds the findings one checker reports: the first few say
+// what is wrong, the count says how much.
+const findingsMax = 5
+
+// CheckDurability judges the final reads: for every key a final read
+// observed, every write of that key that was acknowledged must be what the
+// read saw, or have been overwritten by a write that may have come after it
+// (one that did not finish before the acknowledged write was called). A
+// final read that no write explains, and a key that reads as absent
+// although nothing deleted it after an acknowledged write, are findings too.
+//
+// This is a consequence of linearizability, checked separately because its
+// finding — "acknowledged write X was lost" — is the one that matters most
+// and is the clearest to act on.
+func CheckDurability(h *History) []Finding {
+	writers := writersByKey(h)
+	var out []Finding
+	lost := 0
+	report := func(msg string) {
+		lost++
+		if len(out) < findingsMax {
+			out = append(out, Finding{Check: "durability", Msg: msg})
+		}
+	}
+	for i := range h.Ops {
+		final := &h.Ops[i]
+		if !final.Final || final.Kind != KindGet || final.Outcome != OK {
+			continue
+		}
+		ws := writers[final.Key]
+		var source []writer
+		for _, c := range ws {
+			if c.explains(final) && c.op.Call <= final.Return {
+				source = append(source, c)
+			}
+		}
+		if final.Found && len(source) == 0 {
+			report(fmt.Sprintf("final read %s returned a value that no client wrote", final))
+			continue
+		}
+		for _, w := range ws {
+			if w.op.Outcome != OK || w.op.Return > final.Call {
+				continue
+			}
+			if w.explains(final) {
+				continue // what it wrote is what is there (this op or a retry of the same value)
+			}
+			survived := false
+			for _, c := range source {
+				if c.ret() >= w.op.Call {
+					survived = true // c may have overwritten w
+					break
+				}
+			}
+			if survived {
+				continue
+			}
+			what := "the key is absent and nothing may have deleted it since"
+			if final.Found || len(source) > 0 {
+				what = fmt.Sprintf("the value there was written by %s, which finished before it was called", source[len(source)-1].op)
+			}
+			report(fmt.Sprintf("acknowledged %s was lost: final read %s; %s", w.op, final, what))
+		}
+	}
+	if lost > len(out) {
+		out = append(out, Finding{Check: "durability", Msg: fmt.Sprintf("… and %d more lost writes", lost-len(out))})
+	}
+	return out
+}

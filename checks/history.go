@@ -1,0 +1,216 @@
+package checks
+
+import (
+	"fmt"
+	"strings"
+
+	"dkv/core"
+)
+
+// Kind is the operation a client called.
+type Kind uint8
+
+// The operations that change or observe the store's state. Ping and status
+// are not recorded: they observe no key.
+const (
+	KindGet Kind = iota + 1
+	KindSet
+	KindDelete
+	KindBulkSet
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindGet:
+		return "get"
+	case KindSet:
+		return "set"
+	case KindDelete:
+		return "delete"
+	case KindBulkSet:
+		return "bulk_set"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Outcome is what the client learnt about its call.
+type Outcome uint8
+
+const (
+	// OK: the server acknowledged the call.
+	OK Outcome = iota + 1
+	// Failed: the call certainly had no effect (the server said so, or it
+	// never reached a server).
+	Failed
+	// Unknown: the client gave up waiting; the call may or may not have
+	// taken effect, at any time after it was made.
+	Unknown
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OK:
+		return "ok"
+	case Failed:
+		return "failed"
+	case Unknown:
+		return "unknown"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// Op is one call by a client and what came of it. Times are in one time base
+// for the whole history (the simulator's virtual nanoseconds).
+type Op struct {
+	Client int
+	// Req groups the attempts of one logical request: a client that retries
+	// sends the same request (same values) again, and every attempt is an Op
+	// of its own, because each may have taken effect.
+	Req   int
+	Kind  Kind
+	Key   string    // get, set, delete
+	Value string    // set: the value written; get: the value read, if Found
+	Found bool      // get: the key existed
+	Items []core.KV // bulk_set, in request order (a repeated key: last wins)
+	// Call is when the client sent the call, Return when it got the answer
+	// or, for Unknown, when it gave up.
+	Call, Return int64
+	Outcome      Outcome
+	// Final marks a read of the final phase: faults stopped, every node
+	// recovered from its disk, nothing else in flight. Durability is judged
+	// on these.
+	Final bool
+	// Note says more about the outcome, e.g. the error code of a failure.
+	Note string
+}
+
+// IsWrite reports whether the op may change the state.
+func (op *Op) IsWrite() bool { return op.Kind != KindGet }
+
+// Writes returns the key/value pairs the op writes, with a repeated key of a
+// bulk_set resolved to its last value. A delete is a pair with present=false.
+func (op *Op) Writes() []KeyWrite {
+	switch op.Kind {
+	case KindSet:
+		return []KeyWrite{{Key: op.Key, Value: op.Value, Present: true}}
+	case KindDelete:
+		return []KeyWrite{{Key: op.Key}}
+	case KindBulkSet:
+		out := make([]KeyWrite, 0, len(op.Items))
+		for i, it := range op.Items {
+			last := true
+			for _, later := range op.Items[i+1:] {
+				if later.Key == it.Key {
+					last = false
+					break
+				}
+			}
+			if last {
+				out = append(out, KeyWrite{Key: it.Key, Value: it.Value, Present: true})
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// KeyWrite is the effect of a write on one key.
+type KeyWrite struct {
+	Key     string
+	Value   string
+	Present bool // false: a delete
+}
+
+// String renders the op for findings, e.g.
+// "c2#17 set k1=\"c2.17\" [1.200ms, 1.450ms] ok".
+func (op *Op) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "c%d#%d %s", op.Client, op.Req, op.Kind)
+	switch op.Kind {
+	case KindGet:
+		fmt.Fprintf(&b, " %s", op.Key)
+		if op.Outcome == OK {
+			if op.Found {
+				fmt.Fprintf(&b, " -> %q", clip(op.Value))
+			} else {
+				b.WriteString(" -> not_found")
+			}
+		}
+	case KindSet:
+		fmt.Fprintf(&b, " %s=%q", op.Key, clip(op.Value))
+	case KindDelete:
+		fmt.Fprintf(&b, " %s", op.Key)
+	case KindBulkSet:
+		b.WriteString(" {")
+		for i, it := range op.Items {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s=%q", it.Key, clip(it.Value))
+		}
+		b.WriteString("}")
+	}
+	fmt.Fprintf(&b, " [%s, %s] %s", FormatTime(op.Call), FormatTime(op.Return), op.Outcome)
+	if op.Note != "" {
+		fmt.Fprintf(&b, " (%s)", op.Note)
+	}
+	if op.Final {
+		b.WriteString(" final")
+	}
+	return b.String()
+}
+
+// clip keeps long padded values readable in findings.
+func clip(s string) string {
+	if len(s) <= 24 {
+		return s
+	}
+	return s[:20] + "…"
+}
+
+// FormatTime renders virtual nanoseconds as seconds with microseconds.
+func FormatTime(ns int64) string {
+	return fmt.Sprintf("%d.%06ds", ns/1e9, (ns%1e9)/1e3)
+}
+
+// History is every op of a run, in the order the clients made them.
+type History struct {
+	Ops []Op
+}
+
+// Add appends op and returns its index.
+func (h *History) Add(op Op) int {
+	h.Ops = append(h.Ops, op)
+	return len(h.Ops) - 1
+}
+
+// Count returns how many ops have each outcome.
+func (h *History) Count() (ok, failed, unknown int) {
+	for i := range h.Ops {
+		switch h.Ops[i].Outcome {
+		case OK:
+			ok++
+		case Failed:
+			failed++
+		case Unknown:
+			unknown++
+		}
+	}
+	return
+}
+
+// Finding is one broken promise, in words a human can act on.
+type Finding struct {
+	Check string // "linearizability", "durability", "atomicity", ...
+	Msg   string
+	// Report is the path of an HTML visualisation, if one was written.
+	Report string
+}
+
+func (f Finding) String() string {
+	s := f.Check + ": " + f.Msg
+	if f.Report != "" {
+		s += "\n  report: " + f.Report
+	}
+	return s
+}

@@ -1,0 +1,317 @@
+package checks
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// The porcupine model is a single register per key: the history is split by
+// key (a bulk_set appears in the partition of each key it writes, as a write
+// of that key's value), and each partition is checked alone. That is sound
+// and complete for single-key operations, since linearizability is
+// compositional (Herlihy & Wing): the whole history is linearizable iff
+// every per-object history is. It is what keeps long histories cheap — a
+// 10,000-op history over 8 keys is 8 searches of ~1,250 ops instead of one
+// of 10,000 — but it cannot tell that a bulk_set took effect on all its
+// keys at one instant; CheckAtomicity covers that.
+
+// regInput is one op projected on one key.
+type regInput struct {
+	kind  Kind // KindGet, KindSet (also a projected bulk_set) or KindDelete
+	value string
+	bulk  bool // projected from a bulk_set, for the report
+}
+
+// regOutput is what a get returned; writes have no output.
+type regOutput struct {
+	value string
+	found bool
+}
+
+// regState is one key's content.
+type regState struct {
+	value   string
+	present bool
+}
+
+// RegisterModel is the porcupine model of one key of the store.
+var RegisterModel = porcupine.Model{
+	Init: func() any { return regState{} },
+	Step: func(state, input, output any) (bool, any) {
+		s, in := state.(regState), input.(regInput)
+		switch in.kind {
+		case KindSet:
+			return true, regState{value: in.value, present: true}
+		case KindDelete:
+			return true, regState{}
+		case KindGet:
+			out := output.(regOutput)
+			return out.found == s.present && (!out.found || out.value == s.value), s
+		}
+		return false, s
+	},
+	DescribeOperation: func(input, output any) string {
+		in := input.(regInput)
+		switch in.kind {
+		case KindSet:
+			if in.bulk {
+				return fmt.Sprintf("bulk_set %q", clip(in.value))
+			}
+			return fmt.Sprintf("set %q", clip(in.value))
+		case KindDelete:
+			return "delete"
+		case KindGet:
+			out := output.(regOutput)
+			if !out.found {
+				return "get -> not_found"
+			}
+			return fmt.Sprintf("get -> %q", clip(out.value))
+		}
+		return "?"
+	},
+	DescribeState: func(state any) string {
+		s := state.(regState)
+		if !s.present {
+			return "(absent)"
+		}
+		return fmt.Sprintf("%q", clip(s.value))
+	},
+	DescribeOperationMetadata: func(info any) string {
+		if info == nil {
+			return ""
+		}
+		return fmt.Sprint(info)
+	},
+}
+
+// Partition is one key's share of a history, ready for porcupine.
+type Partition struct {
+	Key string
+	Ops []porcupine.Operation
+	// Pruned counts ops left out because they cannot matter (see
+	// Partitions).
+	Pruned int
+}
+
+// Partitions splits h by key, in key order, and leaves out what cannot
+// change the verdict:
+//
+//   - failed ops: they had no effect. (If the store wrongly applied one, its
+//     value shows up in a read that no remaining op explains: a violation.)
+//   - gets with an unknown outcome: a read has no effect, and there is no
+//     result to check.
+//   - sets (and bulk_set projections) with an unknown outcome whose value no
+//     get of that key ever returned. Taking effect or not is then
+//     indistinguishable: the value was never observed, so dropping the op
+//     from a linearization of the others leaves every read explained, and an
+//     unknown op may always be placed at the very end. Unknown ops never
+//     return, so each one left in makes porcupine's search wider; this rule
+//     removes most of them.
+//
+// An op with an unknown outcome gets a return time after every other event,
+// which is how porcupine expresses "may take effect at any later time".
+func Partitions(h *History) []Partition {
+	end := int64(0)
+	for i := range h.Ops {
+		end = max(end, h.Ops[i].Call, h.Ops[i].Return)
+	}
+	end++
+	// Values each key's successful gets observed.
+	seen := map[string]map[string]bool{}
+	for i := range h.Ops {
+		op := &h.Ops[i]
+		if op.Kind == KindGet && op.Outcome == OK && op.Found {
+			if seen[op.Key] == nil {
+				seen[op.Key] = map[string]bool{}
+			}
+			seen[op.Key][op.Value] = true
+		}
+	}
+	byKey := map[string]*Partition{}
+	var keys []string
+	part := func(key string) *Partition {
+		p := byKey[key]
+		if p == nil {
+			p = &Partition{Key: key}
+			byKey[key] = p
+			keys = append(keys, key)
+		}
+		return p
+	}
+	for i := range h.Ops {
+		op := &h.Ops[i]
+		if op.Outcome == Failed {
+			for _, w := range op.keys() {
+				part(w).Pruned++
+			}
+			continue
+		}
+		ret := op.Return
+		if op.Outcome == Unknown {
+			ret = end
+		}
+		meta := fmt.Sprintf("op %d: %s", i, op.String())
+		if op.Kind == KindGet {
+			if op.Outcome == Unknown {
+				part(op.Key).Pruned++
+				continue
+			}
+			p := part(op.Key)
+			p.Ops = append(p.Ops, porcupine.Operation{
+				ClientId: op.Client, Call: op.Call, Return: ret, Metadata: meta,
+				Input:  regInput{kind: KindGet},
+				Output: regOutput{value: op.Value, found: op.Found},
+			})
+			continue
+		}
+		for _, w := range op.Writes() {
+			p := part(w.Key)
+			if op.Outcome == Unknown && w.Present && !seen[w.Key][w.Value] {
+				p.Pruned++
+				continue
+			}
+			in := regInput{kind: KindDelete}
+			if w.Present {
+				in = regInput{kind: KindSet, value: w.Value, bulk: op.Kind == KindBulkSet}
+			}
+			p.Ops = append(p.Ops, porcupine.Operation{
+				ClientId: op.Client, Call: op.Call, Return: ret, Metadata: meta,
+				Input: in, Output: regOutput{},
+			})
+		}
+	}
+	sort.Strings(keys)
+	out := make([]Partition, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, *byKey[k])
+	}
+	return out
+}
+
+// keys lists the distinct keys an op touches.
+func (op *Op) keys() []string {
+	if op.Kind != KindBulkSet {
+		return []string{op.Key}
+	}
+	var ks []string
+	for _, it := range op.Items {
+		if !slices.Contains(ks, it.Key) {
+			ks = append(ks, it.Key)
+		}
+	}
+	return ks
+}
+
+// LinOptions tune CheckLinearizable.
+type LinOptions struct {
+	// Timeout bounds the whole check; 0 means none. A check that runs out
+	// of time is inconclusive, not a pass.
+	Timeout time.Duration
+	// ReportDir, when set, is where an HTML visualisation of a violation is
+	// written, as ReportName (default "linearizability.html").
+	ReportDir, ReportName string
+}
+
+// LinResult is the verdict of CheckLinearizable.
+type LinResult struct {
+	Result     porcupine.CheckResult
+	Partitions int
+	Checked    int // ops given to porcupine, over all partitions
+	Pruned     int
+	Elapsed    time.Duration
+	BadKeys    []string // partitions that are not linearizable
+	Report     string   // path of the HTML report, if written
+	ReportErr  error
+}
+
+// Finding returns nil when the history is linearizable.
+func (r *LinResult) Finding() *Finding {
+	switch r.Result {
+	case porcupine.Ok:
+		return nil
+	case porcupine.Unknown:
+		return &Finding{Check: "linearizability", Msg: fmt.Sprintf("inconclusive: the check ran out of time after %v", r.Elapsed.Round(time.Millisecond))}
+	}
+	msg := fmt.Sprintf("history is not linearizable on key(s) %s", strings.Join(r.BadKeys, ", "))
+	if r.ReportErr != nil {
+		msg += fmt.Sprintf(" (writing the report failed: %v)", r.ReportErr)
+	}
+	return &Finding{Check: "linearizability", Msg: msg, Report: r.Report}
+}
+
+// CheckLinearizable checks h per key with porcupine. Partitions are checked
+// one after another on the calling goroutine's budget, so that callers that
+// run many histories in parallel control the parallelism.
+func CheckLinearizable(h *History, opts LinOptions) LinResult {
+	start := time.Now()
+	parts := Partitions(h)
+	res := LinResult{Result: porcupine.Ok, Partitions: len(parts)}
+	var bad []Partition
+	for _, p := range parts {
+		res.Checked += len(p.Ops)
+		res.Pruned += p.Pruned
+		var timeout time.Duration
+		if opts.Timeout > 0 {
+			timeout = opts.Timeout - time.Since(start)
+			if timeout <= 0 {
+				res.Result = porcupine.Unknown
+				break
+			}
+		}
+		switch porcupine.CheckOperationsTimeout(RegisterModel, p.Ops, timeout) {
+		case porcupine.Illegal:
+			res.Result = porcupine.Illegal
+			res.BadKeys = append(res.BadKeys, p.Key)
+			bad = append(bad, p)
+		case porcupine.Unknown:
+			if res.Result == porcupine.Ok {
+				res.Result = porcupine.Unknown
+			}
+		}
+	}
+	if len(bad) > 0 && opts.ReportDir != "" {
+		res.Report, res.ReportErr = writeReport(bad, opts)
+	}
+	res.Elapsed = time.Since(start)
+	return res
+}
+
+// writeReport renders the bad partitions with porcupine's visualiser: one
+// timeline per key, with the longest linearizable prefixes it found.
+func writeReport(bad []Partition, opts LinOptions) (string, error) {
+	var ops []porcupine.Operation
+	for _, p := range bad {
+		ops = append(ops, p.Ops...)
+	}
+	model := RegisterModel
+	model.Partition = func(history []porcupine.Operation) [][]porcupine.Operation {
+		out := make([][]porcupine.Operation, len(bad))
+		for i, p := range bad {
+			out[i] = p.Ops
+		}
+		return out
+	}
+	_, info := porcupine.CheckOperationsVerbose(model, ops, 0)
+	if err := os.MkdirAll(opts.ReportDir, 0o755); err != nil {
+		return "", err
+	}
+	name := opts.ReportName
+	if name == "" {
+		name = "linearizability.html"
+	}
+	path := filepath.Join(opts.ReportDir, name)
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if err := porcupine.VisualizePath(model, info, path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
