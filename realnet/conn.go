@@ -22,7 +22,25 @@ const (
 	// shutdownWriteTimeout bounds how long shutdown waits for a client to
 	// take the responses that were ready when the loop stopped.
 	shutdownWriteTimeout = time.Second
+	// lingerTimeout and lingerBytesMax bound how much of what a client still
+	// sends is read and dropped after the server's last line. Closing a
+	// socket with unread input makes the kernel send a reset: a client still
+	// writing then fails its write and often gives up before reading that
+	// last line (a timeout or too_many_connections error), and some
+	// kernels drop received data on a reset.
+	lingerTimeout  = 500 * time.Millisecond
+	lingerBytesMax = 1 << 20
 )
+
+// lingerClose ends the server's side, drains the client's side for a
+// moment, then closes.
+func lingerClose(nc net.Conn) {
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+		nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+		io.CopyN(io.Discard, nc, lingerBytesMax)
+	}
+	nc.Close()
+}
 
 // slot carries one response. The reader queues slots in request order and
 // the writer waits on them in that order, so responses leave in request order
@@ -48,6 +66,9 @@ type conn struct {
 	stop     chan struct{} // the loop has exited: send what is ready and close
 	stopOnce sync.Once
 	dead     chan struct{} // the writer has exited: nobody takes slots any more
+	// readerDone is set by the writer when it finds slots closed: nothing
+	// else reads the socket, so the writer may linger on it.
+	readerDone bool
 }
 
 func newConn(h *Host, nc net.Conn) *conn {
@@ -231,7 +252,13 @@ func (c *conn) write() {
 	defer c.h.wg.Done()
 	defer c.h.forget(c)
 	defer close(c.dead)
-	defer c.nc.Close()
+	defer func() {
+		if c.readerDone {
+			lingerClose(c.nc)
+		} else {
+			c.nc.Close()
+		}
+	}()
 	bw := bufio.NewWriterSize(c.nc, writeBufBytes)
 	var line []byte
 	for {
@@ -261,7 +288,7 @@ func (c *conn) nextSlot(bw *bufio.Writer) (slot, bool) {
 	select {
 	case s, ok := <-c.slots:
 		if !ok {
-			c.flush(bw, c.h.cfg.WriteTimeout)
+			c.readerDone = c.flush(bw, c.h.cfg.WriteTimeout)
 		}
 		return s, ok
 	default:
@@ -272,7 +299,7 @@ func (c *conn) nextSlot(bw *bufio.Writer) (slot, bool) {
 	select {
 	case s, ok := <-c.slots:
 		if !ok {
-			c.flush(bw, c.h.cfg.WriteTimeout)
+			c.readerDone = c.flush(bw, c.h.cfg.WriteTimeout)
 		}
 		return s, ok
 	case <-c.stop:

@@ -197,8 +197,9 @@ func (h *Host) accept(ln net.Listener) {
 			h.mu.Unlock()
 			nc.Close()
 		case len(h.conns) >= h.cfg.ConnsMax:
+			h.wg.Add(1)
 			h.mu.Unlock()
-			h.reject(nc)
+			go h.reject(nc)
 		default:
 			c := newConn(h, nc)
 			h.conns[c] = struct{}{}
@@ -212,14 +213,19 @@ func (h *Host) accept(ln net.Listener) {
 
 // rejectWriteTimeout bounds the one line a rejected connection gets; a fresh
 // socket's send buffer takes it at once unless something is badly wrong.
+// Rejecting runs on its own goroutine, so a slow one never stalls accept.
 const rejectWriteTimeout = time.Second
 
 func (h *Host) reject(nc net.Conn) {
+	defer h.wg.Done()
 	h.logf("refusing connection from %v: %d connections already open", nc.RemoteAddr(), h.cfg.ConnsMax)
 	resp := core.ErrorResponse(core.CodeTooManyConns, "server has %d connections open, its limit; try again later", h.cfg.ConnsMax)
 	nc.SetWriteDeadline(time.Now().Add(rejectWriteTimeout))
-	nc.Write(core.AppendResponse(nil, &resp))
-	nc.Close()
+	if _, err := nc.Write(core.AppendResponse(nil, &resp)); err != nil {
+		nc.Close()
+		return
+	}
+	lingerClose(nc)
 }
 
 func (h *Host) forget(c *conn) {
