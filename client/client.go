@@ -164,6 +164,7 @@ func isRead(op string) bool {
 const attemptsMax = 2
 
 func (c *KVClient) do(ctx context.Context, req core.Request) (*core.Response, error) {
+	began := time.Now()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.requestTimeout)
@@ -175,6 +176,7 @@ func (c *KVClient) do(ctx context.Context, req core.Request) (*core.Response, er
 		if err != nil {
 			return nil, err
 		}
+		cl.began = began
 		cn, err := c.conn(ctx)
 		if err != nil {
 			return nil, err

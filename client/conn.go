@@ -28,6 +28,8 @@ type call struct {
 	id    []byte // the id we sent, to check the server's echo
 	line  []byte // the encoded request, newline included
 	state atomic.Int32
+	// began is when the caller started the operation, before any dial.
+	began time.Time
 	// sentAt is set by the writer before it publishes callSent.
 	sentAt time.Duration
 	// done receives exactly one result once the call is sent: from the
@@ -103,17 +105,27 @@ func (cn *conn) failure() error {
 // and learn they were never sent. Only the first failure counts.
 func (cn *conn) fail(err error) {
 	cn.mu.Lock()
+	orphans := cn.failLocked(err)
+	cn.mu.Unlock()
+	cn.deliver(orphans, err)
+}
+
+// failLocked is fail's part under cn.mu. It returns the sent calls, which
+// the caller must deliver err to once it has released cn.mu.
+func (cn *conn) failLocked(err error) []*call {
 	if cn.err != nil {
-		cn.mu.Unlock()
-		return
+		return nil
 	}
 	cn.err = err
-	pending := cn.pending
+	orphans := cn.pending
 	cn.pending = nil
 	close(cn.done)
-	cn.mu.Unlock()
 	cn.nc.Close()
-	for _, cl := range pending {
+	return orphans
+}
+
+func (cn *conn) deliver(orphans []*call, err error) {
+	for _, cl := range orphans {
 		cl.done <- result{err: err}
 	}
 }
@@ -157,15 +169,16 @@ func (cn *conn) roundTrip(ctx context.Context, cl *call) (resp *core.Response, s
 	}
 }
 
-// checkStall breaks the connection when a caller gave up after a full
-// request timeout without the server answering anything since the call was
+// checkStall breaks the connection when a caller gave up after at least a
+// request timeout and the server has answered nothing since the call was
 // sent. Without this, a server that accepts but never answers would
 // eventually hold every slot with abandoned calls and the client would
-// never recover.
+// never recover. Callers with shorter deadlines of their own do not count:
+// their impatience says nothing about the server.
 func (cn *conn) checkStall(cl *call) {
-	waited := cn.since() - cl.sentAt
-	if waited >= cn.opts.requestTimeout && time.Duration(cn.lastResponseAt.Load()) < cl.sentAt {
-		cn.fail(cn.lost(fmt.Errorf("no response for %v with requests outstanding", waited.Round(time.Millisecond))))
+	if time.Since(cl.began) >= cn.opts.requestTimeout && time.Duration(cn.lastResponseAt.Load()) < cl.sentAt {
+		silent := cn.since() - cl.sentAt
+		cn.fail(cn.lost(fmt.Errorf("no response for %v with requests outstanding", silent.Round(time.Millisecond))))
 	}
 }
 
@@ -227,8 +240,12 @@ func (cn *conn) readLoop() {
 		cn.lastResponseAt.Store(int64(cn.since()))
 		cn.mu.Lock()
 		if len(cn.pending) == 0 {
+			// Fail under the same lock that saw nothing pending, so that
+			// no call can be sent on this conn in between.
+			err := cn.lost(unsolicited(line, tooLarge))
+			orphans := cn.failLocked(err)
 			cn.mu.Unlock()
-			cn.fail(cn.lost(unsolicited(line, tooLarge)))
+			cn.deliver(orphans, err)
 			return
 		}
 		cl := cn.pending[0]
