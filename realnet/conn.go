@@ -83,8 +83,24 @@ func newConn(h *Host, nc net.Conn) *conn {
 	}
 }
 
+// shutdown tells the writer that no more replies will come. A write that is
+// blocked on a client that does not read gets the short shutdown deadline,
+// so a stuck client cannot hold up the server's exit.
 func (c *conn) shutdown() {
-	c.stopOnce.Do(func() { close(c.stop) })
+	c.stopOnce.Do(func() {
+		close(c.stop)
+		c.nc.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
+	})
+}
+
+// writeTimeout is how long the next write may block.
+func (c *conn) writeTimeout() time.Duration {
+	select {
+	case <-c.stop:
+		return shutdownWriteTimeout
+	default:
+		return c.h.cfg.WriteTimeout
+	}
 }
 
 // push queues a slot for the writer, blocking while the in-flight limit is
@@ -274,7 +290,7 @@ func (c *conn) write() {
 		if len(line) > bw.Available() {
 			// This write reaches the socket; bound how long it may
 			// wait for a client that does not read.
-			c.nc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
+			c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
 		}
 		if _, err := bw.Write(line); err != nil {
 			return
@@ -288,18 +304,18 @@ func (c *conn) nextSlot(bw *bufio.Writer) (slot, bool) {
 	select {
 	case s, ok := <-c.slots:
 		if !ok {
-			c.readerDone = c.flush(bw, c.h.cfg.WriteTimeout)
+			c.readerDone = c.flush(bw, c.writeTimeout())
 		}
 		return s, ok
 	default:
 	}
-	if !c.flush(bw, c.h.cfg.WriteTimeout) {
+	if !c.flush(bw, c.writeTimeout()) {
 		return nil, false
 	}
 	select {
 	case s, ok := <-c.slots:
 		if !ok {
-			c.readerDone = c.flush(bw, c.h.cfg.WriteTimeout)
+			c.readerDone = c.flush(bw, c.writeTimeout())
 		}
 		return s, ok
 	case <-c.stop:
@@ -315,7 +331,7 @@ func (c *conn) await(s slot, bw *bufio.Writer) (core.Response, bool) {
 		return resp, true
 	default:
 	}
-	if !c.flush(bw, c.h.cfg.WriteTimeout) {
+	if !c.flush(bw, c.writeTimeout()) {
 		return core.Response{}, false
 	}
 	select {

@@ -635,3 +635,34 @@ func TestShutdownSendsReadyResponsesInOrder(t *testing.T) {
 	}
 	h.wg.Wait()
 }
+
+func TestShutdownIsNotHeldUpByAClientThatDoesNotRead(t *testing.T) {
+	cfg := testConfig()
+	cfg.RequestBytesMax = 1 << 20
+	cfg.WriteTimeout = time.Minute
+	node := newTestNode(t)
+	r := startHost(t, node, cfg)
+	c := dial(t, r.addr)
+	// Megabytes of responses that the client never reads fill both socket
+	// buffers, and the writer blocks.
+	key := strings.Repeat("k", 100<<10)
+	go func() {
+		for range 100 {
+			if _, err := io.WriteString(c.nc, `{"op":"get","key":"`+key+`"}`+"\n"); err != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for handled(node) < 50 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	r.host.Shutdown()
+	if err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*shutdownWriteTimeout {
+		t.Errorf("shutdown took %v with a stuck client, want about %v", took, shutdownWriteTimeout)
+	}
+}
