@@ -44,7 +44,7 @@ type Request struct {
 	ID    jsontext.Value `json:"id,omitempty"`
 	Op    string         `json:"op"`
 	Key   string         `json:"key,omitempty"`
-	Value *string        `json:"value,omitempty"`
+	Value *string        `json:"value,omitzero"`
 	Items []KV           `json:"items,omitempty"`
 	// DebugSimulateFail makes the snapshot that this write triggers fail at
 	// random (as an fsync failure would). The write itself stays durable.
@@ -55,7 +55,7 @@ type Request struct {
 type Response struct {
 	ID     jsontext.Value `json:"id,omitempty"`
 	OK     bool           `json:"ok"`
-	Value  *string        `json:"value,omitempty"`
+	Value  *string        `json:"value,omitzero"`
 	Status *Status        `json:"status,omitempty"`
 	Error  *Error         `json:"error,omitempty"`
 }
