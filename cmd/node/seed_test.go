@@ -249,11 +249,11 @@ func TestBadInputGetsSpecificErrorsAndLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct{ line, code string }{
-		{`{"op":"set","key":"k"`, core.CodeBadRequest},                   // malformed JSON
-		{`{"op":"frobnicate","key":"k"}`, core.CodeUnknownOp},            // unknown op
-		{`{"op":"set","key":"k"}`, core.CodeBadRequest},                  // missing value
-		{`{"op":"set","key":5,"value":"v"}`, core.CodeBadRequest},        // wrong type
-		{`{"op":"set","key":"","value":"v"}`, core.CodeBadRequest},       // empty key
+		{`{"op":"set","key":"k"`, core.CodeBadRequest},             // malformed JSON
+		{`{"op":"frobnicate","key":"k"}`, core.CodeUnknownOp},      // unknown op
+		{`{"op":"set","key":"k"}`, core.CodeBadRequest},            // missing value
+		{`{"op":"set","key":5,"value":"v"}`, core.CodeBadRequest},  // wrong type
+		{`{"op":"set","key":"","value":"v"}`, core.CodeBadRequest}, // empty key
 		{`{"op":"set","key":"` + strings.Repeat("k", 4097) + `","value":"v"}`, core.CodeTooLarge},
 		{`{"op":"set","key":"k","value":"` + strings.Repeat("v", 70000) + `"}`, core.CodeTooLarge}, // over the line limit
 		{`{"op":"bulk_set","items":[` + strings.Repeat(`{"key":"a","value":"b"},`, 10) + `{"key":"a","value":"b"}]}`, core.CodeTooLarge},
