@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"dkv/core"
 )
 
 // realServer is a cmd/node process serving on a loopback port.
@@ -130,6 +132,23 @@ func TestRealServer(t *testing.T) {
 	}
 	if err := c.Delete(ctx, "never-there"); err != nil {
 		t.Fatalf("Delete of a missing key: %v; want success", err)
+	}
+	if err := c.Set(ctx, "empty", ""); err != nil {
+		t.Fatalf("Set of an empty value: %v", err)
+	}
+	if v, err := c.Get(ctx, "empty"); err != nil || v != "" {
+		t.Fatalf("Get(empty) = %q, %v; want the empty value", v, err)
+	}
+	if err := c.Delete(ctx, "empty"); err != nil {
+		t.Fatalf("Delete(empty): %v", err)
+	}
+	var se *ServerError
+	err := c.Set(ctx, "big", strings.Repeat("v", 1<<20+1))
+	if !errors.As(err, &se) || se.Code != "too_large" {
+		t.Fatalf("Set of a value over 1 MiB: err = %v; want too_large", err)
+	}
+	if _, err := c.Do(ctx, &core.Request{Op: "frobnicate"}); !errors.As(err, &se) || se.Code != core.CodeUnknownOp {
+		t.Fatalf("Do(frobnicate): err = %v; want unknown_op", err)
 	}
 
 	items := make([]KV, 100)
