@@ -70,7 +70,7 @@ func TestPruningKeepsObservedUnknownWrites(t *testing.T) {
 		get(1, "a", "", 5, 6),
 		get(1, "a", "1", 40, 50),
 		{Client: 2, Kind: KindGet, Key: "a", Call: 1, Return: 2, Outcome: Unknown}, // pruned
-		set(3, "a", "3", 0, 10, Failed), // pruned
+		set(3, "a", "3", 0, 10, Failed),                                            // pruned
 	}}
 	parts := Partitions(h)
 	if len(parts) != 1 || len(parts[0].Ops) != 3 || parts[0].Pruned != 3 {

@@ -227,8 +227,10 @@ type LinResult struct {
 	Pruned     int
 	Elapsed    time.Duration
 	BadKeys    []string // partitions that are not linearizable
-	Report     string   // path of the HTML report, if written
-	ReportErr  error
+	// Explain says, for each bad key, where the search got stuck.
+	Explain   []string
+	Report    string // path of the HTML report, if written
+	ReportErr error
 }
 
 // Finding returns nil when the history is linearizable.
@@ -240,6 +242,9 @@ func (r *LinResult) Finding() *Finding {
 		return &Finding{Check: "linearizability", Msg: fmt.Sprintf("inconclusive: the check ran out of time after %v", r.Elapsed.Round(time.Millisecond))}
 	}
 	msg := fmt.Sprintf("history is not linearizable on key(s) %s", strings.Join(r.BadKeys, ", "))
+	for _, e := range r.Explain {
+		msg += "\n" + e
+	}
 	if r.ReportErr != nil {
 		msg += fmt.Sprintf(" (writing the report failed: %v)", r.ReportErr)
 	}
@@ -276,16 +281,21 @@ func CheckLinearizable(h *History, opts LinOptions) LinResult {
 			}
 		}
 	}
-	if len(bad) > 0 && opts.ReportDir != "" {
-		res.Report, res.ReportErr = writeReport(bad, opts)
+	if len(bad) > 0 {
+		model, ops := badModel(bad)
+		_, info := porcupine.CheckOperationsVerbose(model, ops, 0)
+		res.Explain = explain(bad, info)
+		if opts.ReportDir != "" {
+			res.Report, res.ReportErr = writeReport(model, info, opts)
+		}
 	}
 	res.Elapsed = time.Since(start)
 	return res
 }
 
-// writeReport renders the bad partitions with porcupine's visualiser: one
-// timeline per key, with the longest linearizable prefixes it found.
-func writeReport(bad []Partition, opts LinOptions) (string, error) {
+// badModel is the model and history of the bad partitions alone: the
+// report and the explanation leave out the keys that were fine.
+func badModel(bad []Partition) (porcupine.Model, []porcupine.Operation) {
 	var ops []porcupine.Operation
 	for _, p := range bad {
 		ops = append(ops, p.Ops...)
@@ -298,7 +308,57 @@ func writeReport(bad []Partition, opts LinOptions) (string, error) {
 		}
 		return out
 	}
-	_, info := porcupine.CheckOperationsVerbose(model, ops, 0)
+	return model, ops
+}
+
+// explain turns porcupine's longest linearizable prefix of each bad key
+// into words: how far it got, the state there, and the op that could not be
+// fitted after it (the first op, by return, left out of the prefix).
+func explain(bad []Partition, info porcupine.LinearizationInfo) []string {
+	var out []string
+	partials := info.PartialLinearizationsOperations()
+	for i, p := range bad {
+		if i >= len(partials) {
+			break
+		}
+		var longest []porcupine.Operation
+		for _, l := range partials[i] {
+			if len(l) > len(longest) {
+				longest = l
+			}
+		}
+		state := RegisterModel.Init()
+		in := map[string]bool{}
+		for _, op := range longest {
+			_, state = RegisterModel.Step(state, op.Input, op.Output)
+			in[fmt.Sprint(op.Metadata)] = true
+		}
+		var stuck *porcupine.Operation
+		for j := range p.Ops {
+			op := &p.Ops[j]
+			if !in[fmt.Sprint(op.Metadata)] && (stuck == nil || op.Return < stuck.Return) {
+				stuck = op
+			}
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "  key %s: the longest linearizable prefix has %d of %d ops and leaves the key %s", p.Key, len(longest), len(p.Ops), RegisterModel.DescribeState(state))
+		if stuck != nil {
+			fmt.Fprintf(&b, "; no order fits %v", stuck.Metadata)
+		}
+		if n := len(longest); n > 0 {
+			b.WriteString("; the prefix ends with:")
+			for _, op := range longest[max(0, n-4):] {
+				fmt.Fprintf(&b, "\n    %v", op.Metadata)
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// writeReport renders the bad partitions with porcupine's visualiser: one
+// timeline per key, with the longest linearizable prefixes it found.
+func writeReport(model porcupine.Model, info porcupine.LinearizationInfo, opts LinOptions) (string, error) {
 	if err := os.MkdirAll(opts.ReportDir, 0o755); err != nil {
 		return "", err
 	}

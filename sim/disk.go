@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
+	"time"
 
 	"dkv/core"
 )
@@ -28,6 +30,32 @@ type DiskFaults struct {
 	ReadFlipProb float64
 	// CapacityBytes bounds the bytes all files may hold; 0 means unbounded.
 	CapacityBytes int64
+	// WriteLatencyMax and SyncLatencyMax bound the time an Append or a
+	// Sync takes (uniform, in steps of latencyQuantum). Calls still return
+	// at once; the host reads the time with TakeLatency and keeps the node
+	// busy for it, so requests arriving meanwhile pile up for the next turn.
+	WriteLatencyMax, SyncLatencyMax time.Duration
+	// CrashOpProb is the chance that a mutating call (Create, Append, Sync,
+	// Truncate, Rename, Remove, SyncDir) is where the machine dies: the call
+	// panics with a *CrashPoint, just before or just after doing its work.
+	// The host recovers the panic and crashes the node there, which puts
+	// crashes between a write and its fsync, and between the steps of a
+	// snapshot, without the node's help.
+	CrashOpProb float64
+}
+
+// CrashPoint is the panic value of a crash injected at a disk call.
+type CrashPoint struct {
+	Op, Name string
+	After    bool // the call did its work before the crash
+}
+
+func (c *CrashPoint) String() string {
+	when := "before"
+	if c.After {
+		when = "after"
+	}
+	return fmt.Sprintf("crash %s %s %s", when, c.Op, c.Name)
 }
 
 // inode is one file's content: what a read sees, and what survives a crash.
@@ -57,8 +85,12 @@ type Disk struct {
 	dir     map[string]*inode // what the running node sees
 	durable map[string]*inode // the directory as of the last SyncDir
 	open    []*file
+	latency int64 // accrued by calls since the last TakeLatency
+	// Observe, if set, hears of every fault the disk injects and every
+	// sync, for the run's trace.
+	Observe func(event, name string, n int64)
 	// Counters, for the run's report.
-	Syncs, SyncErrors, WriteErrors, Flips, Tears int
+	Syncs, SyncErrors, WriteErrors, Flips, Tears, CrashPoints int
 }
 
 // NewDisk returns an empty disk whose faults draw from r.
@@ -71,6 +103,44 @@ func (d *Disk) SetFaults(f DiskFaults) { d.faults = f }
 
 func (d *Disk) chance(p float64) bool { return p > 0 && d.rand.Float64() < p }
 
+func (d *Disk) observe(event, name string, n int64) {
+	if d.Observe != nil {
+		d.Observe(event, name, n)
+	}
+}
+
+// Faults returns the current fault mix.
+func (d *Disk) Faults() DiskFaults { return d.faults }
+
+// Used is the number of bytes all files hold, as the running node sees them.
+func (d *Disk) Used() int64 { return d.used() }
+
+// TakeLatency returns the time the calls since the last TakeLatency took,
+// and starts counting afresh.
+func (d *Disk) TakeLatency() time.Duration {
+	l := d.latency
+	d.latency = 0
+	return time.Duration(l)
+}
+
+// Latency is the time accrued since the last TakeLatency.
+func (d *Disk) Latency() time.Duration { return time.Duration(d.latency) }
+
+func (d *Disk) delay(maxD time.Duration) {
+	if steps := int64(maxD / latencyQuantum); steps > 0 {
+		d.latency += d.rand.Int64N(steps+1) * int64(latencyQuantum)
+	}
+}
+
+// crashPoint panics, at random, where a mutating call begins (after=false)
+// or ends (after=true). Each call asks twice, so each point is equally
+// likely.
+func (d *Disk) crashPoint(op, name string, after bool) {
+	if d.chance(d.faults.CrashOpProb) {
+		d.CrashPoints++
+		panic(&CrashPoint{Op: op, Name: name, After: after})
+	}
+}
 func (d *Disk) used() int64 {
 	var n int64
 	for _, ino := range d.dir {
@@ -100,14 +170,18 @@ func (d *Disk) ReadFile(name string) ([]byte, error) {
 		i := d.rand.IntN(len(data))
 		data[i] ^= 1 << d.rand.IntN(8)
 		d.Flips++
+		d.observe("read-flip", name, int64(i))
 	}
 	return data, nil
 }
 
 // Create implements core.Disk.
 func (d *Disk) Create(name string) (core.File, error) {
+	d.crashPoint("create", name, false)
+	defer d.crashPoint("create", name, true)
 	ino := &inode{}
 	d.dir[name] = ino
+	d.observe("create", name, 0)
 	f := &file{disk: d, name: name, ino: ino}
 	d.open = append(d.open, f)
 	return f, nil
@@ -126,31 +200,51 @@ func (d *Disk) OpenAppend(name string) (core.File, error) {
 
 // Rename implements core.Disk.
 func (d *Disk) Rename(from, to string) error {
+	d.crashPoint("rename", from, false)
 	ino, ok := d.dir[from]
 	if !ok {
 		return fmt.Errorf("rename %s: file does not exist", from)
 	}
 	delete(d.dir, from)
 	d.dir[to] = ino
+	d.observe("rename", from+" -> "+to, 0)
+	d.crashPoint("rename", to, true)
 	return nil
 }
 
 // Remove implements core.Disk.
 func (d *Disk) Remove(name string) error {
+	d.crashPoint("remove", name, false)
 	if _, ok := d.dir[name]; !ok {
 		return fmt.Errorf("remove %s: file does not exist", name)
 	}
 	delete(d.dir, name)
+	d.observe("remove", name, 0)
+	d.crashPoint("remove", name, true)
 	return nil
 }
 
 // SyncDir implements core.Disk.
 func (d *Disk) SyncDir() error {
+	d.crashPoint("syncdir", "", false)
+	d.delay(d.faults.SyncLatencyMax)
 	d.durable = make(map[string]*inode, len(d.dir))
 	for name, ino := range d.dir {
 		d.durable[name] = ino
 	}
+	d.observe("syncdir", "", int64(len(d.dir)))
+	d.crashPoint("syncdir", "", true)
 	return nil
+}
+
+// ProcessCrash simulates the death of the process alone (kill -9, a panic):
+// its open files are closed, but the kernel keeps every write, synced or
+// not, so the directory and contents stay as the node last saw them.
+func (d *Disk) ProcessCrash() {
+	for _, f := range d.open {
+		f.closed = true
+	}
+	d.open = nil
 }
 
 // Crash simulates power loss: open files are gone, the directory reverts to
@@ -192,6 +286,7 @@ func (d *Disk) Crash() {
 			}
 			kept = append(kept, torn...)
 			d.Tears++
+			d.observe("torn", name, int64(n))
 		}
 		ino.data = kept
 		ino.syncedLen = len(kept)
@@ -201,6 +296,22 @@ func (d *Disk) Crash() {
 	for name, ino := range d.dir {
 		d.durable[name] = ino
 	}
+}
+
+// Describe lists the files as the node sees them, with their sizes and how
+// much of each is synced, for failure reports.
+func (d *Disk) Describe() string {
+	names, _ := d.List()
+	var b strings.Builder
+	for _, name := range names {
+		ino := d.dir[name]
+		durable := "not in the synced directory"
+		if d.durable[name] == ino {
+			durable = fmt.Sprintf("%d synced", len(ino.synced()))
+		}
+		fmt.Fprintf(&b, "%s: %d bytes, %s; ", name, len(ino.data), durable)
+	}
+	return b.String()
 }
 
 // DurableBytes returns the synced content of a durable file, for tests.
@@ -242,6 +353,9 @@ func (f *file) Append(p []byte) error {
 		return fmt.Errorf("append %s: file closed", f.name)
 	}
 	d := f.disk
+	d.crashPoint("append", f.name, false)
+	defer d.crashPoint("append", f.name, true)
+	d.delay(d.faults.WriteLatencyMax)
 	if d.faults.CapacityBytes > 0 && d.used()+int64(len(p)) > d.faults.CapacityBytes {
 		n := int(d.faults.CapacityBytes - d.used())
 		if n > 0 {
@@ -253,6 +367,7 @@ func (f *file) Append(p []byte) error {
 		n := d.rand.IntN(len(p) + 1)
 		f.ino.data = append(f.ino.data, p[:n]...)
 		d.WriteErrors++
+		d.observe("write-error", f.name, int64(n))
 		return fmt.Errorf("append %s: simulated I/O error", f.name)
 	}
 	f.ino.data = append(f.ino.data, p...)
@@ -264,7 +379,9 @@ func (f *file) Sync() error {
 		return fmt.Errorf("sync %s: file closed", f.name)
 	}
 	d := f.disk
+	d.crashPoint("sync", f.name, false)
 	d.Syncs++
+	d.delay(d.faults.SyncLatencyMax)
 	if d.chance(d.faults.SyncErrorProb) {
 		// The kernel dropped the dirty pages: what was unsynced is gone for
 		// good, whatever a later sync reports.
@@ -272,10 +389,13 @@ func (f *file) Sync() error {
 		f.ino.syncedLen = len(f.ino.data)
 		f.ino.syncedOld = nil
 		d.SyncErrors++
+		d.observe("sync-error", f.name, int64(len(f.ino.data)))
 		return fmt.Errorf("sync %s: simulated I/O error", f.name)
 	}
 	f.ino.syncedLen = len(f.ino.data)
 	f.ino.syncedOld = nil
+	d.observe("sync", f.name, int64(len(f.ino.data)))
+	d.crashPoint("sync", f.name, true)
 	return nil
 }
 
@@ -286,10 +406,13 @@ func (f *file) Truncate(size int64) error {
 	if size > int64(len(f.ino.data)) {
 		return fmt.Errorf("truncate %s: size %d beyond end %d", f.name, size, len(f.ino.data))
 	}
+	f.disk.observe("truncate", f.name, size)
+	f.disk.crashPoint("truncate", f.name, false)
 	if int(size) < f.ino.syncedLen && f.ino.syncedOld == nil {
 		f.ino.syncedOld = slices.Clone(f.ino.data[:f.ino.syncedLen])
 	}
 	f.ino.data = f.ino.data[:size:size]
+	f.disk.crashPoint("truncate", f.name, true)
 	return nil
 }
 

@@ -1,0 +1,221 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"dkv/checks"
+	"dkv/core"
+)
+
+// client is a simulated user of the store: one request at a time, its own
+// timeout, retries of retryable failures, and a history entry for every
+// attempt. Keys come from a small space so that clients collide.
+type client struct {
+	s     *Sim
+	id    int
+	addr  Addr
+	reqs  int      // logical requests issued
+	cur   *attempt // the attempt waiting for its reply
+	idle  bool     // done with its share of the workload
+	final bool     // the final reader: retries until it gets an answer
+	// keys is the final reader's work list.
+	keys []string
+}
+
+// attempt is one sending of one logical request.
+type attempt struct {
+	c       *client
+	id      int64 // unique in the run, for the trace
+	req     *core.Request
+	op      checks.Op
+	tries   int // attempts of this request before this one
+	timeout *Scheduled
+	done    bool
+}
+
+var callKinds = map[string]string{
+	core.OpGet: "call-get", core.OpSet: "call-set", core.OpDelete: "call-delete",
+	core.OpBulkSet: "call-bulk", core.OpStatus: "call-status", core.OpPing: "call-ping",
+}
+
+// think waits a little, then issues the next request.
+func (c *client) think() {
+	d := time.Duration(0)
+	if steps := int64(c.s.mix.ThinkMax / latencyQuantum); steps > 0 {
+		d = time.Duration(c.s.wr.Int64N(steps+1)) * latencyQuantum
+	}
+	c.s.w.After(d, c.next)
+}
+
+// next issues a new logical request, or goes idle once the run's budget is
+// spent.
+func (c *client) next() {
+	if c.final {
+		c.nextFinal()
+		return
+	}
+	if c.s.issued >= c.s.cfg.Ops || c.s.stopped {
+		c.idle = true
+		c.s.endChaos()
+		return
+	}
+	c.s.issued++
+	c.reqs++
+	req, op := c.draw()
+	c.send(req, op, 0)
+}
+
+// draw picks an op by the mix's weights. Values name the client and request
+// ("c2.17"), so every value in the history says who wrote it.
+func (c *client) draw() (*core.Request, checks.Op) {
+	m := &c.s.mix
+	r := c.s.wr
+	key := func() string { return keyName(r.IntN(m.Keys)) }
+	value := func(suffix string) string {
+		v := fmt.Sprintf("c%d.%d%s", c.id, c.reqs, suffix)
+		if m.ValuePad > 0 && r.IntN(4) == 0 {
+			v += ":" + strings.Repeat("x", r.IntN(m.ValuePad+1))
+		}
+		return v
+	}
+	op := checks.Op{Client: c.id, Req: c.reqs}
+	w := r.IntN(m.WGet + m.WSet + m.WDelete + m.WBulk + m.WStatus)
+	switch {
+	case w < m.WGet:
+		op.Kind, op.Key = checks.KindGet, key()
+		return &core.Request{Op: core.OpGet, Key: op.Key}, op
+	case w < m.WGet+m.WSet:
+		op.Kind, op.Key, op.Value = checks.KindSet, key(), value("")
+		v := op.Value
+		return &core.Request{Op: core.OpSet, Key: op.Key, Value: &v, DebugSimulateFail: c.s.chance(m.SimFail)}, op
+	case w < m.WGet+m.WSet+m.WDelete:
+		op.Kind, op.Key = checks.KindDelete, key()
+		return &core.Request{Op: core.OpDelete, Key: op.Key}, op
+	case w < m.WGet+m.WSet+m.WDelete+m.WBulk:
+		op.Kind = checks.KindBulkSet
+		n := 1 + r.IntN(m.BulkMax)
+		for i := 0; i < n; i++ {
+			op.Items = append(op.Items, core.KV{Key: key(), Value: value(fmt.Sprintf("/%d", i))})
+		}
+		return &core.Request{Op: core.OpBulkSet, Items: op.Items, DebugSimulateFail: c.s.chance(m.SimFail)}, op
+	default:
+		return &core.Request{Op: core.OpStatus}, op // op.Kind 0: not recorded
+	}
+}
+
+func keyName(i int) string { return fmt.Sprintf("k%d", i) }
+
+// send makes one attempt of a request.
+func (c *client) send(req *core.Request, op checks.Op, tries int) {
+	s := c.s
+	s.attempts++
+	a := &attempt{c: c, id: s.attempts, op: op, tries: tries}
+	// Each attempt gets its own copy: the node may keep what it is given.
+	cp := *req
+	cp.Items = append([]core.KV(nil), req.Items...)
+	a.req = &cp
+	a.op.Call = s.w.now
+	c.cur = a
+	s.trace(c.addr, callKinds[req.Op], a.id, int64(tries), op.Key)
+	s.net.Send(c.addr, s.target(c), &request{a: a, req: a.req})
+	timeout := s.mix.Timeout
+	if c.final {
+		timeout = finalTimeout
+	}
+	a.timeout = s.w.After(timeout, func() { c.timedOut(a) })
+}
+
+// finalTimeout is the final reader's patience: generous, since faults have
+// stopped and it is liveness, not latency, that is judged.
+const finalTimeout = time.Second
+
+func (c *client) timedOut(a *attempt) {
+	if a.done || c.s.stopped {
+		return
+	}
+	a.done = true
+	c.s.trace(c.addr, "timeout", a.id, 0, "")
+	c.finish(a, checks.Unknown, "timeout")
+	c.retryOrNext(a)
+}
+
+// receive takes a reply from the network.
+func (c *client) receive(m *response) {
+	a := m.a
+	if a != c.cur || a.done {
+		// The answer to an attempt the client gave up on; a real client
+		// would have closed the connection.
+		c.s.trace(c.addr, "late-reply", a.id, 0, "")
+		return
+	}
+	a.done = true
+	a.timeout.Cancel()
+	resp := &m.resp
+	code := ""
+	if resp.Error != nil {
+		code = resp.Error.Code
+	}
+	c.s.trace(c.addr, "return", a.id, 0, code)
+	switch {
+	case resp.OK:
+		if a.op.Kind == checks.KindGet {
+			if resp.Value == nil {
+				c.s.fail("protocol", fmt.Sprintf("get %s answered ok without a value (attempt %d)", a.op.Key, a.id))
+				return
+			}
+			a.op.Found, a.op.Value = true, *resp.Value
+		}
+		c.finish(a, checks.OK, "")
+	case code == core.CodeNotFound && a.op.Kind == checks.KindGet:
+		c.finish(a, checks.OK, "")
+	case code == core.CodeUnavailable || code == core.CodeIOError || code == core.CodeDiskFull:
+		// The store promises these leave no trace: retrying is safe.
+		c.finish(a, checks.Failed, code)
+		c.retryOrNext(a)
+		return
+	default:
+		c.s.fail("protocol", fmt.Sprintf("unexpected answer to %s (attempt %d): %+v", a.req.Op, a.id, resp.Error))
+		return
+	}
+	c.think()
+}
+
+// finish records the attempt in the history.
+func (c *client) finish(a *attempt, o checks.Outcome, note string) {
+	c.cur = nil
+	if a.op.Kind == 0 {
+		c.s.statusOps++
+		return
+	}
+	a.op.Return, a.op.Outcome, a.op.Note, a.op.Final = c.s.w.now, o, note, c.final
+	c.s.hist.Add(a.op)
+}
+
+func (c *client) retryOrNext(a *attempt) {
+	if c.s.stopped {
+		return
+	}
+	if a.tries < c.s.mix.Retries || c.final {
+		// Back off a little: hammering a node that just refused helps
+		// nobody, and it spreads retries over different weather.
+		backoff := time.Duration(1+c.s.wr.IntN(20)) * latencyQuantum * 10
+		c.s.w.After(backoff, func() { c.send(a.req, a.op, a.tries+1) })
+		return
+	}
+	c.think()
+}
+
+// nextFinal reads the next key of the final phase.
+func (c *client) nextFinal() {
+	if len(c.keys) == 0 {
+		c.idle = true
+		c.s.finalDone()
+		return
+	}
+	key := c.keys[0]
+	c.keys = c.keys[1:]
+	c.reqs++
+	c.send(&core.Request{Op: core.OpGet, Key: key}, checks.Op{Client: c.id, Req: c.reqs, Kind: checks.KindGet, Key: key}, 0)
+}

@@ -1,0 +1,358 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+
+	"dkv/core"
+)
+
+// host runs one node the way realnet's Host does, in virtual time: events
+// for the node (client requests, peer messages, due timers) wait in an
+// inbox; a turn hands the node every event that has arrived, up to a limit,
+// then calls Flush; replies leave when the node calls them. Unlike realnet
+// it can kill the node at any event — between turns, in the middle of one,
+// or inside a disk call — and restart it from what its disk holds.
+type host struct {
+	s     *Sim
+	id    int
+	addr  Addr
+	disk  *Disk     // the simulated disk, for crashes and faults
+	cdisk core.Disk // what the node sees: disk, or a test's wrapper of it
+	clock *clock
+	rand  *rand.Rand // the node's Rand; it lives across restarts like a seeded PRNG would not, which is fine: it only needs to be deterministic
+	node  core.Node
+	up    bool
+	// incarnation counts starts; timers and replies of an earlier one are
+	// ignored, as a dead process's would be.
+	incarnation int
+	inbox       []inboxItem
+	turn        *Scheduled
+	busyUntil   int64 // the node is still in its last turn's disk calls until then
+	restart     *Scheduled
+	// full: a disk-full episode is on, with capacity bytes.
+	full     bool
+	capacity int64
+	// flipRefused: the last start was refused because of an injected read
+	// bit flip.
+	flipRefused bool
+	// outstanding counts requests the current incarnation took and has not
+	// answered: it must reach zero once clients are quiet.
+	outstanding int
+	// Counters, for the run's report.
+	Turns, Crashes, Starts, FlushErrors int
+}
+
+// inboxItem is one event waiting for the node's next turn.
+type inboxItem struct {
+	req   *request // a client request, or
+	from  Addr     // a peer message from from, or
+	msg   []byte
+	timer *timer // a due timer
+}
+
+// request is a client request on the wire.
+type request struct {
+	a   *attempt
+	req *core.Request
+}
+
+// response is a reply on the wire.
+type response struct {
+	a    *attempt
+	resp core.Response
+}
+
+// midTurnCrash is the panic value of a crash the host injects between two
+// events of a turn.
+type midTurnCrash struct{ after int }
+
+// nodePanic is a panic of the node's own (a failed assertion, a nil
+// dereference), which the run reports as a finding.
+type nodePanic struct {
+	value any
+	stack string
+}
+
+// protect runs f, turning an injected crash into a crash of the node and
+// any other panic into a finding. It reports whether f ran to completion.
+func (h *host) protect(what string, f func()) (ok bool) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		ok = false
+		switch c := v.(type) {
+		case *CrashPoint:
+			h.s.trace(h.addr, "crash-io", int64(h.incarnation), 0, c.String())
+			h.crash(c.String(), h.s.chance(h.s.mix.PowerLoss))
+		case midTurnCrash:
+			h.s.trace(h.addr, "crash-turn", int64(h.incarnation), int64(c.after), what)
+			h.crash(fmt.Sprintf("in a turn, after %d events, before Flush", c.after), h.s.chance(h.s.mix.PowerLoss))
+		default:
+			h.s.fail("node", fmt.Sprintf("node %d panicked in %s: %v\n%s", h.id, what, v, debug.Stack()))
+			h.up = false
+		}
+	}()
+	f()
+	return true
+}
+
+// receive takes a message that arrived for the node.
+func (h *host) receive(from Addr, msg any) {
+	switch m := msg.(type) {
+	case *request:
+		if !h.up {
+			// Nothing listens on the port: the client learns at once that
+			// the request went nowhere.
+			h.s.trace(h.addr, "refused", m.a.id, 0, "")
+			resp := core.ErrorResponse(core.CodeUnavailable, "connection refused: node %d is down", h.id)
+			h.s.net.Send(h.addr, from, &response{a: m.a, resp: resp})
+			return
+		}
+		h.inbox = append(h.inbox, inboxItem{req: m})
+	case []byte:
+		if !h.up {
+			return
+		}
+		// A duplicated message is delivered twice: each delivery gets its
+		// own copy, so a node that keeps or edits it cannot affect the other.
+		h.inbox = append(h.inbox, inboxItem{from: from, msg: append([]byte(nil), m...)})
+	default:
+		panic(fmt.Sprintf("sim: node %d got a %T", h.id, msg))
+	}
+	h.scheduleTurn()
+}
+
+func (h *host) timerDue(t *timer) {
+	if t.done || !h.up || t.incarnation != h.incarnation {
+		return
+	}
+	h.inbox = append(h.inbox, inboxItem{timer: t})
+	h.scheduleTurn()
+}
+
+// scheduleTurn makes sure a turn will run, once the node is done with the
+// disk calls of its last one. Events that arrive before the turn runs join
+// it, as events queued in realnet's channel do.
+func (h *host) scheduleTurn() {
+	if h.turn.Pending() {
+		return
+	}
+	h.turn = h.s.w.At(max(h.s.w.now, h.busyUntil), h.runTurn)
+}
+
+func (h *host) runTurn() {
+	if !h.up || len(h.inbox) == 0 {
+		return
+	}
+	n := min(len(h.inbox), h.s.mix.TurnMax)
+	items := make([]inboxItem, n)
+	copy(items, h.inbox)
+	h.inbox = append(h.inbox[:0], h.inbox[n:]...)
+	crashAfter := -1
+	if h.s.chaos() && h.s.chance(h.s.mix.MidTurnCrash) {
+		crashAfter = h.s.r.IntN(n + 1)
+	}
+	h.Turns++
+	h.s.trace(h.addr, "turn", int64(n), int64(len(h.inbox)), "")
+	var flushErr error
+	incarnation := h.incarnation
+	ok := h.protect("turn", func() {
+		for i := range items {
+			if i == crashAfter {
+				panic(midTurnCrash{after: i})
+			}
+			h.deliver(&items[i])
+		}
+		if crashAfter == n {
+			panic(midTurnCrash{after: n})
+		}
+		flushErr = h.node.Flush()
+	})
+	h.busyUntil = h.s.w.now + int64(h.disk.TakeLatency())
+	if !ok || incarnation != h.incarnation {
+		return
+	}
+	if flushErr != nil {
+		// The node has stopped, as the contract says: restart it from disk.
+		h.FlushErrors++
+		h.s.trace(h.addr, "flush-error", int64(h.incarnation), 0, flushErr.Error())
+		h.crash("Flush failed: "+flushErr.Error(), h.s.chance(h.s.mix.PowerLoss))
+		return
+	}
+	if len(h.inbox) > 0 {
+		h.scheduleTurn()
+	}
+}
+
+func (h *host) deliver(it *inboxItem) {
+	switch {
+	case it.req != nil:
+		h.outstanding++
+		h.s.trace(h.addr, "request", it.req.a.id, 0, it.req.req.Op)
+		h.node.HandleRequest(it.req.req, h.replyFunc(it.req))
+	case it.timer != nil:
+		if it.timer.done {
+			return // stopped after it fell due: it must not run
+		}
+		it.timer.done = true
+		h.s.trace(h.addr, "timer", 0, 0, "")
+		it.timer.f()
+	default:
+		h.s.trace(h.addr, "message", int64(it.from), int64(len(it.msg)), "")
+		h.node.HandleMessage(core.NodeID(it.from), it.msg)
+	}
+}
+
+// replyFunc is the ReplyFunc of one request. The reply leaves when the node
+// calls it, after whatever disk time the turn has taken so far.
+func (h *host) replyFunc(r *request) core.ReplyFunc {
+	replied := false
+	incarnation := h.incarnation
+	return func(resp core.Response) {
+		if replied {
+			h.s.fail("node", fmt.Sprintf("node %d replied twice to request %d (%s): %+v", h.id, r.a.id, r.req.Op, resp))
+			return
+		}
+		replied = true
+		if incarnation != h.incarnation {
+			h.s.fail("node", fmt.Sprintf("node %d replied to request %d from an earlier incarnation", h.id, r.a.id))
+			return
+		}
+		h.outstanding--
+		code, value := "", ""
+		if resp.Error != nil {
+			code = resp.Error.Code
+		}
+		if resp.Value != nil {
+			value = *resp.Value
+		}
+		h.s.trace(h.addr, "reply", r.a.id, int64(len(value)), code+value)
+		m := &response{a: r.a, resp: resp}
+		if lat := h.disk.Latency(); lat > 0 {
+			h.s.w.After(lat, func() { h.s.net.Send(h.addr, r.a.c.addr, m) })
+			return
+		}
+		h.s.net.Send(h.addr, r.a.c.addr, m)
+	}
+}
+
+// crash kills the node: with powerLoss the machine loses what was not
+// synced, otherwise the process alone dies. During the chaos phase a
+// restart is scheduled; afterwards the run restarts nodes itself.
+func (h *host) crash(why string, powerLoss bool) {
+	if !h.up {
+		return
+	}
+	h.up = false
+	h.incarnation++
+	h.Crashes++
+	h.inbox = h.inbox[:0]
+	h.turn.Cancel()
+	h.outstanding = 0
+	kind := "process"
+	if powerLoss {
+		kind = "power"
+		h.disk.Crash()
+	} else {
+		h.disk.ProcessCrash()
+	}
+	h.disk.TakeLatency()
+	h.s.trace(h.addr, "crash", int64(h.incarnation), 0, kind+": "+why)
+	h.scheduleRestart(h.s.restartDelay())
+}
+
+func (h *host) scheduleRestart(d time.Duration) {
+	if h.restart.Pending() {
+		return
+	}
+	h.restart = h.s.w.After(d, h.start)
+}
+
+// start starts a fresh node on what the disk holds, and runs its first
+// turn (Start, then Flush), as realnet does.
+func (h *host) start() {
+	if h.up || h.s.stopped {
+		return
+	}
+	h.incarnation++
+	h.Starts++
+	flips := h.disk.Flips
+	// After a start refused because of a read bit flip, the operator
+	// starts the node again and, the flip being transient, the reads come
+	// back clean: this start must succeed.
+	clean := h.flipRefused
+	if clean {
+		f := h.disk.Faults()
+		f.ReadFlipProb = 0
+		h.disk.SetFaults(f)
+	}
+	h.node = h.s.newNode(h.id)
+	h.up = true
+	h.outstanding = 0
+	env := core.Env{
+		ID:      core.NodeID(h.id),
+		Clock:   h.clock,
+		Network: peerNetwork{h},
+		Disk:    h.cdisk,
+		Rand:    h.rand,
+		Logf:    h.logf,
+	}
+	var err error
+	incarnation := h.incarnation
+	ok := h.protect("start", func() {
+		if err = h.node.Start(env); err == nil {
+			err = h.node.Flush()
+		}
+	})
+	if clean {
+		h.disk.SetFaults(h.s.diskFaults(h))
+	}
+	h.busyUntil = h.s.w.now + int64(h.disk.TakeLatency())
+	if !ok || incarnation != h.incarnation {
+		return // crashed while recovering; a restart is scheduled
+	}
+	if err == nil {
+		h.flipRefused = false
+		h.s.trace(h.addr, "started", int64(h.incarnation), 0, "")
+		if len(h.inbox) > 0 {
+			h.scheduleTurn()
+		}
+		return
+	}
+	h.up = false
+	h.disk.ProcessCrash()
+	// Refusing to start on a checksum failure is right when a read flipped
+	// a bit; anything else is a finding.
+	if errors.Is(err, core.ErrCorrupt) && h.disk.Flips > flips && !clean {
+		h.flipRefused = true
+		h.s.trace(h.addr, "start-refused", int64(h.incarnation), int64(h.disk.Flips-flips), err.Error())
+		h.scheduleRestart(time.Millisecond)
+		return
+	}
+	why := ""
+	if clean {
+		why = " with clean reads, after a start refused because of a read bit flip"
+	}
+	h.s.fail("recovery", fmt.Sprintf("node %d failed to start%s: %v\n  disk: %s", h.id, why, err, h.disk.Describe()))
+}
+
+func (h *host) logf(format string, args ...any) {
+	h.s.trace(h.addr, "log", 0, 0, fmt.Sprintf(format, args...))
+}
+
+// peerNetwork is a node's core.Network: bytes, copied, onto the simulated
+// network, so the codec runs in every simulated exchange.
+type peerNetwork struct{ h *host }
+
+func (p peerNetwork) Send(to core.NodeID, msg []byte) {
+	if !p.h.up {
+		return
+	}
+	p.h.s.net.Send(p.h.addr, NodeAddr(int(to)), append([]byte(nil), msg...))
+}

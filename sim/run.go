@@ -1,0 +1,541 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"dkv/checks"
+	"dkv/core"
+)
+
+// Config describes one run. Only Seed is required.
+type Config struct {
+	Seed uint64
+	Mode string // default "single"
+	// Ops is the number of logical client requests of the chaos phase
+	// (retries come on top); default DefaultOps.
+	Ops int
+	// Mix overrides the fault mix the seed would draw.
+	Mix *FaultMix
+	// Without switches off kinds of fault in the mix (see FaultSwitches).
+	Without []string
+	// WrapNode and WrapDisk let tests run a deliberately broken node, to
+	// show that the simulator catches it.
+	WrapNode func(core.Node) core.Node
+	WrapDisk func(core.Disk) core.Disk
+	// TraceTail is how many trace entries a failure report shows; default 40.
+	TraceTail int
+	// ReportDir is where a porcupine report of a violation goes; default
+	// os.TempDir()/dkv-sim. NoReport turns reports off.
+	ReportDir string
+	NoReport  bool
+	// CheckTimeout bounds the linearizability check; default 60 s. Running
+	// out is reported as inconclusive, never as a pass.
+	CheckTimeout time.Duration
+}
+
+// DefaultOps is the chaos phase's length when Config.Ops is zero.
+const DefaultOps = 1000
+
+// Result is what a run found and what it did.
+type Result struct {
+	Seed     uint64
+	Mode     string
+	Mix      FaultMix
+	Hash     uint64 // of the event trace; equal for every run of one seed
+	Findings []checks.Finding
+	Tail     []string // the last trace entries
+	History  *checks.History
+	Lin      checks.LinResult
+
+	Ops, OKs, Fails, Unknowns int // history entries by outcome
+	Steps                     int64
+	Virtual                   time.Duration
+	Crashes, Starts, Turns    int
+	NetSent, NetDropped       int64
+	Syncs, DiskFaults         int
+	SimWall, CheckWall        time.Duration
+
+	cfg Config
+}
+
+// Failed reports whether the run found anything.
+func (r *Result) Failed() bool { return len(r.Findings) > 0 }
+
+// ReplayCommand is the command that reruns seed alone. Options that change
+// the run (ops, faults switched off) are part of it.
+func ReplayCommand(seed uint64) string {
+	return fmt.Sprintf("go test ./sim -run TestSim -seed=%d -v", seed)
+}
+
+// Replay is the command that reruns this result's run.
+func (r *Result) Replay() string {
+	cmd := ReplayCommand(r.Seed)
+	if r.cfg.Mode != "single" {
+		cmd += " -mode=" + r.cfg.Mode
+	}
+	if r.cfg.Ops != DefaultOps {
+		cmd += fmt.Sprintf(" -ops=%d", r.cfg.Ops)
+	}
+	if len(r.cfg.Without) > 0 {
+		cmd += " -without=" + strings.Join(r.cfg.Without, ",")
+	}
+	return cmd
+}
+
+// Summary is one line about the run.
+func (r *Result) Summary() string {
+	verdict := "ok"
+	if r.Failed() {
+		verdict = "FAIL"
+	}
+	return fmt.Sprintf("seed %d %s: %s, %d ops (%d ok, %d failed, %d unknown), %d crashes, %d turns, %d events, %v virtual, trace %016x, sim %v, check %v",
+		r.Seed, r.Mode, verdict, r.Ops, r.OKs, r.Fails, r.Unknowns, r.Crashes, r.Turns, r.Steps,
+		r.Virtual.Round(time.Millisecond), r.Hash, r.SimWall.Round(time.Millisecond), r.CheckWall.Round(time.Millisecond))
+}
+
+// Report is the failure report: seed, mix, replay command, trace tail and
+// findings.
+func (r *Result) Report() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "FAIL seed %d (mode %s)\n", r.Seed, r.Mode)
+	fmt.Fprintf(&b, "  replay: %s\n", r.Replay())
+	fmt.Fprintf(&b, "  faults: %s\n", r.Mix)
+	fmt.Fprintf(&b, "  %s\n", r.Summary())
+	fmt.Fprintf(&b, "  trace tail (last %d of %d entries):\n", len(r.Tail), r.Steps)
+	for _, l := range r.Tail {
+		fmt.Fprintf(&b, "    %s\n", l)
+	}
+	b.WriteString("  findings:\n")
+	for _, f := range r.Findings {
+		fmt.Fprintf(&b, "    %s\n", strings.ReplaceAll(f.String(), "\n", "\n      "))
+	}
+	return b.String()
+}
+
+// Phases of a run.
+const (
+	phaseChaos = iota // clients work, faults strike
+	phaseQuiet        // faults off, network healed: wait for clients and nodes
+	phaseFinal        // every node lost power and restarted: read every key
+	phaseDone
+)
+
+// Deadlines of the phases after chaos, in virtual time. A correct node
+// settles in milliseconds once faults stop; these only bound a broken one.
+const (
+	quietDeadline = 60 * time.Second
+	finalDeadline = 60 * time.Second
+	// stepsMax bounds a run's events, against a livelock that keeps virtual
+	// time from advancing.
+	stepsMax = 50_000_000
+)
+
+// Sim is one run in progress. It is used from one goroutine.
+type Sim struct {
+	cfg       Config
+	mode      Mode
+	mix       FaultMix
+	w         *World
+	r         *rand.Rand // world: crash and partition decisions
+	wr        *rand.Rand // workload: what clients do
+	net       *Network
+	hosts     []*host
+	clients   []*client
+	final     *client
+	hist      checks.History
+	phase     int
+	deadline  int64
+	issued    int
+	attempts  int64
+	statusOps int
+	findings  []checks.Finding
+	stopped   bool
+}
+
+// stream derives an independent random stream of the seed, so that adding
+// a draw to one part of the simulator does not reshuffle every other part.
+func stream(seed uint64, which uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15*(which+1)))
+}
+
+// Streams of a seed.
+const (
+	streamMix = iota
+	streamWorld
+	streamNet
+	streamWork
+	streamDisk = 100 // + node id
+	streamNode = 200 // + node id
+)
+
+// Run runs one seed and checks it.
+func Run(cfg Config) *Result {
+	start := time.Now()
+	if cfg.Mode == "" {
+		cfg.Mode = "single"
+	}
+	if cfg.Ops == 0 {
+		cfg.Ops = DefaultOps
+	}
+	if cfg.TraceTail == 0 {
+		cfg.TraceTail = 40
+	}
+	if cfg.CheckTimeout == 0 {
+		cfg.CheckTimeout = 60 * time.Second
+	}
+	res := &Result{Seed: cfg.Seed, Mode: cfg.Mode, cfg: cfg}
+	mode, err := LookupMode(cfg.Mode)
+	if err != nil {
+		res.Findings = append(res.Findings, checks.Finding{Check: "config", Msg: err.Error()})
+		return res
+	}
+	s := &Sim{cfg: cfg, mode: mode, w: NewWorld(cfg.TraceTail)}
+	if cfg.Mix != nil {
+		s.mix = *cfg.Mix
+	} else {
+		s.mix = DrawMix(stream(cfg.Seed, streamMix))
+	}
+	if err := s.mix.Without(cfg.Without); err != nil {
+		res.Findings = append(res.Findings, checks.Finding{Check: "config", Msg: err.Error()})
+		return res
+	}
+	res.Mix = s.mix
+	s.r = stream(cfg.Seed, streamWorld)
+	s.wr = stream(cfg.Seed, streamWork)
+	s.net = NewNetwork(s.w, stream(cfg.Seed, streamNet), s.deliver)
+	s.net.Client, s.net.Peer = s.mix.ClientNet, s.mix.PeerNet
+	s.setup()
+	s.loop()
+	res.SimWall = time.Since(start)
+	s.check(res)
+	res.CheckWall = time.Since(start) - res.SimWall
+	s.fill(res)
+	return res
+}
+
+func (s *Sim) setup() {
+	for i := 0; i < s.mode.Nodes; i++ {
+		h := &host{s: s, id: i, addr: NodeAddr(i), rand: stream(s.cfg.Seed, streamNode+uint64(i))}
+		h.disk = NewDisk(stream(s.cfg.Seed, streamDisk+uint64(i)), s.mix.Disk)
+		h.disk.Observe = func(event, name string, n int64) { s.trace(h.addr, "disk-"+event, n, 0, name) }
+		h.cdisk = h.disk
+		if s.cfg.WrapDisk != nil {
+			h.cdisk = s.cfg.WrapDisk(h.disk)
+		}
+		h.clock = &clock{h: h, offset: s.r.Int64N(1 << 40)}
+		if s.mix.DriftPPM > 0 {
+			h.clock.driftPPM = s.r.Int64N(2*s.mix.DriftPPM+1) - s.mix.DriftPPM
+		}
+		s.hosts = append(s.hosts, h)
+	}
+	for _, h := range s.hosts {
+		h.start()
+	}
+	for i := 0; i < s.mix.Clients; i++ {
+		c := &client{s: s, id: i, addr: ClientAddr(i)}
+		s.clients = append(s.clients, c)
+		c.think()
+	}
+	for _, h := range s.hosts {
+		s.scheduleCrash(h)
+		s.scheduleDiskFull(h)
+	}
+	s.schedulePartition()
+}
+
+// loop runs events until the run is over.
+func (s *Sim) loop() {
+	for !s.stopped && s.phase != phaseDone {
+		if s.w.Steps >= stepsMax {
+			s.fail("liveness", fmt.Sprintf("run did not finish within %d events (phase %d, virtual time %s)", stepsMax, s.phase, checks.FormatTime(s.w.now)))
+			return
+		}
+		if s.phase == phaseQuiet && s.settled() {
+			s.beginFinal()
+			continue
+		}
+		if s.phase > phaseChaos && s.w.now > s.deadline {
+			s.failDeadline()
+			return
+		}
+		if !s.w.Step() {
+			s.failDeadline()
+			return
+		}
+	}
+}
+
+func (s *Sim) failDeadline() {
+	switch s.phase {
+	case phaseQuiet:
+		var why []string
+		for _, c := range s.clients {
+			if !c.idle {
+				why = append(why, fmt.Sprintf("client %d still busy", c.id))
+			}
+		}
+		for _, h := range s.hosts {
+			if !h.up {
+				why = append(why, fmt.Sprintf("node %d down", h.id))
+			}
+			if h.outstanding > 0 {
+				why = append(why, fmt.Sprintf("node %d holds %d requests it never answered", h.id, h.outstanding))
+			}
+		}
+		s.fail("liveness", fmt.Sprintf("no quiet within %v of the faults stopping: %s", quietDeadline, strings.Join(why, "; ")))
+	case phaseFinal:
+		s.fail("liveness", fmt.Sprintf("the final reads did not complete within %v of faults stopping and every node restarting (%d keys left)", finalDeadline, len(s.final.keys)))
+	default:
+		s.fail("liveness", "the event queue ran dry during the chaos phase")
+	}
+}
+
+func (s *Sim) chaos() bool { return s.phase == phaseChaos }
+
+func (s *Sim) chance(p float64) bool { return p > 0 && s.r.Float64() < p }
+
+func (s *Sim) trace(who Addr, kind string, a, b int64, str string) {
+	s.w.Trace.Add(s.w.now, who, kind, a, b, str)
+}
+
+// fail records a finding that ends the run: the state is no longer one the
+// checkers can judge.
+func (s *Sim) fail(check, msg string) {
+	s.trace(Nobody, "finding", 0, 0, check)
+	s.findings = append(s.findings, checks.Finding{Check: check, Msg: msg})
+	s.stopped = true
+}
+
+func (s *Sim) newNode(id int) core.Node {
+	n := s.mode.NewNode(id, &s.mix)
+	if s.cfg.WrapNode != nil {
+		n = s.cfg.WrapNode(n)
+	}
+	return n
+}
+
+func (s *Sim) target(c *client) Addr { return NodeAddr(s.mode.Target(s, c.id)) }
+
+// deliver routes an arrived message to its endpoint.
+func (s *Sim) deliver(from, to Addr, msg any) {
+	if to.IsNode() {
+		s.hosts[int(to)].receive(from, msg)
+		return
+	}
+	m := msg.(*response)
+	m.a.c.receive(m)
+}
+
+// exp draws an exponential duration with the given mean, at least one
+// quantum: the gaps between independent random events.
+func (s *Sim) exp(mean time.Duration) time.Duration {
+	d := time.Duration(-math.Log(1-s.r.Float64()) * float64(mean))
+	return max(d.Round(latencyQuantum), latencyQuantum)
+}
+
+func (s *Sim) restartDelay() time.Duration {
+	if !s.chaos() {
+		return time.Millisecond
+	}
+	lo, hi := s.mix.RestartMin, s.mix.RestartMax
+	if hi == 0 {
+		lo, hi = time.Millisecond, 50*time.Millisecond
+	}
+	return lo + time.Duration(s.r.Int64N(int64(hi-lo)+1)).Round(latencyQuantum)
+}
+
+func (s *Sim) scheduleCrash(h *host) {
+	if s.mix.CrashEvery == 0 {
+		return
+	}
+	s.w.After(s.exp(s.mix.CrashEvery), func() {
+		if !s.chaos() {
+			return
+		}
+		if h.up {
+			h.crash("scheduled", s.chance(s.mix.PowerLoss))
+		}
+		s.scheduleCrash(h)
+	})
+}
+
+func (s *Sim) schedulePartition() {
+	if s.mix.PartEvery == 0 {
+		return
+	}
+	s.w.After(s.exp(s.mix.PartEvery), func() {
+		if !s.chaos() {
+			return
+		}
+		var all, side []Addr
+		for _, h := range s.hosts {
+			all = append(all, h.addr)
+		}
+		for _, c := range s.clients {
+			all = append(all, c.addr)
+		}
+		for _, a := range all {
+			if s.r.IntN(2) == 0 {
+				side = append(side, a)
+			}
+		}
+		if len(side) == 0 || len(side) == len(all) {
+			s.schedulePartition()
+			return
+		}
+		oneWay := s.chance(s.mix.PartOneWay)
+		s.net.Heal()
+		s.net.Partition(side, all, oneWay)
+		s.trace(Nobody, "partition", int64(len(side)), b2i(oneWay), fmt.Sprint(side))
+		s.w.After(s.exp(s.mix.PartFor), func() {
+			if s.chaos() {
+				s.net.Heal()
+				s.trace(Nobody, "heal", 0, 0, "")
+			}
+			s.schedulePartition()
+		})
+	})
+}
+
+func (s *Sim) scheduleDiskFull(h *host) {
+	if s.mix.DiskFullEvery == 0 {
+		return
+	}
+	s.w.After(s.exp(s.mix.DiskFullEvery), func() {
+		if !s.chaos() {
+			return
+		}
+		h.full = true
+		h.capacity = h.disk.Used() + s.r.Int64N(4<<10)
+		h.disk.SetFaults(s.diskFaults(h))
+		s.trace(h.addr, "disk-full", h.capacity, 0, "")
+		s.w.After(s.exp(s.mix.DiskFullFor), func() {
+			h.full = false
+			if s.chaos() {
+				h.disk.SetFaults(s.diskFaults(h))
+				s.trace(h.addr, "disk-space", 0, 0, "")
+			}
+			s.scheduleDiskFull(h)
+		})
+	})
+}
+
+// diskFaults is the fault mix h's disk should have now.
+func (s *Sim) diskFaults(h *host) DiskFaults {
+	if !s.chaos() {
+		return DiskFaults{}
+	}
+	f := s.mix.Disk
+	if h.full {
+		f.CapacityBytes = h.capacity
+	}
+	return f
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// endChaos stops every fault once the workload is spent: the network heals
+// and turns kind, disks stop failing. Nodes that are down come back by
+// their scheduled restarts.
+func (s *Sim) endChaos() {
+	if s.phase != phaseChaos {
+		return
+	}
+	s.phase = phaseQuiet
+	s.deadline = s.w.now + int64(quietDeadline)
+	q := s.mix.Quiet()
+	s.net.Heal()
+	s.net.Client, s.net.Peer = q.ClientNet, q.PeerNet
+	for _, h := range s.hosts {
+		h.disk.SetFaults(s.diskFaults(h))
+	}
+	s.trace(Nobody, "quiet", 0, 0, "")
+}
+
+// settled reports whether the quiet phase is over: clients idle, every
+// node up and every request it took answered.
+func (s *Sim) settled() bool {
+	for _, c := range s.clients {
+		if !c.idle {
+			return false
+		}
+	}
+	for _, h := range s.hosts {
+		if !h.up || h.outstanding > 0 || h.turn.Pending() {
+			return false
+		}
+	}
+	return true
+}
+
+// beginFinal cuts the power of every node — every acknowledged write must
+// now come back from disk alone — and reads every key once they are up.
+func (s *Sim) beginFinal() {
+	s.phase = phaseFinal
+	s.deadline = s.w.now + int64(finalDeadline)
+	s.trace(Nobody, "final", 0, 0, "")
+	for _, h := range s.hosts {
+		h.crash("final power loss", true)
+	}
+	s.final = &client{s: s, id: len(s.clients), addr: ClientAddr(len(s.clients)), final: true}
+	for k := 0; k < s.mix.Keys; k++ {
+		s.final.keys = append(s.final.keys, keyName(k))
+	}
+	s.w.After(10*time.Millisecond, s.final.next)
+}
+
+func (s *Sim) finalDone() {
+	s.phase = phaseDone
+	s.trace(Nobody, "done", 0, 0, "")
+}
+
+// check runs the checkers on a completed run.
+func (s *Sim) check(res *Result) {
+	res.Findings = append(res.Findings, s.findings...)
+	res.History = &s.hist
+	if s.stopped {
+		return // the run did not complete: its history is not a whole one
+	}
+	opts := checks.LinOptions{Timeout: s.cfg.CheckTimeout}
+	if !s.cfg.NoReport {
+		opts.ReportDir = s.cfg.ReportDir
+		if opts.ReportDir == "" {
+			opts.ReportDir = filepath.Join(os.TempDir(), "dkv-sim")
+		}
+		opts.ReportName = fmt.Sprintf("seed-%d.html", s.cfg.Seed)
+	}
+	res.Lin = checks.CheckLinearizable(&s.hist, opts)
+	if f := res.Lin.Finding(); f != nil {
+		res.Findings = append(res.Findings, *f)
+	}
+	res.Findings = append(res.Findings, checks.CheckDurability(&s.hist)...)
+	res.Findings = append(res.Findings, checks.CheckAtomicity(&s.hist)...)
+}
+
+func (s *Sim) fill(res *Result) {
+	res.Hash = s.w.Trace.Hash()
+	res.Tail = s.w.Trace.Tail()
+	res.Ops = len(s.hist.Ops)
+	res.OKs, res.Fails, res.Unknowns = s.hist.Count()
+	res.Steps = s.w.Steps
+	res.Virtual = time.Duration(s.w.now)
+	for _, h := range s.hosts {
+		res.Crashes += h.Crashes
+		res.Starts += h.Starts
+		res.Turns += h.Turns
+		res.Syncs += h.disk.Syncs
+		res.DiskFaults += h.disk.SyncErrors + h.disk.WriteErrors + h.disk.Flips + h.disk.Tears + h.disk.CrashPoints
+	}
+	res.NetSent, res.NetDropped = s.net.Sent, s.net.Dropped+s.net.Cut
+}
