@@ -63,6 +63,18 @@ type File interface {
 	Close() error
 }
 
+// AsyncFile is a File that can sync in the background. A host that offers it
+// lets the node go on serving while the disk syncs, so the next batch builds
+// up during the fsync of the last: pipelined group commit.
+type AsyncFile interface {
+	File
+	// SyncAsync starts making everything appended so far durable and calls
+	// done with the outcome, on the node's goroutine, in a later turn. At most
+	// one SyncAsync per file is in flight; Append may be called meanwhile.
+	// An error is final, as for Sync.
+	SyncAsync(done func(error))
+}
+
 // Rand is the node's seeded source of randomness.
 type Rand interface {
 	// Uint64 returns a pseudo-random 64-bit value.

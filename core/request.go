@@ -48,7 +48,7 @@ type Request struct {
 	Items []KV           `json:"items,omitempty"`
 	// DebugSimulateFail makes the snapshot that this write triggers fail at
 	// random (as an fsync failure would). The write itself stays durable.
-	DebugSimulateFail bool `json:"debug_simulate_fail,omitempty"`
+	DebugSimulateFail bool `json:"debug_simulate_fail,omitzero"`
 }
 
 // Response is one reply line.

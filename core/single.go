@@ -37,41 +37,50 @@ const snapshotRetryDelay = time.Second
 
 // SingleNode is the single-node store: a Store behind a write-ahead log with
 // group commit, and snapshots written in the background of the loop.
+//
+// Writes are applied to the store as they arrive, so that later requests see
+// them, and their records gather in the open batch. At the end of a turn the
+// open batch is written with one write and synced with one fsync; its replies
+// leave when the fsync is done. With an AsyncFile the fsync runs in the
+// background and the next batch gathers meanwhile (pipelined group commit);
+// at most one batch is in flight, so batches become durable in order.
 type SingleNode struct {
 	cfg   SingleConfig
 	env   Env
 	store *Store
 	wal   *wal
 
-	// The current turn. Writes are applied to the store at once (so later
-	// requests of the turn see them), logged into batch, and remembered in
-	// undos so a failed log write can take them back out.
-	batch        []byte
-	lastInBatch  int // offset of the last record header in batch, or -1
-	undos        []undo
-	replies      []pendingReply
-	turnStart    int64  // size of the last segment when the turn began
-	turnIndex    uint64 // wal.nextIndex when the turn began
-	turnWrites   bool
-	turnWriteErr error
+	// The open batch. undos can take its writes back out of the store if
+	// writing its records fails.
+	batch         []byte
+	lastInBatch   int // offset of the last record header in batch, or -1
+	undos         []undo
+	replies       []pendingReply
+	batchStart    int64  // size of the last segment before the batch's first record
+	batchIndex    uint64 // index of the batch's first record
+	batchWrites   bool
+	batchWriteErr error
 
-	snap            *snapshotWriter
-	snapIndex       uint64
-	snapBytes       int64
-	logSinceSnap    int64
-	snapForce       bool
-	snapFailAtStep  int
-	snapRetryAfter  int64
-	snapTimer       Timer
-	stopped         error
-	simulateFailing bool
+	// The batch whose fsync is in flight, if any: its replies wait for it.
+	syncing     bool
+	syncReplies []pendingReply
+
+	snap           *snapshotWriter
+	snapIndex      uint64
+	snapBytes      int64
+	logSinceSnap   int64
+	snapForce      bool
+	snapSimFail    bool
+	snapRetryAfter int64
+	snapTimer      Timer
+	stopped        error
 }
 
 type pendingReply struct {
 	reply      ReplyFunc
 	resp       Response
 	write      bool // a logged write
-	afterWrite bool // a read that may have seen a write of this turn
+	afterWrite bool // a read that may have seen a write of its batch
 }
 
 // NewSingleNode returns a node that Start will recover from disk.
@@ -136,25 +145,25 @@ func (n *SingleNode) Start(env Env) error {
 	}
 	n.wal = w
 	n.logSinceSnap = w.totalBytes()
-	n.beginTurn()
+	n.beginBatch()
 	env.logf("recovered %d keys: snapshot at index %d, log through index %d", n.store.Len(), n.snapIndex, w.nextIndex-1)
 	return nil
 }
 
-func (n *SingleNode) beginTurn() {
-	n.turnStart = n.wal.size()
-	n.turnIndex = n.wal.nextIndex
-	n.turnWrites = false
-	n.turnWriteErr = nil
+func (n *SingleNode) beginBatch() {
+	n.batchStart = n.wal.size()
+	n.batchIndex = n.wal.nextIndex
+	n.batchWrites = false
+	n.batchWriteErr = nil
 	n.batch = n.batch[:0]
 	n.lastInBatch = -1
 	n.undos = n.undos[:0]
 	n.replies = n.replies[:0]
 }
 
-// HandleRequest serves one request. Every reply waits for the end of the
-// turn: a write's until its record is synced, and a read's too, since it may
-// have seen a write of this turn that is not durable yet.
+// HandleRequest serves one request. Every reply waits for its batch: a
+// write's until its record is synced, and a read's too, since it may have
+// seen a write that is not durable yet.
 func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 	if n.stopped != nil {
 		reply(ErrorResponse(CodeUnavailable, "node stopped: %v", n.stopped))
@@ -193,7 +202,7 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 }
 
 func (n *SingleNode) queue(reply ReplyFunc, resp Response, write bool) {
-	n.replies = append(n.replies, pendingReply{reply: reply, resp: resp, write: write, afterWrite: n.turnWrites && !write})
+	n.replies = append(n.replies, pendingReply{reply: reply, resp: resp, write: write, afterWrite: n.batchWrites && !write})
 }
 
 func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV) {
@@ -215,29 +224,26 @@ func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV) 
 	n.batch = appendRecord(n.batch, typ, index, payload)
 	n.wal.nextIndex++
 	applyRecord(n.store, typ, items, &n.undos)
-	n.turnWrites = true
+	n.batchWrites = true
 	n.queue(reply, OKResponse(), true)
 	if req.DebugSimulateFail {
-		n.snapForce = true
-		n.simulateFailing = true
+		n.snapForce, n.snapSimFail = true, true
 	}
 	if len(n.batch) >= n.cfg.BatchBytesMax {
 		n.writeBatch()
 	}
 }
 
-// writeBatch writes the buffered records out without syncing. A failure is
-// remembered and the turn is undone at Flush.
+// writeBatch writes the buffered records out without syncing, which bounds
+// the memory a large batch holds. A failure is remembered; commitBatch then
+// undoes the whole batch.
 func (n *SingleNode) writeBatch() {
-	if len(n.batch) == 0 || n.turnWriteErr != nil {
-		n.batch = n.batch[:0]
-		n.lastInBatch = -1
-		return
+	if len(n.batch) > 0 && n.batchWriteErr == nil {
+		if err := n.wal.append(n.batch); err != nil {
+			n.batchWriteErr = err
+		}
+		n.logSinceSnap += int64(len(n.batch))
 	}
-	if err := n.wal.append(n.batch); err != nil {
-		n.turnWriteErr = err
-	}
-	n.logSinceSnap += int64(len(n.batch))
 	n.batch = n.batch[:0]
 	n.lastInBatch = -1
 }
@@ -245,39 +251,74 @@ func (n *SingleNode) writeBatch() {
 // HandleMessage ignores peer messages: a single node has no peers.
 func (n *SingleNode) HandleMessage(from NodeID, msg []byte) {}
 
-// Flush ends the turn: one write and one fsync for all its records, then the
-// replies. A failed write undoes the turn and fails its requests; a failed
-// fsync stops the node, because the kernel may have dropped the pages.
+// Flush ends the turn. Unless a batch is still syncing, it commits the open
+// batch: one write and one fsync for all its records, then its replies. A
+// failed write undoes the batch and fails its requests; a failed fsync stops
+// the node, because the kernel may have dropped the pages.
 func (n *SingleNode) Flush() error {
 	if n.stopped != nil {
 		return n.stopped
 	}
-	if n.turnWrites {
-		if n.lastInBatch >= 0 {
-			n.batch[n.lastInBatch+8] |= recordBatchEnd
-			// The type byte is covered by the crc: recompute it.
-			rec := n.batch[n.lastInBatch:]
-			putCRC(rec)
-		}
-		n.writeBatch()
-		if n.turnWriteErr != nil {
-			if err := n.undoTurn(); err != nil {
-				return err
-			}
-		} else if err := n.wal.sync(); err != nil {
-			n.stopped = fmt.Errorf("fsync failed, stopping: %w", err)
+	if !n.syncing {
+		n.beforeBatch()
+		n.commitBatch()
+		if n.stopped != nil {
 			return n.stopped
 		}
 	}
-	for _, p := range n.replies {
+	n.stepSnapshot()
+	return n.stopped
+}
+
+func (n *SingleNode) commitBatch() {
+	if !n.batchWrites {
+		n.sendReplies(n.replies)
+		n.beginBatch()
+		return
+	}
+	if n.lastInBatch >= 0 {
+		// Mark the batch's end for recovery; the type byte is under the crc.
+		n.batch[n.lastInBatch+8] |= recordBatchEnd
+		putCRC(n.batch[n.lastInBatch:])
+	}
+	n.writeBatch()
+	if n.batchWriteErr != nil {
+		n.undoBatch()
+		if n.stopped == nil {
+			n.sendReplies(n.replies)
+		}
+		n.beginBatch()
+		return
+	}
+	if af, ok := n.wal.file.(AsyncFile); ok {
+		n.syncing = true
+		n.syncReplies, n.replies = n.replies, n.syncReplies[:0]
+		name := n.wal.segments[len(n.wal.segments)-1].name
+		af.SyncAsync(func(err error) { n.synced(name, err) })
+	} else if err := n.wal.sync(); err != nil {
+		n.stopped = fmt.Errorf("fsync failed, stopping: %w", err)
+	} else {
+		n.sendReplies(n.replies)
+	}
+	n.beginBatch()
+}
+
+// synced completes the batch in flight.
+func (n *SingleNode) synced(name string, err error) {
+	assert(n.syncing, "a sync completed with none in flight")
+	n.syncing = false
+	if err != nil {
+		n.stopped = fmt.Errorf("fsync failed, stopping: syncing %s: %w", name, err)
+		return
+	}
+	n.sendReplies(n.syncReplies)
+	n.syncReplies = n.syncReplies[:0]
+}
+
+func (n *SingleNode) sendReplies(replies []pendingReply) {
+	for _, p := range replies {
 		p.reply(p.resp)
 	}
-	n.beginTurn()
-	if err := n.maintain(); err != nil {
-		return err
-	}
-	n.beginTurn()
-	return nil
 }
 
 func putCRC(rec []byte) {
@@ -286,21 +327,21 @@ func putCRC(rec []byte) {
 	rec[4], rec[5], rec[6], rec[7] = byte(crc), byte(crc>>8), byte(crc>>16), byte(crc>>24)
 }
 
-// undoTurn takes a failed turn back out of the log and the store and fails
+// undoBatch takes a failed batch back out of the log and the store and fails
 // its writes, and the reads that may have seen them.
-func (n *SingleNode) undoTurn() error {
-	cause := n.turnWriteErr
-	if err := n.wal.truncate(n.turnStart); err != nil {
+func (n *SingleNode) undoBatch() {
+	cause := n.batchWriteErr
+	if err := n.wal.truncate(n.batchStart); err != nil {
 		n.stopped = fmt.Errorf("cannot undo a failed write (%v), stopping: %w", cause, err)
-		return n.stopped
+		return
 	}
-	n.wal.nextIndex = n.turnIndex
+	n.wal.nextIndex = n.batchIndex
 	n.store.rollback(n.undos)
 	code := CodeIOError
 	if errors.Is(cause, ErrDiskFull) {
 		code = CodeDiskFull
 	}
-	n.env.logf("write failed, turn undone: %v", cause)
+	n.env.logf("write failed, batch undone: %v", cause)
 	for i := range n.replies {
 		p := &n.replies[i]
 		switch {
@@ -310,55 +351,68 @@ func (n *SingleNode) undoTurn() error {
 			p.resp = ErrorResponse(CodeUnavailable, "a write before this read failed to persist; retry")
 		}
 	}
-	return nil
 }
 
-// maintain runs between turns: it rolls the log and advances snapshots.
-func (n *SingleNode) maintain() error {
-	if n.wal.size() >= n.cfg.SegmentBytesMax {
-		if err := n.wal.roll(); err != nil {
-			n.env.logf("cannot start a new log segment (will retry): %v", err)
-		}
+// beforeBatch runs when nothing is in flight, before the open batch is
+// written: the one moment the log on disk ends exactly where the batch
+// begins. It rolls the log and starts snapshots there.
+func (n *SingleNode) beforeBatch() {
+	if n.wal.size() != n.batchStart {
+		return // part of the batch is written already: keep it in one segment
 	}
-	now := n.env.Clock.Now()
-	if n.snap == nil && now >= n.snapRetryAfter &&
-		(n.snapForce || (n.logSinceSnap >= n.cfg.SnapshotLogBytesMin && n.logSinceSnap >= n.snapBytes)) {
+	snapDue := n.snap == nil && n.env.Clock.Now() >= n.snapRetryAfter &&
+		(n.snapForce || (n.logSinceSnap >= n.cfg.SnapshotLogBytesMin && n.logSinceSnap >= n.snapBytes))
+	if !snapDue && n.wal.size() < n.cfg.SegmentBytesMax {
+		return
+	}
+	// A snapshot at the batch's start needs a fresh segment there, so that
+	// once it is durable every earlier segment can be removed whole.
+	if err := n.wal.roll(n.batchIndex); err != nil {
+		n.env.logf("cannot start a new log segment (will retry): %v", err)
+		if snapDue {
+			n.failSnapshot(err)
+		}
+		return
+	}
+	n.batchStart = 0
+	if snapDue {
 		n.startSnapshot()
 	}
+}
+
+func (n *SingleNode) stepSnapshot() {
 	if n.snap == nil {
-		return nil
+		return
 	}
 	done, err := n.snap.step(n.env.Disk)
 	if err != nil {
 		n.failSnapshot(err)
-		return nil
+		return
 	}
 	if !done {
 		n.armSnapshotTimer()
-		return nil
+		return
 	}
-	return n.finishSnapshot()
+	n.finishSnapshot()
 }
 
 func (n *SingleNode) startSnapshot() {
 	failAt := -1
-	if n.simulateFailing && Intn(n.env.Rand, 2) == 0 {
+	if n.snapSimFail && Intn(n.env.Rand, 2) == 0 {
 		failAt = 1
 	}
-	n.snapForce, n.simulateFailing = false, false
-	// Start the log afresh so that, once the snapshot is durable, every
-	// earlier segment holds only covered records and can be removed whole.
-	if err := n.wal.roll(); err != nil {
-		n.failSnapshot(err)
-		return
-	}
-	w, err := startSnapshot(n.env.Disk, n.store, n.wal.nextIndex-1, failAt)
+	n.snapForce, n.snapSimFail = false, false
+	// The store already holds the open batch's writes; the snapshot is of
+	// the state just before them, which the batch's undos give back.
+	state := n.store.Clone()
+	state.rollback(n.undos)
+	w, err := startSnapshot(n.env.Disk, state, n.batchIndex-1, failAt)
 	if err != nil {
 		n.failSnapshot(err)
 		return
 	}
 	n.snap = w
-	n.logSinceSnap = n.wal.size()
+	n.logSinceSnap = 0
 }
 
 func (n *SingleNode) failSnapshot(err error) {
@@ -370,7 +424,7 @@ func (n *SingleNode) failSnapshot(err error) {
 	n.snapRetryAfter = n.env.Clock.Now() + int64(snapshotRetryDelay)
 }
 
-func (n *SingleNode) finishSnapshot() error {
+func (n *SingleNode) finishSnapshot() {
 	w := n.snap
 	n.snap = nil
 	if err := n.env.Disk.SyncDir(); err != nil {
@@ -378,7 +432,7 @@ func (n *SingleNode) finishSnapshot() error {
 		// so recovery works from whichever snapshot it finds.
 		n.env.logf("snapshot %s: directory sync failed (will retry): %v", snapName(w.index), err)
 		n.snapRetryAfter = n.env.Clock.Now() + int64(snapshotRetryDelay)
-		return nil
+		return
 	}
 	prevIndex := n.snapIndex
 	n.snapIndex, n.snapBytes = w.index, w.bytes
@@ -391,7 +445,6 @@ func (n *SingleNode) finishSnapshot() error {
 		n.env.logf("removing covered log segments (will retry at next snapshot): %v", err)
 	}
 	n.env.logf("snapshot at index %d written (%d keys, %d bytes)", w.index, w.count, w.bytes)
-	return nil
 }
 
 // armSnapshotTimer makes sure the loop takes another turn while a snapshot

@@ -218,13 +218,15 @@ func (w *wal) createSegment(first uint64) error {
 	return nil
 }
 
-// roll seals the current segment and starts a new one at nextIndex. It is
-// called only between batches, when everything written is synced.
-func (w *wal) roll() error {
-	if w.segments[len(w.segments)-1].bytes == 0 {
+// roll seals the current segment and starts a new one whose first record
+// will be first. It is called only between batches, with no sync in flight.
+func (w *wal) roll(first uint64) error {
+	last := w.segments[len(w.segments)-1]
+	if last.bytes == 0 {
+		assert(last.first == first, "an empty segment is named after its first record")
 		return nil // already fresh
 	}
-	return w.createSegment(w.nextIndex)
+	return w.createSegment(first)
 }
 
 func (w *wal) size() int64 { return w.segments[len(w.segments)-1].bytes }

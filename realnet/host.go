@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"dkv/core"
@@ -29,6 +30,8 @@ type Host struct {
 	ready    chan struct{} // closed once the node has recovered and accepts run
 	loopDone chan struct{} // closed when the loop has exited; posts fail from then on
 	addr     net.Addr
+
+	syncsInFlight atomic.Int64
 
 	mu      sync.Mutex
 	running bool
@@ -97,7 +100,7 @@ func (h *Host) Run(ctx context.Context, ln net.Listener) error {
 		ID:      0,
 		Clock:   &clock{origin: time.Now(), post: h.post},
 		Network: nullNetwork{},
-		Disk:    h.disk,
+		Disk:    syncDisk{Disk: h.disk, post: h.post, inFlight: &h.syncsInFlight},
 		Rand:    newRand(),
 		Logf:    h.logf,
 	}
@@ -134,9 +137,9 @@ func (h *Host) loop(ctx context.Context) error {
 		case ev := <-h.events:
 			ev()
 		case <-ctx.Done():
-			return nil
+			return h.finishSyncs()
 		case <-h.stop:
-			return nil
+			return h.finishSyncs()
 		}
 	drain:
 		for n := 1; n < h.cfg.EventsPerTurnMax; n++ {
@@ -151,6 +154,21 @@ func (h *Host) loop(ctx context.Context) error {
 			return fmt.Errorf("node stopped: %w", err)
 		}
 	}
+}
+
+// finishSyncs runs the loop on until no fsync is in flight, so a graceful
+// shutdown still answers the writes it already made durable. Requests that
+// are already queued are served too; connections stop reading on shutdown,
+// so this ends.
+func (h *Host) finishSyncs() error {
+	for h.syncsInFlight.Load() > 0 {
+		ev := <-h.events
+		ev()
+		if err := h.node.Flush(); err != nil {
+			return fmt.Errorf("node stopped: %w", err)
+		}
+	}
+	return nil
 }
 
 // post queues ev for the loop. It blocks while the queue is full, which
