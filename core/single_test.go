@@ -67,12 +67,12 @@ type harness struct {
 	async   bool
 	pending []func()
 	t       tb
-	cfg   core.SingleConfig
-	disk  *sim.Disk
-	clock *manualClock
-	rand  *rand.Rand
-	node  *core.SingleNode
-	logs  []string
+	cfg     core.SingleConfig
+	disk    *sim.Disk
+	clock   *manualClock
+	rand    *rand.Rand
+	node    *core.SingleNode
+	logs    []string
 }
 
 func newHarness(t tb, cfg core.SingleConfig) *harness {
