@@ -37,7 +37,7 @@ func CheckAtomicity(h *History) []Finding {
 	byReq := map[[2]int]*logical{}
 	for i := range h.Ops {
 		op := &h.Ops[i]
-		if op.Kind != KindBulkSet || op.Outcome == Failed {
+		if op.Kind != KindBulkSet || !op.hasEffect() {
 			continue
 		}
 		id := [2]int{op.Client, op.Req}

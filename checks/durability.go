@@ -1,9 +1,6 @@
 package checks
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // writer is one op's effect on one key, for the value-matching checkers.
 type writer struct {
@@ -13,19 +10,14 @@ type writer struct {
 
 // ret is the latest time the writer may have taken effect: its return, or
 // never-ending for an unknown outcome.
-func (w writer) ret() int64 {
-	if w.op.Outcome == Unknown {
-		return math.MaxInt64
-	}
-	return w.op.Return
-}
+func (w writer) ret() int64 { return w.op.latestEffect() }
 
 // writersByKey indexes the writes that may have taken effect (ok or unknown).
 func writersByKey(h *History) map[string][]writer {
 	out := map[string][]writer{}
 	for i := range h.Ops {
 		op := &h.Ops[i]
-		if !op.IsWrite() || op.Outcome == Failed {
+		if !op.hasEffect() {
 			continue
 		}
 		for _, w := range op.Writes() {

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"dkv/core"
@@ -82,6 +83,50 @@ type Op struct {
 	Final bool
 	// Note says more about the outcome, e.g. the error code of a failure.
 	Note string
+	// Settled and EffectBy are what a simulator learnt about an Unknown op
+	// that its client did not (see Settled). Only a host for which those
+	// facts hold may set them: a single node, yes; a cluster, where another
+	// node may commit a dead leader's write later, no. They narrow the op's
+	// window, which keeps porcupine's search small and the check strict.
+	Settled  Settled
+	EffectBy int64
+}
+
+// Settled is what became of an op whose client gave up on it.
+type Settled uint8
+
+const (
+	// SettledNot: nothing is known; the op may take effect at any later
+	// time.
+	SettledNot Settled = iota
+	// SettledNoEffect: the request never reached a node (the network lost
+	// it, or the node died with it still queued), or the node refused it
+	// with an error that promises no effect.
+	SettledNoEffect
+	// SettledApplied: the node acknowledged it at EffectBy; the answer was
+	// lost or came too late.
+	SettledApplied
+	// SettledMaybe: the node died with the op in hand; the restart at
+	// EffectBy settled whether its disk kept it. It took effect by then or
+	// never.
+	SettledMaybe
+)
+
+// latestEffect is the latest time the op may take effect: its return, or
+// for an unknown outcome what the simulator knows, else never-ending.
+func (op *Op) latestEffect() int64 {
+	if op.Outcome != Unknown {
+		return op.Return
+	}
+	if op.Settled == SettledApplied || op.Settled == SettledMaybe {
+		return op.EffectBy
+	}
+	return math.MaxInt64
+}
+
+// hasEffect reports whether the op may have changed the state.
+func (op *Op) hasEffect() bool {
+	return op.IsWrite() && op.Outcome != Failed && !(op.Outcome == Unknown && op.Settled == SettledNoEffect)
 }
 
 // IsWrite reports whether the op may change the state.
@@ -153,6 +198,16 @@ func (op *Op) String() string {
 	fmt.Fprintf(&b, " [%s, %s] %s", FormatTime(op.Call), FormatTime(op.Return), op.Outcome)
 	if op.Note != "" {
 		fmt.Fprintf(&b, " (%s)", op.Note)
+	}
+	if op.Outcome == Unknown {
+		switch op.Settled {
+		case SettledNoEffect:
+			b.WriteString(" [no effect]")
+		case SettledApplied:
+			fmt.Fprintf(&b, " [acknowledged at %s]", FormatTime(op.EffectBy))
+		case SettledMaybe:
+			fmt.Fprintf(&b, " [settled by restart at %s]", FormatTime(op.EffectBy))
+		}
 	}
 	if op.Final {
 		b.WriteString(" final")

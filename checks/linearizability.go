@@ -2,6 +2,7 @@ package checks
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +28,9 @@ type regInput struct {
 	kind  Kind // KindGet, KindSet (also a projected bulk_set) or KindDelete
 	value string
 	bulk  bool // projected from a bulk_set, for the report
+	// optional: the write took effect within its interval or not at all
+	// (SettledMaybe). Only the nondeterministic model accepts it.
+	optional bool
 }
 
 // regOutput is what a get returned; writes have no output.
@@ -41,55 +45,109 @@ type regState struct {
 	present bool
 }
 
+// regStep is the register's sequential specification.
+func regStep(s regState, in regInput, output any) (bool, regState) {
+	switch in.kind {
+	case KindSet:
+		return true, regState{value: in.value, present: true}
+	case KindDelete:
+		return true, regState{}
+	case KindGet:
+		out := output.(regOutput)
+		return out.found == s.present && (!out.found || out.value == s.value), s
+	}
+	return false, s
+}
+
+func describeOp(input, output any) string {
+	in := input.(regInput)
+	opt := ""
+	if in.optional {
+		opt = " (or nothing)"
+	}
+	switch in.kind {
+	case KindSet:
+		if in.bulk {
+			return fmt.Sprintf("bulk_set %q%s", clip(in.value), opt)
+		}
+		return fmt.Sprintf("set %q%s", clip(in.value), opt)
+	case KindDelete:
+		return "delete" + opt
+	case KindGet:
+		out := output.(regOutput)
+		if !out.found {
+			return "get -> not_found"
+		}
+		return fmt.Sprintf("get -> %q", clip(out.value))
+	}
+	return "?"
+}
+
+func describeState(state any) string {
+	s := state.(regState)
+	if !s.present {
+		return "(absent)"
+	}
+	return fmt.Sprintf("%q", clip(s.value))
+}
+
+func describeMeta(info any) string {
+	if info == nil {
+		return ""
+	}
+	return fmt.Sprint(info)
+}
+
+func hashState(state any) uint64 {
+	s := state.(regState)
+	h := uint64(14695981039346656037)
+	if s.present {
+		h ^= 1
+	}
+	for i := 0; i < len(s.value); i++ {
+		h = (h ^ uint64(s.value[i])) * 1099511628211
+	}
+	return h
+}
+
 // RegisterModel is the porcupine model of one key of the store.
 var RegisterModel = porcupine.Model{
 	Init: func() any { return regState{} },
 	Step: func(state, input, output any) (bool, any) {
-		s, in := state.(regState), input.(regInput)
-		switch in.kind {
-		case KindSet:
-			return true, regState{value: in.value, present: true}
-		case KindDelete:
-			return true, regState{}
-		case KindGet:
-			out := output.(regOutput)
-			return out.found == s.present && (!out.found || out.value == s.value), s
-		}
-		return false, s
-	},
-	DescribeOperation: func(input, output any) string {
 		in := input.(regInput)
-		switch in.kind {
-		case KindSet:
-			if in.bulk {
-				return fmt.Sprintf("bulk_set %q", clip(in.value))
-			}
-			return fmt.Sprintf("set %q", clip(in.value))
-		case KindDelete:
-			return "delete"
-		case KindGet:
-			out := output.(regOutput)
-			if !out.found {
-				return "get -> not_found"
-			}
-			return fmt.Sprintf("get -> %q", clip(out.value))
+		if in.optional {
+			panic("checks: an optional op needs OptionalRegisterModel")
 		}
-		return "?"
+		return regStep(state.(regState), in, output)
 	},
-	DescribeState: func(state any) string {
-		s := state.(regState)
-		if !s.present {
-			return "(absent)"
-		}
-		return fmt.Sprintf("%q", clip(s.value))
-	},
-	DescribeOperationMetadata: func(info any) string {
-		if info == nil {
-			return ""
-		}
-		return fmt.Sprint(info)
-	},
+	Hash:                      hashState,
+	DescribeOperation:         describeOp,
+	DescribeState:             describeState,
+	DescribeOperationMetadata: describeMeta,
 }
+
+// OptionalRegisterModel also takes optional writes: ops that took effect
+// within their interval or not at all. Its states are sets of register
+// states (porcupine's power-set construction), so it is used only for
+// partitions that hold such ops.
+var OptionalRegisterModel = (&porcupine.NondeterministicModel{
+	Init: func() []any { return []any{regState{}} },
+	Step: func(state, input, output any) []any {
+		s, in := state.(regState), input.(regInput)
+		ok, next := regStep(s, in, output)
+		switch {
+		case !ok:
+			return nil
+		case in.optional && next != s:
+			return []any{s, next}
+		}
+		return []any{next}
+	},
+	Hash:                      hashState,
+	DescribeOperation:         describeOp,
+	DescribeState:             describeState,
+	DescribeOperationMetadata: describeMeta,
+}).ToModel()
 
 // Partition is one key's share of a history, ready for porcupine.
 type Partition struct {
@@ -98,6 +156,17 @@ type Partition struct {
 	// Pruned counts ops left out because they cannot matter (see
 	// Partitions).
 	Pruned int
+	// Optional counts optional writes: the partition needs
+	// OptionalRegisterModel.
+	Optional int
+}
+
+// Model is the porcupine model the partition needs.
+func (p *Partition) Model() porcupine.Model {
+	if p.Optional > 0 {
+		return OptionalRegisterModel
+	}
+	return RegisterModel
 }
 
 // Partitions splits h by key, in key order, and leaves out what cannot
@@ -105,18 +174,24 @@ type Partition struct {
 //
 //   - failed ops: they had no effect. (If the store wrongly applied one, its
 //     value shows up in a read that no remaining op explains: a violation.)
+//     So are unknown ops a simulator knows had no effect (SettledNoEffect).
 //   - gets with an unknown outcome: a read has no effect, and there is no
 //     result to check.
 //   - sets (and bulk_set projections) with an unknown outcome whose value no
 //     get of that key ever returned. Taking effect or not is then
 //     indistinguishable: the value was never observed, so dropping the op
 //     from a linearization of the others leaves every read explained, and an
-//     unknown op may always be placed at the very end. Unknown ops never
-//     return, so each one left in makes porcupine's search wider; this rule
-//     removes most of them.
+//     unknown op may always be placed at the very end (or, if optional, not
+//     at all). Unknown ops never return, so each one left in makes
+//     porcupine's search wider; this rule removes most of them. (An op the
+//     simulator knows was acknowledged must happen in its window, so it
+//     stays.)
 //
 // An op with an unknown outcome gets a return time after every other event,
-// which is how porcupine expresses "may take effect at any later time".
+// which is how porcupine expresses "may take effect at any later time" —
+// unless a simulator settled it: acknowledged at EffectBy (it then counts
+// as an ok op returning then), or settled by a restart at EffectBy (an
+// optional write returning then).
 func Partitions(h *History) []Partition {
 	end := int64(0)
 	for i := range h.Ops {
@@ -147,14 +222,14 @@ func Partitions(h *History) []Partition {
 	}
 	for i := range h.Ops {
 		op := &h.Ops[i]
-		if op.Outcome == Failed {
+		if !op.hasEffect() && op.Kind != KindGet || op.Outcome == Failed {
 			for _, w := range op.keys() {
 				part(w).Pruned++
 			}
 			continue
 		}
-		ret := op.Return
-		if op.Outcome == Unknown {
+		ret := op.latestEffect()
+		if ret == math.MaxInt64 {
 			ret = end
 		}
 		meta := fmt.Sprintf("op %d: %s", i, op.String())
@@ -173,13 +248,17 @@ func Partitions(h *History) []Partition {
 		}
 		for _, w := range op.Writes() {
 			p := part(w.Key)
-			if op.Outcome == Unknown && w.Present && !seen[w.Key][w.Value] {
+			if op.Outcome == Unknown && op.Settled != SettledApplied && w.Present && !seen[w.Key][w.Value] {
 				p.Pruned++
 				continue
 			}
 			in := regInput{kind: KindDelete}
 			if w.Present {
 				in = regInput{kind: KindSet, value: w.Value, bulk: op.Kind == KindBulkSet}
+			}
+			if op.Outcome == Unknown && op.Settled == SettledMaybe {
+				in.optional = true
+				p.Optional++
 			}
 			p.Ops = append(p.Ops, porcupine.Operation{
 				ClientId: op.Client, Call: op.Call, Return: ret, Metadata: meta,
@@ -270,7 +349,7 @@ func CheckLinearizable(h *History, opts LinOptions) LinResult {
 				break
 			}
 		}
-		switch porcupine.CheckOperationsTimeout(RegisterModel, p.Ops, timeout) {
+		switch porcupine.CheckOperationsTimeout(p.Model(), p.Ops, timeout) {
 		case porcupine.Illegal:
 			res.Result = porcupine.Illegal
 			res.BadKeys = append(res.BadKeys, p.Key)
@@ -284,7 +363,7 @@ func CheckLinearizable(h *History, opts LinOptions) LinResult {
 	if len(bad) > 0 {
 		model, ops := badModel(bad)
 		_, info := porcupine.CheckOperationsVerbose(model, ops, 0)
-		res.Explain = explain(bad, info)
+		res.Explain = explain(model, bad, info)
 		if opts.ReportDir != "" {
 			res.Report, res.ReportErr = writeReport(model, info, opts)
 		}
@@ -297,10 +376,13 @@ func CheckLinearizable(h *History, opts LinOptions) LinResult {
 // report and the explanation leave out the keys that were fine.
 func badModel(bad []Partition) (porcupine.Model, []porcupine.Operation) {
 	var ops []porcupine.Operation
+	model := RegisterModel
 	for _, p := range bad {
 		ops = append(ops, p.Ops...)
+		if p.Optional > 0 {
+			model = OptionalRegisterModel
+		}
 	}
-	model := RegisterModel
 	model.Partition = func(history []porcupine.Operation) [][]porcupine.Operation {
 		out := make([][]porcupine.Operation, len(bad))
 		for i, p := range bad {
@@ -314,7 +396,7 @@ func badModel(bad []Partition) (porcupine.Model, []porcupine.Operation) {
 // explain turns porcupine's longest linearizable prefix of each bad key
 // into words: how far it got, the state there, and the op that could not be
 // fitted after it (the first op, by return, left out of the prefix).
-func explain(bad []Partition, info porcupine.LinearizationInfo) []string {
+func explain(model porcupine.Model, bad []Partition, info porcupine.LinearizationInfo) []string {
 	var out []string
 	partials := info.PartialLinearizationsOperations()
 	for i, p := range bad {
@@ -327,10 +409,10 @@ func explain(bad []Partition, info porcupine.LinearizationInfo) []string {
 				longest = l
 			}
 		}
-		state := RegisterModel.Init()
+		state := model.Init()
 		in := map[string]bool{}
 		for _, op := range longest {
-			_, state = RegisterModel.Step(state, op.Input, op.Output)
+			_, state = model.Step(state, op.Input, op.Output)
 			in[fmt.Sprint(op.Metadata)] = true
 		}
 		var stuck *porcupine.Operation
@@ -341,7 +423,7 @@ func explain(bad []Partition, info porcupine.LinearizationInfo) []string {
 			}
 		}
 		var b strings.Builder
-		fmt.Fprintf(&b, "  key %s: the longest linearizable prefix has %d of %d ops and leaves the key %s", p.Key, len(longest), len(p.Ops), RegisterModel.DescribeState(state))
+		fmt.Fprintf(&b, "  key %s: the longest linearizable prefix has %d of %d ops and leaves the key %s", p.Key, len(longest), len(p.Ops), model.DescribeState(state))
 		if stuck != nil {
 			fmt.Fprintf(&b, "; no order fits %v", stuck.Metadata)
 		}

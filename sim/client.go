@@ -33,6 +33,14 @@ type attempt struct {
 	tries   int // attempts of this request before this one
 	timeout *Scheduled
 	done    bool
+	// What the hosts know of the attempt, for Op.NoEffect and
+	// Op.EffectBy: whether a node took it, and by when its effect, if
+	// any, was settled.
+	handled  bool
+	replied  bool
+	answer   *core.Response // what the node replied, heard or not
+	effectBy int64
+	histIdx  int // its entry in the history, once recorded; -1 before
 }
 
 var callKinds = map[string]string{
@@ -111,7 +119,7 @@ func keyName(i int) string { return fmt.Sprintf("k%d", i) }
 func (c *client) send(req *core.Request, op checks.Op, tries int) {
 	s := c.s
 	s.attempts++
-	a := &attempt{c: c, id: s.attempts, op: op, tries: tries}
+	a := &attempt{c: c, id: s.attempts, op: op, tries: tries, histIdx: -1}
 	// Each attempt gets its own copy: the node may keep what it is given.
 	cp := *req
 	cp.Items = append([]core.KV(nil), req.Items...)
@@ -170,8 +178,7 @@ func (c *client) receive(m *response) {
 		c.finish(a, checks.OK, "")
 	case code == core.CodeNotFound && a.op.Kind == checks.KindGet:
 		c.finish(a, checks.OK, "")
-	case code == core.CodeUnavailable || code == core.CodeIOError || code == core.CodeDiskFull:
-		// The store promises these leave no trace: retrying is safe.
+	case retryable(code):
 		c.finish(a, checks.Failed, code)
 		c.retryOrNext(a)
 		return
@@ -182,6 +189,12 @@ func (c *client) receive(m *response) {
 	c.think()
 }
 
+// retryable reports whether an error code promises that the request had no
+// effect, so that retrying it is safe.
+func retryable(code string) bool {
+	return code == core.CodeUnavailable || code == core.CodeIOError || code == core.CodeDiskFull
+}
+
 // finish records the attempt in the history.
 func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 	c.cur = nil
@@ -190,7 +203,10 @@ func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 		return
 	}
 	a.op.Return, a.op.Outcome, a.op.Note, a.op.Final = c.s.w.now, o, note, c.final
-	c.s.hist.Add(a.op)
+	a.histIdx = c.s.hist.Add(a.op)
+	if o == checks.Unknown {
+		c.s.unknowns = append(c.s.unknowns, a)
+	}
 }
 
 func (c *client) retryOrNext(a *attempt) {

@@ -109,6 +109,11 @@ func (d *Disk) observe(event, name string, n int64) {
 	}
 }
 
+// injected counts the faults that make a call fail or a read lie.
+func (d *Disk) injected() int64 {
+	return int64(d.SyncErrors + d.WriteErrors + d.Flips)
+}
+
 // Faults returns the current fault mix.
 func (d *Disk) Faults() DiskFaults { return d.faults }
 

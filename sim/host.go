@@ -1,10 +1,10 @@
 package sim
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"dkv/core"
@@ -36,12 +36,15 @@ type host struct {
 	// full: a disk-full episode is on, with capacity bytes.
 	full     bool
 	capacity int64
-	// flipRefused: the last start was refused because of an injected read
-	// bit flip.
-	flipRefused bool
+	// refused: the last start failed because of an injected disk fault.
+	refused bool
 	// outstanding counts requests the current incarnation took and has not
 	// answered: it must reach zero once clients are quiet.
 	outstanding int
+	// taken lists requests the current incarnation took, for settling
+	// their effect time if it dies before answering; unsettled holds those
+	// of a dead incarnation until a restart settles what the disk kept.
+	taken, unsettled []*attempt
 	// Counters, for the run's report.
 	Turns, Crashes, Starts, FlushErrors int
 }
@@ -194,6 +197,11 @@ func (h *host) deliver(it *inboxItem) {
 	switch {
 	case it.req != nil:
 		h.outstanding++
+		it.req.a.handled = true
+		if len(h.taken) > 2*h.outstanding+64 {
+			h.taken = slices.DeleteFunc(h.taken, func(a *attempt) bool { return a.replied })
+		}
+		h.taken = append(h.taken, it.req.a)
 		h.s.trace(h.addr, "request", it.req.a.id, 0, it.req.req.Op)
 		h.node.HandleRequest(it.req.req, h.replyFunc(it.req))
 	case it.timer != nil:
@@ -225,6 +233,9 @@ func (h *host) replyFunc(r *request) core.ReplyFunc {
 			return
 		}
 		h.outstanding--
+		r.a.replied = true
+		r.a.answer = &resp
+		r.a.effectBy = h.s.w.now + int64(h.disk.Latency())
 		code, value := "", ""
 		if resp.Error != nil {
 			code = resp.Error.Code
@@ -255,6 +266,12 @@ func (h *host) crash(why string, powerLoss bool) {
 	h.inbox = h.inbox[:0]
 	h.turn.Cancel()
 	h.outstanding = 0
+	for _, a := range h.taken {
+		if !a.replied {
+			h.unsettled = append(h.unsettled, a)
+		}
+	}
+	h.taken = h.taken[:0]
 	kind := "process"
 	if powerLoss {
 		kind = "power"
@@ -282,14 +299,14 @@ func (h *host) start() {
 	}
 	h.incarnation++
 	h.Starts++
-	flips := h.disk.Flips
-	// After a start refused because of a read bit flip, the operator
-	// starts the node again and, the flip being transient, the reads come
-	// back clean: this start must succeed.
-	clean := h.flipRefused
+	faults := h.disk.injected()
+	// After a start refused because of an injected fault (a read bit
+	// flip, an I/O error, a full disk), the operator starts the node again
+	// and the fault, being transient, is gone: this start must succeed.
+	clean := h.refused
 	if clean {
 		f := h.disk.Faults()
-		f.ReadFlipProb = 0
+		f.ReadFlipProb, f.SyncErrorProb, f.WriteErrorProb, f.CapacityBytes = 0, 0, 0, 0
 		h.disk.SetFaults(f)
 	}
 	h.node = h.s.newNode(h.id)
@@ -318,7 +335,13 @@ func (h *host) start() {
 		return // crashed while recovering; a restart is scheduled
 	}
 	if err == nil {
-		h.flipRefused = false
+		// What the dead incarnations' requests did is now settled: their
+		// records were recovered or they are gone for good.
+		for _, a := range h.unsettled {
+			a.effectBy = h.s.w.now
+		}
+		h.unsettled = h.unsettled[:0]
+		h.refused = false
 		h.s.trace(h.addr, "started", int64(h.incarnation), 0, "")
 		if len(h.inbox) > 0 {
 			h.scheduleTurn()
@@ -327,17 +350,18 @@ func (h *host) start() {
 	}
 	h.up = false
 	h.disk.ProcessCrash()
-	// Refusing to start on a checksum failure is right when a read flipped
-	// a bit; anything else is a finding.
-	if errors.Is(err, core.ErrCorrupt) && h.disk.Flips > flips && !clean {
-		h.flipRefused = true
-		h.s.trace(h.addr, "start-refused", int64(h.incarnation), int64(h.disk.Flips-flips), err.Error())
+	// Refusing to start is right when the disk failed a call or a read
+	// flipped a bit: a checksum failure must not be trusted, and an fsync
+	// failure is fatal. Anything else is a finding.
+	if injected := h.disk.injected() - faults; (injected > 0 || h.full) && !clean {
+		h.refused = true
+		h.s.trace(h.addr, "start-refused", int64(h.incarnation), injected, err.Error())
 		h.scheduleRestart(time.Millisecond)
 		return
 	}
 	why := ""
 	if clean {
-		why = " with clean reads, after a start refused because of a read bit flip"
+		why = " on a disk without faults, after a start refused because of an injected fault"
 	}
 	h.s.fail("recovery", fmt.Sprintf("node %d failed to start%s: %v\n  disk: %s", h.id, why, err, h.disk.Describe()))
 }

@@ -20,6 +20,11 @@ type Mode struct {
 	NewNode func(id int, mix *FaultMix) core.Node
 	// Target picks the node client c sends its next request to.
 	Target func(s *Sim, c int) int
+	// SettlesUnknowns: a request's effect, if any, is settled once the
+	// node that took it answers, or dies and restarts — no other node can
+	// apply it later. True for a single node; not for a cluster, where a
+	// follower may commit a dead leader's entry.
+	SettlesUnknowns bool
 }
 
 var modes = map[string]Mode{
@@ -33,7 +38,8 @@ var modes = map[string]Mode{
 			cfg.BatchBytesMax = mix.BatchMax
 			return core.NewSingleNode(cfg)
 		},
-		Target: func(*Sim, int) int { return 0 },
+		Target:          func(*Sim, int) int { return 0 },
+		SettlesUnknowns: true,
 	},
 }
 

@@ -73,9 +73,28 @@ type Network struct {
 	// here are only looked up, never iterated, so their order cannot leak.
 	last    map[link]int64
 	deliver func(from, to Addr, msg any)
+	// inFlight counts scheduled arrivals, per class, so the run can wait
+	// for stragglers before it judges.
+	inFlight [2]int64
 	// Counters, for the run's report.
 	Sent, Delivered, Dropped, Duplicated, Cut int64
 }
+
+// Link classes, indexes of inFlight.
+const (
+	classClient = iota
+	classPeer
+)
+
+func class(from, to Addr) int {
+	if from.IsNode() && to.IsNode() {
+		return classPeer
+	}
+	return classClient
+}
+
+// InFlight is the number of client↔node messages on the wire.
+func (n *Network) InFlight() int64 { return n.inFlight[classClient] }
 
 // NewNetwork returns a fault-free network that calls deliver at each
 // arrival. r is the network's own random stream.
@@ -120,6 +139,7 @@ func (n *Network) Send(from, to Addr, msg any) {
 			at = max(at, n.last[l])
 			n.last[l] = at
 		}
+		n.inFlight[class(from, to)]++
 		n.w.At(at, func() { n.arrive(l, msg) })
 	}
 }
@@ -138,6 +158,7 @@ func (n *Network) latency(f *LinkFaults) int64 {
 }
 
 func (n *Network) arrive(l link, msg any) {
+	n.inFlight[class(l.from, l.to)]--
 	if n.blocked[l] {
 		n.Cut++
 		n.w.Trace.Add(n.w.now, l.to, "net-cut", int64(l.from), 1, "")

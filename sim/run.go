@@ -154,6 +154,7 @@ type Sim struct {
 	issued    int
 	attempts  int64
 	statusOps int
+	unknowns  []*attempt // attempts whose client gave up
 	findings  []checks.Finding
 	stopped   bool
 }
@@ -287,6 +288,9 @@ func (s *Sim) failDeadline() {
 			if h.outstanding > 0 {
 				why = append(why, fmt.Sprintf("node %d holds %d requests it never answered", h.id, h.outstanding))
 			}
+		}
+		if n := s.net.InFlight(); n > 0 {
+			why = append(why, fmt.Sprintf("%d client messages still on the wire", n))
 		}
 		s.fail("liveness", fmt.Sprintf("no quiet within %v of the faults stopping: %s", quietDeadline, strings.Join(why, "; ")))
 	case phaseFinal:
@@ -476,7 +480,9 @@ func (s *Sim) settled() bool {
 			return false
 		}
 	}
-	return true
+	// Stragglers on the wire would reach the nodes after the final crash
+	// and be judged as part of the final state.
+	return s.net.InFlight() == 0
 }
 
 // beginFinal cuts the power of every node — every acknowledged write must
@@ -506,6 +512,27 @@ func (s *Sim) check(res *Result) {
 	res.History = &s.hist
 	if s.stopped {
 		return // the run did not complete: its history is not a whole one
+	}
+	if s.mode.SettlesUnknowns {
+		for _, a := range s.unknowns {
+			op := &s.hist.Ops[a.histIdx]
+			switch {
+			case !a.handled:
+				op.Settled = checks.SettledNoEffect
+			case a.replied && a.answer.OK:
+				op.Settled, op.EffectBy = checks.SettledApplied, a.effectBy
+			case a.replied:
+				// The answer never reached the client, so check it here
+				// as the client would have.
+				if code := a.answer.Error.Code; !retryable(code) && code != core.CodeNotFound {
+					s.findings = append(s.findings, checks.Finding{Check: "protocol", Msg: fmt.Sprintf(
+						"unexpected answer to %s (attempt %d): %+v", a.req.Op, a.id, a.answer.Error)})
+				}
+				op.Settled = checks.SettledNoEffect
+			case a.effectBy > 0:
+				op.Settled, op.EffectBy = checks.SettledMaybe, a.effectBy
+			}
+		}
 	}
 	opts := checks.LinOptions{Timeout: s.cfg.CheckTimeout}
 	if !s.cfg.NoReport {

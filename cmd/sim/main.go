@@ -1,0 +1,171 @@
+// Command sim runs the deterministic simulator over many seeds and reports
+// every failure with the one command that replays it.
+//
+//	go run ./cmd/sim --seeds 2000                   # seeds 1..2000
+//	go run ./cmd/sim --seeds 500 --start 90000 --workers 1
+//	go run ./cmd/sim --seeds 200 --determinism      # every seed twice, hashes compared
+//	go run ./cmd/sim --seeds 1 --start 7 --ops 10000  # one long history (porcupine figure)
+//
+// Each seed is an independent, single-threaded run, so seeds are spread over
+// --workers goroutines without changing any result.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"dkv/sim"
+)
+
+func main() {
+	seeds := flag.Int("seeds", 100, "number of seeds to run")
+	start := flag.Uint64("start", 1, "first seed")
+	mode := flag.String("mode", "single", "deployment to simulate: "+strings.Join(sim.Modes(), ", "))
+	workers := flag.Int("workers", runtime.GOMAXPROCS(0), "seeds run in parallel")
+	ops := flag.Int("ops", sim.DefaultOps, "client requests per seed")
+	without := flag.String("without", "", "comma-separated kinds of fault to switch off: "+strings.Join(sim.FaultSwitches(), ", "))
+	determinism := flag.Bool("determinism", false, "run every seed twice and compare the trace hashes")
+	tail := flag.Int("tail", 40, "trace entries shown per failure")
+	reports := flag.String("reports", "", "directory for porcupine reports (default: $TMPDIR/dkv-sim)")
+	verbose := flag.Bool("v", false, "print a line per seed")
+	flag.Parse()
+	if _, err := sim.LookupMode(*mode); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	base := sim.Config{Mode: *mode, Ops: *ops, TraceTail: *tail, ReportDir: *reports}
+	if *without != "" {
+		base.Without = strings.Split(*without, ",")
+	}
+	if *workers < 1 {
+		*workers = 1
+	}
+	os.Exit(run(base, *start, *seeds, *workers, *determinism, *verbose))
+}
+
+// stats are the figures of a whole invocation.
+type stats struct {
+	seeds, failures, ops, mismatches int
+	busy                             time.Duration // summed over workers: ~one core's time
+	checkMax, checkSum               time.Duration
+	checkMaxSeed                     uint64
+	historyMax                       int
+}
+
+func run(base sim.Config, start uint64, n, workers int, determinism, verbose bool) int {
+	began := time.Now()
+	var mu sync.Mutex
+	var st stats
+	var failed []*sim.Result
+	next := make(chan uint64)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seed := range next {
+				t0 := time.Now()
+				cfg := base
+				cfg.Seed = seed
+				r := sim.Run(cfg)
+				mismatch := false
+				if determinism {
+					again := sim.Run(cfg)
+					mismatch = again.Hash != r.Hash
+				}
+				busy := time.Since(t0)
+				mu.Lock()
+				st.seeds++
+				st.ops += r.Ops
+				st.busy += busy
+				st.checkSum += r.CheckWall
+				if r.CheckWall > st.checkMax {
+					st.checkMax, st.checkMaxSeed = r.CheckWall, seed
+				}
+				st.historyMax = max(st.historyMax, r.Ops)
+				if mismatch {
+					st.mismatches++
+					fmt.Printf("NONDETERMINISTIC seed %d: two runs gave different trace hashes\n  replay: %s\n", seed, r.Replay())
+				}
+				if r.Failed() {
+					st.failures++
+					failed = append(failed, r)
+					fmt.Print(r.Report())
+				} else if verbose {
+					fmt.Println(r.Summary())
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	go progress(&mu, &st, n, began, stop)
+	for i := 0; i < n; i++ {
+		next <- start + uint64(i)
+	}
+	close(next)
+	wg.Wait()
+	close(stop)
+
+	wall := time.Since(began)
+	fmt.Fprintln(os.Stderr)
+	fmt.Printf("summary: %d seeds (%d..%d, mode %s, %d ops each), %d failed, %d client ops in %v with %d workers\n",
+		st.seeds, start, start+uint64(n)-1, base.Mode, base.Ops, st.failures, st.ops, wall.Round(time.Millisecond), workers)
+	fmt.Printf("speed: %.0f sim ops/s wall clock, %.0f ops/s per core (ops over summed worker time, checks included), %.1f seeds/s\n",
+		float64(st.ops)/wall.Seconds(), float64(st.ops)/st.busy.Seconds(), float64(st.seeds)/wall.Seconds())
+	if st.seeds > 0 {
+		fmt.Printf("checks: mean %v, max %v (seed %d); longest history %d ops\n",
+			(st.checkSum / time.Duration(st.seeds)).Round(time.Microsecond), st.checkMax.Round(time.Microsecond), st.checkMaxSeed, st.historyMax)
+	}
+	if determinism {
+		fmt.Printf("determinism: %d of %d seeds replayed to the same trace hash\n", st.seeds-st.mismatches, st.seeds)
+	}
+	if st.failures == 0 && st.mismatches == 0 {
+		return 0
+	}
+	sort.Slice(failed, func(i, j int) bool { return failed[i].Seed < failed[j].Seed })
+	fmt.Printf("failures (%d):\n", len(failed))
+	for _, r := range failed {
+		first := ""
+		if len(r.Findings) > 0 {
+			first = strings.SplitN(r.Findings[0].String(), "\n", 2)[0]
+		}
+		fmt.Printf("  %s    # %s\n", r.Replay(), first)
+	}
+	return 1
+}
+
+// progress prints a status line every second: on a terminal it rewrites
+// one line, elsewhere it prints one every ten seconds.
+func progress(mu *sync.Mutex, st *stats, n int, began time.Time, stop chan struct{}) {
+	fi, _ := os.Stderr.Stat()
+	tty := fi != nil && fi.Mode()&os.ModeCharDevice != 0
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for i := 1; ; i++ {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		if !tty && i%10 != 0 {
+			continue
+		}
+		mu.Lock()
+		el := time.Since(began)
+		line := fmt.Sprintf("[%d/%d seeds] %d failed, %d ops, %.0f ops/s, %v elapsed",
+			st.seeds, n, st.failures, st.ops, float64(st.ops)/el.Seconds(), el.Round(time.Second))
+		mu.Unlock()
+		if tty {
+			fmt.Fprintf(os.Stderr, "\r%s ", line)
+		} else {
+			fmt.Fprintln(os.Stderr, line)
+		}
+	}
+}
