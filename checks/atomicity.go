@@ -3,7 +3,7 @@ package checks
 import (
 	"fmt"
 	"math"
-	"slices"
+	"sort"
 )
 
 // CheckAtomicity looks for a read that observed part of a bulk_set: once a
@@ -20,98 +20,146 @@ import (
 // complete check would model all keys in one porcupine partition, which is
 // exponential in the number of unknown writes and does not fit the time
 // budget for 10,000-op histories.
+//
+// Values are unique per request (a retry resends the same values), which is
+// what lets a read name the write it saw.
 func CheckAtomicity(h *History) []Finding {
-	writers := writersByKey(h)
-	gets := map[string][]*Op{}
-	for i := range h.Ops {
-		op := &h.Ops[i]
-		if op.Kind == KindGet && op.Outcome == OK {
-			gets[op.Key] = append(gets[op.Key], op)
-		}
+	// latest[key][value]: the latest time a write of value to key may take
+	// effect, and the op; deletes are under the key's absent entry.
+	type source struct {
+		ret int64
+		op  *Op
 	}
+	latest := map[string]map[observation]source{}
+	gets := map[string][]*Op{}
 	// One logical bulk_set is every attempt of one request.
 	type logical struct {
-		attempts []*Op
+		first            *Op
+		minCall, visible int64
+		evidence         *Op
+		values           map[string]string
 	}
-	var order []int
+	var order []*logical
 	byReq := map[[2]int]*logical{}
 	for i := range h.Ops {
 		op := &h.Ops[i]
-		if op.Kind != KindBulkSet || !op.hasEffect() {
+		if op.Kind == KindGet {
+			if op.Outcome == OK {
+				gets[op.Key] = append(gets[op.Key], op)
+			}
+			continue
+		}
+		if !op.hasEffect() {
+			continue
+		}
+		for _, w := range op.Writes() {
+			if latest[w.Key] == nil {
+				latest[w.Key] = map[observation]source{}
+			}
+			o := observation{w.Present, w.Value}
+			if r := op.latestEffect(); r >= latest[w.Key][o].ret {
+				latest[w.Key][o] = source{r, op}
+			}
+		}
+		if op.Kind != KindBulkSet {
 			continue
 		}
 		id := [2]int{op.Client, op.Req}
-		if byReq[id] == nil {
-			byReq[id] = &logical{}
-			order = append(order, i)
+		l := byReq[id]
+		if l == nil {
+			l = &logical{first: op, minCall: math.MaxInt64, visible: math.MaxInt64, values: map[string]string{}}
+			for _, w := range op.Writes() {
+				l.values[w.Key] = w.Value
+			}
+			byReq[id] = l
+			order = append(order, l)
 		}
-		byReq[id].attempts = append(byReq[id].attempts, op)
+		l.minCall = min(l.minCall, op.Call)
+		if op.Outcome == OK && op.Return < l.visible {
+			l.visible, l.evidence = op.Return, op
+		}
 	}
+	// A get that returned one of a bulk_set's values shows it took effect.
+	for _, l := range order {
+		for k, v := range l.values {
+			for _, g := range gets[k] {
+				if g.Found && g.Value == v && g.Return < l.visible {
+					l.visible, l.evidence = g.Return, g
+				}
+			}
+		}
+	}
+	// Per key: sweep the gets in call order over the bulk_sets in order of
+	// visibility, keeping the two with the latest first call (two, so that
+	// the one whose value the get saw can be passed over).
+	var keys []string
+	for k := range gets {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	var out []Finding
 	bad := 0
-	for _, i := range order {
-		first := &h.Ops[i]
-		l := byReq[[2]int{first.Client, first.Req}]
-		writes := first.Writes()
-		minCall := int64(math.MaxInt64)
-		visible := int64(math.MaxInt64)
-		var evidence *Op
-		for _, a := range l.attempts {
-			minCall = min(minCall, a.Call)
-			if a.Outcome == OK && a.Return < visible {
-				visible, evidence = a.Return, a
+	for _, k := range keys {
+		var ls []*logical
+		for _, l := range order {
+			if _, ok := l.values[k]; ok && l.evidence != nil {
+				ls = append(ls, l)
 			}
 		}
-		for _, w := range writes {
-			for _, g := range gets[w.Key] {
-				if g.Found && g.Value == w.Value && g.Return < visible {
-					visible, evidence = g.Return, g
-				}
-			}
-		}
-		if evidence == nil {
+		if len(ls) == 0 {
 			continue
 		}
-		for _, w := range writes {
-			for _, g := range gets[w.Key] {
-				if g.Call <= visible || (g.Found && g.Value == w.Value) {
-					continue
+		sort.SliceStable(ls, func(i, j int) bool { return ls[i].visible < ls[j].visible })
+		gs := append([]*Op(nil), gets[k]...)
+		sort.SliceStable(gs, func(i, j int) bool { return gs[i].Call < gs[j].Call })
+		var top [2]*logical
+		next := 0
+		for _, g := range gs {
+			for next < len(ls) && ls[next].visible < g.Call {
+				l := ls[next]
+				next++
+				switch {
+				case top[0] == nil || l.minCall > top[0].minCall:
+					top[0], top[1] = l, top[0]
+				case top[1] == nil || l.minCall > top[1].minCall:
+					top[1] = l
 				}
-				explained, sources := false, 0
-				var stale *Op
-				for _, c := range writers[w.Key] {
-					if !c.explains(g) || slices.Contains(l.attempts, c.op) {
-						continue
-					}
-					sources++
-					if c.ret() >= minCall {
-						explained = true
-						break
-					}
-					stale = c.op
-				}
-				// A value no write explains is CheckDurability's and the
-				// linearizability check's to report; here it would be
-				// misread as the initial state.
-				if explained || (g.Found && sources == 0) {
-					continue
-				}
-				bad++
-				if len(out) >= findingsMax {
-					continue
-				}
-				from := "the initial (absent) state"
-				if stale != nil {
-					from = fmt.Sprintf("%s, which finished before the bulk_set was called", stale)
-				}
-				out = append(out, Finding{Check: "atomicity", Msg: fmt.Sprintf(
-					"%s was partly visible: it had taken effect by %s (%s), yet the later %s saw %s",
-					first, FormatTime(visible), evidence, g, from)})
 			}
+			l := top[0]
+			if l != nil && g.Found && l.values[k] == g.Value {
+				l = top[1]
+			}
+			if l == nil {
+				continue
+			}
+			src, ok := latest[k][observation{g.Found, g.Value}]
+			if g.Found && !ok {
+				continue // a value nobody wrote: the other checkers report it
+			}
+			if ok && src.ret >= l.minCall {
+				continue // what g saw may have been written after the bulk_set
+			}
+			bad++
+			if len(out) >= findingsMax {
+				continue
+			}
+			from := "the initial (absent) state"
+			if ok {
+				from = fmt.Sprintf("%s, which finished before the bulk_set was called", src.op)
+			}
+			out = append(out, Finding{Check: "atomicity", Msg: fmt.Sprintf(
+				"%s was partly visible: it had taken effect by %s (%s), yet the later %s saw %s",
+				l.first, FormatTime(l.visible), l.evidence, g, from)})
 		}
 	}
 	if bad > len(out) {
 		out = append(out, Finding{Check: "atomicity", Msg: fmt.Sprintf("… and %d more partial reads", bad-len(out))})
 	}
 	return out
+}
+
+// observation is what a get saw of one key.
+type observation struct {
+	found bool
+	value string
 }

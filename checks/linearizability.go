@@ -232,7 +232,7 @@ func Partitions(h *History) []Partition {
 		if ret == math.MaxInt64 {
 			ret = end
 		}
-		meta := fmt.Sprintf("op %d: %s", i, op.String())
+		meta := &opRef{i, op}
 		if op.Kind == KindGet {
 			if op.Outcome == Unknown {
 				part(op.Key).Pruned++
@@ -273,6 +273,15 @@ func Partitions(h *History) []Partition {
 	}
 	return out
 }
+
+// opRef is a porcupine op's metadata: which op of the history it came
+// from, described only when a report or a finding needs it.
+type opRef struct {
+	index int
+	op    *Op
+}
+
+func (r *opRef) String() string { return fmt.Sprintf("op %d: %s", r.index, r.op) }
 
 // keys lists the distinct keys an op touches.
 func (op *Op) keys() []string {
@@ -410,15 +419,15 @@ func explain(model porcupine.Model, bad []Partition, info porcupine.Linearizatio
 			}
 		}
 		state := model.Init()
-		in := map[string]bool{}
+		in := map[any]bool{}
 		for _, op := range longest {
 			_, state = model.Step(state, op.Input, op.Output)
-			in[fmt.Sprint(op.Metadata)] = true
+			in[op.Metadata] = true
 		}
 		var stuck *porcupine.Operation
 		for j := range p.Ops {
 			op := &p.Ops[j]
-			if !in[fmt.Sprint(op.Metadata)] && (stuck == nil || op.Return < stuck.Return) {
+			if !in[op.Metadata] && (stuck == nil || op.Return < stuck.Return) {
 				stuck = op
 			}
 		}
