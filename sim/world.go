@@ -93,6 +93,14 @@ func (w *World) RunUntil(deadline int64, cond func() bool) bool {
 	return true
 }
 
+// RunTo runs every event up to virtual time t, then sets the time to t.
+func (w *World) RunTo(t int64) {
+	for len(w.queue) > 0 && w.queue[0].at <= t {
+		w.Step()
+	}
+	w.now = max(w.now, t)
+}
+
 // eventQueue is a binary min-heap on (at, seq), written out rather than
 // using container/heap to avoid an interface call per comparison: the queue
 // is the simulator's hottest path.
