@@ -33,7 +33,7 @@ func baseConfig() Config {
 // ciSeeds is the CI budget: seeds 1..ciSeeds, plus ciRandomSeeds drawn
 // afresh each run (and printed, so a failure can be replayed).
 const (
-	ciSeeds       = 240
+	ciSeeds       = 500
 	ciRandomSeeds = 10
 )
 
