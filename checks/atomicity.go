@@ -74,7 +74,7 @@ func CheckAtomicity(h *History) []Finding {
 			byReq[id] = l
 			order = append(order, l)
 		}
-		l.minCall = min(l.minCall, op.Call)
+		l.minCall = min(l.minCall, op.earliestEffect())
 		if op.Outcome == OK && op.Return < l.visible {
 			l.visible, l.evidence = op.Return, op
 		}
@@ -111,11 +111,11 @@ func CheckAtomicity(h *History) []Finding {
 		}
 		sort.SliceStable(ls, func(i, j int) bool { return ls[i].visible < ls[j].visible })
 		gs := append([]*Op(nil), gets[k]...)
-		sort.SliceStable(gs, func(i, j int) bool { return gs[i].Call < gs[j].Call })
+		sort.SliceStable(gs, func(i, j int) bool { return gs[i].earliestEffect() < gs[j].earliestEffect() })
 		var top [2]*logical
 		next := 0
 		for _, g := range gs {
-			for next < len(ls) && ls[next].visible < g.Call {
+			for next < len(ls) && ls[next].visible < g.earliestEffect() {
 				l := ls[next]
 				next++
 				switch {

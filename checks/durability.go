@@ -67,7 +67,7 @@ func CheckDurability(h *History) []Finding {
 		ws := writers[final.Key]
 		var source []writer
 		for _, c := range ws {
-			if c.explains(final) && c.op.Call <= final.Return {
+			if c.explains(final) && c.op.earliestEffect() <= final.Return {
 				source = append(source, c)
 			}
 		}
@@ -76,7 +76,7 @@ func CheckDurability(h *History) []Finding {
 			continue
 		}
 		for _, w := range ws {
-			if w.op.Outcome != OK || w.op.Return > final.Call {
+			if w.op.Outcome != OK || w.op.Return > final.earliestEffect() {
 				continue
 			}
 			if w.explains(final) {
@@ -84,7 +84,7 @@ func CheckDurability(h *History) []Finding {
 			}
 			survived := false
 			for _, c := range source {
-				if c.ret() >= w.op.Call {
+				if c.ret() >= w.op.earliestEffect() {
 					survived = true // c may have overwritten w
 					break
 				}

@@ -90,7 +90,15 @@ type Op struct {
 	// window, which keeps porcupine's search small and the check strict.
 	Settled  Settled
 	EffectBy int64
+	// Taken, when non-zero, is when a node took the request from its
+	// queue: no op can take effect before a node has it, so the op's window
+	// starts there rather than at Call. A simulator knows this for any kind
+	// of node; it narrows the windows of requests that waited in a queue.
+	Taken int64
 }
+
+// earliestEffect is the earliest time the op may take effect.
+func (op *Op) earliestEffect() int64 { return max(op.Call, op.Taken) }
 
 // Settled is what became of an op whose client gave up on it.
 type Settled uint8

@@ -240,7 +240,7 @@ func Partitions(h *History) []Partition {
 			}
 			p := part(op.Key)
 			p.Ops = append(p.Ops, porcupine.Operation{
-				ClientId: op.Client, Call: op.Call, Return: ret, Metadata: meta,
+				ClientId: op.Client, Call: op.earliestEffect(), Return: ret, Metadata: meta,
 				Input:  regInput{kind: KindGet},
 				Output: regOutput{value: op.Value, found: op.Found},
 			})
@@ -261,7 +261,7 @@ func Partitions(h *History) []Partition {
 				p.Optional++
 			}
 			p.Ops = append(p.Ops, porcupine.Operation{
-				ClientId: op.Client, Call: op.Call, Return: ret, Metadata: meta,
+				ClientId: op.Client, Call: op.earliestEffect(), Return: ret, Metadata: meta,
 				Input: in, Output: regOutput{},
 			})
 		}

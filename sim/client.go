@@ -37,6 +37,7 @@ type attempt struct {
 	// Op.EffectBy: whether a node took it, and by when its effect, if
 	// any, was settled.
 	handled  bool
+	takenAt  int64 // when a node took it from its queue
 	replied  bool
 	answer   *core.Response // what the node replied, heard or not
 	effectBy int64
@@ -54,7 +55,12 @@ func (c *client) think() {
 	if steps := int64(c.s.mix.ThinkMax / latencyQuantum); steps > 0 {
 		d = time.Duration(c.s.wr.Int64N(steps+1)) * latencyQuantum
 	}
-	c.s.w.After(d, c.next)
+	// A client calls no sooner than a nanosecond after its last answer, as
+	// no real client can do both at one instant. It also matters to the
+	// check: porcupine treats intervals as closed, so an op called at the
+	// instant another returns counts as concurrent with it, and clients in
+	// lockstep would chain every batch to the next into one search.
+	c.s.w.After(d+1, c.next)
 }
 
 // next issues a new logical request, or goes idle once the run's budget is
@@ -203,6 +209,9 @@ func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 		return
 	}
 	a.op.Return, a.op.Outcome, a.op.Note, a.op.Final = c.s.w.now, o, note, c.final
+	if a.handled {
+		a.op.Taken = a.takenAt
+	}
 	a.histIdx = c.s.hist.Add(a.op)
 	if o == checks.Unknown {
 		c.s.unknowns = append(c.s.unknowns, a)

@@ -160,6 +160,11 @@ func DrawMix(r *rand.Rand) FaultMix {
 		m.Disk.WriteLatencyMax = d.dur(latencyQuantum, time.Millisecond)
 		m.Disk.SyncLatencyMax = d.dur(latencyQuantum, 10*time.Millisecond)
 	}
+	// A client whose timeout is shorter than an ordinary round trip gives
+	// up on nearly everything: its history is mostly unknowns, which tell
+	// the checker little and make its search long. Timeouts start above
+	// the round trip (slow-tail messages still time out).
+	m.Timeout = max(m.Timeout, 2*m.ClientNet.LatencyMax+m.Disk.WriteLatencyMax+m.Disk.SyncLatencyMax+time.Millisecond)
 	if d.on(0.3) {
 		m.DiskFullEvery = d.dur(50*time.Millisecond, 2*time.Second)
 		m.DiskFullFor = d.dur(time.Millisecond, 300*time.Millisecond)

@@ -177,7 +177,11 @@ func (h *host) runTurn() {
 		}
 		flushErr = h.node.Flush()
 	})
-	h.busyUntil = h.s.w.now + int64(h.disk.TakeLatency())
+	// A turn takes at least a nanosecond: its replies leave strictly before
+	// the next turn starts, so the two turns' requests have disjoint windows
+	// (porcupine's intervals are closed, and touching ones count as
+	// concurrent).
+	h.busyUntil = h.s.w.now + int64(h.disk.TakeLatency()) + 1
 	if !ok || incarnation != h.incarnation {
 		return
 	}
@@ -197,7 +201,7 @@ func (h *host) deliver(it *inboxItem) {
 	switch {
 	case it.req != nil:
 		h.outstanding++
-		it.req.a.handled = true
+		it.req.a.handled, it.req.a.takenAt = true, h.s.w.now
 		if len(h.taken) > 2*h.outstanding+64 {
 			h.taken = slices.DeleteFunc(h.taken, func(a *attempt) bool { return a.replied })
 		}

@@ -513,25 +513,29 @@ func (s *Sim) check(res *Result) {
 	if s.stopped {
 		return // the run did not complete: its history is not a whole one
 	}
-	if s.mode.SettlesUnknowns {
-		for _, a := range s.unknowns {
-			op := &s.hist.Ops[a.histIdx]
-			switch {
-			case !a.handled:
-				op.Settled = checks.SettledNoEffect
-			case a.replied && a.answer.OK:
-				op.Settled, op.EffectBy = checks.SettledApplied, a.effectBy
-			case a.replied:
-				// The answer never reached the client, so check it here
-				// as the client would have.
-				if code := a.answer.Error.Code; !retryable(code) && code != core.CodeNotFound {
-					s.findings = append(s.findings, checks.Finding{Check: "protocol", Msg: fmt.Sprintf(
-						"unexpected answer to %s (attempt %d): %+v", a.req.Op, a.id, a.answer.Error)})
-				}
-				op.Settled = checks.SettledNoEffect
-			case a.effectBy > 0:
-				op.Settled, op.EffectBy = checks.SettledMaybe, a.effectBy
+	for _, a := range s.unknowns {
+		op := &s.hist.Ops[a.histIdx]
+		if a.handled {
+			op.Taken = a.takenAt // a node took it after its client gave up
+		}
+		if !s.mode.SettlesUnknowns {
+			continue
+		}
+		switch {
+		case !a.handled:
+			op.Settled = checks.SettledNoEffect
+		case a.replied && a.answer.OK:
+			op.Settled, op.EffectBy = checks.SettledApplied, a.effectBy
+		case a.replied:
+			// The answer never reached the client, so check it here
+			// as the client would have.
+			if code := a.answer.Error.Code; !retryable(code) && code != core.CodeNotFound {
+				s.findings = append(s.findings, checks.Finding{Check: "protocol", Msg: fmt.Sprintf(
+					"unexpected answer to %s (attempt %d): %+v", a.req.Op, a.id, a.answer.Error)})
 			}
+			op.Settled = checks.SettledNoEffect
+		case a.effectBy > 0:
+			op.Settled, op.EffectBy = checks.SettledMaybe, a.effectBy
 		}
 	}
 	opts := checks.LinOptions{Timeout: s.cfg.CheckTimeout}
