@@ -86,6 +86,7 @@ type Disk struct {
 	durable map[string]*inode // the directory as of the last SyncDir
 	open    []*file
 	latency int64 // accrued by calls since the last TakeLatency
+	async   AsyncHost
 	// Observe, if set, hears of every fault the disk injects and every
 	// sync, for the run's trace.
 	Observe func(event, name string, n int64)
@@ -189,7 +190,7 @@ func (d *Disk) Create(name string) (core.File, error) {
 	d.observe("create", name, 0)
 	f := &file{disk: d, name: name, ino: ino}
 	d.open = append(d.open, f)
-	return f, nil
+	return d.wrap(f), nil
 }
 
 // OpenAppend implements core.Disk.
@@ -200,7 +201,16 @@ func (d *Disk) OpenAppend(name string) (core.File, error) {
 	}
 	f := &file{disk: d, name: name, ino: ino}
 	d.open = append(d.open, f)
-	return f, nil
+	return d.wrap(f), nil
+}
+
+// wrap hands out files that can also sync in the background when a host
+// offers it, as realnet's does.
+func (d *Disk) wrap(f *file) core.File {
+	if d.async == nil {
+		return f
+	}
+	return &asyncFile{file: f}
 }
 
 // Rename implements core.Disk.
@@ -385,8 +395,18 @@ func (f *file) Sync() error {
 	}
 	d := f.disk
 	d.crashPoint("sync", f.name, false)
-	d.Syncs++
 	d.delay(d.faults.SyncLatencyMax)
+	if err := f.sync(); err != nil {
+		return err
+	}
+	d.crashPoint("sync", f.name, true)
+	return nil
+}
+
+// sync makes the file's content durable, or fails and loses what was not.
+func (f *file) sync() error {
+	d := f.disk
+	d.Syncs++
 	if d.chance(d.faults.SyncErrorProb) {
 		// The kernel dropped the dirty pages: what was unsynced is gone for
 		// good, whatever a later sync reports.
@@ -400,8 +420,67 @@ func (f *file) Sync() error {
 	f.ino.syncedLen = len(f.ino.data)
 	f.ino.syncedOld = nil
 	d.observe("sync", f.name, int64(len(f.ino.data)))
-	d.crashPoint("sync", f.name, true)
 	return nil
+}
+
+// AsyncHost is what a Disk needs to offer core.AsyncFile: a way to run the
+// fsync later, outside the node, and to hand its outcome to the node in a
+// later turn.
+type AsyncHost interface {
+	// Later runs f after d (the fsync itself, which the kernel runs while
+	// the node goes on).
+	Later(d time.Duration, f func())
+	// Deliver runs f in a turn of the node after d (the outcome, posted
+	// back into the node's loop).
+	Deliver(d time.Duration, f func())
+}
+
+// SetAsync makes the disk hand out core.AsyncFiles whose background syncs
+// run through h; nil turns it off. Only files opened afterwards are async.
+func (d *Disk) SetAsync(h AsyncHost) { d.async = h }
+
+// asyncFile is a file that can sync in the background, as realnet's files
+// do: the fsync runs at a random point within the sync latency — covering
+// whatever was appended by then, as an fdatasync that starts late does —
+// and its outcome reaches the node at the end of the latency.
+type asyncFile struct {
+	*file
+	inFlight bool
+}
+
+var _ core.AsyncFile = (*asyncFile)(nil)
+
+// SyncAsync implements core.AsyncFile.
+func (f *asyncFile) SyncAsync(done func(error)) {
+	d := f.disk
+	if f.inFlight {
+		// The contract allows one at a time per file: a node that breaks
+		// it is a node bug, reported as its panic.
+		panic(fmt.Sprintf("core.AsyncFile contract broken: SyncAsync on %s with one already in flight", f.name))
+	}
+	if f.closed {
+		d.async.Deliver(0, func() { done(fmt.Errorf("sync %s: file closed", f.name)) })
+		return
+	}
+	d.crashPoint("sync", f.name, false)
+	f.inFlight = true
+	total := int64(0)
+	if steps := int64(d.faults.SyncLatencyMax / latencyQuantum); steps > 0 {
+		total = d.rand.Int64N(steps+1) * int64(latencyQuantum)
+	}
+	at := d.rand.Int64N(total + 1)
+	var err error
+	d.async.Later(time.Duration(at), func() {
+		if f.closed {
+			err = fmt.Errorf("sync %s: file closed", f.name)
+			return
+		}
+		err = f.sync()
+	})
+	d.async.Deliver(time.Duration(total), func() {
+		f.inFlight = false
+		done(err)
+	})
 }
 
 func (f *file) Truncate(size int64) error {

@@ -32,6 +32,7 @@ type FaultMix struct {
 	ValuePad  int     // values carry up to this many padding bytes
 	SimFail   float64 // chance a write carries debug_simulate_fail
 	TurnMax   int     // events a node takes per turn before it flushes
+	AsyncSync bool    // files offer core.AsyncFile, as realnet's do: the fsync runs in the background
 	SegBytes  int64   // node config: SegmentBytesMax
 	SnapBytes int64   // node config: SnapshotLogBytesMin
 	BatchMax  int     // node config: BatchBytesMax
@@ -127,6 +128,9 @@ func DrawMix(r *rand.Rand) FaultMix {
 	if d.on(0.7) {
 		m.ThinkMax = d.dur(latencyQuantum, 5*time.Millisecond)
 	}
+	// Production (realnet) syncs in the background; plain Sync is the
+	// fallback path of hosts that do not offer it. Both are simulated.
+	m.AsyncSync = d.on(0.75)
 	if d.on(0.2) {
 		m.ValuePad = d.intIn(1, 4000)
 	}
@@ -229,6 +233,7 @@ var faultSwitches = map[string]func(m *FaultMix){
 	"diskfull":   func(m *FaultMix) { m.DiskFullEvery = 0 },
 	"drift":      func(m *FaultMix) { m.DriftPPM = 0 },
 	"simfail":    func(m *FaultMix) { m.SimFail = 0 },
+	"async":      func(m *FaultMix) { m.AsyncSync = false },
 }
 
 // FaultSwitches lists the names Without accepts, sorted.

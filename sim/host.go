@@ -54,7 +54,8 @@ type inboxItem struct {
 	req   *request // a client request, or
 	from  Addr     // a peer message from from, or
 	msg   []byte
-	timer *timer // a due timer
+	timer *timer // a due timer, or
+	fn    func() // a background sync's outcome
 }
 
 // request is a client request on the wire.
@@ -208,6 +209,9 @@ func (h *host) deliver(it *inboxItem) {
 		h.taken = append(h.taken, it.req.a)
 		h.s.trace(h.addr, "request", it.req.a.id, 0, it.req.req.Op)
 		h.node.HandleRequest(it.req.req, h.replyFunc(it.req))
+	case it.fn != nil:
+		h.s.trace(h.addr, "sync-done", 0, 0, "")
+		it.fn()
 	case it.timer != nil:
 		if it.timer.done {
 			return // stopped after it fell due: it must not run
@@ -368,6 +372,30 @@ func (h *host) start() {
 		why = " on a disk without faults, after a start refused because of an injected fault"
 	}
 	h.s.fail("recovery", fmt.Sprintf("node %d failed to start%s: %v\n  disk: %s", h.id, why, err, h.disk.Describe()))
+}
+
+// Later implements AsyncHost: the fsync runs unless the node has died
+// meanwhile (a dead process's fsync may or may not have happened; the crash
+// already decided what the disk kept).
+func (h *host) Later(d time.Duration, f func()) {
+	incarnation := h.incarnation
+	h.s.w.After(d, func() {
+		if h.up && h.incarnation == incarnation {
+			f()
+		}
+	})
+}
+
+// Deliver implements AsyncHost: f runs in a turn of the node, as a posted
+// event does in realnet.
+func (h *host) Deliver(d time.Duration, f func()) {
+	incarnation := h.incarnation
+	h.s.w.After(d, func() {
+		if h.up && h.incarnation == incarnation {
+			h.inbox = append(h.inbox, inboxItem{fn: f})
+			h.scheduleTurn()
+		}
+	})
 }
 
 func (h *host) logf(format string, args ...any) {

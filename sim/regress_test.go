@@ -21,6 +21,11 @@ var regressions = []struct {
 	{132, nil, "core: a transient read bit flip in the last WAL segment is taken for a torn tail and truncated away, " +
 		"with acknowledged writes in it"},
 	{217, nil, "core: as seed 132"},
+	{1763, []string{"readflip", "process-crash"}, "core: with background fsync (AsyncFile), a batch whose write fails is undone " +
+		"by a truncate that is never synced, while the previous batch's fsync, running late, already made the partial batch durable; " +
+		"after a power loss the sealed segment holds it (ErrCorrupt: bad record in a sealed segment)"},
+	{1237, []string{"readflip", "process-crash"}, "core: as seed 1763, where the undone batch's records come back whole after a power loss: " +
+		"writes answered io_error reappear and the next segment overlaps them (ErrCorrupt: segment starts at 54, expected 57)"},
 	{851, []string{"readflip", "process-crash"}, "sim: an injected fsync error during Start was reported as a recovery failure " +
 		"instead of a refusal to start; the restart must retry on a disk without faults"},
 	{186, nil, "sim: read bit flips over hundreds of segments refused every start; a restart after a flip must read clean"},

@@ -225,6 +225,9 @@ func (s *Sim) setup() {
 		h := &host{s: s, id: i, addr: NodeAddr(i), rand: stream(s.cfg.Seed, streamNode+uint64(i))}
 		h.disk = NewDisk(stream(s.cfg.Seed, streamDisk+uint64(i)), s.mix.Disk)
 		h.disk.Observe = func(event, name string, n int64) { s.trace(h.addr, "disk-"+event, n, 0, name) }
+		if s.mix.AsyncSync {
+			h.disk.SetAsync(h)
+		}
 		h.cdisk = h.disk
 		if s.cfg.WrapDisk != nil {
 			h.cdisk = s.cfg.WrapDisk(h.disk)
