@@ -49,10 +49,12 @@ func (n earlyReplyNode) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 }
 
 func TestCatchesNodeThatDoesNotSync(t *testing.T) {
+	skipWhenReplaying(t)
 	catchWithin(t, 100, Config{WrapDisk: func(d core.Disk) core.Disk { return noSyncDisk{d} }})
 }
 
 func TestCatchesNodeThatRepliesBeforeFlush(t *testing.T) {
+	skipWhenReplaying(t)
 	catchWithin(t, 100, Config{WrapNode: func(n core.Node) core.Node { return earlyReplyNode{n} }})
 }
 

@@ -22,6 +22,9 @@ type client struct {
 	final bool     // the final reader: retries until it gets an answer
 	// keys is the final reader's work list.
 	keys []string
+	// leader is the last leader a node named in a not_leader answer, for
+	// a Mode's Target to use.
+	leader string
 }
 
 // attempt is one sending of one logical request.
@@ -185,6 +188,12 @@ func (c *client) receive(m *response) {
 	case code == core.CodeNotFound && a.op.Kind == checks.KindGet:
 		c.finish(a, checks.OK, "")
 	case retryable(code):
+		c.finish(a, checks.Failed, code)
+		c.retryOrNext(a)
+		return
+	case code == core.CodeNotLeader:
+		// A follower applies nothing; go where it points.
+		c.leader = resp.Error.Leader
 		c.finish(a, checks.Failed, code)
 		c.retryOrNext(a)
 		return

@@ -7,6 +7,7 @@ import "testing"
 // replayed. The trace covers every delivery, turn, reply (with its value),
 // crash, fault and log line, so any divergence shows.
 func TestDeterminism(t *testing.T) {
+	skipWhenReplaying(t)
 	n := 60
 	if testing.Short() {
 		n = 10
@@ -43,6 +44,7 @@ func countFailed(t *testing.T) int {
 // TestTraceHashSeesChanges makes sure the hash covers the run's content:
 // the same seed with one fault switched off must hash differently.
 func TestTraceHashSeesChanges(t *testing.T) {
+	skipWhenReplaying(t)
 	for seed := uint64(1); seed <= 20; seed++ {
 		a := Run(Config{Seed: seed, Ops: 200, NoReport: true})
 		b := Run(Config{Seed: seed, Ops: 200, NoReport: true, Without: []string{"crash"}})

@@ -176,20 +176,24 @@ func checkCrashed(t *rapid.T, d *Disk, m *diskModel, faults DiskFaults) {
 }
 
 func TestDiskSyncedDataSurvivesCrashes(t *testing.T) {
+	skipWhenReplaying(t)
 	rapid.Check(t, func(t *rapid.T) { checkDiskAgainstModel(t, DiskFaults{}) })
 }
 
 func TestDiskTornWritesKeepSyncedData(t *testing.T) {
+	skipWhenReplaying(t)
 	rapid.Check(t, func(t *rapid.T) { checkDiskAgainstModel(t, DiskFaults{TornWriteProb: 0.7, GarbleProb: 0.5}) })
 }
 
 func TestDiskFailedSyncLosesUnsyncedData(t *testing.T) {
+	skipWhenReplaying(t)
 	rapid.Check(t, func(t *rapid.T) { checkDiskAgainstModel(t, DiskFaults{SyncErrorProb: 0.4}) })
 }
 
 // A crash point panics before or after the call's work; either way what is
 // synced stays synced.
 func TestDiskCrashPointPanics(t *testing.T) {
+	skipWhenReplaying(t)
 	d := NewDisk(rand.New(rand.NewPCG(1, 1)), DiskFaults{CrashOpProb: 1})
 	defer func() {
 		if _, ok := recover().(*CrashPoint); !ok {
@@ -200,6 +204,7 @@ func TestDiskCrashPointPanics(t *testing.T) {
 }
 
 func TestDiskLatencyAccrues(t *testing.T) {
+	skipWhenReplaying(t)
 	d := NewDisk(rand.New(rand.NewPCG(1, 1)), DiskFaults{SyncLatencyMax: 10 * latencyQuantum})
 	f, _ := d.Create("x")
 	for i := 0; i < 20; i++ {

@@ -18,8 +18,9 @@ type Mode struct {
 	// NewNode makes a fresh node (for a first start or a restart) for node
 	// id, configured from the seed's mix.
 	NewNode func(id int, mix *FaultMix) core.Node
-	// Target picks the node client c sends its next request to.
-	Target func(s *Sim, c int) int
+	// Target picks the node a client sends its next request to; leader is
+	// the last leader a not_leader answer named to it ("" if none).
+	Target func(s *Sim, client int, leader string) int
 	// SettlesUnknowns: a request's effect, if any, is settled once the
 	// node that took it answers, or dies and restarts — no other node can
 	// apply it later. True for a single node; not for a cluster, where a
@@ -38,7 +39,7 @@ var modes = map[string]Mode{
 			cfg.BatchBytesMax = mix.BatchMax
 			return core.NewSingleNode(cfg)
 		},
-		Target:          func(*Sim, int) int { return 0 },
+		Target:          func(*Sim, int, string) int { return 0 },
 		SettlesUnknowns: true,
 	},
 }

@@ -71,6 +71,7 @@ func drawLatency(t *rapid.T) LinkFaults {
 // minimum latency, and in order on its link (the network promises FIFO
 // links, as TCP gives).
 func TestNetworkDeliversEveryMessageOnceInOrder(t *testing.T) {
+	skipWhenReplaying(t)
 	rapid.Check(t, func(t *rapid.T) {
 		f := drawLatency(t)
 		n, w, got := newTestNetwork(rapid.Uint64().Draw(t, "seed"), f)
@@ -108,6 +109,7 @@ func TestNetworkDeliversEveryMessageOnceInOrder(t *testing.T) {
 
 // Reordering breaks FIFO, never exactly-once.
 func TestNetworkReorderKeepsExactlyOnce(t *testing.T) {
+	skipWhenReplaying(t)
 	rapid.Check(t, func(t *rapid.T) {
 		f := drawLatency(t)
 		f.ReorderProb = rapid.Float64Range(0, 1).Draw(t, "reorder")
@@ -128,6 +130,7 @@ func TestNetworkReorderKeepsExactlyOnce(t *testing.T) {
 
 // A message on a cut link is lost; drop and duplicate do what they say.
 func TestNetworkPartitionsAndFaults(t *testing.T) {
+	skipWhenReplaying(t)
 	rapid.Check(t, func(t *rapid.T) {
 		f := drawLatency(t)
 		f.DropProb = rapid.Float64Range(0, 0.5).Draw(t, "drop")

@@ -43,6 +43,7 @@ var regressions = []struct {
 }
 
 func TestRegressions(t *testing.T) {
+	skipWhenReplaying(t)
 	for _, r := range regressions {
 		t.Run("seed="+strconv.FormatUint(r.seed, 10), func(t *testing.T) {
 			t.Parallel()

@@ -327,7 +327,7 @@ func (s *Sim) newNode(id int) core.Node {
 	return n
 }
 
-func (s *Sim) target(c *client) Addr { return NodeAddr(s.mode.Target(s, c.id)) }
+func (s *Sim) target(c *client) Addr { return NodeAddr(s.mode.Target(s, c.id, c.leader)) }
 
 // deliver routes an arrived message to its endpoint.
 func (s *Sim) deliver(from, to Addr, msg any) {

@@ -127,3 +127,11 @@ func ExampleReplayCommand() {
 	fmt.Println(ReplayCommand(42))
 	// Output: go test ./sim -run TestSim -seed=42 -v
 }
+
+// skipWhenReplaying keeps `go test ./sim -seed=N -v` about that one seed.
+func skipWhenReplaying(t *testing.T) {
+	t.Helper()
+	if *seedFlag != "" {
+		t.Skip("-seed replays one seed; other tests are skipped")
+	}
+}
