@@ -8,7 +8,7 @@ import "testing"
 // crash, fault and log line, so any divergence shows.
 func TestDeterminism(t *testing.T) {
 	skipWhenReplaying(t)
-	n := 60
+	n := 100
 	if testing.Short() {
 		n = 10
 	}

@@ -23,7 +23,7 @@ type host struct {
 	disk  *Disk     // the simulated disk, for crashes and faults
 	cdisk core.Disk // what the node sees: disk, or a test's wrapper of it
 	clock *clock
-	rand  *rand.Rand // the node's Rand; it lives across restarts like a seeded PRNG would not, which is fine: it only needs to be deterministic
+	rand  *rand.Rand // the node's Rand: one stream for the node's whole run, so each restart draws on, deterministically
 	node  core.Node
 	up    bool
 	// incarnation counts starts; timers and replies of an earlier one are
@@ -73,13 +73,6 @@ type response struct {
 // midTurnCrash is the panic value of a crash the host injects between two
 // events of a turn.
 type midTurnCrash struct{ after int }
-
-// nodePanic is a panic of the node's own (a failed assertion, a nil
-// dereference), which the run reports as a finding.
-type nodePanic struct {
-	value any
-	stack string
-}
 
 // protect runs f, turning an injected crash into a crash of the node and
 // any other panic into a finding. It reports whether f ran to completion.

@@ -81,18 +81,6 @@ func (w *World) Step() bool {
 	return false
 }
 
-// RunUntil runs events while cond holds, the queue is not empty and virtual
-// time stays at or before deadline. It reports whether cond stopped it.
-func (w *World) RunUntil(deadline int64, cond func() bool) bool {
-	for cond() {
-		if len(w.queue) == 0 || w.queue[0].at > deadline {
-			return false
-		}
-		w.Step()
-	}
-	return true
-}
-
 // RunTo runs every event up to virtual time t, then sets the time to t.
 func (w *World) RunTo(t int64) {
 	for len(w.queue) > 0 && w.queue[0].at <= t {
