@@ -114,11 +114,18 @@ func (n *SingleNode) Start(env Env) error {
 	n.store = NewStore()
 	if len(snaps) > 0 {
 		newest := snaps[len(snaps)-1]
-		data, err := env.Disk.ReadFile(newest)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", newest, err)
+		var data []byte
+		var store *Store
+		var index uint64
+		for range readAttempts { // a transient read error is not damage
+			if data, err = env.Disk.ReadFile(newest); err != nil {
+				err = fmt.Errorf("reading %s: %w", newest, err)
+				continue
+			}
+			if store, index, err = loadSnapshot(newest, data); err == nil {
+				break
+			}
 		}
-		store, index, err := loadSnapshot(newest, data)
 		if err != nil {
 			return err
 		}
@@ -142,6 +149,11 @@ func (n *SingleNode) Start(env Env) error {
 	}, env.logf)
 	if err != nil {
 		return err
+	}
+	// Removals and renames of the last run, and the cleanup above, may be
+	// in the page cache only; recovery has read past them.
+	if err := env.Disk.SyncDir(); err != nil {
+		return fmt.Errorf("syncing the data directory: %w", err)
 	}
 	n.wal = w
 	n.logSinceSnap = w.totalBytes()
@@ -331,8 +343,15 @@ func putCRC(rec []byte) {
 // its writes, and the reads that may have seen them.
 func (n *SingleNode) undoBatch() {
 	cause := n.batchWriteErr
+	// The truncate must be durable before the log goes on: part of the
+	// batch may have reached the disk (a background fsync can run late and
+	// cover it), and a later roll would seal the segment with it inside.
 	if err := n.wal.truncate(n.batchStart); err != nil {
 		n.stopped = fmt.Errorf("cannot undo a failed write (%v), stopping: %w", cause, err)
+		return
+	}
+	if err := n.wal.sync(); err != nil {
+		n.stopped = fmt.Errorf("fsync failed while undoing a failed write (%v), stopping: %w", cause, err)
 		return
 	}
 	n.wal.nextIndex = n.batchIndex

@@ -150,11 +150,7 @@ func openWAL(d Disk, names []string, snapIndex uint64, apply func(Record) error,
 		if seg.first != expect {
 			return nil, fmt.Errorf("%w: %s starts at index %d, expected %d", ErrCorrupt, seg.name, seg.first, expect)
 		}
-		data, err := d.ReadFile(seg.name)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", seg.name, err)
-		}
-		recs, valid, err := scanSegment(seg.name, data, expect)
+		data, recs, valid, err := readSegment(d, seg.name, expect)
 		if err != nil {
 			return nil, err
 		}
@@ -184,9 +180,12 @@ func openWAL(d Disk, names []string, snapIndex uint64, apply func(Record) error,
 				if err := f.Truncate(int64(valid)); err != nil {
 					return nil, fmt.Errorf("truncating %s: %w", seg.name, err)
 				}
-				if err := f.Sync(); err != nil {
-					return nil, fmt.Errorf("syncing %s: %w", seg.name, err)
-				}
+			}
+			// After a process crash the tail may be in the page cache only:
+			// make it durable before anything is served from it, or a later
+			// power loss could take back what was already read.
+			if err := f.Sync(); err != nil {
+				return nil, fmt.Errorf("syncing %s: %w", seg.name, err)
 			}
 			w.file = f
 		}
@@ -196,6 +195,44 @@ func openWAL(d Disk, names []string, snapIndex uint64, apply func(Record) error,
 	}
 	w.nextIndex = expect
 	return w, nil
+}
+
+// readAttempts is how many times recovery reads a file that fails its
+// checks before it believes the damage. A flipped bit on the way from the
+// medium is transient; cutting acknowledged records off as a "torn tail"
+// because of one would lose them.
+const readAttempts = 3
+
+// readSegment reads and scans a segment, reading again while it looks
+// damaged, and keeps the read with the longest valid prefix: damage only
+// ever shortens it.
+func readSegment(d Disk, name string, expect uint64) ([]byte, []Record, int, error) {
+	var bestData []byte
+	var bestRecs []Record
+	bestValid := -1
+	var lastErr error
+	for range readAttempts {
+		data, err := d.ReadFile(name)
+		if err != nil {
+			lastErr = fmt.Errorf("reading %s: %w", name, err)
+			continue
+		}
+		recs, valid, err := scanSegment(name, data, expect)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if valid > bestValid {
+			bestData, bestRecs, bestValid = data, recs, valid
+		}
+		if valid == len(data) {
+			break
+		}
+	}
+	if bestValid < 0 {
+		return nil, nil, 0, lastErr
+	}
+	return bestData, bestRecs, bestValid, nil
 }
 
 // createSegment starts a new last segment whose first record is first, and
