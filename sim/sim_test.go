@@ -33,8 +33,8 @@ func baseConfig() Config {
 // ciSeeds is the CI budget: seeds 1..ciSeeds, plus ciRandomSeeds drawn
 // afresh each run (and printed, so a failure can be replayed).
 const (
-	ciSeeds       = 500
-	ciRandomSeeds = 10
+	ciSeeds       = 2000
+	ciRandomSeeds = 20
 )
 
 // TestSim runs the simulator: one seed with -seed=N, else the CI budget.
