@@ -39,6 +39,7 @@ type runResult struct {
 	elapsed time.Duration
 	lat     latencies
 	errors  int
+	raw     float64 // 4 KiB write+fdatasync per second, interleaved with the run
 }
 
 func (r runResult) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
@@ -53,7 +54,7 @@ func runThroughput(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per run")
 	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time before each run")
 	fs.IntVar(&cfg.valueBytes, "value-bytes", 100, "bytes per value")
-	fs.DurationVar(&cfg.baselineTime, "baseline-duration", 3*time.Second, "time spent measuring the raw fdatasync rate")
+	fs.DurationVar(&cfg.baselineTime, "baseline-duration", 2500*time.Millisecond, "time per run spent measuring the raw fdatasync rate, between the run's slices")
 	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for data directories; removed afterwards")
 	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
 	fs.BoolVar(&cfg.unsafeRef, "unsafe-reference", true, "also run with --unsafe-no-fsync, as the CPU-bound reference")
@@ -89,12 +90,7 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		}
 	}
 
-	fmt.Fprintf(out, "baseline: 4 KiB write+fdatasync on %s for %v ...\n", work, cfg.baselineTime)
-	raw, err := rawSyncRate(work, cfg.baselineTime)
-	if err != nil {
-		return fmt.Errorf("baseline: %w", err)
-	}
-	fmt.Fprintf(out, "baseline: %.0f fdatasync/s\n", raw)
+	fmt.Fprintf(out, "baseline: 4 KiB write+fdatasync on %s, measured between the slices of every run\n", work)
 
 	var results []runResult
 	var restart time.Duration
@@ -110,14 +106,14 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 			return err
 		}
 		space := max(size, 100_000)
-		r, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, cfg.clients, cfg, out)
+		r, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, cfg.clients, cfg, work, out)
 		if err != nil {
 			p.Kill()
 			return err
 		}
 		results = append(results, r)
 		if i == 0 {
-			r1, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, 1, cfg, out)
+			r1, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, 1, cfg, work, out)
 			if err != nil {
 				p.Kill()
 				return err
@@ -158,7 +154,7 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		r, err := measure(p.Addr, "UNSAFE no fsync, 0 keys", 0, 100_000, cfg.clients, cfg, out)
+		r, err := measure(p.Addr, "UNSAFE no fsync, 0 keys", 0, 100_000, cfg.clients, cfg, work, out)
 		p.Kill()
 		if err != nil {
 			return err
@@ -166,15 +162,15 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		unsafeRun = &r
 	}
 
-	fmt.Fprintf(out, "\nthroughput: %d-byte values, %v per run, raw fdatasync baseline %.0f/s\n\n", cfg.valueBytes, cfg.duration, raw)
+	fmt.Fprintf(out, "\nthroughput: %d-byte values, %v per run; raw = 4 KiB write+fdatasync/s measured between the run's slices\n\n", cfg.valueBytes, cfg.duration)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tclients\tops/s\tx raw fsync\tp50\tp99\tp99.9\terrors\t")
+	fmt.Fprintln(tw, "run\tclients\tops/s\traw/s\tx raw\tp50\tp99\tp99.9\terrors\t")
 	all := results
 	if unsafeRun != nil {
 		all = append(all, *unsafeRun)
 	}
 	for _, r := range all {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%s\t%s\t%s\t%d\t\n", r.name, r.clients, r.rate(), r.rate()/raw,
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%d\t\n", r.name, r.clients, r.rate(), r.raw, r.rate()/r.raw,
 			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors)
 	}
 	tw.Flush()
@@ -190,7 +186,7 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		}
 	}
 	if first != nil {
-		fmt.Fprintf(out, "group commit: %d clients = %.1f x raw fdatasync rate (target >= 25)\n", cfg.clients, first.rate()/raw)
+		fmt.Fprintf(out, "group commit: %d clients = %.1f x raw fdatasync rate (target >= 25)\n", cfg.clients, first.rate()/first.raw)
 		if unsafeRun != nil {
 			fmt.Fprintf(out, "cpu bound:    durable / unsafe-no-fsync = %.2f (target >= 0.6 when the disk is fast)\n", first.rate()/unsafeRun.rate())
 		}
@@ -198,7 +194,7 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 	}
 	for _, r := range results {
 		if r.clients == 1 {
-			fmt.Fprintf(out, "one client:   %.2f x raw fdatasync rate (target >= 0.8)\n", r.rate()/raw)
+			fmt.Fprintf(out, "one client:   %.2f x raw fdatasync rate (target >= 0.8)\n", r.rate()/r.raw)
 		}
 	}
 	if restartKeys > 0 {
@@ -281,10 +277,15 @@ func populate(addr string, n, valueBytes int, out io.Writer) error {
 	return nil
 }
 
+// measureSlices is how many pieces a run is cut into, with the raw fsync
+// baseline measured between them: the disk's speed drifts on a shared
+// machine, and interleaving puts the run and its baseline in the same weather.
+const measureSlices = 5
+
 // measure runs clients that each Set random keys of the key space, one at a
-// time, for the configured duration after a warmup.
-func measure(addr, name string, keys, space, clients int, cfg throughputConfig, out io.Writer) (runResult, error) {
-	fmt.Fprintf(out, "run: %s, %d clients, %v ...\n", name, clients, cfg.duration)
+// time, after a warmup, in slices interleaved with the raw fsync baseline.
+func measure(addr, name string, keys, space, clients int, cfg throughputConfig, dir string, out io.Writer) (runResult, error) {
+	fmt.Fprintf(out, "run: %s, %d clients, %v in %d slices interleaved with the fdatasync baseline ...\n", name, clients, cfg.duration, measureSlices)
 	value := strings.Repeat("v", cfg.valueBytes)
 	conns := make([]*client.KVClient, clients)
 	for i := range conns {
@@ -295,8 +296,8 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 		defer c.Close()
 		conns[i] = c
 	}
-	var measuring atomic.Bool
-	var stop atomic.Bool
+	var measuring, paused, stop atomic.Bool
+	var busy atomic.Int64
 	perClient := make([]latencies, clients)
 	errCount := make([]int, clients)
 	var g sync.WaitGroup
@@ -307,12 +308,19 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 			r := rand.New(rand.NewPCG(uint64(i), 7))
 			lat := make(latencies, 0, 1<<16)
 			for !stop.Load() {
+				if paused.Load() {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				busy.Add(1)
 				key := keyName(r.IntN(space))
 				t0 := time.Now()
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				err := c.Set(ctx, key, value)
 				cancel()
-				if !measuring.Load() {
+				counted := measuring.Load()
+				busy.Add(-1)
+				if !counted {
 					continue
 				}
 				if err != nil {
@@ -325,19 +333,37 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 		}()
 	}
 	time.Sleep(cfg.warmup)
-	measuring.Store(true)
-	start := time.Now()
-	time.Sleep(cfg.duration)
-	measuring.Store(false)
-	elapsed := time.Since(start)
+	slice := cfg.duration / measureSlices
+	var elapsed time.Duration
+	var rawSum float64
+	for k := 0; k < measureSlices; k++ {
+		measuring.Store(true)
+		start := time.Now()
+		time.Sleep(slice)
+		measuring.Store(false)
+		elapsed += time.Since(start)
+		// Quiesce the clients, then measure the disk alone.
+		paused.Store(true)
+		for busy.Load() > 0 {
+			time.Sleep(100 * time.Microsecond)
+		}
+		raw, err := rawSyncRate(dir, cfg.baselineTime/measureSlices)
+		if err != nil {
+			stop.Store(true)
+			g.Wait()
+			return runResult{}, err
+		}
+		rawSum += raw
+		paused.Store(false)
+	}
 	stop.Store(true)
 	g.Wait()
-	r := runResult{name: name, keys: keys, clients: clients, elapsed: elapsed}
+	r := runResult{name: name, keys: keys, clients: clients, elapsed: elapsed, raw: rawSum / measureSlices}
 	for i := range perClient {
 		r.lat = append(r.lat, perClient[i]...)
 		r.errors += errCount[i]
 	}
 	r.ops = len(r.lat)
-	fmt.Fprintf(out, "  %.0f ops/s, p50 %s, p99 %s\n", r.rate(), ms(r.lat.percentile(50)), ms(r.lat.percentile(99)))
+	fmt.Fprintf(out, "  %.0f ops/s, p50 %s, p99 %s; raw fdatasync %.0f/s\n", r.rate(), ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), r.raw)
 	return r, nil
 }
