@@ -42,45 +42,85 @@ func lingerClose(nc net.Conn) {
 	nc.Close()
 }
 
-// slot carries one response. The reader queues slots in request order and
-// the writer waits on them in that order, so responses leave in request order
-// whatever order the node answers in. Capacity 1 means the node's reply never
-// blocks the loop.
-type slot chan core.Response
-
-func filledSlot(resp core.Response) slot {
-	s := make(slot, 1)
-	s <- resp
-	return s
+// slot is one owed response. The reader queues slots in request order and
+// the writer sends them in that order, so responses leave in request order
+// whatever order the node answers in. A slot is filled once, under conn.mu.
+type slot struct {
+	resp   core.Response
+	filled bool
 }
+
+func filledSlot(resp core.Response) *slot { return &slot{resp: resp, filled: true} }
 
 // conn is one client connection: a reader goroutine that frames, decodes
 // and posts requests, and a writer goroutine that sends responses.
+//
+// The writer sleeps until the slot at the head of the queue is filled, and
+// only then: queueing a request does not wake it. With one request at a time
+// on a connection, that is one wake-up per request instead of two.
 type conn struct {
 	h  *Host
 	nc net.Conn
-	// slots holds the responses owed, in request order; with the one the
-	// writer is waiting on, at most ConnInflightMax. The reader closes it
-	// when it stops reading.
-	slots    chan slot
+
+	mu         sync.Mutex
+	queue      []*slot // owed responses, in request order
+	readerGone bool    // the reader stopped: no more slots will be queued
+	// ready has room for one token: "the head may be filled, or the reader
+	// is gone". Senders never block, and the writer rechecks under mu.
+	ready chan struct{}
+	// room holds a token per queued slot, so at most ConnInflightMax
+	// responses are owed at once and the reader waits for the writer.
+	room chan struct{}
+
 	stop     chan struct{} // the loop has exited: send what is ready and close
 	stopOnce sync.Once
 	dead     chan struct{} // the writer has exited: nobody takes slots any more
-	// readerDone is set by the writer when it finds slots closed: nothing
-	// else reads the socket, so the writer may linger on it.
+	// readerDone is set by the writer when it finds the reader gone with
+	// nothing owed: nothing else reads the socket, so it may linger on it.
 	readerDone bool
 }
 
 func newConn(h *Host, nc net.Conn) *conn {
 	return &conn{
-		h:  h,
-		nc: nc,
-		// The writer holds one slot out of the channel while it waits
-		// for it, so the channel holds the rest of the limit.
-		slots: make(chan slot, h.cfg.ConnInflightMax-1),
+		h:     h,
+		nc:    nc,
+		ready: make(chan struct{}, 1),
+		room:  make(chan struct{}, h.cfg.ConnInflightMax),
 		stop:  make(chan struct{}),
 		dead:  make(chan struct{}),
 	}
+}
+
+func (c *conn) wake() {
+	select {
+	case c.ready <- struct{}{}:
+	default:
+	}
+}
+
+// fill answers s; called on the loop goroutine, it never blocks. It reports
+// false if s was already filled.
+func (c *conn) fill(s *slot, resp core.Response) bool {
+	c.mu.Lock()
+	if s.filled {
+		c.mu.Unlock()
+		return false
+	}
+	s.resp, s.filled = resp, true
+	head := len(c.queue) > 0 && c.queue[0] == s
+	c.mu.Unlock()
+	if head {
+		c.wake()
+	}
+	return true
+}
+
+// readerStopped tells the writer that nothing more will be queued.
+func (c *conn) readerStopped() {
+	c.mu.Lock()
+	c.readerGone = true
+	c.mu.Unlock()
+	c.wake()
 }
 
 // shutdown tells the writer that no more replies will come. A write that is
@@ -105,7 +145,7 @@ func (c *conn) writeTimeout() time.Duration {
 
 // push queues a slot for the writer, blocking while the in-flight limit is
 // reached. It reports false when the connection is going away.
-func (c *conn) push(s slot) bool {
+func (c *conn) push(s *slot) bool {
 	// Checked first because a select picks at random among ready cases,
 	// and a client flooding the socket must not keep a stopped host busy.
 	select {
@@ -114,13 +154,20 @@ func (c *conn) push(s slot) bool {
 	default:
 	}
 	select {
-	case c.slots <- s:
-		return true
+	case c.room <- struct{}{}:
 	case <-c.dead:
 		return false
 	case <-c.stop:
 		return false
 	}
+	c.mu.Lock()
+	c.queue = append(c.queue, s)
+	head := len(c.queue) == 1 && s.filled
+	c.mu.Unlock()
+	if head {
+		c.wake()
+	}
+	return true
 }
 
 // read frames lines, answering too_large for an over-long one and skipping
@@ -128,7 +175,7 @@ func (c *conn) push(s slot) bool {
 // partial line.
 func (c *conn) read() {
 	defer c.h.wg.Done()
-	defer close(c.slots) // the writer sends what is owed, then closes
+	defer c.readerStopped() // the writer sends what is owed, then closes
 	lineMax := c.h.cfg.RequestBytesMax
 	buf := make([]byte, readBufBytes)
 	// buf[start:end] is read but not yet framed; buf[start:scanned] is known
@@ -242,23 +289,29 @@ func (c *conn) handleLine(line []byte) bool {
 	if bad != nil {
 		return c.push(filledSlot(*bad))
 	}
-	s := make(slot, 1)
+	s := &slot{}
 	if !c.push(s) {
 		return false
 	}
 	node := c.h.node
 	logf := c.h.logf
+	inFlight := &c.h.requestsInFlight
+	inFlight.Add(1)
 	reply := func(resp core.Response) {
 		resp.ID = req.ID
-		select {
-		case s <- resp:
-		default:
+		if c.fill(s, resp) {
+			inFlight.Add(-1)
+		} else {
 			// The contract says exactly once; a second reply must not
 			// block the loop or reorder the stream, so it is dropped.
 			logf("node replied twice to one %q request; dropped the second reply", req.Op)
 		}
 	}
-	return c.h.post(func() { node.HandleRequest(req, reply) })
+	if !c.h.post(func() { node.HandleRequest(req, reply) }) {
+		inFlight.Add(-1)
+		return false
+	}
+	return true
 }
 
 // write sends responses in request order, flushing whenever the next one is
@@ -277,105 +330,65 @@ func (c *conn) write() {
 	}()
 	bw := bufio.NewWriterSize(c.nc, writeBufBytes)
 	var line []byte
+	var batch []*slot
+	var gone bool
 	for {
-		s, ok := c.nextSlot(bw)
-		if !ok {
-			return
-		}
-		resp, ok := c.await(s, bw)
-		if !ok {
-			return
-		}
-		line = core.AppendResponse(line[:0], &resp)
-		if len(line) > bw.Available() {
-			// This write reaches the socket; bound how long it may
-			// wait for a client that does not read.
-			c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
-		}
-		if _, err := bw.Write(line); err != nil {
-			return
-		}
-	}
-}
-
-// nextSlot returns the next owed slot, or false when there is none and will
-// be none. On shutdown it sends whatever is ready first.
-func (c *conn) nextSlot(bw *bufio.Writer) (slot, bool) {
-	select {
-	case s, ok := <-c.slots:
-		if !ok {
-			c.readerDone = c.flush(bw, c.writeTimeout())
-		}
-		return s, ok
-	default:
-	}
-	if !c.flush(bw, c.writeTimeout()) {
-		return nil, false
-	}
-	select {
-	case s, ok := <-c.slots:
-		if !ok {
-			c.readerDone = c.flush(bw, c.writeTimeout())
-		}
-		return s, ok
-	case <-c.stop:
-		c.sendReady(bw, nil)
-		return nil, false
-	}
-}
-
-// await waits for the node to fill s.
-func (c *conn) await(s slot, bw *bufio.Writer) (core.Response, bool) {
-	select {
-	case resp := <-s:
-		return resp, true
-	default:
-	}
-	if !c.flush(bw, c.writeTimeout()) {
-		return core.Response{}, false
-	}
-	select {
-	case resp := <-s:
-		return resp, true
-	case <-c.stop:
-		c.sendReady(bw, s)
-		return core.Response{}, false
-	}
-}
-
-// sendReady runs once the loop has exited, so no slot will be filled any
-// more: it sends the filled slots at the head of the queue, starting with
-// head if not nil, up to the first empty one, whose request will never be
-// answered. Those responses are real (a write was fsync'd before its reply),
-// so they are worth a short wait.
-func (c *conn) sendReady(bw *bufio.Writer, head slot) {
-	var line []byte
-	for {
-		s := head
-		head = nil
-		if s == nil {
-			select {
-			case s = <-c.slots:
-			default:
+		batch, gone = c.takeReady(batch[:0])
+		for _, s := range batch {
+			line = core.AppendResponse(line[:0], &s.resp)
+			if len(line) > bw.Available() {
+				// This write reaches the socket; bound how long it may
+				// wait for a client that does not read.
+				c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
 			}
-			if s == nil { // queue empty, or closed by the reader
-				break
+			if _, err := bw.Write(line); err != nil {
+				return
 			}
+			<-c.room
 		}
-		var resp core.Response
+		if len(batch) > 0 {
+			continue // more may have been filled meanwhile
+		}
+		if !c.flush(bw, c.writeTimeout()) {
+			return
+		}
+		if gone {
+			c.readerDone = true
+			return
+		}
 		select {
-		case resp = <-s:
-		default:
+		case <-c.ready:
+		case <-c.stop:
+			// The loop has exited: nothing more will be filled. Send
+			// what is ready (a write's reply means it was fsync'd, so it
+			// is worth a short wait), up to the first unanswered slot.
+			batch, _ = c.takeReady(batch[:0])
+			for _, s := range batch {
+				line = core.AppendResponse(line[:0], &s.resp)
+				c.nc.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
+				if _, err := bw.Write(line); err != nil {
+					return
+				}
+			}
 			c.flush(bw, shutdownWriteTimeout)
 			return
 		}
-		line = core.AppendResponse(line[:0], &resp)
-		c.nc.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
-		if _, err := bw.Write(line); err != nil {
-			return
-		}
 	}
-	c.flush(bw, shutdownWriteTimeout)
+}
+
+// takeReady moves the filled slots at the head of the queue into batch. gone
+// reports that the reader has stopped and nothing at all is owed.
+func (c *conn) takeReady(batch []*slot) (_ []*slot, gone bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for n < len(c.queue) && c.queue[n].filled {
+		n++
+	}
+	batch = append(batch, c.queue[:n]...)
+	clear(c.queue[:n])
+	c.queue = c.queue[n:]
+	return batch, c.readerGone && len(c.queue) == 0
 }
 
 func (c *conn) flush(bw *bufio.Writer, timeout time.Duration) bool {

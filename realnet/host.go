@@ -31,7 +31,11 @@ type Host struct {
 	loopDone chan struct{} // closed when the loop has exited; posts fail from then on
 	addr     net.Addr
 
-	syncsInFlight atomic.Int64
+	syncsInFlight    atomic.Int64
+	requestsInFlight atomic.Int64 // posted to the node and not yet answered
+	// local holds events the loop queued for itself (an fsync done inline
+	// reports in a later turn, as the contract asks). Loop goroutine only.
+	local []event
 
 	mu      sync.Mutex
 	running bool
@@ -100,7 +104,7 @@ func (h *Host) Run(ctx context.Context, ln net.Listener) error {
 		ID:      0,
 		Clock:   &clock{origin: time.Now(), post: h.post},
 		Network: nullNetwork{},
-		Disk:    syncDisk{Disk: h.disk, post: h.post, inFlight: &h.syncsInFlight},
+		Disk:    syncDisk{Disk: h.disk, h: h},
 		Rand:    newRand(),
 		Logf:    h.logf,
 	}
@@ -133,13 +137,17 @@ func (h *Host) Run(ctx context.Context, ln net.Listener) error {
 // limit, and flushes: one fsync for the whole turn.
 func (h *Host) loop(ctx context.Context) error {
 	for {
-		select {
-		case ev := <-h.events:
-			ev()
-		case <-ctx.Done():
-			return h.finishSyncs()
-		case <-h.stop:
-			return h.finishSyncs()
+		if len(h.local) > 0 {
+			h.runLocal()
+		} else {
+			select {
+			case ev := <-h.events:
+				ev()
+			case <-ctx.Done():
+				return h.finishSyncs()
+			case <-h.stop:
+				return h.finishSyncs()
+			}
 		}
 	drain:
 		for n := 1; n < h.cfg.EventsPerTurnMax; n++ {
@@ -161,14 +169,27 @@ func (h *Host) loop(ctx context.Context) error {
 // are already queued are served too; connections stop reading on shutdown,
 // so this ends.
 func (h *Host) finishSyncs() error {
-	for h.syncsInFlight.Load() > 0 {
-		ev := <-h.events
-		ev()
+	for h.syncsInFlight.Load() > 0 || len(h.local) > 0 {
+		if len(h.local) > 0 {
+			h.runLocal()
+		} else {
+			ev := <-h.events
+			ev()
+		}
 		if err := h.node.Flush(); err != nil {
 			return fmt.Errorf("node stopped: %w", err)
 		}
 	}
 	return nil
+}
+
+// runLocal runs the events the loop queued for itself.
+func (h *Host) runLocal() {
+	evs := h.local
+	h.local = nil
+	for _, ev := range evs {
+		ev()
+	}
 }
 
 // post queues ev for the loop. It blocks while the queue is full, which

@@ -618,11 +618,12 @@ func TestShutdownSendsReadyResponsesInOrder(t *testing.T) {
 	defer clientEnd.Close()
 	c := newConn(h, server)
 	id := func(s string) core.Response { r := core.OKResponse(); r.ID = []byte(s); return r }
-	unanswered := make(slot, 1)
-	c.slots <- filledSlot(id("1"))
-	c.slots <- filledSlot(id("2"))
-	c.slots <- unanswered
-	c.slots <- filledSlot(id("4")) // answered, but behind one that never will be
+	for _, s := range []*slot{filledSlot(id("1")), filledSlot(id("2")), {}, filledSlot(id("4"))} {
+		// The third is never answered; the fourth is, but behind it.
+		if !c.push(s) {
+			t.Fatal("push refused")
+		}
+	}
 	c.shutdown()
 	h.wg.Add(1)
 	go c.write()
