@@ -38,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runThroughput(args[1:], stdout, stderr)
 	case "durability":
 		return runDurability(args[1:], stdout, stderr)
+	case echoServerCommand:
+		return runEchoServer(args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -39,7 +39,8 @@ type runResult struct {
 	elapsed time.Duration
 	lat     latencies
 	errors  int
-	raw     float64 // 4 KiB write+fdatasync per second, interleaved with the run
+	raw     float64       // 4 KiB write+fdatasync per second, interleaved with the run
+	echo    time.Duration // mean round trip to an echo process, interleaved with the run
 }
 
 func (r runResult) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
@@ -92,6 +93,12 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 
 	fmt.Fprintf(out, "baseline: 4 KiB write+fdatasync on %s, measured between the slices of every run\n", work)
 
+	echo, stopEcho, err := echoFloor()
+	if err != nil {
+		return err
+	}
+	defer stopEcho()
+
 	var results []runResult
 	var restart time.Duration
 	var restartKeys int
@@ -106,14 +113,14 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 			return err
 		}
 		space := max(size, 100_000)
-		r, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, cfg.clients, cfg, work, out)
+		r, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, cfg.clients, cfg, work, echo, out)
 		if err != nil {
 			p.Kill()
 			return err
 		}
 		results = append(results, r)
 		if i == 0 {
-			r1, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, 1, cfg, work, out)
+			r1, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, 1, cfg, work, echo, out)
 			if err != nil {
 				p.Kill()
 				return err
@@ -154,7 +161,7 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		r, err := measure(p.Addr, "UNSAFE no fsync, 0 keys", 0, 100_000, cfg.clients, cfg, work, out)
+		r, err := measure(p.Addr, "UNSAFE no fsync, 0 keys", 0, 100_000, cfg.clients, cfg, work, echo, out)
 		p.Kill()
 		if err != nil {
 			return err
@@ -194,7 +201,13 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 	}
 	for _, r := range results {
 		if r.clients == 1 {
+			fsync := time.Duration(float64(time.Second) / r.raw)
+			perOp := time.Duration(float64(time.Second) / r.rate())
 			fmt.Fprintf(out, "one client:   %.2f x raw fdatasync rate (target >= 0.8)\n", r.rate()/r.raw)
+			fmt.Fprintf(out, "              per op %v = fdatasync %v + process-to-process TCP round trip %v (echo floor) + the rest %v;\n",
+				perOp.Round(time.Microsecond), fsync.Round(time.Microsecond), r.echo.Round(time.Microsecond), (perOp - fsync - r.echo).Round(time.Microsecond))
+			fmt.Fprintf(out, "              the best any TCP server could reach here is fdatasync/(fdatasync+round trip) = %.2f x raw\n",
+				float64(fsync)/float64(fsync+r.echo))
 		}
 	}
 	if restartKeys > 0 {
@@ -284,7 +297,7 @@ const measureSlices = 5
 
 // measure runs clients that each Set random keys of the key space, one at a
 // time, after a warmup, in slices interleaved with the raw fsync baseline.
-func measure(addr, name string, keys, space, clients int, cfg throughputConfig, dir string, out io.Writer) (runResult, error) {
+func measure(addr, name string, keys, space, clients int, cfg throughputConfig, dir string, echo func(time.Duration) (time.Duration, error), out io.Writer) (runResult, error) {
 	fmt.Fprintf(out, "run: %s, %d clients, %v in %d slices interleaved with the fdatasync baseline ...\n", name, clients, cfg.duration, measureSlices)
 	value := strings.Repeat("v", cfg.valueBytes)
 	conns := make([]*client.KVClient, clients)
@@ -336,6 +349,7 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 	slice := cfg.duration / measureSlices
 	var elapsed time.Duration
 	var rawSum float64
+	var echoSum time.Duration
 	for k := 0; k < measureSlices; k++ {
 		measuring.Store(true)
 		start := time.Now()
@@ -348,6 +362,11 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 			time.Sleep(100 * time.Microsecond)
 		}
 		raw, err := rawSyncRate(dir, cfg.baselineTime/measureSlices)
+		if err == nil && clients == 1 {
+			var rt time.Duration
+			rt, err = echo(cfg.baselineTime / measureSlices / 2)
+			echoSum += rt
+		}
 		if err != nil {
 			stop.Store(true)
 			g.Wait()
@@ -358,7 +377,7 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 	}
 	stop.Store(true)
 	g.Wait()
-	r := runResult{name: name, keys: keys, clients: clients, elapsed: elapsed, raw: rawSum / measureSlices}
+	r := runResult{name: name, keys: keys, clients: clients, elapsed: elapsed, raw: rawSum / measureSlices, echo: echoSum / measureSlices}
 	for i := range perClient {
 		r.lat = append(r.lat, perClient[i]...)
 		r.errors += errCount[i]
