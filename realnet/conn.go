@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"dkv/core"
@@ -72,6 +73,17 @@ type conn struct {
 	// responses are owed at once and the reader waits for the writer.
 	room chan struct{}
 
+	// wmu is held by whoever writes to the socket: the writer goroutine,
+	// from taking responses off the queue until it has flushed them, or
+	// the loop, which sends a reply itself when the socket is free (see
+	// sendNow). pending holds bytes the loop could not send without
+	// blocking; the writer sends them first.
+	wmu     sync.Mutex
+	pending []byte
+	raw     syscall.RawConn // nil where the conn has no file descriptor
+	loopBuf []byte          // the loop's encoding buffer, under wmu
+	loopTmp []*slot
+
 	stop     chan struct{} // the loop has exited: send what is ready and close
 	stopOnce sync.Once
 	dead     chan struct{} // the writer has exited: nobody takes slots any more
@@ -81,7 +93,7 @@ type conn struct {
 }
 
 func newConn(h *Host, nc net.Conn) *conn {
-	return &conn{
+	c := &conn{
 		h:     h,
 		nc:    nc,
 		ready: make(chan struct{}, 1),
@@ -89,6 +101,12 @@ func newConn(h *Host, nc net.Conn) *conn {
 		stop:  make(chan struct{}),
 		dead:  make(chan struct{}),
 	}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
+	}
+	return c
 }
 
 func (c *conn) wake() {
@@ -109,10 +127,54 @@ func (c *conn) fill(s *slot, resp core.Response) bool {
 	s.resp, s.filled = resp, true
 	head := len(c.queue) > 0 && c.queue[0] == s
 	c.mu.Unlock()
-	if head {
+	if head && !c.sendNow() {
 		c.wake()
 	}
 	return true
+}
+
+// sendNow sends the ready responses at the head of the queue from the loop
+// goroutine, when nobody else is writing and the socket takes them without
+// blocking. Handing them to the writer goroutine costs a wake-up, tens of
+// microseconds on a VM, on the path of every reply; a lone client waits
+// for exactly that. It never blocks the loop: the socket is tried once,
+// and what it does not take goes to the writer. It reports false when the
+// writer has to act.
+func (c *conn) sendNow() bool {
+	if c.raw == nil || !c.wmu.TryLock() {
+		return false
+	}
+	defer c.wmu.Unlock()
+	if len(c.pending) > 0 {
+		return false
+	}
+	batch, gone := c.takeReady(c.loopTmp[:0])
+	buf := c.loopBuf[:0]
+	for _, s := range batch {
+		buf = core.AppendResponse(buf, &s.resp)
+		<-c.room
+	}
+	clear(batch)
+	c.loopTmp, c.loopBuf = batch[:0], buf[:0]
+	n := 0
+	_ = c.raw.Write(func(fd uintptr) bool {
+		for n < len(buf) {
+			m, err := syscall.Write(int(fd), buf[n:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || m <= 0 {
+				break // EAGAIN, or a failure the writer will meet and report
+			}
+			n += m
+		}
+		return true // never wait for the socket on the loop
+	})
+	if n < len(buf) {
+		c.pending = append(c.pending, buf[n:]...)
+		return false
+	}
+	return !gone
 }
 
 // readerStopped tells the writer that nothing more will be queued.
@@ -331,25 +393,11 @@ func (c *conn) write() {
 	bw := bufio.NewWriterSize(c.nc, writeBufBytes)
 	var line []byte
 	var batch []*slot
-	var gone bool
 	for {
-		batch, gone = c.takeReady(batch[:0])
-		for _, s := range batch {
-			line = core.AppendResponse(line[:0], &s.resp)
-			if len(line) > bw.Available() {
-				// This write reaches the socket; bound how long it may
-				// wait for a client that does not read.
-				c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
-			}
-			if _, err := bw.Write(line); err != nil {
-				return
-			}
-			<-c.room
-		}
-		if len(batch) > 0 {
-			continue // more may have been filled meanwhile
-		}
-		if !c.flush(bw, c.writeTimeout()) {
+		c.wmu.Lock()
+		ok, gone := c.sendReady(bw, &line, &batch, c.writeTimeout)
+		c.wmu.Unlock()
+		if !ok {
 			return
 		}
 		if gone {
@@ -362,18 +410,45 @@ func (c *conn) write() {
 			// The loop has exited: nothing more will be filled. Send
 			// what is ready (a write's reply means it was fsync'd, so it
 			// is worth a short wait), up to the first unanswered slot.
-			batch, _ = c.takeReady(batch[:0])
-			for _, s := range batch {
-				line = core.AppendResponse(line[:0], &s.resp)
-				c.nc.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
-				if _, err := bw.Write(line); err != nil {
-					return
-				}
-			}
-			c.flush(bw, shutdownWriteTimeout)
+			c.wmu.Lock()
+			c.sendReady(bw, &line, &batch, func() time.Duration { return shutdownWriteTimeout })
+			c.wmu.Unlock()
 			return
 		}
 	}
+}
+
+// sendReady sends what the loop left pending, then the ready responses at
+// the head of the queue until none is ready, and flushes. It is called with
+// wmu held. It reports whether writing worked, and whether the reader is
+// gone with nothing more owed.
+func (c *conn) sendReady(bw *bufio.Writer, line *[]byte, batch *[]*slot, timeout func() time.Duration) (ok, gone bool) {
+	if len(c.pending) > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(timeout()))
+		if _, err := c.nc.Write(c.pending); err != nil {
+			return false, false
+		}
+		c.pending = c.pending[:0]
+	}
+	for {
+		*batch, gone = c.takeReady((*batch)[:0])
+		if len(*batch) == 0 {
+			break
+		}
+		for _, s := range *batch {
+			*line = core.AppendResponse((*line)[:0], &s.resp)
+			if len(*line) > bw.Available() {
+				// This write reaches the socket; bound how long it may
+				// wait for a client that does not read.
+				c.nc.SetWriteDeadline(time.Now().Add(timeout()))
+			}
+			if _, err := bw.Write(*line); err != nil {
+				return false, false
+			}
+			<-c.room
+		}
+	}
+	return c.flush(bw, timeout()), gone
 }
 
 // takeReady moves the filled slots at the head of the queue into batch. gone
