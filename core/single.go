@@ -241,7 +241,12 @@ func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV) 
 	if req.DebugSimulateFail {
 		n.snapForce, n.snapSimFail = true, true
 	}
-	if len(n.batch) >= n.cfg.BatchBytesMax {
+	// A large batch is written out early to bound what it holds in memory,
+	// but never while another batch's fsync is in flight: then two unsynced
+	// batches would share the log's tail, and a crash that keeps pages out
+	// of order could leave a complete later batch behind a damaged earlier
+	// one, which recovery must call corruption.
+	if len(n.batch) >= n.cfg.BatchBytesMax && !n.syncing {
 		n.writeBatch()
 	}
 }

@@ -740,6 +740,8 @@ func TestTransientReadFlipIsNotATornTail(t *testing.T) {
 // written while the previous batch's fsync ran, which made it durable; the
 // batch's write then failed and was truncated away, but the truncate was
 // never synced, so after a power cut the sealed segment held half a batch.
+// Now a batch is not written early while a sync is in flight, and the
+// truncate that undoes a failed batch is synced.
 func TestUndoneBatchStaysUndoneAfterPowerLoss(t *testing.T) {
 	cfg := core.DefaultSingleConfig()
 	cfg.BatchBytesMax = 64 // write big batches out early
@@ -755,16 +757,18 @@ func TestUndoneBatchStaysUndoneAfterPowerLoss(t *testing.T) {
 	if err := h.node.Flush(); err != nil { // batch 1 syncing
 		t.Fatal(err)
 	}
-	h.node.HandleRequest(set("c", strings.Repeat("x", 100)), collect) // written early, over BatchBytesMax
-	// The rest of batch 2 fails to write: the disk is full.
-	h.disk.SetFaults(sim.DiskFaults{CapacityBytes: h.disk.Used() + 10})
+	used := h.disk.Used()
+	h.node.HandleRequest(set("c", strings.Repeat("x", 100)), collect) // over BatchBytesMax
 	h.node.HandleRequest(set("d", strings.Repeat("y", 100)), collect)
-	h.disk.SetFaults(sim.DiskFaults{})
-	// Batch 1's fsync runs late and covers what batch 2 wrote; then batch 2
-	// is undone.
+	if h.disk.Used() != used {
+		t.Fatal("a batch was written while the previous one was syncing")
+	}
+	// Batch 2 fails part way: the disk is full.
+	h.disk.SetFaults(sim.DiskFaults{CapacityBytes: used + 150})
 	if err := h.completeOne(); err != nil {
 		t.Fatal(err)
 	}
+	h.disk.SetFaults(sim.DiskFaults{})
 	if len(replies) != 3 || !replies[0].OK || replies[1].OK || replies[2].OK {
 		t.Fatalf("replies: %+v", replies)
 	}
