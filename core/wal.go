@@ -3,6 +3,8 @@ package core
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -197,42 +199,39 @@ func openWAL(d Disk, names []string, snapIndex uint64, apply func(Record) error,
 	return w, nil
 }
 
-// readAttempts is how many times recovery reads a file that fails its
-// checks before it believes the damage. A flipped bit on the way from the
-// medium is transient; cutting acknowledged records off as a "torn tail"
-// because of one would lose them.
-const readAttempts = 3
+// readAttempts bounds how many times recovery reads a file that looks
+// damaged. A bit flipped on the way from the medium is transient; cutting
+// acknowledged records off as a "torn tail" because of one would lose them.
+// So damage is believed only when two reads agree on every byte.
+const readAttempts = 4
 
-// readSegment reads and scans a segment, reading again while it looks
-// damaged, and keeps the read with the longest valid prefix: damage only
-// ever shortens it.
+// readSegment reads and scans a segment. A clean read is used at once. A
+// read that shows damage (a torn tail or corruption) is used only once a
+// second read returns the very same bytes; reads that keep disagreeing are
+// refused, and a later start tries again.
 func readSegment(d Disk, name string, expect uint64) ([]byte, []Record, int, error) {
-	var bestData []byte
-	var bestRecs []Record
-	bestValid := -1
-	var lastErr error
+	type seen struct {
+		crc  uint32
+		size int
+	}
+	var earlier []seen
 	for range readAttempts {
 		data, err := d.ReadFile(name)
 		if err != nil {
-			lastErr = fmt.Errorf("reading %s: %w", name, err)
-			continue
+			return nil, nil, 0, fmt.Errorf("reading %s: %w", name, err)
 		}
 		recs, valid, err := scanSegment(name, data, expect)
-		if err != nil {
-			lastErr = err
-			continue
+		if err == nil && valid == len(data) {
+			return data, recs, valid, nil
 		}
-		if valid > bestValid {
-			bestData, bestRecs, bestValid = data, recs, valid
+		this := seen{crc32.Checksum(data, crcTable), len(data)}
+		if slices.Contains(earlier, this) {
+			return data, recs, valid, err // the damage is on the medium
 		}
-		if valid == len(data) {
-			break
-		}
+		earlier = append(earlier, this)
 	}
-	if bestValid < 0 {
-		return nil, nil, 0, lastErr
-	}
-	return bestData, bestRecs, bestValid, nil
+	return nil, nil, 0, fmt.Errorf("%w: %s: %d reads returned %d different contents (transient read errors); refusing to start, try again",
+		ErrCorrupt, name, readAttempts, len(earlier))
 }
 
 // createSegment starts a new last segment whose first record is first, and

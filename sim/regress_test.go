@@ -36,6 +36,10 @@ var regressions = []struct {
 		"that is never synced, while the previous batch's fsync, running late, already made the partial batch durable; " +
 		"after a power loss the sealed segment holds it (ErrCorrupt: bad record in a sealed segment)"},
 	{2765, []string{"readflip", "process-crash"}, "async", "core: as seed 2282"},
+	// Bug D. Trigger: read flips, one on each of several reads of a segment.
+	{12491, nil, "readflip", "core: recovery took the best of several reads of the last WAL segment, each flipped " +
+		"in a different place, and cut acknowledged records off as a torn tail; damage is now believed " +
+		"only when two reads agree"},
 	// Simulator bugs; the fix is in host.start, these are the seeds that showed them.
 	{851, []string{"readflip", "process-crash"}, "", "sim: an injected fsync error during Start was reported as a recovery failure " +
 		"instead of a refusal to start; the restart must retry on a disk without faults"},
