@@ -16,6 +16,9 @@ import (
 // two processes woken by loopback TCP, with no work in between.
 const echoServerCommand = "_echo-server"
 
+// echoStartTimeout bounds the wait for the echo process's address.
+const echoStartTimeout = 10 * time.Second
+
 func runEchoServer(args []string) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,14 +58,25 @@ func echoFloor() (measure func(d time.Duration) (time.Duration, error), stop fun
 		return nil, nil, err
 	}
 	stop = func() { cmd.Process.Kill(); cmd.Wait() }
-	addr, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
+	// The echo process prints its address first; anything else (say, an
+	// executable that does not know the hidden command) must not hang us.
+	got := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		got <- strings.TrimSpace(line)
+	}()
+	var addr string
+	select {
+	case addr = <-got:
+	case <-time.After(echoStartTimeout):
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		stop()
-		return nil, nil, fmt.Errorf("echo server: %w", err)
+		return nil, nil, fmt.Errorf("echo server %s %s did not print its address: %q", os.Args[0], echoServerCommand, addr)
 	}
 	line := `{"op":"set","key":"key00000001","value":"` + strings.Repeat("v", 100) + `"}` + "\n"
 	measure = func(d time.Duration) (time.Duration, error) {
-		nc, err := net.Dial("tcp", strings.TrimSpace(addr))
+		nc, err := net.Dial("tcp", addr)
 		if err != nil {
 			return 0, err
 		}
