@@ -75,6 +75,18 @@ type AsyncFile interface {
 	SyncAsync(done func(error))
 }
 
+// Reserver is a File that can zero-fill space past its end ahead of the
+// writes that will land there, so that syncing them needs no metadata update
+// (on Linux, an fdatasync that flushes data alone). Reserved zeros are part
+// of the file: ReadFile returns them after the data, which recovery reads as
+// a zeroed tail, and Truncate drops them.
+type Reserver interface {
+	File
+	// Reserve makes sure about n zero bytes follow Size. It is an
+	// optimisation: an error leaves the file usable.
+	Reserve(n int64) error
+}
+
 // Rand is the node's seeded source of randomness.
 type Rand interface {
 	// Uint64 returns a pseudo-random 64-bit value.

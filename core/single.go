@@ -73,6 +73,7 @@ type SingleNode struct {
 	snapSimFail    bool
 	snapRetryAfter int64
 	snapTimer      Timer
+	reserveFailing bool // logged once, not every turn
 	stopped        error
 }
 
@@ -384,6 +385,19 @@ func (n *SingleNode) beforeBatch() {
 	if n.wal.size() != n.batchStart {
 		return // part of the batch is written already: keep it in one segment
 	}
+	n.rollOrSnapshot()
+	// Not deferred: no I/O may run while a crash unwinds (the simulator
+	// crashes a node by panicking out of a disk call).
+	err := n.wal.reserve()
+	if err != nil && !n.reserveFailing {
+		n.env.logf("cannot reserve log space ahead (fsyncs will be slower until it can): %v", err)
+	}
+	n.reserveFailing = err != nil
+}
+
+// rollOrSnapshot rolls the log to a new segment when the current one is
+// full or a snapshot is due, and starts the snapshot.
+func (n *SingleNode) rollOrSnapshot() {
 	snapDue := n.snap == nil && n.env.Clock.Now() >= n.snapRetryAfter &&
 		(n.snapForce || (n.logSinceSnap >= n.cfg.SnapshotLogBytesMin && n.logSinceSnap >= n.snapBytes))
 	if !snapDue && n.wal.size() < n.cfg.SegmentBytesMax {

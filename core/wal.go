@@ -178,7 +178,11 @@ func openWAL(d Disk, names []string, snapIndex uint64, apply func(Record) error,
 				return nil, fmt.Errorf("opening %s: %w", seg.name, err)
 			}
 			if valid < len(data) {
-				logf("truncating torn tail of %s at offset %d (%d bytes)", seg.name, valid, len(data)-valid)
+				what := "torn tail"
+				if allZero(data[valid:]) {
+					what = "zeroed tail (reserved space, or a torn write)"
+				}
+				logf("truncating %s of %s at offset %d (%d bytes)", what, seg.name, valid, len(data)-valid)
 				if err := f.Truncate(int64(valid)); err != nil {
 					return nil, fmt.Errorf("truncating %s: %w", seg.name, err)
 				}
@@ -221,8 +225,8 @@ func readSegment(d Disk, name string, expect uint64) ([]byte, []Record, int, err
 			return nil, nil, 0, fmt.Errorf("reading %s: %w", name, err)
 		}
 		recs, valid, err := scanSegment(name, data, expect)
-		if err == nil && valid == len(data) {
-			return data, recs, valid, nil
+		if err == nil && allZero(data[valid:]) {
+			return data, recs, valid, nil // clean, perhaps with reserved space
 		}
 		this := seen{crc32.Checksum(data, crcTable), len(data)}
 		if slices.Contains(earlier, this) {
@@ -232,6 +236,28 @@ func readSegment(d Disk, name string, expect uint64) ([]byte, []Record, int, err
 	}
 	return nil, nil, 0, fmt.Errorf("%w: %s: %d reads returned %d different contents (transient read errors); refusing to start, try again",
 		ErrCorrupt, name, readAttempts, len(earlier))
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// reserveBytes is how far ahead of the log's end a Reserver file is kept
+// zero-filled, so that the fsyncs of the batches written there flush data
+// alone.
+const reserveBytes = 1 << 20
+
+// reserve keeps zero-filled space ahead of the end, where the file can.
+func (w *wal) reserve() error {
+	if r, ok := w.file.(Reserver); ok {
+		return r.Reserve(reserveBytes)
+	}
+	return nil
 }
 
 // createSegment starts a new last segment whose first record is first, and
@@ -261,6 +287,17 @@ func (w *wal) roll(first uint64) error {
 	if last.bytes == 0 {
 		assert(last.first == first, "an empty segment is named after its first record")
 		return nil // already fresh
+	}
+	// A sealed segment must end with its last record: recovery calls
+	// anything after it in a sealed segment damage. Drop reserved zeros,
+	// durably, before a later segment exists.
+	if _, ok := w.file.(Reserver); ok {
+		if err := w.truncate(last.bytes); err != nil {
+			return err
+		}
+		if err := w.sync(); err != nil {
+			return err
+		}
 	}
 	return w.createSegment(first)
 }

@@ -216,9 +216,9 @@ func (d *Dir) open(name string, flag int) (core.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	// O_APPEND so that every write lands at the current end, also after a
-	// Truncate moved the end back.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|flag, 0o644)
+	// Writes land at the File's own idea of its end (pwrite), not with
+	// O_APPEND: the file may hold reserved zeros past that end.
+	f, err := os.OpenFile(path, os.O_WRONLY|flag, 0o644)
 	if err != nil {
 		return nil, fileError("open", name, err)
 	}
@@ -231,7 +231,7 @@ func (d *Dir) open(name string, flag int) (core.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("open %s: not a regular file", name)
 	}
-	return &File{f: f, name: name, size: info.Size(), noSync: d.opts.UnsafeNoFsync}, nil
+	return &File{f: f, name: name, size: info.Size(), disk: info.Size(), noSync: d.opts.UnsafeNoFsync}, nil
 }
 
 // Rename replaces to with from. It is durable only after SyncDir.

@@ -486,6 +486,11 @@ func TestTurnTakesQueuedEventsUpToTheLimit(t *testing.T) {
 	for range 11 {
 		c.recvCode("")
 	}
+	// A reply may leave during its turn, before the turn's Flush is
+	// counted: wait for the count rather than race it.
+	for deadline := time.Now().Add(5 * time.Second); len(node.turns()) < 3 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if got, want := node.turns(), []int{4, 4, 3}; !reflect.DeepEqual(got, want) {
 		t.Errorf("requests per turn = %v, want %v (the blocked turn goes on with 3 queued pings; one flush per turn of at most 4)", got, want)
 	}

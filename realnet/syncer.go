@@ -64,3 +64,11 @@ func (f *syncFile) SyncAsync(done func(error)) {
 		}
 	}()
 }
+
+// Reserve passes core.Reserver through to the disk's file, where it has it.
+func (f *syncFile) Reserve(n int64) error {
+	if r, ok := f.File.(core.Reserver); ok {
+		return r.Reserve(n)
+	}
+	return nil
+}

@@ -61,18 +61,63 @@ func (c *CrashPoint) String() string {
 // inode is one file's content: what a read sees, and what survives a crash.
 type inode struct {
 	data []byte
-	// syncedLen bytes of data are durable. When a truncate has cut into the
-	// durable part and no sync followed, the durable content is no longer a
-	// prefix of data and is kept in syncedOld instead.
+	// end is where the next Append lands: len(data), unless zeros were
+	// reserved past it (core.Reserver).
+	end int
+	// syncedLen bytes of data are durable, except the pages in oldPages:
+	// pages of the durable part overwritten since the last sync, kept as
+	// they were then. When a truncate has cut into the durable part and no
+	// sync followed, the durable content is kept whole in syncedOld instead.
 	syncedLen int
+	oldPages  map[int][]byte
 	syncedOld []byte
 }
+
+// pageBytes is the unit in which overwrites of durable data reach the medium.
+const pageBytes = 4096
+
+// reserveBytesMax caps what a simulated Reserve zero-fills: enough to put
+// reserved zeros after the log's end, and to overwrite them, at a cost the
+// simulator can afford.
+const reserveBytesMax = 16 << 10
 
 func (ino *inode) synced() []byte {
 	if ino.syncedOld != nil {
 		return ino.syncedOld
 	}
-	return ino.data[:ino.syncedLen]
+	if len(ino.oldPages) == 0 {
+		return ino.data[:ino.syncedLen]
+	}
+	out := slices.Clone(ino.data[:ino.syncedLen])
+	for p, old := range ino.oldPages {
+		copy(out[p*pageBytes:], old)
+	}
+	return out
+}
+
+// writeAt writes p at off, which is at most len(data), keeping the durable
+// content of any durable page it overwrites.
+func (ino *inode) writeAt(off int, p []byte) {
+	if ino.syncedOld == nil {
+		for pg := off / pageBytes; pg*pageBytes < min(off+len(p), ino.syncedLen); pg++ {
+			if _, ok := ino.oldPages[pg]; ok {
+				continue
+			}
+			if ino.oldPages == nil {
+				ino.oldPages = map[int][]byte{}
+			}
+			ino.oldPages[pg] = slices.Clone(ino.data[pg*pageBytes : min((pg+1)*pageBytes, ino.syncedLen)])
+		}
+	}
+	n := copy(ino.data[off:], p)
+	ino.data = append(ino.data, p[n:]...)
+}
+
+// markSynced makes everything in data durable.
+func (ino *inode) markSynced() {
+	ino.syncedLen = len(ino.data)
+	ino.oldPages = nil
+	ino.syncedOld = nil
 }
 
 // Disk is a simulated core.Disk. It keeps written-but-unsynced state apart
@@ -199,6 +244,7 @@ func (d *Disk) OpenAppend(name string) (core.File, error) {
 	if !ok {
 		return nil, fmt.Errorf("open %s: file does not exist", name)
 	}
+	ino.end = len(ino.data) // as a reopened file's length: reserved zeros included
 	f := &file{disk: d, name: name, ino: ino}
 	d.open = append(d.open, f)
 	return d.wrap(f), nil
@@ -285,6 +331,20 @@ func (d *Disk) Crash() {
 		}
 		seen[ino] = true
 		kept := slices.Clone(ino.synced())
+		if ino.syncedOld == nil && len(ino.oldPages) > 0 && d.chance(d.faults.TornWriteProb) {
+			// Overwritten durable pages may have reached the medium, each
+			// on its own: the kernel writes dirty pages back in no order.
+			pages := make([]int, 0, len(ino.oldPages))
+			for pg := range ino.oldPages {
+				pages = append(pages, pg)
+			}
+			slices.Sort(pages)
+			for _, pg := range pages {
+				if d.rand.IntN(2) == 0 {
+					copy(kept[pg*pageBytes:], ino.data[pg*pageBytes:min((pg+1)*pageBytes, ino.syncedLen)])
+				}
+			}
+		}
 		if ino.syncedOld == nil && len(ino.data) > ino.syncedLen && d.chance(d.faults.TornWriteProb) {
 			extra := ino.data[ino.syncedLen:]
 			n := d.rand.IntN(len(extra) + 1)
@@ -304,8 +364,8 @@ func (d *Disk) Crash() {
 			d.observe("torn", name, int64(n))
 		}
 		ino.data = kept
-		ino.syncedLen = len(kept)
-		ino.syncedOld = nil
+		ino.end = len(kept)
+		ino.markSynced()
 	}
 	d.durable = make(map[string]*inode, len(d.dir))
 	for name, ino := range d.dir {
@@ -345,6 +405,9 @@ func (d *Disk) Corrupt(name string, offset int) {
 	if ino.syncedOld != nil && offset < len(ino.syncedOld) {
 		ino.syncedOld[offset] ^= 0x10
 	}
+	if old, ok := ino.oldPages[offset/pageBytes]; ok {
+		old[offset%pageBytes] ^= 0x10
+	}
 	ino.data[offset] ^= 0x10
 }
 
@@ -352,8 +415,10 @@ func (d *Disk) Corrupt(name string, offset int) {
 func (d *Disk) Truncate(name string, size int) {
 	ino := d.dir[name]
 	ino.data = ino.data[:size:size]
+	ino.end = min(ino.end, size)
 	ino.syncedLen = min(ino.syncedLen, size)
 	ino.syncedOld = nil
+	ino.oldPages = nil
 }
 
 type file struct {
@@ -371,21 +436,48 @@ func (f *file) Append(p []byte) error {
 	d.crashPoint("append", f.name, false)
 	defer d.crashPoint("append", f.name, true)
 	d.delay(d.faults.WriteLatencyMax)
-	if d.faults.CapacityBytes > 0 && d.used()+int64(len(p)) > d.faults.CapacityBytes {
-		n := int(d.faults.CapacityBytes - d.used())
+	ino := f.ino
+	grow := int64(max(0, ino.end+len(p)-len(ino.data))) // beyond reserved space
+	if d.faults.CapacityBytes > 0 && d.used()+grow > d.faults.CapacityBytes {
+		n := int(d.faults.CapacityBytes-d.used()) + (len(ino.data) - ino.end)
 		if n > 0 {
-			f.ino.data = append(f.ino.data, p[:n]...)
+			ino.writeAt(ino.end, p[:min(n, len(p))])
+			ino.end += min(n, len(p))
 		}
 		return fmt.Errorf("append %s: %w", f.name, core.ErrDiskFull)
 	}
 	if d.chance(d.faults.WriteErrorProb) {
 		n := d.rand.IntN(len(p) + 1)
-		f.ino.data = append(f.ino.data, p[:n]...)
+		ino.writeAt(ino.end, p[:n])
+		ino.end += n
 		d.WriteErrors++
 		d.observe("write-error", f.name, int64(n))
 		return fmt.Errorf("append %s: simulated I/O error", f.name)
 	}
-	f.ino.data = append(f.ino.data, p...)
+	ino.writeAt(ino.end, p)
+	ino.end += len(p)
+	return nil
+}
+
+// Reserve implements core.Reserver: zeros past the end, which reads see and
+// Appends overwrite (up to reserveBytesMax of them).
+func (f *file) Reserve(n int64) error {
+	if f.closed {
+		return fmt.Errorf("reserve %s: file closed", f.name)
+	}
+	d := f.disk
+	ino := f.ino
+	n = min(n, reserveBytesMax)
+	if int64(len(ino.data)-ino.end) >= n/2 {
+		return nil
+	}
+	grow := int64(ino.end) + n - int64(len(ino.data))
+	if d.faults.CapacityBytes > 0 && d.used()+grow > d.faults.CapacityBytes {
+		grow = max(0, d.faults.CapacityBytes-d.used())
+		ino.data = append(ino.data, make([]byte, grow)...)
+		return fmt.Errorf("reserve %s: %w", f.name, core.ErrDiskFull)
+	}
+	ino.data = append(ino.data, make([]byte, grow)...)
 	return nil
 }
 
@@ -411,14 +503,13 @@ func (f *file) sync() error {
 		// The kernel dropped the dirty pages: what was unsynced is gone for
 		// good, whatever a later sync reports.
 		f.ino.data = slices.Clone(f.ino.synced())
-		f.ino.syncedLen = len(f.ino.data)
-		f.ino.syncedOld = nil
+		f.ino.end = min(f.ino.end, len(f.ino.data))
+		f.ino.markSynced()
 		d.SyncErrors++
 		d.observe("sync-error", f.name, int64(len(f.ino.data)))
 		return fmt.Errorf("sync %s: simulated I/O error", f.name)
 	}
-	f.ino.syncedLen = len(f.ino.data)
-	f.ino.syncedOld = nil
+	f.ino.markSynced()
 	d.observe("sync", f.name, int64(len(f.ino.data)))
 	return nil
 }
@@ -493,14 +584,18 @@ func (f *file) Truncate(size int64) error {
 	f.disk.observe("truncate", f.name, size)
 	f.disk.crashPoint("truncate", f.name, false)
 	if int(size) < f.ino.syncedLen && f.ino.syncedOld == nil {
-		f.ino.syncedOld = slices.Clone(f.ino.data[:f.ino.syncedLen])
+		f.ino.syncedOld = slices.Clone(f.ino.synced())
+		f.ino.oldPages = nil
 	}
 	f.ino.data = f.ino.data[:size:size]
+	f.ino.end = int(size)
 	f.disk.crashPoint("truncate", f.name, true)
 	return nil
 }
 
-func (f *file) Size() int64 { return int64(len(f.ino.data)) }
+func (f *file) Size() int64 { return int64(f.ino.end) }
+
+var _ core.Reserver = (*file)(nil)
 
 func (f *file) Close() error {
 	f.closed = true
