@@ -59,6 +59,9 @@ func scanSegment(name string, data []byte, expectIndex uint64) ([]Record, int, e
 			err = fmt.Errorf("index %d where %d was expected", rec.Index, expectIndex)
 		}
 		if err != nil {
+			if allZero(data[off:]) {
+				return recs, off, nil // reserved space, or a tail torn to zeros
+			}
 			if laterBatchSynced(data, off+1, expectIndex) {
 				return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d (%v) with valid records after it; refusing to start",
 					ErrCorrupt, name, off, err)
@@ -83,6 +86,17 @@ func scanSegment(name string, data []byte, expectIndex uint64) ([]Record, int, e
 func laterBatchSynced(data []byte, from int, expectIndex uint64) bool {
 	sawBatchEnd := false
 	for off := from; off+recordHeaderBytes <= len(data); {
+		if binary.LittleEndian.Uint32(data[off:]) == 0 {
+			// No record starts where its length would be zero: skip the
+			// run of zeros (reserved space) to 3 bytes before the next
+			// non-zero byte, the first place a length could end.
+			next := off + 4
+			for next < len(data) && data[next] == 0 {
+				next++
+			}
+			off = max(off+1, next-3)
+			continue
+		}
 		if !plausibleHeader(data[off:], expectIndex) {
 			off++
 			continue
@@ -239,6 +253,12 @@ func readSegment(d Disk, name string, expect uint64) ([]byte, []Record, int, err
 }
 
 func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c != 0 {
 			return false
