@@ -60,9 +60,15 @@ func appendRecord(dst []byte, typ byte, index uint64, payload []byte) []byte {
 	dst = append(dst, typ)
 	dst = binary.LittleEndian.AppendUint64(dst, index)
 	dst = append(dst, payload...)
-	crc := recordCRC(dst[start:])
-	binary.LittleEndian.PutUint32(dst[start+4:], crc)
+	putCRC(dst[start:])
 	return dst
+}
+
+// putCRC fills in the crc of the encoded record at the start of rec, after
+// its header or type byte changed.
+func putCRC(rec []byte) {
+	length := int(binary.LittleEndian.Uint32(rec[0:4]))
+	binary.LittleEndian.PutUint32(rec[4:8], recordCRC(rec[:8+length]))
 }
 
 func recordCRC(rec []byte) uint32 {

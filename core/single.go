@@ -339,12 +339,6 @@ func (n *SingleNode) sendReplies(replies []pendingReply) {
 	}
 }
 
-func putCRC(rec []byte) {
-	length := int(rec[0]) | int(rec[1])<<8 | int(rec[2])<<16 | int(rec[3])<<24
-	crc := recordCRC(rec[:8+length])
-	rec[4], rec[5], rec[6], rec[7] = byte(crc), byte(crc>>8), byte(crc>>16), byte(crc>>24)
-}
-
 // undoBatch takes a failed batch back out of the log and the store and fails
 // its writes, and the reads that may have seen them.
 func (n *SingleNode) undoBatch() {

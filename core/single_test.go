@@ -365,18 +365,11 @@ func TestSnapshotAndLogReplay(t *testing.T) {
 	}
 }
 
-// A crash after the snapshot's rename but before the covered segments are
-// removed leaves both; recovery uses the snapshot and skips what it covers.
-func TestCrashBetweenSnapshotRenameAndLogCleanup(t *testing.T) {
-	h := newHarness(t, smallSnapshots())
-	for i := 0; i < 200; i++ {
-		mustOK(t, h.do(set(fmt.Sprint("k", i%10), fmt.Sprint(i))))
-	}
-	h.idle()
-	// Put back the segments a finished snapshot removed: the state of the
-	// directory had the crash come just before cleanup.
+// snapshotFile returns the name of the newest snapshot on h's disk.
+func snapshotFile(t *testing.T, h *harness) string {
+	t.Helper()
 	names, _ := h.disk.List()
-	var snap string
+	snap := ""
 	for _, n := range names {
 		if strings.HasPrefix(n, "snap-") {
 			snap = n
@@ -385,15 +378,30 @@ func TestCrashBetweenSnapshotRenameAndLogCleanup(t *testing.T) {
 	if snap == "" {
 		t.Fatal("no snapshot written")
 	}
-	h2 := newHarness(t, smallSnapshots())
-	for i := 0; i < 200; i++ {
-		mustOK(t, h2.do(set(fmt.Sprint("k", i%10), fmt.Sprint(i))))
+	return snap
+}
+
+// A crash after the snapshot's rename but before the covered segments are
+// removed leaves both; recovery uses the snapshot, skips what it covers and
+// removes those segments.
+func TestCrashBetweenSnapshotRenameAndLogCleanup(t *testing.T) {
+	write := func(h *harness) {
+		for i := 0; i < 200; i++ {
+			mustOK(t, h.do(set(fmt.Sprint("k", i%10), fmt.Sprint(i))))
+		}
 	}
-	// h2 never snapshotted (no idle turns, and forced snapshots off): give it
-	// h's snapshot file so that its log overlaps the snapshot.
+	h := newHarness(t, smallSnapshots())
+	write(h)
+	h.idle()
+	snap := snapshotFile(t, h)
+	// h2 writes the same records (so the same indices) but never
+	// snapshots: its directory is h's as it was just before cleanup, once
+	// h's snapshot is put in it.
 	cfg := smallSnapshots()
 	cfg.SnapshotLogBytesMin = 1 << 40
-	h2.cfg = cfg
+	h2 := newHarness(t, cfg)
+	write(h2)
+	before, _ := h2.disk.List()
 	data, _ := h.disk.DurableBytes(snap)
 	f, _ := h2.disk.Create(snap)
 	_ = f.Append(data)
@@ -401,6 +409,10 @@ func TestCrashBetweenSnapshotRenameAndLogCleanup(t *testing.T) {
 	_ = h2.disk.SyncDir()
 	if err := h2.crash(); err != nil {
 		t.Fatal(err)
+	}
+	after, _ := h2.disk.List()
+	if len(after) >= len(before)+1 {
+		t.Fatalf("no covered segment removed: %d files before, %d after (%v)", len(before)+1, len(after), after)
 	}
 	for i := 190; i < 200; i++ {
 		wantValue(t, h2, fmt.Sprint("k", i%10), fmt.Sprint(i))
@@ -458,13 +470,7 @@ func TestCorruptSnapshotRefusesToStart(t *testing.T) {
 		mustOK(t, h.do(set(fmt.Sprint("k", i), "v")))
 	}
 	h.idle()
-	names, _ := h.disk.List()
-	var snap string
-	for _, n := range names {
-		if strings.HasPrefix(n, "snap-") {
-			snap = n
-		}
-	}
+	snap := snapshotFile(t, h)
 	h.disk.Corrupt(snap, 30)
 	err := h.crash()
 	if !errors.Is(err, core.ErrCorrupt) || !strings.Contains(err.Error(), snap) {

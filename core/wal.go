@@ -143,12 +143,12 @@ func openWAL(d Disk, names []string, snapIndex uint64, apply func(Record) error,
 	// Names are zero-padded, so the sorted listing is in log order.
 	// A segment whose successor starts at or before snapIndex+1 holds nothing
 	// the snapshot lacks: a crash came between snapshot and cleanup.
-	for len(w.segments) >= 2 && w.segments[1].first <= snapIndex+1 {
-		if err := d.Remove(w.segments[0].name); err != nil {
-			return nil, fmt.Errorf("removing covered log segment %s: %w", w.segments[0].name, err)
-		}
-		logf("removed log segment %s (covered by snapshot at index %d)", w.segments[0].name, snapIndex)
-		w.segments = w.segments[1:]
+	before := len(w.segments)
+	if err := w.removeBefore(snapIndex); err != nil {
+		return nil, fmt.Errorf("removing log segments covered by the snapshot: %w", err)
+	}
+	if removed := before - len(w.segments); removed > 0 {
+		logf("removed %d log segments covered by the snapshot at index %d", removed, snapIndex)
 	}
 	if len(w.segments) == 0 {
 		if err := w.createSegment(snapIndex + 1); err != nil {
