@@ -1,108 +1,42 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"dkv/core"
+	"dkv/internal/nodeproc"
 )
 
-// realServer is a cmd/node process serving on a loopback port.
-type realServer struct {
-	addr string
-	cmd  *exec.Cmd
-
-	mu     sync.Mutex
-	stderr strings.Builder // everything the server said, for failure messages
-}
-
-func (s *realServer) log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stderr.String()
-}
-
-// buildNode builds cmd/node into dir. Until cmd/node exists and compiles,
-// the tests that need it skip, saying why.
-func buildNode(t *testing.T) string {
+// startNode builds cmd/node and runs it on a free port with a fresh data
+// directory, until the test ends.
+func startNode(t *testing.T) *nodeproc.Process {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "node")
-	out, err := exec.Command("go", "build", "-o", bin, "dkv/cmd/node").CombinedOutput()
-	if err != nil {
-		t.Skipf("skipping: cmd/node does not build yet (%v):\n%s", err, out)
-	}
-	return bin
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	bin, err := nodeproc.Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// startNode starts the binary on a free port with a fresh data directory and
-// waits for it to say "serving". The process is killed when the test ends.
-func startNode(t *testing.T, bin string) *realServer {
-	t.Helper()
-	port := freePort(t)
-	s := &realServer{addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	s.cmd = exec.Command(bin, "--port", fmt.Sprint(port), "--data-dir", t.TempDir())
-	stderr, err := s.cmd.StderrPipe()
+	p, err := nodeproc.Start(bin, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-	})
-	serving := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			s.mu.Lock()
-			s.stderr.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-			if strings.Contains(sc.Text(), "serving") {
-				once.Do(func() { close(serving) })
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	select {
-	case <-serving:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("cmd/node did not print \"serving\" within 30s; its stderr:\n%s", s.log())
-	}
-	return s
+	t.Cleanup(p.Kill)
+	return p
 }
 
 func TestRealServer(t *testing.T) {
-	bin := buildNode(t)
-	srv := startNode(t, bin)
-	c := dialT(t, srv.addr)
+	srv := startNode(t)
+	c := dialT(t, srv.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	defer func() {
 		if t.Failed() {
-			t.Logf("cmd/node stderr:\n%s", srv.log())
+			t.Logf("cmd/node stderr:\n%s", srv.Stderr())
 		}
 	}()
 

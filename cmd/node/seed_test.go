@@ -85,7 +85,8 @@ func TestSeedSetTwice(t *testing.T) {
 // Concurrent BulkSets of the same keys: afterwards every key holds the
 // value of one single BulkSet, never a mix.
 func TestSeedConcurrentBulkSetsDoNotMix(t *testing.T) {
-	s := start(t, t.TempDir())
+	dir := t.TempDir()
+	s := start(t, dir)
 	const writers, rounds, keys = 8, 40, 50
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -131,7 +132,6 @@ func TestSeedConcurrentBulkSetsDoNotMix(t *testing.T) {
 	}
 	checkOneBulkSet(s.addr)
 	// And the same after recovery from the log.
-	dir := s.cmd.Args[len(s.cmd.Args)-1]
 	kill(s)
 	checkOneBulkSet(start(t, dir).addr)
 }
