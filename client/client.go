@@ -217,7 +217,7 @@ func (c *KVClient) newCall(req *core.Request) (*call, error) {
 	if n := len(line) - 1; n > c.opts.requestBytesMax {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrRequestTooLarge, n, c.opts.requestBytesMax)
 	}
-	return &call{id: id, line: line, done: make(chan result, 1)}, nil
+	return &call{id: id, line: line, wake: make(chan struct{}, 1)}, nil
 }
 
 // conn returns a healthy connection, dialing a new one if the last broke.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -573,16 +574,17 @@ func TestProtocolViolations(t *testing.T) {
 			err := c.Set(ctxT(t), "k", "v")
 			if tc.name == "unsolicited" {
 				// The set itself succeeds; the stray line breaks the
-				// connection afterwards, which the next call notices.
+				// connection afterwards, which the next call notices
+				// before it sends anything, and so redials.
 				if err != nil {
 					t.Fatalf("Set: %v", err)
 				}
 				time.Sleep(50 * time.Millisecond)
-				c.mu.Lock()
-				broken := c.cur.broken()
-				c.mu.Unlock()
-				if !broken {
-					t.Fatal("connection still in use after an unsolicited response")
+				if err := c.Set(ctxT(t), "k2", "v"); err != nil {
+					t.Fatalf("Set after the stray line: %v", err)
+				}
+				if n := srv.accepted.Load(); n != 2 {
+					t.Fatalf("server accepted %d connections; want 2: the stray line must break the first", n)
 				}
 				return
 			}
@@ -766,11 +768,13 @@ func TestRedialAfterServerDropsConnections(t *testing.T) {
 	}
 	srv.DropConnections()
 	time.Sleep(20 * time.Millisecond)
-	if v, err := c.Get(ctx, "k"); err != nil || v != "v" {
-		t.Fatalf("Get after drop = %q, %v", v, err)
-	}
+	// A write first: it must find the conn dead before sending on it, or
+	// its outcome would be unknown.
 	if err := c.Set(ctx, "k2", "v2"); err != nil {
 		t.Fatalf("Set after drop: %v", err)
+	}
+	if v, err := c.Get(ctx, "k"); err != nil || v != "v" {
+		t.Fatalf("Get after drop = %q, %v", v, err)
 	}
 	if n := srv.Accepted(); n != 2 {
 		t.Fatalf("server accepted %d connections; want 2", n)
@@ -802,10 +806,12 @@ func TestReadLine(t *testing.T) {
 		br := bufio.NewReaderSize(strings.NewReader(tc.in), 16)
 		var got []string
 		var err error
+		var part []byte
+		var partTooLarge bool
 		for {
 			var line []byte
 			var tooLarge bool
-			line, tooLarge, err = readLine(br, tc.max)
+			line, tooLarge, err = readLine(br, tc.max, &part, &partTooLarge)
 			if err != nil {
 				break
 			}
@@ -841,4 +847,171 @@ func TestTooManyConnections(t *testing.T) {
 	if errors.Is(err, ErrUnknownOutcome) {
 		t.Fatalf("err = %v; a refused connection never carried the write", err)
 	}
+}
+
+// The caller reading the socket gives up halfway through a response line;
+// the next caller takes over the read and finishes that line before its
+// own, on the same connection.
+func TestReaderDeadlineMidLine(t *testing.T) {
+	srv := newRawServer(t, func(_ int, nc net.Conn) {
+		lc := newLineConn(nc)
+		a, err := lc.read()
+		if err != nil {
+			return
+		}
+		b, err := lc.read()
+		if err != nil {
+			return
+		}
+		first := core.AppendResponse(nil, ptr(valueOf(a)))
+		nc.Write(first[:len(first)/2])
+		time.Sleep(150 * time.Millisecond)
+		nc.Write(first[len(first)/2:])
+		lc.write(valueOf(b))
+		drain(lc)
+	})
+	c := dialT(t, srv.addr)
+	errA := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, err := c.Get(ctx, "a")
+		errA <- err
+	}()
+	time.Sleep(10 * time.Millisecond) // a is sent first and reads first
+	if v, err := c.Get(ctxT(t), "b"); err != nil || v != "b" {
+		t.Fatalf("Get(b) = %q, %v; want b", v, err)
+	}
+	if err := <-errA; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get(a) err = %v; want DeadlineExceeded", err)
+	}
+	if n := srv.accepted.Load(); n != 1 {
+		t.Fatalf("server accepted %d connections; want 1", n)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Cancelling a context without a deadline interrupts the caller reading
+// the socket.
+func TestCancelInterruptsRead(t *testing.T) {
+	srv := newRawServer(t, func(_ int, nc net.Conn) { drain(newLineConn(nc)) })
+	c := dialT(t, srv.addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	if err := c.Ping(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Ping err = %v; want Canceled", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Ping returned after %v; it was cancelled at 50ms", d)
+	}
+}
+
+// Many callers share a connection to a server that answers after random
+// delays, with deadlines so short that many give up: the read role passes
+// between them all the while. Every answer reaches its own caller, nobody
+// hangs, and the connection is never replaced.
+func TestSharedConnectionWithAbandonedCalls(t *testing.T) {
+	srv := newRawServer(t, func(i int, nc net.Conn) {
+		lc := newLineConn(nc)
+		reqs := make(chan *core.Request, 1024)
+		go func() {
+			r := rand.New(rand.NewPCG(uint64(i), 1))
+			for req := range reqs {
+				time.Sleep(time.Duration(r.IntN(100)) * time.Microsecond)
+				lc.write(valueOf(req))
+			}
+		}()
+		defer close(reqs)
+		for {
+			req, err := lc.read()
+			if err != nil {
+				return
+			}
+			reqs <- req
+		}
+	})
+	c := dialT(t, srv.addr)
+	const workers, opsEach = 16, 150
+	var ok, gaveUp atomic.Int32
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 2))
+			for i := range opsEach {
+				k := fmt.Sprintf("w%d-%d", w, i)
+				// Every fourth caller is patient; the rest mostly are not.
+				timeout := time.Duration(500+r.IntN(5000)) * time.Microsecond
+				if i%4 == 0 {
+					timeout = 5 * time.Second
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				v, err := c.Get(ctx, k)
+				cancel()
+				switch {
+				case err == nil && v != k:
+					t.Errorf("Get(%s) = %q: an answer reached the wrong caller", k, v)
+					return
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, context.DeadlineExceeded):
+					gaveUp.Add(1)
+				default:
+					t.Errorf("Get(%s): %v", k, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d answered, %d gave up", ok.Load(), gaveUp.Load())
+	if ok.Load() == 0 || gaveUp.Load() == 0 {
+		t.Fatalf("%d answered, %d gave up; the test needs both", ok.Load(), gaveUp.Load())
+	}
+	if n := srv.accepted.Load(); n != 1 {
+		t.Fatalf("server accepted %d connections; want 1", n)
+	}
+	if v, err := c.Get(ctxT(t), "last"); err != nil || v != "last" {
+		t.Fatalf("Get(last) = %q, %v", v, err)
+	}
+}
+
+// Large requests and large responses at once: a server that answers each
+// request before reading the next stops reading while its answers wait to
+// be read. A caller must never wait on a full socket with nobody reading.
+func TestLargeRequestsAndResponsesBothWays(t *testing.T) {
+	srv := newRawServer(t, func(_ int, nc net.Conn) {
+		lc := newLineConn(nc)
+		for {
+			req, err := lc.read()
+			if err != nil {
+				return
+			}
+			v := strings.Repeat(*req.Value, 4)
+			lc.write(core.Response{ID: req.ID, OK: true, Value: &v})
+		}
+	})
+	c := dialT(t, srv.addr)
+	// 16 MiB out and 64 MiB back: more than the kernel buffers between
+	// the two, even grown to their largest.
+	const callers = 16
+	big := strings.Repeat("x", 1<<20)
+	// Generous: the race detector makes decoding 64 MiB slow.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Do(ctx, &core.Request{Op: core.OpSet, Key: fmt.Sprint("k", i), Value: &big})
+			if err != nil || resp.Value == nil || len(*resp.Value) != 4*len(big) {
+				t.Errorf("call %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
 }

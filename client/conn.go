@@ -7,35 +7,30 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"dkv/core"
 )
 
-// A call moves queued → sent (the writer took it) or queued → abandoned (its
-// caller gave up first). The compare-and-swap between the two is what tells a
-// caller whether its request may have reached the server.
-const (
-	callQueued int32 = iota
-	callSent
-	callAbandoned
-)
-
 // call is one request on its way through a conn.
 type call struct {
-	id    []byte // the id we sent, to check the server's echo
-	line  []byte // the encoded request, newline included
-	state atomic.Int32
+	id   []byte // the id we sent, to check the server's echo
+	line []byte // the encoded request, newline included
 	// began is when the caller started the operation, before any dial.
 	began time.Time
-	// sentAt is set by the writer before it publishes callSent.
-	sentAt time.Duration
-	// done receives exactly one result once the call is sent: from the
-	// reader, or from fail. Buffered, so an abandoned call's response is
-	// dropped here without blocking the reader.
-	done chan result
+
+	// Under conn.mu:
+	sentAt    time.Duration // when the call joined pending, since conn.start
+	res       *result       // set once: its response, or why the conn broke
+	abandoned bool          // its caller gave up; the response is dropped
+
+	// wake has room for one token, meaning "look again": a result has
+	// arrived, or the read role may be free for this call to take.
+	wake chan struct{}
 }
 
 type result struct {
@@ -43,44 +38,80 @@ type result struct {
 	err  error
 }
 
-// conn is one pipelined connection. Callers enqueue calls; one writer
-// goroutine writes them in queue order and appends them to pending in that
-// same order; one reader goroutine pops pending for each response line. Once
-// broken it stays broken: the client replaces it with a new conn.
+func (cl *call) signal() {
+	select {
+	case cl.wake <- struct{}{}:
+	default:
+	}
+}
+
+// conn is one pipelined connection with no goroutines of its own: callers
+// write and read the socket themselves. Every hand-off between goroutines
+// costs a wake-up, tens of microseconds on a busy VM, and a lone caller
+// doing its own write and read pays none.
+//
+// Writes are combined: a caller appends its line to out and, unless another
+// caller is already writing, writes out itself until it is empty, so a
+// burst of concurrent calls shares few writes. Reads have one holder at a
+// time, the read role: the first waiting caller takes it and reads
+// responses, handing each to its call in pending (FIFO, the server answers
+// in order), until its own arrives; then it passes the role to the next
+// caller still waiting. Once broken a conn stays broken: the client
+// replaces it with a new one.
 type conn struct {
 	nc    net.Conn
+	raw   syscall.RawConn // nil where the conn has no file descriptor
 	addr  string
 	opts  *options
 	start time.Time
 
-	// slots holds one token per call between enqueue and the moment it
-	// leaves the pipeline (its response read, or skipped by the writer), so
-	// writeq and pending together never exceed inFlightMax.
-	slots  chan struct{}
-	writeq chan *call
-	done   chan struct{} // closed by fail
+	// slots holds one token per call from before it is written until its
+	// response is read (or the conn breaks), so at most inFlightMax calls
+	// are outstanding.
+	slots chan struct{}
+	done  chan struct{} // closed by fail
 
 	mu      sync.Mutex
-	pending []*call // sent and unanswered, in send order
+	pending []*call // written or being written, unanswered, in send order
+	out     []byte  // lines of pending calls not yet written
+	spare   []byte  // the other write buffer, swapped with out
+	writing bool    // a caller is writing out, and will until it is empty
+	reading bool    // a caller holds the read role
 	err     error   // why the conn broke; set once
+	// peekBuf is where idleError looks at unsolicited bytes: a refusal
+	// such as too_many_connections fits easily.
+	peekBuf [512]byte
+
+	// The reader's state, used only by the holder of the read role. A
+	// line cut by a deadline stays in part for the next holder.
+	br           *bufio.Reader
+	part         []byte
+	partTooLarge bool
 
 	// lastResponseAt is when the last response line arrived, as a duration
 	// since start (monotonic).
 	lastResponseAt atomic.Int64
 }
 
+// writeBufBytesMax is the largest write buffer kept between bursts; a
+// bigger one (a burst of large BulkSets) is dropped once written.
+const writeBufBytesMax = 1 << 20
+
 func newConn(nc net.Conn, addr string, opts *options) *conn {
 	cn := &conn{
-		nc:     nc,
-		addr:   addr,
-		opts:   opts,
-		start:  time.Now(),
-		slots:  make(chan struct{}, opts.inFlightMax),
-		writeq: make(chan *call, opts.inFlightMax),
-		done:   make(chan struct{}),
+		nc:    nc,
+		addr:  addr,
+		opts:  opts,
+		start: time.Now(),
+		slots: make(chan struct{}, opts.inFlightMax),
+		done:  make(chan struct{}),
+		br:    bufio.NewReaderSize(nc, 64<<10),
 	}
-	go cn.writeLoop()
-	go cn.readLoop()
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			cn.raw = raw
+		}
+	}
 	return cn
 }
 
@@ -101,33 +132,28 @@ func (cn *conn) failure() error {
 	return cn.err
 }
 
-// fail breaks the connection: every sent call gets err, queued calls see done
-// and learn they were never sent. Only the first failure counts.
+// fail breaks the connection: every pending call gets err. Only the first
+// failure counts.
 func (cn *conn) fail(err error) {
 	cn.mu.Lock()
-	orphans := cn.failLocked(err)
+	cn.failLocked(err)
 	cn.mu.Unlock()
-	cn.deliver(orphans, err)
 }
 
-// failLocked is fail's part under cn.mu. It returns the sent calls, which
-// the caller must deliver err to once it has released cn.mu.
-func (cn *conn) failLocked(err error) []*call {
+func (cn *conn) failLocked(err error) {
 	if cn.err != nil {
-		return nil
+		return
 	}
 	cn.err = err
-	orphans := cn.pending
-	cn.pending = nil
-	close(cn.done)
-	cn.nc.Close()
-	return orphans
-}
-
-func (cn *conn) deliver(orphans []*call, err error) {
-	for _, cl := range orphans {
-		cl.done <- result{err: err}
+	for _, cl := range cn.pending {
+		cl.res = &result{err: err}
+		cl.signal()
 	}
+	cn.pending = nil
+	cn.out = nil
+	close(cn.done)
+	// Closing unblocks a caller in a read or a write on the socket.
+	cn.nc.Close()
 }
 
 func (cn *conn) lost(err error) error { return &connError{addr: cn.addr, err: err} }
@@ -143,30 +169,263 @@ func (cn *conn) roundTrip(ctx context.Context, cl *call) (resp *core.Response, s
 	case <-cn.done:
 		return nil, false, cn.failure()
 	}
-	// Every call in writeq holds a slot and writeq has a place per slot, so
-	// this send never blocks.
-	cn.writeq <- cl
-	select {
-	case r := <-cl.done:
-		return r.resp, true, r.err
-	case <-cn.done:
-		if cl.state.CompareAndSwap(callQueued, callAbandoned) {
-			return nil, false, cn.failure()
+	cn.mu.Lock()
+	if cn.err == nil && len(cn.pending) == 0 {
+		// Nobody has read this socket since the last response: find out
+		// now, before writing, whether the server has hung up on it.
+		if err := cn.idleError(); err != nil {
+			cn.failLocked(cn.lost(err))
 		}
-		// The writer sent it before the conn broke, so fail or the reader
-		// has delivered (or is delivering) its result.
-		r := <-cl.done
-		return r.resp, true, r.err
-	case <-ctx.Done():
-		if cl.state.CompareAndSwap(callQueued, callAbandoned) {
-			return nil, false, ctx.Err()
-		}
-		// The response will still come, and the reader will pop this call
-		// for it and drop it into done, where nobody reads it. That keeps
-		// the FIFO in step with the stream.
-		cn.checkStall(cl)
-		return nil, true, ctx.Err()
 	}
+	if cn.err != nil {
+		err := cn.err
+		cn.mu.Unlock()
+		<-cn.slots
+		return nil, false, err
+	}
+	cl.sentAt = cn.since()
+	cn.pending = append(cn.pending, cl)
+	cn.out = append(cn.out, cl.line...)
+	if !cn.writing {
+		cn.writing = true
+		cn.flushLocked()
+	}
+	return cn.await(ctx, cl)
+}
+
+// flushLocked writes out until it is empty, releasing mu for each write so
+// that other callers can queue their lines for the next one. It is called
+// with mu held and writing set, and returns the same way, with writing clear
+// unless a goroutine has taken the rest over.
+//
+// The caller never waits on the socket here. If the socket will not take
+// everything at once, the server is slow to read, or is itself waiting for
+// us to read its responses; so a goroutine finishes the write while the
+// caller goes on to read. Waiting here could deadlock both sides.
+func (cn *conn) flushLocked() {
+	for len(cn.out) > 0 && cn.err == nil {
+		buf := cn.takeOutLocked()
+		cn.mu.Unlock()
+		n, err := tryWrite(cn.raw, buf)
+		if err == nil && n < len(buf) {
+			go cn.writeRest(buf, n)
+			cn.mu.Lock()
+			return
+		}
+		cn.mu.Lock()
+		cn.wroteLocked(buf, err)
+	}
+	cn.writing = false
+}
+
+// writeRest finishes the write of buf from n, then flushes out until it is
+// empty, waiting on the socket as long as it must. A write that does not
+// finish within the request timeout breaks the conn: part of a line may
+// have gone out, and nothing can be sent after it.
+func (cn *conn) writeRest(buf []byte, n int) {
+	cn.nc.SetWriteDeadline(time.Now().Add(cn.opts.requestTimeout))
+	_, err := cn.nc.Write(buf[n:])
+	cn.mu.Lock()
+	cn.wroteLocked(buf, err)
+	for len(cn.out) > 0 && cn.err == nil {
+		buf := cn.takeOutLocked()
+		cn.mu.Unlock()
+		cn.nc.SetWriteDeadline(time.Now().Add(cn.opts.requestTimeout))
+		_, err := cn.nc.Write(buf)
+		cn.mu.Lock()
+		cn.wroteLocked(buf, err)
+	}
+	cn.writing = false
+	cn.mu.Unlock()
+}
+
+// takeOutLocked returns the lines to write and swaps in the spare buffer.
+func (cn *conn) takeOutLocked() []byte {
+	buf := cn.out
+	cn.out = cn.spare[:0]
+	cn.spare = nil
+	return buf
+}
+
+// wroteLocked keeps buf, written, as the spare, and breaks the conn if the
+// write failed.
+func (cn *conn) wroteLocked(buf []byte, err error) {
+	if cap(buf) <= writeBufBytesMax {
+		cn.spare = buf[:0]
+	}
+	if err != nil {
+		cn.failLocked(cn.lost(err))
+	}
+}
+
+// await waits, with mu held, for cl's result, taking the read role whenever
+// it is free. It returns with mu released.
+func (cn *conn) await(ctx context.Context, cl *call) (*core.Response, bool, error) {
+	for {
+		if cl.res != nil {
+			r := cl.res
+			cn.mu.Unlock()
+			return r.resp, true, r.err
+		}
+		if !cn.reading {
+			cn.reading = true
+			cn.mu.Unlock()
+			cn.read(ctx, cl)
+			cn.mu.Lock()
+			if cl.res == nil && ctx.Err() != nil {
+				return cn.abandonLocked(ctx, cl)
+			}
+			continue
+		}
+		cn.mu.Unlock()
+		select {
+		case <-cl.wake:
+		case <-ctx.Done():
+		}
+		cn.mu.Lock()
+		if cl.res == nil && ctx.Err() != nil {
+			return cn.abandonLocked(ctx, cl)
+		}
+	}
+}
+
+// abandonLocked gives up on cl, whose context ended before its response
+// arrived; the response will be read and dropped when it comes. It returns
+// with mu released.
+func (cn *conn) abandonLocked(ctx context.Context, cl *call) (*core.Response, bool, error) {
+	cl.abandoned = true
+	if !cn.reading {
+		// cl may have been woken to take the read role: pass it on.
+		cn.passReadLocked()
+	}
+	cn.mu.Unlock()
+	cn.checkStall(cl)
+	return nil, true, ctx.Err()
+}
+
+// passReadLocked hands the free read role to the oldest caller still
+// waiting. If every pending call was abandoned, a goroutine drains their
+// responses: left unread, they would fill the socket and hold the slots,
+// and the next caller could wait for either forever.
+func (cn *conn) passReadLocked() {
+	for _, cl := range cn.pending {
+		if !cl.abandoned {
+			cl.signal()
+			return
+		}
+	}
+	if len(cn.pending) > 0 && cn.err == nil {
+		cn.reading = true
+		go cn.read(context.Background(), nil)
+	}
+}
+
+// read holds the read role: it reads responses and hands each to its call.
+// A caller (cl not nil) reads until cl has its own, the conn breaks, or ctx
+// ends; the drainer (cl nil) reads until nothing is pending, and breaks the
+// conn if the server is silent for a request timeout meanwhile. Either way
+// it gives the role up before it returns.
+func (cn *conn) read(ctx context.Context, cl *call) {
+	var deadline time.Time
+	if cl != nil {
+		deadline, _ = ctx.Deadline()
+		// A cancel without a deadline must interrupt the read too. The
+		// interruption may land after this read is over: a reader that
+		// times out before its own deadline, with its context alive,
+		// just reads on.
+		stop := context.AfterFunc(ctx, func() { cn.nc.SetReadDeadline(time.Now()) })
+		defer stop()
+	} else {
+		deadline = time.Now().Add(cn.opts.requestTimeout)
+	}
+	cn.nc.SetReadDeadline(deadline)
+	for {
+		line, tooLarge, err := cn.readLine()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !cn.broken() {
+				if ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
+					cn.nc.SetReadDeadline(deadline)
+					continue
+				}
+				if cl != nil {
+					// The deadline passed: the context is done or about
+					// to be, and the caller abandons cl.
+					<-ctx.Done()
+					cn.mu.Lock()
+					cn.reading = false
+					cn.passReadLocked()
+					cn.mu.Unlock()
+					return
+				}
+				err = fmt.Errorf("no response for %v with requests outstanding", cn.opts.requestTimeout)
+			}
+			cn.mu.Lock()
+			cn.failLocked(cn.lost(err))
+			cn.reading = false
+			cn.mu.Unlock()
+			return
+		}
+		cn.lastResponseAt.Store(int64(cn.since()))
+		cn.mu.Lock()
+		if cn.err != nil {
+			cn.reading = false
+			cn.mu.Unlock()
+			return
+		}
+		if len(cn.pending) == 0 {
+			// Fail under the same lock that saw nothing pending, so that
+			// no call can be sent on this conn in between.
+			cn.failLocked(cn.lost(unsolicited(line, tooLarge)))
+			cn.reading = false
+			cn.mu.Unlock()
+			return
+		}
+		head := cn.pending[0]
+		cn.pending[0] = nil
+		cn.pending = cn.pending[1:]
+		cn.mu.Unlock()
+		<-cn.slots
+
+		r := cn.decode(head, line, tooLarge)
+		cn.mu.Lock()
+		head.res = &r
+		if head != cl {
+			head.signal()
+		}
+		if head == cl || (cl == nil && len(cn.pending) == 0) {
+			cn.reading = false
+			cn.passReadLocked()
+			cn.mu.Unlock()
+			return
+		}
+		cn.mu.Unlock()
+		if cl == nil {
+			deadline = time.Now().Add(cn.opts.requestTimeout)
+			cn.nc.SetReadDeadline(deadline)
+		}
+	}
+}
+
+// decode turns the response line of head into its result. A response that
+// does not fit the protocol breaks the conn, before head learns of it, so
+// that a retry cannot land on this conn again.
+func (cn *conn) decode(head *call, line []byte, tooLarge bool) result {
+	if tooLarge {
+		// The line was skipped whole, so the stream stays in step.
+		return result{err: fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, cn.opts.responseBytesMax)}
+	}
+	resp, err := core.DecodeResponse(line)
+	if err == nil {
+		err = checkEcho(head.id, resp)
+	} else {
+		err = fmt.Errorf("%w: undecodable response: %v", ErrProtocol, err)
+	}
+	if err != nil {
+		err = cn.lost(err)
+		cn.fail(err)
+		return result{err: err}
+	}
+	return result{resp: resp}
 }
 
 // checkStall breaks the connection when a caller gave up after at least a
@@ -182,99 +441,31 @@ func (cn *conn) checkStall(cl *call) {
 	}
 }
 
-func (cn *conn) writeLoop() {
-	bw := bufio.NewWriterSize(cn.nc, 64<<10)
-	for {
-		var cl *call
-		select {
-		case cl = <-cn.writeq:
-		case <-cn.done:
-			return
-		}
-		cn.mu.Lock()
-		if cn.err != nil {
-			// Leave cl queued: its caller sees done and knows it never left.
-			cn.mu.Unlock()
-			return
-		}
-		cl.sentAt = cn.since()
-		if cl.state.CompareAndSwap(callQueued, callSent) {
-			// Appending under the same lock as the check of err is what
-			// lets fail hand a result to every sent call.
-			cn.pending = append(cn.pending, cl)
-			cn.mu.Unlock()
-			// A server that does not read what we send for a whole
-			// request timeout is stuck; better to break than to block
-			// every caller.
-			cn.nc.SetWriteDeadline(time.Now().Add(cn.opts.requestTimeout))
-			if _, err := bw.Write(cl.line); err != nil {
-				cn.fail(cn.lost(err))
-				return
-			}
-		} else {
-			// Abandoned before it left: it never reaches the server.
-			cn.mu.Unlock()
-			<-cn.slots
-		}
-		// Flush only when nothing else is queued, so that a burst of
-		// pipelined calls shares one write. This runs after a skipped
-		// call too, which may have been the last of a burst.
-		if len(cn.writeq) == 0 && bw.Buffered() > 0 {
-			cn.nc.SetWriteDeadline(time.Now().Add(cn.opts.requestTimeout))
-			if err := bw.Flush(); err != nil {
-				cn.fail(cn.lost(err))
-				return
-			}
-		}
+// idleError looks, without blocking, at what an idle conn (nothing pending)
+// has received: nothing, as it should be, or the end of the stream (the
+// server closed it, after its idle timeout say), or a line nobody asked for
+// (a too_many_connections refusal). Looking before a write keeps a request
+// off a conn that is already dead, so that it is known not to have been
+// sent. It is called with mu held.
+func (cn *conn) idleError() error {
+	if cn.br.Buffered() > 0 || len(cn.part) > 0 {
+		line, _ := cn.br.Peek(cn.br.Buffered())
+		return unsolicitedPrefix(append(cn.part[:len(cn.part):len(cn.part)], line...))
 	}
+	n, err := peekSocket(cn.raw, cn.peekBuf[:])
+	if err != nil || n == 0 {
+		return err
+	}
+	return unsolicitedPrefix(cn.peekBuf[:n])
 }
 
-func (cn *conn) readLoop() {
-	br := bufio.NewReaderSize(cn.nc, 64<<10)
-	for {
-		line, tooLarge, err := readLine(br, cn.opts.responseBytesMax)
-		if err != nil {
-			cn.fail(cn.lost(err))
-			return
-		}
-		cn.lastResponseAt.Store(int64(cn.since()))
-		cn.mu.Lock()
-		if len(cn.pending) == 0 {
-			// Fail under the same lock that saw nothing pending, so that
-			// no call can be sent on this conn in between.
-			err := cn.lost(unsolicited(line, tooLarge))
-			orphans := cn.failLocked(err)
-			cn.mu.Unlock()
-			cn.deliver(orphans, err)
-			return
-		}
-		cl := cn.pending[0]
-		cn.pending[0] = nil
-		cn.pending = cn.pending[1:]
-		cn.mu.Unlock()
-		<-cn.slots
-
-		if tooLarge {
-			// The line is skipped whole, so the stream stays in step.
-			cl.done <- result{err: fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, cn.opts.responseBytesMax)}
-			continue
-		}
-		resp, err := core.DecodeResponse(line)
-		if err == nil {
-			err = checkEcho(cl.id, resp)
-		} else {
-			err = fmt.Errorf("%w: undecodable response: %v", ErrProtocol, err)
-		}
-		if err != nil {
-			// Break the conn before telling the caller, so that a retry
-			// cannot land on this conn again.
-			err = cn.lost(err)
-			cn.fail(err)
-			cl.done <- result{err: err}
-			return
-		}
-		cl.done <- result{resp: resp}
+// unsolicitedPrefix explains bytes received with no request outstanding, of
+// which the first line may be whole.
+func unsolicitedPrefix(data []byte) error {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return unsolicited(data[:i], false)
 	}
+	return unsolicited(nil, true)
 }
 
 // unsolicited explains a line that arrived with nothing outstanding. A
@@ -303,27 +494,35 @@ func checkEcho(id []byte, resp *core.Response) error {
 	return fmt.Errorf("%w: response id %s does not match request id %s", ErrProtocol, got, id)
 }
 
+// readLine reads the next response line for the holder of the read role.
+func (cn *conn) readLine() (line []byte, tooLarge bool, err error) {
+	return readLine(cn.br, cn.opts.responseBytesMax, &cn.part, &cn.partTooLarge)
+}
+
 // readLine reads one line, newline removed. A line longer than bytesMax is
 // consumed whole and reported as tooLarge, so the next read starts on the
-// next line.
-func readLine(br *bufio.Reader, bytesMax int) (line []byte, tooLarge bool, err error) {
+// next line. What is read of a line before an error (a deadline, say) is
+// kept in part and partTooLarge, and the next call goes on from there.
+func readLine(br *bufio.Reader, bytesMax int, part *[]byte, partTooLarge *bool) (line []byte, tooLarge bool, err error) {
 	for {
 		frag, err := br.ReadSlice('\n')
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return nil, false, err
-		}
-		if !tooLarge {
-			// Copy: ReadSlice's bytes are overwritten by the next read, and
-			// the response's id may alias them.
-			line = append(line, frag...)
-			if len(line) > bytesMax+1 {
-				tooLarge, line = true, nil
+		if !*partTooLarge {
+			// Copy: ReadSlice's bytes are overwritten by the next read,
+			// and the response's id may alias them.
+			*part = append(*part, frag...)
+			if len(*part) > bytesMax+1 {
+				*partTooLarge, *part = true, nil
 			}
 		}
 		if err == nil {
 			break
 		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, false, err
+		}
 	}
+	line, tooLarge = *part, *partTooLarge
+	*part, *partTooLarge = nil, false
 	if tooLarge {
 		return nil, true, nil
 	}

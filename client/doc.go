@@ -4,7 +4,10 @@
 // number of goroutines may call it at once, their requests go out on the wire
 // in the order they are queued, and because the server answers in request
 // order on a connection, a FIFO of waiters is all it takes to hand each
-// response to its caller. Every request also carries a fresh "id" that the
+// response to its caller. The callers do the socket work themselves, with no
+// goroutine of the client's in between: one writes the queued requests,
+// one reads responses and hands them out, so a lone caller writes its
+// request and reads its answer directly. Every request also carries a fresh "id" that the
 // server echoes, and the client checks the echo, so a desynchronised stream is
 // detected and the connection dropped instead of a response reaching the
 // wrong caller.

@@ -469,22 +469,25 @@ func TestTurnTakesQueuedEventsUpToTheLimit(t *testing.T) {
 	c := dial(t, r.addr)
 	c.send(`{"op":"block"}` + "\n")
 	<-node.blocked
-	// While the loop is held, ten requests queue up behind it.
+	// While the node is held, ten requests from another connection queue
+	// up behind it. (This connection's reader is the one running the node.)
+	c2 := dial(t, r.addr)
 	var batch strings.Builder
 	for range 10 {
 		batch.WriteString(`{"op":"ping"}` + "\n")
 	}
-	c.send(batch.String())
+	c2.send(batch.String())
 	deadline := time.Now().Add(5 * time.Second)
-	for len(r.host.events) < 10 {
+	for r.host.queued() < 10 {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d events queued", len(r.host.events))
+			t.Fatalf("only %d events queued", r.host.queued())
 		}
 		time.Sleep(time.Millisecond)
 	}
 	close(node.release)
-	for range 11 {
-		c.recvCode("")
+	c.recvCode("")
+	for range 10 {
+		c2.recvCode("")
 	}
 	// A reply may leave during its turn, before the turn's Flush is
 	// counted: wait for the count rather than race it.
@@ -494,6 +497,12 @@ func TestTurnTakesQueuedEventsUpToTheLimit(t *testing.T) {
 	if got, want := node.turns(), []int{4, 4, 3}; !reflect.DeepEqual(got, want) {
 		t.Errorf("requests per turn = %v, want %v (the blocked turn goes on with 3 queued pings; one flush per turn of at most 4)", got, want)
 	}
+}
+
+func (h *Host) queued() int {
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	return len(h.queue)
 }
 
 func TestFlushErrorStopsRun(t *testing.T) {
@@ -594,22 +603,26 @@ func TestInflightLimitPushesBackOnTheReader(t *testing.T) {
 	cfg := testConfig()
 	cfg.ConnInflightMax = 2
 	r := startHost(t, node, cfg)
-	c := dial(t, r.addr)
-	c.send(`{"op":"block"}` + "\n")
+	// One connection holds the node (its reader runs it, blocked); the
+	// other pipelines ten pings.
+	holder := dial(t, r.addr)
+	holder.send(`{"op":"block"}` + "\n")
 	<-node.blocked
+	c := dial(t, r.addr)
 	var batch strings.Builder
 	for range 10 {
 		batch.WriteString(`{"op":"ping"}` + "\n")
 	}
 	c.send(batch.String())
-	// The block request holds one slot; one ping takes the other, and the
-	// reader then waits instead of queueing the other nine.
+	// Two pings take the two slots, and the reader then waits instead of
+	// queueing the other eight.
 	time.Sleep(50 * time.Millisecond)
-	if n := len(r.host.events); n != 1 {
-		t.Errorf("%d events queued with an in-flight limit of 2, want 1", n)
+	if n := r.host.queued(); n != 2 {
+		t.Errorf("%d events queued with an in-flight limit of 2, want 2", n)
 	}
 	close(node.release)
-	for range 11 {
+	holder.recvCode("")
+	for range 10 {
 		c.recvCode("")
 	}
 }
