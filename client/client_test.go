@@ -761,13 +761,16 @@ func TestClose(t *testing.T) {
 // notices and redials without the caller doing anything.
 func TestRedialAfterServerDropsConnections(t *testing.T) {
 	srv := clienttest.NewServer(t)
-	c := dialT(t, srv.Addr)
-	ctx := ctxT(t)
+	const timeout = 200 * time.Millisecond
+	c := dialT(t, srv.Addr, WithRequestTimeout(timeout))
+	ctx := context.Background()
 	if err := c.Set(ctx, "k", "v"); err != nil {
 		t.Fatal(err)
 	}
 	srv.DropConnections()
-	time.Sleep(20 * time.Millisecond)
+	// Long enough for the first call's deadlines to pass, which must not
+	// keep the next call from seeing that the conn is dead.
+	time.Sleep(timeout + 50*time.Millisecond)
 	// A write first: it must find the conn dead before sending on it, or
 	// its outcome would be unknown.
 	if err := c.Set(ctx, "k2", "v2"); err != nil {
@@ -1014,4 +1017,45 @@ func TestLargeRequestsAndResponsesBothWays(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// A connection left idle for longer than the request timeout is still used:
+// the deadlines of earlier calls, long passed, must not fail the next one's
+// writing or its look at the idle socket.
+func TestIdleLongerThanRequestTimeout(t *testing.T) {
+	stall := make(chan struct{})
+	srv := newRawServer(t, func(_ int, nc net.Conn) {
+		<-stall // let the client fill the socket first
+		lc := newLineConn(nc)
+		for {
+			req, err := lc.read()
+			if err != nil {
+				return
+			}
+			lc.write(core.Response{ID: req.ID, OK: true})
+		}
+	})
+	const timeout = 300 * time.Millisecond
+	c := dialT(t, srv.addr, WithRequestTimeout(timeout))
+	// Four MiB do not fit the socket while the server is not reading: the
+	// rest goes out on a writer goroutine, under a write deadline.
+	big := strings.Repeat("x", 1<<20)
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() { errs <- c.Set(context.Background(), fmt.Sprint("k", i), big) }()
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stall)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Set of 1 MiB: %v", err)
+		}
+	}
+	time.Sleep(timeout + 100*time.Millisecond)
+	if err := c.Set(context.Background(), "k", "v"); err != nil {
+		t.Fatalf("Set after idling: %v", err)
+	}
+	if n := srv.accepted.Load(); n != 1 {
+		t.Fatalf("server accepted %d connections; want 1: the idle conn was given up", n)
+	}
 }

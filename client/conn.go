@@ -235,6 +235,9 @@ func (cn *conn) writeRest(buf []byte, n int) {
 		cn.mu.Lock()
 		cn.wroteLocked(buf, err)
 	}
+	// tryWrite goes through the same deadline: clear it, or the next
+	// write after it passes would fail without trying.
+	cn.nc.SetWriteDeadline(time.Time{})
 	cn.writing = false
 	cn.mu.Unlock()
 }
@@ -452,7 +455,15 @@ func (cn *conn) idleError() error {
 		line, _ := cn.br.Peek(cn.br.Buffered())
 		return unsolicitedPrefix(append(cn.part[:len(cn.part):len(cn.part)], line...))
 	}
+	// The last reader's deadline has likely passed, and a read deadline
+	// in the past fails even a look.
+	cn.nc.SetReadDeadline(time.Time{})
 	n, err := peekSocket(cn.raw, cn.peekBuf[:])
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// A late cancel of an earlier reader set it again: no look this
+		// time, and the write goes ahead as it would have without one.
+		return nil
+	}
 	if err != nil || n == 0 {
 		return err
 	}

@@ -396,6 +396,12 @@ func (c *conn) write() {
 	for {
 		c.wmu.Lock()
 		ok, gone := c.sendReady(bw, &line, &batch, c.writeTimeout)
+		if ok {
+			// sendNow's writes go through the same deadline: once it
+			// passed, every one would fail without trying and fall back
+			// to this goroutine.
+			c.nc.SetWriteDeadline(time.Time{})
+		}
 		c.wmu.Unlock()
 		if !ok {
 			return

@@ -685,3 +685,66 @@ func TestShutdownIsNotHeldUpByAClientThatDoesNotRead(t *testing.T) {
 		t.Errorf("shutdown took %v with a stuck client, want about %v", took, shutdownWriteTimeout)
 	}
 }
+
+// After the writer goroutine has sent something, under a write deadline,
+// and that deadline has passed, the loop still sends replies directly: the
+// old deadline must not make every direct write fail.
+func TestDirectSendAfterWriterDeadlinePassed(t *testing.T) {
+	cfg := testConfig()
+	cfg.WriteTimeout = 50 * time.Millisecond
+	h, err := NewHost(newTestNode(t), nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	clientEnd, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clientEnd.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(h, server)
+	h.wg.Add(1)
+	go c.write()
+	defer func() { c.readerStopped(); c.shutdown() }()
+	br := bufio.NewReader(clientEnd)
+
+	// The first reply goes through the writer goroutine: the loop finds
+	// the socket taken (wmu held) and wakes the writer instead.
+	s1 := &slot{}
+	if !c.push(s1) {
+		t.Fatal("push refused")
+	}
+	c.wmu.Lock()
+	fillLater := make(chan bool)
+	go func() { fillLater <- c.fill(s1, core.OKResponse()) }()
+	time.Sleep(20 * time.Millisecond)
+	c.wmu.Unlock()
+	<-fillLater
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * cfg.WriteTimeout)
+
+	// The second is sent by the loop itself.
+	s2 := &slot{}
+	if !c.push(s2) {
+		t.Fatal("push refused")
+	}
+	c.mu.Lock()
+	s2.resp, s2.filled = core.OKResponse(), true
+	c.mu.Unlock()
+	if !c.sendNow() {
+		t.Fatal("sendNow failed on an idle socket whose last write deadline had passed")
+	}
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+}
