@@ -1035,7 +1035,8 @@ func TestIdleLongerThanRequestTimeout(t *testing.T) {
 			lc.write(core.Response{ID: req.ID, OK: true})
 		}
 	})
-	const timeout = 300 * time.Millisecond
+	// Long enough for 4 MiB under the race detector on a busy machine.
+	const timeout = time.Second
 	c := dialT(t, srv.addr, WithRequestTimeout(timeout))
 	// Four MiB do not fit the socket while the server is not reading: the
 	// rest goes out on a writer goroutine, under a write deadline.
