@@ -109,6 +109,21 @@ func (lc *lineConn) write(resp core.Response) error {
 	return err
 }
 
+// answer serves a connection by answering each request, in order, with
+// what f makes of it (i counts connections from 0), until it closes.
+func answer(f func(i int, req *core.Request) core.Response) func(int, net.Conn) {
+	return func(i int, nc net.Conn) {
+		lc := newLineConn(nc)
+		for {
+			req, err := lc.read()
+			if err != nil {
+				return
+			}
+			lc.write(f(i, req))
+		}
+	}
+}
+
 // valueOf answers a request with its own key as value: a response that says
 // which request it belongs to.
 func valueOf(req *core.Request) core.Response {
@@ -200,19 +215,12 @@ func TestServerErrors(t *testing.T) {
 }
 
 func TestNotLeaderCarriesLeader(t *testing.T) {
-	srv := newRawServer(t, func(_ int, nc net.Conn) {
-		lc := newLineConn(nc)
-		for {
-			req, err := lc.read()
-			if err != nil {
-				return
-			}
-			resp := core.ErrorResponse(core.CodeNotLeader, "not the leader")
-			resp.Error.Leader = "10.0.0.2:9999"
-			resp.ID = req.ID
-			lc.write(resp)
-		}
-	})
+	srv := newRawServer(t, answer(func(_ int, req *core.Request) core.Response {
+		resp := core.ErrorResponse(core.CodeNotLeader, "not the leader")
+		resp.Error.Leader = "10.0.0.2:9999"
+		resp.ID = req.ID
+		return resp
+	}))
 	c := dialT(t, srv.addr)
 	err := c.Set(ctxT(t), "k", "v")
 	var se *ServerError
@@ -327,19 +335,12 @@ func drain(lc *lineConn) {
 // An abandoned call's response is discarded when it arrives, and the next
 // call on the same connection gets its own response.
 func TestCancelledCallDoesNotDesync(t *testing.T) {
-	srv := newRawServer(t, func(_ int, nc net.Conn) {
-		lc := newLineConn(nc)
-		for {
-			req, err := lc.read()
-			if err != nil {
-				return
-			}
-			if req.Key == "slow" {
-				time.Sleep(200 * time.Millisecond)
-			}
-			lc.write(valueOf(req))
+	srv := newRawServer(t, answer(func(_ int, req *core.Request) core.Response {
+		if req.Key == "slow" {
+			time.Sleep(200 * time.Millisecond)
 		}
-	})
+		return valueOf(req)
+	}))
 	c := dialT(t, srv.addr)
 	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -364,17 +365,10 @@ func TestCancelledCallDoesNotDesync(t *testing.T) {
 // A write abandoned after it was sent may have applied: say so.
 func TestExpiredWriteIsUnknownOutcome(t *testing.T) {
 	release := make(chan struct{})
-	srv := newRawServer(t, func(_ int, nc net.Conn) {
-		lc := newLineConn(nc)
-		for {
-			req, err := lc.read()
-			if err != nil {
-				return
-			}
-			<-release
-			lc.write(core.Response{ID: req.ID, OK: true})
-		}
-	})
+	srv := newRawServer(t, answer(func(_ int, req *core.Request) core.Response {
+		<-release
+		return core.Response{ID: req.ID, OK: true}
+	}))
 	defer close(release)
 	c := dialT(t, srv.addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -517,20 +511,13 @@ func TestConnectionLossFailsAllOutstanding(t *testing.T) {
 }
 
 func TestWrongIDIsProtocolError(t *testing.T) {
-	srv := newRawServer(t, func(i int, nc net.Conn) {
-		lc := newLineConn(nc)
-		for {
-			req, err := lc.read()
-			if err != nil {
-				return
-			}
-			resp := valueOf(req)
-			if i == 0 {
-				resp.ID = []byte(`"not-yours"`)
-			}
-			lc.write(resp)
+	srv := newRawServer(t, answer(func(i int, req *core.Request) core.Response {
+		resp := valueOf(req)
+		if i == 0 {
+			resp.ID = []byte(`"not-yours"`)
 		}
-	})
+		return resp
+	}))
 	c := dialT(t, srv.addr)
 	// A read is retried once on a new connection, which echoes correctly.
 	if v, err := c.Get(ctxT(t), "k"); err != nil || v != "k" {
@@ -599,15 +586,9 @@ func TestProtocolViolations(t *testing.T) {
 // An error response without an id answers the head request: the server
 // could not parse its line, so it could not echo the id.
 func TestErrorWithoutIDIsAccepted(t *testing.T) {
-	srv := newRawServer(t, func(_ int, nc net.Conn) {
-		lc := newLineConn(nc)
-		for {
-			if _, err := lc.read(); err != nil {
-				return
-			}
-			lc.write(core.ErrorResponse(core.CodeTooLarge, "request line too long"))
-		}
-	})
+	srv := newRawServer(t, answer(func(int, *core.Request) core.Response {
+		return core.ErrorResponse(core.CodeTooLarge, "request line too long")
+	}))
 	c := dialT(t, srv.addr)
 	err := c.Set(ctxT(t), "k", "v")
 	var se *ServerError
@@ -618,20 +599,13 @@ func TestErrorWithoutIDIsAccepted(t *testing.T) {
 
 func TestOversizeResponseIsSkipped(t *testing.T) {
 	big := strings.Repeat("x", 4096)
-	srv := newRawServer(t, func(_ int, nc net.Conn) {
-		lc := newLineConn(nc)
-		for {
-			req, err := lc.read()
-			if err != nil {
-				return
-			}
-			resp := valueOf(req)
-			if req.Key == "big" {
-				resp.Value = &big
-			}
-			lc.write(resp)
+	srv := newRawServer(t, answer(func(_ int, req *core.Request) core.Response {
+		resp := valueOf(req)
+		if req.Key == "big" {
+			resp.Value = &big
 		}
-	})
+		return resp
+	}))
 	c := dialT(t, srv.addr, WithMaxResponseBytes(1024))
 	if _, err := c.Get(ctxT(t), "big"); !errors.Is(err, ErrResponseTooLarge) {
 		t.Fatalf("Get(big) err = %v; want ErrResponseTooLarge", err)
@@ -987,17 +961,10 @@ func TestSharedConnectionWithAbandonedCalls(t *testing.T) {
 // request before reading the next stops reading while its answers wait to
 // be read. A caller must never wait on a full socket with nobody reading.
 func TestLargeRequestsAndResponsesBothWays(t *testing.T) {
-	srv := newRawServer(t, func(_ int, nc net.Conn) {
-		lc := newLineConn(nc)
-		for {
-			req, err := lc.read()
-			if err != nil {
-				return
-			}
-			v := strings.Repeat(*req.Value, 4)
-			lc.write(core.Response{ID: req.ID, OK: true, Value: &v})
-		}
-	})
+	srv := newRawServer(t, answer(func(_ int, req *core.Request) core.Response {
+		v := strings.Repeat(*req.Value, 4)
+		return core.Response{ID: req.ID, OK: true, Value: &v}
+	}))
 	c := dialT(t, srv.addr)
 	// 16 MiB out and 64 MiB back: more than the kernel buffers between
 	// the two, even grown to their largest.
