@@ -8,3 +8,5 @@ require (
 	github.com/google/btree v1.1.3
 	pgregory.net/rapid v1.3.0
 )
+
+require golang.org/x/sync v0.25.0

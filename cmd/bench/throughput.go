@@ -15,6 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"dkv/client"
 	"dkv/internal/nodeproc"
 )
@@ -250,41 +252,35 @@ func populate(addr string, n, valueBytes int, out io.Writer) error {
 		}
 	}()
 	defer close(stop)
-	var g sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := 0; w < workers; w++ {
-		g.Add(1)
-		go func() {
-			defer g.Done()
-			c, err := client.Dial(addr)
+	// The first failure stops the other workers through ctx.
+	g, ctx := errgroup.WithContext(context.Background())
+	for range workers {
+		g.Go(func() error {
+			c, err := client.DialContext(ctx, addr)
 			if err != nil {
-				errs <- err
-				return
+				return err
 			}
 			defer c.Close()
 			for {
 				from := int(next.Add(batch)) - batch
 				if from >= n {
-					return
+					return nil
 				}
 				items := make([]client.KV, 0, batch)
 				for i := from; i < min(from+batch, n); i++ {
 					items = append(items, client.KV{Key: keyName(i), Value: value})
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				err := c.BulkSet(ctx, items)
+				bctx, cancel := context.WithTimeout(ctx, time.Minute)
+				err := c.BulkSet(bctx, items)
 				cancel()
 				if err != nil {
-					errs <- fmt.Errorf("populate: %w", err)
-					return
+					return fmt.Errorf("populate: %w", err)
 				}
 				done.Add(int64(len(items)))
 			}
-		}()
+		})
 	}
-	g.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  populated %d keys in %v\n", n, time.Since(start).Round(time.Millisecond))
