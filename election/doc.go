@@ -1,0 +1,24 @@
+// Package election is Raft: leader election with pre-vote and check-quorum,
+// log replication and commit (Ongaro and Ousterhout, "In Search of an
+// Understandable Consensus Algorithm", and Ongaro's thesis for pre-vote and
+// check-quorum).
+//
+// Raft is a pure state machine here, in the manner of etcd's raft library:
+// it takes ticks, proposals and messages, and hands back, in a Ready, what
+// to persist, what to send and what is committed. All I/O is the caller's,
+// so the same code runs under the simulator and in production. The caller
+// persists a Ready's hard state and entries before it sends its messages
+// (a vote or an acknowledgement must not outlive a crash that loses what it
+// vouched for), applies its committed entries, and then calls Advance.
+//
+// Pre-vote keeps a node that was cut off from bumping the term, and so from
+// deposing a healthy leader, when it comes back: it first asks whether it
+// could win, without changing any state. Check-quorum makes a leader that
+// has not heard from a majority for an election timeout step down, and lets
+// followers ignore vote requests while they hear from a leader.
+//
+// This is the core the cluster node is built on (DESIGN.md, "election").
+// Not built yet: the cluster Node itself (the Raft log in the WAL, the state
+// machine and its dedup table), log compaction and snapshot transfer, and
+// read index.
+package election

@@ -1,0 +1,160 @@
+package election
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"dkv/core"
+)
+
+// MsgType says what a Message is.
+type MsgType uint8
+
+const (
+	MsgPreVote MsgType = iota + 1
+	MsgPreVoteResp
+	MsgVote
+	MsgVoteResp
+	MsgApp     // append entries; with none, a heartbeat
+	MsgAppResp // acknowledges Index, or refuses the append after Index
+	msgTypeEnd
+)
+
+func (t MsgType) String() string {
+	switch t {
+	case MsgPreVote:
+		return "pre-vote"
+	case MsgPreVoteResp:
+		return "pre-vote-resp"
+	case MsgVote:
+		return "vote"
+	case MsgVoteResp:
+		return "vote-resp"
+	case MsgApp:
+		return "app"
+	case MsgAppResp:
+		return "app-resp"
+	}
+	return fmt.Sprintf("msg(%d)", uint8(t))
+}
+
+// Message is what nodes send each other.
+type Message struct {
+	Type     MsgType
+	From, To core.NodeID
+	Term     uint64
+	// Vote requests: the candidate's last index and term. Appends: the
+	// index and term of the entry before Entries. Append responses: the
+	// index acknowledged, or the one whose append was refused.
+	Index, LogTerm uint64
+	Entries        []Entry
+	Commit         uint64
+	Reject         bool
+	// RejectHint is the refusing follower's last index: where the leader
+	// may look next.
+	RejectHint uint64
+}
+
+func (m Message) String() string {
+	s := fmt.Sprintf("%s %d->%d t%d i%d lt%d", m.Type, m.From, m.To, m.Term, m.Index, m.LogTerm)
+	if len(m.Entries) > 0 {
+		s += fmt.Sprintf(" ents[%d..%d]", m.Entries[0].Index, m.Entries[len(m.Entries)-1].Index)
+	}
+	if m.Commit > 0 {
+		s += fmt.Sprintf(" c%d", m.Commit)
+	}
+	if m.Reject {
+		s += fmt.Sprintf(" reject(hint %d)", m.RejectHint)
+	}
+	return s
+}
+
+// Limits of a decoded message: a peer's bytes are checked like a client's.
+const (
+	messageEntriesMax    = 1 << 16
+	messageEntryBytesMax = 64 << 20
+)
+
+var errMessage = errors.New("election: bad message")
+
+// AppendMessage encodes m after b:
+//
+//	[type u8][from u32][to u32][term][index][logTerm][commit][reject u8][hint]
+//	[count u32] { [term][index][len u32][data] }
+//
+// with every unmarked number a u64, little-endian.
+func AppendMessage(b []byte, m *Message) []byte {
+	b = append(b, byte(m.Type))
+	b = binary.LittleEndian.AppendUint32(b, uint32(int32(m.From)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(int32(m.To)))
+	for _, v := range []uint64{m.Term, m.Index, m.LogTerm, m.Commit} {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	reject := byte(0)
+	if m.Reject {
+		reject = 1
+	}
+	b = append(b, reject)
+	b = binary.LittleEndian.AppendUint64(b, m.RejectHint)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Entries)))
+	for _, e := range m.Entries {
+		b = binary.LittleEndian.AppendUint64(b, e.Term)
+		b = binary.LittleEndian.AppendUint64(b, e.Index)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(e.Data)))
+		b = append(b, e.Data...)
+	}
+	return b
+}
+
+// DecodeMessage decodes what AppendMessage wrote. The entries' data are
+// copied out of b.
+func DecodeMessage(b []byte) (Message, error) {
+	var m Message
+	const fixed = 1 + 4 + 4 + 8*4 + 1 + 8 + 4
+	if len(b) < fixed {
+		return m, fmt.Errorf("%w: %d bytes, shorter than a header", errMessage, len(b))
+	}
+	m.Type = MsgType(b[0])
+	if m.Type == 0 || m.Type >= msgTypeEnd {
+		return m, fmt.Errorf("%w: unknown type %d", errMessage, b[0])
+	}
+	m.From = core.NodeID(int32(binary.LittleEndian.Uint32(b[1:])))
+	m.To = core.NodeID(int32(binary.LittleEndian.Uint32(b[5:])))
+	m.Term = binary.LittleEndian.Uint64(b[9:])
+	m.Index = binary.LittleEndian.Uint64(b[17:])
+	m.LogTerm = binary.LittleEndian.Uint64(b[25:])
+	m.Commit = binary.LittleEndian.Uint64(b[33:])
+	switch b[41] {
+	case 0:
+	case 1:
+		m.Reject = true
+	default:
+		return m, fmt.Errorf("%w: reject flag %d", errMessage, b[41])
+	}
+	m.RejectHint = binary.LittleEndian.Uint64(b[42:])
+	count := binary.LittleEndian.Uint32(b[50:])
+	if count > messageEntriesMax {
+		return m, fmt.Errorf("%w: %d entries, the limit is %d", errMessage, count, messageEntriesMax)
+	}
+	p := b[fixed:]
+	for i := uint32(0); i < count; i++ {
+		if len(p) < 20 {
+			return m, fmt.Errorf("%w: entry %d truncated", errMessage, i)
+		}
+		e := Entry{Term: binary.LittleEndian.Uint64(p), Index: binary.LittleEndian.Uint64(p[8:])}
+		n := binary.LittleEndian.Uint32(p[16:])
+		if n > messageEntryBytesMax || uint64(n) > uint64(len(p)-20) {
+			return m, fmt.Errorf("%w: entry %d of %d bytes overruns the message", errMessage, i, n)
+		}
+		if n > 0 {
+			e.Data = append([]byte(nil), p[20:20+n]...)
+		}
+		m.Entries = append(m.Entries, e)
+		p = p[20+n:]
+	}
+	if len(p) != 0 {
+		return m, fmt.Errorf("%w: %d bytes after the last entry", errMessage, len(p))
+	}
+	return m, nil
+}

@@ -1,0 +1,583 @@
+package election
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"dkv/core"
+)
+
+// None is no node: no vote cast, no leader known.
+const None core.NodeID = -1
+
+// State is a node's role.
+type State uint8
+
+const (
+	Follower State = iota
+	PreCandidate
+	Candidate
+	Leader
+)
+
+func (s State) String() string {
+	switch s {
+	case Follower:
+		return "follower"
+	case PreCandidate:
+		return "pre-candidate"
+	case Candidate:
+		return "candidate"
+	case Leader:
+		return "leader"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// HardState is what must be on disk before any message that depends on it
+// leaves: the term, the vote cast in it, and the commit index.
+type HardState struct {
+	Term   uint64
+	Vote   core.NodeID
+	Commit uint64
+}
+
+// Config sets up a node. Limits are in ticks and entries.
+type Config struct {
+	ID    core.NodeID
+	Peers []core.NodeID // every voter, this node included
+	// ElectionTicks is the election timeout: a follower that hears no
+	// leader for a random time in [ElectionTicks, 2*ElectionTicks) stands.
+	ElectionTicks int
+	// HeartbeatTicks is how often a leader sends appends when it has
+	// nothing new. It must be well below ElectionTicks.
+	HeartbeatTicks int
+	// EntriesPerMsgMax bounds the entries of one append message.
+	EntriesPerMsgMax int
+	// InflightEntriesMax bounds the entries sent to a follower and not yet
+	// acknowledged.
+	InflightEntriesMax int
+	// UncommittedEntriesMax bounds the proposals a leader holds that are
+	// not yet committed; more are refused with ErrProposalDropped.
+	UncommittedEntriesMax int
+	Rand                  core.Rand
+
+	// What the node's disk holds from before a restart.
+	HardState HardState
+	Entries   []Entry
+}
+
+// DefaultConfig has the limits a cluster uses unless told otherwise.
+func DefaultConfig(id core.NodeID, peers []core.NodeID, rand core.Rand) Config {
+	return Config{
+		ID: id, Peers: peers, Rand: rand,
+		ElectionTicks:         10,
+		HeartbeatTicks:        1,
+		EntriesPerMsgMax:      256,
+		InflightEntriesMax:    4096,
+		UncommittedEntriesMax: 8192,
+		HardState:             HardState{Vote: None},
+	}
+}
+
+var (
+	// ErrNotLeader refuses a proposal to a node that is not the leader;
+	// errors.As finds a *NotLeaderError naming the leader, if known.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrProposalDropped refuses a proposal while too many are uncommitted.
+	ErrProposalDropped = errors.New("too many uncommitted proposals")
+)
+
+// NotLeaderError is ErrNotLeader with the leader this node knows of.
+type NotLeaderError struct{ Leader core.NodeID }
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == None {
+		return "not the leader; no leader known"
+	}
+	return fmt.Sprintf("not the leader; node %d is", e.Leader)
+}
+
+func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
+
+// progress is what a leader knows of one follower's log.
+type progress struct {
+	match uint64 // highest index known to be on the follower's disk
+	next  uint64 // next index to send
+	// active: the follower was heard from in this check-quorum period.
+	active bool
+}
+
+// Raft is one node's consensus state. It is not safe for concurrent use.
+type Raft struct {
+	cfg   Config
+	id    core.NodeID
+	peers []core.NodeID // sorted; this node included
+	self  int           // this node's position in peers
+
+	term  uint64
+	vote  core.NodeID
+	state State
+	lead  core.NodeID
+	log   *raftLog
+
+	votes    []int8     // per peer in a campaign: 0 no answer, 1 granted, -1 refused
+	progress []progress // per peer, when leader
+
+	electionElapsed  int
+	heartbeatElapsed int
+	electionTimeout  int // randomized, in [ElectionTicks, 2*ElectionTicks)
+
+	msgs     []Message
+	prevHard HardState
+}
+
+// New makes a node from its config, restoring what its disk held.
+func New(cfg Config) (*Raft, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	l, err := newLog(cfg.Entries)
+	if err != nil {
+		return nil, err
+	}
+	peers := slices.Clone(cfg.Peers)
+	slices.Sort(peers)
+	hs := cfg.HardState
+	if hs.Term == 0 {
+		// Nothing was ever voted for; a zero HardState's Vote of 0 would
+		// name node 0.
+		hs.Vote = None
+	}
+	if hs.Commit > l.lastIndex() {
+		return nil, fmt.Errorf("election: hard state commit %d is beyond the last persisted index %d", hs.Commit, l.lastIndex())
+	}
+	l.committed = hs.Commit
+	r := &Raft{
+		cfg:      cfg,
+		id:       cfg.ID,
+		peers:    peers,
+		self:     slices.Index(peers, cfg.ID),
+		term:     hs.Term,
+		vote:     hs.Vote,
+		log:      l,
+		lead:     None,
+		votes:    make([]int8, len(peers)),
+		progress: make([]progress, len(peers)),
+		prevHard: hs,
+	}
+	r.becomeFollower(r.term, None)
+	return r, nil
+}
+
+func (c *Config) validate() error {
+	switch {
+	case !slices.Contains(c.Peers, c.ID):
+		return fmt.Errorf("election: node %d is not among the peers %v", c.ID, c.Peers)
+	case len(c.Peers) != len(slicesCompact(c.Peers)):
+		return fmt.Errorf("election: peers %v name a node twice", c.Peers)
+	case c.ElectionTicks < 2 || c.HeartbeatTicks < 1 || c.HeartbeatTicks >= c.ElectionTicks:
+		return fmt.Errorf("election: need 1 <= heartbeat ticks (%d) < election ticks (%d)", c.HeartbeatTicks, c.ElectionTicks)
+	case c.EntriesPerMsgMax < 1 || c.InflightEntriesMax < c.EntriesPerMsgMax || c.UncommittedEntriesMax < 1:
+		return fmt.Errorf("election: entry limits must be positive, and in-flight at least one message's worth")
+	case c.Rand == nil:
+		return errors.New("election: no Rand")
+	}
+	return nil
+}
+
+func slicesCompact(s []core.NodeID) []core.NodeID {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return slices.Compact(c)
+}
+
+// ID, Term, State and Leader describe the node, for status and tests.
+func (r *Raft) ID() core.NodeID     { return r.id }
+func (r *Raft) Term() uint64        { return r.term }
+func (r *Raft) State() State        { return r.state }
+func (r *Raft) Leader() core.NodeID { return r.lead }
+
+// Committed is the commit index this node knows of.
+func (r *Raft) Committed() uint64 { return r.log.committed }
+
+func (r *Raft) quorum() int { return len(r.peers)/2 + 1 }
+
+func (r *Raft) resetTimers() {
+	r.electionElapsed = 0
+	r.heartbeatElapsed = 0
+	r.electionTimeout = r.cfg.ElectionTicks + core.Intn(r.cfg.Rand, r.cfg.ElectionTicks)
+}
+
+func (r *Raft) becomeFollower(term uint64, lead core.NodeID) {
+	if term > r.term {
+		r.term, r.vote = term, None
+	}
+	r.state, r.lead = Follower, lead
+	r.resetTimers()
+}
+
+func (r *Raft) becomePreCandidate() {
+	// No term bump and no vote: a pre-vote changes nothing until it wins.
+	r.state, r.lead = PreCandidate, None
+	r.resetTimers()
+	clear(r.votes)
+}
+
+func (r *Raft) becomeCandidate() {
+	r.term++
+	r.vote = r.id
+	r.state, r.lead = Candidate, None
+	r.resetTimers()
+	clear(r.votes)
+}
+
+func (r *Raft) becomeLeader() {
+	r.state, r.lead = Leader, r.id
+	r.resetTimers()
+	for i := range r.progress {
+		r.progress[i] = progress{next: r.log.lastIndex() + 1, active: true}
+	}
+	r.progress[r.self].match = r.log.stable
+	// An entry of its own term lets the leader commit what earlier terms
+	// left uncommitted (§5.4.2): it may count replicas only of its term.
+	r.log.append(Entry{Term: r.term, Index: r.log.lastIndex() + 1})
+	r.broadcastAppend()
+}
+
+// Tick advances the node's clock by one tick.
+func (r *Raft) Tick() {
+	r.electionElapsed++
+	if r.state != Leader {
+		if r.electionElapsed >= r.electionTimeout && len(r.peers) > 0 {
+			r.campaign()
+		}
+		return
+	}
+	r.heartbeatElapsed++
+	if r.electionElapsed >= r.cfg.ElectionTicks {
+		// Check quorum: a leader that did not hear from a majority in an
+		// election timeout may be on the wrong side of a partition, and a
+		// newer leader may be serving already. Step down.
+		r.electionElapsed = 0
+		active := 0
+		for i := range r.progress {
+			if i == r.self || r.progress[i].active {
+				active++
+			}
+			r.progress[i].active = false
+		}
+		if active < r.quorum() {
+			r.becomeFollower(r.term, None)
+			return
+		}
+	}
+	if r.heartbeatElapsed >= r.cfg.HeartbeatTicks {
+		r.heartbeatElapsed = 0
+		r.broadcastAppend()
+	}
+}
+
+// campaign starts a pre-vote: the real election follows only if a majority
+// would vote for this node.
+func (r *Raft) campaign() {
+	r.becomePreCandidate()
+	r.requestVotes(MsgPreVote, r.term+1)
+}
+
+func (r *Raft) requestVotes(t MsgType, term uint64) {
+	r.votes[r.self] = 1
+	if r.tally() {
+		return
+	}
+	for _, p := range r.peers {
+		if p != r.id {
+			r.send(Message{Type: t, To: p, Term: term, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm()})
+		}
+	}
+}
+
+// tally acts on the votes so far, and reports whether the campaign ended.
+func (r *Raft) tally() bool {
+	granted, refused := 0, 0
+	for _, v := range r.votes {
+		switch v {
+		case 1:
+			granted++
+		case -1:
+			refused++
+		}
+	}
+	switch {
+	case granted >= r.quorum() && r.state == PreCandidate:
+		r.becomeCandidate()
+		r.requestVotes(MsgVote, r.term)
+		return true
+	case granted >= r.quorum():
+		r.becomeLeader()
+		return true
+	case refused >= r.quorum():
+		r.becomeFollower(r.term, None)
+		return true
+	}
+	return false
+}
+
+// Propose appends data to the log, if this node leads. It returns the
+// entry's index; the entry is committed when a Ready hands it out.
+func (r *Raft) Propose(data []byte) (uint64, error) {
+	if r.state != Leader {
+		return 0, &NotLeaderError{Leader: r.lead}
+	}
+	if r.log.lastIndex()-r.log.committed >= uint64(r.cfg.UncommittedEntriesMax) {
+		return 0, ErrProposalDropped
+	}
+	e := Entry{Term: r.term, Index: r.log.lastIndex() + 1, Data: data}
+	r.log.append(e)
+	r.broadcastAppend()
+	return e.Index, nil
+}
+
+func (r *Raft) send(m Message) {
+	m.From = r.id
+	if m.Term == 0 {
+		m.Term = r.term
+	}
+	r.msgs = append(r.msgs, m)
+}
+
+func (r *Raft) broadcastAppend() {
+	for i, p := range r.peers {
+		if i != r.self {
+			r.sendAppend(i, p, true)
+		}
+	}
+}
+
+// sendAppend sends follower i the entries from its next index on, within
+// the in-flight window. With nothing to send it sends an empty append as a
+// heartbeat only when heartbeat is set.
+func (r *Raft) sendAppend(i int, to core.NodeID, heartbeat bool) {
+	pr := &r.progress[i]
+	prev := pr.next - 1
+	prevTerm, ok := r.log.term(prev)
+	assert(ok, "sendAppend: no entry %d for follower %d (last %d)", prev, to, r.log.lastIndex())
+	room := int(pr.match + uint64(r.cfg.InflightEntriesMax) - prev)
+	ents := r.log.slice(pr.next, r.log.lastIndex(), min(r.cfg.EntriesPerMsgMax, max(room, 0)))
+	if len(ents) == 0 && !heartbeat {
+		return
+	}
+	// Pipelining: assume the entries arrive; a refusal moves next back.
+	pr.next += uint64(len(ents))
+	r.send(Message{Type: MsgApp, To: to, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed})
+}
+
+// Step hands the node a message from a peer.
+func (r *Raft) Step(m Message) {
+	i := slices.Index(r.peers, m.From)
+	if i < 0 || m.From == r.id || m.To != r.id {
+		return // not from a voter of this cluster, or not for this node
+	}
+	switch {
+	case m.Term > r.term:
+		if (m.Type == MsgVote || m.Type == MsgPreVote) && r.inLease() {
+			// Check quorum: while a leader is heard from, a vote request
+			// is some cut-off node's, and must not depose that leader.
+			return
+		}
+		switch {
+		case m.Type == MsgPreVote:
+			// A pre-vote names the term it would stand in; ours stays.
+		case m.Type == MsgPreVoteResp && !m.Reject:
+			// A granted pre-vote carries the term we would stand in.
+		case m.Type == MsgApp:
+			r.becomeFollower(m.Term, m.From)
+		default:
+			r.becomeFollower(m.Term, None)
+		}
+	case m.Term < r.term:
+		switch m.Type {
+		case MsgApp:
+			// A leader of an older term, perhaps back from a partition:
+			// our term tells it to step down.
+			r.send(Message{Type: MsgAppResp, To: m.From})
+		case MsgPreVote:
+			r.send(Message{Type: MsgPreVoteResp, To: m.From, Reject: true})
+		}
+		return
+	}
+
+	switch m.Type {
+	case MsgPreVote, MsgVote:
+		r.handleVoteRequest(m)
+		return
+	}
+	switch r.state {
+	case Follower:
+		if m.Type == MsgApp {
+			r.electionElapsed = 0
+			r.lead = m.From
+			r.handleAppend(m)
+		}
+	case PreCandidate, Candidate:
+		switch {
+		case m.Type == MsgApp:
+			// A leader of this term (or a newer one) exists.
+			r.becomeFollower(m.Term, m.From)
+			r.handleAppend(m)
+		case (m.Type == MsgPreVoteResp && r.state == PreCandidate) || (m.Type == MsgVoteResp && r.state == Candidate):
+			if m.Reject {
+				r.votes[i] = -1
+			} else {
+				r.votes[i] = 1
+			}
+			r.tally()
+		}
+	case Leader:
+		if m.Type == MsgAppResp {
+			r.handleAppendResp(i, m)
+		}
+	}
+}
+
+// inLease reports whether this node heard from a leader within the
+// election timeout.
+func (r *Raft) inLease() bool {
+	return r.lead != None && r.electionElapsed < r.cfg.ElectionTicks
+}
+
+func (r *Raft) handleVoteRequest(m Message) {
+	resp := MsgVoteResp
+	if m.Type == MsgPreVote {
+		resp = MsgPreVoteResp
+	}
+	canVote := r.vote == m.From ||
+		(r.vote == None && r.lead == None) ||
+		(m.Type == MsgPreVote && m.Term > r.term)
+	if canVote && r.log.isUpToDate(m.Index, m.LogTerm) {
+		// The grant carries the term asked for, so that a pre-candidate
+		// does not take it for a newer term.
+		r.send(Message{Type: resp, To: m.From, Term: m.Term})
+		if m.Type == MsgVote {
+			r.electionElapsed = 0
+			r.vote = m.From
+		}
+		return
+	}
+	r.send(Message{Type: resp, To: m.From, Reject: true})
+}
+
+func (r *Raft) handleAppend(m Message) {
+	if m.Index < r.log.committed {
+		// Old news: what we committed matches the leader's log anyway.
+		r.send(Message{Type: MsgAppResp, To: m.From, Index: r.log.committed})
+		return
+	}
+	lastNew, ok := r.log.maybeAppend(m.Index, m.LogTerm, m.Entries)
+	if !ok {
+		r.send(Message{Type: MsgAppResp, To: m.From, Index: m.Index, Reject: true, RejectHint: min(m.Index, r.log.lastIndex())})
+		return
+	}
+	r.log.commitTo(min(m.Commit, lastNew))
+	r.send(Message{Type: MsgAppResp, To: m.From, Index: lastNew})
+}
+
+func (r *Raft) handleAppendResp(i int, m Message) {
+	pr := &r.progress[i]
+	pr.active = true
+	if m.Reject {
+		// Only a refusal of what we last sent moves next back; a late one
+		// is stale.
+		if m.Index < pr.next {
+			pr.next = max(pr.match+1, min(m.Index, m.RejectHint+1))
+			r.sendAppend(i, m.From, true)
+		}
+		return
+	}
+	// The follower's acknowledgement left after its disk held the entries.
+	if m.Index > pr.match {
+		pr.match = m.Index
+		pr.next = max(pr.next, m.Index+1)
+		if r.maybeCommit() {
+			r.broadcastAppend()
+		} else {
+			r.sendAppend(i, m.From, false)
+		}
+	}
+}
+
+// maybeCommit commits the highest index on a majority's disks, if it is of
+// this term (§5.4.2).
+func (r *Raft) maybeCommit() bool {
+	matches := make([]uint64, len(r.progress))
+	for i := range r.progress {
+		matches[i] = r.progress[i].match
+	}
+	slices.Sort(matches)
+	n := matches[len(matches)-r.quorum()]
+	if n > r.log.committed && r.log.matchTerm(n, r.term) {
+		r.log.commitTo(n)
+		return true
+	}
+	return false
+}
+
+// Ready is what the node has for its caller: persist HardState (if
+// HardStateChanged) and Entries, then send Messages, then apply Committed,
+// then call Advance.
+type Ready struct {
+	HardState        HardState
+	HardStateChanged bool
+	// Entries go to the disk's log; an entry replaces the persisted entry
+	// of the same index and every one after it.
+	Entries   []Entry
+	Messages  []Message
+	Committed []Entry
+}
+
+func (r *Raft) hardState() HardState {
+	return HardState{Term: r.term, Vote: r.vote, Commit: r.log.committed}
+}
+
+// HasReady reports whether Ready has anything.
+func (r *Raft) HasReady() bool {
+	return r.hardState() != r.prevHard || r.log.stable < r.log.lastIndex() || len(r.msgs) > 0 || len(r.log.toApply()) > 0
+}
+
+// Ready returns the node's pending work. Call Advance with it before any
+// other call on the node.
+func (r *Raft) Ready() Ready {
+	hs := r.hardState()
+	rd := Ready{
+		HardState:        hs,
+		HardStateChanged: hs != r.prevHard,
+		Entries:          slices.Clone(r.log.entries[r.log.stable+1:]),
+		Messages:         r.msgs,
+		Committed:        slices.Clone(r.log.toApply()),
+	}
+	r.msgs = nil
+	return rd
+}
+
+// Advance tells the node that rd was persisted, sent and applied.
+func (r *Raft) Advance(rd Ready) {
+	r.prevHard = rd.HardState
+	if n := len(rd.Entries); n > 0 {
+		last := rd.Entries[n-1]
+		assert(r.log.matchTerm(last.Index, last.Term), "Advance: entry %d changed between Ready and Advance", last.Index)
+		r.log.stable = last.Index
+	}
+	if n := len(rd.Committed); n > 0 {
+		r.log.applied = rd.Committed[n-1].Index
+	}
+	if r.state == Leader {
+		// The leader counts its own copy once its disk holds it.
+		if r.log.stable > r.progress[r.self].match {
+			r.progress[r.self].match = r.log.stable
+			if r.maybeCommit() {
+				r.broadcastAppend()
+			}
+		}
+	}
+}
