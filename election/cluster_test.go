@@ -40,6 +40,15 @@ type cluster struct {
 	committed map[uint64]Entry       // index -> the entry applied there
 	proposals int
 	crashes   int
+
+	// Reads: the index each read must reach, the highest index applied
+	// anywhere when it was asked (a write acknowledged before the read
+	// began must be visible to it), and how reads ended.
+	readFloor   map[uint64]uint64
+	maxApplied  uint64
+	readsServed int
+	readsLost   int
+	nextRead    uint64
 }
 
 func newCluster(t testing.TB, n int, seed uint64) *cluster {
@@ -48,6 +57,7 @@ func newCluster(t testing.TB, n int, seed uint64) *cluster {
 		rand:      rand.New(rand.NewPCG(seed, 1)),
 		leaders:   map[uint64]core.NodeID{},
 		committed: map[uint64]Entry{},
+		readFloor: map[uint64]uint64{},
 	}
 	var peers []core.NodeID
 	for i := range n {
@@ -130,6 +140,22 @@ func (c *cluster) process(i int) {
 				c.committed[e.Index] = e
 			}
 			m.applied = append(m.applied, e)
+			c.maxApplied = max(c.maxApplied, e.Index)
+		}
+		for _, rs := range rd.ReadStates {
+			floor, ok := c.readFloor[rs.ID]
+			if !ok {
+				c.t.Fatalf("node %d answered read %d, which was not asked or was answered before", i, rs.ID)
+			}
+			delete(c.readFloor, rs.ID)
+			if rs.Lost {
+				c.readsLost++
+				continue
+			}
+			if rs.Index < floor {
+				c.t.Fatalf("node %d confirmed read %d at index %d, below %d, applied before the read was asked: a stale read", i, rs.ID, rs.Index, floor)
+			}
+			c.readsServed++
 		}
 		m.r.Advance(rd)
 		if m.r.State() == Leader {
@@ -179,6 +205,17 @@ func (c *cluster) propose(i int) (uint64, error) {
 
 // leader is the node that leads in the highest term, if any: a leader cut
 // off from the rest may still think it leads in an older one.
+// read asks node i for a read index; it reports whether the node took it.
+func (c *cluster) read(i int) bool {
+	c.nextRead++
+	if err := c.members[i].r.ReadIndex(c.nextRead); err != nil {
+		return false
+	}
+	c.readFloor[c.nextRead] = c.maxApplied
+	c.process(i)
+	return true
+}
+
 func (c *cluster) leader() (int, bool) {
 	l := -1
 	for i, m := range c.members {
@@ -413,7 +450,7 @@ func TestRandomSchedulesAreSafe(t *testing.T) {
 	if testing.Short() {
 		seeds = 30
 	}
-	var terms, committed, crashes int
+	var terms, committed, crashes, served, lost int
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		n := 3 + 2*int(seed%2)
 		c := runSchedule(t, n, seed, steps)
@@ -423,9 +460,12 @@ func TestRandomSchedulesAreSafe(t *testing.T) {
 		terms += len(c.leaders)
 		committed += len(c.committed)
 		crashes += c.crashes
+		served += c.readsServed
+		lost += c.readsLost
 	}
-	t.Logf("%d seeds: %d terms with a leader, %d entries committed, %d crashes", seeds, terms, committed, crashes)
-	if terms < 3*seeds || committed < 10*seeds || crashes < seeds {
+	t.Logf("%d seeds: %d terms with a leader, %d entries committed, %d crashes, %d reads confirmed, %d lost to a change of leader",
+		seeds, terms, committed, crashes, served, lost)
+	if terms < 3*seeds || committed < 10*seeds || crashes < seeds || served < seeds || lost == 0 {
 		t.Fatalf("the schedules did too little to test anything")
 	}
 }
@@ -450,9 +490,14 @@ func runSchedule(t *testing.T, n int, seed uint64, steps int) *cluster {
 			default:
 				c.deliver(k, false)
 			}
-		case p < 940:
+		case p < 900:
 			if l, ok := c.leader(); ok {
 				c.propose(l) // may be refused: too many uncommitted
+			}
+		case p < 940:
+			// At any node that thinks it leads, deposed or not.
+			if i := r.IntN(n); c.members[i].up {
+				c.read(i)
 			}
 		case p < 950:
 			if i := r.IntN(n); c.members[i].up {
@@ -509,4 +554,93 @@ func runSchedule(t *testing.T, n int, seed uint64, steps int) *cluster {
 	}
 	c.checkLogMatching()
 	return c
+}
+
+// A leader cut off from the majority cannot confirm a read, even while it
+// still thinks it leads and the majority has moved on; when it steps down
+// the read is answered Lost.
+func TestReadIndexNeedsAMajority(t *testing.T) {
+	c := newCluster(t, 3, 5)
+	l := c.settle(100)
+	if _, err := c.propose(l); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		for i := range c.members {
+			c.tick(i)
+		}
+		c.deliverAll()
+	}
+	c.isolate(l, true)
+	if !c.read(l) {
+		t.Fatal("the leader refused a read")
+	}
+	cfg := c.cfg(core.NodeID(l))
+	for range 2*cfg.ElectionTicks + 1 {
+		for i := range c.members {
+			c.tick(i)
+		}
+		c.deliverAll()
+		if c.readsServed > 0 {
+			t.Fatal("a cut-off leader confirmed a read")
+		}
+	}
+	if c.members[l].r.State() == Leader || c.readsLost != 1 {
+		t.Fatalf("cut-off leader in state %v, %d reads lost; want it stepped down and the read lost", c.members[l].r.State(), c.readsLost)
+	}
+}
+
+// Only an answer to an append sent after the read began confirms it: an
+// answer to an older one says nothing about who leads now.
+func TestReadIndexIgnoresAnswersToOlderAppends(t *testing.T) {
+	c := newCluster(t, 3, 6)
+	l := c.settle(100)
+	c.tick(l) // heartbeats of the round before the read, held back
+	older := c.inflight
+	c.inflight = nil
+	if !c.read(l) {
+		t.Fatal("the leader refused a read")
+	}
+	c.inflight = nil // the read's own round of appends is lost
+	c.inflight = older
+	c.deliverAll() // the old heartbeats and their answers
+	if c.readsServed != 0 {
+		t.Fatal("answers to appends sent before the read confirmed it")
+	}
+	c.tick(l) // a heartbeat of the read's round
+	c.deliverAll()
+	if c.readsServed != 1 {
+		t.Fatalf("%d reads confirmed after a round trip of the read's round; want 1", c.readsServed)
+	}
+}
+
+func TestReadIndexRefusals(t *testing.T) {
+	c := newCluster(t, 3, 7)
+	l := c.settle(100)
+	f := (l + 1) % 3
+	var nl *NotLeaderError
+	if err := c.members[f].r.ReadIndex(1); !asNotLeader(err, &nl) || nl.Leader != core.NodeID(l) {
+		t.Fatalf("read at a follower: %v; want not-leader naming %d", err, l)
+	}
+	// A leader fresh from its election, before its first commit, does
+	// not know the commit index yet: entry 1 of term 1 was committed, but
+	// it cannot tell.
+	cfg := c.cfg(0)
+	cfg.HardState = HardState{Term: 1, Vote: None, Commit: 1}
+	cfg.Entries = []Entry{{Term: 1, Index: 1}, {Term: 1, Index: 2}}
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r.State() == Follower {
+		r.Tick()
+	}
+	r.Step(Message{Type: MsgPreVoteResp, From: 1, To: 0, Term: 2})
+	r.Step(Message{Type: MsgVoteResp, From: 1, To: 0, Term: 2})
+	if r.State() != Leader {
+		t.Fatalf("node is %v after a majority's votes", r.State())
+	}
+	if err := r.ReadIndex(2); err != ErrReadNotReady {
+		t.Fatalf("read at a leader with no commit in its term: %v; want ErrReadNotReady", err)
+	}
 }

@@ -17,8 +17,13 @@
 // has not heard from a majority for an election timeout step down, and lets
 // followers ignore vote requests while they hear from a leader.
 //
+// Reads are linearizable by read index (§6.4 of the thesis): the leader
+// notes its commit index, confirms with a majority that it still leads, and
+// the read is served once the state machine has applied that index. A
+// leader that has not yet committed an entry of its term refuses reads for
+// the round trip that takes.
+//
 // This is the core the cluster node is built on (DESIGN.md, "election").
 // Not built yet: the cluster Node itself (the Raft log in the WAL, the state
-// machine and its dedup table), log compaction and snapshot transfer, and
-// read index.
+// machine and its dedup table), and log compaction with snapshot transfer.
 package election

@@ -54,6 +54,10 @@ type Message struct {
 	// RejectHint is the refusing follower's last index: where the leader
 	// may look next.
 	RejectHint uint64
+	// Context is a leader's read round on an append, echoed by the
+	// response: a follower answering it still takes the sender for its
+	// leader, which is what a read index needs from a majority.
+	Context uint64
 }
 
 func (m Message) String() string {
@@ -66,6 +70,9 @@ func (m Message) String() string {
 	}
 	if m.Reject {
 		s += fmt.Sprintf(" reject(hint %d)", m.RejectHint)
+	}
+	if m.Context > 0 {
+		s += fmt.Sprintf(" ctx%d", m.Context)
 	}
 	return s
 }
@@ -81,7 +88,7 @@ var errMessage = errors.New("election: bad message")
 // AppendMessage encodes m after b:
 //
 //	[type u8][from u32][to u32][term][index][logTerm][commit][reject u8][hint]
-//	[count u32] { [term][index][len u32][data] }
+//	[context][count u32] { [term][index][len u32][data] }
 //
 // with every unmarked number a u64, little-endian.
 func AppendMessage(b []byte, m *Message) []byte {
@@ -97,6 +104,7 @@ func AppendMessage(b []byte, m *Message) []byte {
 	}
 	b = append(b, reject)
 	b = binary.LittleEndian.AppendUint64(b, m.RejectHint)
+	b = binary.LittleEndian.AppendUint64(b, m.Context)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Entries)))
 	for _, e := range m.Entries {
 		b = binary.LittleEndian.AppendUint64(b, e.Term)
@@ -111,7 +119,7 @@ func AppendMessage(b []byte, m *Message) []byte {
 // copied out of b.
 func DecodeMessage(b []byte) (Message, error) {
 	var m Message
-	const fixed = 1 + 4 + 4 + 8*4 + 1 + 8 + 4
+	const fixed = 1 + 4 + 4 + 8*4 + 1 + 8 + 8 + 4
 	if len(b) < fixed {
 		return m, fmt.Errorf("%w: %d bytes, shorter than a header", errMessage, len(b))
 	}
@@ -133,7 +141,8 @@ func DecodeMessage(b []byte) (Message, error) {
 		return m, fmt.Errorf("%w: reject flag %d", errMessage, b[41])
 	}
 	m.RejectHint = binary.LittleEndian.Uint64(b[42:])
-	count := binary.LittleEndian.Uint32(b[50:])
+	m.Context = binary.LittleEndian.Uint64(b[50:])
+	count := binary.LittleEndian.Uint32(b[58:])
 	if count > messageEntriesMax {
 		return m, fmt.Errorf("%w: %d entries, the limit is %d", errMessage, count, messageEntriesMax)
 	}

@@ -21,6 +21,7 @@ func genMessage() *rapid.Generator[Message] {
 			Commit:     rapid.Uint64().Draw(t, "commit"),
 			Reject:     rapid.Bool().Draw(t, "reject"),
 			RejectHint: rapid.Uint64().Draw(t, "hint"),
+			Context:    rapid.Uint64().Draw(t, "context"),
 		}
 		for i := range rapid.IntRange(0, 5).Draw(t, "entries") {
 			e := Entry{Term: rapid.Uint64().Draw(t, "eterm"), Index: m.Index + uint64(i) + 1}

@@ -61,7 +61,10 @@ type Config struct {
 	// UncommittedEntriesMax bounds the proposals a leader holds that are
 	// not yet committed; more are refused with ErrProposalDropped.
 	UncommittedEntriesMax int
-	Rand                  core.Rand
+	// ReadsPendingMax bounds the reads waiting for a majority to confirm
+	// the leader; more are refused with ErrProposalDropped.
+	ReadsPendingMax int
+	Rand            core.Rand
 
 	// What the node's disk holds from before a restart.
 	HardState HardState
@@ -77,6 +80,7 @@ func DefaultConfig(id core.NodeID, peers []core.NodeID, rand core.Rand) Config {
 		EntriesPerMsgMax:      256,
 		InflightEntriesMax:    4096,
 		UncommittedEntriesMax: 8192,
+		ReadsPendingMax:       8192,
 		HardState:             HardState{Vote: None},
 	}
 }
@@ -85,9 +89,28 @@ var (
 	// ErrNotLeader refuses a proposal to a node that is not the leader;
 	// errors.As finds a *NotLeaderError naming the leader, if known.
 	ErrNotLeader = errors.New("not the leader")
-	// ErrProposalDropped refuses a proposal while too many are uncommitted.
-	ErrProposalDropped = errors.New("too many uncommitted proposals")
+	// ErrProposalDropped refuses a proposal while too many are uncommitted,
+	// or a read while too many wait.
+	ErrProposalDropped = errors.New("too many uncommitted proposals or pending reads")
+	// ErrReadNotReady refuses a read to a new leader that has not yet
+	// committed an entry of its term, and so does not know the commit
+	// index yet (§8 of the Raft paper). It lasts one round trip.
+	ErrReadNotReady = errors.New("new leader has not committed in its term yet")
 )
+
+// ReadState answers ReadIndex: the read with this ID may be served once the
+// state machine has applied Index. Lost: this node stopped leading before a
+// majority confirmed it, and the read must go elsewhere.
+type ReadState struct {
+	ID    uint64
+	Index uint64
+	Lost  bool
+}
+
+// pendingRead waits for a majority to answer round or a later one.
+type pendingRead struct {
+	id, index, round uint64
+}
 
 // NotLeaderError is ErrNotLeader with the leader this node knows of.
 type NotLeaderError struct{ Leader core.NodeID }
@@ -129,6 +152,14 @@ type Raft struct {
 	heartbeatElapsed int
 	electionTimeout  int // randomized, in [ElectionTicks, 2*ElectionTicks)
 
+	// Read index (§6.4 of the thesis), leader only. Every append carries
+	// the current round; a follower's response echoes it, and so tells
+	// that it took this node for leader after the round began.
+	readRound  uint64
+	readAcks   []uint64 // per peer: the highest round it echoed
+	reads      []pendingRead
+	readStates []ReadState
+
 	msgs     []Message
 	prevHard HardState
 }
@@ -165,6 +196,7 @@ func New(cfg Config) (*Raft, error) {
 		lead:     None,
 		votes:    make([]int8, len(peers)),
 		progress: make([]progress, len(peers)),
+		readAcks: make([]uint64, len(peers)),
 		prevHard: hs,
 	}
 	r.becomeFollower(r.term, None)
@@ -179,8 +211,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("election: peers %v name a node twice", c.Peers)
 	case c.ElectionTicks < 2 || c.HeartbeatTicks < 1 || c.HeartbeatTicks >= c.ElectionTicks:
 		return fmt.Errorf("election: need 1 <= heartbeat ticks (%d) < election ticks (%d)", c.HeartbeatTicks, c.ElectionTicks)
-	case c.EntriesPerMsgMax < 1 || c.InflightEntriesMax < c.EntriesPerMsgMax || c.UncommittedEntriesMax < 1:
-		return fmt.Errorf("election: entry limits must be positive, and in-flight at least one message's worth")
+	case c.EntriesPerMsgMax < 1 || c.InflightEntriesMax < c.EntriesPerMsgMax || c.UncommittedEntriesMax < 1 || c.ReadsPendingMax < 1:
+		return fmt.Errorf("election: limits must be positive, and in-flight entries at least one message's worth")
 	case c.Rand == nil:
 		return errors.New("election: no Rand")
 	}
@@ -214,8 +246,17 @@ func (r *Raft) becomeFollower(term uint64, lead core.NodeID) {
 	if term > r.term {
 		r.term, r.vote = term, None
 	}
+	r.loseReads()
 	r.state, r.lead = Follower, lead
 	r.resetTimers()
+}
+
+// loseReads answers every pending read Lost: this node no longer leads.
+func (r *Raft) loseReads() {
+	for _, rd := range r.reads {
+		r.readStates = append(r.readStates, ReadState{ID: rd.id, Lost: true})
+	}
+	r.reads = r.reads[:0]
 }
 
 func (r *Raft) becomePreCandidate() {
@@ -239,6 +280,7 @@ func (r *Raft) becomeLeader() {
 	for i := range r.progress {
 		r.progress[i] = progress{next: r.log.lastIndex() + 1, active: true}
 	}
+	clear(r.readAcks)
 	r.progress[r.self].match = r.log.stable
 	// An entry of its own term lets the leader commit what earlier terms
 	// left uncommitted (§5.4.2): it may count replicas only of its term.
@@ -370,7 +412,7 @@ func (r *Raft) sendAppend(i int, to core.NodeID, heartbeat bool) {
 	}
 	// Pipelining: assume the entries arrive; a refusal moves next back.
 	pr.next += uint64(len(ents))
-	r.send(Message{Type: MsgApp, To: to, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed})
+	r.send(Message{Type: MsgApp, To: to, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed, Context: r.readRound})
 }
 
 // Step hands the node a message from a peer.
@@ -471,21 +513,25 @@ func (r *Raft) handleVoteRequest(m Message) {
 func (r *Raft) handleAppend(m Message) {
 	if m.Index < r.log.committed {
 		// Old news: what we committed matches the leader's log anyway.
-		r.send(Message{Type: MsgAppResp, To: m.From, Index: r.log.committed})
+		r.send(Message{Type: MsgAppResp, To: m.From, Index: r.log.committed, Context: m.Context})
 		return
 	}
 	lastNew, ok := r.log.maybeAppend(m.Index, m.LogTerm, m.Entries)
 	if !ok {
-		r.send(Message{Type: MsgAppResp, To: m.From, Index: m.Index, Reject: true, RejectHint: min(m.Index, r.log.lastIndex())})
+		r.send(Message{Type: MsgAppResp, To: m.From, Index: m.Index, Reject: true, RejectHint: min(m.Index, r.log.lastIndex()), Context: m.Context})
 		return
 	}
 	r.log.commitTo(min(m.Commit, lastNew))
-	r.send(Message{Type: MsgAppResp, To: m.From, Index: lastNew})
+	r.send(Message{Type: MsgAppResp, To: m.From, Index: lastNew, Context: m.Context})
 }
 
 func (r *Raft) handleAppendResp(i int, m Message) {
 	pr := &r.progress[i]
 	pr.active = true
+	if m.Context > r.readAcks[i] {
+		r.readAcks[i] = m.Context
+		r.confirmReads()
+	}
 	if m.Reject {
 		// Only a refusal of what we last sent moves next back; a late one
 		// is stale.
@@ -523,6 +569,49 @@ func (r *Raft) maybeCommit() bool {
 	return false
 }
 
+// ReadIndex asks for a linearizable read with the caller's id: a later
+// Ready carries its ReadState. Only the leader serves reads.
+func (r *Raft) ReadIndex(id uint64) error {
+	switch {
+	case r.state != Leader:
+		return &NotLeaderError{Leader: r.lead}
+	case !r.log.matchTerm(r.log.committed, r.term):
+		return ErrReadNotReady
+	case len(r.reads) >= r.cfg.ReadsPendingMax:
+		return ErrProposalDropped
+	}
+	// The commit index now covers every write acknowledged before this
+	// read arrived; the read is safe once a majority confirms that no
+	// newer leader exists, and the state machine has applied the index.
+	r.readRound++
+	r.reads = append(r.reads, pendingRead{id: id, index: r.log.committed, round: r.readRound})
+	r.readAcks[r.self] = r.readRound
+	r.confirmReads()
+	if len(r.reads) > 0 {
+		r.broadcastAppend()
+	}
+	return nil
+}
+
+// confirmReads releases, in order, the reads a majority has confirmed.
+func (r *Raft) confirmReads() {
+	n := 0
+	for _, rd := range r.reads {
+		acks := 0
+		for _, a := range r.readAcks {
+			if a >= rd.round {
+				acks++
+			}
+		}
+		if acks < r.quorum() {
+			break
+		}
+		r.readStates = append(r.readStates, ReadState{ID: rd.id, Index: rd.index})
+		n++
+	}
+	r.reads = slices.Delete(r.reads, 0, n)
+}
+
 // Ready is what the node has for its caller: persist HardState (if
 // HardStateChanged) and Entries, then send Messages, then apply Committed,
 // then call Advance.
@@ -534,6 +623,8 @@ type Ready struct {
 	Entries   []Entry
 	Messages  []Message
 	Committed []Entry
+	// ReadStates answer ReadIndex calls, in the order they were made.
+	ReadStates []ReadState
 }
 
 func (r *Raft) hardState() HardState {
@@ -542,7 +633,8 @@ func (r *Raft) hardState() HardState {
 
 // HasReady reports whether Ready has anything.
 func (r *Raft) HasReady() bool {
-	return r.hardState() != r.prevHard || r.log.stable < r.log.lastIndex() || len(r.msgs) > 0 || len(r.log.toApply()) > 0
+	return r.hardState() != r.prevHard || r.log.stable < r.log.lastIndex() || len(r.msgs) > 0 ||
+		len(r.log.toApply()) > 0 || len(r.readStates) > 0
 }
 
 // Ready returns the node's pending work. Call Advance with it before any
@@ -555,8 +647,9 @@ func (r *Raft) Ready() Ready {
 		Entries:          slices.Clone(r.log.entries[r.log.stable+1:]),
 		Messages:         r.msgs,
 		Committed:        slices.Clone(r.log.toApply()),
+		ReadStates:       r.readStates,
 	}
-	r.msgs = nil
+	r.msgs, r.readStates = nil, nil
 	return rd
 }
 
