@@ -37,8 +37,11 @@ func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialT
 
 // WithRequestTimeout is the timeout of a call whose context has no deadline
 // (default 10s). It also bounds how long the client waits for the server to
-// read what it writes, and a connection that answers nothing for this long
-// while a timed-out request is outstanding is considered dead.
+// read what it writes (a write in progress carries other callers' requests
+// too, so a caller's own deadline does not cut it short, and a server that
+// does not read for this long breaks the connection), and a connection that
+// answers nothing for this long while a timed-out request is outstanding is
+// considered dead.
 func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.requestTimeout = d } }
 
 // WithMaxInFlight bounds the requests outstanding on the connection (default
