@@ -20,9 +20,37 @@ func (t testRand) Uint64() uint64 { return t.r.Uint64() }
 type member struct {
 	r       *Raft
 	hard    HardState
-	log     []Entry // on disk
-	applied []Entry // applied since the last restart
+	snap    *Snapshot // on disk
+	snapped []Entry   // snap's entries, decoded once
+	log     []Entry   // on disk, after snap
+	applied []Entry   // the state machine: every entry applied, from index 1
 	up      bool
+}
+
+// The test's state machine is the list of entries applied; a snapshot of it
+// is that list, in the message codec's entry encoding.
+func snapshotData(applied []Entry) []byte {
+	return AppendMessage(nil, &Message{Type: MsgApp, Entries: applied})
+}
+
+func restoreData(t testing.TB, data []byte) []Entry {
+	m, err := DecodeMessage(data)
+	if err != nil {
+		t.Fatalf("snapshot data: %v", err)
+	}
+	return m.Entries
+}
+
+// diskEntry is the entry at index i on m's disk, if it is there.
+func (m *member) diskEntry(i uint64) (Entry, bool) {
+	base := uint64(0)
+	if m.snap != nil {
+		base = m.snap.Index
+	}
+	if i <= base || i > base+uint64(len(m.log)) {
+		return Entry{}, false
+	}
+	return m.log[i-base-1], true
 }
 
 // cluster runs nodes over a network that the test controls, and checks
@@ -36,10 +64,12 @@ type cluster struct {
 	inflight []Message
 	cut      [][]bool // cut[a][b]: a's messages to b are lost
 
-	leaders   map[uint64]core.NodeID // term -> the leader seen in it
-	committed map[uint64]Entry       // index -> the entry applied there
-	proposals int
-	crashes   int
+	leaders       map[uint64]core.NodeID // term -> the leader seen in it
+	committed     map[uint64]Entry       // index -> the entry applied there
+	proposals     int
+	crashes       int
+	compactions   int
+	snapshotsSent int
 
 	// Reads: the index each read must reach, the highest index applied
 	// anywhere when it was asked (a write acknowledged before the read
@@ -82,12 +112,15 @@ func newCluster(t testing.TB, n int, seed uint64) *cluster {
 func (c *cluster) restart(i int) {
 	m := c.members[i]
 	cfg := c.cfg(core.NodeID(i))
-	cfg.HardState, cfg.Entries = m.hard, slices.Clone(m.log)
+	cfg.HardState, cfg.Snapshot, cfg.Entries = m.hard, m.snap, slices.Clone(m.log)
 	r, err := New(cfg)
 	if err != nil {
 		c.t.Fatalf("restart node %d: %v", i, err)
 	}
 	m.r, m.applied, m.up = r, nil, true
+	if m.snap != nil {
+		m.applied = slices.Clone(m.snapped)
+	}
 }
 
 func (c *cluster) crash(i int) {
@@ -101,6 +134,12 @@ func (c *cluster) process(i int) {
 	m := c.members[i]
 	for m.up && m.r.HasReady() {
 		rd := m.r.Ready()
+		if rd.Snapshot != nil {
+			if rd.Snapshot.Index <= uint64(len(m.applied)) {
+				c.t.Fatalf("node %d got a snapshot at %d, behind what it applied (%d)", i, rd.Snapshot.Index, len(m.applied))
+			}
+			m.snap, m.snapped, m.log = rd.Snapshot, restoreData(c.t, rd.Snapshot.Data), nil
+		}
 		if rd.HardStateChanged {
 			if rd.HardState.Term < m.hard.Term {
 				c.t.Fatalf("node %d: term went back from %d to %d", i, m.hard.Term, rd.HardState.Term)
@@ -108,13 +147,20 @@ func (c *cluster) process(i int) {
 			m.hard = rd.HardState
 		}
 		if len(rd.Entries) > 0 {
-			first := rd.Entries[0].Index
-			if first > uint64(len(m.log))+1 {
-				c.t.Fatalf("node %d: entries from %d leave a gap after %d", i, first, len(m.log))
+			base := uint64(0)
+			if m.snap != nil {
+				base = m.snap.Index
 			}
-			m.log = append(m.log[:first-1], rd.Entries...)
+			first := rd.Entries[0].Index
+			if first <= base || first > base+uint64(len(m.log))+1 {
+				c.t.Fatalf("node %d: entries from %d do not follow its disk (snapshot %d, %d entries)", i, first, base, len(m.log))
+			}
+			m.log = append(m.log[:first-base-1], rd.Entries...)
 		}
 		for _, msg := range rd.Messages {
+			if msg.Type == MsgSnap {
+				c.snapshotsSent++
+			}
 			if msg.From != core.NodeID(i) {
 				c.t.Fatalf("node %d sent a message from %d", i, msg.From)
 			}
@@ -125,22 +171,22 @@ func (c *cluster) process(i int) {
 			}
 			c.inflight = append(c.inflight, dec)
 		}
+		if rd.Snapshot != nil {
+			// Installing the snapshot: the state machine becomes its.
+			m.applied = slices.Clone(m.snapped)
+			for _, e := range m.applied {
+				c.checkCommitted(i, e)
+			}
+		}
 		for _, e := range rd.Committed {
 			if want := uint64(len(m.applied)) + 1; e.Index != want {
 				c.t.Fatalf("node %d applied index %d, want %d", i, e.Index, want)
 			}
-			if e.Index > uint64(len(m.log)) || m.log[e.Index-1].Term != e.Term {
+			if d, ok := m.diskEntry(e.Index); !ok || d.Term != e.Term {
 				c.t.Fatalf("node %d applied entry %d (term %d) that its disk does not hold", i, e.Index, e.Term)
 			}
-			if prev, ok := c.committed[e.Index]; ok {
-				if prev.Term != e.Term || !bytes.Equal(prev.Data, e.Data) {
-					c.t.Fatalf("node %d applied %d=(t%d %q), another node applied (t%d %q)", i, e.Index, e.Term, e.Data, prev.Term, prev.Data)
-				}
-			} else {
-				c.committed[e.Index] = e
-			}
+			c.checkCommitted(i, e)
 			m.applied = append(m.applied, e)
-			c.maxApplied = max(c.maxApplied, e.Index)
 		}
 		for _, rs := range rd.ReadStates {
 			floor, ok := c.readFloor[rs.ID]
@@ -167,6 +213,45 @@ func (c *cluster) process(i int) {
 	}
 }
 
+// checkCommitted checks that entry e, applied by node i, is what every
+// other node applied at its index.
+func (c *cluster) checkCommitted(i int, e Entry) {
+	if prev, ok := c.committed[e.Index]; ok {
+		if prev.Term != e.Term || !bytes.Equal(prev.Data, e.Data) {
+			c.t.Fatalf("node %d applied %d=(t%d %q), another node applied (t%d %q)", i, e.Index, e.Term, e.Data, prev.Term, prev.Data)
+		}
+	} else {
+		c.committed[e.Index] = e
+	}
+	c.maxApplied = max(c.maxApplied, e.Index)
+}
+
+// compact has node i snapshot its state machine and compact its log.
+func (c *cluster) compact(i int) {
+	m := c.members[i]
+	n := uint64(len(m.applied))
+	if !m.up || n == 0 || (m.snap != nil && n <= m.snap.Index) {
+		return
+	}
+	snap := Snapshot{Index: n, Term: m.applied[n-1].Term, Data: snapshotData(m.applied)}
+	if err := m.r.Compact(snap); err != nil {
+		c.t.Fatalf("node %d: compact at %d: %v", i, n, err)
+	}
+	// The snapshot is durable before the log it covers goes.
+	d, ok := m.diskEntry(n)
+	if !ok || d.Term != snap.Term {
+		c.t.Fatalf("node %d compacted at %d, which its disk does not hold", i, n)
+	}
+	base := uint64(0)
+	if m.snap != nil {
+		base = m.snap.Index
+	}
+	m.log = slices.Clone(m.log[n-base:])
+	m.snap, m.snapped = &snap, slices.Clone(m.applied)
+	c.compactions++
+	c.process(i)
+}
+
 func (c *cluster) tick(i int) {
 	if m := c.members[i]; m.up {
 		m.r.Tick()
@@ -189,8 +274,14 @@ func (c *cluster) deliver(k int, dup bool) {
 	c.process(to)
 }
 
+// deliverAll delivers until nothing is in flight. Messages beget messages,
+// but a healthy cluster falls quiet between ticks; one that does not is
+// stuck in a livelock.
 func (c *cluster) deliverAll() {
-	for len(c.inflight) > 0 {
+	for n := 0; len(c.inflight) > 0; n++ {
+		if n == 100_000 {
+			c.t.Fatalf("messages never stop: %d delivered without a tick, %d still in flight, e.g. %v", n, len(c.inflight), c.inflight[0])
+		}
 		c.deliver(0, false)
 	}
 }
@@ -257,23 +348,48 @@ func (c *cluster) isolate(i int, cut bool) {
 	}
 }
 
+// entryAt is the entry at index i that node m holds: on its disk's log, or
+// in its snapshot.
+func (m *member) entryAt(t testing.TB, i uint64) (Entry, bool) {
+	if e, ok := m.diskEntry(i); ok {
+		return e, true
+	}
+	if m.snap != nil && i <= m.snap.Index {
+		return m.snapped[i-1], true
+	}
+	return Entry{}, false
+}
+
+// lastDiskIndex is the last index on m's disk.
+func (m *member) lastDiskIndex() uint64 {
+	n := uint64(len(m.log))
+	if m.snap != nil {
+		n += m.snap.Index
+	}
+	return n
+}
+
+// checkLogMatching: if two disks hold an entry of the same index and term,
+// they hold the same entries up to it (§5.3).
 func (c *cluster) checkLogMatching() {
 	c.t.Helper()
 	for a := range c.members {
 		for b := a + 1; b < len(c.members); b++ {
-			la, lb := c.members[a].log, c.members[b].log
-			n := min(len(la), len(lb))
-			// Find the last index where both have the same term: all before
-			// it must be identical.
-			for k := n - 1; k >= 0; k-- {
-				if la[k].Term == lb[k].Term {
-					for j := 0; j <= k; j++ {
-						if la[j].Term != lb[j].Term || !bytes.Equal(la[j].Data, lb[j].Data) {
-							c.t.Fatalf("log matching: nodes %d and %d agree at %d but differ at %d", a, b, k+1, j+1)
-						}
-					}
-					break
+			ma, mb := c.members[a], c.members[b]
+			for k := min(ma.lastDiskIndex(), mb.lastDiskIndex()); k >= 1; k-- {
+				ea, _ := ma.entryAt(c.t, k)
+				eb, _ := mb.entryAt(c.t, k)
+				if ea.Term != eb.Term {
+					continue
 				}
+				for j := uint64(1); j <= k; j++ {
+					ea, _ := ma.entryAt(c.t, j)
+					eb, _ := mb.entryAt(c.t, j)
+					if ea.Term != eb.Term || !bytes.Equal(ea.Data, eb.Data) {
+						c.t.Fatalf("log matching: nodes %d and %d agree at %d but differ at %d", a, b, k, j)
+					}
+				}
+				break
 			}
 		}
 	}
@@ -411,9 +527,8 @@ func TestUncommittedEntriesOfALostLeaderAreReplaced(t *testing.T) {
 		c.deliverAll()
 	}
 	c.checkLogMatching()
-	old, now := c.members[l].log, c.members[n].log
-	if len(old) != len(now) {
-		t.Fatalf("old leader's log has %d entries, the new leader's %d", len(old), len(now))
+	if old, now := c.members[l].lastDiskIndex(), c.members[n].lastDiskIndex(); old != now {
+		t.Fatalf("old leader's log ends at %d, the new leader's at %d", old, now)
 	}
 }
 
@@ -450,7 +565,7 @@ func TestRandomSchedulesAreSafe(t *testing.T) {
 	if testing.Short() {
 		seeds = 30
 	}
-	var terms, committed, crashes, served, lost int
+	var terms, committed, crashes, served, lost, compactions, snapshotsSent int
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		n := 3 + 2*int(seed%2)
 		c := runSchedule(t, n, seed, steps)
@@ -462,10 +577,12 @@ func TestRandomSchedulesAreSafe(t *testing.T) {
 		crashes += c.crashes
 		served += c.readsServed
 		lost += c.readsLost
+		compactions += c.compactions
+		snapshotsSent += c.snapshotsSent
 	}
-	t.Logf("%d seeds: %d terms with a leader, %d entries committed, %d crashes, %d reads confirmed, %d lost to a change of leader",
-		seeds, terms, committed, crashes, served, lost)
-	if terms < 3*seeds || committed < 10*seeds || crashes < seeds || served < seeds || lost == 0 {
+	t.Logf("%d seeds: %d terms with a leader, %d entries committed, %d crashes, %d reads confirmed, %d lost to a change of leader, %d compactions, %d snapshots sent",
+		seeds, terms, committed, crashes, served, lost, compactions, snapshotsSent)
+	if terms < 3*seeds || committed < 10*seeds || crashes < seeds || served < seeds || lost == 0 || compactions < seeds || snapshotsSent == 0 {
 		t.Fatalf("the schedules did too little to test anything")
 	}
 }
@@ -499,6 +616,8 @@ func runSchedule(t *testing.T, n int, seed uint64, steps int) *cluster {
 			if i := r.IntN(n); c.members[i].up {
 				c.read(i)
 			}
+		case p < 945:
+			c.compact(r.IntN(n))
 		case p < 950:
 			if i := r.IntN(n); c.members[i].up {
 				c.crash(i)
@@ -526,7 +645,10 @@ func runSchedule(t *testing.T, n int, seed uint64, steps int) *cluster {
 	}
 	l := c.settle(500)
 	idx, err := c.propose(l)
-	for err != nil { // too many uncommitted: let them commit first
+	for tries := 0; err != nil; tries++ { // too many uncommitted: let them commit first
+		if tries == 500 {
+			t.Fatalf("seed %d: proposals refused for 500 rounds after healing: %v", seed, err)
+		}
 		for i := range n {
 			c.tick(i)
 		}
@@ -547,8 +669,8 @@ func runSchedule(t *testing.T, n int, seed uint64, steps int) *cluster {
 	}
 	l, _ = c.leader()
 	for idx, e := range c.committed {
-		ll := c.members[l].log
-		if idx > uint64(len(ll)) || ll[idx-1].Term != e.Term || !bytes.Equal(ll[idx-1].Data, e.Data) {
+		got, ok := c.members[l].entryAt(t, idx)
+		if !ok || got.Term != e.Term || !bytes.Equal(got.Data, e.Data) {
 			t.Errorf("seed %d: committed entry %d (t%d) is not in leader %d's log", seed, idx, e.Term, l)
 		}
 	}
@@ -643,4 +765,48 @@ func TestReadIndexRefusals(t *testing.T) {
 	if err := r.ReadIndex(2); err != ErrReadNotReady {
 		t.Fatalf("read at a leader with no commit in its term: %v; want ErrReadNotReady", err)
 	}
+}
+
+// A follower that was down while the leader compacted its log catches up
+// from the leader's snapshot, then from its log.
+func TestLaggingFollowerCatchesUpFromASnapshot(t *testing.T) {
+	c := newCluster(t, 3, 8)
+	l := c.settle(100)
+	f := (l + 1) % 3
+	c.crash(f)
+	round := func() {
+		for i := range c.members {
+			c.tick(i)
+		}
+		c.deliverAll()
+	}
+	for range 20 {
+		if _, err := c.propose(l); err != nil {
+			t.Fatal(err)
+		}
+		round()
+	}
+	sent := c.snapshotsSent
+	c.compact(l)
+	snapAt := c.members[l].snap.Index
+	for range 3 {
+		if _, err := c.propose(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.restart(f)
+	for range 10 {
+		round()
+	}
+	if c.snapshotsSent == sent {
+		t.Fatal("the leader sent no snapshot to the lagging follower")
+	}
+	m := c.members[f]
+	if m.snap == nil || m.snap.Index < snapAt {
+		t.Fatalf("follower's snapshot %v, want one at %d or later", m.snap, snapAt)
+	}
+	if got, want := len(m.applied), len(c.members[l].applied); got != want {
+		t.Fatalf("follower applied %d entries, the leader %d", got, want)
+	}
+	c.checkLogMatching()
 }

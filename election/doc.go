@@ -23,7 +23,11 @@
 // leader that has not yet committed an entry of its term refuses reads for
 // the round trip that takes.
 //
+// The caller compacts the log with a snapshot of its state machine
+// (Compact); a follower that needs entries compacted away gets that
+// snapshot instead (MsgSnap), whole, in one message of at most 256 MiB.
+//
 // This is the core the cluster node is built on (DESIGN.md, "election").
 // Not built yet: the cluster Node itself (the Raft log in the WAL, the state
-// machine and its dedup table), and log compaction with snapshot transfer.
+// machine and its dedup table), and snapshots sent in chunks.
 package election

@@ -9,24 +9,38 @@ type Entry struct {
 	Data  []byte
 }
 
-// raftLog is the log as this node knows it: entries[i] holds index i, and
-// entries[0] is a sentinel of term 0 (no compaction yet). Entries up to
-// stable are on the caller's disk; the rest wait for the next Ready.
+// Snapshot is the state machine as of Index, the last entry it covers, of
+// term Term: the log up to Index can go.
+type Snapshot struct {
+	Index, Term uint64
+	Data        []byte
+}
+
+// raftLog is the log as this node knows it. entries[0] is a sentinel for
+// the last entry a snapshot covers (index and term 0 without a snapshot),
+// and entries[i] holds index offset+i. Entries up to stable are on the
+// caller's disk; the rest wait for the next Ready.
 type raftLog struct {
 	entries   []Entry
+	offset    uint64 // index of entries[0]
 	stable    uint64 // last index the caller has persisted
 	committed uint64 // known committed on a majority
 	applied   uint64 // last index handed out for applying
 }
 
-func newLog(persisted []Entry) (*raftLog, error) {
+// newLog restores the log from a snapshot (if any) and the entries that
+// followed it on disk.
+func newLog(snap *Snapshot, persisted []Entry) (*raftLog, error) {
 	l := &raftLog{entries: []Entry{{}}}
-	for i, e := range persisted {
-		if e.Index != uint64(i)+1 {
-			return nil, fmt.Errorf("election: persisted entry %d has index %d, want %d", i, e.Index, i+1)
+	if snap != nil {
+		l.restore(*snap)
+	}
+	for _, e := range persisted {
+		if want := l.lastIndex() + 1; e.Index != want {
+			return nil, fmt.Errorf("election: persisted entry has index %d, want %d", e.Index, want)
 		}
-		if e.Term < l.entries[i].Term {
-			return nil, fmt.Errorf("election: persisted entry %d has term %d, below the term %d before it", e.Index, e.Term, l.entries[i].Term)
+		if e.Term < l.lastTerm() {
+			return nil, fmt.Errorf("election: persisted entry %d has term %d, below the term %d before it", e.Index, e.Term, l.lastTerm())
 		}
 		l.entries = append(l.entries, e)
 	}
@@ -34,15 +48,23 @@ func newLog(persisted []Entry) (*raftLog, error) {
 	return l, nil
 }
 
-func (l *raftLog) lastIndex() uint64 { return uint64(len(l.entries) - 1) }
-func (l *raftLog) lastTerm() uint64  { return l.entries[len(l.entries)-1].Term }
+func (l *raftLog) firstIndex() uint64 { return l.offset + 1 }
+func (l *raftLog) lastIndex() uint64  { return l.offset + uint64(len(l.entries)) - 1 }
+func (l *raftLog) lastTerm() uint64   { return l.entries[len(l.entries)-1].Term }
 
-// term is the term of the entry at index i, if the log has one.
+// at is the entry at index i, which the log must hold (i >= offset).
+func (l *raftLog) at(i uint64) *Entry {
+	assert(i >= l.offset && i <= l.lastIndex(), "at: index %d outside [%d, %d]", i, l.offset, l.lastIndex())
+	return &l.entries[i-l.offset]
+}
+
+// term is the term of the entry at index i, if the log knows it: not past
+// the end, and not before the snapshot.
 func (l *raftLog) term(i uint64) (uint64, bool) {
-	if i > l.lastIndex() {
+	if i < l.offset || i > l.lastIndex() {
 		return 0, false
 	}
-	return l.entries[i].Term, true
+	return l.at(i).Term, true
 }
 
 func (l *raftLog) matchTerm(i, term uint64) bool {
@@ -67,7 +89,8 @@ func (l *raftLog) append(ents ...Entry) {
 // maybeAppend is a follower taking entries that follow (prevIndex,
 // prevTerm). It keeps what matches, cuts the log at the first conflict and
 // appends the rest, and reports the last index the message vouches for. It
-// fails if the log holds no entry (prevIndex, prevTerm).
+// fails if the log holds no entry (prevIndex, prevTerm). prevIndex is at
+// least the commit index, so never before the snapshot.
 func (l *raftLog) maybeAppend(prevIndex, prevTerm uint64, ents []Entry) (lastNew uint64, ok bool) {
 	if !l.matchTerm(prevIndex, prevTerm) {
 		return 0, false
@@ -80,7 +103,7 @@ func (l *raftLog) maybeAppend(prevIndex, prevTerm uint64, ents []Entry) (lastNew
 		// A conflict, or the end of the log: what follows is replaced. A
 		// committed entry never conflicts (Log Matching).
 		assert(e.Index > l.committed, "maybeAppend: conflict at committed index %d (committed %d)", e.Index, l.committed)
-		l.entries = l.entries[:e.Index]
+		l.entries = l.entries[:e.Index-l.offset]
 		l.stable = min(l.stable, e.Index-1)
 		l.entries = append(l.entries, ents[i:]...)
 		break
@@ -88,14 +111,19 @@ func (l *raftLog) maybeAppend(prevIndex, prevTerm uint64, ents []Entry) (lastNew
 	return prevIndex + uint64(len(ents)), true
 }
 
-// slice returns entries [lo, hi], at most countMax of them.
+// slice returns entries [lo, hi], at most countMax of them; lo must be
+// after the snapshot.
 func (l *raftLog) slice(lo, hi uint64, countMax int) []Entry {
-	if lo > hi {
+	if lo > hi || countMax <= 0 {
 		return nil
 	}
+	assert(lo > l.offset, "slice: index %d is in the snapshot (up to %d)", lo, l.offset)
 	hi = min(hi, lo+uint64(countMax)-1)
-	return l.entries[lo : hi+1]
+	return l.entries[lo-l.offset : hi-l.offset+1]
 }
+
+// unstable is what the caller has not persisted yet.
+func (l *raftLog) unstable() []Entry { return l.entries[l.stable-l.offset+1:] }
 
 func (l *raftLog) commitTo(i uint64) {
 	if i > l.committed {
@@ -111,7 +139,27 @@ func (l *raftLog) toApply() []Entry {
 	if hi <= l.applied {
 		return nil
 	}
-	return l.entries[l.applied+1 : hi+1]
+	return l.entries[l.applied-l.offset+1 : hi-l.offset+1]
+}
+
+// compact drops the entries a snapshot at index covers. Only what was
+// applied (and so persisted) may go.
+func (l *raftLog) compact(index uint64) {
+	assert(index <= l.applied, "compact: index %d not applied (applied %d)", index, l.applied)
+	if index <= l.offset {
+		return
+	}
+	sentinel := Entry{Index: index, Term: l.at(index).Term}
+	l.entries = append([]Entry{sentinel}, l.entries[index-l.offset+1:]...)
+	l.offset = index
+}
+
+// restore replaces the whole log with a snapshot's: everything up to its
+// index is in it, committed and applied.
+func (l *raftLog) restore(s Snapshot) {
+	l.entries = []Entry{{Index: s.Index, Term: s.Term}}
+	l.offset = s.Index
+	l.stable, l.committed, l.applied = s.Index, s.Index, s.Index
 }
 
 func assert(ok bool, format string, args ...any) {

@@ -18,6 +18,7 @@ const (
 	MsgVoteResp
 	MsgApp     // append entries; with none, a heartbeat
 	MsgAppResp // acknowledges Index, or refuses the append after Index
+	MsgSnap    // the leader's snapshot, for a follower that needs compacted entries
 	msgTypeEnd
 )
 
@@ -35,6 +36,8 @@ func (t MsgType) String() string {
 		return "app"
 	case MsgAppResp:
 		return "app-resp"
+	case MsgSnap:
+		return "snap"
 	}
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }
@@ -58,6 +61,8 @@ type Message struct {
 	// response: a follower answering it still takes the sender for its
 	// leader, which is what a read index needs from a majority.
 	Context uint64
+	// Snapshot is a MsgSnap's.
+	Snapshot *Snapshot
 }
 
 func (m Message) String() string {
@@ -81,6 +86,8 @@ func (m Message) String() string {
 const (
 	messageEntriesMax    = 1 << 16
 	messageEntryBytesMax = 64 << 20
+	// A bigger snapshot needs sending in chunks, which is not built yet.
+	messageSnapshotBytesMax = 256 << 20
 )
 
 var errMessage = errors.New("election: bad message")
@@ -89,6 +96,7 @@ var errMessage = errors.New("election: bad message")
 //
 //	[type u8][from u32][to u32][term][index][logTerm][commit][reject u8][hint]
 //	[context][count u32] { [term][index][len u32][data] }
+//	[has snapshot u8] ( [index][term][len u32][data] )
 //
 // with every unmarked number a u64, little-endian.
 func AppendMessage(b []byte, m *Message) []byte {
@@ -112,7 +120,14 @@ func AppendMessage(b []byte, m *Message) []byte {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(e.Data)))
 		b = append(b, e.Data...)
 	}
-	return b
+	if m.Snapshot == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	b = binary.LittleEndian.AppendUint64(b, m.Snapshot.Index)
+	b = binary.LittleEndian.AppendUint64(b, m.Snapshot.Term)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Snapshot.Data)))
+	return append(b, m.Snapshot.Data...)
 }
 
 // DecodeMessage decodes what AppendMessage wrote. The entries' data are
@@ -161,6 +176,29 @@ func DecodeMessage(b []byte) (Message, error) {
 		}
 		m.Entries = append(m.Entries, e)
 		p = p[20+n:]
+	}
+	if len(p) < 1 {
+		return m, fmt.Errorf("%w: snapshot flag missing", errMessage)
+	}
+	switch p[0] {
+	case 0:
+		p = p[1:]
+	case 1:
+		if len(p) < 21 {
+			return m, fmt.Errorf("%w: snapshot header truncated", errMessage)
+		}
+		s := &Snapshot{Index: binary.LittleEndian.Uint64(p[1:]), Term: binary.LittleEndian.Uint64(p[9:])}
+		n := binary.LittleEndian.Uint32(p[17:])
+		if n > messageSnapshotBytesMax || uint64(n) > uint64(len(p)-21) {
+			return m, fmt.Errorf("%w: snapshot of %d bytes overruns the message", errMessage, n)
+		}
+		if n > 0 {
+			s.Data = append([]byte(nil), p[21:21+n]...)
+		}
+		m.Snapshot = s
+		p = p[21+n:]
+	default:
+		return m, fmt.Errorf("%w: snapshot flag %d", errMessage, p[0])
 	}
 	if len(p) != 0 {
 		return m, fmt.Errorf("%w: %d bytes after the last entry", errMessage, len(p))

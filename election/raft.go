@@ -66,8 +66,10 @@ type Config struct {
 	ReadsPendingMax int
 	Rand            core.Rand
 
-	// What the node's disk holds from before a restart.
+	// What the node's disk holds from before a restart: its hard state,
+	// its latest snapshot (nil: none), and the entries after it.
 	HardState HardState
+	Snapshot  *Snapshot
 	Entries   []Entry
 }
 
@@ -162,6 +164,12 @@ type Raft struct {
 
 	msgs     []Message
 	prevHard HardState
+
+	// snapshot is the latest one this node has, to send to a follower
+	// that needs entries it compacted away; pendingSnapshot is one
+	// received from the leader, for the next Ready.
+	snapshot        *Snapshot
+	pendingSnapshot *Snapshot
 }
 
 // New makes a node from its config, restoring what its disk held.
@@ -169,7 +177,7 @@ func New(cfg Config) (*Raft, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	l, err := newLog(cfg.Entries)
+	l, err := newLog(cfg.Snapshot, cfg.Entries)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +192,7 @@ func New(cfg Config) (*Raft, error) {
 	if hs.Commit > l.lastIndex() {
 		return nil, fmt.Errorf("election: hard state commit %d is beyond the last persisted index %d", hs.Commit, l.lastIndex())
 	}
-	l.committed = hs.Commit
+	l.committed = max(l.committed, hs.Commit)
 	r := &Raft{
 		cfg:      cfg,
 		id:       cfg.ID,
@@ -197,6 +205,7 @@ func New(cfg Config) (*Raft, error) {
 		votes:    make([]int8, len(peers)),
 		progress: make([]progress, len(peers)),
 		readAcks: make([]uint64, len(peers)),
+		snapshot: cfg.Snapshot,
 		prevHard: hs,
 	}
 	r.becomeFollower(r.term, None)
@@ -403,6 +412,13 @@ func (r *Raft) broadcastAppend() {
 func (r *Raft) sendAppend(i int, to core.NodeID, heartbeat bool) {
 	pr := &r.progress[i]
 	prev := pr.next - 1
+	if prev < r.log.offset {
+		// The follower needs entries that are gone into the snapshot.
+		assert(r.snapshot != nil && r.snapshot.Index == r.log.offset, "sendAppend: log compacted to %d without a snapshot", r.log.offset)
+		pr.next = r.snapshot.Index + 1
+		r.send(Message{Type: MsgSnap, To: to, Snapshot: r.snapshot, Commit: r.log.committed, Context: r.readRound})
+		return
+	}
 	prevTerm, ok := r.log.term(prev)
 	assert(ok, "sendAppend: no entry %d for follower %d (last %d)", prev, to, r.log.lastIndex())
 	room := int(pr.match + uint64(r.cfg.InflightEntriesMax) - prev)
@@ -433,14 +449,14 @@ func (r *Raft) Step(m Message) {
 			// A pre-vote names the term it would stand in; ours stays.
 		case m.Type == MsgPreVoteResp && !m.Reject:
 			// A granted pre-vote carries the term we would stand in.
-		case m.Type == MsgApp:
+		case m.Type == MsgApp || m.Type == MsgSnap:
 			r.becomeFollower(m.Term, m.From)
 		default:
 			r.becomeFollower(m.Term, None)
 		}
 	case m.Term < r.term:
 		switch m.Type {
-		case MsgApp:
+		case MsgApp, MsgSnap:
 			// A leader of an older term, perhaps back from a partition:
 			// our term tells it to step down.
 			r.send(Message{Type: MsgAppResp, To: m.From})
@@ -457,17 +473,17 @@ func (r *Raft) Step(m Message) {
 	}
 	switch r.state {
 	case Follower:
-		if m.Type == MsgApp {
+		if m.Type == MsgApp || m.Type == MsgSnap {
 			r.electionElapsed = 0
 			r.lead = m.From
-			r.handleAppend(m)
+			r.handleLeaderMsg(m)
 		}
 	case PreCandidate, Candidate:
 		switch {
-		case m.Type == MsgApp:
+		case m.Type == MsgApp || m.Type == MsgSnap:
 			// A leader of this term (or a newer one) exists.
 			r.becomeFollower(m.Term, m.From)
-			r.handleAppend(m)
+			r.handleLeaderMsg(m)
 		case (m.Type == MsgPreVoteResp && r.state == PreCandidate) || (m.Type == MsgVoteResp && r.state == Candidate):
 			if m.Reject {
 				r.votes[i] = -1
@@ -508,6 +524,36 @@ func (r *Raft) handleVoteRequest(m Message) {
 		return
 	}
 	r.send(Message{Type: resp, To: m.From, Reject: true})
+}
+
+func (r *Raft) handleLeaderMsg(m Message) {
+	if m.Type == MsgSnap {
+		r.handleSnapshot(m)
+	} else {
+		r.handleAppend(m)
+	}
+}
+
+// handleSnapshot takes the leader's snapshot, unless the log already holds
+// what it covers.
+func (r *Raft) handleSnapshot(m Message) {
+	s := m.Snapshot
+	if s == nil {
+		return
+	}
+	switch {
+	case s.Index <= r.log.committed:
+		// Old news.
+	case r.log.matchTerm(s.Index, s.Term):
+		// The log has it all: only the commit index moves.
+		r.log.commitTo(s.Index)
+	default:
+		r.log.restore(*s)
+		r.snapshot, r.pendingSnapshot = s, s
+	}
+	// Everything up to the commit index is on this node's disk by the
+	// time the acknowledgement leaves (after the Ready is persisted).
+	r.send(Message{Type: MsgAppResp, To: m.From, Index: r.log.committed, Context: m.Context})
 }
 
 func (r *Raft) handleAppend(m Message) {
@@ -612,10 +658,30 @@ func (r *Raft) confirmReads() {
 	r.reads = slices.Delete(r.reads, 0, n)
 }
 
-// Ready is what the node has for its caller: persist HardState (if
-// HardStateChanged) and Entries, then send Messages, then apply Committed,
-// then call Advance.
+// Compact tells the node that the caller has made snap, a snapshot of its
+// state machine at an applied index: the log up to there can go, and snap is
+// what a follower that needs those entries gets instead.
+func (r *Raft) Compact(snap Snapshot) error {
+	if snap.Index > r.log.applied {
+		return fmt.Errorf("election: snapshot at %d, beyond the applied index %d", snap.Index, r.log.applied)
+	}
+	if snap.Index <= r.log.offset {
+		return nil // an older snapshot than the one we have
+	}
+	if t, _ := r.log.term(snap.Index); t != snap.Term {
+		return fmt.Errorf("election: snapshot at %d says term %d; the log says %d", snap.Index, snap.Term, t)
+	}
+	r.log.compact(snap.Index)
+	r.snapshot = &snap
+	return nil
+}
+
+// Ready is what the node has for its caller: persist Snapshot (if any, in
+// place of the whole log and state machine before it), HardState (if
+// HardStateChanged) and Entries; then send Messages; then install
+// Snapshot and apply Committed; then call Advance.
 type Ready struct {
+	Snapshot         *Snapshot
 	HardState        HardState
 	HardStateChanged bool
 	// Entries go to the disk's log; an entry replaces the persisted entry
@@ -634,7 +700,7 @@ func (r *Raft) hardState() HardState {
 // HasReady reports whether Ready has anything.
 func (r *Raft) HasReady() bool {
 	return r.hardState() != r.prevHard || r.log.stable < r.log.lastIndex() || len(r.msgs) > 0 ||
-		len(r.log.toApply()) > 0 || len(r.readStates) > 0
+		len(r.log.toApply()) > 0 || len(r.readStates) > 0 || r.pendingSnapshot != nil
 }
 
 // Ready returns the node's pending work. Call Advance with it before any
@@ -644,7 +710,8 @@ func (r *Raft) Ready() Ready {
 	rd := Ready{
 		HardState:        hs,
 		HardStateChanged: hs != r.prevHard,
-		Entries:          slices.Clone(r.log.entries[r.log.stable+1:]),
+		Snapshot:         r.pendingSnapshot,
+		Entries:          slices.Clone(r.log.unstable()),
 		Messages:         r.msgs,
 		Committed:        slices.Clone(r.log.toApply()),
 		ReadStates:       r.readStates,
@@ -656,6 +723,9 @@ func (r *Raft) Ready() Ready {
 // Advance tells the node that rd was persisted, sent and applied.
 func (r *Raft) Advance(rd Ready) {
 	r.prevHard = rd.HardState
+	if rd.Snapshot != nil && rd.Snapshot == r.pendingSnapshot {
+		r.pendingSnapshot = nil
+	}
 	if n := len(rd.Entries); n > 0 {
 		last := rd.Entries[n-1]
 		assert(r.log.matchTerm(last.Index, last.Term), "Advance: entry %d changed between Ready and Advance", last.Index)
