@@ -369,7 +369,7 @@ func (c *conn) handleLine(line []byte) bool {
 			logf("node replied twice to one %q request; dropped the second reply", req.Op)
 		}
 	}
-	if !c.h.post(func() { node.HandleRequest(req, reply) }) {
+	if !c.h.postRequest(func() { node.HandleRequest(req, reply) }) {
 		inFlight.Add(-1)
 		return false
 	}

@@ -13,8 +13,9 @@ import (
 	"dkv/core"
 )
 
-// event is one unit of work for the loop: a request, a timer callback, a
-// peer message. It runs on the loop goroutine and must not block.
+// event is one unit of work for the node: a request, a timer callback, a
+// peer message. It runs on whichever goroutine holds the node's role, and
+// must not block.
 type event func()
 
 // Host runs one core.Node and serves its clients over TCP.
@@ -43,9 +44,11 @@ type Host struct {
 	wake     chan struct{}
 	stop     chan struct{} // closed by Shutdown
 	stopOnce sync.Once
-	ready    chan struct{} // closed once the node has recovered and accepts run
-	loopDone chan struct{} // closed when the loop has exited; posts fail from then on
-	addr     net.Addr
+	// stopAsked is set with stop, for runners to check between turns.
+	stopAsked atomic.Bool
+	ready     chan struct{} // closed once the node has recovered and accepts run
+	loopDone  chan struct{} // closed when the loop has exited; posts fail from then on
+	addr      net.Addr
 
 	qmu      sync.Mutex
 	queue    []event
@@ -110,7 +113,10 @@ func (h *Host) Addr() net.Addr {
 // included, then connections get the responses that are ready and close. It
 // does not wait; Run's return is the end.
 func (h *Host) Shutdown() {
-	h.stopOnce.Do(func() { close(h.stop) })
+	h.stopOnce.Do(func() {
+		h.stopAsked.Store(true)
+		close(h.stop)
+	})
 }
 
 // Run starts the node on the calling goroutine, which becomes the loop, and
@@ -170,10 +176,21 @@ func (h *Host) Run(ctx context.Context, ln net.Listener) error {
 // (the fsync is reported in the turn after it ran).
 const inlineTurnsMax = 2
 
+// loopTurnsMax bounds the turns the loop goroutine runs in a row before it
+// looks at its channels again.
+const loopTurnsMax = 64
+
 // loop is Run's goroutine. It runs the node whenever the role is handed to
 // it, and on shutdown or a failure takes the role for good.
 func (h *Host) loop(ctx context.Context) error {
+	// A cancelled ctx is a Shutdown, which runners notice between turns:
+	// under a load that never lets the queue empty, the loop itself would
+	// otherwise look up from its turns too seldom.
+	defer context.AfterFunc(ctx, h.Shutdown)()
 	for {
+		if h.stopAsked.Load() {
+			return h.finish()
+		}
 		select {
 		case <-h.wake:
 		case <-ctx.Done():
@@ -193,7 +210,7 @@ func (h *Host) loop(ctx context.Context) error {
 		}
 		h.handed = false
 		h.qmu.Unlock()
-		if !h.runTurns(0) {
+		if !h.runTurns(loopTurnsMax) {
 			return fmt.Errorf("node stopped: %w", h.failure())
 		}
 	}
@@ -208,14 +225,21 @@ func (h *Host) failure() error {
 // post queues ev for the node and, if nobody is running the node, runs it
 // here. It blocks while the queue is full, and reports false once the loop
 // has exited.
-func (h *Host) post(ev event) bool {
+func (h *Host) post(ev event) bool { return h.enqueue(ev, false) }
+
+// postRequest is post for a client's request, which is refused from the
+// moment Run starts stopping: the requests already queued are served, and
+// a shutdown under a load that never lets up still ends.
+func (h *Host) postRequest(ev event) bool { return h.enqueue(ev, true) }
+
+func (h *Host) enqueue(ev event, request bool) bool {
 	select {
 	case h.room <- struct{}{}:
 	case <-h.loopDone:
 		return false
 	}
 	h.qmu.Lock()
-	if h.closed {
+	if h.closed || (request && (h.stopping || h.stopAsked.Load())) {
 		h.qmu.Unlock()
 		<-h.room
 		return false
@@ -236,9 +260,10 @@ func (h *Host) post(ev event) bool {
 }
 
 // runTurns runs turns while there is work, holding the role, which the
-// caller has taken. After turnsMax turns (0: no limit) it hands the role to
-// the loop goroutine. It reports false if a Flush failed: the node has
-// stopped, and the role stays taken so that nobody runs it again.
+// caller has taken. After turnsMax turns it hands the role to the loop
+// goroutine (the loop itself included, which then takes it back unless it
+// is stopping). It reports false if a Flush failed: the node has stopped,
+// and the role stays taken so that nobody runs it again.
 func (h *Host) runTurns(turnsMax int) bool {
 	for turns := 0; ; turns++ {
 		h.qmu.Lock()
@@ -247,7 +272,7 @@ func (h *Host) runTurns(turnsMax int) bool {
 		case h.failed != nil:
 			h.qmu.Unlock()
 			return false
-		case h.stopping || (!idle && turnsMax > 0 && turns >= turnsMax):
+		case h.stopping || h.stopAsked.Load() || (!idle && turns >= turnsMax):
 			h.handed = true
 			h.qmu.Unlock()
 			h.signalLoop()
@@ -304,8 +329,8 @@ func (h *Host) turn() error {
 
 // finish takes the role for good and runs the node on until no fsync is in
 // flight, so that a graceful shutdown still answers the writes it already
-// made durable. Requests that are already queued are served too;
-// connections stop reading on shutdown, so this ends.
+// made durable. Requests that are already queued are served too; new ones
+// are refused (postRequest), so this ends.
 func (h *Host) finish() error {
 	h.qmu.Lock()
 	h.stopping = true

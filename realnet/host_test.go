@@ -755,3 +755,49 @@ func TestDirectSendAfterWriterDeadlinePassed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Shutdown ends even under a load that never lets the queue empty: new
+// requests are refused once it starts, and the loop looks up from its
+// turns to notice it.
+func TestShutdownUnderSustainedLoad(t *testing.T) {
+	node := newTestNode(t)
+	r := startHost(t, node, testConfig())
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		nc, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		wg.Add(2)
+		go func() { // writes pings as fast as the socket takes them
+			defer wg.Done()
+			batch := []byte(strings.Repeat(`{"op":"ping"}`+"\n", 64))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				nc.SetWriteDeadline(time.Now().Add(time.Second))
+				if _, err := nc.Write(batch); err != nil {
+					return
+				}
+			}
+		}()
+		go func() { // and reads every answer
+			defer wg.Done()
+			io.Copy(io.Discard, nc)
+		}()
+	}
+	for handled(node) < 10_000 {
+		time.Sleep(time.Millisecond)
+	}
+	r.host.Shutdown()
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run after Shutdown = %v, want nil", err)
+	}
+	close(stop)
+	wg.Wait()
+}
