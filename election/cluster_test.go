@@ -565,13 +565,19 @@ func TestRandomSchedulesAreSafe(t *testing.T) {
 	if testing.Short() {
 		seeds = 30
 	}
-	var terms, committed, crashes, served, lost, compactions, snapshotsSent int
+	var ran, terms, committed, crashes, served, lost, compactions, snapshotsSent int
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		n := 3 + 2*int(seed%2)
-		c := runSchedule(t, n, seed, steps)
-		if t.Failed() {
-			t.Fatalf("seed %d (%d nodes) failed", seed, n)
+		var c *cluster
+		// A subtest per seed, so that a failure names its seed: replay it
+		// with -run 'TestRandomSchedulesAreSafe/seed=N$'.
+		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { c = runSchedule(t, n, seed, steps) }) {
+			t.FailNow()
 		}
+		if c == nil {
+			continue // left out by -run
+		}
+		ran++
 		terms += len(c.leaders)
 		committed += len(c.committed)
 		crashes += c.crashes
@@ -579,6 +585,9 @@ func TestRandomSchedulesAreSafe(t *testing.T) {
 		lost += c.readsLost
 		compactions += c.compactions
 		snapshotsSent += c.snapshotsSent
+	}
+	if ran < seeds {
+		return // a replay of some seeds: the totals below are for the whole run
 	}
 	t.Logf("%d seeds: %d terms with a leader, %d entries committed, %d crashes, %d reads confirmed, %d lost to a change of leader, %d compactions, %d snapshots sent",
 		seeds, terms, committed, crashes, served, lost, compactions, snapshotsSent)
