@@ -819,3 +819,46 @@ func TestLaggingFollowerCatchesUpFromASnapshot(t *testing.T) {
 	}
 	c.checkLogMatching()
 }
+
+// A leader does not commit an entry of an older term by counting replicas
+// (§5.4.2, Figure 8 of the paper): a majority holding it is not enough,
+// because a later leader may still overwrite it. It commits it only with an
+// entry of its own term.
+func TestOlderTermEntriesCommitOnlyWithOneOfThisTerm(t *testing.T) {
+	cfg := DefaultConfig(0, []core.NodeID{0, 1, 2}, testRand{rand.New(rand.NewPCG(1, 1))})
+	cfg.EntriesPerMsgMax, cfg.InflightEntriesMax = 1, 1
+	cfg.HardState = HardState{Term: 1, Vote: None, Commit: 1}
+	cfg.Entries = []Entry{{Term: 1, Index: 1}, {Term: 1, Index: 2}}
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	persist := func() {
+		for r.HasReady() {
+			r.Advance(r.Ready())
+		}
+	}
+	for r.State() == Follower {
+		r.Tick()
+	}
+	r.Step(Message{Type: MsgPreVoteResp, From: 1, To: 0, Term: 2})
+	r.Step(Message{Type: MsgVoteResp, From: 1, To: 0, Term: 2})
+	persist() // the leader's no-op of term 2 is on its disk: index 3
+	if r.State() != Leader || r.Term() != 2 {
+		t.Fatalf("node is %v in term %d", r.State(), r.Term())
+	}
+	// Follower 1 lacks entry 2, then takes it: entries 1 and 2, both of
+	// term 1, are now on a majority (the leader and follower 1).
+	r.Step(Message{Type: MsgAppResp, From: 1, To: 0, Term: 2, Index: 2, Reject: true, RejectHint: 1})
+	r.Step(Message{Type: MsgAppResp, From: 1, To: 0, Term: 2, Index: 2})
+	persist()
+	if c := r.Committed(); c != 1 {
+		t.Fatalf("commit index %d with only term-1 entries on a majority; want 1", c)
+	}
+	// The no-op of term 2 reaches follower 1: now everything up to it is
+	// committed, entry 2 with it.
+	r.Step(Message{Type: MsgAppResp, From: 1, To: 0, Term: 2, Index: 3})
+	if c := r.Committed(); c != 3 {
+		t.Fatalf("commit index %d once the term-2 entry is on a majority; want 3", c)
+	}
+}
