@@ -340,6 +340,33 @@ func (c *cluster) settle(ticksMax int) int {
 	return -1
 }
 
+// rounds ticks every node and then delivers everything, n times.
+func (c *cluster) rounds(n int) {
+	for range n {
+		for i := range c.members {
+			c.tick(i)
+		}
+		c.deliverAll()
+	}
+}
+
+// electWithout runs rounds in which every node but l ticks, until a leader
+// other than l stands; it returns that leader.
+func (c *cluster) electWithout(l, roundsMax int) (int, bool) {
+	for range roundsMax {
+		for i := range c.members {
+			if i != l {
+				c.tick(i)
+			}
+		}
+		c.deliverAll()
+		if n, ok := c.leader(); ok && n != l {
+			return n, true
+		}
+	}
+	return -1, false
+}
+
 func (c *cluster) isolate(i int, cut bool) {
 	for j := range c.members {
 		if j != i {
@@ -403,12 +430,7 @@ func TestElectsALeaderAndCommits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range 5 {
-		for i := range c.members {
-			c.tick(i)
-		}
-		c.deliverAll()
-	}
+	c.rounds(5)
 	// The leader's no-op plus ten proposals, applied everywhere.
 	for i, m := range c.members {
 		if len(m.applied) != 11 {
@@ -438,22 +460,12 @@ func TestPreVoteKeepsACutOffNodeFromDisrupting(t *testing.T) {
 	term := c.members[l].r.Term()
 	cutOff := (l + 1) % 3
 	c.isolate(cutOff, true)
-	for range 100 {
-		for i := range c.members {
-			c.tick(i)
-		}
-		c.deliverAll()
-	}
+	c.rounds(100)
 	if got := c.members[cutOff].r.Term(); got != term {
 		t.Fatalf("cut-off node's term went from %d to %d", term, got)
 	}
 	c.isolate(cutOff, false)
-	for range 20 {
-		for i := range c.members {
-			c.tick(i)
-		}
-		c.deliverAll()
-	}
+	c.rounds(20)
 	if now, ok := c.leader(); !ok || now != l || c.members[l].r.Term() != term {
 		t.Fatalf("leader %d (term %d) was deposed: leader now %d, term %d", l, term, now, c.members[now].r.Term())
 	}
@@ -475,18 +487,9 @@ func TestCheckQuorumStepsDownACutOffLeader(t *testing.T) {
 	if s := c.members[l].r.State(); s == Leader {
 		t.Fatalf("cut-off leader %d still leads after two election timeouts", l)
 	}
-	for range 100 {
-		for i := range c.members {
-			if i != l {
-				c.tick(i)
-			}
-		}
-		c.deliverAll()
-		if n, ok := c.leader(); ok && n != l {
-			return
-		}
+	if _, ok := c.electWithout(l, 100); !ok {
+		t.Fatal("the majority elected no new leader")
 	}
-	t.Fatal("the majority elected no new leader")
 }
 
 // A leader that appended entries it could not replicate loses them to the
@@ -501,31 +504,15 @@ func TestUncommittedEntriesOfALostLeaderAreReplaced(t *testing.T) {
 		}
 	}
 	c.inflight = nil
-	for range 100 {
-		for i := range c.members {
-			if i != l {
-				c.tick(i)
-			}
-		}
-		c.deliverAll()
-		if n, ok := c.leader(); ok && n != l {
-			break
-		}
-	}
-	n, ok := c.leader()
-	if !ok || n == l {
+	n, ok := c.electWithout(l, 100)
+	if !ok {
 		t.Fatal("no new leader")
 	}
 	if _, err := c.propose(n); err != nil {
 		t.Fatal(err)
 	}
 	c.isolate(l, false)
-	for range 30 {
-		for i := range c.members {
-			c.tick(i)
-		}
-		c.deliverAll()
-	}
+	c.rounds(30)
 	c.checkLogMatching()
 	if old, now := c.members[l].lastDiskIndex(), c.members[n].lastDiskIndex(); old != now {
 		t.Fatalf("old leader's log ends at %d, the new leader's at %d", old, now)
@@ -696,12 +683,7 @@ func TestReadIndexNeedsAMajority(t *testing.T) {
 	if _, err := c.propose(l); err != nil {
 		t.Fatal(err)
 	}
-	for range 3 {
-		for i := range c.members {
-			c.tick(i)
-		}
-		c.deliverAll()
-	}
+	c.rounds(3)
 	c.isolate(l, true)
 	if !c.read(l) {
 		t.Fatal("the leader refused a read")
@@ -783,17 +765,11 @@ func TestLaggingFollowerCatchesUpFromASnapshot(t *testing.T) {
 	l := c.settle(100)
 	f := (l + 1) % 3
 	c.crash(f)
-	round := func() {
-		for i := range c.members {
-			c.tick(i)
-		}
-		c.deliverAll()
-	}
 	for range 20 {
 		if _, err := c.propose(l); err != nil {
 			t.Fatal(err)
 		}
-		round()
+		c.rounds(1)
 	}
 	sent := c.snapshotsSent
 	c.compact(l)
@@ -804,9 +780,7 @@ func TestLaggingFollowerCatchesUpFromASnapshot(t *testing.T) {
 		}
 	}
 	c.restart(f)
-	for range 10 {
-		round()
-	}
+	c.rounds(10)
 	if c.snapshotsSent == sent {
 		t.Fatal("the leader sent no snapshot to the lagging follower")
 	}
