@@ -83,14 +83,19 @@ type snapshotWriter struct {
 	resumeKey  string
 	started    bool // resumeKey was written: resume after it
 	done       bool // all entries written
-	failAtStep int  // debug_simulate_fail: fail at this step; <0 never
+	needSync   bool // what was written must be synced before going on
+	syncing    bool // an asynchronous sync is in flight
+	syncErr    error
+	failAtStep int // debug_simulate_fail: fail at this step; <0 never
 	steps      int
 	buf        []byte
 }
 
 // Sizes of snapshot work per turn. A chunk is small enough that a turn
 // takes milliseconds; syncing every few chunks spreads the fsync cost so the
-// final sync does not stall the loop either.
+// final sync is not one long one. Where the file is an AsyncFile the syncs
+// run while the node serves: an 8 MiB fdatasync takes 4-7 ms on the
+// development VM, and every client waited for it when the node did.
 const (
 	snapshotChunkBytes = 1 << 20
 	snapshotSyncBytes  = 8 << 20
@@ -108,52 +113,43 @@ func startSnapshot(d Disk, s *Store, index uint64, failAtStep int) (*snapshotWri
 	return w, nil
 }
 
-// step writes the next chunk. It returns true once the file is complete,
-// synced and renamed into place (the caller then syncs the directory).
+// step writes the next chunk, or syncs what was written. It returns true
+// once the file is complete, synced and renamed into place (the caller then
+// syncs the directory). While an asynchronous sync is in flight it does
+// nothing; the file is renamed only after its last sync succeeded.
 func (w *snapshotWriter) step(d Disk) (bool, error) {
+	if w.syncing {
+		return false, nil
+	}
+	if w.syncErr != nil {
+		return false, fmt.Errorf("syncing %s: %w", w.tmp, w.syncErr)
+	}
 	w.steps++
 	if w.steps == w.failAtStep {
 		return false, fmt.Errorf("writing %s: simulated failure (debug_simulate_fail)", w.tmp)
 	}
-	if !w.done {
-		w.clone.Ascend(w.resumeKey, func(key, value string) bool {
-			if w.started && key == w.resumeKey {
-				return true
-			}
-			w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(key)))
-			w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(value)))
-			w.buf = append(w.buf, key...)
-			w.buf = append(w.buf, value...)
-			w.count++
-			w.resumeKey, w.started = key, true
-			return len(w.buf) < snapshotChunkBytes
-		})
-		if len(w.buf) < snapshotChunkBytes {
-			w.done = true
-			assert(w.count == uint64(w.clone.Len()), "snapshot wrote every key once")
-			w.buf = binary.LittleEndian.AppendUint32(w.buf, snapEndMarker)
-			w.buf = binary.LittleEndian.AppendUint64(w.buf, w.count)
-			w.crc = crc32.Update(w.crc, crcTable, w.buf)
-			w.buf = binary.LittleEndian.AppendUint32(w.buf, w.crc)
-		} else {
-			w.crc = crc32.Update(w.crc, crcTable, w.buf)
+	if !w.done && !w.needSync {
+		if err := w.writeChunk(); err != nil {
+			return false, err
 		}
-		if err := w.file.Append(w.buf); err != nil {
-			return false, fmt.Errorf("writing %s: %w", w.tmp, err)
-		}
-		w.bytes += int64(len(w.buf))
-		w.unsynced += int64(len(w.buf))
-		w.buf = w.buf[:0]
 		if !w.done && w.unsynced < snapshotSyncBytes {
+			return false, nil
+		}
+		w.needSync = true
+	}
+	if w.needSync {
+		w.needSync, w.unsynced = false, 0
+		if af, ok := w.file.(AsyncFile); ok {
+			w.syncing = true
+			af.SyncAsync(func(err error) { w.syncing, w.syncErr = false, err })
 			return false, nil
 		}
 		if err := w.file.Sync(); err != nil {
 			return false, fmt.Errorf("syncing %s: %w", w.tmp, err)
 		}
-		w.unsynced = 0
-		if !w.done {
-			return false, nil
-		}
+	}
+	if !w.done {
+		return false, nil
 	}
 	if err := w.file.Close(); err != nil {
 		return false, fmt.Errorf("closing %s: %w", w.tmp, err)
@@ -163,6 +159,40 @@ func (w *snapshotWriter) step(d Disk) (bool, error) {
 		return false, fmt.Errorf("renaming %s: %w", w.tmp, err)
 	}
 	return true, nil
+}
+
+// writeChunk appends the next chunk of entries, and the trailer after the
+// last.
+func (w *snapshotWriter) writeChunk() error {
+	w.clone.Ascend(w.resumeKey, func(key, value string) bool {
+		if w.started && key == w.resumeKey {
+			return true
+		}
+		w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(key)))
+		w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(value)))
+		w.buf = append(w.buf, key...)
+		w.buf = append(w.buf, value...)
+		w.count++
+		w.resumeKey, w.started = key, true
+		return len(w.buf) < snapshotChunkBytes
+	})
+	if len(w.buf) < snapshotChunkBytes {
+		w.done = true
+		assert(w.count == uint64(w.clone.Len()), "snapshot wrote every key once")
+		w.buf = binary.LittleEndian.AppendUint32(w.buf, snapEndMarker)
+		w.buf = binary.LittleEndian.AppendUint64(w.buf, w.count)
+		w.crc = crc32.Update(w.crc, crcTable, w.buf)
+		w.buf = binary.LittleEndian.AppendUint32(w.buf, w.crc)
+	} else {
+		w.crc = crc32.Update(w.crc, crcTable, w.buf)
+	}
+	if err := w.file.Append(w.buf); err != nil {
+		return fmt.Errorf("writing %s: %w", w.tmp, err)
+	}
+	w.bytes += int64(len(w.buf))
+	w.unsynced += int64(len(w.buf))
+	w.buf = w.buf[:0]
+	return nil
 }
 
 // abort drops a failed snapshot. Nothing depended on it: the log it would
