@@ -84,6 +84,18 @@ func newRawServer(t *testing.T, serve func(i int, nc net.Conn)) *rawServer {
 	return s
 }
 
+// wantAccepted fails t unless the server accepted exactly n connections;
+// why says what a different count would mean.
+func (s *rawServer) wantAccepted(t *testing.T, n int32, why string) {
+	t.Helper()
+	if got := s.accepted.Load(); got != n {
+		if why != "" {
+			why = ": " + why
+		}
+		t.Fatalf("server accepted %d connections; want %d%s", got, n, why)
+	}
+}
+
 // lineConn reads requests and writes responses by hand.
 type lineConn struct {
 	nc net.Conn
@@ -357,9 +369,7 @@ func TestCancelledCallDoesNotDesync(t *testing.T) {
 			t.Fatalf("Get(%s) = %q, %v; want %q", k, v, err, k)
 		}
 	}
-	if n := srv.accepted.Load(); n != 1 {
-		t.Fatalf("server accepted %d connections; want 1 (no reconnect)", n)
-	}
+	srv.wantAccepted(t, 1, "no reconnect")
 }
 
 // A write abandoned after it was sent may have applied: say so.
@@ -415,9 +425,7 @@ func TestStalledConnectionIsReplaced(t *testing.T) {
 	if v, err := c.Get(context.Background(), "b"); err != nil || v != "b" {
 		t.Fatalf("Get(b) = %q, %v; want it answered on a new connection", v, err)
 	}
-	if n := srv.accepted.Load(); n != 2 {
-		t.Fatalf("server accepted %d connections; want 2", n)
-	}
+	srv.wantAccepted(t, 2, "")
 }
 
 // The server drops the first connection after reading a request. A write on
@@ -471,9 +479,7 @@ func TestConnectionLoss(t *testing.T) {
 			if err := c.Ping(ctxT(t)); err != nil {
 				t.Fatalf("Ping after the loss: %v", err)
 			}
-			if n := srv.accepted.Load(); n != 2 {
-				t.Fatalf("server accepted %d connections; want 2", n)
-			}
+			srv.wantAccepted(t, 2, "")
 		})
 	}
 }
@@ -523,9 +529,7 @@ func TestWrongIDIsProtocolError(t *testing.T) {
 	if v, err := c.Get(ctxT(t), "k"); err != nil || v != "k" {
 		t.Fatalf("Get = %q, %v; want k after a retry", v, err)
 	}
-	if n := srv.accepted.Load(); n != 2 {
-		t.Fatalf("server accepted %d connections; want 2", n)
-	}
+	srv.wantAccepted(t, 2, "")
 }
 
 func TestProtocolViolations(t *testing.T) {
@@ -571,9 +575,7 @@ func TestProtocolViolations(t *testing.T) {
 				if err := c.Set(ctxT(t), "k2", "v"); err != nil {
 					t.Fatalf("Set after the stray line: %v", err)
 				}
-				if n := srv.accepted.Load(); n != 2 {
-					t.Fatalf("server accepted %d connections; want 2: the stray line must break the first", n)
-				}
+				srv.wantAccepted(t, 2, "the stray line must break the first")
 				return
 			}
 			if !errors.Is(err, ErrProtocol) || !errors.Is(err, ErrUnknownOutcome) {
@@ -613,9 +615,7 @@ func TestOversizeResponseIsSkipped(t *testing.T) {
 	if v, err := c.Get(ctxT(t), "small"); err != nil || v != "small" {
 		t.Fatalf("Get(small) = %q, %v; want small on the same connection", v, err)
 	}
-	if n := srv.accepted.Load(); n != 1 {
-		t.Fatalf("server accepted %d connections; want 1", n)
-	}
+	srv.wantAccepted(t, 1, "")
 }
 
 func TestRequestTooLargeIsNotSent(t *testing.T) {
@@ -863,9 +863,7 @@ func TestReaderDeadlineMidLine(t *testing.T) {
 	if err := <-errA; !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Get(a) err = %v; want DeadlineExceeded", err)
 	}
-	if n := srv.accepted.Load(); n != 1 {
-		t.Fatalf("server accepted %d connections; want 1", n)
-	}
+	srv.wantAccepted(t, 1, "")
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -949,9 +947,7 @@ func TestSharedConnectionWithAbandonedCalls(t *testing.T) {
 	if ok.Load() == 0 || gaveUp.Load() == 0 {
 		t.Fatalf("%d answered, %d gave up; the test needs both", ok.Load(), gaveUp.Load())
 	}
-	if n := srv.accepted.Load(); n != 1 {
-		t.Fatalf("server accepted %d connections; want 1", n)
-	}
+	srv.wantAccepted(t, 1, "")
 	if v, err := c.Get(ctxT(t), "last"); err != nil || v != "last" {
 		t.Fatalf("Get(last) = %q, %v", v, err)
 	}
@@ -1028,7 +1024,5 @@ func TestIdleLongerThanRequestTimeout(t *testing.T) {
 	if err := c.Set(context.Background(), "k", "v"); err != nil {
 		t.Fatalf("Set after idling: %v", err)
 	}
-	if n := srv.accepted.Load(); n != 1 {
-		t.Fatalf("server accepted %d connections; want 1: the idle conn was given up", n)
-	}
+	srv.wantAccepted(t, 1, "the idle conn was given up")
 }

@@ -149,6 +149,7 @@ type Raft struct {
 
 	votes    []int8     // per peer in a campaign: 0 no answer, 1 granted, -1 refused
 	progress []progress // per peer, when leader
+	matchBuf []uint64   // maybeCommit's scratch, so an acknowledgement allocates nothing
 
 	electionElapsed  int
 	heartbeatElapsed int
@@ -602,11 +603,12 @@ func (r *Raft) handleAppendResp(i int, m Message) {
 // maybeCommit commits the highest index on a majority's disks, if it is of
 // this term (§5.4.2).
 func (r *Raft) maybeCommit() bool {
-	matches := make([]uint64, len(r.progress))
+	matches := r.matchBuf[:0]
 	for i := range r.progress {
-		matches[i] = r.progress[i].match
+		matches = append(matches, r.progress[i].match)
 	}
 	slices.Sort(matches)
+	r.matchBuf = matches
 	n := matches[len(matches)-r.quorum()]
 	if n > r.log.committed && r.log.matchTerm(n, r.term) {
 		r.log.commitTo(n)

@@ -50,13 +50,12 @@ type Host struct {
 	loopDone  chan struct{} // closed when the loop has exited; posts fail from then on
 	addr      net.Addr
 
-	qmu      sync.Mutex
-	queue    []event
-	taken    bool  // a goroutine holds the role of running the node
-	handed   bool  // the role was handed to the loop goroutine
-	stopping bool  // Run is stopping: the loop goroutine keeps the role
-	closed   bool  // no more events are taken: the loop has exited
-	failed   error // a Flush failed: the node has stopped for good
+	qmu    sync.Mutex
+	queue  []event
+	taken  bool  // a goroutine holds the role of running the node
+	handed bool  // the role was handed to the loop goroutine
+	closed bool  // no more events are taken: the loop has exited
+	failed error // a Flush failed: the node has stopped for good
 
 	syncsInFlight    atomic.Int64
 	requestsInFlight atomic.Int64 // posted to the node and not yet answered
@@ -239,16 +238,15 @@ func (h *Host) enqueue(ev event, request bool) bool {
 		return false
 	}
 	h.qmu.Lock()
-	if h.closed || (request && (h.stopping || h.stopAsked.Load())) {
+	if h.closed || (request && h.stopAsked.Load()) {
 		h.qmu.Unlock()
 		<-h.room
 		return false
 	}
 	h.queue = append(h.queue, ev)
 	if h.taken {
-		stopping := h.stopping
 		h.qmu.Unlock()
-		if stopping {
+		if h.stopAsked.Load() {
 			h.signalLoop() // finish may be waiting for this
 		}
 		return true
@@ -272,7 +270,7 @@ func (h *Host) runTurns(turnsMax int) bool {
 		case h.failed != nil:
 			h.qmu.Unlock()
 			return false
-		case h.stopping || h.stopAsked.Load() || (!idle && turns >= turnsMax):
+		case h.stopAsked.Load() || (!idle && turns >= turnsMax):
 			h.handed = true
 			h.qmu.Unlock()
 			h.signalLoop()
@@ -332,11 +330,12 @@ func (h *Host) turn() error {
 // made durable. Requests that are already queued are served too; new ones
 // are refused (postRequest), so this ends.
 func (h *Host) finish() error {
+	// A cancelled ctx reaches here before its AfterFunc may have run.
+	h.Shutdown()
 	h.qmu.Lock()
-	h.stopping = true
 	for h.taken && !h.handed && h.failed == nil {
 		// Another goroutine is running the node; it hands the role over
-		// at the end of its turn, since stopping is set.
+		// at the end of its turn, since stopAsked is set.
 		h.qmu.Unlock()
 		<-h.wake
 		h.qmu.Lock()

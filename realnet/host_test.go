@@ -468,22 +468,25 @@ func TestHalfClosedClientGetsItsResponses(t *testing.T) {
 	c.expectClosed()
 }
 
+// holdAndPipeline blocks the node from one connection (whose reader then
+// runs it, blocked) and sends n pipelined pings on a second.
+func holdAndPipeline(t *testing.T, addr string, node *testNode, n int) (holder, c *client) {
+	holder = dial(t, addr)
+	holder.send(`{"op":"block"}` + "\n")
+	<-node.blocked
+	c = dial(t, addr)
+	c.send(strings.Repeat(`{"op":"ping"}`+"\n", n))
+	return holder, c
+}
+
 func TestTurnTakesQueuedEventsUpToTheLimit(t *testing.T) {
 	node := newTestNode(t)
 	cfg := testConfig()
 	cfg.EventsPerTurnMax = 4
 	r := startHost(t, node, cfg)
-	c := dial(t, r.addr)
-	c.send(`{"op":"block"}` + "\n")
-	<-node.blocked
 	// While the node is held, ten requests from another connection queue
-	// up behind it. (This connection's reader is the one running the node.)
-	c2 := dial(t, r.addr)
-	var batch strings.Builder
-	for range 10 {
-		batch.WriteString(`{"op":"ping"}` + "\n")
-	}
-	c2.send(batch.String())
+	// up behind it.
+	c, c2 := holdAndPipeline(t, r.addr, node, 10)
 	deadline := time.Now().Add(5 * time.Second)
 	for r.host.queued() < 10 {
 		if time.Now().After(deadline) {
@@ -610,17 +613,7 @@ func TestInflightLimitPushesBackOnTheReader(t *testing.T) {
 	cfg := testConfig()
 	cfg.ConnInflightMax = 2
 	r := startHost(t, node, cfg)
-	// One connection holds the node (its reader runs it, blocked); the
-	// other pipelines ten pings.
-	holder := dial(t, r.addr)
-	holder.send(`{"op":"block"}` + "\n")
-	<-node.blocked
-	c := dial(t, r.addr)
-	var batch strings.Builder
-	for range 10 {
-		batch.WriteString(`{"op":"ping"}` + "\n")
-	}
-	c.send(batch.String())
+	holder, c := holdAndPipeline(t, r.addr, node, 10)
 	// Two pings take the two slots, and the reader then waits instead of
 	// queueing the other eight.
 	time.Sleep(50 * time.Millisecond)
