@@ -30,6 +30,11 @@ const (
 	CodeIOError        = "io_error"        // the write was not persisted and not applied
 	CodeNotImplemented = "not_implemented" // a feature that is not built in this server
 	CodeInternal       = "internal"
+	// CodeSessionExpired refuses a write of a client session the cluster
+	// has forgotten (see SessionsMax): its retry cannot be told from a new
+	// write, so it is not applied. The client must treat the write's
+	// outcome as unknown.
+	CodeSessionExpired = "session_expired"
 )
 
 // KV is one key and its value.
@@ -49,7 +54,20 @@ type Request struct {
 	// DebugSimulateFail makes the snapshot that this write triggers fail at
 	// random (as an fsync failure would). The write itself stays durable.
 	DebugSimulateFail bool `json:"debug_simulate_fail,omitzero"`
+
+	// A client session makes a cluster write exactly-once: the client
+	// picks a random ClientID (1..2^53-1) once, numbers its writes Seq =
+	// 1, 2, ... and sends a retry with the same Seq. Acked says that the
+	// client has the answers of every Seq below it, so the cluster may
+	// forget them. A single node ignores these fields.
+	ClientID uint64 `json:"client_id,omitzero"`
+	Seq      uint64 `json:"seq,omitzero"`
+	Acked    uint64 `json:"acked,omitzero"`
 }
+
+// ClientIDMax bounds client ids to what a JSON number holds exactly in
+// every language (a double's 53-bit mantissa).
+const ClientIDMax = 1<<53 - 1
 
 // Response is one reply line.
 type Response struct {
@@ -79,6 +97,32 @@ type Status struct {
 	WALSegments   int    `json:"wal_segments"`
 	WALBytes      int64  `json:"wal_bytes"`
 	Snapshotting  bool   `json:"snapshotting"`
+	// Cluster mode only.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
+}
+
+// ClusterStatus is a cluster node's view of the replication.
+type ClusterStatus struct {
+	NodeID int    `json:"node_id"`
+	Role   string `json:"role"` // leader, follower, candidate, pre-candidate
+	Term   uint64 `json:"term"`
+	// LeaderID is -1 when no leader is known; Leader is its client address.
+	LeaderID int    `json:"leader_id"`
+	Leader   string `json:"leader,omitempty"`
+	Commit   uint64 `json:"commit"`
+	Applied  uint64 `json:"applied"`
+	Sessions int    `json:"sessions"`
+	// Peers is filled on the leader: what it knows of each follower.
+	Peers []PeerStatus `json:"peers,omitempty"`
+}
+
+// PeerStatus is a leader's view of one follower.
+type PeerStatus struct {
+	NodeID int    `json:"node_id"`
+	Match  uint64 `json:"match"` // highest index known on its disk
+	Next   uint64 `json:"next"`  // next index the leader sends it
+	// Snapshot is true while a snapshot is being sent to it.
+	Snapshot bool `json:"snapshot,omitempty"`
 }
 
 // Limits bound what one request may carry. Hosts enforce RequestBytesMax on
