@@ -12,6 +12,14 @@ import (
 //	{ [key length u32][value length u32][key][value] }   in key order
 //	[0xffffffff u32][count u64][crc32c u32]
 //
+// A replicated node's snapshot also carries the term of the entry at index
+// and the node's own state beside the store (a cluster's client sessions):
+//
+//	"DKVSNAP2" [index u64][term u64][extra length u32][extra] { entries } [trailer]
+//
+// The single node writes the first form, byte for byte as before the second
+// existed.
+//
 // The crc covers every byte before it, so a snapshot is used whole or not at
 // all. It is written as snap-<index>.tmp, synced, renamed to
 // snap-<index>.snap, and the directory synced; only then may the log before
@@ -21,6 +29,8 @@ const (
 	snapSuffix     = ".snap"
 	snapTmpSuffix  = ".tmp"
 	snapMagic      = "DKVSNAP1"
+	snapMagic2     = "DKVSNAP2"
+	snapExtraMax   = 256 << 20
 	snapEndMarker  = 0xffffffff
 	snapTrailer    = 4 + 8 + 4
 	snapHeaderSize = len(snapMagic) + 8
@@ -28,11 +38,42 @@ const (
 
 func snapName(index uint64) string { return fmt.Sprintf("%s%020d%s", snapPrefix, index, snapSuffix) }
 
+// SnapshotMeta is what a snapshot carries beside the store: the term of its
+// last entry, and a replicated node's own state (opaque here).
+type SnapshotMeta struct {
+	Term  uint64
+	Extra []byte
+}
+
+func (m SnapshotMeta) zero() bool { return m.Term == 0 && len(m.Extra) == 0 }
+
 // loadSnapshot checks and decodes a snapshot file into a new store.
 func loadSnapshot(name string, data []byte) (*Store, uint64, error) {
-	if len(data) < snapHeaderSize+snapTrailer || string(data[:len(snapMagic)]) != snapMagic {
-		return nil, 0, fmt.Errorf("%w: %s: not a snapshot (bad header or too short)", ErrCorrupt, name)
+	s, index, _, err := LoadSnapshot(name, data)
+	return s, index, err
+}
+
+// LoadSnapshot checks and decodes a snapshot file (the bytes of the file
+// called name) into a new store, its index and its meta.
+func LoadSnapshot(name string, data []byte) (*Store, uint64, SnapshotMeta, error) {
+	var meta SnapshotMeta
+	header := snapHeaderSize
+	if len(data) >= snapHeaderSize+8+4+snapTrailer && string(data[:len(snapMagic2)]) == snapMagic2 {
+		meta.Term = binary.LittleEndian.Uint64(data[snapHeaderSize:])
+		extra := uint64(binary.LittleEndian.Uint32(data[snapHeaderSize+8:]))
+		header = snapHeaderSize + 8 + 4 + int(extra)
+		if extra > snapExtraMax || header+snapTrailer > len(data) {
+			return nil, 0, meta, fmt.Errorf("%w: %s: extra section of %d bytes overruns the file", ErrCorrupt, name, extra)
+		}
+		meta.Extra = data[header-int(extra) : header]
+	} else if len(data) < snapHeaderSize+snapTrailer || string(data[:len(snapMagic)]) != snapMagic {
+		return nil, 0, meta, fmt.Errorf("%w: %s: not a snapshot (bad header or too short)", ErrCorrupt, name)
 	}
+	s, index, err := loadSnapshotBody(name, data, header)
+	return s, index, meta, err
+}
+
+func loadSnapshotBody(name string, data []byte, header int) (*Store, uint64, error) {
 	body := data[:len(data)-4]
 	if got, want := crc32.Checksum(body, crcTable), binary.LittleEndian.Uint32(data[len(data)-4:]); got != want {
 		return nil, 0, fmt.Errorf("%w: %s: checksum mismatch", ErrCorrupt, name)
@@ -43,7 +84,7 @@ func loadSnapshot(name string, data []byte) (*Store, uint64, error) {
 		return nil, 0, fmt.Errorf("%w: %s: missing end marker", ErrCorrupt, name)
 	}
 	s := NewStore()
-	p := data[snapHeaderSize : len(data)-snapTrailer]
+	p := data[header : len(data)-snapTrailer]
 	prev := ""
 	for n := uint64(0); len(p) > 0; n++ {
 		if len(p) < 8 {
@@ -101,15 +142,24 @@ const (
 	snapshotSyncBytes  = 8 << 20
 )
 
-func startSnapshot(d Disk, s *Store, index uint64, failAtStep int) (*snapshotWriter, error) {
+func startSnapshot(d Disk, s *Store, index uint64, meta SnapshotMeta, failAtStep int) (*snapshotWriter, error) {
 	tmp := fmt.Sprintf("%s%020d%s", snapPrefix, index, snapTmpSuffix)
 	f, err := d.Create(tmp)
 	if err != nil {
 		return nil, fmt.Errorf("creating %s: %w", tmp, err)
 	}
 	w := &snapshotWriter{index: index, clone: s.Clone(), file: f, tmp: tmp, failAtStep: failAtStep}
-	w.buf = append(w.buf, snapMagic...)
+	if meta.zero() {
+		w.buf = append(w.buf, snapMagic...)
+		w.buf = binary.LittleEndian.AppendUint64(w.buf, index)
+		return w, nil
+	}
+	assert(len(meta.Extra) <= snapExtraMax, "snapshot extra section over snapExtraMax")
+	w.buf = append(w.buf, snapMagic2...)
 	w.buf = binary.LittleEndian.AppendUint64(w.buf, index)
+	w.buf = binary.LittleEndian.AppendUint64(w.buf, meta.Term)
+	w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(meta.Extra)))
+	w.buf = append(w.buf, meta.Extra...)
 	return w, nil
 }
 

@@ -36,9 +36,11 @@ type segment struct {
 	bytes int64
 }
 
-// wal is the open log: its segments, the last of which is open for
-// appending, and the index the next record will carry.
-type wal struct {
+// Log is the open write-ahead log: its segments, the last of which is open
+// for appending, and the index the next record will carry. The single node
+// and the cluster node keep their records in it; GroupCommit batches writes
+// into it.
+type Log struct {
 	disk      Disk
 	segments  []segment
 	file      File // the last segment
@@ -130,11 +132,11 @@ func plausibleHeader(b []byte, expectIndex uint64) bool {
 	return index >= expectIndex && index < expectIndex+1<<32
 }
 
-// openWAL recovers the log from disk. Records with index <= snapIndex are
+// OpenLog recovers the log from disk. Records with index <= snapIndex are
 // skipped (the snapshot holds them); apply is called for every later record
 // in order. Segments that hold only records the snapshot covers are removed.
-func openWAL(d Disk, names []string, snapIndex uint64, apply func(Record) error, logf func(string, ...any)) (*wal, error) {
-	w := &wal{disk: d, nextIndex: snapIndex + 1}
+func OpenLog(d Disk, names []string, snapIndex uint64, apply func(Record) error, logf func(string, ...any)) (*Log, error) {
+	w := &Log{disk: d, nextIndex: snapIndex + 1}
 	for _, name := range names {
 		if first, ok := parseIndexName(name, walPrefix, walSuffix); ok {
 			w.segments = append(w.segments, segment{name: name, first: first})
@@ -144,7 +146,7 @@ func openWAL(d Disk, names []string, snapIndex uint64, apply func(Record) error,
 	// A segment whose successor starts at or before snapIndex+1 holds nothing
 	// the snapshot lacks: a crash came between snapshot and cleanup.
 	before := len(w.segments)
-	if err := w.removeBefore(snapIndex); err != nil {
+	if err := w.RemoveBefore(snapIndex); err != nil {
 		return nil, fmt.Errorf("removing log segments covered by the snapshot: %w", err)
 	}
 	if removed := before - len(w.segments); removed > 0 {
@@ -272,8 +274,9 @@ func allZero(b []byte) bool {
 // alone.
 const reserveBytes = 1 << 20
 
-// reserve keeps zero-filled space ahead of the end, where the file can.
-func (w *wal) reserve() error {
+// Reserve keeps zero-filled space ahead of the end, where the file can. It
+// is an optimisation: an error leaves the log usable.
+func (w *Log) Reserve() error {
 	if r, ok := w.file.(Reserver); ok {
 		return r.Reserve(reserveBytes)
 	}
@@ -282,7 +285,7 @@ func (w *wal) reserve() error {
 
 // createSegment starts a new last segment whose first record is first, and
 // makes its existence durable before any record in it is acknowledged.
-func (w *wal) createSegment(first uint64) error {
+func (w *Log) createSegment(first uint64) error {
 	name := walName(first)
 	f, err := w.disk.Create(name)
 	if err != nil {
@@ -300,9 +303,9 @@ func (w *wal) createSegment(first uint64) error {
 	return nil
 }
 
-// roll seals the current segment and starts a new one whose first record
+// Roll seals the current segment and starts a new one whose first record
 // will be first. It is called only between batches, with no sync in flight.
-func (w *wal) roll(first uint64) error {
+func (w *Log) Roll(first uint64) error {
 	last := w.segments[len(w.segments)-1]
 	if last.bytes == 0 {
 		assert(last.first == first, "an empty segment is named after its first record")
@@ -312,19 +315,22 @@ func (w *wal) roll(first uint64) error {
 	// anything after it in a sealed segment damage. Drop reserved zeros,
 	// durably, before a later segment exists.
 	if _, ok := w.file.(Reserver); ok {
-		if err := w.truncate(last.bytes); err != nil {
+		if err := w.Truncate(last.bytes); err != nil {
 			return err
 		}
-		if err := w.sync(); err != nil {
+		if err := w.Sync(); err != nil {
 			return err
 		}
 	}
 	return w.createSegment(first)
 }
 
-func (w *wal) size() int64 { return w.segments[len(w.segments)-1].bytes }
+// Size is the length of the last segment.
+func (w *Log) Size() int64 { return w.segments[len(w.segments)-1].bytes }
 
-func (w *wal) append(p []byte) error {
+// Append writes p at the end of the last segment. On error an unknown
+// prefix of p may be on disk: the caller truncates back.
+func (w *Log) Append(p []byte) error {
 	seg := &w.segments[len(w.segments)-1]
 	err := w.file.Append(p)
 	if err != nil {
@@ -335,8 +341,8 @@ func (w *wal) append(p []byte) error {
 	return nil
 }
 
-// truncate cuts the last segment back to size bytes, undoing a failed batch.
-func (w *wal) truncate(size int64) error {
+// Truncate cuts the last segment back to size bytes, undoing a failed batch.
+func (w *Log) Truncate(size int64) error {
 	seg := &w.segments[len(w.segments)-1]
 	if err := w.file.Truncate(size); err != nil {
 		return fmt.Errorf("truncating %s: %w", seg.name, err)
@@ -345,15 +351,16 @@ func (w *wal) truncate(size int64) error {
 	return nil
 }
 
-func (w *wal) sync() error {
+// Sync makes the last segment durable.
+func (w *Log) Sync() error {
 	if err := w.file.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", w.segments[len(w.segments)-1].name, err)
 	}
 	return nil
 }
 
-// removeBefore removes sealed segments whose records all have index <= upTo.
-func (w *wal) removeBefore(upTo uint64) error {
+// RemoveBefore removes sealed segments whose records all have index <= upTo.
+func (w *Log) RemoveBefore(upTo uint64) error {
 	for len(w.segments) >= 2 && w.segments[1].first <= upTo+1 {
 		if err := w.disk.Remove(w.segments[0].name); err != nil {
 			return fmt.Errorf("removing %s: %w", w.segments[0].name, err)
@@ -363,7 +370,8 @@ func (w *wal) removeBefore(upTo uint64) error {
 	return nil
 }
 
-func (w *wal) totalBytes() int64 {
+// TotalBytes is the size of every segment.
+func (w *Log) TotalBytes() int64 {
 	var n int64
 	for _, s := range w.segments {
 		n += s.bytes
@@ -371,9 +379,91 @@ func (w *wal) totalBytes() int64 {
 	return n
 }
 
-func (w *wal) close() {
+// Close closes the last segment. The log must not be used afterwards.
+func (w *Log) Close() {
 	if w.file != nil {
 		w.file.Close()
 		w.file = nil
 	}
+}
+
+// NextIndex is the index the next record will carry.
+func (w *Log) NextIndex() uint64 { return w.nextIndex }
+
+// Segments is the number of segment files.
+func (w *Log) Segments() int { return len(w.segments) }
+
+// FirstIndex is the index of the first record the log's oldest segment holds
+// (or would hold, when it is empty).
+func (w *Log) FirstIndex() uint64 { return w.segments[0].first }
+
+func (w *Log) lastName() string { return w.segments[len(w.segments)-1].name }
+
+// TruncateFrom removes every record with index >= from, durably, so that
+// the next record appended carries index from. A replicated log needs it
+// when a new leader overwrites entries this node had not committed. It may
+// reach back into sealed segments: those after the cut are removed (the
+// directory synced), and the one holding the cut is reopened for appending.
+// It must not be called while a sync is in flight.
+func (w *Log) TruncateFrom(from uint64) error {
+	if from >= w.nextIndex {
+		return nil
+	}
+	assert(from >= w.segments[0].first, "TruncateFrom: cut below the oldest segment")
+	keep := len(w.segments)
+	for keep > 1 && w.segments[keep-1].first > from {
+		keep--
+	}
+	for i := len(w.segments) - 1; i >= keep; i-- {
+		if i == len(w.segments)-1 && w.file != nil {
+			w.file.Close()
+			w.file = nil
+		}
+		if err := w.disk.Remove(w.segments[i].name); err != nil {
+			return fmt.Errorf("removing %s: %w", w.segments[i].name, err)
+		}
+	}
+	if keep < len(w.segments) {
+		w.segments = w.segments[:keep]
+		if err := w.disk.SyncDir(); err != nil {
+			return fmt.Errorf("syncing the directory after cutting the log at %d: %w", from, err)
+		}
+	}
+	seg := &w.segments[keep-1]
+	if w.file == nil {
+		f, err := w.disk.OpenAppend(seg.name)
+		if err != nil {
+			return fmt.Errorf("opening %s: %w", seg.name, err)
+		}
+		w.file = f
+	}
+	// Find where record from starts: the segment is scanned once, which is
+	// rare enough (a leader change with uncommitted entries) not to matter.
+	off := int64(0)
+	if from > seg.first {
+		data, err := w.disk.ReadFile(seg.name)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", seg.name, err)
+		}
+		recs, valid, err := scanSegment(seg.name, data[:min(int64(len(data)), seg.bytes)], seg.first)
+		if err != nil {
+			return err
+		}
+		n := from - seg.first
+		if uint64(len(recs)) < n {
+			return fmt.Errorf("%w: %s holds %d records, cutting at index %d needs %d", ErrCorrupt, seg.name, len(recs), from, n)
+		}
+		off = int64(valid)
+		for _, r := range recs[n:] {
+			off -= int64(recordHeaderBytes + len(r.Payload))
+		}
+	}
+	if err := w.Truncate(off); err != nil {
+		return err
+	}
+	if err := w.Sync(); err != nil {
+		return err
+	}
+	w.nextIndex = from
+	return nil
 }

@@ -1,0 +1,230 @@
+package core
+
+import (
+	"fmt"
+	"time"
+)
+
+// snapshotRetryDelay spaces attempts after a failed snapshot, so a full disk
+// is not hammered every turn.
+const snapshotRetryDelay = time.Second
+
+// Snapshotter decides when a node snapshots its store and writes the
+// snapshot in the background of the node's turns: a bounded chunk per turn
+// from a copy-on-write clone, so writes go on meanwhile. Once a snapshot is
+// durable (file synced, renamed, directory synced) the previous one and the
+// log segments it covers are removed. A failed snapshot is abandoned and
+// retried later; the log still holds everything.
+type Snapshotter struct {
+	env *Env
+	log *Log
+	// logBytesMin: how much log must accumulate since the last snapshot
+	// before the next is due. The node also waits until the log is at
+	// least as large as the last snapshot, so that the cost of snapshotting
+	// stays proportional to the cost of writing.
+	logBytesMin int64
+
+	w          *snapshotWriter
+	index      uint64 // of the last durable snapshot; 0: none
+	bytes      int64  // its size
+	// logBase is the caller's count of log bytes added when the last
+	// snapshot started (negative: the log recovered at start counts too).
+	logBase    int64
+	force      bool
+	simFail    bool
+	retryAfter int64
+	timer      Timer
+}
+
+// NewSnapshotter manages the snapshots of a node whose newest durable
+// snapshot (if any) is at index and bytes long.
+func NewSnapshotter(env *Env, log *Log, logBytesMin int64, index uint64, bytes int64) *Snapshotter {
+	assert(logBytesMin > 0, "Snapshotter: logBytesMin must be positive")
+	return &Snapshotter{env: env, log: log, logBytesMin: logBytesMin, index: index, bytes: bytes, logBase: -log.TotalBytes()}
+}
+
+// Index is the index of the newest durable snapshot, 0 if none.
+func (s *Snapshotter) Index() uint64 { return s.index }
+
+// Writing reports whether a snapshot is being written.
+func (s *Snapshotter) Writing() bool { return s.w != nil }
+
+// Force makes the next Due true; with simFail the snapshot fails at random
+// (debug_simulate_fail).
+func (s *Snapshotter) Force(simFail bool) { s.force, s.simFail = true, simFail }
+
+// Due reports whether a snapshot should start. added counts the log bytes
+// the caller has added since it started (GroupCommit.BytesAdded).
+func (s *Snapshotter) Due(added int64) bool {
+	since := added - s.logBase
+	return s.w == nil && s.env.Clock.Now() >= s.retryAfter &&
+		(s.force || (since >= s.logBytesMin && since >= s.bytes))
+}
+
+// Start begins a snapshot of state (which the snapshotter keeps; the caller
+// passes a clone it no longer writes) as of log index. added is as for Due.
+func (s *Snapshotter) Start(state *Store, index uint64, meta SnapshotMeta, added int64) {
+	failAt := -1
+	if s.simFail && Intn(s.env.Rand, 2) == 0 {
+		failAt = 1
+	}
+	s.force, s.simFail = false, false
+	w, err := startSnapshot(s.env.Disk, state, index, meta, failAt)
+	if err != nil {
+		s.Fail(err)
+		return
+	}
+	s.w = w
+	s.logBase = added
+}
+
+// Fail abandons the snapshot being written, or the one about to start,
+// and schedules the next attempt.
+func (s *Snapshotter) Fail(err error) {
+	s.env.logf("snapshot failed, the log stays whole (will retry): %v", err)
+	if s.w != nil {
+		s.w.abort(s.env.Disk)
+		s.w = nil
+	}
+	s.retryAfter = s.env.Clock.Now() + int64(snapshotRetryDelay)
+}
+
+// Step writes the next chunk of the snapshot in progress, if any. It
+// returns the index of a snapshot that became durable in this step, or 0.
+func (s *Snapshotter) Step() uint64 {
+	if s.w == nil {
+		return 0
+	}
+	done, err := s.w.step(s.env.Disk)
+	if err != nil {
+		s.Fail(err)
+		return 0
+	}
+	if !done {
+		s.armTimer()
+		return 0
+	}
+	return s.finish()
+}
+
+func (s *Snapshotter) finish() uint64 {
+	w := s.w
+	s.w = nil
+	if err := s.env.Disk.SyncDir(); err != nil {
+		// The rename may or may not be durable; either way the log is whole,
+		// so recovery works from whichever snapshot it finds.
+		s.env.logf("snapshot %s: directory sync failed (will retry): %v", snapName(w.index), err)
+		s.retryAfter = s.env.Clock.Now() + int64(snapshotRetryDelay)
+		return 0
+	}
+	prevIndex := s.index
+	s.index, s.bytes = w.index, w.bytes
+	if prevIndex != s.index {
+		// Best effort: there may be no earlier snapshot, and a leftover is
+		// removed at the next start.
+		_ = s.env.Disk.Remove(snapName(prevIndex))
+	}
+	if err := s.log.RemoveBefore(w.index); err != nil {
+		s.env.logf("removing covered log segments (will retry at next snapshot): %v", err)
+	}
+	s.env.logf("snapshot at index %d written (%d keys, %d bytes)", w.index, w.count, w.bytes)
+	return w.index
+}
+
+// armTimer makes sure the loop takes another turn while a snapshot is being
+// written, even when no requests arrive.
+func (s *Snapshotter) armTimer() {
+	if s.timer != nil {
+		return
+	}
+	s.timer = s.env.Clock.AfterFunc(time.Millisecond, func() { s.timer = nil })
+}
+
+// Installed records a snapshot that arrived whole from elsewhere (a cluster
+// leader's) and is durable under its name: it becomes the newest, and the
+// older one goes.
+func (s *Snapshotter) Installed(index uint64, bytes int64) {
+	if s.w != nil {
+		s.w.abort(s.env.Disk)
+		s.w = nil
+	}
+	if s.index != index {
+		_ = s.env.Disk.Remove(snapName(s.index))
+	}
+	s.index, s.bytes = index, bytes
+}
+
+// Close drops a snapshot in progress.
+func (s *Snapshotter) Close() {
+	if s.w != nil {
+		s.w.abort(s.env.Disk)
+		s.w = nil
+	}
+}
+
+// Recovered is what RecoverSnapshot found on disk.
+type Recovered struct {
+	Store *Store // the newest snapshot's, or empty
+	Index uint64 // its index, 0 without one
+	Bytes int64
+	Meta  SnapshotMeta
+	// Names lists the directory's files after the cleanup: what the log
+	// recovers from.
+	Names []string
+}
+
+// RecoverSnapshot loads the newest snapshot of a data directory, removing
+// unfinished and older ones. A read that fails or does not check out is
+// retried a few times before it is believed: a transient read error is not
+// damage.
+func RecoverSnapshot(d Disk) (*Recovered, error) {
+	names, err := d.List()
+	if err != nil {
+		return nil, fmt.Errorf("listing data directory: %w", err)
+	}
+	var snaps []string
+	r := &Recovered{Store: NewStore()}
+	for _, name := range names {
+		if _, ok := parseIndexName(name, snapPrefix, snapTmpSuffix); ok {
+			// A snapshot that never reached its rename: never relied upon.
+			if err := d.Remove(name); err != nil {
+				return nil, fmt.Errorf("removing unfinished snapshot %s: %w", name, err)
+			}
+			continue
+		}
+		if _, ok := parseIndexName(name, snapPrefix, snapSuffix); ok {
+			snaps = append(snaps, name)
+		}
+		r.Names = append(r.Names, name)
+	}
+	if len(snaps) == 0 {
+		return r, nil
+	}
+	newest := snaps[len(snaps)-1]
+	var data []byte
+	for range readAttempts { // a transient read error is not damage
+		if data, err = d.ReadFile(newest); err != nil {
+			err = fmt.Errorf("reading %s: %w", newest, err)
+			continue
+		}
+		if r.Store, r.Index, r.Meta, err = LoadSnapshot(newest, data); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if want, _ := parseIndexName(newest, snapPrefix, snapSuffix); want != r.Index {
+		return nil, fmt.Errorf("%w: %s holds index %d", ErrCorrupt, newest, r.Index)
+	}
+	r.Bytes = int64(len(data))
+	for _, old := range snaps[:len(snaps)-1] {
+		if err := d.Remove(old); err != nil {
+			return nil, fmt.Errorf("removing old snapshot %s: %w", old, err)
+		}
+	}
+	return r, nil
+}
+
+// SnapshotName is the file name of the snapshot at index.
+func SnapshotName(index uint64) string { return snapName(index) }
