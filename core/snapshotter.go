@@ -24,9 +24,9 @@ type Snapshotter struct {
 	// stays proportional to the cost of writing.
 	logBytesMin int64
 
-	w          *snapshotWriter
-	index      uint64 // of the last durable snapshot; 0: none
-	bytes      int64  // its size
+	w     *snapshotWriter
+	index uint64 // of the last durable snapshot; 0: none
+	bytes int64  // its size
 	// logBase is the caller's count of log bytes added when the last
 	// snapshot started (negative: the log recovered at start counts too).
 	logBase    int64
