@@ -47,3 +47,60 @@ func TestEmptyValueRoundTrip(t *testing.T) {
 		t.Fatalf("response %s decoded to %+v, %v", out, resp, err)
 	}
 }
+
+// The codec runs on every request and response, on the connection
+// goroutines: compare these before and after a change to it.
+func BenchmarkDecodeRequest(b *testing.B) {
+	items := make([]byte, 0, 4096)
+	items = append(items, `{"id":7,"op":"bulk_set","items":[`...)
+	for i := range 100 {
+		if i > 0 {
+			items = append(items, ',')
+		}
+		items = append(items, `{"key":"key-`...)
+		items = append(items, itoa(i)...)
+		items = append(items, `","value":"a value of some thirty bytes"}`...)
+	}
+	items = append(items, "]}"...)
+	for _, c := range []struct{ name, line string }{
+		{"set", `{"id":12345,"op":"set","key":"user:12345","value":"a value of some thirty bytes"}`},
+		{"get", `{"id":12346,"op":"get","key":"user:12345"}`},
+		{"session", `{"id":12347,"op":"set","key":"user:12345","value":"v","client_id":4242424242,"seq":17,"acked":16}`},
+		{"bulk_set100", string(items)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			line := []byte(c.line)
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, bad := DecodeRequest(line); bad != nil {
+					b.Fatal(bad.Error)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkAppendResponse(b *testing.B) {
+	v := "a value of some thirty bytes"
+	for _, c := range []struct {
+		name string
+		resp Response
+	}{
+		{"ok", Response{ID: []byte("12345"), OK: true}},
+		{"value", Response{ID: []byte("12345"), OK: true, Value: &v}},
+		{"error", func() Response {
+			r := ErrorResponse(CodeNotFound, "key %q not found", "user:12345")
+			r.ID = []byte(`"req-12345"`)
+			return r
+		}()},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			buf := make([]byte, 0, 512)
+			for b.Loop() {
+				buf = AppendResponse(buf[:0], &c.resp)
+			}
+		})
+	}
+}
