@@ -23,6 +23,8 @@ type KV = core.KV
 // It is safe for concurrent use by many goroutines; concurrent calls share
 // the connection rather than waiting for each other's round trips.
 type KVClient struct {
+	ops // Set, Get, Delete, BulkSet, Ping, Status, Do: through c.do
+
 	addr   string
 	opts   options
 	nextID atomic.Uint64
@@ -46,25 +48,39 @@ func Dial(addr string, opts ...Option) (*KVClient, error) {
 // DialContext is Dial with a context that bounds the first connection,
 // retries and backoff included.
 func DialContext(ctx context.Context, addr string, opts ...Option) (*KVClient, error) {
-	c := &KVClient{addr: addr, opts: defaultOptions(), dialing: make(chan struct{}, 1)}
-	for _, o := range opts {
-		o(&c.opts)
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
 	}
-	if err := c.opts.validate(); err != nil {
+	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("dkv: dial %s: %w", addr, err)
 	}
+	c := newKVClient(addr, o)
 	if _, err := c.conn(ctx); err != nil {
 		return nil, fmt.Errorf("dkv: %w", err)
 	}
 	return c, nil
 }
 
+// newKVClient makes a client of addr that dials on its first call.
+func newKVClient(addr string, opts options) *KVClient {
+	c := &KVClient{addr: addr, opts: opts, dialing: make(chan struct{}, 1)}
+	c.ops = ops{do: c.do}
+	return c
+}
+
 // Addr is the server address this client talks to.
 func (c *KVClient) Addr() string { return c.addr }
 
+// ops are the calls that KVClient and ClusterKVClient share; each client
+// sends their requests through its own do, with its own retry rules.
+type ops struct {
+	do func(ctx context.Context, req core.Request) (*core.Response, error)
+}
+
 // Set stores value under key. A nil error means the write is durable on the
-// server (fsync'd before the reply).
-func (c *KVClient) Set(ctx context.Context, key, value string) error {
+// server (fsync'd before the reply; in a cluster, on a majority of nodes).
+func (c *ops) Set(ctx context.Context, key, value string) error {
 	_, err := c.do(ctx, core.Request{Op: core.OpSet, Key: key, Value: &value})
 	if err != nil {
 		return fmt.Errorf("dkv: set %q: %w", key, err)
@@ -73,7 +89,7 @@ func (c *KVClient) Set(ctx context.Context, key, value string) error {
 }
 
 // Get returns the value of key, or an error matching ErrNotFound.
-func (c *KVClient) Get(ctx context.Context, key string) (string, error) {
+func (c *ops) Get(ctx context.Context, key string) (string, error) {
 	resp, err := c.do(ctx, core.Request{Op: core.OpGet, Key: key})
 	if err == nil && resp.Value == nil {
 		err = fmt.Errorf("%w: get response has no value", ErrProtocol)
@@ -85,7 +101,7 @@ func (c *KVClient) Get(ctx context.Context, key string) (string, error) {
 }
 
 // Delete removes key. Deleting a missing key succeeds.
-func (c *KVClient) Delete(ctx context.Context, key string) error {
+func (c *ops) Delete(ctx context.Context, key string) error {
 	_, err := c.do(ctx, core.Request{Op: core.OpDelete, Key: key})
 	if err != nil {
 		return fmt.Errorf("dkv: delete %q: %w", key, err)
@@ -95,7 +111,7 @@ func (c *KVClient) Delete(ctx context.Context, key string) error {
 
 // BulkSet stores every item atomically: after any crash the server has all
 // of them or none.
-func (c *KVClient) BulkSet(ctx context.Context, items []KV) error {
+func (c *ops) BulkSet(ctx context.Context, items []KV) error {
 	_, err := c.do(ctx, core.Request{Op: core.OpBulkSet, Items: items})
 	if err != nil {
 		return fmt.Errorf("dkv: bulk_set of %d items: %w", len(items), err)
@@ -104,7 +120,7 @@ func (c *KVClient) BulkSet(ctx context.Context, items []KV) error {
 }
 
 // Ping checks that the server answers.
-func (c *KVClient) Ping(ctx context.Context) error {
+func (c *ops) Ping(ctx context.Context) error {
 	_, err := c.do(ctx, core.Request{Op: core.OpPing})
 	if err != nil {
 		return fmt.Errorf("dkv: ping: %w", err)
@@ -113,7 +129,7 @@ func (c *KVClient) Ping(ctx context.Context) error {
 }
 
 // Status returns the server's description of itself.
-func (c *KVClient) Status(ctx context.Context) (*core.Status, error) {
+func (c *ops) Status(ctx context.Context) (*core.Status, error) {
 	resp, err := c.do(ctx, core.Request{Op: core.OpStatus})
 	if err == nil && resp.Status == nil {
 		err = fmt.Errorf("%w: status response has no status", ErrProtocol)
@@ -129,7 +145,7 @@ func (c *KVClient) Status(ctx context.Context) (*core.Status, error) {
 // if that response is a failure, the error is its *ServerError as well.
 // Only get, ping and status count as reads for retrying; any other op is
 // treated as a write and never repeated once sent.
-func (c *KVClient) Do(ctx context.Context, req *core.Request) (*core.Response, error) {
+func (c *ops) Do(ctx context.Context, req *core.Request) (*core.Response, error) {
 	resp, err := c.do(ctx, *req)
 	if err != nil {
 		return resp, fmt.Errorf("dkv: %s: %w", req.Op, err)
@@ -172,16 +188,7 @@ func (c *KVClient) do(ctx context.Context, req core.Request) (*core.Response, er
 	}
 	read := isRead(req.Op)
 	for attempt := 1; ; attempt++ {
-		cl, err := c.newCall(&req)
-		if err != nil {
-			return nil, err
-		}
-		cl.began = began
-		cn, err := c.conn(ctx)
-		if err != nil {
-			return nil, err
-		}
-		resp, sent, err := cn.roundTrip(ctx, cl)
+		resp, sent, err := c.send(ctx, &req, began)
 		if err == nil {
 			if !resp.OK {
 				return resp, serverError(resp)
@@ -203,6 +210,23 @@ func (c *KVClient) do(ctx context.Context, req core.Request) (*core.Response, er
 		}
 		return nil, err
 	}
+}
+
+// send makes one attempt at req, on the current connection or a new one,
+// for an operation that began at began. A response is returned whatever it
+// says. sent reports whether the request may have reached the server; when
+// it is false, the server surely never saw it.
+func (c *KVClient) send(ctx context.Context, req *core.Request, began time.Time) (resp *core.Response, sent bool, err error) {
+	cl, err := c.newCall(req)
+	if err != nil {
+		return nil, false, err
+	}
+	cl.began = began
+	cn, err := c.conn(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	return cn.roundTrip(ctx, cl)
 }
 
 // newCall encodes req with a fresh id. Ids are unique for the client's
