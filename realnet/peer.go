@@ -1,0 +1,1015 @@
+package realnet
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"dkv/core"
+)
+
+// Peers is the peer transport of a cluster or mesh node: core.Network over
+// TCP, plus the receiving side that hands each message to a deliver func.
+//
+// Connections are one-way. A node dials every peer for its own outgoing
+// messages, and accepts the connections its peers dial for theirs; so
+// between two nodes there are two TCP connections, one per direction. Each
+// side then has one job per connection (only write, or only read), no
+// connection has two owners, and a restarted node needs no tie-break over
+// which of two crossing connections survives. The cost, a second socket per
+// pair, is nothing at three or five nodes.
+//
+// The sending side is one goroutine per peer. Send puts the message in the
+// peer's bounded queue and returns; it never blocks and never waits for a
+// connection. The peer's sender dials (retrying with exponential backoff and
+// jitter), writes whatever is queued through one buffer and flushes when the
+// queue is empty, so a burst of messages leaves in one write. A write that
+// makes no progress for WriteTimeout closes the connection, so a peer that
+// stops reading cannot wedge its sender, let alone the node. While
+// disconnected, messages stay queued up to the limit and go out on the next
+// connection; when the queue is full the oldest message is dropped (see
+// push). A small goroutine per connection waits for the acceptor to close
+// it, so that a restarted peer is redialled at once rather than after a
+// message has been written into the dead connection and lost.
+//
+// The receiving side is one goroutine per accepted connection. It checks
+// the dialer's hello (magic and version, cluster id, sender id, intended
+// receiver id) and answers it, then reads frames and calls deliver for each.
+// A bad checksum or an oversized frame closes the connection; nothing of it
+// is delivered. deliver may block (the host's queue pushes back): only that
+// connection's reader waits, and other peers' messages go on arriving on
+// their own connections. A peer keeps at most one accepted connection: a
+// newer one from the same node replaces the older.
+//
+// Delivery is what core.Network promises, best effort: a message may be lost
+// (queue full, connection broken mid-write, peer down) or, across a
+// reconnection, overtaken by later ones. Within one connection, messages
+// arrive in the order they were sent, at most once.
+type Peers struct {
+	cfg   PeerConfig
+	log   *logLimiter
+	peers map[core.NodeID]*peer // read-only after NewPeers
+	ids   []core.NodeID         // sorted
+
+	// ctx is cancelled by Close. Every connection and sleep watches it, so
+	// that Close reaches goroutines blocked in I/O.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu         sync.Mutex
+	started    bool
+	closed     bool
+	ln         net.Listener
+	deliver    func(from core.NodeID, msg []byte)
+	handshakes int                      // accepted connections that have not finished their hello
+	inbound    map[core.NodeID]net.Conn // the accepted connection of each peer, if any
+	wg         sync.WaitGroup           // every goroutine Peers starts
+}
+
+var _ core.Network = (*Peers)(nil)
+
+// PeerConfig configures Peers. Start from DefaultPeerConfig.
+type PeerConfig struct {
+	// ID is this node.
+	ID core.NodeID
+	// Listen is this node's host:port for peer connections. Start binds
+	// it; StartOn takes a listener bound by the caller instead.
+	Listen string
+	// Peers is every other node's host:port for peer connections.
+	Peers map[core.NodeID]string
+	// ClusterID identifies the cluster; it must not be zero, so that a
+	// node whose configuration forgot it does not join another cluster
+	// that also forgot it. A connection with another one is refused.
+	ClusterID uint64
+	// QueueMax and QueueBytesMax bound the messages queued for one peer;
+	// beyond either, the oldest queued message is dropped.
+	QueueMax      int
+	QueueBytesMax int
+	// FrameBytesMax bounds one message. A larger Send is dropped and
+	// logged; a larger incoming frame closes the connection.
+	FrameBytesMax int
+	// DialBackoffMin and DialBackoffMax bound the wait between attempts to
+	// reach a peer: it doubles on each failure, with jitter, and starts
+	// over from the minimum once a connection has lasted DialBackoffMax.
+	DialBackoffMin time.Duration
+	DialBackoffMax time.Duration
+	// DialTimeout bounds one TCP connect.
+	DialTimeout time.Duration
+	// HandshakeTimeout bounds the exchange of hellos, on both sides.
+	HandshakeTimeout time.Duration
+	// WriteTimeout closes an outgoing connection on which a write has made
+	// no progress for this long: a peer that stopped reading.
+	WriteTimeout time.Duration
+	// KeepaliveInterval is how long an outgoing connection may be silent
+	// before the sender writes an empty frame, so that the receiver can
+	// tell a quiet peer from a dead one.
+	KeepaliveInterval time.Duration
+	// IdleTimeout closes an accepted connection on which nothing, not even
+	// a keepalive, has arrived for this long. It must be at least twice
+	// KeepaliveInterval.
+	IdleTimeout time.Duration
+	// Logf writes one operator-facing line; nil means the standard logger.
+	// Repeated lines of one kind are rate-limited.
+	Logf func(format string, args ...any)
+}
+
+// DefaultPeerConfig is what a server uses unless told otherwise; ID,
+// Listen, Peers and ClusterID are the caller's to fill in.
+func DefaultPeerConfig() PeerConfig {
+	return PeerConfig{
+		// Raft keeps a few appends and heartbeats in flight per
+		// follower; a thousand covers bursts with room to spare.
+		QueueMax:      1024,
+		QueueBytesMax: 128 << 20,
+		// Room for an append of several full-size BulkSets. Snapshot
+		// transfer must send chunks below this.
+		FrameBytesMax:  64 << 20,
+		DialBackoffMin: 20 * time.Millisecond,
+		// A restarted node is found again within about a second.
+		DialBackoffMax:    time.Second,
+		DialTimeout:       time.Second,
+		HandshakeTimeout:  2 * time.Second,
+		WriteTimeout:      5 * time.Second,
+		KeepaliveInterval: time.Second,
+		IdleTimeout:       10 * time.Second,
+	}
+}
+
+func (c *PeerConfig) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"QueueMax", int64(c.QueueMax)},
+		{"QueueBytesMax", int64(c.QueueBytesMax)},
+		{"FrameBytesMax", int64(c.FrameBytesMax)},
+		{"DialBackoffMin", int64(c.DialBackoffMin)},
+		{"DialBackoffMax", int64(c.DialBackoffMax)},
+		{"DialTimeout", int64(c.DialTimeout)},
+		{"HandshakeTimeout", int64(c.HandshakeTimeout)},
+		{"WriteTimeout", int64(c.WriteTimeout)},
+		{"KeepaliveInterval", int64(c.KeepaliveInterval)},
+		{"IdleTimeout", int64(c.IdleTimeout)},
+	} {
+		if f.v <= 0 {
+			return fmt.Errorf("peer config: %s must be positive, not %d", f.name, f.v)
+		}
+	}
+	switch {
+	case c.ID < 0 || int64(c.ID) > int64(^uint32(0)):
+		return fmt.Errorf("peer config: node id %d is out of range [0, %d]", c.ID, ^uint32(0))
+	case c.Listen == "":
+		return errors.New("peer config: Listen address is empty")
+	case c.ClusterID == 0:
+		return errors.New("peer config: ClusterID must not be zero")
+	case c.FrameBytesMax > frameBytesLimit:
+		return fmt.Errorf("peer config: FrameBytesMax %d is over the %d-byte limit of the wire format", c.FrameBytesMax, frameBytesLimit)
+	case c.QueueBytesMax < c.FrameBytesMax:
+		// push relies on this: an empty queue takes any message Send lets through.
+		return fmt.Errorf("peer config: QueueBytesMax %d is less than FrameBytesMax %d", c.QueueBytesMax, c.FrameBytesMax)
+	case c.DialBackoffMax < c.DialBackoffMin:
+		return fmt.Errorf("peer config: DialBackoffMax %v is less than DialBackoffMin %v", c.DialBackoffMax, c.DialBackoffMin)
+	case c.IdleTimeout < 2*c.KeepaliveInterval:
+		return fmt.Errorf("peer config: IdleTimeout %v must be at least twice KeepaliveInterval %v", c.IdleTimeout, c.KeepaliveInterval)
+	}
+	addrs := map[string]core.NodeID{c.Listen: c.ID}
+	for _, id := range slices.Sorted(maps.Keys(c.Peers)) {
+		addr := c.Peers[id]
+		switch {
+		case id == c.ID:
+			return fmt.Errorf("peer config: node %d lists itself among its peers", id)
+		case id < 0 || int64(id) > int64(^uint32(0)):
+			return fmt.Errorf("peer config: peer id %d is out of range [0, %d]", id, ^uint32(0))
+		case addr == "":
+			return fmt.Errorf("peer config: peer %d has an empty address", id)
+		}
+		if other, dup := addrs[addr]; dup {
+			return fmt.Errorf("peer config: nodes %d and %d share the address %s", other, id, addr)
+		}
+		addrs[addr] = id
+	}
+	return nil
+}
+
+const (
+	// handshakesMax bounds accepted connections that have not yet sent a
+	// valid hello; more are closed at once. Peers reconnect one at a time,
+	// so only strays and scanners ever reach it.
+	handshakesMax = 16
+	// peerWriteBufBytes is the sender's buffer: messages queued together
+	// leave in one write of up to this much.
+	peerWriteBufBytes = 64 << 10
+	// peerReadBufBytes is an accepted connection's read buffer.
+	peerReadBufBytes = 64 << 10
+	// drainBytesMax bounds what a sender writes between flushes even when
+	// the queue never empties, so that Sent keeps up under sustained load.
+	drainBytesMax = 1 << 20
+	// ioChunkBytes is the most one read or write of a large payload moves
+	// under one deadline, so that the timeouts bound a stall, not the
+	// time a large message takes to cross.
+	ioChunkBytes = 1 << 20
+	// logIntervalMin is how often one kind of line may be logged.
+	logIntervalMin = 10 * time.Second
+)
+
+// peer is one other node: its queue, its sender's state and its counters.
+type peer struct {
+	p    *Peers
+	id   core.NodeID
+	addr string
+
+	mu     sync.Mutex
+	ring   [][]byte // queued messages, oldest at head
+	head   int
+	n      int
+	bytes  int
+	closed bool
+	// notify has room for one token: "the queue may have messages". Send
+	// never blocks on it, and the sender looks at the queue after taking it.
+	notify chan struct{}
+
+	connected  atomic.Bool // our connection to the peer is up
+	inbound    atomic.Bool // the peer's connection to us is up
+	sent       atomic.Uint64
+	dropped    atomic.Uint64
+	received   atomic.Uint64
+	reconnects atomic.Uint64
+}
+
+// PeerStats describes one peer.
+type PeerStats struct {
+	ID   core.NodeID
+	Addr string
+	// Connected: this node's connection to the peer is up.
+	Connected bool
+	// Inbound: the peer's connection to this node is up.
+	Inbound bool
+	// Queued is the number of messages waiting for the sender.
+	Queued int
+	// Sent counts messages flushed to the socket.
+	Sent uint64
+	// Dropped counts messages that will not be sent: pushed out of a full
+	// queue, too large, lost in a failed write (some of those may have
+	// arrived), or left queued at Close.
+	Dropped uint64
+	// Received counts messages from the peer handed to deliver.
+	Received uint64
+	// Reconnects counts connections to the peer made after the first.
+	Reconnects uint64
+}
+
+// NewPeers checks cfg and prepares the transport; Start or StartOn starts
+// it. Messages sent before that are queued.
+func NewPeers(cfg PeerConfig) (*Peers, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	logf := cfg.Logf
+	if logf == nil {
+		logf = log.Printf
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Peers{
+		cfg:     cfg,
+		log:     &logLimiter{out: logf, last: make(map[string]*logLine)},
+		peers:   make(map[core.NodeID]*peer, len(cfg.Peers)),
+		ids:     slices.Sorted(maps.Keys(cfg.Peers)),
+		ctx:     ctx,
+		cancel:  cancel,
+		inbound: make(map[core.NodeID]net.Conn),
+	}
+	// The caller's map is copied so that a later change to it does not
+	// race with the goroutines.
+	p.cfg.Peers = make(map[core.NodeID]string, len(cfg.Peers))
+	for id, addr := range cfg.Peers {
+		p.cfg.Peers[id] = addr
+		p.peers[id] = &peer{
+			p:      p,
+			id:     id,
+			addr:   addr,
+			ring:   make([][]byte, cfg.QueueMax),
+			notify: make(chan struct{}, 1),
+		}
+	}
+	return p, nil
+}
+
+// Start binds cfg.Listen and starts the transport; see StartOn.
+func (p *Peers) Start(deliver func(from core.NodeID, msg []byte)) error {
+	ln, err := net.Listen("tcp", p.cfg.Listen)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("realnet: peer listener: %s is already in use (another node or process holds it): %w", p.cfg.Listen, err)
+		}
+		return fmt.Errorf("realnet: peer listener on %s: %w", p.cfg.Listen, err)
+	}
+	if err := p.StartOn(ln, deliver); err != nil {
+		ln.Close()
+		return err
+	}
+	return nil
+}
+
+// StartOn starts the transport on a listener the caller bound: it accepts
+// peers' connections and starts one sender per peer. deliver is called with
+// each message from a peer, on that peer's connection goroutine, and owns
+// msg. It may block for a while, which holds up that peer's messages only;
+// it must return once the caller stops, because Close waits for it. Peers
+// closes ln.
+func (p *Peers) StartOn(ln net.Listener, deliver func(from core.NodeID, msg []byte)) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case deliver == nil:
+		return errors.New("realnet: Peers started with a nil deliver func")
+	case p.closed:
+		return errors.New("realnet: Peers started after Close")
+	case p.started:
+		return errors.New("realnet: Peers started twice")
+	}
+	p.started = true
+	p.ln = ln
+	p.deliver = deliver
+	p.wg.Add(1 + len(p.ids))
+	go p.acceptLoop(ln)
+	for _, id := range p.ids {
+		go p.peers[id].sendLoop()
+	}
+	return nil
+}
+
+// Addr is the listener's address, or nil before Start.
+func (p *Peers) Addr() net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		return nil
+	}
+	return p.ln.Addr()
+}
+
+// Close stops accepting, closes every connection, drops what is queued and
+// waits for every goroutine, including deliver calls in progress. Sends
+// after Close are dropped. It may be called more than once.
+func (p *Peers) Close() error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		p.cancel() // closes every connection through its AfterFunc
+		if p.ln != nil {
+			p.ln.Close()
+		}
+	}
+	p.mu.Unlock()
+	for _, id := range p.ids {
+		p.peers[id].closeQueue()
+	}
+	p.wg.Wait()
+	return nil
+}
+
+// Send queues msg for the peer and returns at once; it implements
+// core.Network. Peers owns msg from here on: the caller must not change it.
+// A message to an unknown node, an empty one (the empty frame is the
+// keepalive) or one over FrameBytesMax is dropped and logged: each is a bug
+// in the caller.
+func (p *Peers) Send(to core.NodeID, msg []byte) {
+	pr := p.peers[to]
+	switch {
+	case pr == nil:
+		p.log.logf("send-unknown", "peers: dropped a message to node %d, which is not a peer of node %d", to, p.cfg.ID)
+	case len(msg) == 0:
+		pr.dropped.Add(1)
+		p.log.logf(fmt.Sprintf("send-empty %d", to), "peers: dropped an empty message to peer %d", to)
+	case len(msg) > p.cfg.FrameBytesMax:
+		pr.dropped.Add(1)
+		p.log.logf(fmt.Sprintf("send-large %d", to), "peers: dropped a %d-byte message to peer %d: over FrameBytesMax %d", len(msg), to, p.cfg.FrameBytesMax)
+	default:
+		pr.push(msg)
+	}
+}
+
+// Stats reports on every peer, sorted by id.
+func (p *Peers) Stats() []PeerStats {
+	out := make([]PeerStats, 0, len(p.ids))
+	for _, id := range p.ids {
+		pr := p.peers[id]
+		pr.mu.Lock()
+		queued := pr.n
+		pr.mu.Unlock()
+		out = append(out, PeerStats{
+			ID:         id,
+			Addr:       pr.addr,
+			Connected:  pr.connected.Load(),
+			Inbound:    pr.inbound.Load(),
+			Queued:     queued,
+			Sent:       pr.sent.Load(),
+			Dropped:    pr.dropped.Load(),
+			Received:   pr.received.Load(),
+			Reconnects: pr.reconnects.Load(),
+		})
+	}
+	return out
+}
+
+// push queues msg, dropping the oldest queued messages while the queue is
+// over either limit.
+//
+// Oldest, not newest: the newest message carries the node's latest state (its
+// term, its commit index, the entries the peer asks for now), while an old
+// one is the most likely to be stale, superseded or already retransmitted.
+// After an outage especially, a queue of the last messages serves the peer
+// better than a queue of the first ones, which ran up against a dead
+// connection minutes ago.
+func (pr *peer) push(msg []byte) {
+	cfg := &pr.p.cfg
+	pr.mu.Lock()
+	if pr.closed {
+		pr.mu.Unlock()
+		pr.dropped.Add(1)
+		return
+	}
+	dropped := 0
+	for pr.n == len(pr.ring) || pr.bytes+len(msg) > cfg.QueueBytesMax {
+		if pr.n == 0 {
+			// validate ensures QueueBytesMax >= FrameBytesMax, and Send
+			// checks FrameBytesMax, so an empty queue takes any message.
+			panic(fmt.Sprintf("realnet: bug: a %d-byte message does not fit an empty queue of %d bytes", len(msg), cfg.QueueBytesMax))
+		}
+		pr.bytes -= len(pr.ring[pr.head])
+		pr.ring[pr.head] = nil
+		pr.head = (pr.head + 1) % len(pr.ring)
+		pr.n--
+		dropped++
+	}
+	pr.ring[(pr.head+pr.n)%len(pr.ring)] = msg
+	pr.n++
+	pr.bytes += len(msg)
+	pr.mu.Unlock()
+	if dropped > 0 {
+		pr.dropped.Add(uint64(dropped))
+		pr.p.log.logf(fmt.Sprintf("queue-full %d", pr.id),
+			"peers: queue to peer %d (%s) is full (%d messages or %d bytes); dropping the oldest", pr.id, pr.addr, cfg.QueueMax, cfg.QueueBytesMax)
+	}
+	select {
+	case pr.notify <- struct{}{}:
+	default:
+	}
+}
+
+// take moves every queued message into dst, oldest first.
+func (pr *peer) take(dst [][]byte) [][]byte {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	total := 0
+	for i := range pr.n {
+		j := (pr.head + i) % len(pr.ring)
+		dst = append(dst, pr.ring[j])
+		total += len(pr.ring[j])
+		pr.ring[j] = nil
+	}
+	// The byte count decides what push drops; a drift would drop messages
+	// that fit, or keep more than the limit.
+	if total != pr.bytes {
+		panic(fmt.Sprintf("realnet: bug: queue to peer %d holds %d bytes but counts %d", pr.id, total, pr.bytes))
+	}
+	pr.head, pr.n, pr.bytes = 0, 0, 0
+	return dst
+}
+
+// closeQueue drops what is queued and every later message.
+func (pr *peer) closeQueue() {
+	pr.mu.Lock()
+	left := pr.n
+	clear(pr.ring)
+	pr.head, pr.n, pr.bytes = 0, 0, 0
+	pr.closed = true
+	pr.mu.Unlock()
+	pr.dropped.Add(uint64(left))
+}
+
+// sendLoop keeps a connection to the peer and writes its queue into it.
+func (pr *peer) sendLoop() {
+	p := pr.p
+	defer p.wg.Done()
+	cfg := &p.cfg
+	backoff := cfg.DialBackoffMin
+	connects := 0
+	for {
+		nc, detach, peerFrameMax, err := pr.dial()
+		if err == nil {
+			connects++
+			if connects > 1 {
+				pr.reconnects.Add(1)
+			}
+			p.log.out("peers: connected to peer %d (%s)", pr.id, pr.addr)
+			pr.connected.Store(true)
+			began := time.Now()
+			err = pr.serve(nc, peerFrameMax)
+			pr.connected.Store(false)
+			detach()
+			nc.Close()
+			if p.ctx.Err() != nil {
+				return
+			}
+			p.log.out("peers: connection to peer %d (%s) lost: %v", pr.id, pr.addr, err)
+			// A connection that lasted is a healthy link that broke:
+			// retry soon. One that broke at once (say, the peer
+			// closes every connection) keeps backing off.
+			if time.Since(began) >= cfg.DialBackoffMax {
+				backoff = cfg.DialBackoffMin
+			}
+		} else {
+			if p.ctx.Err() != nil {
+				return
+			}
+			p.log.logf(fmt.Sprintf("dial %d", pr.id), "peers: cannot connect to peer %d (%s), retrying with backoff up to %v: %v",
+				pr.id, pr.addr, cfg.DialBackoffMax, err)
+		}
+		if !p.sleep(jitter(backoff)) {
+			return
+		}
+		backoff = min(2*backoff, cfg.DialBackoffMax)
+	}
+}
+
+// jitter spreads d over [d/2, d], so that nodes that lost a peer together
+// do not all redial it in step.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d, or reports false if Close came first.
+func (p *Peers) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// dial connects to the peer and exchanges hellos. It returns the connection,
+// a func that detaches it from Close (call it before closing the connection
+// yourself), and the peer's frame limit.
+func (pr *peer) dial() (_ net.Conn, detach func() bool, peerFrameMax int, _ error) {
+	p := pr.p
+	cfg := &p.cfg
+	d := net.Dialer{Timeout: cfg.DialTimeout}
+	nc, err := d.DialContext(p.ctx, "tcp", pr.addr)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	detach = context.AfterFunc(p.ctx, func() { nc.Close() })
+	fail := func(err error) (net.Conn, func() bool, int, error) {
+		detach()
+		nc.Close()
+		return nil, nil, 0, err
+	}
+	nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	out := (&hello{
+		version:       helloVersion,
+		kind:          helloDial,
+		clusterID:     cfg.ClusterID,
+		from:          uint32(cfg.ID),
+		to:            uint32(pr.id),
+		frameBytesMax: uint32(cfg.FrameBytesMax),
+	}).encode()
+	if _, err := nc.Write(out[:]); err != nil {
+		return fail(fmt.Errorf("sending hello: %w", err))
+	}
+	var b [helloBytes]byte
+	if _, err := io.ReadFull(nc, b[:]); err != nil {
+		return fail(fmt.Errorf("waiting for the peer's hello: %w", err))
+	}
+	in, err := decodeHello(&b)
+	if err != nil {
+		return fail(err)
+	}
+	them := fmt.Sprintf("node %d of cluster %d (version %d)", in.from, in.clusterID, in.version)
+	switch {
+	case in.kind != helloAccept:
+		return fail(fmt.Errorf("%s answered with hello kind %d", them, in.kind))
+	case in.status != helloOK:
+		return fail(fmt.Errorf("refused by %s: %s", them, helloStatusText(in.status)))
+	case in.version != helloVersion:
+		return fail(fmt.Errorf("%s speaks another protocol version than %d", them, helloVersion))
+	case in.clusterID != cfg.ClusterID:
+		return fail(fmt.Errorf("reached %s, not cluster %d", them, cfg.ClusterID))
+	case in.from != uint32(pr.id):
+		return fail(fmt.Errorf("reached %s, not node %d: check the peer addresses", them, pr.id))
+	case in.to != uint32(cfg.ID):
+		return fail(fmt.Errorf("%s answered node %d, not us (%d)", them, in.to, cfg.ID))
+	case in.frameBytesMax == 0:
+		return fail(fmt.Errorf("%s announced a frame limit of 0", them))
+	}
+	nc.SetDeadline(time.Time{})
+	return nc, detach, int(in.frameBytesMax), nil
+}
+
+var errPeerClosed = errors.New("the peer closed the connection")
+
+// serve writes the queue into nc until a write fails, the peer closes the
+// connection or Close is called.
+func (pr *peer) serve(nc net.Conn, peerFrameMax int) error {
+	p := pr.p
+	cfg := &p.cfg
+	gone := make(chan error, 1)
+	p.wg.Add(1)
+	go pr.watch(nc, gone)
+
+	bw := bufio.NewWriterSize(deadlineWriter{nc: nc, timeout: cfg.WriteTimeout}, peerWriteBufBytes)
+	keepalive := time.NewTicker(cfg.KeepaliveInterval)
+	defer keepalive.Stop()
+	var batch [][]byte
+	wrote := false // since the last keepalive tick
+	for {
+		didWrite, err := pr.drain(bw, &batch, peerFrameMax)
+		if err != nil {
+			return err
+		}
+		wrote = wrote || didWrite
+		select {
+		case <-pr.notify:
+		case err := <-gone:
+			if err == nil || errors.Is(err, io.EOF) {
+				return errPeerClosed
+			}
+			return err
+		case <-p.ctx.Done():
+			return p.ctx.Err()
+		case <-keepalive.C:
+			if !wrote {
+				h := frameHeader(nil)
+				if _, err := bw.Write(h[:]); err != nil {
+					return fmt.Errorf("writing a keepalive: %w", err)
+				}
+				if err := bw.Flush(); err != nil {
+					return fmt.Errorf("writing a keepalive: %w", err)
+				}
+			}
+			wrote = false
+		}
+	}
+}
+
+// drain writes queued messages, taking more as they come, and flushes once
+// the queue is empty or drainBytesMax has been written (then it leaves a
+// token in notify, so that serve comes straight back). It reports whether
+// it wrote anything.
+func (pr *peer) drain(bw *bufio.Writer, batch *[][]byte, peerFrameMax int) (bool, error) {
+	p := pr.p
+	unflushed, written, taken := 0, 0, 0
+	for written < drainBytesMax {
+		b := pr.take((*batch)[:0])
+		*batch = b
+		if len(b) == 0 {
+			break
+		}
+		taken += len(b)
+		for i, msg := range b {
+			if len(msg) > peerFrameMax {
+				pr.dropped.Add(1)
+				p.log.logf(fmt.Sprintf("peer-frame-max %d", pr.id),
+					"peers: dropped a %d-byte message to peer %d: over the peer's frame limit of %d bytes", len(msg), pr.id, peerFrameMax)
+				continue
+			}
+			h := frameHeader(msg)
+			_, err := bw.Write(h[:])
+			if err == nil {
+				_, err = bw.Write(msg)
+			}
+			if err != nil {
+				pr.dropped.Add(uint64(unflushed + len(b) - i))
+				clear(b)
+				return true, err
+			}
+			unflushed++
+			written += len(h) + len(msg)
+		}
+		// The queue no longer holds them; neither should the batch, or
+		// a large message would stay alive until the next one.
+		clear(b)
+	}
+	if taken == 0 {
+		return false, nil
+	}
+	if err := bw.Flush(); err != nil {
+		pr.dropped.Add(uint64(unflushed))
+		return true, err
+	}
+	pr.sent.Add(uint64(unflushed))
+	if written >= drainBytesMax {
+		select {
+		case pr.notify <- struct{}{}:
+		default:
+		}
+	}
+	return true, nil
+}
+
+// watch waits for the acceptor to close nc; the acceptor never writes after
+// its hello, so any return of Read means the connection is over.
+func (pr *peer) watch(nc net.Conn, gone chan<- error) {
+	defer pr.p.wg.Done()
+	var b [1]byte
+	n, err := nc.Read(b[:])
+	if n > 0 {
+		err = errors.New("the peer wrote on a one-way connection")
+		nc.Close()
+	}
+	gone <- err
+}
+
+// deadlineWriter writes in chunks of at most ioChunkBytes, each under its own
+// deadline: a write fails when the peer takes nothing for timeout, however
+// large the message.
+type deadlineWriter struct {
+	nc      net.Conn
+	timeout time.Duration
+}
+
+func (w deadlineWriter) Write(b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		chunk := b[n:min(len(b), n+ioChunkBytes)]
+		w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+		m, err := w.nc.Write(chunk)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// acceptLoop hands each accepted connection to a goroutine of its own until
+// the listener closes.
+func (p *Peers) acceptLoop(ln net.Listener) {
+	defer p.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if p.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and retry
+			// rather than spin, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			p.log.logf("accept", "peers: accept failed (retrying in %v): %v", backoff, err)
+			if !p.sleep(backoff) {
+				return
+			}
+			continue
+		}
+		backoff = 0
+		p.mu.Lock()
+		if p.closed || p.handshakes >= handshakesMax {
+			closed := p.closed
+			p.mu.Unlock()
+			nc.Close()
+			if !closed {
+				p.log.logf("handshakes-max", "peers: closed a connection from %s: %d connections are already in their handshake", nc.RemoteAddr(), handshakesMax)
+			}
+			continue
+		}
+		p.handshakes++
+		p.wg.Add(1)
+		p.mu.Unlock()
+		go p.serveInbound(nc)
+	}
+}
+
+// serveInbound checks a dialer's hello, then reads its frames.
+func (p *Peers) serveInbound(nc net.Conn) {
+	defer p.wg.Done()
+	detach := context.AfterFunc(p.ctx, func() { nc.Close() })
+	defer detach()
+	defer nc.Close()
+
+	pr, err := p.acceptHello(nc)
+	p.mu.Lock()
+	p.handshakes--
+	p.mu.Unlock()
+	if err != nil {
+		if p.ctx.Err() == nil {
+			key := "refuse"
+			if r := (refusal{}); errors.As(err, &r) {
+				key = fmt.Sprintf("refuse %d", r.status)
+			}
+			p.log.logf(key, "peers: refused a connection from %s: %v", nc.RemoteAddr(), err)
+		}
+		return
+	}
+	if !p.register(pr, nc) {
+		return
+	}
+	defer p.unregister(pr, nc)
+	err = p.readFrames(pr, nc)
+	if p.ctx.Err() == nil {
+		p.log.logf(fmt.Sprintf("inbound %d %v", pr.id, errors.Is(err, io.EOF)),
+			"peers: connection from peer %d (%s) closed: %v", pr.id, nc.RemoteAddr(), err)
+	}
+}
+
+// refusal is why an acceptor refused a hello; its status keys the log line.
+type refusal struct {
+	status uint8
+}
+
+func (r refusal) Error() string { return helloStatusText(r.status) }
+
+// acceptHello reads the dialer's hello, judges it and answers.
+func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
+	cfg := &p.cfg
+	nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	var b [helloBytes]byte
+	if _, err := io.ReadFull(nc, b[:]); err != nil {
+		return nil, errors.New("no hello")
+	}
+	in, err := decodeHello(&b)
+	if err != nil {
+		return nil, err // not one of ours: no answer
+	}
+	if in.kind != helloDial || in.frameBytesMax == 0 {
+		return nil, errors.New("malformed hello")
+	}
+	pr := p.peers[core.NodeID(in.from)]
+	var status uint8
+	switch {
+	case in.version != helloVersion:
+		status = helloBadVersion
+	case in.clusterID != cfg.ClusterID:
+		status = helloWrongCluster
+	case in.to != uint32(cfg.ID):
+		status = helloWrongReceiver
+	case in.from == uint32(cfg.ID):
+		status = helloFromSelf
+	case pr == nil:
+		status = helloUnknownSender
+	}
+	out := (&hello{
+		version:       helloVersion,
+		kind:          helloAccept,
+		status:        status,
+		clusterID:     cfg.ClusterID,
+		from:          uint32(cfg.ID),
+		to:            in.from,
+		frameBytesMax: uint32(cfg.FrameBytesMax),
+	}).encode()
+	_, werr := nc.Write(out[:])
+	if status != helloOK {
+		// The claimed identity goes to the log line only, after the key.
+		return nil, fmt.Errorf("%w (it claims node %d of cluster %d, version %d, for node %d)", refusal{status}, in.from, in.clusterID, in.version, in.to)
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("answering the hello of peer %d: %w", in.from, werr)
+	}
+	nc.SetDeadline(time.Time{})
+	return pr, nil
+}
+
+// register makes nc the peer's accepted connection, closing the one it
+// replaces: the peer dialled again, so it has given the old one up.
+func (p *Peers) register(pr *peer, nc net.Conn) bool {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return false
+	}
+	old := p.inbound[pr.id]
+	p.inbound[pr.id] = nc
+	pr.inbound.Store(true)
+	p.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return true
+}
+
+func (p *Peers) unregister(pr *peer, nc net.Conn) {
+	p.mu.Lock()
+	if p.inbound[pr.id] == nc {
+		delete(p.inbound, pr.id)
+		pr.inbound.Store(false)
+	}
+	p.mu.Unlock()
+}
+
+var errFrameChecksum = errors.New("frame checksum mismatch")
+
+// readFrames delivers each frame from nc until it fails.
+func (p *Peers) readFrames(pr *peer, nc net.Conn) error {
+	cfg := &p.cfg
+	br := bufio.NewReaderSize(nc, peerReadBufBytes)
+	var h [frameHeaderBytes]byte
+	for {
+		nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			return err
+		}
+		n := binary.LittleEndian.Uint32(h[0:])
+		if uint64(n) > uint64(cfg.FrameBytesMax) {
+			return fmt.Errorf("frame of %d bytes is over FrameBytesMax %d", n, cfg.FrameBytesMax)
+		}
+		msg, err := readPayload(br, nc, int(n), cfg.IdleTimeout)
+		if err != nil {
+			return err
+		}
+		if frameChecksum(h[0:4], msg) != binary.LittleEndian.Uint32(h[4:]) {
+			return errFrameChecksum
+		}
+		if n == 0 {
+			continue // a keepalive
+		}
+		if p.ctx.Err() != nil {
+			return p.ctx.Err()
+		}
+		pr.received.Add(1)
+		p.deliver(pr.id, msg)
+	}
+}
+
+// readPayload reads n bytes into a new slice, which deliver will own. A
+// large one is read in chunks under their own deadlines, and the slice grows
+// as the bytes arrive, so a peer that announces a large frame and stalls
+// holds no more memory than it sent.
+func readPayload(br *bufio.Reader, nc net.Conn, n int, timeout time.Duration) ([]byte, error) {
+	msg := make([]byte, 0, min(n, ioChunkBytes))
+	for len(msg) < n {
+		k := min(n-len(msg), ioChunkBytes)
+		msg = slices.Grow(msg, k)
+		nc.SetReadDeadline(time.Now().Add(timeout))
+		m, err := io.ReadFull(br, msg[len(msg):len(msg)+k])
+		msg = msg[:len(msg)+m]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF // the frame was cut short
+			}
+			return nil, err
+		}
+	}
+	return msg, nil
+}
+
+// logLimiter writes a line of each kind (its key) at most every
+// logIntervalMin, and says how many it held back: a peer that is down for
+// an hour, or a node that keeps sending what it must not, gets a line now
+// and then instead of one per attempt.
+type logLimiter struct {
+	out  func(format string, args ...any)
+	mu   sync.Mutex
+	last map[string]*logLine
+}
+
+type logLine struct {
+	at         time.Time
+	suppressed int
+}
+
+// logKeysMax bounds the kinds remembered; past it lines share one budget.
+const logKeysMax = 256
+
+func (l *logLimiter) logf(key, format string, args ...any) {
+	now := time.Now()
+	l.mu.Lock()
+	e := l.last[key]
+	if e == nil {
+		if len(l.last) >= logKeysMax {
+			key = "overflow"
+			e = l.last[key]
+		}
+		if e == nil {
+			e = &logLine{}
+			l.last[key] = e
+		}
+	}
+	if !e.at.IsZero() && now.Sub(e.at) < logIntervalMin {
+		e.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := e.suppressed
+	e.at, e.suppressed = now, 0
+	l.mu.Unlock()
+	msg := fmt.Sprintf(format, args...)
+	if suppressed > 0 {
+		msg += fmt.Sprintf(" (and %d more like it since the last such line)", suppressed)
+	}
+	l.out("%s", msg)
+}
