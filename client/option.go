@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Option configures a KVClient.
+// Option configures a KVClient or a ClusterKVClient.
 type Option func(*options)
 
 type options struct {
@@ -15,6 +15,10 @@ type options struct {
 	dialRetries      int
 	responseBytesMax int
 	requestBytesMax  int
+
+	// ClusterKVClient only.
+	attemptTimeout     time.Duration
+	clusterAttemptsMax int
 }
 
 func defaultOptions() options {
@@ -29,6 +33,12 @@ func defaultOptions() options {
 		// The server's default --max-request-bytes; failing here is cheaper
 		// and clearer than a too_large round trip.
 		requestBytesMax: 16 << 20,
+		// Long enough for a write committed under load, short enough to
+		// leave a hung node for another well within the request timeout.
+		attemptTimeout: 2 * time.Second,
+		// With the retry backoff (10 ms doubling to 250 ms, jittered), 20
+		// attempts span 2 to 4 s: several elections.
+		clusterAttemptsMax: 20,
 	}
 }
 
@@ -49,7 +59,10 @@ func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.re
 func WithMaxInFlight(n int) Option { return func(o *options) { o.inFlightMax = n } }
 
 // WithRetries is how many times a failed dial is retried, with backoff
-// (default 3). It applies to dials only: a sent write is never repeated.
+// (default 3). It applies to dials only: a KVClient never repeats a sent
+// write. For DialCluster it is how many more rounds it makes over the
+// addresses when none accepts a connection; a ClusterKVClient's calls are
+// bounded by WithMaxAttempts instead.
 func WithRetries(n int) Option { return func(o *options) { o.dialRetries = n } }
 
 // WithMaxResponseBytes bounds one response line (default 64 MiB).
@@ -59,6 +72,17 @@ func WithMaxResponseBytes(n int) Option { return func(o *options) { o.responseBy
 // 16 MiB, the server's default). Raise it with the server's
 // --max-request-bytes.
 func WithMaxRequestBytes(n int) Option { return func(o *options) { o.requestBytesMax = n } }
+
+// WithAttemptTimeout bounds one attempt of a ClusterKVClient call at one
+// node, its dial included (default 2s): a node that has not answered by then
+// is left for another, and a write is retried there with the same sequence
+// number. The call as a whole is bounded by its context or, without a
+// deadline, by the request timeout. KVClient ignores it.
+func WithAttemptTimeout(d time.Duration) Option { return func(o *options) { o.attemptTimeout = d } }
+
+// WithMaxAttempts bounds the attempts of one ClusterKVClient call, redirects
+// included (default 20). KVClient ignores it.
+func WithMaxAttempts(n int) Option { return func(o *options) { o.clusterAttemptsMax = n } }
 
 func (o *options) validate() error {
 	switch {
@@ -74,6 +98,10 @@ func (o *options) validate() error {
 		return fmt.Errorf("max response bytes must be at least 1, got %d", o.responseBytesMax)
 	case o.requestBytesMax < 1:
 		return fmt.Errorf("max request bytes must be at least 1, got %d", o.requestBytesMax)
+	case o.attemptTimeout <= 0:
+		return fmt.Errorf("attempt timeout must be positive, got %v", o.attemptTimeout)
+	case o.clusterAttemptsMax < 1:
+		return fmt.Errorf("max attempts must be at least 1, got %d", o.clusterAttemptsMax)
 	}
 	return nil
 }

@@ -1,0 +1,500 @@
+package client
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"dkv/core"
+)
+
+// ClusterKVClient is a client of a dkv cluster: it has the calls of
+// KVClient (Set, Get, Delete, BulkSet, Ping, Status, Do) and sends each to
+// the node it believes leads, keeping one pipelined connection (a KVClient)
+// per node it has talked to. It is safe for concurrent use.
+//
+// Finding the leader. A call goes to the last node known to lead or, when
+// none is known, to the given addresses in turn. A node that answers
+// not_leader naming the leader sends the call there at once (one such hop
+// in a row goes without a pause); one that names no leader, or answers
+// unavailable, or cannot be reached, or does not answer within the attempt
+// timeout, sends the call to the next address after a backoff: 10 ms
+// doubling to 250 ms, each wait drawn from its upper half so that clients
+// of a failed leader do not return in step. A call makes at most
+// WithMaxAttempts attempts (default 20), each bounded by WithAttemptTimeout
+// (default 2s), and all of them by its context or, without a deadline, the
+// request timeout. Ping and Status are answered by any node.
+//
+// Exactly-once writes. The client is one session of the cluster: a random
+// client id, picked once, and a sequence number for each write (Set,
+// Delete, BulkSet, and any op Do does not know as a read), 1, 2, ... in the
+// order calls begin. Every attempt of a write carries the same id and
+// sequence number, so the cluster applies it at most once, however many
+// nodes it was sent to, and answers a retry with the first outcome. Each
+// write also carries acked, the lowest sequence number of a write still in
+// progress: every write below it has been answered or given up on and is
+// never sent again, so the cluster may forget it. Reads carry no session.
+//
+// Outcomes. A write that returns nil was committed. A write whose every
+// attempt was refused without effect (not_leader, unavailable, a connection
+// refused or broken before the request left) returns the last refusal. A
+// write that gives up after an attempt whose outcome is unknown (the
+// connection broke or the attempt timed out after the request left, the
+// server answered internal, or the context ended with the request out)
+// returns an error matching ErrUnknownOutcome, and so does a write that the
+// cluster refuses with session_expired (it has forgotten this session, so
+// it cannot tell a retry from a new write; an earlier attempt may have
+// applied). Such a write is never resent under a new sequence number: that
+// is the caller's decision, after reading the key back. Other server errors
+// (bad_request, too_large, disk_full, ...) end the call at once; after an
+// attempt of unknown outcome they match ErrUnknownOutcome too. Reads are
+// retried freely by the same rules.
+type ClusterKVClient struct {
+	ops // Set, Get, Delete, BulkSet, Ping, Status, Do: through c.do
+
+	opts     options
+	nodeOpts options  // for the KVClient of each node: no dial retries of its own
+	addrs    []string // as given, deduplicated
+	clientID uint64
+	done     chan struct{} // closed by Close, to end backoffs early
+
+	mu     sync.Mutex
+	nodes  map[string]*KVClient // the nodes talked to, by address; at most len(addrs)+learnedAddrsMax
+	leader string               // the node believed to lead, "" when unknown
+	next   int                  // index in addrs of the node to try when no leader is known
+	closed bool
+	sess   session
+}
+
+// Limits of a ClusterKVClient.
+const (
+	// addrsMax bounds the addresses given to DialCluster.
+	addrsMax = 64
+	// learnedAddrsMax bounds the leader addresses learned from redirects
+	// that are not among those given (a node may name itself differently).
+	// A redirect beyond it is treated as naming no leader.
+	learnedAddrsMax = 8
+	// retryBackoffBase and retryBackoffMax bound the pause before a retry.
+	// The base is short: a failover's first retry goes to another node.
+	retryBackoffBase = 10 * time.Millisecond
+	retryBackoffMax  = 250 * time.Millisecond
+)
+
+// DialCluster returns a client of the cluster whose nodes listen at addrs
+// ("host:port" each, the nodes' client addresses). It opens a connection to
+// the first node that accepts one, trying the addresses in turn, for
+// 1+WithRetries rounds with backoff, within ctx; so a list that names no
+// live node fails here. It does not wait for a leader: a cluster without
+// one still answers Ping and Status, and a write waits for an election
+// within its own context.
+func DialCluster(ctx context.Context, addrs []string, opts ...Option) (*ClusterKVClient, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, fmt.Errorf("dkv: dial cluster: %w", err)
+	}
+	list, err := clusterAddrs(addrs)
+	if err != nil {
+		return nil, fmt.Errorf("dkv: dial cluster: %w", err)
+	}
+	c := &ClusterKVClient{
+		opts:     o,
+		nodeOpts: o,
+		addrs:    list,
+		clientID: newClientID(),
+		done:     make(chan struct{}),
+		nodes:    make(map[string]*KVClient, len(list)),
+		sess:     newSession(),
+	}
+	c.nodeOpts.dialRetries = 0
+	c.ops = ops{do: c.do}
+	if err := c.connectAny(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("dkv: dial cluster %s: %w", strings.Join(list, ","), err)
+	}
+	return c, nil
+}
+
+// clusterAddrs checks and deduplicates the addresses, keeping their order.
+func clusterAddrs(addrs []string) ([]string, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("no addresses")
+	}
+	if len(addrs) > addrsMax {
+		return nil, fmt.Errorf("%d addresses; the limit is %d", len(addrs), addrsMax)
+	}
+	var list []string
+	seen := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		if !validAddr(a) {
+			return nil, fmt.Errorf("address %q is not host:port", a)
+		}
+		if !seen[a] {
+			seen[a] = true
+			list = append(list, a)
+		}
+	}
+	return list, nil
+}
+
+func validAddr(a string) bool {
+	_, port, err := net.SplitHostPort(a)
+	return err == nil && port != ""
+}
+
+// newClientID picks a random id in 1..core.ClientIDMax. It comes from the
+// operating system's generator, not a seeded one: two clients started at
+// once must not share a session.
+func newClientID() uint64 {
+	var b [8]byte
+	for {
+		crand.Read(b[:])
+		// ClientIDMax is 2^53-1: a mask.
+		if id := binary.LittleEndian.Uint64(b[:]) & core.ClientIDMax; id != 0 {
+			return id
+		}
+	}
+}
+
+// connectAny opens a connection to the first node that accepts one.
+func (c *ClusterKVClient) connectAny(ctx context.Context) error {
+	errs := make([]error, len(c.addrs))
+	backoff := backoffBase
+	for round := 0; round <= c.opts.dialRetries; round++ {
+		if round > 0 {
+			if err := c.pause(ctx, backoff); err != nil {
+				return fmt.Errorf("%w (last errors: %w)", err, errors.Join(errs...))
+			}
+			backoff = min(2*backoff, backoffMax)
+		}
+		for i, addr := range c.addrs {
+			n, err := c.node(addr)
+			if err == nil {
+				_, err = n.conn(ctx)
+			}
+			if err == nil {
+				c.mu.Lock()
+				c.next = i
+				c.mu.Unlock()
+				return nil
+			}
+			errs[i] = err
+			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+				return errors.Join(errs...)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Addrs returns the node addresses the client was given, deduplicated.
+func (c *ClusterKVClient) Addrs() []string { return append([]string(nil), c.addrs...) }
+
+// Leader is the address of the node the client last learned to lead (from
+// a write or get it served, or a redirect), or "" when it knows none.
+func (c *ClusterKVClient) Leader() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leader
+}
+
+// ClientID is the id of the client's session, sent with every write.
+func (c *ClusterKVClient) ClientID() uint64 { return c.clientID }
+
+// Close closes every connection. Calls outstanding fail with ErrClosed
+// (writes that may have been applied with ErrUnknownOutcome too), and so do
+// all later calls.
+func (c *ClusterKVClient) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.done)
+	nodes := c.nodes
+	c.nodes = nil
+	c.mu.Unlock()
+	for _, n := range nodes {
+		n.Close()
+	}
+	return nil
+}
+
+// node returns the client of the node at addr, made on first use; it
+// dials on its first call.
+func (c *ClusterKVClient) node(addr string) (*KVClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	n := c.nodes[addr]
+	if n == nil {
+		n = newKVClient(addr, c.nodeOpts)
+		c.nodes[addr] = n
+	}
+	return n, nil
+}
+
+// first is the node to send a new call to.
+func (c *ClusterKVClient) first() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leader != "" {
+		return c.leader
+	}
+	return c.addrs[c.next]
+}
+
+// after is the node to try once addr has failed to serve a call: addr is
+// no longer believed to lead, and the turn moves past it (once, however
+// many concurrent calls saw it fail).
+func (c *ClusterKVClient) after(addr string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leader == addr {
+		c.leader = ""
+	}
+	if c.addrs[c.next] == addr {
+		c.next = (c.next + 1) % len(c.addrs)
+	}
+	return c.addrs[c.next]
+}
+
+// follow records that leader leads, as a redirect or an answer says, and
+// reports whether the client will go there: not if the address is malformed
+// or one too many learned.
+func (c *ClusterKVClient) follow(leader string) bool {
+	if !validAddr(leader) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, known := c.nodes[leader]; !known && len(c.nodes) >= len(c.addrs)+learnedAddrsMax {
+		return false
+	}
+	c.leader = leader
+	return true
+}
+
+// do sends req to the cluster by the rules in ClusterKVClient's doc.
+func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Response, error) {
+	began := time.Now()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.requestTimeout)
+		defer cancel()
+	}
+	write := !isRead(req.Op)
+	req.ClientID, req.Seq, req.Acked = 0, 0, 0
+	if write {
+		req.ClientID = c.clientID
+		req.Seq = c.beginWrite()
+		defer c.endWrite(req.Seq)
+	}
+	var (
+		unknown bool  // an attempt of this write may have been applied
+		lastErr error // why the last attempt failed
+		hopped  bool  // the last retry followed a redirect without a pause
+	)
+	// giveUp ends the call with err, which says why the last attempt
+	// failed or why no further one is made.
+	giveUp := func(err error) error {
+		if unknown {
+			return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+		}
+		return err
+	}
+	backoff := retryBackoffBase
+	addr := c.first()
+	for attempt := 1; ; attempt++ {
+		if write {
+			req.Acked = c.acked()
+		}
+		resp, sent, err := c.attempt(ctx, addr, &req, began)
+		pause := true
+		switch {
+		case err == nil && resp.OK:
+			if req.Op != core.OpPing && req.Op != core.OpStatus {
+				// Only the leader serves the other ops.
+				c.follow(addr)
+			}
+			return resp, nil
+		case err == nil:
+			se := serverError(resp)
+			switch se.Code {
+			case core.CodeNotLeader:
+				if se.Leader != "" && c.follow(se.Leader) {
+					addr = se.Leader
+					pause = hopped
+				} else {
+					addr = c.after(addr)
+				}
+			case core.CodeUnavailable:
+				addr = c.after(addr)
+			case core.CodeSessionExpired, core.CodeInternal:
+				unknown = unknown || write
+				return resp, giveUp(se)
+			default:
+				return resp, giveUp(se)
+			}
+			lastErr = se
+		default:
+			unknown = unknown || (write && sent)
+			if ctx.Err() != nil || !retryable(err) {
+				if lastErr != nil {
+					err = fmt.Errorf("%w (attempt %d; the one before failed: %w)", err, attempt, lastErr)
+				}
+				return nil, giveUp(err)
+			}
+			lastErr = err
+			addr = c.after(addr)
+		}
+		if attempt >= c.opts.clusterAttemptsMax {
+			return nil, giveUp(fmt.Errorf("%d attempts failed, the last: %w", attempt, lastErr))
+		}
+		hopped = !pause
+		if pause {
+			if err := c.pause(ctx, backoff); err != nil {
+				return nil, giveUp(fmt.Errorf("%w (after %d attempts, the last: %w)", err, attempt, lastErr))
+			}
+			backoff = min(2*backoff, retryBackoffMax)
+		}
+	}
+}
+
+// attempt sends req once to the node at addr, within the attempt timeout.
+func (c *ClusterKVClient) attempt(ctx context.Context, addr string, req *core.Request, began time.Time) (*core.Response, bool, error) {
+	n, err := c.node(addr)
+	if err != nil {
+		return nil, false, err
+	}
+	actx, cancel := context.WithTimeout(ctx, c.opts.attemptTimeout)
+	defer cancel()
+	resp, sent, err := n.send(actx, req, began)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil && errors.Is(err, actx.Err()) {
+		err = &attemptTimeoutError{addr: addr, timeout: c.opts.attemptTimeout, err: err}
+	}
+	return resp, sent, err
+}
+
+// attemptTimeoutError is an attempt that ran out of its own time.
+type attemptTimeoutError struct {
+	addr    string
+	timeout time.Duration
+	err     error
+}
+
+func (e *attemptTimeoutError) Error() string {
+	return fmt.Sprintf("no answer from %s within the attempt timeout of %v: %v", e.addr, e.timeout, e.err)
+}
+func (e *attemptTimeoutError) Unwrap() error { return e.err }
+
+// retryable reports whether a failed attempt (with the caller's context
+// alive) may be tried again at another node: the node could not be reached,
+// its connection broke, or it did not answer in time. Not a closed client,
+// nor a request that no node would take (too large, not encodable), nor a
+// response the client could not read.
+func retryable(err error) bool {
+	var (
+		lost    *connError
+		timeout *attemptTimeoutError
+		netErr  net.Error
+	)
+	switch {
+	case errors.Is(err, ErrClosed):
+		return false
+	case errors.As(err, &lost), errors.As(err, &timeout):
+		return true
+	case errors.As(err, &netErr):
+		return true // a dial
+	}
+	return false
+}
+
+// pause waits about d (its upper half, at random), within ctx and until
+// Close.
+func (c *ClusterKVClient) pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d/2 + rand.N(d/2+1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return ErrClosed
+	}
+}
+
+func (c *ClusterKVClient) beginWrite() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess.begin()
+}
+
+func (c *ClusterKVClient) endWrite(seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sess.end(seq)
+}
+
+func (c *ClusterKVClient) acked() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess.acked()
+}
+
+// session numbers a client's writes and knows which are still in progress.
+// Writes begin in sequence order but may end in any order.
+type session struct {
+	next  uint64              // the seq of the next write to begin
+	low   uint64              // the lowest seq begun and not ended; next if none
+	ended map[uint64]struct{} // seqs above low that have ended
+}
+
+func newSession() session {
+	return session{next: 1, low: 1, ended: map[uint64]struct{}{}}
+}
+
+func (s *session) begin() uint64 {
+	seq := s.next
+	s.next++
+	return seq
+}
+
+// end records that the write seq was answered or given up on: it will
+// never be sent again.
+func (s *session) end(seq uint64) {
+	if seq < s.low || seq >= s.next {
+		panic(fmt.Sprintf("dkv client: write %d ended, but only %d..%d are in progress", seq, s.low, s.next-1))
+	}
+	if seq != s.low {
+		if _, dup := s.ended[seq]; dup {
+			panic(fmt.Sprintf("dkv client: write %d ended twice", seq))
+		}
+		s.ended[seq] = struct{}{}
+		return
+	}
+	s.low++
+	for {
+		if _, ok := s.ended[s.low]; !ok {
+			break
+		}
+		delete(s.ended, s.low)
+		s.low++
+	}
+}
+
+// acked is the lowest seq still in progress: every write below it has ended.
+func (s *session) acked() uint64 { return s.low }
