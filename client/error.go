@@ -19,7 +19,10 @@ var (
 	// whose response never arrived (the connection broke, the client was
 	// closed, or the context expired). The server may or may not have applied
 	// it; the client does not retry it, because repeating a write is the
-	// caller's decision. Read it back to find out.
+	// caller's decision. Read it back to find out. (A ClusterKVClient does
+	// resend it, as the same write of its session, which the cluster applies
+	// at most once; it returns this error when it gives up, or when the
+	// cluster answers session_expired.)
 	ErrUnknownOutcome = errors.New("outcome unknown: the write may or may not have been applied")
 
 	// ErrProtocol is wrapped when the server breaks the wire protocol: a

@@ -25,6 +25,9 @@ type Server struct {
 	accepted int
 	requests []core.Request
 	closed   bool
+	// Set by Follow: answer leader-only ops with not_leader naming leader.
+	following bool
+	leader    string
 }
 
 // NewServer starts a server with the default limits. It is closed when the
@@ -72,6 +75,22 @@ func (s *Server) DropConnections() {
 	for nc := range s.conns {
 		nc.Close()
 	}
+}
+
+// Follow makes the server act as a cluster follower: from now on it answers
+// set, get, delete and bulk_set with not_leader naming leader (none if
+// leader is ""), and still serves ping and status. Lead undoes it.
+func (s *Server) Follow(leader string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.following, s.leader = true, leader
+}
+
+// Lead makes the server serve every op again, as a leader or a single node.
+func (s *Server) Lead() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.following, s.leader = false, ""
 }
 
 // Accepted is how many connections the server has accepted.
@@ -174,6 +193,11 @@ func (s *Server) apply(req *core.Request) core.Response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, *req)
+	if s.following && req.Op != core.OpPing && req.Op != core.OpStatus {
+		resp := core.ErrorResponse(core.CodeNotLeader, "this node follows")
+		resp.Error.Leader = s.leader
+		return resp
+	}
 	switch req.Op {
 	case core.OpSet:
 		s.data[req.Key] = *req.Value

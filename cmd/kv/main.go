@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"dkv/client"
+	"dkv/core"
 )
 
 // Exit codes: scripts tell a refused request from a mistyped command.
@@ -46,6 +48,10 @@ Flags (before the command):
   --host HOST       server host (default 127.0.0.1)
   --port PORT       server port (default 9999)
   --addr HOST:PORT  server address; overrides --host and --port
+  --addrs A,B,C     a cluster's nodes (HOST:PORT each): the command goes to
+                    the leader, found and followed through failovers; a
+                    write is applied at most once (not with --host, --port
+                    or --addr)
   --timeout D       time allowed for the whole command (default 5s)
 
 Examples:
@@ -55,6 +61,7 @@ Examples:
   kv bulk-set k1 v1 k2 v2
   kv bulk-set --file items.json     # [{"key":"k1","value":"v1"}, ...]
   kv --addr 10.0.0.5:9999 status
+  kv --addrs 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 set hello world
 
 Exit status: 0 success, 1 the operation failed, 2 usage error.
 `
@@ -84,6 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	host := fs.String("host", "127.0.0.1", "")
 	port := fs.Int("port", 9999, "")
 	addr := fs.String("addr", "", "")
+	addrs := fs.String("addrs", "", "")
 	timeout := fs.Duration("timeout", 5*time.Second, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -99,7 +107,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *timeout <= 0 {
 		return fail(stderr, usagef("--timeout must be positive, got %v", *timeout))
 	}
-	if *addr == "" {
+	var cluster []string
+	if *addrs != "" {
+		var single []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "host" || f.Name == "port" || f.Name == "addr" {
+				single = append(single, "--"+f.Name)
+			}
+		})
+		if len(single) > 0 {
+			return fail(stderr, usagef("--addrs names a cluster; it does not go with %s", strings.Join(single, ", ")))
+		}
+		for a := range strings.SplitSeq(*addrs, ",") {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fail(stderr, usagef("--addrs takes HOST:PORT,HOST:PORT,...: %q is not HOST:PORT", a))
+			}
+			cluster = append(cluster, a)
+		}
+	} else if *addr == "" {
 		if *port < 1 || *port > 65535 {
 			return fail(stderr, usagef("--port must be in 1..65535, got %d", *port))
 		}
@@ -117,8 +142,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	c, err := client.DialContext(ctx, *addr,
-		client.WithDialTimeout(*timeout), client.WithRequestTimeout(*timeout), client.WithRetries(1))
+	opts := []client.Option{client.WithDialTimeout(*timeout), client.WithRequestTimeout(*timeout), client.WithRetries(1)}
+	var c store
+	if cluster != nil {
+		c, err = client.DialCluster(ctx, cluster, opts...)
+	} else {
+		c, err = client.DialContext(ctx, *addr, opts...)
+	}
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -129,8 +159,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// store is what the commands use: a client.KVClient of one server, or a
+// client.ClusterKVClient of a cluster.
+type store interface {
+	Set(ctx context.Context, key, value string) error
+	Get(ctx context.Context, key string) (string, error)
+	Delete(ctx context.Context, key string) error
+	BulkSet(ctx context.Context, items []client.KV) error
+	Ping(ctx context.Context) error
+	Status(ctx context.Context) (*core.Status, error)
+	Close() error
+}
+
+var (
+	_ store = (*client.KVClient)(nil)
+	_ store = (*client.ClusterKVClient)(nil)
+)
+
 // operation runs one command against the server.
-type operation func(ctx context.Context, c *client.KVClient, stdout io.Writer) error
+type operation func(ctx context.Context, c store, stdout io.Writer) error
 
 // parseCommand checks the whole command line before anything is sent, so a
 // usage error never half-runs.
@@ -146,14 +193,14 @@ func parseCommand(cmd string, args []string) (operation, error) {
 		if err := nargs(2, "set KEY VALUE"); err != nil {
 			return nil, err
 		}
-		return func(ctx context.Context, c *client.KVClient, w io.Writer) error {
+		return func(ctx context.Context, c store, w io.Writer) error {
 			return printOK(w, c.Set(ctx, args[0], args[1]))
 		}, nil
 	case "get":
 		if err := nargs(1, "get KEY"); err != nil {
 			return nil, err
 		}
-		return func(ctx context.Context, c *client.KVClient, w io.Writer) error {
+		return func(ctx context.Context, c store, w io.Writer) error {
 			v, err := c.Get(ctx, args[0])
 			if errors.Is(err, client.ErrNotFound) {
 				return notFoundError{key: args[0]}
@@ -168,7 +215,7 @@ func parseCommand(cmd string, args []string) (operation, error) {
 		if err := nargs(1, "delete KEY"); err != nil {
 			return nil, err
 		}
-		return func(ctx context.Context, c *client.KVClient, w io.Writer) error {
+		return func(ctx context.Context, c store, w io.Writer) error {
 			return printOK(w, c.Delete(ctx, args[0]))
 		}, nil
 	case "bulk-set":
@@ -176,14 +223,14 @@ func parseCommand(cmd string, args []string) (operation, error) {
 		if err != nil {
 			return nil, err
 		}
-		return func(ctx context.Context, c *client.KVClient, w io.Writer) error {
+		return func(ctx context.Context, c store, w io.Writer) error {
 			return printOK(w, c.BulkSet(ctx, items))
 		}, nil
 	case "ping":
 		if err := nargs(0, "ping"); err != nil {
 			return nil, err
 		}
-		return func(ctx context.Context, c *client.KVClient, w io.Writer) error {
+		return func(ctx context.Context, c store, w io.Writer) error {
 			if err := c.Ping(ctx); err != nil {
 				return err
 			}
@@ -194,7 +241,7 @@ func parseCommand(cmd string, args []string) (operation, error) {
 		if err := nargs(0, "status"); err != nil {
 			return nil, err
 		}
-		return func(ctx context.Context, c *client.KVClient, w io.Writer) error {
+		return func(ctx context.Context, c store, w io.Writer) error {
 			st, err := c.Status(ctx)
 			if err != nil {
 				return err

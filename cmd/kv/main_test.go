@@ -41,6 +41,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--bogus", "ping"}, "flag provided but not defined: -bogus"},
 		{[]string{"--port", "0", "ping"}, "--port must be in 1..65535"},
 		{[]string{"--timeout", "0s", "ping"}, "--timeout must be positive"},
+		{[]string{"--addrs", "127.0.0.1:1,127.0.0.1:2", "--port", "5", "ping"}, "does not go with --port"},
+		{[]string{"--addr", "127.0.0.1:1", "--addrs", "127.0.0.1:2", "ping"}, "does not go with --addr"},
+		{[]string{"--addrs", "127.0.0.1:1,,127.0.0.1:2", "ping"}, `"" is not HOST:PORT`},
+		{[]string{"--addrs", "127.0.0.1", "ping"}, `"127.0.0.1" is not HOST:PORT`},
 	} {
 		code, stdout, stderr := kv(t, tc.args...)
 		if code != exitUsage {
@@ -132,5 +136,77 @@ func TestServerDown(t *testing.T) {
 	code, _, stderr := kv(t, "--addr", addr, "--timeout", "2s", "ping")
 	if code != exitError || !strings.Contains(stderr, "is the server running?") {
 		t.Fatalf("ping of a closed port: exit %d, stderr %q; want 1 and a hint", code, stderr)
+	}
+}
+
+// --addrs: the command finds the leader through a follower's redirect, and
+// writes carry a client session.
+func TestCommandsAgainstFakeCluster(t *testing.T) {
+	leader := clienttest.NewServer(t)
+	follower := clienttest.NewServer(t)
+	follower.Follow(leader.Addr)
+	addrs := follower.Addr + "," + leader.Addr
+
+	mustRun := func(wantStdout string, args ...string) string {
+		t.Helper()
+		code, stdout, stderr := kv(t, append([]string{"--addrs", addrs}, args...)...)
+		if code != exitOK || (wantStdout != "" && stdout != wantStdout) {
+			t.Fatalf("kv %q: exit %d, stdout %q, stderr %q; want 0 and %q", args, code, stdout, stderr, wantStdout)
+		}
+		return stdout
+	}
+	mustRun("OK\n", "set", "hello", "world")
+	mustRun("world\n", "get", "hello")
+	mustRun("OK\n", "bulk-set", "k1", "v1", "k2", "v2")
+	mustRun("OK\n", "delete", "k1")
+	mustRun("pong\n", "ping")
+	if got := leader.Data(); len(got) != 2 || got["hello"] != "world" || got["k2"] != "v2" {
+		t.Fatalf("leader data = %v; want hello and k2", got)
+	}
+	writes := 0
+	for _, req := range leader.Requests() {
+		if req.Op == core.OpGet {
+			continue
+		}
+		writes++
+		// Each command is a new client: its first write is seq 1.
+		if req.ClientID == 0 || req.Seq != 1 || req.Acked != 1 {
+			t.Fatalf("write %+v reached the leader without a session (client_id, seq 1, acked 1)", req)
+		}
+	}
+	if writes != 3 {
+		t.Fatalf("the leader got %d writes; want 3", writes)
+	}
+
+	// status is the pretty JSON of the node that answers it.
+	out := mustRun("", "status")
+	var st core.Status
+	if json.Unmarshal([]byte(out), &st) != nil || st.Mode != "fake" || !strings.Contains(out, "\n  \"keys\": ") {
+		t.Fatalf("status printed %q; want indented status JSON", out)
+	}
+
+	// No leader anywhere: the write fails with the refusal, which promises
+	// that it did not apply, so no advice to read the key back.
+	leader.Follow("")
+	follower.Follow("")
+	code, _, stderr := kv(t, "--addrs", addrs, "--timeout", "300ms", "set", "k", "v")
+	if code != exitError || !strings.Contains(stderr, "not_leader") || strings.Contains(stderr, "read the key back") {
+		t.Fatalf("set without a leader: exit %d, stderr %q; want 1 and not_leader, without unknown outcome", code, stderr)
+	}
+}
+
+func TestClusterDown(t *testing.T) {
+	var addrs []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		ln.Close()
+	}
+	code, _, stderr := kv(t, "--addrs", strings.Join(addrs, ","), "--timeout", "2s", "ping")
+	if code != exitError || !strings.Contains(stderr, "is the server running?") {
+		t.Fatalf("ping of closed ports: exit %d, stderr %q; want 1 and a hint", code, stderr)
 	}
 }
