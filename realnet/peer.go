@@ -808,11 +808,7 @@ func (p *Peers) serveInbound(nc net.Conn) {
 	p.mu.Unlock()
 	if err != nil {
 		if p.ctx.Err() == nil {
-			key := "refuse"
-			if r := (refusal{}); errors.As(err, &r) {
-				key = fmt.Sprintf("refuse %d", r.status)
-			}
-			p.log.logf(key, "peers: refused a connection from %s: %v", nc.RemoteAddr(), err)
+			p.log.logf("refuse "+errorKind(err), "peers: refused a connection from %s: %v", nc.RemoteAddr(), err)
 		}
 		return
 	}
@@ -822,7 +818,7 @@ func (p *Peers) serveInbound(nc net.Conn) {
 	defer p.unregister(pr, nc)
 	err = p.readFrames(pr, nc)
 	if p.ctx.Err() == nil {
-		p.log.logf(fmt.Sprintf("inbound %d %v", pr.id, errors.Is(err, io.EOF)),
+		p.log.logf(fmt.Sprintf("inbound %d %s", pr.id, errorKind(err)),
 			"peers: connection from peer %d (%s) closed: %v", pr.id, nc.RemoteAddr(), err)
 	}
 }
@@ -840,14 +836,14 @@ func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
 	nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	var b [helloBytes]byte
 	if _, err := io.ReadFull(nc, b[:]); err != nil {
-		return nil, errors.New("no hello")
+		return nil, fmt.Errorf("%w: %w", errNoHello, err)
 	}
 	in, err := decodeHello(&b)
 	if err != nil {
 		return nil, err // not one of ours: no answer
 	}
 	if in.kind != helloDial || in.frameBytesMax == 0 {
-		return nil, errors.New("malformed hello")
+		return nil, errHelloMalformed
 	}
 	pr := p.peers[core.NodeID(in.from)]
 	var status uint8
@@ -911,7 +907,33 @@ func (p *Peers) unregister(pr *peer, nc net.Conn) {
 	p.mu.Unlock()
 }
 
-var errFrameChecksum = errors.New("frame checksum mismatch")
+var (
+	errFrameChecksum  = errors.New("frame checksum mismatch")
+	errFrameTooLarge  = errors.New("frame too large")
+	errNoHello        = errors.New("no hello")
+	errHelloMalformed = errors.New("malformed hello")
+)
+
+// errorKind names the kind of a connection's failure, to key its log line:
+// the error's text holds addresses and sizes, which would make every line
+// a kind of its own.
+func errorKind(err error) string {
+	var r refusal
+	var ne net.Error
+	switch {
+	case errors.As(err, &r):
+		return fmt.Sprintf("refusal %d", r.status)
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	for _, kind := range []error{errFrameChecksum, errFrameTooLarge, errNoHello, errHelloMalformed,
+		errHelloMagic, errHelloChecksum, io.ErrUnexpectedEOF, io.EOF, net.ErrClosed} {
+		if errors.Is(err, kind) {
+			return kind.Error()
+		}
+	}
+	return "other"
+}
 
 // readFrames delivers each frame from nc until it fails.
 func (p *Peers) readFrames(pr *peer, nc net.Conn) error {
@@ -925,7 +947,7 @@ func (p *Peers) readFrames(pr *peer, nc net.Conn) error {
 		}
 		n := binary.LittleEndian.Uint32(h[0:])
 		if uint64(n) > uint64(cfg.FrameBytesMax) {
-			return fmt.Errorf("frame of %d bytes is over FrameBytesMax %d", n, cfg.FrameBytesMax)
+			return fmt.Errorf("%w: %d bytes, over FrameBytesMax %d", errFrameTooLarge, n, cfg.FrameBytesMax)
 		}
 		msg, err := readPayload(br, nc, int(n), cfg.IdleTimeout)
 		if err != nil {
