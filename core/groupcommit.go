@@ -101,6 +101,13 @@ func (g *GroupCommit) Rolled() {
 	g.start = 0
 }
 
+// Rebased tells an empty batch that the log was cut back or started afresh
+// under it (a replicated log's TruncateFrom or Reset).
+func (g *GroupCommit) Rebased() {
+	assert(!g.syncing && g.records == 0, "the log changes under an empty batch only")
+	g.begin()
+}
+
 // Commit ends the open batch: it marks the batch's last record, writes what
 // is left and syncs. It must not be called while Syncing.
 //

@@ -24,10 +24,16 @@ const (
 // Record types. The high bit of the type byte marks the last record of a
 // batch (one host turn), which recovery uses to tell a torn final batch from
 // damage to a batch that was synced.
+//
+// The single node logs its writes as set, delete and bulk-set records. A
+// cluster node logs Raft entries (RecordEntry: [term u64][command]), whose
+// commands carry the same writes plus the client session (see Command).
 const (
 	recordSet      byte = 1
 	recordDelete   byte = 2
 	recordBulkSet  byte = 3
+	RecordEntry    byte = 4
+	recordTypeLast      = RecordEntry
 	recordBatchEnd byte = 0x80
 	recordTypeMask byte = 0x7f
 )
@@ -94,7 +100,7 @@ func decodeRecord(buf []byte) (Record, int, error) {
 		return Record{}, 0, fmt.Errorf("%w: checksum mismatch", errRecordInvalid)
 	}
 	typ := buf[8]
-	if typ&recordTypeMask == 0 || typ&recordTypeMask > recordBulkSet {
+	if typ&recordTypeMask == 0 || typ&recordTypeMask > recordTypeLast {
 		return Record{}, 0, fmt.Errorf("%w: unknown type %d", errRecordInvalid, typ)
 	}
 	return Record{
@@ -130,10 +136,20 @@ func encodeBulkSet(dst []byte, items []KV) []byte {
 
 var errPayload = errors.New("malformed record payload")
 
+// ErrForeignLog refuses a log written by another kind of node: a single
+// node's data directory given to a cluster node, or the other way round.
+var ErrForeignLog = errors.New("the log was written by another kind of node")
+
 // decodeCommand returns the writes a record carries. For a delete, the value
 // of the single item is unused.
 func decodeCommand(rec Record) ([]KV, error) {
-	p := rec.Payload
+	if rec.Type == RecordEntry {
+		return nil, fmt.Errorf("%w: a Raft entry (this data directory belongs to a cluster node)", ErrForeignLog)
+	}
+	return decodeWrites(rec.Type, rec.Payload)
+}
+
+func decodeWrites(typ byte, p []byte) ([]KV, error) {
 	str := func(n uint64) (string, bool) {
 		if n > uint64(len(p)) {
 			return "", false
@@ -150,7 +166,7 @@ func decodeCommand(rec Record) ([]KV, error) {
 		p = p[n:]
 		return v, true
 	}
-	switch rec.Type {
+	switch typ {
 	case recordSet:
 		kl, ok := uvarint()
 		if !ok {
@@ -202,4 +218,130 @@ func applyRecord(s *Store, typ byte, items []KV, undos *[]undo) {
 			*undos = append(*undos, undo{key: kv.Key, value: old, existed: existed})
 		}
 	}
+}
+
+// Command is a write as a replicated node logs it: the writes of one
+// request, and the client session that makes a retry of it apply once
+// (ClientID 0: none).
+type Command struct {
+	Op       string // OpSet, OpDelete or OpBulkSet
+	Items    []KV   // for OpDelete the values are unused
+	ClientID uint64
+	Seq      uint64
+	Acked    uint64
+}
+
+// commandBytesMax bounds an encoded command: it must fit a log record with
+// the entry's term in front.
+const commandBytesMax = recordBytesMax - recordHeaderBytes - 8
+
+// CommandFromRequest is the command of a validated write request.
+func CommandFromRequest(req *Request) Command {
+	c := Command{Op: req.Op, ClientID: req.ClientID, Seq: req.Seq, Acked: req.Acked}
+	switch req.Op {
+	case OpSet:
+		c.Items = []KV{{Key: req.Key, Value: *req.Value}}
+	case OpDelete:
+		c.Items = []KV{{Key: req.Key}}
+	case OpBulkSet:
+		c.Items = req.Items
+	default:
+		panic("CommandFromRequest: not a write: " + req.Op)
+	}
+	return c
+}
+
+// AppendCommand encodes c after dst:
+//
+//	[record type u8][client uvarint][seq uvarint][acked uvarint][writes]
+//
+// with the writes encoded as the single node's record of that type. It
+// fails when the command is over the log's record limit.
+func AppendCommand(dst []byte, c *Command) ([]byte, error) {
+	start := len(dst)
+	var typ byte
+	switch c.Op {
+	case OpSet:
+		typ = recordSet
+	case OpDelete:
+		typ = recordDelete
+	case OpBulkSet:
+		typ = recordBulkSet
+	default:
+		panic("AppendCommand: not a write: " + c.Op)
+	}
+	dst = append(dst, typ)
+	dst = binary.AppendUvarint(dst, c.ClientID)
+	dst = binary.AppendUvarint(dst, c.Seq)
+	dst = binary.AppendUvarint(dst, c.Acked)
+	switch typ {
+	case recordSet:
+		dst = encodeSet(dst, c.Items[0].Key, c.Items[0].Value)
+	case recordDelete:
+		dst = encodeDelete(dst, c.Items[0].Key)
+	case recordBulkSet:
+		dst = encodeBulkSet(dst, c.Items)
+	}
+	if len(dst)-start > commandBytesMax {
+		return dst[:start], fmt.Errorf("write is %d bytes encoded; the log's record limit is %d", len(dst)-start, commandBytesMax)
+	}
+	return dst, nil
+}
+
+// DecodeCommand decodes what AppendCommand wrote.
+func DecodeCommand(p []byte) (Command, error) {
+	var c Command
+	if len(p) < 1 {
+		return c, errPayload
+	}
+	typ := p[0]
+	p = p[1:]
+	for _, v := range []*uint64{&c.ClientID, &c.Seq, &c.Acked} {
+		x, n := binary.Uvarint(p)
+		if n <= 0 {
+			return c, errPayload
+		}
+		*v, p = x, p[n:]
+	}
+	switch typ {
+	case recordSet:
+		c.Op = OpSet
+	case recordDelete:
+		c.Op = OpDelete
+	case recordBulkSet:
+		c.Op = OpBulkSet
+	default:
+		return c, fmt.Errorf("%w: command type %d", errPayload, typ)
+	}
+	items, err := decodeWrites(typ, p)
+	c.Items = items
+	return c, err
+}
+
+// Apply applies a command's writes to the store.
+func (s *Store) Apply(c *Command) {
+	typ := recordSet
+	if c.Op == OpDelete {
+		typ = recordDelete
+	}
+	applyRecord(s, typ, c.Items, nil)
+}
+
+// AppendEntryPayload is the payload of a RecordEntry: the entry's term, then
+// its data.
+func AppendEntryPayload(dst []byte, term uint64, data []byte) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, term)
+	return append(dst, data...)
+}
+
+// DecodeEntryPayload splits a RecordEntry's payload into term and data. The
+// data alias the payload.
+func DecodeEntryPayload(rec Record) (term uint64, data []byte, err error) {
+	if rec.Type != RecordEntry {
+		return 0, nil, fmt.Errorf("%w: a single node's write (type %d), not a Raft entry", ErrForeignLog, rec.Type)
+	}
+	if len(rec.Payload) < 8 {
+		return 0, nil, errPayload
+	}
+	return binary.LittleEndian.Uint64(rec.Payload), rec.Payload[8:], nil
 }

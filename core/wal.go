@@ -125,7 +125,7 @@ func plausibleHeader(b []byte, expectIndex uint64) bool {
 		return false
 	}
 	typ := b[8] & recordTypeMask
-	if typ == 0 || typ > recordBulkSet {
+	if typ == 0 || typ > recordTypeLast {
 		return false
 	}
 	index := binary.LittleEndian.Uint64(b[9:17])
@@ -466,4 +466,33 @@ func (w *Log) TruncateFrom(from uint64) error {
 	}
 	w.nextIndex = from
 	return nil
+}
+
+// Reset removes every segment and starts an empty log whose next record
+// carries index next: a replicated node does it after installing a
+// snapshot that replaces everything it had.
+func (w *Log) Reset(next uint64) error {
+	if w.file != nil {
+		w.file.Close()
+		w.file = nil
+	}
+	for _, seg := range w.segments {
+		if err := w.disk.Remove(seg.name); err != nil {
+			return fmt.Errorf("removing %s: %w", seg.name, err)
+		}
+	}
+	w.segments = w.segments[:0]
+	// createSegment syncs the directory, which makes the removals durable
+	// with the creation.
+	if err := w.createSegment(next); err != nil {
+		return err
+	}
+	w.nextIndex = next
+	return nil
+}
+
+// IsLogFile reports whether name is a log segment's.
+func IsLogFile(name string) bool {
+	_, ok := parseIndexName(name, walPrefix, walSuffix)
+	return ok
 }
