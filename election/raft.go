@@ -55,6 +55,9 @@ type Config struct {
 	HeartbeatTicks int
 	// EntriesPerMsgMax bounds the entries of one append message.
 	EntriesPerMsgMax int
+	// MsgBytesMax bounds the entry data of one append message; a single
+	// entry larger than it still goes, alone. 0: no bound.
+	MsgBytesMax int
 	// InflightEntriesMax bounds the entries sent to a follower and not yet
 	// acknowledged.
 	InflightEntriesMax int
@@ -80,6 +83,7 @@ func DefaultConfig(id core.NodeID, peers []core.NodeID, rand core.Rand) Config {
 		ElectionTicks:         10,
 		HeartbeatTicks:        1,
 		EntriesPerMsgMax:      256,
+		MsgBytesMax:           4 << 20,
 		InflightEntriesMax:    4096,
 		UncommittedEntriesMax: 8192,
 		ReadsPendingMax:       8192,
@@ -243,6 +247,40 @@ func (r *Raft) Leader() core.NodeID { return r.lead }
 
 // Committed is the commit index this node knows of.
 func (r *Raft) Committed() uint64 { return r.log.committed }
+
+// LastIndex is the index of the last entry in the log.
+func (r *Raft) LastIndex() uint64 { return r.log.lastIndex() }
+
+// PeerProgress is what a leader knows of one follower's log.
+type PeerProgress struct {
+	ID          core.NodeID
+	Match, Next uint64
+}
+
+// Progress lists what this node, if it leads, knows of each follower, in
+// id order; nil otherwise.
+func (r *Raft) Progress() []PeerProgress {
+	if r.state != Leader {
+		return nil
+	}
+	out := make([]PeerProgress, 0, len(r.peers)-1)
+	for i, p := range r.peers {
+		if i != r.self {
+			out = append(out, PeerProgress{ID: p, Match: r.progress[i].match, Next: r.progress[i].next})
+		}
+	}
+	return out
+}
+
+// SnapshotIndex is the index of the snapshot the log starts after.
+func (r *Raft) SnapshotIndex() uint64 { return r.log.offset }
+
+// WouldRestore reports whether a snapshot at (index, term) from a leader
+// would replace this node's log, rather than be old news or only move its
+// commit index: what handleSnapshot decides.
+func (r *Raft) WouldRestore(index, term uint64) bool {
+	return index > r.log.committed && !r.log.matchTerm(index, term)
+}
 
 func (r *Raft) quorum() int { return len(r.peers)/2 + 1 }
 
@@ -424,6 +462,16 @@ func (r *Raft) sendAppend(i int, to core.NodeID, heartbeat bool) {
 	assert(ok, "sendAppend: no entry %d for follower %d (last %d)", prev, to, r.log.lastIndex())
 	room := int(pr.match + uint64(r.cfg.InflightEntriesMax) - prev)
 	ents := r.log.slice(pr.next, r.log.lastIndex(), min(r.cfg.EntriesPerMsgMax, max(room, 0)))
+	if r.cfg.MsgBytesMax > 0 {
+		bytes := 0
+		for i, e := range ents {
+			bytes += len(e.Data)
+			if bytes > r.cfg.MsgBytesMax && i > 0 {
+				ents = ents[:i]
+				break
+			}
+		}
+	}
 	if len(ents) == 0 && !heartbeat {
 		return
 	}

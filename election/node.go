@@ -1,0 +1,762 @@
+package election
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"dkv/core"
+)
+
+// NodeConfig configures a cluster node. Start from DefaultNodeConfig.
+type NodeConfig struct {
+	ID    core.NodeID
+	Peers []core.NodeID // every voter, this node included
+	// ClientAddrs holds every node's client address, for the redirects
+	// that followers answer with. A node without one is named "node N".
+	ClientAddrs map[core.NodeID]string
+	// ClusterID is kept in the data directory at the first start; a node
+	// started on another cluster's directory refuses to start.
+	ClusterID uint64
+	Limits    core.Limits
+
+	SegmentBytesMax     int64 // log segment size that starts a new segment
+	SnapshotLogBytesMin int64 // log bytes since the last snapshot that start the next
+	BatchBytesMax       int   // records a turn buffers before writing them out
+
+	// TickInterval is Raft's clock: ElectionTicks and HeartbeatTicks count
+	// it.
+	TickInterval   time.Duration
+	ElectionTicks  int
+	HeartbeatTicks int
+
+	EntriesPerMsgMax      int
+	MsgBytesMax           int
+	InflightEntriesMax    int
+	UncommittedEntriesMax int
+	ReadsPendingMax       int
+	// SessionsMax bounds the client sessions the cluster remembers.
+	SessionsMax int
+	// SnapChunkBytes is the size of one piece of a snapshot sent to a
+	// follower.
+	SnapChunkBytes int
+	// WriteTicksMax bounds how long a proposed write waits to be applied
+	// before it is answered outcome_unknown (a minority side never commits).
+	WriteTicksMax int
+}
+
+// DefaultNodeConfig is what a cluster node uses unless told otherwise. An
+// election timeout of 10 ticks of 20 ms (200-400 ms, randomised) lets a
+// failover finish well under a second, while a heartbeat every tick keeps
+// a follower from standing for election by mistake on a busy machine.
+func DefaultNodeConfig(id core.NodeID, peers []core.NodeID) NodeConfig {
+	single := core.DefaultSingleConfig()
+	rc := DefaultConfig(id, peers, nil)
+	return NodeConfig{
+		ID:                    id,
+		Peers:                 peers,
+		Limits:                single.Limits,
+		SegmentBytesMax:       single.SegmentBytesMax,
+		SnapshotLogBytesMin:   single.SnapshotLogBytesMin,
+		BatchBytesMax:         single.BatchBytesMax,
+		TickInterval:          20 * time.Millisecond,
+		ElectionTicks:         rc.ElectionTicks,
+		HeartbeatTicks:        rc.HeartbeatTicks,
+		EntriesPerMsgMax:      rc.EntriesPerMsgMax,
+		MsgBytesMax:           rc.MsgBytesMax,
+		InflightEntriesMax:    rc.InflightEntriesMax,
+		UncommittedEntriesMax: rc.UncommittedEntriesMax,
+		ReadsPendingMax:       rc.ReadsPendingMax,
+		SessionsMax:           sessionsMaxDefault,
+		SnapChunkBytes:        1 << 20,
+		WriteTicksMax:         250, // 5 s
+	}
+}
+
+// Node is a cluster node: Raft driven through the node contract, with the
+// Raft log kept in core's write-ahead log and committed entries applied to
+// core's store. The leader takes writes (proposals, answered once applied)
+// and reads (read index); followers redirect clients to it.
+//
+// A turn's proposals and appends are persisted together at Flush — one
+// write and one fsync — before any message that depends on them leaves:
+// the group commit of the single node, with Raft's order (persist, send,
+// apply). Snapshots of the store compact the log, and reach followers that
+// fell behind in chunks (transfer.go).
+type Node struct {
+	cfg   NodeConfig
+	env   core.Env
+	raft  *Raft
+	store *core.Store
+	sess  *sessions
+	log   *core.Log
+	gc    *core.GroupCommit
+	snaps *core.Snapshotter
+	state *core.StateFile
+	saved durableState
+
+	applied, appliedTerm uint64
+	snapTerm             uint64 // term of the snapshot being written
+
+	writes    []pendingWrite // proposals waiting to be applied, by index
+	reads     []clientRead   // reads asked of Raft, in order
+	confirmed []clientRead   // reads a majority confirmed, waiting for apply
+	notReady  []clientRead   // reads refused until the new leader commits
+	readID    uint64
+
+	out      []*sendState // per peer position: a snapshot being sent
+	outData  []byte       // the snapshot file being sent, while any send runs
+	outIndex uint64
+	in       *recvState // a snapshot being received
+
+	ticks   int
+	ticker  core.Timer
+	again   core.Timer
+	stopped error
+	buf     []byte
+}
+
+type pendingWrite struct {
+	index, term uint64
+	client, seq uint64
+	reply       core.ReplyFunc
+	tick        int // when it was proposed
+}
+
+type clientRead struct {
+	id    uint64
+	index uint64
+	key   string
+	reply core.ReplyFunc
+}
+
+// readyRoundsMax bounds the Ready rounds of one Flush: a follower's
+// entries are applied the round after they are persisted.
+const readyRoundsMax = 4
+
+// NewNode returns a node that Start will recover from disk.
+func NewNode(cfg NodeConfig) (*Node, error) {
+	if !slices.Contains(cfg.Peers, cfg.ID) {
+		return nil, fmt.Errorf("election: node %d is not among the peers %v", cfg.ID, cfg.Peers)
+	}
+	if cfg.SegmentBytesMax <= 0 || cfg.SnapshotLogBytesMin <= 0 || cfg.BatchBytesMax <= 0 ||
+		cfg.TickInterval <= 0 || cfg.SessionsMax <= 0 || cfg.SnapChunkBytes <= 0 || cfg.WriteTicksMax <= 0 {
+		return nil, errors.New("election: node sizes, limits and intervals must be positive")
+	}
+	return &Node{cfg: cfg}, nil
+}
+
+// Start recovers the node: its identity, term and vote, the newest
+// snapshot, and the log after it.
+func (n *Node) Start(env core.Env) error {
+	n.env = env
+	if env.ID != n.cfg.ID {
+		return fmt.Errorf("election: the host runs node %d, the config says %d", env.ID, n.cfg.ID)
+	}
+	names, err := env.Disk.List()
+	if err != nil {
+		return fmt.Errorf("listing data directory: %w", err)
+	}
+	fresh := !slices.Contains(names, hardStateFile)
+	for _, name := range names {
+		if fresh && core.IsLogFile(name) {
+			return fmt.Errorf("%w: the data directory holds a log but no %s: it is a single node's, not a cluster node's", core.ErrForeignLog, hardStateFile)
+		}
+		if isRecvFile(name) {
+			// A snapshot being received when the node stopped: the leader
+			// sends it again.
+			if err := env.Disk.Remove(name); err != nil {
+				return fmt.Errorf("removing %s: %w", name, err)
+			}
+		}
+	}
+	st, saved, err := core.OpenStateFile(env.Disk, hardStateFile, n.logf)
+	if err != nil {
+		return err
+	}
+	n.state = st
+	if saved == nil {
+		n.saved = durableState{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Vote: None}
+		if err := n.state.Save(n.saved.encode()); err != nil {
+			return err
+		}
+	} else if n.saved, err = decodeDurableState(saved); err != nil {
+		return fmt.Errorf("%w: %s: %v", core.ErrCorrupt, hardStateFile, err)
+	}
+	if n.saved.ClusterID != n.cfg.ClusterID || n.saved.NodeID != n.cfg.ID {
+		return fmt.Errorf("the data directory belongs to node %d of cluster %016x; this is node %d of cluster %016x (same peers, same order, same node id?)",
+			n.saved.NodeID, n.saved.ClusterID, n.cfg.ID, n.cfg.ClusterID)
+	}
+
+	rec, err := core.RecoverSnapshot(env.Disk)
+	if err != nil {
+		return err
+	}
+	if rec.Index > 0 && rec.Meta.Term == 0 {
+		return fmt.Errorf("%w: snapshot at index %d has no term: it is a single node's", core.ErrForeignLog, rec.Index)
+	}
+	if i := n.saved.Installing; i != 0 {
+		if err := n.finishInstall(rec); err != nil {
+			return err
+		}
+	}
+	n.sess, err = decodeSessions(rec.Meta.Extra, n.cfg.SessionsMax)
+	if err != nil {
+		return fmt.Errorf("%w: snapshot at index %d: %v", core.ErrCorrupt, rec.Index, err)
+	}
+	n.store, n.applied, n.appliedTerm = rec.Store, rec.Index, rec.Meta.Term
+
+	var entries []Entry
+	n.log, err = core.OpenLog(env.Disk, rec.Names, rec.Index, func(r core.Record) error {
+		term, data, err := core.DecodeEntryPayload(r)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, Entry{Term: term, Index: r.Index, Data: slices.Clone(data)})
+		return nil
+	}, env.Logf)
+	if err != nil {
+		return err
+	}
+	if err := env.Disk.SyncDir(); err != nil {
+		return fmt.Errorf("syncing the data directory: %w", err)
+	}
+	n.gc = core.NewGroupCommit(n.log, n.cfg.BatchBytesMax)
+	n.snaps = core.NewSnapshotter(&n.env, n.log, n.cfg.SnapshotLogBytesMin, rec.Index, rec.Bytes)
+
+	rc := DefaultConfig(n.cfg.ID, n.cfg.Peers, env.Rand)
+	rc.ElectionTicks, rc.HeartbeatTicks = n.cfg.ElectionTicks, n.cfg.HeartbeatTicks
+	rc.EntriesPerMsgMax, rc.MsgBytesMax = n.cfg.EntriesPerMsgMax, n.cfg.MsgBytesMax
+	rc.InflightEntriesMax, rc.UncommittedEntriesMax, rc.ReadsPendingMax = n.cfg.InflightEntriesMax, n.cfg.UncommittedEntriesMax, n.cfg.ReadsPendingMax
+	rc.HardState = HardState{Term: n.saved.Term, Vote: n.saved.Vote, Commit: rec.Index}
+	if rec.Index > 0 {
+		rc.Snapshot = &Snapshot{Index: rec.Index, Term: rec.Meta.Term}
+	}
+	rc.Entries = entries
+	if n.raft, err = New(rc); err != nil {
+		return fmt.Errorf("%w: %v", core.ErrCorrupt, err)
+	}
+	n.out = make([]*sendState, len(n.raft.peers))
+	n.armTicker()
+	n.logf("recovered node %d: %d keys, snapshot at index %d (term %d), log through index %d, term %d",
+		n.cfg.ID, n.store.Len(), rec.Index, rec.Meta.Term, n.log.NextIndex()-1, n.saved.Term)
+	return nil
+}
+
+// finishInstall completes an install of a leader's snapshot that a crash
+// interrupted: if the snapshot took its name, the log of the history it
+// replaced goes; if not, nothing changed.
+func (n *Node) finishInstall(rec *core.Recovered) error {
+	if rec.Index == n.saved.Installing {
+		var keep []string
+		for _, name := range rec.Names {
+			if !core.IsLogFile(name) {
+				keep = append(keep, name)
+				continue
+			}
+			if err := n.env.Disk.Remove(name); err != nil {
+				return fmt.Errorf("removing %s after installing the snapshot at %d: %w", name, rec.Index, err)
+			}
+		}
+		if err := n.env.Disk.SyncDir(); err != nil {
+			return fmt.Errorf("syncing the data directory: %w", err)
+		}
+		rec.Names = keep
+		n.logf("finished installing the leader's snapshot at index %d: the log starts after it", rec.Index)
+	}
+	n.saved.Installing = 0
+	return n.state.Save(n.saved.encode())
+}
+
+func (n *Node) logf(format string, args ...any) {
+	if n.env.Logf != nil {
+		n.env.Logf(format, args...)
+	}
+}
+
+func (n *Node) armTicker() {
+	n.ticker = n.env.Clock.AfterFunc(n.cfg.TickInterval, n.tick)
+}
+
+func (n *Node) tick() {
+	if n.stopped != nil {
+		return
+	}
+	n.ticks++
+	n.raft.Tick()
+	n.tickTransfers()
+	n.expireWrites()
+	n.armTicker()
+}
+
+// HandleRequest serves one client request: writes are proposed and
+// answered once applied, reads wait for a majority to confirm the leader,
+// and followers redirect both to the leader.
+func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
+	if n.stopped != nil {
+		reply(core.ErrorResponse(core.CodeUnavailable, "node stopped: %v", n.stopped))
+		return
+	}
+	if bad := n.cfg.Limits.Validate(req); bad != nil {
+		reply(*bad)
+		return
+	}
+	switch req.Op {
+	case core.OpSet, core.OpDelete, core.OpBulkSet:
+		n.propose(req, reply)
+	case core.OpGet:
+		n.read(req.Key, reply)
+	case core.OpPing:
+		reply(core.OKResponse())
+	case core.OpStatus:
+		st := n.status()
+		reply(core.Response{OK: true, Status: &st})
+	default:
+		reply(core.ErrorResponse(core.CodeNotImplemented, "op %q is not served by a cluster node", req.Op))
+	}
+}
+
+// redirect answers a request that only the leader serves.
+func (n *Node) redirect() core.Response {
+	lead := n.raft.Leader()
+	if lead == None || lead == n.cfg.ID {
+		return core.ErrorResponse(core.CodeUnavailable, "no leader known (an election is under way); retry")
+	}
+	resp := core.ErrorResponse(core.CodeNotLeader, "node %d is the leader", lead)
+	resp.Error.Leader = n.clientAddr(lead)
+	return resp
+}
+
+func (n *Node) clientAddr(id core.NodeID) string {
+	if a, ok := n.cfg.ClientAddrs[id]; ok {
+		return a
+	}
+	return fmt.Sprintf("node %d", id)
+}
+
+func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
+	if n.raft.State() != Leader {
+		reply(n.redirect())
+		return
+	}
+	cmd := core.CommandFromRequest(req)
+	data, err := core.AppendCommand(nil, &cmd)
+	if err != nil {
+		reply(core.ErrorResponse(core.CodeTooLarge, "%v", err))
+		return
+	}
+	index, err := n.raft.Propose(data)
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		reply(n.redirect())
+		return
+	case errors.Is(err, ErrProposalDropped):
+		reply(core.ErrorResponse(core.CodeUnavailable, "too many writes waiting to commit; retry"))
+		return
+	case err != nil:
+		reply(core.ErrorResponse(core.CodeInternal, "%v", err))
+		return
+	}
+	// Proposals that were at this index or after it belong to an earlier
+	// leadership of this node and were cut from its log: they can never
+	// commit (a leader's log holds every committed entry).
+	for len(n.writes) > 0 && n.writes[len(n.writes)-1].index >= index {
+		w := n.writes[len(n.writes)-1]
+		n.writes = n.writes[:len(n.writes)-1]
+		w.reply(superseded())
+	}
+	n.writes = append(n.writes, pendingWrite{index: index, term: n.raft.Term(), client: req.ClientID, seq: req.Seq, reply: reply, tick: n.ticks})
+}
+
+func outcomeUnknown(why string) core.Response {
+	return core.ErrorResponse(core.CodeOutcomeUnknown, "%s; the write may or may not be applied (retry it with the same client_id and seq)", why)
+}
+
+// expireWrites answers the writes that waited too long to be applied: a
+// leader cut off from the majority, or a deposed one whose entries nobody
+// commits.
+func (n *Node) expireWrites() {
+	i := 0
+	for i < len(n.writes) && n.ticks-n.writes[i].tick >= n.cfg.WriteTicksMax {
+		i++
+	}
+	if i == 0 {
+		return
+	}
+	// Only a prefix in index order is cut: proposals are made in index
+	// order within a leadership, and a later leadership's supersede the
+	// earlier ones at the same indexes (propose), so ticks grow with index.
+	expired := n.writes[:i]
+	n.writes = n.writes[i:]
+	for _, w := range expired {
+		w.reply(outcomeUnknown(fmt.Sprintf("not applied within %d ticks (no majority reached?)", n.cfg.WriteTicksMax)))
+	}
+}
+
+func superseded() core.Response {
+	return core.ErrorResponse(core.CodeUnavailable, "the write was not committed: leadership changed before it was; retry")
+}
+
+func (n *Node) read(key string, reply core.ReplyFunc) {
+	if n.raft.State() != Leader {
+		reply(n.redirect())
+		return
+	}
+	n.readID++
+	rd := clientRead{id: n.readID, key: key, reply: reply}
+	err := n.raft.ReadIndex(rd.id)
+	switch {
+	case err == nil:
+		n.reads = append(n.reads, rd)
+	case errors.Is(err, ErrReadNotReady) && len(n.notReady) < n.cfg.ReadsPendingMax:
+		// A new leader learns the commit index with its first commit, a
+		// round trip away: the read waits for it rather than bounce.
+		n.notReady = append(n.notReady, rd)
+	case errors.Is(err, ErrNotLeader):
+		reply(n.redirect())
+	default:
+		reply(core.ErrorResponse(core.CodeUnavailable, "%v; retry", err))
+	}
+}
+
+// retryNotReady asks again for the reads a new leader refused.
+func (n *Node) retryNotReady() {
+	if len(n.notReady) == 0 {
+		return
+	}
+	waiting := n.notReady
+	n.notReady = nil
+	for _, rd := range waiting {
+		if n.raft.State() != Leader {
+			rd.reply(n.redirect())
+			continue
+		}
+		err := n.raft.ReadIndex(rd.id)
+		switch {
+		case err == nil:
+			n.reads = append(n.reads, rd)
+		case errors.Is(err, ErrReadNotReady):
+			n.notReady = append(n.notReady, rd)
+		default:
+			rd.reply(core.ErrorResponse(core.CodeUnavailable, "%v; retry", err))
+		}
+	}
+}
+
+// HandleMessage takes a peer's message.
+func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
+	if n.stopped != nil || len(msg) == 0 {
+		return
+	}
+	switch msg[0] {
+	case wireRaft:
+		m, err := DecodeMessage(msg[1:])
+		if err != nil || m.From != from {
+			n.logf("dropping a message from node %d: %v (says from %d)", from, err, m.From)
+			return
+		}
+		if m.Type == MsgSnap {
+			// Snapshots travel in chunks (transfer.go), never inside a
+			// Raft message.
+			n.logf("dropping a whole-snapshot message from node %d", from)
+			return
+		}
+		n.raft.Step(m)
+	case wireChunk:
+		c, err := decodeChunk(msg, n.cfg.SnapChunkBytes)
+		if err != nil || c.From != from || c.To != n.cfg.ID {
+			n.logf("dropping a snapshot chunk from node %d: %v", from, err)
+			return
+		}
+		n.receiveChunk(&c)
+	case wireChunkAck:
+		a, err := decodeChunkAck(msg)
+		if err != nil || a.From != from || a.To != n.cfg.ID {
+			n.logf("dropping a chunk ack from node %d: %v", from, err)
+			return
+		}
+		n.onChunkAck(&a)
+	default:
+		n.logf("dropping a message of unknown kind %d from node %d", msg[0], from)
+	}
+}
+
+// Flush ends the turn: Raft's pending work is persisted (one write and one
+// fsync for every entry of the turn, and the term and vote when they
+// changed), then its messages sent, then what is committed applied and
+// answered. Any disk error stops the node: it restarts from what is on
+// disk, and the leader brings it up to date.
+func (n *Node) Flush() error {
+	if n.stopped != nil {
+		return n.stopped
+	}
+	for round := 0; ; round++ {
+		n.retryNotReady()
+		if !n.raft.HasReady() {
+			break
+		}
+		if round == readyRoundsMax {
+			n.takeAnotherTurn()
+			break
+		}
+		if err := n.handleReady(); err != nil {
+			n.stop(err)
+			return n.stopped
+		}
+	}
+	n.stepSnapshot()
+	return n.stopped
+}
+
+func (n *Node) stop(err error) {
+	if n.stopped == nil {
+		n.stopped = fmt.Errorf("stopping: %w", err)
+	}
+}
+
+// takeAnotherTurn makes sure the host runs another turn soon.
+func (n *Node) takeAnotherTurn() {
+	if n.again != nil {
+		return
+	}
+	n.again = n.env.Clock.AfterFunc(0, func() { n.again = nil })
+}
+
+func (n *Node) handleReady() error {
+	rd := n.raft.Ready()
+	if rd.Snapshot != nil {
+		if err := n.install(rd.Snapshot); err != nil {
+			return err
+		}
+	} else if n.in != nil && n.in.complete {
+		n.dropReceived() // Raft did not want it after all
+	}
+	if rd.HardState.Term != n.saved.Term || rd.HardState.Vote != n.saved.Vote {
+		n.saved.Term, n.saved.Vote = rd.HardState.Term, rd.HardState.Vote
+		if err := n.state.Save(n.saved.encode()); err != nil {
+			return err
+		}
+	}
+	if err := n.persist(rd.Entries); err != nil {
+		return err
+	}
+	for i := range rd.Messages {
+		n.send(&rd.Messages[i])
+	}
+	for _, e := range rd.Committed {
+		if err := n.apply(e); err != nil {
+			return err
+		}
+	}
+	n.readStates(rd.ReadStates)
+	n.releaseReads()
+	n.raft.Advance(rd)
+	return nil
+}
+
+// persist writes entries to the log and syncs them: the log after the
+// first of them is replaced.
+func (n *Node) persist(ents []Entry) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	first := ents[0].Index
+	if first < n.log.NextIndex() {
+		if err := n.log.TruncateFrom(first); err != nil {
+			return err
+		}
+		n.gc.Rebased()
+		// This node's copies of its proposals from first on are gone. They
+		// may still commit — another node may hold them and lead later —
+		// so their outcome is unknown, and waiting for the log to grow
+		// that far could take forever on an idle cluster.
+		for len(n.writes) > 0 && n.writes[len(n.writes)-1].index >= first {
+			w := n.writes[len(n.writes)-1]
+			n.writes = n.writes[:len(n.writes)-1]
+			w.reply(outcomeUnknown("leadership changed and this node's copy of the write was replaced"))
+		}
+	}
+	assert(first == n.log.NextIndex(), "persist: entries start at %d, the log's next index is %d", first, n.log.NextIndex())
+	if n.log.Size() >= n.cfg.SegmentBytesMax {
+		if err := n.log.Roll(first); err != nil {
+			return err
+		}
+		n.gc.Rolled()
+	}
+	for _, e := range ents {
+		n.buf = core.AppendEntryPayload(n.buf[:0], e.Term, e.Data)
+		index := n.gc.Add(core.RecordEntry, n.buf)
+		assert(index == e.Index, "persist: entry %d logged as record %d", e.Index, index)
+	}
+	var syncErr error
+	writeErr, fatal := n.gc.Commit(true, func(err error) { syncErr = err })
+	if err := errors.Join(fatal, writeErr, syncErr); err != nil {
+		return err
+	}
+	// Not deferred: no I/O may run while a crash unwinds.
+	_ = n.log.Reserve() // an optimisation; a failure only makes fsyncs slower
+	return nil
+}
+
+func (n *Node) send(m *Message) {
+	if m.Type == MsgSnap {
+		n.startTransfer(m)
+		return
+	}
+	b := append(make([]byte, 0, 64), wireRaft)
+	n.env.Network.Send(m.To, AppendMessage(b, m))
+}
+
+// apply applies one committed entry to the store and answers the write
+// proposed for it, if this node proposed it.
+func (n *Node) apply(e Entry) error {
+	assert(e.Index == n.applied+1, "apply: entry %d after applied %d", e.Index, n.applied)
+	n.applied, n.appliedTerm = e.Index, e.Term
+	oc := applied
+	if len(e.Data) > 0 { // an empty entry is a new leader's first
+		cmd, err := core.DecodeCommand(e.Data)
+		if err != nil {
+			return fmt.Errorf("%w: committed entry %d does not decode: %v", core.ErrCorrupt, e.Index, err)
+		}
+		if cmd.ClientID != 0 {
+			oc = n.sess.admit(cmd.ClientID, cmd.Seq, cmd.Acked, e.Index)
+		}
+		if oc == applied {
+			n.store.Apply(&cmd)
+		}
+	}
+	n.resolveWrites(e.Index, e.Term, oc)
+	return nil
+}
+
+// resolveWrites answers the proposals up to index, now that the entry at
+// index (of term) was applied with outcome oc. A proposal at a lower index
+// that is still waiting, or one at index of another term, lost its place
+// in the log to another leader's entry.
+func (n *Node) resolveWrites(index, term uint64, oc outcome) {
+	for len(n.writes) > 0 && n.writes[0].index <= index {
+		w := n.writes[0]
+		n.writes = n.writes[1:]
+		if w.index != index || w.term != term {
+			w.reply(superseded())
+			continue
+		}
+		w.reply(outcomeResponse(oc))
+	}
+}
+
+func outcomeResponse(oc outcome) core.Response {
+	switch oc {
+	case applied, duplicate:
+		return core.OKResponse()
+	case expired:
+		return core.ErrorResponse(core.CodeSessionExpired, "the cluster no longer remembers this client's session, so a retry could not be told from a new write: not applied; the outcome of earlier attempts is unknown")
+	default:
+		return core.ErrorResponse(core.CodeSessionExpired, "the client had already given this write up (its seq is below acked): not applied")
+	}
+}
+
+func (n *Node) readStates(states []ReadState) {
+	for _, rs := range states {
+		assert(len(n.reads) > 0 && n.reads[0].id == rs.ID, "read state %d does not answer the oldest read asked", rs.ID)
+		rd := n.reads[0]
+		n.reads = n.reads[1:]
+		if rs.Lost {
+			rd.reply(n.redirect())
+			continue
+		}
+		rd.index = rs.Index
+		n.confirmed = append(n.confirmed, rd)
+	}
+}
+
+// releaseReads answers the confirmed reads whose index is applied.
+func (n *Node) releaseReads() {
+	for len(n.confirmed) > 0 && n.confirmed[0].index <= n.applied {
+		rd := n.confirmed[0]
+		n.confirmed = n.confirmed[1:]
+		value, ok := n.store.Get(rd.key)
+		if !ok {
+			rd.reply(core.ErrorResponse(core.CodeNotFound, "key %q not found", rd.key))
+			continue
+		}
+		rd.reply(core.Response{OK: true, Value: &value})
+	}
+}
+
+// stepSnapshot writes the snapshot in progress a chunk further, or starts
+// one when enough log has gathered; a durable snapshot compacts Raft's log
+// (the Snapshotter removed the log segments it covers).
+func (n *Node) stepSnapshot() {
+	if !n.snaps.Writing() {
+		if n.applied <= n.snaps.Index() || !n.snaps.Due(n.gc.BytesAdded()) {
+			return
+		}
+		n.snapTerm = n.appliedTerm
+		meta := core.SnapshotMeta{Term: n.appliedTerm, Extra: n.sess.encode()}
+		n.snaps.Start(n.store.Clone(), n.applied, meta, n.gc.BytesAdded())
+	}
+	if index := n.snaps.Step(); index > 0 {
+		// Raft's snapshot must be the one on disk: it is what a follower
+		// that needs compacted entries is sent.
+		err := n.raft.Compact(Snapshot{Index: index, Term: n.snapTerm})
+		assert(err == nil, "compacting the log at the snapshot's index %d: %v", index, err)
+	}
+}
+
+func (n *Node) status() core.Status {
+	st := core.Status{
+		Mode:          "cluster",
+		Keys:          n.store.Len(),
+		LastIndex:     n.raft.LastIndex(),
+		SnapshotIndex: n.snaps.Index(),
+		WALSegments:   n.log.Segments(),
+		WALBytes:      n.log.TotalBytes(),
+		Snapshotting:  n.snaps.Writing(),
+	}
+	cs := &core.ClusterStatus{
+		NodeID:   int(n.cfg.ID),
+		Role:     n.raft.State().String(),
+		Term:     n.raft.Term(),
+		LeaderID: int(n.raft.Leader()),
+		Commit:   n.raft.Committed(),
+		Applied:  n.applied,
+		Sessions: n.sess.len(),
+	}
+	if lead := n.raft.Leader(); lead != None {
+		cs.Leader = n.clientAddr(lead)
+	}
+	for _, p := range n.raft.Progress() {
+		ps := core.PeerStatus{NodeID: int(p.ID), Match: p.Match, Next: p.Next}
+		if i := slices.Index(n.raft.peers, p.ID); i >= 0 && n.out[i] != nil {
+			ps.Snapshot = true
+		}
+		cs.Peers = append(cs.Peers, ps)
+	}
+	st.Cluster = cs
+	return st
+}
+
+// Store exposes the applied state for tests and checkers. Callers must not
+// modify it.
+func (n *Node) Store() *core.Store { return n.store }
+
+// Raft exposes the consensus state for tests and status.
+func (n *Node) Raft() *Raft { return n.raft }
+
+// Close releases open files. The node must not be used afterwards.
+func (n *Node) Close() {
+	if n.snaps != nil {
+		n.snaps.Close()
+	}
+	if n.log != nil {
+		n.log.Close()
+	}
+	if n.state != nil {
+		n.state.Close()
+	}
+	if n.in != nil && n.in.file != nil {
+		n.in.file.Close()
+	}
+}

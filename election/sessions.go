@@ -1,0 +1,189 @@
+package election
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// sessions is the cluster's table of client sessions: for each client, the
+// write sequence numbers it applied that the client may still retry. It is
+// part of the replicated state machine — every replica decides a
+// duplicate the same way, because it applies the same entries to the same
+// table — and it is carried in snapshots.
+//
+// A client numbers its writes 1, 2, … and says with each one (acked) that it
+// has the answers of every lower number; those are forgotten. A write whose
+// number the table holds is a retry: it is not applied again, and it is
+// answered as the first was (a write that passed validation always
+// succeeds). The table is bounded: at most sessionsMax clients, the least
+// recently active forgotten first, and at most sessionSeqsMax numbers per
+// client, the lowest forgotten first. A forgotten client's writes are
+// refused with session_expired when they say that earlier ones were
+// answered (acked > 1), since a retry among them could not be told from a
+// new write.
+type sessions struct {
+	byClient map[uint64]*session
+	max      int
+}
+
+type session struct {
+	last  uint64   // index of the last entry that touched it, for eviction
+	acked uint64   // every seq below it was answered and is forgotten
+	seqs  []uint64 // applied seqs >= acked, sorted
+}
+
+// Limits of the session table.
+const (
+	sessionsMaxDefault = 16384
+	sessionSeqsMax     = 512
+)
+
+// outcome is what applying a command did.
+type outcome uint8
+
+const (
+	applied   outcome = iota + 1
+	duplicate         // a retry of an applied write: not applied again
+	expired           // the session is forgotten: not applied, outcome unknown
+	stale             // a seq the client had already given up: not applied
+)
+
+func newSessions(max int) *sessions {
+	return &sessions{byClient: map[uint64]*session{}, max: max}
+}
+
+func (t *sessions) len() int { return len(t.byClient) }
+
+// admit decides whether the write (client, seq) at log index should apply,
+// and records it if so.
+func (t *sessions) admit(client, seq, acked, index uint64) outcome {
+	s := t.byClient[client]
+	if s == nil {
+		if acked > 1 {
+			return expired
+		}
+		s = &session{acked: 1}
+		t.byClient[client] = s
+		t.evict(client)
+	}
+	s.last = index
+	if acked > s.acked {
+		s.acked = acked
+		n, _ := slices.BinarySearch(s.seqs, acked)
+		s.seqs = slices.Delete(s.seqs, 0, n)
+	}
+	if seq < s.acked {
+		return stale
+	}
+	i, found := slices.BinarySearch(s.seqs, seq)
+	if found {
+		return duplicate
+	}
+	s.seqs = slices.Insert(s.seqs, i, seq)
+	if len(s.seqs) > sessionSeqsMax {
+		// The client has more writes unanswered than the table keeps: the
+		// oldest becomes unretriable (a retry of it is stale).
+		s.acked = s.seqs[0] + 1
+		s.seqs = slices.Delete(s.seqs, 0, 1)
+	}
+	return applied
+}
+
+// has reports whether the write (client, seq) is known to be applied.
+func (t *sessions) has(client, seq uint64) (known, found bool) {
+	s := t.byClient[client]
+	if s == nil {
+		return false, false
+	}
+	if seq < s.acked {
+		return false, false
+	}
+	_, found = slices.BinarySearch(s.seqs, seq)
+	return true, found
+}
+
+// evict forgets the least recently active client, other than keep, while
+// the table is over its bound. Each entry touches one session, so the
+// indexes are distinct and the choice does not depend on map order.
+func (t *sessions) evict(keep uint64) {
+	for len(t.byClient) > t.max {
+		var victim uint64
+		oldest := ^uint64(0)
+		for id, s := range t.byClient {
+			if id != keep && s.last < oldest {
+				victim, oldest = id, s.last
+			}
+		}
+		delete(t.byClient, victim)
+	}
+}
+
+// encode writes the table in client order:
+//
+//	[count u32] { [client u64][last u64][acked u64][n u32] { [seq u64] } }
+func (t *sessions) encode() []byte {
+	ids := make([]uint64, 0, len(t.byClient))
+	for id := range t.byClient {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	b := binary.LittleEndian.AppendUint32(nil, uint32(len(ids)))
+	for _, id := range ids {
+		s := t.byClient[id]
+		b = binary.LittleEndian.AppendUint64(b, id)
+		b = binary.LittleEndian.AppendUint64(b, s.last)
+		b = binary.LittleEndian.AppendUint64(b, s.acked)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(s.seqs)))
+		for _, q := range s.seqs {
+			b = binary.LittleEndian.AppendUint64(b, q)
+		}
+	}
+	return b
+}
+
+var errSessions = errors.New("bad session table")
+
+// decodeSessions reads what encode wrote, checking it as it goes (a pair of
+// assertions with the writer: clients in strictly increasing order, seqs
+// sorted and within the limits).
+func decodeSessions(b []byte, max int) (*sessions, error) {
+	t := newSessions(max)
+	if len(b) == 0 {
+		return t, nil // a snapshot without sessions: none yet
+	}
+	if len(b) < 4 {
+		return nil, fmt.Errorf("%w: %d bytes", errSessions, len(b))
+	}
+	count := binary.LittleEndian.Uint32(b)
+	b = b[4:]
+	prev := uint64(0)
+	for i := uint32(0); i < count; i++ {
+		if len(b) < 28 {
+			return nil, fmt.Errorf("%w: session %d truncated", errSessions, i)
+		}
+		id := binary.LittleEndian.Uint64(b)
+		s := &session{last: binary.LittleEndian.Uint64(b[8:]), acked: binary.LittleEndian.Uint64(b[16:])}
+		n := binary.LittleEndian.Uint32(b[24:])
+		b = b[28:]
+		if id <= prev || n > sessionSeqsMax || uint64(len(b)) < 8*uint64(n) {
+			return nil, fmt.Errorf("%w: session %d (client %d, %d seqs) out of order or over its limits", errSessions, i, id, n)
+		}
+		for j := uint32(0); j < n; j++ {
+			q := binary.LittleEndian.Uint64(b)
+			b = b[8:]
+			if q < s.acked || (len(s.seqs) > 0 && q <= s.seqs[len(s.seqs)-1]) {
+				return nil, fmt.Errorf("%w: client %d: seq %d out of order", errSessions, id, q)
+			}
+			s.seqs = append(s.seqs, q)
+		}
+		t.byClient[id] = s
+		prev = id
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last session", errSessions, len(b))
+	}
+	t.evict(0)
+	return t, nil
+}

@@ -1,0 +1,314 @@
+package election
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"dkv/core"
+)
+
+// Snapshot transfer. When a follower needs entries the leader has compacted
+// away, Raft asks to send it the snapshot (a MsgSnap). The leader's node
+// sends the snapshot file instead, in chunks of SnapChunkBytes, one at a
+// time: the follower acknowledges each with how much it holds, and the
+// leader sends on from there, or again after chunkResendTicks without an
+// answer. The follower writes the chunks to a temporary file; once it is
+// whole it is synced and checked (the file's own checksum, and that it
+// decodes), and only then does the follower's Raft get the MsgSnap, which
+// makes the next Ready install it. A transfer cut short by a lost message,
+// a new leader with the same snapshot, or the leader's restart resumes from
+// what the follower holds; the follower's own restart starts it over.
+
+// chunkResendTicks is how long the leader waits for a chunk's
+// acknowledgement before sending from the last acknowledged offset again.
+const chunkResendTicks = 5
+
+// doneLingerTicks is how long a finished transfer is remembered, so that
+// Raft's repeated requests for it until the follower answers do not start
+// it again.
+const doneLingerTicks = 50
+
+// sendState is a snapshot being sent to one follower.
+type sendState struct {
+	to              core.NodeID
+	index, term     uint64
+	commit, context uint64
+	have            uint64 // what the follower acknowledged holding
+	sentTick        int
+}
+
+// recvState is a snapshot being received from a leader.
+type recvState struct {
+	from        core.NodeID
+	index, term uint64 // of the snapshot
+	total       uint64
+	tmp         string
+	file        core.File
+	have        uint64
+	complete    bool // whole, synced and checked; waiting for Raft's Ready
+	store       *core.Store
+	sess        *sessions
+}
+
+const recvPrefix, recvSuffix = "recv-", ".tmp"
+
+func recvName(index uint64) string { return fmt.Sprintf("%s%020d%s", recvPrefix, index, recvSuffix) }
+
+func isRecvFile(name string) bool {
+	return strings.HasPrefix(name, recvPrefix) && strings.HasSuffix(name, recvSuffix)
+}
+
+// startTransfer takes Raft's request to send follower m.To the snapshot.
+func (n *Node) startTransfer(m *Message) {
+	i := slices.Index(n.raft.peers, m.To)
+	if i < 0 || m.Snapshot == nil {
+		return
+	}
+	if t := n.out[i]; t != nil && t.index == m.Snapshot.Index {
+		t.commit, t.context = m.Commit, m.Context
+		return // under way, or just done and waiting for the follower's answer
+	}
+	if m.Snapshot.Index != n.snaps.Index() {
+		n.logf("cannot send node %d the snapshot at %d: the newest on disk is at %d", m.To, m.Snapshot.Index, n.snaps.Index())
+		return
+	}
+	if n.outIndex != m.Snapshot.Index || n.outData == nil {
+		data, err := n.env.Disk.ReadFile(core.SnapshotName(m.Snapshot.Index))
+		if err != nil {
+			n.logf("cannot send node %d the snapshot at %d: %v", m.To, m.Snapshot.Index, err)
+			return
+		}
+		n.outData, n.outIndex = data, m.Snapshot.Index
+	}
+	t := &sendState{to: m.To, index: m.Snapshot.Index, term: m.Snapshot.Term, commit: m.Commit, context: m.Context}
+	n.out[i] = t
+	n.logf("sending node %d the snapshot at index %d (%d bytes)", m.To, t.index, len(n.outData))
+	n.sendChunk(t)
+}
+
+func (n *Node) sendChunk(t *sendState) {
+	if t.index != n.outIndex {
+		return
+	}
+	total := uint64(len(n.outData))
+	end := min(t.have+uint64(n.cfg.SnapChunkBytes), total)
+	c := chunk{
+		From: n.cfg.ID, To: t.to, Term: n.raft.Term(),
+		Index: t.index, SnapTerm: t.term, Commit: t.commit, Context: t.context,
+		Offset: t.have, Total: total, Data: n.outData[t.have:end],
+	}
+	n.env.Network.Send(t.to, appendChunk(nil, &c))
+	t.sentTick = n.ticks
+}
+
+func (n *Node) onChunkAck(a *chunkAck) {
+	i := slices.Index(n.raft.peers, a.From)
+	t := n.out[i]
+	if t == nil || t.index != a.Index || n.raft.State() != Leader || a.Term != n.raft.Term() {
+		return
+	}
+	t.have = min(a.Have, uint64(len(n.outData)))
+	if t.have < uint64(len(n.outData)) {
+		n.sendChunk(t)
+	} else {
+		t.sentTick = n.ticks
+	}
+}
+
+// tickTransfers resends what went unanswered and forgets transfers that are
+// over: the follower has the entries, or this node no longer leads.
+func (n *Node) tickTransfers() {
+	leading := n.raft.State() == Leader
+	progress := n.raft.Progress()
+	active := false
+	for i, t := range n.out {
+		if t == nil {
+			continue
+		}
+		var match uint64
+		for _, p := range progress {
+			if p.ID == t.to {
+				match = p.Match
+			}
+		}
+		total := uint64(len(n.outData))
+		switch {
+		case !leading || match >= t.index || t.index != n.outIndex:
+			n.out[i] = nil
+			continue
+		case t.have >= total && n.ticks-t.sentTick > doneLingerTicks:
+			n.out[i] = nil
+			continue
+		case t.have < total && n.ticks-t.sentTick >= chunkResendTicks:
+			n.sendChunk(t)
+		}
+		active = true
+	}
+	if !active {
+		n.outData, n.outIndex = nil, 0 // no send runs: free the file's bytes
+	}
+}
+
+// receiveChunk takes a piece of a leader's snapshot.
+func (n *Node) receiveChunk(c *chunk) {
+	if c.Term < n.raft.Term() {
+		return // a deposed leader's
+	}
+	ack := func(have uint64) {
+		a := chunkAck{From: n.cfg.ID, To: c.From, Term: c.Term, Index: c.Index, Have: have}
+		n.env.Network.Send(c.From, appendChunkAck(nil, &a))
+	}
+	if !n.raft.WouldRestore(c.Index, c.SnapTerm) {
+		// The log has what the snapshot covers, or it is old news: Raft
+		// only moves its commit index and answers the leader.
+		ack(c.Total)
+		n.stepSnapshotMsg(c)
+		return
+	}
+	in := n.in
+	if in != nil && (in.index != c.Index || in.term != c.SnapTerm || in.total != c.Total) {
+		if c.Offset != 0 {
+			ack(0) // another snapshot: start it from its beginning
+			return
+		}
+		n.dropReceived()
+		in = nil
+	}
+	if in == nil {
+		if c.Offset != 0 {
+			ack(0)
+			return
+		}
+		tmp := recvName(c.Index)
+		f, err := n.env.Disk.Create(tmp)
+		if err != nil {
+			n.logf("cannot receive the snapshot at %d: %v", c.Index, err)
+			return
+		}
+		in = &recvState{from: c.From, index: c.Index, term: c.SnapTerm, total: c.Total, tmp: tmp, file: f}
+		n.in = in
+	}
+	if in.complete || c.Offset != in.have {
+		ack(in.have)
+		return
+	}
+	if err := in.file.Append(c.Data); err != nil {
+		n.logf("receiving the snapshot at %d: %v", c.Index, err)
+		n.dropReceived()
+		return
+	}
+	in.have += uint64(len(c.Data))
+	if in.have < in.total {
+		ack(in.have)
+		return
+	}
+	if err := n.checkReceived(in); err != nil {
+		n.logf("the snapshot at %d from node %d is refused: %v", c.Index, c.From, err)
+		n.dropReceived()
+		ack(0)
+		return
+	}
+	in.complete = true
+	ack(in.total)
+	n.stepSnapshotMsg(c)
+}
+
+// checkReceived syncs a whole received snapshot and reads it back: the
+// file's checksum and decoding are the pair of the leader's writing it.
+func (n *Node) checkReceived(in *recvState) error {
+	if err := in.file.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", in.tmp, err)
+	}
+	in.file.Close()
+	in.file = nil
+	data, err := n.env.Disk.ReadFile(in.tmp)
+	if err != nil {
+		return fmt.Errorf("reading %s back: %w", in.tmp, err)
+	}
+	if uint64(len(data)) != in.total {
+		return fmt.Errorf("%s holds %d bytes, the leader sent %d", in.tmp, len(data), in.total)
+	}
+	store, index, meta, err := core.LoadSnapshot(in.tmp, data)
+	if err != nil {
+		return err
+	}
+	if index != in.index || meta.Term != in.term {
+		return fmt.Errorf("it holds index %d term %d, the leader said %d term %d", index, meta.Term, in.index, in.term)
+	}
+	sess, err := decodeSessions(meta.Extra, n.cfg.SessionsMax)
+	if err != nil {
+		return err
+	}
+	in.store, in.sess = store, sess
+	return nil
+}
+
+// stepSnapshotMsg hands Raft the leader's MsgSnap for a snapshot this node
+// now holds whole (or does not need).
+func (n *Node) stepSnapshotMsg(c *chunk) {
+	n.raft.Step(Message{
+		Type: MsgSnap, From: c.From, To: n.cfg.ID, Term: c.Term,
+		Snapshot: &Snapshot{Index: c.Index, Term: c.SnapTerm},
+		Commit:   c.Commit, Context: c.Context,
+	})
+}
+
+func (n *Node) dropReceived() {
+	in := n.in
+	n.in = nil
+	if in.file != nil {
+		in.file.Close()
+	}
+	_ = n.env.Disk.Remove(in.tmp) // best effort; a restart removes leftovers
+}
+
+// install makes the received snapshot the node's state, as Raft's Ready
+// says: the snapshot takes its name, the log starts afresh after it. The
+// raft-state file marks the install while it runs, so that a crash between
+// the rename and the log's reset is finished at the next start instead of
+// leaving a log of the replaced history after the snapshot.
+func (n *Node) install(s *Snapshot) error {
+	in := n.in
+	assert(in != nil && in.complete && in.index == s.Index && in.term == s.Term,
+		"install: Raft installs the snapshot at %d, which this node did not receive whole", s.Index)
+	n.in = nil
+	n.saved.Installing = s.Index
+	if err := n.state.Save(n.saved.encode()); err != nil {
+		return err
+	}
+	if err := n.env.Disk.Rename(in.tmp, core.SnapshotName(s.Index)); err != nil {
+		return fmt.Errorf("renaming %s: %w", in.tmp, err)
+	}
+	if err := n.env.Disk.SyncDir(); err != nil {
+		return fmt.Errorf("syncing the directory after installing the snapshot at %d: %w", s.Index, err)
+	}
+	if err := n.log.Reset(s.Index + 1); err != nil {
+		return err
+	}
+	n.gc.Rebased()
+	n.saved.Installing = 0
+	if err := n.state.Save(n.saved.encode()); err != nil {
+		return err
+	}
+	n.snaps.Installed(s.Index, int64(in.total))
+	n.store, n.sess = in.store, in.sess
+	n.applied, n.appliedTerm = s.Index, s.Term
+	// Proposals the snapshot covers: the session table says whether each
+	// was applied.
+	for len(n.writes) > 0 && n.writes[0].index <= s.Index {
+		w := n.writes[0]
+		n.writes = n.writes[1:]
+		known, found := n.sess.has(w.client, w.seq)
+		switch {
+		case w.client != 0 && found:
+			w.reply(core.OKResponse())
+		case w.client != 0 && known:
+			w.reply(superseded())
+		default:
+			w.reply(core.ErrorResponse(core.CodeSessionExpired, "a snapshot from the leader replaced this node's log; whether the write was applied is unknown"))
+		}
+	}
+	n.logf("installed the leader's snapshot at index %d (term %d, %d keys)", s.Index, s.Term, n.store.Len())
+	return nil
+}
