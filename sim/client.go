@@ -25,7 +25,29 @@ type client struct {
 	// leader is the last leader a node named in a not_leader answer, for
 	// a Mode's Target to use.
 	leader string
+	// rotor picks the next node to try when no leader is known.
+	rotor int
+	// seq numbers the session's writes; lg is the logical request in
+	// progress (Mode.Sessions).
+	seq uint64
+	lg  *logical
 }
+
+// logical is one request of a session client, which it may send several
+// times: every attempt of a write carries the same seq, so at most one of
+// them applies, and the history records the request once.
+type logical struct {
+	op       checks.Op
+	attempts []*attempt
+	// maybe: an attempt's outcome is unknown (it timed out, or the
+	// cluster could not say), so the request may have applied.
+	maybe   bool
+	histIdx int
+}
+
+// sessionAttemptsMin is the fewest attempts a session client makes before
+// it gives up, as ClusterKVClient does across a failover.
+const sessionAttemptsMin = 8
 
 // attempt is one sending of one logical request.
 type attempt struct {
@@ -127,8 +149,21 @@ func keyName(i int) string { return fmt.Sprintf("k%d", i) }
 // send makes one attempt of a request.
 func (c *client) send(req *core.Request, op checks.Op, tries int) {
 	s := c.s
+	if s.mode.Sessions && tries == 0 {
+		c.lg = &logical{op: op, histIdx: -1}
+		c.lg.op.Call = s.w.now
+		if req.Op == core.OpSet || req.Op == core.OpDelete || req.Op == core.OpBulkSet {
+			// One request at a time: every lower seq was answered or
+			// given up, so the cluster may forget them.
+			c.seq++
+			req.ClientID, req.Seq, req.Acked = uint64(c.id)+1, c.seq, c.seq
+		}
+	}
 	s.attempts++
 	a := &attempt{c: c, id: s.attempts, op: op, tries: tries, histIdx: -1}
+	if c.lg != nil {
+		c.lg.attempts = append(c.lg.attempts, a)
+	}
 	// Each attempt gets its own copy: the node may keep what it is given.
 	cp := *req
 	cp.Items = append([]core.KV(nil), req.Items...)
@@ -154,6 +189,7 @@ func (c *client) timedOut(a *attempt) {
 	}
 	a.done = true
 	c.s.trace(c.addr, "timeout", a.id, 0, "")
+	c.leader = "" // the node may be dead: try another
 	c.finish(a, checks.Unknown, "timeout")
 	c.retryOrNext(a)
 }
@@ -188,7 +224,13 @@ func (c *client) receive(m *response) {
 	case code == core.CodeNotFound && a.op.Kind == checks.KindGet:
 		c.finish(a, checks.OK, "")
 	case retryable(code):
+		c.leader = ""
 		c.finish(a, checks.Failed, code)
+		c.retryOrNext(a)
+		return
+	case (code == core.CodeSessionExpired || code == core.CodeOutcomeUnknown) && c.s.mode.Sessions:
+		// The cluster cannot tell whether an earlier attempt applied.
+		c.finish(a, checks.Unknown, code)
 		c.retryOrNext(a)
 		return
 	case code == core.CodeNotLeader:
@@ -210,11 +252,24 @@ func retryable(code string) bool {
 	return code == core.CodeUnavailable || code == core.CodeIOError || code == core.CodeDiskFull
 }
 
-// finish records the attempt in the history.
+// finish records the attempt in the history; for a session client, it
+// records what the attempt says of the logical request, which is recorded
+// once it is over (finishLogical).
 func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 	c.cur = nil
 	if a.op.Kind == 0 {
 		c.s.statusOps++
+		return
+	}
+	if lg := c.lg; lg != nil {
+		lg.op.Note = note
+		switch o {
+		case checks.OK:
+			lg.op.Found, lg.op.Value = a.op.Found, a.op.Value
+			c.finishLogical(checks.OK)
+		case checks.Unknown:
+			lg.maybe = true
+		}
 		return
 	}
 	a.op.Return, a.op.Outcome, a.op.Note, a.op.Final = c.s.w.now, o, note, c.final
@@ -227,8 +282,46 @@ func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 	}
 }
 
+// finishLogical records the session client's request: ok, or given up —
+// unknown if an attempt may have applied, failed if none can have.
+func (c *client) finishLogical(o checks.Outcome) {
+	lg := c.lg
+	c.lg = nil
+	if o != checks.OK && lg.maybe {
+		o = checks.Unknown
+	}
+	lg.op.Return, lg.op.Outcome, lg.op.Final = c.s.w.now, o, c.final
+	lg.op.Taken = lg.taken()
+	lg.histIdx = c.s.hist.Add(lg.op)
+	if o == checks.Unknown {
+		c.s.unknownLogicals = append(c.s.unknownLogicals, lg)
+	}
+}
+
+// taken is when a node first took one of the request's attempts, 0 if
+// none was taken: the request cannot have applied before.
+func (lg *logical) taken() int64 {
+	var t int64
+	for _, a := range lg.attempts {
+		if a.handled && (t == 0 || a.takenAt < t) {
+			t = a.takenAt
+		}
+	}
+	return t
+}
+
 func (c *client) retryOrNext(a *attempt) {
 	if c.s.stopped {
+		return
+	}
+	if c.lg != nil {
+		if a.tries+1 < max(c.s.mix.Retries+1, sessionAttemptsMin) || c.final {
+			backoff := time.Duration(1+c.s.wr.IntN(20)) * latencyQuantum * 10
+			c.s.w.After(backoff, func() { c.send(a.req, a.op, a.tries+1) })
+			return
+		}
+		c.finishLogical(checks.Failed)
+		c.think()
 		return
 	}
 	if a.tries < c.s.mix.Retries || c.final {
@@ -252,4 +345,11 @@ func (c *client) nextFinal() {
 	c.keys = c.keys[1:]
 	c.reqs++
 	c.send(&core.Request{Op: core.OpGet, Key: key}, checks.Op{Client: c.id, Req: c.reqs, Kind: checks.KindGet, Key: key}, 0)
+}
+
+func (s *Sim) clientByID(id int) *client {
+	if id < len(s.clients) {
+		return s.clients[id]
+	}
+	return s.final
 }

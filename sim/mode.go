@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"dkv/core"
+	"dkv/election"
 )
 
 // Mode is a kind of deployment the simulator can run: how many nodes, how
@@ -26,6 +28,11 @@ type Mode struct {
 	// apply it later. True for a single node; not for a cluster, where a
 	// follower may commit a dead leader's entry.
 	SettlesUnknowns bool
+	// Sessions: clients number their writes (client_id, seq, acked) and
+	// retry an attempt whose outcome they do not know with the same
+	// number, as ClusterKVClient does; the history then has one op per
+	// logical request, from its first attempt's call to its last answer.
+	Sessions bool
 }
 
 var modes = map[string]Mode{
@@ -42,7 +49,56 @@ var modes = map[string]Mode{
 		Target:          func(*Sim, int, string) int { return 0 },
 		SettlesUnknowns: true,
 	},
+	"cluster":  clusterMode("cluster", 3),
+	"cluster5": clusterMode("cluster5", 5),
 }
+
+// clusterID is the simulated cluster's id (any fixed value does).
+const clusterID = 0x5eed
+
+func clusterMode(name string, nodes int) Mode {
+	peers := make([]core.NodeID, nodes)
+	addrs := map[core.NodeID]string{}
+	for i := range peers {
+		peers[i] = core.NodeID(i)
+		addrs[core.NodeID(i)] = NodeAddr(i).String()
+	}
+	return Mode{
+		Name:  name,
+		Nodes: nodes,
+		NewNode: func(id int, mix *FaultMix) core.Node {
+			cfg := election.DefaultNodeConfig(core.NodeID(id), peers)
+			cfg.ClientAddrs = addrs
+			cfg.ClusterID = clusterID
+			cfg.SegmentBytesMax = mix.SegBytes
+			cfg.SnapshotLogBytesMin = mix.SnapBytes
+			cfg.BatchBytesMax = mix.BatchMax
+			cfg.TickInterval = clusterTick
+			// Small chunks, so that a transfer takes many messages and
+			// their loss, reordering and duplication are exercised.
+			cfg.SnapChunkBytes = 512
+			n, err := election.NewNode(cfg)
+			if err != nil {
+				panic(err)
+			}
+			return n
+		},
+		Target: func(s *Sim, client int, leader string) int {
+			var id int
+			if _, err := fmt.Sscanf(leader, "n%d", &id); err == nil && id >= 0 && id < nodes {
+				return id
+			}
+			c := s.clientByID(client)
+			c.rotor++
+			return c.rotor % nodes
+		},
+		Sessions: true,
+	}
+}
+
+// clusterTick is Raft's tick in the simulated cluster: elections time out
+// after 50-100 ms of virtual time, which keeps runs short.
+const clusterTick = 5 * time.Millisecond
 
 // Modes lists the registered modes, sorted.
 func Modes() []string {

@@ -155,8 +155,10 @@ type Sim struct {
 	attempts  int64
 	statusOps int
 	unknowns  []*attempt // attempts whose client gave up
-	findings  []checks.Finding
-	stopped   bool
+	// unknownLogicals are session requests whose client gave up.
+	unknownLogicals []*logical
+	findings        []checks.Finding
+	stopped         bool
 }
 
 // stream derives an independent random stream of the seed, so that adding
@@ -515,6 +517,10 @@ func (s *Sim) check(res *Result) {
 	res.History = &s.hist
 	if s.stopped {
 		return // the run did not complete: its history is not a whole one
+	}
+	for _, lg := range s.unknownLogicals {
+		// An attempt a node took after its client gave up.
+		s.hist.Ops[lg.histIdx].Taken = lg.taken()
 	}
 	for _, a := range s.unknowns {
 		op := &s.hist.Ops[a.histIdx]
