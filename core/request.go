@@ -35,6 +35,11 @@ const (
 	// write, so it is not applied. The client must treat the write's
 	// outcome as unknown.
 	CodeSessionExpired = "session_expired"
+	// CodeOutcomeUnknown answers a cluster write that was proposed but
+	// whose fate the node cannot learn in time: leadership changed and its
+	// copy of the write was replaced, or no majority answered. It may still
+	// apply; a session client retries it with the same seq.
+	CodeOutcomeUnknown = "outcome_unknown"
 )
 
 // KV is one key and its value.
@@ -46,7 +51,7 @@ type KV struct {
 // Request is one client request: one JSON object on one line.
 type Request struct {
 	// ID is echoed back verbatim in the response; the node never reads it.
-	ID    jsontext.Value `json:"id,omitempty"`
+	ID    jsontext.Value `json:"id,omitzero"`
 	Op    string         `json:"op"`
 	Key   string         `json:"key,omitempty"`
 	Value *string        `json:"value,omitzero"`
@@ -71,7 +76,7 @@ const ClientIDMax = 1<<53 - 1
 
 // Response is one reply line.
 type Response struct {
-	ID     jsontext.Value `json:"id,omitempty"`
+	ID     jsontext.Value `json:"id,omitzero"`
 	OK     bool           `json:"ok"`
 	Value  *string        `json:"value,omitzero"`
 	Status *Status        `json:"status,omitempty"`
@@ -174,6 +179,9 @@ func (l Limits) Validate(req *Request) *Response {
 		}
 		return nil
 	}
+	if r := l.validateSession(req); r != nil {
+		return r
+	}
 	switch req.Op {
 	case OpSet:
 		if r := checkKey(req.Key); r != nil {
@@ -210,4 +218,39 @@ func (l Limits) Validate(req *Request) *Response {
 	default:
 		return bad(CodeUnknownOp, "unknown op %q", req.Op)
 	}
+}
+
+// validateSession checks the client session fields: absent together, or a
+// client_id in 1..ClientIDMax with seq >= 1 and acked <= seq, on a write.
+// Only writes are deduplicated, so a session on a read is refused rather
+// than taken for a promise the server does not keep. An unknown or missing
+// op is left to Validate's own answer.
+func (l Limits) validateSession(req *Request) *Response {
+	bad := func(format string, args ...any) *Response {
+		r := ErrorResponse(CodeBadRequest, format, args...)
+		return &r
+	}
+	write := false
+	switch req.Op {
+	case OpSet, OpDelete, OpBulkSet:
+		write = true
+	case OpGet, OpPing, OpStatus:
+	default:
+		return nil
+	}
+	switch {
+	case req.ClientID == 0 && (req.Seq != 0 || req.Acked != 0):
+		return bad("seq and acked belong to a client session: they need client_id")
+	case req.ClientID == 0:
+		return nil
+	case !write:
+		return bad("client_id, seq and acked are for writes (set, delete, bulk_set), not %q", req.Op)
+	case req.ClientID > ClientIDMax:
+		return bad("client_id must be in 1..%d, not %d", uint64(ClientIDMax), req.ClientID)
+	case req.Seq == 0:
+		return bad("a request with client_id needs seq >= 1")
+	case req.Acked > req.Seq:
+		return bad("acked (%d) must not be above seq (%d)", req.Acked, req.Seq)
+	}
+	return nil
 }
