@@ -9,6 +9,11 @@ import (
 
 // HostConfig bounds what a Host accepts. Start from DefaultHostConfig.
 type HostConfig struct {
+	// ID is the node's id in its cluster or mesh; 0 for a single node.
+	ID core.NodeID
+	// Network carries the node's messages to its peers (a *Peers, whose
+	// deliver func is Host.Deliver); nil for a single node.
+	Network core.Network
 	// RequestBytesMax bounds one request line, newline excluded. A longer
 	// line gets a too_large error and is skipped up to its newline.
 	RequestBytesMax int

@@ -92,6 +92,7 @@ func NewHost(node core.Node, disk core.Disk, cfg HostConfig) (*Host, error) {
 		ready:    make(chan struct{}),
 		loopDone: make(chan struct{}),
 		conns:    make(map[*conn]struct{}),
+		taken:    true, // by Run, until the node has started
 	}, nil
 }
 
@@ -133,9 +134,9 @@ func (h *Host) Run(ctx context.Context, ln net.Listener) error {
 
 	h.addr = ln.Addr()
 	env := core.Env{
-		ID:      0,
+		ID:      h.cfg.ID,
 		Clock:   &clock{origin: time.Now(), post: h.post},
-		Network: nullNetwork{},
+		Network: h.network(),
 		Disk:    syncDisk{Disk: h.disk, h: h},
 		Rand:    newRand(),
 		Logf:    h.logf,
@@ -150,6 +151,18 @@ func (h *Host) Run(ctx context.Context, ln net.Listener) error {
 		close(h.loopDone)
 		ln.Close()
 		return fmt.Errorf("node failed to start: %w", err)
+	}
+	// Run held the role from NewHost on, so that nothing that arrived
+	// during Start (a peer's message, a timer) ran the node beside it. Let
+	// go of it, handing what queued meanwhile to the loop.
+	h.qmu.Lock()
+	if len(h.queue) > 0 || len(h.local) > 0 {
+		h.handed = true
+		h.qmu.Unlock()
+		h.signalLoop()
+	} else {
+		h.taken = false
+		h.qmu.Unlock()
 	}
 
 	h.wg.Add(1)
@@ -450,4 +463,20 @@ func (h *Host) closeConns() {
 		c.shutdown()
 	}
 	h.mu.Unlock()
+}
+
+// network is the node's way to its peers: the configured one, or none.
+func (h *Host) network() core.Network {
+	if h.cfg.Network != nil {
+		return h.cfg.Network
+	}
+	return nullNetwork{}
+}
+
+// Deliver hands the node a message from a peer, in a later turn. It is
+// Peers' deliver func: it waits while the node's queue is full, which holds
+// up that peer's connection only, and drops the message once the host has
+// stopped.
+func (h *Host) Deliver(from core.NodeID, msg []byte) {
+	h.post(func() { h.node.HandleMessage(from, msg) })
 }
