@@ -1,8 +1,11 @@
 package core
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/go-json-experiment/json"
 )
 
 func TestDecodeRequestErrors(t *testing.T) {
@@ -79,6 +82,23 @@ func BenchmarkDecodeRequest(b *testing.B) {
 			}
 		})
 	}
+	// The JSON library caches the strings it decodes, which a line decoded
+	// again and again always hits: distinct keys and values, as a server
+	// sees them, cost what they cost.
+	b.Run("set_distinct", func(b *testing.B) {
+		lines := make([][]byte, 1024)
+		for i := range lines {
+			lines[i] = []byte(`{"id":` + itoa(i) + `,"op":"set","key":"user:` + itoa(i*7919) + `","value":"a value of some ` + itoa(i) + ` bytes"}`)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, bad := DecodeRequest(lines[i%len(lines)]); bad != nil {
+				b.Fatal(bad.Error)
+			}
+			i++
+		}
+	})
 }
 
 func BenchmarkAppendResponse(b *testing.B) {
@@ -102,5 +122,260 @@ func BenchmarkAppendResponse(b *testing.B) {
 				buf = AppendResponse(buf[:0], &c.resp)
 			}
 		})
+	}
+}
+
+// check runs a line through what a server does before the node: decode,
+// then validate. It returns the error response, or nil for a good request.
+func check(line string) *Response {
+	req, bad := DecodeRequest([]byte(line))
+	if bad != nil {
+		return bad
+	}
+	return DefaultLimits().Validate(req)
+}
+
+// Every field of every op: a missing, null or mistyped field, a session or
+// test-hook field on an op that does not use it, and a client session that
+// breaks its rules are bad_request, with a message that names the field
+// (and the item).
+func TestRequestFieldsChecked(t *testing.T) {
+	bad := []struct{ line, want string }{
+		// A bulk_set item needs both fields; "" is a value, absence is not.
+		{`{"op":"bulk_set","items":[{"key":"b"}]}`, `items[0] needs a string field "value"`},
+		{`{"op":"bulk_set","items":[{"key":"b","value":null}]}`, `field "items/0/value" must be a string, not null`},
+		{`{"op":"bulk_set","items":[{"value":"v"}]}`, `items[0] needs a string field "key"`},
+		{`{"op":"bulk_set","items":[{"key":null,"value":"v"}]}`, `field "items/0/key" must be a string, not null`},
+		{`{"op":"bulk_set","items":[{"key":"a","value":"1"},{"key":"b"}]}`, `items[1] needs a string field "value"`},
+		{`{"op":"bulk_set","items":[{"key":"a","value":"1","ttl":3}]}`, `unknown field "items/0/ttl"`},
+		{`{"op":"bulk_set","items":[null]}`, `field "items/0" must be an object, not null`},
+		{`{"op":"bulk_set","items":[{}]}`, `items[0] needs a string field "key"`},
+		{`{"op":"bulk_set","items":null}`, `field "items" must be an array, not null`},
+		{`{"op":"bulk_set","items":[]}`, `non-empty array "items"`},
+		{`{"op":"bulk_set"}`, `non-empty array "items"`},
+		// Top-level fields: null is no field's value (but id's).
+		{`{"op":null}`, `field "op" must be a string, not null`},
+		{`{"op":"set","key":null,"value":"v"}`, `field "key" must be a string, not null`},
+		{`{"op":"set","key":"k","value":null}`, `field "value" must be a string, not null`},
+		{`{"op":"set","key":"k"}`, `set needs a string field "value"`},
+		{`{"op":"set","value":"v"}`, `key must be a non-empty string`},
+		{`{"op":"get"}`, `key must be a non-empty string`},
+		{`{"op":"delete","key":7}`, `field "key" must be a string, not a number`},
+		{`{"op":"set","key":"k","value":"v","debug_simulate_fail":"yes"}`, `field "debug_simulate_fail" must be a boolean, not a string`},
+		{`{"op":"set","key":"k","value":"v","debug_simulate_fail":null}`, `field "debug_simulate_fail" must be a boolean, not null`},
+		{`{"op":"set","key":nope,"value":"v"}`, `malformed JSON`},
+		// Fields that ask for something the op does not do. (A data field
+		// the op does not use is ignored, but it is still checked.)
+		{`{"op":"get","key":"k","debug_simulate_fail":false}`, `field "debug_simulate_fail" is not used by op "get"`},
+		{`{"op":"delete","key":"k","debug_simulate_fail":true}`, `field "debug_simulate_fail" is not used by op "delete"`},
+		{`{"op":"get","key":"k","value":null}`, `field "value" must be a string, not null`},
+		{`{"op":"ping","items":[{"key":"b"}]}`, `items[0] needs a string field "value"`},
+		// Client sessions.
+		{`{"op":"set","key":"k","value":"v","client_id":0,"seq":1}`, `client_id must be in 1..9007199254740991, not 0`},
+		{`{"op":"set","key":"k","value":"v","client_id":9007199254740992,"seq":1}`, `client_id must be in 1..9007199254740991`},
+		{`{"op":"set","key":"k","value":"v","client_id":-1,"seq":1}`, `field "client_id" must be a non-negative integer, not -1`},
+		{`{"op":"set","key":"k","value":"v","client_id":1.5,"seq":1}`, `field "client_id" must be a non-negative integer, not 1.5`},
+		{`{"op":"set","key":"k","value":"v","client_id":1e3,"seq":1}`, `field "client_id" must be a non-negative integer`},
+		{`{"op":"set","key":"k","value":"v","client_id":"7","seq":1}`, `field "client_id" must be a non-negative integer, not a string`},
+		{`{"op":"set","key":"k","value":"v","client_id":null,"seq":1}`, `field "client_id" must be a non-negative integer, not null`},
+		{`{"op":"set","key":"k","value":"v","client_id":7,"seq":18446744073709551616}`, `field "seq" is out of range`},
+		{`{"op":"set","key":"k","value":"v","client_id":7}`, `needs seq >= 1`},
+		{`{"op":"set","key":"k","value":"v","client_id":7,"seq":0}`, `needs seq >= 1`},
+		{`{"op":"set","key":"k","value":"v","client_id":7,"seq":3,"acked":4}`, `acked (4) must not be above seq (3)`},
+		{`{"op":"set","key":"k","value":"v","seq":1}`, `need client_id`},
+		{`{"op":"delete","key":"k","seq":0}`, `need client_id`},
+		{`{"op":"bulk_set","items":[{"key":"a","value":"b"}],"acked":0}`, `need client_id`},
+		{`{"op":"get","key":"k","client_id":7,"seq":1}`, `field "client_id" is not used by op "get"`},
+		{`{"op":"ping","seq":1}`, `field "seq" is not used by op "ping"`},
+	}
+	for _, c := range bad {
+		r := check(c.line)
+		if r == nil || r.OK || r.Error == nil || r.Error.Code != CodeBadRequest || !strings.Contains(r.Error.Message, c.want) {
+			t.Errorf("%s: got %+v, want bad_request containing %q", c.line, r, c.want)
+		}
+	}
+	good := []string{
+		`{"op":"set","key":"k","value":""}`,
+		`{"op":"set","key":"k","value":"v","debug_simulate_fail":true}`,
+		`{"op":"set","key":"k","value":"v","client_id":9007199254740991,"seq":1}`,
+		`{"op":"set","key":"k","value":"v","client_id":1,"seq":5,"acked":5}`,
+		`{"op":"set","key":"k","value":"v","client_id":1,"seq":5,"acked":0}`,
+		`{"op":"delete","key":"k","client_id":3,"seq":2,"acked":1}`,
+		`{"acked":1,"seq":2,"client_id":3,"debug_simulate_fail":false,"items":[{"value":"","key":"k"}],"op":"bulk_set"}`,
+		`{"op":"get","key":"k"}`,
+		`{"op":"get","k\u0065y":"k"}`,
+		`{"id":null,"op":"ping"}`,
+		`{"op":"status","id":{"any":["json",1,null]}}`,
+		` { "op" : "get" , "key" : "k" } `,
+		// Data fields the op does not use are ignored.
+		`{"op":"get","key":"k","value":"v"}`,
+		`{"op":"set","key":"k","value":"v","items":[]}`,
+		`{"op":"bulk_set","key":"k","items":[{"key":"a","value":"b"}]}`,
+		`{"op":"ping","key":""}`,
+	}
+	for _, line := range good {
+		if r := check(line); r != nil {
+			t.Errorf("%s: got %+v, want it accepted", line, r)
+		}
+	}
+	// An op this server does not know is unknown_op whatever it carries.
+	if r := check(`{"op":"frobnicate","key":"k","flavour":1}`); r == nil || r.Error.Code != CodeBadRequest {
+		t.Errorf("unknown op with an unknown field: got %+v", r)
+	}
+	if r := check(`{"op":"frobnicate","key":"k"}`); r == nil || r.Error.Code != CodeUnknownOp {
+		t.Errorf("unknown op: got %+v, want unknown_op", r)
+	}
+}
+
+// The decoded request holds what was sent, items in order.
+func TestDecodeRequestValues(t *testing.T) {
+	req, bad := DecodeRequest([]byte(`{"id":1,"op":"bulk_set","items":[{"key":"a","value":""},{"key":"b\u00e9","value":"2"}],"client_id":9,"seq":8,"acked":7,"debug_simulate_fail":true}`))
+	if bad != nil {
+		t.Fatal(bad.Error)
+	}
+	want := []KV{{"a", ""}, {"bé", "2"}}
+	if req.Op != OpBulkSet || len(req.Items) != 2 || req.Items[0] != want[0] || req.Items[1] != want[1] ||
+		req.ClientID != 9 || req.Seq != 8 || req.Acked != 7 || !req.DebugSimulateFail || string(req.ID) != "1" {
+		t.Fatalf("decoded %+v", req)
+	}
+}
+
+// Requests built in code (the simulator's, the client's) never pass the
+// decoder, so Validate checks the session rules on values too.
+func TestValidateSession(t *testing.T) {
+	v := "v"
+	cases := []struct {
+		req  Request
+		want string // "" for accepted
+	}{
+		{Request{Op: OpSet, Key: "k", Value: &v}, ""},
+		{Request{Op: OpSet, Key: "k", Value: &v, ClientID: 1, Seq: 1}, ""},
+		{Request{Op: OpDelete, Key: "k", ClientID: ClientIDMax, Seq: 9, Acked: 9}, ""},
+		{Request{Op: OpBulkSet, Items: []KV{{"a", "b"}}, ClientID: 2, Seq: 3, Acked: 1}, ""},
+		{Request{Op: OpSet, Key: "k", Value: &v, ClientID: ClientIDMax + 1, Seq: 1}, "client_id must be in 1.."},
+		{Request{Op: OpSet, Key: "k", Value: &v, ClientID: 1}, "needs seq >= 1"},
+		{Request{Op: OpSet, Key: "k", Value: &v, ClientID: 1, Seq: 2, Acked: 3}, "must not be above seq"},
+		{Request{Op: OpSet, Key: "k", Value: &v, Seq: 2}, "need client_id"},
+		{Request{Op: OpSet, Key: "k", Value: &v, Acked: 2}, "need client_id"},
+		{Request{Op: OpGet, Key: "k", ClientID: 1, Seq: 1}, "are for writes"},
+		{Request{Op: OpPing, ClientID: 1, Seq: 1}, "are for writes"},
+	}
+	for _, c := range cases {
+		r := DefaultLimits().Validate(&c.req)
+		switch {
+		case c.want == "" && r != nil:
+			t.Errorf("%+v: got %+v, want accepted", c.req, r.Error)
+		case c.want != "" && (r == nil || r.Error.Code != CodeBadRequest || !strings.Contains(r.Error.Message, c.want)):
+			t.Errorf("%+v: got %+v, want bad_request containing %q", c.req, r, c.want)
+		}
+	}
+}
+
+// The id comes back as the bytes it was sent as, whatever JSON value it is,
+// on success and on error.
+func TestIDEchoedVerbatim(t *testing.T) {
+	ids := []string{
+		`null`, `""`, `{}`, `[]`, `[1, 2]`, `"\u00e9"`, `"é"`, `1.0`, `1e3`, `-0`, `0`,
+		`true`, `false`, `"x"`, `12345678901234567890123456789`,
+		`{"a" : [true , false, {"b":null}]}`, `"\/\"\\"`, `[ ]`, `{ }`,
+	}
+	for _, id := range ids {
+		lines := []string{
+			`{"id":` + id + `,"op":"ping"}`,
+			`{"op":"ping","id":` + id + `}`,
+			`{"id" :  ` + id + `  , "op":"ping"}`,
+		}
+		for _, line := range lines {
+			req, bad := DecodeRequest([]byte(line))
+			if bad != nil {
+				t.Errorf("%s: %v", line, bad.Error)
+				continue
+			}
+			resp := OKResponse()
+			resp.ID = req.ID
+			if got, want := string(AppendResponse(nil, &resp)), `{"id":`+id+`,"ok":true}`+"\n"; got != want {
+				t.Errorf("%s: response %q, want %q", line, got, want)
+			}
+		}
+		// Lines that are objects but not good requests: the id is read
+		// before the fault or after it, where it can be.
+		for _, line := range []string{
+			`{"id":` + id + `,"op":"set","key":7}`,
+			`{"op":"set","key":7,"id":` + id + `}`,
+			`{"id":` + id + `,"op":"set","vaule":"v"}`,
+			`{"op":"bulk_set","items":[{"key":"b"}],"id":` + id + `}`,
+			`{"op":"get","key":"k","client_id":1,"id":` + id + `}`,
+			`{"id":` + id + `,"op":"set","key":"k"`,
+			`{"id":` + id + `,"op":"set","key":"k"} trailing`,
+		} {
+			_, bad := DecodeRequest([]byte(line))
+			if bad == nil {
+				t.Errorf("%s: accepted", line)
+				continue
+			}
+			if got, want := string(AppendResponse(nil, bad)), `{"id":`+id+`,"ok":false,`; !strings.HasPrefix(got, want) {
+				t.Errorf("%s: error response %q, want it to start %q", line, got, want)
+			}
+		}
+	}
+	// What cannot be read as an object with an id gets no id.
+	for _, line := range []string{`[1]`, `{"op":"set","key":"k",}`, `{"op":"ping","id":[1,}`, `{"id"`, "{\"id\":[1,\n2],\"op\":\"ping\"}"} {
+		if _, bad := DecodeRequest([]byte(line)); bad == nil || bad.ID != nil {
+			t.Errorf("%s: got %+v, want an error without id", line, bad)
+		}
+	}
+}
+
+// A response line decodes to the id bytes it carries, and encodes back to
+// the same line.
+func TestResponseIDRoundTrip(t *testing.T) {
+	for _, line := range []string{
+		`{"id":null,"ok":true}`,
+		`{"id":[1, 2],"ok":true,"value":"v"}`,
+		`{"id":"\u00e9","ok":false,"error":{"code":"not_found","message":"m"}}`,
+		`{"ok":true}`,
+	} {
+		resp, err := DecodeResponse([]byte(line))
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if got := string(AppendResponse(nil, resp)); got != line+"\n" {
+			t.Errorf("%s: re-encodes as %s", line, got)
+		}
+	}
+}
+
+// AppendResponse writes by hand what json.Marshal writes (the id apart,
+// which it keeps verbatim).
+func TestAppendResponseMatchesMarshal(t *testing.T) {
+	// A new field of Response or Error must be written by AppendResponse.
+	if n := reflect.TypeFor[Response]().NumField(); n != 5 {
+		t.Fatalf("Response has %d fields; AppendResponse writes 5: teach it the new one", n)
+	}
+	if n := reflect.TypeFor[Error]().NumField(); n != 3 {
+		t.Fatalf("Error has %d fields; AppendResponse writes 3: teach it the new one", n)
+	}
+	empty, odd := "", "quote \" back\\slash <html> & \u2028 \u2029 \x00\x1f\t\n é 😀 \x7f"
+	notLeader := ErrorResponse(CodeNotLeader, "not the leader; try %s", "10.0.0.2:9999")
+	notLeader.Error.Leader = "10.0.0.2:9999"
+	for _, resp := range []Response{
+		{OK: true},
+		{OK: true, Value: &empty},
+		{OK: true, Value: &odd},
+		{},
+		{Error: &Error{}},
+		ErrorResponse(CodeBadRequest, "%s", odd),
+		notLeader,
+		{OK: true, Status: &Status{Mode: "single", Keys: 3, LastIndex: 42}},
+		{OK: true, Status: &Status{Mode: "cluster", Cluster: &ClusterStatus{Role: "leader", LeaderID: -1, Peers: []PeerStatus{{NodeID: 1, Snapshot: true}}}}},
+		{OK: true, Value: &odd, Status: &Status{}, Error: &Error{Code: "c", Message: "m", Leader: "l"}},
+	} {
+		want, err := json.Marshal(&resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendResponse(nil, &resp); string(got) != string(want)+"\n" {
+			t.Errorf("AppendResponse wrote\n%s want\n%s", got, want)
+		}
 	}
 }

@@ -312,6 +312,24 @@ func TestIDIsEchoedVerbatim(t *testing.T) {
 	if err != nil || line != `{"ok":true}`+"\n" {
 		t.Errorf("request without id: response %q, %v; want no id", line, err)
 	}
+	// The bytes as sent, not the value re-encoded; ids that are empty or
+	// null are ids too; and errors of a line that is an object carry it.
+	for _, id := range []string{`null`, `""`, `{}`, `[]`, `[1, 2]`, `"\u00e9"`, `1.50`, `{ "a" : [ true ] }`} {
+		c.send(`{"op":"ping","id":` + id + "}\n")
+		if line, err := c.line(); err != nil || line != `{"id":`+id+`,"ok":true}`+"\n" {
+			t.Errorf("id %s: response %q, %v", id, line, err)
+		}
+		for _, bad := range []string{
+			`{"id":` + id + `,"op":"ping","seq":1}`,
+			`{"op":"ping","vaule":1,"id":` + id + `}`,
+			`{"id":` + id + `,"op":"ping"`,
+		} {
+			c.send(bad + "\n")
+			if line, err := c.line(); err != nil || !strings.HasPrefix(line, `{"id":`+id+`,"ok":false,"error":{"code":"bad_request"`) {
+				t.Errorf("%s: response %q, %v", bad, line, err)
+			}
+		}
+	}
 }
 
 func TestOverlongLineIsSkippedAndConnectionStaysUsable(t *testing.T) {
