@@ -45,11 +45,18 @@ type options struct {
 	unsafeNoFsync bool
 	hostCfg       realnet.HostConfig
 	single        core.SingleConfig
+	cluster       *clusterConfig // cluster mode only
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	args, err := expandListFlags(args)
+	if err != nil {
+		return nil, err
+	}
+	var cf clusterFlags
+	cf.register(fs)
 	limits := core.DefaultLimits()
 	hostCfg := realnet.DefaultHostConfig()
 	single := core.DefaultSingleConfig()
@@ -57,7 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.host, "host", "127.0.0.1", "address to listen on")
 	fs.IntVar(&o.port, "port", 9999, "TCP port to listen on (0 picks a free one)")
 	fs.StringVar(&o.dataDir, "data-dir", "data", "data directory; created if missing, one server at a time")
-	fs.StringVar(&o.mode, "mode", "single", "replication mode: single (cluster and mesh are not built yet)")
+	fs.StringVar(&o.mode, "mode", "single", "replication mode: single or cluster (mesh is not built yet); the cluster flags imply cluster")
 	fs.BoolVar(&o.enableIndexes, "enable-indexes", false, "full-text and similarity indexes (not built yet)")
 	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "never fsync: acknowledged writes can be lost on a crash (benchmarks only)")
 	fs.IntVar(&hostCfg.ConnsMax, "max-conns", hostCfg.ConnsMax, "client connections at once; more are refused")
@@ -74,6 +81,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set[flagKVPort] {
+		if set["port"] && o.port != cf.kvPort {
+			return nil, fmt.Errorf("--port %d and --%s %d disagree: --%s is the cluster's name for --port; give one", o.port, flagKVPort, cf.kvPort, flagKVPort)
+		}
+		o.port = cf.kvPort
+	}
+	if usesCluster(set) {
+		switch {
+		case !set["mode"]:
+			o.mode = "cluster"
+		case o.mode != "cluster":
+			return nil, fmt.Errorf("--mode %s does not take the cluster flags (--%s and the others)", o.mode, flagNodeID)
+		}
 	}
 	if o.port < 0 || o.port > 65535 {
 		return nil, fmt.Errorf("--port must be in 0..65535, not %d", o.port)
@@ -96,10 +119,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("%s must be positive", f.name)
 		}
 	}
+	if o.mode == "cluster" {
+		if o.cluster, err = cf.resolve(o.host, o.port, set[flagKVPort] || set["port"], set); err != nil {
+			return nil, err
+		}
+		hostCfg.ID = o.cluster.id
+	}
 	hostCfg.RequestBytesMax = limits.RequestBytesMax
 	single.Limits = limits
 	o.hostCfg, o.single = hostCfg, single
 	return o, nil
+}
+
+// serverNode is the node run serves: a single node or a cluster node.
+type serverNode interface {
+	core.Node
+	Close()
 }
 
 // notBuilt is a feature the flags name but this server does not have yet.
@@ -124,8 +159,8 @@ func run(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch o.mode {
-	case "single":
-	case "cluster", "mesh":
+	case "single", "cluster":
+	case "mesh":
 		fmt.Fprintf(stderr, "dkv: --mode %s: %v\n", o.mode, notBuilt{o.mode + " mode is", o.mode})
 		return exitUsage
 	default:
@@ -157,14 +192,36 @@ func run(args []string, stderr io.Writer) int {
 		return exitFatal
 	}
 
-	node := core.NewSingleNode(o.single)
 	hostCfg := o.hostCfg
 	hostCfg.Logf = logger.Printf
+	var node serverNode
+	var cn *clusterNode
+	if o.cluster == nil {
+		node = core.NewSingleNode(o.single)
+	} else {
+		if cn, err = newClusterNode(o, logger.Printf); err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "dkv: %v\n", err)
+			return exitFatal
+		}
+		node, hostCfg.Network = cn.node, cn.peers
+		logger.Printf("cluster %016x (%d): %s; the cluster id derives from every node's id and replication address", o.cluster.clusterID, o.cluster.clusterID, o.cluster.membership())
+	}
 	host, err := realnet.NewHost(node, dir, hostCfg)
 	if err != nil {
 		ln.Close()
 		fmt.Fprintf(stderr, "dkv: %v\n", err)
 		return exitFatal
+	}
+	if cn != nil {
+		// Messages that arrive before the node has recovered wait in the
+		// host's queue. Peers is closed once Run has returned.
+		if err := cn.peers.Start(host.Deliver); err != nil {
+			cn.peers.Close()
+			ln.Close()
+			fmt.Fprintf(stderr, "dkv: %v\n", err)
+			return exitFatal
+		}
 	}
 
 	// The first SIGINT or SIGTERM shuts down gracefully, even during
@@ -183,7 +240,12 @@ func run(args []string, stderr io.Writer) int {
 				ready = nil
 				// Recovery is done and the listener is up: tests
 				// and scripts wait for the word "serving".
-				fmt.Fprintf(stderr, "dkv: serving single node on %s (data dir %q)\n", host.Addr(), o.dataDir)
+				if cc := o.cluster; cc != nil {
+					fmt.Fprintf(stderr, "dkv: serving cluster node %d on %s (repl %s, peers %s, cluster %016x, data dir %q)\n",
+						cc.id, host.Addr(), cc.replAddrs[cc.id], cc.peerList(), cc.clusterID, o.dataDir)
+				} else {
+					fmt.Fprintf(stderr, "dkv: serving single node on %s (data dir %q)\n", host.Addr(), o.dataDir)
+				}
 			case sig := <-sigs:
 				signal.Stop(sigs)
 				logger.Printf("received %v, shutting down", sig)
@@ -196,6 +258,9 @@ func run(args []string, stderr io.Writer) int {
 
 	start := time.Now()
 	err = host.Run(context.Background(), ln)
+	if cn != nil {
+		cn.peers.Close() // before the node's files: deliver calls may be in progress
+	}
 	node.Close()
 	if err != nil {
 		fmt.Fprintf(stderr, "dkv: fatal: %v\n", err)

@@ -1,0 +1,354 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"dkv/core"
+	"dkv/election"
+	"dkv/realnet"
+)
+
+// The cluster flags. A cluster node is told its own ports and, in two
+// lists, every other node's, in node-id order: node 1 of three lists node 0
+// then node 2. Nothing else is shared, so all nodes must be given the same
+// membership; the cluster id, derived from it, makes sure they were.
+const (
+	flagNodeID      = "node-id"
+	flagKVPort      = "kv-port"
+	flagReplPort    = "repl-port"
+	flagPeerRepl    = "secondary-repl-ports"
+	flagPeerKV      = "other-kv-ports"
+	clusterNodesMax = 9 // a limit on everything; Raft past 9 voters is slow to commit anyway
+)
+
+// listFlags take several values: "--other-kv-ports 9001 9002" as the
+// seed's launcher writes it, or "--other-kv-ports=9001,9002".
+var listFlags = []string{flagPeerRepl, flagPeerKV}
+
+// clusterFlagNames are the flags that only a cluster node takes; any of
+// them implies --mode cluster.
+var clusterFlagNames = []string{flagNodeID, flagKVPort, flagReplPort, flagPeerRepl, flagPeerKV}
+
+// expandListFlags rewrites the list flags of args into the single-value
+// form the flag package parses: the values after such a flag, up to the next
+// argument that starts with "-", are joined with commas. Ports never start
+// with "-", and neither do host:port pairs.
+func expandListFlags(args []string) ([]string, error) {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			out = append(out, args[i:]...)
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || !isListFlag(name) {
+			out = append(out, a)
+			continue
+		}
+		var values []string
+		if hasValue && value != "" {
+			values = append(values, value)
+		}
+		for i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+			i++
+			values = append(values, args[i])
+		}
+		if len(values) == 0 {
+			return nil, fmt.Errorf("--%s needs the other nodes' ports, in node-id order (e.g. --%s 7001 7002)", name, name)
+		}
+		out = append(out, "--"+name+"="+strings.Join(values, ","))
+	}
+	return out, nil
+}
+
+func isListFlag(name string) bool {
+	for _, f := range listFlags {
+		if name == f {
+			return true
+		}
+	}
+	return false
+}
+
+// clusterFlags are the raw cluster flags, as parsed.
+type clusterFlags struct {
+	nodeID   int
+	kvPort   int
+	replPort int
+	peerRepl string
+	peerKV   string
+}
+
+func (cf *clusterFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&cf.nodeID, flagNodeID, -1, "cluster: this node's id, 0..N-1 (N = 1 + the number of other nodes)")
+	fs.IntVar(&cf.kvPort, flagKVPort, -1, "cluster: this node's client port (the cluster's name for --port)")
+	fs.IntVar(&cf.replPort, flagReplPort, 0, "cluster: this node's replication (peer) port")
+	fs.StringVar(&cf.peerRepl, flagPeerRepl, "", "cluster: the other nodes' replication ports (or host:port), in node-id order, space- or comma-separated")
+	fs.StringVar(&cf.peerKV, flagPeerKV, "", "cluster: the other nodes' client ports (or host:port), in node-id order, space- or comma-separated")
+}
+
+// clusterConfig is a cluster node's validated view of its cluster.
+type clusterConfig struct {
+	id        core.NodeID
+	kvAddrs   []string // every node's client address, by id
+	replAddrs []string // every node's replication address, by id
+	clusterID uint64
+}
+
+func (cc *clusterConfig) size() int { return len(cc.replAddrs) }
+
+// peers is every other node's replication address.
+func (cc *clusterConfig) peers() map[core.NodeID]string {
+	m := make(map[core.NodeID]string, cc.size()-1)
+	for i, a := range cc.replAddrs {
+		if core.NodeID(i) != cc.id {
+			m[core.NodeID(i)] = a
+		}
+	}
+	return m
+}
+
+// peerList renders the other nodes for the serving line: "1=host:port ...".
+func (cc *clusterConfig) peerList() string {
+	var b strings.Builder
+	for i, a := range cc.replAddrs {
+		if core.NodeID(i) == cc.id {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%d=%s", i, a)
+	}
+	return b.String()
+}
+
+// membership renders every node as the cluster id sees it.
+func (cc *clusterConfig) membership() string {
+	var b strings.Builder
+	for i := range cc.replAddrs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "node %d: client %s, repl %s", i, cc.kvAddrs[i], cc.replAddrs[i])
+	}
+	return b.String()
+}
+
+// deriveClusterID hashes the membership: every node's id and replication
+// address, in id order. Nodes given the same lists agree on it without
+// talking; a node given other lists gets another id, and its peers refuse
+// its connections (and it theirs). Client ports are left out: they only
+// name the leader in redirects. The id is kept in each data directory at
+// the first start, so a node restarted with other replication ports
+// refuses that directory.
+func deriveClusterID(replAddrs []string) uint64 {
+	h := sha256.New()
+	h.Write([]byte("dkv cluster v1\n"))
+	for i, a := range replAddrs {
+		fmt.Fprintf(h, "%d %s\n", i, a)
+	}
+	id := binary.BigEndian.Uint64(h.Sum(nil))
+	if id == 0 { // zero means "not set" to Peers; 2^-64 odds, but cheap to rule out
+		id = 1
+	}
+	return id
+}
+
+// usesCluster reports whether any cluster-only flag was given.
+func usesCluster(set map[string]bool) bool {
+	for _, name := range clusterFlagNames {
+		if set[name] {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve checks the cluster flags and builds the node's view of its
+// cluster. host is --host: bare ports in the lists are on it. kvPort is
+// --kv-port or --port, whichever was given.
+func (cf *clusterFlags) resolve(host string, kvPort int, kvPortSet bool, set map[string]bool) (*clusterConfig, error) {
+	var missing []string
+	if !set[flagNodeID] {
+		missing = append(missing, "--"+flagNodeID)
+	}
+	if !kvPortSet {
+		missing = append(missing, "--"+flagKVPort)
+	}
+	if !set[flagReplPort] {
+		missing = append(missing, "--"+flagReplPort)
+	}
+	if !set[flagPeerRepl] {
+		missing = append(missing, "--"+flagPeerRepl)
+	}
+	if !set[flagPeerKV] {
+		missing = append(missing, "--"+flagPeerKV)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("cluster mode needs %s (e.g. --node-id 0 --kv-port 9000 --repl-port 9100 --secondary-repl-ports 9101 9102 --other-kv-ports 9001 9002)", strings.Join(missing, ", "))
+	}
+	peerRepl := splitList(cf.peerRepl)
+	peerKV := splitList(cf.peerKV)
+	if len(peerRepl) != len(peerKV) {
+		return nil, fmt.Errorf("--%s lists %d nodes but --%s lists %d: both list every other node, in node-id order",
+			flagPeerRepl, len(peerRepl), flagPeerKV, len(peerKV))
+	}
+	n := len(peerRepl) + 1
+	if n < 3 || n > clusterNodesMax {
+		return nil, fmt.Errorf("the lists make a cluster of %d nodes; it takes 3 to %d (a cluster of %d survives no failure)",
+			n, clusterNodesMax, min(n, 2))
+	}
+	if cf.nodeID < 0 || cf.nodeID >= n {
+		return nil, fmt.Errorf("--%s %d is out of range: the lists make a cluster of %d nodes, ids 0..%d", flagNodeID, cf.nodeID, n, n-1)
+	}
+	if kvPort <= 0 || kvPort > 65535 {
+		return nil, fmt.Errorf("--%s must be in 1..65535 in cluster mode (the other nodes name it in redirects), not %d", flagKVPort, kvPort)
+	}
+	if cf.replPort <= 0 || cf.replPort > 65535 {
+		return nil, fmt.Errorf("--%s must be in 1..65535, not %d", flagReplPort, cf.replPort)
+	}
+	cc := &clusterConfig{id: core.NodeID(cf.nodeID), kvAddrs: make([]string, n), replAddrs: make([]string, n)}
+	self := cf.nodeID
+	cc.kvAddrs[self] = net.JoinHostPort(host, strconv.Itoa(kvPort))
+	cc.replAddrs[self] = net.JoinHostPort(host, strconv.Itoa(cf.replPort))
+	for k := range peerRepl {
+		id := k
+		if k >= self {
+			id = k + 1
+		}
+		var err error
+		if cc.replAddrs[id], err = listAddr(host, peerRepl[k]); err != nil {
+			return nil, fmt.Errorf("--%s, entry %d (node %d): %w", flagPeerRepl, k+1, id, err)
+		}
+		if cc.kvAddrs[id], err = listAddr(host, peerKV[k]); err != nil {
+			return nil, fmt.Errorf("--%s, entry %d (node %d): %w", flagPeerKV, k+1, id, err)
+		}
+	}
+	if err := cc.checkDistinct(); err != nil {
+		return nil, err
+	}
+	cc.clusterID = deriveClusterID(cc.replAddrs)
+	return cc, nil
+}
+
+// checkDistinct refuses two uses of one address, naming both.
+func (cc *clusterConfig) checkDistinct() error {
+	type use struct {
+		node int
+		kind string // "kv" or "repl"
+	}
+	describe := func(u use) string {
+		if core.NodeID(u.node) == cc.id {
+			if u.kind == "kv" {
+				return "this node's --" + flagKVPort
+			}
+			return "this node's --" + flagReplPort
+		}
+		if u.kind == "kv" {
+			return fmt.Sprintf("node %d's client port (in --%s)", u.node, flagPeerKV)
+		}
+		return fmt.Sprintf("node %d's replication port (in --%s)", u.node, flagPeerRepl)
+	}
+	seen := make(map[string]use, 2*cc.size())
+	// This node first, so that its own ports are named as what they are
+	// when a list repeats them.
+	order := []int{int(cc.id)}
+	for i := range cc.replAddrs {
+		if core.NodeID(i) != cc.id {
+			order = append(order, i)
+		}
+	}
+	for _, i := range order {
+		for _, u := range []struct {
+			addr string
+			use  use
+		}{{cc.kvAddrs[i], use{i, "kv"}}, {cc.replAddrs[i], use{i, "repl"}}} {
+			first, dup := seen[u.addr]
+			if !dup {
+				seen[u.addr] = u.use
+				continue
+			}
+			hint := "every node needs its own client port and its own replication port"
+			if core.NodeID(first.node) == cc.id || core.NodeID(u.use.node) == cc.id {
+				hint = "the lists name the other nodes only, not this one"
+			}
+			return fmt.Errorf("%s is both %s and %s: %s", u.addr, describe(first), describe(u.use), hint)
+		}
+	}
+	return nil
+}
+
+// splitList splits a list flag's value (commas, as expandListFlags joins
+// them, or spaces within one quoted argument).
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+// listAddr turns an entry of a list into host:port: a bare port is on host.
+func listAddr(host, entry string) (string, error) {
+	h, p := host, entry
+	if strings.Contains(entry, ":") {
+		var err error
+		if h, p, err = net.SplitHostPort(entry); err != nil {
+			return "", fmt.Errorf("%q is neither a port nor host:port", entry)
+		}
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 || port > 65535 {
+		return "", fmt.Errorf("%q is not a port in 1..65535", entry)
+	}
+	return net.JoinHostPort(h, strconv.Itoa(port)), nil
+}
+
+// clusterNode is what run needs of a cluster node: the node, its host
+// config and its peer transport.
+type clusterNode struct {
+	node  *election.Node
+	peers *realnet.Peers
+}
+
+// newClusterNode builds the node and its transport; the transport starts
+// once the host exists (startPeers), since it delivers into the host.
+func newClusterNode(o *options, logf func(string, ...any)) (*clusterNode, error) {
+	cc := o.cluster
+	ids := make([]core.NodeID, cc.size())
+	for i := range ids {
+		ids[i] = core.NodeID(i)
+	}
+	cfg := election.DefaultNodeConfig(cc.id, ids)
+	cfg.ClusterID = cc.clusterID
+	cfg.Limits = o.single.Limits
+	cfg.SegmentBytesMax = o.single.SegmentBytesMax
+	cfg.SnapshotLogBytesMin = o.single.SnapshotLogBytesMin
+	cfg.ClientAddrs = make(map[core.NodeID]string, cc.size())
+	for i, a := range cc.kvAddrs {
+		cfg.ClientAddrs[core.NodeID(i)] = a
+	}
+	node, err := election.NewNode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pc := realnet.DefaultPeerConfig()
+	pc.ID = cc.id
+	pc.Listen = cc.replAddrs[cc.id]
+	pc.Peers = cc.peers()
+	pc.ClusterID = cc.clusterID
+	pc.Logf = logf
+	if cfg.SnapChunkBytes+(64<<10) > pc.FrameBytesMax {
+		return nil, errors.New("snapshot chunks do not fit the peer transport's frame limit")
+	}
+	peers, err := realnet.NewPeers(pc)
+	if err != nil {
+		return nil, err
+	}
+	return &clusterNode{node: node, peers: peers}, nil
+}
