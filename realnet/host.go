@@ -119,11 +119,32 @@ func (h *Host) Shutdown() {
 	})
 }
 
-// Run starts the node on the calling goroutine, which becomes the loop, and
-// serves clients from ln until ctx is done, Shutdown is called or the node
-// fails. A node error (from Start or Flush) is returned and is fatal: the
-// node has stopped and must be restarted from disk. Run closes ln.
+// Run is RunListen with a listener bound already, so clients that connect
+// during recovery wait unanswered until it ends. Run closes ln.
 func (h *Host) Run(ctx context.Context, ln net.Listener) error {
+	used := false
+	err := h.RunListen(ctx, func() (net.Listener, error) {
+		used = true
+		return ln, nil
+	})
+	if !used {
+		ln.Close()
+	}
+	return err
+}
+
+// RunListen starts the node on the calling goroutine, which becomes the
+// loop, then calls listen and serves clients from its listener until ctx is
+// done, Shutdown is called or the node fails. A node error (from Start or
+// Flush) is returned and is fatal: the node has stopped and must be
+// restarted from disk. RunListen closes the listener.
+//
+// The port is bound only once the node has recovered, so that a client
+// that connects during a long recovery is refused at once ("connection
+// refused"; a cluster client moves on to another node) instead of waiting
+// with no answer. A listen error comes after recovery too, and stops the
+// node as a Shutdown would; listen is not called if Shutdown came first.
+func (h *Host) RunListen(ctx context.Context, listen func() (net.Listener, error)) error {
 	h.mu.Lock()
 	if h.running {
 		h.mu.Unlock()
@@ -132,7 +153,6 @@ func (h *Host) Run(ctx context.Context, ln net.Listener) error {
 	h.running = true
 	h.mu.Unlock()
 
-	h.addr = ln.Addr()
 	env := core.Env{
 		ID:      h.cfg.ID,
 		Clock:   &clock{origin: time.Now(), post: h.post},
@@ -149,8 +169,15 @@ func (h *Host) Run(ctx context.Context, ln net.Listener) error {
 	}
 	if err != nil {
 		close(h.loopDone)
-		ln.Close()
 		return fmt.Errorf("node failed to start: %w", err)
+	}
+	// Bind while still holding the role: what arrives meanwhile queues.
+	var ln net.Listener
+	var listenErr error
+	if !h.stopAsked.Load() {
+		if ln, listenErr = listen(); listenErr != nil {
+			h.Shutdown()
+		}
 	}
 	// Run held the role from NewHost on, so that nothing that arrived
 	// during Start (a peer's message, a timer) ran the node beside it. Let
@@ -165,9 +192,12 @@ func (h *Host) Run(ctx context.Context, ln net.Listener) error {
 		h.qmu.Unlock()
 	}
 
-	h.wg.Add(1)
-	go h.accept(ln)
-	close(h.ready)
+	if ln != nil {
+		h.addr = ln.Addr()
+		h.wg.Add(1)
+		go h.accept(ln)
+		close(h.ready)
+	}
 
 	err = h.loop(ctx)
 
@@ -175,9 +205,14 @@ func (h *Host) Run(ctx context.Context, ln net.Listener) error {
 	h.closed = true
 	h.qmu.Unlock()
 	close(h.loopDone)
-	ln.Close()
+	if ln != nil {
+		ln.Close()
+	}
 	h.closeConns()
 	h.wg.Wait()
+	if listenErr != nil {
+		return errors.Join(fmt.Errorf("cannot listen: %w", listenErr), err)
+	}
 	return err
 }
 

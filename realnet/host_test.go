@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +37,10 @@ type testNode struct {
 	flushErr error
 	blocked  chan struct{} // a block request has entered
 	release  chan struct{} // lets a block request return
+	// startGate, if set, holds Start (a long recovery) until it is
+	// closed; startEntered is then signalled when Start begins.
+	startGate    chan struct{}
+	startEntered chan struct{}
 
 	mu        sync.Mutex
 	turnSizes []int // requests handled per turn, for turns that had any
@@ -58,6 +63,10 @@ func (n *testNode) Start(env core.Env) error {
 	n.enter()
 	defer n.exit()
 	n.env = env
+	if n.startGate != nil {
+		n.startEntered <- struct{}{}
+		<-n.startGate
+	}
 	return n.startErr
 }
 
@@ -569,6 +578,110 @@ func TestStartErrorStopsRun(t *testing.T) {
 	case <-h.Ready():
 		t.Error("Ready closed although the node never started")
 	default:
+	}
+}
+
+// slowStart is a test node whose Start waits for the test.
+func slowStart(t *testing.T) *testNode {
+	n := newTestNode(t)
+	n.startGate, n.startEntered = make(chan struct{}), make(chan struct{}, 1)
+	return n
+}
+
+// A client that connects while the node recovers is refused at once, not
+// kept waiting: the port is bound only after Start and its Flush.
+func TestRunListenBindsOnlyOnceRecovered(t *testing.T) {
+	node := slowStart(t)
+	h, err := NewHost(node, nil, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- h.RunListen(context.Background(), func() (net.Listener, error) { return net.Listen("tcp", addr) })
+	}()
+	<-node.startEntered
+	for range 3 {
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			nc.Close()
+			t.Fatal("a connection was accepted during recovery")
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("dial during recovery: %v, want connection refused", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h.Addr() != nil {
+		t.Errorf("Addr = %v during recovery, want nil", h.Addr())
+	}
+	close(node.startGate)
+	<-h.Ready()
+	if got := h.Addr().String(); got != addr {
+		t.Errorf("Addr = %s, want %s", got, addr)
+	}
+	c := dial(t, addr)
+	c.send(`{"op":"ping","id":1}` + "\n")
+	c.recvCode("")
+	h.Shutdown()
+	if err := (&running{done: done}).wait(t); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+// A port that is taken fails Run after recovery, clearly, and the node is
+// stopped as by a Shutdown.
+func TestRunListenErrorStopsRun(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	h, err := NewHost(newTestNode(t), nil, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- h.RunListen(context.Background(), func() (net.Listener, error) {
+			return net.Listen("tcp", taken.Addr().String())
+		})
+	}()
+	err = (&running{done: done}).wait(t)
+	if err == nil || !strings.Contains(err.Error(), "cannot listen") || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("RunListen = %v, want cannot listen: address in use", err)
+	}
+	select {
+	case <-h.Ready():
+		t.Error("Ready closed although nothing listens")
+	default:
+	}
+}
+
+// A Shutdown during recovery ends Run without binding the port.
+func TestShutdownDuringRecoveryDoesNotListen(t *testing.T) {
+	node := slowStart(t)
+	h, err := NewHost(node, nil, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listened atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		done <- h.RunListen(context.Background(), func() (net.Listener, error) {
+			listened.Store(true)
+			return net.Listen("tcp", "127.0.0.1:0")
+		})
+	}()
+	<-node.startEntered
+	h.Shutdown()
+	close(node.startGate)
+	if err := (&running{done: done}).wait(t); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if listened.Load() {
+		t.Error("listen was called after a Shutdown during recovery")
 	}
 }
 
