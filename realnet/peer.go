@@ -117,8 +117,9 @@ type PeerConfig struct {
 	// tell a quiet peer from a dead one.
 	KeepaliveInterval time.Duration
 	// IdleTimeout closes an accepted connection on which nothing, not even
-	// a keepalive, has arrived for this long. It must be at least twice
-	// KeepaliveInterval.
+	// a keepalive, has arrived for this long. It must be at least three
+	// times KeepaliveInterval: a sender that wrote just after one tick of
+	// its keepalive ticker writes the next keepalive two ticks later.
 	IdleTimeout time.Duration
 	// Logf writes one operator-facing line; nil means the standard logger.
 	// Repeated lines of one kind are rate-limited.
@@ -181,8 +182,8 @@ func (c *PeerConfig) validate() error {
 		return fmt.Errorf("peer config: QueueBytesMax %d is less than FrameBytesMax %d", c.QueueBytesMax, c.FrameBytesMax)
 	case c.DialBackoffMax < c.DialBackoffMin:
 		return fmt.Errorf("peer config: DialBackoffMax %v is less than DialBackoffMin %v", c.DialBackoffMax, c.DialBackoffMin)
-	case c.IdleTimeout < 2*c.KeepaliveInterval:
-		return fmt.Errorf("peer config: IdleTimeout %v must be at least twice KeepaliveInterval %v", c.IdleTimeout, c.KeepaliveInterval)
+	case c.IdleTimeout < 3*c.KeepaliveInterval:
+		return fmt.Errorf("peer config: IdleTimeout %v must be at least three times KeepaliveInterval %v", c.IdleTimeout, c.KeepaliveInterval)
 	}
 	addrs := map[string]core.NodeID{c.Listen: c.ID}
 	for _, id := range slices.Sorted(maps.Keys(c.Peers)) {

@@ -828,17 +828,21 @@ func TestPeersCorruptFramesCloseTheConnection(t *testing.T) {
 
 func TestPeersIdleConnectionIsClosed(t *testing.T) {
 	noPeerGoroutinesAtEnd(t)
+	// The keepalives come 30 times per idle timeout, so that even a
+	// loaded machine's stalls do not let a healthy connection time out.
 	tps := startCluster(t, 2, withGhost(t, func(c *PeerConfig) {
 		c.KeepaliveInterval = 50 * time.Millisecond
-		c.IdleTimeout = 300 * time.Millisecond
+		c.IdleTimeout = 1500 * time.Millisecond
 	}))
 	a, b := tps[0], tps[1]
+	waitFor(t, "A to connect to B", func() bool { return a.stats(1).Connected && b.stats(0).Inbound })
 	// A raw peer that completes its hello and then says nothing, not even
-	// keepalives, is hung up on.
+	// keepalives, is hung up on...
 	nc := rawPeer(t, b.Addr().String(), ghostID, 1, testClusterID)
 	waitClosed(t, nc)
 	b.Log(t, "i/o timeout")
-	// while a real peer's keepalives keep its quiet connection open.
+	// ... while A's connection, as quiet and older, is kept by its
+	// keepalives.
 	if s := a.stats(1); !s.Connected || s.Reconnects != 0 {
 		t.Errorf("A's quiet connection to B: %+v", s)
 	}
