@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -96,7 +97,13 @@ func StartOnPort(bin, dataDir string, port int, extra ...string) (*Process, erro
 // Launch starts the process without waiting for it to be ready.
 func Launch(bin, dataDir string, port int, extra ...string) (*Process, error) {
 	args := append([]string{"--port", strconv.Itoa(port), "--data-dir", dataDir}, extra...)
-	cmd := exec.Command(bin, args...)
+	return launch(exec.Command(bin, args...), dataDir, port, nil)
+}
+
+// launch starts cmd, a server whose client port is port on loopback. What
+// it logs is kept, and also written to tee if that is not nil.
+func launch(cmd *exec.Cmd, dataDir string, port int, tee io.Writer) (*Process, error) {
+	bin := cmd.Path
 	p := &Process{Addr: fmt.Sprintf("127.0.0.1:%d", port), DataDir: dataDir, Port: port, cmd: cmd,
 		stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	pipe, err := cmd.StderrPipe()
@@ -111,6 +118,9 @@ func Launch(bin, dataDir string, port int, extra ...string) (*Process, error) {
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			p.stderr.writeLine(sc.Text())
+			if tee != nil {
+				fmt.Fprintln(tee, sc.Text())
+			}
 		}
 		p.waitErr = cmd.Wait()
 		close(p.exited)
@@ -175,6 +185,18 @@ func (p *Process) Exited() bool {
 
 // Stderr is everything the server has logged so far.
 func (p *Process) Stderr() string { return p.stderr.String() }
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Exit waits for the process to be gone and returns its exit error.
+func (p *Process) Exit() error {
+	<-p.exited
+	return p.waitErr
+}
 
 type lockedBuffer struct {
 	mu  sync.Mutex

@@ -1,0 +1,257 @@
+// Command cluster starts a local 3-node dkv cluster to try out: it builds
+// cmd/node, starts one process per node on loopback with its data directory
+// under --dir, prints where each listens and which node leads (and each
+// change of leader while it runs), and stops them all on Ctrl-C.
+//
+//	go run ./cmd/cluster                       # free ports, data under ./cluster-data
+//	go run ./cmd/cluster --kv-ports 9000,9001,9002 --repl-ports 9100,9101,9102
+//	go run ./cmd/cluster -- --snapshot-log-bytes 1048576   # flags after -- go to every node
+//
+// The ports are kept in --dir, so a second run on the same directory finds
+// its data again: the cluster id derives from the nodes' ports, and a node
+// refuses a data directory of another cluster.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"dkv/internal/nodeproc"
+)
+
+const portsFile = "ports"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type config struct {
+	dir       string
+	nodes     int
+	kvPorts   []int
+	replPorts []int
+	bin       string
+	restart   time.Duration
+	extra     []string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: go run ./cmd/cluster [flags] [-- cmd/node flags for every node]\n\n")
+		fs.PrintDefaults()
+	}
+	var cfg config
+	var kv, repl string
+	fs.StringVar(&cfg.dir, "dir", "cluster-data", "directory for the nodes' data directories (node0, node1, ...) and the binary; kept, so a second run finds the data")
+	fs.IntVar(&cfg.nodes, "nodes", 3, "number of nodes (3 to 9)")
+	fs.StringVar(&kv, "kv-ports", "", "client ports, comma-separated, by node id (default: free ones, or those of the last run on --dir)")
+	fs.StringVar(&repl, "repl-ports", "", "replication ports, comma-separated, by node id (default: as --kv-ports)")
+	fs.StringVar(&cfg.bin, "node-bin", "", "prebuilt cmd/node binary (default: build one into --dir)")
+	fs.DurationVar(&cfg.restart, "restart-after", 2*time.Second, "restart a node this long after it died (kill -9 the leader to watch a failover, then the catch-up); 0: never")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	cfg.extra = fs.Args()
+	if cfg.nodes < 3 || cfg.nodes > 9 {
+		return nil, fmt.Errorf("--nodes must be in 3..9, not %d", cfg.nodes)
+	}
+	var err error
+	if cfg.kvPorts, err = portList("--kv-ports", kv, cfg.nodes); err != nil {
+		return nil, err
+	}
+	if cfg.replPorts, err = portList("--repl-ports", repl, cfg.nodes); err != nil {
+		return nil, err
+	}
+	if (cfg.kvPorts == nil) != (cfg.replPorts == nil) {
+		return nil, errors.New("give both --kv-ports and --repl-ports, or neither")
+	}
+	return &cfg, nil
+}
+
+func portList(name, s string, n int) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) != n {
+		return nil, fmt.Errorf("%s lists %d ports for %d nodes", name, len(parts), n)
+	}
+	out := make([]int, n)
+	for i, p := range parts {
+		v, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || v <= 0 || v > 65535 {
+			return nil, fmt.Errorf("%s: %q is not a port", name, p)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// ports picks the cluster's ports: the flags', else the last run's on this
+// directory (so that its data dirs still belong to the cluster), else free
+// ones; and records them for the next run.
+func ports(cfg *config) ([]int, []int, error) {
+	path := filepath.Join(cfg.dir, portsFile)
+	kv, repl := cfg.kvPorts, cfg.replPorts
+	if kv == nil {
+		if b, err := os.ReadFile(path); err == nil {
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			if len(lines) == 2 {
+				kv, _ = portList("kv", lines[0], cfg.nodes)
+				repl, _ = portList("repl", lines[1], cfg.nodes)
+			}
+			if kv == nil || repl == nil {
+				return nil, nil, fmt.Errorf("%s holds no ports for %d nodes: give --kv-ports and --repl-ports, or use another --dir", path, cfg.nodes)
+			}
+		}
+	}
+	if kv == nil {
+		free, err := nodeproc.FreePorts(2 * cfg.nodes)
+		if err != nil {
+			return nil, nil, err
+		}
+		kv, repl = free[:cfg.nodes], free[cfg.nodes:]
+	}
+	join := func(ps []int) string {
+		s := make([]string, len(ps))
+		for i, p := range ps {
+			s[i] = strconv.Itoa(p)
+		}
+		return strings.Join(s, ",")
+	}
+	if err := os.WriteFile(path, []byte(join(kv)+"\n"+join(repl)+"\n"), 0o644); err != nil {
+		return nil, nil, err
+	}
+	return kv, repl, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "cluster: %v\n", err)
+		return 2
+	}
+	if err := launch(cfg, stdout); err != nil {
+		fmt.Fprintf(stderr, "cluster: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func launch(cfg *config, out io.Writer) error {
+	if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(cfg.dir)
+	if err != nil {
+		return err
+	}
+	cfg.dir = dir
+	bin := cfg.bin
+	if bin == "" {
+		fmt.Fprintln(out, "building cmd/node ...")
+		if bin, err = nodeproc.Build(dir); err != nil {
+			return err
+		}
+	}
+	kv, repl, err := ports(cfg)
+	if err != nil {
+		return err
+	}
+	c, err := nodeproc.NewClusterOnPorts(bin, dir, kv, repl, cfg.extra...)
+	if err != nil {
+		return err
+	}
+	// The nodes' logs go to files, so that this terminal shows the
+	// cluster's story: who leads, who died.
+	c.LogDir = dir
+
+	// From here on, Ctrl-C stops the nodes; the nodes are in process
+	// groups of their own, so the terminal's SIGINT reaches only us.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	fmt.Fprintf(out, "starting %d nodes, data under %s\n", c.Size(), dir)
+	if err := c.StartAll(); err != nil {
+		return fmt.Errorf("%w\n%s", err, c.Logs())
+	}
+	defer func() {
+		fmt.Fprintln(out, "stopping the nodes ...")
+		if err := c.StopAll(10 * time.Second); err != nil {
+			fmt.Fprintf(out, "stopping: %v\n", err)
+		}
+	}()
+	for i := range c.Size() {
+		fmt.Fprintf(out, "node %d: pid %d, client %s, repl 127.0.0.1:%d, data %s, log %s\n",
+			i, c.Node(i).Pid(), c.Addr(i), c.ReplPorts[i], c.DataDir(i), c.LogPath(i))
+	}
+	fmt.Fprintln(out, "command lines:")
+	for i := range c.Size() {
+		fmt.Fprintf(out, "  %s %s\n", bin, strings.Join(c.Args(i), " "))
+	}
+
+	leader, st, err := c.WaitLeader(30 * time.Second)
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, c.Logs())
+	}
+	fmt.Fprintf(out, "node %d leads (term %d)\n\n", leader, st.Term)
+	fmt.Fprintf(out, "try:   go run ./cmd/kv --addrs %s set hello world\n", strings.Join(c.Addrs(), ","))
+	fmt.Fprintf(out, "       kill -9 %d   # the leader: another node takes over", c.Node(leader).Pid())
+	if cfg.restart > 0 {
+		fmt.Fprintf(out, "; it restarts %v later and catches up", cfg.restart)
+	}
+	fmt.Fprintln(out, "\nCtrl-C stops the cluster (the data stays in --dir)")
+	return watch(c, cfg, leader, sigs, out)
+}
+
+// watch reports each change of leader and each node that exits, restarts
+// dead nodes after cfg.restart, and returns on a signal.
+func watch(c *nodeproc.Cluster, cfg *config, leader int, sigs <-chan os.Signal, out io.Writer) error {
+	diedAt := make([]time.Time, c.Size()) // zero: running
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(out, "\nreceived %v\n", sig)
+			return nil
+		case <-tick.C:
+		}
+		for i := range diedAt {
+			switch {
+			case diedAt[i].IsZero() && c.Node(i) == nil:
+				diedAt[i] = time.Now()
+				fmt.Fprintf(out, "node %d exited (%v); see %s\n", i, c.Process(i).Exit(), c.LogPath(i))
+				if !strings.Contains(c.Process(i).Stderr(), "serving") {
+					return fmt.Errorf("node %d failed to start:\n%s", i, c.Process(i).Stderr())
+				}
+			case !diedAt[i].IsZero() && cfg.restart > 0 && time.Since(diedAt[i]) >= cfg.restart:
+				p, err := c.Start(i)
+				if err != nil {
+					return fmt.Errorf("restarting node %d: %w", i, err)
+				}
+				diedAt[i] = time.Time{}
+				fmt.Fprintf(out, "node %d restarted: pid %d\n", i, p.Pid())
+			}
+		}
+		if i, st := nodeproc.Leader(c.Statuses(time.Second)); i >= 0 && i != leader {
+			leader = i
+			fmt.Fprintf(out, "node %d leads (term %d)\n", i, st.Term)
+		}
+	}
+}

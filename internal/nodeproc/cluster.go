@@ -1,0 +1,410 @@
+package nodeproc
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Cluster is the processes of one dkv cluster on loopback: node i serves
+// clients on KVPorts[i], talks to its peers on ReplPorts[i] and keeps its
+// data in DataDir(i). A node keeps its ports across restarts, as it must:
+// the cluster id derives from them.
+type Cluster struct {
+	Bin       string
+	Dir       string   // the nodes' data directories are under it
+	KVPorts   []int    // client ports, by node id
+	ReplPorts []int    // replication ports, by node id
+	Extra     []string // more cmd/node flags, for every node
+	// LogDir, if set, gets each node's log appended to node<i>.log, across
+	// restarts.
+	LogDir string
+
+	mu    sync.Mutex
+	procs []*Process // the running process of each node, or nil
+}
+
+// NewCluster prepares a cluster of n nodes on free ports (FreePorts); no
+// process starts until Start or StartAll.
+func NewCluster(bin, dir string, n int, extra ...string) (*Cluster, error) {
+	ports, err := FreePorts(2 * n)
+	if err != nil {
+		return nil, err
+	}
+	return NewClusterOnPorts(bin, dir, ports[:n], ports[n:], extra...)
+}
+
+// NewClusterOnPorts prepares a cluster on the given ports.
+func NewClusterOnPorts(bin, dir string, kvPorts, replPorts []int, extra ...string) (*Cluster, error) {
+	if len(kvPorts) != len(replPorts) || len(kvPorts) == 0 {
+		return nil, fmt.Errorf("nodeproc: %d client ports and %d replication ports", len(kvPorts), len(replPorts))
+	}
+	return &Cluster{Bin: bin, Dir: dir, KVPorts: kvPorts, ReplPorts: replPorts, Extra: extra,
+		procs: make([]*Process, len(kvPorts))}, nil
+}
+
+// Size is the number of nodes.
+func (c *Cluster) Size() int { return len(c.KVPorts) }
+
+// Addr is node i's client address.
+func (c *Cluster) Addr(i int) string { return fmt.Sprintf("127.0.0.1:%d", c.KVPorts[i]) }
+
+// Addrs is every node's client address, by node id.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, c.Size())
+	for i := range out {
+		out[i] = c.Addr(i)
+	}
+	return out
+}
+
+// DataDir is node i's data directory.
+func (c *Cluster) DataDir(i int) string { return filepath.Join(c.Dir, fmt.Sprintf("node%d", i)) }
+
+// LogPath is node i's log file under LogDir.
+func (c *Cluster) LogPath(i int) string { return filepath.Join(c.LogDir, fmt.Sprintf("node%d.log", i)) }
+
+// Args is node i's command line after the binary, as the seed's launcher
+// writes it: its own ports, then the other nodes' in node-id order.
+func (c *Cluster) Args(i int) []string {
+	others := func(ports []int) []string {
+		var out []string
+		for j, p := range ports {
+			if j != i {
+				out = append(out, strconv.Itoa(p))
+			}
+		}
+		return out
+	}
+	args := []string{"--node-id", strconv.Itoa(i), "--kv-port", strconv.Itoa(c.KVPorts[i]),
+		"--repl-port", strconv.Itoa(c.ReplPorts[i]), "--secondary-repl-ports"}
+	args = append(args, others(c.ReplPorts)...)
+	args = append(args, "--data-dir", c.DataDir(i), "--other-kv-ports")
+	args = append(args, others(c.KVPorts)...)
+	return append(args, c.Extra...)
+}
+
+// Launch starts node i without waiting for it to serve. It fails if node i
+// is running.
+func (c *Cluster) Launch(i int) (*Process, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[i]; p != nil && !p.Exited() {
+		return nil, fmt.Errorf("nodeproc: node %d is running (pid %d)", i, p.Pid())
+	}
+	cmd := exec.Command(c.Bin, c.Args(i)...)
+	// Its own process group: a Ctrl-C in the terminal reaches the
+	// launcher only, which then stops the nodes itself, once.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var logFile *os.File
+	var tee io.Writer
+	if c.LogDir != "" {
+		f, err := os.OpenFile(c.LogPath(i), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		logFile, tee = f, f
+	}
+	p, err := launch(cmd, c.DataDir(i), c.KVPorts[i], tee)
+	if err != nil {
+		if logFile != nil {
+			logFile.Close()
+		}
+		return nil, err
+	}
+	if logFile != nil {
+		// Exit returns once the last line is written.
+		go func() { p.Exit(); logFile.Close() }()
+	}
+	c.procs[i] = p
+	return p, nil
+}
+
+// Start starts node i and waits until it serves (it has recovered and
+// listens; it need not know a leader yet).
+func (c *Cluster) Start(i int) (*Process, error) {
+	p, err := c.Launch(i)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.WaitReady(readyTimeout); err != nil {
+		p.Kill()
+		return nil, fmt.Errorf("node %d: %w", i, err)
+	}
+	return p, nil
+}
+
+// StartAll starts every node that is not running, all at once, and waits
+// until each serves; on a failure it kills the ones it started.
+func (c *Cluster) StartAll() error {
+	var started []int
+	for i := range c.Size() {
+		if c.Node(i) != nil {
+			continue
+		}
+		if _, err := c.Launch(i); err != nil {
+			for _, j := range started {
+				c.Kill(j)
+			}
+			return err
+		}
+		started = append(started, i)
+	}
+	for _, i := range started {
+		if err := c.Node(i).WaitReady(readyTimeout); err != nil {
+			for _, j := range started {
+				c.Kill(j)
+			}
+			return fmt.Errorf("node %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// Node is node i's running process, or nil.
+func (c *Cluster) Node(i int) *Process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[i]; p != nil && !p.Exited() {
+		return p
+	}
+	return nil
+}
+
+// Process is node i's last process, running or not, or nil if it never
+// started: its Stderr outlives it.
+func (c *Cluster) Process(i int) *Process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procs[i]
+}
+
+// Kill SIGKILLs node i, if it runs, and waits for it to be gone.
+func (c *Cluster) Kill(i int) {
+	if p := c.Node(i); p != nil {
+		p.Kill()
+	}
+}
+
+// Stop sends node i SIGTERM and waits up to timeout for it to exit.
+func (c *Cluster) Stop(i int, timeout time.Duration) error {
+	if p := c.Node(i); p != nil {
+		return p.Stop(timeout)
+	}
+	return nil
+}
+
+// KillAll SIGKILLs every node.
+func (c *Cluster) KillAll() {
+	for i := range c.Size() {
+		c.Kill(i)
+	}
+}
+
+// StopAll sends every node SIGTERM at once and waits for them; a node that
+// has not exited within timeout is killed.
+func (c *Cluster) StopAll(timeout time.Duration) error {
+	var wg sync.WaitGroup
+	errs := make([]error, c.Size())
+	for i := range c.Size() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Stop(i, timeout); err != nil {
+				errs[i] = fmt.Errorf("node %d: %w", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Logs is every node's stderr so far (of its last process), for a failing
+// test to print.
+func (c *Cluster) Logs() string {
+	var b strings.Builder
+	for i := range c.Size() {
+		fmt.Fprintf(&b, "---- node %d ----\n", i)
+		if p := c.Process(i); p != nil {
+			b.WriteString(p.Stderr())
+		}
+	}
+	return b.String()
+}
+
+// NodeStatus is the part of a cluster node's status answer that launchers
+// and tests look at (core.ClusterStatus has it all; this package speaks the
+// protocol with the standard library only).
+type NodeStatus struct {
+	Keys    int
+	ID      int    `json:"node_id"`
+	Role    string `json:"role"`
+	Term    uint64 `json:"term"`
+	Leader  int    `json:"leader_id"` // -1: none known
+	Commit  uint64 `json:"commit"`
+	Applied uint64 `json:"applied"`
+}
+
+// Status asks node i for its status, within timeout.
+func (c *Cluster) Status(i int, timeout time.Duration) (*NodeStatus, error) {
+	nc, err := net.DialTimeout("tcp", c.Addr(i), timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(timeout))
+	if _, err := nc.Write([]byte(`{"op":"status"}` + "\n")); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(nc).ReadBytes('\n')
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		OK     bool `json:"ok"`
+		Status *struct {
+			Keys    int         `json:"keys"`
+			Cluster *NodeStatus `json:"cluster"`
+		} `json:"status"`
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return nil, fmt.Errorf("status of node %d: %w", i, err)
+	}
+	if !resp.OK || resp.Status == nil || resp.Status.Cluster == nil {
+		return nil, fmt.Errorf("status of node %d: not a cluster node's answer: %s", i, line)
+	}
+	st := resp.Status.Cluster
+	st.Keys = resp.Status.Keys
+	return st, nil
+}
+
+// Statuses asks every running node for its status; a node that is down or
+// does not answer has nil.
+func (c *Cluster) Statuses(timeout time.Duration) []*NodeStatus {
+	out := make([]*NodeStatus, c.Size())
+	var wg sync.WaitGroup
+	for i := range out {
+		if c.Node(i) == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], _ = c.Status(i, timeout)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Leader returns the node that leads, judged from the answers of the
+// running nodes: one that says it leads, in a term no answering node has
+// gone past, and that a majority of the cluster (itself included) follows.
+// It returns -1 when there is no such node.
+func Leader(sts []*NodeStatus) (int, *NodeStatus) {
+	var maxTerm uint64
+	for _, st := range sts {
+		if st != nil {
+			maxTerm = max(maxTerm, st.Term)
+		}
+	}
+	for i, st := range sts {
+		if st == nil || st.Role != "leader" || st.Term != maxTerm {
+			continue
+		}
+		votes := 0
+		for _, o := range sts {
+			if o != nil && o.Term == st.Term && o.Leader == i {
+				votes++
+			}
+		}
+		if 2*votes > len(sts) {
+			return i, st
+		}
+	}
+	return -1, nil
+}
+
+// WaitLeader polls the running nodes until one leads (see Leader) and
+// returns it, or fails after timeout.
+func (c *Cluster) WaitLeader(timeout time.Duration) (int, *NodeStatus, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		sts := c.Statuses(time.Second)
+		if i, st := Leader(sts); i >= 0 {
+			return i, st, nil
+		}
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for i, st := range sts {
+				fmt.Fprintf(&b, " node %d: %+v;", i, st)
+			}
+			return -1, nil, fmt.Errorf("no leader after %v:%s", timeout, b.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago, below the kernel's range of ephemeral ports: a port in that range
+// can be taken by any outgoing connection (a peer redialling, a client)
+// while its node is down, and then the node cannot bind it again on
+// restart. Ports are drawn at random, so that concurrent test processes
+// rarely try the same ones, and each is checked by binding it.
+func FreePorts(n int) ([]int, error) {
+	low := ephemeralLow()
+	const floor = 10000
+	if low-floor < 1000 {
+		return nil, fmt.Errorf("nodeproc: the ephemeral port range starts at %d, leaving too few ports below it", low)
+	}
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 100*n {
+			return nil, fmt.Errorf("nodeproc: no %d free ports in %d..%d", n, floor, low-1)
+		}
+		port := floor + rand.IntN(low-floor)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // in use (or held by us already)
+		}
+		held = append(held, l)
+		ports = append(ports, port)
+	}
+	return ports, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux),
+// or the IANA default elsewhere.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if low, err := strconv.Atoi(f[0]); err == nil && low > 0 {
+				return low
+			}
+		}
+	}
+	return 49152
+}
