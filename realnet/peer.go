@@ -818,7 +818,9 @@ func (p *Peers) serveInbound(nc net.Conn) {
 	}
 	defer p.unregister(pr, nc)
 	err = p.readFrames(pr, nc)
-	if p.ctx.Err() == nil {
+	// net.ErrClosed is this side's own doing: Close, or a newer
+	// connection from the peer that register logged.
+	if p.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 		p.log.logf(fmt.Sprintf("inbound %d %s", pr.id, errorKind(err)),
 			"peers: connection from peer %d (%s) closed: %v", pr.id, nc.RemoteAddr(), err)
 	}
@@ -853,10 +855,12 @@ func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
 		status = helloBadVersion
 	case in.clusterID != cfg.ClusterID:
 		status = helloWrongCluster
+	case in.from == uint32(cfg.ID):
+		// Checked before the receiver: a node whose peer list points at
+		// itself should be told so, not that it reached another node.
+		status = helloFromSelf
 	case in.to != uint32(cfg.ID):
 		status = helloWrongReceiver
-	case in.from == uint32(cfg.ID):
-		status = helloFromSelf
 	case pr == nil:
 		status = helloUnknownSender
 	}
@@ -895,6 +899,7 @@ func (p *Peers) register(pr *peer, nc net.Conn) bool {
 	p.mu.Unlock()
 	if old != nil {
 		old.Close()
+		p.log.logf(fmt.Sprintf("replaced %d", pr.id), "peers: peer %d connected again from %s; closed its previous connection", pr.id, nc.RemoteAddr())
 	}
 	return true
 }

@@ -1112,6 +1112,7 @@ func BenchmarkPeersSend(b *testing.B) {
 				cfg.ID, cfg.Listen, cfg.ClusterID = core.NodeID(i), addrs[i], 1
 				cfg.Peers = map[core.NodeID]string{core.NodeID(1 - i): addrs[1-i]}
 				cfg.QueueMax = 1 << 16
+				cfg.Logf = func(string, ...any) {}
 				p, err := NewPeers(cfg)
 				if err != nil {
 					b.Fatal(err)
