@@ -780,6 +780,22 @@ func TestPeersWrongAddressIsReported(t *testing.T) {
 	b.Log(t, "meant for another node")
 }
 
+func TestPeersSelfDialIsRefused(t *testing.T) {
+	noPeerGoroutinesAtEnd(t)
+	// Node 0's list gives its own address to node 1 (under another name,
+	// which validation cannot see through).
+	ln := listenLoopback(t)
+	cfg, l := testPeerConfig(t, 0, []string{"this node", ln.Addr().String()})
+	a := newTestPeer(t, cfg, l)
+	a.startOn(t, ln)
+	a.Send(1, []byte("to myself"))
+	a.Log(t, "refused by node 0 of cluster 7 (version 1): sender has the receiver's own id")
+	a.Log(t, "refused a connection")
+	if a.in.count() != 0 {
+		t.Errorf("a node delivered its own message")
+	}
+}
+
 func TestPeersCorruptFramesCloseTheConnection(t *testing.T) {
 	noPeerGoroutinesAtEnd(t)
 	tps := startCluster(t, 2, withGhost(t, nil))
