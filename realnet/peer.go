@@ -327,8 +327,8 @@ func (p *Peers) Start(deliver func(from core.NodeID, msg []byte)) error {
 // peers' connections and starts one sender per peer. deliver is called with
 // each message from a peer, on that peer's connection goroutine, and owns
 // msg. It may block for a while, which holds up that peer's messages only;
-// it must return once the caller stops, because Close waits for it. Peers
-// closes ln.
+// it must return once the caller stops, because Close waits for it. Once
+// started, Peers owns ln and closes it; on an error ln is left to the caller.
 func (p *Peers) StartOn(ln net.Listener, deliver func(from core.NodeID, msg []byte)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
