@@ -1,0 +1,495 @@
+// Package clustertest runs 3-node dkv clusters of real cmd/node processes
+// on loopback, SIGKILLs their nodes, and checks what clients were told
+// against what the cluster holds. It has tests only.
+//
+// No assertion waits a fixed time: every wait polls the nodes' status or
+// the client's progress until a generous deadline, so a slow or busy
+// machine makes the tests slower, not red.
+package clustertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"dkv/client"
+	"dkv/core"
+	"dkv/internal/nodeproc"
+)
+
+// bin is cmd/node, built once for the package by TestMain.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dkv-clustertest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin, err = nodeproc.Build(dir)
+	code := 1
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// waitMax bounds every wait for the cluster to do something it should do
+// in well under a second: generous, so that only a real failure trips it.
+const waitMax = 30 * time.Second
+
+// startCluster starts 3 nodes and kills them when the test ends, printing
+// their logs if it failed.
+func startCluster(t *testing.T, extra ...string) *nodeproc.Cluster {
+	t.Helper()
+	c, err := nodeproc.NewCluster(bin, t.TempDir(), 3, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.KillAll()
+		if t.Failed() {
+			t.Logf("node logs:\n%s", c.Logs())
+		}
+	})
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func waitLeader(t *testing.T, c *nodeproc.Cluster) (int, *nodeproc.NodeStatus) {
+	t.Helper()
+	i, st, err := c.WaitLeader(waitMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i, st
+}
+
+// waitNewLeader waits for a leader other than old.
+func waitNewLeader(t *testing.T, c *nodeproc.Cluster, old int) (int, *nodeproc.NodeStatus) {
+	t.Helper()
+	deadline := time.Now().Add(waitMax)
+	for {
+		i, st := waitLeader(t, c)
+		if i != old {
+			return i, st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d still leads after %v", old, waitMax)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitApplied waits until node i has applied index.
+func waitApplied(t *testing.T, c *nodeproc.Cluster, i int, index uint64) *nodeproc.NodeStatus {
+	t.Helper()
+	deadline := time.Now().Add(waitMax)
+	for {
+		st, err := c.Status(i, time.Second)
+		if err == nil && st.Applied >= index {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d has not applied index %d after %v: %+v, %v", i, index, waitMax, st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func status(t *testing.T, c *nodeproc.Cluster, i int) *nodeproc.NodeStatus {
+	t.Helper()
+	st, err := c.Status(i, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func dialCluster(t *testing.T, addrs []string, opts ...client.Option) *client.ClusterKVClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	kv, err := client.DialCluster(ctx, addrs, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kv.Close() })
+	return kv
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// The seed's "cluster replication and election" case: a write on the
+// leader is applied by every node; the leader is killed; another is
+// elected; reads and writes go on through the cluster client.
+func TestClusterReplicationAndElection(t *testing.T) {
+	c := startCluster(t)
+	lead, _ := waitLeader(t, c)
+	ctx := ctxT(t)
+
+	// Set on the leader itself, with the single-node client.
+	direct, err := client.Dial(c.Addr(lead))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	if err := direct.Set(ctx, "seed-key", "seed-value"); err != nil {
+		t.Fatalf("set on the leader: %v", err)
+	}
+	commit := status(t, c, lead).Commit
+	for i := range c.Size() {
+		st := waitApplied(t, c, i, commit)
+		if st.Keys != 1 {
+			t.Errorf("node %d: %d keys after applying index %d, want 1", i, st.Keys, commit)
+		}
+	}
+	// A follower redirects to the leader's client address.
+	follower := (lead + 1) % c.Size()
+	fc, err := client.Dial(c.Addr(follower))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	var se *client.ServerError
+	if err := fc.Set(ctx, "k", "v"); !errors.As(err, &se) || se.Code != core.CodeNotLeader || se.Leader != c.Addr(lead) {
+		t.Errorf("set on follower %d: %v; want not_leader naming %s", follower, err, c.Addr(lead))
+	}
+
+	c.Kill(lead)
+	newLead, _ := waitNewLeader(t, c, lead)
+	t.Logf("node %d led; killed; node %d leads", lead, newLead)
+
+	kv := dialCluster(t, c.Addrs())
+	if v, err := kv.Get(ctx, "seed-key"); err != nil || v != "seed-value" {
+		t.Fatalf("get through the cluster after the failover = %q, %v", v, err)
+	}
+	if err := kv.Set(ctx, "after", "failover"); err != nil {
+		t.Fatalf("set after the failover: %v", err)
+	}
+	if v, err := kv.Get(ctx, "after"); err != nil || v != "failover" {
+		t.Fatalf("get after the failover = %q, %v", v, err)
+	}
+	if err := kv.BulkSet(ctx, []client.KV{{Key: "b1", Value: "1"}, {Key: "b2", Value: "2"}}); err != nil {
+		t.Fatalf("bulk_set after the failover: %v", err)
+	}
+	if err := kv.Delete(ctx, "after"); err != nil {
+		t.Fatalf("delete after the failover: %v", err)
+	}
+	if _, err := kv.Get(ctx, "after"); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("get after delete: %v, want not found", err)
+	}
+	if kv.Leader() != c.Addr(newLead) {
+		t.Errorf("the client follows %q, want the new leader %s", kv.Leader(), c.Addr(newLead))
+	}
+}
+
+// writeLoad runs writers that each Set keys of their own, in order,
+// through shared cluster clients, and remembers what was acknowledged.
+type writeLoad struct {
+	mu      sync.Mutex
+	acked   map[string]string
+	unknown map[string]string
+	failed  int
+	firstOK map[int]time.Time // by epoch: the first acknowledgement after it began
+
+	epoch atomic.Int64
+	count atomic.Int64 // acknowledged writes
+	stop  atomic.Bool
+	wg    sync.WaitGroup
+}
+
+func startWriteLoad(t *testing.T, kvs []*client.ClusterKVClient, writers int) *writeLoad {
+	w := &writeLoad{acked: map[string]string{}, unknown: map[string]string{}, firstOK: map[int]time.Time{}}
+	for g := range writers {
+		kv := kvs[g%len(kvs)]
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for n := 0; !w.stop.Load(); n++ {
+				key, value := fmt.Sprintf("w%d-%05d", g, n), fmt.Sprintf("v%d.%d", g, n)
+				epoch := int(w.epoch.Load())
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := kv.Set(ctx, key, value)
+				cancel()
+				w.mu.Lock()
+				switch {
+				case err == nil:
+					w.acked[key] = value
+					if _, ok := w.firstOK[epoch]; !ok {
+						w.firstOK[epoch] = time.Now()
+					}
+					w.count.Add(1)
+				case isUnknown(err):
+					w.unknown[key] = value
+				default:
+					w.failed++
+				}
+				w.mu.Unlock()
+			}
+		}()
+	}
+	return w
+}
+
+// waitAcks waits until n more writes have been acknowledged.
+func (w *writeLoad) waitAcks(t *testing.T, n int64) {
+	t.Helper()
+	target := w.count.Load() + n
+	deadline := time.Now().Add(waitMax)
+	for w.count.Load() < target {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d acknowledged writes after %v", w.count.Load(), target, waitMax)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (w *writeLoad) finish() {
+	w.stop.Store(true)
+	w.wg.Wait()
+}
+
+// isUnknown reports whether a write's error leaves its outcome unknown:
+// ErrUnknownOutcome, or the server's outcome_unknown answer, which the
+// client passes on as a ServerError (a write that a leader proposed but
+// could not see applied, say on a minority side; it may commit later).
+func isUnknown(err error) bool {
+	var se *client.ServerError
+	return errors.Is(err, client.ErrUnknownOutcome) || (errors.As(err, &se) && se.Code == core.CodeOutcomeUnknown)
+}
+
+// SIGKILL of the leader under a write load: a new leader is elected, every
+// acknowledged write is readable through it, and the old leader, restarted,
+// catches up.
+func TestClusterLeaderKilledUnderLoad(t *testing.T) {
+	c := startCluster(t)
+	lead, _ := waitLeader(t, c)
+	kvs := []*client.ClusterKVClient{dialCluster(t, c.Addrs()), dialCluster(t, c.Addrs())}
+	load := startWriteLoad(t, kvs, 8)
+	defer load.finish()
+	load.waitAcks(t, 300)
+
+	killed := time.Now()
+	load.epoch.Store(1)
+	c.Kill(lead)
+	load.waitAcks(t, 300)
+	load.finish()
+	newLead, _ := waitNewLeader(t, c, lead)
+	load.mu.Lock()
+	t.Logf("node %d killed; node %d leads; first write acknowledged %v after the kill; %d acknowledged, %d unknown, %d failed",
+		lead, newLead, load.firstOK[1].Sub(killed).Round(time.Millisecond), len(load.acked), len(load.unknown), load.failed)
+	load.mu.Unlock()
+
+	// Every acknowledged write, through the new leader; a write of unknown
+	// outcome is there or not, never with another value.
+	reader := dialCluster(t, c.Addrs())
+	checkKeys(t, reader, load.acked, load.unknown)
+
+	// The old leader restarts and catches up with everything committed.
+	if _, err := c.Start(lead); err != nil {
+		t.Fatal(err)
+	}
+	leadNow, _ := waitLeader(t, c)
+	lst := status(t, c, leadNow)
+	st := waitApplied(t, c, lead, lst.Commit)
+	lst = status(t, c, leadNow)
+	if st.Keys != lst.Keys {
+		t.Errorf("restarted node %d holds %d keys at applied %d; the leader, node %d, holds %d at applied %d",
+			lead, st.Keys, st.Applied, leadNow, lst.Keys, lst.Applied)
+	}
+}
+
+// checkKeys reads every key of acked (and unknown) through kv, with a few
+// readers at once.
+func checkKeys(t *testing.T, kv *client.ClusterKVClient, acked, unknown map[string]string) {
+	t.Helper()
+	keys := make([]string, 0, len(acked)+len(unknown))
+	for k := range acked {
+		keys = append(keys, k)
+	}
+	for k := range unknown {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var mu sync.Mutex
+	var bad []string
+	var lost, present, absent int
+	var wg sync.WaitGroup
+	const readers = 8
+	for r := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := r; i < len(keys); i += readers {
+				k := keys[i]
+				ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+				v, err := kv.Get(ctx, k)
+				cancel()
+				want, isAcked := acked[k]
+				if !isAcked {
+					want = unknown[k]
+				}
+				mu.Lock()
+				switch {
+				case err == nil && v == want:
+					if !isAcked {
+						present++
+					}
+				case errors.Is(err, client.ErrNotFound) && !isAcked:
+					absent++
+				case errors.Is(err, client.ErrNotFound):
+					lost++
+					if len(bad) < 10 {
+						bad = append(bad, fmt.Sprintf("%s: acknowledged as %q, not found", k, want))
+					}
+				default:
+					if len(bad) < 10 {
+						bad = append(bad, fmt.Sprintf("%s: want %q, got %q, %v", k, want, v, err))
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("read back %d acknowledged writes; of %d of unknown outcome, %d applied and %d not", len(acked), len(unknown), present, absent)
+	if len(bad) > 0 {
+		t.Errorf("%d acknowledged writes lost; first bad keys:\n%s", lost, strings.Join(bad, "\n"))
+	}
+}
+
+// A follower whose data directory is wiped catches up by snapshot
+// transfer: the leader has compacted its log, so entries alone cannot
+// bring it up to date. Then it holds every key: it is made the only node
+// that can win an election, and every key is read through it.
+func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
+	// Snapshots every 64 KiB of log, in 16 KiB segments, so that the log
+	// is compacted several times over.
+	c := startCluster(t, "--snapshot-log-bytes", "65536", "--segment-bytes", "16384")
+	lead, _ := waitLeader(t, c)
+	kv := dialCluster(t, c.Addrs())
+	ctx := ctxT(t)
+	want := map[string]string{}
+	write := func(from, to int) {
+		t.Helper()
+		for b := from; b < to; b += 100 {
+			items := make([]client.KV, 0, 100)
+			for i := b; i < min(b+100, to); i++ {
+				k, v := fmt.Sprintf("key%05d", i), fmt.Sprintf("%05d-%s", i, strings.Repeat("x", 200))
+				items = append(items, client.KV{Key: k, Value: v})
+				want[k] = v
+			}
+			if err := kv.BulkSet(ctx, items); err != nil {
+				t.Fatalf("bulk_set of keys %d..: %v", b, err)
+			}
+		}
+	}
+	write(0, 1000)
+
+	wiped := (lead + 1) % c.Size()
+	other := (lead + 2) % c.Size()
+	c.Kill(wiped)
+	if err := os.RemoveAll(c.DataDir(wiped)); err != nil {
+		t.Fatal(err)
+	}
+	// More writes while it is gone, so that the leader compacts the log
+	// past anything the wiped node could be sent as entries.
+	write(1000, 2000)
+	lst := status(t, c, lead)
+	if lst.Role != "leader" {
+		t.Fatalf("node %d no longer leads: %+v", lead, lst)
+	}
+	if _, err := c.Start(wiped); err != nil {
+		t.Fatal(err)
+	}
+	st := waitApplied(t, c, wiped, lst.Commit)
+	if st.Keys != len(want) {
+		t.Errorf("wiped node %d holds %d keys at applied %d, want %d", wiped, st.Keys, st.Applied, len(want))
+	}
+	if log := c.Process(wiped).Stderr(); !strings.Contains(log, "installed the leader's snapshot") {
+		t.Errorf("wiped node %d caught up without installing a snapshot; its log:\n%s", wiped, log)
+	}
+
+	// Make the wiped node the only one that can win: with the third node
+	// down, write on (the leader and the wiped node commit it), then kill
+	// the leader and bring the third node back. Its log is behind the
+	// wiped node's, so it cannot get the wiped node's vote, and the wiped
+	// node gets its.
+	c.Kill(other)
+	write(2000, 2100)
+	c.Kill(lead)
+	if _, err := c.Start(other); err != nil {
+		t.Fatal(err)
+	}
+	if newLead, _ := waitLeader(t, c); newLead != wiped {
+		t.Fatalf("node %d leads, want the wiped node %d (its log is the longest of the two alive)", newLead, wiped)
+	}
+	checkKeys(t, kv, want, nil)
+}
+
+// A minority side never acknowledges a write: with two nodes killed, a
+// write to the survivor fails (outcome_unknown once it gives up on the
+// majority, or unavailable once it knows it no longer leads) within the
+// request timeout.
+func TestClusterMinorityNeverAcknowledges(t *testing.T) {
+	c := startCluster(t)
+	lead, _ := waitLeader(t, c)
+	kv := dialCluster(t, c.Addrs())
+	ctx := ctxT(t)
+	if err := kv.Set(ctx, "before", "majority"); err != nil {
+		t.Fatal(err)
+	}
+	// The leader survives, alone: it may not yet know that it lost the
+	// majority, and takes the write, which must never be acknowledged.
+	for i := range c.Size() {
+		if i != lead {
+			c.Kill(i)
+		}
+	}
+	const requestTimeout = 10 * time.Second // the client's default
+	direct, err := client.Dial(c.Addr(lead), client.WithRequestTimeout(requestTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	for _, key := range []string{"minority-1", "minority-2"} {
+		began := time.Now()
+		err := direct.Set(context.Background(), key, "never")
+		took := time.Since(began)
+		var se *client.ServerError
+		switch {
+		case err == nil:
+			t.Fatalf("a write to the survivor alone was acknowledged")
+		case errors.As(err, &se) && (se.Code == core.CodeOutcomeUnknown || se.Code == core.CodeUnavailable || se.Code == core.CodeNotLeader):
+			t.Logf("%s: %v after %v", key, err, took.Round(time.Millisecond))
+		default:
+			t.Fatalf("%s: %v after %v; want outcome_unknown, unavailable or not_leader from the server within %v", key, err, took, requestTimeout)
+		}
+	}
+	// The cluster client gives up too, and says why.
+	began := time.Now()
+	cctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	err = kv.Set(cctx, "minority-3", "never")
+	t.Logf("cluster client: %v after %v", err, time.Since(began).Round(time.Millisecond))
+	if err == nil {
+		t.Fatalf("the cluster client got a write acknowledged by a minority")
+	}
+}

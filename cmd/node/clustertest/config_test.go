@@ -1,0 +1,129 @@
+package clustertest
+
+import (
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"dkv/internal/nodeproc"
+)
+
+// exitCode waits for p to exit by itself and returns its status.
+func exitCode(t *testing.T, p *nodeproc.Process) int {
+	t.Helper()
+	err := p.Wait(waitMax)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	}
+	t.Fatalf("%v; stderr:\n%s", err, p.Stderr())
+	return -1
+}
+
+// waitLog waits until p has logged want.
+func waitLog(t *testing.T, p *nodeproc.Process, want string) {
+	t.Helper()
+	deadline := time.Now().Add(waitMax)
+	for !strings.Contains(p.Stderr(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q logged after %v; stderr:\n%s", want, waitMax, p.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A node given other peer lists than the rest derives another cluster id:
+// it starts, but the others refuse its connections and it refuses theirs,
+// both saying why, and the two consistent nodes make a cluster without it.
+func TestInconsistentPeerListsCannotTalk(t *testing.T) {
+	c, err := nodeproc.NewCluster(bin, t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.KillAll)
+	for i := range 2 {
+		if _, err := c.Launch(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Node 2 lists the replication ports of nodes 0 and 1 swapped.
+	odd, err := nodeproc.NewClusterOnPorts(bin, c.Dir, c.KVPorts,
+		[]int{c.ReplPorts[1], c.ReplPorts[0], c.ReplPorts[2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(odd.KillAll)
+	p2, err := odd.Start(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, p2, "wrong cluster id")
+	waitLog(t, c.Process(0), "wrong cluster id")
+	waitLog(t, c.Process(1), "wrong cluster id")
+
+	kv := dialCluster(t, c.Addrs()[:2])
+	if err := kv.Set(ctxT(t), "k", "v"); err != nil {
+		t.Fatalf("the two consistent nodes take no write: %v", err)
+	}
+	if st, err := odd.Status(2, 5*time.Second); err != nil || st.Leader != -1 || st.Applied != 0 {
+		t.Errorf("the odd node knows a leader or applied entries: %+v, %v", st, err)
+	}
+}
+
+// A cluster node refuses a single node's data directory, and another
+// cluster's (a node restarted with other ports), saying why.
+func TestForeignDataDirIsRefused(t *testing.T) {
+	c, err := nodeproc.NewCluster(bin, t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.KillAll)
+
+	single, err := nodeproc.Start(bin, c.DataDir(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := single.Stop(waitMax); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Launch(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCode(t, p); code != 1 || !strings.Contains(p.Stderr(), "it is a single node's, not a cluster node's") {
+		t.Errorf("cluster node on a single node's directory: exit %d; stderr:\n%s", code, p.Stderr())
+	}
+
+	// Node 1 of this cluster, stopped, then started with another
+	// replication port for node 2: another cluster.
+	if _, err := c.Start(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(1, waitMax); err != nil {
+		t.Fatal(err)
+	}
+	free, err := nodeproc.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved, err := nodeproc.NewClusterOnPorts(bin, c.Dir, c.KVPorts, []int{c.ReplPorts[0], c.ReplPorts[1], free[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = moved.Launch(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCode(t, p); code != 1 || !strings.Contains(p.Stderr(), "the data directory belongs to node 1 of cluster") {
+		t.Errorf("node on its directory with other ports: exit %d; stderr:\n%s", code, p.Stderr())
+	}
+	// With its old ports it starts again.
+	if _, err := c.Start(1); err != nil {
+		t.Fatal(err)
+	}
+}
