@@ -141,17 +141,18 @@ func ctxT(t *testing.T) context.Context {
 // elected; reads and writes go on through the cluster client.
 func TestClusterReplicationAndElection(t *testing.T) {
 	c := startCluster(t)
-	lead, _ := waitLeader(t, c)
+	waitLeader(t, c)
 	ctx := ctxT(t)
 
-	// Set on the leader itself, with the single-node client.
-	direct, err := client.Dial(c.Addr(lead))
-	if err != nil {
-		t.Fatal(err)
+	// Set on the leader (the cluster client finds it), then every node's
+	// status says it applied the write.
+	kv := dialCluster(t, c.Addrs())
+	if err := kv.Set(ctx, "seed-key", "seed-value"); err != nil {
+		t.Fatalf("set: %v", err)
 	}
-	defer direct.Close()
-	if err := direct.Set(ctx, "seed-key", "seed-value"); err != nil {
-		t.Fatalf("set on the leader: %v", err)
+	lead := slices.Index(c.Addrs(), kv.Leader())
+	if lead < 0 {
+		t.Fatalf("the client follows %q, not one of %v", kv.Leader(), c.Addrs())
 	}
 	commit := status(t, c, lead).Commit
 	for i := range c.Size() {
@@ -160,23 +161,32 @@ func TestClusterReplicationAndElection(t *testing.T) {
 			t.Errorf("node %d: %d keys after applying index %d, want 1", i, st.Keys, commit)
 		}
 	}
-	// A follower redirects to the leader's client address.
+	// A follower that knows the leader redirects to its client address.
 	follower := (lead + 1) % c.Size()
+	deadline := time.Now().Add(waitMax)
+	for st := status(t, c, follower); st.Leader < 0 || st.Leader == follower; st = status(t, c, follower) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d knows no other node as leader after %v: %+v", follower, waitMax, st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	fc, err := client.Dial(c.Addr(follower))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fc.Close()
 	var se *client.ServerError
-	if err := fc.Set(ctx, "k", "v"); !errors.As(err, &se) || se.Code != core.CodeNotLeader || se.Leader != c.Addr(lead) {
-		t.Errorf("set on follower %d: %v; want not_leader naming %s", follower, err, c.Addr(lead))
+	if err := fc.Set(ctx, "k", "v"); !errors.As(err, &se) || se.Code != core.CodeNotLeader || !slices.Contains(c.Addrs(), se.Leader) || se.Leader == c.Addr(follower) {
+		t.Errorf("set on follower %d: %v; want not_leader naming another node's client address", follower, err)
 	}
 
+	// (On a busy machine an election may have moved the lead since:
+	// whichever node the client last found leading is killed.)
+	lead = slices.Index(c.Addrs(), kv.Leader())
 	c.Kill(lead)
 	newLead, _ := waitNewLeader(t, c, lead)
 	t.Logf("node %d led; killed; node %d leads", lead, newLead)
 
-	kv := dialCluster(t, c.Addrs())
 	if v, err := kv.Get(ctx, "seed-key"); err != nil || v != "seed-value" {
 		t.Fatalf("get through the cluster after the failover = %q, %v", v, err)
 	}
@@ -195,8 +205,8 @@ func TestClusterReplicationAndElection(t *testing.T) {
 	if _, err := kv.Get(ctx, "after"); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("get after delete: %v, want not found", err)
 	}
-	if kv.Leader() != c.Addr(newLead) {
-		t.Errorf("the client follows %q, want the new leader %s", kv.Leader(), c.Addr(newLead))
+	if kv.Leader() == c.Addr(lead) {
+		t.Errorf("the client still follows the killed leader %s", kv.Leader())
 	}
 }
 
@@ -307,12 +317,28 @@ func TestClusterLeaderKilledUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	leadNow, _ := waitLeader(t, c)
-	lst := status(t, c, leadNow)
-	st := waitApplied(t, c, lead, lst.Commit)
-	lst = status(t, c, leadNow)
-	if st.Keys != lst.Keys {
-		t.Errorf("restarted node %d holds %d keys at applied %d; the leader, node %d, holds %d at applied %d",
-			lead, st.Keys, st.Applied, leadNow, lst.Keys, lst.Applied)
+	waitApplied(t, c, lead, status(t, c, leadNow).Commit)
+	sameState(t, c, lead)
+}
+
+// sameState waits until node i has applied what the leader has, and
+// compares their key counts there.
+func sameState(t *testing.T, c *nodeproc.Cluster, i int) {
+	t.Helper()
+	deadline := time.Now().Add(waitMax)
+	for {
+		l, lst := waitLeader(t, c)
+		st := status(t, c, i)
+		if st.Applied == lst.Applied {
+			if st.Keys != lst.Keys {
+				t.Errorf("node %d holds %d keys at applied %d; the leader, node %d, holds %d", i, st.Keys, st.Applied, l, lst.Keys)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d has applied %d, the leader, node %d, %d, after %v", i, st.Applied, l, lst.Applied, waitMax)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -412,10 +438,7 @@ func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 	// More writes while it is gone, so that the leader compacts the log
 	// past anything the wiped node could be sent as entries.
 	write(1000, 2000)
-	lst := status(t, c, lead)
-	if lst.Role != "leader" {
-		t.Fatalf("node %d no longer leads: %+v", lead, lst)
-	}
+	_, lst := waitLeader(t, c)
 	if _, err := c.Start(wiped); err != nil {
 		t.Fatal(err)
 	}
@@ -427,11 +450,11 @@ func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 		t.Errorf("wiped node %d caught up without installing a snapshot; its log:\n%s", wiped, log)
 	}
 
-	// Make the wiped node the only one that can win: with the third node
-	// down, write on (the leader and the wiped node commit it), then kill
-	// the leader and bring the third node back. Its log is behind the
-	// wiped node's, so it cannot get the wiped node's vote, and the wiped
-	// node gets its.
+	// Make the wiped node the only one that can win: with one other node
+	// down, write on (the wiped node and the third commit it), then kill
+	// the third and bring the first back. Its log is behind the wiped
+	// node's, so it cannot get the wiped node's vote, and the wiped node
+	// gets its. (Whichever of the two led does not matter.)
 	c.Kill(other)
 	write(2000, 2100)
 	c.Kill(lead)
@@ -477,10 +500,16 @@ func TestClusterMinorityNeverAcknowledges(t *testing.T) {
 		switch {
 		case err == nil:
 			t.Fatalf("a write to the survivor alone was acknowledged")
-		case errors.As(err, &se) && (se.Code == core.CodeOutcomeUnknown || se.Code == core.CodeUnavailable || se.Code == core.CodeNotLeader):
+		case isUnknown(err) || errors.As(err, &se) && (se.Code == core.CodeUnavailable || se.Code == core.CodeNotLeader):
+			// The node answers outcome_unknown after WriteTicksMax (5 s)
+			// of ticks; on a very busy machine the client's timeout may
+			// come first, which is an unknown outcome too.
 			t.Logf("%s: %v after %v", key, err, took.Round(time.Millisecond))
 		default:
-			t.Fatalf("%s: %v after %v; want outcome_unknown, unavailable or not_leader from the server within %v", key, err, took, requestTimeout)
+			t.Fatalf("%s: %v after %v; want outcome unknown, unavailable or not_leader within %v", key, err, took, requestTimeout)
+		}
+		if took > requestTimeout+time.Second {
+			t.Errorf("%s: failed after %v, past the request timeout %v", key, took, requestTimeout)
 		}
 	}
 	// The cluster client gives up too, and says why.
