@@ -186,10 +186,21 @@ func run(args []string, stderr io.Writer) int {
 	}
 	defer dir.Close() // last: releasing the lock lets another server in
 
-	ln, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.port)))
-	if err != nil {
-		fmt.Fprintf(stderr, "dkv: cannot listen: %v\n", err)
-		return exitFatal
+	// The port is bound only once the node has recovered (Host.RunListen):
+	// until then a client is refused at once, and a cluster client tries
+	// another node, rather than waiting through a long replay unanswered.
+	// A trial bind now makes a port that is taken fail before a recovery
+	// that may take seconds; the real bind may still fail if the port is
+	// taken meanwhile, and then says so just as clearly. Port 0 picks a
+	// free port at the real bind, so it is not tried.
+	addr := net.JoinHostPort(o.host, strconv.Itoa(o.port))
+	if o.port != 0 {
+		trial, err := net.Listen("tcp", addr)
+		if err != nil {
+			fmt.Fprintf(stderr, "dkv: cannot listen: %v\n", err)
+			return exitFatal
+		}
+		trial.Close()
 	}
 
 	hostCfg := o.hostCfg
@@ -200,7 +211,6 @@ func run(args []string, stderr io.Writer) int {
 		node = core.NewSingleNode(o.single)
 	} else {
 		if cn, err = newClusterNode(o, logger.Printf); err != nil {
-			ln.Close()
 			fmt.Fprintf(stderr, "dkv: %v\n", err)
 			return exitFatal
 		}
@@ -209,7 +219,6 @@ func run(args []string, stderr io.Writer) int {
 	}
 	host, err := realnet.NewHost(node, dir, hostCfg)
 	if err != nil {
-		ln.Close()
 		fmt.Fprintf(stderr, "dkv: %v\n", err)
 		return exitFatal
 	}
@@ -218,7 +227,6 @@ func run(args []string, stderr io.Writer) int {
 		// host's queue. Peers is closed once Run has returned.
 		if err := cn.peers.Start(host.Deliver); err != nil {
 			cn.peers.Close()
-			ln.Close()
 			fmt.Fprintf(stderr, "dkv: %v\n", err)
 			return exitFatal
 		}
@@ -257,7 +265,7 @@ func run(args []string, stderr io.Writer) int {
 	}()
 
 	start := time.Now()
-	err = host.Run(context.Background(), ln)
+	err = host.RunListen(context.Background(), func() (net.Listener, error) { return net.Listen("tcp", addr) })
 	if cn != nil {
 		cn.peers.Close() // before the node's files: deliver calls may be in progress
 	}

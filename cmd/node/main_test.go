@@ -311,3 +311,136 @@ func TestUnwritableDataDirExits1(t *testing.T) {
 		t.Errorf("data dir under a file: exit %d, stderr %q; want 1 and a clear error", c, stderr.String())
 	}
 }
+
+// A server that is recovering a log does not accept connections: a client
+// is refused at once until the node has recovered, instead of connected and
+// left without an answer through the replay. The port used to be bound
+// before recovery; a dial then succeeded long before it ended.
+func TestNoConnectionAcceptedDuringRecovery(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir, "--unsafe-no-fsync")
+	// 200,000 keys in 20 bulk_sets: a replay of a tenth of a second or more,
+	// much longer than the dial loop below takes to notice a bound port.
+	var lines []string
+	value := strings.Repeat("v", 100)
+	for b := 0; b < 20; b++ {
+		var sb strings.Builder
+		sb.WriteString(`{"op":"bulk_set","items":[`)
+		for i := 0; i < 10_000; i++ {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, `{"key":"key-%07d","value":"%s"}`, b*10_000+i, value)
+		}
+		sb.WriteString(`]}`)
+		lines = append(lines, sb.String())
+	}
+	for _, r := range roundTrip(t, s.addr, lines...) {
+		if !r.OK {
+			t.Fatalf("filling: %v", r.Error)
+		}
+	}
+	s.signal(syscall.SIGTERM)
+	if c := s.exitCode(); c != 0 {
+		t.Fatalf("exit code after SIGTERM = %d; stderr:\n%s", c, s.log())
+	}
+
+	addr := freeLoopbackAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	s = launch(t, "--port", port, "--data-dir", dir)
+	refused := 0
+	var nc net.Conn
+	var acceptedAt time.Time
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var err error
+		nc, err = net.DialTimeout("tcp", addr, 5*time.Second)
+		if err == nil {
+			acceptedAt = time.Now()
+			break
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("dial during recovery: %v; want connection refused", err)
+		}
+		refused++
+		select {
+		case <-s.exited:
+			t.Fatalf("server exited (%v); stderr:\n%s", s.err, s.log())
+		case <-time.After(time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection accepted after 30s; stderr:\n%s", s.log())
+		}
+	}
+	defer nc.Close()
+	// Causality, not timing: the server logs the end of recovery, then
+	// binds, then the connection completes.
+	recoveredAt := logTime(t, s, "recovered 200000 keys")
+	if !acceptedAt.After(recoveredAt) {
+		t.Fatalf("a connection was accepted at %s, before recovery ended at %s (%d dials refused before it)",
+			acceptedAt.Format(time.StampMicro), recoveredAt.Format(time.StampMicro), refused)
+	}
+	if refused == 0 {
+		t.Fatal("no dial was refused: the test never saw the server before it listened")
+	}
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(nc, `{"op":"get","key":"key-0199999","id":1}`+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(nc).ReadBytes('\n')
+	if want := `{"id":1,"ok":true,"value":"` + value + `"}` + "\n"; err != nil || string(line) != want {
+		t.Fatalf("get after recovery: %q, %v; want %q", line, err, want)
+	}
+	t.Logf("%d dials refused before recovery ended at %s; accepted at %s",
+		refused, recoveredAt.Format(time.StampMicro), acceptedAt.Format(time.StampMicro))
+}
+
+// A port that is taken is reported before recovery, which may be long,
+// thanks to a trial bind; the real bind comes after recovery.
+func TestTakenPortFailsBeforeRecovery(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, port, _ := net.SplitHostPort(taken.Addr().String())
+	s := launch(t, "--port", port, "--data-dir", t.TempDir())
+	if c := s.exitCode(); c != 1 {
+		t.Fatalf("exit code = %d, want 1; stderr:\n%s", c, s.log())
+	}
+	if log := s.log(); !strings.Contains(log, "dkv: cannot listen:") || !strings.Contains(log, "address already in use") || strings.Contains(log, "recovered") {
+		t.Errorf("stderr %q: want cannot listen, address already in use, and no recovery", log)
+	}
+}
+
+func freeLoopbackAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// logTime waits for a log line of s that contains what, and returns the
+// time it carries (the logger writes local time to the microsecond).
+func logTime(t *testing.T, s *server, what string) time.Time {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, line := range strings.Split(s.log(), "\n") {
+			if !strings.Contains(line, what) {
+				continue
+			}
+			f := strings.Fields(line) // dkv: 2026/12/02 13:22:02.367703 recovered ...
+			if len(f) < 3 {
+				break
+			}
+			at, err := time.ParseInLocation("2006/01/02 15:04:05.000000", f[1]+" "+f[2], time.Local)
+			if err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			return at
+		}
+	}
+	t.Fatalf("no log line with %q; stderr:\n%s", what, s.log())
+	return time.Time{}
+}
