@@ -2,6 +2,8 @@
 //
 //	go run ./cmd/bench throughput   # durable Set throughput and latency, with baselines
 //	go run ./cmd/bench durability   # SIGKILL the server at random, check every acknowledged write
+//	go run ./cmd/bench cluster      # durable Sets through a 3-node cluster's leader, beside a single node
+//	go run ./cmd/bench failover     # SIGKILL the leader under load; time to the next acknowledged write
 //
 // Every figure is reported next to a baseline measured in the same run, as a
 // ratio, because the machines it runs on are shared and noisy.
@@ -20,6 +22,10 @@ benchmarks:
                against the raw 4 KiB write+fdatasync rate of the same disk
   durability   a writer hammers Set and BulkSet while the server is SIGKILLed at random;
                checks that no acknowledged write is lost and no BulkSet is partly applied
+  cluster      durable Sets from 50 clients through a 3-node cluster's leader, beside the
+               same load on a single node in alternating slices of the same run
+  failover     SIGKILL a 3-node cluster's leader N times under a light write load; time
+               from the kill to the first write acknowledged by the next leader
 
 run "go run ./cmd/bench <benchmark> -h" for its flags
 `
@@ -38,6 +44,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runThroughput(args[1:], stdout, stderr)
 	case "durability":
 		return runDurability(args[1:], stdout, stderr)
+	case "cluster":
+		return runClusterBench(args[1:], stdout, stderr)
+	case "failover":
+		return runFailover(args[1:], stdout, stderr)
 	case echoServerCommand:
 		return runEchoServer(args[1:])
 	case "-h", "--help", "help":

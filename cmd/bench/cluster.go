@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"dkv/client"
+	"dkv/internal/nodeproc"
+)
+
+type clusterBenchConfig struct {
+	clients    int
+	duration   time.Duration // measured time per system
+	warmup     time.Duration
+	slices     int
+	valueBytes int
+	space      int
+	dir        string
+	nodeBin    string
+}
+
+func runClusterBench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg clusterBenchConfig
+	fs.IntVar(&cfg.clients, "clients", 50, "concurrent clients per system, one connection each (the cluster's: one per node they talk to)")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per system, cut in --slices alternating between the two")
+	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time per system before the first slice")
+	fs.IntVar(&cfg.slices, "slices", 10, "pieces each system's time is cut into; the systems take turns, so that both see the same weather")
+	fs.IntVar(&cfg.valueBytes, "value-bytes", 100, "bytes per value")
+	fs.IntVar(&cfg.space, "keys", 100_000, "key space the Sets draw from")
+	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for the data directories; removed afterwards")
+	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if cfg.clients < 1 || cfg.slices < 1 || cfg.duration <= 0 || cfg.space < 1 {
+		fmt.Fprintln(stderr, "need --clients, --slices, --duration and --keys positive")
+		return 2
+	}
+	if _, err := clusterBench(cfg, stdout); err != nil {
+		fmt.Fprintf(stderr, "bench cluster: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// system is one of the two stores the cluster benchmark compares, with
+// its clients' Set.
+type system struct {
+	name string
+	sets []func(ctx context.Context, key, value string) error
+	res  runResult
+}
+
+type clusterBenchResult struct {
+	single, cluster runResult
+}
+
+// clusterBench measures durable Sets from cfg.clients clients into a single
+// node and into a 3-node cluster (through its leader, which acknowledges a
+// write once a majority has it on disk), in alternating slices of the same
+// run, and reports the cluster's figures as ratios of the single node's.
+func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, error) {
+	work, err := os.MkdirTemp(cfg.dir, "dkv-bench-cluster-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	bin := cfg.nodeBin
+	if bin == "" {
+		fmt.Fprintln(out, "building cmd/node ...")
+		if bin, err = nodeproc.Build(work); err != nil {
+			return nil, err
+		}
+	}
+
+	single, err := nodeproc.Start(bin, filepath.Join(work, "single"))
+	if err != nil {
+		return nil, err
+	}
+	defer single.Kill()
+	cl, err := nodeproc.NewCluster(bin, filepath.Join(work, "cluster"), 3)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.KillAll()
+	if err := cl.StartAll(); err != nil {
+		return nil, err
+	}
+	lead, _, err := cl.WaitLeader(30 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "single node on %s; cluster on %s, node %d leads\n", single.Addr, strings.Join(cl.Addrs(), ","), lead)
+
+	systems := []*system{{name: "single node"}, {name: "3-node cluster"}}
+	for range cfg.clients {
+		c, err := client.Dial(single.Addr)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		systems[0].sets = append(systems[0].sets, c.Set)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		kv, err := client.DialCluster(ctx, cl.Addrs())
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		defer kv.Close()
+		systems[1].sets = append(systems[1].sets, kv.Set)
+	}
+
+	fmt.Fprintf(out, "run: %d clients each, %d-byte values, %v per system in %d alternating slices, after %v of warmup each ...\n",
+		cfg.clients, cfg.valueBytes, cfg.duration, cfg.slices, cfg.warmup)
+	if err := alternate(systems, cfg); err != nil {
+		return nil, err
+	}
+	end, _, err := cl.WaitLeader(30 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if end != lead {
+		fmt.Fprintf(out, "note: the lead moved from node %d to node %d during the run\n", lead, end)
+	}
+
+	fmt.Fprintf(out, "\ncluster: durable Sets of %d-byte values, %d clients, %v per system (slices alternating)\n\n", cfg.valueBytes, cfg.clients, cfg.duration)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "system\tclients\tops/s\tp50\tp99\tp99.9\terrors\t")
+	for _, s := range systems {
+		r := s.res
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t\n", s.name, r.clients, r.rate(),
+			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors)
+	}
+	tw.Flush()
+	s, c := systems[0].res, systems[1].res
+	fmt.Fprintln(out)
+	fmt.Fprintf(out, "throughput: cluster / single = %.2f (target >= 0.5)\n", c.rate()/s.rate())
+	fmt.Fprintf(out, "p99:        cluster / single = %.2f (target <= 4)\n", float64(c.lat.percentile(99))/float64(s.lat.percentile(99)))
+	fmt.Fprintf(out, "p50:        cluster / single = %.2f\n", float64(c.lat.percentile(50))/float64(s.lat.percentile(50)))
+	return &clusterBenchResult{single: s, cluster: c}, nil
+}
+
+// alternate runs every system's clients in turn: a warmup each, then
+// cfg.slices rounds in which each system runs for one slice while the
+// others' clients wait, the order flipping every round.
+func alternate(systems []*system, cfg clusterBenchConfig) error {
+	value := strings.Repeat("v", cfg.valueBytes)
+	var active atomic.Int64 // index+1 of the system whose clients run; 0: none
+	var measuring, stop atomic.Bool
+	var busy atomic.Int64
+	type clientRes struct {
+		lat    latencies
+		errors int
+	}
+	results := make([][]clientRes, len(systems))
+	var wg sync.WaitGroup
+	for si, s := range systems {
+		results[si] = make([]clientRes, len(s.sets))
+		for ci, set := range s.sets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := rand.New(rand.NewPCG(uint64(si), uint64(ci)))
+				res := &results[si][ci]
+				res.lat = make(latencies, 0, 1<<14)
+				for !stop.Load() {
+					if active.Load() != int64(si+1) {
+						time.Sleep(time.Millisecond)
+						continue
+					}
+					busy.Add(1)
+					key := keyName(r.IntN(cfg.space))
+					t0 := time.Now()
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					err := set(ctx, key, value)
+					cancel()
+					// Counted if it ended inside a measured slice of its
+					// own system, as the throughput benchmark counts.
+					counted := measuring.Load() && active.Load() == int64(si+1)
+					busy.Add(-1)
+					if !counted {
+						continue
+					}
+					if err != nil {
+						res.errors++
+						continue
+					}
+					res.lat = append(res.lat, time.Since(t0))
+				}
+			}()
+		}
+	}
+	// quiesce switches every client off and waits for calls in flight.
+	quiesce := func() {
+		measuring.Store(false)
+		active.Store(0)
+		for busy.Load() > 0 {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	elapsed := make([]time.Duration, len(systems))
+	for si := range systems {
+		active.Store(int64(si + 1))
+		time.Sleep(cfg.warmup)
+		quiesce()
+	}
+	slice := cfg.duration / time.Duration(cfg.slices)
+	for k := range cfg.slices {
+		order := make([]int, len(systems))
+		for i := range order {
+			order[i] = i
+		}
+		if k%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, si := range order {
+			// A short unmeasured lead-in, so that the slice starts with
+			// the system's pipeline full rather than empty.
+			active.Store(int64(si + 1))
+			time.Sleep(min(slice/10, 50*time.Millisecond))
+			start := time.Now()
+			measuring.Store(true)
+			time.Sleep(slice)
+			measuring.Store(false)
+			elapsed[si] += time.Since(start)
+			quiesce()
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	for si, s := range systems {
+		s.res = runResult{name: s.name, clients: len(s.sets), elapsed: elapsed[si]}
+		for _, cr := range results[si] {
+			s.res.lat = append(s.res.lat, cr.lat...)
+			s.res.errors += cr.errors
+		}
+		s.res.ops = len(s.res.lat)
+	}
+	return nil
+}

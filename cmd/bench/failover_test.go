@@ -1,0 +1,35 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"dkv/internal/nodeproc"
+)
+
+// The failover benchmark, cut short: real SIGKILLs of a real leader, each
+// followed by a write acknowledged by another node.
+func TestFailoverBench(t *testing.T) {
+	bin, err := nodeproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := failover(failoverConfig{
+		kills: 2, writers: 2, pause: 5 * time.Millisecond, timeout: 30 * time.Second,
+		dir: t.TempDir(), nodeBin: bin,
+	}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if len(res.acked) != 2 || len(res.elected) != 2 {
+		t.Fatalf("%d failovers timed, want 2\n%s", len(res.acked), out.String())
+	}
+	for _, want := range []string{"first acknowledged write", "another leader in status", "median"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
