@@ -28,6 +28,7 @@ type clusterBenchConfig struct {
 	space      int
 	dir        string
 	nodeBin    string
+	flags      string // more cmd/node flags, for both systems
 }
 
 func runClusterBench(args []string, stdout, stderr io.Writer) int {
@@ -42,6 +43,7 @@ func runClusterBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.space, "keys", 100_000, "key space the Sets draw from")
 	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for the data directories; removed afterwards")
 	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
+	fs.StringVar(&cfg.flags, "server-flags", "", "extra cmd/node flags for every node of both systems (e.g. --unsafe-no-fsync, to see what the disk costs)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -86,12 +88,13 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 		}
 	}
 
-	single, err := nodeproc.Start(bin, filepath.Join(work, "single"))
+	flags := strings.Fields(cfg.flags)
+	single, err := nodeproc.Start(bin, filepath.Join(work, "single"), flags...)
 	if err != nil {
 		return nil, err
 	}
 	defer single.Kill()
-	cl, err := nodeproc.NewCluster(bin, filepath.Join(work, "cluster"), 3)
+	cl, err := nodeproc.NewCluster(bin, filepath.Join(work, "cluster"), 3, flags...)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +106,7 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "single node on %s; cluster on %s, node %d leads\n", single.Addr, strings.Join(cl.Addrs(), ","), lead)
+	fmt.Fprintf(out, "single node on %s; cluster on %s, node %d leads; server flags %q\n", single.Addr, strings.Join(cl.Addrs(), ","), lead, cfg.flags)
 
 	systems := []*system{{name: "single node"}, {name: "3-node cluster"}}
 	for range cfg.clients {
