@@ -25,6 +25,7 @@ const (
 	flagReplPort    = "repl-port"
 	flagPeerRepl    = "secondary-repl-ports"
 	flagPeerKV      = "other-kv-ports"
+	flagClusterID   = "cluster-id"
 	clusterNodesMax = 9 // a limit on everything; Raft past 9 voters is slow to commit anyway
 )
 
@@ -34,7 +35,7 @@ var listFlags = []string{flagPeerRepl, flagPeerKV}
 
 // clusterFlagNames are the flags that only a cluster node takes; any of
 // them implies --mode cluster.
-var clusterFlagNames = []string{flagNodeID, flagKVPort, flagReplPort, flagPeerRepl, flagPeerKV}
+var clusterFlagNames = []string{flagNodeID, flagKVPort, flagReplPort, flagPeerRepl, flagPeerKV, flagClusterID}
 
 // expandListFlags rewrites the list flags of args into the single-value
 // form the flag package parses: the values after such a flag, up to the next
@@ -85,6 +86,9 @@ type clusterFlags struct {
 	replPort int
 	peerRepl string
 	peerKV   string
+	// clusterID, in hex, replaces the id derived from the ports: the way
+	// to keep a cluster's data directories across a change of ports.
+	clusterID string
 }
 
 func (cf *clusterFlags) register(fs *flag.FlagSet) {
@@ -93,6 +97,7 @@ func (cf *clusterFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&cf.replPort, flagReplPort, 0, "cluster: this node's replication (peer) port")
 	fs.StringVar(&cf.peerRepl, flagPeerRepl, "", "cluster: the other nodes' replication ports (or host:port), in node-id order, space- or comma-separated")
 	fs.StringVar(&cf.peerKV, flagPeerKV, "", "cluster: the other nodes' client ports (or host:port), in node-id order, space- or comma-separated")
+	fs.StringVar(&cf.clusterID, flagClusterID, "", "cluster: the cluster id, 16 hex digits (default: derived from every node's id and replication address); give every node the old id to keep the data after changing ports")
 }
 
 // clusterConfig is a cluster node's validated view of its cluster.
@@ -101,6 +106,8 @@ type clusterConfig struct {
 	kvAddrs   []string // every node's client address, by id
 	replAddrs []string // every node's replication address, by id
 	clusterID uint64
+	// explicitID: the id came from --cluster-id, not from the addresses.
+	explicitID bool
 }
 
 func (cc *clusterConfig) size() int { return len(cc.replAddrs) }
@@ -237,6 +244,13 @@ func (cf *clusterFlags) resolve(host string, kvPort int, kvPortSet bool, set map
 		return nil, err
 	}
 	cc.clusterID = deriveClusterID(cc.replAddrs)
+	if set[flagClusterID] {
+		id, err := strconv.ParseUint(cf.clusterID, 16, 64)
+		if err != nil || id == 0 {
+			return nil, fmt.Errorf("--%s must be a non-zero id in hex (as the data directory's refusal and the serving line print it), not %q", flagClusterID, cf.clusterID)
+		}
+		cc.clusterID, cc.explicitID = id, true
+	}
 	return cc, nil
 }
 
@@ -307,6 +321,27 @@ func listAddr(host, entry string) (string, error) {
 		return "", fmt.Errorf("%q is not a port in 1..65535", entry)
 	}
 	return net.JoinHostPort(h, strconv.Itoa(port)), nil
+}
+
+// describeID says where the cluster id came from, for the start's log.
+func (cc *clusterConfig) describeID() string {
+	if cc.explicitID {
+		return fmt.Sprintf("cluster %016x (%d), given by --%s; derived from the addresses it would be %016x",
+			cc.clusterID, cc.clusterID, flagClusterID, deriveClusterID(cc.replAddrs))
+	}
+	return fmt.Sprintf("cluster %016x (%d), derived from every node's id and replication address", cc.clusterID, cc.clusterID)
+}
+
+// startHint explains a refused start of a cluster node, or is empty. A
+// data directory of another cluster is most often this cluster's, before
+// its ports changed. (The match is on election's message; should it
+// change, the hint is merely lost.)
+func (cc *clusterConfig) startHint(err error) string {
+	if !strings.Contains(err.Error(), "the data directory belongs to node") {
+		return ""
+	}
+	return fmt.Sprintf("the cluster id derives from every node's id and replication address, so other ports (or another order) make another cluster. "+
+		"Start the node with the ports its cluster was created with; or, if the ports changed on purpose, start every node with --%s set to the id the data directory names", flagClusterID)
 }
 
 // clusterNode is what run needs of a cluster node: the node, its host

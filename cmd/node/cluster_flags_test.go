@@ -103,6 +103,11 @@ func TestSeedLaunchLinesMakeOneCluster(t *testing.T) {
 			t.Errorf("%v: same cluster id as the seed's lines", args)
 		}
 	}
+	// --cluster-id replaces the derived id.
+	o, err = parseFlags(append(seedLine(0), "--cluster-id", "00000000000000ab"), io.Discard)
+	if err != nil || o.cluster.clusterID != 0xab || !o.cluster.explicitID {
+		t.Errorf("--cluster-id: %v, %+v", err, o)
+	}
 	// Client ports only name the leader in redirects: not part of the id.
 	o, err = parseFlags([]string{"--node-id", "0", "--kv-port", "8000", "--repl-port", "9100", "--secondary-repl-ports", "9101", "9102", "--other-kv-ports", "8001", "8002"}, io.Discard)
 	if err != nil || o.cluster.clusterID != ids[0] {
@@ -156,6 +161,10 @@ func TestBadClusterFlagsExit2(t *testing.T) {
 			"--kv-port must be in 1..65535 in cluster mode"},
 		{"port and kv-port disagree", append(base("0", "9000", "9100", two, twoKV), "--port", "9005"),
 			"--port 9005 and --kv-port 9000 disagree"},
+		{"bad cluster id", append(base("0", "9000", "9100", two, twoKV), "--cluster-id", "xyz"),
+			`--cluster-id must be a non-zero id in hex`},
+		{"zero cluster id", append(base("0", "9000", "9100", two, twoKV), "--cluster-id", "0"),
+			`--cluster-id must be a non-zero id in hex`},
 		{"single mode with cluster flags", append(base("0", "9000", "9100", two, twoKV), "--mode", "single"),
 			"--mode single does not take the cluster flags"},
 	} {

@@ -215,7 +215,7 @@ func run(args []string, stderr io.Writer) int {
 			return exitFatal
 		}
 		node, hostCfg.Network = cn.node, cn.peers
-		logger.Printf("cluster %016x (%d): %s; the cluster id derives from every node's id and replication address", o.cluster.clusterID, o.cluster.clusterID, o.cluster.membership())
+		logger.Printf("%s: %s", o.cluster.describeID(), o.cluster.membership())
 	}
 	host, err := realnet.NewHost(node, dir, hostCfg)
 	if err != nil {
@@ -272,6 +272,11 @@ func run(args []string, stderr io.Writer) int {
 	node.Close()
 	if err != nil {
 		fmt.Fprintf(stderr, "dkv: fatal: %v\n", err)
+		if o.cluster != nil {
+			if hint := o.cluster.startHint(err); hint != "" {
+				fmt.Fprintf(stderr, "dkv: %s\n", hint)
+			}
+		}
 		return exitFatal
 	}
 	logger.Printf("shut down cleanly after %v", time.Since(start).Round(time.Millisecond))

@@ -3,6 +3,7 @@ package clustertest
 import (
 	"errors"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -119,11 +120,21 @@ func TestForeignDataDirIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code := exitCode(t, p); code != 1 || !strings.Contains(p.Stderr(), "the data directory belongs to node 1 of cluster") {
-		t.Errorf("node on its directory with other ports: exit %d; stderr:\n%s", code, p.Stderr())
+	code := exitCode(t, p)
+	m := belongsTo.FindStringSubmatch(p.Stderr())
+	if code != 1 || m == nil || !strings.Contains(p.Stderr(), "start every node with --cluster-id set to the id the data directory names") {
+		t.Fatalf("node on its directory with other ports: exit %d; want 1, the refusal and the hint; stderr:\n%s", code, p.Stderr())
 	}
-	// With its old ports it starts again.
+	// With the old id given, the moved node takes its directory.
+	moved.Extra = []string{"--cluster-id", m[1]}
+	if _, err := moved.Start(1); err != nil {
+		t.Fatal(err)
+	}
+	moved.Kill(1)
+	// With its old ports it starts again, of course.
 	if _, err := c.Start(1); err != nil {
 		t.Fatal(err)
 	}
 }
+
+var belongsTo = regexp.MustCompile(`the data directory belongs to node 1 of cluster ([0-9a-f]{16})`)
