@@ -110,11 +110,12 @@ type Node struct {
 	outIndex uint64
 	in       *recvState // a snapshot being received
 
-	ticks   int
-	ticker  core.Timer
-	again   core.Timer
-	stopped error
-	buf     []byte
+	diskFailed bool // a write failed; logged once until one succeeds
+	ticks      int
+	ticker     core.Timer
+	again      core.Timer
+	stopped    error
+	buf        []byte
 }
 
 type pendingWrite struct {
@@ -500,9 +501,13 @@ func (n *Node) Flush() error {
 			n.takeAnotherTurn()
 			break
 		}
-		if err := n.handleReady(); err != nil {
+		ok, err := n.handleReady()
+		if err != nil {
 			n.stop(err)
 			return n.stopped
+		}
+		if !ok {
+			break // the disk refused a write: the next tick tries again
 		}
 	}
 	n.stepSnapshot()
@@ -523,36 +528,81 @@ func (n *Node) takeAnotherTurn() {
 	n.again = n.env.Clock.AfterFunc(0, func() { n.again = nil })
 }
 
-func (n *Node) handleReady() error {
+// handleReady persists, sends and applies one Ready. It reports false when
+// the disk refused a write (full or failing): what was not persisted waits
+// for another Ready.
+func (n *Node) handleReady() (bool, error) {
 	rd := n.raft.Ready()
 	if rd.Snapshot != nil {
 		if err := n.install(rd.Snapshot); err != nil {
-			return err
+			return false, err
 		}
-	} else if n.in != nil && n.in.complete {
+	} else if n.in != nil && n.in.stepped {
 		n.dropReceived() // Raft did not want it after all
 	}
+	// A full or failing disk must not stop the node: what it cannot
+	// persist it does not vouch for, and the rest goes on. An fsync that
+	// fails does stop it, since the kernel may have dropped the pages.
+	hardSaved := true
 	if rd.HardState.Term != n.saved.Term || rd.HardState.Vote != n.saved.Vote {
-		n.saved.Term, n.saved.Vote = rd.HardState.Term, rd.HardState.Vote
-		if err := n.state.Save(n.saved.encode()); err != nil {
-			return err
+		next := n.saved
+		next.Term, next.Vote = rd.HardState.Term, rd.HardState.Vote
+		if err := n.state.Save(next.encode()); err != nil {
+			// The file still holds the last state saved (StateFile.Save),
+			// and nothing acts on the new one until it is saved.
+			n.diskFailing("saving the term and vote", err)
+			hardSaved = false
+		} else {
+			n.saved = next
 		}
 	}
-	if err := n.persist(rd.Entries); err != nil {
-		return err
+	persisted := hardSaved
+	if hardSaved {
+		if err := n.persist(rd.Entries); err != nil {
+			if !errors.Is(err, errWrite) {
+				return false, err
+			}
+			n.diskFailing("writing log entries", err)
+			persisted = false
+		}
+	}
+	if !persisted {
+		// Raft takes the entries as not persisted (they come again in the
+		// next Ready); a vote or acknowledgement that relied on them, or
+		// on the term and vote, must not leave.
+		rd.Entries = nil
 	}
 	for i := range rd.Messages {
-		n.send(&rd.Messages[i])
+		m := &rd.Messages[i]
+		if !hardSaved || (!persisted && m.Type == MsgAppResp && !m.Reject) {
+			continue
+		}
+		n.send(m)
 	}
 	for _, e := range rd.Committed {
 		if err := n.apply(e); err != nil {
-			return err
+			return false, err
 		}
 	}
 	n.readStates(rd.ReadStates)
 	n.releaseReads()
 	n.raft.Advance(rd)
-	return nil
+	// After a refused term and vote, Advance took them as saved anyway;
+	// handleReady compares with what was saved, so the next Ready, at the
+	// next tick at the latest, tries again.
+	return persisted, nil
+}
+
+// errWrite marks a log write that failed and was undone: the log is as it
+// was before it, and the node may go on.
+var errWrite = errors.New("log write failed and was undone")
+
+// diskFailing logs a failure to persist, once until the disk works again.
+func (n *Node) diskFailing(what string, err error) {
+	if !n.diskFailed {
+		n.logf("%s failed; not acknowledging or voting until the disk takes writes again: %v", what, err)
+	}
+	n.diskFailed = true
 }
 
 // persist writes entries to the log and syncs them: the log after the
@@ -591,9 +641,13 @@ func (n *Node) persist(ents []Entry) error {
 	}
 	var syncErr error
 	writeErr, fatal := n.gc.Commit(true, func(err error) { syncErr = err })
-	if err := errors.Join(fatal, writeErr, syncErr); err != nil {
+	if err := errors.Join(fatal, syncErr); err != nil {
 		return err
 	}
+	if writeErr != nil {
+		return fmt.Errorf("%w: %w", errWrite, writeErr)
+	}
+	n.diskFailed = false
 	// Not deferred: no I/O may run while a crash unwinds.
 	_ = n.log.Reserve() // an optimisation; a failure only makes fsyncs slower
 	return nil

@@ -46,7 +46,8 @@ type recvState struct {
 	tmp         string
 	file        core.File
 	have        uint64
-	complete    bool // whole, synced and checked; waiting for Raft's Ready
+	complete    bool // whole, synced and checked
+	stepped     bool // handed to Raft: the next Ready installs it
 	store       *core.Store
 	sess        *sessions
 }
@@ -167,6 +168,14 @@ func (n *Node) receiveChunk(c *chunk) {
 		return
 	}
 	in := n.in
+	if in != nil && in.stepped {
+		// Raft restores from it in this turn's Ready: nothing may replace
+		// it before. A chunk of another snapshot is sent again later.
+		if in.index == c.Index && in.term == c.SnapTerm {
+			ack(in.total)
+		}
+		return
+	}
 	if in != nil && (in.index != c.Index || in.term != c.SnapTerm || in.total != c.Total) {
 		if c.Offset != 0 {
 			ack(0) // another snapshot: start it from its beginning
@@ -211,6 +220,7 @@ func (n *Node) receiveChunk(c *chunk) {
 	}
 	in.complete = true
 	ack(in.total)
+	in.stepped = true
 	n.stepSnapshotMsg(c)
 }
 

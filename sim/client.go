@@ -95,7 +95,7 @@ func (c *client) next() {
 		c.nextFinal()
 		return
 	}
-	if c.s.issued >= c.s.cfg.Ops || c.s.stopped {
+	if c.s.issued >= c.s.cfg.Ops || c.s.stopped || (c.s.mode.ChaosMax > 0 && c.s.w.now >= int64(c.s.mode.ChaosMax)) {
 		c.idle = true
 		c.s.endChaos()
 		return

@@ -33,6 +33,11 @@ type Mode struct {
 	// number, as ClusterKVClient does; the history then has one op per
 	// logical request, from its first attempt's call to its last answer.
 	Sessions bool
+	// ChaosMax ends the chaos phase after this much virtual time even if
+	// the clients have not issued all their requests: a cluster that a
+	// seed's faults keep mostly unavailable would otherwise take its
+	// clients' timeouts times the whole workload. 0: no bound.
+	ChaosMax time.Duration
 }
 
 var modes = map[string]Mode{
@@ -93,6 +98,7 @@ func clusterMode(name string, nodes int) Mode {
 			return c.rotor % nodes
 		},
 		Sessions: true,
+		ChaosMax: 20 * time.Second,
 	}
 }
 
