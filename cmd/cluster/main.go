@@ -145,14 +145,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cluster: %v\n", err)
 		return 2
 	}
-	if err := launch(cfg, stdout); err != nil {
+	// From here on, Ctrl-C stops the nodes; the nodes are in process
+	// groups of their own, so the terminal's SIGINT reaches only us.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := launch(cfg, stdout, sigs); err != nil {
 		fmt.Fprintf(stderr, "cluster: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func launch(cfg *config, out io.Writer) error {
+// launch runs the cluster until stop delivers.
+func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 	if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
 		return err
 	}
@@ -179,12 +185,6 @@ func launch(cfg *config, out io.Writer) error {
 	// The nodes' logs go to files, so that this terminal shows the
 	// cluster's story: who leads, who died.
 	c.LogDir = dir
-
-	// From here on, Ctrl-C stops the nodes; the nodes are in process
-	// groups of their own, so the terminal's SIGINT reaches only us.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 
 	fmt.Fprintf(out, "starting %d nodes, data under %s\n", c.Size(), dir)
 	if err := c.StartAll(); err != nil {
@@ -216,7 +216,7 @@ func launch(cfg *config, out io.Writer) error {
 		fmt.Fprintf(out, "; it restarts %v later and catches up", cfg.restart)
 	}
 	fmt.Fprintln(out, "\nCtrl-C stops the cluster (the data stays in --dir)")
-	return watch(c, cfg, leader, sigs, out)
+	return watch(c, cfg, leader, stop, out)
 }
 
 // watch reports each change of leader and each node that exits, restarts

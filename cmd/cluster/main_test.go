@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"dkv/client"
+	"dkv/internal/nodeproc"
+)
+
+func TestBadFlagsExit2(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nodes", "2"}, "--nodes must be in 3..9"},
+		{[]string{"--kv-ports", "1,2"}, "--kv-ports lists 2 ports for 3 nodes"},
+		{[]string{"--kv-ports", "1,2,x", "--repl-ports", "4,5,6"}, `--kv-ports: "x" is not a port`},
+		{[]string{"--kv-ports", "1,2,3"}, "give both --kv-ports and --repl-ports, or neither"},
+	} {
+		var stderr bytes.Buffer
+		if c := run(append([]string{"--dir", t.TempDir()}, tc.args...), io.Discard, &stderr); c != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, c, stderr.String(), tc.want)
+		}
+	}
+}
+
+// syncBuffer is the launcher's output, read while it runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor waits until the output matches re, and returns the match.
+func (b *syncBuffer) waitFor(t *testing.T, re *regexp.Regexp, from int) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(b.String()[from:]); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the output after 30s:\n%s", re, b.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var (
+	leadsLine = regexp.MustCompile(`node (\d) leads \(term \d+\)`)
+	killLine  = regexp.MustCompile(`kill -9 (\d+)`)
+	tryLine   = regexp.MustCompile(`--addrs (\S+) set`)
+)
+
+// The launcher starts three nodes, names the leader, restarts a node that
+// was killed, stops them all on a signal, and a second run on the same
+// directory finds the data again.
+func TestLaunchKillRestartStop(t *testing.T) {
+	bin, err := nodeproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	start := func() (*syncBuffer, chan os.Signal, chan error) {
+		out := &syncBuffer{}
+		stop := make(chan os.Signal, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- launch(&config{dir: dir, nodes: 3, bin: bin, restart: 100 * time.Millisecond}, out, stop)
+		}()
+		return out, stop, done
+	}
+	finish := func(out *syncBuffer, stop chan os.Signal, done chan error) {
+		stop <- os.Interrupt
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("launch: %v\n%s", err, out.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("launch did not return after the signal:\n%s", out.String())
+		}
+	}
+
+	out, stop, done := start()
+	first := out.waitFor(t, leadsLine, 0)
+	addrs := strings.Split(out.waitFor(t, tryLine, 0)[1], ",")
+	kv, err := client.DialCluster(context.Background(), addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := kv.Set(ctx, "hello", "world"); err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(out.waitFor(t, killLine, 0)[1])
+	mark := len(out.String())
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil { // the leader, a child of this test
+		t.Fatal(err)
+	}
+	out.waitFor(t, regexp.MustCompile(`node `+first[1]+` exited`), mark)
+	if next := out.waitFor(t, leadsLine, mark); next[1] == first[1] {
+		t.Errorf("node %s still leads after it was killed:\n%s", next[1], out.String())
+	}
+	out.waitFor(t, regexp.MustCompile(`node `+first[1]+` restarted`), mark)
+	finish(out, stop, done)
+	if !strings.Contains(out.String(), "stopping the nodes") {
+		t.Errorf("no stop reported:\n%s", out.String())
+	}
+
+	// Same directory, same ports: the data is there.
+	out2, stop2, done2 := start()
+	out2.waitFor(t, leadsLine, 0)
+	if got := strings.Split(out2.waitFor(t, tryLine, 0)[1], ","); strings.Join(got, ",") != strings.Join(addrs, ",") {
+		t.Errorf("second run on %v, the first on %v", got, addrs)
+	}
+	kv2, err := client.DialCluster(context.Background(), addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv2.Close()
+	if v, err := kv2.Get(ctx, "hello"); err != nil || v != "world" {
+		t.Errorf("get after a restart of the whole cluster = %q, %v", v, err)
+	}
+	finish(out2, stop2, done2)
+}
