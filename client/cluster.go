@@ -342,6 +342,12 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 				}
 			case core.CodeUnavailable:
 				addr = c.after(addr)
+			case core.CodeOutcomeUnknown:
+				// Proposed, but its node could not learn its fate (it lost
+				// the leadership or its majority). A retry under the same
+				// seq applies it at most once and learns the outcome.
+				unknown = unknown || write
+				addr = c.after(addr)
 			case core.CodeSessionExpired, core.CodeInternal:
 				unknown = unknown || write
 				return resp, giveUp(se)

@@ -893,3 +893,29 @@ func TestClusterClose(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// outcome_unknown: the write was proposed by a node that lost its majority
+// or leadership; it may still apply. The client retries it elsewhere under
+// the same seq, and reports ErrUnknownOutcome if it never learns more.
+func TestClusterOutcomeUnknownRetriedUnderSameSeq(t *testing.T) {
+	fc := newFakeCluster(t, 3)
+	fc.serve(func(node int, req *core.Request) reply {
+		if node == 0 || req.Key == "lost" {
+			return errReply(core.CodeOutcomeUnknown)
+		}
+		return okReply(req)
+	})
+	c := dialClusterT(t, fc.addrs, WithMaxAttempts(4))
+	if err := c.Set(ctxT(t), "k", "v"); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	sets := fc.seen(core.OpSet)
+	if len(sets) != 2 {
+		t.Fatalf("the set was sent %d times; want 2 (node 0, then node 1)", len(sets))
+	}
+	wantOneWrite(t, c, sets, 1)
+	err := c.Set(ctxT(t), "lost", "v")
+	if !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("Set after outcome_unknown on every attempt = %v; want ErrUnknownOutcome", err)
+	}
+}

@@ -22,7 +22,8 @@ var (
 	// caller's decision. Read it back to find out. (A ClusterKVClient does
 	// resend it, as the same write of its session, which the cluster applies
 	// at most once; it returns this error when it gives up, or when the
-	// cluster answers session_expired.)
+	// cluster answers session_expired.) A server's outcome_unknown and
+	// session_expired answers match it too.
 	ErrUnknownOutcome = errors.New("outcome unknown: the write may or may not have been applied")
 
 	// ErrProtocol is wrapped when the server breaks the wire protocol: a
@@ -58,10 +59,17 @@ func (e *ServerError) Error() string {
 	return s
 }
 
-// Is lets errors.Is(err, ErrNotFound) see through the server's not_found, so
-// callers need not know the code string.
+// Is lets errors.Is(err, ErrNotFound) see through the server's not_found,
+// and errors.Is(err, ErrUnknownOutcome) through a cluster's outcome_unknown
+// and session_expired, so callers need not know the code strings.
 func (e *ServerError) Is(target error) bool {
-	return target == ErrNotFound && e.Code == core.CodeNotFound
+	switch target {
+	case ErrNotFound:
+		return e.Code == core.CodeNotFound
+	case ErrUnknownOutcome:
+		return e.Code == core.CodeOutcomeUnknown || e.Code == core.CodeSessionExpired
+	}
+	return false
 }
 
 // serverError turns a failed response into a *ServerError. A response that
