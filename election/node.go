@@ -44,6 +44,8 @@ type NodeConfig struct {
 	// WriteTicksMax bounds how long a proposed write waits to be applied
 	// before it is answered outcome_unknown (a minority side never commits).
 	WriteTicksMax int
+	// Mutation plants a bug, for tests of the simulator only.
+	Mutation Mutation
 }
 
 // DefaultNodeConfig is what a cluster node uses unless told otherwise. An
@@ -235,6 +237,7 @@ func (n *Node) Start(env core.Env) error {
 		rc.Snapshot = &Snapshot{Index: rec.Index, Term: rec.Meta.Term}
 	}
 	rc.Entries = entries
+	rc.mutation = n.cfg.Mutation
 	if n.raft, err = New(rc); err != nil {
 		return fmt.Errorf("%w: %v", core.ErrCorrupt, err)
 	}
@@ -404,6 +407,12 @@ func (n *Node) read(key string, reply core.ReplyFunc) {
 		reply(n.redirect())
 		return
 	}
+	if n.cfg.Mutation == MutReadWithoutIndex {
+		rd := clientRead{key: key, reply: reply}
+		n.confirmed = append(n.confirmed, rd) // index 0: answered at once
+		n.releaseReads()
+		return
+	}
 	n.readID++
 	rd := clientRead{id: n.readID, key: key, reply: reply}
 	err := n.raft.ReadIndex(rd.id)
@@ -547,7 +556,17 @@ func (n *Node) handleReady() (bool, error) {
 	if rd.HardState.Term != n.saved.Term || rd.HardState.Vote != n.saved.Vote {
 		next := n.saved
 		next.Term, next.Vote = rd.HardState.Term, rd.HardState.Vote
-		if err := n.state.Save(next.encode()); err != nil {
+		if n.cfg.Mutation == MutVoteNotPersisted {
+			// The term is saved, the vote is not, and is sent anyway.
+			onDisk := next
+			onDisk.Vote = None
+			if next.Term != n.saved.Term {
+				hardSaved = n.state.Save(onDisk.encode()) == nil
+			}
+			if hardSaved {
+				n.saved = next
+			}
+		} else if err := n.state.Save(next.encode()); err != nil {
 			// The file still holds the last state saved (StateFile.Save),
 			// and nothing acts on the new one until it is saved.
 			n.diskFailing("saving the term and vote", err)
@@ -558,6 +577,15 @@ func (n *Node) handleReady() (bool, error) {
 	}
 	persisted := hardSaved
 	if hardSaved {
+		// A leader's appends go out before its own copy is on disk, so
+		// that the followers' fsyncs overlap its own: Raft counts the
+		// leader's copy toward a quorum only once Advance says it is
+		// persisted (§10.2.1 of the thesis).
+		for i := range rd.Messages {
+			if m := &rd.Messages[i]; early(m) {
+				n.send(m)
+			}
+		}
 		if err := n.persist(rd.Entries); err != nil {
 			if !errors.Is(err, errWrite) {
 				return false, err
@@ -566,7 +594,7 @@ func (n *Node) handleReady() (bool, error) {
 			persisted = false
 		}
 	}
-	if !persisted {
+	if !persisted && n.cfg.Mutation != MutCommitBeforePersist {
 		// Raft takes the entries as not persisted (they come again in the
 		// next Ready); a vote or acknowledgement that relied on them, or
 		// on the term and vote, must not leave.
@@ -574,7 +602,7 @@ func (n *Node) handleReady() (bool, error) {
 	}
 	for i := range rd.Messages {
 		m := &rd.Messages[i]
-		if !hardSaved || (!persisted && m.Type == MsgAppResp && !m.Reject) {
+		if !hardSaved || early(m) || (!persisted && m.Type == MsgAppResp && !m.Reject) {
 			continue
 		}
 		n.send(m)
@@ -592,6 +620,11 @@ func (n *Node) handleReady() (bool, error) {
 	// next tick at the latest, tries again.
 	return persisted, nil
 }
+
+// early reports whether m may leave before the Ready's entries are on
+// disk: a leader's appends and snapshots, which vouch for nothing of the
+// sender's disk.
+func early(m *Message) bool { return m.Type == MsgApp || m.Type == MsgSnap }
 
 // errWrite marks a log write that failed and was undone: the log is as it
 // was before it, and the node may go on.
@@ -749,6 +782,9 @@ func (n *Node) stepSnapshot() {
 		}
 		n.snapTerm = n.appliedTerm
 		meta := core.SnapshotMeta{Term: n.appliedTerm, Extra: n.sess.encode()}
+		if n.cfg.Mutation == MutSessionsNotInSnapshot {
+			meta.Extra = newSessions(n.cfg.SessionsMax).encode()
+		}
 		n.snaps.Start(n.store.Clone(), n.applied, meta, n.gc.BytesAdded())
 	}
 	if index := n.snaps.Step(); index > 0 {

@@ -69,6 +69,9 @@ type Config struct {
 	ReadsPendingMax int
 	Rand            core.Rand
 
+	// mutation plants a bug, for the simulator's tests (NodeConfig).
+	mutation Mutation
+
 	// What the node's disk holds from before a restart: its hard state,
 	// its latest snapshot (nil: none), and the entries after it.
 	HardState HardState
@@ -169,6 +172,9 @@ type Raft struct {
 
 	msgs     []Message
 	prevHard HardState
+	// appendsDue: proposals were made since the last Ready; their appends
+	// are sent when it is taken.
+	appendsDue bool
 
 	// snapshot is the latest one this node has, to send to a follower
 	// that needs entries it compacted away; pendingSnapshot is one
@@ -425,7 +431,9 @@ func (r *Raft) Propose(data []byte) (uint64, error) {
 	}
 	e := Entry{Term: r.term, Index: r.log.lastIndex() + 1, Data: data}
 	r.log.append(e)
-	r.broadcastAppend()
+	// The appends go out with the next Ready, so that every proposal of a
+	// turn travels in one message per follower, not one each.
+	r.appendsDue = true
 	return e.Index, nil
 }
 
@@ -756,6 +764,16 @@ func (r *Raft) HasReady() bool {
 // Ready returns the node's pending work. Call Advance with it before any
 // other call on the node.
 func (r *Raft) Ready() Ready {
+	if r.appendsDue {
+		r.appendsDue = false
+		if r.state == Leader {
+			for i, p := range r.peers {
+				if i != r.self {
+					r.sendAppend(i, p, false)
+				}
+			}
+		}
+	}
 	hs := r.hardState()
 	rd := Ready{
 		HardState:        hs,

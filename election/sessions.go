@@ -19,13 +19,18 @@ import (
 // answered as the first was (a write that passed validation always
 // succeeds). The table is bounded: at most sessionsMax clients, the least
 // recently active forgotten first, and at most sessionSeqsMax numbers per
-// client, the lowest forgotten first. A forgotten client's writes are
-// refused with session_expired when they say that earlier ones were
-// answered (acked > 1), since a retry among them could not be told from a
-// new write.
+// client, the lowest forgotten first. The ids of forgotten clients are
+// kept for longer (goneMax of them, oldest dropped first): a write of one
+// of them is refused with session_expired, since a retry could not be told
+// from a new write. A client the table never knew starts a session with
+// any write: its earlier writes, if any, never applied, or it would be
+// known. So exactly-once holds as long as fewer than max+goneMax other
+// clients became active since a client's last write.
 type sessions struct {
 	byClient map[uint64]*session
 	max      int
+	gone     []uint64 // forgotten clients, oldest first
+	goneSet  map[uint64]bool
 }
 
 type session struct {
@@ -51,7 +56,20 @@ const (
 )
 
 func newSessions(max int) *sessions {
-	return &sessions{byClient: map[uint64]*session{}, max: max}
+	return &sessions{byClient: map[uint64]*session{}, max: max, goneSet: map[uint64]bool{}}
+}
+
+func (t *sessions) goneMax() int { return 4 * t.max }
+
+// forget moves a client from the table to the forgotten ids.
+func (t *sessions) forget(id uint64) {
+	delete(t.byClient, id)
+	t.gone = append(t.gone, id)
+	t.goneSet[id] = true
+	if len(t.gone) > t.goneMax() {
+		delete(t.goneSet, t.gone[0])
+		t.gone = slices.Delete(t.gone, 0, 1)
+	}
 }
 
 func (t *sessions) len() int { return len(t.byClient) }
@@ -61,7 +79,7 @@ func (t *sessions) len() int { return len(t.byClient) }
 func (t *sessions) admit(client, seq, acked, index uint64) outcome {
 	s := t.byClient[client]
 	if s == nil {
-		if acked > 1 {
+		if t.goneSet[client] {
 			return expired
 		}
 		s = &session{acked: 1}
@@ -116,13 +134,15 @@ func (t *sessions) evict(keep uint64) {
 				victim, oldest = id, s.last
 			}
 		}
-		delete(t.byClient, victim)
+		t.forget(victim)
 	}
 }
 
-// encode writes the table in client order:
+// encode writes the table in client order, then the forgotten ids oldest
+// first:
 //
 //	[count u32] { [client u64][last u64][acked u64][n u32] { [seq u64] } }
+//	[gone u32] { [client u64] }
 func (t *sessions) encode() []byte {
 	ids := make([]uint64, 0, len(t.byClient))
 	for id := range t.byClient {
@@ -139,6 +159,10 @@ func (t *sessions) encode() []byte {
 		for _, q := range s.seqs {
 			b = binary.LittleEndian.AppendUint64(b, q)
 		}
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(t.gone)))
+	for _, id := range t.gone {
+		b = binary.LittleEndian.AppendUint64(b, id)
 	}
 	return b
 }
@@ -180,6 +204,23 @@ func decodeSessions(b []byte, max int) (*sessions, error) {
 		}
 		t.byClient[id] = s
 		prev = id
+	}
+	if len(b) < 4 {
+		return nil, fmt.Errorf("%w: forgotten clients missing", errSessions)
+	}
+	gone := binary.LittleEndian.Uint32(b)
+	b = b[4:]
+	if uint64(len(b)) != 8*uint64(gone) {
+		return nil, fmt.Errorf("%w: %d forgotten clients in %d bytes", errSessions, gone, len(b))
+	}
+	for i := uint32(0); i < gone; i++ {
+		id := binary.LittleEndian.Uint64(b)
+		b = b[8:]
+		if t.byClient[id] != nil || t.goneSet[id] {
+			return nil, fmt.Errorf("%w: client %d both kept and forgotten", errSessions, id)
+		}
+		t.gone = append(t.gone, id)
+		t.goneSet[id] = true
 	}
 	if len(b) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the last session", errSessions, len(b))

@@ -7,6 +7,7 @@ import (
 
 	"dkv/checks"
 	"dkv/core"
+	"dkv/election"
 )
 
 // client is a simulated user of the store: one request at a time, its own
@@ -31,6 +32,9 @@ type client struct {
 	// progress (Mode.Sessions).
 	seq uint64
 	lg  *logical
+	// writes are the session's logical writes in order, for settling
+	// those whose outcome the client never learnt (Sim.settleSessions).
+	writes []*logical
 }
 
 // logical is one request of a session client, which it may send several
@@ -43,6 +47,7 @@ type logical struct {
 	// cluster could not say), so the request may have applied.
 	maybe   bool
 	histIdx int
+	seq     uint64 // a write's session seq; 0 for a read
 }
 
 // sessionAttemptsMin is the fewest attempts a session client makes before
@@ -157,6 +162,8 @@ func (c *client) send(req *core.Request, op checks.Op, tries int) {
 			// given up, so the cluster may forget them.
 			c.seq++
 			req.ClientID, req.Seq, req.Acked = uint64(c.id)+1, c.seq, c.seq
+			c.lg.seq = c.seq
+			c.writes = append(c.writes, c.lg)
 		}
 	}
 	s.attempts++
@@ -228,7 +235,13 @@ func (c *client) receive(m *response) {
 		c.finish(a, checks.Failed, code)
 		c.retryOrNext(a)
 		return
-	case (code == core.CodeSessionExpired || code == core.CodeOutcomeUnknown) && c.s.mode.Sessions:
+	case code == core.CodeSessionExpired && c.s.mode.Sessions && len(c.s.clients) < election.DefaultNodeConfig(0, nil).SessionsMax:
+		// With fewer clients than the cluster keeps sessions for, none
+		// can be forgotten.
+		c.s.fail("protocol", fmt.Sprintf("%s (attempt %d) answered session_expired, though the cluster has room for all %d clients' sessions: %s",
+			a.req.Op, a.id, len(c.s.clients), resp.Error.Message))
+		return
+	case code == core.CodeOutcomeUnknown && c.s.mode.Sessions:
 		// The cluster cannot tell whether an earlier attempt applied.
 		c.finish(a, checks.Unknown, code)
 		c.retryOrNext(a)
@@ -352,4 +365,27 @@ func (s *Sim) clientByID(id int) *client {
 		return s.clients[id]
 	}
 	return s.final
+}
+
+// settleSessions narrows the window of each session write whose client
+// gave up on it. The session protocol promises that once a later write of
+// the same client applied, carrying acked above this one's seq, this one
+// can never apply: so it took effect by the time that later write was
+// acknowledged, or never. A node that broke the promise (applied a write
+// below acked) shows as a value appearing after its window.
+func (s *Sim) settleSessions() {
+	for _, c := range s.clients {
+		for i, lg := range c.writes {
+			if lg.histIdx < 0 || s.hist.Ops[lg.histIdx].Outcome != checks.Unknown {
+				continue
+			}
+			for _, later := range c.writes[i+1:] {
+				if later.histIdx >= 0 && s.hist.Ops[later.histIdx].Outcome == checks.OK {
+					op := &s.hist.Ops[lg.histIdx]
+					op.Settled, op.EffectBy = checks.SettledMaybe, s.hist.Ops[later.histIdx].Return
+					break
+				}
+			}
+		}
+	}
 }

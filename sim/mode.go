@@ -19,7 +19,7 @@ type Mode struct {
 	Nodes int
 	// NewNode makes a fresh node (for a first start or a restart) for node
 	// id, configured from the seed's mix.
-	NewNode func(id int, mix *FaultMix) core.Node
+	NewNode func(id int, mix *FaultMix, mutation string) core.Node
 	// Target picks the node a client sends its next request to; leader is
 	// the last leader a not_leader answer named to it ("" if none).
 	Target func(s *Sim, client int, leader string) int
@@ -44,7 +44,10 @@ var modes = map[string]Mode{
 	"single": {
 		Name:  "single",
 		Nodes: 1,
-		NewNode: func(id int, mix *FaultMix) core.Node {
+		NewNode: func(id int, mix *FaultMix, mutation string) core.Node {
+			if mutation != "" {
+				panic("sim: the single node has no mutations: " + mutation)
+			}
 			cfg := core.DefaultSingleConfig()
 			cfg.SegmentBytesMax = mix.SegBytes
 			cfg.SnapshotLogBytesMin = mix.SnapBytes
@@ -71,8 +74,15 @@ func clusterMode(name string, nodes int) Mode {
 	return Mode{
 		Name:  name,
 		Nodes: nodes,
-		NewNode: func(id int, mix *FaultMix) core.Node {
+		NewNode: func(id int, mix *FaultMix, mutation string) core.Node {
 			cfg := election.DefaultNodeConfig(core.NodeID(id), peers)
+			if mutation != "" {
+				m, err := election.ParseMutation(mutation)
+				if err != nil {
+					panic(err)
+				}
+				cfg.Mutation = m
+			}
 			cfg.ClientAddrs = addrs
 			cfg.ClusterID = clusterID
 			cfg.SegmentBytesMax = mix.SegBytes

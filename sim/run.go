@@ -24,6 +24,9 @@ type Config struct {
 	Mix *FaultMix
 	// Without switches off kinds of fault in the mix (see FaultSwitches).
 	Without []string
+	// Mutation plants a named bug in the node (for a cluster, one of
+	// election.Mutations), to show that the simulator catches it.
+	Mutation string
 	// WrapNode and WrapDisk let tests run a deliberately broken node, to
 	// show that the simulator catches it.
 	WrapNode func(core.Node) core.Node
@@ -322,7 +325,7 @@ func (s *Sim) fail(check, msg string) {
 }
 
 func (s *Sim) newNode(id int) core.Node {
-	n := s.mode.NewNode(id, &s.mix)
+	n := s.mode.NewNode(id, &s.mix, s.cfg.Mutation)
 	if s.cfg.WrapNode != nil {
 		n = s.cfg.WrapNode(n)
 	}
@@ -521,6 +524,9 @@ func (s *Sim) check(res *Result) {
 	for _, lg := range s.unknownLogicals {
 		// An attempt a node took after its client gave up.
 		s.hist.Ops[lg.histIdx].Taken = lg.taken()
+	}
+	if s.mode.Sessions {
+		s.settleSessions()
 	}
 	for _, a := range s.unknowns {
 		op := &s.hist.Ops[a.histIdx]

@@ -1,0 +1,57 @@
+package sim
+
+import (
+	"slices"
+	"testing"
+
+	"dkv/election"
+)
+
+// TestCatchesClusterMutations plants each of the cluster's mutations (a
+// realistic one-line mistake in the Raft node, election.Mutations) and
+// requires the simulator to catch it within 100 seeds, by a check a user
+// would suffer from: a lost or inconsistent write, or (for the session
+// table) a retried write the cluster can no longer deduplicate.
+func TestCatchesClusterMutations(t *testing.T) {
+	skipWhenReplaying(t)
+	for _, m := range election.Mutations() {
+		t.Run(m.String(), func(t *testing.T) {
+			t.Parallel()
+			want := []string{"durability", "linearizability", "atomicity"}
+			if m == election.MutSessionsNotInSnapshot {
+				want = append(want, "protocol")
+			}
+			seed, caught := catchMutation(t, "cluster", m.String(), 100, want)
+			if !caught {
+				t.Fatalf("mutation %s went unnoticed for 100 seeds", m)
+			}
+			t.Logf("caught at seed %d", seed)
+		})
+	}
+}
+
+// catchMutation runs seeds in order with the mutation planted and returns
+// the first that fails with it, by one of the wanted checks, and passes
+// without it.
+func catchMutation(t *testing.T, mode, mutation string, seeds int, want []string) (uint64, bool) {
+	for seed := uint64(1); seed <= uint64(seeds); seed++ {
+		r := Run(Config{Seed: seed, Mode: mode, Mutation: mutation, Ops: 300, NoReport: true})
+		if !r.Failed() {
+			continue
+		}
+		wanted := false
+		for _, f := range r.Findings {
+			wanted = wanted || slices.Contains(want, f.Check)
+		}
+		if !wanted {
+			t.Logf("seed %d: caught, as %s", seed, firstLine(r.Findings))
+			continue
+		}
+		if healthy := Run(Config{Seed: seed, Mode: mode, Ops: 300, NoReport: true}); healthy.Failed() {
+			continue // the real node fails this seed too: not the mutation's catch
+		}
+		t.Logf("seed %d: %s", seed, firstLine(r.Findings))
+		return seed, true
+	}
+	return 0, false
+}
