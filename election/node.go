@@ -46,6 +46,12 @@ type NodeConfig struct {
 	WriteTicksMax int
 	// Mutation plants a bug, for tests of the simulator only.
 	Mutation Mutation
+	// OnApply, if set, sees every entry the node applies: its client
+	// session (0, 0 without one) and what came of it (applied, duplicate,
+	// expired, stale; empty for a leader's first entry). Replicas must
+	// agree on it at every index, which an observer such as the simulator
+	// checks.
+	OnApply func(index, term, client, seq uint64, outcome string)
 }
 
 // DefaultNodeConfig is what a cluster node uses unless told otherwise. An
@@ -701,8 +707,10 @@ func (n *Node) apply(e Entry) error {
 	assert(e.Index == n.applied+1, "apply: entry %d after applied %d", e.Index, n.applied)
 	n.applied, n.appliedTerm = e.Index, e.Term
 	oc := applied
+	var cmd core.Command
 	if len(e.Data) > 0 { // an empty entry is a new leader's first
-		cmd, err := core.DecodeCommand(e.Data)
+		var err error
+		cmd, err = core.DecodeCommand(e.Data)
 		if err != nil {
 			return fmt.Errorf("%w: committed entry %d does not decode: %v", core.ErrCorrupt, e.Index, err)
 		}
@@ -712,6 +720,13 @@ func (n *Node) apply(e Entry) error {
 		if oc == applied {
 			n.store.Apply(&cmd)
 		}
+	}
+	if n.cfg.OnApply != nil {
+		what := ""
+		if len(e.Data) > 0 {
+			what = oc.String()
+		}
+		n.cfg.OnApply(e.Index, e.Term, cmd.ClientID, cmd.Seq, what)
 	}
 	n.resolveWrites(e.Index, e.Term, oc)
 	return nil

@@ -251,6 +251,9 @@ func (r *Raft) Term() uint64        { return r.term }
 func (r *Raft) State() State        { return r.state }
 func (r *Raft) Leader() core.NodeID { return r.lead }
 
+// Vote is the node this one voted for in its term, None if none.
+func (r *Raft) Vote() core.NodeID { return r.vote }
+
 // Committed is the commit index this node knows of.
 func (r *Raft) Committed() uint64 { return r.log.committed }
 

@@ -55,6 +55,20 @@ const (
 	stale             // a seq the client had already given up: not applied
 )
 
+func (o outcome) String() string {
+	switch o {
+	case applied:
+		return "applied"
+	case duplicate:
+		return "duplicate"
+	case expired:
+		return "expired"
+	case stale:
+		return "stale"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
 func newSessions(max int) *sessions {
 	return &sessions{byClient: map[uint64]*session{}, max: max, goneSet: map[uint64]bool{}}
 }

@@ -99,3 +99,14 @@ func decodeChunkAck(b []byte) (chunkAck, error) {
 	a.Have = binary.LittleEndian.Uint64(b[25:])
 	return a, nil
 }
+
+// PeekRaft decodes msg, a message one cluster node sent another, if it
+// carries a Raft message: for observers of the traffic, such as the
+// simulator's election checks.
+func PeekRaft(msg []byte) (Message, bool) {
+	if len(msg) == 0 || msg[0] != wireRaft {
+		return Message{}, false
+	}
+	m, err := DecodeMessage(msg[1:])
+	return m, err == nil
+}

@@ -367,24 +367,37 @@ func (s *Sim) clientByID(id int) *client {
 	return s.final
 }
 
-// settleSessions narrows the window of each session write whose client
-// gave up on it. The session protocol promises that once a later write of
-// the same client applied, carrying acked above this one's seq, this one
-// can never apply: so it took effect by the time that later write was
-// acknowledged, or never. A node that broke the promise (applied a write
-// below acked) shows as a value appearing after its window.
+// sessionApplied records that a node applied the session write (client,
+// seq) now, unless one did before.
+func (s *Sim) sessionApplied(client, seq uint64) {
+	if s.appliedAt == nil {
+		s.appliedAt = map[[2]uint64]int64{}
+	}
+	k := [2]uint64{client, seq}
+	if _, ok := s.appliedAt[k]; !ok {
+		s.appliedAt[k] = s.w.now
+	}
+}
+
+// settleSessions settles each session write whose client gave up on it by
+// what the simulator saw the nodes do: applied when the first node applied
+// it (it was committed by then: it counts as acknowledged at that time), or
+// never (nothing applied it by the end of the run, after the final reads).
+// Without this, every such write could take effect at any later time, and
+// a seed whose cluster was mostly unavailable leaves porcupine hundreds of
+// them. The watcher checks that replicas agree on every applied entry, so
+// the first node's apply is the cluster's.
 func (s *Sim) settleSessions() {
 	for _, c := range s.clients {
-		for i, lg := range c.writes {
+		for _, lg := range c.writes {
 			if lg.histIdx < 0 || s.hist.Ops[lg.histIdx].Outcome != checks.Unknown {
 				continue
 			}
-			for _, later := range c.writes[i+1:] {
-				if later.histIdx >= 0 && s.hist.Ops[later.histIdx].Outcome == checks.OK {
-					op := &s.hist.Ops[lg.histIdx]
-					op.Settled, op.EffectBy = checks.SettledMaybe, s.hist.Ops[later.histIdx].Return
-					break
-				}
+			op := &s.hist.Ops[lg.histIdx]
+			if at, ok := s.appliedAt[[2]uint64{uint64(c.id) + 1, lg.seq}]; ok {
+				op.Settled, op.EffectBy = checks.SettledApplied, at
+			} else {
+				op.Settled = checks.SettledNoEffect
 			}
 		}
 	}

@@ -344,6 +344,12 @@ func (h *host) start() {
 		h.unsettled = h.unsettled[:0]
 		h.refused = false
 		h.s.trace(h.addr, "started", int64(h.incarnation), 0, "")
+		if w := h.s.watch; w != nil {
+			if v := w.Started(h.id, h.node); v != "" {
+				h.s.fail("raft", v)
+				return
+			}
+		}
 		if len(h.inbox) > 0 {
 			h.scheduleTurn()
 		}
@@ -402,6 +408,11 @@ type peerNetwork struct{ h *host }
 func (p peerNetwork) Send(to core.NodeID, msg []byte) {
 	if !p.h.up {
 		return
+	}
+	if w := p.h.s.watch; w != nil {
+		if v := w.Sent(p.h.id, msg); v != "" {
+			p.h.s.fail("raft", v)
+		}
 	}
 	p.h.s.net.Send(p.h.addr, NodeAddr(int(to)), append([]byte(nil), msg...))
 }

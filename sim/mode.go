@@ -19,7 +19,9 @@ type Mode struct {
 	Nodes int
 	// NewNode makes a fresh node (for a first start or a restart) for node
 	// id, configured from the seed's mix.
-	NewNode func(id int, mix *FaultMix, mutation string) core.Node
+	// onApply, when not nil, is to be called with every entry a
+	// replicated node applies (its Watcher checks them).
+	NewNode func(id int, mix *FaultMix, mutation string, onApply func(index, term, client, seq uint64, outcome string)) core.Node
 	// Target picks the node a client sends its next request to; leader is
 	// the last leader a not_leader answer named to it ("" if none).
 	Target func(s *Sim, client int, leader string) int
@@ -38,13 +40,15 @@ type Mode struct {
 	// seed's faults keep mostly unavailable would otherwise take its
 	// clients' timeouts times the whole workload. 0: no bound.
 	ChaosMax time.Duration
+	// Watch, if set, makes the run's Watcher.
+	Watch func() Watcher
 }
 
 var modes = map[string]Mode{
 	"single": {
 		Name:  "single",
 		Nodes: 1,
-		NewNode: func(id int, mix *FaultMix, mutation string) core.Node {
+		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string)) core.Node {
 			if mutation != "" {
 				panic("sim: the single node has no mutations: " + mutation)
 			}
@@ -74,8 +78,9 @@ func clusterMode(name string, nodes int) Mode {
 	return Mode{
 		Name:  name,
 		Nodes: nodes,
-		NewNode: func(id int, mix *FaultMix, mutation string) core.Node {
+		NewNode: func(id int, mix *FaultMix, mutation string, onApply func(uint64, uint64, uint64, uint64, string)) core.Node {
 			cfg := election.DefaultNodeConfig(core.NodeID(id), peers)
+			cfg.OnApply = onApply
 			if mutation != "" {
 				m, err := election.ParseMutation(mutation)
 				if err != nil {
@@ -109,6 +114,7 @@ func clusterMode(name string, nodes int) Mode {
 		},
 		Sessions: true,
 		ChaosMax: 20 * time.Second,
+		Watch:    newRaftWatch,
 	}
 }
 

@@ -10,16 +10,23 @@ import (
 // TestCatchesClusterMutations plants each of the cluster's mutations (a
 // realistic one-line mistake in the Raft node, election.Mutations) and
 // requires the simulator to catch it within 100 seeds, by a check a user
-// would suffer from: a lost or inconsistent write, or (for the session
-// table) a retried write the cluster can no longer deduplicate.
+// would suffer from (a lost or inconsistent write) or the one that names
+// the broken promise: a retried write the cluster can no longer
+// deduplicate, a restart without the vote it sent, the log's assertion
+// that the entries Raft took as persisted are on disk.
 func TestCatchesClusterMutations(t *testing.T) {
 	skipWhenReplaying(t)
 	for _, m := range election.Mutations() {
 		t.Run(m.String(), func(t *testing.T) {
 			t.Parallel()
 			want := []string{"durability", "linearizability", "atomicity"}
-			if m == election.MutSessionsNotInSnapshot {
-				want = append(want, "protocol")
+			switch m {
+			case election.MutSessionsNotInSnapshot:
+				want = append(want, "raft") // replicas decide a retried write differently
+			case election.MutVoteNotPersisted:
+				want = append(want, "raft") // a restart without the vote it sent
+			case election.MutCommitBeforePersist:
+				want = append(want, "node") // the log's own assertion: entries missing from the disk
 			}
 			seed, caught := catchMutation(t, "cluster", m.String(), 100, want)
 			if !caught {

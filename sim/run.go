@@ -160,6 +160,11 @@ type Sim struct {
 	unknowns  []*attempt // attempts whose client gave up
 	// unknownLogicals are session requests whose client gave up.
 	unknownLogicals []*logical
+	watch           Watcher // nil unless the mode has one
+	// appliedAt is when a node first applied each session write (client,
+	// seq), as its Watcher saw: what settles the writes whose clients gave
+	// up on them.
+	appliedAt map[[2]uint64]int64
 	findings        []checks.Finding
 	stopped         bool
 }
@@ -216,6 +221,9 @@ func Run(cfg Config) *Result {
 	s.wr = stream(cfg.Seed, streamWork)
 	s.net = NewNetwork(s.w, stream(cfg.Seed, streamNet), s.deliver)
 	s.net.Client, s.net.Peer = s.mix.ClientNet, s.mix.PeerNet
+	if mode.Watch != nil {
+		s.watch = mode.Watch()
+	}
 	s.setup()
 	s.loop()
 	res.SimWall = time.Since(start)
@@ -325,7 +333,18 @@ func (s *Sim) fail(check, msg string) {
 }
 
 func (s *Sim) newNode(id int) core.Node {
-	n := s.mode.NewNode(id, &s.mix, s.cfg.Mutation)
+	var onApply func(index, term, client, seq uint64, outcome string)
+	if w := s.watch; w != nil {
+		onApply = func(index, term, client, seq uint64, outcome string) {
+			if v := w.Applied(id, index, term, outcome); v != "" {
+				s.fail("raft", v)
+			}
+			if outcome == "applied" && client > 0 {
+				s.sessionApplied(client, seq)
+			}
+		}
+	}
+	n := s.mode.NewNode(id, &s.mix, s.cfg.Mutation, onApply)
 	if s.cfg.WrapNode != nil {
 		n = s.cfg.WrapNode(n)
 	}

@@ -1,0 +1,127 @@
+package sim
+
+import (
+	"fmt"
+
+	"dkv/core"
+	"dkv/election"
+)
+
+// Watcher observes a mode's nodes from outside, for promises that no client
+// can see directly. Each method returns a violation, or "".
+type Watcher interface {
+	// Sent sees every peer message a node sends.
+	Sent(from int, msg []byte) string
+	// Started sees every node that recovered and started.
+	Started(id int, n core.Node) string
+	// Applied sees every entry a node applies, and what came of it.
+	Applied(id int, index, term uint64, outcome string) string
+}
+
+// raftWatch checks Raft's promises about votes and leaders (§5.2, §5.4 of
+// the Raft paper), which a crash at the wrong moment breaks without any
+// client noticing at first:
+//   - a node votes for at most one candidate per term, across restarts;
+//   - a node that restarts has the term and vote it acted on (persist
+//     before send): never an older term, nor no vote in a term it voted in;
+//   - at most one node leads in a term;
+//   - every node applies the same entry at an index, with the same outcome
+//     (state machine safety, §5.4.3: the session table included, since a
+//     replica that decides a retried write differently diverges).
+type raftWatch struct {
+	applied  map[uint64]appliedEntry // index -> what the first node to apply it applied
+	votes    map[voteKey]core.NodeID // (voter, term) -> the candidate it voted for
+	maxTerm  map[int]uint64          // per node, the highest term it voted in
+	leaders  map[uint64]int          // term -> the node that sent appends in it
+	votesMax int
+}
+
+type appliedEntry struct {
+	node    int
+	term    uint64
+	outcome string
+}
+
+func (w *raftWatch) Applied(id int, index, term uint64, outcome string) string {
+	e, ok := w.applied[index]
+	if !ok {
+		if len(w.applied) < w.votesMax {
+			w.applied[index] = appliedEntry{id, term, outcome}
+		}
+		return ""
+	}
+	if e.term != term || e.outcome != outcome {
+		return fmt.Sprintf("at index %d node %d applied an entry of term %d (%s), node %d one of term %d (%s)",
+			index, e.node, e.term, e.outcome, id, term, outcome)
+	}
+	return ""
+}
+
+type voteKey struct {
+	voter int
+	term  uint64
+}
+
+// raftWatchVotesMax bounds the ledger; a run's terms stay far below it.
+const raftWatchVotesMax = 1 << 20
+
+func newRaftWatch() Watcher {
+	return &raftWatch{
+		applied: map[uint64]appliedEntry{},
+		votes:   map[voteKey]core.NodeID{}, maxTerm: map[int]uint64{}, leaders: map[uint64]int{},
+		votesMax: raftWatchVotesMax,
+	}
+}
+
+func (w *raftWatch) Sent(from int, msg []byte) string {
+	m, ok := election.PeekRaft(msg)
+	if !ok {
+		return ""
+	}
+	switch {
+	case m.Type == election.MsgVote:
+		return w.vote(from, m.Term, m.From) // a candidate votes for itself
+	case m.Type == election.MsgVoteResp && !m.Reject:
+		return w.vote(from, m.Term, m.To)
+	case m.Type == election.MsgApp:
+		if l, ok := w.leaders[m.Term]; ok && l != from {
+			return fmt.Sprintf("nodes %d and %d both lead in term %d", l, from, m.Term)
+		}
+		if len(w.leaders) < w.votesMax {
+			w.leaders[m.Term] = from
+		}
+	}
+	return ""
+}
+
+func (w *raftWatch) vote(voter int, term uint64, cand core.NodeID) string {
+	k := voteKey{voter, term}
+	if prev, ok := w.votes[k]; ok && prev != cand {
+		return fmt.Sprintf("node %d voted for node %d and for node %d in term %d", voter, prev, cand, term)
+	}
+	if len(w.votes) < w.votesMax {
+		w.votes[k] = cand
+	}
+	w.maxTerm[voter] = max(w.maxTerm[voter], term)
+	return ""
+}
+
+func (w *raftWatch) Started(id int, n core.Node) string {
+	en, ok := n.(*election.Node)
+	if !ok || en.Raft() == nil {
+		return ""
+	}
+	r := en.Raft()
+	voted, ok := w.maxTerm[id]
+	if !ok {
+		return "" // it never voted
+	}
+	cand, known := w.votes[voteKey{id, voted}]
+	switch {
+	case r.Term() < voted:
+		return fmt.Sprintf("node %d restarted in term %d, though it had voted in term %d: a term it acted on was not persisted", id, r.Term(), voted)
+	case r.Term() == voted && known && r.Vote() != cand:
+		return fmt.Sprintf("node %d restarted in term %d with vote %d, though it had voted for node %d: a vote it sent was not persisted", id, voted, r.Vote(), cand)
+	}
+	return ""
+}
