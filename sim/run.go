@@ -165,8 +165,8 @@ type Sim struct {
 	// seq), as its Watcher saw: what settles the writes whose clients gave
 	// up on them.
 	appliedAt map[[2]uint64]int64
-	findings        []checks.Finding
-	stopped         bool
+	findings  []checks.Finding
+	stopped   bool
 }
 
 // stream derives an independent random stream of the seed, so that adding
