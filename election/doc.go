@@ -25,9 +25,16 @@
 //
 // The caller compacts the log with a snapshot of its state machine
 // (Compact); a follower that needs entries compacted away gets that
-// snapshot instead (MsgSnap), whole, in one message of at most 256 MiB.
+// snapshot instead (MsgSnap).
 //
-// This is the core the cluster node is built on (DESIGN.md, "election").
-// Not built yet: the cluster Node itself (the Raft log in the WAL, the state
-// machine and its dedup table), and snapshots sent in chunks.
+// Node is the cluster node built on Raft (core.Node): the Raft log is kept
+// in core's write-ahead log (one record per entry, group commit: a turn's
+// entries are written and fsync'd once), the term and vote in a small state
+// file, committed entries are applied to core's store, and a session table
+// (sessions.go) makes a client's retried write apply once. A leader's
+// MsgSnap never travels as one message: the node sends the snapshot file in
+// acknowledged, checksummed chunks (transfer.go), and the follower installs
+// it in an order that a crash at any point leaves recoverable.
+//
+// Mutation plants deliberate bugs for the simulator's tests only.
 package election
