@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -452,6 +453,47 @@ func TestTornTailAtEveryByte(t *testing.T) {
 			t.Fatalf("cut at %d, second restart: %v", cut, err)
 		}
 		wantValue(t, h2, "d", "4")
+	}
+}
+
+// A bit flipped in the last record looks like a torn write and is cut; the
+// record may have been acknowledged, so its bytes are kept in a side file,
+// and the cut is logged with file, offset and length.
+func TestFlipInLastRecordKeepsTheCutBytes(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(set("a", "1")))
+	name := "wal-00000000000000000001.log"
+	// The log keeps zeroed space reserved after its records.
+	before, _ := h.disk.DurableBytes(name)
+	before = bytes.TrimRight(before, "\x00")
+	mustOK(t, h.do(set("b", "2")))
+	after, _ := h.disk.DurableBytes(name)
+	after = bytes.TrimRight(after, "\x00")
+	h.disk.Corrupt(name, len(before)+18) // inside b's 20-byte record
+	if err := h.crash(); err != nil {
+		t.Fatal(err)
+	}
+	logged := h.logs
+	wantValue(t, h, "a", "1")
+	wantMissing(t, h, "b")
+	side := fmt.Sprintf("%s.cut-%d", name, len(before))
+	kept, ok := h.disk.DurableBytes(side)
+	if !ok {
+		names, _ := h.disk.List()
+		t.Fatalf("no side file %s after the cut; the directory holds %v", side, names)
+	}
+	want := append([]byte(nil), after[len(before):]...)
+	want[18] ^= 0x10 // the flipped bit is in the copy too
+	if len(kept) != len(want) || !bytes.Equal(kept, want) {
+		t.Fatalf("side file holds %d bytes, want the %d cut", len(kept), len(want))
+	}
+	wantLog := fmt.Sprintf("truncating torn tail of %s at offset %d (", name, len(before))
+	found := false
+	for _, l := range logged {
+		found = found || strings.Contains(l, wantLog)
+	}
+	if !found {
+		t.Fatalf("no log line %q among %q", wantLog, logged)
 	}
 }
 

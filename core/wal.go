@@ -197,6 +197,9 @@ func OpenLog(d Disk, names []string, snapIndex uint64, apply func(Record) error,
 				what := "torn tail"
 				if allZero(data[valid:]) {
 					what = "zeroed tail (reserved space, or a torn write)"
+				} else if err := keepCut(d, seg.name, valid, data[valid:], logf); err != nil {
+					f.Close()
+					return nil, err
 				}
 				logf("truncating %s of %s at offset %d (%d bytes)", what, seg.name, valid, len(data)-valid)
 				if err := f.Truncate(int64(valid)); err != nil {
@@ -217,6 +220,39 @@ func OpenLog(d Disk, names []string, snapIndex uint64, apply func(Record) error,
 	}
 	w.nextIndex = expect
 	return w, nil
+}
+
+// keepCut saves the bytes a torn tail cut from a segment, up to their last
+// non-zero byte, in a side file of the data directory before they are
+// truncated. A torn write and damage at rest cannot always be told apart at
+// the end of the log, and the cut record may have been acknowledged:
+// nothing may vanish without a trace. The file is named after the segment
+// and the offset (wal-….log.cut-<offset>), which recovery never reads.
+func keepCut(d Disk, segName string, offset int, cut []byte, logf func(string, ...any)) error {
+	end := len(cut)
+	for end > 0 && cut[end-1] == 0 {
+		end--
+	}
+	name := fmt.Sprintf("%s.cut-%d", segName, offset)
+	f, err := d.Create(name)
+	if err == nil {
+		err = f.Append(cut[:end])
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = d.SyncDir()
+	}
+	if err != nil {
+		return fmt.Errorf("saving the %d bytes cut from the torn tail of %s at offset %d in %s (refusing to cut them without a copy; free space and start again): %w",
+			end, segName, offset, name, err)
+	}
+	logf("kept the %d bytes cut from %s at offset %d in %s", end, segName, offset, name)
+	return nil
 }
 
 // readAttempts bounds how many times recovery reads a file that looks
