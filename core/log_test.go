@@ -1,0 +1,450 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// memDisk is an in-memory Disk for this package's own tests (sim's disk
+// imports core, so only core_test may use it). It keeps each file's content
+// and the part of it that a crash keeps (what was synced), records every
+// mutating call in ops, and fails the calls that fail says to fail.
+type memDisk struct {
+	files map[string]*memInode
+	ops   []string
+	// fail is asked at the start of each call with its op ("create",
+	// "append", "sync", "truncate", "rename", "remove", "syncdir", "read",
+	// "list", "open") and file name; a non-nil error fails the call.
+	fail func(op, name string) error
+	// short is how many bytes of a failing append still land.
+	short int
+	// read, when set, may change what a ReadFile returns.
+	read func(name string, data []byte) []byte
+	// async makes files AsyncFiles whose syncs wait in pending until the
+	// test completes them (completeSync).
+	async   bool
+	pending []func()
+}
+
+type memInode struct {
+	data   []byte
+	synced []byte // what survives a crash
+}
+
+func newMemDisk() *memDisk { return &memDisk{files: map[string]*memInode{}} }
+
+func (d *memDisk) check(op, name string) error {
+	if d.fail != nil {
+		return d.fail(op, name)
+	}
+	return nil
+}
+
+func (d *memDisk) op(format string, args ...any) { d.ops = append(d.ops, fmt.Sprintf(format, args...)) }
+
+// opsSince returns the ops recorded after the first n.
+func (d *memDisk) opsSince(n int) []string { return slices.Clone(d.ops[n:]) }
+
+func (d *memDisk) List() ([]string, error) {
+	if err := d.check("list", ""); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(d.files))
+	for name := range d.files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func (d *memDisk) ReadFile(name string) ([]byte, error) {
+	if err := d.check("read", name); err != nil {
+		return nil, err
+	}
+	ino, ok := d.files[name]
+	if !ok {
+		return nil, fmt.Errorf("read %s: no such file", name)
+	}
+	data := slices.Clone(ino.data)
+	if d.read != nil {
+		data = d.read(name, data)
+	}
+	return data, nil
+}
+
+func (d *memDisk) Create(name string) (File, error) {
+	if err := d.check("create", name); err != nil {
+		return nil, err
+	}
+	d.op("create %s", name)
+	ino := &memInode{}
+	d.files[name] = ino
+	return d.wrap(&memFile{d: d, name: name, ino: ino}), nil
+}
+
+func (d *memDisk) OpenAppend(name string) (File, error) {
+	if err := d.check("open", name); err != nil {
+		return nil, err
+	}
+	ino, ok := d.files[name]
+	if !ok {
+		return nil, fmt.Errorf("open %s: no such file", name)
+	}
+	return d.wrap(&memFile{d: d, name: name, ino: ino}), nil
+}
+
+func (d *memDisk) wrap(f *memFile) File {
+	if d.async {
+		return asyncMemFile{f}
+	}
+	return f
+}
+
+func (d *memDisk) Rename(from, to string) error {
+	if err := d.check("rename", from); err != nil {
+		return err
+	}
+	ino, ok := d.files[from]
+	if !ok {
+		return fmt.Errorf("rename %s: no such file", from)
+	}
+	d.op("rename %s %s", from, to)
+	delete(d.files, from)
+	d.files[to] = ino
+	return nil
+}
+
+func (d *memDisk) Remove(name string) error {
+	if err := d.check("remove", name); err != nil {
+		return err
+	}
+	if _, ok := d.files[name]; !ok {
+		return fmt.Errorf("remove %s: no such file", name)
+	}
+	d.op("remove %s", name)
+	delete(d.files, name)
+	return nil
+}
+
+func (d *memDisk) SyncDir() error {
+	if err := d.check("syncdir", ""); err != nil {
+		return err
+	}
+	d.op("syncdir")
+	return nil
+}
+
+// crash throws away every file's unsynced content. (The directory is
+// taken as durable: these tests look at file contents.)
+func (d *memDisk) crash() {
+	for _, ino := range d.files {
+		ino.data = slices.Clone(ino.synced)
+	}
+	d.pending = nil
+}
+
+// completeSync runs the oldest background sync.
+func (d *memDisk) completeSync() {
+	done := d.pending[0]
+	d.pending = d.pending[1:]
+	done()
+}
+
+// put writes a file directly, synced.
+func (d *memDisk) put(name string, data []byte) {
+	d.files[name] = &memInode{data: slices.Clone(data), synced: slices.Clone(data)}
+}
+
+func (d *memDisk) bytes(name string) []byte {
+	if ino, ok := d.files[name]; ok {
+		return ino.data
+	}
+	return nil
+}
+
+type memFile struct {
+	d      *memDisk
+	name   string
+	ino    *memInode
+	closed bool
+}
+
+func (f *memFile) Append(p []byte) error {
+	if f.closed {
+		panic("append to a closed file " + f.name)
+	}
+	if err := f.d.check("append", f.name); err != nil {
+		f.ino.data = append(f.ino.data, p[:min(f.d.short, len(p))]...)
+		f.d.op("append %s %d failed", f.name, len(p))
+		return err
+	}
+	f.d.op("append %s %d", f.name, len(p))
+	f.ino.data = append(f.ino.data, p...)
+	return nil
+}
+
+func (f *memFile) Sync() error {
+	if f.closed {
+		panic("sync of a closed file " + f.name)
+	}
+	if err := f.d.check("sync", f.name); err != nil {
+		f.d.op("sync %s failed", f.name)
+		return err
+	}
+	f.d.op("sync %s", f.name)
+	f.ino.synced = slices.Clone(f.ino.data)
+	return nil
+}
+
+func (f *memFile) Truncate(size int64) error {
+	if err := f.d.check("truncate", f.name); err != nil {
+		return err
+	}
+	f.d.op("truncate %s %d", f.name, size)
+	if int(size) <= len(f.ino.data) {
+		f.ino.data = f.ino.data[:size]
+	} else {
+		f.ino.data = append(f.ino.data, make([]byte, int(size)-len(f.ino.data))...)
+	}
+	return nil
+}
+
+func (f *memFile) Size() int64 { return int64(len(f.ino.data)) }
+
+func (f *memFile) Close() error { f.closed = true; return nil }
+
+type asyncMemFile struct{ *memFile }
+
+// SyncAsync syncs when the test completes it, as a late fdatasync would:
+// whatever was appended by then becomes durable.
+func (f asyncMemFile) SyncAsync(done func(error)) {
+	f.d.op("syncasync %s", f.name)
+	f.d.pending = append(f.d.pending, func() { done(f.memFile.Sync()) })
+}
+
+// testRecord is what a test expects a log to hold at an index.
+type testRecord struct {
+	index   uint64
+	payload string
+}
+
+// payloadOf is the payload tests log as record index.
+func payloadOf(index uint64) []byte { return []byte(fmt.Sprintf("record %d", index)) }
+
+// openTestLog recovers the log of d after snapshot index snapIndex and
+// returns it with the records it replayed.
+func openTestLog(t *testing.T, d *memDisk, snapIndex uint64) (*Log, []testRecord) {
+	t.Helper()
+	names, err := d.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []testRecord
+	w, err := OpenLog(d, names, snapIndex, func(r Record) error {
+		got = append(got, testRecord{r.Index, string(r.Payload)})
+		return nil
+	}, t.Logf)
+	if err != nil {
+		t.Fatalf("OpenLog: %v", err)
+	}
+	return w, got
+}
+
+// appendBatch logs one committed batch of records [next, next+n) with
+// their payloadOf payloads.
+func appendBatch(t *testing.T, g *GroupCommit, n int) {
+	t.Helper()
+	for range n {
+		i := g.log.NextIndex()
+		if got := g.Add(recordSet, payloadOf(i)); got != i {
+			t.Fatalf("Add returned %d, want %d", got, i)
+		}
+	}
+	var syncErr error
+	called := false
+	writeErr, fatal := g.Commit(true, func(err error) { syncErr, called = err, true })
+	if writeErr != nil || fatal != nil || syncErr != nil || !called {
+		t.Fatalf("Commit: write %v, fatal %v, sync %v, durable called %v", writeErr, fatal, syncErr, called)
+	}
+}
+
+func recordsFrom(first, last uint64) []testRecord {
+	var want []testRecord
+	for i := first; i <= last; i++ {
+		want = append(want, testRecord{i, string(payloadOf(i))})
+	}
+	return want
+}
+
+// segmentedLog builds a log whose segments start at the given indexes
+// (the first must be 1) and whose last record is last, each record its
+// own batch.
+func segmentedLog(t *testing.T, d *memDisk, starts []uint64, last uint64) (*Log, *GroupCommit) {
+	t.Helper()
+	w, _ := openTestLog(t, d, 0)
+	g := NewGroupCommit(w, 1<<20)
+	for _, s := range starts[1:] {
+		for w.NextIndex() < s {
+			appendBatch(t, g, 1)
+		}
+		if err := w.Roll(s); err != nil {
+			t.Fatal(err)
+		}
+		g.Rolled()
+	}
+	for w.NextIndex() <= last {
+		appendBatch(t, g, 1)
+	}
+	return w, g
+}
+
+func TestLogTruncateFrom(t *testing.T) {
+	// Segments start at 1, 5 and 9; records run to 12.
+	starts := []uint64{1, 5, 9}
+	cases := []struct {
+		name     string
+		from     uint64
+		segments int // after the cut
+	}{
+		{"within the last segment", 11, 3},
+		{"at the last record", 12, 3},
+		{"at the last segment's first index", 9, 3},
+		{"within a sealed segment", 7, 2},
+		{"at a sealed segment's first index", 5, 2},
+		{"within the first segment", 3, 1},
+		{"at the log's first index", 1, 1},
+		{"past the end: nothing", 13, 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := newMemDisk()
+			w, g := segmentedLog(t, d, starts, 12)
+			if err := w.TruncateFrom(c.from); err != nil {
+				t.Fatalf("TruncateFrom(%d): %v", c.from, err)
+			}
+			g.Rebased()
+			if w.NextIndex() != c.from {
+				t.Fatalf("NextIndex after the cut = %d, want %d", w.NextIndex(), c.from)
+			}
+			if w.Segments() != c.segments {
+				t.Fatalf("%d segments after the cut, want %d", w.Segments(), c.segments)
+			}
+			for _, s := range starts {
+				_, exists := d.files[walName(s)]
+				if want := slices.Index(starts, s) < c.segments; exists != want {
+					t.Fatalf("%s exists = %v, want %v", walName(s), exists, want)
+				}
+			}
+			// New records after the cut carry other payloads: recovery must
+			// see exactly the kept prefix and them.
+			for range 3 {
+				i := g.log.NextIndex()
+				g.Add(recordSet, []byte(fmt.Sprintf("new %d", i)))
+			}
+			if writeErr, fatal := g.Commit(true, func(error) {}); writeErr != nil || fatal != nil {
+				t.Fatal(writeErr, fatal)
+			}
+			w.Close()
+			d.crash() // everything the cut and the appends relied on was synced
+			w2, got := openTestLog(t, d, 0)
+			defer w2.Close()
+			want := recordsFrom(1, min(c.from-1, 12))
+			for i := c.from; i < c.from+3; i++ {
+				want = append(want, testRecord{i, fmt.Sprintf("new %d", i)})
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("recovered %v\nwant %v", got, want)
+			}
+			if w2.NextIndex() != c.from+3 {
+				t.Fatalf("recovered NextIndex %d, want %d", w2.NextIndex(), c.from+3)
+			}
+		})
+	}
+}
+
+// The cut is durable before TruncateFrom returns: a crash right after it
+// does not bring the cut records back.
+func TestLogTruncateFromIsDurable(t *testing.T) {
+	d := newMemDisk()
+	w, _ := segmentedLog(t, d, []uint64{1, 5}, 8)
+	if err := w.TruncateFrom(3); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	d.crash()
+	w2, got := openTestLog(t, d, 0)
+	defer w2.Close()
+	if want := recordsFrom(1, 2); !slices.Equal(got, want) {
+		t.Fatalf("recovered %v, want %v", got, want)
+	}
+}
+
+func TestLogTruncateFromBelowTheLogPanics(t *testing.T) {
+	d := newMemDisk()
+	w, _ := openTestLog(t, d, 10) // the log starts at 11
+	g := NewGroupCommit(w, 1<<20)
+	appendBatch(t, g, 3)
+	mustPanic(t, "dkv: assertion failed: TruncateFrom: cut below the oldest segment", func() { _ = w.TruncateFrom(10) })
+}
+
+func TestLogReset(t *testing.T) {
+	d := newMemDisk()
+	w, g := segmentedLog(t, d, []uint64{1, 5, 9}, 12)
+	if err := w.Reset(100); err != nil {
+		t.Fatal(err)
+	}
+	g.Rebased()
+	names, _ := d.List()
+	if want := []string{walName(100)}; !slices.Equal(names, want) {
+		t.Fatalf("files after Reset: %v, want %v", names, want)
+	}
+	if w.NextIndex() != 100 || w.FirstIndex() != 100 || w.Segments() != 1 || w.TotalBytes() != 0 {
+		t.Fatalf("after Reset: next %d, first %d, %d segments, %d bytes", w.NextIndex(), w.FirstIndex(), w.Segments(), w.TotalBytes())
+	}
+	appendBatch(t, g, 2)
+	w.Close()
+	d.crash()
+	// As after installing a snapshot at 99.
+	w2, got := openTestLog(t, d, 99)
+	defer w2.Close()
+	if want := recordsFrom(100, 101); !slices.Equal(got, want) {
+		t.Fatalf("recovered %v, want %v", got, want)
+	}
+	if w2.NextIndex() != 102 {
+		t.Fatalf("recovered NextIndex %d, want 102", w2.NextIndex())
+	}
+}
+
+// mustPanic runs f and checks that it panics with a message holding want.
+func mustPanic(t *testing.T, want string, f func()) {
+	t.Helper()
+	defer func() {
+		t.Helper()
+		r := recover()
+		if r == nil {
+			t.Fatalf("no panic, want %q", want)
+		}
+		if msg := fmt.Sprint(r); !strings.Contains(msg, want) {
+			t.Fatalf("panic %q, want %q", msg, want)
+		}
+	}()
+	f()
+}
+
+var errInjected = errors.New("injected fault")
+
+// failOnce fails the first call of op on a file whose name has the prefix.
+func failOnce(op, prefix string) func(string, string) error {
+	done := false
+	return func(o, name string) error {
+		if !done && o == op && strings.HasPrefix(name, prefix) {
+			done = true
+			return errInjected
+		}
+		return nil
+	}
+}
