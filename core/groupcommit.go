@@ -22,7 +22,8 @@ type GroupCommit struct {
 	start       int64  // size of the last segment before the batch's first record
 	firstIndex  uint64 // index of the batch's first record
 	writeErr    error  // an early write failed: Commit undoes the batch
-	// bytesAdded counts the bytes of every record added, written or not.
+	// bytesAdded counts the bytes handed to the log, failed writes
+	// included (see BytesAdded).
 	bytesAdded int64
 
 	syncing bool // the previous batch's fsync is in flight
@@ -48,19 +49,22 @@ func (g *GroupCommit) begin() {
 
 // Add appends a record to the open batch and returns its index.
 func (g *GroupCommit) Add(typ byte, payload []byte) uint64 {
+	// Written early to bound memory, but never while another batch's fsync
+	// is in flight: then two unsynced batches would share the log's tail,
+	// and a crash that keeps pages out of order could leave a complete
+	// later batch behind a damaged earlier one, which recovery must call
+	// corruption. What is written is the records before this one: the
+	// batch's last record stays in memory until Commit marks it as the
+	// batch's end (recovery needs that mark to tell damage from a torn
+	// tail).
+	if len(g.batch) >= g.batchBytesMax && !g.syncing {
+		g.writeOut()
+	}
 	index := g.log.nextIndex
 	g.lastInBatch = len(g.batch)
 	g.batch = appendRecord(g.batch, typ, index, payload)
 	g.log.nextIndex++
 	g.records++
-	// Written early to bound memory, but never while another batch's fsync
-	// is in flight: then two unsynced batches would share the log's tail,
-	// and a crash that keeps pages out of order could leave a complete
-	// later batch behind a damaged earlier one, which recovery must call
-	// corruption.
-	if len(g.batch) >= g.batchBytesMax && !g.syncing {
-		g.writeOut()
-	}
 	return index
 }
 
@@ -128,11 +132,11 @@ func (g *GroupCommit) Commit(inline bool, durable func(error)) (writeErr, fatal 
 		durable(nil)
 		return nil, nil
 	}
-	if g.lastInBatch >= 0 {
-		// Mark the batch's end for recovery; the type byte is under the crc.
-		g.batch[g.lastInBatch+8] |= recordBatchEnd
-		putCRC(g.batch[g.lastInBatch:])
-	}
+	// Mark the batch's end for recovery; the type byte is under the crc.
+	// Add keeps the last record in memory, so it is there to mark.
+	assert(g.lastInBatch >= 0, "GroupCommit: the batch's last record was written before Commit")
+	g.batch[g.lastInBatch+8] |= recordBatchEnd
+	putCRC(g.batch[g.lastInBatch:])
 	g.writeOut()
 	if g.writeErr != nil {
 		writeErr = g.writeErr
