@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -218,11 +219,13 @@ func RecoverSnapshot(d Disk) (*Recovered, error) {
 		return nil, fmt.Errorf("%w: %s holds index %d", ErrCorrupt, newest, r.Index)
 	}
 	r.Bytes = int64(len(data))
-	for _, old := range snaps[:len(snaps)-1] {
+	older := snaps[:len(snaps)-1]
+	for _, old := range older {
 		if err := d.Remove(old); err != nil {
 			return nil, fmt.Errorf("removing old snapshot %s: %w", old, err)
 		}
 	}
+	r.Names = slices.DeleteFunc(r.Names, func(name string) bool { return slices.Contains(older, name) })
 	return r, nil
 }
 
