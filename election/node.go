@@ -119,6 +119,9 @@ type Node struct {
 	in       *recvState // a snapshot being received
 
 	diskFailed bool // a write failed; logged once until one succeeds
+	// inflight is the Ready whose entries are syncing; Raft advances past
+	// it, and the next Ready is taken, once they are durable.
+	inflight *Ready
 	ticks      int
 	ticker     core.Timer
 	again      core.Timer
@@ -509,8 +512,8 @@ func (n *Node) Flush() error {
 	}
 	for round := 0; ; round++ {
 		n.retryNotReady()
-		if !n.raft.HasReady() {
-			break
+		if n.inflight != nil || !n.raft.HasReady() {
+			break // a Ready's entries are syncing: the next waits for them
 		}
 		if round == readyRoundsMax {
 			n.takeAnotherTurn()
@@ -581,38 +584,9 @@ func (n *Node) handleReady() (bool, error) {
 			n.saved = next
 		}
 	}
-	persisted := hardSaved
-	if hardSaved {
-		// A leader's appends go out before its own copy is on disk, so
-		// that the followers' fsyncs overlap its own: Raft counts the
-		// leader's copy toward a quorum only once Advance says it is
-		// persisted (§10.2.1 of the thesis).
-		for i := range rd.Messages {
-			if m := &rd.Messages[i]; early(m) {
-				n.send(m)
-			}
-		}
-		if err := n.persist(rd.Entries); err != nil {
-			if !errors.Is(err, errWrite) {
-				return false, err
-			}
-			n.diskFailing("writing log entries", err)
-			persisted = false
-		}
-	}
-	if !persisted && n.cfg.Mutation != MutCommitBeforePersist {
-		// Raft takes the entries as not persisted (they come again in the
-		// next Ready); a vote or acknowledgement that relied on them, or
-		// on the term and vote, must not leave.
-		rd.Entries = nil
-	}
-	for i := range rd.Messages {
-		m := &rd.Messages[i]
-		if !hardSaved || early(m) || (!persisted && m.Type == MsgAppResp && !m.Reject) {
-			continue
-		}
-		n.send(m)
-	}
+	// Committed entries are on this node's disk already (Raft hands out
+	// only those), so they are applied now, while the Ready's own entries
+	// sync.
 	for _, e := range rd.Committed {
 		if err := n.apply(e); err != nil {
 			return false, err
@@ -620,11 +594,69 @@ func (n *Node) handleReady() (bool, error) {
 	}
 	n.readStates(rd.ReadStates)
 	n.releaseReads()
+	if !hardSaved {
+		// Nothing may leave that relies on the term and vote; the entries
+		// wait too. Advance takes the term and vote as saved anyway, but
+		// handleReady compares with what was saved, so the next Ready (at
+		// the next tick at the latest) tries again.
+		rd.Entries, rd.Messages = nil, nil
+		n.raft.Advance(rd)
+		return false, nil
+	}
+	// A leader's appends go out before its own copy is on disk, so that
+	// the followers' fsyncs overlap its own: Raft counts the leader's copy
+	// toward a quorum only once Advance says it is persisted (§10.2.1 of
+	// the thesis).
+	for i := range rd.Messages {
+		if m := &rd.Messages[i]; early(m) {
+			n.send(m)
+		}
+	}
+	if len(rd.Entries) == 0 {
+		n.finishReady(rd, true)
+		return true, nil
+	}
+	// The entries sync in the background where the disk can (the next
+	// Ready waits for them, while requests and messages go on stepping
+	// Raft): pipelined group commit, as in the single node.
+	n.inflight = &rd
+	if err := n.persist(rd.Entries, func(err error) {
+		if err != nil {
+			n.stop(err) // a failed fsync: the pages may be gone
+			return
+		}
+		n.diskFailed = false
+		n.finishReady(rd, true)
+	}); err != nil {
+		if !errors.Is(err, errWrite) {
+			return false, err
+		}
+		n.diskFailing("writing log entries", err)
+		n.finishReady(rd, false)
+		return false, nil
+	}
+	return true, nil
+}
+
+// finishReady ends a Ready once its entries are durable (persisted), or
+// known not to be: its remaining messages leave — all of them, or those
+// that vouch for nothing the disk refused — and Raft advances.
+func (n *Node) finishReady(rd Ready, persisted bool) {
+	n.inflight = nil
+	if !persisted && n.cfg.Mutation != MutCommitBeforePersist {
+		// Raft takes the entries as not persisted (they come again in the
+		// next Ready); an acknowledgement that relied on them must not
+		// leave.
+		rd.Entries = nil
+	}
+	for i := range rd.Messages {
+		m := &rd.Messages[i]
+		if early(m) || (!persisted && m.Type == MsgAppResp && !m.Reject) {
+			continue
+		}
+		n.send(m)
+	}
 	n.raft.Advance(rd)
-	// After a refused term and vote, Advance took them as saved anyway;
-	// handleReady compares with what was saved, so the next Ready, at the
-	// next tick at the latest, tries again.
-	return persisted, nil
 }
 
 // early reports whether m may leave before the Ready's entries are on
@@ -644,12 +676,11 @@ func (n *Node) diskFailing(what string, err error) {
 	n.diskFailed = true
 }
 
-// persist writes entries to the log and syncs them: the log after the
-// first of them is replaced.
-func (n *Node) persist(ents []Entry) error {
-	if len(ents) == 0 {
-		return nil
-	}
+// persist writes entries to the log and syncs them, calling durable with
+// the outcome (in a later turn when the file syncs in the background): the
+// log after the first of them is replaced. An error matching errWrite is a
+// write that failed and was undone; durable is then not called.
+func (n *Node) persist(ents []Entry, durable func(error)) error {
 	first := ents[0].Index
 	if first < n.log.NextIndex() {
 		if err := n.log.TruncateFrom(first); err != nil {
@@ -673,22 +704,19 @@ func (n *Node) persist(ents []Entry) error {
 		}
 		n.gc.Rolled()
 	}
+	_ = n.log.Reserve() // an optimisation; a failure only makes fsyncs slower
 	for _, e := range ents {
 		n.buf = core.AppendEntryPayload(n.buf[:0], e.Term, e.Data)
 		index := n.gc.Add(core.RecordEntry, n.buf)
 		assert(index == e.Index, "persist: entry %d logged as record %d", e.Index, index)
 	}
-	var syncErr error
-	writeErr, fatal := n.gc.Commit(true, func(err error) { syncErr = err })
-	if err := errors.Join(fatal, syncErr); err != nil {
-		return err
+	writeErr, fatal := n.gc.Commit(false, durable)
+	if fatal != nil {
+		return fatal
 	}
 	if writeErr != nil {
 		return fmt.Errorf("%w: %w", errWrite, writeErr)
 	}
-	n.diskFailed = false
-	// Not deferred: no I/O may run while a crash unwinds.
-	_ = n.log.Reserve() // an optimisation; a failure only makes fsyncs slower
 	return nil
 }
 
@@ -792,7 +820,9 @@ func (n *Node) releaseReads() {
 // (the Snapshotter removed the log segments it covers).
 func (n *Node) stepSnapshot() {
 	if !n.snaps.Writing() {
-		if n.applied <= n.snaps.Index() || !n.snaps.Due(n.gc.BytesAdded()) {
+		// Not while a Ready is in flight: its committed entries are applied
+		// here but not yet in Raft's count, and Compact needs them there.
+		if n.inflight != nil || n.applied <= n.snaps.Index() || !n.snaps.Due(n.gc.BytesAdded()) {
 			return
 		}
 		n.snapTerm = n.appliedTerm

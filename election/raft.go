@@ -764,8 +764,10 @@ func (r *Raft) HasReady() bool {
 		len(r.log.toApply()) > 0 || len(r.readStates) > 0 || r.pendingSnapshot != nil
 }
 
-// Ready returns the node's pending work. Call Advance with it before any
-// other call on the node.
+// Ready returns the node's pending work. Call Advance with it before the
+// next Ready. Between the two, the node may take ticks, proposals and
+// messages (a caller that syncs the entries in the background does): what
+// they change comes in the next Ready.
 func (r *Raft) Ready() Ready {
 	if r.appendsDue {
 		r.appendsDue = false
@@ -797,13 +799,19 @@ func (r *Raft) Advance(rd Ready) {
 	if rd.Snapshot != nil && rd.Snapshot == r.pendingSnapshot {
 		r.pendingSnapshot = nil
 	}
-	if n := len(rd.Entries); n > 0 {
-		last := rd.Entries[n-1]
-		assert(r.log.matchTerm(last.Index, last.Term), "Advance: entry %d changed between Ready and Advance", last.Index)
-		r.log.stable = last.Index
+	// A caller that persists in the background steps messages between
+	// Ready and Advance: a new leader may have cut some of these entries,
+	// or a snapshot replaced the log. Only what the log still holds is
+	// stable (log matching: a matching entry vouches for those before it),
+	// and nothing moves back.
+	for i := len(rd.Entries) - 1; i >= 0; i-- {
+		if e := rd.Entries[i]; r.log.matchTerm(e.Index, e.Term) {
+			r.log.stable = max(r.log.stable, e.Index)
+			break
+		}
 	}
 	if n := len(rd.Committed); n > 0 {
-		r.log.applied = rd.Committed[n-1].Index
+		r.log.applied = max(r.log.applied, rd.Committed[n-1].Index)
 	}
 	if r.state == Leader {
 		// The leader counts its own copy once its disk holds it.
