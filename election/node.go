@@ -122,11 +122,11 @@ type Node struct {
 	// inflight is the Ready whose entries are syncing; Raft advances past
 	// it, and the next Ready is taken, once they are durable.
 	inflight *Ready
-	ticks      int
-	ticker     core.Timer
-	again      core.Timer
-	stopped    error
-	buf        []byte
+	ticks    int
+	ticker   core.Timer
+	again    core.Timer
+	stopped  error
+	buf      []byte
 }
 
 type pendingWrite struct {
