@@ -182,7 +182,7 @@ func OpenLog(d Disk, names []string, snapIndex uint64, apply func(Record) error,
 		for _, rec := range recs {
 			if rec.Index > snapIndex {
 				if err := apply(rec); err != nil {
-					return nil, fmt.Errorf("%w: %s: record %d: %v", ErrCorrupt, seg.name, rec.Index, err)
+					return nil, fmt.Errorf("%w: %s: record %d: %w", ErrCorrupt, seg.name, rec.Index, err)
 				}
 			}
 		}
