@@ -281,9 +281,6 @@ func (r *Raft) Progress() []PeerProgress {
 	return out
 }
 
-// SnapshotIndex is the index of the snapshot the log starts after.
-func (r *Raft) SnapshotIndex() uint64 { return r.log.offset }
-
 // WouldRestore reports whether a snapshot at (index, term) from a leader
 // would replace this node's log, rather than be old news or only move its
 // commit index: what handleSnapshot decides.
