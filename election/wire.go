@@ -69,7 +69,8 @@ func decodeChunk(b []byte, dataMax int) (chunk, error) {
 	if int64(n) > int64(dataMax) || int(n) != len(b)-chunkHeaderBytes {
 		return c, fmt.Errorf("%w: snapshot chunk says %d bytes of data, carries %d (limit %d)", errMessage, n, len(b)-chunkHeaderBytes, dataMax)
 	}
-	if c.Total > snapFileBytesMax || c.Offset+uint64(n) > c.Total {
+	// Offset+n could wrap around: compare against what is left instead.
+	if c.Total > snapFileBytesMax || c.Offset > c.Total || uint64(n) > c.Total-c.Offset {
 		return c, fmt.Errorf("%w: snapshot chunk at %d+%d beyond the file's %d bytes", errMessage, c.Offset, n, c.Total)
 	}
 	c.Data = b[chunkHeaderBytes:]
