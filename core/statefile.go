@@ -15,8 +15,12 @@ import (
 // and syncs it; the last valid record is the state. A record that fails its
 // checksum at the very end of the file is a Save that a crash cut short: the
 // Save never returned, so nothing relied on it, and it is ignored (and
-// logged). The file is rewritten from scratch (temporary file, sync, rename,
-// directory sync) once it grows past stateFileBytesMax.
+// logged). A state is never empty: eight zero bytes, as a tail that a
+// crash left zero-filled reads, would pass for an empty state's record
+// (length 0, and 0 is the crc32c of nothing), so a record of length 0 ends
+// the scan like any damaged one. The file is rewritten from scratch
+// (temporary file, sync, rename, directory sync) once it grows past
+// stateFileBytesMax.
 type StateFile struct {
 	disk Disk
 	name string
@@ -106,7 +110,7 @@ func scanStates(data []byte) ([]byte, int) {
 	off := 0
 	for len(data)-off >= stateHeaderBytes {
 		n := int(binary.LittleEndian.Uint32(data[off:]))
-		if n > stateBytesMax || off+stateHeaderBytes+n > len(data) {
+		if n == 0 || n > stateBytesMax || off+stateHeaderBytes+n > len(data) {
 			break
 		}
 		p := data[off+stateHeaderBytes : off+stateHeaderBytes+n]
@@ -168,7 +172,7 @@ func (f *StateFile) rewrite(state []byte) error {
 // Save makes p the durable state. An error is final for the caller: the
 // state on disk is unknown, and a node must stop rather than act on it.
 func (f *StateFile) Save(p []byte) error {
-	assert(len(p) <= stateBytesMax, "StateFile.Save: state over stateBytesMax")
+	assert(len(p) > 0 && len(p) <= stateBytesMax, "StateFile.Save: state empty or over stateBytesMax")
 	if f.size > stateFileBytesMax || f.broken {
 		f.broken = true
 		if err := f.rewrite(p); err != nil {

@@ -1,0 +1,320 @@
+package core
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const testStateName = "raft-state"
+
+func openState(t *testing.T, d *memDisk) (*StateFile, []byte) {
+	t.Helper()
+	f, state, err := OpenStateFile(d, testStateName, t.Logf)
+	if err != nil {
+		t.Fatalf("OpenStateFile: %v", err)
+	}
+	return f, state
+}
+
+// reopenState opens the file afresh and returns the state it yields.
+func reopenState(t *testing.T, d *memDisk) []byte {
+	t.Helper()
+	f, state := openState(t, d)
+	f.Close()
+	return state
+}
+
+func mustSave(t *testing.T, f *StateFile, p string) {
+	t.Helper()
+	if err := f.Save([]byte(p)); err != nil {
+		t.Fatalf("Save(%q): %v", p, err)
+	}
+}
+
+func TestStateFileSaveAndReopen(t *testing.T) {
+	d := newMemDisk()
+	f, state := openState(t, d)
+	if state != nil {
+		t.Fatalf("a new file yields %q, want nil", state)
+	}
+	for i := range 5 {
+		p := fmt.Sprintf("state %d", i)
+		mustSave(t, f, p)
+		if got := reopenState(t, d); string(got) != p {
+			t.Fatalf("after Save(%q) a reopen yields %q", p, got)
+		}
+	}
+	f.Close()
+	d.crash() // every Save that returned was synced
+	if got := reopenState(t, d); string(got) != "state 4" {
+		t.Fatalf("after a crash: %q", got)
+	}
+	if _, ok := d.files[testStateName+".tmp"]; ok {
+		t.Fatal("a .tmp file was left behind")
+	}
+}
+
+// twoStates is the content of a state file after Save("first") and
+// Save("second"), and where the second record begins.
+func twoStates(t *testing.T) ([]byte, int) {
+	d := newMemDisk()
+	f, _ := openState(t, d)
+	mustSave(t, f, "first")
+	second := len(d.bytes(testStateName))
+	mustSave(t, f, "second")
+	f.Close()
+	return slices.Clone(d.bytes(testStateName)), second
+}
+
+// A Save cut short by a crash, at any byte, is ignored: the state before it
+// is returned, and the file is clean afterwards.
+func TestStateFileTornTailAtEveryByte(t *testing.T) {
+	data, second := twoStates(t)
+	for cut := range len(data) {
+		want := "first"
+		if cut < second {
+			want = "" // the first record is torn: no state
+		}
+		d := newMemDisk()
+		d.put(testStateName, data[:cut])
+		f, state := openState(t, d)
+		if string(state) != want || (want == "") != (state == nil) {
+			t.Fatalf("cut at %d: state %q, want %q", cut, state, want)
+		}
+		mustSave(t, f, "third")
+		f.Close()
+		if got := reopenState(t, d); string(got) != "third" {
+			t.Fatalf("cut at %d: after a Save, reopen yields %q", cut, got)
+		}
+	}
+}
+
+// An empty state cannot be saved: its record would be eight zero bytes,
+// which a zero-filled tail reads as.
+func TestStateFileRefusesEmptyState(t *testing.T) {
+	f, _ := openState(t, newMemDisk())
+	defer f.Close()
+	mustPanic(t, "state empty", func() { _ = f.Save(nil) })
+	mustPanic(t, "state empty", func() { _ = f.Save([]byte{}) })
+}
+
+// A tail garbled by a crash (random bytes, or zeros, as a file extended
+// before its data reached the disk reads) is not a state.
+func TestStateFileGarbledTail(t *testing.T) {
+	data, second := twoStates(t)
+	for _, c := range []struct {
+		name string
+		tail func(b []byte)
+	}{
+		{"a flipped payload byte", func(b []byte) { b[len(b)-1] ^= 1 }},
+		{"a flipped length", func(b []byte) { b[0] ^= 0x40 }},
+		{"all zeros", func(b []byte) { clear(b) }},
+		{"zeros from the payload", func(b []byte) { clear(b[stateHeaderBytes:]) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := slices.Clone(data)
+			c.tail(b[second:])
+			d := newMemDisk()
+			d.put(testStateName, b)
+			if _, state := openState(t, d); string(state) != "first" {
+				t.Fatalf("state %q, want %q", state, "first")
+			}
+		})
+	}
+	t.Run("zeros after the last record", func(t *testing.T) {
+		d := newMemDisk()
+		d.put(testStateName, append(slices.Clone(data), make([]byte, 64)...))
+		if _, state := openState(t, d); string(state) != "second" {
+			t.Fatalf("state %q, want %q", state, "second")
+		}
+	})
+}
+
+// A damaged tail is believed only when two reads agree: a transient flip
+// on the way from the medium does not take the last state back.
+func TestStateFileTransientReadFlip(t *testing.T) {
+	data, _ := twoStates(t)
+	d := newMemDisk()
+	d.put(testStateName, data)
+	reads := 0
+	d.read = func(name string, b []byte) []byte {
+		if name == testStateName {
+			reads++
+			if reads == 1 {
+				b[len(b)-1] ^= 1
+			}
+		}
+		return b
+	}
+	if _, state := openState(t, d); string(state) != "second" {
+		t.Fatalf("state %q after a transient flip, want %q", state, "second")
+	}
+	if !bytes.Equal(d.bytes(testStateName), data) {
+		t.Fatal("the file was rewritten on account of a transient flip")
+	}
+}
+
+// The file is rewritten once past stateFileBytesMax, by Save or at open,
+// and still yields the last state.
+func TestStateFileRewrittenWhenLarge(t *testing.T) {
+	d := newMemDisk()
+	f, _ := openState(t, d)
+	payload := strings.Repeat("p", 4<<10)
+	rewrites := 0
+	for i := range 2 * stateFileBytesMax / len(payload) {
+		ops := len(d.ops)
+		p := fmt.Sprintf("%s %d", payload, i)
+		mustSave(t, f, p)
+		if slices.Contains(d.opsSince(ops), fmt.Sprintf("rename %s.tmp %s", testStateName, testStateName)) {
+			rewrites++
+		}
+		if size := len(d.bytes(testStateName)); size > stateFileBytesMax+stateHeaderBytes+len(p) {
+			t.Fatalf("the file grew to %d bytes", size)
+		}
+	}
+	f.Close()
+	if rewrites == 0 {
+		t.Fatal("the file was never rewritten")
+	}
+	d.crash()
+	if got := reopenState(t, d); !strings.HasSuffix(string(got), fmt.Sprintf(" %d", 2*stateFileBytesMax/len(payload)-1)) {
+		t.Fatalf("after the rewrites the state is %.20q...", got)
+	}
+
+	// A file already past the bound is rewritten at open.
+	var big []byte
+	for i := range stateFileBytesMax/len(payload) + 2 {
+		big = appendState(big, []byte(fmt.Sprint(payload, i)))
+	}
+	d = newMemDisk()
+	d.put(testStateName, big)
+	f, state := openState(t, d)
+	if want := fmt.Sprint(payload, stateFileBytesMax/len(payload)+1); string(state) != want {
+		t.Fatalf("state %.20q..., want ...%s", state, want[len(want)-3:])
+	}
+	if size := len(d.bytes(testStateName)); size != stateHeaderBytes+len(state) {
+		t.Fatalf("the file is %d bytes after open, want it rewritten to one record", size)
+	}
+	mustSave(t, f, "next")
+	f.Close()
+	if got := reopenState(t, d); string(got) != "next" {
+		t.Fatalf("state %q, want next", got)
+	}
+}
+
+// After a failed Save the file yields the state saved before it (or, once
+// the failed data may have reached the disk, possibly the failed one), and
+// the next Save works, rewriting the file whole.
+func TestStateFileFailedSave(t *testing.T) {
+	cases := []struct {
+		name     string
+		op       string // the call that fails
+		short    int    // bytes of a failing append that land
+		mayBeNew bool   // the failed state may be read back before a crash
+	}{
+		{"write fails, nothing lands", "append", 0, false},
+		{"write fails, part lands", "append", 5, false},
+		{"write fails, all but a byte lands", "append", stateHeaderBytes + len("second") - 1, false},
+		{"sync fails", "sync", 0, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := newMemDisk()
+			f, _ := openState(t, d)
+			mustSave(t, f, "first")
+			d.short = c.short
+			d.fail = failOnce(c.op, testStateName)
+			if err := f.Save([]byte("second")); err == nil {
+				t.Fatal("Save did not fail")
+			}
+			got := reopenState(t, d)
+			if string(got) != "first" && !(c.mayBeNew && string(got) == "second") {
+				t.Fatalf("after the failed Save a reopen yields %q", got)
+			}
+			crashed := newMemDisk()
+			for name, ino := range d.files {
+				crashed.files[name] = &memInode{data: slices.Clone(ino.synced), synced: slices.Clone(ino.synced)}
+			}
+			if got := reopenState(t, crashed); string(got) != "first" {
+				t.Fatalf("after the failed Save and a crash: %q", got)
+			}
+			// The next Save rewrites the file: nothing is appended after
+			// what the failed one left.
+			ops := len(d.ops)
+			mustSave(t, f, "third")
+			if !slices.Contains(d.opsSince(ops), fmt.Sprintf("rename %s.tmp %s", testStateName, testStateName)) {
+				t.Fatalf("the Save after a failure did not rewrite the file: %v", d.opsSince(ops))
+			}
+			mustSave(t, f, "fourth") // and appends go on after it
+			f.Close()
+			d.crash()
+			if got := reopenState(t, d); string(got) != "fourth" {
+				t.Fatalf("state %q, want fourth", got)
+			}
+		})
+	}
+}
+
+// A rewrite that fails at any step leaves the state saved before, and the
+// Save after it tries again.
+func TestStateFileFailedRewrite(t *testing.T) {
+	for _, op := range []string{"create", "append", "sync", "rename", "syncdir", "open"} {
+		t.Run(op, func(t *testing.T) {
+			d := newMemDisk()
+			f, _ := openState(t, d)
+			mustSave(t, f, "first")
+			d.fail = failOnce("append", testStateName)
+			if f.Save([]byte("lost")) == nil {
+				t.Fatal("Save did not fail")
+			}
+			name := testStateName + ".tmp" // what create, append, sync and rename act on
+			if op == "open" {
+				name = testStateName
+			}
+			renamed := op == "syncdir" || op == "open" // the new file took the name
+			done := false
+			d.fail = func(o, n string) error {
+				if !done && o == op && (n == name || op == "syncdir") {
+					done = true
+					return errInjected
+				}
+				return nil
+			}
+			if f.Save([]byte("second")) == nil {
+				t.Fatalf("the rewrite did not fail at %s", op)
+			}
+			if !done {
+				t.Fatalf("no %s call failed", op)
+			}
+			if got := reopenState(t, d); string(got) != "first" && !(renamed && string(got) == "second") {
+				t.Fatalf("after the failed rewrite a reopen yields %q", got)
+			}
+			mustSave(t, f, "third")
+			mustSave(t, f, "fourth")
+			f.Close()
+			d.crash()
+			if got := reopenState(t, d); string(got) != "fourth" {
+				t.Fatalf("state %q, want fourth", got)
+			}
+		})
+	}
+}
+
+// A rewrite that never reached its rename left a .tmp: the next open
+// removes it and keeps the state in the file.
+func TestStateFileLeftoverTmp(t *testing.T) {
+	data, _ := twoStates(t)
+	d := newMemDisk()
+	d.put(testStateName, data)
+	d.put(testStateName+".tmp", appendState(nil, []byte("never renamed")))
+	if _, state := openState(t, d); string(state) != "second" {
+		t.Fatalf("state %q, want second", state)
+	}
+	names, _ := d.List()
+	if !slices.Equal(names, []string{testStateName}) {
+		t.Fatalf("files %v, want only %s", names, testStateName)
+	}
+}
