@@ -169,8 +169,10 @@ func (f *StateFile) rewrite(state []byte) error {
 	return nil
 }
 
-// Save makes p the durable state. An error is final for the caller: the
-// state on disk is unknown, and a node must stop rather than act on it.
+// Save makes p the durable state. After an error the file still holds the
+// state saved before, or (a sync that failed, a rename whose directory sync
+// failed) possibly p: the caller must not act on p, and may try again,
+// which rewrites the file whole.
 func (f *StateFile) Save(p []byte) error {
 	assert(len(p) > 0 && len(p) <= stateBytesMax, "StateFile.Save: state empty or over stateBytesMax")
 	if f.size > stateFileBytesMax || f.broken {
