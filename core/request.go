@@ -127,7 +127,7 @@ type PeerStatus struct {
 	Match  uint64 `json:"match"` // highest index known on its disk
 	Next   uint64 `json:"next"`  // next index the leader sends it
 	// Snapshot is true while a snapshot is being sent to it.
-	Snapshot bool `json:"snapshot,omitempty"`
+	Snapshot bool `json:"snapshot,omitzero"`
 }
 
 // Limits bound what one request may carry. Hosts enforce RequestBytesMax on
