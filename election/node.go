@@ -88,10 +88,11 @@ func DefaultNodeConfig(id core.NodeID, peers []core.NodeID) NodeConfig {
 // and reads (read index); followers redirect clients to it.
 //
 // A turn's proposals and appends are persisted together at Flush — one
-// write and one fsync — before any message that depends on them leaves:
-// the group commit of the single node, with Raft's order (persist, send,
-// apply). Snapshots of the store compact the log, and reach followers that
-// fell behind in chunks (transfer.go).
+// write and one fsync, in the background where the disk can — and no
+// message that depends on them leaves before they are durable: the
+// pipelined group commit of the single node, with Raft's order (persist,
+// send, apply). Snapshots of the store compact the log, and reach
+// followers that fell behind in chunks (transfer.go).
 type Node struct {
 	cfg   NodeConfig
 	env   core.Env
@@ -143,8 +144,10 @@ type clientRead struct {
 	reply core.ReplyFunc
 }
 
-// readyRoundsMax bounds the Ready rounds of one Flush: a follower's
-// entries are applied the round after they are persisted.
+// readyRoundsMax bounds the Ready rounds of one Flush. Rounds without
+// entries to persist follow each other at once (an inline sync's too: its
+// committed entries come in the next round); one whose entries sync in the
+// background ends the Flush.
 const readyRoundsMax = 4
 
 // NewNode returns a node that Start will recover from disk.
