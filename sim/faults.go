@@ -45,6 +45,10 @@ type FaultMix struct {
 	PartEvery  time.Duration
 	PartFor    time.Duration
 	PartOneWay float64
+	// PartLeader is the chance that a partition, in a cluster mode, cuts
+	// the current leader off from the other nodes (its clients still reach
+	// it): the case of a deposed leader that still takes requests.
+	PartLeader float64
 
 	// Nodes.
 	CrashEvery   time.Duration // mean time between crashes of a node; 0: none
@@ -176,6 +180,7 @@ func DrawMix(r *rand.Rand) FaultMix {
 		m.DiskFullEvery = d.dur(50*time.Millisecond, 2*time.Second)
 		m.DiskFullFor = d.dur(time.Millisecond, 300*time.Millisecond)
 	}
+	m.PartLeader = d.prob(0.5, 0.2, 0.8)
 	return m
 }
 

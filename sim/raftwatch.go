@@ -34,7 +34,14 @@ type raftWatch struct {
 	maxTerm  map[int]uint64          // per node, the highest term it voted in
 	leaders  map[uint64]int          // term -> the node that sent appends in it
 	votesMax int
+	// lead is the node that sent appends in the highest term seen.
+	lead     int
+	leadTerm uint64
 }
+
+// Leader is the node that led in the latest term the watcher saw, -1 if
+// none yet; it may have been deposed since without knowing it.
+func (w *raftWatch) Leader() int { return w.lead }
 
 type appliedEntry struct {
 	node    int
@@ -70,6 +77,7 @@ func newRaftWatch() Watcher {
 		applied: map[uint64]appliedEntry{},
 		votes:   map[voteKey]core.NodeID{}, maxTerm: map[int]uint64{}, leaders: map[uint64]int{},
 		votesMax: raftWatchVotesMax,
+		lead:     -1,
 	}
 }
 
@@ -86,6 +94,9 @@ func (w *raftWatch) Sent(from int, msg []byte) string {
 	case m.Type == election.MsgApp:
 		if l, ok := w.leaders[m.Term]; ok && l != from {
 			return fmt.Sprintf("nodes %d and %d both lead in term %d", l, from, m.Term)
+		}
+		if m.Term >= w.leadTerm {
+			w.lead, w.leadTerm = from, m.Term
 		}
 		if len(w.leaders) < w.votesMax {
 			w.leaders[m.Term] = from

@@ -63,6 +63,10 @@ type Result struct {
 	NetSent, NetDropped       int64
 	Syncs, DiskFaults         int
 	SimWall, CheckWall        time.Duration
+	// Settle is the virtual time from the faults stopping to the last
+	// final read: the run's recovery, which a mode may bound
+	// (Mode.SettleMax).
+	Settle time.Duration
 
 	cfg Config
 }
@@ -161,6 +165,8 @@ type Sim struct {
 	// unknownLogicals are session requests whose client gave up.
 	unknownLogicals []*logical
 	watch           Watcher // nil unless the mode has one
+	quietAt         int64   // when the faults stopped
+	settle          time.Duration
 	// appliedAt is when a node first applied each session write (client,
 	// seq), as its Watcher saw: what settles the writes whose clients gave
 	// up on them.
@@ -416,6 +422,16 @@ func (s *Sim) schedulePartition() {
 				side = append(side, a)
 			}
 		}
+		if lw, ok := s.watch.(interface{ Leader() int }); ok && s.chance(s.mix.PartLeader) {
+			// Cut the leader off from the other nodes only: its clients
+			// still reach it, as they would a deposed leader.
+			if l := lw.Leader(); l >= 0 {
+				side, all = []Addr{NodeAddr(l)}, nil
+				for _, h := range s.hosts {
+					all = append(all, h.addr)
+				}
+			}
+		}
 		if len(side) == 0 || len(side) == len(all) {
 			s.schedulePartition()
 			return
@@ -484,6 +500,7 @@ func (s *Sim) endChaos() {
 		return
 	}
 	s.phase = phaseQuiet
+	s.quietAt = s.w.now
 	s.deadline = s.w.now + int64(quietDeadline)
 	q := s.mix.Quiet()
 	s.net.Heal()
@@ -531,6 +548,10 @@ func (s *Sim) beginFinal() {
 func (s *Sim) finalDone() {
 	s.phase = phaseDone
 	s.trace(Nobody, "done", 0, 0, "")
+	s.settle = time.Duration(s.w.now - s.quietAt)
+	if max := s.mode.SettleMax; max > 0 && s.settle > max {
+		s.fail("liveness", fmt.Sprintf("the run took %v from the faults stopping to the last final read; this mode promises %v (a leader elected and every client's next request served)", s.settle, max))
+	}
 }
 
 // check runs the checkers on a completed run.
@@ -594,6 +615,7 @@ func (s *Sim) fill(res *Result) {
 	res.Ops = len(s.hist.Ops)
 	res.OKs, res.Fails, res.Unknowns = s.hist.Count()
 	res.Steps = s.w.Steps
+	res.Settle = s.settle
 	res.Virtual = time.Duration(s.w.now)
 	for _, h := range s.hosts {
 		res.Crashes += h.Crashes

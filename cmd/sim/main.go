@@ -56,6 +56,8 @@ type stats struct {
 	checkMax, checkSum               time.Duration
 	checkMaxSeed                     uint64
 	historyMax                       int
+	settleMax                        time.Duration
+	settleMaxSeed                    uint64
 }
 
 func run(base sim.Config, start uint64, n, workers int, determinism, verbose bool) int {
@@ -89,6 +91,9 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 					st.checkMax, st.checkMaxSeed = r.CheckWall, seed
 				}
 				st.historyMax = max(st.historyMax, r.Ops)
+				if r.Settle > st.settleMax {
+					st.settleMax, st.settleMaxSeed = r.Settle, seed
+				}
 				if mismatch {
 					st.mismatches++
 					fmt.Printf("NONDETERMINISTIC seed %d: two runs gave different trace hashes\n  replay: %s\n", seed, r.Replay())
@@ -122,6 +127,10 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	if st.seeds > 0 {
 		fmt.Printf("checks: mean %v, max %v (seed %d); longest history %d ops\n",
 			(st.checkSum / time.Duration(st.seeds)).Round(time.Microsecond), st.checkMax.Round(time.Microsecond), st.checkMaxSeed, st.historyMax)
+	}
+	if st.seeds > 0 {
+		fmt.Printf("settle: from the faults stopping to the last final read, max %v (seed %d) of virtual time\n",
+			st.settleMax.Round(time.Millisecond), st.settleMaxSeed)
 	}
 	if determinism {
 		fmt.Printf("determinism: %d of %d seeds replayed to the same trace hash\n", st.seeds-st.mismatches, st.seeds)
