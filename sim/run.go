@@ -601,12 +601,9 @@ func (s *Sim) check(res *Result) {
 		}
 		opts.ReportName = fmt.Sprintf("seed-%d.html", s.cfg.Seed)
 	}
-	res.Lin = checks.CheckLinearizable(&s.hist, opts)
-	if f := res.Lin.Finding(); f != nil {
-		res.Findings = append(res.Findings, *f)
-	}
-	res.Findings = append(res.Findings, checks.CheckDurability(&s.hist)...)
-	res.Findings = append(res.Findings, checks.CheckAtomicity(&s.hist)...)
+	lin, findings := checks.Verdict(&s.hist, opts)
+	res.Lin = lin
+	res.Findings = append(res.Findings, findings...)
 }
 
 func (s *Sim) fill(res *Result) {

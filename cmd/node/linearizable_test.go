@@ -109,12 +109,8 @@ func TestRealServerHistoryIsLinearizable(t *testing.T) {
 	if ok < 500 || unknown == 0 {
 		t.Fatalf("%d ok and %d unknown: the test needs many of the first and some of the second", ok, unknown)
 	}
-	lin := checks.CheckLinearizable(&h, checks.LinOptions{Timeout: time.Minute, ReportDir: t.TempDir()})
+	lin, findings := checks.Verdict(&h, checks.LinOptions{Timeout: time.Minute, ReportDir: t.TempDir()})
 	t.Logf("linearizability: %d partitions, %d ops checked in %v", lin.Partitions, lin.Checked, lin.Elapsed.Round(time.Millisecond))
-	findings := append(checks.CheckDurability(&h), checks.CheckAtomicity(&h)...)
-	if f := lin.Finding(); f != nil {
-		findings = append(findings, *f)
-	}
 	for _, f := range findings {
 		t.Error(f)
 	}
