@@ -1,0 +1,162 @@
+// Package historytest drives a real dkv server or cluster with random calls
+// on a few keys and records each call for the checkers of package checks:
+// the real-process history tests of cmd/node (a single node) and
+// cmd/node/clustertest (a 3-node cluster) share it, so both judge their
+// histories by the same rules.
+package historytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"dkv/checks"
+	"dkv/client"
+)
+
+// KV is what both clients offer: KVClient and ClusterKVClient.
+type KV interface {
+	Get(ctx context.Context, key string) (string, error)
+	Set(ctx context.Context, key, value string) error
+	Delete(ctx context.Context, key string) error
+	BulkSet(ctx context.Context, items []client.KV) error
+}
+
+// Recorder keeps the history of concurrent callers, on one time base.
+type Recorder struct {
+	origin time.Time
+	mu     sync.Mutex
+	h      checks.History
+}
+
+// NewRecorder starts an empty history whose time starts now.
+func NewRecorder() *Recorder { return &Recorder{origin: time.Now()} }
+
+// Now is the history's time.
+func (r *Recorder) Now() int64 { return int64(time.Since(r.origin)) }
+
+// Record adds a finished call.
+func (r *Recorder) Record(op checks.Op) {
+	r.mu.Lock()
+	r.h.Add(op)
+	r.mu.Unlock()
+}
+
+// Caller is one caller's way of making calls.
+type Caller struct {
+	KV      KV
+	Keys    int
+	Rand    *rand.Rand
+	ID      int // the caller's number in the history
+	Rec     *Recorder
+	Patient time.Duration // a call's deadline, most of the time
+	// Impatient is the longest of the short deadlines one call in twenty
+	// gets: it gives up before the answer comes, often while it is in
+	// flight — an unknown outcome, which may take effect later still.
+	Impatient time.Duration
+}
+
+// Call makes the caller's req-th call: a get, set, delete or bulk_set of
+// random keys, recorded with its outcome.
+func (c *Caller) Call(req int) {
+	r := c.Rand
+	timeout := c.Patient
+	if r.IntN(20) == 0 {
+		timeout = time.Duration(100+r.IntN(int(c.Impatient/time.Microsecond))) * time.Microsecond
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	key := func() string { return fmt.Sprint("k", r.IntN(c.Keys)) }
+	value := fmt.Sprintf("c%d.%d", c.ID, req)
+	op := checks.Op{Client: c.ID, Req: req}
+	var err error
+	switch p := r.IntN(100); {
+	case p < 35:
+		op.Kind, op.Key = checks.KindGet, key()
+		op.Call = c.Rec.Now()
+		op.Value, err = c.KV.Get(ctx, op.Key)
+		op.Return = c.Rec.Now()
+		switch {
+		case err == nil:
+			op.Outcome, op.Found = checks.OK, true
+		case errors.Is(err, client.ErrNotFound):
+			op.Outcome, op.Value = checks.OK, ""
+		default:
+			return // a read that failed observed nothing
+		}
+		c.Rec.Record(op)
+		return
+	case p < 70:
+		op.Kind, op.Key, op.Value = checks.KindSet, key(), value
+		op.Call = c.Rec.Now()
+		err = c.KV.Set(ctx, op.Key, op.Value)
+	case p < 80:
+		op.Kind, op.Key = checks.KindDelete, key()
+		op.Call = c.Rec.Now()
+		err = c.KV.Delete(ctx, op.Key)
+	default:
+		op.Kind = checks.KindBulkSet
+		for i := range 2 + r.IntN(3) {
+			op.Items = append(op.Items, client.KV{Key: key(), Value: fmt.Sprintf("%s.%d", value, i)})
+		}
+		op.Call = c.Rec.Now()
+		err = c.KV.BulkSet(ctx, op.Items)
+	}
+	op.Return = c.Rec.Now()
+	switch {
+	case err == nil:
+		op.Outcome = checks.OK
+	case errors.Is(err, client.ErrUnknownOutcome):
+		op.Outcome, op.Note = checks.Unknown, err.Error()
+	default:
+		// The client promises that any other error means the write was
+		// not applied; the checkers hold it to that.
+		op.Outcome, op.Note = checks.Failed, err.Error()
+	}
+	c.Rec.Record(op)
+}
+
+// FinalReads reads every key once more, as caller id, after the last
+// crash: durability is judged on these reads.
+func FinalReads(t testing.TB, kv KV, id, keys int, timeout time.Duration, rec *Recorder) {
+	t.Helper()
+	for k := range keys {
+		key := fmt.Sprint("k", k)
+		op := checks.Op{Client: id, Req: k, Kind: checks.KindGet, Key: key, Final: true, Call: rec.Now()}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		v, err := kv.Get(ctx, key)
+		cancel()
+		op.Return = rec.Now()
+		switch {
+		case err == nil:
+			op.Outcome, op.Found, op.Value = checks.OK, true, v
+		case errors.Is(err, client.ErrNotFound):
+			op.Outcome = checks.OK
+		default:
+			t.Fatalf("final read of %s: %v", key, err)
+		}
+		rec.Record(op)
+	}
+}
+
+// Judge checks the history: it must hold at least okMin acknowledged calls
+// and some of unknown outcome (or it tested little), be linearizable per
+// key, keep every acknowledged write and show no bulk_set in part.
+func Judge(t testing.TB, rec *Recorder, okMin int) {
+	t.Helper()
+	h := &rec.h
+	ok, failed, unknown := h.Count()
+	t.Logf("%d ops: %d ok, %d failed, %d unknown outcome", len(h.Ops), ok, failed, unknown)
+	if ok < okMin || unknown == 0 {
+		t.Fatalf("%d ok and %d unknown: the test needs many of the first and some of the second", ok, unknown)
+	}
+	lin, findings := checks.Verdict(h, checks.LinOptions{Timeout: time.Minute, ReportDir: t.TempDir()})
+	t.Logf("linearizability: %d partitions, %d ops checked in %v", lin.Partitions, lin.Checked, lin.Elapsed.Round(time.Millisecond))
+	for _, f := range findings {
+		t.Error(f)
+	}
+}
