@@ -246,7 +246,7 @@ func startWriteLoad(t *testing.T, kvs []*client.ClusterKVClient, writers int) *w
 						w.firstOK[epoch] = time.Now()
 					}
 					w.count.Add(1)
-				case isUnknown(err):
+				case errors.Is(err, client.ErrUnknownOutcome):
 					w.unknown[key] = value
 				default:
 					w.failed++
@@ -276,14 +276,6 @@ func (w *writeLoad) finish() {
 	w.wg.Wait()
 }
 
-// isUnknown reports whether a write's error leaves its outcome unknown:
-// ErrUnknownOutcome, or the server's outcome_unknown answer, which the
-// client passes on as a ServerError (a write that a leader proposed but
-// could not see applied, say on a minority side; it may commit later).
-func isUnknown(err error) bool {
-	var se *client.ServerError
-	return errors.Is(err, client.ErrUnknownOutcome) || (errors.As(err, &se) && se.Code == core.CodeOutcomeUnknown)
-}
 
 // SIGKILL of the leader under a write load: a new leader is elected, every
 // acknowledged write is readable through it, and the old leader, restarted,
@@ -500,7 +492,7 @@ func TestClusterMinorityNeverAcknowledges(t *testing.T) {
 		switch {
 		case err == nil:
 			t.Fatalf("a write to the survivor alone was acknowledged")
-		case isUnknown(err) || errors.As(err, &se) && (se.Code == core.CodeUnavailable || se.Code == core.CodeNotLeader):
+		case errors.Is(err, client.ErrUnknownOutcome) || errors.As(err, &se) && (se.Code == core.CodeUnavailable || se.Code == core.CodeNotLeader):
 			// The node answers outcome_unknown after WriteTicksMax (5 s)
 			// of ticks; on a very busy machine the client's timeout may
 			// come first, which is an unknown outcome too.
