@@ -276,7 +276,6 @@ func (w *writeLoad) finish() {
 	w.wg.Wait()
 }
 
-
 // SIGKILL of the leader under a write load: a new leader is elected, every
 // acknowledged write is readable through it, and the old leader, restarted,
 // catches up.
