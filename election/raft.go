@@ -648,11 +648,12 @@ func (r *Raft) handleAppendResp(i int, m Message) {
 	if m.Index > pr.match {
 		pr.match = m.Index
 		pr.next = max(pr.next, m.Index+1)
-		if r.maybeCommit() {
-			r.broadcastAppend()
-		} else {
-			r.sendAppend(i, m.From, false)
-		}
+		// What the acknowledgement lets go (new entries within the
+		// window, a new commit index) leaves with the next Ready, one
+		// append per follower, like proposals: sending at once for every
+		// acknowledgement would have a follower sync once per message.
+		r.maybeCommit()
+		r.appendsDue = true
 	}
 }
 

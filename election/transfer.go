@@ -311,12 +311,22 @@ func (n *Node) install(s *Snapshot) error {
 		n.writes = n.writes[1:]
 		known, found := n.sess.has(w.client, w.seq)
 		switch {
-		case w.client != 0 && found:
+		case w.client == 0:
+			w.reply(outcomeUnknown("a snapshot from the leader replaced this node's log, and a write without a session cannot be looked up in it"))
+		case found:
 			w.reply(core.OKResponse())
-		case w.client != 0 && known:
+		case known:
+			w.reply(superseded()) // its session holds no such write up to the snapshot
+		case n.sess.goneSet[w.client]:
+			w.reply(outcomeResponse(expired))
+		case n.sess.byClient[w.client] == nil:
+			// No write of this client applied up to the snapshot's index,
+			// this one included.
 			w.reply(superseded())
 		default:
-			w.reply(core.ErrorResponse(core.CodeSessionExpired, "a snapshot from the leader replaced this node's log; whether the write was applied is unknown"))
+			// The client had moved past it (below acked): it was answered
+			// elsewhere, or given up.
+			w.reply(outcomeUnknown("a snapshot from the leader replaced this node's log, and the client had moved past this write"))
 		}
 	}
 	n.logf("installed the leader's snapshot at index %d (term %d, %d keys)", s.Index, s.Term, n.store.Len())
