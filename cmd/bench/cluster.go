@@ -75,18 +75,11 @@ type clusterBenchResult struct {
 // write once a majority has it on disk), in alternating slices of the same
 // run, and reports the cluster's figures as ratios of the single node's.
 func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, error) {
-	work, err := os.MkdirTemp(cfg.dir, "dkv-bench-cluster-")
+	work, bin, err := workspace(cfg.dir, "dkv-bench-cluster-", cfg.nodeBin, out)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	bin := cfg.nodeBin
-	if bin == "" {
-		fmt.Fprintln(out, "building cmd/node ...")
-		if bin, err = nodeproc.Build(work); err != nil {
-			return nil, err
-		}
-	}
 
 	flags := strings.Fields(cfg.flags)
 	single, err := nodeproc.Start(bin, filepath.Join(work, "single"), flags...)

@@ -167,18 +167,11 @@ func (g *gate) stop() {
 
 func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
 	var res durabilityResult
-	work, err := os.MkdirTemp(cfg.dir, "dkv-durability-")
+	work, bin, err := workspace(cfg.dir, "dkv-durability-", cfg.nodeBin, out)
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(work)
-	bin := cfg.nodeBin
-	if bin == "" {
-		fmt.Fprintln(out, "building cmd/node ...")
-		if bin, err = nodeproc.Build(work); err != nil {
-			return res, err
-		}
-	}
 	dataDir := filepath.Join(work, "data")
 	port, err := nodeproc.FreePort()
 	if err != nil {

@@ -66,18 +66,11 @@ type failoverResult struct {
 // the failover: election, the new leader's first commit, and the client
 // finding it), and restarts the killed node, caught up, before the next.
 func failover(cfg failoverConfig, out io.Writer) (*failoverResult, error) {
-	work, err := os.MkdirTemp(cfg.dir, "dkv-bench-failover-")
+	work, bin, err := workspace(cfg.dir, "dkv-bench-failover-", cfg.nodeBin, out)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	bin := cfg.nodeBin
-	if bin == "" {
-		fmt.Fprintln(out, "building cmd/node ...")
-		if bin, err = nodeproc.Build(work); err != nil {
-			return nil, err
-		}
-	}
 	cl, err := nodeproc.NewCluster(bin, filepath.Join(work, "cluster"), 3, strings.Fields(cfg.flags)...)
 	if err != nil {
 		return nil, err

@@ -81,18 +81,11 @@ func runThroughput(args []string, stdout, stderr io.Writer) int {
 }
 
 func throughput(cfg throughputConfig, out io.Writer) error {
-	work, err := os.MkdirTemp(cfg.dir, "dkv-bench-")
+	work, bin, err := workspace(cfg.dir, "dkv-bench-", cfg.nodeBin, out)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	bin := cfg.nodeBin
-	if bin == "" {
-		fmt.Fprintln(out, "building cmd/node ...")
-		if bin, err = nodeproc.Build(work); err != nil {
-			return err
-		}
-	}
 
 	fmt.Fprintf(out, "baseline: 4 KiB write+fdatasync on %s, measured between the slices of every run\n", work)
 
