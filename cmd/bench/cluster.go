@@ -63,7 +63,18 @@ func runClusterBench(args []string, stdout, stderr io.Writer) int {
 type system struct {
 	name string
 	sets []func(ctx context.Context, key, value string) error
+	pids []int // the server processes, whose CPU time the slices count
 	res  runResult
+	cpu  time.Duration // server CPU time used in the measured slices
+}
+
+// cpuPerOp is the server CPU time per acknowledged operation, all of the
+// system's processes together.
+func (s *system) cpuPerOp() time.Duration {
+	if s.res.ops == 0 {
+		return 0
+	}
+	return s.cpu / time.Duration(s.res.ops)
 }
 
 type clusterBenchResult struct {
@@ -101,7 +112,10 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 	}
 	fmt.Fprintf(out, "single node on %s; cluster on %s, node %d leads; server flags %q\n", single.Addr, strings.Join(cl.Addrs(), ","), lead, cfg.flags)
 
-	systems := []*system{{name: "single node"}, {name: "3-node cluster"}}
+	systems := []*system{{name: "single node", pids: []int{single.Pid()}}, {name: "3-node cluster"}}
+	for i := range cl.Size() {
+		systems[1].pids = append(systems[1].pids, cl.Node(i).Pid())
+	}
 	for range cfg.clients {
 		c, err := client.Dial(single.Addr)
 		if err != nil {
@@ -134,11 +148,12 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 
 	fmt.Fprintf(out, "\ncluster: durable Sets of %d-byte values, %d clients, %v per system (slices alternating)\n\n", cfg.valueBytes, cfg.clients, cfg.duration)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tclients\tops/s\tp50\tp99\tp99.9\terrors\t")
+	fmt.Fprintln(tw, "system\tclients\tops/s\tp50\tp99\tp99.9\terrors\tserver CPU/op\t")
 	for _, s := range systems {
 		r := s.res
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t\n", s.name, r.clients, r.rate(),
-			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1fµs\t\n", s.name, r.clients, r.rate(),
+			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors,
+			float64(s.cpuPerOp().Nanoseconds())/1000)
 	}
 	tw.Flush()
 	s, c := systems[0].res, systems[1].res
@@ -146,6 +161,8 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 	fmt.Fprintf(out, "throughput: cluster / single = %.2f (target >= 0.5)\n", c.rate()/s.rate())
 	fmt.Fprintf(out, "p99:        cluster / single = %.2f (target <= 4)\n", float64(c.lat.percentile(99))/float64(s.lat.percentile(99)))
 	fmt.Fprintf(out, "p50:        cluster / single = %.2f\n", float64(c.lat.percentile(50))/float64(s.lat.percentile(50)))
+	fmt.Fprintf(out, "CPU/op:     cluster / single = %.2f (all three nodes' CPU time from /proc against the single node's)\n",
+		float64(systems[1].cpuPerOp())/float64(systems[0].cpuPerOp()))
 	return &clusterBenchResult{single: s, cluster: c}, nil
 }
 
@@ -227,11 +244,12 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 			// the system's pipeline full rather than empty.
 			active.Store(int64(si + 1))
 			time.Sleep(min(slice/10, 50*time.Millisecond))
-			start := time.Now()
+			start, cpu := time.Now(), processesCPU(systems[si].pids)
 			measuring.Store(true)
 			time.Sleep(slice)
 			measuring.Store(false)
 			elapsed[si] += time.Since(start)
+			systems[si].cpu += processesCPU(systems[si].pids) - cpu
 			quiesce()
 		}
 	}

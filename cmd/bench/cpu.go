@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicksPerSecond is USER_HZ, the unit of utime and stime in
+// /proc/PID/stat: 100 on every Linux this runs on.
+const clockTicksPerSecond = 100
+
+// processCPU is the CPU time, user and system, that process pid has used
+// so far, read from /proc/PID/stat. Server CPU per operation bends least
+// under a shared machine's noise, so the benchmarks report it beside the
+// throughput ratios.
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces;
+	// the fields after its closing parenthesis start at field 3, state.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	const utime, stime = 14 - 3, 15 - 3 // field numbers in proc(5), from field 3
+	if len(f) <= stime {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	var ticks int64
+	for _, k := range []int{utime, stime} {
+		n, err := strconv.ParseInt(f[k], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: field %d: %w", pid, k+3, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicksPerSecond, nil
+}
+
+// processesCPU is processCPU summed over pids; a process that is gone
+// counts nothing.
+func processesCPU(pids []int) time.Duration {
+	var sum time.Duration
+	for _, pid := range pids {
+		if d, err := processCPU(pid); err == nil {
+			sum += d
+		}
+	}
+	return sum
+}
