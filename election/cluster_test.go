@@ -15,15 +15,27 @@ type testRand struct{ r *rand.Rand }
 
 func (t testRand) Uint64() uint64 { return t.r.Uint64() }
 
-// member is one node of a test cluster: its Raft, and what its disk and its
-// state machine hold.
+// member is one node of a test cluster: its Raft, what its disk holds, and
+// its state machine. A crash keeps the disk and loses everything else.
 type member struct {
-	r       *Raft
-	hard    HardState
-	snap    *Snapshot // on disk
-	snapped []Entry   // snap's entries, decoded once
-	log     []Entry   // on disk, after snap
-	applied []Entry   // the state machine: every entry applied, from index 1
+	r *Raft
+
+	// The disk holds exactly what the node was told to persist and did
+	// persist before it crashed: the term and vote (not the commit index,
+	// which the cluster node does not keep either), the latest snapshot,
+	// and the log after it.
+	term    uint64
+	vote    core.NodeID
+	snap    *Snapshot
+	snapped []Entry // snap's entries, decoded once
+	log     []Entry
+
+	applied []Entry // the state machine: every entry applied, from index 1
+	// work is the Ready a pipelined host is handling while its entries
+	// sync; syncing are those entries, written but not yet synced: a crash
+	// keeps a prefix of them.
+	work    *readyWork
+	syncing []Entry
 	up      bool
 }
 
@@ -41,21 +53,96 @@ func restoreData(t testing.TB, data []byte) []Entry {
 	return m.Entries
 }
 
+// snapIndex is the index of the snapshot on m's disk, 0 if none.
+func (m *member) snapIndex() uint64 {
+	if m.snap == nil {
+		return 0
+	}
+	return m.snap.Index
+}
+
 // diskEntry is the entry at index i on m's disk, if it is there.
 func (m *member) diskEntry(i uint64) (Entry, bool) {
-	base := uint64(0)
-	if m.snap != nil {
-		base = m.snap.Index
-	}
+	base := m.snapIndex()
 	if i <= base || i > base+uint64(len(m.log)) {
 		return Entry{}, false
 	}
 	return m.log[i-base-1], true
 }
 
+// hostOrder is how a schedule's host handles a Ready.
+type hostOrder uint8
+
+const (
+	// byContract: as Ready's comment says. Persist the snapshot, the hard
+	// state and the entries; send every message; apply; Advance.
+	byContract hostOrder = iota
+	// likeTheNode: as the cluster node does (Node.handleReady). Persist the
+	// snapshot and the hard state; send the leader's appends and
+	// snapshots, which vouch for nothing on this node's disk; apply; and
+	// only then persist the entries and send the other messages.
+	likeTheNode
+	// pipelined: likeTheNode, with the entries syncing in the background
+	// while the node takes messages, ticks, proposals and reads, as the
+	// cluster node's do; the schedule decides when the sync ends.
+	pipelined
+	hostOrders
+)
+
+func (o hostOrder) String() string {
+	return [...]string{"by-contract", "like-the-node", "pipelined"}[o]
+}
+
+// crashPoint is a point in handling one Ready where the node may crash.
+type crashPoint uint8
+
+const (
+	// beforePersist: nothing of the Ready is on disk.
+	beforePersist crashPoint = iota
+	// midPersist: part of what the Ready persists is on disk, in the order
+	// the cluster node writes it: the snapshot, the hard state, a prefix
+	// of the entries (a torn write).
+	midPersist
+	// afterEarlySend: a leader's appends left (likeTheNode, pipelined);
+	// the entries are not all on disk.
+	afterEarlySend
+	// beforeSend: everything is on disk; the messages (all of them, or
+	// all but the early ones) have not left.
+	beforeSend
+	// beforeApply: persisted and sent, not applied (byContract).
+	beforeApply
+	// beforeAdvance: all done but Advance.
+	beforeAdvance
+	crashPoints
+)
+
+func (p crashPoint) String() string {
+	return [...]string{"before-persist", "mid-persist", "after-early-send", "before-send", "before-apply", "before-advance"}[p]
+}
+
+// hostBug plants a bug in the harness's host, for tests that prove the
+// harness catches it.
+type hostBug uint8
+
+const (
+	noHostBug hostBug = iota
+	// voteNotPersisted: the hard state's term is persisted and its vote is
+	// not (None is), while the vote message leaves all the same; what
+	// MutVoteNotPersisted plants in the cluster node.
+	voteNotPersisted
+)
+
+// voter is a node in a term.
+type voter struct {
+	id   core.NodeID
+	term uint64
+}
+
 // cluster runs nodes over a network that the test controls, and checks
 // Raft's safety properties after every step: one leader per term at most,
-// and every node applies the same entry at each index, in order.
+// one vote per node and term, across restarts; every node applies the same
+// entry at each index, in order; no message vouches for what the sender's
+// disk does not hold; and no disk loses a committed entry.
 type cluster struct {
 	t        testing.TB
 	rand     *rand.Rand
@@ -64,10 +151,24 @@ type cluster struct {
 	inflight []Message
 	cut      [][]bool // cut[a][b]: a's messages to b are lost
 
+	// How the host handles a Ready, and how it crashes in the middle of
+	// one: with probability crashRate a Ready is crashed in, at one of
+	// the points crashAt (at random; where the point comes up more than
+	// once in the Ready, at one of them at random).
+	host      hostOrder
+	crashRate float64
+	crashAt   []crashPoint
+	bug       hostBug
+	// healed: the schedule is over; nothing crashes any more, and syncs
+	// end at once.
+	healed bool
+
 	leaders       map[uint64]core.NodeID // term -> the leader seen in it
+	votes         map[voter]core.NodeID  // the vote a node's messages showed in a term
 	committed     map[uint64]Entry       // index -> the entry applied there
 	proposals     int
-	crashes       int
+	crashes       int              // between Readys, by the schedule
+	readyCrashes  [crashPoints]int // in the middle of a Ready, by point
 	compactions   int
 	snapshotsSent int
 
@@ -86,6 +187,7 @@ func newCluster(t testing.TB, n int, seed uint64) *cluster {
 		t:         t,
 		rand:      rand.New(rand.NewPCG(seed, 1)),
 		leaders:   map[uint64]core.NodeID{},
+		votes:     map[voter]core.NodeID{},
 		committed: map[uint64]Entry{},
 		readFloor: map[uint64]uint64{},
 	}
@@ -103,113 +205,349 @@ func newCluster(t testing.TB, n int, seed uint64) *cluster {
 	c.cut = make([][]bool, n)
 	for i := range n {
 		c.cut[i] = make([]bool, n)
-		c.members = append(c.members, &member{hard: HardState{Vote: None}})
+		c.members = append(c.members, &member{vote: None})
 		c.restart(i)
 	}
 	return c
 }
 
+// restart starts node i from its disk alone, as the cluster node does.
 func (c *cluster) restart(i int) {
 	m := c.members[i]
 	cfg := c.cfg(core.NodeID(i))
-	cfg.HardState, cfg.Snapshot, cfg.Entries = m.hard, m.snap, slices.Clone(m.log)
+	// The commit index is not on disk: all the node knows committed is
+	// its snapshot, and the leader tells it the rest.
+	cfg.HardState = HardState{Term: m.term, Vote: m.vote, Commit: m.snapIndex()}
+	cfg.Snapshot, cfg.Entries = m.snap, slices.Clone(m.log)
 	r, err := New(cfg)
 	if err != nil {
 		c.t.Fatalf("restart node %d: %v", i, err)
 	}
 	m.r, m.applied, m.up = r, nil, true
+	m.work, m.syncing = nil, nil
 	if m.snap != nil {
 		m.applied = slices.Clone(m.snapped)
 	}
 }
 
+// crash stops node i: all but its disk is lost. Entries it was syncing
+// may be partly on the disk: a torn write keeps a prefix of them.
 func (c *cluster) crash(i int) {
-	c.members[i].up = false
-	c.members[i].r = nil
+	m := c.members[i]
+	if len(m.syncing) > 0 {
+		c.persistEntries(i, m.syncing[:c.rand.IntN(len(m.syncing)+1)])
+	}
+	m.up, m.r, m.work, m.syncing = false, nil, nil, nil
 }
 
-// process does what a host does with a node's Ready: persist, send, apply,
-// advance; and checks the safety properties on the way.
+// hostStep is one thing a host does with a Ready; before is the crash
+// point just before it. A pause step hands control back to the schedule
+// until it ends the node's sync.
+type hostStep struct {
+	before crashPoint
+	do     func()
+	pause  bool
+}
+
+// readyWork is a Ready being handled: its steps, how many are done, and
+// the step before which the node crashes (-1: none; len(steps): before
+// Advance), at point crashPoint.
+type readyWork struct {
+	rd         Ready
+	steps      []hostStep
+	done       int
+	crash      int
+	crashPoint crashPoint
+}
+
+// process does what a host does with a node's Ready, again until the node
+// has none (or its host waits for a sync, or it crashed): persist, send,
+// apply, advance, in the schedule's host order; and checks the safety
+// properties on the way.
 func (c *cluster) process(i int) {
 	m := c.members[i]
-	for m.up && m.r.HasReady() {
-		rd := m.r.Ready()
-		if rd.Snapshot != nil {
-			if rd.Snapshot.Index <= uint64(len(m.applied)) {
-				c.t.Fatalf("node %d got a snapshot at %d, behind what it applied (%d)", i, rd.Snapshot.Index, len(m.applied))
-			}
-			m.snap, m.snapped, m.log = rd.Snapshot, restoreData(c.t, rd.Snapshot.Data), nil
+	for m.up && m.work == nil && m.r.HasReady() {
+		c.observe(i)
+		c.run(i, c.plan(i, m.r.Ready()))
+	}
+	if m.up {
+		c.observe(i)
+	}
+}
+
+// plan lays out the steps of handling rd in the host's order, and picks
+// where (if anywhere) the node crashes in it.
+func (c *cluster) plan(i int, rd Ready) *readyWork {
+	w := &readyWork{rd: rd, crash: -1}
+	add := func(p crashPoint, f func()) { w.steps = append(w.steps, hostStep{before: p, do: f}) }
+	persisted, sentEarly := false, false
+	// next is the crash point before the next step that persists.
+	next := func() crashPoint {
+		switch {
+		case sentEarly:
+			return afterEarlySend
+		case persisted:
+			return midPersist
 		}
-		if rd.HardStateChanged {
-			if rd.HardState.Term < m.hard.Term {
-				c.t.Fatalf("node %d: term went back from %d to %d", i, m.hard.Term, rd.HardState.Term)
-			}
-			m.hard = rd.HardState
-		}
-		if len(rd.Entries) > 0 {
-			base := uint64(0)
-			if m.snap != nil {
-				base = m.snap.Index
-			}
-			first := rd.Entries[0].Index
-			if first <= base || first > base+uint64(len(m.log))+1 {
-				c.t.Fatalf("node %d: entries from %d do not follow its disk (snapshot %d, %d entries)", i, first, base, len(m.log))
-			}
-			m.log = append(m.log[:first-base-1], rd.Entries...)
-		}
+		return beforePersist
+	}
+	if rd.Snapshot != nil {
+		add(next(), func() { c.persistSnapshot(i, rd.Snapshot) })
+		persisted = true
+	}
+	if rd.HardStateChanged {
+		add(next(), func() { c.persistHardState(i, rd.HardState) })
+		persisted = true
+	}
+	rest := rd.Messages
+	if c.host != byContract {
+		var early []Message
+		rest = nil
 		for _, msg := range rd.Messages {
-			if msg.Type == MsgSnap {
-				c.snapshotsSent++
-			}
-			if msg.From != core.NodeID(i) {
-				c.t.Fatalf("node %d sent a message from %d", i, msg.From)
-			}
-			// Every message crosses the wire encoding.
-			dec, err := DecodeMessage(AppendMessage(nil, &msg))
-			if err != nil {
-				c.t.Fatalf("decode %v: %v", msg, err)
-			}
-			c.inflight = append(c.inflight, dec)
-		}
-		if rd.Snapshot != nil {
-			// Installing the snapshot: the state machine becomes its.
-			m.applied = slices.Clone(m.snapped)
-			for _, e := range m.applied {
-				c.checkCommitted(i, e)
+			if msg.Type == MsgApp || msg.Type == MsgSnap {
+				early = append(early, msg)
+			} else {
+				rest = append(rest, msg)
 			}
 		}
-		for _, e := range rd.Committed {
-			if want := uint64(len(m.applied)) + 1; e.Index != want {
-				c.t.Fatalf("node %d applied index %d, want %d", i, e.Index, want)
+		if len(early) > 0 {
+			add(next(), func() { c.send(i, early) })
+			sentEarly = true
+		}
+		// Committed entries are on disk already (Raft hands out only
+		// those): the node applies them while the Ready's entries sync.
+		add(next(), func() { c.apply(i, rd) })
+	}
+	switch {
+	case len(rd.Entries) == 0:
+	case c.host == pipelined && !c.healed:
+		add(next(), func() { c.members[i].syncing = rd.Entries })
+		persisted = true
+		w.steps = append(w.steps, hostStep{before: next(), pause: true})
+		add(next(), func() {
+			m := c.members[i]
+			c.persistEntries(i, m.syncing)
+			m.syncing = nil
+		})
+	default:
+		for k := range rd.Entries {
+			add(next(), func() { c.persistEntries(i, rd.Entries[k:k+1]) })
+			persisted = true
+		}
+	}
+	add(beforeSend, func() { c.send(i, rest) })
+	if c.host == byContract {
+		add(beforeApply, func() { c.apply(i, rd) })
+	}
+
+	if !c.healed && c.crashRate > 0 && c.rand.Float64() < c.crashRate {
+		p := c.crashAt[c.rand.IntN(len(c.crashAt))]
+		var at []int
+		for k, s := range w.steps {
+			if s.before == p {
+				at = append(at, k)
 			}
-			if d, ok := m.diskEntry(e.Index); !ok || d.Term != e.Term {
-				c.t.Fatalf("node %d applied entry %d (term %d) that its disk does not hold", i, e.Index, e.Term)
-			}
+		}
+		if p == beforeAdvance {
+			at = append(at, len(w.steps))
+		}
+		if len(at) > 0 {
+			w.crash, w.crashPoint = at[c.rand.IntN(len(at))], p
+		}
+	}
+	return w
+}
+
+// run carries on with w until it is done and the node advanced, or its
+// host pauses for a sync, or the node crashes.
+func (c *cluster) run(i int, w *readyWork) {
+	m := c.members[i]
+	for {
+		if w.done == w.crash && !c.healed {
+			c.readyCrashes[w.crashPoint]++
+			c.crash(i)
+			return
+		}
+		if w.done == len(w.steps) {
+			break
+		}
+		s := w.steps[w.done]
+		w.done++
+		if s.pause {
+			m.work = w
+			return
+		}
+		s.do()
+	}
+	m.r.Advance(w.rd)
+}
+
+// sync ends node i's background sync, and the rest of the Ready that
+// waited for it.
+func (c *cluster) sync(i int) {
+	m := c.members[i]
+	if !m.up || m.work == nil {
+		return
+	}
+	w := m.work
+	m.work = nil
+	c.run(i, w)
+	c.process(i)
+}
+
+// observe checks that node i, if it leads, is the only leader of its term.
+func (c *cluster) observe(i int) {
+	r := c.members[i].r
+	if r.State() != Leader {
+		return
+	}
+	if l, ok := c.leaders[r.Term()]; ok && l != core.NodeID(i) {
+		c.t.Fatalf("two leaders in term %d: %d and %d", r.Term(), l, i)
+	}
+	c.leaders[r.Term()] = core.NodeID(i)
+}
+
+func (c *cluster) persistSnapshot(i int, s *Snapshot) {
+	m := c.members[i]
+	if s.Index <= uint64(len(m.applied)) {
+		c.t.Fatalf("node %d got a snapshot at %d, behind what it applied (%d)", i, s.Index, len(m.applied))
+	}
+	// The snapshot replaces the whole log; it is a committed prefix of the
+	// leader's (checked when it is installed), and what was logged after
+	// it goes.
+	c.dropping(i, s.Index+1, nil)
+	m.snap, m.snapped, m.log = s, restoreData(c.t, s.Data), nil
+}
+
+// persistHardState keeps the term and vote; the commit index is not kept.
+func (c *cluster) persistHardState(i int, hs HardState) {
+	m := c.members[i]
+	if hs.Term < m.term {
+		c.t.Fatalf("node %d: term went back from %d to %d", i, m.term, hs.Term)
+	}
+	m.term, m.vote = hs.Term, hs.Vote
+	if c.bug == voteNotPersisted {
+		m.vote = None
+	}
+}
+
+// persistEntries writes ents to node i's log: an entry replaces the one of
+// its index and every one after it.
+func (c *cluster) persistEntries(i int, ents []Entry) {
+	if len(ents) == 0 {
+		return
+	}
+	m := c.members[i]
+	base := m.snapIndex()
+	first := ents[0].Index
+	if first <= base || first > base+uint64(len(m.log))+1 {
+		c.t.Fatalf("node %d: entries from %d do not follow its disk (snapshot %d, %d entries)", i, first, base, len(m.log))
+	}
+	c.dropping(i, first, ents)
+	m.log = append(m.log[:first-base-1], ents...)
+}
+
+// dropping checks that node i's disk, about to lose its entries from index
+// from on for ents, loses no committed entry: one that a majority holds is
+// never cut by a leader (Log Matching and Leader Completeness), and so may
+// go only into a snapshot.
+func (c *cluster) dropping(i int, from uint64, ents []Entry) {
+	m := c.members[i]
+	for j := max(from, m.snapIndex()+1); j <= m.lastDiskIndex(); j++ {
+		d, _ := m.diskEntry(j)
+		e, ok := c.committed[j]
+		if !ok || !sameEntry(d, e) {
+			continue
+		}
+		if k := j - from; k < uint64(len(ents)) && sameEntry(ents[k], e) {
+			continue
+		}
+		c.t.Fatalf("node %d's disk loses committed entry %d (t%d %q)", i, j, e.Term, e.Data)
+	}
+}
+
+func sameEntry(a, b Entry) bool {
+	return a.Index == b.Index && a.Term == b.Term && bytes.Equal(a.Data, b.Data)
+}
+
+// send puts node i's messages on the network, once what they rely on is on
+// its disk: a message of a term only once the term is (pre-votes, which
+// name a term the sender would stand in, aside), a vote only once it is
+// the node's one vote in that term, an acknowledgement only of entries on
+// the disk.
+func (c *cluster) send(i int, msgs []Message) {
+	m := c.members[i]
+	for _, msg := range msgs {
+		if msg.From != core.NodeID(i) {
+			c.t.Fatalf("node %d sent a message from %d", i, msg.From)
+		}
+		if msg.Type != MsgPreVote && msg.Type != MsgPreVoteResp && msg.Term > m.term {
+			c.t.Fatalf("node %d sent %v with term %d on its disk", i, msg, m.term)
+		}
+		switch {
+		case msg.Type == MsgVote:
+			c.voted(i, msg.Term, core.NodeID(i))
+		case msg.Type == MsgVoteResp && !msg.Reject:
+			c.voted(i, msg.Term, msg.To)
+		case msg.Type == MsgAppResp && !msg.Reject && msg.Index > m.lastDiskIndex():
+			c.t.Fatalf("node %d acknowledged index %d with its disk ending at %d: %v", i, msg.Index, m.lastDiskIndex(), msg)
+		case msg.Type == MsgSnap:
+			c.snapshotsSent++
+		}
+		// Every message crosses the wire encoding.
+		dec, err := DecodeMessage(AppendMessage(nil, &msg))
+		if err != nil {
+			c.t.Fatalf("decode %v: %v", msg, err)
+		}
+		c.inflight = append(c.inflight, dec)
+	}
+}
+
+// voted records that node i's messages showed a vote for node v in term:
+// its request for votes (for itself), or a vote it granted. A node votes
+// once a term, whatever crashes come between.
+func (c *cluster) voted(i int, term uint64, v core.NodeID) {
+	k := voter{core.NodeID(i), term}
+	if prev, ok := c.votes[k]; ok && prev != v {
+		c.t.Fatalf("node %d voted for %d and for %d in term %d", i, prev, v, term)
+	}
+	c.votes[k] = v
+}
+
+// apply installs rd's snapshot in node i's state machine, if it has one,
+// applies the committed entries, and takes the answers to reads.
+func (c *cluster) apply(i int, rd Ready) {
+	m := c.members[i]
+	if rd.Snapshot != nil {
+		m.applied = restoreData(c.t, rd.Snapshot.Data)
+		for _, e := range m.applied {
 			c.checkCommitted(i, e)
-			m.applied = append(m.applied, e)
 		}
-		for _, rs := range rd.ReadStates {
-			floor, ok := c.readFloor[rs.ID]
-			if !ok {
-				c.t.Fatalf("node %d answered read %d, which was not asked or was answered before", i, rs.ID)
-			}
-			delete(c.readFloor, rs.ID)
-			if rs.Lost {
-				c.readsLost++
-				continue
-			}
-			if rs.Index < floor {
-				c.t.Fatalf("node %d confirmed read %d at index %d, below %d, applied before the read was asked: a stale read", i, rs.ID, rs.Index, floor)
-			}
-			c.readsServed++
+	}
+	for _, e := range rd.Committed {
+		if want := uint64(len(m.applied)) + 1; e.Index != want {
+			c.t.Fatalf("node %d applied index %d, want %d", i, e.Index, want)
 		}
-		m.r.Advance(rd)
-		if m.r.State() == Leader {
-			if l, ok := c.leaders[m.r.Term()]; ok && l != core.NodeID(i) {
-				c.t.Fatalf("two leaders in term %d: %d and %d", m.r.Term(), l, i)
-			}
-			c.leaders[m.r.Term()] = core.NodeID(i)
+		if d, ok := m.diskEntry(e.Index); !ok || d.Term != e.Term {
+			c.t.Fatalf("node %d applied entry %d (term %d) that its disk does not hold", i, e.Index, e.Term)
 		}
+		c.checkCommitted(i, e)
+		m.applied = append(m.applied, e)
+	}
+	for _, rs := range rd.ReadStates {
+		floor, ok := c.readFloor[rs.ID]
+		if !ok {
+			c.t.Fatalf("node %d answered read %d, which was not asked or was answered before", i, rs.ID)
+		}
+		delete(c.readFloor, rs.ID)
+		if rs.Lost {
+			c.readsLost++
+			continue
+		}
+		if rs.Index < floor {
+			c.t.Fatalf("node %d confirmed read %d at index %d, below %d, applied before the read was asked: a stale read", i, rs.ID, rs.Index, floor)
+		}
+		c.readsServed++
 	}
 }
 
@@ -226,11 +564,13 @@ func (c *cluster) checkCommitted(i int, e Entry) {
 	c.maxApplied = max(c.maxApplied, e.Index)
 }
 
-// compact has node i snapshot its state machine and compact its log.
+// compact has node i snapshot its state machine and compact its log; not
+// while a Ready is being handled, as the cluster node does not either
+// (Raft counts its committed entries as applied only at Advance).
 func (c *cluster) compact(i int) {
 	m := c.members[i]
 	n := uint64(len(m.applied))
-	if !m.up || n == 0 || (m.snap != nil && n <= m.snap.Index) {
+	if !m.up || m.work != nil || n == 0 || n <= m.snapIndex() {
 		return
 	}
 	snap := Snapshot{Index: n, Term: m.applied[n-1].Term, Data: snapshotData(m.applied)}
@@ -242,11 +582,7 @@ func (c *cluster) compact(i int) {
 	if !ok || d.Term != snap.Term {
 		c.t.Fatalf("node %d compacted at %d, which its disk does not hold", i, n)
 	}
-	base := uint64(0)
-	if m.snap != nil {
-		base = m.snap.Index
-	}
-	m.log = slices.Clone(m.log[n-base:])
+	m.log = slices.Clone(m.log[n-m.snapIndex():])
 	m.snap, m.snapped = &snap, slices.Clone(m.applied)
 	c.compactions++
 	c.process(i)
@@ -294,8 +630,6 @@ func (c *cluster) propose(i int) (uint64, error) {
 	return idx, err
 }
 
-// leader is the node that leads in the highest term, if any: a leader cut
-// off from the rest may still think it leads in an older one.
 // read asks node i for a read index; it reports whether the node took it.
 func (c *cluster) read(i int) bool {
 	c.nextRead++
@@ -307,6 +641,8 @@ func (c *cluster) read(i int) bool {
 	return true
 }
 
+// leader is the node that leads in the highest term, if any: a leader cut
+// off from the rest may still think it leads in an older one.
 func (c *cluster) leader() (int, bool) {
 	l := -1
 	for i, m := range c.members {
@@ -542,23 +878,28 @@ func TestConfigIsValidated(t *testing.T) {
 }
 
 // Random schedules: messages lost, repeated and reordered, links cut and
-// healed, nodes crashing (losing what they had not persisted) and coming
-// back, proposals at whoever leads. Safety is checked after every step (see
-// cluster.process); at the end the network heals, every node comes back,
-// and a proposal must commit everywhere (liveness), with every committed
-// entry in the leader's log (leader completeness) and the logs matching.
+// healed, nodes crashing and coming back from their disks alone, proposals
+// at whoever leads, reads, compactions. Each schedule picks how its host
+// handles a Ready (hostOrder) and where in one it crashes nodes
+// (crashPoint), besides the crashes between Readys. Safety is checked after
+// every step (see cluster); at the end the network heals, every node comes
+// back, and a proposal must commit everywhere (liveness), with every
+// committed entry in the leader's log (leader completeness) and the logs
+// matching.
 func TestRandomSchedulesAreSafe(t *testing.T) {
-	seeds, steps := 500, 5000
+	seeds, steps := 2000, 5000
 	if testing.Short() {
-		seeds = 30
+		seeds = 100
 	}
 	var ran, terms, committed, crashes, served, lost, compactions, snapshotsSent int
+	var readyCrashes [crashPoints]int
+	var hosts [hostOrders]int
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		n := 3 + 2*int(seed%2)
 		var c *cluster
 		// A subtest per seed, so that a failure names its seed: replay it
 		// with -run 'TestRandomSchedulesAreSafe/seed=N$'.
-		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { c = runSchedule(t, n, seed, steps) }) {
+		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { c = runSchedule(t, n, seed, steps, noHostBug) }) {
 			t.FailNow()
 		}
 		if c == nil {
@@ -568,6 +909,10 @@ func TestRandomSchedulesAreSafe(t *testing.T) {
 		terms += len(c.leaders)
 		committed += len(c.committed)
 		crashes += c.crashes
+		for p, k := range c.readyCrashes {
+			readyCrashes[p] += k
+		}
+		hosts[c.host]++
 		served += c.readsServed
 		lost += c.readsLost
 		compactions += c.compactions
@@ -576,21 +921,114 @@ func TestRandomSchedulesAreSafe(t *testing.T) {
 	if ran < seeds {
 		return // a replay of some seeds: the totals below are for the whole run
 	}
-	t.Logf("%d seeds: %d terms with a leader, %d entries committed, %d crashes, %d reads confirmed, %d lost to a change of leader, %d compactions, %d snapshots sent",
-		seeds, terms, committed, crashes, served, lost, compactions, snapshotsSent)
+	t.Logf("%d seeds (hosts %v: %v): %d terms with a leader, %d entries committed, %d crashes between Readys and %v in one (at %v), %d reads confirmed, %d lost to a change of leader, %d compactions, %d snapshots sent",
+		seeds, []hostOrder{byContract, likeTheNode, pipelined}, hosts, terms, committed, crashes, readyCrashes, []crashPoint{beforePersist, midPersist, afterEarlySend, beforeSend, beforeApply, beforeAdvance},
+		served, lost, compactions, snapshotsSent)
 	if terms < 3*seeds || committed < 10*seeds || crashes < seeds || served < seeds || lost == 0 || compactions < seeds || snapshotsSent == 0 {
 		t.Fatalf("the schedules did too little to test anything")
 	}
+	for p, k := range readyCrashes {
+		if k < seeds/20 {
+			t.Fatalf("only %d crashes at %v: the schedules did too little to test it", k, crashPoint(p))
+		}
+	}
 }
 
-func runSchedule(t *testing.T, n int, seed uint64, steps int) *cluster {
+// The harness has teeth: a host that lets a vote leave without it on disk
+// (the term is persisted, the vote is not) lets a node that crashes and
+// comes back vote again in the same term. The random schedules catch it
+// within a few hundred, wherever their seeds start.
+func TestRandomSchedulesCatchAVoteNotPersisted(t *testing.T) {
+	const within = 500
+	for _, first := range []uint64{1, 100_001, 200_001} {
+		caughtBy := 0
+		for seed := first; seed < first+within && caughtBy == 0; seed++ {
+			ct := &catcher{TB: t}
+			if ct.run(func() { runSchedule(ct, 3+2*int(seed%2), seed, 5000, voteNotPersisted) }) {
+				caughtBy = int(seed - first + 1)
+				t.Logf("seeds from %d: caught by schedule %d: %s", first, caughtBy, ct.failure)
+			}
+		}
+		if caughtBy == 0 {
+			t.Errorf("seeds from %d: %d schedules passed with votes not persisted", first, within)
+		}
+	}
+}
+
+// catcher stands in for the test in a schedule that should fail: the first
+// failure ends the schedule, and is kept.
+type catcher struct {
+	testing.TB
+	failure string
+}
+
+// caught is what a catcher panics with to end the schedule.
+type caught struct{}
+
+func (c *catcher) Fatalf(format string, args ...any) {
+	c.failure = fmt.Sprintf(format, args...)
+	panic(caught{})
+}
+
+func (c *catcher) Errorf(format string, args ...any) { c.Fatalf(format, args...) }
+
+func (c *catcher) Helper() {}
+
+// run runs f and reports whether it failed: a check, or a Raft invariant
+// that panicked.
+func (c *catcher) run(f func()) (failed bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if _, ok := p.(caught); !ok {
+				c.failure = fmt.Sprint("panic: ", p)
+			}
+			failed = true
+		}
+	}()
+	f()
+	return false
+}
+
+// seededTB prefixes failures with what replays them.
+type seededTB struct {
+	testing.TB
+	prefix string
+}
+
+func (s seededTB) Fatalf(format string, args ...any) {
+	s.TB.Helper()
+	s.TB.Fatalf(s.prefix+format, args...)
+}
+
+func (s seededTB) Errorf(format string, args ...any) {
+	s.TB.Helper()
+	s.TB.Errorf(s.prefix+format, args...)
+}
+
+// runSchedule runs one random schedule of n nodes, with the host's bug
+// planted.
+func runSchedule(t testing.TB, n int, seed uint64, steps int, bug hostBug) *cluster {
 	c := newCluster(t, n, seed)
 	r := c.rand
+	c.host = hostOrder(r.IntN(int(hostOrders)))
+	c.crashRate = [...]float64{0.002, 0.01, 0.03}[r.IntN(3)]
+	for p := range crashPoints {
+		if r.IntN(2) == 0 {
+			c.crashAt = append(c.crashAt, p)
+		}
+	}
+	if len(c.crashAt) == 0 {
+		c.crashAt = []crashPoint{crashPoint(r.IntN(int(crashPoints)))}
+	}
+	c.bug = bug
+	c.t = seededTB{t, fmt.Sprintf("seed %d (%d nodes, %v host, %v of Readys crashed in at %v): ", seed, n, c.host, c.crashRate, c.crashAt)}
+	t = c.t
+
 	for range steps {
 		switch p := r.IntN(1000); {
 		case p < 200:
 			c.tick(r.IntN(n))
-		case p < 820:
+		case p < 760:
 			if len(c.inflight) == 0 {
 				continue
 			}
@@ -602,6 +1040,17 @@ func runSchedule(t *testing.T, n int, seed uint64, steps int) *cluster {
 				c.deliver(k, true) // delivered twice
 			default:
 				c.deliver(k, false)
+			}
+		case p < 820:
+			// A pipelined host's sync ends.
+			var syncing []int
+			for i, m := range c.members {
+				if m.work != nil {
+					syncing = append(syncing, i)
+				}
+			}
+			if len(syncing) > 0 {
+				c.sync(syncing[r.IntN(len(syncing))])
 			}
 		case p < 900:
 			if l, ok := c.leader(); ok {
@@ -633,7 +1082,11 @@ func runSchedule(t *testing.T, n int, seed uint64, steps int) *cluster {
 		}
 	}
 
+	// Heal: no more crashes, the syncs under way end, and every node comes
+	// back.
+	c.healed = true
 	for a := range n {
+		c.sync(a)
 		clear(c.cut[a])
 		if !c.members[a].up {
 			c.restart(a)
@@ -643,7 +1096,7 @@ func runSchedule(t *testing.T, n int, seed uint64, steps int) *cluster {
 	idx, err := c.propose(l)
 	for tries := 0; err != nil; tries++ { // too many uncommitted: let them commit first
 		if tries == 500 {
-			t.Fatalf("seed %d: proposals refused for 500 rounds after healing: %v", seed, err)
+			t.Fatalf("proposals refused for 500 rounds after healing: %v", err)
 		}
 		for i := range n {
 			c.tick(i)
@@ -660,14 +1113,14 @@ func runSchedule(t *testing.T, n int, seed uint64, steps int) *cluster {
 	}
 	for i, m := range c.members {
 		if uint64(len(m.applied)) < idx {
-			t.Errorf("seed %d: node %d applied %d entries; the final proposal at %d never reached it", seed, i, len(m.applied), idx)
+			t.Errorf("node %d applied %d entries; the final proposal at %d never reached it", i, len(m.applied), idx)
 		}
 	}
 	l, _ = c.leader()
 	for idx, e := range c.committed {
 		got, ok := c.members[l].entryAt(t, idx)
 		if !ok || got.Term != e.Term || !bytes.Equal(got.Data, e.Data) {
-			t.Errorf("seed %d: committed entry %d (t%d) is not in leader %d's log", seed, idx, e.Term, l)
+			t.Errorf("committed entry %d (t%d) is not in leader %d's log", idx, e.Term, l)
 		}
 	}
 	c.checkLogMatching()
