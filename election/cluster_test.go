@@ -154,8 +154,12 @@ type cluster struct {
 	// How the host handles a Ready, and how it crashes in the middle of
 	// one: with probability crashRate a Ready is crashed in, at one of
 	// the points crashAt (at random; where the point comes up more than
-	// once in the Ready, at one of them at random).
+	// once in the Ready, at one of them at random). Events between two
+	// Readys: a turn goes on after each with chance batch, and a pipelined
+	// host's sync takes them until it ends, with chance syncRate a step.
 	host      hostOrder
+	batch     float64
+	syncRate  float64
 	crashRate float64
 	crashAt   []crashPoint
 	bug       hostBug
@@ -163,9 +167,12 @@ type cluster struct {
 	// end at once.
 	healed bool
 
-	leaders       map[uint64]core.NodeID // term -> the leader seen in it
-	votes         map[voter]core.NodeID  // the vote a node's messages showed in a term
-	committed     map[uint64]Entry       // index -> the entry applied there
+	leaders map[uint64]core.NodeID // term -> the leader seen in it
+	votes   map[voter]core.NodeID  // the vote a node's messages showed in a term
+	// leaderLogs holds, for each term, the term of the entry at each index
+	// of its leader's log, as the leader's appends showed it.
+	leaderLogs    map[uint64]map[uint64]uint64
+	committed     map[uint64]Entry // index -> the entry applied there
 	proposals     int
 	crashes       int              // between Readys, by the schedule
 	readyCrashes  [crashPoints]int // in the middle of a Ready, by point
@@ -184,12 +191,13 @@ type cluster struct {
 
 func newCluster(t testing.TB, n int, seed uint64) *cluster {
 	c := &cluster{
-		t:         t,
-		rand:      rand.New(rand.NewPCG(seed, 1)),
-		leaders:   map[uint64]core.NodeID{},
-		votes:     map[voter]core.NodeID{},
-		committed: map[uint64]Entry{},
-		readFloor: map[uint64]uint64{},
+		t:          t,
+		rand:       rand.New(rand.NewPCG(seed, 1)),
+		leaders:    map[uint64]core.NodeID{},
+		votes:      map[voter]core.NodeID{},
+		leaderLogs: map[uint64]map[uint64]uint64{},
+		committed:  map[uint64]Entry{},
+		readFloor:  map[uint64]uint64{},
 	}
 	var peers []core.NodeID
 	for i := range n {
@@ -382,6 +390,17 @@ func (c *cluster) run(i int, w *readyWork) {
 	m.r.Advance(w.rd)
 }
 
+// turn ends node i's turn after an event (a message, a tick, a proposal,
+// a read) and handles its Readys; or, with chance batch, lets the turn go
+// on, as the cluster node's host does: it steps every message of a turn and
+// takes one Ready at its end (Flush).
+func (c *cluster) turn(i int) {
+	if !c.healed && c.batch > 0 && c.rand.Float64() < c.batch {
+		return
+	}
+	c.process(i)
+}
+
 // sync ends node i's background sync, and the rest of the Ready that
 // waited for it.
 func (c *cluster) sync(i int) {
@@ -473,8 +492,8 @@ func sameEntry(a, b Entry) bool {
 // send puts node i's messages on the network, once what they rely on is on
 // its disk: a message of a term only once the term is (pre-votes, which
 // name a term the sender would stand in, aside), a vote only once it is
-// the node's one vote in that term, an acknowledgement only of entries on
-// the disk.
+// the node's one vote in that term, an acknowledgement only of the
+// leader's entries, on the disk.
 func (c *cluster) send(i int, msgs []Message) {
 	m := c.members[i]
 	for _, msg := range msgs {
@@ -489,9 +508,21 @@ func (c *cluster) send(i int, msgs []Message) {
 			c.voted(i, msg.Term, core.NodeID(i))
 		case msg.Type == MsgVoteResp && !msg.Reject:
 			c.voted(i, msg.Term, msg.To)
-		case msg.Type == MsgAppResp && !msg.Reject && msg.Index > m.lastDiskIndex():
-			c.t.Fatalf("node %d acknowledged index %d with its disk ending at %d: %v", i, msg.Index, m.lastDiskIndex(), msg)
+		case msg.Type == MsgAppResp && !msg.Reject && msg.Index > 0:
+			d, ok := m.entryAt(c.t, msg.Index)
+			if !ok {
+				c.t.Fatalf("node %d acknowledged index %d with its disk ending at %d: %v", i, msg.Index, m.lastDiskIndex(), msg)
+			}
+			if t, ok := c.leaderLogs[msg.Term][msg.Index]; ok && t != d.Term {
+				c.t.Fatalf("node %d acknowledged the entry at %d of term %d's leader, of term %d, with one of term %d on its disk: %v", i, msg.Index, msg.Term, t, d.Term, msg)
+			}
+		case msg.Type == MsgApp:
+			c.leaderEntry(i, msg.Term, msg.Index, msg.LogTerm)
+			for _, e := range msg.Entries {
+				c.leaderEntry(i, msg.Term, e.Index, e.Term)
+			}
 		case msg.Type == MsgSnap:
+			c.leaderEntry(i, msg.Term, msg.Snapshot.Index, msg.Snapshot.Term)
 			c.snapshotsSent++
 		}
 		// Every message crosses the wire encoding.
@@ -501,6 +532,21 @@ func (c *cluster) send(i int, msgs []Message) {
 		}
 		c.inflight = append(c.inflight, dec)
 	}
+}
+
+// leaderEntry records that node i, leading in term, has an entry of
+// entryTerm at index: a leader's log only grows in its term, so its appends
+// never disagree.
+func (c *cluster) leaderEntry(i int, term, index, entryTerm uint64) {
+	log := c.leaderLogs[term]
+	if log == nil {
+		log = map[uint64]uint64{}
+		c.leaderLogs[term] = log
+	}
+	if t, ok := log[index]; ok && t != entryTerm {
+		c.t.Fatalf("node %d, leading in term %d, sent the entry at %d with term %d; term %d before", i, term, index, entryTerm, t)
+	}
+	log[index] = entryTerm
 }
 
 // voted records that node i's messages showed a vote for node v in term:
@@ -552,7 +598,10 @@ func (c *cluster) apply(i int, rd Ready) {
 }
 
 // checkCommitted checks that entry e, applied by node i, is what every
-// other node applied at its index.
+// other node applied at its index; and, applied the first time, that a
+// majority's disks hold it: every acknowledgement the leader counted left
+// once the entry was on its sender's disk, and no disk loses it after
+// (dropping).
 func (c *cluster) checkCommitted(i int, e Entry) {
 	if prev, ok := c.committed[e.Index]; ok {
 		if prev.Term != e.Term || !bytes.Equal(prev.Data, e.Data) {
@@ -560,6 +609,15 @@ func (c *cluster) checkCommitted(i int, e Entry) {
 		}
 	} else {
 		c.committed[e.Index] = e
+		held := 0
+		for _, o := range c.members {
+			if d, ok := o.entryAt(c.t, e.Index); ok && sameEntry(d, e) {
+				held++
+			}
+		}
+		if held <= len(c.members)/2 {
+			c.t.Fatalf("node %d applied entry %d (t%d %q), committed, which only %d of %d disks hold", i, e.Index, e.Term, e.Data, held, len(c.members))
+		}
 	}
 	c.maxApplied = max(c.maxApplied, e.Index)
 }
@@ -591,7 +649,7 @@ func (c *cluster) compact(i int) {
 func (c *cluster) tick(i int) {
 	if m := c.members[i]; m.up {
 		m.r.Tick()
-		c.process(i)
+		c.turn(i)
 	}
 }
 
@@ -607,7 +665,7 @@ func (c *cluster) deliver(k int, dup bool) {
 		return
 	}
 	c.members[to].r.Step(msg)
-	c.process(to)
+	c.turn(to)
 }
 
 // deliverAll delivers until nothing is in flight. Messages beget messages,
@@ -626,7 +684,7 @@ func (c *cluster) propose(i int) (uint64, error) {
 	m := c.members[i]
 	c.proposals++
 	idx, err := m.r.Propose(fmt.Appendf(nil, "p%d", c.proposals))
-	c.process(i)
+	c.turn(i)
 	return idx, err
 }
 
@@ -637,7 +695,7 @@ func (c *cluster) read(i int) bool {
 		return false
 	}
 	c.readFloor[c.nextRead] = c.maxApplied
-	c.process(i)
+	c.turn(i)
 	return true
 }
 
@@ -880,12 +938,12 @@ func TestConfigIsValidated(t *testing.T) {
 // Random schedules: messages lost, repeated and reordered, links cut and
 // healed, nodes crashing and coming back from their disks alone, proposals
 // at whoever leads, reads, compactions. Each schedule picks how its host
-// handles a Ready (hostOrder) and where in one it crashes nodes
-// (crashPoint), besides the crashes between Readys. Safety is checked after
-// every step (see cluster); at the end the network heals, every node comes
-// back, and a proposal must commit everywhere (liveness), with every
-// committed entry in the leader's log (leader completeness) and the logs
-// matching.
+// handles a Ready (hostOrder), how many events its turns and syncs take in
+// between two, and where in one it crashes nodes (crashPoint), besides the
+// crashes between Readys. Safety is checked after every step (see
+// cluster); at the end the network heals, every node comes back, and a
+// proposal must commit everywhere (liveness), with every committed entry in
+// the leader's log (leader completeness) and the logs matching.
 func TestRandomSchedulesAreSafe(t *testing.T) {
 	seeds, steps := 2000, 5000
 	if testing.Short() {
@@ -1012,6 +1070,10 @@ func runSchedule(t testing.TB, n int, seed uint64, steps int, bug hostBug) *clus
 	r := c.rand
 	c.host = hostOrder(r.IntN(int(hostOrders)))
 	c.crashRate = [...]float64{0.002, 0.01, 0.03}[r.IntN(3)]
+	// From a fast disk to one that stalls for hundreds of steps, during
+	// which elections come and go.
+	c.syncRate = [...]float64{0.3, 0.05, 0.01, 0.003}[r.IntN(4)]
+	c.batch = [...]float64{0, 0.5, 0.8}[r.IntN(3)]
 	for p := range crashPoints {
 		if r.IntN(2) == 0 {
 			c.crashAt = append(c.crashAt, p)
@@ -1021,14 +1083,23 @@ func runSchedule(t testing.TB, n int, seed uint64, steps int, bug hostBug) *clus
 		c.crashAt = []crashPoint{crashPoint(r.IntN(int(crashPoints)))}
 	}
 	c.bug = bug
-	c.t = seededTB{t, fmt.Sprintf("seed %d (%d nodes, %v host, %v of Readys crashed in at %v): ", seed, n, c.host, c.crashRate, c.crashAt)}
+	host := c.host.String()
+	if c.host == pipelined {
+		host += fmt.Sprintf(" (a sync ends with chance %v a step)", c.syncRate)
+	}
+	c.t = seededTB{t, fmt.Sprintf("seed %d (%d nodes, %s host, turns going on with chance %v, %v of Readys crashed in at %v): ", seed, n, host, c.batch, c.crashRate, c.crashAt)}
 	t = c.t
 
 	for range steps {
+		for i, m := range c.members {
+			if m.work != nil && r.Float64() < c.syncRate {
+				c.sync(i)
+			}
+		}
 		switch p := r.IntN(1000); {
 		case p < 200:
 			c.tick(r.IntN(n))
-		case p < 760:
+		case p < 820:
 			if len(c.inflight) == 0 {
 				continue
 			}
@@ -1040,17 +1111,6 @@ func runSchedule(t testing.TB, n int, seed uint64, steps int, bug hostBug) *clus
 				c.deliver(k, true) // delivered twice
 			default:
 				c.deliver(k, false)
-			}
-		case p < 820:
-			// A pipelined host's sync ends.
-			var syncing []int
-			for i, m := range c.members {
-				if m.work != nil {
-					syncing = append(syncing, i)
-				}
-			}
-			if len(syncing) > 0 {
-				c.sync(syncing[r.IntN(len(syncing))])
 			}
 		case p < 900:
 			if l, ok := c.leader(); ok {
@@ -1087,6 +1147,9 @@ func runSchedule(t testing.TB, n int, seed uint64, steps int, bug hostBug) *clus
 	c.healed = true
 	for a := range n {
 		c.sync(a)
+		if c.members[a].up {
+			c.process(a) // the turn under way ends
+		}
 		clear(c.cut[a])
 		if !c.members[a].up {
 			c.restart(a)
@@ -1287,5 +1350,89 @@ func TestOlderTermEntriesCommitOnlyWithOneOfThisTerm(t *testing.T) {
 	r.Step(Message{Type: MsgAppResp, From: 1, To: 0, Term: 2, Index: 3})
 	if c := r.Committed(); c != 3 {
 		t.Fatalf("commit index %d once the term-2 entry is on a majority; want 3", c)
+	}
+}
+
+// An append waiting in the node for the next Ready keeps the entries it was
+// made with, whatever happens to the log meanwhile. A leader deposed while
+// its Ready's entries sync cuts its log for the new leader's entries; its
+// queued appends of the old term must not show those (random schedules had
+// a leader of term 3 send an entry of term 4, after an entry of its own log:
+// a follower taking it breaks Log Matching).
+func TestQueuedAppendsKeepTheirEntries(t *testing.T) {
+	cfg := DefaultConfig(0, []core.NodeID{0, 1, 2}, testRand{rand.New(rand.NewPCG(1, 1))})
+	cfg.HardState = HardState{Term: 1, Vote: None, Commit: 1}
+	cfg.Entries = []Entry{{Term: 1, Index: 1}}
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r.State() == Follower {
+		r.Tick()
+	}
+	r.Step(Message{Type: MsgPreVoteResp, From: 1, To: 0, Term: 2})
+	r.Step(Message{Type: MsgVoteResp, From: 1, To: 0, Term: 2})
+	for r.HasReady() {
+		r.Advance(r.Ready()) // the no-op of term 2, at index 2, sent
+	}
+	for _, d := range []string{"a", "b"} {
+		if _, err := r.Propose([]byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Tick() // a heartbeat with entries 3 and 4, queued for the next Ready
+	// Deposed by the leader of term 3, whose entry 3 replaces ours.
+	r.Step(Message{Type: MsgApp, From: 1, To: 0, Term: 3, Index: 2, LogTerm: 2, Entries: []Entry{{Term: 3, Index: 3, Data: []byte("x")}}})
+	n := 0
+	for _, m := range r.Ready().Messages {
+		if m.Type != MsgApp {
+			continue
+		}
+		n++
+		for _, e := range m.Entries {
+			if want := []string{"a", "b"}[e.Index-3]; e.Term != 2 || string(e.Data) != want {
+				t.Errorf("term %d append to %d carries entry %d=(t%d %q); want (t2 %q)", m.Term, m.To, e.Index, e.Term, e.Data, want)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no append was queued")
+	}
+}
+
+// A follower that acknowledged an older leader's entries, and before its
+// next Ready takes a newer leader's entries that cut them, or a snapshot
+// that replaces them, must not send that acknowledgement: what it vouches
+// for will never be on its disk (random schedules had a node acknowledge
+// index 15 with its disk ending at 14).
+func TestAcksOfCutEntriesDoNotLeave(t *testing.T) {
+	for name, newer := range map[string]Message{
+		"entries":  {Type: MsgApp, From: 2, To: 1, Term: 3, Index: 2, LogTerm: 2, Entries: []Entry{{Term: 3, Index: 3}}},
+		"snapshot": {Type: MsgSnap, From: 2, To: 1, Term: 3, Snapshot: &Snapshot{Index: 5, Term: 3}},
+	} {
+		cfg := DefaultConfig(1, []core.NodeID{0, 1, 2}, testRand{rand.New(rand.NewPCG(1, 1))})
+		cfg.HardState = HardState{Term: 2, Vote: None}
+		cfg.Entries = []Entry{{Term: 1, Index: 1}, {Term: 2, Index: 2}}
+		r, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The leader of term 2 sends entries 3 and 4, then the leader of
+		// term 3 its own: one Ready for both.
+		r.Step(Message{Type: MsgApp, From: 0, To: 1, Term: 2, Index: 2, LogTerm: 2, Entries: []Entry{{Term: 2, Index: 3}, {Term: 2, Index: 4}}})
+		r.Step(newer)
+		acked := false
+		for _, m := range r.Ready().Messages {
+			if m.Type != MsgAppResp || m.Reject {
+				continue
+			}
+			if m.Term == 2 && m.Index >= 3 {
+				t.Errorf("%s: %v leaves, acknowledging entries that were cut", name, m)
+			}
+			acked = acked || (m.To == 2 && m.Index >= 3)
+		}
+		if !acked {
+			t.Errorf("%s: the leader of term 3 gets no acknowledgement", name)
+		}
 	}
 }

@@ -483,6 +483,11 @@ func (r *Raft) sendAppend(i int, to core.NodeID, heartbeat bool) {
 	if len(ents) == 0 && !heartbeat {
 		return
 	}
+	// The message gets its own copy of the entries: it may wait (for the
+	// next Ready, or in the host's hands while the Ready's entries sync)
+	// while this node, deposed, takes a newer leader's entries, which
+	// maybeAppend writes over the log's in place.
+	ents = slices.Clone(ents)
 	// Pipelining: assume the entries arrive; a refusal moves next back.
 	pr.next += uint64(len(ents))
 	r.send(Message{Type: MsgApp, To: to, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed, Context: r.readRound})
@@ -605,6 +610,7 @@ func (r *Raft) handleSnapshot(m Message) {
 		// The log has it all: only the commit index moves.
 		r.log.commitTo(s.Index)
 	default:
+		r.forgetAcksFrom(r.log.committed + 1)
 		r.log.restore(*s)
 		r.snapshot, r.pendingSnapshot = s, s
 	}
@@ -619,6 +625,17 @@ func (r *Raft) handleAppend(m Message) {
 		r.send(Message{Type: MsgAppResp, To: m.From, Index: r.log.committed, Context: m.Context})
 		return
 	}
+	if r.log.matchTerm(m.Index, m.LogTerm) {
+		// Where an entry conflicts with ours, maybeAppend cuts the log.
+		for _, e := range m.Entries {
+			if t, ok := r.log.term(e.Index); !ok || t != e.Term {
+				if ok {
+					r.forgetAcksFrom(e.Index)
+				}
+				break
+			}
+		}
+	}
 	lastNew, ok := r.log.maybeAppend(m.Index, m.LogTerm, m.Entries)
 	if !ok {
 		r.send(Message{Type: MsgAppResp, To: m.From, Index: m.Index, Reject: true, RejectHint: min(m.Index, r.log.lastIndex()), Context: m.Context})
@@ -626,6 +643,18 @@ func (r *Raft) handleAppend(m Message) {
 	}
 	r.log.commitTo(min(m.Commit, lastNew))
 	r.send(Message{Type: MsgAppResp, To: m.From, Index: lastNew, Context: m.Context})
+}
+
+// forgetAcksFrom drops the acknowledgements waiting for the next Ready that
+// vouch for the log from index on, which is about to be cut for a newer
+// leader's entries or replaced by a snapshot: what they acknowledge will
+// never be on this node's disk. (Many messages are stepped between two
+// Readys: a turn's, and all those of a background sync.) They are for an
+// older leader, to whom a lost message is nothing new.
+func (r *Raft) forgetAcksFrom(index uint64) {
+	r.msgs = slices.DeleteFunc(r.msgs, func(m Message) bool {
+		return m.Type == MsgAppResp && !m.Reject && m.Index >= index
+	})
 }
 
 func (r *Raft) handleAppendResp(i int, m Message) {
