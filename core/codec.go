@@ -29,8 +29,18 @@ var decodeOptions = json.WithUnmarshalers(json.UnmarshalFromFunc(decodeRequest))
 // it is refused (see promiseFields). Limits and values
 // (an empty key, a missing value of set, the rules of client sessions) are
 // Validate's, which also sees the requests that never were JSON.
-func DecodeRequest(line []byte) (*Request, *Response) {
-	d := new(decodedRequest)
+func DecodeRequest(line []byte) (*Request, *Response) { return Codec{}.DecodeRequest(line) }
+
+// Codec is the protocol codec with a planted bug, for the simulator's tests
+// only (its wire runs every request and response through it); servers use
+// DecodeRequest and AppendResponse, which are the zero Codec's.
+type Codec struct {
+	Mutation Mutation
+}
+
+// DecodeRequest is the package's DecodeRequest, with c's mutation.
+func (c Codec) DecodeRequest(line []byte) (*Request, *Response) {
+	d := &decodedRequest{mutation: c.Mutation}
 	req := &d.req
 	err := json.Unmarshal(line, d, decodeOptions)
 	if err == nil {
@@ -49,8 +59,9 @@ func DecodeRequest(line []byte) (*Request, *Response) {
 // decodedRequest is a request and the string its Value points to, so that
 // the two are one allocation.
 type decodedRequest struct {
-	req   Request
-	value string
+	req      Request
+	value    string
+	mutation Mutation
 }
 
 // requestField is one member of a request object, as a bit of a set.
@@ -258,6 +269,9 @@ func decodeRequest(dec *jsontext.Decoder, d *decodedRequest) error {
 			if v, err = dec.ReadValue(); err == nil {
 				if req.ID = oneLineID(v); req.ID == nil {
 					err = &requestError{"malformed request: the id holds a newline; a request is one line"}
+				}
+				if d.mutation == MutRequestIDAliasesLine && req.ID != nil {
+					req.ID = v
 				}
 			}
 		case "op":
@@ -473,9 +487,16 @@ func uitoa(n uint64) string {
 // where the encoder would reformat it (drop its spaces, rewrite its
 // escapes) or omit an empty one; and every response passes here, so it
 // costs no allocation. Status, rare and nested, is left to json.Marshal.
-func AppendResponse(dst []byte, resp *Response) []byte {
+func AppendResponse(dst []byte, resp *Response) []byte { return Codec{}.AppendResponse(dst, resp) }
+
+// AppendResponse is the package's AppendResponse, with c's mutation.
+func (c Codec) AppendResponse(dst []byte, resp *Response) []byte {
 	dst = append(dst, '{')
-	if len(resp.ID) > 0 {
+	idBytesMin := 1
+	if c.Mutation == MutResponseIDOffByOne {
+		idBytesMin = 2
+	}
+	if len(resp.ID) >= idBytesMin {
 		// An id that is not one valid JSON value on one line would break
 		// the stream for every later response; DecodeRequest only makes
 		// good ones.
@@ -501,7 +522,11 @@ func AppendResponse(dst []byte, resp *Response) []byte {
 	}
 	if e := resp.Error; e != nil {
 		dst = append(dst, `,"error":{"code":`...)
-		dst = appendString(dst, e.Code)
+		code := e.Code
+		if c.Mutation == MutErrorCodeIsMessage {
+			code = e.Message
+		}
+		dst = appendString(dst, code)
 		dst = append(dst, `,"message":`...)
 		dst = appendString(dst, e.Message)
 		if e.Leader != "" {

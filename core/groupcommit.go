@@ -27,6 +27,9 @@ type GroupCommit struct {
 	bytesAdded int64
 
 	syncing bool // the previous batch's fsync is in flight
+
+	// mutation plants a bug, for the simulator's tests (SingleConfig).
+	mutation Mutation
 }
 
 // NewGroupCommit starts batching into log. batchBytesMax bounds the records
@@ -57,7 +60,7 @@ func (g *GroupCommit) Add(typ byte, payload []byte) uint64 {
 	// batch's last record stays in memory until Commit marks it as the
 	// batch's end (recovery needs that mark to tell damage from a torn
 	// tail).
-	if len(g.batch) >= g.batchBytesMax && !g.syncing {
+	if len(g.batch) >= g.batchBytesMax && (!g.syncing || g.mutation == MutEarlyWriteWhileSyncing) {
 		g.writeOut()
 	}
 	index := g.log.nextIndex
@@ -136,7 +139,9 @@ func (g *GroupCommit) Commit(inline bool, durable func(error)) (writeErr, fatal 
 	// Add keeps the last record in memory, so it is there to mark.
 	assert(g.lastInBatch >= 0, "GroupCommit: the batch's last record was written before Commit")
 	g.batch[g.lastInBatch+8] |= recordBatchEnd
-	putCRC(g.batch[g.lastInBatch:])
+	if g.mutation != MutBatchEndStaleCRC {
+		putCRC(g.batch[g.lastInBatch:])
+	}
 	g.writeOut()
 	if g.writeErr != nil {
 		writeErr = g.writeErr
@@ -148,6 +153,14 @@ func (g *GroupCommit) Commit(inline bool, durable func(error)) (writeErr, fatal 
 	if async && !inline {
 		g.syncing = true
 		name := g.log.lastName()
+		if ack := durable; g.mutation == MutAckBeforeSync {
+			ack(nil) // the sync's failure still stops the node, too late
+			durable = func(err error) {
+				if err != nil {
+					ack(err)
+				}
+			}
+		}
 		af.SyncAsync(func(err error) {
 			assert(g.syncing, "a sync completed with none in flight")
 			g.syncing = false
@@ -171,8 +184,15 @@ func (g *GroupCommit) undo() error {
 	if err := g.log.Truncate(g.start); err != nil {
 		return fmt.Errorf("cannot undo a failed write (%v), stopping: %w", g.writeErr, err)
 	}
+	if g.mutation == MutUndoNotSynced {
+		g.log.nextIndex = g.firstIndex
+		return nil
+	}
 	if err := g.log.Sync(); err != nil {
 		return fmt.Errorf("fsync failed while undoing a failed write (%v), stopping: %w", g.writeErr, err)
+	}
+	if g.mutation == MutUndoKeepsIndex {
+		return nil
 	}
 	g.log.nextIndex = g.firstIndex
 	return nil

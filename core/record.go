@@ -123,9 +123,18 @@ func encodeDelete(dst []byte, key string) []byte {
 	return append(dst, key...)
 }
 
-func encodeBulkSet(dst []byte, items []KV) []byte {
+func encodeBulkSet(dst []byte, items []KV) []byte { return encodeBulkSetWith(dst, items, MutNone) }
+
+// encodeBulkSetWith is encodeBulkSet with a planted mutation (a single
+// node's SingleConfig.Mutation).
+func encodeBulkSetWith(dst []byte, items []KV, mut Mutation) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(items)))
 	for _, kv := range items {
+		if mut == MutBulkLengthsFirst {
+			dst = binary.AppendUvarint(binary.AppendUvarint(dst, uint64(len(kv.Key))), uint64(len(kv.Value)))
+			dst = append(append(dst, kv.Key...), kv.Value...)
+			continue
+		}
 		dst = binary.AppendUvarint(dst, uint64(len(kv.Key)))
 		dst = append(dst, kv.Key...)
 		dst = binary.AppendUvarint(dst, uint64(len(kv.Value)))
@@ -142,14 +151,18 @@ var ErrForeignLog = errors.New("the log was written by another kind of node")
 
 // decodeCommand returns the writes a record carries. For a delete, the value
 // of the single item is unused.
-func decodeCommand(rec Record) ([]KV, error) {
+func decodeCommand(rec Record) ([]KV, error) { return decodeCommandWith(rec, MutNone) }
+
+// decodeCommandWith is decodeCommand with a planted mutation (a single
+// node's SingleConfig.Mutation).
+func decodeCommandWith(rec Record, mut Mutation) ([]KV, error) {
 	if rec.Type == RecordEntry {
 		return nil, fmt.Errorf("%w: a Raft entry (this data directory belongs to a cluster node)", ErrForeignLog)
 	}
-	return decodeWrites(rec.Type, rec.Payload)
+	return decodeWrites(rec.Type, rec.Payload, mut)
 }
 
-func decodeWrites(typ byte, p []byte) ([]KV, error) {
+func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, error) {
 	str := func(n uint64) (string, bool) {
 		if n > uint64(len(p)) {
 			return "", false
@@ -171,6 +184,9 @@ func decodeWrites(typ byte, p []byte) ([]KV, error) {
 		kl, ok := uvarint()
 		if !ok {
 			return nil, errPayload
+		}
+		if mut == MutSetKeyLenOffByOne && kl > 0 {
+			kl--
 		}
 		key, ok := str(kl)
 		if !ok {
@@ -313,7 +329,7 @@ func DecodeCommand(p []byte) (Command, error) {
 	default:
 		return c, fmt.Errorf("%w: command type %d", errPayload, typ)
 	}
-	items, err := decodeWrites(typ, p)
+	items, err := decodeWrites(typ, p, MutNone)
 	c.Items = items
 	return c, err
 }

@@ -18,6 +18,9 @@ type SingleConfig struct {
 	// BatchBytesMax bounds the records a turn buffers in memory before
 	// writing them out (still synced once, at the end of the turn).
 	BatchBytesMax int
+	// Mutation plants a bug, for the simulator's tests only (package sim,
+	// cmd/sim --mutations); cmd/node never sets it.
+	Mutation Mutation
 }
 
 // DefaultSingleConfig is the configuration cmd/node uses unless told otherwise.
@@ -75,13 +78,14 @@ func NewSingleNode(cfg SingleConfig) *SingleNode {
 // Start recovers the store: the newest snapshot, then the log after it.
 func (n *SingleNode) Start(env Env) error {
 	n.env = env
-	rec, err := RecoverSnapshot(env.Disk)
+	rec, err := recoverSnapshot(env.Disk, n.cfg.Mutation)
 	if err != nil {
 		return err
 	}
 	n.store = rec.Store
+	n.store.mutation = n.cfg.Mutation
 	w, err := OpenLog(env.Disk, rec.Names, rec.Index, func(r Record) error {
-		items, err := decodeCommand(r)
+		items, err := decodeCommandWith(r, n.cfg.Mutation)
 		if err != nil {
 			return err
 		}
@@ -98,7 +102,9 @@ func (n *SingleNode) Start(env Env) error {
 	}
 	n.log = w
 	n.gc = NewGroupCommit(w, n.cfg.BatchBytesMax)
+	n.gc.mutation = n.cfg.Mutation
 	n.snaps = NewSnapshotter(&n.env, w, n.cfg.SnapshotLogBytesMin, rec.Index, rec.Bytes)
+	n.snaps.mutation = n.cfg.Mutation
 	n.beginBatch()
 	env.logf("recovered %d keys: snapshot at index %d, log through index %d", n.store.Len(), rec.Index, w.nextIndex-1)
 	return nil
@@ -127,6 +133,10 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 		value, ok := n.store.Get(req.Key)
 		if !ok {
 			n.queue(reply, ErrorResponse(CodeNotFound, "key %q not found", req.Key), false)
+			return
+		}
+		if n.cfg.Mutation == MutReadBeforeDurable {
+			reply(Response{OK: true, Value: &value})
 			return
 		}
 		n.queue(reply, Response{OK: true, Value: &value}, false)
@@ -162,7 +172,15 @@ func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV) 
 	case recordDelete:
 		payload = encodeDelete(nil, items[0].Key)
 	case recordBulkSet:
-		payload = encodeBulkSet(nil, items)
+		if n.cfg.Mutation == MutBulkSetRecordPerItem {
+			last := len(items) - 1
+			for _, kv := range items[:last] {
+				n.gc.Add(recordSet, encodeSet(nil, kv.Key, kv.Value))
+			}
+			typ, payload = recordSet, encodeSet(nil, items[last].Key, items[last].Value)
+			break
+		}
+		payload = encodeBulkSetWith(nil, items, n.cfg.Mutation)
 	}
 	if recordHeaderBytes+len(payload) > recordBytesMax {
 		n.queue(reply, ErrorResponse(CodeTooLarge, "write is %d bytes encoded; the log's record limit is %d", len(payload), recordBytesMax), false)
@@ -240,7 +258,9 @@ func (n *SingleNode) sendReplies(replies []pendingReply) {
 // out of the log) out of the store, and fails its writes and the reads that
 // may have seen them.
 func (n *SingleNode) undoBatch(cause error) {
-	n.store.rollback(n.undos)
+	if n.cfg.Mutation != MutUndoSkipped {
+		n.store.rollback(n.undos)
+	}
 	code := CodeIOError
 	if errors.Is(cause, ErrDiskFull) {
 		code = CodeDiskFull
@@ -295,8 +315,14 @@ func (n *SingleNode) rollOrSnapshot() {
 		// The store already holds the open batch's writes; the snapshot is
 		// of the state just before them, which the batch's undos give back.
 		state := n.store.Clone()
-		state.rollback(n.undos)
-		n.snaps.Start(state, n.gc.FirstIndex()-1, SnapshotMeta{}, n.gc.BytesAdded())
+		if n.cfg.Mutation != MutSnapshotHasOpenBatch {
+			state.rollback(n.undos)
+		}
+		index := n.gc.FirstIndex() - 1
+		if n.cfg.Mutation == MutSnapshotIndexOffByOne {
+			index++
+		}
+		n.snaps.Start(state, index, SnapshotMeta{}, n.gc.BytesAdded())
 	}
 }
 

@@ -130,6 +130,7 @@ type snapshotWriter struct {
 	failAtStep int // debug_simulate_fail: fail at this step; <0 never
 	steps      int
 	buf        []byte
+	mutation   Mutation // a planted bug, for the simulator's tests (SingleConfig)
 }
 
 // Sizes of snapshot work per turn. A chunk is small enough that a turn
@@ -187,6 +188,9 @@ func (w *snapshotWriter) step(d Disk) (bool, error) {
 		}
 		w.needSync = true
 	}
+	if w.mutation == MutSnapshotNotSynced {
+		w.needSync = false
+	}
 	if w.needSync {
 		w.needSync, w.unsynced = false, 0
 		if af, ok := w.file.(AsyncFile); ok {
@@ -231,7 +235,11 @@ func (w *snapshotWriter) writeChunk() error {
 		assert(w.count == uint64(w.clone.Len()), "snapshot wrote every key once")
 		w.buf = binary.LittleEndian.AppendUint32(w.buf, snapEndMarker)
 		w.buf = binary.LittleEndian.AppendUint64(w.buf, w.count)
-		w.crc = crc32.Update(w.crc, crcTable, w.buf)
+		covered := w.buf
+		if w.mutation == MutSnapshotCRCBeforeTrailer {
+			covered = w.buf[:len(w.buf)-4-8]
+		}
+		w.crc = crc32.Update(w.crc, crcTable, covered)
 		w.buf = binary.LittleEndian.AppendUint32(w.buf, w.crc)
 	} else {
 		w.crc = crc32.Update(w.crc, crcTable, w.buf)

@@ -35,6 +35,7 @@ type Snapshotter struct {
 	simFail    bool
 	retryAfter int64
 	timer      Timer
+	mutation   Mutation // a planted bug, for the simulator's tests (SingleConfig)
 }
 
 // NewSnapshotter manages the snapshots of a node whose newest durable
@@ -75,6 +76,7 @@ func (s *Snapshotter) Start(state *Store, index uint64, meta SnapshotMeta, added
 		s.Fail(err)
 		return
 	}
+	w.mutation = s.mutation
 	s.w = w
 	s.logBase = added
 }
@@ -111,6 +113,9 @@ func (s *Snapshotter) Step() uint64 {
 func (s *Snapshotter) finish() uint64 {
 	w := s.w
 	s.w = nil
+	if s.mutation == MutLogRemovedBeforeDirSync {
+		_ = s.log.RemoveBefore(w.index)
+	}
 	if err := s.env.Disk.SyncDir(); err != nil {
 		// The rename may or may not be durable; either way the log is whole,
 		// so recovery works from whichever snapshot it finds.
@@ -178,7 +183,11 @@ type Recovered struct {
 // unfinished and older ones. A read that fails or does not check out is
 // retried a few times before it is believed: a transient read error is not
 // damage.
-func RecoverSnapshot(d Disk) (*Recovered, error) {
+func RecoverSnapshot(d Disk) (*Recovered, error) { return recoverSnapshot(d, MutNone) }
+
+// recoverSnapshot is RecoverSnapshot with a planted mutation (a single
+// node's SingleConfig.Mutation).
+func recoverSnapshot(d Disk, mut Mutation) (*Recovered, error) {
 	names, err := d.List()
 	if err != nil {
 		return nil, fmt.Errorf("listing data directory: %w", err)
@@ -202,6 +211,9 @@ func RecoverSnapshot(d Disk) (*Recovered, error) {
 		return r, nil
 	}
 	newest := snaps[len(snaps)-1]
+	if mut == MutRecoverOldestSnapshot {
+		newest = snaps[0]
+	}
 	var data []byte
 	for range readAttempts { // a transient read error is not damage
 		if data, err = d.ReadFile(newest); err != nil {

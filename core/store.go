@@ -17,6 +17,8 @@ func entryLess(a, b entry) bool { return a.key < b.key }
 // copy-on-write, so a snapshot can walk a frozen copy while writes go on.
 type Store struct {
 	tree *btree.BTreeG[entry]
+	// mutation plants a bug, for the simulator's tests (SingleConfig).
+	mutation Mutation
 }
 
 // NewStore returns an empty store.
@@ -33,6 +35,9 @@ func (s *Store) Get(key string) (string, bool) {
 // Set stores value under key and returns the previous value, if any.
 func (s *Store) Set(key, value string) (old string, existed bool) {
 	e, existed := s.tree.ReplaceOrInsert(entry{key: key, value: value})
+	if s.mutation == MutSetReturnsNewValue {
+		return value, existed
+	}
 	return e.value, existed
 }
 
@@ -47,7 +52,12 @@ func (s *Store) Len() int { return s.tree.Len() }
 
 // Clone returns a copy-on-write copy: later writes to either do not show in
 // the other, and the clone costs O(1) until one side writes.
-func (s *Store) Clone() *Store { return &Store{tree: s.tree.Clone()} }
+func (s *Store) Clone() *Store {
+	if s.mutation == MutCloneSharesTree {
+		return &Store{tree: s.tree, mutation: s.mutation}
+	}
+	return &Store{tree: s.tree.Clone(), mutation: s.mutation}
+}
 
 // Ascend calls f for every key >= from in order until f returns false.
 func (s *Store) Ascend(from string, f func(key, value string) bool) {
@@ -68,6 +78,9 @@ type undo struct {
 func (s *Store) rollback(undos []undo) {
 	for i := len(undos) - 1; i >= 0; i-- {
 		u := undos[i]
+		if s.mutation == MutRollbackOldestFirst {
+			u = undos[len(undos)-1-i]
+		}
 		if u.existed {
 			s.Set(u.key, u.value)
 		} else {

@@ -2,10 +2,12 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"dkv/checks"
 	"dkv/core"
 	"dkv/election"
 )
@@ -54,10 +56,14 @@ var modes = map[string]Mode{
 		Name:  "single",
 		Nodes: 1,
 		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string)) core.Node {
-			if mutation != "" {
-				panic("sim: the single node has no mutations: " + mutation)
-			}
 			cfg := core.DefaultSingleConfig()
+			if mutation != "" {
+				m, err := core.ParseMutation(mutation)
+				if err != nil {
+					panic(err)
+				}
+				cfg.Mutation = m
+			}
 			cfg.SegmentBytesMax = mix.SegBytes
 			cfg.SnapshotLogBytesMin = mix.SnapBytes
 			cfg.BatchBytesMax = mix.BatchMax
@@ -150,4 +156,108 @@ func LookupMode(name string) (Mode, error) {
 		return Mode{}, fmt.Errorf("unknown mode %q (have %s)", name, strings.Join(Modes(), ", "))
 	}
 	return m, nil
+}
+
+// PlantedMutation is a bug of the mutation catalogue and the mode whose
+// runs plant it.
+type PlantedMutation struct{ Name, Mode string }
+
+// MutationCatalogue lists every planted bug (a realistic one- or two-line
+// mistake, set only through a node's config): the storage engine's, the
+// single node's and the protocol codec's (core.Mutations) in mode single,
+// the Raft node's (election.Mutations) in mode cluster. A new mode adds its
+// own here.
+func MutationCatalogue() []PlantedMutation {
+	var out []PlantedMutation
+	for _, m := range core.Mutations() {
+		out = append(out, PlantedMutation{Name: m.String(), Mode: "single"})
+	}
+	for _, m := range election.Mutations() {
+		out = append(out, PlantedMutation{Name: m.String(), Mode: "cluster"})
+	}
+	return out
+}
+
+// The mutation test's budget: each planted bug must be caught within
+// MutationSeeds seeds of MutationOps requests each.
+const (
+	MutationSeeds = 500
+	MutationOps   = 300
+)
+
+// CatchConfig is how CatchMutation hunts.
+type CatchConfig struct {
+	Seeds int // seeds 1..Seeds; default MutationSeeds
+	Ops   int // requests per seed; default MutationOps
+	// Want lists the checks a catch must come from; nil: any check.
+	Want []string
+	// OnSeed, if set, is called after each seed with the mutation planted
+	// (for a progress line).
+	OnSeed func(seed uint64)
+	// Logf, if set, hears of seeds that failed but do not count.
+	Logf func(format string, args ...any)
+}
+
+// Catch is what CatchMutation found.
+type Catch struct {
+	PlantedMutation
+	Caught bool
+	// Seed caught it; seeds run from 1, so it is also the seeds it took.
+	Seed uint64
+	// Check is the check that caught it (of the first finding that
+	// counts), Finding that finding's first line.
+	Check, Finding string
+	Seeds          int // seeds run with the mutation
+}
+
+// CatchMutation runs seeds in order with the mutation planted and stops at
+// the first that fails with it, by a check that counts, and passes without
+// it: a catch is the mutation's, not a failure the shipped code shares.
+func CatchMutation(m PlantedMutation, cc CatchConfig) Catch {
+	if cc.Seeds == 0 {
+		cc.Seeds = MutationSeeds
+	}
+	if cc.Ops == 0 {
+		cc.Ops = MutationOps
+	}
+	logf := cc.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	c := Catch{PlantedMutation: m}
+	for seed := uint64(1); seed <= uint64(cc.Seeds); seed++ {
+		r := Run(Config{Seed: seed, Mode: m.Mode, Mutation: m.Name, Ops: cc.Ops, NoReport: true})
+		c.Seeds++
+		if cc.OnSeed != nil {
+			cc.OnSeed(seed)
+		}
+		if !r.Failed() {
+			continue
+		}
+		var counts *checks.Finding
+		for i := range r.Findings {
+			if cc.Want == nil || slices.Contains(cc.Want, r.Findings[i].Check) {
+				counts = &r.Findings[i]
+				break
+			}
+		}
+		if counts == nil {
+			logf("seed %d: caught, as %s", seed, findingLine(r.Findings[0]))
+			continue
+		}
+		if healthy := Run(Config{Seed: seed, Mode: m.Mode, Ops: cc.Ops, NoReport: true}); healthy.Failed() {
+			logf("seed %d: fails without the mutation too: %s", seed, findingLine(healthy.Findings[0]))
+			continue
+		}
+		c.Caught, c.Seed, c.Check = true, seed, counts.Check
+		c.Finding = findingLine(*counts)
+		return c
+	}
+	return c
+}
+
+// findingLine is the first line of a finding.
+func findingLine(f checks.Finding) string {
+	s, _, _ := strings.Cut(f.String(), "\n")
+	return s
 }

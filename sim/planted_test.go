@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"slices"
 	"testing"
 
 	"dkv/election"
@@ -39,26 +38,11 @@ func TestCatchesClusterMutations(t *testing.T) {
 
 // catchMutation runs seeds in order with the mutation planted and returns
 // the first that fails with it, by one of the wanted checks, and passes
-// without it.
+// without it (CatchMutation).
 func catchMutation(t *testing.T, mode, mutation string, seeds int, want []string) (uint64, bool) {
-	for seed := uint64(1); seed <= uint64(seeds); seed++ {
-		r := Run(Config{Seed: seed, Mode: mode, Mutation: mutation, Ops: 300, NoReport: true})
-		if !r.Failed() {
-			continue
-		}
-		wanted := false
-		for _, f := range r.Findings {
-			wanted = wanted || slices.Contains(want, f.Check)
-		}
-		if !wanted {
-			t.Logf("seed %d: caught, as %s", seed, firstLine(r.Findings))
-			continue
-		}
-		if healthy := Run(Config{Seed: seed, Mode: mode, Ops: 300, NoReport: true}); healthy.Failed() {
-			continue // the real node fails this seed too: not the mutation's catch
-		}
-		t.Logf("seed %d: %s", seed, firstLine(r.Findings))
-		return seed, true
+	c := CatchMutation(PlantedMutation{Name: mutation, Mode: mode}, CatchConfig{Seeds: seeds, Want: want, Logf: t.Logf})
+	if c.Caught {
+		t.Logf("seed %d: %s", c.Seed, c.Finding)
 	}
-	return 0, false
+	return c.Seed, c.Caught
 }

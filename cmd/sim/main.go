@@ -5,6 +5,8 @@
 //	go run ./cmd/sim --seeds 500 --start 90000 --workers 1
 //	go run ./cmd/sim --seeds 200 --determinism      # every seed twice, hashes compared
 //	go run ./cmd/sim --seeds 1 --start 7 --ops 10000  # one long history (porcupine figure)
+//	go run ./cmd/sim --mutations                    # the kill table of the planted bugs
+//	go run ./cmd/sim --mutation undo-skipped -v     # one planted bug, and the seeds that did not count
 //
 // Each seed is an independent, single-threaded run, so seeds are spread over
 // --workers goroutines without changing any result.
@@ -34,7 +36,21 @@ func main() {
 	tail := flag.Int("tail", 40, "trace entries shown per failure")
 	reports := flag.String("reports", "", "directory for porcupine reports (default: $TMPDIR/dkv-sim)")
 	verbose := flag.Bool("v", false, "print a line per seed")
+	mutations := flag.Bool("mutations", false, fmt.Sprintf("run every planted bug of the catalogue (seeds 1..%d each, %d ops, unless --seeds or --ops say otherwise) and print the kill table", sim.MutationSeeds, sim.MutationOps))
+	mutation := flag.String("mutation", "", "run one planted bug of the catalogue, as --mutations does")
 	flag.Parse()
+	if *mutations || *mutation != "" {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		cc := sim.CatchConfig{Seeds: sim.MutationSeeds, Ops: sim.MutationOps}
+		if set["seeds"] {
+			cc.Seeds = *seeds
+		}
+		if set["ops"] {
+			cc.Ops = *ops
+		}
+		os.Exit(runMutations(*mutation, cc, max(*workers, 1), *verbose))
+	}
 	if _, err := sim.LookupMode(*mode); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -170,6 +186,132 @@ func progress(mu *sync.Mutex, st *stats, n int, began time.Time, stop chan struc
 		el := time.Since(began)
 		line := fmt.Sprintf("[%d/%d seeds] %d failed, %d ops, %.0f ops/s, %v elapsed",
 			st.seeds, n, st.failures, st.ops, float64(st.ops)/el.Seconds(), el.Round(time.Second))
+		mu.Unlock()
+		if tty {
+			fmt.Fprintf(os.Stderr, "\r%s ", line)
+		} else {
+			fmt.Fprintln(os.Stderr, line)
+		}
+	}
+}
+
+// runMutations runs the planted bugs of the catalogue (or the one called
+// only), each on its own worker, and prints the kill table: whether the
+// simulator caught it within the seeds, at which seed, by which check.
+func runMutations(only string, cc sim.CatchConfig, workers int, verbose bool) int {
+	var list []sim.PlantedMutation
+	for _, m := range sim.MutationCatalogue() {
+		if only == "" || m.Name == only {
+			list = append(list, m)
+		}
+	}
+	if len(list) == 0 {
+		var names []string
+		for _, m := range sim.MutationCatalogue() {
+			names = append(names, m.Name)
+		}
+		fmt.Fprintf(os.Stderr, "no mutation called %q; the catalogue: %s\n", only, strings.Join(names, ", "))
+		return 2
+	}
+	began := time.Now()
+	var mu sync.Mutex
+	var st stats // seeds: run with a mutation; failures: mutations done
+	catches := make([]sim.Catch, len(list))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				c := cc
+				c.OnSeed = func(uint64) {
+					mu.Lock()
+					st.seeds++
+					mu.Unlock()
+				}
+				if verbose {
+					name := list[i].Name
+					c.Logf = func(format string, args ...any) {
+						mu.Lock()
+						fmt.Printf("%s: %s\n", name, fmt.Sprintf(format, args...))
+						mu.Unlock()
+					}
+				}
+				catch := sim.CatchMutation(list[i], c)
+				mu.Lock()
+				catches[i] = catch
+				st.failures++
+				mu.Unlock()
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	go mutationProgress(&mu, &st, len(list), began, stop)
+	for i := range list {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(stop)
+	fmt.Fprintln(os.Stderr)
+
+	fmt.Printf("%-28s %-8s %-6s %6s  %-16s %s\n", "mutation", "mode", "caught", "seeds", "check", "finding")
+	var took []int
+	missed := 0
+	for _, c := range catches {
+		if !c.Caught {
+			missed++
+			fmt.Printf("%-28s %-8s %-6s %6s  %-16s %s\n", c.Name, c.Mode, "NO", fmt.Sprintf(">%d", c.Seeds), "-", "")
+			continue
+		}
+		took = append(took, int(c.Seed))
+		finding := c.Finding
+		if len(finding) > 100 {
+			finding = finding[:100] + "…"
+		}
+		fmt.Printf("%-28s %-8s %-6s %6d  %-16s %s\n", c.Name, c.Mode, "yes", c.Seed, c.Check, finding)
+	}
+	sort.Ints(took)
+	fmt.Printf("kill rate: %d of %d caught within %d seeds (%d ops each), in %v\n",
+		len(took), len(catches), cc.Seeds, cc.Ops, time.Since(began).Round(time.Millisecond))
+	if len(took) > 0 {
+		fmt.Printf("seeds to catch: median %s, worst %d (of the caught)\n", median(took), took[len(took)-1])
+	}
+	if missed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// median of sorted values.
+func median(v []int) string {
+	if n := len(v); n%2 == 1 {
+		return fmt.Sprint(v[n/2])
+	} else if v[n/2-1] == v[n/2] {
+		return fmt.Sprint(v[n/2])
+	} else {
+		return fmt.Sprintf("%.1f", float64(v[n/2-1]+v[n/2])/2)
+	}
+}
+
+// mutationProgress prints a status line, as progress does.
+func mutationProgress(mu *sync.Mutex, st *stats, n int, began time.Time, stop chan struct{}) {
+	fi, _ := os.Stderr.Stat()
+	tty := fi != nil && fi.Mode()&os.ModeCharDevice != 0
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for i := 1; ; i++ {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		if !tty && i%10 != 0 {
+			continue
+		}
+		mu.Lock()
+		line := fmt.Sprintf("[%d/%d mutations] %d seeds run, %v elapsed", st.failures, n, st.seeds, time.Since(began).Round(time.Second))
 		mu.Unlock()
 		if tty {
 			fmt.Fprintf(os.Stderr, "\r%s ", line)

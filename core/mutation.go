@@ -1,0 +1,157 @@
+package core
+
+import "fmt"
+
+// Mutation is a deliberate bug: a realistic one- or two-line mistake in the
+// storage engine, the single node or the protocol codec, planted only by
+// tests that prove the simulator catches it (package sim's mutation test and
+// cmd/sim --mutations). A node built by cmd/node never has one: nothing
+// outside those sets SingleConfig.Mutation or Codec.Mutation, and the parts
+// that need it (GroupCommit, Snapshotter, Store, the snapshot writer, …) get
+// it from the node as a field, never from a global.
+type Mutation uint8
+
+const (
+	MutNone Mutation = iota
+
+	// Log records and the writes they carry (record.go).
+
+	// MutSetKeyLenOffByOne: replaying a set record, the decoder reads the
+	// key one byte short, so its last byte goes to the value.
+	MutSetKeyLenOffByOne
+	// MutBulkLengthsFirst: a bulk_set record is encoded with each item's
+	// key and value lengths in front of both strings (the snapshot's entry
+	// layout), where the decoder expects length, key, length, value.
+	MutBulkLengthsFirst
+
+	// Group commit and the undo of a failed batch (groupcommit.go).
+
+	// MutAckBeforeSync: with a background fsync, the batch is reported
+	// durable when the fsync starts instead of when it is done.
+	MutAckBeforeSync
+	// MutBatchEndStaleCRC: the batch-end bit is set in the last record's
+	// type byte without recomputing the record's checksum.
+	MutBatchEndStaleCRC
+	// MutUndoKeepsIndex: a batch whose write failed is cut from the file,
+	// but its indexes are not given back, so the next batch leaves a gap.
+	MutUndoKeepsIndex
+	// MutUndoNotSynced: the truncate that cuts a failed batch out of the
+	// log is not synced before the log goes on.
+	MutUndoNotSynced
+	// MutEarlyWriteWhileSyncing: a large batch is written out early even
+	// while the previous batch's fsync is in flight.
+	MutEarlyWriteWhileSyncing
+
+	// The snapshot file (snapshot.go) and its life cycle (snapshotter.go).
+
+	// MutSnapshotNotSynced: the snapshot is renamed into place without
+	// syncing its file.
+	MutSnapshotNotSynced
+	// MutSnapshotCRCBeforeTrailer: the checksum is computed before the
+	// trailer (end marker and count) is appended, so it does not cover it.
+	MutSnapshotCRCBeforeTrailer
+	// MutRecoverOldestSnapshot: recovery loads the first snapshot in the
+	// listing (the oldest) instead of the last (the newest).
+	MutRecoverOldestSnapshot
+	// MutLogRemovedBeforeDirSync: a finished snapshot removes the log
+	// segments it covers before the directory sync that makes its rename
+	// durable.
+	MutLogRemovedBeforeDirSync
+
+	// The single node (single.go).
+
+	// MutSnapshotIndexOffByOne: a snapshot of the state before the open
+	// batch is labelled with the batch's first index instead of the one
+	// before it.
+	MutSnapshotIndexOffByOne
+	// MutSnapshotHasOpenBatch: the snapshot's clone keeps the open batch's
+	// writes (the undo that takes them out is skipped).
+	MutSnapshotHasOpenBatch
+	// MutReadBeforeDurable: a read is answered at once, though it may have
+	// seen a write whose batch is not durable yet.
+	MutReadBeforeDurable
+	// MutUndoSkipped: a batch whose write failed is answered with errors
+	// but its writes stay in the store.
+	MutUndoSkipped
+	// MutBulkSetRecordPerItem: a bulk_set is logged as one set record per
+	// item instead of one record, so a crash can keep part of it.
+	MutBulkSetRecordPerItem
+
+	// The store (store.go).
+
+	// MutRollbackOldestFirst: undoing a batch restores its keys oldest
+	// write first, so a key written twice ends at its middle value.
+	MutRollbackOldestFirst
+	// MutSetReturnsNewValue: Set reports the value it stored as the
+	// previous one, so undo information holds the new value.
+	MutSetReturnsNewValue
+	// MutCloneSharesTree: Clone returns a store sharing the tree, not a
+	// copy-on-write copy.
+	MutCloneSharesTree
+
+	// The protocol codec (codec.go).
+
+	// MutResponseIDOffByOne: a response echoes the request's id only when
+	// it is longer than one byte.
+	MutResponseIDOffByOne
+	// MutErrorCodeIsMessage: an error response carries its message in the
+	// code field.
+	MutErrorCodeIsMessage
+	// MutRequestIDAliasesLine: a request's id is kept as a slice of the
+	// line it was read from, which the connection reuses for the next one.
+	MutRequestIDAliasesLine
+
+	mutationEnd
+)
+
+var mutationNames = [...]string{
+	MutNone:                     "none",
+	MutSetKeyLenOffByOne:        "set-key-len-off-by-one",
+	MutBulkLengthsFirst:         "bulk-lengths-first",
+	MutAckBeforeSync:            "ack-before-sync",
+	MutBatchEndStaleCRC:         "batch-end-stale-crc",
+	MutUndoKeepsIndex:           "undo-keeps-index",
+	MutUndoNotSynced:            "undo-not-synced",
+	MutEarlyWriteWhileSyncing:   "early-write-while-syncing",
+	MutSnapshotNotSynced:        "snapshot-not-synced",
+	MutSnapshotCRCBeforeTrailer: "snapshot-crc-before-trailer",
+	MutRecoverOldestSnapshot:    "recover-oldest-snapshot",
+	MutLogRemovedBeforeDirSync:  "log-removed-before-dirsync",
+	MutSnapshotIndexOffByOne:    "snapshot-index-off-by-one",
+	MutSnapshotHasOpenBatch:     "snapshot-has-open-batch",
+	MutReadBeforeDurable:        "read-before-durable",
+	MutUndoSkipped:              "undo-skipped",
+	MutBulkSetRecordPerItem:     "bulk-set-record-per-item",
+	MutRollbackOldestFirst:      "rollback-oldest-first",
+	MutSetReturnsNewValue:       "set-returns-new-value",
+	MutCloneSharesTree:          "clone-shares-tree",
+	MutResponseIDOffByOne:       "response-id-off-by-one",
+	MutErrorCodeIsMessage:       "error-code-is-message",
+	MutRequestIDAliasesLine:     "request-id-aliases-line",
+}
+
+func (m Mutation) String() string {
+	if m < mutationEnd {
+		return mutationNames[m]
+	}
+	return fmt.Sprintf("mutation(%d)", uint8(m))
+}
+
+// Mutations lists the planted bugs, MutNone excluded.
+func Mutations() []Mutation {
+	var out []Mutation
+	for m := MutNone + 1; m < mutationEnd; m++ {
+		out = append(out, m)
+	}
+	return out
+}
+
+// ParseMutation returns the mutation called name.
+func ParseMutation(name string) (Mutation, error) {
+	for m := MutNone; m < mutationEnd; m++ {
+		if mutationNames[m] == name {
+			return m, nil
+		}
+	}
+	return MutNone, fmt.Errorf("core: no mutation called %q", name)
+}

@@ -1,0 +1,77 @@
+package sim
+
+import (
+	"testing"
+
+	"dkv/core"
+)
+
+// notCaughtYet names the planted bugs that the simulator is known to miss
+// within MutationSeeds seeds, and why: each is a gap in the fault model or
+// the workload, not a bug to hide. The test still runs them: a miss is
+// skipped with its reason (never passed in silence), and a catch is logged
+// with the line to delete here.
+var notCaughtYet = map[string]string{
+	"undo-not-synced": "the simulated disk cannot lose a truncate: File.Truncate drops the unsynced bytes it cuts for good, " +
+		"so the failed batch's bytes never come back at a crash (a real kernel may have written them back before the truncate, " +
+		"whose size change is then lost without an fsync)",
+	"snapshot-has-open-batch": "the extra writes in the snapshot show only when the batch in which the snapshot starts fails " +
+		"to write, the snapshot survives, and the node restarts from it before any later write to the same keys: " +
+		"with today's write-error rates and a handful of keys that did not happen in 3,000 seeds",
+	"early-write-while-syncing": "two unsynced batches sharing the log's tail matter only when a crash keeps a later one " +
+		"and not an earlier one; today's tears keep a prefix of the unsynced bytes (the sector-granular tears in progress catch it)",
+	"log-removed-before-dirsync": "today a crash keeps or loses every directory change since the last SyncDir together, " +
+		"so the removal cannot outlive the rename it should follow (directory entries lost one by one, in progress, catch it)",
+}
+
+// TestCatchesMutations plants each bug of the catalogue (MutationCatalogue:
+// realistic one- or two-line mistakes in the storage engine, the single
+// node, the protocol codec and the Raft node) and requires the simulator
+// alone — no unit test — to catch it within MutationSeeds seeds: a seed
+// that fails with the bug and passes without it.
+func TestCatchesMutations(t *testing.T) {
+	skipWhenReplaying(t)
+	for _, m := range MutationCatalogue() {
+		t.Run(m.Mode+"/"+m.Name, func(t *testing.T) {
+			t.Parallel()
+			why, known := notCaughtYet[m.Name]
+			if known && testing.Short() {
+				t.Skipf("not caught within %d seeds, known: %s", MutationSeeds, why)
+			}
+			c := CatchMutation(m, CatchConfig{Logf: t.Logf})
+			switch {
+			case c.Caught && known:
+				t.Logf("caught at seed %d by %s (%s), though listed in notCaughtYet: delete its line there", c.Seed, c.Check, c.Finding)
+			case c.Caught:
+				t.Logf("caught at seed %d by %s: %s", c.Seed, c.Check, c.Finding)
+			case known:
+				t.Skipf("not caught within %d seeds, known: %s", c.Seeds, why)
+			default:
+				t.Fatalf("mutation %s went unnoticed for %d seeds", m.Name, c.Seeds)
+			}
+		})
+	}
+}
+
+// The catalogue's names are unique (cmd/sim --mutation picks one by name),
+// and every entry of notCaughtYet is in it.
+func TestMutationCatalogue(t *testing.T) {
+	seen := map[string]bool{}
+	for _, m := range MutationCatalogue() {
+		if seen[m.Name] {
+			t.Errorf("two mutations called %s", m.Name)
+		}
+		seen[m.Name] = true
+		if _, err := LookupMode(m.Mode); err != nil {
+			t.Errorf("%s: %v", m.Name, err)
+		}
+	}
+	for name := range notCaughtYet {
+		if !seen[name] {
+			t.Errorf("notCaughtYet lists %s, which is not in the catalogue", name)
+		}
+	}
+	if n := len(core.Mutations()); n < 16 {
+		t.Errorf("core plants %d mutations; the catalogue wants at least 16 of the storage engine, node and codec", n)
+	}
+}
