@@ -50,6 +50,9 @@ const (
 	// MutSnapshotCRCBeforeTrailer: the checksum is computed before the
 	// trailer (end marker and count) is appended, so it does not cover it.
 	MutSnapshotCRCBeforeTrailer
+	// MutSnapshotChecksumIgnored: a snapshot whose checksum does not match
+	// is loaded anyway, as long as its entries parse.
+	MutSnapshotChecksumIgnored
 	// MutRecoverOldestSnapshot: recovery loads the first snapshot in the
 	// listing (the oldest) instead of the last (the newest).
 	MutRecoverOldestSnapshot
@@ -115,6 +118,7 @@ var mutationNames = [...]string{
 	MutEarlyWriteWhileSyncing:   "early-write-while-syncing",
 	MutSnapshotNotSynced:        "snapshot-not-synced",
 	MutSnapshotCRCBeforeTrailer: "snapshot-crc-before-trailer",
+	MutSnapshotChecksumIgnored:  "snapshot-checksum-ignored",
 	MutRecoverOldestSnapshot:    "recover-oldest-snapshot",
 	MutLogRemovedBeforeDirSync:  "log-removed-before-dirsync",
 	MutSnapshotIndexOffByOne:    "snapshot-index-off-by-one",

@@ -220,7 +220,7 @@ func recoverSnapshot(d Disk, mut Mutation) (*Recovered, error) {
 			err = fmt.Errorf("reading %s: %w", newest, err)
 			continue
 		}
-		if r.Store, r.Index, r.Meta, err = LoadSnapshot(newest, data); err == nil {
+		if r.Store, r.Index, r.Meta, err = loadSnapshotWith(newest, data, mut); err == nil {
 			break
 		}
 	}

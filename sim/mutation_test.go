@@ -18,6 +18,10 @@ var notCaughtYet = map[string]string{
 	"snapshot-has-open-batch": "the extra writes in the snapshot show only when the batch in which the snapshot starts fails " +
 		"to write, the snapshot survives, and the node restarts from it before any later write to the same keys: " +
 		"with today's write-error rates and a handful of keys that did not happen in 3,000 seeds",
+	"snapshot-checksum-ignored": "the only damage a snapshot meets today is a read flip while the faults are on, " +
+		"and a flipped value loaded then is overwritten by the log replayed after the snapshot or by later writes before " +
+		"anyone reads it; the final restart, whose reads would see it, runs without faults (corruption at rest of " +
+		"synced snapshot sectors, in progress, is what should catch it)",
 	"early-write-while-syncing": "two unsynced batches sharing the log's tail matter only when a crash keeps a later one " +
 		"and not an earlier one; today's tears keep a prefix of the unsynced bytes (the sector-granular tears in progress catch it)",
 	"log-removed-before-dirsync": "today a crash keeps or loses every directory change since the last SyncDir together, " +
