@@ -78,9 +78,9 @@ const (
 	// state and the entries; send every message; apply; Advance.
 	byContract hostOrder = iota
 	// likeTheNode: as the cluster node does (Node.handleReady). Persist the
-	// snapshot and the hard state; send the leader's appends and
-	// snapshots, which vouch for nothing on this node's disk; apply; and
-	// only then persist the entries and send the other messages.
+	// snapshot and the hard state; apply; send the leader's appends and
+	// snapshots, which vouch for nothing on this node's disk; and only then
+	// persist the entries and send the other messages.
 	likeTheNode
 	// pipelined: likeTheNode, with the entries syncing in the background
 	// while the node takes messages, ticks, proposals and reads, as the
@@ -318,13 +318,13 @@ func (c *cluster) plan(i int, rd Ready) *readyWork {
 				rest = append(rest, msg)
 			}
 		}
+		// Committed entries are on disk already (Raft hands out only
+		// those): the node applies them while the Ready's entries sync.
+		add(next(), func() { c.apply(i, rd) })
 		if len(early) > 0 {
 			add(next(), func() { c.send(i, early) })
 			sentEarly = true
 		}
-		// Committed entries are on disk already (Raft hands out only
-		// those): the node applies them while the Ready's entries sync.
-		add(next(), func() { c.apply(i, rd) })
 	}
 	switch {
 	case len(rd.Entries) == 0:
