@@ -1,8 +1,10 @@
 package core
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,18 +121,76 @@ func TestScanSegmentMidLogCorruption(t *testing.T) {
 	}
 }
 
-// Damage inside the final batch is indistinguishable from a torn write of
-// that batch, which was never synced: it is truncated, not refused.
-func TestScanSegmentDamageInFinalBatchIsTorn(t *testing.T) {
-	var data []byte
+// finalBatch is a synced batch (record 1) and a final batch of records 2
+// and 3, each with a value of valueBytes, followed by reserved zeros.
+func finalBatch(valueBytes int) (data []byte, second, third int) {
 	data = appendRecord(data, recordSet|recordBatchEnd, 1, encodeSet(nil, "a", "1"))
-	second := len(data)
-	data = appendRecord(data, recordSet, 2, encodeSet(nil, "b", "2"))
-	data = appendRecord(data, recordSet|recordBatchEnd, 3, encodeSet(nil, "c", "3"))
-	data[second+recordHeaderBytes] ^= 0xff
-	recs, valid, err := scanSegment("wal-x.log", data, 1)
-	if err != nil || len(recs) != 1 || valid != second {
-		t.Fatalf("got %d records, valid %d, err %v", len(recs), valid, err)
+	second = len(data)
+	data = appendRecord(data, recordSet, 2, encodeSet(nil, "b", strings.Repeat("2", valueBytes)))
+	third = len(data)
+	data = appendRecord(data, recordSet|recordBatchEnd, 3, encodeSet(nil, "c", strings.Repeat("3", valueBytes)))
+	return append(data, make([]byte, 4*SectorBytes)...), second, third
+}
+
+// A torn write of the final batch may leave any of its sectors unwritten
+// (zeros), in any order: a hole in the final batch is torn there, not
+// refused, and loses only the unsynced batch.
+func TestScanSegmentHoleInFinalBatchIsTorn(t *testing.T) {
+	data, second, third := finalBatch(1500)
+	end := len(bytes.TrimRight(data, "\x00"))
+	for s := second / SectorBytes * SectorBytes; s < end; s += SectorBytes {
+		torn := slices.Clone(data)
+		clear(torn[max(s, second):min(s+SectorBytes, len(torn))])
+		// Records before the hole are whole and kept: none of the
+		// unsynced batch was acknowledged, and each is one request.
+		wantRecs, wantValid := 1, second
+		if s >= third {
+			wantRecs, wantValid = 2, third
+		}
+		recs, valid, err := scanSegment("wal-x.log", torn, 1)
+		if err != nil || len(recs) != wantRecs || valid != wantValid {
+			t.Fatalf("sector at %d unwritten: got %d records, valid %d, err %v; want %d, %d", s, len(recs), valid, err, wantRecs, wantValid)
+		}
+	}
+}
+
+// A write cut short in the final batch (an I/O error part-way, then a
+// crash before the undo) leaves a record's first bytes and zeros after
+// them: torn, wherever the cut falls.
+func TestScanSegmentShortWriteIsTorn(t *testing.T) {
+	data, second, third := finalBatch(100)
+	end := len(bytes.TrimRight(data, "\x00"))
+	for cut := second + 1; cut < end-zeroTailMin; cut++ {
+		torn := slices.Clone(data)
+		clear(torn[cut:])
+		wantRecs, wantValid := 1, second
+		if cut >= third {
+			wantRecs, wantValid = 2, third
+		}
+		if cut == third {
+			continue // a clean cut between records
+		}
+		recs, valid, err := scanSegment("wal-x.log", torn, 1)
+		if err != nil || len(recs) != wantRecs || valid != wantValid {
+			t.Fatalf("cut at %d: got %d records, valid %d, err %v; want %d, %d", cut, len(recs), valid, err, wantRecs, wantValid)
+		}
+	}
+}
+
+// Damage at rest inside the final batch — bits flipped in a record that is
+// otherwise whole, its length field included — is not what a torn write
+// leaves: the batch was synced and perhaps acknowledged, so recovery
+// refuses rather than cut it.
+func TestScanSegmentDamageAtRestInFinalBatchIsRefused(t *testing.T) {
+	data, second, _ := finalBatch(100)
+	for _, at := range []int{second, second + 1, second + 2, second + 6, second + recordHeaderBytes, second + 60} {
+		for bit := range 8 {
+			bad := slices.Clone(data)
+			bad[at] ^= 1 << bit
+			if recs, _, err := scanSegment("wal-x.log", bad, 1); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("bit %d of byte %d flipped: got %d records, err %v; want ErrCorrupt", bit, at, len(recs), err)
+			}
+		}
 	}
 }
 

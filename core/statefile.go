@@ -8,19 +8,23 @@ import (
 )
 
 // StateFile keeps one small piece of state durable, such as a Raft node's
-// term and vote. Each Save appends a record
+// term and vote. The file starts with stateMagic; each Save appends a record
 //
-//	[length u32][crc32c u32][payload]
+//	[length u32][crc32c of payload u32][crc32c of the 8 bytes before u32][payload]
 //
 // and syncs it; the last valid record is the state. A record that fails its
-// checksum at the very end of the file is a Save that a crash cut short: the
-// Save never returned, so nothing relied on it, and it is ignored (and
-// logged). A state is never empty: eight zero bytes, as a tail that a
-// crash left zero-filled reads, would pass for an empty state's record
-// (length 0, and 0 is the crc32c of nothing), so a record of length 0 ends
-// the scan like any damaged one. The file is rewritten from scratch
-// (temporary file, sync, rename, directory sync) once it grows past
-// stateFileBytesMax.
+// checksums at the very end of the file, in the shape a torn write leaves,
+// is a Save that a crash cut short: the Save never returned, so nothing
+// relied on it, and it is ignored (and logged). The shapes: the file ends
+// inside the record whose header checks out (so its length can be trusted),
+// or a sector of the record was never written (zeros). Any other damage — a
+// whole record with flipped bits, a sector of other bytes — may hit a state
+// that was relied on (a vote sent), so it is refused, as is a bad record
+// followed by a valid one. A state is never empty, so that a record of
+// zeros is never valid. The file is rewritten from scratch (temporary file,
+// sync, rename, directory sync) once it grows past stateFileBytesMax, and
+// when a file of the first format (no magic, 8-byte headers, whose length
+// could not be trusted) is opened.
 type StateFile struct {
 	disk Disk
 	name string
@@ -32,9 +36,11 @@ type StateFile struct {
 }
 
 const (
-	stateHeaderBytes  = 8
-	stateBytesMax     = 64 << 10 // one payload
-	stateFileBytesMax = 256 << 10
+	stateMagic         = "DKVSTAT2"
+	stateHeaderBytes   = 12
+	stateV1HeaderBytes = 8
+	stateBytesMax      = 64 << 10 // one payload
+	stateFileBytesMax  = 256 << 10
 )
 
 // OpenStateFile opens (or creates) the state file called name and returns
@@ -73,21 +79,28 @@ func OpenStateFile(d Disk, name string, logf func(string, ...any)) (*StateFile, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading %s: %w", name, err)
 		}
-		state, valid = scanStates(data)
-		if valid == len(data) {
+		state, valid, err = parseStates(name, data)
+		if err == nil && valid == len(data) {
 			break
 		}
-		again, err := d.ReadFile(name)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading %s: %w", name, err)
+		again, rerr := d.ReadFile(name)
+		if rerr != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", name, rerr)
 		}
 		if bytes.Equal(again, data) {
+			if err != nil {
+				return nil, nil, err
+			}
 			logf("%s: ignoring %d bytes after offset %d (a save cut short by a crash)", name, len(data)-valid, valid)
 			break
 		}
 		if attempt+1 >= readAttempts {
 			return nil, nil, fmt.Errorf("%w: %s: reads keep returning different contents; refusing to start, try again", ErrCorrupt, name)
 		}
+	}
+	if !bytes.HasPrefix(data, []byte(stateMagic)) {
+		logf("%s: rewriting in the current format", name)
+		valid = -1 // rewrite
 	}
 	if valid < len(data) || len(data) > stateFileBytesMax {
 		if err := f.rewrite(state); err != nil {
@@ -103,29 +116,124 @@ func OpenStateFile(d Disk, name string, logf func(string, ...any)) (*StateFile, 
 	return f, state, nil
 }
 
-// scanStates returns the last valid record's payload and the length of the
-// valid prefix.
-func scanStates(data []byte) ([]byte, int) {
+// parseStates returns the state a file holds and the length of its valid
+// prefix, or an error if the file is damaged in a way no crash explains.
+func parseStates(name string, data []byte) ([]byte, int, error) {
+	if !bytes.HasPrefix(data, []byte(stateMagic)) {
+		if len(data) >= 4 && binary.LittleEndian.Uint32(data) > stateBytesMax {
+			return nil, 0, fmt.Errorf("%w: %s: neither a state file of this format (magic %q) nor of the first one; refusing to start",
+				ErrCorrupt, name, stateMagic)
+		}
+		state, valid := scanStatesV1(data)
+		if valid < len(data) && !tornStateV1(data, valid) {
+			return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d, and not as a torn write leaves one: damage at rest to a saved state; refusing to start",
+				ErrCorrupt, name, valid)
+		}
+		return state, valid, nil
+	}
 	var last []byte
-	off := 0
-	for len(data)-off >= stateHeaderBytes {
-		n := int(binary.LittleEndian.Uint32(data[off:]))
-		if n == 0 || n > stateBytesMax || off+stateHeaderBytes+n > len(data) {
+	off := len(stateMagic)
+	for {
+		p, n := stateAt(data, off)
+		if p == nil {
 			break
 		}
-		p := data[off+stateHeaderBytes : off+stateHeaderBytes+n]
+		last = p
+		off += n
+	}
+	if off < len(data) && !tornState(data, off) {
+		return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d, and not as a torn write leaves one: damage at rest to a saved state; refusing to start",
+			ErrCorrupt, name, off)
+	}
+	return last, off, nil
+}
+
+// stateAt decodes the record at off: its payload and length, or nil.
+func stateAt(data []byte, off int) ([]byte, int) {
+	if len(data)-off < stateHeaderBytes || !stateHeaderOK(data[off:]) {
+		return nil, 0
+	}
+	n := int(binary.LittleEndian.Uint32(data[off:]))
+	if n == 0 || n > stateBytesMax || off+stateHeaderBytes+n > len(data) {
+		return nil, 0
+	}
+	p := data[off+stateHeaderBytes : off+stateHeaderBytes+n]
+	if crc32.Checksum(p, crcTable) != binary.LittleEndian.Uint32(data[off+4:]) {
+		return nil, 0
+	}
+	return p, stateHeaderBytes + n
+}
+
+func stateHeaderOK(h []byte) bool {
+	return crc32.Checksum(h[:8], crcTable) == binary.LittleEndian.Uint32(h[8:12])
+}
+
+// tornState reports whether the bad record at off, the file's last, has the
+// shape of a Save cut short (see tornShape, the log's like test).
+func tornState(data []byte, off int) bool {
+	// Each Save is synced before the next is written: a valid record
+	// after the bad one proves the bad one was synced.
+	for at := off + 1; at+stateHeaderBytes <= len(data); at++ {
+		if p, _ := stateAt(data, at); p != nil {
+			return false
+		}
+	}
+	if len(data)-off < stateHeaderBytes {
+		return true // cut by the file's end within the header
+	}
+	end := off + stateHeaderBytes // the header, if it is damaged
+	if stateHeaderOK(data[off:]) {
+		n := int(binary.LittleEndian.Uint32(data[off:]))
+		if off+stateHeaderBytes+n > len(data) {
+			return true // cut by the file's end, by a length to trust
+		}
+		end = off + stateHeaderBytes + n
+	}
+	return unwrittenSector(data, off, off, end)
+}
+
+// scanStatesV1 returns the last valid record's payload and the length of
+// the valid prefix of a file of the first format.
+func scanStatesV1(data []byte) ([]byte, int) {
+	var last []byte
+	off := 0
+	for len(data)-off >= stateV1HeaderBytes {
+		n := int(binary.LittleEndian.Uint32(data[off:]))
+		if n == 0 || n > stateBytesMax || off+stateV1HeaderBytes+n > len(data) {
+			break
+		}
+		p := data[off+stateV1HeaderBytes : off+stateV1HeaderBytes+n]
 		if crc32.Checksum(p, crcTable) != binary.LittleEndian.Uint32(data[off+4:]) {
 			break
 		}
 		last = p
-		off += stateHeaderBytes + n
+		off += stateV1HeaderBytes + n
 	}
 	return last, off
 }
 
+// tornStateV1 is tornState for the first format, whose lengths have no
+// check of their own: a bad record is taken as torn only if it is cut by
+// the file's end or has a sector of zeros.
+func tornStateV1(data []byte, off int) bool {
+	if len(data)-off < stateV1HeaderBytes {
+		return true
+	}
+	end := off + stateV1HeaderBytes
+	if n := int(binary.LittleEndian.Uint32(data[off:])); n > 0 && n <= stateBytesMax {
+		if off+stateV1HeaderBytes+n > len(data) {
+			return true
+		}
+		end = off + stateV1HeaderBytes + n
+	}
+	return unwrittenSector(data, off, off, end)
+}
+
 func appendState(dst, p []byte) []byte {
+	start := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(p)))
 	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(p, crcTable))
+	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:start+8], crcTable))
 	return append(dst, p...)
 }
 
@@ -140,9 +248,9 @@ func (f *StateFile) rewrite(state []byte) error {
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", tmp, err)
 	}
-	var buf []byte
+	buf := []byte(stateMagic)
 	if state != nil {
-		buf = appendState(nil, state)
+		buf = appendState(buf, state)
 	}
 	if err := file.Append(buf); err != nil {
 		file.Close()

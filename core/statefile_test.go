@@ -2,7 +2,10 @@ package core
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"slices"
 	"strings"
 	"testing"
@@ -73,7 +76,7 @@ func twoStates(t *testing.T) ([]byte, int) {
 // is returned, and the file is clean afterwards.
 func TestStateFileTornTailAtEveryByte(t *testing.T) {
 	data, second := twoStates(t)
-	for cut := range len(data) {
+	for cut := len(stateMagic); cut < len(data); cut++ {
 		want := "first"
 		if cut < second {
 			want = "" // the first record is torn: no state
@@ -101,29 +104,56 @@ func TestStateFileRefusesEmptyState(t *testing.T) {
 	mustPanic(t, "state empty", func() { _ = f.Save([]byte{}) })
 }
 
-// A tail garbled by a crash (random bytes, or zeros, as a file extended
-// before its data reached the disk reads) is not a state.
+// A tail a crash tore (sectors never written read as zeros; the file may
+// end early) is not a state, and the one before it stands. Damage of any
+// other shape to the last record — a whole record with flipped bits, its
+// length field included — may hit a state that was relied on (a vote sent):
+// it is refused, naming the file.
 func TestStateFileGarbledTail(t *testing.T) {
 	data, second := twoStates(t)
 	for _, c := range []struct {
-		name string
-		tail func(b []byte)
+		name   string
+		tail   func(b []byte)
+		refuse bool
 	}{
-		{"a flipped payload byte", func(b []byte) { b[len(b)-1] ^= 1 }},
-		{"a flipped length", func(b []byte) { b[0] ^= 0x40 }},
-		{"all zeros", func(b []byte) { clear(b) }},
-		{"zeros from the payload", func(b []byte) { clear(b[stateHeaderBytes:]) }},
+		{"all zeros", func(b []byte) { clear(b) }, false},
+		{"a flipped payload byte", func(b []byte) { b[len(b)-1] ^= 1 }, true},
+		{"a flipped length", func(b []byte) { b[0] ^= 0x40 }, true},
+		{"zeros from the payload, in the header's sector", func(b []byte) { clear(b[stateHeaderBytes:]) }, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := slices.Clone(data)
 			c.tail(b[second:])
 			d := newMemDisk()
 			d.put(testStateName, b)
+			if c.refuse {
+				_, _, err := OpenStateFile(d, testStateName, func(string, ...any) {})
+				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), testStateName) {
+					t.Fatalf("OpenStateFile: %v, want ErrCorrupt naming %s", err, testStateName)
+				}
+				return
+			}
 			if _, state := openState(t, d); string(state) != "first" {
 				t.Fatalf("state %q, want %q", state, "first")
 			}
 		})
 	}
+	t.Run("a large state's later sector never written", func(t *testing.T) {
+		d := newMemDisk()
+		f, _ := openState(t, d)
+		mustSave(t, f, "first")
+		big := strings.Repeat("s", 3*SectorBytes)
+		mustSave(t, f, big)
+		f.Close()
+		b := d.bytes(testStateName)
+		start := len(b) - len(big) - stateHeaderBytes
+		s := (start/SectorBytes + 2) * SectorBytes
+		clear(b[s : s+SectorBytes])
+		d.put(testStateName, b)
+		if _, state := openState(t, d); string(state) != "first" {
+			t.Fatalf("state %q, want %q", state, "first")
+		}
+	})
 	t.Run("zeros after the last record", func(t *testing.T) {
 		d := newMemDisk()
 		d.put(testStateName, append(slices.Clone(data), make([]byte, 64)...))
@@ -185,7 +215,7 @@ func TestStateFileRewrittenWhenLarge(t *testing.T) {
 	}
 
 	// A file already past the bound is rewritten at open.
-	var big []byte
+	big := []byte(stateMagic)
 	for i := range stateFileBytesMax/len(payload) + 2 {
 		big = appendState(big, []byte(fmt.Sprint(payload, i)))
 	}
@@ -195,7 +225,7 @@ func TestStateFileRewrittenWhenLarge(t *testing.T) {
 	if want := fmt.Sprint(payload, stateFileBytesMax/len(payload)+1); string(state) != want {
 		t.Fatalf("state %.20q..., want ...%s", state, want[len(want)-3:])
 	}
-	if size := len(d.bytes(testStateName)); size != stateHeaderBytes+len(state) {
+	if size := len(d.bytes(testStateName)); size != len(stateMagic)+stateHeaderBytes+len(state) {
 		t.Fatalf("the file is %d bytes after open, want it rewritten to one record", size)
 	}
 	mustSave(t, f, "next")
@@ -316,5 +346,46 @@ func TestStateFileLeftoverTmp(t *testing.T) {
 	names, _ := d.List()
 	if !slices.Equal(names, []string{testStateName}) {
 		t.Fatalf("files %v, want only %s", names, testStateName)
+	}
+}
+
+// A file of the first format (no magic, 8-byte headers) still opens, with
+// its last state, and is rewritten in the current one.
+func TestStateFileFirstFormatIsRewritten(t *testing.T) {
+	var v1 []byte
+	for _, p := range []string{"first", "second"} {
+		v1 = binary.LittleEndian.AppendUint32(v1, uint32(len(p)))
+		v1 = binary.LittleEndian.AppendUint32(v1, crc32.Checksum([]byte(p), crcTable))
+		v1 = append(v1, p...)
+	}
+	d := newMemDisk()
+	d.put(testStateName, v1)
+	f, state := openState(t, d)
+	if string(state) != "second" {
+		t.Fatalf("state %q, want second", state)
+	}
+	if !bytes.HasPrefix(d.bytes(testStateName), []byte(stateMagic)) {
+		t.Fatalf("the file was not rewritten in the current format: %q", d.bytes(testStateName))
+	}
+	mustSave(t, f, "third")
+	f.Close()
+	if got := reopenState(t, d); string(got) != "third" {
+		t.Fatalf("state %q, want third", got)
+	}
+}
+
+// A length whose header check fails cannot be trusted to say the file was
+// cut: a record whose header and payload were both hit is refused.
+func TestStateFileDamagedHeaderIsRefused(t *testing.T) {
+	data, second := twoStates(t)
+	for bit := range 32 {
+		b := slices.Clone(data)
+		b[second+bit/8] ^= 1 << (bit % 8) // the length
+		b[len(b)-1] ^= 1                  // and the payload
+		d := newMemDisk()
+		d.put(testStateName, b)
+		if _, _, err := OpenStateFile(d, testStateName, func(string, ...any) {}); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("length bit %d and payload flipped: %v, want ErrCorrupt", bit, err)
+		}
 	}
 }

@@ -50,11 +50,13 @@ type Log struct {
 // scanSegment decodes the records of one segment. It returns the records and
 // the length of the valid prefix. A record that does not decode is a torn
 // tail when nothing valid follows it, or follows it only within the same
-// (unsynced, final) batch; otherwise it is corruption and scanSegment
-// returns an error naming the file and offset.
+// (unsynced, final) batch, and when the damage has the shape a torn write
+// leaves (tornShape); otherwise it is corruption and scanSegment returns an
+// error naming the file and offset.
 func scanSegment(name string, data []byte, expectIndex uint64) ([]Record, int, error) {
 	var recs []Record
 	off := 0
+	batchStart := 0 // where the batch holding off began
 	for off < len(data) {
 		rec, n, err := decodeRecord(data[off:])
 		if err == nil && rec.Index != expectIndex {
@@ -68,13 +70,117 @@ func scanSegment(name string, data []byte, expectIndex uint64) ([]Record, int, e
 				return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d (%v) with valid records after it; refusing to start",
 					ErrCorrupt, name, off, err)
 			}
+			if !tornShape(data, batchStart, off, expectIndex) {
+				return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d (%v) in the final batch, and not as a torn write leaves one (no sector of it unwritten, nor cut by the file's end): damage at rest to a synced record; refusing to start",
+					ErrCorrupt, name, off, err)
+			}
 			return recs, off, nil
 		}
 		recs = append(recs, rec)
 		expectIndex++
 		off += n
+		if rec.BatchEnd {
+			batchStart = off
+		}
 	}
 	return recs, off, nil
+}
+
+// SectorBytes is the unit the log assumes a disk writes atomically: after
+// a power loss each sector of an unsynced write holds either all of its new
+// bytes or none of them, in any order. 512 bytes is the smallest sector
+// disks have; a disk with larger atomic units still satisfies it.
+const SectorBytes = 512
+
+// tornShape reports whether the bad record at off, in the final batch
+// (which began at batchStart), looks like a torn write rather than damage to
+// synced data. Only one batch is ever unsynced (GroupCommit), so a torn
+// write can have left its sectors unwritten (zeros: the log's space is fresh
+// or reserved as zeros) in any order, or been cut short, leaving the file's
+// data to end inside the record; but every byte it did write is the
+// record's own, so a header that is there is the header of record
+// expectIndex. A record that is whole but for a few flipped bits (damage at
+// rest), or a sector of other bytes (a write that landed in the wrong
+// place), has none of these shapes.
+func tornShape(data []byte, batchStart, off int, expectIndex uint64) bool {
+	if len(data)-off < recordHeaderBytes {
+		return true // cut by the file's end within the header
+	}
+	// The header's extent, unless it is credible: then the record's.
+	end := off + recordHeaderBytes
+	typ := data[off+8] & recordTypeMask
+	length := int(binary.LittleEndian.Uint32(data[off:]))
+	if typ != 0 && typ <= recordTypeLast && binary.LittleEndian.Uint64(data[off+9:]) == expectIndex &&
+		length >= 9 && length+8 <= recordBytesMax {
+		if lengthDamaged(data[off:], length) {
+			return false
+		}
+		if off+8+length > len(data) {
+			return true // cut by the file's end
+		}
+		end = off + 8 + length
+	}
+	// A write cut short (an I/O error or a full disk part-way, then a
+	// crash before the undo) leaves the record's first bytes and zeros
+	// after them to the end of the file: the file's data ends inside it.
+	// (A whole record may itself end in a few zero bytes, the high bytes
+	// of a number: fewer than zeroTailMin of them do not count.)
+	if z := dataEnd(data); z < end && len(data)-z >= zeroTailMin {
+		return true
+	}
+	return unwrittenSector(data, batchStart, off, end)
+}
+
+// zeroTailMin is the run of zeros at the end of a log's data, from inside
+// a record, that shows a write cut short rather than the record's own
+// zero bytes.
+const zeroTailMin = 8
+
+// dataEnd is where the trailing zeros of data begin.
+func dataEnd(data []byte) int {
+	z := len(data)
+	for z >= 8 && binary.LittleEndian.Uint64(data[z-8:]) == 0 {
+		z -= 8
+	}
+	for z > 0 && data[z-1] == 0 {
+		z--
+	}
+	return z
+}
+
+// lengthDamaged reports whether the record at the start of b, which does
+// not check out with its stated length, does with that length's field one
+// bit away: then its bytes are all there and only the length field was hit.
+// Without this test a flipped length that points into the reserved zeros
+// after the log's end would pass for a torn write, and cut synced records.
+func lengthDamaged(b []byte, length int) bool {
+	want := binary.LittleEndian.Uint32(b[4:8])
+	var field [4]byte
+	for bit := range 32 {
+		l := length ^ 1<<bit
+		if l < 9 || 8+l > len(b) || 8+l > recordBytesMax {
+			continue
+		}
+		binary.LittleEndian.PutUint32(field[:], uint32(l))
+		c := crc32.Update(0, crcTable, field[:])
+		if crc32.Update(c, crcTable, b[8:8+l]) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// unwrittenSector reports whether a sector overlapping data[off:end] holds
+// only zeros from the unsynced write's start (from) on, as a sector that a
+// torn write never wrote does.
+func unwrittenSector(data []byte, from, off, end int) bool {
+	end = min(end, len(data))
+	for s := off / SectorBytes * SectorBytes; s < end; s += SectorBytes {
+		if allZero(data[max(s, from):min(s+SectorBytes, len(data))]) {
+			return true
+		}
+	}
+	return false
 }
 
 // laterBatchSynced reports whether data from offset from holds a valid record

@@ -35,6 +35,10 @@ type client struct {
 	// writes are the session's logical writes in order, for settling
 	// those whose outcome the client never learnt (Sim.settleSessions).
 	writes []*logical
+	// getsOwed gets of bulkKeys (the keys of its last bulk_set) come
+	// before anything else, after a node started (FaultMix.ReadAfterStart).
+	getsOwed int
+	bulkKeys []string
 }
 
 // logical is one request of a session client, which it may send several
@@ -100,7 +104,7 @@ func (c *client) next() {
 		c.nextFinal()
 		return
 	}
-	if c.s.issued >= c.s.cfg.Ops || c.s.stopped || (c.s.mode.ChaosMax > 0 && c.s.w.now >= int64(c.s.mode.ChaosMax)) {
+	if c.s.issued >= c.s.cfg.Ops || c.s.stopped || (c.s.mode.ChaosMax > 0 && c.s.w.now >= int64(c.s.mode.ChaosMax)) || c.s.serviceGone() {
 		c.idle = true
 		c.s.endChaos()
 		return
@@ -125,6 +129,11 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		return v
 	}
 	op := checks.Op{Client: c.id, Req: c.reqs}
+	if c.getsOwed > 0 && len(c.bulkKeys) > 0 {
+		c.getsOwed--
+		op.Kind, op.Key = checks.KindGet, c.bulkKeys[r.IntN(len(c.bulkKeys))]
+		return &core.Request{Op: core.OpGet, Key: op.Key}, op
+	}
 	w := r.IntN(m.WGet + m.WSet + m.WDelete + m.WBulk + m.WStatus)
 	switch {
 	case w < m.WGet:
@@ -140,8 +149,14 @@ func (c *client) draw() (*core.Request, checks.Op) {
 	case w < m.WGet+m.WSet+m.WDelete+m.WBulk:
 		op.Kind = checks.KindBulkSet
 		n := 1 + r.IntN(m.BulkMax)
+		c.bulkKeys = c.bulkKeys[:0]
 		for i := 0; i < n; i++ {
-			op.Items = append(op.Items, core.KV{Key: key(), Value: value(fmt.Sprintf("/%d", i))})
+			v := value(fmt.Sprintf("/%d", i))
+			if m.BulkPad > 0 {
+				v += ":" + strings.Repeat("b", r.IntN(m.BulkPad+1))
+			}
+			op.Items = append(op.Items, core.KV{Key: key(), Value: v})
+			c.bulkKeys = append(c.bulkKeys, op.Items[i].Key)
 		}
 		return &core.Request{Op: core.OpBulkSet, Items: op.Items, DebugSimulateFail: c.s.chance(m.SimFail)}, op
 	default:

@@ -20,11 +20,14 @@ type DiskFaults struct {
 	// WriteErrorProb is the chance that an Append fails after writing a
 	// random prefix of its data.
 	WriteErrorProb float64
-	// TornWriteProb is the chance, at a crash, that a file keeps a random
-	// prefix of its unsynced data (otherwise all of it is lost), and
-	// GarbleProb the chance that the kept part's last bytes are garbled.
+	// TornWriteProb is the chance, at a crash, that a file keeps some of
+	// its unsynced data (otherwise all of it is lost): a random length of
+	// it, in whole sectors (sectorBytes, written atomically) as far as the
+	// content goes. HoleProb is the chance that those sectors reached the
+	// medium in any order, each on its own, rather than in order: sectors
+	// not written read as zeros, leaving holes.
 	TornWriteProb float64
-	GarbleProb    float64
+	HoleProb      float64
 	// ReadFlipProb is the chance that a ReadFile returns one flipped bit.
 	// The flip is transient: the medium is unchanged.
 	ReadFlipProb float64
@@ -35,6 +38,22 @@ type DiskFaults struct {
 	// at once; the host reads the time with TakeLatency and keeps the node
 	// busy for it, so requests arriving meanwhile pile up for the next turn.
 	WriteLatencyMax, SyncLatencyMax time.Duration
+	// Faults of synced data, drawn at each power loss for every file
+	// (TigerBeetle's and FoundationDB's simulators inject all three):
+	// CorruptProb is the chance that one synced sector is damaged at rest
+	// (a few bits flipped); LatentProb the chance that one sector becomes
+	// unreadable (a latent sector error), for good with LatentPersistProb,
+	// else for the next read only. MisdirectProb is the chance, at each
+	// File.Sync, that one sector written since the last sync lands on the
+	// medium in place of another, synced sector of the file, which is lost,
+	// while its own place keeps what it held before. The running node's
+	// reads come from the page cache and see none of this until the power
+	// goes.
+	CorruptProb, LatentProb, LatentPersistProb, MisdirectProb float64
+	// DirKeepProb is the chance that each directory change (create, rename,
+	// remove) since the last SyncDir survives a crash on its own, as in
+	// ALICE and lazyfs; the rest are lost.
+	DirKeepProb float64
 	// CrashOpProb is the chance that a mutating call (Create, Append, Sync,
 	// Truncate, Rename, Remove, SyncDir) is where the machine dies: the call
 	// panics with a *CrashPoint, just before or just after doing its work.
@@ -64,17 +83,31 @@ type inode struct {
 	// end is where the next Append lands: len(data), unless zeros were
 	// reserved past it (core.Reserver).
 	end int
-	// syncedLen bytes of data are durable, except the pages in oldPages:
-	// pages of the durable part overwritten since the last sync, kept as
-	// they were then. When a truncate has cut into the durable part and no
-	// sync followed, the durable content is kept whole in syncedOld instead.
-	syncedLen int
-	oldPages  map[int][]byte
-	syncedOld []byte
+	// syncedLen bytes of data are durable, except the sectors in
+	// oldSectors: sectors of the durable part overwritten since the last
+	// sync, kept as they were then, and those in diverged: sectors whose
+	// medium content differs from what the node wrote (a misdirected
+	// write), until the node writes them again. When a truncate has cut
+	// into the durable part and no sync followed, the durable content is
+	// kept whole in syncedOld instead.
+	syncedLen  int
+	oldSectors map[int][]byte
+	diverged   map[int][]byte
+	syncedOld  []byte
+	// latent is a sector that cannot be read: reads of the file fail
+	// while it is set, and a write over it clears it (the drive remaps
+	// the sector). latentOnce: only the next read fails.
+	latent     int
+	latentSet  bool
+	latentOnce bool
+	// damaged: a fault of synced data (at rest, latent, misdirected) hit
+	// this file, so a node may rightly refuse to start from it.
+	damaged bool
 }
 
-// pageBytes is the unit in which overwrites of durable data reach the medium.
-const pageBytes = 4096
+// sectorBytes is the unit a simulated disk writes atomically: the sector
+// core.SectorBytes assumes.
+const sectorBytes = core.SectorBytes
 
 // reserveBytesMax caps what a simulated Reserve zero-fills: enough to put
 // reserved zeros after the log's end, and to overwrite them, at a cost the
@@ -85,39 +118,71 @@ func (ino *inode) synced() []byte {
 	if ino.syncedOld != nil {
 		return ino.syncedOld
 	}
-	if len(ino.oldPages) == 0 {
+	if len(ino.oldSectors) == 0 && len(ino.diverged) == 0 {
 		return ino.data[:ino.syncedLen]
 	}
 	out := slices.Clone(ino.data[:ino.syncedLen])
-	for p, old := range ino.oldPages {
-		copy(out[p*pageBytes:], old)
+	for sec, old := range ino.diverged {
+		copy(out[min(sec*sectorBytes, len(out)):], old)
+	}
+	for sec, old := range ino.oldSectors {
+		copy(out[sec*sectorBytes:], old)
 	}
 	return out
 }
 
+// durableSector is the medium's content of sector sec of the durable part.
+func (ino *inode) durableSector(sec int) []byte {
+	from, to := sec*sectorBytes, min((sec+1)*sectorBytes, ino.syncedLen)
+	if old, ok := ino.oldSectors[sec]; ok {
+		return old
+	}
+	if old, ok := ino.diverged[sec]; ok {
+		return old
+	}
+	return ino.data[from:to]
+}
+
 // writeAt writes p at off, which is at most len(data), keeping the durable
-// content of any durable page it overwrites.
+// content of any durable sector it overwrites.
 func (ino *inode) writeAt(off int, p []byte) {
 	if ino.syncedOld == nil {
-		for pg := off / pageBytes; pg*pageBytes < min(off+len(p), ino.syncedLen); pg++ {
-			if _, ok := ino.oldPages[pg]; ok {
+		for sec := off / sectorBytes; sec*sectorBytes < min(off+len(p), ino.syncedLen); sec++ {
+			if _, ok := ino.oldSectors[sec]; ok {
 				continue
 			}
-			if ino.oldPages == nil {
-				ino.oldPages = map[int][]byte{}
+			if ino.oldSectors == nil {
+				ino.oldSectors = map[int][]byte{}
 			}
-			ino.oldPages[pg] = slices.Clone(ino.data[pg*pageBytes : min((pg+1)*pageBytes, ino.syncedLen)])
+			ino.oldSectors[sec] = slices.Clone(ino.durableSector(sec))
+			delete(ino.diverged, sec) // the next sync writes it where it belongs
 		}
+	}
+	if ino.latentSet && off <= (ino.latent+1)*sectorBytes && ino.latent*sectorBytes < off+len(p) {
+		ino.latentSet = false // a write over a bad sector remaps it
 	}
 	n := copy(ino.data[off:], p)
 	ino.data = append(ino.data, p[n:]...)
 }
 
-// markSynced makes everything in data durable.
+// markSynced makes everything in data durable, as the node wrote it (but
+// for sectors whose writes went astray).
 func (ino *inode) markSynced() {
 	ino.syncedLen = len(ino.data)
-	ino.oldPages = nil
+	ino.oldSectors = nil
 	ino.syncedOld = nil
+	for sec := range ino.diverged {
+		if sec*sectorBytes >= ino.syncedLen {
+			delete(ino.diverged, sec)
+		}
+	}
+}
+
+// dirOp is a directory change not yet made durable by SyncDir.
+type dirOp struct {
+	op       string // "create", "rename", "remove"
+	name, to string
+	ino      *inode
 }
 
 // Disk is a simulated core.Disk. It keeps written-but-unsynced state apart
@@ -129,6 +194,7 @@ type Disk struct {
 	faults  DiskFaults
 	dir     map[string]*inode // what the running node sees
 	durable map[string]*inode // the directory as of the last SyncDir
+	dirLog  []dirOp           // the changes since, each of which a crash may keep
 	open    []*file
 	latency int64 // accrued by calls since the last TakeLatency
 	async   AsyncHost
@@ -137,6 +203,7 @@ type Disk struct {
 	Observe func(event, name string, n int64)
 	// Counters, for the run's report.
 	Syncs, SyncErrors, WriteErrors, Flips, Tears, CrashPoints int
+	Corruptions, Latents, Misdirects, DirLost                 int
 }
 
 // NewDisk returns an empty disk whose faults draw from r.
@@ -155,9 +222,24 @@ func (d *Disk) observe(event, name string, n int64) {
 	}
 }
 
-// injected counts the faults that make a call fail or a read lie.
+// injected counts the transient faults that make a call fail or a read
+// lie (latent read errors included: a transient one passes).
 func (d *Disk) injected() int64 {
-	return int64(d.SyncErrors + d.WriteErrors + d.Flips)
+	return int64(d.SyncErrors + d.WriteErrors + d.Flips + d.Latents)
+}
+
+// Damaged lists the files that a fault of synced data (corruption at rest,
+// a persistent unreadable sector, a misdirected write) has hit: a node that
+// refuses to start from one of them, naming it, is right to.
+func (d *Disk) Damaged() []string {
+	var names []string
+	for name, ino := range d.dir {
+		if ino.damaged {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // Faults returns the current fault mix.
@@ -216,6 +298,15 @@ func (d *Disk) ReadFile(name string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("read %s: file does not exist", name)
 	}
+	if ino.latentSet {
+		off := ino.latent * sectorBytes
+		if ino.latentOnce {
+			ino.latentSet = false
+			d.Latents++ // transient: counted with the faults a retry clears
+		}
+		d.observe("read-error", name, int64(off))
+		return nil, fmt.Errorf("read %s: input/output error (unreadable sector at offset %d)", name, off)
+	}
 	data := slices.Clone(ino.data)
 	if len(data) > 0 && d.chance(d.faults.ReadFlipProb) {
 		i := d.rand.IntN(len(data))
@@ -232,6 +323,7 @@ func (d *Disk) Create(name string) (core.File, error) {
 	defer d.crashPoint("create", name, true)
 	ino := &inode{}
 	d.dir[name] = ino
+	d.dirLog = append(d.dirLog, dirOp{op: "create", name: name, ino: ino})
 	d.observe("create", name, 0)
 	f := &file{disk: d, name: name, ino: ino}
 	d.open = append(d.open, f)
@@ -268,6 +360,7 @@ func (d *Disk) Rename(from, to string) error {
 	}
 	delete(d.dir, from)
 	d.dir[to] = ino
+	d.dirLog = append(d.dirLog, dirOp{op: "rename", name: from, to: to, ino: ino})
 	d.observe("rename", from+" -> "+to, 0)
 	d.crashPoint("rename", to, true)
 	return nil
@@ -276,10 +369,12 @@ func (d *Disk) Rename(from, to string) error {
 // Remove implements core.Disk.
 func (d *Disk) Remove(name string) error {
 	d.crashPoint("remove", name, false)
-	if _, ok := d.dir[name]; !ok {
+	ino, ok := d.dir[name]
+	if !ok {
 		return fmt.Errorf("remove %s: file does not exist", name)
 	}
 	delete(d.dir, name)
+	d.dirLog = append(d.dirLog, dirOp{op: "remove", name: name, ino: ino})
 	d.observe("remove", name, 0)
 	d.crashPoint("remove", name, true)
 	return nil
@@ -293,6 +388,7 @@ func (d *Disk) SyncDir() error {
 	for name, ino := range d.dir {
 		d.durable[name] = ino
 	}
+	d.dirLog = nil
 	d.observe("syncdir", "", int64(len(d.dir)))
 	d.crashPoint("syncdir", "", true)
 	return nil
@@ -309,67 +405,126 @@ func (d *Disk) ProcessCrash() {
 }
 
 // Crash simulates power loss: open files are gone, the directory reverts to
-// its last sync, and each file to its synced content plus, perhaps, a torn
-// prefix of what was written after.
+// its last sync plus whichever later changes survive, each file to its
+// synced content plus, perhaps, a torn part of what was written after; and
+// synced data may be damaged at rest.
 func (d *Disk) Crash() {
 	for _, f := range d.open {
 		f.closed = true
 	}
 	d.open = nil
-	names := make([]string, 0, len(d.durable))
-	for name := range d.durable {
+	dir := make(map[string]*inode, len(d.durable))
+	for name, ino := range d.durable {
+		dir[name] = ino
+	}
+	// Each change since the last SyncDir reached the disk or not, on its
+	// own; one whose file is not there (its create was lost) is moot.
+	for _, op := range d.dirLog {
+		if !d.chance(d.faults.DirKeepProb) {
+			d.DirLost++
+			continue
+		}
+		switch op.op {
+		case "create":
+			dir[op.name] = op.ino
+		case "rename":
+			if dir[op.name] == op.ino {
+				delete(dir, op.name)
+				dir[op.to] = op.ino
+			}
+		case "remove":
+			if dir[op.name] == op.ino {
+				delete(dir, op.name)
+			}
+		}
+	}
+	d.dirLog = nil
+	names := make([]string, 0, len(dir))
+	for name := range dir {
 		names = append(names, name)
 	}
 	sort.Strings(names) // the tear of each file draws from rand: fix the order
-	d.dir = make(map[string]*inode, len(names))
+	d.dir = dir
 	seen := map[*inode]bool{}
 	for _, name := range names {
-		ino := d.durable[name]
-		d.dir[name] = ino
+		ino := dir[name]
 		if seen[ino] {
 			continue
 		}
 		seen[ino] = true
 		kept := slices.Clone(ino.synced())
-		if ino.syncedOld == nil && len(ino.oldPages) > 0 && d.chance(d.faults.TornWriteProb) {
-			// Overwritten durable pages may have reached the medium, each
-			// on its own: the kernel writes dirty pages back in no order.
-			pages := make([]int, 0, len(ino.oldPages))
-			for pg := range ino.oldPages {
-				pages = append(pages, pg)
+		if ino.syncedOld == nil && len(ino.oldSectors) > 0 && d.chance(d.faults.TornWriteProb) {
+			// Overwritten durable sectors may have reached the medium,
+			// each on its own: the kernel writes dirty pages back in no
+			// order, and a disk writes only sectors atomically.
+			secs := make([]int, 0, len(ino.oldSectors))
+			for sec := range ino.oldSectors {
+				secs = append(secs, sec)
 			}
-			slices.Sort(pages)
-			for _, pg := range pages {
+			slices.Sort(secs)
+			for _, sec := range secs {
 				if d.rand.IntN(2) == 0 {
-					copy(kept[pg*pageBytes:], ino.data[pg*pageBytes:min((pg+1)*pageBytes, ino.syncedLen)])
+					copy(kept[sec*sectorBytes:], ino.data[sec*sectorBytes:min((sec+1)*sectorBytes, ino.syncedLen)])
 				}
 			}
 		}
 		if ino.syncedOld == nil && len(ino.data) > ino.syncedLen && d.chance(d.faults.TornWriteProb) {
-			extra := ino.data[ino.syncedLen:]
-			n := d.rand.IntN(len(extra) + 1)
-			torn := slices.Clone(extra[:n])
-			if n > 0 && d.chance(d.faults.GarbleProb) {
-				from := d.rand.IntN(n)
-				for i := from; i < n; i++ {
-					if d.rand.IntN(2) == 0 {
-						torn[i] = 0
-					} else {
-						torn[i] = byte(d.rand.Uint32())
-					}
-				}
-			}
-			kept = append(kept, torn...)
-			d.Tears++
-			d.observe("torn", name, int64(n))
+			kept = append(kept, d.tear(ino, name)...)
 		}
+		d.damageAtRest(name, ino, kept)
 		ino.data = kept
 		ino.end = len(kept)
+		ino.diverged = nil // what the medium holds is now what reads see
 		ino.markSynced()
 	}
 	d.durable = make(map[string]*inode, len(d.dir))
 	for name, ino := range d.dir {
 		d.durable[name] = ino
+	}
+}
+
+// tear returns what a crash keeps of a file's unsynced data: a prefix of
+// random length (the file's size reached the disk), whose sectors were all
+// written, or with HoleProb each on its own, those not written reading as
+// zeros.
+func (d *Disk) tear(ino *inode, name string) []byte {
+	extra := ino.data[ino.syncedLen:]
+	n := d.rand.IntN(len(extra) + 1)
+	torn := slices.Clone(extra[:n])
+	if n > 0 && d.chance(d.faults.HoleProb) {
+		for sec := ino.syncedLen / sectorBytes; sec*sectorBytes < ino.syncedLen+n; sec++ {
+			if d.rand.IntN(2) == 0 {
+				from := max(sec*sectorBytes, ino.syncedLen) - ino.syncedLen
+				clear(torn[from:min((sec+1)*sectorBytes-ino.syncedLen, n)])
+			}
+		}
+	}
+	d.Tears++
+	d.observe("torn", name, int64(n))
+	return torn
+}
+
+// damageAtRest draws the faults of synced data for one file at a power loss.
+func (d *Disk) damageAtRest(name string, ino *inode, kept []byte) {
+	if len(kept) == 0 {
+		return
+	}
+	sectors := (len(kept) + sectorBytes - 1) / sectorBytes
+	if d.chance(d.faults.CorruptProb) {
+		sec := d.rand.IntN(sectors)
+		from, to := sec*sectorBytes, min((sec+1)*sectorBytes, len(kept))
+		for range 1 + d.rand.IntN(8) {
+			kept[from+d.rand.IntN(to-from)] ^= 1 << d.rand.IntN(8)
+		}
+		ino.damaged = true
+		d.Corruptions++
+		d.observe("corrupt", name, int64(from))
+	}
+	if d.chance(d.faults.LatentProb) {
+		ino.latent, ino.latentSet = d.rand.IntN(sectors), true
+		ino.latentOnce = !d.chance(d.faults.LatentPersistProb)
+		ino.damaged = ino.damaged || !ino.latentOnce
+		d.observe("latent", name, int64(ino.latent*sectorBytes))
 	}
 }
 
@@ -405,8 +560,8 @@ func (d *Disk) Corrupt(name string, offset int) {
 	if ino.syncedOld != nil && offset < len(ino.syncedOld) {
 		ino.syncedOld[offset] ^= 0x10
 	}
-	if old, ok := ino.oldPages[offset/pageBytes]; ok {
-		old[offset%pageBytes] ^= 0x10
+	if old, ok := ino.oldSectors[offset/sectorBytes]; ok {
+		old[offset%sectorBytes] ^= 0x10
 	}
 	ino.data[offset] ^= 0x10
 }
@@ -418,7 +573,8 @@ func (d *Disk) Truncate(name string, size int) {
 	ino.end = min(ino.end, size)
 	ino.syncedLen = min(ino.syncedLen, size)
 	ino.syncedOld = nil
-	ino.oldPages = nil
+	ino.oldSectors = nil
+	ino.diverged = nil
 }
 
 type file struct {
@@ -509,9 +665,58 @@ func (f *file) sync() error {
 		d.observe("sync-error", f.name, int64(len(f.ino.data)))
 		return fmt.Errorf("sync %s: simulated I/O error", f.name)
 	}
+	if d.chance(d.faults.MisdirectProb) {
+		d.misdirect(f.name, f.ino)
+	}
 	f.ino.markSynced()
 	d.observe("sync", f.name, int64(len(f.ino.data)))
 	return nil
+}
+
+// misdirect sends one sector written since the last sync to the place of
+// another, synced one, as a disk's firmware or driver may: the medium gets
+// the sector's new content at the wrong place, and keeps its old content
+// (zeros, if it was new) at the right one. Called before markSynced.
+func (d *Disk) misdirect(name string, ino *inode) {
+	if ino.syncedOld != nil {
+		return
+	}
+	var dirty []int
+	for sec := ino.syncedLen / sectorBytes; sec*sectorBytes < len(ino.data); sec++ {
+		dirty = append(dirty, sec)
+	}
+	for sec := range ino.oldSectors {
+		if sec*sectorBytes < ino.syncedLen/sectorBytes*sectorBytes {
+			dirty = append(dirty, sec)
+		}
+	}
+	whole := ino.syncedLen / sectorBytes // sectors synced whole, candidates to be hit
+	if len(dirty) == 0 || whole == 0 {
+		return
+	}
+	slices.Sort(dirty)
+	from := dirty[d.rand.IntN(len(dirty))]
+	to := d.rand.IntN(whole)
+	if _, ok := ino.oldSectors[to]; ok || to == from {
+		return
+	}
+	// The right place keeps what the medium held: the synced bytes, then
+	// zeros where the sector was new.
+	lo, hi := from*sectorBytes, min((from+1)*sectorBytes, len(ino.data))
+	stale := make([]byte, hi-lo)
+	if lo < ino.syncedLen {
+		copy(stale, ino.durableSector(from))
+	}
+	wrong := make([]byte, sectorBytes)
+	copy(wrong, ino.data[lo:hi])
+	if ino.diverged == nil {
+		ino.diverged = map[int][]byte{}
+	}
+	ino.diverged[from] = stale
+	ino.diverged[to] = wrong
+	ino.damaged = true
+	d.Misdirects++
+	d.observe("misdirect", name, int64(to*sectorBytes))
 }
 
 // AsyncHost is what a Disk needs to offer core.AsyncFile: a way to run the
@@ -585,10 +790,15 @@ func (f *file) Truncate(size int64) error {
 	f.disk.crashPoint("truncate", f.name, false)
 	if int(size) < f.ino.syncedLen && f.ino.syncedOld == nil {
 		f.ino.syncedOld = slices.Clone(f.ino.synced())
-		f.ino.oldPages = nil
+		f.ino.oldSectors = nil
 	}
 	f.ino.data = f.ino.data[:size:size]
 	f.ino.end = int(size)
+	for sec := range f.ino.diverged {
+		if (sec+1)*sectorBytes > int(size) {
+			delete(f.ino.diverged, sec) // rewritten in full if at all
+		}
+	}
 	f.disk.crashPoint("truncate", f.name, true)
 	return nil
 }

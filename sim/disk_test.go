@@ -191,7 +191,7 @@ func TestDiskSyncedDataSurvivesCrashes(t *testing.T) {
 
 func TestDiskTornWritesKeepSyncedData(t *testing.T) {
 	skipWhenReplaying(t)
-	rapid.Check(t, func(t *rapid.T) { checkDiskAgainstModel(t, DiskFaults{TornWriteProb: 0.7, GarbleProb: 0.5}) })
+	rapid.Check(t, func(t *rapid.T) { checkDiskAgainstModel(t, DiskFaults{TornWriteProb: 0.7, HoleProb: 0.5}) })
 }
 
 func TestDiskFailedSyncLosesUnsyncedData(t *testing.T) {

@@ -36,6 +36,13 @@ type FaultMix struct {
 	SegBytes  int64   // node config: SegmentBytesMax
 	SnapBytes int64   // node config: SnapshotLogBytesMin
 	BatchMax  int     // node config: BatchBytesMax
+	// BulkPad pads every bulk_set value with up to this many bytes, so
+	// that one BulkSet spans sectors and a tear can split it.
+	BulkPad int
+	// ReadAfterStart: after a node starts, each client's next requests
+	// (this many) are gets of the keys it last bulk-set: what a torn
+	// BulkSet recovered wrongly would show.
+	ReadAfterStart int
 
 	// Network.
 	ClientNet LinkFaults // client↔node: never duplicates or reorders (TCP)
@@ -157,7 +164,7 @@ func DrawMix(r *rand.Rand) FaultMix {
 		SyncErrorProb:  d.prob(0.4, 0.0005, 0.05),
 		WriteErrorProb: d.prob(0.4, 0.0005, 0.05),
 		TornWriteProb:  d.prob(0.6, 0.1, 1),
-		GarbleProb:     d.prob(0.5, 0.1, 1),
+		HoleProb:       d.prob(0.5, 0.1, 1),
 		ReadFlipProb:   d.prob(0.3, 0.001, 0.05),
 		CrashOpProb:    d.prob(0.4, 0.0002, 0.01),
 	}
@@ -181,6 +188,21 @@ func DrawMix(r *rand.Rand) FaultMix {
 		m.DiskFullFor = d.dur(time.Millisecond, 300*time.Millisecond)
 	}
 	m.PartLeader = d.prob(0.5, 0.2, 0.8)
+	// Faults of synced data. A node may refuse to start after one (the
+	// run then ends with a refusal, counted apart from failures), so each
+	// is on in a minority of seeds and rare within it, leaving most seeds
+	// long histories to check.
+	m.Disk.CorruptProb = d.prob(0.15, 0.005, 0.1)
+	m.Disk.LatentProb = d.prob(0.15, 0.005, 0.1)
+	m.Disk.LatentPersistProb = d.r.Float64()
+	m.Disk.MisdirectProb = d.prob(0.15, 0.0005, 0.01)
+	// Directory changes since the last SyncDir: before this draw every one
+	// was lost at a crash; now each survives on its own in most seeds.
+	if d.on(0.7) {
+		m.Disk.DirKeepProb = d.r.Float64()
+	}
+	m.BulkPad = int(d.pick(0, 0, 200, 700))
+	m.ReadAfterStart = int(d.pick(0, 0, 1, 3))
 	return m
 }
 
@@ -237,11 +259,15 @@ var faultSwitches = map[string]func(m *FaultMix){
 	"readflip":   func(m *FaultMix) { m.Disk.ReadFlipProb = 0 },
 	"syncerror":  func(m *FaultMix) { m.Disk.SyncErrorProb = 0 },
 	"writeerror": func(m *FaultMix) { m.Disk.WriteErrorProb = 0 },
-	"torn":       func(m *FaultMix) { m.Disk.TornWriteProb, m.Disk.GarbleProb = 0, 0 },
-	"diskfull":   func(m *FaultMix) { m.DiskFullEvery = 0 },
-	"drift":      func(m *FaultMix) { m.DriftPPM = 0 },
-	"simfail":    func(m *FaultMix) { m.SimFail = 0 },
-	"async":      func(m *FaultMix) { m.AsyncSync = false },
+	"torn":       func(m *FaultMix) { m.Disk.TornWriteProb, m.Disk.HoleProb = 0, 0 },
+	"damage": func(m *FaultMix) {
+		m.Disk.CorruptProb, m.Disk.LatentProb, m.Disk.MisdirectProb = 0, 0, 0
+	},
+	"dirloss":  func(m *FaultMix) { m.Disk.DirKeepProb = 0 },
+	"diskfull": func(m *FaultMix) { m.DiskFullEvery = 0 },
+	"drift":    func(m *FaultMix) { m.DriftPPM = 0 },
+	"simfail":  func(m *FaultMix) { m.SimFail = 0 },
+	"async":    func(m *FaultMix) { m.AsyncSync = false },
 }
 
 // FaultSwitches lists the names Without accepts, sorted.

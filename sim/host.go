@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"dkv/core"
@@ -38,6 +39,10 @@ type host struct {
 	capacity int64
 	// refused: the last start failed because of an injected disk fault.
 	refused bool
+	// gone: the node refused to start from a disk that a fault of synced
+	// data had hit, rightly, and stays down (an operator would restore
+	// it from a backup or a peer); the refusal, for the run's report.
+	gone string
 	// outstanding counts requests the current incarnation took and has not
 	// answered: it must reach zero once clients are quiet.
 	outstanding int
@@ -201,7 +206,7 @@ func (h *host) deliver(it *inboxItem) {
 		}
 		h.taken = append(h.taken, it.req.a)
 		h.s.trace(h.addr, "request", it.req.a.id, 0, it.req.req.Op)
-		h.node.HandleRequest(it.req.req, h.replyFunc(it.req))
+		h.handleRequest(it.req) // through the codec (wire.go)
 	case it.fn != nil:
 		h.s.trace(h.addr, "sync-done", 0, 0, "")
 		it.fn()
@@ -295,7 +300,7 @@ func (h *host) scheduleRestart(d time.Duration) {
 // start starts a fresh node on what the disk holds, and runs its first
 // turn (Start, then Flush), as realnet does.
 func (h *host) start() {
-	if h.up || h.s.stopped {
+	if h.up || h.s.stopped || h.gone != "" {
 		return
 	}
 	h.incarnation++
@@ -308,6 +313,7 @@ func (h *host) start() {
 	if clean {
 		f := h.disk.Faults()
 		f.ReadFlipProb, f.SyncErrorProb, f.WriteErrorProb, f.CapacityBytes = 0, 0, 0, 0
+		f.CorruptProb, f.LatentProb, f.MisdirectProb = 0, 0, 0
 		h.disk.SetFaults(f)
 	}
 	h.node = h.s.newNode(h.id)
@@ -344,6 +350,11 @@ func (h *host) start() {
 		h.unsettled = h.unsettled[:0]
 		h.refused = false
 		h.s.trace(h.addr, "started", int64(h.incarnation), 0, "")
+		if n := h.s.mix.ReadAfterStart; n > 0 && h.s.phase == phaseChaos {
+			for _, c := range h.s.clients {
+				c.getsOwed = n
+			}
+		}
 		if w := h.s.watch; w != nil {
 			if v := w.Started(h.id, h.node); v != "" {
 				h.s.fail("raft", v)
@@ -360,11 +371,24 @@ func (h *host) start() {
 	// Refusing to start is right when the disk failed a call or a read
 	// flipped a bit: a checksum failure must not be trusted, and an fsync
 	// failure is fatal. Anything else is a finding.
-	if injected := h.disk.injected() - faults; (injected > 0 || h.full) && !clean {
+	// A transient unreadable sector is one too, even on a clean start:
+	// each is consumed by the read that fails.
+	if injected := h.disk.injected() - faults; injected > 0 || h.full && !clean {
 		h.refused = true
 		h.s.trace(h.addr, "start-refused", int64(h.incarnation), injected, err.Error())
 		h.scheduleRestart(time.Millisecond)
 		return
+	}
+	// Refusing to start from a file that a fault of synced data hit (and
+	// saying which) is right: the damage may have taken acknowledged
+	// writes, and serving without them would be wrong.
+	for _, name := range h.disk.Damaged() {
+		if strings.Contains(err.Error(), name) {
+			h.gone = fmt.Sprintf("node %d refused to start: %v", h.id, err)
+			h.s.trace(h.addr, "refused-damaged", int64(h.incarnation), 0, err.Error())
+			h.s.nodeGone()
+			return
+		}
 	}
 	why := ""
 	if clean {

@@ -67,6 +67,11 @@ type Result struct {
 	// final read: the run's recovery, which a mode may bound
 	// (Mode.SettleMax).
 	Settle time.Duration
+	// Refusals are the nodes that rightly refused to start from a disk a
+	// fault of synced data had damaged: not failures, but the run could
+	// not check what those nodes had acknowledged. Counted apart from
+	// losses.
+	Refusals []string
 
 	cfg Config
 }
@@ -98,6 +103,9 @@ func (r *Result) Replay() string {
 // Summary is one line about the run.
 func (r *Result) Summary() string {
 	verdict := "ok"
+	if len(r.Refusals) > 0 {
+		verdict = fmt.Sprintf("ok (%d refused to start from a damaged disk)", len(r.Refusals))
+	}
 	if r.Failed() {
 		verdict = "FAIL"
 	}
@@ -520,6 +528,9 @@ func (s *Sim) settled() bool {
 		}
 	}
 	for _, h := range s.hosts {
+		if h.gone != "" {
+			continue
+		}
 		if !h.up || h.outstanding > 0 || h.turn.Pending() {
 			return false
 		}
@@ -539,6 +550,12 @@ func (s *Sim) beginFinal() {
 		h.crash("final power loss", true)
 	}
 	s.final = &client{s: s, id: len(s.clients), addr: ClientAddr(len(s.clients)), final: true}
+	if s.serviceGone() {
+		// Too few nodes are left to serve: nothing more can be read,
+		// and what was acknowledged is judged by the history alone.
+		s.w.After(10*time.Millisecond, s.finalDone)
+		return
+	}
 	for k := 0; k < s.mix.Keys; k++ {
 		s.final.keys = append(s.final.keys, keyName(k))
 	}
@@ -552,6 +569,31 @@ func (s *Sim) finalDone() {
 	if max := s.mode.SettleMax; max > 0 && s.settle > max {
 		s.fail("liveness", fmt.Sprintf("the run took %v from the faults stopping to the last final read; this mode promises %v (a leader elected and every client's next request served)", s.settle, max))
 	}
+}
+
+// nodeGone notes that a node refused to start from a damaged disk. Once too
+// few nodes are left to serve, the workload stops: every further request
+// would fail.
+func (s *Sim) nodeGone() {
+	if !s.serviceGone() {
+		return
+	}
+	s.trace(Nobody, "service-gone", 0, 0, "")
+	if s.phase == phaseFinal {
+		s.finalDone() // nothing more can be read
+	}
+}
+
+// serviceGone reports whether so many nodes refused to start that the rest
+// cannot serve: the single node, or a cluster's majority.
+func (s *Sim) serviceGone() bool {
+	gone := 0
+	for _, h := range s.hosts {
+		if h.gone != "" {
+			gone++
+		}
+	}
+	return gone > 0 && gone > (len(s.hosts)-1)/2
 }
 
 // check runs the checkers on a completed run.
@@ -613,13 +655,19 @@ func (s *Sim) fill(res *Result) {
 	res.OKs, res.Fails, res.Unknowns = s.hist.Count()
 	res.Steps = s.w.Steps
 	res.Settle = s.settle
+	for _, h := range s.hosts {
+		if h.gone != "" {
+			res.Refusals = append(res.Refusals, h.gone)
+		}
+	}
 	res.Virtual = time.Duration(s.w.now)
 	for _, h := range s.hosts {
 		res.Crashes += h.Crashes
 		res.Starts += h.Starts
 		res.Turns += h.Turns
 		res.Syncs += h.disk.Syncs
-		res.DiskFaults += h.disk.SyncErrors + h.disk.WriteErrors + h.disk.Flips + h.disk.Tears + h.disk.CrashPoints
+		res.DiskFaults += h.disk.SyncErrors + h.disk.WriteErrors + h.disk.Flips + h.disk.Tears + h.disk.CrashPoints +
+			h.disk.Corruptions + h.disk.Latents + h.disk.Misdirects + h.disk.DirLost
 	}
 	res.NetSent, res.NetDropped = s.net.Sent, s.net.Dropped+s.net.Cut
 }
