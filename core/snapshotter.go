@@ -231,6 +231,15 @@ func recoverSnapshot(d Disk, mut Mutation) (*Recovered, error) {
 		return nil, fmt.Errorf("%w: %s holds index %d", ErrCorrupt, newest, r.Index)
 	}
 	r.Bytes = int64(len(data))
+	// The newest snapshot's name may be in the page cache only (a crash
+	// came after its rename, before the directory sync). What follows
+	// removes what it covers — older snapshots here, log segments in
+	// OpenLog — so its entry must be durable first, or a power loss could
+	// keep the removals and lose the snapshot (the simulator's directory
+	// entries, lost one by one, found it).
+	if err := d.SyncDir(); err != nil {
+		return nil, fmt.Errorf("syncing the data directory before removing what %s covers: %w", newest, err)
+	}
 	older := snaps[:len(snaps)-1]
 	for _, old := range older {
 		if err := d.Remove(old); err != nil {

@@ -93,7 +93,9 @@ type inode struct {
 	syncedLen  int
 	oldSectors map[int][]byte
 	diverged   map[int][]byte
-	syncedOld  []byte
+	// oldDiverged: the sectors of oldSectors kept from diverged.
+	oldDiverged map[int]bool
+	syncedOld   []byte
 	// latent is a sector that cannot be read: reads of the file fail
 	// while it is set, and a write over it clears it (the drive remaps
 	// the sector). latentOnce: only the next read fails.
@@ -103,6 +105,18 @@ type inode struct {
 	// damaged: a fault of synced data (at rest, latent, misdirected) hit
 	// this file, so a node may rightly refuse to start from it.
 	damaged bool
+	// dataSyncs counts the syncs that made new writes durable, and
+	// misdirects the misdirected writes since the last crash, with the
+	// sync they came in (see Crash).
+	dataSyncs  int
+	misdirects []misdirected
+}
+
+// misdirected is a misdirected write: sector from went to sector to, at
+// data sync number at; fromGood and toGood are what the two should hold.
+type misdirected struct {
+	from, to, at     int
+	fromGood, toGood []byte
 }
 
 // sectorBytes is the unit a simulated disk writes atomically: the sector
@@ -155,7 +169,13 @@ func (ino *inode) writeAt(off int, p []byte) {
 				ino.oldSectors = map[int][]byte{}
 			}
 			ino.oldSectors[sec] = slices.Clone(ino.durableSector(sec))
-			delete(ino.diverged, sec) // the next sync writes it where it belongs
+			if _, ok := ino.diverged[sec]; ok {
+				if ino.oldDiverged == nil {
+					ino.oldDiverged = map[int]bool{}
+				}
+				ino.oldDiverged[sec] = true
+				delete(ino.diverged, sec) // the next sync writes it where it belongs
+			}
 		}
 	}
 	if ino.latentSet && off <= (ino.latent+1)*sectorBytes && ino.latent*sectorBytes < off+len(p) {
@@ -170,12 +190,39 @@ func (ino *inode) writeAt(off int, p []byte) {
 func (ino *inode) markSynced() {
 	ino.syncedLen = len(ino.data)
 	ino.oldSectors = nil
+	ino.oldDiverged = nil
 	ino.syncedOld = nil
 	for sec := range ino.diverged {
 		if sec*sectorBytes >= ino.syncedLen {
 			delete(ino.diverged, sec)
 		}
 	}
+}
+
+// settleMisdirects is called when what the medium holds comes to light (a
+// power loss, or a failed sync that drops the page cache). A misdirected
+// write of a log's last synced batch leaves its place as a sector a torn
+// write never wrote leaves it: no single-copy log can tell the two apart,
+// so nothing could refuse rightly. Such a write is put right here; it is
+// kept once two more syncs wrote past it, when a recovery that reads
+// carefully has the later batches to prove it was synced.
+func (ino *inode) settleMisdirects() {
+	for _, m := range ino.misdirects {
+		if ino.dataSyncs >= m.at+2 {
+			continue
+		}
+		for _, fix := range []struct {
+			sec  int
+			good []byte
+		}{{m.from, m.fromGood}, {m.to, m.toGood}} {
+			if _, ok := ino.diverged[fix.sec]; ok {
+				delete(ino.diverged, fix.sec)
+			} else if old, ok := ino.oldSectors[fix.sec]; ok && ino.oldDiverged[fix.sec] {
+				copy(old, fix.good) // rewritten since, unsynced: the kept old content
+			}
+		}
+	}
+	ino.misdirects = nil
 }
 
 // dirOp is a directory change not yet made durable by SyncDir.
@@ -452,6 +499,7 @@ func (d *Disk) Crash() {
 			continue
 		}
 		seen[ino] = true
+		ino.settleMisdirects()
 		kept := slices.Clone(ino.synced())
 		if ino.syncedOld == nil && len(ino.oldSectors) > 0 && d.chance(d.faults.TornWriteProb) {
 			// Overwritten durable sectors may have reached the medium,
@@ -658,7 +706,9 @@ func (f *file) sync() error {
 	if d.chance(d.faults.SyncErrorProb) {
 		// The kernel dropped the dirty pages: what was unsynced is gone for
 		// good, whatever a later sync reports.
+		f.ino.settleMisdirects()
 		f.ino.data = slices.Clone(f.ino.synced())
+		f.ino.diverged = nil // reads now see the medium
 		f.ino.end = min(f.ino.end, len(f.ino.data))
 		f.ino.markSynced()
 		d.SyncErrors++
@@ -667,6 +717,9 @@ func (f *file) sync() error {
 	}
 	if d.chance(d.faults.MisdirectProb) {
 		d.misdirect(f.name, f.ino)
+	}
+	if len(f.ino.data) > f.ino.syncedLen || len(f.ino.oldSectors) > 0 {
+		f.ino.dataSyncs++
 	}
 	f.ino.markSynced()
 	d.observe("sync", f.name, int64(len(f.ino.data)))
@@ -712,8 +765,11 @@ func (d *Disk) misdirect(name string, ino *inode) {
 	if ino.diverged == nil {
 		ino.diverged = map[int][]byte{}
 	}
+	toGood := slices.Clone(ino.durableSector(to))
 	ino.diverged[from] = stale
 	ino.diverged[to] = wrong
+	ino.misdirects = append(ino.misdirects, misdirected{from: from, to: to, at: ino.dataSyncs + 1,
+		fromGood: slices.Clone(ino.data[lo:hi]), toGood: toGood})
 	ino.damaged = true
 	d.Misdirects++
 	d.observe("misdirect", name, int64(to*sectorBytes))

@@ -40,10 +40,23 @@ var regressions = []struct {
 	{12491, nil, "readflip", "core: recovery took the best of several reads of the last WAL segment, each flipped " +
 		"in a different place, and cut acknowledged records off as a torn tail; damage is now believed " +
 		"only when two reads agree"},
+	// Bug E. Trigger: directory changes since the last directory sync lost
+	// one by one at a crash.
+	{2539, nil, "dirloss", "core: recovery removed the log segments (and older snapshots) that the newest snapshot " +
+		"covers before that snapshot's rename was durable; a power loss kept the removals and lost the snapshot " +
+		"(ErrCorrupt: segment starts past a gap)"},
+	// Bug F. Trigger: an Append that fails part-way (its record cut short,
+	// zeros after it), then a crash before the undo.
+	{688, nil, "writeerror", "core: a record cut short by a failed write was taken for damage at rest " +
+		"and the node refused to start"},
 	// Simulator bugs; the fix is in host.start, these are the seeds that showed them.
 	{851, []string{"readflip", "process-crash"}, "", "sim: an injected fsync error during Start was reported as a recovery failure " +
 		"instead of a refusal to start; the restart must retry on a disk without faults"},
 	{186, nil, "", "sim: read bit flips over hundreds of segments refused every start; a restart after a flip must read clean"},
+	{336, nil, "", "sim: two transient unreadable sectors refused two starts in a row; each is consumed by the read that fails"},
+	{20, nil, "", "sim: a node that rightly refused to start from a damaged disk in the final phase left the final reads waiting"},
+	{2791, nil, "", "sim: a misdirected write of the last synced batch came to light through a failed sync's dropped page cache; " +
+		"it must be put right there too (no log can tell it from a torn write)"},
 }
 
 func TestRegressions(t *testing.T) {

@@ -74,6 +74,11 @@ type stats struct {
 	historyMax                       int
 	settleMax                        time.Duration
 	settleMaxSeed                    uint64
+	// refused counts the runs in which a node rightly refused to start
+	// from a disk damaged by a fault of synced data: not failures, and
+	// not losses; refusedFirst is the first such seed and its refusal.
+	refused      int
+	refusedFirst string
 }
 
 func run(base sim.Config, start uint64, n, workers int, determinism, verbose bool) int {
@@ -114,6 +119,12 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 					st.mismatches++
 					fmt.Printf("NONDETERMINISTIC seed %d: two runs gave different trace hashes\n  replay: %s\n", seed, r.Replay())
 				}
+				if len(r.Refusals) > 0 && !r.Failed() {
+					st.refused++
+					if st.refusedFirst == "" {
+						st.refusedFirst = fmt.Sprintf("seed %d: %s", seed, strings.SplitN(r.Refusals[0], "\n", 2)[0])
+					}
+				}
 				if r.Failed() {
 					st.failures++
 					failed = append(failed, r)
@@ -147,6 +158,10 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	if st.seeds > 0 {
 		fmt.Printf("settle: from the faults stopping to the last final read, max %v (seed %d) of virtual time\n",
 			st.settleMax.Round(time.Millisecond), st.settleMaxSeed)
+	}
+	fmt.Printf("refusals: %d seeds ended with a node refusing, rightly, to start from a disk that a fault of synced data damaged (not counted as failures: no acknowledged write was served wrong)\n", st.refused)
+	if st.refusedFirst != "" {
+		fmt.Printf("  the first: %s\n", st.refusedFirst)
 	}
 	if determinism {
 		fmt.Printf("determinism: %d of %d seeds replayed to the same trace hash\n", st.seeds-st.mismatches, st.seeds)
