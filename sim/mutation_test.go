@@ -12,20 +12,20 @@ import (
 // skipped with its reason (never passed in silence), and a catch is logged
 // with the line to delete here.
 var notCaughtYet = map[string]string{
-	"undo-not-synced": "the simulated disk cannot lose a truncate: File.Truncate drops the unsynced bytes it cuts for good, " +
-		"so the failed batch's bytes never come back at a crash (a real kernel may have written them back before the truncate, " +
-		"whose size change is then lost without an fsync)",
-	"snapshot-has-open-batch": "the extra writes in the snapshot show only when the batch in which the snapshot starts fails " +
-		"to write, the snapshot survives, and the node restarts from it before any later write to the same keys: " +
-		"with today's write-error rates and a handful of keys that did not happen in 3,000 seeds",
-	"snapshot-checksum-ignored": "the only damage a snapshot meets today is a read flip while the faults are on, " +
-		"and a flipped value loaded then is overwritten by the log replayed after the snapshot or by later writes before " +
-		"anyone reads it; the final restart, whose reads would see it, runs without faults (corruption at rest of " +
-		"synced snapshot sectors, in progress, is what should catch it)",
-	"early-write-while-syncing": "two unsynced batches sharing the log's tail matter only when a crash keeps a later one " +
-		"and not an earlier one; today's tears keep a prefix of the unsynced bytes (the sector-granular tears in progress catch it)",
-	"log-removed-before-dirsync": "today a crash keeps or loses every directory change since the last SyncDir together, " +
-		"so the removal cannot outlive the rename it should follow (directory entries lost one by one, in progress, catch it)",
+	"undo-not-synced": "the simulated disk cannot lose a truncate: File.Truncate drops the bytes it cuts for good, " +
+		"so a failed batch that was written whole never comes back at a crash (on a real disk its pages may have been " +
+		"written back, and the truncate's size change is lost without an fsync); none of 4,000 seeds catches it",
+	"snapshot-has-open-batch": "the failed writes in the snapshot show only when the batch during which a snapshot starts " +
+		"fails to write, the snapshot survives, and the node restarts from it and is read before any later write to the " +
+		"same keys: the first seed that catches it is 3092",
+	"snapshot-checksum-ignored": "a snapshot is damaged only by a read flip or by damage at rest at a power loss, and a " +
+		"damaged value loaded then is mostly overwritten by the log replayed after the snapshot, or by later writes, " +
+		"before anyone reads it: the first seed that catches it is 1125",
+	"early-write-while-syncing": "two unsynced batches share the log's tail only with a small BatchBytesMax and a " +
+		"background sync in flight, and the crash must then tear a hole in the earlier batch and keep the later one: " +
+		"the first seed that catches it is 1162",
+	"log-removed-before-dirsync": "the crash must come between the removal and the directory sync, and then keep the " +
+		"removal and lose the rename (directory entries lost one by one): the first seed that catches it is 1193",
 }
 
 // TestCatchesMutations plants each bug of the catalogue (MutationCatalogue:
