@@ -35,10 +35,10 @@ type client struct {
 	// writes are the session's logical writes in order, for settling
 	// those whose outcome the client never learnt (Sim.settleSessions).
 	writes []*logical
-	// getsOwed gets of bulkKeys (the keys of its last bulk_set) come
+	// getsOwed gets of recentKeys (the keys of its last write) come
 	// before anything else, after a node started (FaultMix.ReadAfterStart).
-	getsOwed int
-	bulkKeys []string
+	getsOwed   int
+	recentKeys []string
 }
 
 // logical is one request of a session client, which it may send several
@@ -129,9 +129,9 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		return v
 	}
 	op := checks.Op{Client: c.id, Req: c.reqs}
-	if c.getsOwed > 0 && len(c.bulkKeys) > 0 {
+	if c.getsOwed > 0 && len(c.recentKeys) > 0 {
 		c.getsOwed--
-		op.Kind, op.Key = checks.KindGet, c.bulkKeys[r.IntN(len(c.bulkKeys))]
+		op.Kind, op.Key = checks.KindGet, c.recentKeys[r.IntN(len(c.recentKeys))]
 		return &core.Request{Op: core.OpGet, Key: op.Key}, op
 	}
 	w := r.IntN(m.WGet + m.WSet + m.WDelete + m.WBulk + m.WStatus)
@@ -141,22 +141,24 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		return &core.Request{Op: core.OpGet, Key: op.Key}, op
 	case w < m.WGet+m.WSet:
 		op.Kind, op.Key, op.Value = checks.KindSet, key(), value("")
+		c.recentKeys = append(c.recentKeys[:0], op.Key)
 		v := op.Value
 		return &core.Request{Op: core.OpSet, Key: op.Key, Value: &v, DebugSimulateFail: c.s.chance(m.SimFail)}, op
 	case w < m.WGet+m.WSet+m.WDelete:
 		op.Kind, op.Key = checks.KindDelete, key()
+		c.recentKeys = append(c.recentKeys[:0], op.Key)
 		return &core.Request{Op: core.OpDelete, Key: op.Key}, op
 	case w < m.WGet+m.WSet+m.WDelete+m.WBulk:
 		op.Kind = checks.KindBulkSet
 		n := 1 + r.IntN(m.BulkMax)
-		c.bulkKeys = c.bulkKeys[:0]
+		c.recentKeys = c.recentKeys[:0]
 		for i := 0; i < n; i++ {
 			v := value(fmt.Sprintf("/%d", i))
 			if m.BulkPad > 0 {
 				v += ":" + strings.Repeat("b", r.IntN(m.BulkPad+1))
 			}
 			op.Items = append(op.Items, core.KV{Key: key(), Value: v})
-			c.bulkKeys = append(c.bulkKeys, op.Items[i].Key)
+			c.recentKeys = append(c.recentKeys, op.Items[i].Key)
 		}
 		return &core.Request{Op: core.OpBulkSet, Items: op.Items, DebugSimulateFail: c.s.chance(m.SimFail)}, op
 	default:

@@ -40,8 +40,9 @@ type FaultMix struct {
 	// that one BulkSet spans sectors and a tear can split it.
 	BulkPad int
 	// ReadAfterStart: after a node starts, each client's next requests
-	// (this many) are gets of the keys it last bulk-set: what a torn
-	// BulkSet recovered wrongly would show.
+	// (this many) are gets of the keys of its last write: what a torn
+	// BulkSet, or a snapshot or log recovered wrongly, would show before
+	// later writes hide it.
 	ReadAfterStart int
 
 	// Network.
@@ -203,6 +204,7 @@ func DrawMix(r *rand.Rand) FaultMix {
 	}
 	m.BulkPad = int(d.pick(0, 0, 200, 700))
 	m.ReadAfterStart = int(d.pick(0, 0, 1, 3))
+	m.Disk.WritebackProb = d.prob(0.4, 0.1, 1)
 	return m
 }
 
@@ -263,11 +265,12 @@ var faultSwitches = map[string]func(m *FaultMix){
 	"damage": func(m *FaultMix) {
 		m.Disk.CorruptProb, m.Disk.LatentProb, m.Disk.MisdirectProb = 0, 0, 0
 	},
-	"dirloss":  func(m *FaultMix) { m.Disk.DirKeepProb = 0 },
-	"diskfull": func(m *FaultMix) { m.DiskFullEvery = 0 },
-	"drift":    func(m *FaultMix) { m.DriftPPM = 0 },
-	"simfail":  func(m *FaultMix) { m.SimFail = 0 },
-	"async":    func(m *FaultMix) { m.AsyncSync = false },
+	"dirloss":   func(m *FaultMix) { m.Disk.DirKeepProb = 0 },
+	"writeback": func(m *FaultMix) { m.Disk.WritebackProb = 0 },
+	"diskfull":  func(m *FaultMix) { m.DiskFullEvery = 0 },
+	"drift":     func(m *FaultMix) { m.DriftPPM = 0 },
+	"simfail":   func(m *FaultMix) { m.SimFail = 0 },
+	"async":     func(m *FaultMix) { m.AsyncSync = false },
 }
 
 // FaultSwitches lists the names Without accepts, sorted.
