@@ -129,9 +129,15 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		return v
 	}
 	op := checks.Op{Client: c.id, Req: c.reqs}
-	if c.getsOwed > 0 && len(c.recentKeys) > 0 {
+	if c.getsOwed > 0 {
+		// Half of them read what this client wrote last, the rest any
+		// key: what recovery rebuilt from a snapshot shows only on keys
+		// that no later write covered.
 		c.getsOwed--
-		op.Kind, op.Key = checks.KindGet, c.recentKeys[r.IntN(len(c.recentKeys))]
+		op.Kind, op.Key = checks.KindGet, key()
+		if len(c.recentKeys) > 0 && r.IntN(2) == 0 {
+			op.Key = c.recentKeys[r.IntN(len(c.recentKeys))]
+		}
 		return &core.Request{Op: core.OpGet, Key: op.Key}, op
 	}
 	w := r.IntN(m.WGet + m.WSet + m.WDelete + m.WBulk + m.WStatus)

@@ -50,10 +50,11 @@ type DiskFaults struct {
 	// reads come from the page cache and see none of this until the power
 	// goes.
 	CorruptProb, LatentProb, LatentPersistProb, MisdirectProb float64
-	// WritebackProb is the chance, at a Truncate that cuts unsynced data,
-	// that the kernel had already written those pages back: the bytes
-	// are on the medium, and a crash before the truncate is synced brings
-	// them back (the size change is metadata, durable only by fsync).
+	// WritebackProb is the chance, at a Truncate of a file with unsynced
+	// writes, that the kernel had already written those pages back: the
+	// bytes are on the medium, and a crash before the truncate is synced
+	// brings back what it cut (the size change is metadata, durable only
+	// by fsync).
 	WritebackProb float64
 	// DirKeepProb is the chance that each directory change (create, rename,
 	// remove) since the last SyncDir survives a crash on its own, as in
@@ -849,7 +850,8 @@ func (f *file) Truncate(size int64) error {
 	}
 	f.disk.observe("truncate", f.name, size)
 	f.disk.crashPoint("truncate", f.name, false)
-	if int(size) < len(f.ino.data) && int(size) >= f.ino.syncedLen && f.ino.syncedOld == nil && f.disk.chance(f.disk.faults.WritebackProb) {
+	dirty := len(f.ino.data) > f.ino.syncedLen || len(f.ino.oldSectors) > 0
+	if int(size) < len(f.ino.data) && dirty && f.ino.syncedOld == nil && f.disk.chance(f.disk.faults.WritebackProb) {
 		f.ino.markSynced() // written back before the cut: on the medium now
 		f.disk.observe("writeback", f.name, int64(len(f.ino.data)))
 	}

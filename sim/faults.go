@@ -40,9 +40,9 @@ type FaultMix struct {
 	// that one BulkSet spans sectors and a tear can split it.
 	BulkPad int
 	// ReadAfterStart: after a node starts, each client's next requests
-	// (this many) are gets of the keys of its last write: what a torn
-	// BulkSet, or a snapshot or log recovered wrongly, would show before
-	// later writes hide it.
+	// (this many) are gets, half of the keys of its last write, half of
+	// any key: what a torn BulkSet, or a snapshot or log recovered
+	// wrongly, would show before later writes hide it.
 	ReadAfterStart int
 
 	// Network.
@@ -62,9 +62,12 @@ type FaultMix struct {
 	CrashEvery   time.Duration // mean time between crashes of a node; 0: none
 	PowerLoss    float64       // chance a crash loses unsynced data (else the process dies alone)
 	MidTurnCrash float64       // chance a turn crashes after a random number of events, before Flush
-	RestartMin   time.Duration
-	RestartMax   time.Duration
-	DriftPPM     int64 // each node's clock runs up to this fast or slow
+	// CrashAfterError is the chance that a failed write or sync is
+	// followed, within 2 ms, by a power loss.
+	CrashAfterError float64
+	RestartMin      time.Duration
+	RestartMax      time.Duration
+	DriftPPM        int64 // each node's clock runs up to this fast or slow
 
 	// Disks.
 	Disk          DiskFaults
@@ -163,11 +166,11 @@ func DrawMix(r *rand.Rand) FaultMix {
 	}
 	m.Disk = DiskFaults{
 		SyncErrorProb:  d.prob(0.4, 0.0005, 0.05),
-		WriteErrorProb: d.prob(0.4, 0.0005, 0.05),
+		WriteErrorProb: d.prob(0.5, 0.002, 0.05),
 		TornWriteProb:  d.prob(0.6, 0.1, 1),
 		HoleProb:       d.prob(0.5, 0.1, 1),
 		ReadFlipProb:   d.prob(0.3, 0.001, 0.05),
-		CrashOpProb:    d.prob(0.4, 0.0002, 0.01),
+		CrashOpProb:    d.prob(0.5, 0.0005, 0.03),
 	}
 	if d.on(0.5) {
 		m.Disk.WriteLatencyMax = d.dur(latencyQuantum, time.Millisecond)
@@ -203,8 +206,9 @@ func DrawMix(r *rand.Rand) FaultMix {
 		m.Disk.DirKeepProb = d.r.Float64()
 	}
 	m.BulkPad = int(d.pick(0, 0, 200, 700))
-	m.ReadAfterStart = int(d.pick(0, 0, 1, 3))
-	m.Disk.WritebackProb = d.prob(0.4, 0.1, 1)
+	m.ReadAfterStart = int(d.pick(0, 1, 3, 8))
+	m.Disk.WritebackProb = d.prob(0.6, 0.2, 1)
+	m.CrashAfterError = d.prob(0.5, 0.3, 1)
 	return m
 }
 
@@ -251,7 +255,7 @@ func (m FaultMix) String() string {
 // hold one known bug's trigger still while hunting for others, without
 // changing anything else the seed draws.
 var faultSwitches = map[string]func(m *FaultMix){
-	"crash":         func(m *FaultMix) { m.CrashEvery, m.MidTurnCrash, m.Disk.CrashOpProb = 0, 0, 0 },
+	"crash":         func(m *FaultMix) { m.CrashEvery, m.MidTurnCrash, m.Disk.CrashOpProb, m.CrashAfterError = 0, 0, 0, 0 },
 	"process-crash": func(m *FaultMix) { m.PowerLoss = 1 },
 	"power-loss":    func(m *FaultMix) { m.PowerLoss = 0 },
 	"partition":     func(m *FaultMix) { m.PartEvery = 0 },

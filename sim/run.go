@@ -251,7 +251,12 @@ func (s *Sim) setup() {
 	for i := 0; i < s.mode.Nodes; i++ {
 		h := &host{s: s, id: i, addr: NodeAddr(i), rand: stream(s.cfg.Seed, streamNode+uint64(i))}
 		h.disk = NewDisk(stream(s.cfg.Seed, streamDisk+uint64(i)), s.mix.Disk)
-		h.disk.Observe = func(event, name string, n int64) { s.trace(h.addr, "disk-"+event, n, 0, name) }
+		h.disk.Observe = func(event, name string, n int64) {
+			s.trace(h.addr, "disk-"+event, n, 0, name)
+			if event == "write-error" || event == "sync-error" {
+				s.crashAfterError(h)
+			}
+		}
 		if s.mix.AsyncSync {
 			h.disk.SetAsync(h)
 		}
@@ -407,6 +412,23 @@ func (s *Sim) scheduleCrash(h *host) {
 			h.crash("scheduled", s.chance(s.mix.PowerLoss))
 		}
 		s.scheduleCrash(h)
+	})
+}
+
+// crashAfterError kills h's machine soon after a failed write or sync, with
+// the mix's CrashAfterError chance: a failing disk and a dying machine go
+// together (a power supply browning out, a controller resetting), and the
+// steps a node takes right after an I/O error — undoing a batch, stopping —
+// are where the bugs that only a crash shows hide.
+func (s *Sim) crashAfterError(h *host) {
+	if !s.chaos() || !s.chance(s.mix.CrashAfterError) {
+		return
+	}
+	incarnation := h.incarnation
+	s.w.After(time.Duration(s.r.Int64N(int64(2*time.Millisecond))).Round(latencyQuantum), func() {
+		if h.up && h.incarnation == incarnation && s.chaos() {
+			h.crash("after a disk error", true)
+		}
 	})
 }
 
