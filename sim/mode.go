@@ -182,7 +182,7 @@ func MutationCatalogue() []PlantedMutation {
 // MutationSeeds seeds of MutationOps requests each.
 const (
 	MutationSeeds = 500
-	MutationOps   = 300
+	MutationOps   = DefaultOps
 )
 
 // CatchConfig is how CatchMutation hunts.

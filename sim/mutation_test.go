@@ -11,22 +11,7 @@ import (
 // the workload, not a bug to hide. The test still runs them: a miss is
 // skipped with its reason (never passed in silence), and a catch is logged
 // with the line to delete here.
-var notCaughtYet = map[string]string{
-	"undo-not-synced": "the simulated disk cannot lose a truncate: File.Truncate drops the bytes it cuts for good, " +
-		"so a failed batch that was written whole never comes back at a crash (on a real disk its pages may have been " +
-		"written back, and the truncate's size change is lost without an fsync); none of 4,000 seeds catches it",
-	"snapshot-has-open-batch": "the failed writes in the snapshot show only when the batch during which a snapshot starts " +
-		"fails to write, the snapshot survives, and the node restarts from it and is read before any later write to the " +
-		"same keys: the first seed that catches it is 3092",
-	"snapshot-checksum-ignored": "a snapshot is damaged only by a read flip or by damage at rest at a power loss, and a " +
-		"damaged value loaded then is mostly overwritten by the log replayed after the snapshot, or by later writes, " +
-		"before anyone reads it: the first seed that catches it is 1125",
-	"early-write-while-syncing": "two unsynced batches share the log's tail only with a small BatchBytesMax and a " +
-		"background sync in flight, and the crash must then tear a hole in the earlier batch and keep the later one: " +
-		"the first seed that catches it is 1162",
-	"log-removed-before-dirsync": "the crash must come between the removal and the directory sync, and then keep the " +
-		"removal and lose the rename (directory entries lost one by one): the first seed that catches it is 1193",
-}
+var notCaughtYet = map[string]string{}
 
 // TestCatchesMutations plants each bug of the catalogue (MutationCatalogue:
 // realistic one- or two-line mistakes in the storage engine, the single
