@@ -268,8 +268,10 @@ func TestStateFileFailedSave(t *testing.T) {
 			for name, ino := range d.files {
 				crashed.files[name] = &memInode{data: slices.Clone(ino.synced), synced: slices.Clone(ino.synced)}
 			}
-			if got := reopenState(t, crashed); string(got) != "first" {
-				t.Fatalf("after the failed Save and a crash: %q", got)
+			// What a reopen read, it made durable before returning it:
+			// a node acts on it (votes in its term).
+			if again := reopenState(t, crashed); string(again) != string(got) {
+				t.Fatalf("after the failed Save a reopen yields %q, and after a crash %q", got, again)
 			}
 			// The next Save rewrites the file: nothing is appended after
 			// what the failed one left.
@@ -387,5 +389,24 @@ func TestStateFileDamagedHeaderIsRefused(t *testing.T) {
 		if _, _, err := OpenStateFile(d, testStateName, func(string, ...any) {}); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("length bit %d and payload flipped: %v, want ErrCorrupt", bit, err)
 		}
+	}
+}
+
+// A state that a process crash left in the page cache only (its save was
+// written, not synced) is made durable when it is read, before the node
+// acts on it: a power loss after that keeps it.
+func TestStateFileOpenSyncsWhatItRead(t *testing.T) {
+	d := newMemDisk()
+	f, _ := openState(t, d)
+	mustSave(t, f, "first")
+	f.Close()
+	ino := d.files[testStateName]
+	ino.data = appendState(slices.Clone(ino.data), []byte("second")) // written, not synced
+	if got := reopenState(t, d); string(got) != "second" {
+		t.Fatalf("reopen yields %q, want second", got)
+	}
+	d.crash()
+	if got := reopenState(t, d); string(got) != "second" {
+		t.Fatalf("after a crash the state is %q: what the node read and acted on was lost", got)
 	}
 }

@@ -56,7 +56,6 @@ type Log struct {
 func scanSegment(name string, data []byte, expectIndex uint64) ([]Record, int, error) {
 	var recs []Record
 	off := 0
-	batchStart := 0 // where the batch holding off began
 	for off < len(data) {
 		rec, n, err := decodeRecord(data[off:])
 		if err == nil && rec.Index != expectIndex {
@@ -66,11 +65,11 @@ func scanSegment(name string, data []byte, expectIndex uint64) ([]Record, int, e
 			if allZero(data[off:]) {
 				return recs, off, nil // reserved space, or a tail torn to zeros
 			}
-			if laterBatchSynced(data, off+1, expectIndex) {
+			if laterBatchSynced(data, off+1, expectIndex, endsBatch(data[off:], expectIndex)) {
 				return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d (%v) with valid records after it; refusing to start",
 					ErrCorrupt, name, off, err)
 			}
-			if !tornShape(data, batchStart, off, expectIndex) {
+			if !tornShape(data, off, expectIndex) {
 				return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d (%v) in the final batch, and not as a torn write leaves one (no sector of it unwritten, nor cut by the file's end): damage at rest to a synced record; refusing to start",
 					ErrCorrupt, name, off, err)
 			}
@@ -79,9 +78,6 @@ func scanSegment(name string, data []byte, expectIndex uint64) ([]Record, int, e
 		recs = append(recs, rec)
 		expectIndex++
 		off += n
-		if rec.BatchEnd {
-			batchStart = off
-		}
 	}
 	return recs, off, nil
 }
@@ -92,17 +88,18 @@ func scanSegment(name string, data []byte, expectIndex uint64) ([]Record, int, e
 // disks have; a disk with larger atomic units still satisfies it.
 const SectorBytes = 512
 
-// tornShape reports whether the bad record at off, in the final batch
-// (which began at batchStart), looks like a torn write rather than damage to
-// synced data. Only one batch is ever unsynced (GroupCommit), so a torn
-// write can have left its sectors unwritten (zeros: the log's space is fresh
-// or reserved as zeros) in any order, or been cut short, leaving the file's
-// data to end inside the record; but every byte it did write is the
-// record's own, so a header that is there is the header of record
-// expectIndex. A record that is whole but for a few flipped bits (damage at
+// tornShape reports whether the bad record at off, in the final batch,
+// looks like a torn write rather than damage to synced data. Only one batch
+// is ever unsynced (GroupCommit), so a torn write can have left its sectors
+// unwritten (zeros: the log's space is fresh or reserved as zeros) in any
+// order — from off on in off's own sector, whose bytes before off may be
+// older records (the batch may start mid-sector, or where a new leader's
+// entries cut the log) — or been cut short, leaving the file's data to end
+// inside the record; but every byte it did write is the record's own, so a
+// header that is there is the header of record expectIndex. A record that is whole but for a few flipped bits (damage at
 // rest), or a sector of other bytes (a write that landed in the wrong
 // place), has none of these shapes.
-func tornShape(data []byte, batchStart, off int, expectIndex uint64) bool {
+func tornShape(data []byte, off int, expectIndex uint64) bool {
 	if len(data)-off < recordHeaderBytes {
 		return true // cut by the file's end within the header
 	}
@@ -112,7 +109,7 @@ func tornShape(data []byte, batchStart, off int, expectIndex uint64) bool {
 	length := int(binary.LittleEndian.Uint32(data[off:]))
 	if typ != 0 && typ <= recordTypeLast && binary.LittleEndian.Uint64(data[off+9:]) == expectIndex &&
 		length >= 9 && length+8 <= recordBytesMax {
-		if lengthDamaged(data[off:], length) {
+		if lengthDamaged(data[off:], length, expectIndex) {
 			return false
 		}
 		if off+8+length > len(data) {
@@ -128,7 +125,7 @@ func tornShape(data []byte, batchStart, off int, expectIndex uint64) bool {
 	if z := dataEnd(data); z < end && len(data)-z >= zeroTailMin {
 		return true
 	}
-	return unwrittenSector(data, batchStart, off, end)
+	return unwrittenSector(data, off, off, end)
 }
 
 // zeroTailMin is the run of zeros at the end of a log's data, from inside
@@ -148,22 +145,52 @@ func dataEnd(data []byte) int {
 	return z
 }
 
-// lengthDamaged reports whether the record at the start of b, which does
-// not check out with its stated length, does with that length's field one
-// bit away: then its bytes are all there and only the length field was hit.
-// Without this test a flipped length that points into the reserved zeros
-// after the log's end would pass for a torn write, and cut synced records.
-func lengthDamaged(b []byte, length int) bool {
+// endsBatch reports whether b starts with the header of record index that
+// marks the end of its batch, whatever the rest of the record holds.
+func endsBatch(b []byte, index uint64) bool {
+	return recordHeaderAt(b, index) && b[8]&recordBatchEnd != 0
+}
+
+// recordHeaderAt reports whether b starts with a header's type and index
+// for record index (its length and checksum aside).
+func recordHeaderAt(b []byte, index uint64) bool {
+	return len(b) >= recordHeaderBytes && b[8]&recordTypeMask != 0 && b[8]&recordTypeMask <= recordTypeLast &&
+		binary.LittleEndian.Uint64(b[9:]) == index
+}
+
+// lengthDamaged reports whether the record at the start of b (record
+// index), which does not check out with its stated length, does with
+// another: then its bytes are all there and only the length field was hit.
+// Without this test a damaged length that points past the end of the file,
+// or into the reserved zeros after the log's end, would pass for a torn
+// write and cut synced records. The lengths tried: the stated one with one
+// bit flipped, and those that end the record where a header of record
+// index+1 starts, where the trailing zeros start (or up to zeroTailMin
+// bytes into them: a record may end in zeros), or at the end of the data.
+func lengthDamaged(b []byte, length int, index uint64) bool {
 	want := binary.LittleEndian.Uint32(b[4:8])
 	var field [4]byte
-	for bit := range 32 {
-		l := length ^ 1<<bit
+	fits := func(l int) bool {
 		if l < 9 || 8+l > len(b) || 8+l > recordBytesMax {
-			continue
+			return false
 		}
 		binary.LittleEndian.PutUint32(field[:], uint32(l))
 		c := crc32.Update(0, crcTable, field[:])
-		if crc32.Update(c, crcTable, b[8:8+l]) == want {
+		return crc32.Update(c, crcTable, b[8:8+l]) == want
+	}
+	for bit := range 32 {
+		if fits(length ^ 1<<bit) {
+			return true
+		}
+	}
+	z := dataEnd(b)
+	for end := z; end <= min(z+zeroTailMin, len(b)); end++ {
+		if fits(end - 8) {
+			return true
+		}
+	}
+	for at := recordHeaderBytes; at+recordHeaderBytes <= z; at++ {
+		if recordHeaderAt(b[at:], index+1) && fits(at-8) {
 			return true
 		}
 	}
@@ -191,8 +218,10 @@ func unwrittenSector(data []byte, from, off, end int) bool {
 //
 // The scan tries every offset, but rejects candidates on their header before
 // paying for a checksum, so it is linear in practice.
-func laterBatchSynced(data []byte, from int, expectIndex uint64) bool {
-	sawBatchEnd := false
+//
+// sawBatchEnd says the damaged record itself ends its batch (its header is
+// there and says so): then one valid record after it is proof enough.
+func laterBatchSynced(data []byte, from int, expectIndex uint64, sawBatchEnd bool) bool {
 	for off := from; off+recordHeaderBytes <= len(data); {
 		if binary.LittleEndian.Uint32(data[off:]) == 0 {
 			// No record starts where its length would be zero: skip the

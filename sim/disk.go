@@ -41,7 +41,7 @@ type DiskFaults struct {
 	// Faults of synced data, drawn at each power loss for every file
 	// (TigerBeetle's and FoundationDB's simulators inject all three):
 	// CorruptProb is the chance that one synced sector is damaged at rest
-	// (a few bits flipped); LatentProb the chance that one sector becomes
+	// (one bit flipped, or a burst of garbage); LatentProb the chance that one sector becomes
 	// unreadable (a latent sector error), for good with LatentPersistProb,
 	// else for the next read only. MisdirectProb is the chance, at each
 	// File.Sync, that one sector written since the last sync lands on the
@@ -565,10 +565,17 @@ func (d *Disk) damageAtRest(name string, ino *inode, kept []byte) {
 	}
 	sectors := (len(kept) + sectorBytes - 1) / sectorBytes
 	if d.chance(d.faults.CorruptProb) {
+		// Bit rot flips one bit; a sector the drive scrambles holds a
+		// burst of garbage.
 		sec := d.rand.IntN(sectors)
 		from, to := sec*sectorBytes, min((sec+1)*sectorBytes, len(kept))
-		for range 1 + d.rand.IntN(8) {
+		if d.rand.IntN(2) == 0 {
 			kept[from+d.rand.IntN(to-from)] ^= 1 << d.rand.IntN(8)
+		} else {
+			at := from + d.rand.IntN(to-from)
+			for i := at; i < min(at+1+d.rand.IntN(to-from), to); i++ {
+				kept[i] = byte(d.rand.Uint32())
+			}
 		}
 		ino.damaged = true
 		d.Corruptions++
