@@ -24,6 +24,23 @@ const (
 	// layout), where the decoder expects length, key, length, value.
 	MutBulkLengthsFirst
 
+	// Recovery and the log's segments (wal.go).
+
+	// MutDamageTakenForTornTail: recovery takes any bad record in the last
+	// segment for a torn tail and cuts the log there, even with valid
+	// batches after it.
+	MutDamageTakenForTornTail
+	// MutRecoveredTailNotSynced: recovery serves the last segment without
+	// syncing it, though after a process crash its tail may be in the page
+	// cache only.
+	MutRecoveredTailNotSynced
+	// MutNewSegmentDirNotSynced: a new segment's directory entry is not
+	// synced before records in it are acknowledged.
+	MutNewSegmentDirNotSynced
+	// MutRollKeepsReservedZeros: a segment is sealed with the zeros
+	// reserved past its last record still in it.
+	MutRollKeepsReservedZeros
+
 	// Group commit and the undo of a failed batch (groupcommit.go).
 
 	// MutAckBeforeSync: with a background fsync, the batch is reported
@@ -111,6 +128,10 @@ var mutationNames = [...]string{
 	MutNone:                     "none",
 	MutSetKeyLenOffByOne:        "set-key-len-off-by-one",
 	MutBulkLengthsFirst:         "bulk-lengths-first",
+	MutDamageTakenForTornTail:   "damage-taken-for-torn-tail",
+	MutRecoveredTailNotSynced:   "recovered-tail-not-synced",
+	MutNewSegmentDirNotSynced:   "new-segment-dir-not-synced",
+	MutRollKeepsReservedZeros:   "roll-keeps-reserved-zeros",
 	MutAckBeforeSync:            "ack-before-sync",
 	MutBatchEndStaleCRC:         "batch-end-stale-crc",
 	MutUndoKeepsIndex:           "undo-keeps-index",

@@ -84,14 +84,14 @@ func (n *SingleNode) Start(env Env) error {
 	}
 	n.store = rec.Store
 	n.store.mutation = n.cfg.Mutation
-	w, err := OpenLog(env.Disk, rec.Names, rec.Index, func(r Record) error {
+	w, err := openLog(env.Disk, rec.Names, rec.Index, func(r Record) error {
 		items, err := decodeCommandWith(r, n.cfg.Mutation)
 		if err != nil {
 			return err
 		}
 		applyRecord(n.store, r.Type, items, nil)
 		return nil
-	}, env.logf)
+	}, env.logf, n.cfg.Mutation)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ type Log struct {
 	segments  []segment
 	file      File // the last segment
 	nextIndex uint64
+	mutation  Mutation // a planted bug, for the simulator's tests (SingleConfig)
 }
 
 // scanSegment decodes the records of one segment. It returns the records and
@@ -54,6 +55,11 @@ type Log struct {
 // leaves (tornShape); otherwise it is corruption and scanSegment returns an
 // error naming the file and offset.
 func scanSegment(name string, data []byte, expectIndex uint64) ([]Record, int, error) {
+	return scanSegmentWith(name, data, expectIndex, MutNone)
+}
+
+// scanSegmentWith is scanSegment with a planted mutation (Log.mutation).
+func scanSegmentWith(name string, data []byte, expectIndex uint64, mut Mutation) ([]Record, int, error) {
 	var recs []Record
 	off := 0
 	for off < len(data) {
@@ -62,7 +68,7 @@ func scanSegment(name string, data []byte, expectIndex uint64) ([]Record, int, e
 			err = fmt.Errorf("index %d where %d was expected", rec.Index, expectIndex)
 		}
 		if err != nil {
-			if allZero(data[off:]) {
+			if allZero(data[off:]) || mut == MutDamageTakenForTornTail {
 				return recs, off, nil // reserved space, or a tail torn to zeros
 			}
 			if laterBatchSynced(data, off+1, expectIndex, endsBatch(data[off:], expectIndex)) {
@@ -271,7 +277,13 @@ func plausibleHeader(b []byte, expectIndex uint64) bool {
 // skipped (the snapshot holds them); apply is called for every later record
 // in order. Segments that hold only records the snapshot covers are removed.
 func OpenLog(d Disk, names []string, snapIndex uint64, apply func(Record) error, logf func(string, ...any)) (*Log, error) {
-	w := &Log{disk: d, nextIndex: snapIndex + 1}
+	return openLog(d, names, snapIndex, apply, logf, MutNone)
+}
+
+// openLog is OpenLog with a planted mutation (a single node's
+// SingleConfig.Mutation).
+func openLog(d Disk, names []string, snapIndex uint64, apply func(Record) error, logf func(string, ...any), mut Mutation) (*Log, error) {
+	w := &Log{disk: d, nextIndex: snapIndex + 1, mutation: mut}
 	for _, name := range names {
 		if first, ok := parseIndexName(name, walPrefix, walSuffix); ok {
 			w.segments = append(w.segments, segment{name: name, first: first})
@@ -303,7 +315,7 @@ func OpenLog(d Disk, names []string, snapIndex uint64, apply func(Record) error,
 		if seg.first != expect {
 			return nil, fmt.Errorf("%w: %s starts at index %d, expected %d", ErrCorrupt, seg.name, seg.first, expect)
 		}
-		data, recs, valid, err := readSegment(d, seg.name, expect)
+		data, recs, valid, err := readSegment(d, seg.name, expect, mut)
 		if err != nil {
 			return nil, err
 		}
@@ -344,7 +356,11 @@ func OpenLog(d Disk, names []string, snapIndex uint64, apply func(Record) error,
 			// After a process crash the tail may be in the page cache only:
 			// make it durable before anything is served from it, or a later
 			// power loss could take back what was already read.
-			if err := f.Sync(); err != nil {
+			sync := f.Sync
+			if mut == MutRecoveredTailNotSynced {
+				sync = func() error { return nil }
+			}
+			if err := sync(); err != nil {
 				return nil, fmt.Errorf("syncing %s: %w", seg.name, err)
 			}
 			w.file = f
@@ -400,7 +416,7 @@ const readAttempts = 4
 // read that shows damage (a torn tail or corruption) is used only once a
 // second read returns the very same bytes; reads that keep disagreeing are
 // refused, and a later start tries again.
-func readSegment(d Disk, name string, expect uint64) ([]byte, []Record, int, error) {
+func readSegment(d Disk, name string, expect uint64, mut Mutation) ([]byte, []Record, int, error) {
 	type seen struct {
 		crc  uint32
 		size int
@@ -411,7 +427,7 @@ func readSegment(d Disk, name string, expect uint64) ([]byte, []Record, int, err
 		if err != nil {
 			return nil, nil, 0, fmt.Errorf("reading %s: %w", name, err)
 		}
-		recs, valid, err := scanSegment(name, data, expect)
+		recs, valid, err := scanSegmentWith(name, data, expect, mut)
 		if err == nil && allZero(data[valid:]) {
 			return data, recs, valid, nil // clean, perhaps with reserved space
 		}
@@ -462,7 +478,11 @@ func (w *Log) createSegment(first uint64) error {
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", name, err)
 	}
-	if err := w.disk.SyncDir(); err != nil {
+	syncDir := w.disk.SyncDir
+	if w.mutation == MutNewSegmentDirNotSynced {
+		syncDir = func() error { return nil }
+	}
+	if err := syncDir(); err != nil {
 		f.Close()
 		return fmt.Errorf("syncing directory after creating %s: %w", name, err)
 	}
@@ -485,7 +505,7 @@ func (w *Log) Roll(first uint64) error {
 	// A sealed segment must end with its last record: recovery calls
 	// anything after it in a sealed segment damage. Drop reserved zeros,
 	// durably, before a later segment exists.
-	if _, ok := w.file.(Reserver); ok {
+	if _, ok := w.file.(Reserver); ok && w.mutation != MutRollKeepsReservedZeros {
 		if err := w.Truncate(last.bytes); err != nil {
 			return err
 		}
