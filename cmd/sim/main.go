@@ -137,7 +137,11 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 		}()
 	}
 	stop := make(chan struct{})
-	go progress(&mu, &st, n, began, stop)
+	go progress(&mu, func() string {
+		el := time.Since(began)
+		return fmt.Sprintf("[%d/%d seeds] %d failed, %d ops, %.0f ops/s, %v elapsed",
+			st.seeds, n, st.failures, st.ops, float64(st.ops)/el.Seconds(), el.Round(time.Second))
+	}, stop)
 	for i := 0; i < n; i++ {
 		next <- start + uint64(i)
 	}
@@ -181,9 +185,9 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	return 1
 }
 
-// progress prints a status line every second: on a terminal it rewrites
-// one line, elsewhere it prints one every ten seconds.
-func progress(mu *sync.Mutex, st *stats, n int, began time.Time, stop chan struct{}) {
+// progress prints a status line, made by line under mu, every second: on a
+// terminal it rewrites one line, elsewhere it prints one every ten seconds.
+func progress(mu *sync.Mutex, line func() string, stop chan struct{}) {
 	fi, _ := os.Stderr.Stat()
 	tty := fi != nil && fi.Mode()&os.ModeCharDevice != 0
 	tick := time.NewTicker(time.Second)
@@ -198,14 +202,12 @@ func progress(mu *sync.Mutex, st *stats, n int, began time.Time, stop chan struc
 			continue
 		}
 		mu.Lock()
-		el := time.Since(began)
-		line := fmt.Sprintf("[%d/%d seeds] %d failed, %d ops, %.0f ops/s, %v elapsed",
-			st.seeds, n, st.failures, st.ops, float64(st.ops)/el.Seconds(), el.Round(time.Second))
+		l := line()
 		mu.Unlock()
 		if tty {
-			fmt.Fprintf(os.Stderr, "\r%s ", line)
+			fmt.Fprintf(os.Stderr, "\r%s ", l)
 		} else {
-			fmt.Fprintln(os.Stderr, line)
+			fmt.Fprintln(os.Stderr, l)
 		}
 	}
 }
@@ -262,7 +264,9 @@ func runMutations(only string, cc sim.CatchConfig, workers int, verbose bool) in
 		}()
 	}
 	stop := make(chan struct{})
-	go mutationProgress(&mu, &st, len(list), began, stop)
+	go progress(&mu, func() string {
+		return fmt.Sprintf("[%d/%d mutations] %d seeds run, %v elapsed", st.failures, len(list), st.seeds, time.Since(began).Round(time.Second))
+	}, stop)
 	for i := range list {
 		next <- i
 	}
@@ -307,31 +311,5 @@ func median(v []int) string {
 		return fmt.Sprint(v[n/2])
 	} else {
 		return fmt.Sprintf("%.1f", float64(v[n/2-1]+v[n/2])/2)
-	}
-}
-
-// mutationProgress prints a status line, as progress does.
-func mutationProgress(mu *sync.Mutex, st *stats, n int, began time.Time, stop chan struct{}) {
-	fi, _ := os.Stderr.Stat()
-	tty := fi != nil && fi.Mode()&os.ModeCharDevice != 0
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for i := 1; ; i++ {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		if !tty && i%10 != 0 {
-			continue
-		}
-		mu.Lock()
-		line := fmt.Sprintf("[%d/%d mutations] %d seeds run, %v elapsed", st.failures, n, st.seeds, time.Since(began).Round(time.Second))
-		mu.Unlock()
-		if tty {
-			fmt.Fprintf(os.Stderr, "\r%s ", line)
-		} else {
-			fmt.Fprintln(os.Stderr, line)
-		}
 	}
 }
