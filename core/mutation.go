@@ -120,11 +120,9 @@ const (
 	// MutRequestIDAliasesLine: a request's id is kept as a slice of the
 	// line it was read from, which the connection reuses for the next one.
 	MutRequestIDAliasesLine
-
-	mutationEnd
 )
 
-var mutationNames = [...]string{
+var mutationNames = MutationNames[Mutation]{
 	MutNone:                     "none",
 	MutSetKeyLenOffByOne:        "set-key-len-off-by-one",
 	MutBulkLengthsFirst:         "bulk-lengths-first",
@@ -155,28 +153,42 @@ var mutationNames = [...]string{
 	MutRequestIDAliasesLine:     "request-id-aliases-line",
 }
 
-func (m Mutation) String() string {
-	if m < mutationEnd {
-		return mutationNames[m]
+func (m Mutation) String() string { return mutationNames.Name(m) }
+
+// Mutations lists the planted bugs, MutNone excluded.
+func Mutations() []Mutation { return mutationNames.All() }
+
+// ParseMutation returns the mutation called name.
+func ParseMutation(name string) (Mutation, error) { return mutationNames.Parse("core", name) }
+
+// MutationNames is a package's catalogue of planted bugs, indexed by the
+// bug's number; index 0 is "none", no bug. It gives the core and election
+// Mutation types their String, list and parse alike.
+type MutationNames[M ~uint8] []string
+
+// Name is m's name.
+func (n MutationNames[M]) Name(m M) string {
+	if int(m) < len(n) {
+		return n[m]
 	}
 	return fmt.Sprintf("mutation(%d)", uint8(m))
 }
 
-// Mutations lists the planted bugs, MutNone excluded.
-func Mutations() []Mutation {
-	var out []Mutation
-	for m := MutNone + 1; m < mutationEnd; m++ {
-		out = append(out, m)
+// All lists the bugs, "none" excluded.
+func (n MutationNames[M]) All() []M {
+	out := make([]M, 0, len(n)-1)
+	for m := 1; m < len(n); m++ {
+		out = append(out, M(m))
 	}
 	return out
 }
 
-// ParseMutation returns the mutation called name.
-func ParseMutation(name string) (Mutation, error) {
-	for m := MutNone; m < mutationEnd; m++ {
-		if mutationNames[m] == name {
-			return m, nil
+// Parse returns the bug called name; pkg names the catalogue in the error.
+func (n MutationNames[M]) Parse(pkg, name string) (M, error) {
+	for m, s := range n {
+		if s == name {
+			return M(m), nil
 		}
 	}
-	return MutNone, fmt.Errorf("core: no mutation called %q", name)
+	return 0, fmt.Errorf("%s: no mutation called %q", pkg, name)
 }

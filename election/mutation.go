@@ -1,6 +1,6 @@
 package election
 
-import "fmt"
+import "dkv/core"
 
 // Mutation is a deliberate bug, planted only by tests that prove the
 // simulator catches it (sim's planted-bug tests). A node built by cmd/node
@@ -23,10 +23,9 @@ const (
 	MutSessionsNotInSnapshot
 	// MutVoteNotPersisted: a vote is sent without being saved.
 	MutVoteNotPersisted
-	mutationEnd
 )
 
-var mutationNames = [...]string{
+var mutationNames = core.MutationNames[Mutation]{
 	MutNone:                  "none",
 	MutReadWithoutIndex:      "read-without-index",
 	MutCommitBeforePersist:   "commit-before-persist",
@@ -34,28 +33,10 @@ var mutationNames = [...]string{
 	MutVoteNotPersisted:      "vote-not-persisted",
 }
 
-func (m Mutation) String() string {
-	if m < mutationEnd {
-		return mutationNames[m]
-	}
-	return fmt.Sprintf("mutation(%d)", uint8(m))
-}
+func (m Mutation) String() string { return mutationNames.Name(m) }
 
 // Mutations lists the planted bugs, MutNone excluded.
-func Mutations() []Mutation {
-	var out []Mutation
-	for m := MutNone + 1; m < mutationEnd; m++ {
-		out = append(out, m)
-	}
-	return out
-}
+func Mutations() []Mutation { return mutationNames.All() }
 
 // ParseMutation returns the mutation called name.
-func ParseMutation(name string) (Mutation, error) {
-	for m := MutNone; m < mutationEnd; m++ {
-		if mutationNames[m] == name {
-			return m, nil
-		}
-	}
-	return MutNone, fmt.Errorf("election: no mutation called %q", name)
-}
+func ParseMutation(name string) (Mutation, error) { return mutationNames.Parse("election", name) }
