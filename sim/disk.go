@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -337,12 +338,7 @@ func (d *Disk) used() int64 {
 
 // List implements core.Disk.
 func (d *Disk) List() ([]string, error) {
-	names := make([]string, 0, len(d.dir))
-	for name := range d.dir {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names, nil
+	return slices.Sorted(maps.Keys(d.dir)), nil
 }
 
 // ReadFile implements core.Disk.
@@ -492,11 +488,7 @@ func (d *Disk) Crash() {
 		}
 	}
 	d.dirLog = nil
-	names := make([]string, 0, len(dir))
-	for name := range dir {
-		names = append(names, name)
-	}
-	sort.Strings(names) // the tear of each file draws from rand: fix the order
+	names := slices.Sorted(maps.Keys(dir)) // the tear of each file draws from rand: fix the order
 	d.dir = dir
 	seen := map[*inode]bool{}
 	for _, name := range names {
@@ -511,12 +503,7 @@ func (d *Disk) Crash() {
 			// Overwritten durable sectors may have reached the medium,
 			// each on its own: the kernel writes dirty pages back in no
 			// order, and a disk writes only sectors atomically.
-			secs := make([]int, 0, len(ino.oldSectors))
-			for sec := range ino.oldSectors {
-				secs = append(secs, sec)
-			}
-			slices.Sort(secs)
-			for _, sec := range secs {
+			for _, sec := range slices.Sorted(maps.Keys(ino.oldSectors)) {
 				if d.rand.IntN(2) == 0 {
 					copy(kept[sec*sectorBytes:], ino.data[sec*sectorBytes:min((sec+1)*sectorBytes, ino.syncedLen)])
 				}
