@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"slices"
 	"testing"
 )
 
@@ -48,4 +49,25 @@ func FuzzLoadSnapshot(f *testing.F) {
 			t.Fatalf("store holds %d entries, trailer says %d", s.Len(), count)
 		}
 	})
+}
+
+// The newest snapshot's rename may be in the page cache only (a crash came
+// before its directory sync). Recovery removes what it covers — older
+// snapshots here, log segments in OpenLog — so it syncs the directory
+// first: a power loss must not keep a removal and lose the snapshot.
+func TestRecoverSnapshotSyncsDirectoryBeforeRemoving(t *testing.T) {
+	d := newMemDisk()
+	d.put(snapName(3), encodeSnapshot(3, "a", "1"))
+	d.put(snapName(9), encodeSnapshot(9, "a", "2"))
+	ops := len(d.ops)
+	r, err := RecoverSnapshot(d)
+	if err != nil || r.Index != 9 {
+		t.Fatalf("RecoverSnapshot: index %v, %v", r, err)
+	}
+	done := d.opsSince(ops)
+	sync := slices.Index(done, "syncdir")
+	remove := slices.Index(done, "remove "+snapName(3))
+	if remove < 0 || sync < 0 || sync > remove {
+		t.Fatalf("ops %q: want a syncdir before removing %s", done, snapName(3))
+	}
 }
