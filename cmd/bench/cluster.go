@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ type clusterBenchConfig struct {
 	space      int
 	dir        string
 	nodeBin    string
+	compareBin string // a second cluster of this binary, for an A/B in one run
 	flags      string // more cmd/node flags, for both systems
 }
 
@@ -43,6 +43,7 @@ func runClusterBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.space, "keys", 100_000, "key space the Sets draw from")
 	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for the data directories; removed afterwards")
 	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
+	fs.StringVar(&cfg.compareBin, "compare-bin", "", "another cmd/node binary: a second cluster of it takes turns with the others (an A/B of two builds in one run)")
 	fs.StringVar(&cfg.flags, "server-flags", "", "extra cmd/node flags for every node of both systems (e.g. --unsafe-no-fsync, to see what the disk costs)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -61,11 +62,13 @@ func runClusterBench(args []string, stdout, stderr io.Writer) int {
 // system is one of the two stores the cluster benchmark compares, with
 // its clients' Set.
 type system struct {
-	name string
-	sets []func(ctx context.Context, key, value string) error
-	pids []int // the server processes, whose CPU time the slices count
-	res  runResult
-	cpu  time.Duration // server CPU time used in the measured slices
+	name  string
+	sets  []func(ctx context.Context, key, value string) error
+	pids  []int    // the server processes, whose CPU time the slices count
+	roles []string // what each of pids is, for the per-process figures
+	res   runResult
+	cpu   time.Duration   // server CPU time used in the measured slices
+	cpus  []time.Duration // the same, per process of pids
 }
 
 // cpuPerOp is the server CPU time per acknowledged operation, all of the
@@ -79,12 +82,15 @@ func (s *system) cpuPerOp() time.Duration {
 
 type clusterBenchResult struct {
 	single, cluster runResult
+	compare         runResult // the cluster of compareBin, if any
 }
 
 // clusterBench measures durable Sets from cfg.clients clients into a single
 // node and into a 3-node cluster (through its leader, which acknowledges a
 // write once a majority has it on disk), in alternating slices of the same
 // run, and reports the cluster's figures as ratios of the single node's.
+// With cfg.compareBin, a second cluster of that binary takes its turns
+// beside them: an A/B of two builds under the same weather.
 func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, error) {
 	work, bin, err := workspace(cfg.dir, "dkv-bench-cluster-", cfg.nodeBin, out)
 	if err != nil {
@@ -98,23 +104,53 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 		return nil, err
 	}
 	defer single.Kill()
-	cl, err := nodeproc.NewCluster(bin, filepath.Join(work, "cluster"), 3, flags...)
-	if err != nil {
-		return nil, err
+	systems := []*system{{name: "single node", pids: []int{single.Pid()}, roles: []string{"single"}}}
+	type benchCluster struct {
+		cl   *nodeproc.Cluster
+		lead int
+		sys  *system
 	}
-	defer cl.KillAll()
-	if err := cl.StartAll(); err != nil {
-		return nil, err
+	var clusters []benchCluster
+	bins := []string{bin}
+	if cfg.compareBin != "" {
+		bins = append(bins, cfg.compareBin)
 	}
-	lead, _, err := cl.WaitLeader(30 * time.Second)
-	if err != nil {
-		return nil, err
+	for k, b := range bins {
+		name, dir := "3-node cluster", "cluster"
+		if len(bins) > 1 {
+			name, dir = fmt.Sprintf("3-node cluster %c", 'A'+k), fmt.Sprintf("cluster-%c", 'a'+k)
+		}
+		cl, err := nodeproc.NewCluster(b, filepath.Join(work, dir), 3, flags...)
+		if err != nil {
+			return nil, err
+		}
+		defer cl.KillAll()
+		if err := cl.StartAll(); err != nil {
+			return nil, err
+		}
+		lead, _, err := cl.WaitLeader(30 * time.Second)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "%s (%s) on %s, node %d leads\n", name, b, strings.Join(cl.Addrs(), ","), lead)
+		sys := &system{name: name}
+		for i := range cl.Size() {
+			sys.pids = append(sys.pids, cl.Node(i).Pid())
+			role := fmt.Sprintf("follower %d", i)
+			if i == lead {
+				role = fmt.Sprintf("leader %d", i)
+			}
+			if len(bins) > 1 {
+				role = fmt.Sprintf("%c %s", 'A'+k, role)
+			}
+			sys.roles = append(sys.roles, role)
+		}
+		systems = append(systems, sys)
+		clusters = append(clusters, benchCluster{cl: cl, lead: lead, sys: sys})
 	}
-	fmt.Fprintf(out, "single node on %s; cluster on %s, node %d leads; server flags %q\n", single.Addr, strings.Join(cl.Addrs(), ","), lead, cfg.flags)
-
-	systems := []*system{{name: "single node", pids: []int{single.Pid()}}, {name: "3-node cluster"}}
-	for i := range cl.Size() {
-		systems[1].pids = append(systems[1].pids, cl.Node(i).Pid())
+	fmt.Fprintf(out, "single node on %s; server flags %q\n", single.Addr, cfg.flags)
+	for _, s := range systems {
+		s.cpus = make([]time.Duration, len(s.pids))
 	}
 	for range cfg.clients {
 		c, err := client.Dial(single.Addr)
@@ -123,14 +159,16 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 		}
 		defer c.Close()
 		systems[0].sets = append(systems[0].sets, c.Set)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		kv, err := client.DialCluster(ctx, cl.Addrs())
-		cancel()
-		if err != nil {
-			return nil, err
+		for _, bc := range clusters {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			kv, err := client.DialCluster(ctx, bc.cl.Addrs())
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			defer kv.Close()
+			bc.sys.sets = append(bc.sys.sets, kv.Set)
 		}
-		defer kv.Close()
-		systems[1].sets = append(systems[1].sets, kv.Set)
 	}
 
 	fmt.Fprintf(out, "run: %d clients each, %d-byte values, %v per system in %d alternating slices, after %v of warmup each ...\n",
@@ -138,12 +176,14 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 	if err := alternate(systems, cfg); err != nil {
 		return nil, err
 	}
-	end, _, err := cl.WaitLeader(30 * time.Second)
-	if err != nil {
-		return nil, err
-	}
-	if end != lead {
-		fmt.Fprintf(out, "note: the lead moved from node %d to node %d during the run\n", lead, end)
+	for _, bc := range clusters {
+		end, _, err := bc.cl.WaitLeader(30 * time.Second)
+		if err != nil {
+			return nil, err
+		}
+		if end != bc.lead {
+			fmt.Fprintf(out, "note: in %s the lead moved from node %d to node %d during the run\n", bc.sys.name, bc.lead, end)
+		}
 	}
 
 	fmt.Fprintf(out, "\ncluster: durable Sets of %d-byte values, %d clients, %v per system (slices alternating)\n\n", cfg.valueBytes, cfg.clients, cfg.duration)
@@ -156,19 +196,45 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 			float64(s.cpuPerOp().Nanoseconds())/1000)
 	}
 	tw.Flush()
-	s, c := systems[0].res, systems[1].res
+	// Per process: where the CPU time of a write goes (the leader's work
+	// against a follower's), which the sum hides.
 	fmt.Fprintln(out)
-	fmt.Fprintf(out, "throughput: cluster / single = %.2f (target >= 0.5)\n", c.rate()/s.rate())
-	fmt.Fprintf(out, "p99:        cluster / single = %.2f (target <= 4)\n", float64(c.lat.percentile(99))/float64(s.lat.percentile(99)))
-	fmt.Fprintf(out, "p50:        cluster / single = %.2f\n", float64(c.lat.percentile(50))/float64(s.lat.percentile(50)))
-	fmt.Fprintf(out, "CPU/op:     cluster / single = %.2f (all three nodes' CPU time from /proc against the single node's)\n",
-		float64(systems[1].cpuPerOp())/float64(systems[0].cpuPerOp()))
-	return &clusterBenchResult{single: s, cluster: c}, nil
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "process\tpid\tserver CPU/op\t")
+	for _, s := range systems {
+		for i, pid := range s.pids {
+			perOp := 0.0
+			if s.res.ops > 0 {
+				perOp = float64(s.cpus[i].Nanoseconds()) / 1000 / float64(s.res.ops)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.1fµs\t\n", s.roles[i], pid, perOp)
+		}
+	}
+	tw.Flush()
+	sg := systems[0]
+	for _, bc := range clusters {
+		s, c := sg.res, bc.sys.res
+		label := "cluster"
+		if len(clusters) > 1 {
+			label = bc.sys.name[len(bc.sys.name)-1:]
+		}
+		fmt.Fprintln(out)
+		fmt.Fprintf(out, "throughput: %s / single = %.2f (target >= 0.5)\n", label, c.rate()/s.rate())
+		fmt.Fprintf(out, "p99:        %s / single = %.2f (target <= 4)\n", label, float64(c.lat.percentile(99))/float64(s.lat.percentile(99)))
+		fmt.Fprintf(out, "p50:        %s / single = %.2f\n", label, float64(c.lat.percentile(50))/float64(s.lat.percentile(50)))
+		fmt.Fprintf(out, "CPU/op:     %s / single = %.2f (all three nodes' CPU time from /proc against the single node's)\n",
+			label, float64(bc.sys.cpuPerOp())/float64(sg.cpuPerOp()))
+	}
+	res := &clusterBenchResult{single: sg.res, cluster: clusters[0].sys.res}
+	if len(clusters) > 1 {
+		res.compare = clusters[1].sys.res
+	}
+	return res, nil
 }
 
 // alternate runs every system's clients in turn: a warmup each, then
 // cfg.slices rounds in which each system runs for one slice while the
-// others' clients wait, the order flipping every round.
+// others' clients wait, the order rotating every round.
 func alternate(systems []*system, cfg clusterBenchConfig) error {
 	value := strings.Repeat("v", cfg.valueBytes)
 	var active atomic.Int64 // index+1 of the system whose clients run; 0: none
@@ -232,24 +298,27 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 	}
 	slice := cfg.duration / time.Duration(cfg.slices)
 	for k := range cfg.slices {
+		// The order rotates every round (with two systems, it flips), so
+		// that no system always follows the same one.
 		order := make([]int, len(systems))
 		for i := range order {
-			order[i] = i
-		}
-		if k%2 == 1 {
-			slices.Reverse(order)
+			order[i] = (i + k) % len(systems)
 		}
 		for _, si := range order {
 			// A short unmeasured lead-in, so that the slice starts with
 			// the system's pipeline full rather than empty.
 			active.Store(int64(si + 1))
 			time.Sleep(min(slice/10, 50*time.Millisecond))
-			start, cpu := time.Now(), processesCPU(systems[si].pids)
+			sys := systems[si]
+			start, cpu := time.Now(), processCPUs(sys.pids)
 			measuring.Store(true)
 			time.Sleep(slice)
 			measuring.Store(false)
 			elapsed[si] += time.Since(start)
-			systems[si].cpu += processesCPU(systems[si].pids) - cpu
+			for i, d := range processCPUs(sys.pids) {
+				sys.cpus[i] += d - cpu[i]
+				sys.cpu += d - cpu[i]
+			}
 			quiesce()
 		}
 	}

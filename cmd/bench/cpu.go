@@ -44,14 +44,14 @@ func processCPU(pid int) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / clockTicksPerSecond, nil
 }
 
-// processesCPU is processCPU summed over pids; a process that is gone
-// counts nothing.
-func processesCPU(pids []int) time.Duration {
-	var sum time.Duration
-	for _, pid := range pids {
+// processCPUs is processCPU of each of pids; a process that is gone counts
+// nothing.
+func processCPUs(pids []int) []time.Duration {
+	ds := make([]time.Duration, len(pids))
+	for i, pid := range pids {
 		if d, err := processCPU(pid); err == nil {
-			sum += d
+			ds[i] = d
 		}
 	}
-	return sum
+	return ds
 }
