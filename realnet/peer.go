@@ -241,6 +241,29 @@ type peer struct {
 	// never blocks on it, and the sender looks at the queue after taking it.
 	notify chan struct{}
 
+	// wmu is held by whoever writes to the connection: the sender, from
+	// taking messages off the queue until it has flushed them, or Send,
+	// which writes a message itself when the socket is free (see
+	// sendInline). Handing each message to the sender costs a wake-up of
+	// its goroutine, and often of a thread, on the path of every append
+	// and acknowledgement; on a loaded 2-core machine that was a good part
+	// of a follower's CPU time per append.
+	wmu sync.Mutex
+	// live is the connection the sender serves, nil between connections;
+	// frameMax is the peer's frame limit on it. Both under wmu.
+	live     syscall.RawConn
+	frameMax int
+	// pending holds the unwritten end of a message that Send began
+	// writing inline and the socket did not take at once; the sender
+	// writes it first. pendingMsgs counts the messages in it (0 or 1).
+	// Both under wmu.
+	pending     []byte
+	pendingMsgs int
+	inlineBuf   []byte // Send's frame buffer, under wmu
+	// wroteInline records an inline write since the sender last looked, so
+	// that the keepalive stays quiet on a busy link.
+	wroteInline atomic.Bool
+
 	connected  atomic.Bool // our connection to the peer is up
 	inbound    atomic.Bool // the peer's connection to us is up
 	sent       atomic.Uint64
@@ -398,8 +421,71 @@ func (p *Peers) Send(to core.NodeID, msg []byte) {
 		pr.dropped.Add(1)
 		p.log.logf(fmt.Sprintf("send-large %d", to), "peers: dropped a %d-byte message to peer %d: over FrameBytesMax %d", len(msg), to, p.cfg.FrameBytesMax)
 	default:
-		pr.push(msg)
+		if !pr.sendInline(msg) {
+			pr.push(msg)
+		}
 	}
+}
+
+// inlineFrameBytesMax bounds a message Send writes itself; a larger one
+// (a snapshot chunk) goes through the queue, where the sender writes it in
+// chunks under its deadline rather than copying it on the node's turn.
+const inlineFrameBytesMax = 64 << 10
+
+// sendInline writes msg to the connection from the calling goroutine when
+// the link is up, nothing is queued or being written before it, and the
+// socket takes it without blocking. It never blocks: the socket is tried
+// once. If the socket takes part of the frame, the rest is left for the
+// sender (and msg counts as taken); if it takes nothing, or anything is in
+// the way, it reports false and the caller queues msg, keeping the order
+// of the messages.
+func (pr *peer) sendInline(msg []byte) bool {
+	if len(msg) > inlineFrameBytesMax || !pr.wmu.TryLock() {
+		return false
+	}
+	defer pr.wmu.Unlock()
+	if pr.live == nil || len(pr.pending) > 0 || len(msg) > pr.frameMax {
+		return false
+	}
+	pr.mu.Lock()
+	free := pr.n == 0 && !pr.closed
+	pr.mu.Unlock()
+	if !free {
+		return false
+	}
+	h := frameHeader(msg)
+	buf := append(append(pr.inlineBuf[:0], h[:]...), msg...)
+	pr.inlineBuf = buf[:0]
+	n := 0
+	_ = pr.live.Write(func(fd uintptr) bool {
+		for n < len(buf) {
+			m, err := syscall.Write(int(fd), buf[n:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || m <= 0 {
+				break // EAGAIN, or a failure the sender will meet and report
+			}
+			n += m
+		}
+		return true // never wait for the socket on the caller's goroutine
+	})
+	switch {
+	case n == len(buf):
+		pr.sent.Add(1)
+		pr.wroteInline.Store(true)
+		return true
+	case n == 0:
+		return false
+	}
+	pr.pending = append(pr.pending[:0], buf[n:]...)
+	pr.pendingMsgs = 1
+	pr.wroteInline.Store(true)
+	select {
+	case pr.notify <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 // Stats reports on every peer, sorted by id.
@@ -636,6 +722,22 @@ func (pr *peer) serve(nc net.Conn, peerFrameMax int) error {
 	bw := bufio.NewWriterSize(deadlineWriter{nc: nc, timeout: cfg.WriteTimeout}, peerWriteBufBytes)
 	keepalive := time.NewTicker(cfg.KeepaliveInterval)
 	defer keepalive.Stop()
+	pr.wmu.Lock()
+	pr.live, pr.frameMax = nil, peerFrameMax
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			pr.live = raw
+		}
+	}
+	pr.wmu.Unlock()
+	defer func() {
+		// What Send left half-written dies with the connection.
+		pr.wmu.Lock()
+		pr.live = nil
+		pr.dropped.Add(uint64(pr.pendingMsgs))
+		pr.pending, pr.pendingMsgs = pr.pending[:0], 0
+		pr.wmu.Unlock()
+	}()
 	var batch [][]byte
 	wrote := false // since the last keepalive tick
 	for {
@@ -643,7 +745,7 @@ func (pr *peer) serve(nc net.Conn, peerFrameMax int) error {
 		if err != nil {
 			return err
 		}
-		wrote = wrote || didWrite
+		wrote = wrote || didWrite || pr.wroteInline.Swap(false)
 		select {
 		case <-pr.notify:
 		case err := <-gone:
@@ -654,12 +756,8 @@ func (pr *peer) serve(nc net.Conn, peerFrameMax int) error {
 		case <-p.ctx.Done():
 			return p.ctx.Err()
 		case <-keepalive.C:
-			if !wrote {
-				h := frameHeader(nil)
-				if _, err := bw.Write(h[:]); err != nil {
-					return fmt.Errorf("writing a keepalive: %w", err)
-				}
-				if err := bw.Flush(); err != nil {
+			if !wrote && !pr.wroteInline.Swap(false) {
+				if err := pr.keepalive(bw); err != nil {
 					return fmt.Errorf("writing a keepalive: %w", err)
 				}
 			}
@@ -668,13 +766,41 @@ func (pr *peer) serve(nc net.Conn, peerFrameMax int) error {
 	}
 }
 
-// drain writes queued messages, taking more as they come, and flushes once
-// the queue is empty or drainBytesMax has been written (then it leaves a
-// token in notify, so that serve comes straight back). It reports whether
-// it wrote anything.
+// keepalive writes an empty frame, unless Send left the end of a message
+// half-written (the next drain writes it; a keepalive in its middle would
+// corrupt the stream).
+func (pr *peer) keepalive(bw *bufio.Writer) error {
+	pr.wmu.Lock()
+	defer pr.wmu.Unlock()
+	if len(pr.pending) > 0 {
+		return nil
+	}
+	h := frameHeader(nil)
+	if _, err := bw.Write(h[:]); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// drain writes what Send left half-written, then queued messages, taking
+// more as they come, and flushes once the queue is empty or drainBytesMax
+// has been written (then it leaves a token in notify, so that serve comes
+// straight back). It holds wmu throughout, so that Send writes nothing in
+// between. It reports whether it wrote anything.
 func (pr *peer) drain(bw *bufio.Writer, batch *[][]byte, peerFrameMax int) (bool, error) {
 	p := pr.p
+	pr.wmu.Lock()
+	defer pr.wmu.Unlock()
 	unflushed, written, taken := 0, 0, 0
+	if len(pr.pending) > 0 {
+		_, err := bw.Write(pr.pending)
+		unflushed, written = pr.pendingMsgs, len(pr.pending)
+		pr.pending, pr.pendingMsgs = pr.pending[:0], 0
+		if err != nil {
+			pr.dropped.Add(uint64(unflushed))
+			return true, err
+		}
+	}
 	for written < drainBytesMax {
 		b := pr.take((*batch)[:0])
 		*batch = b
@@ -706,7 +832,7 @@ func (pr *peer) drain(bw *bufio.Writer, batch *[][]byte, peerFrameMax int) (bool
 		// a large message would stay alive until the next one.
 		clear(b)
 	}
-	if taken == 0 {
+	if taken == 0 && unflushed == 0 {
 		return false, nil
 	}
 	if err := bw.Flush(); err != nil {
