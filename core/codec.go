@@ -77,12 +77,15 @@ const (
 	fieldClientID
 	fieldSeq
 	fieldAcked
+	fieldAfter
+	fieldQuorum
 
+	meshFields    = fieldAfter | fieldQuorum
 	sessionFields = fieldClientID | fieldSeq | fieldAcked
 )
 
 // fieldNames are the JSON names of the requestField bits, in bit order.
-var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked"}
+var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum"}
 
 // promiseFields ask the server to do something for this request: make it
 // exactly-once (a client session) or fail its snapshot (a test hook). On
@@ -91,18 +94,18 @@ var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulat
 // deduplicate). A data field the op does not use (a key on bulk_set, a
 // value on get) is ignored, as it always was: clients send such leftovers
 // (this repository's own tests did), and nothing is promised by them.
-const promiseFields = fieldDebugSimulateFail | sessionFields
+const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields
 
 // opFields are the fields that op uses besides id and op; known is false
 // for an op this server does not know (Validate answers those).
 func opFields(op string) (fields requestField, known bool) {
 	switch op {
 	case OpSet:
-		return fieldKey | fieldValue | fieldDebugSimulateFail | sessionFields, true
+		return fieldKey | fieldValue | fieldDebugSimulateFail | sessionFields | meshFields, true
 	case OpDelete:
-		return fieldKey | sessionFields, true
+		return fieldKey | sessionFields | meshFields, true
 	case OpBulkSet:
-		return fieldItems | fieldDebugSimulateFail | sessionFields, true
+		return fieldItems | fieldDebugSimulateFail | sessionFields | meshFields, true
 	case OpGet:
 		return fieldKey, true
 	case OpPing, OpStatus:
@@ -303,6 +306,12 @@ func decodeRequest(dec *jsontext.Decoder, d *decodedRequest) error {
 		case "acked":
 			f = fieldAcked
 			req.Acked, err = readUint(dec, topField("acked"))
+		case "after":
+			f = fieldAfter
+			req.After, err = readString(dec, topField("after"))
+		case "quorum":
+			f = fieldQuorum
+			req.Quorum, err = readUint(dec, topField("quorum"))
 		default:
 			return &requestError{"unknown field " + quote(string(name))}
 		}
@@ -513,6 +522,10 @@ func (c Codec) AppendResponse(dst []byte, resp *Response) []byte {
 	if resp.Value != nil {
 		dst = append(dst, `,"value":`...)
 		dst = appendString(dst, *resp.Value)
+	}
+	if resp.Stamp != "" {
+		dst = append(dst, `,"stamp":`...)
+		dst = appendString(dst, resp.Stamp)
 	}
 	if resp.Status != nil {
 		b, err := json.Marshal(resp.Status)

@@ -349,8 +349,8 @@ func TestResponseIDRoundTrip(t *testing.T) {
 // which it keeps verbatim).
 func TestAppendResponseMatchesMarshal(t *testing.T) {
 	// A new field of Response or Error must be written by AppendResponse.
-	if n := reflect.TypeFor[Response]().NumField(); n != 5 {
-		t.Fatalf("Response has %d fields; AppendResponse writes 5: teach it the new one", n)
+	if n := reflect.TypeFor[Response]().NumField(); n != 6 {
+		t.Fatalf("Response has %d fields; AppendResponse writes 6: teach it the new one", n)
 	}
 	if n := reflect.TypeFor[Error]().NumField(); n != 3 {
 		t.Fatalf("Error has %d fields; AppendResponse writes 3: teach it the new one", n)
@@ -369,6 +369,7 @@ func TestAppendResponseMatchesMarshal(t *testing.T) {
 		{OK: true, Status: &Status{Mode: "single", Keys: 3, LastIndex: 42}},
 		{OK: true, Status: &Status{Mode: "cluster", Cluster: &ClusterStatus{Role: "leader", LeaderID: -1, Peers: []PeerStatus{{NodeID: 1, Snapshot: true}}}}},
 		{OK: true, Value: &odd, Status: &Status{}, Error: &Error{Code: "c", Message: "m", Leader: "l"}},
+		{OK: true, Stamp: "1733160000000000000.3.2"},
 	} {
 		want, err := json.Marshal(&resp)
 		if err != nil {

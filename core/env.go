@@ -16,6 +16,16 @@ type Clock interface {
 	AfterFunc(d time.Duration, f func()) Timer
 }
 
+// WallClock is a Clock that also reads calendar time, which nodes on
+// different machines can compare (Clock.Now's origin is per process). The
+// mesh's hybrid logical clock needs it. Calendar time may jump either way (an
+// operator or NTP sets it); node logic must not trust it to be monotonic.
+type WallClock interface {
+	Clock
+	// Wall returns nanoseconds since the Unix epoch.
+	Wall() int64
+}
+
 // Timer is a pending AfterFunc callback.
 type Timer interface {
 	// Stop prevents the callback from running if it has not run yet and

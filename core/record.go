@@ -27,13 +27,16 @@ const (
 //
 // The single node logs its writes as set, delete and bulk-set records. A
 // cluster node logs Raft entries (RecordEntry: [term u64][command]), whose
-// commands carry the same writes plus the client session (see Command).
+// commands carry the same writes plus the client session (see Command). A
+// mesh node logs stamped writes (RecordMesh), whose payload package mesh
+// defines.
 const (
 	recordSet      byte = 1
 	recordDelete   byte = 2
 	recordBulkSet  byte = 3
 	RecordEntry    byte = 4
-	recordTypeLast      = RecordEntry
+	RecordMesh     byte = 5
+	recordTypeLast      = RecordMesh
 	recordBatchEnd byte = 0x80
 	recordTypeMask byte = 0x7f
 )
@@ -156,8 +159,11 @@ func decodeCommand(rec Record) ([]KV, error) { return decodeCommandWith(rec, Mut
 // decodeCommandWith is decodeCommand with a planted mutation (a single
 // node's SingleConfig.Mutation).
 func decodeCommandWith(rec Record, mut Mutation) ([]KV, error) {
-	if rec.Type == RecordEntry {
+	switch rec.Type {
+	case RecordEntry:
 		return nil, fmt.Errorf("%w: a Raft entry (this data directory belongs to a cluster node)", ErrForeignLog)
+	case RecordMesh:
+		return nil, fmt.Errorf("%w: a mesh write (this data directory belongs to a mesh node)", ErrForeignLog)
 	}
 	return decodeWrites(rec.Type, rec.Payload, mut)
 }
@@ -353,6 +359,9 @@ func AppendEntryPayload(dst []byte, term uint64, data []byte) []byte {
 // DecodeEntryPayload splits a RecordEntry's payload into term and data. The
 // data alias the payload.
 func DecodeEntryPayload(rec Record) (term uint64, data []byte, err error) {
+	if rec.Type == RecordMesh {
+		return 0, nil, fmt.Errorf("%w: a mesh node's write, not a Raft entry", ErrForeignLog)
+	}
 	if rec.Type != RecordEntry {
 		return 0, nil, fmt.Errorf("%w: a single node's write (type %d), not a Raft entry", ErrForeignLog, rec.Type)
 	}

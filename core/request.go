@@ -68,6 +68,14 @@ type Request struct {
 	ClientID uint64 `json:"client_id,omitzero"`
 	Seq      uint64 `json:"seq,omitzero"`
 	Acked    uint64 `json:"acked,omitzero"`
+
+	// Mesh writes only. After is the stamp of a write this client saw
+	// acknowledged (any node's): the new write is stamped above it, so it
+	// wins over that one whatever the nodes' clocks say. Quorum asks for
+	// the write to be durable on that many nodes (this one included)
+	// before the answer; 0 means the node's default.
+	After  string `json:"after,omitzero"`
+	Quorum uint64 `json:"quorum,omitzero"`
 }
 
 // ClientIDMax bounds client ids to what a JSON number holds exactly in
@@ -76,11 +84,14 @@ const ClientIDMax = 1<<53 - 1
 
 // Response is one reply line.
 type Response struct {
-	ID     jsontext.Value `json:"id,omitzero"`
-	OK     bool           `json:"ok"`
-	Value  *string        `json:"value,omitzero"`
-	Status *Status        `json:"status,omitempty"`
-	Error  *Error         `json:"error,omitempty"`
+	ID    jsontext.Value `json:"id,omitzero"`
+	OK    bool           `json:"ok"`
+	Value *string        `json:"value,omitzero"`
+	// Stamp is a mesh write's stamp, an opaque token a client passes as
+	// the After of its next write.
+	Stamp  string  `json:"stamp,omitzero"`
+	Status *Status `json:"status,omitempty"`
+	Error  *Error  `json:"error,omitempty"`
 }
 
 // Error is the error object of a failed response.
@@ -104,6 +115,40 @@ type Status struct {
 	Snapshotting  bool   `json:"snapshotting"`
 	// Cluster mode only.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
+	// Mesh mode only.
+	Mesh *MeshStatus `json:"mesh,omitempty"`
+}
+
+// MeshStatus is a mesh node's view of its replication.
+type MeshStatus struct {
+	NodeID     int    `json:"node_id"`
+	Clock      string `json:"clock"`      // the hybrid clock's last reading
+	Tombstones int    `json:"tombstones"` // deletes held until every peer has them
+	// Horizon: tombstones at or below this stamp have been collected.
+	Horizon string `json:"horizon"`
+	// Stable: every peer held everything this node held at this stamp.
+	Stable      string `json:"stable"`
+	WriteQuorum int    `json:"write_quorum"`
+	// QuorumWaiting counts writes waiting for their peers' acknowledgements.
+	QuorumWaiting int              `json:"quorum_waiting"`
+	Peers         []MeshPeerStatus `json:"peers"`
+}
+
+// MeshPeerStatus is what a mesh node knows of one peer.
+type MeshPeerStatus struct {
+	NodeID int `json:"node_id"`
+	// HeardAgoMs: since the last message from it; -1 if none since start.
+	HeardAgoMs int64 `json:"heard_ago_ms"`
+	// Anti-entropy with it: complete passes over every bucket, the time
+	// since the last one finished (the lag: anything missed before then
+	// has been repaired; -1: none yet), and where the current pass is.
+	Passes       int   `json:"passes"`
+	PassAgoMs    int64 `json:"pass_ago_ms"`
+	PassBucket   int   `json:"pass_bucket"`
+	ItemsSent    int64 `json:"items_sent"`    // by anti-entropy
+	ItemsFetched int64 `json:"items_fetched"` // by anti-entropy, applied here
+	Replicated   int64 `json:"replicated"`    // writes sent to it as they happened
+	Unreachable  bool  `json:"unreachable"`   // a round timed out and none has answered since
 }
 
 // ClusterStatus is a cluster node's view of the replication.
@@ -137,6 +182,9 @@ type Limits struct {
 	KeyBytesMax     int
 	ValueBytesMax   int
 	BulkEntriesMax  int
+	// QuorumMax is the largest quorum a write may ask for: the number of
+	// nodes of a mesh, 0 where quorum has no meaning (single, cluster).
+	QuorumMax int
 }
 
 // DefaultLimits are the limits a server uses unless told otherwise.
@@ -181,6 +229,12 @@ func (l Limits) Validate(req *Request) *Response {
 	}
 	if r := l.validateSession(req); r != nil {
 		return r
+	}
+	if req.Quorum > uint64(l.QuorumMax) {
+		if l.QuorumMax == 0 {
+			return bad(CodeBadRequest, "quorum is for mesh nodes; this node's writes are durable when acknowledged")
+		}
+		return bad(CodeBadRequest, "quorum %d is more than the %d nodes of the mesh", req.Quorum, l.QuorumMax)
 	}
 	switch req.Op {
 	case OpSet:

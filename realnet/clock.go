@@ -52,3 +52,6 @@ func (t *timer) Stop() bool {
 	t.t.Stop()
 	return true
 }
+
+// Wall implements core.WallClock: the OS's calendar time.
+func (c *clock) Wall() int64 { return time.Now().UnixNano() }

@@ -8,6 +8,7 @@ import (
 	"dkv/checks"
 	"dkv/core"
 	"dkv/election"
+	"dkv/mesh"
 )
 
 // client is a simulated user of the store: one request at a time, its own
@@ -39,6 +40,9 @@ type client struct {
 	// before anything else, after a node started (FaultMix.ReadAfterStart).
 	getsOwed   int
 	recentKeys []string
+	// token is the highest stamp a mesh node answered this client: its
+	// next write carries it (Request.After), as KVClient does.
+	token mesh.Stamp
 }
 
 // logical is one request of a session client, which it may send several
@@ -76,6 +80,7 @@ type attempt struct {
 	answer   *core.Response // what the node replied, heard or not
 	effectBy int64
 	histIdx  int // its entry in the history, once recorded; -1 before
+	node     int // the node it was sent to
 }
 
 var callKinds = map[string]string{
@@ -194,6 +199,9 @@ func (c *client) send(req *core.Request, op checks.Op, tries int) {
 	if c.lg != nil {
 		c.lg.attempts = append(c.lg.attempts, a)
 	}
+	if s.mode.Mesh && tries == 0 {
+		c.meshSend(req)
+	}
 	// Each attempt gets its own copy: the node may keep what it is given.
 	cp := *req
 	cp.Items = append([]core.KV(nil), req.Items...)
@@ -201,7 +209,9 @@ func (c *client) send(req *core.Request, op checks.Op, tries int) {
 	a.op.Call = s.w.now
 	c.cur = a
 	s.trace(c.addr, callKinds[req.Op], a.id, int64(tries), op.Key)
-	s.net.Send(c.addr, s.target(c), &request{a: a, req: a.req})
+	to := s.target(c)
+	a.node = int(to)
+	s.net.Send(c.addr, to, &request{a: a, req: a.req})
 	timeout := s.mix.Timeout
 	if c.final {
 		timeout = finalTimeout
@@ -250,8 +260,14 @@ func (c *client) receive(m *response) {
 			}
 			a.op.Found, a.op.Value = true, *resp.Value
 		}
+		if c.s.mode.Mesh && a.op.Kind != 0 {
+			c.meshAnswered(a, resp)
+		}
 		c.finish(a, checks.OK, "")
 	case code == core.CodeNotFound && a.op.Kind == checks.KindGet:
+		if c.s.mode.Mesh {
+			c.meshAnswered(a, resp)
+		}
 		c.finish(a, checks.OK, "")
 	case retryable(code):
 		c.leader = ""
@@ -269,6 +285,10 @@ func (c *client) receive(m *response) {
 		c.finish(a, checks.Unknown, code)
 		c.retryOrNext(a)
 		return
+	case code == core.CodeOutcomeUnknown && c.s.mode.Mesh:
+		// A quorum write that its peers did not confirm in time: durable
+		// on the node that took it, and on its way to the others.
+		c.finish(a, checks.Unknown, code)
 	case code == core.CodeNotLeader:
 		// A follower applies nothing; go where it points.
 		c.leader = resp.Error.Leader

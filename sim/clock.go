@@ -14,15 +14,26 @@ type clock struct {
 	h        *host
 	offset   int64
 	driftPPM int64 // parts per million fast (>0) or slow (<0)
+	// Calendar time (Wall) is virtual time from a fixed epoch, shifted by a
+	// skew drawn per node and a step redrawn at each start, as a clock set
+	// by NTP is shifted and set again when a machine boots: nodes disagree
+	// about it, and a restarted node's may be behind its last run's.
+	wallSkew, wallStep int64
 }
 
-var _ core.Clock = (*clock)(nil)
+var _ core.WallClock = (*clock)(nil)
+
+// wallEpoch is the calendar time at virtual time zero: 2026-01-01 UTC.
+const wallEpoch = 1767225600 * int64(time.Second)
 
 // local converts virtual time to the node's time.
 func (c *clock) local(t int64) int64 { return c.offset + t + t/1_000_000*c.driftPPM }
 
 // Now implements core.Clock.
 func (c *clock) Now() int64 { return c.local(c.h.s.w.now) }
+
+// Wall implements core.WallClock.
+func (c *clock) Wall() int64 { return wallEpoch + c.h.s.w.now + c.wallSkew + c.wallStep }
 
 // AfterFunc implements core.Clock: f runs as part of a later turn of the
 // node, after d of the node's time has passed.

@@ -318,6 +318,9 @@ func (h *host) start() {
 	}
 	h.node = h.s.newNode(h.id)
 	h.up = true
+	if step := int64(h.s.mode.ClockStep); step > 0 {
+		h.clock.wallStep = h.s.cr.Int64N(2*step+1) - step
+	}
 	h.outstanding = 0
 	env := core.Env{
 		ID:      core.NodeID(h.id),

@@ -10,6 +10,7 @@ import (
 	"dkv/checks"
 	"dkv/core"
 	"dkv/election"
+	"dkv/mesh"
 )
 
 // Mode is a kind of deployment the simulator can run: how many nodes, how
@@ -49,6 +50,14 @@ type Mode struct {
 	// read: the liveness promise of the mode. 0: only the phases' own
 	// deadlines.
 	SettleMax time.Duration
+	// Mesh: any node takes any request; clients pass their last stamp with
+	// each write and sometimes ask for a quorum; the nodes must converge
+	// before the quiet phase ends and after the final power cut; the run
+	// is judged by checkMesh instead of linearizability.
+	Mesh bool
+	// ClockSkew and ClockStep bound the nodes' calendar clocks: a skew per
+	// node, and a step redrawn at every start (see clock).
+	ClockSkew, ClockStep time.Duration
 }
 
 var modes = map[string]Mode{
@@ -74,6 +83,7 @@ var modes = map[string]Mode{
 	},
 	"cluster":  clusterMode("cluster", 3),
 	"cluster5": clusterMode("cluster5", 5),
+	"mesh":     meshMode(),
 }
 
 // clusterID is the simulated cluster's id (any fixed value does).
@@ -174,6 +184,9 @@ func MutationCatalogue() []PlantedMutation {
 	}
 	for _, m := range election.Mutations() {
 		out = append(out, PlantedMutation{Name: m.String(), Mode: "cluster"})
+	}
+	for _, m := range mesh.Mutations() {
+		out = append(out, PlantedMutation{Name: m.String(), Mode: "mesh"})
 	}
 	return out
 }

@@ -72,6 +72,9 @@ type Result struct {
 	// not check what those nodes had acknowledged. Counted apart from
 	// losses.
 	Refusals []string
+	// MeshOverwritten counts, in a mesh run, acknowledged writes that a
+	// concurrent write with a higher stamp replaced (last writer wins).
+	MeshOverwritten int
 
 	cfg Config
 }
@@ -181,6 +184,10 @@ type Sim struct {
 	appliedAt map[[2]uint64]int64
 	findings  []checks.Finding
 	stopped   bool
+	// mesh is what a mesh run records for its checker; cr draws the
+	// calendar clocks' skews and steps.
+	mesh meshState
+	cr   *rand.Rand
 }
 
 // stream derives an independent random stream of the seed, so that adding
@@ -195,6 +202,7 @@ const (
 	streamWorld
 	streamNet
 	streamWork
+	streamClock
 	streamDisk = 100 // + node id
 	streamNode = 200 // + node id
 )
@@ -233,6 +241,7 @@ func Run(cfg Config) *Result {
 	res.Mix = s.mix
 	s.r = stream(cfg.Seed, streamWorld)
 	s.wr = stream(cfg.Seed, streamWork)
+	s.cr = stream(cfg.Seed, streamClock)
 	s.net = NewNetwork(s.w, stream(cfg.Seed, streamNet), s.deliver)
 	s.net.Client, s.net.Peer = s.mix.ClientNet, s.mix.PeerNet
 	if mode.Watch != nil {
@@ -268,6 +277,9 @@ func (s *Sim) setup() {
 		if s.mix.DriftPPM > 0 {
 			h.clock.driftPPM = s.r.Int64N(2*s.mix.DriftPPM+1) - s.mix.DriftPPM
 		}
+		if skew := int64(s.mode.ClockSkew); skew > 0 {
+			h.clock.wallSkew = s.cr.Int64N(2*skew+1) - skew
+		}
 		s.hosts = append(s.hosts, h)
 	}
 	for _, h := range s.hosts {
@@ -296,7 +308,8 @@ func (s *Sim) loop() {
 			s.beginFinal()
 			continue
 		}
-		if s.phase > phaseChaos && s.w.now > s.deadline {
+		if s.phase > phaseChaos && s.w.now > s.deadline ||
+			s.phase == phaseQuiet && s.mode.Mesh && s.w.now > s.quietAt+int64(s.mode.SettleMax) {
 			s.failDeadline()
 			return
 		}
@@ -327,7 +340,15 @@ func (s *Sim) failDeadline() {
 		if n := s.net.InFlight(); n > 0 {
 			why = append(why, fmt.Sprintf("%d client messages still on the wire", n))
 		}
-		s.fail("liveness", fmt.Sprintf("no quiet within %v of the faults stopping: %s", quietDeadline, strings.Join(why, "; ")))
+		if nodes, _ := s.meshNodes(); s.mode.Mesh && len(why) == 0 && len(nodes) >= 2 {
+			s.fail("convergence", fmt.Sprintf("the nodes did not converge within %v of the faults stopping: %s", s.mode.SettleMax, describeDiff(meshItems(nodes[0]), meshItems(nodes[1]), 1)))
+			return
+		}
+		deadline := quietDeadline
+		if s.mode.Mesh {
+			deadline = s.mode.SettleMax
+		}
+		s.fail("liveness", fmt.Sprintf("no quiet within %v of the faults stopping: %s", deadline, strings.Join(why, "; ")))
 	case phaseFinal:
 		s.fail("liveness", fmt.Sprintf("the final reads did not complete within %v of faults stopping and every node restarting (%d keys left)", finalDeadline, len(s.final.keys)))
 	default:
@@ -559,7 +580,16 @@ func (s *Sim) settled() bool {
 	}
 	// Stragglers on the wire would reach the nodes after the final crash
 	// and be judged as part of the final state.
-	return s.net.InFlight() == 0
+	if s.net.InFlight() != 0 {
+		return false
+	}
+	if s.mode.Mesh {
+		if !s.meshConverged() {
+			return false
+		}
+		s.mesh.convergedAt = s.w.now
+	}
+	return true
 }
 
 // beginFinal cuts the power of every node — every acknowledged write must
@@ -585,6 +615,17 @@ func (s *Sim) beginFinal() {
 }
 
 func (s *Sim) finalDone() {
+	if s.mode.Mesh && !s.serviceGone() && !s.meshConverged() {
+		// The final power cut may have taken what anti-entropy had
+		// repaired and not yet synced: wait for the nodes to agree again.
+		if s.w.now-s.quietAt > int64(s.mode.SettleMax) {
+			s.fail("convergence", fmt.Sprintf("the nodes did not converge within %v of the faults stopping (final power cut included)", s.mode.SettleMax))
+			return
+		}
+		s.w.After(5*time.Millisecond, s.finalDone)
+		return
+	}
+	s.mesh.finalAt = s.w.now
 	s.phase = phaseDone
 	s.trace(Nobody, "done", 0, 0, "")
 	s.settle = time.Duration(s.w.now - s.quietAt)
@@ -628,6 +669,11 @@ func (s *Sim) check(res *Result) {
 	for _, lg := range s.unknownLogicals {
 		// An attempt a node took after its client gave up.
 		s.hist.Ops[lg.histIdx].Taken = lg.taken()
+	}
+	if s.mode.Mesh {
+		res.Findings = append(res.Findings, s.checkMesh()...)
+		res.MeshOverwritten = s.mesh.overwritten
+		return
 	}
 	if s.mode.Sessions {
 		s.settleSessions()

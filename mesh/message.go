@@ -1,0 +1,339 @@
+package mesh
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Peer messages. Every message starts with a header that carries the
+// sender's clock (peers observe it, so stamps taken after a message arrives
+// are above the ones it carried), its stability point and its collection
+// horizon (see horizon.go):
+//
+//	[kind u8][clock stamp][stable stamp][horizon stamp]
+//
+// then the kind's body. Integers are little-endian; lengths are uvarints.
+const (
+	msgReplicate    byte = 1 // a write, pushed by the node that took it
+	msgReplicateAck byte = 2 // a peer holds that write durably
+	msgDigest       byte = 3 // anti-entropy: the sender's bucket digests
+	msgSummary      byte = 4 // anti-entropy: keys and stamps of the buckets that differ
+	msgPush         byte = 5 // anti-entropy: items the peer lacks, and keys to pull
+	msgPushAck      byte = 6 // anti-entropy: the push is durable; the pulled items
+)
+
+type header struct {
+	kind    byte
+	clock   Stamp
+	stable  Stamp
+	horizon Stamp
+}
+
+const headerBytes = 1 + 3*stampBytes
+
+// cursor is a position in the ordered space of buckets and keys:
+// anti-entropy walks it from (0, "") to (bucketsN, "").
+type cursor struct {
+	bucket int
+	key    string
+}
+
+func (c cursor) less(d cursor) bool {
+	return c.bucket < d.bucket || (c.bucket == d.bucket && c.key < d.key)
+}
+
+func (c cursor) end() bool { return c.bucket >= bucketsN }
+
+// meta is an item without its value: what a summary lists.
+type meta struct {
+	key   string
+	stamp Stamp
+	tomb  bool
+}
+
+// message is any decoded peer message; the fields used depend on kind.
+type message struct {
+	header
+	reqID    uint64   // replicate, replicate-ack
+	round    uint64   // digest, summary, push, push-ack
+	items    []Item   // replicate, push, push-ack
+	from, to cursor   // digest (from), summary
+	digests  []uint64 // digest
+	diff     []int    // summary: buckets in [from, to) that differed
+	metas    []meta   // summary
+	pull     []string // push
+	partial  bool     // summary (more in [from,to) than fit), push-ack (not every pull answered)
+}
+
+func appendHeader(dst []byte, h *header) []byte {
+	dst = append(dst, h.kind)
+	dst = appendStamp(dst, h.clock)
+	dst = appendStamp(dst, h.stable)
+	return appendStamp(dst, h.horizon)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendItem(dst []byte, it *Item) []byte {
+	dst = appendString(dst, it.Key)
+	dst = appendStamp(dst, it.Stamp)
+	var flags byte
+	if it.Tomb {
+		flags = flagTomb
+	}
+	dst = append(dst, flags)
+	return appendString(dst, it.Value)
+}
+
+// itemBytes is an upper bound of appendItem's output, for budgets.
+func itemBytes(it *Item) int {
+	return 2*binary.MaxVarintLen32 + len(it.Key) + stampBytes + 1 + len(it.Value)
+}
+
+func appendItems(dst []byte, items []Item) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(items)))
+	for i := range items {
+		dst = appendItem(dst, &items[i])
+	}
+	return dst
+}
+
+func appendCursor(dst []byte, c cursor) []byte {
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(c.bucket))
+	return appendString(dst, c.key)
+}
+
+func appendBool(dst []byte, b bool) []byte {
+	if b {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
+// encode serialises m.
+func (m *message) encode() []byte {
+	b := appendHeader(make([]byte, 0, 256), &m.header)
+	switch m.kind {
+	case msgReplicate:
+		b = binary.LittleEndian.AppendUint64(b, m.reqID)
+		b = appendItems(b, m.items)
+	case msgReplicateAck:
+		b = binary.LittleEndian.AppendUint64(b, m.reqID)
+	case msgDigest:
+		assert(len(m.digests) == bucketsN, "digest message without every bucket")
+		b = binary.LittleEndian.AppendUint64(b, m.round)
+		b = appendCursor(b, m.from)
+		for _, d := range m.digests {
+			b = binary.LittleEndian.AppendUint64(b, d)
+		}
+	case msgSummary:
+		b = binary.LittleEndian.AppendUint64(b, m.round)
+		b = appendCursor(b, m.from)
+		b = appendCursor(b, m.to)
+		b = appendBool(b, m.partial)
+		b = binary.AppendUvarint(b, uint64(len(m.diff)))
+		for _, d := range m.diff {
+			b = binary.LittleEndian.AppendUint16(b, uint16(d))
+		}
+		b = binary.AppendUvarint(b, uint64(len(m.metas)))
+		for _, x := range m.metas {
+			b = appendString(b, x.key)
+			b = appendStamp(b, x.stamp)
+			b = appendBool(b, x.tomb)
+		}
+	case msgPush:
+		b = binary.LittleEndian.AppendUint64(b, m.round)
+		b = appendItems(b, m.items)
+		b = binary.AppendUvarint(b, uint64(len(m.pull)))
+		for _, k := range m.pull {
+			b = appendString(b, k)
+		}
+	case msgPushAck:
+		b = binary.LittleEndian.AppendUint64(b, m.round)
+		b = appendBool(b, m.partial)
+		b = appendItems(b, m.items)
+	default:
+		panic(fmt.Sprintf("mesh: encoding unknown message kind %d", m.kind))
+	}
+	return b
+}
+
+var errMessage = errors.New("malformed mesh message")
+
+// reader decodes a message, remembering the first error.
+type reader struct {
+	p   []byte
+	err error
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil || n < 0 || n > len(r.p) {
+		r.err = errMessage
+		return nil
+	}
+	b := r.p[:n]
+	r.p = r.p[n:]
+	return b
+}
+
+func (r *reader) u8() byte {
+	if b := r.take(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+func (r *reader) u16() int {
+	if b := r.take(2); b != nil {
+		return int(binary.LittleEndian.Uint16(b))
+	}
+	return 0
+}
+
+func (r *reader) u64() uint64 {
+	if b := r.take(8); b != nil {
+		return binary.LittleEndian.Uint64(b)
+	}
+	return 0
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.p)
+	if n <= 0 {
+		r.err = errMessage
+		return 0
+	}
+	r.p = r.p[n:]
+	return v
+}
+
+// count reads a length and checks that at least min bytes per element
+// remain, so a damaged count cannot make the decoder allocate wildly.
+func (r *reader) count(min int) int {
+	n := r.uvarint()
+	if r.err == nil && n > uint64(len(r.p)/min) {
+		r.err = errMessage
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) str() string { return string(r.take(int(min(r.uvarint(), uint64(len(r.p)+1))))) }
+
+func (r *reader) stamp() Stamp {
+	if b := r.take(stampBytes); b != nil {
+		return decodeStamp(b)
+	}
+	return Stamp{}
+}
+
+func (r *reader) boolean() bool {
+	switch r.u8() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	r.err = errMessage
+	return false
+}
+
+func (r *reader) cursor() cursor {
+	c := cursor{bucket: r.u16(), key: r.str()}
+	if c.bucket > bucketsN {
+		r.err = errMessage
+	}
+	return c
+}
+
+func (r *reader) items() []Item {
+	n := r.count(1 + stampBytes + 1 + 1)
+	items := make([]Item, 0, n)
+	for range n {
+		it := Item{Key: r.str(), Stamp: r.stamp()}
+		switch r.u8() {
+		case 0:
+		case flagTomb:
+			it.Tomb = true
+		default:
+			r.err = errMessage
+		}
+		it.Value = r.str()
+		if r.err != nil {
+			return nil
+		}
+		if it.Key == "" || (it.Tomb && it.Value != "") {
+			r.err = errMessage
+			return nil
+		}
+		items = append(items, it)
+	}
+	return items
+}
+
+// decodeMessage reads what encode wrote.
+func decodeMessage(p []byte) (*message, error) {
+	r := &reader{p: p}
+	m := &message{}
+	m.kind = r.u8()
+	m.clock, m.stable, m.horizon = r.stamp(), r.stamp(), r.stamp()
+	switch m.kind {
+	case msgReplicate:
+		m.reqID = r.u64()
+		m.items = r.items()
+	case msgReplicateAck:
+		m.reqID = r.u64()
+	case msgDigest:
+		m.round = r.u64()
+		m.from = r.cursor()
+		m.digests = make([]uint64, bucketsN)
+		for i := range m.digests {
+			m.digests[i] = r.u64()
+		}
+	case msgSummary:
+		m.round = r.u64()
+		m.from, m.to = r.cursor(), r.cursor()
+		m.partial = r.boolean()
+		n := r.count(2)
+		for range n {
+			d := r.u16()
+			if d >= bucketsN {
+				r.err = errMessage
+			}
+			m.diff = append(m.diff, d)
+		}
+		n = r.count(1 + stampBytes + 1)
+		for range n {
+			m.metas = append(m.metas, meta{key: r.str(), stamp: r.stamp(), tomb: r.boolean()})
+		}
+	case msgPush:
+		m.round = r.u64()
+		m.items = r.items()
+		n := r.count(1)
+		for range n {
+			m.pull = append(m.pull, r.str())
+		}
+	case msgPushAck:
+		m.round = r.u64()
+		m.partial = r.boolean()
+		m.items = r.items()
+	default:
+		if r.err == nil {
+			return nil, fmt.Errorf("%w: unknown kind %d", errMessage, m.kind)
+		}
+	}
+	if r.err == nil && len(r.p) != 0 {
+		r.err = fmt.Errorf("%w: %d bytes after the end", errMessage, len(r.p))
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return m, nil
+}

@@ -1,0 +1,40 @@
+package mesh
+
+import "dkv/core"
+
+// Mutation is a deliberate bug, planted only by tests that prove the
+// simulator catches it (sim's planted-bug tests). cmd/node never sets one.
+type Mutation uint8
+
+const (
+	MutNone Mutation = iota
+	// MutWallClockLWW: writes are stamped with the node's calendar time
+	// alone, no hybrid clock: no logical counter, and nothing observed from
+	// peers or clients lifts it.
+	MutWallClockLWW
+	// MutCollectEarly: a tombstone is collected once one peer holds it,
+	// not every peer.
+	MutCollectEarly
+	// MutHLCNotPersisted: a restarted node's clock starts from calendar
+	// time, forgetting its high-water mark and the stamps it holds.
+	MutHLCNotPersisted
+	// MutSkipLastRange: anti-entropy leaves out the last key range (bucket)
+	// that differs, while claiming to have covered every one.
+	MutSkipLastRange
+)
+
+var mutationNames = core.MutationNames[Mutation]{
+	MutNone:            "none",
+	MutWallClockLWW:    "wall-clock-lww",
+	MutCollectEarly:    "collect-early",
+	MutHLCNotPersisted: "hlc-not-persisted",
+	MutSkipLastRange:   "skip-last-range",
+}
+
+func (m Mutation) String() string { return mutationNames.Name(m) }
+
+// Mutations lists the planted bugs, MutNone excluded.
+func Mutations() []Mutation { return mutationNames.All() }
+
+// ParseMutation returns the mutation called name.
+func ParseMutation(name string) (Mutation, error) { return mutationNames.Parse("mesh", name) }

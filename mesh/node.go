@@ -1,0 +1,790 @@
+package mesh
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"dkv/core"
+)
+
+// Config tunes a mesh node. DefaultConfig gives sane values.
+type Config struct {
+	ID core.NodeID
+	// Nodes lists every node of the mesh, this one included.
+	Nodes []core.NodeID
+	// MeshID is written into the data directory at the first start; a
+	// node started on another mesh's directory refuses to start.
+	MeshID uint64
+	Limits core.Limits
+
+	SegmentBytesMax     int64
+	SnapshotLogBytesMin int64
+	BatchBytesMax       int
+
+	// MaxOffset is how far ahead of this node's calendar time a peer's or
+	// a client's stamp may be. A message beyond it is dropped (and logged):
+	// accepting it would drag this node's clock, and every stamp after it,
+	// into the future.
+	MaxOffset time.Duration
+	// WriteQuorum is how many nodes (this one included) must hold a write
+	// durably before it is acknowledged, unless the request says otherwise.
+	// 1: this node's fsync only.
+	WriteQuorum int
+	// QuorumTimeout bounds how long a write waits for its quorum; it is
+	// answered outcome_unknown then (it is durable here and will still
+	// reach the others). QuorumResend is how often the write is sent again
+	// to peers that have not acknowledged it.
+	QuorumTimeout time.Duration
+	QuorumResend  time.Duration
+	// QuorumWaitsMax bounds the writes waiting for a quorum; more are
+	// refused unavailable.
+	QuorumWaitsMax int
+
+	// AntiEntropyInterval is the pause between anti-entropy rounds with a
+	// peer when the last one found nothing to repair (rounds that repair
+	// follow each other at once). RoundTimeout gives up on an unanswered
+	// round.
+	AntiEntropyInterval time.Duration
+	RoundTimeout        time.Duration
+	// SummaryItemsMax bounds the keys one summary lists, and PushBytesMax
+	// the items one push or pull answer carries: the work of one round.
+	SummaryItemsMax int
+	PushBytesMax    int
+	// CollectPerTurnMax bounds the tombstones collected in one turn.
+	CollectPerTurnMax int
+
+	// Mutation plants a bug, for the simulator's tests only.
+	Mutation Mutation
+}
+
+// DefaultConfig is the configuration cmd/node uses unless told otherwise.
+func DefaultConfig(id core.NodeID, nodes []core.NodeID) Config {
+	limits := core.DefaultLimits()
+	limits.QuorumMax = len(nodes)
+	return Config{
+		ID:                  id,
+		Nodes:               nodes,
+		Limits:              limits,
+		SegmentBytesMax:     64 << 20,
+		SnapshotLogBytesMin: 64 << 20,
+		BatchBytesMax:       4 << 20,
+		MaxOffset:           500 * time.Millisecond,
+		WriteQuorum:         1,
+		QuorumTimeout:       2 * time.Second,
+		QuorumResend:        250 * time.Millisecond,
+		QuorumWaitsMax:      100_000,
+		AntiEntropyInterval: time.Second,
+		RoundTimeout:        2 * time.Second,
+		SummaryItemsMax:     4096,
+		PushBytesMax:        4 << 20,
+		CollectPerTurnMax:   1000,
+	}
+}
+
+func (c *Config) validate() error {
+	if !slices.Contains(c.Nodes, c.ID) {
+		return fmt.Errorf("mesh: node %d is not among the nodes %v", c.ID, c.Nodes)
+	}
+	if len(c.Nodes) > 64 {
+		return fmt.Errorf("mesh: %d nodes; at most 64", len(c.Nodes))
+	}
+	sorted := slices.Clone(c.Nodes)
+	slices.Sort(sorted)
+	if len(slices.Compact(sorted)) != len(c.Nodes) {
+		return fmt.Errorf("mesh: node ids repeat in %v", c.Nodes)
+	}
+	if c.WriteQuorum < 1 || c.WriteQuorum > len(c.Nodes) {
+		return fmt.Errorf("mesh: write quorum %d; must be 1..%d (the nodes)", c.WriteQuorum, len(c.Nodes))
+	}
+	if c.Limits.QuorumMax != len(c.Nodes) {
+		return fmt.Errorf("mesh: Limits.QuorumMax %d must be the number of nodes, %d", c.Limits.QuorumMax, len(c.Nodes))
+	}
+	if c.SegmentBytesMax <= 0 || c.SnapshotLogBytesMin <= 0 || c.BatchBytesMax <= 0 || c.MaxOffset <= 0 ||
+		c.QuorumTimeout <= 0 || c.QuorumResend <= 0 || c.QuorumWaitsMax <= 0 || c.AntiEntropyInterval <= 0 ||
+		c.RoundTimeout <= 0 || c.SummaryItemsMax <= 0 || c.PushBytesMax <= 0 || c.CollectPerTurnMax <= 0 {
+		return errors.New("mesh: every size, count and duration of the config must be positive")
+	}
+	return nil
+}
+
+// Node is a mesh node. See the package doc.
+type Node struct {
+	cfg   Config
+	env   core.Env
+	wall  func() int64
+	rep   *replica
+	hlc   *HLC
+	log   *core.Log
+	gc    *core.GroupCommit
+	snaps *core.Snapshotter
+	state *core.StateFile
+	saved durableState
+
+	// The open batch: undos take its changes back out of the replica if
+	// writing it fails; pend holds the replies and messages that wait for
+	// it to be durable.
+	undos       []undo
+	pend        []pending
+	batchWrites bool
+	syncPend    []pending // those of the batch whose fsync is in flight
+
+	peers     []*peer // every node but this one, in id order
+	waits     []*quorumWait
+	nextReqID uint64
+	nextRound uint64
+	// stable is the start of the oldest of the last complete passes with
+	// each peer: every peer held, then, everything this node held.
+	stable Stamp
+
+	collectDue     bool // the horizon moved: tombstones may be collected
+	reserveFailing bool
+	dropped        int // messages refused (malformed or beyond the max offset)
+	stopped        error
+}
+
+// pending is a reply or a message that waits for the batch it followed.
+type pending struct {
+	reply      core.ReplyFunc // a reply, or
+	resp       core.Response
+	to         core.NodeID // a message (reply == nil, qw == nil)
+	msg        []byte
+	qw         *quorumWait // a quorum write: durable here now
+	write      bool        // a local write's reply (or its quorum wait)
+	afterWrite bool        // a reply that may have seen a write of its batch
+}
+
+// NewNode checks cfg and returns a node that Start will recover.
+func NewNode(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg}
+	for _, id := range cfg.Nodes {
+		if id != cfg.ID {
+			n.peers = append(n.peers, &peer{id: id})
+		}
+	}
+	slices.SortFunc(n.peers, func(a, b *peer) int { return int(a.id) - int(b.id) })
+	for i, p := range n.peers {
+		p.bit = uint64(1) << i
+	}
+	return n, nil
+}
+
+func (n *Node) logf(format string, args ...any) {
+	if n.env.Logf != nil {
+		n.env.Logf(format, args...)
+	}
+}
+
+// snapMarker is the Extra of a mesh node's snapshots: it tells them from
+// a single node's, whose values are not versions.
+var snapMarker = []byte("dkv-mesh-1")
+
+// Start recovers the replica: the newest snapshot, then the log after it.
+func (n *Node) Start(env core.Env) error {
+	n.env = env
+	if env.ID != n.cfg.ID {
+		return fmt.Errorf("mesh: the host runs node %d, the config says %d", env.ID, n.cfg.ID)
+	}
+	n.wall = env.Clock.Now
+	if wc, ok := env.Clock.(core.WallClock); ok {
+		n.wall = wc.Wall
+	}
+	names, err := env.Disk.List()
+	if err != nil {
+		return fmt.Errorf("listing data directory: %w", err)
+	}
+	fresh := !slices.Contains(names, stateFile)
+	for _, name := range names {
+		if fresh && (core.IsLogFile(name) || name != stateFile && isSnapshot(name)) {
+			return fmt.Errorf("%w: the data directory holds a log but no %s: it is another kind of node's, not a mesh node's", core.ErrForeignLog, stateFile)
+		}
+	}
+	st, saved, err := core.OpenStateFile(env.Disk, stateFile, n.logf)
+	if err != nil {
+		return err
+	}
+	n.state = st
+	if saved == nil {
+		n.saved = durableState{MeshID: n.cfg.MeshID, NodeID: uint16(n.cfg.ID)}
+		if err := n.state.Save(n.saved.encode()); err != nil {
+			return err
+		}
+	} else if n.saved, err = decodeState(saved); err != nil {
+		return fmt.Errorf("%w: %s: %v", core.ErrCorrupt, stateFile, err)
+	}
+	if n.saved.MeshID != n.cfg.MeshID || core.NodeID(n.saved.NodeID) != n.cfg.ID {
+		return fmt.Errorf("the data directory belongs to node %d of mesh %016x; this is node %d of mesh %016x (same peers, same node id?)",
+			n.saved.NodeID, n.saved.MeshID, n.cfg.ID, n.cfg.MeshID)
+	}
+
+	rec, err := core.RecoverSnapshot(env.Disk)
+	if err != nil {
+		return err
+	}
+	if rec.Index > 0 && string(rec.Meta.Extra) != string(snapMarker) {
+		return fmt.Errorf("%w: snapshot at index %d is not a mesh node's", core.ErrForeignLog, rec.Index)
+	}
+	if n.rep, err = newReplica(rec.Store); err != nil {
+		return err
+	}
+	n.log, err = core.OpenLog(env.Disk, rec.Names, rec.Index, func(r core.Record) error {
+		if r.Type != core.RecordMesh {
+			return fmt.Errorf("%w: record type %d in a mesh node's log", core.ErrForeignLog, r.Type)
+		}
+		items, err := decodeItems(r.Payload)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", r.Index, err)
+		}
+		// Replayed in log order with last writer wins, as they were
+		// applied; the horizon's rule for absent keys is not applied here,
+		// since a record may precede the collection that made its key
+		// absent. Collecting below the horizon afterwards ends where the
+		// node was.
+		for i := range items {
+			n.rep.apply(&items[i], nil)
+		}
+		return nil
+	}, env.Logf)
+	if err != nil {
+		return err
+	}
+	if err := env.Disk.SyncDir(); err != nil {
+		return fmt.Errorf("syncing the data directory: %w", err)
+	}
+	n.rep.collect(n.saved.Horizon, n.rep.tombstones())
+	n.gc = core.NewGroupCommit(n.log, n.cfg.BatchBytesMax)
+	n.snaps = core.NewSnapshotter(&n.env, n.log, n.cfg.SnapshotLogBytesMin, rec.Index, rec.Bytes)
+
+	// The clock starts above every reading this node let out: the stamps
+	// of its writes (durable before they leave, so in the replica, or
+	// below the horizon if collected) and its stability points (the saved
+	// high-water mark).
+	floor := maxStamp(n.saved.HighWater, n.rep.maxStamp, n.saved.Horizon)
+	if n.cfg.Mutation == MutHLCNotPersisted {
+		floor = Stamp{}
+	}
+	n.hlc = NewHLC(uint16(n.cfg.ID), floor)
+	n.beginBatch()
+	for _, p := range n.peers {
+		p.heard = -1
+		n.startPass(p)
+		// Spread the first rounds over the interval, so that a mesh that
+		// starts together does not round in lockstep.
+		n.scheduleRound(p, time.Duration(core.Intn(env.Rand, int(n.cfg.AntiEntropyInterval)+1)))
+	}
+	n.logf("recovered mesh node %d: %d keys, %d tombstones, snapshot at index %d, log through index %d, clock %s, horizon %s",
+		n.cfg.ID, n.rep.live, n.rep.tombstones(), rec.Index, n.log.NextIndex()-1, n.hlc.Last(), n.saved.Horizon)
+	return nil
+}
+
+func isSnapshot(name string) bool {
+	return len(name) > 5 && name[:5] == "snap-"
+}
+
+func maxStamp(stamps ...Stamp) Stamp {
+	var m Stamp
+	for _, s := range stamps {
+		if m.Less(s) {
+			m = s
+		}
+	}
+	return m
+}
+
+func (n *Node) beginBatch() {
+	n.batchWrites = false
+	n.undos = n.undos[:0]
+	n.pend = n.pend[:0]
+}
+
+// now takes a clock reading for a new write.
+func (n *Node) now() Stamp {
+	wall := n.wall()
+	if n.cfg.Mutation == MutWallClockLWW {
+		return Stamp{Wall: wall, Node: uint16(n.cfg.ID)}
+	}
+	return n.hlc.Now(wall)
+}
+
+// tooFarAhead reports whether s is beyond the max offset of this node's
+// calendar time.
+func (n *Node) tooFarAhead(s Stamp) bool {
+	return s.Wall > n.wall()+int64(n.cfg.MaxOffset)
+}
+
+// HandleRequest serves one client request. Every reply waits for the batch
+// it joined, as the single node's do; a local write's also for its quorum.
+func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
+	if n.stopped != nil {
+		reply(core.ErrorResponse(core.CodeUnavailable, "node stopped: %v", n.stopped))
+		return
+	}
+	if bad := n.cfg.Limits.Validate(req); bad != nil {
+		n.queue(pending{reply: reply, resp: *bad})
+		return
+	}
+	switch req.Op {
+	case core.OpGet:
+		it, ok := n.rep.get(req.Key)
+		if !ok || it.Tomb {
+			n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotFound, "key %q not found", req.Key)})
+			return
+		}
+		value := it.Value
+		n.queue(pending{reply: reply, resp: core.Response{OK: true, Value: &value, Stamp: it.Stamp.String()}})
+	case core.OpSet:
+		n.write(req, reply, []Item{{Key: req.Key, Value: *req.Value}})
+	case core.OpDelete:
+		// A tombstone even for a key this node lacks: a peer may hold it.
+		n.write(req, reply, []Item{{Key: req.Key, Tomb: true}})
+	case core.OpBulkSet:
+		items := make([]Item, len(req.Items))
+		for i, kv := range req.Items {
+			items[i] = Item{Key: kv.Key, Value: kv.Value}
+		}
+		n.write(req, reply, items)
+	case core.OpPing:
+		n.queue(pending{reply: reply, resp: core.OKResponse()})
+	case core.OpStatus:
+		st := n.status()
+		n.queue(pending{reply: reply, resp: core.Response{OK: true, Status: &st}})
+	default:
+		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "op %q is not served by a mesh node", req.Op)})
+	}
+}
+
+// queue adds a reply or message to the open batch.
+func (n *Node) queue(p pending) {
+	p.afterWrite = n.batchWrites && !p.write
+	n.pend = append(n.pend, p)
+}
+
+// write stamps a client's write, logs and applies it, and queues its reply
+// and its replication to every peer behind the batch.
+func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
+	fail := func(code, format string, args ...any) {
+		n.queue(pending{reply: reply, resp: core.ErrorResponse(code, format, args...)})
+	}
+	if req.After != "" {
+		after, err := ParseStamp(req.After)
+		if err != nil {
+			fail(core.CodeBadRequest, "after: %v", err)
+			return
+		}
+		if n.tooFarAhead(after) {
+			n.logf("refused a write whose after-stamp %s is more than the max offset (%s) ahead of this node's clock", after, n.cfg.MaxOffset)
+			fail(core.CodeBadRequest, "after stamp %s is more than the max offset (%s) ahead of this node's clock; check the clocks", after, n.cfg.MaxOffset)
+			return
+		}
+		if n.cfg.Mutation != MutWallClockLWW {
+			n.hlc.Observe(after)
+		}
+	}
+	quorum := n.cfg.WriteQuorum
+	if req.Quorum > 0 {
+		quorum = int(req.Quorum)
+	}
+	if quorum > 1 && len(n.waits) >= n.cfg.QuorumWaitsMax {
+		fail(core.CodeUnavailable, "%d writes are waiting for their quorum; retry later", len(n.waits))
+		return
+	}
+	stamp := n.now()
+	for i := range items {
+		items[i].Stamp = stamp
+	}
+	payload := appendItems(nil, items)
+	if len(payload) > recordPayloadMax {
+		fail(core.CodeTooLarge, "write is %d bytes encoded; the log's record limit is %d", len(payload), recordPayloadMax)
+		return
+	}
+	n.gc.Add(core.RecordMesh, payload)
+	for i := range items {
+		n.rep.apply(&items[i], &n.undos)
+	}
+	n.batchWrites = true
+	resp := core.Response{OK: true, Stamp: stamp.String()}
+	var qw *quorumWait
+	var reqID uint64
+	if quorum > 1 {
+		n.nextReqID++
+		reqID = n.nextReqID
+		qw = &quorumWait{id: reqID, need: quorum - 1, reply: reply, resp: resp, deadline: n.env.Clock.Now() + int64(n.cfg.QuorumTimeout)}
+		n.waits = append(n.waits, qw)
+		if len(n.waits) == 1 {
+			n.armQuorumTimer()
+		}
+	}
+	msg := n.encode(&message{header: header{kind: msgReplicate}, reqID: reqID, items: items})
+	if qw != nil {
+		qw.msg = msg
+		n.queue(pending{qw: qw, write: true})
+	} else {
+		n.queue(pending{reply: reply, resp: resp, write: true})
+	}
+	// Sent only once durable here: a write exists on a peer only if it
+	// survives on the node that stamped it (horizon.go relies on it).
+	for _, p := range n.peers {
+		p.replicated++
+		n.queue(pending{to: p.id, msg: msg})
+	}
+	if req.DebugSimulateFail {
+		n.snaps.Force(true)
+	}
+}
+
+// recordPayloadMax bounds a mesh record's payload: the log's record limit
+// (64 MiB) less its header.
+const recordPayloadMax = 64<<20 - 64
+
+// decodeItems reads a RecordMesh payload.
+func decodeItems(p []byte) ([]Item, error) {
+	r := &reader{p: p}
+	items := r.items()
+	if r.err == nil && len(r.p) != 0 {
+		r.err = errMessage
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: malformed mesh record", core.ErrCorrupt)
+	}
+	return items, nil
+}
+
+// encode fills in the header every message carries and encodes m.
+func (n *Node) encode(m *message) []byte {
+	m.clock = n.hlc.Last()
+	m.stable = n.stable
+	m.horizon = n.saved.Horizon
+	return m.encode()
+}
+
+// send sends m now: a message that claims nothing about this node's
+// durable state.
+func (n *Node) send(to core.NodeID, m *message) {
+	n.env.Network.Send(to, n.encode(m))
+}
+
+// sendDurable sends m once everything this node holds now is durable:
+// what it says this node holds, it holds across a crash.
+func (n *Node) sendDurable(to core.NodeID, m *message) {
+	n.queue(pending{to: to, msg: n.encode(m)})
+}
+
+// applyRemote applies items from a peer: last writer wins, and nothing at
+// or below the horizon for a key this node lacks (its tombstone was
+// collected). It logs the ones it kept and returns how many.
+func (n *Node) applyRemote(items []Item) int {
+	kept := items[:0:0]
+	for i := range items {
+		it := &items[i]
+		if !n.saved.Horizon.Less(it.Stamp) {
+			if _, held := n.rep.get(it.Key); !held {
+				continue
+			}
+		}
+		if n.rep.apply(it, &n.undos) {
+			kept = append(kept, *it)
+		}
+	}
+	if len(kept) > 0 {
+		n.gc.Add(core.RecordMesh, appendItems(nil, kept))
+		n.batchWrites = true
+	}
+	return len(kept)
+}
+
+// HandleMessage takes one peer message.
+func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
+	if n.stopped != nil {
+		return
+	}
+	p := n.peer(from)
+	if p == nil {
+		n.drop("a message from node %d, which is not a peer of this mesh", from)
+		return
+	}
+	m, err := decodeMessage(msg)
+	if err != nil {
+		n.drop("a message from node %d: %v", from, err)
+		return
+	}
+	if n.tooFarAhead(m.clock) || n.itemsTooFarAhead(m.items) {
+		n.drop("a message from node %d stamped more than the max offset (%s) ahead of this node's clock (check the clocks): its clock %s", from, n.cfg.MaxOffset, m.clock)
+		return
+	}
+	if n.cfg.Mutation != MutWallClockLWW {
+		n.hlc.Observe(m.clock)
+	}
+	p.heard = n.env.Clock.Now()
+	if p.stable.Less(m.stable) {
+		p.stable = m.stable
+	}
+	n.adoptHorizon(m.horizon)
+	switch m.kind {
+	case msgReplicate:
+		if len(m.items) > n.cfg.Limits.BulkEntriesMax {
+			n.drop("a write from node %d with %d items, over the limit of %d", from, len(m.items), n.cfg.Limits.BulkEntriesMax)
+			return
+		}
+		n.applyRemote(m.items)
+		if m.reqID != 0 {
+			n.sendDurable(from, &message{header: header{kind: msgReplicateAck}, reqID: m.reqID})
+		}
+	case msgReplicateAck:
+		n.quorumAck(p, m.reqID)
+	case msgDigest:
+		n.answerDigest(p, m)
+	case msgSummary:
+		n.handleSummary(p, m)
+	case msgPush:
+		n.answerPush(p, m)
+	case msgPushAck:
+		n.handlePushAck(p, m)
+	}
+	n.updateHorizon()
+}
+
+func (n *Node) itemsTooFarAhead(items []Item) bool {
+	for i := range items {
+		if n.tooFarAhead(items[i].Stamp) {
+			return true
+		}
+	}
+	return false
+}
+
+// drop logs a refused message: the first few, then one in a thousand, so
+// a misconfigured peer cannot flood the log.
+func (n *Node) drop(format string, args ...any) {
+	n.dropped++
+	if n.dropped <= 10 || n.dropped%1000 == 0 {
+		n.logf("dropped %s (%d dropped so far)", fmt.Sprintf(format, args...), n.dropped)
+	}
+}
+
+func (n *Node) peer(id core.NodeID) *peer {
+	for _, p := range n.peers {
+		if p.id == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// Flush ends the turn: unless a batch is still syncing, it commits the
+// open one (one write, one fsync) and then releases its replies and
+// messages. A failed write undoes the batch; a failed fsync stops the node.
+func (n *Node) Flush() error {
+	if n.stopped != nil {
+		return n.stopped
+	}
+	if !n.gc.Syncing() {
+		n.beforeBatch()
+		n.commitBatch()
+		if n.stopped != nil {
+			return n.stopped
+		}
+		if !n.gc.Syncing() && n.collectDue {
+			n.collect()
+		}
+	}
+	n.snaps.Step()
+	return n.stopped
+}
+
+func (n *Node) commitBatch() {
+	if !n.batchWrites {
+		n.release(n.pend)
+		n.beginBatch()
+		return
+	}
+	n.syncPend, n.pend = n.pend, n.syncPend[:0]
+	writeErr, fatal := n.gc.Commit(false, n.synced)
+	switch {
+	case fatal != nil:
+		n.stopped = fatal
+	case writeErr != nil:
+		n.pend, n.syncPend = n.syncPend, n.pend[:0]
+		n.undoBatch(writeErr)
+		n.release(n.pend)
+	}
+	n.beginBatch()
+}
+
+func (n *Node) synced(err error) {
+	if err != nil {
+		n.stopped = fmt.Errorf("fsync failed, stopping: %w", err)
+		return
+	}
+	n.release(n.syncPend)
+	n.syncPend = n.syncPend[:0]
+}
+
+// release sends a durable batch's messages and replies.
+func (n *Node) release(ps []pending) {
+	for i := range ps {
+		p := &ps[i]
+		switch {
+		case p.qw != nil:
+			p.qw.local = true
+			n.quorumCheck(p.qw)
+		case p.reply != nil:
+			p.reply(p.resp)
+		default:
+			n.env.Network.Send(p.to, p.msg)
+		}
+	}
+}
+
+// undoBatch takes a batch whose write failed back out of the replica. Its
+// local writes fail, the reads that may have seen them answer unavailable,
+// and its messages are not sent: they may describe what is now undone.
+// Peers repeat what they need (anti-entropy rounds time out; quorum writes
+// are sent again).
+func (n *Node) undoBatch(cause error) {
+	n.rep.rollback(n.undos)
+	code := core.CodeIOError
+	if errors.Is(cause, core.ErrDiskFull) {
+		code = core.CodeDiskFull
+	}
+	n.logf("write failed, batch undone: %v", cause)
+	kept := n.pend[:0]
+	for _, p := range n.pend {
+		switch {
+		case p.qw != nil:
+			n.removeWait(p.qw)
+			p = pending{reply: p.qw.reply, resp: core.ErrorResponse(code, "write not persisted and not applied: %v", cause)}
+		case p.reply == nil:
+			continue // a message
+		case p.write:
+			p.resp = core.ErrorResponse(code, "write not persisted and not applied: %v", cause)
+		case p.afterWrite:
+			p.resp = core.ErrorResponse(core.CodeUnavailable, "a write before this read failed to persist; retry")
+		}
+		kept = append(kept, p)
+	}
+	n.pend = kept
+}
+
+// beforeBatch rolls the log and starts snapshots at the one moment the log
+// on disk ends where the open batch begins.
+func (n *Node) beforeBatch() {
+	if !n.gc.Unwritten() {
+		return
+	}
+	n.rollOrSnapshot()
+	err := n.log.Reserve()
+	if err != nil && !n.reserveFailing {
+		n.logf("cannot reserve log space ahead (fsyncs will be slower until it can): %v", err)
+	}
+	n.reserveFailing = err != nil
+}
+
+func (n *Node) rollOrSnapshot() {
+	snapDue := n.snaps.Due(n.gc.BytesAdded())
+	if !snapDue && n.log.Size() < n.cfg.SegmentBytesMax {
+		return
+	}
+	if err := n.log.Roll(n.gc.FirstIndex()); err != nil {
+		n.logf("cannot start a new log segment (will retry): %v", err)
+		if snapDue {
+			n.snaps.Fail(err)
+		}
+		return
+	}
+	n.gc.Rolled()
+	if snapDue {
+		// The snapshot is of the state before the open batch, which its
+		// undos give back.
+		state := n.rep.store.Clone()
+		for i := len(n.undos) - 1; i >= 0; i-- {
+			u := n.undos[i]
+			if u.existed {
+				state.Set(u.sk, u.v)
+			} else {
+				state.Delete(u.sk)
+			}
+		}
+		n.snaps.Start(state, n.gc.FirstIndex()-1, core.SnapshotMeta{Extra: snapMarker}, n.gc.BytesAdded())
+	}
+}
+
+func (n *Node) status() core.Status {
+	now := n.env.Clock.Now()
+	ms := func(since int64) int64 {
+		if since < 0 {
+			return -1
+		}
+		return (now - since) / int64(time.Millisecond)
+	}
+	st := &core.MeshStatus{
+		NodeID:        int(n.cfg.ID),
+		Clock:         n.hlc.Last().String(),
+		Tombstones:    n.rep.tombstones(),
+		Horizon:       n.saved.Horizon.String(),
+		Stable:        n.stable.String(),
+		WriteQuorum:   n.cfg.WriteQuorum,
+		QuorumWaiting: len(n.waits),
+	}
+	for _, p := range n.peers {
+		st.Peers = append(st.Peers, core.MeshPeerStatus{
+			NodeID:       int(p.id),
+			HeardAgoMs:   ms(p.heard),
+			Passes:       p.passes,
+			PassAgoMs:    ms(p.passAt),
+			PassBucket:   p.cursor.bucket,
+			ItemsSent:    p.itemsSent,
+			ItemsFetched: p.itemsFetched,
+			Replicated:   p.replicated,
+			Unreachable:  p.unreachable,
+		})
+	}
+	return core.Status{
+		Mode:          "mesh",
+		Keys:          n.rep.live,
+		LastIndex:     n.log.NextIndex() - 1,
+		SnapshotIndex: n.snaps.Index(),
+		WALSegments:   n.log.Segments(),
+		WALBytes:      n.log.TotalBytes(),
+		Snapshotting:  n.snaps.Writing(),
+		Mesh:          st,
+	}
+}
+
+// Get returns the item this node holds for key, tombstones included, for
+// tests and the simulator's checkers.
+func (n *Node) Get(key string) (Item, bool) { return n.rep.get(key) }
+
+// Items calls f for every item the node holds, tombstones included, in
+// bucket order, for the simulator's convergence checker.
+func (n *Node) Items(f func(it Item) bool) {
+	n.rep.store.Ascend("", func(sk, v string) bool {
+		it, err := decodeVersion(userKey(sk), v)
+		assert(err == nil, "replica holds a malformed version")
+		return f(it)
+	})
+}
+
+// StateHash summarises every item the node holds: nodes that hold the same
+// items have the same hash (and others, almost surely, not). It is O(1), for
+// the simulator's convergence wait.
+func (n *Node) StateHash() uint64 { return n.rep.total }
+
+// Horizon is the node's collection horizon.
+func (n *Node) Horizon() Stamp { return n.saved.Horizon }
+
+// Close releases open files. The node must not be used afterwards.
+func (n *Node) Close() {
+	if n.snaps != nil {
+		n.snaps.Close()
+	}
+	if n.log != nil {
+		n.log.Close()
+	}
+	if n.state != nil {
+		n.state.Close()
+	}
+}

@@ -1,0 +1,104 @@
+package mesh
+
+import (
+	"math/bits"
+
+	"dkv/core"
+)
+
+// quorumWait is a write that waits for more nodes than this one to hold it
+// durably before it is answered (Config.WriteQuorum, or the request's
+// quorum).
+type quorumWait struct {
+	id       uint64
+	need     int    // peer acknowledgements needed
+	acks     uint64 // peers that acknowledged, by peer.bit
+	local    bool   // durable on this node
+	reply    core.ReplyFunc
+	resp     core.Response
+	msg      []byte // the replicate message, sent again to peers that are silent
+	deadline int64  // Clock.Now after which it is answered outcome_unknown
+	done     bool
+}
+
+// quorumAck counts a peer's acknowledgement of write id.
+func (n *Node) quorumAck(p *peer, id uint64) {
+	qw := n.findWait(id)
+	if qw == nil {
+		return // answered already, or from before a restart
+	}
+	qw.acks |= p.bit
+	n.quorumCheck(qw)
+}
+
+// quorumCheck answers qw once it is durable here and on enough peers.
+func (n *Node) quorumCheck(qw *quorumWait) {
+	if qw.done || !qw.local || bits.OnesCount64(qw.acks) < qw.need {
+		return
+	}
+	qw.done = true
+	n.removeWait(qw)
+	qw.reply(qw.resp)
+}
+
+// findWait finds a waiting write by id; waits are kept in id order.
+func (n *Node) findWait(id uint64) *quorumWait {
+	lo, hi := 0, len(n.waits)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if n.waits[mid].id < id {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo < len(n.waits) && n.waits[lo].id == id {
+		return n.waits[lo]
+	}
+	return nil
+}
+
+func (n *Node) removeWait(qw *quorumWait) {
+	for i, w := range n.waits {
+		if w == qw {
+			n.waits = append(n.waits[:i], n.waits[i+1:]...)
+			return
+		}
+	}
+}
+
+// armQuorumTimer resends waiting writes to the peers that have not
+// acknowledged them, and answers those past their deadline.
+func (n *Node) armQuorumTimer() {
+	n.env.Clock.AfterFunc(n.cfg.QuorumResend, func() {
+		if n.stopped != nil {
+			return
+		}
+		now := n.env.Clock.Now()
+		kept := n.waits[:0]
+		for _, qw := range n.waits {
+			if !qw.local {
+				kept = append(kept, qw) // its batch is not durable yet
+				continue
+			}
+			if now >= qw.deadline {
+				qw.done = true
+				qw.reply(core.ErrorResponse(core.CodeOutcomeUnknown,
+					"the write is durable on this node, but only %d of the %d other nodes it waits for confirmed it in time; it will still reach them (anti-entropy)",
+					bits.OnesCount64(qw.acks), qw.need))
+				continue
+			}
+			for _, p := range n.peers {
+				if qw.acks&p.bit == 0 {
+					n.env.Network.Send(p.id, qw.msg)
+				}
+			}
+			kept = append(kept, qw)
+		}
+		clear(n.waits[len(kept):])
+		n.waits = kept
+		if len(n.waits) > 0 {
+			n.armQuorumTimer()
+		}
+	})
+}

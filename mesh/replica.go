@@ -1,0 +1,198 @@
+package mesh
+
+import (
+	"fmt"
+
+	"github.com/google/btree"
+
+	"dkv/core"
+)
+
+// replica is a mesh node's state: for every key the item with the highest
+// stamp it has seen, tombstones included, in a core.Store (see version.go),
+// plus what anti-entropy and tombstone collection need to stay cheap: a
+// digest per bucket, updated with every change, and the tombstones ordered by
+// stamp.
+type replica struct {
+	store   *core.Store
+	digests [bucketsN]uint64
+	total   uint64 // the XOR of every digest: equal states, equal totals
+	live    int    // keys with a value (the store also holds tombstones)
+	tombs   *btree.BTreeG[tombRef]
+	// maxStamp is the highest stamp ever put here: a restarted node's
+	// clock starts above it.
+	maxStamp Stamp
+}
+
+// tombRef orders tombstones by stamp, so that collecting those at or below
+// a horizon is a walk from the front.
+type tombRef struct {
+	stamp Stamp
+	sk    string
+}
+
+func tombLess(a, b tombRef) bool {
+	if c := a.stamp.Compare(b.stamp); c != 0 {
+		return c < 0
+	}
+	return a.sk < b.sk
+}
+
+// newReplica wraps a recovered store, checking every version in it and
+// computing the digests.
+func newReplica(s *core.Store) (*replica, error) {
+	r := &replica{store: s, tombs: btree.NewG(16, tombLess)}
+	var bad error
+	s.Ascend("", func(sk, v string) bool {
+		if len(sk) < bucketPrefixBytes+1 || bucketOfStoreKey(sk) != bucketOf(userKey(sk)) {
+			bad = fmt.Errorf("store key %q is not a mesh key", sk)
+			return false
+		}
+		it, err := decodeVersion(userKey(sk), v)
+		if err != nil {
+			bad = fmt.Errorf("key %q: %w", userKey(sk), err)
+			return false
+		}
+		r.account(sk, v, &it, +1)
+		return true
+	})
+	if bad != nil {
+		return nil, fmt.Errorf("%w: snapshot is not a mesh node's: %v", core.ErrCorrupt, bad)
+	}
+	return r, nil
+}
+
+// account adds (+1) or removes (-1) one stored version's share of the
+// digests, counts and tombstone index.
+func (r *replica) account(sk, v string, it *Item, sign int) {
+	h := versionHash(sk, v)
+	r.digests[bucketOfStoreKey(sk)] ^= h
+	r.total ^= h
+	if sign > 0 && r.maxStamp.Less(it.Stamp) {
+		r.maxStamp = it.Stamp
+	}
+	switch {
+	case !it.Tomb:
+		r.live += sign
+	case sign > 0:
+		r.tombs.ReplaceOrInsert(tombRef{stamp: it.Stamp, sk: sk})
+	default:
+		r.tombs.Delete(tombRef{stamp: it.Stamp, sk: sk})
+	}
+}
+
+// get returns the item held for key, tombstones included.
+func (r *replica) get(key string) (Item, bool) {
+	return r.getStore(storeKey(key))
+}
+
+func (r *replica) getStore(sk string) (Item, bool) {
+	v, ok := r.store.Get(sk)
+	if !ok {
+		return Item{}, false
+	}
+	it, err := decodeVersion(userKey(sk), v)
+	assert(err == nil, "replica holds a malformed version")
+	return it, true
+}
+
+// undo restores one store key to what it held before a write.
+type undo struct {
+	sk      string
+	v       string
+	existed bool
+}
+
+// apply keeps it if it is newer than what the replica holds for its key
+// (last writer wins) and reports whether it did. undos, when not nil,
+// records how to take the change back.
+func (r *replica) apply(it *Item, undos *[]undo) bool {
+	sk := storeKey(it.Key)
+	oldV, held := r.store.Get(sk)
+	if held && !versionStamp(oldV).Less(it.Stamp) {
+		return false
+	}
+	r.put(sk, encodeVersion(it), it, oldV, held)
+	if undos != nil {
+		*undos = append(*undos, undo{sk: sk, v: oldV, existed: held})
+	}
+	return true
+}
+
+// put replaces what sk holds (oldV, if held) with v, the encoding of it.
+func (r *replica) put(sk, v string, it *Item, oldV string, held bool) {
+	if held {
+		old, err := decodeVersion(userKey(sk), oldV)
+		assert(err == nil, "replica holds a malformed version")
+		r.account(sk, oldV, &old, -1)
+	}
+	r.store.Set(sk, v)
+	r.account(sk, v, it, +1)
+}
+
+// remove drops whatever sk holds.
+func (r *replica) remove(sk string) {
+	oldV, held := r.store.Get(sk)
+	if !held {
+		return
+	}
+	old, err := decodeVersion(userKey(sk), oldV)
+	assert(err == nil, "replica holds a malformed version")
+	r.account(sk, oldV, &old, -1)
+	r.store.Delete(sk)
+}
+
+// rollback takes back the changes undos recorded, newest first.
+func (r *replica) rollback(undos []undo) {
+	for i := len(undos) - 1; i >= 0; i-- {
+		u := undos[i]
+		if !u.existed {
+			r.remove(u.sk)
+			continue
+		}
+		it, err := decodeVersion(userKey(u.sk), u.v)
+		assert(err == nil, "undo holds a malformed version")
+		cur, held := r.store.Get(u.sk)
+		if held {
+			old, err := decodeVersion(userKey(u.sk), cur)
+			assert(err == nil, "replica holds a malformed version")
+			r.account(u.sk, cur, &old, -1)
+		}
+		r.store.Set(u.sk, u.v)
+		r.account(u.sk, u.v, &it, +1)
+	}
+}
+
+// collect drops tombstones whose stamp is at or below horizon, at most max
+// of them, and returns how many it dropped.
+func (r *replica) collect(horizon Stamp, max int) int {
+	var drop []tombRef
+	r.tombs.Ascend(func(t tombRef) bool {
+		if horizon.Less(t.stamp) || len(drop) == max {
+			return false
+		}
+		drop = append(drop, t)
+		return true
+	})
+	for _, t := range drop {
+		r.remove(t.sk)
+	}
+	return len(drop)
+}
+
+// bucketItems calls f for the items of bucket b with key >= from, in key
+// order, until f returns false.
+func (r *replica) bucketItems(b int, from string, f func(it *Item, v string) bool) {
+	prefix := string([]byte{byte(b >> 8), byte(b)})
+	r.store.Ascend(prefix+from, func(sk, v string) bool {
+		if sk[:bucketPrefixBytes] != prefix {
+			return false
+		}
+		it, err := decodeVersion(userKey(sk), v)
+		assert(err == nil, "replica holds a malformed version")
+		return f(&it, v)
+	})
+}
+
+// tombstones is how many tombstones the replica holds.
+func (r *replica) tombstones() int { return r.tombs.Len() }

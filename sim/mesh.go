@@ -1,0 +1,453 @@
+package sim
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"dkv/checks"
+	"dkv/core"
+	"dkv/mesh"
+)
+
+// The mesh mode: three master-less nodes, any of which takes any request.
+// A mesh is not linearizable (two nodes may take conflicting writes at
+// once, and the higher stamp wins), so its runs are judged by the mesh's
+// own promises instead (checkMesh):
+//
+//   - convergence: once the faults stop, the live nodes come to hold the
+//     same item (value or tombstone, and stamp) for every key, within
+//     meshSettleMax; again after the final power cut;
+//   - durability: for every key, the final item's stamp is at least that of
+//     every acknowledged write of the key, and if equal it is that write; a
+//     higher one is a write some client sent; a key that is gone had a
+//     delete;
+//   - no resurrection, and stamps never decrease: what a node answers for
+//     a key (a write's stamp, a read's stamp) is never below what it
+//     answered for that key before the request was sent;
+//   - a node's clock: a node's write acknowledged after another of its
+//     writes was has the higher stamp, across restarts;
+//   - a client's order: each client's acknowledged writes have rising
+//     stamps, whichever nodes took them, since the client passes its last
+//     stamp (after) with every write, as KVClient does.
+//
+// Acknowledged writes that a concurrent write with a higher stamp replaced
+// are counted (Result.MeshOverwritten): last writer wins drops them by
+// design.
+
+// meshSettleMax bounds the virtual time from the faults stopping to the
+// last final read, and the convergence after the final power cut: anti-
+// entropy rounds every 50 ms of virtual time repair a few keys' worth of
+// divergence in a few rounds.
+const meshSettleMax = 5 * time.Second
+
+func meshMode() Mode {
+	const nodes = 3
+	ids := []core.NodeID{0, 1, 2}
+	return Mode{
+		Name:  "mesh",
+		Nodes: nodes,
+		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string)) core.Node {
+			cfg := mesh.DefaultConfig(core.NodeID(id), ids)
+			if mutation != "" {
+				m, err := mesh.ParseMutation(mutation)
+				if err != nil {
+					panic(err)
+				}
+				cfg.Mutation = m
+			}
+			cfg.MeshID = 0x5eed
+			cfg.SegmentBytesMax = mix.SegBytes
+			cfg.SnapshotLogBytesMin = mix.SnapBytes
+			cfg.BatchBytesMax = mix.BatchMax
+			// Virtual time is cheap; rounds are frequent, and small, so
+			// that a round's bounds (summary, push) and the cursor that
+			// resumes a pass are exercised in every run.
+			cfg.AntiEntropyInterval = 50 * time.Millisecond
+			cfg.RoundTimeout = 200 * time.Millisecond
+			cfg.QuorumTimeout = 300 * time.Millisecond
+			cfg.QuorumResend = 40 * time.Millisecond
+			cfg.SummaryItemsMax = 3
+			cfg.PushBytesMax = 2 << 10
+			cfg.CollectPerTurnMax = 2
+			cfg.MaxOffset = time.Second
+			n, err := mesh.NewNode(cfg)
+			if err != nil {
+				panic(err)
+			}
+			return n
+		},
+		Target: func(s *Sim, client int, _ string) int {
+			return s.wr.IntN(nodes)
+		},
+		ChaosMax:  20 * time.Second,
+		SettleMax: meshSettleMax,
+		Mesh:      true,
+		// Calendar clocks disagree by up to ±250 ms between nodes and jump
+		// by up to ±150 ms at each start: within the max offset (1 s), so
+		// nodes keep talking, but enough that calendar time alone would
+		// order writes wrongly.
+		ClockSkew: 250 * time.Millisecond,
+		ClockStep: 150 * time.Millisecond,
+	}
+}
+
+// meshOp is one answered request of a mesh run.
+type meshOp struct {
+	client, node int
+	kind         checks.Kind
+	keys         []string // the written keys (bulk: several), or the read key
+	values       []string // written values, by key; a read's value
+	found        bool     // a read found a value
+	stamp        mesh.Stamp
+	call, ret    int64
+	attempt      int64
+}
+
+// meshState is what a mesh run records for its checker.
+type meshState struct {
+	ops []meshOp
+	// sent: every value any attempt wrote to a key, and whether any
+	// attempt deleted it, acknowledged or not: what the final state may
+	// hold beyond the acknowledged writes.
+	sent    map[string]map[string]bool
+	deleted map[string]bool
+	// overwritten counts acknowledged writes a concurrent one replaced.
+	overwritten int
+	// settled: when the nodes converged after the faults stopped, and
+	// after the final power cut.
+	convergedAt, finalAt int64
+}
+
+// meshSend notes a write attempt and fills in the client's stamp token
+// and, at times, a quorum.
+func (c *client) meshSend(req *core.Request) {
+	s := c.s
+	if s.mesh.sent == nil {
+		s.mesh.sent, s.mesh.deleted = map[string]map[string]bool{}, map[string]bool{}
+	}
+	note := func(key, value string) {
+		if s.mesh.sent[key] == nil {
+			s.mesh.sent[key] = map[string]bool{}
+		}
+		s.mesh.sent[key][value] = true
+	}
+	switch req.Op {
+	case core.OpSet:
+		note(req.Key, *req.Value)
+	case core.OpDelete:
+		s.mesh.deleted[req.Key] = true
+	case core.OpBulkSet:
+		for _, kv := range req.Items {
+			note(kv.Key, kv.Value)
+		}
+	default:
+		return
+	}
+	if !c.token.IsZero() {
+		req.After = c.token.String()
+	}
+	// One write in five waits for more nodes than this one.
+	if q := s.wr.IntN(10); q < 2 {
+		req.Quorum = uint64(2 + q)
+	}
+}
+
+// meshAnswered records an answered attempt (ok, or a get's not_found).
+func (c *client) meshAnswered(a *attempt, resp *core.Response) {
+	s := c.s
+	op := meshOp{client: c.id, node: a.node, kind: a.op.Kind, call: a.op.Call, ret: s.w.now, attempt: a.id}
+	if resp.Stamp != "" {
+		st, err := mesh.ParseStamp(resp.Stamp)
+		if err != nil {
+			s.fail("protocol", fmt.Sprintf("attempt %d answered a malformed stamp %q: %v", a.id, resp.Stamp, err))
+			return
+		}
+		op.stamp = st
+		if c.token.Less(st) {
+			c.token = st
+		}
+	}
+	switch a.op.Kind {
+	case checks.KindGet:
+		op.keys = []string{a.op.Key}
+		if resp.OK {
+			op.found, op.values = true, []string{*resp.Value}
+		}
+		if op.found && op.stamp.IsZero() {
+			s.fail("protocol", fmt.Sprintf("get %s (attempt %d) found a value without a stamp", a.op.Key, a.id))
+			return
+		}
+	case checks.KindSet:
+		op.keys, op.values = []string{a.op.Key}, []string{a.op.Value}
+	case checks.KindDelete:
+		op.keys = []string{a.op.Key}
+	case checks.KindBulkSet:
+		for _, kv := range a.op.Items {
+			op.keys, op.values = append(op.keys, kv.Key), append(op.values, kv.Value)
+		}
+	}
+	if op.kind != checks.KindGet && op.stamp.IsZero() {
+		s.fail("protocol", fmt.Sprintf("%s (attempt %d) was acknowledged without a stamp", a.req.Op, a.id))
+		return
+	}
+	s.mesh.ops = append(s.mesh.ops, op)
+}
+
+// meshNodes returns the mesh nodes that are not gone, by id; ok is false
+// if one of them is down.
+func (s *Sim) meshNodes() (nodes []*mesh.Node, ok bool) {
+	for _, h := range s.hosts {
+		if h.gone != "" {
+			continue
+		}
+		n, isMesh := h.node.(*mesh.Node)
+		if !isMesh || !h.up {
+			return nil, false
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes, true
+}
+
+// meshConverged reports whether every node that is not gone is up and
+// holds the same items.
+func (s *Sim) meshConverged() bool {
+	nodes, ok := s.meshNodes()
+	if !ok {
+		return false
+	}
+	if len(nodes) == 0 {
+		return true
+	}
+	for _, n := range nodes[1:] {
+		if n.StateHash() != nodes[0].StateHash() {
+			return false
+		}
+	}
+	return true
+}
+
+// items lists what n holds, in order.
+func meshItems(n *mesh.Node) []mesh.Item {
+	var out []mesh.Item
+	n.Items(func(it mesh.Item) bool {
+		out = append(out, it)
+		return true
+	})
+	return out
+}
+
+// checkMesh judges a mesh run by the promises listed at the top of this
+// file.
+func (s *Sim) checkMesh() []checks.Finding {
+	var out []checks.Finding
+	add := func(check, format string, args ...any) {
+		if len(out) < 20 {
+			out = append(out, checks.Finding{Check: check, Msg: fmt.Sprintf(format, args...)})
+		}
+	}
+	// Convergence, item by item (StateHash only summarises).
+	nodes, ok := s.meshNodes()
+	if !ok {
+		add("convergence", "a mesh node is down at the end of the run")
+		return out
+	}
+	if len(nodes) == 0 {
+		return out // every node refused to start from a damaged disk
+	}
+	final := map[string]mesh.Item{}
+	ref := meshItems(nodes[0])
+	for _, it := range ref {
+		final[it.Key] = it
+	}
+	for i, n := range nodes[1:] {
+		if got := meshItems(n); !slices.Equal(got, ref) {
+			add("convergence", "after the run the nodes differ: %s", describeDiff(ref, got, i+1))
+		}
+	}
+	// A write acknowledged by a node that later refused to start from a
+	// damaged disk may have died with it: it is not judged.
+	gone := map[int]bool{}
+	for _, h := range s.hosts {
+		gone[h.id] = h.gone != ""
+	}
+	type acked struct {
+		op    *meshOp
+		value string
+		tomb  bool
+	}
+	best := map[string]acked{}
+	for i := range s.mesh.ops {
+		op := &s.mesh.ops[i]
+		if op.kind == checks.KindGet || gone[op.node] {
+			continue
+		}
+		for j, key := range op.keys {
+			w := acked{op: op, tomb: op.kind == checks.KindDelete}
+			if !w.tomb {
+				w.value = op.values[j]
+			}
+			if b, ok := best[key]; !ok || b.op.stamp.Less(op.stamp) {
+				best[key] = w
+			}
+		}
+	}
+	for _, key := range sortedKeys(best) {
+		w := best[key]
+		f, held := final[key]
+		switch {
+		case !held:
+			// A collected tombstone, if a delete was ever sent; its stamp
+			// is gone with it.
+			if !w.tomb && !s.mesh.deleted[key] {
+				add("durability", "key %s is gone, but its newest acknowledged write (attempt %d, stamp %s, %q) was a set and no delete of it was ever sent", key, w.op.attempt, w.op.stamp, w.value)
+			}
+		case f.Stamp.Less(w.op.stamp):
+			add("durability", "key %s holds stamp %s, below its acknowledged write (attempt %d, stamp %s, %s)", key, f.Stamp, w.op.attempt, w.op.stamp, describeWrite(w.tomb, w.value))
+		case f.Stamp == w.op.stamp && (f.Tomb != w.tomb || f.Value != w.value):
+			add("durability", "key %s holds %s at stamp %s, but the write acknowledged with that stamp (attempt %d) was %s", key, describeWrite(f.Tomb, f.Value), f.Stamp, w.op.attempt, describeWrite(w.tomb, w.value))
+		}
+	}
+	// Whatever the final state holds was sent by some client.
+	for _, key := range sortedKeys(final) {
+		f := final[key]
+		if f.Tomb && !s.mesh.deleted[key] || !f.Tomb && !s.mesh.sent[key][f.Value] {
+			add("durability", "key %s holds %s (stamp %s), which no client wrote", key, describeWrite(f.Tomb, f.Value), f.Stamp)
+		}
+	}
+	// A node never answers a stamp below one it answered for the key
+	// before; a write's stamp is above it. And a node's writes, and a
+	// client's, have rising stamps.
+	type nodeKey struct {
+		node int
+		key  string
+	}
+	seen := map[nodeKey][]*meshOp{}
+	byNode := map[int][]*meshOp{}
+	byClient := map[int][]*meshOp{}
+	for i := range s.mesh.ops {
+		op := &s.mesh.ops[i]
+		if op.kind != checks.KindGet {
+			byNode[op.node] = append(byNode[op.node], op)
+			byClient[op.client] = append(byClient[op.client], op)
+		}
+		if op.kind == checks.KindGet && !op.found {
+			continue
+		}
+		for _, key := range op.keys {
+			seen[nodeKey{op.node, key}] = append(seen[nodeKey{op.node, key}], op)
+		}
+	}
+	for _, nk := range slices.SortedFunc(maps.Keys(seen), func(a, b nodeKey) int {
+		return cmp.Or(cmp.Compare(a.node, b.node), cmp.Compare(a.key, b.key))
+	}) {
+		if v := risingAfter(seen[nk], func(a, b *meshOp) bool {
+			return b.kind == checks.KindGet && !b.stamp.Less(a.stamp) || b.kind != checks.KindGet && a.stamp.Less(b.stamp)
+		}); v != "" {
+			check := "stamps"
+			if rest := seen[nk]; slices.ContainsFunc(rest, func(o *meshOp) bool { return o.kind == checks.KindDelete }) {
+				check = "resurrection"
+			}
+			add(check, "node %d, key %s: %s", nk.node, nk.key, v)
+		}
+	}
+	for _, id := range sortedKeys(byNode) {
+		if v := risingAfter(byNode[id], func(a, b *meshOp) bool { return a.stamp.Less(b.stamp) }); v != "" {
+			add("node-clock", "node %d's writes: %s", id, v)
+		}
+	}
+	for _, id := range sortedKeys(byClient) {
+		ops := byClient[id]
+		for i := 1; i < len(ops); i++ {
+			if !ops[i-1].stamp.Less(ops[i].stamp) {
+				add("client-order", "client %d's write (attempt %d, stamp %s) is not above its previous acknowledged write (attempt %d, stamp %s), though it carried that stamp",
+					id, ops[i].attempt, ops[i].stamp, ops[i-1].attempt, ops[i-1].stamp)
+				break
+			}
+		}
+	}
+	// Overwrites that last writer wins made: acknowledged writes that a
+	// write called before they returned replaced.
+	for i := range s.mesh.ops {
+		op := &s.mesh.ops[i]
+		if op.kind == checks.KindGet {
+			continue
+		}
+		for _, key := range op.keys {
+			if b, ok := best[key]; ok && b.op != op && b.op.call < op.ret && op.stamp.Less(b.op.stamp) {
+				s.mesh.overwritten++
+			}
+		}
+	}
+	return out
+}
+
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K { return slices.Sorted(maps.Keys(m)) }
+
+// risingAfter checks that for every pair of ops where the second was called
+// after the first returned, ok(first, second) holds; it describes the first
+// pair that fails.
+func risingAfter(ops []*meshOp, ok func(a, b *meshOp) bool) string {
+	for j, b := range ops {
+		for _, a := range ops[:j] {
+			if a.ret < b.call && !ok(a, b) {
+				return fmt.Sprintf("%s (attempt %d, answered at %s, stamp %s) then %s (attempt %d, called at %s, stamp %s)",
+					kindName(a), a.attempt, checks.FormatTime(a.ret), a.stamp, kindName(b), b.attempt, checks.FormatTime(b.call), b.stamp)
+			}
+		}
+	}
+	return ""
+}
+
+func kindName(op *meshOp) string {
+	switch op.kind {
+	case checks.KindGet:
+		return "get"
+	case checks.KindSet:
+		return "set"
+	case checks.KindDelete:
+		return "delete"
+	}
+	return "bulk_set"
+}
+
+func describeWrite(tomb bool, value string) string {
+	if tomb {
+		return "a tombstone"
+	}
+	return fmt.Sprintf("%q", value)
+}
+
+// describeDiff names the first key where node i's items differ from node
+// 0's.
+func describeDiff(ref, got []mesh.Item, i int) string {
+	for k := 0; k < max(len(ref), len(got)); k++ {
+		switch {
+		case k >= len(ref):
+			return fmt.Sprintf("node %d also holds %s", i, describeItem(got[k]))
+		case k >= len(got):
+			return fmt.Sprintf("node 0 also holds %s", describeItem(ref[k]))
+		case ref[k] != got[k]:
+			return fmt.Sprintf("node 0 holds %s, node %d %s", describeItem(ref[k]), i, describeItem(got[k]))
+		}
+	}
+	return "no difference found"
+}
+
+func describeItem(it mesh.Item) string {
+	return fmt.Sprintf("%s=%s@%s", it.Key, describeWrite(it.Tomb, it.Value), it.Stamp)
+}
+
+// meshSummary is the mesh run's line in cmd/sim's report.
+func (r *Result) meshSummary() string {
+	if r.Mode != "mesh" {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "overwritten by concurrent writes: %d", r.MeshOverwritten)
+	return b.String()
+}
