@@ -122,8 +122,9 @@ type Status struct {
 // MeshStatus is a mesh node's view of its replication.
 type MeshStatus struct {
 	NodeID     int    `json:"node_id"`
-	Clock      string `json:"clock"`      // the hybrid clock's last reading
-	Tombstones int    `json:"tombstones"` // deletes held until every peer has them
+	Clock      string `json:"clock"`                // the hybrid clock's last reading
+	Tombstones int    `json:"tombstones"`           // deletes held until every peer has them
+	Collected  int    `json:"tombstones_collected"` // since the node started
 	// Horizon: tombstones at or below this stamp have been collected.
 	Horizon string `json:"horizon"`
 	// Stable: every peer held everything this node held at this stamp.

@@ -80,9 +80,12 @@ func (n *Node) adoptHorizon(h Stamp) {
 }
 
 // collect drops tombstones at or below the horizon, a bounded number per
-// turn. It runs only between batches (Flush), so no undo can bring back a
-// key whose tombstone it dropped.
+// turn. It runs only while the open batch holds no write (Flush), so no
+// undo of a failed batch can bring back a key whose tombstone it dropped:
+// later writes' undos restore what they found, and a batch already syncing
+// is never undone (a failed fsync stops the node).
 func (n *Node) collect() {
 	dropped := n.rep.collect(n.saved.Horizon, n.cfg.CollectPerTurnMax)
+	n.collected += dropped
 	n.collectDue = dropped == n.cfg.CollectPerTurnMax
 }

@@ -141,6 +141,7 @@ type Node struct {
 	collectDue     bool // the horizon moved: tombstones may be collected
 	reserveFailing bool
 	dropped        int // messages refused (malformed or beyond the max offset)
+	collected      int // tombstones collected since start
 	stopped        error
 }
 
@@ -587,9 +588,9 @@ func (n *Node) Flush() error {
 		if n.stopped != nil {
 			return n.stopped
 		}
-		if !n.gc.Syncing() && n.collectDue {
-			n.collect()
-		}
+	}
+	if n.collectDue && !n.batchWrites {
+		n.collect()
 	}
 	n.snaps.Step()
 	return n.stopped
@@ -724,6 +725,7 @@ func (n *Node) status() core.Status {
 		NodeID:        int(n.cfg.ID),
 		Clock:         n.hlc.Last().String(),
 		Tombstones:    n.rep.tombstones(),
+		Collected:     n.collected,
 		Horizon:       n.saved.Horizon.String(),
 		Stable:        n.stable.String(),
 		WriteQuorum:   n.cfg.WriteQuorum,
@@ -772,6 +774,9 @@ func (n *Node) Items(f func(it Item) bool) {
 // items have the same hash (and others, almost surely, not). It is O(1), for
 // the simulator's convergence wait.
 func (n *Node) StateHash() uint64 { return n.rep.total }
+
+// Collected is how many tombstones the node collected since it started.
+func (n *Node) Collected() int { return n.collected }
 
 // Horizon is the node's collection horizon.
 func (n *Node) Horizon() Stamp { return n.saved.Horizon }

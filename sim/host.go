@@ -52,6 +52,7 @@ type host struct {
 	taken, unsettled []*attempt
 	// Counters, for the run's report.
 	Turns, Crashes, Starts, FlushErrors int
+	collected                           int // tombstones a mesh node's ended incarnations collected
 }
 
 // inboxItem is one event waiting for the node's next turn.
@@ -267,6 +268,9 @@ func (h *host) crash(why string, powerLoss bool) {
 		return
 	}
 	h.up = false
+	if n, ok := h.node.(interface{ Collected() int }); ok {
+		h.collected += n.Collected() // what this incarnation collected
+	}
 	h.incarnation++
 	h.Crashes++
 	h.inbox = h.inbox[:0]

@@ -75,6 +75,9 @@ type Result struct {
 	// MeshOverwritten counts, in a mesh run, acknowledged writes that a
 	// concurrent write with a higher stamp replaced (last writer wins).
 	MeshOverwritten int
+	// MeshCollected counts the tombstones the nodes' last incarnations
+	// collected.
+	MeshCollected int
 
 	cfg Config
 }
@@ -673,6 +676,14 @@ func (s *Sim) check(res *Result) {
 	if s.mode.Mesh {
 		res.Findings = append(res.Findings, s.checkMesh()...)
 		res.MeshOverwritten = s.mesh.overwritten
+		if nodes, _ := s.meshNodes(); nodes != nil {
+			for _, n := range nodes {
+				res.MeshCollected += n.Collected()
+			}
+		}
+		for _, h := range s.hosts {
+			res.MeshCollected += h.collected
+		}
 		return
 	}
 	if s.mode.Sessions {

@@ -72,6 +72,7 @@ type stats struct {
 	checkMax, checkSum               time.Duration
 	checkMaxSeed                     uint64
 	historyMax                       int
+	overwritten, collected           int
 	settleMax                        time.Duration
 	settleMaxSeed                    uint64
 	// refused counts the runs in which a node rightly refused to start
@@ -112,6 +113,8 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 					st.checkMax, st.checkMaxSeed = r.CheckWall, seed
 				}
 				st.historyMax = max(st.historyMax, r.Ops)
+				st.overwritten += r.MeshOverwritten
+				st.collected += r.MeshCollected
 				if r.Settle > st.settleMax {
 					st.settleMax, st.settleMaxSeed = r.Settle, seed
 				}
@@ -166,6 +169,9 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	fmt.Printf("refusals: %d seeds ended with a node refusing, rightly, to start from a disk that a fault of synced data damaged (not counted as failures: no acknowledged write was served wrong)\n", st.refused)
 	if st.refusedFirst != "" {
 		fmt.Printf("  the first: %s\n", st.refusedFirst)
+	}
+	if base.Mode == "mesh" {
+		fmt.Printf("mesh: %d acknowledged writes replaced by a concurrent write with a higher stamp (last writer wins, by design); %d tombstones collected\n", st.overwritten, st.collected)
 	}
 	if determinism {
 		fmt.Printf("determinism: %d of %d seeds replayed to the same trace hash\n", st.seeds-st.mismatches, st.seeds)
