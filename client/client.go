@@ -14,6 +14,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"dkv/core"
+	"dkv/mesh"
 )
 
 // KV is one key and its value, as BulkSet takes them.
@@ -36,6 +37,41 @@ type KVClient struct {
 	mu     sync.Mutex
 	cur    *conn // nil, or the latest conn (which may have broken since)
 	closed bool
+	// stamp is the highest mesh stamp this client was answered: its writes
+	// carry it as after, so that each wins over every write it saw (see
+	// docs/PROTOCOL.md). Zero until a mesh node answers.
+	stamp mesh.Stamp
+}
+
+// Stamp is the highest stamp a mesh node answered this client ("" before
+// any): a token that another client may pass to ObserveStamp so that its
+// writes win over what this one saw.
+func (c *KVClient) Stamp() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stamp.IsZero() {
+		return ""
+	}
+	return c.stamp.String()
+}
+
+// ObserveStamp makes this client's later writes win over the write that
+// stamp (another client's Stamp, or a response's) belongs to.
+func (c *KVClient) ObserveStamp(stamp string) error {
+	st, err := mesh.ParseStamp(stamp)
+	if err != nil {
+		return fmt.Errorf("dkv: %w", err)
+	}
+	c.observe(st)
+	return nil
+}
+
+func (c *KVClient) observe(st mesh.Stamp) {
+	c.mu.Lock()
+	if c.stamp.Less(st) {
+		c.stamp = st
+	}
+	c.mu.Unlock()
 }
 
 // Dial connects to the server at addr ("host:port"). The first connection is
@@ -187,8 +223,16 @@ func (c *KVClient) do(ctx context.Context, req core.Request) (*core.Response, er
 		defer cancel()
 	}
 	read := isRead(req.Op)
+	if !read && req.After == "" {
+		req.After = c.Stamp()
+	}
 	for attempt := 1; ; attempt++ {
 		resp, sent, err := c.send(ctx, &req, began)
+		if err == nil && resp.Stamp != "" {
+			if st, perr := mesh.ParseStamp(resp.Stamp); perr == nil {
+				c.observe(st)
+			}
+		}
 		if err == nil {
 			if !resp.OK {
 				return resp, serverError(resp)
