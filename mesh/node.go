@@ -343,11 +343,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		// A tombstone even for a key this node lacks: a peer may hold it.
 		n.write(req, reply, []Item{{Key: req.Key, Tomb: true}})
 	case core.OpBulkSet:
-		items := make([]Item, len(req.Items))
-		for i, kv := range req.Items {
-			items[i] = Item{Key: kv.Key, Value: kv.Value}
-		}
-		n.write(req, reply, items)
+		n.write(req, reply, bulkItems(req.Items))
 	case core.OpPing:
 		n.queue(pending{reply: reply, resp: core.OKResponse()})
 	case core.OpStatus:
@@ -356,6 +352,23 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	default:
 		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "op %q is not served by a mesh node", req.Op)})
 	}
+}
+
+// bulkItems are a BulkSet's items, one per key: a later item wins over an
+// earlier one of the same key (the protocol's rule), and all of them share
+// one stamp, under which a replica would keep whichever came first.
+func bulkItems(kvs []core.KV) []Item {
+	last := make(map[string]int, len(kvs))
+	for i, kv := range kvs {
+		last[kv.Key] = i
+	}
+	items := make([]Item, 0, len(last))
+	for i, kv := range kvs {
+		if last[kv.Key] == i {
+			items = append(items, Item{Key: kv.Key, Value: kv.Value})
+		}
+	}
+	return items
 }
 
 // queue adds a reply or message to the open batch.

@@ -130,3 +130,13 @@ func TestReplicaRefusesForeignStore(t *testing.T) {
 		t.Fatal("a single node's store was taken for a mesh replica")
 	}
 }
+
+// A BulkSet's later item of a key wins, as the protocol says, though all
+// its items share one stamp.
+func TestBulkItemsLastWins(t *testing.T) {
+	got := bulkItems([]core.KV{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}, {Key: "a", Value: "3"}})
+	want := []Item{{Key: "b", Value: "2"}, {Key: "a", Value: "3"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("bulkItems = %v, want %v", got, want)
+	}
+}

@@ -294,7 +294,8 @@ func (s *Sim) checkMesh() []checks.Finding {
 			if !w.tomb {
 				w.value = op.values[j]
 			}
-			if b, ok := best[key]; !ok || b.op.stamp.Less(op.stamp) {
+			// Within one bulk_set a later item of a key wins.
+			if b, ok := best[key]; !ok || b.op.stamp.Less(op.stamp) || b.op == op {
 				best[key] = w
 			}
 		}
