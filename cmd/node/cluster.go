@@ -31,7 +31,7 @@ const (
 
 // listFlags take several values: "--other-kv-ports 9001 9002" as the
 // seed's launcher writes it, or "--other-kv-ports=9001,9002".
-var listFlags = []string{flagPeerRepl, flagPeerKV}
+var listFlags = []string{flagPeerRepl, flagPeerKV, flagMeshPeerRepl}
 
 // clusterFlagNames are the flags that only a cluster node takes; any of
 // them implies --mode cluster.

@@ -46,6 +46,7 @@ type options struct {
 	hostCfg       realnet.HostConfig
 	single        core.SingleConfig
 	cluster       *clusterConfig // cluster mode only
+	mesh          *meshConfig    // mesh mode only
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -57,6 +58,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	var cf clusterFlags
 	cf.register(fs)
+	var mf meshFlags
+	mf.register(fs)
 	limits := core.DefaultLimits()
 	hostCfg := realnet.DefaultHostConfig()
 	single := core.DefaultSingleConfig()
@@ -64,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.host, "host", "127.0.0.1", "address to listen on")
 	fs.IntVar(&o.port, "port", 9999, "TCP port to listen on (0 picks a free one)")
 	fs.StringVar(&o.dataDir, "data-dir", "data", "data directory; created if missing, one server at a time")
-	fs.StringVar(&o.mode, "mode", "single", "replication mode: single or cluster (mesh is not built yet); the cluster flags imply cluster")
+	fs.StringVar(&o.mode, "mode", "single", "replication mode: single, cluster, or mesh (also called masterless); the cluster flags imply cluster, --peer-repl-ports implies mesh")
 	fs.BoolVar(&o.enableIndexes, "enable-indexes", false, "full-text and similarity indexes (not built yet)")
 	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "never fsync: acknowledged writes can be lost on a crash (benchmarks only)")
 	fs.IntVar(&hostCfg.ConnsMax, "max-conns", hostCfg.ConnsMax, "client connections at once; more are refused")
@@ -90,13 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 		o.port = cf.kvPort
 	}
-	if usesCluster(set) {
-		switch {
-		case !set["mode"]:
-			o.mode = "cluster"
-		case o.mode != "cluster":
-			return nil, fmt.Errorf("--mode %s does not take the cluster flags (--%s and the others)", o.mode, flagNodeID)
-		}
+	if o.mode, err = resolveMode(o.mode, set); err != nil {
+		return nil, err
 	}
 	if o.port < 0 || o.port > 65535 {
 		return nil, fmt.Errorf("--port must be in 0..65535, not %d", o.port)
@@ -125,13 +123,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 		hostCfg.ID = o.cluster.id
 	}
+	if o.mode == "mesh" {
+		if o.mesh, err = resolveMesh(&cf, &mf, o.host, o.port, set[flagKVPort] || set["port"], set); err != nil {
+			return nil, err
+		}
+		hostCfg.ID = o.mesh.id
+	}
 	hostCfg.RequestBytesMax = limits.RequestBytesMax
 	single.Limits = limits
 	o.hostCfg, o.single = hostCfg, single
 	return o, nil
 }
 
-// serverNode is the node run serves: a single node or a cluster node.
+// serverNode is the node run serves: a single node, a cluster node or a
+// mesh node.
 type serverNode interface {
 	core.Node
 	Close()
@@ -159,10 +164,7 @@ func run(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch o.mode {
-	case "single", "cluster":
-	case "mesh":
-		fmt.Fprintf(stderr, "dkv: --mode %s: %v\n", o.mode, notBuilt{o.mode + " mode is", o.mode})
-		return exitUsage
+	case "single", "cluster", "mesh":
 	default:
 		fmt.Fprintf(stderr, "dkv: --mode must be single, cluster or mesh, not %q\n", o.mode)
 		return exitUsage
@@ -206,27 +208,40 @@ func run(args []string, stderr io.Writer) int {
 	hostCfg := o.hostCfg
 	hostCfg.Logf = logger.Printf
 	var node serverNode
-	var cn *clusterNode
-	if o.cluster == nil {
-		node = core.NewSingleNode(o.single)
-	} else {
-		if cn, err = newClusterNode(o, logger.Printf); err != nil {
+	var peers *realnet.Peers // nil for a single node
+	switch {
+	case o.cluster != nil:
+		cn, err := newClusterNode(o, logger.Printf)
+		if err != nil {
 			fmt.Fprintf(stderr, "dkv: %v\n", err)
 			return exitFatal
 		}
-		node, hostCfg.Network = cn.node, cn.peers
+		node, peers = cn.node, cn.peers
 		logger.Printf("%s: %s", o.cluster.describeID(), o.cluster.membership())
+	case o.mesh != nil:
+		mn, err := newMeshNode(o, logger.Printf)
+		if err != nil {
+			fmt.Fprintf(stderr, "dkv: %v\n", err)
+			return exitFatal
+		}
+		node, peers = mn.node, mn.peers
+		logger.Printf("%s: %s", o.mesh.describeID(), o.mesh.membership())
+	default:
+		node = core.NewSingleNode(o.single)
+	}
+	if peers != nil {
+		hostCfg.Network = peers
 	}
 	host, err := realnet.NewHost(node, dir, hostCfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "dkv: %v\n", err)
 		return exitFatal
 	}
-	if cn != nil {
+	if peers != nil {
 		// Messages that arrive before the node has recovered wait in the
 		// host's queue. Peers is closed once Run has returned.
-		if err := cn.peers.Start(host.Deliver); err != nil {
-			cn.peers.Close()
+		if err := peers.Start(host.Deliver); err != nil {
+			peers.Close()
 			fmt.Fprintf(stderr, "dkv: %v\n", err)
 			return exitFatal
 		}
@@ -251,6 +266,9 @@ func run(args []string, stderr io.Writer) int {
 				if cc := o.cluster; cc != nil {
 					fmt.Fprintf(stderr, "dkv: serving cluster node %d on %s (repl %s, peers %s, cluster %016x, data dir %q)\n",
 						cc.id, host.Addr(), cc.replAddrs[cc.id], cc.peerList(), cc.clusterID, o.dataDir)
+				} else if mc := o.mesh; mc != nil {
+					fmt.Fprintf(stderr, "dkv: serving mesh node %d on %s (repl %s, peers %s, mesh %016x, write quorum %d, data dir %q)\n",
+						mc.id, host.Addr(), mc.replAddrs[mc.id], mc.peerList(), mc.meshID, mc.writeQuorum, o.dataDir)
 				} else {
 					fmt.Fprintf(stderr, "dkv: serving single node on %s (data dir %q)\n", host.Addr(), o.dataDir)
 				}
@@ -266,16 +284,21 @@ func run(args []string, stderr io.Writer) int {
 
 	start := time.Now()
 	err = host.RunListen(context.Background(), func() (net.Listener, error) { return net.Listen("tcp", addr) })
-	if cn != nil {
-		cn.peers.Close() // before the node's files: deliver calls may be in progress
+	if peers != nil {
+		peers.Close() // before the node's files: deliver calls may be in progress
 	}
 	node.Close()
 	if err != nil {
 		fmt.Fprintf(stderr, "dkv: fatal: %v\n", err)
-		if o.cluster != nil {
-			if hint := o.cluster.startHint(err); hint != "" {
-				fmt.Fprintf(stderr, "dkv: %s\n", hint)
-			}
+		hint := ""
+		switch {
+		case o.cluster != nil:
+			hint = o.cluster.startHint(err)
+		case o.mesh != nil:
+			hint = o.mesh.startHint(err)
+		}
+		if hint != "" {
+			fmt.Fprintf(stderr, "dkv: %s\n", hint)
 		}
 		return exitFatal
 	}

@@ -281,7 +281,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}{
 		{[]string{"--enable-indexes"}, "indexes are not built yet (issue: indexes)"},
 		{[]string{"--mode", "cluster"}, "cluster mode needs --node-id, --kv-port, --repl-port"},
-		{[]string{"--mode=mesh"}, "mesh mode is not built yet"},
+		{[]string{"--mode=mesh"}, "mesh mode needs --node-id, --kv-port, --repl-port, --peer-repl-ports"},
 		{[]string{"--mode", "raft"}, "--mode must be single, cluster or mesh"},
 		{[]string{"--port", "70000"}, "--port must be in 0..65535"},
 		{[]string{"--max-conns", "0"}, "--max-conns must be positive"},

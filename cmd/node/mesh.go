@@ -1,0 +1,415 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"dkv/core"
+	"dkv/mesh"
+	"dkv/realnet"
+)
+
+// The mesh flags. A mesh node is told its own ports and every other node's
+// replication port, in node-id order (node 1 of three lists node 0, then
+// node 2), as the seed's launcher writes it:
+//
+//	--mode mesh --node-id 0 --kv-port 9000 --repl-port 9100 --peer-repl-ports 9101 9102
+//
+// --node-id, --kv-port and --repl-port are the cluster's flags, with the
+// same meaning; --peer-repl-ports and the tuning flags below are the
+// mesh's own, and imply --mode mesh. No node redirects a client to another
+// in a mesh, so the other nodes' client ports are not needed; given (as
+// --other-kv-ports, the cluster's flag), they are checked against the
+// other ports and logged.
+const (
+	flagMeshPeerRepl    = "peer-repl-ports"
+	flagWriteQuorum     = "write-quorum"
+	flagMaxOffset       = "max-offset"
+	flagAntiEntropy     = "anti-entropy-interval"
+	flagMeshID          = "mesh-id"
+	meshNodesMin        = 2
+	meshNodesMax        = 9 // a limit on everything: every write is sent to every peer
+	meshModeAlias       = "masterless"
+	meshIDDerivationTag = "dkv mesh v1\n"
+)
+
+// meshFlagNames are the flags only a mesh node takes; any of them implies
+// --mode mesh.
+var meshFlagNames = []string{flagMeshPeerRepl, flagWriteQuorum, flagMaxOffset, flagAntiEntropy, flagMeshID}
+
+// clusterOnlyFlagNames are the cluster flags a mesh node refuses: with
+// them, the command line is a cluster node's.
+var clusterOnlyFlagNames = []string{flagPeerRepl, flagClusterID}
+
+// meshFlags are the raw mesh flags, as parsed; the shared ones (node id,
+// ports) are in clusterFlags.
+type meshFlags struct {
+	peerRepl    string
+	writeQuorum int
+	maxOffset   time.Duration
+	antiEntropy time.Duration
+	meshID      string
+}
+
+func (mf *meshFlags) register(fs *flag.FlagSet) {
+	def := mesh.DefaultConfig(0, []core.NodeID{0})
+	fs.StringVar(&mf.peerRepl, flagMeshPeerRepl, "", "mesh: the other nodes' replication ports (or host:port), in node-id order, space- or comma-separated; implies --mode mesh")
+	fs.IntVar(&mf.writeQuorum, flagWriteQuorum, def.WriteQuorum, "mesh: nodes (this one included) that must hold a write durably before it is acknowledged; a request's quorum field overrides it")
+	fs.DurationVar(&mf.maxOffset, flagMaxOffset, def.MaxOffset, "mesh: how far ahead of this node's clock a peer's stamp may be; messages beyond it are dropped and logged")
+	fs.DurationVar(&mf.antiEntropy, flagAntiEntropy, def.AntiEntropyInterval, "mesh: pause between anti-entropy rounds with a peer when the last one found nothing to repair")
+	fs.StringVar(&mf.meshID, flagMeshID, "", "mesh: the mesh id, 16 hex digits (default: derived from every node's id and replication address); give every node the old id to keep the data after changing ports")
+}
+
+// anySet reports whether any of names was given.
+func anySet(set map[string]bool, names []string) bool {
+	for _, name := range names {
+		if set[name] {
+			return true
+		}
+	}
+	return false
+}
+
+// setNames lists the flags of names that were given, as "--a, --b".
+func setNames(set map[string]bool, names []string) string {
+	var out []string
+	for _, name := range names {
+		if set[name] {
+			out = append(out, "--"+name)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// resolveMode settles the mode from --mode and the flags given: the mesh's
+// own flags imply mesh, the cluster's own imply cluster, the flags they
+// share (--node-id, --kv-port, --repl-port) imply cluster unless --mode
+// says mesh. "masterless" is another name for mesh.
+func resolveMode(mode string, set map[string]bool) (string, error) {
+	if mode == meshModeAlias {
+		mode = "mesh"
+	}
+	meshOnly := anySet(set, meshFlagNames)
+	clusterOnly := anySet(set, clusterOnlyFlagNames)
+	replicated := usesCluster(set) || meshOnly
+	if !set["mode"] {
+		switch {
+		case meshOnly && clusterOnly:
+			return "", fmt.Errorf("%s are mesh flags and %s cluster flags: give one mode's flags",
+				setNames(set, meshFlagNames), setNames(set, clusterOnlyFlagNames))
+		case meshOnly:
+			return "mesh", nil
+		case replicated:
+			return "cluster", nil
+		}
+		return mode, nil
+	}
+	switch mode {
+	case "single":
+		if replicated {
+			what := "cluster"
+			if meshOnly {
+				what = "mesh"
+			}
+			return "", fmt.Errorf("--mode single does not take the %s flags (--%s and the others)", what, flagNodeID)
+		}
+	case "cluster":
+		if meshOnly {
+			return "", fmt.Errorf("--mode cluster does not take the mesh flags (%s); a cluster node lists its peers with --%s and --%s",
+				setNames(set, meshFlagNames), flagPeerRepl, flagPeerKV)
+		}
+	case "mesh":
+		if clusterOnly {
+			return "", fmt.Errorf("--mode mesh does not take the cluster flags (%s); a mesh node lists its peers with --%s",
+				setNames(set, clusterOnlyFlagNames), flagMeshPeerRepl)
+		}
+	}
+	return mode, nil
+}
+
+// meshConfig is a mesh node's validated view of its mesh.
+type meshConfig struct {
+	id        core.NodeID
+	kvAddr    string   // this node's client address
+	peerKV    []string // every node's client address by id, if --other-kv-ports gave them; else nil
+	replAddrs []string // every node's replication address, by id
+	meshID    uint64
+	// explicitID: the id came from --mesh-id, not from the addresses.
+	explicitID  bool
+	writeQuorum int
+	maxOffset   time.Duration
+	antiEntropy time.Duration
+}
+
+func (mc *meshConfig) size() int { return len(mc.replAddrs) }
+
+// peers is every other node's replication address.
+func (mc *meshConfig) peers() map[core.NodeID]string {
+	m := make(map[core.NodeID]string, mc.size()-1)
+	for i, a := range mc.replAddrs {
+		if core.NodeID(i) != mc.id {
+			m[core.NodeID(i)] = a
+		}
+	}
+	return m
+}
+
+// peerList renders the other nodes for the serving line: "1=host:port ...".
+func (mc *meshConfig) peerList() string {
+	var b strings.Builder
+	for i, a := range mc.replAddrs {
+		if core.NodeID(i) == mc.id {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%d=%s", i, a)
+	}
+	return b.String()
+}
+
+// membership renders every node as the mesh id sees it.
+func (mc *meshConfig) membership() string {
+	var b strings.Builder
+	for i, a := range mc.replAddrs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "node %d: repl %s", i, a)
+		switch {
+		case core.NodeID(i) == mc.id:
+			fmt.Fprintf(&b, ", client %s", mc.kvAddr)
+		case mc.peerKV != nil:
+			fmt.Fprintf(&b, ", client %s", mc.peerKV[i])
+		}
+	}
+	return b.String()
+}
+
+// deriveMeshID hashes the membership as deriveClusterID does, under
+// another tag: a mesh and a cluster on the same ports have different ids,
+// so neither's nodes take the other's connections or data directories.
+func deriveMeshID(replAddrs []string) uint64 {
+	h := sha256.New()
+	h.Write([]byte(meshIDDerivationTag))
+	for i, a := range replAddrs {
+		fmt.Fprintf(h, "%d %s\n", i, a)
+	}
+	id := binary.BigEndian.Uint64(h.Sum(nil))
+	if id == 0 { // zero means "not set" to Peers
+		id = 1
+	}
+	return id
+}
+
+// resolveMesh checks the mesh flags and builds the node's view of its mesh.
+// host is --host: bare ports in the lists are on it. kvPort is --kv-port or
+// --port, whichever was given.
+func resolveMesh(cf *clusterFlags, mf *meshFlags, host string, kvPort int, kvPortSet bool, set map[string]bool) (*meshConfig, error) {
+	var missing []string
+	if !set[flagNodeID] {
+		missing = append(missing, "--"+flagNodeID)
+	}
+	if !kvPortSet {
+		missing = append(missing, "--"+flagKVPort)
+	}
+	if !set[flagReplPort] {
+		missing = append(missing, "--"+flagReplPort)
+	}
+	if !set[flagMeshPeerRepl] {
+		missing = append(missing, "--"+flagMeshPeerRepl)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("mesh mode needs %s (e.g. --mode mesh --node-id 0 --kv-port 9000 --repl-port 9100 --%s 9101 9102)",
+			strings.Join(missing, ", "), flagMeshPeerRepl)
+	}
+	peerRepl := splitList(mf.peerRepl)
+	n := len(peerRepl) + 1
+	if n < meshNodesMin || n > meshNodesMax {
+		return nil, fmt.Errorf("--%s makes a mesh of %d nodes; it takes %d to %d", flagMeshPeerRepl, n, meshNodesMin, meshNodesMax)
+	}
+	var peerKV []string
+	if set[flagPeerKV] {
+		peerKV = splitList(cf.peerKV)
+		if len(peerKV) != len(peerRepl) {
+			return nil, fmt.Errorf("--%s lists %d nodes but --%s lists %d: both list every other node, in node-id order",
+				flagMeshPeerRepl, len(peerRepl), flagPeerKV, len(peerKV))
+		}
+	}
+	if cf.nodeID < 0 || cf.nodeID >= n {
+		return nil, fmt.Errorf("--%s %d is out of range: --%s makes a mesh of %d nodes, ids 0..%d", flagNodeID, cf.nodeID, flagMeshPeerRepl, n, n-1)
+	}
+	if kvPort <= 0 || kvPort > 65535 {
+		return nil, fmt.Errorf("--%s must be in 1..65535 in mesh mode, not %d", flagKVPort, kvPort)
+	}
+	if cf.replPort <= 0 || cf.replPort > 65535 {
+		return nil, fmt.Errorf("--%s must be in 1..65535, not %d", flagReplPort, cf.replPort)
+	}
+	if mf.writeQuorum < 1 || mf.writeQuorum > n {
+		return nil, fmt.Errorf("--%s %d is out of range: 1 (this node's fsync) to %d (every node of the mesh)", flagWriteQuorum, mf.writeQuorum, n)
+	}
+	if mf.maxOffset <= 0 {
+		return nil, fmt.Errorf("--%s must be positive", flagMaxOffset)
+	}
+	if mf.antiEntropy <= 0 {
+		return nil, fmt.Errorf("--%s must be positive", flagAntiEntropy)
+	}
+	mc := &meshConfig{
+		id:          core.NodeID(cf.nodeID),
+		kvAddr:      net.JoinHostPort(host, strconv.Itoa(kvPort)),
+		replAddrs:   make([]string, n),
+		writeQuorum: mf.writeQuorum,
+		maxOffset:   mf.maxOffset,
+		antiEntropy: mf.antiEntropy,
+	}
+	self := cf.nodeID
+	mc.replAddrs[self] = net.JoinHostPort(host, strconv.Itoa(cf.replPort))
+	if peerKV != nil {
+		mc.peerKV = make([]string, n)
+		mc.peerKV[self] = mc.kvAddr
+	}
+	for k := range peerRepl {
+		id := k
+		if k >= self {
+			id = k + 1
+		}
+		var err error
+		if mc.replAddrs[id], err = listAddr(host, peerRepl[k]); err != nil {
+			return nil, fmt.Errorf("--%s, entry %d (node %d): %w", flagMeshPeerRepl, k+1, id, err)
+		}
+		if peerKV != nil {
+			if mc.peerKV[id], err = listAddr(host, peerKV[k]); err != nil {
+				return nil, fmt.Errorf("--%s, entry %d (node %d): %w", flagPeerKV, k+1, id, err)
+			}
+		}
+	}
+	if err := mc.checkDistinct(); err != nil {
+		return nil, err
+	}
+	mc.meshID = deriveMeshID(mc.replAddrs)
+	if set[flagMeshID] {
+		id, err := strconv.ParseUint(mf.meshID, 16, 64)
+		if err != nil || id == 0 {
+			return nil, fmt.Errorf("--%s must be a non-zero id in hex (as the data directory's refusal and the serving line print it), not %q", flagMeshID, mf.meshID)
+		}
+		mc.meshID, mc.explicitID = id, true
+	}
+	return mc, nil
+}
+
+// checkDistinct refuses two uses of one address, naming both. Only the
+// addresses the flags give are known: this node's two, every node's
+// replication address, and the other nodes' client addresses if listed.
+func (mc *meshConfig) checkDistinct() error {
+	type use struct {
+		addr string
+		what string
+		node int
+	}
+	self := int(mc.id)
+	uses := []use{
+		{mc.kvAddr, "this node's --" + flagKVPort, self},
+		{mc.replAddrs[self], "this node's --" + flagReplPort, self},
+	}
+	for i, a := range mc.replAddrs {
+		if i != self {
+			uses = append(uses, use{a, fmt.Sprintf("node %d's replication port (in --%s)", i, flagMeshPeerRepl), i})
+		}
+	}
+	for i, a := range mc.peerKV {
+		if i != self {
+			uses = append(uses, use{a, fmt.Sprintf("node %d's client port (in --%s)", i, flagPeerKV), i})
+		}
+	}
+	seen := make(map[string]use, len(uses))
+	for _, u := range uses {
+		first, dup := seen[u.addr]
+		if !dup {
+			seen[u.addr] = u
+			continue
+		}
+		hint := "every node needs its own client port and its own replication port"
+		if first.node == self || u.node == self {
+			hint = "the lists name the other nodes only, not this one"
+		}
+		if first.node == self && u.node == self {
+			hint = "a node's client port and replication port must differ"
+		}
+		return fmt.Errorf("%s is both %s and %s: %s", u.addr, first.what, u.what, hint)
+	}
+	return nil
+}
+
+// describeID says where the mesh id came from, for the start's log.
+func (mc *meshConfig) describeID() string {
+	if mc.explicitID {
+		return fmt.Sprintf("mesh %016x, given by --%s; derived from the addresses it would be %016x",
+			mc.meshID, flagMeshID, deriveMeshID(mc.replAddrs))
+	}
+	return fmt.Sprintf("mesh %016x, derived from every node's id and replication address", mc.meshID)
+}
+
+// startHint explains a refused start of a mesh node, or is empty. (The
+// match is on package mesh's message; should it change, the hint is merely
+// lost.)
+func (mc *meshConfig) startHint(err error) string {
+	if !strings.Contains(err.Error(), "the data directory belongs to node") {
+		return ""
+	}
+	return fmt.Sprintf("the mesh id derives from every node's id and replication address, so other ports (or another order) make another mesh. "+
+		"Start the node with the ports its mesh was created with; or, if the ports changed on purpose, start every node with --%s set to the id the data directory names", flagMeshID)
+}
+
+// meshNode is what run needs of a mesh node: the node and its peer
+// transport, which starts once the host exists, since it delivers into it.
+type meshNode struct {
+	node  *mesh.Node
+	peers *realnet.Peers
+}
+
+func newMeshNode(o *options, logf func(string, ...any)) (*meshNode, error) {
+	mc := o.mesh
+	ids := make([]core.NodeID, mc.size())
+	for i := range ids {
+		ids[i] = core.NodeID(i)
+	}
+	cfg := mesh.DefaultConfig(mc.id, ids)
+	cfg.MeshID = mc.meshID
+	limits := o.single.Limits
+	limits.QuorumMax = cfg.Limits.QuorumMax
+	cfg.Limits = limits
+	cfg.SegmentBytesMax = o.single.SegmentBytesMax
+	cfg.SnapshotLogBytesMin = o.single.SnapshotLogBytesMin
+	cfg.WriteQuorum = mc.writeQuorum
+	cfg.MaxOffset = mc.maxOffset
+	cfg.AntiEntropyInterval = mc.antiEntropy
+	node, err := mesh.NewNode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pc := realnet.DefaultPeerConfig()
+	pc.ID = mc.id
+	pc.Listen = mc.replAddrs[mc.id]
+	pc.Peers = mc.peers()
+	pc.ClusterID = mc.meshID
+	pc.Logf = logf
+	// Every write is one message to every peer, not a batch per fsync as
+	// in a cluster: room for a few seconds of writes at full speed. What a
+	// full queue drops, anti-entropy brings later.
+	pc.QueueMax = 64 << 10
+	if cfg.PushBytesMax+(64<<10) > pc.FrameBytesMax {
+		return nil, fmt.Errorf("anti-entropy pushes of %d bytes do not fit the peer transport's frame limit of %d", cfg.PushBytesMax, pc.FrameBytesMax)
+	}
+	peers, err := realnet.NewPeers(pc)
+	if err != nil {
+		return nil, err
+	}
+	return &meshNode{node: node, peers: peers}, nil
+}
