@@ -120,6 +120,7 @@ func (n *Node) startRound(p *peer) {
 func (n *Node) answerDigest(from *peer, m *message) {
 	out := &message{header: header{kind: msgSummary}, round: m.round, from: m.from, to: cursor{bucket: bucketsN}}
 	full := false
+	bytes := 0
 	for b := m.from.bucket; b < bucketsN && !full; b++ {
 		if m.digests[b] == n.rep.digests[b] {
 			continue
@@ -130,12 +131,13 @@ func (n *Node) answerDigest(from *peer, m *message) {
 			start = m.from.key
 		}
 		n.rep.bucketItems(b, start, func(it *Item, _ string) bool {
-			if len(out.metas) >= n.cfg.SummaryItemsMax {
+			if len(out.metas) >= n.cfg.SummaryItemsMax || bytes >= n.cfg.PushBytesMax {
 				out.to = cursor{bucket: b, key: it.Key}
 				full = true
 				return false
 			}
 			out.metas = append(out.metas, meta{key: it.Key, stamp: it.Stamp, tomb: it.Tomb})
+			bytes += len(it.Key) + stampBytes + 2
 			return true
 		})
 	}

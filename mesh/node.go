@@ -49,7 +49,8 @@ type Config struct {
 	AntiEntropyInterval time.Duration
 	RoundTimeout        time.Duration
 	// SummaryItemsMax bounds the keys one summary lists, and PushBytesMax
-	// the items one push or pull answer carries: the work of one round.
+	// the bytes of one summary's keys and of the items one push or pull
+	// answer carries: the work of one round.
 	SummaryItemsMax int
 	PushBytesMax    int
 	// CollectPerTurnMax bounds the tombstones collected in one turn.
