@@ -31,6 +31,8 @@ type Cluster struct {
 	// LogDir, if set, gets each node's log appended to node<i>.log, across
 	// restarts.
 	LogDir string
+	// mesh: the nodes are a master-less mesh's (NewMesh), not a cluster's.
+	mesh bool
 
 	mu    sync.Mutex
 	procs []*Process // the running process of each node, or nil
@@ -79,6 +81,9 @@ func (c *Cluster) LogPath(i int) string { return filepath.Join(c.LogDir, fmt.Spr
 // Args is node i's command line after the binary, as the seed's launcher
 // writes it: its own ports, then the other nodes' in node-id order.
 func (c *Cluster) Args(i int) []string {
+	if c.mesh {
+		return c.meshArgs(i)
+	}
 	others := func(ports []int) []string {
 		var out []string
 		for j, p := range ports {
