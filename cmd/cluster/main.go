@@ -1,15 +1,22 @@
-// Command cluster starts a local 3-node dkv cluster to try out: it builds
-// cmd/node, starts one process per node on loopback with its data directory
-// under --dir, prints where each listens and which node leads (and each
-// change of leader while it runs), and stops them all on Ctrl-C.
+// Command cluster starts a local 3-node dkv cluster, or master-less mesh,
+// to try out: it builds cmd/node, starts one process per node on loopback
+// with its data directory under --dir, prints where each listens and which
+// node leads (and each change of leader while it runs), and stops them all
+// on Ctrl-C.
 //
 //	go run ./cmd/cluster                       # free ports, data under ./cluster-data
 //	go run ./cmd/cluster --kv-ports 9000,9001,9002 --repl-ports 9100,9101,9102
 //	go run ./cmd/cluster -- --snapshot-log-bytes 1048576   # flags after -- go to every node
+//	go run ./cmd/cluster --mode mesh           # a mesh: every node takes writes; data under ./mesh-data
+//	go run ./cmd/cluster --mode mesh -- --write-quorum 2
 //
 // The ports are kept in --dir, so a second run on the same directory finds
-// its data again: the cluster id derives from the nodes' ports, and a node
-// refuses a data directory of another cluster.
+// its data again: the cluster (or mesh) id derives from the nodes' ports,
+// and a node refuses a data directory of another cluster or mesh.
+//
+// A mesh is launched here rather than by a command of its own: it needs
+// the same things (ports kept in --dir, a process per node, logs to files,
+// restarts of a node that died), and only what is printed differs.
 package main
 
 import (
@@ -35,6 +42,7 @@ func main() {
 }
 
 type config struct {
+	mode      string // "cluster" or "mesh"
 	dir       string
 	nodes     int
 	kvPorts   []int
@@ -53,7 +61,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	var cfg config
 	var kv, repl string
-	fs.StringVar(&cfg.dir, "dir", "cluster-data", "directory for the nodes' data directories (node0, node1, ...) and the binary; kept, so a second run finds the data")
+	fs.StringVar(&cfg.mode, "mode", "cluster", "cluster (Raft: one leader takes the writes) or mesh (also masterless: every node takes writes)")
+	fs.StringVar(&cfg.dir, "dir", "cluster-data", "directory for the nodes' data directories (node0, node1, ...) and the binary; kept, so a second run finds the data (default for --mode mesh: mesh-data)")
 	fs.IntVar(&cfg.nodes, "nodes", 3, "number of nodes (3 to 9)")
 	fs.StringVar(&kv, "kv-ports", "", "client ports, comma-separated, by node id (default: free ones, or those of the last run on --dir)")
 	fs.StringVar(&repl, "repl-ports", "", "replication ports, comma-separated, by node id (default: as --kv-ports)")
@@ -63,6 +72,18 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, err
 	}
 	cfg.extra = fs.Args()
+	switch cfg.mode {
+	case "cluster":
+	case "mesh", "masterless":
+		cfg.mode = "mesh"
+		dirSet := false
+		fs.Visit(func(f *flag.Flag) { dirSet = dirSet || f.Name == "dir" })
+		if !dirSet {
+			cfg.dir = "mesh-data"
+		}
+	default:
+		return nil, fmt.Errorf("--mode must be cluster or mesh, not %q", cfg.mode)
+	}
 	if cfg.nodes < 3 || cfg.nodes > 9 {
 		return nil, fmt.Errorf("--nodes must be in 3..9, not %d", cfg.nodes)
 	}
@@ -178,7 +199,11 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 	if err != nil {
 		return err
 	}
-	c, err := nodeproc.NewClusterOnPorts(bin, dir, kv, repl, cfg.extra...)
+	newNodes := nodeproc.NewClusterOnPorts
+	if cfg.mode == "mesh" {
+		newNodes = nodeproc.NewMeshOnPorts
+	}
+	c, err := newNodes(bin, dir, kv, repl, cfg.extra...)
 	if err != nil {
 		return err
 	}
@@ -186,7 +211,7 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 	// cluster's story: who leads, who died.
 	c.LogDir = dir
 
-	fmt.Fprintf(out, "starting %d nodes, data under %s\n", c.Size(), dir)
+	fmt.Fprintf(out, "starting %d %s nodes, data under %s\n", c.Size(), cfg.mode, dir)
 	if err := c.StartAll(); err != nil {
 		return fmt.Errorf("%w\n%s", err, c.Logs())
 	}
@@ -205,6 +230,9 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 		fmt.Fprintf(out, "  %s %s\n", bin, strings.Join(c.Args(i), " "))
 	}
 
+	if c.IsMesh() {
+		return launchedMesh(c, cfg, stop, out)
+	}
 	leader, st, err := c.WaitLeader(30 * time.Second)
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, c.Logs())
@@ -249,9 +277,26 @@ func watch(c *nodeproc.Cluster, cfg *config, leader int, sigs <-chan os.Signal, 
 				fmt.Fprintf(out, "node %d restarted: pid %d\n", i, p.Pid())
 			}
 		}
+		if c.IsMesh() {
+			continue
+		}
 		if i, st := nodeproc.Leader(c.Statuses(time.Second)); i >= 0 && i != leader {
 			leader = i
 			fmt.Fprintf(out, "node %d leads (term %d)\n", i, st.Term)
 		}
 	}
+}
+
+// launchedMesh tells how to try a mesh that has started, and watches it.
+func launchedMesh(c *nodeproc.Cluster, cfg *config, stop <-chan os.Signal, out io.Writer) error {
+	fmt.Fprintf(out, "\nevery node takes reads and writes; a write is acknowledged once durable on the node it went to (see --write-quorum), then reaches the others\n")
+	fmt.Fprintf(out, "try:   go run ./cmd/kv --port %d set hello world\n", c.KVPorts[0])
+	fmt.Fprintf(out, "       go run ./cmd/kv --port %d get hello\n", c.KVPorts[1])
+	fmt.Fprintf(out, "       go run ./cmd/kv --port %d status   # the mesh section: each peer's anti-entropy passes\n", c.KVPorts[2])
+	fmt.Fprintf(out, "       kill -9 %d   # node 2: the others go on taking writes", c.Node(2).Pid())
+	if cfg.restart > 0 {
+		fmt.Fprintf(out, "; it restarts %v later and catches up by anti-entropy", cfg.restart)
+	}
+	fmt.Fprintln(out, "\nCtrl-C stops the mesh (the data stays in --dir)")
+	return watch(c, cfg, -1, stop, out)
 }
