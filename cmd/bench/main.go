@@ -4,6 +4,7 @@
 //	go run ./cmd/bench durability   # SIGKILL the server at random, check every acknowledged write
 //	go run ./cmd/bench cluster      # durable Sets through a 3-node cluster's leader, beside a single node
 //	go run ./cmd/bench failover     # SIGKILL the leader under load; time to the next acknowledged write
+//	go run ./cmd/bench mesh         # durable Sets spread over a 3-node mesh, beside a single node; lag; catch-up
 //
 // Every figure is reported next to a baseline measured in the same run, as a
 // ratio, because the machines it runs on are shared and noisy.
@@ -26,6 +27,8 @@ benchmarks:
                same load on a single node in alternating slices of the same run
   failover     SIGKILL a 3-node cluster's leader N times under a light write load; time
                from the kill to the first write acknowledged by the next leader
+  mesh         durable Sets from 50 clients spread over a 3-node mesh, beside a single node
+               in alternating slices; replication lag; catch-up of a node that missed 100k keys
 
 run "go run ./cmd/bench <benchmark> -h" for its flags
 `
@@ -48,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runClusterBench(args[1:], stdout, stderr)
 	case "failover":
 		return runFailover(args[1:], stdout, stderr)
+	case "mesh":
+		return runMeshBench(args[1:], stdout, stderr)
 	case echoServerCommand:
 		return runEchoServer(args[1:])
 	case "-h", "--help", "help":
