@@ -231,6 +231,20 @@ func meshBench(cfg meshBenchConfig, out io.Writer) (*meshBenchResult, error) {
 	fmt.Fprintf(out, "replication lag (acknowledged on one node -> readable on both others, polled every %v): p50 %s, p99 %s, max %s over %d probes; %d not seen within %v, %d not probed (queue full)\n",
 		cfg.lagPoll, ms(res.lag.percentile(50)), ms(res.lag.percentile(99)), ms(res.lag.percentile(100)), len(res.lag), res.lagLost, lagTimeout, dropped.Load())
 
+	// What the nodes logged about lost messages explains a lag's tail:
+	// a write whose message is dropped arrives by anti-entropy instead.
+	for i := range m.Size() {
+		var lines []string
+		for _, l := range strings.Split(m.Process(i).Stderr(), "\n") {
+			if strings.Contains(l, "dropped") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 0 {
+			fmt.Fprintf(out, "mesh node %d logged %d lines of dropped messages, the last: %s\n", i, len(lines), lines[len(lines)-1])
+		}
+	}
+
 	if cfg.catchupKeys > 0 {
 		if err := meshCatchup(m, cfg, res, out); err != nil {
 			return nil, err
