@@ -619,7 +619,9 @@ func TestWriteQuorumOfThree(t *testing.T) {
 }
 
 // Bad input gets a clear error: a second process on a data directory in
-// use, and a single node's data directory started as a mesh node.
+// use, a mesh node's data directory started as a single or cluster node,
+// and a single node's data directory started as a mesh node; a refused
+// directory is left as it was.
 func TestMeshRefusesBadDataDirectories(t *testing.T) {
 	c := startMesh(t)
 	// A second process on node 0's directory, on other ports.
@@ -636,6 +638,40 @@ func TestMeshRefusesBadDataDirectories(t *testing.T) {
 	}
 	if err := p.Wait(waitMax); err == nil || !strings.Contains(p.Stderr(), "in use by another dkv process") {
 		t.Errorf("a second process on node 0's data directory: %v, stderr:\n%s", err, p.Stderr())
+	}
+
+	// Node 2's directory, with a write in its log, refused by a single
+	// node and by a cluster node.
+	if err := dial(t, c.Addr(2)).Set(ctxT(t), "k", "mesh"); err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(2)
+	cl, err := nodeproc.NewCluster(bin, t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range []struct {
+		name string
+		args []string
+	}{
+		{"a single node", nil},
+		{"a cluster node", cl.Args(0)},
+	} {
+		p, err := nodeproc.Launch(bin, c.DataDir(2), cl.KVPorts[0], append(other.args, "--data-dir", c.DataDir(2))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.Wait(waitMax)
+		if err == nil || strings.Contains(p.Stderr(), "serving") || !strings.Contains(p.Stderr(), "written by another kind of node") {
+			t.Errorf("a mesh node's data directory as %s: %v, stderr:\n%s", other.name, err, p.Stderr())
+		}
+	}
+	// Still node 2's: it starts on it, with its key.
+	if _, err := c.Start(2); err != nil {
+		t.Fatalf("node 2 does not start on its directory after the refusals: %v", err)
+	}
+	if v, err := dial(t, c.Addr(2)).Get(ctxT(t), "k"); err != nil || v != "mesh" {
+		t.Errorf("node 2's key after the refusals: %q, %v", v, err)
 	}
 
 	// A single node's directory, with a write in its log, as node 1 of a
