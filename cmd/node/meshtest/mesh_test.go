@@ -589,8 +589,14 @@ func TestWriteQuorumOfThree(t *testing.T) {
 		}
 	}
 
-	c.Kill(1)
+	// With one node down, a write that asks for 2 is acknowledged.
 	c.Kill(2)
+	two := "two"
+	if _, err := kv.Do(ctx, &core.Request{Op: core.OpSet, Key: "q-two", Value: &two, Quorum: 2}); err != nil {
+		t.Fatalf("set with quorum 2 while one node is down: %v", err)
+	}
+	l.record("q-two", &two, nil)
+	c.Kill(1)
 	v := "lonely"
 	began := time.Now()
 	err := kv.Set(ctx, "q-lonely", v)
