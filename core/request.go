@@ -127,6 +127,9 @@ type MeshStatus struct {
 	Collected  int    `json:"tombstones_collected"` // since the node started
 	// Horizon: tombstones at or below this stamp have been collected.
 	Horizon string `json:"horizon"`
+	// Complete: this node holds every write at or below this stamp, or a
+	// newer one of its key (its peers' passes with it say so).
+	Complete string `json:"complete"`
 	// Stable: every peer held everything this node held at this stamp.
 	Stable      string `json:"stable"`
 	WriteQuorum int    `json:"write_quorum"`

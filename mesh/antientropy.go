@@ -38,6 +38,10 @@ type peer struct {
 
 	heard  int64 // Clock.Now of its last message, -1 none since start
 	stable Stamp // the highest stability point it has told
+	// inc is its incarnation (0: not heard from since start); passedMe
+	// the start of its last complete pass with this node's incarnation.
+	inc      uint64
+	passedMe Stamp
 
 	// The current pass: when it began, where it is, the round in flight.
 	passStart   Stamp
@@ -72,6 +76,23 @@ func (n *Node) saveHighWater(s Stamp) bool {
 	}
 	n.saved = next
 	return true
+}
+
+// reborn restarts everything this node knew of p's state: its data
+// directory is a new one (first heard of since this node started, or wiped
+// and created again), and a pass that began before holds for the old one.
+func (n *Node) reborn(p *peer, inc uint64) {
+	if p.inc == 0 {
+		p.inc = inc // first heard of since this node started: nothing to undo
+		return
+	}
+	n.logf("node %d has a new data directory (incarnation %d, was %d): anti-entropy with it starts over", p.id, inc, p.inc)
+	p.inc = inc
+	p.passedMe = Stamp{}
+	p.passDone = Stamp{}
+	p.round = 0
+	n.startPass(p)
+	n.scheduleRound(p, 0)
 }
 
 // startPass begins a pass over every bucket with p.
@@ -110,7 +131,7 @@ func (n *Node) startRound(p *peer) {
 	p.pushPartial, p.repaired = false, false
 	digests := make([]uint64, bucketsN)
 	copy(digests, n.rep.digests[:])
-	n.send(p.id, &message{header: header{kind: msgDigest}, round: p.round, from: p.cursor, digests: digests})
+	n.send(p, &message{header: header{kind: msgDigest}, round: p.round, from: p.cursor, digests: digests})
 	n.scheduleRound(p, n.cfg.RoundTimeout)
 }
 
@@ -151,7 +172,7 @@ func (n *Node) answerDigest(from *peer, m *message) {
 		}
 	}
 	// The summary says what this node holds: it leaves once that is durable.
-	n.sendDurable(from.id, out)
+	n.sendDurable(from, out)
 }
 
 // handleSummary is A's side: compare the peer's keys with its own in the
@@ -210,7 +231,7 @@ func (n *Node) handleSummary(p *peer, m *message) {
 	p.repaired = true
 	// Only durable items leave this node: an item lost here with an
 	// unsynced batch must not live on at a peer (horizon.go).
-	n.sendDurable(p.id, push)
+	n.sendDurable(p, push)
 }
 
 // pushItem adds it to the push unless the budget is spent (the first item
@@ -226,10 +247,10 @@ func (n *Node) pushItem(push *message, it *Item, budget *int, p *peer) {
 	p.itemsSent++
 }
 
-// pullKey asks for the peer's item of t, unless the horizon says this node
-// would refuse it anyway.
+// pullKey asks for the peer's item of t, unless this node would refuse it
+// anyway (applyRemote).
 func (n *Node) pullKey(push *message, t *meta) {
-	if !n.saved.Horizon.Less(t.stamp) {
+	if !n.refusePoint().Less(t.stamp) {
 		if _, held := n.rep.get(t.key); !held {
 			return
 		}
@@ -256,7 +277,7 @@ func (n *Node) answerPush(from *peer, m *message) {
 		budget -= size
 		ack.items = append(ack.items, it)
 	}
-	n.sendDurable(from.id, ack)
+	n.sendDurable(from, ack)
 }
 
 // handlePushAck ends a round that exchanged items.

@@ -1,28 +1,34 @@
 package mesh
 
-// The collection horizon decides when a tombstone may go.
+// Two stamps decide when a tombstone may go, and when a write is too old to
+// take.
+//
+// A pass with a peer that completes (antientropy.go) proves that every item
+// the node held when the pass began was then durable on the peer, or
+// superseded there. Peers tell each node the start of their last complete
+// pass with it, in its current incarnation (a wiped and recreated directory
+// is a new incarnation, which no earlier pass covers). The lowest of those
+// is the node's refusal point: it holds every write at or below it, or a
+// newer one of its key. The proof: a write is durable on the node that
+// stamped it before it goes anywhere (Node.write), that node's clock was at
+// the write's stamp when it took it, and its pass start, at or above the
+// refusal point, is a later reading of the same clock; so the pass carried
+// the write, or a newer one of its key, here. Hence a write at or below the
+// refusal point for a key the node lacks is one whose newer item, a
+// tombstone, the node collected: it is refused (Node.applyRemote), and the
+// key does not come back.
 //
 // A node's stability point is the start of the oldest of its last complete
-// anti-entropy passes, one per peer (antientropy.go): every item it held
-// then was, by the pass's end, durable on every peer, or superseded there.
-// Nodes tell each other their stability points in every message. The
-// horizon is the lowest stability point of all the nodes, as this node
-// knows them (what it knows is never above the truth, since each only
-// rises).
+// passes, one per peer: every peer held, by then, everything it held. Nodes
+// tell each other theirs; the lowest a node knows (never above the truth,
+// since each only rises) is the collection horizon. A tombstone at or below
+// it was on every node, or beaten by a newer write everywhere, when the
+// horizon formed, so it may be collected: no node holds an older item of its
+// key that could come back. (A node wiped since holds nothing of the key,
+// and refuses nothing until peers have passed its new incarnation.) Any
+// node's horizon is valid for all, so nodes adopt the highest they hear of.
 //
-// Every write with a stamp at or below the horizon is durable on every node,
-// or superseded there. The proof: a write is durable on the node that
-// stamped it before it goes anywhere (Node.write), that node's clock was at
-// the write's stamp when it took it, and its stability point, at or above
-// the horizon, is a later reading of the same clock; so the pass that made
-// that point started after the write and carried it to every peer.
-//
-// Hence a tombstone at or below the horizon is on every node, or beaten by
-// a newer write everywhere, and may be collected; and a write at or below
-// the horizon for a key a node lacks is one whose tombstone was collected:
-// it is refused, not applied (Node.applyRemote), so the key does not come
-// back. Any node's horizon is valid for all, so nodes adopt the highest they
-// hear of, and save it before collecting below it.
+// Both are saved before anything relies on them.
 
 // updateStable recomputes this node's stability point after a pass.
 func (n *Node) updateStable() {
@@ -46,37 +52,49 @@ func (n *Node) updateStable() {
 	n.updateHorizon()
 }
 
-// updateHorizon raises the horizon to the lowest stability point known.
+// updateHorizon raises the horizon to the lowest stability point known, and
+// the refusal point to the lowest pass start the peers told this node.
 func (n *Node) updateHorizon() {
-	h := n.stable
-	for _, p := range n.peers {
+	h, refuse := n.stable, Stamp{}
+	for i, p := range n.peers {
 		if p.stable.Less(h) {
 			h = p.stable
+		}
+		if i == 0 || p.passedMe.Less(refuse) {
+			refuse = p.passedMe
 		}
 	}
 	if n.cfg.Mutation == MutCollectEarly {
 		h = n.stable
 	}
-	n.adoptHorizon(h)
+	n.adoptHorizon(h, refuse)
 }
 
-// adoptHorizon saves h as the horizon if it is higher. Saving comes before
-// any collection below it, and before any refusal that relies on it.
-func (n *Node) adoptHorizon(h Stamp) {
-	if !n.saved.Horizon.Less(h) || n.tooFarAhead(h) {
+// adoptHorizon saves h as the horizon, and refuse as the refusal point,
+// where they are higher. Saving comes before any collection or refusal that
+// relies on them.
+func (n *Node) adoptHorizon(h, refuse Stamp) {
+	next := n.saved
+	if next.Horizon.Less(h) && !n.tooFarAhead(h) {
+		next.Horizon = h
+	}
+	if next.Refuse.Less(refuse) && !n.tooFarAhead(refuse) {
+		next.Refuse = refuse
+	}
+	if next == n.saved {
 		return
 	}
-	next := n.saved
-	next.Horizon = h
 	if err := n.state.Save(next.encode()); err != nil {
 		n.logf("cannot save the collection horizon (tombstones wait): %v", err)
 		return
 	}
-	n.saved = next
-	if n.cfg.Mutation != MutWallClockLWW {
-		n.hlc.Observe(h)
+	if n.saved.Horizon != next.Horizon {
+		n.collectDue = true
+		if n.cfg.Mutation != MutWallClockLWW {
+			n.hlc.Observe(next.Horizon)
+		}
 	}
-	n.collectDue = true
+	n.saved = next
 }
 
 // collect drops tombstones at or below the horizon, a bounded number per

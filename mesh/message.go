@@ -9,9 +9,11 @@ import (
 // Peer messages. Every message starts with a header that carries the
 // sender's clock (peers observe it, so stamps taken after a message arrives
 // are above the ones it carried), its stability point and its collection
-// horizon (see horizon.go):
+// horizon, its incarnation, and the start of its last complete pass with the
+// receiver, in the receiver's incarnation it names (see horizon.go):
 //
 //	[kind u8][clock stamp][stable stamp][horizon stamp]
+//	[incarnation u64][your incarnation u64][passed you stamp]
 //
 // then the kind's body. Integers are little-endian; lengths are uvarints.
 const (
@@ -24,13 +26,14 @@ const (
 )
 
 type header struct {
-	kind    byte
-	clock   Stamp
-	stable  Stamp
-	horizon Stamp
+	kind      byte
+	clock     Stamp
+	stable    Stamp
+	horizon   Stamp
+	inc       uint64 // the sender's incarnation
+	yourInc   uint64 // the receiver's, as the sender knows it; 0: none
+	passedYou Stamp  // the start of the sender's last complete pass with yourInc
 }
-
-const headerBytes = 1 + 3*stampBytes
 
 // cursor is a position in the ordered space of buckets and keys:
 // anti-entropy walks it from (0, "") to (bucketsN, "").
@@ -70,7 +73,10 @@ func appendHeader(dst []byte, h *header) []byte {
 	dst = append(dst, h.kind)
 	dst = appendStamp(dst, h.clock)
 	dst = appendStamp(dst, h.stable)
-	return appendStamp(dst, h.horizon)
+	dst = appendStamp(dst, h.horizon)
+	dst = binary.LittleEndian.AppendUint64(dst, h.inc)
+	dst = binary.LittleEndian.AppendUint64(dst, h.yourInc)
+	return appendStamp(dst, h.passedYou)
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -284,6 +290,7 @@ func decodeMessage(p []byte) (*message, error) {
 	m := &message{}
 	m.kind = r.u8()
 	m.clock, m.stable, m.horizon = r.stamp(), r.stamp(), r.stamp()
+	m.inc, m.yourInc, m.passedYou = r.u64(), r.u64(), r.stamp()
 	switch m.kind {
 	case msgReplicate:
 		m.reqID = r.u64()

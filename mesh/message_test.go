@@ -20,10 +20,13 @@ func genItem() *rapid.Generator[Item] {
 func genMessage() *rapid.Generator[*message] {
 	return rapid.Custom(func(t *rapid.T) *message {
 		m := &message{header: header{
-			kind:    rapid.SampledFrom([]byte{msgReplicate, msgReplicateAck, msgDigest, msgSummary, msgPush, msgPushAck}).Draw(t, "kind"),
-			clock:   genStamp().Draw(t, "clock"),
-			stable:  genStamp().Draw(t, "stable"),
-			horizon: genStamp().Draw(t, "horizon"),
+			kind:      rapid.SampledFrom([]byte{msgReplicate, msgReplicateAck, msgDigest, msgSummary, msgPush, msgPushAck}).Draw(t, "kind"),
+			clock:     genStamp().Draw(t, "clock"),
+			stable:    genStamp().Draw(t, "stable"),
+			horizon:   genStamp().Draw(t, "horizon"),
+			inc:       rapid.Uint64().Draw(t, "inc"),
+			yourInc:   rapid.Uint64().Draw(t, "yourInc"),
+			passedYou: genStamp().Draw(t, "passedYou"),
 		}}
 		genCursor := rapid.Custom(func(t *rapid.T) cursor {
 			return cursor{bucket: rapid.IntRange(0, bucketsN).Draw(t, "bucket"), key: rapid.StringN(0, 8, -1).Draw(t, "ckey")}
@@ -127,8 +130,8 @@ func TestRecordItemsRoundTrip(t *testing.T) {
 
 func TestStateRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		s := durableState{MeshID: rapid.Uint64().Draw(t, "mesh"), NodeID: rapid.Uint16().Draw(t, "node"),
-			HighWater: genStamp().Draw(t, "hw"), Horizon: genStamp().Draw(t, "horizon")}
+		s := durableState{MeshID: rapid.Uint64().Draw(t, "mesh"), NodeID: rapid.Uint16().Draw(t, "node"), Incarnation: rapid.Uint64().Draw(t, "inc"),
+			HighWater: genStamp().Draw(t, "hw"), Horizon: genStamp().Draw(t, "horizon"), Refuse: genStamp().Draw(t, "refuse")}
 		got, err := decodeState(s.encode())
 		if err != nil || got != s {
 			t.Fatalf("decodeState = %+v, %v; want %+v", got, err, s)

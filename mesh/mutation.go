@@ -21,14 +21,19 @@ const (
 	// MutSkipLastRange: anti-entropy leaves out the last key range (bucket)
 	// that differs, while claiming to have covered every one.
 	MutSkipLastRange
+	// MutRefuseBelowHorizon: a write for a key the node lacks is refused
+	// at or below the collection horizon instead of the node's own refusal
+	// point, which a wiped node (holding nothing) adopts from its peers.
+	MutRefuseBelowHorizon
 )
 
 var mutationNames = core.MutationNames[Mutation]{
-	MutNone:            "none",
-	MutWallClockLWW:    "wall-clock-lww",
-	MutCollectEarly:    "collect-early",
-	MutHLCNotPersisted: "hlc-not-persisted",
-	MutSkipLastRange:   "skip-last-range",
+	MutNone:               "none",
+	MutWallClockLWW:       "wall-clock-lww",
+	MutCollectEarly:       "collect-early",
+	MutHLCNotPersisted:    "hlc-not-persisted",
+	MutSkipLastRange:      "skip-last-range",
+	MutRefuseBelowHorizon: "refuse-below-horizon",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

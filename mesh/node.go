@@ -211,7 +211,10 @@ func (n *Node) Start(env core.Env) error {
 	}
 	n.state = st
 	if saved == nil {
-		n.saved = durableState{MeshID: n.cfg.MeshID, NodeID: uint16(n.cfg.ID)}
+		// The incarnation is the calendar time of the directory's creation:
+		// a peer tells a message of this directory's from a delayed one of
+		// a wiped predecessor by it being higher.
+		n.saved = durableState{MeshID: n.cfg.MeshID, NodeID: uint16(n.cfg.ID), Incarnation: uint64(max(n.wall(), 1))}
 		if err := n.state.Save(n.saved.encode()); err != nil {
 			return err
 		}
@@ -278,8 +281,8 @@ func (n *Node) Start(env core.Env) error {
 		// starts together does not round in lockstep.
 		n.scheduleRound(p, time.Duration(core.Intn(env.Rand, int(n.cfg.AntiEntropyInterval)+1)))
 	}
-	n.logf("recovered mesh node %d: %d keys, %d tombstones, snapshot at index %d, log through index %d, clock %s, horizon %s",
-		n.cfg.ID, n.rep.live, n.rep.tombstones(), rec.Index, n.log.NextIndex()-1, n.hlc.Last(), n.saved.Horizon)
+	n.logf("recovered mesh node %d (incarnation %d): %d keys, %d tombstones, snapshot at index %d, log through index %d, clock %s, horizon %s",
+		n.cfg.ID, n.saved.Incarnation, n.rep.live, n.rep.tombstones(), rec.Index, n.log.NextIndex()-1, n.hlc.Last(), n.saved.Horizon)
 	return nil
 }
 
@@ -433,7 +436,7 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 			n.armQuorumTimer()
 		}
 	}
-	msg := n.encode(&message{header: header{kind: msgReplicate}, reqID: reqID, items: items})
+	msg := n.encode(nil, &message{header: header{kind: msgReplicate}, reqID: reqID, items: items})
 	if qw != nil {
 		qw.msg = msg
 		n.queue(pending{qw: qw, write: true})
@@ -468,34 +471,39 @@ func decodeItems(p []byte) ([]Item, error) {
 	return items, nil
 }
 
-// encode fills in the header every message carries and encodes m.
-func (n *Node) encode(m *message) []byte {
+// encode fills in the header every message carries and encodes m; to,
+// if not nil, is the one peer it goes to.
+func (n *Node) encode(to *peer, m *message) []byte {
 	m.clock = n.hlc.Last()
 	m.stable = n.stable
 	m.horizon = n.saved.Horizon
+	m.inc = n.saved.Incarnation
+	if to != nil {
+		m.yourInc, m.passedYou = to.inc, to.passDone
+	}
 	return m.encode()
 }
 
-// send sends m now: a message that claims nothing about this node's
+// send sends m to p now: a message that claims nothing about this node's
 // durable state.
-func (n *Node) send(to core.NodeID, m *message) {
-	n.env.Network.Send(to, n.encode(m))
+func (n *Node) send(p *peer, m *message) {
+	n.env.Network.Send(p.id, n.encode(p, m))
 }
 
-// sendDurable sends m once everything this node holds now is durable:
-// what it says this node holds, it holds across a crash.
-func (n *Node) sendDurable(to core.NodeID, m *message) {
-	n.queue(pending{to: to, msg: n.encode(m)})
+// sendDurable sends m to p once everything this node holds now is
+// durable: what it says this node holds, it holds across a crash.
+func (n *Node) sendDurable(p *peer, m *message) {
+	n.queue(pending{to: p.id, msg: n.encode(p, m)})
 }
 
 // applyRemote applies items from a peer: last writer wins, and nothing at
-// or below the horizon for a key this node lacks (its tombstone was
-// collected). It logs the ones it kept and returns how many.
+// or below the refusal point for a key this node lacks (its tombstone was
+// collected; horizon.go). It logs the ones it kept and returns how many.
 func (n *Node) applyRemote(items []Item) int {
 	kept := items[:0:0]
 	for i := range items {
 		it := &items[i]
-		if !n.saved.Horizon.Less(it.Stamp) {
+		if !n.refusePoint().Less(it.Stamp) {
 			if _, held := n.rep.get(it.Key); !held {
 				continue
 			}
@@ -509,6 +517,15 @@ func (n *Node) applyRemote(items []Item) int {
 		n.batchWrites = true
 	}
 	return len(kept)
+}
+
+// refusePoint is the stamp at or below which a write for a key this node
+// lacks is refused (horizon.go).
+func (n *Node) refusePoint() Stamp {
+	if n.cfg.Mutation == MutRefuseBelowHorizon {
+		return n.saved.Horizon
+	}
+	return n.saved.Refuse
 }
 
 // HandleMessage takes one peer message.
@@ -530,14 +547,24 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 		n.drop("a message from node %d stamped more than the max offset (%s) ahead of this node's clock (check the clocks): its clock %s", from, n.cfg.MaxOffset, m.clock)
 		return
 	}
+	if m.inc < p.inc {
+		n.drop("a message from node %d's earlier data directory (incarnation %d; now %d)", from, m.inc, p.inc)
+		return
+	}
 	if n.cfg.Mutation != MutWallClockLWW {
 		n.hlc.Observe(m.clock)
+	}
+	if m.inc != p.inc {
+		n.reborn(p, m.inc)
+	}
+	if m.yourInc == n.saved.Incarnation && p.passedMe.Less(m.passedYou) {
+		p.passedMe = m.passedYou
 	}
 	p.heard = n.env.Clock.Now()
 	if p.stable.Less(m.stable) {
 		p.stable = m.stable
 	}
-	n.adoptHorizon(m.horizon)
+	n.adoptHorizon(m.horizon, Stamp{})
 	switch m.kind {
 	case msgReplicate:
 		if len(m.items) > n.cfg.Limits.BulkEntriesMax {
@@ -546,7 +573,7 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 		}
 		n.applyRemote(m.items)
 		if m.reqID != 0 {
-			n.sendDurable(from, &message{header: header{kind: msgReplicateAck}, reqID: m.reqID})
+			n.sendDurable(p, &message{header: header{kind: msgReplicateAck}, reqID: m.reqID})
 		}
 	case msgReplicateAck:
 		n.quorumAck(p, m.reqID)
@@ -741,6 +768,7 @@ func (n *Node) status() core.Status {
 		Tombstones:    n.rep.tombstones(),
 		Collected:     n.collected,
 		Horizon:       n.saved.Horizon.String(),
+		Complete:      n.saved.Refuse.String(),
 		Stable:        n.stable.String(),
 		WriteQuorum:   n.cfg.WriteQuorum,
 		QuorumWaiting: len(n.waits),

@@ -8,7 +8,12 @@ import (
 
 // stateFile is the mesh node's small durable state (a core.StateFile):
 //
-//	[version u8 = 1][mesh id u64][node id u16][high-water stamp][horizon stamp]
+//	[version u8 = 1][mesh id u64][node id u16][incarnation u64]
+//	[high-water stamp][horizon stamp][refusal stamp]
+//
+// The incarnation is drawn at random when the directory is created: peers
+// tell a node whose directory was wiped (and which lost what it held) from
+// the one they knew.
 //
 // The high-water mark is the highest clock reading the node has used in a
 // way that outlives it besides the stamps of its writes (which its log and
@@ -18,15 +23,19 @@ import (
 // a stability point it announced. (Saving a mark ahead of the clock
 // instead, and starting above it, would move a node that restarts often
 // ahead of its peers by that margin each time.) The horizon is the collection
-// horizon (horizon.go): once it is saved, tombstones at or below it may go,
-// and writes at or below it for keys the node lacks are refused.
+// horizon (horizon.go): once it is saved, tombstones at or below it may go.
+// The refusal point (horizon.go) is the stamp at or below which the node
+// holds every write or a newer one: a write at or below it for a key the
+// node lacks is one whose tombstone it collected, and is refused.
 const stateFile = "mesh-state"
 
 type durableState struct {
-	MeshID    uint64
-	NodeID    uint16
-	HighWater Stamp
-	Horizon   Stamp
+	MeshID      uint64
+	NodeID      uint16
+	Incarnation uint64
+	HighWater   Stamp
+	Horizon     Stamp
+	Refuse      Stamp
 }
 
 const stateVersion = 1
@@ -35,21 +44,25 @@ func (s *durableState) encode() []byte {
 	b := []byte{stateVersion}
 	b = binary.LittleEndian.AppendUint64(b, s.MeshID)
 	b = binary.LittleEndian.AppendUint16(b, s.NodeID)
+	b = binary.LittleEndian.AppendUint64(b, s.Incarnation)
 	b = appendStamp(b, s.HighWater)
-	return appendStamp(b, s.Horizon)
+	b = appendStamp(b, s.Horizon)
+	return appendStamp(b, s.Refuse)
 }
 
 var errState = errors.New("malformed mesh state")
 
 func decodeState(p []byte) (durableState, error) {
 	var s durableState
-	if len(p) != 1+8+2+2*stampBytes || p[0] != stateVersion {
+	if len(p) != 1+8+2+8+3*stampBytes || p[0] != stateVersion {
 		return s, fmt.Errorf("%w (%d bytes, version %d)", errState, len(p), firstByte(p))
 	}
 	s.MeshID = binary.LittleEndian.Uint64(p[1:])
 	s.NodeID = binary.LittleEndian.Uint16(p[9:])
-	s.HighWater = decodeStamp(p[11:])
-	s.Horizon = decodeStamp(p[11+stampBytes:])
+	s.Incarnation = binary.LittleEndian.Uint64(p[11:])
+	s.HighWater = decodeStamp(p[19:])
+	s.Horizon = decodeStamp(p[19+stampBytes:])
+	s.Refuse = decodeStamp(p[19+2*stampBytes:])
 	return s, nil
 }
 

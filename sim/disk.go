@@ -453,6 +453,15 @@ func (d *Disk) ProcessCrash() {
 	d.open = nil
 }
 
+// Wipe loses everything, as an operator who removes a data directory (or
+// replaces a dead disk) does. The node must be down.
+func (d *Disk) Wipe() {
+	if len(d.open) != 0 {
+		panic("sim: Wipe with files open")
+	}
+	d.dir, d.durable, d.dirLog = map[string]*inode{}, map[string]*inode{}, nil
+}
+
 // Crash simulates power loss: open files are gone, the directory reverts to
 // its last sync plus whichever later changes survive, each file to its
 // synced content plus, perhaps, a torn part of what was written after; and

@@ -120,6 +120,55 @@ type meshState struct {
 	// settled: when the nodes converged after the faults stopped, and
 	// after the final power cut.
 	convergedAt, finalAt int64
+	// wipe is the node whose data directory is lost once the nodes first
+	// converge after the faults stop (-1: none); wiped, whether it was.
+	wipe        int
+	wiped       bool
+	wipeCheckAt int64
+}
+
+// meshWipeProb is the share of seeds in which a node's data directory is
+// lost once the nodes have converged: it must rebuild from its peers, who
+// must notice its new incarnation, and nothing acknowledged may be lost
+// (every write is on the other nodes by then).
+const meshWipeProb = 0.5
+
+// meshWipe wipes the seed's chosen node, once, and reports whether it did.
+func (s *Sim) meshWipe() bool {
+	if s.mesh.wipe < 0 || s.mesh.wiped {
+		return false
+	}
+	h := s.hosts[s.mesh.wipe]
+	if h.gone != "" || !h.up {
+		return false
+	}
+	// Wait, a while at most, for every node's horizon to pass every item:
+	// then the wiped node rebuilds from items all at or below its peers'
+	// horizons, and the tombstones are collected first.
+	if s.w.now < s.mesh.wipeCheckAt {
+		return true
+	}
+	s.mesh.wipeCheckAt = s.w.now + int64(10*time.Millisecond)
+	if s.w.now-s.quietAt < int64(s.mode.SettleMax/2) {
+		nodes, _ := s.meshNodes()
+		var top mesh.Stamp
+		nodes[0].Items(func(it mesh.Item) bool {
+			if top.Less(it.Stamp) {
+				top = it.Stamp
+			}
+			return true
+		})
+		for _, n := range nodes {
+			if n.Horizon().Less(top) {
+				return true
+			}
+		}
+	}
+	s.mesh.wiped = true
+	s.trace(h.addr, "wipe", 0, 0, "")
+	h.crash("data directory lost", true)
+	h.disk.Wipe()
+	return true
 }
 
 // meshSend notes a write attempt and fills in the client's stamp token

@@ -85,6 +85,9 @@ func TestCatchesMeshMutations(t *testing.T) {
 				want = []string{"node-clock", "stamps", "resurrection", "client-order"}
 			case mesh.MutSkipLastRange:
 				want = []string{"convergence"}
+			case mesh.MutRefuseBelowHorizon:
+				// A wiped node refuses the items it must rebuild from.
+				want = []string{"convergence"}
 			}
 			seed, caught := catchMutation(t, "mesh", m.String(), 100, want)
 			if !caught {

@@ -283,6 +283,12 @@ func (s *Sim) setup() {
 		if skew := int64(s.mode.ClockSkew); skew > 0 {
 			h.clock.wallSkew = s.cr.Int64N(2*skew+1) - skew
 		}
+		if s.mode.Mesh && i == 0 {
+			s.mesh.wipe = -1
+			if s.cr.Float64() < meshWipeProb {
+				s.mesh.wipe = s.cr.IntN(s.mode.Nodes)
+			}
+		}
 		s.hosts = append(s.hosts, h)
 	}
 	for _, h := range s.hosts {
@@ -588,6 +594,9 @@ func (s *Sim) settled() bool {
 	}
 	if s.mode.Mesh {
 		if !s.meshConverged() {
+			return false
+		}
+		if s.meshWipe() {
 			return false
 		}
 		s.mesh.convergedAt = s.w.now
