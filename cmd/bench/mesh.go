@@ -231,6 +231,19 @@ func meshBench(cfg meshBenchConfig, out io.Writer) (*meshBenchResult, error) {
 	fmt.Fprintf(out, "replication lag (acknowledged on one node -> readable on both others, polled every %v): p50 %s, p99 %s, max %s over %d probes; %d not seen within %v, %d not probed (queue full)\n",
 		cfg.lagPoll, ms(res.lag.percentile(50)), ms(res.lag.percentile(99)), ms(res.lag.percentile(100)), len(res.lag), res.lagLost, lagTimeout, dropped.Load())
 
+	// What anti-entropy had to carry, against what replication sent:
+	// writes that were lost on the way, or overtaken by a round.
+	for i := range m.Size() {
+		st, err := m.MeshStatus(i, 5*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		var b strings.Builder
+		for _, p := range st.Peers {
+			fmt.Fprintf(&b, "; to node %d: %d writes replicated, %d items by anti-entropy (%d passes)", p.ID, p.Replicated, p.ItemsSent, p.Passes)
+		}
+		fmt.Fprintf(out, "mesh node %d: %d keys%s\n", i, st.Keys, b.String())
+	}
 	// What the nodes logged about lost messages explains a lag's tail:
 	// a write whose message is dropped arrives by anti-entropy instead.
 	for i := range m.Size() {

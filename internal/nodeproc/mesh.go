@@ -67,7 +67,9 @@ type MeshPeerStatus struct {
 	HeardAgoMs   int64 `json:"heard_ago_ms"`
 	Passes       int   `json:"passes"` // complete anti-entropy passes with it
 	PassAgoMs    int64 `json:"pass_ago_ms"`
-	ItemsFetched int64 `json:"items_fetched"`
+	ItemsSent    int64 `json:"items_sent"`    // by anti-entropy
+	ItemsFetched int64 `json:"items_fetched"` // by anti-entropy
+	Replicated   int64 `json:"replicated"`    // writes sent to it as they happened
 	Unreachable  bool  `json:"unreachable"`
 }
 
