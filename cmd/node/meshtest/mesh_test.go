@@ -717,3 +717,36 @@ func TestMeshRefusesBadDataDirectories(t *testing.T) {
 		t.Errorf("the single node's key after the refusal: %q, %v", v, err)
 	}
 }
+
+// A client's after-stamp beyond --max-offset of the node's clock is
+// refused with a message that says so, and the node's clock is not dragged
+// ahead by it: a write after it is stamped near the present. A malformed
+// one is a bad request.
+func TestAfterStampBeyondMaxOffsetRefused(t *testing.T) {
+	c := startMesh(t, "--max-offset", "1s")
+	ctx := ctxT(t)
+	kv := dial(t, c.Addr(0))
+	v := "v"
+	future := fmt.Sprintf("%d.0.1", time.Now().Add(time.Hour).UnixNano())
+	_, err := kv.Do(ctx, &core.Request{Op: core.OpSet, Key: "k", Value: &v, After: future})
+	var se *client.ServerError
+	if !errors.As(err, &se) || se.Code != core.CodeBadRequest || !strings.Contains(se.Message, "max offset") {
+		t.Errorf("set after a stamp an hour ahead: %v; want bad_request naming the max offset", err)
+	}
+	_, err = kv.Do(ctx, &core.Request{Op: core.OpSet, Key: "k", Value: &v, After: "not-a-stamp"})
+	if !errors.As(err, &se) || se.Code != core.CodeBadRequest {
+		t.Errorf("set after a malformed stamp: %v; want bad_request", err)
+	}
+	// Within the offset: taken, and stamped above it.
+	near := fmt.Sprintf("%d.0.1", time.Now().Add(300*time.Millisecond).UnixNano())
+	resp, err := kv.Do(ctx, &core.Request{Op: core.OpSet, Key: "k", Value: &v, After: near})
+	if err != nil {
+		t.Fatalf("set after a stamp 300 ms ahead, within --max-offset 1s: %v", err)
+	}
+	var wall, nearWall int64
+	fmt.Sscanf(resp.Stamp, "%d.", &wall)
+	fmt.Sscanf(near, "%d.", &nearWall)
+	if wall < nearWall || wall > time.Now().Add(2*time.Second).UnixNano() {
+		t.Errorf("stamp %s after %s: want at or above it, and not far in the future", resp.Stamp, near)
+	}
+}
