@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ type meshBenchConfig struct {
 	// catchupBatch; 0 skips the catch-up figure.
 	catchupKeys  int
 	catchupBatch int
+	meshFlags    string // more cmd/node flags for the mesh's nodes only
 }
 
 func runMeshBench(args []string, stdout, stderr io.Writer) int {
@@ -44,6 +46,7 @@ func runMeshBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for the data directories; removed afterwards")
 	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
 	fs.StringVar(&cfg.flags, "server-flags", "", "extra cmd/node flags for every node of both systems (e.g. --unsafe-no-fsync)")
+	fs.StringVar(&cfg.meshFlags, "mesh-flags", "", "extra cmd/node flags for the mesh's nodes only (e.g. --write-quorum 2)")
 	fs.IntVar(&cfg.lagEvery, "lag-every", 100, "one mesh write in this many (per client) is a probe of replication lag, read on the other two nodes until seen; 0: none")
 	fs.DurationVar(&cfg.lagPoll, "lag-poll", 500*time.Microsecond, "pause between a probe's reads of a peer")
 	fs.IntVar(&cfg.catchupKeys, "catchup-keys", 100_000, "keys written while one mesh node is down, before timing its catch-up; 0: skip")
@@ -100,7 +103,7 @@ func meshBench(cfg meshBenchConfig, out io.Writer) (*meshBenchResult, error) {
 		return nil, err
 	}
 	defer single.Kill()
-	m, err := nodeproc.NewMesh(bin, filepath.Join(work, "mesh"), 3, flags...)
+	m, err := nodeproc.NewMesh(bin, filepath.Join(work, "mesh"), 3, append(slices.Clone(flags), strings.Fields(cfg.meshFlags)...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +111,7 @@ func meshBench(cfg meshBenchConfig, out io.Writer) (*meshBenchResult, error) {
 	if err := m.StartAll(); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "single node on %s; 3-node mesh on %s; server flags %q\n", single.Addr, strings.Join(m.Addrs(), ","), cfg.flags)
+	fmt.Fprintf(out, "single node on %s; 3-node mesh on %s; server flags %q, mesh flags %q\n", single.Addr, strings.Join(m.Addrs(), ","), cfg.flags, cfg.meshFlags)
 	systems := []*system{
 		{name: "single node", pids: []int{single.Pid()}, roles: []string{"single"}},
 		{name: "3-node mesh"},
