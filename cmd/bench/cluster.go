@@ -108,6 +108,7 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 	type benchCluster struct {
 		cl   *nodeproc.Cluster
 		lead int
+		term uint64
 		sys  *system
 	}
 	var clusters []benchCluster
@@ -128,7 +129,7 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 		if err := cl.StartAll(); err != nil {
 			return nil, err
 		}
-		lead, _, err := cl.WaitLeader(30 * time.Second)
+		lead, st, err := cl.WaitLeader(30 * time.Second)
 		if err != nil {
 			return nil, err
 		}
@@ -146,7 +147,7 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 			sys.roles = append(sys.roles, role)
 		}
 		systems = append(systems, sys)
-		clusters = append(clusters, benchCluster{cl: cl, lead: lead, sys: sys})
+		clusters = append(clusters, benchCluster{cl: cl, lead: lead, term: st.Term, sys: sys})
 	}
 	fmt.Fprintf(out, "single node on %s; server flags %q\n", single.Addr, cfg.flags)
 	for _, s := range systems {
@@ -177,12 +178,14 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 		return nil, err
 	}
 	for _, bc := range clusters {
-		end, _, err := bc.cl.WaitLeader(30 * time.Second)
+		end, st, err := bc.cl.WaitLeader(30 * time.Second)
 		if err != nil {
 			return nil, err
 		}
-		if end != bc.lead {
-			fmt.Fprintf(out, "note: in %s the lead moved from node %d to node %d during the run\n", bc.sys.name, bc.lead, end)
+		// An election under load is worth knowing of even when the lead
+		// came back to the same node.
+		if end != bc.lead || st.Term != bc.term {
+			fmt.Fprintf(out, "note: in %s the lead moved from node %d (term %d) to node %d (term %d) during the run\n", bc.sys.name, bc.lead, bc.term, end, st.Term)
 		}
 	}
 
