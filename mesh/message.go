@@ -17,8 +17,8 @@ import (
 //
 // then the kind's body. Integers are little-endian; lengths are uvarints.
 const (
-	msgReplicate    byte = 1 // a write, pushed by the node that took it
-	msgReplicateAck byte = 2 // a peer holds that write durably
+	msgReplicate    byte = 1 // a batch's writes, pushed by the node that took them
+	msgReplicateAck byte = 2 // a peer holds those writes durably
 	msgDigest       byte = 3 // anti-entropy: the sender's bucket digests
 	msgSummary      byte = 4 // anti-entropy: keys and stamps of the buckets that differ
 	msgPush         byte = 5 // anti-entropy: items the peer lacks, and keys to pull
@@ -58,7 +58,7 @@ type meta struct {
 // message is any decoded peer message; the fields used depend on kind.
 type message struct {
 	header
-	reqID    uint64   // replicate, replicate-ack
+	reqIDs   []uint64 // replicate, replicate-ack: the quorum writes among the items
 	round    uint64   // digest, summary, push, push-ack
 	items    []Item   // replicate, push, push-ack
 	from, to cursor   // digest (from), summary
@@ -108,6 +108,14 @@ func appendItems(dst []byte, items []Item) []byte {
 	return dst
 }
 
+func appendIDs(dst []byte, ids []uint64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ids)))
+	for _, id := range ids {
+		dst = binary.AppendUvarint(dst, id)
+	}
+	return dst
+}
+
 func appendCursor(dst []byte, c cursor) []byte {
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(c.bucket))
 	return appendString(dst, c.key)
@@ -125,10 +133,10 @@ func (m *message) encode() []byte {
 	b := appendHeader(make([]byte, 0, 256), &m.header)
 	switch m.kind {
 	case msgReplicate:
-		b = binary.LittleEndian.AppendUint64(b, m.reqID)
+		b = appendIDs(b, m.reqIDs)
 		b = appendItems(b, m.items)
 	case msgReplicateAck:
-		b = binary.LittleEndian.AppendUint64(b, m.reqID)
+		b = appendIDs(b, m.reqIDs)
 	case msgDigest:
 		assert(len(m.digests) == bucketsN, "digest message without every bucket")
 		b = binary.LittleEndian.AppendUint64(b, m.round)
@@ -259,6 +267,15 @@ func (r *reader) cursor() cursor {
 	return c
 }
 
+func (r *reader) ids() []uint64 {
+	n := r.count(1)
+	var ids []uint64
+	for range n {
+		ids = append(ids, r.uvarint())
+	}
+	return ids
+}
+
 func (r *reader) items() []Item {
 	n := r.count(1 + stampBytes + 1 + 1)
 	items := make([]Item, 0, n)
@@ -293,10 +310,10 @@ func decodeMessage(p []byte) (*message, error) {
 	m.inc, m.yourInc, m.passedYou = r.u64(), r.u64(), r.stamp()
 	switch m.kind {
 	case msgReplicate:
-		m.reqID = r.u64()
+		m.reqIDs = r.ids()
 		m.items = r.items()
 	case msgReplicateAck:
-		m.reqID = r.u64()
+		m.reqIDs = r.ids()
 	case msgDigest:
 		m.round = r.u64()
 		m.from = r.cursor()

@@ -33,10 +33,10 @@ func genMessage() *rapid.Generator[*message] {
 		})
 		switch m.kind {
 		case msgReplicate:
-			m.reqID = rapid.Uint64().Draw(t, "req")
+			m.reqIDs = rapid.SliceOf(rapid.Uint64()).Draw(t, "reqs")
 			m.items = rapid.SliceOf(genItem()).Draw(t, "items")
 		case msgReplicateAck:
-			m.reqID = rapid.Uint64().Draw(t, "req")
+			m.reqIDs = rapid.SliceOf(rapid.Uint64()).Draw(t, "reqs")
 		case msgDigest:
 			m.round = rapid.Uint64().Draw(t, "round")
 			m.from = genCursor.Draw(t, "from")
@@ -78,6 +78,9 @@ func normal(m *message) *message {
 	}
 	if len(c.pull) == 0 {
 		c.pull = nil
+	}
+	if len(c.reqIDs) == 0 {
+		c.reqIDs = nil
 	}
 	return &c
 }

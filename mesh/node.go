@@ -153,6 +153,8 @@ type pending struct {
 	to         core.NodeID // a message (reply == nil, qw == nil)
 	msg        []byte
 	qw         *quorumWait // a quorum write: durable here now
+	repl       []Item      // a local write's items, for every peer
+	reqID      uint64      // its quorum wait's id, if any
 	write      bool        // a local write's reply (or its quorum wait)
 	afterWrite bool        // a reply that may have seen a write of its batch
 }
@@ -436,19 +438,15 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 			n.armQuorumTimer()
 		}
 	}
-	msg := n.encode(nil, &message{header: header{kind: msgReplicate}, reqID: reqID, items: items})
 	if qw != nil {
-		qw.msg = msg
+		qw.items = items
 		n.queue(pending{qw: qw, write: true})
 	} else {
 		n.queue(pending{reply: reply, resp: resp, write: true})
 	}
 	// Sent only once durable here: a write exists on a peer only if it
 	// survives on the node that stamped it (horizon.go relies on it).
-	for _, p := range n.peers {
-		p.replicated++
-		n.queue(pending{to: p.id, msg: msg})
-	}
+	n.queue(pending{repl: items, reqID: reqID})
 	if req.DebugSimulateFail {
 		n.snaps.Force(true)
 	}
@@ -567,16 +565,14 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 	n.adoptHorizon(m.horizon, Stamp{})
 	switch m.kind {
 	case msgReplicate:
-		if len(m.items) > n.cfg.Limits.BulkEntriesMax {
-			n.drop("a write from node %d with %d items, over the limit of %d", from, len(m.items), n.cfg.Limits.BulkEntriesMax)
-			return
-		}
 		n.applyRemote(m.items)
-		if m.reqID != 0 {
-			n.sendDurable(p, &message{header: header{kind: msgReplicateAck}, reqID: m.reqID})
+		if len(m.reqIDs) > 0 {
+			n.sendDurable(p, &message{header: header{kind: msgReplicateAck}, reqIDs: m.reqIDs})
 		}
 	case msgReplicateAck:
-		n.quorumAck(p, m.reqID)
+		for _, id := range m.reqIDs {
+			n.quorumAck(p, id)
+		}
 	case msgDigest:
 		n.answerDigest(p, m)
 	case msgSummary:
@@ -666,7 +662,25 @@ func (n *Node) synced(err error) {
 }
 
 // release sends a durable batch's messages and replies.
+//
+// The batch's local writes go to every peer together, in one message per
+// peer (or a few, of ReplicateBytesMax each): a message per write would
+// cost each peer a wake-up, a decode and a log record per write.
 func (n *Node) release(ps []pending) {
+	repl := &message{header: header{kind: msgReplicate}}
+	bytes := 0
+	flush := func() {
+		if len(repl.items) == 0 {
+			return
+		}
+		msg := n.encode(nil, repl)
+		for _, p := range n.peers {
+			p.replicated += int64(len(repl.items))
+			n.env.Network.Send(p.id, msg)
+		}
+		repl = &message{header: header{kind: msgReplicate}}
+		bytes = 0
+	}
 	for i := range ps {
 		p := &ps[i]
 		switch {
@@ -675,11 +689,27 @@ func (n *Node) release(ps []pending) {
 			n.quorumCheck(p.qw)
 		case p.reply != nil:
 			p.reply(p.resp)
+		case p.repl != nil:
+			for j := range p.repl {
+				bytes += itemBytes(&p.repl[j])
+			}
+			if bytes > replicateBytesMax {
+				flush()
+			}
+			repl.items = append(repl.items, p.repl...)
+			if p.reqID != 0 {
+				repl.reqIDs = append(repl.reqIDs, p.reqID)
+			}
 		default:
 			n.env.Network.Send(p.to, p.msg)
 		}
 	}
+	flush()
 }
+
+// replicateBytesMax bounds the items of one replicate message (one write may
+// go over it alone, up to the request limit).
+const replicateBytesMax = 4 << 20
 
 // undoBatch takes a batch whose write failed back out of the replica. Its
 // local writes fail, the reads that may have seen them answer unavailable,

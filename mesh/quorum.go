@@ -16,7 +16,7 @@ type quorumWait struct {
 	local    bool   // durable on this node
 	reply    core.ReplyFunc
 	resp     core.Response
-	msg      []byte // the replicate message, sent again to peers that are silent
+	items    []Item // the write's, sent again to peers that are silent
 	deadline int64  // Clock.Now after which it is answered outcome_unknown
 	done     bool
 }
@@ -88,9 +88,13 @@ func (n *Node) armQuorumTimer() {
 					bits.OnesCount64(qw.acks), qw.need))
 				continue
 			}
+			var msg []byte
 			for _, p := range n.peers {
 				if qw.acks&p.bit == 0 {
-					n.env.Network.Send(p.id, qw.msg)
+					if msg == nil {
+						msg = n.encode(nil, &message{header: header{kind: msgReplicate}, reqIDs: []uint64{qw.id}, items: qw.items})
+					}
+					n.env.Network.Send(p.id, msg)
 				}
 			}
 			kept = append(kept, qw)
