@@ -31,11 +31,15 @@ import (
 // which of two crossing connections survives. The cost, a second socket per
 // pair, is nothing at three or five nodes.
 //
-// The sending side is one goroutine per peer. Send puts the message in the
-// peer's bounded queue and returns; it never blocks and never waits for a
-// connection. The peer's sender dials (retrying with exponential backoff and
-// jitter), writes whatever is queued through one buffer and flushes when the
-// queue is empty, so a burst of messages leaves in one write. A write that
+// The sending side is one goroutine per peer. When the connection is up,
+// nothing is queued and the socket takes the message at once, Send writes
+// it itself, from the caller's goroutine (see sendInline): waking the
+// sender for each message had cost a follower a good part of its CPU time
+// per append. Otherwise Send puts the message in the peer's bounded queue
+// and returns; it never blocks and never waits for a connection. The
+// peer's sender dials (retrying with exponential backoff and jitter),
+// writes whatever is queued through one buffer and flushes when the queue
+// is empty, so a burst of messages leaves in one write. A write that
 // makes no progress for WriteTimeout closes the connection, so a peer that
 // stops reading cannot wedge its sender, let alone the node. While
 // disconnected, messages stay queued up to the limit and go out on the next
