@@ -22,9 +22,12 @@ import (
 // A round that finds nothing to exchange ends at the summary. The pass
 // moves on past what a round covered only when the round exchanged all of
 // it; otherwise the same range comes again, now with less to send, so a
-// round's work is bounded and progress is certain. Rounds that repaired
-// something follow each other at once; after a clean one the peer waits an
-// interval.
+// round's work is bounded and progress is certain. A pass's rounds follow
+// each other at once, and so do rounds that repaired much (a node catching
+// up); after a pass that repaired little the peer waits an interval. Under
+// load nearly every round finds a few writes still on their way by
+// replication; going on at once after those would make anti-entropy a
+// second replication, at a cost per round far above a write's.
 //
 // A pass that completes proves something: every item A held when it began
 // was then durable on P, or P held a newer one. The start of the last
@@ -50,7 +53,7 @@ type peer struct {
 	roundFrom   cursor
 	roundTo     cursor // the summary's end, once it came
 	pushPartial bool   // the round's push left items out
-	repaired    bool   // the round found something to exchange
+	exchanged   int    // items the round pushed and pulled
 	timer       core.Timer
 
 	passDone    Stamp // the start of the last complete pass
@@ -128,7 +131,7 @@ func (n *Node) startRound(p *peer) {
 	n.nextRound++
 	p.round = n.nextRound
 	p.roundFrom = p.cursor
-	p.pushPartial, p.repaired = false, false
+	p.pushPartial, p.exchanged = false, 0
 	digests := make([]uint64, bucketsN)
 	copy(digests, n.rep.digests[:])
 	n.send(p, &message{header: header{kind: msgDigest}, round: p.round, from: p.cursor, digests: digests})
@@ -228,7 +231,7 @@ func (n *Node) handleSummary(p *peer, m *message) {
 		n.finishRound(p)
 		return
 	}
-	p.repaired = true
+	p.exchanged = len(push.items) + len(push.pull)
 	// Only durable items leave this node: an item lost here with an
 	// unsynced batch must not live on at a peer (horizon.go).
 	n.sendDurable(p, push)
@@ -308,13 +311,13 @@ func (n *Node) finishRound(p *peer) {
 		n.updateStable()
 		n.startPass(p)
 	}
-	if p.repaired {
-		n.scheduleRound(p, 0)
-		return
-	}
-	if p.cursor == (cursor{}) {
+	if p.cursor == (cursor{}) && p.exchanged < n.burst() {
 		n.scheduleRound(p, n.cfg.AntiEntropyInterval)
 		return
 	}
-	n.scheduleRound(p, 0) // the pass is not over: go on at once
+	n.scheduleRound(p, 0) // the pass is not over, or much was missing: go on at once
 }
+
+// burst is how many items a round must exchange for the next pass to follow
+// at once: a sixteenth of a summary's keys.
+func (n *Node) burst() int { return max(1, n.cfg.SummaryItemsMax/16) }
