@@ -107,27 +107,24 @@ type undo struct {
 // (last writer wins) and reports whether it did. undos, when not nil,
 // records how to take the change back.
 func (r *replica) apply(it *Item, undos *[]undo) bool {
-	sk := storeKey(it.Key)
-	oldV, held := r.store.Get(sk)
+	sk, v := storeKey(it.Key), encodeVersion(it)
+	// One walk of the tree in the common case, a newer item: replace, and
+	// put the old version back in the rare one.
+	oldV, held := r.store.Set(sk, v)
 	if held && !versionStamp(oldV).Less(it.Stamp) {
+		r.store.Set(sk, oldV)
 		return false
 	}
-	r.put(sk, encodeVersion(it), it, oldV, held)
-	if undos != nil {
-		*undos = append(*undos, undo{sk: sk, v: oldV, existed: held})
-	}
-	return true
-}
-
-// put replaces what sk holds (oldV, if held) with v, the encoding of it.
-func (r *replica) put(sk, v string, it *Item, oldV string, held bool) {
 	if held {
 		old, err := decodeVersion(userKey(sk), oldV)
 		assert(err == nil, "replica holds a malformed version")
 		r.account(sk, oldV, &old, -1)
 	}
-	r.store.Set(sk, v)
 	r.account(sk, v, it, +1)
+	if undos != nil {
+		*undos = append(*undos, undo{sk: sk, v: oldV, existed: held})
+	}
+	return true
 }
 
 // remove drops whatever sk holds.
