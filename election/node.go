@@ -164,6 +164,10 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 
 // Start recovers the node: its identity, term and vote, the newest
 // snapshot, and the log after it.
+// meshStateFile is a mesh node's state file (package mesh), named only to
+// tell an operator whose data directory this is.
+const meshStateFile = "mesh-state"
+
 func (n *Node) Start(env core.Env) error {
 	n.env = env
 	if env.ID != n.cfg.ID {
@@ -176,7 +180,11 @@ func (n *Node) Start(env core.Env) error {
 	fresh := !slices.Contains(names, hardStateFile)
 	for _, name := range names {
 		if fresh && core.IsLogFile(name) {
-			return fmt.Errorf("%w: the data directory holds a log but no %s: it is a single node's, not a cluster node's", core.ErrForeignLog, hardStateFile)
+			owner := "a single node's"
+			if slices.Contains(names, meshStateFile) {
+				owner = "a mesh node's"
+			}
+			return fmt.Errorf("%w: the data directory holds a log but no %s: it is %s, not a cluster node's", core.ErrForeignLog, hardStateFile, owner)
 		}
 		if isRecvFile(name) {
 			// A snapshot being received when the node stopped: the leader

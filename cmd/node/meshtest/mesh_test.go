@@ -659,16 +659,17 @@ func TestMeshRefusesBadDataDirectories(t *testing.T) {
 	for _, other := range []struct {
 		name string
 		args []string
+		says string // what the refusal names the directory as
 	}{
-		{"a single node", nil},
-		{"a cluster node", cl.Args(0)},
+		{"a single node", nil, "a mesh write"},
+		{"a cluster node", cl.Args(0), "it is a mesh node's"},
 	} {
 		p, err := nodeproc.Launch(bin, c.DataDir(2), cl.KVPorts[0], append(other.args, "--data-dir", c.DataDir(2))...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		err = p.Wait(waitMax)
-		if err == nil || strings.Contains(p.Stderr(), "serving") || !strings.Contains(p.Stderr(), "written by another kind of node") {
+		if err == nil || strings.Contains(p.Stderr(), "serving") || !strings.Contains(p.Stderr(), "written by another kind of node") || !strings.Contains(p.Stderr(), other.says) {
 			t.Errorf("a mesh node's data directory as %s: %v, stderr:\n%s", other.name, err, p.Stderr())
 		}
 	}
