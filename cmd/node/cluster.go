@@ -102,32 +102,38 @@ func (cf *clusterFlags) register(fs *flag.FlagSet) {
 
 // clusterConfig is a cluster node's validated view of its cluster.
 type clusterConfig struct {
-	id        core.NodeID
+	members
 	kvAddrs   []string // every node's client address, by id
-	replAddrs []string // every node's replication address, by id
 	clusterID uint64
 	// explicitID: the id came from --cluster-id, not from the addresses.
 	explicitID bool
 }
 
-func (cc *clusterConfig) size() int { return len(cc.replAddrs) }
+// members is a replicated node's view of its group, shared by the cluster
+// and the mesh: its own id and every node's replication address, by id.
+type members struct {
+	id        core.NodeID
+	replAddrs []string
+}
+
+func (m *members) size() int { return len(m.replAddrs) }
 
 // peers is every other node's replication address.
-func (cc *clusterConfig) peers() map[core.NodeID]string {
-	m := make(map[core.NodeID]string, cc.size()-1)
-	for i, a := range cc.replAddrs {
-		if core.NodeID(i) != cc.id {
-			m[core.NodeID(i)] = a
+func (m *members) peers() map[core.NodeID]string {
+	out := make(map[core.NodeID]string, m.size()-1)
+	for i, a := range m.replAddrs {
+		if core.NodeID(i) != m.id {
+			out[core.NodeID(i)] = a
 		}
 	}
-	return m
+	return out
 }
 
 // peerList renders the other nodes for the serving line: "1=host:port ...".
-func (cc *clusterConfig) peerList() string {
+func (m *members) peerList() string {
 	var b strings.Builder
-	for i, a := range cc.replAddrs {
-		if core.NodeID(i) == cc.id {
+	for i, a := range m.replAddrs {
+		if core.NodeID(i) == m.id {
 			continue
 		}
 		if b.Len() > 0 {
@@ -223,7 +229,7 @@ func (cf *clusterFlags) resolve(host string, kvPort int, kvPortSet bool, set map
 	if cf.replPort <= 0 || cf.replPort > 65535 {
 		return nil, fmt.Errorf("--%s must be in 1..65535, not %d", flagReplPort, cf.replPort)
 	}
-	cc := &clusterConfig{id: core.NodeID(cf.nodeID), kvAddrs: make([]string, n), replAddrs: make([]string, n)}
+	cc := &clusterConfig{members: members{id: core.NodeID(cf.nodeID), replAddrs: make([]string, n)}, kvAddrs: make([]string, n)}
 	self := cf.nodeID
 	cc.kvAddrs[self] = net.JoinHostPort(host, strconv.Itoa(kvPort))
 	cc.replAddrs[self] = net.JoinHostPort(host, strconv.Itoa(cf.replPort))

@@ -135,44 +135,15 @@ func resolveMode(mode string, set map[string]bool) (string, error) {
 
 // meshConfig is a mesh node's validated view of its mesh.
 type meshConfig struct {
-	id        core.NodeID
-	kvAddr    string   // this node's client address
-	peerKV    []string // every node's client address by id, if --other-kv-ports gave them; else nil
-	replAddrs []string // every node's replication address, by id
-	meshID    uint64
+	members
+	kvAddr string   // this node's client address
+	peerKV []string // every node's client address by id, if --other-kv-ports gave them; else nil
+	meshID uint64
 	// explicitID: the id came from --mesh-id, not from the addresses.
 	explicitID  bool
 	writeQuorum int
 	maxOffset   time.Duration
 	antiEntropy time.Duration
-}
-
-func (mc *meshConfig) size() int { return len(mc.replAddrs) }
-
-// peers is every other node's replication address.
-func (mc *meshConfig) peers() map[core.NodeID]string {
-	m := make(map[core.NodeID]string, mc.size()-1)
-	for i, a := range mc.replAddrs {
-		if core.NodeID(i) != mc.id {
-			m[core.NodeID(i)] = a
-		}
-	}
-	return m
-}
-
-// peerList renders the other nodes for the serving line: "1=host:port ...".
-func (mc *meshConfig) peerList() string {
-	var b strings.Builder
-	for i, a := range mc.replAddrs {
-		if core.NodeID(i) == mc.id {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		fmt.Fprintf(&b, "%d=%s", i, a)
-	}
-	return b.String()
 }
 
 // membership renders every node as the mesh id sees it.
@@ -262,9 +233,8 @@ func resolveMesh(cf *clusterFlags, mf *meshFlags, host string, kvPort int, kvPor
 		return nil, fmt.Errorf("--%s must be positive", flagAntiEntropy)
 	}
 	mc := &meshConfig{
-		id:          core.NodeID(cf.nodeID),
+		members:     members{id: core.NodeID(cf.nodeID), replAddrs: make([]string, n)},
 		kvAddr:      net.JoinHostPort(host, strconv.Itoa(kvPort)),
-		replAddrs:   make([]string, n),
 		writeQuorum: mf.writeQuorum,
 		maxOffset:   mf.maxOffset,
 		antiEntropy: mf.antiEntropy,
