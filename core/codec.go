@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"errors"
+	"math"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -79,13 +80,17 @@ const (
 	fieldAcked
 	fieldAfter
 	fieldQuorum
+	fieldQuery
+	fieldMode
+	fieldLimit
+	fieldTopK
 
 	meshFields    = fieldAfter | fieldQuorum
 	sessionFields = fieldClientID | fieldSeq | fieldAcked
 )
 
 // fieldNames are the JSON names of the requestField bits, in bit order.
-var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum"}
+var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k"}
 
 // promiseFields ask the server to do something for this request: make it
 // exactly-once (a client session) or fail its snapshot (a test hook). On
@@ -110,6 +115,10 @@ func opFields(op string) (fields requestField, known bool) {
 		return fieldKey, true
 	case OpPing, OpStatus:
 		return 0, true
+	case OpSearch:
+		return fieldQuery | fieldMode | fieldLimit, true
+	case OpSearchSimilar:
+		return fieldQuery | fieldTopK, true
 	}
 	return 0, false
 }
@@ -205,6 +214,10 @@ func readOp(dec *jsontext.Decoder) (string, error) {
 		return OpPing, nil
 	case `"` + OpStatus + `"`:
 		return OpStatus, nil
+	case `"` + OpSearch + `"`:
+		return OpSearch, nil
+	case `"` + OpSearchSimilar + `"`:
+		return OpSearchSimilar, nil
 	}
 	op, err := jsontext.AppendUnquote(nil, raw)
 	return string(op), err
@@ -233,6 +246,17 @@ func readUint(dec *jsontext.Decoder, p fieldPath) (uint64, error) {
 		n = n*10 + d
 	}
 	return n, nil
+}
+
+// readCount reads a count that must be at least 1 when sent: the zero
+// value means "the default" in Request, so a 0 sent on the wire cannot be
+// told from an absent field there, and is refused here instead.
+func readCount(dec *jsontext.Decoder, p fieldPath) (uint64, error) {
+	n, err := readUint(dec, p)
+	if err == nil && n == 0 {
+		err = &requestError{"field " + quote(p.String()) + " must be at least 1"}
+	}
+	return n, err
 }
 
 func readBool(dec *jsontext.Decoder, p fieldPath) (bool, error) {
@@ -312,6 +336,18 @@ func decodeRequest(dec *jsontext.Decoder, d *decodedRequest) error {
 		case "quorum":
 			f = fieldQuorum
 			req.Quorum, err = readUint(dec, topField("quorum"))
+		case "query":
+			f = fieldQuery
+			req.Query, err = readString(dec, topField("query"))
+		case "mode":
+			f = fieldMode
+			req.Mode, err = readString(dec, topField("mode"))
+		case "limit":
+			f = fieldLimit
+			req.Limit, err = readCount(dec, topField("limit"))
+		case "top_k":
+			f = fieldTopK
+			req.TopK, err = readCount(dec, topField("top_k"))
 		default:
 			return &requestError{"unknown field " + quote(string(name))}
 		}
@@ -527,6 +563,20 @@ func (c Codec) AppendResponse(dst []byte, resp *Response) []byte {
 		dst = append(dst, `,"stamp":`...)
 		dst = appendString(dst, resp.Stamp)
 	}
+	if resp.Hits != nil {
+		dst = append(dst, `,"hits":[`...)
+		for i, h := range resp.Hits {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"key":`...)
+			dst = appendString(dst, h.Key)
+			dst = append(dst, `,"score":`...)
+			dst = appendScore(dst, h.Score)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
 	if resp.Status != nil {
 		b, err := json.Marshal(resp.Status)
 		assert(err == nil, "status must always encode")
@@ -549,6 +599,15 @@ func (c Codec) AppendResponse(dst []byte, resp *Response) []byte {
 		dst = append(dst, '}')
 	}
 	return append(dst, "}\n"...)
+}
+
+// appendScore writes a score as json.Marshal would: the shortest decimal
+// that reads back as the same float64. A score is never NaN or infinite.
+func appendScore(dst []byte, f float64) []byte {
+	assert(!math.IsNaN(f) && !math.IsInf(f, 0), "a search score must be finite")
+	b, err := json.Marshal(f)
+	assert(err == nil, "a finite float must encode")
+	return append(dst, b...)
 }
 
 func appendString(dst []byte, s string) []byte {

@@ -187,6 +187,18 @@ func TestRequestFieldsChecked(t *testing.T) {
 		{`{"op":"bulk_set","items":[{"key":"a","value":"b"}],"acked":0}`, `need client_id`},
 		{`{"op":"get","key":"k","client_id":7,"seq":1}`, `field "client_id" is not used by op "get"`},
 		{`{"op":"ping","seq":1}`, `field "seq" is not used by op "ping"`},
+		// Search ops.
+		{`{"op":"search"}`, `search needs a non-empty string field "query"`},
+		{`{"op":"search","query":""}`, `search needs a non-empty string field "query"`},
+		{`{"op":"search","query":7}`, `field "query" must be a string, not a number`},
+		{`{"op":"search","query":"a","mode":"some"}`, `mode must be "all" or "any", not "some"`},
+		{`{"op":"search","query":"a","limit":0}`, `field "limit" must be at least 1`},
+		{`{"op":"search","query":"a","limit":-2}`, `field "limit" must be a non-negative integer, not -2`},
+		{`{"op":"search_similar","query":"a","top_k":0}`, `field "top_k" must be at least 1`},
+		{`{"op":"search_similar","query":"a","top_k":"5"}`, `field "top_k" must be a non-negative integer, not a string`},
+		{`{"op":"search_similar"}`, `search_similar needs a non-empty string field "query"`},
+		{`{"op":"search","query":"a","client_id":1,"seq":1}`, `field "client_id" is not used by op "search"`},
+		{`{"op":"search","query":"a","quorum":2}`, `field "quorum" is not used by op "search"`},
 	}
 	for _, c := range bad {
 		r := check(c.line)
@@ -212,6 +224,8 @@ func TestRequestFieldsChecked(t *testing.T) {
 		`{"op":"set","key":"k","value":"v","items":[]}`,
 		`{"op":"bulk_set","key":"k","items":[{"key":"a","value":"b"}]}`,
 		`{"op":"ping","key":""}`,
+		`{"op":"search","query":"hello \"big world\"","mode":"any","limit":1000}`,
+		`{"op":"search_similar","query":"foo","top_k":1}`,
 	}
 	for _, line := range good {
 		if r := check(line); r != nil {
@@ -224,6 +238,12 @@ func TestRequestFieldsChecked(t *testing.T) {
 	}
 	if r := check(`{"op":"frobnicate","key":"k"}`); r == nil || r.Error.Code != CodeUnknownOp {
 		t.Errorf("unknown op: got %+v, want unknown_op", r)
+	}
+	for _, line := range []string{`{"op":"search","query":"a","limit":1001}`, `{"op":"search_similar","query":"a","top_k":1001}`,
+		`{"op":"search","query":"` + strings.Repeat("w", 4097) + `"}`} {
+		if r := check(line); r == nil || r.Error.Code != CodeTooLarge {
+			t.Errorf("%.60s: got %+v, want too_large", line, r)
+		}
 	}
 }
 
@@ -349,8 +369,8 @@ func TestResponseIDRoundTrip(t *testing.T) {
 // which it keeps verbatim).
 func TestAppendResponseMatchesMarshal(t *testing.T) {
 	// A new field of Response or Error must be written by AppendResponse.
-	if n := reflect.TypeFor[Response]().NumField(); n != 6 {
-		t.Fatalf("Response has %d fields; AppendResponse writes 6: teach it the new one", n)
+	if n := reflect.TypeFor[Response]().NumField(); n != 7 {
+		t.Fatalf("Response has %d fields; AppendResponse writes 7: teach it the new one", n)
 	}
 	if n := reflect.TypeFor[Error]().NumField(); n != 3 {
 		t.Fatalf("Error has %d fields; AppendResponse writes 3: teach it the new one", n)
@@ -370,6 +390,9 @@ func TestAppendResponseMatchesMarshal(t *testing.T) {
 		{OK: true, Status: &Status{Mode: "cluster", Cluster: &ClusterStatus{Role: "leader", LeaderID: -1, Peers: []PeerStatus{{NodeID: 1, Snapshot: true}}}}},
 		{OK: true, Value: &odd, Status: &Status{}, Error: &Error{Code: "c", Message: "m", Leader: "l"}},
 		{OK: true, Stamp: "1733160000000000000.3.2"},
+		{OK: true, Hits: []Hit{}},
+		{OK: true, Hits: []Hit{{Key: odd, Score: 1.5}, {Key: "b", Score: 1e-9}, {Key: "c", Score: 0.1 + 0.2}, {Key: "d", Score: -3}}},
+		{OK: true, Status: &Status{Mode: "single", Indexes: &IndexStatus{Docs: 2, Model: "default"}}},
 	} {
 		want, err := json.Marshal(&resp)
 		if err != nil {

@@ -14,6 +14,9 @@ const (
 	OpBulkSet = "bulk_set"
 	OpPing    = "ping"
 	OpStatus  = "status"
+	// The index ops, served with --enable-indexes (see Indexes).
+	OpSearch        = "search"
+	OpSearchSimilar = "search_similar"
 )
 
 // Error codes of the client protocol. They are stable: clients match on them.
@@ -40,6 +43,15 @@ const (
 	// copy of the write was replaced, or no majority answered. It may still
 	// apply; a session client retries it with the same seq.
 	CodeOutcomeUnknown = "outcome_unknown"
+	// CodeIndexesDisabled answers a search op on a server started without
+	// --enable-indexes.
+	CodeIndexesDisabled = "indexes_disabled"
+)
+
+// Search modes: every query word must match (the default), or any.
+const (
+	SearchModeAll = "all"
+	SearchModeAny = "any"
 )
 
 // KV is one key and its value.
@@ -76,6 +88,15 @@ type Request struct {
 	// before the answer; 0 means the node's default.
 	After  string `json:"after,omitzero"`
 	Quorum uint64 `json:"quorum,omitzero"`
+
+	// Search ops only. Query is the words (search: "quoted phrases"
+	// too); Mode is SearchModeAll or SearchModeAny; Limit (search) and
+	// TopK (search_similar) cap the hits, 0 meaning the default. Both are
+	// refused when sent as 0 (see DecodeRequest).
+	Query string `json:"query,omitzero"`
+	Mode  string `json:"mode,omitzero"`
+	Limit uint64 `json:"limit,omitzero"`
+	TopK  uint64 `json:"top_k,omitzero"`
 }
 
 // ClientIDMax bounds client ids to what a JSON number holds exactly in
@@ -91,7 +112,10 @@ type Response struct {
 	// the After of its next write.
 	Stamp  string  `json:"stamp,omitzero"`
 	Status *Status `json:"status,omitempty"`
-	Error  *Error  `json:"error,omitempty"`
+	// Hits answer a search op, best first; empty, not absent, when
+	// nothing matched.
+	Hits  []Hit  `json:"hits,omitzero"`
+	Error *Error `json:"error,omitempty"`
 }
 
 // Error is the error object of a failed response.
@@ -117,6 +141,8 @@ type Status struct {
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
 	// Mesh mode only.
 	Mesh *MeshStatus `json:"mesh,omitempty"`
+	// With --enable-indexes only.
+	Indexes *IndexStatus `json:"indexes,omitempty"`
 }
 
 // MeshStatus is a mesh node's view of its replication.
@@ -189,6 +215,9 @@ type Limits struct {
 	// QuorumMax is the largest quorum a write may ask for: the number of
 	// nodes of a mesh, 0 where quorum has no meaning (single, cluster).
 	QuorumMax int
+	// QueryBytesMax bounds a search query; HitsMax bounds limit and top_k.
+	QueryBytesMax int
+	HitsMax       int
 }
 
 // DefaultLimits are the limits a server uses unless told otherwise.
@@ -198,6 +227,8 @@ func DefaultLimits() Limits {
 		KeyBytesMax:     4 << 10,
 		ValueBytesMax:   1 << 20,
 		BulkEntriesMax:  10_000,
+		QueryBytesMax:   4 << 10,
+		HitsMax:         1_000,
 	}
 }
 
@@ -271,6 +302,8 @@ func (l Limits) Validate(req *Request) *Response {
 		return nil
 	case OpPing, OpStatus:
 		return nil
+	case OpSearch, OpSearchSimilar:
+		return l.validateSearch(req)
 	case "":
 		return bad(CodeBadRequest, "missing field \"op\"")
 	default:
@@ -292,7 +325,7 @@ func (l Limits) validateSession(req *Request) *Response {
 	switch req.Op {
 	case OpSet, OpDelete, OpBulkSet:
 		write = true
-	case OpGet, OpPing, OpStatus:
+	case OpGet, OpPing, OpStatus, OpSearch, OpSearchSimilar:
 	default:
 		return nil
 	}
@@ -309,6 +342,34 @@ func (l Limits) validateSession(req *Request) *Response {
 		return bad("a request with client_id needs seq >= 1")
 	case req.Acked > req.Seq:
 		return bad("acked (%d) must not be above seq (%d)", req.Acked, req.Seq)
+	}
+	return nil
+}
+
+// validateSearch checks a search op's query, mode and hit count.
+func (l Limits) validateSearch(req *Request) *Response {
+	bad := func(code, format string, args ...any) *Response {
+		r := ErrorResponse(code, format, args...)
+		return &r
+	}
+	if req.Query == "" {
+		return bad(CodeBadRequest, "%s needs a non-empty string field \"query\"", req.Op)
+	}
+	if len(req.Query) > l.QueryBytesMax {
+		return bad(CodeTooLarge, "query is %d bytes; the limit is %d", len(req.Query), l.QueryBytesMax)
+	}
+	if req.Op == OpSearch {
+		switch req.Mode {
+		case "", SearchModeAll, SearchModeAny:
+		default:
+			return bad(CodeBadRequest, "mode must be %q or %q, not %q", SearchModeAll, SearchModeAny, req.Mode)
+		}
+	}
+	if req.Limit > uint64(l.HitsMax) {
+		return bad(CodeTooLarge, "limit is %d; the most a search returns is %d", req.Limit, l.HitsMax)
+	}
+	if req.TopK > uint64(l.HitsMax) {
+		return bad(CodeTooLarge, "top_k is %d; the most a search returns is %d", req.TopK, l.HitsMax)
 	}
 	return nil
 }

@@ -21,6 +21,9 @@ type SingleConfig struct {
 	// Mutation plants a bug, for the simulator's tests only (package sim,
 	// cmd/sim --mutations); cmd/node never sets it.
 	Mutation Mutation
+	// Indexes, when set, serve the search ops; they are rebuilt from the
+	// store at recovery and kept in step with it (see Indexes).
+	Indexes Indexes
 }
 
 // DefaultSingleConfig is the configuration cmd/node uses unless told otherwise.
@@ -106,6 +109,7 @@ func (n *SingleNode) Start(env Env) error {
 	n.snaps = NewSnapshotter(&n.env, w, n.cfg.SnapshotLogBytesMin, rec.Index, rec.Bytes)
 	n.snaps.mutation = n.cfg.Mutation
 	n.beginBatch()
+	AttachIndexes(n.store, n.cfg.Indexes, env.logf)
 	env.logf("recovered %d keys: snapshot at index %d, log through index %d", n.store.Len(), rec.Index, w.nextIndex-1)
 	return nil
 }
@@ -155,6 +159,10 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 	case OpStatus:
 		st := n.status()
 		n.queue(reply, Response{OK: true, Status: &st}, false)
+	case OpSearch, OpSearchSimilar:
+		// Like a read, it may see the open batch's writes, so it waits
+		// for the batch.
+		n.queue(reply, SearchResponse(n.cfg.Indexes, req), false)
 	default:
 		n.queue(reply, ErrorResponse(CodeNotImplemented, "op %q is not served by a single node", req.Op), false)
 	}
@@ -214,6 +222,7 @@ func (n *SingleNode) Flush() error {
 		}
 	}
 	n.snaps.Step()
+	IndexWork(n.cfg.Indexes)
 	return n.stopped
 }
 
@@ -335,6 +344,7 @@ func (n *SingleNode) status() Status {
 		WALSegments:   n.log.Segments(),
 		WALBytes:      n.log.TotalBytes(),
 		Snapshotting:  n.snaps.Writing(),
+		Indexes:       IndexStatusOf(n.cfg.Indexes),
 	}
 }
 

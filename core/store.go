@@ -19,6 +19,8 @@ type Store struct {
 	tree *btree.BTreeG[entry]
 	// mutation plants a bug, for the simulator's tests (SingleConfig).
 	mutation Mutation
+	// obs hears of every change (the node's indexes); clones have none.
+	obs Observer
 }
 
 // NewStore returns an empty store.
@@ -35,6 +37,9 @@ func (s *Store) Get(key string) (string, bool) {
 // Set stores value under key and returns the previous value, if any.
 func (s *Store) Set(key, value string) (old string, existed bool) {
 	e, existed := s.tree.ReplaceOrInsert(entry{key: key, value: value})
+	if s.obs != nil {
+		s.obs.Put(key, value)
+	}
 	if s.mutation == MutSetReturnsNewValue {
 		return value, existed
 	}
@@ -44,14 +49,22 @@ func (s *Store) Set(key, value string) (old string, existed bool) {
 // Delete removes key and returns the previous value, if any.
 func (s *Store) Delete(key string) (old string, existed bool) {
 	e, existed := s.tree.Delete(entry{key: key})
+	if existed && s.obs != nil {
+		s.obs.Remove(key)
+	}
 	return e.value, existed
 }
+
+// Observe makes o hear of every later change to s (nil: none). Clones do
+// not inherit it: a snapshot's frozen copy is not the indexed state.
+func (s *Store) Observe(o Observer) { s.obs = o }
 
 // Len is the number of keys.
 func (s *Store) Len() int { return s.tree.Len() }
 
 // Clone returns a copy-on-write copy: later writes to either do not show in
-// the other, and the clone costs O(1) until one side writes.
+// the other, and the clone costs O(1) until one side writes. The clone has
+// no observer.
 func (s *Store) Clone() *Store {
 	if s.mutation == MutCloneSharesTree {
 		return &Store{tree: s.tree, mutation: s.mutation}

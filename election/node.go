@@ -46,6 +46,9 @@ type NodeConfig struct {
 	WriteTicksMax int
 	// Mutation plants a bug, for tests of the simulator only.
 	Mutation Mutation
+	// Indexes, when set, serve the search ops (linearizable, as reads
+	// are); they follow the applied state (see core.Indexes).
+	Indexes core.Indexes
 	// OnApply, if set, sees every entry the node applies: its client
 	// session (0, 0 without one) and what came of it (applied, duplicate,
 	// expired, stale; empty for a leader's first entry). Replicas must
@@ -138,10 +141,11 @@ type pendingWrite struct {
 }
 
 type clientRead struct {
-	id    uint64
-	index uint64
-	key   string
-	reply core.ReplyFunc
+	id     uint64
+	index  uint64
+	key    string
+	search *core.Request // a search op, answered by the indexes; nil for a get
+	reply  core.ReplyFunc
 }
 
 // readyRoundsMax bounds the Ready rounds of one Flush. Rounds without
@@ -229,6 +233,7 @@ func (n *Node) Start(env core.Env) error {
 		return fmt.Errorf("%w: snapshot at index %d: %v", core.ErrCorrupt, rec.Index, err)
 	}
 	n.store, n.applied, n.appliedTerm = rec.Store, rec.Index, rec.Meta.Term
+	core.AttachIndexes(n.store, n.cfg.Indexes, env.Logf)
 
 	var entries []Entry
 	n.log, err = core.OpenLog(env.Disk, rec.Names, rec.Index, func(r core.Record) error {
@@ -330,7 +335,13 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	case core.OpSet, core.OpDelete, core.OpBulkSet:
 		n.propose(req, reply)
 	case core.OpGet:
-		n.read(req.Key, reply)
+		n.read(clientRead{key: req.Key, reply: reply})
+	case core.OpSearch, core.OpSearchSimilar:
+		if n.cfg.Indexes == nil {
+			reply(core.SearchResponse(nil, req))
+			return
+		}
+		n.read(clientRead{search: req, reply: reply})
 	case core.OpPing:
 		reply(core.OKResponse())
 	case core.OpStatus:
@@ -422,19 +433,18 @@ func superseded() core.Response {
 	return core.ErrorResponse(core.CodeUnavailable, "the write was not committed: leadership changed before it was; retry")
 }
 
-func (n *Node) read(key string, reply core.ReplyFunc) {
+func (n *Node) read(rd clientRead) {
 	if n.raft.State() != Leader {
-		reply(n.redirect())
+		rd.reply(n.redirect())
 		return
 	}
 	if n.cfg.Mutation == MutReadWithoutIndex {
-		rd := clientRead{key: key, reply: reply}
 		n.confirmed = append(n.confirmed, rd) // index 0: answered at once
 		n.releaseReads()
 		return
 	}
 	n.readID++
-	rd := clientRead{id: n.readID, key: key, reply: reply}
+	rd.id = n.readID
 	err := n.raft.ReadIndex(rd.id)
 	switch {
 	case err == nil:
@@ -444,9 +454,9 @@ func (n *Node) read(key string, reply core.ReplyFunc) {
 		// round trip away: the read waits for it rather than bounce.
 		n.notReady = append(n.notReady, rd)
 	case errors.Is(err, ErrNotLeader):
-		reply(n.redirect())
+		rd.reply(n.redirect())
 	default:
-		reply(core.ErrorResponse(core.CodeUnavailable, "%v; retry", err))
+		rd.reply(core.ErrorResponse(core.CodeUnavailable, "%v; retry", err))
 	}
 }
 
@@ -540,6 +550,7 @@ func (n *Node) Flush() error {
 		}
 	}
 	n.stepSnapshot()
+	core.IndexWork(n.cfg.Indexes)
 	return n.stopped
 }
 
@@ -817,6 +828,10 @@ func (n *Node) releaseReads() {
 	for len(n.confirmed) > 0 && n.confirmed[0].index <= n.applied {
 		rd := n.confirmed[0]
 		n.confirmed = n.confirmed[1:]
+		if rd.search != nil {
+			rd.reply(core.SearchResponse(n.cfg.Indexes, rd.search))
+			continue
+		}
 		value, ok := n.store.Get(rd.key)
 		if !ok {
 			rd.reply(core.ErrorResponse(core.CodeNotFound, "key %q not found", rd.key))
@@ -860,6 +875,7 @@ func (n *Node) status() core.Status {
 		WALSegments:   n.log.Segments(),
 		WALBytes:      n.log.TotalBytes(),
 		Snapshotting:  n.snaps.Writing(),
+		Indexes:       core.IndexStatusOf(n.cfg.Indexes),
 	}
 	cs := &core.ClusterStatus{
 		NodeID:   int(n.cfg.ID),

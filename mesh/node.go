@@ -58,6 +58,9 @@ type Config struct {
 
 	// Mutation plants a bug, for the simulator's tests only.
 	Mutation Mutation
+	// Indexes, when set, serve the search ops over this node's live
+	// values (see core.Indexes).
+	Indexes core.Indexes
 }
 
 // DefaultConfig is the configuration cmd/node uses unless told otherwise.
@@ -263,6 +266,7 @@ func (n *Node) Start(env core.Env) error {
 		return fmt.Errorf("syncing the data directory: %w", err)
 	}
 	n.rep.collect(n.saved.Horizon, n.rep.tombstones())
+	n.rep.attach(n.cfg.Indexes, env.Logf)
 	n.gc = core.NewGroupCommit(n.log, n.cfg.BatchBytesMax)
 	n.snaps = core.NewSnapshotter(&n.env, n.log, n.cfg.SnapshotLogBytesMin, rec.Index, rec.Bytes)
 
@@ -355,6 +359,9 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	case core.OpStatus:
 		st := n.status()
 		n.queue(pending{reply: reply, resp: core.Response{OK: true, Status: &st}})
+	case core.OpSearch, core.OpSearchSimilar:
+		// This node's values, as a get sees them; it waits for the batch.
+		n.queue(pending{reply: reply, resp: core.SearchResponse(n.cfg.Indexes, req)})
 	default:
 		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "op %q is not served by a mesh node", req.Op)})
 	}
@@ -630,6 +637,7 @@ func (n *Node) Flush() error {
 		n.collect()
 	}
 	n.snaps.Step()
+	core.IndexWork(n.cfg.Indexes)
 	return n.stopped
 }
 
@@ -824,6 +832,7 @@ func (n *Node) status() core.Status {
 		WALSegments:   n.log.Segments(),
 		WALBytes:      n.log.TotalBytes(),
 		Snapshotting:  n.snaps.Writing(),
+		Indexes:       core.IndexStatusOf(n.cfg.Indexes),
 		Mesh:          st,
 	}
 }

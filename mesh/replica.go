@@ -22,6 +22,8 @@ type replica struct {
 	// maxStamp is the highest stamp ever put here: a restarted node's
 	// clock starts above it.
 	maxStamp Stamp
+	// idx, when set, holds the live values (see attach).
+	idx core.Indexes
 }
 
 // tombRef orders tombstones by stamp, so that collecting those at or below
@@ -121,10 +123,48 @@ func (r *replica) apply(it *Item, undos *[]undo) bool {
 		r.account(sk, oldV, &old, -1)
 	}
 	r.account(sk, v, it, +1)
+	r.index(it)
 	if undos != nil {
 		*undos = append(*undos, undo{sk: sk, v: oldV, existed: held})
 	}
 	return true
+}
+
+// attach fills idx with the live values and keeps it in step with every
+// change from now on. The replica tells the indexes itself, rather than
+// through the store's observer, because the store holds encoded versions
+// and tombstones, and apply's rare put-back of an older version would be
+// two changes where the indexed state sees none.
+func (r *replica) attach(idx core.Indexes, logf func(string, ...any)) {
+	if idx == nil {
+		return
+	}
+	idx.Reset()
+	n := 0
+	const progressKeys = 100_000
+	r.store.Ascend("", func(sk, v string) bool {
+		it, err := decodeVersion(userKey(sk), v)
+		assert(err == nil, "replica holds a malformed version")
+		if !it.Tomb {
+			idx.Put(it.Key, it.Value)
+			if n++; n%progressKeys == 0 {
+				logf("indexes: %d of %d values indexed", n, r.live)
+			}
+		}
+		return true
+	})
+	r.idx = idx
+}
+
+// index tells the indexes that it is now its key's item.
+func (r *replica) index(it *Item) {
+	switch {
+	case r.idx == nil:
+	case it.Tomb:
+		r.idx.Remove(it.Key)
+	default:
+		r.idx.Put(it.Key, it.Value)
+	}
 }
 
 // remove drops whatever sk holds.
@@ -137,6 +177,9 @@ func (r *replica) remove(sk string) {
 	assert(err == nil, "replica holds a malformed version")
 	r.account(sk, oldV, &old, -1)
 	r.store.Delete(sk)
+	if r.idx != nil && !old.Tomb {
+		r.idx.Remove(old.Key)
+	}
 }
 
 // rollback takes back the changes undos recorded, newest first.
@@ -157,6 +200,7 @@ func (r *replica) rollback(undos []undo) {
 		}
 		r.store.Set(u.sk, u.v)
 		r.account(u.sk, u.v, &it, +1)
+		r.index(&it)
 	}
 }
 

@@ -1,0 +1,116 @@
+package core
+
+// Indexes are views of the store's values that answer the search ops: a
+// full-text index and an embedding-similarity index. They are derived
+// state: a node rebuilds them from its store at recovery (and after a
+// snapshot install), and keeps them in step with every change to the store
+// in the same turn as the change, undone writes included, so a search
+// never sees a value the store does not hold. core knows them only through
+// this interface; cmd/node (and the simulator) wire in the implementation,
+// which lives outside core.
+//
+// An Indexes is node logic: it runs on the node's goroutine and follows
+// the same determinism rules.
+type Indexes interface {
+	Observer
+	// Reset forgets everything: the store is about to be replaced, and a
+	// Put of every key follows.
+	Reset()
+	// Search answers an OpSearch or OpSearchSimilar request that Validate
+	// accepted, with Hits or a failure.
+	Search(req *Request) Response
+	// Work does up to budget units of deferred work (building a graph
+	// index in the background of the loop) and reports whether any is
+	// left. Searches are exact whatever is left undone.
+	Work(budget int) (more bool)
+	// Status describes the indexes for the status op.
+	Status() IndexStatus
+}
+
+// Observer is told of every change to a Store, in the order they happen.
+type Observer interface {
+	// Put: key now holds value (it may have held another).
+	Put(key, value string)
+	// Remove: key no longer exists.
+	Remove(key string)
+}
+
+// Hit is one search result: a key and its score, best first.
+type Hit struct {
+	Key   string  `json:"key"`
+	Score float64 `json:"score"`
+}
+
+// IndexStatus is the status op's view of the indexes.
+type IndexStatus struct {
+	Docs      int   `json:"docs"`       // values in the full-text index
+	Terms     int   `json:"terms"`      // distinct indexed words
+	Postings  int64 `json:"postings"`   // (word, value) pairs
+	TextBytes int64 `json:"text_bytes"` // estimated memory of the full-text index
+	// Vectors: values with an embedding (a value with no known word has
+	// none); Pending: those not yet in the graph, searched exactly.
+	Vectors     int    `json:"vectors"`
+	Pending     int    `json:"pending"`
+	VectorBytes int64  `json:"vector_bytes"`
+	Model       string `json:"model"` // where the word vectors came from
+	Words       int    `json:"words"` // the model's vocabulary
+	Dim         int    `json:"dim"`
+}
+
+// indexWorkPerTurn bounds the deferred index work a node does at the end of
+// a turn, so a busy node's turns stay short: the index stays exact in the
+// meantime, and takes more itself when too much is left (see Indexes.Work).
+const indexWorkPerTurn = 4
+
+// IndexWork does a turn's share of deferred index work. Nodes call it at
+// the end of every turn.
+func IndexWork(idx Indexes) {
+	if idx != nil {
+		idx.Work(indexWorkPerTurn)
+	}
+}
+
+// AttachIndexes fills idx from s and keeps it in step with s from now on.
+// A node calls it once its store is recovered, and again when a snapshot
+// replaces the store. logf reports progress on a large store, since
+// rebuilding is the bulk of a restart's work with indexes on.
+func AttachIndexes(s *Store, idx Indexes, logf func(string, ...any)) {
+	if idx == nil {
+		return
+	}
+	idx.Reset()
+	const progressKeys = 100_000
+	n := 0
+	s.Ascend("", func(key, value string) bool {
+		idx.Put(key, value)
+		if n++; n%progressKeys == 0 {
+			logf("indexes: %d of %d values indexed", n, s.Len())
+		}
+		return true
+	})
+	if n >= progressKeys {
+		logf("indexes: all %d values indexed", n)
+	}
+	s.Observe(idx)
+}
+
+// searchOp reports whether op is answered by the indexes.
+func searchOp(op string) bool { return op == OpSearch || op == OpSearchSimilar }
+
+// SearchResponse answers a validated search request from idx, or with the
+// error that names the flag when the node has no indexes.
+func SearchResponse(idx Indexes, req *Request) Response {
+	if idx == nil {
+		return ErrorResponse(CodeIndexesDisabled, "%s needs the server started with --enable-indexes", req.Op)
+	}
+	return idx.Search(req)
+}
+
+// IndexStatusOf is the status op's indexes section: nil without indexes.
+func IndexStatusOf(idx Indexes) *IndexStatus {
+	if idx == nil {
+		return nil
+	}
+	st := idx.Status()
+	return &st
+}
