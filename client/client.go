@@ -176,6 +176,65 @@ func (c *ops) Status(ctx context.Context) (*core.Status, error) {
 	return resp.Status, nil
 }
 
+// Search returns the keys whose values match query, best first (BM25
+// scores): every word must match unless AnyWord is given, and "quoted
+// phrases" must match word for word. A server started without
+// --enable-indexes answers an error matching ErrIndexesDisabled.
+func (c *ops) Search(ctx context.Context, query string, opts ...SearchOption) ([]Hit, error) {
+	req := core.Request{Op: core.OpSearch, Query: query}
+	for _, o := range opts {
+		o(&req)
+	}
+	hits, err := c.search(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("dkv: search %q: %w", query, err)
+	}
+	return hits, nil
+}
+
+// SearchSimilar returns the topK keys whose values' embeddings are most
+// similar (cosine) to query's, a word or a few, best first.
+func (c *ops) SearchSimilar(ctx context.Context, query string, topK int) ([]Hit, error) {
+	if topK < 1 {
+		return nil, fmt.Errorf("dkv: search_similar %q: top_k must be at least 1, not %d", query, topK)
+	}
+	hits, err := c.search(ctx, core.Request{Op: core.OpSearchSimilar, Query: query, TopK: uint64(topK)})
+	if err != nil {
+		return nil, fmt.Errorf("dkv: search_similar %q: %w", query, err)
+	}
+	return hits, nil
+}
+
+func (c *ops) search(ctx context.Context, req core.Request) ([]Hit, error) {
+	resp, err := c.do(ctx, req)
+	if err == nil && resp.Hits == nil {
+		err = fmt.Errorf("%w: search response has no hits", ErrProtocol)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp.Hits, nil
+}
+
+// Hit is one search result.
+type Hit = core.Hit
+
+// A SearchOption changes how Search matches.
+type SearchOption func(*core.Request)
+
+// AnyWord makes Search match values holding any of the query's words, not
+// all of them.
+func AnyWord() SearchOption { return func(r *core.Request) { r.Mode = core.SearchModeAny } }
+
+// Limit caps the hits Search returns (the server's default is 10).
+func Limit(n int) SearchOption {
+	return func(r *core.Request) {
+		if n > 0 {
+			r.Limit = uint64(n)
+		}
+	}
+}
+
 // Do sends req as is, except for its id, which the client replaces with its
 // own to match the response. It returns the response whenever one arrived;
 // if that response is a failure, the error is its *ServerError as well.
@@ -208,7 +267,11 @@ func (c *KVClient) Close() error {
 }
 
 func isRead(op string) bool {
-	return op == core.OpGet || op == core.OpPing || op == core.OpStatus
+	switch op {
+	case core.OpGet, core.OpPing, core.OpStatus, core.OpSearch, core.OpSearchSimilar:
+		return true
+	}
+	return false
 }
 
 // attemptsMax bounds the tries of one call: a read whose connection broke,

@@ -11,6 +11,10 @@ var (
 	// key that does not exist.
 	ErrNotFound = errors.New("not found")
 
+	// ErrIndexesDisabled matches the ServerError of a search on a server
+	// started without --enable-indexes.
+	ErrIndexesDisabled = errors.New("indexes are not enabled on the server")
+
 	// ErrClosed is returned by calls on a closed client, and by calls that
 	// were outstanding when it was closed.
 	ErrClosed = errors.New("dkv client is closed")
@@ -66,6 +70,8 @@ func (e *ServerError) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
 		return e.Code == core.CodeNotFound
+	case ErrIndexesDisabled:
+		return e.Code == core.CodeIndexesDisabled
 	case ErrUnknownOutcome:
 		return e.Code == core.CodeOutcomeUnknown || e.Code == core.CodeSessionExpired
 	}

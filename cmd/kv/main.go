@@ -40,6 +40,13 @@ Commands:
   delete KEY               remove KEY (succeeds if it does not exist)
   bulk-set KEY VALUE ...   store every pair at once, all or nothing
   bulk-set --file FILE     the same, from a JSON array of {"key","value"}
+  search [--any] [--limit N] QUERY
+                           keys whose values match QUERY, best first, with
+                           their BM25 scores (every word must match unless
+                           --any; "quoted phrases" match word for word)
+  similar [--top-k N] QUERY
+                           the N (default 5) keys whose values mean most
+                           nearly what QUERY means (word embeddings)
   ping                     check that the server answers
   status                   print the server's status as JSON
   help                     print this text
@@ -60,6 +67,8 @@ Examples:
   kv --port 9001 delete hello
   kv bulk-set k1 v1 k2 v2
   kv bulk-set --file items.json     # [{"key":"k1","value":"v1"}, ...]
+  kv search 'hello "big world"'
+  kv similar --top-k 3 ocean
   kv --addr 10.0.0.5:9999 status
   kv --addrs 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 set hello world
 
@@ -168,6 +177,8 @@ type store interface {
 	BulkSet(ctx context.Context, items []client.KV) error
 	Ping(ctx context.Context) error
 	Status(ctx context.Context) (*core.Status, error)
+	Search(ctx context.Context, query string, opts ...client.SearchOption) ([]client.Hit, error)
+	SearchSimilar(ctx context.Context, query string, topK int) ([]client.Hit, error)
 	Close() error
 }
 
@@ -226,6 +237,8 @@ func parseCommand(cmd string, args []string) (operation, error) {
 		return func(ctx context.Context, c store, w io.Writer) error {
 			return printOK(w, c.BulkSet(ctx, items))
 		}, nil
+	case "search", "similar":
+		return parseSearch(cmd, args)
 	case "ping":
 		if err := nargs(0, "ping"); err != nil {
 			return nil, err
@@ -255,6 +268,68 @@ func parseCommand(cmd string, args []string) (operation, error) {
 		}, nil
 	}
 	return nil, usagef("unknown command %q", cmd)
+}
+
+// parseSearch reads "search [--any] [--limit N] QUERY" and
+// "similar [--top-k N] QUERY"; the query may be several arguments, joined
+// with spaces.
+func parseSearch(cmd string, args []string) (operation, error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	anyWord := fs.Bool("any", false, "")
+	limit := fs.Int("limit", 10, "")
+	topK := fs.Int("top-k", 5, "")
+	if err := fs.Parse(args); err != nil {
+		return nil, usagef("%s: %v", cmd, err)
+	}
+	query := strings.Join(fs.Args(), " ")
+	if strings.TrimSpace(query) == "" {
+		return nil, usagef("%s needs a QUERY", cmd)
+	}
+	if cmd == "similar" {
+		if *anyWord || *limit != 10 {
+			return nil, usagef("similar takes --top-k, not --any or --limit")
+		}
+		if *topK < 1 {
+			return nil, usagef("--top-k must be at least 1, got %d", *topK)
+		}
+		return func(ctx context.Context, c store, w io.Writer) error {
+			hits, err := c.SearchSimilar(ctx, query, *topK)
+			return printHits(w, hits, err)
+		}, nil
+	}
+	if *topK != 5 {
+		return nil, usagef("search takes --any and --limit, not --top-k")
+	}
+	if *limit < 1 {
+		return nil, usagef("--limit must be at least 1, got %d", *limit)
+	}
+	opts := []client.SearchOption{client.Limit(*limit)}
+	if *anyWord {
+		opts = append(opts, client.AnyWord())
+	}
+	return func(ctx context.Context, c store, w io.Writer) error {
+		hits, err := c.Search(ctx, query, opts...)
+		return printHits(w, hits, err)
+	}, nil
+}
+
+// printHits prints one "score<TAB>key" line per hit, best first, and
+// "(no hits)" when there are none.
+func printHits(w io.Writer, hits []client.Hit, err error) error {
+	if err != nil {
+		return err
+	}
+	if len(hits) == 0 {
+		_, err := fmt.Fprintln(w, "(no hits)")
+		return err
+	}
+	for _, h := range hits {
+		if _, err := fmt.Fprintf(w, "%.4f\t%s\n", h.Score, h.Key); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // parseBulkItems reads "KEY VALUE ..." or "--file FILE".
