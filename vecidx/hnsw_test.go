@@ -1,0 +1,310 @@
+package vecidx
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+	"time"
+)
+
+// graphOptions are the defaults with the exact threshold off, so that every
+// search in a test goes through the graph.
+func graphOptions() HNSWOptions {
+	o := DefaultHNSWOptions()
+	o.ExactBelow = 0
+	return o
+}
+
+// buildIndex puts vecs under keys "v0", "v1", … and works the whole backlog
+// into the graph.
+func buildIndex(t testing.TB, dim int, o HNSWOptions, vecs [][]float32) *Index {
+	t.Helper()
+	x := NewIndex(dim, o)
+	for i, v := range vecs {
+		if err := x.Put(fmt.Sprintf("v%d", i), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for x.Work(1024) > 0 {
+	}
+	return x
+}
+
+// recallAt returns the mean fraction of Exact's top k that Search finds.
+func recallAt(t testing.TB, x *Index, queries [][]float32, k int) float64 {
+	t.Helper()
+	found := 0
+	for _, q := range queries {
+		got, err := x.Search(q, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := x.Exact(q, k)
+		for _, w := range want {
+			if slices.ContainsFunc(got, func(h Hit) bool { return h.Key == w.Key }) {
+				found++
+			}
+		}
+	}
+	return float64(found) / float64(len(queries)*k)
+}
+
+// checkGraph asserts the graph's structural invariants: list sizes within
+// their limits, links to existing nodes on the same layer, no self-links
+// or duplicate links, the entry point on the top layer, and the live and
+// dead counts.
+func checkGraph(t testing.TB, g *graph) {
+	t.Helper()
+	onLayer := make([]int, levelMax+1) // nodes on each layer
+	for _, l := range g.level {
+		for lc := 0; lc <= int(l); lc++ {
+			onLayer[lc]++
+		}
+	}
+	live := 0
+	for i := range g.len() {
+		id := uint32(i)
+		if !g.dead[id] {
+			live++
+		}
+		for lc := 0; lc <= int(g.level[id]); lc++ {
+			ns := g.links(id, lc)
+			limit := g.m
+			if lc == 0 {
+				limit = g.m0
+			}
+			if len(ns) > limit {
+				t.Fatalf("node %d layer %d: %d links, limit %d", id, lc, len(ns), limit)
+			}
+			seen := map[uint32]bool{}
+			for _, n := range ns {
+				if n == id || int(n) >= g.len() || int(g.level[n]) < lc || seen[n] {
+					t.Fatalf("node %d layer %d: bad link %d in %v", id, lc, n, ns)
+				}
+				seen[n] = true
+			}
+			if len(ns) == 0 && onLayer[lc] > 1 {
+				t.Fatalf("node %d layer %d: no links, with %d nodes on the layer", id, lc, onLayer[lc])
+			}
+		}
+	}
+	if live != g.live || g.len()-live != g.deadN {
+		t.Fatalf("live %d dead %d, counted %d of %d", g.live, g.deadN, live, g.len())
+	}
+	if g.len() > 0 && int(g.level[g.entry]) != g.top {
+		t.Fatalf("entry point %d at level %d, top %d", g.entry, g.level[g.entry], g.top)
+	}
+}
+
+// TestRecallClustered is the guard on the graph's quality: on 5,000
+// clustered vectors of 64 dimensions the default options must find at
+// least 90% of the exact top 10. A broken heuristic, pruning or search
+// falls well below (see TestHeuristicMatters).
+func TestRecallClustered(t *testing.T) {
+	const n, nq, dim, k = 5000, 200, 64, 10
+	all := SyntheticVectors(7, n+nq, dim)
+	x := buildIndex(t, dim, graphOptions(), all[:n])
+	checkGraph(t, x.cur)
+	r := recallAt(t, x, all[n:], k)
+	t.Logf("recall@%d = %.4f over %d queries, %d vectors, %d layers", k, r, nq, n, x.Stats().Layers)
+	if r < 0.9 {
+		t.Fatalf("recall@%d = %.4f, want ≥ 0.9", k, r)
+	}
+}
+
+// TestHeuristicKeepsDirections checks Algorithm 4 on a hand-made case: a
+// base with two tight groups of candidates, one nearer than the other. The
+// heuristic must take the nearest of each group before any second member
+// of the nearer group, and keepPrunedConnections must top the list up.
+func TestHeuristicKeepsDirections(t *testing.T) {
+	o := DefaultHNSWOptions()
+	g := newGraph(2, o)
+	var r splitmix
+	at := func(deg float64) []float32 {
+		a := deg * math.Pi / 180
+		return []float32{float32(math.Cos(a)), float32(math.Sin(a))}
+	}
+	base := at(0)
+	// Group A near 20°, group B near -60°.
+	angles := []float64{20, 21, 22, -60, -61}
+	for _, a := range angles {
+		g.add(nil, at(a), 0)
+	}
+	_ = r
+	cands := make([]cand, len(angles))
+	for i := range angles {
+		cands[i] = cand{dot(base, g.vec(uint32(i))), uint32(i)}
+	}
+	slices.SortFunc(cands, cmpNearer)
+	tests := []struct {
+		m    int
+		want []uint32
+	}{
+		{1, []uint32{0}},
+		{2, []uint32{0, 3}},          // 21° and 22° are nearer to 20° than to the base
+		{3, []uint32{0, 3, 1}},       // topped up with the nearest set-aside one
+		{5, []uint32{0, 3, 1, 2, 4}}, // everything, heuristic picks first
+	}
+	for _, tc := range tests {
+		got := g.heuristic(cands, tc.m, nil)
+		ids := make([]uint32, len(got))
+		for i, c := range got {
+			ids[i] = c.id
+		}
+		if !slices.Equal(ids, tc.want) {
+			t.Errorf("m=%d: chose %v, want %v", tc.m, ids, tc.want)
+		}
+	}
+}
+
+// TestHeuristicMatters shows the recall test can fail: the same graph
+// built with the paper's simple selection (the m nearest candidates,
+// Algorithm 3) instead of the heuristic, with small lists, finds clearly
+// fewer of the true neighbours on clustered data. If it did not, the recall
+// test would not be measuring the heuristic.
+func TestHeuristicMatters(t *testing.T) {
+	const n, nq, dim, k = 3000, 100, 64, 10
+	all := SyntheticVectors(11, n+nq, dim)
+	o := graphOptions()
+	o.M, o.EfConstruction = 4, 32
+	recall := func(simple bool) float64 {
+		g := newGraph(dim, o)
+		g.simpleSelect = simple
+		r := splitmix{s: 1}
+		units := make([][]float32, len(all))
+		for i, v := range all {
+			u, err := unitCopy(v, dim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			units[i] = u
+		}
+		for _, u := range units[:n] {
+			g.insert(nil, u, &r)
+		}
+		checkGraph(t, g)
+		found := 0
+		for _, q := range units[n:] {
+			exact := make([]cand, n)
+			for i, u := range units[:n] {
+				exact[i] = cand{dot(q, u), uint32(i)}
+			}
+			slices.SortFunc(exact, cmpNearer)
+			got := g.search(q, k, 16)
+			for _, w := range exact[:k] {
+				if slices.ContainsFunc(got, func(c cand) bool { return c.id == w.id }) {
+					found++
+				}
+			}
+		}
+		return float64(found) / float64(nq*k)
+	}
+	heuristic, simple := recall(false), recall(true)
+	t.Logf("M=4, ef=16: recall@10 with the heuristic %.3f, with simple selection %.3f", heuristic, simple)
+	if simple > heuristic-0.05 {
+		t.Fatalf("simple selection (%.3f) is not clearly worse than the heuristic (%.3f)", simple, heuristic)
+	}
+}
+
+func TestGraphDeterministic(t *testing.T) {
+	const n, dim = 1500, 32
+	vecs := SyntheticVectors(3, n, dim)
+	a := buildIndex(t, dim, graphOptions(), vecs)
+	b := buildIndex(t, dim, graphOptions(), vecs)
+	if !graphsEqual(a.cur, b.cur) {
+		t.Fatal("same calls and seed built different graphs")
+	}
+	o := graphOptions()
+	o.Seed = 99
+	c := buildIndex(t, dim, o, vecs)
+	if graphsEqual(a.cur, c.cur) {
+		t.Fatal("a different seed built the same graph: the seed is not used")
+	}
+}
+
+func graphsEqual(a, b *graph) bool {
+	return slices.Equal(a.level, b.level) && slices.Equal(a.links0, b.links0) &&
+		slices.EqualFunc(a.upper, b.upper, slices.Equal) && slices.Equal(a.dead, b.dead) &&
+		a.entry == b.entry && a.top == b.top
+}
+
+// TestLevelDistribution checks the level generator against the paper's
+// P(level ≥ l) = M^-l.
+func TestLevelDistribution(t *testing.T) {
+	const draws = 200000
+	g := newGraph(4, DefaultHNSWOptions())
+	r := splitmix{s: 5}
+	counts := make([]int, levelMax+1)
+	for range draws {
+		counts[g.randomLevel(&r)]++
+	}
+	atLeast := draws
+	for l := 0; l <= 3; l++ {
+		want := draws * math.Pow(16, -float64(l))
+		if got := float64(atLeast); math.Abs(got-want) > 5*math.Sqrt(want)+1 {
+			t.Errorf("level ≥ %d: %v draws, want about %.0f", l, got, want)
+		}
+		atLeast -= counts[l]
+	}
+}
+
+// BenchmarkRecall100k builds the default index over 100k clustered vectors
+// of 100 dimensions and reports recall@10 against Exact, queries per second
+// of Search and of Exact, and the insert cost through Work. It is a
+// benchmark so that plain `go test` does not pay for it:
+//
+//	go test ./vecidx/ -run '^$' -bench Recall100k -benchtime 1x
+func BenchmarkRecall100k(b *testing.B) {
+	const n, nq, dim, k = 100000, 1000, 100, 10
+	for range b.N {
+		all := SyntheticVectors(42, n+nq, dim)
+		o := DefaultHNSWOptions()
+		o.ExactBelow = 0
+		o.PendingMax = n // all the graph work in Work, where it is timed
+		x := NewIndex(dim, o)
+		start := time.Now()
+		for i, v := range all[:n] {
+			if err := x.Put(fmt.Sprintf("v%d", i), v); err != nil {
+				b.Fatal(err)
+			}
+		}
+		put := time.Since(start)
+		start = time.Now()
+		for x.Work(1000) > 0 {
+		}
+		insert := time.Since(start)
+		queries := all[n:]
+
+		start = time.Now()
+		results := make([][]Hit, nq)
+		for i, q := range queries {
+			results[i], _ = x.Search(q, k)
+		}
+		hnswTime := time.Since(start)
+		start = time.Now()
+		exact := make([][]Hit, nq)
+		for i, q := range queries {
+			exact[i] = x.Exact(q, k)
+		}
+		exactTime := time.Since(start)
+
+		found := 0
+		for i := range queries {
+			for _, w := range exact[i] {
+				if slices.ContainsFunc(results[i], func(h Hit) bool { return h.Key == w.Key }) {
+					found++
+				}
+			}
+		}
+		st := x.Stats()
+		b.ReportMetric(float64(found)/float64(nq*k), "recall@10")
+		b.ReportMetric(float64(nq)/hnswTime.Seconds(), "hnsw_q/s")
+		b.ReportMetric(float64(nq)/exactTime.Seconds(), "exact_q/s")
+		b.ReportMetric(exactTime.Seconds()/hnswTime.Seconds(), "speedup")
+		b.ReportMetric(float64(put.Nanoseconds())/n/1e3, "µs/put")
+		b.ReportMetric(float64(insert.Nanoseconds())/n/1e3, "µs/insert")
+		b.ReportMetric(float64(st.Bytes)/n, "bytes/vector")
+		b.ReportMetric(float64(st.Layers), "layers")
+	}
+}
