@@ -53,16 +53,14 @@ type SingleNode struct {
 	gc    *GroupCommit
 	snaps *Snapshotter
 
-	// The open batch: undos take its writes back out of the store if
-	// writing its records fails; its replies wait for it.
-	undos       []undo
-	replies     []pendingReply
-	batchWrites bool
-	// The replies of the batch whose fsync is in flight.
-	syncReplies []pendingReply
+	// turns ends each turn: the batch commit, the replies that wait for
+	// it, and log rolls and snapshots between batches.
+	turns *LocalLog[pendingReply]
 
-	reserveFailing bool // logged once, not every turn
-	stopped        error
+	// The open batch: undos take its writes back out of the store if
+	// writing its records fails.
+	undos       []undo
+	batchWrites bool
 }
 
 type pendingReply struct {
@@ -108,7 +106,12 @@ func (n *SingleNode) Start(env Env) error {
 	n.gc.mutation = n.cfg.Mutation
 	n.snaps = NewSnapshotter(&n.env, w, n.cfg.SnapshotLogBytesMin, rec.Index, rec.Bytes)
 	n.snaps.mutation = n.cfg.Mutation
-	n.beginBatch()
+	n.turns = NewLocalLog(w, n.gc, n.snaps, n.cfg.SegmentBytesMax, env.logf, LocalLogHooks[pendingReply]{
+		Release:  sendReplies,
+		Undo:     n.undoBatch,
+		Snapshot: n.snapshotState,
+		Begin:    n.beginBatch,
+	})
 	AttachIndexes(n.store, n.cfg.Indexes, env.logf)
 	env.logf("recovered %d keys: snapshot at index %d, log through index %d", n.store.Len(), rec.Index, w.nextIndex-1)
 	return nil
@@ -117,15 +120,14 @@ func (n *SingleNode) Start(env Env) error {
 func (n *SingleNode) beginBatch() {
 	n.batchWrites = false
 	n.undos = n.undos[:0]
-	n.replies = n.replies[:0]
 }
 
 // HandleRequest serves one request. Every reply waits for its batch: a
 // write's until its record is synced, and a read's too, since it may have
 // seen a write that is not durable yet.
 func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
-	if n.stopped != nil {
-		reply(ErrorResponse(CodeUnavailable, "node stopped: %v", n.stopped))
+	if err := n.turns.Stopped(); err != nil {
+		reply(ErrorResponse(CodeUnavailable, "node stopped: %v", err))
 		return
 	}
 	if bad := n.cfg.Limits.Validate(req); bad != nil {
@@ -169,7 +171,7 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 }
 
 func (n *SingleNode) queue(reply ReplyFunc, resp Response, write bool) {
-	n.replies = append(n.replies, pendingReply{reply: reply, resp: resp, write: write, afterWrite: n.batchWrites && !write})
+	n.turns.Queue(pendingReply{reply: reply, resp: resp, write: write, afterWrite: n.batchWrites && !write})
 }
 
 func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV) {
@@ -211,62 +213,24 @@ func (n *SingleNode) HandleMessage(from NodeID, msg []byte) {}
 // failed write undoes the batch and fails its requests; a failed fsync stops
 // the node, because the kernel may have dropped the pages.
 func (n *SingleNode) Flush() error {
-	if n.stopped != nil {
-		return n.stopped
-	}
-	if !n.gc.Syncing() {
-		n.beforeBatch()
-		n.commitBatch()
-		if n.stopped != nil {
-			return n.stopped
-		}
+	if err := n.turns.EndTurn(n.batchWrites); err != nil {
+		return err
 	}
 	n.snaps.Step()
 	IndexWork(n.cfg.Indexes)
-	return n.stopped
+	return n.turns.Stopped()
 }
 
-func (n *SingleNode) commitBatch() {
-	if !n.batchWrites {
-		n.sendReplies(n.replies)
-		n.beginBatch()
-		return
-	}
-	// The replies wait for the batch: the batch's own list is handed over,
-	// and the next batch gathers in the other.
-	n.syncReplies, n.replies = n.replies, n.syncReplies[:0]
-	writeErr, fatal := n.gc.Commit(false, n.synced)
-	switch {
-	case fatal != nil:
-		n.stopped = fatal
-	case writeErr != nil:
-		n.replies, n.syncReplies = n.syncReplies, n.replies[:0]
-		n.undoBatch(writeErr)
-		n.sendReplies(n.replies)
-	}
-	n.beginBatch()
-}
-
-// synced completes a committed batch.
-func (n *SingleNode) synced(err error) {
-	if err != nil {
-		n.stopped = fmt.Errorf("fsync failed, stopping: %w", err)
-		return
-	}
-	n.sendReplies(n.syncReplies)
-	n.syncReplies = n.syncReplies[:0]
-}
-
-func (n *SingleNode) sendReplies(replies []pendingReply) {
+func sendReplies(replies []pendingReply) {
 	for _, p := range replies {
 		p.reply(p.resp)
 	}
 }
 
-// undoBatch takes a batch whose write failed (and that GroupCommit cut back
-// out of the log) out of the store, and fails its writes and the reads that
-// may have seen them.
-func (n *SingleNode) undoBatch(cause error) {
+// undoBatch takes a batch whose write failed (and that GroupCommit cut
+// back out of the log) out of the store, and fails its writes and the
+// reads that may have seen them.
+func (n *SingleNode) undoBatch(cause error, replies []pendingReply) []pendingReply {
 	if n.cfg.Mutation != MutUndoSkipped {
 		n.store.rollback(n.undos)
 	}
@@ -275,8 +239,8 @@ func (n *SingleNode) undoBatch(cause error) {
 		code = CodeDiskFull
 	}
 	n.env.logf("write failed, batch undone: %v", cause)
-	for i := range n.replies {
-		p := &n.replies[i]
+	for i := range replies {
+		p := &replies[i]
 		switch {
 		case p.write:
 			p.resp = ErrorResponse(code, "write not persisted and not applied: %v", cause)
@@ -284,55 +248,22 @@ func (n *SingleNode) undoBatch(cause error) {
 			p.resp = ErrorResponse(CodeUnavailable, "a write before this read failed to persist; retry")
 		}
 	}
+	return replies
 }
 
-// beforeBatch runs when nothing is in flight, before the open batch is
-// written: the one moment the log on disk ends exactly where the batch
-// begins. It rolls the log and starts snapshots there.
-func (n *SingleNode) beforeBatch() {
-	if !n.gc.Unwritten() {
-		return // part of the batch is written already: keep it in one segment
+// snapshotState is the state a snapshot due before the open batch holds:
+// the store already holds the batch's writes, and its undos give back the
+// state just before them.
+func (n *SingleNode) snapshotState() (*Store, uint64, SnapshotMeta) {
+	state := n.store.Clone()
+	if n.cfg.Mutation != MutSnapshotHasOpenBatch {
+		state.rollback(n.undos)
 	}
-	n.rollOrSnapshot()
-	// Not deferred: no I/O may run while a crash unwinds (the simulator
-	// crashes a node by panicking out of a disk call).
-	err := n.log.Reserve()
-	if err != nil && !n.reserveFailing {
-		n.env.logf("cannot reserve log space ahead (fsyncs will be slower until it can): %v", err)
+	index := n.gc.FirstIndex() - 1
+	if n.cfg.Mutation == MutSnapshotIndexOffByOne {
+		index++
 	}
-	n.reserveFailing = err != nil
-}
-
-// rollOrSnapshot rolls the log to a new segment when the current one is
-// full or a snapshot is due, and starts the snapshot.
-func (n *SingleNode) rollOrSnapshot() {
-	snapDue := n.snaps.Due(n.gc.BytesAdded())
-	if !snapDue && n.log.Size() < n.cfg.SegmentBytesMax {
-		return
-	}
-	// A snapshot at the batch's start needs a fresh segment there, so that
-	// once it is durable every earlier segment can be removed whole.
-	if err := n.log.Roll(n.gc.FirstIndex()); err != nil {
-		n.env.logf("cannot start a new log segment (will retry): %v", err)
-		if snapDue {
-			n.snaps.Fail(err)
-		}
-		return
-	}
-	n.gc.Rolled()
-	if snapDue {
-		// The store already holds the open batch's writes; the snapshot is
-		// of the state just before them, which the batch's undos give back.
-		state := n.store.Clone()
-		if n.cfg.Mutation != MutSnapshotHasOpenBatch {
-			state.rollback(n.undos)
-		}
-		index := n.gc.FirstIndex() - 1
-		if n.cfg.Mutation == MutSnapshotIndexOffByOne {
-			index++
-		}
-		n.snaps.Start(state, index, SnapshotMeta{}, n.gc.BytesAdded())
-	}
+	return state, index, SnapshotMeta{}
 }
 
 func (n *SingleNode) status() Status {

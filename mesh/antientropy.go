@@ -114,7 +114,7 @@ func (n *Node) scheduleRound(p *peer, d time.Duration) {
 	}
 	p.timer = n.env.Clock.AfterFunc(d, func() {
 		p.timer = nil
-		if n.stopped != nil {
+		if n.turns.Stopped() != nil {
 			return
 		}
 		if p.round != 0 {

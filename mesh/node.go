@@ -126,13 +126,13 @@ type Node struct {
 	state *core.StateFile
 	saved durableState
 
+	// turns ends each turn: the batch commit, the replies and messages
+	// that wait for it, and log rolls and snapshots between batches.
+	turns *core.LocalLog[pending]
 	// The open batch: undos take its changes back out of the replica if
-	// writing it fails; pend holds the replies and messages that wait for
-	// it to be durable.
+	// writing it fails.
 	undos       []undo
-	pend        []pending
 	batchWrites bool
-	syncPend    []pending // those of the batch whose fsync is in flight
 
 	peers     []*peer // every node but this one, in id order
 	waits     []*quorumWait
@@ -142,11 +142,9 @@ type Node struct {
 	// each peer: every peer held, then, everything this node held.
 	stable Stamp
 
-	collectDue     bool // the horizon moved: tombstones may be collected
-	reserveFailing bool
-	dropped        int // messages refused (malformed or beyond the max offset)
-	collected      int // tombstones collected since start
-	stopped        error
+	collectDue bool // the horizon moved: tombstones may be collected
+	dropped    int  // messages refused (malformed or beyond the max offset)
+	collected  int  // tombstones collected since start
 }
 
 // pending is a reply or a message that waits for the batch it followed.
@@ -279,7 +277,12 @@ func (n *Node) Start(env core.Env) error {
 		floor = Stamp{}
 	}
 	n.hlc = NewHLC(uint16(n.cfg.ID), floor)
-	n.beginBatch()
+	n.turns = core.NewLocalLog(n.log, n.gc, n.snaps, n.cfg.SegmentBytesMax, n.logf, core.LocalLogHooks[pending]{
+		Release:  n.release,
+		Undo:     n.undoBatch,
+		Snapshot: n.snapshotState,
+		Begin:    n.beginBatch,
+	})
 	for _, p := range n.peers {
 		p.heard = -1
 		n.startPass(p)
@@ -309,7 +312,6 @@ func maxStamp(stamps ...Stamp) Stamp {
 func (n *Node) beginBatch() {
 	n.batchWrites = false
 	n.undos = n.undos[:0]
-	n.pend = n.pend[:0]
 }
 
 // now takes a clock reading for a new write.
@@ -330,8 +332,8 @@ func (n *Node) tooFarAhead(s Stamp) bool {
 // HandleRequest serves one client request. Every reply waits for the batch
 // it joined, as the single node's do; a local write's also for its quorum.
 func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
-	if n.stopped != nil {
-		reply(core.ErrorResponse(core.CodeUnavailable, "node stopped: %v", n.stopped))
+	if err := n.turns.Stopped(); err != nil {
+		reply(core.ErrorResponse(core.CodeUnavailable, "node stopped: %v", err))
 		return
 	}
 	if bad := n.cfg.Limits.Validate(req); bad != nil {
@@ -387,7 +389,7 @@ func bulkItems(kvs []core.KV) []Item {
 // queue adds a reply or message to the open batch.
 func (n *Node) queue(p pending) {
 	p.afterWrite = n.batchWrites && !p.write
-	n.pend = append(n.pend, p)
+	n.turns.Queue(p)
 }
 
 // write stamps a client's write, logs and applies it, and queues its reply
@@ -535,7 +537,7 @@ func (n *Node) refusePoint() Stamp {
 
 // HandleMessage takes one peer message.
 func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
-	if n.stopped != nil {
+	if n.turns.Stopped() != nil {
 		return
 	}
 	p := n.peer(from)
@@ -623,50 +625,15 @@ func (n *Node) peer(id core.NodeID) *peer {
 // open one (one write, one fsync) and then releases its replies and
 // messages. A failed write undoes the batch; a failed fsync stops the node.
 func (n *Node) Flush() error {
-	if n.stopped != nil {
-		return n.stopped
-	}
-	if !n.gc.Syncing() {
-		n.beforeBatch()
-		n.commitBatch()
-		if n.stopped != nil {
-			return n.stopped
-		}
+	if err := n.turns.EndTurn(n.batchWrites); err != nil {
+		return err
 	}
 	if n.collectDue && !n.batchWrites {
 		n.collect()
 	}
 	n.snaps.Step()
 	core.IndexWork(n.cfg.Indexes)
-	return n.stopped
-}
-
-func (n *Node) commitBatch() {
-	if !n.batchWrites {
-		n.release(n.pend)
-		n.beginBatch()
-		return
-	}
-	n.syncPend, n.pend = n.pend, n.syncPend[:0]
-	writeErr, fatal := n.gc.Commit(false, n.synced)
-	switch {
-	case fatal != nil:
-		n.stopped = fatal
-	case writeErr != nil:
-		n.pend, n.syncPend = n.syncPend, n.pend[:0]
-		n.undoBatch(writeErr)
-		n.release(n.pend)
-	}
-	n.beginBatch()
-}
-
-func (n *Node) synced(err error) {
-	if err != nil {
-		n.stopped = fmt.Errorf("fsync failed, stopping: %w", err)
-		return
-	}
-	n.release(n.syncPend)
-	n.syncPend = n.syncPend[:0]
+	return n.turns.Stopped()
 }
 
 // release sends a durable batch's messages and replies.
@@ -724,15 +691,15 @@ const replicateBytesMax = 4 << 20
 // and its messages are not sent: they may describe what is now undone.
 // Peers repeat what they need (anti-entropy rounds time out; quorum writes
 // are sent again).
-func (n *Node) undoBatch(cause error) {
+func (n *Node) undoBatch(cause error, pend []pending) []pending {
 	n.rep.rollback(n.undos)
 	code := core.CodeIOError
 	if errors.Is(cause, core.ErrDiskFull) {
 		code = core.CodeDiskFull
 	}
 	n.logf("write failed, batch undone: %v", cause)
-	kept := n.pend[:0]
-	for _, p := range n.pend {
+	kept := pend[:0]
+	for _, p := range pend {
 		switch {
 		case p.qw != nil:
 			n.removeWait(p.qw)
@@ -746,50 +713,22 @@ func (n *Node) undoBatch(cause error) {
 		}
 		kept = append(kept, p)
 	}
-	n.pend = kept
+	return kept
 }
 
-// beforeBatch rolls the log and starts snapshots at the one moment the log
-// on disk ends where the open batch begins.
-func (n *Node) beforeBatch() {
-	if !n.gc.Unwritten() {
-		return
-	}
-	n.rollOrSnapshot()
-	err := n.log.Reserve()
-	if err != nil && !n.reserveFailing {
-		n.logf("cannot reserve log space ahead (fsyncs will be slower until it can): %v", err)
-	}
-	n.reserveFailing = err != nil
-}
-
-func (n *Node) rollOrSnapshot() {
-	snapDue := n.snaps.Due(n.gc.BytesAdded())
-	if !snapDue && n.log.Size() < n.cfg.SegmentBytesMax {
-		return
-	}
-	if err := n.log.Roll(n.gc.FirstIndex()); err != nil {
-		n.logf("cannot start a new log segment (will retry): %v", err)
-		if snapDue {
-			n.snaps.Fail(err)
+// snapshotState is the state a snapshot due before the open batch holds:
+// the replica's, less the open batch, which its undos give back.
+func (n *Node) snapshotState() (*core.Store, uint64, core.SnapshotMeta) {
+	state := n.rep.store.Clone()
+	for i := len(n.undos) - 1; i >= 0; i-- {
+		u := n.undos[i]
+		if u.existed {
+			state.Set(u.sk, u.v)
+		} else {
+			state.Delete(u.sk)
 		}
-		return
 	}
-	n.gc.Rolled()
-	if snapDue {
-		// The snapshot is of the state before the open batch, which its
-		// undos give back.
-		state := n.rep.store.Clone()
-		for i := len(n.undos) - 1; i >= 0; i-- {
-			u := n.undos[i]
-			if u.existed {
-				state.Set(u.sk, u.v)
-			} else {
-				state.Delete(u.sk)
-			}
-		}
-		n.snaps.Start(state, n.gc.FirstIndex()-1, core.SnapshotMeta{Extra: snapMarker}, n.gc.BytesAdded())
-	}
+	return state, n.gc.FirstIndex() - 1, core.SnapshotMeta{Extra: snapMarker}
 }
 
 func (n *Node) status() core.Status {

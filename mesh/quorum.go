@@ -71,7 +71,7 @@ func (n *Node) removeWait(qw *quorumWait) {
 // acknowledged them, and answers those past their deadline.
 func (n *Node) armQuorumTimer() {
 	n.env.Clock.AfterFunc(n.cfg.QuorumResend, func() {
-		if n.stopped != nil {
+		if n.turns.Stopped() != nil {
 			return
 		}
 		now := n.env.Clock.Now()
