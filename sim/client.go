@@ -128,6 +128,9 @@ func (c *client) draw() (*core.Request, checks.Op) {
 	key := func() string { return keyName(r.IntN(m.Keys)) }
 	value := func(suffix string) string {
 		v := fmt.Sprintf("c%d.%d%s", c.id, c.reqs, suffix)
+		if c.s.indexes {
+			v += c.valueWords()
+		}
 		if m.ValuePad > 0 && r.IntN(4) == 0 {
 			v += ":" + strings.Repeat("x", r.IntN(m.ValuePad+1))
 		}

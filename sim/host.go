@@ -26,6 +26,7 @@ type host struct {
 	clock *clock
 	rand  *rand.Rand // the node's Rand: one stream for the node's whole run, so each restart draws on, deterministically
 	node  core.Node
+	idx   core.Indexes // the node's indexes, if the seed runs them
 	up    bool
 	// incarnation counts starts; timers and replies of an earlier one are
 	// ignored, as a dead process's would be.
@@ -357,6 +358,10 @@ func (h *host) start() {
 		h.unsettled = h.unsettled[:0]
 		h.refused = false
 		h.s.trace(h.addr, "started", int64(h.incarnation), 0, "")
+		if msg := h.s.checkIndexes(h, "after recovery"); msg != "" {
+			h.s.fail("indexes", msg)
+			return
+		}
 		if n := h.s.mix.ReadAfterStart; n > 0 && h.s.phase == phaseChaos {
 			for _, c := range h.s.clients {
 				c.getsOwed = n

@@ -23,8 +23,9 @@ type Mode struct {
 	// NewNode makes a fresh node (for a first start or a restart) for node
 	// id, configured from the seed's mix.
 	// onApply, when not nil, is to be called with every entry a
-	// replicated node applies (its Watcher checks them).
-	NewNode func(id int, mix *FaultMix, mutation string, onApply func(index, term, client, seq uint64, outcome string)) core.Node
+	// replicated node applies (its Watcher checks them). idx, when not
+	// nil, are the node's indexes.
+	NewNode func(id int, mix *FaultMix, mutation string, onApply func(index, term, client, seq uint64, outcome string), idx core.Indexes) core.Node
 	// Target picks the node a client sends its next request to; leader is
 	// the last leader a not_leader answer named to it ("" if none).
 	Target func(s *Sim, client int, leader string) int
@@ -64,8 +65,9 @@ var modes = map[string]Mode{
 	"single": {
 		Name:  "single",
 		Nodes: 1,
-		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string)) core.Node {
+		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string), idx core.Indexes) core.Node {
 			cfg := core.DefaultSingleConfig()
+			cfg.Indexes = idx
 			if mutation != "" {
 				m, err := core.ParseMutation(mutation)
 				if err != nil {
@@ -99,9 +101,10 @@ func clusterMode(name string, nodes int) Mode {
 	return Mode{
 		Name:  name,
 		Nodes: nodes,
-		NewNode: func(id int, mix *FaultMix, mutation string, onApply func(uint64, uint64, uint64, uint64, string)) core.Node {
+		NewNode: func(id int, mix *FaultMix, mutation string, onApply func(uint64, uint64, uint64, uint64, string), idx core.Indexes) core.Node {
 			cfg := election.DefaultNodeConfig(core.NodeID(id), peers)
 			cfg.OnApply = onApply
+			cfg.Indexes = idx
 			if mutation != "" {
 				m, err := election.ParseMutation(mutation)
 				if err != nil {

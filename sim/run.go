@@ -40,6 +40,8 @@ type Config struct {
 	// CheckTimeout bounds the linearizability check; default 60 s. Running
 	// out is reported as inconclusive, never as a pass.
 	CheckTimeout time.Duration
+	// Indexes overrides the seed's draw of whether nodes run indexes.
+	Indexes IndexChoice
 }
 
 // DefaultOps is the chaos phase's length when Config.Ops is zero.
@@ -50,6 +52,7 @@ type Result struct {
 	Seed     uint64
 	Mode     string
 	Mix      FaultMix
+	Indexes  bool   // the nodes ran indexes
 	Hash     uint64 // of the event trace; equal for every run of one seed
 	Findings []checks.Finding
 	Tail     []string // the last trace entries
@@ -103,6 +106,9 @@ func (r *Result) Replay() string {
 	if len(r.cfg.Without) > 0 {
 		cmd += " -without=" + strings.Join(r.cfg.Without, ",")
 	}
+	if r.cfg.Indexes != IndexesDrawn {
+		cmd += " -indexes=" + r.cfg.Indexes.String()
+	}
 	return cmd
 }
 
@@ -115,8 +121,12 @@ func (r *Result) Summary() string {
 	if r.Failed() {
 		verdict = "FAIL"
 	}
+	mode := r.Mode
+	if r.Indexes {
+		mode += "+indexes"
+	}
 	return fmt.Sprintf("seed %d %s: %s, %d ops (%d ok, %d failed, %d unknown), %d crashes, %d turns, %d events, %v virtual, trace %016x, sim %v, check %v",
-		r.Seed, r.Mode, verdict, r.Ops, r.OKs, r.Fails, r.Unknowns, r.Crashes, r.Turns, r.Steps,
+		r.Seed, mode, verdict, r.Ops, r.OKs, r.Fails, r.Unknowns, r.Crashes, r.Turns, r.Steps,
 		r.Virtual.Round(time.Millisecond), r.Hash, r.SimWall.Round(time.Millisecond), r.CheckWall.Round(time.Millisecond))
 }
 
@@ -191,6 +201,9 @@ type Sim struct {
 	// calendar clocks' skews and steps.
 	mesh meshState
 	cr   *rand.Rand
+	// indexes: the nodes run indexes, which the index checker compares
+	// with their state (indexes.go).
+	indexes bool
 }
 
 // stream derives an independent random stream of the seed, so that adding
@@ -242,6 +255,8 @@ func Run(cfg Config) *Result {
 		return res
 	}
 	res.Mix = s.mix
+	s.indexes = s.drawIndexes()
+	res.Indexes = s.indexes
 	s.r = stream(cfg.Seed, streamWorld)
 	s.wr = stream(cfg.Seed, streamWork)
 	s.cr = stream(cfg.Seed, streamClock)
@@ -393,7 +408,12 @@ func (s *Sim) newNode(id int) core.Node {
 			}
 		}
 	}
-	n := s.mode.NewNode(id, &s.mix, s.cfg.Mutation, onApply)
+	var idx core.Indexes
+	if s.indexes {
+		idx = newIndexes()
+	}
+	s.hosts[id].idx = idx
+	n := s.mode.NewNode(id, &s.mix, s.cfg.Mutation, onApply, idx)
 	if s.cfg.WrapNode != nil {
 		n = s.cfg.WrapNode(n)
 	}
@@ -677,6 +697,11 @@ func (s *Sim) check(res *Result) {
 	res.History = &s.hist
 	if s.stopped {
 		return // the run did not complete: its history is not a whole one
+	}
+	for _, h := range s.hosts {
+		if msg := s.checkIndexes(h, "at the end"); msg != "" {
+			res.Findings = append(res.Findings, checks.Finding{Check: "indexes", Msg: msg})
+		}
 	}
 	for _, lg := range s.unknownLogicals {
 		// An attempt a node took after its client gave up.

@@ -19,6 +19,7 @@ var (
 	tailFlag    = flag.Int("tail", 0, "trace entries to show for a replayed or failing seed")
 	modeFlag    = flag.String("mode", "single", "deployment to simulate: "+strings.Join(Modes(), ", "))
 	withoutFlag = flag.String("without", "", "comma-separated kinds of fault to switch off: "+strings.Join(FaultSwitches(), ", "))
+	indexesFlag = flag.String("indexes", "drawn", "run the nodes with indexes: drawn (by the seed), on or off")
 )
 
 // baseConfig is the Config the flags describe.
@@ -27,6 +28,11 @@ func baseConfig() Config {
 	if *withoutFlag != "" {
 		cfg.Without = strings.Split(*withoutFlag, ",")
 	}
+	choice, err := ParseIndexChoice(*indexesFlag)
+	if err != nil {
+		panic(err)
+	}
+	cfg.Indexes = choice
 	return cfg
 }
 

@@ -368,6 +368,7 @@ func newClusterNode(o *options, logf func(string, ...any)) (*clusterNode, error)
 	cfg := election.DefaultNodeConfig(cc.id, ids)
 	cfg.ClusterID = cc.clusterID
 	cfg.Limits = o.single.Limits
+	cfg.Indexes = o.single.Indexes
 	cfg.SegmentBytesMax = o.single.SegmentBytesMax
 	cfg.SnapshotLogBytesMin = o.single.SnapshotLogBytesMin
 	cfg.ClientAddrs = make(map[core.NodeID]string, cc.size())

@@ -42,6 +42,7 @@ type options struct {
 	dataDir       string
 	mode          string
 	enableIndexes bool
+	embeddings    string
 	unsafeNoFsync bool
 	hostCfg       realnet.HostConfig
 	single        core.SingleConfig
@@ -68,7 +69,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.port, "port", 9999, "TCP port to listen on (0 picks a free one)")
 	fs.StringVar(&o.dataDir, "data-dir", "data", "data directory; created if missing, one server at a time")
 	fs.StringVar(&o.mode, "mode", "single", "replication mode: single, cluster, or mesh (also called masterless); the cluster flags imply cluster, --peer-repl-ports implies mesh")
-	fs.BoolVar(&o.enableIndexes, "enable-indexes", false, "full-text and similarity indexes (not built yet)")
+	fs.BoolVar(&o.enableIndexes, "enable-indexes", false, "full-text (search) and word-embedding similarity (search_similar) indexes over the values, rebuilt from the data at start")
+	fs.StringVar(&o.embeddings, "embeddings", "", "word vectors for --enable-indexes, in GloVe or word2vec text format (default: the built-in English model)")
+	fs.IntVar(&limits.QueryBytesMax, "max-query-bytes", limits.QueryBytesMax, "bytes in one search query")
+	fs.IntVar(&limits.HitsMax, "max-hits", limits.HitsMax, "most hits one search may ask for (limit, top_k)")
 	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "never fsync: acknowledged writes can be lost on a crash (benchmarks only)")
 	fs.IntVar(&hostCfg.ConnsMax, "max-conns", hostCfg.ConnsMax, "client connections at once; more are refused")
 	fs.IntVar(&limits.RequestBytesMax, "max-request-bytes", limits.RequestBytesMax, "bytes in one request line")
@@ -84,6 +88,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.embeddings != "" && !o.enableIndexes {
+		return nil, fmt.Errorf("--embeddings is for the similarity index: add --enable-indexes")
 	}
 	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -108,6 +115,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		{"--max-key-bytes", int64(limits.KeyBytesMax)},
 		{"--max-value-bytes", int64(limits.ValueBytesMax)},
 		{"--max-bulk-entries", int64(limits.BulkEntriesMax)},
+		{"--max-query-bytes", int64(limits.QueryBytesMax)},
+		{"--max-hits", int64(limits.HitsMax)},
 		{"--line-timeout", int64(hostCfg.LineTimeout)},
 		{"--idle-timeout", int64(hostCfg.IdleTimeout)},
 		{"--segment-bytes", single.SegmentBytesMax},
@@ -142,13 +151,6 @@ type serverNode interface {
 	Close()
 }
 
-// notBuilt is a feature the flags name but this server does not have yet.
-type notBuilt struct{ what, issue string }
-
-func (e notBuilt) Error() string {
-	return fmt.Sprintf("%s not built yet (issue: %s)", e.what, e.issue)
-}
-
 func run(args []string, stderr io.Writer) int {
 	logger := log.New(stderr, "dkv: ", log.LstdFlags|log.Lmicroseconds)
 	o, err := parseFlags(args, stderr)
@@ -159,15 +161,22 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dkv: %v\n", err)
 		return exitUsage
 	}
-	if o.enableIndexes {
-		fmt.Fprintf(stderr, "dkv: --enable-indexes: %v\n", notBuilt{"indexes are", "indexes"})
-		return exitUsage
-	}
 	switch o.mode {
 	case "single", "cluster", "mesh":
 	default:
 		fmt.Fprintf(stderr, "dkv: --mode must be single, cluster or mesh, not %q\n", o.mode)
 		return exitUsage
+	}
+
+	// The word vectors are read before the data directory is touched: a
+	// bad --embeddings file is a usage error, like a bad flag.
+	if o.enableIndexes {
+		idx, err := newIndexes(o.embeddings, logger.Printf)
+		if err != nil {
+			fmt.Fprintf(stderr, "dkv: %v\n", err)
+			return exitUsage
+		}
+		o.single.Indexes = idx
 	}
 
 	if o.unsafeNoFsync {

@@ -275,11 +275,19 @@ func TestUnsafeNoFsyncWarnsLoudly(t *testing.T) {
 }
 
 func TestUsageErrorsExit2(t *testing.T) {
+	// Word vectors of two dimensions, then three: refused by name.
+	badVectors := filepath.Join(t.TempDir(), "mixed.txt")
+	if err := os.WriteFile(badVectors, []byte("apple 0.1 0.2\npear 0.3 0.4 0.5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"--enable-indexes"}, "indexes are not built yet (issue: indexes)"},
+		{[]string{"--embeddings", "vectors.txt"}, "--embeddings is for the similarity index: add --enable-indexes"},
+		{[]string{"--enable-indexes", "--embeddings", "/no/such/vectors.txt"}, "--embeddings: open /no/such/vectors.txt: no such file or directory"},
+		{[]string{"--enable-indexes", "--embeddings", badVectors}, "--embeddings " + badVectors + ": "},
+		{[]string{"--max-hits", "0"}, "--max-hits must be positive"},
 		{[]string{"--mode", "cluster"}, "cluster mode needs --node-id, --kv-port, --repl-port"},
 		{[]string{"--mode=mesh"}, "mesh mode needs --node-id, --kv-port, --repl-port, --peer-repl-ports"},
 		{[]string{"--mode", "raft"}, "--mode must be single, cluster or mesh"},

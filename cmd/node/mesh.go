@@ -355,6 +355,7 @@ func newMeshNode(o *options, logf func(string, ...any)) (*meshNode, error) {
 	limits := o.single.Limits
 	limits.QuorumMax = cfg.Limits.QuorumMax
 	cfg.Limits = limits
+	cfg.Indexes = o.single.Indexes
 	cfg.SegmentBytesMax = o.single.SegmentBytesMax
 	cfg.SnapshotLogBytesMin = o.single.SnapshotLogBytesMin
 	cfg.WriteQuorum = mc.writeQuorum

@@ -38,6 +38,7 @@ func main() {
 	verbose := flag.Bool("v", false, "print a line per seed")
 	mutations := flag.Bool("mutations", false, fmt.Sprintf("run every planted bug of the catalogue (seeds 1..%d each, %d ops, unless --seeds or --ops say otherwise) and print the kill table", sim.MutationSeeds, sim.MutationOps))
 	mutation := flag.String("mutation", "", "run one planted bug of the catalogue, as --mutations does")
+	indexes := flag.String("indexes", "drawn", "nodes run the full-text and similarity indexes: drawn (in 40% of seeds), on or off")
 	flag.Parse()
 	if *mutations || *mutation != "" {
 		set := map[string]bool{}
@@ -55,7 +56,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	base := sim.Config{Mode: *mode, Ops: *ops, TraceTail: *tail, ReportDir: *reports}
+	choice, err := sim.ParseIndexChoice(*indexes)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	base := sim.Config{Mode: *mode, Ops: *ops, TraceTail: *tail, ReportDir: *reports, Indexes: choice}
 	if *without != "" {
 		base.Without = strings.Split(*without, ",")
 	}
@@ -73,6 +79,7 @@ type stats struct {
 	checkMaxSeed                     uint64
 	historyMax                       int
 	overwritten, collected           int
+	indexed                          int // seeds whose nodes ran indexes
 	settleMax                        time.Duration
 	settleMaxSeed                    uint64
 	// refused counts the runs in which a node rightly refused to start
@@ -114,6 +121,9 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 				}
 				st.historyMax = max(st.historyMax, r.Ops)
 				st.overwritten += r.MeshOverwritten
+				if r.Indexes {
+					st.indexed++
+				}
 				st.collected += r.MeshCollected
 				if r.Settle > st.settleMax {
 					st.settleMax, st.settleMaxSeed = r.Settle, seed
@@ -170,6 +180,7 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	if st.refusedFirst != "" {
 		fmt.Printf("  the first: %s\n", st.refusedFirst)
 	}
+	fmt.Printf("indexes: %d seeds ran with indexes, compared with a scan of each node's state after every recovery and at the end\n", st.indexed)
 	if base.Mode == "mesh" {
 		fmt.Printf("mesh: %d acknowledged writes replaced by a concurrent write with a higher stamp (last writer wins, by design); %d tombstones collected\n", st.overwritten, st.collected)
 	}

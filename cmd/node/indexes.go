@@ -1,0 +1,46 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"time"
+
+	"dkv/core"
+	"dkv/internal/indexes"
+	"dkv/vecidx"
+)
+
+// newIndexes builds the indexes of --enable-indexes: the word vectors of
+// --embeddings (GloVe or word2vec text), or the model that ships in the
+// binary. They are empty until the node attaches them to its recovered
+// store.
+func newIndexes(embeddings string, logf func(string, ...any)) (core.Indexes, error) {
+	start := time.Now()
+	model, name, err := loadModel(embeddings)
+	if err != nil {
+		return nil, err
+	}
+	logf("indexes: word vectors from %s: %d words, %d dimensions (loaded in %v)", name, model.Len(), model.Dim(), time.Since(start).Round(time.Millisecond))
+	return indexes.New(indexes.DefaultConfig(model, name)), nil
+}
+
+func loadModel(path string) (*vecidx.Model, string, error) {
+	if path == "" {
+		m, err := vecidx.Default()
+		if err != nil {
+			return nil, "", fmt.Errorf("the built-in embedding model: %w", err)
+		}
+		return m, "built-in", nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("--embeddings: %w", err)
+	}
+	defer f.Close()
+	m, err := vecidx.ReadText(bufio.NewReaderSize(f, 1<<20), vecidx.LoadOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("--embeddings %s: %w", path, err)
+	}
+	return m, path, nil
+}

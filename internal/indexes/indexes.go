@@ -1,0 +1,182 @@
+package indexes
+
+import (
+	"errors"
+	"fmt"
+
+	"dkv/core"
+	"dkv/textidx"
+	"dkv/vecidx"
+)
+
+// Config chooses the indexes' models and tuning.
+type Config struct {
+	Text textidx.Options
+	// Model gives the word vectors; ModelName says where they came from
+	// (for status).
+	Model     *vecidx.Model
+	ModelName string
+	HNSW      vecidx.HNSWOptions
+}
+
+// DefaultConfig indexes with the default options and the given model.
+func DefaultConfig(model *vecidx.Model, modelName string) Config {
+	return Config{
+		Text:      textidx.DefaultOptions(),
+		Model:     model,
+		ModelName: modelName,
+		HNSW:      vecidx.DefaultHNSWOptions(),
+	}
+}
+
+// defaultLimit is the hits a search returns when it names no limit, and
+// defaultTopK those of a search_similar without top_k.
+const (
+	defaultLimit = 10
+	defaultTopK  = 5
+)
+
+// Set is a node's indexes.
+type Set struct {
+	cfg  Config
+	text *textidx.Index
+	vec  *vecidx.Index
+}
+
+var _ core.Indexes = (*Set)(nil)
+
+// New returns empty indexes; a node fills them (core.AttachIndexes).
+func New(cfg Config) *Set {
+	if cfg.Model == nil {
+		panic("indexes: a Config needs a Model")
+	}
+	return &Set{
+		cfg:  cfg,
+		text: textidx.New(cfg.Text),
+		vec:  vecidx.NewIndex(cfg.Model.Dim(), cfg.HNSW),
+	}
+}
+
+// Put indexes value under key, replacing what key held.
+func (s *Set) Put(key, value string) {
+	s.text.Set(key, value)
+	v, err := s.cfg.Model.Embed(value)
+	if err != nil {
+		// No known word: the value has no vector. Its old one must not
+		// stay behind to be found.
+		s.vec.Remove(key)
+		return
+	}
+	err = s.vec.Put(key, v)
+	assert(err == nil, "an embedding of the model's own dimension must index: %v", err)
+}
+
+// Remove forgets key.
+func (s *Set) Remove(key string) {
+	s.text.Remove(key)
+	s.vec.Remove(key)
+}
+
+// Reset forgets everything.
+func (s *Set) Reset() {
+	s.text.Reset()
+	s.vec.Reset()
+}
+
+// Work builds the similarity graph a little further.
+func (s *Set) Work(budget int) bool { return s.vec.Work(budget) > 0 }
+
+// Search answers search and search_similar.
+func (s *Set) Search(req *core.Request) core.Response {
+	var hits []core.Hit
+	var err error
+	switch req.Op {
+	case core.OpSearch:
+		hits, err = s.search(req)
+	case core.OpSearchSimilar:
+		hits, err = s.similar(req)
+	default:
+		return core.ErrorResponse(core.CodeBadRequest, "op %q is not a search", req.Op)
+	}
+	if err != nil {
+		return errorResponse(err)
+	}
+	if hits == nil {
+		hits = []core.Hit{}
+	}
+	return core.Response{OK: true, Hits: hits}
+}
+
+func (s *Set) search(req *core.Request) ([]core.Hit, error) {
+	q := textidx.Query{Text: req.Query, Mode: textidx.All, Limit: defaultLimit}
+	if req.Mode == core.SearchModeAny {
+		q.Mode = textidx.Any
+	}
+	if req.Limit > 0 {
+		q.Limit = int(req.Limit)
+	}
+	found, err := s.text.Search(q)
+	if err != nil {
+		return nil, err
+	}
+	hits := make([]core.Hit, len(found))
+	for i, h := range found {
+		hits[i] = core.Hit{Key: h.Key, Score: h.Score}
+	}
+	return hits, nil
+}
+
+func (s *Set) similar(req *core.Request) ([]core.Hit, error) {
+	k := defaultTopK
+	if req.TopK > 0 {
+		k = int(req.TopK)
+	}
+	q, err := s.cfg.Model.Embed(req.Query)
+	if err != nil {
+		return nil, err
+	}
+	found, err := s.vec.Search(q, k)
+	if err != nil {
+		return nil, err
+	}
+	hits := make([]core.Hit, len(found))
+	for i, h := range found {
+		hits[i] = core.Hit{Key: h.Key, Score: float64(h.Score)}
+	}
+	return hits, nil
+}
+
+// errorResponse gives an index's refusal its protocol code.
+func errorResponse(err error) core.Response {
+	switch {
+	case errors.Is(err, textidx.ErrQueryTooLarge), errors.Is(err, vecidx.ErrTooLarge):
+		return core.ErrorResponse(core.CodeTooLarge, "%v", err)
+	case errors.Is(err, vecidx.ErrNoKnownWords):
+		return core.ErrorResponse(core.CodeBadRequest, "no word of the query is in the embedding model, so it has no vector to compare with the values'")
+	default:
+		return core.ErrorResponse(core.CodeBadRequest, "%v", err)
+	}
+}
+
+// Status describes both indexes.
+func (s *Set) Status() core.IndexStatus {
+	ts, vs := s.text.Stats(), s.vec.Stats()
+	return core.IndexStatus{
+		Docs:        ts.Docs,
+		Terms:       ts.Terms,
+		Postings:    ts.Postings,
+		TextBytes:   ts.Bytes,
+		Vectors:     vs.Vectors,
+		Pending:     vs.Pending,
+		VectorBytes: vs.Bytes,
+		Model:       s.cfg.ModelName,
+		Words:       s.cfg.Model.Len(),
+		Dim:         s.cfg.Model.Dim(),
+	}
+}
+
+func assert(ok bool, format string, args ...any) {
+	if !ok {
+		panic(fmt.Sprintf("indexes: "+format, args...))
+	}
+}
