@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"pgregory.net/rapid"
 )
 
 // graphOptions are the defaults with the exact threshold off, so that every
@@ -18,7 +20,7 @@ func graphOptions() HNSWOptions {
 
 // buildIndex puts vecs under keys "v0", "v1", … and works the whole backlog
 // into the graph.
-func buildIndex(t testing.TB, dim int, o HNSWOptions, vecs [][]float32) *Index {
+func buildIndex(t rapid.TB, dim int, o HNSWOptions, vecs [][]float32) *Index {
 	t.Helper()
 	x := NewIndex(dim, o)
 	for i, v := range vecs {
@@ -32,7 +34,7 @@ func buildIndex(t testing.TB, dim int, o HNSWOptions, vecs [][]float32) *Index {
 }
 
 // recallAt returns the mean fraction of Exact's top k that Search finds.
-func recallAt(t testing.TB, x *Index, queries [][]float32, k int) float64 {
+func recallAt(t rapid.TB, x *Index, queries [][]float32, k int) float64 {
 	t.Helper()
 	found := 0
 	for _, q := range queries {
@@ -54,7 +56,7 @@ func recallAt(t testing.TB, x *Index, queries [][]float32, k int) float64 {
 // their limits, links to existing nodes on the same layer, no self-links
 // or duplicate links, the entry point on the top layer, and the live and
 // dead counts.
-func checkGraph(t testing.TB, g *graph) {
+func checkGraph(t rapid.TB, g *graph) {
 	t.Helper()
 	onLayer := make([]int, levelMax+1) // nodes on each layer
 	for _, l := range g.level {
