@@ -1,0 +1,73 @@
+"""dkv: the Python client of dkv, a durable replicated key-value store.
+
+    from dkv import KVClient
+    with KVClient(port=9999) as c:
+        c.Set("hello", "world")
+        print(c.Get("hello"))        # world; None for a missing key
+
+KVClient talks to one server (a single node, or any node of a mesh);
+ClusterKVClient to a Raft cluster, following its leader, with exactly-once
+writes. The exceptions are in dkv.errors and exported here. The wire
+protocol is docs/PROTOCOL.md in the dkv repository. Standard library only.
+"""
+
+from .client import KVClient, Pipeline
+from .cluster import ClusterKVClient
+from .errors import (
+    BadRequest,
+    ClientClosed,
+    ConnectionFailed,
+    ConnectionLost,
+    DiskFull,
+    DKVError,
+    IndexesDisabled,
+    Internal,
+    NotFound,
+    NotImplementedByServer,
+    NotLeader,
+    OutcomeUnknown,
+    ProtocolError,
+    RequestTimeout,
+    ResponseTooLarge,
+    ServerError,
+    ServerIOError,
+    ServerTimeout,
+    SessionExpired,
+    TooLarge,
+    TooManyConnections,
+    Unavailable,
+    UnknownOp,
+    UnknownOutcome,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KVClient",
+    "ClusterKVClient",
+    "Pipeline",
+    "BadRequest",
+    "ClientClosed",
+    "ConnectionFailed",
+    "ConnectionLost",
+    "DiskFull",
+    "DKVError",
+    "IndexesDisabled",
+    "Internal",
+    "NotFound",
+    "NotImplementedByServer",
+    "NotLeader",
+    "OutcomeUnknown",
+    "ProtocolError",
+    "RequestTimeout",
+    "ResponseTooLarge",
+    "ServerError",
+    "ServerIOError",
+    "ServerTimeout",
+    "SessionExpired",
+    "TooLarge",
+    "TooManyConnections",
+    "Unavailable",
+    "UnknownOp",
+    "UnknownOutcome",
+]

@@ -1,0 +1,535 @@
+"""KVClient: a client of one dkv server, over one pipelined TCP connection."""
+
+import itertools
+import random
+import socket
+import threading
+import time
+
+from . import protocol
+from .connection import Call, dial
+from .errors import (
+    ClientClosed,
+    ConnectionFailed,
+    ConnectionLost,
+    DKVError,
+    RequestTimeout,
+    ServerError,
+    UnknownOutcome,
+    server_error,
+)
+
+# A call whose connection broke under a read, or before its request left,
+# gets one more try on a new connection; a write that left gets none.
+_ATTEMPTS_MAX = 2
+
+# Backoff between dial attempts: doubling from the base up to the max, each
+# wait drawn from its upper half, so that the clients of a restarted server
+# do not redial in lockstep.
+_DIAL_BACKOFF_BASE = 0.05
+_DIAL_BACKOFF_MAX = 1.0
+
+
+def _check_timeout(what, t):
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        raise TypeError("%s must be a number of seconds, not %s" % (what, type(t).__name__))
+    if not t > 0:
+        raise ValueError("%s must be positive, not %r" % (what, t))
+    return float(t)
+
+
+def _unknown(op, err):
+    """The UnknownOutcome of a write of op that was sent and got err
+    instead of an answer."""
+    e = UnknownOutcome(
+        "%s: outcome unknown, the write may or may not have been applied (it is not retried): %s" % (op, err)
+    )
+    e.op = op
+    e.timed_out = isinstance(err, RequestTimeout)
+    e.__cause__ = err
+    return e
+
+
+def _none(resp):
+    return None
+
+
+def _get_value(resp):
+    return protocol.value_of(resp)
+
+
+class _Op(object):
+    """How a request's successful response becomes the caller's result."""
+
+    __slots__ = ("req", "read", "result", "missing_ok")
+
+    def __init__(self, req, result, missing_ok=False):
+        self.req = req
+        self.read = req["op"] in protocol.READ_OPS
+        self.result = result
+        # A get: not_found is an answer (None), not a failure.
+        self.missing_ok = missing_ok
+
+
+def _set(key, value):
+    return _Op(protocol.set_request(key, value), _none)
+
+
+def _get(key):
+    return _Op(protocol.get_request(key), _get_value, missing_ok=True)
+
+
+def _delete(key):
+    return _Op(protocol.delete_request(key), _none)
+
+
+def _bulk_set(items):
+    return _Op(protocol.bulk_set_request(items), _none)
+
+
+def _ping():
+    return _Op({"op": "ping"}, _none)
+
+
+def _status():
+    return _Op({"op": "status"}, protocol.status_of)
+
+
+def _search(query, mode, limit):
+    return _Op(protocol.search_request(query, mode, limit), protocol.hits_of)
+
+
+def _search_similar(word, top_k):
+    return _Op(protocol.search_similar_request(word, top_k), protocol.hits_of)
+
+
+def _finish(op, resp):
+    """The caller's result of a response to op, or raises its error."""
+    if resp["ok"]:
+        return op.result(resp)
+    err = server_error(resp.get("error"), op.req["op"])
+    if op.missing_ok and err.code == "not_found":
+        return None
+    raise err
+
+
+class KVClient(object):
+    """A client of one dkv server (a single node, or one node of a mesh).
+
+    ``KVClient(host="127.0.0.1", port=9999, timeout=10.0)`` connects at
+    once (retrying the dial ``dial_retries`` times with backoff), so a wrong
+    address fails here; ``connect=False`` defers that to the first call.
+
+    Calls: ``Set(key, value)``, ``Get(key)`` (None for a missing key),
+    ``Delete(key)``, ``BulkSet([(key, value), ...])`` (atomic),
+    ``Search(query, mode="all", limit=10)`` and ``SearchSimilar(word,
+    top_k=5)`` (lists of (key, score), best first), ``ping()``,
+    ``status()`` (a dict), ``request(dict)`` (a raw request), and
+    ``pipeline()`` for a batch sent back to back. The snake_case names
+    (``set``, ``get``, ``bulk_set``, ...) are the same methods.
+
+    ``timeout`` bounds every call from start to end: waiting for another
+    thread's call, connecting, sending and reading. No call takes longer,
+    whatever the server does. A pipeline's batch gets one timeout.
+
+    Errors (see dkv.errors): a ServerError subclass carrying the server's
+    code; UnknownOutcome for a write that was sent without an answer
+    (never sent again by this client); ConnectionFailed or RequestTimeout
+    when nothing was applied or the call was a read. A read whose
+    connection broke, and a write that surely never left, are tried once
+    more on a new connection.
+
+    A KVClient may be shared by threads; their calls take turns on the one
+    connection. Use it as a context manager, or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        host="127.0.0.1",
+        port=9999,
+        timeout=10.0,
+        connect=True,
+        connect_timeout=5.0,
+        dial_retries=3,
+        request_bytes_max=protocol.REQUEST_BYTES_MAX_DEFAULT,
+        response_bytes_max=protocol.RESPONSE_BYTES_MAX_DEFAULT,
+    ):
+        if not isinstance(host, str) or not host:
+            raise TypeError("host must be a non-empty str, not %r" % (host,))
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError("port must be an int in 1..65535, not %r" % (port,))
+        if isinstance(dial_retries, bool) or not isinstance(dial_retries, int) or dial_retries < 0:
+            raise ValueError("dial_retries must be an int >= 0, not %r" % (dial_retries,))
+        self.host = host
+        self.port = port
+        self.addr = protocol.join_addr(host, port)
+        self.timeout = _check_timeout("timeout", timeout)
+        self.connect_timeout = _check_timeout("connect_timeout", connect_timeout)
+        self.dial_retries = dial_retries
+        self.request_bytes_max = protocol.check_positive_int("request_bytes_max", request_bytes_max)
+        self.response_bytes_max = protocol.check_positive_int("response_bytes_max", response_bytes_max)
+        # Ids are unique for the client's life, across reconnects, so a
+        # stale echo can never look current.
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._conn = None
+        self._closed = False
+        # The highest mesh stamp answered to this client: its writes carry
+        # it as "after", so each wins over every write it saw (PROTOCOL.md,
+        # "Mesh writes"). None until a mesh node answers.
+        self._stamp = None
+        self._stamp_text = ""
+        if connect:
+            deadline = time.monotonic() + self.timeout
+            self._acquire(deadline)
+            try:
+                self._connection(deadline)
+            finally:
+                self._lock.release()
+
+    # The seed's API.
+
+    def Set(self, key, value):
+        """Stores value under key. Returns once the write is durable (on a
+        cluster node: committed on a majority)."""
+        return self._do(_set(key, value))
+
+    def Get(self, key):
+        """The value of key, or None if it is missing.
+
+        None rather than an exception: the seed's quick start prints
+        ``c.Get('hello')`` with no try around it, and the protocol calls
+        not_found an answer, not a failure. An empty value is "", never
+        None.
+        """
+        return self._do(_get(key))
+
+    def Delete(self, key):
+        """Removes key. Deleting a missing key succeeds."""
+        return self._do(_delete(key))
+
+    def BulkSet(self, items):
+        """Stores every (key, value) pair (or every item of a dict)
+        atomically: after any crash the server has all of them or none."""
+        return self._do(_bulk_set(items))
+
+    def Search(self, query, mode="all", limit=10):
+        """Full-text search over values: up to limit (key, score) tuples,
+        best first; mode "all" wants every word, "any" one of them. Raises
+        IndexesDisabled on a server without --enable-indexes."""
+        return self._do(_search(query, mode, limit))
+
+    def SearchSimilar(self, word, top_k=5):
+        """The top_k keys whose values hold words most like word, as (key,
+        score) tuples, best first. Raises IndexesDisabled on a server
+        without --enable-indexes."""
+        return self._do(_search_similar(word, top_k))
+
+    def ping(self):
+        """Checks that the server answers."""
+        return self._do(_ping())
+
+    def status(self):
+        """The server's description of itself, a dict (PROTOCOL.md, status)."""
+        return self._do(_status())
+
+    def request(self, req):
+        """Sends a raw request (a dict without "id"; the client adds its
+        own) and returns the response dict; an ok:false response raises its
+        ServerError. Only get, ping, status and the searches count as reads
+        for retrying; any other op is a write, never sent twice."""
+        if not isinstance(req, dict) or not isinstance(req.get("op"), str):
+            raise TypeError("request takes a dict with a str \"op\"")
+        req = dict(req)
+        req.pop("id", None)
+        op = _Op(req, lambda resp: resp)
+        return self._do(op)
+
+    def pipeline(self):
+        """A Pipeline: queue calls, then ``execute()`` sends them back to
+        back and returns their results in order."""
+        return Pipeline(self)
+
+    set = Set
+    get = Get
+    delete = Delete
+    bulk_set = BulkSet
+    search = Search
+    search_similar = SearchSimilar
+    Ping = ping
+    Status = status
+
+    # Mesh stamps.
+
+    def stamp(self):
+        """The highest stamp a mesh node answered this client ("" before
+        any): pass it to another client's observe_stamp so that its writes
+        win over what this one saw."""
+        return self._stamp_text
+
+    def observe_stamp(self, stamp):
+        """Makes this client's later writes win over the write that stamp
+        (another client's stamp(), or a response's) belongs to."""
+        st = protocol.parse_stamp(stamp)
+        if st is None:
+            raise ValueError("%r is not a stamp (\"wall.logical.node\")" % (stamp,))
+        self._observe(st, stamp)
+
+    def _observe(self, st, text):
+        if self._stamp is None or st > self._stamp:
+            self._stamp, self._stamp_text = st, text
+
+    def _observe_resp(self, resp):
+        text = resp.get("stamp")
+        if text:
+            st = protocol.parse_stamp(text)
+            if st is not None:
+                self._observe(st, text)
+
+    # Lifetime.
+
+    def close(self):
+        """Closes the connection. A call in progress in another thread ends
+        (its write, if sent, with UnknownOutcome), and later calls raise
+        ClientClosed."""
+        self._closed = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drop()
+            finally:
+                self._lock.release()
+        else:
+            # Another thread's call holds the connection: wake it, and it
+            # drops the connection itself.
+            c = self._conn
+            if c is not None:
+                try:
+                    c.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self):
+        return "KVClient(%s)" % self.addr
+
+    # Internals.
+
+    def _acquire(self, deadline):
+        if self._closed:
+            raise ClientClosed("the client of %s is closed" % self.addr)
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise RequestTimeout("the timeout passed while another call on %s was in progress" % self.addr)
+        if self._closed:
+            self._lock.release()
+            raise ClientClosed("the client of %s is closed" % self.addr)
+
+    def _drop(self):
+        c = self._conn
+        self._conn = None
+        if c is not None:
+            c.close()
+
+    def _connection(self, deadline):
+        """A usable connection, redialled if the last broke. Called with the
+        lock held; raises ConnectionFailed, RequestTimeout or the server's
+        refusal (too_many_connections), none of which sent anything."""
+        c = self._conn
+        if c is not None:
+            err = c.idle_error()
+            if err is None:
+                return c
+            self._drop()
+            if isinstance(err, ServerError):
+                raise err
+        backoff = _DIAL_BACKOFF_BASE
+        last = None
+        for attempt in range(self.dial_retries + 1):
+            if attempt > 0:
+                wait = backoff / 2 + random.random() * backoff / 2
+                backoff = min(2 * backoff, _DIAL_BACKOFF_MAX)
+                if time.monotonic() + wait >= deadline:
+                    raise RequestTimeout("the timeout passed while redialling %s (last error: %s)" % (self.addr, last))
+                time.sleep(wait)
+            try:
+                self._conn = dial(self.host, self.port, deadline, self.connect_timeout, self.response_bytes_max)
+                return self._conn
+            except ConnectionFailed as e:
+                last = e
+        raise ConnectionFailed("%s (%d attempts)" % (last, self.dial_retries + 1))
+
+    def _encode(self, req):
+        id_ = next(self._ids)
+        req["id"] = id_
+        return Call(req["op"], id_, protocol.encode(req, self.request_bytes_max))
+
+    def _attempt(self, req, deadline):
+        """One try at req: (response, None) or (None, error), and whether
+        the request may have reached the server. Called with the lock
+        held."""
+        call = self._encode(req)
+        try:
+            conn = self._connection(deadline)
+        except DKVError as e:
+            return None, e, False
+        conn.exchange([call], deadline)
+        if conn.closed:
+            self._drop()
+        if call.err is not None:
+            return None, call.err, call.sent
+        self._observe_resp(call.resp)
+        return call.resp, None, True
+
+    def _do(self, op):
+        deadline = time.monotonic() + self.timeout
+        req = op.req
+        if not op.read and self._stamp is not None and "after" not in req:
+            req["after"] = self._stamp_text
+        self._acquire(deadline)
+        try:
+            for attempt in range(1, _ATTEMPTS_MAX + 1):
+                resp, err, sent = self._attempt(req, deadline)
+                if err is None:
+                    break
+                if isinstance(err, ConnectionLost) and (op.read or not sent) and attempt < _ATTEMPTS_MAX:
+                    continue
+                if sent and not op.read:
+                    raise _unknown(req["op"], err)
+                raise err
+        finally:
+            self._lock.release()
+        return _finish(op, resp)
+
+    def _execute(self, ops, calls):
+        """Sends the calls of ops back to back on one connection and
+        returns one result or exception per op, in order. Nothing is
+        retried: a read whose answer was lost gets its ConnectionLost, a
+        write that was sent UnknownOutcome."""
+        if not ops:
+            return []
+        deadline = time.monotonic() + self.timeout
+        self._acquire(deadline)
+        try:
+            try:
+                conn = self._connection(deadline)
+            except DKVError as e:
+                return [e] * len(ops)
+            conn.exchange(calls, deadline)
+            if conn.closed:
+                self._drop()
+        finally:
+            self._lock.release()
+        out = []
+        for op, call in zip(ops, calls):
+            if call.err is not None:
+                if call.sent and not op.read:
+                    out.append(_unknown(op.req["op"], call.err))
+                else:
+                    out.append(call.err)
+                continue
+            self._observe_resp(call.resp)
+            try:
+                out.append(_finish(op, call.resp))
+            except DKVError as e:
+                out.append(e)
+        return out
+
+
+class Pipeline(object):
+    """A batch of calls sent back to back on one connection, without waiting
+    for each answer: many calls per round trip.
+
+        p = client.pipeline()
+        p.Set("a", "1").Set("b", "2")
+        p.Get("a")
+        results = p.execute()          # [None, None, "1"]
+
+    or, executing on a clean exit of the block::
+
+        with client.pipeline() as p:
+            p.Set("a", "1")
+            p.Get("a")
+        p.results                      # [None, "1"]
+
+    Arguments are checked (and requests encoded) as calls are queued, so a
+    TypeError names the call that caused it. ``execute()`` returns each
+    call's result in order, as the single calls would (Get: the value or
+    None). With ``raise_on_error=True`` (the default) it raises the first
+    failure once every answer is in; ``raise_on_error=False`` puts each
+    failure, an exception instance, in its place in the list instead, and
+    ``results`` always holds that list. On one connection requests take
+    effect in the order they were queued. Nothing in a pipeline is retried:
+    a write whose answer was lost is UnknownOutcome, a read ConnectionLost.
+    The client's timeout bounds the whole batch.
+    """
+
+    def __init__(self, client):
+        self._client = client
+        self._ops = []
+        self._calls = []
+        self.results = None
+
+    def _add(self, op):
+        if not op.read and self._client._stamp is not None and "after" not in op.req:
+            op.req["after"] = self._client._stamp_text
+        # Encode now, so that a bad string fails at its call.
+        self._calls.append(self._client._encode(op.req))
+        self._ops.append(op)
+        return self
+
+    def Set(self, key, value):
+        return self._add(_set(key, value))
+
+    def Get(self, key):
+        return self._add(_get(key))
+
+    def Delete(self, key):
+        return self._add(_delete(key))
+
+    def BulkSet(self, items):
+        return self._add(_bulk_set(items))
+
+    def Search(self, query, mode="all", limit=10):
+        return self._add(_search(query, mode, limit))
+
+    def SearchSimilar(self, word, top_k=5):
+        return self._add(_search_similar(word, top_k))
+
+    def ping(self):
+        return self._add(_ping())
+
+    def status(self):
+        return self._add(_status())
+
+    set = Set
+    get = Get
+    delete = Delete
+    bulk_set = BulkSet
+    search = Search
+    search_similar = SearchSimilar
+
+    def __len__(self):
+        return len(self._ops)
+
+    def execute(self, raise_on_error=True):
+        ops, calls = self._ops, self._calls
+        self._ops, self._calls = [], []
+        self.results = self._client._execute(ops, calls)
+        if raise_on_error:
+            for r in self.results:
+                if isinstance(r, BaseException):
+                    raise r
+        return self.results
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None and self._ops:
+            self.execute()
+        return False

@@ -1,0 +1,442 @@
+"""ClusterKVClient: a client of a dkv Raft cluster, with exactly-once writes."""
+
+import random
+import secrets
+import threading
+import time
+
+from . import protocol
+from .client import (
+    KVClient,
+    _bulk_set,
+    _check_timeout,
+    _delete,
+    _finish,
+    _get,
+    _ping,
+    _search,
+    _search_similar,
+    _set,
+    _status,
+    _unknown,
+    _Op,
+)
+from .errors import (
+    ClientClosed,
+    ConnectionFailed,
+    DKVError,
+    ProtocolError,
+    RequestTimeout,
+    ResponseTooLarge,
+    ServerError,
+    UnknownOutcome,
+    server_error,
+)
+
+# The pause before a retry doubles from the base to the max, each wait drawn
+# from its upper half so that the clients of a failed leader do not come
+# back in step. The base is short: a failover's first retry goes to another
+# node.
+_RETRY_BACKOFF_BASE = 0.010
+_RETRY_BACKOFF_MAX = 0.250
+
+# Leader addresses learned from redirects that are not among those given (a
+# node may name itself differently): at most this many. A redirect beyond
+# it is treated as naming no leader.
+_LEARNED_ADDRS_MAX = 8
+
+# The addresses given: at most this many.
+_ADDRS_MAX = 64
+
+
+def new_client_id():
+    """A random session id in 1..2^53-1, from the operating system's
+    generator: two clients started at once must not share a session."""
+    while True:
+        i = secrets.randbits(53)
+        if i != 0:
+            return i
+
+
+class Session(object):
+    """Numbers a client's writes 1, 2, ... and knows which are still in
+    progress. Writes begin in sequence order but may end in any order; the
+    lowest one in progress is sent as ``acked``: every write below it was
+    answered or given up on and is never sent again, so the cluster may
+    forget it."""
+
+    def __init__(self):
+        self.next = 1  # the seq of the next write to begin
+        self.low = 1  # the lowest seq begun and not ended; next if none
+        self.ended = set()  # seqs above low that have ended
+
+    def begin(self):
+        seq = self.next
+        self.next += 1
+        return seq
+
+    def end(self, seq):
+        if not self.low <= seq < self.next:
+            raise AssertionError("write %d ended, but only %d..%d are in progress" % (seq, self.low, self.next - 1))
+        if seq != self.low:
+            if seq in self.ended:
+                raise AssertionError("write %d ended twice" % seq)
+            self.ended.add(seq)
+            return
+        self.low += 1
+        while self.low in self.ended:
+            self.ended.discard(self.low)
+            self.low += 1
+
+    def acked(self):
+        return self.low
+
+
+class ClusterKVClient(object):
+    """A client of a dkv cluster: the calls of KVClient (Set, Get, Delete,
+    BulkSet, Search, SearchSimilar, ping, status, request), each sent to the
+    node believed to lead.
+
+    ``ClusterKVClient(kv_ports=[P0, P1, P2])`` as the seed writes it, on
+    ``host`` (127.0.0.1); or ``addrs=["host:port", ...]``. It connects to
+    the first node that accepts, now (``connect=False``: at the first call).
+
+    Finding the leader. A call goes to the last node known to lead or, when
+    none is known, to the given nodes in turn. A not_leader answer naming
+    the leader sends the call there at once; one naming none, unavailable,
+    a node that cannot be reached or does not answer within
+    ``attempt_timeout`` sends it to the next node after a backoff (10 ms
+    doubling to 250 ms). A call makes at most ``max_attempts`` attempts,
+    all within ``timeout``.
+
+    Exactly-once writes. The client is one session of the cluster: a random
+    client id, and a sequence number per write. Every attempt of a write
+    carries the same id and number, so the cluster applies it at most once
+    however many nodes it reached, and answers a retry with the first
+    outcome. A write that gives up after an attempt whose outcome is unknown
+    raises UnknownOutcome (so does session_expired); it is never resent
+    under a new number: read the key back and decide.
+
+    Against a single node it works too: the node checks the session fields
+    and ignores them, and every call goes to it.
+
+    Calls take turns (a lock); no pipelining.
+    """
+
+    def __init__(
+        self,
+        kv_ports=None,
+        host="127.0.0.1",
+        addrs=None,
+        timeout=10.0,
+        attempt_timeout=2.0,
+        max_attempts=20,
+        connect=True,
+        connect_timeout=2.0,
+        dial_retries=3,
+        request_bytes_max=protocol.REQUEST_BYTES_MAX_DEFAULT,
+        response_bytes_max=protocol.RESPONSE_BYTES_MAX_DEFAULT,
+    ):
+        if (kv_ports is None) == (addrs is None):
+            raise TypeError("ClusterKVClient takes kv_ports or addrs, one of them")
+        if kv_ports is not None:
+            if isinstance(kv_ports, (str, bytes)) or not hasattr(kv_ports, "__iter__"):
+                raise TypeError("kv_ports must be a list of ports")
+            for p in kv_ports:
+                if isinstance(p, bool) or not isinstance(p, int) or not 0 < p < 65536:
+                    raise ValueError("kv_ports must be ints in 1..65535, not %r" % (p,))
+            addrs = [protocol.join_addr(host, p) for p in kv_ports]
+        else:
+            if isinstance(addrs, (str, bytes)):
+                addrs = addrs.split(",")
+            addrs = list(addrs)
+        if not addrs:
+            raise ValueError("no addresses")
+        if len(addrs) > _ADDRS_MAX:
+            raise ValueError("%d addresses; the limit is %d" % (len(addrs), _ADDRS_MAX))
+        seen = []
+        for a in addrs:
+            if protocol.split_addr(a) is None:
+                raise ValueError("address %r is not host:port" % (a,))
+            if a not in seen:
+                seen.append(a)
+        self.addrs = seen
+        self.timeout = _check_timeout("timeout", timeout)
+        self.attempt_timeout = _check_timeout("attempt_timeout", attempt_timeout)
+        self.connect_timeout = _check_timeout("connect_timeout", connect_timeout)
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValueError("max_attempts must be an int >= 1, not %r" % (max_attempts,))
+        self.max_attempts = max_attempts
+        self.dial_retries = dial_retries
+        self.request_bytes_max = request_bytes_max
+        self.response_bytes_max = response_bytes_max
+        self.client_id = new_client_id()
+        self._session = Session()
+        self._lock = threading.Lock()
+        self._nodes = {}  # address -> KVClient, made on first use
+        self._leader = None  # the node believed to lead
+        self._next = 0  # index in addrs of the node to try when none is known to lead
+        self._closed = False
+        if connect:
+            self._connect_any()
+
+    # The seed's API.
+
+    def Set(self, key, value):
+        """Stores value under key; returns once it is committed on a
+        majority and applied, exactly once."""
+        return self._do(_set(key, value))
+
+    def Get(self, key):
+        """The value of key (a linearizable read at the leader), or None."""
+        return self._do(_get(key))
+
+    def Delete(self, key):
+        return self._do(_delete(key))
+
+    def BulkSet(self, items):
+        """Stores every (key, value) pair atomically."""
+        return self._do(_bulk_set(items))
+
+    def Search(self, query, mode="all", limit=10):
+        return self._do(_search(query, mode, limit))
+
+    def SearchSimilar(self, word, top_k=5):
+        return self._do(_search_similar(word, top_k))
+
+    def ping(self):
+        """Checks that a node answers (any node)."""
+        return self._do(_ping())
+
+    def status(self):
+        """The status of the node the call reached (any node answers it)."""
+        return self._do(_status())
+
+    def request(self, req):
+        """A raw request dict, as KVClient.request; a write gets the session
+        fields."""
+        if not isinstance(req, dict) or not isinstance(req.get("op"), str):
+            raise TypeError("request takes a dict with a str \"op\"")
+        req = dict(req)
+        for f in ("id", "client_id", "seq", "acked"):
+            req.pop(f, None)
+        return self._do(_Op(req, lambda resp: resp))
+
+    set = Set
+    get = Get
+    delete = Delete
+    bulk_set = BulkSet
+    search = Search
+    search_similar = SearchSimilar
+    Ping = ping
+    Status = status
+
+    def leader(self):
+        """The address of the node last learned to lead, or None."""
+        return self._leader
+
+    def close(self):
+        self._closed = True
+        for n in list(self._nodes.values()):
+            n.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self):
+        return "ClusterKVClient(%s)" % ",".join(self.addrs)
+
+    # Internals.
+
+    def _node(self, addr):
+        n = self._nodes.get(addr)
+        if n is None:
+            host, port = protocol.split_addr(addr)
+            n = KVClient(
+                host,
+                port,
+                timeout=self.timeout,
+                connect=False,
+                connect_timeout=self.connect_timeout,
+                dial_retries=0,
+                request_bytes_max=self.request_bytes_max,
+                response_bytes_max=self.response_bytes_max,
+            )
+            self._nodes[addr] = n
+        return n
+
+    def _connect_any(self):
+        deadline = time.monotonic() + self.timeout
+        errs = []
+        backoff = 0.05
+        for rnd in range(self.dial_retries + 1):
+            if rnd > 0:
+                self._pause(backoff, deadline)
+                backoff = min(2 * backoff, 1.0)
+            errs = []
+            for i, addr in enumerate(self.addrs):
+                n = self._node(addr)
+                n._acquire(deadline)
+                try:
+                    n._connection(min(deadline, time.monotonic() + self.connect_timeout))
+                    self._next = i
+                    return
+                except DKVError as e:
+                    errs.append("%s: %s" % (addr, e))
+                finally:
+                    n._lock.release()
+        raise ConnectionFailed("cannot connect to any node of %s: %s" % (",".join(self.addrs), "; ".join(errs)))
+
+    def _first(self):
+        if self._leader is not None:
+            return self._leader
+        return self.addrs[self._next]
+
+    def _after(self, addr):
+        """The node to try once addr failed to serve a call: addr is no
+        longer believed to lead, and the turn moves past it."""
+        if self._leader == addr:
+            self._leader = None
+        if self.addrs[self._next] == addr:
+            self._next = (self._next + 1) % len(self.addrs)
+        return self.addrs[self._next]
+
+    def _follow(self, leader):
+        """Records that leader leads; False if the address is malformed or
+        one too many learned."""
+        if protocol.split_addr(leader) is None:
+            return False
+        if leader not in self._nodes and leader not in self.addrs and len(self._nodes) >= len(self.addrs) + _LEARNED_ADDRS_MAX:
+            return False
+        self._leader = leader
+        return True
+
+    def _pause(self, d, deadline):
+        wait = d / 2 + random.random() * d / 2
+        if time.monotonic() + wait >= deadline:
+            raise RequestTimeout("the timeout passed")
+        time.sleep(wait)
+
+    def _do(self, op):
+        deadline = time.monotonic() + self.timeout
+        if self._closed:
+            raise ClientClosed("the cluster client is closed")
+        if not self._lock.acquire(timeout=self.timeout):
+            raise RequestTimeout("the timeout passed while another call was in progress")
+        try:
+            return self._do_locked(op, deadline)
+        finally:
+            self._lock.release()
+
+    def _do_locked(self, op, deadline):
+        req = op.req
+        name = req["op"]
+        write = not op.read
+        seq = None
+        if write:
+            seq = self._session.begin()
+            req["client_id"] = self.client_id
+            req["seq"] = seq
+        unknown = False  # an attempt of this write may have been applied
+        last = None  # why the last attempt failed
+        hopped = False  # the last retry followed a redirect without a pause
+
+        def give_up(err):
+            if unknown and not isinstance(err, UnknownOutcome):
+                return _unknown(name, err)
+            return err
+
+        try:
+            backoff = _RETRY_BACKOFF_BASE
+            addr = self._first()
+            attempt = 0
+            while True:
+                attempt += 1
+                if self._closed:
+                    raise give_up(ClientClosed("the cluster client is closed"))
+                if write:
+                    req["acked"] = self._session.acked()
+                resp, err, sent = self._attempt(addr, req, deadline)
+                pause = True
+                if err is None and resp["ok"]:
+                    if name not in protocol.ANY_NODE_OPS:
+                        # Only the leader serves the other ops.
+                        self._follow(addr)
+                    return _finish(op, resp)
+                if err is None:
+                    se = server_error(resp.get("error"), name)
+                    code = se.code
+                    if code == "not_leader":
+                        if se.leader and self._follow(se.leader):
+                            addr = se.leader
+                            pause = hopped
+                        else:
+                            addr = self._after(addr)
+                    elif code == "unavailable":
+                        addr = self._after(addr)
+                    elif code == "outcome_unknown":
+                        # Proposed, but its node could not learn its fate. A
+                        # retry under the same seq applies it at most once
+                        # and learns the outcome.
+                        unknown = unknown or write
+                        addr = self._after(addr)
+                    elif code == "not_found" and op.missing_ok:
+                        self._follow(addr)
+                        return None
+                    elif code in ("session_expired", "internal"):
+                        unknown = unknown or write
+                        raise give_up(se)
+                    else:
+                        raise give_up(se)
+                    last = se
+                else:
+                    unknown = unknown or (write and sent)
+                    if time.monotonic() >= deadline or not _retryable(err):
+                        raise give_up(err)
+                    last = err
+                    addr = self._after(addr)
+                if attempt >= self.max_attempts:
+                    raise give_up(_exhausted(attempt, last))
+                hopped = not pause
+                if pause:
+                    try:
+                        self._pause(backoff, deadline)
+                    except RequestTimeout:
+                        raise give_up(RequestTimeout("the timeout passed after %d attempts, the last: %s" % (attempt, last)))
+                    backoff = min(2 * backoff, _RETRY_BACKOFF_MAX)
+        finally:
+            if write:
+                self._session.end(seq)
+
+    def _attempt(self, addr, req, deadline):
+        """One try at addr, within the attempt timeout."""
+        n = self._node(addr)
+        adeadline = min(deadline, time.monotonic() + self.attempt_timeout)
+        try:
+            n._acquire(adeadline)
+        except DKVError as e:
+            return None, e, False
+        try:
+            return n._attempt(req, adeadline)
+        finally:
+            n._lock.release()
+
+
+def _retryable(err):
+    """Whether a failed attempt may be tried again at another node: it could
+    not be reached, its connection broke, or it did not answer in time. Not
+    a closed client, nor a response the client could not read."""
+    if isinstance(err, (ClientClosed, ProtocolError, ResponseTooLarge)):
+        return False
+    return isinstance(err, (ConnectionFailed, RequestTimeout))
+
+
+def _exhausted(attempts, last):
+    if isinstance(last, ServerError):
+        last.args = ("%d attempts failed, the last: %s" % (attempts, last.args[0] if last.args else last),)
+        return last
+    return ConnectionFailed("%d attempts failed, the last: %s" % (attempts, last))

@@ -1,0 +1,246 @@
+"""The exceptions of the dkv client.
+
+Every exception the client raises on purpose is a DKVError. They fall in
+three groups, and the group says what a caller may do next:
+
+- ServerError: the server answered ok:false. ``code`` is the protocol's
+  stable error code (docs/PROTOCOL.md, "Error codes"); each code has its
+  own subclass, so ``except dkv.DiskFull`` works and so does
+  ``e.code == "disk_full"``. An error answer to a write means it was not
+  applied, except ``internal`` (treat the outcome as unknown) and the
+  cluster's ``outcome_unknown`` and ``session_expired``, whose classes are
+  also UnknownOutcome.
+- UnknownOutcome: a write was sent and no answer came back (the
+  connection broke, or the timeout passed). The server may or may not have
+  applied it. The client never sends such a write again by itself: read the
+  key back, then decide. It is deliberately neither a ConnectionError nor a
+  TimeoutError, so that code retrying on those cannot repeat such a write
+  by accident; ``timed_out`` says which of the two happened, and
+  ``__cause__`` holds the underlying error.
+- ConnectionFailed and RequestTimeout: nothing was applied, or the call
+  was a read. ConnectionFailed (also a ConnectionError): the server could
+  not be reached, or the connection broke under a read or before the
+  request left. RequestTimeout (also a TimeoutError): the timeout passed
+  before a read was answered, or before a write could be sent.
+
+Bad arguments raise the usual TypeError (a key or value that is not a str)
+and ValueError (a str that is not valid UTF-8, a request over the line
+limit) before anything is sent.
+"""
+
+from typing import Dict, Optional, Type
+
+
+class DKVError(Exception):
+    """The base class of every error the dkv client raises on purpose."""
+
+
+class UnknownOutcome(DKVError):
+    """A write whose outcome is unknown: it may or may not have been applied.
+
+    Attributes: ``op`` (the request's op, e.g. "set"), ``timed_out`` (the
+    client stopped waiting, rather than the connection breaking).
+    """
+
+    op = None  # type: Optional[str]
+    timed_out = False
+
+
+class ConnectionFailed(DKVError, ConnectionError):
+    """The server could not be reached, or the connection broke before the
+    request left or under a read. Nothing was applied; safe to retry."""
+
+
+class ConnectionLost(ConnectionFailed):
+    """The connection broke under a read, or before a write left (a write
+    that had left is UnknownOutcome instead). Safe to retry."""
+
+
+class RequestTimeout(DKVError, TimeoutError):
+    """The timeout passed on a read, or before a write was sent (nothing was
+    applied). A write that was sent and timed out is UnknownOutcome."""
+
+
+class ProtocolError(DKVError):
+    """The server broke the wire protocol (a response that is not JSON, or
+    answers another request). The connection is dropped."""
+
+
+class ResponseTooLarge(DKVError):
+    """A response line was longer than the client's response_bytes_max.
+    The line was skipped, and the connection stays usable."""
+
+
+class ClientClosed(DKVError):
+    """The client was closed."""
+
+
+class ServerError(DKVError):
+    """The server answered ``{"ok": false, "error": {...}}``.
+
+    Attributes: ``code`` (the stable error code), ``message`` (for humans;
+    may change), ``leader`` (the leader's client address, with
+    ``not_leader``), ``op`` (the request's op).
+    """
+
+    code = None  # type: Optional[str]
+
+    def __init__(self, message="", code=None, leader=None, op=None):
+        if code is not None:
+            self.code = code
+        self.message = message
+        self.leader = leader
+        self.op = op
+        text = "server error %s: %s" % (self.code, message)
+        if leader:
+            text += " (leader is %s)" % leader
+        if op:
+            text = "%s: %s" % (op, text)
+        super().__init__(text)
+
+
+class BadRequest(ServerError):
+    """Malformed JSON, a missing or mistyped field, an empty key. Not applied."""
+
+    code = "bad_request"
+
+
+class UnknownOp(ServerError):
+    """The server does not know the op."""
+
+    code = "unknown_op"
+
+
+class TooLarge(ServerError):
+    """A line, key, value or bulk_set over the server's limit. Not applied."""
+
+    code = "too_large"
+
+
+class NotFound(ServerError):
+    """A get of a missing key. Get returns None instead of raising it; only
+    ``request()`` with a raw get raises it."""
+
+    code = "not_found"
+
+
+class Unavailable(ServerError):
+    """The node cannot serve now (no leader, a disk failure). Not applied;
+    retry later or at another node."""
+
+    code = "unavailable"
+
+
+class NotLeader(ServerError):
+    """A cluster follower; ``leader`` names the leader. Not applied."""
+
+    code = "not_leader"
+
+
+class OutcomeUnknown(ServerError, UnknownOutcome):
+    """A cluster node took the write as leader but cannot learn its fate
+    (a mesh: fewer nodes than asked confirmed a quorum write)."""
+
+    code = "outcome_unknown"
+
+
+class SessionExpired(ServerError, UnknownOutcome):
+    """The cluster forgot this client's session: an earlier attempt of the
+    write may have been applied. Read the key back."""
+
+    code = "session_expired"
+
+
+class TooManyConnections(ServerError):
+    """The server is at --max-conns and refused the connection."""
+
+    code = "too_many_connections"
+
+
+class ServerTimeout(ServerError):
+    """The server's line timeout: a partial request line stalled. Not applied."""
+
+    code = "timeout"
+
+
+class DiskFull(ServerError):
+    """The write did not fit on the server's disk. Not applied."""
+
+    code = "disk_full"
+
+
+class ServerIOError(ServerError):
+    """The write could not be persisted. Not applied."""
+
+    code = "io_error"
+
+
+class NotImplementedByServer(ServerError):
+    """An op this server knows but does not serve."""
+
+    code = "not_implemented"
+
+
+class IndexesDisabled(ServerError):
+    """Search and SearchSimilar on a server without --enable-indexes.
+
+    Raised for ``indexes_disabled``, and for the answers of servers built
+    before the indexes existed (``unknown_op``, ``not_implemented``), which
+    mean the same to a caller; ``code`` keeps what the server said.
+    """
+
+    code = "indexes_disabled"
+
+
+class Internal(ServerError):
+    """A bug in the server. A read may be retried; a write's outcome is
+    unknown."""
+
+    code = "internal"
+
+
+_BY_CODE = {
+    cls.code: cls
+    for cls in (
+        BadRequest,
+        UnknownOp,
+        TooLarge,
+        NotFound,
+        Unavailable,
+        NotLeader,
+        OutcomeUnknown,
+        SessionExpired,
+        TooManyConnections,
+        ServerTimeout,
+        DiskFull,
+        ServerIOError,
+        NotImplementedByServer,
+        IndexesDisabled,
+        Internal,
+    )
+}  # type: Dict[str, Type[ServerError]]
+
+# The answers that mean "this server has no indexes" to a search op.
+_NO_INDEX_CODES = frozenset(("indexes_disabled", "unknown_op", "not_implemented"))
+
+_SEARCH_OPS = frozenset(("search", "search_similar"))
+
+
+def server_error(error, op=None):
+    """Returns the typed exception for a response's ``error`` object."""
+    if not isinstance(error, dict):
+        return Internal("response has ok:false and no error object", op=op)
+    code = error.get("code")
+    message = error.get("message", "")
+    leader = error.get("leader")
+    if not isinstance(code, str):
+        return Internal("response has an error without a code: %r" % (error,), op=op)
+    if not isinstance(message, str):
+        message = str(message)
+    if not isinstance(leader, str) or not leader:
+        leader = None
+    if op in _SEARCH_OPS and code in _NO_INDEX_CODES:
+        cls = IndexesDisabled
+    else:
+        cls = _BY_CODE.get(code, ServerError)
+    return cls(message, code=code, leader=leader, op=op)

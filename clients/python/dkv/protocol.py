@@ -1,0 +1,189 @@
+"""Requests and responses of the dkv wire protocol (docs/PROTOCOL.md):
+one JSON object per line each way, answered in order on a connection.
+
+This module builds request objects from a caller's arguments, checking
+their types before anything is sent, and encodes them into lines.
+"""
+
+import json
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from .errors import ProtocolError
+
+# Ops that only read. They are safe to send again after a broken
+# connection; every other op is a write and is never sent twice by a
+# KVClient (a ClusterKVClient resends writes under its session only).
+READ_OPS = frozenset(("get", "ping", "status", "search", "search_similar"))
+
+# Ops any cluster node answers itself; the others only the leader serves.
+ANY_NODE_OPS = frozenset(("ping", "status"))
+
+# The server's default --max-request-bytes: a longer line is refused here,
+# before sending, rather than by a too_large round trip.
+REQUEST_BYTES_MAX_DEFAULT = 16 << 20
+
+# Generous: a status or a get of a 1 MiB value is far below it, and a
+# search answer may be long.
+RESPONSE_BYTES_MAX_DEFAULT = 64 << 20
+
+# A client session's id is an integer in 1..2^53-1 (docs/PROTOCOL.md).
+CLIENT_ID_MAX = (1 << 53) - 1
+
+SEARCH_MODES = ("all", "any")
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+def check_str(what, x):
+    """Raises TypeError unless x is a str: the protocol's keys and values
+    are strings, and silently sending str(x) would store something else
+    than the caller holds."""
+    if not isinstance(x, str):
+        if isinstance(x, (bytes, bytearray, memoryview)):
+            raise TypeError("%s must be a str, not %s (decode it first)" % (what, type(x).__name__))
+        raise TypeError("%s must be a str, not %s" % (what, type(x).__name__))
+    return x
+
+
+def check_positive_int(what, x):
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise TypeError("%s must be an int, not %s" % (what, type(x).__name__))
+    if x < 1:
+        raise ValueError("%s must be at least 1, not %d" % (what, x))
+    return x
+
+
+def set_request(key, value):
+    return {"op": "set", "key": check_str("key", key), "value": check_str("value", value)}
+
+
+def get_request(key):
+    return {"op": "get", "key": check_str("key", key)}
+
+
+def delete_request(key):
+    return {"op": "delete", "key": check_str("key", key)}
+
+
+def bulk_set_request(items):
+    """items: (key, value) pairs, or a mapping of keys to values."""
+    if isinstance(items, (str, bytes)):
+        raise TypeError("BulkSet takes (key, value) pairs, not a %s" % type(items).__name__)
+    if hasattr(items, "items") and callable(items.items):
+        pairs = items.items()
+    else:
+        pairs = items
+    try:
+        iterator = iter(pairs)
+    except TypeError:
+        raise TypeError("BulkSet takes an iterable of (key, value) pairs, not %s" % type(items).__name__) from None
+    out = []  # type: List[Dict[str, str]]
+    for i, pair in enumerate(iterator):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError("BulkSet item %d must be a (key, value) pair, not %r" % (i, pair))
+        out.append({"key": check_str("key of item %d" % i, pair[0]), "value": check_str("value of item %d" % i, pair[1])})
+    return {"op": "bulk_set", "items": out}
+
+
+def search_request(query, mode="all", limit=10):
+    check_str("query", query)
+    check_str("mode", mode)
+    if mode not in SEARCH_MODES:
+        raise ValueError("mode must be one of %s, not %r" % (", ".join(SEARCH_MODES), mode))
+    return {"op": "search", "query": query, "mode": mode, "limit": check_positive_int("limit", limit)}
+
+
+def search_similar_request(word, top_k=5):
+    return {"op": "search_similar", "query": check_str("word", word), "top_k": check_positive_int("top_k", top_k)}
+
+
+def encode(req, request_bytes_max):
+    """Returns req as one request line, newline included.
+
+    Raises ValueError for a string that cannot be UTF-8 (a lone surrogate),
+    which the server would refuse, and for a line over request_bytes_max.
+    """
+    try:
+        line = _encoder.encode(req).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError("%s request: a string is not valid UTF-8 (%s)" % (req.get("op"), e.reason)) from None
+    if len(line) > request_bytes_max:
+        raise ValueError(
+            "%s request is %d bytes, over the client's request_bytes_max of %d (the server's --max-request-bytes)"
+            % (req.get("op"), len(line), request_bytes_max)
+        )
+    return line + b"\n"
+
+
+def decode(line):
+    """Returns the response object of one line, or raises ProtocolError."""
+    try:
+        resp = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ProtocolError("undecodable response %.200r: %s" % (bytes(line), e)) from None
+    if not isinstance(resp, dict) or not isinstance(resp.get("ok"), bool):
+        raise ProtocolError("response is not an object with a boolean \"ok\": %.200r" % (bytes(line),))
+    return resp
+
+
+def value_of(resp):
+    """The value of a get that found its key."""
+    v = resp.get("value")
+    if not isinstance(v, str):
+        raise ProtocolError("get response has no string value: %.200r" % (resp,))
+    return v
+
+
+def status_of(resp):
+    st = resp.get("status")
+    if not isinstance(st, dict):
+        raise ProtocolError("status response has no status object: %.200r" % (resp,))
+    return st
+
+
+def hits_of(resp):
+    """The hits of a search answer, best first, as (key, score) tuples."""
+    hits = resp.get("hits")
+    if not isinstance(hits, list):
+        raise ProtocolError("search response has no list of hits: %.200r" % (resp,))
+    out = []  # type: List[Tuple[str, float]]
+    for h in hits:
+        if not isinstance(h, dict) or not isinstance(h.get("key"), str):
+            raise ProtocolError("search hit is not {\"key\",\"score\"}: %.200r" % (h,))
+        score = h.get("score", 0.0)
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise ProtocolError("search hit has a score that is not a number: %.200r" % (h,))
+        out.append((h["key"], float(score)))
+    return out
+
+
+def parse_stamp(stamp):
+    """A mesh stamp "wall.logical.node" as a tuple that orders as stamps do,
+    or None if it is not one."""
+    if not isinstance(stamp, str):
+        return None
+    parts = stamp.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return (int(parts[0]), int(parts[1]), int(parts[2]))
+
+
+def split_addr(addr):
+    """"host:port" (or "[v6]:port") as (host, port), or None."""
+    if not isinstance(addr, str):
+        return None
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    p = int(port)
+    if not 0 < p < 65536:
+        return None
+    return host, p
+
+
+def join_addr(host, port):
+    if ":" in host:
+        return "[%s]:%d" % (host, port)
+    return "%s:%d" % (host, port)

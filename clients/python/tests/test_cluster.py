@@ -1,0 +1,118 @@
+"""ClusterKVClient against a real 3-node cluster (cmd/node --mode cluster,
+on loopback): it finds the leader from any node, and when the leader is
+SIGKILLed it finds the new one and keeps writing, losing no acknowledged
+write."""
+
+import shutil
+import tempfile
+import threading
+import time
+import unittest
+
+import nodeproc
+from nodeproc import Cluster
+
+import dkv
+from dkv import ClusterKVClient
+
+
+class ClusterTest(unittest.TestCase):
+    def setUp(self):
+        d = tempfile.mkdtemp(prefix="dkv-pytest-cluster-")
+        self.addCleanup(shutil.rmtree, d, True)
+        self.cluster = Cluster(d)
+        self.addCleanup(self.cluster.kill_all)
+        self.cluster.start_all()
+
+    def fail_with_logs(self, msg):
+        self.fail("%s\nnode logs:\n%s" % (msg, self.cluster.logs()))
+
+    def test_leader_killed_client_finds_the_new_one_and_keeps_writing(self):
+        cl = self.cluster
+        leader, _ = cl.wait_leader()
+        # Start from a follower: the first call is redirected.
+        follower = (leader + 1) % 3
+        ports = [cl.kv_ports[follower]] + [p for i, p in enumerate(cl.kv_ports) if i != follower]
+        c = ClusterKVClient(kv_ports=ports, timeout=20)
+        self.addCleanup(c.close)
+        c.Set("hello", "world")
+        self.assertEqual(c.Get("hello"), "world")
+        self.assertEqual(c.leader(), "127.0.0.1:%d" % cl.kv_ports[leader])
+        c.BulkSet([("a", "1"), ("b", "2")])
+        c.Delete("a")
+        self.assertEqual([c.Get(k) for k in ("a", "b")], [None, "2"])
+        self.assertIsNone(c.Get("never-set"))
+        self.assertEqual(c.status()["mode"], "cluster")
+        with self.assertRaises(dkv.IndexesDisabled):
+            c.Search("hello")
+        with self.assertRaises(dkv.BadRequest):
+            c.Set("", "empty key")
+
+        acked = {}  # key -> value, acknowledged
+        unknown = {}  # key -> value, outcome unknown
+        errors = []
+        stop = threading.Event()
+        after_kill = []
+
+        def writer():
+            i = 0
+            while not stop.is_set():
+                k, v = "k%d" % (i % 200), "v%d" % i
+                try:
+                    c.Set(k, v)
+                    acked[k] = v
+                    unknown.pop(k, None)
+                    if killed.is_set():
+                        after_kill.append(i)
+                except dkv.UnknownOutcome:
+                    unknown[k] = v
+                except dkv.DKVError as e:
+                    errors.append(e)
+                    return
+                i += 1
+
+        killed = threading.Event()
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            time.sleep(0.3)
+            cl.kill(leader)
+            killed.set()
+            new_leader, _ = cl.wait_leader(exclude=(leader,))
+            deadline = time.monotonic() + 20
+            while len(after_kill) < 100 and not errors and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            stop.set()
+            t.join(30)
+        self.assertFalse(t.is_alive(), "the writer hung")
+        if errors:
+            self.fail_with_logs("a write failed across the failover: %r" % errors)
+        if len(after_kill) < 100:
+            self.fail_with_logs("only %d writes acknowledged after the leader was killed" % len(after_kill))
+        self.assertNotEqual(new_leader, leader)
+        self.assertEqual(c.leader(), "127.0.0.1:%d" % cl.kv_ports[new_leader])
+        # Every acknowledged write is there; an unknown one either way.
+        for k, v in acked.items():
+            got = c.Get(k)
+            if got != v and unknown.get(k) != got:
+                self.fail_with_logs("%s = %r, acknowledged %r" % (k, got, v))
+        self.assertEqual(c.Get("hello"), "world")
+
+        # The old leader comes back as a follower and catches up.
+        cl.launch(leader).ready()
+        c.Set("after-restart", "yes")
+        want = cl.status(new_leader)["cluster"]["commit"]
+        deadline = time.monotonic() + nodeproc.WAIT_MAX
+        while True:
+            st = cl.status(leader)["cluster"]
+            if st["applied"] >= want:
+                break
+            if time.monotonic() > deadline:
+                self.fail_with_logs("the restarted node applied %d, the leader committed %d" % (st["applied"], want))
+            time.sleep(0.05)
+        self.assertNotEqual(st["role"], "leader")
+
+
+if __name__ == "__main__":
+    unittest.main()

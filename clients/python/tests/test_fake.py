@@ -1,0 +1,571 @@
+"""The client against fake servers that misbehave on purpose: closing
+mid-reply, never answering, answering every error code, a wrong id, a
+refusal; and bad arguments, which must fail before anything is sent."""
+
+import json
+import socket
+import threading
+import time
+import unittest
+
+import nodeproc  # noqa: F401  (puts the client on sys.path)
+from fakeserver import FakeServer, echo_handler, error_for, ok_for, reply
+
+import dkv
+from dkv import KVClient
+
+
+def closes_mid_reply(server, n, sock, rfile):
+    """Reads one request, sends half of a reply, closes."""
+    req = server.read_request(rfile)
+    if req is not None:
+        sock.sendall(('{"id":%s,"ok":tr' % json.dumps(req["id"])).encode())
+
+
+def never_answers(server, n, sock, rfile):
+    while server.read_request(rfile) is not None:
+        pass
+
+
+class MidReplyCloseTest(unittest.TestCase):
+    def test_write_is_unknown_outcome_and_not_retried(self):
+        for name, call in [
+            ("Set", lambda c: c.Set("k", "v")),
+            ("Delete", lambda c: c.Delete("k")),
+            ("BulkSet", lambda c: c.BulkSet([("a", "1"), ("b", "2")])),
+        ]:
+            with self.subTest(name), FakeServer(closes_mid_reply) as fake:
+                c = KVClient(port=fake.port, timeout=5)
+                with self.assertRaises(dkv.UnknownOutcome) as cm:
+                    call(c)
+                e = cm.exception
+                self.assertFalse(e.timed_out)
+                self.assertIsInstance(e.__cause__, dkv.ConnectionLost)
+                # Not a ConnectionError: code that retries on those must not
+                # repeat this write by accident.
+                self.assertNotIsInstance(e, ConnectionError)
+                time.sleep(0.1)  # a retry would have arrived by now
+                self.assertEqual(len(fake.requests), 1, "the write was sent %d times" % len(fake.requests))
+                self.assertEqual(fake.connections, 1)
+                c.close()
+
+    def test_read_is_retried_once_on_a_new_connection(self):
+        def first_closes(server, n, sock, rfile):
+            if n == 0:
+                closes_mid_reply(server, n, sock, rfile)
+            else:
+                echo_handler(server, n, sock, rfile)
+
+        with FakeServer(first_closes) as fake:
+            fake.store = {"k": "v"}
+            with KVClient(port=fake.port, timeout=5) as c:
+                self.assertEqual(c.Get("k"), "v")
+            self.assertEqual(fake.ops(), ["get", "get"])
+            self.assertEqual(fake.connections, 2)
+
+    def test_read_gives_up_after_two_broken_connections(self):
+        with FakeServer(closes_mid_reply) as fake:
+            with KVClient(port=fake.port, timeout=5) as c:
+                with self.assertRaises(dkv.ConnectionLost):
+                    c.Get("k")
+            self.assertEqual(fake.ops(), ["get", "get"])
+
+    def test_next_call_reconnects(self):
+        def first_closes(server, n, sock, rfile):
+            if n == 0:
+                closes_mid_reply(server, n, sock, rfile)
+            else:
+                echo_handler(server, n, sock, rfile)
+
+        with FakeServer(first_closes) as fake:
+            with KVClient(port=fake.port, timeout=5) as c:
+                with self.assertRaises(dkv.UnknownOutcome):
+                    c.Set("k", "v1")
+                c.Set("k", "v2")
+                self.assertEqual(c.Get("k"), "v2")
+            self.assertEqual(fake.ops(), ["set", "set", "get"])
+
+    def test_closed_idle_connection_is_noticed_before_sending(self):
+        # The server closes an idle connection (its --idle-timeout): the
+        # next write must go out on a new connection, not be lost on the
+        # dead one as an unknown outcome.
+        def one_request_per_connection(server, n, sock, rfile):
+            req = server.read_request(rfile)
+            if req is not None:
+                reply(sock, ok_for(req))
+
+        with FakeServer(one_request_per_connection) as fake:
+            with KVClient(port=fake.port, timeout=5) as c:
+                for k in "abc":
+                    c.Set(k, "v")
+                    time.sleep(0.1)  # the server has closed it by now
+            self.assertEqual(fake.ops(), ["set", "set", "set"])
+            self.assertEqual(fake.connections, 3)
+
+
+class TimeoutTest(unittest.TestCase):
+    def assertQuick(self, began, timeout):
+        took = time.monotonic() - began
+        self.assertLess(took, timeout + 1.0, "the call took %.2fs with a timeout of %ss" % (took, timeout))
+
+    def test_silent_server(self):
+        with FakeServer(never_answers) as fake:
+            c = KVClient(port=fake.port, timeout=0.3)
+            began = time.monotonic()
+            with self.assertRaises(dkv.UnknownOutcome) as cm:
+                c.Set("k", "v")
+            self.assertQuick(began, 0.3)
+            self.assertTrue(cm.exception.timed_out)
+            began = time.monotonic()
+            with self.assertRaises(dkv.RequestTimeout):
+                c.Get("k")
+            self.assertQuick(began, 0.3)
+            began = time.monotonic()
+            with self.assertRaises(TimeoutError):
+                c.status()
+            self.assertQuick(began, 0.3)
+            c.close()
+
+    def test_server_that_never_accepts(self):
+        # The kernel completes the handshake, and nobody ever reads: a
+        # large BulkSet fills the socket buffers and must still give up on
+        # time.
+        fake = FakeServer(None, accept=False)
+        try:
+            c = KVClient(port=fake.port, timeout=0.5)
+            items = [("k%d" % i, "v" * 1000) for i in range(8000)]
+            began = time.monotonic()
+            with self.assertRaises(dkv.UnknownOutcome):
+                c.BulkSet(items)
+            self.assertQuick(began, 0.5)
+            c.close()
+        finally:
+            fake.close()
+
+    def test_server_that_stops_mid_line(self):
+        def half_line(server, n, sock, rfile):
+            server.read_request(rfile)
+            sock.sendall(b'{"id":1,"ok":')
+            time.sleep(5)
+
+        with FakeServer(half_line) as fake:
+            c = KVClient(port=fake.port, timeout=0.3)
+            began = time.monotonic()
+            with self.assertRaises(dkv.RequestTimeout):
+                c.ping()
+            self.assertQuick(began, 0.3)
+            c.close()
+
+    def test_dial_to_a_closed_port_fails_fast(self):
+        port = nodeproc.free_ports(1)[0]
+        began = time.monotonic()
+        with self.assertRaises(dkv.ConnectionFailed):
+            KVClient(port=port, timeout=5, dial_retries=1)
+        self.assertQuick(began, 1)
+
+    def test_waiting_for_another_threads_call_is_bounded(self):
+        with FakeServer(never_answers) as fake:
+            c = KVClient(port=fake.port, timeout=0.5)
+            t = threading.Thread(target=lambda: self.assertRaises(dkv.DKVError, c.Get, "a"))
+            t.start()
+            time.sleep(0.1)
+            began = time.monotonic()
+            with self.assertRaises(dkv.RequestTimeout):
+                c.Get("b")
+            self.assertQuick(began, 0.5)
+            t.join()
+            c.close()
+
+
+CODES = {
+    "bad_request": dkv.BadRequest,
+    "unknown_op": dkv.UnknownOp,
+    "too_large": dkv.TooLarge,
+    "unavailable": dkv.Unavailable,
+    "not_leader": dkv.NotLeader,
+    "outcome_unknown": dkv.OutcomeUnknown,
+    "session_expired": dkv.SessionExpired,
+    "too_many_connections": dkv.TooManyConnections,
+    "timeout": dkv.ServerTimeout,
+    "disk_full": dkv.DiskFull,
+    "io_error": dkv.ServerIOError,
+    "not_implemented": dkv.NotImplementedByServer,
+    "indexes_disabled": dkv.IndexesDisabled,
+    "internal": dkv.Internal,
+    "some_future_code": dkv.ServerError,
+}
+
+
+def answers_with_code(server, n, sock, rfile):
+    while True:
+        req = server.read_request(rfile)
+        if req is None:
+            return
+        reply(sock, error_for(req, req["key"], "message for " + req["key"], leader="127.0.0.1:1" if req["key"] == "not_leader" else None))
+
+
+class ErrorCodeTest(unittest.TestCase):
+    def test_every_code_is_its_own_exception(self):
+        with FakeServer(answers_with_code) as fake, KVClient(port=fake.port, timeout=5) as c:
+            for code, cls in CODES.items():
+                with self.subTest(code):
+                    with self.assertRaises(dkv.ServerError) as cm:
+                        c.Set(code, "v")
+                    e = cm.exception
+                    self.assertIs(type(e), cls)
+                    self.assertEqual(e.code, code)
+                    self.assertEqual(e.message, "message for " + code)
+                    self.assertEqual(e.op, "set")
+                    self.assertIn(code, str(e))
+                    self.assertEqual(isinstance(e, dkv.UnknownOutcome), code in ("outcome_unknown", "session_expired"))
+            with self.assertRaises(dkv.NotLeader) as cm:
+                c.Delete("not_leader")
+            self.assertEqual(cm.exception.leader, "127.0.0.1:1")
+            # An error answer keeps the connection: one connection for all.
+            self.assertEqual(fake.connections, 1)
+
+    def test_search_without_indexes(self):
+        # Today's servers say indexes_disabled; older ones unknown_op or
+        # not_implemented. All three are IndexesDisabled to a caller, with
+        # the server's code kept.
+        for code in ("indexes_disabled", "unknown_op", "not_implemented"):
+            def handler(server, n, sock, rfile, code=code):
+                while True:
+                    req = server.read_request(rfile)
+                    if req is None:
+                        return
+                    reply(sock, error_for(req, code, "start the server with --enable-indexes"))
+
+            with self.subTest(code), FakeServer(handler) as fake, KVClient(port=fake.port, timeout=5) as c:
+                with self.assertRaises(dkv.IndexesDisabled) as cm:
+                    c.Search("hello world")
+                self.assertEqual(cm.exception.code, code)
+                with self.assertRaises(dkv.IndexesDisabled):
+                    c.SearchSimilar("hello")
+                if code == "unknown_op":
+                    # Outside search, unknown_op is itself.
+                    with self.assertRaises(dkv.UnknownOp):
+                        c.request({"op": "frobnicate"})
+
+    def test_search_requests_and_hits(self):
+        def handler(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                reply(sock, ok_for(req, hits=[{"key": "doc1", "score": 2.5}, {"key": "doc2", "score": 1}]))
+
+        with FakeServer(handler) as fake, KVClient(port=fake.port, timeout=5) as c:
+            self.assertEqual(c.Search("hello world", mode="any", limit=3), [("doc1", 2.5), ("doc2", 1.0)])
+            self.assertEqual(c.SearchSimilar("foo", top_k=7), [("doc1", 2.5), ("doc2", 1.0)])
+            self.assertEqual(c.Search("x"), [("doc1", 2.5), ("doc2", 1.0)])
+            got = [{k: v for k, v in r.items() if k != "id"} for r in fake.requests]
+            self.assertEqual(
+                got,
+                [
+                    {"op": "search", "query": "hello world", "mode": "any", "limit": 3},
+                    {"op": "search_similar", "query": "foo", "top_k": 7},
+                    {"op": "search", "query": "x", "mode": "all", "limit": 10},
+                ],
+            )
+            for bad in [lambda: c.Search(5), lambda: c.Search("x", limit="3"), lambda: c.SearchSimilar(b"x"), lambda: c.SearchSimilar("x", top_k=True)]:
+                self.assertRaises(TypeError, bad)
+            self.assertRaises(ValueError, c.Search, "x", mode="some")
+            self.assertRaises(ValueError, c.SearchSimilar, "x", top_k=0)
+
+    def test_wrong_id_breaks_the_connection(self):
+        def wrong_id(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                reply(sock, {"id": req["id"] + 1000, "ok": True, "value": "x"})
+
+        with FakeServer(wrong_id) as fake, KVClient(port=fake.port, timeout=5) as c:
+            with self.assertRaises(dkv.ProtocolError):
+                c.Get("k")
+            with self.assertRaises(dkv.UnknownOutcome) as cm:
+                c.Set("k", "v")
+            self.assertIsInstance(cm.exception.__cause__, dkv.ProtocolError)
+            self.assertEqual(fake.ops(), ["get", "set"])
+            self.assertEqual(fake.connections, 2)
+
+    def test_refused_connection(self):
+        def refuses(server, n, sock, rfile):
+            sock.sendall(b'{"ok":false,"error":{"code":"too_many_connections","message":"1024 connections"}}\n')
+
+        with FakeServer(refuses) as fake:
+            c = KVClient(port=fake.port, timeout=5)
+            time.sleep(0.05)
+            with self.assertRaises(dkv.TooManyConnections):
+                c.Set("k", "v")
+            self.assertEqual(fake.requests, [])  # nothing was sent
+            c.close()
+
+    def test_response_over_the_limit_is_skipped(self):
+        def big_then_small(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                reply(sock, ok_for(req, value=("x" * 5000 if req["key"] == "big" else "small")))
+
+        with FakeServer(big_then_small) as fake, KVClient(port=fake.port, timeout=5, response_bytes_max=1000) as c:
+            with self.assertRaises(dkv.ResponseTooLarge):
+                c.Get("big")
+            self.assertEqual(c.Get("k"), "small")
+            p = c.pipeline()
+            p.Get("big").Get("k").Get("big").Get("k")
+            r = p.execute(raise_on_error=False)
+            self.assertIsInstance(r[0], dkv.ResponseTooLarge)
+            self.assertEqual(r[1], "small")
+            self.assertIsInstance(r[2], dkv.ResponseTooLarge)
+            self.assertEqual(r[3], "small")
+            self.assertEqual(fake.connections, 1)
+
+
+class BadArgumentTest(unittest.TestCase):
+    def test_type_errors_send_nothing(self):
+        received = []
+
+        def counts_bytes(server, n, sock, rfile):
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                received.append(data)
+
+        with FakeServer(counts_bytes) as fake, KVClient(port=fake.port, timeout=5) as c:
+            calls = [
+                lambda: c.Set(1, "v"),
+                lambda: c.Set("k", 1),
+                lambda: c.Set("k", None),
+                lambda: c.Set(None, "v"),
+                lambda: c.Set(b"k", "v"),
+                lambda: c.Set("k", b"v"),
+                lambda: c.Set("k", 1.5),
+                lambda: c.Get(7),
+                lambda: c.Get(None),
+                lambda: c.Delete(["k"]),
+                lambda: c.BulkSet([("a", 1)]),
+                lambda: c.BulkSet([(1, "a")]),
+                lambda: c.BulkSet([("a",)]),
+                lambda: c.BulkSet([("a", "b", "c")]),
+                lambda: c.BulkSet(["ab"]),
+                lambda: c.BulkSet("ab"),
+                lambda: c.BulkSet(None),
+                lambda: c.BulkSet(5),
+                lambda: c.BulkSet({"a": 1}),
+                lambda: c.pipeline().Set("a", "b").Set(3, "x"),
+            ]
+            for i, call in enumerate(calls):
+                with self.subTest(i):
+                    self.assertRaises(TypeError, call)
+            # Strings that are not valid UTF-8 (a lone surrogate): ValueError.
+            self.assertRaises(ValueError, c.Set, "k\ud800", "v")
+            self.assertRaises(ValueError, c.Set, "k", "\udfff")
+            # Over the client's request limit: ValueError, nothing sent.
+            small = KVClient(port=fake.port, timeout=5, request_bytes_max=100)
+            self.assertRaises(ValueError, small.Set, "k", "v" * 200)
+            small.close()
+            time.sleep(0.1)
+            self.assertEqual(b"".join(received), b"")
+
+    def test_good_arguments(self):
+        with FakeServer(echo_handler) as fake, KVClient(port=fake.port, timeout=5) as c:
+            c.Set("ключ", "значение ☃ \n \"quoted\" \\ \u0000")
+            self.assertEqual(c.Get("ключ"), "значение ☃ \n \"quoted\" \\ \u0000")
+            c.Set("empty", "")
+            self.assertEqual(c.Get("empty"), "")
+            c.BulkSet({"a": "1", "b": "2"})
+            c.BulkSet([["c", "3"]])
+            c.BulkSet(iter([("d", "4")]))
+            self.assertEqual([c.Get(k) for k in "abcd"], ["1", "2", "3", "4"])
+
+    def test_constructor_arguments(self):
+        self.assertRaises(ValueError, KVClient, port=0, connect=False)
+        self.assertRaises(ValueError, KVClient, port="9999", connect=False)
+        self.assertRaises(ValueError, KVClient, timeout=0, connect=False)
+        self.assertRaises(TypeError, KVClient, timeout="1", connect=False)
+        self.assertRaises(TypeError, dkv.ClusterKVClient, connect=False)
+        self.assertRaises(ValueError, dkv.ClusterKVClient, kv_ports=["x"], connect=False)
+        self.assertRaises(ValueError, dkv.ClusterKVClient, addrs=["nohost"], connect=False)
+
+
+class PipelineFakeTest(unittest.TestCase):
+    def test_results_in_order_with_answers_trickling_in(self):
+        # Answers arrive a few bytes at a time, split anywhere.
+        def trickles(server, n, sock, rfile):
+            store = {}
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                if req["op"] == "set":
+                    store[req["key"]] = req["value"]
+                    out = ok_for(req)
+                elif req["key"] in store:
+                    out = ok_for(req, value=store[req["key"]])
+                else:
+                    out = error_for(req, "not_found")
+                data = json.dumps(out).encode() + b"\n"
+                for i in range(0, len(data), 7):
+                    sock.sendall(data[i : i + 7])
+
+        with FakeServer(trickles) as fake, KVClient(port=fake.port, timeout=10) as c:
+            p = c.pipeline()
+            want = []
+            for i in range(200):
+                p.Set("k%d" % (i % 17), "v%d" % i)
+                want.append(None)
+                p.Get("k%d" % ((i * 7) % 17))
+                # The last value set for that key, or None.
+                j = max([x for x in range(i + 1) if x % 17 == (i * 7) % 17] or [-1])
+                want.append("v%d" % j if j >= 0 else None)
+            self.assertEqual(p.execute(), want)
+
+    def test_connection_lost_mid_pipeline(self):
+        # Answers the first three requests, then closes: the answered calls
+        # keep their results, the rest fail, writes as UnknownOutcome.
+        def three(server, n, sock, rfile):
+            if n > 0:
+                return closes_mid_reply(server, n, sock, rfile)
+            for _ in range(3):
+                req = server.read_request(rfile)
+                reply(sock, ok_for(req, value="v") if req["op"] == "get" else ok_for(req))
+
+        with FakeServer(three) as fake, KVClient(port=fake.port, timeout=5) as c:
+            p = c.pipeline()
+            p.Set("a", "1").Get("a").Set("b", "2").Set("c", "3").Get("c")
+            r = p.execute(raise_on_error=False)
+            self.assertEqual(r[:3], [None, "v", None])
+            self.assertIsInstance(r[3], dkv.UnknownOutcome)
+            self.assertIsInstance(r[4], dkv.ConnectionLost)
+            with self.assertRaises(dkv.UnknownOutcome):
+                p.Set("x", "y").execute()
+
+    def test_context_manager_executes_on_clean_exit(self):
+        with FakeServer(echo_handler) as fake, KVClient(port=fake.port, timeout=5) as c:
+            with c.pipeline() as p:
+                p.Set("a", "1")
+                p.Get("a")
+                p.Get("zz")
+            self.assertEqual(p.results, [None, "1", None])
+            with self.assertRaises(RuntimeError):
+                with c.pipeline() as p:
+                    p.Set("b", "2")
+                    raise RuntimeError("abandon the batch")
+            self.assertIsNone(c.Get("b"))
+            self.assertEqual(c.pipeline().execute(), [])
+
+
+class StampTest(unittest.TestCase):
+    def test_writes_carry_the_highest_stamp_seen(self):
+        stamps = iter(["100.0.1", "90.5.2", "100.1.0", "100.1.0"])
+
+        def mesh(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                reply(sock, ok_for(req, stamp=next(stamps)))
+
+        with FakeServer(mesh) as fake, KVClient(port=fake.port, timeout=5) as c:
+            self.assertEqual(c.stamp(), "")
+            c.Set("a", "1")
+            c.Set("a", "2")
+            c.Set("a", "3")
+            c.Set("a", "4")
+            self.assertEqual([r.get("after") for r in fake.requests], [None, "100.0.1", "100.0.1", "100.1.0"])
+            self.assertEqual(c.stamp(), "100.1.0")
+            c.observe_stamp("200.0.0")
+            self.assertEqual(c.stamp(), "200.0.0")
+            self.assertRaises(ValueError, c.observe_stamp, "nonsense")
+
+
+class ClusterFakeTest(unittest.TestCase):
+    """ClusterKVClient's redirects and session fields, against fakes."""
+
+    def test_redirect_and_exactly_once_fields(self):
+        with FakeServer(echo_handler) as leader:
+            def follower(server, n, sock, rfile):
+                while True:
+                    req = server.read_request(rfile)
+                    if req is None:
+                        return
+                    if req["op"] == "status":
+                        reply(sock, ok_for(req, status={"mode": "cluster"}))
+                    else:
+                        reply(sock, error_for(req, "not_leader", leader="127.0.0.1:%d" % leader.port))
+
+            with FakeServer(follower) as f:
+                with dkv.ClusterKVClient(kv_ports=[f.port, leader.port], timeout=5) as c:
+                    c.Set("a", "1")
+                    self.assertEqual(c.leader(), "127.0.0.1:%d" % leader.port)
+                    c.Set("b", "2")
+                    self.assertEqual(c.Get("a"), "1")
+                    self.assertIsNone(c.Get("zz"))
+                    c.Delete("a")
+                    self.assertEqual(c.status(), {"mode": "fake"})
+                # The follower saw the first write only; the leader every
+                # call, with one session and seqs 1, 2, 3.
+                self.assertEqual(f.ops(), ["set"])
+                writes = [r for r in leader.requests if r["op"] in ("set", "delete")]
+                self.assertEqual([(r["seq"], r["acked"]) for r in writes], [(1, 1), (2, 2), (3, 3)])
+                self.assertEqual(len({r["client_id"] for r in writes + f.requests}), 1)
+                self.assertEqual(f.requests[0]["client_id"], writes[0]["client_id"])
+                self.assertEqual(f.requests[0]["seq"], 1)
+                self.assertTrue(1 <= writes[0]["client_id"] < 2 ** 53)
+                for r in leader.requests:
+                    if r["op"] in ("get", "status"):
+                        self.assertNotIn("client_id", r)
+
+    def test_unknown_outcome_is_retried_under_the_same_seq(self):
+        # The first node takes the write and dies mid-reply; the client
+        # sends it again, same client_id and seq, to the next node, whose
+        # answer settles it.
+        with FakeServer(closes_mid_reply) as dying, FakeServer(echo_handler) as other:
+            with dkv.ClusterKVClient(kv_ports=[dying.port, other.port], timeout=5) as c:
+                c.Set("k", "v")
+                a, b = dying.requests[0], other.requests[0]
+                self.assertEqual((a["client_id"], a["seq"]), (b["client_id"], b["seq"]))
+                self.assertEqual(other.store, {"k": "v"})
+
+    def test_gives_up_with_unknown_outcome(self):
+        with FakeServer(closes_mid_reply) as a, FakeServer(closes_mid_reply) as b:
+            with dkv.ClusterKVClient(kv_ports=[a.port, b.port], timeout=5, max_attempts=4) as c:
+                with self.assertRaises(dkv.UnknownOutcome):
+                    c.Set("k", "v")
+                seqs = {r["seq"] for r in a.requests + b.requests}
+                self.assertEqual(seqs, {1})
+                self.assertEqual(len(a.requests + b.requests), 4)
+
+    def test_refusals_without_effect_end_with_the_last_refusal(self):
+        def unavailable(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                reply(sock, error_for(req, "unavailable", "no leader"))
+
+        with FakeServer(unavailable) as a:
+            with dkv.ClusterKVClient(kv_ports=[a.port], timeout=5, max_attempts=3) as c:
+                with self.assertRaises(dkv.Unavailable):
+                    c.Set("k", "v")
+                self.assertEqual(len(a.requests), 3)
+
+    def test_silent_cluster_never_hangs(self):
+        with FakeServer(never_answers) as a, FakeServer(never_answers) as b:
+            with dkv.ClusterKVClient(kv_ports=[a.port, b.port], timeout=1.0, attempt_timeout=0.3) as c:
+                began = time.monotonic()
+                with self.assertRaises(dkv.UnknownOutcome):
+                    c.Set("k", "v")
+                self.assertLess(time.monotonic() - began, 2.0)
+                began = time.monotonic()
+                with self.assertRaises(dkv.RequestTimeout):
+                    c.Get("k")
+                self.assertLess(time.monotonic() - began, 2.0)
+
+
+if __name__ == "__main__":
+    unittest.main()
