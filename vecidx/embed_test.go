@@ -1,0 +1,297 @@
+package vecidx
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+func TestTokenize(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"Hello, World!", "hello world"},
+		{"don't stop", "don't stop"},
+		{"it\u2019s", "it's"},
+		{"state-owned firms", "state-owned firms"},
+		{"rock\u2014roll", "rock roll"},
+		{"end- -start", "end start"},
+		{"'quoted' \"twice\"", "quoted twice"},
+		{"x-'y", "x y"},
+		{"--x--", "x"},
+		{"Café ÜBER naïve", "café über naïve"},
+		{"a1b2 42 3.14", "a1b2 42 3 14"},
+		{"tab\tnew\nline", "tab new line"},
+		{"", ""},
+		{"  ... !!", ""},
+	}
+	for _, c := range cases {
+		if got := strings.Join(Tokenize(c.in), " "); got != c.want {
+			t.Errorf("Tokenize(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestTokenizeLimits(t *testing.T) {
+	many := strings.Repeat("word ", 3*TextWordsMax)
+	if got := len(Tokenize(many)); got != TextWordsMax {
+		t.Errorf("%d words read, want TextWordsMax %d", got, TextWordsMax)
+	}
+	// A word running into the TextBytesMax cut is dropped, not read as a
+	// fragment.
+	head := strings.Repeat("x", TextBytesMax-3)
+	got := Tokenize(head + " longword")
+	if len(got) != 1 || got[0] != head {
+		t.Errorf("the cut word was read: %d tokens, last %.20q", len(got), got[len(got)-1])
+	}
+	// A cut inside a multi-byte character backs off to a whole one and
+	// leaves valid UTF-8 (so the text does not look binary).
+	m := embTestModel(t)
+	text := "cat " + strings.Repeat("é", TextBytesMax) // 2 bytes each
+	if _, err := m.Embed(text); err != nil {
+		t.Errorf("long text with a cut character: %v", err)
+	}
+}
+
+// embTestModel is a small ranked model whose words exercise every
+// fallback rule; word i's vector is a fixed pseudo-random direction.
+func embTestModel(t testing.TB) *Model {
+	t.Helper()
+	words := []string{"the", "cat", "dog", "king", "city", "box", "state", "owned", "oclock", "bus", "run", "rare"}
+	vecs := make([][]float32, len(words))
+	x := uint64(12345)
+	for i := range vecs {
+		vecs[i] = make([]float32, 8)
+		for j := range vecs[i] {
+			x = x*6364136223846793005 + 1442695040888963407
+			vecs[i][j] = float32(int64(x>>33)%1000) / 1000
+		}
+	}
+	m, err := NewModel(words, vecs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// embedBrute is Embed's specification for a bag of known words: the
+// normalised sum of each word's vector times its Zipf SIF weight.
+func embedBrute(m *Model, words []string) []float32 {
+	h := 0.0
+	for r := 1; r <= m.Len(); r++ {
+		h += 1 / float64(r)
+	}
+	sum := make([]float64, m.Dim())
+	for _, w := range words {
+		r := int(m.index[w]) + 1
+		weight := 1.0
+		if m.Ranked() {
+			p := 1 / (float64(r) * h)
+			weight = sifA / (sifA + p)
+		}
+		v, _ := m.Lookup(w)
+		for j := range v {
+			sum[j] += weight * float64(v[j])
+		}
+	}
+	n := 0.0
+	for _, f := range sum {
+		n += f * f
+	}
+	out := make([]float32, len(sum))
+	for j := range sum {
+		out[j] = float32(sum[j] / math.Sqrt(n))
+	}
+	return out
+}
+
+func closeVec(a, b []float32, tol float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Abs(float64(a[i]-b[i])) > tol {
+			return false
+		}
+	}
+	return true
+}
+
+// TestEmbedWordRules: which words a text contributes, fallbacks included.
+func TestEmbedWordRules(t *testing.T) {
+	m := embTestModel(t)
+	cases := []struct {
+		text  string
+		words string // the known words Embed should average
+	}{
+		{"cat", "cat"},
+		{"The CAT", "cat"},                            // stop word skipped, case folded
+		{"cat zzyzx qwerty", "cat"},                   // unknown words skipped
+		{"cats", "cat"},                               // -s
+		{"cities", "city"},                            // -ies → -y
+		{"boxes", "box"},                              // -es
+		{"King's", "king"},                            // 's
+		{"king\u2019s", "king"},                       // typographic apostrophe
+		{"o'clock", "oclock"},                         // apostrophes removed
+		{"state-owned", "state owned"},                // hyphen parts
+		{"the-cat", "cat"},                            // stop-word part skipped
+		{"dog-zzz", "dog"},                            // unknown part skipped
+		{"dogs cat dog", "dog cat dog"},               // repeats count
+		{"buss", ""},                                  // "-ss" is not a plural
+		{"bus", "bus"},                                // exact
+		{"runs running", "run"},                       // no stemming beyond plurals
+		{"rare!!! cat?", "rare cat"},                  // punctuation separates
+		{"the cat\x01 sat on the dog mat", "cat dog"}, // one control character in 28 is not binary
+		{"zzz the of and cat", "cat"},                 // mixed
+		{"cat " + strings.Repeat("zzz ", TextWordsMax-1) + "dog", "cat"}, // dog is word 1001
+	}
+	for _, c := range cases {
+		got, err := m.Embed(c.text)
+		if c.words == "" {
+			if !errors.Is(err, ErrNoKnownWords) {
+				t.Errorf("Embed(%.40q): %v, want ErrNoKnownWords", c.text, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Embed(%.40q): %v", c.text, err)
+			continue
+		}
+		if want := embedBrute(m, strings.Fields(c.words)); !closeVec(got, want, 1e-6) {
+			t.Errorf("Embed(%.40q) = %v, want the mean of %q: %v", c.text, got, c.words, want)
+		}
+	}
+}
+
+func TestEmbedErrors(t *testing.T) {
+	m := embTestModel(t)
+	cases := []struct{ text, says string }{
+		{"", "no words"},
+		{"   \n\t ", "no words"},
+		{"... !!! ???", "no words"},
+		{"the of and it", "only stop words"},
+		{"The OF, and!", "only stop words"},
+		{"zzyzx qwerty", "in the vocabulary"},
+		{"cat\x00dog", "binary"},
+		{"\xff\xfe\xfd cat", "binary"},
+		{"\x01\x02\x03\x04 cat", "binary"},
+		{string([]byte{0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d}), "binary"},
+	}
+	for _, c := range cases {
+		_, err := m.Embed(c.text)
+		if !errors.Is(err, ErrNoKnownWords) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("Embed(%q): %v, want ErrNoKnownWords saying %q", c.text, err, c.says)
+		}
+	}
+}
+
+// TestEmbedWeighting: a frequent word weighs less than a rare one, by the
+// ratio of their SIF weights.
+func TestEmbedWeighting(t *testing.T) {
+	const n = 1000
+	words := make([]string, n)
+	vecs := make([][]float32, n)
+	for i := range words {
+		words[i] = "w" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
+		vecs[i] = []float32{0, 0, 1}
+	}
+	vecs[0] = []float32{1, 0, 0}   // the most frequent word
+	vecs[n-1] = []float32{0, 1, 0} // the rarest
+	m, err := NewModel(words, vecs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Len() != n {
+		t.Fatalf("test words collide: %d", m.Len())
+	}
+	v, err := m.Embed(words[0] + " " + words[n-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(v[1] > 10*v[0]) || v[0] <= 0 {
+		t.Fatalf("frequent %g vs rare %g: the rare word should dominate", v[0], v[1])
+	}
+	if got, want := float64(v[1]/v[0]), float64(m.weights[n-1]/m.weights[0]); math.Abs(got-want) > 1e-3*want {
+		t.Fatalf("ratio %g, want the weights' ratio %g", got, want)
+	}
+	// Unranked: the same two words weigh the same.
+	u, err := NewModel(words, vecs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err = u.Embed(words[0] + " " + words[n-1])
+	if err != nil || math.Abs(float64(v[0]-v[1])) > 1e-6 {
+		t.Fatalf("unranked: %v %v, want equal weights", v, err)
+	}
+}
+
+// TestEmbedMatchesBruteForce: random texts of known, stop, unknown and
+// plural words embed as the brute-force mean of the words they resolve
+// to, and the same text gives the same bits twice.
+func TestEmbedMatchesBruteForce(t *testing.T) {
+	m := embTestModel(t)
+	known := []string{"cat", "dog", "king", "city", "box", "state", "owned", "bus", "run", "rare"}
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(0, 30).Draw(t, "n")
+		var parts, want []string
+		for range n {
+			switch rapid.IntRange(0, 3).Draw(t, "kind") {
+			case 0:
+				w := rapid.SampledFrom(known).Draw(t, "known")
+				parts, want = append(parts, strings.ToUpper(w[:1])+w[1:]), append(want, w)
+			case 1:
+				parts = append(parts, rapid.SampledFrom([]string{"the", "and", "of", "it's"}).Draw(t, "stop"))
+			case 2:
+				parts = append(parts, rapid.StringMatching(`q[xz]{2,6}`).Draw(t, "unknown"))
+			case 3:
+				w := rapid.SampledFrom([]string{"cat", "dog", "king", "rare"}).Draw(t, "plural")
+				parts, want = append(parts, w+"s"), append(want, w)
+			}
+		}
+		sep := rapid.SampledFrom([]string{" ", ", ", "\n", " -- "}).Draw(t, "sep")
+		text := strings.Join(parts, sep)
+		got, err := m.Embed(text)
+		if len(want) == 0 {
+			if !errors.Is(err, ErrNoKnownWords) {
+				t.Fatalf("Embed(%q): %v, want ErrNoKnownWords", text, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Embed(%q): %v", text, err)
+		}
+		if w := embedBrute(m, want); !closeVec(got, w, 1e-5) {
+			t.Fatalf("Embed(%q) = %v, want %v", text, got, w)
+		}
+		again, _ := m.Embed(text)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(again[i]) {
+				t.Fatalf("Embed(%q) differs between calls", text)
+			}
+		}
+	})
+}
+
+// TestEmbedAnyInput: whatever the bytes, Embed returns a unit vector or
+// ErrNoKnownWords, and never panics.
+func TestEmbedAnyInput(t *testing.T) {
+	m := embTestModel(t)
+	rapid.Check(t, func(t *rapid.T) {
+		text := rapid.OneOf(
+			rapid.String(),
+			rapid.StringMatching(`(cat|dog|the|s|'|-|\x{2019}| |\x00|\xff|é){0,40}`),
+			rapid.Map(rapid.SliceOf(rapid.Byte()), func(b []byte) string { return string(b) }),
+		).Draw(t, "text")
+		v, err := m.Embed(text)
+		if err != nil {
+			if !errors.Is(err, ErrNoKnownWords) {
+				t.Fatalf("Embed(%q): unexpected error %v", text, err)
+			}
+			return
+		}
+		if n := dot(v, v); math.Abs(float64(n)-1) > 1e-5 {
+			t.Fatalf("Embed(%q) not unit: %v", text, n)
+		}
+	})
+}
