@@ -1,0 +1,60 @@
+// Package vecidx gives dkv's values meaning vectors and finds the nearest
+// ones: the word embeddings behind search_similar, and the index over them.
+//
+// # Word embeddings
+//
+// A Model is a vocabulary with one unit vector per word, in frequency order
+// when the source was. Default returns the model that ships with dkv
+// (model/default.dkvemb, 4.9 MB, embedded in the binary, so it works offline
+// on a fresh machine): the 44,000 most frequent words of GloVe 6B 100d
+// (Pennington et al. 2014, public domain), retrofitted to WordNet 3.0
+// (Faruqui et al. 2015) with a seeded tenth of WordNet's synonym pairs held
+// out for measurement. model/BUILD.md records how it was built, from which
+// inputs, and how well it ranks the held-out synonyms; cmd/embedbuild
+// rebuilds it bit for bit. ReadText loads a user's own vectors instead
+// (dkv's --embeddings PATH), in the GloVe text format ("word v1 … vd" per
+// line) or the word2vec text format (the same after a "count dim" line),
+// told apart by the first line. Words are lower-cased and the first of two
+// equal words wins. Every malformed input is an error wrapping one of
+// ErrMalformed (not a finite number, missing values, bad checksum),
+// ErrMixedDim (naming both dimensions and the line), ErrEmpty or
+// ErrTooLarge (over a named limit: LoadOptions, DimMax, wordBytesMax),
+// never a panic.
+//
+// Model.Embed turns a value into its vector: the SIF-weighted mean of its
+// words' vectors (Arora et al. 2017), weight a/(a+p(w)) with a = 1e-3 and
+// p(w) from the word's rank by Zipf's law, normalised. Tokenize says what a
+// word is (letters, digits, inner apostrophes and hyphens, lower-cased);
+// only the first TextBytesMax bytes and TextWordsMax words are read.
+// English stop words are skipped; an unknown word is retried by its hyphen
+// parts, without "'s", without apostrophes, then as a singular, and else
+// skipped. A value that is empty, binary-looking, only stop words or only
+// unknown words has no vector: ErrNoKnownWords, saying which. Embed is a
+// pure function of model and text, as node logic must be (see DESIGN.md's
+// determinism rules: nothing here touches files, clocks or goroutines;
+// cmd/node opens the --embeddings file and hands ReadText a reader).
+//
+// The binary format (WriteModel, ReadModel) is little-endian:
+//
+//	magic   "DKVEMB"
+//	version uint16 (1)
+//	flags   uint16 (bit 0: words in frequency order)
+//	dim     uint32, count uint32
+//	words   count × (uvarint length, UTF-8 bytes), lower-case, distinct
+//	vectors count × (float32 scale s, dim × int8 q), v[i] ≈ s·q[i]
+//	crc     uint32, CRC-32C of everything before it
+//
+// Each unit vector is quantised alone with s = max|v[i]|/127, so a
+// component moves by at most s/2 and the vector read back (renormalised)
+// lies within √dim·max|v[i]|/127 of the original. ReadModel checks the
+// checksum before anything else: a flipped bit is ErrMalformed.
+//
+// # Nearest-neighbour index
+//
+// The package also holds an index over value vectors (index.go, hnsw.go):
+// an HNSW graph (Malkov and Yashunin 2018, "Efficient and robust
+// approximate nearest neighbor search using Hierarchical Navigable Small
+// World graphs") answering top-k cosine queries, with an exact scan instead
+// while the index is below a size threshold, where a scan is both cheaper
+// and exact.
+package vecidx
