@@ -1,0 +1,238 @@
+package textidx
+
+import "strings"
+
+// Doc is an analysed value: its distinct terms (stemmed words that are not
+// stop words), how often each occurs, the positions of the first ones, and
+// its length. Only Analyze makes one; the zero Doc is an empty value, which
+// matches nothing. A Doc is immutable once made, so one may be handed from
+// the goroutine that analysed it to the one that owns the Index.
+type Doc struct {
+	terms  []string // distinct terms, ordered by hashes[i]>>32, then first occurrence
+	hashes []uint64 // hashes[i]: termHash(terms[i])
+	freqs  []uint32 // freqs[i]: occurrences of terms[i]
+	starts []uint32 // positions of terms[i] are pos[starts[i]:starts[i+1]]; len(terms)+1 entries
+	pos    []uint32 // word positions, ascending per term
+	length uint32   // Σ freqs: the document length |D| of BM25
+}
+
+// Len returns the document's length: the number of its words that were
+// indexed (stop words, skipped words and terms over TermsPerDocMax excluded).
+func (d Doc) Len() int { return int(d.length) }
+
+// Terms returns the distinct terms, in an order fixed by their hashes.
+func (d Doc) Terms() []string { return append([]string(nil), d.terms...) }
+
+// Freq returns how often term occurs.
+func (d Doc) Freq(term string) int {
+	for i, t := range d.terms {
+		if t == term {
+			return int(d.freqs[i])
+		}
+	}
+	return 0
+}
+
+// Positions returns the kept positions of term: word positions in the text,
+// counting from 0, where stop words and skipped words count too.
+func (d Doc) Positions(term string) []int {
+	var out []int
+	for i, t := range d.terms {
+		if t == term {
+			for _, p := range d.pos[d.starts[i]:d.starts[i+1]] {
+				out = append(out, int(p))
+			}
+		}
+	}
+	return out
+}
+
+// wordSpan is one indexed word during analysis: its term's bytes in the
+// arena, its position, and then which term it is.
+type wordSpan struct {
+	start, end uint32 // bytes of the term in the arena
+	pos        uint32
+	term       int32 // index into Doc.terms, or -1 if over TermsPerDocMax
+}
+
+// positionMax bounds word positions so they fit in uint32 with room.
+const positionMax = 1<<31 - 1
+
+// Analyze turns a value into a Doc: it splits the text into words, lower-
+// cases them, drops stop words and stems the rest. A value that is not text
+// (see isText) is an empty Doc. It is a pure function: safe to call from any
+// goroutine, with no state shared between calls.
+func Analyze(text string, o Options) Doc {
+	o.mustValidate()
+	tz := newTokenizer(text, o.TokenBytesMax)
+	// The arena holds every indexed word's term back to back; it becomes
+	// one string (strings.Builder hands over its buffer without a copy), and
+	// the terms are substrings of it, so a Doc costs a few allocations
+	// however many words it has.
+	var arena strings.Builder
+	arena.Grow(len(text)/2 + 8)
+	spans := make([]wordSpan, 0, len(text)/8+4)
+	position := 0
+	for tz.next() {
+		p := position
+		position++
+		if position > positionMax {
+			break
+		}
+		if tz.long {
+			continue
+		}
+		w := tz.tok
+		if isStopWord(w) {
+			continue
+		}
+		if tz.stemmable {
+			w = stem(w)
+		}
+		start := arena.Len()
+		arena.Write(w)
+		spans = append(spans, wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)})
+	}
+	if !tz.isText() || len(spans) == 0 {
+		return Doc{}
+	}
+	return build(arena.String(), spans, o)
+}
+
+// build gathers the spans of an analysed text into a Doc.
+func build(s string, spans []wordSpan, o Options) Doc {
+	// Scratch in one allocation: the open-addressing table that finds
+	// distinct terms (1 + the index of a term's first span), then per term
+	// (in order of first occurrence) its hash, its first span, and the
+	// sort keys.
+	size := 16
+	for size < 2*len(spans) {
+		size *= 2
+	}
+	scratch := make([]uint64, size+4*len(spans))
+	table := scratch[:size]
+	hashes := scratch[size : size : size+len(spans)]
+	firsts := scratch[size+len(spans) : size+len(spans) : size+2*len(spans)]
+	order := scratch[size+2*len(spans) : size+3*len(spans)]
+	sorted := scratch[size+3*len(spans):]
+	mask := uint64(size - 1)
+	for i := range spans {
+		sp := &spans[i]
+		t := s[sp.start:sp.end]
+		h := termHash(t)
+		for j := h & mask; ; j = (j + 1) & mask {
+			k := table[j]
+			if k == 0 {
+				sp.term = -1
+				if len(hashes) < o.TermsPerDocMax {
+					sp.term = int32(len(hashes))
+					hashes = append(hashes, h)
+					firsts = append(firsts, uint64(i))
+				}
+				table[j] = uint64(i + 1)
+				break
+			}
+			if first := spans[k-1]; s[first.start:first.end] == t {
+				sp.term = first.term
+				break
+			}
+		}
+	}
+
+	// The Doc keeps its terms sorted by the high half of their hash (then
+	// by first occurrence): the index stores a document's terms in this
+	// order and finds one by binary search, so Put need not sort.
+	n := len(hashes)
+	order = order[:n]
+	for i, h := range hashes {
+		order[i] = h>>32<<32 | uint64(i)
+	}
+	order = sortKeys(order, sorted[:n])
+	rank := table[:n] // reuse: rank[first-occurrence index] = place in the Doc
+	var d Doc
+	d.terms = make([]string, n)
+	d.hashes = make([]uint64, n)
+	for place, key := range order {
+		i := uint32(key)
+		rank[i] = uint64(place)
+		sp := spans[firsts[i]]
+		d.terms[place] = s[sp.start:sp.end]
+		d.hashes[place] = hashes[i]
+	}
+	// freqs, starts and positions share one allocation, made once the
+	// number of kept positions is known.
+	freqs := make([]uint32, n) // counted here, copied below
+	for i := range spans {
+		sp := &spans[i]
+		if sp.term >= 0 {
+			sp.term = int32(rank[sp.term])
+			freqs[sp.term]++
+		}
+	}
+	kept := uint32(0)
+	for _, f := range freqs {
+		kept += min(f, uint32(o.PositionsPerTermMax))
+		d.length += f
+	}
+	all := make([]uint32, 2*n+1+int(kept))
+	d.freqs, d.starts, d.pos = all[:n:n], all[n:2*n+1:2*n+1], all[2*n+1:]
+	at := uint32(0)
+	for i, f := range freqs {
+		d.starts[i] = at
+		at += min(f, uint32(o.PositionsPerTermMax))
+	}
+	d.starts[n] = at
+	// Fill positions, counting freqs up from zero as the cursor.
+	for _, sp := range spans {
+		if sp.term < 0 {
+			continue
+		}
+		f := d.freqs[sp.term]
+		if f < uint32(o.PositionsPerTermMax) {
+			d.pos[d.starts[sp.term]+f] = sp.pos
+		}
+		d.freqs[sp.term] = f + 1
+	}
+	return d
+}
+
+// sortKeys sorts keys whose high bits are uniform hashes: a counting pass
+// on the top byte scatters them into out nearly sorted, and an insertion
+// sort finishes within buckets. O(n) for the ~100 terms of a 1 KB value,
+// where a general sort costs a few microseconds.
+func sortKeys(keys, out []uint64) []uint64 {
+	var counts [257]uint32
+	for _, k := range keys {
+		counts[k>>56+1]++
+	}
+	for b := 1; b < len(counts); b++ {
+		counts[b] += counts[b-1]
+	}
+	for _, k := range keys {
+		b := k >> 56
+		out[counts[b]] = k
+		counts[b]++
+	}
+	for i := 1; i < len(out); i++ {
+		k := out[i]
+		j := i
+		for ; j > 0 && out[j-1] > k; j-- {
+			out[j] = out[j-1]
+		}
+		out[j] = k
+	}
+	return out
+}
+
+// termHash is 64-bit FNV-1a with a final mix, so that both halves are well
+// spread: the low bits pick dictionary slots, the high bits order a Doc.
+func termHash(w string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(w); i++ {
+		h ^= uint64(w[i])
+		h *= 1099511628211
+	}
+	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
+	h = (h ^ h>>27) * 0x94d049bb133111eb
+	return h ^ h>>31
+}

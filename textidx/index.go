@@ -1,0 +1,351 @@
+package textidx
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unsafe"
+)
+
+// posting says that a document holds a term, and how often.
+type posting struct {
+	doc  uint32
+	freq uint32
+}
+
+// termEntry is one term of the dictionary and its postings, in the order
+// the documents were put (ids are reused, so not sorted by id). Postings
+// whose document was removed stay until they outnumber the live ones; then
+// compact drops them all in one pass, so a removal costs O(1) per term
+// amortised instead of a search through a list that may hold every document.
+type termEntry struct {
+	text     string
+	hash     uint64 // termHash(text)
+	postings []posting
+	dead     uint32 // postings whose document is no longer live
+}
+
+// live returns the number of live documents holding the term: its n(q).
+func (t *termEntry) live() int { return len(t.postings) - int(t.dead) }
+
+// docEntry is one document id. While live it holds the key and the
+// document's forward index; once dead it waits, holding nothing, until the
+// last posting naming it is compacted away, and only then is the id reused:
+// so a posting always names either its own live document or a dead id.
+type docEntry struct {
+	key string
+	// data is the forward index of a live document, in one allocation:
+	// data[0:n] the high halves of the terms' hashes, ascending (the order
+	// of the Doc), data[n:2n] the term ids, data[2n:3n] their
+	// frequencies, data[3n:4n+1] where each term's positions start in
+	// data[4n+1:].
+	data   []uint32
+	n      uint32 // distinct terms
+	length uint32 // |D|
+	refs   uint32 // while dead: postings that still name this id
+	live   bool
+}
+
+func (d *docEntry) termIDs() []uint32 { return d.data[d.n : 2*d.n] }
+
+// find returns the index among the document's terms of term tid, whose
+// hash's high half is tag.
+func (d *docEntry) find(tid, tag uint32) (int, bool) {
+	n := int(d.n)
+	i, _ := slices.BinarySearch(d.data[:n], tag)
+	for ; i < n && d.data[i] == tag; i++ {
+		if d.data[n+i] == tid {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func (d *docEntry) freq(i int) uint32 { return d.data[2*int(d.n)+i] }
+
+func (d *docEntry) positions(i int) []uint32 {
+	n := int(d.n)
+	base := 4*n + 1
+	return d.data[base+int(d.data[3*n+i]) : base+int(d.data[3*n+i+1])]
+}
+
+// Index is an inverted index over the store's values with BM25 ranking. It
+// is node logic: one goroutine (the node's) owns it, and the same calls in
+// the same order give the same state and the same results.
+type Index struct {
+	opts Options
+
+	keys  map[string]uint32 // key → live document id
+	dict  dictionary        // term → term id; every term in it has a live posting
+	terms []termEntry
+	docs  []docEntry
+
+	termsFree []uint32 // term ids to reuse, last freed first
+	docsFree  []uint32 // document ids to reuse, last freed first
+
+	docsLive     int
+	lengthTotal  uint64 // Σ |D| over live documents
+	postingsLive int64
+
+	// Memory accounting for Stats.Bytes.
+	postingSlots int64 // Σ cap(termEntry.postings)
+	dataWords    int64 // Σ cap(docEntry.data)
+	textBytes    int64 // bytes of keys and term texts held
+
+	search searchScratch
+}
+
+// New returns an empty index. It panics if o is not valid (see Validate).
+func New(o Options) *Index {
+	o.mustValidate()
+	x := &Index{opts: o}
+	x.Reset()
+	return x
+}
+
+// Options returns the options the index was made with: a host analyses
+// values with these.
+func (x *Index) Options() Options { return x.opts }
+
+// Reset forgets every document, as when the store is replaced by a snapshot.
+func (x *Index) Reset() {
+	*x = Index{
+		opts: x.opts,
+		keys: map[string]uint32{},
+	}
+}
+
+// Len returns the number of indexed documents: keys whose value has at least
+// one indexed term (an empty or non-text value is not held).
+func (x *Index) Len() int { return x.docsLive }
+
+// Set indexes text as key's value.
+func (x *Index) Set(key, text string) { x.Put(key, Analyze(text, x.opts)) }
+
+// Put makes d the indexed value of key, replacing any earlier one. An empty
+// Doc removes key. It panics if d was analysed with larger limits than the
+// index's: the host must analyse with the index's Options.
+func (x *Index) Put(key string, d Doc) {
+	x.checkDoc(d)
+	old, had := x.keys[key]
+	k := ""
+	if had {
+		k = x.docs[old].key // already our own copy
+		x.kill(old)
+	}
+	if len(d.terms) == 0 {
+		if had {
+			delete(x.keys, k)
+			x.textBytes -= int64(len(k))
+		}
+		return
+	}
+	if !had {
+		// Our own copy: the host's key may share a large request buffer.
+		k = strings.Clone(key)
+		x.textBytes += int64(len(k))
+	}
+
+	id := x.allocDoc()
+	n := len(d.terms)
+	// The forward index keeps the Doc's order (by hash), so no sort here.
+	data := make([]uint32, 4*n+1+len(d.pos))
+	for i, t := range d.terms {
+		h := d.hashes[i]
+		tid := x.termID(t, h)
+		te := &x.terms[tid]
+		c := cap(te.postings)
+		te.postings = append(te.postings, posting{doc: id, freq: d.freqs[i]})
+		x.postingSlots += int64(cap(te.postings) - c)
+		data[i] = uint32(h >> 32)
+		data[n+i] = tid
+		data[2*n+i] = d.freqs[i]
+	}
+	copy(data[3*n:4*n+1], d.starts)
+	copy(data[4*n+1:], d.pos)
+
+	x.docs[id] = docEntry{key: k, data: data, n: uint32(n), length: d.length, live: true}
+	x.keys[k] = id
+	x.docsLive++
+	x.lengthTotal += uint64(d.length)
+	x.postingsLive += int64(n)
+	x.dataWords += int64(cap(data))
+}
+
+// checkDoc asserts what Put relies on: a Doc within the index's limits whose
+// parts agree with one another.
+func (x *Index) checkDoc(d Doc) {
+	n := len(d.terms)
+	if n > x.opts.TermsPerDocMax {
+		panic(fmt.Sprintf("textidx: Doc has %d terms, over the index's TermsPerDocMax %d: analyse with Index.Options", n, x.opts.TermsPerDocMax))
+	}
+	if n == 0 {
+		return
+	}
+	if len(d.freqs) != n || len(d.hashes) != n || len(d.starts) != n+1 || int(d.starts[n]) != len(d.pos) {
+		panic("textidx: Doc parts disagree (a Doc must come from Analyze)")
+	}
+	for i := 0; i < n; i++ {
+		if i > 0 && d.hashes[i-1]>>32 > d.hashes[i]>>32 {
+			panic("textidx: Doc terms out of hash order (a Doc must come from Analyze)")
+		}
+		kept := d.starts[i+1] - d.starts[i]
+		if kept > uint32(x.opts.PositionsPerTermMax) || kept > d.freqs[i] || d.freqs[i] == 0 {
+			panic(fmt.Sprintf("textidx: Doc term %q keeps %d positions for %d occurrences (PositionsPerTermMax %d): analyse with Index.Options",
+				d.terms[i], kept, d.freqs[i], x.opts.PositionsPerTermMax))
+		}
+	}
+}
+
+// Remove forgets key's value; it does nothing if key is not indexed.
+func (x *Index) Remove(key string) {
+	id, ok := x.keys[key]
+	if !ok {
+		return
+	}
+	k := x.docs[id].key
+	x.kill(id)
+	delete(x.keys, k)
+	x.textBytes -= int64(len(k))
+}
+
+// termID returns the id of term t, whose hash is h, adding it to the
+// dictionary if new.
+func (x *Index) termID(t string, h uint64) uint32 {
+	if tid, ok := x.dict.find(h, t, x.terms); ok {
+		return tid
+	}
+	// Our own copy: t is a substring of the whole analysed text.
+	text := strings.Clone(t)
+	var tid uint32
+	if n := len(x.termsFree); n > 0 {
+		tid = x.termsFree[n-1]
+		x.termsFree = x.termsFree[:n-1]
+	} else {
+		tid = uint32(len(x.terms))
+		x.terms = append(x.terms, termEntry{})
+	}
+	x.terms[tid] = termEntry{text: text, hash: h}
+	x.dict.insert(h, tid, x.terms)
+	x.textBytes += int64(len(text))
+	return tid
+}
+
+// allocDoc returns an unused document id.
+func (x *Index) allocDoc() uint32 {
+	if n := len(x.docsFree); n > 0 {
+		id := x.docsFree[n-1]
+		x.docsFree = x.docsFree[:n-1]
+		return id
+	}
+	if len(x.docs) >= 1<<32-1 {
+		panic("textidx: document ids exhausted")
+	}
+	x.docs = append(x.docs, docEntry{})
+	return uint32(len(x.docs) - 1)
+}
+
+// kill makes live document id dead: its postings become dead postings,
+// compacted once a term's dead postings outnumber its live ones. The caller
+// updates the key map.
+func (x *Index) kill(id uint32) {
+	d := &x.docs[id]
+	if !d.live {
+		panic("textidx: removing a document that is not live")
+	}
+	tids := d.termIDs()
+	d.live = false
+	d.refs = d.n
+	d.key = ""
+	x.dataWords -= int64(cap(d.data))
+	d.data = nil
+	x.docsLive--
+	x.lengthTotal -= uint64(d.length)
+	x.postingsLive -= int64(len(tids))
+	d.length = 0
+	// d may move if compaction frees ids: use no pointer into x.docs below.
+	for _, tid := range tids {
+		te := &x.terms[tid]
+		te.dead++
+		if 2*int(te.dead) > len(te.postings) {
+			x.compact(tid)
+		}
+	}
+}
+
+// compact drops the dead postings of term tid. Each dead posting is dropped
+// once, and a compaction happens only when at least half of a list is dead,
+// so its cost is O(1) per removal, amortised.
+func (x *Index) compact(tid uint32) {
+	te := &x.terms[tid]
+	kept := te.postings[:0]
+	dropped := 0
+	for _, p := range te.postings {
+		d := &x.docs[p.doc]
+		if d.live {
+			kept = append(kept, p)
+			continue
+		}
+		if d.refs == 0 {
+			panic("textidx: a posting names a document id that was freed")
+		}
+		d.refs--
+		dropped++
+		if d.refs == 0 {
+			x.docs[p.doc] = docEntry{}
+			x.docsFree = append(x.docsFree, p.doc)
+		}
+	}
+	if dropped != int(te.dead) {
+		panic(fmt.Sprintf("textidx: term %q counted %d dead postings, found %d", te.text, te.dead, dropped))
+	}
+	te.dead = 0
+	switch {
+	case len(kept) == 0:
+		x.postingSlots -= int64(cap(te.postings))
+		x.textBytes -= int64(len(te.text))
+		x.dict.remove(te.hash, tid, x.terms)
+		*te = termEntry{}
+		x.termsFree = append(x.termsFree, tid)
+	case cap(kept) > 64 && len(kept) < cap(kept)/4:
+		// Give back memory after many removals: keep half the room free.
+		smaller := make([]posting, len(kept), 2*len(kept))
+		copy(smaller, kept)
+		x.postingSlots += int64(cap(smaller) - cap(te.postings))
+		te.postings = smaller
+	default:
+		te.postings = kept
+	}
+}
+
+// Stats describes the index's size.
+type Stats struct {
+	Docs      int     // indexed documents
+	Terms     int     // distinct terms
+	Postings  int64   // live postings: (term, document) pairs
+	Bytes     int64   // estimated memory held by the index
+	AvgDocLen float64 // mean |D| over indexed documents
+}
+
+// mapEntryBytes estimates the cost of one map entry (key header, value and
+// the map's own overhead at its usual load).
+const mapEntryBytes = 40
+
+// Stats returns the index's size, estimated from counters kept as it
+// changes (O(1)).
+func (x *Index) Stats() Stats {
+	s := Stats{Docs: x.docsLive, Terms: x.dict.count, Postings: x.postingsLive}
+	if x.docsLive > 0 {
+		s.AvgDocLen = float64(x.lengthTotal) / float64(x.docsLive)
+	}
+	s.Bytes = x.postingSlots*int64(unsafe.Sizeof(posting{})) +
+		x.dataWords*4 +
+		x.textBytes +
+		int64(cap(x.terms))*int64(unsafe.Sizeof(termEntry{})) +
+		int64(cap(x.docs))*int64(unsafe.Sizeof(docEntry{})) +
+		int64(len(x.keys))*mapEntryBytes +
+		int64(len(x.dict.slots))*8 +
+		int64(cap(x.termsFree)+cap(x.docsFree))*4 +
+		x.search.bytes()
+	return s
+}

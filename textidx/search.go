@@ -1,0 +1,286 @@
+package textidx
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// queryTerm is one distinct term of a query, resolved against the index.
+type queryTerm struct {
+	tid   uint32
+	tag   uint32 // the high half of the term's hash
+	known bool   // the term is in the dictionary
+	idf   float64
+}
+
+// resolvedClause is a clause whose words point into the query's terms.
+type resolvedClause struct {
+	terms   []int    // indexes into the query's terms
+	offsets []uint32 // offsets[i] is terms[i]'s offset in a phrase
+}
+
+func (c resolvedClause) isPhrase() bool { return len(c.terms) > 1 }
+
+// searchScratch is reused between searches (the index has one owner, so
+// there is no sharing to fear): the score accumulators of Any mode, marked
+// fresh per search by an epoch instead of being cleared.
+type searchScratch struct {
+	acc     []float64
+	epoch   []uint32
+	cur     uint32
+	touched []uint32
+}
+
+func (s *searchScratch) bytes() int64 {
+	return int64(cap(s.acc))*8 + int64(cap(s.epoch))*4 + int64(cap(s.touched))*4
+}
+
+// begin readies the accumulators for a search over ids below docs.
+func (s *searchScratch) begin(docs int) {
+	if len(s.epoch) < docs {
+		s.epoch = append(s.epoch, make([]uint32, docs-len(s.epoch))...)
+		s.acc = append(s.acc, make([]float64, docs-len(s.acc))...)
+	}
+	s.cur++
+	if s.cur == 0 { // wrapped: old marks could look fresh
+		clear(s.epoch)
+		s.cur = 1
+	}
+	s.touched = s.touched[:0]
+}
+
+// Search returns the documents matching q, best first: by BM25 score, ties
+// broken by key ascending. A query whose words are all stop words or all
+// unknown returns no hits and no error.
+func (x *Index) Search(q Query) ([]Hit, error) {
+	if q.Mode != All && q.Mode != Any {
+		return nil, fmt.Errorf("%w: unknown mode %d", ErrBadQuery, int(q.Mode))
+	}
+	limit, err := limitOf(q.Limit, x.opts)
+	if err != nil {
+		return nil, err
+	}
+	pq, err := parseQuery(q.Text, x.opts)
+	if err != nil {
+		return nil, err
+	}
+	hits := []Hit{}
+	if x.docsLive == 0 || len(pq.terms) == 0 {
+		return hits, nil
+	}
+
+	qts := make([]queryTerm, len(pq.terms))
+	for i, t := range pq.terms {
+		h := termHash(t)
+		if tid, ok := x.dict.find(h, t, x.terms); ok {
+			qts[i] = queryTerm{tid: tid, tag: uint32(h >> 32), known: true, idf: idf(x.docsLive, x.terms[tid].live())}
+		}
+	}
+	clauses := make([]resolvedClause, len(pq.clauses))
+	phrases := false
+	for i, c := range pq.clauses {
+		rc := resolvedClause{terms: make([]int, len(c.words)), offsets: make([]uint32, len(c.words))}
+		for j, w := range c.words {
+			k, ok := slices.BinarySearch(pq.terms, w.term)
+			if !ok {
+				panic("textidx: a clause term is missing from the query's terms")
+			}
+			rc.terms[j], rc.offsets[j] = k, w.offset
+		}
+		clauses[i] = rc
+		phrases = phrases || rc.isPhrase()
+	}
+
+	m := bm25{k1: x.opts.K1, b: x.opts.B, avgdl: float64(x.lengthTotal) / float64(x.docsLive)}
+	top := topK{limit: limit, h: hits}
+	if q.Mode == All {
+		x.searchAll(qts, clauses, phrases, m, &top)
+	} else {
+		x.searchAny(qts, clauses, phrases, m, &top)
+	}
+	return top.sorted(), nil
+}
+
+// searchAll walks the postings of the query's rarest term and keeps the
+// documents that hold every other term and every phrase.
+func (x *Index) searchAll(qts []queryTerm, clauses []resolvedClause, phrases bool, m bm25, top *topK) {
+	driver := -1
+	for i, qt := range qts {
+		if !qt.known {
+			return // a term no document holds: nothing holds them all
+		}
+		if driver < 0 || len(x.terms[qt.tid].postings) < len(x.terms[qts[driver].tid].postings) {
+			driver = i
+		}
+	}
+	where := make([]int, len(qts)) // where[i]: index of query term i among the document's terms
+next:
+	for _, p := range x.terms[qts[driver].tid].postings {
+		d := &x.docs[p.doc]
+		if !d.live {
+			continue
+		}
+		for i, qt := range qts {
+			k, ok := d.find(qt.tid, qt.tag)
+			if !ok {
+				continue next
+			}
+			where[i] = k
+		}
+		if phrases {
+			for _, c := range clauses {
+				if c.isPhrase() && !d.phraseAt(c, where) {
+					continue next
+				}
+			}
+		}
+		norm := m.norm(d.length)
+		score := 0.0
+		for i, qt := range qts {
+			score += m.term(qt.idf, d.freq(where[i]), norm)
+		}
+		top.offer(Hit{Key: d.key, Score: score})
+	}
+}
+
+// searchAny adds up the scores of every document holding any query term,
+// term by term in the query's order, then keeps those that satisfy a clause.
+func (x *Index) searchAny(qts []queryTerm, clauses []resolvedClause, phrases bool, m bm25, top *topK) {
+	s := &x.search
+	s.begin(len(x.docs))
+	for _, qt := range qts {
+		if !qt.known {
+			continue
+		}
+		for _, p := range x.terms[qt.tid].postings {
+			d := &x.docs[p.doc]
+			if !d.live {
+				continue
+			}
+			if s.epoch[p.doc] != s.cur {
+				s.epoch[p.doc] = s.cur
+				s.acc[p.doc] = 0
+				s.touched = append(s.touched, p.doc)
+			}
+			s.acc[p.doc] += m.term(qt.idf, p.freq, m.norm(d.length))
+		}
+	}
+	var where []int
+	if phrases {
+		where = make([]int, len(qts))
+	}
+	for _, id := range s.touched {
+		d := &x.docs[id]
+		if phrases && !d.anyClause(qts, clauses, where) {
+			continue
+		}
+		top.offer(Hit{Key: d.key, Score: s.acc[id]})
+	}
+}
+
+// anyClause reports whether the document satisfies at least one clause.
+// where is scratch of one entry per query term.
+func (d *docEntry) anyClause(qts []queryTerm, clauses []resolvedClause, where []int) bool {
+	for _, c := range clauses {
+		ok := true
+		for _, ti := range c.terms {
+			if !qts[ti].known {
+				ok = false
+				break
+			}
+			k, found := d.find(qts[ti].tid, qts[ti].tag)
+			if !found {
+				ok = false
+				break
+			}
+			where[ti] = k
+		}
+		if ok && (!c.isPhrase() || d.phraseAt(c, where)) {
+			return true
+		}
+	}
+	return false
+}
+
+// phraseAt reports whether the phrase's terms occur at their offsets from a
+// common start. where[i] is query term i's index among the document's
+// terms, set for every term of the phrase.
+func (d *docEntry) phraseAt(c resolvedClause, where []int) bool {
+	first := d.positions(where[c.terms[0]])
+	for _, start := range first {
+		found := true
+		for j := 1; j < len(c.terms); j++ {
+			ps := d.positions(where[c.terms[j]])
+			if _, ok := slices.BinarySearch(ps, start+c.offsets[j]); !ok {
+				found = false
+				break
+			}
+		}
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// topK keeps the best limit hits seen, in a heap whose root is the worst
+// kept hit, so each offer costs O(log limit).
+type topK struct {
+	limit int
+	h     []Hit
+}
+
+// better orders hits: higher score first, then key ascending.
+func better(a, b Hit) bool {
+	return a.Score > b.Score || a.Score == b.Score && a.Key < b.Key
+}
+
+func (t *topK) offer(h Hit) {
+	if len(t.h) < t.limit {
+		t.h = append(t.h, h)
+		// Sift up: a parent must be worse than its children.
+		i := len(t.h) - 1
+		for i > 0 {
+			parent := (i - 1) / 2
+			if !better(t.h[parent], t.h[i]) {
+				break
+			}
+			t.h[parent], t.h[i] = t.h[i], t.h[parent]
+			i = parent
+		}
+		return
+	}
+	if !better(h, t.h[0]) {
+		return
+	}
+	t.h[0] = h
+	i, n := 0, len(t.h)
+	for {
+		worst := i
+		for _, c := range [2]int{2*i + 1, 2*i + 2} {
+			if c < n && better(t.h[worst], t.h[c]) {
+				worst = c
+			}
+		}
+		if worst == i {
+			return
+		}
+		t.h[i], t.h[worst] = t.h[worst], t.h[i]
+		i = worst
+	}
+}
+
+// sorted returns the kept hits, best first.
+func (t *topK) sorted() []Hit {
+	slices.SortFunc(t.h, func(a, b Hit) int {
+		switch {
+		case better(a, b):
+			return -1
+		case better(b, a):
+			return 1
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	return t.h
+}

@@ -1,0 +1,265 @@
+package textidx
+
+import (
+	"unicode"
+	"unicode/utf8"
+)
+
+// byteClass sorts ASCII bytes for the tokenizer's fast path.
+type byteClass uint8
+
+const (
+	classPunct byteClass = iota // printable, not part of a word
+	classSpace                  // ' ', \t, \n, \r
+	classLower                  // a-z
+	classUpper                  // A-Z
+	classDigit                  // 0-9
+	classApos                   // '
+	classCtrl                   // other bytes below 0x20, and DEL: the value is not text
+)
+
+var asciiClass = func() (t [utf8.RuneSelf]byteClass) {
+	for c := 0; c < utf8.RuneSelf; c++ {
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			t[c] = classSpace
+		case c < 0x20 || c == 0x7f:
+			t[c] = classCtrl
+		case 'a' <= c && c <= 'z':
+			t[c] = classLower
+		case 'A' <= c && c <= 'Z':
+			t[c] = classUpper
+		case '0' <= c && c <= '9':
+			t[c] = classDigit
+		case c == '\'':
+			t[c] = classApos
+		default:
+			t[c] = classPunct
+		}
+	}
+	return t
+}()
+
+// rightSingleQuote is the typographic apostrophe, treated as '.
+const rightSingleQuote = '\u2019'
+
+// isUnigramRune reports whether r belongs to a script written without
+// spaces between words (Han, Hiragana, Katakana): each such rune is a token
+// of its own, so that a query finds a word inside a run of them.
+func isUnigramRune(r rune) bool {
+	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana)
+}
+
+// isWordRune reports whether r starts or continues a word: a letter or a
+// digit that is not a unigram rune.
+func isWordRune(r rune) bool {
+	return (unicode.IsLetter(r) || unicode.IsDigit(r)) && !isUnigramRune(r)
+}
+
+// tokenizer walks the words of a text. A word is a run of letters and digits
+// (Unicode), with combining marks kept inside it; it is lower-cased. An
+// apostrophe (' or ’) followed by s and then the end of the word is dropped
+// with the s (a possessive: "John's" → "john"); one between two word
+// characters is dropped and the word goes on ("don't" → "dont"); any other is
+// a separator. Each Han, Hiragana or Katakana rune is a word by itself.
+// Everything else separates words.
+//
+// It also gathers what isText needs: whether the text held invalid UTF-8 or
+// control characters, and counts of letters, non-space runes and words.
+type tokenizer struct {
+	text     string
+	at       int
+	bytesMax int // a word longer than this is reported with long set, its bytes not kept
+
+	tok       []byte // the current word, lower-cased
+	long      bool   // the current word is over bytesMax bytes (tok holds only a prefix)
+	stemmable bool   // tok holds only ASCII letters
+
+	bad       bool // invalid UTF-8 or a control character was seen
+	letters   int  // letter runes seen
+	nonSpace  int  // non-space runes seen
+	words     int  // words seen
+	wordRunes int  // runes in words seen
+}
+
+func newTokenizer(text string, bytesMax int) tokenizer {
+	if bytesMax <= 0 {
+		panic("textidx: tokenizer needs a positive token length limit")
+	}
+	return tokenizer{text: text, bytesMax: bytesMax, tok: make([]byte, 0, 32)}
+}
+
+// next moves to the next word and reports whether there was one.
+func (t *tokenizer) next() bool {
+	t.tok = t.tok[:0]
+	t.long = false
+	t.stemmable = true
+	for t.at < len(t.text) {
+		c := t.text[t.at]
+		if c < utf8.RuneSelf {
+			switch asciiClass[c] {
+			case classLower, classUpper, classDigit:
+				return t.word()
+			case classSpace:
+			case classCtrl:
+				t.bad = true
+			default:
+				t.nonSpace++
+			}
+			t.at++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(t.text[t.at:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			t.bad = true
+		case isUnigramRune(r):
+			t.letters++
+			t.nonSpace++
+			t.words++
+			t.wordRunes++
+			t.tok = utf8.AppendRune(t.tok, r)
+			t.stemmable = false
+			t.at += size
+			return true
+		case isWordRune(r):
+			return t.word()
+		case unicode.IsSpace(r):
+		case unicode.IsControl(r):
+			t.bad = true
+		default:
+			t.nonSpace++
+		}
+		t.at += size
+	}
+	return false
+}
+
+// word reads the word starting at t.at.
+func (t *tokenizer) word() bool {
+	runes := 0
+	for t.at < len(t.text) {
+		c := t.text[t.at]
+		if c < utf8.RuneSelf {
+			switch asciiClass[c] {
+			case classLower:
+				t.put(c)
+				t.letters++
+			case classUpper:
+				t.put(c + ('a' - 'A'))
+				t.letters++
+			case classDigit:
+				t.put(c)
+				t.stemmable = false
+			case classApos:
+				if !t.apostrophe(1) {
+					return t.endWord(runes)
+				}
+				continue
+			default:
+				return t.endWord(runes)
+			}
+			t.at++
+			runes++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(t.text[t.at:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return t.endWord(runes) // next sees it and marks the text bad
+		case isUnigramRune(r):
+			return t.endWord(runes)
+		case unicode.IsLetter(r):
+			t.putRune(unicode.ToLower(r))
+			t.letters++
+		case unicode.IsDigit(r), unicode.Is(unicode.Mn, r), unicode.Is(unicode.Mc, r), unicode.Is(unicode.Me, r):
+			t.putRune(r)
+		case r == rightSingleQuote:
+			if !t.apostrophe(size) {
+				return t.endWord(runes)
+			}
+			continue
+		default:
+			return t.endWord(runes)
+		}
+		t.stemmable = false
+		t.at += size
+		runes++
+	}
+	return t.endWord(runes)
+}
+
+func (t *tokenizer) endWord(runes int) bool {
+	t.words++
+	t.wordRunes += runes
+	t.nonSpace += runes
+	return true
+}
+
+// apostrophe handles an apostrophe of size bytes at t.at inside a word. It
+// reports whether the word goes on (t.at moved past what was dropped); if
+// not, t.at is left on the apostrophe, which then separates.
+func (t *tokenizer) apostrophe(size int) bool {
+	after := t.at + size
+	if after < len(t.text) && (t.text[after] == 's' || t.text[after] == 'S') && !t.wordRuneAt(after+1) {
+		t.at = after + 1 // possessive 's: dropped, and the word ends after it
+		return true
+	}
+	if t.wordRuneAt(after) {
+		t.at = after
+		return true
+	}
+	return false
+}
+
+// wordRuneAt reports whether a word rune starts at byte i.
+func (t *tokenizer) wordRuneAt(i int) bool {
+	if i >= len(t.text) {
+		return false
+	}
+	c := t.text[i]
+	if c < utf8.RuneSelf {
+		cl := asciiClass[c]
+		return cl == classLower || cl == classUpper || cl == classDigit
+	}
+	r, size := utf8.DecodeRuneInString(t.text[i:])
+	return !(r == utf8.RuneError && size == 1) && isWordRune(r)
+}
+
+func (t *tokenizer) put(c byte) {
+	if len(t.tok) >= t.bytesMax {
+		t.long = true
+		return
+	}
+	t.tok = append(t.tok, c)
+}
+
+func (t *tokenizer) putRune(r rune) {
+	if len(t.tok)+utf8.RuneLen(r) > t.bytesMax {
+		t.long = true
+		return
+	}
+	t.tok = utf8.AppendRune(t.tok, r)
+}
+
+// Thresholds of the non-text rule (see isText).
+const (
+	letterShareMin   = 4  // at least 1 in letterShareMin non-space runes is a letter
+	wordRunesMeanMax = 20 // words average at most this many runes
+)
+
+// isText reports, once the tokenizer is done, whether what it read is text
+// worth indexing: valid UTF-8 without control characters other than tab, LF
+// and CR; at least a quarter of its non-space runes letters (so not numbers,
+// symbols or hex); and words that average at most 20 runes (so not base64 or
+// other blobs, whose "words" run for dozens of characters between the odd
+// '+' or '/').
+func (t *tokenizer) isText() bool {
+	if t.bad {
+		return false
+	}
+	if t.letters*letterShareMin < t.nonSpace {
+		return false
+	}
+	return t.wordRunes <= wordRunesMeanMax*t.words
+}
