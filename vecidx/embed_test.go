@@ -52,6 +52,16 @@ func TestTokenizeLimits(t *testing.T) {
 	if _, err := m.Embed(text); err != nil {
 		t.Errorf("long text with a cut character: %v", err)
 	}
+	// A 16 MB value costs what its first TextBytesMax bytes cost: the
+	// words after them do not count.
+	huge := "king dog " + strings.Repeat("zzz ", TextWordsMax-2) + strings.Repeat("cat ", 4<<20)
+	vec, err := m.Embed(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := embedBrute(m, []string{"king", "dog"}); !closeVec(vec, want, 1e-6) {
+		t.Errorf("huge text: %v, want the first two words' mean %v", vec, want)
+	}
 }
 
 // embTestModel is a small ranked model whose words exercise every
