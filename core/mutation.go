@@ -108,6 +108,9 @@ const (
 	// MutCloneSharesTree: Clone returns a store sharing the tree, not a
 	// copy-on-write copy.
 	MutCloneSharesTree
+	// MutRollbackUnindexed: undoing a batch restores the store behind its
+	// observer's back, so the indexes keep the undone writes.
+	MutRollbackUnindexed
 
 	// The protocol codec (codec.go).
 
@@ -148,6 +151,7 @@ var mutationNames = MutationNames[Mutation]{
 	MutRollbackOldestFirst:      "rollback-oldest-first",
 	MutSetReturnsNewValue:       "set-returns-new-value",
 	MutCloneSharesTree:          "clone-shares-tree",
+	MutRollbackUnindexed:        "rollback-unindexed",
 	MutResponseIDOffByOne:       "response-id-off-by-one",
 	MutErrorCodeIsMessage:       "error-code-is-message",
 	MutRequestIDAliasesLine:     "request-id-aliases-line",

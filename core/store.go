@@ -89,6 +89,10 @@ type undo struct {
 
 // rollback restores the keys in undos, newest first.
 func (s *Store) rollback(undos []undo) {
+	obs := s.obs
+	if s.mutation == MutRollbackUnindexed {
+		s.obs = nil
+	}
 	for i := len(undos) - 1; i >= 0; i-- {
 		u := undos[i]
 		if s.mutation == MutRollbackOldestFirst {
@@ -100,4 +104,5 @@ func (s *Store) rollback(undos []undo) {
 			s.Delete(u.key)
 		}
 	}
+	s.obs = obs
 }

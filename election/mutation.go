@@ -23,6 +23,9 @@ const (
 	MutSessionsNotInSnapshot
 	// MutVoteNotPersisted: a vote is sent without being saved.
 	MutVoteNotPersisted
+	// MutInstallUnindexed: a snapshot installed from the leader replaces
+	// the store, but the indexes are not rebuilt from it.
+	MutInstallUnindexed
 )
 
 var mutationNames = core.MutationNames[Mutation]{
@@ -31,6 +34,7 @@ var mutationNames = core.MutationNames[Mutation]{
 	MutCommitBeforePersist:   "commit-before-persist",
 	MutSessionsNotInSnapshot: "sessions-not-in-snapshot",
 	MutVoteNotPersisted:      "vote-not-persisted",
+	MutInstallUnindexed:      "install-unindexed",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

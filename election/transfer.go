@@ -303,7 +303,9 @@ func (n *Node) install(s *Snapshot) error {
 	}
 	n.snaps.Installed(s.Index, int64(in.total))
 	n.store, n.sess = in.store, in.sess
-	core.AttachIndexes(n.store, n.cfg.Indexes, n.env.Logf)
+	if n.cfg.Mutation != MutInstallUnindexed {
+		core.AttachIndexes(n.store, n.cfg.Indexes, n.env.Logf)
+	}
 	n.applied, n.appliedTerm = s.Index, s.Term
 	// Proposals the snapshot covers: the session table says whether each
 	// was applied.

@@ -27,6 +27,9 @@ type host struct {
 	rand  *rand.Rand // the node's Rand: one stream for the node's whole run, so each restart draws on, deterministically
 	node  core.Node
 	idx   core.Indexes // the node's indexes, if the seed runs them
+	// undone: the node answered a write that failed to persist in this
+	// turn; its indexes are checked once the turn ends.
+	undone bool
 	up    bool
 	// incarnation counts starts; timers and replies of an earlier one are
 	// ignored, as a dead process's would be.
@@ -193,6 +196,17 @@ func (h *host) runTurn() {
 		h.crash("Flush failed: "+flushErr.Error(), h.s.chance(h.s.mix.PowerLoss))
 		return
 	}
+	if h.undone || (h.idx != nil && h.Turns%indexCheckTurns == 0) {
+		when := "after a write failed to persist"
+		if !h.undone {
+			when = fmt.Sprintf("at turn %d", h.Turns)
+		}
+		h.undone = false
+		if msg := h.s.checkIndexes(h, when); msg != "" {
+			h.s.fail("indexes", msg)
+			return
+		}
+	}
 	if len(h.inbox) > 0 {
 		h.scheduleTurn()
 	}
@@ -241,6 +255,9 @@ func (h *host) replyFunc(r *request) core.ReplyFunc {
 			return
 		}
 		h.outstanding--
+		if resp.Error != nil && (resp.Error.Code == core.CodeDiskFull || resp.Error.Code == core.CodeIOError) {
+			h.undone = true
+		}
 		r.a.replied = true
 		r.a.answer = &resp
 		r.a.effectBy = h.s.w.now + int64(h.disk.Latency())

@@ -19,8 +19,15 @@ import (
 // own stream so that the other streams do not move): their nodes run with
 // the full-text and similarity indexes, their clients' values carry a few
 // words, and the index checker compares what each node's indexes answer
-// with a scan of the node's state after every recovery and at the end.
+// with a scan of the node's state after every recovery, after every write
+// that failed to persist (its undo), every indexCheckTurns turns, and at
+// the end.
 const indexesPercent = 40
+
+// indexCheckTurns: the checker also runs every this many turns of a node,
+// for what only a live node shows (a snapshot installed without
+// rebuilding the indexes, say); a restart rebuilds them and hides it.
+const indexCheckTurns = 64
 
 // IndexChoice overrides the seed's draw of whether the nodes index.
 type IndexChoice int

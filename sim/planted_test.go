@@ -26,6 +26,8 @@ func TestCatchesClusterMutations(t *testing.T) {
 				want = append(want, "raft") // a restart without the vote it sent
 			case election.MutCommitBeforePersist:
 				want = append(want, "node") // the log's own assertion: entries missing from the disk
+			case election.MutInstallUnindexed:
+				want = append(want, "indexes") // a follower's indexes miss the installed state
 			}
 			seed, caught := catchMutation(t, "cluster", m.String(), 100, want)
 			if !caught {
