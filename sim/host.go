@@ -30,7 +30,7 @@ type host struct {
 	// undone: the node answered a write that failed to persist in this
 	// turn; its indexes are checked once the turn ends.
 	undone bool
-	up    bool
+	up     bool
 	// incarnation counts starts; timers and replies of an earlier one are
 	// ignored, as a dead process's would be.
 	incarnation int
