@@ -12,4 +12,4 @@ too)::
 """
 
 from dkv import *  # noqa: F401,F403
-from dkv import ClusterKVClient, KVClient, __all__  # noqa: F401
+from dkv import __all__  # noqa: F401

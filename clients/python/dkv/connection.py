@@ -13,11 +13,10 @@ batch cannot deadlock with a server that stops reading until its answers
 are read (it does at 1024 outstanding requests).
 """
 
-import errno
 import select
 import socket
 import time
-from typing import List, Optional
+from typing import Optional
 
 from . import protocol
 from .errors import ConnectionFailed, ConnectionLost, ProtocolError, RequestTimeout, ResponseTooLarge, server_error
@@ -114,25 +113,31 @@ class Connection(object):
         total = len(out)
         sent = 0
         done = 0  # calls answered, in order
+        # Why sending failed. The answers to what did leave may still be
+        # waiting to be read (a server that answered, then closed), so
+        # reading goes on until they are in or the stream ends.
+        send_err = None
         sock = self.sock
         poller = None
         try:
             while True:
-                if sent < total:
+                if sent < total and send_err is None:
                     try:
                         sent += sock.send(view[sent:])
                     except (BlockingIOError, InterruptedError):
                         pass
                     except OSError as e:
-                        raise _Broken("sending to %s failed: %s" % (self.addr, e))
+                        send_err = e
                 if self.buf:
                     done = self._deliver(calls, done, starts, sent)
                     if done == n:
                         return
+                if send_err is not None and (done == n or starts[done] >= sent):
+                    raise _Broken("sending to %s failed: %s" % (self.addr, send_err))
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise _TimedOut()
-                want_write = sent < total
+                want_write = sent < total and send_err is None
                 if _POLL:
                     if poller is None:
                         poller = select.poll()

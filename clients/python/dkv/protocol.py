@@ -6,7 +6,7 @@ their types before anything is sent, and encodes them into lines.
 """
 
 import json
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from .errors import ProtocolError
 

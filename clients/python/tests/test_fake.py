@@ -3,7 +3,6 @@ mid-reply, never answering, answering every error code, a wrong id, a
 refusal; and bad arguments, which must fail before anything is sent."""
 
 import json
-import socket
 import threading
 import time
 import unittest
@@ -162,6 +161,29 @@ class TimeoutTest(unittest.TestCase):
         with self.assertRaises(dkv.ConnectionFailed):
             KVClient(port=port, timeout=5, dial_retries=1)
         self.assertQuick(began, 1)
+
+    def test_close_ends_a_call_in_another_thread(self):
+        with FakeServer(never_answers) as fake:
+            c = KVClient(port=fake.port, timeout=10)
+            out = []
+
+            def call():
+                try:
+                    c.Set("k", "v")
+                except dkv.DKVError as e:
+                    out.append(e)
+
+            t = threading.Thread(target=call)
+            t.start()
+            time.sleep(0.2)
+            began = time.monotonic()
+            c.close()
+            t.join(5)
+            self.assertLess(time.monotonic() - began, 2)
+            self.assertEqual(len(out), 1)
+            self.assertIsInstance(out[0], dkv.UnknownOutcome)
+            self.assertRaises(dkv.ClientClosed, c.Get, "k")
+            self.assertRaises(dkv.ClientClosed, c.pipeline().Get("k").execute)
 
     def test_waiting_for_another_threads_call_is_bounded(self):
         with FakeServer(never_answers) as fake:
@@ -444,6 +466,31 @@ class PipelineFakeTest(unittest.TestCase):
             with self.assertRaises(dkv.UnknownOutcome):
                 p.Set("x", "y").execute()
 
+    def test_answers_before_a_close_are_kept_while_still_sending(self):
+        # The server answers three requests and closes while the client is
+        # still sending a batch far larger than the socket buffers: the
+        # three answers are kept, writes that left are UnknownOutcome, and
+        # writes that never left are ConnectionLost (known not applied).
+        def three_then_close(server, n, sock, rfile):
+            for _ in range(3):
+                reply(sock, ok_for(server.read_request(rfile)))
+
+        with FakeServer(three_then_close) as fake, KVClient(port=fake.port, timeout=10) as c:
+            p = c.pipeline()
+            for i in range(3):
+                p.Set("small%d" % i, "v")
+            big = "x" * 200000
+            for i in range(200):
+                p.Set("big%d" % i, big)
+            r = p.execute(raise_on_error=False)
+            self.assertEqual(r[:3], [None, None, None])
+            self.assertTrue(all(isinstance(x, (dkv.UnknownOutcome, dkv.ConnectionLost)) for x in r[3:]), r[3:])
+            self.assertIsInstance(r[3], dkv.UnknownOutcome)
+            self.assertIsInstance(r[-1], dkv.ConnectionLost)
+            # Sent ones first, then the ones that never left.
+            kinds = [isinstance(x, dkv.UnknownOutcome) for x in r[3:]]
+            self.assertEqual(kinds, sorted(kinds, reverse=True))
+
     def test_context_manager_executes_on_clean_exit(self):
         with FakeServer(echo_handler) as fake, KVClient(port=fake.port, timeout=5) as c:
             with c.pipeline() as p:
@@ -498,8 +545,8 @@ class ClusterFakeTest(unittest.TestCase):
                     else:
                         reply(sock, error_for(req, "not_leader", leader="127.0.0.1:%d" % leader.port))
 
-            with FakeServer(follower) as f:
-                with dkv.ClusterKVClient(kv_ports=[f.port, leader.port], timeout=5) as c:
+            with FakeServer(follower) as f, FakeServer(follower) as f2:
+                with dkv.ClusterKVClient(kv_ports=[f.port, f2.port, leader.port], timeout=5) as c:
                     c.Set("a", "1")
                     self.assertEqual(c.leader(), "127.0.0.1:%d" % leader.port)
                     c.Set("b", "2")
@@ -507,9 +554,11 @@ class ClusterFakeTest(unittest.TestCase):
                     self.assertIsNone(c.Get("zz"))
                     c.Delete("a")
                     self.assertEqual(c.status(), {"mode": "fake"})
-                # The follower saw the first write only; the leader every
+                # The first follower saw the first write only, and went
+                # straight to the leader it named; the leader saw every
                 # call, with one session and seqs 1, 2, 3.
                 self.assertEqual(f.ops(), ["set"])
+                self.assertEqual(f2.ops(), [])
                 writes = [r for r in leader.requests if r["op"] in ("set", "delete")]
                 self.assertEqual([(r["seq"], r["acked"]) for r in writes], [(1, 1), (2, 2), (3, 3)])
                 self.assertEqual(len({r["client_id"] for r in writes + f.requests}), 1)

@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-import nodeproc
+import nodeproc  # noqa: F401  (puts the client on sys.path)
 from nodeproc import SingleNode
 
 import dkv
@@ -341,6 +341,41 @@ class RealErrorsTest(NodeTestCase):
                 extra.close()
         self.assertIsNotNone(refused, "no connection over --max-conns 2 was refused")
         self.assertEqual(refused.code, "too_many_connections")
+
+
+class SearchTest(NodeTestCase):
+    """Search and SearchSimilar on a server with --enable-indexes (skipped
+    where the server refuses the flag, as builds before the indexes do)."""
+
+    def test_search_with_indexes(self):
+        try:
+            s = self.start("--enable-indexes")
+        except RuntimeError as e:
+            self.skipTest("this cmd/node does not serve --enable-indexes: %s" % str(e).splitlines()[-1])
+        c = self.client(s)
+        c.BulkSet([("doc1", "hello world foo"), ("doc2", "hello there"), ("doc3", "goodbye world")])
+        hits = c.Search("hello world")
+        self.assertEqual([k for k, _ in hits], ["doc1"])
+        hits = c.Search("hello world", mode="any", limit=10)
+        self.assertEqual(sorted(k for k, _ in hits), ["doc1", "doc2", "doc3"])
+        self.assertEqual(hits[0][0], "doc1")  # it has both words
+        for key, score in hits:
+            self.assertIsInstance(key, str)
+            self.assertIsInstance(score, float)
+        self.assertEqual([x[1] for x in hits], sorted((x[1] for x in hits), reverse=True))
+        self.assertEqual(len(c.Search("hello world", mode="any", limit=2)), 2)
+        self.assertEqual(c.Search("absent-word"), [])
+        similar = c.SearchSimilar("hello", top_k=2)
+        self.assertEqual(len(similar), 2)
+        self.assertTrue(set(k for k, _ in similar) <= {"doc1", "doc2", "doc3"})
+        self.assertEqual([x[1] for x in similar], sorted((x[1] for x in similar), reverse=True))
+        # A deleted document leaves the index.
+        c.Delete("doc1")
+        self.assertEqual(c.Search("hello world"), [])
+        p = c.pipeline().Search("goodbye").SearchSimilar("hello", top_k=1)
+        r = p.execute()
+        self.assertEqual([k for k, _ in r[0]], ["doc3"])
+        self.assertEqual(len(r[1]), 1)
 
 
 class ClusterClientOnSingleNodeTest(NodeTestCase):
