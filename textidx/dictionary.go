@@ -31,7 +31,7 @@ func (d *dictionary) find(h uint64, t string, terms []termEntry) (uint32, bool) 
 		}
 		if s>>32 == tag {
 			tid := uint32(s) - 1
-			if te := &terms[tid]; te.hash == h && te.text == t {
+			if terms[tid].is(t, h) {
 				return tid, true
 			}
 		}

@@ -14,6 +14,9 @@ type Doc struct {
 	starts []uint32 // positions of terms[i] are pos[starts[i]:starts[i+1]]; len(terms)+1 entries
 	pos    []uint32 // word positions, ascending per term
 	length uint32   // Σ freqs: the document length |D| of BM25
+
+	// The limits it was analysed with, checked by Put against the index's.
+	termsMax, positionsMax uint32
 }
 
 // Len returns the document's length: the number of its words that were
@@ -96,7 +99,9 @@ func Analyze(text string, o Options) Doc {
 	if !tz.isText() || len(spans) == 0 {
 		return Doc{}
 	}
-	return build(arena.String(), spans, o)
+	d := build(arena.String(), spans, o)
+	d.termsMax, d.positionsMax = uint32(o.TermsPerDocMax), uint32(o.PositionsPerTermMax)
+	return d
 }
 
 // build gathers the spans of an analysed text into a Doc.

@@ -117,10 +117,10 @@ func (x *Index) searchAll(qts []queryTerm, clauses []resolvedClause, phrases boo
 	where := make([]int, len(qts)) // where[i]: index of query term i among the document's terms
 next:
 	for _, p := range x.terms[qts[driver].tid].postings {
-		d := &x.docs[p.doc]
-		if !d.live {
+		if !x.isLive(p.doc) {
 			continue
 		}
+		d := &x.docs[p.doc]
 		for i, qt := range qts {
 			k, ok := d.find(qt.tid, qt.tag)
 			if !ok {
@@ -154,10 +154,10 @@ func (x *Index) searchAny(qts []queryTerm, clauses []resolvedClause, phrases boo
 			continue
 		}
 		for _, p := range x.terms[qt.tid].postings {
-			d := &x.docs[p.doc]
-			if !d.live {
+			if !x.isLive(p.doc) {
 				continue
 			}
+			d := &x.docs[p.doc]
 			if s.epoch[p.doc] != s.cur {
 				s.epoch[p.doc] = s.cur
 				s.acc[p.doc] = 0

@@ -208,9 +208,9 @@ func TestNonText(t *testing.T) {
 	}
 	hex := strings.Repeat("deadbeef0123456789abcdef", 40)
 	cases := []struct {
-		name string
-		text string
-		text_ bool
+		name   string
+		text   string
+		isText bool
 	}{
 		{"english", "The quick brown fox jumps over the lazy dog.", true},
 		{"tabs and newlines", "line one\tcolumn\r\nline two\n", true},
@@ -232,8 +232,8 @@ func TestNonText(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			d := Analyze(c.text, DefaultOptions())
-			if got := len(d.Terms()) > 0; got != c.text_ {
-				t.Errorf("indexed %v (terms %q), want %v", got, d.Terms(), c.text_)
+			if got := len(d.Terms()) > 0; got != c.isText {
+				t.Errorf("indexed %v (terms %q), want %v", got, d.Terms(), c.isText)
 			}
 		})
 	}

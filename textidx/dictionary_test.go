@@ -1,0 +1,132 @@
+package textidx
+
+import (
+	"fmt"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+// TestDictionaryModel drives the dictionary with hashes drawn from small
+// ranges, so that home slots and tags collide and the backward-shift
+// deletion and the resize run, against a map.
+func TestDictionaryModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		const termsMax = 1500
+		terms := make([]termEntry, termsMax)
+		for i := range terms {
+			terms[i].text = fmt.Sprintf("t%d", i)
+		}
+		homes := rapid.SampledFrom([]uint64{4, 64, 4096}).Draw(t, "homes")
+		tags := rapid.SampledFrom([]uint64{1, 3, 1 << 20}).Draw(t, "tags")
+		hashFor := func(tid int) uint64 {
+			h := mix64(uint64(tid))
+			return (h>>32%tags)<<32 | (h & 0xffffffff % homes)
+		}
+		for i := range terms {
+			terms[i] = newTermEntry(terms[i].text, hashFor(i))
+		}
+		var d dictionary
+		in := map[int]bool{}
+		steps := rapid.IntRange(1, 3000).Draw(t, "steps")
+		for s := 0; s < steps; s++ {
+			tid := rapid.IntRange(0, termsMax-1).Draw(t, "tid")
+			te := &terms[tid]
+			got, ok := d.find(te.hash, te.text, terms)
+			if ok != in[tid] || ok && got != uint32(tid) {
+				t.Fatalf("find %d: got %d, %v; model %v", tid, got, ok, in[tid])
+			}
+			if in[tid] {
+				if rapid.IntRange(0, 2).Draw(t, "remove") > 0 {
+					d.remove(te.hash, uint32(tid), terms)
+					delete(in, tid)
+				}
+			} else {
+				d.insert(te.hash, uint32(tid), terms)
+				in[tid] = true
+			}
+			if d.count != len(in) {
+				t.Fatalf("count %d, model %d", d.count, len(in))
+			}
+		}
+		// Everything in the model is still found, and nothing else is.
+		for tid := range terms {
+			got, ok := d.find(terms[tid].hash, terms[tid].text, terms)
+			if ok != in[tid] || ok && got != uint32(tid) {
+				t.Fatalf("final find %d: got %d, %v; model %v", tid, got, ok, in[tid])
+			}
+		}
+	})
+}
+
+func mix64(z uint64) uint64 {
+	z += 0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+// TestForwardFindSharedTag: two terms of one document whose hashes share
+// their high half are told apart by term id.
+func TestForwardFindSharedTag(t *testing.T) {
+	// n = 3: tags 5 7 7, term ids 10 20 30, freqs 1 2 3, positions none.
+	d := docEntry{n: 3, data: []uint32{5, 7, 7, 10, 20, 30, 1, 2, 3, 0, 0, 0, 0}}
+	for _, c := range []struct {
+		tid, tag uint32
+		want     int
+		ok       bool
+	}{
+		{10, 5, 0, true}, {20, 7, 1, true}, {30, 7, 2, true},
+		{40, 7, 0, false}, {10, 6, 0, false}, {30, 5, 0, false}, {10, 8, 0, false},
+	} {
+		got, ok := d.find(c.tid, c.tag)
+		if ok != c.ok || ok && got != c.want {
+			t.Errorf("find(%d, %d) = %d, %v; want %d, %v", c.tid, c.tag, got, ok, c.want, c.ok)
+		}
+		if ok && d.freq(got) != []uint32{1, 2, 3}[got] {
+			t.Errorf("freq(%d) = %d", got, d.freq(got))
+		}
+	}
+}
+
+func TestSortKeys(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		keys := rapid.SliceOf(rapid.Uint64()).Draw(t, "keys")
+		want := append([]uint64(nil), keys...)
+		for i := 1; i < len(want); i++ { // a plain insertion sort as the model
+			for j := i; j > 0 && want[j-1] > want[j]; j-- {
+				want[j-1], want[j] = want[j], want[j-1]
+			}
+		}
+		got := sortKeys(keys, make([]uint64, len(keys)))
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("got %v, want %v", got, want)
+			}
+		}
+	})
+}
+
+// TestDictionaryGrow fills the table past several doublings, then empties
+// it in a scattered order.
+func TestDictionaryGrow(t *testing.T) {
+	const n = 5000
+	terms := make([]termEntry, n)
+	var d dictionary
+	for i := range terms {
+		terms[i] = newTermEntry(fmt.Sprint(i), mix64(uint64(i))&^0xff00) // some shared homes
+		d.insert(terms[i].hash, uint32(i), terms)
+	}
+	if len(d.slots) < 2*n || d.count != n {
+		t.Fatalf("%d slots for %d terms", len(d.slots), d.count)
+	}
+	for i := 0; i < n; i += 3 {
+		d.remove(terms[i].hash, uint32(i), terms)
+	}
+	for i := range terms {
+		got, ok := d.find(terms[i].hash, terms[i].text, terms)
+		if want := i%3 != 0; ok != want || ok && got != uint32(i) {
+			t.Fatalf("find %d: %d, %v; want present %v", i, got, ok, want)
+		}
+	}
+}

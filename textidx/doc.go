@@ -1,0 +1,116 @@
+// Package textidx is a full-text index over the store's values, ranked with
+// BM25. It does not know the store: the node calls Put (or Set) and Remove
+// on every write, in the same turn as the write, and Reset when a snapshot
+// replaces the store; Search answers queries from the index alone. The
+// expensive, pure part — Analyze, which turns a value into a Doc of terms —
+// is safe to run on any goroutine (the host may analyse a value on the
+// connection that received it); the Index itself is node logic, owned by one
+// goroutine, and the same calls in the same order give the same results.
+//
+// # Analysis
+//
+// Tokenizer. A word is a run of letters and digits (unicode.IsLetter,
+// unicode.IsDigit); combining marks stay inside a word, and there is no
+// Unicode normalisation (NFC "crème" and NFD "crème" are different words).
+// Everything else separates words. Words are lower-cased (unicode.ToLower).
+// Apostrophes (' and ’): a possessive "'s" at the end of a word is dropped
+// ("John's" → "john", "it's" → "it"); an apostrophe between two word
+// characters is dropped and the word goes on ("don't" → "dont",
+// "rock'n'roll" → "rocknroll"); any other apostrophe separates. Each Han,
+// Hiragana or Katakana character is a word by itself (unigrams), so a query
+// finds a word inside unspaced CJK text; Hangul is spaced and splits as usual.
+// A word longer than TokenBytesMax bytes is skipped, not cut.
+//
+// Stop words. About 170 common English words (stopwords.go), matched after
+// lower-casing and the apostrophe rules ("dont", "youre"), are dropped.
+//
+// Stemming. Words of ASCII letters (up to 48) are stemmed with the English
+// (Porter2) stemmer, written from the Snowball description; words with
+// digits or other letters are kept as they are.
+//
+// Positions. Every word takes a position, counting from 0 — stop words and
+// skipped words too — so "united states of america" holds "united" at 0,
+// "state" at 1 and "america" at 3, and a phrase never matches across a
+// removed word. The document length |D| counts only the indexed words.
+//
+// Non-text values are indexed as empty documents, i.e. not at all: a value
+// that is not valid UTF-8; or holds a control character other than tab, LF
+// and CR (C0, DEL, C1); or has fewer than one letter in four of its
+// non-space characters (numbers, symbols); or whose words average more than
+// 20 characters (base64 and other blobs, whose "words" run for dozens of
+// characters between the odd '+' or '/'). A short base64 string such as
+// "aGVsbG8=" looks like a word and is indexed as one. No input makes
+// Analyze panic.
+//
+// # Queries
+//
+// A query is words and "double-quoted phrases", analysed like values. In All
+// mode (the default) a document matches if it holds every term and every
+// phrase; in Any mode, if it holds at least one term outside quotes or one
+// whole phrase. A phrase matches where its terms sit at the same distances
+// as in the query (stop words in the query keep their place: "states of
+// america" needs "america" two positions after "state", whatever word is
+// between); only kept positions count (see PositionsPerTermMax). A phrase
+// with one term left is a plain term; an empty phrase ("") is ignored. An
+// unclosed quote is ErrBadQuery.
+//
+// Results are best first, by score, ties broken by key ascending. A query
+// with no words at all (empty, or only spaces and punctuation) is
+// ErrEmptyQuery; a query whose words are all stop words, all unknown, or
+// all over TokenBytesMax returns no hits and a nil error. Errors wrap
+// ErrEmptyQuery, ErrQueryTooLarge (over QueryBytesMax bytes or
+// QueryTermsMax words, stop words included), ErrBadQuery (unclosed quote,
+// invalid UTF-8, unknown Mode) and ErrBadLimit (Limit < 0 or over
+// ResultsMax; 0 means 10) and are matched with errors.Is.
+//
+// # Scoring
+//
+// BM25 (Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25
+// and Beyond", Foundations and Trends in Information Retrieval 3(4), 2009):
+//
+//	score(D, Q) = Σ_{q ∈ Q} IDF(q) · f(q,D)·(k1 + 1) / (f(q,D) + k1·(1 − b + b·|D|/avgdl))
+//	IDF(q)      = ln( (N − n(q) + 0.5) / (n(q) + 0.5) + 1 )
+//
+// Q is the query's distinct terms (inside and outside phrases; phrases only
+// decide which documents match), f(q,D) the term's frequency in D, |D| the
+// document length, avgdl the mean length of the N indexed documents, and
+// n(q) the number of them holding q. The IDF is Lucene's variant, with the
+// "+ 1" inside the logarithm, so that it stays positive for terms in more
+// than half the documents, where the paper's form goes negative. Defaults:
+// k1 = 1.2, b = 0.75. Scores are summed in one fixed term order on every
+// path, so equal inputs give bit-equal scores and ties are real ties.
+//
+// # Limits
+//
+// Options holds every limit, with defaults in DefaultOptions:
+// TokenBytesMax 64 (longer words skipped), TermsPerDocMax 4096 distinct
+// terms per value (later new terms dropped), PositionsPerTermMax 128
+// positions kept per term per value (the first ones), QueryBytesMax 1024,
+// QueryTermsMax 32 words, ResultsMax 1000 hits.
+//
+// # Structure and cost
+//
+// Each term has a list of postings (document id, frequency) in the order
+// documents were put; each live document has a forward index: its terms
+// sorted by the high half of their hash, with term ids, frequencies and
+// positions, in one allocation. Search in All mode walks the rarest term's
+// postings and looks the other terms up in each document's forward index
+// (binary search); Any mode adds up scores term by term; a heap of size
+// Limit keeps the best hits.
+//
+// Removal (and replacement, which removes first) marks the document dead
+// and counts a dead posting on each of its terms; a term's list is
+// compacted in one pass once its dead postings outnumber its live ones, so
+// removal costs O(1) per term, amortised, and never searches a long list.
+// A dead document id is reused once no posting names it.
+//
+// Memory per indexed (term, document) pair: 8 bytes of posting, 16 bytes
+// in the forward index (hash half, term id, frequency, position start), and
+// 4 bytes per kept position, i.e. per indexed word. On top come slack from
+// slice growth (up to 2×), dead postings awaiting compaction (at most as
+// many as the live ones), 64 bytes and the text per distinct term, and
+// about 100 bytes plus the key per document. For 1 KB English-like values
+// this measures about 44 bytes per posting in all (BenchmarkPut1KB reports
+// it). Stats.Bytes estimates the total from counters kept as the index
+// changes.
+package textidx
