@@ -25,6 +25,16 @@ type Indexes interface {
 	Work(budget int) (more bool)
 	// Status describes the indexes for the status op.
 	Status() IndexStatus
+	// Prepare does the part of indexing a write request's values that
+	// needs only the request (finding their words, their embeddings) and
+	// keeps it in req.Prepared. A host calls it on the goroutine that
+	// decoded the request, off the node's loop, so it must be safe for
+	// concurrent use: it reads the request and nothing else that changes.
+	Prepare(req *Request)
+	// Expect says that the Puts until the next Expect come from a write
+	// whose Prepared this is (nil: none), so they can use its work. A Put
+	// that finds no prepared work for its key and value does it itself.
+	Expect(prepared any)
 }
 
 // Observer is told of every change to a Store, in the order they happen.
@@ -94,8 +104,13 @@ func AttachIndexes(s *Store, idx Indexes, logf func(string, ...any)) {
 	s.Observe(idx)
 }
 
-// searchOp reports whether op is answered by the indexes.
-func searchOp(op string) bool { return op == OpSearch || op == OpSearchSimilar }
+// PrepareFunc is a host's hook for Indexes.Prepare, nil without indexes.
+func PrepareFunc(idx Indexes) func(*Request) {
+	if idx == nil {
+		return nil
+	}
+	return idx.Prepare
+}
 
 // SearchResponse answers a validated search request from idx, or with the
 // error that names the flag when the node has no indexes.

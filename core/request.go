@@ -97,6 +97,10 @@ type Request struct {
 	Mode  string `json:"mode,omitzero"`
 	Limit uint64 `json:"limit,omitzero"`
 	TopK  uint64 `json:"top_k,omitzero"`
+
+	// Prepared is what Indexes.Prepare made of a write's values off the
+	// node's loop; never on the wire.
+	Prepared any `json:"-"`
 }
 
 // ClientIDMax bounds client ids to what a JSON number holds exactly in

@@ -197,7 +197,13 @@ func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV) 
 		return
 	}
 	n.gc.Add(typ, payload)
-	applyRecord(n.store, typ, items, &n.undos)
+	if idx := n.cfg.Indexes; idx != nil {
+		idx.Expect(req.Prepared)
+		applyRecord(n.store, typ, items, &n.undos)
+		idx.Expect(nil)
+	} else {
+		applyRecord(n.store, typ, items, &n.undos)
+	}
 	n.batchWrites = true
 	n.queue(reply, OKResponse(), true)
 	if req.DebugSimulateFail {

@@ -431,8 +431,14 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 		return
 	}
 	n.gc.Add(core.RecordMesh, payload)
+	if idx := n.cfg.Indexes; idx != nil {
+		idx.Expect(req.Prepared)
+	}
 	for i := range items {
 		n.rep.apply(&items[i], &n.undos)
+	}
+	if idx := n.cfg.Indexes; idx != nil {
+		idx.Expect(nil)
 	}
 	n.batchWrites = true
 	resp := core.Response{OK: true, Stamp: stamp.String()}

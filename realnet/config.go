@@ -40,6 +40,11 @@ type HostConfig struct {
 	WriteTimeout time.Duration
 	// Logf writes one operator-facing line; nil means the standard logger.
 	Logf func(format string, args ...any)
+	// Prepare, when set, runs on each decoded request on its connection's
+	// goroutine, before the node sees it: the indexes' work that needs
+	// only the request (core.Indexes.Prepare), done in parallel and off
+	// the node's loop.
+	Prepare func(*core.Request)
 }
 
 // DefaultHostConfig is what a server uses unless told otherwise.

@@ -351,6 +351,9 @@ func (c *conn) handleLine(line []byte) bool {
 	if bad != nil {
 		return c.push(filledSlot(*bad))
 	}
+	if prepare := c.h.cfg.Prepare; prepare != nil {
+		prepare(req)
+	}
 	s := &slot{}
 	if !c.push(s) {
 		return false

@@ -51,6 +51,11 @@ func (h *host) handleRequest(r *request) {
 		respond(h, r, codec, reply, *bad)
 		return
 	}
+	// As realnet does on the connection's goroutine; every other request
+	// is left unprepared, so that both of the indexes' paths run.
+	if h.idx != nil && r.a.id%2 == 0 {
+		h.idx.Prepare(req)
+	}
 	h.node.HandleRequest(req, func(resp core.Response) {
 		resp.ID = req.ID
 		respond(h, r, codec, reply, resp)

@@ -29,6 +29,9 @@ type clusterBenchConfig struct {
 	nodeBin    string
 	compareBin string // a second cluster of this binary, for an A/B in one run
 	flags      string // more cmd/node flags, for both systems
+	// values, when set, gives each Set its value (from the client's own
+	// random stream); otherwise every value is valueBytes of "v".
+	values func(r *rand.Rand) string
 }
 
 func runClusterBench(args []string, stdout, stderr io.Writer) int {
@@ -257,6 +260,7 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 				defer wg.Done()
 				r := rand.New(rand.NewPCG(uint64(si), uint64(ci)))
 				res := &results[si][ci]
+				value := value
 				res.lat = make(latencies, 0, 1<<14)
 				for !stop.Load() {
 					if active.Load() != int64(si+1) {
@@ -265,6 +269,9 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 					}
 					busy.Add(1)
 					key := keyName(r.IntN(cfg.space))
+					if cfg.values != nil {
+						value = cfg.values(r)
+					}
 					t0 := time.Now()
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					err := set(ctx, key, value)

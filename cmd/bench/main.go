@@ -5,6 +5,7 @@
 //	go run ./cmd/bench cluster      # durable Sets through a 3-node cluster's leader, beside a single node
 //	go run ./cmd/bench failover     # SIGKILL the leader under load; time to the next acknowledged write
 //	go run ./cmd/bench mesh         # durable Sets spread over a 3-node mesh, beside a single node; lag; catch-up
+//	go run ./cmd/bench index        # durable writes with and without indexes; query latency; HNSW recall
 //
 // Every figure is reported next to a baseline measured in the same run, as a
 // ratio, because the machines it runs on are shared and noisy.
@@ -29,6 +30,8 @@ benchmarks:
                from the kill to the first write acknowledged by the next leader
   mesh         durable Sets from 50 clients spread over a 3-node mesh, beside a single node
                in alternating slices; replication lag; catch-up of a node that missed 100k keys
+  index        durable writes of ~1 KB English text with and without --enable-indexes in
+               alternating slices; indexing rate; search latency and HNSW recall@10 on 100k values
 
 run "go run ./cmd/bench <benchmark> -h" for its flags
 `
@@ -53,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runFailover(args[1:], stdout, stderr)
 	case "mesh":
 		return runMeshBench(args[1:], stdout, stderr)
+	case "index":
+		return runIndexBench(args[1:], stdout, stderr)
 	case echoServerCommand:
 		return runEchoServer(args[1:])
 	case "-h", "--help", "help":

@@ -216,6 +216,7 @@ func run(args []string, stderr io.Writer) int {
 
 	hostCfg := o.hostCfg
 	hostCfg.Logf = logger.Printf
+	hostCfg.Prepare = core.PrepareFunc(o.single.Indexes)
 	var node serverNode
 	var peers *realnet.Peers // nil for a single node
 	switch {

@@ -41,6 +41,21 @@ type Set struct {
 	cfg  Config
 	text *textidx.Index
 	vec  *vecidx.Index
+	// expect is the prepared work of the write being applied (Expect).
+	expect *prepared
+}
+
+// prepared is the work Prepare did for a write's values: each value's
+// analysed words and its embedding, in the order of the request's items.
+type prepared struct {
+	items []preparedValue
+	next  int // the item the next Put most likely is
+}
+
+type preparedValue struct {
+	key, value string
+	doc        textidx.Doc
+	vec        []float32 // nil: the value has no embedding
 }
 
 var _ core.Indexes = (*Set)(nil)
@@ -57,8 +72,71 @@ func New(cfg Config) *Set {
 	}
 }
 
+// Prepare analyses a write's values and embeds them, for Put to use. It
+// only reads the request and the immutable model and options, so hosts
+// call it on their connection goroutines, in parallel.
+func (s *Set) Prepare(req *core.Request) {
+	var items []core.KV
+	switch req.Op {
+	case core.OpSet:
+		if req.Value == nil {
+			return
+		}
+		items = []core.KV{{Key: req.Key, Value: *req.Value}}
+	case core.OpBulkSet:
+		items = req.Items
+	default:
+		return
+	}
+	p := &prepared{items: make([]preparedValue, len(items))}
+	for i, kv := range items {
+		pv := &p.items[i]
+		pv.key, pv.value = kv.Key, kv.Value
+		pv.doc = textidx.Analyze(kv.Value, s.cfg.Text)
+		if v, err := s.cfg.Model.Embed(kv.Value); err == nil {
+			pv.vec = v
+		}
+	}
+	req.Prepared = p
+}
+
+// Expect sets the prepared work the next Puts may use.
+func (s *Set) Expect(p any) {
+	s.expect, _ = p.(*prepared)
+	if s.expect != nil {
+		s.expect.next = 0
+	}
+}
+
+// find returns the prepared work for key holding value, if any: the items
+// come in the request's order, so the next one is looked at first.
+func (s *Set) find(key, value string) *preparedValue {
+	p := s.expect
+	if p == nil {
+		return nil
+	}
+	for range p.items {
+		pv := &p.items[p.next]
+		p.next = (p.next + 1) % len(p.items)
+		if pv.key == key && pv.value == value {
+			return pv
+		}
+	}
+	return nil
+}
+
 // Put indexes value under key, replacing what key held.
 func (s *Set) Put(key, value string) {
+	if pv := s.find(key, value); pv != nil {
+		s.text.Put(key, pv.doc)
+		if pv.vec == nil {
+			s.vec.Remove(key)
+			return
+		}
+		err := s.vec.Put(key, pv.vec)
+		assert(err == nil, "an embedding of the model's own dimension must index: %v", err)
+		return
+	}
 	s.text.Set(key, value)
 	v, err := s.cfg.Model.Embed(value)
 	if err != nil {
