@@ -21,7 +21,7 @@ func BenchmarkPut(b *testing.B) {
 	for i := range texts {
 		var sb strings.Builder
 		for sb.Len() < 1000 {
-			sb.WriteString(m.Word(int(r.ExpFloat64() * 2000) % m.Len()))
+			sb.WriteString(m.Word(int(r.ExpFloat64()*2000) % m.Len()))
 			sb.WriteByte(' ')
 		}
 		texts[i] = sb.String()
