@@ -3,6 +3,7 @@ mid-reply, never answering, answering every error code, a wrong id, a
 refusal; and bad arguments, which must fail before anything is sent."""
 
 import json
+import socket
 import threading
 import time
 import unittest
@@ -474,6 +475,11 @@ class PipelineFakeTest(unittest.TestCase):
         def three_then_close(server, n, sock, rfile):
             for _ in range(3):
                 reply(sock, ok_for(server.read_request(rfile)))
+            # A FIN after the answers, and the close (a reset, with
+            # requests unread) only once they have surely arrived: a reset
+            # would drop answers still in this side's send queue.
+            sock.shutdown(socket.SHUT_WR)
+            time.sleep(0.3)
 
         with FakeServer(three_then_close) as fake, KVClient(port=fake.port, timeout=10) as c:
             p = c.pipeline()
