@@ -106,6 +106,9 @@ type Index struct {
 	// search test it for every posting they walk: a bitmap of 100,000
 	// documents is 12.5 KB and stays in cache, where the documents do not.
 	live []uint64
+	// lengths[id] is document id's |D| (0 once dead), apart from docs for
+	// the same reason: Any mode reads it for every posting it scores.
+	lengths []uint32
 
 	termsFree []uint32 // term ids to reuse, last freed first
 	docsFree  []uint32 // document ids to reuse, last freed first
@@ -119,7 +122,8 @@ type Index struct {
 	dataWords    int64 // Σ cap(docEntry.data)
 	textBytes    int64 // bytes of keys and term texts held
 
-	search searchScratch
+	search      searchScratch
+	allStrategy allStrategy // allAuto but in tests, which make each strategy run
 }
 
 // New returns an empty index. It panics if o is not valid (see Validate).
@@ -137,8 +141,9 @@ func (x *Index) Options() Options { return x.opts }
 // Reset forgets every document, as when the store is replaced by a snapshot.
 func (x *Index) Reset() {
 	*x = Index{
-		opts: x.opts,
-		keys: map[string]uint32{},
+		opts:        x.opts,
+		keys:        map[string]uint32{},
+		allStrategy: x.allStrategy,
 	}
 }
 
@@ -193,6 +198,7 @@ func (x *Index) Put(key string, d Doc) {
 
 	x.docs[id] = docEntry{key: k, data: data, n: uint32(n), length: d.length}
 	x.live[id/64] |= 1 << (id % 64)
+	x.lengths[id] = d.length
 	x.keys[k] = id
 	x.docsLive++
 	x.lengthTotal += uint64(d.length)
@@ -262,6 +268,7 @@ func (x *Index) allocDoc() uint32 {
 		panic("textidx: document ids exhausted")
 	}
 	x.docs = append(x.docs, docEntry{})
+	x.lengths = append(x.lengths, 0)
 	if len(x.live)*64 < len(x.docs) {
 		x.live = append(x.live, 0)
 	}
@@ -281,6 +288,7 @@ func (x *Index) kill(id uint32) {
 	d := &x.docs[id]
 	tids := d.termIDs()
 	x.live[id/64] &^= 1 << (id % 64)
+	x.lengths[id] = 0
 	d.refs = d.n
 	d.key = ""
 	x.dataWords -= int64(cap(d.data))
@@ -368,7 +376,7 @@ func (x *Index) Stats() Stats {
 		x.dataWords*4 +
 		x.textBytes +
 		int64(cap(x.terms))*int64(unsafe.Sizeof(termEntry{})) +
-		int64(cap(x.docs))*int64(unsafe.Sizeof(docEntry{})) + int64(cap(x.live))*8 +
+		int64(cap(x.docs))*int64(unsafe.Sizeof(docEntry{})) + int64(cap(x.live))*8 + int64(cap(x.lengths))*4 +
 		int64(len(x.keys))*mapEntryBytes +
 		int64(len(x.dict.slots))*8 +
 		int64(cap(x.termsFree)+cap(x.docsFree))*4 +

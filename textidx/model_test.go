@@ -291,6 +291,7 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		o := drawOptions(t)
 		x, m := New(o), newModel(o)
+		x.allStrategy = drawStrategy(t)
 		for i, n := 0, rapid.IntRange(0, 25).Draw(t, "docs"); i < n; i++ {
 			key := fmt.Sprintf("k%02d", rapid.IntRange(0, 30).Draw(t, "key"))
 			d := Analyze(drawText(t, "text"), o)
@@ -312,6 +313,7 @@ func TestIndexStateMachine(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		o := drawOptions(t)
 		x, m := New(o), newModel(o)
+		x.allStrategy = drawStrategy(t)
 		key := func(t *rapid.T) string { return fmt.Sprintf("k%d", rapid.IntRange(0, 12).Draw(t, "key")) }
 		t.Repeat(map[string]func(*rapid.T){
 			"put": func(t *rapid.T) {
@@ -333,6 +335,33 @@ func TestIndexStateMachine(t *testing.T) {
 			"search": func(t *rapid.T) { checkSearch(t, x, m, drawQuery(t, o)) },
 			"":       func(t *rapid.T) { checkStats(t, x, m) },
 		})
+	})
+}
+
+func drawStrategy(t *rapid.T) allStrategy {
+	return rapid.SampledFrom([]allStrategy{allAuto, allByForward, allByCounting}).Draw(t, "all-strategy")
+}
+
+// TestAllStrategiesAgree: All mode gives bit-identical hits whether it
+// walks the rarest term's postings or counts over every term's.
+func TestAllStrategiesAgree(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		o := drawOptions(t)
+		x := New(o)
+		for i, n := 0, rapid.IntRange(0, 30).Draw(t, "docs"); i < n; i++ {
+			x.Set(fmt.Sprintf("k%02d", rapid.IntRange(0, 20).Draw(t, "key")), drawText(t, "text"))
+		}
+		for i := 0; i < 5; i++ {
+			q := drawQuery(t, o)
+			q.Mode = All
+			x.allStrategy = allByForward
+			a, errA := x.Search(q)
+			x.allStrategy = allByCounting
+			b, errB := x.Search(q)
+			if errA != nil || errB != nil || !slices.Equal(a, b) {
+				t.Fatalf("%+v: forward %v %v, counting %v %v", q, a, errA, b, errB)
+			}
+		}
 	})
 }
 

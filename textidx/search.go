@@ -23,24 +23,28 @@ type resolvedClause struct {
 func (c resolvedClause) isPhrase() bool { return len(c.terms) > 1 }
 
 // searchScratch is reused between searches (the index has one owner, so
-// there is no sharing to fear): the score accumulators of Any mode, marked
-// fresh per search by an epoch instead of being cleared.
+// there is no sharing to fear): per-document score accumulators and counts
+// of query terms held, marked fresh per search by an epoch instead of being
+// cleared.
 type searchScratch struct {
 	acc     []float64
+	held    []uint32 // query terms the document holds
 	epoch   []uint32
 	cur     uint32
 	touched []uint32
 }
 
 func (s *searchScratch) bytes() int64 {
-	return int64(cap(s.acc))*8 + int64(cap(s.epoch))*4 + int64(cap(s.touched))*4
+	return int64(cap(s.acc))*8 + int64(cap(s.held)+cap(s.epoch)+cap(s.touched))*4
 }
 
 // begin readies the accumulators for a search over ids below docs.
 func (s *searchScratch) begin(docs int) {
 	if len(s.epoch) < docs {
-		s.epoch = append(s.epoch, make([]uint32, docs-len(s.epoch))...)
-		s.acc = append(s.acc, make([]float64, docs-len(s.acc))...)
+		grow := docs - len(s.epoch)
+		s.epoch = append(s.epoch, make([]uint32, grow)...)
+		s.held = append(s.held, make([]uint32, grow)...)
+		s.acc = append(s.acc, make([]float64, grow)...)
 	}
 	s.cur++
 	if s.cur == 0 { // wrapped: old marks could look fresh
@@ -49,6 +53,21 @@ func (s *searchScratch) begin(docs int) {
 	}
 	s.touched = s.touched[:0]
 }
+
+// allStrategy says how All mode finds documents holding every term.
+type allStrategy int
+
+const (
+	allAuto       allStrategy = iota
+	allByForward              // walk the rarest term, look the others up per document
+	allByCounting             // walk every term, count terms held per document
+)
+
+// forwardCostRatio is about how much more a forward lookup (a document's
+// forward index, rarely in cache) costs than a counted posting (sequential
+// list, accumulators in cache): All mode walks only the rarest list when
+// that list is this many times shorter than all the lists together.
+const forwardCostRatio = 16
 
 // Search returns the documents matching q, best first: by BM25 score, ties
 // broken by key ascending. A query whose words are all stop words or all
@@ -93,7 +112,7 @@ func (x *Index) Search(q Query) ([]Hit, error) {
 	}
 
 	m := bm25{k1: x.opts.K1, b: x.opts.B, avgdl: float64(x.lengthTotal) / float64(x.docsLive)}
-	top := topK{limit: limit, h: hits}
+	top := topK{limit: limit, h: hits, docs: x.docs}
 	if q.Mode == All {
 		x.searchAll(qts, clauses, phrases, m, &top)
 	} else {
@@ -102,17 +121,30 @@ func (x *Index) Search(q Query) ([]Hit, error) {
 	return top.sorted(), nil
 }
 
-// searchAll walks the postings of the query's rarest term and keeps the
-// documents that hold every other term and every phrase.
+// searchAll keeps the documents that hold every term and every phrase.
 func (x *Index) searchAll(qts []queryTerm, clauses []resolvedClause, phrases bool, m bm25, top *topK) {
-	driver := -1
+	driver, total := -1, 0
 	for i, qt := range qts {
 		if !qt.known {
 			return // a term no document holds: nothing holds them all
 		}
-		if driver < 0 || len(x.terms[qt.tid].postings) < len(x.terms[qts[driver].tid].postings) {
+		n := len(x.terms[qt.tid].postings)
+		total += n
+		if driver < 0 || n < len(x.terms[qts[driver].tid].postings) {
 			driver = i
 		}
+	}
+	strategy := x.allStrategy
+	if strategy == allAuto {
+		strategy = allByCounting
+		if forwardCostRatio*len(x.terms[qts[driver].tid].postings) < total {
+			strategy = allByForward
+		}
+	}
+	if strategy == allByCounting {
+		x.accumulate(qts, m)
+		x.offerTouched(qts, clauses, phrases, All, top)
+		return
 	}
 	where := make([]int, len(qts)) // where[i]: index of query term i among the document's terms
 next:
@@ -140,13 +172,20 @@ next:
 		for i, qt := range qts {
 			score += m.term(qt.idf, d.freq(where[i]), norm)
 		}
-		top.offer(Hit{Key: d.key, Score: score})
+		top.offer(score, p.doc)
 	}
 }
 
-// searchAny adds up the scores of every document holding any query term,
-// term by term in the query's order, then keeps those that satisfy a clause.
+// searchAny keeps the documents that satisfy at least one clause.
 func (x *Index) searchAny(qts []queryTerm, clauses []resolvedClause, phrases bool, m bm25, top *topK) {
+	x.accumulate(qts, m)
+	x.offerTouched(qts, clauses, phrases, Any, top)
+}
+
+// accumulate adds up, for every live document holding a query term, its
+// score and the number of query terms it holds, term by term in the
+// query's order (the order every path sums in).
+func (x *Index) accumulate(qts []queryTerm, m bm25) {
 	s := &x.search
 	s.begin(len(x.docs))
 	for _, qt := range qts {
@@ -157,26 +196,57 @@ func (x *Index) searchAny(qts []queryTerm, clauses []resolvedClause, phrases boo
 			if !x.isLive(p.doc) {
 				continue
 			}
-			d := &x.docs[p.doc]
 			if s.epoch[p.doc] != s.cur {
 				s.epoch[p.doc] = s.cur
 				s.acc[p.doc] = 0
+				s.held[p.doc] = 0
 				s.touched = append(s.touched, p.doc)
 			}
-			s.acc[p.doc] += m.term(qt.idf, p.freq, m.norm(d.length))
+			s.acc[p.doc] += m.term(qt.idf, p.freq, m.norm(x.lengths[p.doc]))
+			s.held[p.doc]++
 		}
 	}
+}
+
+// offerTouched offers the accumulated documents that match in mode: in All
+// mode those holding every term, and every phrase; in Any mode those
+// satisfying a clause.
+func (x *Index) offerTouched(qts []queryTerm, clauses []resolvedClause, phrases bool, mode Mode, top *topK) {
+	s := &x.search
 	var where []int
 	if phrases {
 		where = make([]int, len(qts))
 	}
 	for _, id := range s.touched {
-		d := &x.docs[id]
-		if phrases && !d.anyClause(qts, clauses, where) {
+		if mode == All && int(s.held[id]) != len(qts) {
 			continue
 		}
-		top.offer(Hit{Key: d.key, Score: s.acc[id]})
+		if phrases {
+			d := &x.docs[id]
+			if mode == All && !d.allPhrases(qts, clauses, where) || mode == Any && !d.anyClause(qts, clauses, where) {
+				continue
+			}
+		}
+		top.offer(s.acc[id], id)
 	}
+}
+
+// allPhrases reports whether the document, which holds every query term,
+// holds every phrase. where is scratch of one entry per query term.
+func (d *docEntry) allPhrases(qts []queryTerm, clauses []resolvedClause, where []int) bool {
+	for i, qt := range qts {
+		k, ok := d.find(qt.tid, qt.tag)
+		if !ok {
+			panic("textidx: a document counted as holding a term it does not hold")
+		}
+		where[i] = k
+	}
+	for _, c := range clauses {
+		if c.isPhrase() && !d.phraseAt(c, where) {
+			return false
+		}
+	}
+	return true
 }
 
 // anyClause reports whether the document satisfies at least one clause.
@@ -225,10 +295,12 @@ func (d *docEntry) phraseAt(c resolvedClause, where []int) bool {
 }
 
 // topK keeps the best limit hits seen, in a heap whose root is the worst
-// kept hit, so each offer costs O(log limit).
+// kept hit, so each offer costs O(log limit). A document's key is read
+// only if its score could earn it a place.
 type topK struct {
 	limit int
 	h     []Hit
+	docs  []docEntry
 }
 
 // better orders hits: higher score first, then key ascending.
@@ -236,7 +308,11 @@ func better(a, b Hit) bool {
 	return a.Score > b.Score || a.Score == b.Score && a.Key < b.Key
 }
 
-func (t *topK) offer(h Hit) {
+func (t *topK) offer(score float64, id uint32) {
+	if len(t.h) == t.limit && score < t.h[0].Score {
+		return
+	}
+	h := Hit{Key: t.docs[id].key, Score: score}
 	if len(t.h) < t.limit {
 		t.h = append(t.h, h)
 		// Sift up: a parent must be worse than its children.

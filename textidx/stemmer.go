@@ -200,10 +200,20 @@ func stem(w []byte) []byte {
 	}
 	w = step1b(w, r1)
 	w = step1c(w)
-	w = step2(w, r1)
-	w = step3(w, r1, r2)
-	w = step4(w, r2)
-	w = step5(w, r1, r2)
+	// Steps 2 to 5 act only on suffixes inside R1 (2, 3, 5) or R2 (4), of
+	// at least 2, 3, 2 and 1 letters: most short words skip them all.
+	if len(w)-2 >= r1 {
+		w = step2(w, r1)
+	}
+	if len(w)-3 >= r1 {
+		w = step3(w, r1, r2)
+	}
+	if len(w)-2 >= r2 {
+		w = step4(w, r2)
+	}
+	if len(w)-1 >= r1 {
+		w = step5(w, r1, r2)
+	}
 
 	for i, c := range w {
 		if c == 'Y' {

@@ -8,6 +8,9 @@ type wordSet struct {
 	slots []int32 // 1 + index into words; 0 is an empty slot
 	words []string
 	mask  uint32
+	// ends[first][last] is set if a word begins and ends with those
+	// letters: a test that turns most words away before any hashing.
+	ends [26][26]bool
 }
 
 func newWordSet(words []string) wordSet {
@@ -16,6 +19,12 @@ func newWordSet(words []string) wordSet {
 		size *= 2
 	}
 	s := wordSet{slots: make([]int32, size), words: words, mask: uint32(size - 1)}
+	for _, w := range words {
+		if w == "" || !isLowerASCII(w[0]) || !isLowerASCII(w[len(w)-1]) {
+			panic("textidx: a word set's words start and end with a-z: " + w)
+		}
+		s.ends[w[0]-'a'][w[len(w)-1]-'a'] = true
+	}
 	for i, w := range words {
 		if s.index([]byte(w)) >= 0 {
 			panic("textidx: duplicate word in a word set: " + w)
@@ -31,6 +40,13 @@ func newWordSet(words []string) wordSet {
 
 // index returns w's index in the words the set was made from, or -1.
 func (s *wordSet) index(w []byte) int {
+	if len(w) == 0 {
+		return -1
+	}
+	first, last := w[0]-'a', w[len(w)-1]-'a'
+	if first >= 26 || last >= 26 || !s.ends[first][last] {
+		return -1
+	}
 	h := hashBytes(w) & s.mask
 	for {
 		i := s.slots[h]
@@ -53,3 +69,5 @@ func hashBytes(w []byte) uint32 {
 	}
 	return h
 }
+
+func isLowerASCII(c byte) bool { return 'a' <= c && c <= 'z' }
