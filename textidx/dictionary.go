@@ -91,3 +91,17 @@ func (d *dictionary) remove(h uint64, tid uint32, terms []termEntry) {
 	d.slots[i] = 0
 	d.count--
 }
+
+// touch loads the home slot of each hash, so that the lookups after it
+// find them in cache (see Index.Put).
+func (d *dictionary) touch(hashes []uint64) uint64 {
+	if len(d.slots) == 0 {
+		return 0
+	}
+	mask := d.mask()
+	sink := uint64(0)
+	for _, h := range hashes {
+		sink += d.slots[h&mask]
+	}
+	return sink
+}

@@ -122,6 +122,7 @@ type Index struct {
 	dataWords    int64 // Σ cap(docEntry.data)
 	textBytes    int64 // bytes of keys and term texts held
 
+	sink        uint32 // where touch loops leave what they load, so it is loaded
 	search      searchScratch
 	allStrategy allStrategy // allAuto but in tests, which make each strategy run
 }
@@ -182,16 +183,23 @@ func (x *Index) Put(key string, d Doc) {
 	n := len(d.terms)
 	// The forward index keeps the Doc's order (by hash), so no sort here.
 	data := make([]uint32, 4*n+1+len(d.pos))
+	// Three passes instead of one: the work is cache misses (dictionary
+	// slot, term entry, end of the postings list, each somewhere in a large
+	// index), and a pass that only loads lets the processor overlap many
+	// of one kind, where the full loop body overlaps a few.
+	x.sink += uint32(x.dict.touch(d.hashes))
 	for i, t := range d.terms {
 		h := d.hashes[i]
-		tid := x.termID(t, h)
+		data[i] = uint32(h >> 32)
+		data[n+i] = x.termID(t, h)
+		data[2*n+i] = d.freqs[i]
+	}
+	x.touchTails(data[n : 2*n])
+	for i, tid := range data[n : 2*n] {
 		te := &x.terms[tid]
 		c := cap(te.postings)
 		te.postings = append(te.postings, posting{doc: id, freq: d.freqs[i]})
 		x.postingSlots += int64(cap(te.postings) - c)
-		data[i] = uint32(h >> 32)
-		data[n+i] = tid
-		data[2*n+i] = d.freqs[i]
 	}
 	copy(data[3*n:4*n+1], d.starts)
 	copy(data[4*n+1:], d.pos)
@@ -221,6 +229,18 @@ func (x *Index) checkDoc(d Doc) {
 	if len(d.freqs) != n || len(d.hashes) != n || len(d.starts) != n+1 || int(d.starts[n]) != len(d.pos) {
 		panic("textidx: Doc parts disagree (a Doc must come from Analyze)")
 	}
+}
+
+// touchTails loads the slot where each term's next posting goes.
+func (x *Index) touchTails(tids []uint32) {
+	sink := uint32(0)
+	for _, tid := range tids {
+		ps := x.terms[tid].postings
+		if len(ps) < cap(ps) {
+			sink += ps[:len(ps)+1][len(ps)].doc
+		}
+	}
+	x.sink += sink
 }
 
 // Remove forgets key's value; it does nothing if key is not indexed.
@@ -298,6 +318,11 @@ func (x *Index) kill(id uint32) {
 	x.postingsLive -= int64(len(tids))
 	d.length = 0
 	// d may move if compaction frees ids: use no pointer into x.docs below.
+	sink := uint32(0)
+	for _, tid := range tids { // see Put: overlap the term entries' misses
+		sink += x.terms[tid].dead
+	}
+	x.sink += sink
 	for _, tid := range tids {
 		te := &x.terms[tid]
 		te.dead++
