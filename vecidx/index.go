@@ -33,7 +33,9 @@ import (
 // does two units of Work itself before returning, so the backlog (and with
 // it the exact scan every search pays for the pending vectors) stays at
 // about PendingMax however long writes outpace the idle budget; the cost is
-// that such a Put takes two graph inserts' time.
+// that such a Put takes two graph inserts' time (at 100k vectors of 100
+// dimensions an insert takes 0.2–0.3 ms, so sustained writes slow to about
+// 2,000 a second until idle turns catch up).
 //
 // Garbage: deleted nodes stay in the graph as routing nodes, since cutting
 // them out would need the neighbours' lists repaired. When the deleted
@@ -49,6 +51,9 @@ import (
 // Below ExactBelow vectors in all, Search is Exact: a scan of a few thousand
 // vectors is fast and exact. Work still builds the graph, so it is ready
 // when the index grows past the threshold.
+//
+// An Index is used from one goroutine (the node's loop); it keeps scratch
+// space between calls, so even searches must not run concurrently.
 type Index struct {
 	dim  int
 	opts HNSWOptions
