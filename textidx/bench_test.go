@@ -3,6 +3,7 @@ package textidx
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"syscall"
 	"testing"
@@ -131,6 +132,9 @@ func searchFixture(b *testing.B) (*Index, []string) {
 	const docs = 100_000
 	r := rand.New(rand.NewPCG(5, 6))
 	o := DefaultOptions()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	x := New(o)
 	for i := 0; i < docs; i++ {
 		x.Set(fmt.Sprintf("doc%06d", i), corpus.SyntheticText(r, 150))
@@ -149,9 +153,12 @@ func searchFixture(b *testing.B) (*Index, []string) {
 		}
 		queries[i] = q
 	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
 	s := x.Stats()
-	b.Logf("index: %d docs, %d terms, %d postings, %.1f MB (%.1f bytes/posting), avgdl %.1f",
-		s.Docs, s.Terms, s.Postings, float64(s.Bytes)/1e6, float64(s.Bytes)/float64(s.Postings), s.AvgDocLen)
+	b.Logf("index: %d docs, %d terms, %d postings, Stats.Bytes %.1f MB (%.1f bytes/posting), heap grew %.1f MB, avgdl %.1f",
+		s.Docs, s.Terms, s.Postings, float64(s.Bytes)/1e6, float64(s.Bytes)/float64(s.Postings),
+		float64(after.HeapAlloc-before.HeapAlloc)/1e6, s.AvgDocLen)
 	fixture.x, fixture.queries = x, queries
 	return x, queries
 }

@@ -102,15 +102,19 @@
 // and counts a dead posting on each of its terms; a term's list is
 // compacted in one pass once its dead postings outnumber its live ones, so
 // removal costs O(1) per term, amortised, and never searches a long list.
-// A dead document id is reused once no posting names it.
+// A dead document id is reused once no posting names it. The longest pause
+// is one compaction of the longest list, a few nanoseconds per posting
+// (0.8 ms measured for a term held by 100,000 of 200,000 documents), and
+// the dictionary's doubling, which rehashes every term once.
 //
 // Memory per indexed (term, document) pair: 8 bytes of posting, 16 bytes
 // in the forward index (hash half, term id, frequency, position start), and
 // 4 bytes per kept position, i.e. per indexed word. On top come slack from
 // slice growth (up to 2×), dead postings awaiting compaction (at most as
 // many as the live ones), 64 bytes and the text per distinct term, and
-// about 100 bytes plus the key per document. For 1 KB English-like values
-// this measures about 44 bytes per posting in all (BenchmarkPut1KB reports
-// it). Stats.Bytes estimates the total from counters kept as the index
-// changes.
+// about 100 bytes plus the key per document. Stats.Bytes estimates the
+// total from counters kept as the index changes: for 100,000 synthetic
+// documents of 150 words it says 33 bytes per posting, 246 MB, where the Go
+// heap grew 256 MB; for 1 KB values, overwritten at random, about 44
+// (BenchmarkSearch100k and BenchmarkPut1KB report these).
 package textidx

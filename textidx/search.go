@@ -71,7 +71,8 @@ const forwardCostRatio = 16
 
 // Search returns the documents matching q, best first: by BM25 score, ties
 // broken by key ascending. A query whose words are all stop words or all
-// unknown returns no hits and no error.
+// unknown returns no hits and no error. Search uses scratch space kept in
+// the index: like every method of Index, call it from the owning goroutine.
 func (x *Index) Search(q Query) ([]Hit, error) {
 	if q.Mode != All && q.Mode != Any {
 		return nil, fmt.Errorf("%w: unknown mode %d", ErrBadQuery, int(q.Mode))
