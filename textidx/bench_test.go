@@ -65,6 +65,24 @@ func BenchmarkAnalyze1KB(b *testing.B) {
 	cpu.stop(b)
 }
 
+// BenchmarkAnalyzer1KB is BenchmarkAnalyze1KB with a reused Analyzer, as a
+// host that keeps one per connection would run it.
+func BenchmarkAnalyzer1KB(b *testing.B) {
+	texts := texts1KB(1, 256)
+	a := NewAnalyzer(DefaultOptions())
+	total := 0
+	for _, t := range texts {
+		total += len(t)
+	}
+	b.SetBytes(int64(total / len(texts)))
+	b.ReportAllocs()
+	cpu := startCPU(b)
+	for i := 0; i < b.N; i++ {
+		_ = a.Analyze(texts[i%len(texts)])
+	}
+	cpu.stop(b)
+}
+
 // BenchmarkPut1KB measures Put of an analysed 1 KB document over a random
 // one of 50,000 keys of an index that already holds them all: each Put
 // replaces a document, so it pays for the removal too.

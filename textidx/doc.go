@@ -4,7 +4,8 @@
 // replaces the store; Search answers queries from the index alone. The
 // expensive, pure part — Analyze, which turns a value into a Doc of terms —
 // is safe to run on any goroutine (the host may analyse a value on the
-// connection that received it); the Index itself is node logic, owned by one
+// connection that received it, with an Analyzer per connection to make less
+// garbage); the Index itself is node logic, owned by one
 // goroutine, and the same calls in the same order give the same results.
 //
 // # Analysis

@@ -64,17 +64,52 @@ const positionMax = 1<<31 - 1
 // Analyze turns a value into a Doc: it splits the text into words, lower-
 // cases them, drops stop words and stems the rest. A value that is not text
 // (see isText) is an empty Doc. It is a pure function: safe to call from any
-// goroutine, with no state shared between calls.
+// goroutine, with no state shared between calls. (An Analyzer does the same
+// with less garbage, for a goroutine that analyses many values.)
 func Analyze(text string, o Options) Doc {
+	var a Analyzer
+	a.o = o
+	return a.Analyze(text)
+}
+
+// Analyzer analyses values like Analyze, keeping its scratch space from one
+// value to the next. One goroutine uses one Analyzer at a time (a host keeps
+// one per connection); the Docs it returns share nothing with it.
+type Analyzer struct {
+	o       Options
+	tok     []byte
+	spans   []wordSpan
+	scratch []uint64
+}
+
+// NewAnalyzer returns an Analyzer for o. It panics if o is not valid.
+func NewAnalyzer(o Options) *Analyzer {
 	o.mustValidate()
-	tz := newTokenizer(text, o.TokenBytesMax)
+	return &Analyzer{o: o}
+}
+
+// analyzerScratchMax bounds the scratch an Analyzer keeps between values,
+// so that one huge value does not pin its scratch for good.
+const analyzerScratchMax = 1 << 16
+
+// Analyze turns text into a Doc (see the function Analyze).
+func (a *Analyzer) Analyze(text string) Doc {
+	o := a.o
+	o.mustValidate()
 	// The arena holds every indexed word's term back to back; it becomes
 	// one string (strings.Builder hands over its buffer without a copy), and
 	// the terms are substrings of it, so a Doc costs a few allocations
 	// however many words it has.
 	var arena strings.Builder
 	arena.Grow(len(text)/2 + 8)
-	spans := make([]wordSpan, 0, len(text)/8+4)
+	if want := len(text)/8 + 4; cap(a.spans) < want {
+		a.spans = make([]wordSpan, 0, want) // a guess that fits English; append grows it
+	}
+	if a.tok == nil {
+		a.tok = make([]byte, 0, 32)
+	}
+	tz := newTokenizer(text, o.TokenBytesMax, a.tok)
+	spans := a.spans[:0]
 	position := 0
 	for tz.next() {
 		p := position
@@ -96,16 +131,23 @@ func Analyze(text string, o Options) Doc {
 		arena.Write(w)
 		spans = append(spans, wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)})
 	}
-	if !tz.isText() || len(spans) == 0 {
-		return Doc{}
+	d := Doc{}
+	if tz.isText() && len(spans) > 0 {
+		d = a.build(arena.String(), spans)
+		d.termsMax, d.positionsMax = uint32(o.TermsPerDocMax), uint32(o.PositionsPerTermMax)
 	}
-	d := build(arena.String(), spans, o)
-	d.termsMax, d.positionsMax = uint32(o.TermsPerDocMax), uint32(o.PositionsPerTermMax)
+	if cap(spans) <= analyzerScratchMax {
+		a.spans = spans
+	}
+	if cap(tz.tok) <= analyzerScratchMax {
+		a.tok = tz.tok
+	}
 	return d
 }
 
 // build gathers the spans of an analysed text into a Doc.
-func build(s string, spans []wordSpan, o Options) Doc {
+func (a *Analyzer) build(s string, spans []wordSpan) Doc {
+	o := a.o
 	// Scratch in one allocation: the open-addressing table that finds
 	// distinct terms (1 + the index of a term's first span), then per term
 	// (in order of first occurrence) its hash, its first span, and the
@@ -114,7 +156,12 @@ func build(s string, spans []wordSpan, o Options) Doc {
 	for size < 2*len(spans) {
 		size *= 2
 	}
-	scratch := make([]uint64, size+4*len(spans))
+	need := size + 4*len(spans)
+	if cap(a.scratch) < need {
+		a.scratch = make([]uint64, need)
+	}
+	scratch := a.scratch[:need]
+	clear(scratch[:size]) // the table; the rest is written before it is read
 	table := scratch[:size]
 	hashes := scratch[size : size : size+len(spans)]
 	firsts := scratch[size+len(spans) : size+len(spans) : size+2*len(spans)]
@@ -197,6 +244,9 @@ func build(s string, spans []wordSpan, o Options) Doc {
 			d.pos[d.starts[sp.term]+f] = sp.pos
 		}
 		d.freqs[sp.term] = f + 1
+	}
+	if cap(a.scratch) > analyzerScratchMax {
+		a.scratch = nil
 	}
 	return d
 }

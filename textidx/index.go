@@ -122,7 +122,8 @@ type Index struct {
 	dataWords    int64 // Σ cap(docEntry.data)
 	textBytes    int64 // bytes of keys and term texts held
 
-	sink        uint32 // where touch loops leave what they load, so it is loaded
+	sink        uint32   // where touch loops leave what they load, so it is loaded
+	analyzer    Analyzer // for Set
 	search      searchScratch
 	allStrategy allStrategy // allAuto but in tests, which make each strategy run
 }
@@ -145,6 +146,7 @@ func (x *Index) Reset() {
 		opts:        x.opts,
 		keys:        map[string]uint32{},
 		allStrategy: x.allStrategy,
+		analyzer:    Analyzer{o: x.opts},
 	}
 }
 
@@ -153,7 +155,7 @@ func (x *Index) Reset() {
 func (x *Index) Len() int { return x.docsLive }
 
 // Set indexes text as key's value.
-func (x *Index) Set(key, text string) { x.Put(key, Analyze(text, x.opts)) }
+func (x *Index) Set(key, text string) { x.Put(key, x.analyzer.Analyze(text)) }
 
 // Put makes d the indexed value of key, replacing any earlier one. An empty
 // Doc removes key. It panics if d was analysed with larger limits than the

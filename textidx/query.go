@@ -90,7 +90,7 @@ func parseQuery(text string, o Options) (parsedQuery, error) {
 	words := 0
 	for i, part := range parts {
 		phrase := i%2 == 1
-		tz := newTokenizer(part, o.TokenBytesMax)
+		tz := newTokenizer(part, o.TokenBytesMax, nil)
 		var ph clause
 		first, position := -1, 0
 		for tz.next() {

@@ -82,11 +82,13 @@ type tokenizer struct {
 	wordRunes int  // runes in words seen
 }
 
-func newTokenizer(text string, bytesMax int) tokenizer {
+// newTokenizer returns a tokenizer of text that builds words in buf's
+// storage (nil is fine).
+func newTokenizer(text string, bytesMax int, buf []byte) tokenizer {
 	if bytesMax <= 0 {
 		panic("textidx: tokenizer needs a positive token length limit")
 	}
-	return tokenizer{text: text, bytesMax: bytesMax, tok: make([]byte, 0, 32)}
+	return tokenizer{text: text, bytesMax: bytesMax, tok: buf[:0]}
 }
 
 // next moves to the next word and reports whether there was one.

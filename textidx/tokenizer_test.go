@@ -3,6 +3,7 @@ package textidx
 import (
 	"encoding/base64"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ import (
 // words returns the tokenizer's words of text, with "…" marking a word over
 // bytesMax.
 func words(text string, bytesMax int) []string {
-	tz := newTokenizer(text, bytesMax)
+	tz := newTokenizer(text, bytesMax, nil)
 	var out []string
 	for tz.next() {
 		if tz.long {
@@ -85,7 +86,7 @@ func TestTokenizerTotal(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		text := rapid.OneOf(rapid.String(), rapid.StringOf(rapid.SampledFrom([]rune("aZ9s '’\"-.\x00\x01éÉ東ー\u0301\u0085\u00a0\ufffd"))),
 			rapid.Map(rapid.SliceOf(rapid.Byte()), func(b []byte) string { return string(b) })).Draw(t, "text")
-		tz := newTokenizer(text, 16)
+		tz := newTokenizer(text, 16, nil)
 		for n := 0; tz.next(); n++ {
 			if n > len(text) {
 				t.Fatalf("more words than bytes in %q", text)
@@ -248,4 +249,28 @@ func mimeLines(s string) string {
 	}
 	b.WriteString(s)
 	return b.String()
+}
+
+// TestAnalyzerReuse: an Analyzer reused over many values gives the Docs
+// Analyze gives, and earlier Docs are not changed by later calls.
+func TestAnalyzerReuse(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		o := drawOptions(t)
+		a := NewAnalyzer(o)
+		var texts []string
+		var docs []Doc
+		for i, n := 0, rapid.IntRange(1, 8).Draw(t, "n"); i < n; i++ {
+			text := drawText(t, "text")
+			if rapid.IntRange(0, 5).Draw(t, "big") == 0 {
+				text = strings.Repeat(text+" ", 2000) // past the scratch kept
+			}
+			texts = append(texts, text)
+			docs = append(docs, a.Analyze(text))
+		}
+		for i, text := range texts {
+			if want := Analyze(text, o); !reflect.DeepEqual(docs[i], want) {
+				t.Fatalf("text %d: Analyzer gave %+v, Analyze %+v", i, docs[i], want)
+			}
+		}
+	})
 }
