@@ -1,5 +1,7 @@
 package core
 
+import "time"
+
 // Indexes are views of the store's values that answer the search ops: a
 // full-text index and an embedding-similarity index. They are derived
 // state: a node rebuilds them from its store at recovery (and after a
@@ -14,8 +16,10 @@ package core
 type Indexes interface {
 	Observer
 	// Reset forgets everything: the store is about to be replaced, and a
-	// Put of every key follows.
+	// Put of every key follows, then Loaded. Between the two the indexes
+	// may defer work they would otherwise do in Put.
 	Reset()
+	Loaded()
 	// Search answers an OpSearch or OpSearchSimilar request that Validate
 	// accepted, with Hits or a failure.
 	Search(req *Request) Response
@@ -67,16 +71,62 @@ type IndexStatus struct {
 	Dim         int    `json:"dim"`
 }
 
-// indexWorkPerTurn bounds the deferred index work a node does at the end of
-// a turn, so a busy node's turns stay short: the index stays exact in the
-// meantime, and takes more itself when too much is left (see Indexes.Work).
-const indexWorkPerTurn = 4
+// IndexPacer gives the indexes' deferred work (Indexes.Work: building the
+// similarity graph) the node's spare time, on timer ticks of the node's own
+// clock. A tick comes indexTick after a turn with writes and keeps coming
+// while work remains; it does indexWorkBusy units when the node wrote
+// within the last indexIdleAfter, so a loaded node's writes keep the loop,
+// and indexWorkIdle units otherwise, so an idle node catches up fast. The
+// indexes stay exact meanwhile, and past their own bound a Put does some of
+// the work itself.
+type IndexPacer struct {
+	clock     Clock
+	idx       Indexes
+	timer     Timer
+	lastWrite int64
+}
 
-// IndexWork does a turn's share of deferred index work. Nodes call it at
-// the end of every turn.
-func IndexWork(idx Indexes) {
-	if idx != nil {
-		idx.Work(indexWorkPerTurn)
+const (
+	indexTick      = 2 * time.Millisecond
+	indexIdleAfter = 10 * time.Millisecond
+	indexWorkBusy  = 1
+	indexWorkIdle  = 8
+)
+
+// NewIndexPacer paces idx's work on clock; nil without indexes (its
+// methods do nothing on nil).
+func NewIndexPacer(clock Clock, idx Indexes) *IndexPacer {
+	if idx == nil {
+		return nil
+	}
+	p := &IndexPacer{clock: clock, idx: idx, lastWrite: clock.Now()}
+	p.arm() // a restart leaves the whole graph to build
+	return p
+}
+
+// Wrote tells the pacer that the turn changed the indexes.
+func (p *IndexPacer) Wrote() {
+	if p == nil {
+		return
+	}
+	p.lastWrite = p.clock.Now()
+	p.arm()
+}
+
+func (p *IndexPacer) arm() {
+	if p.timer == nil {
+		p.timer = p.clock.AfterFunc(indexTick, p.tick)
+	}
+}
+
+func (p *IndexPacer) tick() {
+	p.timer = nil
+	budget := indexWorkIdle
+	if p.clock.Now()-p.lastWrite < int64(indexIdleAfter) {
+		budget = indexWorkBusy
+	}
+	if p.idx.Work(budget) {
+		p.arm()
 	}
 }
 
@@ -98,6 +148,7 @@ func AttachIndexes(s *Store, idx Indexes, logf func(string, ...any)) {
 		}
 		return true
 	})
+	idx.Loaded()
 	if n >= progressKeys {
 		logf("indexes: all %d values indexed", n)
 	}

@@ -56,6 +56,8 @@ type SingleNode struct {
 	// turns ends each turn: the batch commit, the replies that wait for
 	// it, and log rolls and snapshots between batches.
 	turns *LocalLog[pendingReply]
+	// pacer builds the indexes' graph in spare time (nil without them).
+	pacer *IndexPacer
 
 	// The open batch: undos take its writes back out of the store if
 	// writing its records fails.
@@ -113,6 +115,7 @@ func (n *SingleNode) Start(env Env) error {
 		Begin:    n.beginBatch,
 	})
 	AttachIndexes(n.store, n.cfg.Indexes, env.logf)
+	n.pacer = NewIndexPacer(env.Clock, n.cfg.Indexes)
 	env.logf("recovered %d keys: snapshot at index %d, log through index %d", n.store.Len(), rec.Index, w.nextIndex-1)
 	return nil
 }
@@ -219,11 +222,13 @@ func (n *SingleNode) HandleMessage(from NodeID, msg []byte) {}
 // failed write undoes the batch and fails its requests; a failed fsync stops
 // the node, because the kernel may have dropped the pages.
 func (n *SingleNode) Flush() error {
+	if n.batchWrites {
+		n.pacer.Wrote()
+	}
 	if err := n.turns.EndTurn(n.batchWrites); err != nil {
 		return err
 	}
 	n.snaps.Step()
-	IndexWork(n.cfg.Indexes)
 	return n.turns.Stopped()
 }
 

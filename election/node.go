@@ -109,6 +109,11 @@ type Node struct {
 	saved durableState
 
 	applied, appliedTerm uint64
+	// appliedAtFlush is applied at the last Flush: the pacer hears of
+	// turns that applied entries (the indexes changed).
+	appliedAtFlush uint64
+	// pacer builds the indexes' graph in spare time (nil without them).
+	pacer *core.IndexPacer
 	snapTerm             uint64 // term of the snapshot being written
 
 	writes    []pendingWrite // proposals waiting to be applied, by index
@@ -234,6 +239,7 @@ func (n *Node) Start(env core.Env) error {
 	}
 	n.store, n.applied, n.appliedTerm = rec.Store, rec.Index, rec.Meta.Term
 	core.AttachIndexes(n.store, n.cfg.Indexes, env.Logf)
+	n.pacer = core.NewIndexPacer(env.Clock, n.cfg.Indexes)
 
 	var entries []Entry
 	n.log, err = core.OpenLog(env.Disk, rec.Names, rec.Index, func(r core.Record) error {
@@ -550,7 +556,10 @@ func (n *Node) Flush() error {
 		}
 	}
 	n.stepSnapshot()
-	core.IndexWork(n.cfg.Indexes)
+	if n.appliedAtFlush != n.applied {
+		n.appliedAtFlush = n.applied
+		n.pacer.Wrote()
+	}
 	return n.stopped
 }
 

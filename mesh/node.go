@@ -129,6 +129,8 @@ type Node struct {
 	// turns ends each turn: the batch commit, the replies and messages
 	// that wait for it, and log rolls and snapshots between batches.
 	turns *core.LocalLog[pending]
+	// pacer builds the indexes' graph in spare time (nil without them).
+	pacer *core.IndexPacer
 	// The open batch: undos take its changes back out of the replica if
 	// writing it fails.
 	undos       []undo
@@ -265,6 +267,7 @@ func (n *Node) Start(env core.Env) error {
 	}
 	n.rep.collect(n.saved.Horizon, n.rep.tombstones())
 	n.rep.attach(n.cfg.Indexes, env.Logf)
+	n.pacer = core.NewIndexPacer(env.Clock, n.cfg.Indexes)
 	n.gc = core.NewGroupCommit(n.log, n.cfg.BatchBytesMax)
 	n.snaps = core.NewSnapshotter(&n.env, n.log, n.cfg.SnapshotLogBytesMin, rec.Index, rec.Bytes)
 
@@ -631,6 +634,9 @@ func (n *Node) peer(id core.NodeID) *peer {
 // open one (one write, one fsync) and then releases its replies and
 // messages. A failed write undoes the batch; a failed fsync stops the node.
 func (n *Node) Flush() error {
+	if n.batchWrites {
+		n.pacer.Wrote()
+	}
 	if err := n.turns.EndTurn(n.batchWrites); err != nil {
 		return err
 	}
@@ -638,7 +644,6 @@ func (n *Node) Flush() error {
 		n.collect()
 	}
 	n.snaps.Step()
-	core.IndexWork(n.cfg.Indexes)
 	return n.turns.Stopped()
 }
 

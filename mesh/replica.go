@@ -153,6 +153,7 @@ func (r *replica) attach(idx core.Indexes, logf func(string, ...any)) {
 		}
 		return true
 	})
+	idx.Loaded()
 	r.idx = idx
 }
 

@@ -70,6 +70,8 @@ type Index struct {
 
 	keyBytes int64   // total length of the keys, for Stats
 	hits     hitHeap // scratch for the searches
+	// bulk: Put never does graph work itself (see Bulk).
+	bulk bool
 }
 
 // entry is one key's current vector. Put makes a new entry for every new
@@ -225,11 +227,18 @@ func (x *Index) Put(key string, v []float32) error {
 	e.pendingAt = len(x.pending)
 	x.pending = append(x.pending, e)
 	x.maybeRebuild()
-	if len(x.pending) > x.opts.PendingMax {
+	if len(x.pending) > x.opts.PendingMax && !x.bulk {
 		x.Work(2)
 	}
 	return nil
 }
+
+// Bulk turns back-pressure off (on) or back on (off): while on, Put never
+// does graph work, however many vectors are pending. A node rebuilding its
+// indexes at start loads every value this way, so that a restart does not
+// wait for the graph; Work builds it afterwards, and searches scan what is
+// still pending exactly meanwhile.
+func (x *Index) Bulk(on bool) { x.bulk = on }
 
 // Remove deletes key's vector, if it has one.
 func (x *Index) Remove(key string) {

@@ -155,11 +155,17 @@ func (s *Set) Remove(key string) {
 	s.vec.Remove(key)
 }
 
-// Reset forgets everything.
+// Reset forgets everything. Until Loaded, the similarity graph is not
+// built as values come: a restart indexes a large store without waiting
+// for it, and Work builds it afterwards.
 func (s *Set) Reset() {
 	s.text.Reset()
 	s.vec.Reset()
+	s.vec.Bulk(true)
 }
+
+// Loaded ends the load that Reset began.
+func (s *Set) Loaded() { s.vec.Bulk(false) }
 
 // Work builds the similarity graph a little further.
 func (s *Set) Work(budget int) bool { return s.vec.Work(budget) > 0 }
