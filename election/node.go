@@ -113,8 +113,8 @@ type Node struct {
 	// turns that applied entries (the indexes changed).
 	appliedAtFlush uint64
 	// pacer builds the indexes' graph in spare time (nil without them).
-	pacer *core.IndexPacer
-	snapTerm             uint64 // term of the snapshot being written
+	pacer    *core.IndexPacer
+	snapTerm uint64 // term of the snapshot being written
 
 	writes    []pendingWrite // proposals waiting to be applied, by index
 	reads     []clientRead   // reads asked of Raft, in order
