@@ -141,18 +141,44 @@ func (t *tokenizer) next() bool {
 func (t *tokenizer) word() bool {
 	runes := 0
 	for t.at < len(t.text) {
+		// Fast path: a run of ASCII letters and digits, scanned with
+		// locals and appended at once.
+		text, i, digits, upper := t.text, t.at, 0, false
+		for ; i < len(text); i++ {
+			c := text[i]
+			if c >= utf8.RuneSelf {
+				break
+			}
+			cl := asciiClass[c]
+			if cl == classLower {
+				continue
+			}
+			if cl == classUpper {
+				upper = true
+				continue
+			}
+			if cl != classDigit {
+				break
+			}
+			digits++
+		}
+		if n := i - t.at; n > 0 {
+			t.putRun(text[t.at:i], upper)
+			t.letters += n - digits
+			if digits > 0 {
+				t.stemmable = false
+			}
+			runes += n
+			t.at = i
+			if i == len(text) {
+				break
+			}
+		}
 		c := t.text[t.at]
 		if c < utf8.RuneSelf {
 			switch asciiClass[c] {
-			case classLower:
-				t.put(c)
-				t.letters++
-			case classUpper:
-				t.put(c + ('a' - 'A'))
-				t.letters++
-			case classDigit:
-				t.put(c)
-				t.stemmable = false
+			case classLower, classUpper, classDigit:
+				panic("textidx: tokenizer fast path stopped on a word byte")
 			case classApos:
 				if !t.apostrophe(1) {
 					return t.endWord(runes)
@@ -161,9 +187,6 @@ func (t *tokenizer) word() bool {
 			default:
 				return t.endWord(runes)
 			}
-			t.at++
-			runes++
-			continue
 		}
 		r, size := utf8.DecodeRuneInString(t.text[t.at:])
 		switch {
@@ -228,16 +251,27 @@ func (t *tokenizer) wordRuneAt(i int) bool {
 	return !(r == utf8.RuneError && size == 1) && isWordRune(r)
 }
 
-func (t *tokenizer) put(c byte) {
-	if len(t.tok) >= t.bytesMax {
+// putRun appends a run of ASCII letters and digits, lower-cased.
+func (t *tokenizer) putRun(run string, upper bool) {
+	if t.long || len(t.tok)+len(run) > t.bytesMax {
 		t.long = true
 		return
 	}
-	t.tok = append(t.tok, c)
+	if !upper {
+		t.tok = append(t.tok, run...)
+		return
+	}
+	for i := 0; i < len(run); i++ {
+		c := run[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		t.tok = append(t.tok, c)
+	}
 }
 
 func (t *tokenizer) putRune(r rune) {
-	if len(t.tok)+utf8.RuneLen(r) > t.bytesMax {
+	if t.long || len(t.tok)+utf8.RuneLen(r) > t.bytesMax {
 		t.long = true
 		return
 	}
