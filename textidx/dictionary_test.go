@@ -3,6 +3,7 @@ package textidx
 import (
 	"fmt"
 	"testing"
+	"unsafe"
 
 	"pgregory.net/rapid"
 )
@@ -128,5 +129,11 @@ func TestDictionaryGrow(t *testing.T) {
 		if want := i%3 != 0; ok != want || ok && got != uint32(i) {
 			t.Fatalf("find %d: %d, %v; want present %v", i, got, ok, want)
 		}
+	}
+}
+
+func TestTermEntrySize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) == 8 && unsafe.Sizeof(termEntry{}) != 64 {
+		t.Errorf("termEntry is %d bytes, not one 64-byte cache line: adjust headBytes", unsafe.Sizeof(termEntry{}))
 	}
 }
