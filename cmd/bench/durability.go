@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -32,6 +33,8 @@ type durabilityConfig struct {
 	nodeBin       string
 	seed          uint64
 	serverFlags   string
+	plotDir       string    // write the plot here; "" for none
+	progress      io.Writer // progress bar or lines; nil for none
 }
 
 func runDurability(args []string, stdout, stderr io.Writer) int {
@@ -51,9 +54,11 @@ func runDurability(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.seed, "seed", uint64(time.Now().UnixNano()), "seed for kill timing and the workload")
 	fs.StringVar(&cfg.serverFlags, "server-flags", "--snapshot-log-bytes=262144 --segment-bytes=65536",
 		"extra cmd/node flags (the default makes snapshots and segment rolls frequent, so kills land in them)")
+	fs.StringVar(&cfg.plotDir, "plot", "", "directory to write a PNG plot into: acknowledged writes over time, with the kills and restarts")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	cfg.progress = stderr
 	if cfg.kills < 1 || cfg.writers < 1 || cfg.runMax < cfg.runMin {
 		fmt.Fprintln(stderr, "need --kills >= 1, --writers >= 1 and --run-max >= --run-min")
 		return 2
@@ -89,6 +94,56 @@ func (k *keyState) allows(value string, found bool) bool {
 
 type durabilityResult struct {
 	kills, ackedWrites, ackedBulk, unknown, lost, partial, keys int
+	timeline                                                    durabilityTimeline
+}
+
+// durabilityTimeline is what the plot draws: offsets from the writers'
+// start.
+type durabilityTimeline struct {
+	acked    []ackedSample   // acknowledged writes so far, sampled
+	kills    []time.Duration // each SIGKILL
+	restarts []time.Duration // each restarted server ready to serve
+}
+
+type ackedSample struct {
+	at time.Duration
+	n  int64
+}
+
+// ackedSampleEvery is the first interval between samples of the
+// acknowledged writes: fine enough to show the pauses at kills, which come
+// every 20-300 ms by default.
+const ackedSampleEvery = 10 * time.Millisecond
+
+// ackedSamplesMax bounds the samples kept. When they reach it, every other
+// one is dropped and the interval doubles, so a run of any length keeps
+// between half of it and all of it, evenly spread.
+const ackedSamplesMax = 4096
+
+// sampleAcked records acked every interval until stop is closed, then
+// once more, and returns the samples.
+func sampleAcked(acked *atomic.Int64, start time.Time, stop <-chan struct{}) []ackedSample {
+	samples := []ackedSample{{at: 0, n: acked.Load()}}
+	every := ackedSampleEvery
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return append(samples, ackedSample{at: time.Since(start), n: acked.Load()})
+		case <-tick.C:
+		}
+		samples = append(samples, ackedSample{at: time.Since(start), n: acked.Load()})
+		if len(samples) == ackedSamplesMax {
+			kept := samples[:0]
+			for i := 0; i < len(samples); i += 2 {
+				kept = append(kept, samples[i])
+			}
+			samples = kept
+			every *= 2
+			tick.Reset(every)
+		}
+	}
 }
 
 // ledger is the writers' record of what they were told.
@@ -188,51 +243,70 @@ func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
 	g := &gate{open: true}
 	g.cond = sync.NewCond(&g.mu)
 	counts := make([]struct{ acked, bulk, unknown int }, cfg.writers)
+	var acked, killsDone, lostSoFar atomic.Int64 // for the timeline and the progress
+	start := time.Now()
+	stopSampling := make(chan struct{})
+	sampled := make(chan []ackedSample, 1)
+	go func() { sampled <- sampleAcked(&acked, start, stopSampling) }()
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			writer(w, p.Addr, cfg, led, g, &counts[w])
+			writer(w, p.Addr, cfg, led, g, &counts[w], &acked)
 		}()
 	}
+	// stopAll stops the writers and the sampler; the timeline holds what
+	// was sampled.
+	stopAll := func() {
+		g.stop()
+		wg.Wait()
+		close(stopSampling)
+		res.timeline.acked = <-sampled
+	}
+	bar := startProgress(cfg.progress, progressSpec{
+		title: fmt.Sprintf("durability: %d SIGKILLs", cfg.kills), total: int64(cfg.kills), unit: "kills",
+		count: killsDone.Load,
+		detail: func() string {
+			return fmt.Sprintf("%d acknowledged writes, %d lost", acked.Load(), lostSoFar.Load())
+		},
+	})
+	defer bar.finish()
 
 	r := rand.New(rand.NewPCG(cfg.seed, 1))
-	start := time.Now()
 	for k := 1; k <= cfg.kills; k++ {
 		run := cfg.runMin + time.Duration(r.Int64N(int64(cfg.runMax-cfg.runMin)+1))
 		time.Sleep(run)
 		g.close()
 		p.Kill()
+		res.timeline.kills = append(res.timeline.kills, time.Since(start))
 		g.drain() // in-flight operations fail against the dead server
 		p, err = nodeproc.StartOnPort(bin, dataDir, port, flags...)
 		if err != nil {
-			g.stop()
-			wg.Wait()
+			stopAll()
 			return res, fmt.Errorf("restart after kill %d: %w", k, err)
 		}
+		res.timeline.restarts = append(res.timeline.restarts, time.Since(start))
 		lost, partial, err := verify(p.Addr, cfg, led)
 		if err != nil {
-			g.stop()
-			wg.Wait()
+			stopAll()
 			p.Kill()
 			return res, fmt.Errorf("verify after kill %d: %w", k, err)
 		}
 		res.kills = k
 		res.lost += lost
 		res.partial += partial
-		if k%10 == 0 || lost > 0 || partial > 0 || k == cfg.kills {
-			acked := 0
-			for i := range counts {
-				acked += counts[i].acked
-			}
+		killsDone.Store(int64(k))
+		lostSoFar.Store(int64(res.lost))
+		if lost > 0 || partial > 0 {
+			bar.clear()
 			fmt.Fprintf(out, "  kill %d/%d: %d acknowledged writes so far, %d lost, %d partial bulk sets (%v)\n",
-				k, cfg.kills, acked, res.lost, res.partial, time.Since(start).Round(time.Second))
+				k, cfg.kills, acked.Load(), res.lost, res.partial, time.Since(start).Round(time.Second))
 		}
 		g.reopen()
 	}
-	g.stop()
-	wg.Wait()
+	stopAll()
+	bar.finish()
 	p.Stop(10 * time.Second)
 	for i := range counts {
 		res.ackedWrites += counts[i].acked
@@ -250,6 +324,13 @@ func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
 		fmt.Fprintln(out, "\nPASS: every acknowledged write survived every kill; no bulk set was partly applied")
 	} else {
 		fmt.Fprintln(out, "\nFAIL: acknowledged data was lost or a bulk set was partly applied")
+	}
+	if cfg.plotDir != "" {
+		path, err := plotDurability(cfg.plotDir, res)
+		if err != nil {
+			return res, err
+		}
+		fmt.Fprintf(out, "plot: %s\n", path)
 	}
 	return res, nil
 }
@@ -271,7 +352,7 @@ func groupKeys(w, g, size int) []string {
 }
 
 // writer issues one operation at a time and records every outcome.
-func writer(w int, addr string, cfg durabilityConfig, led *ledger, g *gate, count *struct{ acked, bulk, unknown int }) {
+func writer(w int, addr string, cfg durabilityConfig, led *ledger, g *gate, count *struct{ acked, bulk, unknown int }, acked *atomic.Int64) {
 	// The client redials by itself after a kill; writes are never retried
 	// by it, so every outcome below is the one the writer saw.
 	c, err := client.Dial(addr, client.WithRequestTimeout(5*time.Second))
@@ -318,6 +399,7 @@ func writer(w int, addr string, cfg durabilityConfig, led *ledger, g *gate, coun
 		led.mu.Unlock()
 		if err == nil {
 			count.acked++
+			acked.Add(1)
 			if bulk {
 				count.bulk++
 			}

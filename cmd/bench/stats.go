@@ -22,6 +22,20 @@ func (l latencies) percentile(p float64) time.Duration {
 	return s[i]
 }
 
+// percentiles returns the latency at each of ps (in percent), sorting once.
+func (l latencies) percentiles(ps ...float64) []time.Duration {
+	out := make([]time.Duration, len(ps))
+	if len(l) == 0 {
+		return out
+	}
+	s := slices.Clone(l)
+	slices.Sort(s)
+	for i, p := range ps {
+		out[i] = s[int(p/100*float64(len(s)-1))]
+	}
+	return out
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
 
 // inPlaceRecordBytes is about one Set's log record of a 100-byte value.

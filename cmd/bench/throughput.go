@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,9 @@ type throughputConfig struct {
 	dir          string
 	nodeBin      string
 	unsafeRef    bool
+	sweep        []int     // client counts also measured on the empty store (and unsafe); nil: 1 client, durable only
+	plotDir      string    // write the plots here; "" for none
+	progress     io.Writer // progress bar or lines; nil for none
 }
 
 type runResult struct {
@@ -52,7 +56,7 @@ func runThroughput(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("throughput", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg throughputConfig
-	var sizes string
+	var sizes, sweep string
 	fs.IntVar(&cfg.clients, "clients", 50, "concurrent clients, one connection each")
 	fs.StringVar(&sizes, "sizes", "0,100000,1000000", "comma-separated store sizes (keys) to pre-populate")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per run")
@@ -62,7 +66,13 @@ func runThroughput(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for data directories; removed afterwards")
 	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
 	fs.BoolVar(&cfg.unsafeRef, "unsafe-reference", true, "also run with --unsafe-no-fsync, as the CPU-bound reference")
+	fs.StringVar(&sweep, "sweep", "", "comma-separated client counts (e.g. 1,2,5,10,20) also measured on the empty store, durable and with\n--unsafe-no-fsync, for the throughput-against-clients plot (default: 1 client, durable only)")
+	fs.StringVar(&cfg.plotDir, "plot", "", "directory to write PNG plots into: throughput and latency percentiles against clients")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if cfg.clients < 1 || cfg.clients > clientsMax {
+		fmt.Fprintf(stderr, "--clients %d: want 1..%d\n", cfg.clients, clientsMax)
 		return 2
 	}
 	for _, s := range strings.Split(sizes, ",") {
@@ -73,11 +83,44 @@ func runThroughput(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.sizes = append(cfg.sizes, n)
 	}
+	if sweep != "" {
+		for _, s := range strings.Split(sweep, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 1 || n > clientsMax {
+				fmt.Fprintf(stderr, "bad --sweep entry %q: want a client count 1..%d\n", s, clientsMax)
+				return 2
+			}
+			cfg.sweep = append(cfg.sweep, n)
+		}
+	}
+	cfg.progress = stderr
 	if err := throughput(cfg, stdout); err != nil {
 		fmt.Fprintf(stderr, "bench throughput: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// clientsMax bounds the concurrent clients of one run: each is a
+// connection and a goroutine, and a sweep past a few hundred measures the
+// load generator on this machine more than the server.
+const clientsMax = 1000
+
+// clientCounts is the client counts a run measures: --clients first (its
+// figures are the headline), then the sweep's, or else one client for the
+// durable store (its per-op breakdown), each once.
+func (cfg throughputConfig) clientCounts(durable bool) []int {
+	counts := []int{cfg.clients}
+	extra := cfg.sweep
+	if extra == nil && durable {
+		extra = []int{1}
+	}
+	for _, n := range slices.Sorted(slices.Values(extra)) {
+		if !slices.Contains(counts, n) {
+			counts = append(counts, n)
+		}
+	}
+	return counts
 }
 
 func throughput(cfg throughputConfig, out io.Writer) error {
@@ -104,24 +147,22 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := populate(p.Addr, size, cfg.valueBytes, out); err != nil {
+		if err := populate(p.Addr, size, cfg.valueBytes, out, cfg.progress); err != nil {
 			p.Kill()
 			return err
 		}
 		space := max(size, 100_000)
-		r, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, cfg.clients, cfg, work, echo, out)
-		if err != nil {
-			p.Kill()
-			return err
-		}
-		results = append(results, r)
+		counts := []int{cfg.clients}
 		if i == 0 {
-			r1, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, 1, cfg, work, echo, out)
+			counts = cfg.clientCounts(true)
+		}
+		for _, n := range counts {
+			r, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, n, cfg, work, echo, out)
 			if err != nil {
 				p.Kill()
 				return err
 			}
-			results = append(results, r1)
+			results = append(results, r)
 		}
 		if size == slicesMax(cfg.sizes) && size > 0 {
 			// Recovery after SIGKILL: the worst case, with whatever log has
@@ -150,28 +191,33 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		p.Kill()
 		os.RemoveAll(dataDir)
 	}
-	var unsafeRun *runResult
+	var unsafeRuns []runResult
 	if cfg.unsafeRef {
 		dataDir := filepath.Join(work, "data-unsafe")
 		p, err := nodeproc.Start(bin, dataDir, "--unsafe-no-fsync")
 		if err != nil {
 			return err
 		}
-		r, err := measure(p.Addr, "UNSAFE no fsync, 0 keys", 0, 100_000, cfg.clients, cfg, work, echo, out)
-		p.Kill()
-		if err != nil {
-			return err
+		for _, n := range cfg.clientCounts(false) {
+			r, err := measure(p.Addr, "UNSAFE no fsync, 0 keys", 0, 100_000, n, cfg, work, echo, out)
+			if err != nil {
+				p.Kill()
+				return err
+			}
+			unsafeRuns = append(unsafeRuns, r)
 		}
-		unsafeRun = &r
+		p.Kill()
+	}
+	// The headline reference: the unsafe run with --clients.
+	var unsafeRun *runResult
+	if len(unsafeRuns) > 0 {
+		unsafeRun = &unsafeRuns[0]
 	}
 
 	fmt.Fprintf(out, "\nthroughput: %d-byte values, %v per run; raw = 4 KiB write+fdatasync/s measured between the run's slices\n\n", cfg.valueBytes, cfg.duration)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "run\tclients\tops/s\traw/s\tx raw\tp50\tp99\tp99.9\terrors\t")
-	all := results
-	if unsafeRun != nil {
-		all = append(all, *unsafeRun)
-	}
+	all := append(slices.Clone(results), unsafeRuns...)
 	for _, r := range all {
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%d\t\n", r.name, r.clients, r.rate(), r.raw, r.rate()/r.raw,
 			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors)
@@ -209,6 +255,19 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 	if restartKeys > 0 {
 		fmt.Fprintf(out, "restart:      %d keys ready in %.2fs (target <= 3s)\n", restartKeys, restart.Seconds())
 	}
+	if cfg.plotDir != "" {
+		points := make([]throughputPoint, len(all))
+		for i, r := range all {
+			points[i] = r.point()
+		}
+		paths, err := plotThroughput(cfg.plotDir, points)
+		if err != nil {
+			return err
+		}
+		for _, p := range paths {
+			fmt.Fprintf(out, "plot: %s\n", p)
+		}
+	}
 	return nil
 }
 
@@ -222,8 +281,9 @@ func slicesMax(s []int) int {
 
 func keyName(i int) string { return fmt.Sprintf("key%08d", i) }
 
-// populate fills the store with keys 0..n-1 through pipelined BulkSets.
-func populate(addr string, n, valueBytes int, out io.Writer) error {
+// populate fills the store with keys 0..n-1 through pipelined BulkSets,
+// showing its progress on progressOut.
+func populate(addr string, n, valueBytes int, out, progressOut io.Writer) error {
 	if n == 0 {
 		return nil
 	}
@@ -231,20 +291,13 @@ func populate(addr string, n, valueBytes int, out io.Writer) error {
 	value := strings.Repeat("p", valueBytes)
 	var next, done atomic.Int64
 	start := time.Now()
-	stop := make(chan struct{})
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				fmt.Fprintf(out, "  populating: %d/%d keys (%.0f keys/s)\n", done.Load(), n, float64(done.Load())/time.Since(start).Seconds())
-			}
-		}
-	}()
-	defer close(stop)
+	bar := startProgress(progressOut, progressSpec{
+		title: fmt.Sprintf("populating %d keys", n), total: int64(n), unit: "keys", count: done.Load,
+		detail: func() string {
+			return fmt.Sprintf("%.0f keys/s", float64(done.Load())/time.Since(start).Seconds())
+		},
+	})
+	defer bar.finish()
 	// The first failure stops the other workers through ctx.
 	g, ctx := errgroup.WithContext(context.Background())
 	for range workers {
@@ -276,6 +329,7 @@ func populate(addr string, n, valueBytes int, out io.Writer) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	bar.finish()
 	fmt.Fprintf(out, "  populated %d keys in %v\n", n, time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -336,6 +390,21 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 		}()
 	}
 	time.Sleep(cfg.warmup)
+	// The bar counts measured milliseconds: the baseline's time between the
+	// slices is not the run's.
+	var measuredMs atomic.Int64
+	var sliceStart atomic.Pointer[time.Time]
+	bar := startProgress(cfg.progress, progressSpec{
+		title: fmt.Sprintf("%s, %d clients", name, clients), total: max(cfg.duration.Milliseconds(), 1), unit: "ms measured",
+		count: func() int64 {
+			n := measuredMs.Load()
+			if t := sliceStart.Load(); t != nil {
+				n += time.Since(*t).Milliseconds()
+			}
+			return n
+		},
+	})
+	defer bar.finish()
 	slice := cfg.duration / measureSlices
 	var elapsed time.Duration
 	var rawSum float64
@@ -344,9 +413,12 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 	for k := 0; k < measureSlices; k++ {
 		measuring.Store(true)
 		start := time.Now()
+		sliceStart.Store(&start)
 		time.Sleep(slice)
 		measuring.Store(false)
 		elapsed += time.Since(start)
+		sliceStart.Store(nil)
+		measuredMs.Store(elapsed.Milliseconds())
 		// Quiesce the clients, then measure the disk alone.
 		paused.Store(true)
 		for busy.Load() > 0 {
@@ -373,6 +445,7 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 	}
 	stop.Store(true)
 	g.Wait()
+	bar.finish()
 	r := runResult{name: name, keys: keys, clients: clients, elapsed: elapsed, raw: rawSum / measureSlices, inPlace: inPlaceSum / measureSlices, echo: echoSum / measureSlices}
 	for i := range perClient {
 		r.lat = append(r.lat, perClient[i]...)
