@@ -27,7 +27,7 @@ const indexesPercent = 40
 // indexCheckTurns: the checker also runs every this many turns of a node,
 // for what only a live node shows (a snapshot installed without
 // rebuilding the indexes, say); a restart rebuilds them and hides it.
-const indexCheckTurns = 64
+const indexCheckTurns = 256
 
 // IndexChoice overrides the seed's draw of whether the nodes index.
 type IndexChoice int
@@ -153,10 +153,11 @@ func (s *Sim) checkIndexes(h *host, when string) string {
 		return fmt.Sprintf("node %d %s: its indexes hold %d docs, %d terms, %d postings, %d vectors; its state gives %d, %d, %d, %d",
 			h.id, when, got.Docs, got.Terms, got.Postings, got.Vectors, want.Docs, want.Terms, want.Postings, want.Vectors)
 	}
+	vecs := valueVectors(state, keys)
 	for _, req := range indexQueries() {
 		a := h.idx.Search(req)
 		if req.Op == core.OpSearchSimilar {
-			brute, truth := bruteSimilar(state, keys, req)
+			brute, truth := bruteSimilar(vecs, keys, req)
 			if msg := sameSimilar(a, brute, truth); msg != "" {
 				return fmt.Sprintf("node %d %s: search_similar %q differs from a scan of its values: %s", h.id, when, req.Query, msg)
 			}
@@ -238,10 +239,22 @@ func sameSimilar(a, brute core.Response, truth map[string]float64) string {
 	return ""
 }
 
+// valueVectors embeds every value of the state once, for all the
+// similarity questions of one check; a value with no known word has none.
+func valueVectors(state map[string]string, keys []string) map[string][]float32 {
+	vecs := make(map[string][]float32, len(keys))
+	for _, k := range keys {
+		if v, err := simModel.model.Embed(state[k]); err == nil {
+			vecs[k] = v
+		}
+	}
+	return vecs
+}
+
 // bruteSimilar answers search_similar by scoring every value: the cosine of
 // its embedding and the query's, best first, ties by key. truth holds every
 // scored key's score.
-func bruteSimilar(state map[string]string, keys []string, req *core.Request) (core.Response, map[string]float64) {
+func bruteSimilar(vecs map[string][]float32, keys []string, req *core.Request) (core.Response, map[string]float64) {
 	m := simModel.model
 	truth := map[string]float64{}
 	q, err := m.Embed(req.Query)
@@ -250,8 +263,8 @@ func bruteSimilar(state map[string]string, keys []string, req *core.Request) (co
 	}
 	var hits []core.Hit
 	for _, k := range keys {
-		v, err := m.Embed(state[k])
-		if err != nil {
+		v, ok := vecs[k]
+		if !ok {
 			continue
 		}
 		var dot float32
