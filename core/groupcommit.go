@@ -25,6 +25,8 @@ type GroupCommit struct {
 	// bytesAdded counts the bytes handed to the log, failed writes
 	// included (see BytesAdded).
 	bytesAdded int64
+	// counters are the running totals an operator's metrics show.
+	counters LogCounters
 
 	syncing bool // the previous batch's fsync is in flight
 
@@ -88,6 +90,13 @@ func (g *GroupCommit) writeOut() {
 // those of batches that failed and were undone: what snapshots pace on.
 func (g *GroupCommit) BytesAdded() int64 { return g.bytesAdded }
 
+// Counters are the log's running totals since the node started.
+func (g *GroupCommit) Counters() LogCounters {
+	c := g.counters
+	c.Bytes = g.bytesAdded
+	return c
+}
+
 // Records is the number of records in the open batch.
 func (g *GroupCommit) Records() int { return g.records }
 
@@ -146,9 +155,13 @@ func (g *GroupCommit) Commit(inline bool, durable func(error)) (writeErr, fatal 
 	if g.writeErr != nil {
 		writeErr = g.writeErr
 		fatal = g.undo()
+		g.counters.Undone++
 		g.begin()
 		return writeErr, fatal
 	}
+	g.counters.Batches++
+	g.counters.Records += int64(g.records)
+	g.counters.BatchRecords[batchBucket(g.records)]++
 	af, async := g.log.file.(AsyncFile)
 	if async && !inline {
 		g.syncing = true

@@ -290,6 +290,11 @@ func (n *SingleNode) status() Status {
 	}
 }
 
+// Metrics implements MetricsReporter.
+func (n *SingleNode) Metrics() Metrics {
+	return Metrics{Status: n.status(), Log: n.gc.Counters(), Snapshots: n.snaps.Counters()}
+}
+
 // Store exposes the state for tests and checkers. Callers must not modify it.
 func (n *SingleNode) Store() *Store { return n.store }
 

@@ -36,6 +36,11 @@ type Snapshotter struct {
 	retryAfter int64
 	timer      Timer
 	mutation   Mutation // a planted bug, for the simulator's tests (SingleConfig)
+
+	// startedAt is the Clock reading when the snapshot being written
+	// started; counters are the running totals an operator's metrics show.
+	startedAt int64
+	counters  SnapshotCounters
 }
 
 // NewSnapshotter manages the snapshots of a node whose newest durable
@@ -47,6 +52,9 @@ func NewSnapshotter(env *Env, log *Log, logBytesMin int64, index uint64, bytes i
 
 // Index is the index of the newest durable snapshot, 0 if none.
 func (s *Snapshotter) Index() uint64 { return s.index }
+
+// Counters are the snapshots' running totals since the node started.
+func (s *Snapshotter) Counters() SnapshotCounters { return s.counters }
 
 // Writing reports whether a snapshot is being written.
 func (s *Snapshotter) Writing() bool { return s.w != nil }
@@ -79,12 +87,15 @@ func (s *Snapshotter) Start(state *Store, index uint64, meta SnapshotMeta, added
 	w.mutation = s.mutation
 	s.w = w
 	s.logBase = added
+	s.startedAt = s.env.Clock.Now()
+	s.env.logf("snapshot at index %d started (%d keys)", index, state.Len())
 }
 
 // Fail abandons the snapshot being written, or the one about to start,
 // and schedules the next attempt.
 func (s *Snapshotter) Fail(err error) {
 	s.env.logf("snapshot failed, the log stays whole (will retry): %v", err)
+	s.counters.Failed++
 	if s.w != nil {
 		s.w.abort(s.env.Disk)
 		s.w = nil
@@ -121,6 +132,7 @@ func (s *Snapshotter) finish() uint64 {
 		// so recovery works from whichever snapshot it finds.
 		s.env.logf("snapshot %s: directory sync failed (will retry): %v", snapName(w.index), err)
 		s.retryAfter = s.env.Clock.Now() + int64(snapshotRetryDelay)
+		s.counters.Failed++
 		return 0
 	}
 	prevIndex := s.index
@@ -133,7 +145,12 @@ func (s *Snapshotter) finish() uint64 {
 	if err := s.log.RemoveBefore(w.index); err != nil {
 		s.env.logf("removing covered log segments (will retry at next snapshot): %v", err)
 	}
-	s.env.logf("snapshot at index %d written (%d keys, %d bytes)", w.index, w.count, w.bytes)
+	took := s.env.Clock.Now() - s.startedAt
+	c := &s.counters
+	c.Written++
+	c.Nanos += took
+	c.LastNanos, c.LastBytes, c.LastKeys = took, w.bytes, int(w.count)
+	s.env.logf("snapshot at index %d written (%d keys, %d bytes) in %v", w.index, w.count, w.bytes, time.Duration(took))
 	return w.index
 }
 

@@ -136,6 +136,13 @@ type Node struct {
 	again    core.Timer
 	stopped  error
 	buf      []byte
+
+	// The role, term and leader last logged (noteRole), and how often
+	// the leader or term changed: an operator's view of elections.
+	seenRole      State
+	seenTerm      uint64
+	seenLead      core.NodeID
+	leaderChanges int64
 }
 
 type pendingWrite struct {
@@ -273,6 +280,7 @@ func (n *Node) Start(env core.Env) error {
 		return fmt.Errorf("%w: %v", core.ErrCorrupt, err)
 	}
 	n.out = make([]*sendState, len(n.raft.peers))
+	n.seenRole, n.seenTerm, n.seenLead = n.raft.State(), n.raft.Term(), n.raft.Leader()
 	n.armTicker()
 	n.logf("recovered node %d: %d keys, snapshot at index %d (term %d), log through index %d, term %d",
 		n.cfg.ID, n.store.Len(), rec.Index, rec.Meta.Term, n.log.NextIndex()-1, n.saved.Term)
@@ -560,7 +568,33 @@ func (n *Node) Flush() error {
 		n.appliedAtFlush = n.applied
 		n.pacer.Wrote()
 	}
+	n.noteRole()
 	return n.stopped
+}
+
+// noteRole logs a change of role, term or leader, one line each, once a
+// turn: what an operator reads an election from.
+func (n *Node) noteRole() {
+	role, term, lead := n.raft.State(), n.raft.Term(), n.raft.Leader()
+	if role == n.seenRole && term == n.seenTerm && lead == n.seenLead {
+		return
+	}
+	if lead != None && (lead != n.seenLead || term != n.seenTerm) {
+		n.leaderChanges++
+	}
+	n.seenRole, n.seenTerm, n.seenLead = role, term, lead
+	switch {
+	case role == Leader:
+		n.logf("election: became leader at term %d", term)
+	case role == Follower && lead != None:
+		n.logf("election: following node %d, the leader at term %d", lead, term)
+	case role == Follower:
+		n.logf("election: follower at term %d, no leader known", term)
+	case role == Candidate:
+		n.logf("election: standing for election at term %d", term)
+	default:
+		n.logf("election: %s at term %d: no leader heard from, asking for pre-votes", role, term)
+	}
 }
 
 func (n *Node) stop(err error) {
@@ -907,6 +941,11 @@ func (n *Node) status() core.Status {
 	}
 	st.Cluster = cs
 	return st
+}
+
+// Metrics implements core.MetricsReporter.
+func (n *Node) Metrics() core.Metrics {
+	return core.Metrics{Status: n.status(), Log: n.gc.Counters(), Snapshots: n.snaps.Counters(), LeaderChanges: n.leaderChanges}
 }
 
 // Store exposes the applied state for tests and checkers. Callers must not

@@ -787,6 +787,11 @@ func (n *Node) status() core.Status {
 	}
 }
 
+// Metrics implements core.MetricsReporter.
+func (n *Node) Metrics() core.Metrics {
+	return core.Metrics{Status: n.status(), Log: n.gc.Counters(), Snapshots: n.snaps.Counters()}
+}
+
 // Get returns the item this node holds for key, tombstones included, for
 // tests and the simulator's checkers.
 func (n *Node) Get(key string) (Item, bool) { return n.rep.get(key) }

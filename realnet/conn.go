@@ -261,7 +261,7 @@ func (c *conn) read() {
 			case discarding:
 				discarding = false
 			case lineEnd-start > lineMax:
-				if !c.push(filledSlot(tooLarge(lineMax))) {
+				if !c.push(c.h.refusedLine(tooLarge(lineMax))) {
 					return
 				}
 			default:
@@ -282,7 +282,7 @@ func (c *conn) read() {
 		case end-start > lineMax:
 			// Answer now rather than after the newline: the client
 			// may be waiting for a response before it sends more.
-			if !c.push(filledSlot(tooLarge(lineMax))) {
+			if !c.push(c.h.refusedLine(tooLarge(lineMax))) {
 				return
 			}
 			discarding = true
@@ -319,7 +319,7 @@ func (c *conn) read() {
 		var ne net.Error
 		switch {
 		case errors.As(err, &ne) && ne.Timeout() && partial:
-			c.push(filledSlot(core.ErrorResponse(core.CodeTimeout,
+			c.push(c.h.refusedLine(core.ErrorResponse(core.CodeTimeout,
 				"request line incomplete after %v; closing the connection", c.h.cfg.LineTimeout)))
 		case errors.Is(err, io.EOF) && !discarding && end > start:
 			// A last request without its newline: the client closed
@@ -342,15 +342,16 @@ func (c *conn) handleLine(line []byte) bool {
 	// Tolerate CRLF, so that telnet and hand-typed requests work.
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	if len(line) == 0 {
-		return c.push(filledSlot(core.ErrorResponse(core.CodeBadRequest,
+		return c.push(c.h.refusedLine(core.ErrorResponse(core.CodeBadRequest,
 			"empty line; send one JSON request object per line")))
 	}
 	// The decoded request copies what it keeps from line, which the
 	// reader's buffer will overwrite.
 	req, bad := core.DecodeRequest(line)
 	if bad != nil {
-		return c.push(filledSlot(*bad))
+		return c.push(c.h.refusedLine(*bad))
 	}
+	metrics := c.h.metrics
 	if prepare := c.h.cfg.Prepare; prepare != nil {
 		prepare(req)
 	}
@@ -362,10 +363,25 @@ func (c *conn) handleLine(line []byte) bool {
 	logf := c.h.logf
 	inFlight := &c.h.requestsInFlight
 	inFlight.Add(1)
+	var decoded time.Time
+	if metrics != nil {
+		decoded = time.Now()
+	}
 	reply := func(resp core.Response) {
 		resp.ID = req.ID
+		var code string
+		var elapsed time.Duration
+		if metrics != nil {
+			elapsed = time.Since(decoded)
+			if resp.Error != nil {
+				code = resp.Error.Code
+			}
+		}
 		if c.fill(s, resp) {
 			inFlight.Add(-1)
+			if metrics != nil {
+				metrics.Request(req.Op, code, elapsed)
+			}
 		} else {
 			// The contract says exactly once; a second reply must not
 			// block the loop or reorder the stream, so it is dropped.

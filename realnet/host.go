@@ -35,6 +35,9 @@ type Host struct {
 	disk core.Disk
 	cfg  HostConfig
 	logf func(format string, args ...any)
+	// metrics hears of requests, connections and fsyncs (SetMetrics);
+	// nil: nothing is measured.
+	metrics Metrics
 
 	// room holds a token per queued event, so that at most EventQueueMax
 	// are queued; posters wait for room, which pushes back on readers.
@@ -455,12 +458,18 @@ func (h *Host) accept(ln net.Listener) {
 		case len(h.conns) >= h.cfg.ConnsMax:
 			h.wg.Add(1)
 			h.mu.Unlock()
+			if h.metrics != nil {
+				h.metrics.ConnRefused()
+			}
 			go h.reject(nc)
 		default:
 			c := newConn(h, nc)
 			h.conns[c] = struct{}{}
 			h.wg.Add(2)
 			h.mu.Unlock()
+			if h.metrics != nil {
+				h.metrics.Conn(1)
+			}
 			go c.read()
 			go c.write()
 		}
@@ -488,6 +497,9 @@ func (h *Host) forget(c *conn) {
 	h.mu.Lock()
 	delete(h.conns, c)
 	h.mu.Unlock()
+	if h.metrics != nil {
+		h.metrics.Conn(-1)
+	}
 }
 
 // closeConns tells every connection that no more replies will come.

@@ -1,6 +1,8 @@
 package realnet
 
 import (
+	"time"
+
 	"dkv/core"
 )
 
@@ -25,7 +27,7 @@ func (d syncDisk) Create(name string) (core.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &syncFile{File: f, h: d.h}, nil
+	return &syncFile{File: f, h: d.h, name: name}, nil
 }
 
 func (d syncDisk) OpenAppend(name string) (core.File, error) {
@@ -33,12 +35,25 @@ func (d syncDisk) OpenAppend(name string) (core.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &syncFile{File: f, h: d.h}, nil
+	return &syncFile{File: f, h: d.h, name: name}, nil
 }
 
 type syncFile struct {
 	core.File
-	h *Host
+	h    *Host
+	name string // for the fsync metrics
+}
+
+// Sync implements core.File, timing the fsync for the host's metrics.
+func (f *syncFile) Sync() error {
+	m := f.h.metrics
+	if m == nil {
+		return f.File.Sync()
+	}
+	start := time.Now()
+	err := f.File.Sync()
+	m.Fsync(f.name, time.Since(start), err)
+	return err
 }
 
 var _ core.AsyncFile = (*syncFile)(nil)
@@ -49,13 +64,13 @@ var _ core.AsyncFile = (*syncFile)(nil)
 func (f *syncFile) SyncAsync(done func(error)) {
 	h := f.h
 	if h.requestsInFlight.Load() <= inlineSyncRequestsMax {
-		err := f.File.Sync()
+		err := f.Sync()
 		h.local = append(h.local, func() { done(err) })
 		return
 	}
 	h.syncsInFlight.Add(1)
 	go func() {
-		err := f.File.Sync()
+		err := f.Sync()
 		if !h.post(func() {
 			h.syncsInFlight.Add(-1)
 			done(err)
