@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -32,6 +33,7 @@ func TestDurabilityUnderSIGKILL(t *testing.T) {
 		runMin: 20 * time.Millisecond, runMax: 150 * time.Millisecond, valueBytes: 100,
 		dir: t.TempDir(), nodeBin: bin, seed: 1,
 		serverFlags: "--snapshot-log-bytes=65536 --segment-bytes=16384",
+		plotDir:     t.TempDir(),
 	}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -41,6 +43,33 @@ func TestDurabilityUnderSIGKILL(t *testing.T) {
 	}
 	if res.lost != 0 || res.partial != 0 {
 		t.Fatalf("%d lost writes, %d partial bulk sets\n%s", res.lost, res.partial, out.String())
+	}
+	tl := res.timeline
+	if len(tl.kills) != 8 || len(tl.restarts) != 8 || len(tl.acked) < 2 || tl.acked[len(tl.acked)-1].n != int64(res.ackedWrites) {
+		t.Fatalf("timeline: %d kills, %d restarts, %d samples (last %v) for %d acknowledged writes",
+			len(tl.kills), len(tl.restarts), len(tl.acked), tl.acked[len(tl.acked)-1], res.ackedWrites)
+	}
+	checkPlotsPrinted(t, out.String(), 1)
+}
+
+// checkPlotsPrinted checks that a benchmark's output names n plots, each a
+// PNG, and carries no progress (that goes to stderr).
+func checkPlotsPrinted(t *testing.T, out string, n int) {
+	t.Helper()
+	var paths []string
+	for _, l := range strings.Split(out, "\n") {
+		if p, ok := strings.CutPrefix(l, "plot: "); ok {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) != n {
+		t.Fatalf("output names %d plots, want %d:\n%s", len(paths), n, out)
+	}
+	for _, p := range paths {
+		decodePNG(t, p)
+	}
+	if strings.ContainsAny(out, "\r\x1b") {
+		t.Errorf("progress in the output:\n%q", out)
 	}
 }
 
@@ -55,6 +84,7 @@ func TestThroughputReportsEveryFigure(t *testing.T) {
 	err = throughput(throughputConfig{
 		clients: 4, sizes: []int{0, 2000}, duration: 200 * time.Millisecond, warmup: 50 * time.Millisecond,
 		valueBytes: 100, baselineTime: 100 * time.Millisecond, dir: t.TempDir(), nodeBin: bin, unsafeRef: true,
+		plotDir: t.TempDir(),
 	}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -62,6 +92,27 @@ func TestThroughputReportsEveryFigure(t *testing.T) {
 	for _, want := range []string{"baseline:", "group commit:", "cpu bound:", "store size:", "one client:", "restart:", "UNSAFE"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	checkPlotsPrinted(t, out.String(), 2)
+}
+
+func TestClientCounts(t *testing.T) {
+	for _, tc := range []struct {
+		clients         int
+		sweep           []int
+		durable, unsafe string
+	}{
+		{50, nil, "[50 1]", "[50]"},                                // the default run
+		{50, []int{20, 1, 5, 50, 5}, "[50 1 5 20]", "[50 1 5 20]"}, // --clients first, each once
+		{1, []int{1}, "[1]", "[1]"},
+	} {
+		cfg := throughputConfig{clients: tc.clients, sweep: tc.sweep}
+		if got := fmt.Sprint(cfg.clientCounts(true)); got != tc.durable {
+			t.Errorf("clients %d, sweep %v: durable counts %s, want %s", tc.clients, tc.sweep, got, tc.durable)
+		}
+		if got := fmt.Sprint(cfg.clientCounts(false)); got != tc.unsafe {
+			t.Errorf("clients %d, sweep %v: unsafe counts %s, want %s", tc.clients, tc.sweep, got, tc.unsafe)
 		}
 	}
 }

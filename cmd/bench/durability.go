@@ -120,21 +120,27 @@ const ackedSampleEvery = 10 * time.Millisecond
 // between half of it and all of it, evenly spread.
 const ackedSamplesMax = 4096
 
-// sampleAcked records acked every interval until stop is closed, then
-// once more, and returns the samples.
-func sampleAcked(acked *atomic.Int64, start time.Time, stop <-chan struct{}) []ackedSample {
-	samples := []ackedSample{{at: 0, n: acked.Load()}}
-	every := ackedSampleEvery
+// sampleAcked records acked every interval, from every on, until stop is
+// closed, then once more, and returns the samples: at most samplesMax.
+func sampleAcked(acked *atomic.Int64, start time.Time, stop <-chan struct{}, every time.Duration, samplesMax int) []ackedSample {
+	if samplesMax < 2 || every <= 0 {
+		panic(fmt.Sprintf("sampleAcked: every %v, samplesMax %d", every, samplesMax))
+	}
+	samples := []ackedSample{{at: time.Since(start), n: acked.Load()}}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
-		case <-stop:
-			return append(samples, ackedSample{at: time.Since(start), n: acked.Load()})
 		case <-tick.C:
+		case <-stop:
 		}
 		samples = append(samples, ackedSample{at: time.Since(start), n: acked.Load()})
-		if len(samples) == ackedSamplesMax {
+		select {
+		case <-stop:
+			return samples
+		default:
+		}
+		if len(samples) == samplesMax {
 			kept := samples[:0]
 			for i := 0; i < len(samples); i += 2 {
 				kept = append(kept, samples[i])
@@ -247,7 +253,7 @@ func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
 	start := time.Now()
 	stopSampling := make(chan struct{})
 	sampled := make(chan []ackedSample, 1)
-	go func() { sampled <- sampleAcked(&acked, start, stopSampling) }()
+	go func() { sampled <- sampleAcked(&acked, start, stopSampling, ackedSampleEvery, ackedSamplesMax) }()
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.writers; w++ {
 		wg.Add(1)

@@ -42,6 +42,13 @@ const (
 	durabilityPlotFile = "durability-acked.png"
 )
 
+// The durability plot's colours: acknowledged writes, and the markers.
+var (
+	ackedColour   = color.RGBA{B: 170, A: 255}
+	killColour    = color.RGBA{R: 220, G: 40, B: 40, A: 255}
+	restartColour = color.RGBA{G: 150, B: 60, A: 255}
+)
+
 // throughputPoint is one measured run, as the plots need it.
 type throughputPoint struct {
 	series    string // the store and mode, e.g. "durable, 0 keys"
@@ -213,13 +220,13 @@ func plotDurability(dir string, res durabilityResult) (string, error) {
 		}
 		return out
 	}
-	kills := &verticals{xs: seconds(tl.kills), style: draw.LineStyle{Color: color.RGBA{R: 220, G: 40, B: 40, A: 255}, Width: vg.Points(0.6)}}
-	restarts := &verticals{xs: seconds(tl.restarts), style: draw.LineStyle{Color: color.RGBA{G: 150, B: 60, A: 255}, Width: vg.Points(0.6), Dashes: plotutil.Dashes(2)}}
+	kills := &verticals{xs: seconds(tl.kills), style: draw.LineStyle{Color: killColour, Width: vg.Points(0.6)}}
+	restarts := &verticals{xs: seconds(tl.restarts), style: draw.LineStyle{Color: restartColour, Width: vg.Points(0.6), Dashes: plotutil.Dashes(2)}}
 	line, err := plotter.NewLine(xys)
 	if err != nil {
 		return "", err
 	}
-	line.Color = color.RGBA{B: 170, A: 255}
+	line.Color = ackedColour
 	line.Width = vg.Points(1.5)
 	p.Add(kills, restarts, line)
 	p.Legend.Add("acknowledged writes", line)
@@ -243,6 +250,7 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Legend.XOffs, p.Legend.YOffs = vg.Points(8), vg.Points(-6)
 	p.Legend.TextStyle.Font.Size = vg.Points(10)
+	p.Legend.Padding = vg.Points(3)
 	p.Add(plotter.NewGrid())
 	return p
 }

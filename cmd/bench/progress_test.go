@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer that the progress goroutine may write while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestIsTerminal(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	var nilFile *os.File
+	for name, out := range map[string]io.Writer{"file": f, "pipe": w, "buffer": &bytes.Buffer{}, "nil file": nilFile} {
+		if isTerminal(out) {
+			t.Errorf("%s taken for a terminal", name)
+		}
+	}
+}
+
+// Off a terminal (as under go test), a phase shorter than the line interval
+// prints nothing at all, and a nil writer nothing ever.
+func TestProgressOffATerminalIsQuiet(t *testing.T) {
+	var out syncBuffer
+	var n atomic.Int64
+	p := startProgress(&out, progressSpec{title: "populating", total: 100, unit: "keys", count: n.Load})
+	for range 30 {
+		n.Add(1)
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.finish()
+	p.finish() // a deferred finish after the explicit one
+	if out.String() != "" {
+		t.Fatalf("progress wrote %q off a terminal within %v", out.String(), progressLineEvery)
+	}
+	var none *progress = startProgress(nil, progressSpec{title: "x", total: 1, count: n.Load})
+	none.clear()
+	none.finish()
+}
+
+// Off a terminal, a line per interval: plain, whole lines a log can keep.
+func TestProgressLinesOffATerminal(t *testing.T) {
+	var out syncBuffer
+	var n atomic.Int64
+	n.Store(25)
+	p := startProgressOn(&out, false, 20*time.Millisecond, progressSpec{
+		title: "durability: 100 SIGKILLs", total: 100, unit: "kills", count: n.Load,
+		detail: func() string { return "3 lost" },
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(out.String(), "\n") < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.finish()
+	s := out.String()
+	if strings.ContainsAny(s, "\r\x1b") {
+		t.Fatalf("carriage return or escape off a terminal: %q", s)
+	}
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("%d lines in 5 s at one per 20 ms: %q", len(lines), s)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "durability: 100 SIGKILLs: 25/100 kills (25%), 3 lost, ") || !strings.HasSuffix(l, " elapsed") {
+			t.Errorf("line %q", l)
+		}
+	}
+}
+
+// On a terminal, a bar redrawn in place, which finish takes off the line.
+func TestProgressBarOnATerminal(t *testing.T) {
+	var out syncBuffer
+	var n atomic.Int64
+	n.Store(40)
+	p := startProgressOn(&out, true, time.Hour, progressSpec{title: "populating 1000 keys", total: 1000, unit: "keys", count: n.Load})
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "40/1000") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.finish()
+	s := out.String()
+	if !strings.Contains(s, "populating 1000 keys") || !strings.Contains(s, "40/1000") || !strings.Contains(s, "\r") {
+		t.Fatalf("no bar drawn in place: %q", s)
+	}
+	// The clearing: the line overwritten with blanks, the cursor back at its start.
+	segs := strings.Split(s, "\r")
+	if len(segs) < 3 || segs[len(segs)-1] != "" || strings.Trim(segs[len(segs)-2], " ") != "" || len(segs[len(segs)-2]) == 0 {
+		t.Fatalf("bar left on the line after finish: %q", s)
+	}
+}
