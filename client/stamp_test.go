@@ -3,13 +3,12 @@ package client
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"dkv/core"
-	"dkv/disk"
+	"dkv/internal/servetest"
 	"dkv/mesh"
 	"dkv/realnet"
 )
@@ -18,36 +17,11 @@ import (
 // stamps a mesh node answers and what the client does with them.
 func startMeshNode(t *testing.T) string {
 	t.Helper()
-	d, err := disk.Open(t.TempDir(), disk.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	node, err := mesh.NewNode(mesh.DefaultConfig(0, []core.NodeID{0}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := realnet.DefaultHostConfig()
-	cfg.Logf = t.Logf
-	h, err := realnet.NewHost(node, d, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		h.Shutdown()
-		<-done
-		node.Close()
-		d.Close()
-	})
-	<-h.Ready()
-	return h.Addr().String()
+	return servetest.Serve(t, node, realnet.DefaultHostConfig())
 }
 
 // KVClient keeps the highest stamp a mesh node answered and sends it as

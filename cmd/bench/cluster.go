@@ -34,18 +34,24 @@ type clusterBenchConfig struct {
 	values func(r *rand.Rand) string
 }
 
+// register adds the flags that every benchmark of alternating systems
+// shares; clientsNote says how its clients spread over a system's nodes.
+func (cfg *clusterBenchConfig) register(fs *flag.FlagSet, clientsNote string) {
+	fs.IntVar(&cfg.clients, "clients", 50, "concurrent clients per system, one connection each "+clientsNote)
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per system, cut in --slices alternating between them")
+	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time per system before the first slice")
+	fs.IntVar(&cfg.slices, "slices", 10, "pieces each system's time is cut into; the systems take turns, so that all see the same weather")
+	fs.IntVar(&cfg.space, "keys", 100_000, "key space the Sets draw from")
+	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for the data directories; removed afterwards")
+	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
+}
+
 func runClusterBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg clusterBenchConfig
-	fs.IntVar(&cfg.clients, "clients", 50, "concurrent clients per system, one connection each (the cluster's: one per node they talk to)")
-	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per system, cut in --slices alternating between the two")
-	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time per system before the first slice")
-	fs.IntVar(&cfg.slices, "slices", 10, "pieces each system's time is cut into; the systems take turns, so that both see the same weather")
+	cfg.register(fs, "(the cluster's: one per node they talk to)")
 	fs.IntVar(&cfg.valueBytes, "value-bytes", 100, "bytes per value")
-	fs.IntVar(&cfg.space, "keys", 100_000, "key space the Sets draw from")
-	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for the data directories; removed afterwards")
-	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
 	fs.StringVar(&cfg.compareBin, "compare-bin", "", "another cmd/node binary: a second cluster of it takes turns with the others (an A/B of two builds in one run)")
 	fs.StringVar(&cfg.flags, "server-flags", "", "extra cmd/node flags for every node of both systems (e.g. --unsafe-no-fsync, to see what the disk costs)")
 	if err := fs.Parse(args); err != nil {

@@ -32,16 +32,10 @@ func runIndexBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("index", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg indexBenchConfig
-	fs.IntVar(&cfg.clients, "clients", 50, "concurrent clients of the write figure, per server")
-	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured write time per server, cut in --slices alternating between the two")
-	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured write time per server before the first slice")
-	fs.IntVar(&cfg.slices, "slices", 10, "pieces each server's write time is cut into")
-	fs.IntVar(&cfg.space, "keys", 100_000, "key space the writes draw from")
+	cfg.register(fs, "(the write figure's, per server)")
 	fs.IntVar(&cfg.docs, "docs", 100_000, "values indexed for the query and recall figures")
 	fs.IntVar(&cfg.queries, "queries", 2000, "queries timed per figure")
 	fs.IntVar(&cfg.textBytes, "text-bytes", 1000, "bytes of English text per value")
-	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for the data directories; removed afterwards")
-	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
-	"net"
 	"strings"
 	"testing"
 
 	"dkv/core"
-	"dkv/disk"
 	"dkv/internal/indexes"
+	"dkv/internal/servetest"
 	"dkv/realnet"
 	"dkv/vecidx"
 )
@@ -17,40 +15,15 @@ import (
 // a real directory and socket.
 func startIndexedNode(t *testing.T) string {
 	t.Helper()
-	d, err := disk.Open(t.TempDir(), disk.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	model, err := vecidx.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := core.DefaultSingleConfig()
 	cfg.Indexes = indexes.New(indexes.DefaultConfig(model, "built-in"))
-	node := core.NewSingleNode(cfg)
 	hc := realnet.DefaultHostConfig()
-	hc.Logf = t.Logf
 	hc.Prepare = core.PrepareFunc(cfg.Indexes)
-	h, err := realnet.NewHost(node, d, hc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		h.Shutdown()
-		<-done
-		node.Close()
-		d.Close()
-	})
-	<-h.Ready()
-	return h.Addr().String()
+	return servetest.Serve(t, core.NewSingleNode(cfg), hc)
 }
 
 func TestSearchCommands(t *testing.T) {
