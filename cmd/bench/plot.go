@@ -99,7 +99,7 @@ func plotThroughput(dir string, points []throughputPoint) ([]string, error) {
 
 	// Throughput against clients, with the disk's raw sync rate as the
 	// line that group commit is judged against.
-	p := newPlot("dkv: durable Sets per second against concurrent clients", "concurrent clients", "acknowledged Sets per second (ops/s)")
+	p := newPlot("dkv: Set throughput against concurrent clients (durable, and without fsync)", "concurrent clients", "acknowledged Sets per second (ops/s)")
 	clientsAxis(p, points)
 	var rawSum, yMax float64
 	for i, s := range series {
