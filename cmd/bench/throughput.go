@@ -395,7 +395,7 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 	var measuredMs atomic.Int64
 	var sliceStart atomic.Pointer[time.Time]
 	bar := startProgress(cfg.progress, progressSpec{
-		title: fmt.Sprintf("%s, %d clients", name, clients), total: max(cfg.duration.Milliseconds(), 1), unit: "ms measured",
+		title: fmt.Sprintf("%s, %d clients, measuring %v", name, clients, cfg.duration), total: max(cfg.duration.Milliseconds(), 1), unit: "ms measured",
 		count: func() int64 {
 			n := measuredMs.Load()
 			if t := sliceStart.Load(); t != nil {
