@@ -12,7 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -44,6 +44,9 @@ type options struct {
 	enableIndexes bool
 	embeddings    string
 	unsafeNoFsync bool
+	metricsAddr   string // "": no metrics endpoint
+	logFormat     string
+	logLevel      slog.Level
 	hostCfg       realnet.HostConfig
 	single        core.SingleConfig
 	cluster       *clusterConfig // cluster mode only
@@ -74,6 +77,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&limits.QueryBytesMax, "max-query-bytes", limits.QueryBytesMax, "bytes in one search query")
 	fs.IntVar(&limits.HitsMax, "max-hits", limits.HitsMax, "most hits one search may ask for (limit, top_k)")
 	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "never fsync: acknowledged writes can be lost on a crash (benchmarks only)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "host:port to serve Prometheus metrics (/metrics) and health (/healthz) on, e.g. 127.0.0.1:9100 (default: none)")
+	fs.StringVar(&o.logFormat, "log-format", logText, "log format: text (human-friendly) or json (one object per line)")
+	logLevel := fs.String("log-level", "info", "least important log lines written: debug, info, warn or error")
 	fs.IntVar(&hostCfg.ConnsMax, "max-conns", hostCfg.ConnsMax, "client connections at once; more are refused")
 	fs.IntVar(&limits.RequestBytesMax, "max-request-bytes", limits.RequestBytesMax, "bytes in one request line")
 	fs.IntVar(&limits.KeyBytesMax, "max-key-bytes", limits.KeyBytesMax, "bytes in one key")
@@ -88,6 +94,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.logFormat != logText && o.logFormat != logJSON {
+		return nil, fmt.Errorf("--log-format must be text or json, not %q", o.logFormat)
+	}
+	if o.logLevel, err = parseLogLevel(*logLevel); err != nil {
+		return nil, err
+	}
+	if o.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(o.metricsAddr); err != nil {
+			return nil, fmt.Errorf("--metrics-addr must be host:port, as 127.0.0.1:9100: %v", err)
+		}
 	}
 	if o.embeddings != "" && !o.enableIndexes {
 		return nil, fmt.Errorf("--embeddings is for the similarity index: add --enable-indexes")
@@ -152,11 +169,12 @@ type serverNode interface {
 }
 
 func run(args []string, stderr io.Writer) int {
-	logger := log.New(stderr, "dkv: ", log.LstdFlags|log.Lmicroseconds)
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
+	// Usage errors are plain lines whatever --log-format says: the flags
+	// that say it may be the ones in error.
 	if err != nil {
 		fmt.Fprintf(stderr, "dkv: %v\n", err)
 		return exitUsage
@@ -167,32 +185,42 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dkv: --mode must be single, cluster or mesh, not %q\n", o.mode)
 		return exitUsage
 	}
+	id := o.hostCfg.ID
+	logs := newServerLog(stderr, o.logFormat, o.logLevel)
+	logs.Logger = logs.With("node", int(id), "mode", o.mode)
+	fail := func(event string, err error) {
+		logs.line(slog.LevelError, event, err.Error(), "err", err.Error())
+	}
 
 	// The word vectors are read before the data directory is touched: a
 	// bad --embeddings file is a usage error, like a bad flag.
 	if o.enableIndexes {
-		idx, err := newIndexes(o.embeddings, logger.Printf)
+		idx, err := newIndexes(o.embeddings, logs.printf)
 		if err != nil {
-			fmt.Fprintf(stderr, "dkv: %v\n", err)
+			fail("usage", err)
 			return exitUsage
 		}
 		o.single.Indexes = idx
 	}
 
 	if o.unsafeNoFsync {
-		fmt.Fprint(stderr, ""+
-			"dkv: ************************************************************\n"+
-			"dkv: WARNING: --unsafe-no-fsync: nothing is ever fsync'd.\n"+
-			"dkv: Acknowledged writes WILL BE LOST on a crash or power cut.\n"+
-			"dkv: Use it only to measure what fsync costs, never for data.\n"+
-			"dkv: ************************************************************\n")
+		if o.logFormat == logJSON {
+			logs.Warn("--unsafe-no-fsync: nothing is ever fsync'd; acknowledged writes WILL BE LOST on a crash or power cut; use it only to measure what fsync costs, never for data", "event", "unsafe_no_fsync")
+		} else {
+			fmt.Fprint(stderr, ""+
+				"dkv: ************************************************************\n"+
+				"dkv: WARNING: --unsafe-no-fsync: nothing is ever fsync'd.\n"+
+				"dkv: Acknowledged writes WILL BE LOST on a crash or power cut.\n"+
+				"dkv: Use it only to measure what fsync costs, never for data.\n"+
+				"dkv: ************************************************************\n")
+		}
 	}
 
 	// Lock the directory before binding the port, so a second server on the
 	// same directory says so instead of "address in use".
 	dir, err := disk.Open(o.dataDir, disk.Options{UnsafeNoFsync: o.unsafeNoFsync})
 	if err != nil {
-		fmt.Fprintf(stderr, "dkv: %v\n", err)
+		fail("start_failed", err)
 		return exitFatal
 	}
 	defer dir.Close() // last: releasing the lock lets another server in
@@ -208,34 +236,48 @@ func run(args []string, stderr io.Writer) int {
 	if o.port != 0 {
 		trial, err := net.Listen("tcp", addr)
 		if err != nil {
-			fmt.Fprintf(stderr, "dkv: cannot listen: %v\n", err)
+			fail("start_failed", fmt.Errorf("cannot listen: %w", err))
 			return exitFatal
 		}
 		trial.Close()
 	}
+	// The metrics endpoint is bound for real before recovery: /healthz
+	// answers 503 meanwhile, and a taken address is refused now.
+	var sm *serverMetrics
+	if o.metricsAddr != "" {
+		ln, err := listenMetrics(o.metricsAddr)
+		if err != nil {
+			fail("start_failed", err)
+			return exitFatal
+		}
+		sm = newServerMetrics(o.mode, id)
+		defer sm.serve(ln, logs)()
+	}
+	logs.Info(fmt.Sprintf("starting %s node (data dir %q, pid %d)", o.mode, o.dataDir, os.Getpid()),
+		"event", "start", "data_dir", o.dataDir, "addr", addr, "metrics_addr", o.metricsAddr, "pid", os.Getpid())
 
 	hostCfg := o.hostCfg
-	hostCfg.Logf = logger.Printf
+	hostCfg.Logf = logs.printf
 	hostCfg.Prepare = core.PrepareFunc(o.single.Indexes)
 	var node serverNode
 	var peers *realnet.Peers // nil for a single node
 	switch {
 	case o.cluster != nil:
-		cn, err := newClusterNode(o, logger.Printf)
+		cn, err := newClusterNode(o, logs.printf)
 		if err != nil {
-			fmt.Fprintf(stderr, "dkv: %v\n", err)
+			fail("start_failed", err)
 			return exitFatal
 		}
 		node, peers = cn.node, cn.peers
-		logger.Printf("%s: %s", o.cluster.describeID(), o.cluster.membership())
+		logs.printf("%s: %s", o.cluster.describeID(), o.cluster.membership())
 	case o.mesh != nil:
-		mn, err := newMeshNode(o, logger.Printf)
+		mn, err := newMeshNode(o, logs.printf)
 		if err != nil {
-			fmt.Fprintf(stderr, "dkv: %v\n", err)
+			fail("start_failed", err)
 			return exitFatal
 		}
 		node, peers = mn.node, mn.peers
-		logger.Printf("%s: %s", o.mesh.describeID(), o.mesh.membership())
+		logs.printf("%s: %s", o.mesh.describeID(), o.mesh.membership())
 	default:
 		node = core.NewSingleNode(o.single)
 	}
@@ -244,15 +286,19 @@ func run(args []string, stderr io.Writer) int {
 	}
 	host, err := realnet.NewHost(node, dir, hostCfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "dkv: %v\n", err)
+		fail("start_failed", err)
 		return exitFatal
+	}
+	if sm != nil {
+		host.SetMetrics(sm)
+		sm.host.Store(host)
 	}
 	if peers != nil {
 		// Messages that arrive before the node has recovered wait in the
 		// host's queue. Peers is closed once Run has returned.
 		if err := peers.Start(host.Deliver); err != nil {
 			peers.Close()
-			fmt.Fprintf(stderr, "dkv: %v\n", err)
+			fail("start_failed", err)
 			return exitFatal
 		}
 	}
@@ -265,26 +311,37 @@ func run(args []string, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	runDone := make(chan struct{})
 	defer close(runDone)
+	start := time.Now()
 	go func() {
 		ready := host.Ready()
 		for {
 			select {
 			case <-ready:
 				ready = nil
+				recovery := time.Since(start)
+				if sm != nil {
+					sm.serving(recovery)
+				}
 				// Recovery is done and the listener is up: tests
 				// and scripts wait for the word "serving".
+				attrs := []any{"addr", host.Addr().String(), "data_dir", o.dataDir, "recovery", recovery}
 				if cc := o.cluster; cc != nil {
-					fmt.Fprintf(stderr, "dkv: serving cluster node %d on %s (repl %s, peers %s, cluster %016x, data dir %q)\n",
-						cc.id, host.Addr(), cc.replAddrs[cc.id], cc.peerList(), cc.clusterID, o.dataDir)
+					logs.line(slog.LevelInfo, "serving", fmt.Sprintf("serving cluster node %d on %s (repl %s, peers %s, cluster %016x, data dir %q)",
+						cc.id, host.Addr(), cc.replAddrs[cc.id], cc.peerList(), cc.clusterID, o.dataDir),
+						append(attrs, "repl", cc.replAddrs[cc.id], "cluster", fmt.Sprintf("%016x", cc.clusterID))...)
 				} else if mc := o.mesh; mc != nil {
-					fmt.Fprintf(stderr, "dkv: serving mesh node %d on %s (repl %s, peers %s, mesh %016x, write quorum %d, data dir %q)\n",
-						mc.id, host.Addr(), mc.replAddrs[mc.id], mc.peerList(), mc.meshID, mc.writeQuorum, o.dataDir)
+					logs.line(slog.LevelInfo, "serving", fmt.Sprintf("serving mesh node %d on %s (repl %s, peers %s, mesh %016x, write quorum %d, data dir %q)",
+						mc.id, host.Addr(), mc.replAddrs[mc.id], mc.peerList(), mc.meshID, mc.writeQuorum, o.dataDir),
+						append(attrs, "repl", mc.replAddrs[mc.id], "mesh", fmt.Sprintf("%016x", mc.meshID))...)
 				} else {
-					fmt.Fprintf(stderr, "dkv: serving single node on %s (data dir %q)\n", host.Addr(), o.dataDir)
+					logs.line(slog.LevelInfo, "serving", fmt.Sprintf("serving single node on %s (data dir %q)", host.Addr(), o.dataDir), attrs...)
 				}
 			case sig := <-sigs:
 				signal.Stop(sigs)
-				logger.Printf("received %v, shutting down", sig)
+				if sm != nil {
+					sm.health.Store(healthStopping)
+				}
+				logs.Info(fmt.Sprintf("received %v, shutting down", sig), "event", "shutdown")
 				host.Shutdown()
 			case <-runDone:
 				return
@@ -292,14 +349,16 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}()
 
-	start := time.Now()
 	err = host.RunListen(context.Background(), func() (net.Listener, error) { return net.Listen("tcp", addr) })
+	if sm != nil {
+		sm.health.Store(healthStopping)
+	}
 	if peers != nil {
 		peers.Close() // before the node's files: deliver calls may be in progress
 	}
 	node.Close()
 	if err != nil {
-		fmt.Fprintf(stderr, "dkv: fatal: %v\n", err)
+		fail("fatal", fmt.Errorf("fatal: %w", err))
 		hint := ""
 		switch {
 		case o.cluster != nil:
@@ -308,10 +367,10 @@ func run(args []string, stderr io.Writer) int {
 			hint = o.mesh.startHint(err)
 		}
 		if hint != "" {
-			fmt.Fprintf(stderr, "dkv: %s\n", hint)
+			logs.line(slog.LevelError, "hint", hint)
 		}
 		return exitFatal
 	}
-	logger.Printf("shut down cleanly after %v", time.Since(start).Round(time.Millisecond))
+	logs.Info(fmt.Sprintf("shut down cleanly after %v", time.Since(start).Round(time.Millisecond)), "event", "shutdown")
 	return exitOK
 }

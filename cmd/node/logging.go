@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Log formats (--log-format).
+const (
+	logText = "text"
+	logJSON = "json"
+)
+
+// parseLogLevel reads --log-level.
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", s)
+}
+
+// serverLog is the server's log: one slog record per line, in the text or
+// JSON format, on stderr.
+//
+// A few lines are matched by scripts and tests exactly as they were
+// before the log was structured ("dkv: serving ...", "dkv: fatal: ...",
+// "dkv: cannot listen: ..."): in the text format they are written as they
+// always were (line), in the JSON format they are records like the rest.
+type serverLog struct {
+	*slog.Logger
+	format string
+	out    io.Writer
+	mu     *sync.Mutex // shared with the handler: one line at a time
+}
+
+func newServerLog(out io.Writer, format string, level slog.Level) *serverLog {
+	mu := &sync.Mutex{}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	if format == logJSON {
+		h = slog.NewJSONHandler(&lockedWriter{w: out, mu: mu}, opts)
+	} else {
+		h = &textHandler{out: out, mu: mu, level: level}
+	}
+	return &serverLog{Logger: slog.New(h), format: format, out: out, mu: mu}
+}
+
+// line writes one of the lines that scripts match (see serverLog), at any
+// --log-level: the serving line and fatal errors must never be filtered
+// out. msg is the line without its "dkv: " prefix; attrs go to the JSON
+// record only.
+func (l *serverLog) line(level slog.Level, event, msg string, attrs ...any) {
+	if l.format != logJSON {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		fmt.Fprintf(l.out, "dkv: %s\n", msg)
+		return
+	}
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.Add("event", event)
+	r.Add(attrs...)
+	// Handle, not Log: the level filter must not drop these lines.
+	_ = l.Handler().Handle(context.Background(), r)
+}
+
+// printf is a Logf for node logic and the host, which log format strings:
+// each call becomes one record, its level and event read from the
+// message (see classify), with the error among its arguments, if any, as
+// an attribute.
+func (l *serverLog) printf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	level, event := classify(msg)
+	if !l.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := make([]any, 0, 4)
+	if event != "" {
+		attrs = append(attrs, "event", event)
+	}
+	for i := len(args) - 1; i >= 0; i-- {
+		if err, ok := args[i].(error); ok {
+			attrs = append(attrs, "err", err.Error())
+			break
+		}
+	}
+	l.Log(context.Background(), level, msg, attrs...)
+}
+
+// logClass is what a message that starts with prefix (and contains word,
+// if set) is: its level and event. The first match wins.
+type logClass struct {
+	prefix, word string
+	level        slog.Level
+	event        string
+}
+
+// logClasses sorts the lines of node logic, the host and the peer
+// transport, which log format strings (core.Env.Logf), by their start.
+// Unknown lines are info, or warnings when they speak of a failure.
+var logClasses = []logClass{
+	{"recovered", "", slog.LevelInfo, "recovery"},
+	{"truncating", "", slog.LevelWarn, "recovery"},
+	{"kept the", "", slog.LevelWarn, "recovery"},
+	{"removed ", "log segments", slog.LevelInfo, "recovery"},
+	{"snapshot at index", "started", slog.LevelInfo, "snapshot_start"},
+	{"snapshot at index", "written", slog.LevelInfo, "snapshot"},
+	{"snapshot failed", "", slog.LevelError, "snapshot_failed"},
+	{"snapshot ", "failed", slog.LevelError, "snapshot_failed"},
+	{"removing covered log segments", "", slog.LevelWarn, "snapshot"},
+	{"sending node", "snapshot", slog.LevelInfo, "snapshot_transfer"},
+	{"installed the leader's snapshot", "", slog.LevelInfo, "snapshot_transfer"},
+	{"finished installing", "", slog.LevelInfo, "snapshot_transfer"},
+	{"election: ", "", slog.LevelInfo, "election"},
+	{"write failed", "", slog.LevelError, "write_failed"},
+	{"", "fsync failed", slog.LevelError, "fsync_failed"},
+	{"", " failed; not acknowledging", slog.LevelError, "disk_failed"},
+	{"indexes:", "", slog.LevelInfo, "indexes"},
+}
+
+// failureWords mark a line of no known class as a warning.
+var failureWords = []string{"fail", "cannot", "refus", "wrong ", "dropp", "error", "invalid"}
+
+func classify(msg string) (slog.Level, string) {
+	for _, c := range logClasses {
+		if strings.HasPrefix(msg, c.prefix) && (c.word == "" || strings.Contains(msg, c.word)) {
+			return c.level, c.event
+		}
+	}
+	lower := strings.ToLower(msg)
+	for _, w := range failureWords {
+		if strings.Contains(lower, w) {
+			return slog.LevelWarn, ""
+		}
+	}
+	return slog.LevelInfo, ""
+}
+
+// lockedWriter serialises the JSON handler's writes with serverLog.line's.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (lw *lockedWriter) Write(p []byte) (int, error) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return lw.w.Write(p)
+}
+
+// textHandler writes the human-friendly format, which keeps the look the
+// server's log always had, so that people and scripts that read it still
+// can: "dkv: ", local time to the microsecond, the level, the message,
+// then the attributes as key=value:
+//
+//	dkv: 2026/12/02 13:22:02.367703 INFO recovered 5 keys: ... node=0 mode=single event=recovery
+type textHandler struct {
+	out   io.Writer
+	mu    *sync.Mutex
+	level slog.Leveler
+	attrs []byte // preformatted " k=v" of WithAttrs
+	group string // prefix of the keys that follow, "g." for group g
+}
+
+func (h *textHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= h.level.Level()
+}
+
+func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
+	var b bytes.Buffer
+	b.WriteString("dkv: ")
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	b.WriteString(t.Format("2006/01/02 15:04:05.000000"))
+	b.WriteByte(' ')
+	b.WriteString(r.Level.String())
+	b.WriteByte(' ')
+	b.WriteString(oneLine(r.Message))
+	b.Write(h.attrs)
+	r.Attrs(func(a slog.Attr) bool {
+		appendAttr(&b, h.group, a)
+		return true
+	})
+	b.WriteByte('\n')
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := h.out.Write(b.Bytes())
+	return err
+}
+
+func (h *textHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	var b bytes.Buffer
+	b.Write(h.attrs)
+	for _, a := range attrs {
+		appendAttr(&b, h.group, a)
+	}
+	h2 := *h
+	h2.attrs = b.Bytes()
+	return &h2
+}
+
+func (h *textHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.group += name + "."
+	return &h2
+}
+
+func appendAttr(b *bytes.Buffer, group string, a slog.Attr) {
+	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		prefix := group
+		if a.Key != "" {
+			prefix += a.Key + "."
+		}
+		for _, g := range a.Value.Group() {
+			appendAttr(b, prefix, g)
+		}
+		return
+	}
+	b.WriteByte(' ')
+	b.WriteString(group)
+	b.WriteString(a.Key)
+	b.WriteByte('=')
+	b.WriteString(textValue(a.Value))
+}
+
+// textValue quotes a value that a reader could not tell apart otherwise:
+// empty, or holding spaces, quotes, '=' or control characters.
+func textValue(v slog.Value) string {
+	s := v.String()
+	if v.Kind() == slog.KindDuration {
+		s = v.Duration().String()
+	}
+	if s == "" || strings.ContainsAny(s, " \"=\t\r\n") || !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// oneLine keeps a message on its line: a line break in it would start
+// what a reader takes for another record.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// jsonRecords parses every line of a JSON-format log, failing the test on
+// a line that is not one JSON object with the keys every record has.
+func jsonRecords(t *testing.T, log string) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	for _, line := range readLines(log) {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", line, err)
+		}
+		for _, k := range []string{"time", "level", "msg", "node", "mode"} {
+			if _, ok := r[k]; !ok {
+				t.Fatalf("log record %q lacks %q", line, k)
+			}
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// withEvent returns the records of an event.
+func withEvent(recs []map[string]any, event string) []map[string]any {
+	var out []map[string]any
+	for _, r := range recs {
+		if r["event"] == event {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitJSONServing waits for the serving record of a JSON-format server
+// and returns its client address.
+func waitJSONServing(t *testing.T, s *server) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, r := range jsonRecords(t, s.log()) {
+			if r["event"] == "serving" {
+				addr, _ := r["addr"].(string)
+				return addr
+			}
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("server exited before serving (%v); stderr:\n%s", s.err, s.log())
+		default:
+		}
+	}
+	t.Fatalf("no serving record after 30s; stderr:\n%s", s.log())
+	return ""
+}
+
+// --log-format json: every line is one JSON object, and the start, the
+// recovery, each snapshot's start and end, serving and the shutdown are
+// each one record with its event.
+func TestLogFormatJSON(t *testing.T) {
+	dir := t.TempDir()
+	s := launch(t, "--port", "0", "--data-dir", dir, "--log-format", "json", "--snapshot-log-bytes", "4096")
+	addr := waitJSONServing(t, s)
+	value := strings.Repeat("v", 200)
+	var lines []string
+	for i := range 100 {
+		lines = append(lines, fmt.Sprintf(`{"op":"set","key":"k%d","value":"%s"}`, i, value))
+	}
+	for _, r := range roundTrip(t, addr, lines...) {
+		if !r.OK {
+			t.Fatalf("set: %v", r.Error)
+		}
+	}
+	// The snapshot that 20 KB of log starts is written in the turns that
+	// follow; a few pings give it turns.
+	for deadline := time.Now().Add(10 * time.Second); len(withEvent(jsonRecords(t, s.log()), "snapshot")) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot record; stderr:\n%s", s.log())
+		}
+		roundTrip(t, addr, `{"op":"ping"}`)
+	}
+	s.signal(syscall.SIGTERM)
+	if c := s.exitCode(); c != 0 {
+		t.Fatalf("exit code after SIGTERM = %d; stderr:\n%s", c, s.log())
+	}
+	recs := jsonRecords(t, s.log())
+	for _, tc := range []struct {
+		event, level string
+		msg          *regexp.Regexp
+	}{
+		{"start", "INFO", regexp.MustCompile(`^starting single node`)},
+		{"recovery", "INFO", regexp.MustCompile(`^recovered 0 keys`)},
+		{"serving", "INFO", regexp.MustCompile(`^serving single node on 127\.0\.0\.1:\d+ \(data dir ".*"\)$`)},
+		{"snapshot_start", "INFO", regexp.MustCompile(`^snapshot at index \d+ started \(\d+ keys\)$`)},
+		{"snapshot", "INFO", regexp.MustCompile(`^snapshot at index \d+ written \(\d+ keys, \d+ bytes\) in \S+$`)},
+		{"shutdown", "INFO", regexp.MustCompile(`^(received terminated, shutting down|shut down cleanly after \S+)$`)},
+	} {
+		got := withEvent(recs, tc.event)
+		if len(got) == 0 {
+			t.Errorf("no %s record in:\n%s", tc.event, s.log())
+			continue
+		}
+		for _, r := range got {
+			msg, _ := r["msg"].(string)
+			if r["level"] != tc.level || !tc.msg.MatchString(msg) || r["mode"] != "single" || r["node"] != 0.0 {
+				t.Errorf("%s record %v: want level %s, msg matching %s, single node 0", tc.event, r, tc.level, tc.msg)
+			}
+		}
+	}
+	if n, m := len(withEvent(recs, "snapshot_start")), len(withEvent(recs, "snapshot")); n < m || n > m+1 {
+		t.Errorf("%d snapshots started, %d written", n, m)
+	}
+
+	// A fatal error is a record too, at level ERROR, naming the damage.
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, "snap-00000000000000000001.snap"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := launch(t, "--port", "0", "--data-dir", bad, "--log-format", "json")
+	if c := f.exitCode(); c != 1 {
+		t.Fatalf("exit code = %d, want 1", c)
+	}
+	fatal := withEvent(jsonRecords(t, f.log()), "fatal")
+	if len(fatal) != 1 || fatal[0]["level"] != "ERROR" || !strings.Contains(fatal[0]["msg"].(string), "snap-00000000000000000001.snap") {
+		t.Errorf("fatal records %v; stderr:\n%s", fatal, f.log())
+	}
+}
+
+// --log-level warn drops the info lines, but never the serving line that
+// scripts wait for.
+func TestLogLevelFiltersButKeepsTheServingLine(t *testing.T) {
+	s := start(t, t.TempDir(), "--log-level", "warn")
+	if log := s.log(); strings.Contains(log, "recovered") || strings.Contains(log, "starting") {
+		t.Errorf("info lines at --log-level warn:\n%s", log)
+	}
+	var stderr strings.Builder
+	for _, args := range [][]string{{"--log-level", "loud"}, {"--log-format", "xml"}} {
+		stderr.Reset()
+		if c := run(append([]string{"--data-dir", t.TempDir()}, args...), &stderr); c != 2 || !strings.Contains(stderr.String(), args[0]+" must be") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a clear error", args, c, stderr.String())
+		}
+	}
+}
+
+// The text format keeps the server's old look ("dkv: ", the time to the
+// microsecond, then the message), adds the level and the attributes, and
+// keeps every record on one line.
+func TestTextFormat(t *testing.T) {
+	var b strings.Builder
+	l := newServerLog(&b, logText, slog.LevelInfo)
+	l.Logger = l.With("node", 2, "mode", "cluster")
+	l.printf("write failed, batch undone: %v", errors.New("disk full"))
+	l.printf("election: became leader at term %d", 7)
+	l.Debug("hidden")
+	l.WithGroup("peer").Warn("two\nlines", "addr", "127.0.0.1:1", "why", "no route", "took", 1500*time.Millisecond)
+	l.line(slog.LevelInfo, "serving", "serving single node on 127.0.0.1:1 (data dir \"d\")", "addr", "x")
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`^dkv: \d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{6} ERROR write failed, batch undone: disk full node=2 mode=cluster event=write_failed err="disk full"$`),
+		regexp.MustCompile(`^dkv: \S+ \S+ INFO election: became leader at term 7 node=2 mode=cluster event=election$`),
+		regexp.MustCompile(`^dkv: \S+ \S+ WARN two\\nlines node=2 mode=cluster peer\.addr=127\.0\.0\.1:1 peer\.why="no route" peer\.took=1\.5s$`),
+		regexp.MustCompile(`^dkv: serving single node on 127\.0\.0\.1:1 \(data dir "d"\)$`),
+	}
+	lines := readLines(b.String())
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), b.String())
+	}
+	for i, re := range want {
+		if !re.MatchString(lines[i]) {
+			t.Errorf("line %d: %q does not match %s", i, lines[i], re)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		msg   string
+		level slog.Level
+		event string
+	}{
+		{"recovered 5 keys: snapshot at index 0, log through index 5", slog.LevelInfo, "recovery"},
+		{"recovered mesh node 1 (incarnation 3): 0 keys", slog.LevelInfo, "recovery"},
+		{"truncating a torn tail of wal-01.log at offset 10 (5 bytes)", slog.LevelWarn, "recovery"},
+		{"snapshot at index 9 started (3 keys)", slog.LevelInfo, "snapshot_start"},
+		{"snapshot at index 9 written (3 keys, 100 bytes) in 2ms", slog.LevelInfo, "snapshot"},
+		{"snapshot failed, the log stays whole (will retry): disk full", slog.LevelError, "snapshot_failed"},
+		{"snapshot snap-01.snap: directory sync failed (will retry): EIO", slog.LevelError, "snapshot_failed"},
+		{"election: standing for election at term 3", slog.LevelInfo, "election"},
+		{"write failed, batch undone: disk full", slog.LevelError, "write_failed"},
+		{"writing log entries failed; not acknowledging or voting until the disk takes writes again: EIO", slog.LevelError, "disk_failed"},
+		{"refusing connection from 1.2.3.4:5: 10 connections already open", slog.LevelWarn, ""},
+		{"node 2: wrong cluster id", slog.LevelWarn, ""},
+		{"cluster 0123: 3 nodes", slog.LevelInfo, ""},
+	} {
+		level, event := classify(tc.msg)
+		if level != tc.level || event != tc.event {
+			t.Errorf("%q: %v %q, want %v %q", tc.msg, level, event, tc.level, tc.event)
+		}
+	}
+}

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// scrape is one /metrics page: each sample's value by its name and labels
+// as written ("dkv_requests_total{op=\"set\",code=\"ok\"}").
+type scrape map[string]float64
+
+var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$`)
+
+// getScrape fetches /metrics and checks the text format as Prometheus
+// reads it: every line a comment or a sample, one TYPE line per family
+// and before its samples, no sample twice.
+func getScrape(t *testing.T, addr string) scrape {
+	t.Helper()
+	body, status := httpGet(t, "http://"+addr+"/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("/metrics: status %d: %s", status, body)
+	}
+	s := scrape{}
+	typed := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSuffix(body, "\n"), "\n") {
+		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			f := strings.Fields(rest)
+			if len(f) != 2 || typed[f[0]] {
+				t.Fatalf("TYPE line %q: malformed or repeated", line)
+			}
+			typed[f[0]] = true
+			continue
+		}
+		if strings.HasPrefix(line, "# HELP ") {
+			continue
+		}
+		m := sampleLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("line %q is neither a comment nor a sample", line)
+		}
+		family := m[1]
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base, ok := strings.CutSuffix(family, suffix); ok && typed[base] {
+				family = base
+			}
+		}
+		if !typed[family] {
+			t.Fatalf("sample %q comes before its family's TYPE line", line)
+		}
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			t.Fatalf("sample %q: %v", line, err)
+		}
+		key := m[1] + m[2]
+		if _, dup := s[key]; dup {
+			t.Fatalf("sample %s written twice", key)
+		}
+		s[key] = v
+	}
+	return s
+}
+
+func httpGet(t *testing.T, url string) (string, int) {
+	t.Helper()
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), resp.StatusCode
+}
+
+// A real server with --metrics-addr: /healthz says ready, and the
+// counters of /metrics move with the requests the server answers.
+func TestMetricsOfARealServer(t *testing.T) {
+	maddr := freeLoopbackAddr(t)
+	s := start(t, t.TempDir(), "--metrics-addr", maddr)
+	if body, status := httpGet(t, "http://"+maddr+"/healthz"); status != http.StatusOK || body != "ok\n" {
+		t.Fatalf("/healthz of a serving node: %d %q", status, body)
+	}
+	before := getScrape(t, maddr)
+	for _, want := range []string{"dkv_ready", "dkv_recovery_seconds", "dkv_node_scrape_ok", "dkv_keys", "go_goroutines", "process_resident_memory_bytes"} {
+		if _, ok := before[want]; !ok {
+			t.Errorf("no %s in the first scrape", want)
+		}
+	}
+	if before["dkv_ready"] != 1 || before["dkv_node_scrape_ok"] != 1 || before["dkv_recovery_seconds"] <= 0 {
+		t.Errorf("ready %v, node scrape %v, recovery %vs", before["dkv_ready"], before["dkv_node_scrape_ok"], before["dkv_recovery_seconds"])
+	}
+
+	resps := roundTrip(t, s.addr,
+		`{"op":"set","key":"a","value":"1"}`, `{"op":"set","key":"b","value":"2"}`, `{"op":"set","key":"c","value":"3"}`,
+		`{"op":"get","key":"nope"}`, `not json`, `{"op":"frobnicate"}`)
+	if !resps[0].OK || code(resps[3]) != "not_found" || code(resps[4]) != "bad_request" {
+		t.Fatalf("responses: %+v %+v %+v", resps[0].Error, resps[3].Error, resps[4].Error)
+	}
+	after := getScrape(t, maddr)
+	delta := func(key string) float64 { return after[key] - before[key] }
+	for key, want := range map[string]float64{
+		`dkv_requests_total{op="set",code="ok"}`:              3,
+		`dkv_requests_total{op="get",code="not_found"}`:       1,
+		`dkv_requests_total{op="invalid",code="bad_request"}`: 1,
+		`dkv_request_duration_seconds_count{op="set"}`:        3,
+		`dkv_connections_accepted_total`:                      1,
+		`dkv_keys`:                                            3,
+		`dkv_wal_batch_records_sum`:                           3,
+	} {
+		if got := delta(key); got != want {
+			t.Errorf("%s went up by %v, want %v", key, got, want)
+		}
+	}
+	// An unknown op is counted as "other" (or refused as invalid), never
+	// under its own name: clients cannot grow the series without bound.
+	for key := range after {
+		if strings.Contains(key, "frobnicate") {
+			t.Errorf("series %s names a client's op", key)
+		}
+	}
+	if n := delta(`dkv_wal_batch_records_count`); n < 1 || n > 3 {
+		t.Errorf("%v batches for 3 sets", n)
+	}
+	if n := delta(`dkv_fsync_duration_seconds_count{file="wal"}`); n < 1 {
+		t.Errorf("%v log fsyncs for 3 sets", n)
+	}
+	if after[`dkv_request_duration_seconds_sum{op="set"}`] <= 0 || after["dkv_wal_written_bytes_total"] <= before["dkv_wal_written_bytes_total"] {
+		t.Errorf("set latency sum %v, log bytes %v -> %v", after[`dkv_request_duration_seconds_sum{op="set"}`],
+			before["dkv_wal_written_bytes_total"], after["dkv_wal_written_bytes_total"])
+	}
+	s.signal(syscall.SIGTERM)
+	if c := s.exitCode(); c != 0 {
+		t.Fatalf("exit code after SIGTERM = %d; stderr:\n%s", c, s.log())
+	}
+}
+
+// --metrics-addr on an address in use: the server refuses to start before
+// recovery, naming the address.
+func TestMetricsAddrInUseIsRefused(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	s := launch(t, "--port", "0", "--data-dir", t.TempDir(), "--metrics-addr", taken.Addr().String())
+	if c := s.exitCode(); c != 1 {
+		t.Fatalf("exit code = %d, want 1; stderr:\n%s", c, s.log())
+	}
+	want := "dkv: cannot serve metrics on " + taken.Addr().String() + " (--metrics-addr): "
+	if log := s.log(); !strings.Contains(log, want) || !strings.Contains(log, "address already in use") || strings.Contains(log, "recovered") {
+		t.Errorf("stderr %q: want %q, address already in use, and no recovery", log, want)
+	}
+	for _, bad := range []string{"9100", "localhost"} {
+		var stderr strings.Builder
+		if c := run([]string{"--data-dir", t.TempDir(), "--metrics-addr", bad}, &stderr); c != 2 || !strings.Contains(stderr.String(), "--metrics-addr must be host:port") {
+			t.Errorf("--metrics-addr %s: exit %d, stderr %q; want 2 and host:port", bad, c, stderr.String())
+		}
+	}
+}
+
+// /healthz answers 503 with its reason until the node serves, and once it
+// is shutting down.
+func TestHealthzFollowsTheNode(t *testing.T) {
+	m := newServerMetrics("single", 0)
+	for _, tc := range []struct {
+		state  int32
+		status int
+		says   string
+	}{
+		{healthRecovering, http.StatusServiceUnavailable, "recovering"},
+		{healthServing, http.StatusOK, "ok"},
+		{healthStopping, http.StatusServiceUnavailable, "shutting down"},
+	} {
+		m.health.Store(tc.state)
+		rec := httptest.NewRecorder()
+		m.handleHealth(rec, httptest.NewRequest("GET", "/healthz", nil))
+		if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.says) {
+			t.Errorf("state %d: %d %q, want %d and %q", tc.state, rec.Code, rec.Body.String(), tc.status, tc.says)
+		}
+	}
+	// Before the node has recovered, /metrics serves the host's series
+	// and says that the node's are missing.
+	m.health.Store(healthRecovering)
+	rec := httptest.NewRecorder()
+	m.handleMetrics(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if body := rec.Body.String(); rec.Code != http.StatusOK || !strings.Contains(body, "\ndkv_ready 0\n") ||
+		!strings.Contains(body, "\ndkv_node_scrape_ok 0\n") || strings.Contains(body, "dkv_keys") {
+		t.Errorf("/metrics during recovery: %d\n%s", rec.Code, body)
+	}
+}
+
+// A cluster node's metrics carry its Raft term and role: one leader among
+// the three, each follower naming it, the leader each follower's match
+// index; the leader logs its election in one line.
+func TestClusterMetricsHaveTermAndRole(t *testing.T) {
+	ports := make([]string, 6)
+	for i := range ports {
+		_, ports[i], _ = net.SplitHostPort(freeLoopbackAddr(t))
+	}
+	kv, repl := ports[:3], ports[3:]
+	others := func(l []string, id int) []string {
+		var out []string
+		for j, p := range l {
+			if j != id {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	var maddrs []string
+	var nodes []*server
+	for id := range 3 {
+		maddr := freeLoopbackAddr(t)
+		maddrs = append(maddrs, maddr)
+		args := []string{"--node-id", strconv.Itoa(id), "--kv-port", kv[id], "--repl-port", repl[id],
+			"--data-dir", t.TempDir(), "--metrics-addr", maddr, "--secondary-repl-ports"}
+		args = append(args, others(repl, id)...)
+		args = append(args, "--other-kv-ports")
+		args = append(args, others(kv, id)...)
+		nodes = append(nodes, launch(t, args...))
+	}
+	var leader int
+	var scrapes []scrape
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			for i, n := range nodes {
+				t.Logf("node %d:\n%s", i, n.log())
+			}
+			t.Fatalf("no leader in every node's metrics after 30s: %v", scrapes)
+		}
+		scrapes, leader = clusterScrapes(t, nodes, maddrs)
+		if leader >= 0 {
+			break
+		}
+	}
+	lead := scrapes[leader]
+	term := lead["dkv_cluster_term"]
+	for i, s := range scrapes {
+		role := "follower"
+		if i == leader {
+			role = "leader"
+		}
+		if s[`dkv_cluster_role{role="`+role+`"}`] != 1 || s["dkv_cluster_term"] != term || s["dkv_cluster_leader_id"] != float64(leader) || s["dkv_cluster_leader_changes_total"] < 1 {
+			t.Errorf("node %d: role %s %v, term %v (leader's %v), leader id %v, leader changes %v", i, role,
+				s[`dkv_cluster_role{role="`+role+`"}`], s["dkv_cluster_term"], term, s["dkv_cluster_leader_id"], s["dkv_cluster_leader_changes_total"])
+		}
+	}
+	for i := range nodes {
+		if _, ok := lead[fmt.Sprintf(`dkv_cluster_peer_match_index{peer="%d"}`, i)]; ok != (i != leader) {
+			t.Errorf("leader's match index of node %d: present %v", i, ok)
+		}
+	}
+	want := fmt.Sprintf("election: became leader at term %d", int(term))
+	if !strings.Contains(nodes[leader].log(), want) {
+		t.Errorf("leader's log lacks %q:\n%s", want, nodes[leader].log())
+	}
+}
+
+// clusterScrapes scrapes every node that serves, and returns the index of
+// the leader that every node agrees on, or -1.
+func clusterScrapes(t *testing.T, nodes []*server, maddrs []string) ([]scrape, int) {
+	var scrapes []scrape
+	leader := -1
+	for i, n := range nodes {
+		if !strings.Contains(n.log(), "serving cluster node") {
+			return nil, -1
+		}
+		s := getScrape(t, maddrs[i])
+		scrapes = append(scrapes, s)
+		if s[`dkv_cluster_role{role="leader"}`] == 1 {
+			leader = i
+		}
+	}
+	for _, s := range scrapes {
+		if leader < 0 || s["dkv_cluster_leader_id"] != float64(leader) {
+			return scrapes, -1
+		}
+	}
+	return scrapes, leader
+}
+
+// readLines returns the lines of a server's stderr.
+func readLines(s string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}
