@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"dkv/internal/progress"
 	"dkv/client"
 	"dkv/internal/nodeproc"
 )
@@ -270,14 +271,14 @@ func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
 		close(stopSampling)
 		res.timeline.acked = <-sampled
 	}
-	bar := startProgress(cfg.progress, progressSpec{
-		title: fmt.Sprintf("durability: %d SIGKILLs", cfg.kills), total: int64(cfg.kills), unit: "kills",
-		count: killsDone.Load,
-		detail: func() string {
+	bar := progress.Start(cfg.progress, progress.Spec{
+		Title: fmt.Sprintf("durability: %d SIGKILLs", cfg.kills), Total: int64(cfg.kills), Unit: "kills",
+		Count: killsDone.Load,
+		Detail: func() string {
 			return fmt.Sprintf("%d acknowledged writes, %d lost", acked.Load(), lostSoFar.Load())
 		},
 	})
-	defer bar.finish()
+	defer bar.Finish()
 
 	r := rand.New(rand.NewPCG(cfg.seed, 1))
 	for k := 1; k <= cfg.kills; k++ {
@@ -305,14 +306,14 @@ func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
 		killsDone.Store(int64(k))
 		lostSoFar.Store(int64(res.lost))
 		if lost > 0 || partial > 0 {
-			bar.clear()
+			bar.Clear()
 			fmt.Fprintf(out, "  kill %d/%d: %d acknowledged writes so far, %d lost, %d partial bulk sets (%v)\n",
 				k, cfg.kills, acked.Load(), res.lost, res.partial, time.Since(start).Round(time.Second))
 		}
 		g.reopen()
 	}
 	stopAll()
-	bar.finish()
+	bar.Finish()
 	p.Stop(10 * time.Second)
 	for i := range counts {
 		res.ackedWrites += counts[i].acked

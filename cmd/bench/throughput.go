@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"dkv/internal/progress"
 	"dkv/client"
 	"dkv/internal/nodeproc"
 )
@@ -291,13 +292,13 @@ func populate(addr string, n, valueBytes int, out, progressOut io.Writer) error 
 	value := strings.Repeat("p", valueBytes)
 	var next, done atomic.Int64
 	start := time.Now()
-	bar := startProgress(progressOut, progressSpec{
-		title: fmt.Sprintf("populating %d keys", n), total: int64(n), unit: "keys", count: done.Load,
-		detail: func() string {
+	bar := progress.Start(progressOut, progress.Spec{
+		Title: fmt.Sprintf("populating %d keys", n), Total: int64(n), Unit: "keys", Count: done.Load,
+		Detail: func() string {
 			return fmt.Sprintf("%.0f keys/s", float64(done.Load())/time.Since(start).Seconds())
 		},
 	})
-	defer bar.finish()
+	defer bar.Finish()
 	// The first failure stops the other workers through ctx.
 	g, ctx := errgroup.WithContext(context.Background())
 	for range workers {
@@ -329,7 +330,7 @@ func populate(addr string, n, valueBytes int, out, progressOut io.Writer) error 
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	bar.finish()
+	bar.Finish()
 	fmt.Fprintf(out, "  populated %d keys in %v\n", n, time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -394,9 +395,9 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 	// slices is not the run's.
 	var measuredMs atomic.Int64
 	var sliceStart atomic.Pointer[time.Time]
-	bar := startProgress(cfg.progress, progressSpec{
-		title: fmt.Sprintf("%s, %d clients, measuring %v", name, clients, cfg.duration), total: max(cfg.duration.Milliseconds(), 1), unit: "ms measured",
-		count: func() int64 {
+	bar := progress.Start(cfg.progress, progress.Spec{
+		Title: fmt.Sprintf("%s, %d clients, measuring %v", name, clients, cfg.duration), Total: max(cfg.duration.Milliseconds(), 1), Unit: "ms measured",
+		Count: func() int64 {
 			n := measuredMs.Load()
 			if t := sliceStart.Load(); t != nil {
 				n += time.Since(*t).Milliseconds()
@@ -404,7 +405,7 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 			return n
 		},
 	})
-	defer bar.finish()
+	defer bar.Finish()
 	slice := cfg.duration / measureSlices
 	var elapsed time.Duration
 	var rawSum float64
@@ -445,7 +446,7 @@ func measure(addr, name string, keys, space, clients int, cfg throughputConfig, 
 	}
 	stop.Store(true)
 	g.Wait()
-	bar.finish()
+	bar.Finish()
 	r := runResult{name: name, keys: keys, clients: clients, elapsed: elapsed, raw: rawSum / measureSlices, inPlace: inPlaceSum / measureSlices, echo: echoSum / measureSlices}
 	for i := range perClient {
 		r.lat = append(r.lat, perClient[i]...)

@@ -15,7 +15,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"sort"
@@ -23,8 +22,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 
+	"dkv/internal/progress"
 	"dkv/sim"
 )
 
@@ -98,14 +97,14 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	var st stats
 	var failed []*sim.Result
 	next := make(chan uint64)
-	bar := startProgress(os.Stderr, progressSpec{
-		title: "sim", total: int64(n), unit: "seeds",
-		count: func() int64 {
+	bar := progress.Start(os.Stderr, progress.Spec{
+		Title: "sim", Total: int64(n), Unit: "seeds",
+		Count: func() int64 {
 			mu.Lock()
 			defer mu.Unlock()
 			return int64(st.seeds)
 		},
-		detail: func() string {
+		Detail: func() string {
 			mu.Lock()
 			defer mu.Unlock()
 			el := time.Since(began)
@@ -147,7 +146,7 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 				}
 				if mismatch {
 					st.mismatches++
-					bar.clear()
+					bar.Clear()
 					fmt.Printf("NONDETERMINISTIC seed %d: two runs gave different trace hashes\n  replay: %s\n", seed, r.Replay())
 				}
 				if len(r.Refusals) > 0 && !r.Failed() {
@@ -159,10 +158,10 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 				if r.Failed() {
 					st.failures++
 					failed = append(failed, r)
-					bar.clear()
+					bar.Clear()
 					fmt.Print(r.Report())
 				} else if verbose {
-					bar.clear()
+					bar.Clear()
 					fmt.Println(r.Summary())
 				}
 				mu.Unlock()
@@ -174,7 +173,7 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	}
 	close(next)
 	wg.Wait()
-	bar.finish()
+	bar.Finish()
 
 	wall := time.Since(began)
 	fmt.Printf("summary: %d seeds (%d..%d, mode %s, %d ops each), %d failed, %d client ops in %v with %d workers\n",
@@ -215,135 +214,6 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	return 1
 }
 
-// progressLineEvery is how often a progress line is printed when stderr
-// is not a terminal: often enough that a CI log shows a long run is alive,
-// rarely enough not to flood it. (cmd/bench does the same.)
-const progressLineEvery = 10 * time.Second
-
-// progressBarEvery is how often the bar on a terminal is redrawn.
-const progressBarEvery = 200 * time.Millisecond
-
-// progressWidthChars is the bar's width, leaving room on an 80-column line
-// for the counts.
-const progressWidthChars = 24
-
-// progressSpec says what is counted. Progress goes to stderr only: stdout
-// carries the reports and the summary.
-type progressSpec struct {
-	title  string
-	total  int64
-	unit   string        // what is counted, for the lines off a terminal
-	count  func() int64  // called from another goroutine
-	detail func() string // more figures, or nil; called from another goroutine
-}
-
-// progress shows a run's progress until finish: a bar redrawn in place on
-// a terminal, a plain line every progressLineEvery elsewhere.
-type progress struct {
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
-	mu   sync.Mutex // serialises the bar's drawing with clear
-	bar  *progressbar.ProgressBar
-}
-
-// isTerminal tells whether f is a terminal (a character device).
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-func startProgress(f *os.File, spec progressSpec) *progress {
-	return startProgressOn(f, isTerminal(f), progressLineEvery, spec)
-}
-
-// startProgressOn is startProgress with the terminal test and the line
-// interval given, so that tests can drive both ways.
-func startProgressOn(w io.Writer, tty bool, lineEvery time.Duration, spec progressSpec) *progress {
-	if spec.total <= 0 {
-		spec.total = 1 // nothing to run: the bar is full at once
-	}
-	p := &progress{stop: make(chan struct{}), done: make(chan struct{})}
-	every := lineEvery
-	if tty {
-		every = progressBarEvery
-		p.bar = progressbar.NewOptions64(spec.total,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription(spec.title),
-			progressbar.OptionSetWidth(progressWidthChars),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionClearOnFinish(),
-		)
-	}
-	began := time.Now()
-	shown := spec.title
-	go func() {
-		defer close(p.done)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-tick.C:
-			}
-			// Counted before p.mu is taken: count and detail take the
-			// caller's lock, under which the caller may call clear.
-			n := min(spec.count(), spec.total)
-			detail := ""
-			if spec.detail != nil {
-				detail = spec.detail()
-			}
-			if p.bar == nil {
-				line := fmt.Sprintf("%s: %d/%d %s (%.0f%%)", spec.title, n, spec.total, spec.unit, 100*float64(n)/float64(spec.total))
-				if detail != "" {
-					line += ", " + detail
-				}
-				fmt.Fprintf(w, "%s, %v elapsed\n", line, time.Since(began).Round(time.Second))
-				continue
-			}
-			p.mu.Lock()
-			desc := spec.title
-			if detail != "" {
-				desc += " (" + detail + ")"
-			}
-			if desc != shown {
-				p.bar.Describe(desc)
-				shown = desc
-			}
-			p.bar.Set64(n)
-			p.mu.Unlock()
-		}
-	}()
-	return p
-}
-
-// clear takes the bar off the terminal's line, so that a report printed
-// next starts at the left margin; the next tick draws the bar again.
-func (p *progress) clear() {
-	if p.bar == nil {
-		return
-	}
-	p.mu.Lock()
-	p.bar.Clear()
-	p.mu.Unlock()
-}
-
-// finish stops the progress and takes the bar off the terminal.
-func (p *progress) finish() {
-	p.once.Do(func() {
-		close(p.stop)
-		<-p.done
-		if p.bar != nil {
-			p.mu.Lock()
-			p.bar.Clear()
-			p.bar.Exit()
-			p.mu.Unlock()
-		}
-	})
-}
-
 // runMutations runs the planted bugs of the catalogue (or the one called
 // only), each on its own worker, and prints the kill table: whether the
 // simulator caught it within the seeds, at which seed, by which check.
@@ -367,14 +237,14 @@ func runMutations(only string, cc sim.CatchConfig, workers int, verbose bool) in
 	var st stats // seeds: run with a mutation; failures: mutations done
 	catches := make([]sim.Catch, len(list))
 	next := make(chan int)
-	bar := startProgress(os.Stderr, progressSpec{
-		title: "planted bugs", total: int64(len(list)), unit: "mutations",
-		count: func() int64 {
+	bar := progress.Start(os.Stderr, progress.Spec{
+		Title: "planted bugs", Total: int64(len(list)), Unit: "mutations",
+		Count: func() int64 {
 			mu.Lock()
 			defer mu.Unlock()
 			return int64(st.failures)
 		},
-		detail: func() string {
+		Detail: func() string {
 			mu.Lock()
 			defer mu.Unlock()
 			return fmt.Sprintf("%d seeds run", st.seeds)
@@ -396,7 +266,7 @@ func runMutations(only string, cc sim.CatchConfig, workers int, verbose bool) in
 					name := list[i].Name
 					c.Logf = func(format string, args ...any) {
 						mu.Lock()
-						bar.clear()
+						bar.Clear()
 						fmt.Printf("%s: %s\n", name, fmt.Sprintf(format, args...))
 						mu.Unlock()
 					}
@@ -414,7 +284,7 @@ func runMutations(only string, cc sim.CatchConfig, workers int, verbose bool) in
 	}
 	close(next)
 	wg.Wait()
-	bar.finish()
+	bar.Finish()
 
 	fmt.Printf("%-28s %-8s %-6s %6s  %-16s %s\n", "mutation", "mode", "caught", "seeds", "check", "finding")
 	var took []int

@@ -1,4 +1,4 @@
-package main
+package progress
 
 import (
 	"bytes"
@@ -45,7 +45,7 @@ func TestIsTerminal(t *testing.T) {
 	defer w.Close()
 	var nilFile *os.File
 	for name, out := range map[string]io.Writer{"file": f, "pipe": w, "buffer": &bytes.Buffer{}, "nil file": nilFile} {
-		if isTerminal(out) {
+		if IsTerminal(out) {
 			t.Errorf("%s taken for a terminal", name)
 		}
 	}
@@ -56,19 +56,19 @@ func TestIsTerminal(t *testing.T) {
 func TestProgressOffATerminalIsQuiet(t *testing.T) {
 	var out syncBuffer
 	var n atomic.Int64
-	p := startProgress(&out, progressSpec{title: "populating", total: 100, unit: "keys", count: n.Load})
+	p := Start(&out, Spec{Title: "populating", Total: 100, Unit: "keys", Count: n.Load})
 	for range 30 {
 		n.Add(1)
 		time.Sleep(5 * time.Millisecond)
 	}
-	p.finish()
-	p.finish() // a deferred finish after the explicit one
+	p.Finish()
+	p.Finish() // a deferred finish after the explicit one
 	if out.String() != "" {
-		t.Fatalf("progress wrote %q off a terminal within %v", out.String(), progressLineEvery)
+		t.Fatalf("progress wrote %q off a terminal within %v", out.String(), LineEvery)
 	}
-	var none *progress = startProgress(nil, progressSpec{title: "x", total: 1, count: n.Load})
-	none.clear()
-	none.finish()
+	var none *Bar = Start(nil, Spec{Title: "x", Total: 1, Count: n.Load})
+	none.Clear()
+	none.Finish()
 }
 
 // Off a terminal, a line per interval: plain, whole lines a log can keep.
@@ -76,15 +76,15 @@ func TestProgressLinesOffATerminal(t *testing.T) {
 	var out syncBuffer
 	var n atomic.Int64
 	n.Store(25)
-	p := startProgressOn(&out, false, 20*time.Millisecond, progressSpec{
-		title: "durability: 100 SIGKILLs", total: 100, unit: "kills", count: n.Load,
-		detail: func() string { return "3 lost" },
+	p := StartOn(&out, false, 20*time.Millisecond, Spec{
+		Title: "durability: 100 SIGKILLs", Total: 100, Unit: "kills", Count: n.Load,
+		Detail: func() string { return "3 lost" },
 	})
 	deadline := time.Now().Add(5 * time.Second)
 	for strings.Count(out.String(), "\n") < 2 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	p.finish()
+	p.Finish()
 	s := out.String()
 	if strings.ContainsAny(s, "\r\x1b") {
 		t.Fatalf("carriage return or escape off a terminal: %q", s)
@@ -105,12 +105,12 @@ func TestProgressBarOnATerminal(t *testing.T) {
 	var out syncBuffer
 	var n atomic.Int64
 	n.Store(40)
-	p := startProgressOn(&out, true, time.Hour, progressSpec{title: "populating 1000 keys", total: 1000, unit: "keys", count: n.Load})
+	p := StartOn(&out, true, time.Hour, Spec{Title: "populating 1000 keys", Total: 1000, Unit: "keys", Count: n.Load})
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(out.String(), "40/1000") && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	p.finish()
+	p.Finish()
 	s := out.String()
 	if !strings.Contains(s, "populating 1000 keys") || !strings.Contains(s, "40/1000") || !strings.Contains(s, "\r") {
 		t.Fatalf("no bar drawn in place: %q", s)
