@@ -363,16 +363,16 @@ func (c *conn) handleLine(line []byte) bool {
 	logf := c.h.logf
 	inFlight := &c.h.requestsInFlight
 	inFlight.Add(1)
-	var decoded time.Time
+	var decoded time.Duration
 	if metrics != nil {
-		decoded = time.Now()
+		decoded = monoNow()
 	}
 	reply := func(resp core.Response) {
 		resp.ID = req.ID
 		var code string
 		var elapsed time.Duration
 		if metrics != nil {
-			elapsed = time.Since(decoded)
+			elapsed = monoNow() - decoded
 			if resp.Error != nil {
 				code = resp.Error.Code
 			}

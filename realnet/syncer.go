@@ -1,8 +1,6 @@
 package realnet
 
 import (
-	"time"
-
 	"dkv/core"
 )
 
@@ -50,9 +48,9 @@ func (f *syncFile) Sync() error {
 	if m == nil {
 		return f.File.Sync()
 	}
-	start := time.Now()
+	start := monoNow()
 	err := f.File.Sync()
-	m.Fsync(f.name, time.Since(start), err)
+	m.Fsync(f.name, monoNow()-start, err)
 	return err
 }
 

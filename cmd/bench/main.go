@@ -6,6 +6,7 @@
 //	go run ./cmd/bench failover     # SIGKILL the leader under load; time to the next acknowledged write
 //	go run ./cmd/bench mesh         # durable Sets spread over a 3-node mesh, beside a single node; lag; catch-up
 //	go run ./cmd/bench index        # durable writes with and without indexes; query latency; HNSW recall
+//	go run ./cmd/bench metrics      # durable Sets into a node with --metrics-addr (scraped) beside one without
 //
 // Every figure is reported next to a baseline measured in the same run, as a
 // ratio, because the machines it runs on are shared and noisy.
@@ -32,6 +33,8 @@ benchmarks:
                in alternating slices; replication lag; catch-up of a node that missed 100k keys
   index        durable writes of ~1 KB English text with and without --enable-indexes in
                alternating slices; indexing rate; search latency and HNSW recall@10 on 100k values
+  metrics      durable Sets from 50 clients into a single node with --metrics-addr, scraped every
+               second, beside one without metrics in alternating slices of the same run
 
 run "go run ./cmd/bench <benchmark> -h" for its flags
 `
@@ -58,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runMeshBench(args[1:], stdout, stderr)
 	case "index":
 		return runIndexBench(args[1:], stdout, stderr)
+	case "metrics":
+		return runMetricsBench(args[1:], stdout, stderr)
 	case echoServerCommand:
 		return runEchoServer(args[1:])
 	case "-h", "--help", "help":
