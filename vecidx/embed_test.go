@@ -2,6 +2,7 @@ package vecidx
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -65,14 +66,20 @@ func TestTokenizeLimits(t *testing.T) {
 }
 
 // embTestModel is a small ranked model whose words exercise every
-// fallback rule; word i's vector is a fixed pseudo-random direction.
-func embTestModel(t testing.TB) *Model {
+// fallback rule; word i's vector is a fixed pseudo-random direction. At 8
+// dimensions, below commonDimMin, Embed keeps the plain weighted mean.
+func embTestModel(t testing.TB) *Model { return embTestModelDim(t, 8) }
+
+// embTestModelDim is embTestModel at dim dimensions. Every component is
+// drawn from [0, 1), so the vectors share a common direction, as
+// corpus-trained ones do.
+func embTestModelDim(t testing.TB, dim int) *Model {
 	t.Helper()
-	words := []string{"the", "cat", "dog", "king", "city", "box", "state", "owned", "oclock", "bus", "run", "rare"}
+	words := []string{"the", "cat", "dog", "king", "city", "box", "state", "owned", "oclock", "bus", "run", "rare", "and", "of"}
 	vecs := make([][]float32, len(words))
 	x := uint64(12345)
 	for i := range vecs {
-		vecs[i] = make([]float32, 8)
+		vecs[i] = make([]float32, dim)
 		for j := range vecs[i] {
 			x = x*6364136223846793005 + 1442695040888963407
 			vecs[i][j] = float32(int64(x>>33)%1000) / 1000
@@ -85,24 +92,52 @@ func embTestModel(t testing.TB) *Model {
 	return m
 }
 
-// embedBrute is Embed's specification for a bag of known words: the
-// normalised sum of each word's vector times its Zipf SIF weight.
+// embedBrute is Embed's specification for a bag of known words, written
+// out in float64: the sum of each word's vector times its Zipf SIF weight;
+// from commonDimMin dimensions on, less its projection on the common
+// direction (the weighted mean of the vocabulary's non-stop words, each
+// weighted by its Zipf probability too); normalised.
 func embedBrute(m *Model, words []string) []float32 {
 	h := 0.0
 	for r := 1; r <= m.Len(); r++ {
 		h += 1 / float64(r)
 	}
+	weight := func(r int) float64 { // r is 1-based
+		if !m.Ranked() {
+			return 1
+		}
+		return sifA / (sifA + 1/(float64(r)*h))
+	}
 	sum := make([]float64, m.Dim())
 	for _, w := range words {
 		r := int(m.index[w]) + 1
-		weight := 1.0
-		if m.Ranked() {
-			p := 1 / (float64(r) * h)
-			weight = sifA / (sifA + p)
-		}
 		v, _ := m.Lookup(w)
 		for j := range v {
-			sum[j] += weight * float64(v[j])
+			sum[j] += weight(r) * float64(v[j])
+		}
+	}
+	if m.Dim() >= commonDimMin {
+		c := make([]float64, m.Dim())
+		for i := range m.Len() {
+			if stopWords[m.Word(i)] {
+				continue
+			}
+			p := 1 / float64(m.Len())
+			if m.Ranked() {
+				p = 1 / (float64(i+1) * h)
+			}
+			v, _ := m.Lookup(m.Word(i))
+			for j := range v {
+				c[j] += p * weight(i+1) * float64(v[j])
+			}
+		}
+		cn, proj := 0.0, 0.0
+		for j := range c {
+			cn += c[j] * c[j]
+			proj += c[j] * sum[j]
+		}
+		for j := range sum {
+			sum[j] -= proj / cn * c[j]
 		}
 	}
 	n := 0.0
@@ -238,9 +273,21 @@ func TestEmbedWeighting(t *testing.T) {
 
 // TestEmbedMatchesBruteForce: random texts of known, stop, unknown and
 // plural words embed as the brute-force mean of the words they resolve
-// to, and the same text gives the same bits twice.
+// to, with the common component removed at 24 dimensions and not at 8, and
+// the same text gives the same bits twice.
 func TestEmbedMatchesBruteForce(t *testing.T) {
-	m := embTestModel(t)
+	for _, dim := range []int{8, 24} {
+		t.Run(fmt.Sprintf("dim%d", dim), func(t *testing.T) {
+			m := embTestModelDim(t, dim)
+			if (m.common != nil) != (dim >= commonDimMin) {
+				t.Fatalf("dimension %d: common direction %v", dim, m.common)
+			}
+			checkEmbedBrute(t, m)
+		})
+	}
+}
+
+func checkEmbedBrute(t *testing.T, m *Model) {
 	known := []string{"cat", "dog", "king", "city", "box", "state", "owned", "bus", "run", "rare"}
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(0, 30).Draw(t, "n")
@@ -251,7 +298,7 @@ func TestEmbedMatchesBruteForce(t *testing.T) {
 				w := rapid.SampledFrom(known).Draw(t, "known")
 				parts, want = append(parts, strings.ToUpper(w[:1])+w[1:]), append(want, w)
 			case 1:
-				parts = append(parts, rapid.SampledFrom([]string{"the", "and", "of", "it's"}).Draw(t, "stop"))
+				parts = append(parts, rapid.SampledFrom([]string{"the", "and", "of", "it's", "The", "AND"}).Draw(t, "stop"))
 			case 2:
 				parts = append(parts, rapid.StringMatching(`q[xz]{2,6}`).Draw(t, "unknown"))
 			case 3:
