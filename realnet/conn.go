@@ -380,7 +380,7 @@ func (c *conn) handleLine(line []byte) bool {
 		if c.fill(s, resp) {
 			inFlight.Add(-1)
 			if metrics != nil {
-				metrics.Request(req.Op, code, elapsed)
+				c.h.answered(req.Op, code, elapsed)
 			}
 		} else {
 			// The contract says exactly once; a second reply must not

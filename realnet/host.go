@@ -36,8 +36,10 @@ type Host struct {
 	cfg  HostConfig
 	logf func(format string, args ...any)
 	// metrics hears of requests, connections and fsyncs (SetMetrics);
-	// nil: nothing is measured.
+	// nil: nothing is measured. samples gathers a turn's answered
+	// requests for it; only the holder of the role touches it.
 	metrics Metrics
+	samples []RequestSample
 
 	// room holds a token per queued event, so that at most EventQueueMax
 	// are queued; posters wait for room, which pushes back on readers.
@@ -373,7 +375,11 @@ func (h *Host) turn() error {
 		h.turnEvents = evs[:0]
 		n += k
 	}
-	return h.node.Flush()
+	err := h.node.Flush()
+	if h.metrics != nil {
+		h.reportTurn()
+	}
+	return err
 }
 
 // finish takes the role for good and runs the node on until no fsync is in

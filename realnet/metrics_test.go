@@ -16,22 +16,26 @@ import (
 // recordedMetrics is a Metrics that keeps every call.
 type recordedMetrics struct {
 	mu       sync.Mutex
-	requests []recordedRequest
+	turns    int
+	requests []RequestSample
+	refused  []string
 	conns    int
 	opened   int
-	refused  int
+	rejected int
 	fsyncs   []string
 }
 
-type recordedRequest struct {
-	op, code string
-	elapsed  time.Duration
-}
-
-func (m *recordedMetrics) Request(op, code string, elapsed time.Duration) {
+func (m *recordedMetrics) Requests(turn []RequestSample) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.requests = append(m.requests, recordedRequest{op, code, elapsed})
+	m.turns++
+	m.requests = append(m.requests, turn...)
+}
+
+func (m *recordedMetrics) Refused(code string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.refused = append(m.refused, code)
 }
 
 func (m *recordedMetrics) Conn(delta int) {
@@ -46,7 +50,7 @@ func (m *recordedMetrics) Conn(delta int) {
 func (m *recordedMetrics) ConnRefused() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.refused++
+	m.rejected++
 }
 
 func (m *recordedMetrics) Fsync(file string, elapsed time.Duration, err error) {
@@ -60,7 +64,8 @@ func (m *recordedMetrics) Fsync(file string, elapsed time.Duration, err error) {
 func (m *recordedMetrics) snapshot() recordedMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return recordedMetrics{requests: slices.Clone(m.requests), conns: m.conns, opened: m.opened, refused: m.refused, fsyncs: slices.Clone(m.fsyncs)}
+	return recordedMetrics{turns: m.turns, requests: slices.Clone(m.requests), refused: slices.Clone(m.refused),
+		conns: m.conns, opened: m.opened, rejected: m.rejected, fsyncs: slices.Clone(m.fsyncs)}
 }
 
 // fileNode is a testNode whose "set" appends to a file and syncs it.
@@ -126,9 +131,10 @@ func startHostWith(t *testing.T, node core.Node, cfg HostConfig, m Metrics) *run
 	return r
 }
 
-// Every answered line is reported once with its op and code, the node's
-// answers timed and the host's own refusals not; connections are counted
-// in and out, and refused ones apart; an fsync is timed with its file.
+// Every answered line is reported once: the node's answers with their op,
+// code and time, a turn's together; the host's own refusals with their
+// code. Connections are counted in and out, and refused ones apart; an
+// fsync is timed with its file.
 func TestMetricsHearRequestsConnectionsAndFsyncs(t *testing.T) {
 	m := &recordedMetrics{}
 	cfg := testConfig()
@@ -143,29 +149,32 @@ func TestMetricsHearRequestsConnectionsAndFsyncs(t *testing.T) {
 	extra := dial(t, r.addr)
 	extra.recvCode(core.CodeTooManyConns)
 
-	got := m.snapshot()
-	want := []recordedRequest{
-		{core.OpPing, "", 0}, {core.OpGet, core.CodeBadRequest, 0}, {"nope", core.CodeUnknownOp, 0},
-		{"", core.CodeBadRequest, 0}, {core.OpSet, "", 0}, {"", core.CodeTooLarge, 0},
+	// The node's answers are reported at the end of their turn, which
+	// may come just after the client has them.
+	var got recordedMetrics
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if got = m.snapshot(); len(got.requests) >= 4 || time.Now().After(deadline) {
+			break
+		}
 	}
-	if len(got.requests) != len(want) {
-		t.Fatalf("requests %+v, want %+v", got.requests, want)
+	want := []RequestSample{{core.OpPing, "", 0}, {core.OpGet, core.CodeBadRequest, 0}, {"nope", core.CodeUnknownOp, 0}, {core.OpSet, "", 0}}
+	if len(got.requests) != len(want) || got.turns < 1 || got.turns > len(want) {
+		t.Fatalf("requests %+v in %d turns, want %+v", got.requests, got.turns, want)
 	}
 	for i, w := range want {
 		g := got.requests[i]
-		if g.op != w.op || g.code != w.code {
-			t.Errorf("request %d: op %q code %q, want op %q code %q", i, g.op, g.code, w.op, w.code)
+		if g.Op != w.Op || g.Code != w.Code || g.Elapsed <= 0 {
+			t.Errorf("request %d: %+v, want op %q code %q, timed", i, g, w.Op, w.Code)
 		}
-		// What the node answered was timed; what the host refused was not.
-		if timed := g.elapsed > 0; timed != (w.op != "") {
-			t.Errorf("request %d (%q): elapsed %v", i, w.op, g.elapsed)
-		}
+	}
+	if !slices.Equal(got.refused, []string{core.CodeBadRequest, core.CodeTooLarge}) {
+		t.Errorf("refused lines %v, want bad_request, too_large", got.refused)
 	}
 	if !slices.Equal(got.fsyncs, []string{"data.log"}) {
 		t.Errorf("fsyncs %v, want one of data.log", got.fsyncs)
 	}
-	if got.conns != 1 || got.opened != 1 || got.refused != 1 {
-		t.Errorf("conns %d open, %d opened, %d refused; want 1, 1, 1", got.conns, got.opened, got.refused)
+	if got.conns != 1 || got.opened != 1 || got.rejected != 1 {
+		t.Errorf("conns %d open, %d opened, %d refused; want 1, 1, 1", got.conns, got.opened, got.rejected)
 	}
 	c.nc.Close()
 	for deadline := time.Now().Add(5 * time.Second); m.snapshot().conns != 0; time.Sleep(time.Millisecond) {

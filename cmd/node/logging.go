@@ -130,24 +130,30 @@ var logClasses = []logClass{
 	{"", "fsync failed", slog.LevelError, "fsync_failed"},
 	{"", " failed; not acknowledging", slog.LevelError, "disk_failed"},
 	{"indexes:", "", slog.LevelInfo, "indexes"},
+	{"peers: ", "", slog.LevelInfo, "peers"},
 }
 
-// failureWords mark a line of no known class as a warning.
-var failureWords = []string{"fail", "cannot", "refus", "wrong ", "dropp", "error", "invalid"}
+// failureWords make an info line a warning.
+var failureWords = []string{"fail", "cannot", "refus", "wrong ", "dropp", "error", "invalid", "lost"}
 
 func classify(msg string) (slog.Level, string) {
+	level, event := slog.LevelInfo, ""
 	for _, c := range logClasses {
 		if strings.HasPrefix(msg, c.prefix) && (c.word == "" || strings.Contains(msg, c.word)) {
-			return c.level, c.event
+			level, event = c.level, c.event
+			break
 		}
+	}
+	if level != slog.LevelInfo {
+		return level, event
 	}
 	lower := strings.ToLower(msg)
 	for _, w := range failureWords {
 		if strings.Contains(lower, w) {
-			return slog.LevelWarn, ""
+			return slog.LevelWarn, event
 		}
 	}
-	return slog.LevelInfo, ""
+	return level, event
 }
 
 // lockedWriter serialises the JSON handler's writes with serverLog.line's.

@@ -201,6 +201,9 @@ func TestClassify(t *testing.T) {
 		{"writing log entries failed; not acknowledging or voting until the disk takes writes again: EIO", slog.LevelError, "disk_failed"},
 		{"refusing connection from 1.2.3.4:5: 10 connections already open", slog.LevelWarn, ""},
 		{"node 2: wrong cluster id", slog.LevelWarn, ""},
+		{"peers: connected to peer 1 (127.0.0.1:9101)", slog.LevelInfo, "peers"},
+		{"peers: connection to peer 0 (127.0.0.1:9100) lost: the peer closed the connection", slog.LevelWarn, "peers"},
+		{"peers: refused a connection from 127.0.0.1:5: wrong cluster id", slog.LevelWarn, "peers"},
 		{"cluster 0123: 3 nodes", slog.LevelInfo, ""},
 	} {
 		level, event := classify(tc.msg)

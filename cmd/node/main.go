@@ -269,7 +269,7 @@ func run(args []string, stderr io.Writer) int {
 			return exitFatal
 		}
 		node, peers = cn.node, cn.peers
-		logs.printf("%s: %s", o.cluster.describeID(), o.cluster.membership())
+		logs.Info(o.cluster.describeID()+": "+o.cluster.membership(), "event", "membership")
 	case o.mesh != nil:
 		mn, err := newMeshNode(o, logs.printf)
 		if err != nil {
@@ -277,7 +277,7 @@ func run(args []string, stderr io.Writer) int {
 			return exitFatal
 		}
 		node, peers = mn.node, mn.peers
-		logs.printf("%s: %s", o.mesh.describeID(), o.mesh.membership())
+		logs.Info(o.mesh.describeID()+": "+o.mesh.membership(), "event", "membership")
 	default:
 		node = core.NewSingleNode(o.single)
 	}
@@ -324,7 +324,7 @@ func run(args []string, stderr io.Writer) int {
 				}
 				// Recovery is done and the listener is up: tests
 				// and scripts wait for the word "serving".
-				attrs := []any{"addr", host.Addr().String(), "data_dir", o.dataDir, "recovery", recovery}
+				attrs := []any{"addr", host.Addr().String(), "data_dir", o.dataDir, "recovery_seconds", recovery.Seconds()}
 				if cc := o.cluster; cc != nil {
 					logs.line(slog.LevelInfo, "serving", fmt.Sprintf("serving cluster node %d on %s (repl %s, peers %s, cluster %016x, data dir %q)",
 						cc.id, host.Addr(), cc.replAddrs[cc.id], cc.peerList(), cc.clusterID, o.dataDir),

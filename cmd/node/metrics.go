@@ -25,9 +25,10 @@ import (
 // text format, and /healthz.
 //
 // What the host measures on its goroutines (requests, connections, fsyncs)
-// goes into a metrics.Set as it happens: the per-request cost is two clock
-// reads, an atomic counter and a histogram update, with no label lookup
-// (the series of each op and code are resolved once, then kept). What the
+// goes into a metrics.Set: the per-request cost is two clock reads, an
+// atomic counter and a histogram update, with no label lookup (the series
+// of each op and code are resolved once, then kept), made once per turn
+// for the turn's requests (see realnet.Metrics.Requests). What the
 // node knows (keys, log, snapshots, Raft, anti-entropy) stays in plain
 // fields of the node, which a scrape reads on the node's goroutine through
 // Host.Inspect, within nodeScrapeTimeout; the node never touches a shared
@@ -88,8 +89,6 @@ func opIndex(op string) int {
 		return 6
 	case core.OpSearchSimilar:
 		return 7
-	case "":
-		return opInvalid
 	}
 	return opOther
 }
@@ -172,9 +171,18 @@ func newServerMetrics(mode string, id core.NodeID) *serverMetrics {
 	return m
 }
 
-// Request implements realnet.Metrics.
-func (m *serverMetrics) Request(op, code string, elapsed time.Duration) {
-	o, c := opIndex(op), codeIndex(code)
+// Requests implements realnet.Metrics.
+func (m *serverMetrics) Requests(turn []realnet.RequestSample) {
+	for i := range turn {
+		s := &turn[i]
+		m.request(opIndex(s.Op), codeIndex(s.Code), s.Elapsed)
+	}
+}
+
+// Refused implements realnet.Metrics.
+func (m *serverMetrics) Refused(code string) { m.request(opInvalid, codeIndex(code), 0) }
+
+func (m *serverMetrics) request(o, c int, elapsed time.Duration) {
 	ctr := m.requests[o][c].Load()
 	if ctr == nil {
 		ctr = m.set.GetOrCreateCounter(fmt.Sprintf(`dkv_requests_total{op=%q,code=%q}`, metricOps[o], metricCodes[c]))
@@ -280,6 +288,10 @@ var hostHelp = map[string]string{
 }
 
 func (m *serverMetrics) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	// The node first: its event runs after every turn that came before
+	// it, so the host's series written next count every request those
+	// turns answered (each turn reports its requests at its end).
+	nm, ok := m.nodeMetrics(r.Context())
 	var host bytes.Buffer
 	m.set.WritePrometheus(&host)
 	var b bytes.Buffer
@@ -303,7 +315,6 @@ func (m *serverMetrics) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	if ns := m.recoveryNanos.Load(); ns > 0 {
 		p.gauge("dkv_recovery_seconds", "time from the start of recovery to serving", time.Duration(ns).Seconds())
 	}
-	nm, ok := m.nodeMetrics(r.Context())
 	p.gauge("dkv_node_scrape_ok", "1 if the node's own metrics below were read in this scrape", boolFloat(ok))
 	if ok {
 		writeNodeMetrics(&p, &nm)
