@@ -56,6 +56,9 @@ func runIndexBench(args []string, stdout, stderr io.Writer) int {
 type corpus struct {
 	words []string
 	zipf  []float64 // cumulative weights
+	// queryWords are the middle of the vocabulary, words a user searches
+	// for: neither stop words nor rarities, and in the embedding model.
+	queryWords []string
 }
 
 func newCorpus(m *vecidx.Model) *corpus {
@@ -69,6 +72,11 @@ func newCorpus(m *vecidx.Model) *corpus {
 		c.words = append(c.words, w)
 		sum += 1 / math.Pow(float64(len(c.words)), 1.07)
 		c.zipf = append(c.zipf, sum)
+	}
+	for _, w := range c.words[100:min(len(c.words), 5100)] {
+		if _, err := m.Embed(w); err == nil {
+			c.queryWords = append(c.queryWords, w)
+		}
 	}
 	return c
 }
@@ -91,13 +99,12 @@ func (c *corpus) text(r *rand.Rand, n int) string {
 	return b.String()
 }
 
-// query is 1 to 3 words of the middle of the vocabulary: words a user
-// searches for, neither stop words nor rarities.
+// query is 1 to 3 query words.
 func (c *corpus) query(r *rand.Rand) string {
 	n := 1 + r.IntN(3)
 	q := make([]string, n)
 	for i := range q {
-		q[i] = c.words[100+r.IntN(min(5000, len(c.words)-100))]
+		q[i] = c.queryWords[r.IntN(len(c.queryWords))]
 	}
 	return strings.Join(q, " ")
 }
