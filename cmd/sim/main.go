@@ -192,7 +192,7 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	if st.refusedFirst != "" {
 		fmt.Printf("  the first: %s\n", st.refusedFirst)
 	}
-	fmt.Printf("indexes: %d seeds ran with indexes, compared with a scan of each node's state after every recovery and at the end\n", st.indexed)
+	fmt.Printf("indexes: %d seeds ran with indexes, compared with a scan of each node's state after every recovery, every failed write, every 256 turns and at the end\n", st.indexed)
 	if base.Mode == "mesh" {
 		fmt.Printf("mesh: %d acknowledged writes replaced by a concurrent write with a higher stamp (last writer wins, by design); %d tombstones collected\n", st.overwritten, st.collected)
 	}
