@@ -15,14 +15,21 @@ import (
 // --embeddings (GloVe or word2vec text), or the model that ships in the
 // binary. They are empty until the node attaches them to its recovered
 // store.
-func newIndexes(embeddings string, logf func(string, ...any)) (core.Indexes, error) {
+func newIndexes(embeddings string, limits core.Limits, logf func(string, ...any)) (core.Indexes, error) {
 	start := time.Now()
 	model, name, err := loadModel(embeddings)
 	if err != nil {
 		return nil, err
 	}
 	logf("indexes: word vectors from %s: %d words, %d dimensions (loaded in %v)", name, model.Len(), model.Dim(), time.Since(start).Round(time.Millisecond))
-	return indexes.New(indexes.DefaultConfig(model, name)), nil
+	cfg := indexes.DefaultConfig(model, name)
+	// The full-text index refuses queries by its own limit too: the
+	// server's (--max-query-bytes) is the one to keep.
+	cfg.Text.QueryBytesMax = limits.QueryBytesMax
+	if err := cfg.Text.Validate(); err != nil {
+		return nil, err
+	}
+	return indexes.New(cfg), nil
 }
 
 func loadModel(path string) (*vecidx.Model, string, error) {

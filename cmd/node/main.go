@@ -195,7 +195,7 @@ func run(args []string, stderr io.Writer) int {
 	// The word vectors are read before the data directory is touched: a
 	// bad --embeddings file is a usage error, like a bad flag.
 	if o.enableIndexes {
-		idx, err := newIndexes(o.embeddings, logs.printf)
+		idx, err := newIndexes(o.embeddings, o.single.Limits, logs.printf)
 		if err != nil {
 			fail("usage", err)
 			return exitUsage
