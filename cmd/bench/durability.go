@@ -16,9 +16,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"dkv/internal/progress"
 	"dkv/client"
 	"dkv/internal/nodeproc"
+	"dkv/internal/progress"
 )
 
 type durabilityConfig struct {

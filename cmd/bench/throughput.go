@@ -18,9 +18,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"dkv/internal/progress"
 	"dkv/client"
 	"dkv/internal/nodeproc"
+	"dkv/internal/progress"
 )
 
 type throughputConfig struct {

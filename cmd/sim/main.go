@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-
 	"dkv/internal/progress"
 	"dkv/sim"
 )
