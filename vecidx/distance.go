@@ -8,11 +8,14 @@ import "math"
 const DimMax = 300
 
 // dot is the similarity of two unit vectors: their dot product, which is
-// their cosine. It is the inner loop of every search, so it is unrolled by
-// eight into four partial sums, which lets the compiler drop bounds checks
-// and overlap the multiply-adds. Every score the index reports comes from
-// this one function, so the graph search, the pending scan and Exact agree
-// bit for bit on the score of the same pair.
+// their cosine. It scores every result the index reports and every vector
+// of the exact scan, so it is unrolled by eight into four partial sums,
+// which lets the compiler drop bounds checks and overlap the multiply-adds.
+// Every score the index reports comes from this one function, so the graph
+// search, the pending scan and Exact agree bit for bit on the score of the
+// same pair; and each product is rounded before it is added (the explicit
+// conversions), so that no platform fuses them into multiply-adds and the
+// scores are the same bits everywhere.
 func dot(a, b []float32) float32 {
 	n := len(a)
 	b = b[:n]
@@ -21,13 +24,13 @@ func dot(a, b []float32) float32 {
 	for ; i+8 <= n; i += 8 {
 		aa := a[i : i+8 : i+8]
 		bb := b[i : i+8 : i+8]
-		s0 += aa[0]*bb[0] + aa[4]*bb[4]
-		s1 += aa[1]*bb[1] + aa[5]*bb[5]
-		s2 += aa[2]*bb[2] + aa[6]*bb[6]
-		s3 += aa[3]*bb[3] + aa[7]*bb[7]
+		s0 += float32(aa[0]*bb[0]) + float32(aa[4]*bb[4])
+		s1 += float32(aa[1]*bb[1]) + float32(aa[5]*bb[5])
+		s2 += float32(aa[2]*bb[2]) + float32(aa[6]*bb[6])
+		s3 += float32(aa[3]*bb[3]) + float32(aa[7]*bb[7])
 	}
 	for ; i < n; i++ {
-		s0 += a[i] * b[i]
+		s0 += float32(a[i] * b[i])
 	}
 	return (s0 + s1) + (s2 + s3)
 }

@@ -57,10 +57,22 @@
 //
 // # Nearest-neighbour index
 //
-// The package also holds an index over value vectors (index.go, hnsw.go):
-// an HNSW graph (Malkov and Yashunin 2018, "Efficient and robust
+// The package also holds an index over value vectors (index.go, hnsw.go,
+// code.go): an HNSW graph (Malkov and Yashunin 2018, "Efficient and robust
 // approximate nearest neighbor search using Hierarchical Navigable Small
 // World graphs") answering top-k cosine queries, with an exact scan instead
 // while the index is below a size threshold, where a scan is both cheaper
-// and exact.
+// and exact. The graph holds each vector as a code of 8-bit integers packed
+// three to a 64-bit word, so that one integer multiply does three
+// multiply-adds and a node costs 280 bytes of memory traffic instead of
+// 400; it is built and searched on the codes' similarities, and the best
+// nodes a search finds are scored again with the float32 vectors, so
+// reported scores are exact. Full neighbour lists take a new node by the
+// selection heuristic's own test against the kept similarities instead of
+// being re-pruned from scratch, and a search loads the codes of a node's
+// unvisited neighbours all at once before scoring them, so their cache
+// misses overlap. At 100k value vectors of the default model (1 KB texts),
+// with the default options, an insert costs about 0.1 ms of CPU and a
+// search finds 95–96% of the exact top 10 at about a tenth of the exact
+// scan's time (BenchmarkBench100k; cmd/bench index).
 package vecidx

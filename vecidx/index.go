@@ -34,8 +34,8 @@ import (
 // it the exact scan every search pays for the pending vectors) stays at
 // about PendingMax however long writes outpace the idle budget; the cost is
 // that such a Put takes two graph inserts' time (at 100k vectors of 100
-// dimensions an insert takes 0.2–0.3 ms, so sustained writes slow to about
-// 2,000 a second until idle turns catch up).
+// dimensions an insert takes about 0.1 ms of CPU, so sustained writes slow
+// to about 10,000 a second until idle turns catch up).
 //
 // Garbage: deleted nodes stay in the graph as routing nodes, since cutting
 // them out would need the neighbours' lists repaired. When the deleted
@@ -79,7 +79,7 @@ type Index struct {
 // and its key and vector never change under it.
 type entry struct {
 	key  string
-	vec  []float32 // unit vector; after the insert, the graph's own copy
+	vec  []float32 // unit vector; nil once the entry is no longer current
 	slot int       // position in Index.entries, -1 once removed or replaced
 	// Where the vector is: pendingAt ≥ 0 in Index.pending, or node in graph g.
 	pendingAt int
@@ -107,26 +107,38 @@ const (
 	// rebuildDeadMin keeps tiny graphs from rebuilding over a handful of
 	// deleted nodes.
 	rebuildDeadMin = 32
+	// rerankPerK: a graph search scores its best rerankPerK·k nodes (by
+	// their codes) exactly. The codes' error is about 0.001, so the true
+	// k best are near the top of the result set: on value vectors 2·k
+	// found as many of them as scoring all 250 of the result set, and on
+	// crowded synthetic vectors (nearest neighbours 0.001 apart) 3·k did
+	// (0.937 against 0.933 at 2·k and 0.851 at k), at a fraction of the
+	// cost: each exact score reads a float32 vector from anywhere in memory.
+	rerankPerK = 3
 )
 
-// DefaultHNSWOptions are the paper's M = 16 and the smallest
-// EfConstruction, at EfSearch 64, that kept recall@10 against Exact at or
-// above 0.95 with a margin at 100k vectors of 100 dimensions. On clustered
-// synthetic vectors (BenchmarkRecall100k) EfConstruction 64 would do
-// (0.976; 48 gave 0.945), but on dkv's real case, single-word queries
-// against value vectors of the default model (BenchmarkRecallEmbedded100k),
-// 64 gave 0.947, 80 gave 0.958 and 100 gave 0.962–0.966, for about a fifth
-// more insert time than 64. ExactBelow 2048: a scan of 2048 vectors of 100
-// dimensions takes about 0.1 ms and is exact, while a graph search costs a
-// few thousand dot products whatever the size. PendingMax
+// DefaultHNSWOptions are chosen on dkv's real case at 100k vectors: value
+// vectors of 1 KB texts of Zipf-drawn words embedded with the default
+// model, and queries of 1–3 mid-frequency words (cmd/bench index, and
+// BenchmarkBench100k here). Those vectors are spread over nearly all of
+// their 100 dimensions (the top 48 principal components hold 74% of the
+// variance) and the queries lie outside their distribution, which makes
+// the graph work hard: at M = 16 recall@10 reached 0.95 only at EfSearch
+// 400 (6,900 nodes reached per search), at M = 24 at 250 (6,300–6,500),
+// at M = 32 at 150–200 (5,500–6,100), while an insert reaches about 900,
+// 1,500 and 1,700–2,500 nodes. M = 24 with EfConstruction 32 and EfSearch
+// 250 measured recall 0.957 (EfConstruction 24: 0.947, 40: 0.965) at an
+// insert cost of 1,800 similarities. ExactBelow 2048: a scan of 2048
+// vectors of 100 dimensions takes about 0.1 ms and is exact, while a graph
+// search costs thousands of similarities whatever the size. PendingMax
 // 4096 bounds the exact scan of pending vectors each search pays for to
 // about 0.2 ms at 100 dimensions while absorbing a burst of some 4096 writes
 // before Put does graph work itself.
 func DefaultHNSWOptions() HNSWOptions {
 	return HNSWOptions{
-		M:              16,
-		EfConstruction: 100,
-		EfSearch:       64,
+		M:              24,
+		EfConstruction: 32,
+		EfSearch:       250,
 		Seed:           1,
 		ExactBelow:     2048,
 		PendingMax:     4096,
@@ -273,6 +285,9 @@ func (x *Index) detach(e *entry) {
 	}
 	e.g.markDead(e.node)
 	e.g = nil
+	// The dead node routes by its code alone and is never scored again,
+	// so its vector can go now rather than at the rebuild.
+	e.vec = nil
 }
 
 // maybeRebuild starts a rebuild when the current graph's deleted nodes
@@ -323,12 +338,11 @@ func (x *Index) insertPending() {
 	x.place(e)
 }
 
-// place inserts e's vector into the current graph and points e at the
-// graph's copy, so the key table and the graph share one copy.
+// place inserts e's vector into the current graph. The graph keeps only
+// the vector's code; e keeps the vector, to score search results exactly.
 func (x *Index) place(e *entry) {
 	id := x.cur.insert(e, e.vec, &x.rng)
 	e.g, e.node = x.cur, id
-	e.vec = x.cur.vec(id)
 }
 
 // copyOne copies the old graph's next live node into the current graph,
@@ -376,12 +390,16 @@ func (x *Index) Search(q []float32, k int) ([]Hit, error) {
 		if g == nil {
 			continue
 		}
-		for _, c := range g.search(u, k, x.opts.EfSearch) {
+		// The graph ranks by its codes' approximate similarities; its best
+		// rerankPerK·k nodes are scored again exactly, so the k best of
+		// them are ranked and reported as Exact would.
+		found := g.search(u, k, x.opts.EfSearch)
+		for _, c := range found[:min(len(found), rerankPerK*k)] {
 			e := g.ent[c.id]
 			if g.dead[c.id] || e.g != g || e.node != c.id {
 				panic("vecidx: graph search returned a dead node")
 			}
-			x.hits.offer(Hit{Key: e.key, Score: c.sim}, k)
+			x.hits.offer(Hit{Key: e.key, Score: dot(u, e.vec)}, k)
 		}
 	}
 	for _, e := range x.pending {
@@ -436,11 +454,10 @@ func (x *Index) Stats() Stats {
 		s.Deleted += g.deadN
 		s.Bytes += g.bytes()
 	}
-	// Key table: per key its entry, a map slot and an entries slot, and
-	// its bytes; and the vectors not yet in a graph.
+	// Key table: per key its entry, a map slot and an entries slot, its
+	// bytes and its float32 vector (the graphs hold only codes).
 	const entryBytes = 96 + 48 + 8
-	s.Bytes += int64(len(x.entries))*entryBytes + x.keyBytes
-	s.Bytes += int64(len(x.pending)) * int64(x.dim*4+8)
+	s.Bytes += int64(len(x.entries))*(entryBytes+int64(x.dim*4)) + x.keyBytes
 	if s.Graph+s.Pending != s.Vectors {
 		panic("vecidx: keys neither in a graph nor pending")
 	}
