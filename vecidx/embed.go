@@ -67,33 +67,25 @@ func (m *Model) Embed(text string) ([]float32, error) {
 	var sumArr [DimMax]float32
 	sum := sumArr[:m.dim]
 	var idsArr [8]int32
-	var lowerArr [64]byte
-	lower := lowerArr[:0]
 	sc := wordScanner{s: cut, wasCut: len(cut) < len(text)}
 	words, known, stops := 0, 0, 0
 	for {
-		tok, ok := sc.next()
+		start, end, ascii, ok := sc.next()
 		if !ok {
 			break
 		}
 		words++
-		// The common case, a word of the vocabulary, takes one map lookup
-		// and no allocation: ASCII is lower-cased into a scratch buffer,
-		// and the stop-word test is a flag of the word's id.
+		// The common case, a word of the vocabulary, is one probe of the
+		// word table on the text's own bytes (see wordTable), and the
+		// stop-word test a flag of the word's id.
+		var tok string
 		var id int32
 		var found bool
-		switch a, upper := asciiCase(tok); {
-		case a && !upper:
-			id, found = m.index[tok]
-		case a:
-			lower = appendLowerASCII(lower[:0], tok)
-			id, found = m.index[string(lower)]
-			if !found {
-				tok = string(lower)
-			}
-		default:
-			tok = normaliseWord(tok)
-			id, found = m.index[tok]
+		if ascii {
+			id, found = m.table.find(cut, start, end, true)
+		} else {
+			tok = normaliseWord(cut[start:end])
+			id, found = m.table.find(tok, 0, len(tok), false)
 		}
 		if found {
 			if m.stop[id] {
@@ -103,6 +95,9 @@ func (m *Model) Embed(text string) ([]float32, error) {
 			m.accumulate(sum, id)
 			known++
 			continue
+		}
+		if ascii {
+			tok = strings.ToLower(cut[start:end])
 		}
 		if stopWords[tok] {
 			stops++
@@ -232,11 +227,11 @@ func Tokenize(text string) []string {
 	sc := wordScanner{s: cut, wasCut: len(cut) < len(text)}
 	var out []string
 	for {
-		tok, ok := sc.next()
+		start, end, _, ok := sc.next()
 		if !ok {
 			return out
 		}
-		out = append(out, normaliseWord(tok))
+		out = append(out, normaliseWord(cut[start:end]))
 	}
 }
 
@@ -298,34 +293,51 @@ type wordScanner struct {
 	n      int // words yielded
 }
 
-func (sc *wordScanner) next() (string, bool) {
+// next returns the next word as s[start:end], and whether it is all
+// ASCII; ok is false at the end.
+func (sc *wordScanner) next() (start, end int, ascii, ok bool) {
 	s := sc.s
 	if sc.n >= TextWordsMax {
-		return "", false
+		return 0, 0, false, false
 	}
 	i := sc.i
-	var size int
+	size := 1
 	for i < len(s) {
+		if c := s[i]; c < utf8.RuneSelf {
+			if asciiClass[c] == classWord {
+				size = 1
+				break
+			}
+			i++
+			continue
+		}
 		var class uint8
-		class, size = classAt(s, i)
-		if class == classWord {
+		if class, size = classAt(s, i); class == classWord {
 			break
 		}
 		i += size
 	}
 	if i >= len(s) {
 		sc.i = len(s)
-		return "", false
+		return 0, 0, false, false
 	}
-	start, end := i, i+size
+	start, end, ascii = i, i+size, size == 1
 	for end < len(s) {
+		// Runs of ASCII letters and digits, the bulk of English text,
+		// take a table lookup a byte.
+		if c := s[end]; c < utf8.RuneSelf && asciiClass[c] == classWord {
+			end++
+			continue
+		}
 		class, size := classAt(s, end)
 		if class == classWord {
 			end += size
+			ascii = false
 			continue
 		}
 		if class == classJoiner && end+size < len(s) {
 			if class2, size2 := classAt(s, end+size); class2 == classWord {
+				ascii = ascii && size == 1 && size2 == 1
 				end += size + size2
 				continue
 			}
@@ -334,34 +346,11 @@ func (sc *wordScanner) next() (string, bool) {
 	}
 	if sc.wasCut && end == len(s) {
 		sc.i = len(s)
-		return "", false
+		return 0, 0, false, false
 	}
 	sc.i = end
 	sc.n++
-	return s[start:end], true
-}
-
-// asciiCase reports whether w is all ASCII and whether it has an upper-case
-// letter.
-func asciiCase(w string) (ascii, upper bool) {
-	var or uint8
-	for i := 0; i < len(w); i++ {
-		c := w[i]
-		or |= c
-		upper = upper || (c >= 'A' && c <= 'Z')
-	}
-	return or < utf8.RuneSelf, upper
-}
-
-func appendLowerASCII(dst []byte, w string) []byte {
-	for i := 0; i < len(w); i++ {
-		c := w[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
-	}
-	return dst
+	return start, end, ascii, true
 }
 
 func normaliseWord(w string) string {

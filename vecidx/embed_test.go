@@ -23,6 +23,7 @@ func TestTokenize(t *testing.T) {
 		{"--x--", "x"},
 		{"Café ÜBER naïve", "café über naïve"},
 		{"a1b2 42 3.14", "a1b2 42 3 14"},
+		{"ᛮA ᛮ-b é-x x-é", "a b é-x x-é"}, // a word after a wide non-word character
 		{"tab\tnew\nline", "tab new line"},
 		{"", ""},
 		{"  ... !!", ""},

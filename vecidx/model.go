@@ -59,9 +59,10 @@ type Model struct {
 	ranked  bool
 	words   []string
 	index   map[string]int32
-	vecs    []float32 // len(words)*dim: word i's unit vector is vecs[i*dim:(i+1)*dim]
-	weights []float32 // word i's SIF weight
-	stop    []bool    // word i is a stop word, which Embed skips
+	vecs    []float32  // len(words)*dim: word i's unit vector is vecs[i*dim:(i+1)*dim]
+	weights []float32  // word i's SIF weight
+	stop    []bool     // word i is a stop word, which Embed skips
+	table   *wordTable // Embed's index of the words
 	// common is the unit direction that Embed removes from every sum (see
 	// Embed and commonDirection); nil below commonDimMin dimensions.
 	common []float32
@@ -268,6 +269,7 @@ func (b *modelBuilder) model() *Model {
 		vecs:    b.vecs,
 		weights: sifWeights(len(b.words), b.ranked),
 		stop:    make([]bool, len(b.words)),
+		table:   newWordTable(b.words),
 	}
 	for _, w := range stopWordList {
 		if i, ok := m.index[w]; ok {
