@@ -125,20 +125,23 @@ const (
 // variance) and the queries lie outside their distribution, which makes
 // the graph work hard: at M = 16 recall@10 reached 0.95 only at EfSearch
 // 400 (6,900 nodes reached per search), at M = 24 at 250 (6,300–6,500),
-// at M = 32 at 150–200 (5,500–6,100), while an insert reaches about 900,
-// 1,500 and 1,700–2,500 nodes. M = 24 with EfConstruction 32 and EfSearch
-// 250 measured recall 0.957 (EfConstruction 24: 0.947, 40: 0.965) at an
-// insert cost of 1,800 similarities. ExactBelow 2048: a scan of 2048
-// vectors of 100 dimensions takes about 0.1 ms and is exact, while a graph
-// search costs thousands of similarities whatever the size. PendingMax
-// 4096 bounds the exact scan of pending vectors each search pays for to
-// about 0.2 ms at 100 dimensions while absorbing a burst of some 4096 writes
-// before Put does graph work itself.
+// at M = 32 at 150–200 (5,500–6,100), while an insert reaches about 1,300,
+// 1,500–1,800 and 1,700–2,500 nodes. Recall is the figure with the least
+// margin (a search at EfSearch 250 is still some 20 times faster than the
+// exact scan in cmd/bench), so the options spend search time rather than
+// insert time: M = 24, EfConstruction 24 and EfSearch 300 measured recall
+// 0.960 (EfConstruction 32 at EfSearch 250: 0.957, for a fifth more insert
+// time). ExactBelow 2048: a scan of 2048 vectors of 100 dimensions takes
+// about 0.1 ms and is exact, while a graph search costs thousands of
+// similarities whatever the size. PendingMax 4096 bounds the exact scan of
+// pending vectors each search pays for to about 0.2 ms at 100 dimensions
+// while absorbing a burst of some 4096 writes before Put does graph work
+// itself.
 func DefaultHNSWOptions() HNSWOptions {
 	return HNSWOptions{
 		M:              24,
-		EfConstruction: 32,
-		EfSearch:       250,
+		EfConstruction: 24,
+		EfSearch:       300,
 		Seed:           1,
 		ExactBelow:     2048,
 		PendingMax:     4096,
