@@ -15,11 +15,14 @@ import (
 // the paper's heuristic (Algorithm 4, with keepPrunedConnections and without
 // extendCandidates) and links them back.
 //
-// Two things differ from the paper, both for the cost of an insert:
+// Three things differ from the paper, all for cost:
 //
 //   - Similarities are those of the nodes' codes (code.go), not of their
 //     float32 vectors: cheaper to compute and to fetch from memory. The
 //     Index scores what a search returns with the float32 vectors.
+//   - A search loads the codes of all of a node's unvisited neighbours
+//     before it scores any of them (fetch), so that their cache misses
+//     overlap instead of following one another.
 //   - A neighbour whose list is full is not re-pruned from scratch (which
 //     costs O(list²) similarities, most of an insert's time). Each list
 //     keeps its similarities to its owner, and the new node goes in by the
