@@ -58,6 +58,65 @@ def _get_value(resp):
     return protocol.value_of(resp)
 
 
+class _Calls(object):
+    """The seed's calls, shared by KVClient, Pipeline and ClusterKVClient:
+    each builds its op and hands it to the class's _submit (send and wait,
+    queue, or send to the leader with a session)."""
+
+    def Set(self, key, value):
+        """Stores value under key. Returns once the write is durable (on a
+        cluster node: committed on a majority)."""
+        return self._submit(_set(key, value))
+
+    def Get(self, key):
+        """The value of key, or None if it is missing.
+
+        None rather than an exception: the seed's quick start prints
+        ``c.Get('hello')`` with no try around it, and the protocol calls
+        not_found an answer, not a failure. An empty value is "", never
+        None.
+        """
+        return self._submit(_get(key))
+
+    def Delete(self, key):
+        """Removes key. Deleting a missing key succeeds."""
+        return self._submit(_delete(key))
+
+    def BulkSet(self, items):
+        """Stores every (key, value) pair (or every item of a dict)
+        atomically: after any crash the server has all of them or none."""
+        return self._submit(_bulk_set(items))
+
+    def Search(self, query, mode="all", limit=10):
+        """Full-text search over values: up to limit (key, score) tuples,
+        best first; mode "all" wants every word, "any" one of them. Raises
+        IndexesDisabled on a server without --enable-indexes."""
+        return self._submit(_search(query, mode, limit))
+
+    def SearchSimilar(self, word, top_k=5):
+        """The top_k keys whose values hold words most like word, as (key,
+        score) tuples, best first. Raises IndexesDisabled on a server
+        without --enable-indexes."""
+        return self._submit(_search_similar(word, top_k))
+
+    def ping(self):
+        """Checks that the server answers."""
+        return self._submit(_ping())
+
+    def status(self):
+        """The server's description of itself, a dict (PROTOCOL.md, status)."""
+        return self._submit(_status())
+
+    set = Set
+    get = Get
+    delete = Delete
+    bulk_set = BulkSet
+    search = Search
+    search_similar = SearchSimilar
+    Ping = ping
+    Status = status
+
+
 class _Op(object):
     """How a request's successful response becomes the caller's result."""
 
@@ -113,7 +172,7 @@ def _finish(op, resp):
     raise err
 
 
-class KVClient(object):
+class KVClient(_Calls):
     """A client of one dkv server (a single node, or one node of a mesh).
 
     ``KVClient(host="127.0.0.1", port=9999, timeout=10.0)`` connects at
@@ -187,51 +246,10 @@ class KVClient(object):
             finally:
                 self._lock.release()
 
-    # The seed's API.
+    # The seed's API is _Calls'; each call goes to _do.
 
-    def Set(self, key, value):
-        """Stores value under key. Returns once the write is durable (on a
-        cluster node: committed on a majority)."""
-        return self._do(_set(key, value))
-
-    def Get(self, key):
-        """The value of key, or None if it is missing.
-
-        None rather than an exception: the seed's quick start prints
-        ``c.Get('hello')`` with no try around it, and the protocol calls
-        not_found an answer, not a failure. An empty value is "", never
-        None.
-        """
-        return self._do(_get(key))
-
-    def Delete(self, key):
-        """Removes key. Deleting a missing key succeeds."""
-        return self._do(_delete(key))
-
-    def BulkSet(self, items):
-        """Stores every (key, value) pair (or every item of a dict)
-        atomically: after any crash the server has all of them or none."""
-        return self._do(_bulk_set(items))
-
-    def Search(self, query, mode="all", limit=10):
-        """Full-text search over values: up to limit (key, score) tuples,
-        best first; mode "all" wants every word, "any" one of them. Raises
-        IndexesDisabled on a server without --enable-indexes."""
-        return self._do(_search(query, mode, limit))
-
-    def SearchSimilar(self, word, top_k=5):
-        """The top_k keys whose values hold words most like word, as (key,
-        score) tuples, best first. Raises IndexesDisabled on a server
-        without --enable-indexes."""
-        return self._do(_search_similar(word, top_k))
-
-    def ping(self):
-        """Checks that the server answers."""
-        return self._do(_ping())
-
-    def status(self):
-        """The server's description of itself, a dict (PROTOCOL.md, status)."""
-        return self._do(_status())
+    def _submit(self, op):
+        return self._do(op)
 
     def request(self, req):
         """Sends a raw request (a dict without "id"; the client adds its
@@ -249,15 +267,6 @@ class KVClient(object):
         """A Pipeline: queue calls, then ``execute()`` sends them back to
         back and returns their results in order."""
         return Pipeline(self)
-
-    set = Set
-    get = Get
-    delete = Delete
-    bulk_set = BulkSet
-    search = Search
-    search_similar = SearchSimilar
-    Ping = ping
-    Status = status
 
     # Mesh stamps.
 
@@ -440,7 +449,7 @@ class KVClient(object):
         return out
 
 
-class Pipeline(object):
+class Pipeline(_Calls):
     """A batch of calls sent back to back on one connection, without waiting
     for each answer: many calls per round trip.
 
@@ -482,36 +491,7 @@ class Pipeline(object):
         self._ops.append(op)
         return self
 
-    def Set(self, key, value):
-        return self._add(_set(key, value))
-
-    def Get(self, key):
-        return self._add(_get(key))
-
-    def Delete(self, key):
-        return self._add(_delete(key))
-
-    def BulkSet(self, items):
-        return self._add(_bulk_set(items))
-
-    def Search(self, query, mode="all", limit=10):
-        return self._add(_search(query, mode, limit))
-
-    def SearchSimilar(self, word, top_k=5):
-        return self._add(_search_similar(word, top_k))
-
-    def ping(self):
-        return self._add(_ping())
-
-    def status(self):
-        return self._add(_status())
-
-    set = Set
-    get = Get
-    delete = Delete
-    bulk_set = BulkSet
-    search = Search
-    search_similar = SearchSimilar
+    _submit = _add
 
     def __len__(self):
         return len(self._ops)

@@ -8,16 +8,9 @@ import time
 from . import protocol
 from .client import (
     KVClient,
-    _bulk_set,
+    _Calls,
     _check_timeout,
-    _delete,
     _finish,
-    _get,
-    _ping,
-    _search,
-    _search_similar,
-    _set,
-    _status,
     _unknown,
     _Op,
 )
@@ -92,7 +85,7 @@ class Session(object):
         return self.low
 
 
-class ClusterKVClient(object):
+class ClusterKVClient(_Calls):
     """A client of a dkv cluster: the calls of KVClient (Set, Get, Delete,
     BulkSet, Search, SearchSimilar, ping, status, request), each sent to the
     node believed to lead.
@@ -182,35 +175,10 @@ class ClusterKVClient(object):
 
     # The seed's API.
 
-    def Set(self, key, value):
-        """Stores value under key; returns once it is committed on a
-        majority and applied, exactly once."""
-        return self._do(_set(key, value))
+    # The seed's API is _Calls'; each call goes to the leader (_do).
 
-    def Get(self, key):
-        """The value of key (a linearizable read at the leader), or None."""
-        return self._do(_get(key))
-
-    def Delete(self, key):
-        return self._do(_delete(key))
-
-    def BulkSet(self, items):
-        """Stores every (key, value) pair atomically."""
-        return self._do(_bulk_set(items))
-
-    def Search(self, query, mode="all", limit=10):
-        return self._do(_search(query, mode, limit))
-
-    def SearchSimilar(self, word, top_k=5):
-        return self._do(_search_similar(word, top_k))
-
-    def ping(self):
-        """Checks that a node answers (any node)."""
-        return self._do(_ping())
-
-    def status(self):
-        """The status of the node the call reached (any node answers it)."""
-        return self._do(_status())
+    def _submit(self, op):
+        return self._do(op)
 
     def request(self, req):
         """A raw request dict, as KVClient.request; a write gets the session
@@ -221,15 +189,6 @@ class ClusterKVClient(object):
         for f in ("id", "client_id", "seq", "acked"):
             req.pop(f, None)
         return self._do(_Op(req, lambda resp: resp))
-
-    set = Set
-    get = Get
-    delete = Delete
-    bulk_set = BulkSet
-    search = Search
-    search_similar = SearchSimilar
-    Ping = ping
-    Status = status
 
     def leader(self):
         """The address of the node last learned to lead, or None."""
