@@ -153,10 +153,20 @@ type running struct {
 // startHost runs node on a loopback port and stops it at the end of the test.
 func startHost(t *testing.T, node core.Node, cfg HostConfig) *running {
 	t.Helper()
+	return startHostOn(t, node, nil, cfg, nil)
+}
+
+// startHostOn is startHost over disk d, with setup (if any) run on the host
+// before it starts.
+func startHostOn(t *testing.T, node core.Node, d core.Disk, cfg HostConfig, setup func(*Host)) *running {
+	t.Helper()
 	cfg.Logf = t.Logf
-	h, err := NewHost(node, nil, cfg)
+	h, err := NewHost(node, d, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(h)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

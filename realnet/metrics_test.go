@@ -102,33 +102,12 @@ func (n *fileNode) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 // startHostWith is startHost on a real data directory, reporting to m.
 func startHostWith(t *testing.T, node core.Node, cfg HostConfig, m Metrics) *running {
 	t.Helper()
-	cfg.Logf = t.Logf
 	d, err := disk.Open(t.TempDir(), disk.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	h, err := NewHost(node, d, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.SetMetrics(m)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &running{host: h, addr: ln.Addr().String(), done: make(chan error, 1)}
-	go func() { r.done <- h.Run(context.Background(), ln) }()
-	select {
-	case <-h.Ready():
-	case err := <-r.done:
-		t.Fatalf("Run returned before ready: %v", err)
-	}
-	t.Cleanup(func() {
-		h.Shutdown()
-		r.wait(t)
-	})
-	return r
+	return startHostOn(t, node, d, cfg, func(h *Host) { h.SetMetrics(m) })
 }
 
 // Every answered line is reported once: the node's answers with their op,
