@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"strconv"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -84,13 +85,14 @@ const (
 	fieldMode
 	fieldLimit
 	fieldTopK
+	fieldKeys
 
 	meshFields    = fieldAfter | fieldQuorum
 	sessionFields = fieldClientID | fieldSeq | fieldAcked
 )
 
 // fieldNames are the JSON names of the requestField bits, in bit order.
-var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k"}
+var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys"}
 
 // promiseFields ask the server to do something for this request: make it
 // exactly-once (a client session) or fail its snapshot (a test hook). On
@@ -111,8 +113,12 @@ func opFields(op string) (fields requestField, known bool) {
 		return fieldKey | sessionFields | meshFields, true
 	case OpBulkSet:
 		return fieldItems | fieldDebugSimulateFail | sessionFields | meshFields, true
+	case OpBulkDelete:
+		return fieldKeys | sessionFields | meshFields, true
 	case OpGet:
 		return fieldKey, true
+	case OpBulkGet:
+		return fieldKeys, true
 	case OpPing, OpStatus:
 		return 0, true
 	case OpSearch:
@@ -210,6 +216,10 @@ func readOp(dec *jsontext.Decoder) (string, error) {
 		return OpDelete, nil
 	case `"` + OpBulkSet + `"`:
 		return OpBulkSet, nil
+	case `"` + OpBulkGet + `"`:
+		return OpBulkGet, nil
+	case `"` + OpBulkDelete + `"`:
+		return OpBulkDelete, nil
 	case `"` + OpPing + `"`:
 		return OpPing, nil
 	case `"` + OpStatus + `"`:
@@ -315,6 +325,9 @@ func decodeRequest(dec *jsontext.Decoder, d *decodedRequest) error {
 		case "items":
 			f = fieldItems
 			req.Items, err = readItems(dec)
+		case "keys":
+			f = fieldKeys
+			req.Keys, err = readKeys(dec)
 		case "debug_simulate_fail":
 			f = fieldDebugSimulateFail
 			req.DebugSimulateFail, err = readBool(dec, topField("debug_simulate_fail"))
@@ -435,6 +448,26 @@ func readItems(dec *jsontext.Decoder) ([]KV, error) {
 	}
 	_, err := dec.ReadToken()
 	return items, err
+}
+
+// readKeys reads bulk_get's and bulk_delete's array of key strings.
+func readKeys(dec *jsontext.Decoder) ([]string, error) {
+	if err := expect(dec, topField("keys"), '[', "an array"); err != nil {
+		return nil, err
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	keys := []string{}
+	for i := 0; dec.PeekKind() != ']'; i++ {
+		k, err := readString(dec, fieldPath{name: "keys/" + itoa(i), item: -1})
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	_, err := dec.ReadToken()
+	return keys, err
 }
 
 // scanID finds the id of a line that failed to decode, reading the object's
@@ -576,6 +609,24 @@ func (c Codec) AppendResponse(dst []byte, resp *Response) []byte {
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')
+	}
+	if resp.Values != nil {
+		dst = append(dst, `,"values":[`...)
+		for i, v := range resp.Values {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if v == nil {
+				dst = append(dst, "null"...)
+			} else {
+				dst = appendString(dst, *v)
+			}
+		}
+		dst = append(dst, ']')
+	}
+	if resp.Deleted != nil {
+		dst = append(dst, `,"deleted":`...)
+		dst = strconv.AppendUint(dst, *resp.Deleted, 10)
 	}
 	if resp.Status != nil {
 		b, err := json.Marshal(resp.Status)

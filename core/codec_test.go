@@ -20,6 +20,9 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{`{"op":"bulk_set","items":[{"key":3,"value":"v"}]}`, `field "items/0/key" must be a string`},
 		{`{"op":"set","key":"k","vaule":"v"}`, `unknown field "vaule"`},
 		{`[1,2]`, "malformed request"},
+		{`{"op":"bulk_get","keys":"a"}`, `field "keys" must be an array, not a string`},
+		{`{"op":"bulk_delete","keys":["a",2]}`, `field "keys/1" must be a string, not a number`},
+		{`{"op":"bulk_get","keys":["a"],"client_id":1,"seq":1}`, `field "client_id" is not used by op "bulk_get"`},
 	}
 	for _, c := range cases {
 		req, bad := DecodeRequest([]byte(c.line))
@@ -260,6 +263,22 @@ func TestDecodeRequestValues(t *testing.T) {
 	}
 }
 
+func TestDecodeBulkKeys(t *testing.T) {
+	for _, op := range []string{OpBulkGet, OpBulkDelete} {
+		req, bad := DecodeRequest([]byte(`{"op":"` + op + `","keys":["a","b\u00e9","a"]}`))
+		if bad != nil {
+			t.Fatal(bad.Error)
+		}
+		if req.Op != op || !reflect.DeepEqual(req.Keys, []string{"a", "bé", "a"}) {
+			t.Fatalf("decoded %+v", req)
+		}
+	}
+	req, bad := DecodeRequest([]byte(`{"op":"bulk_delete","keys":["a"],"client_id":3,"seq":2,"acked":1}`))
+	if bad != nil || req.ClientID != 3 {
+		t.Fatalf("a session on bulk_delete: %+v %+v", req, bad)
+	}
+}
+
 // Requests built in code (the simulator's, the client's) never pass the
 // decoder, so Validate checks the session rules on values too.
 func TestValidateSession(t *testing.T) {
@@ -369,8 +388,8 @@ func TestResponseIDRoundTrip(t *testing.T) {
 // which it keeps verbatim).
 func TestAppendResponseMatchesMarshal(t *testing.T) {
 	// A new field of Response or Error must be written by AppendResponse.
-	if n := reflect.TypeFor[Response]().NumField(); n != 7 {
-		t.Fatalf("Response has %d fields; AppendResponse writes 7: teach it the new one", n)
+	if n := reflect.TypeFor[Response]().NumField(); n != 9 {
+		t.Fatalf("Response has %d fields; AppendResponse writes 9: teach it the new one", n)
 	}
 	if n := reflect.TypeFor[Error]().NumField(); n != 3 {
 		t.Fatalf("Error has %d fields; AppendResponse writes 3: teach it the new one", n)
@@ -393,6 +412,10 @@ func TestAppendResponseMatchesMarshal(t *testing.T) {
 		{OK: true, Hits: []Hit{}},
 		{OK: true, Hits: []Hit{{Key: odd, Score: 1.5}, {Key: "b", Score: 1e-9}, {Key: "c", Score: 0.1 + 0.2}, {Key: "d", Score: -3}}},
 		{OK: true, Status: &Status{Mode: "single", Indexes: &IndexStatus{Docs: 2, Model: "default"}}},
+		{OK: true, Values: []*string{}},
+		{OK: true, Values: []*string{&odd, nil, &empty}},
+		{OK: true, Deleted: new(uint64)},
+		{OK: true, Stamp: "1.2.3", Deleted: &[]uint64{1 << 63}[0]},
 	} {
 		want, err := json.Marshal(&resp)
 		if err != nil {

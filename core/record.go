@@ -25,7 +25,8 @@ const (
 // batch (one host turn), which recovery uses to tell a torn final batch from
 // damage to a batch that was synced.
 //
-// The single node logs its writes as set, delete and bulk-set records. A
+// The single node logs its writes as set, delete, bulk-set and bulk-delete
+// records. A
 // cluster node logs Raft entries (RecordEntry: [term u64][command]), whose
 // commands carry the same writes plus the client session (see Command). A
 // mesh node logs stamped writes (RecordMesh), whose payload package mesh
@@ -36,7 +37,9 @@ const (
 	recordBulkSet  byte = 3
 	RecordEntry    byte = 4
 	RecordMesh     byte = 5
-	recordTypeLast      = RecordMesh
+	// recordBulkDelete is a bulk_delete: [count uvarint]([key len uvarint][key])*.
+	recordBulkDelete byte = 6
+	recordTypeLast        = recordBulkDelete
 	recordBatchEnd byte = 0x80
 	recordTypeMask byte = 0x7f
 )
@@ -126,6 +129,16 @@ func encodeDelete(dst []byte, key string) []byte {
 	return append(dst, key...)
 }
 
+// encodeBulkDelete encodes the keys of items (their values are unused).
+func encodeBulkDelete(dst []byte, items []KV) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(items)))
+	for _, kv := range items {
+		dst = binary.AppendUvarint(dst, uint64(len(kv.Key)))
+		dst = append(dst, kv.Key...)
+	}
+	return dst
+}
+
 func encodeBulkSet(dst []byte, items []KV) []byte { return encodeBulkSetWith(dst, items, MutNone) }
 
 // encodeBulkSetWith is encodeBulkSet with a planted mutation (a single
@@ -201,6 +214,24 @@ func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, error) {
 		return []KV{{Key: key, Value: string(p)}}, nil
 	case recordDelete:
 		return []KV{{Key: string(p)}}, nil
+	case recordBulkDelete:
+		count, ok := uvarint()
+		if !ok || count > uint64(len(p)) {
+			return nil, errPayload
+		}
+		items := make([]KV, 0, count)
+		for range count {
+			kl, ok1 := uvarint()
+			key, ok2 := str(kl)
+			if !ok1 || !ok2 {
+				return nil, errPayload
+			}
+			items = append(items, KV{Key: key})
+		}
+		if len(p) != 0 {
+			return nil, errPayload
+		}
+		return items, nil
 	case recordBulkSet:
 		count, ok := uvarint()
 		if !ok || count > uint64(len(p)) {
@@ -226,13 +257,19 @@ func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, error) {
 }
 
 // applyRecord applies a decoded record to the store, remembering undo
-// information when undos is not nil.
-func applyRecord(s *Store, typ byte, items []KV, undos *[]undo) {
+// information when undos is not nil. It returns how many of the keys it
+// deleted existed (a key deleted twice counts once: the second finds it
+// gone).
+func applyRecord(s *Store, typ byte, items []KV, undos *[]undo) (deleted uint64) {
+	del := typ == recordDelete || typ == recordBulkDelete
 	for _, kv := range items {
 		var old string
 		var existed bool
-		if typ == recordDelete {
+		if del {
 			old, existed = s.Delete(kv.Key)
+			if existed {
+				deleted++
+			}
 		} else {
 			old, existed = s.Set(kv.Key, kv.Value)
 		}
@@ -240,14 +277,15 @@ func applyRecord(s *Store, typ byte, items []KV, undos *[]undo) {
 			*undos = append(*undos, undo{key: kv.Key, value: old, existed: existed})
 		}
 	}
+	return deleted
 }
 
 // Command is a write as a replicated node logs it: the writes of one
 // request, and the client session that makes a retry of it apply once
 // (ClientID 0: none).
 type Command struct {
-	Op       string // OpSet, OpDelete or OpBulkSet
-	Items    []KV   // for OpDelete the values are unused
+	Op       string // OpSet, OpDelete, OpBulkSet or OpBulkDelete
+	Items    []KV   // for OpDelete and OpBulkDelete the values are unused
 	ClientID uint64
 	Seq      uint64
 	Acked    uint64
@@ -267,6 +305,11 @@ func CommandFromRequest(req *Request) Command {
 		c.Items = []KV{{Key: req.Key}}
 	case OpBulkSet:
 		c.Items = req.Items
+	case OpBulkDelete:
+		c.Items = make([]KV, len(req.Keys))
+		for i, k := range req.Keys {
+			c.Items[i].Key = k
+		}
 	default:
 		panic("CommandFromRequest: not a write: " + req.Op)
 	}
@@ -289,6 +332,8 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		typ = recordDelete
 	case OpBulkSet:
 		typ = recordBulkSet
+	case OpBulkDelete:
+		typ = recordBulkDelete
 	default:
 		panic("AppendCommand: not a write: " + c.Op)
 	}
@@ -303,6 +348,8 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		dst = encodeDelete(dst, c.Items[0].Key)
 	case recordBulkSet:
 		dst = encodeBulkSet(dst, c.Items)
+	case recordBulkDelete:
+		dst = encodeBulkDelete(dst, c.Items)
 	}
 	if len(dst)-start > commandBytesMax {
 		return dst[:start], fmt.Errorf("write is %d bytes encoded; the log's record limit is %d", len(dst)-start, commandBytesMax)
@@ -332,6 +379,8 @@ func DecodeCommand(p []byte) (Command, error) {
 		c.Op = OpDelete
 	case recordBulkSet:
 		c.Op = OpBulkSet
+	case recordBulkDelete:
+		c.Op = OpBulkDelete
 	default:
 		return c, fmt.Errorf("%w: command type %d", errPayload, typ)
 	}
@@ -340,13 +389,17 @@ func DecodeCommand(p []byte) (Command, error) {
 	return c, err
 }
 
-// Apply applies a command's writes to the store.
-func (s *Store) Apply(c *Command) {
+// Apply applies a command's writes to the store and returns how many of
+// its keys a delete found (see applyRecord).
+func (s *Store) Apply(c *Command) (deleted uint64) {
 	typ := recordSet
-	if c.Op == OpDelete {
+	switch c.Op {
+	case OpDelete:
 		typ = recordDelete
+	case OpBulkDelete:
+		typ = recordBulkDelete
 	}
-	applyRecord(s, typ, c.Items, nil)
+	return applyRecord(s, typ, c.Items, nil)
 }
 
 // AppendEntryPayload is the payload of a RecordEntry: the entry's term, then

@@ -12,8 +12,12 @@ const (
 	OpGet     = "get"
 	OpDelete  = "delete"
 	OpBulkSet = "bulk_set"
-	OpPing    = "ping"
-	OpStatus  = "status"
+	// OpBulkGet reads every key of Keys at one instant; OpBulkDelete
+	// deletes them all atomically and says how many existed.
+	OpBulkGet    = "bulk_get"
+	OpBulkDelete = "bulk_delete"
+	OpPing       = "ping"
+	OpStatus     = "status"
 	// The index ops, served with --enable-indexes (see Indexes).
 	OpSearch        = "search"
 	OpSearchSimilar = "search_similar"
@@ -68,6 +72,9 @@ type Request struct {
 	Key   string         `json:"key,omitempty"`
 	Value *string        `json:"value,omitzero"`
 	Items []KV           `json:"items,omitempty"`
+	// Keys are bulk_get's and bulk_delete's keys, in request order; a key
+	// may repeat.
+	Keys []string `json:"keys,omitempty"`
 	// DebugSimulateFail makes the snapshot that this write triggers fail at
 	// random (as an fsync failure would). The write itself stays durable.
 	DebugSimulateFail bool `json:"debug_simulate_fail,omitzero"`
@@ -115,6 +122,14 @@ type Response struct {
 	// Stamp is a mesh write's stamp, an opaque token a client passes as
 	// the After of its next write.
 	Stamp  string  `json:"stamp,omitzero"`
+	// Values answer a bulk_get, one per requested key in request order;
+	// nil (JSON null) for a key that does not exist.
+	Values []*string `json:"values,omitzero"`
+	// Deleted answers a bulk_delete: how many of its distinct keys
+	// existed when it applied. A cluster's answer to the retry of a
+	// session write that had already applied leaves it out (nil): the
+	// count belongs to the first attempt, which the cluster no longer has.
+	Deleted *uint64 `json:"deleted,omitzero"`
 	Status *Status `json:"status,omitempty"`
 	// Hits answer a search op, best first; empty, not absent, when
 	// nothing matched.
@@ -286,6 +301,20 @@ func (l Limits) Validate(req *Request) *Response {
 		return checkValue(len(*req.Value))
 	case OpGet, OpDelete:
 		return checkKey(req.Key)
+	case OpBulkGet, OpBulkDelete:
+		if len(req.Keys) == 0 {
+			return bad(CodeBadRequest, "%s needs a non-empty array \"keys\" of strings", req.Op)
+		}
+		if len(req.Keys) > l.BulkEntriesMax {
+			return bad(CodeTooLarge, "%s has %d keys; the limit is %d", req.Op, len(req.Keys), l.BulkEntriesMax)
+		}
+		for i, k := range req.Keys {
+			if r := checkKey(k); r != nil {
+				r.Error.Message = fmt.Sprintf("keys[%d]: %s", i, r.Error.Message)
+				return r
+			}
+		}
+		return nil
 	case OpBulkSet:
 		if len(req.Items) == 0 {
 			return bad(CodeBadRequest, "bulk_set needs a non-empty array \"items\" of {\"key\",\"value\"}")
@@ -327,9 +356,9 @@ func (l Limits) validateSession(req *Request) *Response {
 	}
 	write := false
 	switch req.Op {
-	case OpSet, OpDelete, OpBulkSet:
+	case OpSet, OpDelete, OpBulkSet, OpBulkDelete:
 		write = true
-	case OpGet, OpPing, OpStatus, OpSearch, OpSearchSimilar:
+	case OpGet, OpBulkGet, OpPing, OpStatus, OpSearch, OpSearchSimilar:
 	default:
 		return nil
 	}
@@ -339,7 +368,7 @@ func (l Limits) validateSession(req *Request) *Response {
 	case req.ClientID == 0:
 		return nil
 	case !write:
-		return bad("client_id, seq and acked are for writes (set, delete, bulk_set), not %q", req.Op)
+		return bad("client_id, seq and acked are for writes (set, delete, bulk_set, bulk_delete), not %q", req.Op)
 	case req.ClientID > ClientIDMax:
 		return bad("client_id must be in 1..%d, not %d", uint64(ClientIDMax), req.ClientID)
 	case req.Seq == 0:

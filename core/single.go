@@ -159,6 +159,21 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 		n.write(reply, req, recordDelete, []KV{{Key: req.Key}})
 	case OpBulkSet:
 		n.write(reply, req, recordBulkSet, req.Items)
+	case OpBulkGet:
+		n.queue(reply, BulkGetResponse(req.Keys, n.store.Get, n.cfg.Limits.RequestBytesMax), false)
+	case OpBulkDelete:
+		// Only the keys that exist are logged; none at all: nothing to log.
+		var items []KV
+		for _, k := range DistinctKeys(req.Keys) {
+			if _, ok := n.store.Get(k); ok {
+				items = append(items, KV{Key: k})
+			}
+		}
+		if len(items) == 0 {
+			n.queue(reply, DeletedResponse(0), false)
+			return
+		}
+		n.write(reply, req, recordBulkDelete, items)
 	case OpPing:
 		n.queue(reply, OKResponse(), false)
 	case OpStatus:
@@ -184,6 +199,8 @@ func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV) 
 		payload = encodeSet(nil, items[0].Key, items[0].Value)
 	case recordDelete:
 		payload = encodeDelete(nil, items[0].Key)
+	case recordBulkDelete:
+		payload = encodeBulkDelete(nil, items)
 	case recordBulkSet:
 		if n.cfg.Mutation == MutBulkSetRecordPerItem {
 			last := len(items) - 1
@@ -200,15 +217,21 @@ func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV) 
 		return
 	}
 	n.gc.Add(typ, payload)
+	var deleted uint64
 	if idx := n.cfg.Indexes; idx != nil {
 		idx.Expect(req.Prepared)
-		applyRecord(n.store, typ, items, &n.undos)
+		deleted = applyRecord(n.store, typ, items, &n.undos)
 		idx.Expect(nil)
 	} else {
-		applyRecord(n.store, typ, items, &n.undos)
+		deleted = applyRecord(n.store, typ, items, &n.undos)
 	}
 	n.batchWrites = true
-	n.queue(reply, OKResponse(), true)
+	resp := OKResponse()
+	if typ == recordBulkDelete {
+		assert(deleted == uint64(len(items)), "bulk_delete logs only keys that exist")
+		resp = DeletedResponse(deleted)
+	}
+	n.queue(reply, resp, true)
 	if req.DebugSimulateFail {
 		n.snaps.Force(true)
 	}

@@ -320,6 +320,70 @@ func TestValidationErrors(t *testing.T) {
 	wantMissing(t, h, "a")
 }
 
+func keysReq(op string, keys ...string) *core.Request {
+	return &core.Request{Op: op, Keys: keys}
+}
+
+func TestBulkGetAndBulkDelete(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(bulk("a", "1", "b", "2", "c", "3")))
+	r := h.do(keysReq(core.OpBulkGet, "a", "x", "c", "a"))
+	mustOK(t, r)
+	if len(r.Values) != 4 || *r.Values[0] != "1" || r.Values[1] != nil || *r.Values[2] != "3" || *r.Values[3] != "1" {
+		t.Fatalf("bulk_get: %+v", r.Values)
+	}
+	// A repeated key counts once; a missing key not at all.
+	r = h.do(keysReq(core.OpBulkDelete, "a", "x", "a", "b"))
+	mustOK(t, r)
+	if r.Deleted == nil || *r.Deleted != 2 {
+		t.Fatalf("bulk_delete deleted %v, want 2", r.Deleted)
+	}
+	r = h.do(keysReq(core.OpBulkDelete, "a", "x"))
+	if r.Deleted == nil || *r.Deleted != 0 {
+		t.Fatalf("bulk_delete of missing keys deleted %v, want 0", r.Deleted)
+	}
+	// The delete is in the log: a restart replays it.
+	if err := h.crash(); err != nil {
+		t.Fatal(err)
+	}
+	wantMissing(t, h, "a")
+	wantMissing(t, h, "b")
+	wantValue(t, h, "c", "3")
+
+	lim := core.DefaultLimits()
+	many := make([]string, lim.BulkEntriesMax+1)
+	for i := range many {
+		many[i] = fmt.Sprint(i)
+	}
+	for _, c := range []struct {
+		req  *core.Request
+		code string
+	}{
+		{keysReq(core.OpBulkGet), core.CodeBadRequest},
+		{keysReq(core.OpBulkDelete), core.CodeBadRequest},
+		{keysReq(core.OpBulkDelete, "c", ""), core.CodeBadRequest},
+		{keysReq(core.OpBulkGet, many...), core.CodeTooLarge},
+		{keysReq(core.OpBulkDelete, strings.Repeat("k", lim.KeyBytesMax+1)), core.CodeTooLarge},
+	} {
+		if r := h.do(c.req); r.OK || r.Error.Code != c.code {
+			t.Errorf("%s of %d keys: got %+v, want %s", c.req.Op, len(c.req.Keys), r.Error, c.code)
+		}
+	}
+	wantValue(t, h, "c", "3") // the refused delete removed nothing
+}
+
+// A bulk_get whose values pass the request line limit is refused, not built.
+func TestBulkGetAnswerIsBounded(t *testing.T) {
+	cfg := core.DefaultSingleConfig()
+	cfg.Limits.RequestBytesMax = 100
+	h := newHarness(t, cfg)
+	mustOK(t, h.do(bulk("a", strings.Repeat("x", 60), "b", strings.Repeat("y", 60))))
+	mustOK(t, h.do(keysReq(core.OpBulkGet, "a")))
+	if r := h.do(keysReq(core.OpBulkGet, "a", "b")); r.OK || r.Error.Code != core.CodeTooLarge {
+		t.Fatalf("bulk_get of 120 bytes with a limit of 100: %+v", r)
+	}
+}
+
 func TestRestartRecoversAcknowledgedWrites(t *testing.T) {
 	h := newHarness(t, core.DefaultSingleConfig())
 	mustOK(t, h.do(set("a", "1")))
@@ -635,7 +699,7 @@ func TestSingleNodeMatchesMapModel(t *testing.T) {
 		key := rapid.SampledFrom(keys)
 		steps := rapid.IntRange(1, 200).Draw(rt, "steps")
 		for i := 0; i < steps; i++ {
-			switch rapid.IntRange(0, 11).Draw(rt, "op") {
+			switch rapid.IntRange(0, 13).Draw(rt, "op") {
 			case 0, 1, 2:
 				k, v := key.Draw(rt, "k"), rapid.StringN(0, 8, -1).Draw(rt, "v")
 				mustOK(rt, h.do(set(k, v)))
@@ -723,6 +787,33 @@ func TestSingleNodeMatchesMapModel(t *testing.T) {
 					}
 				} else {
 					model[k], model[k+"-twin"] = v, v
+				}
+			case 12:
+				ks := rapid.SliceOfN(key, 1, 6).Draw(rt, "keys")
+				want := uint64(0)
+				for _, k := range core.DistinctKeys(ks) {
+					if _, ok := model[k]; ok {
+						want++
+					}
+					delete(model, k)
+				}
+				r := h.do(&core.Request{Op: core.OpBulkDelete, Keys: ks})
+				mustOK(rt, r)
+				if r.Deleted == nil || *r.Deleted != want {
+					rt.Fatalf("bulk_delete %q: deleted %v, model says %d", ks, r.Deleted, want)
+				}
+			case 13:
+				ks := rapid.SliceOfN(key, 1, 6).Draw(rt, "keys")
+				r := h.do(&core.Request{Op: core.OpBulkGet, Keys: ks})
+				mustOK(rt, r)
+				if len(r.Values) != len(ks) {
+					rt.Fatalf("bulk_get %q: %d values", ks, len(r.Values))
+				}
+				for i, k := range ks {
+					v, ok := model[k]
+					if (r.Values[i] != nil) != ok || ok && *r.Values[i] != v {
+						rt.Fatalf("bulk_get %q: value %d is %v, model has %q (%v)", ks, i, r.Values[i], v, ok)
+					}
 				}
 			case 9:
 				h.clock.now += int64(time.Millisecond)

@@ -156,6 +156,7 @@ type clientRead struct {
 	id     uint64
 	index  uint64
 	key    string
+	keys   []string      // a bulk_get's keys; nil for a get
 	search *core.Request // a search op, answered by the indexes; nil for a get
 	reply  core.ReplyFunc
 }
@@ -346,10 +347,12 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		return
 	}
 	switch req.Op {
-	case core.OpSet, core.OpDelete, core.OpBulkSet:
+	case core.OpSet, core.OpDelete, core.OpBulkSet, core.OpBulkDelete:
 		n.propose(req, reply)
 	case core.OpGet:
 		n.read(clientRead{key: req.Key, reply: reply})
+	case core.OpBulkGet:
+		n.read(clientRead{keys: req.Keys, reply: reply})
 	case core.OpSearch, core.OpSearchSimilar:
 		if n.cfg.Indexes == nil {
 			reply(core.SearchResponse(nil, req))
@@ -801,6 +804,7 @@ func (n *Node) apply(e Entry) error {
 	n.applied, n.appliedTerm = e.Index, e.Term
 	oc := applied
 	var cmd core.Command
+	var deleted uint64
 	if len(e.Data) > 0 { // an empty entry is a new leader's first
 		var err error
 		cmd, err = core.DecodeCommand(e.Data)
@@ -811,7 +815,7 @@ func (n *Node) apply(e Entry) error {
 			oc = n.sess.admit(cmd.ClientID, cmd.Seq, cmd.Acked, e.Index)
 		}
 		if oc == applied {
-			n.store.Apply(&cmd)
+			deleted = n.store.Apply(&cmd)
 		}
 	}
 	if n.cfg.OnApply != nil {
@@ -821,15 +825,20 @@ func (n *Node) apply(e Entry) error {
 		}
 		n.cfg.OnApply(e.Index, e.Term, cmd.ClientID, cmd.Seq, what)
 	}
-	n.resolveWrites(e.Index, e.Term, oc)
+	resp := outcomeResponse(oc)
+	if oc == applied && cmd.Op == core.OpBulkDelete {
+		// The count is this application's; a duplicate's is not known.
+		resp.Deleted = &deleted
+	}
+	n.resolveWrites(e.Index, e.Term, resp)
 	return nil
 }
 
 // resolveWrites answers the proposals up to index, now that the entry at
-// index (of term) was applied with outcome oc. A proposal at a lower index
+// index (of term) was applied, answering resp. A proposal at a lower index
 // that is still waiting, or one at index of another term, lost its place
 // in the log to another leader's entry.
-func (n *Node) resolveWrites(index, term uint64, oc outcome) {
+func (n *Node) resolveWrites(index, term uint64, resp core.Response) {
 	for len(n.writes) > 0 && n.writes[0].index <= index {
 		w := n.writes[0]
 		n.writes = n.writes[1:]
@@ -837,7 +846,7 @@ func (n *Node) resolveWrites(index, term uint64, oc outcome) {
 			w.reply(superseded())
 			continue
 		}
-		w.reply(outcomeResponse(oc))
+		w.reply(resp)
 	}
 }
 
@@ -873,6 +882,10 @@ func (n *Node) releaseReads() {
 		n.confirmed = n.confirmed[1:]
 		if rd.search != nil {
 			rd.reply(core.SearchResponse(n.cfg.Indexes, rd.search))
+			continue
+		}
+		if rd.keys != nil {
+			rd.reply(core.BulkGetResponse(rd.keys, n.store.Get, n.cfg.Limits.RequestBytesMax))
 			continue
 		}
 		value, ok := n.store.Get(rd.key)

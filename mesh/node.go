@@ -359,6 +359,21 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		n.write(req, reply, []Item{{Key: req.Key, Tomb: true}})
 	case core.OpBulkSet:
 		n.write(req, reply, bulkItems(req.Items))
+	case core.OpBulkGet:
+		get := func(key string) (string, bool) {
+			it, ok := n.rep.get(key)
+			return it.Value, ok && !it.Tomb
+		}
+		n.queue(pending{reply: reply, resp: core.BulkGetResponse(req.Keys, get, n.cfg.Limits.RequestBytesMax)})
+	case core.OpBulkDelete:
+		// Tombstones for every key, as delete does; the count is of the
+		// keys this node held live.
+		keys := core.DistinctKeys(req.Keys)
+		items := make([]Item, len(keys))
+		for i, k := range keys {
+			items[i] = Item{Key: k, Tomb: true}
+		}
+		n.write(req, reply, items)
 	case core.OpPing:
 		n.queue(pending{reply: reply, resp: core.OKResponse()})
 	case core.OpStatus:
@@ -437,7 +452,13 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 	if idx := n.cfg.Indexes; idx != nil {
 		idx.Expect(req.Prepared)
 	}
+	var deleted uint64
 	for i := range items {
+		if req.Op == core.OpBulkDelete {
+			if old, ok := n.rep.get(items[i].Key); ok && !old.Tomb {
+				deleted++
+			}
+		}
 		n.rep.apply(&items[i], &n.undos)
 	}
 	if idx := n.cfg.Indexes; idx != nil {
@@ -445,6 +466,9 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 	}
 	n.batchWrites = true
 	resp := core.Response{OK: true, Stamp: stamp.String()}
+	if req.Op == core.OpBulkDelete {
+		resp.Deleted = &deleted
+	}
 	var qw *quorumWait
 	var reqID uint64
 	if quorum > 1 {
