@@ -32,16 +32,16 @@ const (
 // mesh node logs stamped writes (RecordMesh), whose payload package mesh
 // defines.
 const (
-	recordSet      byte = 1
-	recordDelete   byte = 2
-	recordBulkSet  byte = 3
-	RecordEntry    byte = 4
-	RecordMesh     byte = 5
+	recordSet     byte = 1
+	recordDelete  byte = 2
+	recordBulkSet byte = 3
+	RecordEntry   byte = 4
+	RecordMesh    byte = 5
 	// recordBulkDelete is a bulk_delete: [count uvarint]([key len uvarint][key])*.
 	recordBulkDelete byte = 6
 	recordTypeLast        = recordBulkDelete
-	recordBatchEnd byte = 0x80
-	recordTypeMask byte = 0x7f
+	recordBatchEnd   byte = 0x80
+	recordTypeMask   byte = 0x7f
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)

@@ -121,7 +121,7 @@ type Response struct {
 	Value *string        `json:"value,omitzero"`
 	// Stamp is a mesh write's stamp, an opaque token a client passes as
 	// the After of its next write.
-	Stamp  string  `json:"stamp,omitzero"`
+	Stamp string `json:"stamp,omitzero"`
 	// Values answer a bulk_get, one per requested key in request order;
 	// nil (JSON null) for a key that does not exist.
 	Values []*string `json:"values,omitzero"`
@@ -130,7 +130,7 @@ type Response struct {
 	// session write that had already applied leaves it out (nil): the
 	// count belongs to the first attempt, which the cluster no longer has.
 	Deleted *uint64 `json:"deleted,omitzero"`
-	Status *Status `json:"status,omitempty"`
+	Status  *Status `json:"status,omitempty"`
 	// Hits answer a search op, best first; empty, not absent, when
 	// nothing matched.
 	Hits  []Hit  `json:"hits,omitzero"`
