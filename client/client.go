@@ -155,6 +155,34 @@ func (c *ops) BulkSet(ctx context.Context, items []KV) error {
 	return nil
 }
 
+// BulkGet reads keys at one instant and returns their values in the same
+// order; a missing key's value is nil.
+func (c *ops) BulkGet(ctx context.Context, keys ...string) ([]*string, error) {
+	resp, err := c.do(ctx, core.Request{Op: core.OpBulkGet, Keys: keys})
+	if err == nil && len(resp.Values) != len(keys) {
+		err = fmt.Errorf("%w: bulk_get of %d keys answered %d values", ErrProtocol, len(keys), len(resp.Values))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dkv: bulk_get of %d keys: %w", len(keys), err)
+	}
+	return resp.Values, nil
+}
+
+// BulkDelete deletes every key atomically and returns how many of them
+// existed (a key named twice counts once). It returns -1 for the count when
+// the server no longer knows it: a cluster's answer to the retry of a
+// delete that had already applied.
+func (c *ops) BulkDelete(ctx context.Context, keys ...string) (int, error) {
+	resp, err := c.do(ctx, core.Request{Op: core.OpBulkDelete, Keys: keys})
+	if err != nil {
+		return 0, fmt.Errorf("dkv: bulk_delete of %d keys: %w", len(keys), err)
+	}
+	if resp.Deleted == nil {
+		return -1, nil
+	}
+	return int(*resp.Deleted), nil
+}
+
 // Ping checks that the server answers.
 func (c *ops) Ping(ctx context.Context) error {
 	_, err := c.do(ctx, core.Request{Op: core.OpPing})
@@ -268,7 +296,7 @@ func (c *KVClient) Close() error {
 
 func isRead(op string) bool {
 	switch op {
-	case core.OpGet, core.OpPing, core.OpStatus, core.OpSearch, core.OpSearchSimilar:
+	case core.OpGet, core.OpBulkGet, core.OpPing, core.OpStatus, core.OpSearch, core.OpSearchSimilar:
 		return true
 	}
 	return false

@@ -97,6 +97,16 @@ func TestRealServer(t *testing.T) {
 			t.Fatalf("Get(%s) = %q, %v; want %q", kv.Key, v, err, kv.Value)
 		}
 	}
+	vals, err := c.BulkGet(ctx, "bulk-000", "missing", "bulk-099")
+	if err != nil || len(vals) != 3 || *vals[0] != "value-0" || vals[1] != nil || *vals[2] != "value-99" {
+		t.Fatalf("BulkGet = %v, %v", vals, err)
+	}
+	if n, err := c.BulkDelete(ctx, "bulk-000", "missing", "bulk-001", "bulk-000"); err != nil || n != 2 {
+		t.Fatalf("BulkDelete = %d, %v; want 2 deleted", n, err)
+	}
+	if vals, err := c.BulkGet(ctx, "bulk-000", "bulk-001", "bulk-002"); err != nil || vals[0] != nil || vals[1] != nil || vals[2] == nil {
+		t.Fatalf("BulkGet after BulkDelete = %v, %v", vals, err)
+	}
 
 	// Pipelined from many goroutines, against the real host.
 	var wg sync.WaitGroup
@@ -128,7 +138,7 @@ func TestRealServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	if want := len(items) + 16*20; st.Keys != want {
+	if want := len(items) - 2 + 16*20; st.Keys != want { // BulkDelete removed two
 		t.Fatalf("Status.Keys = %d; want %d", st.Keys, want)
 	}
 }
