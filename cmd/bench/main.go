@@ -7,6 +7,7 @@
 //	go run ./cmd/bench mesh         # durable Sets spread over a 3-node mesh, beside a single node; lag; catch-up
 //	go run ./cmd/bench index        # durable writes with and without indexes; query latency; HNSW recall
 //	go run ./cmd/bench metrics      # durable Sets into a node with --metrics-addr (scraped) beside one without
+//	go run ./cmd/bench compare      # dkv (JSON and RESP) beside Redis with appendfsync always, one load generator
 //
 // Every figure is reported next to a baseline measured in the same run, as a
 // ratio, because the machines it runs on are shared and noisy.
@@ -35,6 +36,9 @@ benchmarks:
                alternating slices; indexing rate; search latency and HNSW recall@10 on 100k values
   metrics      durable Sets from 50 clients into a single node with --metrics-addr, scraped every
                second, beside one without metrics in alternating slices of the same run
+  compare      dkv (JSON and RESP) beside Redis with appendfsync always (when redis-server is
+               installed), one load generator, servers alternating round by round: SET c1, c50,
+               c50 x16, GET c50, c50 x16, MSET of 10; throughput, latency, CPU/op, RSS; ratios
 
 run "go run ./cmd/bench <benchmark> -h" for its flags
 `
@@ -63,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runIndexBench(args[1:], stdout, stderr)
 	case "metrics":
 		return runMetricsBench(args[1:], stdout, stderr)
+	case "compare":
+		return runCompare(args[1:], stdout, stderr)
 	case echoServerCommand:
 		return runEchoServer(args[1:])
 	case "-h", "--help", "help":

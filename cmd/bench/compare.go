@@ -1,0 +1,1273 @@
+package main
+
+// compare: dkv beside Redis with appendfsync always, driven by one load
+// generator. The same client loop (same connections, same pipelining
+// depth, same keys, same 100-byte values) speaks dkv's JSON lines, RESP2 to
+// dkv, and RESP2 to Redis; only the bytes on the wire differ. The servers
+// take turns, one measured window each per round, the order rotating every
+// round, so that all of them see the same weather on a shared machine; each
+// figure is the median over the rounds.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"dkv/client"
+	"dkv/internal/nodeproc"
+	"dkv/internal/progress"
+)
+
+// compareOp is what a load's requests do.
+type compareOp int
+
+const (
+	opSet compareOp = iota
+	opGet
+	opMSet
+)
+
+// compareLoad is one load of the issue's list.
+type compareLoad struct {
+	name    string // for --loads
+	title   string
+	op      compareOp
+	clients int // connections, one goroutine each
+	depth   int // requests in flight per connection: written together, then their replies read
+	pairs   int // keys per MSET / bulk_set
+}
+
+// compareLoads are the loads of issue 11, in its order.
+var compareLoads = []compareLoad{
+	{name: "set-c1", title: "SET c1", op: opSet, clients: 1, depth: 1},
+	{name: "set-c50", title: "SET c50", op: opSet, clients: 50, depth: 1},
+	{name: "set-c50x16", title: "SET c50 ×16", op: opSet, clients: 50, depth: 16},
+	{name: "get-c50", title: "GET c50", op: opGet, clients: 50, depth: 1},
+	{name: "get-c50x16", title: "GET c50 ×16", op: opGet, clients: 50, depth: 16},
+	{name: "mset10", title: "MSET of 10, c50", op: opMSet, clients: 50, depth: 1, pairs: 10},
+}
+
+// rssLoadName picks the RSS phase in --loads.
+const rssLoadName = "rss"
+
+func (l compareLoad) describe(space, valueBytes int) string {
+	what := map[compareOp]string{
+		opSet:  fmt.Sprintf("SET of a random key (of %s) to a %d-byte value", commas(int64(space)), valueBytes),
+		opGet:  fmt.Sprintf("GET of a random key (of %s, all present)", commas(int64(space))),
+		opMSet: fmt.Sprintf("MSET (dkv JSON: bulk_set) of %d random keys (of %s), %d-byte values; an op is one MSET", l.pairs, commas(int64(space)), valueBytes),
+	}[l.op]
+	conns := fmt.Sprintf("%d connections", l.clients)
+	if l.clients == 1 {
+		conns = "1 connection"
+	}
+	inflight := "1 request in flight on each"
+	if l.depth > 1 {
+		inflight = fmt.Sprintf("%d requests pipelined on each (written together, then their replies read)", l.depth)
+	}
+	return fmt.Sprintf("%s, %s; %s", conns, inflight, what)
+}
+
+// Limits on the flags: each bounds what one run may cost.
+const (
+	compareRoundsMax     = 50
+	compareDurationMin   = 20 * time.Millisecond
+	compareDurationMax   = 10 * time.Minute
+	compareWarmupMax     = time.Minute
+	compareKeysMax       = 20_000_000
+	compareSpaceMax      = 10_000_000
+	compareValueBytesMax = 64 << 10
+	// compareReplyTimeout bounds how long any one window may wait on a
+	// server beyond its own length, so that a hung server fails the run
+	// rather than hanging it.
+	compareReplyTimeout = time.Minute
+	// fillBatchKeys and fillConns shape the fills (the key space before
+	// the loads, and the RSS phase): pipelined multi-key writes, as a
+	// loader would do it, on both servers alike.
+	fillBatchKeys = 1000
+	fillConns     = 4
+	fillDepth     = 4
+)
+
+type compareConfig struct {
+	loads       []compareLoad
+	rss         bool // the RSS phase: fresh servers filled with keys keys
+	rounds      int
+	duration    time.Duration // measured time per server per load per round
+	warmup      time.Duration // unmeasured time before each window
+	dir         string
+	nodeBin     string
+	serverFlags string // more cmd/node flags
+	redisBin    string // redis-server; "" when there is none (redisMissing says why)
+	redisMiss   string
+	keys        int // for the RSS phase
+	space       int // key space of the loads
+	valueBytes  int
+	progress    io.Writer // nil for none
+}
+
+func runCompare(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg compareConfig
+	var loads, redis string
+	var names []string
+	for _, l := range compareLoads {
+		names = append(names, l.name)
+	}
+	names = append(names, rssLoadName)
+	fs.StringVar(&loads, "loads", strings.Join(names, ","), "comma-separated loads to run, of "+strings.Join(names, ", ")+"\n("+rssLoadName+": fresh servers filled with --keys keys, then each one's RSS)")
+	fs.IntVar(&cfg.rounds, "rounds", 3, fmt.Sprintf("rounds per load, each server one window per round, the order rotating (1..%d; the issue's figures need >= 3)", compareRoundsMax))
+	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "measured time of one window (one server, one load, one round)")
+	fs.DurationVar(&cfg.warmup, "warmup", 500*time.Millisecond, "unmeasured time before each window, with the window's connections already loading")
+	fs.StringVar(&cfg.dir, "dir", os.TempDir(), "directory (on the disk to test) for both servers' data directories; removed afterwards")
+	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
+	fs.StringVar(&cfg.serverFlags, "server-flags", "", "extra cmd/node flags")
+	fs.StringVar(&redis, "redis-server", "", `redis-server binary (default: redis-server in $PATH); "none" leaves Redis out`)
+	fs.IntVar(&cfg.keys, "keys", 1_000_000, "keys the RSS phase stores in each server")
+	fs.IntVar(&cfg.space, "space", 100_000, "keys the loads draw from, stored in each server before the loads")
+	fs.IntVar(&cfg.valueBytes, "value-bytes", 100, "bytes per value")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	for _, n := range strings.Split(loads, ",") {
+		n = strings.TrimSpace(n)
+		if n == rssLoadName {
+			cfg.rss = true
+			continue
+		}
+		i := slices.IndexFunc(compareLoads, func(l compareLoad) bool { return l.name == n })
+		if i < 0 {
+			fmt.Fprintf(stderr, "--loads: unknown load %q; want some of %s\n", n, strings.Join(names, ", "))
+			return 2
+		}
+		if !slices.ContainsFunc(cfg.loads, func(l compareLoad) bool { return l.name == n }) {
+			cfg.loads = append(cfg.loads, compareLoads[i])
+		}
+	}
+	switch {
+	case cfg.rounds < 1 || cfg.rounds > compareRoundsMax:
+		fmt.Fprintf(stderr, "--rounds %d: want 1..%d\n", cfg.rounds, compareRoundsMax)
+		return 2
+	case cfg.duration < compareDurationMin || cfg.duration > compareDurationMax:
+		fmt.Fprintf(stderr, "--duration %v: want %v..%v\n", cfg.duration, compareDurationMin, compareDurationMax)
+		return 2
+	case cfg.warmup < 0 || cfg.warmup > compareWarmupMax:
+		fmt.Fprintf(stderr, "--warmup %v: want 0..%v\n", cfg.warmup, compareWarmupMax)
+		return 2
+	case cfg.keys < 1 || cfg.keys > compareKeysMax:
+		fmt.Fprintf(stderr, "--keys %d: want 1..%d\n", cfg.keys, compareKeysMax)
+		return 2
+	case cfg.space < 10 || cfg.space > compareSpaceMax:
+		fmt.Fprintf(stderr, "--space %d: want 10..%d\n", cfg.space, compareSpaceMax)
+		return 2
+	case cfg.valueBytes < 1 || cfg.valueBytes > compareValueBytesMax:
+		fmt.Fprintf(stderr, "--value-bytes %d: want 1..%d\n", cfg.valueBytes, compareValueBytesMax)
+		return 2
+	}
+	cfg.redisBin, cfg.redisMiss = findRedis(redis)
+	cfg.progress = stderr
+	if _, err := compare(cfg, stdout); err != nil {
+		fmt.Fprintf(stderr, "bench compare: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// findRedis resolves --redis-server: the binary to run, or "" and why not.
+func findRedis(flagValue string) (bin, missing string) {
+	switch flagValue {
+	case "none":
+		return "", "left out by --redis-server none"
+	case "":
+		p, err := exec.LookPath("redis-server")
+		if err != nil {
+			return "", "redis-server is not installed (not in $PATH); install Debian's redis-server package (apt-get install -y redis-server) for the Redis column"
+		}
+		return p, ""
+	default:
+		return flagValue, ""
+	}
+}
+
+// compareServer is one column: a server and the protocol spoken to it.
+type compareServer struct {
+	name  string
+	addr  string
+	pid   int
+	proto wireProto
+	skip  string // why this column is not measured; "" when it is
+}
+
+// windowResult is one server's figures for one load in one round.
+type windowResult struct {
+	ops, errors    int
+	firstErr       string
+	elapsed        time.Duration
+	p50, p99, p999 time.Duration
+	serverCPU      time.Duration // the server's (and its children's) user+system time in the window
+	genCPU         time.Duration // the load generator's, in the same window
+	rssBytes       int64         // the server's VmRSS at the window's end
+}
+
+func (w windowResult) rate() float64 { return float64(w.ops) / w.elapsed.Seconds() }
+
+func perOpMicros(d time.Duration, ops int) float64 {
+	if ops == 0 {
+		return 0
+	}
+	return float64(d.Nanoseconds()) / 1000 / float64(ops)
+}
+
+// loadResult is every server's windows for one load, by server index.
+type loadResult struct {
+	load    compareLoad
+	windows [][]windowResult
+}
+
+// medians are a server's figures for a load: the median of each over its rounds.
+type medians struct {
+	rate, p50, p99, p999, cpuPerOp, genPerOp, rss float64
+	errors                                        int
+	firstErr                                      string
+	rates                                         []float64
+}
+
+func (lr loadResult) medians(si int) (medians, bool) {
+	ws := lr.windows[si]
+	if len(ws) == 0 {
+		return medians{}, false
+	}
+	var m medians
+	col := func(f func(w windowResult) float64) float64 {
+		v := make([]float64, len(ws))
+		for i, w := range ws {
+			v[i] = f(w)
+		}
+		return median(v)
+	}
+	m.rate = col(windowResult.rate)
+	m.p50 = col(func(w windowResult) float64 { return float64(w.p50) })
+	m.p99 = col(func(w windowResult) float64 { return float64(w.p99) })
+	m.p999 = col(func(w windowResult) float64 { return float64(w.p999) })
+	m.cpuPerOp = col(func(w windowResult) float64 { return perOpMicros(w.serverCPU, w.ops) })
+	m.genPerOp = col(func(w windowResult) float64 { return perOpMicros(w.genCPU, w.ops) })
+	m.rss = col(func(w windowResult) float64 { return float64(w.rssBytes) })
+	for _, w := range ws {
+		m.errors += w.errors
+		if m.firstErr == "" {
+			m.firstErr = w.firstErr
+		}
+		m.rates = append(m.rates, w.rate())
+	}
+	return m, true
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// rssResult is the RSS phase's figures for one server.
+type rssResult struct {
+	name           string
+	empty, filled  int64 // VmRSS before the fill and after it settled
+	peak           int64 // VmHWM
+	fill           time.Duration
+	keysHeld       int
+	skip           string
+	fillKeysPerSec float64
+}
+
+type compareResult struct {
+	servers []string // column names, by server index
+	skipped []string // why each is not measured ("" when it is)
+	loads   []loadResult
+	rss     []rssResult // dkv, redis; nil when the phase did not run
+}
+
+// Server indexes of the columns.
+const (
+	srvJSON = iota
+	srvRESP
+	srvRedis
+)
+
+func compare(cfg compareConfig, out io.Writer) (*compareResult, error) {
+	work, bin, err := workspace(cfg.dir, "dkv-bench-compare-", cfg.nodeBin, out)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	value := bytes.Repeat([]byte{'v'}, cfg.valueBytes)
+
+	fmt.Fprintf(out, "compare: dkv (single node, durable: every acknowledged write fsync'd) against Redis with appendfsync always\n")
+	fmt.Fprintf(out, "  one load generator (this process) for every server; data directories under %s\n", work)
+	redisVersion := ""
+	if cfg.redisBin != "" {
+		v, err := exec.Command(cfg.redisBin, "--version").Output()
+		if err != nil {
+			return nil, fmt.Errorf("%s --version: %w", cfg.redisBin, err)
+		}
+		redisVersion = strings.TrimSpace(string(v))
+		fmt.Fprintf(out, "  redis: %s\n", redisVersion)
+		fmt.Fprintf(out, "  redis flags: --appendonly yes --appendfsync always --save '' (no RDB snapshots; AOF rewrites at their defaults);\n")
+		fmt.Fprintf(out, "    its CPU counts its AOF-rewrite children once they end (cutime+cstime)\n")
+	} else {
+		fmt.Fprintf(out, "  redis: skipped: %s\n", cfg.redisMiss)
+	}
+	fmt.Fprintf(out, "  dkv flags: %q\n", cfg.serverFlags)
+
+	res := &compareResult{servers: []string{"dkv JSON", "dkv RESP", "redis"}, skipped: make([]string, 3)}
+	if len(cfg.loads) > 0 {
+		if err := compareLoadsPhase(cfg, bin, work, value, res, out); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.rss {
+		rss, err := rssPhase(cfg, bin, work, value, out)
+		if err != nil {
+			return nil, err
+		}
+		res.rss = rss
+	}
+	printCompareSummary(cfg, res, out)
+	return res, nil
+}
+
+// compareLoadsPhase starts one dkv node and one Redis, stores the key
+// space in both, and runs every load's rounds.
+func compareLoadsPhase(cfg compareConfig, bin, work string, value []byte, res *compareResult, out io.Writer) error {
+	dkv, err := nodeproc.Start(bin, filepath.Join(work, "dkv-loads"), strings.Fields(cfg.serverFlags)...)
+	if err != nil {
+		return err
+	}
+	defer dkv.Kill()
+	servers := []*compareServer{
+		{name: "dkv JSON", addr: dkv.Addr, pid: dkv.Pid(), proto: jsonProto{}},
+		{name: "dkv RESP", addr: dkv.Addr, pid: dkv.Pid(), proto: respProto{}},
+		{name: "redis", proto: respProto{}, skip: cfg.redisMiss},
+	}
+	if why := probeRESP(dkv.Addr); why != "" {
+		servers[srvRESP].skip = "dkv does not answer RESP on its port: " + why
+	}
+	if cfg.redisBin != "" {
+		rs, err := startRedis(cfg.redisBin, filepath.Join(work, "redis-loads"))
+		if err != nil {
+			return err
+		}
+		defer rs.stop()
+		servers[srvRedis].addr, servers[srvRedis].pid = rs.addr, rs.pid()
+	}
+	fmt.Fprintf(out, "\nservers: dkv pid %d on %s (JSON and RESP on the same port, one process)", dkv.Pid(), dkv.Addr)
+	if servers[srvRedis].skip == "" {
+		fmt.Fprintf(out, "; redis pid %d on %s", servers[srvRedis].pid, servers[srvRedis].addr)
+	}
+	fmt.Fprintln(out)
+	for i, s := range servers {
+		res.skipped[i] = s.skip
+		if s.skip != "" {
+			fmt.Fprintf(out, "%s: skipped: %s\n", s.name, s.skip)
+		}
+	}
+
+	// The key space, in each server once (dkv's JSON and RESP columns are
+	// one server), so that GETs find their keys and SETs replace.
+	for _, si := range []int{srvJSON, srvRedis} {
+		s := servers[si]
+		if s.skip != "" {
+			continue
+		}
+		took, err := fillKeys(s.addr, s.proto, cfg.space, value, fmt.Sprintf("%s: storing the %s-key space", serverProcessName(si), commas(int64(cfg.space))), cfg.progress)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		fmt.Fprintf(out, "%s: stored the %s-key space in %v\n", serverProcessName(si), commas(int64(cfg.space)), took.Round(time.Millisecond))
+	}
+
+	var active []int
+	for i, s := range servers {
+		if s.skip == "" {
+			active = append(active, i)
+		}
+	}
+	windows := len(cfg.loads) * cfg.rounds * len(active)
+	var done atomic.Int64
+	var now atomic.Pointer[string]
+	bar := progress.Start(cfg.progress, progress.Spec{
+		Title: fmt.Sprintf("compare: %d loads × %d rounds × %d servers, %v each", len(cfg.loads), cfg.rounds, len(active), cfg.duration+cfg.warmup),
+		Total: int64(windows), Unit: "windows", Count: done.Load,
+		Detail: func() string {
+			if p := now.Load(); p != nil {
+				return *p
+			}
+			return ""
+		},
+	})
+	defer bar.Finish()
+	for li, load := range cfg.loads {
+		lr := loadResult{load: load, windows: make([][]windowResult, len(servers))}
+		for round := range cfg.rounds {
+			// The order rotates every round, so that no server always
+			// runs right after the same other one.
+			for k := range active {
+				si := active[(k+round)%len(active)]
+				s := servers[si]
+				d := fmt.Sprintf("%s, round %d/%d, %s", load.title, round+1, cfg.rounds, s.name)
+				now.Store(&d)
+				seed := uint64(li)<<32 | uint64(round)
+				w, err := runWindow(s, load, cfg, value, seed)
+				if err != nil {
+					return fmt.Errorf("%s, %s, round %d: %w", load.title, s.name, round+1, err)
+				}
+				lr.windows[si] = append(lr.windows[si], w)
+				done.Add(1)
+			}
+		}
+		bar.Clear()
+		printLoad(cfg, servers, lr, out)
+		res.loads = append(res.loads, lr)
+	}
+	bar.Finish()
+	return nil
+}
+
+// serverProcessName names the process behind a column.
+func serverProcessName(si int) string {
+	if si == srvRedis {
+		return "redis"
+	}
+	return "dkv"
+}
+
+// runWindow runs one load against one server: its connections load it for
+// the warmup, then for the measured window, in which the replies that
+// arrive are counted and the server's CPU time is read at each end.
+func runWindow(s *compareServer, load compareLoad, cfg compareConfig, value []byte, seed uint64) (windowResult, error) {
+	conns := make([]net.Conn, load.clients)
+	for i := range conns {
+		c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+		if err != nil {
+			return windowResult{}, err
+		}
+		defer c.Close()
+		// A server that stops answering fails the window instead of
+		// hanging the run.
+		if err := c.SetDeadline(time.Now().Add(cfg.warmup + cfg.duration + compareReplyTimeout)); err != nil {
+			return windowResult{}, err
+		}
+		conns[i] = c
+	}
+	var measuring, stop atomic.Bool
+	type clientResult struct {
+		lat      latencies
+		errors   int
+		firstErr string
+		err      error
+	}
+	results := make([]clientResult, len(conns))
+	// failed is closed when a connection breaks: the window ends early.
+	failed := make(chan struct{})
+	var failOnce sync.Once
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cr := &results[i]
+			defer func() {
+				if cr.err != nil {
+					failOnce.Do(func() { close(failed) })
+				}
+			}()
+			cr.err = driveConn(c, s.proto, load, cfg.space, value, rand.New(rand.NewPCG(seed, uint64(i))), &measuring, &stop,
+				func(lat time.Duration, ok bool, errMsg string) {
+					if !ok {
+						cr.errors++
+						if cr.firstErr == "" {
+							cr.firstErr = errMsg
+						}
+						return
+					}
+					cr.lat = append(cr.lat, lat)
+				})
+		}()
+	}
+	sleepUnless := func(d time.Duration) {
+		select {
+		case <-time.After(d):
+		case <-failed:
+		}
+	}
+	sleepUnless(cfg.warmup)
+	cpu0, err0 := procCPU(s.pid)
+	gen0, _ := procCPU(os.Getpid())
+	start := time.Now()
+	measuring.Store(true)
+	sleepUnless(cfg.duration)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	cpu1, err1 := procCPU(s.pid)
+	gen1, _ := procCPU(os.Getpid())
+	rss, errRSS := procRSS(s.pid)
+	stop.Store(true)
+	wg.Wait()
+	for i, cr := range results {
+		if cr.err != nil {
+			return windowResult{}, fmt.Errorf("connection %d: %w", i, cr.err)
+		}
+	}
+	if err := errors.Join(err0, err1, errRSS); err != nil {
+		return windowResult{}, fmt.Errorf("reading the server's /proc: %w", err)
+	}
+	w := windowResult{elapsed: elapsed, serverCPU: cpu1 - cpu0, genCPU: gen1 - gen0, rssBytes: rss}
+	var all latencies
+	for _, cr := range results {
+		all = append(all, cr.lat...)
+		w.errors += cr.errors
+		if w.firstErr == "" {
+			w.firstErr = cr.firstErr
+		}
+	}
+	w.ops = len(all)
+	if p := all.percentiles(50, 99, 99.9); len(all) > 0 {
+		w.p50, w.p99, w.p999 = p[0], p[1], p[2]
+	}
+	return w, nil
+}
+
+// driveConn is the load loop of one connection, the same for every server
+// and protocol: write load.depth requests in one write, read their
+// load.depth replies, and report each reply that arrives while measuring
+// with its latency from the write. It returns when stop is set (after the
+// batch in flight) or the connection fails.
+func driveConn(c net.Conn, proto wireProto, load compareLoad, space int, value []byte, rng *rand.Rand,
+	measuring, stop *atomic.Bool, report func(lat time.Duration, ok bool, errMsg string)) error {
+	r := bufio.NewReaderSize(c, respLineBytesMax)
+	keys := make([][]byte, max(load.pairs, 1))
+	for i := range keys {
+		keys[i] = make([]byte, 0, 16)
+	}
+	buf := make([]byte, 0, 4096)
+	for !stop.Load() {
+		buf = buf[:0]
+		for range load.depth {
+			switch load.op {
+			case opSet:
+				keys[0] = appendKey(keys[0][:0], rng.IntN(space))
+				buf = proto.appendSet(buf, keys[0], value)
+			case opGet:
+				keys[0] = appendKey(keys[0][:0], rng.IntN(space))
+				buf = proto.appendGet(buf, keys[0])
+			case opMSet:
+				for i := range keys {
+					keys[i] = appendKey(keys[i][:0], rng.IntN(space))
+				}
+				buf = proto.appendMSet(buf, keys, value)
+			}
+		}
+		t0 := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			return err
+		}
+		for range load.depth {
+			outcome, msg, err := proto.readReply(r, load.op)
+			if err != nil {
+				return err
+			}
+			if measuring.Load() {
+				report(time.Since(t0), outcome == replyOK, msg)
+			}
+		}
+	}
+	return nil
+}
+
+// appendKey appends key i as keyName spells it (key%08d), without
+// allocating.
+func appendKey(b []byte, i int) []byte {
+	b = append(b, "key"...)
+	var d [20]byte
+	n := len(strconv.AppendInt(d[:0], int64(i), 10))
+	for ; n < 8; n++ {
+		b = append(b, '0')
+	}
+	return strconv.AppendInt(b, int64(i), 10)
+}
+
+// replyOutcome is what one reply said.
+type replyOutcome int
+
+const (
+	replyOK   replyOutcome = iota
+	replyMiss              // a GET of a key that is not there
+	replyErr               // an error reply
+)
+
+// wireProto is one protocol's encoding of the loads' requests and its
+// reading of their replies. Keys and values are plain ASCII letters and
+// digits, so neither protocol needs to escape them.
+type wireProto interface {
+	appendSet(b, key, value []byte) []byte
+	appendGet(b, key []byte) []byte
+	appendMSet(b []byte, keys [][]byte, value []byte) []byte
+	// readReply consumes one reply to a request of op; msg describes a
+	// reply that is not replyOK.
+	readReply(r *bufio.Reader, op compareOp) (outcome replyOutcome, msg string, err error)
+}
+
+// respProto speaks RESP2: each request an array of bulk strings.
+type respProto struct{}
+
+var (
+	respSet  = []byte("SET")
+	respGet  = []byte("GET")
+	respMSet = []byte("MSET")
+)
+
+func (respProto) appendSet(b, key, value []byte) []byte {
+	return appendRESPCommand(b, respSet, key, value)
+}
+
+func (respProto) appendGet(b, key []byte) []byte { return appendRESPCommand(b, respGet, key) }
+
+func (respProto) appendMSet(b []byte, keys [][]byte, value []byte) []byte {
+	b = appendRESPArrayHeader(b, 1+2*len(keys))
+	b = appendRESPBulk(b, respMSet)
+	for _, k := range keys {
+		b = appendRESPBulk(b, k)
+		b = appendRESPBulk(b, value)
+	}
+	return b
+}
+
+func (respProto) readReply(r *bufio.Reader, op compareOp) (replyOutcome, string, error) {
+	kind, null, errMsg, err := skipRESP(r)
+	switch {
+	case err != nil:
+		return replyErr, "", err
+	case kind == '-':
+		return replyErr, errMsg, nil
+	case op == opGet && kind == '$' && null:
+		return replyMiss, "GET of a missing key", nil
+	case op == opGet && kind == '$':
+		return replyOK, "", nil
+	case op != opGet && kind == '+':
+		return replyOK, "", nil
+	}
+	return replyErr, fmt.Sprintf("unexpected reply of type %q", kind), nil
+}
+
+// jsonProto speaks dkv's JSON lines, without ids: replies come in order.
+type jsonProto struct{}
+
+func (jsonProto) appendSet(b, key, value []byte) []byte {
+	b = append(b, `{"op":"set","key":"`...)
+	b = append(b, key...)
+	b = append(b, `","value":"`...)
+	b = append(b, value...)
+	return append(b, "\"}\n"...)
+}
+
+func (jsonProto) appendGet(b, key []byte) []byte {
+	b = append(b, `{"op":"get","key":"`...)
+	b = append(b, key...)
+	return append(b, "\"}\n"...)
+}
+
+func (jsonProto) appendMSet(b []byte, keys [][]byte, value []byte) []byte {
+	b = append(b, `{"op":"bulk_set","items":[`...)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"key":"`...)
+		b = append(b, k...)
+		b = append(b, `","value":"`...)
+		b = append(b, value...)
+		b = append(b, `"}`...)
+	}
+	return append(b, "]}\n"...)
+}
+
+var (
+	jsonOK       = []byte(`"ok":true`)
+	jsonValue    = []byte(`"value":`)
+	jsonNotFound = []byte(`"code":"not_found"`)
+)
+
+func (jsonProto) readReply(r *bufio.Reader, op compareOp) (replyOutcome, string, error) {
+	line, err := r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return replyErr, "", fmt.Errorf("a reply line longer than %d bytes", r.Size())
+	}
+	if err != nil {
+		return replyErr, "", unexpectedEOF(err)
+	}
+	// A string inside the reply cannot hold "ok":true unescaped, so the
+	// field is found wherever it is.
+	switch {
+	case bytes.Contains(line, jsonOK) && (op != opGet || bytes.Contains(line, jsonValue)):
+		return replyOK, "", nil
+	case op == opGet && bytes.Contains(line, jsonNotFound):
+		return replyMiss, "GET of a missing key", nil
+	}
+	return replyErr, strings.TrimSpace(string(line)), nil
+}
+
+// probeRESP tells whether the server at addr answers a RESP PING with
+// PONG: "" if it does, else what happened instead.
+func probeRESP(addr string) string {
+	c, err := dialRESP(addr, 5*time.Second)
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	v, err := c.do(2*time.Second, "PING")
+	switch {
+	case err != nil:
+		return "PING: " + err.Error()
+	case v.kind != '+' || v.str != "PONG":
+		return "PING answered " + v.String()
+	}
+	return ""
+}
+
+// fillKeys stores keys 0..n-1 with value at addr, through pipelined
+// multi-key writes (bulk_set or MSET of fillBatchKeys keys, fillDepth deep
+// on each of fillConns connections), showing its progress.
+func fillKeys(addr string, proto wireProto, n int, value []byte, title string, progressOut io.Writer) (time.Duration, error) {
+	var next, done atomic.Int64
+	start := time.Now()
+	bar := progress.Start(progressOut, progress.Spec{
+		Title: title, Total: int64(n), Unit: "keys", Count: done.Load,
+		Detail: func() string { return fmt.Sprintf("%.0f keys/s", float64(done.Load())/time.Since(start).Seconds()) },
+	})
+	defer bar.Finish()
+	errs := make([]error, fillConns)
+	var wg sync.WaitGroup
+	for w := range fillConns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = fillWorker(addr, proto, n, value, &next, &done)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, fmt.Errorf("storing %d keys: %w", n, err)
+	}
+	return time.Since(start), nil
+}
+
+func fillWorker(addr string, proto wireProto, n int, value []byte, next, done *atomic.Int64) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	r := bufio.NewReaderSize(c, respLineBytesMax)
+	var buf []byte
+	keys := make([][]byte, 0, fillBatchKeys)
+	for {
+		from := int(next.Add(fillBatchKeys*fillDepth)) - fillBatchKeys*fillDepth
+		if from >= n {
+			return nil
+		}
+		to := min(from+fillBatchKeys*fillDepth, n)
+		buf = buf[:0]
+		sent := 0
+		for b := from; b < to; b += fillBatchKeys {
+			keys = keys[:0]
+			for i := b; i < min(b+fillBatchKeys, to); i++ {
+				keys = append(keys, appendKey(nil, i))
+			}
+			buf = proto.appendMSet(buf, keys, value)
+			sent++
+		}
+		if err := c.SetDeadline(time.Now().Add(compareReplyTimeout)); err != nil {
+			return err
+		}
+		if _, err := c.Write(buf); err != nil {
+			return err
+		}
+		for range sent {
+			outcome, msg, err := proto.readReply(r, opMSet)
+			if err != nil {
+				return err
+			}
+			if outcome != replyOK {
+				return fmt.Errorf("a multi-key write failed: %s", msg)
+			}
+		}
+		done.Add(int64(to - from))
+	}
+}
+
+// rssPhase starts a fresh dkv node and a fresh Redis, reads their RSS,
+// stores cfg.keys keys in each, waits for each to settle (dkv's snapshot
+// written, Redis's AOF rewrite done), and reads their RSS again.
+func rssPhase(cfg compareConfig, bin, work string, value []byte, out io.Writer) ([]rssResult, error) {
+	fmt.Fprintf(out, "\nRSS: fresh servers, each filled with %s keys (key%%08d) of %d-byte values by pipelined multi-key writes\n",
+		commas(int64(cfg.keys)), cfg.valueBytes)
+	fmt.Fprintf(out, "  (%d keys per bulk_set / MSET, %d deep on %d connections), then left to settle (no snapshot or AOF rewrite running)\n",
+		fillBatchKeys, fillDepth, fillConns)
+	results := []rssResult{{name: "dkv"}, {name: "redis", skip: cfg.redisMiss}}
+
+	dkv, err := nodeproc.Start(bin, filepath.Join(work, "dkv-rss"), strings.Fields(cfg.serverFlags)...)
+	if err != nil {
+		return nil, err
+	}
+	err = measureRSS(&results[0], dkv.Pid(), dkv.Addr, jsonProto{}, cfg, value, func() (int, error) { return dkvSettled(dkv.Addr) })
+	dkv.Kill()
+	if err != nil {
+		return nil, fmt.Errorf("dkv: %w", err)
+	}
+	os.RemoveAll(filepath.Join(work, "dkv-rss"))
+
+	if cfg.redisBin != "" {
+		rs, err := startRedis(cfg.redisBin, filepath.Join(work, "redis-rss"))
+		if err != nil {
+			return nil, err
+		}
+		err = measureRSS(&results[1], rs.pid(), rs.addr, respProto{}, cfg, value, func() (int, error) { return redisSettled(rs.addr) })
+		rs.stop()
+		if err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+	}
+
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\nserver\tkeys held\tfill time\tfill keys/s\tRSS empty\tRSS filled\tpeak RSS (VmHWM)\t")
+	for _, r := range results {
+		if r.skip != "" {
+			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\n", r.name)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2fs\t%s\t%s\t%s\t%s\t\n", r.name, commas(int64(r.keysHeld)), r.fill.Seconds(), commas(int64(r.fillKeysPerSec)),
+			mib(r.empty), mib(r.filled), mib(r.peak))
+	}
+	tw.Flush()
+	if results[1].skip == "" {
+		d, rd := results[0], results[1]
+		fmt.Fprintf(out, "dkv ÷ redis: RSS filled %.2f (target <= 1.2); growth from empty %.2f (%s against %s); fill rate %.2f\n",
+			float64(d.filled)/float64(rd.filled), float64(d.filled-d.empty)/float64(rd.filled-rd.empty),
+			mib(d.filled-d.empty), mib(rd.filled-rd.empty), d.fillKeysPerSec/rd.fillKeysPerSec)
+	}
+	return results, nil
+}
+
+// rssSettleTimeout bounds the wait for a server to finish its background
+// work (a snapshot, an AOF rewrite) after the fill.
+const rssSettleTimeout = 2 * time.Minute
+
+func measureRSS(r *rssResult, pid int, addr string, proto wireProto, cfg compareConfig, value []byte, settled func() (int, error)) error {
+	var err error
+	if r.empty, err = procRSS(pid); err != nil {
+		return err
+	}
+	if r.fill, err = fillKeys(addr, proto, cfg.keys, value, fmt.Sprintf("RSS: storing %s keys in %s", commas(int64(cfg.keys)), r.name), cfg.progress); err != nil {
+		return err
+	}
+	r.fillKeysPerSec = float64(cfg.keys) / r.fill.Seconds()
+	deadline := time.Now().Add(rssSettleTimeout)
+	for {
+		n, err := settled()
+		if err != nil && !errors.Is(err, errNotSettled) {
+			return err
+		}
+		if err == nil {
+			r.keysHeld = n
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still busy (snapshot or AOF rewrite) %v after the fill", rssSettleTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r.keysHeld != cfg.keys {
+		return fmt.Errorf("holds %d keys after storing %d", r.keysHeld, cfg.keys)
+	}
+	// A moment for memory freed by the fill's buffers to be given back,
+	// as it would be on a server that has been idle a second.
+	time.Sleep(time.Second)
+	if r.filled, err = procRSS(pid); err != nil {
+		return err
+	}
+	r.peak, err = procStatusBytes(pid, "VmHWM")
+	return err
+}
+
+var errNotSettled = errors.New("background work running")
+
+// dkvSettled is the node's key count once no snapshot is being written.
+func dkvSettled(addr string) (int, error) {
+	c, err := client.Dial(addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if st.Snapshotting {
+		return 0, errNotSettled
+	}
+	return st.Keys, nil
+}
+
+// redisSettled is Redis's key count once no AOF rewrite is running.
+func redisSettled(addr string) (int, error) {
+	c, err := dialRESP(addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	info, err := c.do(10*time.Second, "INFO", "persistence")
+	if err != nil {
+		return 0, err
+	}
+	if strings.Contains(info.str, "aof_rewrite_in_progress:1") || strings.Contains(info.str, "aof_rewrite_scheduled:1") {
+		return 0, errNotSettled
+	}
+	n, err := c.do(10*time.Second, "DBSIZE")
+	if err != nil {
+		return 0, err
+	}
+	return int(n.num), nil
+}
+
+// printLoad prints one load's table: each server's medians over the
+// rounds, and dkv's as ratios of Redis's.
+func printLoad(cfg compareConfig, servers []*compareServer, lr loadResult, out io.Writer) {
+	fmt.Fprintf(out, "\n%s: %s\n", lr.load.title, lr.load.describe(cfg.space, cfg.valueBytes))
+	fmt.Fprintf(out, "  medians over %d round(s) of %v (after %v of warmup each); CPU/op is the server's user+system time ÷ ops; gen = the load generator's\n",
+		cfg.rounds, cfg.duration, cfg.warmup)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "server\tops/s\tp50\tp99\tp99.9\tCPU/op\tgen CPU/op\tRSS\terrors\tops/s by round\t")
+	meds := make([]medians, len(servers))
+	have := make([]bool, len(servers))
+	for si, s := range servers {
+		meds[si], have[si] = lr.medians(si)
+		if !have[si] {
+			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\n", s.name)
+			continue
+		}
+		m := meds[si]
+		rounds := make([]string, len(m.rates))
+		for i, r := range m.rates {
+			rounds[i] = commas(int64(r))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1fµs\t%.1fµs\t%s\t%d\t%s\t\n", s.name, commas(int64(m.rate)),
+			ms3(m.p50), ms3(m.p99), ms3(m.p999), m.cpuPerOp, m.genPerOp, mib(int64(m.rss)), m.errors, strings.Join(rounds, " "))
+	}
+	if have[srvRedis] {
+		rd := meds[srvRedis]
+		for _, si := range []int{srvJSON, srvRESP} {
+			if !have[si] {
+				continue
+			}
+			m := meds[si]
+			fmt.Fprintf(tw, "%s ÷ redis\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t\t%s\t\n", servers[si].name,
+				m.rate/rd.rate, m.p50/rd.p50, m.p99/rd.p99, m.p999/rd.p999, m.cpuPerOp/rd.cpuPerOp, m.genPerOp/rd.genPerOp, m.rss/rd.rss,
+				roundRatios(lr.windows[si], lr.windows[srvRedis]))
+		}
+	}
+	tw.Flush()
+	for si, s := range servers {
+		if have[si] && meds[si].errors > 0 {
+			fmt.Fprintf(out, "  %s: %d error replies, the first: %s\n", s.name, meds[si].errors, meds[si].firstErr)
+		}
+	}
+}
+
+// roundRatios is each round's throughput ratio, for how much they spread.
+func roundRatios(a, b []windowResult) string {
+	var s []string
+	for i := range min(len(a), len(b)) {
+		s = append(s, fmt.Sprintf("%.2f", a[i].rate()/b[i].rate()))
+	}
+	return strings.Join(s, " ")
+}
+
+// compareTarget is one figure of the issue with its target.
+type compareTarget struct {
+	figure string
+	load   string  // the load it is read from; "" for RSS
+	cpu    bool    // the CPU per op ratio, not throughput
+	target float64 // ratio dkv ÷ Redis
+	atMost bool    // the ratio must be at most target (else at least)
+}
+
+var compareTargets = []compareTarget{
+	{figure: "SET c1 throughput", load: "set-c1", target: 1.0},
+	{figure: "SET c50 throughput", load: "set-c50", target: 1.2},
+	{figure: "SET c50 ×16 throughput", load: "set-c50x16", target: 1.0},
+	{figure: "GET c50 throughput", load: "get-c50", target: 1.0},
+	{figure: "GET c50 ×16 throughput", load: "get-c50x16", target: 0.8},
+	{figure: "MSET of 10 throughput", load: "mset10"},
+	{figure: "server CPU/op at SET c50", load: "set-c50", cpu: true, target: 1.0, atMost: true},
+	{figure: "RSS with the keys stored", target: 1.2, atMost: true},
+}
+
+// printCompareSummary prints the issue's figures, dkv ÷ Redis, against
+// their targets.
+func printCompareSummary(cfg compareConfig, res *compareResult, out io.Writer) {
+	fmt.Fprintf(out, "\nsummary: dkv ÷ redis, medians over %d round(s); throughput higher is better, CPU/op and RSS lower\n", cfg.rounds)
+	if cfg.redisBin == "" {
+		fmt.Fprintf(out, "  no ratios: redis skipped: %s\n", cfg.redisMiss)
+	}
+	if cfg.rounds < 3 {
+		fmt.Fprintf(out, "  fewer than 3 rounds: the figures are not judged (the issue asks for medians over >= 3)\n")
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\ttarget\tdkv JSON\tdkv RESP\t")
+	for _, t := range compareTargets {
+		target := "none"
+		if t.target > 0 {
+			op := ">="
+			if t.atMost {
+				op = "<="
+			}
+			target = fmt.Sprintf("%s %.1f", op, t.target)
+		}
+		cells := make([]string, 2)
+		for col, si := range []int{srvJSON, srvRESP} {
+			ratio, why := summaryRatio(t, si, res)
+			switch {
+			case why != "":
+				cells[col] = why
+			case t.target == 0:
+				cells[col] = fmt.Sprintf("%.2f", ratio)
+			case cfg.rounds < 3:
+				cells[col] = fmt.Sprintf("%.2f (not judged)", ratio)
+			case t.atMost && ratio <= t.target || !t.atMost && ratio >= t.target:
+				cells[col] = fmt.Sprintf("%.2f met", ratio)
+			default:
+				cells[col] = fmt.Sprintf("%.2f NOT MET", ratio)
+			}
+		}
+		figure := t.figure
+		if t.load == "" {
+			figure = fmt.Sprintf("RSS with %s keys", commas(int64(cfg.keys)))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", figure, target, cells[0], cells[1])
+	}
+	tw.Flush()
+	if res.rss != nil {
+		fmt.Fprintln(out, "  (RSS: one dkv process serves both protocols; it is filled through JSON bulk_set)")
+	}
+}
+
+// summaryRatio is one figure's ratio for column si, or why there is none.
+func summaryRatio(t compareTarget, si int, res *compareResult) (float64, string) {
+	if t.load == "" {
+		if res.rss == nil {
+			return 0, "not run"
+		}
+		if res.rss[1].skip != "" {
+			return 0, "no redis"
+		}
+		if si == srvRESP && res.skipped[srvRESP] != "" {
+			return 0, "no RESP"
+		}
+		return float64(res.rss[0].filled) / float64(res.rss[1].filled), ""
+	}
+	i := slices.IndexFunc(res.loads, func(lr loadResult) bool { return lr.load.name == t.load })
+	if i < 0 {
+		return 0, "not run"
+	}
+	lr := res.loads[i]
+	m, ok := lr.medians(si)
+	if !ok {
+		return 0, "skipped"
+	}
+	rd, ok := lr.medians(srvRedis)
+	if !ok {
+		return 0, "no redis"
+	}
+	if t.cpu {
+		return m.cpuPerOp / rd.cpuPerOp, ""
+	}
+	return m.rate / rd.rate, ""
+}
+
+// redisServer is a redis-server child process in its own directory.
+type redisServer struct {
+	cmd     *exec.Cmd
+	addr    string
+	logPath string
+	exited  chan struct{}
+	waitErr error
+}
+
+// redisReadyTimeout bounds Redis's start on an empty directory.
+const redisReadyTimeout = 20 * time.Second
+
+// startRedis runs bin on a free loopback port with its data in dir:
+// durable as dkv is (AOF, fsync before every reply), no RDB snapshots.
+func startRedis(bin, dir string) (*redisServer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	port, err := nodeproc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &redisServer{addr: fmt.Sprintf("127.0.0.1:%d", port), logPath: filepath.Join(dir, "redis.log"), exited: make(chan struct{})}
+	s.cmd = exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no", "--logfile", s.logPath)
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	go func() {
+		s.waitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
+	deadline := time.Now().Add(redisReadyTimeout)
+	for {
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("redis-server exited before answering (%v); its log:\n%s", s.waitErr, s.log())
+		default:
+		}
+		if probeRESP(s.addr) == "" {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("redis-server not answering PING after %v; its log:\n%s", redisReadyTimeout, s.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *redisServer) pid() int { return s.cmd.Process.Pid }
+
+func (s *redisServer) log() string {
+	b, _ := os.ReadFile(s.logPath)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// stop asks Redis to shut down (SIGTERM) and kills it if it has not within
+// a few seconds.
+func (s *redisServer) stop() {
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.exited:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// procCPU is the user+system CPU time of process pid and of its children
+// that it has waited for (utime, stime, cutime, cstime in /proc/PID/stat):
+// Redis's AOF rewrites run in forked children, whose time counts once
+// they end. dkv has no children.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	const utime = 14 - 3 // field numbers in proc(5), counted from field 3
+	if len(f) < utime+4 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	var ticks int64
+	for k := utime; k < utime+4; k++ {
+		n, err := strconv.ParseInt(f[k], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: field %d: %w", pid, k+3, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicksPerSecond, nil
+}
+
+// procRSS is the resident set size of process pid, in bytes.
+func procRSS(pid int) (int64, error) { return procStatusBytes(pid, "VmRSS") }
+
+// procStatusBytes reads a "Name:  N kB" line of /proc/PID/status.
+func procStatusBytes(pid int, name string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, name+":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("/proc/%d/status: %q", pid, line)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/status: %q: %w", pid, line, err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no %s line", pid, name)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// ms3 writes a latency in nanoseconds as milliseconds, with three decimals:
+// Redis's GETs are answered in tens of microseconds.
+func ms3(ns float64) string { return fmt.Sprintf("%.3fms", ns/1e6) }
+
+// commas writes n with thousands separators.
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var out string
+	for len(s) > 3 {
+		out = "," + s[len(s)-3:] + out
+		s = s[:len(s)-3]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s + out
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"dkv/internal/nodeproc"
+)
+
+// compare runs end to end on a tiny load against a real dkv node, and
+// Redis when it is installed, and reports every figure; the figures
+// themselves are for people, not for a timed test.
+func TestCompareReportsEveryFigure(t *testing.T) {
+	bin, err := nodeproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	redisBin, redisMiss := findRedis("")
+	if redisBin == "" {
+		t.Logf("redis-server is not installed: the Redis column is skipped (install Debian's redis-server package to test it)")
+	}
+	var out bytes.Buffer
+	res, err := compare(compareConfig{
+		loads: compareLoads, rss: true, rounds: 1, duration: 100 * time.Millisecond, warmup: 30 * time.Millisecond,
+		dir: t.TempDir(), nodeBin: bin, redisBin: redisBin, redisMiss: redisMiss,
+		keys: 3000, space: 500, valueBytes: 100,
+	}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	text := out.String()
+	if len(res.loads) != len(compareLoads) {
+		t.Fatalf("%d loads measured, want %d\n%s", len(res.loads), len(compareLoads), text)
+	}
+	for _, lr := range res.loads {
+		for si, name := range res.servers {
+			ws := lr.windows[si]
+			if res.skipped[si] != "" {
+				if len(ws) != 0 {
+					t.Errorf("%s: skipped %s measured", lr.load.title, name)
+				}
+				continue
+			}
+			if len(ws) != 1 || ws[0].ops == 0 || ws[0].errors != 0 || ws[0].rssBytes == 0 {
+				t.Errorf("%s, %s: windows %+v", lr.load.title, name, ws)
+			}
+		}
+		if !strings.Contains(text, "\n"+lr.load.title+": ") {
+			t.Errorf("output lacks the table of %s:\n%s", lr.load.title, text)
+		}
+	}
+	if res.skipped[srvJSON] != "" {
+		t.Errorf("dkv JSON skipped: %s", res.skipped[srvJSON])
+	}
+	if len(res.rss) != 2 || res.rss[0].keysHeld != 3000 || res.rss[0].filled == 0 {
+		t.Errorf("RSS phase: %+v", res.rss)
+	}
+	wants := []string{"summary:", "SET c50 throughput", "server CPU/op at SET c50", "RSS with 3,000 keys", "fewer than 3 rounds"}
+	if redisBin != "" {
+		wants = append(wants, "dkv JSON ÷ redis", "redis flags: --appendonly yes --appendfsync always --save ''")
+		if res.rss[1].keysHeld != 3000 || res.rss[1].filled == 0 {
+			t.Errorf("Redis in the RSS phase: %+v", res.rss[1])
+		}
+	} else {
+		wants = append(wants, "redis: skipped: redis-server is not installed", "apt-get install -y redis-server")
+	}
+	if res.skipped[srvRESP] != "" {
+		wants = append(wants, "dkv RESP: skipped: dkv does not answer RESP")
+	} else if redisBin != "" {
+		wants = append(wants, "dkv RESP ÷ redis")
+	}
+	for _, w := range wants {
+		if !strings.Contains(text, w) {
+			t.Errorf("output lacks %q:\n%s", w, text)
+		}
+	}
+	if strings.ContainsAny(text, "\r\x1b") {
+		t.Errorf("progress in the output:\n%q", text)
+	}
+}
+
+func TestCompareFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--loads", "set-c1,nope"},
+		{"--rounds", "0"},
+		{"--rounds", "51"},
+		{"--duration", "1ms"},
+		{"--keys", "0"},
+		{"--space", "5"},
+		{"--value-bytes", "0"},
+		{"extra"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(append([]string{"compare"}, args...), &out, &errOut); code != 2 || errOut.Len() == 0 {
+			t.Errorf("compare %q: exit %d, stderr %q; want 2 and a message", args, code, errOut.String())
+		}
+	}
+}
+
+func TestFindRedis(t *testing.T) {
+	if bin, why := findRedis("none"); bin != "" || !strings.Contains(why, "--redis-server none") {
+		t.Errorf(`findRedis("none") = %q, %q`, bin, why)
+	}
+	bin, why := findRedis("")
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if bin != "" || !strings.Contains(why, "redis-server package") {
+			t.Errorf(`findRedis("") without redis-server = %q, %q`, bin, why)
+		}
+	} else if bin == "" {
+		t.Errorf(`findRedis("") = "", %q with redis-server installed`, why)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5},
+	} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestCommas(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -12345: "-12,345"} {
+		if got := commas(n); got != want {
+			t.Errorf("commas(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
