@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -343,6 +344,7 @@ func compare(cfg compareConfig, out io.Writer) (*compareResult, error) {
 		fmt.Fprintf(out, "  redis: skipped: %s\n", cfg.redisMiss)
 	}
 	fmt.Fprintf(out, "  dkv flags: %q\n", cfg.serverFlags)
+	fmt.Fprintf(out, "  machine: %d CPUs, shared by the servers and the load generator; %s\n", runtime.NumCPU(), loadAverage())
 
 	res := &compareResult{servers: []string{"dkv JSON", "dkv RESP", "redis"}, skipped: make([]string, 3)}
 	if len(cfg.loads) > 0 {
@@ -358,7 +360,18 @@ func compare(cfg compareConfig, out io.Writer) (*compareResult, error) {
 		res.rss = rss
 	}
 	printCompareSummary(cfg, res, out)
+	fmt.Fprintf(out, "machine at the end: %s\n", loadAverage())
 	return res, nil
+}
+
+// loadAverage describes /proc/loadavg: how busy the shared machine was.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if err != nil || len(f) < 3 {
+		return "load average unknown"
+	}
+	return fmt.Sprintf("load average %s %s %s (1, 5, 15 min)", f[0], f[1], f[2])
 }
 
 // compareLoadsPhase starts one dkv node and one Redis, stores the key
