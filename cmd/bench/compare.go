@@ -762,7 +762,21 @@ func probeRESP(addr string) string {
 		return err.Error()
 	}
 	defer c.Close()
-	v, err := c.do(2*time.Second, "PING")
+	if err := c.c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return err.Error()
+	}
+	if _, err := c.c.Write(appendRESPCommand(nil, []byte("PING"))); err != nil {
+		return "sending PING: " + err.Error()
+	}
+	// A server without RESP answers in its own protocol: say so plainly
+	// rather than as a RESP framing error.
+	if b, err := c.r.Peek(1); err != nil {
+		return "no answer to a RESP PING: " + err.Error()
+	} else if b[0] == '{' {
+		line, _ := c.r.ReadSlice('\n')
+		return fmt.Sprintf("it answered a RESP PING with a JSON line, %.70s", bytes.TrimSpace(line))
+	}
+	v, err := readRESP(c.r)
 	switch {
 	case err != nil:
 		return "PING: " + err.Error()
