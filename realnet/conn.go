@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +33,10 @@ const (
 	// kernels drop received data on a reset.
 	lingerTimeout  = 500 * time.Millisecond
 	lingerBytesMax = 1 << 20
+	// eofProbeDelay is how long a reader that drained its socket waits
+	// before it reads once more to look for the client's end of stream
+	// (see onReadable). A client that sends again sooner costs nothing.
+	eofProbeDelay = 20 * time.Millisecond
 )
 
 // lingerClose ends the server's side, drains the client's side for a
@@ -44,21 +50,60 @@ func lingerClose(nc net.Conn) {
 }
 
 // slot is one owed response. The reader queues slots in request order and
-// the writer sends them in that order, so responses leave in request order
-// whatever order the node answers in. A slot is filled once, under conn.mu.
+// they are sent in that order, so responses leave in request order whatever
+// order the node answers in. A slot is filled once, under conn.mu.
+//
+// A slot of a request posted to the node also carries what its reply needs,
+// so that a request costs one allocation here rather than one per closure.
 type slot struct {
 	resp   core.Response
 	filled bool
+
+	c       *conn
+	req     *core.Request
+	decoded time.Duration // when the request was decoded, for the metrics
 }
 
 func filledSlot(resp core.Response) *slot { return &slot{resp: resp, filled: true} }
 
+// reply is the request's core.ReplyFunc. It runs on the node's goroutine.
+func (s *slot) reply(resp core.Response) {
+	c := s.c
+	h := c.h
+	resp.ID = s.req.ID
+	if !c.fill(s, resp) {
+		// The contract says exactly once; a second reply must not block
+		// the loop or reorder the stream, so it is dropped.
+		h.logf("node replied twice to one %q request; dropped the second reply", s.req.Op)
+		return
+	}
+	h.requestsInFlight.Add(-1)
+	if h.metrics != nil {
+		code := ""
+		if resp.Error != nil {
+			code = resp.Error.Code
+		}
+		h.answered(s.req.Op, code, monoNow()-s.decoded)
+	}
+}
+
 // conn is one client connection: a reader goroutine that frames, decodes
-// and posts requests, and a writer goroutine that sends responses.
+// and posts requests, and a writer goroutine that sends what the loop could
+// not send itself.
 //
-// The writer sleeps until the slot at the head of the queue is filled, and
-// only then: queueing a request does not wake it. With one request at a time
-// on a connection, that is one wake-up per request instead of two.
+// The path of a request is built for batches, since every hand-off and
+// syscall is paid per batch rather than per request:
+//
+//   - The reader posts every complete request of one read to the node as
+//     one event, which handles them in order.
+//   - The loop sends a connection's replies of one turn with one write, at
+//     the end of the turn (Host.flushReplies), from the loop goroutine when
+//     the socket takes them without blocking (sendNow).
+//   - The reader runs inside the netpoller's read callback (onReadable):
+//     after a read that drained the socket it parks until more arrives,
+//     rather than reading again only to be told EAGAIN.
+//   - The writer goroutine sleeps until the loop could not send (the
+//     socket was full, or the writer was busy with it), and only then.
 type conn struct {
 	h  *Host
 	nc net.Conn
@@ -69,13 +114,16 @@ type conn struct {
 	// ready has room for one token: "the head may be filled, or the reader
 	// is gone". Senders never block, and the writer rechecks under mu.
 	ready chan struct{}
-	// room holds a token per queued slot, so at most ConnInflightMax
-	// responses are owed at once and the reader waits for the writer.
-	room chan struct{}
+	// At most ConnInflightMax responses are owed at once (queued and not
+	// yet taken to be sent); the reader then waits for room, which pushes
+	// back on a pipelining client. roomWait says the reader waits, and
+	// room carries the one token that wakes it.
+	roomWait bool
+	room     chan struct{}
 
 	// wmu is held by whoever writes to the socket: the writer goroutine,
 	// from taking responses off the queue until it has flushed them, or
-	// the loop, which sends a reply itself when the socket is free (see
+	// the loop, which sends replies itself when the socket is free (see
 	// sendNow). pending holds bytes the loop could not send without
 	// blocking; the writer sends them first.
 	wmu     sync.Mutex
@@ -83,27 +131,77 @@ type conn struct {
 	raw     syscall.RawConn // nil where the conn has no file descriptor
 	loopBuf []byte          // the loop's encoding buffer, under wmu
 	loopTmp []*slot
+	sent    int                   // sendNow: bytes of loopBuf written
+	writeFn func(fd uintptr) bool // sendNow's raw write, made once
+
+	// dirty is set while the conn is on the host's list of connections
+	// that got replies in the current turn; only the holder of the
+	// node's role touches it.
+	dirty bool
+
+	// The reader's state, touched by the reader goroutine only.
+	rd readState
 
 	stop     chan struct{} // the loop has exited: send what is ready and close
 	stopOnce sync.Once
-	dead     chan struct{} // the writer has exited: nobody takes slots any more
+	dead     chan struct{} // the writer is exiting: nobody takes slots any more
 	// readerDone is set by the writer when it finds the reader gone with
 	// nothing owed: nothing else reads the socket, so it may linger on it.
 	readerDone bool
+
+	// reads and writes count the socket's read and write calls, for the
+	// tests that hold the host to one of each per batch.
+	reads, writes atomic.Int64
 }
+
+// readState is what the reader keeps between reads.
+type readState struct {
+	buf []byte
+	// buf[start:end] is read but not yet framed; buf[start:scanned] is
+	// known to hold no newline, so a long line is not rescanned on every
+	// read.
+	start, end, scanned int
+	discarding          bool // inside an over-long line, dropping up to its newline
+	// waitingSince is when the reader first waited on the socket for the
+	// rest of the current partial line. Time spent blocked on the
+	// in-flight limit is the server's doing and does not count against
+	// the client.
+	waitingSince time.Time
+	// idleSince is when the reader last read data with no partial request
+	// left; probing says the read deadline is the end-of-stream probe's
+	// (eofProbeDelay), not the idle timeout's.
+	idleSince time.Time
+	probing   bool
+	// slots are the slots framed since the last commit, in order, and
+	// posted those of them that go to the node; avail is how many more
+	// the reader may queue before it must look at the queue again.
+	slots  []*slot
+	posted []*slot
+	avail  int
+	// err ends the read callback: the socket's error, or errGoingAway.
+	err    error
+	readFn func(fd uintptr) bool // onReadable, made once
+}
+
+// errGoingAway ends reading because the connection or the host is going
+// away; nothing more is answered.
+var errGoingAway = errors.New("connection going away")
 
 func newConn(h *Host, nc net.Conn) *conn {
 	c := &conn{
 		h:     h,
 		nc:    nc,
 		ready: make(chan struct{}, 1),
-		room:  make(chan struct{}, h.cfg.ConnInflightMax),
+		room:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		dead:  make(chan struct{}),
 	}
+	c.rd.avail = h.cfg.ConnInflightMax
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
+			c.writeFn = c.rawWrite
+			c.rd.readFn = c.onReadable
 		}
 	}
 	return c
@@ -116,8 +214,9 @@ func (c *conn) wake() {
 	}
 }
 
-// fill answers s; called on the loop goroutine, it never blocks. It reports
-// false if s was already filled.
+// fill answers s; called on the node's goroutine, it never blocks. It
+// reports false if s was already filled. The reply leaves at the end of
+// the turn, with the connection's other replies of the turn.
 func (c *conn) fill(s *slot, resp core.Response) bool {
 	c.mu.Lock()
 	if s.filled {
@@ -125,21 +224,30 @@ func (c *conn) fill(s *slot, resp core.Response) bool {
 		return false
 	}
 	s.resp, s.filled = resp, true
-	head := len(c.queue) > 0 && c.queue[0] == s
+	// The head may be s, or a refused line queued before it.
+	headReady := len(c.queue) > 0 && c.queue[0].filled
 	c.mu.Unlock()
-	if head && !c.sendNow() {
-		c.wake()
+	if headReady && !c.dirty {
+		c.dirty = true
+		c.h.dirty = append(c.h.dirty, c)
 	}
 	return true
 }
 
-// sendNow sends the ready responses at the head of the queue from the loop
-// goroutine, when nobody else is writing and the socket takes them without
-// blocking. Handing them to the writer goroutine costs a wake-up, tens of
-// microseconds on a VM, on the path of every reply; a lone client waits
-// for exactly that. It never blocks the loop: the socket is tried once,
-// and what it does not take goes to the writer. It reports false when the
-// writer has to act.
+// sendOrWake sends what is ready, from the goroutine that holds the node's
+// role or from the reader, or else wakes the writer to do it.
+func (c *conn) sendOrWake() {
+	if !c.sendNow() {
+		c.wake()
+	}
+}
+
+// sendNow sends the ready responses at the head of the queue when nobody
+// else is writing and the socket takes them without blocking. Handing them
+// to the writer goroutine costs a wake-up, tens of microseconds on a VM, on
+// the path of every reply; a lone client waits for exactly that. It never
+// blocks: the socket is tried once, and what it does not take goes to the
+// writer. It reports false when the writer has to act.
 func (c *conn) sendNow() bool {
 	if c.raw == nil || !c.wmu.TryLock() {
 		return false
@@ -152,29 +260,35 @@ func (c *conn) sendNow() bool {
 	buf := c.loopBuf[:0]
 	for _, s := range batch {
 		buf = core.AppendResponse(buf, &s.resp)
-		<-c.room
 	}
 	clear(batch)
-	c.loopTmp, c.loopBuf = batch[:0], buf[:0]
-	n := 0
-	_ = c.raw.Write(func(fd uintptr) bool {
-		for n < len(buf) {
-			m, err := syscall.Write(int(fd), buf[n:])
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil || m <= 0 {
-				break // EAGAIN, or a failure the writer will meet and report
-			}
-			n += m
-		}
-		return true // never wait for the socket on the loop
-	})
-	if n < len(buf) {
-		c.pending = append(c.pending, buf[n:]...)
+	c.loopTmp = batch[:0]
+	c.loopBuf, c.sent = buf, 0
+	if len(buf) > 0 {
+		_ = c.raw.Write(c.writeFn)
+	}
+	c.loopBuf = buf[:0]
+	if c.sent < len(buf) {
+		c.pending = append(c.pending, buf[c.sent:]...)
 		return false
 	}
 	return !gone
+}
+
+// rawWrite is sendNow's write: as much of loopBuf as the socket takes now.
+func (c *conn) rawWrite(fd uintptr) bool {
+	for c.sent < len(c.loopBuf) {
+		c.writes.Add(1)
+		m, err := syscall.Write(int(fd), c.loopBuf[c.sent:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || m <= 0 {
+			break // EAGAIN, or a failure the writer will meet and report
+		}
+		c.sent += m
+	}
+	return true // never wait for the socket here
 }
 
 // readerStopped tells the writer that nothing more will be queued.
@@ -205,128 +319,313 @@ func (c *conn) writeTimeout() time.Duration {
 	}
 }
 
-// push queues a slot for the writer, blocking while the in-flight limit is
-// reached. It reports false when the connection is going away.
+// push queues one slot and commits it (see commit), blocking while the
+// in-flight limit is reached. It reports false when the connection is
+// going away.
 func (c *conn) push(s *slot) bool {
-	// Checked first because a select picks at random among ready cases,
-	// and a client flooding the socket must not keep a stopped host busy.
-	select {
-	case <-c.stop:
-		return false
-	default:
+	return c.add(s) && c.commit()
+}
+
+// add frames one more slot, to be queued by the next commit. When the
+// in-flight limit is reached it commits what it has and waits for room.
+// It reports false when the connection is going away.
+func (c *conn) add(s *slot) bool {
+	if c.rd.avail == 0 {
+		if !c.commit() || !c.waitRoom() {
+			return false
+		}
 	}
-	select {
-	case c.room <- struct{}{}:
-	case <-c.dead:
-		return false
-	case <-c.stop:
-		return false
-	}
-	c.mu.Lock()
-	c.queue = append(c.queue, s)
-	head := len(c.queue) == 1 && s.filled
-	c.mu.Unlock()
-	if head {
-		c.wake()
+	c.rd.avail--
+	c.rd.slots = append(c.rd.slots, s)
+	if s.req != nil {
+		c.rd.posted = append(c.rd.posted, s)
 	}
 	return true
 }
 
-// read frames lines, answering too_large for an over-long one and skipping
-// the rest of it, and closes the connection after an idle period or a stalled
-// partial line.
+// waitRoom waits until fewer than ConnInflightMax responses are owed, and
+// sets avail to the room there is. It reports false when the connection is
+// going away.
+func (c *conn) waitRoom() bool {
+	max := c.h.cfg.ConnInflightMax
+	for {
+		// Checked first because a select picks at random among ready
+		// cases, and a client flooding the socket must not keep a
+		// stopped host busy.
+		select {
+		case <-c.stop:
+			return false
+		default:
+		}
+		c.mu.Lock()
+		if n := len(c.queue); n < max {
+			c.roomWait = false
+			c.mu.Unlock()
+			c.rd.avail = max - n
+			return true
+		}
+		c.roomWait = true
+		c.mu.Unlock()
+		select {
+		case <-c.room:
+		case <-c.dead:
+			return false
+		case <-c.stop:
+			return false
+		}
+	}
+}
+
+// commit queues the slots framed since the last commit, in order, and posts
+// the requests among them to the node as one event. It reports false when
+// the connection or the host is going away.
+func (c *conn) commit() bool {
+	rd := &c.rd
+	if len(rd.slots) == 0 {
+		return true
+	}
+	select {
+	case <-c.stop:
+		return false
+	case <-c.dead:
+		return false
+	default:
+	}
+	c.mu.Lock()
+	wasEmpty := len(c.queue) == 0
+	c.queue = append(c.queue, rd.slots...)
+	c.mu.Unlock()
+	headReady := wasEmpty && rd.slots[0].filled
+	clear(rd.slots)
+	rd.slots = rd.slots[:0]
+	if len(rd.posted) == 0 {
+		if headReady {
+			c.sendOrWake() // refused lines alone: nothing will end a turn for them
+		}
+		return true
+	}
+	// The event owns its slice: the reader's is reused for the next batch.
+	batch := make([]*slot, len(rd.posted))
+	copy(batch, rd.posted)
+	clear(rd.posted)
+	rd.posted = rd.posted[:0]
+	h := c.h
+	h.requestsInFlight.Add(int64(len(batch)))
+	node := h.node
+	ok := h.postRequests(func() {
+		for _, s := range batch {
+			node.HandleRequest(s.req, s.reply)
+		}
+	}, len(batch))
+	if !ok {
+		h.requestsInFlight.Add(-int64(len(batch)))
+	}
+	return ok
+}
+
+// read frames requests and posts them, answers too_large for an over-long
+// line and skips the rest of it, and closes the connection after an idle
+// period or a stalled partial line.
 func (c *conn) read() {
 	defer c.h.wg.Done()
 	defer c.readerStopped() // the writer sends what is owed, then closes
-	lineMax := c.h.cfg.RequestBytesMax
-	buf := make([]byte, readBufBytes)
-	// buf[start:end] is read but not yet framed; buf[start:scanned] is known
-	// to hold no newline, so a long line is not rescanned on every read.
-	start, end, scanned := 0, 0, 0
-	discarding := false // inside an over-long line, dropping up to its newline
-	// waitingSince is when the reader first waited on the socket for the
-	// rest of the current partial line. Time spent blocked on the in-flight
-	// limit is the server's doing and does not count against the client.
-	var waitingSince time.Time
-	for {
+	rd := &c.rd
+	rd.buf = make([]byte, readBufBytes)
+	rd.idleSince = time.Now()
+	c.setReadDeadline(false)
+	var err error
+	if c.raw != nil {
+		// The read loop runs inside a raw read: see onReadable.
 		for {
-			i := bytes.IndexByte(buf[scanned:end], '\n')
-			if i < 0 {
-				scanned = end
+			if err = c.raw.Read(rd.readFn); err == nil {
+				err = rd.err
 				break
 			}
-			lineEnd := scanned + i
-			waitingSince = time.Time{}
-			switch {
-			case discarding:
-				discarding = false
-			case lineEnd-start > lineMax:
-				if !c.push(c.h.refusedLine(tooLarge(lineMax))) {
-					return
-				}
-			default:
-				if !c.handleLine(buf[start:lineEnd]) {
-					return
-				}
+			var ne net.Error
+			if !rd.probing || !errors.As(err, &ne) || !ne.Timeout() {
+				break
 			}
-			start = lineEnd + 1
-			scanned = start
+			// Quiet since the probe's deadline: a new raw read reads
+			// first, which sees an end of stream that came with the
+			// last data, then waits for the idle timeout.
+			c.setReadDeadline(false)
 		}
+	} else {
+		for {
+			var n int
+			n, err = c.nc.Read(rd.buf[rd.end:])
+			// A net.Conn read returns data or an error, never both.
+			if err != nil {
+				break
+			}
+			if !c.consume(n) {
+				err = errGoingAway
+				break
+			}
+			c.setReadDeadline(false)
+		}
+	}
+	c.readEnded(err)
+}
 
+// onReadable is the read callback of the connection's raw socket. It reads,
+// frames and posts until a read leaves the socket drained (it returned
+// less than it could have) with no partial request, then returns false, and
+// the netpoller parks the goroutine until more arrives and calls it again.
+// Calling net.Conn.Read instead would read once more, get EAGAIN and only
+// then park: a second syscall for every request of a client that waits for
+// its answers. Staying inside one raw read matters: a raw read that starts
+// anew forgets the readiness the netpoller saw meanwhile, so its first call
+// must read.
+//
+// A drained read can miss one thing: a client's end of stream (or a reset)
+// that came with its last data, in the same readiness event, is seen only
+// by another read, and no later event will come for it. A client that half-
+// closes after its requests waits for the server to close, so the reader
+// looks again: at once when a request is partial (only the end of stream
+// can end it), and otherwise after eofProbeDelay of quiet, the first wait's
+// deadline, which a client that keeps sending never meets.
+//
+// It returns true, ending the raw read, on the socket's error or EOF, or
+// when the connection goes away (rd.err says which). Nothing it waits for
+// waits for the socket to close (the writer signals dead before it closes
+// the socket), since a close waits for this read to end.
+func (c *conn) onReadable(fd uintptr) bool {
+	rd := &c.rd
+	for {
+		space := rd.buf[rd.end:]
+		n, err := syscall.Read(int(fd), space)
+		c.reads.Add(1)
 		switch {
-		case discarding || start == end:
-			start, end, scanned = 0, 0, 0
-			if len(buf) > readBufBytes {
-				buf = make([]byte, readBufBytes)
-			}
-		case end-start > lineMax:
-			// Answer now rather than after the newline: the client
-			// may be waiting for a response before it sends more.
-			if !c.push(c.h.refusedLine(tooLarge(lineMax))) {
-				return
-			}
-			discarding = true
-			start, end, scanned = 0, 0, 0
-		case end == len(buf) && start > 0:
-			n := copy(buf, buf[start:end])
-			scanned -= start
-			start, end = 0, n
-		case end == len(buf):
-			// One line fills the buffer: grow it, but only to one
-			// byte past the limit, enough to see it is over.
-			grown := make([]byte, min(2*len(buf), lineMax+1))
-			copy(grown, buf[:end])
-			buf = grown
-		}
-
-		partial := discarding || end > start
-		now := time.Now()
-		if partial {
-			if waitingSince.IsZero() {
-				waitingSince = now
-			}
-			c.nc.SetReadDeadline(waitingSince.Add(c.h.cfg.LineTimeout))
-		} else {
-			c.nc.SetReadDeadline(now.Add(c.h.cfg.IdleTimeout))
-		}
-		// A net.Conn read returns data or an error, never both, so an
-		// error here leaves nothing unframed behind it.
-		n, err := c.nc.Read(buf[end:])
-		end += n
-		if err == nil {
+		case err == syscall.EINTR:
 			continue
+		case err == syscall.EAGAIN:
+			return false
+		case err != nil:
+			rd.err = os.NewSyscallError("read", err)
+			return true
+		case n == 0:
+			rd.err = io.EOF
+			return true
 		}
-		var ne net.Error
+		drained := n < len(space)
+		if !c.consume(n) {
+			rd.err = errGoingAway
+			return true
+		}
+		probe := drained && !c.partial()
+		c.setReadDeadline(probe)
+		if probe {
+			return false
+		}
+	}
+}
+
+// consume frames the n bytes just read into the buffer, commits what it
+// framed, makes room in the buffer for the next read and sets the deadline
+// of the wait for it. It reports false when the connection is going away.
+func (c *conn) consume(n int) bool {
+	rd := &c.rd
+	rd.end += n
+	lineMax := c.h.cfg.RequestBytesMax
+	for {
+		i := bytes.IndexByte(rd.buf[rd.scanned:rd.end], '\n')
+		if i < 0 {
+			rd.scanned = rd.end
+			break
+		}
+		lineEnd := rd.scanned + i
+		rd.waitingSince = time.Time{}
 		switch {
-		case errors.As(err, &ne) && ne.Timeout() && partial:
-			c.push(c.h.refusedLine(core.ErrorResponse(core.CodeTimeout,
-				"request line incomplete after %v; closing the connection", c.h.cfg.LineTimeout)))
-		case errors.Is(err, io.EOF) && !discarding && end > start:
-			// A last request without its newline: the client closed
-			// its side after sending it, and still waits for the reply.
-			c.handleLine(buf[start:end])
+		case rd.discarding:
+			rd.discarding = false
+		case lineEnd-rd.start > lineMax:
+			if !c.add(c.h.refusedLine(tooLarge(lineMax))) {
+				return false
+			}
+		default:
+			if !c.handleLine(rd.buf[rd.start:lineEnd]) {
+				return false
+			}
 		}
+		rd.start = lineEnd + 1
+		rd.scanned = rd.start
+	}
+
+	switch {
+	case rd.discarding || rd.start == rd.end:
+		rd.start, rd.end, rd.scanned = 0, 0, 0
+		if len(rd.buf) > readBufBytes {
+			rd.buf = make([]byte, readBufBytes)
+		}
+	case rd.end-rd.start > lineMax:
+		// Answer now rather than after the newline: the client may be
+		// waiting for a response before it sends more.
+		if !c.add(c.h.refusedLine(tooLarge(lineMax))) {
+			return false
+		}
+		rd.discarding = true
+		rd.start, rd.end, rd.scanned = 0, 0, 0
+	case rd.end == len(rd.buf) && rd.start > 0:
+		n := copy(rd.buf, rd.buf[rd.start:rd.end])
+		rd.scanned -= rd.start
+		rd.start, rd.end = 0, n
+	case rd.end == len(rd.buf):
+		// One line fills the buffer: grow it, but only to one byte past
+		// the limit, enough to see it is over.
+		grown := make([]byte, min(2*len(rd.buf), lineMax+1))
+		copy(grown, rd.buf[:rd.end])
+		rd.buf = grown
+	}
+	if !c.partial() {
+		rd.idleSince = time.Now()
+	} else if rd.waitingSince.IsZero() {
+		rd.waitingSince = time.Now()
+	}
+	return c.commit()
+}
+
+// partial reports whether the reader holds part of a request.
+func (c *conn) partial() bool { return c.rd.discarding || c.rd.end > c.rd.start }
+
+// setReadDeadline bounds the wait for the next read: the line timeout from
+// when the current partial line first waited, or the idle timeout from the
+// last data, or with probe the end-of-stream probe's delay (onReadable).
+func (c *conn) setReadDeadline(probe bool) {
+	rd := &c.rd
+	var deadline time.Time
+	switch {
+	case c.partial():
+		deadline = rd.waitingSince.Add(c.h.cfg.LineTimeout)
+		probe = false
+	case probe && eofProbeDelay < c.h.cfg.IdleTimeout:
+		deadline = rd.idleSince.Add(eofProbeDelay)
+	default:
+		deadline = rd.idleSince.Add(c.h.cfg.IdleTimeout)
+		probe = false
+	}
+	rd.probing = probe
+	c.nc.SetReadDeadline(deadline)
+}
+
+// readEnded answers what the end of reading leaves owed: a timeout for a
+// stalled partial line, or the last request of a client that closed its
+// side after it without a newline.
+func (c *conn) readEnded(err error) {
+	rd := &c.rd
+	var ne net.Error
+	switch {
+	case errors.Is(err, errGoingAway):
 		return
+	case errors.As(err, &ne) && ne.Timeout() && c.partial():
+		c.push(c.h.refusedLine(core.ErrorResponse(core.CodeTimeout,
+			"request line incomplete after %v; closing the connection", c.h.cfg.LineTimeout)))
+	case errors.Is(err, io.EOF) && !rd.discarding && rd.end > rd.start:
+		// A last request without its newline: the client closed its
+		// side after sending it, and still waits for the reply.
+		if c.handleLine(rd.buf[rd.start:rd.end]) {
+			c.commit()
+		}
 	}
 }
 
@@ -335,64 +634,35 @@ func tooLarge(lineMax int) core.Response {
 		"request line is longer than %d bytes; it was skipped up to its newline", lineMax)
 }
 
-// handleLine decodes one line and posts it to the loop. It reports false
+// handleLine decodes one line and adds it to the batch. It reports false
 // when the connection is going away. Decoding happens here, on the
 // connection's goroutine, so the loop spends its time on the node only.
 func (c *conn) handleLine(line []byte) bool {
 	// Tolerate CRLF, so that telnet and hand-typed requests work.
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	if len(line) == 0 {
-		return c.push(c.h.refusedLine(core.ErrorResponse(core.CodeBadRequest,
+		return c.add(c.h.refusedLine(core.ErrorResponse(core.CodeBadRequest,
 			"empty line; send one JSON request object per line")))
 	}
 	// The decoded request copies what it keeps from line, which the
 	// reader's buffer will overwrite.
 	req, bad := core.DecodeRequest(line)
 	if bad != nil {
-		return c.push(c.h.refusedLine(*bad))
+		return c.add(c.h.refusedLine(*bad))
 	}
-	metrics := c.h.metrics
+	return c.add(c.requestSlot(req))
+}
+
+// requestSlot is the slot of a decoded request for the node.
+func (c *conn) requestSlot(req *core.Request) *slot {
 	if prepare := c.h.cfg.Prepare; prepare != nil {
 		prepare(req)
 	}
-	s := &slot{}
-	if !c.push(s) {
-		return false
+	s := &slot{c: c, req: req}
+	if c.h.metrics != nil {
+		s.decoded = monoNow()
 	}
-	node := c.h.node
-	logf := c.h.logf
-	inFlight := &c.h.requestsInFlight
-	inFlight.Add(1)
-	var decoded time.Duration
-	if metrics != nil {
-		decoded = monoNow()
-	}
-	reply := func(resp core.Response) {
-		resp.ID = req.ID
-		var code string
-		var elapsed time.Duration
-		if metrics != nil {
-			elapsed = monoNow() - decoded
-			if resp.Error != nil {
-				code = resp.Error.Code
-			}
-		}
-		if c.fill(s, resp) {
-			inFlight.Add(-1)
-			if metrics != nil {
-				c.h.answered(req.Op, code, elapsed)
-			}
-		} else {
-			// The contract says exactly once; a second reply must not
-			// block the loop or reorder the stream, so it is dropped.
-			logf("node replied twice to one %q request; dropped the second reply", req.Op)
-		}
-	}
-	if !c.h.postRequest(func() { node.HandleRequest(req, reply) }) {
-		inFlight.Add(-1)
-		return false
-	}
-	return true
+	return s
 }
 
 // write sends responses in request order, flushing whenever the next one is
@@ -401,8 +671,10 @@ func (c *conn) handleLine(line []byte) bool {
 func (c *conn) write() {
 	defer c.h.wg.Done()
 	defer c.h.forget(c)
-	defer close(c.dead)
 	defer func() {
+		// dead first: a reader waiting for room must stop waiting
+		// before the close, which waits for the reader's raw read.
+		close(c.dead)
 		if c.readerDone {
 			lingerClose(c.nc)
 		} else {
@@ -450,6 +722,7 @@ func (c *conn) write() {
 func (c *conn) sendReady(bw *bufio.Writer, line *[]byte, batch *[]*slot, timeout func() time.Duration) (ok, gone bool) {
 	if len(c.pending) > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(timeout()))
+		c.writes.Add(1)
 		if _, err := c.nc.Write(c.pending); err != nil {
 			return false, false
 		}
@@ -470,14 +743,15 @@ func (c *conn) sendReady(bw *bufio.Writer, line *[]byte, batch *[]*slot, timeout
 			if _, err := bw.Write(*line); err != nil {
 				return false, false
 			}
-			<-c.room
 		}
+		clear(*batch)
 	}
 	return c.flush(bw, timeout()), gone
 }
 
-// takeReady moves the filled slots at the head of the queue into batch. gone
-// reports that the reader has stopped and nothing at all is owed.
+// takeReady moves the filled slots at the head of the queue into batch,
+// which makes room for the reader. gone reports that the reader has
+// stopped and nothing at all is owed.
 func (c *conn) takeReady(batch []*slot) (_ []*slot, gone bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -488,6 +762,13 @@ func (c *conn) takeReady(batch []*slot) (_ []*slot, gone bool) {
 	batch = append(batch, c.queue[:n]...)
 	clear(c.queue[:n])
 	c.queue = c.queue[n:]
+	if c.roomWait && n > 0 {
+		c.roomWait = false
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
+	}
 	return batch, c.readerGone && len(c.queue) == 0
 }
 
@@ -496,5 +777,6 @@ func (c *conn) flush(bw *bufio.Writer, timeout time.Duration) bool {
 		return true
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(timeout))
+	c.writes.Add(1)
 	return bw.Flush() == nil
 }

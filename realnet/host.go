@@ -18,6 +18,14 @@ import (
 // must not block.
 type event func()
 
+// queued is an event in the host's queue, with the number of requests it
+// carries (a connection posts every request of one read as one event), or
+// 1 for any other event: what EventsPerTurnMax counts.
+type queued struct {
+	ev       event
+	requests int
+}
+
 // Host runs one core.Node and serves its clients over TCP.
 //
 // The node is run by one goroutine at a time, in turns: a turn runs the
@@ -56,7 +64,7 @@ type Host struct {
 	addr      net.Addr
 
 	qmu    sync.Mutex
-	queue  []event
+	queue  []queued
 	taken  bool  // a goroutine holds the role of running the node
 	handed bool  // the role was handed to the loop goroutine
 	closed bool  // no more events are taken: the loop has exited
@@ -68,7 +76,11 @@ type Host struct {
 	// inline reports in a later turn, as the contract asks). Only the
 	// holder of the role touches it, and turnEvents.
 	local      []event
-	turnEvents []event
+	turnEvents []queued
+	// dirty lists the connections that got replies in the current turn;
+	// the turn ends by sending each one's replies with one write
+	// (flushReplies). Only the holder of the role touches it.
+	dirty []*conn
 
 	mu      sync.Mutex
 	running bool
@@ -277,26 +289,29 @@ func (h *Host) failure() error {
 // post queues ev for the node and, if nobody is running the node, runs it
 // here. It blocks while the queue is full, and reports false once the loop
 // has exited.
-func (h *Host) post(ev event) bool { return h.enqueue(ev, false) }
+func (h *Host) post(ev event) bool { return h.enqueue(ev, 0) }
 
-// postRequest is post for a client's request, which is refused from the
-// moment Run starts stopping: the requests already queued are served, and
-// a shutdown under a load that never lets up still ends.
-func (h *Host) postRequest(ev event) bool { return h.enqueue(ev, true) }
+// postRequests is post for an event that handles n client requests, which
+// is refused from the moment Run starts stopping: the requests already
+// queued are served, and a shutdown under a load that never lets up still
+// ends.
+func (h *Host) postRequests(ev event, n int) bool { return h.enqueue(ev, max(n, 1)) }
 
-func (h *Host) enqueue(ev event, request bool) bool {
+// enqueue queues ev, an event carrying requests client requests (0: not a
+// client's).
+func (h *Host) enqueue(ev event, requests int) bool {
 	select {
 	case h.room <- struct{}{}:
 	case <-h.loopDone:
 		return false
 	}
 	h.qmu.Lock()
-	if h.closed || (request && h.stopAsked.Load()) {
+	if h.closed || (requests > 0 && h.stopAsked.Load()) {
 		h.qmu.Unlock()
 		<-h.room
 		return false
 	}
-	h.queue = append(h.queue, ev)
+	h.queue = append(h.queue, queued{ev: ev, requests: max(requests, 1)})
 	if h.taken {
 		h.qmu.Unlock()
 		if h.stopAsked.Load() {
@@ -352,13 +367,20 @@ func (h *Host) signalLoop() {
 }
 
 // turn runs what the node queued for itself, then queued events up to
-// EventsPerTurnMax, then Flush: one fsync for the whole turn.
+// EventsPerTurnMax requests (a batch of one connection's requests is never
+// split, so a turn may take one batch past the limit only when it is the
+// turn's first event), then Flush: one fsync for the whole turn. Then each
+// connection that got replies sends them with one write.
 func (h *Host) turn() error {
 	n := len(h.local)
 	h.runLocal()
-	for n < h.cfg.EventsPerTurnMax {
+	for {
 		h.qmu.Lock()
-		k := min(len(h.queue), h.cfg.EventsPerTurnMax-n)
+		k, w := 0, 0
+		for k < len(h.queue) && (n+w == 0 || n+w+h.queue[k].requests <= h.cfg.EventsPerTurnMax) {
+			w += h.queue[k].requests
+			k++
+		}
 		if k == 0 {
 			h.qmu.Unlock()
 			break
@@ -367,19 +389,31 @@ func (h *Host) turn() error {
 		clear(h.queue[:k])
 		h.queue = h.queue[k:]
 		h.qmu.Unlock()
-		for _, ev := range evs {
+		for _, q := range evs {
 			<-h.room
-			ev()
+			q.ev()
 		}
 		clear(evs)
 		h.turnEvents = evs[:0]
-		n += k
+		n += w
 	}
 	err := h.node.Flush()
+	h.flushReplies()
 	if h.metrics != nil {
 		h.reportTurn()
 	}
 	return err
+}
+
+// flushReplies sends the replies of the turn, one write per connection
+// (where the socket takes it; the connection's writer sends the rest).
+func (h *Host) flushReplies() {
+	for i, c := range h.dirty {
+		c.dirty = false
+		c.sendOrWake()
+		h.dirty[i] = nil
+	}
+	h.dirty = h.dirty[:0]
 }
 
 // finish takes the role for good and runs the node on until no fsync is in

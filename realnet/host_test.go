@@ -521,32 +521,83 @@ func TestTurnTakesQueuedEventsUpToTheLimit(t *testing.T) {
 	cfg := testConfig()
 	cfg.EventsPerTurnMax = 4
 	r := startHost(t, node, cfg)
-	// While the node is held, ten requests from another connection queue
-	// up behind it.
-	c, c2 := holdAndPipeline(t, r.addr, node, 10)
+	// While the node is held, three connections queue three requests each
+	// behind it, each connection's three in one write and so one batch.
+	holder := dial(t, r.addr)
+	holder.send(`{"op":"block"}` + "\n")
+	<-node.blocked
+	var cs []*client
+	for range 3 {
+		c := dial(t, r.addr)
+		c.send(strings.Repeat(`{"op":"ping"}`+"\n", 3))
+		cs = append(cs, c)
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for r.host.queued() < 10 {
+	for r.host.queued() < 9 {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d events queued", r.host.queued())
+			t.Fatalf("only %d requests queued", r.host.queued())
 		}
 		time.Sleep(time.Millisecond)
 	}
+	if n := r.host.queuedEvents(); n != 3 {
+		t.Errorf("%d events queued for three connections' batches, want 3", n)
+	}
 	close(node.release)
-	c.recvCode("")
-	for range 10 {
-		c2.recvCode("")
+	holder.recvCode("")
+	for _, c := range cs {
+		for range 3 {
+			c.recvCode("")
+		}
 	}
 	// A reply may leave during its turn, before the turn's Flush is
 	// counted: wait for the count rather than race it.
 	for deadline := time.Now().Add(5 * time.Second); len(node.turns()) < 3 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
-	if got, want := node.turns(), []int{4, 4, 3}; !reflect.DeepEqual(got, want) {
-		t.Errorf("requests per turn = %v, want %v (the blocked turn goes on with 3 queued pings; one flush per turn of at most 4)", got, want)
+	if got, want := node.turns(), []int{4, 3, 3}; !reflect.DeepEqual(got, want) {
+		t.Errorf("requests per turn = %v, want %v (the blocked turn goes on with one batch of 3; a batch is never split, and a turn takes no batch past 4)", got, want)
 	}
 }
 
+// A batch bigger than the limit is still taken whole, as a turn's only event.
+func TestTurnTakesABatchPastTheLimitWhole(t *testing.T) {
+	node := newTestNode(t)
+	cfg := testConfig()
+	cfg.EventsPerTurnMax = 4
+	r := startHost(t, node, cfg)
+	holder, c := holdAndPipeline(t, r.addr, node, 10)
+	deadline := time.Now().Add(5 * time.Second)
+	for r.host.queued() < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d requests queued", r.host.queued())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(node.release)
+	holder.recvCode("")
+	for range 10 {
+		c.recvCode("")
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(node.turns()) < 2 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if got, want := node.turns(), []int{1, 10}; !reflect.DeepEqual(got, want) {
+		t.Errorf("requests per turn = %v, want %v", got, want)
+	}
+}
+
+// queued counts the requests waiting in the host's queue.
 func (h *Host) queued() int {
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	n := 0
+	for _, q := range h.queue {
+		n += q.requests
+	}
+	return n
+}
+
+func (h *Host) queuedEvents() int {
 	h.qmu.Lock()
 	defer h.qmu.Unlock()
 	return len(h.queue)
@@ -865,7 +916,11 @@ func TestDirectSendAfterWriterDeadlinePassed(t *testing.T) {
 	}
 	c.wmu.Lock()
 	fillLater := make(chan bool)
-	go func() { fillLater <- c.fill(s1, core.OKResponse()) }()
+	go func() {
+		ok := c.fill(s1, core.OKResponse())
+		h.flushReplies() // as the end of a turn does
+		fillLater <- ok
+	}()
 	time.Sleep(20 * time.Millisecond)
 	c.wmu.Unlock()
 	<-fillLater
@@ -934,4 +989,101 @@ func TestShutdownUnderSustainedLoad(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// onlyConn is the host's one client connection, once it is registered.
+func (r *running) onlyConn(t *testing.T) *conn {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		r.host.mu.Lock()
+		for c := range r.host.conns {
+			if len(r.host.conns) == 1 {
+				r.host.mu.Unlock()
+				return c
+			}
+		}
+		r.host.mu.Unlock()
+	}
+	t.Fatal("no single connection registered")
+	return nil
+}
+
+// The replies of one turn to one connection leave with one write, however
+// many there are.
+func TestRepliesOfATurnLeaveInOneWrite(t *testing.T) {
+	node := newTestNode(t)
+	r := startHost(t, node, testConfig())
+	holder, c := holdAndPipeline(t, r.addr, node, 50)
+	for deadline := time.Now().Add(5 * time.Second); r.host.queued() < 50; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d requests queued", r.host.queued())
+		}
+	}
+	var sc *conn
+	r.host.mu.Lock()
+	for k := range r.host.conns {
+		k.mu.Lock()
+		if k.writes.Load() == 0 && len(k.queue) == 50 {
+			sc = k
+		}
+		k.mu.Unlock()
+	}
+	r.host.mu.Unlock()
+	if sc == nil {
+		t.Fatal("cannot find the pipelining connection")
+	}
+	close(node.release)
+	holder.recvCode("")
+	for range 50 {
+		c.recvCode("")
+	}
+	if got := node.turns(); len(got) != 1 || got[0] != 51 {
+		t.Errorf("requests per turn = %v, want [51]: the batch joins the held turn", got)
+	}
+	if n := sc.writes.Load(); n != 1 {
+		t.Errorf("50 replies of one turn took %d writes, want 1", n)
+	}
+}
+
+// A client that waits for each answer before it sends again costs one read
+// per request: a read that drained the socket is not followed by another
+// that could only find nothing (EAGAIN).
+func TestOneReadPerRequestOfAWaitingClient(t *testing.T) {
+	r := startHost(t, newTestNode(t), testConfig())
+	c := dial(t, r.addr)
+	c.send(`{"op":"ping"}` + "\n")
+	c.recvCode("")
+	sc := r.onlyConn(t)
+	const n = 200
+	before := sc.reads.Load()
+	for range n {
+		c.send(`{"op":"ping"}` + "\n")
+		c.recvCode("")
+	}
+	// A spurious wake-up now and then may cost a read that finds nothing.
+	if reads := sc.reads.Load() - before; reads > n+n/10 {
+		t.Errorf("%d requests, one at a time, took %d reads, want about %d", n, reads, n)
+	}
+}
+
+// A client that sends its last request and closes its side at once (the
+// end of stream may come in the same readiness event as the data, which a
+// read that drained the socket does not see) gets its answer and then the
+// server's end of stream, soon.
+func TestHalfCloseAfterACompleteRequestClosesTheConnection(t *testing.T) {
+	r := startHost(t, newTestNode(t), testConfig())
+	for range 20 {
+		c := dial(t, r.addr)
+		c.send(`{"op":"ping","id":1}` + "\n")
+		if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		c.recvCode("")
+		start := time.Now()
+		c.expectClosed()
+		if waited := time.Since(start); waited > time.Second {
+			t.Fatalf("the server closed %v after the answer, want within %v", waited, eofProbeDelay)
+		}
+		c.nc.Close()
+	}
 }
