@@ -40,6 +40,9 @@ Commands:
   delete KEY               remove KEY (succeeds if it does not exist)
   bulk-set KEY VALUE ...   store every pair at once, all or nothing
   bulk-set --file FILE     the same, from a JSON array of {"key","value"}
+  bulk-get KEY ...         read every KEY at one instant; prints a JSON line
+                           {"key":…,"value":…} per KEY, value null if missing
+  bulk-delete KEY ...      remove every KEY at once; prints how many existed
   search [--any] [--limit N] QUERY
                            keys whose values match QUERY, best first, with
                            their BM25 scores (every word must match unless
@@ -67,6 +70,8 @@ Examples:
   kv --port 9001 delete hello
   kv bulk-set k1 v1 k2 v2
   kv bulk-set --file items.json     # [{"key":"k1","value":"v1"}, ...]
+  kv bulk-get k1 k2 nope            # {"key":"k1","value":"v1"} ... {"key":"nope","value":null}
+  kv bulk-delete k1 k2
   kv search 'hello "big world"'
   kv similar --top-k 3 ocean
   kv --addr 10.0.0.5:9999 status
@@ -175,6 +180,8 @@ type store interface {
 	Get(ctx context.Context, key string) (string, error)
 	Delete(ctx context.Context, key string) error
 	BulkSet(ctx context.Context, items []client.KV) error
+	BulkGet(ctx context.Context, keys ...string) ([]*string, error)
+	BulkDelete(ctx context.Context, keys ...string) (int, error)
 	Ping(ctx context.Context) error
 	Status(ctx context.Context) (*core.Status, error)
 	Search(ctx context.Context, query string, opts ...client.SearchOption) ([]client.Hit, error)
@@ -236,6 +243,43 @@ func parseCommand(cmd string, args []string) (operation, error) {
 		}
 		return func(ctx context.Context, c store, w io.Writer) error {
 			return printOK(w, c.BulkSet(ctx, items))
+		}, nil
+	case "bulk-get", "bulk-delete":
+		if len(args) == 0 {
+			return nil, usagef("%s takes one or more keys: kv %s KEY ...", cmd, cmd)
+		}
+		if cmd == "bulk-delete" {
+			return func(ctx context.Context, c store, w io.Writer) error {
+				n, err := c.BulkDelete(ctx, args...)
+				if err != nil {
+					return err
+				}
+				if n < 0 {
+					_, err = fmt.Fprintln(w, "OK (deleted count unknown: a retry of a delete that had applied)")
+					return err
+				}
+				_, err = fmt.Fprintf(w, "deleted %d\n", n)
+				return err
+			}, nil
+		}
+		return func(ctx context.Context, c store, w io.Writer) error {
+			values, err := c.BulkGet(ctx, args...)
+			if err != nil {
+				return err
+			}
+			for i, k := range args {
+				line, err := json.Marshal(struct {
+					Key   string  `json:"key"`
+					Value *string `json:"value"`
+				}{k, values[i]})
+				if err != nil {
+					return err
+				}
+				if _, err := fmt.Fprintf(w, "%s\n", line); err != nil {
+					return err
+				}
+			}
+			return nil
 		}, nil
 	case "search", "similar":
 		return parseSearch(cmd, args)
