@@ -285,7 +285,7 @@ func (r *opRef) String() string { return fmt.Sprintf("op %d: %s", r.index, r.op)
 
 // keys lists the distinct keys an op touches.
 func (op *Op) keys() []string {
-	if op.Kind != KindBulkSet {
+	if op.Kind != KindBulkSet && op.Kind != KindBulkDelete && op.Kind != KindBulkGet {
 		return []string{op.Key}
 	}
 	var ks []string

@@ -96,6 +96,9 @@ const (
 	// MutBulkSetRecordPerItem: a bulk_set is logged as one set record per
 	// item instead of one record, so a crash can keep part of it.
 	MutBulkSetRecordPerItem
+	// MutBulkDeleteReplaysFirstKey: recovery replays only the first key of
+	// a logged bulk_delete, so the others come back after a restart.
+	MutBulkDeleteReplaysFirstKey
 
 	// The store (store.go).
 
@@ -126,35 +129,36 @@ const (
 )
 
 var mutationNames = MutationNames[Mutation]{
-	MutNone:                     "none",
-	MutSetKeyLenOffByOne:        "set-key-len-off-by-one",
-	MutBulkLengthsFirst:         "bulk-lengths-first",
-	MutDamageTakenForTornTail:   "damage-taken-for-torn-tail",
-	MutRecoveredTailNotSynced:   "recovered-tail-not-synced",
-	MutNewSegmentDirNotSynced:   "new-segment-dir-not-synced",
-	MutRollKeepsReservedZeros:   "roll-keeps-reserved-zeros",
-	MutAckBeforeSync:            "ack-before-sync",
-	MutBatchEndStaleCRC:         "batch-end-stale-crc",
-	MutUndoKeepsIndex:           "undo-keeps-index",
-	MutUndoNotSynced:            "undo-not-synced",
-	MutEarlyWriteWhileSyncing:   "early-write-while-syncing",
-	MutSnapshotNotSynced:        "snapshot-not-synced",
-	MutSnapshotCRCBeforeTrailer: "snapshot-crc-before-trailer",
-	MutSnapshotChecksumIgnored:  "snapshot-checksum-ignored",
-	MutRecoverOldestSnapshot:    "recover-oldest-snapshot",
-	MutLogRemovedBeforeDirSync:  "log-removed-before-dirsync",
-	MutSnapshotIndexOffByOne:    "snapshot-index-off-by-one",
-	MutSnapshotHasOpenBatch:     "snapshot-has-open-batch",
-	MutReadBeforeDurable:        "read-before-durable",
-	MutUndoSkipped:              "undo-skipped",
-	MutBulkSetRecordPerItem:     "bulk-set-record-per-item",
-	MutRollbackOldestFirst:      "rollback-oldest-first",
-	MutSetReturnsNewValue:       "set-returns-new-value",
-	MutCloneSharesTree:          "clone-shares-tree",
-	MutRollbackUnindexed:        "rollback-unindexed",
-	MutResponseIDOffByOne:       "response-id-off-by-one",
-	MutErrorCodeIsMessage:       "error-code-is-message",
-	MutRequestIDAliasesLine:     "request-id-aliases-line",
+	MutNone:                      "none",
+	MutSetKeyLenOffByOne:         "set-key-len-off-by-one",
+	MutBulkLengthsFirst:          "bulk-lengths-first",
+	MutDamageTakenForTornTail:    "damage-taken-for-torn-tail",
+	MutRecoveredTailNotSynced:    "recovered-tail-not-synced",
+	MutNewSegmentDirNotSynced:    "new-segment-dir-not-synced",
+	MutRollKeepsReservedZeros:    "roll-keeps-reserved-zeros",
+	MutAckBeforeSync:             "ack-before-sync",
+	MutBatchEndStaleCRC:          "batch-end-stale-crc",
+	MutUndoKeepsIndex:            "undo-keeps-index",
+	MutUndoNotSynced:             "undo-not-synced",
+	MutEarlyWriteWhileSyncing:    "early-write-while-syncing",
+	MutSnapshotNotSynced:         "snapshot-not-synced",
+	MutSnapshotCRCBeforeTrailer:  "snapshot-crc-before-trailer",
+	MutSnapshotChecksumIgnored:   "snapshot-checksum-ignored",
+	MutRecoverOldestSnapshot:     "recover-oldest-snapshot",
+	MutLogRemovedBeforeDirSync:   "log-removed-before-dirsync",
+	MutSnapshotIndexOffByOne:     "snapshot-index-off-by-one",
+	MutSnapshotHasOpenBatch:      "snapshot-has-open-batch",
+	MutReadBeforeDurable:         "read-before-durable",
+	MutUndoSkipped:               "undo-skipped",
+	MutBulkSetRecordPerItem:      "bulk-set-record-per-item",
+	MutBulkDeleteReplaysFirstKey: "bulk-delete-replays-first-key",
+	MutRollbackOldestFirst:       "rollback-oldest-first",
+	MutSetReturnsNewValue:        "set-returns-new-value",
+	MutCloneSharesTree:           "clone-shares-tree",
+	MutRollbackUnindexed:         "rollback-unindexed",
+	MutResponseIDOffByOne:        "response-id-off-by-one",
+	MutErrorCodeIsMessage:        "error-code-is-message",
+	MutRequestIDAliasesLine:      "request-id-aliases-line",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -231,6 +231,9 @@ func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, error) {
 		if len(p) != 0 {
 			return nil, errPayload
 		}
+		if mut == MutBulkDeleteReplaysFirstKey && len(items) > 1 {
+			items = items[:1]
+		}
 		return items, nil
 	case recordBulkSet:
 		count, ok := uvarint()

@@ -86,6 +86,7 @@ type attempt struct {
 var callKinds = map[string]string{
 	core.OpGet: "call-get", core.OpSet: "call-set", core.OpDelete: "call-delete",
 	core.OpBulkSet: "call-bulk", core.OpStatus: "call-status", core.OpPing: "call-ping",
+	core.OpBulkGet: "call-bulk-get", core.OpBulkDelete: "call-bulk-delete",
 }
 
 // think waits a little, then issues the next request.
@@ -148,7 +149,24 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		}
 		return &core.Request{Op: core.OpGet, Key: op.Key}, op
 	}
-	w := r.IntN(m.WGet + m.WSet + m.WDelete + m.WBulk + m.WStatus)
+	// bulk_get and bulk_delete come after the older ops, so a seed whose
+	// weights for them are 0 draws the ops it drew before they existed.
+	bulkKeys := func() []core.KV {
+		n := 1 + r.IntN(m.BulkMax)
+		kvs := make([]core.KV, n)
+		for i := range kvs {
+			kvs[i].Key = key()
+		}
+		return kvs
+	}
+	keysOf := func(kvs []core.KV) []string {
+		ks := make([]string, len(kvs))
+		for i, kv := range kvs {
+			ks[i] = kv.Key
+		}
+		return ks
+	}
+	w := r.IntN(m.WGet + m.WSet + m.WDelete + m.WBulk + m.WBulkGet + m.WBulkDel + m.WStatus)
 	switch {
 	case w < m.WGet:
 		op.Kind, op.Key = checks.KindGet, key()
@@ -175,6 +193,13 @@ func (c *client) draw() (*core.Request, checks.Op) {
 			c.recentKeys = append(c.recentKeys, op.Items[i].Key)
 		}
 		return &core.Request{Op: core.OpBulkSet, Items: op.Items, DebugSimulateFail: c.s.chance(m.SimFail)}, op
+	case w < m.WGet+m.WSet+m.WDelete+m.WBulk+m.WBulkGet:
+		op.Kind, op.Items = checks.KindBulkGet, bulkKeys()
+		return &core.Request{Op: core.OpBulkGet, Keys: keysOf(op.Items)}, op
+	case w < m.WGet+m.WSet+m.WDelete+m.WBulk+m.WBulkGet+m.WBulkDel:
+		op.Kind, op.Items = checks.KindBulkDelete, bulkKeys()
+		c.recentKeys = append(c.recentKeys[:0], keysOf(op.Items)...)
+		return &core.Request{Op: core.OpBulkDelete, Keys: keysOf(op.Items)}, op
 	default:
 		return &core.Request{Op: core.OpStatus}, op // op.Kind 0: not recorded
 	}
@@ -188,7 +213,7 @@ func (c *client) send(req *core.Request, op checks.Op, tries int) {
 	if s.mode.Sessions && tries == 0 {
 		c.lg = &logical{op: op, histIdx: -1}
 		c.lg.op.Call = s.w.now
-		if req.Op == core.OpSet || req.Op == core.OpDelete || req.Op == core.OpBulkSet {
+		if req.Op == core.OpSet || req.Op == core.OpDelete || req.Op == core.OpBulkSet || req.Op == core.OpBulkDelete {
 			// One request at a time: every lower seq was answered or
 			// given up, so the cluster may forget them.
 			c.seq++
@@ -263,6 +288,17 @@ func (c *client) receive(m *response) {
 			}
 			a.op.Found, a.op.Value = true, *resp.Value
 		}
+		if a.op.Kind == checks.KindBulkGet {
+			if len(resp.Values) != len(a.op.Items) {
+				c.s.fail("protocol", fmt.Sprintf("bulk_get of %d keys answered %d values (attempt %d)", len(a.op.Items), len(resp.Values), a.id))
+				return
+			}
+			a.op.Reads = resp.Values
+		}
+		if a.op.Kind == checks.KindBulkDelete && (resp.Deleted == nil && !c.s.mode.Sessions || resp.Deleted != nil && *resp.Deleted > uint64(len(a.op.Items))) {
+			c.s.fail("protocol", fmt.Sprintf("bulk_delete of %d keys answered deleted %v (attempt %d)", len(a.op.Items), resp.Deleted, a.id))
+			return
+		}
 		if c.s.mode.Mesh && a.op.Kind != 0 {
 			c.meshAnswered(a, resp)
 		}
@@ -324,7 +360,7 @@ func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 		lg.op.Note = note
 		switch o {
 		case checks.OK:
-			lg.op.Found, lg.op.Value = a.op.Found, a.op.Value
+			lg.op.Found, lg.op.Value, lg.op.Reads = a.op.Found, a.op.Value, a.op.Reads
 			c.finishLogical(checks.OK)
 		case checks.Unknown:
 			lg.maybe = true

@@ -28,6 +28,11 @@ type FaultMix struct {
 	WDelete   int
 	WBulk     int
 	WStatus   int
+	// WBulkGet and WBulkDel weigh bulk_get and bulk_delete of up to
+	// BulkMax keys. They are drawn last and are 0 in half the seeds, so
+	// that those seeds' workloads are what they were before these ops.
+	WBulkGet int
+	WBulkDel int
 	BulkMax   int     // items in a bulk_set, at most
 	ValuePad  int     // values carry up to this many padding bytes
 	SimFail   float64 // chance a write carries debug_simulate_fail
@@ -209,6 +214,10 @@ func DrawMix(r *rand.Rand) FaultMix {
 	m.ReadAfterStart = int(d.pick(0, 1, 3, 8))
 	m.Disk.WritebackProb = d.prob(0.6, 0.2, 1)
 	m.CrashAfterError = d.prob(0.5, 0.3, 1)
+	if d.on(0.5) {
+		m.WBulkGet = d.intIn(1, 4)
+		m.WBulkDel = d.intIn(1, 3)
+	}
 	return m
 }
 

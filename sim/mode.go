@@ -195,9 +195,13 @@ func MutationCatalogue() []PlantedMutation {
 }
 
 // The mutation test's budget: each planted bug must be caught within
-// MutationSeeds seeds of MutationOps requests each.
+// MutationSeeds seeds of MutationOps requests each. It was 500 until
+// bulk_get and bulk_delete joined the workload (in half the seeds): the
+// three rarest bugs moved from seeds 126–316 to 505–716, as a seed's
+// catch depends on its exact interleaving, so the budget grew to 800
+// rather than the workload being bent to keep the old seeds.
 const (
-	MutationSeeds = 500
+	MutationSeeds = 800
 	MutationOps   = DefaultOps
 )
 
