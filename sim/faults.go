@@ -18,21 +18,21 @@ import (
 // (a crash every millisecond hides a slow disk) get seeds of their own.
 type FaultMix struct {
 	// Workload.
-	Clients   int
-	Keys      int
-	Timeout   time.Duration // client's wait for a reply before it gives up
-	Retries   int           // attempts after the first, on a timeout or a retryable error
-	ThinkMax  time.Duration // pause between a client's ops
-	WGet      int           // op weights
-	WSet      int
-	WDelete   int
-	WBulk     int
-	WStatus   int
+	Clients  int
+	Keys     int
+	Timeout  time.Duration // client's wait for a reply before it gives up
+	Retries  int           // attempts after the first, on a timeout or a retryable error
+	ThinkMax time.Duration // pause between a client's ops
+	WGet     int           // op weights
+	WSet     int
+	WDelete  int
+	WBulk    int
+	WStatus  int
 	// WBulkGet and WBulkDel weigh bulk_get and bulk_delete of up to
 	// BulkMax keys. They are drawn last and are 0 in half the seeds, so
 	// that those seeds' workloads are what they were before these ops.
-	WBulkGet int
-	WBulkDel int
+	WBulkGet  int
+	WBulkDel  int
 	BulkMax   int     // items in a bulk_set, at most
 	ValuePad  int     // values carry up to this many padding bytes
 	SimFail   float64 // chance a write carries debug_simulate_fail
