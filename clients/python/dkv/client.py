@@ -87,6 +87,17 @@ class _Calls(object):
         atomically: after any crash the server has all of them or none."""
         return self._submit(_bulk_set(items))
 
+    def BulkGet(self, keys):
+        """The values of keys, read at one instant, as a list in the same
+        order: None for a missing key."""
+        return self._submit(_bulk_get(keys))
+
+    def BulkDelete(self, keys):
+        """Deletes every key atomically; returns how many existed (a key
+        named twice counts once), or None when a cluster no longer knows
+        (the retry of a delete that had already applied)."""
+        return self._submit(_bulk_delete(keys))
+
     def Search(self, query, mode="all", limit=10):
         """Full-text search over values: up to limit (key, score) tuples,
         best first; mode "all" wants every word, "any" one of them. Raises
@@ -111,6 +122,8 @@ class _Calls(object):
     get = Get
     delete = Delete
     bulk_set = BulkSet
+    bulk_get = BulkGet
+    bulk_delete = BulkDelete
     search = Search
     search_similar = SearchSimilar
     Ping = ping
@@ -144,6 +157,16 @@ def _delete(key):
 
 def _bulk_set(items):
     return _Op(protocol.bulk_set_request(items), _none)
+
+
+def _bulk_get(keys):
+    req = protocol.keys_request("bulk_get", keys)
+    n = len(req["keys"])
+    return _Op(req, lambda resp: protocol.values_of(resp, n))
+
+
+def _bulk_delete(keys):
+    return _Op(protocol.keys_request("bulk_delete", keys), protocol.deleted_of)
 
 
 def _ping():

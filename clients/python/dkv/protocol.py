@@ -13,7 +13,7 @@ from .errors import ProtocolError
 # Ops that only read. They are safe to send again after a broken
 # connection; every other op is a write and is never sent twice by a
 # KVClient (a ClusterKVClient resends writes under its session only).
-READ_OPS = frozenset(("get", "ping", "status", "search", "search_similar"))
+READ_OPS = frozenset(("get", "bulk_get", "ping", "status", "search", "search_similar"))
 
 # Ops any cluster node answers itself; the others only the leader serves.
 ANY_NODE_OPS = frozenset(("ping", "status"))
@@ -63,6 +63,34 @@ def get_request(key):
 
 def delete_request(key):
     return {"op": "delete", "key": check_str("key", key)}
+
+
+def keys_request(op, keys):
+    """A bulk_get or bulk_delete of keys (a list or tuple of strings)."""
+    if isinstance(keys, (str, bytes)):
+        raise TypeError("%s takes a list of keys, not a %s" % (op, type(keys).__name__))
+    keys = [check_str("key", k) for k in keys]
+    if not keys:
+        raise ValueError("%s needs at least one key" % op)
+    return {"op": op, "keys": keys}
+
+
+def values_of(resp, n):
+    """A bulk_get's values: a list of n strings and Nones."""
+    v = resp.get("values")
+    if not isinstance(v, list) or len(v) != n or not all(x is None or isinstance(x, str) for x in v):
+        raise ProtocolError("bulk_get of %d keys answered %.200r" % (n, resp))
+    return v
+
+
+def deleted_of(resp):
+    """A bulk_delete's count, or None when the server no longer knows it."""
+    d = resp.get("deleted")
+    if d is None:
+        return None
+    if not isinstance(d, int) or isinstance(d, bool) or d < 0:
+        raise ProtocolError("bulk_delete answered a bad count: %.200r" % (resp,))
+    return d
 
 
 def bulk_set_request(items):

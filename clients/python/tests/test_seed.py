@@ -60,6 +60,19 @@ class SeedTest(NodeTestCase):
         c.Delete("k")
         c.Delete("never-set")
 
+    def test_bulk_get_and_bulk_delete(self):
+        c = self.client(self.start())
+        c.BulkSet([("a", "1"), ("b", "")])
+        self.assertEqual(c.BulkGet(["a", "nope", "b", "a"]), ["1", None, "", "1"])
+        # A key named twice counts once; a missing key not at all.
+        self.assertEqual(c.BulkDelete(["a", "nope", "a"]), 1)
+        self.assertEqual(c.bulk_get(("a", "b")), [None, ""])
+        self.assertEqual(c.bulk_delete(["a"]), 0)
+        with self.assertRaises(ValueError):
+            c.BulkGet([])
+        with self.assertRaises(TypeError):
+            c.BulkDelete("ab")
+
     def test_get_without_set(self):
         c = self.client(self.start())
         self.assertIsNone(c.Get("never-set"))
