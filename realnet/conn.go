@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -58,6 +59,10 @@ func lingerClose(nc net.Conn) {
 type slot struct {
 	resp   core.Response
 	filled bool
+	// kind says how the reply is written: JSON, or which RESP reply; raw
+	// is a reply made without the node (respRaw), or INFO's sections.
+	kind respKind
+	raw  []byte
 
 	c       *conn
 	req     *core.Request
@@ -139,8 +144,11 @@ type conn struct {
 	// node's role touches it.
 	dirty bool
 
-	// The reader's state, touched by the reader goroutine only.
-	rd readState
+	// The reader's state, touched by the reader goroutine only: proto is
+	// the connection's protocol, found from its first bytes (sniff).
+	rd    readState
+	proto protocol
+	resp  respState
 
 	stop     chan struct{} // the loop has exited: send what is ready and close
 	stopOnce sync.Once
@@ -186,6 +194,19 @@ type readState struct {
 // errGoingAway ends reading because the connection or the host is going
 // away; nothing more is answered.
 var errGoingAway = errors.New("connection going away")
+
+// errCloseAfterReply ends reading after a RESP protocol error or QUIT: the
+// replies owed still go out, then the connection closes.
+var errCloseAfterReply = errors.New("closing after the reply")
+
+// protocol is what a connection speaks, told from its first bytes.
+type protocol uint8
+
+const (
+	protoUnknown protocol = iota // no complete first line yet
+	protoJSON
+	protoRESP
+)
 
 func newConn(h *Host, nc net.Conn) *conn {
 	c := &conn{
@@ -259,7 +280,7 @@ func (c *conn) sendNow() bool {
 	batch, gone := c.takeReady(c.loopTmp[:0])
 	buf := c.loopBuf[:0]
 	for _, s := range batch {
-		buf = core.AppendResponse(buf, &s.resp)
+		buf = c.appendReply(buf, s)
 	}
 	clear(batch)
 	c.loopTmp = batch[:0]
@@ -459,7 +480,9 @@ func (c *conn) read() {
 				break
 			}
 			if !c.consume(n) {
-				err = errGoingAway
+				if err = rd.err; err == nil {
+					err = errGoingAway
+				}
 				break
 			}
 			c.setReadDeadline(false)
@@ -510,7 +533,9 @@ func (c *conn) onReadable(fd uintptr) bool {
 		}
 		drained := n < len(space)
 		if !c.consume(n) {
-			rd.err = errGoingAway
+			if rd.err == nil {
+				rd.err = errGoingAway
+			}
 			return true
 		}
 		probe := drained && !c.partial()
@@ -522,13 +547,141 @@ func (c *conn) onReadable(fd uintptr) bool {
 }
 
 // consume frames the n bytes just read into the buffer, commits what it
-// framed, makes room in the buffer for the next read and sets the deadline
-// of the wait for it. It reports false when the connection is going away.
+// framed and makes room in the buffer for the next read. It reports false
+// when reading ends: the connection is going away, or (rd.err) closes once
+// its replies are out.
 func (c *conn) consume(n int) bool {
 	rd := &c.rd
 	rd.end += n
+	if c.proto == protoUnknown {
+		c.sniff()
+	}
+	var ok bool
+	if c.proto == protoRESP {
+		ok = c.frameRESP()
+	} else {
+		// JSON, or not known yet: then the first line is incomplete,
+		// and the buffer is managed as for a JSON line.
+		ok = c.frameJSON()
+	}
+	if !ok {
+		return false
+	}
+	if !c.partial() {
+		rd.idleSince = time.Now()
+	} else if rd.waitingSince.IsZero() {
+		rd.waitingSince = time.Now()
+	}
+	return c.commit()
+}
+
+// sniff tells the connection's protocol from its first bytes: an array
+// ("*") is RESP; a first line whose first word names a RESP command is
+// RESP inline (typed into telnet); anything else is JSON, so that every
+// JSON line, malformed ones included, is answered as before. It leaves the
+// protocol unknown while the first line is incomplete.
+func (c *conn) sniff() {
+	rd := &c.rd
+	b := rd.buf[rd.start:rd.end]
+	if len(b) == 0 {
+		return
+	}
+	if b[0] == '*' {
+		c.startRESP()
+		return
+	}
+	// rd.scanned: a long first line is not scanned again at every read.
+	i := bytes.IndexByte(rd.buf[rd.scanned:rd.end], '\n')
+	if i < 0 {
+		rd.scanned = rd.end
+		if len(b) > c.h.cfg.RequestBytesMax {
+			c.proto = protoJSON // over-long: JSON's too_large, as before
+		}
+		return
+	}
+	i += rd.scanned - rd.start
+	line := bytes.TrimLeft(b[:i], " \t")
+	if j := bytes.IndexAny(line, " \t\r"); j >= 0 {
+		line = line[:j]
+	}
+	if isRESPCommand(line) {
+		c.startRESP()
+		return
+	}
+	c.proto = protoJSON
+}
+
+func (c *conn) startRESP() {
+	c.proto = protoRESP
+	c.resp.dec = newRESPDecoder(c.h.cfg.RequestBytesMax, respArgsMax)
+	c.resp.id = c.h.connIDs.Add(1)
+}
+
+// frameRESP frames the RESP commands in the buffer and adds their slots,
+// then makes room for the next read. A protocol error is answered and ends
+// reading, as QUIT does: the connection closes once its replies are out.
+func (c *conn) frameRESP() bool {
+	rd := &c.rd
+	dec := c.resp.dec
+	for rd.start < rd.end {
+		size, argv, err := dec.next(rd.buf[rd.start:rd.end])
+		if err != nil {
+			return c.respClose(c.h.respRefused(err))
+		}
+		if size == 0 {
+			break
+		}
+		rd.start += size
+		rd.waitingSince = time.Time{}
+		if len(argv) == 0 {
+			continue // an empty command: Redis skips it unanswered
+		}
+		s, quit := c.respCommand(argv)
+		if quit {
+			return c.respClose(s)
+		}
+		if !c.add(s) {
+			return false
+		}
+	}
+	switch {
+	case rd.start == rd.end:
+		rd.start, rd.end = 0, 0
+		if len(rd.buf) > readBufBytes {
+			rd.buf = make([]byte, readBufBytes)
+		}
+	case rd.end == len(rd.buf) && rd.start > 0:
+		rd.end = copy(rd.buf, rd.buf[rd.start:rd.end])
+		rd.start = 0
+	case rd.end == len(rd.buf):
+		// One command fills the buffer: grow it. The decoder refuses a
+		// command over the limit before its bytes are waited for, so
+		// this stops at the limit and a little framing.
+		bufMax := c.h.cfg.RequestBytesMax + respHeaderBytesMax
+		if len(rd.buf) >= bufMax {
+			return c.respClose(c.h.respRefused(respProtocolError("too big request")))
+		}
+		grown := make([]byte, min(2*len(rd.buf), bufMax))
+		copy(grown, rd.buf[:rd.end])
+		rd.buf = grown
+	}
+	return true
+}
+
+// respClose adds s, the connection's last reply, and ends reading.
+func (c *conn) respClose(s *slot) bool {
+	if c.add(s) && c.commit() {
+		c.rd.err = errCloseAfterReply
+	}
+	return false
+}
+
+// frameJSON frames the JSON lines in the buffer and adds their slots, then
+// makes room for the next read.
+func (c *conn) frameJSON() bool {
+	rd := &c.rd
 	lineMax := c.h.cfg.RequestBytesMax
-	for {
+	for c.proto == protoJSON {
 		i := bytes.IndexByte(rd.buf[rd.scanned:rd.end], '\n')
 		if i < 0 {
 			rd.scanned = rd.end
@@ -577,12 +730,7 @@ func (c *conn) consume(n int) bool {
 		copy(grown, rd.buf[:rd.end])
 		rd.buf = grown
 	}
-	if !c.partial() {
-		rd.idleSince = time.Now()
-	} else if rd.waitingSince.IsZero() {
-		rd.waitingSince = time.Now()
-	}
-	return c.commit()
+	return true
 }
 
 // partial reports whether the reader holds part of a request.
@@ -615,12 +763,18 @@ func (c *conn) readEnded(err error) {
 	rd := &c.rd
 	var ne net.Error
 	switch {
-	case errors.Is(err, errGoingAway):
+	case errors.Is(err, errGoingAway), errors.Is(err, errCloseAfterReply):
 		return
 	case errors.As(err, &ne) && ne.Timeout() && c.partial():
-		c.push(c.h.refusedLine(core.ErrorResponse(core.CodeTimeout,
-			"request line incomplete after %v; closing the connection", c.h.cfg.LineTimeout)))
-	case errors.Is(err, io.EOF) && !rd.discarding && rd.end > rd.start:
+		resp := core.ErrorResponse(core.CodeTimeout,
+			"request line incomplete after %v; closing the connection", c.h.cfg.LineTimeout)
+		if c.proto == protoRESP {
+			resp.Error.Message = fmt.Sprintf("command incomplete after %v; closing the connection", c.h.cfg.LineTimeout)
+			c.push(c.h.respRefused(resp.Error))
+		} else {
+			c.push(c.h.refusedLine(resp))
+		}
+	case errors.Is(err, io.EOF) && c.proto != protoRESP && !rd.discarding && rd.end > rd.start:
 		// A last request without its newline: the client closed its
 		// side after sending it, and still waits for the reply.
 		if c.handleLine(rd.buf[rd.start:rd.end]) {
@@ -734,7 +888,7 @@ func (c *conn) sendReady(bw *bufio.Writer, line *[]byte, batch *[]*slot, timeout
 			break
 		}
 		for _, s := range *batch {
-			*line = core.AppendResponse((*line)[:0], &s.resp)
+			*line = c.appendReply((*line)[:0], s)
 			if len(*line) > bw.Available() {
 				// This write reaches the socket; bound how long it may
 				// wait for a client that does not read.

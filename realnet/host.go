@@ -82,6 +82,11 @@ type Host struct {
 	// (flushReplies). Only the holder of the role touches it.
 	dirty []*conn
 
+	// started is when Run started; connIDs numbers RESP connections
+	// (CLIENT ID).
+	started time.Time
+	connIDs atomic.Uint64
+
 	mu      sync.Mutex
 	running bool
 	closing bool // no more connections are registered
@@ -168,6 +173,7 @@ func (h *Host) RunListen(ctx context.Context, listen func() (net.Listener, error
 		return errors.New("realnet: Host.Run called twice")
 	}
 	h.running = true
+	h.started = time.Now()
 	h.mu.Unlock()
 
 	env := core.Env{

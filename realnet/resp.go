@@ -1,0 +1,349 @@
+package realnet
+
+import (
+	"bytes"
+	"strconv"
+)
+
+// RESP2, the Redis serialization protocol, on the client port beside JSON
+// lines (see docs/PROTOCOL.md): a command is an array of bulk strings
+// ("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n") or an inline line of words ("GET
+// k\r\n", as typed into telnet); a reply is a simple string, an error, an
+// integer, a bulk string (or the null bulk string) or an array of them.
+
+// respDecoder frames RESP commands out of a connection's read buffer. It is
+// incremental: given the buffered bytes of the command being read, it parses
+// what is new since its last call and remembers where it stopped, so a large
+// command arriving in small pieces is parsed once, not again at every read.
+// Every limit is checked on a length before the bytes it announces are
+// waited for or anything is allocated for them.
+type respDecoder struct {
+	// commandBytesMax bounds one command, framing included, as the JSON
+	// line limit (RequestBytesMax) bounds a line.
+	commandBytesMax int
+	// argsMax bounds the elements of one command's array.
+	argsMax int
+
+	// The command being parsed; offsets are from its first byte, so they
+	// survive the reader moving the buffer's contents.
+	inArray bool     // its array header has been read
+	want    int      // elements the header announced
+	args    [][2]int // [start, end) of each complete bulk string
+	pos     int      // where the next element (or the inline line's scan) resumes
+	bulkLen int      // -1, or the length of the bulk string whose header was read
+	argv    [][]byte
+}
+
+func newRESPDecoder(commandBytesMax, argsMax int) *respDecoder {
+	return &respDecoder{commandBytesMax: commandBytesMax, argsMax: argsMax, bulkLen: -1}
+}
+
+// respProtocolError is a malformed or oversized command. Redis answers it
+// with "-ERR Protocol error: ..." and closes the connection; so does dkv.
+type respProtocolError string
+
+func (e respProtocolError) Error() string { return "Protocol error: " + string(e) }
+
+// respHeaderBytesMax bounds an array or bulk header line ("*123\r\n"): any
+// count that fits in an int has at most 20 digits, so a longer header is
+// not a header.
+const respHeaderBytesMax = 32
+
+// next parses the command that starts at b[0]. It returns the command's
+// size and its arguments once it is complete (an empty argv is a command to
+// skip: an empty inline line or an array of no elements, which Redis does
+// not answer); size 0 when more bytes are needed; or a protocol error. The
+// arguments alias b and the decoder's own buffer until the next call.
+func (d *respDecoder) next(b []byte) (size int, argv [][]byte, err error) {
+	if len(b) == 0 {
+		return 0, nil, nil
+	}
+	if b[0] != '*' && !d.inArray {
+		return d.inline(b)
+	}
+	if !d.inArray {
+		line, n, err := d.header(b, 0, "mbulk")
+		if n == 0 || err != nil {
+			return 0, nil, err
+		}
+		count, ok := parseRESPInt(line)
+		if !ok || count > int64(d.argsMax) {
+			return 0, nil, respProtocolError("invalid multibulk length")
+		}
+		if count <= 0 {
+			// "*0" and "*-1" are empty commands: skipped, unanswered.
+			d.reset()
+			return n, nil, nil
+		}
+		d.inArray, d.want, d.pos = true, int(count), n
+	}
+	for len(d.args) < d.want {
+		if d.bulkLen < 0 {
+			if d.pos >= len(b) {
+				return 0, nil, nil
+			}
+			if b[d.pos] != '$' {
+				return 0, nil, respProtocolError("expected '$', got '" + printableByte(b[d.pos]) + "'")
+			}
+			line, n, err := d.header(b, d.pos, "bulk")
+			if n == 0 || err != nil {
+				return 0, nil, err
+			}
+			l, ok := parseRESPInt(line)
+			// The whole command, framing included, is bounded like a
+			// JSON line: checked here, before its bytes are waited for.
+			if !ok || l < 0 || l > int64(d.commandBytesMax) || d.pos+n+int(l)+2 > d.commandBytesMax {
+				return 0, nil, respProtocolError("invalid bulk length")
+			}
+			d.bulkLen = int(l)
+			d.pos += n
+		}
+		end := d.pos + d.bulkLen
+		if end+2 > len(b) {
+			return 0, nil, nil
+		}
+		if b[end] != '\r' || b[end+1] != '\n' {
+			return 0, nil, respProtocolError("expected CRLF after a bulk string of " + strconv.Itoa(d.bulkLen) + " bytes")
+		}
+		d.args = append(d.args, [2]int{d.pos, end})
+		d.pos, d.bulkLen = end+2, -1
+	}
+	size = d.pos
+	d.argv = d.argv[:0]
+	for _, a := range d.args {
+		d.argv = append(d.argv, b[a[0]:a[1]:a[1]])
+	}
+	d.reset()
+	return size, d.argv, nil
+}
+
+// header reads the line "<type><digits>\r\n" at b[at:], returning the
+// digits and the line's size, 0 while it is incomplete.
+func (d *respDecoder) header(b []byte, at int, what string) (digits []byte, n int, err error) {
+	rest := b[at+1 : min(len(b), at+respHeaderBytesMax)]
+	i := bytes.IndexByte(rest, '\r')
+	if i < 0 || i+1 >= len(rest) {
+		if len(b)-at >= respHeaderBytesMax {
+			return nil, 0, respProtocolError("too big " + what + " count string")
+		}
+		return nil, 0, nil
+	}
+	if rest[i+1] != '\n' {
+		return nil, 0, respProtocolError("expected CRLF after the " + what + " count")
+	}
+	return rest[:i], 1 + i + 2, nil
+}
+
+// inline parses an inline command: one line of words, split as redis-cli
+// and Redis split them (sdssplitargs: "double" and 'single' quotes, with
+// escapes in double quotes).
+func (d *respDecoder) inline(b []byte) (int, [][]byte, error) {
+	i := bytes.IndexByte(b[d.pos:], '\n')
+	if i < 0 {
+		if len(b) > d.commandBytesMax {
+			return 0, nil, respProtocolError("too big inline request")
+		}
+		d.pos = len(b)
+		return 0, nil, nil
+	}
+	end := d.pos + i
+	if end > d.commandBytesMax {
+		return 0, nil, respProtocolError("too big inline request")
+	}
+	d.pos = 0
+	line := bytes.TrimSuffix(b[:end], []byte{'\r'})
+	argv, ok := splitInline(line, d.argv[:0])
+	if !ok {
+		return 0, nil, respProtocolError("unbalanced quotes in request")
+	}
+	if len(argv) > d.argsMax {
+		return 0, nil, respProtocolError("invalid multibulk length")
+	}
+	d.argv = argv
+	return end + 1, argv, nil
+}
+
+func (d *respDecoder) reset() {
+	d.inArray, d.want, d.pos, d.bulkLen = false, 0, 0, -1
+	d.args = d.args[:0]
+}
+
+// parseRESPInt parses a count as Redis does (string2ll): an optional minus
+// and decimal digits, no sign or space or leading zero games.
+func parseRESPInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || b[0] == '+' || (len(b) > 1 && b[0] == '0') || (len(b) > 1 && b[0] == '-' && b[1] == '0') {
+		return 0, false
+	}
+	return n, true
+}
+
+func printableByte(c byte) string {
+	if c >= 0x20 && c < 0x7f {
+		return string(rune(c))
+	}
+	return "\\x" + strconv.FormatUint(uint64(c)>>4, 16) + strconv.FormatUint(uint64(c)&15, 16)
+}
+
+// splitInline splits an inline command line into words as Redis's
+// sdssplitargs does, appending them to argv. It reports false for
+// unbalanced quotes (or a closing quote followed by something other than a
+// space).
+func splitInline(line []byte, argv [][]byte) ([][]byte, bool) {
+	p := 0
+	for {
+		for p < len(line) && isRESPSpace(line[p]) {
+			p++
+		}
+		if p == len(line) {
+			return argv, true
+		}
+		var cur []byte
+		inq, insq := false, false
+		for done := false; !done; {
+			if p == len(line) {
+				if inq || insq {
+					return argv, false
+				}
+				break
+			}
+			c := line[p]
+			switch {
+			case inq:
+				switch {
+				case c == '\\' && p+3 < len(line) && line[p+1] == 'x' && isHex(line[p+2]) && isHex(line[p+3]):
+					cur = append(cur, unhex(line[p+2])<<4|unhex(line[p+3]))
+					p += 3
+				case c == '\\' && p+1 < len(line):
+					p++
+					switch e := line[p]; e {
+					case 'n':
+						cur = append(cur, '\n')
+					case 'r':
+						cur = append(cur, '\r')
+					case 't':
+						cur = append(cur, '\t')
+					case 'b':
+						cur = append(cur, '\b')
+					case 'a':
+						cur = append(cur, '\a')
+					default:
+						cur = append(cur, e)
+					}
+				case c == '"':
+					// The closing quote must end the word.
+					if p+1 < len(line) && !isRESPSpace(line[p+1]) {
+						return argv, false
+					}
+					done = true
+				default:
+					cur = append(cur, c)
+				}
+			case insq:
+				switch {
+				case c == '\\' && p+1 < len(line) && line[p+1] == '\'':
+					p++
+					cur = append(cur, '\'')
+				case c == '\'':
+					if p+1 < len(line) && !isRESPSpace(line[p+1]) {
+						return argv, false
+					}
+					done = true
+				default:
+					cur = append(cur, c)
+				}
+			default:
+				switch c {
+				case ' ', '\n', '\r', '\t', 0:
+					done = true
+				case '"':
+					inq = true
+				case '\'':
+					insq = true
+				default:
+					cur = append(cur, c)
+				}
+			}
+			if p < len(line) {
+				p++
+			}
+		}
+		if cur == nil {
+			cur = []byte{}
+		}
+		argv = append(argv, cur)
+	}
+}
+
+func isRESPSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+// The encoder: each appends one reply.
+
+func appendRESPSimple(dst []byte, s string) []byte {
+	dst = append(dst, '+')
+	dst = appendRESPLine(dst, s)
+	return append(dst, '\r', '\n')
+}
+
+// appendRESPError appends "-<msg>\r\n"; msg starts with its code word
+// ("ERR", "NOTLEADER", ...).
+func appendRESPError(dst []byte, msg string) []byte {
+	dst = append(dst, '-')
+	dst = appendRESPLine(dst, msg)
+	return append(dst, '\r', '\n')
+}
+
+// appendRESPLine appends s with any CR or LF made a space: a simple string
+// or an error is one line.
+func appendRESPLine(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func appendRESPInt(dst []byte, n int64) []byte {
+	dst = append(dst, ':')
+	dst = strconv.AppendInt(dst, n, 10)
+	return append(dst, '\r', '\n')
+}
+
+func appendRESPBulk(dst []byte, s string) []byte {
+	dst = append(dst, '$')
+	dst = strconv.AppendInt(dst, int64(len(s)), 10)
+	dst = append(dst, '\r', '\n')
+	dst = append(dst, s...)
+	return append(dst, '\r', '\n')
+}
+
+func appendRESPNull(dst []byte) []byte { return append(dst, "$-1\r\n"...) }
+
+func appendRESPArray(dst []byte, n int) []byte {
+	dst = append(dst, '*')
+	dst = strconv.AppendInt(dst, int64(n), 10)
+	return append(dst, '\r', '\n')
+}

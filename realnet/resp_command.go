@@ -1,0 +1,643 @@
+package realnet
+
+import (
+	"bytes"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"dkv/core"
+)
+
+// respRedisVersion is what INFO and HELLO give as redis_version: the Redis
+// release whose RESP2 commands dkv's subset follows, for clients that look
+// at it to choose what to send. The server names itself dkv beside it.
+const respRedisVersion = "7.0.0"
+
+// respArgsMax bounds the elements of one RESP command: an MSET of the
+// default bulk_set limit's items (two elements each) and its name, and a
+// few more. HostConfig has no bulk-items limit of its own; the node still
+// applies its own (--max-bulk-entries) and answers too_large past it.
+var respArgsMax = 2*core.DefaultLimits().BulkEntriesMax + 8
+
+// respKind says how a slot's reply is written: as a JSON line, as bytes made
+// already, or as the RESP reply of the command whose core.Response it holds.
+type respKind uint8
+
+const (
+	respJSON   respKind = iota // a JSON line's reply
+	respRaw                    // slot.raw is the whole reply, made without the node
+	respOK                     // SET, MSET: +OK
+	respGet                    // GET: the bulk string, or null
+	respDel                    // DEL: bulk_delete's count
+	respMGet                   // MGET: an array of bulk strings and nulls
+	respExists                 // EXISTS: how many of the named keys exist
+	respDBSize                 // DBSIZE: status's key count
+	respInfo                   // INFO: slot.raw holds the sections asked for
+)
+
+// respCommandInfo is one command of the table, for COMMAND and its
+// subcommands: arity as Redis counts it (negative: at least that many),
+// flags, and the positions of its keys.
+type respCommandInfo struct {
+	name                  string
+	arity                 int
+	flags                 []string
+	firstKey, lastKey     int
+	step                  int
+	summary, group, since string
+}
+
+// respCommands are the commands dkv serves over RESP, in COMMAND's order.
+var respCommands = []respCommandInfo{
+	{"client", -2, []string{"noscript", "loading", "stale"}, 0, 0, 0, "Sets or gets the connection's name, or its id (SETNAME, GETNAME, ID, SETINFO)", "connection", "2.4.0"},
+	{"command", -1, []string{"loading", "stale"}, 0, 0, 0, "Describes the commands (COUNT, DOCS, INFO, LIST)", "server", "2.8.13"},
+	{"config", -2, []string{"noscript", "loading", "stale"}, 0, 0, 0, "CONFIG GET answers an empty array: dkv is configured by its flags", "server", "2.0.0"},
+	{"dbsize", 1, []string{"readonly", "fast"}, 0, 0, 0, "Returns the number of keys", "server", "1.0.0"},
+	{"del", -2, []string{"write"}, 1, -1, 1, "Deletes keys, atomically; returns how many existed", "generic", "1.0.0"},
+	{"echo", 2, []string{"fast"}, 0, 0, 0, "Returns the given string", "connection", "1.0.0"},
+	{"exists", -2, []string{"readonly", "fast"}, 1, -1, 1, "Counts the named keys that exist", "generic", "1.0.0"},
+	{"get", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns the value of a key", "string", "1.0.0"},
+	{"hello", -1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Handshake: HELLO 2 only (RESP2)", "connection", "6.0.0"},
+	{"info", -1, []string{"loading", "stale"}, 0, 0, 0, "Describes the server: server, persistence and keyspace sections", "server", "1.0.0"},
+	{"mget", -2, []string{"readonly", "fast"}, 1, -1, 1, "Returns the values of keys, read at one instant", "string", "1.0.0"},
+	{"mset", -3, []string{"write", "denyoom"}, 1, -1, 2, "Sets keys, atomically and durably", "string", "1.0.1"},
+	{"ping", -1, []string{"fast"}, 0, 0, 0, "Returns PONG, or the given string", "connection", "1.0.0"},
+	{"quit", -1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Closes the connection", "connection", "1.0.0"},
+	{"select", 2, []string{"loading", "stale", "fast"}, 0, 0, 0, "Selects database 0, the only one", "connection", "2.0.0"},
+	{"set", -3, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key, durably (no options)", "string", "1.0.0"},
+}
+
+// isRESPCommand reports whether word names a command of the table, in any
+// case: how the first line of a connection is told to be an inline RESP
+// command rather than JSON.
+func isRESPCommand(word []byte) bool {
+	var lower [16]byte
+	name, ok := lowerName(word, lower[:0])
+	if !ok {
+		return false
+	}
+	for i := range respCommands {
+		if respCommands[i].name == string(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// lowerName lower-cases a command name into buf, if it is short enough to
+// be one.
+func lowerName(word, buf []byte) ([]byte, bool) {
+	if len(word) > cap(buf) {
+		return nil, false
+	}
+	for _, c := range word {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf = append(buf, c)
+	}
+	return buf, true
+}
+
+// respState is a RESP connection's own state: its name (CLIENT SETNAME) and
+// id. Only the reader touches it.
+type respState struct {
+	dec  *respDecoder
+	id   uint64
+	name string
+}
+
+// respCommand turns one command into the slot that answers it: a request
+// for the node, or a reply made here. quit says the connection closes once
+// that reply is sent (QUIT).
+func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
+	var lower [16]byte
+	name, _ := lowerName(argv[0], lower[:0])
+	args := argv[1:]
+	raw := func(b []byte) *slot { return &slot{filled: true, kind: respRaw, raw: b} }
+	errorf := func(msg string) *slot { return raw(appendRESPError(nil, msg)) }
+	arity := func() *slot {
+		return errorf("ERR wrong number of arguments for '" + string(name) + "' command")
+	}
+	request := func(req *core.Request, kind respKind) *slot {
+		s := c.requestSlot(req)
+		s.kind = kind
+		return s
+	}
+	switch string(name) {
+	case "get":
+		if len(args) != 1 {
+			return arity(), false
+		}
+		return request(&core.Request{Op: core.OpGet, Key: string(args[0])}, respGet), false
+	case "set":
+		if len(args) < 2 {
+			return arity(), false
+		}
+		if len(args) > 2 {
+			return errorf(setOptionError(args[2])), false
+		}
+		v := string(args[1])
+		return request(&core.Request{Op: core.OpSet, Key: string(args[0]), Value: &v}, respOK), false
+	case "del":
+		if len(args) < 1 {
+			return arity(), false
+		}
+		return request(&core.Request{Op: core.OpBulkDelete, Keys: respStrings(args)}, respDel), false
+	case "mget", "exists":
+		if len(args) < 1 {
+			return arity(), false
+		}
+		kind := respMGet
+		if string(name) == "exists" {
+			kind = respExists
+		}
+		return request(&core.Request{Op: core.OpBulkGet, Keys: respStrings(args)}, kind), false
+	case "mset":
+		if len(args) < 2 || len(args)%2 != 0 {
+			return arity(), false
+		}
+		items := make([]core.KV, len(args)/2)
+		for i := range items {
+			items[i] = core.KV{Key: string(args[2*i]), Value: string(args[2*i+1])}
+		}
+		return request(&core.Request{Op: core.OpBulkSet, Items: items}, respOK), false
+	case "dbsize":
+		if len(args) != 0 {
+			return arity(), false
+		}
+		return request(&core.Request{Op: core.OpStatus}, respDBSize), false
+	case "info":
+		s := request(&core.Request{Op: core.OpStatus}, respInfo)
+		s.raw = bytes.ToLower(bytes.Join(args, []byte{' '}))
+		return s, false
+	case "ping":
+		switch len(args) {
+		case 0:
+			return raw([]byte("+PONG\r\n")), false
+		case 1:
+			return raw(appendRESPBulk(nil, string(args[0]))), false
+		}
+		return arity(), false
+	case "echo":
+		if len(args) != 1 {
+			return arity(), false
+		}
+		return raw(appendRESPBulk(nil, string(args[0]))), false
+	case "quit":
+		return raw([]byte("+OK\r\n")), true
+	case "select":
+		if len(args) != 1 {
+			return arity(), false
+		}
+		db, ok := parseRESPInt(args[0])
+		switch {
+		case !ok:
+			return errorf("ERR value is not an integer or out of range"), false
+		case db != 0:
+			return errorf("ERR DB index is out of range (dkv has database 0 only)"), false
+		}
+		return raw([]byte("+OK\r\n")), false
+	case "hello":
+		return c.respHello(args), false
+	case "client":
+		return c.respClient(args), false
+	case "command":
+		return raw(respCommandReply(args)), false
+	case "config":
+		if len(args) >= 1 && strings.EqualFold(string(args[0]), "get") {
+			if len(args) < 2 {
+				return errorf("ERR wrong number of arguments for 'config|get' command"), false
+			}
+			// dkv is configured by its flags, not at run time.
+			return raw([]byte("*0\r\n")), false
+		}
+		return errorf(unknownSubcommand(args, "CONFIG")), false
+	}
+	return errorf(unknownCommand(argv)), false
+}
+
+// respStrings copies RESP arguments, which alias the read buffer.
+func respStrings(args [][]byte) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = string(a)
+	}
+	return out
+}
+
+// setOptionError answers SET with options: dkv's values never expire and
+// its writes are unconditional.
+func setOptionError(opt []byte) string {
+	name := strings.ToUpper(string(opt))
+	why := ""
+	switch name {
+	case "EX", "PX", "EXAT", "PXAT", "KEEPTTL":
+		why = ": keys never expire"
+	case "NX", "XX":
+		why = ": writes are unconditional"
+	case "GET":
+		why = ": SET does not return the old value"
+	}
+	return "ERR dkv does not support SET option '" + respQuoteArg(name) + "'" + why + "; SET takes a key and a value only"
+}
+
+// unknownCommand is Redis's error for a command it does not have, word for
+// word: "unknown command 'x', with args beginning with: 'a' 'b' ".
+func unknownCommand(argv [][]byte) string {
+	var b strings.Builder
+	b.WriteString("ERR unknown command '")
+	b.WriteString(respQuoteArg(string(argv[0])))
+	b.WriteString("', with args beginning with: ")
+	for _, a := range argv[1:] {
+		if b.Len() > 1024 {
+			break
+		}
+		b.WriteString("'")
+		b.WriteString(respQuoteArg(string(a)))
+		b.WriteString("' ")
+	}
+	return b.String()
+}
+
+func unknownSubcommand(args [][]byte, cmd string) string {
+	sub := ""
+	if len(args) > 0 {
+		sub = respQuoteArg(string(args[0]))
+	}
+	return "ERR unknown subcommand '" + sub + "'. Try " + cmd + " HELP."
+}
+
+// respQuoteArg shortens an argument to 128 bytes for an error message, as
+// Redis does; the encoder makes any line break a space.
+func respQuoteArg(s string) string {
+	if len(s) > 128 {
+		s = s[:128]
+	}
+	return s
+}
+
+func (c *conn) respHello(args [][]byte) *slot {
+	errorf := func(msg string) *slot { return &slot{filled: true, kind: respRaw, raw: appendRESPError(nil, msg)} }
+	if len(args) > 0 {
+		v, ok := parseRESPInt(args[0])
+		switch {
+		case !ok:
+			return errorf("ERR Protocol version is not an integer or out of range")
+		case v == 3:
+			return errorf("NOPROTO this server speaks RESP2 only; send HELLO 2, or no HELLO")
+		case v != 2:
+			return errorf("NOPROTO unsupported protocol version")
+		}
+		for i := 1; i < len(args); i++ {
+			switch opt := strings.ToUpper(string(args[i])); {
+			case opt == "SETNAME" && i+1 < len(args):
+				if !validClientName(args[i+1]) {
+					return errorf("ERR Client names cannot contain spaces, newlines or special characters.")
+				}
+				c.resp.name = string(args[i+1])
+				i++
+			case opt == "AUTH" && i+2 < len(args):
+				return errorf("ERR AUTH is not supported: dkv has no users or passwords")
+			default:
+				return errorf("ERR Syntax error in HELLO option '" + respQuoteArg(string(args[i])) + "'")
+			}
+		}
+	}
+	b := appendRESPArray(nil, 14)
+	b = appendRESPBulk(b, "server")
+	b = appendRESPBulk(b, "dkv")
+	b = appendRESPBulk(b, "version")
+	b = appendRESPBulk(b, respRedisVersion)
+	b = appendRESPBulk(b, "proto")
+	b = appendRESPInt(b, 2)
+	b = appendRESPBulk(b, "id")
+	b = appendRESPInt(b, int64(c.resp.id))
+	b = appendRESPBulk(b, "mode")
+	b = appendRESPBulk(b, "standalone")
+	b = appendRESPBulk(b, "role")
+	b = appendRESPBulk(b, "master")
+	b = appendRESPBulk(b, "modules")
+	b = appendRESPArray(b, 0)
+	return &slot{filled: true, kind: respRaw, raw: b}
+}
+
+func validClientName(name []byte) bool {
+	for _, ch := range name {
+		if ch < '!' || ch > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *conn) respClient(args [][]byte) *slot {
+	raw := func(b []byte) *slot { return &slot{filled: true, kind: respRaw, raw: b} }
+	if len(args) == 0 {
+		return raw(appendRESPError(nil, "ERR wrong number of arguments for 'client' command"))
+	}
+	sub := strings.ToLower(string(args[0]))
+	wrong := raw(appendRESPError(nil, "ERR wrong number of arguments for 'client|"+respQuoteArg(sub)+"' command"))
+	switch sub {
+	case "id":
+		if len(args) != 1 {
+			return wrong
+		}
+		return raw(appendRESPInt(nil, int64(c.resp.id)))
+	case "getname":
+		if len(args) != 1 {
+			return wrong
+		}
+		if c.resp.name == "" {
+			return raw(appendRESPNull(nil))
+		}
+		return raw(appendRESPBulk(nil, c.resp.name))
+	case "setname":
+		if len(args) != 2 {
+			return wrong
+		}
+		if !validClientName(args[1]) {
+			return raw(appendRESPError(nil, "ERR Client names cannot contain spaces, newlines or special characters."))
+		}
+		c.resp.name = string(args[1])
+		return raw([]byte("+OK\r\n"))
+	case "setinfo":
+		// Client libraries name themselves at connect; nothing to keep.
+		if len(args) != 3 {
+			return wrong
+		}
+		return raw([]byte("+OK\r\n"))
+	}
+	return raw(appendRESPError(nil, unknownSubcommand(args, "CLIENT")))
+}
+
+// respCommandReply answers COMMAND, COMMAND COUNT, COMMAND LIST, COMMAND
+// INFO and COMMAND DOCS from the table; enough for redis-cli's start-up and for
+// client libraries that route by key position.
+func respCommandReply(args [][]byte) []byte {
+	find := func(name []byte) *respCommandInfo {
+		for i := range respCommands {
+			if strings.EqualFold(respCommands[i].name, string(name)) {
+				return &respCommands[i]
+			}
+		}
+		return nil
+	}
+	selected := func(names [][]byte) []*respCommandInfo {
+		var out []*respCommandInfo
+		if len(names) == 0 {
+			for i := range respCommands {
+				out = append(out, &respCommands[i])
+			}
+			return out
+		}
+		for _, n := range names {
+			out = append(out, find(n))
+		}
+		return out
+	}
+	if len(args) == 0 {
+		cmds := selected(nil)
+		b := appendRESPArray(nil, len(cmds))
+		for _, ci := range cmds {
+			b = appendCommandInfo(b, ci)
+		}
+		return b
+	}
+	switch strings.ToLower(string(args[0])) {
+	case "count":
+		return appendRESPInt(nil, int64(len(respCommands)))
+	case "list":
+		if len(args) > 1 {
+			return appendRESPError(nil, "ERR COMMAND LIST takes no filter in dkv")
+		}
+		b := appendRESPArray(nil, len(respCommands))
+		for i := range respCommands {
+			b = appendRESPBulk(b, respCommands[i].name)
+		}
+		return b
+	case "info":
+		cmds := selected(args[1:])
+		b := appendRESPArray(nil, len(cmds))
+		for _, ci := range cmds {
+			if ci == nil {
+				b = append(b, "*-1\r\n"...)
+				continue
+			}
+			b = appendCommandInfo(b, ci)
+		}
+		return b
+	case "docs":
+		// A map from name to docs, flattened (RESP2); unknown names are
+		// left out, as Redis does.
+		var known []*respCommandInfo
+		for _, ci := range selected(args[1:]) {
+			if ci != nil {
+				known = append(known, ci)
+			}
+		}
+		b := appendRESPArray(nil, 2*len(known))
+		for _, ci := range known {
+			b = appendRESPBulk(b, ci.name)
+			b = appendRESPArray(b, 6)
+			b = appendRESPBulk(b, "summary")
+			b = appendRESPBulk(b, ci.summary)
+			b = appendRESPBulk(b, "since")
+			b = appendRESPBulk(b, ci.since)
+			b = appendRESPBulk(b, "group")
+			b = appendRESPBulk(b, ci.group)
+		}
+		return b
+	}
+	return appendRESPError(nil, unknownSubcommand(args, "COMMAND"))
+}
+
+// appendCommandInfo appends one command's entry in Redis 7's shape: name,
+// arity, flags, first key, last key, step, ACL categories, tips, key specs,
+// subcommands.
+func appendCommandInfo(b []byte, ci *respCommandInfo) []byte {
+	b = appendRESPArray(b, 10)
+	b = appendRESPBulk(b, ci.name)
+	b = appendRESPInt(b, int64(ci.arity))
+	b = appendRESPArray(b, len(ci.flags))
+	for _, f := range ci.flags {
+		b = appendRESPSimple(b, f)
+	}
+	b = appendRESPInt(b, int64(ci.firstKey))
+	b = appendRESPInt(b, int64(ci.lastKey))
+	b = appendRESPInt(b, int64(ci.step))
+	for range 4 {
+		b = appendRESPArray(b, 0)
+	}
+	return b
+}
+
+// appendReply appends s's reply in its connection's protocol.
+func (c *conn) appendReply(dst []byte, s *slot) []byte {
+	switch s.kind {
+	case respJSON:
+		return core.AppendResponse(dst, &s.resp)
+	case respRaw:
+		return append(dst, s.raw...)
+	}
+	return c.appendRESPResponse(dst, s)
+}
+
+// appendRESPResponse renders the node's answer to a RESP command.
+func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
+	resp := &s.resp
+	if e := resp.Error; e != nil {
+		switch {
+		case e.Code == core.CodeNotFound && s.kind == respGet:
+			return appendRESPNull(dst)
+		case e.Code == core.CodeNotLeader && e.Leader != "":
+			return appendRESPError(dst, "NOTLEADER "+e.Leader)
+		}
+		return appendRESPError(dst, "ERR "+e.Code+": "+e.Message)
+	}
+	switch s.kind {
+	case respOK:
+		return append(dst, "+OK\r\n"...)
+	case respGet:
+		if resp.Value == nil {
+			return appendRESPNull(dst)
+		}
+		return appendRESPBulk(dst, *resp.Value)
+	case respDel:
+		var n uint64
+		if resp.Deleted != nil {
+			n = *resp.Deleted
+		}
+		return appendRESPInt(dst, int64(n))
+	case respMGet:
+		dst = appendRESPArray(dst, len(resp.Values))
+		for _, v := range resp.Values {
+			if v == nil {
+				dst = appendRESPNull(dst)
+			} else {
+				dst = appendRESPBulk(dst, *v)
+			}
+		}
+		return dst
+	case respExists:
+		n := 0
+		for _, v := range resp.Values {
+			if v != nil {
+				n++
+			}
+		}
+		return appendRESPInt(dst, int64(n))
+	case respDBSize:
+		keys := 0
+		if resp.Status != nil {
+			keys = resp.Status.Keys
+		}
+		return appendRESPInt(dst, int64(keys))
+	case respInfo:
+		return appendRESPBulk(dst, c.h.info(string(s.raw), resp.Status))
+	}
+	return appendRESPError(dst, "ERR internal: no RESP reply for this command")
+}
+
+// info is INFO's text in Redis's format: "# Section" headers, "field:value"
+// lines, CRLF line ends, a blank line between sections. sections is what
+// the command asked for, space-separated; none, "default", "all" or
+// "everything" mean all three of server, persistence and keyspace, and an
+// unknown section gives nothing, as in Redis.
+func (h *Host) info(sections string, st *core.Status) string {
+	if st == nil {
+		st = &core.Status{}
+	}
+	want := map[string]bool{}
+	for _, w := range strings.Fields(sections) {
+		switch w {
+		case "default", "all", "everything":
+			want["server"], want["persistence"], want["keyspace"] = true, true, true
+		default:
+			want[w] = true
+		}
+	}
+	if len(want) == 0 {
+		want["server"], want["persistence"], want["keyspace"] = true, true, true
+	}
+	var b strings.Builder
+	section := func(name string) {
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("# " + name + "\r\n")
+	}
+	field := func(k, v string) { b.WriteString(k + ":" + v + "\r\n") }
+	boolInt := func(v bool) string {
+		if v {
+			return "1"
+		}
+		return "0"
+	}
+	if want["server"] {
+		section("Server")
+		field("redis_version", respRedisVersion)
+		field("server_name", "dkv")
+		field("dkv_mode", st.Mode)
+		if st.Cluster != nil {
+			field("dkv_role", st.Cluster.Role)
+			if st.Cluster.Leader != "" {
+				field("dkv_leader", st.Cluster.Leader)
+			}
+		}
+		field("redis_mode", "standalone")
+		field("os", runtime.GOOS+" "+runtime.GOARCH)
+		field("arch_bits", strconv.Itoa(strconv.IntSize))
+		field("go_version", runtime.Version())
+		field("process_id", strconv.Itoa(os.Getpid()))
+		port := ""
+		if h.addr != nil {
+			if _, p, ok := strings.Cut(h.addr.String(), "]:"); ok {
+				port = p
+			} else if i := strings.LastIndexByte(h.addr.String(), ':'); i >= 0 {
+				port = h.addr.String()[i+1:]
+			}
+		}
+		field("tcp_port", port)
+		up := time.Since(h.started)
+		field("uptime_in_seconds", strconv.FormatInt(int64(up/time.Second), 10))
+		field("uptime_in_days", strconv.FormatInt(int64(up/(24*time.Hour)), 10))
+	}
+	if want["persistence"] {
+		section("Persistence")
+		field("loading", "0")
+		// Every write is in the log, fsync'd, before its reply: what
+		// Redis calls an AOF with appendfsync always.
+		field("aof_enabled", "1")
+		field("aof_last_write_status", "ok")
+		field("rdb_bgsave_in_progress", boolInt(st.Snapshotting))
+		field("dkv_last_index", strconv.FormatUint(st.LastIndex, 10))
+		field("dkv_snapshot_index", strconv.FormatUint(st.SnapshotIndex, 10))
+		field("dkv_wal_segments", strconv.Itoa(st.WALSegments))
+		field("dkv_wal_bytes", strconv.FormatInt(st.WALBytes, 10))
+	}
+	if want["keyspace"] {
+		section("Keyspace")
+		if st.Keys > 0 {
+			field("db0", "keys="+strconv.Itoa(st.Keys)+",expires=0,avg_ttl=0")
+		}
+	}
+	return b.String()
+}
+
+// respRefused is the reply to a RESP command the host refuses without the
+// node, after which the connection closes: a protocol error, or a command
+// that stalled past the line timeout (a *core.Error).
+func (h *Host) respRefused(err error) *slot {
+	code := core.CodeBadRequest
+	if e, ok := err.(*core.Error); ok {
+		code = e.Code
+	}
+	if h.metrics != nil {
+		h.metrics.Refused(code)
+	}
+	return &slot{filled: true, kind: respRaw, raw: appendRESPError(nil, "ERR "+err.Error())}
+}

@@ -1,0 +1,367 @@
+package realnet
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"dkv/core"
+	"dkv/disk"
+)
+
+// startSingle runs a real single node on a temporary data directory.
+func startSingle(t *testing.T, cfg HostConfig) *running {
+	t.Helper()
+	d, err := disk.Open(t.TempDir(), disk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return startHostOn(t, core.NewSingleNode(core.DefaultSingleConfig()), d, cfg, nil)
+}
+
+func respConfig() HostConfig {
+	cfg := DefaultHostConfig()
+	cfg.RequestBytesMax = 1 << 20
+	cfg.LineTimeout = 300 * time.Millisecond
+	cfg.IdleTimeout = 5 * time.Second
+	cfg.WriteTimeout = 5 * time.Second
+	return cfg
+}
+
+func goRedis(t *testing.T, addr string, protocol int) *redis.Client {
+	t.Helper()
+	rc := redis.NewClient(&redis.Options{Addr: addr, Protocol: protocol, MaxRetries: -1, DialTimeout: 5 * time.Second})
+	t.Cleanup(func() { rc.Close() })
+	return rc
+}
+
+// Every command, through go-redis, against a real single node: the default
+// client asks for RESP3 with HELLO 3, is refused and goes on in RESP2.
+func TestRESPCommandsWithGoRedis(t *testing.T) {
+	r := startSingle(t, respConfig())
+	ctx := context.Background()
+	for _, protocol := range []int{3, 2} {
+		t.Run(fmt.Sprintf("protocol %d", protocol), func(t *testing.T) {
+			rc := goRedis(t, r.addr, protocol)
+			p := strconv.Itoa(protocol)
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(rc.Ping(ctx).Err())
+			if got, err := rc.Echo(ctx, "hi there").Result(); err != nil || got != "hi there" {
+				t.Errorf("ECHO = %q, %v", got, err)
+			}
+			if got, err := rc.Do(ctx, "PING", "msg").Text(); err != nil || got != "msg" {
+				t.Errorf("PING msg = %q, %v", got, err)
+			}
+			if got, err := rc.Set(ctx, "a"+p, "1", 0).Result(); err != nil || got != "OK" {
+				t.Errorf("SET = %q, %v", got, err)
+			}
+			if got, err := rc.Get(ctx, "a"+p).Result(); err != nil || got != "1" {
+				t.Errorf("GET = %q, %v", got, err)
+			}
+			if _, err := rc.Get(ctx, "missing").Result(); !errors.Is(err, redis.Nil) {
+				t.Errorf("GET of a missing key: %v, want redis.Nil", err)
+			}
+			binary := "\x00\xff\r\n value"
+			must(rc.Set(ctx, "bin"+p, binary, 0).Err())
+			if got, err := rc.Get(ctx, "bin"+p).Result(); err != nil || got != binary {
+				t.Errorf("GET of a binary value = %q, %v", got, err)
+			}
+			must(rc.MSet(ctx, "m1"+p, "x", "m2"+p, "y").Err())
+			vals, err := rc.MGet(ctx, "m1"+p, "missing", "m2"+p).Result()
+			if err != nil || len(vals) != 3 || vals[0] != "x" || vals[1] != nil || vals[2] != "y" {
+				t.Errorf("MGET = %#v, %v", vals, err)
+			}
+			if n, err := rc.Exists(ctx, "m1"+p, "m1"+p, "missing").Result(); err != nil || n != 2 {
+				t.Errorf("EXISTS k k missing = %d, %v; want 2 (a key counts as often as named)", n, err)
+			}
+			if n, err := rc.Del(ctx, "m1"+p, "m2"+p, "missing", "m1"+p).Result(); err != nil || n != 2 {
+				t.Errorf("DEL = %d, %v; want 2", n, err)
+			}
+			if n, err := rc.Exists(ctx, "m1"+p).Result(); err != nil || n != 0 {
+				t.Errorf("EXISTS after DEL = %d, %v", n, err)
+			}
+			if n, err := rc.DBSize(ctx).Result(); err != nil || n < 2 {
+				t.Errorf("DBSIZE = %d, %v", n, err)
+			}
+			info, err := rc.Info(ctx).Result()
+			if err != nil || !strings.HasPrefix(info, "# Server\r\nredis_version:") ||
+				!strings.Contains(info, "\r\n\r\n# Persistence\r\n") || !strings.Contains(info, "\r\n\r\n# Keyspace\r\ndb0:keys=") ||
+				!strings.Contains(info, ",expires=0,avg_ttl=0") {
+				t.Errorf("INFO = %q, %v", info, err)
+			}
+			if ks, err := rc.Info(ctx, "keyspace").Result(); err != nil || !strings.HasPrefix(ks, "# Keyspace\r\ndb0:keys=") || strings.Contains(ks, "# Server") {
+				t.Errorf("INFO keyspace = %q, %v", ks, err)
+			}
+			if s, err := rc.Info(ctx, "nosuchsection").Result(); err != nil || s != "" {
+				t.Errorf("INFO nosuchsection = %q, %v; want empty", s, err)
+			}
+			hello, err := rc.Do(ctx, "HELLO", "2").Slice()
+			if err != nil || len(hello) != 14 || hello[4] != "proto" || hello[5] != int64(2) {
+				t.Errorf("HELLO 2 = %v, %v", hello, err)
+			}
+			if err := rc.Do(ctx, "HELLO", "3").Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPROTO ") {
+				t.Errorf("HELLO 3: %v, want a NOPROTO error", err)
+			}
+			must(rc.Do(ctx, "SELECT", "0").Err())
+			if err := rc.Do(ctx, "SELECT", "1").Err(); err == nil || !strings.Contains(err.Error(), "DB index is out of range") {
+				t.Errorf("SELECT 1: %v", err)
+			}
+			if id, err := rc.ClientID(ctx).Result(); err != nil || id <= 0 {
+				t.Errorf("CLIENT ID = %d, %v", id, err)
+			}
+			if n, err := rc.CommandList(ctx, nil).Result(); err != nil || len(n) != len(respCommands) {
+				t.Errorf("COMMAND LIST: %d, %v", len(n), err)
+			}
+			cmds, err := rc.Command(ctx).Result()
+			if err != nil || cmds["mset"] == nil || cmds["mset"].Arity != -3 || cmds["mset"].FirstKeyPos != 1 || cmds["mset"].StepCount != 2 {
+				t.Errorf("COMMAND: mset %+v, %v", cmds["mset"], err)
+			}
+			if n, err := rc.Do(ctx, "COMMAND", "COUNT").Int(); err != nil || n != len(respCommands) {
+				t.Errorf("COMMAND COUNT = %d, %v", n, err)
+			}
+			if docs, err := rc.Do(ctx, "COMMAND", "DOCS", "get").Slice(); err != nil || len(docs) != 2 || docs[0] != "get" {
+				t.Errorf("COMMAND DOCS get = %v, %v", docs, err)
+			}
+			if cfg, err := rc.ConfigGet(ctx, "save").Result(); err != nil || len(cfg) != 0 {
+				t.Errorf("CONFIG GET save = %v, %v; want empty", cfg, err)
+			}
+			if err := rc.Set(ctx, "a", "b", time.Minute).Err(); err == nil || !strings.Contains(err.Error(), "'EX'") || !strings.Contains(err.Error(), "does not support") {
+				t.Errorf("SET with EX: %v", err)
+			}
+			if err := rc.SetNX(ctx, "a", "b", 0).Err(); err == nil || !strings.Contains(err.Error(), "'NX'") {
+				t.Errorf("SET NX: %v", err)
+			}
+			if err := rc.Do(ctx, "FOO", "bar", "baz").Err(); err == nil || err.Error() != "ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' " {
+				t.Errorf("unknown command: %q", err)
+			}
+			if err := rc.Do(ctx, "GET").Err(); err == nil || err.Error() != "ERR wrong number of arguments for 'get' command" {
+				t.Errorf("GET without a key: %q", err)
+			}
+
+			// Pipelined: replies in order, all in Redis's types.
+			pipe := rc.Pipeline()
+			var sets []*redis.StatusCmd
+			var gets []*redis.StringCmd
+			for i := range 100 {
+				sets = append(sets, pipe.Set(ctx, fmt.Sprintf("p%s-%d", p, i), i, 0))
+				gets = append(gets, pipe.Get(ctx, fmt.Sprintf("p%s-%d", p, i)))
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 100 {
+				if sets[i].Val() != "OK" || gets[i].Val() != strconv.Itoa(i) {
+					t.Fatalf("pipelined %d: %q %q", i, sets[i].Val(), gets[i].Val())
+				}
+			}
+		})
+	}
+
+	// CLIENT SETNAME and GETNAME belong to one connection.
+	rc := goRedis(t, r.addr, 2)
+	conn := rc.Conn()
+	defer conn.Close()
+	if n, err := conn.ClientGetName(ctx).Result(); !errors.Is(err, redis.Nil) {
+		t.Errorf("CLIENT GETNAME before SETNAME = %q, %v; want nil", n, err)
+	}
+	if err := conn.ClientSetName(ctx, "worker-1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := conn.ClientGetName(ctx).Result(); err != nil || n != "worker-1" {
+		t.Errorf("CLIENT GETNAME = %q, %v", n, err)
+	}
+	if err := conn.Do(ctx, "CLIENT", "SETNAME", "a b").Err(); err == nil {
+		t.Error("CLIENT SETNAME with a space was accepted")
+	}
+
+	// What RESP wrote, JSON reads.
+	jc := dial(t, r.addr)
+	jc.send(`{"op":"get","key":"a3"}` + "\n")
+	if resp := jc.recvCode(""); resp.Value == nil || *resp.Value != "1" {
+		t.Errorf("JSON get of a key set over RESP: %+v", resp)
+	}
+}
+
+// respClient is a raw RESP connection.
+type respClient struct {
+	t  *testing.T
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialRESP(t *testing.T, addr string) *respClient {
+	c := dial(t, addr)
+	return &respClient{t: t, nc: c.nc, br: c.br}
+}
+
+func (c *respClient) send(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.nc, s); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// expect reads the next replies' bytes and compares them.
+func (c *respClient) expect(want string) {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c.br, got); err != nil || string(got) != want {
+		c.t.Fatalf("got %q, %v; want %q", got, err, want)
+	}
+}
+
+func (c *respClient) expectClosed() {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := c.br.ReadByte()
+	if err != io.EOF && !isReset(err) {
+		c.t.Fatalf("want the connection closed, got %q, %v", b, err)
+	}
+}
+
+// The first bytes tell the protocol: an array is RESP, a first word that
+// is a RESP command is RESP inline, anything else is JSON (and JSON's
+// answers, bad_request included, are as before).
+func TestProtocolIsToldFromTheFirstBytes(t *testing.T) {
+	r := startSingle(t, respConfig())
+	for _, tc := range []struct{ send, want string }{
+		{"*1\r\n$4\r\nPING\r\n", "+PONG\r\n"},
+		{"PING\r\n", "+PONG\r\n"},
+		{"ping\n", "+PONG\r\n"},
+		{"  Echo  hello\r\n", "$5\r\nhello\r\n"},
+		{"set k v\r\nget k\r\n", "+OK\r\n$1\r\nv\r\n"},
+		{"PI", ""}, // incomplete: not known yet, nothing answered
+		{`{"op":"ping","id":1}` + "\n", `{"id":1,"ok":true}` + "\n"},
+		{"pingx\n", `{"ok":false,"error":{"code":"bad_request"`},
+		{"not json\n", `{"ok":false,"error":{"code":"bad_request"`},
+		{"\n", `{"ok":false,"error":{"code":"bad_request","message":"empty line; send one JSON request object per line"}}` + "\n"},
+	} {
+		c := dialRESP(t, r.addr)
+		c.send(tc.send)
+		c.expect(tc.want)
+	}
+	// The first line may come in pieces.
+	c := dialRESP(t, r.addr)
+	c.send("PI")
+	time.Sleep(20 * time.Millisecond)
+	c.send("NG\r\n")
+	c.expect("+PONG\r\n")
+}
+
+// A protocol error is answered and closes the connection, as Redis does;
+// the replies owed before it go out first.
+func TestRESPProtocolErrorClosesTheConnection(t *testing.T) {
+	r := startSingle(t, respConfig())
+	for _, tc := range []struct{ send, want string }{
+		{"*1\r\n$4\r\nPING\r\n*x\r\n", "+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n"},
+		{"SET k v\r\n*1\r\n*1\r\n", "+OK\r\n-ERR Protocol error: expected '$', got '*'\r\n"},
+		{"*2\r\n$3\r\nGET\r\n$2000000\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+		{fmt.Sprintf("*%d\r\n", respArgsMax+1), "-ERR Protocol error: invalid multibulk length\r\n"},
+		{"ECHO \"unbalanced\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
+		{"PING\r\nQUIT\r\nPING\r\n", "+PONG\r\n+OK\r\n"},
+	} {
+		c := dialRESP(t, r.addr)
+		c.send(tc.send)
+		c.expect(tc.want)
+		c.expectClosed()
+	}
+}
+
+// A partial command that stalls past the line timeout is answered with a
+// RESP error, not a JSON line, and closes the connection.
+func TestRESPStalledCommandTimesOut(t *testing.T) {
+	r := startSingle(t, respConfig())
+	c := dialRESP(t, r.addr)
+	c.send("*2\r\n$3\r\nGET\r\n$1\r\n")
+	c.expect("-ERR timeout: command incomplete after 300ms; closing the connection\r\n")
+	c.expectClosed()
+}
+
+// A command as large as the limit allows grows the read buffer, and works.
+func TestRESPLargeCommand(t *testing.T) {
+	cfg := respConfig()
+	r := startSingle(t, cfg)
+	value := strings.Repeat("v", 3*readBufBytes)
+	c := dialRESP(t, r.addr)
+	c.send(fmt.Sprintf("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n%s\r\nGET k\r\n", len(value), value))
+	c.expect("+OK\r\n")
+	c.expect(fmt.Sprintf("$%d\r\n%s\r\n", len(value), value))
+}
+
+// stubNode answers every request with the same response.
+type stubNode struct {
+	*testNode
+	resp core.Response
+}
+
+func (n *stubNode) HandleRequest(req *core.Request, reply core.ReplyFunc) { reply(n.resp) }
+
+// The node's errors in RESP: a follower's not_leader names the leader in a
+// NOTLEADER error; any other code is "ERR <code>: <message>".
+func TestRESPRendersTheNodesErrors(t *testing.T) {
+	notLeader := core.ErrorResponse(core.CodeNotLeader, "this node is a follower")
+	notLeader.Error.Leader = "127.0.0.1:9001"
+	for _, tc := range []struct {
+		resp core.Response
+		want string
+	}{
+		{notLeader, "-NOTLEADER 127.0.0.1:9001\r\n"},
+		{core.ErrorResponse(core.CodeNotLeader, "no leader known"), "-ERR not_leader: no leader known\r\n"},
+		{core.ErrorResponse(core.CodeDiskFull, "no space left on device"), "-ERR disk_full: no space left on device\r\n"},
+		{core.ErrorResponse(core.CodeUnavailable, "election in progress\r\nretry"), "-ERR unavailable: election in progress  retry\r\n"},
+		{core.ErrorResponse(core.CodeTooLarge, "value is 9 bytes; the limit is 8"), "-ERR too_large: value is 9 bytes; the limit is 8\r\n"},
+	} {
+		r := startHost(t, &stubNode{testNode: newTestNode(t), resp: tc.resp}, testConfig())
+		c := dialRESP(t, r.addr)
+		c.send("SET k v\r\n")
+		c.expect(tc.want)
+	}
+}
+
+// RESP replies of a turn leave in one write too.
+func TestRESPRepliesOfATurnLeaveInOneWrite(t *testing.T) {
+	node := newTestNode(t)
+	r := startHost(t, node, testConfig())
+	holder := dial(t, r.addr)
+	holder.send(`{"op":"block"}` + "\n")
+	<-node.blocked
+	c := dialRESP(t, r.addr)
+	c.send(strings.Repeat("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 20))
+	for deadline := time.Now().Add(5 * time.Second); r.host.queued() < 20; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d requests queued", r.host.queued())
+		}
+	}
+	var sc *conn
+	r.host.mu.Lock()
+	for k := range r.host.conns {
+		k.mu.Lock()
+		if len(k.queue) == 20 {
+			sc = k
+		}
+		k.mu.Unlock()
+	}
+	r.host.mu.Unlock()
+	close(node.release)
+	holder.recvCode("")
+	c.expect(strings.Repeat("$1\r\nk\r\n", 20))
+	if n := sc.writes.Load(); n != 1 {
+		t.Errorf("20 replies of one turn took %d writes, want 1", n)
+	}
+}

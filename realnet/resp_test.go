@@ -1,0 +1,282 @@
+package realnet
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// decodeAll runs a decoder over stream as the reader does: the buffer holds
+// what has arrived and not been framed, and each command's bytes leave it
+// once framed. It feeds the stream in the given chunk sizes (the rest in
+// one piece) and returns the commands, the skipped empty ones as nil, and
+// the first error.
+func decodeAll(d *respDecoder, stream []byte, chunks []int) ([][]string, error) {
+	var out [][]string
+	var buf []byte
+	rest := stream
+	for len(rest) > 0 {
+		n := len(rest)
+		if len(chunks) > 0 {
+			n = min(max(chunks[0], 1), n)
+			chunks = chunks[1:]
+		}
+		buf = append(buf, rest[:n]...)
+		rest = rest[n:]
+		for len(buf) > 0 {
+			size, argv, err := d.next(buf)
+			if err != nil {
+				return out, err
+			}
+			if size == 0 {
+				break
+			}
+			if size > len(buf) {
+				return out, fmt.Errorf("consumed %d of %d bytes", size, len(buf))
+			}
+			var cmd []string
+			for _, a := range argv {
+				cmd = append(cmd, string(a))
+			}
+			out = append(out, cmd)
+			buf = buf[size:]
+		}
+	}
+	return out, nil
+}
+
+func TestRESPDecoder(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		in     string
+		want   [][]string
+		errMsg string // a protocol error's text, after "Protocol error: "
+	}{
+		{"array", "*1\r\n$4\r\nPING\r\n", [][]string{{"PING"}}, ""},
+		{"empty bulk", "*2\r\n$3\r\nGET\r\n$0\r\n\r\n", [][]string{{"GET", ""}}, ""},
+		{"binary bulk", "*2\r\n$4\r\nECHO\r\n$4\r\n\r\n\x00\xff\r\n", [][]string{{"ECHO", "\r\n\x00\xff"}}, ""},
+		{"pipelined", "*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", [][]string{{"PING"}, {"SET", "k", "v"}}, ""},
+		{"empty arrays are skipped", "*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n", [][]string{nil, nil, {"PING"}}, ""},
+		{"inline", "PING\r\n", [][]string{{"PING"}}, ""},
+		{"inline LF only", "get k\n", [][]string{{"get", "k"}}, ""},
+		{"inline spaces", "  set   a\tb  \r\n", [][]string{{"set", "a", "b"}}, ""},
+		{"inline empty line skipped", "\r\n\n  \r\nPING\r\n", [][]string{nil, nil, nil, {"PING"}}, ""},
+		{"inline quotes", `set "a b" 'c d'` + "\r\n", [][]string{{"set", "a b", "c d"}}, ""},
+		{"inline escapes", `set "\x41\n\t\"\\" 'it\'s'` + "\r\n", [][]string{{"set", "A\n\t\"\\", "it's"}}, ""},
+		{"inline empty quoted", `echo ""` + "\r\n", [][]string{{"echo", ""}}, ""},
+		{"inline quote inside a word", `set a"b c"` + "\r\n", [][]string{{"set", "ab c"}}, ""},
+		{"inline then array", "PING\r\n*1\r\n$4\r\nPING\r\n", [][]string{{"PING"}, {"PING"}}, ""},
+		{"bad count", "*x\r\n", nil, "invalid multibulk length"},
+		{"negative zero count", "*-0\r\n", nil, "invalid multibulk length"},
+		{"plus count", "*+1\r\n", nil, "invalid multibulk length"},
+		{"count over the limit", "*17\r\n", nil, "invalid multibulk length"},
+		{"not a bulk", "*2\r\n$3\r\nGET\r\n:1\r\n", nil, "expected '$', got ':'"},
+		{"nested array", "*1\r\n*1\r\n$4\r\nPING\r\n", nil, "expected '$', got '*'"},
+		{"negative bulk", "*1\r\n$-1\r\n", nil, "invalid bulk length"},
+		{"bulk over the limit", "*1\r\n$65\r\n", nil, "invalid bulk length"},
+		{"command over the limit", "*3\r\n$3\r\nSET\r\n$20\r\n01234567890123456789\r\n$20\r\n", nil, "invalid bulk length"},
+		{"no CRLF after bulk", "*1\r\n$2\r\nabXY", nil, "expected CRLF after a bulk string of 2 bytes"},
+		{"bare CR in header", "*1\rX\n", nil, "expected CRLF after the mbulk count"},
+		{"long header", "*" + strings.Repeat("1", 40), nil, "too big mbulk count string"},
+		{"long bulk header", "*1\r\n$" + strings.Repeat("1", 40), nil, "too big bulk count string"},
+		{"unbalanced double quote", `set "a b` + "\r\n", nil, "unbalanced quotes in request"},
+		{"unbalanced single quote", `set 'a b` + "\r\n", nil, "unbalanced quotes in request"},
+		{"closing quote not ending a word", `set "a"b c` + "\r\n", nil, "unbalanced quotes in request"},
+		{"inline over the limit", strings.Repeat("a", 65) + "\r\n", nil, "too big inline request"},
+		{"inline over the limit, no newline", strings.Repeat("a", 65), nil, "too big inline request"},
+		{"inline too many words", strings.Repeat("a ", 17) + "\r\n", nil, "invalid multibulk length"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := decodeAll(newRESPDecoder(64, 16), []byte(tc.in), nil)
+			var pe respProtocolError
+			switch {
+			case tc.errMsg == "" && err != nil:
+				t.Fatalf("error %v, want %q", err, tc.want)
+			case tc.errMsg != "" && (!errors.As(err, &pe) || string(pe) != tc.errMsg):
+				t.Fatalf("got %q, error %v; want protocol error %q", got, err, tc.errMsg)
+			case tc.errMsg == "" && !reflect.DeepEqual(got, tc.want):
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// respStream is a stream of commands of every shape, with the commands it
+// holds.
+func respStream() ([]byte, [][]string) {
+	var b []byte
+	var want [][]string
+	add := func(argv ...string) {
+		b = appendRESPArray(b, len(argv))
+		for _, a := range argv {
+			b = appendRESPBulk(b, a)
+		}
+		want = append(want, argv)
+	}
+	add("PING")
+	add("SET", "key", strings.Repeat("v", 300))
+	add("GET", "")
+	b = append(b, "MGET a 'b c' \"d\\x00\"\r\n"...)
+	want = append(want, []string{"MGET", "a", "b c", "d\x00"})
+	b = append(b, "*0\r\n"...)
+	want = append(want, nil)
+	add("ECHO", "\r\n*1\r\n$4\r\n")
+	b = append(b, "PING\n"...)
+	want = append(want, []string{"PING"})
+	add("MSET", "a", "1", "b", "2", "c", "3")
+	return b, want
+}
+
+// The decoder gives the same commands however the stream is cut: at every
+// byte, one byte at a time, and in random pieces.
+func TestRESPDecoderPartialInput(t *testing.T) {
+	stream, want := respStream()
+	check := func(what string, chunks []int) {
+		t.Helper()
+		got, err := decodeAll(newRESPDecoder(4096, 64), stream, chunks)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: got %q, %v; want %q", what, got, err, want)
+		}
+	}
+	for cut := 1; cut < len(stream); cut++ {
+		check(fmt.Sprintf("cut at %d", cut), []int{cut})
+	}
+	ones := make([]int, len(stream))
+	for i := range ones {
+		ones[i] = 1
+	}
+	check("a byte at a time", ones)
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		var chunks []int
+		for n := 0; n < len(stream); {
+			k := 1 + r.IntN(40)
+			chunks = append(chunks, k)
+			n += k
+		}
+		check(fmt.Sprintf("chunks %v", chunks), chunks)
+	}
+}
+
+// A bulk length over the limit is refused from its header alone, before
+// the bytes it announces arrive.
+func TestRESPDecoderRefusesBeforeWaiting(t *testing.T) {
+	d := newRESPDecoder(1<<20, 8)
+	_, _, err := d.next([]byte("*2\r\n$3\r\nGET\r\n$2000000\r\n"))
+	if err == nil || err.Error() != "Protocol error: invalid bulk length" {
+		t.Fatalf("a 2 MB bulk header under a 1 MiB limit: %v", err)
+	}
+	d = newRESPDecoder(1<<20, 8)
+	if _, _, err := d.next([]byte("*1000000000\r\n")); err == nil {
+		t.Fatal("an array of a billion elements was not refused at its header")
+	}
+	if len(d.args) != 0 || cap(d.args) > 8 {
+		t.Errorf("the decoder allocated for the refused array: %d args, capacity %d", len(d.args), cap(d.args))
+	}
+}
+
+func TestRESPEncoder(t *testing.T) {
+	for _, tc := range []struct {
+		got  []byte
+		want string
+	}{
+		{appendRESPSimple(nil, "OK"), "+OK\r\n"},
+		{appendRESPError(nil, "ERR bad\r\nthing"), "-ERR bad  thing\r\n"},
+		{appendRESPInt(nil, -42), ":-42\r\n"},
+		{appendRESPBulk(nil, ""), "$0\r\n\r\n"},
+		{appendRESPBulk(nil, "a\r\nb"), "$4\r\na\r\nb\r\n"},
+		{appendRESPNull(nil), "$-1\r\n"},
+		{appendRESPArray(nil, 3), "*3\r\n"},
+	} {
+		if string(tc.got) != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+func TestSplitInline(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+		ok   bool
+	}{
+		{"", nil, true},
+		{"a", []string{"a"}, true},
+		{`"\xZZ"`, []string{"xZZ"}, true},
+		{`"a\"`, nil, false},
+		{`'a\'b'`, []string{"a'b"}, true},
+		{`'a\nb'`, []string{`a\nb`}, true},
+		{`"" ''`, []string{"", ""}, true},
+	} {
+		got, ok := splitInline([]byte(tc.in), nil)
+		var gs []string
+		for _, a := range got {
+			gs = append(gs, string(a))
+		}
+		if ok != tc.ok || (ok && !reflect.DeepEqual(gs, tc.want)) {
+			t.Errorf("splitInline(%q) = %q, %v; want %q, %v", tc.in, gs, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// FuzzRESPDecode feeds the decoder anything, in pieces cut where the input
+// says: it must never panic, never claim more bytes than it was given, and
+// every command it frames must frame again the same from its own encoding.
+func FuzzRESPDecode(f *testing.F) {
+	stream, _ := respStream()
+	for _, s := range []string{
+		string(stream),
+		"*1\r\n$4\r\nPING\r\n",
+		"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",
+		"PING\r\n",
+		`set "a\x41" 'b'` + "\r\n",
+		"*2\r\n$3\r\nGET\r\n$-1\r\n",
+		"*1\r\n*1\r\n",
+		"*99999999999999999999\r\n",
+		"*1\r\n$3\r\nabcXY",
+		"\r\n*0\r\n*-1\r\n",
+	} {
+		f.Add([]byte(s), uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {
+		chunks := []int{int(cut) + 1, int(cut)/2 + 1, 7, 1}
+		got, err := decodeAll(newRESPDecoder(256, 16), in, chunks)
+		var pe respProtocolError
+		if err != nil && !errors.As(err, &pe) {
+			t.Fatalf("a decoding error that is not a protocol error: %v", err)
+		}
+		for _, cmd := range got {
+			if cmd == nil {
+				continue
+			}
+			if len(cmd) > 16 {
+				t.Fatalf("a command of %d arguments passed a limit of 16", len(cmd))
+			}
+			var enc []byte
+			enc = appendRESPArray(enc, len(cmd))
+			for _, a := range cmd {
+				enc = appendRESPBulk(enc, a)
+			}
+			again, err := decodeAll(newRESPDecoder(1<<20, 16), enc, nil)
+			if err != nil || len(again) != 1 || !reflect.DeepEqual(again[0], cmd) {
+				t.Fatalf("%q re-encoded decodes as %q, %v", cmd, again, err)
+			}
+		}
+		// The whole input at once frames the same commands as in pieces.
+		whole, werr := decodeAll(newRESPDecoder(256, 16), in, nil)
+		if (werr == nil) != (err == nil) || !reflect.DeepEqual(whole, got) {
+			t.Fatalf("whole: %q, %v; in pieces: %q, %v", whole, werr, got, err)
+		}
+	})
+}
+
+func TestRESPProtocolErrorText(t *testing.T) {
+	b := (&Host{}).respRefused(respProtocolError("invalid bulk length")).raw
+	if !bytes.Equal(b, []byte("-ERR Protocol error: invalid bulk length\r\n")) {
+		t.Errorf("got %q", b)
+	}
+}
