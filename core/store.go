@@ -1,58 +1,64 @@
 package core
 
-import "github.com/google/btree"
-
-// storeDegree is the B-tree fan-out; 32 keeps nodes within a few cache lines
-// of pointers and clones cheap.
-const storeDegree = 32
-
+// entry is a key and its value, as the snapshot loader hands them to the
+// tree (ReplaceOrInsert); the tree keeps them as an item.
 type entry struct {
 	key   string
 	value string
 }
 
-func entryLess(a, b entry) bool { return a.key < b.key }
-
 // Store is the key-value state machine: an ordered map whose Clone is
 // copy-on-write, so a snapshot can walk a frozen copy while writes go on.
+// Its B-tree (btree.go) keeps each key and value in one allocation.
 type Store struct {
-	tree *btree.BTreeG[entry]
+	tree *storeTree
 	// mutation plants a bug, for the simulator's tests (SingleConfig).
 	mutation Mutation
 	// obs hears of every change (the node's indexes); clones have none.
 	obs Observer
 }
 
+// storeTree is the store's B-tree, with the one method the snapshot
+// loader calls on it directly.
+type storeTree struct{ btree }
+
+// ReplaceOrInsert stores e, replacing what its key held.
+func (t *storeTree) ReplaceOrInsert(e entry) {
+	t.set(makeItem(e.key, e.value))
+}
+
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{tree: btree.NewG(storeDegree, entryLess)}
+	return &Store{tree: &storeTree{*newBtree()}}
 }
 
-// Get returns the value of key and whether it exists.
+// Get returns the value of key and whether it exists. The value shares the
+// store's copy: it costs no allocation.
 func (s *Store) Get(key string) (string, bool) {
-	e, ok := s.tree.Get(entry{key: key})
-	return e.value, ok
+	it, ok := s.tree.get(key)
+	return it.value(), ok
 }
 
-// Set stores value under key and returns the previous value, if any.
+// Set stores value under key and returns the previous value, if any. The
+// store keeps its own copy of key and value, in one allocation.
 func (s *Store) Set(key, value string) (old string, existed bool) {
-	e, existed := s.tree.ReplaceOrInsert(entry{key: key, value: value})
+	prev, existed := s.tree.set(makeItem(key, value))
 	if s.obs != nil {
 		s.obs.Put(key, value)
 	}
 	if s.mutation == MutSetReturnsNewValue {
 		return value, existed
 	}
-	return e.value, existed
+	return prev.value(), existed
 }
 
 // Delete removes key and returns the previous value, if any.
 func (s *Store) Delete(key string) (old string, existed bool) {
-	e, existed := s.tree.Delete(entry{key: key})
+	prev, existed := s.tree.delete(key)
 	if existed && s.obs != nil {
 		s.obs.Remove(key)
 	}
-	return e.value, existed
+	return prev.value(), existed
 }
 
 // Observe makes o hear of every later change to s (nil: none). Clones do
@@ -60,7 +66,7 @@ func (s *Store) Delete(key string) (old string, existed bool) {
 func (s *Store) Observe(o Observer) { s.obs = o }
 
 // Len is the number of keys.
-func (s *Store) Len() int { return s.tree.Len() }
+func (s *Store) Len() int { return s.tree.length }
 
 // Clone returns a copy-on-write copy: later writes to either do not show in
 // the other, and the clone costs O(1) until one side writes. The clone has
@@ -69,13 +75,17 @@ func (s *Store) Clone() *Store {
 	if s.mutation == MutCloneSharesTree {
 		return &Store{tree: s.tree, mutation: s.mutation}
 	}
-	return &Store{tree: s.tree.Clone(), mutation: s.mutation}
+	return &Store{tree: &storeTree{*s.tree.clone()}, mutation: s.mutation}
 }
 
-// Ascend calls f for every key >= from in order until f returns false.
+// Ascend calls f for every key >= from in order until f returns false. The
+// strings share the store's copies.
 func (s *Store) Ascend(from string, f func(key, value string) bool) {
-	s.tree.AscendGreaterOrEqual(entry{key: from}, func(e entry) bool {
-		return f(e.key, e.value)
+	if s.tree.root == nil {
+		return
+	}
+	s.tree.root.ascend(from, true, func(it item) bool {
+		return f(it.key(), it.value())
 	})
 }
 

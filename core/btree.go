@@ -1,0 +1,375 @@
+package core
+
+import (
+	"math"
+	"strings"
+	"unsafe"
+)
+
+// The store's B-tree. It is google/btree's algorithm (top-down splits on
+// insert, steal-or-merge on delete, copy-on-write clones marked by an owner
+// per tree) written for one item type, for what a million keys cost:
+//
+//   - An item is 16 bytes and its key and value are one allocation. With
+//     btree.BTreeG[entry] an entry was two strings (32 bytes) pointing to two
+//     allocations; with 100-byte values and 11-byte keys that is 16 + 112
+//     bytes of strings where one allocation takes 112, and the node slots
+//     hold half as many bytes. BenchmarkStoreMemory: see store_bench_test.go.
+//   - A leaf that is full when a key beyond all of its keys arrives is split
+//     where the key goes, not in the middle, so keys stored in ascending runs
+//     (a snapshot's load, a bulk fill of key%08d) leave full leaves behind,
+//     not half-empty ones.
+//   - Keys are compared with strings.Compare directly, not through a less
+//     function called twice per step.
+
+// item is one key and its value, held in a single allocation: the key's
+// bytes, then the value's. The allocation is never written after it is
+// made, so the strings key and value return may outlive the item (a Get's
+// answer, an undo's old value) like any string.
+type item struct {
+	data *byte // start of the allocation; nil when key and value are both empty
+	klen uint32
+	vlen uint32
+}
+
+// makeItem copies key and value into one allocation of their length: the
+// caller's strings are not kept, so a key or value that shares a larger
+// buffer (a request line, a log record) does not keep it alive.
+func makeItem(key, value string) item {
+	assert(len(key) <= math.MaxUint32 && len(value) <= math.MaxUint32, "a key or value over 4 GiB cannot be stored")
+	var s string
+	switch {
+	case value == "":
+		s = strings.Clone(key)
+	case key == "":
+		s = strings.Clone(value)
+	default:
+		// A concatenation allocates its result without zeroing it first.
+		s = key + value
+	}
+	return item{data: unsafe.StringData(s), klen: uint32(len(key)), vlen: uint32(len(value))}
+}
+
+func (it item) key() string { return unsafe.String(it.data, it.klen) }
+
+func (it item) value() string {
+	if it.vlen == 0 {
+		// Not a pointer to the allocation's end: that may be the next one.
+		return ""
+	}
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(it.data), it.klen)), it.vlen)
+}
+
+// btreeDegree sets the node size: at most 2*degree-1 items (63 items of 16
+// bytes: a 1 KiB allocation) and, but for the root, at least degree-1 after
+// a delete rebalanced it. They are variables only so that tests can build
+// deep trees from a few keys (setBtreeDegree).
+const btreeDegree = 32
+
+var (
+	btreeItemsMax = 2*btreeDegree - 1
+	btreeItemsMin = btreeDegree - 1
+)
+
+// treeOwner marks the nodes a tree may change in place; a clone gives both
+// trees new owners, so the nodes they share are copied before a write. It
+// has a size so that two owners are never the same pointer.
+type treeOwner struct{ _ int }
+
+type node struct {
+	items []item
+	// children is nil in a leaf; otherwise it holds len(items)+1 nodes.
+	children []*node
+	owner    *treeOwner
+}
+
+type btree struct {
+	root   *node
+	length int
+	owner  *treeOwner
+}
+
+func newBtree() *btree { return &btree{owner: new(treeOwner)} }
+
+// clone returns a tree holding what t holds, in O(1): t and the clone share
+// every node until one of them writes.
+func (t *btree) clone() *btree {
+	out := *t
+	t.owner, out.owner = new(treeOwner), new(treeOwner)
+	return &out
+}
+
+// find returns the index of the first item whose key is >= key, and
+// whether it is key.
+func (n *node) find(key string) (int, bool) {
+	lo, hi := 0, len(n.items)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		switch c := strings.Compare(n.items[m].key(), key); {
+		case c == 0:
+			return m, true
+		case c < 0:
+			lo = m + 1
+		default:
+			hi = m
+		}
+	}
+	return lo, false
+}
+
+func (t *btree) get(key string) (item, bool) {
+	n := t.root
+	for n != nil {
+		i, found := n.find(key)
+		if found {
+			return n.items[i], true
+		}
+		if n.children == nil {
+			break
+		}
+		n = n.children[i]
+	}
+	return item{}, false
+}
+
+func (t *btree) newNode(leaf bool) *node {
+	n := &node{items: make([]item, 0, btreeItemsMax), owner: t.owner}
+	if !leaf {
+		n.children = make([]*node, 0, btreeItemsMax+1)
+	}
+	return n
+}
+
+// mutable returns n if t owns it, or t's copy of it.
+func (t *btree) mutable(n *node) *node {
+	if n.owner == t.owner {
+		return n
+	}
+	c := t.newNode(n.children == nil)
+	c.items = append(c.items, n.items...)
+	if n.children != nil {
+		c.children = append(c.children, n.children...)
+	}
+	return c
+}
+
+// mutableChild makes n's child i one t may change, and returns it.
+func (t *btree) mutableChild(n *node, i int) *node {
+	c := t.mutable(n.children[i])
+	n.children[i] = c
+	return c
+}
+
+// split cuts the full node n (which t owns) before item at and returns that
+// item and a new node holding everything after it.
+func (t *btree) split(n *node, at int) (item, *node) {
+	sep := n.items[at]
+	right := t.newNode(n.children == nil)
+	right.items = append(right.items, n.items[at+1:]...)
+	clear(n.items[at:])
+	n.items = n.items[:at]
+	if n.children != nil {
+		right.children = append(right.children, n.children[at+1:]...)
+		clear(n.children[at+1:])
+		n.children = n.children[:at+1]
+	}
+	return sep, right
+}
+
+// splitPoint is where to split the full node n before key is stored in
+// it: in the middle, or, for a leaf whose keys are all below key, just
+// before its last item, so that an ascending run fills leaves to the brim.
+// (A leaf left short this way is only ever short at its tree's growing
+// edge; deletes rebalance it like any other.)
+func splitPoint(n *node, key string) int {
+	if last := len(n.items) - 1; n.children == nil && n.items[last].key() < key {
+		return last
+	}
+	return btreeItemsMax / 2
+}
+
+// set stores it, replacing the item with its key if there is one.
+func (t *btree) set(it item) (old item, existed bool) {
+	key := it.key()
+	if t.root == nil {
+		t.root = t.newNode(true)
+		t.root.items = append(t.root.items, it)
+		t.length = 1
+		return item{}, false
+	}
+	t.root = t.mutable(t.root)
+	if len(t.root.items) >= btreeItemsMax {
+		left := t.root
+		sep, right := t.split(left, splitPoint(left, key))
+		t.root = t.newNode(false)
+		t.root.items = append(t.root.items, sep)
+		t.root.children = append(t.root.children, left, right)
+	}
+	n := t.root
+	for {
+		i, found := n.find(key)
+		if found {
+			old = n.items[i]
+			n.items[i] = it
+			return old, true
+		}
+		if n.children == nil {
+			n.items = insertAt(n.items, i, it)
+			t.length++
+			return item{}, false
+		}
+		if len(n.children[i].items) >= btreeItemsMax {
+			child := t.mutableChild(n, i)
+			sep, right := t.split(child, splitPoint(child, key))
+			n.items = insertAt(n.items, i, sep)
+			n.children = insertAt(n.children, i+1, right)
+			switch c := strings.Compare(key, sep.key()); {
+			case c == 0:
+				old = n.items[i]
+				n.items[i] = it
+				return old, true
+			case c > 0:
+				i++
+			}
+		}
+		n = t.mutableChild(n, i)
+	}
+}
+
+func insertAt[T any](s []T, i int, v T) []T {
+	var zero T
+	s = append(s, zero)
+	copy(s[i+1:], s[i:])
+	s[i] = v
+	return s
+}
+
+func removeAt[T any](s []T, i int) ([]T, T) {
+	v := s[i]
+	copy(s[i:], s[i+1:])
+	var zero T
+	s[len(s)-1] = zero
+	return s[:len(s)-1], v
+}
+
+// delete removes key's item and returns it.
+func (t *btree) delete(key string) (item, bool) {
+	if t.root == nil || len(t.root.items) == 0 {
+		return item{}, false
+	}
+	t.root = t.mutable(t.root)
+	out, ok := t.remove(t.root, key, false)
+	if len(t.root.items) == 0 && t.root.children != nil {
+		t.root = t.root.children[0]
+	}
+	if ok {
+		t.length--
+	}
+	return out, ok
+}
+
+// remove removes key's item (or, with max, the last item) from the subtree
+// of n, which t owns, keeping every child it passes through above
+// btreeItemsMin items before it descends.
+func (t *btree) remove(n *node, key string, max bool) (item, bool) {
+	var i int
+	var found bool
+	if max {
+		if n.children == nil {
+			var out item
+			n.items, out = removeAt(n.items, len(n.items)-1)
+			return out, true
+		}
+		i = len(n.items)
+	} else {
+		i, found = n.find(key)
+		if n.children == nil {
+			if !found {
+				return item{}, false
+			}
+			var out item
+			n.items, out = removeAt(n.items, i)
+			return out, true
+		}
+	}
+	if len(n.children[i].items) <= btreeItemsMin {
+		t.growChild(n, i)
+		return t.remove(n, key, max)
+	}
+	child := t.mutableChild(n, i)
+	if found {
+		// The item is here: its predecessor, the last item of the child
+		// before it, takes its place.
+		out := n.items[i]
+		n.items[i], _ = t.remove(child, "", true)
+		return out, true
+	}
+	return t.remove(child, key, max)
+}
+
+// growChild gives n's child i one more item than btreeItemsMin, from a
+// sibling that can spare one or by merging it with a sibling.
+func (t *btree) growChild(n *node, i int) {
+	switch {
+	case i > 0 && len(n.children[i-1].items) > btreeItemsMin:
+		child := t.mutableChild(n, i)
+		from := t.mutableChild(n, i-1)
+		var stolen item
+		from.items, stolen = removeAt(from.items, len(from.items)-1)
+		child.items = insertAt(child.items, 0, n.items[i-1])
+		n.items[i-1] = stolen
+		if from.children != nil {
+			var c *node
+			from.children, c = removeAt(from.children, len(from.children)-1)
+			child.children = insertAt(child.children, 0, c)
+		}
+	case i < len(n.items) && len(n.children[i+1].items) > btreeItemsMin:
+		child := t.mutableChild(n, i)
+		from := t.mutableChild(n, i+1)
+		var stolen item
+		from.items, stolen = removeAt(from.items, 0)
+		child.items = append(child.items, n.items[i])
+		n.items[i] = stolen
+		if from.children != nil {
+			var c *node
+			from.children, c = removeAt(from.children, 0)
+			child.children = append(child.children, c)
+		}
+	default:
+		// Neither sibling can spare an item, so each holds at most
+		// btreeItemsMin: the two and the item between them fit one node.
+		if i >= len(n.items) {
+			i--
+		}
+		child := t.mutableChild(n, i)
+		var sep item
+		n.items, sep = removeAt(n.items, i)
+		var right *node
+		n.children, right = removeAt(n.children, i+1)
+		child.items = append(child.items, sep)
+		child.items = append(child.items, right.items...)
+		child.children = append(child.children, right.children...)
+	}
+}
+
+// ascend calls f for every item with a key >= from (every item, unless
+// bounded) in key order, until f returns false; it reports whether f
+// never did.
+func (n *node) ascend(from string, bounded bool, f func(item) bool) bool {
+	i, found := 0, false
+	if bounded {
+		i, found = n.find(from)
+	}
+	if n.children != nil && !found && !n.children[i].ascend(from, bounded, f) {
+		return false
+	}
+	for ; i < len(n.items); i++ {
+		if !f(n.items[i]) {
+			return false
+		}
+		if n.children != nil && !n.children[i+1].ascend("", false, f) {
+			return false
+		}
+	}
+	return true
+}
