@@ -115,6 +115,7 @@ type conn struct {
 
 	mu         sync.Mutex
 	queue      []*slot // owed responses, in request order
+	unfilled   int     // slots of the queue that wait for the node
 	readerGone bool    // the reader stopped: no more slots will be queued
 	// ready has room for one token: "the head may be filled, or the reader
 	// is gone". Senders never block, and the writer rechecks under mu.
@@ -236,8 +237,15 @@ func (c *conn) wake() {
 }
 
 // fill answers s; called on the node's goroutine, it never blocks. It
-// reports false if s was already filled. The reply leaves at the end of
-// the turn, with the connection's other replies of the turn.
+// reports false if s was already filled.
+//
+// The reply leaves with the connection's other replies of the turn, in one
+// write: at once if it was the last one the connection waited for (no
+// other reply can come before the connection's next batch, which then
+// cannot miss a reply that sat here to the end of the turn), or else at
+// the end of the turn (Host.flushReplies). Sending the last one at once
+// rather than after the turn's Flush lets a client that waits for it send
+// its next request that much sooner.
 func (c *conn) fill(s *slot, resp core.Response) bool {
 	c.mu.Lock()
 	if s.filled {
@@ -245,10 +253,16 @@ func (c *conn) fill(s *slot, resp core.Response) bool {
 		return false
 	}
 	s.resp, s.filled = resp, true
+	c.unfilled--
 	// The head may be s, or a refused line queued before it.
 	headReady := len(c.queue) > 0 && c.queue[0].filled
+	last := c.unfilled == 0
 	c.mu.Unlock()
-	if headReady && !c.dirty {
+	switch {
+	case !headReady:
+	case last:
+		c.sendOrWake()
+	case !c.dirty:
 		c.dirty = true
 		c.h.dirty = append(c.h.dirty, c)
 	}
@@ -415,6 +429,11 @@ func (c *conn) commit() bool {
 	c.mu.Lock()
 	wasEmpty := len(c.queue) == 0
 	c.queue = append(c.queue, rd.slots...)
+	for _, s := range rd.slots {
+		if !s.filled {
+			c.unfilled++
+		}
+	}
 	c.mu.Unlock()
 	headReady := wasEmpty && rd.slots[0].filled
 	clear(rd.slots)
