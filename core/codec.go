@@ -42,6 +42,17 @@ type Codec struct {
 
 // DecodeRequest is the package's DecodeRequest, with c's mutation.
 func (c Codec) DecodeRequest(line []byte) (*Request, *Response) {
+	// A planted bug lives in the general decoder only.
+	if c.Mutation == MutNone {
+		if req, ok := decodeFast(line); ok {
+			return req, nil
+		}
+	}
+	return c.decodeGeneral(line)
+}
+
+// decodeGeneral decodes any line, and explains what is wrong with a bad one.
+func (c Codec) decodeGeneral(line []byte) (*Request, *Response) {
 	d := &decodedRequest{mutation: c.Mutation}
 	req := &d.req
 	err := json.Unmarshal(line, d, decodeOptions)
