@@ -66,46 +66,73 @@ func (m *Model) Embed(text string) ([]float32, error) {
 	}
 	var sumArr [DimMax]float32
 	sum := sumArr[:m.dim]
-	var idsArr [8]int32
+	var batchArr [embedBatch]wordRef
+	var idsArr [2 * embedBatch]int32
 	sc := wordScanner{s: cut, wasCut: len(cut) < len(text)}
 	words, known, stops := 0, 0, 0
 	for {
-		start, end, ascii, ok := sc.next()
-		if !ok {
+		// The words of a value are looked up a batch at a time, in passes
+		// that each do one kind of memory access, so that the cache misses
+		// of a pass overlap instead of following one another: the words
+		// are read and hashed; their home slots in the word table loaded;
+		// then the words are looked up and their ids gathered; then the
+		// rows of those ids are touched, and summed in the text's order.
+		batch := batchArr[:0]
+		for len(batch) < embedBatch {
+			start, end, ascii, ok := sc.next()
+			if !ok {
+				break
+			}
+			r := wordRef{start: int32(start), end: int32(end), ascii: ascii}
+			if ascii {
+				r.h, r.head = hashWord(cut, start, end, true)
+			}
+			batch = append(batch, r)
+		}
+		if len(batch) == 0 {
 			break
 		}
-		words++
-		// The common case, a word of the vocabulary, is one probe of the
-		// word table on the text's own bytes (see wordTable), and the
-		// stop-word test a flag of the word's id.
-		var tok string
-		var id int32
-		var found bool
-		if ascii {
-			id, found = m.table.find(cut, start, end, true)
-		} else {
-			tok = normaliseWord(cut[start:end])
-			id, found = m.table.find(tok, 0, len(tok), false)
+		for i := range batch {
+			if r := &batch[i]; r.ascii {
+				r.home = m.table.home(r.h)
+			}
 		}
-		if found {
-			if m.stop[id] {
+		words += len(batch)
+		ids := idsArr[:0]
+		for _, r := range batch {
+			// The common case, a word of the vocabulary, is one probe of
+			// the word table on the text's own bytes (see wordTable),
+			// which also says whether it is a stop word.
+			var tok string
+			var id int32
+			var stop, found bool
+			if r.ascii {
+				id, stop, found = m.table.probe(cut, int(r.start), int(r.end), true, r.h, r.head, r.home)
+			} else {
+				tok = normaliseWord(cut[r.start:r.end])
+				id, stop, found = m.table.find(tok, 0, len(tok), false)
+			}
+			if found {
+				if stop {
+					stops++
+					continue
+				}
+				ids = append(ids, id)
+				continue
+			}
+			if r.ascii {
+				tok = strings.ToLower(cut[r.start:r.end])
+			}
+			if stopWords[tok] {
 				stops++
 				continue
 			}
+			ids = m.resolveUnknown(tok, ids)
+		}
+		known += len(ids)
+		m.touchRows(ids)
+		for _, id := range ids {
 			m.accumulate(sum, id)
-			known++
-			continue
-		}
-		if ascii {
-			tok = strings.ToLower(cut[start:end])
-		}
-		if stopWords[tok] {
-			stops++
-			continue
-		}
-		for _, i := range m.resolveUnknown(tok, idsArr[:0]) {
-			m.accumulate(sum, i)
-			known++
 		}
 	}
 	if words == 0 {
@@ -125,6 +152,41 @@ func (m *Model) Embed(text string) ([]float32, error) {
 		return nil, fmt.Errorf("%w: its words' vectors cancel out", ErrNoKnownWords)
 	}
 	return out, nil
+}
+
+// embedBatch is the words Embed looks up together (see Embed).
+const embedBatch = 64
+
+// wordRef is a word Embed has read and not yet looked up: its place in
+// the text and, for an ASCII word, its hash, head and home slot.
+type wordRef struct {
+	start, end int32
+	ascii      bool
+	h, head    uint64
+	home       wordSlot
+}
+
+// touchRows loads one value of every cache line of the rows and weights
+// of ids, so that their misses overlap before accumulate reads them in
+// turn. A model holds unit vectors and finite weights, so the sum of what
+// it loads is finite: checking that keeps the loads (and the model)
+// honest.
+func (m *Model) touchRows(ids []int32) {
+	const lineFloats = 16 // 64-byte lines
+	var x float32
+	for _, id := range ids {
+		x += m.weights[id]
+	}
+	for _, id := range ids {
+		row := m.row(int(id))
+		for j := 0; j < len(row); j += lineFloats {
+			x += row[j]
+		}
+		x += row[len(row)-1]
+	}
+	if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+		panic("vecidx: a model vector is not finite")
+	}
 }
 
 // accumulate adds word id's vector times its weight to sum. The explicit

@@ -269,13 +269,13 @@ func (b *modelBuilder) model() *Model {
 		vecs:    b.vecs,
 		weights: sifWeights(len(b.words), b.ranked),
 		stop:    make([]bool, len(b.words)),
-		table:   newWordTable(b.words),
 	}
 	for _, w := range stopWordList {
 		if i, ok := m.index[w]; ok {
 			m.stop[i] = true
 		}
 	}
+	m.table = newWordTable(b.words, m.stop)
 	m.common = m.commonDirection()
 	return m
 }

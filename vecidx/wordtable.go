@@ -4,38 +4,54 @@ package vecidx
 // value: some 170 for 1 KB of text. Go's map answers the same question,
 // but costs a string hash, a probe of a 1.5 MB table and a key comparison
 // through a pointer to wherever the key was allocated, and took half of
-// Embed's time. The table is open addressing over 32-bit slots (a tag of
-// the hash and the id), at most half full, so that 44k words take 512 KB;
-// the words' bytes lie end to end in id order, so that the frequent words
-// a comparison reads share a few cache lines. Lookups hash the token's
-// bytes in 8-byte words straight from the text, lower-casing ASCII on the
-// way (every byte of an ASCII token is a letter, digit, ' or -, which OR
-// 0x20 maps to its lower case), so the common word costs no copy.
+// Embed's time. The table is open addressing over 16-byte slots, at most
+// half full, each holding the word's first 8 bytes, its length, a tag of
+// its hash and its id: a word of up to 8 bytes (most English words) is
+// found or ruled out by the slot alone, so that a lookup that misses the
+// cache misses it once. (With 4-byte slots holding a tag and the id, a
+// lookup read the slot, then the word's offset, then its bytes, each from
+// anywhere in memory: three misses, a seventh of a loaded server's time.)
+// Longer words compare their remaining bytes with the words' bytes, which
+// lie end to end in id order. Lookups hash the token's bytes in 8-byte
+// words straight from the text, lower-casing ASCII on the way (every byte
+// of an ASCII token is a letter, digit, ' or -, which OR 0x20 maps to its
+// lower case), so the common word costs no copy; and Embed loads the home
+// slots of a batch of words before it looks any of them up (see probe), so
+// that their cache misses overlap.
 type wordTable struct {
-	slots []uint32 // 0: empty; else tag<<wordIDBits | (id+1)
-	mask  uint64   // len(slots)-1
-	text  string   // every word's bytes, in id order, end to end
-	off   []uint32 // word i is text[off[i]:off[i+1]]
+	slots []wordSlot
+	mask  uint64 // len(slots)-1
+	text  string // every word's bytes, in id order, end to end
+	off   []uint32
+}
+
+// wordSlot is one word of the table, or empty (meta 0).
+type wordSlot struct {
+	head uint64 // the word's first 8 bytes, little-endian, zero-padded
+	meta uint64 // id+1 | stop<<31 | length<<32 | tag<<40, tag the hash's top 24 bits
 }
 
 const (
-	// wordIDBits holds id+1 for every id below modelWordsMax (2^22).
-	wordIDBits = 23
-	wordIDMask = 1<<wordIDBits - 1
 	// asciiFold sets the bit that makes an upper-case ASCII letter lower
 	// case, in every byte of a word.
 	asciiFold = 0x2020202020202020
+	// wordBytesMaxTable bounds a word's length in meta's 8 bits.
+	wordBytesMaxTable = 255
+	// slotStop marks a stop word's slot, so that Embed skips it without
+	// reading anything else.
+	slotStop = 1 << 31
 )
 
-func newWordTable(words []string) *wordTable {
-	if len(words) >= modelWordsMax || modelWordsMax >= wordIDMask {
+// newWordTable indexes words; stop[i] marks word i a stop word.
+func newWordTable(words []string, stop []bool) *wordTable {
+	if len(words) >= modelWordsMax || modelWordsMax >= slotStop || len(stop) != len(words) {
 		panic("vecidx: vocabulary too large for the word table")
 	}
 	size := 1
 	for size < 2*len(words) {
 		size *= 2
 	}
-	t := &wordTable{slots: make([]uint32, size), mask: uint64(size - 1), off: make([]uint32, 0, len(words)+1)}
+	t := &wordTable{slots: make([]wordSlot, size), mask: uint64(size - 1), off: make([]uint32, 0, len(words)+1)}
 	n := 0
 	for _, w := range words {
 		n += len(w)
@@ -48,62 +64,88 @@ func newWordTable(words []string) *wordTable {
 	t.off = append(t.off, uint32(len(b)))
 	t.text = string(b)
 	for id, w := range words {
-		h := hashWord(w, 0, len(w), false)
+		if len(w) > wordBytesMaxTable {
+			panic("vecidx: word too long for the word table")
+		}
+		h, head := hashWord(w, 0, len(w), false)
 		i := h & t.mask
-		for t.slots[i] != 0 {
+		for t.slots[i].meta != 0 {
 			i = (i + 1) & t.mask
 		}
-		t.slots[i] = tag(h)<<wordIDBits | uint32(id+1)
+		meta := slotMeta(h, len(w)) | uint64(id+1)
+		if stop[id] {
+			meta |= slotStop
+		}
+		t.slots[i] = wordSlot{head: head, meta: meta}
 	}
 	return t
 }
 
-func tag(h uint64) uint32 { return uint32(h >> (64 - (32 - wordIDBits))) }
+// slotMeta is the length and tag part of a slot's meta for a word of hash
+// h and n bytes.
+func slotMeta(h uint64, n int) uint64 { return uint64(n)<<32 | h>>40<<40 }
 
 // word is word id's bytes.
 func (t *wordTable) word(id int) string { return t.text[t.off[id]:t.off[id+1]] }
 
+// home is the slot where the search for a word of hash h starts.
+func (t *wordTable) home(h uint64) wordSlot { return t.slots[h&t.mask] }
+
 // find returns the id of the word s[start:end], lower-cased first when
-// fold is set (then every byte must be an ASCII letter, digit, ' or -).
-func (t *wordTable) find(s string, start, end int, fold bool) (int32, bool) {
-	h := hashWord(s, start, end, fold)
-	tg := tag(h)
+// fold is set (then every byte must be an ASCII letter, digit, ' or -),
+// and whether it is a stop word.
+func (t *wordTable) find(s string, start, end int, fold bool) (id int32, stop, ok bool) {
+	h, head := hashWord(s, start, end, fold)
+	return t.probe(s, start, end, fold, h, head, t.home(h))
+}
+
+// probe is find for a word whose hash and head hashWord gave, and whose
+// home slot first the caller has loaded already.
+func (t *wordTable) probe(s string, start, end int, fold bool, h, head uint64, first wordSlot) (id int32, stop, ok bool) {
 	n := end - start
+	if n > wordBytesMaxTable {
+		return 0, false, false
+	}
+	want := slotMeta(h, n)
+	e := first
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
-		e := t.slots[i]
-		if e == 0 {
-			return 0, false
+		if i != h&t.mask {
+			e = t.slots[i]
 		}
-		if e>>wordIDBits != tg {
+		if e.meta == 0 {
+			return 0, false, false
+		}
+		if e.head != head || e.meta&^(1<<32-1) != want {
 			continue
 		}
-		id := int(e&wordIDMask) - 1
-		w := t.word(id)
-		if len(w) != n {
-			continue
+		id := int32(e.meta&(slotStop-1)) - 1
+		stop := e.meta&slotStop != 0
+		if n <= 8 {
+			return id, stop, true
 		}
+		w := t.word(int(id))[8:]
 		same := true
 		if fold {
-			for j := range n {
-				if s[start+j]|0x20 != w[j] {
+			for j := range w {
+				if s[start+8+j]|0x20 != w[j] {
 					same = false
 					break
 				}
 			}
 		} else {
-			same = s[start:end] == w
+			same = s[start+8:end] == w
 		}
 		if same {
-			return int32(id), true
+			return id, stop, true
 		}
 	}
 }
 
 // hashWord hashes s[start:end], lower-cased when fold is set, 8 bytes at a
-// time. Bytes past end are masked off, so the hash depends only on the
-// word.
-func hashWord(s string, start, end int, fold bool) uint64 {
-	h := uint64(end-start) * 0x9e3779b97f4a7c15
+// time, and returns the hash and the word's first 8 bytes (zero-padded).
+// Bytes past end are masked off, so both depend only on the word.
+func hashWord(s string, start, end int, fold bool) (h, head uint64) {
+	h = uint64(end-start) * 0x9e3779b97f4a7c15
 	for i := start; i < end; i += 8 {
 		var x uint64
 		if i+8 <= len(s) {
@@ -121,10 +163,13 @@ func hashWord(s string, start, end int, fold bool) uint64 {
 		if n := end - i; n < 8 {
 			x &= 1<<(8*n) - 1
 		}
+		if i == start {
+			head = x
+		}
 		h ^= x
 		h *= 0xbf58476d1ce4e5b9
 		h ^= h >> 31
 	}
 	h *= 0x94d049bb133111eb
-	return h ^ h>>29
+	return h ^ h>>29, head
 }
