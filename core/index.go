@@ -23,9 +23,10 @@ type Indexes interface {
 	// Search answers an OpSearch or OpSearchSimilar request that Validate
 	// accepted, with Hits or a failure.
 	Search(req *Request) Response
-	// Work does up to budget units of deferred work (building a graph
-	// index in the background of the loop) and reports whether any is
-	// left. Searches are exact whatever is left undone.
+	// Work does up to budget units of deferred work (training the
+	// similarity index in the background of the loop) and reports whether
+	// any is left. A unit is about 0.1 ms. Searches never see a value the
+	// store does not hold, whatever is left undone.
 	Work(budget int) (more bool)
 	// Status describes the indexes for the status op.
 	Status() IndexStatus
@@ -62,7 +63,8 @@ type IndexStatus struct {
 	Postings  int64 `json:"postings"`   // (word, value) pairs
 	TextBytes int64 `json:"text_bytes"` // estimated memory of the full-text index
 	// Vectors: values with an embedding (a value with no known word has
-	// none); Pending: those not yet in the graph, searched exactly.
+	// none); Pending: those not yet in the index's lists, searched
+	// exactly.
 	Vectors     int    `json:"vectors"`
 	Pending     int    `json:"pending"`
 	VectorBytes int64  `json:"vector_bytes"`
@@ -71,14 +73,14 @@ type IndexStatus struct {
 	Dim         int    `json:"dim"`
 }
 
-// IndexPacer gives the indexes' deferred work (Indexes.Work: building the
-// similarity graph) the node's spare time, on timer ticks of the node's own
+// IndexPacer gives the indexes' deferred work (Indexes.Work: training the
+// similarity index) the node's spare time, on timer ticks of the node's own
 // clock. A tick comes indexTick after a turn with writes and keeps coming
 // while work remains; it does indexWorkBusy units when the node wrote
 // within the last indexIdleAfter, so a loaded node's writes keep the loop,
-// and indexWorkIdle units otherwise, so an idle node catches up fast. The
-// indexes stay exact meanwhile, and past their own bound a Put does some of
-// the work itself.
+// and indexWorkIdle units otherwise, so an idle node catches up fast.
+// Searches never wait for the work (what it has not reached yet they scan
+// exactly), and past their own bound a Put does some of the work itself.
 type IndexPacer struct {
 	clock     Clock
 	idx       Indexes
@@ -100,7 +102,7 @@ func NewIndexPacer(clock Clock, idx Indexes) *IndexPacer {
 		return nil
 	}
 	p := &IndexPacer{clock: clock, idx: idx, lastWrite: clock.Now()}
-	p.arm() // a restart leaves the whole graph to build
+	p.arm() // a restart leaves the similarity index to train
 	return p
 }
 

@@ -2,11 +2,13 @@ package vecidx
 
 import "math"
 
-// A code is a unit vector quantised for the graph's inner loops, where a
-// similarity is computed for every node a search or an insert reaches: at
-// 100k vectors a graph search reaches 5,000–7,000 nodes and an insert
-// 1,000–2,000, so the cost of one similarity, and the bytes it reads from
-// memory, set the cost of both.
+// A code is a unit vector quantised to 8-bit integers for the comparisons
+// with centroids (partition.go, trainer.go): every Put compares its vector
+// with each of some √n centroids, and each round of k-means does so for
+// every sample vector, so the cost of one similarity sets the cost of both.
+// (The lists hold the coarser nibble codes of nibble.go, which a search
+// scans by the tens of thousands; centroids are few, and rank lists best
+// with the finer codes.)
 //
 // Each component is rounded to an integer in -L..L after scaling by
 // s = max|v[i]|/L, and three such integers share one uint64, codeShift
@@ -23,10 +25,8 @@ import "math"
 // The similarity of two codes is s_a·s_b·Σq·p. Rounding moves each
 // component by at most s/2; for unit vectors of 100 dimensions, whose
 // largest components are near 0.3, a similarity is off by about 0.001
-// (s ≈ 0.003, and the errors of a hundred components mostly cancel). The
-// graph is built and walked on these similarities; the Index scores the
-// best nodes a search returns again with the float32 vectors, so results
-// and their scores are exact.
+// (s ≈ 0.003, and the errors of a hundred components mostly cancel), which
+// is plenty for choosing a vector's nearest centroid.
 const (
 	codeShift     = 21 // bits per field, three fields per word
 	codeMask      = 1<<codeShift - 1

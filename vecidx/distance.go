@@ -11,9 +11,9 @@ const DimMax = 300
 // their cosine. It scores every result the index reports and every vector
 // of the exact scan, so it is unrolled by eight into four partial sums,
 // which lets the compiler drop bounds checks and overlap the multiply-adds.
-// Every score the index reports comes from this one function, so the graph
-// search, the pending scan and Exact agree bit for bit on the score of the
-// same pair; and each product is rounded before it is added (the explicit
+// Every score the index reports comes from this one function, so the list
+// scans' rescoring, the pending scan and Exact agree bit for bit on the
+// score of the same pair; and each product is rounded before it is added (the explicit
 // conversions), so that no platform fuses them into multiply-adds and the
 // scores are the same bits everywhere.
 func dot(a, b []float32) float32 {

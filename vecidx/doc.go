@@ -43,9 +43,12 @@
 // the text's order with every product rounded, so its bits are the same
 // on every platform. A node embeds every value it writes, so Embed is
 // built for speed: words are found in a table of the model's own
-// (wordtable.go) without copying them out of the text, and the only
-// allocation is the vector returned; 1 KB of text takes 15–20 µs
-// (BenchmarkEmbed1KB).
+// (wordtable.go) without copying them out of the text, a batch of words at
+// a time so that the cache misses of their lookups, and then of their
+// vectors, overlap; and the only allocation is the vector returned. 1 KB
+// of text takes 15–20 µs with the model in cache (BenchmarkEmbed1KB), and
+// in a busy server, whose other work keeps pushing the model out of the
+// cache, the lookups' misses once took as long again.
 //
 // The binary format (WriteModel, ReadModel) is little-endian:
 //
@@ -64,22 +67,25 @@
 //
 // # Nearest-neighbour index
 //
-// The package also holds an index over value vectors (index.go, hnsw.go,
-// code.go): an HNSW graph (Malkov and Yashunin 2018, "Efficient and robust
-// approximate nearest neighbor search using Hierarchical Navigable Small
-// World graphs") answering top-k cosine queries, with an exact scan instead
-// while the index is below a size threshold, where a scan is both cheaper
-// and exact. The graph holds each vector as a code of 8-bit integers packed
-// three to a 64-bit word, so that one integer multiply does three
-// multiply-adds and a node costs 280 bytes of memory traffic instead of
-// 400; it is built and searched on the codes' similarities, and the best
-// nodes a search finds are scored again with the float32 vectors, so
-// reported scores are exact. Full neighbour lists take a new node by the
-// selection heuristic's own test against the kept similarities instead of
-// being re-pruned from scratch, and a search loads the codes of a node's
-// unvisited neighbours all at once before scoring them, so their cache
-// misses overlap. At 100k value vectors of the default model (1 KB texts),
-// with the default options, an insert costs about 0.1 ms of CPU and a
-// search finds 95–96% of the exact top 10 at about a tenth of the exact
-// scan's time (BenchmarkBench100k; cmd/bench index).
+// The package also holds an index over value vectors (index.go,
+// partition.go, trainer.go, nibble.go, code.go): an inverted file (IVF) —
+// centroids trained by k-means on the vectors, and per centroid the list
+// of vectors nearest to it — answering top-k cosine queries, with an exact
+// scan instead while the index is below a size threshold, where a scan is
+// both cheaper and exact. A Put or Remove is cheap and immediate: one
+// comparison with each of about √n centroids and an append to a list, or a
+// swap out of one, with nothing left behind to clean up; the centroids are
+// trained again in the node's spare time (Work) as the index grows or its
+// data changes. A search ranks the centroids, scans the lists of the
+// nearest until it has scored ScanShare of the vectors (or ScanMin), by
+// 4-bit codes packed sixteen to a word, four multiply-adds to an integer
+// multiply (56 bytes a vector at 100 dimensions, so the scan streams little
+// memory), and scores the best few hundred of them again with the float32
+// vectors, so reported scores are exact. At 100k value vectors of the
+// default model (1 KB texts), with the default options, a Put costs about
+// 5 µs of CPU and a search finds 96–97% of the exact top 10 at about a
+// tenth or less of the exact scan's time (BenchmarkBench100k; cmd/bench
+// index). The index was an HNSW graph until a graph insert (0.12 ms at
+// 100k vectors, most of it cache misses) proved too dear for a node that
+// indexes every write; see index.go.
 package vecidx

@@ -88,3 +88,22 @@ func (r *splitmix) gauss() float64 {
 	u1, u2 := r.unit(), r.unit()
 	return math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2)
 }
+
+// splitmix is SplitMix64 (Steele, Lea and Flood, "Fast splittable
+// pseudorandom number generators", OOPSLA 2014): a tiny seeded generator
+// for SyntheticVectors, since node logic may not use math/rand.
+type splitmix struct{ s uint64 }
+
+func (r *splitmix) next() uint64 {
+	r.s += 0x9e3779b97f4a7c15
+	z := r.s
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// unit is uniform in (0, 1]: 53 random bits, shifted off zero so that its
+// logarithm is finite.
+func (r *splitmix) unit() float64 {
+	return float64(r.next()>>11+1) / (1 << 53)
+}

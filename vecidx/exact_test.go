@@ -34,7 +34,7 @@ func TestExactTiny(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			x := NewIndex(2, DefaultHNSWOptions())
+			x := NewIndex(2, DefaultIndexOptions())
 			model := map[string][]float32{}
 			for _, it := range tc.items {
 				if err := x.Put(it.key, it.v); err != nil {
@@ -84,7 +84,7 @@ func TestSyntheticVectors(t *testing.T) {
 	// Clustered: a vector's nearest neighbour is far nearer than a random
 	// other vector, on average. Uniform random directions in 20 dimensions
 	// would give about the same cosine for both.
-	x := NewIndex(20, DefaultHNSWOptions())
+	x := NewIndex(20, DefaultIndexOptions())
 	for i, v := range a {
 		if err := x.Put(fmt.Sprint(i), v); err != nil {
 			t.Fatal(err)
@@ -106,7 +106,7 @@ func TestSyntheticVectors(t *testing.T) {
 func BenchmarkExact10k(b *testing.B) {
 	const n, dim = 10000, 100
 	vecs := SyntheticVectors(1, n+1, dim)
-	x := NewIndex(dim, DefaultHNSWOptions())
+	x := NewIndex(dim, DefaultIndexOptions())
 	for i, v := range vecs[:n] {
 		if err := x.Put(fmt.Sprint(i), v); err != nil {
 			b.Fatal(err)

@@ -1,14 +1,15 @@
 package vecidx
 
-// cand is a graph node and its similarity to the vector being searched for.
+// cand is a numbered thing (a list's centroid) and its similarity to the
+// vector being searched for.
 type cand struct {
 	sim float32
 	id  uint32
 }
 
 // nearer orders candidates: the higher similarity first, and among equal
-// similarities the lower node id, so that every heap and sort in the graph
-// code has one total order and never depends on how ties happened to fall.
+// similarities the lower id, so that a sort has one total order and never
+// depends on how ties happened to fall.
 func nearer(a, b cand) bool {
 	if a.sim != b.sim {
 		return a.sim > b.sim
@@ -16,32 +17,51 @@ func nearer(a, b cand) bool {
 	return a.id < b.id
 }
 
-// nearHeap keeps the nearest candidate on top: the search frontier (C in
-// the paper). The heaps are written out for the one element type rather
-// than through container/heap, whose interface calls cost more than the
-// comparisons in the search's inner loop.
-type nearHeap []cand
-
-func (h *nearHeap) push(c cand) {
-	*h = append(*h, c)
-	s := *h
-	i := len(s) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !nearer(s[i], s[p]) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
+func cmpNearer(a, b cand) int {
+	if nearer(a, b) {
+		return -1
 	}
+	if nearer(b, a) {
+		return 1
+	}
+	return 0
 }
 
-func (h *nearHeap) pop() cand {
+// scanHit is a vector a list scan found and its nibble estimate.
+type scanHit struct {
+	est float32
+	e   *entry
+}
+
+// scanHeap keeps the best r scan hits by estimate, the worst on top. Of
+// equal estimates the first offered stays, so the outcome is a function of
+// the order of the offers. The heaps are written out for their one element
+// type rather than through container/heap, whose interface calls cost more
+// than the comparisons in a scan's inner loop.
+type scanHeap []scanHit
+
+// offer adds x if it is among the best r so far.
+func (h *scanHeap) offer(x scanHit, r int) {
 	s := *h
-	top := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	s = s[:n]
+	if len(s) < r {
+		s = append(s, x)
+		i := len(s) - 1
+		for i > 0 {
+			p := (i - 1) / 2
+			if !(s[i].est < s[p].est) {
+				break
+			}
+			s[i], s[p] = s[p], s[i]
+			i = p
+		}
+		*h = s
+		return
+	}
+	if !(x.est > s[0].est) {
+		return
+	}
+	s[0] = x
+	n := len(s)
 	i := 0
 	for {
 		l := 2*i + 1
@@ -49,61 +69,15 @@ func (h *nearHeap) pop() cand {
 			break
 		}
 		m := l
-		if r := l + 1; r < n && nearer(s[r], s[l]) {
-			m = r
+		if rr := l + 1; rr < n && s[rr].est < s[l].est {
+			m = rr
 		}
-		if !nearer(s[m], s[i]) {
+		if !(s[m].est < s[i].est) {
 			break
 		}
 		s[i], s[m] = s[m], s[i]
 		i = m
 	}
-	*h = s
-	return top
-}
-
-// farHeap keeps the farthest candidate on top: the bounded result set (W in
-// the paper), whose top is the one to drop when a nearer node is found.
-type farHeap []cand
-
-func (h *farHeap) push(c cand) {
-	*h = append(*h, c)
-	s := *h
-	i := len(s) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !nearer(s[p], s[i]) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
-}
-
-func (h *farHeap) pop() cand {
-	s := *h
-	top := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	s = s[:n]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && nearer(s[l], s[r]) {
-			m = r
-		}
-		if !nearer(s[i], s[m]) {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
-	*h = s
-	return top
 }
 
 // hitHeap keeps the worst of the best k hits on top, for the exact scans.

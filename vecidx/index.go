@@ -3,160 +3,186 @@ package vecidx
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 )
 
 // The Index maps keys to unit vectors and answers top-k cosine queries.
 //
-// A node calls Put and Remove in the same turn as the write they mirror, at
-// tens of thousands of writes a second, and an HNSW insert costs far more
-// than a write may spend. So the Index splits each write in two:
+// A node calls Put and Remove in the same turn as the write they mirror,
+// at tens of thousands of writes a second, so both must be cheap however
+// large the index: that is why the index is an inverted file
+// (partition.go) rather than a graph. An HNSW graph answered as well, but
+// each insert searched the graph for the new node's neighbours and
+// relinked them, about 0.12 ms of CPU at 100k vectors (most of it waiting
+// for memory), which held durable writes with indexes to 0.3 of those
+// without; and a replaced value left a dead node behind, which a rebuild
+// had to insert again. Here a Put quantises the vector, finds its nearest
+// centroid (one 8-bit similarity per centroid, about √n of them) and
+// appends it to that centroid's list; a Remove swaps it out of its list.
+// Nothing is deferred and nothing dead stays behind.
 //
-//   - Put stores the normalised vector in the key table at once and queues
-//     the key as pending; Remove deletes the key from the table at once.
-//     Either marks the key's old graph node (if it had one) deleted. Put
-//     costs O(dim) and Remove O(1), plus a map operation (about 1.3 µs a
-//     Put at 100 dimensions, key formatting included).
-//   - Work(n) does the deferred part: it inserts pending vectors into the
-//     graph, up to n of them, and steps a rebuild when one is running. The
-//     host calls it from idle turns with a budget.
+// What is deferred is training: the centroids come from k-means on a
+// sample of the vectors (trainer.go), which the index redoes as it grows,
+// and the move of every vector into the lists of new centroids. Work(n)
+// does that in bounded units, which the host runs in idle turns. Until the
+// first centroids exist (an index that is still small, or that is being
+// rebuilt at start with Bulk on) vectors are pending, and every search
+// scans the pending vectors exactly; during a move, a vector is in the
+// old partition or the new one, and searches look in both.
 //
 // A search never returns a key whose current vector is not the one it
-// scored, nor a deleted key: a graph node is live exactly while it holds its
-// key's current vector (any Put or Remove of the key marks it deleted), dead
-// nodes are never reported, and a key whose current vector is not in a graph
-// yet is pending, and pending vectors are scanned exactly by every search.
-// The graph and pending results are merged, deduplicated by key and scored
-// with the same dot product as Exact.
+// scored, nor a removed key: a vector is in one place only (pending, or
+// one list of one partition), it leaves that place when its key is
+// removed or gets another vector, and the best candidates a scan finds by
+// their codes are scored again with their entry's float32 vector, with
+// the same dot product as Exact, before they are ranked.
 //
-// Back-pressure: when more than PendingMax vectors are pending, each Put
-// does two units of Work itself before returning, so the backlog (and with
-// it the exact scan every search pays for the pending vectors) stays at
-// about PendingMax however long writes outpace the idle budget; the cost is
-// that such a Put takes two graph inserts' time (at 100k vectors of 100
-// dimensions an insert takes about 0.1 ms of CPU, so sustained writes slow
-// to about 10,000 a second until idle turns catch up).
+// Back-pressure: when more than PendingMax vectors are pending (writes
+// with no idle time while the first centroids are trained), each Put does
+// two units of Work before returning, so the exact scan every search pays
+// for pending vectors stays bounded.
 //
-// Garbage: deleted nodes stay in the graph as routing nodes, since cutting
-// them out would need the neighbours' lists repaired. When the deleted
-// nodes outnumber half the live ones (and at least rebuildDeadMin), the
-// Index starts a rebuild: the graph becomes the old graph, frozen, and a
-// new empty graph takes new inserts; each Work unit then alternates between
-// a pending insert and copying one live node of the old graph into the new
-// one (marking the old copy deleted). Searches query both graphs meanwhile.
-// When the old graph has no live node left it is dropped. So dead nodes are
-// at most about a third of a graph's nodes when no rebuild runs, and a
-// rebuild's extra memory is one more graph of the live nodes.
-//
-// Below ExactBelow vectors in all, Search is Exact: a scan of a few thousand
-// vectors is fast and exact. Work still builds the graph, so it is ready
-// when the index grows past the threshold.
+// Below ExactBelow vectors in all, Search is Exact: a scan of a few
+// thousand vectors is fast and exact. Work still trains the partition, so
+// it is ready when the index grows past the threshold.
 //
 // An Index is used from one goroutine (the node's loop); it keeps scratch
 // space between calls, so even searches must not run concurrently.
 type Index struct {
 	dim  int
-	opts HNSWOptions
-	rng  splitmix
+	opts IndexOptions
 
 	byKey   map[string]*entry
 	entries []*entry // every key's current entry, in no particular order: the exact scan
-	pending []*entry // entries whose vector is not in a graph yet
+	pending []*entry // entries in no partition yet
 
-	cur       *graph // takes every insert
-	old       *graph // while rebuilding: the frozen graph being copied into cur
-	cursor    uint32 // while rebuilding: the next node of old to copy
-	alternate bool   // Work's turn between pending inserts and rebuild copies
+	cur   *partition // takes every new vector; nil before the first training
+	old   *partition // while moving: the partition being emptied into cur
+	train *trainer   // while training: the centroids for the next partition
+	// trainDue: a training is wanted, and starts with the next unit of
+	// Work, on a sample of the vectors there are then.
+	trainDue bool
+	// changes counts Puts and Removes since cur's training began: when
+	// they outnumber the vectors it was trained on twice, the data may
+	// have drifted from its centroids, and the index trains again.
+	changes int
 
-	keyBytes int64   // total length of the keys, for Stats
-	hits     hitHeap // scratch for the searches
-	// bulk: Put never does graph work itself (see Bulk).
+	keyBytes int64 // total length of the keys, for Stats
+	// bulk: Put never does Work itself (see Bulk).
 	bulk bool
+
+	// Scratch space for Put and the searches.
+	fwd   []uint64 // a vector's forward 8-bit code
+	nib   []uint64 // its nibble code
+	query nibbleQuery
+	top   scanHeap // a search's best candidates by estimate
+	order []cand   // a partition's lists in order of their centroids' similarity
+	vecs  [][]float32
+	hits  hitHeap
+}
+
+// touchVecs loads one value of every cache line of vecs (unit vectors):
+// see Search. That the sum of what it loads is finite keeps the loads
+// from being optimised away, and checks the vectors.
+func touchVecs(vecs [][]float32) {
+	const lineFloats = 16 // 64-byte lines
+	var x float32
+	for _, v := range vecs {
+		for j := 0; j < len(v); j += lineFloats {
+			x += v[j]
+		}
+		x += v[len(v)-1]
+	}
+	if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+		panic("vecidx: an indexed vector is not finite")
+	}
 }
 
 // entry is one key's current vector. Put makes a new entry for every new
-// vector, so a graph node's entry is always the one it was inserted for,
-// and its key and vector never change under it.
+// vector, so an entry's key and vector never change.
 type entry struct {
 	key  string
-	vec  []float32 // unit vector; nil once the entry is no longer current
+	vec  []float32 // unit vector
 	slot int       // position in Index.entries, -1 once removed or replaced
-	// Where the vector is: pendingAt ≥ 0 in Index.pending, or node in graph g.
+	// Where the vector is: pendingAt ≥ 0 in Index.pending, or position at
+	// of list list of partition part.
 	pendingAt int
-	g         *graph
-	node      uint32
+	part      *partition
+	list, at  int32
 }
 
-// HNSWOptions sets the graph's shape and the Index's thresholds. Start from
-// DefaultHNSWOptions; NewIndex panics on values outside their limits, since
-// they are configuration, not input.
-type HNSWOptions struct {
-	M              int    // max neighbours per node per layer above 0 (layer 0: 2·M); 2..MMax
-	EfConstruction int    // result-set size while inserting; 1..EfMax
-	EfSearch       int    // result-set size while searching (at least k is used); 1..EfMax
-	Seed           uint64 // seeds the level generator: same calls, same seed, same graph
-	ExactBelow     int    // below this many vectors, Search is exact; ≥ 0
-	PendingMax     int    // pending vectors beyond which Put does Work itself; ≥ 1
+// IndexOptions set the Index's search effort and thresholds. Start from
+// DefaultIndexOptions; NewIndex panics on values outside their limits,
+// since they are configuration, not input.
+type IndexOptions struct {
+	// ScanShare is the share of the vectors a search ranks by their codes:
+	// the lists of the centroids nearest to the query, nearest first, until
+	// that many vectors are scanned. In (0, 1]; 1 scans every list.
+	ScanShare float64
+	// ScanMin is the least vectors a search scans, whatever the share:
+	// with fewer vectors there are fewer lists, a query's neighbours lie
+	// in a larger share of them, and a scan costs little anyway. ≥ 0.
+	ScanMin    int
+	ExactBelow int // below this many vectors, Search is exact; ≥ 0
+	PendingMax int // pending vectors beyond which Put does Work itself; ≥ 1
 }
 
-// Limits on options and queries.
+// Limits on queries, and the index's constants.
 const (
-	MMax  = 64   // largest M
-	EfMax = 4096 // largest EfConstruction and EfSearch
-	KMax  = 1000 // largest k of a search
-	// rebuildDeadMin keeps tiny graphs from rebuilding over a handful of
-	// deleted nodes.
-	rebuildDeadMin = 32
-	// rerankPerK: a graph search scores its best rerankPerK·k nodes (by
-	// their codes) exactly. The codes' error is about 0.001, so the true
-	// k best are near the top of the result set: on value vectors 2·k
-	// found as many of them as scoring the whole result set (EfSearch
-	// 250), and on crowded synthetic vectors (nearest neighbours 0.001
-	// apart) 3·k did (0.937 against 0.933 at 2·k and 0.851 at k), at a
-	// fraction of the cost: each exact score reads a float32 vector from
-	// anywhere in memory, and scoring all 250 took a quarter of a search.
-	rerankPerK = 3
+	KMax = 1000 // largest k of a search
+	// rerankPerK, rerankMin: a search scores its best max(rerankMin,
+	// rerankPerK·k) vectors by nibble estimate again exactly. A nibble
+	// estimate is off by about 0.01: on dkv's value vectors the true top 10
+	// were among the best 50 by estimate, but on crowded vectors (synthetic
+	// clusters whose nearest neighbours lie 0.001 apart) 5·k found 89% of
+	// what a full scan finds, 10·k 97%, 20·k 99.3%. Scoring 200 vectors
+	// exactly costs some 30 µs, a small part of a search.
+	rerankPerK = 20
+	rerankMin  = 32
+	// trainMin: the first centroids are trained once the index holds this
+	// many vectors (or ExactBelow/2, whichever is more).
+	trainMin = 16
+	// regrowth: the index trains again when it holds this many times the
+	// vectors of its last training (its lists then average twice the
+	// length the new centroids give them).
+	regrowth = 4
+	// listsMax caps the centroids: √n up to 16M vectors.
+	listsMax = 4096
+	// unitSims is one unit of Work: about this many 8-bit similarities
+	// (a k-means step, or moving vectors into new lists), some 0.1 ms.
+	unitSims = 8192
 )
 
-// DefaultHNSWOptions are chosen on dkv's real case at 100k vectors: value
+// DefaultIndexOptions are chosen on dkv's real case at 100k vectors: value
 // vectors of 1 KB texts of Zipf-drawn words embedded with the default
 // model, and queries of 1–3 mid-frequency words (cmd/bench index, and
 // BenchmarkBench100k here). Those vectors are spread over nearly all of
 // their 100 dimensions (the top 48 principal components hold 74% of the
-// variance) and the queries lie outside their distribution, which makes
-// the graph work hard: at M = 16 recall@10 reached 0.95 only at EfSearch
-// 400 (6,900 nodes reached per search), at M = 24 at 250 (6,300–6,500),
-// at M = 32 at 150–200 (5,500–6,100), while an insert reaches about 1,300,
-// 1,500–1,800 and 1,700–2,500 nodes. Recall is the figure with the least
-// margin (a search at EfSearch 250 is still some 20 times faster than the
-// exact scan in cmd/bench), so the options spend search time rather than
-// insert time: M = 24, EfConstruction 24 and EfSearch 300 measured recall
-// 0.960 (EfConstruction 32 at EfSearch 250: 0.957, for a fifth more insert
-// time). ExactBelow 2048: a scan of 2048 vectors of 100 dimensions takes
-// about 0.1 ms and is exact, while a graph search costs thousands of
-// similarities whatever the size. PendingMax 4096 bounds the exact scan of
-// pending vectors each search pays for to about 0.2 ms at 100 dimensions
-// while absorbing a burst of some 4096 writes before Put does graph work
-// itself.
-func DefaultHNSWOptions() HNSWOptions {
-	return HNSWOptions{
-		M:              24,
-		EfConstruction: 24,
-		EfSearch:       300,
-		Seed:           1,
-		ExactBelow:     2048,
-		PendingMax:     4096,
+// variance) and the queries lie outside their distribution, so a query's
+// nearest values lie in many lists: scanning the nearest lists up to a
+// tenth of the vectors found 86% of the exact top 10, a fifth 95%, a
+// quarter 96–97%. Recall is the figure with the least margin, and a scan
+// of nibble codes is cheap (a quarter of 100k vectors takes about 0.3 ms,
+// a twentieth of the exact search's time), so ScanShare is a quarter.
+// ExactBelow 2048: a scan of 2048 vectors of 100 dimensions takes about
+// 0.1 ms and is exact. PendingMax 4096 bounds the exact scan of pending
+// vectors each search pays for to about 0.2 ms at 100 dimensions.
+func DefaultIndexOptions() IndexOptions {
+	return IndexOptions{
+		ScanShare:  0.3,
+		ScanMin:    8192,
+		ExactBelow: 2048,
+		PendingMax: 4096,
 	}
 }
 
-func (o HNSWOptions) check() error {
+func (o IndexOptions) check() error {
 	switch {
-	case o.M < 2 || o.M > MMax:
-		return fmt.Errorf("M %d outside 2..%d", o.M, MMax)
-	case o.EfConstruction < 1 || o.EfConstruction > EfMax:
-		return fmt.Errorf("EfConstruction %d outside 1..%d", o.EfConstruction, EfMax)
-	case o.EfSearch < 1 || o.EfSearch > EfMax:
-		return fmt.Errorf("EfSearch %d outside 1..%d", o.EfSearch, EfMax)
+	case !(o.ScanShare > 0 && o.ScanShare <= 1):
+		return fmt.Errorf("ScanShare %v outside (0, 1]", o.ScanShare)
+	case o.ScanMin < 0:
+		return fmt.Errorf("ScanMin %d is negative", o.ScanMin)
 	case o.ExactBelow < 0:
 		return fmt.Errorf("ExactBelow %d is negative", o.ExactBelow)
 	case o.PendingMax < 1:
@@ -182,7 +208,7 @@ type Hit struct {
 }
 
 // NewIndex returns an empty index of vectors of dimension dim (1..DimMax).
-func NewIndex(dim int, o HNSWOptions) *Index {
+func NewIndex(dim int, o IndexOptions) *Index {
 	if dim < 1 || dim > DimMax {
 		panic(fmt.Sprintf("vecidx: dimension %d outside 1..%d", dim, DimMax))
 	}
@@ -194,17 +220,15 @@ func NewIndex(dim int, o HNSWOptions) *Index {
 	return x
 }
 
-// Reset empties the index and restarts its level generator from the seed,
-// so that an index reset and refilled is the same as a new one.
+// Reset empties the index, so that an index reset and refilled is the same
+// as a new one.
 func (x *Index) Reset() {
-	x.rng = splitmix{s: x.opts.Seed}
 	x.byKey = map[string]*entry{}
 	x.entries = nil
 	x.pending = nil
-	x.cur = newGraph(x.dim, x.opts)
-	x.old = nil
-	x.cursor = 0
-	x.alternate = false
+	x.cur, x.old, x.train = nil, nil, nil
+	x.trainDue = false
+	x.changes = 0
 	x.keyBytes = 0
 }
 
@@ -217,15 +241,14 @@ func (x *Index) Len() int { return len(x.entries) }
 // Put sets key's vector to v, normalised, replacing any vector it had. A
 // vector of the wrong dimension, with a NaN or infinite component, or of
 // length zero is refused and the key keeps its old vector. Putting the
-// vector a key already has changes nothing (a rewritten value costs no
-// graph work). Past PendingMax pending vectors, Put does two units of Work
-// (see Index).
+// vector a key already has changes nothing. Past PendingMax pending
+// vectors, Put does two units of Work (see Index).
 func (x *Index) Put(key string, v []float32) error {
 	u, err := unitCopy(v, x.dim)
 	if err != nil {
 		return err
 	}
-	e := &entry{key: key, vec: u, pendingAt: -1, slot: -1}
+	e := &entry{key: key, vec: u, pendingAt: -1, slot: -1, list: -1, at: -1}
 	if prev, ok := x.byKey[key]; ok {
 		if slices.Equal(prev.vec, u) {
 			return nil
@@ -240,9 +263,14 @@ func (x *Index) Put(key string, v []float32) error {
 		x.keyBytes += int64(len(key))
 	}
 	x.byKey[key] = e
-	e.pendingAt = len(x.pending)
-	x.pending = append(x.pending, e)
-	x.maybeRebuild()
+	if x.cur != nil {
+		x.place(e)
+	} else {
+		e.pendingAt = len(x.pending)
+		x.pending = append(x.pending, e)
+	}
+	x.changes++
+	x.maybeTrain()
 	if len(x.pending) > x.opts.PendingMax && !x.bulk {
 		x.Work(2)
 	}
@@ -250,9 +278,9 @@ func (x *Index) Put(key string, v []float32) error {
 }
 
 // Bulk turns back-pressure off (on) or back on (off): while on, Put never
-// does graph work, however many vectors are pending. A node rebuilding its
+// does Work, however many vectors are pending. A node rebuilding its
 // indexes at start loads every value this way, so that a restart does not
-// wait for the graph; Work builds it afterwards, and searches scan what is
+// wait for training; Work trains afterwards, and searches scan what is
 // still pending exactly meanwhile.
 func (x *Index) Bulk(on bool) { x.bulk = on }
 
@@ -270,11 +298,12 @@ func (x *Index) Remove(key string) {
 	last.slot = e.slot
 	x.entries = x.entries[:len(x.entries)-1]
 	e.slot = -1
-	x.maybeRebuild()
+	x.changes++
+	x.maybeTrain()
 }
 
-// detach takes e's vector out of the pending queue or marks its graph node
-// deleted: e is about to stop being its key's current entry.
+// detach takes e's vector out of the pending queue or its list: e is about
+// to stop being its key's current entry.
 func (x *Index) detach(e *entry) {
 	if e.pendingAt >= 0 {
 		last := x.pending[len(x.pending)-1]
@@ -284,100 +313,137 @@ func (x *Index) detach(e *entry) {
 		e.pendingAt = -1
 		return
 	}
-	if e.g == nil || e.g.ent[e.node] != e {
-		panic("vecidx: entry neither pending nor in a graph")
+	if e.part == nil {
+		panic("vecidx: entry neither pending nor in a partition")
 	}
-	e.g.markDead(e.node)
-	e.g = nil
-	// The dead node routes by its code alone and is never scored again,
-	// so its vector can go now rather than at the rebuild.
-	e.vec = nil
+	e.part.remove(e)
 }
 
-// maybeRebuild starts a rebuild when the current graph's deleted nodes
-// outnumber half its live ones.
-func (x *Index) maybeRebuild() {
-	g := x.cur
-	if x.old != nil || g.deadN < rebuildDeadMin || g.deadN <= g.live/2 {
+// place puts e, pending or not yet anywhere, into its list of cur.
+func (x *Index) place(e *entry) {
+	p := x.cur
+	x.fwd = slices.Grow(x.fwd[:0], p.words)[:p.words]
+	x.nib = slices.Grow(x.nib[:0], p.nw)[:p.nw]
+	encode(x.fwd, e.vec, p.levels)
+	s := encodeNibbles(x.nib, e.vec)
+	p.add(e, p.nearest(x.fwd), x.nib, s)
+}
+
+// maybeTrain asks for a training when there is none and the index has no
+// centroids yet but enough vectors for them, or has grown regrowth times
+// past its last training, or has changed twice over since.
+func (x *Index) maybeTrain() {
+	if x.trainDue || x.train != nil || x.old != nil {
 		return
 	}
-	x.old = g
-	x.cur = newGraph(x.dim, x.opts)
-	x.cursor = 0
+	n := len(x.entries)
+	if n < x.trainMin() {
+		return
+	}
+	if p := x.cur; p != nil && n < regrowth*p.trainN && x.changes < 2*max(p.trainN, n) {
+		return
+	}
+	x.trainDue = true
 }
 
-// Work does up to n units of deferred graph work — inserting a pending
-// vector into the graph, or copying one live node during a rebuild — and
-// returns how many units remain.
+// trainMin is the least vectors the index trains centroids for.
+func (x *Index) trainMin() int { return max(trainMin, x.opts.ExactBelow/2) }
+
+// lists is the number of centroids to train for n vectors: √n.
+func lists(n int) int { return min(listsMax, max(1, int(math.Round(math.Sqrt(float64(n)))))) }
+
+// Work does up to n units of deferred work — a step of training, or
+// moving vectors into the lists of the partition trained last — and
+// returns how many units remain (an estimate: at least 1 while any work
+// is left).
 func (x *Index) Work(n int) (remaining int) {
-	for done := 0; done < n; done++ {
-		if x.old == nil && len(x.pending) == 0 {
-			break
+	for range n {
+		switch {
+		case x.trainDue:
+			// Sampling the vectors costs about what a unit does.
+			x.trainDue = false
+			if len(x.entries) >= x.trainMin() {
+				x.train = newTrainer(x.dim, lists(len(x.entries)), x.entries)
+				x.changes = 0
+			}
+		case x.train != nil:
+			x.train.step(unitSims)
+			if x.train.done() {
+				if x.cur != nil {
+					x.old = x.cur
+				}
+				x.cur = x.train.partition()
+				x.train = nil
+			}
+		case x.cur != nil && (len(x.pending) > 0 || x.old != nil):
+			x.move(x.movePerUnit(len(x.cur.lists)))
+		default:
+			return x.remaining()
 		}
-		if x.old != nil && (len(x.pending) == 0 || x.alternate) {
-			x.copyOne()
-		} else {
-			x.insertPending()
-		}
-		x.alternate = !x.alternate
 	}
 	return x.remaining()
 }
 
-func (x *Index) remaining() int {
-	r := len(x.pending)
-	if x.old != nil {
-		r += x.old.live
-	}
-	return r
-}
+// movePerUnit is how many vectors one unit of Work moves into the lists of
+// k centroids.
+func (x *Index) movePerUnit(k int) int { return max(1, unitSims/k) }
 
-// insertPending moves the most recently queued pending vector into the
-// graph. Which one goes first does not matter for results (every pending
-// vector is scanned), and the end of the queue is the cheap one to take.
-func (x *Index) insertPending() {
-	e := x.pending[len(x.pending)-1]
-	x.pending = x.pending[:len(x.pending)-1]
-	e.pendingAt = -1
-	x.place(e)
-}
-
-// place inserts e's vector into the current graph. The graph keeps only
-// the vector's code; e keeps the vector, to score search results exactly.
-func (x *Index) place(e *entry) {
-	id := x.cur.insert(e, e.vec, &x.rng)
-	e.g, e.node = x.cur, id
-}
-
-// copyOne copies the old graph's next live node into the current graph,
-// and drops the old graph when none is left.
-func (x *Index) copyOne() {
-	old := x.old
-	for x.cursor < uint32(old.len()) && old.dead[x.cursor] {
-		x.cursor++
-	}
-	if x.cursor < uint32(old.len()) {
-		id := x.cursor
-		x.cursor++
-		e := old.ent[id]
-		if e.g != old || e.node != id {
-			panic("vecidx: live node not its entry's current node")
-		}
-		old.markDead(id)
+// move places up to n vectors of the pending queue, then of the old
+// partition, in cur; it drops the old partition once it is empty.
+func (x *Index) move(n int) {
+	for ; n > 0 && len(x.pending) > 0; n-- {
+		e := x.pending[len(x.pending)-1]
+		x.pending = x.pending[:len(x.pending)-1]
+		e.pendingAt = -1
 		x.place(e)
 	}
-	if old.live == 0 {
-		x.old = nil
-		x.cursor = 0
-		x.maybeRebuild()
+	for ; n > 0 && x.old != nil; n-- {
+		e := x.old.last()
+		if e == nil {
+			break
+		}
+		x.old.remove(e)
+		x.place(e)
 	}
+	if x.old != nil && x.old.n == 0 {
+		x.old = nil
+		x.maybeTrain()
+	}
+}
+
+func (x *Index) remaining() int {
+	units, moving, k := 0, len(x.pending), 0
+	if x.old != nil {
+		moving += x.old.n
+	}
+	switch {
+	case x.trainDue || x.train != nil:
+		t := x.train
+		if t == nil {
+			units = 1
+			k = lists(len(x.entries))
+			units += (min(len(x.entries), samplePerList*k)*k*trainIters + unitSims - 1) / unitSims
+		} else {
+			k = t.k
+			units = (t.left() + unitSims - 1) / unitSims
+		}
+		if x.cur != nil {
+			moving += x.cur.n // to move once the new centroids are in
+		}
+	case x.cur != nil:
+		k = len(x.cur.lists)
+	default:
+		return 0 // too few vectors to train: they stay pending
+	}
+	per := x.movePerUnit(k)
+	return units + (moving+per-1)/per
 }
 
 // Search returns the k keys whose vectors are most similar to q, best first
 // (ties by key ascending), with their cosine similarity. Below ExactBelow
-// vectors it is Exact; above, the graph search is approximate: a key may be
-// missed, but every key returned is present with the vector it was scored
-// on, and its score is exact.
+// vectors it is Exact; above, it is approximate: a key may be missed, but
+// every key returned is present with the vector it was scored on, and its
+// score is exact.
 func (x *Index) Search(q []float32, k int) ([]Hit, error) {
 	if k < 1 || k > KMax {
 		return nil, ErrBadK
@@ -390,27 +456,43 @@ func (x *Index) Search(q []float32, k int) ([]Hit, error) {
 		return x.scan(u, k, x.entries), nil
 	}
 	x.hits = x.hits[:0]
-	for _, g := range []*graph{x.cur, x.old} {
-		if g == nil {
-			continue
-		}
-		// The graph ranks by its codes' approximate similarities; its best
-		// rerankPerK·k nodes are scored again exactly, so the k best of
-		// them are ranked and reported as Exact would.
-		found := g.search(u, k, x.opts.EfSearch)
-		for _, c := range found[:min(len(found), rerankPerK*k)] {
-			e := g.ent[c.id]
-			if g.dead[c.id] || e.g != g || e.node != c.id {
-				panic("vecidx: graph search returned a dead node")
+	x.top = x.top[:0]
+	if x.cur != nil {
+		r := max(rerankMin, rerankPerK*k)
+		words, levels := codeWords(x.dim), codeLevels(x.dim)
+		x.fwd = slices.Grow(x.fwd[:0], words)[:words]
+		encode(x.fwd, u, levels)
+		x.query.set(u)
+		for _, p := range []*partition{x.cur, x.old} {
+			if p != nil {
+				budget := max(int(math.Ceil(x.opts.ScanShare*float64(p.n))), x.opts.ScanMin*p.n/len(x.entries))
+				x.order = p.search(x.fwd, &x.query, budget, &x.top, r, x.order)
 			}
-			x.hits.offer(Hit{Key: e.key, Score: dot(u, e.vec)}, k)
 		}
+		// The scans ranked by estimate; the best are scored again exactly,
+		// so the k best of them are ranked and reported as Exact would.
+		// Their entries and vectors lie anywhere in memory, so each kind
+		// is loaded for all of them before any is used (as Embed does with
+		// its rows), which lets the cache misses overlap.
+		x.vecs = x.vecs[:0]
+		for _, c := range x.top {
+			x.vecs = append(x.vecs, c.e.vec)
+		}
+		touchVecs(x.vecs)
+		for i, c := range x.top {
+			if c.e.slot < 0 || c.e.part == nil {
+				panic("vecidx: a list holds a vector that is not current")
+			}
+			x.hits.offer(Hit{Key: c.e.key, Score: dot(u, x.vecs[i])}, k)
+		}
+		clear(x.top) // drop the entries
+		clear(x.vecs)
 	}
 	for _, e := range x.pending {
 		x.hits.offer(Hit{Key: e.key, Score: dot(u, e.vec)}, k)
 	}
 	out := x.hits.sorted()
-	// A key is in exactly one place (one graph or pending), so the merged
+	// A key is in exactly one place (one list or pending), so the merged
 	// hits are distinct; check, since a duplicate would mean a lost update.
 	for i := 1; i < len(out); i++ {
 		if out[i].Key == out[i-1].Key {
@@ -421,8 +503,8 @@ func (x *Index) Search(q []float32, k int) ([]Hit, error) {
 }
 
 // Exact is the brute-force search: every vector scored, the best k kept.
-// It is the reference the graph search is measured against. Invalid input
-// (a k outside 1..KMax, a query Search would refuse) gives nil.
+// It is the reference the approximate search is measured against. Invalid
+// input (a k outside 1..KMax, a query Search would refuse) gives nil.
 func (x *Index) Exact(q []float32, k int) []Hit {
 	if k < 1 || k > KMax {
 		return nil
@@ -437,39 +519,43 @@ func (x *Index) Exact(q []float32, k int) []Hit {
 // Stats describes the index's size.
 type Stats struct {
 	Vectors int   // keys
-	Graph   int   // live graph nodes (keys whose vector is in a graph)
-	Pending int   // keys whose vector waits for Work
-	Deleted int   // deleted nodes kept for routing, old graph included
-	Bytes   int64 // estimated memory: vectors, links, key table
-	Layers  int   // layers of the current graph
+	Listed  int   // keys whose vector is in a list
+	Pending int   // keys whose vector is in no list yet (searched exactly)
+	Moving  int   // listed vectors still in the lists of the old centroids
+	Lists   int   // lists (centroids) new vectors go to; 0 before the first training
+	Bytes   int64 // estimated memory: vectors, codes, centroids, key table
 }
 
 func (x *Index) Stats() Stats {
 	s := Stats{
 		Vectors: len(x.entries),
 		Pending: len(x.pending),
-		Layers:  x.cur.top + 1,
 	}
-	for _, g := range []*graph{x.cur, x.old} {
-		if g == nil {
-			continue
-		}
-		s.Graph += g.live
-		s.Deleted += g.deadN
-		s.Bytes += g.bytes()
+	if x.cur != nil {
+		s.Listed += x.cur.n
+		s.Lists = len(x.cur.lists)
+		s.Bytes += x.cur.bytes()
+	}
+	if x.old != nil {
+		s.Listed += x.old.n
+		s.Moving = x.old.n
+		s.Bytes += x.old.bytes()
+	}
+	if x.train != nil {
+		s.Bytes += x.train.bytes()
 	}
 	// Key table: per key its entry, a map slot and an entries slot, its
-	// bytes and its float32 vector (the graphs hold only codes).
-	const entryBytes = 96 + 48 + 8
+	// bytes and its float32 vector.
+	const entryBytes = 80 + 48 + 8
 	s.Bytes += int64(len(x.entries))*(entryBytes+int64(x.dim*4)) + x.keyBytes
-	if s.Graph+s.Pending != s.Vectors {
-		panic("vecidx: keys neither in a graph nor pending")
+	if s.Listed+s.Pending != s.Vectors {
+		panic("vecidx: keys neither listed nor pending")
 	}
 	return s
 }
 
 // String is a one-line summary for logs and status output.
 func (s Stats) String() string {
-	return fmt.Sprintf("vectors=%d graph=%d pending=%d deleted=%d bytes=%d layers=%d",
-		s.Vectors, s.Graph, s.Pending, s.Deleted, s.Bytes, s.Layers)
+	return fmt.Sprintf("vectors=%d listed=%d pending=%d moving=%d lists=%d bytes=%d",
+		s.Vectors, s.Listed, s.Pending, s.Moving, s.Lists, s.Bytes)
 }

@@ -16,7 +16,7 @@ type Config struct {
 	// (for status).
 	Model     *vecidx.Model
 	ModelName string
-	HNSW      vecidx.HNSWOptions
+	Vec       vecidx.IndexOptions
 }
 
 // DefaultConfig indexes with the default options and the given model.
@@ -25,7 +25,7 @@ func DefaultConfig(model *vecidx.Model, modelName string) Config {
 		Text:      textidx.DefaultOptions(),
 		Model:     model,
 		ModelName: modelName,
-		HNSW:      vecidx.DefaultHNSWOptions(),
+		Vec:       vecidx.DefaultIndexOptions(),
 	}
 }
 
@@ -68,7 +68,7 @@ func New(cfg Config) *Set {
 	return &Set{
 		cfg:  cfg,
 		text: textidx.New(cfg.Text),
-		vec:  vecidx.NewIndex(cfg.Model.Dim(), cfg.HNSW),
+		vec:  vecidx.NewIndex(cfg.Model.Dim(), cfg.Vec),
 	}
 }
 
@@ -155,9 +155,10 @@ func (s *Set) Remove(key string) {
 	s.vec.Remove(key)
 }
 
-// Reset forgets everything. Until Loaded, the similarity graph is not
-// built as values come: a restart indexes a large store without waiting
-// for it, and Work builds it afterwards.
+// Reset forgets everything. Until Loaded, the similarity index does no
+// deferred work as values come (they wait, searched exactly): a restart
+// indexes a large store without waiting for its centroids to be trained,
+// and Work trains them afterwards, on all the values at once.
 func (s *Set) Reset() {
 	s.text.Reset()
 	s.vec.Reset()
@@ -167,7 +168,8 @@ func (s *Set) Reset() {
 // Loaded ends the load that Reset began.
 func (s *Set) Loaded() { s.vec.Bulk(false) }
 
-// Work builds the similarity graph a little further.
+// Work does deferred work of the similarity index: training its centroids
+// and moving vectors into their lists.
 func (s *Set) Work(budget int) bool { return s.vec.Work(budget) > 0 }
 
 // Search answers search and search_similar.
