@@ -438,10 +438,13 @@ func (c *conn) commit() bool {
 	headReady := wasEmpty && rd.slots[0].filled
 	clear(rd.slots)
 	rd.slots = rd.slots[:0]
+	if headReady {
+		// A reply made here (a refused line, a RESP PING) heads the
+		// queue: send it now rather than with the node's next reply,
+		// which may be long in coming (a cluster write) or never come.
+		c.sendOrWake()
+	}
 	if len(rd.posted) == 0 {
-		if headReady {
-			c.sendOrWake() // refused lines alone: nothing will end a turn for them
-		}
 		return true
 	}
 	// The event owns its slice: the reader's is reused for the next batch.

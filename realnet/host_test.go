@@ -1051,7 +1051,8 @@ func TestRepliesOfATurnLeaveInOneWrite(t *testing.T) {
 
 // A client that waits for each answer before it sends again costs one read
 // per request: a read that drained the socket is not followed by another
-// that could only find nothing (EAGAIN).
+// that could only find nothing (EAGAIN), whether the answer leaves at once
+// or later (from a timer).
 func TestOneReadPerRequestOfAWaitingClient(t *testing.T) {
 	r := startHost(t, newTestNode(t), testConfig())
 	c := dial(t, r.addr)
@@ -1060,8 +1061,12 @@ func TestOneReadPerRequestOfAWaitingClient(t *testing.T) {
 	sc := r.onlyConn(t)
 	const n = 200
 	before := sc.reads.Load()
-	for range n {
-		c.send(`{"op":"ping"}` + "\n")
+	for i := range n {
+		if i%2 == 0 {
+			c.send(`{"op":"ping"}` + "\n")
+		} else {
+			c.send(`{"op":"get","key":"k","value":"1"}` + "\n")
+		}
 		c.recvCode("")
 	}
 	// A spurious wake-up now and then may cost a read that finds nothing.
@@ -1090,4 +1095,13 @@ func TestHalfCloseAfterACompleteRequestClosesTheConnection(t *testing.T) {
 		}
 		c.nc.Close()
 	}
+}
+
+// A line refused by the host, in the same batch as a request the node has
+// not answered yet, is answered at once: it does not wait for the node.
+func TestRefusedLineDoesNotWaitForTheRestOfItsBatch(t *testing.T) {
+	r := startHost(t, newTestNode(t), testConfig())
+	c := dial(t, r.addr)
+	c.send("garbage\n" + `{"op":"never"}` + "\n")
+	c.recvCode(core.CodeBadRequest)
 }
