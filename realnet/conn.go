@@ -38,6 +38,8 @@ const (
 	// before it reads once more to look for the client's end of stream
 	// (see onReadable). A client that sends again sooner costs nothing.
 	eofProbeDelay = 20 * time.Millisecond
+	// rereadAfterBusy: see onReadable.
+	rereadAfterBusy = 200 * time.Microsecond
 )
 
 // lingerClose ends the server's side, drains the client's side for a
@@ -523,6 +525,16 @@ func (c *conn) read() {
 // anew forgets the readiness the netpoller saw meanwhile, so its first call
 // must read.
 //
+// One exception: a reader that spent more than rereadAfterBusy on the
+// batch it read, running the node itself, and whose answer left meanwhile,
+// reads again. Its client, waiting for that answer, has most likely sent
+// the next request already, and finding it saves the goroutine a park and
+// a wake-up. Measured with one client of durable SETs (five interleaved
+// runs on the noisy 2-core VM), this read found a request 70–95% of the
+// time, and server CPU per op was about 13% lower (medians 117 against
+// 135 µs). Under load the reader posts and goes back to reading at once,
+// and the rule does not apply (GET with 50 clients: unchanged).
+//
 // A drained read can miss one thing: a client's end of stream (or a reset)
 // that came with its last data, in the same readiness event, is seen only
 // by another read, and no later event will come for it. A client that half-
@@ -554,15 +566,20 @@ func (c *conn) onReadable(fd uintptr) bool {
 			return true
 		}
 		drained := n < len(space)
+		writes, readAt := c.writes.Load(), monoNow()
 		if !c.consume(n) {
 			if rd.err == nil {
 				rd.err = errGoingAway
 			}
 			return true
 		}
-		probe := drained && !c.partial()
-		c.setReadDeadline(probe)
-		if probe {
+		// A reader that ran the node itself for a while (a lone durable
+		// write: its fsync) and sent the answer meanwhile reads again: the
+		// client has most likely sent its next request by then.
+		busy := c.writes.Load() != writes && monoNow()-readAt > rereadAfterBusy
+		park := drained && !c.partial() && !busy
+		c.setReadDeadline(park)
+		if park {
 			return false
 		}
 	}
