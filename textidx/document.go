@@ -121,6 +121,18 @@ func (a *Analyzer) Analyze(text string) Doc {
 			continue
 		}
 		w := tz.tok
+		if tz.stemmable && lexicon != nil {
+			if stop, keep, ending, ok := lexicon.find(w); ok {
+				if stop {
+					continue
+				}
+				start := arena.Len()
+				arena.Write(w[:keep])
+				arena.WriteString(ending)
+				spans = append(spans, wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)})
+				continue
+			}
+		}
 		if isStopWord(w) {
 			continue
 		}

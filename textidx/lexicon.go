@@ -1,0 +1,194 @@
+package textidx
+
+import (
+	_ "embed" // commonwords.txt
+	"strings"
+)
+
+// The lexicon memoises analysis for common words: for each of them whether
+// it is a stop word and, if not, its stem. Stemming is the costliest step
+// of Analyze (Porter2's steps test suffix after suffix: some 100 ns a
+// word, 40% of Analyze for 1 KB of English), and English text is mostly
+// a few thousand words over and over, so a lookup that hits the cache is
+// several times cheaper. The lexicon is built once, when the package is
+// initialised, from commonwords.txt: the 16,384 most frequent words of
+// lower-case letters a–z in the vocabulary of GloVe 6B (Pennington et al.
+// 2014, public domain; the vocabulary of vecidx's built-in model), in
+// frequency order. Its answers are those of isStopWord and stem, computed
+// then, so an analysis with it gives the same Doc as one without (the
+// tests check that); a word it does not hold is analysed as before.
+//
+// A stem is the word's first keep bytes followed by an ending from a
+// short table (Porter2 only ever replaces a word's tail), so that the
+// lexicon stores no strings per word and a hit costs one probe: open
+// addressing over 16-byte slots holding the word's first 8 bytes, its
+// length, keep, the ending, the stop flag, the offset of its bytes in the
+// lexicon's text (compared only for words over 8 bytes) and a tag of its
+// hash. The table is at most half full: 32,768 slots, 512 KB.
+type lexiconTable struct {
+	slots   []lexiconSlot
+	mask    uint64
+	text    string   // the words end to end
+	endings []string // stems' endings after the kept prefix
+}
+
+type lexiconSlot struct {
+	head uint64 // the word's first 8 bytes, little-endian, zero-padded
+	meta uint64 // see the lexicon* constants; 0 is an empty slot
+}
+
+// A slot's meta, from the low bits: the word's length (1..stemBytesMax),
+// keep, the ending's index, the stop flag, the offset of the word in
+// text, and the top bits of its hash.
+const (
+	lexiconLenBits    = 6
+	lexiconKeepShift  = 6
+	lexiconEndShift   = 12
+	lexiconEndsMax    = 64
+	lexiconStopBit    = 1 << 18
+	lexiconOffShift   = 19
+	lexiconOffMax     = 1 << 21
+	lexiconTagShift   = 40
+	lexiconFieldMask6 = 1<<6 - 1
+)
+
+//go:embed commonwords.txt
+var commonWords string
+
+// lexicon is nil in tests that analyse without it.
+var lexicon = newLexicon(strings.Fields(commonWords))
+
+func newLexicon(words []string) *lexiconTable {
+	size := 1
+	for size < 2*len(words) {
+		size *= 2
+	}
+	l := &lexiconTable{slots: make([]lexiconSlot, size), mask: uint64(size - 1)}
+	var text strings.Builder
+	endIndex := map[string]int{}
+	for _, w := range words {
+		if w == "" || len(w) > stemBytesMax || !allLowerASCII(w) || text.Len()+len(w) > lexiconOffMax {
+			continue
+		}
+		b := []byte(w)
+		meta := uint64(len(w))
+		if isStopWord(b) {
+			meta |= lexiconStopBit
+		} else {
+			s := string(stem(b))
+			keep := 0
+			for keep < len(s) && keep < len(w) && s[keep] == w[keep] {
+				keep++
+			}
+			end, ok := endIndex[s[keep:]]
+			if !ok {
+				if len(l.endings) == lexiconEndsMax {
+					continue // an unusual ending: the word is stemmed when met
+				}
+				end = len(l.endings)
+				endIndex[s[keep:]] = end
+				l.endings = append(l.endings, s[keep:])
+			}
+			meta |= uint64(keep)<<lexiconKeepShift | uint64(end)<<lexiconEndShift
+		}
+		h, head := hashToken([]byte(w))
+		l.text = text.String() // for word, in the check for duplicates
+		i := h & l.mask
+		for l.slots[i].meta != 0 {
+			if l.slots[i].head == head && l.slots[i].meta&lexiconFieldMask6 == uint64(len(w)) && l.word(l.slots[i]) == w {
+				panic("textidx: a word twice in the lexicon: " + w)
+			}
+			i = (i + 1) & l.mask
+		}
+		meta |= uint64(text.Len())<<lexiconOffShift | h>>lexiconTagShift<<lexiconTagShift
+		text.WriteString(w)
+		l.slots[i] = lexiconSlot{head: head, meta: meta}
+	}
+	l.text = text.String()
+	return l
+}
+
+// word is the word of a full slot.
+func (l *lexiconTable) word(e lexiconSlot) string {
+	off := e.meta >> lexiconOffShift & (lexiconOffMax - 1)
+	return l.text[off : off+e.meta&lexiconFieldMask6]
+}
+
+// find looks w (lower-case ASCII letters) up: whether it is a stop word,
+// else that its stem is w[:keep] + ending; ok is false when the lexicon
+// does not hold it.
+func (l *lexiconTable) find(w []byte) (stop bool, keep int, ending string, ok bool) {
+	n := len(w)
+	if n == 0 || n > stemBytesMax {
+		return false, 0, "", false
+	}
+	h, head := hashToken(w)
+	want := uint64(n) | h>>lexiconTagShift<<lexiconTagShift
+	for i := h & l.mask; ; i = (i + 1) & l.mask {
+		e := l.slots[i]
+		if e.meta == 0 {
+			return false, 0, "", false
+		}
+		if e.head != head || e.meta&(lexiconFieldMask6|^uint64(1<<lexiconTagShift-1)) != want {
+			continue
+		}
+		if n > 8 {
+			off := e.meta >> lexiconOffShift & (lexiconOffMax - 1)
+			if string(w[8:]) != l.text[off+8:off+uint64(n)] {
+				continue
+			}
+		}
+		if e.meta&lexiconStopBit != 0 {
+			return true, 0, "", true
+		}
+		keep = int(e.meta >> lexiconKeepShift & lexiconFieldMask6)
+		return false, keep, l.endings[e.meta>>lexiconEndShift&lexiconFieldMask6], true
+	}
+}
+
+// hashToken hashes w 8 bytes at a time, and returns its first 8 bytes
+// (zero-padded) too.
+func hashToken(w []byte) (h, head uint64) {
+	h = uint64(len(w)) * 0x9e3779b97f4a7c15
+	for i := 0; i < len(w); i += 8 {
+		x := load8(w, i)
+		if i == 0 {
+			head = x
+		}
+		h ^= x
+		h *= 0xbf58476d1ce4e5b9
+		h ^= h >> 31
+	}
+	h *= 0x94d049bb133111eb
+	return h ^ h>>29, head
+}
+
+// load8 is the 8 bytes of w from i on, little-endian, with the bytes past
+// len(w) zero. Where w's capacity allows, it reads them all at once and
+// masks off those past its end (the tokenizer's buffer has room, and most
+// words are shorter than 8 bytes).
+func load8(w []byte, i int) uint64 {
+	if i+8 <= cap(w) {
+		b := w[i : i+8 : i+8]
+		x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		if n := len(w) - i; n < 8 {
+			x &= 1<<(8*n) - 1
+		}
+		return x
+	}
+	var x uint64
+	for j := min(len(w), i+8) - 1; j >= i; j-- {
+		x = x<<8 | uint64(w[j])
+	}
+	return x
+}
+
+func allLowerASCII(w string) bool {
+	for i := 0; i < len(w); i++ {
+		if !isLowerASCII(w[i]) {
+			return false
+		}
+	}
+	return true
+}
