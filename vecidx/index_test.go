@@ -547,8 +547,8 @@ func TestRecallClustered(t *testing.T) {
 // texts of the default model's words and queries of 1–3 words (the mix of
 // cmd/bench index, at a fifth of its size). With the default options (at
 // this size, ScanMin's 8192 vectors are more than ScanShare's) the index
-// must find at least 95% of the exact top 10 (0.974 measured); scanning a
-// fiftieth must find far fewer (0.34), which shows that the queries'
+// must find at least 95% of the exact top 10 (0.96 measured); scanning a
+// fiftieth must find far fewer (0.31), which shows that the queries'
 // neighbours are spread over many lists, so that the test measures the
 // scan and not just the nearest list.
 func TestRecallBenchMix(t *testing.T) {
