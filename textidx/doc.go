@@ -28,7 +28,7 @@
 // Stemming. Words of ASCII letters (up to 48) are stemmed with the English
 // (Porter2) stemmer, written from the Snowball description; words with
 // digits or other letters are kept as they are.
-// The stop-word tests and stems of the 16,384 most frequent English words
+// The stop-word tests and stems of the 4,096 most frequent English words
 // are worked out once, when the package is initialised, and looked up
 // (lexicon.go): stemming was 40% of Analyze's time; the lookup changes no
 // result.
