@@ -3,6 +3,7 @@ package vecidx
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -131,9 +132,7 @@ func (m *Model) Embed(text string) ([]float32, error) {
 		}
 		known += len(ids)
 		m.touchRows(ids)
-		for _, id := range ids {
-			m.accumulate(sum, id)
-		}
+		m.accumulate(sum, ids)
 	}
 	if words == 0 {
 		return nil, fmt.Errorf("%w: the text has no words", ErrNoKnownWords)
@@ -189,15 +188,33 @@ func (m *Model) touchRows(ids []int32) {
 	}
 }
 
-// accumulate adds word id's vector times its weight to sum. The explicit
-// conversion rounds each product, so that no platform fuses it into a
+// accumulate adds the vectors of ids, times their weights, to sum, in
+// order. Four words go through sum together: each component is loaded
+// once, takes the four products in the words' order, and is stored once,
+// which halves the instructions of adding them one word at a time and
+// gives every component the same sum, bit for bit. The explicit
+// conversions round each product, so that no platform fuses it into a
 // multiply-add: the sum has the same bits everywhere.
-func (m *Model) accumulate(sum []float32, id int32) {
-	w := m.weights[id]
-	row := m.row(int(id))
-	row = row[:len(sum)]
-	for j, f := range row {
-		sum[j] += float32(w * f)
+func (m *Model) accumulate(sum []float32, ids []int32) {
+	n := len(sum)
+	i := 0
+	for ; i+4 <= len(ids); i += 4 {
+		w0, w1, w2, w3 := m.weights[ids[i]], m.weights[ids[i+1]], m.weights[ids[i+2]], m.weights[ids[i+3]]
+		r0, r1, r2, r3 := m.row(int(ids[i]))[:n], m.row(int(ids[i+1]))[:n], m.row(int(ids[i+2]))[:n], m.row(int(ids[i+3]))[:n]
+		for j := range sum {
+			x := sum[j]
+			x += float32(w0 * r0[j])
+			x += float32(w1 * r1[j])
+			x += float32(w2 * r2[j])
+			x += float32(w3 * r3[j])
+			sum[j] = x
+		}
+	}
+	for ; i < len(ids); i++ {
+		w, r := m.weights[ids[i]], m.row(int(ids[i]))[:n]
+		for j := range sum {
+			sum[j] += float32(w * r[j])
+		}
 	}
 }
 
@@ -385,8 +402,20 @@ func (sc *wordScanner) next() (start, end int, ascii, ok bool) {
 	}
 	start, end, ascii = i, i+size, size == 1
 	for end < len(s) {
-		// Runs of ASCII letters and digits, the bulk of English text,
-		// take a table lookup a byte.
+		// Runs of ASCII letters and digits, the bulk of English text, go
+		// eight bytes at a time, and the rest of a run a table lookup a
+		// byte.
+		if end+8 <= len(s) {
+			if n := asciiWordBytes(s[end : end+8]); n == 8 {
+				end += 8
+				continue
+			} else {
+				end += n
+			}
+		}
+		if end >= len(s) {
+			break
+		}
 		if c := s[end]; c < utf8.RuneSelf && asciiClass[c] == classWord {
 			end++
 			continue
@@ -415,6 +444,23 @@ func (sc *wordScanner) next() (start, end int, ascii, ok bool) {
 	return start, end, ascii, true
 }
 
+// asciiWordBytes is how many of the 8 bytes of b, from the first, are
+// ASCII letters or digits (asciiClass's classWord). It tests all eight at
+// once: a byte's high bit is set in letter (digit) when, with the high
+// bit cleared and case folded, adding 0x80-'a' carries into it and adding
+// 0x80-'z'-1 does not; no sum carries out of its byte.
+func asciiWordBytes(b string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+	y := x &^ highs
+	folded := y | 0x20*ones
+	letter := (folded + (0x80-'a')*ones) &^ (folded + (0x80-'z'-1)*ones)
+	digit := (y + (0x80-'0')*ones) &^ (y + (0x80-'9'-1)*ones)
+	word := (letter | digit) &^ x & highs
+	return bits.TrailingZeros64(^word&highs) / 8
+}
+
 func normaliseWord(w string) string {
 	w = strings.ToLower(w)
 	if strings.ContainsRune(w, '\u2019') {
@@ -427,26 +473,53 @@ func normaliseWord(w string) string {
 // binaryControlRatio is a control character. The control characters
 // counted (below 0x20 but tab, newline, carriage return and form feed; and
 // DEL) are all single bytes, so a byte loop counts them, and characters
-// are the bytes that do not continue one.
+// are the bytes that do not continue one. Eight bytes of printable ASCII
+// (the bulk of text) are counted as eight characters at once.
 func looksBinary(s string) bool {
 	if !utf8.ValidString(s) {
 		return true
 	}
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	runes, controls := 0, 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c&0xC0 != 0x80 {
-			runes++
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		b := s[i : i+8]
+		x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		// Any byte below 0x20, any DEL (x^0x7f has a zero byte), any
+		// byte of 0x80 or more: look at the bytes one by one.
+		d := x ^ 0x7f*ones
+		if (x-0x20*ones)&^x&highs|(d-ones)&^d&highs|x&highs == 0 {
+			runes += 8
+			continue
 		}
-		switch {
-		case c == 0:
+		for j := range 8 {
+			if binaryByte(b[j], &runes, &controls) {
+				return true
+			}
+		}
+	}
+	for ; i < len(s); i++ {
+		if binaryByte(s[i], &runes, &controls) {
 			return true
-		case c == '\t' || c == '\n' || c == '\r' || c == '\f':
-		case c < 0x20 || c == 0x7f:
-			controls++
 		}
 	}
 	return controls*binaryControlRatio > runes
+}
+
+// binaryByte counts c for looksBinary, and reports a NUL.
+func binaryByte(c byte, runes, controls *int) bool {
+	if c&0xC0 != 0x80 {
+		*runes++
+	}
+	switch {
+	case c == 0:
+		return true
+	case c == '\t' || c == '\n' || c == '\r' || c == '\f':
+	case c < 0x20 || c == 0x7f:
+		*controls++
+	}
+	return false
 }
 
 // stopWordList are English function words, which carry little of what a text

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"pgregory.net/rapid"
 )
@@ -350,6 +351,142 @@ func TestEmbedAnyInput(t *testing.T) {
 		}
 		if n := dot(v, v); math.Abs(float64(n)-1) > 1e-5 {
 			t.Fatalf("Embed(%q) not unit: %v", text, n)
+		}
+	})
+}
+
+// TestLooksBinaryMatchesBytes: looksBinary, which takes printable ASCII
+// eight bytes at a time, answers as a loop over every byte does.
+func TestLooksBinaryMatchesBytes(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		b := rapid.SliceOfN(rapid.OneOf(rapid.ByteRange(0x20, 0x7e), rapid.SampledFrom([]byte{0, 1, 9, 10, 12, 13, 0x1f, 0x7f, 0x80, 0xc3, 0xa9, 0xff})), 0, 80).Draw(t, "b")
+		s := string(b)
+		want := !utf8.ValidString(s)
+		if !want {
+			runes, controls := 0, 0
+			for i := 0; i < len(s); i++ {
+				c := s[i]
+				if c&0xC0 != 0x80 {
+					runes++
+				}
+				switch {
+				case c == 0:
+					want = true
+				case c == '\t' || c == '\n' || c == '\r' || c == '\f':
+				case c < 0x20 || c == 0x7f:
+					controls++
+				}
+			}
+			want = want || controls*binaryControlRatio > runes
+		}
+		if got := looksBinary(s); got != want {
+			t.Fatalf("looksBinary(%q) = %v, want %v", s, got, want)
+		}
+	})
+}
+
+// TestASCIIWordBytes: the eight-byte test counts the leading bytes that
+// asciiClass calls word bytes, whatever the bytes.
+func TestASCIIWordBytes(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		b := rapid.SliceOfN(rapid.OneOf(rapid.Byte(), rapid.SampledFrom([]byte("azAZ09@[`{/:_-' \x80\xff"))), 8, 8).Draw(t, "b")
+		want := 0
+		for want < 8 && b[want] < utf8.RuneSelf && asciiClass[b[want]] == classWord {
+			want++
+		}
+		if got := asciiWordBytes(string(b)); got != want {
+			t.Fatalf("asciiWordBytes(%q) = %d, want %d", b, got, want)
+		}
+	})
+	for c := range 256 {
+		b := string([]byte{byte(c), 'a', 'a', 'a', 'a', 'a', 'a', 'a'})
+		want := 0
+		if c < utf8.RuneSelf && asciiClass[c] == classWord {
+			want = 8
+		}
+		if got := asciiWordBytes(b); got != want {
+			t.Fatalf("asciiWordBytes(%q) = %d, want %d", b, got, want)
+		}
+	}
+}
+
+// refNext is wordScanner.next as it was before it took eight bytes at a
+// time: the reference TestScannerMatchesReference holds it to.
+func (sc *wordScanner) refNext() (start, end int, ascii, ok bool) {
+	s := sc.s
+	if sc.n >= TextWordsMax {
+		return 0, 0, false, false
+	}
+	i := sc.i
+	size := 1
+	for i < len(s) {
+		if c := s[i]; c < utf8.RuneSelf {
+			if asciiClass[c] == classWord {
+				size = 1
+				break
+			}
+			i++
+			continue
+		}
+		var class uint8
+		if class, size = classAt(s, i); class == classWord {
+			break
+		}
+		i += size
+	}
+	if i >= len(s) {
+		sc.i = len(s)
+		return 0, 0, false, false
+	}
+	start, end, ascii = i, i+size, size == 1
+	for end < len(s) {
+		// Runs of ASCII letters and digits, the bulk of English text,
+		// take a table lookup a byte.
+		if c := s[end]; c < utf8.RuneSelf && asciiClass[c] == classWord {
+			end++
+			continue
+		}
+		class, size := classAt(s, end)
+		if class == classWord {
+			end += size
+			ascii = false
+			continue
+		}
+		if class == classJoiner && end+size < len(s) {
+			if class2, size2 := classAt(s, end+size); class2 == classWord {
+				ascii = ascii && size == 1 && size2 == 1
+				end += size + size2
+				continue
+			}
+		}
+		break
+	}
+	if sc.wasCut && end == len(s) {
+		sc.i = len(s)
+		return 0, 0, false, false
+	}
+	sc.i = end
+	sc.n++
+	return start, end, ascii, true
+}
+
+// TestScannerMatchesReference: the scanner finds the same words as the
+// byte-at-a-time scanner it replaced, in text of long ASCII runs, joiners,
+// separators and non-ASCII letters.
+func TestScannerMatchesReference(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		parts := rapid.SliceOfN(rapid.SampledFrom([]string{"abcdefghij", "Word", "x", "12345678", "don't", "state-owned", " ", "  ", ",", "-", "'", "é", "naïve", "日本", "\u2019", "QRSTUVWXYZabc", "\n"}), 0, 40).Draw(t, "parts")
+		s := strings.Join(parts, "")
+		a, b := wordScanner{s: s}, wordScanner{s: s}
+		for {
+			s1, e1, x1, ok1 := a.next()
+			s2, e2, x2, ok2 := b.refNext()
+			if s1 != s2 || e1 != e2 || x1 != x2 || ok1 != ok2 {
+				t.Fatalf("%q: (%d %d %v %v), reference (%d %d %v %v)", s, s1, e1, x1, ok1, s2, e2, x2, ok2)
+			}
+			if !ok1 {
+				break
+			}
 		}
 	})
 }
