@@ -291,13 +291,26 @@ func sortKeys(keys, out []uint64) []uint64 {
 	return out
 }
 
-// termHash is 64-bit FNV-1a with a final mix, so that both halves are well
-// spread: the low bits pick dictionary slots, the high bits order a Doc.
+// termHash hashes a term 8 bytes at a time (a multiply and a shift per
+// word, where FNV-1a took a multiply a byte) and mixes the result, so that
+// both halves are well spread: the low bits pick dictionary slots, the
+// high bits order a Doc.
 func termHash(w string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(w); i++ {
-		h ^= uint64(w[i])
-		h *= 1099511628211
+	h := uint64(len(w)) * 0x9e3779b97f4a7c15
+	for i := 0; i < len(w); i += 8 {
+		var x uint64
+		if i+8 <= len(w) {
+			b := w[i : i+8]
+			x = uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+				uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		} else {
+			for j := len(w) - 1; j >= i; j-- {
+				x = x<<8 | uint64(w[j])
+			}
+		}
+		h ^= x
+		h *= 0xbf58476d1ce4e5b9
+		h ^= h >> 31
 	}
 	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
 	h = (h ^ h>>27) * 0x94d049bb133111eb

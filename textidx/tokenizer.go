@@ -1,6 +1,7 @@
 package textidx
 
 import (
+	"math/bits"
 	"unicode"
 	"unicode/utf8"
 )
@@ -144,6 +145,13 @@ func (t *tokenizer) word() bool {
 		// Fast path: a run of ASCII letters and digits, scanned with
 		// locals and appended at once.
 		text, i, digits, upper := t.text, t.at, 0, false
+		for i+8 <= len(text) { // lower-case letters, eight at a time
+			n := lowerBytes(text[i : i+8])
+			i += n
+			if n < 8 {
+				break
+			}
+		}
 		for ; i < len(text); i++ {
 			c := text[i]
 			if c >= utf8.RuneSelf {
@@ -298,4 +306,18 @@ func (t *tokenizer) isText() bool {
 		return false
 	}
 	return t.wordRunes <= wordRunesMeanMax*t.words
+}
+
+// lowerBytes is how many of the 8 bytes of b, from the first, are a–z. It
+// tests all eight at once: a byte's high bit is set in the result when,
+// with the high bit cleared, adding 0x80-'a' carries into it and adding
+// 0x80-'z'-1 does not, and the byte is ASCII; no sum carries out of its
+// byte.
+func lowerBytes(b string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+	y := x &^ highs
+	lower := (y + (0x80-'a')*ones) &^ (y + (0x80-'z'-1)*ones) &^ x & highs
+	return bits.TrailingZeros64(^lower&highs) / 8
 }

@@ -274,3 +274,29 @@ func TestAnalyzerReuse(t *testing.T) {
 		}
 	})
 }
+
+// TestLowerBytes: the eight-byte test counts the leading a–z bytes,
+// whatever the bytes.
+func TestLowerBytes(t *testing.T) {
+	for c := range 256 {
+		b := string([]byte{byte(c), 'a', 'b', 'c', 'x', 'y', 'z', 'q'})
+		want := 0
+		if 'a' <= c && c <= 'z' {
+			want = 8
+		}
+		if got := lowerBytes(b); got != want {
+			t.Fatalf("lowerBytes(%q) = %d, want %d", b, got, want)
+		}
+		for at := 1; at < 8; at++ {
+			b := []byte("abcdefgh")
+			b[at] = byte(c)
+			want := at
+			if 'a' <= c && c <= 'z' {
+				want = 8
+			}
+			if got := lowerBytes(string(b)); got != want {
+				t.Fatalf("lowerBytes(%q) = %d, want %d", b, got, want)
+			}
+		}
+	}
+}
