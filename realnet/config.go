@@ -17,6 +17,10 @@ type HostConfig struct {
 	// RequestBytesMax bounds one request line, newline excluded. A longer
 	// line gets a too_large error and is skipped up to its newline.
 	RequestBytesMax int
+	// BulkEntriesMax is the node's bulk-items limit (core.Limits), which
+	// bounds a RESP command's array (an MSET is two elements an item)
+	// before the host reads or allocates it.
+	BulkEntriesMax int
 	// ConnsMax bounds open client connections; one more gets a
 	// too_many_connections error line and is closed.
 	ConnsMax int
@@ -51,6 +55,7 @@ type HostConfig struct {
 func DefaultHostConfig() HostConfig {
 	return HostConfig{
 		RequestBytesMax:  core.DefaultLimits().RequestBytesMax,
+		BulkEntriesMax:   core.DefaultLimits().BulkEntriesMax,
 		ConnsMax:         1024,
 		ConnInflightMax:  1024,
 		EventQueueMax:    8192,
@@ -67,6 +72,7 @@ func (c HostConfig) validate() error {
 		v    int64
 	}{
 		{"RequestBytesMax", int64(c.RequestBytesMax)},
+		{"BulkEntriesMax", int64(c.BulkEntriesMax)},
 		{"ConnsMax", int64(c.ConnsMax)},
 		{"ConnInflightMax", int64(c.ConnInflightMax)},
 		{"EventQueueMax", int64(c.EventQueueMax)},

@@ -652,7 +652,7 @@ func (c *conn) sniff() {
 
 func (c *conn) startRESP() {
 	c.proto = protoRESP
-	c.resp.dec = newRESPDecoder(c.h.cfg.RequestBytesMax, respArgsMax)
+	c.resp.dec = newRESPDecoder(c.h.cfg.RequestBytesMax, respArgsMax(c.h.cfg.BulkEntriesMax))
 	c.resp.id = c.h.connIDs.Add(1)
 }
 

@@ -16,11 +16,10 @@ import (
 // at it to choose what to send. The server names itself dkv beside it.
 const respRedisVersion = "7.0.0"
 
-// respArgsMax bounds the elements of one RESP command: an MSET of the
-// default bulk_set limit's items (two elements each) and its name, and a
-// few more. HostConfig has no bulk-items limit of its own; the node still
-// applies its own (--max-bulk-entries) and answers too_large past it.
-var respArgsMax = 2*core.DefaultLimits().BulkEntriesMax + 8
+// respArgsMax bounds the elements of one RESP command: an MSET of
+// bulkEntriesMax items (two elements each) and its name, and a few more.
+// The node still applies its own limit and answers too_large past it.
+func respArgsMax(bulkEntriesMax int) int { return 2*bulkEntriesMax + 8 }
 
 // respKind says how a slot's reply is written: as a JSON line, as bytes made
 // already, or as the RESP reply of the command whose core.Response it holds.

@@ -272,7 +272,7 @@ func TestRESPProtocolErrorClosesTheConnection(t *testing.T) {
 		{"*1\r\n$4\r\nPING\r\n*x\r\n", "+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n"},
 		{"SET k v\r\n*1\r\n*1\r\n", "+OK\r\n-ERR Protocol error: expected '$', got '*'\r\n"},
 		{"*2\r\n$3\r\nGET\r\n$2000000\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
-		{fmt.Sprintf("*%d\r\n", respArgsMax+1), "-ERR Protocol error: invalid multibulk length\r\n"},
+		{fmt.Sprintf("*%d\r\n", respArgsMax(core.DefaultLimits().BulkEntriesMax)+1), "-ERR Protocol error: invalid multibulk length\r\n"},
 		{"ECHO \"unbalanced\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
 		{"PING\r\nQUIT\r\nPING\r\n", "+PONG\r\n+OK\r\n"},
 	} {
@@ -281,6 +281,20 @@ func TestRESPProtocolErrorClosesTheConnection(t *testing.T) {
 		c.expect(tc.want)
 		c.expectClosed()
 	}
+}
+
+// The array limit follows the host's BulkEntriesMax: an MSET of that many
+// pairs is read, one more element past the bound is a protocol error.
+func TestRESPArrayLimitFollowsBulkEntries(t *testing.T) {
+	cfg := respConfig()
+	cfg.BulkEntriesMax = 3
+	r := startSingle(t, cfg)
+	c := dialRESP(t, r.addr)
+	c.send("MSET a 1 b 2 c 3\r\n")
+	c.expect("+OK\r\n")
+	c.send(fmt.Sprintf("*%d\r\n", respArgsMax(3)+1))
+	c.expect("-ERR Protocol error: invalid multibulk length\r\n")
+	c.expectClosed()
 }
 
 // A partial command that stalls past the line timeout is answered with a

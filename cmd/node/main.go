@@ -165,6 +165,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		hostCfg.ID = o.mesh.id
 	}
 	hostCfg.RequestBytesMax = limits.RequestBytesMax
+	hostCfg.BulkEntriesMax = limits.BulkEntriesMax
 	single.Limits = limits
 	o.hostCfg, o.single = hostCfg, single
 	return o, nil
