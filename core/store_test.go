@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"pgregory.net/rapid"
 )
@@ -23,6 +24,9 @@ func setBtreeDegree(t testing.TB, degree int) {
 // per gap) and that it holds exactly model.
 func checkTree(t *rapid.T, s *Store, model map[string]string) {
 	tr := &s.tree.btree
+	if size := unsafe.Sizeof(node{}); size != 112 {
+		t.Fatalf("a node is %d bytes; it was made to fit 112", size)
+	}
 	if tr.length != len(model) {
 		t.Fatalf("length %d, model has %d keys", tr.length, len(model))
 	}
@@ -33,10 +37,16 @@ func checkTree(t *rapid.T, s *Store, model map[string]string) {
 		if len(n.items) > btreeItemsMax {
 			t.Fatalf("node of %d items; the most is %d", len(n.items), btreeItemsMax)
 		}
+		if len(n.pfx) != len(n.items) || n.skip > prefixBytesMax {
+			t.Fatalf("%d items, %d pfx, prefix of %d bytes", len(n.items), len(n.pfx), n.skip)
+		}
 		for i, it := range n.items {
 			k := it.key()
 			if (hasLo && k <= lo) || (hasHi && k >= hi) || (i > 0 && k <= n.items[i-1].key()) {
 				t.Fatalf("key %q out of order", k)
+			}
+			if !strings.HasPrefix(k, n.prefix()) || n.pfx[i] != load4(k, int(n.skip)) {
+				t.Fatalf("key %q: node prefix %q, pfx %x, want %x", k, n.prefix(), n.pfx[i], load4(k, int(n.skip)))
 			}
 		}
 		if n.children == nil {
@@ -113,6 +123,11 @@ func storeModel(t *rapid.T) {
 		rapid.SampledFrom([]string{"a", "b", "ab", "abc", "b\x00", "zz", "\xff", "m"}),
 		rapid.StringMatching(`k[0-9]{1,3}`),
 		rapid.String(),
+		// Long shared prefixes, past 4 bytes and past prefixBytesMax.
+		rapid.StringMatching(`user:session:[0-9a-c]{0,4}`),
+		rapid.Custom(func(t *rapid.T) string {
+			return strings.Repeat("p", rapid.IntRange(prefixBytesMax-4, prefixBytesMax+4).Draw(t, "p")) + rapid.StringMatching(`[a-c\x00]{0,3}`).Draw(t, "suffix")
+		}),
 	)
 	valueGen := rapid.OneOf(rapid.Just(""), rapid.StringN(0, 3, -1), rapid.String())
 	type tree struct {
