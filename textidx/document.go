@@ -64,13 +64,26 @@ const positionMax = 1<<31 - 1
 // Analyze turns a value into a Doc: it splits the text into words, lower-
 // cases them, drops stop words and stems the rest. A value that is not text
 // (see isText) is an empty Doc. It is a pure function: safe to call from any
-// goroutine, with no state shared between calls. (An Analyzer does the same
-// with less garbage, for a goroutine that analyses many values.)
+// goroutine, with no state shared between calls. Its scratch space lives on
+// the calling goroutine's stack for values of up to about 1.5 KB of
+// English, so that it leaves only the Doc for the garbage collector (a
+// node analyses every value it writes, and with its indexes' tens of
+// megabytes of live data every collection is dear).
 func Analyze(text string, o Options) Doc {
-	var a Analyzer
-	a.o = o
-	return a.Analyze(text)
+	o.mustValidate()
+	var spans [analyzeStackSpans]wordSpan
+	var scratch [analyzeStackScratch]uint64
+	d, _, _, _ := analyze(text, o, nil, spans[:0], scratch[:0])
+	return d
 }
+
+// The scratch Analyze keeps on the stack: spans for 192 indexed words
+// (some 1.8 KB of English), and build's scratch for as many (a table of
+// 512 and 4 words a span). Larger values grow it on the heap.
+const (
+	analyzeStackSpans   = 192
+	analyzeStackScratch = 512 + 4*analyzeStackSpans
+)
 
 // Analyzer analyses values like Analyze, keeping its scratch space from one
 // value to the next. One goroutine uses one Analyzer at a time (a host keeps
@@ -94,22 +107,38 @@ const analyzerScratchMax = 1 << 16
 
 // Analyze turns text into a Doc (see the function Analyze).
 func (a *Analyzer) Analyze(text string) Doc {
-	o := a.o
-	o.mustValidate()
+	a.o.mustValidate()
+	d, tok, spans, scratch := analyze(text, a.o, a.tok, a.spans, a.scratch)
+	if cap(spans) <= analyzerScratchMax {
+		a.spans = spans
+	}
+	if cap(tok) <= analyzerScratchMax {
+		a.tok = tok
+	}
+	if cap(scratch) <= analyzerScratchMax {
+		a.scratch = scratch
+	}
+	return d
+}
+
+// analyze is Analyze with the given scratch space, which it returns, grown
+// where it had to.
+func analyze(text string, o Options, tok []byte, spans []wordSpan, scratch []uint64) (Doc, []byte, []wordSpan, []uint64) {
+
 	// The arena holds every indexed word's term back to back; it becomes
 	// one string (strings.Builder hands over its buffer without a copy), and
 	// the terms are substrings of it, so a Doc costs a few allocations
 	// however many words it has.
 	var arena strings.Builder
 	arena.Grow(len(text)/2 + 8)
-	if want := len(text)/8 + 4; cap(a.spans) < want {
-		a.spans = make([]wordSpan, 0, want) // a guess that fits English; append grows it
+	if want := len(text)/8 + 4; cap(spans) < want {
+		spans = make([]wordSpan, 0, want) // a guess that fits English; append grows it
 	}
-	if a.tok == nil {
-		a.tok = make([]byte, 0, 32)
+	if tok == nil {
+		tok = make([]byte, 0, 32)
 	}
-	tz := newTokenizer(text, o.TokenBytesMax, a.tok)
-	spans := a.spans[:0]
+	tz := newTokenizer(text, o.TokenBytesMax, tok)
+	spans = spans[:0]
 	position := 0
 	for tz.next() {
 		p := position
@@ -145,21 +174,15 @@ func (a *Analyzer) Analyze(text string) Doc {
 	}
 	d := Doc{}
 	if tz.isText() && len(spans) > 0 {
-		d = a.build(arena.String(), spans)
+		d, scratch = build(o, arena.String(), spans, scratch)
 		d.termsMax, d.positionsMax = uint32(o.TermsPerDocMax), uint32(o.PositionsPerTermMax)
 	}
-	if cap(spans) <= analyzerScratchMax {
-		a.spans = spans
-	}
-	if cap(tz.tok) <= analyzerScratchMax {
-		a.tok = tz.tok
-	}
-	return d
+	return d, tz.tok, spans, scratch
 }
 
-// build gathers the spans of an analysed text into a Doc.
-func (a *Analyzer) build(s string, spans []wordSpan) Doc {
-	o := a.o
+// build gathers the spans of an analysed text into a Doc, with the given
+// scratch space, which it returns, grown if it had to.
+func build(o Options, s string, spans []wordSpan, scratch []uint64) (Doc, []uint64) {
 	// Scratch in one allocation: the open-addressing table that finds
 	// distinct terms (1 + the index of a term's first span), then per term
 	// (in order of first occurrence) its hash, its first span, and the
@@ -169,10 +192,10 @@ func (a *Analyzer) build(s string, spans []wordSpan) Doc {
 		size *= 2
 	}
 	need := size + 4*len(spans)
-	if cap(a.scratch) < need {
-		a.scratch = make([]uint64, need)
+	if cap(scratch) < need {
+		scratch = make([]uint64, need)
 	}
-	scratch := a.scratch[:need]
+	scratch = scratch[:need]
 	clear(scratch[:size]) // the table; the rest is written before it is read
 	table := scratch[:size]
 	hashes := scratch[size : size : size+len(spans)]
@@ -257,10 +280,7 @@ func (a *Analyzer) build(s string, spans []wordSpan) Doc {
 		}
 		d.freqs[sp.term] = f + 1
 	}
-	if cap(a.scratch) > analyzerScratchMax {
-		a.scratch = nil
-	}
-	return d
+	return d, scratch
 }
 
 // sortKeys sorts keys whose high bits are uniform hashes: a counting pass
