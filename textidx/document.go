@@ -7,12 +7,17 @@ import "strings"
 // its length. Only Analyze makes one; the zero Doc is an empty value, which
 // matches nothing. A Doc is immutable once made, so one may be handed from
 // the goroutine that analysed it to the one that owns the Index.
+//
+// The distinct terms are ordered by hashes[i]>>32, then first occurrence;
+// term i is text[bounds[2i]:bounds[2i+1]]. A Doc holds no pointer per term
+// (no string headers), so that the collector scans little of it.
 type Doc struct {
-	terms  []string // distinct terms, ordered by hashes[i]>>32, then first occurrence
-	hashes []uint64 // hashes[i]: termHash(terms[i])
-	freqs  []uint32 // freqs[i]: occurrences of terms[i]
-	starts []uint32 // positions of terms[i] are pos[starts[i]:starts[i+1]]; len(terms)+1 entries
+	text   string   // the analysed words' terms, back to back
+	hashes []uint64 // hashes[i]: termHash(term(i)); one per distinct term
+	freqs  []uint32 // freqs[i]: occurrences of term(i)
+	starts []uint32 // positions of term(i) are pos[starts[i]:starts[i+1]]; n+1 entries
 	pos    []uint32 // word positions, ascending per term
+	bounds []uint32 // 2 per term: where its bytes start and end in text
 	length uint32   // Σ freqs: the document length |D| of BM25
 
 	// The limits it was analysed with, checked by Put against the index's.
@@ -23,13 +28,25 @@ type Doc struct {
 // indexed (stop words, skipped words and terms over TermsPerDocMax excluded).
 func (d Doc) Len() int { return int(d.length) }
 
+// nterms is the number of distinct terms.
+func (d Doc) nterms() int { return len(d.hashes) }
+
+// term is the i-th distinct term.
+func (d Doc) term(i int) string { return d.text[d.bounds[2*i]:d.bounds[2*i+1]] }
+
 // Terms returns the distinct terms, in an order fixed by their hashes.
-func (d Doc) Terms() []string { return append([]string(nil), d.terms...) }
+func (d Doc) Terms() []string {
+	var out []string
+	for i := range d.nterms() {
+		out = append(out, d.term(i))
+	}
+	return out
+}
 
 // Freq returns how often term occurs.
 func (d Doc) Freq(term string) int {
-	for i, t := range d.terms {
-		if t == term {
+	for i := range d.nterms() {
+		if d.term(i) == term {
 			return int(d.freqs[i])
 		}
 	}
@@ -40,8 +57,8 @@ func (d Doc) Freq(term string) int {
 // counting from 0, where stop words and skipped words count too.
 func (d Doc) Positions(term string) []int {
 	var out []int
-	for i, t := range d.terms {
-		if t == term {
+	for i := range d.nterms() {
+		if d.term(i) == term {
 			for _, p := range d.pos[d.starts[i]:d.starts[i+1]] {
 				out = append(out, int(p))
 			}
@@ -55,7 +72,7 @@ func (d Doc) Positions(term string) []int {
 type wordSpan struct {
 	start, end uint32 // bytes of the term in the arena
 	pos        uint32
-	term       int32 // index into Doc.terms, or -1 if over TermsPerDocMax
+	term       int32 // the Doc's term number, or -1 if over TermsPerDocMax
 }
 
 // positionMax bounds word positions so they fit in uint32 with room.
@@ -236,19 +253,18 @@ func build(o Options, s string, spans []wordSpan, scratch []uint64) (Doc, []uint
 	}
 	order = sortKeys(order, sorted[:n])
 	rank := table[:n] // reuse: rank[first-occurrence index] = place in the Doc
+	// hashes and freqs, then freqs, starts, positions and bounds in one
+	// allocation each, made once the number of kept positions is known.
 	var d Doc
-	d.terms = make([]string, n)
+	d.text = s
 	d.hashes = make([]uint64, n)
 	for place, key := range order {
 		i := uint32(key)
 		rank[i] = uint64(place)
-		sp := spans[firsts[i]]
-		d.terms[place] = s[sp.start:sp.end]
 		d.hashes[place] = hashes[i]
 	}
-	// freqs, starts and positions share one allocation, made once the
-	// number of kept positions is known.
-	freqs := make([]uint32, n) // counted here, copied below
+	freqs := order[:n] // reuse: counted here, copied below
+	clear(freqs)
 	for i := range spans {
 		sp := &spans[i]
 		if sp.term >= 0 {
@@ -258,17 +274,23 @@ func build(o Options, s string, spans []wordSpan, scratch []uint64) (Doc, []uint
 	}
 	kept := uint32(0)
 	for _, f := range freqs {
-		kept += min(f, uint32(o.PositionsPerTermMax))
-		d.length += f
+		kept += min(uint32(f), uint32(o.PositionsPerTermMax))
+		d.length += uint32(f)
 	}
-	all := make([]uint32, 2*n+1+int(kept))
-	d.freqs, d.starts, d.pos = all[:n:n], all[n:2*n+1:2*n+1], all[2*n+1:]
+	all := make([]uint32, 2*n+1+int(kept)+2*n)
+	posEnd := 2*n + 1 + int(kept)
+	d.freqs, d.starts, d.pos, d.bounds = all[:n:n], all[n:2*n+1:2*n+1], all[2*n+1:posEnd:posEnd], all[posEnd:]
 	at := uint32(0)
 	for i, f := range freqs {
 		d.starts[i] = at
-		at += min(f, uint32(o.PositionsPerTermMax))
+		at += min(uint32(f), uint32(o.PositionsPerTermMax))
 	}
 	d.starts[n] = at
+	for i, first := range firsts {
+		sp := spans[first]
+		place := rank[i]
+		d.bounds[2*place], d.bounds[2*place+1] = sp.start, sp.end
+	}
 	// Fill positions, counting freqs up from zero as the cursor.
 	for _, sp := range spans {
 		if sp.term < 0 {

@@ -169,7 +169,7 @@ func (x *Index) Put(key string, d Doc) {
 		k = x.docs[old].key // already our own copy
 		x.kill(old)
 	}
-	if len(d.terms) == 0 {
+	if d.nterms() == 0 {
 		if had {
 			delete(x.keys, k)
 			x.textBytes -= int64(len(k))
@@ -183,7 +183,7 @@ func (x *Index) Put(key string, d Doc) {
 	}
 
 	id := x.allocDoc()
-	n := len(d.terms)
+	n := d.nterms()
 	// The forward index keeps the Doc's order (by hash), so no sort here.
 	data := make([]uint32, 4*n+1+len(d.pos))
 	// Three passes instead of one: the work is cache misses (dictionary
@@ -191,10 +191,9 @@ func (x *Index) Put(key string, d Doc) {
 	// index), and a pass that only loads lets the processor overlap many
 	// of one kind, where the full loop body overlaps a few.
 	x.sink += uint32(x.dict.touch(d.hashes))
-	for i, t := range d.terms {
-		h := d.hashes[i]
+	for i, h := range d.hashes {
 		data[i] = uint32(h >> 32)
-		data[n+i] = x.termID(t, h)
+		data[n+i] = x.termID(d.term(i), h)
 		data[2*n+i] = d.freqs[i]
 	}
 	x.touchTails(data[n : 2*n])
@@ -225,11 +224,11 @@ func (x *Index) checkDoc(d Doc) {
 		panic(fmt.Sprintf("textidx: Doc analysed with TermsPerDocMax %d and PositionsPerTermMax %d, over the index's %d and %d: analyse with Index.Options",
 			d.termsMax, d.positionsMax, x.opts.TermsPerDocMax, x.opts.PositionsPerTermMax))
 	}
-	n := len(d.terms)
+	n := d.nterms()
 	if n == 0 {
 		return
 	}
-	if len(d.freqs) != n || len(d.hashes) != n || len(d.starts) != n+1 || int(d.starts[n]) != len(d.pos) {
+	if len(d.freqs) != n || len(d.bounds) != 2*n || len(d.starts) != n+1 || int(d.starts[n]) != len(d.pos) {
 		panic("textidx: Doc parts disagree (a Doc must come from Analyze)")
 	}
 }

@@ -102,19 +102,20 @@ func TestTokenizerTotal(t *testing.T) {
 
 // checkDocShape asserts what Put relies on.
 func checkDocShape(t interface{ Fatalf(string, ...any) }, d Doc, o Options) {
-	n := len(d.terms)
+	n := d.nterms()
 	if n == 0 {
 		if d.length != 0 {
 			t.Fatalf("empty Doc with length %d", d.length)
 		}
 		return
 	}
-	if len(d.hashes) != n || len(d.freqs) != n || len(d.starts) != n+1 || int(d.starts[n]) != len(d.pos) {
-		t.Fatalf("Doc parts disagree: %d terms, %d hashes, %d freqs, %d starts, %d positions", n, len(d.hashes), len(d.freqs), len(d.starts), len(d.pos))
+	if len(d.bounds) != 2*n || len(d.freqs) != n || len(d.starts) != n+1 || int(d.starts[n]) != len(d.pos) {
+		t.Fatalf("Doc parts disagree: %d terms, %d bounds, %d freqs, %d starts, %d positions", n, len(d.bounds), len(d.freqs), len(d.starts), len(d.pos))
 	}
 	total := uint32(0)
 	seen := map[string]bool{}
-	for i, term := range d.terms {
+	for i := range n {
+		term := d.term(i)
 		if seen[term] {
 			t.Fatalf("term %q twice", term)
 		}
