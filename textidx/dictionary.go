@@ -105,3 +105,21 @@ func (d *dictionary) touch(hashes []uint64) uint64 {
 	}
 	return sink
 }
+
+// touchTerms loads, for each hash whose home slot holds a term with its
+// tag (the usual case: a term already in the index, found at the first
+// probe), that term's entry, so that find's comparison after it finds the
+// entry in cache (see Index.Put). The home slots must have been touched.
+func (d *dictionary) touchTerms(hashes []uint64, terms []termEntry) uint64 {
+	if len(d.slots) == 0 {
+		return 0
+	}
+	mask := d.mask()
+	sink := uint64(0)
+	for _, h := range hashes {
+		if s := d.slots[h&mask]; s != 0 && s>>32 == h>>32 {
+			sink += terms[uint32(s)-1].hash
+		}
+	}
+	return sink
+}

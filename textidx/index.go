@@ -186,11 +186,12 @@ func (x *Index) Put(key string, d Doc) {
 	n := d.nterms()
 	// The forward index keeps the Doc's order (by hash), so no sort here.
 	data := make([]uint32, 4*n+1+len(d.pos))
-	// Three passes instead of one: the work is cache misses (dictionary
+	// Four passes instead of one: the work is cache misses (dictionary
 	// slot, term entry, end of the postings list, each somewhere in a large
 	// index), and a pass that only loads lets the processor overlap many
 	// of one kind, where the full loop body overlaps a few.
 	x.sink += uint32(x.dict.touch(d.hashes))
+	x.sink += uint32(x.dict.touchTerms(d.hashes, x.terms))
 	for i, h := range d.hashes {
 		data[i] = uint32(h >> 32)
 		data[n+i] = x.termID(d.term(i), h)
