@@ -51,7 +51,7 @@ func ints(v []float32, levels int) ([]int64, float32) {
 	s := big / float32(levels)
 	q := make([]int64, len(v))
 	for i, f := range v {
-		q[i] = int64(math.Round(float64(f) / float64(s)))
+		q[i] = roundHalfAway(float64(f) * (1 / float64(s)))
 	}
 	return q, s
 }
@@ -154,4 +154,26 @@ func BenchmarkCodeDot100(b *testing.B) {
 		sink += codeDot(a, c)
 	}
 	_ = sink
+}
+
+// roundHalfAway is x rounded to the nearest integer, halves away from zero.
+func roundHalfAway(x float64) int64 { return int64(math.Round(x)) }
+
+// TestRoundLevel: roundLevel rounds as math.Round does, halves and the
+// float64 just below a half included.
+func TestRoundLevel(t *testing.T) {
+	for _, x := range []float64{0, 0.5, -0.5, 1.5, -1.5, 2.5, 0.49999999999999994, -0.49999999999999994, 126.5, -126.5, 127, 3.2, -3.7} {
+		if got, want := roundLevel(float32(x), 1, 127), int64(math.Round(float64(float32(x)))); got != want {
+			t.Errorf("roundLevel(%v) = %d, want %d", x, got, want)
+		}
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		f := float32(rapid.Float64Range(-1, 1).Draw(t, "f"))
+		inv := rapid.Float64Range(1, 1000).Draw(t, "inv")
+		if x := float64(f) * inv; math.Abs(x) <= 127 {
+			if got, want := roundLevel(f, inv, 127), int64(math.Round(x)); got != want {
+				t.Fatalf("roundLevel(%v, %v) = %d, want %d", f, inv, got, want)
+			}
+		}
+	})
 }

@@ -55,22 +55,14 @@ func encodeNibbles(dst []uint64, v []float32) float32 {
 		panic("vecidx: nibble code of a zero or infinite vector")
 	}
 	s := big / nibbleLevels
+	inv := 1 / float64(s)
 	dst = dst[:nibbleWords(len(v))]
 	clear(dst)
 	for i, f := range v {
-		q := roundLevel(f, s, nibbleLevels) + nibbleOffset
+		q := roundLevel(f, inv, nibbleLevels) + nibbleOffset
 		dst[i/16] |= uint64(q) << (4 * (i % 16))
 	}
 	return s
-}
-
-// roundLevel is f/s rounded to an integer, which must lie in -levels..levels.
-func roundLevel(f, s float32, levels int64) int64 {
-	q := int64(math.Round(float64(f) / float64(s)))
-	if q < -levels || q > levels {
-		panic("vecidx: code component out of range")
-	}
-	return q
 }
 
 // maxAbs is the largest |v[i]|.
@@ -99,9 +91,10 @@ func (q *nibbleQuery) set(v []float32) {
 	q.rev = q.rev[:4*words]
 	clear(q.rev)
 	q.scale = maxAbs(v) / queryLevels
+	inv := 1 / float64(q.scale)
 	sum := int64(0)
 	for i, f := range v {
-		b := roundLevel(f, q.scale, queryLevels)
+		b := roundLevel(f, inv, queryLevels)
 		sum += b
 		w, k := i/16, i%16
 		g, lane := k%4, k/4

@@ -29,10 +29,10 @@ func TestNibbleDotMatchesInts(t *testing.T) {
 			if c < nibbleOffset-nibbleLevels || c > nibbleOffset+nibbleLevels {
 				t.Fatalf("component %d stored as %d", i, c)
 			}
-			if got, w := c-nibbleOffset, int64(math.Round(float64(v[i])/float64(s))); got != w {
+			if got, w := c-nibbleOffset, roundHalfAway(float64(v[i])*(1/float64(s))); got != w {
 				t.Fatalf("component %d: %d, want %d", i, got, w)
 			}
-			b := int64(math.Round(float64(q[i]) / float64(nq.scale)))
+			b := roundHalfAway(float64(q[i]) * (1 / float64(nq.scale)))
 			want += (c - nibbleOffset) * b
 		}
 		// Nibbles past the dimension are zero.
