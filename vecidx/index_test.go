@@ -457,7 +457,7 @@ func TestRetrain(t *testing.T) {
 		model[key] = mustUnit(t, v)
 		step(i)
 	}
-	// Replace three quarters, remove some: the data changes twice over.
+	// Replace and remove three times over.
 	for i := range 3 * n {
 		key := fmt.Sprintf("v%d", (i*7)%n)
 		if i%10 == 0 {
