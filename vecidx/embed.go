@@ -131,8 +131,13 @@ func (m *Model) Embed(text string) ([]float32, error) {
 			ids = m.resolveUnknown(tok, ids)
 		}
 		known += len(ids)
-		m.touchRows(ids)
-		m.accumulate(sum, ids)
+		if m.q8 != nil {
+			m.touchCodes(ids)
+			m.accumulateCodes(sum, ids)
+		} else {
+			m.touchRows(ids)
+			m.accumulate(sum, ids)
+		}
 	}
 	if words == 0 {
 		return nil, fmt.Errorf("%w: the text has no words", ErrNoKnownWords)
@@ -214,6 +219,60 @@ func (m *Model) accumulate(sum []float32, ids []int32) {
 		w, r := m.weights[ids[i]], m.row(int(ids[i]))[:n]
 		for j := range sum {
 			sum[j] += float32(w * r[j])
+		}
+	}
+}
+
+// touchCodes is touchRows for a model's int8 codes (see Model.q8): their
+// weights, and one byte of every cache line of their codes. The weights
+// are finite, and no sum of int8s is below -128 a byte: checking that
+// keeps the loads.
+func (m *Model) touchCodes(ids []int32) {
+	const line = 64
+	var x float32
+	for _, id := range ids {
+		x += m.wq[id]
+	}
+	y, loads := 0, 0
+	for _, id := range ids {
+		code := m.q8[int(id)*m.dim : (int(id)+1)*m.dim]
+		for j := 0; j < len(code); j += line {
+			y += int(code[j])
+			loads++
+		}
+		y += int(code[len(code)-1])
+		loads++
+	}
+	if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) || y < -128*loads {
+		panic("vecidx: a model weight is not finite")
+	}
+}
+
+// accumulateCodes is accumulate for a model's int8 codes: the vector of a
+// word times its weight is wq·code, and each product is rounded as in
+// accumulate, four words a pass over sum.
+func (m *Model) accumulateCodes(sum []float32, ids []int32) {
+	n := len(sum)
+	i := 0
+	for ; i+4 <= len(ids); i += 4 {
+		w0, w1, w2, w3 := m.wq[ids[i]], m.wq[ids[i+1]], m.wq[ids[i+2]], m.wq[ids[i+3]]
+		c0 := m.q8[int(ids[i])*n : (int(ids[i])+1)*n][:n]
+		c1 := m.q8[int(ids[i+1])*n : (int(ids[i+1])+1)*n][:n]
+		c2 := m.q8[int(ids[i+2])*n : (int(ids[i+2])+1)*n][:n]
+		c3 := m.q8[int(ids[i+3])*n : (int(ids[i+3])+1)*n][:n]
+		for j := range sum {
+			x := sum[j]
+			x += float32(w0 * float32(c0[j]))
+			x += float32(w1 * float32(c1[j]))
+			x += float32(w2 * float32(c2[j]))
+			x += float32(w3 * float32(c3[j]))
+			sum[j] = x
+		}
+	}
+	for ; i < len(ids); i++ {
+		w, c := m.wq[ids[i]], m.q8[int(ids[i])*n : (int(ids[i])+1)*n][:n]
+		for j := range sum {
+			sum[j] += float32(w * float32(c[j]))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -489,4 +490,28 @@ func TestScannerMatchesReference(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEmbedCodesMatchVectors: the default model embeds from its int8
+// codes; the result is the float32 vectors' within rounding.
+func TestEmbedCodesMatchVectors(t *testing.T) {
+	m, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.q8 == nil {
+		t.Fatal("the default model has no codes")
+	}
+	plain := *m
+	plain.q8, plain.wq = nil, nil
+	c := newBenchCorpus(m)
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 200 {
+		text := c.text(r, 1+r.IntN(1500))
+		a, errA := m.Embed(text)
+		b, errB := plain.Embed(text)
+		if (errA == nil) != (errB == nil) || !closeVec(a, b, 1e-5) {
+			t.Fatalf("%q: codes %v %v, vectors %v %v", text, a, errA, b, errB)
+		}
+	}
 }
