@@ -250,9 +250,12 @@ func (m *Model) touchCodes(ids []int32) {
 
 // accumulateCodes is accumulate for a model's int8 codes: the vector of a
 // word times its weight is wq·code, and each product is rounded as in
-// accumulate, four words a pass over sum.
+// accumulate, four words a pass over sum. A code byte becomes a float32
+// through a table (an L1 load, where converting an integer took a
+// conversion that waits on the register it writes).
 func (m *Model) accumulateCodes(sum []float32, ids []int32) {
 	n := len(sum)
+	f := &int8Floats
 	i := 0
 	for ; i+4 <= len(ids); i += 4 {
 		w0, w1, w2, w3 := m.wq[ids[i]], m.wq[ids[i+1]], m.wq[ids[i+2]], m.wq[ids[i+3]]
@@ -262,20 +265,28 @@ func (m *Model) accumulateCodes(sum []float32, ids []int32) {
 		c3 := m.q8[int(ids[i+3])*n : (int(ids[i+3])+1)*n][:n]
 		for j := range sum {
 			x := sum[j]
-			x += float32(w0 * float32(c0[j]))
-			x += float32(w1 * float32(c1[j]))
-			x += float32(w2 * float32(c2[j]))
-			x += float32(w3 * float32(c3[j]))
+			x += float32(w0 * f[uint8(c0[j])])
+			x += float32(w1 * f[uint8(c1[j])])
+			x += float32(w2 * f[uint8(c2[j])])
+			x += float32(w3 * f[uint8(c3[j])])
 			sum[j] = x
 		}
 	}
 	for ; i < len(ids); i++ {
 		w, c := m.wq[ids[i]], m.q8[int(ids[i])*n : (int(ids[i])+1)*n][:n]
 		for j := range sum {
-			sum[j] += float32(w * float32(c[j]))
+			sum[j] += float32(w * f[uint8(c[j])])
 		}
 	}
 }
+
+// int8Floats maps a code byte to its value as a float32.
+var int8Floats = func() (t [256]float32) {
+	for b := range 256 {
+		t[b] = float32(int8(b))
+	}
+	return t
+}()
 
 // removeComponent subtracts from v its projection on the unit vector u.
 func removeComponent(v, u []float32) {
