@@ -100,7 +100,8 @@ func (m *Model) Embed(text string) ([]float32, error) {
 		}
 		words += len(batch)
 		ids := idsArr[:0]
-		for _, r := range batch {
+		for i := range batch {
+			r := &batch[i]
 			// The common case, a word of the vocabulary, is one probe of
 			// the word table on the text's own bytes (see wordTable),
 			// which also says whether it is a stop word.
@@ -486,9 +487,14 @@ func (sc *wordScanner) next() (start, end int, ascii, ok bool) {
 		if end >= len(s) {
 			break
 		}
-		if c := s[end]; c < utf8.RuneSelf && asciiClass[c] == classWord {
-			end++
-			continue
+		if c := s[end]; c < utf8.RuneSelf {
+			switch asciiClass[c] {
+			case classWord:
+				end++
+				continue
+			case classOther: // a space, most often: the word ends
+				goto done
+			}
 		}
 		class, size := classAt(s, end)
 		if class == classWord {
@@ -505,6 +511,7 @@ func (sc *wordScanner) next() (start, end int, ascii, ok bool) {
 		}
 		break
 	}
+done:
 	if sc.wasCut && end == len(s) {
 		sc.i = len(s)
 		return 0, 0, false, false
@@ -521,6 +528,7 @@ func (sc *wordScanner) next() (start, end int, ascii, ok bool) {
 // 0x80-'z'-1 does not; no sum carries out of its byte.
 func asciiWordBytes(b string) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	_ = b[7]
 	x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
 		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 	y := x &^ highs
