@@ -86,7 +86,7 @@ func (m *Model) Embed(text string) ([]float32, error) {
 			}
 			r := wordRef{start: int32(start), end: int32(end), ascii: ascii}
 			if ascii {
-				r.h, r.head = hashWord(cut, start, end, true)
+				r.h, r.head, r.head2 = hashWord(cut, start, end, true)
 			}
 			batch = append(batch, r)
 		}
@@ -109,7 +109,7 @@ func (m *Model) Embed(text string) ([]float32, error) {
 			var id int32
 			var stop, found bool
 			if r.ascii {
-				id, stop, found = m.table.probe(cut, int(r.start), int(r.end), true, r.h, r.head, r.home)
+				id, stop, found = m.table.probe(cut, int(r.start), int(r.end), true, r.h, r.head, r.head2, r.home)
 			} else {
 				tok = normaliseWord(cut[r.start:r.end])
 				id, stop, found = m.table.find(tok, 0, len(tok), false)
@@ -163,12 +163,12 @@ func (m *Model) Embed(text string) ([]float32, error) {
 const embedBatch = 64
 
 // wordRef is a word Embed has read and not yet looked up: its place in
-// the text and, for an ASCII word, its hash, head and home slot.
+// the text and, for an ASCII word, its hash, heads and home slot.
 type wordRef struct {
-	start, end int32
-	ascii      bool
-	h, head    uint64
-	home       wordSlot
+	start, end     int32
+	ascii          bool
+	h, head, head2 uint64
+	home           wordSlot
 }
 
 // touchRows loads one value of every cache line of the rows and weights

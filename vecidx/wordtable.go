@@ -4,15 +4,17 @@ package vecidx
 // value: some 170 for 1 KB of text. Go's map answers the same question,
 // but costs a string hash, a probe of a 1.5 MB table and a key comparison
 // through a pointer to wherever the key was allocated, and took half of
-// Embed's time. The table is open addressing over 16-byte slots, at most
-// half full, each holding the word's first 8 bytes, its length, a tag of
-// its hash and its id: a word of up to 8 bytes (most English words) is
-// found or ruled out by the slot alone, so that a lookup that misses the
-// cache misses it once. (With 4-byte slots holding a tag and the id, a
-// lookup read the slot, then the word's offset, then its bytes, each from
-// anywhere in memory: three misses, a seventh of a loaded server's time.)
-// Longer words compare their remaining bytes with the words' bytes, which
-// lie end to end in id order. Lookups hash the token's bytes in 8-byte
+// Embed's time. The table is open addressing over 32-byte slots, at most
+// half full, each holding the word's first 16 bytes, its length, a tag of
+// its hash and its id: a word of up to 16 bytes (nearly every English
+// word) is found or ruled out by the slot alone, so that a lookup that
+// misses the cache misses it once. (With 4-byte slots holding a tag and
+// the id, a lookup read the slot, then the word's offset, then its bytes,
+// each from anywhere in memory: three misses, a seventh of a loaded
+// server's time; with 16-byte slots holding 8 bytes of the word, the words
+// of 9–16 bytes still cost three, and the comparison of their bytes was
+// most of the lookups' time.) Longer words compare their remaining bytes
+// with the words' bytes, which lie end to end in id order. Lookups hash the token's bytes in 8-byte
 // words straight from the text, lower-casing ASCII on the way (every byte
 // of an ASCII token is a letter, digit, ' or -, which OR 0x20 maps to its
 // lower case), so the common word costs no copy; and Embed loads the home
@@ -27,8 +29,10 @@ type wordTable struct {
 
 // wordSlot is one word of the table, or empty (meta 0).
 type wordSlot struct {
-	head uint64 // the word's first 8 bytes, little-endian, zero-padded
-	meta uint64 // id+1 | stop<<31 | length<<32 | tag<<40, tag the hash's top 24 bits
+	head  uint64 // the word's first 8 bytes, little-endian, zero-padded
+	head2 uint64 // its next 8 bytes, the same way
+	meta  uint64 // id+1 | stop<<31 | length<<32 | tag<<40, tag the hash's top 24 bits
+	_     uint64 // a slot is 32 bytes, two to a cache line
 }
 
 const (
@@ -67,7 +71,7 @@ func newWordTable(words []string, stop []bool) *wordTable {
 		if len(w) > wordBytesMaxTable {
 			panic("vecidx: word too long for the word table")
 		}
-		h, head := hashWord(w, 0, len(w), false)
+		h, head, head2 := hashWord(w, 0, len(w), false)
 		i := h & t.mask
 		for t.slots[i].meta != 0 {
 			i = (i + 1) & t.mask
@@ -76,7 +80,7 @@ func newWordTable(words []string, stop []bool) *wordTable {
 		if stop[id] {
 			meta |= slotStop
 		}
-		t.slots[i] = wordSlot{head: head, meta: meta}
+		t.slots[i] = wordSlot{head: head, head2: head2, meta: meta}
 	}
 	return t
 }
@@ -95,13 +99,13 @@ func (t *wordTable) home(h uint64) wordSlot { return t.slots[h&t.mask] }
 // fold is set (then every byte must be an ASCII letter, digit, ' or -),
 // and whether it is a stop word.
 func (t *wordTable) find(s string, start, end int, fold bool) (id int32, stop, ok bool) {
-	h, head := hashWord(s, start, end, fold)
-	return t.probe(s, start, end, fold, h, head, t.home(h))
+	h, head, head2 := hashWord(s, start, end, fold)
+	return t.probe(s, start, end, fold, h, head, head2, t.home(h))
 }
 
-// probe is find for a word whose hash and head hashWord gave, and whose
+// probe is find for a word whose hash and heads hashWord gave, and whose
 // home slot first the caller has loaded already.
-func (t *wordTable) probe(s string, start, end int, fold bool, h, head uint64, first wordSlot) (id int32, stop, ok bool) {
+func (t *wordTable) probe(s string, start, end int, fold bool, h, head, head2 uint64, first wordSlot) (id int32, stop, ok bool) {
 	n := end - start
 	if n > wordBytesMaxTable {
 		return 0, false, false
@@ -115,25 +119,25 @@ func (t *wordTable) probe(s string, start, end int, fold bool, h, head uint64, f
 		if e.meta == 0 {
 			return 0, false, false
 		}
-		if e.head != head || e.meta&^(1<<32-1) != want {
+		if e.head != head || e.head2 != head2 || e.meta&^(1<<32-1) != want {
 			continue
 		}
 		id := int32(e.meta&(slotStop-1)) - 1
 		stop := e.meta&slotStop != 0
-		if n <= 8 {
+		if n <= 16 {
 			return id, stop, true
 		}
-		w := t.word(int(id))[8:]
+		w := t.word(int(id))[16:]
 		same := true
 		if fold {
 			for j := range w {
-				if s[start+8+j]|0x20 != w[j] {
+				if s[start+16+j]|0x20 != w[j] {
 					same = false
 					break
 				}
 			}
 		} else {
-			same = s[start+8:end] == w
+			same = s[start+16:end] == w
 		}
 		if same {
 			return id, stop, true
@@ -142,9 +146,10 @@ func (t *wordTable) probe(s string, start, end int, fold bool, h, head uint64, f
 }
 
 // hashWord hashes s[start:end], lower-cased when fold is set, 8 bytes at a
-// time, and returns the hash and the word's first 8 bytes (zero-padded).
-// Bytes past end are masked off, so both depend only on the word.
-func hashWord(s string, start, end int, fold bool) (h, head uint64) {
+// time, and returns the hash and the word's first and next 8 bytes
+// (zero-padded). Bytes past end are masked off, so all three depend only
+// on the word.
+func hashWord(s string, start, end int, fold bool) (h, head, head2 uint64) {
 	h = uint64(end-start) * 0x9e3779b97f4a7c15
 	for i := start; i < end; i += 8 {
 		var x uint64
@@ -163,13 +168,16 @@ func hashWord(s string, start, end int, fold bool) (h, head uint64) {
 		if n := end - i; n < 8 {
 			x &= 1<<(8*n) - 1
 		}
-		if i == start {
+		switch i - start {
+		case 0:
 			head = x
+		case 8:
+			head2 = x
 		}
 		h ^= x
 		h *= 0xbf58476d1ce4e5b9
 		h ^= h >> 31
 	}
 	h *= 0x94d049bb133111eb
-	return h ^ h>>29, head
+	return h ^ h>>29, head, head2
 }
