@@ -99,12 +99,13 @@ func touchVecs(vecs [][]float32) {
 	}
 }
 
-// entry is one key's current vector. Put makes a new entry for every new
-// vector, so an entry's key and vector never change.
+// entry is one key and its current vector. A Put of another vector takes
+// the entry out of its list (or the pending queue) before it changes the
+// vector, and puts it back after.
 type entry struct {
 	key  string
 	vec  []float32 // unit vector
-	slot int       // position in Index.entries, -1 once removed or replaced
+	slot int       // position in Index.entries, -1 once removed
 	// Where the vector is: pendingAt ≥ 0 in Index.pending, or position at
 	// of list list of partition part.
 	pendingAt int
@@ -255,21 +256,21 @@ func (x *Index) Put(key string, v []float32) error {
 	if err != nil {
 		return err
 	}
-	e := &entry{key: key, vec: u, pendingAt: -1, slot: -1, list: -1, at: -1}
-	if prev, ok := x.byKey[key]; ok {
-		if slices.Equal(prev.vec, u) {
+	e, ok := x.byKey[key]
+	if ok {
+		if slices.Equal(e.vec, u) {
 			return nil
 		}
-		x.detach(prev)
-		e.slot = prev.slot
-		x.entries[e.slot] = e
-		prev.slot = -1
+		// The key's entry takes the new vector: it leaves its list (or
+		// the pending queue) first, so no search meets it half changed.
+		x.detach(e)
+		e.vec = u
 	} else {
-		e.slot = len(x.entries)
+		e = &entry{key: key, vec: u, pendingAt: -1, slot: len(x.entries), list: -1, at: -1}
 		x.entries = append(x.entries, e)
 		x.keyBytes += int64(len(key))
+		x.byKey[key] = e
 	}
-	x.byKey[key] = e
 	if x.cur != nil {
 		x.place(e)
 	} else {
@@ -310,7 +311,7 @@ func (x *Index) Remove(key string) {
 }
 
 // detach takes e's vector out of the pending queue or its list: e is about
-// to stop being its key's current entry.
+// to be removed or to take another vector.
 func (x *Index) detach(e *entry) {
 	if e.pendingAt >= 0 {
 		last := x.pending[len(x.pending)-1]
@@ -331,8 +332,7 @@ func (x *Index) place(e *entry) {
 	p := x.cur
 	x.fwd = slices.Grow(x.fwd[:0], p.words)[:p.words]
 	x.nib = slices.Grow(x.nib[:0], p.nw)[:p.nw]
-	encode(x.fwd, e.vec, p.levels)
-	s := encodeNibbles(x.nib, e.vec)
+	_, s := encodeBoth(x.fwd, x.nib, e.vec, p.levels)
 	p.add(e, p.nearest(x.fwd), x.nib, s)
 }
 

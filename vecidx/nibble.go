@@ -123,3 +123,25 @@ func (q *nibbleQuery) dot(code []uint64) int32 {
 	}
 	return s - q.offset
 }
+
+// encodeBoth writes v's forward 8-bit code (levels levels, as encode) into
+// fwd and its nibble code (as encodeNibbles) into nib, in one pass over v,
+// and returns their scales: what a Put needs, the one to find its list and
+// the other to go in it.
+func encodeBoth(fwd, nib []uint64, v []float32, levels int) (s8, s4 float32) {
+	big := maxAbs(v)
+	if !(big > 0) || math.IsInf(float64(big), 0) {
+		panic("vecidx: code of a zero or infinite vector")
+	}
+	s8, s4 = big/float32(levels), big/nibbleLevels
+	inv8, inv4 := 1/float64(s8), 1/float64(s4)
+	fwd = fwd[:codeWords(len(v))]
+	nib = nib[:nibbleWords(len(v))]
+	clear(fwd)
+	clear(nib)
+	for i, f := range v {
+		fwd[i/3] += uint64(roundLevel(f, inv8, int64(levels)) << (codeShift * (i % 3)))
+		nib[i/16] |= uint64(roundLevel(f, inv4, nibbleLevels)+nibbleOffset) << (4 * (i % 16))
+	}
+	return s8, s4
+}

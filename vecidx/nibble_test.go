@@ -2,6 +2,7 @@ package vecidx
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -80,4 +81,21 @@ func BenchmarkNibbleDot100(b *testing.B) {
 		s += q.dot(code)
 	}
 	_ = s
+}
+
+// TestEncodeBoth: the two codes of one pass are those of encode and
+// encodeNibbles.
+func TestEncodeBoth(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		dim := rapid.IntRange(1, DimMax).Draw(t, "dim")
+		v := unitGen(dim).Draw(t, "v")
+		levels := codeLevels(dim)
+		fwd, nib := make([]uint64, codeWords(dim)), make([]uint64, nibbleWords(dim))
+		s8, s4 := encodeBoth(fwd, nib, v, levels)
+		fwd2, nib2 := make([]uint64, codeWords(dim)), make([]uint64, nibbleWords(dim))
+		w8, w4 := encode(fwd2, v, levels), encodeNibbles(nib2, v)
+		if s8 != w8 || s4 != w4 || !slices.Equal(fwd, fwd2) || !slices.Equal(nib, nib2) {
+			t.Fatalf("encodeBoth: %v %v %x %x, want %v %v %x %x", s8, s4, fwd, nib, w8, w4, fwd2, nib2)
+		}
+	})
 }
