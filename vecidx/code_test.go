@@ -51,7 +51,7 @@ func ints(v []float32, levels int) ([]int64, float32) {
 	s := big / float32(levels)
 	q := make([]int64, len(v))
 	for i, f := range v {
-		q[i] = roundHalfAway(float64(f) * (1 / float64(s)))
+		q[i] = roundCode(float64(f) * (1 / float64(s)))
 	}
 	return q, s
 }
@@ -156,14 +156,15 @@ func BenchmarkCodeDot100(b *testing.B) {
 	_ = sink
 }
 
-// roundHalfAway is x rounded to the nearest integer, halves away from zero.
-func roundHalfAway(x float64) int64 { return int64(math.Round(x)) }
+// roundCode is x rounded to the nearest integer as codes round it:
+// halves to even.
+func roundCode(x float64) int64 { return int64(math.RoundToEven(x)) }
 
-// TestRoundLevel: roundLevel rounds as math.Round does, halves and the
-// float64 just below a half included.
+// TestRoundLevel: roundLevel rounds as math.RoundToEven does, halves
+// included.
 func TestRoundLevel(t *testing.T) {
-	for _, x := range []float64{0, 0.5, -0.5, 1.5, -1.5, 2.5, 0.49999999999999994, -0.49999999999999994, 126.5, -126.5, 127, 3.2, -3.7} {
-		if got, want := roundLevel(float32(x), 1, 127), int64(math.Round(float64(float32(x)))); got != want {
+	for _, x := range []float64{0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999997, -0.49999997, 126.5, -126.5, 127, -127, 3.2, -3.7} {
+		if got, want := roundLevel(float32(x), 1, 127), int64(math.RoundToEven(float64(float32(x)))); got != want {
 			t.Errorf("roundLevel(%v) = %d, want %d", x, got, want)
 		}
 	}
@@ -171,7 +172,7 @@ func TestRoundLevel(t *testing.T) {
 		f := float32(rapid.Float64Range(-1, 1).Draw(t, "f"))
 		inv := rapid.Float64Range(1, 1000).Draw(t, "inv")
 		if x := float64(f) * inv; math.Abs(x) <= 127 {
-			if got, want := roundLevel(f, inv, 127), int64(math.Round(x)); got != want {
+			if got, want := roundLevel(f, inv, 127), int64(math.RoundToEven(x)); got != want {
 				t.Fatalf("roundLevel(%v, %v) = %d, want %d", f, inv, got, want)
 			}
 		}

@@ -137,11 +137,19 @@ func encodeBoth(fwd, nib []uint64, v []float32, levels int) (s8, s4 float32) {
 	inv8, inv4 := 1/float64(s8), 1/float64(s4)
 	fwd = fwd[:codeWords(len(v))]
 	nib = nib[:nibbleWords(len(v))]
-	clear(fwd)
-	clear(nib)
-	for i, f := range v {
-		fwd[i/3] += uint64(roundLevel(f, inv8, int64(levels)) << (codeShift * (i % 3)))
-		nib[i/16] |= uint64(roundLevel(f, inv4, nibbleLevels)+nibbleOffset) << (4 * (i % 16))
+	for g := range fwd {
+		var w int64
+		for t, f := range v[3*g : min(3*g+3, len(v))] {
+			w += roundLevel(f, inv8, int64(levels)) << (codeShift * t)
+		}
+		fwd[g] = uint64(w)
+	}
+	for g := range nib {
+		var w uint64
+		for k, f := range v[16*g : min(16*g+16, len(v))] {
+			w |= uint64(roundLevel(f, inv4, nibbleLevels)+nibbleOffset) << (4 * k)
+		}
+		nib[g] = w
 	}
 	return s8, s4
 }

@@ -30,10 +30,10 @@ func TestNibbleDotMatchesInts(t *testing.T) {
 			if c < nibbleOffset-nibbleLevels || c > nibbleOffset+nibbleLevels {
 				t.Fatalf("component %d stored as %d", i, c)
 			}
-			if got, w := c-nibbleOffset, roundHalfAway(float64(v[i])*(1/float64(s))); got != w {
+			if got, w := c-nibbleOffset, roundCode(float64(v[i])*(1/float64(s))); got != w {
 				t.Fatalf("component %d: %d, want %d", i, got, w)
 			}
-			b := roundHalfAway(float64(q[i]) * (1 / float64(nq.scale)))
+			b := roundCode(float64(q[i]) * (1 / float64(nq.scale)))
 			want += (c - nibbleOffset) * b
 		}
 		// Nibbles past the dimension are zero.
@@ -98,4 +98,13 @@ func TestEncodeBoth(t *testing.T) {
 			t.Fatalf("encodeBoth: %v %v %x %x, want %v %v %x %x", s8, s4, fwd, nib, w8, w4, fwd2, nib2)
 		}
 	})
+}
+
+func BenchmarkEncodeBoth100(b *testing.B) {
+	vs := SyntheticVectors(1, 1, 100)
+	u, _ := unitCopy(vs[0], 100)
+	fwd, nib := make([]uint64, codeWords(100)), make([]uint64, nibbleWords(100))
+	for b.Loop() {
+		encodeBoth(fwd, nib, u, codeLevels(100))
+	}
 }
