@@ -5,19 +5,23 @@ import "strings"
 // Doc is an analysed value: its distinct terms (stemmed words that are not
 // stop words), how often each occurs, the positions of the first ones, and
 // its length. Only Analyze makes one; the zero Doc is an empty value, which
-// matches nothing. A Doc is immutable once made, so one may be handed from
-// the goroutine that analysed it to the one that owns the Index.
+// matches nothing. A Doc does not change once made, so one may be handed
+// from the goroutine that analysed it to the one that owns the Index.
 //
-// The distinct terms are ordered by hashes[i]>>32, then first occurrence;
-// term i is text[bounds[2i]:bounds[2i+1]]. A Doc holds no pointer per term
-// (no string headers), so that the collector scans little of it.
+// The distinct terms are ordered by hashes[i]>>32, then first occurrence.
+// A Doc holds no pointer per term (no string headers), so that the
+// collector scans little of it, and its frequencies, starts and positions
+// lie in fwd in the layout of an Index's forward index, so that the first
+// Index to take the Doc keeps fwd as it is instead of copying it (see
+// Put).
 type Doc struct {
 	text   string   // the analysed words' terms, back to back
-	hashes []uint64 // hashes[i]: termHash(term(i)); one per distinct term
+	hb     []uint64 // hashes (n), then each term's bounds in text (n): start<<32 | end
+	hashes []uint64 // hb[:n]: hashes[i] is termHash(term(i))
+	fwd    []uint32 // the forward index's layout: 2n words for the Index, freqs, starts, positions, a taken flag
 	freqs  []uint32 // freqs[i]: occurrences of term(i)
 	starts []uint32 // positions of term(i) are pos[starts[i]:starts[i+1]]; n+1 entries
 	pos    []uint32 // word positions, ascending per term
-	bounds []uint32 // 2 per term: where its bytes start and end in text
 	length uint32   // Σ freqs: the document length |D| of BM25
 
 	// The limits it was analysed with, checked by Put against the index's.
@@ -32,7 +36,10 @@ func (d Doc) Len() int { return int(d.length) }
 func (d Doc) nterms() int { return len(d.hashes) }
 
 // term is the i-th distinct term.
-func (d Doc) term(i int) string { return d.text[d.bounds[2*i]:d.bounds[2*i+1]] }
+func (d Doc) term(i int) string {
+	b := d.hb[len(d.hashes)+i]
+	return d.text[b>>32 : uint32(b)]
+}
 
 // Terms returns the distinct terms, in an order fixed by their hashes.
 func (d Doc) Terms() []string {
@@ -197,6 +204,11 @@ func analyze(text string, o Options, tok []byte, spans []wordSpan, scratch []uin
 	return d, tz.tok, spans, scratch
 }
 
+// fwdWords is the length of the forward index of a document of n terms and
+// kept positions: per term the high half of its hash, its term id and its
+// frequency, the n+1 starts of its positions, and the positions.
+func fwdWords(n, kept int) int { return 4*n + 1 + kept }
+
 // build gathers the spans of an analysed text into a Doc, with the given
 // scratch space, which it returns, grown if it had to.
 func build(o Options, s string, spans []wordSpan, scratch []uint64) (Doc, []uint64) {
@@ -257,11 +269,16 @@ func build(o Options, s string, spans []wordSpan, scratch []uint64) (Doc, []uint
 	// allocation each, made once the number of kept positions is known.
 	var d Doc
 	d.text = s
-	d.hashes = make([]uint64, n)
+	d.hb = make([]uint64, 2*n)
+	d.hashes = d.hb[:n:n]
 	for place, key := range order {
 		i := uint32(key)
 		rank[i] = uint64(place)
 		d.hashes[place] = hashes[i]
+	}
+	for i, first := range firsts {
+		sp := spans[first]
+		d.hb[n+int(rank[i])] = uint64(sp.start)<<32 | uint64(sp.end)
 	}
 	freqs := order[:n] // reuse: counted here, copied below
 	clear(freqs)
@@ -277,20 +294,16 @@ func build(o Options, s string, spans []wordSpan, scratch []uint64) (Doc, []uint
 		kept += min(uint32(f), uint32(o.PositionsPerTermMax))
 		d.length += uint32(f)
 	}
-	all := make([]uint32, 2*n+1+int(kept)+2*n)
+	d.fwd = make([]uint32, fwdWords(n, int(kept))+1) // and the taken flag
+	f := d.fwd[2*n:]
 	posEnd := 2*n + 1 + int(kept)
-	d.freqs, d.starts, d.pos, d.bounds = all[:n:n], all[n:2*n+1:2*n+1], all[2*n+1:posEnd:posEnd], all[posEnd:]
+	d.freqs, d.starts, d.pos = f[:n:n], f[n:2*n+1:2*n+1], f[2*n+1:posEnd:posEnd]
 	at := uint32(0)
 	for i, f := range freqs {
 		d.starts[i] = at
 		at += min(uint32(f), uint32(o.PositionsPerTermMax))
 	}
 	d.starts[n] = at
-	for i, first := range firsts {
-		sp := spans[first]
-		place := rank[i]
-		d.bounds[2*place], d.bounds[2*place+1] = sp.start, sp.end
-	}
 	// Fill positions, counting freqs up from zero as the cursor.
 	for _, sp := range spans {
 		if sp.term < 0 {

@@ -184,8 +184,18 @@ func (x *Index) Put(key string, d Doc) {
 
 	id := x.allocDoc()
 	n := d.nterms()
-	// The forward index keeps the Doc's order (by hash), so no sort here.
-	data := make([]uint32, 4*n+1+len(d.pos))
+	// The forward index keeps the Doc's order (by hash), so no sort here,
+	// and the Doc's own layout: the first Index to take a Doc keeps its
+	// array (and marks it taken), any other copies it.
+	words := fwdWords(n, len(d.pos))
+	var data []uint32
+	if taken := &d.fwd[words]; *taken == 0 {
+		*taken = 1
+		data = d.fwd[:words:words]
+	} else {
+		data = make([]uint32, words)
+		copy(data[2*n:], d.fwd[2*n:words])
+	}
 	// Four passes instead of one: the work is cache misses (dictionary
 	// slot, term entry, end of the postings list, each somewhere in a large
 	// index), and a pass that only loads lets the processor overlap many
@@ -195,7 +205,6 @@ func (x *Index) Put(key string, d Doc) {
 	for i, h := range d.hashes {
 		data[i] = uint32(h >> 32)
 		data[n+i] = x.termID(d.term(i), h)
-		data[2*n+i] = d.freqs[i]
 	}
 	x.touchTails(data[n : 2*n])
 	for i, tid := range data[n : 2*n] {
@@ -204,8 +213,6 @@ func (x *Index) Put(key string, d Doc) {
 		te.postings = append(te.postings, posting{doc: id, freq: d.freqs[i]})
 		x.postingSlots += int64(cap(te.postings) - c)
 	}
-	copy(data[3*n:4*n+1], d.starts)
-	copy(data[4*n+1:], d.pos)
 
 	x.docs[id] = docEntry{key: k, data: data, n: uint32(n), length: d.length}
 	x.live[id/64] |= 1 << (id % 64)
@@ -229,7 +236,7 @@ func (x *Index) checkDoc(d Doc) {
 	if n == 0 {
 		return
 	}
-	if len(d.freqs) != n || len(d.bounds) != 2*n || len(d.starts) != n+1 || int(d.starts[n]) != len(d.pos) {
+	if len(d.freqs) != n || len(d.hb) != 2*n || len(d.starts) != n+1 || int(d.starts[n]) != len(d.pos) || len(d.fwd) != fwdWords(n, len(d.pos))+1 {
 		panic("textidx: Doc parts disagree (a Doc must come from Analyze)")
 	}
 }

@@ -356,3 +356,49 @@ func TestOptionsValidate(t *testing.T) {
 		t.Error("zero Options validated")
 	}
 }
+
+// TestDocTakenOnce: the first Index to take a Doc keeps its forward array,
+// others (and a second key in the same Index) copy it; every index answers
+// as one given Docs of its own.
+func TestDocTakenOnce(t *testing.T) {
+	o := DefaultOptions()
+	texts := []string{"the red cats run", "a red dog runs with cats", "green birds, red birds"}
+	docs := make([]Doc, len(texts))
+	for i, s := range texts {
+		docs[i] = Analyze(s, o)
+	}
+	x, y, freshX, freshY := New(o), New(o), New(o), New(o)
+	for i, d := range docs {
+		x.Put(fmt.Sprint("k", i), d)
+		y.Put(fmt.Sprint("k", i), d)
+		x.Put(fmt.Sprint("again", i), d)
+		freshX.Put(fmt.Sprint("k", i), Analyze(texts[i], o))
+		freshX.Put(fmt.Sprint("again", i), Analyze(texts[i], o))
+		freshY.Put(fmt.Sprint("k", i), Analyze(texts[i], o))
+	}
+	x.Remove("again0")
+	freshX.Remove("again0")
+	for _, q := range []string{"red", "cat", "bird", `"red bird"`, "run dog"} {
+		for _, mode := range []Mode{All, Any} {
+			for _, pair := range [][2]*Index{{x, freshX}, {y, freshY}} {
+				got, err := pair[0].Search(Query{Text: q, Mode: mode})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, _ := pair[1].Search(Query{Text: q, Mode: mode})
+				if len(got) != len(want) || (len(got) > 0 && !slicesEqualHits(got, want)) {
+					t.Fatalf("%q: %v, want %v", q, got, want)
+				}
+			}
+		}
+	}
+}
+
+func slicesEqualHits(a, b []Hit) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -109,8 +109,8 @@ func checkDocShape(t interface{ Fatalf(string, ...any) }, d Doc, o Options) {
 		}
 		return
 	}
-	if len(d.bounds) != 2*n || len(d.freqs) != n || len(d.starts) != n+1 || int(d.starts[n]) != len(d.pos) {
-		t.Fatalf("Doc parts disagree: %d terms, %d bounds, %d freqs, %d starts, %d positions", n, len(d.bounds), len(d.freqs), len(d.starts), len(d.pos))
+	if len(d.hb) != 2*n || len(d.freqs) != n || len(d.starts) != n+1 || int(d.starts[n]) != len(d.pos) || len(d.fwd) != fwdWords(n, len(d.pos))+1 {
+		t.Fatalf("Doc parts disagree: %d terms, %d hashes and bounds, %d freqs, %d starts, %d positions, %d forward words", n, len(d.hb), len(d.freqs), len(d.starts), len(d.pos), len(d.fwd))
 	}
 	total := uint32(0)
 	seen := map[string]bool{}
