@@ -160,7 +160,9 @@ func (x *Index) Set(key, text string) { x.Put(key, x.analyzer.Analyze(text)) }
 
 // Put makes d the indexed value of key, replacing any earlier one. An empty
 // Doc removes key. It panics if d was analysed with larger limits than the
-// index's: the host must analyse with the index's Options.
+// index's: the host must analyse with the index's Options. The first Put of
+// a Doc keeps its forward array and marks it taken, so one Doc must not be
+// Put into Indexes on two goroutines at once (in turn, or on one, is fine).
 func (x *Index) Put(key string, d Doc) {
 	x.checkDoc(d)
 	old, had := x.keys[key]
