@@ -236,7 +236,7 @@ func (m *Model) touchCodes(ids []int32) {
 	}
 	y, loads := 0, 0
 	for _, id := range ids {
-		code := m.q8[int(id)*m.dim : (int(id)+1)*m.dim]
+		code := m.code(id)
 		for j := 0; j < len(code); j += line {
 			y += int(code[j])
 			loads++
@@ -247,6 +247,12 @@ func (m *Model) touchCodes(ids []int32) {
 	if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) || y < -128*loads {
 		panic("vecidx: a model weight is not finite")
 	}
+}
+
+// code is word id's int8 code.
+func (m *Model) code(id int32) []int8 {
+	off := int(id) * m.q8Stride
+	return m.q8[off : off+m.dim : off+m.dim]
 }
 
 // accumulateCodes is accumulate for a model's int8 codes: the vector of a
@@ -260,10 +266,7 @@ func (m *Model) accumulateCodes(sum []float32, ids []int32) {
 	i := 0
 	for ; i+4 <= len(ids); i += 4 {
 		w0, w1, w2, w3 := m.wq[ids[i]], m.wq[ids[i+1]], m.wq[ids[i+2]], m.wq[ids[i+3]]
-		c0 := m.q8[int(ids[i])*n : (int(ids[i])+1)*n][:n]
-		c1 := m.q8[int(ids[i+1])*n : (int(ids[i+1])+1)*n][:n]
-		c2 := m.q8[int(ids[i+2])*n : (int(ids[i+2])+1)*n][:n]
-		c3 := m.q8[int(ids[i+3])*n : (int(ids[i+3])+1)*n][:n]
+		c0, c1, c2, c3 := m.code(ids[i])[:n], m.code(ids[i+1])[:n], m.code(ids[i+2])[:n], m.code(ids[i+3])[:n]
 		for j := range sum {
 			x := sum[j]
 			x += float32(w0 * f[uint8(c0[j])])
@@ -274,7 +277,7 @@ func (m *Model) accumulateCodes(sum []float32, ids []int32) {
 		}
 	}
 	for ; i < len(ids); i++ {
-		w, c := m.wq[ids[i]], m.q8[int(ids[i])*n : (int(ids[i])+1)*n][:n]
+		w, c := m.wq[ids[i]], m.code(ids[i])[:n]
 		for j := range sum {
 			sum[j] += float32(w * f[uint8(c[j])])
 		}

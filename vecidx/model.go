@@ -68,8 +68,9 @@ type Model struct {
 	// by the code's length, so that weight·vector = wq·code. Embed sums
 	// these: a fourth of the memory of the float32 vectors, which is what
 	// a busy server's Embed waits for. nil for other models.
-	q8 []int8
-	wq []float32
+	q8       []int8
+	wq       []float32
+	q8Stride int // bytes from one code to the next: dim rounded up to 64, so a code of ≤ 64k bytes takes ⌈dim/64⌉ cache lines
 	// common is the unit direction that Embed removes from every sum (see
 	// Embed and commonDirection); nil below commonDimMin dimensions.
 	common []float32
@@ -552,13 +553,14 @@ func parseModel(data []byte) (*Model, error) {
 	m := b.model()
 	// The codes, for Embed: a vector read back is its code over the
 	// code's length (the scale cancels out when it is normalised).
-	m.q8 = make([]int8, int(count)*int(dim))
+	m.q8Stride = (int(dim) + 63) &^ 63
+	m.q8 = make([]int8, int(count)*m.q8Stride) // large: page-aligned, so every code starts a cache line
 	m.wq = make([]float32, count)
 	for i := range int(count) {
 		q := p[i*rowBytes+4 : (i+1)*rowBytes]
 		ss := 0.0
 		for j, c := range q {
-			m.q8[i*int(dim)+j] = int8(c)
+			m.q8[i*m.q8Stride+j] = int8(c)
 			ss += float64(int8(c)) * float64(int8(c))
 		}
 		m.wq[i] = float32(float64(m.weights[i]) / math.Sqrt(ss))
