@@ -18,23 +18,41 @@ import (
 // purpose: a lookup pays only while the table stays in the cache, and in a
 // busy server, whose index work keeps pushing it out, a table of 16,384
 // words (512 KB) missed the cache so often that Analyze took as long as
-// with no lexicon at all, where 4,096 (128 KB) took 13% less. Its answers are those of isStopWord and stem, computed
-// then, so an analysis with it gives the same Doc as one without (the
-// tests check that); a word it does not hold is analysed as before.
+// with no lexicon at all, where 4,096 (128 KB) took 13% less. Its answers
+// are those of isStopWord and stem, computed then, so an analysis with it
+// gives the same Doc as one without (the tests check that); a word it
+// does not hold is analysed as before.
 //
 // A stem is the word's first keep bytes followed by an ending from a
 // short table (Porter2 only ever replaces a word's tail), so that the
-// lexicon stores no strings per word and a hit costs one probe: open
-// addressing over 16-byte slots holding the word's first 8 bytes, its
-// length, keep, the ending, the stop flag, the offset of its bytes in the
-// lexicon's text (compared only for words over 8 bytes) and a tag of its
-// hash. The table is at most half full: 8,192 slots, 128 KB.
+// lexicon stores no strings per word and a hit costs one probe. Words of
+// up to 7 bytes (most of English text) are in a table of 8-byte slots,
+// eight to a cache line: the word's bytes (a word has no zero byte, so
+// they say its length too) and 8 bits for keep, the ending and the stop
+// flag. Longer words are in a table of 16-byte slots holding the word's
+// first 8 bytes, its length, keep, the ending, the stop flag, the offset
+// of its bytes in the lexicon's text (compared only for words over 8
+// bytes) and a tag of its hash. Both are at most half full: 64 KB each for
+// the 4,096 words.
 type lexiconTable struct {
-	slots   []lexiconSlot
-	mask    uint64
-	text    string   // the words end to end
-	endings []string // stems' endings after the kept prefix
+	short     []uint64 // word bytes | meta<<56 (see lexiconShort*); 0 is an empty slot
+	shortMask uint64
+	slots     []lexiconSlot
+	mask      uint64
+	text      string   // the long words end to end
+	endings   []string // stems' endings after the kept prefix
 }
+
+// A short slot's meta (its top byte): keep, the ending's index, the stop
+// flag.
+const (
+	lexiconShortBytes   = 7
+	lexiconShortKeep    = 56
+	lexiconShortEnd     = 59
+	lexiconShortEndsMax = 4
+	lexiconShortStop    = 1 << 62
+	lexiconShortWord    = 1<<56 - 1
+)
 
 type lexiconSlot struct {
 	head uint64 // the word's first 8 bytes, little-endian, zero-padded
@@ -63,11 +81,23 @@ var commonWords string
 var lexicon = newLexicon(strings.Fields(commonWords))
 
 func newLexicon(words []string) *lexiconTable {
-	size := 1
-	for size < 2*len(words) {
+	nShort := 0
+	for _, w := range words {
+		if len(w) <= lexiconShortBytes {
+			nShort++
+		}
+	}
+	size, shortSize := 1, 1
+	for size < 2*(len(words)-nShort) {
 		size *= 2
 	}
-	l := &lexiconTable{slots: make([]lexiconSlot, size), mask: uint64(size - 1)}
+	for shortSize < 2*nShort {
+		shortSize *= 2
+	}
+	l := &lexiconTable{
+		short: make([]uint64, shortSize), shortMask: uint64(shortSize - 1),
+		slots: make([]lexiconSlot, size), mask: uint64(size - 1),
+	}
 	var text strings.Builder
 	endIndex := map[string]int{}
 	for _, w := range words {
@@ -75,24 +105,44 @@ func newLexicon(words []string) *lexiconTable {
 			continue
 		}
 		b := []byte(w)
-		meta := uint64(len(w))
-		if isStopWord(b) {
-			meta |= lexiconStopBit
-		} else {
+		stop := isStopWord(b)
+		keep, end := 0, 0
+		if !stop {
 			s := string(stem(b))
-			keep := 0
 			for keep < len(s) && keep < len(w) && s[keep] == w[keep] {
 				keep++
 			}
-			end, ok := endIndex[s[keep:]]
+			e, ok := endIndex[s[keep:]]
 			if !ok {
 				if len(l.endings) == lexiconEndsMax {
 					continue // an unusual ending: the word is stemmed when met
 				}
-				end = len(l.endings)
-				endIndex[s[keep:]] = end
+				e = len(l.endings)
+				endIndex[s[keep:]] = e
 				l.endings = append(l.endings, s[keep:])
 			}
+			end = e
+		}
+		if len(w) <= lexiconShortBytes && end < lexiconShortEndsMax {
+			head := load8([]byte(w), 0)
+			slot := head | uint64(keep)<<lexiconShortKeep | uint64(end)<<lexiconShortEnd
+			if stop {
+				slot |= lexiconShortStop
+			}
+			i := shortHome(head) & l.shortMask
+			for l.short[i] != 0 {
+				if l.short[i]&lexiconShortWord == head {
+					panic("textidx: a word twice in the lexicon: " + w)
+				}
+				i = (i + 1) & l.shortMask
+			}
+			l.short[i] = slot
+			continue
+		}
+		meta := uint64(len(w))
+		if stop {
+			meta |= lexiconStopBit
+		} else {
 			meta |= uint64(keep)<<lexiconKeepShift | uint64(end)<<lexiconEndShift
 		}
 		h, head := hashToken([]byte(w))
@@ -112,6 +162,9 @@ func newLexicon(words []string) *lexiconTable {
 	return l
 }
 
+// shortHome spreads a short word's bytes over the short table.
+func shortHome(head uint64) uint64 { return head * 0x9e3779b97f4a7c15 >> 32 }
+
 // word is the word of a full slot.
 func (l *lexiconTable) word(e lexiconSlot) string {
 	off := e.meta >> lexiconOffShift & (lexiconOffMax - 1)
@@ -125,6 +178,22 @@ func (l *lexiconTable) find(w []byte) (stop bool, keep int, ending string, ok bo
 	n := len(w)
 	if n == 0 || n > stemBytesMax {
 		return false, 0, "", false
+	}
+	if n <= lexiconShortBytes {
+		head := load8(w, 0)
+		for i := shortHome(head) & l.shortMask; ; i = (i + 1) & l.shortMask {
+			e := l.short[i]
+			if e == 0 {
+				return false, 0, "", false
+			}
+			if e&lexiconShortWord != head {
+				continue
+			}
+			if e&lexiconShortStop != 0 {
+				return true, 0, "", true
+			}
+			return false, int(e >> lexiconShortKeep & 7), l.endings[e>>lexiconShortEnd&(lexiconShortEndsMax-1)], true
+		}
 	}
 	h, head := hashToken(w)
 	want := uint64(n) | h>>lexiconTagShift<<lexiconTagShift
