@@ -45,10 +45,12 @@
 // built for speed: words are found in a table of the model's own
 // (wordtable.go) without copying them out of the text, a batch of words at
 // a time so that the cache misses of their lookups, and then of their
-// vectors, overlap; and the only allocation is the vector returned. 1 KB
-// of text takes 15–20 µs with the model in cache (BenchmarkEmbed1KB), and
-// in a busy server, whose other work keeps pushing the model out of the
-// cache, the lookups' misses once took as long again.
+// vectors, overlap; a model read from the binary format is summed from
+// its int8 codes (a quarter of the float32 vectors' memory), four words a
+// pass; and the only allocation is the vector returned. 1 KB of text takes
+// 15–20 µs with the model in cache (BenchmarkEmbed1KB), and in a busy
+// server, whose other work keeps pushing the model out of the cache, the
+// lookups' misses once took as long again.
 //
 // The binary format (WriteModel, ReadModel) is little-endian:
 //
@@ -73,7 +75,7 @@
 // of vectors nearest to it — answering top-k cosine queries, with an exact
 // scan instead while the index is below a size threshold, where a scan is
 // both cheaper and exact. A Put or Remove is cheap and immediate: one
-// comparison with each of about √n centroids and an append to a list, or a
+// comparison with each of about √n/2 centroids and an append to a list, or a
 // swap out of one, with nothing left behind to clean up; the centroids are
 // trained again in the node's spare time (Work) as the index grows or its
 // data changes. A search ranks the centroids, scans the lists of the
@@ -83,9 +85,8 @@
 // memory), and scores the best few hundred of them again with the float32
 // vectors, so reported scores are exact. At 100k value vectors of the
 // default model (1 KB texts), with the default options, a Put costs about
-// 5 µs of CPU and a search finds 96–97% of the exact top 10 at about a
-// tenth or less of the exact scan's time (BenchmarkBench100k; cmd/bench
-// index). The index was an HNSW graph until a graph insert (0.12 ms at
+// 5 µs of CPU and a search finds 96–97% of the exact top 10 at 20–25 times
+// the exact scan's queries a second (BenchmarkBench100k; cmd/bench index). The index was an HNSW graph until a graph insert (0.12 ms at
 // 100k vectors, most of it cache misses) proved too dear for a node that
 // indexes every write; see index.go.
 package vecidx
