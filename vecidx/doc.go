@@ -75,7 +75,7 @@
 // of vectors nearest to it — answering top-k cosine queries, with an exact
 // scan instead while the index is below a size threshold, where a scan is
 // both cheaper and exact. A Put or Remove is cheap and immediate: one
-// comparison with each of about √n/2 centroids and an append to a list, or a
+// comparison with each of about √n/3 centroids and an append to a list, or a
 // swap out of one, with nothing left behind to clean up; the centroids are
 // trained again in the node's spare time (Work) as the index grows or its
 // data changes. A search ranks the centroids, scans the lists of the

@@ -154,7 +154,7 @@ const (
 	// others like them (dkv's usual case) do not need it, so it is rare:
 	// at 100k vectors it costs a write some 60 similarities, about 1 µs.
 	driftChanges = 4
-	// listsMax caps the centroids: √n/2 up to 64M vectors.
+	// listsMax caps the centroids: √n/3 up to 150M vectors.
 	listsMax = 4096
 	// unitSims is one unit of Work: about this many 8-bit similarities
 	// (a k-means step, or moving vectors into new lists), some 0.1 ms on
@@ -168,18 +168,22 @@ const (
 // BenchmarkBench100k here). Those vectors are spread over nearly all of
 // their 100 dimensions (the top 48 principal components hold 74% of the
 // variance) and the queries lie outside their distribution, so a query's
-// nearest values lie in many lists: scanning the nearest lists up to a
-// tenth of the vectors found 86% of the exact top 10, a fifth 95%, a
-// quarter 96–97%. Recall is the figure with the least margin, and a scan
-// of nibble codes is cheap (a quarter of 100k vectors takes about 0.3 ms,
-// a twentieth of the exact search's time), so ScanShare is a quarter.
-// ExactBelow 2048: a scan of 2048 vectors of 100 dimensions takes about
-// 0.1 ms and is exact. PendingMax 4096 bounds the exact scan of pending
-// vectors each search pays for to about 0.2 ms at 100 dimensions.
+// nearest values lie in many lists: with √n centroids, scanning the
+// nearest lists up to a tenth of the vectors found 86% of the exact top
+// 10, a fifth 95%, a quarter 96–97%; with the √n/3 the index trains (see
+// lists), a third found 95%, 0.35 96.6%. Recall is the figure with the
+// least margin, and a scan of nibble codes is cheap (a third of 100k
+// vectors takes about 0.5 ms, a twentieth of the exact search's time in
+// cmd/bench), so ScanShare is 0.35. ScanMin 10000: smaller indexes have
+// fewer, relatively longer lists, and at 20k vectors 0.35 of them found
+// only 95% (half, 97.7%). ExactBelow 2048: a scan of 2048 vectors of 100
+// dimensions takes about 0.1 ms and is exact. PendingMax 4096 bounds the
+// exact scan of pending vectors each search pays for to about 0.2 ms at
+// 100 dimensions.
 func DefaultIndexOptions() IndexOptions {
 	return IndexOptions{
-		ScanShare:  0.3,
-		ScanMin:    8192,
+		ScanShare:  0.35,
+		ScanMin:    10000,
 		ExactBelow: 2048,
 		PendingMax: 4096,
 	}
@@ -356,13 +360,17 @@ func (x *Index) maybeTrain() {
 // trainMin is the least vectors the index trains centroids for.
 func (x *Index) trainMin() int { return max(trainMin, x.opts.ExactBelow/2) }
 
-// lists is the number of centroids to train for n vectors: √n/2. Fewer
+// lists is the number of centroids to train for n vectors: √n/3. Fewer
 // centroids make a Put and a training cheaper (a Put compares its vector
 // with every centroid; a training costs about samplePerList·k²·
-// trainIters similarities, and moving the vectors n·k) and lists longer;
-// at 100k vectors, halving them from √n cost a Put 1.5 µs less and
-// training half as much, for 0.004 of recall at the same scan share.
-func lists(n int) int { return min(listsMax, max(1, int(math.Round(math.Sqrt(float64(n))/2)))) }
+// trainIters similarities, and moving the vectors n·k) and lists longer,
+// so that a search must scan a larger share for the same recall. At 100k
+// vectors, from √n to √n/2 cost a Put 1.5 µs less and training half as
+// much, for 0.004 of recall at the same scan share; to √n/3 a Put another
+// 2–3 µs less and training a third less, for 0.01 of recall, which a scan
+// share of 0.35 instead of 0.3 buys back. A Put's cost is every write's;
+// a search's is paid by searches only.
+func lists(n int) int { return min(listsMax, max(1, int(math.Round(math.Sqrt(float64(n))/3)))) }
 
 // Work does up to n units of deferred work — a step of training, or
 // moving vectors into the lists of the partition trained last — and
