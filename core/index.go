@@ -25,8 +25,9 @@ type Indexes interface {
 	Search(req *Request) Response
 	// Work does up to budget units of deferred work (training the
 	// similarity index in the background of the loop) and reports whether
-	// any is left. A unit is about 0.1 ms. Searches never see a value the
-	// store does not hold, whatever is left undone.
+	// any is left; a budget of 0 only asks. A unit is about 0.1 ms.
+	// Searches never see a value the store does not hold, whatever is left
+	// undone.
 	Work(budget int) (more bool)
 	// Status describes the indexes for the status op.
 	Status() IndexStatus
@@ -106,13 +107,18 @@ func NewIndexPacer(clock Clock, idx Indexes) *IndexPacer {
 	return p
 }
 
-// Wrote tells the pacer that the turn changed the indexes.
+// Wrote tells the pacer that the turn changed the indexes. The timer is
+// armed only when the indexes have work: a write that leaves none (most,
+// once the similarity index is trained) costs no tick, and a loaded node
+// was taking a tick, a turn of its loop, every 2 ms for nothing.
 func (p *IndexPacer) Wrote() {
 	if p == nil {
 		return
 	}
 	p.lastWrite = p.clock.Now()
-	p.arm()
+	if p.timer == nil && p.idx.Work(0) {
+		p.arm()
+	}
 }
 
 func (p *IndexPacer) arm() {
