@@ -50,6 +50,7 @@ type Set struct {
 type prepared struct {
 	items []preparedValue
 	next  int // the item the next Put most likely is
+	one   [1]preparedValue
 }
 
 type preparedValue struct {
@@ -88,7 +89,12 @@ func (s *Set) Prepare(req *core.Request) {
 	default:
 		return
 	}
-	p := &prepared{items: make([]preparedValue, len(items))}
+	p := &prepared{}
+	if len(items) == 1 { // a set: one allocation, not two
+		p.items = p.one[:]
+	} else {
+		p.items = make([]preparedValue, len(items))
+	}
 	for i, kv := range items {
 		pv := &p.items[i]
 		pv.key, pv.value = kv.Key, kv.Value
