@@ -539,15 +539,15 @@ func runWindow(s *compareServer, load compareLoad, cfg compareConfig, value []by
 		}
 	}
 	sleepUnless(cfg.warmup)
-	cpu0, err0 := procCPU(s.pid)
-	gen0, _ := procCPU(os.Getpid())
+	cpu0, err0 := processTreeCPU(s.pid)
+	gen0, _ := processTreeCPU(os.Getpid())
 	start := time.Now()
 	measuring.Store(true)
 	sleepUnless(cfg.duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
-	cpu1, err1 := procCPU(s.pid)
-	gen1, _ := procCPU(os.Getpid())
+	cpu1, err1 := processTreeCPU(s.pid)
+	gen1, _ := processTreeCPU(os.Getpid())
 	rss, errRSS := procRSS(s.pid)
 	stop.Store(true)
 	wg.Wait()
@@ -1218,36 +1218,6 @@ func (s *redisServer) stop() {
 		_ = s.cmd.Process.Kill()
 		<-s.exited
 	}
-}
-
-// procCPU is the user+system CPU time of process pid and of its children
-// that it has waited for (utime, stime, cutime, cstime in /proc/PID/stat):
-// Redis's AOF rewrites run in forked children, whose time counts once
-// they end. dkv has no children.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	const utime = 14 - 3 // field numbers in proc(5), counted from field 3
-	if len(f) < utime+4 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	var ticks int64
-	for k := utime; k < utime+4; k++ {
-		n, err := strconv.ParseInt(f[k], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: field %d: %w", pid, k+3, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / clockTicksPerSecond, nil
 }
 
 // procRSS is the resident set size of process pid, in bytes.
