@@ -212,6 +212,16 @@ func (x *Index) Put(key string, d Doc) {
 	for i, tid := range data[n : 2*n] {
 		te := &x.terms[tid]
 		c := cap(te.postings)
+		if len(te.postings) == c {
+			// A full list doubles. append grows a long slice by a quarter,
+			// and every growth leaves the old array to the collector: a list
+			// grown by quarters leaves four times its size behind, by
+			// doublings once, for a quarter of its capacity unused on
+			// average instead of a tenth. On an indexed server every
+			// collection marks the whole index, so the garbage was CPU:
+			// 3.8 KB of the 12 KB a write allocated at 100k values.
+			te.postings = slices.Grow(te.postings, max(4, c))
+		}
 		te.postings = append(te.postings, posting{doc: id, freq: d.freqs[i]})
 		x.postingSlots += int64(cap(te.postings) - c)
 	}
