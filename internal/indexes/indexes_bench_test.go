@@ -28,6 +28,9 @@ func benchTexts(m *vecidx.Model, n int) []string {
 	return texts
 }
 
+// benchKeys is the key space the benchmarks write: the bench's.
+const benchKeys = 100_000
+
 // cpuTime is the process's user and system CPU time so far: on a shared
 // machine the steadier measure of cost.
 func cpuTime() time.Duration {
@@ -41,7 +44,7 @@ func cpuTime() time.Duration {
 // BenchmarkPut is what a write with indexes on costs the node's loop when
 // nothing was prepared (a replicated or replayed write): a value of about
 // 1 KB of words from the model's vocabulary, analysed, embedded and
-// indexed, over 50,000 keys.
+// indexed, over 100,000 keys.
 func BenchmarkPut(b *testing.B) {
 	m, err := vecidx.Default()
 	if err != nil {
@@ -53,7 +56,7 @@ func BenchmarkPut(b *testing.B) {
 	i := 0
 	cpu := cpuTime()
 	for b.Loop() {
-		s.Put(fmt.Sprintf("k%d", i%50000), texts[i%len(texts)])
+		s.Put(fmt.Sprintf("k%d", i%benchKeys), texts[i%len(texts)])
 		i++
 	}
 	b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(i)/1e3, "cpu-µs/op")
@@ -76,7 +79,7 @@ func BenchmarkPreparedWrite(b *testing.B) {
 	i := 0
 	cpu := cpuTime()
 	for b.Loop() {
-		key, value := fmt.Sprintf("k%d", i%50000), texts[i%len(texts)]
+		key, value := fmt.Sprintf("k%d", i%benchKeys), texts[i%len(texts)]
 		req := &core.Request{Op: core.OpSet, Key: key, Value: &value}
 		s.Prepare(req)
 		s.Expect(req.Prepared)
