@@ -154,7 +154,7 @@ func analyze(text string, o Options, tok []byte, spans []wordSpan, scratch []uin
 	// the terms are substrings of it, so a Doc costs a few allocations
 	// however many words it has.
 	var arena strings.Builder
-	arena.Grow(len(text)/2 + 8)
+	arena.Grow(len(text)*5/8 + 16) // the terms of English are about half its bytes; rarely more
 	if want := len(text)/8 + 4; cap(spans) < want {
 		spans = make([]wordSpan, 0, want) // a guess that fits English; append grows it
 	}

@@ -43,6 +43,11 @@ func unitCopy(v []float32, dim int) ([]float32, error) {
 	if len(v) != dim {
 		return nil, errDim(len(v), dim)
 	}
+	return normalise(make([]float32, dim), v)
+}
+
+// normalise is unitCopy into u, which may be v itself.
+func normalise(u, v []float32) ([]float32, error) {
 	var ss float64
 	for _, f := range v {
 		d := float64(f)
@@ -55,7 +60,7 @@ func unitCopy(v []float32, dim int) ([]float32, error) {
 		return nil, ErrZero
 	}
 	inv := 1 / math.Sqrt(ss)
-	u := make([]float32, dim)
+	u = u[:len(v)]
 	for i, f := range v {
 		u[i] = float32(float64(f) * inv)
 	}

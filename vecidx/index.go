@@ -260,6 +260,29 @@ func (x *Index) Put(key string, v []float32) error {
 	if err != nil {
 		return err
 	}
+	return x.put(key, u)
+}
+
+// PutOwned is Put for a vector the index may keep: v is normalised in
+// place and becomes the key's vector, and the caller must not change it
+// afterwards. It saves the copy (and the garbage) of a vector made for
+// the index alone, as an embedding is. v being the key's vector already
+// changes nothing.
+func (x *Index) PutOwned(key string, v []float32) error {
+	if len(v) != x.dim {
+		return errDim(len(v), x.dim)
+	}
+	if e, ok := x.byKey[key]; ok && len(v) > 0 && &e.vec[0] == &v[0] {
+		return nil
+	}
+	if _, err := normalise(v, v); err != nil {
+		return err
+	}
+	return x.put(key, v)
+}
+
+// put sets key's vector to the unit vector u, which the index keeps.
+func (x *Index) put(key string, u []float32) error {
 	e, ok := x.byKey[key]
 	if ok {
 		if slices.Equal(e.vec, u) {

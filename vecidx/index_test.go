@@ -695,3 +695,32 @@ func TestNewIndexRefusesBadOptions(t *testing.T) {
 		}()
 	}
 }
+
+// TestPutOwned: PutOwned keeps the vector it is given, normalised in place,
+// refuses what Put refuses (leaving the old vector), and a second call
+// with the key's own vector changes nothing.
+func TestPutOwned(t *testing.T) {
+	x := NewIndex(3, DefaultIndexOptions())
+	v := []float32{3, 0, 4}
+	if err := x.PutOwned("k", v); err != nil {
+		t.Fatal(err)
+	}
+	if want := mustUnit(t, []float32{3, 0, 4}); !slices.Equal(v, want) || !slices.Equal(x.byKey["k"].vec, want) || &x.byKey["k"].vec[0] != &v[0] {
+		t.Fatalf("vector %v, stored %v, want %v kept", v, x.byKey["k"].vec, want)
+	}
+	if err := x.PutOwned("k", v); err != nil || x.Len() != 1 {
+		t.Fatalf("again: %v, %d keys", err, x.Len())
+	}
+	for _, bad := range [][]float32{{0, 0, 0}, {1, 2}, {float32(math.NaN()), 0, 0}} {
+		if err := x.PutOwned("k", slices.Clone(bad)); err == nil {
+			t.Fatalf("PutOwned(%v) accepted", bad)
+		}
+	}
+	if got := x.byKey["k"].vec; !slices.Equal(got, mustUnit(t, []float32{3, 0, 4})) {
+		t.Fatalf("refused puts changed the vector to %v", got)
+	}
+	hits, err := x.Search([]float32{3, 0, 4}, 1)
+	if err != nil || len(hits) != 1 || hits[0].Key != "k" {
+		t.Fatalf("search: %v %v", hits, err)
+	}
+}

@@ -139,7 +139,8 @@ func (s *Set) Put(key, value string) {
 			s.vec.Remove(key)
 			return
 		}
-		err := s.vec.Put(key, pv.vec)
+		// The embedding was made for the index alone: it may keep it.
+		err := s.vec.PutOwned(key, pv.vec)
 		assert(err == nil, "an embedding of the model's own dimension must index: %v", err)
 		return
 	}
@@ -151,7 +152,7 @@ func (s *Set) Put(key, value string) {
 		s.vec.Remove(key)
 		return
 	}
-	err = s.vec.Put(key, v)
+	err = s.vec.PutOwned(key, v)
 	assert(err == nil, "an embedding of the model's own dimension must index: %v", err)
 }
 
