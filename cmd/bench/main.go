@@ -5,7 +5,7 @@
 //	go run ./cmd/bench cluster      # durable Sets through a 3-node cluster's leader, beside a single node
 //	go run ./cmd/bench failover     # SIGKILL the leader under load; time to the next acknowledged write
 //	go run ./cmd/bench mesh         # durable Sets spread over a 3-node mesh, beside a single node; lag; catch-up
-//	go run ./cmd/bench index        # durable writes with and without indexes; query latency; HNSW recall
+//	go run ./cmd/bench index        # durable writes with and without indexes; query latency; similarity recall
 //	go run ./cmd/bench metrics      # durable Sets into a node with --metrics-addr (scraped) beside one without
 //	go run ./cmd/bench compare      # dkv (JSON and RESP) beside Redis with appendfsync always, one load generator
 //
@@ -33,7 +33,7 @@ benchmarks:
   mesh         durable Sets from 50 clients spread over a 3-node mesh, beside a single node
                in alternating slices; replication lag; catch-up of a node that missed 100k keys
   index        durable writes of ~1 KB English text with and without --enable-indexes in
-               alternating slices; indexing rate; search latency and HNSW recall@10 on 100k values
+               alternating slices; indexing rate; search latency and similarity recall@10 on 100k values
   metrics      durable Sets from 50 clients into a single node with --metrics-addr, scraped every
                second, beside one without metrics in alternating slices of the same run
   compare      dkv (JSON and RESP) beside Redis with appendfsync always (when redis-server is
