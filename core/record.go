@@ -214,45 +214,39 @@ func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, error) {
 		return []KV{{Key: key, Value: string(p)}}, nil
 	case recordDelete:
 		return []KV{{Key: string(p)}}, nil
-	case recordBulkDelete:
+	case recordBulkDelete, recordBulkSet:
+		// [count] then per item [key len][key], and for a bulk set
+		// [value len][value].
 		count, ok := uvarint()
 		if !ok || count > uint64(len(p)) {
 			return nil, errPayload
 		}
 		items := make([]KV, 0, count)
 		for range count {
-			kl, ok1 := uvarint()
-			key, ok2 := str(kl)
-			if !ok1 || !ok2 {
+			kl, ok := uvarint()
+			if !ok {
 				return nil, errPayload
 			}
-			items = append(items, KV{Key: key})
+			var kv KV
+			if kv.Key, ok = str(kl); !ok {
+				return nil, errPayload
+			}
+			if typ == recordBulkSet {
+				vl, ok := uvarint()
+				if !ok {
+					return nil, errPayload
+				}
+				if kv.Value, ok = str(vl); !ok {
+					return nil, errPayload
+				}
+			}
+			items = append(items, kv)
 		}
 		if len(p) != 0 {
 			return nil, errPayload
 		}
-		if mut == MutBulkDeleteReplaysFirstKey && len(items) > 1 {
+		if typ == recordBulkDelete && mut == MutBulkDeleteReplaysFirstKey && len(items) > 1 {
 			items = items[:1]
-		}
-		return items, nil
-	case recordBulkSet:
-		count, ok := uvarint()
-		if !ok || count > uint64(len(p)) {
-			return nil, errPayload
-		}
-		items := make([]KV, 0, count)
-		for range count {
-			kl, ok1 := uvarint()
-			key, ok2 := str(kl)
-			vl, ok3 := uvarint()
-			value, ok4 := str(vl)
-			if !ok1 || !ok2 || !ok3 || !ok4 {
-				return nil, errPayload
-			}
-			items = append(items, KV{Key: key, Value: value})
-		}
-		if len(p) != 0 {
-			return nil, errPayload
 		}
 		return items, nil
 	}
