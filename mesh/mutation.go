@@ -25,15 +25,20 @@ const (
 	// at or below the collection horizon instead of the node's own refusal
 	// point, which a wiped node (holding nothing) adopts from its peers.
 	MutRefuseBelowHorizon
+	// MutBulkDeleteLocalOnly: a bulk_delete writes tombstones only for the
+	// keys this node holds live, so a value a peer holds and this node has
+	// not yet heard of outlives the acknowledged delete.
+	MutBulkDeleteLocalOnly
 )
 
 var mutationNames = core.MutationNames[Mutation]{
-	MutNone:               "none",
-	MutWallClockLWW:       "wall-clock-lww",
-	MutCollectEarly:       "collect-early",
-	MutHLCNotPersisted:    "hlc-not-persisted",
-	MutSkipLastRange:      "skip-last-range",
-	MutRefuseBelowHorizon: "refuse-below-horizon",
+	MutNone:                "none",
+	MutWallClockLWW:        "wall-clock-lww",
+	MutCollectEarly:        "collect-early",
+	MutHLCNotPersisted:     "hlc-not-persisted",
+	MutSkipLastRange:       "skip-last-range",
+	MutRefuseBelowHorizon:  "refuse-below-horizon",
+	MutBulkDeleteLocalOnly: "bulk-delete-local-only",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -369,9 +369,14 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		// Tombstones for every key, as delete does; the count is of the
 		// keys this node held live.
 		keys := core.DistinctKeys(req.Keys)
-		items := make([]Item, len(keys))
-		for i, k := range keys {
-			items[i] = Item{Key: k, Tomb: true}
+		items := make([]Item, 0, len(keys))
+		for _, k := range keys {
+			if n.cfg.Mutation == MutBulkDeleteLocalOnly {
+				if it, ok := n.rep.get(k); !ok || it.Tomb {
+					continue
+				}
+			}
+			items = append(items, Item{Key: k, Tomb: true})
 		}
 		n.write(req, reply, items)
 	case core.OpPing:

@@ -108,6 +108,11 @@ type meshOp struct {
 	attempt      int64
 }
 
+// isDelete reports whether op wrote tombstones.
+func (op *meshOp) isDelete() bool {
+	return op.kind == checks.KindDelete || op.kind == checks.KindBulkDelete
+}
+
 // meshState is what a mesh run records for its checker.
 type meshState struct {
 	ops []meshOp
@@ -194,6 +199,10 @@ func (c *client) meshSend(req *core.Request) {
 		for _, kv := range req.Items {
 			note(kv.Key, kv.Value)
 		}
+	case core.OpBulkDelete:
+		for _, key := range req.Keys {
+			s.mesh.deleted[key] = true
+		}
 	default:
 		return
 	}
@@ -239,6 +248,24 @@ func (c *client) meshAnswered(a *attempt, resp *core.Response) {
 		for _, kv := range a.op.Items {
 			op.keys, op.values = append(op.keys, kv.Key), append(op.values, kv.Value)
 		}
+	case checks.KindBulkDelete:
+		// One tombstone per distinct key, all at the write's stamp.
+		for _, kv := range a.op.Items {
+			if !slices.Contains(op.keys, kv.Key) {
+				op.keys = append(op.keys, kv.Key)
+			}
+		}
+	case checks.KindBulkGet:
+		// A bulk_get answers no stamps, so it cannot join the stamp
+		// checks below; what it can be held to is that every value it
+		// read is one some client sent for that key.
+		for i, kv := range a.op.Items {
+			if v := resp.Values[i]; v != nil && !s.mesh.sent[kv.Key][*v] {
+				s.fail("durability", fmt.Sprintf("bulk_get (attempt %d) read %q for key %s from node %d, which no client wrote", a.id, *v, kv.Key, a.node))
+				return
+			}
+		}
+		return
 	}
 	if op.kind != checks.KindGet && op.stamp.IsZero() {
 		s.fail("protocol", fmt.Sprintf("%s (attempt %d) was acknowledged without a stamp", a.req.Op, a.id))
@@ -340,7 +367,7 @@ func (s *Sim) checkMesh() []checks.Finding {
 			continue
 		}
 		for j, key := range op.keys {
-			w := acked{op: op, tomb: op.kind == checks.KindDelete}
+			w := acked{op: op, tomb: op.isDelete()}
 			if !w.tomb {
 				w.value = op.values[j]
 			}
@@ -403,7 +430,7 @@ func (s *Sim) checkMesh() []checks.Finding {
 			return b.kind == checks.KindGet && !b.stamp.Less(a.stamp) || b.kind != checks.KindGet && a.stamp.Less(b.stamp)
 		}); v != "" {
 			check := "stamps"
-			if rest := seen[nk]; slices.ContainsFunc(rest, func(o *meshOp) bool { return o.kind == checks.KindDelete }) {
+			if rest := seen[nk]; slices.ContainsFunc(rest, (*meshOp).isDelete) {
 				check = "resurrection"
 			}
 			add(check, "node %d, key %s: %s", nk.node, nk.key, v)
@@ -450,23 +477,11 @@ func risingAfter(ops []*meshOp, ok func(a, b *meshOp) bool) string {
 		for _, a := range ops[:j] {
 			if a.ret < b.call && !ok(a, b) {
 				return fmt.Sprintf("%s (attempt %d, answered at %s, stamp %s) then %s (attempt %d, called at %s, stamp %s)",
-					kindName(a), a.attempt, checks.FormatTime(a.ret), a.stamp, kindName(b), b.attempt, checks.FormatTime(b.call), b.stamp)
+					a.kind, a.attempt, checks.FormatTime(a.ret), a.stamp, b.kind, b.attempt, checks.FormatTime(b.call), b.stamp)
 			}
 		}
 	}
 	return ""
-}
-
-func kindName(op *meshOp) string {
-	switch op.kind {
-	case checks.KindGet:
-		return "get"
-	case checks.KindSet:
-		return "set"
-	case checks.KindDelete:
-		return "delete"
-	}
-	return "bulk_set"
 }
 
 func describeWrite(tomb bool, value string) string {

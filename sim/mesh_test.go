@@ -88,6 +88,12 @@ func TestCatchesMeshMutations(t *testing.T) {
 			case mesh.MutRefuseBelowHorizon:
 				// A wiped node refuses the items it must rebuild from.
 				want = []string{"convergence"}
+			case mesh.MutBulkDeleteLocalOnly:
+				// A value the deleting node had not heard of survives the
+				// acknowledged delete on every node.
+				want = []string{"durability", "resurrection"}
+			default:
+				t.Fatalf("mutation %s has no expected check here", m)
 			}
 			seed, caught := catchMutation(t, "mesh", m.String(), 100, want)
 			if !caught {

@@ -250,11 +250,6 @@ func Run(cfg Config) *Result {
 	} else {
 		s.mix = DrawMix(stream(cfg.Seed, streamMix))
 	}
-	if mode.Mesh {
-		// The mesh checker does not judge bulk_get and bulk_delete yet
-		// (sim/README.md); sim/mesh.go's ops are single writes and gets.
-		s.mix.WBulkGet, s.mix.WBulkDel = 0, 0
-	}
 	if err := s.mix.Without(cfg.Without); err != nil {
 		res.Findings = append(res.Findings, checks.Finding{Check: "config", Msg: err.Error()})
 		return res
