@@ -107,6 +107,19 @@ func skipRESP(r *bufio.Reader) (kind byte, null bool, errMsg string, err error) 
 	return v.kind, v.null, v.str, err
 }
 
+// parseRESPLength reads a bulk string's or an array's length: -1 (null),
+// or 0..limit.
+func parseRESPLength(body []byte, what string, limit int64) (int64, error) {
+	n, err := parseRESPInt(body)
+	if err != nil {
+		return 0, err
+	}
+	if n < -1 || n > limit {
+		return 0, fmt.Errorf("%w: %s %d not in 0..%d", errRESPProtocol, what, n, limit)
+	}
+	return n, nil
+}
+
 func parseRESP(r *bufio.Reader, depth int, keep bool) (respValue, error) {
 	line, err := readRESPLine(r, depth == 0)
 	if err != nil {
@@ -126,31 +139,25 @@ func parseRESP(r *bufio.Reader, depth int, keep bool) (respValue, error) {
 			return respValue{}, err
 		}
 	case '$':
-		n, err := parseRESPInt(body)
+		n, err := parseRESPLength(body, "bulk length", respBulkBytesMax)
 		if err != nil {
 			return respValue{}, err
 		}
 		if n == -1 {
 			v.null = true
 			return v, nil
-		}
-		if n < 0 || n > respBulkBytesMax {
-			return respValue{}, fmt.Errorf("%w: bulk length %d not in 0..%d", errRESPProtocol, n, respBulkBytesMax)
 		}
 		if v.str, err = readRESPBulk(r, int(n), keep); err != nil {
 			return respValue{}, err
 		}
 	case '*':
-		n, err := parseRESPInt(body)
+		n, err := parseRESPLength(body, "array length", respArrayLenMax)
 		if err != nil {
 			return respValue{}, err
 		}
 		if n == -1 {
 			v.null = true
 			return v, nil
-		}
-		if n < 0 || n > respArrayLenMax {
-			return respValue{}, fmt.Errorf("%w: array length %d not in 0..%d", errRESPProtocol, n, respArrayLenMax)
 		}
 		if n > 0 && depth+1 >= respDepthMax {
 			return respValue{}, fmt.Errorf("%w: arrays nested deeper than %d", errRESPProtocol, respDepthMax)
