@@ -64,9 +64,8 @@ const (
 // links and deleted flag, and the entry of the key it was added for.
 type graph struct {
 	dim            int
-	words          int     // codeWords(dim)
+	words          int     // nibbleWords(dim)
 	stride         int     // words per node in a chunk: the scale, then the code
-	levels         int     // codeLevels(dim)
 	m              int     // links per node in layers above 0 (and for a new node in every layer)
 	m0             int     // links per node in layer 0: 2·m, as the paper recommends
 	efConstruction int     // result-set size while inserting
@@ -104,15 +103,14 @@ type graph struct {
 	stamp   uint16
 	near    nearHeap
 	far     farHeap
-	found   []cand   // a searchLayer result, nearest first
-	eps     []cand   // entry points for the next layer
-	sel     []cand   // the neighbours chosen for a new node
-	skipped []cand   // candidates the heuristic set aside
-	batch   []uint32 // a node's neighbours not visited yet
-	query   []uint64 // reversed code of the vector searched for or inserted
-	queryS  float32  // its scale
-	keptRev []uint64 // reversed codes of the heuristic's kept candidates
-	fetched uint64   // fetch's loads end here, so that they are not optimised away
+	found   []cand        // a searchLayer result, nearest first
+	eps     []cand        // entry points for the next layer
+	sel     []cand        // the neighbours chosen for a new node
+	skipped []cand        // candidates the heuristic set aside
+	batch   []uint32      // a node's neighbours not visited yet
+	query   nibbleQuery   // the vector searched for, or the node being linked
+	kept    []nibbleQuery // the heuristic's kept candidates, as queries
+	fetched uint64        // fetch's loads end here, so that they are not optimised away
 }
 
 // upperLinks are a node's lists in layers 1..level: per layer a count then
@@ -126,9 +124,8 @@ type upperLinks struct {
 func newGraph(dim, m, efConstruction int) *graph {
 	return &graph{
 		dim:            dim,
-		words:          codeWords(dim),
-		stride:         1 + codeWords(dim),
-		levels:         codeLevels(dim),
+		words:          nibbleWords(dim),
+		stride:         1 + nibbleWords(dim),
 		m:              m,
 		m0:             2 * m,
 		efConstruction: efConstruction,
@@ -157,22 +154,14 @@ func (g *graph) scale(id uint32) float32 { return math.Float32frombits(uint32(g.
 func (g *graph) sim(id uint32) float32 {
 	g.simsDone++
 	n := g.node(id)
-	return codeSim(g.queryS, math.Float32frombits(uint32(n[0])), codeDot(n[1:1+g.words], g.query))
+	return codeSim(g.query.scale, math.Float32frombits(uint32(n[0])), g.query.dot(n[1:1+g.words]))
 }
 
-// setQuery makes v (a unit vector) the query code.
-func (g *graph) setQuery(v []float32) {
-	g.query = slices.Grow(g.query[:0], g.words)[:g.words]
-	g.queryS = encode(g.query, v, g.levels)
-	reverse(g.query, g.query)
-}
+// setQuery makes v (a unit vector) the query.
+func (g *graph) setQuery(v []float32) { g.query.set(v) }
 
-// setQueryNode makes node id's code the query code.
-func (g *graph) setQueryNode(id uint32) {
-	g.query = slices.Grow(g.query[:0], g.words)[:g.words]
-	reverse(g.query, g.code(id))
-	g.queryS = g.scale(id)
-}
+// setQueryNode makes node id's code the query.
+func (g *graph) setQueryNode(id uint32) { g.query.setCode(g.code(id), g.scale(id), g.dim) }
 
 // list is node id's neighbour list in layer lc, with its count in ids[0]
 // and room for the layer's limit, and the links' similarities. Both alias
@@ -230,7 +219,7 @@ func (g *graph) add(e *entry, v []float32, level int) uint32 {
 		g.codes = append(g.codes, make([]uint64, chunkNodes*g.stride))
 	}
 	nd := g.node(id)
-	nd[0] = uint64(math.Float32bits(encode(nd[1:], v, g.levels)))
+	nd[0] = uint64(math.Float32bits(encodeNibbles(nd[1:], v)))
 	g.ent = append(g.ent, e)
 	g.level = append(g.level, uint8(level))
 	g.dead = append(g.dead, false)
@@ -360,10 +349,11 @@ func (g *graph) heuristic(cands []cand, m int, out []cand) []cand {
 	if g.simpleSelect {
 		return append(out, cands[:min(m, len(cands))]...)
 	}
-	// The kept candidates' reversed codes, so that each test is one
-	// codeDot of a candidate's forward code with one of them.
-	w := g.words
-	g.keptRev = slices.Grow(g.keptRev[:0], m*w)[:m*w]
+	// The kept candidates as queries, so that each test is one dot
+	// product of a candidate's code with one of them.
+	if len(g.kept) < m {
+		g.kept = append(g.kept, make([]nibbleQuery, m-len(g.kept))...)
+	}
 	base := len(out)
 	skipped := g.skipped[:0]
 	for _, c := range cands {
@@ -372,16 +362,16 @@ func (g *graph) heuristic(cands []cand, m int, out []cand) []cand {
 		}
 		code, s := g.code(c.id), g.scale(c.id)
 		keep := true
-		for i, r := range out[base:] {
+		for i := range out[base:] {
 			g.simsDone++
-			if codeSim(s, g.scale(r.id), codeDot(code, g.keptRev[i*w:(i+1)*w])) > c.sim {
+			if codeSim(s, g.kept[i].scale, g.kept[i].dot(code)) > c.sim {
 				keep = false
 				break
 			}
 		}
 		if keep {
 			k := len(out) - base
-			reverse(g.keptRev[k*w:(k+1)*w], code)
+			g.kept[k].setCode(code, s, g.dim)
 			out = append(out, c)
 		} else {
 			skipped = append(skipped, c)

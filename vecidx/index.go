@@ -102,7 +102,7 @@ func touchVecs(vecs [][]float32) {
 // thresholds. Start from DefaultIndexOptions; NewIndex panics on values
 // outside their limits, since they are configuration, not input.
 type IndexOptions struct {
-	M              int // max neighbours per node per layer above 0 (layer 0: 2·M); 2..MMax
+	M int // max neighbours per node per layer above 0 (layer 0: 2·M); 2..MMax
 	// EfConstruction: result-set size while linking a node into a merged
 	// graph; 1..EfMax.
 	EfConstruction int
@@ -163,12 +163,12 @@ func DefaultIndexOptions() IndexOptions {
 	return IndexOptions{
 		M:                     16,
 		EfConstruction:        32,
-		SegmentEfConstruction: 12,
+		SegmentEfConstruction: 8,
 		EfSearch:              400,
 		SegmentVectors:        4096,
 		MergeVectorsMax:       1 << 20,
-		ExactBelow:      2048,
-		PendingMax:      4096,
+		ExactBelow:            2048,
+		PendingMax:            4096,
 	}
 }
 

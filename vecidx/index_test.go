@@ -1,9 +1,6 @@
 package vecidx
 
 import (
-
-
-
 	"slices"
 	"sort"
 	"testing"
@@ -70,7 +67,6 @@ func mustUnit(t rapid.TB, v []float32) []float32 {
 	}
 	return u
 }
-
 
 var _ = slices.Equal[[]int]
 var _ testing.TB
