@@ -20,6 +20,9 @@ type segment struct {
 	// sealed: the segment takes no more put vectors (merges may still add
 	// to it, see Index.mergeStep).
 	sealed bool
+	// drained: the newest this many nodes are dead, moved away by a
+	// compaction or merge in progress (where the next move looks from).
+	drained int
 }
 
 // unlinked is how many of the segment's nodes wait to be linked.
