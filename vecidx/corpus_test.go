@@ -204,11 +204,6 @@ func measureBench(b *testing.B, o IndexOptions, docs, queries [][]float32) {
 		approx[i], _ = x.Search(q, k)
 	}
 	approxTime := time.Since(start)
-	for range searchReps {
-		for _, q := range queries {
-			x.Search(q, k)
-		}
-	}
 	b.ReportMetric(float64(simsNow()-sims0)/float64(len(queries)), "sims/search")
 	start = time.Now()
 	found := 0

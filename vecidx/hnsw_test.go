@@ -332,3 +332,21 @@ func TestLevelDistribution(t *testing.T) {
 		atLeast -= counts[l]
 	}
 }
+
+// BenchmarkLink: linking nodes into a segment's graph of 4,096 nodes
+// with the default M and SegmentEfConstruction, on clustered vectors of
+// 100 dimensions: what every write pays.
+//
+//	go test ./vecidx/ -run '^$' -bench Link
+func BenchmarkLink(b *testing.B) {
+	const n, dim = 4096, 100
+	all := units(b, SyntheticVectors(12, n, dim))
+	o := DefaultIndexOptions()
+	b.ResetTimer()
+	links := 0
+	for b.Loop() {
+		insertAll(dim, o.M, o.SegmentEfConstruction, all, 1, false)
+		links += n
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(links)/1e3, "µs/link")
+}
