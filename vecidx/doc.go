@@ -86,7 +86,7 @@
 // nodes, so every write links into a graph of a few thousand nodes, which
 // stays in the cache: at 100k vectors, an insert into one graph of all of
 // them cost ~120 µs (mostly cache misses), one into a segment costs
-// ~10–15 µs. A removed or replaced vector leaves a tombstone, skipped in
+// 8–12 µs (BenchmarkLink). A removed or replaced vector leaves a tombstone, skipped in
 // results; a segment whose tombstones pass 70% of its nodes is compacted
 // (its live vectors linked again in the growing segment). When nothing
 // else is left to do, Work merges sealed segments into larger graphs, up
@@ -104,8 +104,10 @@
 // reference the tests measure recall against. At 100k value vectors of
 // the default model (1 KB texts), merged, with the default options (M 16,
 // EfConstruction 32, SegmentEfConstruction 8, EfSearch 400), a search
-// finds 95–96% of the exact top 10 at 15–35 times the exact scan's
-// queries a second (cmd/bench index; BenchmarkBench100k). The index was an
+// finds 95.8% of the exact top 10 at 18–24 times the exact scan's queries
+// a second (cmd/bench index, three runs; BenchmarkBench100k). Until the
+// segments are merged (at 100k vectors, ~25 of them) a search costs about
+// a third of the exact scan. The index was an
 // inverted file for a while (k-means lists, cheaper writes, recall 0.97 at
 // ~20 times), dropped for the graphs that issue 10 asks for; it is in the
 // history (commit 97e3a4e).
