@@ -23,8 +23,8 @@ type Indexes interface {
 	// Search answers an OpSearch or OpSearchSimilar request that Validate
 	// accepted, with Hits or a failure.
 	Search(req *Request) Response
-	// Work does up to budget units of deferred work (training the
-	// similarity index in the background of the loop) and reports whether
+	// Work does up to budget units of deferred work (linking the
+	// similarity index's graphs in the background of the loop) and reports whether
 	// any is left; a budget of 0 only asks. A unit is about 0.1 ms.
 	// Searches never see a value the store does not hold, whatever is left
 	// undone.
@@ -64,7 +64,7 @@ type IndexStatus struct {
 	Postings  int64 `json:"postings"`   // (word, value) pairs
 	TextBytes int64 `json:"text_bytes"` // estimated memory of the full-text index
 	// Vectors: values with an embedding (a value with no known word has
-	// none); Pending: those not yet in the index's lists, searched
+	// none); Pending: those not yet linked into the index's graphs, searched
 	// exactly.
 	Vectors     int    `json:"vectors"`
 	Pending     int    `json:"pending"`
@@ -74,7 +74,7 @@ type IndexStatus struct {
 	Dim         int    `json:"dim"`
 }
 
-// IndexPacer gives the indexes' deferred work (Indexes.Work: training the
+// IndexPacer gives the indexes' deferred work (Indexes.Work: linking the
 // similarity index) the node's spare time, on timer ticks of the node's own
 // clock. A tick comes indexTick after a turn with writes and keeps coming
 // while work remains; it does indexWorkBusy units when the node wrote
@@ -103,14 +103,15 @@ func NewIndexPacer(clock Clock, idx Indexes) *IndexPacer {
 		return nil
 	}
 	p := &IndexPacer{clock: clock, idx: idx, lastWrite: clock.Now()}
-	p.arm() // a restart leaves the similarity index to train
+	p.arm() // a restart leaves the similarity index's graphs to link
 	return p
 }
 
 // Wrote tells the pacer that the turn changed the indexes. The timer is
-// armed only when the indexes have work: a write that leaves none (most,
-// once the similarity index is trained) costs no tick, and a loaded node
-// was taking a tick, a turn of its loop, every 2 ms for nothing.
+// armed only when the indexes have work, so a write that leaves none
+// costs no tick. (With the similarity index's segmented graphs nearly
+// every write leaves a node to link, so a loaded node does take a tick
+// every 2 ms, and the unit of work it brings.)
 func (p *IndexPacer) Wrote() {
 	if p == nil {
 		return

@@ -96,7 +96,30 @@ func newIndexes() core.Indexes {
 	if simModel.err != nil {
 		panic(fmt.Sprintf("sim: the built-in embedding model: %v", simModel.err))
 	}
-	return indexes.New(indexes.DefaultConfig(simModel.model, "built-in"))
+	cfg := indexes.DefaultConfig(simModel.model, "built-in")
+	cfg.Vec = simVecOptions()
+	return indexes.New(cfg)
+}
+
+// simVecOptions size the similarity index for the simulator's few keys
+// (at most 8), so that its machinery runs in every index seed: segments of
+// 3 vectors sealed, linked by Work or by back-pressure past 4 unlinked,
+// merged up to 12 nodes, compacted, and every search through the graphs
+// (no exact threshold). With lists of 2·8 links no node of a graph of 12
+// ever drops a link, so every graph stays connected, and result sets of
+// at least 22 reach every node: the answers must be exact, as the checker
+// demands, and a wrong tombstone, a lost link or a missed node shows.
+func simVecOptions() vecidx.IndexOptions {
+	o := vecidx.DefaultIndexOptions()
+	o.M = 8
+	o.EfConstruction = 16
+	o.SegmentEfConstruction = 16
+	o.EfSearch = 64
+	o.SegmentVectors = 3
+	o.MergeVectorsMax = 12
+	o.ExactBelow = 0
+	o.PendingMax = 4
+	return o
 }
 
 // nodeState is what a node's indexes must reflect: its live keys and

@@ -1,7 +1,7 @@
 package vecidx
 
-// cand is a numbered thing (a list's centroid) and its similarity to the
-// vector being searched for.
+// cand is a graph node and its similarity to the vector being searched
+// for (or inserted).
 type cand struct {
 	sim float32
 	id  uint32
@@ -27,7 +27,98 @@ func cmpNearer(a, b cand) int {
 	return 0
 }
 
-// scanHit is a vector a list scan found and its nibble estimate.
+// nearHeap keeps the nearest candidate on top: the search frontier (C in
+// the paper). The heaps are written out for their one element type rather
+// than through container/heap, whose interface calls cost more than the
+// comparisons in a search's inner loop.
+type nearHeap []cand
+
+func (h *nearHeap) push(c cand) {
+	*h = append(*h, c)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !nearer(s[i], s[p]) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *nearHeap) pop() cand {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && nearer(s[r], s[l]) {
+			m = r
+		}
+		if !nearer(s[m], s[i]) {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
+}
+
+// farHeap keeps the farthest candidate on top: the bounded result set (W in
+// the paper), whose top is the one to drop when a nearer node is found.
+type farHeap []cand
+
+func (h *farHeap) push(c cand) {
+	*h = append(*h, c)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !nearer(s[p], s[i]) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *farHeap) pop() cand {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && nearer(s[l], s[r]) {
+			m = r
+		}
+		if !nearer(s[i], s[m]) {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
+}
+
+// scanHit is a vector a segment's graph search found and its similarity by
+// codes: the estimate that picks which vectors are scored exactly.
 type scanHit struct {
 	est float32
 	e   *entry

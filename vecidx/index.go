@@ -7,79 +7,78 @@ import (
 	"slices"
 )
 
-// The Index maps keys to unit vectors and answers top-k cosine queries.
+// The Index maps keys to unit vectors and answers top-k cosine queries
+// with segmented HNSW: the vectors lie in segments (segment.go), each with
+// an HNSW graph of its own (hnsw.go), and a search runs every segment's
+// graph and merges their answers.
 //
 // A node calls Put and Remove in the same turn as the write they mirror,
-// at tens of thousands of writes a second, so both must be cheap however
-// large the index: that is why the index is an inverted file
-// (partition.go) rather than a graph. An HNSW graph answered as well, but
-// each insert searched the graph for the new node's neighbours and
-// relinked them, about 0.12 ms of CPU at 100k vectors (most of it waiting
-// for memory), which held durable writes with indexes to 0.3 of those
-// without; and a replaced value left a dead node behind, which a rebuild
-// had to insert again. Here a Put quantises the vector, finds its nearest
-// centroid (one 8-bit similarity per centroid, about √n of them) and
-// appends it to that centroid's list; a Remove swaps it out of its list.
-// Nothing is deferred and nothing dead stays behind.
+// at thousands of writes a second, so both must be cheap however large
+// the index. A Put stores the vector, quantises it into a new node of the
+// growing segment and returns; a Remove marks the key's node a tombstone.
+// Linking new nodes into their graphs is deferred to Work(n), which the
+// host runs in bounded units in its spare turns, oldest node first; nodes
+// not linked yet are scanned exactly by every search. A segment's graph
+// stays small (SegmentVectors nodes when sealed), so that linking a node
+// finds the graph in the cache.
 //
-// What is deferred is training: the centroids come from k-means on a
-// sample of the vectors (trainer.go), which the index redoes as it grows,
-// and the move of every vector into the lists of new centroids. Work(n)
-// does that in bounded units, which the host runs in idle turns. Until the
-// first centroids exist (an index that is still small, or that is being
-// rebuilt at start with Bulk on) vectors are pending, and every search
-// scans the pending vectors exactly; during a move, a vector is in the
-// old partition or the new one, and searches look in both.
+// Work also cleans up: a sealed segment whose tombstones pass
+// deadShareMax of its nodes is compacted (its live vectors move to the
+// growing segment, to be linked again, and the segment goes), and when
+// nothing else is left to do, small sealed segments are merged into
+// larger ones up to MergeVectorsMax nodes: the smaller one's live vectors
+// are linked into the larger one's graph, which is kept (as Lucene does
+// with the largest segment of a merge), so a search has fewer graphs to
+// run. Merges are the last of the work, done when writes leave time.
 //
 // A search never returns a key whose current vector is not the one it
-// scored, nor a removed key: a vector is in one place only (pending, or
-// one list of one partition), it leaves that place when its key is
-// removed or gets another vector, and the best candidates a scan finds by
+// scored, nor a removed key: a key's current vector is in exactly one
+// live node; a Put or Remove of the key kills that node before anything
+// else; graph searches report live nodes only; and the best candidates by
 // their codes are scored again with their entry's float32 vector, with
 // the same dot product as Exact, before they are ranked.
 //
-// Back-pressure: when more than PendingMax vectors are pending (writes
-// with no idle time while the first centroids are trained), each Put does
-// two units of Work before returning, so the exact scan every search pays
-// for pending vectors stays bounded.
+// Back-pressure: when more than PendingMax nodes wait to be linked (writes
+// with no spare turns), each Put does two units of Work before returning,
+// so the exact scan every search pays for them stays bounded.
 //
 // Below ExactBelow vectors in all, Search is Exact: a scan of a few
-// thousand vectors is fast and exact. Work still trains the partition, so
-// it is ready when the index grows past the threshold.
+// thousand vectors is fast and exact. Work still builds the graphs, so
+// they are ready when the index grows past the threshold.
 //
 // An Index is used from one goroutine (the node's loop); it keeps scratch
 // space between calls, so even searches must not run concurrently.
 type Index struct {
 	dim  int
 	opts IndexOptions
+	rng  splitmix // draws the nodes' levels
 
 	byKey   map[string]*entry
-	entries []*entry // every key's current entry, in no particular order: the exact scan
-	pending []*entry // entries in no partition yet
-
-	cur   *partition // takes every new vector; nil before the first training
-	old   *partition // while moving: the partition being emptied into cur
-	train *trainer   // while training: the centroids for the next partition
-	// trainDue: a training is wanted, and starts with the next unit of
-	// Work, on a sample of the vectors there are then.
-	trainDue bool
-	// changes counts Puts and Removes since cur's training began: when
-	// they outnumber the vectors driftChanges times, the data may have
-	// drifted from its centroids, and the index trains again.
-	changes int
+	entries []*entry   // every key's current entry, in no particular order: the exact scan
+	segs    []*segment // oldest first; the last one grows unless sealed
+	// unlinked counts the nodes of all segments that wait to be linked.
+	unlinked int
+	// A merge in progress: from's live vectors move into to's graph.
+	mergeFrom, mergeTo *segment
 
 	keyBytes int64 // total length of the keys, for Stats
 	// bulk: Put never does Work itself (see Bulk).
 	bulk bool
 
-	// Scratch space for Put and the searches.
-	fwd   []uint64 // a vector's forward 8-bit code
-	nib   []uint64 // its nibble code
-	query nibbleQuery
-	top   scanHeap // a search's best candidates by estimate
-	order []cand   // a partition's lists in order of their centroids' similarity
-	vecs  [][]float32
-	hits  hitHeap
+	// Scratch space for the searches.
+	top  scanHeap // a search's best candidates by their codes
+	vecs [][]float32
+	hits hitHeap
+}
+
+// entry is one key and its current vector, which is in node node of
+// segment seg. A Put of another vector kills that node and adds one.
+type entry struct {
+	key  string
+	vec  []float32 // unit vector
+	slot int       // position in Index.entries, -1 once removed
+	seg  *segment
+	node uint32
 }
 
 // touchVecs loads one value of every cache line of vecs (unit vectors):
@@ -99,102 +98,95 @@ func touchVecs(vecs [][]float32) {
 	}
 }
 
-// entry is one key and its current vector. A Put of another vector takes
-// the entry out of its list (or the pending queue) before it changes the
-// vector, and puts it back after.
-type entry struct {
-	key  string
-	vec  []float32 // unit vector
-	slot int       // position in Index.entries, -1 once removed
-	// Where the vector is: pendingAt ≥ 0 in Index.pending, or position at
-	// of list list of partition part.
-	pendingAt int
-	part      *partition
-	list, at  int32
-}
-
-// IndexOptions set the Index's search effort and thresholds. Start from
-// DefaultIndexOptions; NewIndex panics on values outside their limits,
-// since they are configuration, not input.
+// IndexOptions set the graphs' shape, the segments' sizes and the Index's
+// thresholds. Start from DefaultIndexOptions; NewIndex panics on values
+// outside their limits, since they are configuration, not input.
 type IndexOptions struct {
-	// ScanShare is the share of the vectors a search ranks by their codes:
-	// the lists of the centroids nearest to the query, nearest first, until
-	// that many vectors are scanned. In (0, 1]; 1 scans every list.
-	ScanShare float64
-	// ScanMin is the least vectors a search scans, whatever the share:
-	// with fewer vectors there are fewer lists, a query's neighbours lie
-	// in a larger share of them, and a scan costs little anyway. ≥ 0.
-	ScanMin    int
-	ExactBelow int // below this many vectors, Search is exact; ≥ 0
-	PendingMax int // pending vectors beyond which Put does Work itself; ≥ 1
+	M int // max neighbours per node per layer above 0 (layer 0: 2·M); 2..MMax
+	// EfConstruction: result-set size while linking a node into a merged
+	// graph; 1..EfMax.
+	EfConstruction int
+	// SegmentEfConstruction: the same in a growing segment, whose links
+	// every write pays for; a graph of a few thousand nodes needs less to
+	// be as well linked; 1..EfMax.
+	SegmentEfConstruction int
+	// EfSearch: result-set size of the search of a graph that holds all
+	// the vectors; a graph of n of N vectors is searched with
+	// EfSearch·√(n/N), at least k; 1..EfMax.
+	EfSearch int
+	// SegmentVectors: the growing segment is sealed at this many nodes;
+	// 1..SegmentVectorsMax.
+	SegmentVectors int
+	// MergeVectorsMax: merges make segments of up to this many nodes; 0
+	// merges nothing, else SegmentVectors..SegmentVectorsMax.
+	MergeVectorsMax int
+	ExactBelow      int    // below this many vectors, Search is exact; ≥ 0
+	PendingMax      int    // unlinked nodes beyond which Put does Work itself; ≥ 1
+	Seed            uint64 // seeds the level generator: same calls, same seed, same graphs
 }
 
-// Limits on queries, and the index's constants.
+// Limits on options and queries, and the index's constants.
 const (
-	KMax = 1000 // largest k of a search
+	MMax              = 64      // largest M
+	EfMax             = 4096    // largest EfConstruction and EfSearch
+	KMax              = 1000    // largest k of a search
+	SegmentVectorsMax = 1 << 24 // largest segment, in nodes
 	// rerankPerK, rerankMin: a search scores its best max(rerankMin,
-	// rerankPerK·k) vectors by nibble estimate again exactly. A nibble
-	// estimate is off by about 0.01: on dkv's value vectors the true top 10
-	// were among the best 50 by estimate, but on crowded vectors (synthetic
-	// clusters whose nearest neighbours lie 0.001 apart) 5·k found 89% of
-	// what a full scan finds, 10·k 97%, 20·k 99.3%. Scoring 200 vectors
-	// exactly costs some 30 µs, a small part of a search.
+	// rerankPerK·k) candidates by code similarity again exactly. A 4-bit
+	// estimate is off by about 0.01: on dkv's value vectors the true top
+	// 10 were among the best 50 by estimate, but on crowded vectors
+	// (synthetic clusters whose nearest neighbours lie 0.001 apart) 5·k
+	// found 89% of what scoring all finds, 10·k 97%, 20·k 99.3%. Scoring
+	// 200 vectors exactly costs some 30 µs, a small part of a search.
 	rerankPerK = 20
 	rerankMin  = 32
-	// trainMin: the first centroids are trained once the index holds this
-	// many vectors (or ExactBelow/2, whichever is more).
-	trainMin = 16
-	// regrowth: the index trains again when it holds this many times the
-	// vectors of its last training (its lists then average twice the
-	// length the new centroids give them).
-	regrowth = 4
-	// driftChanges: the index trains again after this many Puts and
-	// Removes per vector (of the last training or now, the more), in case
-	// the data has moved away from its centroids. Values overwritten with
-	// others like them (dkv's usual case) do not need it, so it is rare:
-	// at 100k vectors it costs a write some 60 similarities, about 1 µs.
-	driftChanges = 4
-	// listsMax caps the centroids: √n/3 up to 150M vectors.
-	listsMax = 4096
+	// deadShareMax: a sealed segment whose tombstones pass this share of
+	// its nodes is compacted. Compacting links its live vectors again, so
+	// a lower share costs writes that replace values more (at a half, one
+	// link per tombstone; at 0.7, 0.43), and a higher one makes searches
+	// walk more dead nodes.
+	deadShareMax = 0.7
+	// deadMin keeps tiny segments from compacting over a few tombstones.
+	deadMin = 4
 	// unitSims is one unit of Work: about this many 8-bit similarities
-	// (a k-means step, or moving vectors into new lists), some 0.1 ms on
-	// a busy machine.
+	// (linking nodes, moving vectors), some 0.1 ms on a busy machine.
 	unitSims = 4096
+	// moveSims is what moving one vector to another segment counts for
+	// in a unit, besides the similarities of linking it.
+	moveSims = 64
 )
 
 // DefaultIndexOptions are chosen on dkv's real case at 100k vectors: value
 // vectors of 1 KB texts of Zipf-drawn words embedded with the default
 // model, and queries of 1–3 mid-frequency words (cmd/bench index, and
-// BenchmarkBench100k here). Those vectors are spread over nearly all of
-// their 100 dimensions (the top 48 principal components hold 74% of the
-// variance) and the queries lie outside their distribution, so a query's
-// nearest values lie in many lists: with √n centroids, scanning the
-// nearest lists up to a tenth of the vectors found 86% of the exact top
-// 10, a fifth 95%, a quarter 96–97%; with the √n/3 the index trains (see
-// lists), a third found 95%, 0.35 96.6%. Recall is the figure with the
-// least margin, and a scan of nibble codes is cheap (a third of 100k
-// vectors takes about 0.5 ms, a twentieth of the exact search's time in
-// cmd/bench), so ScanShare is 0.35. ScanMin 10000: smaller indexes have
-// fewer, relatively longer lists, and at 20k vectors 0.35 of them found
-// only 95% (half, 97.7%). ExactBelow 2048: a scan of 2048 vectors of 100
-// dimensions takes about 0.1 ms and is exact. PendingMax 4096 bounds the
-// exact scan of pending vectors each search pays for to about 0.2 ms at
-// 100 dimensions.
+// BenchmarkBench100k here). See doc.go for the figures.
 func DefaultIndexOptions() IndexOptions {
 	return IndexOptions{
-		ScanShare:  0.35,
-		ScanMin:    10000,
-		ExactBelow: 2048,
-		PendingMax: 4096,
+		M:                     16,
+		EfConstruction:        32,
+		SegmentEfConstruction: 8,
+		EfSearch:              400,
+		SegmentVectors:        4096,
+		MergeVectorsMax:       1 << 20,
+		ExactBelow:            2048,
+		PendingMax:            4096,
 	}
 }
 
 func (o IndexOptions) check() error {
 	switch {
-	case !(o.ScanShare > 0 && o.ScanShare <= 1):
-		return fmt.Errorf("ScanShare %v outside (0, 1]", o.ScanShare)
-	case o.ScanMin < 0:
-		return fmt.Errorf("ScanMin %d is negative", o.ScanMin)
+	case o.M < 2 || o.M > MMax:
+		return fmt.Errorf("M %d outside 2..%d", o.M, MMax)
+	case o.EfConstruction < 1 || o.EfConstruction > EfMax:
+		return fmt.Errorf("EfConstruction %d outside 1..%d", o.EfConstruction, EfMax)
+	case o.SegmentEfConstruction < 1 || o.SegmentEfConstruction > EfMax:
+		return fmt.Errorf("SegmentEfConstruction %d outside 1..%d", o.SegmentEfConstruction, EfMax)
+	case o.EfSearch < 1 || o.EfSearch > EfMax:
+		return fmt.Errorf("EfSearch %d outside 1..%d", o.EfSearch, EfMax)
+	case o.SegmentVectors < 1 || o.SegmentVectors > SegmentVectorsMax:
+		return fmt.Errorf("SegmentVectors %d outside 1..%d", o.SegmentVectors, SegmentVectorsMax)
+	case o.MergeVectorsMax != 0 && (o.MergeVectorsMax < o.SegmentVectors || o.MergeVectorsMax > SegmentVectorsMax):
+		return fmt.Errorf("MergeVectorsMax %d neither 0 nor in SegmentVectors..%d", o.MergeVectorsMax, SegmentVectorsMax)
 	case o.ExactBelow < 0:
 		return fmt.Errorf("ExactBelow %d is negative", o.ExactBelow)
 	case o.PendingMax < 1:
@@ -235,12 +227,12 @@ func NewIndex(dim int, o IndexOptions) *Index {
 // Reset empties the index, so that an index reset and refilled is the same
 // as a new one.
 func (x *Index) Reset() {
+	x.rng = splitmix{s: x.opts.Seed}
 	x.byKey = map[string]*entry{}
 	x.entries = nil
-	x.pending = nil
-	x.cur, x.old, x.train = nil, nil, nil
-	x.trainDue = false
-	x.changes = 0
+	x.segs = nil
+	x.unlinked = 0
+	x.mergeFrom, x.mergeTo = nil, nil
 	x.keyBytes = 0
 }
 
@@ -253,8 +245,8 @@ func (x *Index) Len() int { return len(x.entries) }
 // Put sets key's vector to v, normalised, replacing any vector it had. A
 // vector of the wrong dimension, with a NaN or infinite component, or of
 // length zero is refused and the key keeps its old vector. Putting the
-// vector a key already has changes nothing. Past PendingMax pending
-// vectors, Put does two units of Work (see Index).
+// vector a key already has changes nothing. Past PendingMax unlinked
+// nodes, Put does two units of Work (see Index).
 func (x *Index) Put(key string, v []float32) error {
 	u, err := unitCopy(v, x.dim)
 	if err != nil {
@@ -288,35 +280,62 @@ func (x *Index) put(key string, u []float32) error {
 		if slices.Equal(e.vec, u) {
 			return nil
 		}
-		// The key's entry takes the new vector: it leaves its list (or
-		// the pending queue) first, so no search meets it half changed.
-		x.detach(e)
+		// The key's node dies before the entry takes the new vector, so
+		// no search meets the old node with the new vector.
+		x.kill(e)
 		e.vec = u
 	} else {
-		e = &entry{key: key, vec: u, pendingAt: -1, slot: len(x.entries), list: -1, at: -1}
+		e = &entry{key: key, vec: u, slot: len(x.entries)}
 		x.entries = append(x.entries, e)
 		x.keyBytes += int64(len(key))
 		x.byKey[key] = e
 	}
-	if x.cur != nil {
-		x.place(e)
-	} else {
-		e.pendingAt = len(x.pending)
-		x.pending = append(x.pending, e)
-	}
-	x.changes++
-	x.maybeTrain()
-	if len(x.pending) > x.opts.PendingMax && !x.bulk {
+	x.add(x.growing(), e)
+	if x.unlinked > x.opts.PendingMax && !x.bulk {
 		x.Work(2)
 	}
 	return nil
 }
 
+// growing returns the segment put vectors go to, sealing a full one and
+// starting another.
+func (x *Index) growing() *segment {
+	if n := len(x.segs); n > 0 && !x.segs[n-1].sealed {
+		return x.segs[n-1]
+	}
+	s := &segment{g: newGraph(x.dim, x.opts.M, x.opts.SegmentEfConstruction)}
+	x.segs = append(x.segs, s)
+	return s
+}
+
+// add makes e's vector a new, unlinked node of s. A growing segment that
+// fills up is sealed at once, so that Work may merge it.
+func (x *Index) add(s *segment, e *entry) {
+	e.seg = s
+	e.node = s.g.add(e, e.vec, s.g.randomLevel(&x.rng))
+	s.drained = 0
+	x.unlinked++
+	if !s.sealed && s.g.len() >= x.opts.SegmentVectors {
+		s.sealed = true
+	}
+}
+
+// kill makes e's node a tombstone: e is being removed or takes another
+// vector.
+func (x *Index) kill(e *entry) {
+	s := e.seg
+	if s == nil || s.g.dead[e.node] || s.g.ent[e.node] != e {
+		panic("vecidx: an entry's node is not its live node")
+	}
+	s.g.markDead(e.node)
+	e.seg = nil
+}
+
 // Bulk turns back-pressure off (on) or back on (off): while on, Put never
-// does Work, however many vectors are pending. A node rebuilding its
+// does Work, however many nodes wait to be linked. A node rebuilding its
 // indexes at start loads every value this way, so that a restart does not
-// wait for training; Work trains afterwards, and searches scan what is
-// still pending exactly meanwhile.
+// wait for the graphs; Work builds them afterwards, and searches scan
+// what is still unlinked exactly meanwhile.
 func (x *Index) Bulk(on bool) { x.bulk = on }
 
 // Remove deletes key's vector, if it has one.
@@ -327,159 +346,186 @@ func (x *Index) Remove(key string) {
 	}
 	delete(x.byKey, key)
 	x.keyBytes -= int64(len(key))
-	x.detach(e)
+	x.kill(e)
 	last := x.entries[len(x.entries)-1]
 	x.entries[e.slot] = last
 	last.slot = e.slot
 	x.entries = x.entries[:len(x.entries)-1]
 	e.slot = -1
-	x.changes++
-	x.maybeTrain()
 }
 
-// detach takes e's vector out of the pending queue or its list: e is about
-// to be removed or to take another vector.
-func (x *Index) detach(e *entry) {
-	if e.pendingAt >= 0 {
-		last := x.pending[len(x.pending)-1]
-		x.pending[e.pendingAt] = last
-		last.pendingAt = e.pendingAt
-		x.pending = x.pending[:len(x.pending)-1]
-		e.pendingAt = -1
-		return
-	}
-	if e.part == nil {
-		panic("vecidx: entry neither pending nor in a partition")
-	}
-	e.part.remove(e)
-}
-
-// place puts e, pending or not yet anywhere, into its list of cur.
-func (x *Index) place(e *entry) {
-	p := x.cur
-	x.fwd = slices.Grow(x.fwd[:0], p.words)[:p.words]
-	x.nib = slices.Grow(x.nib[:0], p.nw)[:p.nw]
-	_, s := encodeBoth(x.fwd, x.nib, e.vec, p.levels)
-	p.add(e, p.nearest(x.fwd), x.nib, s)
-}
-
-// maybeTrain asks for a training when there is none and the index has no
-// centroids yet but enough vectors for them, or has grown regrowth times
-// past its last training, or has changed driftChanges times over since.
-func (x *Index) maybeTrain() {
-	if x.trainDue || x.train != nil || x.old != nil {
-		return
-	}
-	n := len(x.entries)
-	if n < x.trainMin() {
-		return
-	}
-	if p := x.cur; p != nil && n < regrowth*p.trainN && x.changes < driftChanges*max(p.trainN, n) {
-		return
-	}
-	x.trainDue = true
-}
-
-// trainMin is the least vectors the index trains centroids for.
-func (x *Index) trainMin() int { return max(trainMin, x.opts.ExactBelow/2) }
-
-// lists is the number of centroids to train for n vectors: √n/3. Fewer
-// centroids make a Put and a training cheaper (a Put compares its vector
-// with every centroid; a training costs about samplePerList·k²·
-// trainIters similarities, and moving the vectors n·k) and lists longer,
-// so that a search must scan a larger share for the same recall. At 100k
-// vectors, from √n to √n/2 cost a Put 1.5 µs less and training half as
-// much, for 0.004 of recall at the same scan share; to √n/3 a Put another
-// 2–3 µs less and training a third less, for 0.01 of recall, which a scan
-// share of 0.35 instead of 0.3 buys back. A Put's cost is every write's;
-// a search's is paid by searches only.
-func lists(n int) int { return min(listsMax, max(1, int(math.Round(math.Sqrt(float64(n))/3)))) }
-
-// Work does up to n units of deferred work — a step of training, or
-// moving vectors into the lists of the partition trained last — and
-// returns how many units remain (an estimate: at least 1 while any work
-// is left).
+// Work does up to n units of deferred work — linking nodes, compacting a
+// segment of tombstones, merging segments, in that order of priority —
+// and returns how many units remain (an estimate: at least 1 while any
+// work is left).
+//
+// Merges take at most one unit of a call, whatever n: they are not any
+// write's own cost but an investment in searches, and a node's host calls
+// Work with a larger budget when it is idle, which with merges would be
+// most of a core for seconds at a time (at 100k vectors, merging costs
+// some seconds of CPU); one unit a call keeps them to a twentieth of a
+// core at the pacer's ticks.
 func (x *Index) Work(n int) (remaining int) {
+	merged := false
 	for range n {
-		switch {
-		case x.trainDue:
-			// Sampling the vectors costs about what a unit does.
-			x.trainDue = false
-			if len(x.entries) >= x.trainMin() {
-				x.train = newTrainer(x.dim, lists(len(x.entries)), x.entries)
-				x.changes = 0
+		budget := int64(unitSims)
+		for budget > 0 {
+			spent, ok := x.step(!merged)
+			if !ok {
+				return x.remaining()
 			}
-		case x.train != nil:
-			x.train.step(unitSims)
-			if x.train.done() {
-				if x.cur != nil {
-					x.old = x.cur
-				}
-				x.cur = x.train.partition()
-				x.train = nil
-			}
-		case x.cur != nil && (len(x.pending) > 0 || x.old != nil):
-			x.move(x.movePerUnit(len(x.cur.lists)))
-		default:
-			return x.remaining()
+			budget -= spent
+		}
+		if x.mergeFrom != nil {
+			merged = true
 		}
 	}
 	return x.remaining()
 }
 
-// movePerUnit is how many vectors one unit of Work moves into the lists of
-// k centroids.
-func (x *Index) movePerUnit(k int) int { return max(1, unitSims/k) }
-
-// move places up to n vectors of the pending queue, then of the old
-// partition, in cur; it drops the old partition once it is empty.
-func (x *Index) move(n int) {
-	for ; n > 0 && len(x.pending) > 0; n-- {
-		e := x.pending[len(x.pending)-1]
-		x.pending = x.pending[:len(x.pending)-1]
-		e.pendingAt = -1
-		x.place(e)
-	}
-	for ; n > 0 && x.old != nil; n-- {
-		e := x.old.last()
-		if e == nil {
-			break
+// step does one piece of work and says what it cost in similarities, or
+// that there is none; with merge false, merging is none.
+func (x *Index) step(merge bool) (spent int64, ok bool) {
+	x.dropEmpty()
+	for _, s := range x.segs {
+		if s.unlinked() > 0 {
+			before := s.g.simsDone
+			s.g.link()
+			x.unlinked--
+			return int64(s.g.simsDone-before) + 1, true
 		}
-		x.old.remove(e)
-		x.place(e)
 	}
-	if x.old != nil && x.old.n == 0 {
-		x.old = nil
-		x.maybeTrain()
+	if c := x.compactable(); c != nil {
+		return x.move(c, x.growing(), false), true
 	}
+	if !merge {
+		return 0, false
+	}
+	if x.mergeFrom != nil {
+		return x.mergeStep(), true
+	}
+	if from, to := x.mergeable(); from != nil {
+		x.mergeFrom, x.mergeTo = from, to
+		// The merged graph is searched with a larger ef, and links
+		// what it takes with one.
+		to.g.efConstruction = x.opts.EfConstruction
+		return moveSims, true
+	}
+	return 0, false
 }
 
+// dropEmpty drops sealed segments with no live node left, but for those
+// of a merge in progress (mergeStep ends it).
+func (x *Index) dropEmpty() {
+	x.segs = slices.DeleteFunc(x.segs, func(s *segment) bool {
+		return s.sealed && s.g.live == 0 && s.unlinked() == 0 && s != x.mergeFrom && s != x.mergeTo
+	})
+}
+
+// compactable returns a sealed, fully linked segment whose tombstones
+// passed deadShareMax, if any, oldest first; not one of a merge.
+func (x *Index) compactable() *segment {
+	for _, s := range x.segs {
+		if s.sealed && s.built() && s.g.deadN >= deadMin && s.deadShare() > deadShareMax && s != x.mergeFrom && s != x.mergeTo {
+			return s
+		}
+	}
+	return nil
+}
+
+// mergeable picks the next merge, if any: the sealed, built segment with
+// the fewest live nodes, into the one with the most nodes that can take
+// them within MergeVectorsMax. Merging the smallest into the largest that
+// has room links each vector again about once, where merging equals with
+// equals would link it again at every doubling.
+func (x *Index) mergeable() (from, to *segment) {
+	if x.opts.MergeVectorsMax == 0 {
+		return nil, nil
+	}
+	for _, s := range x.segs {
+		if s.sealed && s.built() && s.g.live > 0 && (from == nil || s.g.live < from.g.live) {
+			from = s
+		}
+	}
+	if from == nil {
+		return nil, nil
+	}
+	for _, s := range x.segs {
+		if s != from && s.sealed && s.built() && s.g.len()+from.g.live <= x.opts.MergeVectorsMax &&
+			s.deadShare() <= deadShareMax && (to == nil || s.g.len() > to.g.len()) {
+			to = s
+		}
+	}
+	if to == nil {
+		return nil, nil
+	}
+	return from, to
+}
+
+// mergeStep moves one live vector of mergeFrom into mergeTo's graph and
+// links it there, or ends the merge when none is left.
+func (x *Index) mergeStep() int64 {
+	from, to := x.mergeFrom, x.mergeTo
+	if from.g.live == 0 {
+		x.mergeFrom, x.mergeTo = nil, nil
+		return 1
+	}
+	if !to.built() {
+		panic("vecidx: a merge into a segment with unlinked nodes")
+	}
+	before := to.g.simsDone
+	spent := x.move(from, to, true)
+	return spent + int64(to.g.simsDone-before)
+}
+
+// move moves the newest live vector of from into a new node of to,
+// linking it at once with link (a merge) or leaving it to be linked in
+// turn (a compaction into the growing segment).
+func (x *Index) move(from, to *segment, link bool) int64 {
+	g := from.g
+	for from.drained < g.len() {
+		id := g.len() - 1 - from.drained
+		from.drained++
+		if g.dead[id] {
+			continue
+		}
+		e := g.ent[id]
+		x.kill(e)
+		x.add(to, e)
+		if link {
+			to.g.link()
+			x.unlinked--
+		}
+		return moveSims
+	}
+	panic("vecidx: move from a segment with no live node")
+}
+
+// remaining estimates the units of work left: at least 1 while any is.
 func (x *Index) remaining() int {
-	units, moving, k := 0, len(x.pending), 0
-	if x.old != nil {
-		moving += x.old.n
+	units := 0
+	if x.unlinked > 0 {
+		// A link costs about M·EfConstruction similarities.
+		per := max(1, unitSims/(x.opts.M*x.opts.EfConstruction))
+		units += (x.unlinked + per - 1) / per
 	}
-	switch {
-	case x.trainDue || x.train != nil:
-		t := x.train
-		if t == nil {
-			units = 1
-			k = lists(len(x.entries))
-			units += (min(len(x.entries), samplePerList*k)*k*trainIters + unitSims - 1) / unitSims
-		} else {
-			k = t.k
-			units = (t.left() + unitSims - 1) / unitSims
-		}
-		if x.cur != nil {
-			moving += x.cur.n // to move once the new centroids are in
-		}
-	case x.cur != nil:
-		k = len(x.cur.lists)
-	default:
-		return 0 // too few vectors to train: they stay pending
+	if x.mergeFrom != nil {
+		units += 1 + x.mergeFrom.g.live/max(1, unitSims/(x.opts.M*x.opts.EfConstruction))
 	}
-	per := x.movePerUnit(k)
-	return units + (moving+per-1)/per
+	if units == 0 {
+		if x.compactable() != nil {
+			return 1
+		}
+		if from, _ := x.mergeable(); from != nil {
+			return 1
+		}
+		for _, s := range x.segs {
+			if s.sealed && s.g.live == 0 {
+				return 1 // to drop
+			}
+		}
+	}
+	return units
 }
 
 // Search returns the k keys whose vectors are most similar to q, best first
@@ -500,43 +546,41 @@ func (x *Index) Search(q []float32, k int) ([]Hit, error) {
 	}
 	x.hits = x.hits[:0]
 	x.top = x.top[:0]
-	if x.cur != nil {
-		r := max(rerankMin, rerankPerK*k)
-		words, levels := codeWords(x.dim), codeLevels(x.dim)
-		x.fwd = slices.Grow(x.fwd[:0], words)[:words]
-		encode(x.fwd, u, levels)
-		x.query.set(u)
-		for _, p := range []*partition{x.cur, x.old} {
-			if p != nil {
-				budget := max(int(math.Ceil(x.opts.ScanShare*float64(p.n))), x.opts.ScanMin*p.n/len(x.entries))
-				x.order = p.search(x.fwd, &x.query, budget, &x.top, r, x.order)
+	r := max(rerankMin, rerankPerK*k)
+	for _, s := range x.segs {
+		g := s.g
+		ef := int(math.Ceil(float64(x.opts.EfSearch) * math.Sqrt(float64(g.live)/float64(len(x.entries)))))
+		for _, c := range g.search(u, k, ef) {
+			x.top.offer(scanHit{est: c.sim, e: g.ent[c.id]}, r)
+		}
+		// Nodes not linked yet: scanned exactly.
+		for id := g.linked; id < g.len(); id++ {
+			if !g.dead[id] {
+				e := g.ent[id]
+				x.hits.offer(Hit{Key: e.key, Score: dot(u, e.vec)}, k)
 			}
 		}
-		// The scans ranked by estimate; the best are scored again exactly,
-		// so the k best of them are ranked and reported as Exact would.
-		// Their entries and vectors lie anywhere in memory, so each kind
-		// is loaded for all of them before any is used (as Embed does with
-		// its rows), which lets the cache misses overlap.
-		x.vecs = x.vecs[:0]
-		for _, c := range x.top {
-			x.vecs = append(x.vecs, c.e.vec)
-		}
-		touchVecs(x.vecs)
-		for i, c := range x.top {
-			if c.e.slot < 0 || c.e.part == nil {
-				panic("vecidx: a list holds a vector that is not current")
-			}
-			x.hits.offer(Hit{Key: c.e.key, Score: dot(u, x.vecs[i])}, k)
-		}
-		clear(x.top) // drop the entries
-		clear(x.vecs)
 	}
-	for _, e := range x.pending {
-		x.hits.offer(Hit{Key: e.key, Score: dot(u, e.vec)}, k)
+	// The graphs ranked by codes; the best are scored again exactly, so
+	// the k best of them are ranked and reported as Exact would. Their
+	// vectors lie anywhere in memory, so all are loaded before any is
+	// used (as Embed does with its rows), which lets the misses overlap.
+	x.vecs = x.vecs[:0]
+	for _, c := range x.top {
+		x.vecs = append(x.vecs, c.e.vec)
 	}
+	touchVecs(x.vecs)
+	for i, c := range x.top {
+		if c.e.slot < 0 || c.e.seg == nil {
+			panic("vecidx: a graph search found a vector that is not current")
+		}
+		x.hits.offer(Hit{Key: c.e.key, Score: dot(u, x.vecs[i])}, k)
+	}
+	clear(x.top) // drop the entries
+	clear(x.vecs)
 	out := x.hits.sorted()
-	// A key is in exactly one place (one list or pending), so the merged
-	// hits are distinct; check, since a duplicate would mean a lost update.
+	// A key's vector is in one live node, so the merged hits are
+	// distinct; check, since a duplicate would mean a lost update.
 	for i := 1; i < len(out); i++ {
 		if out[i].Key == out[i-1].Key {
 			panic("vecidx: key found twice")
@@ -561,44 +605,43 @@ func (x *Index) Exact(q []float32, k int) []Hit {
 
 // Stats describes the index's size.
 type Stats struct {
-	Vectors int   // keys
-	Listed  int   // keys whose vector is in a list
-	Pending int   // keys whose vector is in no list yet (searched exactly)
-	Moving  int   // listed vectors still in the lists of the old centroids
-	Lists   int   // lists (centroids) new vectors go to; 0 before the first training
-	Bytes   int64 // estimated memory: vectors, codes, centroids, key table
+	Vectors  int   // keys
+	Pending  int   // keys whose node is not linked yet (searched exactly)
+	Segments int   // segments, each with a graph
+	Nodes    int   // graph nodes, tombstones included
+	Dead     int   // tombstones
+	Layers   int   // layers of the tallest graph
+	Bytes    int64 // estimated memory: vectors, graphs, key table
 }
 
 func (x *Index) Stats() Stats {
-	s := Stats{
-		Vectors: len(x.entries),
-		Pending: len(x.pending),
-	}
-	if x.cur != nil {
-		s.Listed += x.cur.n
-		s.Lists = len(x.cur.lists)
-		s.Bytes += x.cur.bytes()
-	}
-	if x.old != nil {
-		s.Listed += x.old.n
-		s.Moving = x.old.n
-		s.Bytes += x.old.bytes()
-	}
-	if x.train != nil {
-		s.Bytes += x.train.bytes()
+	s := Stats{Vectors: len(x.entries), Segments: len(x.segs)}
+	live := 0
+	for _, sg := range x.segs {
+		g := sg.g
+		s.Nodes += g.len()
+		s.Dead += g.deadN
+		live += g.live
+		s.Layers = max(s.Layers, g.top+1)
+		s.Bytes += g.bytes()
+		for id := g.linked; id < g.len(); id++ {
+			if !g.dead[id] {
+				s.Pending++
+			}
+		}
 	}
 	// Key table: per key its entry, a map slot and an entries slot, its
 	// bytes and its float32 vector.
-	const entryBytes = 80 + 48 + 8
+	const entryBytes = 64 + 48 + 8
 	s.Bytes += int64(len(x.entries))*(entryBytes+int64(x.dim*4)) + x.keyBytes
-	if s.Listed+s.Pending != s.Vectors {
-		panic("vecidx: keys neither listed nor pending")
+	if live != s.Vectors {
+		panic("vecidx: live nodes and keys differ")
 	}
 	return s
 }
 
 // String is a one-line summary for logs and status output.
 func (s Stats) String() string {
-	return fmt.Sprintf("vectors=%d listed=%d pending=%d moving=%d lists=%d bytes=%d",
-		s.Vectors, s.Listed, s.Pending, s.Moving, s.Lists, s.Bytes)
+	return fmt.Sprintf("vectors=%d pending=%d segments=%d nodes=%d dead=%d layers=%d bytes=%d",
+		s.Vectors, s.Pending, s.Segments, s.Nodes, s.Dead, s.Layers, s.Bytes)
 }

@@ -72,19 +72,33 @@ func mustUnit(t rapid.TB, v []float32) []float32 {
 }
 
 // checkIndex asserts the index's invariants against the model: the key
-// table holds the model's vectors; every vector is in exactly one place,
-// pending or at its recorded place in one list, whose nibble code and
-// scale are the vector's, in the list of its nearest centroid; and the
-// counts add up.
+// table holds the model's vectors; every key's vector is in one live node
+// of a segment of the index, holding that vector's code and pointing back
+// at the key's entry; the counts of live, dead and unlinked nodes add up;
+// only the newest segment grows; and each graph is well formed.
 func checkIndex(t rapid.TB, x *Index, model map[string][]float32) {
 	t.Helper()
 	st := x.Stats()
-	if st.Vectors != len(model) || x.Len() != len(model) {
+	if st.Vectors != len(model) || x.Len() != len(model) || len(x.byKey) != len(model) {
 		t.Fatalf("stats %v, Len %d, model has %d keys", st, x.Len(), len(model))
 	}
-	if x.cur == nil && (x.old != nil || st.Listed != 0) {
-		t.Fatalf("no partition, but stats %v", st)
+	inIndex := map[*segment]bool{}
+	unlinked := 0
+	for i, s := range x.segs {
+		inIndex[s] = true
+		unlinked += s.unlinked()
+		if !s.sealed && i != len(x.segs)-1 {
+			t.Fatalf("segment %d of %d is not sealed", i, len(x.segs))
+		}
+		if s.g.len() > x.opts.SegmentVectors && s != x.mergeTo && s.g.efConstruction != x.opts.EfConstruction {
+			t.Fatalf("segment %d has %d nodes, never merged into", i, s.g.len())
+		}
+		checkGraph(t, s.g)
 	}
+	if unlinked != x.unlinked {
+		t.Fatalf("%d nodes unlinked, counted %d", unlinked, x.unlinked)
+	}
+	code := make([]uint64, nibbleWords(x.dim))
 	for i, e := range x.entries {
 		if want := model[e.key]; !slices.Equal(e.vec, want) {
 			t.Fatalf("key %q holds %v, model %v", e.key, e.vec, want)
@@ -92,75 +106,54 @@ func checkIndex(t rapid.TB, x *Index, model map[string][]float32) {
 		if e.slot != i || x.byKey[e.key] != e {
 			t.Fatalf("key %q: slot %d at %d", e.key, e.slot, i)
 		}
-		switch {
-		case e.pendingAt >= 0:
-			if e.part != nil || x.pending[e.pendingAt] != e {
-				t.Fatalf("key %q: pending at %d, part %p", e.key, e.pendingAt, e.part)
-			}
-		case e.part == x.cur || (e.part != nil && e.part == x.old):
-			checkListed(t, e)
-		default:
-			t.Fatalf("key %q neither pending nor listed", e.key)
+		if e.seg == nil || !inIndex[e.seg] {
+			t.Fatalf("key %q is in no segment of the index", e.key)
+		}
+		g := e.seg.g
+		if int(e.node) >= g.len() || g.dead[e.node] || g.ent[e.node] != e {
+			t.Fatalf("key %q: node %d is not its live node", e.key, e.node)
+		}
+		s := encodeNibbles(code, e.vec)
+		if !slices.Equal(code, g.code(e.node)) || s != g.scale(e.node) {
+			t.Fatalf("key %q: its node's code is not its vector's", e.key)
 		}
 	}
-	for _, p := range []*partition{x.cur, x.old} {
-		if p == nil {
-			continue
-		}
-		n := 0
-		for c, l := range p.lists {
-			if len(l.scales) != len(l.ents) || len(l.codes) != len(l.ents)*p.nw {
-				t.Fatalf("list %d: %d scales, %d codes, %d entries", c, len(l.scales), len(l.codes), len(l.ents))
-			}
-			for i, e := range l.ents {
-				if e.part != p || int(e.list) != c || int(e.at) != i || e.slot < 0 {
-					t.Fatalf("list %d holds %q at %d, which says list %d at %d", c, e.key, i, e.list, e.at)
-				}
-			}
-			n += len(l.ents)
-		}
-		if n != p.n {
-			t.Fatalf("partition counts %d, lists hold %d", p.n, n)
-		}
-	}
-}
-
-// checkListed: e's code and scale in its list are its vector's, and the
-// list is that of the centroid nearest to the vector.
-func checkListed(t rapid.TB, e *entry) {
-	t.Helper()
-	p := e.part
-	l := &p.lists[e.list]
-	if l.ents[e.at] != e {
-		t.Fatalf("key %q not at its place", e.key)
-	}
-	nib := make([]uint64, p.nw)
-	s := encodeNibbles(nib, e.vec)
-	if !slices.Equal(nib, l.codes[int(e.at)*p.nw:int(e.at+1)*p.nw]) || s != l.scales[e.at] {
-		t.Fatalf("key %q: listed code is not its vector's", e.key)
-	}
-	fwd := make([]uint64, p.words)
-	encode(fwd, e.vec, p.levels)
-	if c := p.nearest(fwd); c != int(e.list) {
-		t.Fatalf("key %q in list %d, its nearest centroid is %d", e.key, e.list, c)
+	if (x.mergeFrom == nil) != (x.mergeTo == nil) || (x.mergeFrom != nil && (!inIndex[x.mergeFrom] || !inIndex[x.mergeTo] || !x.mergeTo.built())) {
+		t.Fatal("a merge between segments not in the index, or into one not built")
 	}
 }
 
 // TestIndexStateMachine runs random Puts, Removes, Work and searches against
 // a map of normalised vectors. Small integer components make ties and
-// repeated vectors common; a small PendingMax makes back-pressure common;
-// the churn action drives the index through trainings and moves.
+// repeated vectors common; small segments, a small PendingMax and small
+// graphs make sealing, back-pressure, compaction and merges common. With
+// lists long enough for every node and result sets larger than the index
+// (exhaustive), a graph search reaches every live node and, every
+// candidate being scored exactly (at most 30 keys, rerankMin 32), Search
+// must equal brute force as Exact does; otherwise it must return valid
+// hits.
 func TestIndexStateMachine(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		const dim = 4
+		const dim, keys = 4, 30
 		o := DefaultIndexOptions()
-		o.ScanShare = rapid.SampledFrom([]float64{0.01, 0.3, 1}).Draw(t, "scanShare")
+		exhaustive := rapid.Bool().Draw(t, "exhaustive")
+		if exhaustive {
+			o.M, o.EfConstruction, o.SegmentEfConstruction, o.EfSearch = MMax, EfMax, EfMax, EfMax
+		} else {
+			o.M = rapid.IntRange(2, 6).Draw(t, "M")
+			o.EfConstruction = rapid.IntRange(1, 16).Draw(t, "efConstruction")
+			o.SegmentEfConstruction = rapid.IntRange(1, 16).Draw(t, "segmentEfConstruction")
+			o.EfSearch = rapid.IntRange(1, 40).Draw(t, "efSearch")
+		}
+		o.SegmentVectors = rapid.IntRange(1, 12).Draw(t, "segmentVectors")
+		o.MergeVectorsMax = rapid.SampledFrom([]int{0, o.SegmentVectors, 3 * o.SegmentVectors, 50}).Draw(t, "mergeVectorsMax")
 		o.ExactBelow = rapid.SampledFrom([]int{0, 0, 8, 1000}).Draw(t, "exactBelow")
 		o.PendingMax = rapid.IntRange(1, 20).Draw(t, "pendingMax")
+		o.Seed = rapid.Uint64().Draw(t, "seed")
 		x := NewIndex(dim, o)
 		model := map[string][]float32{}
 		keyGen := rapid.Custom(func(t *rapid.T) string {
-			return fmt.Sprintf("k%02d", rapid.IntRange(0, 59).Draw(t, "key"))
+			return fmt.Sprintf("k%02d", rapid.IntRange(0, keys-1).Draw(t, "key"))
 		})
 		vecGen := rapid.SliceOfN(rapid.Custom(func(t *rapid.T) float32 {
 			return float32(rapid.IntRange(-3, 3).Draw(t, "c"))
@@ -207,14 +200,14 @@ func TestIndexStateMachine(t *testing.T) {
 				}
 			},
 			"settle": func(t *rapid.T) {
-				// Enough work always finishes: a training ends in a move,
-				// and a move in a partition that needs no other.
+				// Work ends: links, compactions and merges each leave
+				// less to do.
 				for i := 0; x.Work(1000) > 0; i++ {
-					if i > 10 {
+					if i > 1000 {
 						t.Fatalf("work does not end: %v", x.Stats())
 					}
 				}
-				if st := x.Stats(); st.Moving != 0 || (x.cur != nil && st.Pending != 0) || x.train != nil {
+				if st := x.Stats(); st.Pending != 0 || x.unlinked != 0 || x.mergeFrom != nil || x.compactable() != nil {
 					t.Fatalf("settled with work left: %v", st)
 				}
 			},
@@ -227,10 +220,7 @@ func TestIndexStateMachine(t *testing.T) {
 				}
 				checkHits(t, model, q, k, got)
 				want := bruteTopK(t, model, q, k)
-				// Below ExactBelow the search is exact; scanning every
-				// list, it scores all of the (at most 60) vectors exactly,
-				// being allowed rerankPerK·k ≥ 60 of them.
-				if (len(model) < o.ExactBelow || o.ScanShare == 1) && !slices.Equal(got, want) {
+				if (len(model) < o.ExactBelow || exhaustive) && !slices.Equal(got, want) {
 					t.Fatalf("Search %v, brute force %v", got, want)
 				}
 				if ex := x.Exact(q, k); !slices.Equal(ex, want) {
@@ -243,7 +233,7 @@ func TestIndexStateMachine(t *testing.T) {
 }
 
 // TestPutRemoveSemantics walks one key through its life, with its vector
-// pending and again after Work has put it in a list.
+// unlinked and again after Work has linked it.
 func TestPutRemoveSemantics(t *testing.T) {
 	v1 := []float32{1, 0, 0}
 	v2 := []float32{0, 2, 0}
@@ -262,6 +252,7 @@ func TestPutRemoveSemantics(t *testing.T) {
 		t.Run(fmt.Sprintf("worked=%v", worked), func(t *testing.T) {
 			o := DefaultIndexOptions()
 			o.ExactBelow = 0
+			o.SegmentVectors = 8
 			x := NewIndex(3, o)
 			for i, v := range filler {
 				if err := x.Put(fmt.Sprintf("f%d", i), v); err != nil {
@@ -316,8 +307,8 @@ func TestPutRemoveSemantics(t *testing.T) {
 					t.Fatalf("%s: stats %v, want %d vectors", s.name, st, s.vectors)
 				}
 			}
-			if worked && x.cur == nil {
-				t.Fatal("no partition after Work")
+			if st := x.Stats(); worked && (st.Pending != 0 || st.Segments < 1) {
+				t.Fatalf("after Work: %v", st)
 			}
 		})
 	}
@@ -359,66 +350,75 @@ func TestPutErrors(t *testing.T) {
 	}
 }
 
-// TestBackPressure: writes that never leave idle time for Work still keep
-// the pending backlog near PendingMax, because Put then does the work; and
-// once the first centroids exist, vectors go into lists as they are put.
+// TestBackPressure: writes that never leave time for Work still keep the
+// unlinked backlog near PendingMax, because Put then links nodes itself.
 func TestBackPressure(t *testing.T) {
 	o := DefaultIndexOptions()
 	o.ExactBelow = 0
 	o.PendingMax = 50
-	vecs := SyntheticVectors(1, 5000, 16)
+	o.SegmentVectors = 500
+	vecs := SyntheticVectors(1, 3000, 16)
 	x := NewIndex(16, o)
 	for i, v := range vecs {
 		if err := x.Put(fmt.Sprintf("k%d", i), v); err != nil {
 			t.Fatal(err)
 		}
-		// Two units a Put: a training of √n centroids on 32 samples each
-		// takes about n^1.5·32·6/8192 units, a handful at these sizes.
-		if p := x.Stats().Pending; p > o.PendingMax+8 {
-			t.Fatalf("after %d puts: %d pending, PendingMax %d", i+1, p, o.PendingMax)
+		if p := x.Stats().Pending; p > o.PendingMax {
+			t.Fatalf("after %d puts: %d unlinked, PendingMax %d", i+1, p, o.PendingMax)
 		}
 	}
-	if st := x.Stats(); st.Listed < len(vecs)-o.PendingMax-8 || st.Lists == 0 {
-		t.Fatalf("stats %v: back-pressure did not list the vectors", st)
+	if st := x.Stats(); st.Segments != 6 || st.Pending < 1 {
+		t.Fatalf("stats %v: want 6 segments, some unlinked", st)
 	}
 }
 
-// TestBulk: with Bulk on, Puts do no work, and Work then trains for all
-// the vectors at once rather than for the few there were when the first
-// training was due.
+// TestBulk: with Bulk on, Puts link nothing, and searches scan the
+// unlinked exactly; Work then links everything.
 func TestBulk(t *testing.T) {
 	const n = 3000
-	vecs := SyntheticVectors(6, n, 16)
+	vecs := SyntheticVectors(6, n+10, 16)
 	o := DefaultIndexOptions()
 	o.ExactBelow = 0
+	o.SegmentVectors = 1000
 	x := NewIndex(16, o)
 	x.Bulk(true)
-	for i, v := range vecs {
-		if err := x.Put(fmt.Sprintf("k%d", i), v); err != nil {
+	model := map[string][]float32{}
+	for i, v := range vecs[:n] {
+		key := fmt.Sprintf("k%d", i)
+		if err := x.Put(key, v); err != nil {
 			t.Fatal(err)
 		}
+		model[key] = mustUnit(t, v)
 	}
-	if st := x.Stats(); st.Pending != n || x.train != nil {
-		t.Fatalf("bulk load did work: %v", st)
+	if st := x.Stats(); st.Pending != n || st.Segments != 3 {
+		t.Fatalf("bulk load linked: %v", st)
+	}
+	for _, q := range vecs[n:] {
+		got, _ := x.Search(q, 10)
+		if want := bruteTopK(t, model, q, 10); !slices.Equal(got, want) {
+			t.Fatalf("unlinked vectors are not scanned exactly: %v, want %v", got, want)
+		}
 	}
 	x.Bulk(false)
 	for x.Work(10) > 0 {
 	}
-	if st := x.Stats(); st.Pending != 0 || st.Listed != n || st.Lists != lists(n) {
-		t.Fatalf("after the load: %v, want %d lists", st, lists(n))
+	checkIndex(t, x, model)
+	if st := x.Stats(); st.Pending != 0 || st.Segments != 1 {
+		t.Fatalf("after the load: %v, want everything linked and merged into one segment", st)
 	}
 }
 
-// TestRetrain grows an index past regrowth times its first training, then
-// replaces most of its vectors, checks that trainings and moves happen,
-// that answers stay correct while vectors move (with writes to keys in both
-// partitions and pending), and that it ends with everything in the lists
-// of the newest centroids and good recall.
-func TestRetrain(t *testing.T) {
+// TestCompactionAndMerges grows an index of small segments, then replaces
+// and removes most of its vectors while Work runs a unit at a time:
+// segments of tombstones must be compacted, small segments merged, and
+// answers stay correct throughout, ending with good recall.
+func TestCompactionAndMerges(t *testing.T) {
 	const n, dim = 4000, 16
 	vecs := SyntheticVectors(2, 2*n+100, dim)
 	o := DefaultIndexOptions()
 	o.ExactBelow = 0
+	o.SegmentVectors = 256
+	o.MergeVectorsMax = 2048
 	x := NewIndex(dim, o)
 	model := map[string][]float32{}
 	check := func() {
@@ -435,15 +435,18 @@ func TestRetrain(t *testing.T) {
 			}
 		}
 	}
-	trainings, moves := 0, 0
+	dropped, merges := 0, 0
 	step := func(i int) {
-		wasTraining, wasMoving := x.train != nil, x.old != nil
+		before := slices.Clone(x.segs)
+		wasMerging := x.mergeFrom != nil
 		x.Work(1)
-		if wasTraining && x.train == nil {
-			trainings++
+		for _, s := range before {
+			if !slices.Contains(x.segs, s) && s != x.mergeTo {
+				dropped++
+			}
 		}
-		if wasMoving && x.old == nil {
-			moves++
+		if wasMerging && x.mergeFrom == nil {
+			merges++
 		}
 		if i%97 == 0 {
 			check()
@@ -457,7 +460,6 @@ func TestRetrain(t *testing.T) {
 		model[key] = mustUnit(t, v)
 		step(i)
 	}
-	// Replace and remove three times over.
 	for i := range 3 * n {
 		key := fmt.Sprintf("v%d", (i*7)%n)
 		if i%10 == 0 {
@@ -476,11 +478,11 @@ func TestRetrain(t *testing.T) {
 	}
 	check()
 	st := x.Stats()
-	if trainings < 4 || moves < 3 || st.Pending != 0 || st.Moving != 0 || st.Listed != len(model) {
-		t.Fatalf("%d trainings, %d moves, stats %v, %d keys", trainings, moves, st, len(model))
+	if dropped < 3 || merges < 3 || st.Pending != 0 || float64(st.Dead) > deadShareMax*float64(st.Nodes) {
+		t.Fatalf("%d segments dropped, %d merges, stats %v, %d keys", dropped, merges, st, len(model))
 	}
 	if r := recallAt(t, x, vecs[2*n:], 10); r < 0.95 {
-		t.Fatalf("recall@10 after retraining %.3f", r)
+		t.Fatalf("recall@10 after compactions and merges %.3f", r)
 	}
 }
 
@@ -503,22 +505,23 @@ func recallAt(t rapid.TB, x *Index, queries [][]float32, k int) float64 {
 	return float64(found) / float64(len(queries)*k)
 }
 
-// buildListed puts vecs under keys "v0", "v1", … into an index with o and
-// works until every vector is in the lists of centroids trained on all of
-// them. It returns the index and its model.
-func buildListed(t rapid.TB, o IndexOptions, vecs [][]float32) (*Index, map[string][]float32) {
+// buildIndex puts vecs under keys "v0", "v1", … into an index with o, a
+// unit of Work every 8 Puts as a busy node's pacer gives, and works the
+// rest. It returns the index and its model.
+func buildIndex(t rapid.TB, o IndexOptions, vecs [][]float32) (*Index, map[string][]float32) {
 	t.Helper()
 	x := NewIndex(len(vecs[0]), o)
 	model := map[string][]float32{}
-	x.Bulk(true)
 	for i, v := range vecs {
 		key := fmt.Sprintf("v%d", i)
 		if err := x.Put(key, v); err != nil {
 			t.Fatal(err)
 		}
 		model[key] = mustUnit(t, v)
+		if i%8 == 7 {
+			x.Work(1)
+		}
 	}
-	x.Bulk(false)
 	for x.Work(1000) > 0 {
 	}
 	return x, model
@@ -526,31 +529,32 @@ func buildListed(t rapid.TB, o IndexOptions, vecs [][]float32) (*Index, map[stri
 
 // TestRecallClustered is a guard on the index's quality on crowded data:
 // 10,000 clustered vectors of 64 dimensions whose nearest neighbours lie
-// close together, where the nibble estimates alone cannot rank them and
-// the exact rescoring of the best must. With the default options the
-// index finds at least 97% of the exact top 10 (0.993 measured).
+// close together, where the 4-bit codes alone cannot rank them and the
+// exact rescoring of the best must. The index must find at least 97% of
+// the exact top 10 with its segments merged, and with them unmerged.
 func TestRecallClustered(t *testing.T) {
 	const n, nq, dim, k = 10000, 200, 64, 10
 	all := SyntheticVectors(7, n+nq, dim)
-	o := DefaultIndexOptions()
-	o.ExactBelow = 0
-	x, model := buildListed(t, o, all[:n])
-	checkIndex(t, x, model)
-	r := recallAt(t, x, all[n:], k)
-	t.Logf("recall@%d = %.4f", k, r)
-	if r < 0.97 {
-		t.Fatalf("recall@%d = %.4f, want ≥ 0.97", k, r)
+	for _, merge := range []int{0, DefaultIndexOptions().MergeVectorsMax} {
+		o := DefaultIndexOptions()
+		o.ExactBelow = 0
+		o.MergeVectorsMax = merge
+		x, model := buildIndex(t, o, all[:n])
+		checkIndex(t, x, model)
+		r := recallAt(t, x, all[n:], k)
+		t.Logf("MergeVectorsMax %d: %d segments, recall@%d = %.4f", merge, x.Stats().Segments, k, r)
+		if r < 0.97 {
+			t.Fatalf("MergeVectorsMax %d: recall@%d = %.4f, want ≥ 0.97", merge, k, r)
+		}
 	}
 }
 
 // TestRecallBenchMix is the guard on dkv's own case: value vectors of 1 KB
 // texts of the default model's words and queries of 1–3 words (the mix of
-// cmd/bench index, at a fifth of its size). With the default options (at
-// this size, ScanMin's 10000 vectors are more than ScanShare's) the index
-// must find at least 95% of the exact top 10 (0.977 measured); scanning a
-// fiftieth must find far fewer (0.30), which shows that the queries'
-// neighbours are spread over many lists, so that the test measures the
-// scan and not just the nearest list.
+// cmd/bench index, at a fifth of its size). With the default options the
+// index must find at least 95% of the exact top 10, merged and unmerged;
+// searched with an EfSearch of 20 it must find clearly fewer, which shows
+// that the queries are hard for the graphs and the test measures them.
 func TestRecallBenchMix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("embeds 20k texts")
@@ -560,25 +564,31 @@ func TestRecallBenchMix(t *testing.T) {
 		t.Fatal(err)
 	}
 	docs, queries := benchVectors(t, m, 20000, 200)
-	o := DefaultIndexOptions()
-	x, model := buildListed(t, o, docs)
-	checkIndex(t, x, model)
-	full := recallAt(t, x, queries, 10)
-	x.opts.ScanShare, x.opts.ScanMin = 0.02, 0
-	little := recallAt(t, x, queries, 10)
-	t.Logf("recall@10 = %.4f scanning %.2f, %.4f scanning 0.02, %d lists", full, o.ScanShare, little, x.Stats().Lists)
-	if full < 0.95 || little > full-0.15 {
-		t.Fatalf("recall@10 = %.4f scanning %.2f (%.4f scanning 0.02)", full, o.ScanShare, little)
+	for _, merge := range []int{0, DefaultIndexOptions().MergeVectorsMax} {
+		o := DefaultIndexOptions()
+		o.MergeVectorsMax = merge
+		x, model := buildIndex(t, o, docs)
+		checkIndex(t, x, model)
+		full := recallAt(t, x, queries, 10)
+		x.opts.EfSearch = 20
+		little := recallAt(t, x, queries, 10)
+		t.Logf("MergeVectorsMax %d: %d segments, recall@10 = %.4f at EfSearch %d, %.4f at 20", merge, x.Stats().Segments, full, o.EfSearch, little)
+		if full < 0.95 || little > full-0.1 {
+			t.Fatalf("MergeVectorsMax %d: recall@10 = %.4f (%.4f at EfSearch 20)", merge, full, little)
+		}
 	}
 }
 
-// TestIndexDeterministic replays one mixed script twice: the partitions
-// and every answer must match.
+// TestIndexDeterministic replays one mixed script twice: the graphs and
+// every answer must match; another seed must give other graphs.
 func TestIndexDeterministic(t *testing.T) {
-	run := func() (*Index, [][]Hit) {
+	run := func(seed uint64) (*Index, [][]Hit) {
 		o := DefaultIndexOptions()
 		o.ExactBelow = 0
 		o.PendingMax = 40
+		o.SegmentVectors = 100
+		o.MergeVectorsMax = 400
+		o.Seed = seed
 		const dim = 24
 		vecs := SyntheticVectors(9, 1200, dim)
 		x := NewIndex(dim, o)
@@ -605,16 +615,20 @@ func TestIndexDeterministic(t *testing.T) {
 		}
 		return x, answers
 	}
-	a, ansA := run()
-	b, ansB := run()
-	if !partitionsEqual(a.cur, b.cur) || !partitionsEqual(a.old, b.old) || !slices.EqualFunc(ansA, ansB, slices.Equal) {
-		t.Fatal("same script: different partitions or answers")
+	a, ansA := run(0)
+	b, ansB := run(0)
+	c, _ := run(99)
+	if !slices.EqualFunc(a.segs, b.segs, segmentsEqual) || !slices.EqualFunc(ansA, ansB, slices.Equal) {
+		t.Fatal("same script: different graphs or answers")
 	}
-	if a.Stats() != b.Stats() || a.cur == nil {
-		t.Fatalf("stats differ or no partition: %v vs %v", a.Stats(), b.Stats())
+	if slices.EqualFunc(a.segs, c.segs, segmentsEqual) {
+		t.Fatal("a different seed built the same graphs: the seed is not used")
+	}
+	if a.Stats() != b.Stats() || len(a.segs) < 2 {
+		t.Fatalf("stats differ or too few segments: %v vs %v", a.Stats(), b.Stats())
 	}
 	a.Reset()
-	if a.Len() != 0 || a.Stats().Bytes != 0 || a.cur != nil {
+	if a.Len() != 0 || a.Stats().Bytes != 0 || len(a.segs) != 0 {
 		t.Fatalf("after Reset: %v", a.Stats())
 	}
 	if h, err := a.Search([]float32{1}, 1); !errors.Is(err, ErrDim) || h != nil {
@@ -622,15 +636,14 @@ func TestIndexDeterministic(t *testing.T) {
 	}
 }
 
-func partitionsEqual(a, b *partition) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return slices.Equal(a.cents, b.cents) && slices.Equal(a.centS, b.centS) && a.n == b.n &&
-		slices.EqualFunc(a.lists, b.lists, func(x, y list) bool {
-			return slices.Equal(x.codes, y.codes) && slices.Equal(x.scales, y.scales) &&
-				slices.EqualFunc(x.ents, y.ents, func(e, f *entry) bool { return e.key == f.key })
-		})
+func segmentsEqual(s, u *segment) bool {
+	a, b := s.g, u.g
+	return s.sealed == u.sealed && a.linked == b.linked &&
+		slices.Equal(a.level, b.level) && slices.Equal(a.links0, b.links0) && slices.Equal(a.sims0, b.sims0) &&
+		slices.EqualFunc(a.upper, b.upper, func(x, y upperLinks) bool {
+			return slices.Equal(x.ids, y.ids) && slices.Equal(x.sims, y.sims)
+		}) && slices.Equal(a.dead, b.dead) && a.entry == b.entry && a.top == b.top &&
+		slices.EqualFunc(a.ent, b.ent, func(e, f *entry) bool { return e.key == f.key })
 }
 
 func TestStats(t *testing.T) {
@@ -638,6 +651,8 @@ func TestStats(t *testing.T) {
 	vecs := SyntheticVectors(4, 3000, dim)
 	o := DefaultIndexOptions()
 	o.ExactBelow = 0
+	o.SegmentVectors = 1000
+	o.MergeVectorsMax = 0
 	x := NewIndex(dim, o)
 	var last int64
 	for i, v := range vecs {
@@ -653,22 +668,28 @@ func TestStats(t *testing.T) {
 			last = st.Bytes
 		}
 	}
+	x.Remove("key-1")
 	st := x.Stats()
-	if st.Vectors != 3000 || st.Listed != 3000 || st.Pending != 0 || st.Moving != 0 || st.Lists < 8 {
+	if st.Vectors != 2999 || st.Pending != 0 || st.Segments != 3 || st.Nodes != 3000 || st.Dead != 1 || st.Layers < 2 {
 		t.Fatalf("stats %v", st)
 	}
-	// Vectors, codes and the key table: well under 1 KiB a vector at 32
-	// dimensions.
-	if per := st.Bytes / 3000; per > 1024 {
+	// Vectors, codes, links and the key table: about 1 KiB a vector at
+	// 32 dimensions and M 16.
+	if per := st.Bytes / 3000; per > 1200 {
 		t.Fatalf("%d bytes per vector", per)
 	}
 }
 
 func TestNewIndexRefusesBadOptions(t *testing.T) {
 	bad := []func(*IndexOptions){
-		func(o *IndexOptions) { o.ScanShare = 0 },
-		func(o *IndexOptions) { o.ScanShare = 1.01 },
-		func(o *IndexOptions) { o.ScanShare = math.NaN() },
+		func(o *IndexOptions) { o.M = 1 },
+		func(o *IndexOptions) { o.M = MMax + 1 },
+		func(o *IndexOptions) { o.EfConstruction = 0 },
+		func(o *IndexOptions) { o.SegmentEfConstruction = EfMax + 1 },
+		func(o *IndexOptions) { o.EfSearch = 0 },
+		func(o *IndexOptions) { o.SegmentVectors = 0 },
+		func(o *IndexOptions) { o.MergeVectorsMax = o.SegmentVectors - 1 },
+		func(o *IndexOptions) { o.MergeVectorsMax = SegmentVectorsMax + 1 },
 		func(o *IndexOptions) { o.ExactBelow = -1 },
 		func(o *IndexOptions) { o.PendingMax = 0 },
 	}
@@ -695,10 +716,6 @@ func TestNewIndexRefusesBadOptions(t *testing.T) {
 		}()
 	}
 }
-
-// TestPutOwned: PutOwned keeps the vector it is given, normalised in place,
-// refuses what Put refuses (leaving the old vector), and a second call
-// with the key's own vector changes nothing.
 func TestPutOwned(t *testing.T) {
 	x := NewIndex(3, DefaultIndexOptions())
 	v := []float32{3, 0, 4}

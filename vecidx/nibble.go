@@ -2,20 +2,22 @@ package vecidx
 
 import "math"
 
-// A nibble code is what a list holds of each vector (partition.go): every
+// A nibble code is what a graph node holds of its vector (hnsw.go): every
 // component rounded to an integer q in -7..7 after scaling by s =
 // max|v[i]|/7, and stored as q+8 in four bits, sixteen to a 64-bit word.
-// At 100 dimensions it is 7 words (56 bytes) and a scale, against 400
-// bytes of float32, so the lists a search scans stream a seventh of the
-// memory, and at 100k vectors memory, not arithmetic, is what a scan of
-// tens of thousands of vectors waits for.
+// At 100 dimensions it is 7 words, and with its scale a node's code is 8
+// words, one 64-byte cache line, against 400 bytes of float32 (or 280 of
+// the 8-bit codes the graph used before): a graph search reads a node's
+// code for every similarity it computes, from anywhere in the graph, so
+// the bytes a code takes set most of a search's time once the graph is
+// larger than the cache, and a similarity computed from one line costs
+// less than from five.
 //
-// The similarity with a query is computed four components to a multiply,
-// like the 8-bit codes (code.go) but with 16-bit fields. Component 16w+k
-// of the code is nibble k of word w, so masking the word with
-// nibbleLanes after shifting it right by 4g (g = 0..3) leaves components
-// 16w+g, 16w+4+g, 16w+8+g and 16w+12+g in four 16-bit fields, each
-// 0..15. The query is rounded to integers b in -63..63 and packed the
+// The similarity with a query is computed four components to a multiply.
+// Component 16w+k of the code is nibble k of word w, so masking the word
+// with nibbleLanes after shifting it right by 4g (g = 0..3) leaves
+// components 16w+g, 16w+4+g, 16w+8+g and 16w+12+g in four 16-bit fields,
+// each 0..15. The query is rounded to integers b in -63..63 and packed the
 // other way round per word and shift (nibbleQuery): b[16w+12+g] +
 // b[16w+8+g]·2^16 + b[16w+4+g]·2^32 + b[16w+g]·2^48, so that in the
 // product of the two words the coefficient of 2^48 is the four
@@ -28,12 +30,15 @@ import "math"
 // about 20 operations and 4 multiplies per 16 components, exact integer
 // arithmetic and the same on every platform.
 //
-// The estimate s_q·s_v·Σ q·b is off by about 0.01 for unit vectors of 100
-// dimensions (a nibble moves a component by up to s/2 ≈ 0.02), too coarse
-// to rank the nearest ten but fine for choosing them: a search keeps the
-// best few dozen by the estimate and scores those again exactly with the
-// float32 vectors. On cmd/bench's value vectors the true top 10 were among
-// the best 50 by nibble estimate in 99.95% of cases (the best 30: 99.85%); crowded vectors need more (see rerankPerK).
+// A query is either a vector (a search's, rounded to -63..63) or another
+// node's code (setCode: its integers -7..7 as they are), which is how the
+// graph compares two nodes; then the integer dot product Σ q_a·q_b and the
+// similarity s_a·s_b·Σ q_a·q_b are the same whichever node is the query.
+//
+// The estimate is off by about 0.01 for unit vectors of 100 dimensions (a
+// nibble moves a component by up to s/2 ≈ 0.02): too coarse to rank the
+// nearest ten, fine for walking a graph towards them. The Index scores the
+// best few dozen a search finds again with the float32 vectors.
 const (
 	nibbleLevels = 7
 	nibbleOffset = 8
@@ -74,8 +79,8 @@ func maxAbs(v []float32) float32 {
 	return big
 }
 
-// nibbleQuery is a query packed for nibbleDot: per code word and shift g
-// its reversed word (see the top of this file), and 8·Σb.
+// nibbleQuery is a query packed for dot: per code word and shift g its
+// reversed word (see the top of this file), and 8·Σb.
 type nibbleQuery struct {
 	rev    []uint64 // 4 per code word
 	offset int32    // nibbleOffset·Σ b
@@ -124,32 +129,50 @@ func (q *nibbleQuery) dot(code []uint64) int32 {
 	return s - q.offset
 }
 
-// encodeBoth writes v's forward 8-bit code (levels levels, as encode) into
-// fwd and its nibble code (as encodeNibbles) into nib, in one pass over v,
-// and returns their scales: what a Put needs, the one to find its list and
-// the other to go in it.
-func encodeBoth(fwd, nib []uint64, v []float32, levels int) (s8, s4 float32) {
-	big := maxAbs(v)
-	if !(big > 0) || math.IsInf(float64(big), 0) {
-		panic("vecidx: code of a zero or infinite vector")
+// setCode packs a nibble code of dim components with scale s as the
+// query: its integers stay as they are (-7..7, within the query's bound),
+// so that the similarity of two codes is symmetric.
+func (q *nibbleQuery) setCode(code []uint64, s float32, dim int) {
+	words := nibbleWords(dim)
+	if cap(q.rev) < 4*words {
+		q.rev = make([]uint64, 4*words)
 	}
-	s8, s4 = big/float32(levels), big/nibbleLevels
-	inv8, inv4 := 1/float64(s8), 1/float64(s4)
-	fwd = fwd[:codeWords(len(v))]
-	nib = nib[:nibbleWords(len(v))]
-	for g := range fwd {
-		var w int64
-		for t, f := range v[3*g : min(3*g+3, len(v))] {
-			w += roundLevel(f, inv8, int64(levels)) << (codeShift * t)
-		}
-		fwd[g] = uint64(w)
+	q.rev = q.rev[:4*words]
+	clear(q.rev)
+	q.scale = s
+	sum := int64(0)
+	for i := range dim {
+		w, k := i/16, i%16
+		b := int64(code[w]>>(4*k)&15) - nibbleOffset
+		sum += b
+		g, lane := k%4, k/4
+		q.rev[4*w+g] += uint64(b << (16 * (3 - lane)))
 	}
-	for g := range nib {
-		var w uint64
-		for k, f := range v[16*g : min(16*g+16, len(v))] {
-			w |= uint64(roundLevel(f, inv4, nibbleLevels)+nibbleOffset) << (4 * k)
-		}
-		nib[g] = w
+	q.offset = int32(nibbleOffset * sum)
+}
+
+// codeSim is a similarity from an integer dot product and the two scales.
+// The conversions round each step, so no platform fuses them.
+func codeSim(sa, sb float32, d int32) float32 {
+	return float32(sa*sb) * float32(d)
+}
+
+// roundLevel is f/s rounded to the nearest integer (halves to even),
+// given inv = 1/s; it must lie in -levels..levels. Every code is quantised
+// by it, so it is branch-free: adding 1.5·2^52 to a float64 of magnitude
+// below 2^51 leaves the integer nearest to it in the low bits of the sum
+// (the addition rounds, to even), which subtracting the constant's bits
+// reads out. math.Round of a quotient cost a division and a dozen
+// operations a component, and a truncation and a test of the fraction
+// mispredicted a branch every other component. (f·inv may differ from f/s
+// in the last bit, which moves a component that lies within a rounding
+// error of a half to the other integer: a code is an estimate either way,
+// the same on every platform.)
+func roundLevel(f float32, inv float64, levels int64) int64 {
+	const magic = 1.5 * (1 << 52)
+	q := int64(math.Float64bits(float64(f)*inv+magic) - math.Float64bits(magic))
+	if q < -levels || q > levels {
+		panic("vecidx: code component out of range")
 	}
-	return s8, s4
+	return q
 }

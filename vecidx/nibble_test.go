@@ -2,7 +2,6 @@ package vecidx
 
 import (
 	"math"
-	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -83,28 +82,59 @@ func BenchmarkNibbleDot100(b *testing.B) {
 	_ = s
 }
 
-// TestEncodeBoth: the two codes of one pass are those of encode and
-// encodeNibbles.
-func TestEncodeBoth(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		dim := rapid.IntRange(1, DimMax).Draw(t, "dim")
-		v := unitGen(dim).Draw(t, "v")
-		levels := codeLevels(dim)
-		fwd, nib := make([]uint64, codeWords(dim)), make([]uint64, nibbleWords(dim))
-		s8, s4 := encodeBoth(fwd, nib, v, levels)
-		fwd2, nib2 := make([]uint64, codeWords(dim)), make([]uint64, nibbleWords(dim))
-		w8, w4 := encode(fwd2, v, levels), encodeNibbles(nib2, v)
-		if s8 != w8 || s4 != w4 || !slices.Equal(fwd, fwd2) || !slices.Equal(nib, nib2) {
-			t.Fatalf("encodeBoth: %v %v %x %x, want %v %v %x %x", s8, s4, fwd, nib, w8, w4, fwd2, nib2)
+// unitGen draws unit vectors of dimension dim of several shapes: spread
+// out, one-hot, crowded towards one direction, and with all components of
+// the same size (the largest products a code can hold).
+func unitGen(dim int) *rapid.Generator[[]float32] {
+	return rapid.Custom(func(t *rapid.T) []float32 {
+		v := make([]float32, dim)
+		switch rapid.IntRange(0, 3).Draw(t, "shape") {
+		case 0:
+			for i := range v {
+				v[i] = float32(rapid.Float64Range(-1, 1).Draw(t, "x"))
+			}
+		case 1:
+			v[rapid.IntRange(0, dim-1).Draw(t, "axis")] = 1
+		case 2:
+			for i := range v {
+				v[i] = 1 + float32(rapid.Float64Range(-0.05, 0.05).Draw(t, "x"))
+			}
+		case 3:
+			for i := range v {
+				v[i] = 1
+				if rapid.Bool().Draw(t, "neg") {
+					v[i] = -1
+				}
+			}
 		}
+		u, err := unitCopy(v, dim)
+		if err != nil {
+			v[0] = 1
+			u, _ = unitCopy(v, dim)
+		}
+		return u
 	})
 }
 
-func BenchmarkEncodeBoth100(b *testing.B) {
-	vs := SyntheticVectors(1, 1, 100)
-	u, _ := unitCopy(vs[0], 100)
-	fwd, nib := make([]uint64, codeWords(100)), make([]uint64, nibbleWords(100))
-	for b.Loop() {
-		encodeBoth(fwd, nib, u, codeLevels(100))
+// roundCode is x rounded to the nearest integer as codes round it:
+// halves to even.
+func roundCode(x float64) int64 { return int64(math.RoundToEven(x)) }
+
+// TestRoundLevel: roundLevel rounds as math.RoundToEven does, halves
+// included.
+func TestRoundLevel(t *testing.T) {
+	for _, x := range []float64{0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999997, -0.49999997, 126.5, -126.5, 127, -127, 3.2, -3.7} {
+		if got, want := roundLevel(float32(x), 1, 127), int64(math.RoundToEven(float64(float32(x)))); got != want {
+			t.Errorf("roundLevel(%v) = %d, want %d", x, got, want)
+		}
 	}
+	rapid.Check(t, func(t *rapid.T) {
+		f := float32(rapid.Float64Range(-1, 1).Draw(t, "f"))
+		inv := rapid.Float64Range(1, 1000).Draw(t, "inv")
+		if x := float64(f) * inv; math.Abs(x) <= 127 {
+			if got, want := roundLevel(f, inv, 127), int64(math.RoundToEven(x)); got != want {
+				t.Fatalf("roundLevel(%v, %v) = %d, want %d", f, inv, got, want)
+			}
+		}
+	})
 }

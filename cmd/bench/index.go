@@ -194,7 +194,7 @@ func indexWriteFigure(cfg indexBenchConfig, pool []string, out io.Writer) error 
 	defer cancel()
 	if c, err := client.Dial(indexed.Addr); err == nil {
 		if st, err := c.Status(ctx); err == nil && st.Indexes != nil {
-			fmt.Fprintf(out, "indexed server after the run: %d values, %d words, %d postings, text index ~%d MiB, %d vectors (%d not yet in the similarity index's lists)\n",
+			fmt.Fprintf(out, "indexed server after the run: %d values, %d words, %d postings, text index ~%d MiB, %d vectors (%d not yet linked into the similarity index's graphs)\n",
 				st.Indexes.Docs, st.Indexes.Terms, st.Indexes.Postings, st.Indexes.TextBytes>>20, st.Indexes.Vectors, st.Indexes.Pending)
 		}
 		c.Close()
@@ -217,7 +217,7 @@ func indexInProcess(cfg indexBenchConfig, model *vecidx.Model, corp *corpus, doc
 	}
 	train := time.Since(t1)
 	st := set.Status()
-	fmt.Fprintf(out, "indexing %d values in process: %.0f values/s as writes see it (full-text + embedding, %.1fµs each), deferred work (training) after: %v; text index ~%d MiB (%.0f bytes per posting), %d words\n",
+	fmt.Fprintf(out, "indexing %d values in process: %.0f values/s as writes see it (full-text + embedding, %.1fµs each), deferred work (linking graphs, merging segments) after: %v; text index ~%d MiB (%.0f bytes per posting), %d words\n",
 		len(docs), float64(len(docs))/put.Seconds(), float64(put.Microseconds())/float64(len(docs)),
 		train.Round(time.Millisecond), st.TextBytes>>20, float64(st.TextBytes)/float64(max(st.Postings, 1)), st.Terms)
 

@@ -93,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&hostCfg.IdleTimeout, "idle-timeout", hostCfg.IdleTimeout, "how long a silent connection stays open")
 	fs.Int64Var(&single.SegmentBytesMax, "segment-bytes", single.SegmentBytesMax, "log segment size that starts a new segment")
 	fs.Int64Var(&single.SnapshotLogBytesMin, "snapshot-log-bytes", single.SnapshotLogBytesMin, "log bytes since the last snapshot that start the next one")
-	fs.IntVar(&o.gc.percent, "gc-percent", defaultGCPercent, "GOGC: the heap may grow to (1 + this/100) x the live data before the garbage collector runs;\nlower holds less memory and costs more CPU per request; -1 turns the collector off until --memory-limit;\n$GOGC, when set, replaces the default")
+	fs.IntVar(&o.gc.percent, "gc-percent", defaultGCPercent, "GOGC: the heap may grow to (1 + this/100) x the live data before the garbage collector runs;\nlower holds less memory and costs more CPU per request; -1 turns the collector off until --memory-limit;\n$GOGC, when set, replaces the default (50; 100 with --enable-indexes)")
 	memoryLimit := fs.String("memory-limit", "", "soft limit on the memory the Go runtime holds (GOMEMLIMIT), e.g. 512MiB or 4GiB: the collector works\nharder as the heap nears it; 0: none (default: $GOMEMLIMIT if set, else none)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -117,6 +117,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.enableIndexes && !set["gc-percent"] {
+		o.gc.percent = indexedGCPercent
+	}
 	if o.gc, err = resolveGC(o.gc.percent, set["gc-percent"], *memoryLimit); err != nil {
 		return nil, err
 	}
@@ -393,6 +396,18 @@ func run(args []string, stderr io.Writer) int {
 // Set at 50 clients (1.2-1.4 µs against 0.3-0.4; perf, cmd/bench compare).
 // At 25: 186 MiB and 1.8-2.1 µs.
 const defaultGCPercent = 50
+
+// indexedGCPercent is the collector's default with --enable-indexes. An
+// indexed node's live heap is mostly its indexes (~275 MiB at 45k values
+// of 1 KB, over 500 MiB at 100k), and every write allocates some 12 KB
+// to analyse and embed its value, so at 50 the collector ran about every
+// 3,000 writes and marked that whole heap each time: 8 µs of collector
+// CPU per durable write at 50 clients (GODEBUG=gctrace=1 on cmd/bench
+// index's indexed server, 18 collections, 441 ms), against 4.6 µs at
+// 100 (7 collections, 162 ms), out of ~130-140 µs a write. The heap then
+// peaks at twice the live data instead of 1.5 times: the price of the
+// indexes is memory anyway, and writes are the figure they cost most.
+const indexedGCPercent = 100
 
 // gcSettings are the Go runtime's collector settings; a field left as
 // the environment set it is not applied.

@@ -164,8 +164,9 @@ func (s *Set) Remove(key string) {
 
 // Reset forgets everything. Until Loaded, the similarity index does no
 // deferred work as values come (they wait, searched exactly): a restart
-// indexes a large store without waiting for its centroids to be trained,
-// and Work trains them afterwards, on all the values at once.
+// indexes a large store without waiting for the similarity index's graphs
+// to be linked, and Work links them afterwards (searches scan what is not
+// linked yet exactly).
 func (s *Set) Reset() {
 	s.text.Reset()
 	s.vec.Reset()
@@ -175,8 +176,8 @@ func (s *Set) Reset() {
 // Loaded ends the load that Reset began.
 func (s *Set) Loaded() { s.vec.Bulk(false) }
 
-// Work does deferred work of the similarity index: training its centroids
-// and moving vectors into their lists.
+// Work does deferred work of the similarity index: linking new vectors into
+// their segments' graphs, compacting and merging segments.
 func (s *Set) Work(budget int) bool { return s.vec.Work(budget) > 0 }
 
 // Search answers search and search_similar.
