@@ -87,6 +87,11 @@ type Host struct {
 	started time.Time
 	connIDs atomic.Uint64
 
+	// loops are the event loops (HostConfig.EventLoops), nextLoop the
+	// one the next connection goes to (under mu).
+	loops    []*eloop
+	nextLoop uint64
+
 	mu      sync.Mutex
 	running bool
 	closing bool // no more connections are registered
@@ -215,6 +220,14 @@ func (h *Host) RunListen(ctx context.Context, listen func() (net.Listener, error
 		h.qmu.Unlock()
 	}
 
+	if ln != nil {
+		if err := h.startLoops(); err != nil {
+			ln.Close()
+			ln = nil
+			listenErr = err
+			h.Shutdown()
+		}
+	}
 	if ln != nil {
 		h.addr = ln.Addr()
 		h.wg.Add(1)
@@ -509,15 +522,32 @@ func (h *Host) accept(ln net.Listener) {
 			}
 			go h.reject(nc)
 		default:
-			c := newConn(h, nc)
-			h.conns[c] = struct{}{}
-			h.wg.Add(2)
-			h.mu.Unlock()
+			// An event loop serves it if there are loops and it is a
+			// socket; else a reader and a writer goroutine.
+			c, err := h.loopConn(nc)
+			if err != nil {
+				h.mu.Unlock()
+				h.logf("cannot serve a connection from %v: %v", nc.RemoteAddr(), err)
+				nc.Close()
+				continue
+			}
+			if c != nil {
+				h.conns[c] = struct{}{}
+				// Under mu: closeConns, which kicks every connection
+				// to close, must find it with its loop.
+				c.lp.adoptConn(c)
+				h.mu.Unlock()
+			} else {
+				c = newConn(h, nc)
+				h.conns[c] = struct{}{}
+				h.wg.Add(2)
+				h.mu.Unlock()
+				go c.read()
+				go c.write()
+			}
 			if h.metrics != nil {
 				h.metrics.Conn(1)
 			}
-			go c.read()
-			go c.write()
 		}
 	}
 }
@@ -556,6 +586,7 @@ func (h *Host) closeConns() {
 		c.shutdown()
 	}
 	h.mu.Unlock()
+	h.stopLoops()
 }
 
 // network is the node's way to its peers: the configured one, or none.
