@@ -641,4 +641,3 @@ func (lp *eloop) sweep() {
 		}
 	}
 }
-
