@@ -1,6 +1,7 @@
 package realnet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -557,16 +558,59 @@ func (h *Host) accept(ln net.Listener) {
 // Rejecting runs on its own goroutine, so a slow one never stalls accept.
 const rejectWriteTimeout = time.Second
 
+// rejectSniffTimeout bounds how long a refused connection's first bytes are
+// waited for, to tell a RESP client (which gets Redis's own refusal) from a
+// JSON one. Clients that send at once (redis-benchmark, a client library's
+// first command) are told apart; one that waits for the server to speak
+// first gets the JSON line after this long.
+const rejectSniffTimeout = 200 * time.Millisecond
+
+// rejectSniffBytes is as much of a refused connection's first bytes as is
+// read to tell its protocol: the first word of an inline command.
+const rejectSniffBytes = 64
+
+// respTooManyClients is Redis's refusal at maxclients, word for word, so
+// that RESP clients that know it (go-redis, redis-benchmark) treat it so.
+const respTooManyClients = "-ERR max number of clients reached\r\n"
+
 func (h *Host) reject(nc net.Conn) {
 	defer h.wg.Done()
 	h.logf("refusing connection from %v: %d connections already open", nc.RemoteAddr(), h.cfg.ConnsMax)
-	resp := core.ErrorResponse(core.CodeTooManyConns, "server has %d connections open, its limit; try again later", h.cfg.ConnsMax)
+	var first [rejectSniffBytes]byte
+	nc.SetReadDeadline(time.Now().Add(rejectSniffTimeout))
+	n, _ := nc.Read(first[:])
+	var refusal []byte
+	if looksRESP(first[:n]) {
+		refusal = []byte(respTooManyClients)
+	} else {
+		resp := core.ErrorResponse(core.CodeTooManyConns, "server has %d connections open, its limit; try again later", h.cfg.ConnsMax)
+		refusal = core.AppendResponse(nil, &resp)
+	}
 	nc.SetWriteDeadline(time.Now().Add(rejectWriteTimeout))
-	if _, err := nc.Write(core.AppendResponse(nil, &resp)); err != nil {
+	if _, err := nc.Write(refusal); err != nil {
 		nc.Close()
 		return
 	}
 	lingerClose(nc)
+}
+
+// looksRESP tells a RESP client from the first bytes it sent, as sniff
+// does: an array, or an inline line whose first word names a command. A
+// line cut short by the read still shows its first word.
+func looksRESP(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	if b[0] == '*' {
+		return true
+	}
+	word := bytes.TrimLeft(b, " \t")
+	if j := bytes.IndexAny(word, " \t\r\n"); j >= 0 {
+		word = word[:j]
+	} else if len(b) == rejectSniffBytes {
+		return false // no word end seen: too long for a command name
+	}
+	return isRESPCommand(word)
 }
 
 func (h *Host) forget(c *conn) {
