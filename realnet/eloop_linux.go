@@ -3,6 +3,7 @@
 package realnet
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -196,55 +197,136 @@ func (lp *eloop) notify() {
 	}
 }
 
+// loopWaitBlocking picks how a loop waits when it has nothing to do: in a
+// blocking epoll_wait (true), which holds its thread and the Go runtime's
+// processor (P) in the system call until sysmon takes the P back, or
+// parked in the Go runtime's own poller on the epoll descriptor, which is
+// readable while it has events (false), so that the wait frees the P at
+// once like any goroutine's and every epoll_wait of the loop returns at
+// once. DKV_LOOP_WAIT=block picks the first, to measure both.
+var loopWaitBlocking = os.Getenv("DKV_LOOP_WAIT") == "block"
+
 // run is the loop goroutine.
 func (lp *eloop) run() {
 	defer lp.h.wg.Done()
-	defer func() {
-		unix.Close(lp.epfd)
-		unix.Close(lp.evfd)
-	}()
+	defer unix.Close(lp.evfd)
+	if loopWaitBlocking {
+		defer unix.Close(lp.epfd)
+		lp.runBlocking()
+		return
+	}
+	// Non-blocking, for os.NewFile to register it with the runtime's
+	// poller (an epoll descriptor is readable while it has events).
+	if err := unix.SetNonblock(lp.epfd, true); err != nil {
+		panic(fmt.Sprintf("realnet: epoll descriptor: %v", err))
+	}
+	f := os.NewFile(uintptr(lp.epfd), "epoll")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		panic(fmt.Sprintf("realnet: epoll descriptor: %v", err))
+	}
+	var armed time.Time // the deadline set on f
+	wait := func(uintptr) bool {
+		for {
+			lp.sleeping.Store(false)
+			if lp.exiting() || !armed.Equal(lp.nextDeadline) {
+				return true
+			}
+			if !lp.poll(0) {
+				continue
+			}
+			// Nothing was ready: park in the runtime's poller, unless
+			// a kick came meanwhile. sleeping before the look at the
+			// lists: a kick after the look sees it and writes evfd.
+			lp.sleeping.Store(true)
+			if !lp.kicksPending() {
+				return false
+			}
+		}
+	}
 	for {
+		if !armed.Equal(lp.nextDeadline) {
+			armed = lp.nextDeadline
+			f.SetReadDeadline(armed)
+		}
+		err := rc.Read(wait)
+		lp.sleeping.Store(false)
+		if lp.exiting() {
+			return
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			panic(fmt.Sprintf("realnet: waiting on epoll: %v", err))
+		}
+		if !lp.nextDeadline.IsZero() && !time.Now().Before(lp.nextDeadline) {
+			lp.sweep()
+		}
+	}
+}
+
+// runBlocking is run with the waits in epoll_wait.
+func (lp *eloop) runBlocking() {
+	for !lp.exiting() {
 		// sleeping before the look at the lists: a kick that comes
 		// after the look sees it set and writes the eventfd.
 		lp.sleeping.Store(true)
-		lp.mu.Lock()
-		busy := len(lp.kicks) > 0 || len(lp.adopt) > 0
-		stop := lp.stop
-		lp.mu.Unlock()
-		if stop && !busy && len(lp.conns) == 0 {
-			return
-		}
 		timeout := -1
-		if busy {
+		if lp.kicksPending() {
 			timeout = 0
 		} else if !lp.nextDeadline.IsZero() {
 			wait := min(time.Until(lp.nextDeadline), loopWaitMax)
 			timeout = int(max(0, (wait+time.Millisecond-1)/time.Millisecond))
 		}
-		n, err := unix.EpollWait(lp.epfd, lp.events, timeout)
-		lp.sleeping.Store(false)
-		if err != nil && err != unix.EINTR {
-			// Only a bug makes epoll_wait fail (EBADF, EFAULT, EINVAL).
-			panic(fmt.Sprintf("realnet: epoll_wait: %v", err))
+		lp.poll(timeout)
+	}
+}
+
+// exiting reports whether the loop is done: the host stops and every
+// connection has closed.
+func (lp *eloop) exiting() bool {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	return lp.stop && len(lp.kicks) == 0 && len(lp.adopt) == 0 && len(lp.conns) == 0
+}
+
+func (lp *eloop) kicksPending() bool {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	return len(lp.kicks) > 0 || len(lp.adopt) > 0
+}
+
+// poll waits up to timeout ms (0: not at all) for readiness, handles what
+// is ready and the kicks, and acts on the deadlines that passed. It reports
+// whether it found nothing to do.
+func (lp *eloop) poll(timeout int) (idle bool) {
+	n, err := unix.EpollWait(lp.epfd, lp.events, timeout)
+	lp.sleeping.Store(false)
+	if err != nil && err != unix.EINTR {
+		// Only a bug makes epoll_wait fail (EBADF, EFAULT, EINVAL).
+		panic(fmt.Sprintf("realnet: epoll_wait: %v", err))
+	}
+	idle = true
+	for i := range max(n, 0) {
+		ev := lp.events[i]
+		fd := int(ev.Fd)
+		if fd == lp.evfd {
+			lp.notified.Store(false)
+			var b [8]byte
+			unix.Read(lp.evfd, b[:])
+			continue
 		}
-		for i := range max(n, 0) {
-			ev := lp.events[i]
-			fd := int(ev.Fd)
-			if fd == lp.evfd {
-				lp.notified.Store(false)
-				var b [8]byte
-				unix.Read(lp.evfd, b[:])
-				continue
-			}
-			if c := lp.conns[fd]; c != nil {
-				lp.ready(c, ev.Events)
-			}
-		}
-		lp.runKicks()
-		if !lp.nextDeadline.IsZero() && !time.Now().Before(lp.nextDeadline) {
-			lp.sweep()
+		if c := lp.conns[fd]; c != nil {
+			idle = false
+			lp.ready(c, ev.Events)
 		}
 	}
+	if lp.runKicks() {
+		idle = false
+	}
+	if !lp.nextDeadline.IsZero() && !time.Now().Before(lp.nextDeadline) {
+		lp.sweep()
+	}
+	return idle
 }
 
 // ready handles one readiness event of c's socket.
@@ -269,7 +351,8 @@ func (lp *eloop) ready(c *conn, events uint32) {
 }
 
 // runKicks registers the adopted connections and looks at the kicked ones.
-func (lp *eloop) runKicks() {
+// It reports whether there were any.
+func (lp *eloop) runKicks() bool {
 	lp.mu.Lock()
 	adopt := lp.adopt
 	lp.adopt = nil
@@ -288,6 +371,7 @@ func (lp *eloop) runKicks() {
 	}
 	clear(kicks)
 	lp.work = kicks[:0]
+	return len(adopt) > 0 || len(kicks) > 0
 }
 
 // register starts serving c.
