@@ -522,11 +522,17 @@ func (c *conn) commit() bool {
 	h := c.h
 	h.requestsInFlight.Add(int64(len(batch)))
 	node := h.node
-	ok := h.postRequests(func() {
+	ev := func() {
 		for _, s := range batch {
 			node.HandleRequest(s.req, s.reply)
 		}
-	}, len(batch))
+	}
+	var ok bool
+	if c.lp != nil {
+		ok = h.postDeferred(ev, len(batch))
+	} else {
+		ok = h.postRequests(ev, len(batch))
+	}
 	if !ok {
 		h.requestsInFlight.Add(-int64(len(batch)))
 	}

@@ -323,6 +323,8 @@ func (lp *eloop) poll(timeout int) (idle bool) {
 	if lp.runKicks() {
 		idle = false
 	}
+	// The requests of every connection that was ready, in one turn.
+	lp.h.runQueued()
 	if !lp.nextDeadline.IsZero() && !time.Now().Before(lp.nextDeadline) {
 		lp.sweep()
 	}

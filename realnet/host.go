@@ -309,21 +309,50 @@ func (h *Host) failure() error {
 // post queues ev for the node and, if nobody is running the node, runs it
 // here. It blocks while the queue is full, and reports false once the loop
 // has exited.
-func (h *Host) post(ev event) bool { return h.enqueue(ev, 0) }
+func (h *Host) post(ev event) bool { return h.enqueue(ev, 0, true) }
 
 // postRequests is post for an event that handles n client requests, which
 // is refused from the moment Run starts stopping: the requests already
 // queued are served, and a shutdown under a load that never lets up still
 // ends.
-func (h *Host) postRequests(ev event, n int) bool { return h.enqueue(ev, max(n, 1)) }
+func (h *Host) postRequests(ev event, n int) bool { return h.enqueue(ev, max(n, 1), true) }
+
+// postDeferred is postRequests for an event loop: it never runs the node
+// here, so that the loop reads every connection that is ready before one
+// turn takes all their requests (runQueued, at the end of the loop's pass).
+// Running the node at the first connection's request would give that
+// request a turn (and, with nothing in flight, an fsync) of its own.
+func (h *Host) postDeferred(ev event, n int) bool { return h.enqueue(ev, max(n, 1), false) }
+
+// runQueued runs the node here if anything is queued and nobody runs it.
+func (h *Host) runQueued() {
+	h.qmu.Lock()
+	if h.taken || len(h.queue) == 0 {
+		h.qmu.Unlock()
+		return
+	}
+	h.taken = true
+	h.qmu.Unlock()
+	h.runTurns(inlineTurnsMax)
+}
 
 // enqueue queues ev, an event carrying requests client requests (0: not a
-// client's).
-func (h *Host) enqueue(ev event, requests int) bool {
+// client's), and with run runs the node if nobody does. Without run, the
+// caller must call runQueued later.
+func (h *Host) enqueue(ev event, requests int, run bool) bool {
 	select {
 	case h.room <- struct{}{}:
-	case <-h.loopDone:
-		return false
+	default:
+		if !run {
+			// The queue is full, maybe of this caller's own deferred
+			// events that nobody runs yet: run them before waiting.
+			h.runQueued()
+		}
+		select {
+		case h.room <- struct{}{}:
+		case <-h.loopDone:
+			return false
+		}
 	}
 	h.qmu.Lock()
 	if h.closed || (requests > 0 && h.stopAsked.Load()) {
@@ -332,7 +361,7 @@ func (h *Host) enqueue(ev event, requests int) bool {
 		return false
 	}
 	h.queue = append(h.queue, queued{ev: ev, requests: max(requests, 1)})
-	if h.taken {
+	if h.taken || !run {
 		h.qmu.Unlock()
 		if h.stopAsked.Load() {
 			h.signalLoop() // finish may be waiting for this
