@@ -27,9 +27,6 @@ func defaultEventLoops() int { return runtime.GOMAXPROCS(0) }
 const (
 	// loopEventsMax bounds the readiness events one epoll_wait returns.
 	loopEventsMax = 256
-	// loopWaitMax bounds one wait of a loop with no deadline to keep:
-	// epoll_wait's timeout is an int of milliseconds.
-	loopWaitMax = time.Hour
 )
 
 // eloop is one event loop: a goroutine that waits on an epoll instance for
@@ -197,24 +194,18 @@ func (lp *eloop) notify() {
 	}
 }
 
-// loopWaitBlocking picks how a loop waits when it has nothing to do: in a
-// blocking epoll_wait (true), which holds its thread and the Go runtime's
-// processor (P) in the system call until sysmon takes the P back, or
-// parked in the Go runtime's own poller on the epoll descriptor, which is
-// readable while it has events (false), so that the wait frees the P at
-// once like any goroutine's and every epoll_wait of the loop returns at
-// once. DKV_LOOP_WAIT=block picks the first, to measure both.
-var loopWaitBlocking = os.Getenv("DKV_LOOP_WAIT") == "block"
-
-// run is the loop goroutine.
+// run is the loop goroutine. It never blocks in epoll_wait: it parks in the
+// Go runtime's poller on the epoll descriptor, which is readable while the
+// descriptor has events, and every epoll_wait it makes returns at once. A
+// goroutine blocked in a system call keeps its processor (P) until the
+// runtime's sysmon thread takes it back, which keeps sysmon waking every
+// 20 µs and starts another thread for the P; parked, the wait frees the P at
+// once, like any goroutine's. Measured against a blocking epoll_wait (SET at
+// 50 clients, 3 interleaved rounds): 0.58 against 0.75 context switches per
+// op, at the same CPU per op within the noise.
 func (lp *eloop) run() {
 	defer lp.h.wg.Done()
 	defer unix.Close(lp.evfd)
-	if loopWaitBlocking {
-		defer unix.Close(lp.epfd)
-		lp.runBlocking()
-		return
-	}
 	// Non-blocking, for os.NewFile to register it with the runtime's
 	// poller (an epoll descriptor is readable while it has events).
 	if err := unix.SetNonblock(lp.epfd, true); err != nil {
@@ -233,7 +224,7 @@ func (lp *eloop) run() {
 			if lp.exiting() || !armed.Equal(lp.nextDeadline) {
 				return true
 			}
-			if !lp.poll(0) {
+			if !lp.poll() {
 				continue
 			}
 			// Nothing was ready: park in the runtime's poller, unless
@@ -264,23 +255,6 @@ func (lp *eloop) run() {
 	}
 }
 
-// runBlocking is run with the waits in epoll_wait.
-func (lp *eloop) runBlocking() {
-	for !lp.exiting() {
-		// sleeping before the look at the lists: a kick that comes
-		// after the look sees it set and writes the eventfd.
-		lp.sleeping.Store(true)
-		timeout := -1
-		if lp.kicksPending() {
-			timeout = 0
-		} else if !lp.nextDeadline.IsZero() {
-			wait := min(time.Until(lp.nextDeadline), loopWaitMax)
-			timeout = int(max(0, (wait+time.Millisecond-1)/time.Millisecond))
-		}
-		lp.poll(timeout)
-	}
-}
-
 // exiting reports whether the loop is done: the host stops and every
 // connection has closed.
 func (lp *eloop) exiting() bool {
@@ -295,11 +269,11 @@ func (lp *eloop) kicksPending() bool {
 	return len(lp.kicks) > 0 || len(lp.adopt) > 0
 }
 
-// poll waits up to timeout ms (0: not at all) for readiness, handles what
-// is ready and the kicks, and acts on the deadlines that passed. It reports
-// whether it found nothing to do.
-func (lp *eloop) poll(timeout int) (idle bool) {
-	n, err := unix.EpollWait(lp.epfd, lp.events, timeout)
+// poll takes what is ready without waiting, handles it and the kicks, runs
+// the node on the requests that came, and acts on the deadlines that
+// passed. It reports whether it found nothing to do.
+func (lp *eloop) poll() (idle bool) {
+	n, err := unix.EpollWait(lp.epfd, lp.events, 0)
 	lp.sleeping.Store(false)
 	if err != nil && err != unix.EINTR {
 		// Only a bug makes epoll_wait fail (EBADF, EFAULT, EINVAL).

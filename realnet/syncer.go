@@ -2,7 +2,6 @@ package realnet
 
 import (
 	"dkv/core"
-	"os"
 )
 
 // inlineSyncRequestsMax is the load under which an fsync runs on the loop
@@ -10,9 +9,6 @@ import (
 // during the fsync, and handing it to another goroutine and back only adds
 // two wake-ups to every write's latency.
 const inlineSyncRequestsMax = 1
-
-// syncInlineAlways (experiment): every fsync on the node's runner.
-var syncInlineAlways = os.Getenv("DKV_SYNC_INLINE") != ""
 
 // syncDisk hands the node core.AsyncFiles. Under load each SyncAsync runs the
 // fsync on a goroutine of its own and posts the outcome back into the loop,
@@ -65,7 +61,7 @@ var _ core.AsyncFile = (*syncFile)(nil)
 // fdatasync that starts late covers those appends too, which is harmless.
 func (f *syncFile) SyncAsync(done func(error)) {
 	h := f.h
-	if syncInlineAlways || h.requestsInFlight.Load() <= inlineSyncRequestsMax {
+	if h.requestsInFlight.Load() <= inlineSyncRequestsMax {
 		err := f.Sync()
 		h.local = append(h.local, func() { done(err) })
 		return
