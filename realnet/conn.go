@@ -273,6 +273,11 @@ func (c *conn) fill(s *slot, resp core.Response) bool {
 	switch {
 	case !headReady:
 	case last:
+		if c.h.metrics != nil {
+			// Counted before the client can see it: a client that
+			// reads its reply and then the metrics finds it there.
+			c.h.reportTurn()
+		}
 		c.sendOrWake()
 	case !c.dirty:
 		c.dirty = true
