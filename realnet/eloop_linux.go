@@ -251,6 +251,7 @@ func (lp *eloop) run() {
 		}
 		if !lp.nextDeadline.IsZero() && !time.Now().Before(lp.nextDeadline) {
 			lp.sweep()
+			lp.h.runQueued() // what the sweep posted, if anything
 		}
 	}
 }
