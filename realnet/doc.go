@@ -11,8 +11,9 @@
 // turn. With EventLoops 0 (and elsewhere than Linux) each connection has a
 // reader goroutine and a writer goroutine instead (conn.go). Both share the
 // framing, the limits, the RESP2 and JSON codecs and the reply path, so the
-// node and the clients cannot tell them apart; on the 2-core VM the loops
-// cost 5–15% less server CPU per op (docs/ARCHITECTURE.md has the figures).
+// node and the clients cannot tell them apart. On the 2-core VM the loops
+// cost as much or up to 15% less server CPU per op, and less memory per
+// connection (docs/ARCHITECTURE.md has the figures).
 //
 // The node runs on one goroutine at a time, never two: running it is a role
 // that whoever queues an event while the node is idle takes, runs a turn or
