@@ -173,28 +173,9 @@ func analyze(text string, o Options, tok []byte, spans []wordSpan, scratch []uin
 		if tz.long {
 			continue
 		}
-		w := tz.tok
-		if tz.stemmable && lexicon != nil {
-			if stop, keep, ending, ok := lexicon.find(w); ok {
-				if stop {
-					continue
-				}
-				start := arena.Len()
-				arena.Write(w[:keep])
-				arena.WriteString(ending)
-				spans = append(spans, wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)})
-				continue
-			}
+		if sp, ok := addToken(&arena, tz.tok, tz.stemmable, p); ok {
+			spans = append(spans, sp)
 		}
-		if isStopWord(w) {
-			continue
-		}
-		if tz.stemmable {
-			w = stem(w)
-		}
-		start := arena.Len()
-		arena.Write(w)
-		spans = append(spans, wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)})
 	}
 	d := Doc{}
 	if tz.isText() && len(spans) > 0 {
@@ -202,6 +183,36 @@ func analyze(text string, o Options, tok []byte, spans []wordSpan, scratch []uin
 		d.termsMax, d.positionsMax = uint32(o.TermsPerDocMax), uint32(o.PositionsPerTermMax)
 	}
 	return d, tz.tok, spans, scratch
+}
+
+// addToken adds the lower-cased token w at position p to the analysis: a
+// stop word is dropped (ok false), any other word's term (w stemmed when
+// stemmable, which only ASCII letters are) goes into the arena, and its
+// span is returned. Both
+// of Analyze's paths (its own tokenizer, and the words an embedding's scan
+// hands to AnalyzeScanned) add their tokens here, so they cannot differ in
+// what a token becomes. It may overwrite w (stemming in place).
+func addToken(arena *strings.Builder, w []byte, stemmable bool, p int) (wordSpan, bool) {
+	if stemmable && lexicon != nil {
+		if stop, keep, ending, ok := lexicon.find(w); ok {
+			if stop {
+				return wordSpan{}, false
+			}
+			start := arena.Len()
+			arena.Write(w[:keep])
+			arena.WriteString(ending)
+			return wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)}, true
+		}
+	}
+	if isStopWord(w) {
+		return wordSpan{}, false
+	}
+	if stemmable {
+		w = stem(w)
+	}
+	start := arena.Len()
+	arena.Write(w)
+	return wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)}, true
 }
 
 // fwdWords is the length of the forward index of a document of n terms and
