@@ -44,7 +44,7 @@ type Set struct {
 	// its words for the text index and its embedding (see analyse).
 	model *vecidx.Model
 	text  *textidx.Index
-	vec  *vecidx.Index
+	vec   *vecidx.Index
 	// expect is the prepared work of the write being applied (Expect).
 	expect *prepared
 }
@@ -74,7 +74,7 @@ func New(cfg Config) *Set {
 		cfg:   cfg,
 		model: cfg.Model.WithWordCodes(textidx.WordCode),
 		text:  textidx.New(cfg.Text),
-		vec:  vecidx.NewIndex(cfg.Model.Dim(), cfg.Vec),
+		vec:   vecidx.NewIndex(cfg.Model.Dim(), cfg.Vec),
 	}
 }
 
