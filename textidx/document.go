@@ -173,8 +173,11 @@ func analyze(text string, o Options, tok []byte, spans []wordSpan, scratch []uin
 		if tz.long {
 			continue
 		}
-		if sp, ok := addToken(&arena, tz.tok, tz.stemmable, p); ok {
-			spans = append(spans, sp)
+		if head, ending, ok := tokenTerm(tz.tok, tz.stemmable); ok {
+			start := arena.Len()
+			arena.Write(head)
+			arena.WriteString(ending)
+			spans = append(spans, wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)})
 		}
 	}
 	d := Doc{}
@@ -185,34 +188,28 @@ func analyze(text string, o Options, tok []byte, spans []wordSpan, scratch []uin
 	return d, tz.tok, spans, scratch
 }
 
-// addToken adds the lower-cased token w at position p to the analysis: a
-// stop word is dropped (ok false), any other word's term (w stemmed when
-// stemmable, which only ASCII letters are) goes into the arena, and its
-// span is returned. Both
-// of Analyze's paths (its own tokenizer, and the words an embedding's scan
-// hands to AnalyzeScanned) add their tokens here, so they cannot differ in
-// what a token becomes. It may overwrite w (stemming in place).
-func addToken(arena *strings.Builder, w []byte, stemmable bool, p int) (wordSpan, bool) {
+// tokenTerm is what analysis makes of the lower-cased token w: nothing
+// for a stop word (ok false), else the term head+ending (w stemmed when
+// stemmable, which only ASCII letters are). Both of Analyze's paths (its
+// own tokenizer, and the words an embedding's scan hands to Scanned) turn
+// tokens into terms here, so they cannot differ in what a token becomes.
+// It may overwrite w (stemming in place).
+func tokenTerm(w []byte, stemmable bool) (head []byte, ending string, ok bool) {
 	if stemmable && lexicon != nil {
 		if stop, keep, ending, ok := lexicon.find(w); ok {
 			if stop {
-				return wordSpan{}, false
+				return nil, "", false
 			}
-			start := arena.Len()
-			arena.Write(w[:keep])
-			arena.WriteString(ending)
-			return wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)}, true
+			return w[:keep], ending, true
 		}
 	}
 	if isStopWord(w) {
-		return wordSpan{}, false
+		return nil, "", false
 	}
 	if stemmable {
 		w = stem(w)
 	}
-	start := arena.Len()
-	arena.Write(w)
-	return wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)}, true
+	return w, "", true
 }
 
 // fwdWords is the length of the forward index of a document of n terms and
