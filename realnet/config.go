@@ -24,6 +24,10 @@ type HostConfig struct {
 	// ConnsMax bounds open client connections; one more gets a
 	// too_many_connections error line and is closed.
 	ConnsMax int
+	// EventLoops is how many event loops serve the client connections
+	// (Linux only; see eloop_linux.go): 0 gives each connection a reader
+	// and a writer goroutine instead.
+	EventLoops int
 	// ConnInflightMax bounds requests read from one connection but not yet
 	// answered. When it is reached the connection is not read until a
 	// response goes out, which pushes back on a pipelining client.
@@ -57,6 +61,7 @@ func DefaultHostConfig() HostConfig {
 		RequestBytesMax:  core.DefaultLimits().RequestBytesMax,
 		BulkEntriesMax:   core.DefaultLimits().BulkEntriesMax,
 		ConnsMax:         1024,
+		EventLoops:       defaultEventLoops(),
 		ConnInflightMax:  1024,
 		EventQueueMax:    8192,
 		EventsPerTurnMax: 4096,
@@ -85,5 +90,15 @@ func (c HostConfig) validate() error {
 			return fmt.Errorf("host config: %s must be positive, not %d", f.name, f.v)
 		}
 	}
+	if c.EventLoops < 0 || c.EventLoops > EventLoopsMax {
+		return fmt.Errorf("host config: EventLoops must be 0..%d, not %d", EventLoopsMax, c.EventLoops)
+	}
+	if c.EventLoops > 0 && !EventLoopsSupported {
+		return fmt.Errorf("host config: EventLoops %d: event loops need Linux (epoll); use 0", c.EventLoops)
+	}
 	return nil
 }
+
+// EventLoopsMax bounds HostConfig.EventLoops: a loop per processor is the
+// point, and more than this many is a mistake.
+const EventLoopsMax = 256

@@ -163,6 +163,12 @@ type conn struct {
 	// reads and writes count the socket's read and write calls, for the
 	// tests that hold the host to one of each per batch.
 	reads, writes atomic.Int64
+
+	// lp is the event loop that serves the connection (eloop), nil for a
+	// connection with a reader and a writer goroutine of its own. Its
+	// state, and fd's, is described in eloop.go.
+	lp *eloop
+	ls loopState
 }
 
 // readState is what the reader keeps between reads.
@@ -232,6 +238,10 @@ func newConn(h *Host, nc net.Conn) *conn {
 }
 
 func (c *conn) wake() {
+	if c.lp != nil {
+		c.lp.kick(c)
+		return
+	}
 	select {
 	case c.ready <- struct{}{}:
 	default:
@@ -263,6 +273,11 @@ func (c *conn) fill(s *slot, resp core.Response) bool {
 	switch {
 	case !headReady:
 	case last:
+		if c.h.metrics != nil {
+			// Counted before the client can see it: a client that
+			// reads its reply and then the metrics finds it there.
+			c.h.reportTurn()
+		}
 		c.sendOrWake()
 	case !c.dirty:
 		c.dirty = true
@@ -286,11 +301,13 @@ func (c *conn) sendOrWake() {
 // blocks: the socket is tried once, and what it does not take goes to the
 // writer. It reports false when the writer has to act.
 func (c *conn) sendNow() bool {
-	if c.raw == nil || !c.wmu.TryLock() {
+	if (c.raw == nil && c.lp == nil) || !c.wmu.TryLock() {
 		return false
 	}
 	defer c.wmu.Unlock()
-	if len(c.pending) > 0 {
+	if len(c.pending) > 0 || (c.lp != nil && c.ls.fd < 0) {
+		// A closed loop connection's descriptor number may belong to
+		// another connection by now: never write to it.
 		return false
 	}
 	batch, gone := c.takeReady(c.loopTmp[:0])
@@ -302,7 +319,11 @@ func (c *conn) sendNow() bool {
 	c.loopTmp = batch[:0]
 	c.loopBuf, c.sent = buf, 0
 	if len(buf) > 0 {
-		_ = c.raw.Write(c.writeFn)
+		if c.lp != nil {
+			c.rawWrite(uintptr(c.ls.fd))
+		} else {
+			_ = c.raw.Write(c.writeFn)
+		}
 	}
 	c.loopBuf = buf[:0]
 	if c.sent < len(buf) {
@@ -342,6 +363,10 @@ func (c *conn) readerStopped() {
 func (c *conn) shutdown() {
 	c.stopOnce.Do(func() {
 		close(c.stop)
+		if c.lp != nil {
+			c.lp.kick(c)
+			return
+		}
 		c.nc.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
 	})
 }
@@ -367,17 +392,62 @@ func (c *conn) push(s *slot) bool {
 // in-flight limit is reached it commits what it has and waits for room.
 // It reports false when the connection is going away.
 func (c *conn) add(s *slot) bool {
-	if c.rd.avail == 0 {
+	if c.rd.avail == 0 && c.lp == nil {
 		if !c.commit() || !c.waitRoom() {
 			return false
 		}
 	}
-	c.rd.avail--
+	// A loop connection never waits here: its framing asks room first
+	// (haveRoom), and the only slots added without asking are a last reply
+	// that ends reading (a protocol error, QUIT, a timeout), which may
+	// take the in-flight limit one past.
+	if c.rd.avail > 0 {
+		c.rd.avail--
+	}
 	c.rd.slots = append(c.rd.slots, s)
 	if s.req != nil {
 		c.rd.posted = append(c.rd.posted, s)
 	}
 	return true
+}
+
+// roomState is what room found.
+type roomState uint8
+
+const (
+	roomYes    roomState = iota // a slot may be added
+	roomPaused                  // a loop connection has none: it pauses
+	roomGone                    // the connection or the host is going away
+)
+
+// haveRoom is asked before each slot a reader frames: a goroutine connection
+// waits for room (add's rule); a loop connection, whose loop serves others
+// and must not wait, pauses when ConnInflightMax responses are owed: it
+// stops framing, leaving the rest in its buffer, and is not read until a
+// response goes out (takeReady kicks its loop, which resumes it).
+func (c *conn) haveRoom() roomState {
+	if c.rd.avail > 0 {
+		return roomYes
+	}
+	if c.lp == nil {
+		if !c.commit() || !c.waitRoom() {
+			return roomGone
+		}
+		return roomYes
+	}
+	if !c.commit() {
+		return roomGone
+	}
+	max := c.h.cfg.ConnInflightMax
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.queue); n < max {
+		c.rd.avail = max - n
+		return roomYes
+	}
+	c.roomWait = true
+	c.ls.paused = true
+	return roomPaused
 }
 
 // waitRoom waits until fewer than ConnInflightMax responses are owed, and
@@ -457,11 +527,17 @@ func (c *conn) commit() bool {
 	h := c.h
 	h.requestsInFlight.Add(int64(len(batch)))
 	node := h.node
-	ok := h.postRequests(func() {
+	ev := func() {
 		for _, s := range batch {
 			node.HandleRequest(s.req, s.reply)
 		}
-	}, len(batch))
+	}
+	var ok bool
+	if c.lp != nil {
+		ok = h.postDeferred(ev, len(batch))
+	} else {
+		ok = h.postRequests(ev, len(batch))
+	}
 	if !ok {
 		h.requestsInFlight.Add(-int64(len(batch)))
 	}
@@ -606,7 +682,11 @@ func (c *conn) consume(n int) bool {
 	if !ok {
 		return false
 	}
-	if !c.partial() {
+	if c.ls.paused {
+		// Waiting on the in-flight limit is the server's doing: no
+		// deadline runs (see setReadDeadline).
+		rd.waitingSince = time.Time{}
+	} else if !c.partial() {
 		rd.idleSince = time.Now()
 	} else if rd.waitingSince.IsZero() {
 		rd.waitingSince = time.Now()
@@ -663,6 +743,9 @@ func (c *conn) frameRESP() bool {
 	rd := &c.rd
 	dec := c.resp.dec
 	for rd.start < rd.end {
+		if r := c.haveRoom(); r != roomYes {
+			return r == roomPaused // the rest waits in the buffer
+		}
 		size, argv, err := dec.next(rd.buf[rd.start:rd.end])
 		if err != nil {
 			return c.respClose(c.h.respRefused(err))
@@ -726,6 +809,11 @@ func (c *conn) frameJSON() bool {
 			rd.scanned = rd.end
 			break
 		}
+		if !rd.discarding {
+			if r := c.haveRoom(); r != roomYes {
+				return r == roomPaused // the rest waits in the buffer
+			}
+		}
 		lineEnd := rd.scanned + i
 		rd.waitingSince = time.Time{}
 		switch {
@@ -753,6 +841,9 @@ func (c *conn) frameJSON() bool {
 	case rd.end-rd.start > lineMax:
 		// Answer now rather than after the newline: the client may be
 		// waiting for a response before it sends more.
+		if r := c.haveRoom(); r != roomYes {
+			return r == roomPaused
+		}
 		if !c.add(c.h.refusedLine(tooLarge(lineMax))) {
 			return false
 		}
@@ -957,6 +1048,10 @@ func (c *conn) takeReady(batch []*slot) (_ []*slot, gone bool) {
 	c.queue = c.queue[n:]
 	if c.roomWait && n > 0 {
 		c.roomWait = false
+		if c.lp != nil {
+			defer c.lp.kick(c) // after mu: the loop resumes the reader
+			return batch, c.readerGone && len(c.queue) == 0
+		}
 		select {
 		case c.room <- struct{}{}:
 		default:

@@ -1,6 +1,7 @@
 package realnet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -86,6 +87,11 @@ type Host struct {
 	// (CLIENT ID).
 	started time.Time
 	connIDs atomic.Uint64
+
+	// loops are the event loops (HostConfig.EventLoops), nextLoop the
+	// one the next connection goes to (under mu).
+	loops    []*eloop
+	nextLoop uint64
 
 	mu      sync.Mutex
 	running bool
@@ -216,6 +222,14 @@ func (h *Host) RunListen(ctx context.Context, listen func() (net.Listener, error
 	}
 
 	if ln != nil {
+		if err := h.startLoops(); err != nil {
+			ln.Close()
+			ln = nil
+			listenErr = err
+			h.Shutdown()
+		}
+	}
+	if ln != nil {
 		h.addr = ln.Addr()
 		h.wg.Add(1)
 		go h.accept(ln)
@@ -295,21 +309,50 @@ func (h *Host) failure() error {
 // post queues ev for the node and, if nobody is running the node, runs it
 // here. It blocks while the queue is full, and reports false once the loop
 // has exited.
-func (h *Host) post(ev event) bool { return h.enqueue(ev, 0) }
+func (h *Host) post(ev event) bool { return h.enqueue(ev, 0, true) }
 
 // postRequests is post for an event that handles n client requests, which
 // is refused from the moment Run starts stopping: the requests already
 // queued are served, and a shutdown under a load that never lets up still
 // ends.
-func (h *Host) postRequests(ev event, n int) bool { return h.enqueue(ev, max(n, 1)) }
+func (h *Host) postRequests(ev event, n int) bool { return h.enqueue(ev, max(n, 1), true) }
+
+// postDeferred is postRequests for an event loop: it never runs the node
+// here, so that the loop reads every connection that is ready before one
+// turn takes all their requests (runQueued, at the end of the loop's pass).
+// Running the node at the first connection's request would give that
+// request a turn (and, with nothing in flight, an fsync) of its own.
+func (h *Host) postDeferred(ev event, n int) bool { return h.enqueue(ev, max(n, 1), false) }
+
+// runQueued runs the node here if anything is queued and nobody runs it.
+func (h *Host) runQueued() {
+	h.qmu.Lock()
+	if h.taken || len(h.queue) == 0 {
+		h.qmu.Unlock()
+		return
+	}
+	h.taken = true
+	h.qmu.Unlock()
+	h.runTurns(inlineTurnsMax)
+}
 
 // enqueue queues ev, an event carrying requests client requests (0: not a
-// client's).
-func (h *Host) enqueue(ev event, requests int) bool {
+// client's), and with run runs the node if nobody does. Without run, the
+// caller must call runQueued later.
+func (h *Host) enqueue(ev event, requests int, run bool) bool {
 	select {
 	case h.room <- struct{}{}:
-	case <-h.loopDone:
-		return false
+	default:
+		if !run {
+			// The queue is full, maybe of this caller's own deferred
+			// events that nobody runs yet: run them before waiting.
+			h.runQueued()
+		}
+		select {
+		case h.room <- struct{}{}:
+		case <-h.loopDone:
+			return false
+		}
 	}
 	h.qmu.Lock()
 	if h.closed || (requests > 0 && h.stopAsked.Load()) {
@@ -318,7 +361,7 @@ func (h *Host) enqueue(ev event, requests int) bool {
 		return false
 	}
 	h.queue = append(h.queue, queued{ev: ev, requests: max(requests, 1)})
-	if h.taken {
+	if h.taken || !run {
 		h.qmu.Unlock()
 		if h.stopAsked.Load() {
 			h.signalLoop() // finish may be waiting for this
@@ -509,15 +552,32 @@ func (h *Host) accept(ln net.Listener) {
 			}
 			go h.reject(nc)
 		default:
-			c := newConn(h, nc)
-			h.conns[c] = struct{}{}
-			h.wg.Add(2)
-			h.mu.Unlock()
+			// An event loop serves it if there are loops and it is a
+			// socket; else a reader and a writer goroutine.
+			c, err := h.loopConn(nc)
+			if err != nil {
+				h.mu.Unlock()
+				h.logf("cannot serve a connection from %v: %v", nc.RemoteAddr(), err)
+				nc.Close()
+				continue
+			}
+			if c != nil {
+				h.conns[c] = struct{}{}
+				// Under mu: closeConns, which kicks every connection
+				// to close, must find it with its loop.
+				c.lp.adoptConn(c)
+				h.mu.Unlock()
+			} else {
+				c = newConn(h, nc)
+				h.conns[c] = struct{}{}
+				h.wg.Add(2)
+				h.mu.Unlock()
+				go c.read()
+				go c.write()
+			}
 			if h.metrics != nil {
 				h.metrics.Conn(1)
 			}
-			go c.read()
-			go c.write()
 		}
 	}
 }
@@ -527,16 +587,59 @@ func (h *Host) accept(ln net.Listener) {
 // Rejecting runs on its own goroutine, so a slow one never stalls accept.
 const rejectWriteTimeout = time.Second
 
+// rejectSniffTimeout bounds how long a refused connection's first bytes are
+// waited for, to tell a RESP client (which gets Redis's own refusal) from a
+// JSON one. Clients that send at once (redis-benchmark, a client library's
+// first command) are told apart; one that waits for the server to speak
+// first gets the JSON line after this long.
+const rejectSniffTimeout = 200 * time.Millisecond
+
+// rejectSniffBytes is as much of a refused connection's first bytes as is
+// read to tell its protocol: the first word of an inline command.
+const rejectSniffBytes = 64
+
+// respTooManyClients is Redis's refusal at maxclients, word for word, so
+// that RESP clients that know it (go-redis, redis-benchmark) treat it so.
+const respTooManyClients = "-ERR max number of clients reached\r\n"
+
 func (h *Host) reject(nc net.Conn) {
 	defer h.wg.Done()
 	h.logf("refusing connection from %v: %d connections already open", nc.RemoteAddr(), h.cfg.ConnsMax)
-	resp := core.ErrorResponse(core.CodeTooManyConns, "server has %d connections open, its limit; try again later", h.cfg.ConnsMax)
+	var first [rejectSniffBytes]byte
+	nc.SetReadDeadline(time.Now().Add(rejectSniffTimeout))
+	n, _ := nc.Read(first[:])
+	var refusal []byte
+	if looksRESP(first[:n]) {
+		refusal = []byte(respTooManyClients)
+	} else {
+		resp := core.ErrorResponse(core.CodeTooManyConns, "server has %d connections open, its limit; try again later", h.cfg.ConnsMax)
+		refusal = core.AppendResponse(nil, &resp)
+	}
 	nc.SetWriteDeadline(time.Now().Add(rejectWriteTimeout))
-	if _, err := nc.Write(core.AppendResponse(nil, &resp)); err != nil {
+	if _, err := nc.Write(refusal); err != nil {
 		nc.Close()
 		return
 	}
 	lingerClose(nc)
+}
+
+// looksRESP tells a RESP client from the first bytes it sent, as sniff
+// does: an array, or an inline line whose first word names a command. A
+// line cut short by the read still shows its first word.
+func looksRESP(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	if b[0] == '*' {
+		return true
+	}
+	word := bytes.TrimLeft(b, " \t")
+	if j := bytes.IndexAny(word, " \t\r\n"); j >= 0 {
+		word = word[:j]
+	} else if len(b) == rejectSniffBytes {
+		return false // no word end seen: too long for a command name
+	}
+	return isRESPCommand(word)
 }
 
 func (h *Host) forget(c *conn) {
@@ -556,6 +659,7 @@ func (h *Host) closeConns() {
 		c.shutdown()
 	}
 	h.mu.Unlock()
+	h.stopLoops()
 }
 
 // network is the node's way to its peers: the configured one, or none.

@@ -505,13 +505,49 @@ func TestHalfClosedClientGetsItsResponses(t *testing.T) {
 	c.expectClosed()
 }
 
+// serverConn is the host's side of client c, once registered.
+func (r *running) serverConn(t *testing.T, c *client) *conn {
+	t.Helper()
+	want := c.nc.LocalAddr().String()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		r.host.mu.Lock()
+		for k := range r.host.conns {
+			if k.nc.RemoteAddr().String() == want {
+				r.host.mu.Unlock()
+				return k
+			}
+		}
+		r.host.mu.Unlock()
+	}
+	t.Fatalf("connection from %s not registered", want)
+	return nil
+}
+
+// dialOffLoopOf dials a connection that is not served by the event loop
+// that serves holder (any connection, on a host without loops). An event
+// loop that runs the node does not read its connections meanwhile, so
+// while holder's request holds the node, only other loops read.
+func (r *running) dialOffLoopOf(t *testing.T, holder *client) *client {
+	t.Helper()
+	lp := r.serverConn(t, holder).lp
+	for range 64 {
+		c := dial(t, r.addr)
+		if lp == nil || r.serverConn(t, c).lp != lp {
+			return c
+		}
+	}
+	t.Fatal("every new connection goes to the holder's event loop")
+	return nil
+}
+
 // holdAndPipeline blocks the node from one connection (whose reader then
 // runs it, blocked) and sends n pipelined pings on a second.
-func holdAndPipeline(t *testing.T, addr string, node *testNode, n int) (holder, c *client) {
+func holdAndPipeline(t *testing.T, r *running, node *testNode, n int) (holder, c *client) {
+	addr := r.addr
 	holder = dial(t, addr)
 	holder.send(`{"op":"block"}` + "\n")
 	<-node.blocked
-	c = dial(t, addr)
+	c = r.dialOffLoopOf(t, holder)
 	c.send(strings.Repeat(`{"op":"ping"}`+"\n", n))
 	return holder, c
 }
@@ -528,7 +564,7 @@ func TestTurnTakesQueuedEventsUpToTheLimit(t *testing.T) {
 	<-node.blocked
 	var cs []*client
 	for range 3 {
-		c := dial(t, r.addr)
+		c := r.dialOffLoopOf(t, holder)
 		c.send(strings.Repeat(`{"op":"ping"}`+"\n", 3))
 		cs = append(cs, c)
 	}
@@ -565,7 +601,7 @@ func TestTurnTakesABatchPastTheLimitWhole(t *testing.T) {
 	cfg := testConfig()
 	cfg.EventsPerTurnMax = 4
 	r := startHost(t, node, cfg)
-	holder, c := holdAndPipeline(t, r.addr, node, 10)
+	holder, c := holdAndPipeline(t, r, node, 10)
 	deadline := time.Now().Add(5 * time.Second)
 	for r.host.queued() < 10 {
 		if time.Now().After(deadline) {
@@ -805,7 +841,7 @@ func TestInflightLimitPushesBackOnTheReader(t *testing.T) {
 	cfg := testConfig()
 	cfg.ConnInflightMax = 2
 	r := startHost(t, node, cfg)
-	holder, c := holdAndPipeline(t, r.addr, node, 10)
+	holder, c := holdAndPipeline(t, r, node, 10)
 	// Two pings take the two slots, and the reader then waits instead of
 	// queueing the other eight.
 	time.Sleep(50 * time.Millisecond)
@@ -1013,7 +1049,7 @@ func (r *running) onlyConn(t *testing.T) *conn {
 func TestRepliesOfATurnLeaveInOneWrite(t *testing.T) {
 	node := newTestNode(t)
 	r := startHost(t, node, testConfig())
-	holder, c := holdAndPipeline(t, r.addr, node, 50)
+	holder, c := holdAndPipeline(t, r, node, 50)
 	for deadline := time.Now().Add(5 * time.Second); r.host.queued() < 50; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d requests queued", r.host.queued())

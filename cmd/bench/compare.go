@@ -114,12 +114,16 @@ type compareConfig struct {
 	dir         string
 	nodeBin     string
 	serverFlags string // more cmd/node flags
-	redisBin    string // redis-server; "" when there is none (redisMissing says why)
-	redisMiss   string
-	keys        int // for the RSS phase
-	space       int // key space of the loads
-	valueBytes  int
-	progress    io.Writer // nil for none
+	// altFlags, when set, start a second dkv process with serverFlags
+	// and these, measured as two more columns (JSON and RESP) in the same
+	// rounds: two builds of the host side by side, e.g. --event-loops 0.
+	altFlags   string
+	redisBin   string // redis-server; "" when there is none (redisMissing says why)
+	redisMiss  string
+	keys       int // for the RSS phase
+	space      int // key space of the loads
+	valueBytes int
+	progress   io.Writer // nil for none
 }
 
 func runCompare(args []string, stdout, stderr io.Writer) int {
@@ -139,6 +143,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.dir, "dir", os.TempDir(), "directory (on the disk to test) for both servers' data directories; removed afterwards")
 	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
 	fs.StringVar(&cfg.serverFlags, "server-flags", "", "extra cmd/node flags")
+	fs.StringVar(&cfg.altFlags, "alt-server-flags", "", "when set, a second dkv process with --server-flags and these more (e.g. \"--event-loops 0\"),\nmeasured in the same rounds as two more columns, alt JSON and alt RESP")
 	fs.StringVar(&redis, "redis-server", "", `redis-server binary (default: redis-server in $PATH); "none" leaves Redis out`)
 	fs.IntVar(&cfg.keys, "keys", 1_000_000, "keys the RSS phase stores in each server")
 	fs.IntVar(&cfg.space, "space", 100_000, "keys the loads draw from, stored in each server before the loads")
@@ -226,6 +231,7 @@ type windowResult struct {
 	elapsed        time.Duration
 	p50, p99, p999 time.Duration
 	serverCPU      time.Duration // the server's (and its children's) user+system time in the window
+	switches       int64         // the server's threads' context switches in the window (voluntary and not)
 	genCPU         time.Duration // the load generator's, in the same window
 	rssBytes       int64         // the server's VmRSS at the window's end
 }
@@ -247,10 +253,10 @@ type loadResult struct {
 
 // medians are a server's figures for a load: the median of each over its rounds.
 type medians struct {
-	rate, p50, p99, p999, cpuPerOp, genPerOp, rss float64
-	errors                                        int
-	firstErr                                      string
-	rates                                         []float64
+	rate, p50, p99, p999, cpuPerOp, genPerOp, rss, switchesPerOp float64
+	errors                                                       int
+	firstErr                                                     string
+	rates                                                        []float64
 }
 
 func (lr loadResult) medians(si int) (medians, bool) {
@@ -272,6 +278,12 @@ func (lr loadResult) medians(si int) (medians, bool) {
 	m.p999 = col(func(w windowResult) float64 { return float64(w.p999) })
 	m.cpuPerOp = col(func(w windowResult) float64 { return perOpMicros(w.serverCPU, w.ops) })
 	m.genPerOp = col(func(w windowResult) float64 { return perOpMicros(w.genCPU, w.ops) })
+	m.switchesPerOp = col(func(w windowResult) float64 {
+		if w.ops == 0 {
+			return 0
+		}
+		return float64(w.switches) / float64(w.ops)
+	})
 	m.rss = col(func(w windowResult) float64 { return float64(w.rssBytes) })
 	for _, w := range ws {
 		m.errors += w.errors
@@ -313,12 +325,22 @@ type compareResult struct {
 	rss     []rssResult // dkv, redis; nil when the phase did not run
 }
 
-// Server indexes of the columns.
+// Server indexes of the columns; the alt ones only with --alt-server-flags.
 const (
 	srvJSON = iota
 	srvRESP
 	srvRedis
+	srvAltJSON
+	srvAltRESP
 )
+
+// dkvColumns are the dkv columns that are compared with Redis.
+func dkvColumns(servers int) []int {
+	if servers > srvAltJSON {
+		return []int{srvJSON, srvRESP, srvAltJSON, srvAltRESP}
+	}
+	return []int{srvJSON, srvRESP}
+}
 
 func compare(cfg compareConfig, out io.Writer) (*compareResult, error) {
 	work, bin, err := workspace(cfg.dir, "dkv-bench-compare-", cfg.nodeBin, out)
@@ -344,9 +366,16 @@ func compare(cfg compareConfig, out io.Writer) (*compareResult, error) {
 		fmt.Fprintf(out, "  redis: skipped: %s\n", cfg.redisMiss)
 	}
 	fmt.Fprintf(out, "  dkv flags: %q\n", cfg.serverFlags)
+	if cfg.altFlags != "" {
+		fmt.Fprintf(out, "  alt: a second dkv process with flags %q\n", cfg.serverFlags+" "+cfg.altFlags)
+	}
 	fmt.Fprintf(out, "  machine: %d CPUs, shared by the servers and the load generator; %s\n", runtime.NumCPU(), loadAverage())
 
-	res := &compareResult{servers: []string{"dkv JSON", "dkv RESP", "redis"}, skipped: make([]string, 3)}
+	res := &compareResult{servers: []string{"dkv JSON", "dkv RESP", "redis"}}
+	if cfg.altFlags != "" {
+		res.servers = append(res.servers, "alt JSON", "alt RESP")
+	}
+	res.skipped = make([]string, len(res.servers))
 	if len(cfg.loads) > 0 {
 		if err := compareLoadsPhase(cfg, bin, work, value, res, out); err != nil {
 			return nil, err
@@ -390,6 +419,20 @@ func compareLoadsPhase(cfg compareConfig, bin, work string, value []byte, res *c
 	if why := probeRESP(dkv.Addr); why != "" {
 		servers[srvRESP].skip = "dkv does not answer RESP on its port: " + why
 	}
+	if cfg.altFlags != "" {
+		alt, err := nodeproc.Start(bin, filepath.Join(work, "dkv-alt-loads"), append(strings.Fields(cfg.serverFlags), strings.Fields(cfg.altFlags)...)...)
+		if err != nil {
+			return fmt.Errorf("alt: %w", err)
+		}
+		defer alt.Kill()
+		servers = append(servers,
+			&compareServer{name: "alt JSON", addr: alt.Addr, pid: alt.Pid(), proto: jsonProto{}},
+			&compareServer{name: "alt RESP", addr: alt.Addr, pid: alt.Pid(), proto: respProto{}})
+		if why := probeRESP(alt.Addr); why != "" {
+			servers[srvAltRESP].skip = "alt does not answer RESP on its port: " + why
+		}
+		fmt.Fprintf(out, "\nalt: dkv pid %d on %s", alt.Pid(), alt.Addr)
+	}
 	if cfg.redisBin != "" {
 		rs, err := startRedis(cfg.redisBin, filepath.Join(work, "redis-loads"))
 		if err != nil {
@@ -412,7 +455,11 @@ func compareLoadsPhase(cfg compareConfig, bin, work string, value []byte, res *c
 
 	// The key space, in each server once (dkv's JSON and RESP columns are
 	// one server), so that GETs find their keys and SETs replace.
-	for _, si := range []int{srvJSON, srvRedis} {
+	fills := []int{srvJSON, srvRedis}
+	if len(servers) > srvAltJSON {
+		fills = append(fills, srvAltJSON)
+	}
+	for _, si := range fills {
 		s := servers[si]
 		if s.skip != "" {
 			continue
@@ -473,8 +520,11 @@ func compareLoadsPhase(cfg compareConfig, bin, work string, value []byte, res *c
 
 // serverProcessName names the process behind a column.
 func serverProcessName(si int) string {
-	if si == srvRedis {
+	switch si {
+	case srvRedis:
 		return "redis"
+	case srvAltJSON, srvAltRESP:
+		return "alt"
 	}
 	return "dkv"
 }
@@ -540,6 +590,7 @@ func runWindow(s *compareServer, load compareLoad, cfg compareConfig, value []by
 	}
 	sleepUnless(cfg.warmup)
 	cpu0, err0 := processTreeCPU(s.pid)
+	sw0 := contextSwitches(s.pid)
 	gen0, _ := processTreeCPU(os.Getpid())
 	start := time.Now()
 	measuring.Store(true)
@@ -547,6 +598,7 @@ func runWindow(s *compareServer, load compareLoad, cfg compareConfig, value []by
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	cpu1, err1 := processTreeCPU(s.pid)
+	sw1 := contextSwitches(s.pid)
 	gen1, _ := processTreeCPU(os.Getpid())
 	rss, errRSS := procRSS(s.pid)
 	stop.Store(true)
@@ -559,7 +611,7 @@ func runWindow(s *compareServer, load compareLoad, cfg compareConfig, value []by
 	if err := errors.Join(err0, err1, errRSS); err != nil {
 		return windowResult{}, fmt.Errorf("reading the server's /proc: %w", err)
 	}
-	w := windowResult{elapsed: elapsed, serverCPU: cpu1 - cpu0, genCPU: gen1 - gen0, rssBytes: rss}
+	w := windowResult{elapsed: elapsed, serverCPU: cpu1 - cpu0, switches: sw1 - sw0, genCPU: gen1 - gen0, rssBytes: rss}
 	var all latencies
 	for _, cr := range results {
 		all = append(all, cr.lat...)
@@ -1000,13 +1052,13 @@ func printLoad(cfg compareConfig, servers []*compareServer, lr loadResult, out i
 	fmt.Fprintf(out, "  medians over %d round(s) of %v (after %v of warmup each); CPU/op is the server's user+system time ÷ ops; gen = the load generator's\n",
 		cfg.rounds, cfg.duration, cfg.warmup)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tops/s\tp50\tp99\tp99.9\tCPU/op\tgen CPU/op\tRSS\terrors\tops/s by round\t")
+	fmt.Fprintln(tw, "server\tops/s\tp50\tp99\tp99.9\tCPU/op\tcsw/op\tgen CPU/op\tRSS\terrors\tops/s by round\t")
 	meds := make([]medians, len(servers))
 	have := make([]bool, len(servers))
 	for si, s := range servers {
 		meds[si], have[si] = lr.medians(si)
 		if !have[si] {
-			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\n", s.name)
+			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\t\n", s.name)
 			continue
 		}
 		m := meds[si]
@@ -1014,18 +1066,18 @@ func printLoad(cfg compareConfig, servers []*compareServer, lr loadResult, out i
 		for i, r := range m.rates {
 			rounds[i] = commas(int64(r))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1fµs\t%.1fµs\t%s\t%d\t%s\t\n", s.name, commas(int64(m.rate)),
-			ms3(m.p50), ms3(m.p99), ms3(m.p999), m.cpuPerOp, m.genPerOp, mib(int64(m.rss)), m.errors, strings.Join(rounds, " "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1fµs\t%.2f\t%.1fµs\t%s\t%d\t%s\t\n", s.name, commas(int64(m.rate)),
+			ms3(m.p50), ms3(m.p99), ms3(m.p999), m.cpuPerOp, m.switchesPerOp, m.genPerOp, mib(int64(m.rss)), m.errors, strings.Join(rounds, " "))
 	}
 	if have[srvRedis] {
 		rd := meds[srvRedis]
-		for _, si := range []int{srvJSON, srvRESP} {
+		for _, si := range dkvColumns(len(servers)) {
 			if !have[si] {
 				continue
 			}
 			m := meds[si]
-			fmt.Fprintf(tw, "%s ÷ redis\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t\t%s\t\n", servers[si].name,
-				m.rate/rd.rate, m.p50/rd.p50, m.p99/rd.p99, m.p999/rd.p999, m.cpuPerOp/rd.cpuPerOp, m.genPerOp/rd.genPerOp, m.rss/rd.rss,
+			fmt.Fprintf(tw, "%s ÷ redis\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t\t%s\t\n", servers[si].name,
+				m.rate/rd.rate, m.p50/rd.p50, m.p99/rd.p99, m.p999/rd.p999, m.cpuPerOp/rd.cpuPerOp, m.switchesPerOp/rd.switchesPerOp, m.genPerOp/rd.genPerOp, m.rss/rd.rss,
 				roundRatios(lr.windows[si], lr.windows[srvRedis]))
 		}
 	}
@@ -1077,7 +1129,12 @@ func printCompareSummary(cfg compareConfig, res *compareResult, out io.Writer) {
 		fmt.Fprintf(out, "  fewer than 3 rounds: the figures are not judged (the issue asks for medians over >= 3)\n")
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "figure\ttarget\tdkv JSON\tdkv RESP\t")
+	cols := dkvColumns(len(res.servers))
+	fmt.Fprint(tw, "figure\ttarget\t")
+	for _, si := range cols {
+		fmt.Fprintf(tw, "%s\t", res.servers[si])
+	}
+	fmt.Fprintln(tw)
 	for _, t := range compareTargets {
 		target := "none"
 		if t.target > 0 {
@@ -1087,8 +1144,8 @@ func printCompareSummary(cfg compareConfig, res *compareResult, out io.Writer) {
 			}
 			target = fmt.Sprintf("%s %.1f", op, t.target)
 		}
-		cells := make([]string, 2)
-		for col, si := range []int{srvJSON, srvRESP} {
+		cells := make([]string, len(cols))
+		for col, si := range cols {
 			ratio, why := summaryRatio(t, si, res)
 			switch {
 			case why != "":
@@ -1107,7 +1164,7 @@ func printCompareSummary(cfg compareConfig, res *compareResult, out io.Writer) {
 		if t.load == "" {
 			figure = fmt.Sprintf("RSS with %s keys", commas(int64(cfg.keys)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", figure, target, cells[0], cells[1])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", figure, target, strings.Join(cells, "\t"))
 	}
 	tw.Flush()
 	if res.rss != nil {
@@ -1126,6 +1183,9 @@ func summaryRatio(t compareTarget, si int, res *compareResult) (float64, string)
 		}
 		if si == srvRESP && res.skipped[srvRESP] != "" {
 			return 0, "no RESP"
+		}
+		if si >= srvAltJSON {
+			return 0, "not run" // the RSS phase runs the main dkv only
 		}
 		return float64(res.rss[0].filled) / float64(res.rss[1].filled), ""
 	}
@@ -1267,4 +1327,31 @@ func commas(n int64) string {
 		s = "-" + s
 	}
 	return s + out
+}
+
+// contextSwitches is the context switches of the process's threads so far
+// (voluntary and not), from /proc/PID/task/*/status; 0 where unreadable.
+// Threads that exited are not counted; the Go runtime and Redis keep theirs.
+func contextSwitches(pid int) int64 {
+	dirs, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, d := range dirs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, d.Name()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				v, _ := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+				n += v
+			} else if rest, ok := strings.CutPrefix(line, "nonvoluntary_ctxt_switches:"); ok {
+				v, _ := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+				n += v
+			}
+		}
+	}
+	return n
 }

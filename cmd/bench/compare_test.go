@@ -134,3 +134,38 @@ func TestCommas(t *testing.T) {
 		}
 	}
 }
+
+// --alt-server-flags measures a second dkv process in the same rounds, as
+// two more columns with their ratios and summary cells, and counts context
+// switches for every column.
+func TestCompareMeasuresAnAltServer(t *testing.T) {
+	bin, err := nodeproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	load := compareLoads[1] // SET c50
+	res, err := compare(compareConfig{
+		loads: []compareLoad{load}, rounds: 1, duration: 100 * time.Millisecond, warmup: 30 * time.Millisecond,
+		dir: t.TempDir(), nodeBin: bin, redisMiss: "left out", altFlags: "--event-loops 0",
+		keys: 1000, space: 500, valueBytes: 100,
+	}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	text := out.String()
+	if got := strings.Join(res.servers, ","); got != "dkv JSON,dkv RESP,redis,alt JSON,alt RESP" {
+		t.Fatalf("columns %s", got)
+	}
+	for _, si := range []int{srvAltJSON, srvAltRESP} {
+		ws := res.loads[0].windows[si]
+		if len(ws) != 1 || ws[0].ops == 0 || ws[0].errors != 0 || ws[0].switches <= 0 {
+			t.Errorf("%s: windows %+v", res.servers[si], ws)
+		}
+	}
+	for _, w := range []string{`alt: a second dkv process with flags " --event-loops 0"`, "alt JSON", "csw/op"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("output lacks %q:\n%s", w, text)
+		}
+	}
+}

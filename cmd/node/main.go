@@ -89,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&limits.KeyBytesMax, "max-key-bytes", limits.KeyBytesMax, "bytes in one key")
 	fs.IntVar(&limits.ValueBytesMax, "max-value-bytes", limits.ValueBytesMax, "bytes in one value")
 	fs.IntVar(&limits.BulkEntriesMax, "max-bulk-entries", limits.BulkEntriesMax, "items in one bulk_set")
+	fs.IntVar(&hostCfg.EventLoops, "event-loops", hostCfg.EventLoops, "event loops (epoll, Linux) that serve the client connections, one per core by default;\n0 gives each connection a reader and a writer goroutine instead (the only choice elsewhere)")
 	fs.DurationVar(&hostCfg.LineTimeout, "line-timeout", hostCfg.LineTimeout, "how long a partial request line may stall")
 	fs.DurationVar(&hostCfg.IdleTimeout, "idle-timeout", hostCfg.IdleTimeout, "how long a silent connection stays open")
 	fs.Int64Var(&single.SegmentBytesMax, "segment-bytes", single.SegmentBytesMax, "log segment size that starts a new segment")
@@ -131,6 +132,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.mode, err = resolveMode(o.mode, set); err != nil {
 		return nil, err
+	}
+	if hostCfg.EventLoops < 0 || hostCfg.EventLoops > realnet.EventLoopsMax {
+		return nil, fmt.Errorf("--event-loops must be in 0..%d, not %d", realnet.EventLoopsMax, hostCfg.EventLoops)
+	}
+	if hostCfg.EventLoops > 0 && !realnet.EventLoopsSupported {
+		return nil, fmt.Errorf("--event-loops %d: event loops need Linux (epoll); use 0", hostCfg.EventLoops)
 	}
 	if o.port < 0 || o.port > 65535 {
 		return nil, fmt.Errorf("--port must be in 0..65535, not %d", o.port)
