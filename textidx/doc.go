@@ -33,6 +33,16 @@
 // (lexicon.go): stemming was 40% of Analyze's time; the lookup changes no
 // result.
 //
+// Shared reading. A node's embedding model reads the same words of every
+// value, so a host may let its reading serve both (scanned.go): Scanned
+// builds the Doc from the words the embedding finds, each with the
+// WordCode its word table holds for it (stop word, or the stem as the
+// word's first bytes and an ending, worked out once per vocabulary word),
+// and reads only the words without a code with the tokenizer. It takes
+// plain text only (ASCII, no control characters but tab, LF and CR), where
+// the two readings' words are known to agree, and gives Analyze's Doc bit
+// for bit; other text goes to Analyze.
+//
 // Positions. Every word takes a position, counting from 0 — stop words and
 // skipped words too — so "united states of america" holds "united" at 0,
 // "state" at 1 and "america" at 3, and a phrase never matches across a

@@ -173,28 +173,12 @@ func analyze(text string, o Options, tok []byte, spans []wordSpan, scratch []uin
 		if tz.long {
 			continue
 		}
-		w := tz.tok
-		if tz.stemmable && lexicon != nil {
-			if stop, keep, ending, ok := lexicon.find(w); ok {
-				if stop {
-					continue
-				}
-				start := arena.Len()
-				arena.Write(w[:keep])
-				arena.WriteString(ending)
-				spans = append(spans, wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)})
-				continue
-			}
+		if head, ending, ok := tokenTerm(tz.tok, tz.stemmable); ok {
+			start := arena.Len()
+			arena.Write(head)
+			arena.WriteString(ending)
+			spans = append(spans, wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)})
 		}
-		if isStopWord(w) {
-			continue
-		}
-		if tz.stemmable {
-			w = stem(w)
-		}
-		start := arena.Len()
-		arena.Write(w)
-		spans = append(spans, wordSpan{start: uint32(start), end: uint32(arena.Len()), pos: uint32(p)})
 	}
 	d := Doc{}
 	if tz.isText() && len(spans) > 0 {
@@ -202,6 +186,30 @@ func analyze(text string, o Options, tok []byte, spans []wordSpan, scratch []uin
 		d.termsMax, d.positionsMax = uint32(o.TermsPerDocMax), uint32(o.PositionsPerTermMax)
 	}
 	return d, tz.tok, spans, scratch
+}
+
+// tokenTerm is what analysis makes of the lower-cased token w: nothing
+// for a stop word (ok false), else the term head+ending (w stemmed when
+// stemmable, which only ASCII letters are). Both of Analyze's paths (its
+// own tokenizer, and the words an embedding's scan hands to Scanned) turn
+// tokens into terms here, so they cannot differ in what a token becomes.
+// It may overwrite w (stemming in place).
+func tokenTerm(w []byte, stemmable bool) (head []byte, ending string, ok bool) {
+	if stemmable && lexicon != nil {
+		if stop, keep, ending, ok := lexicon.find(w); ok {
+			if stop {
+				return nil, "", false
+			}
+			return w[:keep], ending, true
+		}
+	}
+	if isStopWord(w) {
+		return nil, "", false
+	}
+	if stemmable {
+		w = stem(w)
+	}
+	return w, "", true
 }
 
 // fwdWords is the length of the forward index of a document of n terms and

@@ -60,7 +60,24 @@ const (
 // vocabulary, or words whose vectors cancel out. Embed is a pure function
 // of the model and the text; it allocates only the vector it returns (and
 // strings for words outside the vocabulary).
-func (m *Model) Embed(text string) ([]float32, error) {
+func (m *Model) Embed(text string) ([]float32, error) { return m.embed(text, nil) }
+
+// EmbedScan is Embed that also tells visit of every word it reads, in the
+// text's order: text[start:end], and the code WithWordCodes gave it (0 for
+// a word outside the vocabulary, a word with non-ASCII characters, or a
+// model without codes). Stop words and unknown words
+// are told too, and nothing else is; a text that looks binary is told
+// nothing. So a caller that must read the same words (a full-text index)
+// reads them here, at the cost of a call a word, instead of scanning the
+// text and looking its words up again.
+func (m *Model) EmbedScan(text string, visit func(start, end int, code uint64)) ([]float32, error) {
+	if visit == nil {
+		panic("vecidx: EmbedScan without a visitor")
+	}
+	return m.embed(text, visit)
+}
+
+func (m *Model) embed(text string, visit func(start, end int, code uint64)) ([]float32, error) {
 	cut := cutText(text)
 	if looksBinary(cut) {
 		return nil, fmt.Errorf("%w: the text looks binary (not UTF-8, or control bytes)", ErrNoKnownWords)
@@ -108,11 +125,15 @@ func (m *Model) Embed(text string) ([]float32, error) {
 			var tok string
 			var id int32
 			var stop, found bool
+			var code uint64
 			if r.ascii {
-				id, stop, found = m.table.probe(cut, int(r.start), int(r.end), true, r.h, r.head, r.head2, r.home)
+				id, stop, code, found = m.table.probeCode(cut, int(r.start), int(r.end), true, r.h, r.head, r.head2, r.home)
 			} else {
 				tok = normaliseWord(cut[r.start:r.end])
 				id, stop, found = m.table.find(tok, 0, len(tok), false)
+			}
+			if visit != nil {
+				visit(int(r.start), int(r.end), code)
 			}
 			if found {
 				if stop {

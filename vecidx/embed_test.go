@@ -515,3 +515,63 @@ func TestEmbedCodesMatchVectors(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbedScan: EmbedScan returns Embed's vector (or error), bit for bit,
+// and visits the words Tokenize reads, in order, each with the code
+// WithWordCodes gave its vocabulary word (0 for an unknown or non-ASCII
+// word); WithWordCodes leaves the model it copies without codes.
+func TestEmbedScan(t *testing.T) {
+	base := embTestModel(t)
+	code := func(w string) uint64 { return uint64(len(w))<<8 | uint64(w[0]) }
+	m := base.WithWordCodes(code)
+	rapid.Check(t, func(t *rapid.T) {
+		text := rapid.OneOf(
+			rapid.String(),
+			rapid.StringMatching(`(cat|Dog|THE|s|'|-|\x{2019}| |\t|\x00|\xff|é|zz|cat's|x-dog){0,40}`),
+		).Draw(t, "text")
+		var got []string
+		v, err := m.EmbedScan(text, func(start, end int, c uint64) {
+			w := text[start:end]
+			got = append(got, normaliseWord(w))
+			want := uint64(0)
+			if id, ok := base.index[strings.ToLower(w)]; ok && isASCII(w) {
+				want = code(base.words[id])
+			}
+			if c != want {
+				t.Fatalf("%q: word %q has code %x, want %x", text, w, c, want)
+			}
+		})
+		wantV, wantErr := base.Embed(text)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("%q: error %v, Embed's %v", text, err, wantErr)
+		}
+		for i := range v {
+			if math.Float32bits(v[i]) != math.Float32bits(wantV[i]) {
+				t.Fatalf("%q: [%d] %v, Embed's %v", text, i, v[i], wantV[i])
+			}
+		}
+		if looksBinary(cutText(text)) {
+			if len(got) != 0 {
+				t.Fatalf("%q looks binary but visited %q", text, got)
+			}
+			return
+		}
+		if want := Tokenize(text); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("%q: visited %q, Tokenize %q", text, got, want)
+		}
+		base.embed(text, func(_, _ int, c uint64) {
+			if c != 0 {
+				t.Fatalf("the copied model has a code")
+			}
+		})
+	})
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}

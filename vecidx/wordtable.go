@@ -32,7 +32,11 @@ type wordSlot struct {
 	head  uint64 // the word's first 8 bytes, little-endian, zero-padded
 	head2 uint64 // its next 8 bytes, the same way
 	meta  uint64 // id+1 | stop<<31 | length<<32 | tag<<40, tag the hash's top 24 bits
-	_     uint64 // a slot is 32 bytes, two to a cache line
+	// word is a caller's code for the word (Model.WithWordCodes), 0 if
+	// none: in the slot, which a lookup has loaded anyway, it costs the
+	// caller no cache miss of its own. It also makes a slot 32 bytes, two
+	// to a cache line.
+	word uint64
 }
 
 const (
@@ -106,9 +110,15 @@ func (t *wordTable) find(s string, start, end int, fold bool) (id int32, stop, o
 // probe is find for a word whose hash and heads hashWord gave, and whose
 // home slot first the caller has loaded already.
 func (t *wordTable) probe(s string, start, end int, fold bool, h, head, head2 uint64, first wordSlot) (id int32, stop, ok bool) {
+	id, stop, _, ok = t.probeCode(s, start, end, fold, h, head, head2, first)
+	return id, stop, ok
+}
+
+// probeCode is probe that also returns the word's slot's code (wordSlot.word).
+func (t *wordTable) probeCode(s string, start, end int, fold bool, h, head, head2 uint64, first wordSlot) (id int32, stop bool, code uint64, ok bool) {
 	n := end - start
 	if n > wordBytesMaxTable {
-		return 0, false, false
+		return 0, false, 0, false
 	}
 	want := slotMeta(h, n)
 	e := first
@@ -117,7 +127,7 @@ func (t *wordTable) probe(s string, start, end int, fold bool, h, head, head2 ui
 			e = t.slots[i]
 		}
 		if e.meta == 0 {
-			return 0, false, false
+			return 0, false, 0, false
 		}
 		if e.head != head || e.head2 != head2 || e.meta&^(1<<32-1) != want {
 			continue
@@ -125,7 +135,7 @@ func (t *wordTable) probe(s string, start, end int, fold bool, h, head, head2 ui
 		id := int32(e.meta&(slotStop-1)) - 1
 		stop := e.meta&slotStop != 0
 		if n <= 16 {
-			return id, stop, true
+			return id, stop, e.word, true
 		}
 		w := t.word(int(id))[16:]
 		same := true
@@ -140,7 +150,7 @@ func (t *wordTable) probe(s string, start, end int, fold bool, h, head, head2 ui
 			same = s[start+16:end] == w
 		}
 		if same {
-			return id, stop, true
+			return id, stop, e.word, true
 		}
 	}
 }
