@@ -89,10 +89,16 @@ var simModel struct {
 	err   error
 }
 
-// newIndexes makes a node's indexes, on the built-in model, loaded once per
-// process (it is read-only once loaded).
+// newIndexes makes a node's indexes, on the built-in model, loaded and
+// coded once per process (it is read-only once loaded).
 func newIndexes() core.Indexes {
-	simModel.once.Do(func() { simModel.model, simModel.err = vecidx.Default() })
+	simModel.once.Do(func() {
+		if simModel.model, simModel.err = vecidx.Default(); simModel.err == nil {
+			// Coded once here, not in every indexes.New (a Set per node
+			// per check).
+			simModel.model = indexes.CodedModel(simModel.model)
+		}
+	})
 	if simModel.err != nil {
 		panic(fmt.Sprintf("sim: the built-in embedding model: %v", simModel.err))
 	}

@@ -74,6 +74,8 @@ type Model struct {
 	// common is the unit direction that Embed removes from every sum (see
 	// Embed and commonDirection); nil below commonDimMin dimensions.
 	common []float32
+	// coded: the word table carries a caller's codes (WithWordCodes).
+	coded bool
 }
 
 // WordScore is a word and its cosine similarity to the word asked about.

@@ -23,5 +23,9 @@ func (m *Model) WithWordCodes(code func(word string) uint64) *Model {
 		e.word = code(m.words[id])
 	}
 	c.table = &t
+	c.coded = true
 	return &c
 }
+
+// HasWordCodes reports whether m is a copy WithWordCodes made.
+func (m *Model) HasWordCodes() bool { return m.coded }

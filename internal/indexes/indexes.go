@@ -65,14 +65,27 @@ type preparedValue struct {
 
 var _ core.Indexes = (*Set)(nil)
 
+// CodedModel returns a copy of m whose words carry their full-text codes
+// (textidx.WordCode), as a Set reads values with. New makes it when a
+// Config's Model has no codes; making it takes tens of milliseconds for
+// the built-in model, so a caller that makes many Sets over one model (the
+// simulator makes one for each check of each node) passes CodedModel's
+// result as every Config's Model. A Model with codes must have them from
+// here: nothing else in dkv codes a model.
+func CodedModel(m *vecidx.Model) *vecidx.Model { return m.WithWordCodes(textidx.WordCode) }
+
 // New returns empty indexes; a node fills them (core.AttachIndexes).
 func New(cfg Config) *Set {
 	if cfg.Model == nil {
 		panic("indexes: a Config needs a Model")
 	}
+	model := cfg.Model
+	if !model.HasWordCodes() {
+		model = CodedModel(model)
+	}
 	return &Set{
 		cfg:   cfg,
-		model: cfg.Model.WithWordCodes(textidx.WordCode),
+		model: model,
 		text:  textidx.New(cfg.Text),
 		vec:   vecidx.NewIndex(cfg.Model.Dim(), cfg.Vec),
 	}

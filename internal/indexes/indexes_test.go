@@ -135,3 +135,19 @@ func TestSearchErrors(t *testing.T) {
 		t.Errorf("search with no match: %+v", resp)
 	}
 }
+
+// New codes a plain model itself and takes a coded one as it is, so that
+// a caller making many Sets over one model codes it once.
+func TestNewCodesTheModelOnce(t *testing.T) {
+	m := testModel(t)
+	if m.HasWordCodes() {
+		t.Fatal("a loaded model has word codes")
+	}
+	if s := New(DefaultConfig(m, "test")); s.model == m || !s.model.HasWordCodes() {
+		t.Fatalf("New kept a model without codes")
+	}
+	coded := CodedModel(m)
+	if s := New(DefaultConfig(coded, "test")); s.model != coded {
+		t.Fatalf("New coded an already coded model again")
+	}
+}
