@@ -52,6 +52,12 @@
 // server, whose other work keeps pushing the model out of the cache, the
 // lookups' misses once took as long again.
 //
+// Model.EmbedScan is Embed that also hands the caller each word it finds,
+// with a code of the caller's kept in that word's table slot
+// (Model.WithWordCodes): the full-text index takes its terms from there
+// (internal/indexes), so a value's words are looked up once for both
+// indexes, in the cache line Embed loads anyway.
+//
 // The binary format (WriteModel, ReadModel) is little-endian:
 //
 //	magic   "DKVEMB"
