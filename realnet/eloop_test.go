@@ -171,19 +171,7 @@ func TestClientThatNeverReadsIsClosedAfterTheWriteTimeout(t *testing.T) {
 		c.nc.(*net.TCPConn).SetReadBuffer(4096)
 		c.send(strings.Repeat(`{"op":"get","key":"big"}`+"\n", 60))
 		// Its connection is forgotten once the timeout passed.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			r.host.mu.Lock()
-			n := len(r.host.conns)
-			r.host.mu.Unlock()
-			if n == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d connections still open %v after the write timeout", n, 5*time.Second)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitNoConns(t, r.host, "after the write timeout")
 		other := dial(t, r.addr)
 		other.send(`{"op":"ping"}` + "\n")
 		other.recvCode("")
@@ -315,18 +303,25 @@ func TestManyShortConnections(t *testing.T) {
 				t.Error(err)
 			}
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			r.host.mu.Lock()
-			n := len(r.host.conns)
-			r.host.mu.Unlock()
-			if n == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d connections still registered", n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitNoConns(t, r.host, "after every short connection closed")
 	})
+}
+
+// waitNoConns waits up to 5 s for h to hold no connections, and fails the
+// test, saying when they should have gone, if it still does.
+func waitNoConns(t *testing.T, h *Host, when string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.mu.Lock()
+		n := len(h.conns)
+		h.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still registered 5s %s", n, when)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
