@@ -1,6 +1,9 @@
 package textidx
 
-import "strings"
+import (
+	"dkv/internal/ascii"
+	"strings"
+)
 
 // Doc is an analysed value: its distinct terms (stemmed words that are not
 // stop words), how often each occurs, the positions of the first ones, and
@@ -364,8 +367,7 @@ func termHash(w string) uint64 {
 		var x uint64
 		if i+8 <= len(w) {
 			b := w[i : i+8]
-			x = uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-				uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+			x = ascii.Load8(b)
 		} else {
 			for j := len(w) - 1; j >= i; j-- {
 				x = x<<8 | uint64(w[j])

@@ -1,6 +1,7 @@
 package textidx
 
 import (
+	"dkv/internal/ascii"
 	"unicode/utf8"
 )
 
@@ -305,16 +306,10 @@ func (t *termArena) String() string {
 // LF and CR: where Scanned's words agree with Analyze's. Eight bytes of
 // printable ASCII are tested at once.
 func isPlain(s string) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
 		b := s[i : i+8]
-		x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
-		// A byte below 0x20, a DEL (x^0x7f has a zero byte), a byte of
-		// 0x80 or more: look at the bytes one by one.
-		d := x ^ 0x7f*ones
-		if (x-0x20*ones)&^x&highs|(d-ones)&^d&highs|x&highs == 0 {
+		if ascii.Printable8(ascii.Load8(b)) {
 			continue
 		}
 		for j := range 8 {

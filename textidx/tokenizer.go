@@ -1,6 +1,7 @@
 package textidx
 
 import (
+	"dkv/internal/ascii"
 	"math/bits"
 	"unicode"
 	"unicode/utf8"
@@ -315,8 +316,7 @@ func (t *tokenizer) isText() bool {
 // byte.
 func lowerBytes(b string) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+	x := ascii.Load8(b)
 	y := x &^ highs
 	lower := (y + (0x80-'a')*ones) &^ (y + (0x80-'z'-1)*ones) &^ x & highs
 	return bits.TrailingZeros64(^lower&highs) / 8

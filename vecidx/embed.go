@@ -1,6 +1,7 @@
 package vecidx
 
 import (
+	"dkv/internal/ascii"
 	"fmt"
 	"math"
 	"math/bits"
@@ -552,9 +553,7 @@ done:
 // 0x80-'z'-1 does not; no sum carries out of its byte.
 func asciiWordBytes(b string) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	_ = b[7]
-	x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+	x := ascii.Load8(b)
 	y := x &^ highs
 	folded := y | 0x20*ones
 	letter := (folded + (0x80-'a')*ones) &^ (folded + (0x80-'z'-1)*ones)
@@ -581,17 +580,11 @@ func looksBinary(s string) bool {
 	if !utf8.ValidString(s) {
 		return true
 	}
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	runes, controls := 0, 0
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
 		b := s[i : i+8]
-		x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
-		// Any byte below 0x20, any DEL (x^0x7f has a zero byte), any
-		// byte of 0x80 or more: look at the bytes one by one.
-		d := x ^ 0x7f*ones
-		if (x-0x20*ones)&^x&highs|(d-ones)&^d&highs|x&highs == 0 {
+		if ascii.Printable8(ascii.Load8(b)) {
 			runes += 8
 			continue
 		}

@@ -1,5 +1,7 @@
 package vecidx
 
+import "dkv/internal/ascii"
+
 // A wordTable finds a word's id for Embed, which looks up every word of a
 // value: some 170 for 1 KB of text. Go's map answers the same question,
 // but costs a string hash, a probe of a 1.5 MB table and a key comparison
@@ -165,8 +167,7 @@ func hashWord(s string, start, end int, fold bool) (h, head, head2 uint64) {
 		var x uint64
 		if i+8 <= len(s) {
 			b := s[i : i+8]
-			x = uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-				uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+			x = ascii.Load8(b)
 		} else {
 			for j := min(len(s), i+8) - 1; j >= i; j-- {
 				x = x<<8 | uint64(s[j])
