@@ -251,16 +251,15 @@ func run(args []string, stderr io.Writer) int {
 	// another node, rather than waiting through a long replay unanswered.
 	// A trial bind now makes a port that is taken fail before a recovery
 	// that may take seconds; the real bind may still fail if the port is
-	// taken meanwhile, and then says so just as clearly. Port 0 picks a
+	// taken meanwhile, and then says so just as clearly. The trial binds
+	// without listening (trialBind), so no dial is reset. Port 0 picks a
 	// free port at the real bind, so it is not tried.
 	addr := net.JoinHostPort(o.host, strconv.Itoa(o.port))
 	if o.port != 0 {
-		trial, err := net.Listen("tcp", addr)
-		if err != nil {
+		if err := trialBind(addr); err != nil {
 			fail("start_failed", fmt.Errorf("cannot listen: %w", err))
 			return exitFatal
 		}
-		trial.Close()
 	}
 	// The metrics endpoint is bound for real before recovery: /healthz
 	// answers 503 meanwhile, and a taken address is refused now.
