@@ -66,8 +66,13 @@ type IndexStatus struct {
 	// Vectors: values with an embedding (a value with no known word has
 	// none); Pending: those not yet linked into the index's graphs, searched
 	// exactly.
-	Vectors     int    `json:"vectors"`
-	Pending     int    `json:"pending"`
+	Vectors int `json:"vectors"`
+	Pending int `json:"pending"`
+	// Segments: the similarity index's graphs, which merges join; WorkLeft:
+	// its deferred work (links, merges) left, in units of about 0.1 ms, 0
+	// once it has settled and searches are fastest.
+	Segments    int    `json:"segments"`
+	WorkLeft    int    `json:"work_left"`
 	VectorBytes int64  `json:"vector_bytes"`
 	Model       string `json:"model"` // where the word vectors came from
 	Words       int    `json:"words"` // the model's vocabulary

@@ -227,3 +227,11 @@ func measureBench(b *testing.B, o IndexOptions, docs, queries [][]float32) {
 	b.ReportMetric(float64(st.Segments), "segments")
 	b.ReportMetric(float64(st.Bytes)/float64(len(docs)), "bytes/vector")
 }
+
+// BenchmarkBench100kUnmerged is BenchmarkBench100k with merges off: the
+// index as a bulk load leaves it before idle work merges its segments.
+func BenchmarkBench100kUnmerged(b *testing.B) {
+	o := DefaultIndexOptions()
+	o.MergeVectorsMax = 0
+	benchFigure(b, 100000, o)
+}

@@ -486,6 +486,52 @@ func TestCompactionAndMerges(t *testing.T) {
 	}
 }
 
+// A merge takes a call's whole budget, as links do: an idle node's larger
+// budget settles an index it was just loaded with in proportion, where one
+// unit a call left a loaded index unmerged (and its searches 5 times
+// slower) for minutes. WorkLeft reports the work until it is done.
+func TestMergesTakeTheWholeBudget(t *testing.T) {
+	const n, dim = 2048, 16
+	o := DefaultIndexOptions()
+	o.ExactBelow = 0
+	o.SegmentVectors = 256
+	x := NewIndex(dim, o)
+	for i, v := range SyntheticVectors(3, n, dim) {
+		if err := x.Put(fmt.Sprintf("v%d", i), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for x.unlinked > 0 {
+		x.Work(1)
+	}
+	// Both calls below find a merge in progress, moving vectors.
+	moved := func(budget int) int {
+		t.Helper()
+		if x.mergeFrom == nil {
+			x.Work(1)
+		}
+		from := x.mergeFrom
+		if from == nil || from.g.live < 100 {
+			t.Fatalf("no merge in progress with vectors left to move: stats %v", x.Stats())
+		}
+		before := from.drained
+		x.Work(budget)
+		return from.drained - before
+	}
+	one, eight := moved(1), moved(8)
+	if one < 1 || eight < 4*one {
+		t.Fatalf("a merge moved %d vectors in Work(1) and %d in Work(8); want at least 4 times as many", one, eight)
+	}
+	if st := x.Stats(); st.WorkLeft < 1 {
+		t.Fatalf("work left %d with segments to merge: stats %v", st.WorkLeft, st)
+	}
+	for x.Work(8) > 0 {
+	}
+	if st := x.Stats(); st.WorkLeft != 0 || st.Segments > 2 {
+		t.Fatalf("settled index: stats %v", st)
+	}
+}
+
 // recallAt returns the mean fraction of Exact's top k that Search finds.
 func recallAt(t rapid.TB, x *Index, queries [][]float32, k int) float64 {
 	t.Helper()

@@ -330,21 +330,40 @@ func indexQueryFigure(cfg indexBenchConfig, corp *corpus, docs []string, out io.
 	if err := figure("search (any word)", search(client.AnyWord())); err != nil {
 		return err
 	}
-	if err := figure("search_similar (top 10)", func(q string) (int, error) {
+	similar := func(q string) (int, error) {
 		h, err := c.SearchSimilar(ctx, q, 10)
 		return len(h), err
-	}); err != nil {
+	}
+	if err := figure("search_similar (top 10)", similar); err != nil {
 		return err
 	}
+	// The similarity index links and merges its segments in the node's
+	// idle time; once it has settled, its searches are the fastest.
 	st, err := c.Status(ctx)
-	if err == nil && st.Indexes != nil {
-		fmt.Fprintf(out, "server: %s\n", indexStatusLine(st.Indexes))
+	if err != nil || st.Indexes == nil {
+		return fmt.Errorf("status: %v", err)
+	}
+	fmt.Fprintf(out, "server: %s\n", indexStatusLine(st.Indexes))
+	t1 := time.Now()
+	for st.Indexes.WorkLeft > 0 && time.Since(t1) < indexSettleMax {
+		time.Sleep(500 * time.Millisecond)
+		if st, err = c.Status(ctx); err != nil || st.Indexes == nil {
+			return fmt.Errorf("status: %v", err)
+		}
+	}
+	fmt.Fprintf(out, "after %v idle (deferred work left: %d units): %s\n", time.Since(t1).Round(100*time.Millisecond), st.Indexes.WorkLeft, indexStatusLine(st.Indexes))
+	if err := figure("search_similar (top 10), settled", similar); err != nil {
+		return err
 	}
 	fmt.Fprintln(out, "(latency as one client sees it over loopback, round trip included; targets for search: p50 <= 1 ms, p99 <= 10 ms)")
 	return nil
 }
 
+// indexSettleMax bounds the wait for a loaded server's similarity index to
+// finish its links and merges.
+const indexSettleMax = 3 * time.Minute
+
 func indexStatusLine(s *core.IndexStatus) string {
-	return fmt.Sprintf("%d values, %d words, %d postings, text index ~%d MiB, %d vectors (%d pending), vectors ~%d MiB",
-		s.Docs, s.Terms, s.Postings, s.TextBytes>>20, s.Vectors, s.Pending, s.VectorBytes>>20)
+	return fmt.Sprintf("%d values, %d words, %d postings, text index ~%d MiB, %d vectors (%d pending) in %d segments, vectors ~%d MiB",
+		s.Docs, s.Terms, s.Postings, s.TextBytes>>20, s.Vectors, s.Pending, s.Segments, s.VectorBytes>>20)
 }

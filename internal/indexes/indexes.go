@@ -301,6 +301,8 @@ func (s *Set) Status() core.IndexStatus {
 		TextBytes:   ts.Bytes,
 		Vectors:     vs.Vectors,
 		Pending:     vs.Pending,
+		Segments:    vs.Segments,
+		WorkLeft:    vs.WorkLeft,
 		VectorBytes: vs.Bytes,
 		Model:       s.cfg.ModelName,
 		Words:       s.cfg.Model.Len(),
