@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -78,6 +79,26 @@ type system struct {
 	res   runResult
 	cpu   time.Duration   // server CPU time used in the measured slices
 	cpus  []time.Duration // the same, per process of pids
+	// pause: the processes are stopped (SIGSTOP) outside the system's own
+	// turns, so that work a server defers to its idle time (an indexed
+	// node's graph links and merges) runs in its own slices, on its own
+	// clock, and not in the other system's, where it would take CPU from
+	// that system and go uncounted in its own. Not for a cluster, whose
+	// nodes would time out each other on waking.
+	pause bool
+}
+
+// signal sends sig to the system's processes, if it pauses.
+func (s *system) signal(sig syscall.Signal) error {
+	if !s.pause {
+		return nil
+	}
+	for _, pid := range s.pids {
+		if err := syscall.Kill(pid, sig); err != nil {
+			return fmt.Errorf("%s: signal %v to %d: %w", s.name, sig, pid, err)
+		}
+	}
+	return nil
 }
 
 // cpuPerOp is the server CPU time per acknowledged operation, all of the
@@ -307,10 +328,19 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 		}
 	}
 	elapsed := make([]time.Duration, len(systems))
-	for si := range systems {
+	defer func() {
+		for _, s := range systems {
+			s.signal(syscall.SIGCONT)
+		}
+	}()
+	for si, s := range systems {
 		active.Store(int64(si + 1))
 		time.Sleep(cfg.warmup)
 		quiesce()
+		if err := s.signal(syscall.SIGSTOP); err != nil {
+			stop.Store(true)
+			return err
+		}
 	}
 	slice := cfg.duration / time.Duration(cfg.slices)
 	for k := range cfg.slices {
@@ -321,11 +351,15 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 			order[i] = (i + k) % len(systems)
 		}
 		for _, si := range order {
+			sys := systems[si]
+			if err := sys.signal(syscall.SIGCONT); err != nil {
+				stop.Store(true)
+				return err
+			}
 			// A short unmeasured lead-in, so that the slice starts with
 			// the system's pipeline full rather than empty.
 			active.Store(int64(si + 1))
 			time.Sleep(min(slice/10, 50*time.Millisecond))
-			sys := systems[si]
 			start, cpu := time.Now(), processCPUs(sys.pids)
 			measuring.Store(true)
 			time.Sleep(slice)
@@ -336,6 +370,10 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 				sys.cpu += d - cpu[i]
 			}
 			quiesce()
+			if err := sys.signal(syscall.SIGSTOP); err != nil {
+				stop.Store(true)
+				return err
+			}
 		}
 	}
 	stop.Store(true)

@@ -155,8 +155,8 @@ func indexWriteFigure(cfg indexBenchConfig, pool []string, out io.Writer) error 
 	}
 	defer indexed.Kill()
 	systems := []*system{
-		{name: "without indexes", pids: []int{plain.Pid()}, roles: []string{"plain"}},
-		{name: "with indexes", pids: []int{indexed.Pid()}, roles: []string{"indexed"}},
+		{name: "without indexes", pids: []int{plain.Pid()}, roles: []string{"plain"}, pause: true},
+		{name: "with indexes", pids: []int{indexed.Pid()}, roles: []string{"indexed"}, pause: true},
 	}
 	for _, s := range systems {
 		s.cpus = make([]time.Duration, 1)
