@@ -100,7 +100,7 @@
 // the larger one's graph with EfConstruction (Lucene too keeps the largest
 // graph of a merge), with the whole of a Work call's budget: a twentieth
 // of a core at a busy node's pacer ticks, two fifths once it is idle, so
-// an index loaded with 100k values settles within seconds. A search runs every segment's
+// an index loaded with 100k values settles in half a minute. A search runs every segment's
 // graph with EfSearch scaled by the square root of its share of the
 // vectors, plus the exact scan of what is unlinked, and scores the best
 // 20·k candidates again with the float32 vectors, so reported scores are
