@@ -36,6 +36,7 @@ func runIndexBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.docs, "docs", 100_000, "values indexed for the query and recall figures")
 	fs.IntVar(&cfg.queries, "queries", 2000, "queries timed per figure")
 	fs.IntVar(&cfg.textBytes, "text-bytes", 1000, "bytes of English text per value")
+	fs.StringVar(&cfg.flags, "server-flags", "", "extra cmd/node flags for every server (e.g. --event-loops 0)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -144,12 +145,13 @@ func indexWriteFigure(cfg indexBenchConfig, pool []string, out io.Writer) error 
 		return err
 	}
 	defer os.RemoveAll(work)
-	plain, err := nodeproc.Start(bin, filepath.Join(work, "plain"))
+	flags := strings.Fields(cfg.flags)
+	plain, err := nodeproc.Start(bin, filepath.Join(work, "plain"), flags...)
 	if err != nil {
 		return err
 	}
 	defer plain.Kill()
-	indexed, err := nodeproc.Start(bin, filepath.Join(work, "indexed"), "--enable-indexes")
+	indexed, err := nodeproc.Start(bin, filepath.Join(work, "indexed"), append(flags, "--enable-indexes")...)
 	if err != nil {
 		return err
 	}
@@ -173,8 +175,8 @@ func indexWriteFigure(cfg indexBenchConfig, pool []string, out io.Writer) error 
 	}
 	wc := cfg.clusterBenchConfig
 	wc.values = func(r *rand.Rand) string { return pool[r.IntN(len(pool))] }
-	fmt.Fprintf(out, "writes: %d clients per server, ~%d-byte English values, %v per server in %d alternating slices ...\n",
-		cfg.clients, cfg.textBytes, cfg.duration, cfg.slices)
+	fmt.Fprintf(out, "writes: %d clients per server, ~%d-byte English values, %v per server in %d alternating slices, server flags %q ...\n",
+		cfg.clients, cfg.textBytes, cfg.duration, cfg.slices, cfg.flags)
 	if err := alternate(systems, wc); err != nil {
 		return err
 	}
@@ -277,7 +279,7 @@ func indexQueryFigure(cfg indexBenchConfig, corp *corpus, docs []string, out io.
 		return err
 	}
 	defer os.RemoveAll(work)
-	srv, err := nodeproc.Start(bin, filepath.Join(work, "indexed"), "--enable-indexes")
+	srv, err := nodeproc.Start(bin, filepath.Join(work, "indexed"), append(strings.Fields(cfg.flags), "--enable-indexes")...)
 	if err != nil {
 		return err
 	}
