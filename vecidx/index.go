@@ -371,7 +371,8 @@ func (x *Index) Remove(key string) {
 // similarities of a merged index). A node's pacer gives Work one unit a
 // tick while it writes and eight when it is idle, so merges take a
 // twentieth of a core under load and catch up at two fifths of a core
-// once writes stop: at 100k vectors, a few seconds of CPU. (They were held
+// once writes stop: merging 100k vectors' segments takes some 10 s of CPU,
+// half a minute of an idle node's time. (They were held
 // to one unit a call, idle or not; after a bulk load of 100k values the
 // index then stayed unmerged, and searches 5 times slower, for minutes.)
 func (x *Index) Work(n int) (remaining int) {
