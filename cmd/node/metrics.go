@@ -382,12 +382,28 @@ func writeNodeMetrics(p *promWriter, nm *core.Metrics) {
 		p.gauge("dkv_snapshot_last_bytes", "size of the newest snapshot written", float64(sn.LastBytes))
 		p.gauge("dkv_snapshot_last_keys", "keys in the newest snapshot written", float64(sn.LastKeys))
 	}
+	if is := st.Indexes; is != nil {
+		writeIndexMetrics(p, is)
+	}
 	if cs := st.Cluster; cs != nil {
 		writeClusterMetrics(p, st, cs, nm.LeaderChanges)
 	}
 	if ms := st.Mesh; ms != nil {
 		writeMeshMetrics(p, ms)
 	}
+}
+
+// writeIndexMetrics writes the search indexes' status (--enable-indexes).
+func writeIndexMetrics(p *promWriter, is *core.IndexStatus) {
+	p.gauge("dkv_index_docs", "values in the full-text index", float64(is.Docs))
+	p.gauge("dkv_index_terms", "distinct words in the full-text index", float64(is.Terms))
+	p.gauge("dkv_index_postings", "(word, value) pairs in the full-text index", float64(is.Postings))
+	p.gauge("dkv_index_text_bytes", "estimated memory of the full-text index", float64(is.TextBytes))
+	p.gauge("dkv_index_vectors", "values with an embedding in the similarity index", float64(is.Vectors))
+	p.gauge("dkv_index_vectors_pending", "vectors not yet linked into the similarity index's graphs (searches scan them)", float64(is.Pending))
+	p.gauge("dkv_index_segments", "the similarity index's graphs, joined by merges in idle time", float64(is.Segments))
+	p.gauge("dkv_index_work_left", "the similarity index's deferred work (links, merges), in units of about 0.1 ms; 0 once it has settled", float64(is.WorkLeft))
+	p.gauge("dkv_index_vector_bytes", "estimated memory of the similarity index", float64(is.VectorBytes))
 }
 
 var raftRoles = []string{"leader", "follower", "candidate", "pre-candidate"}

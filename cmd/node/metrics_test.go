@@ -301,3 +301,47 @@ func readLines(s string) []string {
 	}
 	return out
 }
+
+// With --enable-indexes the scrape carries the indexes' status; without,
+// no index series at all.
+func TestIndexMetrics(t *testing.T) {
+	maddr := freeLoopbackAddr(t)
+	s := start(t, t.TempDir(), "--enable-indexes", "--metrics-addr", maddr)
+	resps := roundTrip(t, s.addr,
+		`{"op":"set","key":"a","value":"the ocean waves"}`,
+		`{"op":"set","key":"b","value":"a quiet violin"}`,
+		`{"op":"set","key":"c","value":"running shoes"}`)
+	for _, r := range resps {
+		if !r.OK {
+			t.Fatalf("set: %+v", r.Error)
+		}
+	}
+	got := getScrape(t, maddr)
+	for key, want := range map[string]float64{
+		"dkv_index_docs":     3,
+		"dkv_index_vectors":  3,
+		"dkv_index_segments": 1,
+	} {
+		if got[key] != want {
+			t.Errorf("%s = %v, want %v", key, got[key], want)
+		}
+	}
+	for _, key := range []string{"dkv_index_terms", "dkv_index_postings", "dkv_index_text_bytes", "dkv_index_vector_bytes"} {
+		if got[key] <= 0 {
+			t.Errorf("%s = %v, want more than 0", key, got[key])
+		}
+	}
+	for _, key := range []string{"dkv_index_vectors_pending", "dkv_index_work_left"} {
+		if _, ok := got[key]; !ok {
+			t.Errorf("no %s", key)
+		}
+	}
+
+	plainAddr := freeLoopbackAddr(t)
+	start(t, t.TempDir(), "--metrics-addr", plainAddr)
+	for key := range getScrape(t, plainAddr) {
+		if strings.HasPrefix(key, "dkv_index_") {
+			t.Errorf("a server without indexes reports %s", key)
+		}
+	}
+}
