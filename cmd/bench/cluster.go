@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -99,6 +100,19 @@ func (s *system) signal(sig syscall.Signal) error {
 		}
 	}
 	return nil
+}
+
+// resumeOnSignal wakes every paused system's processes when a signal
+// comes, then hands the signal to raise; it returns at done.
+func resumeOnSignal(systems []*system, sigs <-chan os.Signal, done <-chan struct{}, raise func(os.Signal)) {
+	select {
+	case sig := <-sigs:
+		for _, s := range systems {
+			s.signal(syscall.SIGCONT)
+		}
+		raise(sig)
+	case <-done:
+	}
 }
 
 // cpuPerOp is the server CPU time per acknowledged operation, all of the
@@ -333,6 +347,20 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 			s.signal(syscall.SIGCONT)
 		}
 	}()
+	// A Ctrl-C reaches the servers too, in the bench's process group; a
+	// stopped one would keep it pending, and stay stopped, once the bench
+	// is gone. They are woken first, then the signal ends the bench.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	defer func() {
+		signal.Stop(sigs)
+		close(done)
+	}()
+	go resumeOnSignal(systems, sigs, done, func(sig os.Signal) {
+		signal.Stop(sigs)
+		syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+	})
 	for si, s := range systems {
 		active.Store(int64(si + 1))
 		time.Sleep(cfg.warmup)

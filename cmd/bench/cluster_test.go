@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,4 +36,47 @@ func TestClusterBenchReportsEveryFigure(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
+}
+
+// A signal that ends the bench first wakes the servers it stopped, so that
+// none is left behind stopped.
+func TestResumeOnSignalWakesPausedServers(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sys := &system{name: "sleeper", pids: []int{cmd.Process.Pid}, pause: true}
+	if err := sys.signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, cmd.Process.Pid, 'T')
+	sigs := make(chan os.Signal, 1)
+	raised := make(chan os.Signal, 1)
+	sigs <- os.Interrupt
+	resumeOnSignal([]*system{sys}, sigs, make(chan struct{}), func(s os.Signal) { raised <- s })
+	if got := <-raised; got != os.Interrupt {
+		t.Fatalf("raised %v, want interrupt", got)
+	}
+	waitState(t, cmd.Process.Pid, 'S')
+}
+
+// waitState waits up to 5 s for process pid's state (/proc/pid/stat) to
+// be want: 'T' stopped, 'S' sleeping.
+func waitState(t *testing.T, pid int, want byte) {
+	t.Helper()
+	var state byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+			if state = b[i+2]; state == want {
+				return
+			}
+		}
+	}
+	t.Fatalf("process %d in state %q, want %q", pid, state, want)
 }
