@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 
+	"dkv/internal/ascii"
+
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -672,10 +674,37 @@ func appendScore(dst []byte, f float64) []byte {
 	return append(dst, b...)
 }
 
+// appendString writes s as a JSON string, byte for byte as
+// jsontext.AppendQuote does. A string of printable ASCII without a quote or
+// a backslash (most values) needs no escape and is copied whole: the
+// profile of pipelined GETs had AppendQuote's walk over a 100-byte value at
+// 9% of the server's CPU.
 func appendString(dst []byte, s string) []byte {
+	if plainJSON(s) {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	dst, err := jsontext.AppendQuote(dst, s)
 	assert(err == nil, "response strings must be valid UTF-8")
 	return dst
+}
+
+// plainJSON reports whether s is printable ASCII with no '"' and no '\\',
+// which a JSON string holds as it is; it tests eight bytes at a time.
+func plainJSON(s string) bool {
+	for ; len(s) >= 8; s = s[8:] {
+		x := ascii.Load8(s)
+		if !ascii.Printable8(x) || ascii.Has8(x, '"') || ascii.Has8(x, '\\') {
+			return false
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // AppendRequest encodes req as one JSON line, newline included, onto dst.

@@ -3,6 +3,8 @@ package core
 import (
 	"unicode/utf8"
 	"unsafe"
+
+	"dkv/internal/ascii"
 )
 
 // decodeFast decodes the shapes nearly every request line has — an object
@@ -243,19 +245,28 @@ func plainString(line []byte, i int) ([]byte, int, bool) {
 		return nil, i, false
 	}
 	start := i + 1
-	ascii := true
-	for j := start; j < len(line); j++ {
+	// Most of a value is printable ASCII without a quote or a backslash:
+	// pass over it eight bytes at a time, then look at bytes one by one.
+	j := start
+	for ; j+8 <= len(line); j += 8 {
+		x := ascii.Load8(unsafe.String(&line[j], 8))
+		if !ascii.Printable8(x) || ascii.Has8(x, '"') || ascii.Has8(x, '\\') {
+			break
+		}
+	}
+	isASCII := true
+	for ; j < len(line); j++ {
 		switch c := line[j]; {
 		case c == '"':
 			s := line[start:j]
-			if !ascii && !utf8.Valid(s) {
+			if !isASCII && !utf8.Valid(s) {
 				return nil, i, false
 			}
 			return s, j + 1, true
 		case c == '\\' || c < ' ':
 			return nil, i, false
 		case c >= utf8.RuneSelf:
-			ascii = false
+			isASCII = false
 		}
 	}
 	return nil, i, false

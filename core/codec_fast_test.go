@@ -49,10 +49,16 @@ func agree(t interface{ Fatalf(string, ...any) }, line []byte) bool {
 // formed and in the shapes the fast path takes, many with one thing odd.
 func requestLine() *rapid.Generator[string] {
 	ws := rapid.SampledFrom([]string{"", "", "", "", " ", "\t", "\r\n", "  ", "\n"})
+	oddStr := rapid.SampledFrom([]string{"", "é", "😀", "a\\\"b", "\\u00e9", "\\n", "\x01", "\x7f", "\xff", "\xed\xa0\x80", "a\"b", "\\", "<&>", "\u2028"})
 	str := rapid.OneOf(
 		rapid.StringMatching(`[a-z0-9:_-]{0,12}`),
-		rapid.SampledFrom([]string{"", "é", "😀", "a\\\"b", "\\u00e9", "\\n", "\x01", "\x7f", "\xff", "\xed\xa0\x80", "a\"b", "\\", "<&>", "\u2028"}),
+		oddStr,
 		rapid.String(),
+		// An odd byte past plain text, at any place of the eight-byte
+		// words that plainString passes over.
+		rapid.Custom(func(t *rapid.T) string {
+			return rapid.StringMatching(`[a-z0-9 ~]{0,20}`).Draw(t, "plain") + oddStr.Draw(t, "odd") + rapid.StringMatching(`[a-z]{0,9}`).Draw(t, "tail")
+		}),
 	)
 	quoted := rapid.Custom(func(t *rapid.T) string { return `"` + str.Draw(t, "s") + `"` })
 	num := rapid.OneOf(

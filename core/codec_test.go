@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"pgregory.net/rapid"
 )
 
 func TestDecodeRequestErrors(t *testing.T) {
@@ -73,6 +75,7 @@ func BenchmarkDecodeRequest(b *testing.B) {
 		{"get", `{"id":12346,"op":"get","key":"user:12345"}`},
 		{"session", `{"id":12347,"op":"set","key":"user:12345","value":"v","client_id":4242424242,"seq":17,"acked":16}`},
 		{"bulk_set100", string(items)},
+		{"set1KB", `{"id":12348,"op":"set","key":"doc:12345","value":"` + strings.Repeat("some english words ", 53) + `"}`},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			line := []byte(c.line)
@@ -424,5 +427,52 @@ func TestAppendResponseMatchesMarshal(t *testing.T) {
 		if got := AppendResponse(nil, &resp); string(got) != string(want)+"\n" {
 			t.Errorf("AppendResponse wrote\n%s want\n%s", got, want)
 		}
+	}
+}
+
+// appendString writes what jsontext.AppendQuote writes for any valid
+// UTF-8, with the bytes its plain-copy shortcut must not take (quotes,
+// backslashes, control bytes, DEL, non-ASCII) anywhere, at every length
+// around the eight bytes it tests at once.
+func TestAppendStringMatchesAppendQuote(t *testing.T) {
+	edges := []string{"a", "Z", " ", "~", "\"", "\\", "\x00", "\x1f", "\x7f", "\t", "\n", "é", "\u2028", "😀", "<", "&"}
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(0, 40).Draw(t, "length")
+		var sb strings.Builder
+		for range n {
+			if rapid.IntRange(0, 9).Draw(t, "odd") == 0 {
+				sb.WriteString(rapid.SampledFrom(edges).Draw(t, "edge"))
+			} else {
+				sb.WriteByte(byte(rapid.IntRange(0x20, 0x7e).Draw(t, "printable")))
+			}
+		}
+		s := sb.String()
+		want, err := jsontext.AppendQuote(nil, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendString(nil, s); string(got) != string(want) {
+			t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
+		}
+	})
+}
+
+// BenchmarkAppendString is a 100-byte value written by appendString and, as
+// the baseline in the same run, by jsontext.AppendQuote.
+func BenchmarkAppendString(b *testing.B) {
+	v := strings.Repeat("value-0123456789-", 6)[:100]
+	for _, c := range []struct {
+		name   string
+		append func([]byte, string) []byte
+	}{
+		{"appendString", appendString},
+		{"AppendQuote", func(dst []byte, s string) []byte { dst, _ = jsontext.AppendQuote(dst, s); return dst }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			buf := make([]byte, 0, 512)
+			for b.Loop() {
+				buf = c.append(buf[:0], v)
+			}
+		})
 	}
 }

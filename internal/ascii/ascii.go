@@ -1,5 +1,6 @@
-// Package ascii holds the one word-at-a-time test that both indexes' text
-// scanners use to pass over plain text quickly.
+// Package ascii holds the word-at-a-time tests that pass over plain text
+// eight bytes at a time: the indexes' text scanners use them, and the JSON
+// encoder to find strings that need no escape.
 package ascii
 
 // Load8 is the first eight bytes of s as a little-endian word; s must
@@ -19,4 +20,13 @@ func Printable8(x uint64) bool {
 	// has a zero byte), or a byte of 0x80 or more sets a high bit here.
 	d := x ^ 0x7f*ones
 	return (x-0x20*ones)&^x&highs|(d-ones)&^d&highs|x&highs == 0
+}
+
+// Has8 reports whether one of the eight bytes of x (Load8) is b.
+func Has8(x uint64, b byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	// A byte of d is zero where x holds b; subtracting one borrows into
+	// the high bit of exactly the lowest such byte (and maybe above it).
+	d := x ^ uint64(b)*ones
+	return (d-ones)&^d&highs != 0
 }

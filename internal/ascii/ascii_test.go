@@ -25,3 +25,24 @@ func TestPrintable8(t *testing.T) {
 		}
 	})
 }
+
+// Has8 agrees with a byte-by-byte search on any eight bytes and byte.
+func TestHas8(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		b := rapid.SliceOfN(rapid.Byte(), 8, 8).Draw(t, "bytes")
+		c := rapid.Byte().Draw(t, "byte")
+		// Put the byte sought, and its neighbours, in some places.
+		for i := range b {
+			if rapid.Bool().Draw(t, "near") {
+				b[i] = c + rapid.SampledFrom([]byte{0, 0, 1, 0xff, 0x80}).Draw(t, "offset")
+			}
+		}
+		want := false
+		for _, x := range b {
+			want = want || x == c
+		}
+		if got := Has8(Load8(string(b)), c); got != want {
+			t.Fatalf("Has8(%q, %q) = %v, want %v", b, c, got, want)
+		}
+	})
+}
