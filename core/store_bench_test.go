@@ -34,8 +34,9 @@ func filledStore(n int, random bool) (*Store, []string) {
 }
 
 // The store's operations on the node's loop, in stores of 100k and 1M
-// keys: Set of an existing key (the benchmarks' overwrite), Get, and Set
-// while a snapshot's clone is held (copy-on-write).
+// keys: Set of an existing key (the benchmarks' overwrite), Get, Get with
+// its value copied, and Set while a snapshot's clone is held
+// (copy-on-write).
 func BenchmarkStore(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {
 		s, keys := filledStore(n, true)
@@ -53,6 +54,19 @@ func BenchmarkStore(b *testing.B) {
 				if _, ok := s.Get(keys[r.IntN(n)]); !ok {
 					b.Fatal("missing")
 				}
+			}
+		})
+		// A Get whose value is then copied, as a reply does: the value's
+		// bytes are read from memory too.
+		b.Run(fmt.Sprintf("get_copy/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			buf := make([]byte, 0, 256)
+			for b.Loop() {
+				v, ok := s.Get(keys[r.IntN(n)])
+				if !ok {
+					b.Fatal("missing")
+				}
+				buf = append(buf[:0], v...)
 			}
 		})
 		b.Run(fmt.Sprintf("set_cloned/%d", n), func(b *testing.B) {
