@@ -63,6 +63,8 @@ type SingleNode struct {
 	// writing its records fails.
 	undos       []undo
 	batchWrites bool
+	// sink keeps touchValues' loads.
+	sink byte
 }
 
 type pendingReply struct {
@@ -109,7 +111,7 @@ func (n *SingleNode) Start(env Env) error {
 	n.snaps = NewSnapshotter(&n.env, w, n.cfg.SnapshotLogBytesMin, rec.Index, rec.Bytes)
 	n.snaps.mutation = n.cfg.Mutation
 	n.turns = NewLocalLog(w, n.gc, n.snaps, n.cfg.SegmentBytesMax, env.logf, LocalLogHooks[pendingReply]{
-		Release:  sendReplies,
+		Release:  n.sendReplies,
 		Undo:     n.undoBatch,
 		Snapshot: n.snapshotState,
 		Begin:    n.beginBatch,
@@ -255,11 +257,44 @@ func (n *SingleNode) Flush() error {
 	return n.turns.Stopped()
 }
 
-func sendReplies(replies []pendingReply) {
+func (n *SingleNode) sendReplies(replies []pendingReply) {
+	if len(replies) > 1 {
+		n.sink += touchValues(replies)
+	}
 	for _, p := range replies {
 		p.reply(p.resp)
 	}
 }
+
+// touchValues loads the first cache lines of the values that replies
+// return, before any reply is encoded. The values lie anywhere in the heap,
+// and encoding a reply is the first read of its value's bytes: encoding
+// them in turn waited for one cache miss after another, where loads that do
+// not depend on each other let the processor fetch all the lines at once.
+// (At 16 pipelined GETs the reply's check of its value took 12% of the
+// server's CPU, nearly all of it that wait.) The sum it returns is kept
+// (SingleNode.sink) so that the compiler keeps the loads.
+func touchValues(replies []pendingReply) byte {
+	const lineBytes = 64
+	var x byte
+	for i := range replies {
+		v := replies[i].resp.Value
+		if v == nil || len(*v) == 0 {
+			continue
+		}
+		s := (*v)[:min(len(*v), touchValueBytesMax)]
+		for off := 0; off < len(s); off += lineBytes {
+			x += s[off]
+		}
+		x += s[len(s)-1] // a value need not start at a line
+	}
+	return x
+}
+
+// touchValueBytesMax bounds the bytes of one value touchValues loads: past
+// a few lines, reading a value in order is what the processor's own
+// prefetching does well.
+const touchValueBytesMax = 256
 
 // undoBatch takes a batch whose write failed (and that GroupCommit cut
 // back out of the log) out of the store, and fails its writes and the
