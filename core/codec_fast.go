@@ -27,7 +27,7 @@ import (
 // key is never in a value's allocation, nor in another key's, because an
 // index may keep a key long after its request; nothing keeps a request's
 // value, which the store copies.)
-func decodeFast(line []byte) (*Request, bool) {
+func decodeFast(line []byte, d *decodedRequest) bool {
 	var (
 		seen                   requestField
 		op                     string
@@ -41,14 +41,14 @@ func decodeFast(line []byte) (*Request, bool) {
 		i                      = skipSpace(line, 0)
 	)
 	if i == len(line) || line[i] != '{' {
-		return nil, false
+		return false
 	}
 	for i = skipSpace(line, i+1); ; {
 		if name, i, ok = plainString(line, i); !ok {
-			return nil, false
+			return false
 		}
 		if i = skipSpace(line, i); i == len(line) || line[i] != ':' {
-			return nil, false
+			return false
 		}
 		i = skipSpace(line, i+1)
 		var f requestField
@@ -93,29 +93,30 @@ func decodeFast(line []byte) (*Request, bool) {
 				i, ok = literal(line, i, "false")
 			}
 		default:
-			return nil, false
+			return false
 		}
 		if !ok || seen&f != 0 {
-			return nil, false
+			return false
 		}
 		seen |= f
 		if i = skipSpace(line, i); i == len(line) {
-			return nil, false
+			return false
 		}
 		if line[i] == '}' {
 			i++
 			break
 		}
 		if line[i] != ',' {
-			return nil, false
+			return false
 		}
 		i = skipSpace(line, i+1)
 	}
 	if skipSpace(line, i) != len(line) || seen&fieldOp == 0 || checkFields(op, seen) != nil {
-		return nil, false
+		return false
 	}
 
-	d := &decodedRequest{}
+	// d is written only now, when the line is known to decode: a line
+	// refused leaves it as it was, for the general decoder.
 	req := &d.req
 	req.Op, req.ClientID, req.Seq, req.Acked, req.DebugSimulateFail = op, clientID, seq, acked, fail
 	if seen&fieldItems != 0 {
@@ -144,7 +145,7 @@ func decodeFast(line []byte) (*Request, bool) {
 		d.value = string(value)
 		req.Value = &d.value
 	}
-	return req, true
+	return true
 }
 
 // itemsFill is where plainItems's second pass puts the items: values go

@@ -14,7 +14,9 @@ import (
 // decoder does, error for error. It reports whether the fast path took it.
 func agree(t interface{ Fatalf(string, ...any) }, line []byte) bool {
 	orig := string(line)
-	fast, ok := decodeFast(line)
+	d := new(decodedRequest)
+	ok := decodeFast(line, d)
+	fast := &d.req
 	if string(line) != orig {
 		t.Fatalf("decodeFast wrote to the line %q", orig)
 	}
@@ -23,9 +25,17 @@ func agree(t interface{ Fatalf(string, ...any) }, line []byte) bool {
 	if !reflect.DeepEqual(got, gen) || !reflect.DeepEqual(gotBad, genBad) {
 		t.Fatalf("%q: DecodeRequest gave %+v %+v, the general decoder %+v %+v", line, got, gotBad, gen, genBad)
 	}
+	var buf RequestBuf
+	into, intoBad := DecodeRequestInto(line, &buf)
+	if !reflect.DeepEqual(into, gen) || !reflect.DeepEqual(intoBad, genBad) {
+		t.Fatalf("%q: DecodeRequestInto gave %+v %+v, the general decoder %+v %+v", line, into, intoBad, gen, genBad)
+	}
+	if ok != (into == &buf.d.req) {
+		t.Fatalf("%q: the fast path took it: %v; DecodeRequestInto's request in its buffer: %v", line, ok, into == &buf.d.req)
+	}
 	if !ok {
-		if fast != nil {
-			t.Fatalf("%q: decodeFast gave up but returned %+v", line, fast)
+		if !reflect.DeepEqual(*d, decodedRequest{}) {
+			t.Fatalf("%q: decodeFast gave up but wrote %+v", line, *d)
 		}
 		return false
 	}

@@ -69,6 +69,9 @@ type slot struct {
 	c       *conn
 	req     *core.Request
 	decoded time.Duration // when the request was decoded, for the metrics
+	// buf holds req when it was decoded into the slot: one allocation for
+	// both, as every request needs one of each.
+	buf core.RequestBuf
 }
 
 func filledSlot(resp core.Response) *slot { return &slot{resp: resp, filled: true} }
@@ -930,19 +933,20 @@ func (c *conn) handleLine(line []byte) bool {
 	}
 	// The decoded request copies what it keeps from line, which the
 	// reader's buffer will overwrite.
-	req, bad := core.DecodeRequest(line)
+	s := &slot{}
+	req, bad := core.DecodeRequestInto(line, &s.buf)
 	if bad != nil {
 		return c.add(c.h.refusedLine(*bad))
 	}
-	return c.add(c.requestSlot(req))
+	return c.add(c.requestSlot(s, req))
 }
 
-// requestSlot is the slot of a decoded request for the node.
-func (c *conn) requestSlot(req *core.Request) *slot {
+// requestSlot makes s, new, the slot of req, decoded, for the node.
+func (c *conn) requestSlot(s *slot, req *core.Request) *slot {
 	if prepare := c.h.cfg.Prepare; prepare != nil {
 		prepare(req)
 	}
-	s := &slot{c: c, req: req}
+	s.c, s.req = c, req
 	if c.h.metrics != nil {
 		s.decoded = monoNow()
 	}

@@ -121,17 +121,24 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 	arity := func() *slot {
 		return errorf("ERR wrong number of arguments for '" + string(name) + "' command")
 	}
-	request := func(req *core.Request, kind respKind) *slot {
-		s := c.requestSlot(req)
+	// A request is built in its slot's room (core.RequestBuf): one
+	// allocation for both.
+	held := func(s *slot, kind respKind) *slot {
+		s = c.requestSlot(s, s.buf.Request())
 		s.kind = kind
 		return s
+	}
+	request := func(r core.Request, kind respKind) *slot {
+		s := new(slot)
+		*s.buf.Request() = r
+		return held(s, kind)
 	}
 	switch string(name) {
 	case "get":
 		if len(args) != 1 {
 			return arity(), false
 		}
-		return request(&core.Request{Op: core.OpGet, Key: string(args[0])}, respGet), false
+		return request(core.Request{Op: core.OpGet, Key: string(args[0])}, respGet), false
 	case "set":
 		if len(args) < 2 {
 			return arity(), false
@@ -139,13 +146,15 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		if len(args) > 2 {
 			return errorf(setOptionError(args[2])), false
 		}
-		v := string(args[1])
-		return request(&core.Request{Op: core.OpSet, Key: string(args[0]), Value: &v}, respOK), false
+		s := new(slot)
+		*s.buf.Request() = core.Request{Op: core.OpSet, Key: string(args[0])}
+		s.buf.SetValue(string(args[1])) // before requestSlot's Prepare
+		return held(s, respOK), false
 	case "del":
 		if len(args) < 1 {
 			return arity(), false
 		}
-		return request(&core.Request{Op: core.OpBulkDelete, Keys: respStrings(args)}, respDel), false
+		return request(core.Request{Op: core.OpBulkDelete, Keys: respStrings(args)}, respDel), false
 	case "mget", "exists":
 		if len(args) < 1 {
 			return arity(), false
@@ -154,7 +163,7 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		if string(name) == "exists" {
 			kind = respExists
 		}
-		return request(&core.Request{Op: core.OpBulkGet, Keys: respStrings(args)}, kind), false
+		return request(core.Request{Op: core.OpBulkGet, Keys: respStrings(args)}, kind), false
 	case "mset":
 		if len(args) < 2 || len(args)%2 != 0 {
 			return arity(), false
@@ -163,14 +172,14 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		for i := range items {
 			items[i] = core.KV{Key: string(args[2*i]), Value: string(args[2*i+1])}
 		}
-		return request(&core.Request{Op: core.OpBulkSet, Items: items}, respOK), false
+		return request(core.Request{Op: core.OpBulkSet, Items: items}, respOK), false
 	case "dbsize":
 		if len(args) != 0 {
 			return arity(), false
 		}
-		return request(&core.Request{Op: core.OpStatus}, respDBSize), false
+		return request(core.Request{Op: core.OpStatus}, respDBSize), false
 	case "info":
-		s := request(&core.Request{Op: core.OpStatus}, respInfo)
+		s := request(core.Request{Op: core.OpStatus}, respInfo)
 		s.raw = bytes.ToLower(bytes.Join(args, []byte{' '}))
 		return s, false
 	case "ping":
