@@ -78,8 +78,11 @@ type system struct {
 	pids  []int    // the server processes, whose CPU time the slices count
 	roles []string // what each of pids is, for the per-process figures
 	res   runResult
-	cpu   time.Duration   // server CPU time used in the measured slices
-	cpus  []time.Duration // the same, per process of pids
+	// sliceRates: the system's successful Sets a second in each of its
+	// slices, in order, for the spread that the totals hide.
+	sliceRates []float64
+	cpu        time.Duration   // server CPU time used in the measured slices
+	cpus       []time.Duration // the same, per process of pids
 	// pause: the processes are stopped (SIGSTOP) outside the system's own
 	// turns, so that work a server defers to its idle time (an indexed
 	// node's graph links and merges) runs in its own slices, on its own
@@ -292,6 +295,7 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 		errors int
 	}
 	results := make([][]clientRes, len(systems))
+	measured := make([]atomic.Int64, len(systems)) // successful Sets in measured slices
 	var wg sync.WaitGroup
 	for si, s := range systems {
 		results[si] = make([]clientRes, len(s.sets))
@@ -320,6 +324,9 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 					// Counted if it ended inside a measured slice of its
 					// own system, as the throughput benchmark counts.
 					counted := measuring.Load() && active.Load() == int64(si+1)
+					if counted && err == nil {
+						measured[si].Add(1) // before quiesce may see the call done
+					}
 					busy.Add(-1)
 					if !counted {
 						continue
@@ -388,16 +395,18 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 			// the system's pipeline full rather than empty.
 			active.Store(int64(si + 1))
 			time.Sleep(min(slice/10, 50*time.Millisecond))
-			start, cpu := time.Now(), processCPUs(sys.pids)
+			start, cpu, ops := time.Now(), processCPUs(sys.pids), measured[si].Load()
 			measuring.Store(true)
 			time.Sleep(slice)
 			measuring.Store(false)
-			elapsed[si] += time.Since(start)
+			took := time.Since(start)
+			elapsed[si] += took
 			for i, d := range processCPUs(sys.pids) {
 				sys.cpus[i] += d - cpu[i]
 				sys.cpu += d - cpu[i]
 			}
-			quiesce()
+			quiesce() // a call counted in the slice may end here
+			sys.sliceRates = append(sys.sliceRates, float64(measured[si].Load()-ops)/took.Seconds())
 			if err := sys.signal(syscall.SIGSTOP); err != nil {
 				stop.Store(true)
 				return err

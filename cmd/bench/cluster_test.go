@@ -80,3 +80,20 @@ func waitState(t *testing.T, pid int, want byte) {
 	}
 	t.Fatalf("process %d in state %q, want %q", pid, state, want)
 }
+
+// sliceRatios divides slice by slice, skips a slice with no rate, and
+// gives the median and range of what is left.
+func TestSliceRatios(t *testing.T) {
+	for _, c := range []struct {
+		a, b []float64
+		want string
+	}{
+		{[]float64{5, 9, 6, 1}, []float64{10, 10, 0, 4}, "0.50 0.90 0.25 (median 0.50, 0.25–0.90)"},
+		{[]float64{1}, nil, "none"},
+		{[]float64{3, 3}, []float64{2}, "1.50 (median 1.50, 1.50–1.50)"},
+	} {
+		if got := sliceRatios(c.a, c.b); got != c.want {
+			t.Errorf("sliceRatios(%v, %v) = %q, want %q", c.a, c.b, got, c.want)
+		}
+	}
+}

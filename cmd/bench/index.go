@@ -192,6 +192,7 @@ func indexWriteFigure(cfg indexBenchConfig, pool []string, out io.Writer) error 
 	p, x := systems[0], systems[1]
 	fmt.Fprintf(out, "\nwrite throughput: indexed / plain = %.2f (target >= 0.5); CPU/op indexed / plain = %.2f\n",
 		x.res.rate()/p.res.rate(), float64(x.cpuPerOp())/float64(p.cpuPerOp()))
+	fmt.Fprintf(out, "by slice pair (adjacent in time), indexed / plain: %s\n", sliceRatios(x.sliceRates, p.sliceRates))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if c, err := client.Dial(indexed.Addr); err == nil {
@@ -368,4 +369,25 @@ const indexSettleMax = 3 * time.Minute
 func indexStatusLine(s *core.IndexStatus) string {
 	return fmt.Sprintf("%d values, %d words, %d postings, text index ~%d MiB, %d vectors (%d pending) in %d segments, vectors ~%d MiB",
 		s.Docs, s.Terms, s.Postings, s.TextBytes>>20, s.Vectors, s.Pending, s.Segments, s.VectorBytes>>20)
+}
+
+// sliceRatios lists a[i] / b[i] for the slices of two alternating systems,
+// then their median and range: how much of a run's ratio is the weather.
+func sliceRatios(a, b []float64) string {
+	var rs []float64
+	var sb strings.Builder
+	for i := range min(len(a), len(b)) {
+		if b[i] <= 0 {
+			continue
+		}
+		r := a[i] / b[i]
+		rs = append(rs, r)
+		fmt.Fprintf(&sb, "%.2f ", r)
+	}
+	if len(rs) == 0 {
+		return "none"
+	}
+	slices.Sort(rs)
+	fmt.Fprintf(&sb, "(median %.2f, %.2f–%.2f)", rs[len(rs)/2], rs[0], rs[len(rs)-1])
+	return sb.String()
 }
