@@ -72,19 +72,28 @@ type slot struct {
 	// buf holds req when it was decoded into the slot: one allocation for
 	// both, as every request needs one of each.
 	buf core.RequestBuf
+	// gen counts the slot's uses (see conn.free): a reply made for an
+	// earlier use finds another gen and is dropped.
+	gen uint32
 }
 
 func filledSlot(resp core.Response) *slot { return &slot{resp: resp, filled: true} }
 
-// reply is the request's core.ReplyFunc. It runs on the node's goroutine.
-func (s *slot) reply(resp core.Response) {
-	c := s.c
+// replyFunc is the core.ReplyFunc of s's request, for this use of s.
+func (c *conn) replyFunc(s *slot) core.ReplyFunc {
+	gen := s.gen
+	return func(resp core.Response) { c.reply(s, gen, resp) }
+}
+
+// reply answers use gen of s. It runs on the node's goroutine.
+func (c *conn) reply(s *slot, gen uint32, resp core.Response) {
 	h := c.h
-	resp.ID = s.req.ID
-	if !c.fill(s, resp) {
+	op, decoded, ok := c.fill(s, gen, resp)
+	if !ok {
 		// The contract says exactly once; a second reply must not block
-		// the loop or reorder the stream, so it is dropped.
-		h.logf("node replied twice to one %q request; dropped the second reply", s.req.Op)
+		// the loop, reorder the stream or answer the request that uses
+		// the slot now, so it is dropped.
+		h.logf("node replied twice to one request; dropped the second reply")
 		return
 	}
 	h.requestsInFlight.Add(-1)
@@ -93,7 +102,7 @@ func (s *slot) reply(resp core.Response) {
 		if resp.Error != nil {
 			code = resp.Error.Code
 		}
-		h.answered(s.req.Op, code, monoNow()-s.decoded)
+		h.answered(op, code, monoNow()-decoded)
 	}
 }
 
@@ -120,6 +129,11 @@ type conn struct {
 
 	mu         sync.Mutex
 	queue      []*slot // owed responses, in request order
+	// free holds slots whose replies have been encoded for sending, for
+	// the reader to use again (newSlot): a request's slot is most of what
+	// it allocates (448 of ~500 bytes for a GET), and the collector runs
+	// as often as that garbage fills its budget.
+	free []*slot
 	unfilled   int     // slots of the queue that wait for the node
 	readerGone bool    // the reader stopped: no more slots will be queued
 	// ready has room for one token: "the head may be filled, or the reader
@@ -198,6 +212,8 @@ type readState struct {
 	slots  []*slot
 	posted []*slot
 	avail  int
+	// spare are free slots the reader took (newSlot).
+	spare []*slot
 	// err ends the read callback: the socket's error, or errGoingAway.
 	err    error
 	readFn func(fd uintptr) bool // onReadable, made once
@@ -261,12 +277,16 @@ func (c *conn) wake() {
 // the end of the turn (Host.flushReplies). Sending the last one at once
 // rather than after the turn's Flush lets a client that waits for it send
 // its next request that much sooner.
-func (c *conn) fill(s *slot, resp core.Response) bool {
+func (c *conn) fill(s *slot, gen uint32, resp core.Response) (op string, decoded time.Duration, ok bool) {
 	c.mu.Lock()
-	if s.filled {
+	if s.filled || s.gen != gen {
 		c.mu.Unlock()
-		return false
+		return "", 0, false
 	}
+	// What the metrics need is read now: once filled, the slot may be
+	// sent and reused (conn.free) before this returns.
+	op, decoded = s.req.Op, s.decoded
+	resp.ID = s.req.ID
 	s.resp, s.filled = resp, true
 	c.unfilled--
 	// The head may be s, or a refused line queued before it.
@@ -286,7 +306,7 @@ func (c *conn) fill(s *slot, resp core.Response) bool {
 		c.dirty = true
 		c.h.dirty = append(c.h.dirty, c)
 	}
-	return true
+	return op, decoded, true
 }
 
 // sendOrWake sends what is ready, from the goroutine that holds the node's
@@ -318,6 +338,7 @@ func (c *conn) sendNow() bool {
 	for _, s := range batch {
 		buf = c.appendReply(buf, s)
 	}
+	c.recycle(batch)
 	clear(batch)
 	c.loopTmp = batch[:0]
 	c.loopBuf, c.sent = buf, 0
@@ -532,7 +553,7 @@ func (c *conn) commit() bool {
 	node := h.node
 	ev := func() {
 		for _, s := range batch {
-			node.HandleRequest(s.req, s.reply)
+			node.HandleRequest(s.req, c.replyFunc(s))
 		}
 	}
 	var ok bool
@@ -933,7 +954,7 @@ func (c *conn) handleLine(line []byte) bool {
 	}
 	// The decoded request copies what it keeps from line, which the
 	// reader's buffer will overwrite.
-	s := &slot{}
+	s := c.newSlot()
 	req, bad := core.DecodeRequestInto(line, &s.buf)
 	if bad != nil {
 		return c.add(c.h.refusedLine(*bad))
@@ -952,6 +973,44 @@ func (c *conn) requestSlot(s *slot, req *core.Request) *slot {
 	}
 	return s
 }
+
+// newSlot returns a slot for the reader: a free one (see conn.free), or a
+// new one.
+func (c *conn) newSlot() *slot {
+	rd := &c.rd
+	if len(rd.spare) == 0 {
+		c.mu.Lock()
+		rd.spare, c.free = c.free, rd.spare[:0]
+		c.mu.Unlock()
+	}
+	n := len(rd.spare)
+	if n == 0 {
+		return new(slot)
+	}
+	s := rd.spare[n-1]
+	rd.spare[n-1] = nil
+	rd.spare = rd.spare[:n-1]
+	return s
+}
+
+// recycle takes back slots whose replies are encoded for sending: nothing
+// reads them any more but a reply made twice, which fill refuses by the
+// slot's new gen. Slots past freeSlotsMax are left to the collector.
+func (c *conn) recycle(batch []*slot) {
+	c.mu.Lock()
+	for _, s := range batch {
+		if len(c.free) >= freeSlotsMax {
+			break
+		}
+		*s = slot{gen: s.gen + 1}
+		c.free = append(c.free, s)
+	}
+	c.mu.Unlock()
+}
+
+// freeSlotsMax bounds a connection's free slots: as many as a pipelining
+// client's batch of 16 several times over, a few tens of KiB at most.
+const freeSlotsMax = 64
 
 // write sends responses in request order, flushing whenever the next one is
 // not ready yet, and closes the connection when the reader is done and every
@@ -1032,6 +1091,7 @@ func (c *conn) sendReady(bw *bufio.Writer, line *[]byte, batch *[]*slot, timeout
 				return false, false
 			}
 		}
+		c.recycle(*batch)
 		clear(*batch)
 	}
 	return c.flush(bw, timeout()), gone

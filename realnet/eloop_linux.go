@@ -553,6 +553,7 @@ func (lp *eloop) flush(c *conn) {
 		for _, s := range batch {
 			buf = c.appendReply(buf, s)
 		}
+		c.recycle(batch)
 		clear(batch)
 		lp.wslots = batch[:0]
 		var n int

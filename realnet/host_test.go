@@ -26,6 +26,7 @@ import (
 //	block           block the loop until the test releases it
 //	never           never reply
 //	fail            make the next Flush fail
+//	stale           reply again to the last get (a node's bug), then OK
 //
 // It records how many requests each turn handled, and fails the test if the
 // host ever enters it from two goroutines at once.
@@ -45,6 +46,7 @@ type testNode struct {
 	mu        sync.Mutex
 	turnSizes []int // requests handled per turn, for turns that had any
 	inTurn    int
+	lastGet   core.ReplyFunc // the last get's reply, for stale
 }
 
 func newTestNode(t *testing.T) *testNode {
@@ -80,6 +82,7 @@ func (n *testNode) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	case "get":
 		key := req.Key
 		resp := core.Response{OK: true, Value: &key}
+		n.lastGet = reply
 		if req.Value == nil {
 			reply(resp)
 			return
@@ -97,6 +100,12 @@ func (n *testNode) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	case "block":
 		n.blocked <- struct{}{}
 		<-n.release
+		reply(core.OKResponse())
+	case "stale":
+		if n.lastGet != nil {
+			stale := "stale"
+			n.lastGet(core.Response{OK: true, Value: &stale})
+		}
 		reply(core.OKResponse())
 	case "never":
 	case "fail":
@@ -946,14 +955,14 @@ func TestDirectSendAfterWriterDeadlinePassed(t *testing.T) {
 
 	// The first reply goes through the writer goroutine: the loop finds
 	// the socket taken (wmu held) and wakes the writer instead.
-	s1 := &slot{}
+	s1 := &slot{req: &core.Request{Op: core.OpPing}}
 	if !c.push(s1) {
 		t.Fatal("push refused")
 	}
 	c.wmu.Lock()
 	fillLater := make(chan bool)
 	go func() {
-		ok := c.fill(s1, core.OKResponse())
+		_, _, ok := c.fill(s1, s1.gen, core.OKResponse())
 		h.flushReplies() // as the end of a turn does
 		fillLater <- ok
 	}()
@@ -1140,4 +1149,22 @@ func TestRefusedLineDoesNotWaitForTheRestOfItsBatch(t *testing.T) {
 	c := dial(t, r.addr)
 	c.send("garbage\n" + `{"op":"never"}` + "\n")
 	c.recvCode(core.CodeBadRequest)
+}
+
+// A reply made twice is dropped even when the first one's slot is already
+// in use by the connection's next request (slots are reused once their
+// reply is sent): the next request gets its own answer.
+func TestSecondReplyNeverAnswersTheSlotsNextRequest(t *testing.T) {
+	r := startHost(t, newTestNode(t), testConfig())
+	c := dial(t, r.addr)
+	for i := range 50 {
+		c.send(`{"op":"get","key":"k` + strconv.Itoa(i) + `"}` + "\n")
+		if got := c.recv(); got.Value == nil || *got.Value != "k"+strconv.Itoa(i) {
+			t.Fatalf("get: %+v", got)
+		}
+		c.send(`{"op":"stale"}` + "\n")
+		if got := c.recv(); !got.OK || got.Value != nil {
+			t.Fatalf("request %d after a get, whose reply the node made twice, answered %+v", i, got)
+		}
+	}
 }

@@ -129,7 +129,7 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		return s
 	}
 	request := func(r core.Request, kind respKind) *slot {
-		s := new(slot)
+		s := c.newSlot()
 		*s.buf.Request() = r
 		return held(s, kind)
 	}
@@ -146,7 +146,7 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		if len(args) > 2 {
 			return errorf(setOptionError(args[2])), false
 		}
-		s := new(slot)
+		s := c.newSlot()
 		*s.buf.Request() = core.Request{Op: core.OpSet, Key: string(args[0])}
 		s.buf.SetValue(string(args[1])) // before requestSlot's Prepare
 		return held(s, respOK), false
