@@ -127,15 +127,15 @@ type conn struct {
 	h  *Host
 	nc net.Conn
 
-	mu    sync.Mutex
-	queue []*slot // owed responses, in request order
+	mu         sync.Mutex
+	queue      []*slot // owed responses, in request order
+	unfilled   int     // slots of the queue that wait for the node
+	readerGone bool    // the reader stopped: no more slots will be queued
 	// free holds slots whose replies have been encoded for sending, for
 	// the reader to use again (newSlot): a request's slot is most of what
 	// it allocates (448 of ~500 bytes for a GET), and the collector runs
 	// as often as that garbage fills its budget.
-	free       []*slot
-	unfilled   int  // slots of the queue that wait for the node
-	readerGone bool // the reader stopped: no more slots will be queued
+	free []*slot
 	// ready has room for one token: "the head may be filled, or the reader
 	// is gone". Senders never block, and the writer rechecks under mu.
 	ready chan struct{}
