@@ -6,8 +6,6 @@ import (
 	"math"
 	"strconv"
 
-	"dkv/internal/ascii"
-
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -719,13 +717,7 @@ func appendString(dst []byte, s string) []byte {
 // plainJSON reports whether s is printable ASCII with no '"' and no '\\',
 // which a JSON string holds as it is; it tests eight bytes at a time.
 func plainJSON(s string) bool {
-	for ; len(s) >= 8; s = s[8:] {
-		x := ascii.Load8(s)
-		if !ascii.Printable8(x) || ascii.Has8(x, '"') || ascii.Has8(x, '\\') {
-			return false
-		}
-	}
-	for i := 0; i < len(s); i++ {
+	for i := plainWords(s, 0); i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
 			return false
 		}

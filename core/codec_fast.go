@@ -246,15 +246,9 @@ func plainString(line []byte, i int) ([]byte, int, bool) {
 		return nil, i, false
 	}
 	start := i + 1
-	// Most of a value is printable ASCII without a quote or a backslash:
-	// pass over it eight bytes at a time, then look at bytes one by one.
-	j := start
-	for ; j+8 <= len(line); j += 8 {
-		x := ascii.Load8(unsafe.String(&line[j], 8))
-		if !ascii.Printable8(x) || ascii.Has8(x, '"') || ascii.Has8(x, '\\') {
-			break
-		}
-	}
+	// Most of a value is plain: pass over it a word at a time, then look
+	// at bytes one by one.
+	j := plainWords(unsafe.String(unsafe.SliceData(line), len(line)), start)
 	isASCII := true
 	for ; j < len(line); j++ {
 		switch c := line[j]; {
@@ -271,6 +265,21 @@ func plainString(line []byte, i int) ([]byte, int, bool) {
 		}
 	}
 	return nil, i, false
+}
+
+// plainWords returns the index of the first 8-byte word of s from i that
+// holds a byte a JSON string cannot hold as it is (a control byte, DEL or
+// beyond ASCII, '"' or '\\'), or where fewer than eight bytes are left:
+// strings of plain text are passed over a word at a time, where a loop
+// over their bytes took a branch per byte.
+func plainWords(s string, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		x := ascii.Load8(s[i:])
+		if !ascii.Printable8(x) || ascii.Has8(x, '"') || ascii.Has8(x, '\\') {
+			break
+		}
+	}
+	return i
 }
 
 // plainValue reads an id that is a number, a plain string (plainString),
