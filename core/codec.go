@@ -53,7 +53,7 @@ func (b *RequestBuf) SetValue(v string) {
 // it can: the request it returns is in buf or in an allocation of its own.
 // buf must be unused (zero), and belongs to the request from then on.
 func DecodeRequestInto(line []byte, buf *RequestBuf) (*Request, *Response) {
-	if decodeFast(line, &buf.d) {
+	if _, ok := decodeFast(line, &buf.d); ok {
 		return &buf.d.req, nil
 	}
 	return Codec{}.decodeGeneral(line)
@@ -70,7 +70,7 @@ type Codec struct {
 func (c Codec) DecodeRequest(line []byte) (*Request, *Response) {
 	// A planted bug lives in the general decoder only.
 	if c.Mutation == MutNone {
-		if d := new(decodedRequest); decodeFast(line, d) {
+		if d, ok := decodeFast(line, nil); ok {
 			return &d.req, nil
 		}
 	}

@@ -21,13 +21,15 @@ import (
 // its message. TestDecodeFastAgrees and FuzzDecodeFast hold the two to the
 // same answers.
 //
-// A set is three allocations: the request, the value, and the id's bytes
-// with the key's after them; a bulk_set of n items is n+3: the request,
+// The request goes into into, or a new allocation when into is nil (a
+// host's slot holds one: core.RequestBuf). A set is three allocations: the
+// request (none with into), the value, and the id's bytes with the key's
+// after them; a bulk_set of n items is n+3: the request,
 // the items, every value and the id in one, and each key on its own. (A
 // key is never in a value's allocation, nor in another key's, because an
 // index may keep a key long after its request; nothing keeps a request's
 // value, which the store copies.)
-func decodeFast(line []byte, d *decodedRequest) bool {
+func decodeFast(line []byte, into *decodedRequest) (*decodedRequest, bool) {
 	var (
 		seen                   requestField
 		op                     string
@@ -41,14 +43,14 @@ func decodeFast(line []byte, d *decodedRequest) bool {
 		i                      = skipSpace(line, 0)
 	)
 	if i == len(line) || line[i] != '{' {
-		return false
+		return nil, false
 	}
 	for i = skipSpace(line, i+1); ; {
 		if name, i, ok = plainString(line, i); !ok {
-			return false
+			return nil, false
 		}
 		if i = skipSpace(line, i); i == len(line) || line[i] != ':' {
-			return false
+			return nil, false
 		}
 		i = skipSpace(line, i+1)
 		var f requestField
@@ -93,30 +95,34 @@ func decodeFast(line []byte, d *decodedRequest) bool {
 				i, ok = literal(line, i, "false")
 			}
 		default:
-			return false
+			return nil, false
 		}
 		if !ok || seen&f != 0 {
-			return false
+			return nil, false
 		}
 		seen |= f
 		if i = skipSpace(line, i); i == len(line) {
-			return false
+			return nil, false
 		}
 		if line[i] == '}' {
 			i++
 			break
 		}
 		if line[i] != ',' {
-			return false
+			return nil, false
 		}
 		i = skipSpace(line, i+1)
 	}
 	if skipSpace(line, i) != len(line) || seen&fieldOp == 0 || checkFields(op, seen) != nil {
-		return false
+		return nil, false
 	}
 
-	// d is written only now, when the line is known to decode: a line
-	// refused leaves it as it was, for the general decoder.
+	// The request is written only now, when the line is known to decode:
+	// a line refused leaves into as it was, and costs no allocation.
+	d := into
+	if d == nil {
+		d = new(decodedRequest)
+	}
 	req := &d.req
 	req.Op, req.ClientID, req.Seq, req.Acked, req.DebugSimulateFail = op, clientID, seq, acked, fail
 	if seen&fieldItems != 0 {
@@ -145,7 +151,7 @@ func decodeFast(line []byte, d *decodedRequest) bool {
 		d.value = string(value)
 		req.Value = &d.value
 	}
-	return true
+	return d, true
 }
 
 // itemsFill is where plainItems's second pass puts the items: values go

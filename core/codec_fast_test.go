@@ -15,7 +15,7 @@ import (
 func agree(t interface{ Fatalf(string, ...any) }, line []byte) bool {
 	orig := string(line)
 	d := new(decodedRequest)
-	ok := decodeFast(line, d)
+	_, ok := decodeFast(line, d)
 	fast := &d.req
 	if string(line) != orig {
 		t.Fatalf("decodeFast wrote to the line %q", orig)
