@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -26,6 +27,9 @@ type indexBenchConfig struct {
 	docs               int
 	queries            int
 	textBytes          int
+	// altBin, altFlags: a second indexed server (another build, or more
+	// flags), measured in the same slices, to compare index changes.
+	altBin, altFlags string
 }
 
 func runIndexBench(args []string, stdout, stderr io.Writer) int {
@@ -37,6 +41,8 @@ func runIndexBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.queries, "queries", 2000, "queries timed per figure")
 	fs.IntVar(&cfg.textBytes, "text-bytes", 1000, "bytes of English text per value")
 	fs.StringVar(&cfg.flags, "server-flags", "", "extra cmd/node flags for every server (e.g. --event-loops 0)")
+	fs.StringVar(&cfg.altBin, "alt-node-bin", "", "when set (or --alt-server-flags is), a second indexed server from this cmd/node binary\n(default: the same as the others) takes part in the write figure's slices")
+	fs.StringVar(&cfg.altFlags, "alt-server-flags", "", "more cmd/node flags for the second indexed server")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -160,11 +166,25 @@ func indexWriteFigure(cfg indexBenchConfig, pool []string, out io.Writer) error 
 		{name: "without indexes", pids: []int{plain.Pid()}, roles: []string{"plain"}, pause: true},
 		{name: "with indexes", pids: []int{indexed.Pid()}, roles: []string{"indexed"}, pause: true},
 	}
+	addrs := []string{plain.Addr, indexed.Addr}
+	if cfg.altBin != "" || cfg.altFlags != "" {
+		altBin := cfg.altBin
+		if altBin == "" {
+			altBin = bin
+		}
+		alt, err := nodeproc.Start(altBin, filepath.Join(work, "alt"), append(append(flags, "--enable-indexes"), strings.Fields(cfg.altFlags)...)...)
+		if err != nil {
+			return err
+		}
+		defer alt.Kill()
+		systems = append(systems, &system{name: "with indexes (alt)", pids: []int{alt.Pid()}, roles: []string{"alt"}, pause: true})
+		addrs = append(addrs, alt.Addr)
+	}
 	for _, s := range systems {
 		s.cpus = make([]time.Duration, 1)
 	}
 	for range cfg.clients {
-		for i, addr := range []string{plain.Addr, indexed.Addr} {
+		for i, addr := range addrs {
 			c, err := client.Dial(addr)
 			if err != nil {
 				return err
@@ -193,6 +213,12 @@ func indexWriteFigure(cfg indexBenchConfig, pool []string, out io.Writer) error 
 	fmt.Fprintf(out, "\nwrite throughput: indexed / plain = %.2f (target >= 0.5); CPU/op indexed / plain = %.2f\n",
 		x.res.rate()/p.res.rate(), float64(x.cpuPerOp())/float64(p.cpuPerOp()))
 	fmt.Fprintf(out, "by slice pair (adjacent in time), indexed / plain: %s\n", sliceRatios(x.sliceRates, p.sliceRates))
+	if len(systems) > 2 {
+		a := systems[2]
+		fmt.Fprintf(out, "alt (%s %s): alt / indexed = %.2f, alt / plain = %.2f; CPU/op alt / indexed = %.2f\n",
+			cmp.Or(cfg.altBin, "same binary"), cfg.altFlags, a.res.rate()/x.res.rate(), a.res.rate()/p.res.rate(), float64(a.cpuPerOp())/float64(x.cpuPerOp()))
+		fmt.Fprintf(out, "by slice pair, alt / indexed: %s\n", sliceRatios(a.sliceRates, x.sliceRates))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if c, err := client.Dial(indexed.Addr); err == nil {
