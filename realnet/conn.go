@@ -361,7 +361,7 @@ func (c *conn) sendNow() bool {
 func (c *conn) rawWrite(fd uintptr) bool {
 	for c.sent < len(c.loopBuf) {
 		c.writes.Add(1)
-		m, err := syscall.Write(int(fd), c.loopBuf[c.sent:])
+		m, err := writeNonblock(int(fd), c.loopBuf[c.sent:])
 		if err == syscall.EINTR {
 			continue
 		}

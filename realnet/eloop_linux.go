@@ -186,7 +186,7 @@ func (lp *eloop) notify() {
 	}
 	var one = [8]byte{1}
 	for {
-		_, err := unix.Write(lp.evfd, one[:])
+		_, err := writeNonblock(lp.evfd, one[:])
 		if err != unix.EINTR {
 			// EAGAIN: the counter is full, so the loop will wake anyway.
 			return
@@ -274,7 +274,7 @@ func (lp *eloop) kicksPending() bool {
 // the node on the requests that came, and acts on the deadlines that
 // passed. It reports whether it found nothing to do.
 func (lp *eloop) poll() (idle bool) {
-	n, err := unix.EpollWait(lp.epfd, lp.events, 0)
+	n, err := epollPoll(lp.epfd, lp.events)
 	lp.sleeping.Store(false)
 	if err != nil && err != unix.EINTR {
 		// Only a bug makes epoll_wait fail (EBADF, EFAULT, EINVAL).
@@ -287,7 +287,7 @@ func (lp *eloop) poll() (idle bool) {
 		if fd == lp.evfd {
 			lp.notified.Store(false)
 			var b [8]byte
-			unix.Read(lp.evfd, b[:])
+			readNonblock(lp.evfd, b[:])
 			continue
 		}
 		if c := lp.conns[fd]; c != nil {
@@ -419,7 +419,7 @@ func (lp *eloop) read(c *conn) {
 	var n int
 	var err error
 	for {
-		n, err = unix.Read(c.ls.fd, space)
+		n, err = readNonblock(c.ls.fd, space)
 		c.reads.Add(1)
 		if err != unix.EINTR {
 			break
@@ -597,7 +597,7 @@ func (lp *eloop) flush(c *conn) {
 // (ok) or the write fails (!ok). It is called with wmu held.
 func (lp *eloop) write(c *conn, b []byte) (n int, ok bool) {
 	for n < len(b) {
-		m, err := unix.Write(c.ls.fd, b[n:])
+		m, err := writeNonblock(c.ls.fd, b[n:])
 		c.writes.Add(1)
 		switch {
 		case err == unix.EINTR:
@@ -637,7 +637,7 @@ func (lp *eloop) drain(c *conn) {
 		c.rd.buf = buf
 	}
 	for {
-		n, err := unix.Read(c.ls.fd, buf[:min(len(buf), c.ls.lingerLeftBytes)])
+		n, err := readNonblock(c.ls.fd, buf[:min(len(buf), c.ls.lingerLeftBytes)])
 		switch {
 		case err == unix.EINTR:
 			continue

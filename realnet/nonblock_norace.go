@@ -1,0 +1,6 @@
+//go:build linux && !race
+
+package realnet
+
+func raceWrote([]byte)   {}
+func raceReading([]byte) {}
