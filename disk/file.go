@@ -69,9 +69,9 @@ func (f *File) Reserve(n int64) error {
 	return nil
 }
 
-// Sync makes everything appended so far durable with fdatasync, which also
-// persists the file size but skips metadata such as mtime that recovery does
-// not need.
+// Sync makes everything appended so far durable with fdatasync (see
+// Datasync), which also persists the file size but skips metadata such as
+// mtime that recovery does not need.
 func (f *File) Sync() error {
 	if f.noSync {
 		return nil
@@ -81,16 +81,7 @@ func (f *File) Sync() error {
 		return fileError("fdatasync", f.name, err)
 	}
 	var syncErr error
-	err = raw.Control(func(fd uintptr) {
-		for {
-			syncErr = syscall.Fdatasync(int(fd))
-			// EINTR means the call was interrupted before it did
-			// anything, unlike EIO, which must never be retried.
-			if syncErr != syscall.EINTR {
-				return
-			}
-		}
-	})
+	err = raw.Control(func(fd uintptr) { syncErr = Datasync(int(fd)) })
 	if err == nil {
 		err = syncErr
 	}

@@ -5,8 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
+
+	"dkv/disk"
 )
 
 // latencies collects per-operation latencies for percentiles.
@@ -57,7 +58,7 @@ func inPlaceSyncRate(dir string, d time.Duration) (float64, error) {
 	if _, err := f.Write(make([]byte, space)); err != nil {
 		return 0, err
 	}
-	if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+	if err := disk.Datasync(int(f.Fd())); err != nil {
 		return 0, err
 	}
 	rec := make([]byte, inPlaceRecordBytes)
@@ -67,7 +68,7 @@ func inPlaceSyncRate(dir string, d time.Duration) (float64, error) {
 		if _, err := f.WriteAt(rec, off); err != nil {
 			return 0, err
 		}
-		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+		if err := disk.Datasync(int(f.Fd())); err != nil {
 			return 0, err
 		}
 		n++
@@ -91,7 +92,7 @@ func rawSyncRate(dir string, d time.Duration) (float64, error) {
 		if _, err := f.Write(buf); err != nil {
 			return 0, err
 		}
-		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+		if err := disk.Datasync(int(f.Fd())); err != nil {
 			return 0, err
 		}
 		n++
