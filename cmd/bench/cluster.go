@@ -289,6 +289,24 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 	value := strings.Repeat("v", cfg.valueBytes)
 	var active atomic.Int64 // index+1 of the system whose clients run; 0: none
 	var measuring, stop atomic.Bool
+	// The clients of the systems that are not active wait on switched,
+	// parked: polling (a sleep of 1 ms and a look) woke the 50 clients of
+	// every waiting system a thousand times a second each, CPU taken from
+	// the slice of the system being measured.
+	var switchMu sync.Mutex
+	switched := sync.NewCond(&switchMu)
+	setActive := func(v int64) {
+		switchMu.Lock()
+		active.Store(v)
+		switched.Broadcast()
+		switchMu.Unlock()
+	}
+	setStop := func() {
+		switchMu.Lock()
+		stop.Store(true)
+		switched.Broadcast()
+		switchMu.Unlock()
+	}
 	var busy atomic.Int64
 	type clientRes struct {
 		lat    latencies
@@ -309,7 +327,11 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 				res.lat = make(latencies, 0, 1<<14)
 				for !stop.Load() {
 					if active.Load() != int64(si+1) {
-						time.Sleep(time.Millisecond)
+						switchMu.Lock()
+						for active.Load() != int64(si+1) && !stop.Load() {
+							switched.Wait()
+						}
+						switchMu.Unlock()
 						continue
 					}
 					busy.Add(1)
@@ -343,7 +365,7 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 	// quiesce switches every client off and waits for calls in flight.
 	quiesce := func() {
 		measuring.Store(false)
-		active.Store(0)
+		setActive(0)
 		for busy.Load() > 0 {
 			time.Sleep(100 * time.Microsecond)
 		}
@@ -369,11 +391,11 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 		syscall.Kill(os.Getpid(), sig.(syscall.Signal))
 	})
 	for si, s := range systems {
-		active.Store(int64(si + 1))
+		setActive(int64(si + 1))
 		time.Sleep(cfg.warmup)
 		quiesce()
 		if err := s.signal(syscall.SIGSTOP); err != nil {
-			stop.Store(true)
+			setStop()
 			return err
 		}
 	}
@@ -388,12 +410,12 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 		for _, si := range order {
 			sys := systems[si]
 			if err := sys.signal(syscall.SIGCONT); err != nil {
-				stop.Store(true)
+				setStop()
 				return err
 			}
 			// A short unmeasured lead-in, so that the slice starts with
 			// the system's pipeline full rather than empty.
-			active.Store(int64(si + 1))
+			setActive(int64(si + 1))
 			time.Sleep(min(slice/10, 50*time.Millisecond))
 			start, cpu, ops := time.Now(), processCPUs(sys.pids), measured[si].Load()
 			measuring.Store(true)
@@ -408,12 +430,12 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 			quiesce() // a call counted in the slice may end here
 			sys.sliceRates = append(sys.sliceRates, float64(measured[si].Load()-ops)/took.Seconds())
 			if err := sys.signal(syscall.SIGSTOP); err != nil {
-				stop.Store(true)
+				setStop()
 				return err
 			}
 		}
 	}
-	stop.Store(true)
+	setStop()
 	wg.Wait()
 	for si, s := range systems {
 		s.res = runResult{name: s.name, clients: len(s.sets), elapsed: elapsed[si]}
