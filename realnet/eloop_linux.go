@@ -59,6 +59,9 @@ type eloop struct {
 	// notified once a kick wrote to evfd: a kick wakes the loop only when
 	// it sleeps, and with one write however many kicks come.
 	sleeping, notified atomic.Bool
+	// yields counts the times the loop let its processor's other
+	// goroutines run after loopBusyPassesMax busy passes (for the tests).
+	yields atomic.Int64
 
 	// The loop goroutine's own.
 	conns        map[int]*conn // by fd
@@ -218,6 +221,7 @@ func (lp *eloop) run() {
 		panic(fmt.Sprintf("realnet: epoll descriptor: %v", err))
 	}
 	var armed time.Time // the deadline set on f
+	busy := 0           // passes in a row that found work
 	wait := func(uintptr) bool {
 		for {
 			lp.sleeping.Store(false)
@@ -225,8 +229,12 @@ func (lp *eloop) run() {
 				return true
 			}
 			if !lp.poll() {
+				if busy++; busy >= loopBusyPassesMax {
+					return true // yield below
+				}
 				continue
 			}
+			busy = 0
 			// Nothing was ready: park in the runtime's poller, unless
 			// a kick came meanwhile. sleeping before the look at the
 			// lists: a kick after the look sees it and writes evfd.
@@ -246,6 +254,11 @@ func (lp *eloop) run() {
 		if lp.exiting() {
 			return
 		}
+		if busy >= loopBusyPassesMax {
+			busy = 0
+			lp.yields.Add(1)
+			runtime.Gosched()
+		}
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			panic(fmt.Sprintf("realnet: waiting on epoll: %v", err))
 		}
@@ -255,6 +268,19 @@ func (lp *eloop) run() {
 		}
 	}
 }
+
+// loopBusyPassesMax: a loop that has found work in this many passes in a
+// row lets the other goroutines of its processor run (runtime.Gosched)
+// before it goes on. Under a steady load a loop never parks, and with its
+// system calls raw (nonblock_linux.go) nothing takes its processor from it
+// until the runtime preempts it, 10 ms or more later: what waits meanwhile
+// (the other loop, once readied on this processor, a finished fsync's
+// goroutine, the collector's workers) waited that long, and GET at 50
+// clients had a p99.9 of 46–58 ms against 16 ms with the wrapped calls.
+// Yielding every 64 busy passes brought it to 17–22 ms, every 16 to 7.5
+// ms and every 4 to 6.7 ms (Redis: 4.7 ms), at the same CPU per op; at
+// 16 pipelined GETs p99 fell from 7.5–9 to 3.5–4 ms.
+const loopBusyPassesMax = 4
 
 // exiting reports whether the loop is done: the host stops and every
 // connection has closed.
