@@ -13,9 +13,6 @@ import (
 // again and again, rather than holding the processor until the runtime
 // preempts it.
 func TestBusyLoopYields(t *testing.T) {
-	if !EventLoopsSupported {
-		t.Skip("no event loops on this system")
-	}
 	cfg := testConfig()
 	cfg.EventLoops = 1
 	r := startHost(t, newTestNode(t), cfg)
