@@ -83,6 +83,7 @@ type system struct {
 	sliceRates []float64
 	cpu        time.Duration   // server CPU time used in the measured slices
 	cpus       []time.Duration // the same, per process of pids
+	faults     int64           // the processes' minor page faults in the measured slices
 	// pause: the processes are stopped (SIGSTOP) outside the system's own
 	// turns, so that work a server defers to its idle time (an indexed
 	// node's graph links and merges) runs in its own slices, on its own
@@ -125,6 +126,15 @@ func (s *system) cpuPerOp() time.Duration {
 		return 0
 	}
 	return s.cpu / time.Duration(s.res.ops)
+}
+
+// faultsPerOp is the servers' minor page faults per acknowledged
+// operation.
+func (s *system) faultsPerOp() float64 {
+	if s.res.ops == 0 {
+		return 0
+	}
+	return float64(s.faults) / float64(s.res.ops)
 }
 
 type clusterBenchResult struct {
@@ -417,7 +427,7 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 			// the system's pipeline full rather than empty.
 			setActive(int64(si + 1))
 			time.Sleep(min(slice/10, 50*time.Millisecond))
-			start, cpu, ops := time.Now(), processCPUs(sys.pids), measured[si].Load()
+			start, cpu, faults, ops := time.Now(), processCPUs(sys.pids), processFaults(sys.pids), measured[si].Load()
 			measuring.Store(true)
 			time.Sleep(slice)
 			measuring.Store(false)
@@ -426,6 +436,9 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 			for i, d := range processCPUs(sys.pids) {
 				sys.cpus[i] += d - cpu[i]
 				sys.cpu += d - cpu[i]
+			}
+			for i, n := range processFaults(sys.pids) {
+				sys.faults += n - faults[i]
 			}
 			quiesce() // a call counted in the slice may end here
 			sys.sliceRates = append(sys.sliceRates, float64(measured[si].Load()-ops)/took.Seconds())

@@ -232,6 +232,7 @@ type windowResult struct {
 	p50, p99, p999 time.Duration
 	serverCPU      time.Duration // the server's (and its children's) user+system time in the window
 	switches       int64         // the server's threads' context switches in the window (voluntary and not)
+	faults         int64         // the server's minor page faults in the window
 	genCPU         time.Duration // the load generator's, in the same window
 	rssBytes       int64         // the server's VmRSS at the window's end
 }
@@ -253,10 +254,10 @@ type loadResult struct {
 
 // medians are a server's figures for a load: the median of each over its rounds.
 type medians struct {
-	rate, p50, p99, p999, cpuPerOp, genPerOp, rss, switchesPerOp float64
-	errors                                                       int
-	firstErr                                                     string
-	rates                                                        []float64
+	rate, p50, p99, p999, cpuPerOp, genPerOp, rss, switchesPerOp, faultsPerOp float64
+	errors                                                                    int
+	firstErr                                                                  string
+	rates                                                                     []float64
 }
 
 func (lr loadResult) medians(si int) (medians, bool) {
@@ -278,12 +279,14 @@ func (lr loadResult) medians(si int) (medians, bool) {
 	m.p999 = col(func(w windowResult) float64 { return float64(w.p999) })
 	m.cpuPerOp = col(func(w windowResult) float64 { return perOpMicros(w.serverCPU, w.ops) })
 	m.genPerOp = col(func(w windowResult) float64 { return perOpMicros(w.genCPU, w.ops) })
-	m.switchesPerOp = col(func(w windowResult) float64 {
-		if w.ops == 0 {
+	perOp := func(n int64, ops int) float64 {
+		if ops == 0 {
 			return 0
 		}
-		return float64(w.switches) / float64(w.ops)
-	})
+		return float64(n) / float64(ops)
+	}
+	m.switchesPerOp = col(func(w windowResult) float64 { return perOp(w.switches, w.ops) })
+	m.faultsPerOp = col(func(w windowResult) float64 { return perOp(w.faults, w.ops) })
 	m.rss = col(func(w windowResult) float64 { return float64(w.rssBytes) })
 	for _, w := range ws {
 		m.errors += w.errors
@@ -590,7 +593,7 @@ func runWindow(s *compareServer, load compareLoad, cfg compareConfig, value []by
 	}
 	sleepUnless(cfg.warmup)
 	cpu0, err0 := processTreeCPU(s.pid)
-	sw0 := contextSwitches(s.pid)
+	sw0, flt0 := contextSwitches(s.pid), processFaults([]int{s.pid})[0]
 	gen0, _ := processTreeCPU(os.Getpid())
 	start := time.Now()
 	measuring.Store(true)
@@ -598,7 +601,7 @@ func runWindow(s *compareServer, load compareLoad, cfg compareConfig, value []by
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	cpu1, err1 := processTreeCPU(s.pid)
-	sw1 := contextSwitches(s.pid)
+	sw1, flt1 := contextSwitches(s.pid), processFaults([]int{s.pid})[0]
 	gen1, _ := processTreeCPU(os.Getpid())
 	rss, errRSS := procRSS(s.pid)
 	stop.Store(true)
@@ -611,7 +614,7 @@ func runWindow(s *compareServer, load compareLoad, cfg compareConfig, value []by
 	if err := errors.Join(err0, err1, errRSS); err != nil {
 		return windowResult{}, fmt.Errorf("reading the server's /proc: %w", err)
 	}
-	w := windowResult{elapsed: elapsed, serverCPU: cpu1 - cpu0, switches: sw1 - sw0, genCPU: gen1 - gen0, rssBytes: rss}
+	w := windowResult{elapsed: elapsed, serverCPU: cpu1 - cpu0, switches: sw1 - sw0, faults: flt1 - flt0, genCPU: gen1 - gen0, rssBytes: rss}
 	var all latencies
 	for _, cr := range results {
 		all = append(all, cr.lat...)
@@ -1052,13 +1055,13 @@ func printLoad(cfg compareConfig, servers []*compareServer, lr loadResult, out i
 	fmt.Fprintf(out, "  medians over %d round(s) of %v (after %v of warmup each); CPU/op is the server's user+system time ÷ ops; gen = the load generator's\n",
 		cfg.rounds, cfg.duration, cfg.warmup)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tops/s\tp50\tp99\tp99.9\tCPU/op\tcsw/op\tgen CPU/op\tRSS\terrors\tops/s by round\t")
+	fmt.Fprintln(tw, "server\tops/s\tp50\tp99\tp99.9\tCPU/op\tcsw/op\tfaults/op\tgen CPU/op\tRSS\terrors\tops/s by round\t")
 	meds := make([]medians, len(servers))
 	have := make([]bool, len(servers))
 	for si, s := range servers {
 		meds[si], have[si] = lr.medians(si)
 		if !have[si] {
-			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\t\n", s.name)
+			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\t\t\n", s.name)
 			continue
 		}
 		m := meds[si]
@@ -1066,8 +1069,8 @@ func printLoad(cfg compareConfig, servers []*compareServer, lr loadResult, out i
 		for i, r := range m.rates {
 			rounds[i] = commas(int64(r))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1fµs\t%.2f\t%.1fµs\t%s\t%d\t%s\t\n", s.name, commas(int64(m.rate)),
-			ms3(m.p50), ms3(m.p99), ms3(m.p999), m.cpuPerOp, m.switchesPerOp, m.genPerOp, mib(int64(m.rss)), m.errors, strings.Join(rounds, " "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1fµs\t%.2f\t%.3f\t%.1fµs\t%s\t%d\t%s\t\n", s.name, commas(int64(m.rate)),
+			ms3(m.p50), ms3(m.p99), ms3(m.p999), m.cpuPerOp, m.switchesPerOp, m.faultsPerOp, m.genPerOp, mib(int64(m.rss)), m.errors, strings.Join(rounds, " "))
 	}
 	if have[srvRedis] {
 		rd := meds[srvRedis]
@@ -1076,8 +1079,8 @@ func printLoad(cfg compareConfig, servers []*compareServer, lr loadResult, out i
 				continue
 			}
 			m := meds[si]
-			fmt.Fprintf(tw, "%s ÷ redis\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t\t%s\t\n", servers[si].name,
-				m.rate/rd.rate, m.p50/rd.p50, m.p99/rd.p99, m.p999/rd.p999, m.cpuPerOp/rd.cpuPerOp, m.switchesPerOp/rd.switchesPerOp, m.genPerOp/rd.genPerOp, m.rss/rd.rss,
+			fmt.Fprintf(tw, "%s ÷ redis\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%s\t%.2f×\t%.2f×\t\t%s\t\n", servers[si].name,
+				m.rate/rd.rate, m.p50/rd.p50, m.p99/rd.p99, m.p999/rd.p999, m.cpuPerOp/rd.cpuPerOp, m.switchesPerOp/rd.switchesPerOp, ratioOrDash(m.faultsPerOp, rd.faultsPerOp), m.genPerOp/rd.genPerOp, m.rss/rd.rss,
 				roundRatios(lr.windows[si], lr.windows[srvRedis]))
 		}
 	}
@@ -1087,6 +1090,15 @@ func printLoad(cfg compareConfig, servers []*compareServer, lr loadResult, out i
 			fmt.Fprintf(out, "  %s: %d error replies, the first: %s\n", s.name, meds[si].errors, meds[si].firstErr)
 		}
 	}
+}
+
+// ratioOrDash is a÷b as a table cell, or "–" where b is 0 (a server
+// whose heap did not grow took no faults).
+func ratioOrDash(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
 }
 
 // roundRatios is each round's throughput ratio, for how much they spread.

@@ -201,12 +201,12 @@ func indexWriteFigure(cfg indexBenchConfig, pool []string, out io.Writer) error 
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tclients\tvalues/s\tp50\tp99\tp99.9\terrors\tserver CPU/op\t")
+	fmt.Fprintln(tw, "server\tclients\tvalues/s\tp50\tp99\tp99.9\terrors\tserver CPU/op\tpage faults/op\t")
 	for _, s := range systems {
 		r := s.res
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1fµs\t\n", s.name, r.clients, r.rate(),
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1fµs\t%.2f\t\n", s.name, r.clients, r.rate(),
 			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors,
-			float64(s.cpuPerOp().Nanoseconds())/1000)
+			float64(s.cpuPerOp().Nanoseconds())/1000, s.faultsPerOp())
 	}
 	tw.Flush()
 	p, x := systems[0], systems[1]
