@@ -94,7 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&hostCfg.IdleTimeout, "idle-timeout", hostCfg.IdleTimeout, "how long a silent connection stays open")
 	fs.Int64Var(&single.SegmentBytesMax, "segment-bytes", single.SegmentBytesMax, "log segment size that starts a new segment")
 	fs.Int64Var(&single.SnapshotLogBytesMin, "snapshot-log-bytes", single.SnapshotLogBytesMin, "log bytes since the last snapshot that start the next one")
-	fs.IntVar(&o.gc.percent, "gc-percent", defaultGCPercent, "GOGC: the heap may grow to (1 + this/100) x the live data before the garbage collector runs;\nlower holds less memory and costs more CPU per request; -1 turns the collector off until --memory-limit;\n$GOGC, when set, replaces the default (50; 100 with --enable-indexes)")
+	fs.IntVar(&o.gc.percent, "gc-percent", defaultGCPercent, "GOGC: the heap may grow to (1 + this/100) x the live data before the garbage collector runs;\nlower holds less memory and costs more CPU per request; -1 turns the collector off until --memory-limit;\n$GOGC, when set, replaces the default")
 	memoryLimit := fs.String("memory-limit", "", "soft limit on the memory the Go runtime holds (GOMEMLIMIT), e.g. 512MiB or 4GiB: the collector works\nharder as the heap nears it; 0: none (default: $GOMEMLIMIT if set, else none)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -118,9 +118,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if o.enableIndexes && !set["gc-percent"] {
-		o.gc.percent = indexedGCPercent
-	}
 	if o.gc, err = resolveGC(o.gc.percent, set["gc-percent"], *memoryLimit); err != nil {
 		return nil, err
 	}
@@ -401,19 +398,19 @@ func run(args []string, stderr io.Writer) int {
 // At 50 it held 200-215 MiB, for ~0.9 µs more collector CPU per durable
 // Set at 50 clients (1.2-1.4 µs against 0.3-0.4; perf, cmd/bench compare).
 // At 25: 186 MiB and 1.8-2.1 µs.
+//
+// With --enable-indexes too, though the collector costs an indexed write
+// more there (its live heap is mostly the indexes, 4-5 KB a 1 KB value,
+// and each write allocates ~11 KB to analyse and embed its value: 8 µs
+// of collector CPU a write at 50 against 4.6 µs at 100, gctrace). A heap
+// that grows, as a node's does while values arrive, takes each page of
+// its peak, (1 + this/100) × the live data, fresh from the kernel, and a
+// fresh page cost 11-16 µs of system time on the virtual machines we
+// measure on: 1.37 page faults a write at 100 against 1.14 at 50. Four
+// runs of cmd/bench index with the two side by side (--alt-server-flags)
+// gave 1.07, 1.02, 1.01 and 1.03 × the writes a second at 50, for 0.93 to
+// 0.99 × the CPU a write (2026-12-03).
 const defaultGCPercent = 50
-
-// indexedGCPercent is the collector's default with --enable-indexes. An
-// indexed node's live heap is mostly its indexes (~275 MiB at 45k values
-// of 1 KB, over 500 MiB at 100k), and every write allocates some 12 KB
-// to analyse and embed its value, so at 50 the collector ran about every
-// 3,000 writes and marked that whole heap each time: 8 µs of collector
-// CPU per durable write at 50 clients (GODEBUG=gctrace=1 on cmd/bench
-// index's indexed server, 18 collections, 441 ms), against 4.6 µs at
-// 100 (7 collections, 162 ms), out of ~130-140 µs a write. The heap then
-// peaks at twice the live data instead of 1.5 times: the price of the
-// indexes is memory anyway, and writes are the figure they cost most.
-const indexedGCPercent = 100
 
 // gcSettings are the Go runtime's collector settings; a field left as
 // the environment set it is not applied.

@@ -27,9 +27,9 @@ func TestGCFlags(t *testing.T) {
 		{nil, []string{"--memory-limit=0"}, gcSettings{percent: defaultGCPercent, setPercent: true, setLimit: true}},
 		{nil, []string{"--gc-percent=-1", "--memory-limit=2GiB"}, gcSettings{percent: -1, setPercent: true, memoryLimit: 2 << 30, setLimit: true}},
 		{map[string]string{"GOMEMLIMIT": "1GiB"}, []string{"--gc-percent=-1"}, gcSettings{percent: -1, setPercent: true}},
-		{nil, []string{"--enable-indexes"}, gcSettings{percent: indexedGCPercent, setPercent: true}},
-		{nil, []string{"--enable-indexes", "--gc-percent=50"}, gcSettings{percent: 50, setPercent: true}},
-		{map[string]string{"GOGC": "80"}, []string{"--enable-indexes"}, gcSettings{percent: indexedGCPercent}},
+		{nil, []string{"--enable-indexes"}, gcSettings{percent: defaultGCPercent, setPercent: true}},
+		{nil, []string{"--enable-indexes", "--gc-percent=100"}, gcSettings{percent: 100, setPercent: true}},
+		{map[string]string{"GOGC": "80"}, []string{"--enable-indexes"}, gcSettings{percent: defaultGCPercent}},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
