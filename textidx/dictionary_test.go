@@ -67,29 +67,6 @@ func mix64(z uint64) uint64 {
 	return z ^ z>>31
 }
 
-// TestForwardFindSharedTag: two terms of one document whose hashes share
-// their high half are told apart by term id.
-func TestForwardFindSharedTag(t *testing.T) {
-	// n = 3: tags 5 7 7, term ids 10 20 30, freqs 1 2 3, positions none.
-	d := docEntry{n: 3, data: []uint32{5, 7, 7, 10, 20, 30, 1, 2, 3, 0, 0, 0, 0}}
-	for _, c := range []struct {
-		tid, tag uint32
-		want     int
-		ok       bool
-	}{
-		{10, 5, 0, true}, {20, 7, 1, true}, {30, 7, 2, true},
-		{40, 7, 0, false}, {10, 6, 0, false}, {30, 5, 0, false}, {10, 8, 0, false},
-	} {
-		got, ok := d.find(c.tid, c.tag)
-		if ok != c.ok || ok && got != c.want {
-			t.Errorf("find(%d, %d) = %d, %v; want %d, %v", c.tid, c.tag, got, ok, c.want, c.ok)
-		}
-		if ok && d.freq(got) != []uint32{1, 2, 3}[got] {
-			t.Errorf("freq(%d) = %d", got, d.freq(got))
-		}
-	}
-}
-
 func TestSortKeys(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		keys := rapid.SliceOf(rapid.Uint64()).Draw(t, "keys")

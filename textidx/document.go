@@ -13,18 +13,16 @@ import (
 //
 // The distinct terms are ordered by hashes[i]>>32, then first occurrence.
 // A Doc holds no pointer per term (no string headers), so that the
-// collector scans little of it, and its frequencies, starts and positions
-// lie in fwd in the layout of an Index's forward index, so that the first
-// Index to take the Doc keeps fwd as it is instead of copying it (see
-// Put).
+// collector scans little of it, and its frequencies and positions lie in
+// fwd in the layout of an Index's forward index (forward), so that the
+// first Index to take the Doc keeps fwd as it is instead of copying it
+// (see Put).
 type Doc struct {
 	text   string   // the analysed words' terms, back to back
 	hb     []uint64 // hashes (n), then each term's bounds in text (n): start<<32 | end
 	hashes []uint64 // hb[:n]: hashes[i] is termHash(term(i))
-	fwd    []uint32 // the forward index's layout: 2n words for the Index, freqs, starts, positions, a taken flag
-	freqs  []uint32 // freqs[i]: occurrences of term(i)
-	starts []uint32 // positions of term(i) are pos[starts[i]:starts[i+1]]; n+1 entries
-	pos    []uint32 // word positions, ascending per term
+	fwd    []uint32 // the forward index, its ids left for the Index, then a taken flag
+	narrow bool     // fwd's layout
 	length uint32   // Σ freqs: the document length |D| of BM25
 
 	// The limits it was analysed with, checked by Put against the index's.
@@ -37,6 +35,9 @@ func (d Doc) Len() int { return int(d.length) }
 
 // nterms is the number of distinct terms.
 func (d Doc) nterms() int { return len(d.hashes) }
+
+// forward is the view of the Doc's forward index.
+func (d Doc) forward() forward { return forward{data: d.fwd, n: d.nterms(), narrow: d.narrow} }
 
 // term is the i-th distinct term.
 func (d Doc) term(i int) string {
@@ -57,7 +58,7 @@ func (d Doc) Terms() []string {
 func (d Doc) Freq(term string) int {
 	for i := range d.nterms() {
 		if d.term(i) == term {
-			return int(d.freqs[i])
+			return int(d.forward().freq(i))
 		}
 	}
 	return 0
@@ -67,10 +68,11 @@ func (d Doc) Freq(term string) int {
 // counting from 0, where stop words and skipped words count too.
 func (d Doc) Positions(term string) []int {
 	var out []int
+	f := d.forward()
 	for i := range d.nterms() {
 		if d.term(i) == term {
-			for _, p := range d.pos[d.starts[i]:d.starts[i+1]] {
-				out = append(out, int(p))
+			for k := f.start(i); k < f.start(i+1); k++ {
+				out = append(out, int(f.pos(k)))
 			}
 		}
 	}
@@ -215,11 +217,6 @@ func tokenTerm(w []byte, stemmable bool) (head []byte, ending string, ok bool) {
 	return w, "", true
 }
 
-// fwdWords is the length of the forward index of a document of n terms and
-// kept positions: per term the high half of its hash, its term id and its
-// frequency, the n+1 starts of its positions, and the positions.
-func fwdWords(n, kept int) int { return 4*n + 1 + kept }
-
 // build gathers the spans of an analysed text into a Doc, with the given
 // scratch space, which it returns, grown if it had to.
 func build(o Options, s string, spans []wordSpan, scratch []uint64) (Doc, []uint64) {
@@ -276,8 +273,8 @@ func build(o Options, s string, spans []wordSpan, scratch []uint64) (Doc, []uint
 	}
 	order = sortKeys(order, sorted[:n])
 	rank := table[:n] // reuse: rank[first-occurrence index] = place in the Doc
-	// hashes and freqs, then freqs, starts, positions and bounds in one
-	// allocation each, made once the number of kept positions is known.
+	// The hashes and bounds in one allocation, and the forward index in
+	// another, made once the number of kept positions is known.
 	var d Doc
 	d.text = s
 	d.hb = make([]uint64, 2*n)
@@ -300,31 +297,34 @@ func build(o Options, s string, spans []wordSpan, scratch []uint64) (Doc, []uint
 			freqs[sp.term]++
 		}
 	}
-	kept := uint32(0)
+	kept := 0
 	for _, f := range freqs {
-		kept += min(uint32(f), uint32(o.PositionsPerTermMax))
+		kept += int(min(f, uint64(o.PositionsPerTermMax)))
 		d.length += uint32(f)
 	}
-	d.fwd = make([]uint32, fwdWords(n, int(kept))+1) // and the taken flag
-	f := d.fwd[2*n:]
-	posEnd := 2*n + 1 + int(kept)
-	d.freqs, d.starts, d.pos = f[:n:n], f[n:2*n+1:2*n+1], f[2*n+1:posEnd:posEnd]
-	at := uint32(0)
-	for i, f := range freqs {
-		d.starts[i] = at
-		at += min(uint32(f), uint32(o.PositionsPerTermMax))
+	// Spans come in the text's order: the last is at the highest position.
+	d.narrow = len(spans) < narrowWordsMax && spans[len(spans)-1].pos < narrowWordsMax
+	words := forwardWords(n, kept, d.narrow)
+	d.fwd = make([]uint32, words+1) // and the taken flag
+	f := d.forward()
+	at := 0
+	for i, fr := range freqs {
+		f.set(i, d.hashes[i], uint32(fr), at)
+		at += int(min(fr, uint64(o.PositionsPerTermMax)))
 	}
-	d.starts[n] = at
-	// Fill positions, counting freqs up from zero as the cursor.
+	f.setStart(n, at)
+	// Fill positions, counting each term's occurrences from zero.
+	seen := table[:n] // reuse: rank is read no more
+	clear(seen)
 	for _, sp := range spans {
 		if sp.term < 0 {
 			continue
 		}
-		f := d.freqs[sp.term]
-		if f < uint32(o.PositionsPerTermMax) {
-			d.pos[d.starts[sp.term]+f] = sp.pos
+		c := seen[sp.term]
+		if c < uint64(o.PositionsPerTermMax) {
+			f.setPos(f.start(int(sp.term))+int(c), sp.pos)
 		}
-		d.freqs[sp.term] = f + 1
+		seen[sp.term] = c + 1
 	}
 	return d, scratch
 }

@@ -58,40 +58,16 @@ func (t *termEntry) live() int { return len(t.postings) - int(t.dead) }
 // last posting naming it is compacted away, and only then is the id reused:
 // so a posting always names either its own live document or a dead id.
 type docEntry struct {
-	key string
-	// data is the forward index of a live document, in one allocation:
-	// data[0:n] the high halves of the terms' hashes, ascending (the order
-	// of the Doc), data[n:2n] the term ids, data[2n:3n] their
-	// frequencies, data[3n:4n+1] where each term's positions start in
-	// data[4n+1:].
-	data   []uint32
-	n      uint32 // distinct terms
-	length uint32 // |D|
-	refs   uint32 // while dead: postings that still name this id
+	key    string
+	data   []uint32 // the forward index of a live document (see forward)
+	n      uint32   // distinct terms
+	length uint32   // |D|
+	refs   uint32   // while dead: postings that still name this id
+	narrow bool     // data's layout
 }
 
-func (d *docEntry) termIDs() []uint32 { return d.data[d.n : 2*d.n] }
-
-// find returns the index among the document's terms of term tid, whose
-// hash's high half is tag.
-func (d *docEntry) find(tid, tag uint32) (int, bool) {
-	n := int(d.n)
-	i, _ := slices.BinarySearch(d.data[:n], tag)
-	for ; i < n && d.data[i] == tag; i++ {
-		if d.data[n+i] == tid {
-			return i, true
-		}
-	}
-	return 0, false
-}
-
-func (d *docEntry) freq(i int) uint32 { return d.data[2*int(d.n)+i] }
-
-func (d *docEntry) positions(i int) []uint32 {
-	n := int(d.n)
-	base := 4*n + 1
-	return d.data[base+int(d.data[3*n+i]) : base+int(d.data[3*n+i+1])]
-}
+// forward is the view of the document's forward index.
+func (d *docEntry) forward() forward { return forward{data: d.data, n: int(d.n), narrow: d.narrow} }
 
 // Index is an inverted index over the store's values with BM25 ranking. It
 // is node logic: one goroutine (the node's) owns it, and the same calls in
@@ -189,27 +165,29 @@ func (x *Index) Put(key string, d Doc) {
 	// The forward index keeps the Doc's order (by hash), so no sort here,
 	// and the Doc's own layout: the first Index to take a Doc keeps its
 	// array (and marks it taken), any other copies it.
-	words := fwdWords(n, len(d.pos))
+	df := d.forward()
+	words := forwardWords(n, df.start(n), d.narrow)
 	var data []uint32
 	if taken := &d.fwd[words]; *taken == 0 {
 		*taken = 1
 		data = d.fwd[:words:words]
 	} else {
 		data = make([]uint32, words)
-		copy(data[2*n:], d.fwd[2*n:words])
+		copy(data, d.fwd[:words])
 	}
+	f := forward{data: data, n: n, narrow: d.narrow}
 	// Four passes instead of one: the work is cache misses (dictionary
 	// slot, term entry, end of the postings list, each somewhere in a large
 	// index), and a pass that only loads lets the processor overlap many
 	// of one kind, where the full loop body overlaps a few.
 	x.sink += uint32(x.dict.touch(d.hashes))
 	x.sink += uint32(x.dict.touchTerms(d.hashes, x.terms))
+	ids := f.ids()
 	for i, h := range d.hashes {
-		data[i] = uint32(h >> 32)
-		data[n+i] = x.termID(d.term(i), h)
+		ids[i] = x.termID(d.term(i), h)
 	}
-	x.touchTails(data[n : 2*n])
-	for i, tid := range data[n : 2*n] {
+	x.touchTails(ids)
+	for i, tid := range ids {
 		te := &x.terms[tid]
 		c := cap(te.postings)
 		if len(te.postings) == c {
@@ -222,11 +200,11 @@ func (x *Index) Put(key string, d Doc) {
 			// 3.8 KB of the 12 KB a write allocated at 100k values.
 			te.postings = slices.Grow(te.postings, max(4, c))
 		}
-		te.postings = append(te.postings, posting{doc: id, freq: d.freqs[i]})
+		te.postings = append(te.postings, posting{doc: id, freq: f.freq(i)})
 		x.postingSlots += int64(cap(te.postings) - c)
 	}
 
-	x.docs[id] = docEntry{key: k, data: data, n: uint32(n), length: d.length}
+	x.docs[id] = docEntry{key: k, data: data, n: uint32(n), length: d.length, narrow: d.narrow}
 	x.live[id/64] |= 1 << (id % 64)
 	x.lengths[id] = d.length
 	x.keys[k] = id
@@ -248,7 +226,7 @@ func (x *Index) checkDoc(d Doc) {
 	if n == 0 {
 		return
 	}
-	if len(d.freqs) != n || len(d.hb) != 2*n || len(d.starts) != n+1 || int(d.starts[n]) != len(d.pos) || len(d.fwd) != fwdWords(n, len(d.pos))+1 {
+	if len(d.hb) != 2*n || len(d.fwd) != forwardWords(n, d.forward().start(n), d.narrow)+1 {
 		panic("textidx: Doc parts disagree (a Doc must come from Analyze)")
 	}
 }
@@ -328,7 +306,7 @@ func (x *Index) kill(id uint32) {
 		panic("textidx: removing a document that is not live")
 	}
 	d := &x.docs[id]
-	tids := d.termIDs()
+	tids := d.forward().ids()
 	x.live[id/64] &^= 1 << (id % 64)
 	x.lengths[id] = 0
 	d.refs = d.n

@@ -9,7 +9,7 @@ import (
 // queryTerm is one distinct term of a query, resolved against the index.
 type queryTerm struct {
 	tid   uint32
-	tag   uint32 // the high half of the term's hash
+	hash  uint64 // the term's hash, which a forward index keeps a tag of
 	known bool   // the term is in the dictionary
 	idf   float64
 }
@@ -94,7 +94,7 @@ func (x *Index) Search(q Query) ([]Hit, error) {
 	for i, t := range pq.terms {
 		h := termHash(t)
 		if tid, ok := x.dict.find(h, t, x.terms); ok {
-			qts[i] = queryTerm{tid: tid, tag: uint32(h >> 32), known: true, idf: idf(x.docsLive, x.terms[tid].live())}
+			qts[i] = queryTerm{tid: tid, hash: h, known: true, idf: idf(x.docsLive, x.terms[tid].live())}
 		}
 	}
 	clauses := make([]resolvedClause, len(pq.clauses))
@@ -154,8 +154,9 @@ next:
 			continue
 		}
 		d := &x.docs[p.doc]
+		f := d.forward()
 		for i, qt := range qts {
-			k, ok := d.find(qt.tid, qt.tag)
+			k, ok := f.find(qt.tid, qt.hash)
 			if !ok {
 				continue next
 			}
@@ -163,7 +164,7 @@ next:
 		}
 		if phrases {
 			for _, c := range clauses {
-				if c.isPhrase() && !d.phraseAt(c, where) {
+				if c.isPhrase() && !f.phraseAt(c, where) {
 					continue next
 				}
 			}
@@ -171,7 +172,7 @@ next:
 		norm := m.norm(d.length)
 		score := 0.0
 		for i, qt := range qts {
-			score += m.term(qt.idf, d.freq(where[i]), norm)
+			score += m.term(qt.idf, f.freq(where[i]), norm)
 		}
 		top.offer(score, p.doc)
 	}
@@ -223,8 +224,8 @@ func (x *Index) offerTouched(qts []queryTerm, clauses []resolvedClause, phrases 
 			continue
 		}
 		if phrases {
-			d := &x.docs[id]
-			if mode == All && !d.allPhrases(qts, clauses, where) || mode == Any && !d.anyClause(qts, clauses, where) {
+			f := x.docs[id].forward()
+			if mode == All && !f.allPhrases(qts, clauses, where) || mode == Any && !f.anyClause(qts, clauses, where) {
 				continue
 			}
 		}
@@ -234,16 +235,16 @@ func (x *Index) offerTouched(qts []queryTerm, clauses []resolvedClause, phrases 
 
 // allPhrases reports whether the document, which holds every query term,
 // holds every phrase. where is scratch of one entry per query term.
-func (d *docEntry) allPhrases(qts []queryTerm, clauses []resolvedClause, where []int) bool {
+func (f forward) allPhrases(qts []queryTerm, clauses []resolvedClause, where []int) bool {
 	for i, qt := range qts {
-		k, ok := d.find(qt.tid, qt.tag)
+		k, ok := f.find(qt.tid, qt.hash)
 		if !ok {
 			panic("textidx: a document counted as holding a term it does not hold")
 		}
 		where[i] = k
 	}
 	for _, c := range clauses {
-		if c.isPhrase() && !d.phraseAt(c, where) {
+		if c.isPhrase() && !f.phraseAt(c, where) {
 			return false
 		}
 	}
@@ -252,7 +253,7 @@ func (d *docEntry) allPhrases(qts []queryTerm, clauses []resolvedClause, where [
 
 // anyClause reports whether the document satisfies at least one clause.
 // where is scratch of one entry per query term.
-func (d *docEntry) anyClause(qts []queryTerm, clauses []resolvedClause, where []int) bool {
+func (f forward) anyClause(qts []queryTerm, clauses []resolvedClause, where []int) bool {
 	for _, c := range clauses {
 		ok := true
 		for _, ti := range c.terms {
@@ -260,14 +261,14 @@ func (d *docEntry) anyClause(qts []queryTerm, clauses []resolvedClause, where []
 				ok = false
 				break
 			}
-			k, found := d.find(qts[ti].tid, qts[ti].tag)
+			k, found := f.find(qts[ti].tid, qts[ti].hash)
 			if !found {
 				ok = false
 				break
 			}
 			where[ti] = k
 		}
-		if ok && (!c.isPhrase() || d.phraseAt(c, where)) {
+		if ok && (!c.isPhrase() || f.phraseAt(c, where)) {
 			return true
 		}
 	}
@@ -277,13 +278,13 @@ func (d *docEntry) anyClause(qts []queryTerm, clauses []resolvedClause, where []
 // phraseAt reports whether the phrase's terms occur at their offsets from a
 // common start. where[i] is query term i's index among the document's
 // terms, set for every term of the phrase.
-func (d *docEntry) phraseAt(c resolvedClause, where []int) bool {
-	first := d.positions(where[c.terms[0]])
-	for _, start := range first {
+func (f forward) phraseAt(c resolvedClause, where []int) bool {
+	first := where[c.terms[0]]
+	for k := f.start(first); k < f.start(first+1); k++ {
+		start := f.pos(k)
 		found := true
 		for j := 1; j < len(c.terms); j++ {
-			ps := d.positions(where[c.terms[j]])
-			if _, ok := slices.BinarySearch(ps, start+c.offsets[j]); !ok {
+			if !f.hasPos(where[c.terms[j]], start+c.offsets[j]) {
 				found = false
 				break
 			}

@@ -109,8 +109,9 @@ func checkDocShape(t interface{ Fatalf(string, ...any) }, d Doc, o Options) {
 		}
 		return
 	}
-	if len(d.hb) != 2*n || len(d.freqs) != n || len(d.starts) != n+1 || int(d.starts[n]) != len(d.pos) || len(d.fwd) != fwdWords(n, len(d.pos))+1 {
-		t.Fatalf("Doc parts disagree: %d terms, %d hashes and bounds, %d freqs, %d starts, %d positions, %d forward words", n, len(d.hb), len(d.freqs), len(d.starts), len(d.pos), len(d.fwd))
+	f := d.forward()
+	if len(d.hb) != 2*n || len(d.fwd) != forwardWords(n, f.start(n), d.narrow)+1 {
+		t.Fatalf("Doc parts disagree: %d terms, %d hashes and bounds, %d positions, %d forward words", n, len(d.hb), f.start(n), len(d.fwd))
 	}
 	total := uint32(0)
 	seen := map[string]bool{}
@@ -126,14 +127,20 @@ func checkDocShape(t interface{ Fatalf(string, ...any) }, d Doc, o Options) {
 		if i > 0 && d.hashes[i-1]>>32 > d.hashes[i]>>32 {
 			t.Fatalf("terms out of hash order at %d", i)
 		}
-		ps := d.pos[d.starts[i]:d.starts[i+1]]
-		if len(ps) != min(int(d.freqs[i]), o.PositionsPerTermMax) {
-			t.Fatalf("term %q: %d positions for %d occurrences", term, len(ps), d.freqs[i])
+		var ps []uint32
+		for k := f.start(i); k < f.start(i+1); k++ {
+			ps = append(ps, f.pos(k))
+		}
+		if len(ps) != min(int(f.freq(i)), o.PositionsPerTermMax) {
+			t.Fatalf("term %q: %d positions for %d occurrences", term, len(ps), f.freq(i))
+		}
+		if f.tag(i) != f.tagOf(d.hashes[i]) {
+			t.Fatalf("term %q: tag %x of hash %x", term, f.tag(i), d.hashes[i])
 		}
 		if !slices.IsSorted(ps) {
 			t.Fatalf("term %q: positions %v not ascending", term, ps)
 		}
-		total += d.freqs[i]
+		total += f.freq(i)
 	}
 	if total != d.length || n > o.TermsPerDocMax {
 		t.Fatalf("length %d, Σ freqs %d, %d terms", d.length, total, n)
