@@ -107,8 +107,8 @@
 //
 // Each term has a list of postings (document id, frequency) in the order
 // documents were put; each live document has a forward index: its terms
-// sorted by the high half of their hash, with term ids, frequencies and
-// positions, in one allocation. Search in All mode walks the rarest term's
+// sorted by the high half of their hash, with term ids, hash tags,
+// frequencies and positions, in one allocation. Search in All mode walks the rarest term's
 // postings and looks the other terms up in each document's forward index
 // (binary search); Any mode adds up scores term by term; a heap of size
 // Limit keeps the best hits.
@@ -122,14 +122,18 @@
 // (0.8 ms measured for a term held by 100,000 of 200,000 documents), and
 // the dictionary's doubling, which rehashes every term once.
 //
-// Memory per indexed (term, document) pair: 8 bytes of posting, 16 bytes
-// in the forward index (hash half, term id, frequency, position start), and
-// 4 bytes per kept position, i.e. per indexed word. On top come slack from
-// slice growth (up to 2×), dead postings awaiting compaction (at most as
-// many as the live ones), 64 bytes and the text per distinct term, and
-// about 100 bytes plus the key per document. Stats.Bytes estimates the
-// total from counters kept as the index changes: for 100,000 synthetic
-// documents of 150 words it says 33 bytes per posting, 246 MB, where the Go
-// heap grew 256 MB; for 1 KB values, overwritten at random, about 44
-// (BenchmarkSearch100k and BenchmarkPut1KB report these).
+// Memory per indexed (term, document) pair: 8 bytes of posting and, in
+// the forward index of a value of under 65,536 words (the narrow layout,
+// see forward), 10 bytes (term id, and 16-bit hash tag, frequency and
+// position start) and 2 bytes per kept position, i.e. per indexed word;
+// longer values take 16 and 4. On top come slack from slice growth (lists
+// grow by half: about a quarter of their slots unused), dead postings
+// awaiting compaction (at most as many as the live ones), 64 bytes and the
+// text per distinct term, and about 100 bytes plus the key per document.
+// Stats.Bytes estimates the total from counters kept as the index
+// changes: for 100,000 synthetic documents of 150 words it says 25.5
+// bytes per posting, 191 MB, where the Go heap grew 198 MB (33 bytes and
+// 246 MB with the wide layout only and lists that doubled); for 1 KB
+// values overwritten at random, 37 against 45 (BenchmarkSearch100k and
+// BenchmarkPut1KB report these).
 package textidx
