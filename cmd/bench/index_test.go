@@ -28,7 +28,7 @@ func TestIndexBenchReportsEveryFigure(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, want := range []string{
-		"without indexes", "with indexes (alt)", "page faults/op", "write throughput: indexed / plain =",
+		"without indexes", "with indexes (alt)", "page faults/op", "into empty stores", "into full stores", "settled", "write throughput: indexed / plain =",
 		"by slice pair (adjacent in time), indexed / plain:", "alt / indexed =", "by slice pair, alt / indexed:",
 		"recall@10 =", "search (all words)", "search_similar (top 10), settled",
 	} {

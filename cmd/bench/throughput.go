@@ -148,7 +148,8 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := populate(p.Addr, size, cfg.valueBytes, out, cfg.progress); err != nil {
+		value := strings.Repeat("p", cfg.valueBytes)
+		if err := populate(p.Addr, size, func(int) string { return value }, out, cfg.progress); err != nil {
 			p.Kill()
 			return err
 		}
@@ -282,14 +283,13 @@ func slicesMax(s []int) int {
 
 func keyName(i int) string { return fmt.Sprintf("key%08d", i) }
 
-// populate fills the store with keys 0..n-1 through pipelined BulkSets,
-// showing its progress on progressOut.
-func populate(addr string, n, valueBytes int, out, progressOut io.Writer) error {
+// populate fills the store with keys 0..n-1, key i holding value(i),
+// through pipelined BulkSets, showing its progress on progressOut.
+func populate(addr string, n int, value func(i int) string, out, progressOut io.Writer) error {
 	if n == 0 {
 		return nil
 	}
 	const batch, workers = 1000, 4
-	value := strings.Repeat("p", valueBytes)
 	var next, done atomic.Int64
 	start := time.Now()
 	bar := progress.Start(progressOut, progress.Spec{
@@ -315,7 +315,7 @@ func populate(addr string, n, valueBytes int, out, progressOut io.Writer) error 
 				}
 				items := make([]client.KV, 0, batch)
 				for i := from; i < min(from+batch, n); i++ {
-					items = append(items, client.KV{Key: keyName(i), Value: value})
+					items = append(items, client.KV{Key: keyName(i), Value: value(i)})
 				}
 				bctx, cancel := context.WithTimeout(ctx, time.Minute)
 				err := c.BulkSet(bctx, items)
