@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,21 +13,47 @@ import (
 )
 
 // TestMain lets this test binary serve as the benchmark's echo process,
-// which the benchmark starts by running its own executable again.
+// which the benchmark starts by running its own executable again, and
+// keeps the cmd/node binary the tests share.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == echoServerCommand {
 		os.Exit(runEchoServer(os.Args[2:]))
 	}
-	os.Exit(m.Run())
+	dir, err := os.MkdirTemp("", "dkv-bench-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	nodeBinDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// The cmd/node binary the tests run, built once for all of them (each
+// build links it again, a second or two) into nodeBinDir.
+var (
+	nodeBinDir  string
+	nodeBinOnce sync.Once
+	nodeBinPath string
+	nodeBinErr  error
+)
+
+// testNodeBin returns the shared cmd/node binary, building it first if no
+// test has.
+func testNodeBin(t *testing.T) string {
+	t.Helper()
+	nodeBinOnce.Do(func() { nodeBinPath, nodeBinErr = nodeproc.Build(nodeBinDir) })
+	if nodeBinErr != nil {
+		t.Fatal(nodeBinErr)
+	}
+	return nodeBinPath
 }
 
 // The durability benchmark, cut short: real SIGKILLs of a real server, and
 // every acknowledged write checked after each restart.
 func TestDurabilityUnderSIGKILL(t *testing.T) {
-	bin, err := nodeproc.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testNodeBin(t)
 	var out bytes.Buffer
 	res, err := durability(durabilityConfig{
 		kills: 8, writers: 4, keysPerWriter: 20, groups: 4, groupSize: 6,
@@ -76,12 +103,9 @@ func checkPlotsPrinted(t *testing.T, out string, n int) {
 // The throughput benchmark runs end to end and reports every figure; the
 // figures themselves are for people, not for a timed test.
 func TestThroughputReportsEveryFigure(t *testing.T) {
-	bin, err := nodeproc.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testNodeBin(t)
 	var out bytes.Buffer
-	err = throughput(throughputConfig{
+	err := throughput(throughputConfig{
 		clients: 4, sizes: []int{0, 2000}, duration: 200 * time.Millisecond, warmup: 50 * time.Millisecond,
 		valueBytes: 100, baselineTime: 100 * time.Millisecond, dir: t.TempDir(), nodeBin: bin, unsafeRef: true,
 		plotDir: t.TempDir(),

@@ -9,17 +9,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"dkv/internal/nodeproc"
 )
 
 // The cluster benchmark runs end to end and reports every figure; the
 // figures themselves are for people, not for a timed test.
 func TestClusterBenchReportsEveryFigure(t *testing.T) {
-	bin, err := nodeproc.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testNodeBin(t)
 	var out bytes.Buffer
 	res, err := clusterBench(clusterBenchConfig{
 		clients: 4, duration: 400 * time.Millisecond, warmup: 50 * time.Millisecond, slices: 2,

@@ -6,18 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"dkv/internal/nodeproc"
 )
 
 // compare runs end to end on a tiny load against a real dkv node, and
 // Redis when it is installed, and reports every figure; the figures
 // themselves are for people, not for a timed test.
 func TestCompareReportsEveryFigure(t *testing.T) {
-	bin, err := nodeproc.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testNodeBin(t)
 	redisBin, redisMiss := findRedis("")
 	if redisBin == "" {
 		t.Logf("redis-server is not installed: the Redis column is skipped (install Debian's redis-server package to test it)")
@@ -139,10 +134,7 @@ func TestCommas(t *testing.T) {
 // two more columns with their ratios and summary cells, and counts context
 // switches for every column.
 func TestCompareMeasuresAnAltServer(t *testing.T) {
-	bin, err := nodeproc.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testNodeBin(t)
 	var out bytes.Buffer
 	load := compareLoads[1] // SET c50
 	res, err := compare(compareConfig{

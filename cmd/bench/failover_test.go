@@ -5,17 +5,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"dkv/internal/nodeproc"
 )
 
 // The failover benchmark, cut short: real SIGKILLs of a real leader, each
 // followed by a write acknowledged by another node.
 func TestFailoverBench(t *testing.T) {
-	bin, err := nodeproc.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testNodeBin(t)
 	var out bytes.Buffer
 	res, err := failover(failoverConfig{
 		kills: 2, writers: 2, pause: 5 * time.Millisecond, timeout: 30 * time.Second,

@@ -5,19 +5,14 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"dkv/internal/nodeproc"
 )
 
 // The index benchmark runs end to end, a second indexed server included,
 // and reports every figure; the figures themselves are for people.
 func TestIndexBenchReportsEveryFigure(t *testing.T) {
-	bin, err := nodeproc.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testNodeBin(t)
 	var out bytes.Buffer
-	err = indexBench(indexBenchConfig{
+	err := indexBench(indexBenchConfig{
 		clusterBenchConfig: clusterBenchConfig{
 			clients: 4, duration: 400 * time.Millisecond, warmup: 50 * time.Millisecond, slices: 2,
 			space: 1000, dir: t.TempDir(), nodeBin: bin,

@@ -5,17 +5,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"dkv/internal/nodeproc"
 )
 
 // The mesh benchmark runs end to end and reports every figure; the
 // figures themselves are for people, not for a timed test.
 func TestMeshBenchReportsEveryFigure(t *testing.T) {
-	bin, err := nodeproc.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testNodeBin(t)
 	var out bytes.Buffer
 	res, err := meshBench(meshBenchConfig{
 		clusterBenchConfig: clusterBenchConfig{
