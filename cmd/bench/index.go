@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -279,16 +280,25 @@ func waitIndexesSettled(addr string) error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), indexSettleMax+10*time.Second)
 	defer cancel()
-	for start := time.Now(); time.Since(start) < indexSettleMax; time.Sleep(200 * time.Millisecond) {
+	_, err = settleIndexes(ctx, c)
+	return err
+}
+
+// settleIndexes polls a server's status until its indexes have no
+// deferred work left (links, merges), or indexSettleMax has passed, and
+// returns the last status; its Indexes is nil for a server without.
+func settleIndexes(ctx context.Context, c interface {
+	Status(context.Context) (*core.Status, error)
+}) (*core.Status, error) {
+	for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
 		st, err := c.Status(ctx)
 		if err != nil {
-			return fmt.Errorf("status: %w", err)
+			return nil, fmt.Errorf("status: %w", err)
 		}
-		if st.Indexes == nil || st.Indexes.WorkLeft == 0 {
-			return nil
+		if st.Indexes == nil || st.Indexes.WorkLeft == 0 || time.Since(start) >= indexSettleMax {
+			return st, nil
 		}
 	}
-	return nil
 }
 
 // indexInProcess: indexing throughput and the similarity index's recall,
@@ -433,11 +443,11 @@ func indexQueryFigure(cfg indexBenchConfig, corp *corpus, docs []string, out io.
 	}
 	fmt.Fprintf(out, "server: %s\n", indexStatusLine(st.Indexes))
 	t1 := time.Now()
-	for st.Indexes.WorkLeft > 0 && time.Since(t1) < indexSettleMax {
-		time.Sleep(500 * time.Millisecond)
-		if st, err = c.Status(ctx); err != nil || st.Indexes == nil {
-			return fmt.Errorf("status: %v", err)
-		}
+	if st, err = settleIndexes(ctx, c); err != nil {
+		return err
+	}
+	if st.Indexes == nil {
+		return errors.New("status: the indexed server reports no indexes")
 	}
 	fmt.Fprintf(out, "after %v idle (deferred work left: %d units): %s\n", time.Since(t1).Round(100*time.Millisecond), st.Indexes.WorkLeft, indexStatusLine(st.Indexes))
 	if err := figure("search_similar (top 10), settled", similar); err != nil {
