@@ -427,18 +427,16 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 			// the system's pipeline full rather than empty.
 			setActive(int64(si + 1))
 			time.Sleep(min(slice/10, 50*time.Millisecond))
-			start, cpu, faults, ops := time.Now(), processCPUs(sys.pids), processFaults(sys.pids), measured[si].Load()
+			start, before, ops := time.Now(), processStats(sys.pids), measured[si].Load()
 			measuring.Store(true)
 			time.Sleep(slice)
 			measuring.Store(false)
 			took := time.Since(start)
 			elapsed[si] += took
-			for i, d := range processCPUs(sys.pids) {
-				sys.cpus[i] += d - cpu[i]
-				sys.cpu += d - cpu[i]
-			}
-			for i, n := range processFaults(sys.pids) {
-				sys.faults += n - faults[i]
+			for i, st := range processStats(sys.pids) {
+				sys.cpus[i] += st.cpu - before[i].cpu
+				sys.cpu += st.cpu - before[i].cpu
+				sys.faults += st.faults - before[i].faults
 			}
 			quiesce() // a call counted in the slice may end here
 			sys.sliceRates = append(sys.sliceRates, float64(measured[si].Load()-ops)/took.Seconds())

@@ -592,16 +592,16 @@ func runWindow(s *compareServer, load compareLoad, cfg compareConfig, value []by
 		}
 	}
 	sleepUnless(cfg.warmup)
-	cpu0, err0 := processTreeCPU(s.pid)
-	sw0, flt0 := contextSwitches(s.pid), processFaults([]int{s.pid})[0]
+	st0, err0 := readProcStat(s.pid)
+	sw0 := contextSwitches(s.pid)
 	gen0, _ := processTreeCPU(os.Getpid())
 	start := time.Now()
 	measuring.Store(true)
 	sleepUnless(cfg.duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
-	cpu1, err1 := processTreeCPU(s.pid)
-	sw1, flt1 := contextSwitches(s.pid), processFaults([]int{s.pid})[0]
+	st1, err1 := readProcStat(s.pid)
+	sw1 := contextSwitches(s.pid)
 	gen1, _ := processTreeCPU(os.Getpid())
 	rss, errRSS := procRSS(s.pid)
 	stop.Store(true)
@@ -614,7 +614,7 @@ func runWindow(s *compareServer, load compareLoad, cfg compareConfig, value []by
 	if err := errors.Join(err0, err1, errRSS); err != nil {
 		return windowResult{}, fmt.Errorf("reading the server's /proc: %w", err)
 	}
-	w := windowResult{elapsed: elapsed, serverCPU: cpu1 - cpu0, switches: sw1 - sw0, faults: flt1 - flt0, genCPU: gen1 - gen0, rssBytes: rss}
+	w := windowResult{elapsed: elapsed, serverCPU: st1.treeCPU() - st0.treeCPU(), switches: sw1 - sw0, faults: st1.faults - st0.faults, genCPU: gen1 - gen0, rssBytes: rss}
 	var all latencies
 	for _, cr := range results {
 		all = append(all, cr.lat...)

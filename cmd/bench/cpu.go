@@ -12,21 +12,15 @@ import (
 // /proc/PID/stat: 100 on every Linux this runs on.
 const clockTicksPerSecond = 100
 
-// processCPU is the CPU time, user and system, that process pid has used
-// so far, read from /proc/PID/stat. Server CPU per operation bends least
-// under a shared machine's noise, so the benchmarks report it beside the
-// throughput ratios.
-func processCPU(pid int) (time.Duration, error) {
-	st, err := readProcStat(pid)
-	return st.cpu, err
-}
-
-// processTreeCPU is processCPU plus the CPU of the children pid has waited
-// for (cutime, cstime): Redis's AOF rewrites run in forked children, whose
-// time counts once they end. dkv has no children.
+// processTreeCPU is the CPU time, user and system, that process pid and
+// the children it has waited for (cutime, cstime) have used so far, read
+// from /proc/PID/stat: Redis's AOF rewrites run in forked children, whose
+// time counts once they end; dkv has no children. Server CPU per
+// operation bends least under a shared machine's noise, so the
+// benchmarks report it beside the throughput ratios.
 func processTreeCPU(pid int) (time.Duration, error) {
 	st, err := readProcStat(pid)
-	return st.cpu + st.childCPU, err
+	return st.treeCPU(), err
 }
 
 // procStat is what the benchmarks read of /proc/PID/stat.
@@ -39,6 +33,9 @@ type procStat struct {
 	// measured on (2026-12-03), so they show in CPU per op.
 	faults int64
 }
+
+// treeCPU is the process's CPU time and its waited-for children's.
+func (st procStat) treeCPU() time.Duration { return st.cpu + st.childCPU }
 
 func readProcStat(pid int) (procStat, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -73,26 +70,14 @@ func readProcStat(pid int) (procStat, error) {
 	}, nil
 }
 
-// processFaults is the minor page faults of each of pids so far; a
-// process that is gone counts nothing.
-func processFaults(pids []int) []int64 {
-	n := make([]int64, len(pids))
+// processStats is readProcStat of each of pids; a process that is gone
+// counts nothing.
+func processStats(pids []int) []procStat {
+	sts := make([]procStat, len(pids))
 	for i, pid := range pids {
 		if st, err := readProcStat(pid); err == nil {
-			n[i] = st.faults
+			sts[i] = st
 		}
 	}
-	return n
-}
-
-// processCPUs is processCPU of each of pids; a process that is gone counts
-// nothing.
-func processCPUs(pids []int) []time.Duration {
-	ds := make([]time.Duration, len(pids))
-	for i, pid := range pids {
-		if d, err := processCPU(pid); err == nil {
-			ds[i] = d
-		}
-	}
-	return ds
+	return sts
 }
