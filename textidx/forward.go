@@ -46,7 +46,10 @@ func forwardWords(n, kept int, narrow bool) int {
 }
 
 // half is 16-bit field j of a narrow layout.
-func (f forward) half(j int) uint32 { return f.data[f.n+j>>1] >> (16 * (j & 1)) & 0xffff }
+func (f forward) half(j int) uint32 { return halfOf(f.data[f.n:], j) }
+
+// halfOf is 16-bit field j of halves, the lower half of a word first.
+func halfOf(halves []uint32, j int) uint32 { return halves[j>>1] >> (16 * (j & 1)) & 0xffff }
 
 func (f forward) setHalf(j int, v uint32) {
 	if v >= narrowWordsMax {
@@ -110,12 +113,11 @@ func (f forward) set(i int, hash uint64, freq uint32, start int) {
 	if f.narrow {
 		f.setHalf(i, f.tagOf(hash))
 		f.setHalf(f.n+i, freq)
-		f.setHalf(2*f.n+i, uint32(start))
-		return
+	} else {
+		f.data[i] = f.tagOf(hash)
+		f.data[2*f.n+i] = freq
 	}
-	f.data[i] = f.tagOf(hash)
-	f.data[2*f.n+i] = freq
-	f.data[3*f.n+i] = uint32(start)
+	f.setStart(i, start)
 }
 
 func (f forward) setStart(i, start int) {
@@ -138,27 +140,26 @@ func (f forward) setPos(k int, p uint32) {
 // hash is hash. (All-mode searches call it for every posting of their
 // rarest term: one loop per layout, so the layout is tested once.)
 func (f forward) find(tid uint32, hash uint64) (int, bool) {
-	n := f.n
-	i, hi := 0, n // the first tag >= the term's lies in [i, hi]
+	n, tag := f.n, f.tagOf(hash)
 	if f.narrow {
-		tag, halves := uint32(hash>>48), f.data[n:]
+		halves := f.data[n:] // sliced once: half would slice at every step
+		i, hi := 0, n        // the first tag >= the term's lies in [i, hi]
 		for i < hi {
 			mid := int(uint(i+hi) >> 1)
-			if halves[mid>>1]>>(16*(mid&1))&0xffff < tag {
+			if halfOf(halves, mid) < tag {
 				i = mid + 1
 			} else {
 				hi = mid
 			}
 		}
-		for ; i < n && halves[i>>1]>>(16*(i&1))&0xffff == tag; i++ {
+		for ; i < n && halfOf(halves, i) == tag; i++ {
 			if f.data[i] == tid {
 				return i, true
 			}
 		}
 		return 0, false
 	}
-	tag := uint32(hash >> 32)
-	i, _ = slices.BinarySearch(f.data[:n], tag)
+	i, _ := slices.BinarySearch(f.data[:n], tag)
 	for ; i < n && f.data[i] == tag; i++ {
 		if f.data[n+i] == tid {
 			return i, true
