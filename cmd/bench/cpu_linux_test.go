@@ -4,6 +4,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestReadProcStat reads this process's own /proc/PID/stat: touching
@@ -23,7 +24,11 @@ func TestReadProcStat(t *testing.T) {
 		mem[i] = 1
 	}
 	var after procStat
+	deadline := time.Now().Add(10 * time.Second)
 	for x := 0; after.cpu <= before.cpu; x++ { // a clock tick of CPU time at least
+		if time.Now().After(deadline) {
+			t.Fatalf("CPU time stayed at %v for 10 s of spinning", before.cpu)
+		}
 		if after, err = readProcStat(os.Getpid()); err != nil {
 			t.Fatal(err)
 		}
