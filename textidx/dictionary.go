@@ -64,7 +64,7 @@ func (d *dictionary) grow(terms []termEntry) {
 	d.slots = make([]uint64, max(dictionarySlotsMin, 2*len(old)))
 	for _, s := range old {
 		if s != 0 {
-			d.place(terms[uint32(s)-1].hash, s)
+			d.place(uint64(terms[uint32(s)-1].hash), s)
 		}
 	}
 }
@@ -82,7 +82,7 @@ func (d *dictionary) remove(h uint64, tid uint32, terms []termEntry) {
 	}
 	// Shift back every later entry of the run whose home is not in (i, j].
 	for j := (i + 1) & mask; d.slots[j] != 0; j = (j + 1) & mask {
-		home := terms[uint32(d.slots[j])-1].hash & mask
+		home := uint64(terms[uint32(d.slots[j])-1].hash) & mask
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
 			d.slots[i] = d.slots[j]
 			i = j
@@ -118,7 +118,7 @@ func (d *dictionary) touchTerms(hashes []uint64, terms []termEntry) uint64 {
 	sink := uint64(0)
 	for _, h := range hashes {
 		if s := d.slots[h&mask]; s != 0 && s>>32 == h>>32 {
-			sink += terms[uint32(s)-1].hash
+			sink += uint64(terms[uint32(s)-1].hash)
 		}
 	}
 	return sink

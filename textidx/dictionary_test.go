@@ -24,8 +24,10 @@ func TestDictionaryModel(t *testing.T) {
 			h := mix64(uint64(tid))
 			return (h>>32%tags)<<32 | (h & 0xffffffff % homes)
 		}
+		hashes := make([]uint64, termsMax) // the entries keep only a half
 		for i := range terms {
-			terms[i] = newTermEntry(terms[i].text, hashFor(i))
+			hashes[i] = hashFor(i)
+			terms[i] = newTermEntry(terms[i].text, hashes[i])
 		}
 		var d dictionary
 		in := map[int]bool{}
@@ -33,17 +35,17 @@ func TestDictionaryModel(t *testing.T) {
 		for s := 0; s < steps; s++ {
 			tid := rapid.IntRange(0, termsMax-1).Draw(t, "tid")
 			te := &terms[tid]
-			got, ok := d.find(te.hash, te.text, terms)
+			got, ok := d.find(hashes[tid], te.text, terms)
 			if ok != in[tid] || ok && got != uint32(tid) {
 				t.Fatalf("find %d: got %d, %v; model %v", tid, got, ok, in[tid])
 			}
 			if in[tid] {
 				if rapid.IntRange(0, 2).Draw(t, "remove") > 0 {
-					d.remove(te.hash, uint32(tid), terms)
+					d.remove(hashes[tid], uint32(tid), terms)
 					delete(in, tid)
 				}
 			} else {
-				d.insert(te.hash, uint32(tid), terms)
+				d.insert(hashes[tid], uint32(tid), terms)
 				in[tid] = true
 			}
 			if d.count != len(in) {
@@ -52,7 +54,7 @@ func TestDictionaryModel(t *testing.T) {
 		}
 		// Everything in the model is still found, and nothing else is.
 		for tid := range terms {
-			got, ok := d.find(terms[tid].hash, terms[tid].text, terms)
+			got, ok := d.find(hashes[tid], terms[tid].text, terms)
 			if ok != in[tid] || ok && got != uint32(tid) {
 				t.Fatalf("final find %d: got %d, %v; model %v", tid, got, ok, in[tid])
 			}
@@ -90,19 +92,21 @@ func TestSortKeys(t *testing.T) {
 func TestDictionaryGrow(t *testing.T) {
 	const n = 5000
 	terms := make([]termEntry, n)
+	hashes := make([]uint64, n)
 	var d dictionary
 	for i := range terms {
-		terms[i] = newTermEntry(fmt.Sprint(i), mix64(uint64(i))&^0xff00) // some shared homes
-		d.insert(terms[i].hash, uint32(i), terms)
+		hashes[i] = mix64(uint64(i)) &^ 0xff00 // some shared homes
+		terms[i] = newTermEntry(fmt.Sprint(i), hashes[i])
+		d.insert(hashes[i], uint32(i), terms)
 	}
 	if len(d.slots) < 2*n || d.count != n {
 		t.Fatalf("%d slots for %d terms", len(d.slots), d.count)
 	}
 	for i := 0; i < n; i += 3 {
-		d.remove(terms[i].hash, uint32(i), terms)
+		d.remove(hashes[i], uint32(i), terms)
 	}
 	for i := range terms {
-		got, ok := d.find(terms[i].hash, terms[i].text, terms)
+		got, ok := d.find(hashes[i], terms[i].text, terms)
 		if want := i%3 != 0; ok != want || ok && got != uint32(i) {
 			t.Fatalf("find %d: %d, %v; want present %v", i, got, ok, want)
 		}

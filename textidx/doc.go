@@ -126,14 +126,16 @@
 // the forward index of a value of under 65,536 words (the narrow layout,
 // see forward), 10 bytes (term id, and 16-bit hash tag, frequency and
 // position start) and 2 bytes per kept position, i.e. per indexed word;
-// longer values take 16 and 4. On top come slack from slice growth (lists
-// grow by half: about a quarter of their slots unused), dead postings
+// longer values take 16 and 4. On top come slack in the postings lists
+// (a short list's slice grows by half; a long one is kept in 4 KiB chunks
+// and only its last chunk has room: see postings.go), dead postings
 // awaiting compaction (at most as many as the live ones), 64 bytes and the
 // text per distinct term, and about 100 bytes plus the key per document.
 // Stats.Bytes estimates the total from counters kept as the index
-// changes: for 100,000 synthetic documents of 150 words it says 25.5
-// bytes per posting, 191 MB, where the Go heap grew 198 MB (33 bytes and
-// 246 MB with the wide layout only and lists that doubled); for 1 KB
-// values overwritten at random, 37 against 45 (BenchmarkSearch100k and
+// changes: for 100,000 synthetic documents of 150 words it says 24.2
+// bytes per posting, 182 MB (25.5 when every list was one slice grown by
+// half, 33 with the wide layout only and lists that doubled); for 1 KB
+// values overwritten at random, 33 against 37 with one slice a list, whose
+// room stayed at its longest after compaction (BenchmarkSearch100k and
 // BenchmarkPut1KB report these).
 package textidx

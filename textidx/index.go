@@ -2,7 +2,6 @@ package textidx
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"unsafe"
 )
@@ -19,10 +18,15 @@ type posting struct {
 // compact drops them all in one pass, so a removal costs O(1) per term
 // amortised instead of a search through a list that may hold every document.
 type termEntry struct {
-	text     string
-	hash     uint64 // termHash(text)
-	postings []posting
-	dead     uint32 // postings whose document is no longer live
+	text string
+	// tail is the newest postings, all of them while the list is short
+	// (postings.go); n counts the postings, dead the dead among them.
+	tail []posting
+	n    uint32
+	dead uint32
+	// hash is the low half of termHash(text): the dictionary holds the
+	// high half in the term's slot, and places it by the low half.
+	hash uint32
 	// head holds the text's first bytes, so that the dictionary confirms
 	// a match without following text's pointer to memory that is rarely
 	// in cache (most English stems are no longer than headBytes).
@@ -34,14 +38,15 @@ type termEntry struct {
 const headBytes = 12
 
 func newTermEntry(text string, hash uint64) termEntry {
-	te := termEntry{text: text, hash: hash}
+	te := termEntry{text: text, hash: uint32(hash)}
 	copy(te.head[:], text)
 	return te
 }
 
-// is reports whether the entry's term is t, whose hash is h.
+// is reports whether the entry's term is t, whose hash is h (the
+// dictionary has matched its high half).
 func (te *termEntry) is(t string, h uint64) bool {
-	if te.hash != h || len(te.text) != len(t) {
+	if te.hash != uint32(h) || len(te.text) != len(t) {
 		return false
 	}
 	if len(t) <= headBytes {
@@ -51,7 +56,7 @@ func (te *termEntry) is(t string, h uint64) bool {
 }
 
 // live returns the number of live documents holding the term: its n(q).
-func (t *termEntry) live() int { return len(t.postings) - int(t.dead) }
+func (t *termEntry) live() int { return int(t.n - t.dead) }
 
 // docEntry is one document id. While live it holds the key and the
 // document's forward index; once dead it waits, holding nothing, until the
@@ -78,7 +83,13 @@ type Index struct {
 	keys  map[string]uint32 // key → live document id
 	dict  dictionary        // term → term id; every term in it has a live posting
 	terms []termEntry
-	docs  []docEntry
+	// chunks[tid] is the full chunks of term tid's postings, oldest
+	// first, for the terms that have any; chunksFree the chunks no list
+	// uses (postings.go).
+	chunks     map[uint32][]postingChunk
+	chunksFree []postingChunk
+	chunkLen   int // chunkPostings but in tests
+	docs       []docEntry
 	// live has bit id set while document id is live. Compaction and
 	// search test it for every posting they walk: a bitmap of 100,000
 	// documents is 12.5 KB and stays in cache, where the documents do not.
@@ -95,7 +106,7 @@ type Index struct {
 	postingsLive int64
 
 	// Memory accounting for Stats.Bytes.
-	postingSlots int64 // Σ cap(termEntry.postings)
+	postingSlots int64 // posting slots held: of lists, chunks and free chunks
 	dataWords    int64 // Σ cap(docEntry.data)
 	textBytes    int64 // bytes of keys and term texts held
 
@@ -108,7 +119,7 @@ type Index struct {
 // New returns an empty index. It panics if o is not valid (see Validate).
 func New(o Options) *Index {
 	o.mustValidate()
-	x := &Index{opts: o}
+	x := &Index{opts: o, chunkLen: chunkPostings}
 	x.Reset()
 	return x
 }
@@ -122,6 +133,8 @@ func (x *Index) Reset() {
 	*x = Index{
 		opts:        x.opts,
 		keys:        map[string]uint32{},
+		chunks:      map[uint32][]postingChunk{},
+		chunkLen:    x.chunkLen,
 		allStrategy: x.allStrategy,
 		analyzer:    Analyzer{o: x.opts},
 	}
@@ -188,22 +201,7 @@ func (x *Index) Put(key string, d Doc) {
 	}
 	x.touchTails(ids)
 	for i, tid := range ids {
-		te := &x.terms[tid]
-		c := cap(te.postings)
-		if len(te.postings) == c {
-			// A full list grows by half. Every growth leaves the old array
-			// to the collector: a list grown by quarters (append's way for
-			// long slices) leaves four times its size behind, by halves
-			// twice, by doublings once. Doubling left the fewest (the
-			// garbage was 3.8 KB of the 12 KB a write allocated at 100k
-			// values when collections were dear), but 37% of the slots
-			// unused, and unused slots are live memory, which a node
-			// taking new values pays for in fresh pages (README, "The
-			// write figure"); grown by halves 27% are.
-			te.postings = slices.Grow(te.postings, max(4, c/2))
-		}
-		te.postings = append(te.postings, posting{doc: id, freq: f.freq(i)})
-		x.postingSlots += int64(cap(te.postings) - c)
+		x.appendPosting(tid, posting{doc: id, freq: f.freq(i)})
 	}
 
 	x.docs[id] = docEntry{key: k, data: data, n: uint32(n), length: d.length, narrow: d.narrow}
@@ -237,7 +235,7 @@ func (x *Index) checkDoc(d Doc) {
 func (x *Index) touchTails(tids []uint32) {
 	sink := uint32(0)
 	for _, tid := range tids {
-		ps := x.terms[tid].postings
+		ps := x.terms[tid].tail
 		if len(ps) < cap(ps) {
 			sink += ps[:len(ps)+1][len(ps)].doc
 		}
@@ -328,54 +326,9 @@ func (x *Index) kill(id uint32) {
 	for _, tid := range tids {
 		te := &x.terms[tid]
 		te.dead++
-		if 2*int(te.dead) > len(te.postings) {
+		if 2*te.dead > te.n {
 			x.compact(tid)
 		}
-	}
-}
-
-// compact drops the dead postings of term tid. Each dead posting is dropped
-// once, and a compaction happens only when at least half of a list is dead,
-// so its cost is O(1) per removal, amortised.
-func (x *Index) compact(tid uint32) {
-	te := &x.terms[tid]
-	kept := te.postings[:0]
-	dropped := 0
-	for _, p := range te.postings {
-		if x.isLive(p.doc) {
-			kept = append(kept, p)
-			continue
-		}
-		d := &x.docs[p.doc]
-		if d.refs == 0 {
-			panic("textidx: a posting names a document id that was freed")
-		}
-		d.refs--
-		dropped++
-		if d.refs == 0 {
-			x.docs[p.doc] = docEntry{}
-			x.docsFree = append(x.docsFree, p.doc)
-		}
-	}
-	if dropped != int(te.dead) {
-		panic(fmt.Sprintf("textidx: term %q counted %d dead postings, found %d", te.text, te.dead, dropped))
-	}
-	te.dead = 0
-	switch {
-	case len(kept) == 0:
-		x.postingSlots -= int64(cap(te.postings))
-		x.textBytes -= int64(len(te.text))
-		x.dict.remove(te.hash, tid, x.terms)
-		*te = termEntry{}
-		x.termsFree = append(x.termsFree, tid)
-	case cap(kept) > 64 && len(kept) < cap(kept)/4:
-		// Give back memory after many removals: keep half the room free.
-		smaller := make([]posting, len(kept), 2*len(kept))
-		copy(smaller, kept)
-		x.postingSlots += int64(cap(smaller) - cap(te.postings))
-		te.postings = smaller
-	default:
-		te.postings = kept
 	}
 }
 

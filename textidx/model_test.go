@@ -176,38 +176,87 @@ func checkStats(t *rapid.T, x *Index, m *model) {
 	checkInvariants(t, x)
 }
 
+// checkChunks checks the postings lists' storage: each term with chunks
+// counts them, every chunk and chunk-sized tail is held once (by one list
+// or the free list), and the slots counted for Stats are the slots held.
+func checkChunks(t interface{ Fatalf(string, ...any) }, x *Index) {
+	held := map[*posting]string{}
+	hold := func(c postingChunk, by string) {
+		if len(c) != x.chunkLen || cap(c) != x.chunkLen {
+			t.Fatalf("a chunk of %s has %d postings and room for %d, not %d", by, len(c), cap(c), x.chunkLen)
+		}
+		if other, ok := held[&c[0]]; ok {
+			t.Fatalf("a chunk is held by %s and by %s", other, by)
+		}
+		held[&c[0]] = by
+	}
+	slots := int64(0)
+	for tid := range x.terms {
+		te := &x.terms[tid]
+		chunks, ok := x.chunks[uint32(tid)]
+		if ok && len(chunks) == 0 || len(chunks)*x.chunkLen+len(te.tail) != int(te.n) {
+			t.Fatalf("term %q counts %d postings, has %d chunks (%v) and %d in its tail", te.text, te.n, len(chunks), ok, len(te.tail))
+		}
+		for _, c := range chunks {
+			hold(c, te.text)
+			slots += int64(x.chunkLen)
+		}
+		if cap(te.tail) == x.chunkLen {
+			hold(te.tail[:x.chunkLen], te.text+"'s tail")
+		} else if len(chunks) > 0 {
+			t.Fatalf("term %q has chunks but a tail of %d slots, not a chunk", te.text, cap(te.tail))
+		}
+		slots += int64(cap(te.tail))
+	}
+	if len(x.chunks) > len(x.terms) || len(x.chunksFree) > chunksFreeMax {
+		t.Fatalf("%d terms with chunks of %d terms; %d free chunks", len(x.chunks), len(x.terms), len(x.chunksFree))
+	}
+	for _, c := range x.chunksFree {
+		hold(c, "the free list")
+		slots += int64(x.chunkLen)
+	}
+	if slots != x.postingSlots {
+		t.Fatalf("posting slots held %d, counted %d", slots, x.postingSlots)
+	}
+}
+
 // checkInvariants walks the index's structure: every term's dead count and
 // live postings, the dictionary, and the documents' reference counts.
 func checkInvariants(t *rapid.T, x *Index) {
 	refs := make([]uint32, len(x.docs))
 	liveTerms := 0
+	checkChunks(t, x)
 	for tid := range x.terms {
 		te := &x.terms[tid]
 		if te.text == "" {
-			if len(te.postings) != 0 {
+			if te.n != 0 || te.tail != nil || x.chunks[uint32(tid)] != nil {
 				t.Fatalf("freed term %d holds postings", tid)
 			}
 			continue
 		}
 		liveTerms++
-		if got, ok := x.dict.find(te.hash, te.text, x.terms); !ok || got != uint32(tid) {
+		hash := termHash(te.text)
+		if got, ok := x.dict.find(hash, te.text, x.terms); !ok || got != uint32(tid) || te.hash != uint32(hash) {
 			t.Fatalf("term %q (%d) not found in the dictionary (got %d, %v)", te.text, tid, got, ok)
 		}
-		dead := 0
-		for _, p := range te.postings {
-			f := x.docs[p.doc].forward()
-			if x.isLive(p.doc) {
-				k, ok := f.find(uint32(tid), te.hash)
-				if !ok || f.freq(k) != p.freq {
-					t.Fatalf("term %q: posting %+v not in the document's forward index", te.text, p)
+		dead, n := 0, 0
+		for part := range x.postings(uint32(tid)) {
+			for _, p := range part {
+				n++
+				f := x.docs[p.doc].forward()
+				if x.isLive(p.doc) {
+					k, ok := f.find(uint32(tid), hash)
+					if !ok || f.freq(k) != p.freq {
+						t.Fatalf("term %q: posting %+v not in the document's forward index", te.text, p)
+					}
+				} else {
+					dead++
+					refs[p.doc]++
 				}
-			} else {
-				dead++
-				refs[p.doc]++
 			}
 		}
-		if dead != int(te.dead) || 2*dead > len(te.postings) || te.live() == 0 {
-			t.Fatalf("term %q: %d dead postings counted %d of %d", te.text, dead, te.dead, len(te.postings))
+		if n != int(te.n) || dead != int(te.dead) || 2*dead > n || te.live() == 0 {
+			t.Fatalf("term %q: %d dead postings counted %d of %d (count %d)", te.text, dead, te.dead, n, te.n)
 		}
 	}
 	if liveTerms != x.dict.count {
@@ -292,6 +341,7 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 		o := drawOptions(t)
 		x, m := New(o), newModel(o)
 		x.allStrategy = drawStrategy(t)
+		x.chunkLen = drawChunkLen(t)
 		for i, n := 0, rapid.IntRange(0, 25).Draw(t, "docs"); i < n; i++ {
 			key := fmt.Sprintf("k%02d", rapid.IntRange(0, 30).Draw(t, "key"))
 			d := Analyze(drawText(t, "text"), o)
@@ -317,6 +367,7 @@ func TestIndexStateMachine(t *testing.T) {
 		o := drawOptions(t)
 		x, m := New(o), newModel(o)
 		x.allStrategy = drawStrategy(t)
+		x.chunkLen = drawChunkLen(t)
 		key := func(t *rapid.T) string { return fmt.Sprintf("k%d", rapid.IntRange(0, 12).Draw(t, "key")) }
 		t.Repeat(map[string]func(*rapid.T){
 			"put": func(t *rapid.T) {
@@ -339,6 +390,12 @@ func TestIndexStateMachine(t *testing.T) {
 			"":       func(t *rapid.T) { checkStats(t, x, m) },
 		})
 	})
+}
+
+// drawChunkLen makes postings lists' chunks small, as well as their size,
+// so that a few documents fill chunks and compaction frees them.
+func drawChunkLen(t *rapid.T) int {
+	return rapid.SampledFrom([]int{2, 4, 8, chunkPostings}).Draw(t, "chunk-len")
 }
 
 func drawStrategy(t *rapid.T) allStrategy {

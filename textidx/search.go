@@ -129,16 +129,16 @@ func (x *Index) searchAll(qts []queryTerm, clauses []resolvedClause, phrases boo
 		if !qt.known {
 			return // a term no document holds: nothing holds them all
 		}
-		n := len(x.terms[qt.tid].postings)
+		n := int(x.terms[qt.tid].n)
 		total += n
-		if driver < 0 || n < len(x.terms[qts[driver].tid].postings) {
+		if driver < 0 || n < int(x.terms[qts[driver].tid].n) {
 			driver = i
 		}
 	}
 	strategy := x.allStrategy
 	if strategy == allAuto {
 		strategy = allByCounting
-		if forwardCostRatio*len(x.terms[qts[driver].tid].postings) < total {
+		if forwardCostRatio*int(x.terms[qts[driver].tid].n) < total {
 			strategy = allByForward
 		}
 	}
@@ -148,8 +148,16 @@ func (x *Index) searchAll(qts []queryTerm, clauses []resolvedClause, phrases boo
 		return
 	}
 	where := make([]int, len(qts)) // where[i]: index of query term i among the document's terms
+	for part := range x.postings(qts[driver].tid) {
+		x.allByForward(part, qts, clauses, phrases, m, top, where)
+	}
+}
+
+// allByForward offers the documents of postings that hold every query
+// term and phrase, as their forward indexes tell.
+func (x *Index) allByForward(postings []posting, qts []queryTerm, clauses []resolvedClause, phrases bool, m bm25, top *topK, where []int) {
 next:
-	for _, p := range x.terms[qts[driver].tid].postings {
+	for _, p := range postings {
 		if !x.isLive(p.doc) {
 			continue
 		}
@@ -194,19 +202,27 @@ func (x *Index) accumulate(qts []queryTerm, m bm25) {
 		if !qt.known {
 			continue
 		}
-		for _, p := range x.terms[qt.tid].postings {
-			if !x.isLive(p.doc) {
-				continue
-			}
-			if s.epoch[p.doc] != s.cur {
-				s.epoch[p.doc] = s.cur
-				s.acc[p.doc] = 0
-				s.held[p.doc] = 0
-				s.touched = append(s.touched, p.doc)
-			}
-			s.acc[p.doc] += m.term(qt.idf, p.freq, m.norm(x.lengths[p.doc]))
-			s.held[p.doc]++
+		for part := range x.postings(qt.tid) {
+			x.accumulatePart(part, qt.idf, m)
 		}
+	}
+}
+
+// accumulatePart adds one part of a term's postings list to the scores.
+func (x *Index) accumulatePart(postings []posting, idf float64, m bm25) {
+	s := &x.search
+	for _, p := range postings {
+		if !x.isLive(p.doc) {
+			continue
+		}
+		if s.epoch[p.doc] != s.cur {
+			s.epoch[p.doc] = s.cur
+			s.acc[p.doc] = 0
+			s.held[p.doc] = 0
+			s.touched = append(s.touched, p.doc)
+		}
+		s.acc[p.doc] += m.term(idf, p.freq, m.norm(x.lengths[p.doc]))
+		s.held[p.doc]++
 	}
 }
 
