@@ -109,7 +109,6 @@ func (x *Index) freeTail(tail []posting) {
 	x.postingSlots -= int64(cap(tail))
 }
 
-
 // compact drops the dead postings of term tid, keeping the live ones in
 // order. Each dead posting is dropped once, and a compaction happens only
 // when at least half of a list is dead, so its cost is O(1) per removal,
