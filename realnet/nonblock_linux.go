@@ -18,8 +18,8 @@ import (
 // millisecond or more. Calls that may block (the log's write and fsync,
 // close, accept) keep the wrappers. Measured at GET with 50 clients,
 // against the wrapped calls in alternating runs: about 8% less server
-// CPU per op and a fifth fewer context switches (README,
-// Benchmarks).
+// CPU per op and a fifth fewer context switches (docs/PERFORMANCE.md,
+// Against Redis).
 
 // readNonblock is read(2) on a non-blocking descriptor.
 func readNonblock(fd int, b []byte) (int, error) {

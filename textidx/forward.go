@@ -24,8 +24,8 @@ import "slices"
 // term's from starts[t] to starts[t+1]. A 1 KB English value has ~80 terms
 // and ~115 kept positions: 441 words wide, 260 narrow. The forward indexes
 // were two thirds of the full-text index's memory, and on a node taking
-// new values every byte of it is a fresh page (README, "The write
-// figure"), so narrow is the layout nearly every document gets.
+// new values every byte of it is a fresh page (docs/PERFORMANCE.md,
+// Indexes), so narrow is the layout nearly every document gets.
 type forward struct {
 	data   []uint32
 	n      int
