@@ -46,9 +46,16 @@ func (x *Index) postings(tid uint32) iter.Seq[[]posting] {
 	}
 }
 
+// postingsPerTermMax bounds one term's list, live and dead postings, so
+// that its count and twice its dead count (kill's test) fit in 32 bits.
+const postingsPerTermMax = 1<<31 - 1
+
 // appendPosting adds p at the end of term tid's list.
 func (x *Index) appendPosting(tid uint32, p posting) {
 	te := &x.terms[tid]
+	if te.n >= postingsPerTermMax {
+		panic(fmt.Sprintf("textidx: term %q holds %d postings, the most one term may", te.text, te.n))
+	}
 	if len(te.tail) == cap(te.tail) {
 		x.growTail(tid, te)
 	}

@@ -149,13 +149,13 @@ func (x *Index) searchAll(qts []queryTerm, clauses []resolvedClause, phrases boo
 	}
 	where := make([]int, len(qts)) // where[i]: index of query term i among the document's terms
 	for part := range x.postings(qts[driver].tid) {
-		x.allByForward(part, qts, clauses, phrases, m, top, where)
+		x.offerByForward(part, qts, clauses, phrases, m, top, where)
 	}
 }
 
-// allByForward offers the documents of postings that hold every query
+// offerByForward offers the documents of postings that hold every query
 // term and phrase, as their forward indexes tell.
-func (x *Index) allByForward(postings []posting, qts []queryTerm, clauses []resolvedClause, phrases bool, m bm25, top *topK, where []int) {
+func (x *Index) offerByForward(postings []posting, qts []queryTerm, clauses []resolvedClause, phrases bool, m bm25, top *topK, where []int) {
 next:
 	for _, p := range postings {
 		if !x.isLive(p.doc) {
