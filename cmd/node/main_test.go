@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"dkv/core"
+	"dkv/realnet"
 )
 
 // The server under test is this test binary run again with serverEnv set:
@@ -451,4 +453,31 @@ func logTime(t *testing.T, s *server, what string) time.Time {
 	}
 	t.Fatalf("no log line with %q; stderr:\n%s", what, s.log())
 	return time.Time{}
+}
+
+// TestEventLoopsDefault: a loop per core by default, two per core with
+// indexes, and what --event-loops says when it is given.
+func TestEventLoopsDefault(t *testing.T) {
+	perCore := realnet.DefaultHostConfig().EventLoops
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{nil, perCore},
+		{[]string{"--enable-indexes"}, 2 * perCore},
+		{[]string{"--enable-indexes", "--event-loops", "1"}, 1},
+		{[]string{"--event-loops", "0"}, 0},
+		{[]string{"--enable-indexes", "--event-loops=0"}, 0},
+	} {
+		if perCore == 0 && slices.Contains(c.args, "1") {
+			continue // no event loops on this system: only 0 is accepted
+		}
+		o, err := parseFlags(c.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if o.hostCfg.EventLoops != c.want {
+			t.Errorf("%v: %d event loops, want %d", c.args, o.hostCfg.EventLoops, c.want)
+		}
+	}
 }
