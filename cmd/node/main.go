@@ -62,9 +62,10 @@ type options struct {
 // sockets analyses every value it read (Indexes.Prepare, ~30 µs for 1 KB
 // of text) before the node takes them, so the requests of a pass wait for
 // each other's analyses; more loops than cores make shorter passes, which
-// the runtime interleaves. Measured with cmd/bench index (30 s a server,
-// beside the same build with a loop per core): 1.03 times the indexed
-// writes a second into empty stores in four runs, at the same CPU a write.
+// the runtime interleaves. Measured with cmd/bench index beside the same
+// build with a loop per core (two runs at 10 s a server, two at 30 s):
+// 1.03 times the indexed writes a second into empty stores in all four,
+// at the same CPU a write.
 // Without indexes a pass is short, and a loop per core stays.
 func defaultEventLoops(hostDefault int, indexes bool) int {
 	if !indexes || hostDefault == 0 {
