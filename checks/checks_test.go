@@ -282,3 +282,36 @@ func TestTenThousandOpsFigure(t *testing.T) {
 		t.Fatal(r.Result)
 	}
 }
+
+// A bulk_get is one get per key it names; a key named again is added again
+// only when its read differs, so that a read no write explains still fails
+// the check.
+func TestBulkGetRepeatedKeys(t *testing.T) {
+	v1, v2 := "1", "2"
+	bulkGet := func(reads ...*string) Op {
+		op := Op{Client: 1, Req: 5, Kind: KindBulkGet, Call: 5, Return: 6, Outcome: OK, Reads: reads}
+		for range reads {
+			op.Items = append(op.Items, core.KV{Key: "k"})
+		}
+		return op
+	}
+	var h History
+	h.Add(set(0, "k", v1, 1, 2, OK))
+	h.Add(bulkGet(&v1, &v1, &v1))
+	if len(h.Ops) != 2 || h.Ops[1].Kind != KindGet || h.Ops[1].Value != v1 {
+		t.Fatalf("the same read three times was added as %d ops: %+v", len(h.Ops)-1, h.Ops[1:])
+	}
+	if r := CheckLinearizable(&h, LinOptions{}); r.Result != porcupine.Ok {
+		t.Fatalf("one set, then one read of it: %v", r.Result)
+	}
+
+	var bad History
+	bad.Add(set(0, "k", v1, 1, 2, OK))
+	bad.Add(bulkGet(&v1, &v2, nil, &v1))
+	if len(bad.Ops) != 4 {
+		t.Fatalf("reads 1, 2, none, 1 were added as %d ops, want 3 (the second 1 repeats the first)", len(bad.Ops)-1)
+	}
+	if r := CheckLinearizable(&bad, LinOptions{}); r.Result != porcupine.Illegal {
+		t.Fatalf("a read of a value never written: %v, want illegal", r.Result)
+	}
+}
