@@ -421,6 +421,10 @@ func (h *Host) signalLoop() {
 // turn's first event), then Flush: one fsync for the whole turn. Then each
 // connection that got replies sends them with one write.
 func (h *Host) turn() error {
+	var start time.Duration
+	if h.metrics != nil {
+		start = monoNow()
+	}
 	n := len(h.local)
 	h.runLocal()
 	for {
@@ -450,6 +454,7 @@ func (h *Host) turn() error {
 	h.flushReplies()
 	if h.metrics != nil {
 		h.reportTurn()
+		h.metrics.Turn(monoNow()-start, n)
 	}
 	return err
 }

@@ -35,6 +35,15 @@ type Metrics interface {
 	// Fsync reports one fsync of a data-directory file (file is its name)
 	// and how long it took; err is its outcome.
 	Fsync(file string, elapsed time.Duration, err error)
+	// Turn reports one turn of the node, on the node's goroutine: how
+	// long it ran, from its first event to its replies handed to the
+	// sockets, and the events it ran (a read's batch of client requests
+	// counts its requests; a timer, an fsync's completion or a peer's
+	// message one each). The node runs one turn at a time, so the
+	// durations summed over a second are the share of it the node was
+	// busy: near all of it, the node's own work sets the pace, not the
+	// disk or the clients.
+	Turn(elapsed time.Duration, events int)
 }
 
 // RequestSample is one answered request.

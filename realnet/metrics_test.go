@@ -23,6 +23,8 @@ type recordedMetrics struct {
 	opened   int
 	rejected int
 	fsyncs   []string
+	// nodeTurns and turnEvents count Turn's calls and their events.
+	nodeTurns, turnEvents int
 }
 
 func (m *recordedMetrics) Requests(turn []RequestSample) {
@@ -61,11 +63,21 @@ func (m *recordedMetrics) Fsync(file string, elapsed time.Duration, err error) {
 	}
 }
 
+func (m *recordedMetrics) Turn(elapsed time.Duration, events int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if elapsed > 0 {
+		m.nodeTurns++
+		m.turnEvents += events
+	}
+}
+
 func (m *recordedMetrics) snapshot() recordedMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return recordedMetrics{turns: m.turns, requests: slices.Clone(m.requests), refused: slices.Clone(m.refused),
-		conns: m.conns, opened: m.opened, rejected: m.rejected, fsyncs: slices.Clone(m.fsyncs)}
+		conns: m.conns, opened: m.opened, rejected: m.rejected, fsyncs: slices.Clone(m.fsyncs),
+		nodeTurns: m.nodeTurns, turnEvents: m.turnEvents}
 }
 
 // fileNode is a testNode whose "set" appends to a file and syncs it.
@@ -113,7 +125,7 @@ func startHostWith(t *testing.T, node core.Node, cfg HostConfig, m Metrics) *run
 // Every answered line is reported once: the node's answers with their op,
 // code and time, a turn's together; the host's own refusals with their
 // code. Connections are counted in and out, and refused ones apart; an
-// fsync is timed with its file.
+// fsync is timed with its file, and every turn with its events.
 func TestMetricsHearRequestsConnectionsAndFsyncs(t *testing.T) {
 	m := &recordedMetrics{}
 	cfg := testConfig()
@@ -132,7 +144,7 @@ func TestMetricsHearRequestsConnectionsAndFsyncs(t *testing.T) {
 	// may come just after the client has them.
 	var got recordedMetrics
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if got = m.snapshot(); len(got.requests) >= 4 || time.Now().After(deadline) {
+		if got = m.snapshot(); (len(got.requests) >= 4 && got.turnEvents >= 4) || time.Now().After(deadline) {
 			break
 		}
 	}
@@ -145,6 +157,11 @@ func TestMetricsHearRequestsConnectionsAndFsyncs(t *testing.T) {
 		if g.Op != w.Op || g.Code != w.Code || g.Elapsed <= 0 {
 			t.Errorf("request %d: %+v, want op %q code %q, timed", i, g, w.Op, w.Code)
 		}
+	}
+	// Each turn is timed, after its replies, with its events: the four
+	// requests the node answered among them.
+	if got.nodeTurns < 1 || got.turnEvents < len(want) {
+		t.Errorf("%d turns timed with %d events, for %d requests the node answered", got.nodeTurns, got.turnEvents, len(want))
 	}
 	if !slices.Equal(got.refused, []string{core.CodeBadRequest, core.CodeTooLarge}) {
 		t.Errorf("refused lines %v, want bad_request, too_large", got.refused)

@@ -140,6 +140,9 @@ func metricsBench(cfg metricsBenchConfig, out io.Writer) (*metricsBenchResult, e
 	if err != nil {
 		return nil, err
 	}
+	if !cfg.control {
+		sc.fetch() // the whole run's totals, for the figures below
+	}
 
 	fmt.Fprintf(out, "\nmetrics: durable Sets of %d-byte values, %d clients, %v per server (slices alternating)\n\n", cfg.valueBytes, cfg.clients, cfg.duration)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -165,6 +168,15 @@ func metricsBench(cfg metricsBenchConfig, out io.Writer) (*metricsBenchResult, e
 	if v := sampleValues(last, "dkv_wal_batch_records_sum", "dkv_wal_batch_records_count", `dkv_requests_total{op="set",code="ok"}`); v != nil {
 		fmt.Fprintf(out, "the server with metrics says: %.0f sets answered ok, %.1f records per fsync'd batch on average\n",
 			v[2], v[0]/max(v[1], 1))
+	}
+	// Its turns and log fsyncs summed, over the time it was under load
+	// (its warmup and its slices; between them no client writes to it):
+	// the share of that time the node was busy, and the disk.
+	if v := sampleValues(last, "dkv_turn_duration_seconds_sum", "dkv_turn_events_sum", "dkv_turn_events_count",
+		`dkv_fsync_duration_seconds_sum{file="wal"}`); v != nil {
+		load := (cfg.duration + cfg.warmup).Seconds()
+		fmt.Fprintf(out, "  under load (%.0fs): its turns took %.0f%% of the time (%.1f events a turn), its log fsyncs %.0f%%\n",
+			load, 100*v[0]/load, v[1]/max(v[2], 1), 100*v[3]/load)
 	}
 	return &metricsBenchResult{off: o, on: n, scrapes: scrapes}, nil
 }

@@ -123,6 +123,10 @@ func fileKind(name string) int {
 var (
 	latencyBuckets = []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10}
 	fsyncBuckets   = []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1}
+	turnBuckets    = []float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1}
+	// turnEventBuckets go up to realnet's EventsPerTurnMax (4096), by
+	// powers of two as dkv_wal_batch_records' do.
+	turnEventBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096}
 )
 
 // serverMetrics is a realnet.Metrics into a metrics.Set of its own (not
@@ -139,6 +143,8 @@ type serverMetrics struct {
 	latency  []atomic.Pointer[metrics.PrometheusHistogram]
 	fsyncs   []*metrics.PrometheusHistogram
 	fsyncErr *metrics.Counter
+	// turns and turnEvents: the node's turns, timed, and their events.
+	turns, turnEvents *metrics.PrometheusHistogram
 
 	conns         atomic.Int64
 	connsAccepted *metrics.Counter
@@ -165,6 +171,8 @@ func newServerMetrics(mode string, id core.NodeID) *serverMetrics {
 		m.fsyncs = append(m.fsyncs, m.set.NewPrometheusHistogramExt(fmt.Sprintf(`dkv_fsync_duration_seconds{file=%q}`, f), fsyncBuckets))
 	}
 	m.fsyncErr = m.set.NewCounter("dkv_fsync_errors_total")
+	m.turns = m.set.NewPrometheusHistogramExt("dkv_turn_duration_seconds", turnBuckets)
+	m.turnEvents = m.set.NewPrometheusHistogramExt("dkv_turn_events", turnEventBuckets)
 	m.connsAccepted = m.set.NewCounter("dkv_connections_accepted_total")
 	m.connsRefused = m.set.NewCounter("dkv_connections_refused_total")
 	m.set.NewGauge("dkv_connections", func() float64 { return float64(m.conns.Load()) })
@@ -217,6 +225,12 @@ func (m *serverMetrics) Fsync(file string, elapsed time.Duration, err error) {
 	if err != nil {
 		m.fsyncErr.Inc()
 	}
+}
+
+// Turn implements realnet.Metrics.
+func (m *serverMetrics) Turn(elapsed time.Duration, events int) {
+	m.turns.Update(elapsed.Seconds())
+	m.turnEvents.Update(float64(events))
 }
 
 // serving marks the node recovered (after recovery) and ready.
@@ -282,6 +296,8 @@ var hostHelp = map[string]string{
 	"dkv_request_duration_seconds":   "time from a request's decoding to its answer, by op (a write's includes its fsync)",
 	"dkv_fsync_duration_seconds":     "fsync latency, by file: wal (the log), snapshot, state (term, vote, mesh state)",
 	"dkv_fsync_errors_total":         "failed fsyncs (a failed log fsync stops the node)",
+	"dkv_turn_duration_seconds":      "the node's turns, from the first event to the replies sent; one at a time, so rate(_sum) is the share of time the node is busy",
+	"dkv_turn_events":                "events per turn of the node: a read's batch of client requests counts its requests; a timer, an fsync's completion or a peer's message one each",
 	"dkv_connections":                "client connections open",
 	"dkv_connections_accepted_total": "client connections accepted since start",
 	"dkv_connections_refused_total":  "client connections refused at --max-conns",

@@ -137,6 +137,12 @@ func TestMetricsOfARealServer(t *testing.T) {
 	if n := delta(`dkv_fsync_duration_seconds_count{file="wal"}`); n < 1 {
 		t.Errorf("%v log fsyncs for 3 sets", n)
 	}
+	// The six lines answered took at least one turn; the four the node
+	// answered (the line that is not JSON is the host's) are at least
+	// four of their events.
+	if n, ev, busy := delta(`dkv_turn_duration_seconds_count`), delta(`dkv_turn_events_sum`), delta(`dkv_turn_duration_seconds_sum`); n < 1 || ev < 4 || busy <= 0 {
+		t.Errorf("%v turns of %v events, busy %vs, for 6 lines", n, ev, busy)
+	}
 	if after[`dkv_request_duration_seconds_sum{op="set"}`] <= 0 || after["dkv_wal_written_bytes_total"] <= before["dkv_wal_written_bytes_total"] {
 		t.Errorf("set latency sum %v, log bytes %v -> %v", after[`dkv_request_duration_seconds_sum{op="set"}`],
 			before["dkv_wal_written_bytes_total"], after["dkv_wal_written_bytes_total"])

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"bytes"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// The metrics benchmark runs end to end against a real server with
+// --metrics-addr, and reads back from its scrapes what the run did: the
+// sets answered, and the shares of the loaded time its turns and its log
+// fsyncs took, which must be shares (over 0, at most all of it).
+func TestMetricsBenchReadsTheServersOwnFigures(t *testing.T) {
+	bin := testNodeBin(t)
+	var out bytes.Buffer
+	res, err := metricsBench(metricsBenchConfig{
+		clusterBenchConfig: clusterBenchConfig{
+			clients: 4, duration: 400 * time.Millisecond, warmup: 50 * time.Millisecond, slices: 2,
+			valueBytes: 100, space: 1000, dir: t.TempDir(), nodeBin: bin,
+		},
+		scrapeEvery: 100 * time.Millisecond,
+	}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if res.on.res.ops == 0 || res.scrapes == 0 {
+		t.Fatalf("%d ops measured with metrics, %d scrapes\n%s", res.on.res.ops, res.scrapes, out.String())
+	}
+	m := regexp.MustCompile(`its turns took (\d+)% of the time \(([0-9.]+) events a turn\), its log fsyncs (\d+)%`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no line on the server's turns and fsyncs:\n%s", out.String())
+	}
+	turns, _ := strconv.Atoi(m[1])
+	events, _ := strconv.ParseFloat(m[2], 64)
+	fsyncs, _ := strconv.Atoi(m[3])
+	// Percentages round: a share under 0.5% prints 0, which 4 clients
+	// writing durably for half a second do not leave.
+	if turns < 1 || turns > 100 || events < 1 || fsyncs < 1 || fsyncs > 100 {
+		t.Errorf("turns %d%%, %.1f events a turn, fsyncs %d%%\n%s", turns, events, fsyncs, out.String())
+	}
+}
