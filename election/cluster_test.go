@@ -37,6 +37,13 @@ type member struct {
 	work    *readyWork
 	syncing []Entry
 	up      bool
+
+	// rejoining is on the disk: the node was wiped and restarted to rejoin
+	// (HardState.Rejoining) and has not yet saved that it is done. lost
+	// holds every entry its disks held before a wipe, for checkCommitted's
+	// count of the copies a commit was made with.
+	rejoining bool
+	lost      []Entry
 }
 
 // The test's state machine is the list of entries applied; a snapshot of it
@@ -166,6 +173,12 @@ type cluster struct {
 	// healed: the schedule is over; nothing crashes any more, and syncs
 	// end at once.
 	healed bool
+	// wipeRate is the chance that a crash also loses the node's disk; it
+	// then restarts rejoining (HardState.Rejoining), unless noRejoin.
+	wipeRate float64
+	noRejoin bool
+	wipes    int
+	rejoins  int // wiped nodes that were done rejoining by the end
 
 	leaders map[uint64]core.NodeID // term -> the leader seen in it
 	votes   map[voter]core.NodeID  // the vote a node's messages showed in a term
@@ -225,7 +238,7 @@ func (c *cluster) restart(i int) {
 	cfg := c.cfg(core.NodeID(i))
 	// The commit index is not on disk: all the node knows committed is
 	// its snapshot, and the leader tells it the rest.
-	cfg.HardState = HardState{Term: m.term, Vote: m.vote, Commit: m.snapIndex()}
+	cfg.HardState = HardState{Term: m.term, Vote: m.vote, Commit: m.snapIndex(), Rejoining: m.rejoining}
 	cfg.Snapshot, cfg.Entries = m.snap, slices.Clone(m.log)
 	r, err := New(cfg)
 	if err != nil {
@@ -246,6 +259,32 @@ func (c *cluster) crash(i int) {
 		c.persistEntries(i, m.syncing[:c.rand.IntN(len(m.syncing)+1)])
 	}
 	m.up, m.r, m.work, m.syncing = false, nil, nil, nil
+}
+
+// wipe crashes node i and loses its disk, as an operator who replaces a
+// dead disk does; the node restarts (when the schedule restarts it) on an
+// empty one, rejoining unless noRejoin.
+func (c *cluster) wipe(i int) {
+	m := c.members[i]
+	if m.up {
+		c.crash(i)
+	}
+	m.lost = append(m.lost, m.snapped...)
+	m.lost = append(m.lost, m.log...)
+	m.term, m.vote, m.snap, m.snapped, m.log, m.applied = 0, None, nil, nil, nil, nil
+	m.rejoining = !c.noRejoin
+	c.wipes++
+}
+
+// canWipe: one node at a time is lost and rejoining. (Two at once in three
+// is two failures, which a 3-node cluster does not survive.)
+func (c *cluster) canWipe() bool {
+	for _, m := range c.members {
+		if m.rejoining || (m.up && m.r.Rejoining()) {
+			return false
+		}
+	}
+	return true
 }
 
 // hostStep is one thing a host does with a Ready; before is the crash
@@ -444,7 +483,10 @@ func (c *cluster) persistHardState(i int, hs HardState) {
 	if hs.Term < m.term {
 		c.t.Fatalf("node %d: term went back from %d to %d", i, m.term, hs.Term)
 	}
-	m.term, m.vote = hs.Term, hs.Vote
+	if m.rejoining && !hs.Rejoining {
+		c.rejoins++
+	}
+	m.term, m.vote, m.rejoining = hs.Term, hs.Vote, hs.Rejoining
 	if c.bug == voteNotPersisted {
 		m.vote = None
 	}
@@ -613,6 +655,8 @@ func (c *cluster) checkCommitted(i int, e Entry) {
 		for _, o := range c.members {
 			if d, ok := o.entryAt(c.t, e.Index); ok && sameEntry(d, e) {
 				held++
+			} else if slices.ContainsFunc(o.lost, func(l Entry) bool { return sameEntry(l, e) }) {
+				held++ // on the disk that was lost: the commit was made with it
 			}
 		}
 		if held <= len(c.members)/2 {
@@ -1066,7 +1110,16 @@ func (s seededTB) Errorf(format string, args ...any) {
 // runSchedule runs one random schedule of n nodes, with the host's bug
 // planted.
 func runSchedule(t testing.TB, n int, seed uint64, steps int, bug hostBug) *cluster {
+	return runScheduleWith(t, n, seed, steps, bug, nil)
+}
+
+// runScheduleWith is runSchedule with the cluster set up by setup (if not
+// nil) before the schedule starts.
+func runScheduleWith(t testing.TB, n int, seed uint64, steps int, bug hostBug, setup func(*cluster)) *cluster {
 	c := newCluster(t, n, seed)
+	if setup != nil {
+		setup(c)
+	}
 	r := c.rand
 	c.host = hostOrder(r.IntN(int(hostOrders)))
 	c.crashRate = [...]float64{0.002, 0.01, 0.03}[r.IntN(3)]
@@ -1125,7 +1178,13 @@ func runSchedule(t testing.TB, n int, seed uint64, steps int, bug hostBug) *clus
 			c.compact(r.IntN(n))
 		case p < 950:
 			if i := r.IntN(n); c.members[i].up {
-				c.crash(i)
+				// The chance of a wipe is drawn only where there can be
+				// one, so that schedules without keep their streams.
+				if c.wipeRate > 0 && c.canWipe() && r.Float64() < c.wipeRate {
+					c.wipe(i)
+				} else {
+					c.crash(i)
+				}
 				c.crashes++
 			}
 		case p < 975:
@@ -1434,5 +1493,61 @@ func TestAcksOfCutEntriesDoNotLeave(t *testing.T) {
 		if !acked {
 			t.Errorf("%s: the leader of term 3 gets no acknowledgement", name)
 		}
+	}
+}
+
+// Nodes whose disks are lost and that restart empty, rejoining
+// (HardState.Rejoining), keep every safety property the schedules check:
+// one vote per node and term across the wipe, one leader per term, the
+// same entry applied at each index everywhere, and every committed entry
+// in the final leader's log, though the wiped disk held some of the copies
+// their commits counted.
+func TestRandomSchedulesWithWipesAreSafe(t *testing.T) {
+	seeds := 600
+	if testing.Short() {
+		seeds = 60
+	}
+	var ran, wipes, rejoins int
+	for seed := uint64(1); seed <= uint64(seeds); seed++ {
+		var c *cluster
+		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			c = runScheduleWith(t, 3+2*int(seed%2), seed, 5000, noHostBug, func(c *cluster) { c.wipeRate = 0.5 })
+		}) {
+			t.FailNow()
+		}
+		if c == nil {
+			continue
+		}
+		ran++
+		wipes += c.wipes
+		rejoins += c.rejoins
+	}
+	if ran < seeds {
+		return
+	}
+	t.Logf("%d schedules: %d disks wiped, %d wiped nodes done rejoining", seeds, wipes, rejoins)
+	if wipes < seeds || rejoins < seeds/2 {
+		t.Fatalf("the schedules wiped %d disks and saw %d rejoins: too few to test anything", wipes, rejoins)
+	}
+}
+
+// Without rejoining, a node restarted on an empty disk votes as if it had
+// never voted, and counts as a voter with a log that lacks what it helped
+// commit: the schedules catch it (two votes in a term, two leaders of a
+// term, or two entries applied at one index).
+func TestRandomSchedulesCatchAWipeWithoutRejoin(t *testing.T) {
+	const within = 600
+	caughtBy := 0
+	for seed := uint64(1); seed <= within && caughtBy == 0; seed++ {
+		ct := &catcher{TB: t}
+		if ct.run(func() {
+			runScheduleWith(ct, 3+2*int(seed%2), seed, 5000, noHostBug, func(c *cluster) { c.wipeRate, c.noRejoin = 0.5, true })
+		}) {
+			caughtBy = int(seed)
+			t.Logf("caught by schedule %d: %s", caughtBy, ct.failure)
+		}
+	}
+	if caughtBy == 0 {
+		t.Errorf("%d schedules passed with wiped nodes voting as new", within)
 	}
 }

@@ -25,24 +25,49 @@ type durableState struct {
 	// snapshot in place, finishes the install; the log it had then
 	// belongs to a history the snapshot replaced.
 	Installing uint64
+	// Rejoining: the node was started on an empty directory in place of a
+	// lost one (NodeConfig.Rejoin) and has not yet made up for what it
+	// forgot (HardState.Rejoining); kept so that a restart meanwhile does
+	// not end it.
+	Rejoining bool
 }
 
-const durableStateVersion = 1
+// durableStateVersion is the record's format; version 2 adds a byte of
+// flags (Rejoining) and is written only while a flag is set, so that a
+// directory written by a build before it reads the same as ever.
+const (
+	durableStateVersion  = 1
+	durableStateVersion2 = 2
+	durableStateBytes    = 1 + 8 + 4 + 8 + 4 + 8
+	flagRejoining        = 1
+)
 
 func (s *durableState) encode() []byte {
-	b := []byte{durableStateVersion}
+	version := byte(durableStateVersion)
+	if s.Rejoining {
+		version = durableStateVersion2
+	}
+	b := []byte{version}
 	b = binary.LittleEndian.AppendUint64(b, s.ClusterID)
 	b = binary.LittleEndian.AppendUint32(b, uint32(int32(s.NodeID)))
 	b = binary.LittleEndian.AppendUint64(b, s.Term)
 	b = binary.LittleEndian.AppendUint32(b, uint32(int32(s.Vote)))
-	return binary.LittleEndian.AppendUint64(b, s.Installing)
+	b = binary.LittleEndian.AppendUint64(b, s.Installing)
+	if version == durableStateVersion2 {
+		b = append(b, flagRejoining)
+	}
+	return b
 }
 
 var errDurableState = errors.New("bad raft-state record")
 
 func decodeDurableState(b []byte) (durableState, error) {
 	var s durableState
-	if len(b) != 1+8+4+8+4+8 || b[0] != durableStateVersion {
+	switch {
+	case len(b) == durableStateBytes && b[0] == durableStateVersion:
+	case len(b) == durableStateBytes+1 && b[0] == durableStateVersion2 && b[durableStateBytes]&^flagRejoining == 0:
+		s.Rejoining = b[durableStateBytes]&flagRejoining != 0
+	default:
 		return s, fmt.Errorf("%w: %d bytes, version %d", errDurableState, len(b), b[0])
 	}
 	s.ClusterID = binary.LittleEndian.Uint64(b[1:])

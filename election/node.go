@@ -44,6 +44,13 @@ type NodeConfig struct {
 	// WriteTicksMax bounds how long a proposed write waits to be applied
 	// before it is answered outcome_unknown (a minority side never commits).
 	WriteTicksMax int
+	// Rejoin: this node's data directory was lost, and it starts on an
+	// empty one in its place. It then grants no vote and stands in no
+	// election until it has heard every peer and holds the leader's
+	// committed log (see Raft's rejoined): it forgot the votes it cast and
+	// the entries it helped commit. It has effect only on an empty
+	// directory; a restart meanwhile keeps it (raft-state records it).
+	Rejoin bool
 	// Mutation plants a bug, for tests of the simulator only.
 	Mutation Mutation
 	// Indexes, when set, serve the search ops (linearizable, as reads
@@ -185,6 +192,12 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 // tell an operator whose data directory this is.
 const meshStateFile = "mesh-state"
 
+// Rejoining reports whether the node, started on an empty directory in
+// place of a lost one (NodeConfig.Rejoin), is still withholding its vote,
+// or has stopped but not yet saved that it has (a crash now would bring it
+// back rejoining).
+func (n *Node) Rejoining() bool { return n.saved.Rejoining || (n.raft != nil && n.raft.Rejoining()) }
+
 func (n *Node) Start(env core.Env) error {
 	n.env = env
 	if env.ID != n.cfg.ID {
@@ -217,7 +230,7 @@ func (n *Node) Start(env core.Env) error {
 	}
 	n.state = st
 	if saved == nil {
-		n.saved = durableState{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Vote: None}
+		n.saved = durableState{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Vote: None, Rejoining: n.cfg.Rejoin}
 		if err := n.state.Save(n.saved.encode()); err != nil {
 			return err
 		}
@@ -271,7 +284,7 @@ func (n *Node) Start(env core.Env) error {
 	rc.ElectionTicks, rc.HeartbeatTicks = n.cfg.ElectionTicks, n.cfg.HeartbeatTicks
 	rc.EntriesPerMsgMax, rc.MsgBytesMax = n.cfg.EntriesPerMsgMax, n.cfg.MsgBytesMax
 	rc.InflightEntriesMax, rc.UncommittedEntriesMax, rc.ReadsPendingMax = n.cfg.InflightEntriesMax, n.cfg.UncommittedEntriesMax, n.cfg.ReadsPendingMax
-	rc.HardState = HardState{Term: n.saved.Term, Vote: n.saved.Vote, Commit: rec.Index}
+	rc.HardState = HardState{Term: n.saved.Term, Vote: n.saved.Vote, Commit: rec.Index, Rejoining: n.saved.Rejoining}
 	if rec.Index > 0 {
 		rc.Snapshot = &Snapshot{Index: rec.Index, Term: rec.Meta.Term}
 	}
@@ -285,6 +298,9 @@ func (n *Node) Start(env core.Env) error {
 	n.armTicker()
 	n.logf("recovered node %d: %d keys, snapshot at index %d (term %d), log through index %d, term %d",
 		n.cfg.ID, n.store.Len(), rec.Index, rec.Meta.Term, n.log.NextIndex()-1, n.saved.Term)
+	if n.saved.Rejoining {
+		n.logf("rejoining in place of a lost data directory: no vote and no election until every peer is heard from and the leader's committed log is on this disk")
+	}
 	return nil
 }
 
@@ -630,9 +646,9 @@ func (n *Node) handleReady() (bool, error) {
 	// persist it does not vouch for, and the rest goes on. An fsync that
 	// fails does stop it, since the kernel may have dropped the pages.
 	hardSaved := true
-	if rd.HardState.Term != n.saved.Term || rd.HardState.Vote != n.saved.Vote {
+	if rd.HardState.Term != n.saved.Term || rd.HardState.Vote != n.saved.Vote || rd.HardState.Rejoining != n.saved.Rejoining {
 		next := n.saved
-		next.Term, next.Vote = rd.HardState.Term, rd.HardState.Vote
+		next.Term, next.Vote, next.Rejoining = rd.HardState.Term, rd.HardState.Vote, rd.HardState.Rejoining
 		if n.cfg.Mutation == MutVoteNotPersisted {
 			// The term is saved, the vote is not, and is sent anyway.
 			onDisk := next
@@ -649,6 +665,9 @@ func (n *Node) handleReady() (bool, error) {
 			n.diskFailing("saving the term and vote", err)
 			hardSaved = false
 		} else {
+			if n.saved.Rejoining && !next.Rejoining {
+				n.logf("rejoined: heard every peer and holds the committed log through index %d; votes from term %d on", rd.HardState.Commit, next.Term+1)
+			}
 			n.saved = next
 		}
 	}

@@ -41,6 +41,10 @@ type HardState struct {
 	Term   uint64
 	Vote   core.NodeID
 	Commit uint64
+	// Rejoining: the node started on an empty directory in place of a
+	// lost one (Config.HardState), and has not yet made up for what it
+	// forgot (see rejoined).
+	Rejoining bool
 }
 
 // Config sets up a node. Limits are in ticks and entries.
@@ -181,6 +185,21 @@ type Raft struct {
 	// received from the leader, for the next Ready.
 	snapshot        *Snapshot
 	pendingSnapshot *Snapshot
+
+	// A node that lost its disk forgot its votes and its log: it may have
+	// voted in a term that is not over, and its log may have been one of
+	// the copies that committed an entry. While rejoining it grants no
+	// vote and stands in no election; it follows a leader as usual. It
+	// stops once it has heard every peer (heard, heardTerm: the highest
+	// term any of them holds) and holds, on disk, a committed entry of its
+	// leader's term (so every entry committed before is in its log too);
+	// then it takes the highest term heard, with its vote in that term
+	// spent, and votes only in later terms.
+	rejoining bool
+	heard     []bool
+	heardTerm uint64
+	// rejoinElapsed counts ticks to the next askTerms.
+	rejoinElapsed int
 }
 
 // New makes a node from its config, restoring what its disk held.
@@ -220,6 +239,11 @@ func New(cfg Config) (*Raft, error) {
 		prevHard: hs,
 	}
 	r.becomeFollower(r.term, None)
+	if hs.Rejoining {
+		r.rejoining = true
+		r.heard = make([]bool, len(peers))
+		r.heard[r.self] = true
+	}
 	return r, nil
 }
 
@@ -344,9 +368,16 @@ func (r *Raft) becomeLeader() {
 
 // Tick advances the node's clock by one tick.
 func (r *Raft) Tick() {
+	if r.rejoining {
+		r.rejoinElapsed++
+		if r.rejoinElapsed >= r.cfg.ElectionTicks {
+			r.rejoinElapsed = 0
+			r.askTerms()
+		}
+	}
 	r.electionElapsed++
 	if r.state != Leader {
-		if r.electionElapsed >= r.electionTimeout && len(r.peers) > 0 {
+		if r.electionElapsed >= r.electionTimeout && len(r.peers) > 0 && !r.rejoining {
 			r.campaign()
 		}
 		return
@@ -499,6 +530,17 @@ func (r *Raft) Step(m Message) {
 	if i < 0 || m.From == r.id || m.To != r.id {
 		return // not from a voter of this cluster, or not for this node
 	}
+	if r.rejoining {
+		defer r.rejoined()
+		r.heard[i] = true
+		// A pre-vote names the term its sender would stand in, one past
+		// its own.
+		t := m.Term
+		if m.Type == MsgPreVote && m.Context != askTermsContext && t > 0 {
+			t--
+		}
+		r.heardTerm = max(r.heardTerm, t)
+	}
 	switch {
 	case m.Term > r.term:
 		if (m.Type == MsgVote || m.Type == MsgPreVote) && r.inLease() {
@@ -571,6 +613,10 @@ func (r *Raft) handleVoteRequest(m Message) {
 	resp := MsgVoteResp
 	if m.Type == MsgPreVote {
 		resp = MsgPreVoteResp
+	}
+	if r.rejoining {
+		r.send(Message{Type: resp, To: m.From, Reject: true})
+		return
 	}
 	canVote := r.vote == m.From ||
 		(r.vote == None && r.lead == None) ||
@@ -668,6 +714,14 @@ func (r *Raft) handleAppendResp(i int, m Message) {
 		// Only a refusal of what we last sent moves next back; a late one
 		// is stale.
 		if m.Index < pr.next {
+			if m.RejectHint < pr.match {
+				// The follower's log ends below what it acknowledged:
+				// it lost its disk and rejoins empty (HardState.Rejoining),
+				// or this refusal is older than its acknowledgements.
+				// Either way it is sent its entries again from there; the
+				// commit index, which it helped move, never goes back.
+				pr.match = m.RejectHint
+			}
 			pr.next = max(pr.match+1, min(m.Index, m.RejectHint+1))
 			r.sendAppend(i, m.From, true)
 		}
@@ -782,8 +836,57 @@ type Ready struct {
 }
 
 func (r *Raft) hardState() HardState {
-	return HardState{Term: r.term, Vote: r.vote, Commit: r.log.committed}
+	return HardState{Term: r.term, Vote: r.vote, Commit: r.log.committed, Rejoining: r.rejoining}
 }
+
+// rejoined ends rejoining once the node has heard every peer and holds on
+// disk a committed entry of its leader's term. The entry's being committed
+// puts every entry committed before it in the log ahead of it; its being
+// on disk already (stable) keeps them through a crash after the hard state
+// that ends rejoining is saved. From then on the node takes the highest
+// term heard, its vote in it spent, and is a voter like any other: every
+// vote it forgot was in a term no higher, and its log holds every entry
+// its lost one helped commit.
+func (r *Raft) rejoined() {
+	if !r.rejoining || r.lead == None || r.state != Follower || slices.Contains(r.heard, false) {
+		return
+	}
+	c := min(r.log.committed, r.log.stable)
+	if t, ok := r.log.term(c); !ok || t != r.term || c == 0 {
+		return
+	}
+	r.rejoining, r.heard = false, nil
+	if r.heardTerm > r.term {
+		r.becomeFollower(r.heardTerm, None)
+	}
+	if r.vote == None {
+		r.vote = r.id
+	}
+}
+
+// askTerms asks every peer not yet heard from for its term, once an
+// election timeout: a rejoining node follows its leader, and followers do
+// not otherwise talk to each other. The question is a pre-vote at this
+// node's own term, which changes nothing where it lands (a pre-vote never
+// does) and is answered with the peer's term: refused, by a peer whose
+// term is higher, with that term; at the same term, granted or refused,
+// with it. (A peer at a lower term that hears a leader answers nothing,
+// and is asked again.) Context marks the question, for a peer that is
+// rejoining too and counts the terms it hears.
+func (r *Raft) askTerms() {
+	for i, p := range r.peers {
+		if !r.heard[i] {
+			r.send(Message{Type: MsgPreVote, To: p, Term: r.term, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm(), Context: askTermsContext})
+		}
+	}
+}
+
+// askTermsContext marks askTerms' pre-votes, whose term is their sender's
+// own, not the one past it that a campaign's pre-vote names.
+const askTermsContext = 1
+
+// Rejoining reports whether the node is still making up for a lost disk.
+func (r *Raft) Rejoining() bool { return r.rejoining }
 
 // HasReady reports whether Ready has anything.
 func (r *Raft) HasReady() bool {

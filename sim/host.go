@@ -27,6 +27,9 @@ type host struct {
 	rand  *rand.Rand // the node's Rand: one stream for the node's whole run, so each restart draws on, deterministically
 	node  core.Node
 	idx   core.Indexes // the node's indexes, if the seed runs them
+	// rejoin: the node's disk was wiped (Sim.wipe); it starts rejoining,
+	// which has effect only while its directory is empty.
+	rejoin bool
 	// undone: the node answered a write that failed to persist in this
 	// turn; its indexes are checked once the turn ends.
 	undone bool

@@ -25,7 +25,9 @@ type Mode struct {
 	// onApply, when not nil, is to be called with every entry a
 	// replicated node applies (its Watcher checks them). idx, when not
 	// nil, are the node's indexes.
-	NewNode func(id int, mix *FaultMix, mutation string, onApply func(index, term, client, seq uint64, outcome string), idx core.Indexes) core.Node
+	// rejoin: the node's disk was wiped, and it starts in place of the
+	// lost one (a cluster node's NodeConfig.Rejoin).
+	NewNode func(id int, mix *FaultMix, mutation string, onApply func(index, term, client, seq uint64, outcome string), idx core.Indexes, rejoin bool) core.Node
 	// Target picks the node a client sends its next request to; leader is
 	// the last leader a not_leader answer named to it ("" if none).
 	Target func(s *Sim, client int, leader string) int
@@ -56,6 +58,10 @@ type Mode struct {
 	// before the quiet phase ends and after the final power cut; the run
 	// is judged by checkMesh instead of linearizability.
 	Mesh bool
+	// Wipes: a scheduled crash may lose the node's disk (in half the seeds
+	// without damage to synced data), and the node restarts on an empty
+	// one in its place, rejoining (NewNode's rejoin).
+	Wipes bool
 	// ClockSkew and ClockStep bound the nodes' calendar clocks: a skew per
 	// node, and a step redrawn at every start (see clock).
 	ClockSkew, ClockStep time.Duration
@@ -65,7 +71,7 @@ var modes = map[string]Mode{
 	"single": {
 		Name:  "single",
 		Nodes: 1,
-		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string), idx core.Indexes) core.Node {
+		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string), idx core.Indexes, _ bool) core.Node {
 			cfg := core.DefaultSingleConfig()
 			cfg.Indexes = idx
 			if mutation != "" {
@@ -101,8 +107,10 @@ func clusterMode(name string, nodes int) Mode {
 	return Mode{
 		Name:  name,
 		Nodes: nodes,
-		NewNode: func(id int, mix *FaultMix, mutation string, onApply func(uint64, uint64, uint64, uint64, string), idx core.Indexes) core.Node {
+		Wipes: true,
+		NewNode: func(id int, mix *FaultMix, mutation string, onApply func(uint64, uint64, uint64, uint64, string), idx core.Indexes, rejoin bool) core.Node {
 			cfg := election.DefaultNodeConfig(core.NodeID(id), peers)
+			cfg.Rejoin = rejoin
 			cfg.OnApply = onApply
 			cfg.Indexes = idx
 			if mutation != "" {

@@ -16,6 +16,10 @@ type Watcher interface {
 	Started(id int, n core.Node) string
 	// Applied sees every entry a node applies, and what came of it.
 	Applied(id int, index, term uint64, outcome string) string
+	// Wiped hears that node id's disk was lost (Sim.wipe): whatever it
+	// persisted is gone, and what it remembers is no longer checked
+	// against what it did, only what it does next.
+	Wiped(id int)
 }
 
 // raftWatch checks Raft's promises about votes and leaders (§5.2, §5.4 of
@@ -23,7 +27,8 @@ type Watcher interface {
 // client noticing at first:
 //   - a node votes for at most one candidate per term, across restarts;
 //   - a node that restarts has the term and vote it acted on (persist
-//     before send): never an older term, nor no vote in a term it voted in;
+//     before send): never an older term, nor no vote in a term it voted in
+//     (unless its disk was lost: Wiped);
 //   - at most one node leads in a term;
 //   - every node applies the same entry at an index, with the same outcome
 //     (state machine safety, §5.4.3: the session table included, since a
@@ -37,6 +42,17 @@ type raftWatch struct {
 	// lead is the node that sent appends in the highest term seen.
 	lead     int
 	leadTerm uint64
+	// wiped: nodes whose disks were lost; their restarts are not checked
+	// for the term and vote they acted on, which went with the disk (the
+	// votes they send still are: one per term, across the wipe).
+	wiped map[int]bool
+}
+
+func (w *raftWatch) Wiped(id int) {
+	if w.wiped == nil {
+		w.wiped = map[int]bool{}
+	}
+	w.wiped[id] = true
 }
 
 // Leader is the node that led in the latest term the watcher saw, -1 if
@@ -126,6 +142,12 @@ func (w *raftWatch) Started(id int, n core.Node) string {
 	voted, ok := w.maxTerm[id]
 	if !ok {
 		return "" // it never voted
+	}
+	if w.wiped[id] {
+		// Its disk was lost: its term and vote went with it. (A node that
+		// rejoins takes back a term as high as any it voted in, its vote
+		// in it spent, which is not the vote it cast then.)
+		return ""
 	}
 	cand, known := w.votes[voteKey{id, voted}]
 	switch {

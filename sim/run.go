@@ -81,6 +81,10 @@ type Result struct {
 	// MeshCollected counts the tombstones the nodes' last incarnations
 	// collected.
 	MeshCollected int
+	// Wiped counts the disks a cluster run lost (Mode.Wipes), and
+	// StillRejoining the nodes that restarted in their place and had not
+	// yet made up for them at the end.
+	Wiped, StillRejoining int
 
 	cfg Config
 }
@@ -201,6 +205,12 @@ type Sim struct {
 	// calendar clocks' skews and steps.
 	mesh meshState
 	cr   *rand.Rand
+	// wipes: in a cluster seed that draws them, a scheduled crash may lose
+	// the node's disk, one node at a time; the node restarts on an empty
+	// one, rejoining (election.NodeConfig.Rejoin). wipeR draws them.
+	wipes bool
+	wipeR *rand.Rand
+	wiped int // disks lost
 	// indexes: the nodes run indexes, which the index checker compares
 	// with their state (indexes.go).
 	indexes bool
@@ -219,6 +229,7 @@ const (
 	streamNet
 	streamWork
 	streamClock
+	streamWipe
 	streamDisk = 100 // + node id
 	streamNode = 200 // + node id
 )
@@ -260,6 +271,12 @@ func Run(cfg Config) *Result {
 	s.r = stream(cfg.Seed, streamWorld)
 	s.wr = stream(cfg.Seed, streamWork)
 	s.cr = stream(cfg.Seed, streamClock)
+	s.wipeR = stream(cfg.Seed, streamWipe)
+	// Wipes only where no fault damages synced data: a wiped node and a
+	// damaged disk on another are two failures, which a 3-node cluster
+	// does not survive.
+	d := s.mix.Disk
+	s.wipes = mode.Wipes && d.CorruptProb == 0 && d.LatentProb == 0 && d.MisdirectProb == 0 && s.wipeR.Float64() < clusterWipeSeeds
 	s.net = NewNetwork(s.w, stream(cfg.Seed, streamNet), s.deliver)
 	s.net.Client, s.net.Peer = s.mix.ClientNet, s.mix.PeerNet
 	if mode.Watch != nil {
@@ -413,7 +430,7 @@ func (s *Sim) newNode(id int) core.Node {
 		idx = newIndexes()
 	}
 	s.hosts[id].idx = idx
-	n := s.mode.NewNode(id, &s.mix, s.cfg.Mutation, onApply, idx)
+	n := s.mode.NewNode(id, &s.mix, s.cfg.Mutation, onApply, idx, s.hosts[id].rejoin)
 	if s.cfg.WrapNode != nil {
 		n = s.cfg.WrapNode(n)
 	}
@@ -459,10 +476,49 @@ func (s *Sim) scheduleCrash(h *host) {
 			return
 		}
 		if h.up {
-			h.crash("scheduled", s.chance(s.mix.PowerLoss))
+			if s.wipes && s.canWipe() && s.wipeR.Float64() < clusterWipeCrashes {
+				s.wipe(h)
+			} else {
+				h.crash("scheduled", s.chance(s.mix.PowerLoss))
+			}
 		}
 		s.scheduleCrash(h)
 	})
+}
+
+// clusterWipeSeeds is the share of cluster seeds (among those without
+// damage to synced data) whose crashes may lose a disk, and
+// clusterWipeCrashes the share of their scheduled crashes that do.
+const (
+	clusterWipeSeeds   = 0.5
+	clusterWipeCrashes = 0.2
+)
+
+// wipe crashes h's machine and loses its disk, as when a disk dies and is
+// replaced; the node restarts on the empty one, rejoining.
+func (s *Sim) wipe(h *host) {
+	s.trace(h.addr, "wipe", 0, 0, "")
+	h.crash("disk lost", true)
+	h.disk.Wipe()
+	h.rejoin = true
+	s.wiped++
+	if s.watch != nil {
+		s.watch.Wiped(h.id)
+	}
+}
+
+// canWipe: one lost disk at a time, until its node is done rejoining.
+func (s *Sim) canWipe() bool {
+	for _, h := range s.hosts {
+		if !h.rejoin {
+			continue
+		}
+		n, ok := h.node.(interface{ Rejoining() bool })
+		if !h.up || (ok && n.Rejoining()) {
+			return false
+		}
+	}
+	return true
 }
 
 // crashAfterError kills h's machine soon after a failed write or sync, with
@@ -774,7 +830,11 @@ func (s *Sim) fill(res *Result) {
 		}
 	}
 	res.Virtual = time.Duration(s.w.now)
+	res.Wiped = s.wiped
 	for _, h := range s.hosts {
+		if n, ok := h.node.(interface{ Rejoining() bool }); ok && h.rejoin && h.up && n.Rejoining() {
+			res.StillRejoining++
+		}
 		res.Crashes += h.Crashes
 		res.Starts += h.Starts
 		res.Turns += h.Turns

@@ -26,6 +26,7 @@ const (
 	flagPeerRepl    = "secondary-repl-ports"
 	flagPeerKV      = "other-kv-ports"
 	flagClusterID   = "cluster-id"
+	flagRejoin      = "rejoin"
 	clusterNodesMax = 9 // a limit on everything; Raft past 9 voters is slow to commit anyway
 )
 
@@ -35,7 +36,7 @@ var listFlags = []string{flagPeerRepl, flagPeerKV, flagMeshPeerRepl}
 
 // clusterFlagNames are the flags that only a cluster node takes; any of
 // them implies --mode cluster.
-var clusterFlagNames = []string{flagNodeID, flagKVPort, flagReplPort, flagPeerRepl, flagPeerKV, flagClusterID}
+var clusterFlagNames = []string{flagNodeID, flagKVPort, flagReplPort, flagPeerRepl, flagPeerKV, flagClusterID, flagRejoin}
 
 // expandListFlags rewrites the list flags of args into the single-value
 // form the flag package parses: the values after such a flag, up to the next
@@ -89,6 +90,9 @@ type clusterFlags struct {
 	// clusterID, in hex, replaces the id derived from the ports: the way
 	// to keep a cluster's data directories across a change of ports.
 	clusterID string
+	// rejoin: the data directory was lost and this node starts on an
+	// empty one in its place (election.NodeConfig.Rejoin).
+	rejoin bool
 }
 
 func (cf *clusterFlags) register(fs *flag.FlagSet) {
@@ -98,6 +102,8 @@ func (cf *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&cf.peerRepl, flagPeerRepl, "", "cluster: the other nodes' replication ports (or host:port), in node-id order, space- or comma-separated")
 	fs.StringVar(&cf.peerKV, flagPeerKV, "", "cluster: the other nodes' client ports (or host:port), in node-id order, space- or comma-separated")
 	fs.StringVar(&cf.clusterID, flagClusterID, "", "cluster: the cluster id, 16 hex digits (default: derived from every node's id and replication address); give every node the old id to keep the data after changing ports")
+	fs.BoolVar(&cf.rejoin, flagRejoin, false, "cluster: this node's data directory was lost and it starts on an empty one in its place: it votes in no election\n"+
+		"until it has heard from every other node and holds the leader's committed log (no effect on a directory that has data)")
 }
 
 // clusterConfig is a cluster node's validated view of its cluster.
@@ -107,6 +113,7 @@ type clusterConfig struct {
 	clusterID uint64
 	// explicitID: the id came from --cluster-id, not from the addresses.
 	explicitID bool
+	rejoin     bool
 }
 
 // members is a replicated node's view of its group, shared by the cluster
@@ -257,6 +264,7 @@ func (cf *clusterFlags) resolve(host string, kvPort int, kvPortSet bool, set map
 		}
 		cc.clusterID, cc.explicitID = id, true
 	}
+	cc.rejoin = cf.rejoin
 	return cc, nil
 }
 
@@ -367,6 +375,7 @@ func newClusterNode(o *options, logf func(string, ...any)) (*clusterNode, error)
 	}
 	cfg := election.DefaultNodeConfig(cc.id, ids)
 	cfg.ClusterID = cc.clusterID
+	cfg.Rejoin = cc.rejoin
 	cfg.Limits = o.single.Limits
 	cfg.Indexes = o.single.Indexes
 	cfg.SegmentBytesMax = o.single.SegmentBytesMax

@@ -80,6 +80,7 @@ type stats struct {
 	checkMaxSeed                     uint64
 	historyMax                       int
 	overwritten, collected           int
+	wiped, stillRejoining            int
 	indexed                          int // seeds whose nodes ran indexes
 	settleMax                        time.Duration
 	settleMaxSeed                    uint64
@@ -140,6 +141,8 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 					st.indexed++
 				}
 				st.collected += r.MeshCollected
+				st.wiped += r.Wiped
+				st.stillRejoining += r.StillRejoining
 				if r.Settle > st.settleMax {
 					st.settleMax, st.settleMaxSeed = r.Settle, seed
 				}
@@ -194,6 +197,9 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	fmt.Printf("indexes: %d seeds ran with indexes, compared with a scan of each node's state after every recovery, every failed write, every 256 turns and at the end\n", st.indexed)
 	if base.Mode == "mesh" {
 		fmt.Printf("mesh: %d acknowledged writes replaced by a concurrent write with a higher stamp (last writer wins, by design); %d tombstones collected\n", st.overwritten, st.collected)
+	}
+	if st.wiped > 0 {
+		fmt.Printf("wipes: %d disks lost and their nodes restarted empty, rejoining (no vote until every peer is heard and the committed log is back); %d still rejoining at the end\n", st.wiped, st.stillRejoining)
 	}
 	if determinism {
 		fmt.Printf("determinism: %d of %d seeds replayed to the same trace hash\n", st.seeds-st.mismatches, st.seeds)

@@ -392,10 +392,12 @@ func checkKeys(t *testing.T, kv *client.ClusterKVClient, acked, unknown map[stri
 	}
 }
 
-// A follower whose data directory is wiped catches up by snapshot
-// transfer: the leader has compacted its log, so entries alone cannot
-// bring it up to date. Then it holds every key: it is made the only node
-// that can win an election, and every key is read through it.
+// A follower whose data directory is wiped restarts on an empty one with
+// --rejoin, and catches up by snapshot transfer: the leader has compacted
+// its log, so entries alone cannot bring it up to date. It votes again
+// only once it has heard every peer and holds the committed log, and says
+// so in its log. Then it holds every key: it is made the only node that
+// can win an election, and every key is read through it.
 func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 	// Snapshots every 64 KiB of log, in 16 KiB segments, so that the log
 	// is compacted several times over.
@@ -430,15 +432,24 @@ func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 	// past anything the wiped node could be sent as entries.
 	write(1000, 2000)
 	_, lst := waitLeader(t, c)
-	if _, err := c.Start(wiped); err != nil {
+	extra := c.Extra
+	c.Extra = append(slices.Clone(extra), "--rejoin")
+	_, err := c.Start(wiped)
+	c.Extra = extra
+	if err != nil {
 		t.Fatal(err)
 	}
 	st := waitApplied(t, c, wiped, lst.Commit)
 	if st.Keys != len(want) {
 		t.Errorf("wiped node %d holds %d keys at applied %d, want %d", wiped, st.Keys, st.Applied, len(want))
 	}
-	if log := c.Process(wiped).Stderr(); !strings.Contains(log, "installed the leader's snapshot") {
-		t.Errorf("wiped node %d caught up without installing a snapshot; its log:\n%s", wiped, log)
+	if log := c.Process(wiped).Stderr(); !strings.Contains(log, "installed the leader's snapshot") || !strings.Contains(log, "rejoining in place of a lost data directory") {
+		t.Errorf("wiped node %d caught up without installing a snapshot, or did not say it was rejoining; its log:\n%s", wiped, log)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(c.Process(wiped).Stderr(), "rejoined: heard every peer"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("wiped node %d caught up but is still rejoining after 10 s; its log:\n%s", wiped, c.Process(wiped).Stderr())
+		}
 	}
 
 	// Make the wiped node the only one that can win: with one other node
