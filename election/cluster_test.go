@@ -216,8 +216,15 @@ func newCluster(t testing.TB, n int, seed uint64) *cluster {
 	for i := range n {
 		peers = append(peers, core.NodeID(i))
 	}
+	// Each node's Rand is one stream across its restarts, as a host's is
+	// (a real one seeds each start afresh): a rejoining node's question
+	// must not repeat one it asked before its disk was lost again.
+	rands := make([]testRand, n)
+	for i := range n {
+		rands[i] = testRand{rand.New(rand.NewPCG(seed, uint64(i)+100))}
+	}
 	c.cfg = func(id core.NodeID) Config {
-		cfg := DefaultConfig(id, peers, testRand{rand.New(rand.NewPCG(seed, uint64(id)+100))})
+		cfg := DefaultConfig(id, peers, rands[id])
 		cfg.EntriesPerMsgMax = 4
 		cfg.InflightEntriesMax = 16
 		cfg.UncommittedEntriesMax = 64

@@ -198,8 +198,12 @@ type Raft struct {
 	rejoining bool
 	heard     []bool
 	heardTerm uint64
-	// rejoinElapsed counts ticks to the next askTerms.
+	// rejoinElapsed counts ticks to the next askTerms; askNonce marks its
+	// questions, and only answers that echo it count as heard: a message
+	// of a peer's that was on its way before the disk was lost (a leader's
+	// old append, say) may carry a term long past.
 	rejoinElapsed int
+	askNonce      uint64
 }
 
 // New makes a node from its config, restoring what its disk held.
@@ -243,6 +247,7 @@ func New(cfg Config) (*Raft, error) {
 		r.rejoining = true
 		r.heard = make([]bool, len(peers))
 		r.heard[r.self] = true
+		r.askNonce = cfg.Rand.Uint64() | 1 // never 0, which no question carries
 	}
 	return r, nil
 }
@@ -532,14 +537,10 @@ func (r *Raft) Step(m Message) {
 	}
 	if r.rejoining {
 		defer r.rejoined()
-		r.heard[i] = true
-		// A pre-vote names the term its sender would stand in, one past
-		// its own.
-		t := m.Term
-		if m.Type == MsgPreVote && m.Context != askTermsContext && t > 0 {
-			t--
+		if m.Type == MsgPreVoteResp && m.Context == r.askNonce {
+			r.heard[i] = true
+			r.heardTerm = max(r.heardTerm, m.Term)
 		}
-		r.heardTerm = max(r.heardTerm, t)
 	}
 	switch {
 	case m.Term > r.term:
@@ -565,7 +566,7 @@ func (r *Raft) Step(m Message) {
 			// our term tells it to step down.
 			r.send(Message{Type: MsgAppResp, To: m.From})
 		case MsgPreVote:
-			r.send(Message{Type: MsgPreVoteResp, To: m.From, Reject: true})
+			r.send(Message{Type: MsgPreVoteResp, To: m.From, Reject: true, Context: m.Context})
 		}
 		return
 	}
@@ -614,8 +615,10 @@ func (r *Raft) handleVoteRequest(m Message) {
 	if m.Type == MsgPreVote {
 		resp = MsgPreVoteResp
 	}
+	// Context is echoed: a rejoining node's question (askTerms) is told
+	// from an older one by it.
 	if r.rejoining {
-		r.send(Message{Type: resp, To: m.From, Reject: true})
+		r.send(Message{Type: resp, To: m.From, Reject: true, Context: m.Context})
 		return
 	}
 	canVote := r.vote == m.From ||
@@ -624,14 +627,14 @@ func (r *Raft) handleVoteRequest(m Message) {
 	if canVote && r.log.isUpToDate(m.Index, m.LogTerm) {
 		// The grant carries the term asked for, so that a pre-candidate
 		// does not take it for a newer term.
-		r.send(Message{Type: resp, To: m.From, Term: m.Term})
+		r.send(Message{Type: resp, To: m.From, Term: m.Term, Context: m.Context})
 		if m.Type == MsgVote {
 			r.electionElapsed = 0
 			r.vote = m.From
 		}
 		return
 	}
-	r.send(Message{Type: resp, To: m.From, Reject: true})
+	r.send(Message{Type: resp, To: m.From, Reject: true, Context: m.Context})
 }
 
 func (r *Raft) handleLeaderMsg(m Message) {
@@ -871,19 +874,15 @@ func (r *Raft) rejoined() {
 // does) and is answered with the peer's term: refused, by a peer whose
 // term is higher, with that term; at the same term, granted or refused,
 // with it. (A peer at a lower term that hears a leader answers nothing,
-// and is asked again.) Context marks the question, for a peer that is
-// rejoining too and counts the terms it hears.
+// and is asked again.) The question carries askNonce in Context, which
+// the answer echoes.
 func (r *Raft) askTerms() {
 	for i, p := range r.peers {
 		if !r.heard[i] {
-			r.send(Message{Type: MsgPreVote, To: p, Term: r.term, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm(), Context: askTermsContext})
+			r.send(Message{Type: MsgPreVote, To: p, Term: r.term, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm(), Context: r.askNonce})
 		}
 	}
 }
-
-// askTermsContext marks askTerms' pre-votes, whose term is their sender's
-// own, not the one past it that a campaign's pre-vote names.
-const askTermsContext = 1
 
 // Rejoining reports whether the node is still making up for a lost disk.
 func (r *Raft) Rejoining() bool { return r.rejoining }
