@@ -953,13 +953,14 @@ func (n *Node) status() core.Status {
 		Indexes:       core.IndexStatusOf(n.cfg.Indexes),
 	}
 	cs := &core.ClusterStatus{
-		NodeID:   int(n.cfg.ID),
-		Role:     n.raft.State().String(),
-		Term:     n.raft.Term(),
-		LeaderID: int(n.raft.Leader()),
-		Commit:   n.raft.Committed(),
-		Applied:  n.applied,
-		Sessions: n.sess.len(),
+		NodeID:    int(n.cfg.ID),
+		Role:      n.raft.State().String(),
+		Term:      n.raft.Term(),
+		LeaderID:  int(n.raft.Leader()),
+		Commit:    n.raft.Committed(),
+		Applied:   n.applied,
+		Sessions:  n.sess.len(),
+		Rejoining: n.Rejoining(),
 	}
 	if lead := n.raft.Leader(); lead != None {
 		cs.Leader = n.clientAddr(lead)

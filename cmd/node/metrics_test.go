@@ -259,6 +259,9 @@ func TestClusterMetricsHaveTermAndRole(t *testing.T) {
 		if i == leader {
 			role = "leader"
 		}
+		if r, ok := s["dkv_cluster_rejoining"]; !ok || r != 0 {
+			t.Errorf("node %d, started as a new cluster's: dkv_cluster_rejoining %v (present %v), want 0", i, r, ok)
+		}
 		if s[`dkv_cluster_role{role="`+role+`"}`] != 1 || s["dkv_cluster_term"] != term || s["dkv_cluster_leader_id"] != float64(leader) || s["dkv_cluster_leader_changes_total"] < 1 {
 			t.Errorf("node %d: role %s %v, term %v (leader's %v), leader id %v, leader changes %v", i, role,
 				s[`dkv_cluster_role{role="`+role+`"}`], s["dkv_cluster_term"], term, s["dkv_cluster_leader_id"], s["dkv_cluster_leader_changes_total"])

@@ -260,6 +260,9 @@ type NodeStatus struct {
 	Leader  int    `json:"leader_id"` // -1: none known
 	Commit  uint64 `json:"commit"`
 	Applied uint64 `json:"applied"`
+	// Rejoining: started with --rejoin on an empty directory, it does not
+	// vote yet.
+	Rejoining bool `json:"rejoining"`
 }
 
 // Status asks node i for its status, within timeout.

@@ -439,6 +439,11 @@ func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its status says it rejoins, unless it is done already (then its log
+	// says so).
+	if st := status(t, c, wiped); !st.Rejoining && !strings.Contains(c.Process(wiped).Stderr(), "rejoined: heard every peer") {
+		t.Errorf("wiped node %d, just started with --rejoin: status %+v does not say it rejoins, and it has not rejoined", wiped, st)
+	}
 	st := waitApplied(t, c, wiped, lst.Commit)
 	if st.Keys != len(want) {
 		t.Errorf("wiped node %d holds %d keys at applied %d, want %d", wiped, st.Keys, st.Applied, len(want))
@@ -450,6 +455,9 @@ func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("wiped node %d caught up but is still rejoining after 10 s; its log:\n%s", wiped, c.Process(wiped).Stderr())
 		}
+	}
+	if st := status(t, c, wiped); st.Rejoining {
+		t.Errorf("wiped node %d logged that it rejoined, and its status says it still rejoins: %+v", wiped, st)
 	}
 
 	// Make the wiped node the only one that can win: with one other node
