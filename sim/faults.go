@@ -38,9 +38,12 @@ type FaultMix struct {
 	SimFail   float64 // chance a write carries debug_simulate_fail
 	TurnMax   int     // events a node takes per turn before it flushes
 	AsyncSync bool    // files offer core.AsyncFile, as realnet's do: the fsync runs in the background
-	SegBytes  int64   // node config: SegmentBytesMax
-	SnapBytes int64   // node config: SnapshotLogBytesMin
-	BatchMax  int     // node config: BatchBytesMax
+	// NoWipes: a cluster's crashes never lose a disk (Mode.Wipes; the
+	// "wipe" switch). Never drawn: only a switch sets it.
+	NoWipes   bool
+	SegBytes  int64 // node config: SegmentBytesMax
+	SnapBytes int64 // node config: SnapshotLogBytesMin
+	BatchMax  int   // node config: BatchBytesMax
 	// BulkPad pads every bulk_set value with up to this many bytes, so
 	// that one BulkSet spans sectors and a tear can split it.
 	BulkPad int
@@ -284,6 +287,7 @@ var faultSwitches = map[string]func(m *FaultMix){
 	"drift":     func(m *FaultMix) { m.DriftPPM = 0 },
 	"simfail":   func(m *FaultMix) { m.SimFail = 0 },
 	"async":     func(m *FaultMix) { m.AsyncSync = false },
+	"wipe":      func(m *FaultMix) { m.NoWipes = true },
 }
 
 // FaultSwitches lists the names Without accepts, sorted.

@@ -52,11 +52,13 @@ var regressions = []struct {
 		"and the node refused to start"},
 	// Bug G. Trigger: a process crash between a save of raft-state and its
 	// fsync, then a power loss.
-	{5620, "cluster", nil, "process-crash", "core: OpenStateFile returned a state read from the page cache without syncing it; " +
+	{5620, "cluster", []string{"wipe"}, "process-crash", "core: OpenStateFile returned a state read from the page cache without syncing it; " +
 		"the node voted in that term, and a power loss took the term back"},
 	// Bug H. Trigger: a new leader's entries cut the log mid-batch, then a
-	// torn write of the entries after the cut.
-	{1809, "cluster", nil, "torn", "core: a hole at the start of a torn batch that began where TruncateFrom cut the log, " +
+	// torn write of the entries after the cut. (Bugs G and H were found
+	// before cluster seeds lost disks; "wipe" keeps their runs as they
+	// were.)
+	{1809, "cluster", []string{"wipe"}, "torn", "core: a hole at the start of a torn batch that began where TruncateFrom cut the log, " +
 		"mid-sector after older records, was taken for damage at rest (false refusal)"},
 	// Bug I. Trigger: a misdirected write onto raft-state's first sector.
 	{1374, "cluster", nil, "damage", "core: a state file whose magic a misdirected write replaced passed for one of the " +

@@ -276,7 +276,7 @@ func Run(cfg Config) *Result {
 	// damaged disk on another are two failures, which a 3-node cluster
 	// does not survive.
 	d := s.mix.Disk
-	s.wipes = mode.Wipes && d.CorruptProb == 0 && d.LatentProb == 0 && d.MisdirectProb == 0 && s.wipeR.Float64() < clusterWipeSeeds
+	s.wipes = mode.Wipes && !s.mix.NoWipes && d.CorruptProb == 0 && d.LatentProb == 0 && d.MisdirectProb == 0 && s.wipeR.Float64() < clusterWipeSeeds
 	s.net = NewNetwork(s.w, stream(cfg.Seed, streamNet), s.deliver)
 	s.net.Client, s.net.Peer = s.mix.ClientNet, s.mix.PeerNet
 	if mode.Watch != nil {
