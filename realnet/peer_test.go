@@ -600,8 +600,14 @@ const ghostID = 9
 // withGhost adds the ghost to the configuration, at an address where
 // nothing listens.
 func withGhost(t *testing.T, next func(*PeerConfig)) func(*PeerConfig) {
-	addr := freeAddr(t)
+	// The address is taken when the first node's config is made, after
+	// startCluster has its listeners: taken before, the port it freed
+	// could be handed to one of them, and the two nodes then share it.
+	addr := ""
 	return func(c *PeerConfig) {
+		if addr == "" {
+			addr = freeAddr(t)
+		}
 		c.Peers[ghostID] = addr
 		if next != nil {
 			next(c)
