@@ -510,15 +510,18 @@ func (s *Sim) wipe(h *host) {
 // canWipe: one lost disk at a time, until its node is done rejoining.
 func (s *Sim) canWipe() bool {
 	for _, h := range s.hosts {
-		if !h.rejoin {
-			continue
-		}
-		n, ok := h.node.(interface{ Rejoining() bool })
-		if !h.up || (ok && n.Rejoining()) {
+		if h.rejoin && (!h.up || h.rejoining()) {
 			return false
 		}
 	}
 	return true
+}
+
+// rejoining reports whether h's node says it is still rejoining
+// (election.Node.Rejoining); other modes' nodes never are.
+func (h *host) rejoining() bool {
+	n, ok := h.node.(interface{ Rejoining() bool })
+	return ok && n.Rejoining()
 }
 
 // crashAfterError kills h's machine soon after a failed write or sync, with
@@ -832,7 +835,7 @@ func (s *Sim) fill(res *Result) {
 	res.Virtual = time.Duration(s.w.now)
 	res.Wiped = s.wiped
 	for _, h := range s.hosts {
-		if n, ok := h.node.(interface{ Rejoining() bool }); ok && h.rejoin && h.up && n.Rejoining() {
+		if h.rejoin && h.up && h.rejoining() {
 			res.StillRejoining++
 		}
 		res.Crashes += h.Crashes
