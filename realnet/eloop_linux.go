@@ -282,6 +282,10 @@ func (lp *eloop) run() {
 // 16 pipelined GETs p99 fell from 7.5–9 to 3.5–4 ms.
 const loopBusyPassesMax = 4
 
+// testHookEvfdDrained, when set by a test, runs in poll between draining
+// evfd and clearing notified, where a concurrent notify once got lost.
+var testHookEvfdDrained func(*eloop)
+
 // exiting reports whether the loop is done: the host stops and every
 // connection has closed.
 func (lp *eloop) exiting() bool {
@@ -311,9 +315,20 @@ func (lp *eloop) poll() (idle bool) {
 		ev := lp.events[i]
 		fd := int(ev.Fd)
 		if fd == lp.evfd {
-			lp.notified.Store(false)
+			// Drain evfd before notify may write it again: cleared the
+			// other way round, a notify between the two wrote evfd, the
+			// read took its write, and notified stayed set with nothing
+			// left to wake the loop, which then slept through every later
+			// notify (a CI run had half of 100 new connections, those of
+			// one loop, never served). A notify now either finds
+			// notified set and leaves its kick to runKicks below, or
+			// writes evfd for the next poll.
 			var b [8]byte
 			readNonblock(lp.evfd, b[:])
+			if testHookEvfdDrained != nil {
+				testHookEvfdDrained(lp)
+			}
+			lp.notified.Store(false)
 			continue
 		}
 		if c := lp.conns[fd]; c != nil {
