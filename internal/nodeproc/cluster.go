@@ -265,8 +265,9 @@ type NodeStatus struct {
 	Rejoining bool `json:"rejoining"`
 }
 
-// Status asks node i for its status, within timeout.
-func (c *Cluster) Status(i int, timeout time.Duration) (*NodeStatus, error) {
+// statusLine asks node i for its status, within timeout, and returns the
+// answer's line for the caller to read the shape it expects.
+func (c *Cluster) statusLine(i int, timeout time.Duration) ([]byte, error) {
 	nc, err := net.DialTimeout("tcp", c.Addr(i), timeout)
 	if err != nil {
 		return nil, err
@@ -276,7 +277,12 @@ func (c *Cluster) Status(i int, timeout time.Duration) (*NodeStatus, error) {
 	if _, err := nc.Write([]byte(`{"op":"status"}` + "\n")); err != nil {
 		return nil, err
 	}
-	line, err := bufio.NewReader(nc).ReadBytes('\n')
+	return bufio.NewReader(nc).ReadBytes('\n')
+}
+
+// Status asks node i for its status, within timeout.
+func (c *Cluster) Status(i int, timeout time.Duration) (*NodeStatus, error) {
+	line, err := c.statusLine(i, timeout)
 	if err != nil {
 		return nil, err
 	}

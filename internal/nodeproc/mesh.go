@@ -1,10 +1,8 @@
 package nodeproc
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"net"
 	"strconv"
 	"time"
 )
@@ -87,16 +85,7 @@ func (st *MeshStatus) MinPasses() int {
 
 // MeshStatus asks node i of a mesh for its status, within timeout.
 func (c *Cluster) MeshStatus(i int, timeout time.Duration) (*MeshStatus, error) {
-	nc, err := net.DialTimeout("tcp", c.Addr(i), timeout)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(timeout))
-	if _, err := nc.Write([]byte(`{"op":"status"}` + "\n")); err != nil {
-		return nil, err
-	}
-	line, err := bufio.NewReader(nc).ReadBytes('\n')
+	line, err := c.statusLine(i, timeout)
 	if err != nil {
 		return nil, err
 	}
