@@ -37,6 +37,28 @@ func Build(dir string) (string, error) {
 	return bin, nil
 }
 
+// WithBuild builds cmd/node into a new temporary directory named after
+// pattern (as os.MkdirTemp takes it), calls run with the binary, removes
+// the directory and returns run's exit code; if the build fails it prints
+// why on standard error and returns 1. A test package of cmd/node
+// processes builds the binary once this way in its TestMain:
+//
+//	os.Exit(nodeproc.WithBuild("dkv-xtest-", func(b string) int { bin = b; return m.Run() }))
+func WithBuild(pattern string, run func(bin string) int) int {
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin, err := Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return run(bin)
+}
+
 func moduleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {

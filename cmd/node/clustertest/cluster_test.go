@@ -28,20 +28,7 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "dkv-clustertest-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin, err = nodeproc.Build(dir)
-	code := 1
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	} else {
-		code = m.Run()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(nodeproc.WithBuild("dkv-clustertest-", func(b string) int { bin = b; return m.Run() }))
 }
 
 // waitMax bounds every wait for the cluster to do something it should do
