@@ -247,30 +247,7 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 	}
 
 	fmt.Fprintf(out, "\ncluster: durable Sets of %d-byte values, %d clients, %v per system (slices alternating)\n\n", cfg.valueBytes, cfg.clients, cfg.duration)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tclients\tops/s\tp50\tp99\tp99.9\terrors\tserver CPU/op\t")
-	for _, s := range systems {
-		r := s.res
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1fµs\t\n", s.name, r.clients, r.rate(),
-			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors,
-			float64(s.cpuPerOp().Nanoseconds())/1000)
-	}
-	tw.Flush()
-	// Per process: where the CPU time of a write goes (the leader's work
-	// against a follower's), which the sum hides.
-	fmt.Fprintln(out)
-	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "process\tpid\tserver CPU/op\t")
-	for _, s := range systems {
-		for i, pid := range s.pids {
-			perOp := 0.0
-			if s.res.ops > 0 {
-				perOp = float64(s.cpus[i].Nanoseconds()) / 1000 / float64(s.res.ops)
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%.1fµs\t\n", s.roles[i], pid, perOp)
-		}
-	}
-	tw.Flush()
+	printSystems(out, systems)
 	sg := systems[0]
 	for _, bc := range clusters {
 		s, c := sg.res, bc.sys.res
@@ -457,4 +434,32 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 		s.res.ops = len(s.res.lat)
 	}
 	return nil
+}
+
+// printSystems prints each system's figures, then each server process's
+// CPU a write: where it goes (a leader's work against a follower's, say),
+// which the system's sum hides.
+func printSystems(out io.Writer, systems []*system) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "system\tclients\tops/s\tp50\tp99\tp99.9\terrors\tserver CPU/op\t")
+	for _, s := range systems {
+		r := s.res
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1fµs\t\n", s.name, r.clients, r.rate(),
+			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors,
+			float64(s.cpuPerOp().Nanoseconds())/1000)
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "process\tpid\tserver CPU/op\t")
+	for _, s := range systems {
+		for i, pid := range s.pids {
+			perOp := 0.0
+			if s.res.ops > 0 {
+				perOp = float64(s.cpus[i].Nanoseconds()) / 1000 / float64(s.res.ops)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.1fµs\t\n", s.roles[i], pid, perOp)
+		}
+	}
+	tw.Flush()
 }

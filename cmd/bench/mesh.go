@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"dkv/client"
@@ -196,28 +195,7 @@ func meshBench(cfg meshBenchConfig, out io.Writer) (*meshBenchResult, error) {
 	res.single, res.mesh = systems[0].res, systems[1].res
 
 	fmt.Fprintf(out, "\nmesh: durable Sets of %d-byte values, %d clients, %v per system (slices alternating)\n\n", cfg.valueBytes, cfg.clients, cfg.duration)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tclients\tops/s\tp50\tp99\tp99.9\terrors\tserver CPU/op\t")
-	for _, s := range systems {
-		r := s.res
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1fµs\t\n", s.name, r.clients, r.rate(),
-			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors,
-			float64(s.cpuPerOp().Nanoseconds())/1000)
-	}
-	tw.Flush()
-	fmt.Fprintln(out)
-	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "process\tpid\tserver CPU/op\t")
-	for _, s := range systems {
-		for i, pid := range s.pids {
-			perOp := 0.0
-			if s.res.ops > 0 {
-				perOp = float64(s.cpus[i].Nanoseconds()) / 1000 / float64(s.res.ops)
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%.1fµs\t\n", s.roles[i], pid, perOp)
-		}
-	}
-	tw.Flush()
+	printSystems(out, systems)
 	s, c := res.single, res.mesh
 	fmt.Fprintln(out)
 	fmt.Fprintf(out, "throughput: mesh / single = %.2f (target >= 0.5)\n", c.rate()/s.rate())
