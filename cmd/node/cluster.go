@@ -346,16 +346,22 @@ func (cc *clusterConfig) describeID() string {
 	return fmt.Sprintf("cluster %016x (%d), derived from every node's id and replication address", cc.clusterID, cc.clusterID)
 }
 
-// startHint explains a refused start of a cluster node, or is empty. A
-// data directory of another cluster is most often this cluster's, before
-// its ports changed. (The match is on election's message; should it
-// change, the hint is merely lost.)
+// startHint explains a refused start of a cluster node, or is empty.
 func (cc *clusterConfig) startHint(err error) string {
+	return groupStartHint(err, "cluster", flagClusterID)
+}
+
+// groupStartHint explains a refused start of a node of a cluster or mesh
+// (what) whose id flag is idFlag, or is empty. A data directory of another
+// group is most often this group's, before its ports changed. (The match is
+// on the message that election and mesh give; should it change, the hint
+// is merely lost.)
+func groupStartHint(err error, what, idFlag string) string {
 	if !strings.Contains(err.Error(), "the data directory belongs to node") {
 		return ""
 	}
-	return fmt.Sprintf("the cluster id derives from every node's id and replication address, so other ports (or another order) make another cluster. "+
-		"Start the node with the ports its cluster was created with; or, if the ports changed on purpose, start every node with --%s set to the id the data directory names", flagClusterID)
+	return fmt.Sprintf("the %[1]s id derives from every node's id and replication address, so other ports (or another order) make another %[1]s. "+
+		"Start the node with the ports its %[1]s was created with; or, if the ports changed on purpose, start every node with --%[2]s set to the id the data directory names", what, idFlag)
 }
 
 // clusterNode is what run needs of a cluster node: the node, its host

@@ -326,16 +326,8 @@ func (mc *meshConfig) describeID() string {
 	return fmt.Sprintf("mesh %016x, derived from every node's id and replication address", mc.meshID)
 }
 
-// startHint explains a refused start of a mesh node, or is empty. (The
-// match is on package mesh's message; should it change, the hint is merely
-// lost.)
-func (mc *meshConfig) startHint(err error) string {
-	if !strings.Contains(err.Error(), "the data directory belongs to node") {
-		return ""
-	}
-	return fmt.Sprintf("the mesh id derives from every node's id and replication address, so other ports (or another order) make another mesh. "+
-		"Start the node with the ports its mesh was created with; or, if the ports changed on purpose, start every node with --%s set to the id the data directory names", flagMeshID)
-}
+// startHint explains a refused start of a mesh node, or is empty.
+func (mc *meshConfig) startHint(err error) string { return groupStartHint(err, "mesh", flagMeshID) }
 
 // meshNode is what run needs of a mesh node: the node and its peer
 // transport, which starts once the host exists, since it delivers into it.

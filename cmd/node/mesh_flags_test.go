@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -178,5 +179,21 @@ func TestBadMeshFlagsExit2(t *testing.T) {
 		if _, err := os.Stat(dir); err == nil {
 			t.Errorf("%s: created the data directory before refusing", tc.name)
 		}
+	}
+}
+
+// A mesh node refused its data directory because the directory belongs to
+// another mesh id hears why and what to do, as a cluster node does; any
+// other refusal gets no hint.
+func TestMeshStartHint(t *testing.T) {
+	var mc meshConfig
+	hint := mc.startHint(errors.New("the data directory belongs to node 0 of mesh 000000000000001f; this is node 0 of mesh 000000000000002e (same peers, same node id?)"))
+	for _, want := range []string{"the mesh id derives from every node's id", "another mesh", "--mesh-id set to the id the data directory names"} {
+		if !strings.Contains(hint, want) {
+			t.Errorf("hint %q lacks %q", hint, want)
+		}
+	}
+	if hint := mc.startHint(errors.New("disk full")); hint != "" {
+		t.Errorf("a refusal for another reason got the hint %q", hint)
 	}
 }
