@@ -440,17 +440,9 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 // CPU a write: where it goes (a leader's work against a follower's, say),
 // which the system's sum hides.
 func printSystems(out io.Writer, systems []*system) {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tclients\tops/s\tp50\tp99\tp99.9\terrors\tserver CPU/op\t")
-	for _, s := range systems {
-		r := s.res
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1fµs\t\n", s.name, r.clients, r.rate(),
-			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors,
-			float64(s.cpuPerOp().Nanoseconds())/1000)
-	}
-	tw.Flush()
+	printRates(out, "system", systems)
 	fmt.Fprintln(out)
-	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "process\tpid\tserver CPU/op\t")
 	for _, s := range systems {
 		for i, pid := range s.pids {
@@ -460,6 +452,20 @@ func printSystems(out io.Writer, systems []*system) {
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%.1fµs\t\n", s.roles[i], pid, perOp)
 		}
+	}
+	tw.Flush()
+}
+
+// printRates prints a row for each system, its first column headed what:
+// clients, Sets a second, latency, errors and server CPU a write.
+func printRates(out io.Writer, what string, systems []*system) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%s\tclients\tops/s\tp50\tp99\tp99.9\terrors\tserver CPU/op\t\n", what)
+	for _, s := range systems {
+		r := s.res
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1fµs\t\n", s.name, r.clients, r.rate(),
+			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors,
+			float64(s.cpuPerOp().Nanoseconds())/1000)
 	}
 	tw.Flush()
 }

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"dkv/client"
@@ -145,15 +144,7 @@ func metricsBench(cfg metricsBenchConfig, out io.Writer) (*metricsBenchResult, e
 	}
 
 	fmt.Fprintf(out, "\nmetrics: durable Sets of %d-byte values, %d clients, %v per server (slices alternating)\n\n", cfg.valueBytes, cfg.clients, cfg.duration)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tclients\tops/s\tp50\tp99\tp99.9\terrors\tserver CPU/op\t")
-	for _, s := range systems {
-		r := s.res
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1fµs\t\n", s.name, r.clients, r.rate(),
-			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors,
-			float64(s.cpuPerOp().Nanoseconds())/1000)
-	}
-	tw.Flush()
+	printRates(out, "server", systems)
 	o, n := systems[0], systems[1]
 	ratio, target := "metrics on / off", " (target >= 0.97)"
 	if cfg.control {
