@@ -50,6 +50,16 @@ func testNodeBin(t *testing.T) string {
 	return nodeBinPath
 }
 
+// shortRun is the load of the benchmark tests that alternate systems in
+// slices: clients clients for a run cut to two short slices, over 1,000
+// keys, with cmd/node built once for the package.
+func shortRun(t *testing.T, clients int) clusterBenchConfig {
+	return clusterBenchConfig{
+		clients: clients, duration: 400 * time.Millisecond, warmup: 50 * time.Millisecond, slices: 2,
+		valueBytes: 100, space: 1000, dir: t.TempDir(), nodeBin: testNodeBin(t),
+	}
+}
+
 // The durability benchmark, cut short: real SIGKILLs of a real server, and
 // every acknowledged write checked after each restart.
 func TestDurabilityUnderSIGKILL(t *testing.T) {

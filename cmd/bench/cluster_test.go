@@ -14,12 +14,8 @@ import (
 // The cluster benchmark runs end to end and reports every figure; the
 // figures themselves are for people, not for a timed test.
 func TestClusterBenchReportsEveryFigure(t *testing.T) {
-	bin := testNodeBin(t)
 	var out bytes.Buffer
-	res, err := clusterBench(clusterBenchConfig{
-		clients: 4, duration: 400 * time.Millisecond, warmup: 50 * time.Millisecond, slices: 2,
-		valueBytes: 100, space: 1000, dir: t.TempDir(), nodeBin: bin,
-	}, &out)
+	res, err := clusterBench(shortRun(t, 4), &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}

@@ -4,19 +4,14 @@ import (
 	"bytes"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The index benchmark runs end to end, a second indexed server included,
 // and reports every figure; the figures themselves are for people.
 func TestIndexBenchReportsEveryFigure(t *testing.T) {
-	bin := testNodeBin(t)
 	var out bytes.Buffer
 	err := indexBench(indexBenchConfig{
-		clusterBenchConfig: clusterBenchConfig{
-			clients: 4, duration: 400 * time.Millisecond, warmup: 50 * time.Millisecond, slices: 2,
-			space: 1000, dir: t.TempDir(), nodeBin: bin,
-		},
+		clusterBenchConfig: shortRun(t, 4),
 		docs: 200, queries: 10, textBytes: 300, altFlags: "--gc-percent 50",
 	}, &out)
 	if err != nil {

@@ -10,13 +10,9 @@ import (
 // The mesh benchmark runs end to end and reports every figure; the
 // figures themselves are for people, not for a timed test.
 func TestMeshBenchReportsEveryFigure(t *testing.T) {
-	bin := testNodeBin(t)
 	var out bytes.Buffer
 	res, err := meshBench(meshBenchConfig{
-		clusterBenchConfig: clusterBenchConfig{
-			clients: 6, duration: 400 * time.Millisecond, warmup: 50 * time.Millisecond, slices: 2,
-			valueBytes: 100, space: 1000, dir: t.TempDir(), nodeBin: bin,
-		},
+		clusterBenchConfig: shortRun(t, 6),
 		lagEvery: 5, lagPoll: time.Millisecond, catchupKeys: 2000, catchupBatch: 100,
 	}, &out)
 	if err != nil {

@@ -13,13 +13,9 @@ import (
 // sets answered, and the shares of the loaded time its turns and its log
 // fsyncs took, which must be shares (over 0, at most all of it).
 func TestMetricsBenchReadsTheServersOwnFigures(t *testing.T) {
-	bin := testNodeBin(t)
 	var out bytes.Buffer
 	res, err := metricsBench(metricsBenchConfig{
-		clusterBenchConfig: clusterBenchConfig{
-			clients: 4, duration: 400 * time.Millisecond, warmup: 50 * time.Millisecond, slices: 2,
-			valueBytes: 100, space: 1000, dir: t.TempDir(), nodeBin: bin,
-		},
+		clusterBenchConfig: shortRun(t, 4),
 		scrapeEvery: 100 * time.Millisecond,
 	}, &out)
 	if err != nil {
