@@ -16,7 +16,7 @@ func TestMetricsBenchReadsTheServersOwnFigures(t *testing.T) {
 	var out bytes.Buffer
 	res, err := metricsBench(metricsBenchConfig{
 		clusterBenchConfig: shortRun(t, 4),
-		scrapeEvery: 100 * time.Millisecond,
+		scrapeEvery:        100 * time.Millisecond,
 	}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
