@@ -12,7 +12,10 @@ func TestIndexBenchReportsEveryFigure(t *testing.T) {
 	var out bytes.Buffer
 	err := indexBench(indexBenchConfig{
 		clusterBenchConfig: shortRun(t, 4),
-		docs:               200, queries: 10, textBytes: 300, altFlags: "--gc-percent 50",
+		docs:               200,
+		queries:            10,
+		textBytes:          300,
+		altFlags:           "--gc-percent 50",
 	}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())

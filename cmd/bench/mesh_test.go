@@ -13,7 +13,10 @@ func TestMeshBenchReportsEveryFigure(t *testing.T) {
 	var out bytes.Buffer
 	res, err := meshBench(meshBenchConfig{
 		clusterBenchConfig: shortRun(t, 6),
-		lagEvery:           5, lagPoll: time.Millisecond, catchupKeys: 2000, catchupBatch: 100,
+		lagEvery:           5,
+		lagPoll:            time.Millisecond,
+		catchupKeys:        2000,
+		catchupBatch:       100,
 	}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
