@@ -458,43 +458,32 @@ func writeMeshMetrics(p *promWriter, ms *core.MeshStatus) {
 	p.gauge("dkv_mesh_tombstones", "deletes held until every peer has them", float64(ms.Tombstones))
 	p.counter("dkv_mesh_tombstones_collected_total", "tombstones collected since start", float64(ms.Collected))
 	p.gauge("dkv_mesh_quorum_waiting", "writes waiting for their peers' acknowledgements", float64(ms.QuorumWaiting))
-	peer := func(ps core.MeshPeerStatus) string { return strconv.Itoa(ps.NodeID) }
-	p.family("dkv_mesh_antientropy_passes_total", "counter", "complete anti-entropy passes over every bucket with each peer since start")
-	for _, ps := range ms.Peers {
-		p.sample("dkv_mesh_antientropy_passes_total", float64(ps.Passes), "peer", peer(ps))
-	}
-	p.family("dkv_mesh_antientropy_lag_seconds", "gauge", "time since the last complete pass with each peer: anything missed before it has been repaired (absent: none yet)")
-	for _, ps := range ms.Peers {
-		if ps.PassAgoMs >= 0 {
-			p.sample("dkv_mesh_antientropy_lag_seconds", float64(ps.PassAgoMs)/1000, "peer", peer(ps))
+	// One family a figure, a sample a peer; ok false leaves a peer's
+	// sample out (a time since something that has not happened yet).
+	perPeer := func(name, kind, help string, value func(ps core.MeshPeerStatus) (v float64, ok bool)) {
+		p.family(name, kind, help)
+		for _, ps := range ms.Peers {
+			if v, ok := value(ps); ok {
+				p.sample(name, v, "peer", strconv.Itoa(ps.NodeID))
+			}
 		}
 	}
-	p.family("dkv_mesh_antientropy_bucket", "gauge", "bucket the current pass with each peer has reached (of 1024)")
-	for _, ps := range ms.Peers {
-		p.sample("dkv_mesh_antientropy_bucket", float64(ps.PassBucket), "peer", peer(ps))
-	}
-	p.family("dkv_mesh_antientropy_items_sent_total", "counter", "items anti-entropy sent to each peer since start")
-	for _, ps := range ms.Peers {
-		p.sample("dkv_mesh_antientropy_items_sent_total", float64(ps.ItemsSent), "peer", peer(ps))
-	}
-	p.family("dkv_mesh_antientropy_items_fetched_total", "counter", "items anti-entropy fetched from each peer and applied here since start")
-	for _, ps := range ms.Peers {
-		p.sample("dkv_mesh_antientropy_items_fetched_total", float64(ps.ItemsFetched), "peer", peer(ps))
-	}
-	p.family("dkv_mesh_replicated_total", "counter", "writes sent to each peer as they happened, since start")
-	for _, ps := range ms.Peers {
-		p.sample("dkv_mesh_replicated_total", float64(ps.Replicated), "peer", peer(ps))
-	}
-	p.family("dkv_mesh_peer_heard_seconds", "gauge", "time since the last message from each peer (absent: none since start)")
-	for _, ps := range ms.Peers {
-		if ps.HeardAgoMs >= 0 {
-			p.sample("dkv_mesh_peer_heard_seconds", float64(ps.HeardAgoMs)/1000, "peer", peer(ps))
-		}
-	}
-	p.family("dkv_mesh_peer_unreachable", "gauge", "1 if an anti-entropy round with the peer timed out and none has answered since")
-	for _, ps := range ms.Peers {
-		p.sample("dkv_mesh_peer_unreachable", boolFloat(ps.Unreachable), "peer", peer(ps))
-	}
+	perPeer("dkv_mesh_antientropy_passes_total", "counter", "complete anti-entropy passes over every bucket with each peer since start",
+		func(ps core.MeshPeerStatus) (float64, bool) { return float64(ps.Passes), true })
+	perPeer("dkv_mesh_antientropy_lag_seconds", "gauge", "time since the last complete pass with each peer: anything missed before it has been repaired (absent: none yet)",
+		func(ps core.MeshPeerStatus) (float64, bool) { return float64(ps.PassAgoMs) / 1000, ps.PassAgoMs >= 0 })
+	perPeer("dkv_mesh_antientropy_bucket", "gauge", "bucket the current pass with each peer has reached (of 1024)",
+		func(ps core.MeshPeerStatus) (float64, bool) { return float64(ps.PassBucket), true })
+	perPeer("dkv_mesh_antientropy_items_sent_total", "counter", "items anti-entropy sent to each peer since start",
+		func(ps core.MeshPeerStatus) (float64, bool) { return float64(ps.ItemsSent), true })
+	perPeer("dkv_mesh_antientropy_items_fetched_total", "counter", "items anti-entropy fetched from each peer and applied here since start",
+		func(ps core.MeshPeerStatus) (float64, bool) { return float64(ps.ItemsFetched), true })
+	perPeer("dkv_mesh_replicated_total", "counter", "writes sent to each peer as they happened, since start",
+		func(ps core.MeshPeerStatus) (float64, bool) { return float64(ps.Replicated), true })
+	perPeer("dkv_mesh_peer_heard_seconds", "gauge", "time since the last message from each peer (absent: none since start)",
+		func(ps core.MeshPeerStatus) (float64, bool) { return float64(ps.HeardAgoMs) / 1000, ps.HeardAgoMs >= 0 })
+	perPeer("dkv_mesh_peer_unreachable", "gauge", "1 if an anti-entropy round with the peer timed out and none has answered since",
+		func(ps core.MeshPeerStatus) (float64, bool) { return boolFloat(ps.Unreachable), true })
 }
 
 // promWriter writes metric families in Prometheus's text format: a HELP

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"dkv/core"
 )
 
 // scrape is one /metrics page: each sample's value by its name and labels
@@ -351,6 +354,46 @@ func TestIndexMetrics(t *testing.T) {
 	for key := range getScrape(t, plainAddr) {
 		if strings.HasPrefix(key, "dkv_index_") {
 			t.Errorf("a server without indexes reports %s", key)
+		}
+	}
+}
+
+// A mesh node's per-peer metrics: one family a figure, a sample a peer,
+// and the times since something that has not happened yet left out.
+func TestMeshMetricsPerPeer(t *testing.T) {
+	var b bytes.Buffer
+	p := promWriter{b: &b}
+	writeMeshMetrics(&p, &core.MeshStatus{
+		Tombstones: 2, Collected: 5, QuorumWaiting: 1,
+		Peers: []core.MeshPeerStatus{
+			{NodeID: 1, HeardAgoMs: 200, Passes: 3, PassAgoMs: 1500, PassBucket: 512, ItemsSent: 10, ItemsFetched: 4, Replicated: 7},
+			{NodeID: 2, HeardAgoMs: -1, PassAgoMs: -1, Unreachable: true},
+		},
+	})
+	out := b.String()
+	for _, want := range []string{
+		"dkv_mesh_tombstones 2\n", "dkv_mesh_tombstones_collected_total 5\n", "dkv_mesh_quorum_waiting 1\n",
+		`dkv_mesh_antientropy_passes_total{peer="1"} 3` + "\n", `dkv_mesh_antientropy_passes_total{peer="2"} 0` + "\n",
+		`dkv_mesh_antientropy_lag_seconds{peer="1"} 1.5` + "\n",
+		`dkv_mesh_antientropy_bucket{peer="1"} 512` + "\n",
+		`dkv_mesh_antientropy_items_sent_total{peer="1"} 10` + "\n",
+		`dkv_mesh_antientropy_items_fetched_total{peer="1"} 4` + "\n",
+		`dkv_mesh_replicated_total{peer="1"} 7` + "\n",
+		`dkv_mesh_peer_heard_seconds{peer="1"} 0.2` + "\n",
+		`dkv_mesh_peer_unreachable{peer="1"} 0` + "\n", `dkv_mesh_peer_unreachable{peer="2"} 1` + "\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q", want)
+		}
+	}
+	for _, absent := range []string{`dkv_mesh_antientropy_lag_seconds{peer="2"}`, `dkv_mesh_peer_heard_seconds{peer="2"}`} {
+		if strings.Contains(out, absent) {
+			t.Errorf("%s written for a peer with none yet", absent)
+		}
+	}
+	for _, family := range []string{"dkv_mesh_antientropy_lag_seconds", "dkv_mesh_peer_unreachable", "dkv_mesh_replicated_total"} {
+		if n := strings.Count(out, "# TYPE "+family+" "); n != 1 {
+			t.Errorf("%s: %d TYPE lines, want 1", family, n)
 		}
 	}
 }
