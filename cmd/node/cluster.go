@@ -193,27 +193,27 @@ func usesCluster(set map[string]bool) bool {
 	return false
 }
 
+// missingFlags lists, as --name, those of names that set does not hold;
+// the KV port counts as given when kvPortSet (--port stands for it).
+func missingFlags(set map[string]bool, kvPortSet bool, names ...string) []string {
+	var missing []string
+	for _, name := range names {
+		given := set[name]
+		if name == flagKVPort {
+			given = kvPortSet
+		}
+		if !given {
+			missing = append(missing, "--"+name)
+		}
+	}
+	return missing
+}
+
 // resolve checks the cluster flags and builds the node's view of its
 // cluster. host is --host: bare ports in the lists are on it. kvPort is
 // --kv-port or --port, whichever was given.
 func (cf *clusterFlags) resolve(host string, kvPort int, kvPortSet bool, set map[string]bool) (*clusterConfig, error) {
-	var missing []string
-	if !set[flagNodeID] {
-		missing = append(missing, "--"+flagNodeID)
-	}
-	if !kvPortSet {
-		missing = append(missing, "--"+flagKVPort)
-	}
-	if !set[flagReplPort] {
-		missing = append(missing, "--"+flagReplPort)
-	}
-	if !set[flagPeerRepl] {
-		missing = append(missing, "--"+flagPeerRepl)
-	}
-	if !set[flagPeerKV] {
-		missing = append(missing, "--"+flagPeerKV)
-	}
-	if len(missing) > 0 {
+	if missing := missingFlags(set, kvPortSet, flagNodeID, flagKVPort, flagReplPort, flagPeerRepl, flagPeerKV); len(missing) > 0 {
 		return nil, fmt.Errorf("cluster mode needs %s (e.g. --node-id 0 --kv-port 9000 --repl-port 9100 --secondary-repl-ports 9101 9102 --other-kv-ports 9001 9002)", strings.Join(missing, ", "))
 	}
 	peerRepl := splitList(cf.peerRepl)

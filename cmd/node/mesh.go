@@ -184,20 +184,7 @@ func deriveMeshID(replAddrs []string) uint64 {
 // host is --host: bare ports in the lists are on it. kvPort is --kv-port or
 // --port, whichever was given.
 func resolveMesh(cf *clusterFlags, mf *meshFlags, host string, kvPort int, kvPortSet bool, set map[string]bool) (*meshConfig, error) {
-	var missing []string
-	if !set[flagNodeID] {
-		missing = append(missing, "--"+flagNodeID)
-	}
-	if !kvPortSet {
-		missing = append(missing, "--"+flagKVPort)
-	}
-	if !set[flagReplPort] {
-		missing = append(missing, "--"+flagReplPort)
-	}
-	if !set[flagMeshPeerRepl] {
-		missing = append(missing, "--"+flagMeshPeerRepl)
-	}
-	if len(missing) > 0 {
+	if missing := missingFlags(set, kvPortSet, flagNodeID, flagKVPort, flagReplPort, flagMeshPeerRepl); len(missing) > 0 {
 		return nil, fmt.Errorf("mesh mode needs %s (e.g. --mode mesh --node-id 0 --kv-port 9000 --repl-port 9100 --%s 9101 9102)",
 			strings.Join(missing, ", "), flagMeshPeerRepl)
 	}
