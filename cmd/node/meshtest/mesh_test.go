@@ -660,6 +660,22 @@ func TestMeshRefusesBadDataDirectories(t *testing.T) {
 			t.Errorf("a mesh node's data directory as %s: %v, stderr:\n%s", other.name, err, p.Stderr())
 		}
 	}
+	// Node 2's directory, with node 2's flags but another replication
+	// port: another mesh id, so refused, with the hint of what to do.
+	free, err := nodeproc.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args = c.Args(2)
+	args[slices.Index(args, "--repl-port")+1] = fmt.Sprint(free[0])
+	p, err = nodeproc.Launch(bin, c.DataDir(2), c.KVPorts[2], args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(waitMax); err == nil || !strings.Contains(p.Stderr(), "the data directory belongs to node 2 of mesh") ||
+		!strings.Contains(p.Stderr(), "start every node with --mesh-id set to the id the data directory names") {
+		t.Errorf("node 2 on its directory with another replication port: %v; want the refusal and the hint; stderr:\n%s", err, p.Stderr())
+	}
 	// Still node 2's: it starts on it, with its key.
 	if _, err := c.Start(2); err != nil {
 		t.Fatalf("node 2 does not start on its directory after the refusals: %v", err)
