@@ -238,7 +238,11 @@ func run(args []string, stderr io.Writer) int {
 			fail("usage", err)
 			return exitUsage
 		}
-		o.single.Indexes = idx
+		// The indexes run on a goroutine of their own (indexworker.go);
+		// stopped after the node, whose calls they take.
+		worker := newIndexWorker(idx)
+		defer worker.close()
+		o.single.Indexes = worker
 	}
 
 	if o.unsafeNoFsync {

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"sync"
+
+	"dkv/core"
+)
+
+// indexWorker runs a node's indexes on a goroutine of their own, so that
+// the indexing of a turn's writes (some 40 µs for a 1 KB value: the
+// full-text postings and the similarity graph's link) overlaps the rest of
+// the node's work (the store, the log, the replies, the next turn) instead
+// of lengthening every turn. On two cores that gave 1.09–1.11 × the
+// indexed writes a second (docs/PERFORMANCE.md, Indexes).
+//
+// The indexes stay single-threaded and see the node's calls in the node's
+// order: only the worker touches them. The calls that change them (Put,
+// Remove, Expect, Reset, Work) are queued and return at once; the ones that
+// read them (Search, Status) and Loaded wait until every call queued before
+// them has run, then run on the worker and return its answer. So a search
+// sees every write the node applied before it, exactly as on the node's
+// goroutine, and the simulator's synchronous indexes stand for this one.
+// Two things the node hands over must not change after the call: the key
+// and value strings (Go strings are immutable; dkv never builds one over
+// memory it reuses) and a write's prepared work (Expect), which only the
+// worker uses from then on.
+type indexWorker struct {
+	idx core.Indexes
+
+	mu      sync.Mutex
+	queue   []indexOp     // calls waiting, in the node's order
+	busy    bool          // the worker is running a batch
+	stopped bool          // close was called
+	wake    chan struct{} // capacity 1: there is a batch to take
+	room    *sync.Cond    // signalled when the worker takes a batch
+	exited  chan struct{} // closed when the worker's goroutine ends
+	// more is what Work(0) answers without waiting: the last Work's answer,
+	// or true once a change is queued after that Work. changes counts the
+	// changes queued, so that a Work's answer cannot undo a later change's
+	// true.
+	more    bool
+	changes uint64
+}
+
+// indexQueueOpsMax bounds the calls waiting for the worker; past it the
+// node waits for room. A restart's rebuild queues a Put per stored value
+// far faster than they are indexed, and a node under load may outrun the
+// worker for a while: 4,096 writes are some 0.2 s of indexing.
+const indexQueueOpsMax = 4096
+
+type indexOpKind uint8
+
+const (
+	opPut indexOpKind = iota
+	opRemove
+	opExpect
+	opReset
+	opWork
+	opCall // run call: a read, or Loaded, that a caller waits for
+)
+
+type indexOp struct {
+	kind       indexOpKind
+	key, value string
+	prepared   any
+	budget     int
+	seq        uint64 // opWork: the changes queued before it
+	call       func()
+}
+
+var _ core.Indexes = (*indexWorker)(nil)
+
+// newIndexWorker starts the worker for idx; close stops it.
+func newIndexWorker(idx core.Indexes) *indexWorker {
+	w := &indexWorker{idx: idx, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	w.room = sync.NewCond(&w.mu)
+	go w.run()
+	return w
+}
+
+func (w *indexWorker) run() {
+	defer close(w.exited)
+	var batch []indexOp
+	for range w.wake {
+		w.mu.Lock()
+		if w.stopped && len(w.queue) == 0 {
+			w.mu.Unlock()
+			return
+		}
+		batch, w.queue = w.queue, batch[:0]
+		w.busy = true
+		w.room.Broadcast()
+		w.mu.Unlock()
+		for i := range batch {
+			w.do(&batch[i])
+			batch[i] = indexOp{} // drop the strings and the prepared work
+		}
+		w.mu.Lock()
+		w.busy = false
+		if len(w.queue) > 0 || w.stopped {
+			w.signal()
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *indexWorker) do(op *indexOp) {
+	switch op.kind {
+	case opPut:
+		w.idx.Put(op.key, op.value)
+	case opRemove:
+		w.idx.Remove(op.key)
+	case opExpect:
+		w.idx.Expect(op.prepared)
+	case opReset:
+		w.idx.Reset()
+	case opWork:
+		more := w.idx.Work(op.budget)
+		w.mu.Lock()
+		if w.changes == op.seq {
+			w.more = more
+		}
+		w.mu.Unlock()
+	case opCall:
+		op.call()
+	default:
+		panic("node: unknown index worker op")
+	}
+}
+
+// signal wakes the worker unless a wake-up is already pending.
+func (w *indexWorker) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// post queues op, waiting while the queue is full.
+func (w *indexWorker) post(op indexOp) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		panic("node: an index call after the index worker stopped")
+	}
+	for len(w.queue) >= indexQueueOpsMax {
+		w.room.Wait()
+	}
+	switch op.kind {
+	case opWork:
+		op.seq = w.changes
+	case opCall:
+	default:
+		w.changes++
+		w.more = true
+	}
+	w.queue = append(w.queue, op)
+	if !w.busy {
+		w.signal()
+	}
+}
+
+// wait runs f on the worker after every call queued before it, and
+// returns once it has.
+func (w *indexWorker) wait(f func()) {
+	done := make(chan struct{})
+	w.post(indexOp{kind: opCall, call: func() { f(); close(done) }})
+	<-done
+}
+
+// close stops the worker once it has run what is queued. The node must
+// make no call after it.
+func (w *indexWorker) close() {
+	w.mu.Lock()
+	w.stopped = true
+	w.signal()
+	w.mu.Unlock()
+	<-w.exited
+}
+
+func (w *indexWorker) Put(key, value string) { w.post(indexOp{kind: opPut, key: key, value: value}) }
+func (w *indexWorker) Remove(key string)     { w.post(indexOp{kind: opRemove, key: key}) }
+func (w *indexWorker) Reset()                { w.post(indexOp{kind: opReset}) }
+func (w *indexWorker) Expect(prepared any)   { w.post(indexOp{kind: opExpect, prepared: prepared}) }
+
+// Loaded waits for the rebuild it ends, as AttachIndexes did before the
+// worker: a node starts serving with its indexes built, and its log lines
+// of the rebuild's progress stay true.
+func (w *indexWorker) Loaded() { w.wait(w.idx.Loaded) }
+
+// Prepare reads only the request and the indexes' immutable parts, so the
+// event loops call it directly, in parallel.
+func (w *indexWorker) Prepare(req *core.Request) { w.idx.Prepare(req) }
+
+func (w *indexWorker) Search(req *core.Request) (r core.Response) {
+	w.wait(func() { r = w.idx.Search(req) })
+	return r
+}
+
+func (w *indexWorker) Status() (st core.IndexStatus) {
+	w.wait(func() { st = w.idx.Status() })
+	return st
+}
+
+// Work queues budget units of work (none for 0) and answers whether any
+// is left as far as the worker knows: its last Work's answer, or true if a
+// change was queued since. The node's pacer asks after every turn with
+// writes and ticks while the answer is true; the answer is one tick late
+// at worst, which costs an idle node one more tick.
+func (w *indexWorker) Work(budget int) bool {
+	if budget > 0 {
+		w.post(indexOp{kind: opWork, budget: budget})
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.more
+}

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"dkv/core"
+	"dkv/internal/indexes"
+	"dkv/vecidx"
+
+	"pgregory.net/rapid"
+)
+
+// callLog is a core.Indexes that writes down the calls it gets. Its reads
+// answer with the number of calls before them, so a test sees what a read
+// saw. Put waits on gate when it is set.
+type callLog struct {
+	mu       sync.Mutex
+	calls    []string
+	gate     chan struct{}
+	workLeft int
+}
+
+// add writes c down and returns the number of calls before it.
+func (l *callLog) add(c string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, c)
+	return len(l.calls) - 1
+}
+
+func (l *callLog) Put(key, value string) {
+	if l.gate != nil {
+		<-l.gate
+	}
+	l.add("put " + key + "=" + value)
+	l.workLeft++
+}
+func (l *callLog) Remove(key string) { l.add("remove " + key) }
+func (l *callLog) Reset()            { l.add("reset") }
+func (l *callLog) Loaded()           { l.add("loaded") }
+func (l *callLog) Expect(p any)      { l.add(fmt.Sprintf("expect %v", p)) }
+func (l *callLog) Prepare(req *core.Request) {
+	req.Prepared = "prepared " + req.Key
+}
+func (l *callLog) Work(budget int) bool {
+	if budget > 0 {
+		l.add(fmt.Sprintf("work %d", budget))
+		l.workLeft = max(0, l.workLeft-budget)
+	}
+	return l.workLeft > 0
+}
+func (l *callLog) Search(req *core.Request) core.Response {
+	return core.Response{OK: true, Hits: make([]core.Hit, l.add("search "+req.Query))}
+}
+func (l *callLog) Status() core.IndexStatus {
+	return core.IndexStatus{Docs: l.add("status")}
+}
+
+func (l *callLog) log() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.calls...)
+}
+
+// The worker hands the indexes the node's calls in the node's order, and a
+// read answers only after every call before it ran.
+func TestIndexWorkerKeepsTheNodesOrder(t *testing.T) {
+	l := &callLog{}
+	w := newIndexWorker(l)
+	defer w.close()
+	var want []string
+	for i := range 1000 {
+		k := fmt.Sprintf("k%d", i%37)
+		switch i % 7 {
+		case 0:
+			w.Expect(i)
+			want = append(want, fmt.Sprintf("expect %d", i))
+		case 1:
+			w.Remove(k)
+			want = append(want, "remove "+k)
+		case 2:
+			w.Work(2)
+			want = append(want, "work 2")
+		case 3:
+			if i%3 == 0 {
+				r := w.Search(&core.Request{Query: k})
+				want = append(want, "search "+k)
+				if len(r.Hits) != len(want)-1 {
+					t.Fatalf("search %d saw %d calls before it, want %d", i, len(r.Hits), len(want)-1)
+				}
+				continue
+			}
+			st := w.Status()
+			want = append(want, "status")
+			if st.Docs != len(want)-1 {
+				t.Fatalf("status %d saw %d calls before it, want %d", i, st.Docs, len(want)-1)
+			}
+		default:
+			w.Put(k, fmt.Sprint(i))
+			want = append(want, "put "+k+"="+fmt.Sprint(i))
+		}
+	}
+	w.Reset()
+	w.Put("a", "b")
+	w.Loaded() // waits
+	want = append(want, "reset", "put a=b", "loaded")
+	if got := l.log(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("the indexes got %d calls, %q… ; want %d", len(got), got[:min(len(got), 5)], len(want))
+	}
+	// Prepare runs on the caller's goroutine, not through the queue.
+	req := &core.Request{Key: "x"}
+	w.Prepare(req)
+	if req.Prepared != "prepared x" {
+		t.Fatalf("Prepare left %v", req.Prepared)
+	}
+}
+
+// Work(0) answers without waiting: true once a change is queued, and
+// false once a Work the worker ran found nothing left and nothing changed
+// after it.
+func TestIndexWorkerWorkAnswer(t *testing.T) {
+	l := &callLog{}
+	w := newIndexWorker(l)
+	defer w.close()
+	if w.Work(0) {
+		t.Fatal("Work(0) true before any change")
+	}
+	w.Put("a", "1")
+	w.Put("b", "2")
+	if !w.Work(0) {
+		t.Fatal("Work(0) false after a Put")
+	}
+	w.Work(1)
+	w.Status() // the Work above has run
+	if !w.Work(0) {
+		t.Fatal("Work(0) false with a unit of work left")
+	}
+	w.Work(1)
+	w.Status()
+	if w.Work(0) {
+		t.Fatal("Work(0) true after a Work that left none")
+	}
+	// A change queued behind a Work keeps the answer true whatever that
+	// Work finds.
+	w.Work(1)
+	w.Remove("a")
+	w.Status()
+	if !w.Work(0) {
+		t.Fatal("Work(0) false after a Remove queued behind a Work")
+	}
+}
+
+// The queue holds at most indexQueueOpsMax calls: past it the node waits,
+// and goes on once the worker takes them.
+func TestIndexWorkerQueueBound(t *testing.T) {
+	l := &callLog{gate: make(chan struct{})}
+	w := newIndexWorker(l)
+	defer w.close()
+	w.Put("first", "") // the worker takes it and waits at the gate
+	for w.queueLen() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	posted := make(chan int, 1)
+	go func() {
+		for i := range indexQueueOpsMax + 1 {
+			w.Remove(fmt.Sprint(i))
+		}
+		posted <- indexQueueOpsMax + 1
+	}()
+	for w.queueLen() < indexQueueOpsMax {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-posted:
+		t.Fatalf("%d calls queued past the bound of %d", indexQueueOpsMax+1, indexQueueOpsMax)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if n := w.queueLen(); n != indexQueueOpsMax {
+		t.Fatalf("queue holds %d calls, want the bound %d", n, indexQueueOpsMax)
+	}
+	close(l.gate)
+	<-posted
+	if st := w.Status(); st.Docs != indexQueueOpsMax+2 {
+		t.Fatalf("the indexes got %d calls, want %d", st.Docs, indexQueueOpsMax+2)
+	}
+}
+
+// close runs what is queued, ends the worker's goroutine, and a call after
+// it is a bug that panics with a clear message.
+func TestIndexWorkerClose(t *testing.T) {
+	l := &callLog{}
+	w := newIndexWorker(l)
+	for i := range 100 {
+		w.Put(fmt.Sprint(i), "v")
+	}
+	w.close()
+	if n := len(l.log()); n != 100 {
+		t.Fatalf("close ran %d of 100 queued calls", n)
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "after the index worker stopped") {
+			t.Fatalf("a call after close: %v", r)
+		}
+	}()
+	w.Put("late", "v")
+}
+
+// The real indexes behind the worker answer every search and status as the
+// same indexes called directly, for any sequence of a node's calls.
+func TestIndexWorkerMatchesDirectIndexes(t *testing.T) {
+	m, err := vecidx.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := indexes.CodedModel(m)
+	words := []string{"river", "bank", "money", "water", "boat", "loan", "fish", "stream", "the", "of", "deposit", "shore"}
+	rapid.Check(t, func(t *rapid.T) {
+		cfg := indexes.DefaultConfig(model, "built-in")
+		cfg.Vec.ExactBelow = 4 // graphs from a few values on
+		cfg.Vec.SegmentVectors = 8
+		direct := indexes.New(cfg)
+		w := newIndexWorker(indexes.New(cfg))
+		defer w.close()
+		text := func(t *rapid.T) string {
+			n := rapid.IntRange(0, 8).Draw(t, "words")
+			ws := make([]string, n)
+			for i := range ws {
+				ws[i] = rapid.SampledFrom(words).Draw(t, "word")
+			}
+			return strings.Join(ws, " ")
+		}
+		key := func(t *rapid.T) string { return fmt.Sprintf("k%d", rapid.IntRange(0, 9).Draw(t, "key")) }
+		for range rapid.IntRange(1, 60).Draw(t, "calls") {
+			switch rapid.IntRange(0, 6).Draw(t, "call") {
+			case 0, 1:
+				k, v := key(t), text(t)
+				direct.Put(k, v)
+				w.Put(k, v)
+			case 2:
+				// A write with prepared work, as a node applies one (each
+				// Set takes its own: a Put owns the prepared vector).
+				k, v := key(t), text(t)
+				req, wreq := &core.Request{Op: core.OpSet, Key: k, Value: &v}, &core.Request{Op: core.OpSet, Key: k, Value: &v}
+				direct.Prepare(req)
+				w.Prepare(wreq)
+				direct.Expect(req.Prepared)
+				direct.Put(k, v)
+				direct.Expect(nil)
+				w.Expect(wreq.Prepared)
+				w.Put(k, v)
+				w.Expect(nil)
+			case 3:
+				k := key(t)
+				direct.Remove(k)
+				w.Remove(k)
+			case 4:
+				b := rapid.IntRange(1, 3).Draw(t, "budget")
+				direct.Work(b)
+				w.Work(b)
+			case 5:
+				q := rapid.SampledFrom(words).Draw(t, "query")
+				for _, req := range []core.Request{
+					{Op: core.OpSearch, Query: q, Mode: core.SearchModeAny},
+					{Op: core.OpSearchSimilar, Query: q, TopK: 5},
+				} {
+					a, b := req, req
+					if got, want := w.Search(&a), direct.Search(&b); !reflect.DeepEqual(got, want) {
+						t.Fatalf("%s %q through the worker: %+v, directly: %+v", req.Op, q, got, want)
+					}
+				}
+			case 6:
+				if got, want := w.Status(), direct.Status(); got != want {
+					t.Fatalf("status through the worker: %+v, directly: %+v", got, want)
+				}
+			}
+		}
+	})
+}
+
+// queueLen is the calls waiting, for the tests.
+func (w *indexWorker) queueLen() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
+}
