@@ -75,12 +75,16 @@ type IndexStatus struct {
 	// Segments: the similarity index's graphs, which merges join; WorkLeft:
 	// its deferred work (links, merges) left, in units of about 0.1 ms, 0
 	// once it has settled and searches are fastest.
-	Segments    int    `json:"segments"`
-	WorkLeft    int    `json:"work_left"`
-	VectorBytes int64  `json:"vector_bytes"`
-	Model       string `json:"model"` // where the word vectors came from
-	Words       int    `json:"words"` // the model's vocabulary
-	Dim         int    `json:"dim"`
+	Segments    int   `json:"segments"`
+	WorkLeft    int   `json:"work_left"`
+	VectorBytes int64 `json:"vector_bytes"`
+	// Queued: calls that change the indexes (a write's Put, a delete's
+	// Remove) waiting for the host's index worker when the status was
+	// asked; always 0 where the indexes run on the node's goroutine.
+	Queued int    `json:"queued"`
+	Model  string `json:"model"` // where the word vectors came from
+	Words  int    `json:"words"` // the model's vocabulary
+	Dim    int    `json:"dim"`
 }
 
 // IndexPacer gives the indexes' deferred work (Indexes.Work: linking the

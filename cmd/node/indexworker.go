@@ -31,6 +31,7 @@ type indexWorker struct {
 	queue   []indexOp     // calls waiting, in the node's order
 	busy    bool          // the worker is running a batch
 	stopped bool          // close was called
+	waiting int           // callers waiting for room in the full queue
 	wake    chan struct{} // capacity 1: there is a batch to take
 	room    *sync.Cond    // signalled when the worker takes a batch
 	exited  chan struct{} // closed when the worker's goroutine ends
@@ -144,7 +145,9 @@ func (w *indexWorker) post(op indexOp) {
 		panic("node: an index call after the index worker stopped")
 	}
 	for len(w.queue) >= indexQueueOpsMax {
+		w.waiting++
 		w.room.Wait()
+		w.waiting--
 	}
 	switch op.kind {
 	case opWork:
@@ -197,9 +200,20 @@ func (w *indexWorker) Search(req *core.Request) (r core.Response) {
 	return r
 }
 
+// Status is the indexes' status, with the calls that were queued when it
+// was asked: how far the worker was behind the node.
 func (w *indexWorker) Status() (st core.IndexStatus) {
+	queued := w.queueLen()
 	w.wait(func() { st = w.idx.Status() })
+	st.Queued = queued
 	return st
+}
+
+// queueLen is the calls waiting for the worker.
+func (w *indexWorker) queueLen() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
 }
 
 // Work queues budget units of work (none for 0) and answers whether any

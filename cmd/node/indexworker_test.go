@@ -183,10 +183,23 @@ func TestIndexWorkerQueueBound(t *testing.T) {
 	if n := w.queueLen(); n != indexQueueOpsMax {
 		t.Fatalf("queue holds %d calls, want the bound %d", n, indexQueueOpsMax)
 	}
+	// A status asked now says how many calls wait, and answers once the
+	// worker has run them.
+	status := make(chan core.IndexStatus)
+	go func() { status <- w.Status() }()
+	for !w.blockedPosters() {
+		time.Sleep(time.Millisecond)
+	}
 	close(l.gate)
 	<-posted
-	if st := w.Status(); st.Docs != indexQueueOpsMax+2 {
-		t.Fatalf("the indexes got %d calls, want %d", st.Docs, indexQueueOpsMax+2)
+	st := <-status
+	if st.Queued != indexQueueOpsMax {
+		t.Fatalf("status: %d calls queued, want %d", st.Queued, indexQueueOpsMax)
+	}
+	// Before it: the first Put and every Remove but the one that waited
+	// beside it (which of the two got in first is up to the scheduler).
+	if st.Docs != indexQueueOpsMax+1 && st.Docs != indexQueueOpsMax+2 {
+		t.Fatalf("the status saw %d calls before it, want %d or %d", st.Docs, indexQueueOpsMax+1, indexQueueOpsMax+2)
 	}
 }
 
@@ -274,7 +287,12 @@ func TestIndexWorkerMatchesDirectIndexes(t *testing.T) {
 					}
 				}
 			case 6:
-				if got, want := w.Status(), direct.Status(); got != want {
+				got, want := w.Status(), direct.Status()
+				if got.Queued < 0 || got.Queued > indexQueueOpsMax {
+					t.Fatalf("status through the worker: %d queued", got.Queued)
+				}
+				got.Queued = 0 // the queue when asked: the direct indexes have none
+				if got != want {
 					t.Fatalf("status through the worker: %+v, directly: %+v", got, want)
 				}
 			}
@@ -282,9 +300,10 @@ func TestIndexWorkerMatchesDirectIndexes(t *testing.T) {
 	})
 }
 
-// queueLen is the calls waiting, for the tests.
-func (w *indexWorker) queueLen() int {
+// blockedPosters reports whether a caller waits for room in the full queue
+// besides the test's poster: the status of TestIndexWorkerQueueBound.
+func (w *indexWorker) blockedPosters() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.queue)
+	return w.waiting >= 2
 }

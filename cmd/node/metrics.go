@@ -420,6 +420,7 @@ func writeIndexMetrics(p *promWriter, is *core.IndexStatus) {
 	p.gauge("dkv_index_segments", "the similarity index's graphs, joined by merges in idle time", float64(is.Segments))
 	p.gauge("dkv_index_work_left", "the similarity index's deferred work (links, merges), in units of about 0.1 ms; 0 once it has settled", float64(is.WorkLeft))
 	p.gauge("dkv_index_vector_bytes", "estimated memory of the similarity index", float64(is.VectorBytes))
+	p.gauge("dkv_index_queued", "writes' index updates waiting for the server's index worker (at most 4096; then writes wait)", float64(is.Queued))
 }
 
 var raftRoles = []string{"leader", "follower", "candidate", "pre-candidate"}

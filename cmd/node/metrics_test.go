@@ -343,7 +343,7 @@ func TestIndexMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want more than 0", key, got[key])
 		}
 	}
-	for _, key := range []string{"dkv_index_vectors_pending", "dkv_index_work_left"} {
+	for _, key := range []string{"dkv_index_vectors_pending", "dkv_index_work_left", "dkv_index_queued"} {
 		if _, ok := got[key]; !ok {
 			t.Errorf("no %s", key)
 		}
