@@ -54,15 +54,7 @@ func TestIndexSearchesSeeEveryAcknowledgedWrite(t *testing.T) {
 	done := make(chan struct{})
 	for w := range writers {
 		history[w] = map[string][]indexWrite{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := client.Dial(s.addr)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer c.Close()
+		goClient(&wg, s.addr, errs, func(c *client.KVClient) {
 			x := uint32(w + 1)
 			for i := range writesEach {
 				x = x*1664525 + 1013904223
@@ -80,21 +72,13 @@ func TestIndexSearchesSeeEveryAcknowledgedWrite(t *testing.T) {
 				}
 				history[w][key] = append(history[w][key], indexWrite{begin, time.Now(), river})
 			}
-		}()
+		})
 	}
 	var smu sync.Mutex
 	var searches []indexSearch
 	var swg sync.WaitGroup
 	for range searchers {
-		swg.Add(1)
-		go func() {
-			defer swg.Done()
-			c, err := client.Dial(s.addr)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer c.Close()
+		goClient(&swg, s.addr, errs, func(c *client.KVClient) {
 			for {
 				select {
 				case <-done:
@@ -115,7 +99,7 @@ func TestIndexSearchesSeeEveryAcknowledgedWrite(t *testing.T) {
 				searches = append(searches, found)
 				smu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(done)

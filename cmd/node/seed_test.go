@@ -91,15 +91,7 @@ func TestSeedConcurrentBulkSetsDoNotMix(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := client.Dial(s.addr)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer c.Close()
+		goClient(&wg, s.addr, errs, func(c *client.KVClient) {
 			for r := 0; r < rounds; r++ {
 				items := make([]client.KV, keys)
 				for i := range items {
@@ -110,7 +102,7 @@ func TestSeedConcurrentBulkSetsDoNotMix(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -374,4 +366,20 @@ func TestDiskFullOnARealFilesystem(t *testing.T) {
 		}
 	}
 	t.Logf("%d writes of 64 KiB acknowledged before disk_full", len(acked))
+}
+
+// goClient runs f on a goroutine of wg with a client of its own to addr,
+// closed after it; a failure to dial goes to errs.
+func goClient(wg *sync.WaitGroup, addr string, errs chan<- error, f func(c *client.KVClient)) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := client.Dial(addr)
+		if err != nil {
+			errs <- err
+			return
+		}
+		defer c.Close()
+		f(c)
+	}()
 }
