@@ -14,9 +14,9 @@ import "time"
 // An Indexes is node logic: it follows the same determinism rules and is
 // used by one goroutine at a time, in the node's order of calls. A host may
 // run it on a goroutine of its own (cmd/node does) as long as every call
-// reaches it in that order and the calls that answer (Search, Work, Status)
-// see the effect of every call made before them; Prepare alone is called
-// concurrently.
+// reaches it in that order and Search and Status see the effect of every
+// call made before them (Work's answer, which only tells the pacer whether
+// to tick again, may lag); Prepare alone is called concurrently.
 type Indexes interface {
 	Observer
 	// Reset forgets everything: the store is about to be replaced, and a
