@@ -10,7 +10,7 @@ import (
 // the indexing of a turn's writes (some 40 µs for a 1 KB value: the
 // full-text postings and the similarity graph's link) overlaps the rest of
 // the node's work (the store, the log, the replies, the next turn) instead
-// of lengthening every turn. On two cores that gave 1.09–1.11 × the
+// of lengthening every turn. On two cores that gave 1.09–1.12 × the
 // indexed writes a second (docs/PERFORMANCE.md, Indexes).
 //
 // The indexes stay single-threaded and see the node's calls in the node's
