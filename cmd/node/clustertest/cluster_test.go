@@ -387,8 +387,9 @@ func checkKeys(t *testing.T, kv *client.ClusterKVClient, acked, unknown map[stri
 // can win an election, and every key is read through it.
 func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 	// Snapshots every 64 KiB of log, in 16 KiB segments, so that the log
-	// is compacted several times over.
-	c := startCluster(t, "--snapshot-log-bytes", "65536", "--segment-bytes", "16384")
+	// is compacted several times over. With indexes, which the wiped node
+	// rebuilds from the snapshot it installs.
+	c := startCluster(t, "--snapshot-log-bytes", "65536", "--segment-bytes", "16384", "--enable-indexes")
 	lead, _ := waitLeader(t, c)
 	kv := dialCluster(t, c.Addrs())
 	ctx := ctxT(t)
@@ -398,7 +399,7 @@ func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 		for b := from; b < to; b += 100 {
 			items := make([]client.KV, 0, 100)
 			for i := b; i < min(b+100, to); i++ {
-				k, v := fmt.Sprintf("key%05d", i), fmt.Sprintf("%05d-%s", i, strings.Repeat("x", 200))
+				k, v := fmt.Sprintf("key%05d", i), fmt.Sprintf("%05d %s", i, strings.Repeat("word ", 40))
 				items = append(items, client.KV{Key: k, Value: v})
 				want[k] = v
 			}
@@ -462,6 +463,14 @@ func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 		t.Fatalf("node %d leads, want the wiped node %d (its log is the longest of the two alive)", newLead, wiped)
 	}
 	checkKeys(t, kv, want, nil)
+	// Its indexes hold what the snapshot and the entries after it brought:
+	// each value's number finds its key alone.
+	for _, i := range []int{0, 999, 1000, 1999, 2000, 2099} {
+		hits, err := kv.Search(ctx, fmt.Sprintf("%05d", i))
+		if err != nil || len(hits) != 1 || hits[0].Key != fmt.Sprintf("key%05d", i) {
+			t.Errorf("search %05d on the wiped node, now leading: %v, %v; want key%05d alone", i, hits, err, i)
+		}
+	}
 }
 
 // A minority side never acknowledges a write: with two nodes killed, a
