@@ -9,6 +9,7 @@
 //	go run ./cmd/cluster -- --snapshot-log-bytes 1048576   # flags after -- go to every node
 //	go run ./cmd/cluster --mode mesh           # a mesh: every node takes writes; data under ./mesh-data
 //	go run ./cmd/cluster --mode mesh -- --write-quorum 2
+//	go run ./cmd/cluster --metrics-ports 9200,9201,9202   # node i's /metrics on 127.0.0.1:9200+i
 //
 // The ports are kept in --dir, so a second run on the same directory finds
 // its data again: the cluster (or mesh) id derives from the nodes' ports,
@@ -27,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,9 +49,12 @@ type config struct {
 	nodes     int
 	kvPorts   []int
 	replPorts []int
-	bin       string
-	restart   time.Duration
-	extra     []string
+	// metricsPorts: node i serves /metrics on 127.0.0.1:metricsPorts[i]
+	// (nil: no metrics endpoints).
+	metricsPorts []int
+	bin          string
+	restart      time.Duration
+	extra        []string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -60,12 +65,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		fs.PrintDefaults()
 	}
 	var cfg config
-	var kv, repl string
+	var kv, repl, metrics string
 	fs.StringVar(&cfg.mode, "mode", "cluster", "cluster (Raft: one leader takes the writes) or mesh (also masterless: every node takes writes)")
 	fs.StringVar(&cfg.dir, "dir", "cluster-data", "directory for the nodes' data directories (node0, node1, ...) and the binary; kept, so a second run finds the data (default for --mode mesh: mesh-data)")
 	fs.IntVar(&cfg.nodes, "nodes", 3, "number of nodes (3 to 9)")
 	fs.StringVar(&kv, "kv-ports", "", "client ports, comma-separated, by node id (default: free ones, or those of the last run on --dir)")
 	fs.StringVar(&repl, "repl-ports", "", "replication ports, comma-separated, by node id (default: as --kv-ports)")
+	fs.StringVar(&metrics, "metrics-ports", "", "ports for each node's /metrics and /healthz on 127.0.0.1, comma-separated, by node id (default: none)")
 	fs.StringVar(&cfg.bin, "node-bin", "", "prebuilt cmd/node binary (default: build one into --dir)")
 	fs.DurationVar(&cfg.restart, "restart-after", 2*time.Second, "restart a node this long after it died (kill -9 the leader to watch a failover, then the catch-up); 0: never")
 	if err := fs.Parse(args); err != nil {
@@ -96,6 +102,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if (cfg.kvPorts == nil) != (cfg.replPorts == nil) {
 		return nil, errors.New("give both --kv-ports and --repl-ports, or neither")
+	}
+	if cfg.metricsPorts, err = portList("--metrics-ports", metrics, cfg.nodes); err != nil {
+		return nil, err
+	}
+	for _, p := range cfg.metricsPorts {
+		if slices.Contains(cfg.kvPorts, p) || slices.Contains(cfg.replPorts, p) {
+			return nil, fmt.Errorf("--metrics-ports: port %d is also a client or replication port", p)
+		}
 	}
 	return &cfg, nil
 }
@@ -210,6 +224,9 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 	// The nodes' logs go to files, so that this terminal shows the
 	// cluster's story: who leads, who died.
 	c.LogDir = dir
+	for _, p := range cfg.metricsPorts {
+		c.NodeExtra = append(c.NodeExtra, []string{"--metrics-addr", "127.0.0.1:" + strconv.Itoa(p)})
+	}
 
 	fmt.Fprintf(out, "starting %d %s nodes, data under %s\n", c.Size(), cfg.mode, dir)
 	if err := c.StartAll(); err != nil {
@@ -222,8 +239,12 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 		}
 	}()
 	for i := range c.Size() {
-		fmt.Fprintf(out, "node %d: pid %d, client %s, repl 127.0.0.1:%d, data %s, log %s\n",
-			i, c.Node(i).Pid(), c.Addr(i), c.ReplPorts[i], c.DataDir(i), c.LogPath(i))
+		metrics := ""
+		if cfg.metricsPorts != nil {
+			metrics = fmt.Sprintf(", metrics http://127.0.0.1:%d/metrics", cfg.metricsPorts[i])
+		}
+		fmt.Fprintf(out, "node %d: pid %d, client %s, repl 127.0.0.1:%d%s, data %s, log %s\n",
+			i, c.Node(i).Pid(), c.Addr(i), c.ReplPorts[i], metrics, c.DataDir(i), c.LogPath(i))
 	}
 	fmt.Fprintln(out, "command lines:")
 	for i := range c.Size() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -26,6 +27,8 @@ func TestBadFlagsExit2(t *testing.T) {
 		{[]string{"--kv-ports", "1,2"}, "--kv-ports lists 2 ports for 3 nodes"},
 		{[]string{"--kv-ports", "1,2,x", "--repl-ports", "4,5,6"}, `--kv-ports: "x" is not a port`},
 		{[]string{"--kv-ports", "1,2,3"}, "give both --kv-ports and --repl-ports, or neither"},
+		{[]string{"--metrics-ports", "9200,9201"}, "--metrics-ports lists 2 ports for 3 nodes"},
+		{[]string{"--kv-ports", "1,2,3", "--repl-ports", "4,5,6", "--metrics-ports", "7,8,3"}, "--metrics-ports: port 3 is also a client or replication port"},
 	} {
 		var stderr bytes.Buffer
 		if c := run(append([]string{"--dir", t.TempDir()}, tc.args...), io.Discard, &stderr); c != 2 || !strings.Contains(stderr.String(), tc.want) {
@@ -146,4 +149,52 @@ func TestLaunchKillRestartStop(t *testing.T) {
 		t.Errorf("get after a restart of the whole cluster = %q, %v", v, err)
 	}
 	finish(out2, stop2, done2)
+}
+
+// With --metrics-ports each node serves its own /metrics, which the
+// launcher prints, and exactly one of them says it leads.
+func TestMetricsPorts(t *testing.T) {
+	bin, err := nodeproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports, err := nodeproc.FreePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	stop := make(chan os.Signal, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- launch(&config{dir: t.TempDir(), nodes: 3, bin: bin, metricsPorts: ports}, out, stop)
+	}()
+	defer func() {
+		stop <- os.Interrupt
+		if err := <-done; err != nil {
+			t.Errorf("launch: %v", err)
+		}
+	}()
+	out.waitFor(t, leadsLine, 0)
+	leaders := 0
+	for i, p := range ports {
+		url := "http://127.0.0.1:" + strconv.Itoa(p) + "/metrics"
+		if !strings.Contains(out.String(), "metrics "+url) {
+			t.Errorf("node %d's metrics address %s is not printed:\n%s", i, url, out.String())
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("node %d: %s, %v", i, resp.Status, err)
+		}
+		if strings.Contains(string(body), `dkv_cluster_role{role="leader"} 1`) {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("%d nodes' metrics say they lead, want 1", leaders)
+	}
 }

@@ -28,6 +28,9 @@ type Cluster struct {
 	KVPorts   []int    // client ports, by node id
 	ReplPorts []int    // replication ports, by node id
 	Extra     []string // more cmd/node flags, for every node
+	// NodeExtra[i], if set, is more cmd/node flags for node i alone (after
+	// Extra): what differs between nodes, such as a metrics address.
+	NodeExtra [][]string
 	// LogDir, if set, gets each node's log appended to node<i>.log, across
 	// restarts.
 	LogDir string
@@ -98,7 +101,16 @@ func (c *Cluster) Args(i int) []string {
 	args = append(args, others(c.ReplPorts)...)
 	args = append(args, "--data-dir", c.DataDir(i), "--other-kv-ports")
 	args = append(args, others(c.KVPorts)...)
-	return append(args, c.Extra...)
+	return c.withExtra(i, args)
+}
+
+// withExtra appends Extra and node i's NodeExtra to args.
+func (c *Cluster) withExtra(i int, args []string) []string {
+	args = append(args, c.Extra...)
+	if i < len(c.NodeExtra) {
+		args = append(args, c.NodeExtra[i]...)
+	}
+	return args
 }
 
 // Launch starts node i without waiting for it to serve. It fails if node i

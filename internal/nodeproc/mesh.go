@@ -45,7 +45,7 @@ func (c *Cluster) meshArgs(i int) []string {
 		}
 	}
 	args = append(args, "--data-dir", c.DataDir(i))
-	return append(args, c.Extra...)
+	return c.withExtra(i, args)
 }
 
 // MeshStatus is the part of a mesh node's status answer that launchers,
