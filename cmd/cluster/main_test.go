@@ -70,6 +70,34 @@ func (b *syncBuffer) waitFor(t *testing.T, re *regexp.Regexp, from int) []string
 	}
 }
 
+// launched is a launch running on a goroutine of the test: its output,
+// the channel that stops it and the one that gets its result.
+type launched struct {
+	out  *syncBuffer
+	stop chan os.Signal
+	done chan error
+}
+
+func startLaunch(cfg *config) *launched {
+	l := &launched{out: &syncBuffer{}, stop: make(chan os.Signal, 1), done: make(chan error, 1)}
+	go func() { l.done <- launch(cfg, l.out, l.stop) }()
+	return l
+}
+
+// finish stops the launch as Ctrl-C does and waits for it to return.
+func (l *launched) finish(t *testing.T) {
+	t.Helper()
+	l.stop <- os.Interrupt
+	select {
+	case err := <-l.done:
+		if err != nil {
+			t.Fatalf("launch: %v\n%s", err, l.out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("launch did not return after the signal:\n%s", l.out.String())
+	}
+}
+
 var (
 	leadsLine = regexp.MustCompile(`node (\d) leads \(term \d+\)`)
 	killLine  = regexp.MustCompile(`kill -9 (\d+)`)
@@ -85,28 +113,12 @@ func TestLaunchKillRestartStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	start := func() (*syncBuffer, chan os.Signal, chan error) {
-		out := &syncBuffer{}
-		stop := make(chan os.Signal, 1)
-		done := make(chan error, 1)
-		go func() {
-			done <- launch(&config{dir: dir, nodes: 3, bin: bin, restart: 100 * time.Millisecond}, out, stop)
-		}()
-		return out, stop, done
-	}
-	finish := func(out *syncBuffer, stop chan os.Signal, done chan error) {
-		stop <- os.Interrupt
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("launch: %v\n%s", err, out.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("launch did not return after the signal:\n%s", out.String())
-		}
+	start := func() *launched {
+		return startLaunch(&config{dir: dir, nodes: 3, bin: bin, restart: 100 * time.Millisecond})
 	}
 
-	out, stop, done := start()
+	l := start()
+	out := l.out
 	first := out.waitFor(t, leadsLine, 0)
 	addrs := strings.Split(out.waitFor(t, tryLine, 0)[1], ",")
 	kv, err := client.DialCluster(context.Background(), addrs)
@@ -129,13 +141,14 @@ func TestLaunchKillRestartStop(t *testing.T) {
 		t.Errorf("node %s still leads after it was killed:\n%s", next[1], out.String())
 	}
 	out.waitFor(t, regexp.MustCompile(`node `+first[1]+` restarted`), mark)
-	finish(out, stop, done)
+	l.finish(t)
 	if !strings.Contains(out.String(), "stopping the nodes") {
 		t.Errorf("no stop reported:\n%s", out.String())
 	}
 
 	// Same directory, same ports: the data is there.
-	out2, stop2, done2 := start()
+	l2 := start()
+	out2 := l2.out
 	out2.waitFor(t, leadsLine, 0)
 	if got := strings.Split(out2.waitFor(t, tryLine, 0)[1], ","); strings.Join(got, ",") != strings.Join(addrs, ",") {
 		t.Errorf("second run on %v, the first on %v", got, addrs)
@@ -148,7 +161,7 @@ func TestLaunchKillRestartStop(t *testing.T) {
 	if v, err := kv2.Get(ctx, "hello"); err != nil || v != "world" {
 		t.Errorf("get after a restart of the whole cluster = %q, %v", v, err)
 	}
-	finish(out2, stop2, done2)
+	l2.finish(t)
 }
 
 // With --metrics-ports each node serves its own /metrics, which the
@@ -162,18 +175,9 @@ func TestMetricsPorts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
-	stop := make(chan os.Signal, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- launch(&config{dir: t.TempDir(), nodes: 3, bin: bin, metricsPorts: ports}, out, stop)
-	}()
-	defer func() {
-		stop <- os.Interrupt
-		if err := <-done; err != nil {
-			t.Errorf("launch: %v", err)
-		}
-	}()
+	l := startLaunch(&config{dir: t.TempDir(), nodes: 3, bin: bin, metricsPorts: ports})
+	defer l.finish(t)
+	out := l.out
 	out.waitFor(t, leadsLine, 0)
 	leaders := 0
 	for i, p := range ports {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"syscall"
@@ -47,13 +46,9 @@ func TestLaunchMesh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
-	stop := make(chan os.Signal, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- launch(&config{mode: "mesh", dir: t.TempDir(), nodes: 3, bin: bin, restart: 100 * time.Millisecond,
-			extra: []string{"--anti-entropy-interval", "100ms"}}, out, stop)
-	}()
+	l := startLaunch(&config{mode: "mesh", dir: t.TempDir(), nodes: 3, bin: bin, restart: 100 * time.Millisecond,
+		extra: []string{"--anti-entropy-interval", "100ms"}})
+	out := l.out
 	m := out.waitFor(t, meshTryLine, 0)
 	var clients []string
 	for i := range 3 {
@@ -98,13 +93,5 @@ func TestLaunchMesh(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	stop <- os.Interrupt
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("launch: %v\n%s", err, out.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("launch did not return after the signal:\n%s", out.String())
-	}
+	l.finish(t)
 }
