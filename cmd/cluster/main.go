@@ -106,9 +106,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.metricsPorts, err = portList("--metrics-ports", metrics, cfg.nodes); err != nil {
 		return nil, err
 	}
-	for _, p := range cfg.metricsPorts {
+	for i, p := range cfg.metricsPorts {
 		if slices.Contains(cfg.kvPorts, p) || slices.Contains(cfg.replPorts, p) {
 			return nil, fmt.Errorf("--metrics-ports: port %d is also a client or replication port", p)
+		}
+		if slices.Contains(cfg.metricsPorts[:i], p) {
+			return nil, fmt.Errorf("--metrics-ports: port %d is given twice", p)
 		}
 	}
 	return &cfg, nil

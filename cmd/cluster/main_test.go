@@ -28,6 +28,7 @@ func TestBadFlagsExit2(t *testing.T) {
 		{[]string{"--kv-ports", "1,2,x", "--repl-ports", "4,5,6"}, `--kv-ports: "x" is not a port`},
 		{[]string{"--kv-ports", "1,2,3"}, "give both --kv-ports and --repl-ports, or neither"},
 		{[]string{"--metrics-ports", "9200,9201"}, "--metrics-ports lists 2 ports for 3 nodes"},
+		{[]string{"--metrics-ports", "9200,9201,9200"}, "--metrics-ports: port 9200 is given twice"},
 		{[]string{"--kv-ports", "1,2,3", "--repl-ports", "4,5,6", "--metrics-ports", "7,8,3"}, "--metrics-ports: port 3 is also a client or replication port"},
 	} {
 		var stderr bytes.Buffer
