@@ -2,9 +2,12 @@ package realnet
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -99,4 +102,110 @@ func TestNotifyWhileTheLoopDrainsItsEventfd(t *testing.T) {
 	if !fired.Load() {
 		t.Fatal("the hook never ran: the test did not reach the interleaving it is for")
 	}
+}
+
+// With fewer loops than processors the loops wait holding theirs and every
+// fsync runs inline, however many writes are in flight; with a loop per
+// processor they park, and under the same load fsyncs go to goroutines of
+// their own (pipelined group commit).
+func TestWaitingLoopsSyncInline(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	if procs < 2 {
+		t.Skip("one processor: loops never wait holding it")
+	}
+	for _, c := range []struct {
+		loops      int
+		wait       bool
+		background bool
+	}{{1, true, false}, {procs, false, true}} {
+		t.Run(fmt.Sprintf("%d loops", c.loops), func(t *testing.T) {
+			cfg := respConfig()
+			cfg.EventLoops = c.loops
+			r := startSingle(t, cfg)
+			if r.host.loopsWait != c.wait {
+				t.Fatalf("%d loops of %d processors: loopsWait %v, want %v", c.loops, procs, r.host.loopsWait, c.wait)
+			}
+			const writers, rounds = 16, 8
+			// Concurrent writers put many writes in flight at once,
+			// which is when the parked loops sync in the background.
+			for round := 0; round < rounds && (c.background == false || r.host.backgroundSyncs.Load() == 0); round++ {
+				var wg sync.WaitGroup
+				errs := make(chan error, writers)
+				for w := range writers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						errs <- setMany(r.addr, fmt.Sprintf("w%d-%d", round, w), 50)
+					}()
+				}
+				wg.Wait()
+				for range writers {
+					if err := <-errs; err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			got := r.host.backgroundSyncs.Load()
+			if c.background && got == 0 {
+				t.Errorf("%d loops: no fsync went to the background in %d rounds of %d concurrent writers", c.loops, rounds, writers)
+			}
+			if !c.background && got != 0 {
+				t.Errorf("%d waiting loop(s): %d fsyncs went to the background", c.loops, got)
+			}
+		})
+	}
+}
+
+// A waiting loop's epoll_wait ends for a deadline, though nothing arrives:
+// a partial line still times out.
+func TestWaitingLoopKeepsDeadlines(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("one processor: loops never wait holding it")
+	}
+	cfg := respConfig()
+	cfg.EventLoops = 1
+	cfg.LineTimeout = 200 * time.Millisecond
+	r := startSingle(t, cfg)
+	if !r.host.loopsWait {
+		t.Fatal("one loop does not wait holding its processor")
+	}
+	nc, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(nc, `{"op":"pi`)
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(nc).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no answer to a stalled line: %v", err)
+	}
+	if !strings.Contains(line, "timeout") {
+		t.Fatalf("a stalled line got %q, want a timeout error", line)
+	}
+}
+
+// setMany makes n durable sets one after another on a connection of its
+// own, and checks every answer.
+func setMany(addr, prefix string, n int) error {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(nc)
+	for i := range n {
+		if _, err := fmt.Fprintf(nc, `{"op":"set","key":"%s-%d","value":"v","id":%d}`+"\n", prefix, i, i); err != nil {
+			return err
+		}
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if want := fmt.Sprintf(`{"id":%d,"ok":true}`, i); strings.TrimSpace(line) != want {
+			return fmt.Errorf("set %s-%d: got %q, want %s", prefix, i, line, want)
+		}
+	}
+	return nil
 }

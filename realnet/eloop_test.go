@@ -10,9 +10,12 @@ import (
 	"time"
 )
 
-// hostKinds are the two ways of serving connections, for the tests that
-// hold both to the same behaviour: event loops (where the system has them)
-// and a reader and a writer goroutine per connection.
+// hostKinds are the ways of serving connections, for the tests that hold
+// them to the same behaviour: a reader and a writer goroutine per
+// connection, and where the system has them event loops, both one loop
+// that waits in epoll_wait holding its processor and syncs inline (the
+// default, with two processors or more) and two that park in the
+// runtime's poller.
 func hostKinds() []struct {
 	name  string
 	loops int
@@ -25,7 +28,10 @@ func hostKinds() []struct {
 		kinds = append(kinds, struct {
 			name  string
 			loops int
-		}{"loops", 2})
+		}{"loops", 2}, struct {
+			name  string
+			loops int
+		}{"waiting loop", 1})
 	}
 	return kinds
 }

@@ -72,6 +72,7 @@ type Host struct {
 	failed error // a Flush failed: the node has stopped for good
 
 	syncsInFlight    atomic.Int64
+	backgroundSyncs  atomic.Int64 // fsyncs started on a goroutine of their own, ever (for the tests)
 	requestsInFlight atomic.Int64 // posted to the node and not yet answered
 	// local holds events the node's runner queued for itself (an fsync done
 	// inline reports in a later turn, as the contract asks). Only the
@@ -92,6 +93,10 @@ type Host struct {
 	// one the next connection goes to (under mu).
 	loops    []*eloop
 	nextLoop uint64
+	// loopsWait: the loops are fewer than the runtime's processors, so
+	// each may hold one while it waits (eloop.runWaiting), and fsyncs run
+	// inline. Set before the loops start.
+	loopsWait bool
 
 	mu      sync.Mutex
 	running bool

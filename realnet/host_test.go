@@ -144,6 +144,18 @@ func (n *testNode) turns() []int {
 	return append([]int(nil), n.turnSizes...)
 }
 
+// holdConfig is testConfig for the tests that hold the node from one
+// connection while others queue requests behind it: an event loop that
+// runs the node reads none of its connections meanwhile, so those need a
+// second loop (the default is one).
+func holdConfig() HostConfig {
+	cfg := testConfig()
+	if EventLoopsSupported {
+		cfg.EventLoops = 2
+	}
+	return cfg
+}
+
 func testConfig() HostConfig {
 	cfg := DefaultHostConfig()
 	cfg.RequestBytesMax = 200
@@ -563,7 +575,7 @@ func holdAndPipeline(t *testing.T, r *running, node *testNode, n int) (holder, c
 
 func TestTurnTakesQueuedEventsUpToTheLimit(t *testing.T) {
 	node := newTestNode(t)
-	cfg := testConfig()
+	cfg := holdConfig()
 	cfg.EventsPerTurnMax = 4
 	r := startHost(t, node, cfg)
 	// While the node is held, three connections queue three requests each
@@ -607,7 +619,7 @@ func TestTurnTakesQueuedEventsUpToTheLimit(t *testing.T) {
 // A batch bigger than the limit is still taken whole, as a turn's only event.
 func TestTurnTakesABatchPastTheLimitWhole(t *testing.T) {
 	node := newTestNode(t)
-	cfg := testConfig()
+	cfg := holdConfig()
 	cfg.EventsPerTurnMax = 4
 	r := startHost(t, node, cfg)
 	holder, c := holdAndPipeline(t, r, node, 10)
@@ -847,7 +859,7 @@ func TestConfigMustBePositive(t *testing.T) {
 
 func TestInflightLimitPushesBackOnTheReader(t *testing.T) {
 	node := newTestNode(t)
-	cfg := testConfig()
+	cfg := holdConfig()
 	cfg.ConnInflightMax = 2
 	r := startHost(t, node, cfg)
 	holder, c := holdAndPipeline(t, r, node, 10)
@@ -1057,7 +1069,7 @@ func (r *running) onlyConn(t *testing.T) *conn {
 // many there are.
 func TestRepliesOfATurnLeaveInOneWrite(t *testing.T) {
 	node := newTestNode(t)
-	r := startHost(t, node, testConfig())
+	r := startHost(t, node, holdConfig())
 	holder, c := holdAndPipeline(t, r, node, 50)
 	for deadline := time.Now().Add(5 * time.Second); r.host.queued() < 50; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {

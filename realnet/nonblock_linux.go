@@ -48,15 +48,18 @@ func rawRW(trap uintptr, fd int, b []byte) (int, error) {
 	return int(n), nil
 }
 
-// epollPoll is epoll_wait(2) with a timeout of 0, which never blocks.
-// (epoll_pwait without a signal mask is epoll_wait, and exists on every
-// Linux architecture; epoll_wait does not.)
-func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+// epollWait is epoll_wait(2). With a timeout of 0 it never blocks; a loop
+// that holds its processor anyway (Host.loopsWait) blocks in it raw, which
+// the runtime sees as running code: a signal (the collector's preemption,
+// say) ends the wait with EINTR, never restarted. (epoll_pwait without a
+// signal mask is epoll_wait, and exists on every Linux architecture;
+// epoll_wait does not.)
+func epollWait(epfd int, events []unix.EpollEvent, timeoutMs int) (int, error) {
 	var p unsafe.Pointer
 	if len(events) > 0 {
 		p = unsafe.Pointer(&events[0])
 	}
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(p), uintptr(len(events)), 0, 0, 0)
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(p), uintptr(len(events)), uintptr(timeoutMs), 0, 0)
 	if e != 0 {
 		return -1, e
 	}

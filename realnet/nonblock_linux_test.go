@@ -27,7 +27,7 @@ func TestNonblockCalls(t *testing.T) {
 	events := make([]unix.EpollEvent, 4)
 	buf := make([]byte, 16)
 
-	if n, err := epollPoll(epfd, events); n != 0 || err != nil {
+	if n, err := epollWait(epfd, events, 0); n != 0 || err != nil {
 		t.Fatalf("poll before any data: %d, %v", n, err)
 	}
 	if n, err := readNonblock(b, buf); n != -1 || err != unix.EAGAIN {
@@ -36,7 +36,7 @@ func TestNonblockCalls(t *testing.T) {
 	if n, err := writeNonblock(a, []byte("hello")); n != 5 || err != nil {
 		t.Fatalf("write: %d, %v", n, err)
 	}
-	if n, err := epollPoll(epfd, events); n != 1 || err != nil || events[0].Fd != int32(b) || events[0].Events&unix.EPOLLIN == 0 {
+	if n, err := epollWait(epfd, events, 0); n != 1 || err != nil || events[0].Fd != int32(b) || events[0].Events&unix.EPOLLIN == 0 {
 		t.Fatalf("poll after a write: %d, %v, %+v", n, err, events[0])
 	}
 	if n, err := readNonblock(b, buf); n != 5 || err != nil || string(buf[:n]) != "hello" {
@@ -74,7 +74,7 @@ func TestNonblockCalls(t *testing.T) {
 	if n, err := readNonblock(-1, buf); n != -1 || err != unix.EBADF {
 		t.Fatalf("read of a bad descriptor: %d, %v", n, err)
 	}
-	if n, err := epollPoll(-1, events); n != -1 || err != unix.EBADF {
+	if n, err := epollWait(-1, events, 0); n != -1 || err != unix.EBADF {
 		t.Fatalf("poll of a bad descriptor: %d, %v", n, err)
 	}
 }

@@ -351,7 +351,7 @@ func TestRESPRendersTheNodesErrors(t *testing.T) {
 // RESP replies of a turn leave in one write too.
 func TestRESPRepliesOfATurnLeaveInOneWrite(t *testing.T) {
 	node := newTestNode(t)
-	r := startHost(t, node, testConfig())
+	r := startHost(t, node, holdConfig())
 	holder := dial(t, r.addr)
 	holder.send(`{"op":"block"}` + "\n")
 	<-node.blocked

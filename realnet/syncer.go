@@ -10,11 +10,14 @@ import (
 // two wake-ups to every write's latency.
 const inlineSyncRequestsMax = 1
 
-// syncDisk hands the node core.AsyncFiles. Under load each SyncAsync runs the
-// fsync on a goroutine of its own and posts the outcome back into the loop,
-// so the loop goes on serving (and gathering the next batch) while the disk
-// works: pipelined group commit. With a lone request in flight it syncs
-// inline and reports in the loop's next turn.
+// syncDisk hands the node core.AsyncFiles. Where the event loops wait
+// holding their processors (Host.loopsWait, the default on Linux with two
+// or more), every SyncAsync syncs inline and reports in the next turn: the
+// batch that gathers during the fsync is the next group commit. Elsewhere,
+// under load, each SyncAsync runs the fsync on a goroutine of its own and
+// posts the outcome back into the loop, so the loop goes on serving while
+// the disk works: pipelined group commit; with a lone request in flight it
+// syncs inline there too.
 type syncDisk struct {
 	core.Disk
 	h *Host
@@ -59,14 +62,19 @@ var _ core.AsyncFile = (*syncFile)(nil)
 // SyncAsync implements core.AsyncFile. It is called on the loop goroutine.
 // The node keeps at most one in flight per file and appends meanwhile; an
 // fdatasync that starts late covers those appends too, which is harmless.
+// Where the event loops wait holding their processors (Host.loopsWait) it
+// always syncs inline, as Redis does: the requests that arrive meanwhile
+// wait in their sockets and the next turn takes them together, where a
+// background fsync would have the loop wake for each as it comes.
 func (f *syncFile) SyncAsync(done func(error)) {
 	h := f.h
-	if h.requestsInFlight.Load() <= inlineSyncRequestsMax {
+	if h.loopsWait || h.requestsInFlight.Load() <= inlineSyncRequestsMax {
 		err := f.Sync()
 		h.local = append(h.local, func() { done(err) })
 		return
 	}
 	h.syncsInFlight.Add(1)
+	h.backgroundSyncs.Add(1)
 	go func() {
 		err := f.Sync()
 		if !h.post(func() {

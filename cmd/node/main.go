@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -58,20 +59,20 @@ type options struct {
 }
 
 // defaultEventLoops is --event-loops when not given: the host's default
-// (a loop per core), doubled with indexes. A loop's pass over its ready
-// sockets analyses every value it read (Indexes.Prepare, ~30 µs for 1 KB
-// of text) before the node takes them, so the requests of a pass wait for
-// each other's analyses; more loops than cores make shorter passes, which
-// the runtime interleaves. Measured with cmd/bench index beside the same
-// build with a loop per core (two runs at 10 s a server, two at 30 s):
-// 1.03 times the indexed writes a second into empty stores in all four,
-// at the same CPU a write.
-// Without indexes a pass is short, and a loop per core stays.
+// (one loop, which waits holding a processor of its own and fsyncs inline;
+// see realnet), or with indexes two loops per core. A loop's pass over its
+// ready sockets analyses every value it read (Indexes.Prepare, ~30 µs for
+// 1 KB of text) before the node takes them, so with indexes the analyses
+// of a pass run in parallel on as many loops as there are cores, twice
+// over: more loops than cores make shorter passes, which the runtime
+// interleaves. Measured with cmd/bench index beside a loop per core (two
+// runs at 10 s a server, two at 30 s): 1.03 times the indexed writes a
+// second into empty stores in all four, at the same CPU a write.
 func defaultEventLoops(hostDefault int, indexes bool) int {
 	if !indexes || hostDefault == 0 {
 		return hostDefault
 	}
-	return min(2*hostDefault, realnet.EventLoopsMax)
+	return min(2*runtime.GOMAXPROCS(0), realnet.EventLoopsMax)
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
