@@ -3,12 +3,15 @@
 //
 // Node logic is a single-threaded state machine (see DESIGN.md); this package
 // is where the goroutines live. Client connections are served by event loops
-// on Linux (eloop_linux.go; HostConfig.EventLoops, one per processor by
-// default): a loop goroutine waits on an epoll instance for all of its
-// connections at once, reads each ready socket once, frames and decodes the
-// request lines, posts each read's requests to the node as one event and,
-// after the pass over what was ready, runs the node on all of them in one
-// turn. With EventLoops 0 (and elsewhere than Linux) each connection has a
+// on Linux (eloop_linux.go; HostConfig.EventLoops, one by default): a loop
+// goroutine waits on an epoll instance for all of its connections at once,
+// reads each ready socket once, frames and decodes the request lines, posts
+// each read's requests to the node as one event and, after the pass over
+// what was ready, runs the node on all of them in one turn. Where the loops
+// are fewer than the runtime's processors, a loop blocks in epoll_wait
+// holding its processor and every fsync runs inline (Redis's design: the
+// next batch gathers in the sockets); otherwise loops park in the runtime's
+// poller and fsyncs under load run in the background. With EventLoops 0 (and elsewhere than Linux) each connection has a
 // reader goroutine and a writer goroutine instead (conn.go). Both share the
 // framing, the limits, the RESP2 and JSON codecs and the reply path, so the
 // node and the clients cannot tell them apart. On the 2-core VM the loops
@@ -25,6 +28,7 @@
 // does not take goes to the connection's writer (or its loop, on EPOLLOUT).
 //
 // Every queue and line has a limit, and nothing the node calls back into
-// ever blocks it, except the fsync of a lone request, which it is waiting
-// for anyway.
+// ever blocks it, except an inline fsync: a lone request's, which it is
+// waiting for anyway, or any fsync where the loops wait holding their
+// processors, while which the next batch gathers.
 package realnet
