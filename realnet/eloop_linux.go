@@ -64,6 +64,8 @@ type eloop struct {
 	// yields counts the times the loop let its processor's other
 	// goroutines run after loopBusyPassesMax busy passes (for the tests).
 	yields atomic.Int64
+	// inPass is set while the loop goroutine is in a pass (for the tests).
+	inPass atomic.Bool
 
 	// The loop goroutine's own.
 	conns        map[int]*conn // by fd
@@ -101,10 +103,6 @@ func newEloop(h *Host) (*eloop, error) {
 
 // startLoops starts the host's event loops (none if EventLoops is 0).
 func (h *Host) startLoops() error {
-	// Loops may hold their processors while they wait only if one is
-	// left for everything else: the timers, the accept loop, the peers,
-	// the collector.
-	h.loopsWait = h.cfg.EventLoops < runtime.GOMAXPROCS(0)
 	for range h.cfg.EventLoops {
 		lp, err := newEloop(h)
 		if err != nil {
@@ -114,6 +112,9 @@ func (h *Host) startLoops() error {
 		h.loops = append(h.loops, lp)
 		h.wg.Add(1)
 		go lp.run()
+	}
+	if h.loopsWait {
+		h.postLoop.Store(h.loops[0])
 	}
 	return nil
 }
@@ -371,10 +372,23 @@ func (lp *eloop) exiting() bool {
 	return lp.stop && len(lp.kicks) == 0 && len(lp.adopt) == 0 && len(lp.conns) == 0
 }
 
+// kicksPending reports whether the loop has kicks or new connections to
+// look at, or, where loops wait (Host.post hands them events), events to
+// run.
 func (lp *eloop) kicksPending() bool {
 	lp.mu.Lock()
-	defer lp.mu.Unlock()
-	return len(lp.kicks) > 0 || len(lp.adopt) > 0
+	pending := len(lp.kicks) > 0 || len(lp.adopt) > 0
+	lp.mu.Unlock()
+	return pending || (lp.h.loopsWait && lp.h.runnable())
+}
+
+// wake wakes the loop if it sleeps, to run what Host.post queued. (A post
+// that comes while the loop is busy is run by its pass's runQueued, or
+// seen by kicksPending before it sleeps.)
+func (lp *eloop) wake() {
+	if lp.sleeping.Load() {
+		lp.notify()
+	}
 }
 
 // poll takes what is ready without waiting, handles it and the kicks, runs
@@ -384,6 +398,8 @@ func (lp *eloop) poll() (idle bool) { return lp.pollWait(0) }
 
 // pollWait is poll with epoll_wait's timeout: it may block up to timeoutMs.
 func (lp *eloop) pollWait(timeoutMs int) (idle bool) {
+	lp.inPass.Store(true)
+	defer lp.inPass.Store(false)
 	n, err := epollWait(lp.epfd, lp.events, timeoutMs)
 	lp.sleeping.Store(false)
 	if err != nil && err != unix.EINTR {

@@ -209,3 +209,46 @@ func setMany(addr, prefix string, n int) error {
 	}
 	return nil
 }
+
+// Where loops wait, an event posted from another goroutine (a peer's
+// message, a timer) runs on a loop, which a post wakes; where they park, it
+// runs on the goroutine that posts it, if the node is idle.
+func TestPostsRunOnAWaitingLoop(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	if procs < 2 {
+		t.Skip("one processor: loops never wait holding it")
+	}
+	for _, c := range []struct {
+		loops  int
+		onLoop bool
+	}{{1, true}, {procs, false}} {
+		t.Run(fmt.Sprintf("%d loops", c.loops), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.EventLoops = c.loops
+			r := startHost(t, newTestNode(t), cfg)
+			for i := range 20 {
+				// Let the loop go to sleep in epoll_wait first, so
+				// that only the post's wake-up can run the event soon.
+				time.Sleep(time.Millisecond)
+				ran := make(chan bool, 1)
+				if !r.host.post(func() {
+					on := false
+					for _, lp := range r.host.loops {
+						on = on || lp.inPass.Load()
+					}
+					ran <- on
+				}) {
+					t.Fatal("post refused")
+				}
+				select {
+				case on := <-ran:
+					if on != c.onLoop {
+						t.Fatalf("post %d: ran on a loop %v, want %v", i, on, c.onLoop)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("post %d never ran", i)
+				}
+			}
+		})
+	}
+}

@@ -19,6 +19,7 @@ type eloop struct{}
 
 func (lp *eloop) kick(c *conn)      { panic("realnet: no event loops on this system") }
 func (lp *eloop) adoptConn(c *conn) { panic("realnet: no event loops on this system") }
+func (lp *eloop) wake()             { panic("realnet: no event loops on this system") }
 
 func (h *Host) startLoops() error {
 	if h.cfg.EventLoops > 0 {
