@@ -20,7 +20,9 @@
 //
 // The node runs on one goroutine at a time, never two: running it is a role
 // that whoever queues an event while the node is idle takes, runs a turn or
-// two, and gives up, handing any backlog to the loop goroutine of Host.Run. A
+// two, and gives up, handing any backlog to the loop goroutine of Host.Run.
+// (Where the event loops wait holding their processors, an event posted
+// from elsewhere, a peer's or a timer's, wakes a loop to run it instead.) A
 // turn takes every event that is already queued, up to a limit, and then
 // calls Node.Flush, so one fsync covers every write of the turn: group commit
 // falls out of the queue. Replies leave from whoever runs the turn, one write
