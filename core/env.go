@@ -75,7 +75,10 @@ type File interface {
 
 // AsyncFile is a File that can sync in the background. A host that offers it
 // lets the node go on serving while the disk syncs, so the next batch builds
-// up during the fsync of the last: pipelined group commit.
+// up during the fsync of the last: pipelined group commit. The host chooses:
+// realnet syncs inline where its event loops wait holding their processors
+// (a loop that woke for each request as it came cost more than the overlap
+// saved), and reports in a later turn all the same.
 type AsyncFile interface {
 	File
 	// SyncAsync starts making everything appended so far durable and calls
