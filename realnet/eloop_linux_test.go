@@ -109,10 +109,7 @@ func TestNotifyWhileTheLoopDrainsItsEventfd(t *testing.T) {
 // processor they park, and under the same load fsyncs go to goroutines of
 // their own (pipelined group commit).
 func TestWaitingLoopsSyncInline(t *testing.T) {
-	procs := runtime.GOMAXPROCS(0)
-	if procs < 2 {
-		t.Skip("one processor: loops never wait holding it")
-	}
+	procs := waitingProcs(t)
 	for _, c := range []struct {
 		loops      int
 		wait       bool
@@ -159,9 +156,7 @@ func TestWaitingLoopsSyncInline(t *testing.T) {
 // A waiting loop's epoll_wait ends for a deadline, though nothing arrives:
 // a partial line still times out.
 func TestWaitingLoopKeepsDeadlines(t *testing.T) {
-	if runtime.GOMAXPROCS(0) < 2 {
-		t.Skip("one processor: loops never wait holding it")
-	}
+	waitingProcs(t)
 	cfg := respConfig()
 	cfg.EventLoops = 1
 	cfg.LineTimeout = 200 * time.Millisecond
@@ -214,10 +209,7 @@ func setMany(addr, prefix string, n int) error {
 // message, a timer) runs on a loop, which a post wakes; where they park, it
 // runs on the goroutine that posts it, if the node is idle.
 func TestPostsRunOnAWaitingLoop(t *testing.T) {
-	procs := runtime.GOMAXPROCS(0)
-	if procs < 2 {
-		t.Skip("one processor: loops never wait holding it")
-	}
+	procs := waitingProcs(t)
 	for _, c := range []struct {
 		loops  int
 		onLoop bool
@@ -251,4 +243,15 @@ func TestPostsRunOnAWaitingLoop(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitingProcs is the runtime's processor count, and skips the test where
+// it is one: there loops never wait holding a processor.
+func waitingProcs(t *testing.T) int {
+	t.Helper()
+	procs := runtime.GOMAXPROCS(0)
+	if procs < 2 {
+		t.Skip("one processor: loops never wait holding it")
+	}
+	return procs
 }
