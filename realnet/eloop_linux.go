@@ -306,12 +306,10 @@ func (lp *eloop) runWaiting() {
 				timeoutMs = 0
 			}
 		}
+		// pollWait sweeps the deadlines that passed, and what the sweep
+		// posts makes kicksPending true for the next pass.
 		idle := lp.pollWait(timeoutMs)
 		lp.sleeping.Store(false)
-		if !lp.nextDeadline.IsZero() && !time.Now().Before(lp.nextDeadline) {
-			lp.sweep()
-			lp.h.runQueued() // what the sweep posted, if anything
-		}
 		switch {
 		case !idle:
 			timeoutMs = 0
@@ -334,7 +332,9 @@ func (lp *eloop) runWaiting() {
 }
 
 // loopWaitMsMax bounds one epoll_wait of a waiting loop, below the 10 ms
-// after which the runtime preempts a goroutine that has not yielded.
+// after which the runtime preempts a goroutine that has not yielded (with
+// a signal, which would end the wait about as often). An idle server's
+// loop so wakes about 110 times a second, for a few µs each.
 const loopWaitMsMax = 9
 
 // waitMs is how long the next epoll_wait may block: until the earliest

@@ -125,7 +125,7 @@ func TestWaitingLoopsSyncInline(t *testing.T) {
 			const writers, rounds = 16, 8
 			// Concurrent writers put many writes in flight at once,
 			// which is when the parked loops sync in the background.
-			for round := 0; round < rounds && (c.background == false || r.host.backgroundSyncs.Load() == 0); round++ {
+			for round := 0; round < rounds && (!c.background || r.host.backgroundSyncs.Load() == 0); round++ {
 				var wg sync.WaitGroup
 				errs := make(chan error, writers)
 				for w := range writers {
