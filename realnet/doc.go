@@ -16,9 +16,9 @@
 // writer goroutine instead (conn.go). Both share the framing, the limits,
 // the RESP2 and JSON codecs and the reply path, so the node and the clients
 // cannot tell them apart. On the 2-core VM one waiting loop costs a third
-// less server CPU per durable write at 50 clients than parked loops or
-// goroutines, and the loops less memory per connection
-// (docs/ARCHITECTURE.md has the figures).
+// less server CPU per durable write at 50 clients than two parked loops
+// with the fsync in the background, and loops hold less memory per
+// connection than goroutines (docs/ARCHITECTURE.md has the figures).
 //
 // The node runs on one goroutine at a time, never two: running it is a role
 // that whoever queues an event while the node is idle takes, runs a turn or
