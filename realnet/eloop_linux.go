@@ -64,8 +64,6 @@ type eloop struct {
 	// yields counts the times the loop let its processor's other
 	// goroutines run after loopBusyPassesMax busy passes (for the tests).
 	yields atomic.Int64
-	// inPass is set while the loop goroutine is in a pass (for the tests).
-	inPass atomic.Bool
 
 	// The loop goroutine's own.
 	conns        map[int]*conn // by fd
@@ -398,8 +396,6 @@ func (lp *eloop) poll() (idle bool) { return lp.pollWait(0) }
 
 // pollWait is poll with epoll_wait's timeout: it may block up to timeoutMs.
 func (lp *eloop) pollWait(timeoutMs int) (idle bool) {
-	lp.inPass.Store(true)
-	defer lp.inPass.Store(false)
 	n, err := epollWait(lp.epfd, lp.events, timeoutMs)
 	lp.sleeping.Store(false)
 	if err != nil && err != unix.EINTR {

@@ -224,11 +224,10 @@ func TestPostsRunOnAWaitingLoop(t *testing.T) {
 				time.Sleep(time.Millisecond)
 				ran := make(chan bool, 1)
 				if !r.host.post(func() {
-					on := false
-					for _, lp := range r.host.loops {
-						on = on || lp.inPass.Load()
-					}
-					ran <- on
+					// On a loop's goroutine, its run is on the stack.
+					stack := make([]byte, 64<<10)
+					stack = stack[:runtime.Stack(stack, false)]
+					ran <- strings.Contains(string(stack), "(*eloop).run")
 				}) {
 					t.Fatal("post refused")
 				}
