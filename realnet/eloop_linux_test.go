@@ -7,10 +7,11 @@ import (
 	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // A loop that keeps finding work yields its processor every
@@ -126,20 +127,12 @@ func TestWaitingLoopsSyncInline(t *testing.T) {
 			// Concurrent writers put many writes in flight at once,
 			// which is when the parked loops sync in the background.
 			for round := 0; round < rounds && (!c.background || r.host.backgroundSyncs.Load() == 0); round++ {
-				var wg sync.WaitGroup
-				errs := make(chan error, writers)
+				var g errgroup.Group
 				for w := range writers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						errs <- setMany(r.addr, fmt.Sprintf("w%d-%d", round, w), 50)
-					}()
+					g.Go(func() error { return setMany(r.addr, fmt.Sprintf("w%d-%d", round, w), 50) })
 				}
-				wg.Wait()
-				for range writers {
-					if err := <-errs; err != nil {
-						t.Fatal(err)
-					}
+				if err := g.Wait(); err != nil {
+					t.Fatal(err)
 				}
 			}
 			got := r.host.backgroundSyncs.Load()
