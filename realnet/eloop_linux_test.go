@@ -237,6 +237,51 @@ func TestPostsRunOnAWaitingLoop(t *testing.T) {
 	}
 }
 
+// TestWaitingLoopKeepsTheRole: a chain of events, each posting the next
+// from its turn, keeps the node busy for many turns in a row, past
+// inlineTurnsMax. A waiting loop runs them all itself, pass after pass;
+// before, the third went to Run's goroutine, fsync and all.
+func TestWaitingLoopKeepsTheRole(t *testing.T) {
+	waitingProcs(t)
+	cfg := testConfig()
+	cfg.EventLoops = 1
+	cfg.EventsPerTurnMax = 1 // a turn per event of the chain
+	r := startHost(t, newTestNode(t), cfg)
+	const chainLen = 5 * inlineTurnsMax
+	offLoop := make(chan int, chainLen)
+	done := make(chan struct{})
+	var link func(i int) func()
+	link = func(i int) func() {
+		return func() {
+			stack := make([]byte, 64<<10)
+			stack = stack[:runtime.Stack(stack, false)]
+			if !strings.Contains(string(stack), "(*eloop).run") {
+				offLoop <- i
+			}
+			if i+1 == chainLen {
+				close(done)
+				return
+			}
+			if !r.host.post(link(i + 1)) {
+				t.Errorf("post %d refused", i+1)
+			}
+		}
+	}
+	time.Sleep(time.Millisecond) // let the loop sleep in epoll_wait
+	if !r.host.post(link(0)) {
+		t.Fatal("post refused")
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the chain of posts never ended")
+	}
+	close(offLoop)
+	for i := range offLoop {
+		t.Errorf("event %d of the chain ran off the loop", i)
+	}
+}
+
 // waitingProcs is the runtime's processor count, and skips the test where
 // it is one: there loops never wait holding a processor.
 func waitingProcs(t *testing.T) int {

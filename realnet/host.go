@@ -346,7 +346,26 @@ func (h *Host) post(ev event) bool {
 func (h *Host) runnable() bool {
 	h.qmu.Lock()
 	defer h.qmu.Unlock()
-	return !h.taken && len(h.queue) > 0
+	return h.waiting()
+}
+
+// takeRunnable takes the role if events wait and nobody runs the node.
+func (h *Host) takeRunnable() bool {
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	if !h.waiting() {
+		return false
+	}
+	h.taken = true
+	return true
+}
+
+// waiting reports, under qmu, whether events wait and nobody runs the
+// node. The node's own events (local) count: a waiting loop puts the role
+// down with them pending (runTurnsOn). local is read only while nobody
+// holds the role, whose last holder wrote it before it let go of qmu.
+func (h *Host) waiting() bool {
+	return !h.taken && (len(h.queue) > 0 || len(h.local) > 0)
 }
 
 // postRequests is post for an event that handles n client requests, which
@@ -363,15 +382,12 @@ func (h *Host) postRequests(ev event, n int) bool { return h.enqueue(ev, max(n, 
 func (h *Host) postDeferred(ev event, n int) bool { return h.enqueue(ev, max(n, 1), false) }
 
 // runQueued runs the node here if anything is queued and nobody runs it.
+// It is called by the event loops only.
 func (h *Host) runQueued() {
-	h.qmu.Lock()
-	if h.taken || len(h.queue) == 0 {
-		h.qmu.Unlock()
+	if !h.takeRunnable() {
 		return
 	}
-	h.taken = true
-	h.qmu.Unlock()
-	h.runTurns(inlineTurnsMax)
+	h.runTurnsOn(inlineTurnsMax, h.loopsWait)
 }
 
 // enqueue queues ev, an event carrying requests client requests (0: not a
@@ -417,7 +433,16 @@ func (h *Host) enqueue(ev event, requests int, run bool) bool {
 // goroutine (the loop itself included, which then takes it back unless it
 // is stopping). It reports false if a Flush failed: the node has stopped,
 // and the role stays taken so that nobody runs it again.
-func (h *Host) runTurns(turnsMax int) bool {
+func (h *Host) runTurns(turnsMax int) bool { return h.runTurnsOn(turnsMax, false) }
+
+// runTurnsOn is runTurns for a caller that, with keep, comes back for the
+// role by itself: a waiting event loop (Host.loopsWait), whose next pass
+// reads its sockets once and runs the node again (kicksPending keeps it
+// from sleeping while events wait). It puts the role down after turnsMax
+// turns instead of handing it to Run's goroutine, which would have cost a
+// wake-up and run the next turn's inline fsync off the loop: on a
+// cluster's leader, 6% of the samples were turns on that goroutine.
+func (h *Host) runTurnsOn(turnsMax int, keep bool) bool {
 	for turns := 0; ; turns++ {
 		h.qmu.Lock()
 		idle := len(h.queue) == 0 && len(h.local) == 0
@@ -425,6 +450,10 @@ func (h *Host) runTurns(turnsMax int) bool {
 		case h.failed != nil:
 			h.qmu.Unlock()
 			return false
+		case !idle && turns >= turnsMax && keep && !h.stopAsked.Load():
+			h.taken = false
+			h.qmu.Unlock()
+			return true
 		case h.stopAsked.Load() || (!idle && turns >= turnsMax):
 			h.handed = true
 			h.qmu.Unlock()
