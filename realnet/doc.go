@@ -31,6 +31,11 @@
 // per connection per turn, when the socket takes them at once; only what it
 // does not take goes to the connection's writer (or its loop, on EPOLLOUT).
 //
+// Peers is the peer transport: one-way connections, a sender goroutine per
+// peer, and, where the host's event loop waits (Peers.ReadOn), the frames of
+// the accepted connections read on that loop (frameconn_linux.go); else a
+// reader goroutine per accepted connection.
+//
 // Every queue and line has a limit, and nothing the node calls back into
 // ever blocks it, except an inline fsync: a lone request's, which it is
 // waiting for anyway, or any fsync where the loops wait holding their

@@ -5,6 +5,7 @@ package realnet
 import (
 	"errors"
 	"net"
+	"time"
 )
 
 // EventLoopsSupported says whether HostConfig.EventLoops may be above 0
@@ -31,3 +32,7 @@ func (h *Host) startLoops() error {
 func (h *Host) stopLoops() {}
 
 func (h *Host) loopConn(nc net.Conn) (*conn, error) { return nil, nil }
+
+func (h *Host) adoptFrames(nc net.Conn, frameMax int, idle time.Duration, deliver func(msg []byte), stop <-chan struct{}) (frameStream, error) {
+	return nil, nil
+}

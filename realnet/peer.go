@@ -77,9 +77,24 @@ type Peers struct {
 	closed     bool
 	ln         net.Listener
 	deliver    func(from core.NodeID, msg []byte)
-	handshakes int                      // accepted connections that have not finished their hello
-	inbound    map[core.NodeID]net.Conn // the accepted connection of each peer, if any
-	wg         sync.WaitGroup           // every goroutine Peers starts
+	handshakes int                       // accepted connections that have not finished their hello
+	inbound    map[core.NodeID]io.Closer // the accepted connection of each peer, if any
+	wg         sync.WaitGroup            // every goroutine Peers starts
+	// loop, if set (ReadOn), reads the accepted connections' frames on
+	// its event loop where it can (Host.adoptFrames).
+	loop frameLoop
+}
+
+// frameLoop reads accepted connections' frames on an event loop: Host.
+type frameLoop interface {
+	adoptFrames(nc net.Conn, frameMax int, idle time.Duration, deliver func(msg []byte), stop <-chan struct{}) (frameStream, error)
+}
+
+// frameStream is a connection whose frames a loop reads: Wait waits for
+// it to end and says why; Close ends it.
+type frameStream interface {
+	io.Closer
+	Wait() error
 }
 
 var _ core.Network = (*Peers)(nil)
@@ -316,7 +331,7 @@ func NewPeers(cfg PeerConfig) (*Peers, error) {
 		ids:     slices.Sorted(maps.Keys(cfg.Peers)),
 		ctx:     ctx,
 		cancel:  cancel,
-		inbound: make(map[core.NodeID]net.Conn),
+		inbound: make(map[core.NodeID]io.Closer),
 	}
 	// The caller's map is copied so that a later change to it does not
 	// race with the goroutines.
@@ -332,6 +347,21 @@ func NewPeers(cfg PeerConfig) (*Peers, error) {
 		}
 	}
 	return p, nil
+}
+
+// ReadOn has the peers' accepted connections read on h's event loop, where
+// it has one that waits in epoll_wait and runs the node (the default; see
+// HostConfig.EventLoops), instead of on a goroutine each: a message then
+// wakes no goroutine, and runs in the loop's next turn beside the client
+// requests that came with it. h must be the host Start delivers to. Call
+// it before Start.
+func (p *Peers) ReadOn(h *Host) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started {
+		panic("realnet: Peers.ReadOn after Start")
+	}
+	p.loop = h
 }
 
 // Start binds cfg.Listen and starts the transport; see StartOn.
@@ -943,7 +973,23 @@ func (p *Peers) serveInbound(nc net.Conn) {
 		}
 		return
 	}
-	if !p.register(pr, nc) {
+	if p.loop != nil {
+		fs, err := p.loop.adoptFrames(nc, p.cfg.FrameBytesMax, p.cfg.IdleTimeout, func(msg []byte) {
+			if p.ctx.Err() == nil {
+				pr.received.Add(1)
+				p.deliver(pr.id, msg)
+			}
+		}, p.ctx.Done())
+		if err != nil {
+			p.log.logf("adopt "+errorKind(err), "peers: cannot read the connection from peer %d (%s): %v", pr.id, nc.RemoteAddr(), err)
+			return
+		}
+		if fs != nil {
+			p.serveOnLoop(pr, nc.RemoteAddr(), fs)
+			return
+		}
+	}
+	if !p.register(pr, nc, nc.RemoteAddr()) {
 		return
 	}
 	defer p.unregister(pr, nc)
@@ -953,6 +999,24 @@ func (p *Peers) serveInbound(nc net.Conn) {
 	if p.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 		p.log.logf(fmt.Sprintf("inbound %d %s", pr.id, errorKind(err)),
 			"peers: connection from peer %d (%s) closed: %v", pr.id, nc.RemoteAddr(), err)
+	}
+}
+
+// serveOnLoop waits while a loop reads the frames of the connection from
+// pr, whose remote address is addr.
+func (p *Peers) serveOnLoop(pr *peer, addr net.Addr, fs frameStream) {
+	if !p.register(pr, fs, addr) {
+		fs.Close()
+		fs.Wait()
+		return
+	}
+	defer p.unregister(pr, fs)
+	stop := context.AfterFunc(p.ctx, func() { fs.Close() })
+	defer stop()
+	err := fs.Wait()
+	if p.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+		p.log.logf(fmt.Sprintf("inbound %d %s", pr.id, errorKind(err)),
+			"peers: connection from peer %d (%s) closed: %v", pr.id, addr, err)
 	}
 }
 
@@ -1015,9 +1079,9 @@ func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
 	return pr, nil
 }
 
-// register makes nc the peer's accepted connection, closing the one it
-// replaces: the peer dialled again, so it has given the old one up.
-func (p *Peers) register(pr *peer, nc net.Conn) bool {
+// register makes nc, from addr, the peer's accepted connection, closing the
+// one it replaces: the peer dialled again, so it has given the old one up.
+func (p *Peers) register(pr *peer, nc io.Closer, addr net.Addr) bool {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -1029,12 +1093,12 @@ func (p *Peers) register(pr *peer, nc net.Conn) bool {
 	p.mu.Unlock()
 	if old != nil {
 		old.Close()
-		p.log.logf(fmt.Sprintf("replaced %d", pr.id), "peers: peer %d connected again from %s; closed its previous connection", pr.id, nc.RemoteAddr())
+		p.log.logf(fmt.Sprintf("replaced %d", pr.id), "peers: peer %d connected again from %s; closed its previous connection", pr.id, addr)
 	}
 	return true
 }
 
-func (p *Peers) unregister(pr *peer, nc net.Conn) {
+func (p *Peers) unregister(pr *peer, nc io.Closer) {
 	p.mu.Lock()
 	if p.inbound[pr.id] == nc {
 		delete(p.inbound, pr.id)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,8 +121,9 @@ func (l *testLog) waitFor(t *testing.T, substr string) {
 
 // inbox collects delivered messages.
 type inbox struct {
-	mu   sync.Mutex
-	msgs []delivered
+	mu        sync.Mutex
+	msgs      []delivered
+	onDeliver func() // if set, runs in every deliver
 }
 
 type delivered struct {
@@ -132,7 +134,11 @@ type delivered struct {
 func (b *inbox) deliver(from core.NodeID, msg []byte) {
 	b.mu.Lock()
 	b.msgs = append(b.msgs, delivered{from, string(msg)})
+	hook := b.onDeliver
 	b.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 }
 
 func (b *inbox) all() []delivered {
@@ -212,12 +218,27 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// peersOnLoop, when set, has newTestPeer give every transport a host of its
+// own whose waiting event loop reads the accepted connections (ReadOn);
+// the messages still go to the transport's inbox. TestPeersOnAnEventLoop
+// runs the receiving side's tests again so.
+var peersOnLoop bool
+
 // newTestPeer makes a transport from cfg; start it with startOn or Start.
 func newTestPeer(t *testing.T, cfg PeerConfig, l *testLog) *testPeer {
 	t.Helper()
+	var loop *Host
+	if peersOnLoop {
+		hcfg := testConfig()
+		hcfg.EventLoops = 1
+		loop = startHost(t, newTestNode(t), hcfg).host
+	}
 	p, err := NewPeers(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if loop != nil {
+		p.ReadOn(loop)
 	}
 	t.Cleanup(func() { p.Close() })
 	return &testPeer{Peers: p, cfg: cfg, log: l, in: &inbox{}}
@@ -799,6 +820,53 @@ func TestPeersSelfDialIsRefused(t *testing.T) {
 	a.Log(t, "refused a connection")
 	if a.in.count() != 0 {
 		t.Errorf("a node delivered its own message")
+	}
+}
+
+// TestPeersOnAnEventLoop runs the tests of the receiving side again with
+// the accepted connections read on a host's waiting event loop (ReadOn),
+// and checks that the messages are delivered there.
+func TestPeersOnAnEventLoop(t *testing.T) {
+	waitingProcs(t)
+	peersOnLoop = true
+	t.Cleanup(func() { peersOnLoop = false })
+	t.Run("delivered on the loop", func(t *testing.T) {
+		noPeerGoroutinesAtEnd(t)
+		tps := startCluster(t, 2, nil)
+		var onLoop, off atomic.Int32
+		in := tps[1].in
+		in.mu.Lock()
+		in.onDeliver = func() {
+			stack := make([]byte, 64<<10)
+			stack = stack[:runtime.Stack(stack, false)]
+			if strings.Contains(string(stack), "(*eloop).run") {
+				onLoop.Add(1)
+			} else {
+				off.Add(1)
+			}
+		}
+		in.mu.Unlock()
+		for k := range 20 {
+			tps[0].Send(1, payload(0, 1, k))
+		}
+		waitFor(t, "20 messages", func() bool { return in.count() == 20 })
+		if onLoop.Load() != 20 || off.Load() != 0 {
+			t.Fatalf("%d messages delivered on the loop, %d off it; want all 20 on it", onLoop.Load(), off.Load())
+		}
+	})
+	for _, c := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"deliver in all directions", TestPeersDeliverBetweenThreeNodesInAllDirections},
+		{"late start and restart", TestPeersLateStartAndRestartAreReconnected},
+		{"refuse bad handshakes", TestPeersRefuseBadHandshakes},
+		{"oversized messages", TestPeersOversizedMessages},
+		{"corrupt frames", TestPeersCorruptFramesCloseTheConnection},
+		{"idle connection closed", TestPeersIdleConnectionIsClosed},
+		{"close interrupts handshake", TestPeersCloseInterruptsDialsAndHandshakes},
+	} {
+		t.Run(c.name, c.test)
 	}
 }
 

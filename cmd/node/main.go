@@ -338,6 +338,7 @@ func run(args []string, stderr io.Writer) int {
 	if peers != nil {
 		// Messages that arrive before the node has recovered wait in the
 		// host's queue. Peers is closed once Run has returned.
+		peers.ReadOn(host)
 		if err := peers.Start(host.Deliver); err != nil {
 			peers.Close()
 			fail("start_failed", err)

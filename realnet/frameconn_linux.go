@@ -1,0 +1,197 @@
+package realnet
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// frameConn is a peer's accepted connection whose frames an event loop
+// reads (Host.adoptFrames), so that a message from a peer wakes no
+// goroutine: the loop's own epoll_wait returns for it, and the message
+// runs in the loop's next turn with the client requests that came with
+// it. The goroutine that accepted the connection waits in Wait for it to
+// end, and Close ends it from any goroutine.
+type frameConn struct {
+	lp      *eloop
+	fd      int
+	fr      *frameReader
+	deliver func(msg []byte)
+	idle    time.Duration // the longest a peer may send nothing (not even a keepalive)
+	// done is closed once the loop is done with the connection, err
+	// saying why.
+	done chan struct{}
+	err  error
+
+	closeAsked bool // under lp.mu: Close was called
+
+	// The loop goroutine's own.
+	lastRead time.Time
+	closed   bool
+}
+
+// adoptFrames hands nc, whose hello has been accepted, to the loop that
+// runs the node, which reads its frames and delivers each; it returns nil
+// (and leaves nc as it is) where there is no such loop (the loops do not
+// wait, or there are none, or the host stopped before it started them).
+// It waits for the loops to start, as messages wait for the node's
+// recovery anyway, and returns nil if stop is closed first. From here on
+// the loop owns the connection: nc is closed, its descriptor duplicated.
+func (h *Host) adoptFrames(nc net.Conn, frameMax int, idle time.Duration, deliver func(msg []byte), stop <-chan struct{}) (frameStream, error) {
+	select {
+	case <-h.ready:
+	case <-h.loopDone:
+		return nil, nil
+	case <-stop:
+		return nil, nil
+	}
+	lp := h.postLoop.Load()
+	if lp == nil {
+		return nil, nil
+	}
+	fd, err := dupNonblock(nc)
+	if err != nil || fd < 0 {
+		return nil, err
+	}
+	nc.Close()
+	fc := &frameConn{
+		lp:      lp,
+		fd:      fd,
+		fr:      newFrameReader(peerReadBufBytes, frameMax),
+		deliver: deliver,
+		idle:    idle,
+		done:    make(chan struct{}),
+	}
+	lp.mu.Lock()
+	if lp.exited {
+		lp.mu.Unlock()
+		unix.Close(fd)
+		fc.err = net.ErrClosed
+		close(fc.done)
+		return fc, nil
+	}
+	lp.adoptFrames = append(lp.adoptFrames, fc)
+	lp.mu.Unlock()
+	lp.notify()
+	return fc, nil
+}
+
+// Close asks the loop to close the connection; Wait then returns
+// net.ErrClosed, unless the connection had already ended otherwise.
+func (fc *frameConn) Close() error {
+	lp := fc.lp
+	lp.mu.Lock()
+	if lp.exited || fc.closeAsked {
+		lp.mu.Unlock()
+		return nil
+	}
+	fc.closeAsked = true
+	lp.closeFrames = append(lp.closeFrames, fc)
+	lp.mu.Unlock()
+	lp.notify()
+	return nil
+}
+
+// Wait waits for the connection to end and says why.
+func (fc *frameConn) Wait() error {
+	<-fc.done
+	return fc.err
+}
+
+// registerFrames starts reading fc.
+func (lp *eloop) registerFrames(fc *frameConn) {
+	if old, dup := lp.frames[fc.fd]; dup || lp.conns[fc.fd] != nil {
+		panic(fmt.Sprintf("realnet: descriptor %d registered twice (frames: %v)", fc.fd, old != nil))
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fc.fd)}
+	if err := unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, fc.fd, &ev); err != nil {
+		unix.Close(fc.fd)
+		fc.closed = true
+		fc.err = os.NewSyscallError("epoll_ctl", err)
+		close(fc.done)
+		return
+	}
+	lp.frames[fc.fd] = fc
+	fc.lastRead = time.Now()
+	lp.deadline(fc.lastRead.Add(fc.idle))
+}
+
+// readFrames reads what fc's socket has, once (the socket is
+// level-triggered: more is reported again), and delivers the frames it
+// completes.
+func (lp *eloop) readFrames(fc *frameConn) {
+	var n int
+	var err error
+	for {
+		n, err = readNonblock(fc.fd, fc.fr.space())
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == unix.EAGAIN:
+	case err != nil:
+		lp.endFrames(fc, os.NewSyscallError("read", err))
+	case n == 0 && fc.fr.midFrame():
+		lp.endFrames(fc, io.ErrUnexpectedEOF) // a frame cut short
+	case n == 0:
+		lp.endFrames(fc, io.EOF)
+	default:
+		fc.lastRead = time.Now()
+		if err := fc.fr.wrote(n, fc.deliver); err != nil {
+			lp.endFrames(fc, err)
+			return
+		}
+		lp.deadline(fc.lastRead.Add(fc.idle))
+	}
+}
+
+// endFrames closes fc's socket, and Wait returns err.
+func (lp *eloop) endFrames(fc *frameConn, err error) {
+	if fc.closed {
+		return
+	}
+	fc.closed = true
+	delete(lp.frames, fc.fd)
+	unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, fc.fd, nil)
+	unix.Close(fc.fd)
+	fc.fd = -1
+	fc.err = err
+	close(fc.done)
+}
+
+// sweepFrames ends the connections that have been silent for their idle
+// timeout, and notes the others' deadlines.
+func (lp *eloop) sweepFrames(now time.Time) {
+	for _, fc := range lp.frames {
+		t := fc.lastRead.Add(fc.idle)
+		if !now.Before(t) {
+			lp.endFrames(fc, fmt.Errorf("nothing for %v: %w", fc.idle, os.ErrDeadlineExceeded))
+			continue
+		}
+		lp.deadline(t)
+	}
+}
+
+// dropFrames ends every frame connection as the loop exits, and refuses
+// new ones.
+func (lp *eloop) dropFrames() {
+	lp.mu.Lock()
+	lp.exited = true
+	adopted := lp.adoptFrames
+	lp.adoptFrames, lp.closeFrames = nil, nil
+	lp.mu.Unlock()
+	for _, fc := range adopted {
+		unix.Close(fc.fd)
+		fc.closed = true
+		fc.err = net.ErrClosed
+		close(fc.done)
+	}
+	for _, fc := range lp.frames {
+		lp.endFrames(fc, net.ErrClosed)
+	}
+}
