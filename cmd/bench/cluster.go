@@ -91,6 +91,9 @@ type system struct {
 	// that system and go uncounted in its own. Not for a cluster, whose
 	// nodes would time out each other on waking.
 	pause bool
+	// procs are the processes of pids where the benchmark started them
+	// itself (nil otherwise): a failed signal then says how one ended.
+	procs []*nodeproc.Process
 }
 
 // signal sends sig to the system's processes, if it pauses.
@@ -98,12 +101,25 @@ func (s *system) signal(sig syscall.Signal) error {
 	if !s.pause {
 		return nil
 	}
-	for _, pid := range s.pids {
+	for i, pid := range s.pids {
 		if err := syscall.Kill(pid, sig); err != nil {
-			return fmt.Errorf("%s: signal %v to %d: %w", s.name, sig, pid, err)
+			err = fmt.Errorf("%s: signal %v to %d: %w", s.name, sig, pid, err)
+			if i < len(s.procs) && s.procs[i].Exited() {
+				err = fmt.Errorf("%w; the server exited (%v), its log ends:\n%s", err, s.procs[i].Exit(), logTail(s.procs[i].Stderr(), logTailLines))
+			}
+			return err
 		}
 	}
 	return nil
+}
+
+// logTailLines is how much of a dead server's log an error quotes.
+const logTailLines = 30
+
+// logTail is the last n lines of log.
+func logTail(log string, n int) string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // resumeOnSignal wakes every paused system's processes when a signal

@@ -164,8 +164,8 @@ func indexWriteFigure(cfg indexBenchConfig, pool []string, out io.Writer) error 
 	}
 	defer indexed.Kill()
 	systems := []*system{
-		{name: "without indexes", pids: []int{plain.Pid()}, roles: []string{"plain"}, pause: true},
-		{name: "with indexes", pids: []int{indexed.Pid()}, roles: []string{"indexed"}, pause: true},
+		{name: "without indexes", pids: []int{plain.Pid()}, roles: []string{"plain"}, pause: true, procs: []*nodeproc.Process{plain}},
+		{name: "with indexes", pids: []int{indexed.Pid()}, roles: []string{"indexed"}, pause: true, procs: []*nodeproc.Process{indexed}},
 	}
 	addrs := []string{plain.Addr, indexed.Addr}
 	if cfg.altBin != "" || cfg.altFlags != "" {
@@ -178,7 +178,7 @@ func indexWriteFigure(cfg indexBenchConfig, pool []string, out io.Writer) error 
 			return err
 		}
 		defer alt.Kill()
-		systems = append(systems, &system{name: "with indexes (alt)", pids: []int{alt.Pid()}, roles: []string{"alt"}, pause: true})
+		systems = append(systems, &system{name: "with indexes (alt)", pids: []int{alt.Pid()}, roles: []string{"alt"}, pause: true, procs: []*nodeproc.Process{alt}})
 		addrs = append(addrs, alt.Addr)
 	}
 	sets := make([][]func(ctx context.Context, key, value string) error, len(addrs))
@@ -218,7 +218,7 @@ func indexWriteFigure(cfg indexBenchConfig, pool []string, out io.Writer) error 
 	}
 	full := make([]*system, len(systems))
 	for i, s := range systems {
-		full[i] = &system{name: s.name, pids: s.pids, roles: s.roles, pause: s.pause}
+		full[i] = &system{name: s.name, pids: s.pids, roles: s.roles, pause: s.pause, procs: s.procs}
 	}
 	fmt.Fprintf(out, "into full stores (every key written once before, the indexes settled; writes replace values):\n")
 	if err := indexWriteRun(cfg, wc, full, sets, out); err != nil {
