@@ -599,23 +599,13 @@ func (lp *eloop) read(c *conn) {
 		// nothing would look like an end of stream.
 		panic("realnet: loop read with a full buffer")
 	}
-	var n int
-	var err error
-	for {
-		n, err = readNonblock(c.ls.fd, space)
-		c.reads.Add(1)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	n, again, err := readSocket(c.ls.fd, space)
+	c.reads.Add(1)
 	switch {
-	case err == unix.EAGAIN:
+	case again:
 		return
 	case err != nil:
-		lp.readStop(c, os.NewSyscallError("read", err))
-		return
-	case n == 0:
-		lp.readStop(c, io.EOF)
+		lp.readStop(c, err)
 		return
 	}
 	if !c.consume(n) {
@@ -623,6 +613,26 @@ func (lp *eloop) read(c *conn) {
 		return
 	}
 	lp.afterRead(c)
+}
+
+// readSocket reads a non-blocking socket into b (not empty), again on
+// EINTR. again: nothing to read now; err: io.EOF at the end of the
+// stream, or the read's failure.
+func readSocket(fd int, b []byte) (n int, again bool, err error) {
+	for {
+		n, err = readNonblock(fd, b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return 0, true, nil
+		case err != nil:
+			return 0, false, os.NewSyscallError("read", err)
+		case n == 0:
+			return 0, false, io.EOF
+		}
+		return n, false, nil
+	}
 }
 
 // afterRead sets c's read deadline and interest after framing.

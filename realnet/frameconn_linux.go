@@ -133,25 +133,15 @@ const frameReadsPerPassMax = 16
 // and delivers the frames it completes.
 func (lp *eloop) readFrames(fc *frameConn) {
 	for range frameReadsPerPassMax {
-		var n int
-		var err error
-		for {
-			n, err = readNonblock(fc.fd, fc.fr.space())
-			if err != unix.EINTR {
-				break
-			}
-		}
+		n, again, err := readSocket(fc.fd, fc.fr.space())
 		switch {
-		case err == unix.EAGAIN:
+		case again:
 			return
-		case err != nil:
-			lp.endFrames(fc, os.NewSyscallError("read", err))
-			return
-		case n == 0 && fc.fr.midFrame():
+		case err == io.EOF && fc.fr.midFrame():
 			lp.endFrames(fc, io.ErrUnexpectedEOF) // a frame cut short
 			return
-		case n == 0:
-			lp.endFrames(fc, io.EOF)
+		case err != nil:
+			lp.endFrames(fc, err)
 			return
 		}
 		fc.lastRead = time.Now()
