@@ -381,8 +381,10 @@ func (h *Host) postRequests(ev event, n int) bool { return h.enqueue(ev, max(n, 
 // request a turn (and, with nothing in flight, an fsync) of its own.
 func (h *Host) postDeferred(ev event, n int) bool { return h.enqueue(ev, max(n, 1), false) }
 
-// runQueued runs the node here if anything is queued and nobody runs it.
-// It is called by the event loops only.
+// runQueued runs the node here if anything is queued and nobody runs it:
+// an event loop at the end of its pass, or a poster that found the queue
+// full (enqueue). Where loops wait, it puts the role down after
+// inlineTurnsMax turns for the loop to take up (post wakes it).
 func (h *Host) runQueued() {
 	if !h.takeRunnable() {
 		return

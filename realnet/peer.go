@@ -993,12 +993,16 @@ func (p *Peers) serveInbound(nc net.Conn) {
 		return
 	}
 	defer p.unregister(pr, nc)
-	err = p.readFrames(pr, nc)
-	// net.ErrClosed is this side's own doing: Close, or a newer
-	// connection from the peer that register logged.
+	p.inboundEnded(pr, nc.RemoteAddr(), p.readFrames(pr, nc))
+}
+
+// inboundEnded logs why the connection from pr, at addr, ended. net.
+// ErrClosed is this side's own doing: Close, or a newer connection from the
+// peer that register logged.
+func (p *Peers) inboundEnded(pr *peer, addr net.Addr, err error) {
 	if p.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 		p.log.logf(fmt.Sprintf("inbound %d %s", pr.id, errorKind(err)),
-			"peers: connection from peer %d (%s) closed: %v", pr.id, nc.RemoteAddr(), err)
+			"peers: connection from peer %d (%s) closed: %v", pr.id, addr, err)
 	}
 }
 
@@ -1013,11 +1017,7 @@ func (p *Peers) serveOnLoop(pr *peer, addr net.Addr, fs frameStream) {
 	defer p.unregister(pr, fs)
 	stop := context.AfterFunc(p.ctx, func() { fs.Close() })
 	defer stop()
-	err := fs.Wait()
-	if p.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-		p.log.logf(fmt.Sprintf("inbound %d %s", pr.id, errorKind(err)),
-			"peers: connection from peer %d (%s) closed: %v", pr.id, addr, err)
-	}
+	p.inboundEnded(pr, addr, fs.Wait())
 }
 
 // refusal is why an acceptor refused a hello; its status keys the log line.
