@@ -171,13 +171,23 @@ func (lp *eloop) endFrames(fc *frameConn, err error) {
 }
 
 // sweepFrames ends the connections that have been silent for their idle
-// timeout, and notes the others' deadlines.
+// timeout, and notes the others' deadlines. A connection past its deadline
+// is read first: the loop may have been busy (a turn's fsync on a stalled
+// disk) while the peer's keepalives waited in the socket, and a reader
+// goroutine, whose deadline is set after each frame is delivered, would
+// not have held that against the peer.
 func (lp *eloop) sweepFrames(now time.Time) {
 	for _, fc := range lp.frames {
 		t := fc.lastRead.Add(fc.idle)
 		if !now.Before(t) {
-			lp.endFrames(fc, fmt.Errorf("nothing for %v: %w", fc.idle, os.ErrDeadlineExceeded))
-			continue
+			lp.readFrames(fc)
+			if fc.closed {
+				continue
+			}
+			if t = fc.lastRead.Add(fc.idle); !now.Before(t) {
+				lp.endFrames(fc, fmt.Errorf("nothing for %v: %w", fc.idle, os.ErrDeadlineExceeded))
+				continue
+			}
 		}
 		lp.deadline(t)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestPeersOnAnEventLoop runs the tests of the receiving side again with
@@ -36,6 +37,39 @@ func TestPeersOnAnEventLoop(t *testing.T) {
 		waitFor(t, "20 messages", func() bool { return in.count() == 20 })
 		if onLoop.Load() != 20 || off.Load() != 0 {
 			t.Fatalf("%d messages delivered on the loop, %d off it; want all 20 on it", onLoop.Load(), off.Load())
+		}
+	})
+	t.Run("a busy loop is not a silent peer", func(t *testing.T) {
+		// The loop runs a turn that takes 2.5 idle timeouts (an fsync on
+		// a stalled disk, say) while the peer's keepalives wait in the
+		// socket: the connection is read before it is judged idle, and
+		// kept. (The keepalives come 30 times per idle timeout, so that a
+		// loaded machine's own stalls do not time the connection out.)
+		noPeerGoroutinesAtEnd(t)
+		const idle = time.Second
+		tps := startCluster(t, 2, func(c *PeerConfig) {
+			c.KeepaliveInterval = idle / 30
+			c.IdleTimeout = idle
+		})
+		a, b := tps[0], tps[1]
+		waitFor(t, "A to connect to B", func() bool { return a.stats(1).Connected && b.stats(0).Inbound })
+		ran := make(chan struct{})
+		if !b.loop.post(func() {
+			time.Sleep(5 * idle / 2)
+			close(ran)
+		}) {
+			t.Fatal("post refused")
+		}
+		<-ran
+		a.Send(1, []byte("after the stall"))
+		waitFor(t, "the message sent after the stall, or the connection's end", func() bool {
+			return b.in.has("after the stall") || b.log.has("i/o timeout")
+		})
+		if b.log.has("i/o timeout") {
+			t.Fatalf("B closed A's connection as idle while its own loop was busy:\n%s", b.log)
+		}
+		if s := a.stats(1); s.Reconnects != 0 {
+			t.Errorf("A reconnected to B %d times", s.Reconnects)
 		}
 	})
 	for _, c := range []struct {

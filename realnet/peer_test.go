@@ -166,9 +166,10 @@ func (b *inbox) count() int {
 // testPeer is one node's transport with its log and inbox.
 type testPeer struct {
 	*Peers
-	cfg PeerConfig
-	log *testLog
-	in  *inbox
+	cfg  PeerConfig
+	log  *testLog
+	in   *inbox
+	loop *Host // the host whose loop reads the accepted connections (peersOnLoop), or nil
 }
 
 const testClusterID = 7
@@ -240,7 +241,7 @@ func newTestPeer(t *testing.T, cfg PeerConfig, l *testLog) *testPeer {
 		p.ReadOn(loop)
 	}
 	t.Cleanup(func() { p.Close() })
-	return &testPeer{Peers: p, cfg: cfg, log: l, in: &inbox{}}
+	return &testPeer{Peers: p, cfg: cfg, log: l, in: &inbox{}, loop: loop}
 }
 
 func (tp *testPeer) startOn(t *testing.T, ln net.Listener) {
