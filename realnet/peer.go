@@ -82,12 +82,7 @@ type Peers struct {
 	wg         sync.WaitGroup            // every goroutine Peers starts
 	// loop, if set (ReadOn), reads the accepted connections' frames on
 	// its event loop where it can (Host.adoptFrames).
-	loop frameLoop
-}
-
-// frameLoop reads accepted connections' frames on an event loop: Host.
-type frameLoop interface {
-	adoptFrames(nc net.Conn, frameMax int, idle time.Duration, deliver func(msg []byte), stop <-chan struct{}) (frameStream, error)
+	loop *Host
 }
 
 // frameStream is a connection whose frames a loop reads: Wait waits for
