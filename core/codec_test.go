@@ -476,3 +476,16 @@ func BenchmarkAppendString(b *testing.B) {
 		})
 	}
 }
+
+// NotFoundResponse says what ErrorResponse with %q said, for any key, valid
+// UTF-8 or not: clients that show or match the message see no change.
+func TestNotFoundResponseMessage(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		key := rapid.OneOf(rapid.String(), rapid.Map(rapid.SliceOf(rapid.Byte()), func(b []byte) string { return string(b) })).Draw(t, "key")
+		got := NotFoundResponse(key)
+		want := ErrorResponse(CodeNotFound, "key %q not found", key)
+		if got.OK || got.Error == nil || *got.Error != *want.Error {
+			t.Fatalf("NotFoundResponse(%q) = %+v, want error %+v", key, got, *want.Error)
+		}
+	})
+}

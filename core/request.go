@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -261,6 +262,13 @@ func OKResponse() Response { return Response{OK: true} }
 // ErrorResponse is a failure with a stable code and a human message.
 func ErrorResponse(code, format string, args ...any) Response {
 	return Response{Error: &Error{Code: code, Message: fmt.Sprintf(format, args...)}}
+}
+
+// NotFoundResponse is a read's failure for a key that is not there. A miss
+// is as common as a hit, so its message is built without fmt (whose
+// Sprintf was 0.5% of a server's samples at GETs of half-missing keys).
+func NotFoundResponse(key string) Response {
+	return Response{Error: &Error{Code: CodeNotFound, Message: "key " + strconv.Quote(key) + " not found"}}
 }
 
 // Validate checks a request against the limits and the op's required fields.

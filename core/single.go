@@ -143,7 +143,7 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 	case OpGet:
 		value, ok := n.store.Get(req.Key)
 		if !ok {
-			n.queue(reply, ErrorResponse(CodeNotFound, "key %q not found", req.Key), false)
+			n.queue(reply, NotFoundResponse(req.Key), false)
 			return
 		}
 		if n.cfg.Mutation == MutReadBeforeDurable {

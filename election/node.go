@@ -909,7 +909,7 @@ func (n *Node) releaseReads() {
 		}
 		value, ok := n.store.Get(rd.key)
 		if !ok {
-			rd.reply(core.ErrorResponse(core.CodeNotFound, "key %q not found", rd.key))
+			rd.reply(core.NotFoundResponse(rd.key))
 			continue
 		}
 		rd.reply(core.Response{OK: true, Value: &value})

@@ -347,7 +347,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	case core.OpGet:
 		it, ok := n.rep.get(req.Key)
 		if !ok || it.Tomb {
-			n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotFound, "key %q not found", req.Key)})
+			n.queue(pending{reply: reply, resp: core.NotFoundResponse(req.Key)})
 			return
 		}
 		value := it.Value

@@ -204,7 +204,7 @@ func (s *Server) apply(req *core.Request) core.Response {
 	case core.OpGet:
 		v, ok := s.data[req.Key]
 		if !ok {
-			return core.ErrorResponse(core.CodeNotFound, "key %q not found", req.Key)
+			return core.NotFoundResponse(req.Key)
 		}
 		return core.Response{OK: true, Value: &v}
 	case core.OpDelete:
