@@ -173,6 +173,9 @@ type conn struct {
 	stop     chan struct{} // the loop has exited: send what is ready and close
 	stopOnce sync.Once
 	dead     chan struct{} // the writer is exiting: nobody takes slots any more
+	// ending is set before stop or dead is closed: commit posts nothing
+	// after either. A select on the two was 0.6% of the samples at GET c50.
+	ending atomic.Bool
 	// readerDone is set by the writer when it finds the reader gone with
 	// nothing owed: nothing else reads the socket, so it may linger on it.
 	readerDone bool
@@ -386,6 +389,7 @@ func (c *conn) readerStopped() {
 // so a stuck client cannot hold up the server's exit.
 func (c *conn) shutdown() {
 	c.stopOnce.Do(func() {
+		c.ending.Store(true)
 		close(c.stop)
 		if c.lp != nil {
 			c.lp.kick(c)
@@ -515,12 +519,8 @@ func (c *conn) commit() bool {
 	if len(rd.slots) == 0 {
 		return true
 	}
-	select {
-	case <-c.stop:
+	if c.ending.Load() {
 		return false
-	case <-c.dead:
-		return false
-	default:
 	}
 	c.mu.Lock()
 	wasEmpty := len(c.queue) == 0
@@ -603,7 +603,7 @@ func (c *conn) read() {
 			if err != nil {
 				break
 			}
-			if !c.consume(n) {
+			if !c.consume(n, time.Now()) {
 				if err = rd.err; err == nil {
 					err = errGoingAway
 				}
@@ -667,7 +667,7 @@ func (c *conn) onReadable(fd uintptr) bool {
 		}
 		drained := n < len(space)
 		writes, readAt := c.writes.Load(), monoNow()
-		if !c.consume(n) {
+		if !c.consume(n, time.Now()) {
 			if rd.err == nil {
 				rd.err = errGoingAway
 			}
@@ -686,10 +686,12 @@ func (c *conn) onReadable(fd uintptr) bool {
 }
 
 // consume frames the n bytes just read into the buffer, commits what it
-// framed and makes room in the buffer for the next read. It reports false
+// framed and makes room in the buffer for the next read. now is the time
+// of the read, or a little earlier (an event loop's pass: a clock read
+// per connection's read was 0.5% of the samples at GET c50). It reports false
 // when reading ends: the connection is going away, or (rd.err) closes once
 // its replies are out.
-func (c *conn) consume(n int) bool {
+func (c *conn) consume(n int, now time.Time) bool {
 	rd := &c.rd
 	rd.end += n
 	if c.proto == protoUnknown {
@@ -711,9 +713,9 @@ func (c *conn) consume(n int) bool {
 		// deadline runs (see setReadDeadline).
 		rd.waitingSince = time.Time{}
 	} else if !c.partial() {
-		rd.idleSince = time.Now()
+		rd.idleSince = now
 	} else if rd.waitingSince.IsZero() {
-		rd.waitingSince = time.Now()
+		rd.waitingSince = now
 	}
 	return c.commit()
 }
@@ -1021,6 +1023,7 @@ func (c *conn) write() {
 	defer func() {
 		// dead first: a reader waiting for room must stop waiting
 		// before the close, which waits for the reader's raw read.
+		c.ending.Store(true)
 		close(c.dead)
 		if c.readerDone {
 			lingerClose(c.nc)
@@ -1108,8 +1111,7 @@ func (c *conn) takeReady(batch []*slot) (_ []*slot, gone bool) {
 		n++
 	}
 	batch = append(batch, c.queue[:n]...)
-	clear(c.queue[:n])
-	c.queue = c.queue[n:]
+	c.queue = dropFront(c.queue, n)
 	if c.roomWait && n > 0 {
 		c.roomWait = false
 		if c.lp != nil {

@@ -71,10 +71,16 @@ type eloop struct {
 	yields atomic.Int64
 
 	// The loop goroutine's own.
-	conns        map[int]*conn // by fd
+	// conns holds the connections by descriptor, nil where there is
+	// none (descriptors are small: the kernel hands out the lowest free
+	// one); a map's lookup was 0.6% of the samples at GET c50. live
+	// counts them.
+	conns        []*conn
+	live         int
 	frames       map[int]*frameConn
 	events       []unix.EpollEvent
 	nextDeadline time.Time // no connection's deadline is earlier; zero: none
+	now          time.Time // read once a pass (pollWait), after its wait
 	work         []*conn
 	wbuf         []byte
 	wslots       []*slot
@@ -100,7 +106,6 @@ func newEloop(h *Host) (*eloop, error) {
 		h:      h,
 		epfd:   epfd,
 		evfd:   evfd,
-		conns:  make(map[int]*conn),
 		frames: make(map[int]*frameConn),
 		events: make([]unix.EpollEvent, loopEventsMax),
 	}, nil
@@ -337,7 +342,7 @@ func (lp *eloop) runWaiting() {
 			if busy++; busy < loopBusyPassesMax {
 				break
 			}
-			if now := time.Now(); now.Sub(yielded) >= loopYieldGap {
+			if now := lp.now; now.Sub(yielded) >= loopYieldGap {
 				busy = 0
 				yielded = now
 				lp.yields.Add(1)
@@ -406,7 +411,7 @@ var testHookEvfdDrained func(*eloop)
 func (lp *eloop) exiting() bool {
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
-	return lp.stop && len(lp.kicks) == 0 && len(lp.adopt) == 0 && len(lp.conns) == 0
+	return lp.stop && len(lp.kicks) == 0 && len(lp.adopt) == 0 && lp.live == 0
 }
 
 // kicksPending reports whether the loop has kicks or new connections to
@@ -437,6 +442,7 @@ func (lp *eloop) poll() (idle bool) { return lp.pollWait(0) }
 func (lp *eloop) pollWait(timeoutMs int) (idle bool) {
 	n, err := epollWait(lp.epfd, lp.events, timeoutMs)
 	lp.sleeping.Store(false)
+	lp.now = time.Now()
 	if err != nil && err != unix.EINTR {
 		// Only a bug makes epoll_wait fail (EBADF, EFAULT, EINVAL).
 		panic(fmt.Sprintf("realnet: epoll_wait: %v", err))
@@ -462,7 +468,7 @@ func (lp *eloop) pollWait(timeoutMs int) (idle bool) {
 			lp.notified.Store(false)
 			continue
 		}
-		if c := lp.conns[fd]; c != nil {
+		if c := lp.connAt(fd); c != nil {
 			idle = false
 			lp.ready(c, ev.Events)
 		} else if fc := lp.frames[fd]; fc != nil {
@@ -475,10 +481,20 @@ func (lp *eloop) pollWait(timeoutMs int) (idle bool) {
 	}
 	// The requests of every connection that was ready, in one turn.
 	lp.h.runQueued()
-	if !lp.nextDeadline.IsZero() && !time.Now().Before(lp.nextDeadline) {
+	// The pass's clock: a deadline that passed during the pass is seen
+	// by the next one, which waits for at most a millisecond (waitMs).
+	if !lp.nextDeadline.IsZero() && !lp.now.Before(lp.nextDeadline) {
 		lp.sweep()
 	}
 	return idle
+}
+
+// connAt is the connection of descriptor fd, nil if none.
+func (lp *eloop) connAt(fd int) *conn {
+	if uint(fd) < uint(len(lp.conns)) {
+		return lp.conns[fd]
+	}
+	return nil
 }
 
 // ready handles one readiness event of c's socket.
@@ -537,11 +553,15 @@ func (lp *eloop) runKicks() bool {
 // register starts serving c.
 func (lp *eloop) register(c *conn) {
 	fd := c.ls.fd
-	if old, dup := lp.conns[fd]; dup {
+	if old := lp.connAt(fd); old != nil {
 		// The number was closed and reused; the old entry must be gone.
 		panic(fmt.Sprintf("realnet: descriptor %d registered twice (closed: %v)", fd, old.ls.closed))
 	}
+	if fd >= len(lp.conns) {
+		lp.conns = append(lp.conns, make([]*conn, fd+1-len(lp.conns))...)
+	}
 	lp.conns[fd] = c
+	lp.live++
 	c.rd.buf = make([]byte, readBufBytes)
 	c.rd.idleSince = time.Now()
 	c.ls.reading = true
@@ -580,7 +600,7 @@ func (lp *eloop) kicked(c *conn) {
 	}
 	// Room may have been made: frame what waits in the buffer.
 	c.ls.paused = false
-	if !c.consume(0) {
+	if !c.consume(0, time.Now()) {
 		lp.readStop(c, c.rd.err)
 		return
 	}
@@ -608,7 +628,7 @@ func (lp *eloop) read(c *conn) {
 		lp.readStop(c, err)
 		return
 	}
-	if !c.consume(n) {
+	if !c.consume(n, lp.now) {
 		lp.readStop(c, rd.err)
 		return
 	}
@@ -854,8 +874,9 @@ func (lp *eloop) close(c *conn) {
 	}
 	c.ls.closed = true
 	fd := c.ls.fd
-	if lp.conns[fd] == c {
-		delete(lp.conns, fd)
+	if lp.connAt(fd) == c {
+		lp.conns[fd] = nil
+		lp.live--
 		unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	}
 	// Under wmu: a reply being sent now finishes first, and a later one
@@ -869,6 +890,7 @@ func (lp *eloop) close(c *conn) {
 	c.mu.Lock()
 	c.readerGone = true
 	c.mu.Unlock()
+	c.ending.Store(true)
 	close(c.dead)
 	c.rd.buf = nil
 	c.ls.reading = false
@@ -880,6 +902,9 @@ func (lp *eloop) sweep() {
 	now := time.Now()
 	lp.nextDeadline = time.Time{}
 	for _, c := range lp.conns {
+		if c == nil {
+			continue
+		}
 		ls := &c.ls
 		switch {
 		case !ls.lingerDeadline.IsZero() && !now.Before(ls.lingerDeadline):

@@ -104,7 +104,7 @@ func (fc *frameConn) Wait() error {
 
 // registerFrames starts reading fc.
 func (lp *eloop) registerFrames(fc *frameConn) {
-	if old, dup := lp.frames[fc.fd]; dup || lp.conns[fc.fd] != nil {
+	if old, dup := lp.frames[fc.fd]; dup || lp.connAt(fc.fd) != nil {
 		panic(fmt.Sprintf("realnet: descriptor %d registered twice (frames: %v)", fc.fd, old != nil))
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fc.fd)}

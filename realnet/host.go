@@ -51,9 +51,6 @@ type Host struct {
 	metrics Metrics
 	samples []RequestSample
 
-	// room holds a token per queued event, so that at most EventQueueMax
-	// are queued; posters wait for room, which pushes back on readers.
-	room chan struct{}
 	// wake has room for one token: "the loop goroutine should look at the
 	// queue": the role was handed over, or Run is stopping.
 	wake     chan struct{}
@@ -65,12 +62,17 @@ type Host struct {
 	loopDone  chan struct{} // closed when the loop has exited; posts fail from then on
 	addr      net.Addr
 
-	qmu    sync.Mutex
-	queue  []queued
-	taken  bool  // a goroutine holds the role of running the node
-	handed bool  // the role was handed to the loop goroutine
-	closed bool  // no more events are taken: the loop has exited
-	failed error // a Flush failed: the node has stopped for good
+	qmu   sync.Mutex
+	queue []queued // at most EventQueueMax: posters wait for room (enqueue)
+	// roomMade, made by a poster that found the queue full, is closed by
+	// the turn that takes events from it. Under qmu, like the queue's
+	// length, which is the count: a channel of tokens cost two channel
+	// operations per event, 1.2% of the samples at GET c50.
+	roomMade chan struct{}
+	taken    bool  // a goroutine holds the role of running the node
+	handed   bool  // the role was handed to the loop goroutine
+	closed   bool  // no more events are taken: the loop has exited
+	failed   error // a Flush failed: the node has stopped for good
 
 	syncsInFlight    atomic.Int64
 	backgroundSyncs  atomic.Int64 // fsyncs started on a goroutine of their own, ever (for the tests)
@@ -122,7 +124,6 @@ func NewHost(node core.Node, disk core.Disk, cfg HostConfig) (*Host, error) {
 		disk:     disk,
 		cfg:      cfg,
 		logf:     logf,
-		room:     make(chan struct{}, cfg.EventQueueMax),
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		ready:    make(chan struct{}),
@@ -396,25 +397,31 @@ func (h *Host) runQueued() {
 // client's), and with run runs the node if nobody does. Without run, the
 // caller must call runQueued later.
 func (h *Host) enqueue(ev event, requests int, run bool) bool {
-	select {
-	case h.room <- struct{}{}:
-	default:
+	h.qmu.Lock()
+	for {
+		if h.closed || (requests > 0 && h.stopAsked.Load()) {
+			h.qmu.Unlock()
+			return false
+		}
+		if len(h.queue) < h.cfg.EventQueueMax {
+			break
+		}
+		if h.roomMade == nil {
+			h.roomMade = make(chan struct{})
+		}
+		made := h.roomMade
+		h.qmu.Unlock()
 		if !run {
 			// The queue is full, maybe of this caller's own deferred
 			// events that nobody runs yet: run them before waiting.
 			h.runQueued()
 		}
 		select {
-		case h.room <- struct{}{}:
+		case <-made:
 		case <-h.loopDone:
 			return false
 		}
-	}
-	h.qmu.Lock()
-	if h.closed || (requests > 0 && h.stopAsked.Load()) {
-		h.qmu.Unlock()
-		<-h.room
-		return false
+		h.qmu.Lock()
 	}
 	h.queue = append(h.queue, queued{ev: ev, requests: max(requests, 1)})
 	if h.taken || !run {
@@ -508,11 +515,13 @@ func (h *Host) turn() error {
 			break
 		}
 		evs := append(h.turnEvents[:0], h.queue[:k]...)
-		clear(h.queue[:k])
-		h.queue = h.queue[k:]
+		h.queue = dropFront(h.queue, k)
+		if h.roomMade != nil {
+			close(h.roomMade)
+			h.roomMade = nil
+		}
 		h.qmu.Unlock()
 		for _, q := range evs {
-			<-h.room
 			q.ev()
 		}
 		clear(evs)
@@ -527,6 +536,25 @@ func (h *Host) turn() error {
 	}
 	return err
 }
+
+// dropFront removes the first k elements of the queue s. A short rest moves
+// to the front, so that a queue that keeps draining reuses its array:
+// sliced off, the front stays behind and append allocates again once the
+// array's end is reached (0.7% of the samples at GET c50, this queue and
+// conn.queue). A long rest is sliced off, since moving it costs more.
+func dropFront[T any](s []T, k int) []T {
+	rest := len(s) - k
+	if rest > dropFrontMoveMax {
+		clear(s[:k])
+		return s[k:]
+	}
+	copy(s, s[k:])
+	clear(s[rest:])
+	return s[:rest]
+}
+
+// dropFrontMoveMax is the longest rest dropFront moves.
+const dropFrontMoveMax = 64
 
 // flushReplies sends the replies of the turn, one write per connection
 // (where the socket takes it; the connection's writer sends the rest).

@@ -643,6 +643,43 @@ func TestTurnTakesABatchPastTheLimitWhole(t *testing.T) {
 	}
 }
 
+// A full queue holds its posters until a turn takes events from it, and
+// then they all get through: four connections' batches behind a held node,
+// with room for two.
+func TestFullQueueHoldsPostersUntilATurnMakesRoom(t *testing.T) {
+	node := newTestNode(t)
+	cfg := holdConfig()
+	cfg.EventQueueMax = 2
+	r := startHost(t, node, cfg)
+	holder := dial(t, r.addr)
+	holder.send(`{"op":"block"}` + "\n")
+	<-node.blocked
+	var cs []*client
+	for range 4 {
+		c := r.dialOffLoopOf(t, holder)
+		c.send(`{"op":"ping"}` + "\n")
+		cs = append(cs, c)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.host.queuedEvents() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d events queued", r.host.queuedEvents())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for range 50 { // the posters of the other two wait meanwhile
+		if n := r.host.queuedEvents(); n > 2 {
+			t.Fatalf("%d events queued, past EventQueueMax 2", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(node.release)
+	holder.recvCode("")
+	for _, c := range cs {
+		c.recvCode("")
+	}
+}
+
 // queued counts the requests waiting in the host's queue.
 func (h *Host) queued() int {
 	h.qmu.Lock()
