@@ -169,8 +169,36 @@ func (d *respDecoder) reset() {
 }
 
 // parseRESPInt parses a count as Redis does (string2ll): an optional minus
-// and decimal digits, no sign or space or leading zero games.
+// and decimal digits, no sign or space or leading zero games. Every command
+// has two or three counts, so the usual ones are parsed here by hand (as
+// strconv.ParseInt, they were 0.8% of the samples at GET c50).
 func parseRESPInt(b []byte) (int64, bool) {
+	d := b
+	if len(d) > 0 && d[0] == '-' {
+		d = d[1:]
+	}
+	if len(d) == 0 || len(d) > 18 { // 18 digits cannot overflow
+		return parseRESPIntLong(b)
+	}
+	if d[0] == '0' && len(b) > 1 { // "01", "-0"
+		return 0, false
+	}
+	var n int64
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if len(d) < len(b) {
+		n = -n
+	}
+	return n, true
+}
+
+// parseRESPIntLong is parseRESPInt for what the fast path leaves: no
+// digits, or more than 18.
+func parseRESPIntLong(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 20 {
 		return 0, false
 	}

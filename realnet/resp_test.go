@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // decodeAll runs a decoder over stream as the reader does: the buffer holds
@@ -279,4 +281,26 @@ func TestRESPProtocolErrorText(t *testing.T) {
 	if !bytes.Equal(b, []byte("-ERR Protocol error: invalid bulk length\r\n")) {
 		t.Errorf("got %q", b)
 	}
+}
+
+// parseRESPInt's fast path answers as the general one (strconv.ParseInt
+// with Redis's rules: no sign but a minus, no leading zero, no "-0") for
+// any short string of digits, signs and other bytes, and at the bounds.
+func TestParseRESPIntMatchesParseInt(t *testing.T) {
+	check := func(t interface{ Fatalf(string, ...any) }, b []byte) {
+		n, ok := parseRESPInt(b)
+		wn, wok := parseRESPIntLong(b)
+		if n != wn || ok != wok {
+			t.Fatalf("parseRESPInt(%q) = %d, %v; want %d, %v", b, n, ok, wn, wok)
+		}
+	}
+	for _, s := range []string{"", "-", "0", "-0", "00", "01", "-01", "1", "-1", "+1", " 1", "1 ",
+		"999999999999999999", "-999999999999999999", "1000000000000000000",
+		"9223372036854775807", "-9223372036854775808", "9223372036854775808", "-9223372036854775809"} {
+		check(t, []byte(s))
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		b := rapid.SliceOfN(rapid.SampledFrom([]byte("-+0123456789 x")), 0, 22).Draw(t, "b")
+		check(t, b)
+	})
 }
