@@ -564,13 +564,22 @@ func (r *running) dialOffLoopOf(t *testing.T, holder *client) *client {
 // holdAndPipeline blocks the node from one connection (whose reader then
 // runs it, blocked) and sends n pipelined pings on a second.
 func holdAndPipeline(t *testing.T, r *running, node *testNode, n int) (holder, c *client) {
-	addr := r.addr
-	holder = dial(t, addr)
+	holder, cs := holdAndSend(t, r, node, 1, strings.Repeat(`{"op":"ping"}`+"\n", n))
+	return holder, cs[0]
+}
+
+// holdAndSend blocks the node from one connection and has conns more
+// connections, off the holder's loop, each send lines in one write.
+func holdAndSend(t *testing.T, r *running, node *testNode, conns int, lines string) (holder *client, cs []*client) {
+	holder = dial(t, r.addr)
 	holder.send(`{"op":"block"}` + "\n")
 	<-node.blocked
-	c = r.dialOffLoopOf(t, holder)
-	c.send(strings.Repeat(`{"op":"ping"}`+"\n", n))
-	return holder, c
+	for range conns {
+		c := r.dialOffLoopOf(t, holder)
+		c.send(lines)
+		cs = append(cs, c)
+	}
+	return holder, cs
 }
 
 func TestTurnTakesQueuedEventsUpToTheLimit(t *testing.T) {
@@ -580,22 +589,8 @@ func TestTurnTakesQueuedEventsUpToTheLimit(t *testing.T) {
 	r := startHost(t, node, cfg)
 	// While the node is held, three connections queue three requests each
 	// behind it, each connection's three in one write and so one batch.
-	holder := dial(t, r.addr)
-	holder.send(`{"op":"block"}` + "\n")
-	<-node.blocked
-	var cs []*client
-	for range 3 {
-		c := r.dialOffLoopOf(t, holder)
-		c.send(strings.Repeat(`{"op":"ping"}`+"\n", 3))
-		cs = append(cs, c)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for r.host.queued() < 9 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d requests queued", r.host.queued())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	holder, cs := holdAndSend(t, r, node, 3, strings.Repeat(`{"op":"ping"}`+"\n", 3))
+	waitFor(t, "9 requests queued", func() bool { return r.host.queued() >= 9 })
 	if n := r.host.queuedEvents(); n != 3 {
 		t.Errorf("%d events queued for three connections' batches, want 3", n)
 	}
@@ -623,13 +618,7 @@ func TestTurnTakesABatchPastTheLimitWhole(t *testing.T) {
 	cfg.EventsPerTurnMax = 4
 	r := startHost(t, node, cfg)
 	holder, c := holdAndPipeline(t, r, node, 10)
-	deadline := time.Now().Add(5 * time.Second)
-	for r.host.queued() < 10 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d requests queued", r.host.queued())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "10 requests queued", func() bool { return r.host.queued() >= 10 })
 	close(node.release)
 	holder.recvCode("")
 	for range 10 {
@@ -651,22 +640,8 @@ func TestFullQueueHoldsPostersUntilATurnMakesRoom(t *testing.T) {
 	cfg := holdConfig()
 	cfg.EventQueueMax = 2
 	r := startHost(t, node, cfg)
-	holder := dial(t, r.addr)
-	holder.send(`{"op":"block"}` + "\n")
-	<-node.blocked
-	var cs []*client
-	for range 4 {
-		c := r.dialOffLoopOf(t, holder)
-		c.send(`{"op":"ping"}` + "\n")
-		cs = append(cs, c)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for r.host.queuedEvents() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d events queued", r.host.queuedEvents())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	holder, cs := holdAndSend(t, r, node, 4, `{"op":"ping"}`+"\n")
+	waitFor(t, "2 events queued", func() bool { return r.host.queuedEvents() >= 2 })
 	for range 50 { // the posters of the other two wait meanwhile
 		if n := r.host.queuedEvents(); n > 2 {
 			t.Fatalf("%d events queued, past EventQueueMax 2", n)
