@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,14 +15,30 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// A loop that keeps finding work yields its processor every
-// loopBusyPassesMax passes: under a steady pipelined load it does so
-// again and again, rather than holding the processor until the runtime
-// preempts it.
+// A loop that keeps finding work yields its processor to goroutines that
+// wait for one: under a steady pipelined load, beside goroutines that keep
+// one of them runnable (one more than the processors), it does so again and
+// again, rather than holding the processor until the runtime preempts it.
 func TestBusyLoopYields(t *testing.T) {
 	cfg := testConfig()
 	cfg.EventLoops = 1
 	r := startHost(t, newTestNode(t), cfg)
+	stop := make(chan struct{})
+	var spinners sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) + 1 {
+		spinners.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					runtime.Gosched()
+				}
+			}
+		})
+	}
+	defer spinners.Wait()
+	defer close(stop)
 	const clients, pings = 8, 64 * 64
 	done := make(chan error, clients)
 	for range clients {
