@@ -12,10 +12,11 @@ import (
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"dkv/internal/sockfd"
 )
 
 // EventLoopsSupported says whether HostConfig.EventLoops may be above 0
@@ -151,7 +152,7 @@ func (h *Host) loopConn(nc net.Conn) (*conn, error) {
 	if len(h.loops) == 0 {
 		return nil, nil
 	}
-	fd, err := dupNonblock(nc)
+	fd, err := sockfd.DupNonblock(nc)
 	if err != nil || fd < 0 {
 		return nil, err
 	}
@@ -161,35 +162,6 @@ func (h *Host) loopConn(nc net.Conn) (*conn, error) {
 	c.lp = h.loops[h.nextLoop%uint64(len(h.loops))]
 	h.nextLoop++
 	return c, nil
-}
-
-// dupNonblock duplicates nc's socket, non-blocking, for a loop to own:
-// once the caller closes nc, the runtime's poller no longer watches it. It
-// returns -1 where nc has no descriptor.
-func dupNonblock(nc net.Conn) (int, error) {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return -1, nil
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return -1, nil
-	}
-	fd := -1
-	var dupErr error
-	if err := raw.Control(func(s uintptr) {
-		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return -1, err
-	}
-	if dupErr != nil {
-		return -1, os.NewSyscallError("fcntl", dupErr)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return -1, os.NewSyscallError("fcntl", err)
-	}
-	return fd, nil
 }
 
 // adoptConn hands c to its loop, which registers it.

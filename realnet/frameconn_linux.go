@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"dkv/internal/sockfd"
 )
 
 // frameConn is a peer's accepted connection whose frames an event loop
@@ -53,7 +55,7 @@ func (h *Host) adoptFrames(nc net.Conn, frameMax int, idle time.Duration, delive
 	if lp == nil {
 		return nil, nil
 	}
-	fd, err := dupNonblock(nc)
+	fd, err := sockfd.DupNonblock(nc)
 	if err != nil || fd < 0 {
 		return nil, err
 	}
