@@ -21,7 +21,7 @@ func TestCompareReportsEveryFigure(t *testing.T) {
 	res, err := compare(compareConfig{
 		loads: compareLoads, rss: true, rounds: 1, duration: 100 * time.Millisecond, warmup: 30 * time.Millisecond,
 		dir: t.TempDir(), nodeBin: bin, redisBin: redisBin, redisMiss: redisMiss,
-		keys: 3000, space: 500, valueBytes: 100,
+		keys: 3000, space: 500, valueBytes: 100, driver: defaultDriver(),
 	}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -140,7 +140,7 @@ func TestCompareMeasuresAnAltServer(t *testing.T) {
 	res, err := compare(compareConfig{
 		loads: []compareLoad{load}, rounds: 1, duration: 100 * time.Millisecond, warmup: 30 * time.Millisecond,
 		dir: t.TempDir(), nodeBin: bin, redisMiss: "left out", altFlags: "--event-loops 0",
-		keys: 1000, space: 500, valueBytes: 100,
+		keys: 1000, space: 500, valueBytes: 100, driver: driverGoroutines, // the other driver
 	}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())

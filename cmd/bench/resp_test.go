@@ -176,6 +176,16 @@ func TestWireProtoReplies(t *testing.T) {
 		{jsonProto{}, opGet, `{"ok":false,"error":{"code":"not_found","message":"key \"k\" not found"}}` + "\n", replyMiss, "missing key"},
 		{jsonProto{}, opMSet, `{"ok":true}` + "\n", replyOK, ""},
 	} {
+		// The epoll driver finds where each reply ends before it reads
+		// it, and waits at every shorter prefix.
+		if n, err := replySize([]byte(tc.in+"+OK\r\n"), tc.proto); n != len(tc.in) || err != nil {
+			t.Errorf("%T: replySize(%q + more) = %d, %v; want %d", tc.proto, tc.in, n, err, len(tc.in))
+		}
+		for k := range len(tc.in) {
+			if n, err := replySize([]byte(tc.in[:k]), tc.proto); n != 0 || err != nil {
+				t.Errorf("%T: replySize(%q) = %d, %v; want 0 (incomplete)", tc.proto, tc.in[:k], n, err)
+			}
+		}
 		out, msg, err := tc.proto.readReply(bufio.NewReader(strings.NewReader(tc.in)), tc.op)
 		if err != nil || out != tc.want || !strings.Contains(msg, tc.wantMsg) {
 			t.Errorf("%T op %d reading %q: %v, %q, %v; want %v with %q", tc.proto, tc.op, tc.in, out, msg, err, tc.want, tc.wantMsg)

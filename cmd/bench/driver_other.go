@@ -1,0 +1,18 @@
+//go:build !linux
+
+package main
+
+import (
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// epollDriverSupported: there is no epoll here; --driver goroutines.
+const epollDriverSupported = false
+
+func driveEpoll(conns []net.Conn, proto wireProto, load compareLoad, space int, value []byte, seed uint64,
+	measuring, stop *atomic.Bool, results []clientResult, deadline time.Time) error {
+	return errors.New("the epoll driver runs on Linux only")
+}
