@@ -686,22 +686,7 @@ func driveConn(c net.Conn, proto wireProto, load compareLoad, space int, value [
 	}
 	buf := make([]byte, 0, 4096)
 	for !stop.Load() {
-		buf = buf[:0]
-		for range load.depth {
-			switch load.op {
-			case opSet:
-				keys[0] = appendKey(keys[0][:0], rng.IntN(space))
-				buf = proto.appendSet(buf, keys[0], value)
-			case opGet:
-				keys[0] = appendKey(keys[0][:0], rng.IntN(space))
-				buf = proto.appendGet(buf, keys[0])
-			case opMSet:
-				for i := range keys {
-					keys[i] = appendKey(keys[i][:0], rng.IntN(space))
-				}
-				buf = proto.appendMSet(buf, keys, value)
-			}
-		}
+		buf = appendBatch(buf[:0], proto, load, space, value, rng, keys)
 		t0 := time.Now()
 		if _, err := c.Write(buf); err != nil {
 			return err
@@ -717,6 +702,27 @@ func driveConn(c net.Conn, proto wireProto, load compareLoad, space int, value [
 		}
 	}
 	return nil
+}
+
+// appendBatch appends one batch of load.depth requests to b, their keys
+// drawn from rng into keys (one per pair of the load).
+func appendBatch(b []byte, proto wireProto, load compareLoad, space int, value []byte, rng *rand.Rand, keys [][]byte) []byte {
+	for range load.depth {
+		switch load.op {
+		case opSet:
+			keys[0] = appendKey(keys[0][:0], rng.IntN(space))
+			b = proto.appendSet(b, keys[0], value)
+		case opGet:
+			keys[0] = appendKey(keys[0][:0], rng.IntN(space))
+			b = proto.appendGet(b, keys[0])
+		case opMSet:
+			for i := range keys {
+				keys[i] = appendKey(keys[i][:0], rng.IntN(space))
+			}
+			b = proto.appendMSet(b, keys, value)
+		}
+	}
+	return b
 }
 
 // appendKey appends key i as keyName spells it (key%08d), without
@@ -855,18 +861,21 @@ func (jsonProto) readReply(r *bufio.Reader, op compareOp) (replyOutcome, string,
 // incomplete. JSON replies are lines; a RESP reply to the loads is a simple
 // string, an error, an integer or a bulk string.
 func replySize(b []byte, proto wireProto) (int, error) {
-	if _, isJSON := proto.(jsonProto); isJSON {
-		return bytes.IndexByte(b, '\n') + 1, nil
+	_, isJSON := proto.(jsonProto)
+	var line int
+	if isJSON {
+		line = bytes.IndexByte(b, '\n')
+	} else {
+		line = bytes.Index(b, []byte("\r\n"))
 	}
-	if len(b) == 0 {
-		return 0, nil
-	}
-	line := bytes.Index(b, []byte("\r\n"))
 	if line < 0 {
-		if len(b) > respLineBytesMax {
-			return 0, fmt.Errorf("a RESP line longer than %d bytes", respLineBytesMax)
+		if len(b) > respLineBytesMax { // as driveConn's bufio.Reader
+			return 0, fmt.Errorf("a reply line longer than %d bytes", respLineBytesMax)
 		}
 		return 0, nil
+	}
+	if isJSON {
+		return line + 1, nil
 	}
 	switch b[0] {
 	case '+', '-', ':':

@@ -146,22 +146,7 @@ type epollClient struct {
 
 // send writes c's next batch of load.depth requests.
 func (d *epollDriver) send(c *epollClient) error {
-	b := c.outBuf[:0]
-	for range d.load.depth {
-		switch d.load.op {
-		case opSet:
-			c.keys[0] = appendKey(c.keys[0][:0], c.rng.IntN(d.space))
-			b = d.proto.appendSet(b, c.keys[0], d.value)
-		case opGet:
-			c.keys[0] = appendKey(c.keys[0][:0], c.rng.IntN(d.space))
-			b = d.proto.appendGet(b, c.keys[0])
-		case opMSet:
-			for i := range c.keys {
-				c.keys[i] = appendKey(c.keys[i][:0], c.rng.IntN(d.space))
-			}
-			b = d.proto.appendMSet(b, c.keys, d.value)
-		}
-	}
+	b := appendBatch(c.outBuf[:0], d.proto, d.load, d.space, d.value, c.rng, c.keys)
 	c.outBuf, c.out, c.owed = b, b, d.load.depth
 	c.t0 = time.Now()
 	return d.flush(c)
