@@ -162,7 +162,9 @@ func metricsBench(cfg metricsBenchConfig, out io.Writer) (*metricsBenchResult, e
 	}
 	// Its turns and log fsyncs summed, over the time it was under load
 	// (its warmup and its slices; between them no client writes to it):
-	// the share of that time the node was busy, and the disk.
+	// the share of that time the node was busy, and the disk. The turns
+	// under way as a slice ends, and the first at start, count too: a
+	// node busy throughout may show a little over 100%.
 	if v := sampleValues(last, "dkv_turn_duration_seconds_sum", "dkv_turn_events_sum", "dkv_turn_events_count",
 		`dkv_fsync_duration_seconds_sum{file="wal"}`); v != nil {
 		load := (cfg.duration + cfg.warmup).Seconds()
