@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -105,12 +107,32 @@ func (s *system) signal(sig syscall.Signal) error {
 		if err := syscall.Kill(pid, sig); err != nil {
 			err = fmt.Errorf("%s: signal %v to %d: %w", s.name, sig, pid, err)
 			if i < len(s.procs) && s.procs[i].Exited() {
-				err = fmt.Errorf("%w; the server exited (%v), its log ends:\n%s", err, s.procs[i].Exit(), logTail(s.procs[i].Stderr(), logTailLines))
+				exit := s.procs[i].Exit()
+				err = fmt.Errorf("%w; the server exited (%v)%s, its log ends:\n%s", err, exit, hangupHint(exit), logTail(s.procs[i].Stderr(), logTailLines))
 			}
 			return err
 		}
 	}
 	return nil
+}
+
+// hangupHint explains a server's death by SIGHUP. The kernel sends SIGHUP
+// (then SIGCONT) to every process of a process group that becomes orphaned
+// while one of them is stopped: the servers share the bench's group (so
+// that a Ctrl-C reaches them), and a paused one is stopped, so the exit of
+// the shell that started the bench in the background killed it. (This
+// ended two runs of bench index in the thirteenth session, then
+// unexplained.)
+func hangupHint(exit error) string {
+	var ee *exec.ExitError
+	if !errors.As(exit, &ee) {
+		return ""
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGHUP {
+		return ""
+	}
+	return " (a hangup: the shell that started the bench exited while this paused server was stopped," +
+		" which orphaned their process group; run the bench in the foreground, or under setsid or nohup)"
 }
 
 // logTailLines is how much of a dead server's log an error quotes.

@@ -52,6 +52,28 @@ func TestResumeOnSignalWakesPausedServers(t *testing.T) {
 	waitState(t, cmd.Process.Pid, 'S')
 }
 
+// A server killed by a hangup gets the explanation; one killed otherwise,
+// or still running, does not.
+func TestHangupHint(t *testing.T) {
+	exitBy := func(sig syscall.Signal) error {
+		cmd := exec.Command("sleep", "30")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Process.Signal(sig)
+		return cmd.Wait()
+	}
+	if got := hangupHint(exitBy(syscall.SIGHUP)); !strings.Contains(got, "orphaned their process group") {
+		t.Errorf("SIGHUP: hint %q", got)
+	}
+	if got := hangupHint(exitBy(syscall.SIGKILL)); got != "" {
+		t.Errorf("SIGKILL: hint %q, want none", got)
+	}
+	if got := hangupHint(nil); got != "" {
+		t.Errorf("no exit error: hint %q, want none", got)
+	}
+}
+
 // waitState waits up to 5 s for process pid's state (/proc/pid/stat) to
 // be want: 'T' stopped, 'S' sleeping.
 func waitState(t *testing.T, pid int, want byte) {
