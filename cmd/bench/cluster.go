@@ -80,6 +80,10 @@ type system struct {
 	pids  []int    // the server processes, whose CPU time the slices count
 	roles []string // what each of pids is, for the per-process figures
 	res   runResult
+	// loaded is the time its clients were writing: the warmup, and each
+	// slice with its lead-in and the wait for the calls in flight at its
+	// end (more than the measured time, whose rates leave those out).
+	loaded time.Duration
 	// sliceRates: the system's successful Sets a second in each of its
 	// slices, in order, for the spread that the totals hide.
 	sliceRates []float64
@@ -416,9 +420,11 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 		syscall.Kill(os.Getpid(), sig.(syscall.Signal))
 	})
 	for si, s := range systems {
+		from := time.Now()
 		setActive(int64(si + 1))
 		time.Sleep(cfg.warmup)
 		quiesce()
+		s.loaded += time.Since(from)
 		if err := s.signal(syscall.SIGSTOP); err != nil {
 			setStop()
 			return err
@@ -440,6 +446,7 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 			}
 			// A short unmeasured lead-in, so that the slice starts with
 			// the system's pipeline full rather than empty.
+			from := time.Now()
 			setActive(int64(si + 1))
 			time.Sleep(min(slice/10, 50*time.Millisecond))
 			start, before, ops := time.Now(), processStats(sys.pids), measured[si].Load()
@@ -454,6 +461,7 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 				sys.faults += st.faults - before[i].faults
 			}
 			quiesce() // a call counted in the slice may end here
+			sys.loaded += time.Since(from)
 			sys.sliceRates = append(sys.sliceRates, float64(measured[si].Load()-ops)/took.Seconds())
 			if err := sys.signal(syscall.SIGSTOP); err != nil {
 				setStop()

@@ -161,13 +161,13 @@ func metricsBench(cfg metricsBenchConfig, out io.Writer) (*metricsBenchResult, e
 			v[2], v[0]/max(v[1], 1))
 	}
 	// Its turns and log fsyncs summed, over the time it was under load
-	// (its warmup and its slices; between them no client writes to it):
-	// the share of that time the node was busy, and the disk. The turns
-	// under way as a slice ends, and the first at start, count too: a
-	// node busy throughout may show a little over 100%.
+	// (its warmup and its slices with their lead-ins and ends; between
+	// them no client writes to it): the share of that time the node was
+	// busy, and the disk. (Counting only the measured time, which leaves
+	// out the lead-ins, a node busy throughout showed 101%.)
 	if v := sampleValues(last, "dkv_turn_duration_seconds_sum", "dkv_turn_events_sum", "dkv_turn_events_count",
 		`dkv_fsync_duration_seconds_sum{file="wal"}`); v != nil {
-		load := (cfg.duration + cfg.warmup).Seconds()
+		load := n.loaded.Seconds()
 		fmt.Fprintf(out, "  under load (%.0fs): its turns took %.0f%% of the time (%.1f events a turn), its log fsyncs %.0f%%\n",
 			load, 100*v[0]/load, v[1]/max(v[2], 1), 100*v[3]/load)
 	}
