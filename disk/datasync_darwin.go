@@ -19,3 +19,6 @@ func Datasync(fd int) error {
 		}
 	}
 }
+
+// datasyncHeld is Datasync: only Linux has File.SyncHeld's raw call.
+func datasyncHeld(fd int) error { return Datasync(fd) }

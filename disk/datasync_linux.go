@@ -15,3 +15,17 @@ func Datasync(fd int) error {
 		}
 	}
 }
+
+// datasyncHeld is Datasync made as a raw system call (File.SyncHeld).
+func datasyncHeld(fd int) error {
+	for {
+		_, _, e := syscall.RawSyscall(syscall.SYS_FDATASYNC, uintptr(fd), 0, 0)
+		switch e {
+		case 0:
+			return nil
+		case syscall.EINTR:
+		default:
+			return e
+		}
+	}
+}

@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"dkv/core"
@@ -326,12 +328,41 @@ func TestUnsafeNoFsyncSkipsSync(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.Close()
-		err = f.Sync()
-		if unsafe && err != nil {
-			t.Errorf("UnsafeNoFsync: Sync = %v, want a no-op", err)
+		for _, sync := range []struct {
+			name string
+			call func() error
+		}{{"Sync", f.Sync}, {"SyncHeld", f.(*File).SyncHeld}} {
+			err = sync.call()
+			if unsafe && err != nil {
+				t.Errorf("UnsafeNoFsync: %s = %v, want a no-op", sync.name, err)
+			}
+			if !unsafe && (err == nil || !strings.Contains(err.Error(), "fdatasync x")) {
+				t.Errorf("%s of a closed file = %v, want an error naming fdatasync and x", sync.name, err)
+			}
 		}
-		if !unsafe && (err == nil || !strings.Contains(err.Error(), "fdatasync x")) {
-			t.Errorf("Sync of a closed file = %v, want an error naming fdatasync and x", err)
+	}
+}
+
+// Both syncs pass on what the kernel answers: fdatasync of a pipe is
+// EINVAL, reported with the file's name.
+func TestSyncReportsTheKernelsError(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("fdatasync of a pipe is EINVAL on Linux; other systems answer otherwise")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	f := &File{f: w, name: "pipe"}
+	for _, sync := range []struct {
+		name string
+		call func() error
+	}{{"Sync", f.Sync}, {"SyncHeld", f.SyncHeld}} {
+		err := sync.call()
+		if !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "fdatasync pipe") {
+			t.Errorf("%s of a pipe = %v, want EINVAL naming fdatasync and pipe", sync.name, err)
 		}
 	}
 }

@@ -123,9 +123,10 @@ func TestNotifyWhileTheLoopDrainsItsEventfd(t *testing.T) {
 }
 
 // With fewer loops than processors the loops wait holding theirs and every
-// fsync runs inline, however many writes are in flight; with a loop per
-// processor they park, and under the same load fsyncs go to goroutines of
-// their own (pipelined group commit).
+// fsync runs inline and raw (disk.File.SyncHeld), however many writes are
+// in flight; with a loop per processor they park, and under the same load
+// fsyncs go to goroutines of their own (pipelined group commit), through
+// the runtime's wrapper.
 func TestWaitingLoopsSyncInline(t *testing.T) {
 	procs := waitingProcs(t)
 	for _, c := range []struct {
@@ -158,6 +159,13 @@ func TestWaitingLoopsSyncInline(t *testing.T) {
 			}
 			if !c.background && got != 0 {
 				t.Errorf("%d waiting loop(s): %d fsyncs went to the background", c.loops, got)
+			}
+			held := r.host.heldSyncs.Load()
+			if c.wait && held == 0 {
+				t.Errorf("%d waiting loop(s): no fsync was made raw", c.loops)
+			}
+			if !c.wait && held != 0 {
+				t.Errorf("%d parked loops: %d fsyncs were made raw, holding a processor the runtime could have used", c.loops, held)
 			}
 		})
 	}

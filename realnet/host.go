@@ -76,6 +76,7 @@ type Host struct {
 
 	syncsInFlight    atomic.Int64
 	backgroundSyncs  atomic.Int64 // fsyncs started on a goroutine of their own, ever (for the tests)
+	heldSyncs        atomic.Int64 // fsyncs made raw on a waiting loop (syncFile.syncHeld), ever (for the tests)
 	requestsInFlight atomic.Int64 // posted to the node and not yet answered
 	// local holds events the node's runner queued for itself (an fsync done
 	// inline reports in a later turn, as the contract asks). Only the

@@ -45,14 +45,34 @@ type syncFile struct {
 	name string // for the fsync metrics
 }
 
+// heldSyncer is a file that can fsync without the runtime's system-call
+// wrapper, for a goroutine that holds its processor anyway (disk.File.
+// SyncHeld).
+type heldSyncer interface {
+	SyncHeld() error
+}
+
 // Sync implements core.File, timing the fsync for the host's metrics.
-func (f *syncFile) Sync() error {
+func (f *syncFile) Sync() error { return f.timed(f.File.Sync) }
+
+// syncHeld is Sync on a waiting loop (Host.loopsWait), which holds its
+// processor while it blocks: there the fsync skips the runtime's wrapper
+// too, where the file can (heldSyncer).
+func (f *syncFile) syncHeld() error {
+	if hs, ok := f.File.(heldSyncer); ok {
+		f.h.heldSyncs.Add(1)
+		return f.timed(hs.SyncHeld)
+	}
+	return f.Sync()
+}
+
+func (f *syncFile) timed(sync func() error) error {
 	m := f.h.metrics
 	if m == nil {
-		return f.File.Sync()
+		return sync()
 	}
 	start := monoNow()
-	err := f.File.Sync()
+	err := sync()
 	m.Fsync(f.name, monoNow()-start, err)
 	return err
 }
@@ -63,12 +83,17 @@ var _ core.AsyncFile = (*syncFile)(nil)
 // The node keeps at most one in flight per file and appends meanwhile; an
 // fdatasync that starts late covers those appends too, which is harmless.
 // Where the event loops wait holding their processors (Host.loopsWait) it
-// always syncs inline, as Redis does: the requests that arrive meanwhile
+// always syncs inline, and raw (syncHeld), as Redis does: the requests that arrive meanwhile
 // wait in their sockets and the next turn takes them together, where a
 // background fsync would have the loop wake for each as it comes.
 func (f *syncFile) SyncAsync(done func(error)) {
 	h := f.h
-	if h.loopsWait || h.requestsInFlight.Load() <= inlineSyncRequestsMax {
+	if h.loopsWait {
+		err := f.syncHeld()
+		h.local = append(h.local, func() { done(err) })
+		return
+	}
+	if h.requestsInFlight.Load() <= inlineSyncRequestsMax {
 		err := f.Sync()
 		h.local = append(h.local, func() { done(err) })
 		return
