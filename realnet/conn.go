@@ -364,7 +364,7 @@ func (c *conn) sendNow() bool {
 func (c *conn) rawWrite(fd uintptr) bool {
 	for c.sent < len(c.loopBuf) {
 		c.writes.Add(1)
-		m, err := writeNonblock(int(fd), c.loopBuf[c.sent:])
+		m, err := sendNonblock(int(fd), c.loopBuf[c.sent:])
 		if err == syscall.EINTR {
 			continue
 		}

@@ -631,7 +631,7 @@ func (lp *eloop) read(c *conn) {
 // stream, or the read's failure.
 func readSocket(fd int, b []byte) (n int, again bool, err error) {
 	for {
-		n, err = readNonblock(fd, b)
+		n, err = recvNonblock(fd, b)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -801,7 +801,7 @@ func (lp *eloop) flush(c *conn) {
 // (ok) or the write fails (!ok). It is called with wmu held.
 func (lp *eloop) write(c *conn, b []byte) (n int, ok bool) {
 	for n < len(b) {
-		m, err := writeNonblock(c.ls.fd, b[n:])
+		m, err := sendNonblock(c.ls.fd, b[n:])
 		c.writes.Add(1)
 		switch {
 		case err == unix.EINTR:
@@ -841,7 +841,7 @@ func (lp *eloop) drain(c *conn) {
 		c.rd.buf = buf
 	}
 	for {
-		n, err := readNonblock(c.ls.fd, buf[:min(len(buf), c.ls.lingerLeftBytes)])
+		n, err := recvNonblock(c.ls.fd, buf[:min(len(buf), c.ls.lingerLeftBytes)])
 		switch {
 		case err == unix.EINTR:
 			continue

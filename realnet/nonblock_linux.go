@@ -7,7 +7,7 @@ import (
 )
 
 // The system calls on non-blocking descriptors that every request makes
-// (a socket's read and write, the epoll_wait that returns at once, the
+// (a socket's recv and send, the epoll_wait that returns at once, the
 // eventfd's kick) are made raw: without the runtime's entersyscall and
 // exitsyscall, which exist for a call that may block and so may need its
 // processor handed to another thread. These cannot block. Skipping the
@@ -35,6 +35,42 @@ func readNonblock(fd int, b []byte) (int, error) {
 func writeNonblock(fd int, b []byte) (int, error) {
 	raceReading(b)
 	return rawRW(unix.SYS_WRITE, fd, b)
+}
+
+// recvNonblock is recv(2) on a non-blocking socket: read(2) without the
+// file layer that read goes through first (the descriptor's position
+// lock, the checks for files). sendNonblock is send(2), with
+// MSG_NOSIGNAL: a write to a peer that has gone answers EPIPE without
+// raising SIGPIPE, which write(2) raises and the runtime then ignores. On
+// a loopback TCP pair a send and a recv of 108 bytes cost 0.01–0.44 µs
+// less than a write and a read (six runs of each, alternating in one
+// process; BenchmarkSocketCalls measures it), some 2% of a GET's server
+// CPU.
+func recvNonblock(fd int, b []byte) (int, error) {
+	n, err := rawSocketCall(unix.SYS_RECVFROM, fd, b, 0)
+	if n > 0 {
+		raceWrote(b[:n])
+	}
+	return n, err
+}
+
+// sendNonblock: see recvNonblock.
+func sendNonblock(fd int, b []byte) (int, error) {
+	raceReading(b)
+	return rawSocketCall(unix.SYS_SENDTO, fd, b, unix.MSG_NOSIGNAL)
+}
+
+// rawSocketCall is recvfrom(2) or sendto(2) without an address.
+func rawSocketCall(trap uintptr, fd int, b []byte, flags int) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	n, _, e := unix.RawSyscall6(trap, uintptr(fd), uintptr(p), uintptr(len(b)), uintptr(flags), 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
 }
 
 func rawRW(trap uintptr, fd int, b []byte) (int, error) {

@@ -1,15 +1,31 @@
 package realnet
 
 import (
+	"net"
 	"testing"
+
+	"dkv/internal/sockfd"
 
 	"golang.org/x/sys/unix"
 )
 
 // The raw calls behave as read(2), write(2) and epoll_wait(2) do: data
 // through, EAGAIN when there is none, 0 at the end of the stream, errors
-// as errno values that compare equal to unix's.
+// as errno values that compare equal to unix's. The sockets' recv and send
+// behave as read and write do.
 func TestNonblockCalls(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		read, write func(int, []byte) (int, error)
+	}{
+		{"read-write", readNonblock, writeNonblock},
+		{"recv-send", recvNonblock, sendNonblock},
+	} {
+		t.Run(c.name, func(t *testing.T) { testNonblockCalls(t, c.read, c.write) })
+	}
+}
+
+func testNonblockCalls(t *testing.T, readNonblock, writeNonblock func(int, []byte) (int, error)) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -76,5 +92,54 @@ func TestNonblockCalls(t *testing.T) {
 	}
 	if n, err := epollWait(-1, events, 0); n != -1 || err != unix.EBADF {
 		t.Fatalf("poll of a bad descriptor: %d, %v", n, err)
+	}
+}
+
+// BenchmarkSocketCalls: a write and a read of a 108-byte GET reply over
+// a loopback TCP pair, against a send and a recv (recvNonblock).
+func BenchmarkSocketCalls(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	dialed, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dialed.Close()
+	accepted, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer accepted.Close()
+	from, err := sockfd.DupNonblock(dialed.(*net.TCPConn))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(from)
+	to, err := sockfd.DupNonblock(accepted.(*net.TCPConn))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(to)
+	msg, buf := make([]byte, 108), make([]byte, 4096)
+	for _, c := range []struct {
+		name        string
+		read, write func(int, []byte) (int, error)
+	}{
+		{"read-write", readNonblock, writeNonblock},
+		{"recv-send", recvNonblock, sendNonblock},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if n, err := c.write(from, msg); n != len(msg) || err != nil {
+					b.Fatalf("write: %d, %v", n, err)
+				}
+				if n, err := c.read(to, buf); n != len(msg) || err != nil {
+					b.Fatalf("read: %d, %v", n, err)
+				}
+			}
+		})
 	}
 }

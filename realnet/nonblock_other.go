@@ -4,6 +4,6 @@ package realnet
 
 import "syscall"
 
-// writeNonblock is write(2) on a non-blocking descriptor (raw on Linux;
-// see nonblock_linux.go).
-func writeNonblock(fd int, b []byte) (int, error) { return syscall.Write(fd, b) }
+// sendNonblock is write(2) on a non-blocking socket (on Linux, a raw
+// send(2); see nonblock_linux.go).
+func sendNonblock(fd int, b []byte) (int, error) { return syscall.Write(fd, b) }

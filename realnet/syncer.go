@@ -55,9 +55,11 @@ type heldSyncer interface {
 // Sync implements core.File, timing the fsync for the host's metrics.
 func (f *syncFile) Sync() error { return f.timed(f.File.Sync) }
 
-// syncHeld is Sync on a waiting loop (Host.loopsWait), which holds its
-// processor while it blocks: there the fsync skips the runtime's wrapper
-// too, where the file can (heldSyncer).
+// syncHeld is Sync where the loops wait (Host.loopsWait): the turns run
+// on a loop, which holds its processor while it blocks, so the fsync
+// skips the runtime's wrapper too, where the file can (heldSyncer).
+// Around start and shutdown a turn may run on Run's goroutine instead,
+// which then holds a processor for that fsync: the other one is free.
 func (f *syncFile) syncHeld() error {
 	if hs, ok := f.File.(heldSyncer); ok {
 		f.h.heldSyncs.Add(1)
