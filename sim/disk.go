@@ -103,6 +103,11 @@ type inode struct {
 	// oldDiverged: the sectors of oldSectors kept from diverged.
 	oldDiverged map[int]bool
 	syncedOld   []byte
+	// syncedOldRight: for each sector that syncedOld holds as a
+	// misdirected write left it, what it holds once the write is put right
+	// (settleMisdirects): the node's content of a diverged sector, or nil
+	// for a sector of oldDiverged, whose right content the misdirect keeps.
+	syncedOldRight map[int][]byte
 	// latent is a sector that cannot be read: reads of the file fail
 	// while it is set, and a write over it clears it (the drive remaps
 	// the sector). latentOnce: only the next read fails.
@@ -199,11 +204,33 @@ func (ino *inode) markSynced() {
 	ino.oldSectors = nil
 	ino.oldDiverged = nil
 	ino.syncedOld = nil
+	ino.syncedOldRight = nil
 	for sec := range ino.diverged {
 		if sec*sectorBytes >= ino.syncedLen {
 			delete(ino.diverged, sec)
 		}
 	}
+}
+
+// rightContent is what each sector of the durable content that a
+// misdirected write left wrong holds once it is put right: for a diverged
+// sector, the node's content of it (synced, so durable but for the
+// misdirect); for a sector of oldDiverged, nil: the misdirect's record
+// has it (settleMisdirects).
+func (ino *inode) rightContent() map[int][]byte {
+	if len(ino.diverged) == 0 && len(ino.oldDiverged) == 0 {
+		return nil
+	}
+	right := map[int][]byte{}
+	for sec := range ino.diverged {
+		if lo := sec * sectorBytes; lo < ino.syncedLen {
+			right[sec] = slices.Clone(ino.data[lo:min(lo+sectorBytes, ino.syncedLen)])
+		}
+	}
+	for sec := range ino.oldDiverged {
+		right[sec] = nil
+	}
+	return right
 }
 
 // settleMisdirects is called when what the medium holds comes to light (a
@@ -222,6 +249,17 @@ func (ino *inode) settleMisdirects() {
 			sec  int
 			good []byte
 		}{{m.from, m.fromGood}, {m.to, m.toGood}} {
+			if right, ok := ino.syncedOldRight[fix.sec]; ok {
+				// A truncate kept the durable content whole, as the
+				// misdirect left it.
+				if right == nil {
+					right = fix.good
+				}
+				if lo := fix.sec * sectorBytes; lo < len(ino.syncedOld) {
+					copy(ino.syncedOld[lo:], right)
+				}
+				delete(ino.syncedOldRight, fix.sec)
+			}
 			if _, ok := ino.diverged[fix.sec]; ok {
 				delete(ino.diverged, fix.sec)
 			} else if old, ok := ino.oldSectors[fix.sec]; ok && ino.oldDiverged[fix.sec] {
@@ -630,6 +668,7 @@ func (d *Disk) Truncate(name string, size int) {
 	ino.end = min(ino.end, size)
 	ino.syncedLen = min(ino.syncedLen, size)
 	ino.syncedOld = nil
+	ino.syncedOldRight = nil
 	ino.oldSectors = nil
 	ino.diverged = nil
 }
@@ -860,6 +899,7 @@ func (f *file) Truncate(size int64) error {
 	}
 	if int(size) < f.ino.syncedLen && f.ino.syncedOld == nil {
 		f.ino.syncedOld = slices.Clone(f.ino.synced())
+		f.ino.syncedOldRight = f.ino.rightContent()
 		f.ino.oldSectors = nil
 	}
 	f.ino.data = f.ino.data[:size:size]
