@@ -957,20 +957,7 @@ func TestDirectSendAfterWriterDeadlinePassed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	clientEnd, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer clientEnd.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	clientEnd, server := loopbackPair(t)
 	c := newConn(h, server)
 	h.wg.Add(1)
 	go c.write()
@@ -1191,4 +1178,25 @@ func TestSecondReplyNeverAnswersTheSlotsNextRequest(t *testing.T) {
 			t.Fatalf("request %d after a get, whose reply the node made twice, answered %+v", i, got)
 		}
 	}
+}
+
+// loopbackPair is a TCP connection over loopback: its dialed end and its
+// accepted end, both closed when the test ends.
+func loopbackPair(tb testing.TB) (dialed, accepted net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	dialed, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { dialed.Close() })
+	accepted, err = ln.Accept()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { accepted.Close() })
+	return dialed, accepted
 }

@@ -1,7 +1,6 @@
 package realnet
 
 import (
-	"net"
 	"testing"
 
 	"dkv/internal/sockfd"
@@ -98,27 +97,13 @@ func testNonblockCalls(t *testing.T, readNonblock, writeNonblock func(int, []byt
 // BenchmarkSocketCalls: a write and a read of a 108-byte GET reply over
 // a loopback TCP pair, against a send and a recv (recvNonblock).
 func BenchmarkSocketCalls(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	dialed, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer dialed.Close()
-	accepted, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer accepted.Close()
-	from, err := sockfd.DupNonblock(dialed.(*net.TCPConn))
+	dialed, accepted := loopbackPair(b)
+	from, err := sockfd.DupNonblock(dialed)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer unix.Close(from)
-	to, err := sockfd.DupNonblock(accepted.(*net.TCPConn))
+	to, err := sockfd.DupNonblock(accepted)
 	if err != nil {
 		b.Fatal(err)
 	}
