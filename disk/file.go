@@ -80,11 +80,12 @@ func (f *File) Sync() error { return f.sync(Datasync) }
 // exitsyscall. The wrapped call lets the runtime hand the processor to
 // another thread while the fsync blocks, and so wakes its sysmon thread,
 // which then ticks every 20 µs; at SET with 50 clients the wrapped fsyncs
-// woke sysmon seven times as often, and cost 7% more server CPU per SET (docs/PERFORMANCE.md, fifteenth session). The price:
-// the garbage collector's stop-the-world waits for a raw call to return,
-// so while a stalled disk holds an fsync, a collection that starts then
-// holds every goroutine of the process until the disk answers. The loop
-// that called it waits for that fsync either way.
+// woke sysmon seven times as often, and cost 7% more server CPU per SET
+// (docs/PERFORMANCE.md, fifteenth session). The price: the garbage
+// collector's stop-the-world waits for a raw call to return, so while a
+// stalled disk holds an fsync, a collection that starts then holds every
+// goroutine of the process until the disk answers. The loop that called
+// it waits for that fsync either way.
 func (f *File) SyncHeld() error { return f.sync(datasyncHeld) }
 
 func (f *File) sync(datasync func(fd int) error) error {

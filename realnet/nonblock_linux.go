@@ -15,12 +15,12 @@ import (
 // runtime's sysmon thread from its deep sleep (which it takes whenever
 // every processor is idle, as a server waiting on its clients is many
 // times a millisecond), and a woken sysmon ticks every 20 µs for a
-// millisecond or more. Calls that may block (the log's write, close,
-// accept) keep the wrappers; so does the fsync, except a waiting loop's
-// inline one (syncFile.syncHeld), whose loop holds its processor anyway. Measured at GET with 50 clients,
-// against the wrapped calls in alternating runs: about 8% less server
-// CPU per op and a fifth fewer context switches (docs/PERFORMANCE.md,
-// Against Redis).
+// millisecond or more. Measured at GET with 50 clients, against the
+// wrapped calls in alternating runs: about 8% less server CPU per op and
+// a fifth fewer context switches (docs/PERFORMANCE.md, Against Redis).
+// Calls that may block (the log's write, close, accept) keep the
+// wrappers; so does the fsync, except a waiting loop's inline one
+// (syncFile.syncHeld), whose loop holds its processor anyway.
 
 // readNonblock is read(2) on a non-blocking descriptor.
 func readNonblock(fd int, b []byte) (int, error) {
@@ -38,13 +38,13 @@ func writeNonblock(fd int, b []byte) (int, error) {
 }
 
 // recvNonblock is recv(2) on a non-blocking socket: read(2) without the
-// file layer that read goes through first (the descriptor's position
-// lock, the checks for files). sendNonblock is send(2), with
+// generic file layer that read and write pass through before the
+// socket's own code. sendNonblock is send(2), with
 // MSG_NOSIGNAL: a write to a peer that has gone answers EPIPE without
 // raising SIGPIPE, which write(2) raises and the runtime then ignores. On
 // a loopback TCP pair a send and a recv of 108 bytes cost 0.01–0.44 µs
 // less than a write and a read (six runs of each, alternating in one
-// process; BenchmarkSocketCalls measures it), some 2% of a GET's server
+// process; BenchmarkSocketCalls measures it), 2–3% of a GET's server
 // CPU.
 func recvNonblock(fd int, b []byte) (int, error) {
 	n, err := rawSocketCall(unix.SYS_RECVFROM, fd, b, 0)

@@ -85,9 +85,10 @@ var _ core.AsyncFile = (*syncFile)(nil)
 // The node keeps at most one in flight per file and appends meanwhile; an
 // fdatasync that starts late covers those appends too, which is harmless.
 // Where the event loops wait holding their processors (Host.loopsWait) it
-// always syncs inline, and raw (syncHeld), as Redis does: the requests that arrive meanwhile
-// wait in their sockets and the next turn takes them together, where a
-// background fsync would have the loop wake for each as it comes.
+// always syncs inline, and raw (syncHeld), as Redis does: the requests
+// that arrive meanwhile wait in their sockets and the next turn takes
+// them together, where a background fsync would have the loop wake for
+// each as it comes.
 func (f *syncFile) SyncAsync(done func(error)) {
 	h := f.h
 	if h.loopsWait {
