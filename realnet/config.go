@@ -48,10 +48,12 @@ type HostConfig struct {
 	WriteTimeout time.Duration
 	// Logf writes one operator-facing line; nil means the standard logger.
 	Logf func(format string, args ...any)
-	// Prepare, when set, runs on each decoded request on its connection's
-	// goroutine, before the node sees it: the indexes' work that needs
-	// only the request (core.Indexes.Prepare), done in parallel and off
-	// the node's loop.
+	// Prepare, when set, runs on each decoded request on the goroutine
+	// that read it, before the node sees it: the indexes' work that needs
+	// only the request (core.Indexes.Prepare), done in parallel where the
+	// requests are read in parallel. Where the event loops wait holding
+	// their processors (fewer loops than processors, as by default) it is
+	// not called: see Host.prepare.
 	Prepare func(*core.Request)
 }
 

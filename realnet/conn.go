@@ -966,7 +966,7 @@ func (c *conn) handleLine(line []byte) bool {
 
 // requestSlot makes s, new, the slot of req, decoded, for the node.
 func (c *conn) requestSlot(s *slot, req *core.Request) *slot {
-	if prepare := c.h.cfg.Prepare; prepare != nil {
+	if prepare := c.h.prepare; prepare != nil {
 		prepare(req)
 	}
 	s.c, s.req = c, req

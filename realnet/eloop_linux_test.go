@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"dkv/core"
 )
 
 // A loop that keeps finding work yields its processor to goroutines that
@@ -316,4 +318,39 @@ func waitingProcs(t *testing.T) int {
 		t.Skip("one processor: loops never wait holding it")
 	}
 	return procs
+}
+
+// TestPrepareWhereLoopsPark: HostConfig.Prepare runs on the requests of
+// parked loops and of a goroutine a connection, which read in parallel,
+// and not on those of a waiting loop, whose passes every request waits
+// for (Host.prepare).
+func TestPrepareWhereLoopsPark(t *testing.T) {
+	procs := waitingProcs(t)
+	for _, c := range []struct {
+		loops   int
+		prepare bool
+	}{{1, false}, {procs, true}, {0, true}} {
+		t.Run(fmt.Sprintf("%d loops", c.loops), func(t *testing.T) {
+			var prepared atomic.Int64
+			cfg := respConfig()
+			cfg.EventLoops = c.loops
+			cfg.Prepare = func(req *core.Request) {
+				if req.Op == core.OpSet {
+					prepared.Add(1)
+				}
+			}
+			r := startSingle(t, cfg)
+			const sets = 20
+			if err := setMany(r.addr, "p", sets); err != nil {
+				t.Fatal(err)
+			}
+			got := prepared.Load()
+			if c.prepare && got != sets {
+				t.Errorf("%d loops (parked, or none): Prepare ran on %d of %d sets", c.loops, got, sets)
+			}
+			if !c.prepare && got != 0 {
+				t.Errorf("%d waiting loop(s): Prepare ran on %d sets", c.loops, got)
+			}
+		})
+	}
 }

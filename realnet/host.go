@@ -103,6 +103,14 @@ type Host struct {
 	// that posts wake, once the loops run.
 	loopsWait bool
 	postLoop  atomic.Pointer[eloop]
+	// prepare is HostConfig.Prepare where the connections' requests are
+	// read in parallel (parked loops, or a goroutine a connection), and
+	// nil where one waiting loop reads them all: there, a value's
+	// analysis (~30 µs for 1 KB of text) would lengthen every pass of the
+	// loop that every request waits for, while the indexes' own goroutine
+	// does it as well off the loop (core.Indexes.Put analyses what was not
+	// prepared). Set by NewHost.
+	prepare func(*core.Request)
 
 	mu      sync.Mutex
 	running bool
@@ -120,21 +128,27 @@ func NewHost(node core.Node, disk core.Disk, cfg HostConfig) (*Host, error) {
 	if logf == nil {
 		logf = log.Printf
 	}
+	// Loops may hold their processors while they wait only if one is
+	// left for everything else: the timers, the accept loop, the peers,
+	// the collector.
+	loopsWait := cfg.EventLoops > 0 && cfg.EventLoops < runtime.GOMAXPROCS(0)
+	prepare := cfg.Prepare
+	if loopsWait {
+		prepare = nil
+	}
 	return &Host{
-		node:     node,
-		disk:     disk,
-		cfg:      cfg,
-		logf:     logf,
-		wake:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		ready:    make(chan struct{}),
-		loopDone: make(chan struct{}),
-		conns:    make(map[*conn]struct{}),
-		taken:    true, // by Run, until the node has started
-		// Loops may hold their processors while they wait only if one
-		// is left for everything else: the timers, the accept loop, the
-		// peers, the collector.
-		loopsWait: cfg.EventLoops > 0 && cfg.EventLoops < runtime.GOMAXPROCS(0),
+		node:      node,
+		disk:      disk,
+		cfg:       cfg,
+		logf:      logf,
+		wake:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		ready:     make(chan struct{}),
+		loopDone:  make(chan struct{}),
+		conns:     make(map[*conn]struct{}),
+		taken:     true, // by Run, until the node has started
+		loopsWait: loopsWait,
+		prepare:   prepare,
 	}, nil
 }
 

@@ -7,11 +7,12 @@ import (
 )
 
 // indexWorker runs a node's indexes on a goroutine of their own, so that
-// the indexing of a turn's writes (some 40 µs for a 1 KB value: the
-// full-text postings and the similarity graph's link) overlaps the rest of
-// the node's work (the store, the log, the replies, the next turn) instead
-// of lengthening every turn. On two cores that gave 1.09–1.12 × the
-// indexed writes a second (docs/PERFORMANCE.md, Indexes).
+// the indexing of a turn's writes (some 35 µs for a 1 KB value: the
+// full-text postings and the similarity graph's link; as much again for
+// the analysis, where no event loop prepared the value) overlaps the rest
+// of the node's work (the store, the log, the replies, the next turn)
+// instead of lengthening every turn. On two cores that gave 1.09–1.12 ×
+// the indexed writes a second (docs/PERFORMANCE.md, Indexes).
 //
 // The indexes stay single-threaded and see the node's calls in the node's
 // order: only the worker touches them. The calls that change them (Put,
@@ -46,7 +47,8 @@ type indexWorker struct {
 // indexQueueOpsMax bounds the calls waiting for the worker; past it the
 // node waits for room. A restart's rebuild queues a Put per stored value
 // far faster than they are indexed, and a node under load may outrun the
-// worker for a while: 4,096 writes are some 0.2 s of indexing.
+// worker for a while: 4,096 writes of 1 KB are some 0.15 s of indexing,
+// or 0.3 s where the worker also analyses them (one waiting event loop).
 const indexQueueOpsMax = 4096
 
 type indexOpKind uint8
@@ -192,7 +194,9 @@ func (w *indexWorker) Expect(prepared any)   { w.post(indexOp{kind: opExpect, pr
 func (w *indexWorker) Loaded() { w.wait(w.idx.Loaded) }
 
 // Prepare reads only the request and the indexes' immutable parts, so the
-// event loops call it directly, in parallel.
+// goroutines that read requests call it directly, in parallel, where there
+// are several (realnet's Host.prepare); a Put whose value nobody prepared
+// analyses it here, on the worker.
 func (w *indexWorker) Prepare(req *core.Request) { w.idx.Prepare(req) }
 
 func (w *indexWorker) Search(req *core.Request) (r core.Response) {

@@ -17,7 +17,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -58,23 +57,6 @@ type options struct {
 	mesh          *meshConfig    // mesh mode only
 }
 
-// defaultEventLoops is --event-loops when not given: the host's default
-// (one loop, which waits holding a processor of its own and fsyncs inline;
-// see realnet), or with indexes two loops per core. A loop's pass over its
-// ready sockets analyses every value it read (Indexes.Prepare, ~30 µs for
-// 1 KB of text) before the node takes them, so with indexes the analyses
-// of a pass run in parallel on as many loops as there are cores, twice
-// over: more loops than cores make shorter passes, which the runtime
-// interleaves. Measured with cmd/bench index beside a loop per core (two
-// runs at 10 s a server, two at 30 s): 1.03 times the indexed writes a
-// second into empty stores in all four, at the same CPU a write.
-func defaultEventLoops(hostDefault int, indexes bool) int {
-	if !indexes || hostDefault == 0 {
-		return hostDefault
-	}
-	return min(2*runtime.GOMAXPROCS(0), realnet.EventLoopsMax)
-}
-
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -107,7 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&limits.KeyBytesMax, "max-key-bytes", limits.KeyBytesMax, "bytes in one key")
 	fs.IntVar(&limits.ValueBytesMax, "max-value-bytes", limits.ValueBytesMax, "bytes in one value")
 	fs.IntVar(&limits.BulkEntriesMax, "max-bulk-entries", limits.BulkEntriesMax, "items in one bulk_set")
-	fs.IntVar(&hostCfg.EventLoops, "event-loops", hostCfg.EventLoops, "event loops (epoll, Linux) that serve the client connections, one by default (two per core with\n--enable-indexes); fewer than the cores each wait in epoll_wait on a core of their own and fsync inline,\nas Redis does; 0 gives each connection a reader and a writer goroutine instead (the only choice elsewhere)")
+	fs.IntVar(&hostCfg.EventLoops, "event-loops", hostCfg.EventLoops, "event loops (epoll, Linux) that serve the client connections, one by default; fewer than the cores each\nwait in epoll_wait on a core of their own and fsync inline, as Redis does; more park in Go's poller (with\n--enable-indexes they then analyse values in parallel); 0 gives each connection a reader and a writer\ngoroutine instead (the only choice elsewhere)")
 	fs.DurationVar(&hostCfg.LineTimeout, "line-timeout", hostCfg.LineTimeout, "how long a partial request line may stall")
 	fs.DurationVar(&hostCfg.IdleTimeout, "idle-timeout", hostCfg.IdleTimeout, "how long a silent connection stays open")
 	fs.Int64Var(&single.SegmentBytesMax, "segment-bytes", single.SegmentBytesMax, "log segment size that starts a new segment")
@@ -147,9 +129,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.mode, err = resolveMode(o.mode, set); err != nil {
 		return nil, err
-	}
-	if !set["event-loops"] {
-		hostCfg.EventLoops = defaultEventLoops(hostCfg.EventLoops, o.enableIndexes)
 	}
 	if hostCfg.EventLoops < 0 || hostCfg.EventLoops > realnet.EventLoopsMax {
 		return nil, fmt.Errorf("--event-loops must be in 0..%d, not %d", realnet.EventLoopsMax, hostCfg.EventLoops)
@@ -300,6 +279,13 @@ func run(args []string, stderr io.Writer) int {
 
 	hostCfg := o.hostCfg
 	hostCfg.Logf = logs.printf
+	// With indexes, parked loops (--event-loops at the cores or more) and
+	// per-connection goroutines analyse each value they read, in
+	// parallel; the one waiting loop of the default leaves the analysis
+	// to the indexes' goroutine (realnet's Host.prepare). On two cores
+	// the default gave 1.25-1.39 times the indexed writes a second of two
+	// parked loops a core, the previous default, at 0.78-0.85 times the
+	// CPU a write (docs/PERFORMANCE.md, Indexes, sixteenth session).
 	hostCfg.Prepare = core.PrepareFunc(o.single.Indexes)
 	var node serverNode
 	var peers *realnet.Peers // nil for a single node

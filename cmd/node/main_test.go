@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -456,25 +455,21 @@ func logTime(t *testing.T, s *server, what string) time.Time {
 	return time.Time{}
 }
 
-// TestEventLoopsDefault: the host's one loop by default, two per core with
-// indexes, and what --event-loops says when it is given.
+// TestEventLoopsDefault: the host's one loop by default, with indexes or
+// without, and what --event-loops says when it is given.
 func TestEventLoopsDefault(t *testing.T) {
 	hostDefault := realnet.DefaultHostConfig().EventLoops
-	withIndexes := 2 * runtime.GOMAXPROCS(0)
-	if hostDefault == 0 {
-		withIndexes = 0
-	}
 	for _, c := range []struct {
 		args []string
 		want int
 	}{
 		{nil, hostDefault},
-		{[]string{"--enable-indexes"}, withIndexes},
-		{[]string{"--enable-indexes", "--event-loops", "1"}, 1},
+		{[]string{"--enable-indexes"}, hostDefault},
+		{[]string{"--enable-indexes", "--event-loops", "4"}, 4},
 		{[]string{"--event-loops", "0"}, 0},
 		{[]string{"--enable-indexes", "--event-loops=0"}, 0},
 	} {
-		if hostDefault == 0 && slices.Contains(c.args, "1") {
+		if hostDefault == 0 && slices.Contains(c.args, "4") {
 			continue // no event loops on this system: only 0 is accepted
 		}
 		o, err := parseFlags(c.args, io.Discard)
