@@ -28,9 +28,12 @@ import (
 type indexWorker struct {
 	idx core.Indexes
 
-	mu      sync.Mutex
-	queue   []indexOp     // calls waiting, in the node's order
-	busy    bool          // the worker is running a batch
+	mu sync.Mutex
+	// queue holds the calls waiting, in the node's order: n of them from
+	// head, in a ring of indexQueueOpsMax.
+	queue   []indexOp
+	head, n int
+	busy    bool          // the worker is taking and running batches
 	stopped bool          // close was called
 	waiting int           // callers waiting for room in the full queue
 	wake    chan struct{} // capacity 1: there is a batch to take
@@ -50,6 +53,14 @@ type indexWorker struct {
 // worker for a while: 4,096 writes of 1 KB are some 0.15 s of indexing,
 // or 0.3 s where the worker also analyses them (one waiting event loop).
 const indexQueueOpsMax = 4096
+
+// indexBatchOpsMax bounds the calls the worker takes from the queue at a
+// time (some 2–4 ms of indexing), so that a node waiting for room in a
+// full queue gets it as each batch is taken, not only once the worker has
+// run everything queued: taking the whole queue, a node that outran the
+// worker stalled for most of a queue's indexing at a time (0.1 s and more),
+// and every write that came meanwhile waited as long.
+const indexBatchOpsMax = 64
 
 type indexOpKind uint8
 
@@ -75,7 +86,7 @@ var _ core.Indexes = (*indexWorker)(nil)
 
 // newIndexWorker starts the worker for idx; close stops it.
 func newIndexWorker(idx core.Indexes) *indexWorker {
-	w := &indexWorker{idx: idx, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	w := &indexWorker{idx: idx, queue: make([]indexOp, indexQueueOpsMax), wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	w.room = sync.NewCond(&w.mu)
 	go w.run()
 	return w
@@ -83,28 +94,41 @@ func newIndexWorker(idx core.Indexes) *indexWorker {
 
 func (w *indexWorker) run() {
 	defer close(w.exited)
-	var batch []indexOp
+	batch := make([]indexOp, 0, indexBatchOpsMax)
 	for range w.wake {
-		w.mu.Lock()
-		if w.stopped && len(w.queue) == 0 {
+		for {
+			w.mu.Lock()
+			if w.n == 0 {
+				w.busy = false
+				stopped := w.stopped
+				w.mu.Unlock()
+				if stopped {
+					return
+				}
+				break
+			}
+			batch = w.take(batch[:0])
+			w.busy = true
+			w.room.Broadcast()
 			w.mu.Unlock()
-			return
+			for i := range batch {
+				w.do(&batch[i])
+				batch[i] = indexOp{} // drop the strings and the prepared work
+			}
 		}
-		batch, w.queue = w.queue, batch[:0]
-		w.busy = true
-		w.room.Broadcast()
-		w.mu.Unlock()
-		for i := range batch {
-			w.do(&batch[i])
-			batch[i] = indexOp{} // drop the strings and the prepared work
-		}
-		w.mu.Lock()
-		w.busy = false
-		if len(w.queue) > 0 || w.stopped {
-			w.signal()
-		}
-		w.mu.Unlock()
 	}
+}
+
+// take moves up to indexBatchOpsMax calls from the queue's head to batch.
+// The caller holds mu.
+func (w *indexWorker) take(batch []indexOp) []indexOp {
+	for range min(w.n, indexBatchOpsMax) {
+		batch = append(batch, w.queue[w.head])
+		w.queue[w.head] = indexOp{}
+		w.head = (w.head + 1) % len(w.queue)
+		w.n--
+	}
+	return batch
 }
 
 func (w *indexWorker) do(op *indexOp) {
@@ -146,7 +170,7 @@ func (w *indexWorker) post(op indexOp) {
 	if w.stopped {
 		panic("node: an index call after the index worker stopped")
 	}
-	for len(w.queue) >= indexQueueOpsMax {
+	for w.n == len(w.queue) {
 		w.waiting++
 		w.room.Wait()
 		w.waiting--
@@ -159,7 +183,8 @@ func (w *indexWorker) post(op indexOp) {
 		w.changes++
 		w.more = true
 	}
-	w.queue = append(w.queue, op)
+	w.queue[(w.head+w.n)%len(w.queue)] = op
+	w.n++
 	if !w.busy {
 		w.signal()
 	}
@@ -217,7 +242,7 @@ func (w *indexWorker) Status() (st core.IndexStatus) {
 func (w *indexWorker) queueLen() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.queue)
+	return w.n
 }
 
 // Work queues budget units of work (none for 0) and answers whether any

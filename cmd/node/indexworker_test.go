@@ -203,6 +203,40 @@ func TestIndexWorkerQueueBound(t *testing.T) {
 	}
 }
 
+// The worker takes at most indexBatchOpsMax calls from the queue at a time,
+// so that a node waiting for room in a full queue gets it as each batch is
+// taken, not once the worker has run all that was queued.
+func TestIndexWorkerTakesBoundedBatches(t *testing.T) {
+	l := &callLog{gate: make(chan struct{})}
+	w := newIndexWorker(l)
+	const puts = indexQueueOpsMax + 2*indexBatchOpsMax
+	posted := make(chan struct{})
+	go func() {
+		defer close(posted)
+		for i := range puts {
+			w.Put(fmt.Sprint(i), "v")
+		}
+	}()
+	defer func() {
+		<-posted
+		w.close()
+	}()
+	for w.queueLen() < indexQueueOpsMax {
+		time.Sleep(time.Millisecond)
+	}
+	last := w.queueLen()
+	for i := range puts {
+		l.gate <- struct{}{} // the worker is in a Put: its batch is taken
+		n := w.queueLen()
+		if last-n > indexBatchOpsMax {
+			t.Errorf("before put %d the worker took %d calls from the queue at once, past the bound of %d", i, last-n, indexBatchOpsMax)
+			close(l.gate)
+			return
+		}
+		last = n
+	}
+}
+
 // close runs what is queued, ends the worker's goroutine, and a call after
 // it is a bug that panics with a clear message.
 func TestIndexWorkerClose(t *testing.T) {
