@@ -115,7 +115,7 @@ func tornShape(data []byte, off int, expectIndex uint64) bool {
 	length := int(binary.LittleEndian.Uint32(data[off:]))
 	if typ != 0 && typ <= recordTypeLast && binary.LittleEndian.Uint64(data[off+9:]) == expectIndex &&
 		length >= 9 && length+8 <= recordBytesMax {
-		if lengthDamaged(data[off:], length, expectIndex) {
+		if lengthDamaged(data[off:], length, expectIndex, SectorBytes-off%SectorBytes) {
 			return false
 		}
 		if off+8+length > len(data) {
@@ -173,12 +173,26 @@ func recordHeaderAt(b []byte, index uint64) bool {
 // bit flipped, and those that end the record where a header of record
 // index+1 starts, where the trailing zeros start (or up to zeroTailMin
 // bytes into them: a record may end in zeros), or at the end of the data.
-func lengthDamaged(b []byte, length int, index uint64) bool {
+//
+// head is how many of the record's bytes its first sector holds. When
+// they are fewer than the length field's 4 and read as zeros, a torn
+// write that left that sector unwritten and wrote the next ones leaves
+// exactly the right length with its low head bytes zeroed, and the rest
+// of the record whole: a length that fits by giving those bytes back
+// proves nothing, and is not counted. (The same bytes could be damage at
+// rest that zeroed them in a synced record; no single-copy log can tell
+// the two apart, and a torn write is by far the likelier. A length whose
+// other bytes are zeros too was never credible, and always taken as torn.)
+func lengthDamaged(b []byte, length int, index uint64, head int) bool {
 	want := binary.LittleEndian.Uint32(b[4:8])
+	unwrittenHead := head < 4 && allZero(b[:head])
 	var field [4]byte
 	fits := func(l int) bool {
 		if l < 9 || 8+l > len(b) || 8+l > recordBytesMax {
 			return false
+		}
+		if unwrittenHead && l>>(8*head) == length>>(8*head) {
+			return false // differs from the stored length only in the unwritten bytes
 		}
 		binary.LittleEndian.PutUint32(field[:], uint32(l))
 		c := crc32.Update(0, crcTable, field[:])
