@@ -63,6 +63,12 @@ var regressions = []struct {
 	// Bug I. Trigger: a misdirected write onto raft-state's first sector.
 	{1374, "cluster", nil, "damage", "core: a state file whose magic a misdirected write replaced passed for one of the " +
 		"first format, and its records for a save cut short: the vote was lost"},
+	// Bug J. Trigger: a torn write that left unwritten the sector holding
+	// only a record's first byte (the low byte of its length) and wrote the
+	// sectors after it.
+	{900339, "cluster5", nil, "torn", "core: the record's length read as its right one with the low byte zeroed, and the right " +
+		"length checked out, so recovery took the length for damaged at rest before asking whether a sector was unwritten " +
+		"(false refusal: no fault of synced data was injected)"},
 	// Simulator bugs; the fix is in host.start, these are the seeds that showed them.
 	{851, "", []string{"readflip", "process-crash"}, "", "sim: an injected fsync error during Start was reported as a recovery failure " +
 		"instead of a refusal to start; the restart must retry on a disk without faults"},
