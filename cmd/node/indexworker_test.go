@@ -217,21 +217,32 @@ func TestIndexWorkerTakesBoundedBatches(t *testing.T) {
 			w.Put(fmt.Sprint(i), "v")
 		}
 	}()
+	opened := false
 	defer func() {
+		if !opened {
+			close(l.gate)
+		}
 		<-posted
 		w.close()
 	}()
+	// The worker waits at the gate in the first Put of its first batch
+	// while the queue fills behind it.
 	for w.queueLen() < indexQueueOpsMax {
-		time.Sleep(time.Millisecond)
+		select {
+		case <-posted:
+			t.Fatalf("all %d puts were queued and the queue never filled: the worker took more than %d at once", puts, puts-indexQueueOpsMax)
+		default:
+			time.Sleep(time.Millisecond)
+		}
 	}
 	last := w.queueLen()
 	for i := range puts {
 		l.gate <- struct{}{} // the worker is in a Put: its batch is taken
 		n := w.queueLen()
 		if last-n > indexBatchOpsMax {
-			t.Errorf("before put %d the worker took %d calls from the queue at once, past the bound of %d", i, last-n, indexBatchOpsMax)
 			close(l.gate)
-			return
+			opened = true
+			t.Fatalf("before put %d the worker took %d calls from the queue at once, past the bound of %d", i, last-n, indexBatchOpsMax)
 		}
 		last = n
 	}
