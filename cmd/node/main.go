@@ -283,9 +283,9 @@ func run(args []string, stderr io.Writer) int {
 	// per-connection goroutines analyse each value they read, in
 	// parallel; the one waiting loop of the default leaves the analysis
 	// to the indexes' goroutine (realnet's Host.prepare). On two cores
-	// the default gave 1.25-1.39 times the indexed writes a second of two
-	// parked loops a core, the previous default, at 0.78-0.85 times the
-	// CPU a write (docs/PERFORMANCE.md, Indexes, sixteenth session).
+	// the default gives 1.28 times the indexed writes a second of two
+	// parked loops a core, the previous default, at 0.77 times the CPU a
+	// write (docs/PERFORMANCE.md, Indexes, sixteenth session).
 	hostCfg.Prepare = core.PrepareFunc(o.single.Indexes)
 	var node serverNode
 	var peers *realnet.Peers // nil for a single node
