@@ -104,11 +104,11 @@ type Host struct {
 	loopsWait bool
 	postLoop  atomic.Pointer[eloop]
 	// prepare is HostConfig.Prepare where the connections' requests are
-	// read in parallel (parked loops, or a goroutine a connection), and
-	// nil where one waiting loop reads them all: there, a value's
-	// analysis (~30 µs for 1 KB of text) would lengthen every pass of the
-	// loop that every request waits for, while the indexes' own goroutine
-	// does it as well off the loop (core.Indexes.Put analyses what was not
+	// read in parallel (several loops, or a goroutine a connection), and
+	// nil where one loop reads them all: there, a value's analysis (~30
+	// µs for 1 KB of text) would lengthen every pass of the loop that
+	// every request waits for, while the indexes' own goroutine does it as
+	// well off the loop (core.Indexes.Put analyses what was not
 	// prepared). Set by NewHost.
 	prepare func(*core.Request)
 
@@ -133,7 +133,7 @@ func NewHost(node core.Node, disk core.Disk, cfg HostConfig) (*Host, error) {
 	// the collector.
 	loopsWait := cfg.EventLoops > 0 && cfg.EventLoops < runtime.GOMAXPROCS(0)
 	prepare := cfg.Prepare
-	if loopsWait {
+	if cfg.EventLoops == 1 {
 		prepare = nil
 	}
 	return &Host{

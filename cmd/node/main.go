@@ -279,10 +279,10 @@ func run(args []string, stderr io.Writer) int {
 
 	hostCfg := o.hostCfg
 	hostCfg.Logf = logs.printf
-	// With indexes, parked loops (--event-loops at the cores or more) and
-	// per-connection goroutines analyse each value they read, in
-	// parallel; the one waiting loop of the default leaves the analysis
-	// to the indexes' goroutine (realnet's Host.prepare). On two cores
+	// With indexes, two event loops or more and per-connection goroutines
+	// analyse each value they read, in parallel; the one loop of the
+	// default leaves the analysis to the indexes' goroutine (realnet's
+	// Host.prepare). On two cores
 	// the default gives 1.28 times the indexed writes a second of two
 	// parked loops a core, the previous default, at 0.77 times the CPU a
 	// write (docs/PERFORMANCE.md, Indexes, sixteenth session).
