@@ -1,7 +1,9 @@
 package main
 
 import (
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"dkv/core"
 )
@@ -45,6 +47,14 @@ type indexWorker struct {
 	// true.
 	more    bool
 	changes uint64
+
+	// Only the worker's goroutine uses these. expect is the node's last
+	// Expect as the worker has run it; analysers, the goroutines beside
+	// the worker that analyse a batch's unprepared values with it
+	// (prepareBatch); unprepared, the batch's Puts to analyse.
+	expect     any
+	analysers  int
+	unprepared []int
 }
 
 // indexQueueOpsMax bounds the calls waiting for the worker; past it the
@@ -84,9 +94,26 @@ type indexOp struct {
 
 var _ core.Indexes = (*indexWorker)(nil)
 
+// indexAnalysersMax bounds the goroutines that analyse a batch's values
+// beside the worker. There are as many as the cores that neither the event
+// loop nor the worker keeps busy (GOMAXPROCS − 2), so none on two cores:
+// there, one beside the worker measured 0.97 × the indexed writes a second
+// of the worker alone (docs/PERFORMANCE.md, Indexes, sixteenth session),
+// the loop, the worker and the clients keeping both cores busy already.
+// On more cores they take the analysis (half of an indexed write's work on
+// the worker) off the worker, as the parked event loops of the former
+// default did (realnet's Host.prepare); only two cores were measured.
+const indexAnalysersMax = 7
+
 // newIndexWorker starts the worker for idx; close stops it.
 func newIndexWorker(idx core.Indexes) *indexWorker {
-	w := &indexWorker{idx: idx, queue: make([]indexOp, indexQueueOpsMax), wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	w := &indexWorker{
+		idx:       idx,
+		queue:     make([]indexOp, indexQueueOpsMax),
+		wake:      make(chan struct{}, 1),
+		exited:    make(chan struct{}),
+		analysers: max(0, min(runtime.GOMAXPROCS(0)-2, indexAnalysersMax)),
+	}
 	w.room = sync.NewCond(&w.mu)
 	go w.run()
 	return w
@@ -111,6 +138,7 @@ func (w *indexWorker) run() {
 			w.busy = true
 			w.room.Broadcast()
 			w.mu.Unlock()
+			w.prepareBatch(batch)
 			for i := range batch {
 				w.do(&batch[i])
 				batch[i] = indexOp{} // drop the strings and the prepared work
@@ -131,13 +159,74 @@ func (w *indexWorker) take(batch []indexOp) []indexOp {
 	return batch
 }
 
+// prepareBatch analyses the values of batch's Puts that nobody prepared
+// (those the node applies under a nil Expect: every write where one event
+// loop reads the requests, see realnet's Host.prepare), on the worker and
+// up to w.analysers goroutines beside it, and keeps each Put's work in its
+// op.prepared for do. The analysis (Indexes.Prepare) is safe for
+// concurrent use and is what the Put would do itself; run here, the
+// worker's share of a write is the indexes' own Put, and the analyses of
+// a batch run in parallel where the machine has the cores. With one
+// unprepared value, or no core to spare (no analysers), the Puts analyse
+// their own.
+func (w *indexWorker) prepareBatch(batch []indexOp) {
+	if w.analysers < 1 {
+		return
+	}
+	todo := w.unprepared[:0]
+	expect := w.expect
+	for i := range batch {
+		switch op := &batch[i]; op.kind {
+		case opExpect:
+			expect = op.prepared
+		case opPut:
+			if expect == nil {
+				todo = append(todo, i)
+			}
+		}
+	}
+	w.unprepared = todo
+	if len(todo) < 2 {
+		return
+	}
+	var next atomic.Int64
+	analyse := func() {
+		for {
+			k := int(next.Add(1)) - 1
+			if k >= len(todo) {
+				return
+			}
+			op := &batch[todo[k]]
+			value := op.value
+			req := core.Request{Op: core.OpSet, Key: op.key, Value: &value}
+			w.idx.Prepare(&req)
+			op.prepared = req.Prepared
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(w.analysers, len(todo)-1) {
+		wg.Go(analyse)
+	}
+	analyse()
+	wg.Wait()
+}
+
 func (w *indexWorker) do(op *indexOp) {
 	switch op.kind {
 	case opPut:
+		if op.prepared != nil {
+			// Analysed by prepareBatch: the Put uses that work, and the
+			// node's own expectation (none) holds again after it.
+			w.idx.Expect(op.prepared)
+			w.idx.Put(op.key, op.value)
+			w.idx.Expect(w.expect)
+			return
+		}
 		w.idx.Put(op.key, op.value)
 	case opRemove:
 		w.idx.Remove(op.key)
 	case opExpect:
+		w.expect = op.prepared
 		w.idx.Expect(op.prepared)
 	case opReset:
 		w.idx.Reset()

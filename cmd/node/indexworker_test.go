@@ -248,6 +248,45 @@ func TestIndexWorkerTakesBoundedBatches(t *testing.T) {
 	}
 }
 
+// hold keeps the worker busy until the returned release is called, so that
+// the calls posted meanwhile wait and are taken together.
+func hold(w *indexWorker) (release func()) {
+	gate, held := make(chan struct{}), make(chan struct{})
+	go w.wait(func() { close(held); <-gate })
+	<-held
+	return func() { close(gate) }
+}
+
+// Puts that nobody prepared (under a nil Expect) and that come in one
+// batch have their values analysed by the worker and its analysers, and
+// each runs with its own work expected, then the node's nil again; a Put
+// under the node's own Expect keeps it.
+func TestIndexWorkerPreparesUnpreparedPuts(t *testing.T) {
+	l := &callLog{}
+	w := newIndexWorker(l)
+	w.analysers = 1 // on one processor too
+	defer w.close()
+	release := hold(w)
+	w.Put("a", "1")
+	w.Put("b", "2")
+	w.Expect("node's")
+	w.Put("c", "3")
+	w.Expect(nil)
+	w.Put("d", "4")
+	release()
+	w.Status()
+	want := []string{
+		"expect prepared a", "put a=1", "expect <nil>",
+		"expect prepared b", "put b=2", "expect <nil>",
+		"expect node's", "put c=3", "expect <nil>",
+		"expect prepared d", "put d=4", "expect <nil>",
+		"status",
+	}
+	if got := l.log(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("the indexes got %q, want %q", got, want)
+	}
+}
+
 // close runs what is queued, ends the worker's goroutine, and a call after
 // it is a bug that panics with a clear message.
 func TestIndexWorkerClose(t *testing.T) {
@@ -257,8 +296,14 @@ func TestIndexWorkerClose(t *testing.T) {
 		w.Put(fmt.Sprint(i), "v")
 	}
 	w.close()
-	if n := len(l.log()); n != 100 {
-		t.Fatalf("close ran %d of 100 queued calls", n)
+	puts := 0
+	for _, c := range l.log() {
+		if strings.HasPrefix(c, "put ") {
+			puts++
+		}
+	}
+	if puts != 100 {
+		t.Fatalf("close ran %d of 100 queued puts", puts)
 	}
 	defer func() {
 		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "after the index worker stopped") {
@@ -283,6 +328,7 @@ func TestIndexWorkerMatchesDirectIndexes(t *testing.T) {
 		cfg.Vec.SegmentVectors = 8
 		direct := indexes.New(cfg)
 		w := newIndexWorker(indexes.New(cfg))
+		w.analysers = 1 // bursts below are analysed in parallel on any machine
 		defer w.close()
 		text := func(t *rapid.T) string {
 			n := rapid.IntRange(0, 8).Draw(t, "words")
@@ -294,7 +340,17 @@ func TestIndexWorkerMatchesDirectIndexes(t *testing.T) {
 		}
 		key := func(t *rapid.T) string { return fmt.Sprintf("k%d", rapid.IntRange(0, 9).Draw(t, "key")) }
 		for range rapid.IntRange(1, 60).Draw(t, "calls") {
-			switch rapid.IntRange(0, 6).Draw(t, "call") {
+			switch rapid.IntRange(0, 7).Draw(t, "call") {
+			case 7:
+				// A burst of writes the worker takes in one batch and
+				// analyses beside its analysers (prepareBatch).
+				release := hold(w)
+				for range rapid.IntRange(2, 12).Draw(t, "burst") {
+					k, v := key(t), text(t)
+					direct.Put(k, v)
+					w.Put(k, v)
+				}
+				release()
 			case 0, 1:
 				k, v := key(t), text(t)
 				direct.Put(k, v)
