@@ -86,10 +86,12 @@ const (
 type indexOp struct {
 	kind       indexOpKind
 	key, value string
-	prepared   any
-	budget     int
-	seq        uint64 // opWork: the changes queued before it
-	call       func()
+	// prepared is opExpect's work from the node, or an opPut's own from
+	// prepareBatch.
+	prepared any
+	budget   int
+	seq      uint64 // opWork: the changes queued before it
+	call     func()
 }
 
 var _ core.Indexes = (*indexWorker)(nil)
