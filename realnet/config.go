@@ -51,8 +51,8 @@ type HostConfig struct {
 	// Prepare, when set, runs on each decoded request on the goroutine
 	// that read it, before the node sees it: the indexes' work that needs
 	// only the request (core.Indexes.Prepare), done in parallel where the
-	// requests are read in parallel. With one event loop (the default on Linux) it
-	// is not called: see Host.prepare.
+	// requests are read in parallel. With one event loop (the default on
+	// Linux) it is not called: see Host.prepare.
 	Prepare func(*core.Request)
 }
 
