@@ -89,7 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&limits.KeyBytesMax, "max-key-bytes", limits.KeyBytesMax, "bytes in one key")
 	fs.IntVar(&limits.ValueBytesMax, "max-value-bytes", limits.ValueBytesMax, "bytes in one value")
 	fs.IntVar(&limits.BulkEntriesMax, "max-bulk-entries", limits.BulkEntriesMax, "items in one bulk_set")
-	fs.IntVar(&hostCfg.EventLoops, "event-loops", hostCfg.EventLoops, "event loops (epoll, Linux) that serve the client connections, one by default; fewer than the cores each\nwait in epoll_wait on a core of their own and fsync inline, as Redis does; more park in Go's poller (with\n--enable-indexes they then analyse values in parallel); 0 gives each connection a reader and a writer\ngoroutine instead (the only choice elsewhere)")
+	fs.IntVar(&hostCfg.EventLoops, "event-loops", hostCfg.EventLoops, "event loops (epoll, Linux) that serve the client connections, one by default; fewer than the cores each\nwait in epoll_wait on a core of their own and fsync inline, as Redis does; more park in Go's poller; with\n--enable-indexes, two loops or more analyse values in parallel; 0 gives each connection a reader and a writer\ngoroutine instead (the only choice elsewhere)")
 	fs.DurationVar(&hostCfg.LineTimeout, "line-timeout", hostCfg.LineTimeout, "how long a partial request line may stall")
 	fs.DurationVar(&hostCfg.IdleTimeout, "idle-timeout", hostCfg.IdleTimeout, "how long a silent connection stays open")
 	fs.Int64Var(&single.SegmentBytesMax, "segment-bytes", single.SegmentBytesMax, "log segment size that starts a new segment")
