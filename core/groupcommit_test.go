@@ -83,7 +83,7 @@ func TestGroupCommitMarksBatchEnds(t *testing.T) {
 		inline := rapid.Bool().Draw(rt, "inline")
 		d := newMemDisk()
 		d.async = rapid.Bool().Draw(rt, "async")
-		w, err := OpenLog(d, nil, 0, func(Record) error { return nil }, func(string, ...any) {})
+		w, err := OpenLog(d, nil, 0, nil, func(Record) error { return nil }, func(string, ...any) {})
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestGroupCommitEarlyWrittenBatchEndsAreMarked(t *testing.T) {
 	name := walName(1)
 	d.files[name].data[recordHeaderBytes] ^= 0xff // damage record 1
 	names, _ := d.List()
-	_, err := OpenLog(d, names, 0, func(Record) error { return nil }, t.Logf)
+	_, err := OpenLog(d, names, 0, nil, func(Record) error { return nil }, t.Logf)
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("OpenLog = %v; want ErrCorrupt, not records 2 and 3 (acknowledged) cut off as a torn tail", err)
 	}

@@ -244,7 +244,7 @@ func openTestLog(t *testing.T, d *memDisk, snapIndex uint64) (*Log, []testRecord
 		t.Fatal(err)
 	}
 	var got []testRecord
-	w, err := OpenLog(d, names, snapIndex, func(r Record) error {
+	w, err := OpenLog(d, names, snapIndex, nil, func(r Record) error {
 		got = append(got, testRecord{r.Index, string(r.Payload)})
 		return nil
 	}, t.Logf)

@@ -89,7 +89,11 @@ func (n *SingleNode) Start(env Env) error {
 	}
 	n.store = rec.Store
 	n.store.mutation = n.cfg.Mutation
-	w, err := openLog(env.Disk, rec.Names, rec.Index, func(r Record) error {
+	decode := func(r Record) error {
+		_, err := decodeCommandWith(r, n.cfg.Mutation)
+		return err
+	}
+	w, err := openLog(env.Disk, rec.Names, rec.Index, decode, func(r Record) error {
 		items, err := decodeCommandWith(r, n.cfg.Mutation)
 		if err != nil {
 			return err

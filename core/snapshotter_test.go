@@ -427,7 +427,7 @@ func TestSnapshotMetaRoundTrip(t *testing.T) {
 		d := newMemDisk()
 		clock := &stepClock{}
 		env := &Env{Clock: clock, Disk: d, Rand: &splitmix{}}
-		w, err := OpenLog(d, nil, 0, func(Record) error { return nil }, func(string, ...any) {})
+		w, err := OpenLog(d, nil, 0, nil, func(Record) error { return nil }, func(string, ...any) {})
 		if err != nil {
 			rt.Fatal(err)
 		}

@@ -263,7 +263,7 @@ func (n *Node) Start(env core.Env) error {
 	n.pacer = core.NewIndexPacer(env.Clock, n.cfg.Indexes)
 
 	var entries []Entry
-	n.log, err = core.OpenLog(env.Disk, rec.Names, rec.Index, func(r core.Record) error {
+	n.log, err = core.OpenLog(env.Disk, rec.Names, rec.Index, decodeEntry, func(r core.Record) error {
 		term, data, err := core.DecodeEntryPayload(r)
 		if err != nil {
 			return err
@@ -814,6 +814,16 @@ func (n *Node) send(m *Message) {
 	}
 	b := append(make([]byte, 0, 64), wireRaft)
 	n.env.Network.Send(m.To, AppendMessage(b, m))
+}
+
+// decodeEntry decodes a logged entry as recovery and apply do: its term,
+// then no data (a new leader's first entry) or a command.
+func decodeEntry(r core.Record) error {
+	_, data, err := core.DecodeEntryPayload(r)
+	if err == nil && len(data) > 0 {
+		_, err = core.DecodeCommand(data)
+	}
+	return err
 }
 
 // apply applies one committed entry to the store and answers the write

@@ -241,11 +241,12 @@ func (n *Node) Start(env core.Env) error {
 	if n.rep, err = newReplica(rec.Store); err != nil {
 		return err
 	}
-	n.log, err = core.OpenLog(env.Disk, rec.Names, rec.Index, func(r core.Record) error {
-		if r.Type != core.RecordMesh {
-			return fmt.Errorf("%w: record type %d in a mesh node's log", core.ErrForeignLog, r.Type)
-		}
-		items, err := decodeItems(r.Payload)
+	decode := func(r core.Record) error {
+		_, err := decodeRecord(r)
+		return err
+	}
+	n.log, err = core.OpenLog(env.Disk, rec.Names, rec.Index, decode, func(r core.Record) error {
+		items, err := decodeRecord(r)
 		if err != nil {
 			return fmt.Errorf("record %d: %w", r.Index, err)
 		}
@@ -502,6 +503,14 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 // recordPayloadMax bounds a mesh record's payload: the log's record limit
 // (64 MiB) less its header.
 const recordPayloadMax = 64<<20 - 64
+
+// decodeRecord reads the items of a record in a mesh node's log.
+func decodeRecord(r core.Record) ([]Item, error) {
+	if r.Type != core.RecordMesh {
+		return nil, fmt.Errorf("%w: record type %d in a mesh node's log", core.ErrForeignLog, r.Type)
+	}
+	return decodeItems(r.Payload)
+}
 
 // decodeItems reads a RecordMesh payload.
 func decodeItems(p []byte) ([]Item, error) {
