@@ -126,6 +126,8 @@ func (c *conn) reply(s *slot, gen uint32, resp core.Response) {
 type conn struct {
 	h  *Host
 	nc net.Conn
+	// spareBatch is a requestBatch that has run, for commit to post again.
+	spareBatch atomic.Pointer[requestBatch]
 
 	mu         sync.Mutex
 	queue      []*slot // owed responses, in request order
@@ -543,30 +545,57 @@ func (c *conn) commit() bool {
 	if len(rd.posted) == 0 {
 		return true
 	}
-	// The event owns its slice: the reader's is reused for the next batch.
-	batch := make([]*slot, len(rd.posted))
-	copy(batch, rd.posted)
+	// The event owns its slots: the reader's list is reused for the next
+	// batch.
+	b := c.spareBatch.Swap(nil)
+	if b == nil {
+		b = &requestBatch{c: c}
+		c.h.batchesMade.Add(1)
+	}
+	b.slots = append(b.slots, rd.posted...)
 	clear(rd.posted)
 	rd.posted = rd.posted[:0]
 	h := c.h
-	h.requestsInFlight.Add(int64(len(batch)))
-	node := h.node
-	ev := func() {
-		for _, s := range batch {
-			node.HandleRequest(s.req, c.replyFunc(s))
-		}
-	}
+	n := int64(len(b.slots))
+	h.requestsInFlight.Add(n)
 	var ok bool
 	if c.lp != nil {
-		ok = h.postDeferred(ev, len(batch))
+		ok = h.postDeferred(b)
 	} else {
-		ok = h.postRequests(ev, len(batch))
+		ok = h.postRequests(b)
 	}
 	if !ok {
-		h.requestsInFlight.Add(-int64(len(batch)))
+		h.requestsInFlight.Add(-n)
 	}
 	return ok
 }
+
+// requestBatch is the event that hands the node the requests of one
+// commit. A connection keeps one spare (conn.spareBatch), which each batch
+// becomes again once it has run, so that a connection with one batch in
+// flight at a time, the common case, posts without allocating.
+type requestBatch struct {
+	c     *conn
+	slots []*slot
+}
+
+// run hands the node the batch's requests, then makes the batch its
+// connection's spare. It runs once, on whoever runs the node.
+func (b *requestBatch) run() {
+	node := b.c.h.node
+	for _, s := range b.slots {
+		node.HandleRequest(s.req, b.c.replyFunc(s))
+	}
+	clear(b.slots)
+	b.slots = b.slots[:0]
+	if cap(b.slots) <= requestBatchSpareMax {
+		b.c.spareBatch.CompareAndSwap(nil, b)
+	}
+}
+
+// requestBatchSpareMax bounds the slots a spare batch keeps room for: a
+// pipelining client's burst, not the largest batch a connection ever sent.
+const requestBatchSpareMax = 256
 
 // read frames requests and posts them, answers too_large for an over-long
 // line and skips the rest of it, and closes the connection after an idle

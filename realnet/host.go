@@ -25,7 +25,17 @@ type event func()
 // 1 for any other event: what EventsPerTurnMax counts.
 type queued struct {
 	ev       event
+	batch    *requestBatch // a connection's requests, in place of ev
 	requests int
+}
+
+// run runs the queued event.
+func (q *queued) run() {
+	if q.batch != nil {
+		q.batch.run()
+		return
+	}
+	q.ev()
 }
 
 // Host runs one core.Node and serves its clients over TCP.
@@ -116,7 +126,10 @@ type Host struct {
 	running bool
 	closing bool // no more connections are registered
 	conns   map[*conn]struct{}
-	wg      sync.WaitGroup // the accept goroutine and every connection goroutine
+	// batchesMade counts the requestBatch objects connections allocated
+	// (for the tests: one a connection that never pipelines).
+	batchesMade atomic.Int64
+	wg          sync.WaitGroup // the accept goroutine and every connection goroutine
 }
 
 // NewHost prepares a host for node on disk. The node starts in Run.
@@ -349,9 +362,9 @@ func (h *Host) failure() error {
 func (h *Host) post(ev event) bool {
 	lp := h.postLoop.Load()
 	if lp == nil {
-		return h.enqueue(ev, 0, true)
+		return h.enqueue(queued{ev: ev}, true)
 	}
-	if !h.enqueue(ev, 0, false) {
+	if !h.enqueue(queued{ev: ev}, false) {
 		return false
 	}
 	lp.wake()
@@ -388,14 +401,18 @@ func (h *Host) waiting() bool {
 // is refused from the moment Run starts stopping: the requests already
 // queued are served, and a shutdown under a load that never lets up still
 // ends.
-func (h *Host) postRequests(ev event, n int) bool { return h.enqueue(ev, max(n, 1), true) }
+func (h *Host) postRequests(b *requestBatch) bool {
+	return h.enqueue(queued{batch: b, requests: max(len(b.slots), 1)}, true)
+}
 
 // postDeferred is postRequests for an event loop: it never runs the node
 // here, so that the loop reads every connection that is ready before one
 // turn takes all their requests (runQueued, at the end of the loop's pass).
 // Running the node at the first connection's request would give that
 // request a turn (and, with nothing in flight, an fsync) of its own.
-func (h *Host) postDeferred(ev event, n int) bool { return h.enqueue(ev, max(n, 1), false) }
+func (h *Host) postDeferred(b *requestBatch) bool {
+	return h.enqueue(queued{batch: b, requests: max(len(b.slots), 1)}, false)
+}
 
 // runQueued runs the node here if anything is queued and nobody runs it:
 // an event loop at the end of its pass, or a poster that found the queue
@@ -408,10 +425,11 @@ func (h *Host) runQueued() {
 	h.runTurnsOn(inlineTurnsMax, h.loopsWait)
 }
 
-// enqueue queues ev, an event carrying requests client requests (0: not a
+// enqueue queues q, an event carrying q.requests client requests (0: not a
 // client's), and with run runs the node if nobody does. Without run, the
 // caller must call runQueued later.
-func (h *Host) enqueue(ev event, requests int, run bool) bool {
+func (h *Host) enqueue(q queued, run bool) bool {
+	requests := q.requests
 	h.qmu.Lock()
 	for {
 		if h.closed || (requests > 0 && h.stopAsked.Load()) {
@@ -438,7 +456,8 @@ func (h *Host) enqueue(ev event, requests int, run bool) bool {
 		}
 		h.qmu.Lock()
 	}
-	h.queue = append(h.queue, queued{ev: ev, requests: max(requests, 1)})
+	q.requests = max(requests, 1)
+	h.queue = append(h.queue, q)
 	if h.taken || !run {
 		h.qmu.Unlock()
 		if h.stopAsked.Load() {
@@ -536,8 +555,8 @@ func (h *Host) turn() error {
 			h.roomMade = nil
 		}
 		h.qmu.Unlock()
-		for _, q := range evs {
-			q.ev()
+		for i := range evs {
+			evs[i].run()
 		}
 		clear(evs)
 		h.turnEvents = evs[:0]

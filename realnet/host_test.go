@@ -1200,3 +1200,37 @@ func loopbackPair(tb testing.TB) (dialed, accepted net.Conn) {
 	tb.Cleanup(func() { accepted.Close() })
 	return dialed, accepted
 }
+
+// A connection posts its requests without allocating an event each time:
+// a client that waits for every answer makes its connection one batch,
+// which carries each of its requests in turn, whichever host serves it.
+func TestConnReusesItsRequestBatch(t *testing.T) {
+	for _, loops := range []int{1, 0} {
+		t.Run(fmt.Sprintf("event-loops=%d", loops), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.EventLoops = loops
+			r := startHost(t, newTestNode(t), cfg)
+			nc, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(nc)
+			const pings = 200
+			for i := range pings {
+				if _, err := io.WriteString(nc, `{"op":"ping"}`+"\n"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := br.ReadString('\n'); err != nil {
+					t.Fatalf("ping %d: %v", i, err)
+				}
+			}
+			// A reply may leave before its batch is put back, so a
+			// request that follows at once may, rarely, find no spare.
+			if made := r.host.batchesMade.Load(); made > pings/10 {
+				t.Errorf("%d request batches made for %d requests one at a time", made, pings)
+			}
+		})
+	}
+}
