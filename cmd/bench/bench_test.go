@@ -116,7 +116,7 @@ func TestThroughputReportsEveryFigure(t *testing.T) {
 	bin := testNodeBin(t)
 	var out bytes.Buffer
 	err := throughput(throughputConfig{
-		clients: 4, sizes: []int{0, 2000}, duration: 200 * time.Millisecond, warmup: 50 * time.Millisecond,
+		clients: 4, sizes: []int{0, 2000}, duration: 200 * time.Millisecond, warmup: 50 * time.Millisecond, slices: 2,
 		valueBytes: 100, baselineTime: 100 * time.Millisecond, dir: t.TempDir(), nodeBin: bin, unsafeRef: true,
 		plotDir: t.TempDir(),
 	}, &out)

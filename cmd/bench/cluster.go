@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -20,6 +21,7 @@ import (
 
 	"dkv/client"
 	"dkv/internal/nodeproc"
+	"dkv/internal/progress"
 )
 
 type clusterBenchConfig struct {
@@ -36,6 +38,12 @@ type clusterBenchConfig struct {
 	// values, when set, gives each Set its value (from the client's own
 	// random stream); otherwise every value is valueBytes of "v".
 	values func(r *rand.Rand) string
+	// between, when set, runs after each slice, with every system's
+	// clients idle and the paused ones stopped: the throughput benchmark
+	// measures the disk alone there, in the same weather as the slice.
+	between func(s *system) error
+	// progress, when set, gets a progress bar (or lines) over the slices.
+	progress io.Writer
 }
 
 // register adds the flags that every benchmark of alternating systems
@@ -65,6 +73,7 @@ func runClusterBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "need --clients, --slices, --duration and --keys positive")
 		return 2
 	}
+	cfg.progress = stderr
 	if _, err := clusterBench(cfg, stdout); err != nil {
 		fmt.Fprintf(stderr, "bench cluster: %v\n", err)
 		return 1
@@ -77,6 +86,7 @@ func runClusterBench(args []string, stdout, stderr io.Writer) int {
 type system struct {
 	name  string
 	sets  []func(ctx context.Context, key, value string) error
+	space int      // keys its Sets draw from; 0: the config's
 	pids  []int    // the server processes, whose CPU time the slices count
 	roles []string // what each of pids is, for the per-process figures
 	res   runResult
@@ -351,6 +361,7 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 			go func() {
 				defer wg.Done()
 				r := rand.New(rand.NewPCG(uint64(si), uint64(ci)))
+				space := cmp.Or(s.space, cfg.space)
 				res := &results[si][ci]
 				value := value
 				res.lat = make(latencies, 0, 1<<14)
@@ -364,7 +375,7 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 						continue
 					}
 					busy.Add(1)
-					key := keyName(r.IntN(cfg.space))
+					key := keyName(r.IntN(space))
 					if cfg.values != nil {
 						value = cfg.values(r)
 					}
@@ -419,7 +430,20 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 		signal.Stop(sigs)
 		syscall.Kill(os.Getpid(), sig.(syscall.Signal))
 	})
+	slice := cfg.duration / time.Duration(cfg.slices)
+	var slicesDone atomic.Int64
+	bar := progress.Start(cfg.progress, progress.Spec{
+		Title: fmt.Sprintf("%d systems × %d slices of %v", len(systems), cfg.slices, slice),
+		Total: int64(len(systems) * cfg.slices), Unit: "slices", Count: slicesDone.Load,
+	})
+	defer bar.Finish()
 	for si, s := range systems {
+		// Systems may share a server (loads of the throughput benchmark),
+		// which the one before stopped.
+		if err := s.signal(syscall.SIGCONT); err != nil {
+			setStop()
+			return err
+		}
 		from := time.Now()
 		setActive(int64(si + 1))
 		time.Sleep(cfg.warmup)
@@ -430,7 +454,6 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 			return err
 		}
 	}
-	slice := cfg.duration / time.Duration(cfg.slices)
 	for k := range cfg.slices {
 		// The order rotates every round (with two systems, it flips), so
 		// that no system always follows the same one.
@@ -467,8 +490,16 @@ func alternate(systems []*system, cfg clusterBenchConfig) error {
 				setStop()
 				return err
 			}
+			if cfg.between != nil {
+				if err := cfg.between(sys); err != nil {
+					setStop()
+					return err
+				}
+			}
+			slicesDone.Add(1)
 		}
 	}
+	bar.Finish()
 	setStop()
 	wg.Wait()
 	for si, s := range systems {

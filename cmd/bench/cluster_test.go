@@ -2,13 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"dkv/client"
+	"dkv/internal/nodeproc"
 )
 
 // The cluster benchmark runs end to end and reports every figure; the
@@ -107,6 +113,68 @@ func TestSliceRatios(t *testing.T) {
 	} {
 		if got := sliceRatios(c.a, c.b); got != c.want {
 			t.Errorf("sliceRatios(%v, %v) = %q, want %q", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+// Two systems on one server take their turns: the server is woken for
+// each one's warmup and slices, every call succeeds, and after each slice
+// the between hook runs once, with the server stopped and no call made
+// meanwhile. (Stopped by the first system's warmup and not woken for the
+// second's, the server left that warmup's calls to time out.)
+func TestAlternateSharesAServerAndRunsBetweenSlices(t *testing.T) {
+	cfg := shortRun(t, 2)
+	cfg.slices = 3
+	p, err := nodeproc.Start(cfg.nodeBin, filepath.Join(cfg.dir, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
+	var calls, failed atomic.Int64
+	var firstErr atomic.Value
+	systems := []*system{
+		{name: "a", pids: []int{p.Pid()}, cpus: make([]time.Duration, 1), pause: true},
+		{name: "b", pids: []int{p.Pid()}, cpus: make([]time.Duration, 1), pause: true, space: 10},
+	}
+	for _, s := range systems {
+		for range cfg.clients {
+			c, err := client.Dial(p.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			s.sets = append(s.sets, func(ctx context.Context, key, value string) error {
+				calls.Add(1)
+				err := c.Set(ctx, key, value)
+				if err != nil && failed.Add(1) == 1 {
+					firstErr.Store(err)
+				}
+				return err
+			})
+		}
+	}
+	var order []string
+	cfg.between = func(s *system) error {
+		order = append(order, s.name)
+		before := calls.Load()
+		waitState(t, p.Pid(), 'T')
+		if got := calls.Load(); got != before {
+			t.Errorf("after a slice of %s: %d calls made while the hook ran", s.name, got-before)
+		}
+		return nil
+	}
+	if err := alternate(systems, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d calls failed, the first: %v", n, firstErr.Load())
+	}
+	if got, want := strings.Join(order, ","), "a,b,b,a,a,b"; got != want {
+		t.Errorf("between ran after the slices of %s, want %s", got, want)
+	}
+	for _, s := range systems {
+		if s.res.ops == 0 || len(s.sliceRates) != cfg.slices {
+			t.Errorf("%s: %d ops in %d slices, want some in %d", s.name, s.res.ops, len(s.sliceRates), cfg.slices)
 		}
 	}
 }

@@ -51,6 +51,7 @@ func runIndexBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "need --clients, --slices, --duration, --keys positive, --docs >= 100, --queries >= 10, --text-bytes >= 10")
 		return 2
 	}
+	cfg.progress = stderr
 	if err := indexBench(cfg, stdout); err != nil {
 		fmt.Fprintf(stderr, "bench index: %v\n", err)
 		return 1

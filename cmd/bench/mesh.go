@@ -51,6 +51,7 @@ func runMeshBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "need --clients, --slices, --duration, --keys and --catchup-batch positive, --lag-every and --catchup-keys not negative")
 		return 2
 	}
+	cfg.progress = stderr
 	if _, err := meshBench(cfg, stdout); err != nil {
 		fmt.Fprintf(stderr, "bench mesh: %v\n", err)
 		return 1

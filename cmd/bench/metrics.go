@@ -47,6 +47,7 @@ func runMetricsBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "need --clients, --slices, --duration, --keys and --scrape-interval positive")
 		return 2
 	}
+	cfg.progress = stderr
 	if _, err := metricsBench(cfg, stdout); err != nil {
 		fmt.Fprintf(stderr, "bench metrics: %v\n", err)
 		return 1

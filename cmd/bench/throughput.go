@@ -5,13 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -33,6 +31,7 @@ type throughputConfig struct {
 	dir          string
 	nodeBin      string
 	unsafeRef    bool
+	slices       int       // pieces each load's time is cut into, the loads taking turns
 	sweep        []int     // client counts also measured on the empty store (and unsafe); nil: 1 client, durable only
 	plotDir      string    // write the plots here; "" for none
 	progress     io.Writer // progress bar or lines; nil for none
@@ -49,6 +48,20 @@ type runResult struct {
 	raw     float64       // 4 KiB write+fdatasync per second, interleaved with the run
 	inPlace float64       // in-place record write+fdatasync per second (one client only)
 	echo    time.Duration // mean round trip to an echo process, interleaved with the run (one client only)
+	cpu     time.Duration // the server's user+system time per op in the measured slices (/proc)
+}
+
+// throughputLoad is one load of the throughput benchmark: a server (its
+// store size, durable or not) and a count of clients, as a system that
+// takes its turns with the others; raw, inPlace and echo sum the baselines
+// measured after its slices.
+type throughputLoad struct {
+	sys     *system
+	keys    int
+	conns   []*client.KVClient
+	raw     float64
+	inPlace float64
+	echo    time.Duration
 }
 
 func (r runResult) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
@@ -60,16 +73,25 @@ func runThroughput(args []string, stdout, stderr io.Writer) int {
 	var sizes, sweep string
 	fs.IntVar(&cfg.clients, "clients", 50, "concurrent clients, one connection each")
 	fs.StringVar(&sizes, "sizes", "0,100000,1000000", "comma-separated store sizes (keys) to pre-populate")
-	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per run")
-	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time before each run")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per load (store size and client count)")
+	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time per load before its first slice")
+	fs.IntVar(&cfg.slices, "slices", 10, "pieces each load's time is cut into; the loads take turns, so that all see the same weather (1..1000)")
 	fs.IntVar(&cfg.valueBytes, "value-bytes", 100, "bytes per value")
-	fs.DurationVar(&cfg.baselineTime, "baseline-duration", 2500*time.Millisecond, "time per run spent measuring the raw fdatasync rate, between the run's slices")
+	fs.DurationVar(&cfg.baselineTime, "baseline-duration", 2500*time.Millisecond, "time per load spent measuring the raw fdatasync rate, after its slices")
 	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for data directories; removed afterwards")
 	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
 	fs.BoolVar(&cfg.unsafeRef, "unsafe-reference", true, "also run with --unsafe-no-fsync, as the CPU-bound reference")
 	fs.StringVar(&sweep, "sweep", "", "comma-separated client counts (e.g. 1,2,5,10,20) also measured on the empty store, durable and with\n--unsafe-no-fsync, for the throughput-against-clients plot (default: 1 client, durable only)")
 	fs.StringVar(&cfg.plotDir, "plot", "", "directory to write PNG plots into: throughput and latency percentiles against clients")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if cfg.slices < 1 || cfg.slices > slicesPerLoadMax {
+		fmt.Fprintf(stderr, "--slices %d: want 1..%d\n", cfg.slices, slicesPerLoadMax)
+		return 2
+	}
+	if cfg.duration <= 0 || cfg.baselineTime <= 0 {
+		fmt.Fprintln(stderr, "--duration and --baseline-duration must be positive")
 		return 2
 	}
 	if cfg.clients < 1 || cfg.clients > clientsMax {
@@ -102,6 +124,10 @@ func runThroughput(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// slicesPerLoadMax bounds --slices: each slice has a lead-in and a
+// baseline of its own, and past a thousand they are most of the run.
+const slicesPerLoadMax = 1000
+
 // clientsMax bounds the concurrent clients of one run: each is a
 // connection and a goroutine, and a sweep past a few hundred measures the
 // load generator on this machine more than the server.
@@ -125,13 +151,16 @@ func (cfg throughputConfig) clientCounts(durable bool) []int {
 }
 
 func throughput(cfg throughputConfig, out io.Writer) error {
+	if cfg.slices < 1 {
+		return fmt.Errorf("slices %d: want at least 1", cfg.slices)
+	}
 	work, bin, err := workspace(cfg.dir, "dkv-bench-", cfg.nodeBin, out)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
 
-	fmt.Fprintf(out, "baseline: 4 KiB write+fdatasync on %s, measured between the slices of every run\n", work)
+	fmt.Fprintf(out, "baseline: 4 KiB write+fdatasync on %s, measured after every slice of every load, with the servers stopped\n", work)
 
 	echo, stopEcho, err := echoFloor()
 	if err != nil {
@@ -139,76 +168,152 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 	}
 	defer stopEcho()
 
-	var results []runResult
-	var restart time.Duration
-	var restartKeys int
+	// Every load's server runs from the start and every load's clients stay
+	// connected; the loads take turns in slices (alternate), each with the
+	// disk's baseline measured after it with every server stopped. A ratio
+	// of two loads (1M keys against 0, durable against unsafe) so compares
+	// rates taken in the same weather: measured one after the other, the
+	// store-size ratio swung from 0.73 to 1.28 between two runs as the
+	// disk's own rate moved from 3,106 to 4,835 fsyncs a second.
+	var loads []*throughputLoad
+	var servers []*nodeproc.Process
+	defer func() {
+		for _, p := range servers {
+			p.Kill()
+		}
+	}()
+	addLoads := func(p *nodeproc.Process, label string, keys, space int, counts []int) error {
+		for _, n := range counts {
+			l := &throughputLoad{keys: keys, sys: &system{
+				name: label, space: space, pids: []int{p.Pid()}, roles: []string{label},
+				cpus: make([]time.Duration, 1), pause: true, procs: []*nodeproc.Process{p},
+			}}
+			for range n {
+				c, err := client.Dial(p.Addr)
+				if err != nil {
+					return err
+				}
+				l.conns = append(l.conns, c)
+				l.sys.sets = append(l.sys.sets, c.Set)
+			}
+			loads = append(loads, l)
+		}
+		return nil
+	}
+	defer func() {
+		for _, l := range loads {
+			for _, c := range l.conns {
+				c.Close()
+			}
+		}
+	}()
+	biggest, biggestDir := -1, ""
 	for i, size := range cfg.sizes {
 		dataDir := filepath.Join(work, fmt.Sprintf("data-%d", i))
 		p, err := nodeproc.Start(bin, dataDir)
 		if err != nil {
 			return err
 		}
+		servers = append(servers, p)
 		value := strings.Repeat("p", cfg.valueBytes)
 		if err := populate(p.Addr, size, func(int) string { return value }, out, cfg.progress); err != nil {
-			p.Kill()
 			return err
 		}
-		space := max(size, 100_000)
 		counts := []int{cfg.clients}
 		if i == 0 {
 			counts = cfg.clientCounts(true)
 		}
-		for _, n := range counts {
-			r, err := measure(p.Addr, fmt.Sprintf("durable, %d keys", size), size, space, n, cfg, work, echo, out)
-			if err != nil {
-				p.Kill()
-				return err
-			}
-			results = append(results, r)
+		if err := addLoads(p, fmt.Sprintf("durable, %d keys", size), size, max(size, 100_000), counts); err != nil {
+			return err
 		}
 		if size == slicesMax(cfg.sizes) && size > 0 {
-			// Recovery after SIGKILL: the worst case, with whatever log has
-			// accumulated since the last snapshot to replay.
-			p.Kill()
-			start := time.Now()
-			p2, err := nodeproc.Start(bin, dataDir)
-			if err != nil {
-				return err
-			}
-			c, err := client.Dial(p2.Addr)
-			if err != nil {
-				p2.Kill()
-				return err
-			}
-			if _, err := c.Get(context.Background(), keyName(0)); err != nil {
-				c.Close()
-				p2.Kill()
-				return fmt.Errorf("get after restart: %w", err)
-			}
-			restart, restartKeys = time.Since(start), size
-			c.Close()
-			p = p2
-			fmt.Fprintf(out, "restart after SIGKILL with %d keys: ready in %v\n", size, restart.Round(time.Millisecond))
+			biggest, biggestDir = len(servers)-1, dataDir
 		}
-		p.Kill()
-		os.RemoveAll(dataDir)
 	}
-	var unsafeRuns []runResult
 	if cfg.unsafeRef {
-		dataDir := filepath.Join(work, "data-unsafe")
-		p, err := nodeproc.Start(bin, dataDir, "--unsafe-no-fsync")
+		p, err := nodeproc.Start(bin, filepath.Join(work, "data-unsafe"), "--unsafe-no-fsync")
 		if err != nil {
 			return err
 		}
-		for _, n := range cfg.clientCounts(false) {
-			r, err := measure(p.Addr, "UNSAFE no fsync, 0 keys", 0, 100_000, n, cfg, work, echo, out)
+		servers = append(servers, p)
+		if err := addLoads(p, "UNSAFE no fsync, 0 keys", 0, 100_000, cfg.clientCounts(false)); err != nil {
+			return err
+		}
+	}
+	loadOf := make(map[*system]*throughputLoad, len(loads))
+	systems := make([]*system, len(loads))
+	for i, l := range loads {
+		loadOf[l.sys] = l
+		systems[i] = l.sys
+		fmt.Fprintf(out, "load: %s, %d clients\n", l.sys.name, len(l.conns))
+	}
+	baseline := cfg.baselineTime / time.Duration(cfg.slices)
+	ac := clusterBenchConfig{
+		duration: cfg.duration, warmup: cfg.warmup, slices: cfg.slices, valueBytes: cfg.valueBytes, space: 100_000,
+		progress: cfg.progress,
+		between: func(s *system) error {
+			l := loadOf[s]
+			raw, err := rawSyncRate(work, baseline)
 			if err != nil {
-				p.Kill()
 				return err
 			}
+			l.raw += raw
+			if len(l.conns) == 1 {
+				rt, err := echo(baseline / 2)
+				if err != nil {
+					return err
+				}
+				ip, err := inPlaceSyncRate(work, baseline/2)
+				if err != nil {
+					return err
+				}
+				l.echo += rt
+				l.inPlace += ip
+			}
+			return nil
+		},
+	}
+	fmt.Fprintf(out, "run: %d loads, %v each in %d slices taking turns, after %v of warmup each; the fdatasync baseline after every slice ...\n",
+		len(loads), cfg.duration, cfg.slices, cfg.warmup)
+	if err := alternate(systems, ac); err != nil {
+		return err
+	}
+	var results, unsafeRuns []runResult
+	for _, l := range loads {
+		r := l.sys.res
+		r.keys = l.keys
+		n := float64(cfg.slices)
+		r.raw, r.inPlace, r.echo = l.raw/n, l.inPlace/n, l.echo/time.Duration(cfg.slices)
+		r.cpu = l.sys.cpuPerOp()
+		if strings.HasPrefix(r.name, "UNSAFE") {
 			unsafeRuns = append(unsafeRuns, r)
+		} else {
+			results = append(results, r)
 		}
-		p.Kill()
+	}
+	var restart time.Duration
+	var restartKeys int
+	if biggest >= 0 {
+		// Recovery after SIGKILL: the worst case, with whatever log has
+		// accumulated since the last snapshot to replay.
+		servers[biggest].Kill()
+		start := time.Now()
+		p2, err := nodeproc.Start(bin, biggestDir)
+		if err != nil {
+			return err
+		}
+		servers[biggest] = p2
+		c, err := client.Dial(p2.Addr)
+		if err != nil {
+			return err
+		}
+		_, err = c.Get(context.Background(), keyName(0))
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("get after restart: %w", err)
+		}
+		restart, restartKeys = time.Since(start), slicesMax(cfg.sizes)
+		fmt.Fprintf(out, "restart after SIGKILL with %d keys: ready in %v\n", restartKeys, restart.Round(time.Millisecond))
 	}
 	// The headline reference: the unsafe run with --clients.
 	var unsafeRun *runResult
@@ -216,13 +321,13 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		unsafeRun = &unsafeRuns[0]
 	}
 
-	fmt.Fprintf(out, "\nthroughput: %d-byte values, %v per run; raw = 4 KiB write+fdatasync/s measured between the run's slices\n\n", cfg.valueBytes, cfg.duration)
+	fmt.Fprintf(out, "\nthroughput: %d-byte values, %v per load in %d slices taking turns; raw = 4 KiB write+fdatasync/s measured after the load's slices; CPU/op from /proc\n\n", cfg.valueBytes, cfg.duration, cfg.slices)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tclients\tops/s\traw/s\tx raw\tp50\tp99\tp99.9\terrors\t")
+	fmt.Fprintln(tw, "run\tclients\tops/s\traw/s\tx raw\tp50\tp99\tp99.9\terrors\tserver CPU/op\t")
 	all := append(slices.Clone(results), unsafeRuns...)
 	for _, r := range all {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%d\t\n", r.name, r.clients, r.rate(), r.raw, r.rate()/r.raw,
-			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%d\t%.1fµs\t\n", r.name, r.clients, r.rate(), r.raw, r.rate()/r.raw,
+			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors, float64(r.cpu.Nanoseconds())/1000)
 	}
 	tw.Flush()
 	fmt.Fprintln(out)
@@ -333,126 +438,4 @@ func populate(addr string, n int, value func(i int) string, out, progressOut io.
 	bar.Finish()
 	fmt.Fprintf(out, "  populated %d keys in %v\n", n, time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// measureSlices is how many pieces a run is cut into, with the raw fsync
-// baseline measured between them: the disk's speed drifts on a shared
-// machine, and interleaving puts the run and its baseline in the same weather.
-const measureSlices = 5
-
-// measure runs clients that each Set random keys of the key space, one at a
-// time, after a warmup, in slices interleaved with the raw fsync baseline.
-func measure(addr, name string, keys, space, clients int, cfg throughputConfig, dir string, echo func(time.Duration) (time.Duration, error), out io.Writer) (runResult, error) {
-	fmt.Fprintf(out, "run: %s, %d clients, %v in %d slices interleaved with the fdatasync baseline ...\n", name, clients, cfg.duration, measureSlices)
-	value := strings.Repeat("v", cfg.valueBytes)
-	conns := make([]*client.KVClient, clients)
-	for i := range conns {
-		c, err := client.Dial(addr)
-		if err != nil {
-			return runResult{}, err
-		}
-		defer c.Close()
-		conns[i] = c
-	}
-	var measuring, paused, stop atomic.Bool
-	var busy atomic.Int64
-	perClient := make([]latencies, clients)
-	errCount := make([]int, clients)
-	var g sync.WaitGroup
-	for i, c := range conns {
-		g.Add(1)
-		go func() {
-			defer g.Done()
-			r := rand.New(rand.NewPCG(uint64(i), 7))
-			lat := make(latencies, 0, 1<<16)
-			for !stop.Load() {
-				if paused.Load() {
-					time.Sleep(time.Millisecond)
-					continue
-				}
-				busy.Add(1)
-				key := keyName(r.IntN(space))
-				t0 := time.Now()
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				err := c.Set(ctx, key, value)
-				cancel()
-				counted := measuring.Load()
-				busy.Add(-1)
-				if !counted {
-					continue
-				}
-				if err != nil {
-					errCount[i]++
-					continue
-				}
-				lat = append(lat, time.Since(t0))
-			}
-			perClient[i] = lat
-		}()
-	}
-	time.Sleep(cfg.warmup)
-	// The bar counts measured milliseconds: the baseline's time between the
-	// slices is not the run's.
-	var measuredMs atomic.Int64
-	var sliceStart atomic.Pointer[time.Time]
-	bar := progress.Start(cfg.progress, progress.Spec{
-		Title: fmt.Sprintf("%s, %d clients, measuring %v", name, clients, cfg.duration), Total: max(cfg.duration.Milliseconds(), 1), Unit: "ms measured",
-		Count: func() int64 {
-			n := measuredMs.Load()
-			if t := sliceStart.Load(); t != nil {
-				n += time.Since(*t).Milliseconds()
-			}
-			return n
-		},
-	})
-	defer bar.Finish()
-	slice := cfg.duration / measureSlices
-	var elapsed time.Duration
-	var rawSum float64
-	var echoSum time.Duration
-	var inPlaceSum float64
-	for k := 0; k < measureSlices; k++ {
-		measuring.Store(true)
-		start := time.Now()
-		sliceStart.Store(&start)
-		time.Sleep(slice)
-		measuring.Store(false)
-		elapsed += time.Since(start)
-		sliceStart.Store(nil)
-		measuredMs.Store(elapsed.Milliseconds())
-		// Quiesce the clients, then measure the disk alone.
-		paused.Store(true)
-		for busy.Load() > 0 {
-			time.Sleep(100 * time.Microsecond)
-		}
-		raw, err := rawSyncRate(dir, cfg.baselineTime/measureSlices)
-		if err == nil && clients == 1 {
-			var rt time.Duration
-			rt, err = echo(cfg.baselineTime / measureSlices / 2)
-			echoSum += rt
-			if err == nil {
-				var ip float64
-				ip, err = inPlaceSyncRate(dir, cfg.baselineTime/measureSlices/2)
-				inPlaceSum += ip
-			}
-		}
-		if err != nil {
-			stop.Store(true)
-			g.Wait()
-			return runResult{}, err
-		}
-		rawSum += raw
-		paused.Store(false)
-	}
-	stop.Store(true)
-	g.Wait()
-	bar.Finish()
-	r := runResult{name: name, keys: keys, clients: clients, elapsed: elapsed, raw: rawSum / measureSlices, inPlace: inPlaceSum / measureSlices, echo: echoSum / measureSlices}
-	for i := range perClient {
-		r.lat = append(r.lat, perClient[i]...)
-		r.errors += errCount[i]
-	}
-	r.ops = len(r.lat)
-	fmt.Fprintf(out, "  %.0f ops/s, p50 %s, p99 %s; raw fdatasync %.0f/s\n", r.rate(), ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), r.raw)
-	return r, nil
 }
