@@ -123,7 +123,7 @@ func TestThroughputReportsEveryFigure(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"baseline:", "group commit:", "cpu bound:", "store size:", "one client:", "restart:", "UNSAFE"} {
+	for _, want := range []string{"baseline:", "group commit:", "cpu bound:", "store size:", "one client:", "restart:", "UNSAFE", "server CPU/op"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -1197,6 +1197,28 @@ func roundRatios(a, b []windowResult) string {
 	return strings.Join(s, " ")
 }
 
+// roundRatioSpread is the median, least and greatest of load's per-round
+// throughput ratios of column si against Redis: a comparison within each
+// round, which the ratio of the medians, taken from different rounds,
+// leaves out. ok is false where either has no rounds.
+func roundRatioSpread(load string, si int, res *compareResult) (mid, lo, hi float64, ok bool) {
+	i := slices.IndexFunc(res.loads, func(lr loadResult) bool { return lr.load.name == load })
+	if i < 0 || si >= len(res.loads[i].windows) || srvRedis >= len(res.loads[i].windows) {
+		return 0, 0, 0, false
+	}
+	a, b := res.loads[i].windows[si], res.loads[i].windows[srvRedis]
+	var rs []float64
+	for k := range min(len(a), len(b)) {
+		if a[k].elapsed > 0 && b[k].elapsed > 0 && b[k].ops > 0 {
+			rs = append(rs, a[k].rate()/b[k].rate())
+		}
+	}
+	if len(rs) == 0 {
+		return 0, 0, 0, false
+	}
+	return median(rs), slices.Min(rs), slices.Max(rs), true
+}
+
 // compareTarget is one figure of the issue with its target.
 type compareTarget struct {
 	figure string
@@ -1221,6 +1243,8 @@ var compareTargets = []compareTarget{
 // their targets.
 func printCompareSummary(cfg compareConfig, res *compareResult, out io.Writer) {
 	fmt.Fprintf(out, "\nsummary: dkv ÷ redis, medians over %d round(s); throughput higher is better, CPU/op and RSS lower\n", cfg.rounds)
+	fmt.Fprintf(out, "  (in brackets, throughput round by round: the median and range of each round's own ratio, the servers\n"+
+		"  having taken their turns in that round; the figure judged is the ratio of the medians)\n")
 	if cfg.redisBin == "" {
 		fmt.Fprintf(out, "  no ratios: redis skipped: %s\n", cfg.redisMiss)
 	}
@@ -1257,6 +1281,13 @@ func printCompareSummary(cfg compareConfig, res *compareResult, out io.Writer) {
 				cells[col] = fmt.Sprintf("%.2f met", ratio)
 			default:
 				cells[col] = fmt.Sprintf("%.2f NOT MET", ratio)
+			}
+		}
+		if t.load != "" && !t.cpu {
+			for col, si := range cols {
+				if m, lo, hi, ok := roundRatioSpread(t.load, si, res); ok {
+					cells[col] += fmt.Sprintf(" (%.2f, %.2f–%.2f)", m, lo, hi)
+				}
 			}
 		}
 		figure := t.figure

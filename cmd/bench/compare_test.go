@@ -161,3 +161,24 @@ func TestCompareMeasuresAnAltServer(t *testing.T) {
 		}
 	}
 }
+
+// The summary's bracket: each round's own ratio against Redis, its median
+// and range; a round where Redis made no request is left out, and a load
+// not run has none.
+func TestRoundRatioSpread(t *testing.T) {
+	w := func(ops int) windowResult { return windowResult{ops: ops, elapsed: time.Second} }
+	windows := make([][]windowResult, srvRedis+1)
+	windows[srvJSON] = []windowResult{w(300), w(100), w(200), w(500)}
+	windows[srvRedis] = []windowResult{w(100), w(100), w(100), w(0)}
+	res := &compareResult{loads: []loadResult{{load: compareLoad{name: "get-c50"}, windows: windows}}}
+	mid, lo, hi, ok := roundRatioSpread("get-c50", srvJSON, res)
+	if !ok || mid != 2 || lo != 1 || hi != 3 {
+		t.Errorf("got %.2f, %.2f–%.2f, %v; want 2.00, 1.00–3.00, true", mid, lo, hi, ok)
+	}
+	if _, _, _, ok := roundRatioSpread("set-c1", srvJSON, res); ok {
+		t.Error("a load not run has a spread")
+	}
+	if _, _, _, ok := roundRatioSpread("get-c50", srvRESP, res); ok {
+		t.Error("a server without rounds has a spread")
+	}
+}
