@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -61,10 +63,24 @@ func TestResumeOnSignalWakesPausedServers(t *testing.T) {
 // A server killed by a hangup gets the explanation; one killed otherwise,
 // or still running, does not.
 func TestHangupHint(t *testing.T) {
+	// The child takes SIGHUP's default action even where the tests run
+	// with it ignored (under nohup, say), which a child inherits across
+	// exec: GNU env resets it, where plain sleep ignored the signal, ran
+	// its 30 s and exited 0.
+	hup := []string{"sleep", "30"}
+	if signal.Ignored(syscall.SIGHUP) {
+		if exec.Command("env", "--default-signal=HUP", "true").Run() != nil {
+			t.Skip("SIGHUP is ignored here and env cannot reset it (GNU coreutils' env --default-signal): no child can die of it")
+		}
+		hup = append([]string{"env", "--default-signal=HUP"}, hup...)
+	}
 	exitBy := func(sig syscall.Signal) error {
-		cmd := exec.Command("sleep", "30")
+		cmd := exec.Command(hup[0], hup[1:]...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
+		}
+		if len(hup) > 2 {
+			waitHangupDefault(t, cmd.Process.Pid) // a SIGHUP before then is lost
 		}
 		cmd.Process.Signal(sig)
 		return cmd.Wait()
@@ -78,6 +94,26 @@ func TestHangupHint(t *testing.T) {
 	if got := hangupHint(nil); got != "" {
 		t.Errorf("no exit error: hint %q, want none", got)
 	}
+}
+
+// waitHangupDefault waits up to 5 s for process pid to stop ignoring
+// SIGHUP (the SigIgn mask of /proc/pid/status).
+func waitHangupDefault(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if mask, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+				if ign, err := strconv.ParseUint(strings.TrimSpace(mask), 16, 64); err == nil && ign&(1<<(syscall.SIGHUP-1)) == 0 {
+					return
+				}
+			}
+		}
+	}
+	t.Fatalf("process %d still ignores SIGHUP", pid)
 }
 
 // waitState waits up to 5 s for process pid's state (/proc/pid/stat) to
