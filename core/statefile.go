@@ -12,19 +12,30 @@ import (
 //
 //	[length u32][crc32c of payload u32][crc32c of the 8 bytes before u32][payload]
 //
-// and syncs it; the last valid record is the state. A record that fails its
-// checksums at the very end of the file, in the shape a torn write leaves,
-// is a Save that a crash cut short: the Save never returned, so nothing
-// relied on it, and it is ignored (and logged). The shapes: the file ends
-// inside the record whose header checks out (so its length can be trusted),
-// or a sector of the record was never written (zeros). Any other damage — a
-// whole record with flipped bits, a sector of other bytes — may hit a state
-// that was relied on (a vote sent), so it is refused, as is a bad record
-// followed by a valid one. A state is never empty, so that a record of
-// zeros is never valid. The file is rewritten from scratch (temporary file,
-// sync, rename, directory sync) once it grows past stateFileBytesMax, and
-// when a file of the first format (no magic, 8-byte headers, whose length
-// could not be trusted) is opened.
+// and syncs it; the last valid record is the state. A record that fits in a
+// sector (SectorBytes) never straddles two: when it would, the Save pads the
+// sector's rest with 0xff bytes (statePad, which no record starts with) and
+// the record begins the next one. A sector is written whole or not at all,
+// so a small record that a crash cut short reads as zeros, or ends with the
+// file; one that is there whole and fails its checksums was damaged at rest.
+//
+// A record that fails its checksums at the very end of the file, in the
+// shape a torn write leaves, is a Save that a crash cut short: the Save
+// never returned, so nothing relied on it, and it is ignored (and logged).
+// The shapes: the file ends inside the record whose header checks out (so
+// its length can be trusted), or the record's sector was never written
+// (zeros); for a record larger than a sector, any of its sectors never
+// written. Any other damage — a whole record with flipped bits, a sector of
+// other bytes — may hit a state that was relied on (a vote sent), so it is
+// refused, as is a bad record followed by a valid one. A state is never
+// empty, so that a record of zeros is never valid. The file is rewritten
+// from scratch (temporary file, sync, rename, directory sync) once it grows
+// past stateFileBytesMax, and when a file of an earlier format is opened:
+// the first (no magic, 8-byte headers, whose length could not be trusted)
+// or the second (stateMagicV2: records straddled sectors, so that zeros a
+// record held in its second sector were taken for a sector never written,
+// and damage elsewhere in it for a torn write: the simulator's seed 1100728,
+// where a node so forgot the vote it had cast).
 type StateFile struct {
 	disk Disk
 	name string
@@ -36,7 +47,9 @@ type StateFile struct {
 }
 
 const (
-	stateMagic         = "DKVSTAT2"
+	stateMagic         = "DKVSTAT3"
+	stateMagicV2       = "DKVSTAT2"
+	statePad           = 0xff
 	stateHeaderBytes   = 12
 	stateV1HeaderBytes = 8
 	stateBytesMax      = 64 << 10 // one payload
@@ -127,13 +140,30 @@ func OpenStateFile(d Disk, name string, logf func(string, ...any)) (*StateFile, 
 // parseStates returns the state a file holds and the length of its valid
 // prefix, or an error if the file is damaged in a way no crash explains.
 func parseStates(name string, data []byte) ([]byte, int, error) {
+	if bytes.HasPrefix(data, []byte(stateMagicV2)) {
+		var last []byte
+		off := len(stateMagicV2)
+		for {
+			p, n := stateAt(data, off)
+			if p == nil {
+				break
+			}
+			last = p
+			off += n
+		}
+		if off < len(data) && !tornState(data, off) {
+			return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d, and not as a torn write leaves one: damage at rest to a saved state; refusing to start",
+				ErrCorrupt, name, off)
+		}
+		return last, off, nil
+	}
 	if !bytes.HasPrefix(data, []byte(stateMagic)) {
 		// A file of this format whose first sector was lost (a write
 		// that landed there) must not pass for one of the first format.
 		for at := 0; at+stateHeaderBytes <= len(data); at++ {
 			if p, _ := stateAt(data, at); p != nil {
-				return nil, 0, fmt.Errorf("%w: %s: no magic %q at its start, though it holds records of that format (at offset %d): damage at rest; refusing to start",
-					ErrCorrupt, name, stateMagic, at)
+				return nil, 0, fmt.Errorf("%w: %s: no magic %q (or %q) at its start, though it holds records of that format (at offset %d): damage at rest; refusing to start",
+					ErrCorrupt, name, stateMagic, stateMagicV2, at)
 			}
 		}
 		if len(data) >= 4 && binary.LittleEndian.Uint32(data) > stateBytesMax {
@@ -149,19 +179,84 @@ func parseStates(name string, data []byte) ([]byte, int, error) {
 	}
 	var last []byte
 	off := len(stateMagic)
-	for {
+	for off < len(data) {
+		if data[off] == statePad {
+			end := min(sectorEnd(off), len(data))
+			if !allBytes(data[off:end], statePad) {
+				break // a bad record
+			}
+			if end == len(data) && end%SectorBytes != 0 {
+				break // the file ends in the padding: torn
+			}
+			off = end
+			continue
+		}
 		p, n := stateAt(data, off)
-		if p == nil {
-			break
+		if p == nil || (n <= SectorBytes && off+n > sectorEnd(off)) {
+			break // a small record is never written across two sectors
 		}
 		last = p
 		off += n
 	}
-	if off < len(data) && !tornState(data, off) {
+	if off < len(data) && !tornStateV3(data, off) {
 		return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d, and not as a torn write leaves one: damage at rest to a saved state; refusing to start",
 			ErrCorrupt, name, off)
 	}
 	return last, off, nil
+}
+
+// sectorEnd is the end of the sector that holds offset off.
+func sectorEnd(off int) int { return (off/SectorBytes + 1) * SectorBytes }
+
+func allBytes(b []byte, v byte) bool {
+	for _, c := range b {
+		if c != v {
+			return false
+		}
+	}
+	return true
+}
+
+// tornStateV3 reports whether the bad record at off, the file's last, has
+// the shape of a Save cut short, in the current format. A record that fits
+// in a sector was written in one, whole or not at all: found whole (its
+// header checks out and the file holds its length) and bad, it was
+// damaged at rest. Only a larger one may have lost a sector to a tear.
+func tornStateV3(data []byte, off int) bool {
+	// Each Save is synced before the next is written: a valid record
+	// after the bad one proves the bad one was synced.
+	for at := off + 1; at+stateHeaderBytes <= len(data); at++ {
+		if p, _ := stateAt(data, at); p != nil {
+			return false
+		}
+	}
+	if data[off] == statePad {
+		// Padding that the file's end cuts, or zeros follow to the
+		// sector's end (a part never written), is a tear's; padding
+		// with other bytes in it was damaged.
+		end := min(sectorEnd(off), len(data))
+		pad := off
+		for pad < end && data[pad] == statePad {
+			pad++
+		}
+		return allZero(data[pad:end])
+	}
+	if len(data)-off < stateHeaderBytes {
+		return true // cut by the file's end within the header
+	}
+	if !stateHeaderOK(data[off:]) {
+		// A header that was written is whole; one that was not reads
+		// as zeros, as does the rest of its sector.
+		return unwrittenSector(data, off, off, off+stateHeaderBytes)
+	}
+	n := stateHeaderBytes + int(binary.LittleEndian.Uint32(data[off:]))
+	if off+n > len(data) {
+		return true // cut by the file's end, by a length to trust
+	}
+	if n <= SectorBytes && off+n <= sectorEnd(off) {
+		return false // whole in its sector, and bad: damaged at rest
+	}
+	return unwrittenSector(data, off, off, off+n)
 }
 
 // stateAt decodes the record at off: its payload and length, or nil.
@@ -185,7 +280,8 @@ func stateHeaderOK(h []byte) bool {
 }
 
 // tornState reports whether the bad record at off, the file's last, has the
-// shape of a Save cut short (see tornShape, the log's like test).
+// shape of a Save cut short, in the second format, whose records straddled
+// sectors (see tornShape, the log's like test).
 func tornState(data []byte, off int) bool {
 	// Each Save is synced before the next is written: a valid record
 	// after the bad one proves the bad one was synced.
@@ -250,7 +346,20 @@ func tornStateV1(data []byte, off int) bool {
 	return unwrittenSector(data, off, off, end)
 }
 
-func appendState(dst, p []byte) []byte {
+// appendState appends a record of p to dst, the file's content from its
+// start (see appendStateAt).
+func appendState(dst, p []byte) []byte { return appendStateAt(dst, 0, p) }
+
+// appendStateAt appends a record of p to dst, whose first byte lands at
+// offset base of the file: after padding to the next sector first where a
+// record that fits in one would otherwise straddle two.
+func appendStateAt(dst []byte, base int64, p []byte) []byte {
+	at := int(base) + len(dst)
+	if n := stateHeaderBytes + len(p); n <= SectorBytes && at+n > sectorEnd(at) {
+		for range sectorEnd(at) - at {
+			dst = append(dst, statePad)
+		}
+	}
 	start := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(p)))
 	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(p, crcTable))
@@ -312,7 +421,7 @@ func (f *StateFile) Save(p []byte) error {
 		f.broken = false
 		return nil
 	}
-	buf := appendState(nil, p)
+	buf := appendStateAt(nil, f.size, p)
 	if err := f.file.Append(buf); err != nil {
 		f.broken = true
 		return fmt.Errorf("writing %s: %w", f.name, err)

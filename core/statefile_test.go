@@ -410,3 +410,156 @@ func TestStateFileOpenSyncsWhatItRead(t *testing.T) {
 		t.Fatalf("after a crash the state is %q: what the node read and acted on was lost", got)
 	}
 }
+
+// raftLikeState is a state shaped as a Raft node's is: a version byte and
+// a few fields, the last 19 bytes zero (a vote for node 0, no snapshot
+// being installed, a small term's upper bytes), made distinct by i.
+func raftLikeState(i int) []byte {
+	p := make([]byte, 33)
+	p[0] = 1
+	binary.LittleEndian.PutUint64(p[1:], 0x1122334455667788)
+	binary.LittleEndian.PutUint32(p[9:], uint32(i+1))
+	p[13] = byte(i + 1)
+	return p
+}
+
+// A record that fits in a sector never straddles two: the Save pads the
+// rest of the sector with statePad and starts the record on the next one,
+// and a reopen skips the padding to the last state.
+func TestStateFileSmallRecordsNeverStraddle(t *testing.T) {
+	d := newMemDisk()
+	f, _ := openState(t, d)
+	padded := 0
+	for i := range 3 * SectorBytes / (stateHeaderBytes + 33) {
+		before := len(d.bytes(testStateName))
+		if err := f.Save(raftLikeState(i)); err != nil {
+			t.Fatal(err)
+		}
+		b := d.bytes(testStateName)
+		start := len(b) - stateHeaderBytes - 33
+		if start/SectorBytes != (len(b)-1)/SectorBytes {
+			t.Fatalf("save %d: the record at %d..%d straddles a sector boundary", i, start, len(b))
+		}
+		if start > before {
+			padded++
+			if !allBytes(b[before:start], statePad) || start%SectorBytes != 0 {
+				t.Fatalf("save %d: %d bytes before the record at %d are not padding to a sector's start: %x", i, start-before, start, b[before:start])
+			}
+		}
+		if got := reopenState(t, d); !bytes.Equal(got, raftLikeState(i)) {
+			t.Fatalf("after save %d a reopen yields %x", i, got)
+		}
+	}
+	f.Close()
+	if padded == 0 {
+		t.Fatal("no Save padded: the test did not cross a sector boundary")
+	}
+}
+
+// The simulator's seed 1100728: damage at rest to the last record, whose
+// last 19 bytes are zeros. Written across two sectors (the second
+// format), those zeros alone in the second sector passed for a sector a
+// tear never wrote, the damage in the first for the tear, and the node
+// forgot the vote it had cast. A record now lies in one sector: whole and
+// bad, it is refused, whichever byte was hit.
+func TestStateFileDamageBesideZerosIsRefused(t *testing.T) {
+	d := newMemDisk()
+	f, _ := openState(t, d)
+	// 23 records of 45 bytes after the 8-byte magic end 19 bytes into the
+	// third sector: where the second format put the last one's zeros.
+	const saves = 23
+	if (len(stateMagic)+saves*(stateHeaderBytes+33))%SectorBytes != 19 {
+		t.Fatal("the arithmetic of the second format's layout is off")
+	}
+	for i := range saves {
+		if err := f.Save(raftLikeState(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	data := slices.Clone(d.bytes(testStateName))
+	start := len(data) - stateHeaderBytes - 33
+	for at := start; at < len(data); at++ {
+		b := slices.Clone(data)
+		b[at] ^= 0x10
+		d := newMemDisk()
+		d.put(testStateName, b)
+		if _, state, err := OpenStateFile(d, testStateName, func(string, ...any) {}); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("byte %d of the last record (at %d) flipped: state %x, %v; want ErrCorrupt", at-start, start, state, err)
+		}
+	}
+}
+
+// A Save that padded, cut by a crash, is ignored: the state before it
+// stands. The file may end at any byte; sectors never written read as
+// zeros, whole: from where the Save began (its first sector's write lost,
+// that sector holds what it held before) or from a sector's start.
+func TestStateFileTornPaddedSave(t *testing.T) {
+	d := newMemDisk()
+	f, _ := openState(t, d)
+	var last []byte
+	var before int
+	for i := 0; ; i++ {
+		before = len(d.bytes(testStateName))
+		if err := f.Save(raftLikeState(i)); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.bytes(testStateName))-before > stateHeaderBytes+33 {
+			break // this Save padded
+		}
+		last = raftLikeState(i)
+	}
+	f.Close()
+	data := slices.Clone(d.bytes(testStateName))
+	for cut := before; cut < len(data); cut++ {
+		for _, tail := range []string{"cut", "zeros"} {
+			if tail == "zeros" && cut != before && cut%SectorBytes != 0 {
+				continue // a sector is written whole or not at all
+			}
+			b := slices.Clone(data[:cut])
+			if tail == "zeros" {
+				b = append(b, make([]byte, len(data)-cut)...) // the sectors not written
+			}
+			d := newMemDisk()
+			d.put(testStateName, b)
+			if _, state := openState(t, d); !bytes.Equal(state, last) {
+				t.Fatalf("%s at %d: state %x, want %x", tail, cut, state, last)
+			}
+		}
+	}
+	// Padding hit by damage, before the file's end, is refused.
+	b := slices.Clone(data)
+	b[before] ^= 1
+	d = newMemDisk()
+	d.put(testStateName, b)
+	if _, _, err := OpenStateFile(d, testStateName, func(string, ...any) {}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged padding: %v, want ErrCorrupt", err)
+	}
+}
+
+// A file of the second format (records straddling sectors) still opens,
+// with its last state, and is rewritten in the current one.
+func TestStateFileSecondFormatIsRewritten(t *testing.T) {
+	v2 := []byte(stateMagicV2)
+	for i := range 20 {
+		p := raftLikeState(i)
+		v2 = binary.LittleEndian.AppendUint32(v2, uint32(len(p)))
+		v2 = binary.LittleEndian.AppendUint32(v2, crc32.Checksum(p, crcTable))
+		v2 = binary.LittleEndian.AppendUint32(v2, crc32.Checksum(v2[len(v2)-8:], crcTable))
+		v2 = append(v2, p...)
+	}
+	d := newMemDisk()
+	d.put(testStateName, v2)
+	f, state := openState(t, d)
+	if !bytes.Equal(state, raftLikeState(19)) {
+		t.Fatalf("state %x, want %x", state, raftLikeState(19))
+	}
+	if b := d.bytes(testStateName); !bytes.HasPrefix(b, []byte(stateMagic)) || len(b) != len(stateMagic)+stateHeaderBytes+33 {
+		t.Fatalf("the file was not rewritten in the current format: %q", b)
+	}
+	mustSave(t, f, "next")
+	f.Close()
+	if got := reopenState(t, d); string(got) != "next" {
+		t.Fatalf("state %q, want next", got)
+	}
+}
