@@ -192,8 +192,8 @@ func parseStates(name string, data []byte) ([]byte, int, error) {
 			continue
 		}
 		p, n := stateAt(data, off)
-		if p == nil || (n <= SectorBytes && off+n > sectorEnd(off)) {
-			break // a small record is never written across two sectors
+		if p == nil {
+			break
 		}
 		last = p
 		off += n
