@@ -48,7 +48,7 @@ type StateFile struct {
 
 const (
 	stateMagic         = "DKVSTAT3"
-	stateMagicV2       = "DKVSTAT2"
+	stateMagicV2       = "DKVSTAT2" // the same length as stateMagic
 	statePad           = 0xff
 	stateHeaderBytes   = 12
 	stateV1HeaderBytes = 8
@@ -140,24 +140,8 @@ func OpenStateFile(d Disk, name string, logf func(string, ...any)) (*StateFile, 
 // parseStates returns the state a file holds and the length of its valid
 // prefix, or an error if the file is damaged in a way no crash explains.
 func parseStates(name string, data []byte) ([]byte, int, error) {
-	if bytes.HasPrefix(data, []byte(stateMagicV2)) {
-		var last []byte
-		off := len(stateMagicV2)
-		for {
-			p, n := stateAt(data, off)
-			if p == nil {
-				break
-			}
-			last = p
-			off += n
-		}
-		if off < len(data) && !tornState(data, off) {
-			return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d, and not as a torn write leaves one: damage at rest to a saved state; refusing to start",
-				ErrCorrupt, name, off)
-		}
-		return last, off, nil
-	}
-	if !bytes.HasPrefix(data, []byte(stateMagic)) {
+	v2 := bytes.HasPrefix(data, []byte(stateMagicV2))
+	if !v2 && !bytes.HasPrefix(data, []byte(stateMagic)) {
 		// A file of this format whose first sector was lost (a write
 		// that landed there) must not pass for one of the first format.
 		for at := 0; at+stateHeaderBytes <= len(data); at++ {
@@ -172,15 +156,34 @@ func parseStates(name string, data []byte) ([]byte, int, error) {
 		}
 		state, valid := scanStatesV1(data)
 		if valid < len(data) && !tornStateV1(data, valid) {
-			return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d, and not as a torn write leaves one: damage at rest to a saved state; refusing to start",
-				ErrCorrupt, name, valid)
+			return nil, 0, damagedState(name, valid)
 		}
 		return state, valid, nil
 	}
+	last, off := scanStates(data, len(stateMagic), !v2)
+	torn := tornStateV3
+	if v2 {
+		torn = tornState
+	}
+	if off < len(data) && !torn(data, off) {
+		return nil, 0, damagedState(name, off)
+	}
+	return last, off, nil
+}
+
+func damagedState(name string, off int) error {
+	return fmt.Errorf("%w: %s: bad record at offset %d, and not as a torn write leaves one: damage at rest to a saved state; refusing to start",
+		ErrCorrupt, name, off)
+}
+
+// scanStates returns the last valid record's payload from off on and the
+// end of the valid records. padded: the file is of the current format,
+// whose records may follow padding to a sector's end (a second-format
+// record may begin with a byte of statePad, its length's low byte).
+func scanStates(data []byte, off int, padded bool) ([]byte, int) {
 	var last []byte
-	off := len(stateMagic)
 	for off < len(data) {
-		if data[off] == statePad {
+		if padded && data[off] == statePad {
 			end := min(sectorEnd(off), len(data))
 			if !allBytes(data[off:end], statePad) {
 				break // a bad record
@@ -195,14 +198,9 @@ func parseStates(name string, data []byte) ([]byte, int, error) {
 		if p == nil {
 			break
 		}
-		last = p
-		off += n
+		last, off = p, off+n
 	}
-	if off < len(data) && !tornStateV3(data, off) {
-		return nil, 0, fmt.Errorf("%w: %s: bad record at offset %d, and not as a torn write leaves one: damage at rest to a saved state; refusing to start",
-			ErrCorrupt, name, off)
-	}
-	return last, off, nil
+	return last, off
 }
 
 // sectorEnd is the end of the sector that holds offset off.
