@@ -14,8 +14,8 @@ import (
 //
 // and syncs it; the last valid record is the state. A record that fits in a
 // sector (SectorBytes) never straddles two: when it would, the Save pads the
-// sector's rest with 0xff bytes (statePad, which no record starts with) and
-// the record begins the next one. A sector is written whole or not at all,
+// sector's rest with 0xff bytes (statePad; a run of them is no record, whose
+// length is at most stateBytesMax) and the record begins the next one. A sector is written whole or not at all,
 // so a small record that a crash cut short reads as zeros, or ends with the
 // file; one that is there whole and fails its checksums was damaged at rest.
 //
@@ -178,12 +178,14 @@ func damagedState(name string, off int) error {
 
 // scanStates returns the last valid record's payload from off on and the
 // end of the valid records. padded: the file is of the current format,
-// whose records may follow padding to a sector's end (a second-format
-// record may begin with a byte of statePad, its length's low byte).
+// whose records may follow padding to a sector's end.
 func scanStates(data []byte, off int, padded bool) ([]byte, int) {
 	var last []byte
 	for off < len(data) {
-		if padded && data[off] == statePad {
+		p, n := stateAt(data, off)
+		if p == nil && padded && data[off] == statePad {
+			// Padding, unless a record begins here whose length's low
+			// byte is statePad (a record is tried first).
 			end := min(sectorEnd(off), len(data))
 			if !allBytes(data[off:end], statePad) {
 				break // a bad record
@@ -194,7 +196,6 @@ func scanStates(data []byte, off int, padded bool) ([]byte, int) {
 			off = end
 			continue
 		}
-		p, n := stateAt(data, off)
 		if p == nil {
 			break
 		}
@@ -228,21 +229,21 @@ func tornStateV3(data []byte, off int) bool {
 			return false
 		}
 	}
-	if data[off] == statePad {
-		// Padding that the file's end cuts, or zeros follow to the
-		// sector's end (a part never written), is a tear's; padding
-		// with other bytes in it was damaged.
-		end := min(sectorEnd(off), len(data))
-		pad := off
-		for pad < end && data[pad] == statePad {
-			pad++
-		}
-		return allZero(data[pad:end])
-	}
 	if len(data)-off < stateHeaderBytes {
-		return true // cut by the file's end within the header
+		return true // cut by the file's end within the header (or padding)
 	}
 	if !stateHeaderOK(data[off:]) {
+		if data[off] == statePad {
+			// Padding that zeros follow to the sector's end (a part
+			// never written) is a tear's, as is padding the file's end
+			// cuts; padding with other bytes in it was damaged.
+			end := min(sectorEnd(off), len(data))
+			pad := off
+			for pad < end && data[pad] == statePad {
+				pad++
+			}
+			return allZero(data[pad:end])
+		}
 		// A header that was written is whole; one that was not reads
 		// as zeros, as does the rest of its sector.
 		return unwrittenSector(data, off, off, off+stateHeaderBytes)

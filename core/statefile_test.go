@@ -563,3 +563,30 @@ func TestStateFileSecondFormatIsRewritten(t *testing.T) {
 		t.Fatalf("state %q, want next", got)
 	}
 }
+
+// A record may begin with a byte of statePad, its length's low byte (a
+// payload of 255 bytes): it is a record, not padding, whole or torn.
+func TestStateFileRecordStartingWithThePadByte(t *testing.T) {
+	d := newMemDisk()
+	f, _ := openState(t, d)
+	mustSave(t, f, "first")
+	before := len(d.bytes(testStateName))
+	big := strings.Repeat("b", 255)
+	mustSave(t, f, big)
+	f.Close()
+	data := slices.Clone(d.bytes(testStateName))
+	start := len(data) - stateHeaderBytes - len(big)
+	if data[start] != statePad {
+		t.Fatalf("the record begins with %#x, want statePad", data[start])
+	}
+	if got := reopenState(t, d); string(got) != big {
+		t.Fatalf("state %.10q..., want the 255-byte one", got)
+	}
+	for cut := before; cut < len(data); cut++ {
+		d := newMemDisk()
+		d.put(testStateName, data[:cut])
+		if _, state := openState(t, d); string(state) != "first" {
+			t.Fatalf("cut at %d: state %.10q, want first", cut, state)
+		}
+	}
+}
