@@ -58,6 +58,7 @@ type runResult struct {
 type throughputLoad struct {
 	sys     *system
 	keys    int
+	unsafe  bool // on the --unsafe-no-fsync server
 	conns   []*client.KVClient
 	raw     float64
 	inPlace float64
@@ -182,9 +183,9 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 			p.Kill()
 		}
 	}()
-	addLoads := func(p *nodeproc.Process, label string, keys, space int, counts []int) error {
+	addLoads := func(p *nodeproc.Process, label string, keys, space int, counts []int, unsafe bool) error {
 		for _, n := range counts {
-			l := &throughputLoad{keys: keys, sys: &system{
+			l := &throughputLoad{keys: keys, unsafe: unsafe, sys: &system{
 				name: label, space: space, pids: []int{p.Pid()}, roles: []string{label},
 				cpus: make([]time.Duration, 1), pause: true, procs: []*nodeproc.Process{p},
 			}}
@@ -223,7 +224,7 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		if i == 0 {
 			counts = cfg.clientCounts(true)
 		}
-		if err := addLoads(p, fmt.Sprintf("durable, %d keys", size), size, max(size, 100_000), counts); err != nil {
+		if err := addLoads(p, fmt.Sprintf("durable, %d keys", size), size, max(size, 100_000), counts, false); err != nil {
 			return err
 		}
 		if size == slicesMax(cfg.sizes) && size > 0 {
@@ -236,7 +237,7 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 			return err
 		}
 		servers = append(servers, p)
-		if err := addLoads(p, "UNSAFE no fsync, 0 keys", 0, 100_000, cfg.clientCounts(false)); err != nil {
+		if err := addLoads(p, "UNSAFE no fsync, 0 keys", 0, 100_000, cfg.clientCounts(false), true); err != nil {
 			return err
 		}
 	}
@@ -285,7 +286,7 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		n := float64(cfg.slices)
 		r.raw, r.inPlace, r.echo = l.raw/n, l.inPlace/n, l.echo/time.Duration(cfg.slices)
 		r.cpu = l.sys.cpuPerOp()
-		if strings.HasPrefix(r.name, "UNSAFE") {
+		if l.unsafe {
 			unsafeRuns = append(unsafeRuns, r)
 		} else {
 			results = append(results, r)
