@@ -14,6 +14,15 @@ import (
 // length counts the bytes after the crc (type, index, payload). The crc
 // covers the length field and those bytes, so a damaged length cannot
 // silently frame the wrong span. All integers are little-endian.
+//
+// The payload is stored whitened (recordWhitened in the type byte): XORed
+// with a pseudo-random stream keyed by the record's index (whiten). Recovery
+// tells a torn write by zeros where a sector was never written (tornShape);
+// a payload's own zeros (a value of zero bytes) would look the same, and
+// damage at rest beside them passed for a tear, which cut an acknowledged
+// batch (found by the simulator with zero bytes in its values). Whitened,
+// stored bytes are zero only by chance. Records written before it (the flag
+// clear) are read as they are.
 const (
 	recordHeaderBytes = 4 + 4 + 1 + 8
 	// recordBytesMax bounds one record. Requests are bounded below it, and a
@@ -41,7 +50,8 @@ const (
 	recordBulkDelete byte = 6
 	recordTypeLast        = recordBulkDelete
 	recordBatchEnd   byte = 0x80
-	recordTypeMask   byte = 0x7f
+	recordWhitened   byte = 0x40 // the payload is stored whitened
+	recordTypeMask   byte = 0x3f
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -63,17 +73,56 @@ var (
 
 // appendRecord encodes a record onto dst.
 func appendRecord(dst []byte, typ byte, index uint64, payload []byte) []byte {
-	assert(typ&recordTypeMask != 0, "record type must be set")
+	assert(typ&recordTypeMask != 0 && typ&recordWhitened == 0, "record type must be set, and whitening is appendRecord's")
 	length := 1 + 8 + len(payload)
 	assert(recordHeaderBytes+len(payload) <= recordBytesMax, "record over recordBytesMax")
 	start := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(length))
 	dst = binary.LittleEndian.AppendUint32(dst, 0) // crc, filled below
-	dst = append(dst, typ)
+	dst = append(dst, typ|recordWhitened)
 	dst = binary.LittleEndian.AppendUint64(dst, index)
 	dst = append(dst, payload...)
+	whiten(dst[len(dst)-len(payload):], dst[len(dst)-len(payload):], index)
 	putCRC(dst[start:])
 	return dst
+}
+
+// whiten sets dst to src XORed with a pseudo-random stream keyed by index
+// (splitmix64), which undoes itself: applied to a stored payload it gives
+// the plain one back. dst and src may be the same slice.
+func whiten(dst, src []byte, index uint64) {
+	assert(len(dst) == len(src), "whiten: lengths differ")
+	state := index*0x9e3779b97f4a7c15 ^ 0x6a09e667f3bcc908
+	next := func() uint64 {
+		state += 0x9e3779b97f4a7c15
+		z := state
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		return z ^ z>>31
+	}
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(src[i:])^next())
+	}
+	if i < len(src) {
+		z := next()
+		for ; i < len(src); i++ {
+			dst[i] = src[i] ^ byte(z)
+			z >>= 8
+		}
+	}
+}
+
+// recordPayload is the plain payload of a record's stored one: a copy,
+// unwhitened, where the type byte says it was whitened; else the stored
+// bytes themselves.
+func recordPayload(typ byte, index uint64, stored []byte) []byte {
+	if typ&recordWhitened == 0 {
+		return stored
+	}
+	p := make([]byte, len(stored))
+	whiten(p, stored, index)
+	return p
 }
 
 // putCRC fills in the crc of the encoded record at the start of rec, after
@@ -89,7 +138,8 @@ func recordCRC(rec []byte) uint32 {
 }
 
 // decodeRecord decodes the record at the start of buf and returns it with the
-// number of bytes it takes. The payload aliases buf.
+// number of bytes it takes. The payload is a copy, unwhitened (or, for a
+// record written before whitening, aliases buf).
 func decodeRecord(buf []byte) (Record, int, error) {
 	if len(buf) < recordHeaderBytes {
 		return Record{}, 0, errRecordShort
@@ -109,11 +159,12 @@ func decodeRecord(buf []byte) (Record, int, error) {
 	if typ&recordTypeMask == 0 || typ&recordTypeMask > recordTypeLast {
 		return Record{}, 0, fmt.Errorf("%w: unknown type %d", errRecordInvalid, typ)
 	}
+	index := binary.LittleEndian.Uint64(buf[9:17])
 	return Record{
 		Type:     typ & recordTypeMask,
 		BatchEnd: typ&recordBatchEnd != 0,
-		Index:    binary.LittleEndian.Uint64(buf[9:17]),
-		Payload:  buf[17:total],
+		Index:    index,
+		Payload:  recordPayload(typ, index, buf[17:total]),
 	}, total, nil
 }
 

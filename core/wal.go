@@ -216,7 +216,7 @@ func lengthDamaged(b []byte, length int, index uint64, head int, decode func(Rec
 		if decode == nil {
 			return true
 		}
-		err := decode(Record{Type: b[8] & recordTypeMask, BatchEnd: b[8]&recordBatchEnd != 0, Index: index, Payload: b[recordHeaderBytes : 8+l]})
+		err := decode(Record{Type: b[8] & recordTypeMask, BatchEnd: b[8]&recordBatchEnd != 0, Index: index, Payload: recordPayload(b[8], index, b[recordHeaderBytes:8+l])})
 		return err == nil || errors.Is(err, ErrForeignLog)
 	}
 	for bit := range 32 {
