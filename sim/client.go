@@ -133,7 +133,15 @@ func (c *client) draw() (*core.Request, checks.Op) {
 			v += c.valueWords()
 		}
 		if m.ValuePad > 0 && r.IntN(4) == 0 {
-			v += ":" + strings.Repeat("x", r.IntN(m.ValuePad+1))
+			// Every other request pads with zero bytes, as binary
+			// values may: a record's own zeros must not pass for a
+			// sector never written (core.whiten). The choice draws
+			// nothing, so the seeds' runs stay as they were.
+			pad := "x"
+			if c.reqs%2 == 1 {
+				pad = "\x00"
+			}
+			v += ":" + strings.Repeat(pad, r.IntN(m.ValuePad+1))
 		}
 		return v
 	}
