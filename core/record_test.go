@@ -412,6 +412,34 @@ func TestRecordPayloadIsStoredWhitened(t *testing.T) {
 	}
 }
 
+// A log that a build before whitening began and this one went on: its
+// records of both kinds replay, in order, with their payloads.
+func TestScanSegmentMixedWhitening(t *testing.T) {
+	var data []byte
+	var want [][]byte
+	for i := uint64(1); i <= 6; i++ {
+		p := encodeSet(nil, fmt.Sprint("k", i), strings.Repeat("\x00", int(i)*100))
+		want = append(want, p)
+		start := len(data)
+		data = appendRecord(data, recordSet|recordBatchEnd, i, p)
+		if i <= 3 { // written before whitening
+			data[start+8] &^= recordWhitened
+			copy(data[start+recordHeaderBytes:], p)
+			putCRC(data[start:])
+		}
+	}
+	data = append(data, make([]byte, SectorBytes)...)
+	recs, _, err := scanSegment("wal-x.log", data, 1)
+	if err != nil || len(recs) != len(want) {
+		t.Fatalf("%d records, %v; want %d", len(recs), err, len(want))
+	}
+	for i, r := range recs {
+		if !bytes.Equal(r.Payload, want[i]) {
+			t.Fatalf("record %d: payload differs", r.Index)
+		}
+	}
+}
+
 // Damage at rest to the last synced batch, beside a value's own zeros: a
 // set whose value is zero bytes over whole sectors. Stored plain, those
 // sectors read as ones a torn write never wrote, the damage passed for the
