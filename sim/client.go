@@ -136,7 +136,8 @@ func (c *client) draw() (*core.Request, checks.Op) {
 			// Every other request pads with zero bytes, as binary
 			// values may: a record's own zeros must not pass for a
 			// sector never written (core.whiten). The choice draws
-			// nothing, so the seeds' runs stay as they were.
+			// no random number: every seed's random stream is as
+			// it was.
 			pad := "x"
 			if c.reqs%2 == 1 {
 				pad = "\x00"
