@@ -204,6 +204,18 @@ func scanStates(data []byte, off int, padded bool) ([]byte, int) {
 	return last, off
 }
 
+// stateAfter reports whether a valid record starts past off. Each Save is
+// synced before the next is written: a valid record after a bad one proves
+// the bad one was synced, so it was damaged at rest, not torn.
+func stateAfter(data []byte, off int) bool {
+	for at := off + 1; at+stateHeaderBytes <= len(data); at++ {
+		if p, _ := stateAt(data, at); p != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // sectorEnd is the end of the sector that holds offset off.
 func sectorEnd(off int) int { return (off/SectorBytes + 1) * SectorBytes }
 
@@ -222,12 +234,8 @@ func allBytes(b []byte, v byte) bool {
 // header checks out and the file holds its length) and bad, it was
 // damaged at rest. Only a larger one may have lost a sector to a tear.
 func tornStateV3(data []byte, off int) bool {
-	// Each Save is synced before the next is written: a valid record
-	// after the bad one proves the bad one was synced.
-	for at := off + 1; at+stateHeaderBytes <= len(data); at++ {
-		if p, _ := stateAt(data, at); p != nil {
-			return false
-		}
+	if stateAfter(data, off) {
+		return false
 	}
 	if len(data)-off < stateHeaderBytes {
 		return true // cut by the file's end within the header (or padding)
@@ -282,12 +290,8 @@ func stateHeaderOK(h []byte) bool {
 // shape of a Save cut short, in the second format, whose records straddled
 // sectors (see tornShape, the log's like test).
 func tornState(data []byte, off int) bool {
-	// Each Save is synced before the next is written: a valid record
-	// after the bad one proves the bad one was synced.
-	for at := off + 1; at+stateHeaderBytes <= len(data); at++ {
-		if p, _ := stateAt(data, at); p != nil {
-			return false
-		}
+	if stateAfter(data, off) {
+		return false
 	}
 	if len(data)-off < stateHeaderBytes {
 		return true // cut by the file's end within the header
