@@ -18,6 +18,15 @@ import (
 // the host's business, not part of the node's data.
 const lockName = "LOCK"
 
+// dirMode and fileMode are what a new data directory and the files in it are
+// created with (before the umask): private to the server's user, since the
+// files hold every key and value in the clear. A directory that exists keeps
+// its permissions: the operator chose them.
+const (
+	dirMode  os.FileMode = 0o700
+	fileMode os.FileMode = 0o600
+)
+
 // ErrLocked means another process holds the data directory.
 var ErrLocked = errors.New("data directory is locked")
 
@@ -61,7 +70,7 @@ var _ core.Disk = (*Dir)(nil)
 // Open creates dir if needed, checks that it is writable and takes its lock.
 // Close releases the lock.
 func Open(dir string, opts Options) (*Dir, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("cannot create data directory %s: %w", dir, err)
 	}
 	// access(2) rather than a probe file, so a crash here leaves no litter
@@ -69,7 +78,7 @@ func Open(dir string, opts Options) (*Dir, error) {
 	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
 		return nil, notWritable(dir, err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	lock, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, fileMode)
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
 			return nil, notWritable(dir, err)
@@ -218,7 +227,7 @@ func (d *Dir) open(name string, flag int) (core.File, error) {
 	}
 	// Writes land at the File's own idea of its end (pwrite), not with
 	// O_APPEND: the file may hold reserved zeros past that end.
-	f, err := os.OpenFile(path, os.O_WRONLY|flag, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|flag, fileMode)
 	if err != nil {
 		return nil, fileError("open", name, err)
 	}

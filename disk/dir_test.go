@@ -47,6 +47,41 @@ func TestOpenCreatesDirAndLockFile(t *testing.T) {
 	}
 }
 
+// A new data directory and its files are private to the server's user: they
+// hold every key and value in the clear (docs/OPERATIONS.md, Security).
+func TestNewDataIsPrivate(t *testing.T) {
+	defer syscall.Umask(syscall.Umask(0o022))
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "data")
+	d := mustOpen(t, dir, Options{})
+	f, err := d.Create("wal-1.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, lockName): 0o600, filepath.Join(dir, "wal-1.log"): 0o600} {
+		info, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := info.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %v, want %v", name, got, want)
+		}
+	}
+
+	// A directory that exists keeps the permissions its operator gave it.
+	shared := filepath.Join(parent, "shared")
+	if err := os.Mkdir(shared, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	mustOpen(t, shared, Options{})
+	if info, err := os.Stat(shared); err != nil || info.Mode().Perm() != 0o750 {
+		t.Errorf("an existing directory's mode changed: %v, %v", info.Mode().Perm(), err)
+	}
+}
+
 func TestOpenTwiceInOneProcessIsLocked(t *testing.T) {
 	dir := t.TempDir()
 	d := mustOpen(t, dir, Options{})
