@@ -104,7 +104,7 @@ type decodedRequest struct {
 }
 
 // requestField is one member of a request object, as a bit of a set.
-type requestField uint16
+type requestField uint32
 
 const (
 	fieldID requestField = 1 << iota
@@ -123,13 +123,14 @@ const (
 	fieldLimit
 	fieldTopK
 	fieldKeys
+	fieldPassword
 
 	meshFields    = fieldAfter | fieldQuorum
 	sessionFields = fieldClientID | fieldSeq | fieldAcked
 )
 
 // fieldNames are the JSON names of the requestField bits, in bit order.
-var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys"}
+var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password"}
 
 // promiseFields ask the server to do something for this request: make it
 // exactly-once (a client session) or fail its snapshot (a test hook). On
@@ -137,8 +138,10 @@ var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulat
 // believe in a promise that is not kept (a read has nothing to
 // deduplicate). A data field the op does not use (a key on bulk_set, a
 // value on get) is ignored, as it always was: clients send such leftovers
-// (this repository's own tests did), and nothing is promised by them.
-const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields
+// (this repository's own tests did), and nothing is promised by them. A
+// password is refused on any op but auth: a client that sends one with a
+// request believes it is checked there.
+const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword
 
 // opFields are the fields that op uses besides id and op; known is false
 // for an op this server does not know (Validate answers those).
@@ -158,6 +161,8 @@ func opFields(op string) (fields requestField, known bool) {
 		return fieldKeys, true
 	case OpPing, OpStatus:
 		return 0, true
+	case OpAuth:
+		return fieldPassword, true
 	case OpSearch:
 		return fieldQuery | fieldMode | fieldLimit, true
 	case OpSearchSimilar:
@@ -261,6 +266,8 @@ func readOp(dec *jsontext.Decoder) (string, error) {
 		return OpPing, nil
 	case `"` + OpStatus + `"`:
 		return OpStatus, nil
+	case `"` + OpAuth + `"`:
+		return OpAuth, nil
 	case `"` + OpSearch + `"`:
 		return OpSearch, nil
 	case `"` + OpSearchSimilar + `"`:
@@ -398,6 +405,9 @@ func decodeRequest(dec *jsontext.Decoder, d *decodedRequest) error {
 		case "top_k":
 			f = fieldTopK
 			req.TopK, err = readCount(dec, topField("top_k"))
+		case "password":
+			f = fieldPassword
+			req.Password, err = readString(dec, topField("password"))
 		default:
 			return &requestError{"unknown field " + quote(string(name))}
 		}

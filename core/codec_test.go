@@ -205,6 +205,13 @@ func TestRequestFieldsChecked(t *testing.T) {
 		{`{"op":"search_similar"}`, `search_similar needs a non-empty string field "query"`},
 		{`{"op":"search","query":"a","client_id":1,"seq":1}`, `field "client_id" is not used by op "search"`},
 		{`{"op":"search","query":"a","quorum":2}`, `field "quorum" is not used by op "search"`},
+		// auth: a password, and only there.
+		{`{"op":"auth"}`, `auth needs a non-empty string field "password"`},
+		{`{"op":"auth","password":""}`, `auth needs a non-empty string field "password"`},
+		{`{"op":"auth","password":7}`, `field "password" must be a string, not a number`},
+		{`{"op":"auth","password":"s","key":"k","client_id":1,"seq":1}`, `field "client_id" is not used by op "auth"`},
+		{`{"op":"get","key":"k","password":"s"}`, `field "password" is not used by op "get"`},
+		{`{"op":"ping","password":"s"}`, `field "password" is not used by op "ping"`},
 	}
 	for _, c := range bad {
 		r := check(c.line)
@@ -232,6 +239,7 @@ func TestRequestFieldsChecked(t *testing.T) {
 		`{"op":"ping","key":""}`,
 		`{"op":"search","query":"hello \"big world\"","mode":"any","limit":1000}`,
 		`{"op":"search_similar","query":"foo","top_k":1}`,
+		`{"op":"auth","password":"a secret with \"quotes\" and \u00e9"}`,
 	}
 	for _, line := range good {
 		if r := check(line); r != nil {
@@ -246,7 +254,8 @@ func TestRequestFieldsChecked(t *testing.T) {
 		t.Errorf("unknown op: got %+v, want unknown_op", r)
 	}
 	for _, line := range []string{`{"op":"search","query":"a","limit":1001}`, `{"op":"search_similar","query":"a","top_k":1001}`,
-		`{"op":"search","query":"` + strings.Repeat("w", 4097) + `"}`} {
+		`{"op":"search","query":"` + strings.Repeat("w", 4097) + `"}`,
+		`{"op":"auth","password":"` + strings.Repeat("p", AuthSecretBytesMax+1) + `"}`} {
 		if r := check(line); r == nil || r.Error.Code != CodeTooLarge {
 			t.Errorf("%.60s: got %+v, want too_large", line, r)
 		}

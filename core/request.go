@@ -19,6 +19,9 @@ const (
 	OpBulkDelete = "bulk_delete"
 	OpPing       = "ping"
 	OpStatus     = "status"
+	// OpAuth proves that the client knows the server's secret (its
+	// --auth-file). The host answers it; it never reaches a node.
+	OpAuth = "auth"
 	// The index ops, served with --enable-indexes (see Indexes).
 	OpSearch        = "search"
 	OpSearchSimilar = "search_similar"
@@ -51,6 +54,12 @@ const (
 	// CodeIndexesDisabled answers a search op on a server started without
 	// --enable-indexes.
 	CodeIndexesDisabled = "indexes_disabled"
+	// CodeAuthRequired answers any request but auth on a connection that
+	// has not yet proved the server's secret; CodeAuthFailed answers an
+	// auth whose password is not the secret, or sent to a server that has
+	// none.
+	CodeAuthRequired = "auth_required"
+	CodeAuthFailed   = "auth_failed"
 )
 
 // Search modes: every query word must match (the default), or any.
@@ -106,10 +115,16 @@ type Request struct {
 	Limit uint64 `json:"limit,omitzero"`
 	TopK  uint64 `json:"top_k,omitzero"`
 
+	// Password is auth's: the server's secret.
+	Password string `json:"password,omitzero"`
+
 	// Prepared is what Indexes.Prepare made of a write's values off the
 	// node's loop; never on the wire.
 	Prepared any `json:"-"`
 }
+
+// AuthSecretBytesMax bounds a server's secret and so an auth's password.
+const AuthSecretBytesMax = 512
 
 // ClientIDMax bounds client ids to what a JSON number holds exactly in
 // every language (a double's 53-bit mantissa).
@@ -346,6 +361,14 @@ func (l Limits) Validate(req *Request) *Response {
 		}
 		return nil
 	case OpPing, OpStatus:
+		return nil
+	case OpAuth:
+		if req.Password == "" {
+			return bad(CodeBadRequest, "auth needs a non-empty string field \"password\"")
+		}
+		if len(req.Password) > AuthSecretBytesMax {
+			return bad(CodeTooLarge, "password is %d bytes; the limit is %d", len(req.Password), AuthSecretBytesMax)
+		}
 		return nil
 	case OpSearch, OpSearchSimilar:
 		return l.validateSearch(req)

@@ -54,6 +54,11 @@ type HostConfig struct {
 	// requests are read in parallel. With one event loop (the default on
 	// Linux) it is not called: see Host.prepare.
 	Prepare func(*core.Request)
+	// AuthSecret, when set, is the client port's password: a connection
+	// is served nothing but auth (JSON's auth op; RESP's AUTH, HELLO …
+	// AUTH and QUIT) until it has sent it (auth.go). At most
+	// core.AuthSecretBytesMax bytes.
+	AuthSecret string
 }
 
 // DefaultHostConfig is what a server uses unless told otherwise.
@@ -90,6 +95,9 @@ func (c HostConfig) validate() error {
 		if f.v <= 0 {
 			return fmt.Errorf("host config: %s must be positive, not %d", f.name, f.v)
 		}
+	}
+	if len(c.AuthSecret) > core.AuthSecretBytesMax {
+		return fmt.Errorf("host config: AuthSecret is %d bytes; the limit is %d", len(c.AuthSecret), core.AuthSecretBytesMax)
 	}
 	if c.EventLoops < 0 || c.EventLoops > EventLoopsMax {
 		return fmt.Errorf("host config: EventLoops must be 0..%d, not %d", EventLoopsMax, c.EventLoops)

@@ -171,6 +171,7 @@ type conn struct {
 	rd    readState
 	proto protocol
 	resp  respState
+	auth  authState
 
 	stop     chan struct{} // the loop has exited: send what is ready and close
 	stopOnce sync.Once
@@ -803,7 +804,7 @@ func (c *conn) frameRESP() bool {
 		}
 		size, argv, err := dec.next(rd.buf[rd.start:rd.end])
 		if err != nil {
-			return c.respClose(c.h.respRefused(err))
+			return c.closeAfter(c.h.respRefused(err))
 		}
 		if size == 0 {
 			break
@@ -815,7 +816,7 @@ func (c *conn) frameRESP() bool {
 		}
 		s, quit := c.respCommand(argv)
 		if quit {
-			return c.respClose(s)
+			return c.closeAfter(s)
 		}
 		if !c.add(s) {
 			return false
@@ -836,7 +837,7 @@ func (c *conn) frameRESP() bool {
 		// this stops at the limit and a little framing.
 		bufMax := c.h.cfg.RequestBytesMax + respHeaderBytesMax
 		if len(rd.buf) >= bufMax {
-			return c.respClose(c.h.respRefused(respProtocolError("too big request")))
+			return c.closeAfter(c.h.respRefused(respProtocolError("too big request")))
 		}
 		grown := make([]byte, min(2*len(rd.buf), bufMax))
 		copy(grown, rd.buf[:rd.end])
@@ -845,8 +846,8 @@ func (c *conn) frameRESP() bool {
 	return true
 }
 
-// respClose adds s, the connection's last reply, and ends reading.
-func (c *conn) respClose(s *slot) bool {
+// closeAfter adds s, the connection's last reply, and ends reading.
+func (c *conn) closeAfter(s *slot) bool {
 	if c.add(s) && c.commit() {
 		c.rd.err = errCloseAfterReply
 	}
@@ -989,6 +990,14 @@ func (c *conn) handleLine(line []byte) bool {
 	req, bad := core.DecodeRequestInto(line, &s.buf)
 	if bad != nil {
 		return c.add(c.h.refusedLine(*bad))
+	}
+	if req.Op == core.OpAuth || c.authRequired() {
+		if s, closing := c.jsonAuth(req); s != nil {
+			if closing {
+				return c.closeAfter(s)
+			}
+			return c.add(s)
+		}
 	}
 	return c.add(c.requestSlot(s, req))
 }

@@ -60,6 +60,9 @@ type Host struct {
 	// requests for it; only the holder of the role touches it.
 	metrics Metrics
 	samples []RequestSample
+	// auth is the digest of the client port's password (auth.go); nil:
+	// none is asked.
+	auth *authDigest
 
 	// wake has room for one token: "the loop goroutine should look at the
 	// queue": the role was handed over, or Run is stopping.
@@ -162,6 +165,7 @@ func NewHost(node core.Node, disk core.Disk, cfg HostConfig) (*Host, error) {
 		taken:     true, // by Run, until the node has started
 		loopsWait: loopsWait,
 		prepare:   prepare,
+		auth:      newAuthDigest(cfg.AuthSecret),
 	}, nil
 }
 

@@ -51,6 +51,7 @@ type respCommandInfo struct {
 
 // respCommands are the commands dkv serves over RESP, in COMMAND's order.
 var respCommands = []respCommandInfo{
+	{"auth", -2, []string{"noscript", "loading", "stale", "fast", "no_auth"}, 0, 0, 0, "Authenticates the connection with the server's password (--auth-file); the only user is default", "connection", "1.0.0"},
 	{"client", -2, []string{"noscript", "loading", "stale"}, 0, 0, 0, "Sets or gets the connection's name, or its id (SETNAME, GETNAME, ID, SETINFO)", "connection", "2.4.0"},
 	{"command", -1, []string{"loading", "stale"}, 0, 0, 0, "Describes the commands (COUNT, DOCS, INFO, LIST)", "server", "2.8.13"},
 	{"config", -2, []string{"noscript", "loading", "stale"}, 0, 0, 0, "CONFIG GET answers an empty array: dkv is configured by its flags", "server", "2.0.0"},
@@ -133,7 +134,28 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		*s.buf.Request() = r
 		return held(s, kind)
 	}
+	if c.authRequired() {
+		switch string(name) {
+		case "auth", "hello", "quit":
+		default:
+			return errorf(respNoAuth), false
+		}
+	}
 	switch string(name) {
+	case "auth":
+		var user, password []byte
+		switch len(args) {
+		case 1:
+			password = args[0]
+		case 2:
+			user, password = args[0], args[1]
+		default:
+			return arity(), false
+		}
+		if msg, closing := c.respAuthenticate(user, password); msg != "" {
+			return errorf(msg), closing
+		}
+		return raw([]byte("+OK\r\n")), false
 	case "get":
 		if len(args) != 1 {
 			return arity(), false
@@ -210,7 +232,7 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		}
 		return raw([]byte("+OK\r\n")), false
 	case "hello":
-		return c.respHello(args), false
+		return c.respHello(args)
 	case "client":
 		return c.respClient(args), false
 	case "command":
@@ -288,32 +310,47 @@ func respQuoteArg(s string) string {
 	return s
 }
 
-func (c *conn) respHello(args [][]byte) *slot {
+func (c *conn) respHello(args [][]byte) (_ *slot, closing bool) {
 	errorf := func(msg string) *slot { return &slot{filled: true, kind: respRaw, raw: appendRESPError(nil, msg)} }
+	var name, user, password []byte
 	if len(args) > 0 {
 		v, ok := parseRESPInt(args[0])
 		switch {
 		case !ok:
-			return errorf("ERR Protocol version is not an integer or out of range")
+			return errorf("ERR Protocol version is not an integer or out of range"), false
 		case v == 3:
-			return errorf("NOPROTO this server speaks RESP2 only; send HELLO 2, or no HELLO")
+			return errorf("NOPROTO this server speaks RESP2 only; send HELLO 2, or no HELLO"), false
 		case v != 2:
-			return errorf("NOPROTO unsupported protocol version")
+			return errorf("NOPROTO unsupported protocol version"), false
 		}
 		for i := 1; i < len(args); i++ {
 			switch opt := strings.ToUpper(string(args[i])); {
 			case opt == "SETNAME" && i+1 < len(args):
 				if !validClientName(args[i+1]) {
-					return errorf("ERR Client names cannot contain spaces, newlines or special characters.")
+					return errorf("ERR Client names cannot contain spaces, newlines or special characters."), false
 				}
-				c.resp.name = string(args[i+1])
+				name = args[i+1]
 				i++
 			case opt == "AUTH" && i+2 < len(args):
-				return errorf("ERR AUTH is not supported: dkv has no users or passwords")
+				user, password = args[i+1], args[i+2]
+				i += 2
 			default:
-				return errorf("ERR Syntax error in HELLO option '" + respQuoteArg(string(args[i])) + "'")
+				return errorf("ERR Syntax error in HELLO option '" + respQuoteArg(string(args[i])) + "'"), false
 			}
 		}
+	}
+	switch {
+	case password != nil:
+		// Redis checks the credentials before it takes the name, and a
+		// refused HELLO takes neither.
+		if msg, closing := c.respAuthenticate(user, password); msg != "" {
+			return errorf(msg), closing
+		}
+	case c.authRequired():
+		return errorf(respNoAuthHello), false
+	}
+	if name != nil {
+		c.resp.name = string(name)
 	}
 	b := appendRESPArray(nil, 14)
 	b = appendRESPBulk(b, "server")
@@ -330,7 +367,7 @@ func (c *conn) respHello(args [][]byte) *slot {
 	b = appendRESPBulk(b, "master")
 	b = appendRESPBulk(b, "modules")
 	b = appendRESPArray(b, 0)
-	return &slot{filled: true, kind: respRaw, raw: b}
+	return &slot{filled: true, kind: respRaw, raw: b}, false
 }
 
 func validClientName(name []byte) bool {

@@ -1,0 +1,127 @@
+package realnet
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"strconv"
+
+	"dkv/core"
+)
+
+// The client port's password (HostConfig.AuthSecret). A connection starts
+// unauthenticated and is served nothing but auth until it proves the
+// secret: JSON's {"op":"auth","password":…}, RESP's AUTH or HELLO … AUTH.
+// The host answers these itself; the node never sees them. The state is
+// the reader's (conn.rd's owner), so it needs no lock.
+
+// authFailuresMax: a connection that sends this many wrong passwords is
+// closed after the last answer, so that guessing costs a connection per
+// few guesses.
+const authFailuresMax = 3
+
+// authState is a connection's standing with the secret.
+type authState struct {
+	authed   bool
+	failures int
+}
+
+// authDigest is what the host keeps of the secret: comparing digests of
+// equal length in constant time tells an attacker nothing of the secret's
+// length or bytes by timing.
+type authDigest [sha256.Size]byte
+
+func newAuthDigest(secret string) *authDigest {
+	if secret == "" {
+		return nil
+	}
+	d := authDigest(sha256.Sum256([]byte(secret)))
+	return &d
+}
+
+// authRequired reports whether c must still prove the secret.
+func (c *conn) authRequired() bool { return c.h.auth != nil && !c.auth.authed }
+
+// authenticate checks password against the secret. It returns the failure
+// to answer (nil on success) and whether the connection is to close after
+// it.
+func (c *conn) authenticate(password string) (failure *core.Response, closing bool) {
+	if c.h.auth == nil {
+		r := core.ErrorResponse(core.CodeAuthFailed, "this server has no password (it was started without --auth-file): send no auth")
+		return &r, false
+	}
+	sum := authDigest(sha256.Sum256([]byte(password)))
+	if subtle.ConstantTimeCompare(sum[:], c.h.auth[:]) == 1 {
+		c.auth.authed = true
+		return nil, false
+	}
+	closing = c.authFailed()
+	msg := "wrong password"
+	if closing {
+		msg = "wrong password; the connection closes after " + strconv.Itoa(authFailuresMax) + " failed attempts"
+	}
+	r := core.ErrorResponse(core.CodeAuthFailed, "%s", msg)
+	return &r, closing
+}
+
+// authFailed counts a failed attempt and reports whether the connection is
+// to close after its answer. A failure leaves a connection that had
+// authenticated before as it was (as Redis does).
+func (c *conn) authFailed() (closing bool) {
+	c.auth.failures++
+	return c.auth.failures >= authFailuresMax
+}
+
+// jsonAuth answers req on the host when it is an auth, or when c has yet
+// to authenticate; it returns nil for a request that goes to the node.
+func (c *conn) jsonAuth(req *core.Request) (s *slot, closing bool) {
+	var resp core.Response
+	switch {
+	case req.Op == core.OpAuth:
+		if bad := (core.Limits{}).Validate(req); bad != nil {
+			resp = *bad
+			break
+		}
+		failure, cl := c.authenticate(req.Password)
+		closing = cl
+		if resp = core.OKResponse(); failure != nil {
+			resp = *failure
+		}
+	case c.authRequired():
+		resp = core.ErrorResponse(core.CodeAuthRequired,
+			"this server needs a password: send {\"op\":\"auth\",\"password\":\"…\"} before any other request")
+	default:
+		return nil, false
+	}
+	resp.ID = req.ID
+	return filledSlot(resp), closing
+}
+
+// RESP's words for the same answers, as Redis gives them.
+const (
+	respNoAuth      = "NOAUTH Authentication required."
+	respNoAuthHello = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+	respWrongPass   = "WRONGPASS invalid username-password pair or user is disabled."
+	respNoPassword  = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+)
+
+// respAuthUser is the one user there is: Redis's default user, whose
+// password is the secret.
+const respAuthUser = "default"
+
+// respAuthenticate checks a RESP AUTH's (or HELLO AUTH's) user and
+// password. It returns the error to answer ("" on success) and whether the
+// connection closes after it.
+func (c *conn) respAuthenticate(user, password []byte) (errMsg string, closing bool) {
+	if c.h.auth == nil {
+		return respNoPassword, false
+	}
+	if (user != nil && string(user) != respAuthUser) || len(password) == 0 || len(password) > core.AuthSecretBytesMax {
+		// Not the one user, or a password that cannot be the secret:
+		// a failed attempt all the same.
+		return respWrongPass, c.authFailed()
+	}
+	if failure, closing := c.authenticate(string(password)); failure != nil {
+		return respWrongPass, closing
+	}
+	return "", false
+}
