@@ -398,14 +398,40 @@ func (c *KVClient) conn(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	cn := newConn(nc, c.addr, &c.opts)
+	if err := c.authenticate(ctx, cn); err != nil {
+		cn.fail(err)
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		nc.Close()
+		cn.fail(ErrClosed)
 		return nil, ErrClosed
 	}
-	c.cur = newConn(nc, c.addr, &c.opts)
+	c.cur = cn
 	return c.cur, nil
+}
+
+// authenticate sends the password (WithPassword), if any, on cn, a new
+// connection nothing else uses yet.
+func (c *KVClient) authenticate(ctx context.Context, cn *conn) error {
+	if c.opts.password == "" {
+		return nil
+	}
+	cl, err := c.newCall(&core.Request{Op: core.OpAuth, Password: c.opts.password})
+	if err != nil {
+		return err
+	}
+	cl.began = time.Now()
+	resp, _, err := cn.roundTrip(ctx, cl)
+	switch {
+	case err != nil:
+		return fmt.Errorf("sending the password to %s: %w", c.addr, err)
+	case !resp.OK:
+		return fmt.Errorf("%s refused the password: %w", c.addr, serverError(resp))
+	}
+	return nil
 }
 
 func (c *KVClient) current() (*conn, error) {

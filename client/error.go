@@ -15,6 +15,10 @@ var (
 	// started without --enable-indexes.
 	ErrIndexesDisabled = errors.New("indexes are not enabled on the server")
 
+	// ErrAuth matches the ServerError of a server that wants a password
+	// the client did not give (WithPassword), or refused the one it gave.
+	ErrAuth = errors.New("authentication failed")
+
 	// ErrClosed is returned by calls on a closed client, and by calls that
 	// were outstanding when it was closed.
 	ErrClosed = errors.New("dkv client is closed")
@@ -72,6 +76,8 @@ func (e *ServerError) Is(target error) bool {
 		return e.Code == core.CodeNotFound
 	case ErrIndexesDisabled:
 		return e.Code == core.CodeIndexesDisabled
+	case ErrAuth:
+		return e.Code == core.CodeAuthRequired || e.Code == core.CodeAuthFailed
 	case ErrUnknownOutcome:
 		return e.Code == core.CodeOutcomeUnknown || e.Code == core.CodeSessionExpired
 	}

@@ -3,6 +3,8 @@ package client
 import (
 	"fmt"
 	"time"
+
+	"dkv/core"
 )
 
 // Option configures a KVClient or a ClusterKVClient.
@@ -15,6 +17,7 @@ type options struct {
 	dialRetries      int
 	responseBytesMax int
 	requestBytesMax  int
+	password         string // "": the server asks none
 
 	// ClusterKVClient only.
 	attemptTimeout     time.Duration
@@ -84,6 +87,12 @@ func WithAttemptTimeout(d time.Duration) Option { return func(o *options) { o.at
 // included (default 20). KVClient ignores it.
 func WithMaxAttempts(n int) Option { return func(o *options) { o.clusterAttemptsMax = n } }
 
+// WithPassword is the server's password (its --auth-file): every
+// connection the client opens sends it before anything else. A wrong one
+// fails the dial, and the calls that needed it, with an error that matches
+// ErrAuth.
+func WithPassword(p string) Option { return func(o *options) { o.password = p } }
+
 func (o *options) validate() error {
 	switch {
 	case o.dialTimeout <= 0:
@@ -102,6 +111,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("attempt timeout must be positive, got %v", o.attemptTimeout)
 	case o.clusterAttemptsMax < 1:
 		return fmt.Errorf("max attempts must be at least 1, got %d", o.clusterAttemptsMax)
+	case len(o.password) > core.AuthSecretBytesMax:
+		return fmt.Errorf("password is %d bytes; a server's is at most %d", len(o.password), core.AuthSecretBytesMax)
 	}
 	return nil
 }

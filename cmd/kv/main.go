@@ -63,6 +63,8 @@ Flags (before the command):
                     write is applied at most once (not with --host, --port
                     or --addr)
   --timeout D       time allowed for the whole command (default 5s)
+  --auth-file FILE  the server's password, from the file its --auth-file
+                    names (one line)
 
 Examples:
   kv set hello world
@@ -76,6 +78,7 @@ Examples:
   kv similar --top-k 3 ocean
   kv --addr 10.0.0.5:9999 status
   kv --addrs 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 set hello world
+  kv --auth-file dkv.pass get hello
 
 Exit status: 0 success, 1 the operation failed, 2 usage error.
 `
@@ -107,6 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "", "")
 	addrs := fs.String("addrs", "", "")
 	timeout := fs.Duration("timeout", 5*time.Second, "")
+	authFile := fs.String("auth-file", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -157,6 +161,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	opts := []client.Option{client.WithDialTimeout(*timeout), client.WithRequestTimeout(*timeout), client.WithRetries(1)}
+	if *authFile != "" {
+		b, err := os.ReadFile(*authFile)
+		if err != nil {
+			return fail(stderr, usagef("--auth-file: %v", err))
+		}
+		opts = append(opts, client.WithPassword(strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")))
+	}
 	var c store
 	if cluster != nil {
 		c, err = client.DialCluster(ctx, cluster, opts...)

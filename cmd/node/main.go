@@ -48,6 +48,8 @@ type options struct {
 	embeddings    string
 	unsafeNoFsync bool
 	metricsAddr   string // "": no metrics endpoint
+	authFile      string // "": no password on the client port
+	authWarning   string // what is wrong with the auth file, if anything
 	logFormat     string
 	logLevel      slog.Level
 	gc            gcSettings
@@ -81,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&limits.QueryBytesMax, "max-query-bytes", limits.QueryBytesMax, "bytes in one search query")
 	fs.IntVar(&limits.HitsMax, "max-hits", limits.HitsMax, "most hits one search may ask for (limit, top_k)")
 	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "never fsync: acknowledged writes can be lost on a crash (benchmarks only)")
+	fs.StringVar(&o.authFile, "auth-file", "", "a file holding the client port's password (one line, 16 to 512 bytes): clients must send it\n(auth op, AUTH, HELLO 2 AUTH default PASSWORD) before any request (default: none, every client served)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "host:port to serve Prometheus metrics (/metrics) and health (/healthz) on, e.g. 127.0.0.1:9100 (default: none)")
 	fs.StringVar(&o.logFormat, "log-format", logText, "log format: text (human-friendly) or json (one object per line)")
 	logLevel := fs.String("log-level", "info", "least important log lines written: debug, info, warn or error")
@@ -129,6 +132,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.mode, err = resolveMode(o.mode, set); err != nil {
 		return nil, err
+	}
+	if o.authFile != "" {
+		if o.mode != "single" {
+			// A password on the client ports alone would be false
+			// comfort: the replication ports would still take any
+			// peer that says hello.
+			return nil, fmt.Errorf("--auth-file is for a single node in this version: a %s's replication ports take no password yet, so one on its client ports would protect nothing (docs/OPERATIONS.md, Security)", o.mode)
+		}
+		if hostCfg.AuthSecret, o.authWarning, err = readAuthFile(o.authFile); err != nil {
+			return nil, err
+		}
 	}
 	if hostCfg.EventLoops < 0 || hostCfg.EventLoops > realnet.EventLoopsMax {
 		return nil, fmt.Errorf("--event-loops must be in 0..%d, not %d", realnet.EventLoopsMax, hostCfg.EventLoops)
@@ -276,6 +290,12 @@ func run(args []string, stderr io.Writer) int {
 	}
 	logs.Info(fmt.Sprintf("starting %s node (data dir %q, pid %d)", o.mode, o.dataDir, os.Getpid()),
 		"event", "start", "data_dir", o.dataDir, "addr", addr, "metrics_addr", o.metricsAddr, "pid", os.Getpid())
+	if o.authFile != "" {
+		logs.Info(fmt.Sprintf("clients must send the password of --auth-file %s before any request", o.authFile), "event", "auth_file")
+	}
+	if o.authWarning != "" {
+		logs.Warn(o.authWarning, "event", "auth_file")
+	}
 
 	hostCfg := o.hostCfg
 	hostCfg.Logf = logs.printf

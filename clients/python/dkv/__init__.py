@@ -14,6 +14,8 @@ protocol is docs/PROTOCOL.md in the dkv repository. Standard library only.
 from .client import KVClient, Pipeline
 from .cluster import ClusterKVClient
 from .errors import (
+    AuthFailed,
+    AuthRequired,
     BadRequest,
     ClientClosed,
     ConnectionFailed,
@@ -46,6 +48,8 @@ __all__ = [
     "KVClient",
     "ClusterKVClient",
     "Pipeline",
+    "AuthFailed",
+    "AuthRequired",
     "BadRequest",
     "ClientClosed",
     "ConnectionFailed",

@@ -201,6 +201,8 @@ class KVClient(_Calls):
     ``KVClient(host="127.0.0.1", port=9999, timeout=10.0)`` connects at
     once (retrying the dial ``dial_retries`` times with backoff), so a wrong
     address fails here; ``connect=False`` defers that to the first call.
+    ``password`` is the server's (its --auth-file), sent first on every
+    connection; a wrong one raises AuthFailed.
 
     Calls: ``Set(key, value)``, ``Get(key)`` (None for a missing key),
     ``Delete(key)``, ``BulkSet([(key, value), ...])`` (atomic),
@@ -235,6 +237,7 @@ class KVClient(_Calls):
         dial_retries=3,
         request_bytes_max=protocol.REQUEST_BYTES_MAX_DEFAULT,
         response_bytes_max=protocol.RESPONSE_BYTES_MAX_DEFAULT,
+        password=None,
     ):
         if not isinstance(host, str) or not host:
             raise TypeError("host must be a non-empty str, not %r" % (host,))
@@ -250,6 +253,9 @@ class KVClient(_Calls):
         self.dial_retries = dial_retries
         self.request_bytes_max = protocol.check_positive_int("request_bytes_max", request_bytes_max)
         self.response_bytes_max = protocol.check_positive_int("response_bytes_max", response_bytes_max)
+        if password is not None and (not isinstance(password, str) or not password):
+            raise TypeError("password must be a non-empty str or None, not %r" % (password,))
+        self.password = password
         # Ids are unique for the client's life, across reconnects, so a
         # stale echo can never look current.
         self._ids = itertools.count(1)
@@ -389,11 +395,29 @@ class KVClient(_Calls):
                     raise RequestTimeout("the timeout passed while redialling %s (last error: %s)" % (self.addr, last))
                 time.sleep(wait)
             try:
-                self._conn = dial(self.host, self.port, deadline, self.connect_timeout, self.response_bytes_max)
-                return self._conn
+                conn = dial(self.host, self.port, deadline, self.connect_timeout, self.response_bytes_max)
             except ConnectionFailed as e:
                 last = e
+                continue
+            self._authenticate(conn, deadline)
+            self._conn = conn
+            return conn
         raise ConnectionFailed("%s (%d attempts)" % (last, self.dial_retries + 1))
+
+    def _authenticate(self, conn, deadline):
+        """Sends the password, if any, on conn, a new connection; closes it
+        and raises the server's refusal (AuthFailed) or the connection's
+        failure."""
+        if self.password is None:
+            return
+        call = self._encode({"op": "auth", "password": self.password})
+        conn.exchange([call], deadline)
+        err = call.err
+        if err is None and not call.resp.get("ok"):
+            err = server_error(call.resp.get("error"), op="auth")
+        if err is not None:
+            conn.close()
+            raise err
 
     def _encode(self, req):
         id_ = next(self._ids)

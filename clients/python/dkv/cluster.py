@@ -129,6 +129,7 @@ class ClusterKVClient(_Calls):
         dial_retries=3,
         request_bytes_max=protocol.REQUEST_BYTES_MAX_DEFAULT,
         response_bytes_max=protocol.RESPONSE_BYTES_MAX_DEFAULT,
+        password=None,
     ):
         if (kv_ports is None) == (addrs is None):
             raise TypeError("ClusterKVClient takes kv_ports or addrs, one of them")
@@ -163,6 +164,9 @@ class ClusterKVClient(_Calls):
         self.dial_retries = dial_retries
         self.request_bytes_max = request_bytes_max
         self.response_bytes_max = response_bytes_max
+        if password is not None and (not isinstance(password, str) or not password):
+            raise TypeError("password must be a non-empty str or None, not %r" % (password,))
+        self.password = password
         self.client_id = new_client_id()
         self._session = Session()
         self._lock = threading.Lock()
@@ -224,6 +228,7 @@ class ClusterKVClient(_Calls):
                 dial_retries=0,
                 request_bytes_max=self.request_bytes_max,
                 response_bytes_max=self.response_bytes_max,
+                password=self.password,
             )
             self._nodes[addr] = n
         return n

@@ -192,6 +192,19 @@ class IndexesDisabled(ServerError):
     code = "indexes_disabled"
 
 
+class AuthRequired(ServerError):
+    """The server wants a password (its --auth-file) before any request:
+    give the client ``password=``."""
+
+    code = "auth_required"
+
+
+class AuthFailed(ServerError):
+    """The server refused the password, or has none and was sent one."""
+
+    code = "auth_failed"
+
+
 class Internal(ServerError):
     """A bug in the server. A read may be retried; a write's outcome is
     unknown."""
@@ -216,6 +229,8 @@ _BY_CODE = {
         ServerIOError,
         NotImplementedByServer,
         IndexesDisabled,
+        AuthRequired,
+        AuthFailed,
         Internal,
     )
 }  # type: Dict[str, Type[ServerError]]

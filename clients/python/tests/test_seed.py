@@ -5,6 +5,7 @@ that never mix, BulkSets SIGKILLed mid-stream (all or nothing, every
 acknowledged one kept), debug_simulate_fail; and the client's own
 promises on a real server: pipelining, typed errors, reconnects."""
 
+import os
 import random
 import shutil
 import tempfile
@@ -336,6 +337,28 @@ class RealErrorsTest(NodeTestCase):
         st = c.status()
         self.assertEqual(st["mode"], "single")
         self.assertEqual(st["keys"], 1)
+
+    def test_password(self):
+        secret = "0123456789abcdef-python"
+        pass_file = self.dir + "-pass"
+        with open(pass_file, "w") as f:
+            f.write(secret + "\n")
+        os.chmod(pass_file, 0o600)
+        self.addCleanup(os.remove, pass_file)
+        s = self.start("--auth-file", pass_file, data_dir=self.dir + "/data")
+        c = self.client(s, password=secret)
+        c.Set("k", "v")
+        self.assertEqual(c.Get("k"), "v")
+        # A reconnect sends the password again.
+        c._drop()
+        self.assertEqual(c.Get("k"), "v")
+        with self.assertRaises(dkv.AuthFailed) as cm:
+            self.client(s, password="not the password")
+        self.assertEqual(cm.exception.code, "auth_failed")
+        without = self.client(s)
+        with self.assertRaises(dkv.AuthRequired):
+            without.Set("k", "stranger")
+        self.assertEqual(c.Get("k"), "v")
 
     def test_too_many_connections(self):
         s = self.start("--max-conns", "2")
