@@ -22,6 +22,9 @@ import (
 // reached the wrong node or cluster can say which one it reached, and never
 // sends a message that the receiver would refuse for its size.
 //
+// Nodes with a shared secret send hello version helloVersionAuth, and prove
+// the secret to each other before any frame (peerauth.go).
+//
 // After the helloes the dialer sends frames and the acceptor only reads:
 //
 //	[length u32][crc32c u32][payload: length bytes]
@@ -51,6 +54,9 @@ const (
 	helloUnknownSender = 3 // the sender's id is not one of the acceptor's peers
 	helloWrongReceiver = 4 // the dialer meant to reach another node
 	helloFromSelf      = 5 // the dialer has the acceptor's own id
+	helloAuthRequired  = 6 // the acceptor has a secret; the dialer has none
+	helloAuthUnknown   = 7 // the dialer has a secret; the acceptor has none
+	helloBadProof      = 8 // the dialer's proof of the secret was wrong (peerauth.go)
 )
 
 func helloStatusText(s uint8) string {
@@ -67,6 +73,12 @@ func helloStatusText(s uint8) string {
 		return "meant for another node"
 	case helloFromSelf:
 		return "sender has the receiver's own id"
+	case helloAuthRequired:
+		return "the receiver has a password (--auth-file) and the sender none"
+	case helloAuthUnknown:
+		return "the sender has a password (--auth-file) and the receiver none"
+	case helloBadProof:
+		return "wrong password: the sender's --auth-file differs from the receiver's"
 	}
 	return fmt.Sprintf("unknown status %d", s)
 }

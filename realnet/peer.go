@@ -63,6 +63,7 @@ import (
 // arrive in the order they were sent, at most once.
 type Peers struct {
 	cfg   PeerConfig
+	key   []byte // the handshake's key (peerauth.go); nil without a secret
 	log   *logLimiter
 	peers map[core.NodeID]*peer // read-only after NewPeers
 	ids   []core.NodeID         // sorted
@@ -138,6 +139,9 @@ type PeerConfig struct {
 	// Logf writes one operator-facing line; nil means the standard logger.
 	// Repeated lines of one kind are rate-limited.
 	Logf func(format string, args ...any)
+	// Secret, when set, is a password every node of the cluster shares:
+	// a connection is refused unless both sides prove it (peerauth.go).
+	Secret string
 }
 
 // DefaultPeerConfig is what a server uses unless told otherwise; ID,
@@ -196,6 +200,8 @@ func (c *PeerConfig) validate() error {
 		return fmt.Errorf("peer config: QueueBytesMax %d is less than FrameBytesMax %d", c.QueueBytesMax, c.FrameBytesMax)
 	case c.DialBackoffMax < c.DialBackoffMin:
 		return fmt.Errorf("peer config: DialBackoffMax %v is less than DialBackoffMin %v", c.DialBackoffMax, c.DialBackoffMin)
+	case len(c.Secret) > core.AuthSecretBytesMax:
+		return fmt.Errorf("peer config: Secret is %d bytes; the limit is %d", len(c.Secret), core.AuthSecretBytesMax)
 	case c.IdleTimeout < 3*c.KeepaliveInterval:
 		return fmt.Errorf("peer config: IdleTimeout %v must be at least three times KeepaliveInterval %v", c.IdleTimeout, c.KeepaliveInterval)
 	}
@@ -321,6 +327,7 @@ func NewPeers(cfg PeerConfig) (*Peers, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Peers{
 		cfg:     cfg,
+		key:     peerKey(cfg.Secret),
 		log:     &logLimiter{out: logf, last: make(map[string]*logLine)},
 		peers:   make(map[core.NodeID]*peer, len(cfg.Peers)),
 		ids:     slices.Sorted(maps.Keys(cfg.Peers)),
@@ -697,22 +704,28 @@ func (pr *peer) dial() (_ net.Conn, detach func() bool, peerFrameMax int, _ erro
 		return nil, nil, 0, err
 	}
 	nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
-	out := (&hello{
-		version:       helloVersion,
+	version := helloVersionFor(p.key)
+	var t peerTranscript
+	t.helloD = (&hello{
+		version:       version,
 		kind:          helloDial,
 		clusterID:     cfg.ClusterID,
 		from:          uint32(cfg.ID),
 		to:            uint32(pr.id),
 		frameBytesMax: uint32(cfg.FrameBytesMax),
 	}).encode()
-	if _, err := nc.Write(out[:]); err != nil {
+	out := t.helloD[:]
+	if p.key != nil {
+		t.nonceD = newNonce()
+		out = append(out[:len(out):len(out)], t.nonceD[:]...)
+	}
+	if _, err := nc.Write(out); err != nil {
 		return fail(fmt.Errorf("sending hello: %w", err))
 	}
-	var b [helloBytes]byte
-	if _, err := io.ReadFull(nc, b[:]); err != nil {
+	if _, err := io.ReadFull(nc, t.helloA[:]); err != nil {
 		return fail(fmt.Errorf("waiting for the peer's hello: %w", err))
 	}
-	in, err := decodeHello(&b)
+	in, err := decodeHello(&t.helloA)
 	if err != nil {
 		return fail(err)
 	}
@@ -722,8 +735,8 @@ func (pr *peer) dial() (_ net.Conn, detach func() bool, peerFrameMax int, _ erro
 		return fail(fmt.Errorf("%s answered with hello kind %d", them, in.kind))
 	case in.status != helloOK:
 		return fail(fmt.Errorf("refused by %s: %s", them, helloStatusText(in.status)))
-	case in.version != helloVersion:
-		return fail(fmt.Errorf("%s speaks another protocol version than %d", them, helloVersion))
+	case in.version != version:
+		return fail(fmt.Errorf("%s speaks another protocol version than %d", them, version))
 	case in.clusterID != cfg.ClusterID:
 		return fail(fmt.Errorf("reached %s, not cluster %d", them, cfg.ClusterID))
 	case in.from != uint32(pr.id):
@@ -732,6 +745,11 @@ func (pr *peer) dial() (_ net.Conn, detach func() bool, peerFrameMax int, _ erro
 		return fail(fmt.Errorf("%s answered node %d, not us (%d)", them, in.to, cfg.ID))
 	case in.frameBytesMax == 0:
 		return fail(fmt.Errorf("%s announced a frame limit of 0", them))
+	}
+	if p.key != nil {
+		if err := dialProof(nc, p.key, &t); err != nil {
+			return fail(fmt.Errorf("%s: %w", them, err))
+		}
 	}
 	nc.SetDeadline(time.Time{})
 	return nc, detach, int(in.frameBytesMax), nil
@@ -1026,21 +1044,32 @@ func (r refusal) Error() string { return helloStatusText(r.status) }
 func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
 	cfg := &p.cfg
 	nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
-	var b [helloBytes]byte
-	if _, err := io.ReadFull(nc, b[:]); err != nil {
+	var t peerTranscript
+	if _, err := io.ReadFull(nc, t.helloD[:]); err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoHello, err)
 	}
-	in, err := decodeHello(&b)
+	in, err := decodeHello(&t.helloD)
 	if err != nil {
 		return nil, err // not one of ours: no answer
 	}
 	if in.kind != helloDial || in.frameBytesMax == 0 {
 		return nil, errHelloMalformed
 	}
+	if in.version == helloVersionAuth {
+		// The dialer's nonce follows its hello, whatever becomes of it.
+		if _, err := io.ReadFull(nc, t.nonceD[:]); err != nil {
+			return nil, fmt.Errorf("%w: %w", errNoHello, err)
+		}
+	}
+	version := helloVersionFor(p.key)
 	pr := p.peers[core.NodeID(in.from)]
 	var status uint8
 	switch {
-	case in.version != helloVersion:
+	case in.version == helloVersion && version == helloVersionAuth:
+		status = helloAuthRequired
+	case in.version == helloVersionAuth && version == helloVersion:
+		status = helloAuthUnknown
+	case in.version != version:
 		status = helloBadVersion
 	case in.clusterID != cfg.ClusterID:
 		status = helloWrongCluster
@@ -1053,8 +1082,8 @@ func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
 	case pr == nil:
 		status = helloUnknownSender
 	}
-	out := (&hello{
-		version:       helloVersion,
+	t.helloA = (&hello{
+		version:       version,
 		kind:          helloAccept,
 		status:        status,
 		clusterID:     cfg.ClusterID,
@@ -1062,13 +1091,21 @@ func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
 		to:            in.from,
 		frameBytesMax: uint32(cfg.FrameBytesMax),
 	}).encode()
-	_, werr := nc.Write(out[:])
-	if status != helloOK {
+	_, werr := nc.Write(t.helloA[:])
+	claims := func(err error) error {
 		// The claimed identity goes to the log line only, after the key.
-		return nil, fmt.Errorf("%w (it claims node %d of cluster %d, version %d, for node %d)", refusal{status}, in.from, in.clusterID, in.version, in.to)
+		return fmt.Errorf("%w (it claims node %d of cluster %d, version %d, for node %d)", err, in.from, in.clusterID, in.version, in.to)
+	}
+	if status != helloOK {
+		return nil, claims(refusal{status})
 	}
 	if werr != nil {
 		return nil, fmt.Errorf("answering the hello of peer %d: %w", in.from, werr)
+	}
+	if p.key != nil {
+		if err := acceptProof(nc, p.key, &t); err != nil {
+			return nil, claims(err)
+		}
 	}
 	nc.SetDeadline(time.Time{})
 	return pr, nil

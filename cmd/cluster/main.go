@@ -55,6 +55,7 @@ type config struct {
 	bin          string
 	restart      time.Duration
 	extra        []string
+	authFile     string // "": no password
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -73,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&repl, "repl-ports", "", "replication ports, comma-separated, by node id (default: as --kv-ports)")
 	fs.StringVar(&metrics, "metrics-ports", "", "ports for each node's /metrics and /healthz on 127.0.0.1, comma-separated, by node id (default: none)")
 	fs.StringVar(&cfg.bin, "node-bin", "", "prebuilt cmd/node binary (default: build one into --dir)")
+	fs.StringVar(&cfg.authFile, "auth-file", "", "a password file every node gets as its --auth-file (clients and nodes must prove it); the launcher sends it too")
 	fs.DurationVar(&cfg.restart, "restart-after", 2*time.Second, "restart a node this long after it died (kill -9 the leader to watch a failover, then the catch-up); 0: never")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -224,6 +226,20 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 	if err != nil {
 		return err
 	}
+	if cfg.authFile != "" {
+		path, err := filepath.Abs(cfg.authFile)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("--auth-file: %w", err)
+		}
+		// The nodes judge the file; the launcher only sends it.
+		c.Password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		c.Extra = append(c.Extra, "--auth-file", path)
+		cfg.authFile = path
+	}
 	// The nodes' logs go to files, so that this terminal shows the
 	// cluster's story: who leads, who died.
 	c.LogDir = dir
@@ -262,7 +278,7 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 		return fmt.Errorf("%w\n%s", err, c.Logs())
 	}
 	fmt.Fprintf(out, "node %d leads (term %d)\n\n", leader, st.Term)
-	fmt.Fprintf(out, "try:   go run ./cmd/kv --addrs %s set hello world\n", strings.Join(c.Addrs(), ","))
+	fmt.Fprintf(out, "try:   go run ./cmd/kv%s --addrs %s set hello world\n", kvAuthFlag(cfg), strings.Join(c.Addrs(), ","))
 	fmt.Fprintf(out, "       kill -9 %d   # the leader: another node takes over", c.Node(leader).Pid())
 	if cfg.restart > 0 {
 		fmt.Fprintf(out, "; it restarts %v later and catches up", cfg.restart)
@@ -314,7 +330,7 @@ func watch(c *nodeproc.Cluster, cfg *config, leader int, sigs <-chan os.Signal, 
 // launchedMesh tells how to try a mesh that has started, and watches it.
 func launchedMesh(c *nodeproc.Cluster, cfg *config, stop <-chan os.Signal, out io.Writer) error {
 	fmt.Fprintf(out, "\nevery node takes reads and writes; a write is acknowledged once durable on the node it went to (see --write-quorum), then reaches the others\n")
-	fmt.Fprintf(out, "try:   go run ./cmd/kv --port %d set hello world\n", c.KVPorts[0])
+	fmt.Fprintf(out, "try:   go run ./cmd/kv%s --port %d set hello world\n", kvAuthFlag(cfg), c.KVPorts[0])
 	fmt.Fprintf(out, "       go run ./cmd/kv --port %d get hello\n", c.KVPorts[1])
 	fmt.Fprintf(out, "       go run ./cmd/kv --port %d status   # the mesh section: each peer's anti-entropy passes\n", c.KVPorts[2])
 	fmt.Fprintf(out, "       kill -9 %d   # node 2: the others go on taking writes", c.Node(2).Pid())
@@ -323,4 +339,12 @@ func launchedMesh(c *nodeproc.Cluster, cfg *config, stop <-chan os.Signal, out i
 	}
 	fmt.Fprintln(out, "\nCtrl-C stops the mesh (the data stays in --dir)")
 	return watch(c, cfg, -1, stop, out)
+}
+
+// kvAuthFlag is what the "try" lines add to cmd/kv's command line.
+func kvAuthFlag(cfg *config) string {
+	if cfg.authFile == "" {
+		return ""
+	}
+	return " --auth-file " + cfg.authFile
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -202,4 +203,35 @@ func TestMetricsPorts(t *testing.T) {
 	if leaders != 1 {
 		t.Errorf("%d nodes' metrics say they lead, want 1", leaders)
 	}
+}
+
+// With --auth-file every node gets the password, the launcher finds the
+// leader with it, and the "try" line says how cmd/kv sends it.
+func TestLaunchWithAPassword(t *testing.T) {
+	bin, err := nodeproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "the launcher's test password"
+	pass := filepath.Join(t.TempDir(), "dkv.pass")
+	if err := os.WriteFile(pass, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := startLaunch(&config{dir: t.TempDir(), nodes: 3, bin: bin, authFile: pass})
+	l.out.waitFor(t, leadsLine, 0)
+	try := l.out.waitFor(t, regexp.MustCompile(`go run ./cmd/kv --auth-file (\S+) --addrs (\S+) set`), 0)
+	if try[1] != pass {
+		t.Errorf("the try line names %q, want %q", try[1], pass)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kv, err := client.DialCluster(ctx, strings.Split(try[2], ","), client.WithPassword(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	if err := kv.Set(ctx, "hello", "world"); err != nil {
+		t.Fatalf("set with the password: %v", err)
+	}
+	l.finish(t)
 }

@@ -91,30 +91,24 @@ func TestAuthFileReadableByOthersIsWarnedAbout(t *testing.T) {
 	}
 }
 
-// A bad password file, or one for a cluster or mesh, is a usage error that
-// touches nothing.
+// A bad password file is a usage error that touches nothing.
 func TestAuthFileUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		content string
-		args    []string
 		want    string
 	}{
-		{"short\n", nil, "the password is 5 bytes; it must be at least 16"},
-		{strings.Repeat("p", 513), nil, "the password is over 512 bytes"},
-		{"0123456789abcdef\tand a tab", nil, "the password holds a control character"},
-		{"two lines of a password\nsecond\n", nil, "the password holds a control character"},
-		{"0123456789abcdef\xff", nil, "the password is not UTF-8 text"},
-		{"0123456789abcdef", []string{"--node-id", "0", "--kv-port", "9000", "--repl-port", "9100", "--secondary-repl-ports", "9101", "9102", "--other-kv-ports", "9001", "9002"},
-			"--auth-file is for a single node in this version: a cluster's replication ports take no password yet"},
-		{"0123456789abcdef", []string{"--mode", "mesh", "--node-id", "0", "--kv-port", "9000", "--repl-port", "9100", "--peer-repl-ports", "9101", "9102"},
-			"a mesh's replication ports take no password yet"},
+		{"short\n", "the password is 5 bytes; it must be at least 16"},
+		{strings.Repeat("p", 513), "the password is over 512 bytes"},
+		{"0123456789abcdef\tand a tab", "the password holds a control character"},
+		{"two lines of a password\nsecond\n", "the password holds a control character"},
+		{"0123456789abcdef\xff", "the password is not UTF-8 text"},
 	} {
 		pass := writeAuthFile(t, tc.content, 0o600)
 		dir := filepath.Join(t.TempDir(), "data")
 		var stderr bytes.Buffer
-		c := run(append([]string{"--data-dir", dir, "--auth-file", pass}, tc.args...), &stderr)
+		c := run([]string{"--data-dir", dir, "--auth-file", pass}, &stderr)
 		if c != exitUsage || !strings.Contains(stderr.String(), tc.want) {
-			t.Errorf("%q %v: exit %d, stderr %q; want 2 and %q", tc.content, tc.args, c, stderr.String(), tc.want)
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.content, c, stderr.String(), tc.want)
 		}
 		if _, err := os.Stat(dir); err == nil {
 			t.Errorf("%q: created the data directory before refusing", tc.content)

@@ -400,6 +400,9 @@ func newClusterNode(o *options, logf func(string, ...any)) (*clusterNode, error)
 	pc.Peers = cc.peers()
 	pc.ClusterID = cc.clusterID
 	pc.Logf = logf
+	// The client port's password guards the replication port too: one
+	// secret per cluster, which whoever may read and write its data has.
+	pc.Secret = o.hostCfg.AuthSecret
 	if cfg.SnapChunkBytes+(64<<10) > pc.FrameBytesMax {
 		return nil, errors.New("snapshot chunks do not fit the peer transport's frame limit")
 	}

@@ -83,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&limits.QueryBytesMax, "max-query-bytes", limits.QueryBytesMax, "bytes in one search query")
 	fs.IntVar(&limits.HitsMax, "max-hits", limits.HitsMax, "most hits one search may ask for (limit, top_k)")
 	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "never fsync: acknowledged writes can be lost on a crash (benchmarks only)")
-	fs.StringVar(&o.authFile, "auth-file", "", "a file holding the client port's password (one line, 16 to 512 bytes): clients must send it\n(auth op, AUTH, HELLO 2 AUTH default PASSWORD) before any request (default: none, every client served)")
+	fs.StringVar(&o.authFile, "auth-file", "", "a file holding the password (one line, 16 to 512 bytes): clients must send it (auth op, AUTH,\nHELLO 2 AUTH default PASSWORD) before any request, and a cluster's or mesh's nodes prove it to each other;\nevery node of one cluster or mesh needs the same (default: none, every client and peer served)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "host:port to serve Prometheus metrics (/metrics) and health (/healthz) on, e.g. 127.0.0.1:9100 (default: none)")
 	fs.StringVar(&o.logFormat, "log-format", logText, "log format: text (human-friendly) or json (one object per line)")
 	logLevel := fs.String("log-level", "info", "least important log lines written: debug, info, warn or error")
@@ -134,12 +134,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	if o.authFile != "" {
-		if o.mode != "single" {
-			// A password on the client ports alone would be false
-			// comfort: the replication ports would still take any
-			// peer that says hello.
-			return nil, fmt.Errorf("--auth-file is for a single node in this version: a %s's replication ports take no password yet, so one on its client ports would protect nothing (docs/OPERATIONS.md, Security)", o.mode)
-		}
 		if hostCfg.AuthSecret, o.authWarning, err = readAuthFile(o.authFile); err != nil {
 			return nil, err
 		}

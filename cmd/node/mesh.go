@@ -350,6 +350,9 @@ func newMeshNode(o *options, logf func(string, ...any)) (*meshNode, error) {
 	pc.Peers = mc.peers()
 	pc.ClusterID = mc.meshID
 	pc.Logf = logf
+	// The client port's password guards the replication port too: one
+	// secret per cluster, which whoever may read and write its data has.
+	pc.Secret = o.hostCfg.AuthSecret
 	// Every write is one message to every peer, not a batch per fsync as
 	// in a cluster: room for a few seconds of writes at full speed. What a
 	// full queue drops, anti-entropy brings later.

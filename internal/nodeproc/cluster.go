@@ -2,6 +2,7 @@ package nodeproc
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,9 @@ type Cluster struct {
 	// LogDir, if set, gets each node's log appended to node<i>.log, across
 	// restarts.
 	LogDir string
+	// Password, if set, is the nodes' --auth-file password, which Status
+	// sends before it asks (the caller passes --auth-file in Extra).
+	Password string
 	// mesh: the nodes are a master-less mesh's (NewMesh), not a cluster's.
 	mesh bool
 
@@ -286,10 +290,31 @@ func (c *Cluster) statusLine(i int, timeout time.Duration) ([]byte, error) {
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(timeout))
-	if _, err := nc.Write([]byte(`{"op":"status"}` + "\n")); err != nil {
+	req := []byte(`{"op":"status"}` + "\n")
+	if c.Password != "" {
+		auth, err := json.Marshal(map[string]string{"op": "auth", "password": c.Password})
+		if err != nil {
+			return nil, err
+		}
+		req = append(append(auth, '\n'), req...)
+	}
+	if _, err := nc.Write(req); err != nil {
 		return nil, err
 	}
-	return bufio.NewReader(nc).ReadBytes('\n')
+	br := bufio.NewReader(nc)
+	if c.Password != "" {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return nil, err
+		}
+		var resp struct {
+			OK bool `json:"ok"`
+		}
+		if err := json.Unmarshal(line, &resp); err != nil || !resp.OK {
+			return nil, fmt.Errorf("node %d refused the password: %s", i, bytes.TrimSpace(line))
+		}
+	}
+	return br.ReadBytes('\n')
 }
 
 // Status asks node i for its status, within timeout.

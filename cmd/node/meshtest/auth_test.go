@@ -1,0 +1,67 @@
+package meshtest
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"dkv/client"
+	"dkv/internal/nodeproc"
+)
+
+// A mesh whose nodes share an --auth-file: a write to one node with the
+// password is replicated to the others, which prove the password to each
+// other, and read there; a client without it is refused.
+func TestMeshWithAPassword(t *testing.T) {
+	const secret = "the mesh's own password"
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "dkv.pass")
+	if err := os.WriteFile(pass, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := nodeproc.NewMesh(bin, filepath.Join(dir, "data"), 3, append([]string{"--auth-file", pass}, fastAE...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Password = secret
+	t.Cleanup(func() {
+		c.KillAll()
+		if t.Failed() {
+			t.Logf("node logs:\n%s", c.Logs())
+		}
+	})
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	kvs := make([]*client.KVClient, c.Size())
+	for i := range kvs {
+		kv, err := client.Dial(c.Addr(i), client.WithPassword(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { kv.Close() })
+		kvs[i] = kv
+	}
+	if err := kvs[0].Set(ctx, "k", "v"); err != nil {
+		t.Fatalf("set with the password: %v", err)
+	}
+	for i := 1; i < c.Size(); i++ {
+		deadline := time.Now().Add(waitMax)
+		for {
+			v, err := kvs[i].Get(ctx, "k")
+			if err == nil && v == "v" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d: get = %q, %v after %v; the write did not replicate", i, v, err, waitMax)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := dial(t, c.Addr(1)).Set(ctx, "k", "stranger"); !errors.Is(err, client.ErrAuth) {
+		t.Errorf("set without the password: %v, want ErrAuth", err)
+	}
+}
