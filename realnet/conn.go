@@ -229,8 +229,9 @@ type readState struct {
 // away; nothing more is answered.
 var errGoingAway = errors.New("connection going away")
 
-// errCloseAfterReply ends reading after a RESP protocol error or QUIT: the
-// replies owed still go out, then the connection closes.
+// errCloseAfterReply ends reading after a RESP protocol error, QUIT or the
+// last wrong password a connection may send (auth.go): the replies owed
+// still go out, then the connection closes.
 var errCloseAfterReply = errors.New("closing after the reply")
 
 // protocol is what a connection speaks, told from its first bytes.
