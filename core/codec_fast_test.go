@@ -298,6 +298,8 @@ func FuzzDecodeFast(f *testing.F) {
 		`{"op":"bulk_set","items":[{"key":"a","value":"b"}]}`,
 		`{"op":"bulk_set","items":[{"key":"a" "value":"b"},{"value":"","key":"c"}],"debug_simulate_fail":true}`,
 		`{"id":01,"op":"ping"}`,
+		`{"id":2,"op":"auth","password":"p\u00e9 \"q\""}`,
+		`{"op":"get","key":"k","password":"p"}`,
 	} {
 		f.Add([]byte(s))
 	}

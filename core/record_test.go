@@ -484,6 +484,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"op":"set","key":"a","value":"b","id":1}`))
 	f.Add([]byte(`{"op":"bulk_set","items":[{"key":"a","value":"b"}]}`))
 	f.Add([]byte(`{`))
+	f.Add([]byte(`{"op":"auth","password":"secret","id":"a"}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		req, bad := DecodeRequest(line)
 		if (req == nil) == (bad == nil) {
