@@ -93,7 +93,20 @@ func (c *conn) jsonAuth(req *core.Request) (s *slot, closing bool) {
 		return nil, false
 	}
 	resp.ID = req.ID
+	if resp.Error != nil {
+		c.refusedAuth(resp.Error.Code)
+	}
 	return filledSlot(resp), closing
+}
+
+// refusedAuth counts a request refused for the password (code: auth_required
+// or auth_failed) with the host's other refusals (Metrics.Refused), so that
+// an operator sees guessing, or a client without the password, in the
+// metrics.
+func (c *conn) refusedAuth(code string) {
+	if c.h.metrics != nil {
+		c.h.metrics.Refused(code)
+	}
 }
 
 // RESP's words for the same answers, as Redis gives them.
@@ -113,14 +126,17 @@ const respAuthUser = "default"
 // connection closes after it.
 func (c *conn) respAuthenticate(user, password []byte) (errMsg string, closing bool) {
 	if c.h.auth == nil {
+		c.refusedAuth(core.CodeAuthFailed)
 		return respNoPassword, false
 	}
 	if (user != nil && string(user) != respAuthUser) || len(password) == 0 || len(password) > core.AuthSecretBytesMax {
 		// Not the one user, or a password that cannot be the secret:
 		// a failed attempt all the same.
+		c.refusedAuth(core.CodeAuthFailed)
 		return respWrongPass, c.authFailed()
 	}
 	if failure, closing := c.authenticate(string(password)); failure != nil {
+		c.refusedAuth(core.CodeAuthFailed)
 		return respWrongPass, closing
 	}
 	return "", false

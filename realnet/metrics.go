@@ -25,8 +25,8 @@ type Metrics interface {
 	// requests.
 	Requests(turn []RequestSample)
 	// Refused reports a line the host answered without the node (it did
-	// not decode, or was too long or too slow) with its error code, on
-	// the connection's goroutine.
+	// not decode, was too long or too slow, or came without the password)
+	// with its error code, on the connection's goroutine.
 	Refused(code string)
 	// Conn reports a client connection registered (+1) or gone (-1).
 	Conn(delta int)

@@ -138,6 +138,7 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		switch string(name) {
 		case "auth", "hello", "quit":
 		default:
+			c.refusedAuth(core.CodeAuthRequired)
 			return errorf(respNoAuth), false
 		}
 	}
@@ -347,6 +348,7 @@ func (c *conn) respHello(args [][]byte) (_ *slot, closing bool) {
 			return errorf(msg), closing
 		}
 	case c.authRequired():
+		c.refusedAuth(core.CodeAuthRequired)
 		return errorf(respNoAuthHello), false
 	}
 	if name != nil {

@@ -119,3 +119,27 @@ func TestAuthFileUsageErrors(t *testing.T) {
 		t.Errorf("a missing file: exit %d, %q", c, stderr.String())
 	}
 }
+
+// Requests refused for the password are counted, by code, with the host's
+// other refusals: an operator sees guessing in the metrics.
+func TestAuthRefusalsAreCounted(t *testing.T) {
+	pass := writeAuthFile(t, "0123456789abcdef-metrics\n", 0o600)
+	maddr := freeLoopbackAddr(t)
+	s := start(t, t.TempDir(), "--auth-file", pass, "--metrics-addr", maddr)
+	before := getScrape(t, maddr)
+	resps := roundTrip(t, s.addr, `{"op":"get","key":"k"}`, `{"op":"auth","password":"wrong"}`,
+		`{"op":"auth","password":"0123456789abcdef-metrics"}`, `{"op":"get","key":"k"}`)
+	if code(resps[0]) != "auth_required" || code(resps[1]) != "auth_failed" || !resps[2].OK || code(resps[3]) != "not_found" {
+		t.Fatalf("responses: %+v", resps)
+	}
+	after := getScrape(t, maddr)
+	for key, want := range map[string]float64{
+		`dkv_requests_total{op="invalid",code="auth_required"}`: 1,
+		`dkv_requests_total{op="invalid",code="auth_failed"}`:   1,
+		`dkv_requests_total{op="get",code="not_found"}`:         1,
+	} {
+		if got := after[key] - before[key]; got != want {
+			t.Errorf("%s went up by %v, want %v", key, got, want)
+		}
+	}
+}

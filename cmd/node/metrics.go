@@ -61,7 +61,7 @@ var (
 	metricCodes = []string{"ok", core.CodeBadRequest, core.CodeUnknownOp, core.CodeTooLarge, core.CodeNotFound,
 		core.CodeUnavailable, core.CodeNotLeader, core.CodeTooManyConns, core.CodeTimeout, core.CodeDiskFull,
 		core.CodeIOError, core.CodeNotImplemented, core.CodeInternal, core.CodeSessionExpired,
-		core.CodeOutcomeUnknown, core.CodeIndexesDisabled, "other"}
+		core.CodeOutcomeUnknown, core.CodeIndexesDisabled, core.CodeAuthRequired, core.CodeAuthFailed, "other"}
 	metricFiles = []string{"wal", "snapshot", "state"}
 )
 
