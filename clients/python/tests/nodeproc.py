@@ -172,12 +172,13 @@ class Cluster(object):
     command lines: each node its own ports, then the others' in node-id
     order."""
 
-    def __init__(self, base_dir, n=3, *extra):
+    def __init__(self, base_dir, n=3, *extra, password=None):
         ports = free_ports(2 * n)
         self.kv_ports = ports[:n]
         self.repl_ports = ports[n:]
         self.base_dir = base_dir
         self.extra = list(extra)
+        self.password = password  # the nodes' --auth-file password, for status
         self.nodes = [None] * n
         self.old_logs = [""] * n
 
@@ -218,7 +219,7 @@ class Cluster(object):
     def status(self, i, timeout=1.0):
         from dkv import KVClient
 
-        with KVClient(port=self.kv_ports[i], timeout=timeout, dial_retries=0) as c:
+        with KVClient(port=self.kv_ports[i], timeout=timeout, dial_retries=0, password=self.password) as c:
             return c.status()
 
     def wait_leader(self, exclude=(), timeout=WAIT_MAX):

@@ -3,6 +3,7 @@ on loopback): it finds the leader from any node, and when the leader is
 SIGKILLed it finds the new one and keeps writing, losing no acknowledged
 write."""
 
+import os
 import shutil
 import tempfile
 import threading
@@ -116,3 +117,30 @@ class ClusterTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ClusterPasswordTest(unittest.TestCase):
+    """A cluster whose nodes share an --auth-file: ClusterKVClient with the
+    password finds the leader and writes; without it, AuthRequired."""
+
+    def test_password(self):
+        d = tempfile.mkdtemp(prefix="dkv-pytest-cluster-auth-")
+        self.addCleanup(shutil.rmtree, d, True)
+        secret = "0123456789abcdef-python-cluster"
+        pass_file = os.path.join(d, "dkv.pass")
+        with open(pass_file, "w") as f:
+            f.write(secret + "\n")
+        os.chmod(pass_file, 0o600)
+        cl = Cluster(os.path.join(d, "data"), 3, "--auth-file", pass_file, password=secret)
+        self.addCleanup(cl.kill_all)
+        cl.start_all()
+        cl.wait_leader()
+        c = ClusterKVClient(kv_ports=cl.kv_ports, timeout=20, password=secret)
+        self.addCleanup(c.close)
+        c.Set("hello", "world")
+        self.assertEqual(c.Get("hello"), "world")
+        without = ClusterKVClient(kv_ports=cl.kv_ports, timeout=5)
+        self.addCleanup(without.close)
+        with self.assertRaises(dkv.AuthRequired):
+            without.Set("hello", "stranger")
+        self.assertEqual(c.Get("hello"), "world")
