@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"strconv"
+	"time"
 
 	"dkv/core"
 )
@@ -23,6 +24,24 @@ const authFailuresMax = 3
 type authState struct {
 	authed   bool
 	failures int
+	// by is when a connection that has not authenticated is closed
+	// (HostConfig.AuthTimeout after it was accepted), so that strangers
+	// cannot hold the --max-conns slots for an idle timeout each.
+	by time.Time
+}
+
+// authDeadline is the read deadline d, or the authentication deadline if
+// that comes first and c has yet to authenticate.
+func (c *conn) authDeadline(d time.Time) time.Time {
+	if c.authRequired() && c.auth.by.Before(d) {
+		return c.auth.by
+	}
+	return d
+}
+
+// authExpired reports whether c is past its time to authenticate.
+func (c *conn) authExpired() bool {
+	return c.authRequired() && !time.Now().Before(c.auth.by)
 }
 
 // authDigest is what the host keeps of the secret: comparing digests of

@@ -225,3 +225,31 @@ func (c *respClient) respLine() string {
 	}
 	return strings.TrimSuffix(line, "\r\n")
 }
+
+// A connection that has not authenticated within AuthTimeout is closed,
+// silently, whatever it sends meanwhile; one that has is kept to the idle
+// timeout.
+func TestAuthTimeout(t *testing.T) {
+	cfg := authConfig()
+	cfg.AuthTimeout = 300 * time.Millisecond
+	forEachHost(t, cfg, func(t *testing.T, cfg HostConfig) {
+		r := startSingle(t, cfg)
+		start := time.Now()
+		silent := dial(t, r.addr)
+		chatty := dial(t, r.addr)
+		chatty.send(`{"op":"ping"}` + "\n")
+		chatty.recvCode(core.CodeAuthRequired)
+		chatty.send(`{"op":"ping"`) // a partial line does not hold it open either
+		authed := dial(t, r.addr)
+		authed.send(`{"op":"auth","password":"` + testSecret + `"}` + "\n")
+		authed.recvCode("")
+		silent.expectClosed()
+		chatty.expectClosed()
+		if d := time.Since(start); d > cfg.IdleTimeout {
+			t.Errorf("closed after %v, the idle timeout's %v, not the auth timeout's %v", d, cfg.IdleTimeout, cfg.AuthTimeout)
+		}
+		time.Sleep(2 * cfg.AuthTimeout)
+		authed.send(`{"op":"ping"}` + "\n")
+		authed.recvCode("")
+	})
+}

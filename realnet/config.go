@@ -59,6 +59,9 @@ type HostConfig struct {
 	// AUTH and QUIT) until it has sent it (auth.go). At most
 	// core.AuthSecretBytesMax bytes.
 	AuthSecret string
+	// AuthTimeout closes a connection that has not sent the password this
+	// long after it was accepted (with AuthSecret only).
+	AuthTimeout time.Duration
 }
 
 // DefaultHostConfig is what a server uses unless told otherwise.
@@ -74,6 +77,9 @@ func DefaultHostConfig() HostConfig {
 		LineTimeout:      10 * time.Second,
 		IdleTimeout:      5 * time.Minute,
 		WriteTimeout:     time.Minute,
+		// A client sends the password as it connects; a stranger holds a
+		// connection slot this long at most.
+		AuthTimeout: 10 * time.Second,
 	}
 }
 
@@ -91,6 +97,7 @@ func (c HostConfig) validate() error {
 		{"LineTimeout", int64(c.LineTimeout)},
 		{"IdleTimeout", int64(c.IdleTimeout)},
 		{"WriteTimeout", int64(c.WriteTimeout)},
+		{"AuthTimeout", int64(c.AuthTimeout)},
 	} {
 		if f.v <= 0 {
 			return fmt.Errorf("host config: %s must be positive, not %d", f.name, f.v)

@@ -253,6 +253,9 @@ func newConn(h *Host, nc net.Conn) *conn {
 		dead:  make(chan struct{}),
 	}
 	c.rd.avail = h.cfg.ConnInflightMax
+	if h.auth != nil {
+		c.auth.by = time.Now().Add(h.cfg.AuthTimeout)
+	}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
@@ -940,7 +943,7 @@ func (c *conn) setReadDeadline(probe bool) {
 		probe = false
 	}
 	rd.probing = probe
-	c.nc.SetReadDeadline(deadline)
+	c.nc.SetReadDeadline(c.authDeadline(deadline))
 }
 
 // readEnded answers what the end of reading leaves owed: a timeout for a
@@ -952,6 +955,8 @@ func (c *conn) readEnded(err error) {
 	switch {
 	case errors.Is(err, errGoingAway), errors.Is(err, errCloseAfterReply):
 		return
+	case errors.As(err, &ne) && ne.Timeout() && c.authExpired():
+		return // closed without a word, as an idle connection is
 	case errors.As(err, &ne) && ne.Timeout() && c.partial():
 		resp := core.ErrorResponse(core.CodeTimeout,
 			"request line incomplete after %v; closing the connection", c.h.cfg.LineTimeout)

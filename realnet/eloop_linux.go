@@ -670,6 +670,7 @@ func (lp *eloop) setReadDeadline(c *conn) {
 	} else {
 		c.ls.readDeadline = rd.idleSince.Add(lp.h.cfg.IdleTimeout)
 	}
+	c.ls.readDeadline = c.authDeadline(c.ls.readDeadline)
 	lp.deadline(c.ls.readDeadline)
 }
 
