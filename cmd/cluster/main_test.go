@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -213,8 +212,8 @@ func TestLaunchWithAPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	const secret = "the launcher's test password"
-	pass := filepath.Join(t.TempDir(), "dkv.pass")
-	if err := os.WriteFile(pass, []byte(secret+"\n"), 0o600); err != nil {
+	pass, err := nodeproc.WritePasswordFile(t.TempDir(), secret)
+	if err != nil {
 		t.Fatal(err)
 	}
 	l := startLaunch(&config{dir: t.TempDir(), nodes: 3, bin: bin, authFile: pass})

@@ -459,3 +459,13 @@ func ephemeralLow() int {
 	}
 	return 49152
 }
+
+// WritePasswordFile writes secret as an --auth-file under dir, private to
+// this user, and returns its path.
+func WritePasswordFile(dir, secret string) (string, error) {
+	path := filepath.Join(dir, "dkv.pass")
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}

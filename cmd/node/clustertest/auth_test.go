@@ -2,7 +2,6 @@ package clustertest
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,27 +18,20 @@ import (
 func TestClusterWithAPassword(t *testing.T) {
 	const secret = "the cluster's own password"
 	dir := t.TempDir()
-	pass := filepath.Join(dir, "dkv.pass")
-	other := filepath.Join(dir, "other.pass")
-	for path, s := range map[string]string{pass: secret, other: "another cluster's password"} {
-		if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	pass, err := nodeproc.WritePasswordFile(dir, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := nodeproc.WritePasswordFile(t.TempDir(), "another cluster's password")
+	if err != nil {
+		t.Fatal(err)
 	}
 	c, err := nodeproc.NewCluster(bin, filepath.Join(dir, "data"), 3, "--auth-file", pass)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Password = secret
-	t.Cleanup(func() {
-		c.KillAll()
-		if t.Failed() {
-			t.Logf("node logs:\n%s", c.Logs())
-		}
-	})
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
+	startNodes(t, c)
 	lead, _ := waitLeader(t, c)
 	ctx := ctxT(t)
 	kv := dialCluster(t, c.Addrs(), client.WithPassword(secret))

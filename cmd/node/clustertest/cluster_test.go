@@ -43,6 +43,13 @@ func startCluster(t *testing.T, extra ...string) *nodeproc.Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startNodes(t, c)
+}
+
+// startNodes starts c's nodes and kills them when the test ends, printing
+// their logs if it failed.
+func startNodes(t *testing.T, c *nodeproc.Cluster) *nodeproc.Cluster {
+	t.Helper()
 	t.Cleanup(func() {
 		c.KillAll()
 		if t.Failed() {

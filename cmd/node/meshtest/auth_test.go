@@ -2,7 +2,6 @@ package meshtest
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,8 +16,8 @@ import (
 func TestMeshWithAPassword(t *testing.T) {
 	const secret = "the mesh's own password"
 	dir := t.TempDir()
-	pass := filepath.Join(dir, "dkv.pass")
-	if err := os.WriteFile(pass, []byte(secret+"\n"), 0o600); err != nil {
+	pass, err := nodeproc.WritePasswordFile(dir, secret)
+	if err != nil {
 		t.Fatal(err)
 	}
 	c, err := nodeproc.NewMesh(bin, filepath.Join(dir, "data"), 3, append([]string{"--auth-file", pass}, fastAE...)...)
@@ -26,15 +25,7 @@ func TestMeshWithAPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Password = secret
-	t.Cleanup(func() {
-		c.KillAll()
-		if t.Failed() {
-			t.Logf("node logs:\n%s", c.Logs())
-		}
-	})
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
+	startNodes(t, c)
 	ctx := ctxT(t)
 	kvs := make([]*client.KVClient, c.Size())
 	for i := range kvs {
