@@ -15,6 +15,7 @@ from .client import (
     _Op,
 )
 from .errors import (
+    AuthFailed,
     ClientClosed,
     ConnectionFailed,
     DKVError,
@@ -249,6 +250,10 @@ class ClusterKVClient(_Calls):
                     n._connection(min(deadline, time.monotonic() + self.connect_timeout))
                     self._next = i
                     return
+                except AuthFailed:
+                    # A wrong password is wrong at every node: no other
+                    # node or round will take it.
+                    raise
                 except DKVError as e:
                     errs.append("%s: %s" % (addr, e))
                 finally:

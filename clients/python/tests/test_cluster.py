@@ -139,6 +139,9 @@ class ClusterPasswordTest(unittest.TestCase):
         self.addCleanup(c.close)
         c.Set("hello", "world")
         self.assertEqual(c.Get("hello"), "world")
+        # A wrong password is wrong at every node: refused at once, typed.
+        with self.assertRaises(dkv.AuthFailed):
+            ClusterKVClient(kv_ports=cl.kv_ports, timeout=20, password="not the password").close()
         without = ClusterKVClient(kv_ports=cl.kv_ports, timeout=5)
         self.addCleanup(without.close)
         with self.assertRaises(dkv.AuthRequired):
