@@ -3,6 +3,8 @@ package realnet
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -57,19 +59,35 @@ func newAuthDigest(secret string) *authDigest {
 	return &d
 }
 
+// SetAuthSecret replaces the client port's password (HostConfig.AuthSecret)
+// for the connections that authenticate from now on; those that have keep
+// going. An empty secret is refused: a server that asked for a password
+// does not stop asking while it runs.
+func (h *Host) SetAuthSecret(secret string) error {
+	switch {
+	case secret == "":
+		return errors.New("an empty password")
+	case len(secret) > core.AuthSecretBytesMax:
+		return fmt.Errorf("the password is %d bytes; the limit is %d", len(secret), core.AuthSecretBytesMax)
+	}
+	h.auth.Store(newAuthDigest(secret))
+	return nil
+}
+
 // authRequired reports whether c must still prove the secret.
-func (c *conn) authRequired() bool { return c.h.auth != nil && !c.auth.authed }
+func (c *conn) authRequired() bool { return !c.auth.authed && c.h.auth.Load() != nil }
 
 // authenticate checks password against the secret. It returns the failure
 // to answer (nil on success) and whether the connection is to close after
 // it.
 func (c *conn) authenticate(password string) (failure *core.Response, closing bool) {
-	if c.h.auth == nil {
+	secret := c.h.auth.Load()
+	if secret == nil {
 		r := core.ErrorResponse(core.CodeAuthFailed, "this server has no password (it was started without --auth-file): send no auth")
 		return &r, false
 	}
 	sum := authDigest(sha256.Sum256([]byte(password)))
-	if subtle.ConstantTimeCompare(sum[:], c.h.auth[:]) == 1 {
+	if subtle.ConstantTimeCompare(sum[:], secret[:]) == 1 {
 		c.auth.authed = true
 		return nil, false
 	}
@@ -144,7 +162,7 @@ const respAuthUser = "default"
 // password. It returns the error to answer ("" on success) and whether the
 // connection closes after it.
 func (c *conn) respAuthenticate(user, password []byte) (errMsg string, closing bool) {
-	if c.h.auth == nil {
+	if c.h.auth.Load() == nil {
 		c.refusedAuth(core.CodeAuthFailed)
 		return respNoPassword, false
 	}

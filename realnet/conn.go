@@ -253,9 +253,7 @@ func newConn(h *Host, nc net.Conn) *conn {
 		dead:  make(chan struct{}),
 	}
 	c.rd.avail = h.cfg.ConnInflightMax
-	if h.auth != nil {
-		c.auth.by = time.Now().Add(h.cfg.AuthTimeout)
-	}
+	c.auth.by = time.Now().Add(h.cfg.AuthTimeout) // used only while a password is asked
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw

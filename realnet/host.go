@@ -61,8 +61,8 @@ type Host struct {
 	metrics Metrics
 	samples []RequestSample
 	// auth is the digest of the client port's password (auth.go); nil:
-	// none is asked.
-	auth *authDigest
+	// none is asked. SetAuthSecret replaces it.
+	auth atomic.Pointer[authDigest]
 
 	// wake has room for one token: "the loop goroutine should look at the
 	// queue": the role was handed over, or Run is stopping.
@@ -152,7 +152,7 @@ func NewHost(node core.Node, disk core.Disk, cfg HostConfig) (*Host, error) {
 	if cfg.EventLoops == 1 {
 		prepare = nil
 	}
-	return &Host{
+	h := &Host{
 		node:      node,
 		disk:      disk,
 		cfg:       cfg,
@@ -165,8 +165,9 @@ func NewHost(node core.Node, disk core.Disk, cfg HostConfig) (*Host, error) {
 		taken:     true, // by Run, until the node has started
 		loopsWait: loopsWait,
 		prepare:   prepare,
-		auth:      newAuthDigest(cfg.AuthSecret),
-	}, nil
+	}
+	h.auth.Store(newAuthDigest(cfg.AuthSecret))
+	return h, nil
 }
 
 // Ready is closed once the node has recovered and the host accepts clients.

@@ -63,7 +63,9 @@ import (
 // arrive in the order they were sent, at most once.
 type Peers struct {
 	cfg   PeerConfig
-	key   []byte // the handshake's key (peerauth.go); nil without a secret
+	// key is the handshake's key (peerauth.go); nil without a secret.
+	// SetSecret replaces it for the connections made from then on.
+	key atomic.Pointer[[]byte]
 	log   *logLimiter
 	peers map[core.NodeID]*peer // read-only after NewPeers
 	ids   []core.NodeID         // sorted
@@ -327,7 +329,6 @@ func NewPeers(cfg PeerConfig) (*Peers, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Peers{
 		cfg:     cfg,
-		key:     peerKey(cfg.Secret),
 		log:     &logLimiter{out: logf, last: make(map[string]*logLine)},
 		peers:   make(map[core.NodeID]*peer, len(cfg.Peers)),
 		ids:     slices.Sorted(maps.Keys(cfg.Peers)),
@@ -335,6 +336,7 @@ func NewPeers(cfg PeerConfig) (*Peers, error) {
 		cancel:  cancel,
 		inbound: make(map[core.NodeID]io.Closer),
 	}
+	p.SetSecret(cfg.Secret)
 	// The caller's map is copied so that a later change to it does not
 	// race with the goroutines.
 	p.cfg.Peers = make(map[core.NodeID]string, len(cfg.Peers))
@@ -704,7 +706,8 @@ func (pr *peer) dial() (_ net.Conn, detach func() bool, peerFrameMax int, _ erro
 		return nil, nil, 0, err
 	}
 	nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
-	version := helloVersionFor(p.key)
+	key := p.handshakeKey()
+	version := helloVersionFor(key)
 	var t peerTranscript
 	t.helloD = (&hello{
 		version:       version,
@@ -715,7 +718,7 @@ func (pr *peer) dial() (_ net.Conn, detach func() bool, peerFrameMax int, _ erro
 		frameBytesMax: uint32(cfg.FrameBytesMax),
 	}).encode()
 	out := t.helloD[:]
-	if p.key != nil {
+	if key != nil {
 		t.nonceD = newNonce()
 		out = append(out[:len(out):len(out)], t.nonceD[:]...)
 	}
@@ -746,8 +749,8 @@ func (pr *peer) dial() (_ net.Conn, detach func() bool, peerFrameMax int, _ erro
 	case in.frameBytesMax == 0:
 		return fail(fmt.Errorf("%s announced a frame limit of 0", them))
 	}
-	if p.key != nil {
-		if err := dialProof(nc, p.key, &t); err != nil {
+	if key != nil {
+		if err := dialProof(nc, key, &t); err != nil {
 			return fail(fmt.Errorf("%s: %w", them, err))
 		}
 	}
@@ -1061,7 +1064,8 @@ func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
 			return nil, fmt.Errorf("%w: %w", errNoHello, err)
 		}
 	}
-	version := helloVersionFor(p.key)
+	key := p.handshakeKey()
+	version := helloVersionFor(key)
 	pr := p.peers[core.NodeID(in.from)]
 	var status uint8
 	switch {
@@ -1102,8 +1106,8 @@ func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
 	if werr != nil {
 		return nil, fmt.Errorf("answering the hello of peer %d: %w", in.from, werr)
 	}
-	if p.key != nil {
-		if err := acceptProof(nc, p.key, &t); err != nil {
+	if key != nil {
+		if err := acceptProof(nc, key, &t); err != nil {
 			return nil, claims(err)
 		}
 	}

@@ -50,6 +50,22 @@ func peerKey(secret string) []byte {
 	return m.Sum(nil)
 }
 
+// SetSecret replaces the password the nodes prove to each other
+// (PeerConfig.Secret) for the connections made from now on; those made
+// before keep going. An empty secret turns the proofs off.
+func (p *Peers) SetSecret(secret string) {
+	key := peerKey(secret)
+	p.key.Store(&key)
+}
+
+// handshakeKey is the key the next handshake uses; nil without a secret.
+func (p *Peers) handshakeKey() []byte {
+	if k := p.key.Load(); k != nil {
+		return *k
+	}
+	return nil
+}
+
 // helloVersionFor is the version a node with key (nil: none) sends.
 func helloVersionFor(key []byte) uint16 {
 	if key != nil {

@@ -135,3 +135,22 @@ func TestPeerProofsDifferPerConnection(t *testing.T) {
 		t.Error("the key is the secret, or a key without a secret")
 	}
 }
+
+// SetSecret takes effect for the handshakes after it: a node refused for
+// another password is let in once its peer takes the same one (as
+// cmd/node's SIGHUP reload does).
+func TestPeersSetSecret(t *testing.T) {
+	noPeerGoroutinesAtEnd(t)
+	tps := startCluster(t, 2, withSecret(func(id core.NodeID) string {
+		if id == 1 {
+			return "the new password"
+		}
+		return peerTestSecret
+	}))
+	a, b := tps[0], tps[1]
+	a.Send(1, []byte("to B"))
+	b.Send(0, []byte("to A"))
+	a.Log(t, "wrong password")
+	a.SetSecret("the new password")
+	waitFor(t, "both messages", func() bool { return a.in.has("to A") && b.in.has("to B") })
+}

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"dkv/core"
+	"dkv/realnet"
 )
 
 // authSecretBytesMin is the shortest password --auth-file may hold: the
@@ -49,4 +50,26 @@ func readAuthFile(path string) (secret, warning string, err error) {
 		warning = fmt.Sprintf("--auth-file %s can be read by other users (mode %04o): chmod 600 it", path, info.Mode().Perm())
 	}
 	return s, warning, nil
+}
+
+// reloadAuth rereads --auth-file (on SIGHUP) and makes its password the
+// one that new client connections and new peer connections must prove.
+// Connections that have proved the old one keep going. A file that cannot
+// be read or is not a valid password leaves the old one, and says why.
+func reloadAuth(o *options, host *realnet.Host, peers *realnet.Peers, logs *serverLog) {
+	secret, warning, err := readAuthFile(o.authFile)
+	if err == nil {
+		err = host.SetAuthSecret(secret)
+	}
+	if err != nil {
+		logs.Error(fmt.Sprintf("SIGHUP: the password was not reloaded, the old one stays: %v", err), "event", "auth_file")
+		return
+	}
+	if peers != nil {
+		peers.SetSecret(secret)
+	}
+	if warning != "" {
+		logs.Warn(warning, "event", "auth_file")
+	}
+	logs.Info(fmt.Sprintf("SIGHUP: reloaded the password of --auth-file %s: new connections must prove it; those that proved the old one keep going", o.authFile), "event", "auth_file")
 }

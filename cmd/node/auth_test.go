@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,5 +142,65 @@ func TestAuthRefusalsAreCounted(t *testing.T) {
 		if got := after[key] - before[key]; got != want {
 			t.Errorf("%s went up by %v, want %v", key, got, want)
 		}
+	}
+}
+
+// SIGHUP rereads --auth-file: new connections need the new password, one
+// that proved the old keeps going, and a file that is no longer valid
+// leaves the password as it was, saying why.
+func TestAuthFileReloadsOnSIGHUP(t *testing.T) {
+	const oldSecret, newSecret = "0123456789abcdef-the-old-one", "0123456789abcdef-the-new-one"
+	pass := writeAuthFile(t, oldSecret+"\n", 0o600)
+	s := start(t, t.TempDir(), "--auth-file", pass)
+	ctx := context.Background()
+	before, err := client.Dial(s.addr, client.WithPassword(oldSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer before.Close()
+
+	if err := os.WriteFile(pass, []byte(newSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.signal(syscall.SIGHUP)
+	waitLog(t, s, "SIGHUP: reloaded the password")
+	if _, err := client.Dial(s.addr, client.WithPassword(oldSecret)); !errors.Is(err, client.ErrAuth) {
+		t.Errorf("a new connection with the old password: %v, want ErrAuth", err)
+	}
+	after, err := client.Dial(s.addr, client.WithPassword(newSecret))
+	if err != nil {
+		t.Fatalf("a new connection with the new password: %v", err)
+	}
+	defer after.Close()
+	if err := before.Set(ctx, "k", "v"); err != nil {
+		t.Errorf("the connection that proved the old password: %v", err)
+	}
+
+	// A file that is no longer a valid password changes nothing.
+	if err := os.WriteFile(pass, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.signal(syscall.SIGHUP)
+	waitLog(t, s, "SIGHUP: the password was not reloaded, the old one stays")
+	again, err := client.Dial(s.addr, client.WithPassword(newSecret))
+	if err != nil {
+		t.Fatalf("the password after a bad reload: %v", err)
+	}
+	again.Close()
+	s.signal(syscall.SIGTERM)
+	if c := s.exitCode(); c != 0 {
+		t.Fatalf("exit code after SIGTERM = %d; stderr:\n%s", c, s.log())
+	}
+}
+
+// waitLog waits until the server's log holds substr.
+func waitLog(t *testing.T, s *server, substr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(s.log(), substr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log never said %q:\n%s", substr, s.log())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

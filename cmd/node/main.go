@@ -352,6 +352,13 @@ func run(args []string, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	// With --auth-file, SIGHUP rereads it (reloadAuth); without, it keeps
+	// its default action.
+	hups := make(chan os.Signal, 1)
+	if o.authFile != "" {
+		signal.Notify(hups, syscall.SIGHUP)
+		defer signal.Stop(hups)
+	}
 	runDone := make(chan struct{})
 	defer close(runDone)
 	start := time.Now()
@@ -379,6 +386,8 @@ func run(args []string, stderr io.Writer) int {
 				} else {
 					logs.line(slog.LevelInfo, "serving", fmt.Sprintf("serving single node on %s (data dir %q)", host.Addr(), o.dataDir), attrs...)
 				}
+			case <-hups:
+				reloadAuth(o, host, peers, logs)
 			case sig := <-sigs:
 				signal.Stop(sigs)
 				if sm != nil {
