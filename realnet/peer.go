@@ -62,10 +62,10 @@ import (
 // reconnection, overtaken by later ones. Within one connection, messages
 // arrive in the order they were sent, at most once.
 type Peers struct {
-	cfg   PeerConfig
+	cfg PeerConfig
 	// key is the handshake's key (peerauth.go); nil without a secret.
 	// SetSecret replaces it for the connections made from then on.
-	key atomic.Pointer[[]byte]
+	key   atomic.Pointer[[]byte]
 	log   *logLimiter
 	peers map[core.NodeID]*peer // read-only after NewPeers
 	ids   []core.NodeID         // sorted
