@@ -498,3 +498,16 @@ func TestNotFoundResponseMessage(t *testing.T) {
 		}
 	})
 }
+
+// A password file's one trailing line break, LF or CRLF, is not part of
+// the password; anything else is.
+func TestPasswordFromFile(t *testing.T) {
+	for in, want := range map[string]string{
+		"secret\n": "secret", "secret\r\n": "secret", "secret": "secret",
+		"secret\n\n": "secret\n", " secret \n": " secret ",
+	} {
+		if got := PasswordFromFile([]byte(in)); got != want {
+			t.Errorf("PasswordFromFile(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package core
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -125,6 +126,13 @@ type Request struct {
 
 // AuthSecretBytesMax bounds a server's secret and so an auth's password.
 const AuthSecretBytesMax = 512
+
+// PasswordFromFile is the password a --auth-file holds: its content, one
+// trailing line break (LF or CRLF) dropped. The server, the CLI and the
+// launcher all read the file so.
+func PasswordFromFile(content []byte) string {
+	return strings.TrimSuffix(strings.TrimSuffix(string(content), "\n"), "\r")
+}
 
 // ClientIDMax bounds client ids to what a JSON number holds exactly in
 // every language (a double's 53-bit mantissa).

@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"dkv/core"
 	"dkv/internal/nodeproc"
 )
 
@@ -236,7 +237,7 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 			return fmt.Errorf("--auth-file: %w", err)
 		}
 		// The nodes judge the file; the launcher only sends it.
-		c.Password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		c.Password = core.PasswordFromFile(b)
 		c.Extra = append(c.Extra, "--auth-file", path)
 		cfg.authFile = path
 	}

@@ -166,7 +166,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, usagef("--auth-file: %v", err))
 		}
-		opts = append(opts, client.WithPassword(strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")))
+		opts = append(opts, client.WithPassword(core.PasswordFromFile(b)))
 	}
 	var c store
 	if cluster != nil {

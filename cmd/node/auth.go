@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"unicode/utf8"
 
 	"dkv/core"
@@ -32,7 +31,7 @@ func readAuthFile(path string) (secret, warning string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("--auth-file %s: %w", path, err)
 	}
-	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	s := core.PasswordFromFile(b)
 	switch {
 	case len(s) > core.AuthSecretBytesMax:
 		return "", "", fmt.Errorf("--auth-file %s: the password is over %d bytes", path, core.AuthSecretBytesMax)
