@@ -61,6 +61,9 @@ const (
 	// none.
 	CodeAuthRequired = "auth_required"
 	CodeAuthFailed   = "auth_failed"
+	// CodeTLSRequired answers a client that spoke plain text to a port
+	// that speaks TLS only; the connection then closes.
+	CodeTLSRequired = "tls_required"
 )
 
 // Search modes: every query word must match (the default), or any.

@@ -1,6 +1,7 @@
 package realnet
 
 import (
+	"crypto/tls"
 	"fmt"
 	"time"
 
@@ -62,6 +63,12 @@ type HostConfig struct {
 	// AuthTimeout closes a connection that has not sent the password this
 	// long after it was accepted (with AuthSecret only).
 	AuthTimeout time.Duration
+	// TLS, when set, makes the client port speak TLS only (tls.go): a
+	// connection is served after its handshake, by a reader and a writer
+	// goroutine whatever EventLoops says, since the loops read sockets
+	// themselves. A client that speaks plain text is answered an error
+	// saying so and closed.
+	TLS *tls.Config
 }
 
 // DefaultHostConfig is what a server uses unless told otherwise.

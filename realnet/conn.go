@@ -3,6 +3,7 @@ package realnet
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -607,6 +608,12 @@ func (c *conn) read() {
 	defer c.h.wg.Done()
 	defer c.readerStopped() // the writer sends what is owed, then closes
 	rd := &c.rd
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if err := c.handshake(tc); err != nil {
+			c.readEnded(err)
+			return
+		}
+	}
 	rd.buf = make([]byte, readBufBytes)
 	rd.idleSince = time.Now()
 	c.setReadDeadline(false)
@@ -631,14 +638,18 @@ func (c *conn) read() {
 		for {
 			var n int
 			n, err = c.nc.Read(rd.buf[rd.end:])
-			// A net.Conn read returns data or an error, never both.
-			if err != nil {
+			// A TLS read may return the last data with the error of the
+			// close that followed it.
+			if n == 0 && err != nil {
 				break
 			}
 			if !c.consume(n, time.Now()) {
 				if err = rd.err; err == nil {
 					err = errGoingAway
 				}
+				break
+			}
+			if err != nil {
 				break
 			}
 			c.setReadDeadline(false)

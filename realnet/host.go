@@ -3,6 +3,7 @@ package realnet
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -63,6 +64,9 @@ type Host struct {
 	// auth is the digest of the client port's password (auth.go); nil:
 	// none is asked. SetAuthSecret replaces it.
 	auth atomic.Pointer[authDigest]
+	// tlsLog rate-limits the lines about failed TLS handshakes, which
+	// anyone who reaches the port can cause (tls.go).
+	tlsLog *logLimiter
 
 	// wake has room for one token: "the loop goroutine should look at the
 	// queue": the role was handed over, or Run is stopping.
@@ -149,8 +153,8 @@ func NewHost(node core.Node, disk core.Disk, cfg HostConfig) (*Host, error) {
 	// the collector.
 	loopsWait := cfg.EventLoops > 0 && cfg.EventLoops < runtime.GOMAXPROCS(0)
 	prepare := cfg.Prepare
-	if cfg.EventLoops == 1 {
-		prepare = nil
+	if cfg.EventLoops == 1 && cfg.TLS == nil {
+		prepare = nil // TLS connections have goroutines of their own
 	}
 	h := &Host{
 		node:      node,
@@ -165,6 +169,7 @@ func NewHost(node core.Node, disk core.Disk, cfg HostConfig) (*Host, error) {
 		taken:     true, // by Run, until the node has started
 		loopsWait: loopsWait,
 		prepare:   prepare,
+		tlsLog:    &logLimiter{out: logf, last: make(map[string]*logLine)},
 	}
 	h.auth.Store(newAuthDigest(cfg.AuthSecret))
 	return h, nil
@@ -680,6 +685,11 @@ func (h *Host) accept(ln net.Listener) {
 			continue
 		}
 		backoff = 0
+		if h.cfg.TLS != nil {
+			// Its handshake runs on the connection's reader
+			// (conn.handshake) or on reject's goroutine, not here.
+			nc = tls.Server(nc, h.cfg.TLS)
+		}
 		h.mu.Lock()
 		switch {
 		case h.closing:
@@ -746,6 +756,13 @@ const respTooManyClients = "-ERR max number of clients reached\r\n"
 func (h *Host) reject(nc net.Conn) {
 	defer h.wg.Done()
 	h.logf("refusing connection from %v: %d connections already open", nc.RemoteAddr(), h.cfg.ConnsMax)
+	if tc, ok := nc.(*tls.Conn); ok {
+		tc.SetDeadline(time.Now().Add(rejectWriteTimeout))
+		if err := tc.Handshake(); err != nil {
+			tc.NetConn().Close()
+			return
+		}
+	}
 	var first [rejectSniffBytes]byte
 	nc.SetReadDeadline(time.Now().Add(rejectSniffTimeout))
 	n, _ := nc.Read(first[:])

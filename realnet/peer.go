@@ -3,6 +3,7 @@ package realnet
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -144,6 +145,12 @@ type PeerConfig struct {
 	// Secret, when set, is a password every node of the cluster shares:
 	// a connection is refused unless both sides prove it (peerauth.go).
 	Secret string
+	// TLS, when set, wraps every peer connection in TLS before the hello
+	// (tls.go). It must require and verify the other side's certificate
+	// (tls.RequireAndVerifyClientCert), so that both ends are checked; the
+	// dialer checks the acceptor's certificate against the host name of
+	// its address.
+	TLS *tls.Config
 }
 
 // DefaultPeerConfig is what a server uses unless told otherwise; ID,
@@ -206,6 +213,9 @@ func (c *PeerConfig) validate() error {
 		return fmt.Errorf("peer config: Secret is %d bytes; the limit is %d", len(c.Secret), core.AuthSecretBytesMax)
 	case c.IdleTimeout < 3*c.KeepaliveInterval:
 		return fmt.Errorf("peer config: IdleTimeout %v must be at least three times KeepaliveInterval %v", c.IdleTimeout, c.KeepaliveInterval)
+	case c.TLS != nil && c.TLS.ClientAuth != tls.RequireAndVerifyClientCert:
+		// Else anyone could dial in with no certificate at all.
+		return errors.New("peer config: TLS must require and verify the dialer's certificate (ClientAuth: tls.RequireAndVerifyClientCert)")
 	}
 	addrs := map[string]core.NodeID{c.Listen: c.ID}
 	for _, id := range slices.Sorted(maps.Keys(c.Peers)) {
@@ -695,17 +705,25 @@ func (pr *peer) dial() (_ net.Conn, detach func() bool, peerFrameMax int, _ erro
 	p := pr.p
 	cfg := &p.cfg
 	d := net.Dialer{Timeout: cfg.DialTimeout}
-	nc, err := d.DialContext(p.ctx, "tcp", pr.addr)
+	tcp, err := d.DialContext(p.ctx, "tcp", pr.addr)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	detach = context.AfterFunc(p.ctx, func() { nc.Close() })
+	// Closing the TCP connection ends a TLS one too, and never waits to
+	// send TLS's closing alert.
+	detach = context.AfterFunc(p.ctx, func() { tcp.Close() })
 	fail := func(err error) (net.Conn, func() bool, int, error) {
 		detach()
-		nc.Close()
+		tcp.Close()
 		return nil, nil, 0, err
 	}
-	nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	tcp.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	nc := tcp
+	if cfg.TLS != nil {
+		if nc, err = p.tlsDial(tcp, pr.addr); err != nil {
+			return fail(err)
+		}
+	}
 	key := p.handshakeKey()
 	version := helloVersionFor(key)
 	var t peerTranscript
@@ -975,9 +993,16 @@ func (p *Peers) acceptLoop(ln net.Listener) {
 // serveInbound checks a dialer's hello, then reads its frames.
 func (p *Peers) serveInbound(nc net.Conn) {
 	defer p.wg.Done()
-	detach := context.AfterFunc(p.ctx, func() { nc.Close() })
+	tcp := nc
+	detach := context.AfterFunc(p.ctx, func() { tcp.Close() })
 	defer detach()
 	defer nc.Close()
+	if p.cfg.TLS != nil {
+		// The frames then go through TLS: adoptFrames, which reads the
+		// socket itself, declines it, and readFrames reads them. Closing
+		// the TCP connection (above) ends it.
+		nc = net.Conn(tls.Server(nc, p.cfg.TLS))
+	}
 
 	pr, err := p.acceptHello(nc)
 	p.mu.Lock()
@@ -1047,6 +1072,11 @@ func (r refusal) Error() string { return helloStatusText(r.status) }
 func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
 	cfg := &p.cfg
 	nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	if tc, ok := nc.(*tls.Conn); ok {
+		if err := tc.Handshake(); err != nil {
+			return nil, fmt.Errorf("%w: %w", errTLSHandshake, err)
+		}
+	}
 	var t peerTranscript
 	if _, err := io.ReadFull(nc, t.helloD[:]); err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoHello, err)
@@ -1162,7 +1192,7 @@ func errorKind(err error) string {
 	case errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	}
-	for _, kind := range []error{errFrameChecksum, errFrameTooLarge, errNoHello, errHelloMalformed,
+	for _, kind := range []error{errFrameChecksum, errFrameTooLarge, errNoHello, errTLSHandshake, errHelloMalformed,
 		errHelloMagic, errHelloChecksum, io.ErrUnexpectedEOF, io.EOF, net.ErrClosed} {
 		if errors.Is(err, kind) {
 			return kind.Error()

@@ -1,0 +1,163 @@
+// Package certgen makes a certificate authority and certificates it signs:
+// what cmd/cluster --tls uses to try TLS on one machine, and what the tests
+// use. A deployment uses certificates from its own authority instead
+// (docs/OPERATIONS.md, "TLS").
+package certgen
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// CA is a certificate authority: a self-signed certificate and its key.
+type CA struct {
+	Cert    *x509.Certificate
+	CertPEM []byte
+	key     *ecdsa.PrivateKey
+}
+
+// serialBits is the size of a certificate's random serial number; RFC 5280
+// allows up to 20 bytes, and CAs use at least 64 bits of randomness.
+const serialBits = 128
+
+// backdate starts a certificate's validity this long before now, so that a
+// peer whose clock is a little behind accepts it.
+const backdate = time.Hour
+
+// NewCA makes an authority named name whose certificate is valid for
+// validFor.
+func NewCA(name string, validFor time.Duration) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"dkv"}},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(validFor),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cert, CertPEM: pemBlock("CERTIFICATE", der), key: key}, nil
+}
+
+// Issue makes a certificate for hosts (DNS names or IP addresses) valid
+// from notBefore to notAfter, and returns it and its key in PEM. It serves
+// both as a server's and as a client's certificate, since a node both
+// accepts its peers' connections and dials theirs.
+func (ca *CA) Issue(name string, hosts []string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: name, Organization: []string{"dkv"}},
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pemBlock("CERTIFICATE", der), pemBlock("PRIVATE KEY", keyDER), nil
+}
+
+// Files are the paths of an authority's certificate and of one
+// certificate and key it signed, as dkv's TLS flags take them.
+type Files struct {
+	CA   string // the authority's certificate
+	Cert string
+	Key  string
+}
+
+// Write makes a new authority and one certificate for hosts, both valid
+// for validFor, and writes them into dir as ca.pem, node.pem and
+// node-key.pem; the key is private to this user.
+func Write(dir string, hosts []string, validFor time.Duration) (Files, error) {
+	ca, err := NewCA("dkv test CA", validFor)
+	if err != nil {
+		return Files{}, err
+	}
+	now := time.Now()
+	certPEM, keyPEM, err := ca.Issue("dkv node", hosts, now.Add(-backdate), now.Add(validFor))
+	if err != nil {
+		return Files{}, err
+	}
+	f := Files{
+		CA:   filepath.Join(dir, "ca.pem"),
+		Cert: filepath.Join(dir, "node.pem"),
+		Key:  filepath.Join(dir, "node-key.pem"),
+	}
+	if err := WriteKeypair(f.Cert, f.Key, certPEM, keyPEM); err != nil {
+		return Files{}, err
+	}
+	if err := os.WriteFile(f.CA, ca.CertPEM, 0o644); err != nil {
+		return Files{}, err
+	}
+	return f, nil
+}
+
+// WriteKeypair writes a certificate and its key, the key private to this
+// user.
+func WriteKeypair(certPath, keyPath string, certPEM, keyPEM []byte) error {
+	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(certPath, certPEM, 0o644)
+}
+
+func newSerial() (*big.Int, error) {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), serialBits))
+	if err != nil {
+		return nil, fmt.Errorf("certificate serial: %w", err)
+	}
+	return n, nil
+}
+
+func pemBlock(kind string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der})
+}

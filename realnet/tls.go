@@ -1,0 +1,85 @@
+package realnet
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"dkv/core"
+)
+
+// TLS on the client port (HostConfig.TLS) and between peers
+// (PeerConfig.TLS). The configs are the caller's (cmd/node builds them
+// from its flags and swaps certificates on SIGHUP); this file runs the
+// handshakes under deadlines and tells a client that spoke plain text to a
+// TLS port why it is being closed.
+//
+// A TLS connection is served by a reader and a writer goroutine, never by
+// an event loop: the loops read and write sockets with system calls of
+// their own, under which TLS's records would pass undecrypted. sockfd
+// finds no descriptor in a *tls.Conn, so loopConn and adoptFrames decline
+// it without being told.
+
+// tlsHandshakeTimeout bounds a client's TLS handshake on the client port,
+// from its first byte: a handshake takes a few round trips, and a stranger
+// must not hold a connection slot for an idle timeout.
+const tlsHandshakeTimeout = 10 * time.Second
+
+// errTLSHandshake marks a peer connection whose TLS handshake failed.
+var errTLSHandshake = errors.New("TLS handshake failed")
+
+// tlsDial runs the dialer's side of a peer connection's TLS handshake on
+// tcp, under the deadline the caller set, and checks the acceptor's
+// certificate against addr's host (unless the config names a server).
+func (p *Peers) tlsDial(tcp net.Conn, addr string) (net.Conn, error) {
+	cfg := p.cfg.TLS
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		cfg = cfg.Clone()
+		cfg.ServerName = host
+	}
+	tc := tls.Client(tcp, cfg)
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errTLSHandshake, err)
+	}
+	return tc, nil
+}
+
+// handshake runs the server's side of c's TLS handshake. A client that
+// sent plain text gets one line (JSON's error, or RESP's if that is what
+// it spoke) saying that the port wants TLS, and the connection closes.
+func (c *conn) handshake(tc *tls.Conn) error {
+	tc.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
+	err := tc.Handshake()
+	if err == nil {
+		tc.SetDeadline(time.Time{})
+		return nil
+	}
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) && rh.Conn != nil {
+		refusePlaintext(rh.Conn, rh.RecordHeader[:])
+		c.h.tlsLog.logf("plaintext", "refused a connection from %v: it spoke plain text to the TLS port", tc.RemoteAddr())
+	} else {
+		c.h.tlsLog.logf("handshake", "TLS handshake with %v failed: %v", tc.RemoteAddr(), err)
+	}
+	return errGoingAway
+}
+
+// refusePlaintext answers a client that spoke plain text to the TLS port,
+// whose first bytes were first, on its raw connection.
+func refusePlaintext(nc net.Conn, first []byte) {
+	var line []byte
+	if looksRESP(first) {
+		line = []byte("-ERR this port speaks TLS; connect with TLS (redis-cli --tls)\r\n")
+	} else {
+		resp := core.ErrorResponse(core.CodeTLSRequired, "this port speaks TLS; connect with TLS (cmd/kv --tls-ca FILE, client.WithTLS)")
+		line = core.AppendResponse(nil, &resp)
+	}
+	nc.SetWriteDeadline(time.Now().Add(rejectWriteTimeout))
+	nc.Write(line)
+}
