@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -473,6 +474,12 @@ func (c *KVClient) dial(ctx context.Context) (net.Conn, error) {
 		}
 		var nc net.Conn
 		nc, err = d.DialContext(ctx, "tcp", c.addr)
+		if err == nil && c.opts.tls != nil {
+			nc, err = c.handshake(ctx, nc)
+			if errors.Is(err, ErrTLS) {
+				return nil, fmt.Errorf("dial %s: %w", c.addr, err)
+			}
+		}
 		if err == nil {
 			return nc, nil
 		}
@@ -482,4 +489,38 @@ func (c *KVClient) dial(ctx context.Context) (net.Conn, error) {
 		}
 	}
 	return nil, fmt.Errorf("dial %s: %d attempts failed: %w", c.addr, attempt, err)
+}
+
+// handshake runs the client's side of a TLS handshake on nc (WithTLS),
+// within the dial timeout. A failure that retrying cannot mend wraps
+// ErrTLS; any other (the connection broke) is a dial failure like others.
+func (c *KVClient) handshake(ctx context.Context, nc net.Conn) (net.Conn, error) {
+	cfg := c.opts.tls
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(c.addr); err == nil {
+			cfg = cfg.Clone()
+			cfg.ServerName = host
+		}
+	}
+	tc := tls.Client(nc, cfg)
+	hctx, cancel := context.WithTimeout(ctx, c.opts.dialTimeout)
+	defer cancel()
+	err := tc.HandshakeContext(hctx)
+	if err == nil {
+		return tc, nil
+	}
+	nc.Close()
+	var (
+		verify *tls.CertificateVerificationError
+		header tls.RecordHeaderError
+		op     *net.OpError
+	)
+	switch {
+	case errors.As(err, &header):
+		return nil, fmt.Errorf("%w: %w (does the server speak TLS? It is started with --tls-cert for that)", ErrTLS, err)
+	case errors.As(err, &verify), errors.As(err, &op) && op.Op == "remote error":
+		// A certificate refused, on this side or the server's.
+		return nil, fmt.Errorf("%w: %w", ErrTLS, err)
+	}
+	return nil, err
 }

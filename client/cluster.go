@@ -409,8 +409,9 @@ func (e *attemptTimeoutError) Unwrap() error { return e.err }
 // retryable reports whether a failed attempt (with the caller's context
 // alive) may be tried again at another node: the node could not be reached,
 // its connection broke, or it did not answer in time. Not a closed client,
-// nor a request that no node would take (too large, not encodable), nor a
-// response the client could not read.
+// nor a TLS handshake refused for a certificate (every node is dialled
+// with the same TLS config), nor a request that no node would take (too
+// large, not encodable), nor a response the client could not read.
 func retryable(err error) bool {
 	var (
 		lost    *connError
@@ -418,7 +419,7 @@ func retryable(err error) bool {
 		netErr  net.Error
 	)
 	switch {
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrTLS):
 		return false
 	case errors.As(err, &lost), errors.As(err, &timeout):
 		return true

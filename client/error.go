@@ -19,6 +19,12 @@ var (
 	// the client did not give (WithPassword), or refused the one it gave.
 	ErrAuth = errors.New("authentication failed")
 
+	// ErrTLS is wrapped by the error of a dial whose TLS handshake failed
+	// for a reason that retrying cannot mend (WithTLS): the server's
+	// certificate is not trusted or does not name it, the server refused
+	// the client's, or the server does not speak TLS.
+	ErrTLS = errors.New("TLS handshake failed")
+
 	// ErrClosed is returned by calls on a closed client, and by calls that
 	// were outstanding when it was closed.
 	ErrClosed = errors.New("dkv client is closed")

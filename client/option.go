@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"fmt"
 	"time"
 
@@ -17,7 +18,8 @@ type options struct {
 	dialRetries      int
 	responseBytesMax int
 	requestBytesMax  int
-	password         string // "": the server asks none
+	password         string      // "": the server asks none
+	tls              *tls.Config // nil: plain TCP
 
 	// ClusterKVClient only.
 	attemptTimeout     time.Duration
@@ -92,6 +94,16 @@ func WithMaxAttempts(n int) Option { return func(o *options) { o.clusterAttempts
 // fails the dial, and the calls that needed it, with an error that matches
 // ErrAuth.
 func WithPassword(p string) Option { return func(o *options) { o.password = p } }
+
+// WithTLS connects over TLS, for a server started with --tls-cert.
+// cfg.RootCAs holds the authority that signed the server's certificate
+// (nil: the system's authorities); cfg.Certificates, the client's own
+// certificate, where the server asks one (--tls-client-ca). Unless
+// cfg.ServerName is set, each server's certificate must name the host of
+// the address dialled. A handshake refused for a certificate, or a server
+// that does not speak TLS, fails the dial at once with an error that
+// matches ErrTLS; it is not retried.
+func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 
 func (o *options) validate() error {
 	switch {

@@ -403,6 +403,7 @@ func newClusterNode(o *options, logf func(string, ...any)) (*clusterNode, error)
 	// The client port's password guards the replication port too: one
 	// secret per cluster, which whoever may read and write its data has.
 	pc.Secret = o.hostCfg.AuthSecret
+	pc.TLS = o.tls.peerCf
 	if cfg.SnapChunkBytes+(64<<10) > pc.FrameBytesMax {
 		return nil, errors.New("snapshot chunks do not fit the peer transport's frame limit")
 	}

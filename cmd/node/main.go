@@ -50,6 +50,7 @@ type options struct {
 	metricsAddr   string // "": no metrics endpoint
 	authFile      string // "": no password on the client port
 	authWarning   string // what is wrong with the auth file, if anything
+	tls           *serverTLS
 	logFormat     string
 	logLevel      slog.Level
 	gc            gcSettings
@@ -70,6 +71,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	cf.register(fs)
 	var mf meshFlags
 	mf.register(fs)
+	var tf tlsFlags
+	tf.register(fs)
 	limits := core.DefaultLimits()
 	hostCfg := realnet.DefaultHostConfig()
 	single := core.DefaultSingleConfig()
@@ -138,6 +141,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, err
 		}
 	}
+	if tf.certFile != "" {
+		// TLS connections are served by goroutines (realnet/tls.go); a
+		// loop would have nothing to serve.
+		if set["event-loops"] && hostCfg.EventLoops > 0 {
+			return nil, fmt.Errorf("--event-loops %d: TLS connections are served by goroutines, not event loops; drop --event-loops or give 0 with --tls-cert", hostCfg.EventLoops)
+		}
+		hostCfg.EventLoops = 0
+	}
 	if hostCfg.EventLoops < 0 || hostCfg.EventLoops > realnet.EventLoopsMax {
 		return nil, fmt.Errorf("--event-loops must be in 0..%d, not %d", realnet.EventLoopsMax, hostCfg.EventLoops)
 	}
@@ -179,6 +190,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 		hostCfg.ID = o.mesh.id
 	}
+	replAddr := ""
+	switch {
+	case o.cluster != nil:
+		replAddr = o.cluster.replAddrs[o.cluster.id]
+	case o.mesh != nil:
+		replAddr = o.mesh.replAddrs[o.mesh.id]
+	}
+	if o.tls, err = tf.resolve(o.mode, replHost(replAddr)); err != nil {
+		return nil, err
+	}
+	hostCfg.TLS = o.tls.clientCf
 	hostCfg.RequestBytesMax = limits.RequestBytesMax
 	hostCfg.BulkEntriesMax = limits.BulkEntriesMax
 	single.Limits = limits
@@ -290,6 +312,19 @@ func run(args []string, stderr io.Writer) int {
 	if o.authWarning != "" {
 		logs.Warn(o.authWarning, "event", "auth_file")
 	}
+	if o.tls.client != nil {
+		msg := fmt.Sprintf("the client port speaks TLS only (--tls-cert %s)", o.tls.flags.certFile)
+		if o.tls.flags.clientCAFile != "" {
+			msg += fmt.Sprintf(" and requires client certificates of --tls-client-ca %s", o.tls.flags.clientCAFile)
+		}
+		logs.Info(msg, "event", "tls")
+	}
+	if o.tls.peer != nil {
+		logs.Info(fmt.Sprintf("peer connections speak TLS only, both sides' certificates checked against --peer-tls-ca %s", o.tls.flags.peerCAFile), "event", "tls")
+	}
+	for _, w := range o.tls.warnings {
+		logs.Warn(w, "event", "tls")
+	}
 
 	hostCfg := o.hostCfg
 	hostCfg.Logf = logs.printf
@@ -352,10 +387,10 @@ func run(args []string, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	// With --auth-file, SIGHUP rereads it (reloadAuth); without, it keeps
-	// its default action.
+	// With --auth-file or TLS, SIGHUP rereads the password and the
+	// certificates; without, it keeps its default action.
 	hups := make(chan os.Signal, 1)
-	if o.authFile != "" {
+	if o.authFile != "" || o.tls.reloadable() {
 		signal.Notify(hups, syscall.SIGHUP)
 		defer signal.Stop(hups)
 	}
@@ -387,7 +422,10 @@ func run(args []string, stderr io.Writer) int {
 					logs.line(slog.LevelInfo, "serving", fmt.Sprintf("serving single node on %s (data dir %q)", host.Addr(), o.dataDir), attrs...)
 				}
 			case <-hups:
-				reloadAuth(o, host, peers, logs)
+				if o.authFile != "" {
+					reloadAuth(o, host, peers, logs)
+				}
+				o.tls.reload(logs)
 			case sig := <-sigs:
 				signal.Stop(sigs)
 				if sm != nil {

@@ -353,6 +353,7 @@ func newMeshNode(o *options, logf func(string, ...any)) (*meshNode, error) {
 	// The client port's password guards the replication port too: one
 	// secret per cluster, which whoever may read and write its data has.
 	pc.Secret = o.hostCfg.AuthSecret
+	pc.TLS = o.tls.peerCf
 	// Every write is one message to every peer, not a batch per fsync as
 	// in a cluster: room for a few seconds of writes at full speed. What a
 	// full queue drops, anti-entropy brings later.

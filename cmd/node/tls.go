@@ -1,0 +1,140 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+
+	"dkv/internal/tlsfiles"
+)
+
+// tlsFlags are the TLS flags: the client port's certificate (and the
+// authorities of the client certificates it may require), and the peer
+// connections' certificate and authority, checked both ways.
+type tlsFlags struct {
+	certFile, keyFile, clientCAFile       string
+	peerCertFile, peerKeyFile, peerCAFile string
+}
+
+func (f *tlsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.certFile, "tls-cert", "", "a PEM certificate (chain) for the client port, with --tls-key: the port then speaks TLS only, to\nJSON and RESP clients alike (default: plain TCP); SIGHUP rereads it")
+	fs.StringVar(&f.keyFile, "tls-key", "", "the PEM private key of --tls-cert")
+	fs.StringVar(&f.clientCAFile, "tls-client-ca", "", "PEM certificates of the authorities whose client certificates the TLS client port requires\n(default: none asked)")
+	fs.StringVar(&f.peerCertFile, "peer-tls-cert", "", "a PEM certificate (chain) this node presents to its peers, with --peer-tls-key and --peer-tls-ca:\nevery peer connection is then TLS, each side's certificate checked against --peer-tls-ca, the acceptor's\nagainst the host it was dialled at (cluster and mesh; default: plain TCP); SIGHUP rereads it")
+	fs.StringVar(&f.peerKeyFile, "peer-tls-key", "", "the PEM private key of --peer-tls-cert")
+	fs.StringVar(&f.peerCAFile, "peer-tls-ca", "", "PEM certificates of the authorities that sign the nodes' --peer-tls-cert")
+}
+
+// serverTLS is what the TLS flags resolve to: the configs, and the key
+// pairs that SIGHUP rereads.
+type serverTLS struct {
+	flags    tlsFlags
+	client   *tlsfiles.Keypair // nil: the client port is plain TCP
+	peer     *tlsfiles.Keypair // nil: the peer connections are plain TCP
+	clientCf *tls.Config
+	peerCf   *tls.Config
+	warnings []string // said once the log is up
+}
+
+// resolve checks the flags together and reads the files. replHost is this
+// node's replication host as its peers dial it ("" for a single node).
+func (f tlsFlags) resolve(mode string, replHost string) (*serverTLS, error) {
+	st := &serverTLS{flags: f}
+	switch {
+	case (f.certFile == "") != (f.keyFile == ""):
+		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
+	case f.clientCAFile != "" && f.certFile == "":
+		return nil, errors.New("--tls-client-ca asks for client certificates over TLS: add --tls-cert and --tls-key")
+	}
+	if f.certFile != "" {
+		kp, err := tlsfiles.LoadKeypair(f.certFile, f.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert: %w", err)
+		}
+		var clientCAs *x509.CertPool
+		if f.clientCAFile != "" {
+			if clientCAs, err = tlsfiles.LoadCA(f.clientCAFile); err != nil {
+				return nil, fmt.Errorf("--tls-client-ca: %w", err)
+			}
+		}
+		st.client, st.clientCf = kp, tlsfiles.Server(kp, clientCAs)
+		if w := kp.Expiring(); w != "" {
+			st.warnings = append(st.warnings, "--tls-cert "+w)
+		}
+	}
+	peerSet := 0
+	for _, s := range []string{f.peerCertFile, f.peerKeyFile, f.peerCAFile} {
+		if s != "" {
+			peerSet++
+		}
+	}
+	switch {
+	case peerSet == 0:
+		return st, nil
+	case peerSet < 3:
+		return nil, errors.New("--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together: give all three or none")
+	case mode == "single":
+		return nil, errors.New("--peer-tls-cert is for the connections between the nodes of a cluster or mesh; a single node has none")
+	}
+	kp, err := tlsfiles.LoadKeypair(f.peerCertFile, f.peerKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--peer-tls-cert: %w", err)
+	}
+	ca, err := tlsfiles.LoadCA(f.peerCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("--peer-tls-ca: %w", err)
+	}
+	// Each node both dials its peers and accepts them: its certificate
+	// must do for both, from the authority its peers trust.
+	if err := kp.Verify(ca, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
+		return nil, fmt.Errorf("--peer-tls-cert is not one the other nodes would accept (signed by --peer-tls-ca, for both server and client use): %w", err)
+	}
+	if replHost != "" {
+		if err := kp.Certificate().Leaf.VerifyHostname(replHost); err != nil {
+			st.warnings = append(st.warnings, fmt.Sprintf("--peer-tls-cert does not name %s, the host the peers dial this node at; they will refuse it unless they reach it by a name it carries: %v", replHost, err))
+		}
+	}
+	if w := kp.Expiring(); w != "" {
+		st.warnings = append(st.warnings, "--peer-tls-cert "+w)
+	}
+	st.peer, st.peerCf = kp, tlsfiles.Peer(kp, ca)
+	return st, nil
+}
+
+// replHost is the host part of a replication address.
+func replHost(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// reloadable reports whether SIGHUP has a certificate to reread.
+func (st *serverTLS) reloadable() bool { return st.client != nil || st.peer != nil }
+
+// reload rereads the certificates (on SIGHUP): new connections get the new
+// ones; those open keep going. A pair that is no longer valid leaves the
+// old one, and says why.
+func (st *serverTLS) reload(logs *serverLog) {
+	for _, r := range []struct {
+		flag string
+		kp   *tlsfiles.Keypair
+	}{{"--tls-cert", st.client}, {"--peer-tls-cert", st.peer}} {
+		if r.kp == nil {
+			continue
+		}
+		if err := r.kp.Reload(); err != nil {
+			logs.Error(fmt.Sprintf("SIGHUP: %s was not reloaded, the old certificate stays: %v", r.flag, err), "event", "tls_reload")
+			continue
+		}
+		if w := r.kp.Expiring(); w != "" {
+			logs.Warn(r.flag+" "+w, "event", "tls_reload")
+		}
+		leaf := r.kp.Certificate().Leaf
+		logs.Info(fmt.Sprintf("SIGHUP: reloaded %s (serial %x, valid until %s) for new connections", r.flag, leaf.SerialNumber, leaf.NotAfter.UTC().Format("2006-01-02")), "event", "tls_reload")
+	}
+}
