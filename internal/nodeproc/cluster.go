@@ -3,6 +3,7 @@ package nodeproc
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +39,9 @@ type Cluster struct {
 	// Password, if set, is the nodes' --auth-file password, which Status
 	// sends before it asks (the caller passes --auth-file in Extra).
 	Password string
+	// TLS, if set, is how Status reaches nodes whose client port speaks
+	// TLS (the caller passes --tls-cert and --tls-key in Extra).
+	TLS *tls.Config
 	// mesh: the nodes are a master-less mesh's (NewMesh), not a cluster's.
 	mesh bool
 
@@ -284,7 +288,13 @@ type NodeStatus struct {
 // statusLine asks node i for its status, within timeout, and returns the
 // answer's line for the caller to read the shape it expects.
 func (c *Cluster) statusLine(i int, timeout time.Duration) ([]byte, error) {
-	nc, err := net.DialTimeout("tcp", c.Addr(i), timeout)
+	var nc net.Conn
+	var err error
+	if c.TLS != nil {
+		nc, err = tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", c.Addr(i), c.TLS)
+	} else {
+		nc, err = net.DialTimeout("tcp", c.Addr(i), timeout)
+	}
 	if err != nil {
 		return nil, err
 	}

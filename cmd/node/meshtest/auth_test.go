@@ -4,7 +4,6 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"dkv/client"
 	"dkv/internal/nodeproc"
@@ -39,19 +38,7 @@ func TestMeshWithAPassword(t *testing.T) {
 	if err := kvs[0].Set(ctx, "k", "v"); err != nil {
 		t.Fatalf("set with the password: %v", err)
 	}
-	for i := 1; i < c.Size(); i++ {
-		deadline := time.Now().Add(waitMax)
-		for {
-			v, err := kvs[i].Get(ctx, "k")
-			if err == nil && v == "v" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d: get = %q, %v after %v; the write did not replicate", i, v, err, waitMax)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	waitReplicated(t, kvs[1:], "k", "v")
 	if err := dial(t, c.Addr(1)).Set(ctx, "k", "stranger"); !errors.Is(err, client.ErrAuth) {
 		t.Errorf("set without the password: %v, want ErrAuth", err)
 	}

@@ -1,0 +1,97 @@
+package clustertest
+
+import (
+	"crypto/tls"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"dkv/client"
+	"dkv/internal/certgen"
+	"dkv/internal/nodeproc"
+	"dkv/internal/tlsfiles"
+)
+
+// A cluster over TLS, on both ports: the nodes check each other's
+// certificates and elect a leader, the cluster client that trusts the
+// authority writes through the leader's SIGKILL, and a client without TLS
+// is told the port wants it. A node restarted with a certificate of
+// another authority is kept out, and the two others go on without it.
+func TestClusterOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	f, err := certgen.Write(dir, []string{"127.0.0.1", "localhost"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := certgen.Write(t.TempDir(), []string{"127.0.0.1", "localhost"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := nodeproc.NewCluster(bin, filepath.Join(dir, "data"), 3,
+		"--tls-cert", f.Cert, "--tls-key", f.Key,
+		"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tlsfiles.Client(f.CA, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.TLS = tc
+	startNodes(t, c)
+	lead, _ := waitLeader(t, c)
+	ctx := ctxT(t)
+	kv := dialCluster(t, c.Addrs(), client.WithTLS(tc))
+	if err := kv.Set(ctx, "k", "before"); err != nil {
+		t.Fatalf("set over TLS: %v", err)
+	}
+	plain, err := client.Dial(c.Addr(lead))
+	if err == nil {
+		err = plain.Set(ctx, "k", "plain")
+		plain.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "tls_required") {
+		t.Errorf("a plain client: %v", err)
+	}
+
+	c.Kill(lead)
+	waitNewLeader(t, c, lead)
+	if v, err := kv.Get(ctx, "k"); err != nil || v != "before" {
+		t.Fatalf("get after the failover: %q, %v", v, err)
+	}
+	if err := kv.Set(ctx, "k", "after"); err != nil {
+		t.Fatalf("set after the failover: %v", err)
+	}
+
+	// Back with a peer certificate of another authority: each side
+	// refuses the other's.
+	c.NodeExtra = make([][]string, c.Size())
+	c.NodeExtra[lead] = []string{"--peer-tls-cert", other.Cert, "--peer-tls-key", other.Key, "--peer-tls-ca", other.CA}
+	if _, err := c.Launch(lead); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitMax)
+	for strings.Count(c.Logs(), "TLS handshake failed") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal logged after %v:\n%s", waitMax, c.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := kv.Set(ctx, "k", "without it"); err != nil {
+		t.Fatalf("set while a node of another authority knocks: %v", err)
+	}
+	if _, err := client.DialCluster(ctx, c.Addrs(), client.WithTLS(mustClient(t, other.CA))); !errors.Is(err, client.ErrTLS) {
+		t.Errorf("a cluster client that trusts another authority: %v, want ErrTLS", err)
+	}
+}
+
+func mustClient(t *testing.T, ca string) *tls.Config {
+	t.Helper()
+	cfg, err := tlsfiles.Client(ca, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"dkv/client"
+	"dkv/internal/certgen"
+	"dkv/internal/tlsfiles"
+)
+
+func writeCerts(t *testing.T, hosts ...string) certgen.Files {
+	t.Helper()
+	if len(hosts) == 0 {
+		hosts = []string{"127.0.0.1", "localhost"}
+	}
+	f, err := certgen.Write(t.TempDir(), hosts, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func tlsClient(t *testing.T, ca string) client.Option {
+	t.Helper()
+	cfg, err := tlsfiles.Client(ca, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client.WithTLS(cfg)
+}
+
+// A real server with --tls-cert serves TLS clients, tells a plain one
+// what the port wants, and keeps its data across a SIGKILL as ever.
+func TestTLSOnARealServer(t *testing.T) {
+	f := writeCerts(t)
+	dir := t.TempDir()
+	s := start(t, dir, "--tls-cert", f.Cert, "--tls-key", f.Key)
+	if !strings.Contains(s.log(), "the client port speaks TLS only (--tls-cert "+f.Cert+")") {
+		t.Errorf("the log does not say the port speaks TLS:\n%s", s.log())
+	}
+	ctx := context.Background()
+	c, err := client.Dial(s.addr, tlsClient(t, f.CA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "k", "over TLS"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	resps := roundTrip(t, s.addr, `{"op":"get","key":"k"}`)
+	if code(resps[0]) != "tls_required" {
+		t.Errorf("a plain request: %+v", resps[0])
+	}
+	s.signal(syscall.SIGKILL)
+	s.exitCode()
+	s = start(t, dir, "--tls-cert", f.Cert, "--tls-key", f.Key)
+	c, err = client.Dial(s.addr, tlsClient(t, f.CA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if v, err := c.Get(ctx, "k"); err != nil || v != "over TLS" {
+		t.Fatalf("get after SIGKILL and restart: %q, %v", v, err)
+	}
+}
+
+// SIGHUP rereads the certificate: new connections get the new one, open
+// ones keep going, and a pair that is no longer valid leaves the old.
+func TestTLSReloadsOnSIGHUP(t *testing.T) {
+	old := writeCerts(t)
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	copyFile(t, old.Cert, cert)
+	copyFile(t, old.Key, key)
+	s := start(t, t.TempDir(), "--tls-cert", cert, "--tls-key", key)
+	ctx := context.Background()
+	before, err := client.Dial(s.addr, tlsClient(t, old.CA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer before.Close()
+
+	renewed := writeCerts(t) // another authority, so the change shows
+	copyFile(t, renewed.Cert, cert)
+	copyFile(t, renewed.Key, key)
+	s.signal(syscall.SIGHUP)
+	waitLog(t, s, "SIGHUP: reloaded --tls-cert")
+	if _, err := client.Dial(s.addr, tlsClient(t, old.CA)); !errors.Is(err, client.ErrTLS) {
+		t.Errorf("a new connection that trusts the old authority: %v, want ErrTLS", err)
+	}
+	after, err := client.Dial(s.addr, tlsClient(t, renewed.CA))
+	if err != nil {
+		t.Fatalf("a new connection that trusts the new authority: %v", err)
+	}
+	defer after.Close()
+	if err := before.Set(ctx, "k", "v"); err != nil {
+		t.Errorf("the connection opened before the reload: %v", err)
+	}
+
+	// A key that is not the certificate's changes nothing.
+	copyFile(t, old.Key, key)
+	s.signal(syscall.SIGHUP)
+	waitLog(t, s, "SIGHUP: --tls-cert was not reloaded, the old certificate stays")
+	again, err := client.Dial(s.addr, tlsClient(t, renewed.CA))
+	if err != nil {
+		t.Fatalf("after a bad reload: %v", err)
+	}
+	again.Close()
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Bad TLS flags are usage errors that touch nothing, each saying what is
+// wrong.
+func TestTLSUsageErrors(t *testing.T) {
+	f := writeCerts(t)
+	other := writeCerts(t)
+	ca, err := certgen.NewCA("expired", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiredCert, expiredKey := filepath.Join(t.TempDir(), "c.pem"), filepath.Join(t.TempDir(), "k.pem")
+	cp, kp, err := ca.Issue("old", []string{"127.0.0.1"}, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certgen.WriteKeypair(expiredCert, expiredKey, cp, kp); err != nil {
+		t.Fatal(err)
+	}
+	cluster := []string{"--node-id", "0", "--kv-port", "17010", "--other-kv-ports", "17011,17012", "--repl-port", "17001", "--secondary-repl-ports", "17002,17003"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tls-cert", f.Cert}, "--tls-cert and --tls-key go together"},
+		{[]string{"--tls-key", f.Key}, "--tls-cert and --tls-key go together"},
+		{[]string{"--tls-client-ca", f.CA}, "--tls-client-ca asks for client certificates over TLS"},
+		{[]string{"--tls-cert", f.Cert, "--tls-key", other.Key}, "private key does not match public key"},
+		{[]string{"--tls-cert", expiredCert, "--tls-key", expiredKey}, "the certificate expired at"},
+		{[]string{"--tls-cert", "/no/such/cert.pem", "--tls-key", f.Key}, "open /no/such/cert.pem: no such file or directory"},
+		{[]string{"--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-client-ca", f.Key}, "--tls-client-ca: " + f.Key + ": no PEM certificate in it"},
+		{[]string{"--tls-cert", f.Cert, "--tls-key", f.Key, "--event-loops", "2"}, "TLS connections are served by goroutines"},
+		{[]string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key}, "--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together"},
+		{[]string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA}, "a single node has none"},
+		{append([]string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", other.CA}, cluster...),
+			"--peer-tls-cert is not one the other nodes would accept"},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		var stderr bytes.Buffer
+		c := run(append([]string{"--data-dir", dir}, tc.args...), &stderr)
+		if c != exitUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, c, stderr.String(), tc.want)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("%q: created the data directory before refusing", tc.args)
+		}
+	}
+}
