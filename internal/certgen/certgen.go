@@ -161,3 +161,50 @@ func newSerial() (*big.Int, error) {
 func pemBlock(kind string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der})
 }
+
+// WriteFiles writes the authority's certificate to certPath and its key,
+// private to this user, to keyPath.
+func (ca *CA) WriteFiles(certPath, keyPath string) error {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return err
+	}
+	return WriteKeypair(certPath, keyPath, ca.CertPEM, pemBlock("PRIVATE KEY", keyDER))
+}
+
+// ReadCA reads an authority that WriteFiles wrote (or any whose key is an
+// ECDSA key in PKCS #8).
+func ReadCA(certPath, keyPath string) (*CA, error) {
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	cb, _ := pem.Decode(certPEM)
+	if cb == nil || cb.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", certPath)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", certPath, err)
+	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("%s is not an authority's certificate", certPath)
+	}
+	kb, _ := pem.Decode(keyPEM)
+	if kb == nil {
+		return nil, fmt.Errorf("%s: no PEM key in it", keyPath)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", keyPath, err)
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok || !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("%s is not the key of %s", keyPath, certPath)
+	}
+	return &CA{Cert: cert, CertPEM: pem.EncodeToMemory(cb), key: key}, nil
+}

@@ -1,0 +1,128 @@
+// Command certs makes the certificates that dkv's TLS flags take: an
+// authority (ca.pem, ca-key.pem) on its first run in --dir, and a
+// certificate for each run's --hosts, signed by it. The certificates
+// serve both as a server's and as a client's, so one file pair does for a
+// node's client port, its peer connections (--peer-tls-*), and a client
+// that must present one (--tls-client-ca).
+//
+//	go run ./cmd/certs                                   # certs/ca.pem, certs/node.pem, certs/node-key.pem for 127.0.0.1 and localhost
+//	go run ./cmd/certs --name node1 --hosts 10.0.0.1,db1.example.com
+//	go run ./cmd/certs --name client                    # a client certificate from the same authority
+//
+// It is for trying TLS and for small deployments; an organisation with an
+// authority of its own issues dkv's certificates from it instead
+// (docs/OPERATIONS.md, "TLS"). ca-key.pem signs certificates that every
+// node trusts: keep it off the nodes.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"dkv/internal/certgen"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Limits on what a run makes.
+const (
+	hostsMax = 64
+	daysMax  = 3650 * 3
+)
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("certs", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	dir := fl.String("dir", "certs", "directory of the authority and the certificates; created if missing")
+	name := fl.String("name", "node", "file name of the new certificate: NAME.pem and NAME-key.pem")
+	hosts := fl.String("hosts", "127.0.0.1,localhost", "comma-separated DNS names and IP addresses the certificate is for: every\naddress clients and peers dial this node at")
+	days := fl.Int("days", 365, "days the new certificate is valid")
+	caDays := fl.Int("ca-days", 3650, "days a new authority is valid")
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "certs: "+format+"\n", a...)
+		return 2
+	}
+	if fl.NArg() > 0 {
+		return usage("unexpected argument %q", fl.Arg(0))
+	}
+	if !namePattern.MatchString(*name) || *name == "ca" {
+		return usage("--name %q: letters, digits, '.', '_' and '-', at most 64, and not \"ca\"", *name)
+	}
+	var hostList []string
+	for _, h := range strings.Split(*hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hostList = append(hostList, h)
+		}
+	}
+	switch {
+	case len(hostList) == 0:
+		return usage("--hosts names no host")
+	case len(hostList) > hostsMax:
+		return usage("--hosts names %d hosts; at most %d", len(hostList), hostsMax)
+	case *days < 1 || *days > daysMax:
+		return usage("--days must be in 1..%d, not %d", daysMax, *days)
+	case *caDays < 1 || *caDays > daysMax:
+		return usage("--ca-days must be in 1..%d, not %d", daysMax, *caDays)
+	}
+	certPath := filepath.Join(*dir, *name+".pem")
+	keyPath := filepath.Join(*dir, *name+"-key.pem")
+	for _, p := range []string{certPath, keyPath} {
+		if _, err := os.Stat(p); err == nil {
+			return usage("%s exists; remove it to make a new one, or choose another --name", p)
+		}
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		fmt.Fprintf(stderr, "certs: %v\n", err)
+		return 1
+	}
+	caCert, caKey := filepath.Join(*dir, "ca.pem"), filepath.Join(*dir, "ca-key.pem")
+	ca, err := certgen.ReadCA(caCert, caKey)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if ca, err = certgen.NewCA("dkv CA", time.Duration(*caDays)*24*time.Hour); err == nil {
+			err = ca.WriteFiles(caCert, caKey)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "certs: making the authority: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "made an authority valid until %s: %s (give it to clients and nodes), %s (keep it off the nodes)\n",
+			ca.Cert.NotAfter.UTC().Format("2006-01-02"), caCert, caKey)
+	case err != nil:
+		fmt.Fprintf(stderr, "certs: the authority in %s: %v\n", *dir, err)
+		return 1
+	}
+	now := time.Now()
+	notAfter := now.Add(time.Duration(*days) * 24 * time.Hour)
+	if notAfter.After(ca.Cert.NotAfter) {
+		return usage("the authority ends at %s, before the %d days asked", ca.Cert.NotAfter.UTC().Format("2006-01-02"), *days)
+	}
+	certPEM, keyPEM, err := ca.Issue(*name, hostList, now.Add(-time.Hour), notAfter)
+	if err == nil {
+		err = certgen.WriteKeypair(certPath, keyPath, certPEM, keyPEM)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "certs: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "made %s and %s for %s, valid until %s\n", certPath, keyPath, strings.Join(hostList, ", "), notAfter.UTC().Format("2006-01-02"))
+	return 0
+}
