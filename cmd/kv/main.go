@@ -23,6 +23,7 @@ import (
 
 	"dkv/client"
 	"dkv/core"
+	"dkv/internal/tlsfiles"
 )
 
 // Exit codes: scripts tell a refused request from a mistyped command.
@@ -65,6 +66,16 @@ Flags (before the command):
   --timeout D       time allowed for the whole command (default 5s)
   --auth-file FILE  the server's password, from the file its --auth-file
                     names (one line)
+  --tls             connect over TLS, for a server started with --tls-cert,
+                    trusting the system's authorities
+  --tls-ca FILE     connect over TLS, trusting the authorities in FILE (PEM),
+                    e.g. the ca.pem of go run ./cmd/certs
+  --tls-cert FILE, --tls-key FILE
+                    the client certificate and key to present, for a server
+                    started with --tls-client-ca (implies --tls)
+  --tls-server-name NAME
+                    the name the server's certificate must carry, when it is
+                    not the host dialled
 
 Examples:
   kv set hello world
@@ -79,6 +90,7 @@ Examples:
   kv --addr 10.0.0.5:9999 status
   kv --addrs 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 set hello world
   kv --auth-file dkv.pass get hello
+  kv --tls-ca certs/ca.pem get hello
 
 Exit status: 0 success, 1 the operation failed, 2 usage error.
 `
@@ -111,6 +123,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	addrs := fs.String("addrs", "", "")
 	timeout := fs.Duration("timeout", 5*time.Second, "")
 	authFile := fs.String("auth-file", "", "")
+	useTLS := fs.Bool("tls", false, "")
+	tlsCA := fs.String("tls-ca", "", "")
+	tlsCert := fs.String("tls-cert", "", "")
+	tlsKey := fs.String("tls-key", "", "")
+	tlsServerName := fs.String("tls-server-name", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -167,6 +184,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, usagef("--auth-file: %v", err))
 		}
 		opts = append(opts, client.WithPassword(core.PasswordFromFile(b)))
+	}
+	if *useTLS || *tlsCA != "" || *tlsCert != "" || *tlsKey != "" || *tlsServerName != "" {
+		cfg, err := tlsfiles.Client(*tlsCA, *tlsCert, *tlsKey, *tlsServerName)
+		if err != nil {
+			return fail(stderr, usagef("TLS: %v", err))
+		}
+		opts = append(opts, client.WithTLS(cfg))
 	}
 	var c store
 	if cluster != nil {
