@@ -10,6 +10,7 @@
 //	go run ./cmd/cluster --mode mesh           # a mesh: every node takes writes; data under ./mesh-data
 //	go run ./cmd/cluster --mode mesh -- --write-quorum 2
 //	go run ./cmd/cluster --metrics-ports 9200,9201,9202   # node i's /metrics on 127.0.0.1:9200+i
+//	go run ./cmd/cluster --tls                 # TLS on every port, certificates made in --dir/certs
 //
 // The ports are kept in --dir, so a second run on the same directory finds
 // its data again: the cluster (or mesh) id derives from the nodes' ports,
@@ -35,7 +36,9 @@ import (
 	"time"
 
 	"dkv/core"
+	"dkv/internal/certgen"
 	"dkv/internal/nodeproc"
+	"dkv/internal/tlsfiles"
 )
 
 const portsFile = "ports"
@@ -57,6 +60,8 @@ type config struct {
 	restart      time.Duration
 	extra        []string
 	authFile     string // "": no password
+	tls          bool
+	caFile       string // the authority's certificate, with tls
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -76,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&metrics, "metrics-ports", "", "ports for each node's /metrics and /healthz on 127.0.0.1, comma-separated, by node id (default: none)")
 	fs.StringVar(&cfg.bin, "node-bin", "", "prebuilt cmd/node binary (default: build one into --dir)")
 	fs.StringVar(&cfg.authFile, "auth-file", "", "a password file every node gets as its --auth-file (clients and nodes must prove it); the launcher sends it too")
+	fs.BoolVar(&cfg.tls, "tls", false, "TLS on every node's client and replication ports, with an authority and a certificate made\nin --dir/certs on the first run (as go run ./cmd/certs does)")
 	fs.DurationVar(&cfg.restart, "restart-after", 2*time.Second, "restart a node this long after it died (kill -9 the leader to watch a failover, then the catch-up); 0: never")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -241,6 +247,19 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 		c.Extra = append(c.Extra, "--auth-file", path)
 		cfg.authFile = path
 	}
+	if cfg.tls {
+		f, err := certgen.Ensure(filepath.Join(dir, "certs"), []string{"127.0.0.1", "localhost"}, certValidity)
+		if err != nil {
+			return fmt.Errorf("--tls: making the certificates: %w", err)
+		}
+		c.Extra = append(c.Extra, "--tls-cert", f.Cert, "--tls-key", f.Key,
+			"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA)
+		if c.TLS, err = tlsfiles.Client(f.CA, "", "", ""); err != nil {
+			return err
+		}
+		cfg.caFile = f.CA
+		fmt.Fprintf(out, "TLS on every port; the authority is %s\n", f.CA)
+	}
 	// The nodes' logs go to files, so that this terminal shows the
 	// cluster's story: who leads, who died.
 	c.LogDir = dir
@@ -279,7 +298,7 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 		return fmt.Errorf("%w\n%s", err, c.Logs())
 	}
 	fmt.Fprintf(out, "node %d leads (term %d)\n\n", leader, st.Term)
-	fmt.Fprintf(out, "try:   go run ./cmd/kv%s --addrs %s set hello world\n", kvAuthFlag(cfg), strings.Join(c.Addrs(), ","))
+	fmt.Fprintf(out, "try:   go run ./cmd/kv%s --addrs %s set hello world\n", kvFlags(cfg), strings.Join(c.Addrs(), ","))
 	fmt.Fprintf(out, "       kill -9 %d   # the leader: another node takes over", c.Node(leader).Pid())
 	if cfg.restart > 0 {
 		fmt.Fprintf(out, "; it restarts %v later and catches up", cfg.restart)
@@ -331,9 +350,9 @@ func watch(c *nodeproc.Cluster, cfg *config, leader int, sigs <-chan os.Signal, 
 // launchedMesh tells how to try a mesh that has started, and watches it.
 func launchedMesh(c *nodeproc.Cluster, cfg *config, stop <-chan os.Signal, out io.Writer) error {
 	fmt.Fprintf(out, "\nevery node takes reads and writes; a write is acknowledged once durable on the node it went to (see --write-quorum), then reaches the others\n")
-	fmt.Fprintf(out, "try:   go run ./cmd/kv%s --port %d set hello world\n", kvAuthFlag(cfg), c.KVPorts[0])
-	fmt.Fprintf(out, "       go run ./cmd/kv --port %d get hello\n", c.KVPorts[1])
-	fmt.Fprintf(out, "       go run ./cmd/kv --port %d status   # the mesh section: each peer's anti-entropy passes\n", c.KVPorts[2])
+	fmt.Fprintf(out, "try:   go run ./cmd/kv%s --port %d set hello world\n", kvFlags(cfg), c.KVPorts[0])
+	fmt.Fprintf(out, "       go run ./cmd/kv%s --port %d get hello\n", kvFlags(cfg), c.KVPorts[1])
+	fmt.Fprintf(out, "       go run ./cmd/kv%s --port %d status   # the mesh section: each peer's anti-entropy passes\n", kvFlags(cfg), c.KVPorts[2])
 	fmt.Fprintf(out, "       kill -9 %d   # node 2: the others go on taking writes", c.Node(2).Pid())
 	if cfg.restart > 0 {
 		fmt.Fprintf(out, "; it restarts %v later and catches up by anti-entropy", cfg.restart)
@@ -342,10 +361,18 @@ func launchedMesh(c *nodeproc.Cluster, cfg *config, stop <-chan os.Signal, out i
 	return watch(c, cfg, -1, stop, out)
 }
 
-// kvAuthFlag is what the "try" lines add to cmd/kv's command line.
-func kvAuthFlag(cfg *config) string {
-	if cfg.authFile == "" {
-		return ""
+// kvFlags is what the "try" lines add to cmd/kv's command line.
+func kvFlags(cfg *config) string {
+	s := ""
+	if cfg.authFile != "" {
+		s += " --auth-file " + cfg.authFile
 	}
-	return " --auth-file " + cfg.authFile
+	if cfg.caFile != "" {
+		s += " --tls-ca " + cfg.caFile
+	}
+	return s
 }
+
+// certValidity is how long the certificates of --tls last: a year, past
+// any session of trying things out, and renewed by removing them.
+const certValidity = 365 * 24 * time.Hour

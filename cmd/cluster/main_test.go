@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"dkv/client"
 	"dkv/internal/nodeproc"
+	"dkv/internal/tlsfiles"
 )
 
 func TestBadFlagsExit2(t *testing.T) {
@@ -231,6 +233,46 @@ func TestLaunchWithAPassword(t *testing.T) {
 	defer kv.Close()
 	if err := kv.Set(ctx, "hello", "world"); err != nil {
 		t.Fatalf("set with the password: %v", err)
+	}
+	l.finish(t)
+}
+
+// --tls makes an authority and a certificate under --dir/certs and runs
+// every node with TLS on both ports; the try line names the authority, and
+// a cluster client that trusts it writes.
+func TestLaunchWithTLS(t *testing.T) {
+	bin, err := nodeproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	l := startLaunch(&config{dir: dir, nodes: 3, bin: bin, tls: true})
+	l.out.waitFor(t, leadsLine, 0)
+	try := l.out.waitFor(t, regexp.MustCompile(`go run ./cmd/kv --tls-ca (\S+) --addrs (\S+) set`), 0)
+	if want := filepath.Join(dir, "certs", "ca.pem"); try[1] != want {
+		t.Errorf("the try line names %q, want %q", try[1], want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tc, err := tlsfiles.Client(try[1], "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := client.DialCluster(ctx, strings.Split(try[2], ","), client.WithTLS(tc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	if err := kv.Set(ctx, "hello", "world"); err != nil {
+		t.Fatalf("set over TLS: %v", err)
+	}
+	plain, err := client.Dial(strings.Split(try[2], ",")[0])
+	if err == nil {
+		err = plain.Set(ctx, "hello", "plain")
+		plain.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "tls_required") {
+		t.Errorf("a plain client: %v", err)
 	}
 	l.finish(t)
 }

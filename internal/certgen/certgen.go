@@ -11,7 +11,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"net"
 	"os"
@@ -207,4 +209,41 @@ func ReadCA(certPath, keyPath string) (*CA, error) {
 		return nil, fmt.Errorf("%s is not the key of %s", keyPath, certPath)
 	}
 	return &CA{Cert: cert, CertPEM: pem.EncodeToMemory(cb), key: key}, nil
+}
+
+// Ensure makes dir hold an authority and a node certificate for hosts, as
+// cmd/certs would, and returns their paths: what is there already is kept,
+// so that clients of an earlier run still trust the authority.
+func Ensure(dir string, hosts []string, validFor time.Duration) (Files, error) {
+	f := Files{
+		CA:   filepath.Join(dir, "ca.pem"),
+		Cert: filepath.Join(dir, "node.pem"),
+		Key:  filepath.Join(dir, "node-key.pem"),
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Files{}, err
+	}
+	caKey := filepath.Join(dir, "ca-key.pem")
+	ca, err := ReadCA(f.CA, caKey)
+	if errors.Is(err, fs.ErrNotExist) {
+		if ca, err = NewCA("dkv CA", validFor); err == nil {
+			err = ca.WriteFiles(f.CA, caKey)
+		}
+	}
+	if err != nil {
+		return Files{}, err
+	}
+	if _, err := os.Stat(f.Cert); err == nil {
+		return f, nil
+	}
+	now := time.Now()
+	notAfter := now.Add(validFor)
+	if notAfter.After(ca.Cert.NotAfter) {
+		notAfter = ca.Cert.NotAfter
+	}
+	certPEM, keyPEM, err := ca.Issue("dkv node", hosts, now.Add(-backdate), notAfter)
+	if err != nil {
+		return Files{}, err
+	}
+	return f, WriteKeypair(f.Cert, f.Key, certPEM, keyPEM)
 }
