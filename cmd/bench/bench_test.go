@@ -118,12 +118,13 @@ func TestThroughputReportsEveryFigure(t *testing.T) {
 	err := throughput(throughputConfig{
 		clients: 4, sizes: []int{0, 2000}, duration: 200 * time.Millisecond, warmup: 50 * time.Millisecond, slices: 2,
 		valueBytes: 100, baselineTime: 100 * time.Millisecond, dir: t.TempDir(), nodeBin: bin, unsafeRef: true,
-		plotDir: t.TempDir(),
+		plotDir: t.TempDir(), tls: true,
 	}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"baseline:", "group commit:", "cpu bound:", "store size:", "one client:", "restart:", "UNSAFE", "server CPU/op"} {
+	for _, want := range []string{"baseline:", "group commit:", "cpu bound:", "store size:", "one client:", "restart:", "UNSAFE", "server CPU/op",
+		"durable over TLS, 0 keys", "TLS:          over TLS / plain on the same host (goroutines) = "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -17,8 +17,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"dkv/client"
+	"dkv/internal/certgen"
 	"dkv/internal/nodeproc"
 	"dkv/internal/progress"
+	"dkv/internal/tlsfiles"
 )
 
 type throughputConfig struct {
@@ -31,6 +33,7 @@ type throughputConfig struct {
 	dir          string
 	nodeBin      string
 	unsafeRef    bool
+	tls          bool      // also the empty store over TLS, against a plain server of the same host kind
 	slices       int       // pieces each load's time is cut into, the loads taking turns
 	sweep        []int     // client counts also measured on the empty store (and unsafe); nil: 1 client, durable only
 	plotDir      string    // write the plots here; "" for none
@@ -58,12 +61,23 @@ type runResult struct {
 type throughputLoad struct {
 	sys     *system
 	keys    int
-	unsafe  bool // on the --unsafe-no-fsync server
+	kind    loadKind
 	conns   []*client.KVClient
 	raw     float64
 	inPlace float64
 	echo    time.Duration
 }
+
+// loadKind is what a load's server is beside the durable ones of the
+// store sizes, whose ratios the figures are.
+type loadKind uint8
+
+const (
+	loadDurable    loadKind = iota
+	loadUnsafe              // --unsafe-no-fsync: the CPU-bound reference
+	loadGoroutines          // --event-loops 0: TLS's host, without TLS
+	loadTLS                 // --tls-cert: the same, over TLS
+)
 
 func (r runResult) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
 
@@ -82,6 +96,7 @@ func runThroughput(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for data directories; removed afterwards")
 	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
 	fs.BoolVar(&cfg.unsafeRef, "unsafe-reference", true, "also run with --unsafe-no-fsync, as the CPU-bound reference")
+	fs.BoolVar(&cfg.tls, "tls", false, "also measure the empty store over TLS (--tls-cert), against a plain server of the same host\n(--event-loops 0, since TLS connections get goroutines), with --clients clients each")
 	fs.StringVar(&sweep, "sweep", "", "comma-separated client counts (e.g. 1,2,5,10,20) also measured on the empty store, durable and with\n--unsafe-no-fsync, for the throughput-against-clients plot (default: 1 client, durable only)")
 	fs.StringVar(&cfg.plotDir, "plot", "", "directory to write PNG plots into: throughput and latency percentiles against clients")
 	if err := fs.Parse(args); err != nil {
@@ -183,14 +198,14 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 			p.Kill()
 		}
 	}()
-	addLoads := func(p *nodeproc.Process, label string, keys, space int, counts []int, unsafe bool) error {
+	addLoads := func(p *nodeproc.Process, label string, keys, space int, counts []int, kind loadKind, opts ...client.Option) error {
 		for _, n := range counts {
-			l := &throughputLoad{keys: keys, unsafe: unsafe, sys: &system{
+			l := &throughputLoad{keys: keys, kind: kind, sys: &system{
 				name: label, space: space, pids: []int{p.Pid()}, roles: []string{label},
 				cpus: make([]time.Duration, 1), pause: true, procs: []*nodeproc.Process{p},
 			}}
 			for range n {
-				c, err := client.Dial(p.Addr)
+				c, err := client.Dial(p.Addr, opts...)
 				if err != nil {
 					return err
 				}
@@ -224,7 +239,7 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		if i == 0 {
 			counts = cfg.clientCounts(true)
 		}
-		if err := addLoads(p, fmt.Sprintf("durable, %d keys", size), size, max(size, 100_000), counts, false); err != nil {
+		if err := addLoads(p, fmt.Sprintf("durable, %d keys", size), size, max(size, 100_000), counts, loadDurable); err != nil {
 			return err
 		}
 		if size == slicesMax(cfg.sizes) && size > 0 {
@@ -237,8 +252,36 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 			return err
 		}
 		servers = append(servers, p)
-		if err := addLoads(p, "UNSAFE no fsync, 0 keys", 0, 100_000, cfg.clientCounts(false), true); err != nil {
+		if err := addLoads(p, "UNSAFE no fsync, 0 keys", 0, 100_000, cfg.clientCounts(false), loadUnsafe); err != nil {
 			return err
+		}
+	}
+	if cfg.tls {
+		certs, err := certgen.Write(work, []string{"127.0.0.1"}, 24*time.Hour)
+		if err != nil {
+			return err
+		}
+		tc, err := tlsfiles.Client(certs.CA, "", "", "")
+		if err != nil {
+			return err
+		}
+		for _, v := range []struct {
+			label string
+			kind  loadKind
+			flags []string
+			opts  []client.Option
+		}{
+			{"durable, 0 keys, goroutines", loadGoroutines, []string{"--event-loops", "0"}, nil},
+			{"durable over TLS, 0 keys", loadTLS, []string{"--tls-cert", certs.Cert, "--tls-key", certs.Key}, []client.Option{client.WithTLS(tc)}},
+		} {
+			p, err := nodeproc.Start(bin, filepath.Join(work, fmt.Sprintf("data-tls-%d", v.kind)), v.flags...)
+			if err != nil {
+				return err
+			}
+			servers = append(servers, p)
+			if err := addLoads(p, v.label, 0, 100_000, []int{cfg.clients}, v.kind, v.opts...); err != nil {
+				return err
+			}
 		}
 	}
 	loadOf := make(map[*system]*throughputLoad, len(loads))
@@ -279,16 +322,20 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 	if err := alternate(systems, ac); err != nil {
 		return err
 	}
-	var results, unsafeRuns []runResult
+	var results, unsafeRuns, tlsRuns []runResult
+	var goroutinesRun, tlsRun *runResult
 	for _, l := range loads {
 		r := l.sys.res
 		r.keys = l.keys
 		n := float64(cfg.slices)
 		r.raw, r.inPlace, r.echo = l.raw/n, l.inPlace/n, l.echo/time.Duration(cfg.slices)
 		r.cpu = l.sys.cpuPerOp()
-		if l.unsafe {
+		switch l.kind {
+		case loadUnsafe:
 			unsafeRuns = append(unsafeRuns, r)
-		} else {
+		case loadGoroutines, loadTLS:
+			tlsRuns = append(tlsRuns, r)
+		default:
 			results = append(results, r)
 		}
 	}
@@ -325,7 +372,14 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 	fmt.Fprintf(out, "\nthroughput: %d-byte values, %v per load in %d slices taking turns; raw = 4 KiB write+fdatasync/s measured after the load's slices; CPU/op from /proc\n\n", cfg.valueBytes, cfg.duration, cfg.slices)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "run\tclients\tops/s\traw/s\tx raw\tp50\tp99\tp99.9\terrors\tserver CPU/op\t")
-	all := append(slices.Clone(results), unsafeRuns...)
+	all := append(append(slices.Clone(results), unsafeRuns...), tlsRuns...)
+	for i := range tlsRuns {
+		if loads[len(loads)-len(tlsRuns)+i].kind == loadTLS {
+			tlsRun = &tlsRuns[i]
+		} else {
+			goroutinesRun = &tlsRuns[i]
+		}
+	}
 	for _, r := range all {
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%d\t%.1fµs\t\n", r.name, r.clients, r.rate(), r.raw, r.rate()/r.raw,
 			ms(r.lat.percentile(50)), ms(r.lat.percentile(99)), ms(r.lat.percentile(99.9)), r.errors, float64(r.cpu.Nanoseconds())/1000)
@@ -359,6 +413,14 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 			fmt.Fprintf(out, "              per op %v = in-place fdatasync %v + process-to-process TCP round trip %v (echo floor) + the rest %v\n",
 				perOp.Round(time.Microsecond), inPlace.Round(time.Microsecond), r.echo.Round(time.Microsecond), (perOp - inPlace - r.echo).Round(time.Microsecond))
 		}
+	}
+	if tlsRun != nil && goroutinesRun != nil {
+		fmt.Fprintf(out, "TLS:          over TLS / plain on the same host (goroutines) = %.2f; server CPU per op %.1f against %.1f µs",
+			tlsRun.rate()/goroutinesRun.rate(), float64(tlsRun.cpu.Nanoseconds())/1000, float64(goroutinesRun.cpu.Nanoseconds())/1000)
+		if first != nil {
+			fmt.Fprintf(out, "; / the default host (event loop) = %.2f", tlsRun.rate()/first.rate())
+		}
+		fmt.Fprintln(out)
 	}
 	if restartKeys > 0 {
 		fmt.Fprintf(out, "restart:      %d keys ready in %.2fs (target <= 3s)\n", restartKeys, restart.Seconds())
