@@ -32,6 +32,10 @@ type Metrics interface {
 	Conn(delta int)
 	// ConnRefused reports a connection refused at the ConnsMax limit.
 	ConnRefused()
+	// TLSHandshakeFailed reports a client connection whose TLS handshake
+	// failed for another reason than plain text, which Refused reports
+	// with core.CodeTLSRequired.
+	TLSHandshakeFailed()
 	// Fsync reports one fsync of a data-directory file (file is its name)
 	// and how long it took; err is its outcome.
 	Fsync(file string, elapsed time.Duration, err error)

@@ -22,7 +22,9 @@ type recordedMetrics struct {
 	conns    int
 	opened   int
 	rejected int
-	fsyncs   []string
+	// tlsFailed counts TLSHandshakeFailed's calls.
+	tlsFailed int
+	fsyncs    []string
 	// nodeTurns and turnEvents count Turn's calls and their events.
 	nodeTurns, turnEvents int
 }
@@ -53,6 +55,12 @@ func (m *recordedMetrics) ConnRefused() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.rejected++
+}
+
+func (m *recordedMetrics) TLSHandshakeFailed() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tlsFailed++
 }
 
 func (m *recordedMetrics) Fsync(file string, elapsed time.Duration, err error) {

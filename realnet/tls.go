@@ -61,11 +61,18 @@ func (c *conn) handshake(tc *tls.Conn) error {
 		return nil
 	}
 	var rh tls.RecordHeaderError
+	m := c.h.metrics
 	if errors.As(err, &rh) && rh.Conn != nil {
 		refusePlaintext(rh.Conn, rh.RecordHeader[:])
 		c.h.tlsLog.logf("plaintext", "refused a connection from %v: it spoke plain text to the TLS port", tc.RemoteAddr())
+		if m != nil {
+			m.Refused(core.CodeTLSRequired)
+		}
 	} else {
 		c.h.tlsLog.logf("handshake", "TLS handshake with %v failed: %v", tc.RemoteAddr(), err)
+		if m != nil {
+			m.TLSHandshakeFailed()
+		}
 	}
 	return errGoingAway
 }

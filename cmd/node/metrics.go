@@ -61,7 +61,7 @@ var (
 	metricCodes = []string{"ok", core.CodeBadRequest, core.CodeUnknownOp, core.CodeTooLarge, core.CodeNotFound,
 		core.CodeUnavailable, core.CodeNotLeader, core.CodeTooManyConns, core.CodeTimeout, core.CodeDiskFull,
 		core.CodeIOError, core.CodeNotImplemented, core.CodeInternal, core.CodeSessionExpired,
-		core.CodeOutcomeUnknown, core.CodeIndexesDisabled, core.CodeAuthRequired, core.CodeAuthFailed, "other"}
+		core.CodeOutcomeUnknown, core.CodeIndexesDisabled, core.CodeAuthRequired, core.CodeAuthFailed, core.CodeTLSRequired, "other"}
 	metricFiles = []string{"wal", "snapshot", "state"}
 )
 
@@ -149,6 +149,7 @@ type serverMetrics struct {
 	conns         atomic.Int64
 	connsAccepted *metrics.Counter
 	connsRefused  *metrics.Counter
+	tlsFailed     *metrics.Counter
 
 	health        atomic.Int32
 	recoveryNanos atomic.Int64
@@ -175,6 +176,7 @@ func newServerMetrics(mode string, id core.NodeID) *serverMetrics {
 	m.turnEvents = m.set.NewPrometheusHistogramExt("dkv_turn_events", turnEventBuckets)
 	m.connsAccepted = m.set.NewCounter("dkv_connections_accepted_total")
 	m.connsRefused = m.set.NewCounter("dkv_connections_refused_total")
+	m.tlsFailed = m.set.NewCounter("dkv_tls_handshake_failures_total")
 	m.set.NewGauge("dkv_connections", func() float64 { return float64(m.conns.Load()) })
 	return m
 }
@@ -218,6 +220,9 @@ func (m *serverMetrics) Conn(delta int) {
 
 // ConnRefused implements realnet.Metrics.
 func (m *serverMetrics) ConnRefused() { m.connsRefused.Inc() }
+
+// TLSHandshakeFailed implements realnet.Metrics.
+func (m *serverMetrics) TLSHandshakeFailed() { m.tlsFailed.Inc() }
 
 // Fsync implements realnet.Metrics.
 func (m *serverMetrics) Fsync(file string, elapsed time.Duration, err error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,43 @@ func TestTLSOnARealServer(t *testing.T) {
 	defer c.Close()
 	if v, err := c.Get(ctx, "k"); err != nil || v != "over TLS" {
 		t.Fatalf("get after SIGKILL and restart: %q, %v", v, err)
+	}
+}
+
+// A plain-text client of the TLS port and a failed handshake are each
+// counted, so that an operator sees misconfigured clients in the metrics.
+func TestTLSRefusalsAreCounted(t *testing.T) {
+	f := writeCerts(t)
+	other := writeCerts(t)
+	maddr := freeLoopbackAddr(t)
+	s := start(t, t.TempDir(), "--tls-cert", f.Cert, "--tls-key", f.Key, "--metrics-addr", maddr)
+	before := getScrape(t, maddr)
+	if resps := roundTrip(t, s.addr, `{"op":"ping"}`); code(resps[0]) != "tls_required" {
+		t.Fatalf("a plain request: %+v", resps[0])
+	}
+	if _, err := client.Dial(s.addr, tlsClient(t, other.CA)); !errors.Is(err, client.ErrTLS) {
+		t.Fatalf("a client of another authority: %v", err)
+	}
+	want := map[string]float64{
+		`dkv_requests_total{op="invalid",code="tls_required"}`: 1,
+		`dkv_tls_handshake_failures_total`:                     1,
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		after := getScrape(t, maddr)
+		missing := ""
+		for key, n := range want {
+			if got := after[key] - before[key]; got != n {
+				missing += fmt.Sprintf("%s went up by %v, want %v; ", key, got, n)
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(missing)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
