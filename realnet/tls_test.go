@@ -291,3 +291,19 @@ func TestPeerTLSMustVerifyTheDialer(t *testing.T) {
 		t.Fatalf("NewPeers: %v", err)
 	}
 }
+
+// At the connection limit a TLS client is refused as a plain one is, with
+// the refusal inside TLS, so that it can read why.
+func TestTLSConnectionLimit(t *testing.T) {
+	f := testCerts(t)
+	cfg := respConfig()
+	cfg.ConnsMax = 1
+	cfg.TLS = tlsfiles.Server(testKeypair(t, f), nil)
+	r := startSingle(t, cfg)
+	held := dialTLS(t, r.addr, testClientTLS(t, f.CA, "", ""))
+	held.send(`{"op":"ping"}` + "\n")
+	held.recvCode("")
+	over := dialTLS(t, r.addr, testClientTLS(t, f.CA, "", ""))
+	over.send(`{"op":"ping"}` + "\n")
+	over.recvCode(core.CodeTooManyConns)
+}
