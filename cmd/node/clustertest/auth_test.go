@@ -48,7 +48,21 @@ func TestClusterWithAPassword(t *testing.T) {
 	}
 
 	// Failover: the two others, which prove the password to each other,
-	// elect a new leader and serve.
+	// elect a new leader and serve. The killed node comes back with
+	// another password: its peers refuse it, and it them, each saying why.
+	failoverThenKnock(t, c, kv, lead, []string{"--auth-file", other}, func(logs string) bool {
+		return strings.Contains(logs, "wrong password: the sender's --auth-file differs from the receiver's") &&
+			strings.Contains(logs, "the peer proved another secret")
+	})
+}
+
+// failoverThenKnock kills the leader, lead, and checks that kv reads the
+// "before" it wrote at key k and writes through the failover; then it
+// starts lead again with extra flags its peers must refuse, waits until
+// refused(the logs) holds, and checks that kv still writes.
+func failoverThenKnock(t *testing.T, c *nodeproc.Cluster, kv *client.ClusterKVClient, lead int, extra []string, refused func(logs string) bool) {
+	t.Helper()
+	ctx := ctxT(t)
 	c.Kill(lead)
 	waitNewLeader(t, c, lead)
 	if v, err := kv.Get(ctx, "k"); err != nil || v != "before" {
@@ -57,23 +71,19 @@ func TestClusterWithAPassword(t *testing.T) {
 	if err := kv.Set(ctx, "k", "after"); err != nil {
 		t.Fatalf("set after the failover: %v", err)
 	}
-
-	// The killed node comes back with another password: its peers refuse
-	// it, and it them, each saying why.
 	c.NodeExtra = make([][]string, c.Size())
-	c.NodeExtra[lead] = []string{"--auth-file", other}
+	c.NodeExtra[lead] = extra
 	if _, err := c.Launch(lead); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(waitMax)
-	for !strings.Contains(c.Logs(), "wrong password: the sender's --auth-file differs from the receiver's") ||
-		!strings.Contains(c.Logs(), "the peer proved another secret") {
+	for !refused(c.Logs()) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no node logged the other password's refusal after %v", waitMax)
+			t.Fatalf("the refusal of node %d, started with %q, was not logged after %v:\n%s", lead, extra, waitMax, c.Logs())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err := kv.Set(ctx, "k", "without it"); err != nil {
-		t.Fatalf("set while a node with another password knocks: %v", err)
+		t.Fatalf("set while node %d knocks: %v", lead, err)
 	}
 }

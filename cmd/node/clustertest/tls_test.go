@@ -56,32 +56,10 @@ func TestClusterOverTLS(t *testing.T) {
 		t.Errorf("a plain client: %v", err)
 	}
 
-	c.Kill(lead)
-	waitNewLeader(t, c, lead)
-	if v, err := kv.Get(ctx, "k"); err != nil || v != "before" {
-		t.Fatalf("get after the failover: %q, %v", v, err)
-	}
-	if err := kv.Set(ctx, "k", "after"); err != nil {
-		t.Fatalf("set after the failover: %v", err)
-	}
-
-	// Back with a peer certificate of another authority: each side
-	// refuses the other's.
-	c.NodeExtra = make([][]string, c.Size())
-	c.NodeExtra[lead] = []string{"--peer-tls-cert", other.Cert, "--peer-tls-key", other.Key, "--peer-tls-ca", other.CA}
-	if _, err := c.Launch(lead); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(waitMax)
-	for strings.Count(c.Logs(), "TLS handshake failed") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no refusal logged after %v:\n%s", waitMax, c.Logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := kv.Set(ctx, "k", "without it"); err != nil {
-		t.Fatalf("set while a node of another authority knocks: %v", err)
-	}
+	// Failover; then the killed node comes back with a peer certificate
+	// of another authority, and each side refuses the other's.
+	failoverThenKnock(t, c, kv, lead, []string{"--peer-tls-cert", other.Cert, "--peer-tls-key", other.Key, "--peer-tls-ca", other.CA},
+		func(logs string) bool { return strings.Count(logs, "TLS handshake failed") >= 2 })
 	if _, err := client.DialCluster(ctx, c.Addrs(), client.WithTLS(mustClient(t, other.CA))); !errors.Is(err, client.ErrTLS) {
 		t.Errorf("a cluster client that trusts another authority: %v, want ErrTLS", err)
 	}
