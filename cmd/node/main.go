@@ -302,6 +302,7 @@ func run(args []string, stderr io.Writer) int {
 			return exitFatal
 		}
 		sm = newServerMetrics(o.mode, id)
+		o.tls.exposeExpiry(sm.set)
 		defer sm.serve(ln, logs)()
 	}
 	logs.Info(fmt.Sprintf("starting %s node (data dir %q, pid %d)", o.mode, o.dataDir, os.Getpid()),

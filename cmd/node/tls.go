@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"dkv/internal/tlsfiles"
 )
 
@@ -111,6 +113,24 @@ func replHost(addr string) string {
 		return ""
 	}
 	return host
+}
+
+// exposeExpiry adds a gauge per certificate of its end, in seconds since
+// the epoch, so that an alert can fire weeks before it: the value moves
+// when SIGHUP loads a new one.
+func (st *serverTLS) exposeExpiry(set *metrics.Set) {
+	for _, c := range []struct {
+		name string
+		kp   *tlsfiles.Keypair
+	}{{"client", st.client}, {"peer", st.peer}} {
+		if c.kp == nil {
+			continue
+		}
+		kp := c.kp
+		set.NewGauge(fmt.Sprintf(`dkv_tls_certificate_expiry_timestamp_seconds{port=%q}`, c.name), func() float64 {
+			return float64(kp.Certificate().Leaf.NotAfter.Unix())
+		})
+	}
 }
 
 // reloadable reports whether SIGHUP has a certificate to reread.

@@ -74,7 +74,8 @@ func TestTLSOnARealServer(t *testing.T) {
 }
 
 // A plain-text client of the TLS port and a failed handshake are each
-// counted, so that an operator sees misconfigured clients in the metrics.
+// counted, so that an operator sees misconfigured clients in the metrics,
+// and the certificate's end is there to alert on.
 func TestTLSRefusalsAreCounted(t *testing.T) {
 	f := writeCerts(t)
 	other := writeCerts(t)
@@ -86,6 +87,13 @@ func TestTLSRefusalsAreCounted(t *testing.T) {
 	}
 	if _, err := client.Dial(s.addr, tlsClient(t, other.CA)); !errors.Is(err, client.ErrTLS) {
 		t.Fatalf("a client of another authority: %v", err)
+	}
+	kp, err := tlsfiles.LoadKeypair(f.Cert, f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := before[`dkv_tls_certificate_expiry_timestamp_seconds{port="client"}`], float64(kp.Certificate().Leaf.NotAfter.Unix()); got != want {
+		t.Errorf("the certificate's expiry: %v, want %v", got, want)
 	}
 	want := map[string]float64{
 		`dkv_requests_total{op="invalid",code="tls_required"}`: 1,
