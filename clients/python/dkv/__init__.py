@@ -7,7 +7,9 @@
 
 KVClient talks to one server (a single node, or any node of a mesh);
 ClusterKVClient to a Raft cluster, following its leader, with exactly-once
-writes. The exceptions are in dkv.errors and exported here. The wire
+writes. Both speak TLS to a server started with --tls-cert when given
+``ssl_context=ssl.create_default_context(cafile="certs/ca.pem")``. The
+exceptions are in dkv.errors and exported here. The wire
 protocol is docs/PROTOCOL.md in the dkv repository. Standard library only.
 """
 
@@ -35,6 +37,8 @@ from .errors import (
     ServerIOError,
     ServerTimeout,
     SessionExpired,
+    TLSError,
+    TLSRequired,
     TooLarge,
     TooManyConnections,
     Unavailable,
@@ -69,6 +73,8 @@ __all__ = [
     "ServerIOError",
     "ServerTimeout",
     "SessionExpired",
+    "TLSError",
+    "TLSRequired",
     "TooLarge",
     "TooManyConnections",
     "Unavailable",

@@ -3,6 +3,7 @@
 import itertools
 import random
 import socket
+import ssl
 import threading
 import time
 
@@ -15,6 +16,7 @@ from .errors import (
     DKVError,
     RequestTimeout,
     ServerError,
+    TLSError,
     UnknownOutcome,
     server_error,
 )
@@ -48,6 +50,16 @@ def _unknown(op, err):
     e.timed_out = isinstance(err, RequestTimeout)
     e.__cause__ = err
     return e
+
+
+def _check_tls(ssl_context, server_hostname):
+    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+        raise TypeError("ssl_context must be an ssl.SSLContext or None, not %s" % type(ssl_context).__name__)
+    if server_hostname is not None:
+        if not isinstance(server_hostname, str) or not server_hostname:
+            raise TypeError("server_hostname must be a non-empty str or None, not %r" % (server_hostname,))
+        if ssl_context is None:
+            raise ValueError("server_hostname is for TLS: give ssl_context too")
 
 
 def _none(resp):
@@ -204,6 +216,16 @@ class KVClient(_Calls):
     ``password`` is the server's (its --auth-file), sent first on every
     connection; a wrong one raises AuthFailed.
 
+    ``ssl_context`` (an ssl.SSLContext; None: plain TCP) makes every
+    connection TLS, for a server started with --tls-cert, e.g.
+    ``ssl.create_default_context(cafile="certs/ca.pem")``, plus
+    ``load_cert_chain(cert, key)`` for one with --tls-client-ca. The
+    server's certificate is checked against ``host``, or against
+    ``server_hostname`` when given (also sent as SNI). The handshake is
+    bounded by ``connect_timeout``. A certificate refused on either side,
+    or a server without TLS, raises TLSError at once, without retries; a
+    client without TLS at a TLS port gets TLSRequired.
+
     Calls: ``Set(key, value)``, ``Get(key)`` (None for a missing key),
     ``Delete(key)``, ``BulkSet([(key, value), ...])`` (atomic),
     ``Search(query, mode="all", limit=10)`` and ``SearchSimilar(word,
@@ -238,6 +260,8 @@ class KVClient(_Calls):
         request_bytes_max=protocol.REQUEST_BYTES_MAX_DEFAULT,
         response_bytes_max=protocol.RESPONSE_BYTES_MAX_DEFAULT,
         password=None,
+        ssl_context=None,
+        server_hostname=None,
     ):
         if not isinstance(host, str) or not host:
             raise TypeError("host must be a non-empty str, not %r" % (host,))
@@ -256,6 +280,9 @@ class KVClient(_Calls):
         if password is not None and (not isinstance(password, str) or not password):
             raise TypeError("password must be a non-empty str or None, not %r" % (password,))
         self.password = password
+        _check_tls(ssl_context, server_hostname)
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname
         # Ids are unique for the client's life, across reconnects, so a
         # stale echo can never look current.
         self._ids = itertools.count(1)
@@ -342,7 +369,10 @@ class KVClient(_Calls):
             c = self._conn
             if c is not None:
                 try:
-                    c.sock.shutdown(socket.SHUT_RDWR)
+                    # socket.socket's own shutdown, also for a TLS socket:
+                    # SSLSocket.shutdown would drop its SSL object under
+                    # the other thread's read.
+                    socket.socket.shutdown(c.sock, socket.SHUT_RDWR)
                 except OSError:
                     pass
 
@@ -375,15 +405,16 @@ class KVClient(_Calls):
 
     def _connection(self, deadline):
         """A usable connection, redialled if the last broke. Called with the
-        lock held; raises ConnectionFailed, RequestTimeout or the server's
-        refusal (too_many_connections), none of which sent anything."""
+        lock held; raises ConnectionFailed, RequestTimeout, TLSError or the
+        server's refusal (too_many_connections), none of which sent
+        anything."""
         c = self._conn
         if c is not None:
             err = c.idle_error()
             if err is None:
                 return c
             self._drop()
-            if isinstance(err, ServerError):
+            if isinstance(err, (ServerError, TLSError)):
                 raise err
         backoff = _DIAL_BACKOFF_BASE
         last = None
@@ -395,7 +426,15 @@ class KVClient(_Calls):
                     raise RequestTimeout("the timeout passed while redialling %s (last error: %s)" % (self.addr, last))
                 time.sleep(wait)
             try:
-                conn = dial(self.host, self.port, deadline, self.connect_timeout, self.response_bytes_max)
+                conn = dial(
+                    self.host,
+                    self.port,
+                    deadline,
+                    self.connect_timeout,
+                    self.response_bytes_max,
+                    self.ssl_context,
+                    self.server_hostname,
+                )
             except ConnectionFailed as e:
                 last = e
                 continue

@@ -10,6 +10,7 @@ from .client import (
     KVClient,
     _Calls,
     _check_timeout,
+    _check_tls,
     _finish,
     _unknown,
     _Op,
@@ -23,6 +24,7 @@ from .errors import (
     RequestTimeout,
     ResponseTooLarge,
     ServerError,
+    TLSError,
     UnknownOutcome,
     server_error,
 )
@@ -114,6 +116,12 @@ class ClusterKVClient(_Calls):
     Against a single node it works too: the node checks the session fields
     and ignores them, and every call goes to it.
 
+    ``password`` and ``ssl_context`` (with ``server_hostname``) are
+    KVClient's, used on every connection to every node. A wrong password
+    (AuthFailed) and a TLS failure (TLSError: a certificate refused, TLS
+    on one side only) are the same at every node: they are raised at once,
+    not tried at the others.
+
     Calls take turns (a lock); no pipelining.
     """
 
@@ -131,6 +139,8 @@ class ClusterKVClient(_Calls):
         request_bytes_max=protocol.REQUEST_BYTES_MAX_DEFAULT,
         response_bytes_max=protocol.RESPONSE_BYTES_MAX_DEFAULT,
         password=None,
+        ssl_context=None,
+        server_hostname=None,
     ):
         if (kv_ports is None) == (addrs is None):
             raise TypeError("ClusterKVClient takes kv_ports or addrs, one of them")
@@ -168,6 +178,9 @@ class ClusterKVClient(_Calls):
         if password is not None and (not isinstance(password, str) or not password):
             raise TypeError("password must be a non-empty str or None, not %r" % (password,))
         self.password = password
+        _check_tls(ssl_context, server_hostname)
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname
         self.client_id = new_client_id()
         self._session = Session()
         self._lock = threading.Lock()
@@ -230,6 +243,8 @@ class ClusterKVClient(_Calls):
                 request_bytes_max=self.request_bytes_max,
                 response_bytes_max=self.response_bytes_max,
                 password=self.password,
+                ssl_context=self.ssl_context,
+                server_hostname=self.server_hostname,
             )
             self._nodes[addr] = n
         return n
@@ -250,9 +265,10 @@ class ClusterKVClient(_Calls):
                     n._connection(min(deadline, time.monotonic() + self.connect_timeout))
                     self._next = i
                     return
-                except AuthFailed:
-                    # A wrong password is wrong at every node: no other
-                    # node or round will take it.
+                except (AuthFailed, TLSError):
+                    # A wrong password is wrong at every node, and so is a
+                    # certificate, or TLS on one side only: no other node
+                    # or round will take it.
                     raise
                 except DKVError as e:
                     errs.append("%s: %s" % (addr, e))

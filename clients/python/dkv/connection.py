@@ -11,15 +11,34 @@ with the time left before the call's deadline, so no call outlives its
 timeout, whatever the server does. Sending and reading interleave: a big
 batch cannot deadlock with a server that stops reading until its answers
 are read (it does at 1024 outstanding requests).
+
+With an ssl.SSLContext the socket is wrapped in TLS, its handshake run the
+same way, without blocking, within the connect timeout. TLS changes a few
+things underneath: a non-blocking SSL socket says "would block" with
+ssl.SSLWantReadError and SSLWantWriteError (OSErrors, so they are caught
+before any OSError), it cannot peek, so an idle connection's input is read
+into the buffer instead, and data OpenSSL has already decrypted is
+invisible to poll, so a read takes all of that too. Sends are one TLS
+record at most, so that what counts as sent is what the server may have
+read.
 """
 
 import select
 import socket
+import ssl
 import time
 from typing import Optional
 
 from . import protocol
-from .errors import ConnectionFailed, ConnectionLost, ProtocolError, RequestTimeout, ResponseTooLarge, server_error
+from .errors import (
+    ConnectionFailed,
+    ConnectionLost,
+    ProtocolError,
+    RequestTimeout,
+    ResponseTooLarge,
+    TLSError,
+    server_error,
+)
 
 # How much one recv asks for: a batch of answers arrives in few calls.
 _RECV_BYTES = 256 << 10
@@ -28,7 +47,18 @@ _RECV_BYTES = 256 << 10
 # such as too_many_connections fits easily.
 _PEEK_BYTES = 512
 
+# The most one send on a TLS connection hands OpenSSL: one record's worth.
+# OpenSSL sends all of a write or says "would block" (Python does not ask
+# for partial writes); kept to one record, a write that would block has at
+# most a partial record on the wire, which the server cannot decrypt, so
+# what was counted as sent is exactly what the server may have read.
+_TLS_SEND_BYTES = 16 << 10
+
 _POLL = hasattr(select, "poll")
+
+# Would-block on a non-blocking socket: plain, or TLS (whose two are
+# OSErrors but not BlockingIOErrors).
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class Call(object):
@@ -52,6 +82,10 @@ class Connection(object):
     def __init__(self, sock, addr, response_bytes_max):
         sock.setblocking(False)
         self.sock = sock
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        # A TLS read's failure that came after data it handed over: the
+        # next read raises it (poll may not show it again).
+        self.tls_err = None  # type: Optional[BaseException]
         self.addr = addr
         self.response_bytes_max = response_bytes_max
         self.buf = bytearray()
@@ -79,14 +113,81 @@ class Connection(object):
         if self.buf or self.skipping:
             return _unsolicited(bytes(self.buf))
         try:
-            data = self.sock.recv(_PEEK_BYTES, socket.MSG_PEEK)
-        except (BlockingIOError, InterruptedError):
+            if self.tls:
+                # An SSL socket cannot peek: what arrived is read, and kept
+                # (with nothing outstanding, any of it makes the connection
+                # unusable anyway). A session ticket, TLS 1.3's after its
+                # handshake, is no input: the read says "would block".
+                data = self._recv_tls(_PEEK_BYTES)
+                self.buf += data
+            else:
+                data = self.sock.recv(_PEEK_BYTES, socket.MSG_PEEK)
+        except _WOULD_BLOCK:
             return None
+        except ssl.SSLError as e:
+            return _tls_failure(e, self.addr)
         except OSError as e:
             return ConnectionLost("connection to %s lost: %s" % (self.addr, e))
         if not data:
             return ConnectionLost("connection to %s was closed by the server" % self.addr)
         return _unsolicited(data)
+
+    def _recv_tls(self, n):
+        """Reads what the TLS connection has: as much as the socket holds, up
+        to about n bytes, and past n all that OpenSSL has already decrypted,
+        which poll cannot see (what is left is in the socket, where it can).
+        b"" at the end of the stream (a ragged end too). Raises one of
+        _WOULD_BLOCK when there is nothing, ssl.SSLError when TLS failed (an
+        alert from the server)."""
+        sock = self.sock
+        if self.tls_err is not None:
+            err, self.tls_err = self.tls_err, None
+            if isinstance(err, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+                return b""
+            raise err
+        try:
+            data = sock.recv(n)
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            return b""
+        if not data:
+            return data
+        chunks = [data]
+        got = len(data)
+        while True:
+            if got >= n:
+                left = sock.pending()
+                if not left:
+                    break
+            else:
+                left = n - got
+            try:
+                more = sock.recv(left)
+            except _WOULD_BLOCK:
+                break
+            except OSError as e:
+                # Left for the next read: this one hands over what did
+                # arrive first.
+                self.tls_err = e
+                break
+            if not more:
+                break
+            chunks.append(more)
+            got += len(more)
+        return b"".join(chunks)
+
+    def _refusal(self):
+        """The TLSError of a server that refused this TLS connection (an
+        alert waiting to be read), or None. Sending to such a server fails
+        once it has closed: the reason is in what it sent before."""
+        try:
+            self._recv_tls(_RECV_BYTES)
+        except ssl.SSLError as e:
+            err = _tls_failure(e, self.addr)
+            if isinstance(err, TLSError):
+                return err
+        except OSError:
+            pass
+        return None
 
     def exchange(self, calls, deadline):
         """Sends every call's line and reads their responses, until all are
@@ -118,13 +219,17 @@ class Connection(object):
         # reading goes on until they are in or the stream ends.
         send_err = None
         sock = self.sock
+        tls = self.tls
         poller = None
         try:
             while True:
                 if sent < total and send_err is None:
                     try:
-                        sent += sock.send(view[sent:])
-                    except (BlockingIOError, InterruptedError):
+                        if tls:
+                            sent += sock.send(view[sent : sent + _TLS_SEND_BYTES])
+                        else:
+                            sent += sock.send(view[sent:])
+                    except _WOULD_BLOCK:
                         pass
                     except OSError as e:
                         send_err = e
@@ -133,12 +238,18 @@ class Connection(object):
                     if done == n:
                         return
                 if send_err is not None and (done == n or starts[done] >= sent):
+                    if tls:
+                        refusal = self._refusal()
+                        if refusal is not None:
+                            raise _Refused(refusal)
                     raise _Broken("sending to %s failed: %s" % (self.addr, send_err))
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise _TimedOut()
                 want_write = sent < total and send_err is None
-                if _POLL:
+                if self.tls_err is not None:
+                    readable = True
+                elif _POLL:
                     if poller is None:
                         poller = select.poll()
                         poller.register(sock, select.POLLIN | (select.POLLOUT if want_write else 0))
@@ -154,9 +265,17 @@ class Connection(object):
                     readable = bool(r)
                 if readable:
                     try:
-                        data = sock.recv(_RECV_BYTES)
-                    except (BlockingIOError, InterruptedError):
+                        if tls:
+                            data = self._recv_tls(_RECV_BYTES)
+                        else:
+                            data = sock.recv(_RECV_BYTES)
+                    except _WOULD_BLOCK:
                         continue
+                    except ssl.SSLError as e:
+                        err = _tls_failure(e, self.addr)
+                        if isinstance(err, TLSError):
+                            raise _Refused(err)
+                        raise _Broken("reading from %s failed: %s" % (self.addr, e))
                     except OSError as e:
                         raise _Broken("reading from %s failed: %s" % (self.addr, e))
                     if not data:
@@ -171,6 +290,10 @@ class Connection(object):
             self._abandon(calls, done, starts, sent, RequestTimeout("no answer from %s before the timeout" % self.addr))
         except _Unusable as e:
             self._abandon(calls, done, starts, sent, e.err)
+        except _Refused as e:
+            # The server refused the TLS handshake, before reading anything
+            # of what was sent: nothing of it was seen.
+            self._abandon(calls, done, starts, 0, e.err)
         except BaseException:
             self._abandon(calls, done, starts, sent, ConnectionLost("interrupted"))
             raise
@@ -247,6 +370,72 @@ class _Unusable(Exception):
         self.err = err
 
 
+class _Refused(Exception):
+    def __init__(self, err):
+        Exception.__init__(self, str(err))
+        self.err = err
+
+
+# OpenSSL's reasons for a failure on the server's side of the handshake,
+# reported by the alert it sends: with TLS 1.3 the client's handshake is over
+# by then (the server checks the client's certificate last), so the alert
+# comes in where the first answer was expected. The server never read a
+# request on such a connection. Any other alert (bad_record_mac, say) breaks
+# an established connection like a reset does.
+_REFUSAL_WORDS = ("CERTIFICATE", "UNKNOWN_CA", "ACCESS_DENIED", "HANDSHAKE_FAILURE", "DECRYPT_ERROR")
+
+# OpenSSL's reasons for a first answer that is not TLS at all.
+_NOT_TLS_REASONS = frozenset(
+    (
+        "WRONG_VERSION_NUMBER",
+        "UNKNOWN_PROTOCOL",
+        "PACKET_LENGTH_TOO_LONG",
+        "RECORD_LAYER_FAILURE",
+        "HTTP_REQUEST",
+        "HTTPS_PROXY_REQUEST",
+        "RECORD_TOO_LARGE",
+        "UNEXPECTED_RECORD",
+    )
+)
+
+
+def _tls_error(text, addr, reason, cause):
+    e = TLSError(text)
+    e.addr = addr
+    e.reason = reason
+    e.__cause__ = cause
+    return e
+
+
+def _tls_failure(e, addr):
+    """The error of an ssl.SSLError on an established connection: a
+    TLSError for the server's refusal of the handshake (of this client's
+    certificate, or its lack of one), else ConnectionLost."""
+    reason = getattr(e, "reason", None) or ""
+    if "ALERT" in reason and any(w in reason for w in _REFUSAL_WORDS):
+        text = "the TLS server %s refused the connection: %s" % (addr, _ssl_text(e))
+        if "CERTIFICATE_REQUIRED" in reason:
+            text += " (a server started with --tls-client-ca wants a client certificate: ssl_context.load_cert_chain(cert, key))"
+        elif "HANDSHAKE_FAILURE" in reason:
+            text += " (a server started with --tls-client-ca wants a client certificate, if that is what it missed)"
+        elif "UNKNOWN_CA" in reason or "BAD_CERTIFICATE" in reason:
+            text += " (a server started with --tls-client-ca wants a certificate signed by that authority)"
+        return _tls_error(text, addr, reason, e)
+    return ConnectionLost("connection to %s lost: %s" % (addr, _ssl_text(e)))
+
+
+def _ssl_text(e):
+    """An ssl exception's message without the position in _ssl.c."""
+    text = getattr(e, "verify_message", None) or ""
+    base = str(e.args[1]) if len(e.args) > 1 and isinstance(e.args[1], str) else str(e)
+    i = base.find(" (_ssl.c:")
+    if i > 0:
+        base = base[:i]
+    if text and text not in base:
+        base = "%s: %s" % (base, text)
+    return base
+
+
 def _unsolicited(data):
     """Explains bytes that arrived with nothing outstanding. A server that
     refuses a connection (too_many_connections) says why in one error line
@@ -262,9 +451,13 @@ def _unsolicited(data):
     return ProtocolError("a response arrived with no request outstanding: %.200r" % (data,))
 
 
-def dial(host, port, deadline, connect_timeout, response_bytes_max):
-    """Opens a connection, within the deadline. Raises ConnectionFailed, or
-    RequestTimeout when the deadline passed."""
+def dial(host, port, deadline, connect_timeout, response_bytes_max, ssl_context=None, server_hostname=None):
+    """Opens a connection, within the deadline: TCP, and with ssl_context
+    TLS over it, whose handshake gets its own connect_timeout (and checks
+    the server's certificate against server_hostname, else host). Raises
+    ConnectionFailed, TLSError (the handshake failed for good: a
+    certificate refused, a server without TLS), or RequestTimeout when the
+    deadline passed."""
     addr = protocol.join_addr(host, port)
     remaining = deadline - time.monotonic()
     if remaining <= 0:
@@ -281,4 +474,77 @@ def dial(host, port, deadline, connect_timeout, response_bytes_max):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:
         pass
+    if ssl_context is not None:
+        sock = _handshake(sock, ssl_context, server_hostname or host, addr, deadline, connect_timeout)
     return Connection(sock, addr, response_bytes_max)
+
+
+def _handshake(sock, ctx, server_hostname, addr, deadline, connect_timeout):
+    """Wraps the connected sock in TLS and runs the client's handshake
+    without blocking, within connect_timeout and the deadline. Returns the
+    SSL socket; closes sock and raises otherwise."""
+    hdeadline = min(deadline, time.monotonic() + connect_timeout)
+    try:
+        sock.setblocking(False)
+        ssock = ctx.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
+    except ssl.SSLError as e:
+        sock.close()
+        raise _tls_error("TLS with %s: %s" % (addr, _ssl_text(e)), addr, getattr(e, "reason", None), e) from e
+    except ValueError as e:
+        # A server_hostname that is no host name, say.
+        sock.close()
+        raise _tls_error("TLS with %s: %s" % (addr, e), addr, None, e) from e
+    except OSError as e:
+        sock.close()
+        raise ConnectionFailed("TLS with %s: %s" % (addr, e.strerror or e)) from None
+    try:
+        while True:
+            try:
+                ssock.do_handshake()
+                return ssock
+            except ssl.SSLWantReadError:
+                want_write = False
+            except ssl.SSLWantWriteError:
+                want_write = True
+            remaining = hdeadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if _POLL:
+                p = select.poll()
+                p.register(ssock, select.POLLOUT if want_write else select.POLLIN)
+                p.poll(int(remaining * 1000) + 1)
+            elif want_write:
+                select.select([], [ssock], [], remaining)
+            else:
+                select.select([ssock], [], [], remaining)
+    except ssl.SSLCertVerificationError as e:
+        ssock.close()
+        raise _tls_error(
+            "the TLS certificate of %s did not verify: %s" % (addr, _ssl_text(e)), addr, e.reason, e
+        ) from e
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError) as e:
+        # The connection ended mid-handshake: a server going away, or one
+        # too busy; like a failed connect, worth another dial.
+        ssock.close()
+        raise ConnectionFailed("the TLS handshake with %s failed: the connection ended (%s)" % (addr, _ssl_text(e))) from None
+    except ssl.SSLError as e:
+        ssock.close()
+        err = _tls_failure(e, addr)
+        if isinstance(err, TLSError):
+            # The server refused the handshake (TLS 1.2 says so here).
+            raise err from e
+        reason = getattr(e, "reason", None)
+        text = "the TLS handshake with %s failed: %s" % (addr, _ssl_text(e))
+        if reason in _NOT_TLS_REASONS:
+            text += " (does the server speak TLS? It does when started with --tls-cert)"
+        raise _tls_error(text, addr, reason, e) from e
+    except OSError as e:
+        ssock.close()
+        raise ConnectionFailed("the TLS handshake with %s failed: %s" % (addr, e.strerror or e)) from None
+    except BaseException:
+        ssock.close()
+        raise
+    ssock.close()
+    if deadline - time.monotonic() <= 0:
+        raise RequestTimeout("the TLS handshake with %s timed out" % addr)
+    raise ConnectionFailed("the TLS handshake with %s timed out after %.3gs" % (addr, connect_timeout))

@@ -23,6 +23,10 @@ three groups, and the group says what a caller may do next:
   request left. RequestTimeout (also a TimeoutError): the timeout passed
   before a read was answered, or before a write could be sent.
 
+Apart from those, TLSError says that TLS failed in a way retrying cannot
+mend (a certificate refused on either side, a server without TLS or a
+client without it): nothing was applied, and it is never retried.
+
 Bad arguments raise the usual TypeError (a key or value that is not a str)
 and ValueError (a str that is not valid UTF-8, a request over the line
 limit) before anything is sent.
@@ -73,6 +77,25 @@ class ResponseTooLarge(DKVError):
 
 class ClientClosed(DKVError):
     """The client was closed."""
+
+
+class TLSError(DKVError):
+    """TLS failed in a way no retry mends: the server's certificate did not
+    verify (signed by an authority the client's ssl_context does not trust,
+    or not for the name dialled), the server refused this client's
+    certificate or its absence (a server with --tls-client-ca), or the
+    server does not speak TLS. Nothing was applied. It is never retried,
+    and ClusterKVClient raises it at once instead of trying other nodes.
+
+    Attributes: ``addr`` (the server, "host:port") and ``reason``
+    (OpenSSL's reason, e.g. "CERTIFICATE_VERIFY_FAILED",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED", "WRONG_VERSION_NUMBER"; None when
+    there is none); ``__cause__`` holds the ssl module's exception.
+    TLSRequired, the server's answer to a client without TLS, is one too.
+    """
+
+    addr = None  # type: Optional[str]
+    reason = None  # type: Optional[str]
 
 
 class ServerError(DKVError):
@@ -205,6 +228,14 @@ class AuthFailed(ServerError):
     code = "auth_failed"
 
 
+class TLSRequired(ServerError, TLSError):
+    """The server's client port speaks TLS only (its --tls-cert), and the
+    client connected without: give the client ``ssl_context=``. Not
+    applied. Also a TLSError."""
+
+    code = "tls_required"
+
+
 class Internal(ServerError):
     """A bug in the server. A read may be retried; a write's outcome is
     unknown."""
@@ -231,6 +262,7 @@ _BY_CODE = {
         IndexesDisabled,
         AuthRequired,
         AuthFailed,
+        TLSRequired,
         Internal,
     )
 }  # type: Dict[str, Type[ServerError]]

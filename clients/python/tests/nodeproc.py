@@ -5,7 +5,8 @@ their data in temporary directories, and killed when done.
 Importing this module also puts clients/python on sys.path, so the tests
 run against the source tree; with DKV_TEST_INSTALLED=1 they run against
 the installed dkv package instead. DKV_NODE_BIN names a prebuilt server to
-use instead of building one.
+use instead of building one, DKV_CERTS_BIN a prebuilt cmd/certs (which
+makes the TLS tests' certificates).
 """
 
 import atexit
@@ -30,40 +31,61 @@ if os.environ.get("DKV_TEST_INSTALLED") != "1" and PYTHON_CLIENT_DIR not in sys.
 # real failure trips them on a busy machine.
 WAIT_MAX = 30.0
 
-_bin = None
-_bin_error = None
+_bins = {}  # package -> its built binary
+_bin_errors = {}  # package -> why its build failed
 _bin_lock = threading.Lock()
 
 
-def node_binary():
-    """The path of cmd/node, built on first use (once: a failed build fails
-    every later call at once)."""
-    global _bin, _bin_error
+def _binary(pkg, env):
+    """The path of the command pkg ("./cmd/node"), built on first use (once:
+    a failed build fails every later call at once), or the prebuilt one the
+    environment variable env names."""
     with _bin_lock:
-        if _bin is not None:
-            return _bin
-        if _bin_error is not None:
-            raise RuntimeError(_bin_error)
-        prebuilt = os.environ.get("DKV_NODE_BIN")
+        if pkg in _bins:
+            return _bins[pkg]
+        if pkg in _bin_errors:
+            raise RuntimeError(_bin_errors[pkg])
+        prebuilt = os.environ.get(env)
         if prebuilt:
-            _bin = prebuilt
-            return _bin
+            _bins[pkg] = prebuilt
+            return prebuilt
         if not os.path.exists(os.path.join(REPO_ROOT, "go.mod")):
             raise RuntimeError("no go.mod at %s: the tests expect to sit in clients/python/tests of the dkv repository" % REPO_ROOT)
         d = tempfile.mkdtemp(prefix="dkv-pytest-bin-")
         atexit.register(shutil.rmtree, d, True)
-        path = os.path.join(d, "dkvnode")
+        path = os.path.join(d, "dkv" + os.path.basename(pkg))
         r = subprocess.run(
-            ["go", "build", "-o", path, "./cmd/node"],
+            ["go", "build", "-o", path, pkg],
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         if r.returncode != 0:
-            _bin_error = "go build ./cmd/node failed:\n%s" % r.stdout.decode(errors="replace")
-            raise RuntimeError(_bin_error)
-        _bin = path
-        return _bin
+            _bin_errors[pkg] = "go build %s failed:\n%s" % (pkg, r.stdout.decode(errors="replace"))
+            raise RuntimeError(_bin_errors[pkg])
+        _bins[pkg] = path
+        return path
+
+
+def node_binary():
+    """The path of cmd/node (DKV_NODE_BIN, or built on first use)."""
+    return _binary("./cmd/node", "DKV_NODE_BIN")
+
+
+def make_certs(directory, name="node", hosts="127.0.0.1,localhost"):
+    """Runs cmd/certs (DKV_CERTS_BIN, or built on first use): the first run
+    in directory makes its authority, ca.pem, every run a certificate
+    NAME.pem with its key NAME-key.pem for hosts, signed by it, good for a
+    server and a client alike. Returns (ca, cert, key), their paths."""
+    r = subprocess.run(
+        [_binary("./cmd/certs", "DKV_CERTS_BIN"), "--dir", directory, "--name", name, "--hosts", hosts],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    if r.returncode != 0:
+        raise RuntimeError("cmd/certs --dir %s --name %s failed (%d):\n%s" % (directory, name, r.returncode, r.stdout.decode(errors="replace")))
+    return tuple(os.path.join(directory, f) for f in ("ca.pem", name + ".pem", name + "-key.pem"))
 
 
 def free_ports(n):
@@ -172,13 +194,14 @@ class Cluster(object):
     command lines: each node its own ports, then the others' in node-id
     order."""
 
-    def __init__(self, base_dir, n=3, *extra, password=None):
+    def __init__(self, base_dir, n=3, *extra, password=None, ssl_context=None):
         ports = free_ports(2 * n)
         self.kv_ports = ports[:n]
         self.repl_ports = ports[n:]
         self.base_dir = base_dir
         self.extra = list(extra)
         self.password = password  # the nodes' --auth-file password, for status
+        self.ssl_context = ssl_context  # for status, when the nodes' client ports speak TLS
         self.nodes = [None] * n
         self.old_logs = [""] * n
 
@@ -219,7 +242,9 @@ class Cluster(object):
     def status(self, i, timeout=1.0):
         from dkv import KVClient
 
-        with KVClient(port=self.kv_ports[i], timeout=timeout, dial_retries=0, password=self.password) as c:
+        with KVClient(
+            port=self.kv_ports[i], timeout=timeout, dial_retries=0, password=self.password, ssl_context=self.ssl_context
+        ) as c:
             return c.status()
 
     def wait_leader(self, exclude=(), timeout=WAIT_MAX):

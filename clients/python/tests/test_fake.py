@@ -4,6 +4,7 @@ refusal; and bad arguments, which must fail before anything is sent."""
 
 import json
 import socket
+import ssl
 import threading
 import time
 import unittest
@@ -156,6 +157,27 @@ class TimeoutTest(unittest.TestCase):
             self.assertQuick(began, 0.3)
             c.close()
 
+    def test_tls_handshake_with_a_silent_server(self):
+        # A server that accepts and never answers the TLS handshake: it is
+        # bounded by connect_timeout (then redialled, as a connect is), and
+        # by the call's timeout.
+        def silent(server, n, sock, rfile):
+            while sock.recv(4096):
+                pass
+
+        ctx = ssl.create_default_context()
+        with FakeServer(silent) as fake:
+            began = time.monotonic()
+            with self.assertRaises(dkv.ConnectionFailed) as cm:
+                KVClient(port=fake.port, timeout=5, connect_timeout=0.2, dial_retries=1, ssl_context=ctx)
+            self.assertQuick(began, 0.4)
+            self.assertIn("TLS handshake", str(cm.exception))
+            self.assertEqual(fake.connections, 2)
+            began = time.monotonic()
+            with self.assertRaises(dkv.RequestTimeout):
+                KVClient(port=fake.port, timeout=0.3, connect_timeout=5, ssl_context=ctx)
+            self.assertQuick(began, 0.3)
+
     def test_dial_to_a_closed_port_fails_fast(self):
         port = nodeproc.free_ports(1)[0]
         began = time.monotonic()
@@ -214,6 +236,7 @@ CODES = {
     "io_error": dkv.ServerIOError,
     "not_implemented": dkv.NotImplementedByServer,
     "indexes_disabled": dkv.IndexesDisabled,
+    "tls_required": dkv.TLSRequired,
     "internal": dkv.Internal,
     "some_future_code": dkv.ServerError,
 }
@@ -413,6 +436,13 @@ class BadArgumentTest(unittest.TestCase):
         self.assertRaises(TypeError, dkv.ClusterKVClient, connect=False)
         self.assertRaises(ValueError, dkv.ClusterKVClient, kv_ports=["x"], connect=False)
         self.assertRaises(ValueError, dkv.ClusterKVClient, addrs=["nohost"], connect=False)
+        ctx = ssl.create_default_context()
+        for cls, kw in ((KVClient, {}), (dkv.ClusterKVClient, {"kv_ports": [9999]})):
+            with self.subTest(cls.__name__):
+                self.assertRaises(TypeError, cls, ssl_context="ca.pem", connect=False, **kw)
+                self.assertRaises(TypeError, cls, ssl_context=ctx, server_hostname="", connect=False, **kw)
+                self.assertRaises(ValueError, cls, server_hostname="localhost", connect=False, **kw)
+                cls(ssl_context=ctx, server_hostname="localhost", connect=False, **kw).close()
 
 
 class PipelineFakeTest(unittest.TestCase):
