@@ -124,13 +124,16 @@ const (
 	fieldTopK
 	fieldKeys
 	fieldPassword
+	fieldPrefix
+	fieldStartAfter
+	fieldKeysOnly
 
 	meshFields    = fieldAfter | fieldQuorum
 	sessionFields = fieldClientID | fieldSeq | fieldAcked
 )
 
 // fieldNames are the JSON names of the requestField bits, in bit order.
-var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password"}
+var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password", "prefix", "start_after", "keys_only"}
 
 // promiseFields ask the server to do something for this request: make it
 // exactly-once (a client session) or fail its snapshot (a test hook). On
@@ -167,6 +170,8 @@ func opFields(op string) (fields requestField, known bool) {
 		return fieldQuery | fieldMode | fieldLimit, true
 	case OpSearchSimilar:
 		return fieldQuery | fieldTopK, true
+	case OpScan:
+		return fieldPrefix | fieldStartAfter | fieldLimit | fieldKeysOnly, true
 	}
 	return 0, false
 }
@@ -272,6 +277,8 @@ func readOp(dec *jsontext.Decoder) (string, error) {
 		return OpSearch, nil
 	case `"` + OpSearchSimilar + `"`:
 		return OpSearchSimilar, nil
+	case `"` + OpScan + `"`:
+		return OpScan, nil
 	}
 	op, err := jsontext.AppendUnquote(nil, raw)
 	return string(op), err
@@ -408,6 +415,15 @@ func decodeRequest(dec *jsontext.Decoder, d *decodedRequest) error {
 		case "password":
 			f = fieldPassword
 			req.Password, err = readString(dec, topField("password"))
+		case "prefix":
+			f = fieldPrefix
+			req.Prefix, err = readString(dec, topField("prefix"))
+		case "start_after":
+			f = fieldStartAfter
+			req.StartAfter, err = readString(dec, topField("start_after"))
+		case "keys_only":
+			f = fieldKeysOnly
+			req.KeysOnly, err = readBool(dec, topField("keys_only"))
 		default:
 			return &requestError{"unknown field " + quote(string(name))}
 		}
@@ -670,6 +686,34 @@ func (c Codec) AppendResponse(dst []byte, resp *Response) []byte {
 			}
 		}
 		dst = append(dst, ']')
+	}
+	if resp.Items != nil {
+		dst = append(dst, `,"items":[`...)
+		for i, kv := range resp.Items {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"key":`...)
+			dst = appendString(dst, kv.Key)
+			dst = append(dst, `,"value":`...)
+			dst = appendString(dst, kv.Value)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	if resp.Keys != nil {
+		dst = append(dst, `,"keys":[`...)
+		for i, k := range resp.Keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, k)
+		}
+		dst = append(dst, ']')
+	}
+	if resp.More != nil {
+		dst = append(dst, `,"more":`...)
+		dst = strconv.AppendBool(dst, *resp.More)
 	}
 	if resp.Deleted != nil {
 		dst = append(dst, `,"deleted":`...)

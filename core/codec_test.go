@@ -400,8 +400,8 @@ func TestResponseIDRoundTrip(t *testing.T) {
 // which it keeps verbatim).
 func TestAppendResponseMatchesMarshal(t *testing.T) {
 	// A new field of Response or Error must be written by AppendResponse.
-	if n := reflect.TypeFor[Response]().NumField(); n != 9 {
-		t.Fatalf("Response has %d fields; AppendResponse writes 9: teach it the new one", n)
+	if n := reflect.TypeFor[Response]().NumField(); n != 12 {
+		t.Fatalf("Response has %d fields; AppendResponse writes 12: teach it the new one", n)
 	}
 	if n := reflect.TypeFor[Error]().NumField(); n != 3 {
 		t.Fatalf("Error has %d fields; AppendResponse writes 3: teach it the new one", n)
@@ -428,6 +428,10 @@ func TestAppendResponseMatchesMarshal(t *testing.T) {
 		{OK: true, Values: []*string{&odd, nil, &empty}},
 		{OK: true, Deleted: new(uint64)},
 		{OK: true, Stamp: "1.2.3", Deleted: &[]uint64{1 << 63}[0]},
+		{OK: true, Items: []KV{}, More: new(bool)},
+		{OK: true, Items: []KV{{Key: odd, Value: empty}, {Key: "b", Value: odd}}, More: &[]bool{true}[0]},
+		{OK: true, Keys: []string{}, More: new(bool)},
+		{OK: true, Keys: []string{odd, "b"}, More: &[]bool{true}[0]},
 	} {
 		want, err := json.Marshal(&resp)
 		if err != nil {

@@ -23,6 +23,9 @@ const (
 	// OpAuth proves that the client knows the server's secret (its
 	// --auth-file). The host answers it; it never reaches a node.
 	OpAuth = "auth"
+	// OpScan reads the keys that start with Prefix, after StartAfter, in
+	// key order, a page at a time (ScanResponse).
+	OpScan = "scan"
 	// The index ops, served with --enable-indexes (see Indexes).
 	OpSearch        = "search"
 	OpSearchSimilar = "search_similar"
@@ -122,6 +125,14 @@ type Request struct {
 	// Password is auth's: the server's secret.
 	Password string `json:"password,omitzero"`
 
+	// Scan only. Prefix selects the keys that start with it ("" for
+	// all); StartAfter, the keys after it (the last key of the previous
+	// page); Limit caps the page (0: ScanLimitDefault); KeysOnly leaves
+	// the values out.
+	Prefix     string `json:"prefix,omitzero"`
+	StartAfter string `json:"start_after,omitzero"`
+	KeysOnly   bool   `json:"keys_only,omitzero"`
+
 	// Prepared is what Indexes.Prepare made of a write's values off the
 	// node's loop; never on the wire.
 	Prepared any `json:"-"`
@@ -160,8 +171,14 @@ type Response struct {
 	Status  *Status `json:"status,omitempty"`
 	// Hits answer a search op, best first; empty, not absent, when
 	// nothing matched.
-	Hits  []Hit  `json:"hits,omitzero"`
-	Error *Error `json:"error,omitempty"`
+	Hits []Hit `json:"hits,omitzero"`
+	// A scan's page, in key order: Items, or Keys with keys_only; empty,
+	// not absent, when no key is left. More says whether keys are left
+	// after the page's last; it is set on every scan's answer.
+	Items []KV     `json:"items,omitzero"`
+	Keys  []string `json:"keys,omitzero"`
+	More  *bool    `json:"more,omitzero"`
+	Error *Error   `json:"error,omitempty"`
 }
 
 // Error is the error object of a failed response.
@@ -383,6 +400,16 @@ func (l Limits) Validate(req *Request) *Response {
 		return nil
 	case OpSearch, OpSearchSimilar:
 		return l.validateSearch(req)
+	case OpScan:
+		switch {
+		case len(req.Prefix) > l.KeyBytesMax:
+			return bad(CodeTooLarge, "prefix is %d bytes; a key is at most %d", len(req.Prefix), l.KeyBytesMax)
+		case len(req.StartAfter) > l.KeyBytesMax:
+			return bad(CodeTooLarge, "start_after is %d bytes; a key is at most %d", len(req.StartAfter), l.KeyBytesMax)
+		case req.Limit > uint64(l.BulkEntriesMax):
+			return bad(CodeTooLarge, "limit is %d; a scan returns at most %d keys a page", req.Limit, l.BulkEntriesMax)
+		}
+		return nil
 	case "":
 		return bad(CodeBadRequest, "missing field \"op\"")
 	default:
@@ -404,7 +431,7 @@ func (l Limits) validateSession(req *Request) *Response {
 	switch req.Op {
 	case OpSet, OpDelete, OpBulkSet, OpBulkDelete:
 		write = true
-	case OpGet, OpBulkGet, OpPing, OpStatus, OpSearch, OpSearchSimilar:
+	case OpGet, OpBulkGet, OpPing, OpStatus, OpSearch, OpSearchSimilar, OpScan:
 	default:
 		return nil
 	}

@@ -167,6 +167,8 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 		n.write(reply, req, recordBulkSet, req.Items)
 	case OpBulkGet:
 		n.queue(reply, BulkGetResponse(req.Keys, n.store.Get, n.cfg.Limits.RequestBytesMax), false)
+	case OpScan:
+		n.queue(reply, ScanResponse(req, n.store.Ascend, n.cfg.Limits.RequestBytesMax), false)
 	case OpBulkDelete:
 		// Only the keys that exist are logged; none at all: nothing to log.
 		var items []KV

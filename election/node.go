@@ -165,6 +165,7 @@ type clientRead struct {
 	key    string
 	keys   []string      // a bulk_get's keys; nil for a get
 	search *core.Request // a search op, answered by the indexes; nil for a get
+	scan   *core.Request // a scan; nil for a get
 	reply  core.ReplyFunc
 }
 
@@ -369,6 +370,8 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		n.read(clientRead{key: req.Key, reply: reply})
 	case core.OpBulkGet:
 		n.read(clientRead{keys: req.Keys, reply: reply})
+	case core.OpScan:
+		n.read(clientRead{scan: req, reply: reply})
 	case core.OpSearch, core.OpSearchSimilar:
 		if n.cfg.Indexes == nil {
 			reply(core.SearchResponse(nil, req))
@@ -915,6 +918,10 @@ func (n *Node) releaseReads() {
 		}
 		if rd.keys != nil {
 			rd.reply(core.BulkGetResponse(rd.keys, n.store.Get, n.cfg.Limits.RequestBytesMax))
+			continue
+		}
+		if rd.scan != nil {
+			rd.reply(core.ScanResponse(rd.scan, n.store.Ascend, n.cfg.Limits.RequestBytesMax))
 			continue
 		}
 		value, ok := n.store.Get(rd.key)

@@ -366,6 +366,8 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 			return it.Value, ok && !it.Tomb
 		}
 		n.queue(pending{reply: reply, resp: core.BulkGetResponse(req.Keys, get, n.cfg.Limits.RequestBytesMax)})
+	case core.OpScan:
+		n.queue(pending{reply: reply, resp: core.ScanResponse(req, n.rep.ascendLive, n.cfg.Limits.RequestBytesMax)})
 	case core.OpBulkDelete:
 		// Tombstones for every key, as delete does; the count is of the
 		// keys this node held live.

@@ -1,0 +1,57 @@
+package core
+
+import "strings"
+
+// ScanLimitDefault is the page of a scan that names no limit.
+const ScanLimitDefault = 100
+
+// ScanResponse answers a scan (req, validated) over a store that ascend
+// walks in key order from a key on (as Store.Ascend does; a mesh's skips
+// its tombstones). The page holds at most req.Limit keys and, past its
+// first, at most bytesMax bytes of keys and values, so that an answer
+// stays within what a client reads in one line; More says whether a key
+// is left after it, which the next page starts after.
+func ScanResponse(req *Request, ascend func(from string, f func(key, value string) bool), bytesMax int) Response {
+	limit := int(req.Limit)
+	if limit == 0 {
+		limit = ScanLimitDefault
+	}
+	from := req.Prefix
+	if req.StartAfter > from {
+		from = req.StartAfter
+	}
+	resp := Response{OK: true}
+	if req.KeysOnly {
+		resp.Keys = []string{}
+	} else {
+		resp.Items = []KV{}
+	}
+	more := false
+	n, total := 0, 0
+	ascend(from, func(key, value string) bool {
+		if !strings.HasPrefix(key, req.Prefix) {
+			return false // past the prefix: the keys that have it are contiguous
+		}
+		if key == req.StartAfter {
+			return true
+		}
+		size := len(key)
+		if !req.KeysOnly {
+			size += len(value)
+		}
+		if n == limit || (n > 0 && total+size > bytesMax) {
+			more = true
+			return false
+		}
+		n++
+		total += size
+		if req.KeysOnly {
+			resp.Keys = append(resp.Keys, key)
+		} else {
+			resp.Items = append(resp.Items, KV{Key: key, Value: value})
+		}
+		return true
+	})
+	resp.More = &more
+	return resp
+}

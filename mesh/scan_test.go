@@ -1,0 +1,51 @@
+package mesh
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"dkv/core"
+)
+
+// The merged walk over the buckets visits the live keys in key order from
+// where it starts, each once, tombstones left out, with their values.
+func TestAscendLiveIsKeyOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		r, _ := newReplica(core.NewStore())
+		live := map[string]string{}
+		for i := range rapid.IntRange(0, 60).Draw(t, "n") {
+			it := Item{Key: rapid.StringMatching(`[a-c]{1,4}`).Draw(t, "key"), Stamp: Stamp{Wall: int64(i + 1)}}
+			if rapid.IntRange(0, 3).Draw(t, "tomb") == 0 {
+				it.Tomb = true
+				delete(live, it.Key)
+			} else {
+				it.Value = rapid.StringMatching(`[xyz]{0,3}`).Draw(t, "value")
+				live[it.Key] = it.Value
+			}
+			r.apply(&it, nil)
+		}
+		from := rapid.StringMatching(`[a-c]{0,3}`).Draw(t, "from")
+		var want []string
+		for k, v := range live {
+			if k >= from {
+				want = append(want, k+"="+v)
+			}
+		}
+		slices.Sort(want)
+		stop := rapid.IntRange(1, len(want)+1).Draw(t, "stop after")
+		var got []string
+		r.ascendLive(from, func(key, value string) bool {
+			got = append(got, key+"="+value)
+			return len(got) < stop
+		})
+		if len(want) > stop {
+			want = want[:stop]
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("walked %s, want %s", strings.Join(got, " "), strings.Join(want, " "))
+		}
+	})
+}
