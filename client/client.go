@@ -297,7 +297,7 @@ func (c *KVClient) Close() error {
 
 func isRead(op string) bool {
 	switch op {
-	case core.OpGet, core.OpBulkGet, core.OpPing, core.OpStatus, core.OpSearch, core.OpSearchSimilar:
+	case core.OpGet, core.OpBulkGet, core.OpPing, core.OpStatus, core.OpSearch, core.OpSearchSimilar, core.OpScan:
 		return true
 	}
 	return false

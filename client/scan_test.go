@@ -1,0 +1,72 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"dkv/core"
+	"dkv/internal/servetest"
+	"dkv/realnet"
+)
+
+// Scan's pages and ScanAll's walk, against a single node and a one-node
+// mesh (whose store is ordered by hash bucket, so its walk merges them).
+func TestScan(t *testing.T) {
+	for name, addr := range map[string]string{
+		"single": servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig()),
+		"mesh":   startMeshNode(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c := dialT(t, addr)
+			var want []KV
+			for i := range 250 {
+				kv := KV{Key: fmt.Sprintf("user:%04d", i), Value: fmt.Sprintf("v%d", i)}
+				want = append(want, kv)
+				if err := c.Set(ctx, kv.Key, kv.Value); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, k := range []string{"a", "user", "user;", "zz"} {
+				if err := c.Set(ctx, k, "other"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.Delete(ctx, "user:0007"); err != nil {
+				t.Fatal(err)
+			}
+			want = slices.Delete(want, 7, 8)
+
+			var got []KV
+			for kv, err := range c.ScanAll(ctx, "user:", 40) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, kv)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("ScanAll gave %d keys, want %d: %v", len(got), len(want), got)
+			}
+
+			items, more, err := c.Scan(ctx, "user:", "", 0)
+			if err != nil || len(items) != core.ScanLimitDefault || !more || items[0] != want[0] {
+				t.Fatalf("first page: %d items, more %v, %v", len(items), more, err)
+			}
+			keys, more, err := c.ScanKeys(ctx, "user:", "user:0247", 10)
+			if err != nil || !slices.Equal(keys, []string{"user:0248", "user:0249"}) || more {
+				t.Fatalf("last page of keys: %q, more %v, %v", keys, more, err)
+			}
+			all, more, err := c.ScanKeys(ctx, "", "user:0249", 10)
+			if err != nil || !slices.Equal(all, []string{"user;", "zz"}) || more {
+				t.Fatalf("past the prefix: %q, more %v, %v", all, more, err)
+			}
+			if _, _, err := c.Scan(ctx, "", "", 10001); err == nil {
+				t.Fatal("a limit past the server's was served")
+			}
+		})
+	}
+}
