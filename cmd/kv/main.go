@@ -51,6 +51,12 @@ Commands:
   similar [--top-k N] QUERY
                            the N (default 5) keys whose values mean most
                            nearly what QUERY means (word embeddings)
+  scan [--keys-only] [--limit N | --all] [--start-after KEY] [PREFIX]
+                           the keys that start with PREFIX (every key if
+                           none), in key order, a JSON line each
+                           {"key":…,"value":…}; at most N (default 1000),
+                           and where keys are left, how to go on (on
+                           standard error)
   ping                     check that the server answers
   status                   print the server's status as JSON
   help                     print this text
@@ -87,6 +93,8 @@ Examples:
   kv bulk-delete k1 k2
   kv search 'hello "big world"'
   kv similar --top-k 3 ocean
+  kv scan user:                     # {"key":"user:1","value":"..."} ...
+  kv scan --keys-only --all
   kv --addr 10.0.0.5:9999 status
   kv --addrs 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 set hello world
   kv --auth-file dkv.pass get hello
@@ -203,6 +211,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer c.Close()
 	if err := op(ctx, c, stdout); err != nil {
+		var more moreKeysError
+		if errors.As(err, &more) {
+			fmt.Fprintf(stderr, "kv: %v\n", more)
+			return exitOK
+		}
 		return fail(stderr, err)
 	}
 	return exitOK
@@ -221,6 +234,8 @@ type store interface {
 	Status(ctx context.Context) (*core.Status, error)
 	Search(ctx context.Context, query string, opts ...client.SearchOption) ([]client.Hit, error)
 	SearchSimilar(ctx context.Context, query string, topK int) ([]client.Hit, error)
+	Scan(ctx context.Context, prefix, startAfter string, limit int) ([]client.KV, bool, error)
+	ScanKeys(ctx context.Context, prefix, startAfter string, limit int) ([]string, bool, error)
 	Close() error
 }
 
@@ -318,6 +333,8 @@ func parseCommand(cmd string, args []string) (operation, error) {
 		}, nil
 	case "search", "similar":
 		return parseSearch(cmd, args)
+	case "scan":
+		return parseScan(args)
 	case "ping":
 		if err := nargs(0, "ping"); err != nil {
 			return nil, err
@@ -391,6 +408,88 @@ func parseSearch(cmd string, args []string) (operation, error) {
 		hits, err := c.Search(ctx, query, opts...)
 		return printHits(w, hits, err)
 	}, nil
+}
+
+// scanPageMax is the page cmd/kv asks for: the server's default limit on
+// the keys of a page (--max-bulk-entries) is 10,000, and a page of a
+// thousand keeps each answer small.
+const scanPageMax = 1000
+
+func parseScan(args []string) (operation, error) {
+	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	keysOnly := fs.Bool("keys-only", false, "")
+	limit := fs.Int("limit", 1000, "")
+	all := fs.Bool("all", false, "")
+	startAfter := fs.String("start-after", "", "")
+	if err := fs.Parse(args); err != nil {
+		return nil, usagef("scan: %v", err)
+	}
+	if fs.NArg() > 1 {
+		return nil, usagef("scan takes one PREFIX at most: kv scan [--keys-only] [--limit N | --all] [--start-after KEY] [PREFIX]")
+	}
+	prefix := fs.Arg(0)
+	if *limit < 1 {
+		return nil, usagef("--limit must be at least 1, got %d", *limit)
+	}
+	return func(ctx context.Context, c store, w io.Writer) error {
+		after, printed := *startAfter, 0
+		for {
+			page := scanPageMax
+			if !*all {
+				page = min(page, *limit-printed)
+			}
+			var keys []string
+			var items []client.KV
+			var more bool
+			var err error
+			if *keysOnly {
+				keys, more, err = c.ScanKeys(ctx, prefix, after, page)
+			} else {
+				items, more, err = c.Scan(ctx, prefix, after, page)
+				for _, kv := range items {
+					keys = append(keys, kv.Key)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			for i, k := range keys {
+				line := map[string]string{"key": k}
+				if !*keysOnly {
+					line["value"] = items[i].Value
+				}
+				b, err := json.Marshal(line, json.Deterministic(true))
+				if err != nil {
+					return err
+				}
+				if _, err := fmt.Fprintf(w, "%s\n", b); err != nil {
+					return err
+				}
+			}
+			printed += len(keys)
+			if !more {
+				return nil
+			}
+			if len(keys) == 0 {
+				return fmt.Errorf("%w: an empty page of a scan that says more", client.ErrProtocol)
+			}
+			after = keys[len(keys)-1]
+			if !*all && printed >= *limit {
+				// The keys left are said on standard error, so that the
+				// output stays one JSON object a line.
+				return moreKeysError{after: after}
+			}
+		}
+	}, nil
+}
+
+// moreKeysError is a scan stopped at --limit with keys left: exit 0, and
+// how to go on, on standard error.
+type moreKeysError struct{ after string }
+
+func (e moreKeysError) Error() string {
+	return fmt.Sprintf("more keys after %q: go on with --start-after %q, or give --all", e.after, e.after)
 }
 
 // printHits prints one "score<TAB>key" line per hit, best first, and
