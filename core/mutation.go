@@ -126,6 +126,12 @@ const (
 	// MutRequestIDAliasesLine: a request's id is kept as a slice of the
 	// line it was read from, which the connection reuses for the next one.
 	MutRequestIDAliasesLine
+
+	// The scan (scan.go).
+
+	// MutScanFullPageIsLast: a page that fills up at its limit stops there
+	// and says no key is left, without looking for one.
+	MutScanFullPageIsLast
 )
 
 var mutationNames = MutationNames[Mutation]{
@@ -159,6 +165,7 @@ var mutationNames = MutationNames[Mutation]{
 	MutResponseIDOffByOne:        "response-id-off-by-one",
 	MutErrorCodeIsMessage:        "error-code-is-message",
 	MutRequestIDAliasesLine:      "request-id-aliases-line",
+	MutScanFullPageIsLast:        "scan-full-page-is-last",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -12,6 +12,11 @@ const ScanLimitDefault = 100
 // stays within what a client reads in one line; More says whether a key
 // is left after it, which the next page starts after.
 func ScanResponse(req *Request, ascend func(from string, f func(key, value string) bool), bytesMax int) Response {
+	return scanResponse(req, ascend, bytesMax, MutNone)
+}
+
+// scanResponse is ScanResponse with a single node's planted bug.
+func scanResponse(req *Request, ascend func(from string, f func(key, value string) bool), bytesMax int, mut Mutation) Response {
 	limit := int(req.Limit)
 	if limit == 0 {
 		limit = ScanLimitDefault
@@ -50,7 +55,7 @@ func ScanResponse(req *Request, ascend func(from string, f func(key, value strin
 		} else {
 			resp.Items = append(resp.Items, KV{Key: key, Value: value})
 		}
-		return true
+		return mut != MutScanFullPageIsLast || n < limit
 	})
 	resp.More = &more
 	return resp

@@ -168,7 +168,7 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 	case OpBulkGet:
 		n.queue(reply, BulkGetResponse(req.Keys, n.store.Get, n.cfg.Limits.RequestBytesMax), false)
 	case OpScan:
-		n.queue(reply, ScanResponse(req, n.store.Ascend, n.cfg.Limits.RequestBytesMax), false)
+		n.queue(reply, scanResponse(req, n.store.Ascend, n.cfg.Limits.RequestBytesMax, n.cfg.Mutation), false)
 	case OpBulkDelete:
 		// Only the keys that exist are logged; none at all: nothing to log.
 		var items []KV

@@ -87,6 +87,7 @@ var callKinds = map[string]string{
 	core.OpGet: "call-get", core.OpSet: "call-set", core.OpDelete: "call-delete",
 	core.OpBulkSet: "call-bulk", core.OpStatus: "call-status", core.OpPing: "call-ping",
 	core.OpBulkGet: "call-bulk-get", core.OpBulkDelete: "call-bulk-delete",
+	core.OpScan: "call-scan",
 }
 
 // think waits a little, then issues the next request.
@@ -175,7 +176,7 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		}
 		return ks
 	}
-	w := r.IntN(m.WGet + m.WSet + m.WDelete + m.WBulk + m.WBulkGet + m.WBulkDel + m.WStatus)
+	w := r.IntN(m.WGet + m.WSet + m.WDelete + m.WBulk + m.WBulkGet + m.WBulkDel + m.WScan + m.WStatus)
 	switch {
 	case w < m.WGet:
 		op.Kind, op.Key = checks.KindGet, key()
@@ -209,6 +210,28 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		op.Kind, op.Items = checks.KindBulkDelete, bulkKeys()
 		c.recentKeys = append(c.recentKeys[:0], keysOf(op.Items)...)
 		return &core.Request{Op: core.OpBulkDelete, Keys: keysOf(op.Items)}, op
+	case w < m.WGet+m.WSet+m.WDelete+m.WBulk+m.WBulkGet+m.WBulkDel+m.WScan:
+		// Every key, the keys of one digit's prefix ("k1" is k1 alone
+		// with at most 8 keys), or one key's; after a key or not.
+		req := &core.Request{Op: core.OpScan, Limit: uint64(1 + r.IntN(4))}
+		switch r.IntN(3) {
+		case 1:
+			req.Prefix = "k"
+		case 2:
+			req.Prefix = key()
+		}
+		if r.IntN(2) == 0 {
+			req.StartAfter = key()
+		}
+		// Recorded as a bulk_get of the keys the page covers, once it
+		// is answered (scanned); until then, of every key it may cover.
+		for _, k := range scanCandidates(m.Keys, req) {
+			op.Items = append(op.Items, core.KV{Key: k})
+		}
+		if len(op.Items) > 0 {
+			op.Kind = checks.KindBulkGet
+		}
+		return req, op
 	default:
 		return &core.Request{Op: core.OpStatus}, op // op.Kind 0: not recorded
 	}
@@ -297,7 +320,11 @@ func (c *client) receive(m *response) {
 			}
 			a.op.Found, a.op.Value = true, *resp.Value
 		}
-		if a.op.Kind == checks.KindBulkGet {
+		if a.req.Op == core.OpScan {
+			if !c.scanned(a, resp) {
+				return
+			}
+		} else if a.op.Kind == checks.KindBulkGet {
 			if len(resp.Values) != len(a.op.Items) {
 				c.s.fail("protocol", fmt.Sprintf("bulk_get of %d keys answered %d values (attempt %d)", len(a.op.Items), len(resp.Values), a.id))
 				return
@@ -369,7 +396,8 @@ func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 		lg.op.Note = note
 		switch o {
 		case checks.OK:
-			lg.op.Found, lg.op.Value, lg.op.Reads = a.op.Found, a.op.Value, a.op.Reads
+			// Items too: a scan's are the keys its page covered.
+			lg.op.Found, lg.op.Value, lg.op.Reads, lg.op.Items = a.op.Found, a.op.Value, a.op.Reads, a.op.Items
 			c.finishLogical(checks.OK)
 		case checks.Unknown:
 			lg.maybe = true

@@ -31,8 +31,11 @@ type FaultMix struct {
 	// WBulkGet and WBulkDel weigh bulk_get and bulk_delete of up to
 	// BulkMax keys. They are drawn last and are 0 in half the seeds, so
 	// that those seeds' workloads are what they were before these ops.
-	WBulkGet  int
-	WBulkDel  int
+	WBulkGet int
+	WBulkDel int
+	// WScan weighs scans of a prefix of the keys, a page of 1 to 4; drawn
+	// after them, and 0 in half the seeds, for the same reason.
+	WScan     int
 	BulkMax   int     // items in a bulk_set, at most
 	ValuePad  int     // values carry up to this many padding bytes
 	SimFail   float64 // chance a write carries debug_simulate_fail
@@ -220,6 +223,9 @@ func DrawMix(r *rand.Rand) FaultMix {
 	if d.on(0.5) {
 		m.WBulkGet = d.intIn(1, 4)
 		m.WBulkDel = d.intIn(1, 3)
+	}
+	if d.on(0.5) {
+		m.WScan = d.intIn(1, 3)
 	}
 	return m
 }

@@ -260,8 +260,8 @@ func (c *client) meshAnswered(a *attempt, resp *core.Response) {
 		// checks below; what it can be held to is that every value it
 		// read is one some client sent for that key.
 		for i, kv := range a.op.Items {
-			if v := resp.Values[i]; v != nil && !s.mesh.sent[kv.Key][*v] {
-				s.fail("durability", fmt.Sprintf("bulk_get (attempt %d) read %q for key %s from node %d, which no client wrote", a.id, *v, kv.Key, a.node))
+			if v := a.op.Reads[i]; v != nil && !s.mesh.sent[kv.Key][*v] {
+				s.fail("durability", fmt.Sprintf("%s (attempt %d) read %q for key %s from node %d, which no client wrote", a.req.Op, a.id, *v, kv.Key, a.node))
 				return
 			}
 		}

@@ -14,6 +14,7 @@ protocol is docs/PROTOCOL.md in the dkv repository. Standard library only.
 """
 
 from .client import KVClient, Pipeline
+from .protocol import ScanPage
 from .cluster import ClusterKVClient
 from .errors import (
     AuthFailed,
@@ -52,6 +53,7 @@ __all__ = [
     "KVClient",
     "ClusterKVClient",
     "Pipeline",
+    "ScanPage",
     "AuthFailed",
     "AuthRequired",
     "BadRequest",

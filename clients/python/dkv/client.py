@@ -14,6 +14,7 @@ from .errors import (
     ConnectionFailed,
     ConnectionLost,
     DKVError,
+    ProtocolError,
     RequestTimeout,
     ServerError,
     TLSError,
@@ -122,6 +123,22 @@ class _Calls(object):
         without --enable-indexes."""
         return self._submit(_search_similar(word, top_k))
 
+    def Scan(self, prefix="", start_after="", limit=None, keys_only=False):
+        """One page of the keys that start with prefix ("" for every key)
+        and come after start_after ("" for the first page), in key order
+        (the byte order of their UTF-8), read at one instant.
+
+        Returns a ScanPage(items, more): items, a list of (key, value)
+        tuples, or of keys with keys_only=True; more, whether keys are left
+        after the page's last key, which the next page's start_after is.
+        limit caps the page (None: the server's default, 100; at most its
+        --max-bulk-entries, or TooLarge); a page may hold fewer where its
+        bytes would pass the server's --max-request-bytes, but holds a key
+        whenever one is left. A page over the client's response_bytes_max
+        raises ResponseTooLarge: ask for a smaller limit. ScanAll walks
+        every page."""
+        return self._submit(_scan(prefix, start_after, limit, keys_only))
+
     def ping(self):
         """Checks that the server answers."""
         return self._submit(_ping())
@@ -138,8 +155,49 @@ class _Calls(object):
     bulk_delete = BulkDelete
     search = Search
     search_similar = SearchSimilar
+    scan = Scan
     Ping = ping
     Status = status
+
+
+class _Walks(object):
+    """Calls made of many calls, one after another: KVClient's and
+    ClusterKVClient's, not a Pipeline's (whose calls are all queued before
+    any answer)."""
+
+    def ScanAll(self, prefix="", page_size=None):
+        """Every (key, value) whose key starts with prefix, in key order: a
+        generator that reads a page of page_size keys (None: the server's
+        default, 100) whenever it runs out, each after the last key of the
+        one before, until a page says no more are left.
+
+        Each page is read at its own instant: a key written or deleted
+        during the walk may be seen or not, but one that exists throughout
+        is seen exactly once. An error (the server's, the connection's)
+        ends the walk at the page that met it, raised from the generator;
+        a page that says more but holds no keys, or does not go past the
+        last, is a ProtocolError rather than a walk without end. The
+        arguments are checked at the call, before anything is sent."""
+        protocol.scan_request(prefix, "", page_size)  # TypeError, ValueError now
+        return self._scan_all(prefix, page_size)
+
+    def _scan_all(self, prefix, page_size):
+        after = ""
+        while True:
+            page = self.Scan(prefix, after, page_size)
+            for kv in page.items:
+                yield kv
+            if not page.more:
+                return
+            if not page.items:
+                raise ProtocolError("scan of prefix %r after %r: an empty page that says more" % (prefix, after))
+            last = page.items[-1][0]
+            if last <= after:
+                # Not past the previous page: the walk would not end.
+                raise ProtocolError("scan of prefix %r after %r: a page that ends at %r, not past it" % (prefix, after, last))
+            after = last
+
+    scan_all = ScanAll
 
 
 class _Op(object):
@@ -197,6 +255,10 @@ def _search_similar(word, top_k):
     return _Op(protocol.search_similar_request(word, top_k), protocol.hits_of)
 
 
+def _scan(prefix, start_after, limit, keys_only):
+    return _Op(protocol.scan_request(prefix, start_after, limit, keys_only), lambda resp: protocol.scan_page_of(resp, keys_only))
+
+
 def _finish(op, resp):
     """The caller's result of a response to op, or raises its error."""
     if resp["ok"]:
@@ -207,7 +269,7 @@ def _finish(op, resp):
     raise err
 
 
-class KVClient(_Calls):
+class KVClient(_Calls, _Walks):
     """A client of one dkv server (a single node, or one node of a mesh).
 
     ``KVClient(host="127.0.0.1", port=9999, timeout=10.0)`` connects at
@@ -229,7 +291,10 @@ class KVClient(_Calls):
     Calls: ``Set(key, value)``, ``Get(key)`` (None for a missing key),
     ``Delete(key)``, ``BulkSet([(key, value), ...])`` (atomic),
     ``Search(query, mode="all", limit=10)`` and ``SearchSimilar(word,
-    top_k=5)`` (lists of (key, score), best first), ``ping()``,
+    top_k=5)`` (lists of (key, score), best first), ``Scan(prefix="",
+    start_after="", limit=None, keys_only=False)`` (a ScanPage: one page
+    of keys in order) and ``ScanAll(prefix="", page_size=None)`` (every
+    (key, value) with the prefix, page by page), ``ping()``,
     ``status()`` (a dict), ``request(dict)`` (a raw request), and
     ``pipeline()`` for a batch sent back to back. The snake_case names
     (``set``, ``get``, ``bulk_set``, ...) are the same methods.
@@ -310,8 +375,9 @@ class KVClient(_Calls):
     def request(self, req):
         """Sends a raw request (a dict without "id"; the client adds its
         own) and returns the response dict; an ok:false response raises its
-        ServerError. Only get, ping, status and the searches count as reads
-        for retrying; any other op is a write, never sent twice."""
+        ServerError. Only get, bulk_get, ping, status, the searches and scan
+        count as reads for retrying; any other op is a write, never sent
+        twice."""
         if not isinstance(req, dict) or not isinstance(req.get("op"), str):
             raise TypeError("request takes a dict with a str \"op\"")
         req = dict(req)

@@ -9,6 +9,7 @@ from . import protocol
 from .client import (
     KVClient,
     _Calls,
+    _Walks,
     _check_timeout,
     _check_tls,
     _finish,
@@ -88,10 +89,11 @@ class Session(object):
         return self.low
 
 
-class ClusterKVClient(_Calls):
+class ClusterKVClient(_Calls, _Walks):
     """A client of a dkv cluster: the calls of KVClient (Set, Get, Delete,
-    BulkSet, Search, SearchSimilar, ping, status, request), each sent to the
-    node believed to lead.
+    BulkSet, BulkGet, BulkDelete, Search, SearchSimilar, Scan, ScanAll,
+    ping, status, request), each sent to the node believed to lead (a
+    read, such as each page of a scan, is linearizable there).
 
     ``ClusterKVClient(kv_ports=[P0, P1, P2])`` as the seed writes it, on
     ``host`` (127.0.0.1); or ``addrs=["host:port", ...]``. It connects to

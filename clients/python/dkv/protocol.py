@@ -5,6 +5,7 @@ This module builds request objects from a caller's arguments, checking
 their types before anything is sent, and encodes them into lines.
 """
 
+import collections
 import json
 from typing import Dict, List, Tuple
 
@@ -13,7 +14,7 @@ from .errors import ProtocolError
 # Ops that only read. They are safe to send again after a broken
 # connection; every other op is a write and is never sent twice by a
 # KVClient (a ClusterKVClient resends writes under its session only).
-READ_OPS = frozenset(("get", "bulk_get", "ping", "status", "search", "search_similar"))
+READ_OPS = frozenset(("get", "bulk_get", "ping", "status", "search", "search_similar", "scan"))
 
 # Ops any cluster node answers itself; the others only the leader serves.
 ANY_NODE_OPS = frozenset(("ping", "status"))
@@ -123,6 +124,54 @@ def search_request(query, mode="all", limit=10):
 
 def search_similar_request(word, top_k=5):
     return {"op": "search_similar", "query": check_str("word", word), "top_k": check_positive_int("top_k", top_k)}
+
+
+class ScanPage(collections.namedtuple("ScanPage", ("items", "more"))):
+    """One page of a scan: ``items``, a list in key order of (key, value)
+    tuples, or of keys (str) for a scan with ``keys_only``, empty when no
+    key is left; ``more``, whether keys with the prefix are left after the
+    page's last key (the next page's ``start_after``)."""
+
+    __slots__ = ()
+
+
+def scan_request(prefix="", start_after="", limit=None, keys_only=False):
+    """A scan: prefix "" for every key, start_after "" for the first page,
+    limit None for the server's default (100). The fields at their
+    defaults are left out, as the server takes their absence."""
+    req = {"op": "scan"}
+    if check_str("prefix", prefix):
+        req["prefix"] = prefix
+    if check_str("start_after", start_after):
+        req["start_after"] = start_after
+    if limit is not None:
+        req["limit"] = check_positive_int("limit", limit)
+    if not isinstance(keys_only, bool):
+        raise TypeError("keys_only must be a bool, not %s" % type(keys_only).__name__)
+    if keys_only:
+        req["keys_only"] = True
+    return req
+
+
+def scan_page_of(resp, keys_only):
+    """A scan's answer as a ScanPage."""
+    more = resp.get("more")
+    if not isinstance(more, bool):
+        raise ProtocolError("scan response has no boolean \"more\": %.200r" % (resp,))
+    if keys_only:
+        keys = resp.get("keys")
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ProtocolError("scan response has no list of keys: %.200r" % (resp,))
+        return ScanPage(keys, more)
+    items = resp.get("items")
+    if not isinstance(items, list):
+        raise ProtocolError("scan response has no list of items: %.200r" % (resp,))
+    out = []  # type: List[Tuple[str, str]]
+    for it in items:
+        if not isinstance(it, dict) or not isinstance(it.get("key"), str) or not isinstance(it.get("value"), str):
+            raise ProtocolError("scan item is not {\"key\",\"value\"}: %.200r" % (it,))
+        out.append((it["key"], it["value"]))
+    return ScanPage(out, more)
 
 
 def encode(req, request_bytes_max):

@@ -114,9 +114,27 @@ class ClusterTest(unittest.TestCase):
             time.sleep(0.05)
         self.assertNotEqual(st["role"], "leader")
 
-
-if __name__ == "__main__":
-    unittest.main()
+    def test_scan_all(self):
+        # Scan is a read the leader serves: from a follower, redirected.
+        cl = self.cluster
+        leader, _ = cl.wait_leader()
+        follower = (leader + 1) % 3
+        ports = [cl.kv_ports[follower]] + [p for i, p in enumerate(cl.kv_ports) if i != follower]
+        c = ClusterKVClient(kv_ports=ports, timeout=20)
+        self.addCleanup(c.close)
+        want = [("user:%03d" % i, "v%d" % i) for i in range(60)]
+        want[5] = ("user:005", "ключ ☃")
+        c.BulkSet(want[:50])
+        for k, v in want[50:]:
+            c.Set(k, v)
+        c.BulkSet([("user", "x"), ("user;", "x"), ("a", "x")])
+        c.Delete("user:010")
+        del want[10]
+        self.assertEqual(list(c.ScanAll("user:", page_size=25)), want)
+        self.assertEqual(c.leader(), "127.0.0.1:%d" % cl.kv_ports[leader])
+        self.assertEqual(c.Scan("user:", want[-3][0], keys_only=True), ([k for k, _ in want[-2:]], False))
+        with self.assertRaises(dkv.TooLarge):
+            c.Scan(limit=10001)
 
 
 class ClusterPasswordTest(unittest.TestCase):
@@ -147,3 +165,7 @@ class ClusterPasswordTest(unittest.TestCase):
         with self.assertRaises(dkv.AuthRequired):
             without.Set("hello", "stranger")
         self.assertEqual(c.Get("hello"), "world")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -542,6 +542,153 @@ class PipelineFakeTest(unittest.TestCase):
             self.assertEqual(c.pipeline().execute(), [])
 
 
+def scan_handler(pages):
+    """Answers the scans it reads with the next of pages (response fields),
+    the last one again once they run out; anything else with ok."""
+
+    def handler(server, n, sock, rfile):
+        while True:
+            req = server.read_request(rfile)
+            if req is None:
+                return
+            if req.get("op") != "scan":
+                reply(sock, ok_for(req))
+                continue
+            with server.lock:
+                i = server.__dict__.setdefault("answered", 0)
+                server.answered = i + 1
+            reply(sock, ok_for(req, **pages[min(i, len(pages) - 1)]))
+
+    return handler
+
+
+def items(*keys):
+    return [{"key": k, "value": "v-" + k} for k in keys]
+
+
+class ScanFakeTest(unittest.TestCase):
+    """Scan's requests and answers, and ScanAll's guards against a server
+    that would make it walk for ever."""
+
+    def requests(self, fake):
+        return [{k: v for k, v in r.items() if k != "id"} for r in fake.requests]
+
+    def test_requests_and_pages(self):
+        pages = [
+            {"items": items("p1", "p2"), "more": True},
+            {"items": items("p3"), "more": False},
+            {"keys": ["p9"], "more": False},
+            {"items": [], "more": False},
+        ]
+        with FakeServer(scan_handler(pages)) as fake, KVClient(port=fake.port, timeout=5) as c:
+            self.assertEqual(list(c.ScanAll("p", page_size=2)), [("p1", "v-p1"), ("p2", "v-p2"), ("p3", "v-p3")])
+            page = c.Scan("p", "p8", 5, keys_only=True)
+            self.assertEqual(page, dkv.ScanPage(["p9"], False))
+            self.assertEqual((page.items, page.more), (["p9"], False))
+            self.assertEqual(c.Scan(), ([], False))
+            self.assertEqual(
+                self.requests(fake),
+                [
+                    {"op": "scan", "prefix": "p", "limit": 2},
+                    {"op": "scan", "prefix": "p", "start_after": "p2", "limit": 2},
+                    {"op": "scan", "prefix": "p", "start_after": "p8", "limit": 5, "keys_only": True},
+                    {"op": "scan"},  # defaults are left out, as the server takes their absence
+                ],
+            )
+
+    def test_empty_page_that_says_more_is_a_protocol_error(self):
+        pages = [{"items": items("a", "b"), "more": True}, {"items": [], "more": True}]
+        with FakeServer(scan_handler(pages)) as fake, KVClient(port=fake.port, timeout=5) as c:
+            got = []
+            with self.assertRaises(dkv.ProtocolError) as cm:
+                for kv in c.ScanAll():
+                    got.append(kv)
+            self.assertIn("empty page", str(cm.exception))
+            self.assertEqual(got, [("a", "v-a"), ("b", "v-b")])
+            self.assertEqual(len(fake.requests), 2)
+            # A page that does not go past the last one would loop too.
+            fake.answered = 0
+            pages[1:] = [{"items": items("b"), "more": True}]
+            with self.assertRaises(dkv.ProtocolError):
+                list(c.ScanAll())
+            self.assertEqual(len(fake.requests), 4)
+            pages[1:] = [{"items": items("0"), "more": True}]
+            fake.answered = 0
+            with self.assertRaises(dkv.ProtocolError):
+                list(c.ScanAll())
+            # An empty page that says no more is the end of an empty walk.
+            pages[:] = [{"items": [], "more": False}]
+            self.assertEqual(list(c.ScanAll()), [])
+
+    def test_malformed_answers(self):
+        for answer in [
+            {"items": items("a")},  # no more
+            {"items": items("a"), "more": "yes"},
+            {"more": False},  # no items
+            {"items": None, "more": False},
+            {"items": [{"key": "a"}], "more": False},  # no value
+            {"items": [{"key": 1, "value": "x"}], "more": False},
+            {"items": ["a"], "more": False},
+            {"keys": ["a"], "more": False},  # keys to a scan with values
+        ]:
+            with self.subTest(answer), FakeServer(scan_handler([answer])) as fake, KVClient(port=fake.port, timeout=5) as c:
+                with self.assertRaises(dkv.ProtocolError):
+                    c.Scan()
+                with self.assertRaises(dkv.ProtocolError):
+                    list(c.ScanAll())
+        for answer in [{"items": items("a"), "more": False}, {"keys": [1], "more": False}, {"keys": ["a"]}]:
+            with self.subTest(answer), FakeServer(scan_handler([answer])) as fake, KVClient(port=fake.port, timeout=5) as c:
+                with self.assertRaises(dkv.ProtocolError):
+                    c.Scan(keys_only=True)
+
+    def test_bad_arguments_send_nothing(self):
+        with FakeServer(scan_handler([{"items": [], "more": False}])) as fake, KVClient(port=fake.port, timeout=5) as c:
+            for call in [
+                lambda: c.Scan(1),
+                lambda: c.Scan(b"user:"),
+                lambda: c.Scan(None),
+                lambda: c.Scan("", 5),
+                lambda: c.Scan("", b"x"),
+                lambda: c.Scan(limit="10"),
+                lambda: c.Scan(limit=1.5),
+                lambda: c.Scan(limit=True),
+                lambda: c.Scan(keys_only="yes"),
+                lambda: c.Scan(keys_only=1),
+                lambda: c.ScanAll(7),
+                lambda: c.ScanAll(page_size="40"),
+                lambda: c.pipeline().Scan(limit=2.0),
+            ]:
+                self.assertRaises(TypeError, call)
+            for call in [
+                lambda: c.Scan(limit=0),
+                lambda: c.Scan(limit=-1),
+                lambda: c.ScanAll(page_size=0),  # at the call, before iterating
+                lambda: c.Scan("\ud800"),
+            ]:
+                self.assertRaises(ValueError, call)
+            time.sleep(0.05)
+            self.assertEqual(fake.requests, [])
+            self.assertFalse(hasattr(c.pipeline(), "ScanAll"))
+
+    def test_scan_is_a_read(self):
+        # Retried on a new connection after a broken one; and by the cluster
+        # client at the next node, without session fields.
+        def first_closes(server, n, sock, rfile):
+            if n == 0:
+                closes_mid_reply(server, n, sock, rfile)
+            else:
+                scan_handler([{"keys": ["k"], "more": False}])(server, n, sock, rfile)
+
+        with FakeServer(first_closes) as fake, KVClient(port=fake.port, timeout=5) as c:
+            self.assertEqual(c.Scan(keys_only=True), (["k"], False))
+            self.assertEqual(fake.ops(), ["scan", "scan"])
+        with FakeServer(closes_mid_reply) as dying, FakeServer(scan_handler([{"items": items("k"), "more": False}])) as other:
+            with dkv.ClusterKVClient(kv_ports=[dying.port, other.port], timeout=5) as c:
+                self.assertEqual(list(c.ScanAll("k", page_size=3)), [("k", "v-k")])
+                self.assertEqual(dying.ops(), ["scan"])
+                self.assertEqual(self.requests(other), [{"op": "scan", "prefix": "k", "limit": 3}])
+
+
 class StampTest(unittest.TestCase):
     def test_writes_carry_the_highest_stamp_seen(self):
         stamps = iter(["100.0.1", "90.5.2", "100.1.0", "100.1.0"])

@@ -414,6 +414,74 @@ class SearchTest(NodeTestCase):
         self.assertEqual(len(r[1]), 1)
 
 
+class ScanTest(NodeTestCase):
+    """Scan's pages and ScanAll's walk on a real node, as client/scan_test.go
+    checks the Go client's: 250 keys with the prefix and some around it."""
+
+    def test_scan_and_scan_all(self):
+        c = self.client(self.start())
+        want = [("user:%04d" % i, "v%d" % i) for i in range(250)]
+        want[100] = ("user:0100", "значение ☃ 𝄞 \"quoted\"\n")  # non-ASCII, escapes
+        c.BulkSet(want[:200])
+        p = c.pipeline()
+        for k, v in want[200:]:
+            p.Set(k, v)
+        p.execute()
+        others = [("a", "other"), ("user", "other"), ("user;", "other"), ("zz", "other"), ("é", "ü")]
+        c.BulkSet(others)
+        c.Delete("user:0007")
+        del want[7]
+
+        self.assertEqual(list(c.ScanAll("user:", page_size=40)), want)
+        self.assertEqual(list(c.scan_all("user:", 7)), want)
+        self.assertEqual(list(c.ScanAll("user:", page_size=10000)), want)
+        self.assertEqual(list(c.ScanAll("user:")), want)  # the server's default pages
+        # Every key, in the byte order of its UTF-8 ("é" is 0xC3 0xA9, after "zz").
+        every = sorted(want + others, key=lambda kv: kv[0].encode("utf-8"))
+        self.assertEqual(every[-2:], [("zz", "other"), ("é", "ü")])
+        self.assertEqual(list(c.ScanAll(page_size=33)), every)
+        self.assertEqual(list(c.ScanAll("user:02", page_size=3)), [kv for kv in want if kv[0].startswith("user:02")])
+        self.assertEqual(list(c.ScanAll("nothing-here")), [])
+
+        # The first page with the server's default limit.
+        page = c.Scan("user:")
+        self.assertIsInstance(page, dkv.ScanPage)
+        self.assertEqual(len(page.items), 100)
+        self.assertTrue(page.more)
+        self.assertEqual(page.items, want[:100])
+        self.assertNotIn("user:0007", [k for k, _ in page.items])
+        items, more = page  # a named tuple
+        self.assertEqual((items[0], more), (want[0], True))
+        # The next page starts after the last key of this one.
+        nxt = c.Scan("user:", start_after=page.items[-1][0], limit=100)
+        self.assertEqual(nxt, (want[100:200], True))
+        self.assertEqual(page.items[99], ("user:0100", "значение ☃ 𝄞 \"quoted\"\n"))
+        # A last page, keys only.
+        self.assertEqual(c.Scan("user:", "user:0247", 10, keys_only=True), dkv.ScanPage(["user:0248", "user:0249"], False))
+        self.assertEqual(c.Scan("user:", "user:0249", keys_only=True), ([], False))
+        self.assertEqual(c.Scan("user:", "user:0247", 2, keys_only=True), (["user:0248", "user:0249"], False))
+        self.assertEqual(c.Scan("user:", "user:0246", 2, keys_only=True), (["user:0247", "user:0248"], True))
+        # Past the prefix: start_after beyond it, the walk goes on to the end.
+        self.assertEqual(c.Scan("", "user:0249", 10, keys_only=True), (["user;", "zz", "é"], False))
+        self.assertEqual(c.Scan("user:", "user;", 10), ([], False))
+        self.assertEqual(c.Scan("", "", 1), ([("a", "other")], True))
+        # The server's limits, typed.
+        with self.assertRaises(dkv.TooLarge) as cm:
+            c.Scan(limit=10001)
+        self.assertEqual(cm.exception.code, "too_large")
+        self.assertEqual(cm.exception.op, "scan")
+        with self.assertRaises(dkv.TooLarge):
+            c.Scan("k" * 4097)
+        with self.assertRaises(dkv.TooLarge):
+            list(c.ScanAll("user:", page_size=10001))
+        with self.assertRaises(ValueError):
+            c.Scan(limit=0)
+        # In a pipeline, with the writes before it.
+        p = c.pipeline().Set("user:0250", "new").Scan("user:", "user:0248", keys_only=True).Delete("user:0250")
+        self.assertEqual(p.execute()[1], (["user:0249", "user:0250"], False))
+        self.assertEqual(c.Scan("user:", "user:0248"), ([("user:0249", "v249")], False))
+
+
 class ClusterClientOnSingleNodeTest(NodeTestCase):
     """ClusterKVClient against a single node: the node checks the session
     fields and otherwise ignores them, and every call goes to it."""
