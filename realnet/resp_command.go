@@ -247,9 +247,17 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 			return raw([]byte("*0\r\n")), false
 		}
 		return errorf(unknownSubcommand(args, "CONFIG")), false
+	case "scan", "keys":
+		return errorf(respNoScan), false
 	}
 	return errorf(unknownCommand(argv)), false
 }
+
+// respNoScan answers SCAN and KEYS. Redis's SCAN cursor is a number that
+// clients parse (go-redis into a uint64, redis-cli with strtoull), where
+// dkv's position in a scan is a key; and KEYS answers every key at once,
+// which dkv bounds. The JSON scan op pages by key.
+const respNoScan = "ERR dkv serves no SCAN or KEYS over RESP; page through the keys with the JSON scan op (go run ./cmd/kv scan PREFIX)"
 
 // respStrings copies RESP arguments, which alias the read buffer.
 func respStrings(args [][]byte) []string {

@@ -149,6 +149,12 @@ func TestRESPCommandsWithGoRedis(t *testing.T) {
 			if err := rc.Do(ctx, "FOO", "bar", "baz").Err(); err == nil || err.Error() != "ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' " {
 				t.Errorf("unknown command: %q", err)
 			}
+			if _, _, err := rc.Scan(ctx, 0, "a*", 10).Result(); err == nil || err.Error() != respNoScan {
+				t.Errorf("SCAN: %v", err)
+			}
+			if err := rc.Keys(ctx, "*").Err(); err == nil || err.Error() != respNoScan {
+				t.Errorf("KEYS: %v", err)
+			}
 			if err := rc.Do(ctx, "GET").Err(); err == nil || err.Error() != "ERR wrong number of arguments for 'get' command" {
 				t.Errorf("GET without a key: %q", err)
 			}
