@@ -485,6 +485,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"op":"bulk_set","items":[{"key":"a","value":"b"}]}`))
 	f.Add([]byte(`{`))
 	f.Add([]byte(`{"op":"auth","password":"secret","id":"a"}`))
+	f.Add([]byte(`{"op":"scan","prefix":"a","start_after":"ab","limit":3,"keys_only":true}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		req, bad := DecodeRequest(line)
 		if (req == nil) == (bad == nil) {
