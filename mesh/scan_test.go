@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -48,4 +49,26 @@ func TestAscendLiveIsKeyOrder(t *testing.T) {
 			t.Fatalf("walked %s, want %s", strings.Join(got, " "), strings.Join(want, " "))
 		}
 	})
+}
+
+// BenchmarkScanPage measures a page of 100 keys from a replica of 100,000
+// and of 1,000,000, from a start in the middle: the bucket merge's cost,
+// which docs/ARCHITECTURE.md quotes.
+func BenchmarkScanPage(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("%d keys", n), func(b *testing.B) {
+			r, _ := newReplica(core.NewStore())
+			for i := range n {
+				it := Item{Key: fmt.Sprintf("key%08d", i), Stamp: Stamp{Wall: int64(i + 1)}, Value: "value"}
+				r.apply(&it, nil)
+			}
+			req := &core.Request{Op: core.OpScan, Prefix: "key", StartAfter: fmt.Sprintf("key%08d", n/2), Limit: 100}
+			b.ResetTimer()
+			for b.Loop() {
+				if resp := core.ScanResponse(req, r.ascendLive, 1<<20); len(resp.Items) != 100 {
+					b.Fatalf("%d items", len(resp.Items))
+				}
+			}
+		})
+	}
 }

@@ -426,6 +426,19 @@ func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 	// More writes while it is gone, so that the leader compacts the log
 	// past anything the wiped node could be sent as entries.
 	write(1000, 2000)
+	// The leader snapshots in the background: wait until it has one, so
+	// that the wiped node cannot be sent the log from its first entry.
+	// (Under load it once had none yet, and the wiped node caught up from
+	// entries, which is right but not what this test is about.)
+	for deadline := time.Now().Add(waitMax); ; time.Sleep(20 * time.Millisecond) {
+		st, err := kv.Status(ctx)
+		if err == nil && st.SnapshotIndex > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader took no snapshot after 2,000 writes in %v: %+v, %v", waitMax, st, err)
+		}
+	}
 	_, lst := waitLeader(t, c)
 	extra := c.Extra
 	c.Extra = append(slices.Clone(extra), "--rejoin")
