@@ -6,6 +6,7 @@ with any error code) and count what the client sent."""
 import json
 import socket
 import threading
+import time
 
 
 class FakeServer(object):
@@ -140,3 +141,29 @@ def echo_handler(server, n, sock, rfile):
             reply(sock, ok_for(req, status={"mode": "fake"}))
         else:
             reply(sock, ok_for(req))
+
+
+def assert_close_ends_a_call(test, c):
+    """Checks that c.close() from another thread ends c's call in
+    progress to a server that never answers: a Set, which then raises
+    UnknownOutcome, and that calls after it raise ClientClosed."""
+    import dkv  # after nodeproc has put the client on sys.path
+
+    out = []
+
+    def call():
+        try:
+            c.Set("k", "v")
+        except dkv.DKVError as e:
+            out.append(e)
+
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.2)
+    began = time.monotonic()
+    c.close()
+    t.join(5)
+    test.assertLess(time.monotonic() - began, 2)
+    test.assertEqual(len(out), 1)
+    test.assertIsInstance(out[0], dkv.UnknownOutcome)
+    test.assertRaises(dkv.ClientClosed, c.Get, "k")

@@ -28,14 +28,20 @@ class ClusterTest(unittest.TestCase):
     def fail_with_logs(self, msg):
         self.fail("%s\nnode logs:\n%s" % (msg, self.cluster.logs()))
 
-    def test_leader_killed_client_finds_the_new_one_and_keeps_writing(self):
+    def client_from_a_follower(self):
+        """The leader's index, and a ClusterKVClient whose first port is a
+        follower's: its first call is redirected."""
         cl = self.cluster
         leader, _ = cl.wait_leader()
-        # Start from a follower: the first call is redirected.
         follower = (leader + 1) % 3
         ports = [cl.kv_ports[follower]] + [p for i, p in enumerate(cl.kv_ports) if i != follower]
         c = ClusterKVClient(kv_ports=ports, timeout=20)
         self.addCleanup(c.close)
+        return leader, c
+
+    def test_leader_killed_client_finds_the_new_one_and_keeps_writing(self):
+        cl = self.cluster
+        leader, c = self.client_from_a_follower()
         c.Set("hello", "world")
         self.assertEqual(c.Get("hello"), "world")
         self.assertEqual(c.leader(), "127.0.0.1:%d" % cl.kv_ports[leader])
@@ -117,11 +123,7 @@ class ClusterTest(unittest.TestCase):
     def test_scan_all(self):
         # Scan is a read the leader serves: from a follower, redirected.
         cl = self.cluster
-        leader, _ = cl.wait_leader()
-        follower = (leader + 1) % 3
-        ports = [cl.kv_ports[follower]] + [p for i, p in enumerate(cl.kv_ports) if i != follower]
-        c = ClusterKVClient(kv_ports=ports, timeout=20)
-        self.addCleanup(c.close)
+        leader, c = self.client_from_a_follower()
         want = [("user:%03d" % i, "v%d" % i) for i in range(60)]
         want[5] = ("user:005", "ключ ☃")
         c.BulkSet(want[:50])

@@ -8,12 +8,11 @@ import os
 import shutil
 import ssl
 import tempfile
-import threading
 import time
 import unittest
 
 import nodeproc  # noqa: F401  (puts the client on sys.path)
-from fakeserver import FakeServer
+from fakeserver import FakeServer, assert_close_ends_a_call
 from nodeproc import Cluster, SingleNode, make_certs
 
 import dkv
@@ -191,25 +190,7 @@ class TLSFakeServerTest(TLSTestCase):
         self.assertLess(time.monotonic() - began, 0.6 + 1.0)
         c.close()
         # close() from another thread ends a call in progress.
-        c = KVClient(port=fake.port, timeout=10, ssl_context=tls_context(self.ca))
-        out = []
-
-        def call():
-            try:
-                c.Set("k", "v")
-            except dkv.DKVError as e:
-                out.append(e)
-
-        t = threading.Thread(target=call)
-        t.start()
-        time.sleep(0.2)
-        began = time.monotonic()
-        c.close()
-        t.join(5)
-        self.assertLess(time.monotonic() - began, 2)
-        self.assertEqual(len(out), 1)
-        self.assertIsInstance(out[0], dkv.UnknownOutcome)
-        self.assertRaises(dkv.ClientClosed, c.Get, "k")
+        assert_close_ends_a_call(self, KVClient(port=fake.port, timeout=10, ssl_context=tls_context(self.ca)))
 
 
 class ClusterTLSTest(TLSTestCase):
