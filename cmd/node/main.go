@@ -318,6 +318,7 @@ func run(args []string, stderr io.Writer) int {
 		if o.tls.flags.clientCAFile != "" {
 			msg += fmt.Sprintf(" and requires client certificates of --tls-client-ca %s", o.tls.flags.clientCAFile)
 		}
+		msg += "; a reader and a writer goroutine serve each connection (--event-loops 0)"
 		logs.Info(msg, "event", "tls")
 	}
 	if o.tls.peer != nil {
