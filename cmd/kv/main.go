@@ -57,6 +57,10 @@ Commands:
                            {"key":…,"value":…}; at most N (default 1000),
                            and where keys are left, how to go on (on
                            standard error)
+  load [--batch N] FILE    store every {"key":…,"value":…} line of FILE (- for
+                           standard input), as scan prints them, N (default
+                           1000) to a bulk_set; a progress line on standard
+                           error
   ping                     check that the server answers
   status                   print the server's status as JSON
   help                     print this text
@@ -69,7 +73,8 @@ Flags (before the command):
                     the leader, found and followed through failovers; a
                     write is applied at most once (not with --host, --port
                     or --addr)
-  --timeout D       time allowed for the whole command (default 5s)
+  --timeout D       time allowed for the whole command (default 5s); for scan
+                    and load, which may take many requests, for each request
   --auth-file FILE  the server's password, from the file its --auth-file
                     names (one line)
   --tls             connect over TLS, for a server started with --tls-cert,
@@ -95,6 +100,7 @@ Examples:
   kv similar --top-k 3 ocean
   kv scan user:                     # {"key":"user:1","value":"..."} ...
   kv scan --keys-only --all
+  kv scan --all > dump.jsonl && kv --port 9001 load dump.jsonl   # copy every key to another server
   kv --addr 10.0.0.5:9999 status
   kv --addrs 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 set hello world
   kv --auth-file dkv.pass get hello
@@ -210,7 +216,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	defer c.Close()
-	if err := op(ctx, c, stdout); err != nil {
+	opCtx := ctx
+	if cmd == "scan" || cmd == "load" {
+		// A walk or a load of many pages: each request is bounded by
+		// --timeout (WithRequestTimeout), the whole is not.
+		opCtx = context.Background()
+	}
+	if err := op(opCtx, c, stdout); err != nil {
 		var more moreKeysError
 		if errors.As(err, &more) {
 			fmt.Fprintf(stderr, "kv: %v\n", more)
@@ -335,6 +347,8 @@ func parseCommand(cmd string, args []string) (operation, error) {
 		return parseSearch(cmd, args)
 	case "scan":
 		return parseScan(args)
+	case "load":
+		return parseLoad(args)
 	case "ping":
 		if err := nargs(0, "ping"); err != nil {
 			return nil, err

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"dkv/core"
+	"dkv/internal/servetest"
+	"dkv/realnet"
+)
+
+// What scan --all prints, load stores: a copy of every key to another
+// server, values with newlines, quotes and non-ASCII text included.
+func TestScanThenLoadCopiesEveryKey(t *testing.T) {
+	from := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
+	to := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
+	var items []string
+	for i := range 2500 {
+		items = append(items, fmt.Sprintf("k%04d", i), fmt.Sprintf("v%d \"quoted\"\nline é", i))
+	}
+	for i := 0; i < len(items); i += 2000 {
+		if code, _, errOut := kv(t, append([]string{"--addr", from, "bulk-set"}, items[i:min(i+2000, len(items))]...)...); code != 0 {
+			t.Fatalf("bulk-set: %s", errOut)
+		}
+	}
+	code, dump, errOut := kv(t, "--addr", from, "scan", "--all")
+	if code != 0 || strings.Count(dump, "\n") != 2500 {
+		t.Fatalf("scan --all: exit %d, %d lines, %q", code, strings.Count(dump, "\n"), errOut)
+	}
+	file := filepath.Join(t.TempDir(), "dump.jsonl")
+	if err := os.WriteFile(file, []byte(dump), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := kv(t, "--addr", to, "load", "--batch", "300", file); code != 0 || out != "loaded 2500 keys\n" {
+		t.Fatalf("load: exit %d, %q, %q", code, out, errOut)
+	}
+	if code, again, _ := kv(t, "--addr", to, "scan", "--all"); code != 0 || again != dump {
+		t.Fatalf("the copy differs: %d lines, want %d", strings.Count(again, "\n"), strings.Count(dump, "\n"))
+	}
+}
+
+// A bad line stops the load, naming the line and what is stored before it.
+func TestLoadStopsAtABadLine(t *testing.T) {
+	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
+	for _, tc := range []struct {
+		content string
+		want    string
+		stored  string
+	}{
+		{`{"key":"a","value":"1"}` + "\n" + `{"key":"b"}` + "\n", "line 2:", "1"},
+		{`{"key":"a","value":"1"}` + "\n\n" + `not json` + "\n", "line 3:", "1"},
+		{`{"key":"","value":"1"}` + "\n", "line 1:", "0"},
+		{`{"key":"a","value":"1","ttl":3}` + "\n", "line 1:", "0"},
+	} {
+		file := filepath.Join(t.TempDir(), "bad.jsonl")
+		if err := os.WriteFile(file, []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errOut := kv(t, "--addr", addr, "load", file)
+		if code != 1 || !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, "the "+tc.stored+" keys of the lines before it are stored") {
+			t.Errorf("%q: exit %d, %q", tc.content, code, errOut)
+		}
+	}
+	if code, _, errOut := kv(t, "--addr", addr, "load", "/no/such/file"); code != 2 || !strings.Contains(errOut, "no such file") {
+		t.Errorf("a missing file: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := kv(t, "--addr", addr, "load", "--batch", "10001", "x"); code != 2 || !strings.Contains(errOut, "--batch must be in 1..10000") {
+		t.Errorf("a batch too large: exit %d, %q", code, errOut)
+	}
+}
