@@ -53,7 +53,11 @@ def _unknown(op, err):
     return e
 
 
-def _check_tls(ssl_context, server_hostname):
+def _check_credentials(password, ssl_context, server_hostname):
+    """Checks the password and TLS arguments that KVClient and
+    ClusterKVClient share."""
+    if password is not None and (not isinstance(password, str) or not password):
+        raise TypeError("password must be a non-empty str or None, not %r" % (password,))
     if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
         raise TypeError("ssl_context must be an ssl.SSLContext or None, not %s" % type(ssl_context).__name__)
     if server_hostname is not None:
@@ -342,10 +346,8 @@ class KVClient(_Calls, _Walks):
         self.dial_retries = dial_retries
         self.request_bytes_max = protocol.check_positive_int("request_bytes_max", request_bytes_max)
         self.response_bytes_max = protocol.check_positive_int("response_bytes_max", response_bytes_max)
-        if password is not None and (not isinstance(password, str) or not password):
-            raise TypeError("password must be a non-empty str or None, not %r" % (password,))
+        _check_credentials(password, ssl_context, server_hostname)
         self.password = password
-        _check_tls(ssl_context, server_hostname)
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
         # Ids are unique for the client's life, across reconnects, so a

@@ -11,7 +11,7 @@ from .client import (
     _Calls,
     _Walks,
     _check_timeout,
-    _check_tls,
+    _check_credentials,
     _finish,
     _unknown,
     _Op,
@@ -177,10 +177,8 @@ class ClusterKVClient(_Calls, _Walks):
         self.dial_retries = dial_retries
         self.request_bytes_max = request_bytes_max
         self.response_bytes_max = response_bytes_max
-        if password is not None and (not isinstance(password, str) or not password):
-            raise TypeError("password must be a non-empty str or None, not %r" % (password,))
+        _check_credentials(password, ssl_context, server_hostname)
         self.password = password
-        _check_tls(ssl_context, server_hostname)
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
         self.client_id = new_client_id()
