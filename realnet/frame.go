@@ -57,6 +57,7 @@ const (
 	helloAuthRequired  = 6 // the acceptor has a secret; the dialer has none
 	helloAuthUnknown   = 7 // the dialer has a secret; the acceptor has none
 	helloBadProof      = 8 // the dialer's proof of the secret was wrong (peerauth.go)
+	helloCertNotSender = 9 // the dialer's TLS certificate does not name the host of the node it claims to be (tls.go)
 )
 
 func helloStatusText(s uint8) string {
@@ -79,6 +80,8 @@ func helloStatusText(s uint8) string {
 		return "the sender has a password (--auth-file) and the receiver none"
 	case helloBadProof:
 		return "wrong password: the sender's --auth-file differs from the receiver's"
+	case helloCertNotSender:
+		return "the sender's TLS certificate does not name the host of the node it claims to be (its --peer-tls-cert must name its replication host)"
 	}
 	return fmt.Sprintf("unknown status %d", s)
 }

@@ -1115,6 +1115,8 @@ func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
 		status = helloWrongReceiver
 	case pr == nil:
 		status = helloUnknownSender
+	case !certNamesPeer(nc, pr.addr):
+		status = helloCertNotSender
 	}
 	t.helloA = (&hello{
 		version:       version,

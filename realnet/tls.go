@@ -50,6 +50,21 @@ func (p *Peers) tlsDial(tcp net.Conn, addr string) (net.Conn, error) {
 	return tc, nil
 }
 
+// certNamesPeer reports whether the TLS certificate a dialer presented on
+// nc names the host of addr, the address of the node its hello claims to
+// be: what the dialer checks of the acceptor, checked the other way, so
+// that a holder of one node's certificate cannot pose as another node
+// (on another host). A plain connection has nothing to check.
+func certNamesPeer(nc net.Conn, addr string) bool {
+	tc, ok := nc.(*tls.Conn)
+	if !ok {
+		return true
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && len(certs) > 0 && certs[0].VerifyHostname(host) == nil
+}
+
 // handshake runs the server's side of c's TLS handshake. A client that
 // sent plain text gets one line (JSON's error, or RESP's if that is what
 // it spoke) saying that the port wants TLS, and the connection closes.

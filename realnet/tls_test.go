@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -306,4 +307,55 @@ func TestTLSConnectionLimit(t *testing.T) {
 	over := dialTLS(t, r.addr, testClientTLS(t, f.CA, "", ""))
 	over.send(`{"op":"ping"}` + "\n")
 	over.recvCode(core.CodeTooManyConns)
+}
+
+// A node that holds a certificate of the cluster's authority, but for
+// another node's host, cannot pose as a node on a host its certificate
+// does not name: node 1 (at 127.0.0.2) presents the certificate of node 0
+// (127.0.0.1), and node 0 refuses what it dials in with.
+func TestPeerCertificateMustNameTheSendersHost(t *testing.T) {
+	noPeerGoroutinesAtEnd(t)
+	ca, err := certgen.NewCA("test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	dir := t.TempDir()
+	keypair := func(name string, host string) *tlsfiles.Keypair {
+		certPEM, keyPEM, err := ca.Issue(name, []string{host}, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, key := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+		if err := certgen.WriteKeypair(cert, key, certPEM, keyPEM); err != nil {
+			t.Fatal(err)
+		}
+		kp, err := tlsfiles.LoadKeypair(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kp
+	}
+	node0 := keypair("node0", "127.0.0.1")
+	lns := []net.Listener{listenLoopback(t), nil}
+	if lns[1], err = net.Listen("tcp", "127.0.0.2:0"); err != nil {
+		t.Skipf("no second loopback address: %v", err)
+	}
+	addrs := []string{lns[0].Addr().String(), lns[1].Addr().String()}
+	var tps []*testPeer
+	for i := range 2 {
+		cfg, l := testPeerConfig(t, core.NodeID(i), addrs)
+		cfg.TLS = tlsfiles.Peer(node0, pool) // node 1 holds node 0's certificate
+		tp := newTestPeer(t, cfg, l)
+		tp.startOn(t, lns[i])
+		tps = append(tps, tp)
+	}
+	a, b := tps[0], tps[1]
+	b.Send(0, []byte("from an impostor"))
+	a.Log(t, "the sender's TLS certificate does not name the host of the node it claims to be")
+	time.Sleep(50 * time.Millisecond)
+	if a.in.count() != 0 {
+		t.Fatalf("delivered from the impostor: %v", a.in.all())
+	}
 }
