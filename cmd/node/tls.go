@@ -94,9 +94,11 @@ func (f tlsFlags) resolve(mode string, replHost string) (*serverTLS, error) {
 	if err := kp.Verify(ca, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
 		return nil, fmt.Errorf("--peer-tls-cert is not one the other nodes would accept (signed by --peer-tls-ca, for both server and client use): %w", err)
 	}
+	// The peers check it against this node's replication host, both when
+	// they dial it and when it dials them (realnet's certNamesPeer).
 	if replHost != "" {
 		if err := kp.Certificate().Leaf.VerifyHostname(replHost); err != nil {
-			st.warnings = append(st.warnings, fmt.Sprintf("--peer-tls-cert does not name %s, the host the peers dial this node at; they will refuse it unless they reach it by a name it carries: %v", replHost, err))
+			return nil, fmt.Errorf("--peer-tls-cert does not name %s, this node's replication host, which its peers check it against: %w (make one with go run ./cmd/certs --hosts %s)", replHost, err, replHost)
 		}
 	}
 	if w := kp.Expiring(); w != "" {

@@ -221,18 +221,22 @@ func TestTLSUsageErrors(t *testing.T) {
 }
 
 // A peer certificate that does not name the node's replication host is
-// served, with a warning: the peers that dial that host will refuse it.
-func TestPeerCertificateWithoutTheReplicationHostIsWarnedAbout(t *testing.T) {
+// refused as the node starts: its peers would refuse it both ways. One
+// that does is served, its hour of validity warned about.
+func TestPeerCertificateMustNameTheReplicationHost(t *testing.T) {
+	cluster := []string{"--node-id", "0", "--kv-port", "17010", "--other-kv-ports", "17011,17012", "--repl-port", "17001", "--secondary-repl-ports", "17002,17003"}
 	f := writeCerts(t, "localhost")
 	var stderr bytes.Buffer
-	o, err := parseFlags([]string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA,
-		"--node-id", "0", "--kv-port", "17010", "--other-kv-ports", "17011,17012", "--repl-port", "17001", "--secondary-repl-ports", "17002,17003"}, &stderr)
+	_, err := parseFlags(append([]string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA}, cluster...), &stderr)
+	if err == nil || !strings.Contains(err.Error(), "--peer-tls-cert does not name 127.0.0.1, this node's replication host") {
+		t.Fatalf("a certificate for localhost alone: %v", err)
+	}
+	g := writeCerts(t)
+	o, err := parseFlags(append([]string{"--peer-tls-cert", g.Cert, "--peer-tls-key", g.Key, "--peer-tls-ca", g.CA}, cluster...), &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Its one hour of validity earns another warning.
-	if w := strings.Join(o.tls.warnings, "\n"); !strings.Contains(w, "--peer-tls-cert does not name 127.0.0.1") ||
-		!strings.Contains(w, "the certificate expires in 1h0m0s") {
+	if w := strings.Join(o.tls.warnings, "\n"); !strings.Contains(w, "the certificate expires in 1h0m0s") {
 		t.Fatalf("warnings: %q", o.tls.warnings)
 	}
 }
