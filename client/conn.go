@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -152,8 +153,14 @@ func (cn *conn) failLocked(err error) {
 	cn.pending = nil
 	cn.out = nil
 	close(cn.done)
-	// Closing unblocks a caller in a read or a write on the socket.
-	cn.nc.Close()
+	// Closing unblocks a caller in a read or a write on the socket. A TLS
+	// connection's TCP connection is closed under it: TLS's closing
+	// alert would wait up to 5 s for a server that does not read.
+	if tc, ok := cn.nc.(*tls.Conn); ok {
+		tc.NetConn().Close()
+	} else {
+		cn.nc.Close()
+	}
 }
 
 func (cn *conn) lost(err error) error { return &connError{addr: cn.addr, err: err} }

@@ -46,6 +46,12 @@ const (
 // lingerClose ends the server's side, drains the client's side for a
 // moment, then closes.
 func lingerClose(nc net.Conn) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		// TLS's closing alert, which CloseWrite and Close send, waits
+		// up to 5 s of its own for a client that does not read: bound it.
+		t := time.AfterFunc(lingerTimeout, func() { tc.NetConn().Close() })
+		defer t.Stop()
+	}
 	if hc, ok := nc.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
 		nc.SetReadDeadline(time.Now().Add(lingerTimeout))
 		io.CopyN(io.Discard, nc, lingerBytesMax)
@@ -1081,7 +1087,7 @@ func (c *conn) write() {
 		if c.readerDone {
 			lingerClose(c.nc)
 		} else {
-			c.nc.Close()
+			closeNow(c.nc)
 		}
 	}()
 	bw := bufio.NewWriterSize(c.nc, writeBufBytes)

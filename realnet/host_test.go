@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"dkv/core"
+	"dkv/internal/tlsfiles"
 )
 
 // testNode is a small core.Node whose ops exercise the host:
@@ -917,12 +918,24 @@ func TestShutdownSendsReadyResponsesInOrder(t *testing.T) {
 }
 
 func TestShutdownIsNotHeldUpByAClientThatDoesNotRead(t *testing.T) {
+	shutdownWithAStuckClient(t, testConfig(), func(addr string) *client { return dial(t, addr) })
+}
+
+// The same over TLS, whose closing alert waits 5 s of its own for a client
+// that does not read, unless the TCP connection is closed under it.
+func TestShutdownIsNotHeldUpByATLSClientThatDoesNotRead(t *testing.T) {
+	f := testCerts(t)
 	cfg := testConfig()
+	cfg.TLS = tlsfiles.Server(testKeypair(t, f), nil)
+	shutdownWithAStuckClient(t, cfg, func(addr string) *client { return dialTLS(t, addr, testClientTLS(t, f.CA, "", "")) })
+}
+
+func shutdownWithAStuckClient(t *testing.T, cfg HostConfig, dial func(addr string) *client) {
 	cfg.RequestBytesMax = 1 << 20
 	cfg.WriteTimeout = time.Minute
 	node := newTestNode(t)
 	r := startHost(t, node, cfg)
-	c := dial(t, r.addr)
+	c := dial(r.addr)
 	// Megabytes of responses that the client never reads fill both socket
 	// buffers, and the writer blocks.
 	key := strings.Repeat("k", 100<<10)

@@ -655,7 +655,7 @@ func (pr *peer) sendLoop() {
 			err = pr.serve(nc, peerFrameMax)
 			pr.connected.Store(false)
 			detach()
-			nc.Close()
+			closeNow(nc)
 			if p.ctx.Err() != nil {
 				return
 			}

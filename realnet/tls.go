@@ -50,6 +50,16 @@ func (p *Peers) tlsDial(tcp net.Conn, addr string) (net.Conn, error) {
 	return tc, nil
 }
 
+// closeNow closes nc at once: for TLS, its TCP connection, without the
+// closing alert, which would wait up to 5 s of its own for a peer that
+// does not read (a write that failed or timed out had such a peer).
+func closeNow(nc net.Conn) error {
+	if tc, ok := nc.(*tls.Conn); ok {
+		return tc.NetConn().Close()
+	}
+	return nc.Close()
+}
+
 // certNamesPeer reports whether the TLS certificate a dialer presented on
 // nc names the host of addr, the address of the node its hello claims to
 // be: what the dialer checks of the acceptor, checked the other way, so
