@@ -768,6 +768,28 @@ func appendString(dst []byte, s string) []byte {
 	return dst
 }
 
+// QuotedBytesMax is the most bytes s takes as a JSON string, quotes
+// included: what a limit on an encoded line must count, since a control
+// byte takes six (\u0001) and a quote two. Bytes past ASCII count two,
+// enough for the escapes of U+2028 and U+2029 (three bytes, six escaped).
+func QuotedBytesMax(s string) int {
+	if plainJSON(s) {
+		return len(s) + 2
+	}
+	n := 2
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20:
+			n += 6
+		case c == '"' || c == '\\' || c >= 0x80:
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
+}
+
 // plainJSON reports whether s is printable ASCII with no '"' and no '\\',
 // which a JSON string holds as it is; it tests eight bytes at a time.
 func plainJSON(s string) bool {

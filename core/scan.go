@@ -8,9 +8,10 @@ const ScanLimitDefault = 100
 // ScanResponse answers a scan (req, validated) over a store that ascend
 // walks in key order from a key on (as Store.Ascend does; a mesh's skips
 // its tombstones). The page holds at most req.Limit keys and, past its
-// first, at most bytesMax bytes of keys and values, so that an answer
-// stays within what a client reads in one line; More says whether a key
-// is left after it, which the next page starts after.
+// first, at most bytesMax bytes of them encoded (QuotedBytesMax, and each
+// item's framing), so that an answer stays within what a client reads in
+// one line; More says whether a key is left after it, which the next page
+// starts after.
 func ScanResponse(req *Request, ascend func(from string, f func(key, value string) bool), bytesMax int) Response {
 	return scanResponse(req, ascend, bytesMax, MutNone)
 }
@@ -40,9 +41,9 @@ func scanResponse(req *Request, ascend func(from string, f func(key, value strin
 		if key == req.StartAfter {
 			return true
 		}
-		size := len(key)
+		size := QuotedBytesMax(key) + 1 // and a comma
 		if !req.KeysOnly {
-			size += len(value)
+			size += QuotedBytesMax(value) + len(`{"key":,"value":}`)
 		}
 		if n == limit || (n > 0 && total+size > bytesMax) {
 			more = true

@@ -83,9 +83,18 @@ func TestScanByteBound(t *testing.T) {
 	for i := range 5 {
 		s.Set(fmt.Sprintf("k%d", i), strings.Repeat("v", 10))
 	}
-	resp := ScanResponse(&Request{Op: OpScan}, s.Ascend, 25) // 12 bytes a key and value
+	// An item {"key":"k0","value":"vvvvvvvvvv"}, and its comma: 34 bytes.
+	resp := ScanResponse(&Request{Op: OpScan}, s.Ascend, 70)
 	if len(resp.Items) != 2 || !*resp.More {
-		t.Fatalf("25 bytes: %+v", resp)
+		t.Fatalf("70 bytes: %+v", resp)
+	}
+	// Control bytes count as they are escaped, six each.
+	c := NewStore()
+	for i := range 5 {
+		c.Set(fmt.Sprintf("k%d", i), strings.Repeat("\x01", 10))
+	}
+	if resp := ScanResponse(&Request{Op: OpScan}, c.Ascend, 150); len(resp.Items) != 1 || !*resp.More {
+		t.Fatalf("150 bytes of escaped values: %d items", len(resp.Items))
 	}
 	resp = ScanResponse(&Request{Op: OpScan}, s.Ascend, 1)
 	if len(resp.Items) != 1 || !*resp.More {
@@ -129,6 +138,21 @@ func TestScanRequests(t *testing.T) {
 		}
 		if code != tc.code {
 			t.Errorf("%.60s: code %q, want %q (%+v)", tc.line, code, tc.code, bad)
+		}
+	}
+}
+
+// QuotedBytesMax is never less than what a string takes encoded.
+func TestQuotedBytesMaxBoundsTheEncoding(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		str := rapid.String().Draw(t, "s")
+		if enc := appendString(nil, str); len(enc) > QuotedBytesMax(str) {
+			t.Fatalf("%q encodes to %d bytes, over its bound %d", str, len(enc), QuotedBytesMax(str))
+		}
+	})
+	for _, str := range []string{"", "plain", "\x00\x1f", `"\`, "\u2028\u2029", "é😀"} {
+		if enc := appendString(nil, str); len(enc) > QuotedBytesMax(str) {
+			t.Errorf("%q encodes to %d bytes, over its bound %d", str, len(enc), QuotedBytesMax(str))
 		}
 	}
 }

@@ -367,7 +367,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		}
 		n.queue(pending{reply: reply, resp: core.BulkGetResponse(req.Keys, get, n.cfg.Limits.RequestBytesMax)})
 	case core.OpScan:
-		n.queue(pending{reply: reply, resp: core.ScanResponse(req, n.rep.ascendLive, n.cfg.Limits.RequestBytesMax)})
+		n.queue(pending{reply: reply, resp: core.ScanResponse(req, func(from string, f func(key, value string) bool) { n.rep.ascendLive(req.Prefix, from, f) }, n.cfg.Limits.RequestBytesMax)})
 	case core.OpBulkDelete:
 		// Tombstones for every key, as delete does; the count is of the
 		// keys this node held live.

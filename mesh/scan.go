@@ -1,6 +1,9 @@
 package mesh
 
-import "container/heap"
+import (
+	"container/heap"
+	"strings"
+)
 
 // ascendLive calls f for every live key at or after from, in key order,
 // with its value, until f returns false: a scan's walk (core.ScanResponse).
@@ -11,10 +14,10 @@ import "container/heap"
 // taken, about a millisecond a page on a large store: a price for scans,
 // which nothing on the write or get path pays, where a second index in key
 // order would cost every write and a copy of every key.
-func (r *replica) ascendLive(from string, f func(key, value string) bool) {
+func (r *replica) ascendLive(prefix, from string, f func(key, value string) bool) {
 	h := make(scanHeap, 0, bucketsN)
 	for b := range bucketsN {
-		if c, ok := r.nextLive(b, from, false); ok {
+		if c, ok := r.nextLive(b, prefix, from, false); ok {
 			h = append(h, c)
 		}
 	}
@@ -24,7 +27,7 @@ func (r *replica) ascendLive(from string, f func(key, value string) bool) {
 		if !f(c.key, c.value) {
 			return
 		}
-		if next, ok := r.nextLive(c.bucket, c.key, true); ok {
+		if next, ok := r.nextLive(c.bucket, prefix, c.key, true); ok {
 			h[0] = next
 			heap.Fix(&h, 0)
 		} else {
@@ -34,16 +37,21 @@ func (r *replica) ascendLive(from string, f func(key, value string) bool) {
 }
 
 // nextLive finds bucket b's first live key at or after from (after it, if
-// strictly).
-func (r *replica) nextLive(b int, from string, strictly bool) (scanCursor, bool) {
+// strictly) that starts with prefix. A bucket's keys are in order, so the
+// walk stops at the first key past the prefix rather than reading the
+// tombstones beyond it.
+func (r *replica) nextLive(b int, prefix, from string, strictly bool) (scanCursor, bool) {
 	var c scanCursor
 	found := false
-	prefix := string([]byte{byte(b >> 8), byte(b)})
-	r.store.Ascend(prefix+from, func(sk, v string) bool {
+	bucket := string([]byte{byte(b >> 8), byte(b)})
+	r.store.Ascend(bucket+from, func(sk, v string) bool {
 		if bucketOfStoreKey(sk) != b {
 			return false
 		}
 		key := userKey(sk)
+		if !strings.HasPrefix(key, prefix) {
+			return false
+		}
 		if strictly && key == from {
 			return true
 		}

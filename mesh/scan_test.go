@@ -11,34 +11,42 @@ import (
 	"dkv/core"
 )
 
-// The merged walk over the buckets visits the live keys in key order from
-// where it starts, each once, tombstones left out, with their values.
+// The merged walk over the buckets visits the live keys with the prefix in
+// key order from where it starts, each once, tombstones left out, with
+// their values. Thousands of keys put several in a bucket, with
+// tombstones between them.
 func TestAscendLiveIsKeyOrder(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		r, _ := newReplica(core.NewStore())
 		live := map[string]string{}
-		for i := range rapid.IntRange(0, 60).Draw(t, "n") {
-			it := Item{Key: rapid.StringMatching(`[a-c]{1,4}`).Draw(t, "key"), Stamp: Stamp{Wall: int64(i + 1)}}
-			if rapid.IntRange(0, 3).Draw(t, "tomb") == 0 {
+		keys := rapid.IntRange(1, 3000).Draw(t, "key space")
+		for i := range rapid.IntRange(0, 4000).Draw(t, "n") {
+			it := Item{Key: fmt.Sprintf("k%d", rapid.IntRange(0, keys-1).Draw(t, "key")), Stamp: Stamp{Wall: int64(i + 1)}}
+			if rapid.IntRange(0, 2).Draw(t, "tomb") == 0 {
 				it.Tomb = true
 				delete(live, it.Key)
 			} else {
-				it.Value = rapid.StringMatching(`[xyz]{0,3}`).Draw(t, "value")
+				it.Value = fmt.Sprintf("v%d", i)
 				live[it.Key] = it.Value
 			}
 			r.apply(&it, nil)
 		}
-		from := rapid.StringMatching(`[a-c]{0,3}`).Draw(t, "from")
-		var want []string
-		for k, v := range live {
-			if k >= from {
-				want = append(want, k+"="+v)
+		prefix := rapid.SampledFrom([]string{"", "k", "k1", "k12", "k2", "x"}).Draw(t, "prefix")
+		from := prefix + rapid.StringMatching(`[0-9]{0,3}`).Draw(t, "from")
+		var wantKeys []string
+		for k := range live {
+			if k >= from && strings.HasPrefix(k, prefix) {
+				wantKeys = append(wantKeys, k)
 			}
 		}
-		slices.Sort(want)
+		slices.Sort(wantKeys)
+		want := make([]string, len(wantKeys))
+		for i, k := range wantKeys {
+			want[i] = k + "=" + live[k]
+		}
 		stop := rapid.IntRange(1, len(want)+1).Draw(t, "stop after")
 		var got []string
-		r.ascendLive(from, func(key, value string) bool {
+		r.ascendLive(prefix, from, func(key, value string) bool {
 			got = append(got, key+"="+value)
 			return len(got) < stop
 		})
@@ -46,7 +54,7 @@ func TestAscendLiveIsKeyOrder(t *testing.T) {
 			want = want[:stop]
 		}
 		if !slices.Equal(got, want) {
-			t.Fatalf("walked %s, want %s", strings.Join(got, " "), strings.Join(want, " "))
+			t.Fatalf("walked %d keys, want %d: %s, want %s", len(got), len(want), strings.Join(got, " "), strings.Join(want, " "))
 		}
 	})
 }
@@ -65,7 +73,8 @@ func BenchmarkScanPage(b *testing.B) {
 			req := &core.Request{Op: core.OpScan, Prefix: "key", StartAfter: fmt.Sprintf("key%08d", n/2), Limit: 100}
 			b.ResetTimer()
 			for b.Loop() {
-				if resp := core.ScanResponse(req, r.ascendLive, 1<<20); len(resp.Items) != 100 {
+				ascend := func(from string, f func(key, value string) bool) { r.ascendLive(req.Prefix, from, f) }
+				if resp := core.ScanResponse(req, ascend, 1<<20); len(resp.Items) != 100 {
 					b.Fatalf("%d items", len(resp.Items))
 				}
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/go-json-experiment/json"
 
 	"dkv/client"
+	"dkv/core"
 	"dkv/internal/progress"
 )
 
@@ -22,8 +23,9 @@ const (
 	// loadBatchMax is the most items --batch may put in one bulk_set: the
 	// server's default --max-bulk-entries.
 	loadBatchMax = 10_000
-	// loadBatchBytesMax ends a batch early once its keys and values reach
-	// it, well under the server's default 16 MiB request line.
+	// loadBatchBytesMax ends a batch early once its keys and values, as
+	// JSON strings, reach it: well under the server's default 16 MiB
+	// request line.
 	loadBatchBytesMax = 4 << 20
 	// loadLineBytesMax bounds one line of the file: a key and a value at
 	// the server's default limits, escaped, fit many times over.
@@ -125,7 +127,7 @@ func load(ctx context.Context, c store, in io.Reader, batch int, read, loaded *a
 			return loaded.Load(), fmt.Errorf("line %d: %v; the %d keys of the lines before it are stored", line, err, loaded.Load())
 		}
 		items = append(items, client.KV{Key: *kv.Key, Value: *kv.Value})
-		bytes += len(*kv.Key) + len(*kv.Value)
+		bytes += core.QuotedBytesMax(*kv.Key) + core.QuotedBytesMax(*kv.Value)
 		if len(items) == batch || bytes >= loadBatchBytesMax {
 			if err := flush(); err != nil {
 				return loaded.Load(), err
