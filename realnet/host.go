@@ -759,7 +759,12 @@ func (h *Host) reject(nc net.Conn) {
 	if tc, ok := nc.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(rejectWriteTimeout))
 		if err := tc.Handshake(); err != nil {
-			tc.NetConn().Close()
+			var rh tls.RecordHeaderError
+			if errors.As(err, &rh) && rh.Conn != nil {
+				refusePlaintext(rh.Conn, rh.RecordHeader[:])
+			} else {
+				tc.NetConn().Close()
+			}
 			return
 		}
 	}

@@ -216,6 +216,10 @@ func (c *PeerConfig) validate() error {
 	case c.TLS != nil && c.TLS.ClientAuth != tls.RequireAndVerifyClientCert:
 		// Else anyone could dial in with no certificate at all.
 		return errors.New("peer config: TLS must require and verify the dialer's certificate (ClientAuth: tls.RequireAndVerifyClientCert)")
+	case c.TLS != nil && (c.TLS.RootCAs == nil || c.TLS.ClientCAs == nil || c.TLS.InsecureSkipVerify):
+		// nil pools fall back to the system's authorities, which sign
+		// certificates for anyone's hosts.
+		return errors.New("peer config: TLS must name the cluster's authorities (RootCAs and ClientCAs) and verify with them (not InsecureSkipVerify)")
 	}
 	addrs := map[string]core.NodeID{c.Listen: c.ID}
 	for _, id := range slices.Sorted(maps.Keys(c.Peers)) {

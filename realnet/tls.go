@@ -103,7 +103,9 @@ func (c *conn) handshake(tc *tls.Conn) error {
 }
 
 // refusePlaintext answers a client that spoke plain text to the TLS port,
-// whose first bytes were first, on its raw connection.
+// whose first bytes were first, on its raw connection, and closes it as
+// lingerClose does, so that the rest of what the client sent does not turn
+// the close into a reset that loses the answer.
 func refusePlaintext(nc net.Conn, first []byte) {
 	var line []byte
 	if looksRESP(first) {
@@ -113,5 +115,9 @@ func refusePlaintext(nc net.Conn, first []byte) {
 		line = core.AppendResponse(nil, &resp)
 	}
 	nc.SetWriteDeadline(time.Now().Add(rejectWriteTimeout))
-	nc.Write(line)
+	if _, err := nc.Write(line); err != nil {
+		nc.Close()
+		return
+	}
+	lingerClose(nc)
 }

@@ -291,6 +291,21 @@ func TestPeerTLSMustVerifyTheDialer(t *testing.T) {
 	if _, err := NewPeers(cfg); err == nil || !strings.Contains(err.Error(), "RequireAndVerifyClientCert") {
 		t.Fatalf("NewPeers: %v", err)
 	}
+	pool, err := tlsfiles.LoadCA(f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tweak := range map[string]func(*tls.Config){
+		"no RootCAs":         func(c *tls.Config) { c.RootCAs = nil },
+		"no ClientCAs":       func(c *tls.Config) { c.ClientCAs = nil },
+		"InsecureSkipVerify": func(c *tls.Config) { c.InsecureSkipVerify = true },
+	} {
+		cfg.TLS = tlsfiles.Peer(testKeypair(t, f), pool)
+		tweak(cfg.TLS)
+		if _, err := NewPeers(cfg); err == nil || !strings.Contains(err.Error(), "must name the cluster's authorities") {
+			t.Errorf("%s: NewPeers: %v", name, err)
+		}
+	}
 }
 
 // At the connection limit a TLS client is refused as a plain one is, with
