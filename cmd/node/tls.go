@@ -89,17 +89,24 @@ func (f tlsFlags) resolve(mode string, replHost string) (*serverTLS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--peer-tls-ca: %w", err)
 	}
-	// Each node both dials its peers and accepts them: its certificate
-	// must do for both, from the authority its peers trust.
-	if err := kp.Verify(ca, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
-		return nil, fmt.Errorf("--peer-tls-cert is not one the other nodes would accept (signed by --peer-tls-ca, for both server and client use): %w", err)
-	}
-	// The peers check it against this node's replication host, both when
-	// they dial it and when it dials them (realnet's certNamesPeer).
-	if replHost != "" {
-		if err := kp.Certificate().Leaf.VerifyHostname(replHost); err != nil {
-			return nil, fmt.Errorf("--peer-tls-cert does not name %s, this node's replication host, which its peers check it against: %w (make one with go run ./cmd/certs --hosts %s)", replHost, err, replHost)
+	// What the peers would refuse is refused now, and at every SIGHUP.
+	if err := kp.Require(func(c *tls.Certificate) error {
+		// Each node both dials its peers and accepts them: its
+		// certificate must do for both, from the authority they trust.
+		if err := tlsfiles.VerifyChain(c, ca, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
+			return fmt.Errorf("not one the other nodes would accept (signed by --peer-tls-ca, for both server and client use): %w", err)
 		}
+		// The peers check it against this node's replication host,
+		// both when they dial it and when it dials them (realnet's
+		// certNamesPeer).
+		if replHost != "" {
+			if err := c.Leaf.VerifyHostname(replHost); err != nil {
+				return fmt.Errorf("it does not name %s, this node's replication host, which its peers check it against: %w (make one with go run ./cmd/certs --hosts %s)", replHost, err, replHost)
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("--peer-tls-cert %w", err)
 	}
 	if w := kp.Expiring(); w != "" {
 		st.warnings = append(st.warnings, "--peer-tls-cert "+w)

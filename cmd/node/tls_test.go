@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -206,7 +207,7 @@ func TestTLSUsageErrors(t *testing.T) {
 		{[]string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key}, "--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together"},
 		{[]string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA}, "a single node has none"},
 		{append([]string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", other.CA}, cluster...),
-			"--peer-tls-cert is not one the other nodes would accept"},
+			"not one the other nodes would accept (signed by --peer-tls-ca"},
 	} {
 		dir := filepath.Join(t.TempDir(), "data")
 		var stderr bytes.Buffer
@@ -228,7 +229,7 @@ func TestPeerCertificateMustNameTheReplicationHost(t *testing.T) {
 	f := writeCerts(t, "localhost")
 	var stderr bytes.Buffer
 	_, err := parseFlags(append([]string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA}, cluster...), &stderr)
-	if err == nil || !strings.Contains(err.Error(), "--peer-tls-cert does not name 127.0.0.1, this node's replication host") {
+	if err == nil || !strings.Contains(err.Error(), "does not name 127.0.0.1, this node's replication host") {
 		t.Fatalf("a certificate for localhost alone: %v", err)
 	}
 	g := writeCerts(t)
@@ -238,5 +239,40 @@ func TestPeerCertificateMustNameTheReplicationHost(t *testing.T) {
 	}
 	if w := strings.Join(o.tls.warnings, "\n"); !strings.Contains(w, "the certificate expires in 1h0m0s") {
 		t.Fatalf("warnings: %q", o.tls.warnings)
+	}
+}
+
+// SIGHUP's reload holds a peer certificate to what the start did: one that
+// does not name the node's replication host is refused, and the old one
+// stays served.
+func TestPeerCertificateReloadKeepsTheStartsChecks(t *testing.T) {
+	good := writeCerts(t)
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "peer.pem"), filepath.Join(dir, "peer-key.pem")
+	copyFile(t, good.Cert, cert)
+	copyFile(t, good.Key, key)
+	st, err := tlsFlags{peerCertFile: cert, peerKeyFile: key, peerCAFile: good.CA}.resolve("cluster", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := st.peer.Certificate()
+
+	// The same authority, but for another host.
+	ca, err := certgen.ReadCA(good.CA, filepath.Join(filepath.Dir(good.CA), "ca-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.Issue("elsewhere", []string{"10.9.9.9"}, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certgen.WriteKeypair(cert, key, certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	st.reload(newServerLog(&out, logText, slog.LevelInfo))
+	if st.peer.Certificate() != served || !strings.Contains(out.String(), "SIGHUP: --peer-tls-cert was not reloaded, the old certificate stays") ||
+		!strings.Contains(out.String(), "does not name 127.0.0.1") {
+		t.Fatalf("a reload of a certificate for another host: %s", out.String())
 	}
 }

@@ -117,30 +117,10 @@ type Files struct {
 }
 
 // Write makes a new authority and one certificate for hosts, both valid
-// for validFor, and writes them into dir as ca.pem, node.pem and
-// node-key.pem; the key is private to this user.
+// for validFor, in dir (which holds none yet) as Ensure does: ca.pem,
+// ca-key.pem, node.pem and node-key.pem, the keys private to this user.
 func Write(dir string, hosts []string, validFor time.Duration) (Files, error) {
-	ca, err := NewCA("dkv test CA", validFor)
-	if err != nil {
-		return Files{}, err
-	}
-	now := time.Now()
-	certPEM, keyPEM, err := ca.Issue("dkv node", hosts, now.Add(-backdate), now.Add(validFor))
-	if err != nil {
-		return Files{}, err
-	}
-	f := Files{
-		CA:   filepath.Join(dir, "ca.pem"),
-		Cert: filepath.Join(dir, "node.pem"),
-		Key:  filepath.Join(dir, "node-key.pem"),
-	}
-	if err := WriteKeypair(f.Cert, f.Key, certPEM, keyPEM); err != nil {
-		return Files{}, err
-	}
-	if err := os.WriteFile(f.CA, ca.CertPEM, 0o644); err != nil {
-		return Files{}, err
-	}
-	return f, nil
+	return Ensure(dir, hosts, validFor)
 }
 
 // WriteKeypair writes a certificate and its key, the key private to this

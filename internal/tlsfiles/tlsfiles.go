@@ -28,6 +28,8 @@ const ExpiryWarning = 30 * 24 * time.Hour
 type Keypair struct {
 	certFile, keyFile string
 	cur               atomic.Pointer[tls.Certificate]
+	// check, if set (Require), is what a new pair must also pass.
+	check func(*tls.Certificate) error
 }
 
 // LoadKeypair reads certFile and keyFile and checks that the key is the
@@ -67,7 +69,23 @@ func (k *Keypair) Reload() error {
 	case now.Before(c.Leaf.NotBefore):
 		return fmt.Errorf("%s: the certificate is not valid before %s", k.certFile, c.Leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
+	if k.check != nil {
+		if err := k.check(&c); err != nil {
+			return fmt.Errorf("%s: %w", k.certFile, err)
+		}
+	}
 	k.cur.Store(&c)
+	return nil
+}
+
+// Require checks the pair served now with check, and makes every later
+// Reload pass it too before its pair is served: what a server checked of
+// its certificate as it started holds for the ones SIGHUP loads.
+func (k *Keypair) Require(check func(*tls.Certificate) error) error {
+	if err := check(k.cur.Load()); err != nil {
+		return fmt.Errorf("%s: %w", k.certFile, err)
+	}
+	k.check = check
 	return nil
 }
 
@@ -88,18 +106,26 @@ func (k *Keypair) Expiring() string {
 // the given use (x509.ExtKeyUsageServerAuth, ClientAuth): a node whose
 // own certificate its peers would refuse is told so as it starts.
 func (k *Keypair) Verify(pool *x509.CertPool, uses ...x509.ExtKeyUsage) error {
-	c := k.cur.Load()
+	if err := VerifyChain(k.cur.Load(), pool, uses...); err != nil {
+		return fmt.Errorf("%s: %w", k.certFile, err)
+	}
+	return nil
+}
+
+// VerifyChain checks that c chains to the authorities in pool for each of
+// the uses.
+func VerifyChain(c *tls.Certificate, pool *x509.CertPool, uses ...x509.ExtKeyUsage) error {
 	inter := x509.NewCertPool()
 	for _, der := range c.Certificate[1:] {
 		ic, err := x509.ParseCertificate(der)
 		if err != nil {
-			return fmt.Errorf("%s: %w", k.certFile, err)
+			return err
 		}
 		inter.AddCert(ic)
 	}
 	for _, use := range uses {
 		if _, err := c.Leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{use}}); err != nil {
-			return fmt.Errorf("%s: %w", k.certFile, err)
+			return err
 		}
 	}
 	return nil
