@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -523,4 +524,20 @@ func (c *KVClient) handshake(ctx context.Context, nc net.Conn) (net.Conn, error)
 		return nil, fmt.Errorf("%w: %w", ErrTLS, err)
 	}
 	return nil, err
+}
+
+// refusedCertificate reports whether err is a TLS alert by which the
+// server refused the client's certificate, or the handshake.
+func refusedCertificate(err error) bool {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return false
+	}
+	msg := op.Err.Error()
+	for _, word := range []string{"certificate", "unknown authority", "access denied", "handshake failure", "decrypt error"} {
+		if strings.Contains(msg, word) {
+			return true
+		}
+	}
+	return false
 }

@@ -356,7 +356,8 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 			}
 			lastErr = se
 		default:
-			unknown = unknown || (write && sent)
+			// A TLS refusal is the server's before it read anything.
+			unknown = unknown || (write && sent && !errors.Is(err, ErrTLS))
 			if ctx.Err() != nil || !retryable(err) {
 				if lastErr != nil {
 					err = fmt.Errorf("%w (attempt %d; the one before failed: %w)", err, attempt, lastErr)
@@ -408,10 +409,12 @@ func (e *attemptTimeoutError) Unwrap() error { return e.err }
 
 // retryable reports whether a failed attempt (with the caller's context
 // alive) may be tried again at another node: the node could not be reached,
-// its connection broke, or it did not answer in time. Not a closed client,
-// nor a TLS handshake refused for a certificate (every node is dialled
-// with the same TLS config), nor a request that no node would take (too
-// large, not encodable), nor a response the client could not read.
+// its connection broke, it did not answer in time, or its TLS handshake
+// failed (each node has a certificate of its own: one expired or misnamed
+// need not stop the others; a client whose own TLS config is wrong fails
+// at every node, and DialCluster says so at once). Not a closed client,
+// nor a request that no node would take (too large, not encodable), nor a
+// response the client could not read.
 func retryable(err error) bool {
 	var (
 		lost    *connError
@@ -419,8 +422,10 @@ func retryable(err error) bool {
 		netErr  net.Error
 	)
 	switch {
-	case errors.Is(err, ErrClosed), errors.Is(err, ErrTLS):
+	case errors.Is(err, ErrClosed):
 		return false
+	case errors.Is(err, ErrTLS):
+		return true
 	case errors.As(err, &lost), errors.As(err, &timeout):
 		return true
 	case errors.As(err, &netErr):

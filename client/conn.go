@@ -370,7 +370,15 @@ func (cn *conn) read(ctx context.Context, cl *call) {
 				err = fmt.Errorf("no response for %v with requests outstanding", cn.opts.requestTimeout)
 			}
 			cn.mu.Lock()
-			cn.failLocked(cn.lost(err))
+			if cn.lastResponseAt.Load() == 0 && refusedCertificate(err) {
+				// With TLS 1.3 a server checks the client's certificate
+				// after the client's handshake is over, and says no in
+				// place of the first answer: it read nothing, so the
+				// requests fail as never sent (not a connError).
+				cn.failLocked(fmt.Errorf("%w: %s refused the client's certificate: %w", ErrTLS, cn.addr, err))
+			} else {
+				cn.failLocked(cn.lost(err))
+			}
 			cn.reading = false
 			cn.mu.Unlock()
 			return

@@ -102,7 +102,10 @@ func WithPassword(p string) Option { return func(o *options) { o.password = p } 
 // cfg.ServerName is set, each server's certificate must name the host of
 // the address dialled. A handshake refused for a certificate, or a server
 // that does not speak TLS, fails the dial at once with an error that
-// matches ErrTLS; it is not retried.
+// matches ErrTLS, and so does a call on a connection whose server refused
+// the client's certificate (TLS 1.3 says so after the handshake): the
+// server read nothing of it. A KVClient does not retry it; a
+// ClusterKVClient tries its other nodes, whose certificates are their own.
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 
 func (o *options) validate() error {

@@ -127,13 +127,25 @@ func TestTLSClientCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	// TLS 1.3 tells the client of the refusal after its handshake: the
-	// first request fails.
+	// first request fails, with ErrTLS, as never applied (the server read
+	// nothing); a cluster client tries its other nodes, then says the same.
 	anon, err := DialContext(ctx, addr, WithTLS(clientTLS(t, f.CA, "", "")), WithRetries(0))
 	if err == nil {
 		err = anon.Set(ctx, "k", "anonymous")
 		anon.Close()
 	}
-	if err == nil || !strings.Contains(err.Error(), "certificate") {
-		t.Fatalf("a client without a certificate: %v", err)
+	if !errors.Is(err, ErrTLS) || errors.Is(err, ErrUnknownOutcome) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a client without a certificate: %v; want ErrTLS, not ErrUnknownOutcome", err)
+	}
+	cl, err := DialCluster(ctx, []string{addr}, WithTLS(clientTLS(t, f.CA, "", "")))
+	if err == nil {
+		err = cl.Set(ctx, "k", "anonymous")
+		cl.Close()
+	}
+	if !errors.Is(err, ErrTLS) || errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("a cluster client without a certificate: %v; want ErrTLS, not ErrUnknownOutcome", err)
+	}
+	if v, err := c.Get(ctx, "k"); err != nil || v != "v" {
+		t.Fatalf("the refused clients' writes applied: %q, %v", v, err)
 	}
 }
