@@ -60,11 +60,13 @@ func (cl *call) signal() {
 // caller still waiting. Once broken a conn stays broken: the client
 // replaces it with a new one.
 type conn struct {
-	nc    net.Conn
-	raw   syscall.RawConn // nil where the conn has no file descriptor
-	addr  string
-	opts  *options
-	start time.Time
+	nc  net.Conn
+	raw syscall.RawConn // nil where the conn has no file descriptor
+	// peekRaw is a TLS conn's TCP connection, for idleError's look only.
+	peekRaw syscall.RawConn
+	addr    string
+	opts    *options
+	start   time.Time
 
 	// slots holds one token per call from before it is written until its
 	// response is read (or the conn breaks), so at most inFlightMax calls
@@ -111,6 +113,15 @@ func newConn(nc net.Conn, addr string, opts *options) *conn {
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			cn.raw = raw
+		}
+	}
+	if tc, ok := nc.(*tls.Conn); ok {
+		// The TCP connection under TLS, to look at and never to write
+		// to: what is written must go through TLS.
+		if sc, ok := tc.NetConn().(syscall.Conn); ok {
+			if raw, err := sc.SyscallConn(); err == nil {
+				cn.peekRaw = raw
+			}
 		}
 	}
 	return cn
@@ -473,6 +484,9 @@ func (cn *conn) idleError() error {
 	// The last reader's deadline has likely passed, and a read deadline
 	// in the past fails even a look.
 	cn.nc.SetReadDeadline(time.Time{})
+	if cn.peekRaw != nil {
+		return cn.idleTLSError()
+	}
 	n, err := peekSocket(cn.raw, cn.peekBuf[:])
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// A late cancel of an earlier reader set it again: no look this
@@ -484,6 +498,35 @@ func (cn *conn) idleError() error {
 	}
 	return unsolicitedPrefix(cn.peekBuf[:n])
 }
+
+// idleTLSError is idleError for a TLS connection, whose bytes are
+// records: nothing, or the end of the stream, says what it says on plain
+// TCP; records need TLS to tell a session ticket (which TLS 1.3 servers
+// send after the handshake, and which is no answer) from the server's
+// closing alert or a line. TLS reads them, waiting a moment for a line:
+// a timeout then means that the records held none, and the conn is well.
+func (cn *conn) idleTLSError() error {
+	n, err := peekSocket(cn.peekRaw, cn.peekBuf[:])
+	if err != nil || n == 0 || cn.reading {
+		return err
+	}
+	cn.nc.SetReadDeadline(time.Now().Add(idleTLSLook))
+	_, err = cn.br.Peek(1)
+	cn.nc.SetReadDeadline(time.Time{})
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil
+	case err != nil:
+		return err
+	}
+	line, _ := cn.br.Peek(cn.br.Buffered())
+	return unsolicitedPrefix(line)
+}
+
+// idleTLSLook is how long an idle TLS conn's records are given to show a
+// line: they are in the socket already, so TLS needs no more than to
+// decrypt them.
+const idleTLSLook = 5 * time.Millisecond
 
 // unsolicitedPrefix explains bytes received with no request outstanding, of
 // which the first line may be whole.

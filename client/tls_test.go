@@ -149,3 +149,43 @@ func TestTLSClientCertificate(t *testing.T) {
 		t.Fatalf("the refused clients' writes applied: %q, %v", v, err)
 	}
 }
+
+// A TLS conn that the server closed while it was idle is found closed
+// before the next write goes on it, as a plain one is: the write is sent
+// on a new conn, not reported of unknown outcome. A conn that only holds
+// the server's session tickets is kept.
+func TestTLSIdleCloseBeforeAWrite(t *testing.T) {
+	f, err := certgen.Write(t.TempDir(), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := tlsfiles.LoadKeypair(f.Cert, f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := realnet.DefaultHostConfig()
+	cfg.IdleTimeout = 300 * time.Millisecond
+	cfg.TLS = tlsfiles.Server(kp, nil)
+	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := DialContext(ctx, addr, WithTLS(clientTLS(t, f.CA, "", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A fresh conn holds the session tickets, unread.
+	if err := c.Set(ctx, "k", "1"); err != nil {
+		t.Fatalf("the first write: %v", err)
+	}
+	if err := c.Set(ctx, "k", "2"); err != nil {
+		t.Fatalf("the second write: %v", err)
+	}
+	time.Sleep(time.Second) // past the server's idle timeout
+	if err := c.Set(ctx, "k", "3"); err != nil {
+		t.Fatalf("a write after the server closed the idle conn: %v", err)
+	}
+	if v, err := c.Get(ctx, "k"); err != nil || v != "3" {
+		t.Fatalf("get: %q, %v", v, err)
+	}
+}
