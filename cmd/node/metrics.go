@@ -57,7 +57,7 @@ const (
 // bound.
 var (
 	metricOps = []string{core.OpSet, core.OpGet, core.OpDelete, core.OpBulkSet, core.OpPing, core.OpStatus,
-		core.OpSearch, core.OpSearchSimilar, "invalid", "other"}
+		core.OpSearch, core.OpSearchSimilar, "invalid", "other", core.OpBulkGet, core.OpBulkDelete, core.OpScan}
 	metricCodes = []string{"ok", core.CodeBadRequest, core.CodeUnknownOp, core.CodeTooLarge, core.CodeNotFound,
 		core.CodeUnavailable, core.CodeNotLeader, core.CodeTooManyConns, core.CodeTimeout, core.CodeDiskFull,
 		core.CodeIOError, core.CodeNotImplemented, core.CodeInternal, core.CodeSessionExpired,
@@ -89,6 +89,12 @@ func opIndex(op string) int {
 		return 6
 	case core.OpSearchSimilar:
 		return 7
+	case core.OpBulkGet:
+		return 10
+	case core.OpBulkDelete:
+		return 11
+	case core.OpScan:
+		return 12
 	}
 	return opOther
 }

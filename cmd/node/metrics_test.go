@@ -397,3 +397,24 @@ func TestMeshMetricsPerPeer(t *testing.T) {
 		}
 	}
 }
+
+// bulk_get, bulk_delete and scan are counted under their own names, not
+// as "other".
+func TestMultiKeyOpsAreCountedByName(t *testing.T) {
+	maddr := freeLoopbackAddr(t)
+	s := start(t, t.TempDir(), "--metrics-addr", maddr)
+	before := getScrape(t, maddr)
+	resps := roundTrip(t, s.addr, `{"op":"bulk_get","keys":["a"]}`, `{"op":"bulk_delete","keys":["a"]}`, `{"op":"scan"}`)
+	for i, r := range resps {
+		if !r.OK {
+			t.Fatalf("request %d: %+v", i, r.Error)
+		}
+	}
+	after := getScrape(t, maddr)
+	for _, op := range []string{"bulk_get", "bulk_delete", "scan"} {
+		key := `dkv_requests_total{op="` + op + `",code="ok"}`
+		if got := after[key] - before[key]; got != 1 {
+			t.Errorf("%s went up by %v, want 1", key, got)
+		}
+	}
+}
