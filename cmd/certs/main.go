@@ -1,13 +1,14 @@
 // Command certs makes the certificates that dkv's TLS flags take: an
 // authority (ca.pem, ca-key.pem) on its first run in --dir, and a
-// certificate for each run's --hosts, signed by it. The certificates
-// serve both as a server's and as a client's, so one file pair does for a
-// node's client port, its peer connections (--peer-tls-*), and a client
-// that must present one (--tls-client-ca).
+// certificate for each run's --hosts, signed by it. A node's certificate
+// serves both as a server's and as a client's, so one file pair does for a
+// node's client port and its peer connections (--peer-tls-*). --client
+// makes a client's instead, for a port started with --tls-client-ca: it
+// names no host and serves no server, so that it cannot pose as a node.
 //
 //	go run ./cmd/certs                                   # certs/ca.pem, certs/node.pem, certs/node-key.pem for 127.0.0.1 and localhost
 //	go run ./cmd/certs --name node1 --hosts 10.0.0.1,db1.example.com
-//	go run ./cmd/certs --name client                    # a client certificate from the same authority
+//	go run ./cmd/certs --name app1 --client              # a client certificate from the same authority
 //
 // It is for trying TLS and for small deployments; an organisation with an
 // authority of its own issues dkv's certificates from it instead
@@ -50,6 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hosts := fl.String("hosts", "127.0.0.1,localhost", "comma-separated DNS names and IP addresses the certificate is for: every\naddress clients and peers dial this node at")
 	days := fl.Int("days", 365, "days the new certificate is valid")
 	caDays := fl.Int("ca-days", 3650, "days a new authority is valid")
+	clientOnly := fl.Bool("client", false, "a client's certificate (for --tls-client-ca): no host, no server use")
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -73,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	switch {
+	case *clientOnly && hostsGiven(fl):
+		return usage("--client makes a certificate that names no host: drop --hosts")
 	case len(hostList) == 0:
 		return usage("--hosts names no host")
 	case len(hostList) > hostsMax:
@@ -115,7 +119,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if notAfter.After(ca.Cert.NotAfter) {
 		return usage("the authority ends at %s, before the %d days asked", ca.Cert.NotAfter.UTC().Format("2006-01-02"), *days)
 	}
-	certPEM, keyPEM, err := ca.Issue(*name, hostList, now.Add(-time.Hour), notAfter)
+	var certPEM, keyPEM []byte
+	if *clientOnly {
+		certPEM, keyPEM, err = ca.IssueClient(*name, now.Add(-time.Hour), notAfter)
+	} else {
+		certPEM, keyPEM, err = ca.Issue(*name, hostList, now.Add(-time.Hour), notAfter)
+	}
 	if err == nil {
 		err = certgen.WriteKeypair(certPath, keyPath, certPEM, keyPEM)
 	}
@@ -123,6 +132,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "certs: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "made %s and %s for %s, valid until %s\n", certPath, keyPath, strings.Join(hostList, ", "), notAfter.UTC().Format("2006-01-02"))
+	what := "for " + strings.Join(hostList, ", ")
+	if *clientOnly {
+		what = "for a client"
+	}
+	fmt.Fprintf(stdout, "made %s and %s %s, valid until %s\n", certPath, keyPath, what, notAfter.UTC().Format("2006-01-02"))
 	return 0
+}
+
+// hostsGiven reports whether --hosts was on the command line.
+func hostsGiven(fl *flag.FlagSet) bool {
+	given := false
+	fl.Visit(func(f *flag.Flag) { given = given || f.Name == "hosts" })
+	return given
 }

@@ -36,7 +36,7 @@ func TestCerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, out := runCerts(t, "--dir", dir, "--name", "client", "--hosts", "client1"); code != 0 || strings.Contains(out, "made an authority") {
+	if code, out := runCerts(t, "--dir", dir, "--name", "client", "--client"); code != 0 || strings.Contains(out, "made an authority") {
 		t.Fatalf("second run: %d\n%s", code, out)
 	}
 	if again, _ := os.ReadFile(filepath.Join(dir, "ca.pem")); !bytes.Equal(again, caPEM) {
@@ -61,6 +61,18 @@ func TestCerts(t *testing.T) {
 	}
 	if left := time.Until(kp.Certificate().Leaf.NotAfter); left < 364*24*time.Hour || left > 366*24*time.Hour {
 		t.Errorf("valid for %v more, want a year", left)
+	}
+	// The client's certificate cannot pose as a node: no server use, no
+	// host.
+	ckp, err := tlsfiles.LoadKeypair(filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ckp.Verify(pool, x509.ExtKeyUsageServerAuth); err == nil {
+		t.Error("a --client certificate serves as a server's")
+	}
+	if err := ckp.Certificate().Leaf.VerifyHostname("127.0.0.1"); err == nil {
+		t.Error("a --client certificate names 127.0.0.1")
 	}
 	cfg := realnet.DefaultHostConfig()
 	cfg.TLS = tlsfiles.Server(kp, pool) // client certificates required
@@ -95,6 +107,7 @@ func TestCertsUsageErrors(t *testing.T) {
 		{[]string{"--dir", dir, "--name", "x", "--days", "0"}, "--days must be in"},
 		{[]string{"--dir", dir, "--name", "x", "--days", "4000"}, "the authority ends at"},
 		{[]string{"--dir", dir, "extra"}, `unexpected argument "extra"`},
+		{[]string{"--dir", dir, "--name", "x", "--client", "--hosts", "a"}, "--client makes a certificate that names no host"},
 	} {
 		if code, out := runCerts(t, tc.args...); code != 2 || !strings.Contains(out, tc.want) {
 			t.Errorf("%q: exit %d, %q; want 2 and %q", tc.args, code, out, tc.want)

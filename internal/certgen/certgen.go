@@ -74,6 +74,19 @@ func NewCA(name string, validFor time.Duration) (*CA, error) {
 // both as a server's and as a client's certificate, since a node both
 // accepts its peers' connections and dials theirs.
 func (ca *CA) Issue(name string, hosts []string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, err error) {
+	return ca.issue(name, hosts, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, notBefore, notAfter)
+}
+
+// IssueClient makes a certificate that serves only as a client's, naming
+// no host: what a client presents to a port started with --tls-client-ca.
+// It cannot serve as a node's (--peer-tls-cert), which the peers check
+// for both uses and for the node's host, though the same authority signs
+// both.
+func (ca *CA) IssueClient(name string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, err error) {
+	return ca.issue(name, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, notBefore, notAfter)
+}
+
+func (ca *CA) issue(name string, hosts []string, uses []x509.ExtKeyUsage, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -88,7 +101,7 @@ func (ca *CA) Issue(name string, hosts []string, notBefore, notAfter time.Time) 
 		NotBefore:    notBefore,
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:  uses,
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
