@@ -180,8 +180,8 @@ func TestTLSCertificatesAreChecked(t *testing.T) {
 		// client's first read.
 		c := dialTLS(t, m.addr, tc.cfg)
 		c.send(`{"op":"ping"}` + "\n")
-		if line, err := c.line(); err == nil {
-			t.Errorf("%s: served %q", tc.name, line)
+		if line, err := c.line(); err == nil || !strings.Contains(err.Error(), "remote error: tls:") {
+			t.Errorf("%s: %q, %v; want the server's TLS alert", tc.name, line, err)
 		}
 	}
 	c := dialTLS(t, m.addr, testClientTLS(t, f.CA, f.Cert, f.Key))
