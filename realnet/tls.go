@@ -23,7 +23,7 @@ import (
 // it without being told.
 
 // tlsHandshakeTimeout bounds a client's TLS handshake on the client port,
-// from its first byte: a handshake takes a few round trips, and a stranger
+// from when its reader starts, just after accept: a handshake takes a few round trips, and a stranger
 // must not hold a connection slot for an idle timeout.
 const tlsHandshakeTimeout = 10 * time.Second
 
