@@ -23,8 +23,9 @@ import (
 // it without being told.
 
 // tlsHandshakeTimeout bounds a client's TLS handshake on the client port,
-// from when its reader starts, just after accept: a handshake takes a few round trips, and a stranger
-// must not hold a connection slot for an idle timeout.
+// from when its reader starts, just after accept: a handshake takes a few
+// round trips, and a stranger must not hold a connection slot for an idle
+// timeout.
 const tlsHandshakeTimeout = 10 * time.Second
 
 // errTLSHandshake marks a peer connection whose TLS handshake failed.
