@@ -20,6 +20,12 @@ import (
 // certificates of that authority if clientCerts.
 func serveTLS(t *testing.T, clientCerts bool) (string, certgen.Files) {
 	t.Helper()
+	return serveTLSOn(t, realnet.DefaultHostConfig(), clientCerts)
+}
+
+// serveTLSOn is serveTLS with a host config of the caller's.
+func serveTLSOn(t *testing.T, cfg realnet.HostConfig, clientCerts bool) (string, certgen.Files) {
+	t.Helper()
 	f, err := certgen.Write(t.TempDir(), []string{"127.0.0.1", "localhost"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +34,6 @@ func serveTLS(t *testing.T, clientCerts bool) (string, certgen.Files) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := realnet.DefaultHostConfig()
 	if clientCerts {
 		pool, err := tlsfiles.LoadCA(f.CA)
 		if err != nil {
@@ -155,18 +160,9 @@ func TestTLSClientCertificate(t *testing.T) {
 // on a new conn, not reported of unknown outcome. A conn that only holds
 // the server's session tickets is kept.
 func TestTLSIdleCloseBeforeAWrite(t *testing.T) {
-	f, err := certgen.Write(t.TempDir(), []string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := tlsfiles.LoadKeypair(f.Cert, f.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := realnet.DefaultHostConfig()
 	cfg.IdleTimeout = 300 * time.Millisecond
-	cfg.TLS = tlsfiles.Server(kp, nil)
-	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), cfg)
+	addr, f := serveTLSOn(t, cfg, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := DialContext(ctx, addr, WithTLS(clientTLS(t, f.CA, "", "")))

@@ -252,8 +252,7 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 		if err != nil {
 			return fmt.Errorf("--tls: making the certificates: %w", err)
 		}
-		c.Extra = append(c.Extra, "--tls-cert", f.Cert, "--tls-key", f.Key,
-			"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA)
+		c.Extra = append(c.Extra, f.NodeFlags()...)
 		if c.TLS, err = tlsfiles.Client(f.CA, "", "", ""); err != nil {
 			return err
 		}

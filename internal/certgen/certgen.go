@@ -129,6 +129,13 @@ type Files struct {
 	Key  string
 }
 
+// NodeFlags are cmd/node's flags for TLS on both ports with these files:
+// the client port's certificate, and the peers' certificate and authority.
+func (f Files) NodeFlags() []string {
+	return []string{"--tls-cert", f.Cert, "--tls-key", f.Key,
+		"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA}
+}
+
 // Write makes a new authority and one certificate for hosts, both valid
 // for validFor, in dir (which holds none yet) as Ensure does: ca.pem,
 // ca-key.pem, node.pem and node-key.pem, the keys private to this user.

@@ -29,9 +29,7 @@ func TestClusterOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := nodeproc.NewCluster(bin, filepath.Join(dir, "data"), 3,
-		"--tls-cert", f.Cert, "--tls-key", f.Key,
-		"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA)
+	c, err := nodeproc.NewCluster(bin, filepath.Join(dir, "data"), 3, f.NodeFlags()...)
 	if err != nil {
 		t.Fatal(err)
 	}

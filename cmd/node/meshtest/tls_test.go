@@ -19,9 +19,7 @@ func TestMeshOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := nodeproc.NewMesh(bin, filepath.Join(dir, "data"), 3, append([]string{
-		"--tls-cert", f.Cert, "--tls-key", f.Key,
-		"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA}, fastAE...)...)
+	c, err := nodeproc.NewMesh(bin, filepath.Join(dir, "data"), 3, append(f.NodeFlags(), fastAE...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
