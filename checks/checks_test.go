@@ -63,6 +63,53 @@ func TestLinearizable(t *testing.T) {
 	}
 }
 
+// cond makes op conditional.
+func cond(op Op, c core.Condition) Op { op.Cond = c; return op }
+
+var (
+	ifAbsent = core.Condition{Kind: core.CondAbsent}
+	ifExists = core.Condition{Kind: core.CondExists}
+)
+
+func ifValue(v string) core.Condition { return core.Condition{Kind: core.CondValue, Value: v} }
+
+func TestLinearizableConditions(t *testing.T) {
+	cases := []struct {
+		name string
+		ops  []Op
+		want porcupine.CheckResult
+	}{
+		{"if_absent on an empty key", []Op{cond(set(0, "a", "1", 0, 10, OK), ifAbsent), get(1, "a", "1", 20, 30)}, porcupine.Ok},
+		{"two if_absent one after the other", []Op{cond(set(0, "a", "1", 0, 10, OK), ifAbsent), cond(set(1, "a", "2", 20, 30, OK), ifAbsent)}, porcupine.Illegal},
+		{"two concurrent if_absent", []Op{cond(set(0, "a", "1", 0, 10, OK), ifAbsent), cond(set(1, "a", "2", 5, 15, OK), ifAbsent)}, porcupine.Illegal},
+		{"if_absent after a delete", []Op{cond(set(0, "a", "1", 0, 10, OK), ifAbsent), del(1, "a", 20, 30, OK), cond(set(1, "a", "2", 40, 50, OK), ifAbsent)}, porcupine.Ok},
+		{"if_exists on an empty key", []Op{cond(set(0, "a", "1", 0, 10, OK), ifExists)}, porcupine.Illegal},
+		{"compare and swap", []Op{set(0, "a", "1", 0, 10, OK), cond(set(1, "a", "2", 20, 30, OK), ifValue("1")), get(0, "a", "2", 40, 50)}, porcupine.Ok},
+		{"swap from a value that was replaced", []Op{set(0, "a", "1", 0, 10, OK), set(0, "a", "3", 20, 30, OK), cond(set(1, "a", "2", 40, 50, OK), ifValue("1"))}, porcupine.Illegal},
+		{"two swaps from one value", []Op{set(0, "a", "1", 0, 10, OK), cond(set(1, "a", "2", 20, 30, OK), ifValue("1")), cond(set(2, "a", "3", 20, 30, OK), ifValue("1"))}, porcupine.Illegal},
+		{"compare and delete", []Op{set(0, "a", "1", 0, 10, OK), cond(del(1, "a", 20, 30, OK), ifValue("1")), get(0, "a", "", 40, 50)}, porcupine.Ok},
+		{"delete of another value", []Op{set(0, "a", "1", 0, 10, OK), cond(del(1, "a", 20, 30, OK), ifValue("2"))}, porcupine.Illegal},
+		// An unknown conditional write applied if its condition held
+		// where it took effect, and changed nothing if not.
+		{"unknown swap, condition unmet", []Op{set(0, "a", "1", 0, 10, OK), cond(set(1, "a", "2", 20, 30, Unknown), ifValue("9")), get(0, "a", "1", 40, 50)}, porcupine.Ok},
+		{"unknown swap applied", []Op{set(0, "a", "1", 0, 10, OK), cond(set(1, "a", "2", 20, 30, Unknown), ifValue("1")), get(0, "a", "2", 40, 50)}, porcupine.Ok},
+		{"unknown swap cannot apply unmet", []Op{set(0, "a", "1", 0, 10, OK), cond(set(1, "a", "2", 20, 30, Unknown), ifValue("9")), get(0, "a", "2", 40, 50)}, porcupine.Illegal},
+		// An if_exists that applied saw a value that only an unknown
+		// set, never read, can have put there: that set is not pruned.
+		{"if_exists explained by an unknown set never read", []Op{set(0, "a", "1", 0, 10, Unknown), cond(set(1, "a", "2", 20, 30, OK), ifExists)}, porcupine.Ok},
+		{"if_value explained by an unknown set never read", []Op{set(0, "a", "1", 0, 10, Unknown), cond(set(1, "a", "2", 20, 30, OK), ifValue("1"))}, porcupine.Ok},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := &History{Ops: c.ops}
+			r := CheckLinearizable(h, LinOptions{})
+			if r.Result != c.want {
+				t.Fatalf("got %s, want %s", r.Result, c.want)
+			}
+		})
+	}
+}
+
 func TestPruningKeepsObservedUnknownWrites(t *testing.T) {
 	h := &History{Ops: []Op{
 		set(0, "a", "1", 0, 10, Unknown),  // observed: kept

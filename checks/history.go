@@ -82,6 +82,12 @@ type Op struct {
 	Value string    // set: the value written; get: the value read, if Found
 	Found bool      // get: the key existed
 	Items []core.KV // bulk_set, in request order (a repeated key: last wins); bulk_delete's and bulk_get's keys
+	// Cond is a set's or a delete's condition. An OK conditional write
+	// applied, so its condition held at its instant; one whose outcome is
+	// unknown applied if it held, or had no effect. A write refused with
+	// condition_failed is recorded as the get it amounts to: a read of the
+	// value the refusal reported.
+	Cond core.Condition
 	// Reads is what an OK bulk_get read, one per item of Items: nil for a
 	// missing key.
 	Reads []*string
@@ -225,6 +231,9 @@ func (op *Op) String() string {
 		}
 		b.WriteString("}")
 	}
+	if op.Cond.Kind != core.CondNone {
+		fmt.Fprintf(&b, " %s", clipCond(op.Cond))
+	}
 	fmt.Fprintf(&b, " [%s, %s] %s", FormatTime(op.Call), FormatTime(op.Return), op.Outcome)
 	if op.Note != "" {
 		fmt.Fprintf(&b, " (%s)", op.Note)
@@ -251,6 +260,14 @@ func clip(s string) string {
 		return s
 	}
 	return s[:20] + "…"
+}
+
+// clipCond renders a condition with its value clipped.
+func clipCond(c core.Condition) string {
+	if c.Kind == core.CondValue {
+		c.Value = clip(c.Value)
+	}
+	return c.String()
 }
 
 // FormatTime renders virtual nanoseconds as seconds with microseconds.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"dkv/core"
 )
 
 // The porcupine model is a single register per key: the history is split by
@@ -31,6 +33,11 @@ type regInput struct {
 	// optional: the write took effect within its interval or not at all
 	// (SettledMaybe). Only the nondeterministic model accepts it.
 	optional bool
+	// cond is a conditional write's condition: an applied one held it;
+	// with mayFail (its outcome unknown) the write, where the condition
+	// does not hold, changes nothing.
+	cond    core.Condition
+	mayFail bool
 }
 
 // regOutput is what a get returned; writes have no output.
@@ -47,6 +54,9 @@ type regState struct {
 
 // regStep is the register's sequential specification.
 func regStep(s regState, in regInput, output any) (bool, regState) {
+	if in.cond.Kind != core.CondNone && !in.cond.Holds(s.value, s.present) {
+		return in.mayFail, s
+	}
 	switch in.kind {
 	case KindSet:
 		return true, regState{value: in.value, present: true}
@@ -62,8 +72,11 @@ func regStep(s regState, in regInput, output any) (bool, regState) {
 func describeOp(input, output any) string {
 	in := input.(regInput)
 	opt := ""
+	if in.cond.Kind != core.CondNone {
+		opt = " " + clipCond(in.cond)
+	}
 	if in.optional {
-		opt = " (or nothing)"
+		opt += " (or nothing)"
 	}
 	switch in.kind {
 	case KindSet:
@@ -198,15 +211,27 @@ func Partitions(h *History) []Partition {
 		end = max(end, h.Ops[i].Call, h.Ops[i].Return)
 	}
 	end++
-	// Values each key's successful gets observed.
+	// Values each key's successful gets observed, and those an if_value
+	// write may have found there. An if_exists write that may have
+	// applied observed that some value was there, which an unknown set of
+	// any value may explain: on its key, no unknown set is left out.
 	seen := map[string]map[string]bool{}
+	see := func(key, value string) {
+		if seen[key] == nil {
+			seen[key] = map[string]bool{}
+		}
+		seen[key][value] = true
+	}
+	sawPresence := map[string]bool{}
 	for i := range h.Ops {
 		op := &h.Ops[i]
-		if op.Kind == KindGet && op.Outcome == OK && op.Found {
-			if seen[op.Key] == nil {
-				seen[op.Key] = map[string]bool{}
-			}
-			seen[op.Key][op.Value] = true
+		switch {
+		case op.Kind == KindGet && op.Outcome == OK && op.Found:
+			see(op.Key, op.Value)
+		case op.Cond.Kind == core.CondValue && op.Outcome != Failed:
+			see(op.Key, op.Cond.Value)
+		case op.Cond.Kind == core.CondExists && op.Outcome != Failed:
+			sawPresence[op.Key] = true
 		}
 	}
 	byKey := map[string]*Partition{}
@@ -248,14 +273,17 @@ func Partitions(h *History) []Partition {
 		}
 		for _, w := range op.Writes() {
 			p := part(w.Key)
-			if op.Outcome == Unknown && op.Settled != SettledApplied && w.Present && !seen[w.Key][w.Value] {
+			if op.Outcome == Unknown && op.Settled != SettledApplied && w.Present && !seen[w.Key][w.Value] && !sawPresence[w.Key] {
 				p.Pruned++
 				continue
 			}
-			in := regInput{kind: KindDelete}
+			in := regInput{kind: KindDelete, cond: op.Cond}
 			if w.Present {
-				in = regInput{kind: KindSet, value: w.Value, bulk: op.Kind == KindBulkSet}
+				in = regInput{kind: KindSet, value: w.Value, bulk: op.Kind == KindBulkSet, cond: op.Cond}
 			}
+			// An unknown conditional write may have found its condition
+			// unmet, unless a simulator saw it apply.
+			in.mayFail = op.Outcome == Unknown && op.Settled != SettledApplied && op.Cond.Kind != core.CondNone
 			if op.Outcome == Unknown && op.Settled == SettledMaybe {
 				in.optional = true
 				p.Optional++

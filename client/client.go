@@ -147,6 +147,48 @@ func (c *ops) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// SetIfAbsent stores value under key only if key does not exist, and
+// reports whether it did: false, with a nil error, means the key existed
+// and nothing was written. The check and the write are one step: of many
+// clients that race to create a key, exactly one succeeds. A single node
+// and a cluster take conditional writes; a mesh refuses them.
+func (c *ops) SetIfAbsent(ctx context.Context, key, value string) (bool, error) {
+	return c.conditional(ctx, core.Request{Op: core.OpSet, Key: key, Value: &value, IfAbsent: true})
+}
+
+// SetIfExists stores value under key only if key exists, and reports
+// whether it did.
+func (c *ops) SetIfExists(ctx context.Context, key, value string) (bool, error) {
+	return c.conditional(ctx, core.Request{Op: core.OpSet, Key: key, Value: &value, IfExists: true})
+}
+
+// CompareAndSwap stores new under key only if key holds old, and reports
+// whether it did: false means the key held another value or did not exist,
+// and nothing was written.
+func (c *ops) CompareAndSwap(ctx context.Context, key, old, new string) (bool, error) {
+	return c.conditional(ctx, core.Request{Op: core.OpSet, Key: key, Value: &new, IfValue: &old})
+}
+
+// CompareAndDelete deletes key only if it holds old, and reports whether it
+// did: the release of a lock taken with SetIfAbsent, which must not delete
+// a lock that expired and was taken by another.
+func (c *ops) CompareAndDelete(ctx context.Context, key, old string) (bool, error) {
+	return c.conditional(ctx, core.Request{Op: core.OpDelete, Key: key, IfValue: &old})
+}
+
+// conditional sends a conditional write; its refusal is false, not an
+// error. (The refusal also carries the key's value, which Do returns.)
+func (c *ops) conditional(ctx context.Context, req core.Request) (bool, error) {
+	_, err := c.do(ctx, req)
+	switch {
+	case errors.Is(err, ErrConditionFailed) && !errors.Is(err, ErrUnknownOutcome):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("dkv: %s %q (%s): %w", req.Op, req.Key, req.Condition(), err)
+	}
+	return true, nil
+}
+
 // BulkSet stores every item atomically: after any crash the server has all
 // of them or none.
 func (c *ops) BulkSet(ctx context.Context, items []KV) error {

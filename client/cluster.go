@@ -351,6 +351,11 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 			case core.CodeSessionExpired, core.CodeInternal:
 				unknown = unknown || write
 				return resp, giveUp(se)
+			case core.CodeConditionFailed:
+				// Certain, whatever came of earlier attempts: had one
+				// applied, the session would answer this one as its
+				// duplicate.
+				return resp, se
 			default:
 				return resp, giveUp(se)
 			}

@@ -25,6 +25,12 @@ var (
 	// the client's, or the server does not speak TLS.
 	ErrTLS = errors.New("TLS handshake failed")
 
+	// ErrConditionFailed matches the ServerError of a conditional write
+	// (core.Request's IfAbsent, IfExists, IfValue) whose condition did not
+	// hold: nothing was written. SetIfAbsent and its kin report it as
+	// false rather than as an error.
+	ErrConditionFailed = errors.New("condition failed")
+
 	// ErrClosed is returned by calls on a closed client, and by calls that
 	// were outstanding when it was closed.
 	ErrClosed = errors.New("dkv client is closed")
@@ -86,6 +92,8 @@ func (e *ServerError) Is(target error) bool {
 		return e.Code == core.CodeAuthRequired || e.Code == core.CodeAuthFailed
 	case ErrUnknownOutcome:
 		return e.Code == core.CodeOutcomeUnknown || e.Code == core.CodeSessionExpired
+	case ErrConditionFailed:
+		return e.Code == core.CodeConditionFailed
 	}
 	return false
 }

@@ -127,13 +127,17 @@ const (
 	fieldPrefix
 	fieldStartAfter
 	fieldKeysOnly
+	fieldIfAbsent
+	fieldIfExists
+	fieldIfValue
 
+	condFields    = fieldIfAbsent | fieldIfExists | fieldIfValue
 	meshFields    = fieldAfter | fieldQuorum
 	sessionFields = fieldClientID | fieldSeq | fieldAcked
 )
 
 // fieldNames are the JSON names of the requestField bits, in bit order.
-var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password", "prefix", "start_after", "keys_only"}
+var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password", "prefix", "start_after", "keys_only", "if_absent", "if_exists", "if_value"}
 
 // promiseFields ask the server to do something for this request: make it
 // exactly-once (a client session) or fail its snapshot (a test hook). On
@@ -143,17 +147,18 @@ var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulat
 // value on get) is ignored, as it always was: clients send such leftovers
 // (this repository's own tests did), and nothing is promised by them. A
 // password is refused on any op but auth: a client that sends one with a
-// request believes it is checked there.
-const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword
+// request believes it is checked there. So is a condition on any op but
+// set and delete: the write would not be conditional.
+const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword | condFields
 
 // opFields are the fields that op uses besides id and op; known is false
 // for an op this server does not know (Validate answers those).
 func opFields(op string) (fields requestField, known bool) {
 	switch op {
 	case OpSet:
-		return fieldKey | fieldValue | fieldDebugSimulateFail | sessionFields | meshFields, true
+		return fieldKey | fieldValue | fieldDebugSimulateFail | sessionFields | meshFields | condFields, true
 	case OpDelete:
-		return fieldKey | sessionFields | meshFields, true
+		return fieldKey | sessionFields | meshFields | fieldIfValue, true
 	case OpBulkSet:
 		return fieldItems | fieldDebugSimulateFail | sessionFields | meshFields, true
 	case OpBulkDelete:
@@ -424,6 +429,18 @@ func decodeRequest(dec *jsontext.Decoder, d *decodedRequest) error {
 		case "keys_only":
 			f = fieldKeysOnly
 			req.KeysOnly, err = readBool(dec, topField("keys_only"))
+		case "if_absent":
+			f = fieldIfAbsent
+			req.IfAbsent, err = readBool(dec, topField("if_absent"))
+		case "if_exists":
+			f = fieldIfExists
+			req.IfExists, err = readBool(dec, topField("if_exists"))
+		case "if_value":
+			f = fieldIfValue
+			var v string
+			if v, err = readString(dec, topField("if_value")); err == nil {
+				req.IfValue = &v
+			}
 		default:
 			return &requestError{"unknown field " + quote(string(name))}
 		}

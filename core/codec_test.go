@@ -212,6 +212,15 @@ func TestRequestFieldsChecked(t *testing.T) {
 		{`{"op":"auth","password":"s","key":"k","client_id":1,"seq":1}`, `field "client_id" is not used by op "auth"`},
 		{`{"op":"get","key":"k","password":"s"}`, `field "password" is not used by op "get"`},
 		{`{"op":"ping","password":"s"}`, `field "password" is not used by op "ping"`},
+		// Conditional writes: set (one condition), delete (if_value).
+		{`{"op":"set","key":"k","value":"v","if_absent":true,"if_exists":true}`, `at most one of if_absent, if_exists and if_value`},
+		{`{"op":"set","key":"k","value":"v","if_exists":true,"if_value":"a"}`, `at most one of if_absent, if_exists and if_value`},
+		{`{"op":"set","key":"k","value":"v","if_absent":"yes"}`, `field "if_absent" must be a boolean, not a string`},
+		{`{"op":"set","key":"k","value":"v","if_value":null}`, `field "if_value" must be a string, not null`},
+		{`{"op":"delete","key":"k","if_absent":true}`, `field "if_absent" is not used by op "delete"`},
+		{`{"op":"delete","key":"k","if_exists":true}`, `field "if_exists" is not used by op "delete"`},
+		{`{"op":"bulk_set","items":[{"key":"a","value":"b"}],"if_value":"a"}`, `field "if_value" is not used by op "bulk_set"`},
+		{`{"op":"get","key":"k","if_exists":true}`, `field "if_exists" is not used by op "get"`},
 	}
 	for _, c := range bad {
 		r := check(c.line)
@@ -226,6 +235,11 @@ func TestRequestFieldsChecked(t *testing.T) {
 		`{"op":"set","key":"k","value":"v","client_id":1,"seq":5,"acked":5}`,
 		`{"op":"set","key":"k","value":"v","client_id":1,"seq":5,"acked":0}`,
 		`{"op":"delete","key":"k","client_id":3,"seq":2,"acked":1}`,
+		`{"op":"set","key":"k","value":"v","if_absent":true}`,
+		`{"op":"set","key":"k","value":"v","if_exists":true,"client_id":3,"seq":2}`,
+		`{"op":"set","key":"k","value":"v","if_value":""}`,
+		`{"op":"set","key":"k","value":"v","if_absent":false,"if_value":"a"}`,
+		`{"op":"delete","key":"k","if_value":"v"}`,
 		`{"acked":1,"seq":2,"client_id":3,"debug_simulate_fail":false,"items":[{"value":"","key":"k"}],"op":"bulk_set"}`,
 		`{"op":"get","key":"k"}`,
 		`{"op":"get","k\u0065y":"k"}`,

@@ -21,6 +21,16 @@ func genCommand() *rapid.Generator[Command] {
 		case OpBulkSet:
 			c.Items = rapid.SliceOfN(genKV(), 0, 20).Draw(t, "items")
 		}
+		if c.Op != OpBulkSet {
+			kinds := []CondKind{CondNone, CondValue}
+			if c.Op == OpSet {
+				kinds = append(kinds, CondAbsent, CondExists)
+			}
+			c.Cond.Kind = rapid.SampledFrom(kinds).Draw(t, "cond")
+			if c.Cond.Kind == CondValue {
+				c.Cond.Value = rapid.StringN(0, 20, -1).Draw(t, "if_value")
+			}
+		}
 		if rapid.Bool().Draw(t, "session") {
 			c.ClientID = rapid.Uint64Min(1).Draw(t, "client")
 			c.Seq = rapid.Uint64().Draw(t, "seq")

@@ -132,6 +132,13 @@ const (
 	// MutScanFullPageIsLast: a page that fills up at its limit stops there
 	// and says no key is left, without looking for one.
 	MutScanFullPageIsLast
+
+	// Conditional writes (condition.go, single.go).
+
+	// MutCondFailureBeforeDurable: a conditional write whose condition did
+	// not hold is answered at once, though the value it reports may be an
+	// open batch's write that is not durable yet.
+	MutCondFailureBeforeDurable
 )
 
 var mutationNames = MutationNames[Mutation]{
@@ -166,6 +173,7 @@ var mutationNames = MutationNames[Mutation]{
 	MutErrorCodeIsMessage:        "error-code-is-message",
 	MutRequestIDAliasesLine:      "request-id-aliases-line",
 	MutScanFullPageIsLast:        "scan-full-page-is-last",
+	MutCondFailureBeforeDurable:  "condition-failure-before-durable",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -337,6 +337,10 @@ type Command struct {
 	ClientID uint64
 	Seq      uint64
 	Acked    uint64
+	// Cond is a set's or a delete's condition, checked as the command
+	// applies (on every replica alike: each applies the same log to the
+	// same state).
+	Cond Condition
 }
 
 // commandBytesMax bounds an encoded command: it must fit a log record with
@@ -345,7 +349,7 @@ const commandBytesMax = recordBytesMax - recordHeaderBytes - 8
 
 // CommandFromRequest is the command of a validated write request.
 func CommandFromRequest(req *Request) Command {
-	c := Command{Op: req.Op, ClientID: req.ClientID, Seq: req.Seq, Acked: req.Acked}
+	c := Command{Op: req.Op, ClientID: req.ClientID, Seq: req.Seq, Acked: req.Acked, Cond: req.Condition()}
 	switch req.Op {
 	case OpSet:
 		c.Items = []KV{{Key: req.Key, Value: *req.Value}}
@@ -366,10 +370,13 @@ func CommandFromRequest(req *Request) Command {
 
 // AppendCommand encodes c after dst:
 //
-//	[record type u8][client uvarint][seq uvarint][acked uvarint][writes]
+//	[record type u8][client uvarint][seq uvarint][acked uvarint][cond][writes]
 //
-// with the writes encoded as the single node's record of that type. It
-// fails when the command is over the log's record limit.
+// with the writes encoded as the single node's record of that type. A
+// conditional command sets commandConditional in the type byte and has
+// [cond kind u8], then for CondValue [length uvarint][value], where an
+// unconditional one has nothing (its encoding is as it was before
+// conditions). It fails when the command is over the log's record limit.
 func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 	start := len(dst)
 	var typ byte
@@ -385,10 +392,22 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 	default:
 		panic("AppendCommand: not a write: " + c.Op)
 	}
-	dst = append(dst, typ)
+	assert(c.Cond.Kind == CondNone || typ == recordSet || typ == recordDelete, "only a set or a delete has a condition")
+	if c.Cond.Kind != CondNone {
+		dst = append(dst, typ|commandConditional)
+	} else {
+		dst = append(dst, typ)
+	}
 	dst = binary.AppendUvarint(dst, c.ClientID)
 	dst = binary.AppendUvarint(dst, c.Seq)
 	dst = binary.AppendUvarint(dst, c.Acked)
+	if c.Cond.Kind != CondNone {
+		dst = append(dst, byte(c.Cond.Kind))
+		if c.Cond.Kind == CondValue {
+			dst = binary.AppendUvarint(dst, uint64(len(c.Cond.Value)))
+			dst = append(dst, c.Cond.Value...)
+		}
+	}
 	switch typ {
 	case recordSet:
 		dst = encodeSet(dst, c.Items[0].Key, c.Items[0].Value)
@@ -405,6 +424,10 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 	return dst, nil
 }
 
+// commandConditional marks a command's type byte: a condition follows the
+// session fields. Builds before conditions refuse such a command.
+const commandConditional byte = 0x80
+
 // DecodeCommand decodes what AppendCommand wrote.
 func DecodeCommand(p []byte) (Command, error) {
 	var c Command
@@ -419,6 +442,24 @@ func DecodeCommand(p []byte) (Command, error) {
 			return c, errPayload
 		}
 		*v, p = x, p[n:]
+	}
+	if typ&commandConditional != 0 {
+		typ &^= commandConditional
+		if len(p) < 1 || (typ != recordSet && typ != recordDelete) {
+			return c, fmt.Errorf("%w: a condition on command type %d", errPayload, typ)
+		}
+		c.Cond.Kind, p = CondKind(p[0]), p[1:]
+		switch c.Cond.Kind {
+		case CondAbsent, CondExists:
+		case CondValue:
+			n, k := binary.Uvarint(p)
+			if k <= 0 || n > uint64(len(p)-k) {
+				return c, errPayload
+			}
+			c.Cond.Value, p = string(p[k:k+int(n)]), p[k+int(n):]
+		default:
+			return c, fmt.Errorf("%w: condition kind %d", errPayload, c.Cond.Kind)
+		}
 	}
 	switch typ {
 	case recordSet:

@@ -67,6 +67,11 @@ const (
 	// CodeTLSRequired answers a client that spoke plain text to a port
 	// that speaks TLS only; the connection then closes.
 	CodeTLSRequired = "tls_required"
+	// CodeConditionFailed answers a conditional write (if_absent,
+	// if_exists, if_value) whose condition did not hold: nothing was
+	// written. The answer's value is the key's value at that instant,
+	// absent when the key did not exist.
+	CodeConditionFailed = "condition_failed"
 )
 
 // Search modes: every query word must match (the default), or any.
@@ -132,6 +137,14 @@ type Request struct {
 	Prefix     string `json:"prefix,omitzero"`
 	StartAfter string `json:"start_after,omitzero"`
 	KeysOnly   bool   `json:"keys_only,omitzero"`
+
+	// Conditional writes: set with one of them, delete with IfValue. The
+	// write applies only if, at its instant, the key does not exist
+	// (IfAbsent), exists (IfExists), or holds *IfValue; otherwise it is
+	// answered CodeConditionFailed (see Condition). Not in a mesh.
+	IfAbsent bool    `json:"if_absent,omitzero"`
+	IfExists bool    `json:"if_exists,omitzero"`
+	IfValue  *string `json:"if_value,omitzero"`
 
 	// Prepared is what Indexes.Prepare made of a write's values off the
 	// node's loop; never on the wire.
@@ -337,6 +350,9 @@ func (l Limits) Validate(req *Request) *Response {
 		return nil
 	}
 	if r := l.validateSession(req); r != nil {
+		return r
+	}
+	if r := l.validateCondition(req); r != nil {
 		return r
 	}
 	if req.Quorum > uint64(l.QuorumMax) {

@@ -156,8 +156,14 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 		}
 		n.queue(reply, Response{OK: true, Value: &value}, false)
 	case OpSet:
+		if n.conditionFails(req, reply) {
+			return
+		}
 		n.write(reply, req, recordSet, []KV{{Key: req.Key, Value: *req.Value}})
 	case OpDelete:
+		if n.conditionFails(req, reply) {
+			return
+		}
 		if _, ok := n.store.Get(req.Key); !ok {
 			n.queue(reply, OKResponse(), false) // nothing to log: deleting is idempotent
 			return
@@ -194,6 +200,29 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 	default:
 		n.queue(reply, ErrorResponse(CodeNotImplemented, "op %q is not served by a single node", req.Op), false)
 	}
+}
+
+// conditionFails answers a conditional write whose condition does not hold
+// in the store as it is now, the open batch's writes included (they come
+// before this one in the log), and reports whether it did. The answer
+// waits for the batch like a read's: the value it reports may be one of
+// the batch's writes.
+func (n *SingleNode) conditionFails(req *Request, reply ReplyFunc) bool {
+	cond := req.Condition()
+	if cond.Kind == CondNone {
+		return false
+	}
+	value, found := n.store.Get(req.Key)
+	if cond.Holds(value, found) {
+		return false
+	}
+	resp := ConditionFailedResponse(req.Key, cond, value, found)
+	if n.cfg.Mutation == MutCondFailureBeforeDurable {
+		reply(resp)
+		return true
+	}
+	n.queue(reply, resp, false)
+	return true
 }
 
 func (n *SingleNode) queue(reply ReplyFunc, resp Response, write bool) {

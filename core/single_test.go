@@ -699,7 +699,7 @@ func TestSingleNodeMatchesMapModel(t *testing.T) {
 		key := rapid.SampledFrom(keys)
 		steps := rapid.IntRange(1, 200).Draw(rt, "steps")
 		for i := 0; i < steps; i++ {
-			switch rapid.IntRange(0, 13).Draw(rt, "op") {
+			switch rapid.IntRange(0, 14).Draw(rt, "op") {
 			case 0, 1, 2:
 				k, v := key.Draw(rt, "k"), rapid.StringN(0, 8, -1).Draw(rt, "v")
 				mustOK(rt, h.do(set(k, v)))
@@ -814,6 +814,36 @@ func TestSingleNodeMatchesMapModel(t *testing.T) {
 					if (r.Values[i] != nil) != ok || ok && *r.Values[i] != v {
 						rt.Fatalf("bulk_get %q: value %d is %v, model has %q (%v)", ks, i, r.Values[i], v, ok)
 					}
+				}
+			case 14:
+				// A conditional write: applied exactly when the model
+				// says its condition holds; refused with the key's value.
+				k := key.Draw(rt, "k")
+				req := set(k, rapid.StringN(0, 8, -1).Draw(rt, "v"))
+				cur, found := model[k]
+				var holds bool
+				switch rapid.IntRange(0, 3).Draw(rt, "cond") {
+				case 0:
+					req.IfAbsent, holds = true, !found
+				case 1:
+					req.IfExists, holds = true, found
+				case 2:
+					old := rapid.SampledFrom([]string{cur, "other"}).Draw(rt, "if_value")
+					req.IfValue, holds = &old, found && old == cur
+				case 3:
+					old := rapid.SampledFrom([]string{cur, "other"}).Draw(rt, "if_value")
+					req, holds = &core.Request{Op: core.OpDelete, Key: k, IfValue: &old}, found && old == cur
+				}
+				r := h.do(req)
+				switch {
+				case holds && !r.OK:
+					rt.Fatalf("%s %s (%s): %+v, though the model holds %q (%v)", req.Op, k, req.Condition(), r.Error, cur, found)
+				case !holds && (r.OK || r.Error.Code != core.CodeConditionFailed || (r.Value != nil) != found || found && *r.Value != cur):
+					rt.Fatalf("%s %s (%s): %+v value %v, want condition_failed with the model's %q (%v)", req.Op, k, req.Condition(), r.Error, r.Value, cur, found)
+				case holds && req.Op == core.OpDelete:
+					delete(model, k)
+				case holds:
+					model[k] = *req.Value
 				}
 			case 9:
 				h.clock.now += int64(time.Millisecond)

@@ -26,15 +26,25 @@ const (
 	// MutInstallUnindexed: a snapshot installed from the leader replaces
 	// the store, but the indexes are not rebuilt from it.
 	MutInstallUnindexed
+	// MutCondFailureKeptInSession: a session write whose condition did not
+	// hold is recorded in the session table as if it had applied, so a
+	// retry of it is answered as a duplicate: success.
+	MutCondFailureKeptInSession
+	// MutConditionAtPropose: the leader checks a write's condition against
+	// its applied state when it proposes the write, and logs it without
+	// the condition, where entries before it may still change the key.
+	MutConditionAtPropose
 )
 
 var mutationNames = core.MutationNames[Mutation]{
-	MutNone:                  "none",
-	MutReadWithoutIndex:      "read-without-index",
-	MutCommitBeforePersist:   "commit-before-persist",
-	MutSessionsNotInSnapshot: "sessions-not-in-snapshot",
-	MutVoteNotPersisted:      "vote-not-persisted",
-	MutInstallUnindexed:      "install-unindexed",
+	MutNone:                     "none",
+	MutReadWithoutIndex:         "read-without-index",
+	MutCommitBeforePersist:      "commit-before-persist",
+	MutSessionsNotInSnapshot:    "sessions-not-in-snapshot",
+	MutVoteNotPersisted:         "vote-not-persisted",
+	MutInstallUnindexed:         "install-unindexed",
+	MutCondFailureKeptInSession: "condition-failure-kept-in-session",
+	MutConditionAtPropose:       "condition-at-propose",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -58,7 +58,7 @@ type NodeConfig struct {
 	Indexes core.Indexes
 	// OnApply, if set, sees every entry the node applies: its client
 	// session (0, 0 without one) and what came of it (applied, duplicate,
-	// expired, stale; empty for a leader's first entry). Replicas must
+	// expired, stale, unmet; empty for a leader's first entry). Replicas must
 	// agree on it at every index, which an observer such as the simulator
 	// checks.
 	OnApply func(index, term, client, seq uint64, outcome string)
@@ -412,6 +412,13 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		return
 	}
 	cmd := core.CommandFromRequest(req)
+	if n.cfg.Mutation == MutConditionAtPropose && cmd.Cond.Kind != core.CondNone {
+		if cur, found := n.store.Get(cmd.Items[0].Key); !cmd.Cond.Holds(cur, found) {
+			reply(core.ConditionFailedResponse(cmd.Items[0].Key, cmd.Cond, cur, found))
+			return
+		}
+		cmd.Cond = core.Condition{}
+	}
 	data, err := core.AppendCommand(nil, &cmd)
 	if err != nil {
 		reply(core.ErrorResponse(core.CodeTooLarge, "%v", err))
@@ -837,14 +844,30 @@ func (n *Node) apply(e Entry) error {
 	oc := applied
 	var cmd core.Command
 	var deleted uint64
+	var cur string // a conditional command's key's value, once checked
+	var found bool
 	if len(e.Data) > 0 { // an empty entry is a new leader's first
 		var err error
 		cmd, err = core.DecodeCommand(e.Data)
 		if err != nil {
 			return fmt.Errorf("%w: committed entry %d does not decode: %v", core.ErrCorrupt, e.Index, err)
 		}
-		if cmd.ClientID != 0 {
-			oc = n.sess.admit(cmd.ClientID, cmd.Seq, cmd.Acked, e.Index)
+		var holds func() bool
+		if cmd.Cond.Kind != core.CondNone {
+			holds = func() bool {
+				cur, found = n.store.Get(cmd.Items[0].Key)
+				return cmd.Cond.Holds(cur, found)
+			}
+		}
+		switch {
+		case cmd.ClientID != 0 && n.cfg.Mutation == MutCondFailureKeptInSession:
+			if oc = n.sess.admit(cmd.ClientID, cmd.Seq, cmd.Acked, e.Index, nil); oc == applied && holds != nil && !holds() {
+				oc = unmet
+			}
+		case cmd.ClientID != 0:
+			oc = n.sess.admit(cmd.ClientID, cmd.Seq, cmd.Acked, e.Index, holds)
+		case holds != nil && !holds():
+			oc = unmet
 		}
 		if oc == applied {
 			deleted = n.store.Apply(&cmd)
@@ -858,6 +881,9 @@ func (n *Node) apply(e Entry) error {
 		n.cfg.OnApply(e.Index, e.Term, cmd.ClientID, cmd.Seq, what)
 	}
 	resp := outcomeResponse(oc)
+	if oc == unmet {
+		resp = core.ConditionFailedResponse(cmd.Items[0].Key, cmd.Cond, cur, found)
+	}
 	if oc == applied && cmd.Op == core.OpBulkDelete {
 		// The count is this application's; a duplicate's is not known.
 		resp.Deleted = &deleted

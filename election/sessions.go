@@ -53,6 +53,10 @@ const (
 	duplicate         // a retry of an applied write: not applied again
 	expired           // the session is forgotten: not applied, outcome unknown
 	stale             // a seq the client had already given up: not applied
+	// unmet: the write's condition did not hold, so it was not applied.
+	// Nor is its seq recorded: it had no effect, so a retry checks the
+	// condition again, as a new write would.
+	unmet
 )
 
 func (o outcome) String() string {
@@ -65,6 +69,8 @@ func (o outcome) String() string {
 		return "expired"
 	case stale:
 		return "stale"
+	case unmet:
+		return "unmet"
 	}
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }
@@ -89,8 +95,9 @@ func (t *sessions) forget(id uint64) {
 func (t *sessions) len() int { return len(t.byClient) }
 
 // admit decides whether the write (client, seq) at log index should apply,
-// and records it if so.
-func (t *sessions) admit(client, seq, acked, index uint64) outcome {
+// and records it if so. holds, if not nil, is the write's condition: it is
+// checked only for a write that is neither a retry nor refused.
+func (t *sessions) admit(client, seq, acked, index uint64, holds func() bool) outcome {
 	s := t.byClient[client]
 	if s == nil {
 		if t.goneSet[client] {
@@ -112,6 +119,9 @@ func (t *sessions) admit(client, seq, acked, index uint64) outcome {
 	i, found := slices.BinarySearch(s.seqs, seq)
 	if found {
 		return duplicate
+	}
+	if holds != nil && !holds() {
+		return unmet
 	}
 	s.seqs = slices.Insert(s.seqs, i, seq)
 	if len(s.seqs) > sessionSeqsMax {

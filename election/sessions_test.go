@@ -21,7 +21,7 @@ type write struct {
 func admitAll(t *testing.T, s *sessions, writes []write) {
 	t.Helper()
 	for i, w := range writes {
-		if got := s.admit(w.client, w.seq, w.acked, uint64(i+1)); got != w.want {
+		if got := s.admit(w.client, w.seq, w.acked, uint64(i+1), nil); got != w.want {
 			t.Fatalf("write %d (client %d seq %d acked %d): %v, want %v", i, w.client, w.seq, w.acked, got, w.want)
 		}
 	}
@@ -100,7 +100,7 @@ func TestSessionsAdmit(t *testing.T) {
 func TestSessionsSeqBound(t *testing.T) {
 	s := newSessions(4)
 	index := uint64(0)
-	admit := func(seq, acked uint64) outcome { index++; return s.admit(1, seq, acked, index) }
+	admit := func(seq, acked uint64) outcome { index++; return s.admit(1, seq, acked, index, nil) }
 	for seq := uint64(1); seq <= sessionSeqsMax; seq++ {
 		if got := admit(seq, 1); got != applied {
 			t.Fatalf("seq %d: %v", seq, got)
@@ -126,15 +126,15 @@ func TestSessionsSeqBound(t *testing.T) {
 	// A write below all the others, arriving last, is the one forgotten.
 	s2 := newSessions(4)
 	for seq := uint64(100); seq < 100+sessionSeqsMax; seq++ {
-		s2.admit(1, seq, 1, seq)
+		s2.admit(1, seq, 1, seq, nil)
 	}
-	if got := s2.admit(1, 50, 1, 1000); got != applied {
+	if got := s2.admit(1, 50, 1, 1000, nil); got != applied {
 		t.Fatalf("seq 50: %v", got)
 	}
-	if got := s2.admit(1, 50, 1, 1001); got != stale {
+	if got := s2.admit(1, 50, 1, 1001, nil); got != stale {
 		t.Fatalf("a retry of seq 50 after it was forgotten: %v, want stale", got)
 	}
-	if got := s2.admit(1, 100, 1, 1002); got != duplicate {
+	if got := s2.admit(1, 100, 1, 1002, nil); got != duplicate {
 		t.Fatalf("seq 100: %v, want duplicate", got)
 	}
 }
@@ -173,7 +173,7 @@ type modelSession struct {
 	seqs        map[uint64]bool
 }
 
-func (m *sessionsModel) admit(client, seq, acked, index uint64) outcome {
+func (m *sessionsModel) admit(client, seq, acked, index uint64, unmetCond bool) outcome {
 	s := m.clients[client]
 	if s == nil {
 		if slices.Contains(m.gone, client) {
@@ -209,6 +209,8 @@ func (m *sessionsModel) admit(client, seq, acked, index uint64) outcome {
 		return stale
 	case s.seqs[seq]:
 		return duplicate
+	case unmetCond:
+		return unmet
 	}
 	s.seqs[seq] = true
 	if len(s.seqs) > sessionSeqsMax {
@@ -222,7 +224,18 @@ func (m *sessionsModel) admit(client, seq, acked, index uint64) outcome {
 	return applied
 }
 
-type admitCall struct{ client, seq, acked uint64 }
+type admitCall struct {
+	client, seq, acked uint64
+	unmet              bool // a conditional write whose condition fails
+}
+
+// cond is the call's condition for sessions.admit.
+func (a admitCall) cond() func() bool {
+	if !a.unmet {
+		return nil
+	}
+	return func() bool { return false }
+}
 
 func genAdmits(n int) *rapid.Generator[[]admitCall] {
 	return rapid.SliceOfN(rapid.Custom(func(t *rapid.T) admitCall {
@@ -231,6 +244,7 @@ func genAdmits(n int) *rapid.Generator[[]admitCall] {
 			client: rapid.Uint64Range(1, 8).Draw(t, "client"),
 			seq:    seq,
 			acked:  rapid.Uint64Range(0, seq+1).Draw(t, "acked"),
+			unmet:  rapid.IntRange(0, 3).Draw(t, "unmet") == 0,
 		}
 	}), 0, n)
 }
@@ -248,7 +262,7 @@ func TestSessionsModelAndEncoding(t *testing.T) {
 		index := uint64(0)
 		for i, a := range before {
 			index++
-			got, want := s.admit(a.client, a.seq, a.acked, index), m.admit(a.client, a.seq, a.acked, index)
+			got, want := s.admit(a.client, a.seq, a.acked, index, a.cond()), m.admit(a.client, a.seq, a.acked, index, a.unmet)
 			if got != want {
 				rt.Fatalf("write %d %+v: %v, the model says %v", i, a, got, want)
 			}
@@ -263,9 +277,9 @@ func TestSessionsModelAndEncoding(t *testing.T) {
 		}
 		for i, a := range after {
 			index++
-			got := s.admit(a.client, a.seq, a.acked, index)
-			got2 := s2.admit(a.client, a.seq, a.acked, index)
-			want := m.admit(a.client, a.seq, a.acked, index)
+			got := s.admit(a.client, a.seq, a.acked, index, a.cond())
+			got2 := s2.admit(a.client, a.seq, a.acked, index, a.cond())
+			want := m.admit(a.client, a.seq, a.acked, index, a.unmet)
 			if got != want || got2 != want {
 				rt.Fatalf("write %d after the split %+v: table %v, decoded table %v, model %v", i, a, got, got2, want)
 			}
@@ -291,7 +305,7 @@ func TestSessionsDecodeWithSmallerMax(t *testing.T) {
 	if small.len() != 1 || small.byClient[1] == nil || !slices.Equal(small.gone, []uint64{2, 3}) {
 		t.Fatalf("kept %d sessions, forgotten %v", small.len(), small.gone)
 	}
-	if got := small.admit(2, 1, 1, 10); got != expired {
+	if got := small.admit(2, 1, 1, 10, nil); got != expired {
 		t.Fatalf("a forgotten client: %v, want expired", got)
 	}
 }
@@ -388,6 +402,6 @@ func FuzzDecodeSessions(f *testing.F) {
 		if err != nil || !slices.Equal(again.encode(), s.encode()) {
 			t.Fatalf("re-encoding: %v", err)
 		}
-		_ = fmt.Sprint(s.admit(3, 1, 1, 1<<62))
+		_ = fmt.Sprint(s.admit(3, 1, 1, 1<<62, nil))
 	})
 }

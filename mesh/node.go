@@ -333,6 +333,12 @@ func (n *Node) tooFarAhead(s Stamp) bool {
 	return s.Wall > n.wall()+int64(n.cfg.MaxOffset)
 }
 
+// noConditions refuses a conditional write. A condition needs one order of
+// writes to be checked in; a mesh's nodes take writes apart and settle them
+// by stamp, so two nodes could each see a condition hold and both writes
+// succeed, one then lost to the other.
+const noConditions = "a mesh does not take conditional writes (if_absent, if_exists, if_value): its nodes take writes independently and the last writer wins, so a condition could hold on two nodes at once; use a single node or a cluster"
+
 // HandleRequest serves one client request. Every reply waits for the batch
 // it joined, as the single node's do; a local write's also for its quorum.
 func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
@@ -342,6 +348,10 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	}
 	if bad := n.cfg.Limits.Validate(req); bad != nil {
 		n.queue(pending{reply: reply, resp: *bad})
+		return
+	}
+	if req.Condition().Kind != core.CondNone {
+		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "%s", noConditions)})
 		return
 	}
 	switch req.Op {

@@ -26,15 +26,17 @@ func respArgsMax(bulkEntriesMax int) int { return 2*bulkEntriesMax + 8 }
 type respKind uint8
 
 const (
-	respJSON   respKind = iota // a JSON line's reply
-	respRaw                    // slot.raw is the whole reply, made without the node
-	respOK                     // SET, MSET: +OK
-	respGet                    // GET: the bulk string, or null
-	respDel                    // DEL: bulk_delete's count
-	respMGet                   // MGET: an array of bulk strings and nulls
-	respExists                 // EXISTS: how many of the named keys exist
-	respDBSize                 // DBSIZE: status's key count
-	respInfo                   // INFO: slot.raw holds the sections asked for
+	respJSON    respKind = iota // a JSON line's reply
+	respRaw                     // slot.raw is the whole reply, made without the node
+	respOK                      // SET, MSET: +OK
+	respGet                     // GET: the bulk string, or null
+	respDel                     // DEL: bulk_delete's count
+	respMGet                    // MGET: an array of bulk strings and nulls
+	respExists                  // EXISTS: how many of the named keys exist
+	respDBSize                  // DBSIZE: status's key count
+	respInfo                    // INFO: slot.raw holds the sections asked for
+	respSetCond                 // SET with NX or XX: +OK, or null when its condition did not hold
+	respSetNX                   // SETNX: 1 if it set the key, 0 if the key existed
 )
 
 // respCommandInfo is one command of the table, for COMMAND and its
@@ -67,7 +69,8 @@ var respCommands = []respCommandInfo{
 	{"ping", -1, []string{"fast"}, 0, 0, 0, "Returns PONG, or the given string", "connection", "1.0.0"},
 	{"quit", -1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Closes the connection", "connection", "1.0.0"},
 	{"select", 2, []string{"loading", "stale", "fast"}, 0, 0, 0, "Selects database 0, the only one", "connection", "2.0.0"},
-	{"set", -3, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key, durably (no options)", "string", "1.0.0"},
+	{"set", -3, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key, durably; NX or XX makes it conditional (single node, cluster)", "string", "1.0.0"},
+	{"setnx", 3, []string{"write", "denyoom", "fast"}, 1, 1, 1, "Sets a key only if it does not exist; returns 1 if it did (single node, cluster)", "string", "1.0.0"},
 }
 
 // isRESPCommand reports whether word names a command of the table, in any
@@ -166,13 +169,32 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		if len(args) < 2 {
 			return arity(), false
 		}
-		if len(args) > 2 {
-			return errorf(setOptionError(args[2])), false
+		req := core.Request{Op: core.OpSet, Key: string(args[0])}
+		kind := respOK
+		for _, opt := range args[2:] {
+			switch {
+			case strings.EqualFold(string(opt), "nx") && !req.IfExists:
+				req.IfAbsent, kind = true, respSetCond
+			case strings.EqualFold(string(opt), "xx") && !req.IfAbsent:
+				req.IfExists, kind = true, respSetCond
+			case strings.EqualFold(string(opt), "nx"), strings.EqualFold(string(opt), "xx"):
+				return errorf("ERR syntax error"), false // both, as Redis answers
+			default:
+				return errorf(setOptionError(opt)), false
+			}
 		}
 		s := c.newSlot()
-		*s.buf.Request() = core.Request{Op: core.OpSet, Key: string(args[0])}
+		*s.buf.Request() = req
 		s.buf.SetValue(string(args[1])) // before requestSlot's Prepare
-		return held(s, respOK), false
+		return held(s, kind), false
+	case "setnx":
+		if len(args) != 2 {
+			return arity(), false
+		}
+		s := c.newSlot()
+		*s.buf.Request() = core.Request{Op: core.OpSet, Key: string(args[0]), IfAbsent: true}
+		s.buf.SetValue(string(args[1]))
+		return held(s, respSetNX), false
 	case "del":
 		if len(args) < 1 {
 			return arity(), false
@@ -268,20 +290,18 @@ func respStrings(args [][]byte) []string {
 	return out
 }
 
-// setOptionError answers SET with options: dkv's values never expire and
-// its writes are unconditional.
+// setOptionError answers SET with an option dkv lacks: its values never
+// expire, and a write returns no old value.
 func setOptionError(opt []byte) string {
 	name := strings.ToUpper(string(opt))
 	why := ""
 	switch name {
 	case "EX", "PX", "EXAT", "PXAT", "KEEPTTL":
 		why = ": keys never expire"
-	case "NX", "XX":
-		why = ": writes are unconditional"
 	case "GET":
 		why = ": SET does not return the old value"
 	}
-	return "ERR dkv does not support SET option '" + respQuoteArg(name) + "'" + why + "; SET takes a key and a value only"
+	return "ERR dkv does not support SET option '" + respQuoteArg(name) + "'" + why + "; SET takes a key, a value, and NX or XX"
 }
 
 // unknownCommand is Redis's error for a command it does not have, word for
@@ -548,14 +568,20 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 		switch {
 		case e.Code == core.CodeNotFound && s.kind == respGet:
 			return appendRESPNull(dst)
+		case e.Code == core.CodeConditionFailed && s.kind == respSetCond:
+			return appendRESPNull(dst)
+		case e.Code == core.CodeConditionFailed && s.kind == respSetNX:
+			return appendRESPInt(dst, 0)
 		case e.Code == core.CodeNotLeader && e.Leader != "":
 			return appendRESPError(dst, "NOTLEADER "+e.Leader)
 		}
 		return appendRESPError(dst, "ERR "+e.Code+": "+e.Message)
 	}
 	switch s.kind {
-	case respOK:
+	case respOK, respSetCond:
 		return append(dst, "+OK\r\n"...)
+	case respSetNX:
+		return appendRESPInt(dst, 1)
 	case respGet:
 		if resp.Value == nil {
 			return appendRESPNull(dst)

@@ -143,8 +143,35 @@ func TestRESPCommandsWithGoRedis(t *testing.T) {
 			if err := rc.Set(ctx, "a", "b", time.Minute).Err(); err == nil || !strings.Contains(err.Error(), "'EX'") || !strings.Contains(err.Error(), "does not support") {
 				t.Errorf("SET with EX: %v", err)
 			}
-			if err := rc.SetNX(ctx, "a", "b", 0).Err(); err == nil || !strings.Contains(err.Error(), "'NX'") {
-				t.Errorf("SET NX: %v", err)
+			// Conditional sets: NX, XX and SETNX, with Redis's replies
+			// (null or 0 when the condition did not hold).
+			for i, c := range []struct {
+				cmd  *redis.BoolCmd
+				want bool
+			}{
+				{rc.SetNX(ctx, "nx"+p, "1", 0), true},
+				{rc.SetNX(ctx, "nx"+p, "2", 0), false},
+				{rc.SetXX(ctx, "nx"+p, "3", 0), true},
+				{rc.SetXX(ctx, "nx-missing"+p, "4", 0), false},
+			} {
+				if got, err := c.cmd.Result(); err != nil || got != c.want {
+					t.Errorf("conditional set %d (%v): %v, %v; want %v", i, c.cmd.Args(), got, err, c.want)
+				}
+			}
+			if v, err := rc.Get(ctx, "nx"+p).Result(); err != nil || v != "3" {
+				t.Errorf("GET nx after SET NX and XX: %q, %v", v, err)
+			}
+			if n, err := rc.Do(ctx, "SETNX", "nx2"+p, "v").Int(); err != nil || n != 1 {
+				t.Errorf("SETNX of a missing key: %v, %v", n, err)
+			}
+			if n, err := rc.Do(ctx, "SETNX", "nx2"+p, "w").Int(); err != nil || n != 0 {
+				t.Errorf("SETNX of a key that exists: %v, %v", n, err)
+			}
+			if err := rc.Do(ctx, "SET", "nx", "5", "NX", "XX").Err(); err == nil || err.Error() != "ERR syntax error" {
+				t.Errorf("SET NX XX: %v", err)
+			}
+			if err := rc.Do(ctx, "SET", "nx", "5", "GET").Err(); err == nil || !strings.Contains(err.Error(), "'GET'") {
+				t.Errorf("SET GET: %v", err)
 			}
 			if err := rc.Do(ctx, "FOO", "bar", "baz").Err(); err == nil || err.Error() != "ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' " {
 				t.Errorf("unknown command: %q", err)

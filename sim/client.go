@@ -43,6 +43,10 @@ type client struct {
 	// token is the highest stamp a mesh node answered this client: its
 	// next write carries it (Request.After), as KVClient does.
 	token mesh.Stamp
+	// lastSeen is the value this client last saw of each key (read,
+	// written, or reported by a refused condition), which its if_value
+	// writes compare with, as a compare-and-set loop does.
+	lastSeen map[string]string
 }
 
 // logical is one request of a session client, which it may send several
@@ -176,7 +180,7 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		}
 		return ks
 	}
-	w := r.IntN(m.WGet + m.WSet + m.WDelete + m.WBulk + m.WBulkGet + m.WBulkDel + m.WScan + m.WStatus)
+	w := r.IntN(m.WGet + m.WSet + m.WDelete + m.WBulk + m.WBulkGet + m.WBulkDel + m.WScan + m.WCond + m.WStatus)
 	switch {
 	case w < m.WGet:
 		op.Kind, op.Key = checks.KindGet, key()
@@ -231,6 +235,33 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		if len(op.Items) > 0 {
 			op.Kind = checks.KindBulkGet
 		}
+		return req, op
+	case w < m.WGet+m.WSet+m.WDelete+m.WBulk+m.WBulkGet+m.WBulkDel+m.WScan+m.WCond:
+		op.Key = key()
+		c.recentKeys = append(c.recentKeys[:0], op.Key)
+		req := &core.Request{Key: op.Key}
+		// if_value compares with what this client saw last, which
+		// another client may have replaced since; with nothing seen, a
+		// value no one writes.
+		old, ok := c.lastSeen[op.Key]
+		if !ok {
+			old = "never-written"
+		}
+		switch r.IntN(4) {
+		case 0:
+			op.Cond, req.IfAbsent = core.Condition{Kind: core.CondAbsent}, true
+		case 1:
+			op.Cond, req.IfExists = core.Condition{Kind: core.CondExists}, true
+		case 2:
+			op.Cond, req.IfValue = core.Condition{Kind: core.CondValue, Value: old}, &old
+		case 3:
+			op.Cond, req.IfValue = core.Condition{Kind: core.CondValue, Value: old}, &old
+			op.Kind, req.Op = checks.KindDelete, core.OpDelete
+			return req, op
+		}
+		op.Kind, req.Op, op.Value = checks.KindSet, core.OpSet, value("")
+		v := op.Value
+		req.Value = &v
 		return req, op
 	default:
 		return &core.Request{Op: core.OpStatus}, op // op.Kind 0: not recorded
@@ -312,6 +343,11 @@ func (c *client) receive(m *response) {
 	}
 	c.s.trace(c.addr, "return", a.id, 0, code)
 	switch {
+	case code == core.CodeConditionFailed && a.op.Cond.Kind != core.CondNone:
+		if !c.conditionFailed(a, resp) {
+			return
+		}
+		c.finish(a, checks.OK, code)
 	case resp.OK:
 		if a.op.Kind == checks.KindGet {
 			if resp.Value == nil {
@@ -377,6 +413,24 @@ func (c *client) receive(m *response) {
 	c.think()
 }
 
+// conditionFailed checks a refused conditional write and makes its history
+// entry the get it amounts to: the key's value the refusal reported, which
+// must be one the condition does not hold for. It reports false, having
+// failed the run, for a refusal that contradicts itself.
+func (c *client) conditionFailed(a *attempt, resp *core.Response) bool {
+	cur, found := "", resp.Value != nil
+	if found {
+		cur = *resp.Value
+	}
+	if a.op.Cond.Holds(cur, found) {
+		c.s.fail("protocol", fmt.Sprintf("%s %s (%s, attempt %d) refused with condition_failed, but the value it reports (%q, found %v) meets the condition",
+			a.req.Op, a.op.Key, a.op.Cond, a.id, cur, found))
+		return false
+	}
+	a.op.Kind, a.op.Cond, a.op.Found, a.op.Value = checks.KindGet, core.Condition{}, found, cur
+	return true
+}
+
 // retryable reports whether an error code promises that the request had no
 // effect, so that retrying it is safe.
 func retryable(code string) bool {
@@ -392,12 +446,17 @@ func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 		c.s.statusOps++
 		return
 	}
+	if o == checks.OK {
+		c.saw(&a.op)
+	}
 	if lg := c.lg; lg != nil {
 		lg.op.Note = note
 		switch o {
 		case checks.OK:
-			// Items too: a scan's are the keys its page covered.
+			// Items too: a scan's are the keys its page covered; and
+			// the kind and condition: a refused condition is a get.
 			lg.op.Found, lg.op.Value, lg.op.Reads, lg.op.Items = a.op.Found, a.op.Value, a.op.Reads, a.op.Items
+			lg.op.Kind, lg.op.Cond = a.op.Kind, a.op.Cond
 			c.finishLogical(checks.OK)
 		case checks.Unknown:
 			lg.maybe = true
@@ -411,6 +470,20 @@ func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 	a.histIdx = c.s.hist.Add(a.op)
 	if o == checks.Unknown {
 		c.s.unknowns = append(c.s.unknowns, a)
+	}
+}
+
+// saw notes the value of a key that an OK op read or wrote, for the
+// client's next if_value write of it.
+func (c *client) saw(op *checks.Op) {
+	if c.lastSeen == nil {
+		c.lastSeen = map[string]string{}
+	}
+	switch {
+	case op.Kind == checks.KindSet || op.Kind == checks.KindGet && op.Found:
+		c.lastSeen[op.Key] = op.Value
+	case op.Kind == checks.KindDelete || op.Kind == checks.KindGet:
+		delete(c.lastSeen, op.Key)
 	}
 }
 

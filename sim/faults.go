@@ -35,7 +35,11 @@ type FaultMix struct {
 	WBulkDel int
 	// WScan weighs scans of a prefix of the keys, a page of 1 to 4; drawn
 	// after them, and 0 in half the seeds, for the same reason.
-	WScan     int
+	WScan int
+	// WCond weighs conditional writes (if_absent, if_exists, if_value of
+	// a value the client saw last); drawn after WScan, 0 in half the
+	// seeds, and in a mesh, which refuses them.
+	WCond     int
 	BulkMax   int     // items in a bulk_set, at most
 	ValuePad  int     // values carry up to this many padding bytes
 	SimFail   float64 // chance a write carries debug_simulate_fail
@@ -226,6 +230,9 @@ func DrawMix(r *rand.Rand) FaultMix {
 	}
 	if d.on(0.5) {
 		m.WScan = d.intIn(1, 3)
+	}
+	if d.on(0.5) {
+		m.WCond = d.intIn(1, 5)
 	}
 	return m
 }

@@ -265,6 +265,9 @@ func Run(cfg Config) *Result {
 		res.Findings = append(res.Findings, checks.Finding{Check: "config", Msg: err.Error()})
 		return res
 	}
+	if mode.Mesh {
+		s.mix.WCond = 0 // a mesh refuses conditional writes
+	}
 	res.Mix = s.mix
 	s.indexes = s.drawIndexes()
 	res.Indexes = s.indexes
@@ -798,7 +801,7 @@ func (s *Sim) check(res *Result) {
 		case a.replied:
 			// The answer never reached the client, so check it here
 			// as the client would have.
-			if code := a.answer.Error.Code; !retryable(code) && code != core.CodeNotFound {
+			if code := a.answer.Error.Code; !retryable(code) && code != core.CodeNotFound && code != core.CodeConditionFailed {
 				s.findings = append(s.findings, checks.Finding{Check: "protocol", Msg: fmt.Sprintf(
 					"unexpected answer to %s (attempt %d): %+v", a.req.Op, a.id, a.answer.Error)})
 			}
