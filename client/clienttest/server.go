@@ -198,6 +198,12 @@ func (s *Server) apply(req *core.Request) core.Response {
 		resp.Error.Leader = s.leader
 		return resp
 	}
+	if cond := req.Condition(); cond.Kind != core.CondNone {
+		cur, found := s.data[req.Key]
+		if !cond.Holds(cur, found) {
+			return core.ConditionFailedResponse(req.Key, cond, cur, found)
+		}
+	}
 	switch req.Op {
 	case core.OpSet:
 		s.data[req.Key] = *req.Value

@@ -16,6 +16,7 @@ import (
 
 	"dkv/checks"
 	"dkv/client"
+	"dkv/core"
 )
 
 // KV is what both clients offer: KVClient and ClusterKVClient.
@@ -24,6 +25,7 @@ type KV interface {
 	Set(ctx context.Context, key, value string) error
 	Delete(ctx context.Context, key string) error
 	BulkSet(ctx context.Context, items []client.KV) error
+	Do(ctx context.Context, req *core.Request) (*core.Response, error)
 }
 
 // Recorder keeps the history of concurrent callers, on one time base.
@@ -31,6 +33,8 @@ type Recorder struct {
 	origin time.Time
 	mu     sync.Mutex
 	h      checks.History
+	// wrong are answers that contradict themselves, for Judge.
+	wrong []string
 }
 
 // NewRecorder starts an empty history whose time starts now.
@@ -58,10 +62,13 @@ type Caller struct {
 	// gets: it gives up before the answer comes, often while it is in
 	// flight — an unknown outcome, which may take effect later still.
 	Impatient time.Duration
+	// seen is the value this caller last saw of each key, which its
+	// if_value writes compare with, as a compare-and-set loop does.
+	seen map[string]string
 }
 
-// Call makes the caller's req-th call: a get, set, delete or bulk_set of
-// random keys, recorded with its outcome.
+// Call makes the caller's req-th call: a get, set, conditional set or
+// delete, delete or bulk_set of random keys, recorded with its outcome.
 func (c *Caller) Call(req int) {
 	r := c.Rand
 	timeout := c.Patient
@@ -88,12 +95,16 @@ func (c *Caller) Call(req int) {
 		default:
 			return // a read that failed observed nothing
 		}
+		c.saw(op)
 		c.Rec.Record(op)
 		return
-	case p < 70:
+	case p < 60:
 		op.Kind, op.Key, op.Value = checks.KindSet, key(), value
 		op.Call = c.Rec.Now()
 		err = c.KV.Set(ctx, op.Key, op.Value)
+	case p < 70:
+		c.conditional(ctx, op, key(), value)
+		return
 	case p < 80:
 		op.Kind, op.Key = checks.KindDelete, key()
 		op.Call = c.Rec.Now()
@@ -107,9 +118,15 @@ func (c *Caller) Call(req int) {
 		err = c.KV.BulkSet(ctx, op.Items)
 	}
 	op.Return = c.Rec.Now()
+	c.record(op, err)
+}
+
+// record records a write's outcome from its error.
+func (c *Caller) record(op checks.Op, err error) {
 	switch {
 	case err == nil:
 		op.Outcome = checks.OK
+		c.saw(op)
 	case errors.Is(err, client.ErrUnknownOutcome):
 		op.Outcome, op.Note = checks.Unknown, err.Error()
 	default:
@@ -118,6 +135,66 @@ func (c *Caller) Call(req int) {
 		op.Outcome, op.Note = checks.Failed, err.Error()
 	}
 	c.Rec.Record(op)
+}
+
+// conditional makes a conditional write: if_absent, if_exists or if_value
+// of the value this caller saw last, a set or (with if_value) a delete. A
+// refusal is recorded as the get it amounts to, of the value it reported,
+// which must be one the condition does not hold for.
+func (c *Caller) conditional(ctx context.Context, op checks.Op, key, value string) {
+	op.Key = key
+	req := core.Request{Op: core.OpSet, Key: key, Value: &value}
+	old, ok := c.seen[key]
+	if !ok {
+		old = "never-written"
+	}
+	switch c.Rand.IntN(4) {
+	case 0:
+		req.IfAbsent = true
+	case 1:
+		req.IfExists = true
+	case 2:
+		req.IfValue = &old
+	case 3:
+		req = core.Request{Op: core.OpDelete, Key: key, IfValue: &old}
+	}
+	op.Kind, op.Cond = checks.KindDelete, req.Condition()
+	if req.Op == core.OpSet {
+		op.Kind, op.Value = checks.KindSet, value
+	}
+	op.Call = c.Rec.Now()
+	resp, err := c.KV.Do(ctx, &req)
+	op.Return = c.Rec.Now()
+	if !errors.Is(err, client.ErrConditionFailed) || errors.Is(err, client.ErrUnknownOutcome) {
+		c.record(op, err)
+		return
+	}
+	cur, found := "", resp != nil && resp.Value != nil
+	if found {
+		cur = *resp.Value
+	}
+	if op.Cond.Holds(cur, found) {
+		c.Rec.mu.Lock()
+		c.Rec.wrong = append(c.Rec.wrong, fmt.Sprintf("%s %s (%s) refused with condition_failed, but the value it reports (%q, found %v) meets the condition", req.Op, key, op.Cond, cur, found))
+		c.Rec.mu.Unlock()
+		return
+	}
+	op.Kind, op.Cond, op.Outcome, op.Found, op.Value, op.Note = checks.KindGet, core.Condition{}, checks.OK, found, cur, "condition_failed"
+	c.saw(op)
+	c.Rec.Record(op)
+}
+
+// saw notes what an acknowledged op says of its key's value.
+func (c *Caller) saw(op checks.Op) {
+	if c.seen == nil {
+		c.seen = map[string]string{}
+	}
+	switch {
+	case op.Kind == checks.KindSet || op.Kind == checks.KindGet && op.Found:
+		c.seen[op.Key] = op.Value
+	case op.Kind == checks.KindDelete || op.Kind == checks.KindGet:
+		delete(c.seen, op.Key)
+	}
 }
 
 // FinalReads reads every key once more, as caller id, after the last
@@ -158,5 +235,8 @@ func Judge(t testing.TB, rec *Recorder, okMin int) {
 	t.Logf("linearizability: %d partitions, %d ops checked in %v", lin.Partitions, lin.Checked, lin.Elapsed.Round(time.Millisecond))
 	for _, f := range findings {
 		t.Error(f)
+	}
+	for _, w := range rec.wrong {
+		t.Error(w)
 	}
 }
