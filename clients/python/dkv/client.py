@@ -11,6 +11,7 @@ from . import protocol
 from .connection import Call, dial
 from .errors import (
     ClientClosed,
+    ConditionFailed,
     ConnectionFailed,
     ConnectionLost,
     DKVError,
@@ -19,6 +20,7 @@ from .errors import (
     ServerError,
     TLSError,
     UnknownOutcome,
+    response_error,
     server_error,
 )
 
@@ -71,6 +73,10 @@ def _none(resp):
     return None
 
 
+def _true(resp):
+    return True
+
+
 def _get_value(resp):
     return protocol.value_of(resp)
 
@@ -98,6 +104,32 @@ class _Calls(object):
     def Delete(self, key):
         """Removes key. Deleting a missing key succeeds."""
         return self._submit(_delete(key))
+
+    def SetIfAbsent(self, key, value):
+        """Stores value under key only if key does not exist. Returns True
+        if it did, False if the key existed (nothing was written). The
+        check and the write are one step: of many clients racing to create
+        a key, exactly one gets True. A single node and a cluster take it;
+        a mesh refuses it (NotImplementedByServer)."""
+        return self._submit(_conditional(protocol.set_if_absent_request(key, value)))
+
+    def SetIfExists(self, key, value):
+        """Stores value under key only if key exists. Returns True if it
+        did, False if the key did not exist (nothing was written)."""
+        return self._submit(_conditional(protocol.set_if_exists_request(key, value)))
+
+    def CompareAndSwap(self, key, old, new):
+        """Stores new under key only if key holds old. Returns True if it
+        did, False if the key held another value or did not exist (nothing
+        was written)."""
+        return self._submit(_conditional(protocol.compare_and_swap_request(key, old, new)))
+
+    def CompareAndDelete(self, key, old):
+        """Deletes key only if it holds old. Returns True if it did, False
+        if the key held another value or did not exist: the release of a
+        lock taken with SetIfAbsent, which must not delete a lock that
+        another has taken since."""
+        return self._submit(_conditional(protocol.compare_and_delete_request(key, old)))
 
     def BulkSet(self, items):
         """Stores every (key, value) pair (or every item of a dict)
@@ -154,6 +186,10 @@ class _Calls(object):
     set = Set
     get = Get
     delete = Delete
+    set_if_absent = SetIfAbsent
+    set_if_exists = SetIfExists
+    compare_and_swap = CompareAndSwap
+    compare_and_delete = CompareAndDelete
     bulk_set = BulkSet
     bulk_get = BulkGet
     bulk_delete = BulkDelete
@@ -207,18 +243,27 @@ class _Walks(object):
 class _Op(object):
     """How a request's successful response becomes the caller's result."""
 
-    __slots__ = ("req", "read", "result", "missing_ok")
+    __slots__ = ("req", "read", "result", "missing_ok", "conditional")
 
-    def __init__(self, req, result, missing_ok=False):
+    def __init__(self, req, result, missing_ok=False, conditional=False):
         self.req = req
         self.read = req["op"] in protocol.READ_OPS
         self.result = result
         # A get: not_found is an answer (None), not a failure.
         self.missing_ok = missing_ok
+        # A conditional write of SetIfAbsent and its kin: condition_failed
+        # is an answer (False), not a failure.
+        self.conditional = conditional
 
 
 def _set(key, value):
     return _Op(protocol.set_request(key, value), _none)
+
+
+def _conditional(req):
+    """SetIfAbsent, SetIfExists, CompareAndSwap, CompareAndDelete: True
+    when the write applied, False when its condition did not hold."""
+    return _Op(req, _true, conditional=True)
 
 
 def _get(key):
@@ -267,9 +312,11 @@ def _finish(op, resp):
     """The caller's result of a response to op, or raises its error."""
     if resp["ok"]:
         return op.result(resp)
-    err = server_error(resp.get("error"), op.req["op"])
+    err = response_error(resp, op.req["op"])
     if op.missing_ok and err.code == "not_found":
         return None
+    if op.conditional and isinstance(err, ConditionFailed):
+        return False
     raise err
 
 
@@ -293,7 +340,10 @@ class KVClient(_Calls, _Walks):
     client without TLS at a TLS port gets TLSRequired.
 
     Calls: ``Set(key, value)``, ``Get(key)`` (None for a missing key),
-    ``Delete(key)``, ``BulkSet([(key, value), ...])`` (atomic),
+    ``Delete(key)``, the conditional writes ``SetIfAbsent(key, value)``,
+    ``SetIfExists(key, value)``, ``CompareAndSwap(key, old, new)`` and
+    ``CompareAndDelete(key, old)`` (True if applied, False if the
+    condition did not hold), ``BulkSet([(key, value), ...])`` (atomic),
     ``Search(query, mode="all", limit=10)`` and ``SearchSimilar(word,
     top_k=5)`` (lists of (key, score), best first), ``Scan(prefix="",
     start_after="", limit=None, keys_only=False)`` (a ScanPage: one page
@@ -377,9 +427,10 @@ class KVClient(_Calls, _Walks):
     def request(self, req):
         """Sends a raw request (a dict without "id"; the client adds its
         own) and returns the response dict; an ok:false response raises its
-        ServerError. Only get, bulk_get, ping, status, the searches and scan
-        count as reads for retrying; any other op is a write, never sent
-        twice."""
+        ServerError (a conditional write's condition_failed: ConditionFailed,
+        with the key's value as ``current``). Only get, bulk_get, ping,
+        status, the searches and scan count as reads for retrying; any other
+        op is a write, never sent twice."""
         if not isinstance(req, dict) or not isinstance(req.get("op"), str):
             raise TypeError("request takes a dict with a str \"op\"")
         req = dict(req)

@@ -27,7 +27,7 @@ from .errors import (
     ServerError,
     TLSError,
     UnknownOutcome,
-    server_error,
+    response_error,
 )
 
 # The pause before a retry doubles from the base to the max, each wait drawn
@@ -91,9 +91,10 @@ class Session(object):
 
 class ClusterKVClient(_Calls, _Walks):
     """A client of a dkv cluster: the calls of KVClient (Set, Get, Delete,
-    BulkSet, BulkGet, BulkDelete, Search, SearchSimilar, Scan, ScanAll,
-    ping, status, request), each sent to the node believed to lead (a
-    read, such as each page of a scan, is linearizable there).
+    SetIfAbsent, SetIfExists, CompareAndSwap, CompareAndDelete, BulkSet,
+    BulkGet, BulkDelete, Search, SearchSimilar, Scan, ScanAll, ping,
+    status, request), each sent to the node believed to lead (a read, such
+    as each page of a scan, is linearizable there).
 
     ``ClusterKVClient(kv_ports=[P0, P1, P2])`` as the seed writes it, on
     ``host`` (127.0.0.1); or ``addrs=["host:port", ...]``. It connects to
@@ -113,7 +114,12 @@ class ClusterKVClient(_Calls, _Walks):
     however many nodes it reached, and answers a retry with the first
     outcome. A write that gives up after an attempt whose outcome is unknown
     raises UnknownOutcome (so does session_expired); it is never resent
-    under a new number: read the key back and decide.
+    under a new number: read the key back and decide. The conditional
+    writes (SetIfAbsent, SetIfExists, CompareAndSwap, CompareAndDelete) are
+    such writes; their condition_failed answer is certain even after an
+    attempt of unknown outcome (had that attempt applied, the cluster would
+    have answered the retry as its duplicate), so they return False then,
+    never UnknownOutcome.
 
     Against a single node it works too: the node checks the session fields
     and ignores them, and every call goes to it.
@@ -353,7 +359,7 @@ class ClusterKVClient(_Calls, _Walks):
                         self._follow(addr)
                     return _finish(op, resp)
                 if err is None:
-                    se = server_error(resp.get("error"), name)
+                    se = response_error(resp, name)
                     code = se.code
                     if code == "not_leader":
                         if se.leader and self._follow(se.leader):
@@ -372,6 +378,16 @@ class ClusterKVClient(_Calls, _Walks):
                     elif code == "not_found" and op.missing_ok:
                         self._follow(addr)
                         return None
+                    elif code == "condition_failed":
+                        # Certain, whatever came of earlier attempts: had
+                        # one applied, the session would have answered
+                        # this one as its duplicate (ok). So neither a
+                        # retry nor an unknown outcome: False, or for a
+                        # raw request the ConditionFailed itself.
+                        self._follow(addr)
+                        if op.conditional:
+                            return False
+                        raise se
                     elif code in ("session_expired", "internal"):
                         unknown = unknown or write
                         raise give_up(se)

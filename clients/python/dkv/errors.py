@@ -9,7 +9,9 @@ three groups, and the group says what a caller may do next:
   ``e.code == "disk_full"``. An error answer to a write means it was not
   applied, except ``internal`` (treat the outcome as unknown) and the
   cluster's ``outcome_unknown`` and ``session_expired``, whose classes are
-  also UnknownOutcome.
+  also UnknownOutcome. ``condition_failed`` (ConditionFailed) is the answer
+  of a conditional write whose condition did not hold, with the key's
+  value as ``current``; the conditional calls return False for it.
 - UnknownOutcome: a write was sent and no answer came back (the
   connection broke, or the timeout passed). The server may or may not have
   applied it. The client never sends such a write again by itself: read the
@@ -236,6 +238,25 @@ class TLSRequired(ServerError, TLSError):
     code = "tls_required"
 
 
+class ConditionFailed(ServerError):
+    """A conditional write (set with if_absent, if_exists or if_value,
+    delete with if_value) whose condition did not hold: nothing was
+    written. It is an answer, not a failure: SetIfAbsent, SetIfExists,
+    CompareAndSwap and CompareAndDelete return False instead of raising
+    it; ``request()`` with a raw conditional write raises it.
+
+    ``current`` is the key's value when the condition was checked, or None
+    when the key did not exist (a stored empty value is "", never None):
+    a compare-and-set loop needs no read of its own. Certain even from a
+    cluster after an attempt of unknown outcome (had that attempt applied,
+    the cluster would have answered the retry as its duplicate), so it is
+    never an UnknownOutcome.
+    """
+
+    code = "condition_failed"
+    current = None  # type: Optional[str]
+
+
 class Internal(ServerError):
     """A bug in the server. A read may be retried; a write's outcome is
     unknown."""
@@ -263,6 +284,7 @@ _BY_CODE = {
         AuthRequired,
         AuthFailed,
         TLSRequired,
+        ConditionFailed,
         Internal,
     )
 }  # type: Dict[str, Type[ServerError]]
@@ -291,3 +313,14 @@ def server_error(error, op=None):
     else:
         cls = _BY_CODE.get(code, ServerError)
     return cls(message, code=code, leader=leader, op=op)
+
+
+def response_error(resp, op=None):
+    """The typed exception of an ok:false response: server_error of its
+    ``error`` object, and for a ConditionFailed the key's value the
+    response carries (``current``; None when it carries none)."""
+    err = server_error(resp.get("error"), op)
+    if isinstance(err, ConditionFailed):
+        v = resp.get("value")
+        err.current = v if isinstance(v, str) else None
+    return err

@@ -58,6 +58,34 @@ def set_request(key, value):
     return {"op": "set", "key": check_str("key", key), "value": check_str("value", value)}
 
 
+def set_if_absent_request(key, value):
+    """A set that applies only if key does not exist."""
+    req = set_request(key, value)
+    req["if_absent"] = True
+    return req
+
+
+def set_if_exists_request(key, value):
+    """A set that applies only if key exists."""
+    req = set_request(key, value)
+    req["if_exists"] = True
+    return req
+
+
+def compare_and_swap_request(key, old, new):
+    """A set of new that applies only if key holds old."""
+    req = set_request(key, new)
+    req["if_value"] = check_str("old", old)
+    return req
+
+
+def compare_and_delete_request(key, old):
+    """A delete that applies only if key holds old."""
+    req = delete_request(key)
+    req["if_value"] = check_str("old", old)
+    return req
+
+
 def get_request(key):
     return {"op": "get", "key": check_str("key", key)}
 

@@ -220,6 +220,7 @@ CODES = {
     "not_implemented": dkv.NotImplementedByServer,
     "indexes_disabled": dkv.IndexesDisabled,
     "tls_required": dkv.TLSRequired,
+    "condition_failed": dkv.ConditionFailed,
     "internal": dkv.Internal,
     "some_future_code": dkv.ServerError,
 }
