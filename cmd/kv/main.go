@@ -31,14 +31,27 @@ const (
 	exitOK    = 0
 	exitError = 1 // the server or the connection failed the operation
 	exitUsage = 2 // the command line is wrong; nothing was sent
+	// exitConditionFailed: the condition of a conditional set or delete
+	// (--if-absent, --if-exists, --if-value) did not hold; nothing was
+	// written.
+	exitConditionFailed = 3
 )
 
 const usage = `usage: kv [flags] command [args]
 
 Commands:
-  set KEY VALUE            store VALUE under KEY (durable when it returns)
+  set [--if-absent | --if-exists | --if-value OLD] KEY VALUE
+                           store VALUE under KEY (durable when it returns);
+                           with a condition, only if KEY does not exist,
+                           exists, or holds OLD (compare-and-set), checked
+                           where the write applies; else nothing is
+                           written, KEY's value is said on standard error,
+                           and the exit status is 3
   get KEY                  print the value of KEY; exit 1 if it does not exist
-  delete KEY               remove KEY (succeeds if it does not exist)
+  delete [--if-value OLD] KEY
+                           remove KEY (succeeds if it does not exist); with
+                           --if-value, only if KEY holds OLD, else as a set
+                           whose condition fails (exit 3)
   bulk-set KEY VALUE ...   store every pair at once, all or nothing
   bulk-set --file FILE     the same, from a JSON array of {"key","value"}
   bulk-get KEY ...         read every KEY at one instant; prints a JSON line
@@ -92,6 +105,9 @@ Examples:
   kv set hello world
   kv get hello
   kv --port 9001 delete hello
+  kv set --if-absent lock owner-1   # exit 3 if lock exists
+  kv set --if-value 41 counter 42   # exit 3 if counter does not hold 41
+  kv delete --if-value owner-1 lock
   kv bulk-set k1 v1 k2 v2
   kv bulk-set --file items.json     # [{"key":"k1","value":"v1"}, ...]
   kv bulk-get k1 k2 nope            # {"key":"k1","value":"v1"} ... {"key":"nope","value":null}
@@ -106,7 +122,8 @@ Examples:
   kv --auth-file dkv.pass get hello
   kv --tls-ca certs/ca.pem get hello
 
-Exit status: 0 success, 1 the operation failed, 2 usage error.
+Exit status: 0 success, 1 the operation failed, 2 usage error, 3 the
+condition of a set or delete did not hold (nothing was written).
 `
 
 func main() {
@@ -228,6 +245,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "kv: %v\n", more)
 			return exitOK
 		}
+		var refused conditionFailedError
+		if errors.As(err, &refused) {
+			fmt.Fprintln(stderr, refused)
+			return exitConditionFailed
+		}
 		return fail(stderr, err)
 	}
 	return exitOK
@@ -248,6 +270,7 @@ type store interface {
 	SearchSimilar(ctx context.Context, query string, topK int) ([]client.Hit, error)
 	Scan(ctx context.Context, prefix, startAfter string, limit int) ([]client.KV, bool, error)
 	ScanKeys(ctx context.Context, prefix, startAfter string, limit int) ([]string, bool, error)
+	Do(ctx context.Context, req *core.Request) (*core.Response, error)
 	Close() error
 }
 
@@ -269,13 +292,8 @@ func parseCommand(cmd string, args []string) (operation, error) {
 		return nil
 	}
 	switch cmd {
-	case "set":
-		if err := nargs(2, "set KEY VALUE"); err != nil {
-			return nil, err
-		}
-		return func(ctx context.Context, c store, w io.Writer) error {
-			return printOK(w, c.Set(ctx, args[0], args[1]))
-		}, nil
+	case "set", "delete":
+		return parseWrite(cmd, args)
 	case "get":
 		if err := nargs(1, "get KEY"); err != nil {
 			return nil, err
@@ -290,13 +308,6 @@ func parseCommand(cmd string, args []string) (operation, error) {
 			}
 			_, err = fmt.Fprintln(w, v)
 			return err
-		}, nil
-	case "delete":
-		if err := nargs(1, "delete KEY"); err != nil {
-			return nil, err
-		}
-		return func(ctx context.Context, c store, w io.Writer) error {
-			return printOK(w, c.Delete(ctx, args[0]))
 		}, nil
 	case "bulk-set":
 		items, err := parseBulkItems(args)
@@ -378,6 +389,111 @@ func parseCommand(cmd string, args []string) (operation, error) {
 		}, nil
 	}
 	return nil, usagef("unknown command %q", cmd)
+}
+
+// parseWrite reads "set [--if-absent | --if-exists | --if-value OLD] KEY
+// VALUE" and "delete [--if-value OLD] KEY". (A KEY that starts with "-"
+// follows "--".)
+func parseWrite(cmd string, args []string) (operation, error) {
+	form := "set [--if-absent | --if-exists | --if-value OLD] KEY VALUE"
+	if cmd == "delete" {
+		form = "delete [--if-value OLD] KEY"
+	}
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	ifAbsent := fs.Bool("if-absent", false, "")
+	ifExists := fs.Bool("if-exists", false, "")
+	ifValue := fs.String("if-value", "", "")
+	if err := fs.Parse(args); err != nil {
+		return nil, usagef("%s: %v: kv %s", cmd, err, form)
+	}
+	req := &core.Request{Op: core.OpSet, IfAbsent: *ifAbsent, IfExists: *ifExists}
+	var conds []string
+	fs.Visit(func(f *flag.Flag) {
+		switch {
+		case f.Name == "if-value":
+			req.IfValue = ifValue // an empty OLD is a value too
+		case f.Value.String() == "false":
+			return
+		}
+		conds = append(conds, "--"+f.Name)
+	})
+	if len(conds) > 1 {
+		return nil, usagef("%s takes one condition at most, got %s", cmd, strings.Join(conds, " and "))
+	}
+	n := 2
+	if cmd == "delete" {
+		n, req.Op = 1, core.OpDelete
+		if req.IfAbsent || req.IfExists {
+			return nil, usagef("delete takes --if-value only, not %s (a delete of a key that does not exist already succeeds): kv %s", conds[0], form)
+		}
+	}
+	if fs.NArg() != n {
+		return nil, usagef("%s takes %d argument(s): kv %s", cmd, n, form)
+	}
+	key := fs.Arg(0)
+	req.Key = key
+	if cmd == "set" {
+		value := fs.Arg(1)
+		req.Value = &value
+	}
+	if len(conds) == 0 {
+		if cmd == "set" {
+			return func(ctx context.Context, c store, w io.Writer) error {
+				return printOK(w, c.Set(ctx, key, *req.Value))
+			}, nil
+		}
+		return func(ctx context.Context, c store, w io.Writer) error {
+			return printOK(w, c.Delete(ctx, key))
+		}, nil
+	}
+	return func(ctx context.Context, c store, w io.Writer) error {
+		// Do, rather than SetIfAbsent and its kin, for the refusal's value:
+		// the one the condition was checked against.
+		resp, err := c.Do(ctx, req)
+		if errors.Is(err, client.ErrConditionFailed) && !errors.Is(err, client.ErrUnknownOutcome) {
+			refused := conditionFailedError{flag: conds[0], cond: req.Condition(), key: key}
+			if resp != nil {
+				refused.known, refused.value = true, resp.Value
+			}
+			return refused
+		}
+		if err != nil {
+			// Name the key and the condition, as the client's own methods
+			// do: "dkv: set \"k\" (if_absent): ...".
+			if inner := errors.Unwrap(err); inner != nil {
+				err = inner
+			}
+			return fmt.Errorf("dkv: %s %q (%s): %w", req.Op, key, req.Condition(), err)
+		}
+		return printOK(w, nil)
+	}, nil
+}
+
+// conditionFailedError is a conditional write refused because its
+// condition did not hold: nothing was written. It is reported with the
+// key's value when the server checked it, exit 3.
+type conditionFailedError struct {
+	flag  string // "--if-absent", "--if-exists" or "--if-value"
+	cond  core.Condition
+	key   string
+	known bool    // the refusal came with the key's state
+	value *string // the key's value; nil if it does not exist
+}
+
+func (e conditionFailedError) Error() string {
+	cond := e.flag
+	if e.cond.Kind == core.CondValue {
+		cond += " " + strconv.Quote(e.cond.Value)
+	}
+	state := "does not exist"
+	switch {
+	case !e.known:
+		state = "(the server did not say what it holds)"
+	case e.value != nil:
+		state = "holds " + strconv.Quote(*e.value)
+	}
+	return fmt.Sprintf("condition failed (%s): nothing was written; key %q %s", cond, e.key, state)
 }
 
 // parseSearch reads "search [--any] [--limit N] QUERY" and
