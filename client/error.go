@@ -31,6 +31,10 @@ var (
 	// false rather than as an error.
 	ErrConditionFailed = errors.New("condition failed")
 
+	// ErrScanExpired matches the ServerError of a consistent scan's page
+	// whose view the server no longer keeps: the walk must start again.
+	ErrScanExpired = errors.New("the consistent scan's view is gone")
+
 	// ErrClosed is returned by calls on a closed client, and by calls that
 	// were outstanding when it was closed.
 	ErrClosed = errors.New("dkv client is closed")
@@ -94,6 +98,8 @@ func (e *ServerError) Is(target error) bool {
 		return e.Code == core.CodeOutcomeUnknown || e.Code == core.CodeSessionExpired
 	case ErrConditionFailed:
 		return e.Code == core.CodeConditionFailed
+	case ErrScanExpired:
+		return e.Code == core.CodeScanExpired
 	}
 	return false
 }

@@ -16,7 +16,7 @@ import (
 // starts after the last key of this one. A page is one read at one
 // instant; a walk of many pages is not (ScanAll).
 func (c *ops) Scan(ctx context.Context, prefix, startAfter string, limit int) (items []KV, more bool, err error) {
-	resp, err := c.scan(ctx, prefix, startAfter, limit, false)
+	resp, err := c.scan(ctx, core.Request{Prefix: prefix, StartAfter: startAfter, Limit: uint64(limit)}, limit)
 	if err != nil {
 		return nil, false, err
 	}
@@ -25,50 +25,73 @@ func (c *ops) Scan(ctx context.Context, prefix, startAfter string, limit int) (i
 
 // ScanKeys is Scan without the values: a page's bytes are its keys alone.
 func (c *ops) ScanKeys(ctx context.Context, prefix, startAfter string, limit int) (keys []string, more bool, err error) {
-	resp, err := c.scan(ctx, prefix, startAfter, limit, true)
+	resp, err := c.scan(ctx, core.Request{Prefix: prefix, StartAfter: startAfter, Limit: uint64(limit), KeysOnly: true}, limit)
 	if err != nil {
 		return nil, false, err
 	}
 	return resp.Keys, *resp.More, nil
 }
 
-func (c *ops) scan(ctx context.Context, prefix, startAfter string, limit int, keysOnly bool) (*core.Response, error) {
+// scan sends one page's request (req's Op is set here); limit is the
+// caller's, checked before it became req.Limit.
+func (c *ops) scan(ctx context.Context, req core.Request, limit int) (*core.Response, error) {
 	if limit < 0 {
 		return nil, fmt.Errorf("dkv: scan: limit must not be negative, got %d", limit)
 	}
-	resp, err := c.do(ctx, core.Request{Op: core.OpScan, Prefix: prefix, StartAfter: startAfter, Limit: uint64(limit), KeysOnly: keysOnly})
+	req.Op = core.OpScan
+	resp, err := c.do(ctx, req)
 	switch {
 	case err != nil:
 	case resp.More == nil:
 		err = fmt.Errorf("%w: a scan's answer without \"more\"", ErrProtocol)
-	case keysOnly && resp.Keys == nil, !keysOnly && resp.Items == nil:
+	case req.KeysOnly && resp.Keys == nil, !req.KeysOnly && resp.Items == nil:
 		err = fmt.Errorf("%w: a scan's answer without its page", ErrProtocol)
+	case req.Consistent && *resp.More && resp.View == "", req.View != "" && *resp.More && resp.View != req.View:
+		err = fmt.Errorf("%w: a consistent scan's page with keys left names view %q", ErrProtocol, resp.View)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dkv: scan of prefix %q after %q: %w", prefix, startAfter, err)
+		return nil, fmt.Errorf("dkv: scan of prefix %q after %q: %w", req.Prefix, req.StartAfter, err)
 	}
 	return resp, nil
 }
+
+// ScanOption changes how ScanAll walks.
+type ScanOption func(*core.Request)
+
+// Consistent makes ScanAll read every page at one instant, the first
+// page's: the server pins a copy-on-write view of its store for the walk,
+// so a key written or deleted meanwhile is seen as it was. The view lasts
+// while pages keep coming (it goes after a minute unused, ten minutes
+// open, or when the server restarts or, in a cluster, the leader
+// changes); a walk whose view went ends with an error matching
+// ErrScanExpired, and starting again is the remedy. A point-in-time copy
+// of a live store: ScanAll(ctx, "", 1000, client.Consistent()).
+func Consistent() ScanOption { return func(r *core.Request) { r.Consistent = true } }
 
 // ScanAll walks every key that starts with prefix, in key order, with its
 // value, a page of pageSize at a time (0: the server's default). Each page
 // is read at its own instant: a key written or deleted during the walk
 // may be seen or not, but every key that exists throughout is seen once.
-// The walk stops at the first error, which it yields.
+// With Consistent, every page is read at the first page's instant. The
+// walk stops at the first error, which it yields.
 //
 //	for kv, err := range c.ScanAll(ctx, "user:", 0) {
 //		if err != nil { ... }
 //		fmt.Println(kv.Key, kv.Value)
 //	}
-func (c *ops) ScanAll(ctx context.Context, prefix string, pageSize int) iter.Seq2[KV, error] {
+func (c *ops) ScanAll(ctx context.Context, prefix string, pageSize int, opts ...ScanOption) iter.Seq2[KV, error] {
 	return func(yield func(KV, error) bool) {
-		after := ""
+		req := core.Request{Prefix: prefix, Limit: uint64(max(pageSize, 0))}
+		for _, o := range opts {
+			o(&req)
+		}
 		for {
-			items, more, err := c.Scan(ctx, prefix, after, pageSize)
+			resp, err := c.scan(ctx, req, pageSize)
 			if err != nil {
 				yield(KV{}, err)
 				return
 			}
+			items, more := resp.Items, *resp.More
 			for _, kv := range items {
 				if !yield(kv, nil) {
 					return
@@ -81,7 +104,10 @@ func (c *ops) ScanAll(ctx context.Context, prefix string, pageSize int) iter.Seq
 				yield(KV{}, fmt.Errorf("dkv: scan of prefix %q: %w: an empty page that says more", prefix, ErrProtocol))
 				return
 			}
-			after = items[len(items)-1].Key
+			req.StartAfter = items[len(items)-1].Key
+			if req.Consistent {
+				req.Consistent, req.View = false, resp.View
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -69,4 +70,79 @@ func TestScan(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A consistent walk reads every page at its first page's instant: writes
+// ahead of it during the walk are not seen. Against a single node and a
+// mesh node (whose view is of its bucket-ordered store).
+func TestScanAllConsistent(t *testing.T) {
+	for name, addr := range map[string]string{
+		"single": servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig()),
+		"mesh":   startMeshNode(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c := dialT(t, addr)
+			var want []KV
+			for i := range 200 {
+				kv := KV{Key: fmt.Sprintf("k%03d", i), Value: "before"}
+				want = append(want, kv)
+				if err := c.Set(ctx, kv.Key, kv.Value); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []KV
+			for kv, err := range c.ScanAll(ctx, "k", 30, Consistent()) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) == 0 {
+					// After the first page: change keys ahead of the walk.
+					for _, k := range []string{"k100", "k150", "k199"} {
+						if err := c.Set(ctx, k, "after"); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := c.Delete(ctx, "k120"); err != nil {
+						t.Fatal(err)
+					}
+					if err := c.Set(ctx, "k120x", "new"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				got = append(got, kv)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("the consistent walk read %d keys, not the first instant's %d (first difference near %v)", len(got), len(want), firstDiff(got, want))
+			}
+			// Without the option the walk sees the writes.
+			n := 0
+			for kv, err := range c.ScanAll(ctx, "k", 30) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if kv.Key == "k120x" || kv.Value == "after" {
+					n++
+				}
+			}
+			if n != 4 {
+				t.Fatalf("a plain walk saw %d of the 4 later writes", n)
+			}
+			// A view the server does not keep.
+			_, err := c.Do(ctx, &core.Request{Op: core.OpScan, View: "1"})
+			if !errors.Is(err, ErrScanExpired) {
+				t.Fatalf("a page of an unknown view: %v, want ErrScanExpired", err)
+			}
+		})
+	}
+}
+
+func firstDiff(a, b []KV) any {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return []KV{a[i], b[i]}
+		}
+	}
+	return len(a)
 }

@@ -130,6 +130,8 @@ const (
 	fieldIfAbsent
 	fieldIfExists
 	fieldIfValue
+	fieldConsistent
+	fieldView
 
 	condFields    = fieldIfAbsent | fieldIfExists | fieldIfValue
 	meshFields    = fieldAfter | fieldQuorum
@@ -137,7 +139,7 @@ const (
 )
 
 // fieldNames are the JSON names of the requestField bits, in bit order.
-var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password", "prefix", "start_after", "keys_only", "if_absent", "if_exists", "if_value"}
+var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password", "prefix", "start_after", "keys_only", "if_absent", "if_exists", "if_value", "consistent", "view"}
 
 // promiseFields ask the server to do something for this request: make it
 // exactly-once (a client session) or fail its snapshot (a test hook). On
@@ -148,8 +150,9 @@ var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulat
 // (this repository's own tests did), and nothing is promised by them. A
 // password is refused on any op but auth: a client that sends one with a
 // request believes it is checked there. So is a condition on any op but
-// set and delete: the write would not be conditional.
-const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword | condFields
+// set and delete: the write would not be conditional. And a scan's
+// consistent and view elsewhere.
+const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword | condFields | fieldConsistent | fieldView
 
 // opFields are the fields that op uses besides id and op; known is false
 // for an op this server does not know (Validate answers those).
@@ -176,7 +179,7 @@ func opFields(op string) (fields requestField, known bool) {
 	case OpSearchSimilar:
 		return fieldQuery | fieldTopK, true
 	case OpScan:
-		return fieldPrefix | fieldStartAfter | fieldLimit | fieldKeysOnly, true
+		return fieldPrefix | fieldStartAfter | fieldLimit | fieldKeysOnly | fieldConsistent | fieldView, true
 	}
 	return 0, false
 }
@@ -429,6 +432,12 @@ func decodeRequest(dec *jsontext.Decoder, d *decodedRequest) error {
 		case "keys_only":
 			f = fieldKeysOnly
 			req.KeysOnly, err = readBool(dec, topField("keys_only"))
+		case "consistent":
+			f = fieldConsistent
+			req.Consistent, err = readBool(dec, topField("consistent"))
+		case "view":
+			f = fieldView
+			req.View, err = readString(dec, topField("view"))
 		case "if_absent":
 			f = fieldIfAbsent
 			req.IfAbsent, err = readBool(dec, topField("if_absent"))
@@ -731,6 +740,10 @@ func (c Codec) AppendResponse(dst []byte, resp *Response) []byte {
 	if resp.More != nil {
 		dst = append(dst, `,"more":`...)
 		dst = strconv.AppendBool(dst, *resp.More)
+	}
+	if resp.View != "" {
+		dst = append(dst, `,"view":`...)
+		dst = appendString(dst, resp.View)
 	}
 	if resp.Deleted != nil {
 		dst = append(dst, `,"deleted":`...)

@@ -139,6 +139,13 @@ const (
 	// not hold is answered at once, though the value it reports may be an
 	// open batch's write that is not durable yet.
 	MutCondFailureBeforeDurable
+
+	// Consistent scans (view.go).
+
+	// MutViewSharesStore: a consistent scan's view keeps the store itself,
+	// not a copy-on-write clone of it, so its later pages read writes made
+	// after its first.
+	MutViewSharesStore
 )
 
 var mutationNames = MutationNames[Mutation]{
@@ -174,6 +181,7 @@ var mutationNames = MutationNames[Mutation]{
 	MutRequestIDAliasesLine:      "request-id-aliases-line",
 	MutScanFullPageIsLast:        "scan-full-page-is-last",
 	MutCondFailureBeforeDurable:  "condition-failure-before-durable",
+	MutViewSharesStore:           "view-shares-store",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

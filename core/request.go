@@ -72,6 +72,9 @@ const (
 	// written. The answer's value is the key's value at that instant,
 	// absent when the key did not exist.
 	CodeConditionFailed = "condition_failed"
+	// CodeScanExpired answers a page of a consistent scan whose view the
+	// node no longer keeps (see Views): the scan must start again.
+	CodeScanExpired = "scan_expired"
 )
 
 // Search modes: every query word must match (the default), or any.
@@ -137,6 +140,11 @@ type Request struct {
 	Prefix     string `json:"prefix,omitzero"`
 	StartAfter string `json:"start_after,omitzero"`
 	KeysOnly   bool   `json:"keys_only,omitzero"`
+	// Consistent asks for a scan whose pages all read the store of one
+	// instant, the first page's: its answer names a View (Views), which
+	// the next pages send.
+	Consistent bool   `json:"consistent,omitzero"`
+	View       string `json:"view,omitzero"`
 
 	// Conditional writes: set with one of them, delete with IfValue. The
 	// write applies only if, at its instant, the key does not exist
@@ -191,7 +199,10 @@ type Response struct {
 	Items []KV     `json:"items,omitzero"`
 	Keys  []string `json:"keys,omitzero"`
 	More  *bool    `json:"more,omitzero"`
-	Error *Error   `json:"error,omitempty"`
+	// View names the pinned view a consistent scan's next pages read; set
+	// while keys are left.
+	View  string `json:"view,omitzero"`
+	Error *Error `json:"error,omitempty"`
 }
 
 // Error is the error object of a failed response.
@@ -424,6 +435,10 @@ func (l Limits) Validate(req *Request) *Response {
 			return bad(CodeTooLarge, "start_after is %d bytes; a key is at most %d", len(req.StartAfter), l.KeyBytesMax)
 		case req.Limit > uint64(l.BulkEntriesMax):
 			return bad(CodeTooLarge, "limit is %d; a scan returns at most %d keys a page", req.Limit, l.BulkEntriesMax)
+		case req.Consistent && req.View != "":
+			return bad(CodeBadRequest, "a scan's first page asks for consistent; its next pages send the view it named, not both")
+		case req.View != "" && ParseViewID(req.View) == 0:
+			return bad(CodeBadRequest, "view %q is not one a scan named", req.View)
 		}
 		return nil
 	case "":

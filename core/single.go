@@ -63,6 +63,11 @@ type SingleNode struct {
 	// writing its records fails.
 	undos       []undo
 	batchWrites bool
+	// batchViews are the consistent scans' views the open batch opened:
+	// a failed batch drops them.
+	batchViews []uint64
+	// views are the consistent scans' pinned copies of the store.
+	views *Views
 	// sink keeps touchValues' loads.
 	sink byte
 }
@@ -77,7 +82,7 @@ type pendingReply struct {
 // NewSingleNode returns a node that Start will recover from disk.
 func NewSingleNode(cfg SingleConfig) *SingleNode {
 	assert(cfg.SegmentBytesMax > 0 && cfg.SnapshotLogBytesMin > 0 && cfg.BatchBytesMax > 0, "SingleConfig sizes must be positive")
-	return &SingleNode{cfg: cfg}
+	return &SingleNode{cfg: cfg, views: newViewsWith(cfg.Mutation)}
 }
 
 // Start recovers the store: the newest snapshot, then the log after it.
@@ -129,7 +134,11 @@ func (n *SingleNode) Start(env Env) error {
 func (n *SingleNode) beginBatch() {
 	n.batchWrites = false
 	n.undos = n.undos[:0]
+	n.batchViews = n.batchViews[:0]
 }
+
+// StoreAscend is the walk of a store that a scan reads.
+func StoreAscend(s *Store) func(from string, f func(key, value string) bool) { return s.Ascend }
 
 // HandleRequest serves one request. Every reply waits for its batch: a
 // write's until its record is synced, and a read's too, since it may have
@@ -174,7 +183,12 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 	case OpBulkGet:
 		n.queue(reply, BulkGetResponse(req.Keys, n.store.Get, n.cfg.Limits.RequestBytesMax), false)
 	case OpScan:
-		n.queue(reply, scanResponse(req, n.store.Ascend, n.cfg.Limits.RequestBytesMax, n.cfg.Mutation), false)
+		resp, opened := n.views.Scan(req, n.store, StoreAscend, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), n.env.Rand)
+		if opened != 0 && n.batchWrites {
+			// It holds the batch's writes: if they fail, it goes too.
+			n.batchViews = append(n.batchViews, opened)
+		}
+		n.queue(reply, resp, false)
 	case OpBulkDelete:
 		// Only the keys that exist are logged; none at all: nothing to log.
 		var items []KV
@@ -337,6 +351,9 @@ const touchValueBytesMax = 256
 func (n *SingleNode) undoBatch(cause error, replies []pendingReply) []pendingReply {
 	if n.cfg.Mutation != MutUndoSkipped {
 		n.store.rollback(n.undos)
+	}
+	for _, id := range n.batchViews {
+		n.views.Drop(id) // its clone holds the undone writes
 	}
 	code := CodeIOError
 	if errors.Is(cause, ErrDiskFull) {

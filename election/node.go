@@ -108,6 +108,8 @@ type Node struct {
 	env   core.Env
 	raft  *Raft
 	store *core.Store
+	// views are the consistent scans' pinned copies of the applied state.
+	views *core.Views
 	sess  *sessions
 	log   *core.Log
 	gc    *core.GroupCommit
@@ -184,7 +186,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cfg.TickInterval <= 0 || cfg.SessionsMax <= 0 || cfg.SnapChunkBytes <= 0 || cfg.WriteTicksMax <= 0 {
 		return nil, errors.New("election: node sizes, limits and intervals must be positive")
 	}
-	return &Node{cfg: cfg}, nil
+	return &Node{cfg: cfg, views: core.NewViews()}, nil
 }
 
 // Start recovers the node: its identity, term and vote, the newest
@@ -371,6 +373,20 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	case core.OpBulkGet:
 		n.read(clientRead{keys: req.Keys, reply: reply})
 	case core.OpScan:
+		if req.View != "" {
+			// A consistent scan's next page reads the view its first
+			// page pinned, on the node that was then the leader: it is
+			// of that instant, which needs no read index now. A
+			// follower without it sends the client to the leader, and
+			// a leader without it says it is gone.
+			if n.raft.State() != Leader && !n.views.Has(req.View, n.env.Clock.Now()) {
+				reply(n.redirect())
+				return
+			}
+			resp, _ := n.views.Scan(req, n.store, core.StoreAscend, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), n.env.Rand)
+			reply(resp)
+			return
+		}
 		n.read(clientRead{scan: req, reply: reply})
 	case core.OpSearch, core.OpSearchSimilar:
 		if n.cfg.Indexes == nil {
@@ -947,7 +963,8 @@ func (n *Node) releaseReads() {
 			continue
 		}
 		if rd.scan != nil {
-			rd.reply(core.ScanResponse(rd.scan, n.store.Ascend, n.cfg.Limits.RequestBytesMax))
+			resp, _ := n.views.Scan(rd.scan, n.store, core.StoreAscend, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), n.env.Rand)
+			rd.reply(resp)
 			continue
 		}
 		value, ok := n.store.Get(rd.key)

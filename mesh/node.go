@@ -135,6 +135,10 @@ type Node struct {
 	// writing it fails.
 	undos       []undo
 	batchWrites bool
+	// views are the consistent scans' pinned copies of the replica;
+	// batchViews, those the open batch opened, which a failed batch drops.
+	views      *core.Views
+	batchViews []uint64
 
 	peers     []*peer // every node but this one, in id order
 	waits     []*quorumWait
@@ -167,7 +171,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg}
+	n := &Node{cfg: cfg, views: core.NewViews()}
 	for _, id := range cfg.Nodes {
 		if id != cfg.ID {
 			n.peers = append(n.peers, &peer{id: id})
@@ -316,6 +320,7 @@ func maxStamp(stamps ...Stamp) Stamp {
 func (n *Node) beginBatch() {
 	n.batchWrites = false
 	n.undos = n.undos[:0]
+	n.batchViews = n.batchViews[:0]
 }
 
 // now takes a clock reading for a new write.
@@ -377,7 +382,15 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		}
 		n.queue(pending{reply: reply, resp: core.BulkGetResponse(req.Keys, get, n.cfg.Limits.RequestBytesMax)})
 	case core.OpScan:
-		n.queue(pending{reply: reply, resp: core.ScanResponse(req, func(from string, f func(key, value string) bool) { n.rep.ascendLive(req.Prefix, from, f) }, n.cfg.Limits.RequestBytesMax)})
+		live := func(s *core.Store) func(from string, f func(key, value string) bool) {
+			return func(from string, f func(key, value string) bool) { ascendLive(s, req.Prefix, from, f) }
+		}
+		resp, opened := n.views.Scan(req, n.rep.store, live, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), n.env.Rand)
+		if opened != 0 && n.batchWrites {
+			// It holds the batch's writes: if they fail, it goes too.
+			n.batchViews = append(n.batchViews, opened)
+		}
+		n.queue(pending{reply: reply, resp: resp})
 	case core.OpBulkDelete:
 		// Tombstones for every key, as delete does; the count is of the
 		// keys this node held live.
@@ -754,6 +767,9 @@ const replicateBytesMax = 4 << 20
 // are sent again).
 func (n *Node) undoBatch(cause error, pend []pending) []pending {
 	n.rep.rollback(n.undos)
+	for _, id := range n.batchViews {
+		n.views.Drop(id) // its clone holds the undone changes
+	}
 	code := core.CodeIOError
 	if errors.Is(cause, core.ErrDiskFull) {
 		code = core.CodeDiskFull

@@ -3,6 +3,8 @@ package mesh
 import (
 	"container/heap"
 	"strings"
+
+	"dkv/core"
 )
 
 // ascendLive calls f for every live key at or after from, in key order,
@@ -15,9 +17,15 @@ import (
 // which nothing on the write or get path pays, where a second index in key
 // order would cost every write and a copy of every key.
 func (r *replica) ascendLive(prefix, from string, f func(key, value string) bool) {
+	ascendLive(r.store, prefix, from, f)
+}
+
+// ascendLive is replica.ascendLive over a store of the replica's layout:
+// its own, or a consistent scan's view of it.
+func ascendLive(store *core.Store, prefix, from string, f func(key, value string) bool) {
 	h := make(scanHeap, 0, bucketsN)
 	for b := range bucketsN {
-		if c, ok := r.nextLive(b, prefix, from, false); ok {
+		if c, ok := nextLive(store, b, prefix, from, false); ok {
 			h = append(h, c)
 		}
 	}
@@ -27,7 +35,7 @@ func (r *replica) ascendLive(prefix, from string, f func(key, value string) bool
 		if !f(c.key, c.value) {
 			return
 		}
-		if next, ok := r.nextLive(c.bucket, prefix, c.key, true); ok {
+		if next, ok := nextLive(store, c.bucket, prefix, c.key, true); ok {
 			h[0] = next
 			heap.Fix(&h, 0)
 		} else {
@@ -40,11 +48,11 @@ func (r *replica) ascendLive(prefix, from string, f func(key, value string) bool
 // strictly) that starts with prefix. A bucket's keys are in order, so the
 // walk stops at the first key past the prefix rather than reading the
 // tombstones beyond it.
-func (r *replica) nextLive(b int, prefix, from string, strictly bool) (scanCursor, bool) {
+func nextLive(store *core.Store, b int, prefix, from string, strictly bool) (scanCursor, bool) {
 	var c scanCursor
 	found := false
 	bucket := string([]byte{byte(b >> 8), byte(b)})
-	r.store.Ascend(bucket+from, func(sk, v string) bool {
+	store.Ascend(bucket+from, func(sk, v string) bool {
 		if bucketOfStoreKey(sk) != b {
 			return false
 		}

@@ -47,6 +47,12 @@ type client struct {
 	// written, or reported by a refused condition), which its if_value
 	// writes compare with, as a compare-and-set loop does.
 	lastSeen map[string]string
+	// walk is the consistent scan this client has under way, if any.
+	walk *scanWalk
+	// callAt and retAt, when not 0, are the call and return times that
+	// the request being sent is recorded with: a page of a walk reads its
+	// first page's instant (scanWalk).
+	callAt, retAt int64
 }
 
 // logical is one request of a session client, which it may send several
@@ -122,6 +128,7 @@ func (c *client) next() {
 	}
 	c.s.issued++
 	c.reqs++
+	c.callAt, c.retAt = 0, 0
 	req, op := c.draw()
 	c.send(req, op, 0)
 }
@@ -152,6 +159,12 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		return v
 	}
 	op := checks.Op{Client: c.id, Req: c.reqs}
+	// The walk goes on in place of every other op, a choice that draws
+	// no random number, so that the ops drawn are those of the seed
+	// without views.
+	if c.walk != nil && c.reqs%2 == 0 {
+		return c.nextPage(op)
+	}
 	if c.getsOwed > 0 {
 		// Half of them read what this client wrote last, the rest any
 		// key: what recovery rebuilt from a snapshot shows only on keys
@@ -227,6 +240,7 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		if r.IntN(2) == 0 {
 			req.StartAfter = key()
 		}
+		req.Consistent = m.ScanViews && c.reqs%2 == 1
 		// Recorded as a bulk_get of the keys the page covers, once it
 		// is answered (scanned); until then, of every key it may cover.
 		for _, k := range scanCandidates(m.Keys, req) {
@@ -298,6 +312,12 @@ func (c *client) send(req *core.Request, op checks.Op, tries int) {
 	cp.Items = append([]core.KV(nil), req.Items...)
 	a.req = &cp
 	a.op.Call = s.w.now
+	if c.callAt != 0 {
+		a.op.Call = c.callAt
+		if c.lg != nil && tries == 0 {
+			c.lg.op.Call = c.callAt
+		}
+	}
 	c.cur = a
 	s.trace(c.addr, callKinds[req.Op], a.id, int64(tries), op.Key)
 	to := s.target(c)
@@ -357,7 +377,7 @@ func (c *client) receive(m *response) {
 			a.op.Found, a.op.Value = true, *resp.Value
 		}
 		if a.req.Op == core.OpScan {
-			if !c.scanned(a, resp) {
+			if !c.scanned(a, resp) || !c.walked(a, resp) {
 				return
 			}
 		} else if a.op.Kind == checks.KindBulkGet {
@@ -400,6 +420,11 @@ func (c *client) receive(m *response) {
 		// A quorum write that its peers did not confirm in time: durable
 		// on the node that took it, and on its way to the others.
 		c.finish(a, checks.Unknown, code)
+	case code == core.CodeScanExpired && a.req.View != "":
+		// The view went: the node restarted, lost the leadership, or
+		// dropped it. The walk is over; the page read nothing.
+		c.walk = nil
+		c.finish(a, checks.Failed, code)
 	case code == core.CodeNotLeader:
 		// A follower applies nothing; go where it points.
 		c.leader = resp.Error.Leader
@@ -464,6 +489,9 @@ func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 		return
 	}
 	a.op.Return, a.op.Outcome, a.op.Note, a.op.Final = c.s.w.now, o, note, c.final
+	if c.retAt != 0 && o == checks.OK {
+		a.op.Return = c.retAt
+	}
 	if a.handled {
 		a.op.Taken = a.takenAt
 	}
@@ -496,6 +524,9 @@ func (c *client) finishLogical(o checks.Outcome) {
 		o = checks.Unknown
 	}
 	lg.op.Return, lg.op.Outcome, lg.op.Final = c.s.w.now, o, c.final
+	if c.retAt != 0 && o == checks.OK {
+		lg.op.Return = c.retAt
+	}
 	lg.op.Taken = lg.taken()
 	lg.histIdx = c.s.hist.Add(lg.op)
 	if o == checks.Unknown {

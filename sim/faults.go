@@ -39,7 +39,11 @@ type FaultMix struct {
 	// WCond weighs conditional writes (if_absent, if_exists, if_value of
 	// a value the client saw last); drawn after WScan, 0 in half the
 	// seeds, and in a mesh, which refuses them.
-	WCond     int
+	WCond int
+	// ScanViews: half the scans ask for a consistent walk, whose next
+	// pages, read from the view the first pinned, a client may ask for
+	// instead of its next op (drawn after WCond, in half the seeds).
+	ScanViews bool
 	BulkMax   int     // items in a bulk_set, at most
 	ValuePad  int     // values carry up to this many padding bytes
 	SimFail   float64 // chance a write carries debug_simulate_fail
@@ -234,6 +238,7 @@ func DrawMix(r *rand.Rand) FaultMix {
 	if d.on(0.5) {
 		m.WCond = d.intIn(1, 5)
 	}
+	m.ScanViews = d.on(0.5)
 	return m
 }
 

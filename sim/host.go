@@ -220,6 +220,12 @@ func (h *host) deliver(it *inboxItem) {
 	case it.req != nil:
 		h.outstanding++
 		it.req.a.handled, it.req.a.takenAt = true, h.s.w.now
+		if it.req.a.req.View != "" {
+			// A page of a consistent scan reads its view, of the
+			// instant of the walk's first page: its window starts
+			// there, not when a node took it.
+			it.req.a.takenAt = it.req.a.op.Call
+		}
 		if len(h.taken) > 2*h.outstanding+64 {
 			h.taken = slices.DeleteFunc(h.taken, func(a *attempt) bool { return a.replied })
 		}

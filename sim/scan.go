@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"dkv/checks"
 	"dkv/core"
 )
 
@@ -77,4 +78,60 @@ func (c *client) scanned(a *attempt, resp *core.Response) bool {
 		}
 	}
 	return true
+}
+
+// scanWalk is a consistent scan under way: the view its first page pinned,
+// and where its next page starts.
+type scanWalk struct {
+	view, prefix, after string
+	limit               uint64
+	// The first page's call and return: the view is of an instant
+	// between them, which every page reads, so every page is recorded
+	// with that window, however late it came. A view that is not of
+	// that instant then shows as a read that no order explains.
+	call, ret int64
+}
+
+// walked checks what a page says of its walk's view and remembers the
+// walk for its next page; false if the page broke the protocol.
+func (c *client) walked(a *attempt, resp *core.Response) bool {
+	req := a.req
+	if !req.Consistent && req.View == "" {
+		return true
+	}
+	c.walk = nil
+	switch {
+	case *resp.More && resp.View == "":
+		c.s.fail("protocol", fmt.Sprintf("a page of a consistent scan (attempt %d) says more but names no view", a.id))
+		return false
+	case req.View != "" && resp.View != "" && resp.View != req.View:
+		c.s.fail("protocol", fmt.Sprintf("a page of view %s (attempt %d) names view %s", req.View, a.id, resp.View))
+		return false
+	case !*resp.More && resp.View != "":
+		c.s.fail("protocol", fmt.Sprintf("the last page of a consistent scan (attempt %d) names view %s", a.id, resp.View))
+		return false
+	case *resp.More:
+		w := &scanWalk{view: resp.View, prefix: req.Prefix, after: resp.Items[len(resp.Items)-1].Key, limit: req.Limit, call: a.op.Call, ret: c.s.w.now}
+		if req.View != "" {
+			w.call, w.ret = c.callAt, c.retAt
+		}
+		c.walk = w
+	}
+	return true
+}
+
+// nextPage is the request for the next page of the client's walk, recorded
+// as the bulk_get of the keys it may cover, called at the walk's first
+// page: its reads are of that instant.
+func (c *client) nextPage(op checks.Op) (*core.Request, checks.Op) {
+	w := c.walk
+	req := &core.Request{Op: core.OpScan, Prefix: w.prefix, StartAfter: w.after, Limit: w.limit, View: w.view}
+	for _, k := range scanCandidates(c.s.mix.Keys, req) {
+		op.Items = append(op.Items, core.KV{Key: k})
+	}
+	if len(op.Items) > 0 {
+		op.Kind = checks.KindBulkGet
+	}
+	c.callAt, c.retAt = w.call, w.ret
+	return req, op
 }

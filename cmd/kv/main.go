@@ -64,12 +64,14 @@ Commands:
   similar [--top-k N] QUERY
                            the N (default 5) keys whose values mean most
                            nearly what QUERY means (word embeddings)
-  scan [--keys-only] [--limit N | --all] [--start-after KEY] [PREFIX]
+  scan [--keys-only] [--limit N | --all] [--start-after KEY] [--consistent] [PREFIX]
                            the keys that start with PREFIX (every key if
                            none), in key order, a JSON line each
                            {"key":…,"value":…}; at most N (default 1000),
                            and where keys are left, how to go on (on
-                           standard error)
+                           standard error). With --all, or --consistent,
+                           every page is read at the first page's instant
+                           (--consistent=false: each at its own)
   load [--batch N] FILE    store every {"key":…,"value":…} line of FILE (- for
                            standard input), as scan prints them, N (default
                            1000) to a bulk_set; a progress line on standard
@@ -552,37 +554,55 @@ func parseScan(args []string) (operation, error) {
 	limit := fs.Int("limit", 1000, "")
 	all := fs.Bool("all", false, "")
 	startAfter := fs.String("start-after", "", "")
+	consistent := fs.Bool("consistent", false, "")
 	if err := fs.Parse(args); err != nil {
 		return nil, usagef("scan: %v", err)
 	}
 	if fs.NArg() > 1 {
-		return nil, usagef("scan takes one PREFIX at most: kv scan [--keys-only] [--limit N | --all] [--start-after KEY] [PREFIX]")
+		return nil, usagef("scan takes one PREFIX at most: kv scan [--keys-only] [--limit N | --all] [--start-after KEY] [--consistent] [PREFIX]")
+	}
+	// --all is a copy of the store (kv load reads it back): of one instant
+	// unless told otherwise.
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "consistent" })
+	if *all && !explicit {
+		*consistent = true
 	}
 	prefix := fs.Arg(0)
 	if *limit < 1 {
 		return nil, usagef("--limit must be at least 1, got %d", *limit)
 	}
 	return func(ctx context.Context, c store, w io.Writer) error {
-		after, printed := *startAfter, 0
+		after, printed, view := *startAfter, 0, ""
 		for {
 			page := scanPageMax
 			if !*all {
 				page = min(page, *limit-printed)
 			}
-			var keys []string
-			var items []client.KV
-			var more bool
-			var err error
-			if *keysOnly {
-				keys, more, err = c.ScanKeys(ctx, prefix, after, page)
-			} else {
-				items, more, err = c.Scan(ctx, prefix, after, page)
+			req := &core.Request{Op: core.OpScan, Prefix: prefix, StartAfter: after, Limit: uint64(page), KeysOnly: *keysOnly, View: view}
+			req.Consistent = *consistent && view == ""
+			resp, err := c.Do(ctx, req)
+			if errors.Is(err, client.ErrScanExpired) {
+				return fmt.Errorf("%w (after %d keys; a view lasts a minute between pages and ten minutes in all: start again, or scan with --consistent=false)", err, printed)
+			}
+			if err != nil {
+				return err
+			}
+			if resp.More == nil {
+				return fmt.Errorf("%w: a scan's answer without \"more\"", client.ErrProtocol)
+			}
+			more, keys, items := *resp.More, resp.Keys, resp.Items
+			if !*keysOnly {
+				keys = nil
 				for _, kv := range items {
 					keys = append(keys, kv.Key)
 				}
 			}
-			if err != nil {
-				return err
+			if more && req.Consistent && resp.View == "" {
+				return fmt.Errorf("%w: a consistent scan's first page named no view", client.ErrProtocol)
+			}
+			if req.Consistent || view != "" {
+				view = resp.View
 			}
 			for i, k := range keys {
 				line := map[string]string{"key": k}

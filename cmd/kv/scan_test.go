@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"dkv/core"
@@ -41,5 +42,68 @@ func TestScan(t *testing.T) {
 	}
 	if code, _, errOut := kv(t, "--addr", addr, "scan", "a", "b"); code != 2 || !strings.Contains(errOut, "one PREFIX at most") {
 		t.Fatalf("two prefixes: exit %d, %q", code, errOut)
+	}
+}
+
+// writeBetweenPages is a single node that, before serving the first page
+// of a scan that is not a walk's first, writes and deletes keys ahead of
+// the walk: what a busy server does while kv scan --all runs.
+type writeBetweenPages struct {
+	*core.SingleNode
+	mu    sync.Mutex // the host's loop writes, the test reads
+	wrote bool
+	pages []core.Request
+}
+
+func (n *writeBetweenPages) HandleRequest(req *core.Request, reply core.ReplyFunc) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if req.Op == core.OpScan {
+		n.pages = append(n.pages, *req)
+		if req.StartAfter != "" && !n.wrote {
+			n.wrote = true
+			v := "changed"
+			n.SingleNode.HandleRequest(&core.Request{Op: core.OpSet, Key: "user:1400", Value: &v}, func(core.Response) {})
+			n.SingleNode.HandleRequest(&core.Request{Op: core.OpDelete, Key: "user:1401"}, func(core.Response) {})
+		}
+	}
+	n.SingleNode.HandleRequest(req, reply)
+}
+
+// scan --all reads every page at its first page's instant (a view), so the
+// copy it prints is of one instant; --consistent=false reads each page at
+// its own.
+func TestScanAllIsOneInstant(t *testing.T) {
+	for _, tc := range []struct {
+		flags   []string
+		changed bool
+	}{
+		{[]string{"--all"}, false},
+		{[]string{"--all", "--consistent=false"}, true},
+		{[]string{"--limit", "1500", "--consistent"}, false},
+	} {
+		node := &writeBetweenPages{SingleNode: core.NewSingleNode(core.DefaultSingleConfig())}
+		addr := servetest.Serve(t, node, realnet.DefaultHostConfig())
+		items := make([]string, 0, 3000)
+		for i := range 1500 {
+			k := fmt.Sprintf("user:%04d", i)
+			items = append(items, k, "v")
+		}
+		if code, _, errOut := kv(t, append([]string{"--addr", addr, "bulk-set"}, items...)...); code != 0 {
+			t.Fatalf("bulk-set: %d %s", code, errOut)
+		}
+		code, out, errOut := kv(t, append([]string{"--addr", addr, "scan"}, append(tc.flags, "user:")...)...)
+		if code != 0 || errOut != "" {
+			t.Fatalf("scan %v: exit %d, %q", tc.flags, code, errOut)
+		}
+		changed := strings.Contains(out, `"changed"`) || !strings.Contains(out, `"user:1401"`)
+		node.mu.Lock()
+		defer node.mu.Unlock()
+		if !node.wrote || changed != tc.changed || len(node.pages) != 2 {
+			t.Fatalf("scan %v: wrote between pages %v, %d pages; saw the writes %v, want %v", tc.flags, node.wrote, len(node.pages), changed, tc.changed)
+		}
+		if first, second := node.pages[0], node.pages[1]; first.Consistent == tc.changed || (second.View != "") == tc.changed || second.Consistent {
+			t.Fatalf("scan %v: first page consistent %v, second view %q", tc.flags, first.Consistent, second.View)
+		}
 	}
 }

@@ -1,0 +1,165 @@
+package core
+
+import (
+	"strconv"
+	"time"
+)
+
+// Views are the pinned copies of a node's store that consistent scans read
+// (Request.Consistent, Request.View): a scan of many pages then sees the
+// store of one instant, the first page's, however the keys change while
+// the client walks. A view is a copy-on-write clone, so it costs nothing
+// when it is made; it pins the tree nodes that later writes replace, which
+// is why views are few (viewsMax) and short-lived (viewIdle, viewLife).
+//
+// A view's id is drawn from the node's Rand, so that an id a client holds
+// from before a restart names no view of the new process.
+type Views struct {
+	byID     map[uint64]*view // looked up by id only, never walked
+	order    []*view          // least recently used first
+	mutation Mutation         // a single node's planted bug, for its scans
+}
+
+type view struct {
+	id     uint64
+	store  *Store
+	opened int64 // clock nanoseconds
+	used   int64
+}
+
+// Limits of the views.
+const (
+	// viewsMax bounds the views a node keeps; opening one more drops the
+	// least recently used.
+	viewsMax = 64
+	// viewIdle drops a view no page has read for this long.
+	viewIdle = time.Minute
+	// viewLife drops a view this long after it was opened, however busy:
+	// every write to the store meanwhile copies the tree nodes it
+	// replaces, which the view keeps alive.
+	viewLife = 10 * time.Minute
+)
+
+// NewViews makes an empty table.
+func NewViews() *Views { return &Views{byID: map[uint64]*view{}} }
+
+// newViewsWith makes an empty table whose scans have a single node's
+// planted bug.
+func newViewsWith(mut Mutation) *Views { return &Views{byID: map[uint64]*view{}, mutation: mut} }
+
+// Open pins a clone of store, made now, and returns its id for the scan's
+// answer (FormatViewID).
+func (v *Views) Open(store *Store, now int64, r Rand) uint64 {
+	v.sweep(now)
+	if len(v.order) >= viewsMax {
+		v.drop(v.order[0])
+	}
+	id := r.Uint64()
+	for id == 0 || v.byID[id] != nil {
+		id = r.Uint64()
+	}
+	w := &view{id: id, store: store.Clone(), opened: now, used: now}
+	if v.mutation == MutViewSharesStore {
+		w.store = store
+	}
+	v.byID[id] = w
+	v.order = append(v.order, w)
+	assert(len(v.byID) == len(v.order), "views: the table and its order disagree")
+	return id
+}
+
+// Get returns the store of view id, if it is still kept, and marks it
+// used now.
+func (v *Views) Get(id uint64, now int64) (*Store, bool) {
+	v.sweep(now)
+	w := v.byID[id]
+	if w == nil {
+		return nil, false
+	}
+	w.used = now
+	for i, o := range v.order {
+		if o == w {
+			copy(v.order[i:], v.order[i+1:])
+			v.order[len(v.order)-1] = w
+			break
+		}
+	}
+	return w.store, true
+}
+
+// Has reports whether the view a scan named (FormatViewID) is kept.
+func (v *Views) Has(id string, now int64) bool {
+	v.sweep(now)
+	return v.byID[ParseViewID(id)] != nil
+}
+
+// Drop forgets view id: a node drops the views a failed batch opened,
+// whose clones hold writes that the batch's undo took back.
+func (v *Views) Drop(id uint64) {
+	if w := v.byID[id]; w != nil {
+		v.drop(w)
+	}
+}
+
+// Len is how many views are kept.
+func (v *Views) Len() int { return len(v.order) }
+
+// sweep drops the views that are idle or old.
+func (v *Views) sweep(now int64) {
+	for i := 0; i < len(v.order); {
+		w := v.order[i]
+		if now-w.used >= int64(viewIdle) || now-w.opened >= int64(viewLife) {
+			v.drop(w)
+			continue
+		}
+		i++
+	}
+}
+
+func (v *Views) drop(w *view) {
+	delete(v.byID, w.id)
+	for i, o := range v.order {
+		if o == w {
+			v.order = append(v.order[:i], v.order[i+1:]...)
+			break
+		}
+	}
+}
+
+// Scan answers a scan (req, validated) of store, or of the view it names:
+// a consistent scan whose page leaves keys opens a view of store as it is
+// now, and the answer names it (Response.View) for the next pages; a page
+// of a view reads the view, or is answered CodeScanExpired when it is gone.
+// ascendOf is the node's walk of a store (ScanResponse's ascend). opened
+// is the view the page opened, 0 if none.
+func (v *Views) Scan(req *Request, store *Store, ascendOf func(*Store) func(from string, f func(key, value string) bool), bytesMax int, now int64, r Rand) (resp Response, opened uint64) {
+	if req.View != "" {
+		s, ok := v.Get(ParseViewID(req.View), now)
+		if !ok {
+			return ErrorResponse(CodeScanExpired, "the consistent scan's view %s is gone: unused for %v, open for %v, one of more than %d, or the node restarted or lost its leadership; start the scan again", req.View, viewIdle, viewLife, viewsMax), 0
+		}
+		resp = scanResponse(req, ascendOf(s), bytesMax, v.mutation)
+		if *resp.More {
+			resp.View = req.View
+		}
+		return resp, 0
+	}
+	resp = scanResponse(req, ascendOf(store), bytesMax, v.mutation)
+	if req.Consistent && *resp.More {
+		opened = v.Open(store, now, r)
+		resp.View = FormatViewID(opened)
+	}
+	return resp, opened
+}
+
+// FormatViewID is a view id as a scan's answer carries it.
+func FormatViewID(id uint64) string { return strconv.FormatUint(id, 16) }
+
+// ParseViewID reads what FormatViewID wrote; 0 for anything else.
+func ParseViewID(s string) uint64 {
+	id, err := strconv.ParseUint(s, 16, 64)
+	if err != nil || len(s) > 16 {
+		return 0
+	}
+	return id
+}
