@@ -351,10 +351,11 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 			case core.CodeSessionExpired, core.CodeInternal:
 				unknown = unknown || write
 				return resp, giveUp(se)
-			case core.CodeConditionFailed:
-				// Certain, whatever came of earlier attempts: had one
-				// applied, the session would answer this one as its
-				// duplicate.
+			case core.CodeConditionFailed, core.CodeConditionRefusedEarlier:
+				// Certain, whatever came of earlier attempts: the
+				// session records the write as refused, so no copy of
+				// it applies later; had one applied before, this one
+				// would be its duplicate.
 				return resp, se
 			default:
 				return resp, giveUp(se)

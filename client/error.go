@@ -28,7 +28,9 @@ var (
 	// ErrConditionFailed matches the ServerError of a conditional write
 	// (core.Request's IfAbsent, IfExists, IfValue) whose condition did not
 	// hold: nothing was written. SetIfAbsent and its kin report it as
-	// false rather than as an error.
+	// false rather than as an error. It matches a cluster's
+	// condition_refused_earlier too: a retry of a write that was refused
+	// when it first applied, whose answer (with the value) was lost.
 	ErrConditionFailed = errors.New("condition failed")
 
 	// ErrScanExpired matches the ServerError of a consistent scan's page
@@ -97,7 +99,7 @@ func (e *ServerError) Is(target error) bool {
 	case ErrUnknownOutcome:
 		return e.Code == core.CodeOutcomeUnknown || e.Code == core.CodeSessionExpired
 	case ErrConditionFailed:
-		return e.Code == core.CodeConditionFailed
+		return e.Code == core.CodeConditionFailed || e.Code == core.CodeConditionRefusedEarlier
 	case ErrScanExpired:
 		return e.Code == core.CodeScanExpired
 	}

@@ -180,6 +180,8 @@ func FuzzDecodeCommand(f *testing.F) {
 		{Op: OpDelete, Items: []KV{{Key: "k"}}},
 		{Op: OpBulkSet, Items: []KV{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}}, ClientID: 3},
 		{Op: OpBulkDelete, Items: []KV{{Key: "a"}, {Key: "b"}}, ClientID: 4, Seq: 1},
+		{Op: OpSet, Items: []KV{{Key: "k", Value: "v"}}, ClientID: 1, Seq: 2, Cond: Condition{Kind: CondAbsent}},
+		{Op: OpDelete, Items: []KV{{Key: "k"}}, Cond: Condition{Kind: CondValue, Value: "old"}},
 	} {
 		b, _ := AppendCommand(nil, &c)
 		f.Add(b)

@@ -897,8 +897,18 @@ func (n *Node) apply(e Entry) error {
 		n.cfg.OnApply(e.Index, e.Term, cmd.ClientID, cmd.Seq, what)
 	}
 	resp := outcomeResponse(oc)
-	if oc == unmet {
+	switch oc {
+	case unmet:
 		resp = core.ConditionFailedResponse(cmd.Items[0].Key, cmd.Cond, cur, found)
+	case refused:
+		// A copy of a refused write: not applied, whatever the key holds
+		// now. If the condition still fails, that is a refusal now, with
+		// the value; if it holds, the value it was refused on is gone.
+		cur, found = n.store.Get(cmd.Items[0].Key)
+		resp = refusedEarlier("the key has changed since")
+		if !cmd.Cond.Holds(cur, found) {
+			resp = core.ConditionFailedResponse(cmd.Items[0].Key, cmd.Cond, cur, found)
+		}
 	}
 	if oc == applied && cmd.Op == core.OpBulkDelete {
 		// The count is this application's; a duplicate's is not known.
@@ -922,6 +932,12 @@ func (n *Node) resolveWrites(index, term uint64, resp core.Response) {
 		}
 		w.reply(resp)
 	}
+}
+
+// refusedEarlier answers a copy of a session write that was refused for
+// its condition when it first applied.
+func refusedEarlier(why string) core.Response {
+	return core.ErrorResponse(core.CodeConditionRefusedEarlier, "this write (its client_id and seq) was refused when it first applied, its condition unmet, and its answer was lost; %s, so the value it was refused on is not known: nothing was written, and never will be", why)
 }
 
 func outcomeResponse(oc outcome) core.Response {

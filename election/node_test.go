@@ -122,6 +122,83 @@ func (s *soloNode) set(key, value string) {
 	}
 }
 
+// do sends one request and flushes until it is answered.
+func (s *soloNode) do(req *core.Request) core.Response {
+	s.t.Helper()
+	var got *core.Response
+	s.node.HandleRequest(req, func(r core.Response) { got = &r })
+	for range 10 {
+		if err := s.node.Flush(); err != nil {
+			s.t.Fatal(err)
+		}
+		if got != nil {
+			return *got
+		}
+	}
+	s.t.Fatalf("%s: no answer", req.Op)
+	return core.Response{}
+}
+
+// A session write refused for its condition is never applied by a copy of
+// it that comes later: an attempt the network held back, or a retry. (The
+// client was told nothing was written, and may have moved on.) A copy is
+// a refusal now, with the key's value, while the condition still fails;
+// once the key has changed so that it would hold, the answer says the
+// write was refused earlier. Found by review: before the seq of a refused
+// write was recorded, a late copy applied.
+func TestRefusedSessionWriteIsNeverAppliedLater(t *testing.T) {
+	disk := sim.NewDisk(rand.New(rand.NewPCG(3, 4)), sim.DiskFaults{})
+	s, err := newSolo(t, disk, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.lead()
+	s.set("k", "other")
+	attempt := func() *core.Request {
+		v := "mine"
+		return &core.Request{Op: core.OpSet, Key: "k", Value: &v, IfAbsent: true, ClientID: 1, Seq: 5, Acked: 5}
+	}
+	code := func(r core.Response) string {
+		if r.Error == nil {
+			return "ok"
+		}
+		return r.Error.Code
+	}
+	if r := s.do(attempt()); code(r) != core.CodeConditionFailed || r.Value == nil || *r.Value != "other" {
+		t.Fatalf("first attempt: %s %v, want condition_failed with \"other\"", code(r), r.Value)
+	}
+	if r := s.do(attempt()); code(r) != core.CodeConditionFailed || r.Value == nil || *r.Value != "other" {
+		t.Fatalf("a copy while the condition still fails: %s %v, want condition_failed with \"other\"", code(r), r.Value)
+	}
+	if r := s.do(&core.Request{Op: core.OpDelete, Key: "k", ClientID: 2, Seq: 1, Acked: 1}); !r.OK {
+		t.Fatal(r.Error)
+	}
+	if r := s.do(attempt()); code(r) != core.CodeConditionRefusedEarlier || r.Value != nil {
+		t.Fatalf("a late copy once the condition holds: %s %v, want condition_refused_earlier without a value", code(r), r.Value)
+	}
+	if g := s.do(&core.Request{Op: core.OpGet, Key: "k"}); g.Value != nil {
+		t.Fatalf("k = %q: a write its client was told was refused took effect later", *g.Value)
+	}
+	// The record survives a restart (the log is replayed) and is dropped
+	// once the client acknowledges its answer: its next write, seq 6.
+	s.node.Close()
+	disk.Crash()
+	if s, err = newSolo(t, disk, 7); err != nil {
+		t.Fatal(err)
+	}
+	s.lead()
+	if r := s.do(attempt()); code(r) != core.CodeConditionRefusedEarlier {
+		t.Fatalf("a late copy after a restart: %s", code(r))
+	}
+	v := "next"
+	if r := s.do(&core.Request{Op: core.OpSet, Key: "k2", Value: &v, ClientID: 1, Seq: 6, Acked: 6}); !r.OK {
+		t.Fatal(r.Error)
+	}
+	if r := s.do(attempt()); code(r) != core.CodeSessionExpired {
+		t.Fatalf("a copy below acked: %s, want session_expired (stale)", code(r))
+	}
+}
+
 // A record damaged in the middle of a cluster node's log is found by its
 // checksum at the next start, which is refused naming the file: the node
 // never serves from it. (Wiped, it would catch up from the leader by

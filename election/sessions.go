@@ -37,6 +37,11 @@ type session struct {
 	last  uint64   // index of the last entry that touched it, for eviction
 	acked uint64   // every seq below it was answered and is forgotten
 	seqs  []uint64 // applied seqs >= acked, sorted
+	// unmet are the seqs of seqs whose condition did not hold: refused,
+	// not applied. They are kept so that a copy of the write that comes
+	// later (a retry, or an attempt the network held back) is not
+	// applied after its client was told that nothing was written.
+	unmet []uint64
 }
 
 // Limits of the session table.
@@ -53,10 +58,11 @@ const (
 	duplicate         // a retry of an applied write: not applied again
 	expired           // the session is forgotten: not applied, outcome unknown
 	stale             // a seq the client had already given up: not applied
-	// unmet: the write's condition did not hold, so it was not applied.
-	// Nor is its seq recorded: it had no effect, so a retry checks the
-	// condition again, as a new write would.
+	// unmet: the write's condition did not hold, so it was not applied;
+	// its seq is recorded as refused.
 	unmet
+	// refused: a copy of a write that was refused (unmet): not applied.
+	refused
 )
 
 func (o outcome) String() string {
@@ -71,6 +77,8 @@ func (o outcome) String() string {
 		return "stale"
 	case unmet:
 		return "unmet"
+	case refused:
+		return "refused"
 	}
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }
@@ -95,8 +103,9 @@ func (t *sessions) forget(id uint64) {
 func (t *sessions) len() int { return len(t.byClient) }
 
 // admit decides whether the write (client, seq) at log index should apply,
-// and records it if so. holds, if not nil, is the write's condition: it is
-// checked only for a write that is neither a retry nor refused.
+// and records it, applied or refused. holds, if not nil, is the write's
+// condition: it is checked only for a write that is neither a copy of one
+// recorded nor refused by the session.
 func (t *sessions) admit(client, seq, acked, index uint64, holds func() bool) outcome {
 	s := t.byClient[client]
 	if s == nil {
@@ -109,41 +118,55 @@ func (t *sessions) admit(client, seq, acked, index uint64, holds func() bool) ou
 	}
 	s.last = index
 	if acked > s.acked {
-		s.acked = acked
-		n, _ := slices.BinarySearch(s.seqs, acked)
-		s.seqs = slices.Delete(s.seqs, 0, n)
+		s.forgetBelow(acked)
 	}
 	if seq < s.acked {
 		return stale
 	}
 	i, found := slices.BinarySearch(s.seqs, seq)
 	if found {
+		if _, was := slices.BinarySearch(s.unmet, seq); was {
+			return refused
+		}
 		return duplicate
 	}
+	oc := applied
 	if holds != nil && !holds() {
-		return unmet
+		oc = unmet
+		j, _ := slices.BinarySearch(s.unmet, seq)
+		s.unmet = slices.Insert(s.unmet, j, seq)
 	}
 	s.seqs = slices.Insert(s.seqs, i, seq)
 	if len(s.seqs) > sessionSeqsMax {
 		// The client has more writes unanswered than the table keeps: the
 		// oldest becomes unretriable (a retry of it is stale).
-		s.acked = s.seqs[0] + 1
-		s.seqs = slices.Delete(s.seqs, 0, 1)
+		s.forgetBelow(s.seqs[0] + 1)
 	}
-	return applied
+	return oc
 }
 
-// has reports whether the write (client, seq) is known to be applied.
-func (t *sessions) has(client, seq uint64) (known, found bool) {
+// forgetBelow forgets the seqs below acked: their answers are the client's.
+func (s *session) forgetBelow(acked uint64) {
+	s.acked = acked
+	n, _ := slices.BinarySearch(s.seqs, acked)
+	s.seqs = slices.Delete(s.seqs, 0, n)
+	n, _ = slices.BinarySearch(s.unmet, acked)
+	s.unmet = slices.Delete(s.unmet, 0, n)
+}
+
+// has reports whether the write (client, seq) is known to be applied, or
+// to be refused for its condition.
+func (t *sessions) has(client, seq uint64) (known, applied, refused bool) {
 	s := t.byClient[client]
 	if s == nil {
-		return false, false
+		return false, false, false
 	}
 	if seq < s.acked {
-		return false, false
+		return false, false, false
 	}
-	_, found = slices.BinarySearch(s.seqs, seq)
-	return true, found
+	_, found := slices.BinarySearch(s.seqs, seq)
+	_, refused = slices.BinarySearch(s.unmet, seq)
+	return true, found && !refused, refused
 }
 
 // evict forgets the least recently active client, other than keep, while
@@ -163,10 +186,14 @@ func (t *sessions) evict(keep uint64) {
 }
 
 // encode writes the table in client order, then the forgotten ids oldest
-// first:
+// first, then the refused seqs, if any, in client order:
 //
 //	[count u32] { [client u64][last u64][acked u64][n u32] { [seq u64] } }
 //	[gone u32] { [client u64] }
+//	[refused u32] { [client u64][seq u64] }
+//
+// A table without refused seqs ends after the forgotten ids, as tables did
+// before conditional writes, and decodes the same either way.
 func (t *sessions) encode() []byte {
 	ids := make([]uint64, 0, len(t.byClient))
 	for id := range t.byClient {
@@ -187,6 +214,20 @@ func (t *sessions) encode() []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(t.gone)))
 	for _, id := range t.gone {
 		b = binary.LittleEndian.AppendUint64(b, id)
+	}
+	refused := 0
+	for _, id := range ids {
+		refused += len(t.byClient[id].unmet)
+	}
+	if refused == 0 {
+		return b
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(refused))
+	for _, id := range ids {
+		for _, q := range t.byClient[id].unmet {
+			b = binary.LittleEndian.AppendUint64(b, id)
+			b = binary.LittleEndian.AppendUint64(b, q)
+		}
 	}
 	return b
 }
@@ -234,7 +275,7 @@ func decodeSessions(b []byte, max int) (*sessions, error) {
 	}
 	gone := binary.LittleEndian.Uint32(b)
 	b = b[4:]
-	if uint64(len(b)) != 8*uint64(gone) {
+	if uint64(len(b)) < 8*uint64(gone) {
 		return nil, fmt.Errorf("%w: %d forgotten clients in %d bytes", errSessions, gone, len(b))
 	}
 	for i := uint32(0); i < gone; i++ {
@@ -246,8 +287,27 @@ func decodeSessions(b []byte, max int) (*sessions, error) {
 		t.gone = append(t.gone, id)
 		t.goneSet[id] = true
 	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the last session", errSessions, len(b))
+	if len(b) > 0 {
+		if len(b) < 4 {
+			return nil, fmt.Errorf("%w: %d bytes after the forgotten clients", errSessions, len(b))
+		}
+		n := binary.LittleEndian.Uint32(b)
+		b = b[4:]
+		if n == 0 || uint64(len(b)) != 16*uint64(n) {
+			return nil, fmt.Errorf("%w: %d refused writes in %d bytes", errSessions, n, len(b))
+		}
+		for i := uint32(0); i < n; i++ {
+			id, q := binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])
+			b = b[16:]
+			s := t.byClient[id]
+			if s == nil {
+				return nil, fmt.Errorf("%w: refused write %d of client %d, which has no session", errSessions, q, id)
+			}
+			if _, ok := slices.BinarySearch(s.seqs, q); !ok || (len(s.unmet) > 0 && q <= s.unmet[len(s.unmet)-1]) {
+				return nil, fmt.Errorf("%w: client %d: refused seq %d not among its seqs, or out of order", errSessions, id, q)
+			}
+			s.unmet = append(s.unmet, q)
+		}
 	}
 	t.evict(0)
 	return t, nil

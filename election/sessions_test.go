@@ -153,7 +153,7 @@ func TestSessionsHas(t *testing.T) {
 		{1, 5, true, false},
 		{2, 1, false, false},
 	} {
-		if known, found := s.has(c.client, c.seq); known != c.known || found != c.found {
+		if known, found, _ := s.has(c.client, c.seq); known != c.known || found != c.found {
 			t.Errorf("has(%d, %d) = %v, %v; want %v, %v", c.client, c.seq, known, found, c.known, c.found)
 		}
 	}
@@ -171,6 +171,7 @@ type sessionsModel struct {
 type modelSession struct {
 	last, acked uint64
 	seqs        map[uint64]bool
+	unmet       map[uint64]bool
 }
 
 func (m *sessionsModel) admit(client, seq, acked, index uint64, unmetCond bool) outcome {
@@ -179,7 +180,7 @@ func (m *sessionsModel) admit(client, seq, acked, index uint64, unmetCond bool) 
 		if slices.Contains(m.gone, client) {
 			return expired
 		}
-		s = &modelSession{acked: 1, seqs: map[uint64]bool{}}
+		s = &modelSession{acked: 1, seqs: map[uint64]bool{}, unmet: map[uint64]bool{}}
 		m.clients[client] = s
 		for len(m.clients) > m.max {
 			victim, oldest := uint64(0), ^uint64(0)
@@ -201,27 +202,34 @@ func (m *sessionsModel) admit(client, seq, acked, index uint64, unmetCond bool) 
 		for q := range s.seqs {
 			if q < acked {
 				delete(s.seqs, q)
+				delete(s.unmet, q)
 			}
 		}
 	}
 	switch {
 	case seq < s.acked:
 		return stale
+	case s.seqs[seq] && s.unmet[seq]:
+		return refused
 	case s.seqs[seq]:
 		return duplicate
-	case unmetCond:
-		return unmet
 	}
 	s.seqs[seq] = true
+	oc := applied
+	if unmetCond {
+		s.unmet[seq] = true
+		oc = unmet
+	}
 	if len(s.seqs) > sessionSeqsMax {
 		lowest := ^uint64(0)
 		for q := range s.seqs {
 			lowest = min(lowest, q)
 		}
 		delete(s.seqs, lowest)
+		delete(s.unmet, lowest)
 		s.acked = lowest + 1
 	}
-	return applied
+	return oc
 }
 
 type admitCall struct {

@@ -312,12 +312,14 @@ func (n *Node) install(s *Snapshot) error {
 	for len(n.writes) > 0 && n.writes[0].index <= s.Index {
 		w := n.writes[0]
 		n.writes = n.writes[1:]
-		known, found := n.sess.has(w.client, w.seq)
+		known, applied, refused := n.sess.has(w.client, w.seq)
 		switch {
 		case w.client == 0:
 			w.reply(outcomeUnknown("a snapshot from the leader replaced this node's log, and a write without a session cannot be looked up in it"))
-		case found:
+		case applied:
 			w.reply(core.OKResponse())
+		case refused:
+			w.reply(refusedEarlier("a snapshot from the leader replaced this node's log"))
 		case known:
 			w.reply(superseded()) // its session holds no such write up to the snapshot
 		case n.sess.goneSet[w.client]:

@@ -420,11 +420,19 @@ func (c *client) receive(m *response) {
 		// A quorum write that its peers did not confirm in time: durable
 		// on the node that took it, and on its way to the others.
 		c.finish(a, checks.Unknown, code)
+	case code == core.CodeConditionRefusedEarlier && c.s.mode.Sessions && a.op.Cond.Kind != core.CondNone:
+		// A retry of a write refused when it first applied, whose
+		// answer was lost: certainly not applied, value unknown.
+		c.finish(a, checks.Failed, code)
+		c.finishLogical(checks.Failed)
 	case code == core.CodeScanExpired && a.req.View != "":
 		// The view went: the node restarted, lost the leadership, or
 		// dropped it. The walk is over; the page read nothing.
 		c.walk = nil
 		c.finish(a, checks.Failed, code)
+		if c.lg != nil {
+			c.finishLogical(checks.Failed)
+		}
 	case code == core.CodeNotLeader:
 		// A follower applies nothing; go where it points.
 		c.leader = resp.Error.Leader

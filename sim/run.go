@@ -798,10 +798,23 @@ func (s *Sim) check(res *Result) {
 			op.Settled = checks.SettledNoEffect
 		case a.replied && a.answer.OK:
 			op.Settled, op.EffectBy = checks.SettledApplied, a.effectBy
+		case a.replied && a.answer.Error.Code == core.CodeConditionFailed && op.Cond.Kind != core.CondNone:
+			// A refusal whose answer was lost: checked as the client
+			// would have, and recorded as the read it is, made by the
+			// time the node answered.
+			cur, found := "", a.answer.Value != nil
+			if found {
+				cur = *a.answer.Value
+			}
+			if op.Cond.Holds(cur, found) {
+				s.findings = append(s.findings, checks.Finding{Check: "protocol", Msg: fmt.Sprintf(
+					"%s %s (%s, attempt %d) refused with condition_failed, but the value it reports (%q, found %v) meets the condition", a.req.Op, op.Key, op.Cond, a.id, cur, found)})
+			}
+			op.Kind, op.Cond, op.Outcome, op.Found, op.Value, op.Return = checks.KindGet, core.Condition{}, checks.OK, found, cur, a.effectBy
 		case a.replied:
 			// The answer never reached the client, so check it here
 			// as the client would have.
-			if code := a.answer.Error.Code; !retryable(code) && code != core.CodeNotFound && code != core.CodeConditionFailed {
+			if code := a.answer.Error.Code; !retryable(code) && code != core.CodeNotFound {
 				s.findings = append(s.findings, checks.Finding{Check: "protocol", Msg: fmt.Sprintf(
 					"unexpected answer to %s (attempt %d): %+v", a.req.Op, a.id, a.answer.Error)})
 			}

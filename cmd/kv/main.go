@@ -455,7 +455,7 @@ func parseWrite(cmd string, args []string) (operation, error) {
 		resp, err := c.Do(ctx, req)
 		if errors.Is(err, client.ErrConditionFailed) && !errors.Is(err, client.ErrUnknownOutcome) {
 			refused := conditionFailedError{flag: conds[0], cond: req.Condition(), key: key}
-			if resp != nil {
+			if resp != nil && resp.Error != nil && resp.Error.Code == core.CodeConditionFailed {
 				refused.known, refused.value = true, resp.Value
 			}
 			return refused
@@ -491,7 +491,7 @@ func (e conditionFailedError) Error() string {
 	state := "does not exist"
 	switch {
 	case !e.known:
-		state = "(the server did not say what it holds)"
+		state = "has changed since the write was refused (its answer was lost and retried)"
 	case e.value != nil:
 		state = "holds " + strconv.Quote(*e.value)
 	}
