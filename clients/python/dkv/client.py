@@ -205,7 +205,7 @@ class _Walks(object):
     ClusterKVClient's, not a Pipeline's (whose calls are all queued before
     any answer)."""
 
-    def ScanAll(self, prefix="", page_size=None):
+    def ScanAll(self, prefix="", page_size=None, consistent=False):
         """Every (key, value) whose key starts with prefix, in key order: a
         generator that reads a page of page_size keys (None: the server's
         default, 100) whenever it runs out, each after the last key of the
@@ -213,18 +213,30 @@ class _Walks(object):
 
         Each page is read at its own instant: a key written or deleted
         during the walk may be seen or not, but one that exists throughout
-        is seen exactly once. An error (the server's, the connection's)
-        ends the walk at the page that met it, raised from the generator;
-        a page that says more but holds no keys, or does not go past the
-        last, is a ProtocolError rather than a walk without end. The
-        arguments are checked at the call, before anything is sent."""
-        protocol.scan_request(prefix, "", page_size)  # TypeError, ValueError now
-        return self._scan_all(prefix, page_size)
+        is seen exactly once. With consistent=True every page is read at
+        the first page's instant, a point-in-time copy however the keys
+        change meanwhile: the first page asks the server to pin a view of
+        its store, and the next pages read that view. A view lasts while
+        pages keep coming; one the server no longer keeps (a minute
+        unused, ten minutes open, more than 64 of them, a restart, a new
+        cluster leader) ends the walk with ScanExpired: start it again.
 
-    def _scan_all(self, prefix, page_size):
+        An error (the server's, the connection's) ends the walk at the page
+        that met it, raised from the generator; a page that says more but
+        holds no keys, or does not go past the last, or a consistent page
+        that says more and names no view, is a ProtocolError rather than a
+        walk without end or of many instants. The arguments are checked at
+        the call, before anything is sent."""
+        protocol.scan_request(prefix, "", page_size, consistent=consistent)  # TypeError, ValueError now
+        return self._scan_all(prefix, page_size, consistent)
+
+    def _scan_all(self, prefix, page_size, consistent):
         after = ""
+        view = ""  # a consistent walk's, named by its first page
+        first = True
         while True:
-            page = self.Scan(prefix, after, page_size)
+            page, view = self._submit(_walk_page(prefix, after, page_size, consistent and first, view))
+            first = False
             for kv in page.items:
                 yield kv
             if not page.more:
@@ -308,6 +320,18 @@ def _scan(prefix, start_after, limit, keys_only):
     return _Op(protocol.scan_request(prefix, start_after, limit, keys_only), lambda resp: protocol.scan_page_of(resp, keys_only))
 
 
+def _walk_page(prefix, start_after, limit, consistent, view):
+    """A page of ScanAll's walk: its ScanPage, and the view its next page
+    sends ("" unless the walk is consistent and keys are left)."""
+    req = protocol.scan_request(prefix, start_after, limit, consistent=consistent, view=view)
+
+    def result(resp):
+        page = protocol.scan_page_of(resp, False)
+        return page, protocol.scan_view_of(resp, req, page.more)
+
+    return _Op(req, result)
+
+
 def _finish(op, resp):
     """The caller's result of a response to op, or raises its error."""
     if resp["ok"]:
@@ -347,8 +371,9 @@ class KVClient(_Calls, _Walks):
     ``Search(query, mode="all", limit=10)`` and ``SearchSimilar(word,
     top_k=5)`` (lists of (key, score), best first), ``Scan(prefix="",
     start_after="", limit=None, keys_only=False)`` (a ScanPage: one page
-    of keys in order) and ``ScanAll(prefix="", page_size=None)`` (every
-    (key, value) with the prefix, page by page), ``ping()``,
+    of keys in order) and ``ScanAll(prefix="", page_size=None,
+    consistent=False)`` (every (key, value) with the prefix, page by page;
+    consistent=True: all of one instant), ``ping()``,
     ``status()`` (a dict), ``request(dict)`` (a raw request), and
     ``pipeline()`` for a batch sent back to back. The snake_case names
     (``set``, ``get``, ``bulk_set``, ...) are the same methods.

@@ -94,7 +94,10 @@ class ClusterKVClient(_Calls, _Walks):
     SetIfAbsent, SetIfExists, CompareAndSwap, CompareAndDelete, BulkSet,
     BulkGet, BulkDelete, Search, SearchSimilar, Scan, ScanAll, ping,
     status, request), each sent to the node believed to lead (a read, such
-    as each page of a scan, is linearizable there).
+    as each page of a scan, is linearizable there). The pages of a
+    ScanAll with consistent=True read the view the leader pinned at the
+    first page; a follower without it redirects to the leader, and a new
+    leader has none: ScanExpired, start the walk again.
 
     ``ClusterKVClient(kv_ports=[P0, P1, P2])`` as the seed writes it, on
     ``host`` (127.0.0.1); or ``addrs=["host:port", ...]``. It connects to
@@ -378,12 +381,13 @@ class ClusterKVClient(_Calls, _Walks):
                     elif code == "not_found" and op.missing_ok:
                         self._follow(addr)
                         return None
-                    elif code == "condition_failed":
-                        # Certain, whatever came of earlier attempts: had
-                        # one applied, the session would have answered
-                        # this one as its duplicate (ok). So neither a
-                        # retry nor an unknown outcome: False, or for a
-                        # raw request the ConditionFailed itself.
+                    elif code in ("condition_failed", "condition_refused_earlier"):
+                        # Certain, whatever came of earlier attempts: the
+                        # session records a refused write, so no copy of
+                        # it applies later, and had one applied, this one
+                        # would be its duplicate (ok). So neither a retry
+                        # nor an unknown outcome: False, or for a raw
+                        # request the ConditionFailed itself.
                         self._follow(addr)
                         if op.conditional:
                             return False

@@ -12,6 +12,8 @@ three groups, and the group says what a caller may do next:
   also UnknownOutcome. ``condition_failed`` (ConditionFailed) is the answer
   of a conditional write whose condition did not hold, with the key's
   value as ``current``; the conditional calls return False for it.
+  ``scan_expired`` (ScanExpired) ends a consistent ScanAll whose view
+  the server no longer keeps: start the walk again.
 - UnknownOutcome: a write was sent and no answer came back (the
   connection broke, or the timeout passed). The server may or may not have
   applied it. The client never sends such a write again by itself: read the
@@ -248,13 +250,34 @@ class ConditionFailed(ServerError):
     ``current`` is the key's value when the condition was checked, or None
     when the key did not exist (a stored empty value is "", never None):
     a compare-and-set loop needs no read of its own. Certain even from a
-    cluster after an attempt of unknown outcome (had that attempt applied,
-    the cluster would have answered the retry as its duplicate), so it is
-    never an UnknownOutcome.
+    cluster after an attempt of unknown outcome (the cluster records a
+    refused write in its session, so no copy of it applies later), so it
+    is never an UnknownOutcome.
     """
 
     code = "condition_failed"
     current = None  # type: Optional[str]
+
+
+class ConditionRefusedEarlier(ConditionFailed):
+    """A cluster's answer to the retry of a conditional write that was
+    refused when it first applied, whose answer was lost: nothing was
+    written, and never will be, but the key has changed since, so the
+    value it was refused on is not known (``current`` is None and says
+    nothing). The conditional calls return False for it too; read the key
+    for its value."""
+
+    code = "condition_refused_earlier"
+
+
+class ScanExpired(ServerError):
+    """A page of a consistent scan (ScanAll with consistent=True) whose view
+    the server no longer keeps: unused for a minute, open for ten, one of
+    more than 64, or the server restarted or, in a cluster, the leader
+    changed. The walk must start again from its first page; the keys it
+    yielded so far are of an instant a new walk does not share."""
+
+    code = "scan_expired"
 
 
 class Internal(ServerError):
@@ -285,6 +308,8 @@ _BY_CODE = {
         AuthFailed,
         TLSRequired,
         ConditionFailed,
+        ConditionRefusedEarlier,
+        ScanExpired,
         Internal,
     )
 }  # type: Dict[str, Type[ServerError]]
@@ -320,7 +345,7 @@ def response_error(resp, op=None):
     ``error`` object, and for a ConditionFailed the key's value the
     response carries (``current``; None when it carries none)."""
     err = server_error(resp.get("error"), op)
-    if isinstance(err, ConditionFailed):
+    if isinstance(err, ConditionFailed) and not isinstance(err, ConditionRefusedEarlier):
         v = resp.get("value")
         err.current = v if isinstance(v, str) else None
     return err

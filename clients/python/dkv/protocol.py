@@ -163,10 +163,18 @@ class ScanPage(collections.namedtuple("ScanPage", ("items", "more"))):
     __slots__ = ()
 
 
-def scan_request(prefix="", start_after="", limit=None, keys_only=False):
+def check_bool(what, x):
+    if not isinstance(x, bool):
+        raise TypeError("%s must be a bool, not %s" % (what, type(x).__name__))
+    return x
+
+
+def scan_request(prefix="", start_after="", limit=None, keys_only=False, consistent=False, view=""):
     """A scan: prefix "" for every key, start_after "" for the first page,
-    limit None for the server's default (100). The fields at their
-    defaults are left out, as the server takes their absence."""
+    limit None for the server's default (100). consistent asks the first
+    page of a walk to pin a view of the store for the next pages, which
+    send the view it named (never both). The fields at their defaults are
+    left out, as the server takes their absence."""
     req = {"op": "scan"}
     if check_str("prefix", prefix):
         req["prefix"] = prefix
@@ -174,10 +182,14 @@ def scan_request(prefix="", start_after="", limit=None, keys_only=False):
         req["start_after"] = start_after
     if limit is not None:
         req["limit"] = check_positive_int("limit", limit)
-    if not isinstance(keys_only, bool):
-        raise TypeError("keys_only must be a bool, not %s" % type(keys_only).__name__)
-    if keys_only:
+    if check_bool("keys_only", keys_only):
         req["keys_only"] = True
+    if check_bool("consistent", consistent):
+        req["consistent"] = True
+    if check_str("view", view):
+        if consistent:
+            raise ValueError("a scan asks for consistent on its first page, or sends the view it named on the next ones, not both")
+        req["view"] = view
     return req
 
 
@@ -200,6 +212,24 @@ def scan_page_of(resp, keys_only):
             raise ProtocolError("scan item is not {\"key\",\"value\"}: %.200r" % (it,))
         out.append((it["key"], it["value"]))
     return ScanPage(out, more)
+
+
+def scan_view_of(resp, req, more):
+    """The view a consistent walk's next page sends, after a page (resp, an
+    answer to req) that says more: the view the answer names, which a page
+    of a view must name again. "" for a walk that is not consistent, and
+    once no keys are left (the last page names none). A consistent page
+    that leaves keys and names no view (or another) would break the walk's
+    promise of one instant: a ProtocolError."""
+    if not more or not (req.get("consistent") or req.get("view")):
+        return ""
+    view = resp.get("view")
+    if not isinstance(view, str) or not view:
+        raise ProtocolError("a consistent scan's page with keys left names no view: %.200r" % (resp,))
+    sent = req.get("view")
+    if sent and view != sent:
+        raise ProtocolError("a page of the consistent scan's view %r names view %r" % (sent, view))
+    return view
 
 
 def encode(req, request_bytes_max):

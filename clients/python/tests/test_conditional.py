@@ -326,6 +326,27 @@ class ClusterConditionFakeTest(unittest.TestCase):
                 self.assertEqual(cm.exception.current, "theirs")
                 self.assertEqual(a.requests[0]["seq"], b.requests[0]["seq"])
 
+    def test_refused_earlier_after_an_unknown_outcome_is_false(self):
+        # The retry finds the write refused when it first applied, its
+        # answer lost: certain, False, and no value.
+        def refused_earlier(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                reply(sock, error_for(req, "condition_refused_earlier", "refused when it first applied"))
+
+        for name, call, _ in self.CALLS:
+            with self.subTest(call=name):
+                with FakeServer(answers_outcome_unknown) as a, FakeServer(refused_earlier) as b:
+                    with ClusterKVClient(kv_ports=[a.port, b.port], timeout=5) as c:
+                        self.assertIs(call(c), False)
+                        with self.assertRaises(dkv.ConditionRefusedEarlier) as cm:
+                            c.request({"op": "set", "key": "k", "value": "mine", "if_absent": True})
+                        self.assertIsInstance(cm.exception, dkv.ConditionFailed)
+                        self.assertNotIsInstance(cm.exception, dkv.UnknownOutcome)
+                        self.assertIsNone(cm.exception.current)
+
     def test_unknown_outcome_without_an_answer_stays_unknown(self):
         # The same conditional write with no settling answer: still
         # UnknownOutcome, sent under one seq.

@@ -221,6 +221,8 @@ CODES = {
     "indexes_disabled": dkv.IndexesDisabled,
     "tls_required": dkv.TLSRequired,
     "condition_failed": dkv.ConditionFailed,
+    "condition_refused_earlier": dkv.ConditionRefusedEarlier,
+    "scan_expired": dkv.ScanExpired,
     "internal": dkv.Internal,
     "some_future_code": dkv.ServerError,
 }
@@ -640,6 +642,9 @@ class ScanFakeTest(unittest.TestCase):
                 lambda: c.Scan(keys_only=1),
                 lambda: c.ScanAll(7),
                 lambda: c.ScanAll(page_size="40"),
+                lambda: c.ScanAll(consistent="yes"),
+                lambda: c.ScanAll(consistent=1),
+                lambda: c.scan_all("p", 2, None),
                 lambda: c.pipeline().Scan(limit=2.0),
             ]:
                 self.assertRaises(TypeError, call)
@@ -671,6 +676,147 @@ class ScanFakeTest(unittest.TestCase):
                 self.assertEqual(list(c.ScanAll("k", page_size=3)), [("k", "v-k")])
                 self.assertEqual(dying.ops(), ["scan"])
                 self.assertEqual(self.requests(other), [{"op": "scan", "prefix": "k", "limit": 3}])
+
+
+def view_pages(first, then):
+    """A node of consistent scans: its first scan answered with first (ok
+    fields), every later one with then(req) (a whole response)."""
+
+    def handler(server, n, sock, rfile):
+        while True:
+            req = server.read_request(rfile)
+            if req is None:
+                return
+            with server.lock:
+                i = server.__dict__.setdefault("answered", 0)
+                server.answered = i + 1
+            reply(sock, ok_for(req, **first) if i == 0 else then(req))
+
+    return handler
+
+
+class ConsistentScanFakeTest(unittest.TestCase):
+    """ScanAll(consistent=True): consistent on the first page, the view it
+    named on the next ones; the protocol's promises checked; scan_expired
+    as ScanExpired."""
+
+    def requests(self, fake):
+        return [{k: v for k, v in r.items() if k != "id"} for r in fake.requests]
+
+    def test_first_page_asks_next_pages_send_the_view(self):
+        pages = [
+            {"items": items("p1", "p2"), "more": True, "view": "9f3a"},
+            {"items": items("p3", "p4"), "more": True, "view": "9f3a"},
+            {"items": items("p5"), "more": False},
+        ]
+        want = [("p%d" % i, "v-p%d" % i) for i in range(1, 6)]
+        with FakeServer(scan_handler(pages)) as fake, KVClient(port=fake.port, timeout=5) as c:
+            self.assertEqual(list(c.ScanAll("p", page_size=2, consistent=True)), want)
+            self.assertEqual(
+                self.requests(fake),
+                [
+                    {"op": "scan", "prefix": "p", "limit": 2, "consistent": True},
+                    {"op": "scan", "prefix": "p", "start_after": "p2", "limit": 2, "view": "9f3a"},
+                    {"op": "scan", "prefix": "p", "start_after": "p4", "limit": 2, "view": "9f3a"},
+                ],
+            )
+            # The snake_case name, positionally.
+            fake.answered = 0
+            del fake.requests[:]
+            self.assertEqual(list(c.scan_all("p", 2, True)), want)
+            self.assertEqual([r.get("view") for r in fake.requests], [None, "9f3a", "9f3a"])
+            self.assertEqual([r.get("consistent") for r in fake.requests], [True, None, None])
+            # Not consistent (the default): neither field, whatever the
+            # server names.
+            fake.answered = 0
+            del fake.requests[:]
+            self.assertEqual(list(c.ScanAll("p", page_size=2)), want)
+            for r in self.requests(fake):
+                self.assertNotIn("consistent", r)
+                self.assertNotIn("view", r)
+        # A consistent walk that fits one page: no view named, none needed.
+        with FakeServer(scan_handler([{"items": items("a"), "more": False}])) as fake, KVClient(port=fake.port, timeout=5) as c:
+            self.assertEqual(list(c.ScanAll(consistent=True)), [("a", "v-a")])
+            self.assertEqual(self.requests(fake), [{"op": "scan", "consistent": True}])
+
+    def test_a_page_with_keys_left_must_name_the_view(self):
+        first = {"items": items("a", "b"), "more": True, "view": "v1"}
+        for name, pages, yielded in [
+            ("first page names none", [{"items": items("a", "b"), "more": True}], 0),
+            ("first page names an empty view", [{"items": items("a", "b"), "more": True, "view": ""}], 0),
+            ("first page names a number", [{"items": items("a", "b"), "more": True, "view": 7}], 0),
+            ("a page of the view names none", [first, {"items": items("c"), "more": True}], 2),
+            ("a page of the view names another", [first, {"items": items("c"), "more": True, "view": "v2"}], 2),
+        ]:
+            with self.subTest(name), FakeServer(scan_handler(pages)) as fake, KVClient(port=fake.port, timeout=5) as c:
+                got = []
+                with self.assertRaises(dkv.ProtocolError) as cm:
+                    for kv in c.ScanAll(consistent=True):
+                        got.append(kv)
+                self.assertIn("view", str(cm.exception))
+                # The page that broke the protocol yields nothing, and no
+                # page is asked for after it.
+                self.assertEqual(got, [("a", "v-a"), ("b", "v-b")][:yielded])
+                self.assertEqual(len(fake.requests), 1 if yielded == 0 else 2)
+        # The last page of a walk names no view, and may: the end either way.
+        for last in [{"items": items("c"), "more": False}, {"items": items("c"), "more": False, "view": "v1"}]:
+            with self.subTest(last=last), FakeServer(scan_handler([first, last])) as fake, KVClient(port=fake.port, timeout=5) as c:
+                self.assertEqual([k for k, _ in c.ScanAll(consistent=True)], ["a", "b", "c"])
+
+    def test_scan_expired_ends_the_walk(self):
+        first = {"items": items("a", "b"), "more": True, "view": "v1"}
+
+        def expired(req):
+            return error_for(req, "scan_expired", "the consistent scan's view v1 is gone")
+
+        for make in [
+            lambda fake: KVClient(port=fake.port, timeout=5),
+            lambda fake: dkv.ClusterKVClient(kv_ports=[fake.port], timeout=5),
+        ]:
+            with FakeServer(view_pages(first, expired)) as fake, make(fake) as c:
+                got = []
+                with self.assertRaises(dkv.ScanExpired) as cm:
+                    for kv in c.ScanAll(page_size=2, consistent=True):
+                        got.append(kv)
+                e = cm.exception
+                self.assertIsInstance(e, dkv.ServerError)
+                self.assertNotIsInstance(e, dkv.UnknownOutcome)
+                self.assertEqual((e.code, e.op), ("scan_expired", "scan"))
+                self.assertEqual(got, [("a", "v-a"), ("b", "v-b")])
+                # Answered, so not sent again: the walk must start over.
+                self.assertEqual([r.get("view") for r in fake.requests], [None, "v1"])
+
+    def test_cluster_follower_without_the_view_redirects(self):
+        # The leader breaks the connection under the second page; the
+        # client tries the next node, a follower without the view, whose
+        # not_leader sends the same page back to the leader.
+        def leader_handler(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                with server.lock:
+                    i = server.__dict__.setdefault("answered", 0)
+                    server.answered = i + 1
+                if i == 0:
+                    reply(sock, ok_for(req, items=items("a", "b"), more=True, view="v1"))
+                elif i == 1:
+                    return  # closed without an answer
+                else:
+                    reply(sock, ok_for(req, items=items("c"), more=False))
+
+        with FakeServer(leader_handler) as leader:
+            def follower(server, n, sock, rfile):
+                while True:
+                    req = server.read_request(rfile)
+                    if req is None:
+                        return
+                    reply(sock, error_for(req, "not_leader", leader="127.0.0.1:%d" % leader.port))
+
+            with FakeServer(follower) as f, dkv.ClusterKVClient(kv_ports=[f.port, leader.port], timeout=5) as c:
+                self.assertEqual([k for k, _ in c.ScanAll(page_size=2, consistent=True)], ["a", "b", "c"])
+                self.assertEqual([(r.get("consistent"), r.get("view")) for r in f.requests], [(True, None), (None, "v1")])
+                self.assertEqual([(r.get("consistent"), r.get("view")) for r in leader.requests], [(True, None), (None, "v1"), (None, "v1")])
 
 
 class StampTest(unittest.TestCase):
