@@ -231,6 +231,9 @@ type Status struct {
 	WALSegments   int    `json:"wal_segments"`
 	WALBytes      int64  `json:"wal_bytes"`
 	Snapshotting  bool   `json:"snapshotting"`
+	// ScanViews counts the consistent scans' views the node keeps (see
+	// Views): each holds what writes replace while it lasts.
+	ScanViews int `json:"scan_views"`
 	// Cluster mode only.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
 	// Mesh mode only.

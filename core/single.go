@@ -396,6 +396,7 @@ func (n *SingleNode) status() Status {
 		WALSegments:   n.log.Segments(),
 		WALBytes:      n.log.TotalBytes(),
 		Snapshotting:  n.snaps.Writing(),
+		ScanViews:     n.views.Len(),
 		Indexes:       IndexStatusOf(n.cfg.Indexes),
 	}
 }

@@ -1026,6 +1026,7 @@ func (n *Node) status() core.Status {
 		WALSegments:   n.log.Segments(),
 		WALBytes:      n.log.TotalBytes(),
 		Snapshotting:  n.snaps.Writing(),
+		ScanViews:     n.views.Len(),
 		Indexes:       core.IndexStatusOf(n.cfg.Indexes),
 	}
 	cs := &core.ClusterStatus{

@@ -848,6 +848,7 @@ func (n *Node) status() core.Status {
 		WALSegments:   n.log.Segments(),
 		WALBytes:      n.log.TotalBytes(),
 		Snapshotting:  n.snaps.Writing(),
+		ScanViews:     n.views.Len(),
 		Indexes:       core.IndexStatusOf(n.cfg.Indexes),
 		Mesh:          st,
 	}

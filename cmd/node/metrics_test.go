@@ -150,6 +150,18 @@ func TestMetricsOfARealServer(t *testing.T) {
 		t.Errorf("set latency sum %v, log bytes %v -> %v", after[`dkv_request_duration_seconds_sum{op="set"}`],
 			before["dkv_wal_written_bytes_total"], after["dkv_wal_written_bytes_total"])
 	}
+	// A consistent scan that leaves keys keeps a view, which the gauge
+	// and status count.
+	if after["dkv_scan_views"] != 0 {
+		t.Errorf("dkv_scan_views = %v before any consistent scan", after["dkv_scan_views"])
+	}
+	page := roundTrip(t, s.addr, `{"op":"scan","limit":1,"consistent":true}`, `{"op":"status"}`)
+	if page[0].View == "" || page[1].Status == nil || page[1].Status.ScanViews != 1 {
+		t.Errorf("consistent scan: view %q, status %+v", page[0].View, page[1].Status)
+	}
+	if got := getScrape(t, maddr)["dkv_scan_views"]; got != 1 {
+		t.Errorf("dkv_scan_views = %v after a consistent scan, want 1", got)
+	}
 	s.signal(syscall.SIGTERM)
 	if c := s.exitCode(); c != 0 {
 		t.Fatalf("exit code after SIGTERM = %d; stderr:\n%s", c, s.log())
