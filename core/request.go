@@ -74,10 +74,10 @@ const (
 	CodeConditionFailed = "condition_failed"
 	// CodeConditionRefusedEarlier answers a cluster session write that
 	// was refused for its condition when it first applied, and whose
-	// answer did not reach the client: nothing was written, and never
-	// will be. The key has changed since (or the node cannot look), so
-	// the value it was refused on is not known; unlike condition_failed,
-	// the answer carries no value.
+	// answer did not reach the client: nothing was written. The key has
+	// changed since (or the node cannot look), so the value it was refused
+	// on is not known; unlike condition_failed, the answer carries no
+	// value.
 	CodeConditionRefusedEarlier = "condition_refused_earlier"
 	// CodeScanExpired answers a page of a consistent scan whose view the
 	// node no longer keeps (see Views): the scan must start again.

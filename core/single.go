@@ -299,6 +299,7 @@ func (n *SingleNode) Flush() error {
 	if n.batchWrites {
 		n.pacer.Wrote()
 	}
+	n.views.Sweep(n.env.Clock.Now())
 	if err := n.turns.EndTurn(n.batchWrites); err != nil {
 		return err
 	}

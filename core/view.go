@@ -104,6 +104,18 @@ func (v *Views) Drop(id uint64) {
 // Len is how many views are kept.
 func (v *Views) Len() int { return len(v.order) }
 
+// Clear drops every view: a cluster node that stops leading drops them, so
+// that a walk ends where the leadership does and no follower holds old
+// stores.
+func (v *Views) Clear() {
+	clear(v.byID)
+	v.order = v.order[:0]
+}
+
+// Sweep drops the views that are idle or old. A node calls it every turn:
+// a view a client walked away from must not wait for the next scan to go.
+func (v *Views) Sweep(now int64) { v.sweep(now) }
+
 // sweep drops the views that are idle or old.
 func (v *Views) sweep(now int64) {
 	for i := 0; i < len(v.order); {
@@ -141,6 +153,8 @@ func (v *Views) Scan(req *Request, store *Store, ascendOf func(*Store) func(from
 		resp = scanResponse(req, ascendOf(s), bytesMax, v.mutation)
 		if *resp.More {
 			resp.View = req.View
+		} else {
+			v.Drop(ParseViewID(req.View)) // the walk is done
 		}
 		return resp, 0
 	}

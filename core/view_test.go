@@ -171,3 +171,32 @@ func TestScanViewValidation(t *testing.T) {
 		t.Errorf("decode: %+v %+v", req, bad)
 	}
 }
+
+// A view goes when its walk's last page is served, and when it lies idle
+// even if no scan comes to sweep it: the node sweeps every turn.
+func TestScanViewsAreFreed(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(bulk("a", "1", "b", "1", "c", "1")))
+	views := func() int {
+		t.Helper()
+		r := h.do(&core.Request{Op: core.OpStatus})
+		return r.Status.ScanViews
+	}
+	first := h.do(scanReq(2, "", true))
+	if views() != 1 {
+		t.Fatalf("%d views after a consistent first page, want 1", views())
+	}
+	last := h.do(&core.Request{Op: core.OpScan, Limit: 2, StartAfter: "b", View: first.View})
+	if *last.More || last.View != "" || views() != 0 {
+		t.Fatalf("the last page: more %v, view %q; %d views left, want 0", *last.More, last.View, views())
+	}
+	if r := h.do(scanReq(2, first.View, false)); r.OK || r.Error.Code != core.CodeScanExpired {
+		t.Fatalf("a page of a finished walk: %+v, want scan_expired", r)
+	}
+	h.do(scanReq(1, "", true)) // a walk abandoned after its first page
+	h.clock.now += int64(61 * time.Second)
+	mustOK(t, h.do(set("x", "1"))) // a turn without a scan
+	if views() != 0 {
+		t.Fatalf("%d views a minute after their walk stopped, with no scan since", views())
+	}
+}

@@ -34,6 +34,11 @@ const (
 	// its applied state when it proposes the write, and logs it without
 	// the condition, where entries before it may still change the key.
 	MutConditionAtPropose
+	// MutRefusedNotKept: a session write whose condition did not hold is
+	// not recorded, so a copy of it that comes later (a retry, an attempt
+	// the network held back) is checked and may apply after its client
+	// was told nothing was written.
+	MutRefusedNotKept
 )
 
 var mutationNames = core.MutationNames[Mutation]{
@@ -45,6 +50,7 @@ var mutationNames = core.MutationNames[Mutation]{
 	MutInstallUnindexed:         "install-unindexed",
 	MutCondFailureKeptInSession: "condition-failure-kept-in-session",
 	MutConditionAtPropose:       "condition-at-propose",
+	MutRefusedNotKept:           "refused-not-kept",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -375,10 +375,10 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	case core.OpScan:
 		if req.View != "" {
 			// A consistent scan's next page reads the view its first
-			// page pinned, on the node that was then the leader: it is
-			// of that instant, which needs no read index now. A
-			// follower without it sends the client to the leader, and
-			// a leader without it says it is gone.
+			// page pinned on this leader: it is of that instant, which
+			// needs no read index now. Views go when the leadership
+			// does (noteRole): a follower sends the client to the
+			// leader, and a leader without the view says it is gone.
 			if n.raft.State() != Leader && !n.views.Has(req.View, n.env.Clock.Now()) {
 				reply(n.redirect())
 				return
@@ -590,6 +590,7 @@ func (n *Node) Flush() error {
 	if n.stopped != nil {
 		return n.stopped
 	}
+	n.views.Sweep(n.env.Clock.Now())
 	for round := 0; ; round++ {
 		n.retryNotReady()
 		if n.inflight != nil || !n.raft.HasReady() {
@@ -628,6 +629,11 @@ func (n *Node) noteRole() {
 		n.leaderChanges++
 	}
 	n.seenRole, n.seenTerm, n.seenLead = role, term, lead
+	if role != Leader {
+		// A walk ends where the leadership does, and a follower keeps no
+		// old stores alive (its snapshot installs replace the store).
+		n.views.Clear()
+	}
 	switch {
 	case role == Leader:
 		n.logf("election: became leader at term %d", term)
@@ -882,6 +888,9 @@ func (n *Node) apply(e Entry) error {
 			}
 		case cmd.ClientID != 0:
 			oc = n.sess.admit(cmd.ClientID, cmd.Seq, cmd.Acked, e.Index, holds)
+			if oc == unmet && n.cfg.Mutation == MutRefusedNotKept {
+				n.sess.unrecord(cmd.ClientID, cmd.Seq)
+			}
 		case holds != nil && !holds():
 			oc = unmet
 		}
@@ -905,7 +914,7 @@ func (n *Node) apply(e Entry) error {
 		// now. If the condition still fails, that is a refusal now, with
 		// the value; if it holds, the value it was refused on is gone.
 		cur, found = n.store.Get(cmd.Items[0].Key)
-		resp = refusedEarlier("the key has changed since")
+		resp = refusedEarlier("the key has changed since so that the condition would hold")
 		if !cmd.Cond.Holds(cur, found) {
 			resp = core.ConditionFailedResponse(cmd.Items[0].Key, cmd.Cond, cur, found)
 		}
@@ -937,7 +946,7 @@ func (n *Node) resolveWrites(index, term uint64, resp core.Response) {
 // refusedEarlier answers a copy of a session write that was refused for
 // its condition when it first applied.
 func refusedEarlier(why string) core.Response {
-	return core.ErrorResponse(core.CodeConditionRefusedEarlier, "this write (its client_id and seq) was refused when it first applied, its condition unmet, and its answer was lost; %s, so the value it was refused on is not known: nothing was written, and never will be", why)
+	return core.ErrorResponse(core.CodeConditionRefusedEarlier, "this write (its client_id and seq) was refused when it first applied, its condition unmet, and its answer was lost; %s, so the value it was refused on is not known: nothing was written", why)
 }
 
 func outcomeResponse(oc outcome) core.Response {

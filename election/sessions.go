@@ -145,6 +145,18 @@ func (t *sessions) admit(client, seq, acked, index uint64, holds func() bool) ou
 	return oc
 }
 
+// unrecord forgets the refused write (client, seq), as the table did
+// before it kept refused writes: election.MutRefusedNotKept's bug.
+func (t *sessions) unrecord(client, seq uint64) {
+	s := t.byClient[client]
+	if i, ok := slices.BinarySearch(s.seqs, seq); ok {
+		s.seqs = slices.Delete(s.seqs, i, i+1)
+	}
+	if i, ok := slices.BinarySearch(s.unmet, seq); ok {
+		s.unmet = slices.Delete(s.unmet, i, i+1)
+	}
+}
+
 // forgetBelow forgets the seqs below acked: their answers are the client's.
 func (s *session) forgetBelow(acked uint64) {
 	s.acked = acked

@@ -700,6 +700,7 @@ func (n *Node) Flush() error {
 	if n.batchWrites {
 		n.pacer.Wrote()
 	}
+	n.views.Sweep(n.env.Clock.Now())
 	if err := n.turns.EndTurn(n.batchWrites); err != nil {
 		return err
 	}

@@ -49,6 +49,11 @@ type client struct {
 	lastSeen map[string]string
 	// walk is the consistent scan this client has under way, if any.
 	walk *scanWalk
+	// conn numbers the client's connections: it abandons one when a
+	// request on it times out, as a real client closes a connection it
+	// gave up on, and the next request goes on a new one, not queued
+	// behind what the old one still carries.
+	conn int
 	// callAt and retAt, when not 0, are the call and return times that
 	// the request being sent is recorded with: a page of a walk reads its
 	// first page's instant (scanWalk).
@@ -91,6 +96,7 @@ type attempt struct {
 	effectBy int64
 	histIdx  int // its entry in the history, once recorded; -1 before
 	node     int // the node it was sent to
+	conn     int // the client's connection it went on (client.conn)
 }
 
 var callKinds = map[string]string{
@@ -295,12 +301,19 @@ func (c *client) send(req *core.Request, op checks.Op, tries int) {
 			// given up, so the cluster may forget them.
 			c.seq++
 			req.ClientID, req.Seq, req.Acked = uint64(c.id)+1, c.seq, c.seq
+			if lag := uint64(s.mix.AckLag); lag > 0 {
+				// Acknowledge later than the client could, as a client
+				// with writes in flight does: the cluster keeps the seqs
+				// since, and a copy of one of them that comes late is
+				// judged by them.
+				req.Acked = c.seq - min(lag, c.seq-1)
+			}
 			c.lg.seq = c.seq
 			c.writes = append(c.writes, c.lg)
 		}
 	}
 	s.attempts++
-	a := &attempt{c: c, id: s.attempts, op: op, tries: tries, histIdx: -1}
+	a := &attempt{c: c, id: s.attempts, op: op, tries: tries, histIdx: -1, conn: c.conn}
 	if c.lg != nil {
 		c.lg.attempts = append(c.lg.attempts, a)
 	}
@@ -341,6 +354,9 @@ func (c *client) timedOut(a *attempt) {
 	a.done = true
 	c.s.trace(c.addr, "timeout", a.id, 0, "")
 	c.leader = "" // the node may be dead: try another
+	if c.s.mix.Reconnect {
+		c.conn++ // and the connection is given up
+	}
 	c.finish(a, checks.Unknown, "timeout")
 	c.retryOrNext(a)
 }

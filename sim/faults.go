@@ -49,6 +49,13 @@ type FaultMix struct {
 	SimFail   float64 // chance a write carries debug_simulate_fail
 	TurnMax   int     // events a node takes per turn before it flushes
 	AsyncSync bool    // files offer core.AsyncFile, as realnet's do: the fsync runs in the background
+	// Reconnect: a client that gives up on a request opens a new
+	// connection for the next, which does not wait behind the old one's
+	// bytes (client.conn); without it, one connection a node for good.
+	Reconnect bool
+	// AckLag: a session client acknowledges its answers this many writes
+	// late (0: at once), so that the cluster keeps their seqs longer.
+	AckLag int
 	// NoWipes: a cluster's crashes never lose a disk (Mode.Wipes; the
 	// "wipe" switch). Never drawn: only a switch sets it.
 	NoWipes   bool
@@ -239,6 +246,17 @@ func DrawMix(r *rand.Rand) FaultMix {
 		m.WCond = d.intIn(1, 5)
 	}
 	m.ScanViews = d.on(0.5)
+	// Client requests held far past the client's patience, in some seeds
+	// of the modes with sessions (Run turns them off in the others):
+	// a retry elsewhere, then the held attempt, are how a session's
+	// write can come to a node twice in either order.
+	if d.on(0.4) {
+		m.ClientNet.HoldProb, m.ClientNet.HoldMax = d.logUniform(0.01, 0.1), d.dur(300*time.Millisecond, 2*time.Second)
+	}
+	if d.on(0.7) {
+		m.AckLag = int(d.pick(1, 4, 16, 64))
+	}
+	m.Reconnect = d.on(0.5)
 	return m
 }
 
@@ -292,6 +310,8 @@ var faultSwitches = map[string]func(m *FaultMix){
 	"drop": func(m *FaultMix) {
 		m.ClientNet.DropProb, m.PeerNet.DropProb = 0, 0
 	},
+	"hold":       func(m *FaultMix) { m.ClientNet.HoldProb = 0 },
+	"reconnect":  func(m *FaultMix) { m.Reconnect = false },
 	"readflip":   func(m *FaultMix) { m.Disk.ReadFlipProb = 0 },
 	"syncerror":  func(m *FaultMix) { m.Disk.SyncErrorProb = 0 },
 	"writeerror": func(m *FaultMix) { m.Disk.WriteErrorProb = 0 },

@@ -77,11 +77,17 @@ type request struct {
 	req *core.Request
 }
 
+// Conn is the connection the request travels on (Streamed).
+func (r *request) Conn() int { return r.a.conn }
+
 // response is a reply on the wire.
 type response struct {
 	a    *attempt
 	resp core.Response
 }
+
+// Conn is the connection of the request it answers.
+func (r *response) Conn() int { return r.a.conn }
 
 // midTurnCrash is the panic value of a crash the host injects between two
 // events of a turn.

@@ -43,6 +43,12 @@ type LinkFaults struct {
 	LatencyMin, LatencyMax time.Duration
 	SlowProb               float64
 	SlowMax                time.Duration
+	// HoldProb is the chance that a message is held, up to HoldMax, well
+	// past a client's patience: a stalled connection whose bytes a node
+	// reads long after its client gave up and retried elsewhere. (The
+	// link is FIFO, so those after it on the link wait too.)
+	HoldProb float64
+	HoldMax  time.Duration
 	// DropProb loses a message; DupProb delivers it a second time, with a
 	// latency of its own.
 	DropProb, DupProb float64
@@ -59,6 +65,17 @@ const latencyQuantum = 100 * time.Microsecond
 
 type link struct{ from, to Addr }
 
+// connKey is one connection on a link, for its FIFO order: a client that
+// gives up on a request abandons its connection and opens another, whose
+// bytes do not wait behind the old one's (Streamed).
+type connKey struct {
+	link
+	conn int
+}
+
+// Streamed is a message that names the connection it travels on.
+type Streamed interface{ Conn() int }
+
 // Network carries messages between endpoints with the faults of its link
 // classes: Peer between two nodes, Client between a client and a node.
 // Partitions cut links one way or both; a message on a cut link is lost,
@@ -71,7 +88,7 @@ type Network struct {
 	blocked map[link]bool
 	// last is the latest arrival scheduled on each link, for FIFO. Maps
 	// here are only looked up, never iterated, so their order cannot leak.
-	last    map[link]int64
+	last    map[connKey]int64
 	deliver func(from, to Addr, msg any)
 	// inFlight counts scheduled arrivals, per class, so the run can wait
 	// for stragglers before it judges.
@@ -99,7 +116,7 @@ func (n *Network) InFlight() int64 { return n.inFlight[classClient] }
 // NewNetwork returns a fault-free network that calls deliver at each
 // arrival. r is the network's own random stream.
 func NewNetwork(w *World, r *rand.Rand, deliver func(from, to Addr, msg any)) *Network {
-	return &Network{w: w, r: r, blocked: map[link]bool{}, last: map[link]int64{}, deliver: deliver}
+	return &Network{w: w, r: r, blocked: map[link]bool{}, last: map[connKey]int64{}, deliver: deliver}
 }
 
 func (n *Network) faults(from, to Addr) *LinkFaults {
@@ -135,9 +152,13 @@ func (n *Network) Send(from, to Addr, msg any) {
 	for i := 0; i < copies; i++ {
 		at := n.w.now + n.latency(f)
 		if !n.chance(f.ReorderProb) {
-			// FIFO: queue behind the latest message on this link.
-			at = max(at, n.last[l])
-			n.last[l] = at
+			// FIFO: queue behind the latest message on this connection.
+			st := connKey{link: l}
+			if sm, ok := msg.(Streamed); ok {
+				st.conn = sm.Conn()
+			}
+			at = max(at, n.last[st])
+			n.last[st] = at
 		}
 		n.inFlight[class(from, to)]++
 		n.w.At(at, func() { n.arrive(l, msg) })
@@ -153,6 +174,9 @@ func (n *Network) latency(f *LinkFaults) int64 {
 	d := steps * int64(latencyQuantum)
 	if f.SlowMax > 0 && n.chance(f.SlowProb) {
 		d += n.r.Int64N(int64(f.SlowMax/latencyQuantum)+1) * int64(latencyQuantum)
+	}
+	if f.HoldMax > 0 && n.chance(f.HoldProb) {
+		d += n.r.Int64N(int64(f.HoldMax/latencyQuantum)+1) * int64(latencyQuantum)
 	}
 	return d
 }

@@ -268,6 +268,14 @@ func Run(cfg Config) *Result {
 	if mode.Mesh {
 		s.mix.WCond = 0 // a mesh refuses conditional writes
 	}
+	if !mode.Sessions {
+		// Held requests, new connections and late acknowledgements are
+		// how a session write comes to a node twice in either order;
+		// without sessions (a single node, whose clients never resend a
+		// write that may have applied; a mesh) they are off, and those
+		// seeds run as they did before them.
+		s.mix.ClientNet.HoldProb, s.mix.ClientNet.HoldMax, s.mix.Reconnect, s.mix.AckLag = 0, 0, false, 0
+	}
 	res.Mix = s.mix
 	s.indexes = s.drawIndexes()
 	res.Indexes = s.indexes

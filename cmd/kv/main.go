@@ -598,8 +598,8 @@ func parseScan(args []string) (operation, error) {
 					keys = append(keys, kv.Key)
 				}
 			}
-			if more && req.Consistent && resp.View == "" {
-				return fmt.Errorf("%w: a consistent scan's first page named no view", client.ErrProtocol)
+			if more && (req.Consistent || view != "") && (resp.View == "" || view != "" && resp.View != view) {
+				return fmt.Errorf("%w: a page of a consistent scan with keys left named view %q (the walk's: %q)", client.ErrProtocol, resp.View, view)
 			}
 			if req.Consistent || view != "" {
 				view = resp.View
