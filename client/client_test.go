@@ -961,12 +961,15 @@ func TestLargeRequestsAndResponsesBothWays(t *testing.T) {
 		v := strings.Repeat(*req.Value, 4)
 		return core.Response{ID: req.ID, OK: true, Value: &v}
 	}))
-	c := dialT(t, srv.addr)
+	// Generous, the context and the writes' own deadline (the request
+	// timeout) alike: under the race detector, on a loaded machine, the
+	// server decodes 16 MiB and the client 64 MiB slowly enough that one
+	// write of the queue waited more than the default 10 s (a CI run).
+	c := dialT(t, srv.addr, WithRequestTimeout(60*time.Second))
 	// 16 MiB out and 64 MiB back: more than the kernel buffers between
 	// the two, even grown to their largest.
 	const callers = 16
 	big := strings.Repeat("x", 1<<20)
-	// Generous: the race detector makes decoding 64 MiB slow.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
