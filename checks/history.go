@@ -191,6 +191,21 @@ func (op *Op) Writes() []KeyWrite {
 	return nil
 }
 
+// Seen is what a client last saw of each key's value, read or written (a
+// key it saw absent is not in it): what a test's client compares its
+// if_value writes with, as a compare-and-set loop does.
+type Seen map[string]string
+
+// Note records what an acknowledged op says of its key's value.
+func (s Seen) Note(op *Op) {
+	switch {
+	case op.Kind == KindSet || op.Kind == KindGet && op.Found:
+		s[op.Key] = op.Value
+	case op.Kind == KindDelete || op.Kind == KindGet:
+		delete(s, op.Key)
+	}
+}
+
 // KeyWrite is the effect of a write on one key.
 type KeyWrite struct {
 	Key     string

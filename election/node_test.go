@@ -107,18 +107,9 @@ func (s *soloNode) lead() {
 }
 
 func (s *soloNode) set(key, value string) {
-	var got *core.Response
-	s.node.HandleRequest(&core.Request{Op: core.OpSet, Key: key, Value: &value}, func(r core.Response) { got = &r })
-	for range 10 {
-		if err := s.node.Flush(); err != nil {
-			s.t.Fatal(err)
-		}
-		if got != nil {
-			break
-		}
-	}
-	if got == nil || !got.OK {
-		s.t.Fatalf("set %s: %+v", key, got)
+	s.t.Helper()
+	if r := s.do(&core.Request{Op: core.OpSet, Key: key, Value: &value}); !r.OK {
+		s.t.Fatalf("set %s: %+v", key, r.Error)
 	}
 }
 

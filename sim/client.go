@@ -46,7 +46,7 @@ type client struct {
 	// lastSeen is the value this client last saw of each key (read,
 	// written, or reported by a refused condition), which its if_value
 	// writes compare with, as a compare-and-set loop does.
-	lastSeen map[string]string
+	lastSeen checks.Seen
 	// walk is the consistent scan this client has under way, if any.
 	walk *scanWalk
 	// conn numbers the client's connections: it abandons one when a
@@ -529,14 +529,9 @@ func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 // client's next if_value write of it.
 func (c *client) saw(op *checks.Op) {
 	if c.lastSeen == nil {
-		c.lastSeen = map[string]string{}
+		c.lastSeen = checks.Seen{}
 	}
-	switch {
-	case op.Kind == checks.KindSet || op.Kind == checks.KindGet && op.Found:
-		c.lastSeen[op.Key] = op.Value
-	case op.Kind == checks.KindDelete || op.Kind == checks.KindGet:
-		delete(c.lastSeen, op.Key)
-	}
+	c.lastSeen.Note(op)
 }
 
 // finishLogical records the session client's request: ok, or given up —

@@ -64,7 +64,7 @@ type Caller struct {
 	Impatient time.Duration
 	// seen is the value this caller last saw of each key, which its
 	// if_value writes compare with, as a compare-and-set loop does.
-	seen map[string]string
+	seen checks.Seen
 }
 
 // Call makes the caller's req-th call: a get, set, conditional set or
@@ -187,14 +187,9 @@ func (c *Caller) conditional(ctx context.Context, op checks.Op, key, value strin
 // saw notes what an acknowledged op says of its key's value.
 func (c *Caller) saw(op checks.Op) {
 	if c.seen == nil {
-		c.seen = map[string]string{}
+		c.seen = checks.Seen{}
 	}
-	switch {
-	case op.Kind == checks.KindSet || op.Kind == checks.KindGet && op.Found:
-		c.seen[op.Key] = op.Value
-	case op.Kind == checks.KindDelete || op.Kind == checks.KindGet:
-		delete(c.seen, op.Key)
-	}
+	c.seen.Note(&op)
 }
 
 // FinalReads reads every key once more, as caller id, after the last
