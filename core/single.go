@@ -299,7 +299,9 @@ func (n *SingleNode) Flush() error {
 	if n.batchWrites {
 		n.pacer.Wrote()
 	}
-	n.views.Sweep(n.env.Clock.Now())
+	if n.views.Len() > 0 {
+		n.views.Sweep(n.env.Clock.Now()) // no clock read on a turn without views
+	}
 	if err := n.turns.EndTurn(n.batchWrites); err != nil {
 		return err
 	}
