@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"strconv"
 	"time"
 )
@@ -93,8 +94,9 @@ func (v *Views) Has(id string, now int64) bool {
 	return v.byID[ParseViewID(id)] != nil
 }
 
-// Drop forgets view id: a node drops the views a failed batch opened,
-// whose clones hold writes that the batch's undo took back.
+// Drop forgets view id: the walk is done, or (a node's call) the view was
+// opened after a write of a batch that failed, so its clone holds writes
+// that the batch's undo took back.
 func (v *Views) Drop(id uint64) {
 	if w := v.byID[id]; w != nil {
 		v.drop(w)
@@ -109,6 +111,7 @@ func (v *Views) Len() int { return len(v.order) }
 // stores.
 func (v *Views) Clear() {
 	clear(v.byID)
+	clear(v.order) // no stale pointer keeps a clone alive
 	v.order = v.order[:0]
 }
 
@@ -128,13 +131,13 @@ func (v *Views) sweep(now int64) {
 	}
 }
 
+// drop forgets w. slices.Delete zeroes the slot it frees: a stale pointer
+// left past the slice's length would keep the view's clone, a whole old
+// store, alive.
 func (v *Views) drop(w *view) {
 	delete(v.byID, w.id)
-	for i, o := range v.order {
-		if o == w {
-			v.order = append(v.order[:i], v.order[i+1:]...)
-			break
-		}
+	if i := slices.Index(v.order, w); i >= 0 {
+		v.order = slices.Delete(v.order, i, i+1)
 	}
 }
 
