@@ -546,6 +546,14 @@ func (d *Disk) Crash() {
 		seen[ino] = true
 		ino.settleMisdirects()
 		kept := slices.Clone(ino.synced())
+		// The sector the durable content ends inside, if a write has
+		// overwritten its durable part: its bytes past the end belong to
+		// the same sector, so they reach the medium with that part or
+		// not at all.
+		edge, edgeReached := -1, false
+		if _, ok := ino.oldSectors[ino.syncedLen/sectorBytes]; ok && ino.syncedLen%sectorBytes != 0 {
+			edge = ino.syncedLen / sectorBytes
+		}
 		if ino.syncedOld == nil && len(ino.oldSectors) > 0 && d.chance(d.faults.TornWriteProb) {
 			// Overwritten durable sectors may have reached the medium,
 			// each on its own: the kernel writes dirty pages back in no
@@ -553,11 +561,21 @@ func (d *Disk) Crash() {
 			for _, sec := range slices.Sorted(maps.Keys(ino.oldSectors)) {
 				if d.rand.IntN(2) == 0 {
 					copy(kept[sec*sectorBytes:], ino.data[sec*sectorBytes:min((sec+1)*sectorBytes, ino.syncedLen)])
+					edgeReached = edgeReached || sec == edge
 				}
 			}
 		}
 		if ino.syncedOld == nil && len(ino.data) > ino.syncedLen && d.chance(d.faults.TornWriteProb) {
-			kept = append(kept, d.tear(ino, name)...)
+			torn := d.tear(ino, name)
+			if edge >= 0 && !edgeReached {
+				// The edge sector kept its old content: its bytes past the
+				// old end were never written (a seed of the cluster mode
+				// once kept them, new, behind the sector's old bytes,
+				// which no disk that writes sectors whole can do, and a
+				// node rightly refused the log it made).
+				clear(torn[:min(len(torn), (edge+1)*sectorBytes-ino.syncedLen)])
+			}
+			kept = append(kept, torn...)
 		}
 		d.damageAtRest(name, ino, kept)
 		ino.data = kept
