@@ -13,13 +13,19 @@ import (
 	"dkv/realnet"
 )
 
+// singleAndMesh serves a single node and a one-node mesh, by name: a
+// mesh's store is ordered by hash bucket, so its scans merge the buckets.
+func singleAndMesh(t *testing.T) map[string]string {
+	return map[string]string{
+		"single": servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig()),
+		"mesh":   startMeshNode(t),
+	}
+}
+
 // Scan's pages and ScanAll's walk, against a single node and a one-node
 // mesh (whose store is ordered by hash bucket, so its walk merges them).
 func TestScan(t *testing.T) {
-	for name, addr := range map[string]string{
-		"single": servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig()),
-		"mesh":   startMeshNode(t),
-	} {
+	for name, addr := range singleAndMesh(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -76,10 +82,7 @@ func TestScan(t *testing.T) {
 // ahead of it during the walk are not seen. Against a single node and a
 // mesh node (whose view is of its bucket-ordered store).
 func TestScanAllConsistent(t *testing.T) {
-	for name, addr := range map[string]string{
-		"single": servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig()),
-		"mesh":   startMeshNode(t),
-	} {
+	for name, addr := range singleAndMesh(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
