@@ -133,6 +133,12 @@ func (s *server) signal(sig os.Signal) {
 }
 
 // roundTrip sends request lines and returns one response per line.
+// roundTripTimeout bounds a roundTrip, so that a server that never answers
+// fails the test rather than hangs it. It is generous: the race detector on
+// two shared cores once took more than 10 s to store the 200,000 keys of
+// TestNoConnectionAcceptedDuringRecovery (2.4 MB of bulk_set).
+const roundTripTimeout = 60 * time.Second
+
 func roundTrip(t *testing.T, addr string, lines ...string) []*core.Response {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
@@ -140,7 +146,7 @@ func roundTrip(t *testing.T, addr string, lines ...string) []*core.Response {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	nc.SetDeadline(time.Now().Add(roundTripTimeout))
 	if _, err := io.WriteString(nc, strings.Join(lines, "\n")+"\n"); err != nil {
 		t.Fatal(err)
 	}
