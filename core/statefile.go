@@ -24,7 +24,8 @@ import (
 // never returned, so nothing relied on it, and it is ignored (and logged).
 // The shapes: the file ends inside the record whose header checks out (so
 // its length can be trusted), or the record's sector was never written
-// (zeros); for a record larger than a sector, any of its sectors never
+// (zeros), or the sector of its padding was never written while the
+// record's was; for a record larger than a sector, any of its sectors never
 // written. Any other damage — a whole record with flipped bits, a sector of
 // other bytes — may hit a state that was relied on (a vote sent), so it is
 // refused, as is a bad record followed by a valid one. A state is never
@@ -234,6 +235,9 @@ func allBytes(b []byte, v byte) bool {
 // header checks out and the file holds its length) and bad, it was
 // damaged at rest. Only a larger one may have lost a sector to a tear.
 func tornStateV3(data []byte, off int) bool {
+	if tornPadding(data, off) {
+		return true
+	}
 	if stateAfter(data, off) {
 		return false
 	}
@@ -264,6 +268,23 @@ func tornStateV3(data []byte, off int) bool {
 		return false // whole in its sector, and bad: damaged at rest
 	}
 	return unwrittenSector(data, off, off, off+n)
+}
+
+// tornPadding reports whether the bad bytes at off are the padding of a
+// Save cut short whose record follows them, the file's last: the padding
+// and the record lie in two sectors, each written whole or not at all, so
+// a tear may keep the record and lose the padding, which then reads as
+// zeros to its sector's end. That valid record is the one exception to
+// stateAfter's proof; it is the cut Save's own, and is ignored with it.
+func tornPadding(data []byte, off int) bool {
+	at := sectorEnd(off)
+	if off%SectorBytes == 0 || at >= len(data) || !allZero(data[off:at]) {
+		return false
+	}
+	p, n := stateAt(data, at)
+	// The record is the file's last, and one that a Save beginning at
+	// off would have padded: it fits in a sector but not in off's.
+	return p != nil && at+n == len(data) && n <= SectorBytes && off+n > at
 }
 
 // stateAt decodes the record at off: its payload and length, or nil.
