@@ -132,6 +132,7 @@ const (
 	fieldIfValue
 	fieldConsistent
 	fieldView
+	fieldTTLMs
 
 	condFields    = fieldIfAbsent | fieldIfExists | fieldIfValue
 	meshFields    = fieldAfter | fieldQuorum
@@ -139,7 +140,7 @@ const (
 )
 
 // fieldNames are the JSON names of the requestField bits, in bit order.
-var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password", "prefix", "start_after", "keys_only", "if_absent", "if_exists", "if_value", "consistent", "view"}
+var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password", "prefix", "start_after", "keys_only", "if_absent", "if_exists", "if_value", "consistent", "view", "ttl_ms"}
 
 // promiseFields ask the server to do something for this request: make it
 // exactly-once (a client session) or fail its snapshot (a test hook). On
@@ -151,22 +152,23 @@ var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulat
 // password is refused on any op but auth: a client that sends one with a
 // request believes it is checked there. So is a condition on any op but
 // set and delete: the write would not be conditional. And a scan's
-// consistent and view elsewhere.
-const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword | condFields | fieldConsistent | fieldView
+// consistent and view elsewhere, and a ttl_ms but on set (the key would
+// not expire).
+const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword | condFields | fieldConsistent | fieldView | fieldTTLMs
 
 // opFields are the fields that op uses besides id and op; known is false
 // for an op this server does not know (Validate answers those).
 func opFields(op string) (fields requestField, known bool) {
 	switch op {
 	case OpSet:
-		return fieldKey | fieldValue | fieldDebugSimulateFail | sessionFields | meshFields | condFields, true
+		return fieldKey | fieldValue | fieldDebugSimulateFail | sessionFields | meshFields | condFields | fieldTTLMs, true
 	case OpDelete:
 		return fieldKey | sessionFields | meshFields | fieldIfValue, true
 	case OpBulkSet:
 		return fieldItems | fieldDebugSimulateFail | sessionFields | meshFields, true
 	case OpBulkDelete:
 		return fieldKeys | sessionFields | meshFields, true
-	case OpGet:
+	case OpGet, OpTTL:
 		return fieldKey, true
 	case OpBulkGet:
 		return fieldKeys, true
@@ -438,6 +440,9 @@ func decodeRequest(dec *jsontext.Decoder, d *decodedRequest) error {
 		case "view":
 			f = fieldView
 			req.View, err = readString(dec, topField("view"))
+		case "ttl_ms":
+			f = fieldTTLMs
+			req.TTLMs, err = readCount(dec, topField("ttl_ms"))
 		case "if_absent":
 			f = fieldIfAbsent
 			req.IfAbsent, err = readBool(dec, topField("if_absent"))
@@ -744,6 +749,10 @@ func (c Codec) AppendResponse(dst []byte, resp *Response) []byte {
 	if resp.View != "" {
 		dst = append(dst, `,"view":`...)
 		dst = appendString(dst, resp.View)
+	}
+	if resp.TTLMs != nil {
+		dst = append(dst, `,"ttl_ms":`...)
+		dst = strconv.AppendUint(dst, *resp.TTLMs, 10)
 	}
 	if resp.Deleted != nil {
 		dst = append(dst, `,"deleted":`...)

@@ -414,8 +414,8 @@ func TestResponseIDRoundTrip(t *testing.T) {
 // which it keeps verbatim).
 func TestAppendResponseMatchesMarshal(t *testing.T) {
 	// A new field of Response or Error must be written by AppendResponse.
-	if n := reflect.TypeFor[Response]().NumField(); n != 13 {
-		t.Fatalf("Response has %d fields; AppendResponse writes 13: teach it the new one", n)
+	if n := reflect.TypeFor[Response]().NumField(); n != 14 {
+		t.Fatalf("Response has %d fields; AppendResponse writes 14: teach it the new one", n)
 	}
 	if n := reflect.TypeFor[Error]().NumField(); n != 3 {
 		t.Fatalf("Error has %d fields; AppendResponse writes 3: teach it the new one", n)
@@ -448,6 +448,8 @@ func TestAppendResponseMatchesMarshal(t *testing.T) {
 		{OK: true, Keys: []string{odd, "b"}, More: &[]bool{true}[0]},
 		{OK: true, Keys: []string{"a"}, More: &[]bool{true}[0], View: "9f3a"},
 		{Value: &odd, Error: &Error{Code: CodeConditionFailed, Message: odd}},
+		{OK: true, TTLMs: new(uint64)},
+		{OK: true, TTLMs: &[]uint64{TTLMsMax}[0]},
 	} {
 		want, err := json.Marshal(&resp)
 		if err != nil {

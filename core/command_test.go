@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,16 +13,25 @@ import (
 
 func genCommand() *rapid.Generator[Command] {
 	return rapid.Custom(func(t *rapid.T) Command {
-		c := Command{Op: rapid.SampledFrom([]string{OpSet, OpDelete, OpBulkSet}).Draw(t, "op")}
+		c := Command{Op: rapid.SampledFrom([]string{OpSet, OpDelete, OpBulkSet, OpExpireDue}).Draw(t, "op")}
 		switch c.Op {
 		case OpSet:
 			c.Items = []KV{genKV().Draw(t, "kv")}
+			if rapid.Bool().Draw(t, "expiring") {
+				c.At = rapid.Int64Range(1, math.MaxInt64).Draw(t, "at")
+			}
+		case OpExpireDue:
+			n := rapid.IntRange(1, 20).Draw(t, "keys")
+			for range n {
+				c.Items = append(c.Items, KV{Key: rapid.StringN(0, 20, -1).Draw(t, "key")})
+				c.Ats = append(c.Ats, rapid.Int64Range(1, math.MaxInt64).Draw(t, "at"))
+			}
 		case OpDelete:
 			c.Items = []KV{{Key: rapid.StringN(0, 20, -1).Draw(t, "key")}}
 		case OpBulkSet:
 			c.Items = rapid.SliceOfN(genKV(), 0, 20).Draw(t, "items")
 		}
-		if c.Op != OpBulkSet {
+		if c.Op != OpBulkSet && c.Op != OpExpireDue {
 			kinds := []CondKind{CondNone, CondValue}
 			if c.Op == OpSet {
 				kinds = append(kinds, CondAbsent, CondExists)

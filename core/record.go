@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 )
 
 // A log record on disk:
@@ -48,10 +49,18 @@ const (
 	RecordMesh    byte = 5
 	// recordBulkDelete is a bulk_delete: [count uvarint]([key len uvarint][key])*.
 	recordBulkDelete byte = 6
-	recordTypeLast        = recordBulkDelete
-	recordBatchEnd   byte = 0x80
-	recordWhitened   byte = 0x40 // the payload is stored whitened
-	recordTypeMask   byte = 0x3f
+	// recordSetExpiring is a set with a deadline (Request.TTLMs):
+	// [deadline u64][key len uvarint][key][value], the deadline in
+	// milliseconds since the Unix epoch.
+	recordSetExpiring byte = 7
+	// recordExpire deletes keys whose deadline passed, each only if its
+	// deadline is still the one the node saw pass (a later write may have
+	// replaced it): [count uvarint]([key len uvarint][key][deadline uvarint])*.
+	recordExpire   byte = 8
+	recordTypeLast      = recordExpire
+	recordBatchEnd byte = 0x80
+	recordWhitened byte = 0x40 // the payload is stored whitened
+	recordTypeMask byte = 0x3f
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -176,6 +185,23 @@ func encodeSet(dst []byte, key, value string) []byte {
 	return append(dst, value...)
 }
 
+func encodeSetExpiring(dst []byte, key, value string, at int64) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(at))
+	return encodeSet(dst, key, value)
+}
+
+// encodeExpire encodes the keys of items and their deadlines, ats.
+func encodeExpire(dst []byte, items []KV, ats []int64) []byte {
+	assert(len(items) == len(ats), "an expiry has a deadline per key")
+	dst = binary.AppendUvarint(dst, uint64(len(items)))
+	for i, kv := range items {
+		dst = binary.AppendUvarint(dst, uint64(len(kv.Key)))
+		dst = append(dst, kv.Key...)
+		dst = binary.AppendUvarint(dst, uint64(ats[i]))
+	}
+	return dst
+}
+
 func encodeDelete(dst []byte, key string) []byte {
 	return append(dst, key...)
 }
@@ -218,21 +244,58 @@ var ErrForeignLog = errors.New("the log was written by another kind of node")
 
 // decodeCommand returns the writes a record carries. For a delete, the value
 // of the single item is unused.
-func decodeCommand(rec Record) ([]KV, error) { return decodeCommandWith(rec, MutNone) }
+func decodeCommand(rec Record) ([]KV, error) {
+	items, _, err := decodeCommandWith(rec, MutNone)
+	return items, err
+}
 
 // decodeCommandWith is decodeCommand with a planted mutation (a single
-// node's SingleConfig.Mutation).
-func decodeCommandWith(rec Record, mut Mutation) ([]KV, error) {
+// node's SingleConfig.Mutation), which also returns the deadlines of a set
+// that expires or of an expiry (see decodeWrites).
+func decodeCommandWith(rec Record, mut Mutation) ([]KV, []int64, error) {
 	switch rec.Type {
 	case RecordEntry:
-		return nil, fmt.Errorf("%w: a Raft entry (this data directory belongs to a cluster node)", ErrForeignLog)
+		return nil, nil, fmt.Errorf("%w: a Raft entry (this data directory belongs to a cluster node)", ErrForeignLog)
 	case RecordMesh:
-		return nil, fmt.Errorf("%w: a mesh write (this data directory belongs to a mesh node)", ErrForeignLog)
+		return nil, nil, fmt.Errorf("%w: a mesh write (this data directory belongs to a mesh node)", ErrForeignLog)
 	}
 	return decodeWrites(rec.Type, rec.Payload, mut)
 }
 
-func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, error) {
+// decodeWrites decodes the writes of a record of type typ: the items, and
+// for recordSetExpiring and recordExpire each item's deadline (ats, nil
+// for the other types).
+func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, []int64, error) {
+	if typ == recordSetExpiring {
+		if len(p) < 8 {
+			return nil, nil, errPayload
+		}
+		at := int64(binary.LittleEndian.Uint64(p))
+		if at <= 0 {
+			return nil, nil, fmt.Errorf("%w: deadline %d", errPayload, at)
+		}
+		items, err := decodeItems(recordSet, p[8:], mut)
+		return items, []int64{at}, err
+	}
+	items, err := decodeItems(typ, p, mut)
+	if err != nil || typ != recordExpire {
+		return items, nil, err
+	}
+	return items, expireDeadlines(items), nil
+}
+
+// expireDeadlines takes the deadlines decodeItems left in an expiry's
+// values (each an 8-byte big-endian deadline) out of them.
+func expireDeadlines(items []KV) []int64 {
+	ats := make([]int64, len(items))
+	for i := range items {
+		ats[i] = decodeDeadline(items[i].Value)
+		items[i].Value = ""
+	}
+	return ats
+}
+
+func decodeItems(typ byte, p []byte, mut Mutation) ([]KV, error) {
 	str := func(n uint64) (string, bool) {
 		if n > uint64(len(p)) {
 			return "", false
@@ -265,9 +328,10 @@ func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, error) {
 		return []KV{{Key: key, Value: string(p)}}, nil
 	case recordDelete:
 		return []KV{{Key: string(p)}}, nil
-	case recordBulkDelete, recordBulkSet:
+	case recordBulkDelete, recordBulkSet, recordExpire:
 		// [count] then per item [key len][key], and for a bulk set
-		// [value len][value].
+		// [value len][value], for an expiry [deadline] (kept in the
+		// value for now, see expireDeadlines).
 		count, ok := uvarint()
 		if !ok || count > uint64(len(p)) {
 			return nil, errPayload
@@ -282,7 +346,8 @@ func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, error) {
 			if kv.Key, ok = str(kl); !ok {
 				return nil, errPayload
 			}
-			if typ == recordBulkSet {
+			switch typ {
+			case recordBulkSet:
 				vl, ok := uvarint()
 				if !ok {
 					return nil, errPayload
@@ -290,6 +355,12 @@ func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, error) {
 				if kv.Value, ok = str(vl); !ok {
 					return nil, errPayload
 				}
+			case recordExpire:
+				at, ok := uvarint()
+				if !ok || at == 0 || at > math.MaxInt64 {
+					return nil, errPayload
+				}
+				kv.Value = string(encodeDeadline(nil, int64(at)))
 			}
 			items = append(items, kv)
 		}
@@ -308,21 +379,40 @@ func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, error) {
 // information when undos is not nil. It returns how many of the keys it
 // deleted existed (a key deleted twice counts once: the second finds it
 // gone).
-func applyRecord(s *Store, typ byte, items []KV, undos *[]undo) (deleted uint64) {
-	del := typ == recordDelete || typ == recordBulkDelete
-	for _, kv := range items {
+//
+// ats are the deadlines of recordSetExpiring (one) and recordExpire (one a
+// key), nil for the other types. An expiry deletes a key only if its
+// deadline is still the one given: a write since the node saw it pass has
+// replaced it, and the key stays.
+func applyRecord(s *Store, typ byte, items []KV, ats []int64, undos *[]undo) (deleted uint64) {
+	if typ == recordSetExpiring || typ == recordExpire {
+		assert(len(ats) == len(items), "applyRecord: a deadline a key")
+	} else {
+		assert(ats == nil, "applyRecord: deadlines with a set that expires or an expiry only")
+	}
+	for i, kv := range items {
 		var old string
 		var existed bool
-		if del {
+		was, _ := s.Deadline(kv.Key)
+		switch typ {
+		case recordDelete, recordBulkDelete:
 			old, existed = s.Delete(kv.Key)
-			if existed {
-				deleted++
+		case recordExpire:
+			if was != ats[i] {
+				continue // written since: the deadline seen to pass is gone
 			}
-		} else {
+			old, existed = s.Delete(kv.Key)
+			assert(existed, "applyRecord: a key with a deadline exists")
+		case recordSetExpiring:
+			old, existed = s.SetExpiring(kv.Key, kv.Value, ats[i])
+		default:
 			old, existed = s.Set(kv.Key, kv.Value)
 		}
+		if existed && (typ == recordDelete || typ == recordBulkDelete || typ == recordExpire) {
+			deleted++
+		}
 		if undos != nil {
-			*undos = append(*undos, undo{key: kv.Key, value: old, existed: existed})
+			*undos = append(*undos, undo{key: kv.Key, value: old, existed: existed, at: was})
 		}
 	}
 	return deleted
@@ -341,7 +431,17 @@ type Command struct {
 	// applies (on every replica alike: each applies the same log to the
 	// same state).
 	Cond Condition
+	// At is a set's deadline (Request.TTLMs made calendar time by the
+	// node that proposed it), 0 for none; Ats are an expiry's
+	// (OpExpireDue), one a key of Items.
+	At  int64
+	Ats []int64
 }
+
+// OpExpireDue is the op of the command that deletes keys whose deadline
+// passed (applyRecord's recordExpire): the node that leads proposes it. It
+// is never a client's op.
+const OpExpireDue = "expire_due"
 
 // commandBytesMax bounds an encoded command: it must fit a log record with
 // the entry's term in front.
@@ -389,15 +489,21 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		typ = recordBulkSet
 	case OpBulkDelete:
 		typ = recordBulkDelete
+	case OpExpireDue:
+		typ = recordExpire
 	default:
 		panic("AppendCommand: not a write: " + c.Op)
 	}
 	assert(c.Cond.Kind == CondNone || typ == recordSet || typ == recordDelete, "only a set or a delete has a condition")
+	assert(c.At >= 0 && (c.At == 0 || typ == recordSet), "only a set has a deadline")
+	flags := byte(0)
 	if c.Cond.Kind != CondNone {
-		dst = append(dst, typ|commandConditional)
-	} else {
-		dst = append(dst, typ)
+		flags |= commandConditional
 	}
+	if c.At != 0 {
+		flags |= commandExpiring
+	}
+	dst = append(dst, typ|flags)
 	dst = binary.AppendUvarint(dst, c.ClientID)
 	dst = binary.AppendUvarint(dst, c.Seq)
 	dst = binary.AppendUvarint(dst, c.Acked)
@@ -408,6 +514,9 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 			dst = append(dst, c.Cond.Value...)
 		}
 	}
+	if c.At != 0 {
+		dst = binary.AppendUvarint(dst, uint64(c.At))
+	}
 	switch typ {
 	case recordSet:
 		dst = encodeSet(dst, c.Items[0].Key, c.Items[0].Value)
@@ -417,6 +526,8 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		dst = encodeBulkSet(dst, c.Items)
 	case recordBulkDelete:
 		dst = encodeBulkDelete(dst, c.Items)
+	case recordExpire:
+		dst = encodeExpire(dst, c.Items, c.Ats)
 	}
 	if len(dst)-start > commandBytesMax {
 		return dst[:start], fmt.Errorf("write is %d bytes encoded; the log's record limit is %d", len(dst)-start, commandBytesMax)
@@ -426,7 +537,12 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 
 // commandConditional marks a command's type byte: a condition follows the
 // session fields. Builds before conditions refuse such a command.
-const commandConditional byte = 0x80
+// commandExpiring marks a set with a deadline, which follows the condition
+// ([deadline uvarint]); builds before deadlines refuse it too.
+const (
+	commandConditional byte = 0x80
+	commandExpiring    byte = 0x40
+)
 
 // DecodeCommand decodes what AppendCommand wrote.
 func DecodeCommand(p []byte) (Command, error) {
@@ -443,8 +559,9 @@ func DecodeCommand(p []byte) (Command, error) {
 		}
 		*v, p = x, p[n:]
 	}
+	expiring := typ&commandExpiring != 0
 	if typ&commandConditional != 0 {
-		typ &^= commandConditional
+		typ &^= commandConditional | commandExpiring
 		if len(p) < 1 || (typ != recordSet && typ != recordDelete) {
 			return c, fmt.Errorf("%w: a condition on command type %d", errPayload, typ)
 		}
@@ -461,6 +578,14 @@ func DecodeCommand(p []byte) (Command, error) {
 			return c, fmt.Errorf("%w: condition kind %d", errPayload, c.Cond.Kind)
 		}
 	}
+	typ &^= commandExpiring
+	if expiring {
+		at, n := binary.Uvarint(p)
+		if n <= 0 || at == 0 || at > math.MaxInt64 || typ != recordSet {
+			return c, fmt.Errorf("%w: a deadline on command type %d", errPayload, typ)
+		}
+		c.At, p = int64(at), p[n:]
+	}
 	switch typ {
 	case recordSet:
 		c.Op = OpSet
@@ -470,25 +595,33 @@ func DecodeCommand(p []byte) (Command, error) {
 		c.Op = OpBulkSet
 	case recordBulkDelete:
 		c.Op = OpBulkDelete
+	case recordExpire:
+		c.Op = OpExpireDue
 	default:
 		return c, fmt.Errorf("%w: command type %d", errPayload, typ)
 	}
-	items, err := decodeWrites(typ, p, MutNone)
-	c.Items = items
+	items, ats, err := decodeWrites(typ, p, MutNone)
+	c.Items, c.Ats = items, ats
 	return c, err
 }
 
 // Apply applies a command's writes to the store and returns how many of
-// its keys a delete found (see applyRecord).
+// its keys a delete or an expiry found (see applyRecord).
 func (s *Store) Apply(c *Command) (deleted uint64) {
-	typ := recordSet
+	typ, ats := recordSet, []int64(nil)
 	switch c.Op {
 	case OpDelete:
 		typ = recordDelete
 	case OpBulkDelete:
 		typ = recordBulkDelete
+	case OpExpireDue:
+		typ, ats = recordExpire, c.Ats
+	case OpSet:
+		if c.At != 0 {
+			typ, ats = recordSetExpiring, []int64{c.At}
+		}
 	}
-	return applyRecord(s, typ, c.Items, nil)
+	return applyRecord(s, typ, c.Items, ats, nil)
 }
 
 // AppendEntryPayload is the payload of a RecordEntry: the entry's term, then

@@ -26,6 +26,8 @@ const (
 	// OpScan reads the keys that start with Prefix, after StartAfter, in
 	// key order, a page at a time (ScanResponse).
 	OpScan = "scan"
+	// OpTTL reads how long a key has left (Response.TTLMs).
+	OpTTL = "ttl"
 	// The index ops, served with --enable-indexes (see Indexes).
 	OpSearch        = "search"
 	OpSearchSimilar = "search_similar"
@@ -161,6 +163,13 @@ type Request struct {
 	IfExists bool    `json:"if_exists,omitzero"`
 	IfValue  *string `json:"if_value,omitzero"`
 
+	// TTLMs makes a set's key expire: the node deletes it, as a write of
+	// its own, once TTLMs milliseconds have passed on its calendar clock
+	// since it took the set (1..TTLMsMax; 0, absent: the key stays until
+	// written again). A set without it keeps the key for good, as does a
+	// bulk_set. Not in a mesh.
+	TTLMs uint64 `json:"ttl_ms,omitzero"`
+
 	// Prepared is what Indexes.Prepare made of a write's values off the
 	// node's loop; never on the wire.
 	Prepared any `json:"-"`
@@ -208,9 +217,16 @@ type Response struct {
 	More  *bool    `json:"more,omitzero"`
 	// View names the pinned view a consistent scan's next pages read; set
 	// while keys are left.
-	View  string `json:"view,omitzero"`
-	Error *Error `json:"error,omitempty"`
+	View string `json:"view,omitzero"`
+	// TTLMs answers a ttl: the milliseconds the key has left (0 once its
+	// deadline passed and until the node deletes it); absent for a key
+	// without a deadline.
+	TTLMs *uint64 `json:"ttl_ms,omitzero"`
+	Error *Error  `json:"error,omitempty"`
 }
+
+// TTLMsMax bounds a set's ttl_ms: ten years.
+const TTLMsMax = 10 * 365 * 24 * 3600 * 1000
 
 // Error is the error object of a failed response.
 type Error struct {
@@ -234,6 +250,8 @@ type Status struct {
 	// ScanViews counts the consistent scans' views the node keeps (see
 	// Views): each holds what writes replace while it lasts.
 	ScanViews int `json:"scan_views"`
+	// Expiring counts the keys with a deadline (a set's ttl_ms).
+	Expiring int `json:"expiring"`
 	// Cluster mode only.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
 	// Mesh mode only.
@@ -376,6 +394,12 @@ func (l Limits) Validate(req *Request) *Response {
 	if r := l.validateCondition(req); r != nil {
 		return r
 	}
+	if req.TTLMs > TTLMsMax {
+		return bad(CodeBadRequest, "ttl_ms is %d; the limit is %d (ten years)", req.TTLMs, TTLMsMax)
+	}
+	if req.TTLMs != 0 && req.Op != OpSet {
+		return bad(CodeBadRequest, "ttl_ms is for set, not %q", req.Op)
+	}
 	if req.Quorum > uint64(l.QuorumMax) {
 		if l.QuorumMax == 0 {
 			return bad(CodeBadRequest, "quorum is for mesh nodes; this node's writes are durable when acknowledged")
@@ -391,7 +415,7 @@ func (l Limits) Validate(req *Request) *Response {
 			return bad(CodeBadRequest, "set needs a string field \"value\"")
 		}
 		return checkValue(len(*req.Value))
-	case OpGet, OpDelete:
+	case OpGet, OpDelete, OpTTL:
 		return checkKey(req.Key)
 	case OpBulkGet, OpBulkDelete:
 		if len(req.Keys) == 0 {

@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // SingleConfig tunes a single node. DefaultSingleConfig gives sane values.
@@ -70,6 +71,13 @@ type SingleNode struct {
 	views *Views
 	// sink keeps touchValues' loads.
 	sink byte
+	// wall reads the calendar time deadlines are in (nil: the Env's
+	// clock has none, and sets with ttl_ms are refused). expiryTimer
+	// wakes the node at the next deadline, by the node's clock at
+	// expiryDue.
+	wall        WallClock
+	expiryTimer Timer
+	expiryDue   int64
 }
 
 type pendingReply struct {
@@ -95,15 +103,15 @@ func (n *SingleNode) Start(env Env) error {
 	n.store = rec.Store
 	n.store.mutation = n.cfg.Mutation
 	decode := func(r Record) error {
-		_, err := decodeCommandWith(r, n.cfg.Mutation)
+		_, _, err := decodeCommandWith(r, n.cfg.Mutation)
 		return err
 	}
 	w, err := openLog(env.Disk, rec.Names, rec.Index, decode, func(r Record) error {
-		items, err := decodeCommandWith(r, n.cfg.Mutation)
+		items, ats, err := decodeCommandWith(r, n.cfg.Mutation)
 		if err != nil {
 			return err
 		}
-		applyRecord(n.store, r.Type, items, nil)
+		applyRecord(n.store, r.Type, items, ats, nil)
 		return nil
 	}, env.logf, n.cfg.Mutation)
 	if err != nil {
@@ -127,6 +135,8 @@ func (n *SingleNode) Start(env Env) error {
 	})
 	AttachIndexes(n.store, n.cfg.Indexes, env.logf)
 	n.pacer = NewIndexPacer(env.Clock, n.cfg.Indexes)
+	n.wall, _ = env.Clock.(WallClock)
+	n.armExpiry() // keys whose deadline passed while the node was down go at once
 	env.logf("recovered %d keys: snapshot at index %d, log through index %d", n.store.Len(), rec.Index, w.nextIndex-1)
 	return nil
 }
@@ -168,7 +178,21 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 		if n.conditionFails(req, reply) {
 			return
 		}
-		n.write(reply, req, recordSet, []KV{{Key: req.Key, Value: *req.Value}})
+		if req.TTLMs != 0 {
+			if n.wall == nil {
+				n.queue(reply, ErrorResponse(CodeNotImplemented, "ttl_ms: this node has no calendar clock to expire keys by"), false)
+				return
+			}
+			n.writeExpiring(reply, req, n.wallMs()+int64(req.TTLMs))
+			return
+		}
+		n.write(reply, req, recordSet, []KV{{Key: req.Key, Value: *req.Value}}, nil)
+	case OpTTL:
+		if _, ok := n.store.Get(req.Key); !ok {
+			n.queue(reply, NotFoundResponse(req.Key), false)
+			return
+		}
+		n.queue(reply, TTLResponse(n.store, req.Key, n.wallMs()), false)
 	case OpDelete:
 		if n.conditionFails(req, reply) {
 			return
@@ -177,9 +201,9 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 			n.queue(reply, OKResponse(), false) // nothing to log: deleting is idempotent
 			return
 		}
-		n.write(reply, req, recordDelete, []KV{{Key: req.Key}})
+		n.write(reply, req, recordDelete, []KV{{Key: req.Key}}, nil)
 	case OpBulkSet:
-		n.write(reply, req, recordBulkSet, req.Items)
+		n.write(reply, req, recordBulkSet, req.Items, nil)
 	case OpBulkGet:
 		n.queue(reply, BulkGetResponse(req.Keys, n.store.Get, n.cfg.Limits.RequestBytesMax), false)
 	case OpScan:
@@ -201,7 +225,7 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 			n.queue(reply, DeletedResponse(0), false)
 			return
 		}
-		n.write(reply, req, recordBulkDelete, items)
+		n.write(reply, req, recordBulkDelete, items, nil)
 	case OpPing:
 		n.queue(reply, OKResponse(), false)
 	case OpStatus:
@@ -243,11 +267,24 @@ func (n *SingleNode) queue(reply ReplyFunc, resp Response, write bool) {
 	n.turns.Queue(pendingReply{reply: reply, resp: resp, write: write, afterWrite: n.batchWrites && !write})
 }
 
-func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV) {
+// writeExpiring is the write of a set whose key expires at the calendar
+// time at (milliseconds since the Unix epoch).
+func (n *SingleNode) writeExpiring(reply ReplyFunc, req *Request, at int64) {
+	n.write(reply, req, recordSetExpiring, []KV{{Key: req.Key, Value: *req.Value}}, []int64{at})
+	n.armExpiry()
+}
+
+// write logs and applies the writes of req (nil: the node's own, an
+// expiry), with their deadlines ats (see applyRecord).
+func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV, ats []int64) {
 	var payload []byte
 	switch typ {
 	case recordSet:
 		payload = encodeSet(nil, items[0].Key, items[0].Value)
+	case recordSetExpiring:
+		payload = encodeSetExpiring(nil, items[0].Key, items[0].Value, ats[0])
+	case recordExpire:
+		payload = encodeExpire(nil, items, ats)
 	case recordDelete:
 		payload = encodeDelete(nil, items[0].Key)
 	case recordBulkDelete:
@@ -264,19 +301,23 @@ func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV) 
 		payload = encodeBulkSetWith(nil, items, n.cfg.Mutation)
 	}
 	if recordHeaderBytes+len(payload) > recordBytesMax {
+		assert(req != nil, "an expiry is bounded below the record limit")
 		n.queue(reply, ErrorResponse(CodeTooLarge, "write is %d bytes encoded; the log's record limit is %d", len(payload), recordBytesMax), false)
 		return
 	}
 	n.gc.Add(typ, payload)
 	var deleted uint64
-	if idx := n.cfg.Indexes; idx != nil {
+	if idx := n.cfg.Indexes; idx != nil && req != nil {
 		idx.Expect(req.Prepared)
-		deleted = applyRecord(n.store, typ, items, &n.undos)
+		deleted = applyRecord(n.store, typ, items, ats, &n.undos)
 		idx.Expect(nil)
 	} else {
-		deleted = applyRecord(n.store, typ, items, &n.undos)
+		deleted = applyRecord(n.store, typ, items, ats, &n.undos)
 	}
 	n.batchWrites = true
+	if req == nil {
+		return // an expiry: no one waits for it
+	}
 	resp := OKResponse()
 	if typ == recordBulkDelete {
 		assert(deleted == uint64(len(items)), "bulk_delete logs only keys that exist")
@@ -363,6 +404,7 @@ func (n *SingleNode) undoBatch(cause error, replies []pendingReply) []pendingRep
 		code = CodeDiskFull
 	}
 	n.env.logf("write failed, batch undone: %v", cause)
+	n.armExpiry() // an undone expiry's keys are back, with their deadlines
 	for i := range replies {
 		p := &replies[i]
 		switch {
@@ -400,6 +442,7 @@ func (n *SingleNode) status() Status {
 		WALBytes:      n.log.TotalBytes(),
 		Snapshotting:  n.snaps.Writing(),
 		ScanViews:     n.views.Len(),
+		Expiring:      n.store.Expiring(),
 		Indexes:       IndexStatusOf(n.cfg.Indexes),
 	}
 }
@@ -420,4 +463,60 @@ func (n *SingleNode) Close() {
 	if n.log != nil {
 		n.log.Close()
 	}
+}
+
+// Expiry. A key whose deadline passed is deleted by the node, as a write of
+// its own (recordExpire) in the batch of the turn that finds it due: reads
+// see the key until then, and not after, like any delete. The node wakes for
+// the earliest deadline by a timer, which runs by its monotonic clock while
+// deadlines are calendar time: it looks again at least every expiryRecheck,
+// so that a calendar clock set forward is noticed.
+const (
+	expiryRecheck = time.Second
+	// expireKeysMax bounds the keys one turn expires; the rest go in the
+	// turns right after.
+	expireKeysMax = 1024
+)
+
+// wallMs is the calendar time in milliseconds since the Unix epoch.
+func (n *SingleNode) wallMs() int64 {
+	if n.wall == nil {
+		return 0
+	}
+	return n.wall.Wall() / int64(time.Millisecond)
+}
+
+// armExpiry makes sure the node wakes for the earliest deadline.
+func (n *SingleNode) armExpiry() {
+	at, ok := n.store.NextDeadline()
+	if !ok || n.wall == nil {
+		return
+	}
+	wait := min(max(time.Duration(at-n.wallMs())*time.Millisecond, 0), expiryRecheck)
+	due := n.env.Clock.Now() + int64(wait)
+	if n.expiryTimer != nil {
+		if n.expiryDue <= due {
+			return // it wakes the node early enough
+		}
+		n.expiryTimer.Stop()
+	}
+	n.expiryTimer, n.expiryDue = n.env.Clock.AfterFunc(wait, n.expire), due
+}
+
+// expire deletes the keys whose deadline passed, up to expireKeysMax.
+func (n *SingleNode) expire() {
+	n.expiryTimer = nil
+	if n.turns.Stopped() != nil {
+		return
+	}
+	var items []KV
+	var ats []int64
+	n.store.Due(n.wallMs(), func(key string, at int64) bool {
+		items, ats = append(items, KV{Key: key}), append(ats, at)
+		return len(items) < expireKeysMax
+	})
+	if len(items) > 0 {
+		n.write(nil, nil, recordExpire, items, ats)
+	}
+	n.armExpiry()
 }

@@ -17,8 +17,9 @@ import (
 
 // manualClock runs timers only when the test advances it.
 type manualClock struct {
-	now    int64
-	timers []*manualTimer
+	now       int64
+	wallShift int64
+	timers    []*manualTimer
 }
 
 type manualTimer struct {
@@ -30,6 +31,11 @@ type manualTimer struct {
 func (t *manualTimer) Stop() bool { was := !t.stopped; t.stopped = true; return was }
 
 func (c *manualClock) Now() int64 { return c.now }
+
+// Wall implements core.WallClock: calendar time from 2026-01-01, moved by
+// the test through now, or set apart from it by wallShift (an operator
+// setting the clock).
+func (c *manualClock) Wall() int64 { return 1767225600*int64(time.Second) + c.now + c.wallShift }
 
 func (c *manualClock) AfterFunc(d time.Duration, f func()) core.Timer {
 	t := &manualTimer{at: c.now + int64(d), f: f}

@@ -20,20 +20,33 @@ import (
 // The single node writes the first form, byte for byte as before the second
 // existed.
 //
+// A store with keys that expire is written in the third form: the second's
+// header, and entries whose key length has snapEntryExpiring set for a key
+// with a deadline, which follows its value:
+//
+//	"DKVSNAP3" [index u64][term u64][extra length u32][extra]
+//	{ [key length u32 | snapEntryExpiring?][value length u32][key][value][deadline u64]? } [trailer]
+//
+// Builds before deadlines refuse it (an unknown magic) rather than load keys
+// that would then never expire.
+//
 // The crc covers every byte before it, so a snapshot is used whole or not at
 // all. It is written as snap-<index>.tmp, synced, renamed to
 // snap-<index>.snap, and the directory synced; only then may the log before
 // it go.
 const (
-	snapPrefix     = "snap-"
-	snapSuffix     = ".snap"
-	snapTmpSuffix  = ".tmp"
-	snapMagic      = "DKVSNAP1"
-	snapMagic2     = "DKVSNAP2"
-	snapExtraMax   = 256 << 20
-	snapEndMarker  = 0xffffffff
-	snapTrailer    = 4 + 8 + 4
-	snapHeaderSize = len(snapMagic) + 8
+	snapPrefix    = "snap-"
+	snapSuffix    = ".snap"
+	snapTmpSuffix = ".tmp"
+	snapMagic     = "DKVSNAP1"
+	snapMagic2    = "DKVSNAP2"
+	snapMagic3    = "DKVSNAP3"
+	// snapEntryExpiring marks a form-3 entry whose key has a deadline.
+	snapEntryExpiring = 1 << 31
+	snapExtraMax      = 256 << 20
+	snapEndMarker     = 0xffffffff
+	snapTrailer       = 4 + 8 + 4
+	snapHeaderSize    = len(snapMagic) + 8
 )
 
 func snapName(index uint64) string { return fmt.Sprintf("%s%020d%s", snapPrefix, index, snapSuffix) }
@@ -64,7 +77,8 @@ func LoadSnapshot(name string, data []byte) (*Store, uint64, SnapshotMeta, error
 func loadSnapshotWith(name string, data []byte, mut Mutation) (*Store, uint64, SnapshotMeta, error) {
 	var meta SnapshotMeta
 	header := snapHeaderSize
-	if len(data) >= snapHeaderSize+8+4+snapTrailer && string(data[:len(snapMagic2)]) == snapMagic2 {
+	v3 := len(data) >= len(snapMagic3) && string(data[:len(snapMagic3)]) == snapMagic3
+	if len(data) >= snapHeaderSize+8+4+snapTrailer && (string(data[:len(snapMagic2)]) == snapMagic2 || v3) {
 		meta.Term = binary.LittleEndian.Uint64(data[snapHeaderSize:])
 		extra := uint64(binary.LittleEndian.Uint32(data[snapHeaderSize+8:]))
 		header = snapHeaderSize + 8 + 4 + int(extra)
@@ -75,11 +89,13 @@ func loadSnapshotWith(name string, data []byte, mut Mutation) (*Store, uint64, S
 	} else if len(data) < snapHeaderSize+snapTrailer || string(data[:len(snapMagic)]) != snapMagic {
 		return nil, 0, meta, fmt.Errorf("%w: %s: not a snapshot (bad header or too short)", ErrCorrupt, name)
 	}
-	s, index, err := loadSnapshotBody(name, data, header, mut)
+	s, index, err := loadSnapshotBody(name, data, header, v3, mut)
 	return s, index, meta, err
 }
 
-func loadSnapshotBody(name string, data []byte, header int, mut Mutation) (*Store, uint64, error) {
+// loadSnapshotBody decodes the entries after header; expiring: they are of
+// the third form, which may carry deadlines.
+func loadSnapshotBody(name string, data []byte, header int, expiring bool, mut Mutation) (*Store, uint64, error) {
 	body := data[:len(data)-4]
 	if got, want := crc32.Checksum(body, crcTable), binary.LittleEndian.Uint32(data[len(data)-4:]); got != want && mut != MutSnapshotChecksumIgnored {
 		return nil, 0, fmt.Errorf("%w: %s: checksum mismatch", ErrCorrupt, name)
@@ -98,7 +114,12 @@ func loadSnapshotBody(name string, data []byte, header int, mut Mutation) (*Stor
 		}
 		kl := uint64(binary.LittleEndian.Uint32(p[0:4]))
 		vl := uint64(binary.LittleEndian.Uint32(p[4:8]))
-		if 8+kl+vl > uint64(len(p)) {
+		tail := uint64(0)
+		if expiring && kl&snapEntryExpiring != 0 {
+			kl &^= snapEntryExpiring
+			tail = 8
+		}
+		if 8+kl+vl+tail > uint64(len(p)) {
 			return nil, 0, fmt.Errorf("%w: %s: entry %d overruns the file", ErrCorrupt, name, n)
 		}
 		key := string(p[8 : 8+kl])
@@ -107,8 +128,15 @@ func loadSnapshotBody(name string, data []byte, header int, mut Mutation) (*Stor
 			return nil, 0, fmt.Errorf("%w: %s: keys out of order at entry %d", ErrCorrupt, name, n)
 		}
 		s.tree.ReplaceOrInsert(entry{key: key, value: string(p[8+kl : 8+kl+vl])})
+		if tail != 0 {
+			at := int64(binary.LittleEndian.Uint64(p[8+kl+vl:]))
+			if at <= 0 {
+				return nil, 0, fmt.Errorf("%w: %s: entry %d has deadline %d", ErrCorrupt, name, n, at)
+			}
+			s.ttl.set(key, at)
+		}
 		prev = key
-		p = p[8+kl+vl:]
+		p = p[8+kl+vl+tail:]
 	}
 	if uint64(s.Len()) != count {
 		return nil, 0, fmt.Errorf("%w: %s: holds %d entries, trailer says %d", ErrCorrupt, name, s.Len(), count)
@@ -137,6 +165,7 @@ type snapshotWriter struct {
 	steps      int
 	buf        []byte
 	mutation   Mutation // a planted bug, for the simulator's tests (SingleConfig)
+	expiring   bool     // the clone has keys with deadlines: the third form
 }
 
 // Sizes of snapshot work per turn. A chunk is small enough that a turn
@@ -156,13 +185,18 @@ func startSnapshot(d Disk, s *Store, index uint64, meta SnapshotMeta, failAtStep
 		return nil, fmt.Errorf("creating %s: %w", tmp, err)
 	}
 	w := &snapshotWriter{index: index, clone: s.Clone(), file: f, tmp: tmp, failAtStep: failAtStep}
-	if meta.zero() {
+	w.expiring = w.clone.Expiring() > 0
+	if meta.zero() && !w.expiring {
 		w.buf = append(w.buf, snapMagic...)
 		w.buf = binary.LittleEndian.AppendUint64(w.buf, index)
 		return w, nil
 	}
 	assert(len(meta.Extra) <= snapExtraMax, "snapshot extra section over snapExtraMax")
-	w.buf = append(w.buf, snapMagic2...)
+	if w.expiring {
+		w.buf = append(w.buf, snapMagic3...)
+	} else {
+		w.buf = append(w.buf, snapMagic2...)
+	}
 	w.buf = binary.LittleEndian.AppendUint64(w.buf, index)
 	w.buf = binary.LittleEndian.AppendUint64(w.buf, meta.Term)
 	w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(meta.Extra)))
@@ -228,10 +262,22 @@ func (w *snapshotWriter) writeChunk() error {
 		if w.started && key == w.resumeKey {
 			return true
 		}
-		w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(key)))
+		at, expires := int64(0), false
+		if w.expiring {
+			at, expires = w.clone.Deadline(key)
+		}
+		kl := uint32(len(key))
+		assert(kl&snapEntryExpiring == 0, "a key's length leaves the snapshot's deadline flag clear")
+		if expires {
+			kl |= snapEntryExpiring
+		}
+		w.buf = binary.LittleEndian.AppendUint32(w.buf, kl)
 		w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(value)))
 		w.buf = append(w.buf, key...)
 		w.buf = append(w.buf, value...)
+		if expires {
+			w.buf = binary.LittleEndian.AppendUint64(w.buf, uint64(at))
+		}
 		w.count++
 		w.resumeKey, w.started = key, true
 		return len(w.buf) < snapshotChunkBytes

@@ -12,6 +12,8 @@ type entry struct {
 // Its B-tree (btree.go) keeps each key and value in one allocation.
 type Store struct {
 	tree *storeTree
+	// ttl holds the deadlines of the keys that expire.
+	ttl deadlines
 	// mutation plants a bug, for the simulator's tests (SingleConfig).
 	mutation Mutation
 	// obs hears of every change (the node's indexes); clones have none.
@@ -43,6 +45,7 @@ func (s *Store) Get(key string) (string, bool) {
 // store keeps its own copy of key and value, in one allocation.
 func (s *Store) Set(key, value string) (old string, existed bool) {
 	prev, existed := s.tree.set(makeItem(key, value))
+	s.ttl.remove(key) // a write without a deadline keeps the key for good
 	if s.obs != nil {
 		s.obs.Put(key, value)
 	}
@@ -52,9 +55,32 @@ func (s *Store) Set(key, value string) (old string, existed bool) {
 	return prev.value(), existed
 }
 
+// SetExpiring is Set with a deadline: the calendar time (milliseconds since
+// the Unix epoch, > 0) after which the node deletes the key (Deadline,
+// Due). A later Set, SetExpiring or Delete of the key replaces it.
+func (s *Store) SetExpiring(key, value string, at int64) (old string, existed bool) {
+	old, existed = s.Set(key, value)
+	s.ttl.set(key, at)
+	return old, existed
+}
+
+// Deadline returns key's deadline, if it has one.
+func (s *Store) Deadline(key string) (int64, bool) { return s.ttl.get(key) }
+
+// NextDeadline returns the earliest deadline of any key, if one has one.
+func (s *Store) NextDeadline() (int64, bool) { return s.ttl.next() }
+
+// Due calls f for the keys whose deadline is at or before now, earliest
+// first, until f returns false. f must not write to the store.
+func (s *Store) Due(now int64, f func(key string, at int64) bool) { s.ttl.due(now, f) }
+
+// Expiring is the number of keys with a deadline.
+func (s *Store) Expiring() int { return s.ttl.len() }
+
 // Delete removes key and returns the previous value, if any.
 func (s *Store) Delete(key string) (old string, existed bool) {
 	prev, existed := s.tree.delete(key)
+	s.ttl.remove(key)
 	if existed && s.obs != nil {
 		s.obs.Remove(key)
 	}
@@ -73,9 +99,9 @@ func (s *Store) Len() int { return s.tree.length }
 // no observer.
 func (s *Store) Clone() *Store {
 	if s.mutation == MutCloneSharesTree {
-		return &Store{tree: s.tree, mutation: s.mutation}
+		return &Store{tree: s.tree, ttl: s.ttl, mutation: s.mutation}
 	}
-	return &Store{tree: &storeTree{*s.tree.clone()}, mutation: s.mutation}
+	return &Store{tree: &storeTree{*s.tree.clone()}, ttl: s.ttl.clone(), mutation: s.mutation}
 }
 
 // Ascend calls f for every key >= from in order until f returns false. The
@@ -95,6 +121,7 @@ type undo struct {
 	key     string
 	value   string
 	existed bool
+	at      int64 // the key's deadline, 0 if none
 }
 
 // rollback restores the keys in undos, newest first.
@@ -108,9 +135,12 @@ func (s *Store) rollback(undos []undo) {
 		if s.mutation == MutRollbackOldestFirst {
 			u = undos[len(undos)-1-i]
 		}
-		if u.existed {
+		switch {
+		case u.existed && u.at != 0:
+			s.SetExpiring(u.key, u.value, u.at)
+		case u.existed:
 			s.Set(u.key, u.value)
-		} else {
+		default:
 			s.Delete(u.key)
 		}
 	}

@@ -141,10 +141,15 @@ type Node struct {
 	// it, and the next Ready is taken, once they are durable.
 	inflight *Ready
 	ticks    int
-	ticker   core.Timer
-	again    core.Timer
-	stopped  error
-	buf      []byte
+	// wall reads the calendar time of deadlines (nil: none, and sets with
+	// ttl_ms are refused); expiryIndex and expiryTerm are the leader's
+	// last expiry proposal (proposeExpiry).
+	wall                    core.WallClock
+	expiryIndex, expiryTerm uint64
+	ticker                  core.Timer
+	again                   core.Timer
+	stopped                 error
+	buf                     []byte
 
 	// The role, term and leader last logged (noteRole), and how often
 	// the leader or term changed: an operator's view of elections.
@@ -168,6 +173,7 @@ type clientRead struct {
 	keys   []string      // a bulk_get's keys; nil for a get
 	search *core.Request // a search op, answered by the indexes; nil for a get
 	scan   *core.Request // a scan; nil for a get
+	ttl    bool          // a ttl of key
 	reply  core.ReplyFunc
 }
 
@@ -203,6 +209,7 @@ func (n *Node) Rejoining() bool { return n.saved.Rejoining || (n.raft != nil && 
 
 func (n *Node) Start(env core.Env) error {
 	n.env = env
+	n.wall, _ = env.Clock.(core.WallClock)
 	if env.ID != n.cfg.ID {
 		return fmt.Errorf("election: the host runs node %d, the config says %d", env.ID, n.cfg.ID)
 	}
@@ -350,7 +357,50 @@ func (n *Node) tick() {
 	n.raft.Tick()
 	n.tickTransfers()
 	n.expireWrites()
+	n.proposeExpiry()
 	n.armTicker()
+}
+
+// expireKeysMax bounds the keys of one expiry command.
+const expireKeysMax = 1024
+
+// proposeExpiry has the leader propose the deletion of the keys whose
+// deadline passed by its calendar clock, each only if its deadline is still
+// the one seen (OpExpireDue): every replica deletes them when the command
+// applies, so reads see a key until then and never after, on any leader,
+// whatever their clocks. One expiry is in flight at a time: the next waits
+// until it applied or the leadership changed, so that no key is proposed
+// twice meanwhile.
+func (n *Node) proposeExpiry() {
+	if n.raft.State() != Leader || n.wall == nil || n.store.Expiring() == 0 {
+		return
+	}
+	if n.expiryIndex > n.applied && n.expiryTerm == n.raft.Term() {
+		return
+	}
+	cmd := core.Command{Op: core.OpExpireDue}
+	n.store.Due(n.wallMs(), func(key string, at int64) bool {
+		cmd.Items, cmd.Ats = append(cmd.Items, core.KV{Key: key}), append(cmd.Ats, at)
+		return len(cmd.Items) < expireKeysMax
+	})
+	if len(cmd.Items) == 0 {
+		return
+	}
+	data, err := core.AppendCommand(nil, &cmd)
+	assert(err == nil, "an expiry of %d keys fits a record: %v", len(cmd.Items), err)
+	index, err := n.raft.Propose(data)
+	if err != nil {
+		return // not leading after all, or too much uncommitted: the next tick tries again
+	}
+	n.expiryIndex, n.expiryTerm = index, n.raft.Term()
+}
+
+// wallMs is the calendar time in milliseconds since the Unix epoch.
+func (n *Node) wallMs() int64 {
+	if n.wall == nil {
+		return 0
+	}
+	return n.wall.Wall() / int64(time.Millisecond)
 }
 
 // HandleRequest serves one client request: writes are proposed and
@@ -370,6 +420,8 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		n.propose(req, reply)
 	case core.OpGet:
 		n.read(clientRead{key: req.Key, reply: reply})
+	case core.OpTTL:
+		n.read(clientRead{key: req.Key, ttl: true, reply: reply})
 	case core.OpBulkGet:
 		n.read(clientRead{keys: req.Keys, reply: reply})
 	case core.OpScan:
@@ -428,6 +480,14 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		return
 	}
 	cmd := core.CommandFromRequest(req)
+	if req.TTLMs != 0 {
+		if n.wall == nil {
+			reply(core.ErrorResponse(core.CodeNotImplemented, "ttl_ms: this node has no calendar clock to expire keys by"))
+			return
+		}
+		// The deadline is the leader's: every replica applies the same.
+		cmd.At = n.wallMs() + int64(req.TTLMs)
+	}
 	if n.cfg.Mutation == MutConditionAtPropose && cmd.Cond.Kind != core.CondNone {
 		if cur, found := n.store.Get(cmd.Items[0].Key); !cmd.Cond.Holds(cur, found) {
 			reply(core.ConditionFailedResponse(cmd.Items[0].Key, cmd.Cond, cur, found))
@@ -995,11 +1055,14 @@ func (n *Node) releaseReads() {
 			continue
 		}
 		value, ok := n.store.Get(rd.key)
-		if !ok {
+		switch {
+		case !ok:
 			rd.reply(core.NotFoundResponse(rd.key))
-			continue
+		case rd.ttl:
+			rd.reply(core.TTLResponse(n.store, rd.key, n.wallMs()))
+		default:
+			rd.reply(core.Response{OK: true, Value: &value})
 		}
-		rd.reply(core.Response{OK: true, Value: &value})
 	}
 }
 
@@ -1038,6 +1101,7 @@ func (n *Node) status() core.Status {
 		WALBytes:      n.log.TotalBytes(),
 		Snapshotting:  n.snaps.Writing(),
 		ScanViews:     n.views.Len(),
+		Expiring:      n.store.Expiring(),
 		Indexes:       core.IndexStatusOf(n.cfg.Indexes),
 	}
 	cs := &core.ClusterStatus{

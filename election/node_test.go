@@ -32,6 +32,9 @@ type stepTimer struct {
 
 func (c *stepClock) Now() int64 { return c.now }
 
+// Wall implements core.WallClock: calendar time from 2026-01-01.
+func (c *stepClock) Wall() int64 { return 1767225600*int64(time.Second) + c.now }
+
 func (c *stepClock) AfterFunc(d time.Duration, f func()) core.Timer {
 	stopped := new(bool)
 	c.timers = append(c.timers, stepTimer{at: c.now + int64(d), f: f, stopped: stopped})
@@ -244,5 +247,50 @@ func TestClusterNodeRefusesForeignDirectories(t *testing.T) {
 	sn.Close()
 	if _, err := newSolo(t, single, 7); !errors.Is(err, core.ErrForeignLog) {
 		t.Fatalf("start on a single node's directory: %v; want ErrForeignLog", err)
+	}
+}
+
+// A key set with ttl_ms goes once its deadline passes by the leader's
+// clock, through an expiry the leader proposes, and stays gone through a
+// restart (the log is replayed); ttl reads what is left.
+func TestClusterKeysExpire(t *testing.T) {
+	disk := sim.NewDisk(rand.New(rand.NewPCG(3, 4)), sim.DiskFaults{})
+	s, err := newSolo(t, disk, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.lead()
+	v := "1"
+	if r := s.do(&core.Request{Op: core.OpSet, Key: "a", Value: &v, TTLMs: 100, ClientID: 1, Seq: 1}); !r.OK {
+		t.Fatal(r.Error)
+	}
+	s.set("b", "2")
+	if r := s.do(&core.Request{Op: core.OpTTL, Key: "a"}); !r.OK || r.TTLMs == nil || *r.TTLMs != 100 {
+		t.Fatalf("ttl of a: %+v %v, want 100 ms", r.Error, r.TTLMs)
+	}
+	s.clock.advance(60 * time.Millisecond)
+	if r := s.do(&core.Request{Op: core.OpGet, Key: "a"}); !r.OK {
+		t.Fatalf("a before its deadline: %+v", r.Error)
+	}
+	for range 5 {
+		s.clock.advance(s.cfg.TickInterval)
+		if err := s.node.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := s.do(&core.Request{Op: core.OpGet, Key: "a"}); r.OK {
+		t.Fatalf("a after its deadline: %q", *r.Value)
+	}
+	if r := s.do(&core.Request{Op: core.OpGet, Key: "b"}); !r.OK {
+		t.Fatalf("b, which has no deadline: %+v", r.Error)
+	}
+	s.node.Close()
+	disk.Crash()
+	if s, err = newSolo(t, disk, 7); err != nil {
+		t.Fatal(err)
+	}
+	s.lead()
+	if r := s.do(&core.Request{Op: core.OpGet, Key: "a"}); r.OK {
+		t.Fatalf("a after a restart: %q", *r.Value)
 	}
 }

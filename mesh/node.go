@@ -344,6 +344,11 @@ func (n *Node) tooFarAhead(s Stamp) bool {
 // succeed, one then lost to the other.
 const noConditions = "a mesh does not take conditional writes (if_absent, if_exists, if_value): its nodes take writes independently and the last writer wins, so a condition could hold on two nodes at once; use a single node or a cluster"
 
+// noExpiry refuses a set with ttl_ms and a ttl. Each node would delete an
+// expired key by its own clock, as a write stamped then, which could win
+// over a later write of the key on another node.
+const noExpiry = "a mesh does not expire keys (ttl_ms, ttl): each node would delete a key by its own clock, as a write that could win over a later one made on another node; use a single node or a cluster"
+
 // HandleRequest serves one client request. Every reply waits for the batch
 // it joined, as the single node's do; a local write's also for its quorum.
 func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
@@ -357,6 +362,10 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	}
 	if req.Condition().Kind != core.CondNone {
 		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "%s", noConditions)})
+		return
+	}
+	if req.TTLMs != 0 || req.Op == core.OpTTL {
+		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "%s", noExpiry)})
 		return
 	}
 	switch req.Op {

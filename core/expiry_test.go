@@ -1,0 +1,210 @@
+package core_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"dkv/core"
+	"dkv/sim"
+)
+
+func setTTL(k, v string, ttl time.Duration) *core.Request {
+	r := set(k, v)
+	r.TTLMs = uint64(ttl / time.Millisecond)
+	return r
+}
+
+func ttlOf(k string) *core.Request { return &core.Request{Op: core.OpTTL, Key: k} }
+
+// advance moves the harness's clocks by d a millisecond at a time, running
+// the timers that fall due, each millisecond a turn.
+func (h *harness) advance(d time.Duration) {
+	h.t.Helper()
+	for end := h.clock.now + int64(d); h.clock.now < end; {
+		h.clock.now = min(h.clock.now+int64(time.Millisecond), end)
+		h.clock.fire()
+		if err := h.node.Flush(); err != nil {
+			h.t.Fatalf("flush: %v", err)
+		}
+		if err := h.settle(); err != nil {
+			h.t.Fatalf("settle: %v", err)
+		}
+	}
+}
+
+func wantTTL(t *testing.T, h *harness, key string, want time.Duration) {
+	t.Helper()
+	r := h.do(ttlOf(key))
+	switch {
+	case !r.OK:
+		t.Fatalf("ttl %q: %+v", key, r.Error)
+	case want < 0 && r.TTLMs != nil:
+		t.Fatalf("ttl %q = %d ms, want none", key, *r.TTLMs)
+	case want >= 0 && (r.TTLMs == nil || *r.TTLMs != uint64(want/time.Millisecond)):
+		t.Fatalf("ttl %q = %v, want %v", key, r.TTLMs, want)
+	}
+}
+
+// A key set with ttl_ms is there until its deadline and gone at it; a key
+// without one stays; ttl says what is left.
+func TestKeysExpire(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(setTTL("a", "1", 100*time.Millisecond)))
+	mustOK(t, h.do(set("b", "2")))
+	wantTTL(t, h, "a", 100*time.Millisecond)
+	wantTTL(t, h, "b", -1)
+	if r := h.do(ttlOf("nope")); r.OK || r.Error.Code != core.CodeNotFound {
+		t.Fatalf("ttl of a missing key: %+v, want not_found", r)
+	}
+	h.advance(99 * time.Millisecond)
+	wantValue(t, h, "a", "1")
+	wantTTL(t, h, "a", time.Millisecond)
+	h.advance(time.Millisecond)
+	wantMissing(t, h, "a")
+	wantValue(t, h, "b", "2")
+	if st := h.node.Store(); st.Expiring() != 0 {
+		t.Fatalf("%d keys still expire", st.Expiring())
+	}
+	// The expiry is a write of the log: it survives a crash.
+	if err := h.crash(); err != nil {
+		t.Fatal(err)
+	}
+	wantMissing(t, h, "a")
+	wantValue(t, h, "b", "2")
+}
+
+// A later write replaces a key's deadline: a set without ttl_ms keeps it
+// for good, one with ttl_ms moves the deadline, a bulk_set keeps it for
+// good; a delete takes it away.
+func TestWritesReplaceDeadlines(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(setTTL("kept", "1", 50*time.Millisecond)))
+	mustOK(t, h.do(set("kept", "2")))
+	mustOK(t, h.do(setTTL("moved", "1", 50*time.Millisecond)))
+	mustOK(t, h.do(setTTL("moved", "2", 500*time.Millisecond)))
+	mustOK(t, h.do(setTTL("bulk", "1", 50*time.Millisecond)))
+	mustOK(t, h.do(bulk("bulk", "2")))
+	mustOK(t, h.do(setTTL("deleted", "1", 50*time.Millisecond)))
+	mustOK(t, h.do(del("deleted")))
+	mustOK(t, h.do(set("deleted", "2"))) // written again, for good
+	h.advance(100 * time.Millisecond)
+	wantValue(t, h, "kept", "2")
+	wantValue(t, h, "moved", "2")
+	wantValue(t, h, "bulk", "2")
+	wantValue(t, h, "deleted", "2")
+	wantTTL(t, h, "moved", 400*time.Millisecond)
+	h.advance(400 * time.Millisecond)
+	wantMissing(t, h, "moved")
+}
+
+// Deadlines survive a restart, from the log and from a snapshot; a key
+// whose deadline passed while the node was down goes once it is up.
+func TestDeadlinesSurviveRestarts(t *testing.T) {
+	cfg := core.DefaultSingleConfig()
+	cfg.SnapshotLogBytesMin = 2 << 10
+	h := newHarness(t, cfg)
+	mustOK(t, h.do(setTTL("early", "1", 100*time.Millisecond)))
+	mustOK(t, h.do(setTTL("late", "1", time.Hour)))
+	// Enough log for a snapshot, which holds both deadlines.
+	for i := range 100 {
+		mustOK(t, h.do(set("fill"+strings.Repeat("x", i%7), strings.Repeat("v", 64))))
+	}
+	h.advance(10 * time.Millisecond)
+	if h.node.Metrics().Status.SnapshotIndex == 0 {
+		t.Fatal("no snapshot was written")
+	}
+	if err := h.crash(); err != nil {
+		t.Fatal(err)
+	}
+	wantTTL(t, h, "early", 90*time.Millisecond)
+	wantTTL(t, h, "late", time.Hour-10*time.Millisecond)
+	// Down past the early deadline.
+	h.node.Close()
+	h.clock.now += int64(time.Second)
+	if err := h.start(); err != nil {
+		t.Fatal(err)
+	}
+	h.advance(time.Millisecond)
+	wantMissing(t, h, "early")
+	wantValue(t, h, "late", "1")
+}
+
+// A lease: set if_absent with ttl_ms takes a lock that frees itself.
+func TestLeaseFreesItself(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	take := func(who string) core.Response {
+		r := setTTL("lock", who, time.Second)
+		r.IfAbsent = true
+		return h.do(r)
+	}
+	mustOK(t, take("a"))
+	if r := take("b"); r.OK || r.Error.Code != core.CodeConditionFailed {
+		t.Fatalf("a second taker: %+v, want condition_failed", r)
+	}
+	h.advance(time.Second)
+	mustOK(t, take("b"))
+	wantValue(t, h, "lock", "b")
+}
+
+// An expiry whose write fails is taken back with its batch: the keys and
+// their deadlines are back, and the next turns expire them once the disk
+// takes writes again.
+func TestFailedExpiryIsRetried(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(setTTL("a", "1", 10*time.Millisecond)))
+	h.disk.SetFaults(sim.DiskFaults{WriteErrorProb: 1})
+	h.advance(20 * time.Millisecond)
+	wantValue(t, h, "a", "1")
+	wantTTL(t, h, "a", 0)
+	h.disk.SetFaults(sim.DiskFaults{})
+	h.advance(time.Second) // the next look, at most expiryRecheck away
+	wantMissing(t, h, "a")
+}
+
+// A calendar clock set forward expires keys early by it, within a second
+// of the change (the node looks again at least that often); one set back
+// keeps them longer.
+func TestExpiryFollowsTheCalendarClock(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(setTTL("fwd", "1", time.Hour)))
+	h.clock.wallShift = int64(2 * time.Hour)
+	h.advance(time.Second)
+	wantMissing(t, h, "fwd")
+	mustOK(t, h.do(setTTL("back", "1", 100*time.Millisecond)))
+	h.clock.wallShift -= int64(time.Hour)
+	h.advance(time.Second)
+	wantValue(t, h, "back", "1")
+}
+
+func TestTTLValidation(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	for _, c := range []struct {
+		req  *core.Request
+		code string
+	}{
+		{&core.Request{Op: core.OpGet, Key: "k", TTLMs: 5}, core.CodeBadRequest},
+		{&core.Request{Op: core.OpBulkSet, Items: []core.KV{{Key: "k"}}, TTLMs: 5}, core.CodeBadRequest},
+		{setTTL("k", "v", time.Duration(core.TTLMsMax+1)*time.Millisecond), core.CodeBadRequest},
+		{&core.Request{Op: core.OpTTL}, core.CodeBadRequest},
+	} {
+		if r := h.do(c.req); r.OK || r.Error.Code != c.code {
+			t.Errorf("%+v: %+v, want %s", c.req, r, c.code)
+		}
+	}
+	for _, line := range []string{
+		`{"op":"set","key":"k","value":"v","ttl_ms":0}`,
+		`{"op":"set","key":"k","value":"v","ttl_ms":-1}`,
+		`{"op":"set","key":"k","value":"v","ttl_ms":"5"}`,
+		`{"op":"get","key":"k","ttl_ms":5}`,
+		`{"op":"ttl","key":"k","ttl_ms":5}`,
+	} {
+		if _, bad := core.DecodeRequest([]byte(line)); bad == nil || bad.Error.Code != core.CodeBadRequest {
+			t.Errorf("%s: %+v, want bad_request", line, bad)
+		}
+	}
+	req, bad := core.DecodeRequest([]byte(`{"op":"set","key":"k","value":"v","ttl_ms":1500}`))
+	if bad != nil || req.TTLMs != 1500 {
+		t.Fatalf("ttl_ms 1500: %+v %+v", req, bad)
+	}
+}
