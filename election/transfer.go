@@ -111,10 +111,15 @@ func (n *Node) onChunkAck(a *chunkAck) {
 	}
 	have := min(a.Have, uint64(len(n.outData)))
 	moved := have > t.have
-	// A lower position is the follower's having started over (a restart,
-	// a snapshot it refused), or an answer older than the last: either way
-	// the next resend starts there.
-	t.have = have
+	if moved || have == 0 {
+		// A follower's position only grows, unless it started over (a
+		// restart, a snapshot it refused): then it is 0, and the next
+		// resend starts there. Any other lower one is an answer older
+		// than the last; taking it would make the next copy of the
+		// current one look like a move, and send a chunk on the wire
+		// already.
+		t.have = have
+	}
 	switch {
 	case have == uint64(len(n.outData)):
 		t.sentTick = n.ticks // done: lingers until Raft hears of it
