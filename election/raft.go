@@ -143,6 +143,18 @@ type progress struct {
 	next  uint64 // next index to send
 	// active: the follower was heard from in this check-quorum period.
 	active bool
+	// probing: the follower refused an append, and where its log meets
+	// the leader's is being found one append at a time (etcd's probe
+	// state): probeSent says one is on its way, probePrev is its prev
+	// index, and only a refusal of exactly that append moves next back.
+	// Acting on every refusal, as appends went out pipelined, every
+	// heartbeat, proposal and read (and the network's copies) started a
+	// walk back of its own, each re-sending entries (found by review).
+	// An acknowledgement ends it; a heartbeat resends a probe that went
+	// unanswered.
+	probing   bool
+	probeSent bool
+	probePrev uint64
 }
 
 // Raft is one node's consensus state. It is not safe for concurrent use.
@@ -179,6 +191,9 @@ type Raft struct {
 	// appendsDue: proposals were made since the last Ready; their appends
 	// are sent when it is taken.
 	appendsDue bool
+	// heartbeatsDue: reads asked for a round of confirmations since the
+	// last Ready, which sends one append per follower for them all.
+	heartbeatsDue bool
 
 	// snapshot is the latest one this node has, to send to a follower
 	// that needs entries it compacted away; pendingSnapshot is one
@@ -407,6 +422,9 @@ func (r *Raft) Tick() {
 	}
 	if r.heartbeatElapsed >= r.cfg.HeartbeatTicks {
 		r.heartbeatElapsed = 0
+		for i := range r.progress {
+			r.progress[i].probeSent = false // resent, in case it was lost
+		}
 		r.broadcastAppend()
 	}
 }
@@ -494,11 +512,15 @@ func (r *Raft) broadcastAppend() {
 // heartbeat only when heartbeat is set.
 func (r *Raft) sendAppend(i int, to core.NodeID, heartbeat bool) {
 	pr := &r.progress[i]
+	if pr.probing && pr.probeSent {
+		return // one probe at a time; the next heartbeat resends it
+	}
 	prev := pr.next - 1
 	if prev < r.log.offset {
 		// The follower needs entries that are gone into the snapshot.
 		assert(r.snapshot != nil && r.snapshot.Index == r.log.offset, "sendAppend: log compacted to %d without a snapshot", r.log.offset)
 		pr.next = r.snapshot.Index + 1
+		pr.probeSent, pr.probePrev = pr.probing, r.snapshot.Index
 		r.send(Message{Type: MsgSnap, To: to, Snapshot: r.snapshot, Commit: r.log.committed, Context: r.readRound})
 		return
 	}
@@ -524,8 +546,13 @@ func (r *Raft) sendAppend(i int, to core.NodeID, heartbeat bool) {
 	// while this node, deposed, takes a newer leader's entries, which
 	// maybeAppend writes over the log's in place.
 	ents = slices.Clone(ents)
-	// Pipelining: assume the entries arrive; a refusal moves next back.
-	pr.next += uint64(len(ents))
+	if pr.probing {
+		pr.probeSent, pr.probePrev = true, prev
+	} else {
+		// Pipelining: assume the entries arrive; a refusal moves next
+		// back.
+		pr.next += uint64(len(ents))
+	}
 	r.send(Message{Type: MsgApp, To: to, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed, Context: r.readRound})
 }
 
@@ -687,11 +714,32 @@ func (r *Raft) handleAppend(m Message) {
 	}
 	lastNew, ok := r.log.maybeAppend(m.Index, m.LogTerm, m.Entries)
 	if !ok {
-		r.send(Message{Type: MsgAppResp, To: m.From, Index: m.Index, Reject: true, RejectHint: min(m.Index, r.log.lastIndex()), Context: m.Context})
+		hint := r.rejectHint(m.Index, m.LogTerm)
+		hintTerm, _ := r.log.term(hint) // 0 if compacted: no help to the leader
+		r.send(Message{Type: MsgAppResp, To: m.From, Index: m.Index, Reject: true, RejectHint: hint, LogTerm: hintTerm, Context: m.Context})
 		return
 	}
 	r.log.commitTo(min(m.Commit, lastNew))
 	r.send(Message{Type: MsgAppResp, To: m.From, Index: lastNew, Context: m.Context})
+}
+
+// rejectHint is where a follower that refuses an append at (index,
+// logTerm) guesses its log may meet the leader's: at most its last entry,
+// and below its entries of terms above logTerm, none of which the leader
+// holds there (an entry of a term above the leader's at index would sit
+// after one of a lower term in the leader's log). So a deposed leader's
+// uncommitted tail of one term is skipped in one refusal, not an entry a
+// round trip; the leader's next probe checks the guess.
+func (r *Raft) rejectHint(index, logTerm uint64) uint64 {
+	hint := min(index, r.log.lastIndex())
+	for hint > r.log.committed {
+		t, ok := r.log.term(hint)
+		if !ok || t <= logTerm {
+			break
+		}
+		hint--
+	}
+	return hint
 }
 
 // forgetAcksFrom drops the acknowledgements waiting for the next Ready that
@@ -714,23 +762,48 @@ func (r *Raft) handleAppendResp(i int, m Message) {
 		r.confirmReads()
 	}
 	if m.Reject {
-		// Only a refusal of what we last sent moves next back; a late one
-		// is stale.
-		if m.Index < pr.next {
-			if m.RejectHint < pr.match {
-				// The follower's log ends below what it acknowledged:
-				// it lost its disk and rejoins empty (HardState.Rejoining),
-				// or this refusal is older than its acknowledgements.
-				// Either way it is sent its entries again from there; the
-				// commit index, which it helped move, never goes back.
-				pr.match = m.RejectHint
-			}
-			pr.next = max(pr.match+1, min(m.Index, m.RejectHint+1))
-			r.sendAppend(i, m.From, true)
+		switch {
+		case pr.probing && (!pr.probeSent || m.Index != pr.probePrev):
+			// Not the answer to the probe on its way: an earlier
+			// append's, or a copy. That probe's answer moves next.
+			return
+		case !pr.probing && m.Index >= pr.next:
+			return // a refusal of an append before next moved back
 		}
+		if m.RejectHint < pr.match {
+			// The follower's log ends below what it acknowledged: it
+			// lost its disk and rejoins empty (HardState.Rejoining), or
+			// this refusal is older than its acknowledgements. Either
+			// way it is sent its entries again from there; the commit
+			// index, which it helped move, never goes back.
+			pr.match = m.RejectHint
+		}
+		hint := m.RejectHint
+		if m.LogTerm > 0 {
+			// The follower's entry at hint is of term m.LogTerm: ours
+			// of higher terms below it cannot match it, nor anything
+			// before it there, so the probe skips them (the leader's
+			// half of rejectHint; etcd's findConflictByTerm).
+			for hint > pr.match {
+				if t, ok := r.log.term(hint); !ok || t <= m.LogTerm {
+					break
+				}
+				hint--
+			}
+		}
+		pr.next = max(pr.match+1, min(m.Index, hint+1))
+		pr.probing, pr.probeSent = true, false
+		r.sendAppend(i, m.From, true)
 		return
 	}
-	// The follower's acknowledgement left after its disk held the entries.
+	// The follower's acknowledgement left after its disk held the entries:
+	// its log is the leader's through m.Index.
+	if pr.probing {
+		// Found where the logs meet: replicate, pipelined, from there.
+		pr.probing, pr.probeSent = false, false
+		pr.next = max(pr.match, m.Index) + 1
+		r.appendsDue = true
+	}
 	if m.Index > pr.match {
 		pr.match = m.Index
 		pr.next = max(pr.next, m.Index+1)
@@ -779,7 +852,9 @@ func (r *Raft) ReadIndex(id uint64) error {
 	r.readAcks[r.self] = r.readRound
 	r.confirmReads()
 	if len(r.reads) > 0 {
-		r.broadcastAppend()
+		// The round's confirmations leave with the next Ready, one
+		// append per follower for all the reads of a turn.
+		r.heartbeatsDue = true
 	}
 	return nil
 }
@@ -889,7 +964,7 @@ func (r *Raft) Rejoining() bool { return r.rejoining }
 
 // HasReady reports whether Ready has anything.
 func (r *Raft) HasReady() bool {
-	return r.hardState() != r.prevHard || r.log.stable < r.log.lastIndex() || len(r.msgs) > 0 ||
+	return r.hardState() != r.prevHard || r.log.stable < r.log.lastIndex() || len(r.msgs) > 0 || r.heartbeatsDue ||
 		len(r.log.toApply()) > 0 || len(r.readStates) > 0 || r.pendingSnapshot != nil
 }
 
@@ -898,6 +973,12 @@ func (r *Raft) HasReady() bool {
 // messages (a caller that syncs the entries in the background does): what
 // they change comes in the next Ready.
 func (r *Raft) Ready() Ready {
+	if r.heartbeatsDue {
+		r.heartbeatsDue = false
+		if r.state == Leader {
+			r.broadcastAppend()
+		}
+	}
 	if r.appendsDue {
 		r.appendsDue = false
 		if r.state == Leader {
