@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -146,6 +147,87 @@ func (c *ops) Delete(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// SetWithTTL stores value under key, which expires after ttl: the server
+// (a cluster's leader) deletes the key once ttl has passed on its calendar
+// clock, and reads see it until then. ttl is sent in whole milliseconds,
+// rounded up; it must be at least a millisecond and at most ten years
+// (core.TTLMsMax), else the call fails with an error matching ErrInvalidTTL
+// and nothing is sent. A later Set, BulkSet or Delete of the key replaces
+// the deadline (a plain Set keeps the key for good). A single node and a
+// cluster take it; a mesh refuses it (not_implemented).
+func (c *ops) SetWithTTL(ctx context.Context, key, value string, ttl time.Duration) error {
+	ms, err := ttlMs(ttl)
+	if err == nil {
+		_, err = c.do(ctx, core.Request{Op: core.OpSet, Key: key, Value: &value, TTLMs: ms})
+	}
+	if err != nil {
+		return fmt.Errorf("dkv: set %q (ttl %v): %w", key, ttl, err)
+	}
+	return nil
+}
+
+// SetIfAbsentWithTTL is SetIfAbsent of a key that expires after ttl (as
+// SetWithTTL): a lease that frees itself. It reports whether it stored
+// value: false, with a nil error, means the key existed (another holds the
+// lease) and nothing was written. Renew the lease with
+// CompareAndSwapWithTTL(ctx, key, value, value, ttl), release it with
+// CompareAndDelete(ctx, key, value).
+func (c *ops) SetIfAbsentWithTTL(ctx context.Context, key, value string, ttl time.Duration) (bool, error) {
+	return c.conditionalWithTTL(ctx, core.Request{Op: core.OpSet, Key: key, Value: &value, IfAbsent: true}, ttl)
+}
+
+// CompareAndSwapWithTTL is CompareAndSwap whose key, if new is stored,
+// expires after ttl (as SetWithTTL): the renewal of a lease taken with
+// SetIfAbsentWithTTL, which must not extend a lease that expired and was
+// taken by another.
+func (c *ops) CompareAndSwapWithTTL(ctx context.Context, key, old, new string, ttl time.Duration) (bool, error) {
+	return c.conditionalWithTTL(ctx, core.Request{Op: core.OpSet, Key: key, Value: &new, IfValue: &old}, ttl)
+}
+
+func (c *ops) conditionalWithTTL(ctx context.Context, req core.Request, ttl time.Duration) (bool, error) {
+	ms, err := ttlMs(ttl)
+	if err != nil {
+		return false, fmt.Errorf("dkv: %s %q (%s): %w", req.Op, req.Key, req.Condition(), err)
+	}
+	req.TTLMs = ms
+	return c.conditional(ctx, req)
+}
+
+// ttlMs is ttl in whole milliseconds, rounded up, if it is a ttl a set may
+// carry.
+func ttlMs(ttl time.Duration) (uint64, error) {
+	if ttl < time.Millisecond {
+		return 0, fmt.Errorf("%w: %v is less than a millisecond", ErrInvalidTTL, ttl)
+	}
+	ms := uint64((ttl + time.Millisecond - 1) / time.Millisecond)
+	if ms > core.TTLMsMax {
+		return 0, fmt.Errorf("%w: %v is more than ten years (%d ms)", ErrInvalidTTL, ttl, uint64(core.TTLMsMax))
+	}
+	return ms, nil
+}
+
+// TTL reports how long key has left before the server deletes it: expires
+// is false, and left 0, for a key without a deadline (set without a ttl).
+// left is 0 once the deadline has passed, until the server has deleted the
+// key. A missing key is an error matching ErrNotFound. A mesh refuses it
+// (not_implemented).
+func (c *ops) TTL(ctx context.Context, key string) (left time.Duration, expires bool, err error) {
+	resp, err := c.do(ctx, core.Request{Op: core.OpTTL, Key: key})
+	if err == nil && resp.TTLMs != nil && *resp.TTLMs > ttlMsAnswerMax {
+		err = fmt.Errorf("%w: ttl answered %d ms, more than a time.Duration holds", ErrProtocol, *resp.TTLMs)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("dkv: ttl %q: %w", key, err)
+	}
+	if resp.TTLMs == nil {
+		return 0, false, nil
+	}
+	return time.Duration(*resp.TTLMs) * time.Millisecond, true, nil
+}
+
+// ttlMsAnswerMax is the most milliseconds a time.Duration holds.
+const ttlMsAnswerMax = uint64(math.MaxInt64 / int64(time.Millisecond))
 
 // SetIfAbsent stores value under key only if key does not exist, and
 // reports whether it did: false, with a nil error, means the key existed
@@ -310,8 +392,9 @@ func Limit(n int) SearchOption {
 // Do sends req as is, except for its id, which the client replaces with its
 // own to match the response. It returns the response whenever one arrived;
 // if that response is a failure, the error is its *ServerError as well.
-// Only get, ping and status count as reads for retrying; any other op is
-// treated as a write and never repeated once sent.
+// Only get, bulk_get, ttl, ping, status, scan and the searches count as
+// reads for retrying; any other op is treated as a write and never repeated
+// once sent.
 func (c *ops) Do(ctx context.Context, req *core.Request) (*core.Response, error) {
 	resp, err := c.do(ctx, *req)
 	if err != nil {
@@ -340,7 +423,7 @@ func (c *KVClient) Close() error {
 
 func isRead(op string) bool {
 	switch op {
-	case core.OpGet, core.OpBulkGet, core.OpPing, core.OpStatus, core.OpSearch, core.OpSearchSimilar, core.OpScan:
+	case core.OpGet, core.OpBulkGet, core.OpPing, core.OpStatus, core.OpSearch, core.OpSearchSimilar, core.OpScan, core.OpTTL:
 		return true
 	}
 	return false

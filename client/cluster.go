@@ -30,17 +30,19 @@ import (
 // of a failed leader do not return in step. A call makes at most
 // WithMaxAttempts attempts (default 20), each bounded by WithAttemptTimeout
 // (default 2s), and all of them by its context or, without a deadline, the
-// request timeout. Ping and Status are answered by any node.
+// request timeout. Ping and Status are answered by any node; the other
+// reads (Get, TTL, ...) by the leader, as it confirms it still leads.
 //
 // Exactly-once writes. The client is one session of the cluster: a random
 // client id, picked once, and a sequence number for each write (Set,
-// Delete, BulkSet, and any op Do does not know as a read), 1, 2, ... in the
-// order calls begin. Every attempt of a write carries the same id and
-// sequence number, so the cluster applies it at most once, however many
-// nodes it was sent to, and answers a retry with the first outcome. Each
-// write also carries acked, the lowest sequence number of a write still in
-// progress: every write below it has been answered or given up on and is
-// never sent again, so the cluster may forget it. Reads carry no session.
+// SetWithTTL, the conditional writes, Delete, BulkSet, and any op Do does
+// not know as a read), 1, 2, ... in the order calls begin. Every attempt of
+// a write carries the same id and sequence number, so the cluster applies
+// it at most once, however many nodes it was sent to, and answers a retry
+// with the first outcome. Each write also carries acked, the lowest
+// sequence number of a write still in progress: every write below it has
+// been answered or given up on and is never sent again, so the cluster may
+// forget it. Reads carry no session.
 //
 // Outcomes. A write that returns nil was committed. A write whose every
 // attempt was refused without effect (not_leader, unavailable, a connection

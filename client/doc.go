@@ -15,8 +15,8 @@
 // The client never silently repeats a write it has sent. When a connection
 // breaks under a write, or the caller's context expires after the write left,
 // the call fails with an error matching ErrUnknownOutcome: the server may or
-// may not have applied it. Reads (Get, Ping, Status) are retried once on a
-// fresh connection, and a request that provably never left is retried too.
+// may not have applied it. Reads (Get, TTL, Ping, Status, ...) are retried once
+// on a fresh connection, and a request that provably never left is retried too.
 // The next call after a broken connection redials, with bounded retries and
 // backoff for the dial only.
 //

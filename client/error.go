@@ -7,8 +7,8 @@ import (
 )
 
 var (
-	// ErrNotFound matches (through errors.Is) the ServerError of a get of a
-	// key that does not exist.
+	// ErrNotFound matches (through errors.Is) the ServerError of a get or
+	// a ttl of a key that does not exist.
 	ErrNotFound = errors.New("not found")
 
 	// ErrIndexesDisabled matches the ServerError of a search on a server
@@ -32,6 +32,11 @@ var (
 	// condition_refused_earlier too: a retry of a write that was refused
 	// when it first applied, whose answer (with the value) was lost.
 	ErrConditionFailed = errors.New("condition failed")
+
+	// ErrInvalidTTL is wrapped by the error of SetWithTTL and its kin given
+	// a ttl that no set may carry: under a millisecond, or over ten years
+	// (core.TTLMsMax milliseconds). Nothing was sent.
+	ErrInvalidTTL = errors.New("invalid ttl")
 
 	// ErrScanExpired matches the ServerError of a consistent scan's page
 	// whose view the server no longer keeps: the walk must start again.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"dkv/core"
 )
@@ -19,12 +20,16 @@ type Server struct {
 	limits core.Limits
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	data     map[string]string
-	conns    map[net.Conn]struct{}
-	accepted int
-	requests []core.Request
-	closed   bool
+	mu   sync.Mutex
+	data map[string]string
+	// deadlines are the keys that expire (a set's ttl_ms) and when, by
+	// now (SetClock; nil: the real time).
+	deadlines map[string]time.Time
+	now       func() time.Time
+	conns     map[net.Conn]struct{}
+	accepted  int
+	requests  []core.Request
+	closed    bool
 	// Set by Follow: answer leader-only ops with not_leader naming leader.
 	following bool
 	leader    string
@@ -39,11 +44,12 @@ func NewServer(tb testing.TB) *Server {
 		tb.Fatalf("clienttest: listen: %v", err)
 	}
 	s := &Server{
-		Addr:   ln.Addr().String(),
-		ln:     ln,
-		limits: core.DefaultLimits(),
-		data:   map[string]string{},
-		conns:  map[net.Conn]struct{}{},
+		Addr:      ln.Addr().String(),
+		ln:        ln,
+		limits:    core.DefaultLimits(),
+		data:      map[string]string{},
+		deadlines: map[string]time.Time{},
+		conns:     map[net.Conn]struct{}{},
 	}
 	s.wg.Add(1)
 	go s.accept()
@@ -78,7 +84,7 @@ func (s *Server) DropConnections() {
 }
 
 // Follow makes the server act as a cluster follower: from now on it answers
-// set, get, delete and bulk_set with not_leader naming leader (none if
+// set, get, ttl, delete and bulk_set with not_leader naming leader (none if
 // leader is ""), and still serves ping and status. Lead undoes it.
 func (s *Server) Follow(leader string) {
 	s.mu.Lock()
@@ -91,6 +97,45 @@ func (s *Server) Lead() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.following, s.leader = false, ""
+}
+
+// SetClock makes the server keep the deadlines of keys that expire (a
+// set's ttl_ms) by now rather than by the real time, so that a test can
+// move time on at will. A key is deleted once now reaches its deadline, as
+// the server next looks: at the next request, or Data. now is called with
+// the server's lock held, so it must not call the server.
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+// Deadline reports when key expires, if it has a deadline.
+func (s *Server) Deadline(key string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expire()
+	at, ok := s.deadlines[key]
+	return at, ok
+}
+
+// clock is the server's time. Called with s.mu held.
+func (s *Server) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
+}
+
+// expire deletes the keys whose deadline has passed. Called with s.mu held.
+func (s *Server) expire() {
+	now := s.clock()
+	for k, at := range s.deadlines {
+		if !now.Before(at) {
+			delete(s.data, k)
+			delete(s.deadlines, k)
+		}
+	}
 }
 
 // Accepted is how many connections the server has accepted.
@@ -112,6 +157,7 @@ func (s *Server) Requests() []core.Request {
 func (s *Server) Data() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expire()
 	m := make(map[string]string, len(s.data))
 	for k, v := range s.data {
 		m[k] = v
@@ -198,6 +244,7 @@ func (s *Server) apply(req *core.Request) core.Response {
 		resp.Error.Leader = s.leader
 		return resp
 	}
+	s.expire()
 	if cond := req.Condition(); cond.Kind != core.CondNone {
 		cur, found := s.data[req.Key]
 		if !cond.Holds(cur, found) {
@@ -207,6 +254,20 @@ func (s *Server) apply(req *core.Request) core.Response {
 	switch req.Op {
 	case core.OpSet:
 		s.data[req.Key] = *req.Value
+		delete(s.deadlines, req.Key)
+		if req.TTLMs != 0 {
+			s.deadlines[req.Key] = s.clock().Add(time.Duration(req.TTLMs) * time.Millisecond)
+		}
+	case core.OpTTL:
+		if _, ok := s.data[req.Key]; !ok {
+			return core.NotFoundResponse(req.Key)
+		}
+		at, ok := s.deadlines[req.Key]
+		if !ok {
+			return core.OKResponse()
+		}
+		left := uint64(max(at.Sub(s.clock()), 0) / time.Millisecond)
+		return core.Response{OK: true, TTLMs: &left}
 	case core.OpGet:
 		v, ok := s.data[req.Key]
 		if !ok {
@@ -215,9 +276,11 @@ func (s *Server) apply(req *core.Request) core.Response {
 		return core.Response{OK: true, Value: &v}
 	case core.OpDelete:
 		delete(s.data, req.Key)
+		delete(s.deadlines, req.Key)
 	case core.OpBulkSet:
 		for _, kv := range req.Items {
 			s.data[kv.Key] = kv.Value
+			delete(s.deadlines, kv.Key)
 		}
 	case core.OpStatus:
 		return core.Response{OK: true, Status: &core.Status{Mode: "fake", Keys: len(s.data)}}
