@@ -104,7 +104,7 @@ func TestConditionalUsageErrors(t *testing.T) {
 		{[]string{"delete", "--if-absent", "k"}, "delete takes --if-value only, not --if-absent"},
 		{[]string{"delete", "--if-exists", "k"}, "delete takes --if-value only, not --if-exists"},
 		{[]string{"delete", "--if-value", "a", "--if-exists", "k"}, "delete takes one condition at most"},
-		{[]string{"set", "--if-absent", "k"}, "set takes 2 argument(s): kv set [--if-absent | --if-exists | --if-value OLD] KEY VALUE"},
+		{[]string{"set", "--if-absent", "k"}, "set takes 2 argument(s): kv set [--ttl D] [--if-absent | --if-exists | --if-value OLD] KEY VALUE"},
 		{[]string{"set", "--if-value", "old", "k", "v", "x"}, "set takes 2 argument(s)"},
 		{[]string{"delete", "--if-value", "old"}, "delete takes 1 argument(s): kv delete [--if-value OLD] KEY"},
 		{[]string{"delete", "--if-value"}, "flag needs an argument: -if-value"},
@@ -121,7 +121,7 @@ func TestConditionalUsageErrors(t *testing.T) {
 	}
 	code, stdout, _ := kv(t, "help")
 	for _, want := range []string{
-		"set [--if-absent | --if-exists | --if-value OLD] KEY VALUE",
+		"set [--ttl D] [--if-absent | --if-exists | --if-value OLD] KEY VALUE",
 		"delete [--if-value OLD] KEY",
 		"usage error, 3 the\ncondition of a set or delete did not hold",
 	} {

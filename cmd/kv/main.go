@@ -40,14 +40,20 @@ const (
 const usage = `usage: kv [flags] command [args]
 
 Commands:
-  set [--if-absent | --if-exists | --if-value OLD] KEY VALUE
+  set [--ttl D] [--if-absent | --if-exists | --if-value OLD] KEY VALUE
                            store VALUE under KEY (durable when it returns);
                            with a condition, only if KEY does not exist,
                            exists, or holds OLD (compare-and-set), checked
                            where the write applies; else nothing is
                            written, KEY's value is said on standard error,
-                           and the exit status is 3
+                           and the exit status is 3. With --ttl (30s,
+                           1500ms, 2h; at least 1ms, at most ten years),
+                           the server deletes KEY once D has passed; a set
+                           without it keeps KEY for good
   get KEY                  print the value of KEY; exit 1 if it does not exist
+  ttl KEY                  print the time KEY has left before it expires
+                           (e.g. 29.5s; 0s once due), or "no expiry"; exit 1
+                           if it does not exist
   delete [--if-value OLD] KEY
                            remove KEY (succeeds if it does not exist); with
                            --if-value, only if KEY holds OLD, else as a set
@@ -109,6 +115,9 @@ Examples:
   kv --port 9001 delete hello
   kv set --if-absent lock owner-1   # exit 3 if lock exists
   kv set --if-value 41 counter 42   # exit 3 if counter does not hold 41
+  kv set --ttl 30s session:7 alice  # gone in 30 seconds
+  kv set --if-absent --ttl 10s lock owner-1   # a lease that frees itself
+  kv ttl session:7                  # 29.5s
   kv delete --if-value owner-1 lock
   kv bulk-set k1 v1 k2 v2
   kv bulk-set --file items.json     # [{"key":"k1","value":"v1"}, ...]
@@ -261,7 +270,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 // client.ClusterKVClient of a cluster.
 type store interface {
 	Set(ctx context.Context, key, value string) error
+	SetWithTTL(ctx context.Context, key, value string, ttl time.Duration) error
 	Get(ctx context.Context, key string) (string, error)
+	TTL(ctx context.Context, key string) (time.Duration, bool, error)
 	Delete(ctx context.Context, key string) error
 	BulkSet(ctx context.Context, items []client.KV) error
 	BulkGet(ctx context.Context, keys ...string) ([]*string, error)
@@ -309,6 +320,25 @@ func parseCommand(cmd string, args []string) (operation, error) {
 				return err
 			}
 			_, err = fmt.Fprintln(w, v)
+			return err
+		}, nil
+	case "ttl":
+		if err := nargs(1, "ttl KEY"); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c store, w io.Writer) error {
+			left, expires, err := c.TTL(ctx, args[0])
+			if errors.Is(err, client.ErrNotFound) {
+				return notFoundError{key: args[0]}
+			}
+			if err != nil {
+				return err
+			}
+			if !expires {
+				_, err = fmt.Fprintln(w, "no expiry")
+				return err
+			}
+			_, err = fmt.Fprintln(w, left)
 			return err
 		}, nil
 	case "bulk-set":
@@ -393,11 +423,11 @@ func parseCommand(cmd string, args []string) (operation, error) {
 	return nil, usagef("unknown command %q", cmd)
 }
 
-// parseWrite reads "set [--if-absent | --if-exists | --if-value OLD] KEY
-// VALUE" and "delete [--if-value OLD] KEY". (A KEY that starts with "-"
-// follows "--".)
+// parseWrite reads "set [--ttl D] [--if-absent | --if-exists | --if-value
+// OLD] KEY VALUE" and "delete [--if-value OLD] KEY". (A KEY that starts
+// with "-" follows "--".)
 func parseWrite(cmd string, args []string) (operation, error) {
-	form := "set [--if-absent | --if-exists | --if-value OLD] KEY VALUE"
+	form := "set [--ttl D] [--if-absent | --if-exists | --if-value OLD] KEY VALUE"
 	if cmd == "delete" {
 		form = "delete [--if-value OLD] KEY"
 	}
@@ -406,13 +436,18 @@ func parseWrite(cmd string, args []string) (operation, error) {
 	ifAbsent := fs.Bool("if-absent", false, "")
 	ifExists := fs.Bool("if-exists", false, "")
 	ifValue := fs.String("if-value", "", "")
+	ttl := fs.Duration("ttl", 0, "")
 	if err := fs.Parse(args); err != nil {
 		return nil, usagef("%s: %v: kv %s", cmd, err, form)
 	}
 	req := &core.Request{Op: core.OpSet, IfAbsent: *ifAbsent, IfExists: *ifExists}
 	var conds []string
+	withTTL := false
 	fs.Visit(func(f *flag.Flag) {
 		switch {
+		case f.Name == "ttl":
+			withTTL = true
+			return
 		case f.Name == "if-value":
 			req.IfValue = ifValue // an empty OLD is a value too
 		case f.Value.String() == "false":
@@ -429,6 +464,19 @@ func parseWrite(cmd string, args []string) (operation, error) {
 		if req.IfAbsent || req.IfExists {
 			return nil, usagef("delete takes --if-value only, not %s (a delete of a key that does not exist already succeeds): kv %s", conds[0], form)
 		}
+		if withTTL {
+			return nil, usagef("delete takes no --ttl (a set does): kv %s", form)
+		}
+	}
+	if withTTL {
+		// As the client checks it, but as a usage error.
+		switch {
+		case *ttl < time.Millisecond:
+			return nil, usagef("--ttl must be at least 1ms, got %v", *ttl)
+		case *ttl > core.TTLMsMax*time.Millisecond:
+			return nil, usagef("--ttl must be at most ten years (%v), got %v", core.TTLMsMax*time.Millisecond, *ttl)
+		}
+		req.TTLMs = uint64((*ttl + time.Millisecond - 1) / time.Millisecond)
 	}
 	if fs.NArg() != n {
 		return nil, usagef("%s takes %d argument(s): kv %s", cmd, n, form)
@@ -440,6 +488,11 @@ func parseWrite(cmd string, args []string) (operation, error) {
 		req.Value = &value
 	}
 	if len(conds) == 0 {
+		if cmd == "set" && withTTL {
+			return func(ctx context.Context, c store, w io.Writer) error {
+				return printOK(w, c.SetWithTTL(ctx, key, *req.Value, *ttl))
+			}, nil
+		}
 		if cmd == "set" {
 			return func(ctx context.Context, c store, w io.Writer) error {
 				return printOK(w, c.Set(ctx, key, *req.Value))
