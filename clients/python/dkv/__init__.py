@@ -14,7 +14,7 @@ protocol is docs/PROTOCOL.md in the dkv repository. Standard library only.
 """
 
 from .client import KVClient, Pipeline
-from .protocol import ScanPage
+from .protocol import TTL_MS_MAX, ScanPage
 from .cluster import ClusterKVClient
 from .errors import (
     AuthFailed,
@@ -57,6 +57,7 @@ __all__ = [
     "ClusterKVClient",
     "Pipeline",
     "ScanPage",
+    "TTL_MS_MAX",
     "AuthFailed",
     "AuthRequired",
     "BadRequest",

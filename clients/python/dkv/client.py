@@ -86,10 +86,16 @@ class _Calls(object):
     each builds its op and hands it to the class's _submit (send and wait,
     queue, or send to the leader with a session)."""
 
-    def Set(self, key, value):
+    def Set(self, key, value, ttl_ms=None):
         """Stores value under key. Returns once the write is durable (on a
-        cluster node: committed on a majority)."""
-        return self._submit(_set(key, value))
+        cluster node: committed on a majority).
+
+        With ttl_ms (an int, 1..ten years of milliseconds), the key
+        expires: the server (a cluster's leader) deletes it once ttl_ms
+        have passed on its calendar clock; reads see it until then. A Set
+        without ttl_ms, a BulkSet or a Delete replaces the deadline. A
+        mesh refuses ttl_ms (NotImplementedByServer)."""
+        return self._submit(_set(key, value, ttl_ms))
 
     def Get(self, key):
         """The value of key, or None if it is missing.
@@ -105,24 +111,38 @@ class _Calls(object):
         """Removes key. Deleting a missing key succeeds."""
         return self._submit(_delete(key))
 
-    def SetIfAbsent(self, key, value):
+    def TTL(self, key):
+        """The seconds key has left before the server deletes it (a float;
+        0.0 once its deadline passed, until the server has deleted it), or
+        None for a key without a deadline. A missing key raises NotFound;
+        a mesh refuses it (NotImplementedByServer)."""
+        return self._submit(_ttl(key))
+
+    def SetIfAbsent(self, key, value, ttl_ms=None):
         """Stores value under key only if key does not exist. Returns True
         if it did, False if the key existed (nothing was written). The
         check and the write are one step: of many clients racing to create
         a key, exactly one gets True. A single node and a cluster take it;
-        a mesh refuses it (NotImplementedByServer)."""
-        return self._submit(_conditional(protocol.set_if_absent_request(key, value)))
+        a mesh refuses it (NotImplementedByServer).
 
-    def SetIfExists(self, key, value):
+        With ttl_ms (as Set's), the key expires: a lease that frees
+        itself. Renew it with CompareAndSwap(key, value, value,
+        ttl_ms=...), release it with CompareAndDelete(key, value)."""
+        return self._submit(_conditional(protocol.set_if_absent_request(key, value, ttl_ms)))
+
+    def SetIfExists(self, key, value, ttl_ms=None):
         """Stores value under key only if key exists. Returns True if it
-        did, False if the key did not exist (nothing was written)."""
-        return self._submit(_conditional(protocol.set_if_exists_request(key, value)))
+        did, False if the key did not exist (nothing was written). With
+        ttl_ms, as Set's, the key then expires."""
+        return self._submit(_conditional(protocol.set_if_exists_request(key, value, ttl_ms)))
 
-    def CompareAndSwap(self, key, old, new):
+    def CompareAndSwap(self, key, old, new, ttl_ms=None):
         """Stores new under key only if key holds old. Returns True if it
         did, False if the key held another value or did not exist (nothing
-        was written)."""
-        return self._submit(_conditional(protocol.compare_and_swap_request(key, old, new)))
+        was written). With ttl_ms, as Set's, the key then expires: the
+        renewal of a lease taken with SetIfAbsent, which must not extend
+        one that expired and was taken by another."""
+        return self._submit(_conditional(protocol.compare_and_swap_request(key, old, new, ttl_ms)))
 
     def CompareAndDelete(self, key, old):
         """Deletes key only if it holds old. Returns True if it did, False
@@ -186,6 +206,7 @@ class _Calls(object):
     set = Set
     get = Get
     delete = Delete
+    ttl = TTL
     set_if_absent = SetIfAbsent
     set_if_exists = SetIfExists
     compare_and_swap = CompareAndSwap
@@ -268,8 +289,12 @@ class _Op(object):
         self.conditional = conditional
 
 
-def _set(key, value):
-    return _Op(protocol.set_request(key, value), _none)
+def _set(key, value, ttl_ms=None):
+    return _Op(protocol.set_request(key, value, ttl_ms), _none)
+
+
+def _ttl(key):
+    return _Op(protocol.ttl_request(key), protocol.ttl_of)
 
 
 def _conditional(req):
@@ -363,11 +388,14 @@ class KVClient(_Calls, _Walks):
     or a server without TLS, raises TLSError at once, without retries; a
     client without TLS at a TLS port gets TLSRequired.
 
-    Calls: ``Set(key, value)``, ``Get(key)`` (None for a missing key),
-    ``Delete(key)``, the conditional writes ``SetIfAbsent(key, value)``,
-    ``SetIfExists(key, value)``, ``CompareAndSwap(key, old, new)`` and
-    ``CompareAndDelete(key, old)`` (True if applied, False if the
-    condition did not hold), ``BulkSet([(key, value), ...])`` (atomic),
+    Calls: ``Set(key, value, ttl_ms=None)`` (with ttl_ms, the key
+    expires), ``Get(key)`` (None for a missing key), ``TTL(key)``
+    (seconds left, None without a deadline), ``Delete(key)``, the
+    conditional writes ``SetIfAbsent(key, value, ttl_ms=None)``,
+    ``SetIfExists(key, value, ttl_ms=None)``, ``CompareAndSwap(key, old,
+    new, ttl_ms=None)`` and ``CompareAndDelete(key, old)`` (True if
+    applied, False if the condition did not hold), ``BulkSet([(key,
+    value), ...])`` (atomic),
     ``Search(query, mode="all", limit=10)`` and ``SearchSimilar(word,
     top_k=5)`` (lists of (key, score), best first), ``Scan(prefix="",
     start_after="", limit=None, keys_only=False)`` (a ScanPage: one page
@@ -453,7 +481,7 @@ class KVClient(_Calls, _Walks):
         """Sends a raw request (a dict without "id"; the client adds its
         own) and returns the response dict; an ok:false response raises its
         ServerError (a conditional write's condition_failed: ConditionFailed,
-        with the key's value as ``current``). Only get, bulk_get, ping,
+        with the key's value as ``current``). Only get, bulk_get, ttl, ping,
         status, the searches and scan count as reads for retrying; any other
         op is a write, never sent twice."""
         if not isinstance(req, dict) or not isinstance(req.get("op"), str):

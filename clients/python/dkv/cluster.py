@@ -90,14 +90,14 @@ class Session(object):
 
 
 class ClusterKVClient(_Calls, _Walks):
-    """A client of a dkv cluster: the calls of KVClient (Set, Get, Delete,
-    SetIfAbsent, SetIfExists, CompareAndSwap, CompareAndDelete, BulkSet,
-    BulkGet, BulkDelete, Search, SearchSimilar, Scan, ScanAll, ping,
-    status, request), each sent to the node believed to lead (a read, such
-    as each page of a scan, is linearizable there). The pages of a
-    ScanAll with consistent=True read the view the leader pinned at the
-    first page; a follower without it redirects to the leader, and a new
-    leader has none: ScanExpired, start the walk again.
+    """A client of a dkv cluster: the calls of KVClient (Set, Get, TTL,
+    Delete, SetIfAbsent, SetIfExists, CompareAndSwap, CompareAndDelete,
+    BulkSet, BulkGet, BulkDelete, Search, SearchSimilar, Scan, ScanAll,
+    ping, status, request), each sent to the node believed to lead (a
+    read, such as TTL or each page of a scan, is linearizable there). The
+    pages of a ScanAll with consistent=True read the view the leader
+    pinned at the first page; a follower without it redirects to the
+    leader, and a new leader has none: ScanExpired, start the walk again.
 
     ``ClusterKVClient(kv_ports=[P0, P1, P2])`` as the seed writes it, on
     ``host`` (127.0.0.1); or ``addrs=["host:port", ...]``. It connects to

@@ -14,7 +14,7 @@ from .errors import ProtocolError
 # Ops that only read. They are safe to send again after a broken
 # connection; every other op is a write and is never sent twice by a
 # KVClient (a ClusterKVClient resends writes under its session only).
-READ_OPS = frozenset(("get", "bulk_get", "ping", "status", "search", "search_similar", "scan"))
+READ_OPS = frozenset(("get", "bulk_get", "ttl", "ping", "status", "search", "search_similar", "scan"))
 
 # Ops any cluster node answers itself; the others only the leader serves.
 ANY_NODE_OPS = frozenset(("ping", "status"))
@@ -31,6 +31,9 @@ RESPONSE_BYTES_MAX_DEFAULT = 64 << 20
 CLIENT_ID_MAX = (1 << 53) - 1
 
 SEARCH_MODES = ("all", "any")
+
+# The longest ttl_ms a set may carry: ten years (core.TTLMsMax).
+TTL_MS_MAX = 10 * 365 * 24 * 3600 * 1000
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
@@ -54,29 +57,62 @@ def check_positive_int(what, x):
     return x
 
 
-def set_request(key, value):
-    return {"op": "set", "key": check_str("key", key), "value": check_str("value", value)}
+def check_ttl_ms(ttl_ms):
+    """A set's ttl_ms: None (the key stays until written again), or an int
+    of milliseconds in 1..TTL_MS_MAX (ten years)."""
+    if ttl_ms is None:
+        return None
+    if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, int):
+        raise TypeError("ttl_ms must be an int of milliseconds or None, not %s" % type(ttl_ms).__name__)
+    if not 1 <= ttl_ms <= TTL_MS_MAX:
+        raise ValueError("ttl_ms must be in 1..%d (ten years), not %d" % (TTL_MS_MAX, ttl_ms))
+    return ttl_ms
 
 
-def set_if_absent_request(key, value):
+def set_request(key, value, ttl_ms=None):
+    """A set; with ttl_ms, of a key the server deletes once ttl_ms
+    milliseconds have passed."""
+    req = {"op": "set", "key": check_str("key", key), "value": check_str("value", value)}
+    if check_ttl_ms(ttl_ms) is not None:
+        req["ttl_ms"] = ttl_ms
+    return req
+
+
+def set_if_absent_request(key, value, ttl_ms=None):
     """A set that applies only if key does not exist."""
-    req = set_request(key, value)
+    req = set_request(key, value, ttl_ms)
     req["if_absent"] = True
     return req
 
 
-def set_if_exists_request(key, value):
+def set_if_exists_request(key, value, ttl_ms=None):
     """A set that applies only if key exists."""
-    req = set_request(key, value)
+    req = set_request(key, value, ttl_ms)
     req["if_exists"] = True
     return req
 
 
-def compare_and_swap_request(key, old, new):
+def compare_and_swap_request(key, old, new, ttl_ms=None):
     """A set of new that applies only if key holds old."""
-    req = set_request(key, new)
+    req = set_request(key, new, ttl_ms)
     req["if_value"] = check_str("old", old)
     return req
+
+
+def ttl_request(key):
+    return {"op": "ttl", "key": check_str("key", key)}
+
+
+def ttl_of(resp):
+    """A ttl's answer: the seconds the key has left (a float; 0.0 once its
+    deadline passed, until the server deletes it), or None for a key
+    without a deadline."""
+    if "ttl_ms" not in resp:
+        return None
+    ms = resp["ttl_ms"]
+    if isinstance(ms, bool) or not isinstance(ms, int) or ms < 0:
+        raise ProtocolError("ttl response has a ttl_ms that is not a count of milliseconds: %.200r" % (resp,))
+    return ms / 1000.0
 
 
 def compare_and_delete_request(key, old):

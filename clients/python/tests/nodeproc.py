@@ -266,3 +266,35 @@ class Cluster(object):
                     return i, st
             time.sleep(0.05)
         raise RuntimeError("no leader after %ss (last error %s):\n%s" % (timeout, last, self.logs()))
+
+
+class Mesh(object):
+    """A master-less mesh of n nodes (at least 2: a mesh node needs peers)
+    on loopback, each with its own ports and the others' replication
+    ports, as the README launches one."""
+
+    def __init__(self, base_dir, n=2, *extra):
+        ports = free_ports(2 * n)
+        self.kv_ports = ports[:n]
+        self.repl_ports = ports[n:]
+        self.base_dir = base_dir
+        self.extra = list(extra)
+        self.nodes = []
+
+    def args(self, i):
+        return (
+            ["--mode", "mesh", "--node-id", str(i), "--kv-port", str(self.kv_ports[i]), "--repl-port", str(self.repl_ports[i])]
+            + ["--peer-repl-ports"] + [str(p) for j, p in enumerate(self.repl_ports) if j != i]
+            + ["--data-dir", os.path.join(self.base_dir, "mesh%d" % i)]
+            + self.extra
+        )
+
+    def start_all(self):
+        self.nodes = [Node(self.args(i), "mesh node %d" % i) for i in range(len(self.kv_ports))]
+        for n in self.nodes:
+            n.ready()
+        return self
+
+    def kill_all(self):
+        for n in self.nodes:
+            n.kill()
