@@ -2,6 +2,7 @@ package realnet
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"runtime"
 	"strconv"
@@ -37,6 +38,8 @@ const (
 	respInfo                    // INFO: slot.raw holds the sections asked for
 	respSetCond                 // SET with NX or XX: +OK, or null when its condition did not hold
 	respSetNX                   // SETNX: 1 if it set the key, 0 if the key existed
+	respTTL                     // TTL: seconds left, -1 without a deadline, -2 for a missing key
+	respPTTL                    // PTTL: as TTL, in milliseconds
 )
 
 // respCommandInfo is one command of the table, for COMMAND and its
@@ -67,10 +70,14 @@ var respCommands = []respCommandInfo{
 	{"mget", -2, []string{"readonly", "fast"}, 1, -1, 1, "Returns the values of keys, read at one instant", "string", "1.0.0"},
 	{"mset", -3, []string{"write", "denyoom"}, 1, -1, 2, "Sets keys, atomically and durably", "string", "1.0.1"},
 	{"ping", -1, []string{"fast"}, 0, 0, 0, "Returns PONG, or the given string", "connection", "1.0.0"},
+	{"psetex", 4, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key that expires after the given milliseconds, durably (single node, cluster)", "string", "2.6.0"},
+	{"pttl", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns the milliseconds a key has left: -1 without a deadline, -2 for a missing key (single node, cluster)", "generic", "2.6.0"},
 	{"quit", -1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Closes the connection", "connection", "1.0.0"},
 	{"select", 2, []string{"loading", "stale", "fast"}, 0, 0, 0, "Selects database 0, the only one", "connection", "2.0.0"},
-	{"set", -3, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key, durably; NX or XX makes it conditional (single node, cluster)", "string", "1.0.0"},
+	{"set", -3, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key, durably; NX or XX makes it conditional, EX, PX, EXAT or PXAT makes it expire (single node, cluster)", "string", "1.0.0"},
+	{"setex", 4, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key that expires after the given seconds, durably (single node, cluster)", "string", "2.0.0"},
 	{"setnx", 3, []string{"write", "denyoom", "fast"}, 1, 1, 1, "Sets a key only if it does not exist; returns 1 if it did (single node, cluster)", "string", "1.0.0"},
+	{"ttl", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns the seconds a key has left: -1 without a deadline, -2 for a missing key (single node, cluster)", "generic", "1.0.0"},
 }
 
 // isRESPCommand reports whether word names a command of the table, in any
@@ -171,16 +178,14 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		}
 		req := core.Request{Op: core.OpSet, Key: string(args[0])}
 		kind := respOK
-		for _, opt := range args[2:] {
-			switch {
-			case strings.EqualFold(string(opt), "nx") && !req.IfExists:
-				req.IfAbsent, kind = true, respSetCond
-			case strings.EqualFold(string(opt), "xx") && !req.IfAbsent:
-				req.IfExists, kind = true, respSetCond
-			case strings.EqualFold(string(opt), "nx"), strings.EqualFold(string(opt), "xx"):
-				return errorf("ERR syntax error"), false // both, as Redis answers
-			default:
-				return errorf(setOptionError(opt)), false
+		if len(args) > 2 {
+			opts, msg := parseSetOptions(args[2:], time.Now().UnixMilli())
+			if msg != "" {
+				return errorf(msg), false
+			}
+			req.IfAbsent, req.IfExists, req.TTLMs = opts.ifAbsent, opts.ifExists, opts.ttlMs
+			if opts.ifAbsent || opts.ifExists {
+				kind = respSetCond
 			}
 		}
 		s := c.newSlot()
@@ -195,6 +200,34 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		*s.buf.Request() = core.Request{Op: core.OpSet, Key: string(args[0]), IfAbsent: true}
 		s.buf.SetValue(string(args[1]))
 		return held(s, respSetNX), false
+	case "setex", "psetex":
+		// SETEX key seconds value, PSETEX key milliseconds value.
+		if len(args) != 3 {
+			return arity(), false
+		}
+		unit := respSeconds
+		if string(name) == "psetex" {
+			unit = respMilliseconds
+		}
+		ttl, msg := respExpireTTL(string(name), args[1], unit, false, time.Now().UnixMilli())
+		if msg != "" {
+			return errorf(msg), false
+		}
+		s := c.newSlot()
+		*s.buf.Request() = core.Request{Op: core.OpSet, Key: string(args[0]), TTLMs: ttl}
+		s.buf.SetValue(string(args[2]))
+		return held(s, respOK), false
+	case "ttl", "pttl":
+		if len(args) != 1 {
+			return arity(), false
+		}
+		kind := respTTL
+		if string(name) == "pttl" {
+			kind = respPTTL
+		}
+		return request(core.Request{Op: core.OpTTL, Key: string(args[0])}, kind), false
+	case "expire", "pexpire", "expireat", "pexpireat", "persist", "expiretime", "pexpiretime", "getex":
+		return errorf(respNoExpire(string(name))), false
 	case "del":
 		if len(args) < 1 {
 			return arity(), false
@@ -290,18 +323,139 @@ func respStrings(args [][]byte) []string {
 	return out
 }
 
-// setOptionError answers SET with an option dkv lacks: its values never
-// expire, and a write returns no old value.
+// setOptionError answers SET with an option dkv lacks: KEEPTTL (every SET
+// replaces the key's deadline), GET (a write returns no old value), or one
+// Redis does not have either.
 func setOptionError(opt []byte) string {
 	name := strings.ToUpper(string(opt))
 	why := ""
 	switch name {
-	case "EX", "PX", "EXAT", "PXAT", "KEEPTTL":
-		why = ": keys never expire"
+	case "KEEPTTL":
+		why = ": every SET replaces the key's expiry (with EX, PX, EXAT or PXAT, or none)"
 	case "GET":
 		why = ": SET does not return the old value"
 	}
-	return "ERR dkv does not support SET option '" + respQuoteArg(name) + "'" + why + "; SET takes a key, a value, and NX or XX"
+	return "ERR dkv does not support SET option '" + respQuoteArg(name) + "'" + why +
+		"; SET takes a key, a value, NX or XX, and one of EX seconds, PX milliseconds, EXAT unix-time-seconds, PXAT unix-time-milliseconds"
+}
+
+// respSetOptions is what SET's options after the key and value ask for.
+type respSetOptions struct {
+	ifAbsent, ifExists bool   // NX, XX
+	ttlMs              uint64 // EX, PX, EXAT, PXAT; 0 for none
+}
+
+// parseSetOptions parses SET's options as Redis 7 does: NX or XX and one of
+// EX, PX, EXAT, PXAT, in any order, the names in any case. As in Redis,
+// NX with XX, or two different expiry options, is a syntax error, an
+// option named again takes its last value (SET k v EX 10 EX 20 expires in
+// 20 s), an expiry option without an argument is a syntax error, and only
+// once every option has parsed is the expiry's argument read (a syntax
+// error comes before a bad number). KEEPTTL, GET and any other word are
+// refused with setOptionError. nowMs is the calendar time in Unix
+// milliseconds, for EXAT and PXAT. msg is the error reply, or "".
+func parseSetOptions(opts [][]byte, nowMs int64) (o respSetOptions, msg string) {
+	const syntax = "ERR syntax error"
+	// The expiry option (its unit: 0 for none yet; at: EXAT or PXAT) and
+	// its argument.
+	type expiryOption struct {
+		unit respTimeUnit
+		at   bool
+	}
+	var expiry expiryOption
+	var arg []byte
+	for i := 0; i < len(opts); i++ {
+		var lower [8]byte
+		opt, _ := lowerName(opts[i], lower[:0]) // nil, and so refused, if longer
+		switch string(opt) {
+		case "nx":
+			if o.ifExists {
+				return o, syntax
+			}
+			o.ifAbsent = true
+		case "xx":
+			if o.ifAbsent {
+				return o, syntax
+			}
+			o.ifExists = true
+		case "ex", "px", "exat", "pxat":
+			this := expiryOption{unit: respSeconds, at: len(opt) == 4}
+			if opt[0] == 'p' {
+				this.unit = respMilliseconds
+			}
+			if expiry.unit != 0 && expiry != this || i+1 == len(opts) {
+				return o, syntax
+			}
+			expiry, arg = this, opts[i+1]
+			i++
+		default:
+			return o, setOptionError(opts[i])
+		}
+	}
+	if expiry.unit != 0 {
+		o.ttlMs, msg = respExpireTTL("set", arg, expiry.unit, expiry.at, nowMs)
+	}
+	return o, msg
+}
+
+// respTimeUnit is the unit of an expiry's argument.
+type respTimeUnit int64
+
+const (
+	respSeconds      respTimeUnit = 1000
+	respMilliseconds respTimeUnit = 1
+)
+
+// respExpireTTL turns an expiry argument of cmd into a set's ttl_ms, with
+// Redis's errors: not an integer; zero, negative, or a deadline past
+// what an int64 of Unix milliseconds holds ("invalid expire time in 'set'
+// command"). at says the argument is a Unix time (EXAT, PXAT), nowMs the
+// calendar time it is taken from. A deadline more than core.TTLMsMax away
+// (ten years) is refused, naming the limit.
+func respExpireTTL(cmd string, arg []byte, unit respTimeUnit, at bool, nowMs int64) (uint64, string) {
+	v, ok := parseRESPInt(arg)
+	if !ok {
+		return 0, "ERR value is not an integer or out of range"
+	}
+	invalid := "ERR invalid expire time in '" + cmd + "' command"
+	if v <= 0 || v > math.MaxInt64/int64(unit) {
+		return 0, invalid
+	}
+	ms := v * int64(unit)
+	if !at {
+		if ms > math.MaxInt64-nowMs { // Redis's deadline, now + ms, overflows
+			return 0, invalid
+		}
+	} else {
+		ms -= nowMs
+		if ms <= 0 {
+			// A time already passed: Redis sets the key and deletes it at
+			// once. dkv sets it to expire in 1 ms, and the node deletes it
+			// as soon as that passed: reads may still see it for as long
+			// as that delete takes to apply, where Redis's never do.
+			return 1, ""
+		}
+	}
+	if ms > core.TTLMsMax {
+		return 0, invalid + ": over dkv's limit of ten years (EX " + strconv.FormatInt(core.TTLMsMax/1000, 10) +
+			", PX " + strconv.FormatInt(core.TTLMsMax, 10) + ")"
+	}
+	return uint64(ms), ""
+}
+
+// respNoExpire answers the commands that change or read a key's expiry
+// other than SET, SETEX, PSETEX, TTL and PTTL, naming what to send instead.
+func respNoExpire(name string) string {
+	cmd := strings.ToUpper(name)
+	switch name {
+	case "persist":
+		return "ERR dkv does not serve PERSIST yet: set the key again with SET key value, which takes its expiry away"
+	case "expiretime", "pexpiretime":
+		return "ERR dkv does not serve " + cmd + " yet: read the time a key has left with TTL key or PTTL key"
+	case "getex":
+		return "ERR dkv does not serve GETEX yet: read the key with GET and set it again with SET key value EX seconds"
+	}
+	return "ERR dkv does not serve " + cmd + " yet: set the key again with SET key value EX seconds (or PX milliseconds, EXAT unix-time-seconds, PXAT unix-time-milliseconds)"
 }
 
 // unknownCommand is Redis's error for a command it does not have, word for
@@ -572,6 +726,8 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 			return appendRESPNull(dst)
 		case e.Code == core.CodeConditionFailed && s.kind == respSetNX:
 			return appendRESPInt(dst, 0)
+		case e.Code == core.CodeNotFound && (s.kind == respTTL || s.kind == respPTTL):
+			return appendRESPInt(dst, -2)
 		case e.Code == core.CodeNotLeader && e.Leader != "":
 			return appendRESPError(dst, "NOTLEADER "+e.Leader)
 		}
@@ -617,6 +773,15 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 			keys = resp.Status.Keys
 		}
 		return appendRESPInt(dst, int64(keys))
+	case respTTL, respPTTL:
+		if resp.TTLMs == nil {
+			return appendRESPInt(dst, -1) // a key without a deadline
+		}
+		left := *resp.TTLMs // 0 once the deadline passed, until the node deletes the key
+		if s.kind == respTTL {
+			left = (left + 500) / 1000 // rounded, as Redis's TTL rounds
+		}
+		return appendRESPInt(dst, int64(left))
 	case respInfo:
 		return appendRESPBulk(dst, c.h.info(string(s.raw), resp.Status))
 	}
@@ -703,7 +868,9 @@ func (h *Host) info(sections string, st *core.Status) string {
 	if want["keyspace"] {
 		section("Keyspace")
 		if st.Keys > 0 {
-			field("db0", "keys="+strconv.Itoa(st.Keys)+",expires=0,avg_ttl=0")
+			// expires: the keys with a deadline. avg_ttl is not kept (0, as
+			// a Redis that has sampled no key with a deadline says).
+			field("db0", "keys="+strconv.Itoa(st.Keys)+",expires="+strconv.Itoa(st.Expiring)+",avg_ttl=0")
 		}
 	}
 	return b.String()

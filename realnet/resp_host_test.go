@@ -16,6 +16,7 @@ import (
 
 	"dkv/core"
 	"dkv/disk"
+	"dkv/mesh"
 )
 
 // startSingle runs a real single node on a temporary data directory.
@@ -140,8 +141,8 @@ func TestRESPCommandsWithGoRedis(t *testing.T) {
 			if cfg, err := rc.ConfigGet(ctx, "save").Result(); err != nil || len(cfg) != 0 {
 				t.Errorf("CONFIG GET save = %v, %v; want empty", cfg, err)
 			}
-			if err := rc.Set(ctx, "a", "b", time.Minute).Err(); err == nil || !strings.Contains(err.Error(), "'EX'") || !strings.Contains(err.Error(), "does not support") {
-				t.Errorf("SET with EX: %v", err)
+			if err := rc.Set(ctx, "a", "b", redis.KeepTTL).Err(); err == nil || !strings.Contains(err.Error(), "'KEEPTTL'") || !strings.Contains(err.Error(), "does not support") {
+				t.Errorf("SET with KEEPTTL: %v", err)
 			}
 			// Conditional sets: NX, XX and SETNX, with Redis's replies
 			// (null or 0 when the condition did not hold).
@@ -411,4 +412,334 @@ func TestRESPRepliesOfATurnLeaveInOneWrite(t *testing.T) {
 	if n := sc.writes.Load(); n != 1 {
 		t.Errorf("20 replies of one turn took %d writes, want 1", n)
 	}
+}
+
+// readInt reads an integer reply.
+func (c *respClient) readInt() int64 {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := c.br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, ":") || !strings.HasSuffix(line, "\r\n") {
+		c.t.Fatalf("got %q, %v; want an integer reply", line, err)
+	}
+	n, err := strconv.ParseInt(line[1:len(line)-2], 10, 64)
+	if err != nil {
+		c.t.Fatalf("integer reply %q: %v", line, err)
+	}
+	return n
+}
+
+// intIn sends a command whose reply is an integer and checks it is in
+// [lo, hi].
+func (c *respClient) intIn(cmd string, lo, hi int64) {
+	c.t.Helper()
+	c.send(cmd + "\r\n")
+	if n := c.readInt(); n < lo || n > hi {
+		c.t.Fatalf("%s = %d, want %d..%d", cmd, n, lo, hi)
+	}
+}
+
+// Expiry over RESP, byte for byte: SET's expiry options with NX and XX,
+// SETEX, PSETEX, TTL and PTTL, what replaces a deadline, INFO's count, and
+// Redis's errors for each.
+func TestRESPExpiry(t *testing.T) {
+	r := startSingle(t, respConfig())
+	c := dialRESP(t, r.addr)
+	const (
+		syntax  = "-ERR syntax error\r\n"
+		notInt  = "-ERR value is not an integer or out of range\r\n"
+		invalid = "-ERR invalid expire time in 'set' command\r\n"
+	)
+	for _, tc := range []struct{ send, want string }{
+		// Refused: nothing is set.
+		{"SET k v EX 10 PX 100", syntax},
+		{"SET k v PX 100 EXAT 2000000000", syntax},
+		{"SET k v EX", syntax},
+		{"SET k v NX XX EX 10", syntax},
+		{"SET k v EX abc NX XX", syntax},
+		{"SET k v EX abc", notInt},
+		{"SET k v PX 1.5", notInt},
+		{"SET k v EX 0", invalid},
+		{"SET k v PX -1", invalid},
+		{"SET k v EXAT 0", invalid},
+		{"SET k v EX 315360001", "-ERR invalid expire time in 'set' command: over dkv's limit of ten years (EX 315360000, PX 315360000000)\r\n"},
+		{"SET k v KEEPTTL", "-ERR dkv does not support SET option 'KEEPTTL': every SET replaces the key's expiry (with EX, PX, EXAT or PXAT, or none); SET takes a key, a value, NX or XX, and one of EX seconds, PX milliseconds, EXAT unix-time-seconds, PXAT unix-time-milliseconds\r\n"},
+		{"SETEX k 0 v", "-ERR invalid expire time in 'setex' command\r\n"},
+		{"SETEX k abc v", notInt},
+		{"SETEX k 10", "-ERR wrong number of arguments for 'setex' command\r\n"},
+		{"PSETEX k -5 v", "-ERR invalid expire time in 'psetex' command\r\n"},
+		{"PSETEX k 5 v x", "-ERR wrong number of arguments for 'psetex' command\r\n"},
+		{"TTL", "-ERR wrong number of arguments for 'ttl' command\r\n"},
+		{"PTTL a b", "-ERR wrong number of arguments for 'pttl' command\r\n"},
+		{"EXPIRE k 10", "-ERR dkv does not serve EXPIRE yet: set the key again with SET key value EX seconds (or PX milliseconds, EXAT unix-time-seconds, PXAT unix-time-milliseconds)\r\n"},
+		{"pexpireat k 10", "-ERR dkv does not serve PEXPIREAT yet: set the key again with SET key value EX seconds (or PX milliseconds, EXAT unix-time-seconds, PXAT unix-time-milliseconds)\r\n"},
+		{"PERSIST k", "-ERR dkv does not serve PERSIST yet: set the key again with SET key value, which takes its expiry away\r\n"},
+		{"GET k", "$-1\r\n"},
+		{"TTL k", ":-2\r\n"},
+		{"PTTL k", ":-2\r\n"},
+		// A key without a deadline.
+		{"SET plain v", "+OK\r\n"},
+		{"TTL plain", ":-1\r\n"},
+		{"PTTL plain", ":-1\r\n"},
+		// Conditions hold as without an expiry; a failed one sets nothing.
+		{"SET lease worker-1 NX PX 100000", "+OK\r\n"},
+		{"SET lease worker-2 PX 100000 NX", "$-1\r\n"},
+		{"GET lease", "$8\r\nworker-1\r\n"},
+		{"SET missing v XX EX 100", "$-1\r\n"},
+		{"TTL missing", ":-2\r\n"},
+		{"SET plain w NX EX 100", "$-1\r\n"},
+		{"TTL plain", ":-1\r\n"},
+		{"SET plain w xx ex 100", "+OK\r\n"},
+	} {
+		c.send(tc.send + "\r\n")
+		c.expect(tc.want)
+	}
+	// Time left: taken by the node when it applied the set, so a little
+	// less than asked; TTL rounds to the nearest second, as Redis does.
+	c.intIn("TTL plain", 99, 100)
+	c.intIn("PTTL lease", 90_000, 100_000)
+	c.intIn("TTL lease", 90, 100)
+	c.send("SETEX sx 100 v\r\nPSETEX psx 100000 v\r\n")
+	c.expect("+OK\r\n+OK\r\n")
+	c.intIn("TTL sx", 90, 100)
+	c.intIn("PTTL psx", 90_000, 100_000)
+	c.send(fmt.Sprintf("SET at v EXAT %d\r\n", time.Now().Add(100*time.Second).Unix()))
+	c.expect("+OK\r\n")
+	c.intIn("TTL at", 90, 100)
+	c.send(fmt.Sprintf("SET pat v PXAT %d\r\n", time.Now().Add(100*time.Second).UnixMilli()))
+	c.expect("+OK\r\n")
+	c.intIn("PTTL pat", 90_000, 100_000)
+	c.send("INFO keyspace\r\n")
+	c.expect("$44\r\n# Keyspace\r\ndb0:keys=6,expires=6,avg_ttl=0\r\n\r\n")
+
+	// A set without an expiry, an MSET and a DEL each take the deadline
+	// away, as Redis's do.
+	c.send("SET sx w\r\nMSET psx w other w\r\nDEL at\r\nTTL sx\r\nTTL psx\r\nTTL at\r\nGET sx\r\n")
+	c.expect("+OK\r\n+OK\r\n:1\r\n:-1\r\n:-1\r\n:-2\r\n$1\r\nw\r\n")
+	c.send("INFO keyspace\r\n")
+	c.expect("$44\r\n# Keyspace\r\ndb0:keys=6,expires=3,avg_ttl=0\r\n\r\n")
+
+	// A time already passed sets the key, which the node then deletes at
+	// once (Redis deletes it at once too).
+	c.send("SET gone v EXAT 1\r\n")
+	c.expect("+OK\r\n")
+	waitGone(t, c, "gone", time.Now())
+}
+
+// waitGone polls a key with GET until it is gone, and fails the test if
+// that takes 5 s. It returns when it saw it gone, measured from since.
+func waitGone(t *testing.T, c *respClient, key string, since time.Time) time.Duration {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		c.send("GET " + key + "\r\n")
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "$-1\r\n" {
+			return time.Since(since)
+		}
+		if _, err := c.br.ReadString('\n'); err != nil { // the value
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still there 5 s later", key)
+		}
+	}
+}
+
+// A key set with PX 50 goes once 50 ms have passed, not before, and reads
+// and INFO then no longer see it.
+func TestRESPKeyExpires(t *testing.T) {
+	r := startSingle(t, respConfig())
+	c := dialRESP(t, r.addr)
+	for _, set := range []string{"SET k v PX 50", "PSETEX k 50 v", "SET k v NX PX 50"} {
+		start := time.Now()
+		c.send(set + "\r\n")
+		c.expect("+OK\r\n")
+		// The node's clock reads whole milliseconds: it may delete the key
+		// up to 1 ms before 50 have passed on this one.
+		if gone := waitGone(t, c, "k", start); gone < 49*time.Millisecond {
+			t.Errorf("%s: gone after %v, before 50 ms", set, gone)
+		}
+		c.send("TTL k\r\nPTTL k\r\nEXISTS k\r\nDBSIZE\r\n")
+		c.expect(":-2\r\n:-2\r\n:0\r\n:0\r\n")
+	}
+	// The lease is free again: NX sets it.
+	c.send("SET k v2 NX\r\nGET k\r\nINFO keyspace\r\n")
+	c.expect("+OK\r\n$2\r\nv2\r\n$44\r\n# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n\r\n")
+}
+
+// Expiry through go-redis, as an application sets and reads it.
+func TestRESPExpiryWithGoRedis(t *testing.T) {
+	r := startSingle(t, respConfig())
+	ctx := context.Background()
+	for _, protocol := range []int{3, 2} {
+		t.Run(fmt.Sprintf("protocol %d", protocol), func(t *testing.T) {
+			rc := goRedis(t, r.addr, protocol)
+			p := strconv.Itoa(protocol)
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			between := func(what string, d *redis.DurationCmd, lo, hi time.Duration) {
+				t.Helper()
+				if got, err := d.Result(); err != nil || got < lo || got > hi {
+					t.Errorf("%s = %v, %v; want %v..%v", what, got, err, lo, hi)
+				}
+			}
+			// go-redis sends SET k v EX 60 for whole seconds, PX 1500
+			// otherwise.
+			must(rc.Set(ctx, "m"+p, "v", time.Minute).Err())
+			between("TTL after SET EX 60", rc.TTL(ctx, "m"+p), 59*time.Second, time.Minute)
+			between("PTTL after SET EX 60", rc.PTTL(ctx, "m"+p), 50*time.Second, time.Minute)
+			must(rc.Set(ctx, "ms"+p, "v", 90500*time.Millisecond).Err())
+			between("PTTL after SET PX 90500", rc.PTTL(ctx, "ms"+p), 80*time.Second, 90500*time.Millisecond)
+			between("TTL after SET PX 90500", rc.TTL(ctx, "ms"+p), 80*time.Second, 91*time.Second)
+
+			// A lease: the first SET NX EX takes it, the second does not.
+			if ok, err := rc.SetNX(ctx, "lease"+p, "w1", time.Minute).Result(); err != nil || !ok {
+				t.Errorf("SetNX of a free lease = %v, %v", ok, err)
+			}
+			if ok, err := rc.SetNX(ctx, "lease"+p, "w2", time.Minute).Result(); err != nil || ok {
+				t.Errorf("SetNX of a taken lease = %v, %v", ok, err)
+			}
+			if v, err := rc.Get(ctx, "lease"+p).Result(); err != nil || v != "w1" {
+				t.Errorf("GET lease = %q, %v", v, err)
+			}
+			between("TTL of the lease", rc.TTL(ctx, "lease"+p), 50*time.Second, time.Minute)
+			if ok, err := rc.SetXX(ctx, "lease"+p, "w1", 2*time.Minute).Result(); err != nil || !ok {
+				t.Errorf("SetXX renewing the lease = %v, %v", ok, err)
+			}
+			between("TTL of the renewed lease", rc.TTL(ctx, "lease"+p), 110*time.Second, 2*time.Minute)
+
+			must(rc.SetEx(ctx, "ex"+p, "v", time.Minute).Err())
+			between("TTL after SETEX", rc.TTL(ctx, "ex"+p), 50*time.Second, time.Minute)
+			if s, err := rc.Do(ctx, "PSETEX", "pex"+p, "60000", "v").Text(); err != nil || s != "OK" {
+				t.Errorf("PSETEX = %q, %v", s, err)
+			}
+			between("PTTL after PSETEX", rc.PTTL(ctx, "pex"+p), 50*time.Second, time.Minute)
+			must(rc.SetArgs(ctx, "at"+p, "v", redis.SetArgs{ExpireAt: time.Now().Add(time.Minute)}).Err())
+			between("TTL after SET EXAT", rc.TTL(ctx, "at"+p), 50*time.Second, time.Minute)
+
+			// Redis's -2 and -1, which go-redis gives as durations of -2
+			// and -1 nanoseconds.
+			between("TTL of a missing key", rc.TTL(ctx, "missing"+p), -2, -2)
+			between("PTTL of a missing key", rc.PTTL(ctx, "missing"+p), -2, -2)
+			must(rc.Set(ctx, "m"+p, "v", 0).Err())
+			between("TTL after SET without EX", rc.TTL(ctx, "m"+p), -1, -1)
+			between("PTTL after SET without EX", rc.PTTL(ctx, "m"+p), -1, -1)
+
+			// It goes once 50 ms have passed.
+			start := time.Now()
+			must(rc.Set(ctx, "short"+p, "v", 50*time.Millisecond).Err())
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+				_, err := rc.Get(ctx, "short"+p).Result()
+				if errors.Is(err, redis.Nil) {
+					if gone := time.Since(start); gone < 49*time.Millisecond {
+						t.Errorf("a key set with PX 50 was gone after %v", gone)
+					}
+					break
+				}
+				must(err)
+				if time.Now().After(deadline) {
+					t.Fatal("a key set with PX 50 still there after 5 s")
+				}
+			}
+			between("TTL of an expired key", rc.TTL(ctx, "short"+p), -2, -2)
+
+			if err := rc.Do(ctx, "SET", "x", "v", "EX", "0").Err(); err == nil || err.Error() != "ERR invalid expire time in 'set' command" {
+				t.Errorf("SET EX 0: %v", err)
+			}
+			if err := rc.Do(ctx, "SETEX", "x", "-1", "v").Err(); err == nil || err.Error() != "ERR invalid expire time in 'setex' command" {
+				t.Errorf("SETEX -1: %v", err)
+			}
+			if err := rc.Expire(ctx, "m"+p, time.Minute).Err(); err == nil || !strings.HasPrefix(err.Error(), "ERR dkv does not serve EXPIRE yet: set the key again with SET key value EX seconds") {
+				t.Errorf("EXPIRE: %v", err)
+			}
+			if err := rc.Persist(ctx, "m"+p).Err(); err == nil || !strings.HasPrefix(err.Error(), "ERR dkv does not serve PERSIST yet") {
+				t.Errorf("PERSIST: %v", err)
+			}
+			if info, err := rc.Info(ctx, "keyspace").Result(); err != nil || !strings.Contains(info, ",expires=") || strings.Contains(info, ",expires=0,") {
+				t.Errorf("INFO keyspace with keys that expire: %q, %v", info, err)
+			}
+		})
+	}
+	// COMMAND describes the new commands.
+	rc := goRedis(t, r.addr, 2)
+	cmds, err := rc.Command(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, arity := range map[string]int8{"setex": 4, "psetex": 4, "ttl": 2, "pttl": 2} {
+		if ci := cmds[name]; ci == nil || ci.Arity != arity || ci.FirstKeyPos != 1 || ci.LastKeyPos != 1 {
+			t.Errorf("COMMAND: %s %+v", name, ci)
+		}
+	}
+	docs, err := rc.Do(ctx, "COMMAND", "DOCS", "setex", "psetex", "ttl", "pttl").Slice()
+	if err != nil || len(docs) != 8 || docs[0] != "setex" || docs[2] != "psetex" || docs[4] != "ttl" || docs[6] != "pttl" {
+		t.Errorf("COMMAND DOCS setex psetex ttl pttl = %v, %v", docs, err)
+	}
+	// A key set with EX over RESP has its deadline over JSON too.
+	jc := dial(t, r.addr)
+	jc.send(`{"op":"ttl","key":"lease2"}` + "\n")
+	if resp := jc.recvCode(""); resp.TTLMs == nil || *resp.TTLMs > 120_000 || *resp.TTLMs < 100_000 {
+		t.Errorf("JSON ttl of a key set over RESP with EX: %+v", resp)
+	}
+}
+
+// The first line of a connection may be an inline SETEX, PSETEX, TTL or
+// PTTL: they are RESP commands.
+func TestRESPExpiryCommandsAreToldInline(t *testing.T) {
+	r := startSingle(t, respConfig())
+	for _, tc := range []struct{ send, want string }{
+		{"setex k 100 v\r\n", "+OK\r\n"},
+		{"psetex k 100000 v\r\n", "+OK\r\n"},
+		{"ttl nope\r\n", ":-2\r\n"},
+		{"PTTL nope\r\n", ":-2\r\n"},
+	} {
+		c := dialRESP(t, r.addr)
+		c.send(tc.send)
+		c.expect(tc.want)
+	}
+}
+
+// A mesh does not expire keys: SET with an expiry, SETEX, PSETEX, TTL and
+// PTTL get its not_implemented, as NX does.
+func TestRESPExpiryOnAMesh(t *testing.T) {
+	d, err := disk.Open(t.TempDir(), disk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	node, err := mesh.NewNode(mesh.DefaultConfig(0, []core.NodeID{0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startHostOn(t, node, d, respConfig(), nil)
+	c := dialRESP(t, r.addr)
+	c.send("SET k v\r\n")
+	c.expect("+OK\r\n")
+	const noExpiry = "-ERR not_implemented: a mesh does not expire keys (ttl_ms, ttl)"
+	for _, cmd := range []string{"SET k v EX 10", "SET k2 v EXAT 1", "SETEX k 10 v", "PSETEX k 10 v", "TTL k", "PTTL k", "TTL missing"} {
+		c.send(cmd + "\r\n")
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := c.br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, noExpiry) {
+			t.Errorf("%s on a mesh: %q, %v; want %q…", cmd, line, err, noExpiry)
+		}
+	}
+	// NX with an expiry: the condition is refused first.
+	for _, cmd := range []string{"SET k v NX", "SET k v PX 10 NX"} {
+		c.send(cmd + "\r\n")
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if line, err := c.br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "-ERR not_implemented: a mesh does not take conditional writes") {
+			t.Errorf("%s on a mesh: %q, %v", cmd, line, err)
+		}
+	}
+	c.send("GET k\r\nGET k2\r\n")
+	c.expect("$1\r\nv\r\n$-1\r\n")
 }

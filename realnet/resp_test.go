@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"pgregory.net/rapid"
+
+	"dkv/core"
 )
 
 // decodeAll runs a decoder over stream as the reader does: the buffer holds
@@ -303,4 +305,160 @@ func TestParseRESPIntMatchesParseInt(t *testing.T) {
 		b := rapid.SliceOfN(rapid.SampledFrom([]byte("-+0123456789 x")), 0, 22).Draw(t, "b")
 		check(t, b)
 	})
+}
+
+// SET's options parse as Redis 7.0 parses them (checked against
+// redis-server 7.0.15): NX or XX and one expiry option, in any order and
+// case; a syntax error before a bad number; Redis's words for each error.
+func TestParseSetOptions(t *testing.T) {
+	const now = int64(1_700_000_000_000) // Unix ms
+	const (
+		syntax  = "ERR syntax error"
+		notInt  = "ERR value is not an integer or out of range"
+		invalid = "ERR invalid expire time in 'set' command"
+		tooLong = invalid + ": over dkv's limit of ten years (EX 315360000, PX 315360000000)"
+	)
+	for _, tc := range []struct {
+		opts string
+		want respSetOptions
+		msg  string
+	}{
+		{"NX", respSetOptions{ifAbsent: true}, ""},
+		{"xx", respSetOptions{ifExists: true}, ""},
+		{"nx NX", respSetOptions{ifAbsent: true}, ""}, // Redis takes a repeat
+		{"EX 10", respSetOptions{ttlMs: 10_000}, ""},
+		{"ex 10", respSetOptions{ttlMs: 10_000}, ""},
+		{"PX 50", respSetOptions{ttlMs: 50}, ""},
+		{"px 1", respSetOptions{ttlMs: 1}, ""},
+		{"EXAT 1700000010", respSetOptions{ttlMs: 10_000}, ""},
+		{"PXAT 1700000000050", respSetOptions{ttlMs: 50}, ""},
+		{"ExAt 1700000000", respSetOptions{ttlMs: 1}, ""},    // now: passed, deleted at once
+		{"EXAT 1", respSetOptions{ttlMs: 1}, ""},             // long passed
+		{"PXAT 1699999999999", respSetOptions{ttlMs: 1}, ""}, // a millisecond ago
+		{"NX EX 30", respSetOptions{ifAbsent: true, ttlMs: 30_000}, ""},
+		{"PX 100 NX", respSetOptions{ifAbsent: true, ttlMs: 100}, ""},
+		{"xx pxat 1700000001000", respSetOptions{ifExists: true, ttlMs: 1000}, ""},
+		{"EX 10 EX 20", respSetOptions{ttlMs: 20_000}, ""}, // Redis: the last one wins
+		{"EX 315360000", respSetOptions{ttlMs: core.TTLMsMax}, ""},
+		{"PX 315360000000", respSetOptions{ttlMs: core.TTLMsMax}, ""},
+		{"PXAT 2015360000000", respSetOptions{ttlMs: core.TTLMsMax}, ""},
+
+		{"NX XX", respSetOptions{}, syntax},
+		{"XX NX", respSetOptions{}, syntax},
+		{"EX 10 PX 100", respSetOptions{}, syntax},
+		{"PX 100 EXAT 1700000010", respSetOptions{}, syntax},
+		{"EXAT 1700000010 PXAT 1700000010000", respSetOptions{}, syntax},
+		{"EX", respSetOptions{}, syntax},
+		{"NX PX", respSetOptions{}, syntax},
+		{"EX abc NX XX", respSetOptions{}, syntax}, // the syntax first, as in Redis
+		{"EX 10 EX", respSetOptions{}, syntax},
+		{"EX abc", respSetOptions{}, notInt},
+		{"EX 1.5", respSetOptions{}, notInt},
+		{"EX +10", respSetOptions{}, notInt},
+		{"EX 010", respSetOptions{}, notInt},
+		{"EX NX", respSetOptions{}, notInt}, // EX takes the next word as its number
+		{"PX 99999999999999999999", respSetOptions{}, notInt},
+		{"EX 0", respSetOptions{}, invalid},
+		{"EX -1", respSetOptions{}, invalid},
+		{"PX 0", respSetOptions{}, invalid},
+		{"EXAT 0", respSetOptions{}, invalid},
+		{"PXAT -5", respSetOptions{}, invalid},
+		{"EX 9223372036854776", respSetOptions{}, invalid},    // seconds past an int64 of ms
+		{"PX 9223372036854775807", respSetOptions{}, invalid}, // now + ms overflows
+		{"EXAT 99999999999999999", respSetOptions{}, invalid}, // past an int64 of ms
+		{"EX 315360001", respSetOptions{}, tooLong},
+		{"PX 315360000001", respSetOptions{}, tooLong},
+		{"EXAT 2015360001", respSetOptions{}, tooLong},
+		{"PXAT 9223372036854775807", respSetOptions{}, tooLong}, // Redis takes it; dkv's limit
+		{"NX EX 9999999999", respSetOptions{}, tooLong},
+	} {
+		var opts [][]byte
+		for _, w := range strings.Fields(tc.opts) {
+			opts = append(opts, []byte(w))
+		}
+		got, msg := parseSetOptions(opts, now)
+		if msg != tc.msg || (msg == "" && got != tc.want) {
+			t.Errorf("SET k v %s: %+v, %q; want %+v, %q", tc.opts, got, msg, tc.want, tc.msg)
+		}
+	}
+}
+
+// KEEPTTL, GET and words that are no option are refused, naming the option
+// and the options dkv takes.
+func TestSetOptionErrors(t *testing.T) {
+	const takes = "; SET takes a key, a value, NX or XX, and one of EX seconds, PX milliseconds, EXAT unix-time-seconds, PXAT unix-time-milliseconds"
+	for _, tc := range []struct{ opts, want string }{
+		{"KEEPTTL", "ERR dkv does not support SET option 'KEEPTTL': every SET replaces the key's expiry (with EX, PX, EXAT or PXAT, or none)" + takes},
+		{"EX 10 keepttl", "ERR dkv does not support SET option 'KEEPTTL': every SET replaces the key's expiry (with EX, PX, EXAT or PXAT, or none)" + takes},
+		{"NX get", "ERR dkv does not support SET option 'GET': SET does not return the old value" + takes},
+		{"foo", "ERR dkv does not support SET option 'FOO'" + takes},
+		{"NX persistent", "ERR dkv does not support SET option 'PERSISTENT'" + takes},
+	} {
+		var opts [][]byte
+		for _, w := range strings.Fields(tc.opts) {
+			opts = append(opts, []byte(w))
+		}
+		if _, msg := parseSetOptions(opts, 0); msg != tc.want {
+			t.Errorf("SET k v %s: %q, want %q", tc.opts, msg, tc.want)
+		}
+	}
+}
+
+// SETEX's and PSETEX's argument: Redis's errors, named after the command.
+func TestRESPExpireTTL(t *testing.T) {
+	const now = int64(1_700_000_000_000)
+	for _, tc := range []struct {
+		cmd, arg string
+		unit     respTimeUnit
+		want     uint64
+		msg      string
+	}{
+		{"setex", "10", respSeconds, 10_000, ""},
+		{"psetex", "10", respMilliseconds, 10, ""},
+		{"setex", "0", respSeconds, 0, "ERR invalid expire time in 'setex' command"},
+		{"psetex", "-5", respMilliseconds, 0, "ERR invalid expire time in 'psetex' command"},
+		{"setex", "abc", respSeconds, 0, "ERR value is not an integer or out of range"},
+		{"setex", "315360001", respSeconds, 0, "ERR invalid expire time in 'setex' command: over dkv's limit of ten years (EX 315360000, PX 315360000000)"},
+	} {
+		got, msg := respExpireTTL(tc.cmd, []byte(tc.arg), tc.unit, false, now)
+		if got != tc.want || msg != tc.msg {
+			t.Errorf("%s k %s v: %d, %q; want %d, %q", tc.cmd, tc.arg, got, msg, tc.want, tc.msg)
+		}
+	}
+}
+
+// TTL and PTTL replies from the node's ttl response: -2 for a missing key,
+// -1 without a deadline, else the time left, TTL's rounded to the nearest
+// second as Redis rounds it ((ms+500)/1000); and INFO's expires count.
+func TestRESPTTLReplies(t *testing.T) {
+	ms := func(v uint64) core.Response { return core.Response{OK: true, TTLMs: &v} }
+	for _, tc := range []struct {
+		kind respKind
+		resp core.Response
+		want string
+	}{
+		{respTTL, core.NotFoundResponse("k"), ":-2\r\n"},
+		{respPTTL, core.NotFoundResponse("k"), ":-2\r\n"},
+		{respTTL, core.OKResponse(), ":-1\r\n"},
+		{respPTTL, core.OKResponse(), ":-1\r\n"},
+		{respTTL, ms(0), ":0\r\n"}, // the deadline passed; the delete not yet applied
+		{respPTTL, ms(0), ":0\r\n"},
+		{respTTL, ms(499), ":0\r\n"},
+		{respTTL, ms(500), ":1\r\n"},
+		{respTTL, ms(1499), ":1\r\n"},
+		{respTTL, ms(1500), ":2\r\n"},
+		{respTTL, ms(core.TTLMsMax), ":315360000\r\n"},
+		{respPTTL, ms(1499), ":1499\r\n"},
+		{respPTTL, ms(core.TTLMsMax), ":315360000000\r\n"},
+		{respTTL, core.ErrorResponse(core.CodeNotImplemented, "a mesh does not expire keys"), "-ERR not_implemented: a mesh does not expire keys\r\n"},
+	} {
+		s := &slot{kind: tc.kind, resp: tc.resp, filled: true}
+		if got := (&conn{}).appendRESPResponse(nil, s); string(got) != tc.want {
+			t.Errorf("kind %d, %+v: %q, want %q", tc.kind, tc.resp, got, tc.want)
+		}
+	}
+	info := (&Host{}).info("keyspace", &core.Status{Keys: 7, Expiring: 3})
+	if info != "# Keyspace\r\ndb0:keys=7,expires=3,avg_ttl=0\r\n" {
+		t.Errorf("INFO keyspace = %q", info)
+	}
 }
