@@ -75,7 +75,7 @@ func TestRedisCLI(t *testing.T) {
 		{[]string{"del", "x", "missing"}, "1"},
 		{[]string{"dbsize"}, "2"},
 		{[]string{"ping"}, "PONG"},
-		{[]string{"set", "a", "b", "ex", "10"}, "ERR dkv does not support SET option 'EX': keys never expire; SET takes a key, a value, and NX or XX"},
+		{[]string{"set", "a", "b", "keepttl"}, "ERR dkv does not support SET option 'KEEPTTL': every SET replaces the key's expiry (with EX, PX, EXAT or PXAT, or none); SET takes a key, a value, NX or XX, and one of EX seconds, PX milliseconds, EXAT unix-time-seconds, PXAT unix-time-milliseconds"},
 		{[]string{"set", "c", "1", "nx"}, "OK"},
 		{[]string{"set", "c", "2", "nx"}, ""},
 		{[]string{"setnx", "c", "3"}, "0"},
