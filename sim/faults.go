@@ -246,17 +246,21 @@ func DrawMix(r *rand.Rand) FaultMix {
 		m.WCond = d.intIn(1, 5)
 	}
 	m.ScanViews = d.on(0.5)
-	// Client requests held far past the client's patience, in some seeds
+	// Client requests held far past the client's patience, in most seeds
 	// of the modes with sessions (Run turns them off in the others):
 	// a retry elsewhere, then the held attempt, are how a session's
-	// write can come to a node twice in either order.
-	if d.on(0.4) {
-		m.ClientNet.HoldProb, m.ClientNet.HoldMax = d.logUniform(0.01, 0.1), d.dur(300*time.Millisecond, 2*time.Second)
+	// write can come to a node twice in either order. The odds are set
+	// so that such a late copy meets a key changed since, within the
+	// window acknowledgements leave open, in about one seed in fifty:
+	// what refused-not-kept needs to be caught (at 0.4, 0.5 and 0.7 it
+	// came once in 500 seeds after Raft's probing changed the traces).
+	if d.on(0.8) {
+		m.ClientNet.HoldProb, m.ClientNet.HoldMax = d.logUniform(0.02, 0.2), d.dur(300*time.Millisecond, 2*time.Second)
 	}
-	if d.on(0.7) {
-		m.AckLag = int(d.pick(1, 4, 16, 64))
+	if d.on(0.8) {
+		m.AckLag = int(d.pick(4, 16, 64, 256))
 	}
-	m.Reconnect = d.on(0.5)
+	m.Reconnect = d.on(0.8)
 	return m
 }
 
