@@ -60,6 +60,11 @@ func CheckAtomicity(h *History) []Finding {
 			if r := op.latestEffect(); r >= latest[w.Key][o].ret {
 				latest[w.Key][o] = source{r, op}
 			}
+			// A set with a TTL may be deleted for it at any time after:
+			// an absence a write after it explains.
+			if gone := (observation{}); op.TTL != 0 && w.Present && op.latestEffect() >= latest[w.Key][gone].ret {
+				latest[w.Key][gone] = source{op.latestEffect(), op}
+			}
 		}
 		if op.Kind != KindBulkSet {
 			continue

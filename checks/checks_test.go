@@ -110,6 +110,48 @@ func TestLinearizableConditions(t *testing.T) {
 	}
 }
 
+func ttl(op Op, d int64) Op { op.TTL = d; return op }
+
+// A set with a TTL may be deleted by the node any time from its deadline
+// (its call plus the TTL) on, and no earlier; a later write without one
+// keeps its value for good; an expired value never comes back.
+func TestLinearizableExpiry(t *testing.T) {
+	cases := []struct {
+		name string
+		ops  []Op
+		want porcupine.CheckResult
+	}{
+		{"gone after its deadline", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), get(1, "a", "1", 50, 60), get(1, "a", "", 120, 130)}, porcupine.Ok},
+		{"still there after its deadline", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), get(1, "a", "1", 500, 510)}, porcupine.Ok},
+		{"gone before its deadline", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), get(1, "a", "", 50, 60)}, porcupine.Illegal},
+		{"back after it was gone", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), get(1, "a", "", 120, 130), get(1, "a", "1", 140, 150)}, porcupine.Illegal},
+		{"a set without a TTL keeps it", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), set(0, "a", "2", 20, 30, OK), get(1, "a", "", 200, 210)}, porcupine.Illegal},
+		{"a set with a later TTL moves it", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), ttl(set(0, "a", "2", 20, 30, OK), 500), get(1, "a", "", 200, 210)}, porcupine.Illegal},
+		{"gone after the later deadline", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), ttl(set(0, "a", "2", 20, 30, OK), 500), get(1, "a", "2", 200, 210), get(1, "a", "", 600, 610)}, porcupine.Ok},
+		{"if_absent after expiry", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), cond(set(1, "a", "2", 200, 210, OK), ifAbsent), get(0, "a", "2", 300, 310)}, porcupine.Ok},
+		{"if_absent before the deadline", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), cond(set(1, "a", "2", 20, 30, OK), ifAbsent)}, porcupine.Illegal},
+		// An unknown set with a TTL, whose value no read saw, may explain
+		// an absence: it is not pruned.
+		{"unknown set with a TTL explains an absence", []Op{set(0, "a", "1", 0, 10, OK), ttl(set(1, "a", "2", 20, 30, Unknown), 50), get(0, "a", "", 200, 210)}, porcupine.Ok},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := CheckLinearizable(&History{Ops: c.ops}, LinOptions{})
+			if r.Result != c.want {
+				t.Fatalf("got %s, want %s", r.Result, c.want)
+			}
+		})
+	}
+	// The final reads: an acknowledged set with a TTL whose deadline
+	// passed is not lost when its key is absent; before it, it is.
+	if f := CheckDurability(&History{Ops: []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), final(get(1, "a", "", 200, 210))}}); len(f) != 0 {
+		t.Fatalf("an expired key counted as lost: %v", f)
+	}
+	if f := CheckDurability(&History{Ops: []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), final(get(1, "a", "", 50, 60))}}); len(f) == 0 {
+		t.Fatal("a key gone before its deadline was not counted as lost")
+	}
+}
+
 func TestPruningKeepsObservedUnknownWrites(t *testing.T) {
 	h := &History{Ops: []Op{
 		set(0, "a", "1", 0, 10, Unknown),  // observed: kept

@@ -70,6 +70,11 @@ func CheckDurability(h *History) []Finding {
 			if c.explains(final) && c.op.earliestEffect() <= final.Return {
 				source = append(source, c)
 			}
+			if !final.Found && c.op.TTL != 0 && c.w.Present && c.op.earliestEffect()+c.op.TTL-h.ExpirySlop <= final.Return {
+				// A set with a TTL whose deadline may have passed: its
+				// expiry, a delete after it, explains the absence.
+				source = append(source, c)
+			}
 		}
 		if final.Found && len(source) == 0 {
 			report(fmt.Sprintf("final read %s returned a value that no client wrote", final))

@@ -88,6 +88,11 @@ type Op struct {
 	// condition_failed is recorded as the get it amounts to: a read of the
 	// value the refusal reported.
 	Cond core.Condition
+	// TTL is a set's ttl_ms, in the history's time base (0: the key
+	// stays). The node may delete the key once that long has passed since
+	// it took the set, less History.ExpirySlop: a read that finds the key
+	// gone is explained by an expiry in between, and no earlier one.
+	TTL int64
 	// Reads is what an OK bulk_get read, one per item of Items: nil for a
 	// missing key.
 	Reads []*string
@@ -293,6 +298,10 @@ func FormatTime(ns int64) string {
 // History is every op of a run, in the order the clients made them.
 type History struct {
 	Ops []Op
+	// ExpirySlop is how much earlier than its TTL after its call a key
+	// may expire: the nodes' calendar clocks' disagreement with the
+	// history's time base, and the rounding of deadlines to milliseconds.
+	ExpirySlop int64
 }
 
 // Add appends op and returns its index. A bulk_get is appended as one get

@@ -38,6 +38,11 @@ type regInput struct {
 	// does not hold, changes nothing.
 	cond    core.Condition
 	mayFail bool
+	// expireFrom, for a set with a TTL, is the earliest time its value
+	// may expire (0: never); at is the latest time the op may take
+	// effect, by which an expiry of the value before it happened, if at
+	// all.
+	expireFrom, at int64
 }
 
 // regOutput is what a get returned; writes have no output.
@@ -46,10 +51,12 @@ type regOutput struct {
 	found bool
 }
 
-// regState is one key's content.
+// regState is one key's content, and from when the node may delete it for
+// its deadline (0: never).
 type regState struct {
-	value   string
-	present bool
+	value      string
+	present    bool
+	expireFrom int64
 }
 
 // regStep is the register's sequential specification.
@@ -59,7 +66,7 @@ func regStep(s regState, in regInput, output any) (bool, regState) {
 	}
 	switch in.kind {
 	case KindSet:
-		return true, regState{value: in.value, present: true}
+		return true, regState{value: in.value, present: true, expireFrom: in.expireFrom}
 	case KindDelete:
 		return true, regState{}
 	case KindGet:
@@ -98,8 +105,11 @@ func describeOp(input, output any) string {
 
 func describeState(state any) string {
 	s := state.(regState)
-	if !s.present {
+	switch {
+	case !s.present:
 		return "(absent)"
+	case s.expireFrom != 0:
+		return fmt.Sprintf("%q (may expire from %.6fs)", clip(s.value), float64(s.expireFrom)/1e9)
 	}
 	return fmt.Sprintf("%q", clip(s.value))
 }
@@ -120,7 +130,7 @@ func hashState(state any) uint64 {
 	for i := 0; i < len(s.value); i++ {
 		h = (h ^ uint64(s.value[i])) * 1099511628211
 	}
-	return h
+	return (h ^ uint64(s.expireFrom)) * 1099511628211
 }
 
 // RegisterModel is the porcupine model of one key of the store.
@@ -147,20 +157,37 @@ var OptionalRegisterModel = (&porcupine.NondeterministicModel{
 	Init: func() []any { return []any{regState{}} },
 	Step: func(state, input, output any) []any {
 		s, in := state.(regState), input.(regInput)
-		ok, next := regStep(s, in, output)
-		switch {
-		case !ok:
-			return nil
-		case in.optional && next != s:
-			return []any{s, next}
+		pres := []regState{s}
+		if e := expired(s, in.at); e != s {
+			pres = append(pres, e) // the node may have deleted it before
 		}
-		return []any{next}
+		var out []any
+		for _, pre := range pres {
+			ok, next := regStep(pre, in, output)
+			switch {
+			case !ok:
+			case in.optional && next != pre:
+				out = append(out, pre, next)
+			default:
+				out = append(out, next)
+			}
+		}
+		return out
 	},
 	Hash:                      hashState,
 	DescribeOperation:         describeOp,
 	DescribeState:             describeState,
 	DescribeOperationMetadata: describeMeta,
 }).ToModel()
+
+// expired is s after the node deleted its key for its deadline, if that
+// may have happened by at: else s itself.
+func expired(s regState, at int64) regState {
+	if s.present && s.expireFrom != 0 && at >= s.expireFrom {
+		return regState{}
+	}
+	return s
+}
 
 // Partition is one key's share of a history, ready for porcupine.
 type Partition struct {
@@ -169,14 +196,14 @@ type Partition struct {
 	// Pruned counts ops left out because they cannot matter (see
 	// Partitions).
 	Pruned int
-	// Optional counts optional writes: the partition needs
-	// OptionalRegisterModel.
-	Optional int
+	// Optional counts optional writes, Expiring writes with a TTL: the
+	// partition needs OptionalRegisterModel.
+	Optional, Expiring int
 }
 
 // Model is the porcupine model the partition needs.
 func (p *Partition) Model() porcupine.Model {
-	if p.Optional > 0 {
+	if p.Optional > 0 || p.Expiring > 0 {
 		return OptionalRegisterModel
 	}
 	return RegisterModel
@@ -266,14 +293,16 @@ func Partitions(h *History) []Partition {
 			p := part(op.Key)
 			p.Ops = append(p.Ops, porcupine.Operation{
 				ClientId: op.Client, Call: op.earliestEffect(), Return: ret, Metadata: meta,
-				Input:  regInput{kind: KindGet},
+				Input:  regInput{kind: KindGet, at: ret},
 				Output: regOutput{value: op.Value, found: op.Found},
 			})
 			continue
 		}
 		for _, w := range op.Writes() {
 			p := part(w.Key)
-			if op.Outcome == Unknown && op.Settled != SettledApplied && w.Present && !seen[w.Key][w.Value] && !sawPresence[w.Key] {
+			// (Not one with a TTL: its expiry, which no get observes as
+			// its value, may explain a later absence.)
+			if op.Outcome == Unknown && op.Settled != SettledApplied && w.Present && !seen[w.Key][w.Value] && !sawPresence[w.Key] && op.TTL == 0 {
 				p.Pruned++
 				continue
 			}
@@ -284,6 +313,13 @@ func Partitions(h *History) []Partition {
 			// An unknown conditional write may have found its condition
 			// unmet, unless a simulator saw it apply.
 			in.mayFail = op.Outcome == Unknown && op.Settled != SettledApplied && op.Cond.Kind != core.CondNone
+			in.at = ret
+			if op.TTL != 0 && w.Present {
+				// The node took the set no earlier than its earliest
+				// effect, and its deadline is that plus the TTL.
+				in.expireFrom = max(op.earliestEffect()+op.TTL-h.ExpirySlop, 1)
+				p.Expiring++
+			}
 			if op.Outcome == Unknown && op.Settled == SettledMaybe {
 				in.optional = true
 				p.Optional++

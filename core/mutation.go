@@ -146,7 +146,17 @@ const (
 	// not a copy-on-write clone of it, so its later pages read writes made
 	// after its first.
 	MutViewSharesStore
+
+	// Keys that expire (deadline.go, single.go).
+
+	// MutExpireEarly: the node deletes keys whose deadline is within
+	// expireEarlyBy of now, as a clock compared in the wrong unit or with
+	// a margin the wrong way would.
+	MutExpireEarly
 )
+
+// expireEarlyBy is how early MutExpireEarly deletes a key, in ms.
+const expireEarlyBy = 20
 
 var mutationNames = MutationNames[Mutation]{
 	MutNone:                      "none",
@@ -182,6 +192,7 @@ var mutationNames = MutationNames[Mutation]{
 	MutScanFullPageIsLast:        "scan-full-page-is-last",
 	MutCondFailureBeforeDurable:  "condition-failure-before-durable",
 	MutViewSharesStore:           "view-shares-store",
+	MutExpireEarly:               "expire-early",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

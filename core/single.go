@@ -511,7 +511,11 @@ func (n *SingleNode) expire() {
 	}
 	var items []KV
 	var ats []int64
-	n.store.Due(n.wallMs(), func(key string, at int64) bool {
+	now := n.wallMs()
+	if n.cfg.Mutation == MutExpireEarly {
+		now += expireEarlyBy
+	}
+	n.store.Due(now, func(key string, at int64) bool {
 		items, ats = append(items, KV{Key: key}), append(ats, at)
 		return len(items) < expireKeysMax
 	})

@@ -39,6 +39,16 @@ const (
 	// the network held back) is checked and may apply after its client
 	// was told nothing was written.
 	MutRefusedNotKept
+	// MutExpireAtPropose: the leader deletes the keys whose deadline
+	// passed from its store when it proposes their expiry, before the
+	// expiry commits: its reads see them gone, and a new leader, whose
+	// log never got the expiry, has them back.
+	MutExpireAtPropose
+	// MutExpiryAsPlainDelete: the expiry command deletes its keys whatever
+	// they hold when it applies, as a bulk_delete would: a write that
+	// committed between the leader's proposing the expiry and its applying
+	// is lost.
+	MutExpiryAsPlainDelete
 )
 
 var mutationNames = core.MutationNames[Mutation]{
@@ -51,6 +61,8 @@ var mutationNames = core.MutationNames[Mutation]{
 	MutCondFailureKeptInSession: "condition-failure-kept-in-session",
 	MutConditionAtPropose:       "condition-at-propose",
 	MutRefusedNotKept:           "refused-not-kept",
+	MutExpireAtPropose:          "expire-at-propose",
+	MutExpiryAsPlainDelete:      "expiry-as-plain-delete",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -393,6 +393,11 @@ func (n *Node) proposeExpiry() {
 		return // not leading after all, or too much uncommitted: the next tick tries again
 	}
 	n.expiryIndex, n.expiryTerm = index, n.raft.Term()
+	if n.cfg.Mutation == MutExpireAtPropose {
+		for _, kv := range cmd.Items {
+			n.store.Delete(kv.Key)
+		}
+	}
 }
 
 // wallMs is the calendar time in milliseconds since the Unix epoch.
@@ -955,6 +960,9 @@ func (n *Node) apply(e Entry) error {
 			}
 		case holds != nil && !holds():
 			oc = unmet
+		}
+		if oc == applied && cmd.Op == core.OpExpireDue && n.cfg.Mutation == MutExpiryAsPlainDelete {
+			cmd.Op, cmd.Ats = core.OpBulkDelete, nil
 		}
 		if oc == applied {
 			deleted = n.store.Apply(&cmd)

@@ -208,7 +208,9 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		op.Kind, op.Key, op.Value = checks.KindSet, key(), value("")
 		c.recentKeys = append(c.recentKeys[:0], op.Key)
 		v := op.Value
-		return &core.Request{Op: core.OpSet, Key: op.Key, Value: &v, DebugSimulateFail: c.s.chance(m.SimFail)}, op
+		req := &core.Request{Op: core.OpSet, Key: op.Key, Value: &v, DebugSimulateFail: c.s.chance(m.SimFail)}
+		c.maybeExpire(req, &op)
+		return req, op
 	case w < m.WGet+m.WSet+m.WDelete:
 		op.Kind, op.Key = checks.KindDelete, key()
 		c.recentKeys = append(c.recentKeys[:0], op.Key)
@@ -282,6 +284,7 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		op.Kind, req.Op, op.Value = checks.KindSet, core.OpSet, value("")
 		v := op.Value
 		req.Value = &v
+		c.maybeExpire(req, &op) // a lease, with if_absent
 		return req, op
 	default:
 		return &core.Request{Op: core.OpStatus}, op // op.Kind 0: not recorded
@@ -289,6 +292,17 @@ func (c *client) draw() (*core.Request, checks.Op) {
 }
 
 func keyName(i int) string { return fmt.Sprintf("k%d", i) }
+
+// maybeExpire gives a set a ttl_ms, by the mix's odds (no draw at all in a
+// seed without them, whose requests stay as they were).
+func (c *client) maybeExpire(req *core.Request, op *checks.Op) {
+	m := &c.s.mix
+	if m.TTLProb == 0 || c.s.wr.Float64() >= m.TTLProb {
+		return
+	}
+	ms := 1 + c.s.wr.Int64N(int64(m.TTLMax/time.Millisecond))
+	req.TTLMs, op.TTL = uint64(ms), ms*int64(time.Millisecond)
+}
 
 // send makes one attempt of a request.
 func (c *client) send(req *core.Request, op checks.Op, tries int) {

@@ -28,6 +28,8 @@ func TestCatchesClusterMutations(t *testing.T) {
 				want = append(want, "node") // the log's own assertion: entries missing from the disk
 			case election.MutInstallUnindexed:
 				want = append(want, "indexes") // a follower's indexes miss the installed state
+			case election.MutExpireAtPropose:
+				want = append(want, "raft") // the leader's replica decides the expiry apart
 			}
 			seed, caught := catchMutation(t, "cluster", m.String(), 100, want)
 			if !caught {

@@ -266,8 +266,13 @@ func Run(cfg Config) *Result {
 		return res
 	}
 	if mode.Mesh {
-		s.mix.WCond = 0 // a mesh refuses conditional writes
+		s.mix.WCond = 0   // a mesh refuses conditional writes
+		s.mix.TTLProb = 0 // and keys that expire
 	}
+	// A node deletes a key once its calendar clock passes the deadline,
+	// which is in whole milliseconds and taken by another node's clock
+	// maybe: as early as the clocks' widest disagreement allows.
+	s.hist.ExpirySlop = int64(time.Millisecond + 2*(mode.ClockSkew+mode.ClockStep))
 	if !mode.Sessions {
 		// Held requests, new connections and late acknowledgements are
 		// how a session write comes to a node twice in either order;
