@@ -140,10 +140,13 @@ type Node struct {
 	views      *core.Views
 	batchViews []uint64
 
-	peers     []*peer // every node but this one, in id order
-	waits     []*quorumWait
-	nextReqID uint64
-	nextRound uint64
+	peers []*peer // every node but this one, in id order
+	waits []*quorumWait
+	// quorumTimer resends the waits (armQuorumTimer); nil when none is
+	// pending.
+	quorumTimer core.Timer
+	nextReqID   uint64
+	nextRound   uint64
 	// stable is the start of the oldest of the last complete passes with
 	// each peer: every peer held, then, everything this node held.
 	stable Stamp
@@ -746,7 +749,7 @@ func (n *Node) release(ps []pending) {
 		p := &ps[i]
 		switch {
 		case p.qw != nil:
-			p.qw.local = true
+			p.qw.local, p.qw.sentAt = true, n.env.Clock.Now() // its replicate leaves below
 			n.quorumCheck(p.qw)
 		case p.reply != nil:
 			p.reply(p.resp)

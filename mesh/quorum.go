@@ -18,6 +18,7 @@ type quorumWait struct {
 	resp     core.Response
 	items    []Item // the write's, sent again to peers that are silent
 	deadline int64  // Clock.Now after which it is answered outcome_unknown
+	sentAt   int64  // Clock.Now when it was last sent to the peers
 	done     bool
 }
 
@@ -68,9 +69,18 @@ func (n *Node) removeWait(qw *quorumWait) {
 }
 
 // armQuorumTimer resends waiting writes to the peers that have not
-// acknowledged them, and answers those past their deadline.
+// acknowledged them, a write once every QuorumResend at most, and answers
+// those past their deadline. One timer runs while writes wait: it used to
+// be armed whenever the waits went from none to one, while the last one's
+// was still pending, and each then re-armed itself, so a steady trickle of
+// quorum writes kept dozens running, each resending every write that
+// waited, even one sent a moment before (found by review).
 func (n *Node) armQuorumTimer() {
-	n.env.Clock.AfterFunc(n.cfg.QuorumResend, func() {
+	if n.quorumTimer != nil {
+		return
+	}
+	n.quorumTimer = n.env.Clock.AfterFunc(n.cfg.QuorumResend, func() {
+		n.quorumTimer = nil
 		if n.turns.Stopped() != nil {
 			return
 		}
@@ -88,6 +98,11 @@ func (n *Node) armQuorumTimer() {
 					bits.OnesCount64(qw.acks), qw.need))
 				continue
 			}
+			if now-qw.sentAt < int64(n.cfg.QuorumResend) {
+				kept = append(kept, qw) // sent a moment ago
+				continue
+			}
+			qw.sentAt = now
 			var msg []byte
 			for _, p := range n.peers {
 				if qw.acks&p.bit == 0 {
