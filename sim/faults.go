@@ -327,6 +327,7 @@ var faultSwitches = map[string]func(m *FaultMix){
 	},
 	"hold":       func(m *FaultMix) { m.ClientNet.HoldProb = 0 },
 	"reconnect":  func(m *FaultMix) { m.Reconnect = false },
+	"ttl":        func(m *FaultMix) { m.TTLProb = 0 },
 	"readflip":   func(m *FaultMix) { m.Disk.ReadFlipProb = 0 },
 	"syncerror":  func(m *FaultMix) { m.Disk.SyncErrorProb = 0 },
 	"writeerror": func(m *FaultMix) { m.Disk.WriteErrorProb = 0 },
