@@ -133,6 +133,11 @@ func TestLinearizableExpiry(t *testing.T) {
 		// An unknown set with a TTL, whose value no read saw, may explain
 		// an absence: it is not pruned.
 		{"unknown set with a TTL explains an absence", []Op{set(0, "a", "1", 0, 10, OK), ttl(set(1, "a", "2", 20, 30, Unknown), 50), get(0, "a", "", 200, 210)}, porcupine.Ok},
+		// A wide get that finds the key gone, which the order of the
+		// writes puts before the deadline (found by review): it had to
+		// come before the set of "2", which returned at 40.
+		{"gone early, hidden by a wide get", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), get(1, "a", "", 20, 200), set(0, "a", "2", 30, 40, OK), get(2, "a", "2", 50, 60)}, porcupine.Illegal},
+		{"gone late, in a wide get", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), get(1, "a", "", 20, 200), set(0, "a", "2", 150, 160, OK), get(2, "a", "2", 170, 180)}, porcupine.Ok},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

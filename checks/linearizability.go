@@ -52,11 +52,14 @@ type regOutput struct {
 }
 
 // regState is one key's content, and from when the node may delete it for
-// its deadline (0: never).
+// its deadline (0: never). floor is the latest time an expiry the
+// linearization took could have happened: no op after it may take effect
+// before (one whose latest effect is earlier would have had to come first).
 type regState struct {
 	value      string
 	present    bool
 	expireFrom int64
+	floor      int64
 }
 
 // regStep is the register's sequential specification.
@@ -130,7 +133,8 @@ func hashState(state any) uint64 {
 	for i := 0; i < len(s.value); i++ {
 		h = (h ^ uint64(s.value[i])) * 1099511628211
 	}
-	return (h ^ uint64(s.expireFrom)) * 1099511628211
+	h = (h ^ uint64(s.expireFrom)) * 1099511628211
+	return (h ^ uint64(s.floor)) * 1099511628211
 }
 
 // RegisterModel is the porcupine model of one key of the store.
@@ -163,7 +167,11 @@ var OptionalRegisterModel = (&porcupine.NondeterministicModel{
 		}
 		var out []any
 		for _, pre := range pres {
+			if in.at < pre.floor {
+				continue // it had to take effect before an expiry taken already
+			}
 			ok, next := regStep(pre, in, output)
+			next.floor = pre.floor
 			switch {
 			case !ok:
 			case in.optional && next != pre:
@@ -184,7 +192,7 @@ var OptionalRegisterModel = (&porcupine.NondeterministicModel{
 // may have happened by at: else s itself.
 func expired(s regState, at int64) regState {
 	if s.present && s.expireFrom != 0 && at >= s.expireFrom {
-		return regState{}
+		return regState{floor: max(s.floor, s.expireFrom)}
 	}
 	return s
 }

@@ -79,6 +79,9 @@ func (d *deadlines) remove(key string) {
 	if d.len() == 0 {
 		return
 	}
+	if _, ok := d.byKey.get(key); !ok {
+		return // a delete would copy the path to it all the same
+	}
 	prev, had := d.byKey.delete(key)
 	if !had {
 		return
@@ -87,8 +90,10 @@ func (d *deadlines) remove(key string) {
 	assert(ok, "deadlines: byTime holds every pair of byKey")
 }
 
-// due calls f for the keys whose deadline is at or before now, earliest
-// first, until f returns false.
+// due calls f for the keys whose deadline is before now, earliest first,
+// until f returns false. Strictly before: a deadline is a whole
+// millisecond at or before the write's instant plus its TTL, so a key due
+// once the clock's millisecond is past it has lived its TTL at least.
 func (d *deadlines) due(now int64, f func(key string, at int64) bool) {
 	if d.len() == 0 {
 		return
@@ -96,7 +101,7 @@ func (d *deadlines) due(now int64, f func(key string, at int64) bool) {
 	d.byTime.root.ascend("", true, func(it item) bool {
 		k := it.key()
 		at := decodeDeadline(k)
-		if at > now {
+		if at >= now {
 			return false
 		}
 		return f(k[deadlineBytes:], at)
@@ -133,4 +138,30 @@ func TTLResponse(s *Store, key string, nowMs int64) Response {
 	}
 	left := uint64(max(at-nowMs, 0))
 	return Response{OK: true, TTLMs: &left}
+}
+
+// Bounds on one expiry (a single node's recordExpire, a cluster's
+// OpExpireDue): its keys, and their bytes, so that the record stays far
+// below the log's limit and a peer message's whatever --max-key-bytes says
+// (1,024 keys of 64 KiB would pass the log's 64 MiB). The keys past them
+// expire in the next turn, or the next tick.
+const (
+	ExpireKeysMax  = 1024
+	ExpireBytesMax = 1 << 20
+)
+
+// DueBatch returns the keys whose deadline is before now (calendar
+// milliseconds), earliest first, with their deadlines: at most
+// ExpireKeysMax of them and ExpireBytesMax bytes of key, one at least.
+func (s *Store) DueBatch(now int64) (items []KV, ats []int64) {
+	bytes := 0
+	s.Due(now, func(key string, at int64) bool {
+		if len(items) > 0 && bytes+len(key) > ExpireBytesMax {
+			return false
+		}
+		items, ats = append(items, KV{Key: key}), append(ats, at)
+		bytes += len(key)
+		return len(items) < ExpireKeysMax
+	})
+	return items, ats
 }

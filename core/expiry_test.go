@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,8 @@ func TestKeysExpire(t *testing.T) {
 	h.advance(99 * time.Millisecond)
 	wantValue(t, h, "a", "1")
 	wantTTL(t, h, "a", time.Millisecond)
+	h.advance(time.Millisecond) // at the deadline: it has lived its TTL only once past it
+	wantValue(t, h, "a", "1")
 	h.advance(time.Millisecond)
 	wantMissing(t, h, "a")
 	wantValue(t, h, "b", "2")
@@ -94,7 +97,7 @@ func TestWritesReplaceDeadlines(t *testing.T) {
 	wantValue(t, h, "bulk", "2")
 	wantValue(t, h, "deleted", "2")
 	wantTTL(t, h, "moved", 400*time.Millisecond)
-	h.advance(400 * time.Millisecond)
+	h.advance(401 * time.Millisecond)
 	wantMissing(t, h, "moved")
 }
 
@@ -142,7 +145,7 @@ func TestLeaseFreesItself(t *testing.T) {
 	if r := take("b"); r.OK || r.Error.Code != core.CodeConditionFailed {
 		t.Fatalf("a second taker: %+v, want condition_failed", r)
 	}
-	h.advance(time.Second)
+	h.advance(time.Second + time.Millisecond)
 	mustOK(t, take("b"))
 	wantValue(t, h, "lock", "b")
 }
@@ -207,4 +210,82 @@ func TestTTLValidation(t *testing.T) {
 	if bad != nil || req.TTLMs != 1500 {
 		t.Fatalf("ttl_ms 1500: %+v %+v", req, bad)
 	}
+}
+
+// While the disk refuses writes, a due key's expiry fails and is taken
+// back with its batch; it is tried again after expiryRecheck, not at once:
+// it used to be retried every turn, forever, with no time passing, each
+// attempt writing and undoing a batch and logging it (found by review).
+func TestFailedExpiryBacksOff(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(setTTL("a", "1", 10*time.Millisecond)))
+	h.disk.SetFaults(sim.DiskFaults{WriteErrorProb: 1})
+	h.advance(20 * time.Millisecond)
+	rounds := 0
+	for range 1000 { // the clock does not move
+		if h.clock.fire() == 0 {
+			break
+		}
+		rounds++
+		if err := h.node.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rounds > 1 {
+		t.Fatalf("%d expiry attempts at one instant: a failed expiry is retried at once", rounds)
+	}
+}
+
+// Nor does a failing expiry fail the reads of other keys: every turn held
+// its write, so a get that shared it was answered unavailable, where a
+// node whose disk is full serves reads (found by review).
+func TestFailedExpiryKeepsReadsServed(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(set("b", "2")))
+	mustOK(t, h.do(setTTL("a", "1", 10*time.Millisecond)))
+	h.disk.SetFaults(sim.DiskFaults{WriteErrorProb: 1})
+	h.advance(20 * time.Millisecond)
+	for i := range 10 {
+		h.clock.fire()
+		if r := h.do(get("b")); !r.OK {
+			t.Fatalf("get %d of an unrelated key, while a due key's expiry cannot be written: %+v", i, r.Error)
+		}
+	}
+}
+
+// An expiry names at most core.ExpireBytesMax bytes of key: 1,024 keys of
+// 64 KiB (a node run with --max-key-bytes 65536) due at once made a
+// record over the log's limit, and the node panicked on its assertion, at
+// every restart again (found by review).
+func TestExpiryOfLongKeysFitsARecord(t *testing.T) {
+	cfg := core.DefaultSingleConfig()
+	cfg.Limits.KeyBytesMax = 64 << 10
+	h := newHarness(t, cfg)
+	pad := strings.Repeat("k", 64<<10-5)
+	for i := range 1024 {
+		mustOK(t, h.do(setTTL(fmt.Sprintf("%s%05d", pad, i), "v", 10*time.Millisecond)))
+	}
+	h.advance(100 * time.Millisecond) // 16 of them a turn, a turn a millisecond here
+	if n := h.node.Store().Len(); n != 0 {
+		t.Fatalf("%d keys left after their deadline", n)
+	}
+}
+
+// A key lives its whole TTL: its deadline is a whole millisecond at or
+// before the set's instant plus the TTL, and it is due only once the
+// clock's millisecond is past it. (Due at it, a ttl_ms of 1 taken 0.9 ms
+// into a millisecond went 0.1 ms later; found by review.)
+func TestKeyLivesItsWholeTTL(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(setTTL("b", "1", time.Millisecond))) // arms the timer
+	h.clock.now = int64(900 * time.Microsecond)
+	mustOK(t, h.do(setTTL("a", "1", time.Millisecond)))
+	h.clock.now = int64(1900 * time.Microsecond) // 1.0 ms after the set
+	h.clock.fire()
+	if err := h.node.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, h, "a", "1")
+	h.advance(2 * time.Millisecond)
+	wantMissing(t, h, "a")
 }

@@ -153,6 +153,9 @@ const (
 	// expireEarlyBy of now, as a clock compared in the wrong unit or with
 	// a margin the wrong way would.
 	MutExpireEarly
+	// MutExpiryTimerLost: the node never arms its expiry timer, so keys
+	// whose deadline passed stay until a write replaces them.
+	MutExpiryTimerLost
 )
 
 // expireEarlyBy is how early MutExpireEarly deletes a key, in ms.
@@ -193,6 +196,7 @@ var mutationNames = MutationNames[Mutation]{
 	MutCondFailureBeforeDurable:  "condition-failure-before-durable",
 	MutViewSharesStore:           "view-shares-store",
 	MutExpireEarly:               "expire-early",
+	MutExpiryTimerLost:           "expiry-timer-lost",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

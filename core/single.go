@@ -78,6 +78,9 @@ type SingleNode struct {
 	wall        WallClock
 	expiryTimer Timer
 	expiryDue   int64
+	// expiryRetryAt: no expiry before this time of the node's clock, a
+	// failed write's backoff.
+	expiryRetryAt int64
 }
 
 type pendingReply struct {
@@ -404,7 +407,11 @@ func (n *SingleNode) undoBatch(cause error, replies []pendingReply) []pendingRep
 		code = CodeDiskFull
 	}
 	n.env.logf("write failed, batch undone: %v", cause)
-	n.armExpiry() // an undone expiry's keys are back, with their deadlines
+	// An undone expiry's keys are back, with their deadlines, and due: on
+	// a disk that refuses writes, retrying at once would write and undo
+	// a batch every turn, and fail the reads that share it.
+	n.expiryRetryAt = n.env.Clock.Now() + int64(expiryRecheck)
+	n.armExpiry()
 	for i := range replies {
 		p := &replies[i]
 		switch {
@@ -473,9 +480,6 @@ func (n *SingleNode) Close() {
 // so that a calendar clock set forward is noticed.
 const (
 	expiryRecheck = time.Second
-	// expireKeysMax bounds the keys one turn expires; the rest go in the
-	// turns right after.
-	expireKeysMax = 1024
 )
 
 // wallMs is the calendar time in milliseconds since the Unix epoch.
@@ -489,10 +493,12 @@ func (n *SingleNode) wallMs() int64 {
 // armExpiry makes sure the node wakes for the earliest deadline.
 func (n *SingleNode) armExpiry() {
 	at, ok := n.store.NextDeadline()
-	if !ok || n.wall == nil {
+	if !ok || n.wall == nil || n.cfg.Mutation == MutExpiryTimerLost {
 		return
 	}
-	wait := min(max(time.Duration(at-n.wallMs())*time.Millisecond, 0), expiryRecheck)
+	// Due once the clock's millisecond is past the deadline.
+	wait := min(max(time.Duration(at+1-n.wallMs())*time.Millisecond, 0), expiryRecheck)
+	wait = max(wait, time.Duration(n.expiryRetryAt-n.env.Clock.Now()))
 	due := n.env.Clock.Now() + int64(wait)
 	if n.expiryTimer != nil {
 		if n.expiryDue <= due {
@@ -509,16 +515,15 @@ func (n *SingleNode) expire() {
 	if n.turns.Stopped() != nil {
 		return
 	}
-	var items []KV
-	var ats []int64
+	if n.env.Clock.Now() < n.expiryRetryAt {
+		n.armExpiry() // after a failed write, not before expiryRecheck
+		return
+	}
 	now := n.wallMs()
 	if n.cfg.Mutation == MutExpireEarly {
 		now += expireEarlyBy
 	}
-	n.store.Due(now, func(key string, at int64) bool {
-		items, ats = append(items, KV{Key: key}), append(ats, at)
-		return len(items) < expireKeysMax
-	})
+	items, ats := n.store.DueBatch(now)
 	if len(items) > 0 {
 		n.write(nil, nil, recordExpire, items, ats)
 	}

@@ -70,8 +70,8 @@ func (s *Store) Deadline(key string) (int64, bool) { return s.ttl.get(key) }
 // NextDeadline returns the earliest deadline of any key, if one has one.
 func (s *Store) NextDeadline() (int64, bool) { return s.ttl.next() }
 
-// Due calls f for the keys whose deadline is at or before now, earliest
-// first, until f returns false. f must not write to the store.
+// Due calls f for the keys whose deadline is before now, earliest first,
+// until f returns false. f must not write to the store.
 func (s *Store) Due(now int64, f func(key string, at int64) bool) { s.ttl.due(now, f) }
 
 // Expiring is the number of keys with a deadline.

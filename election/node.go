@@ -361,9 +361,6 @@ func (n *Node) tick() {
 	n.armTicker()
 }
 
-// expireKeysMax bounds the keys of one expiry command.
-const expireKeysMax = 1024
-
 // proposeExpiry has the leader propose the deletion of the keys whose
 // deadline passed by its calendar clock, each only if its deadline is still
 // the one seen (OpExpireDue): every replica deletes them when the command
@@ -379,10 +376,7 @@ func (n *Node) proposeExpiry() {
 		return
 	}
 	cmd := core.Command{Op: core.OpExpireDue}
-	n.store.Due(n.wallMs(), func(key string, at int64) bool {
-		cmd.Items, cmd.Ats = append(cmd.Items, core.KV{Key: key}), append(cmd.Ats, at)
-		return len(cmd.Items) < expireKeysMax
-	})
+	cmd.Items, cmd.Ats = n.store.DueBatch(n.wallMs())
 	if len(cmd.Items) == 0 {
 		return
 	}

@@ -294,3 +294,40 @@ func TestClusterKeysExpire(t *testing.T) {
 		t.Fatalf("a after a restart: %q", *r.Value)
 	}
 }
+
+// A leader's expiry names at most core.ExpireBytesMax bytes of key: 1,024
+// due keys of 64 KiB made a command over the log's record limit, and the
+// leader panicked on its tick, as would every node that led after it
+// (found by review). They go, 16 an expiry.
+func TestClusterExpiryOfLongKeysFitsACommand(t *testing.T) {
+	disk := sim.NewDisk(rand.New(rand.NewPCG(3, 4)), sim.DiskFaults{})
+	cfg := election.DefaultNodeConfig(0, []core.NodeID{0})
+	cfg.ClusterID = 7
+	cfg.Limits.KeyBytesMax = 64 << 10
+	s := &soloNode{t: t, disk: disk, clock: &stepClock{}, cfg: cfg}
+	n, err := election.NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.node = n
+	if err := n.Start(core.Env{ID: 0, Clock: s.clock, Disk: disk, Rand: pcg{rand.New(rand.NewPCG(1, 2))}}); err != nil {
+		t.Fatal(err)
+	}
+	s.lead()
+	pad := strings.Repeat("k", 64<<10-5)
+	v := "v"
+	for i := range 1024 {
+		if r := s.do(&core.Request{Op: core.OpSet, Key: fmt.Sprintf("%s%05d", pad, i), Value: &v, TTLMs: 10}); !r.OK {
+			t.Fatal(r.Error)
+		}
+	}
+	for range 200 {
+		s.clock.advance(s.cfg.TickInterval)
+		if err := s.node.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left := s.node.Store().Len(); left != 0 {
+		t.Fatalf("%d keys left after their deadline", left)
+	}
+}

@@ -26,6 +26,7 @@ type host struct {
 	clock *clock
 	rand  *rand.Rand // the node's Rand: one stream for the node's whole run, so each restart draws on, deterministically
 	node  core.Node
+	upAt  int64        // virtual time of the node's last start
 	idx   core.Indexes // the node's indexes, if the seed runs them
 	// rejoin: the node's disk was wiped (Sim.wipe); it starts rejoining,
 	// which has effect only while its directory is empty.
@@ -354,7 +355,7 @@ func (h *host) start() {
 		h.disk.SetFaults(f)
 	}
 	h.node = h.s.newNode(h.id)
-	h.up = true
+	h.up, h.upAt = true, h.s.w.now
 	if step := int64(h.s.mode.ClockStep); step > 0 {
 		h.clock.wallStep = h.s.cr.Int64N(2*step+1) - step
 	}

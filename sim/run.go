@@ -702,6 +702,7 @@ func (s *Sim) settled() bool {
 // beginFinal cuts the power of every node — every acknowledged write must
 // now come back from disk alone — and reads every key once they are up.
 func (s *Sim) beginFinal() {
+	s.checkExpiries(false)
 	s.phase = phaseFinal
 	s.deadline = s.w.now + int64(finalDeadline)
 	s.trace(Nobody, "final", 0, 0, "")
@@ -721,6 +722,60 @@ func (s *Sim) beginFinal() {
 	s.w.After(10*time.Millisecond, s.final.next)
 }
 
+// expiryBound is how long past its deadline a key may still be there once
+// every node has been up that long, without faults: a single node looks at
+// least every second (and at once at the deadline), a cluster's leader
+// proposes the expiry each tick and commits it in a round.
+const expiryBound = 3 * time.Second
+
+// checkExpiries fails the run when a node that serves (the single node, a
+// cluster's leader) holds a key whose deadline passed expiryBound ago by
+// its own clock, every node having been up that long: the linearizability
+// model lets a key expire late, and never checks that it does.
+//
+// After the final reads, a single node is held to more: a key whose
+// deadline passed before its last start goes in its first turn (Start
+// arms the expiry at once), and the final reads come after that.
+func (s *Sim) checkExpiries(final bool) {
+	if s.mix.TTLProb == 0 {
+		return
+	}
+	ms := func(wall int64) int64 { return wall / int64(time.Millisecond) }
+	if final {
+		if h := s.hosts[0]; !s.mode.Sessions && !s.mode.Mesh && h.up {
+			st := h.node.(interface{ Store() *core.Store }).Store()
+			started := ms(h.clock.Wall() - (s.w.now - h.upAt))
+			if at, ok := st.NextDeadline(); ok && at < started {
+				s.fail("expiry", fmt.Sprintf("the node still holds, after the final reads, a key whose deadline passed %v before its last start: %d keys with a deadline",
+					time.Duration(started-at)*time.Millisecond, st.Expiring()))
+			}
+		}
+		return
+	}
+	for _, h := range s.hosts {
+		if !h.up || s.w.now-h.upAt < int64(expiryBound) {
+			return // not long enough to owe anything
+		}
+	}
+	for _, h := range s.hosts {
+		st, ok := h.node.(interface{ Store() *core.Store })
+		if !ok {
+			return
+		}
+		if m, ok := h.node.(core.MetricsReporter); ok {
+			if c := m.Metrics().Status.Cluster; c != nil && c.Role != "leader" {
+				continue // a follower applies what its leader proposes
+			}
+		}
+		at, ok := st.Store().NextDeadline()
+		if now := ms(h.clock.Wall()); ok && at < now-expiryBound.Milliseconds() {
+			s.fail("expiry", fmt.Sprintf("node %d still holds a key whose deadline passed %v ago (every node up for %v at least): %d keys with a deadline",
+				h.id, time.Duration(now-at)*time.Millisecond, expiryBound, st.Store().Expiring()))
+			return
+		}
+	}
+}
+
 func (s *Sim) finalDone() {
 	if s.mode.Mesh && !s.serviceGone() && !s.meshConverged() {
 		// The final power cut may have taken what anti-entropy had
@@ -733,6 +788,7 @@ func (s *Sim) finalDone() {
 		return
 	}
 	s.mesh.finalAt = s.w.now
+	s.checkExpiries(true)
 	s.phase = phaseDone
 	s.trace(Nobody, "done", 0, 0, "")
 	s.settle = time.Duration(s.w.now - s.quietAt)
