@@ -37,8 +37,26 @@ type Recorder struct {
 	wrong []string
 }
 
-// NewRecorder starts an empty history whose time starts now.
-func NewRecorder() *Recorder { return &Recorder{origin: time.Now()} }
+// NewRecorder starts an empty history whose time starts now. The servers
+// deadline keys by the machine's calendar clock, which runs with the
+// history's (monotonic) one to well within expirySlop over a test.
+func NewRecorder() *Recorder {
+	return &Recorder{origin: time.Now(), h: checks.History{ExpirySlop: int64(expirySlop)}}
+}
+
+// expirySlop is how much earlier than its TTL after its call the checkers
+// let a key expire: a deadline is in whole milliseconds, and the calendar
+// clock may be slewed against the monotonic one.
+const expirySlop = 2 * time.Millisecond
+
+// ttl draws a ttl_ms for one write in three, of 20 to 300 ms: keys that
+// expire while the test runs, before and after the server is killed.
+func ttl(r *rand.Rand) uint64 {
+	if r.IntN(3) != 0 {
+		return 0
+	}
+	return uint64(20 + r.IntN(281))
+}
 
 // Now is the history's time.
 func (r *Recorder) Now() int64 { return int64(time.Since(r.origin)) }
@@ -68,7 +86,8 @@ type Caller struct {
 }
 
 // Call makes the caller's req-th call: a get, set, conditional set or
-// delete, delete or bulk_set of random keys, recorded with its outcome.
+// delete, delete or bulk_set of random keys, recorded with its outcome. A
+// third of the sets carry a ttl_ms.
 func (c *Caller) Call(req int) {
 	r := c.Rand
 	timeout := c.Patient
@@ -100,6 +119,12 @@ func (c *Caller) Call(req int) {
 		return
 	case p < 60:
 		op.Kind, op.Key, op.Value = checks.KindSet, key(), value
+		if ms := ttl(r); ms != 0 {
+			op.TTL = int64(ms) * int64(time.Millisecond)
+			op.Call = c.Rec.Now()
+			_, err = c.KV.Do(ctx, &core.Request{Op: core.OpSet, Key: op.Key, Value: &op.Value, TTLMs: ms})
+			break
+		}
 		op.Call = c.Rec.Now()
 		err = c.KV.Set(ctx, op.Key, op.Value)
 	case p < 70:
@@ -161,6 +186,8 @@ func (c *Caller) conditional(ctx context.Context, op checks.Op, key, value strin
 	op.Kind, op.Cond = checks.KindDelete, req.Condition()
 	if req.Op == core.OpSet {
 		op.Kind, op.Value = checks.KindSet, value
+		req.TTLMs = ttl(c.Rand) // with if_absent, a lease
+		op.TTL = int64(req.TTLMs) * int64(time.Millisecond)
 	}
 	op.Call = c.Rec.Now()
 	resp, err := c.KV.Do(ctx, &req)
