@@ -235,18 +235,8 @@ func TestTTLArgumentsCheckedBeforeSending(t *testing.T) {
 // The fake server keeps deadlines by a clock the test moves.
 func TestTTLAgainstFakeServerClock(t *testing.T) {
 	srv := clienttest.NewServer(t)
-	var mu sync.Mutex
-	now := time.Unix(1_000_000, 0)
-	srv.SetClock(func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		return now
-	})
-	advance := func(d time.Duration) {
-		mu.Lock()
-		now = now.Add(d)
-		mu.Unlock()
-	}
+	start := time.Unix(1_000_000, 0)
+	advance := srv.StopClock(start)
 	ctx := ctxT(t)
 	c := dialT(t, srv.Addr)
 	if err := c.SetWithTTL(ctx, "k", "v", 30*time.Second); err != nil {
@@ -266,7 +256,7 @@ func TestTTLAgainstFakeServerClock(t *testing.T) {
 	if ok, err := c.SetIfAbsentWithTTL(ctx, "k", "w", time.Second); !ok || err != nil {
 		t.Fatalf("SetIfAbsentWithTTL of an expired key: %v, %v; want true", ok, err)
 	}
-	if at, ok := srv.Deadline("k"); !ok || !at.Equal(now.Add(time.Second)) {
+	if at, ok := srv.Deadline("k"); !ok || !at.Equal(start.Add(31*time.Second)) {
 		t.Fatalf("Deadline(k) = %v, %v; want a second from now", at, ok)
 	}
 	if err := c.Set(ctx, "k", "x"); err != nil {

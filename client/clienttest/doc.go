@@ -2,5 +2,5 @@
 // talks to dkv, in the manner of net/http/httptest: it speaks the wire
 // protocol of docs/PROTOCOL.md over loopback TCP and keeps its data in a map,
 // with no disk and no durability. Keys set with ttl_ms expire by the real
-// time, or by a clock the test moves (Server.SetClock).
+// time, or by a clock the test moves (Server.StopClock).
 package clienttest

@@ -23,7 +23,7 @@ type Server struct {
 	mu   sync.Mutex
 	data map[string]string
 	// deadlines are the keys that expire (a set's ttl_ms) and when, by
-	// now (SetClock; nil: the real time).
+	// now (StopClock; nil: the real time).
 	deadlines map[string]time.Time
 	now       func() time.Time
 	conns     map[net.Conn]struct{}
@@ -99,15 +99,20 @@ func (s *Server) Lead() {
 	s.following, s.leader = false, ""
 }
 
-// SetClock makes the server keep the deadlines of keys that expire (a
-// set's ttl_ms) by now rather than by the real time, so that a test can
-// move time on at will. A key is deleted once now reaches its deadline, as
-// the server next looks: at the next request, or Data. now is called with
-// the server's lock held, so it must not call the server.
-func (s *Server) SetClock(now func() time.Time) {
+// StopClock makes the server keep the deadlines of keys that expire (a
+// set's ttl_ms) by a clock that stands at start until advance moves it,
+// rather than by the real time. A key is deleted once the clock reaches its
+// deadline, as the server next looks: at the next request, or Data.
+func (s *Server) StopClock(start time.Time) (advance func(time.Duration)) {
+	now := start // read by s.now, and written by advance, under s.mu
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.now = now
+	s.now = func() time.Time { return now }
+	return func(d time.Duration) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		now = now.Add(d)
+	}
 }
 
 // Deadline reports when key expires, if it has a deadline.

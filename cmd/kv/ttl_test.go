@@ -2,7 +2,6 @@ package main
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -133,18 +132,7 @@ func TestTTLAgainstFakeCluster(t *testing.T) {
 	leader := clienttest.NewServer(t)
 	follower := clienttest.NewServer(t)
 	follower.Follow(leader.Addr)
-	var mu sync.Mutex
-	now := time.Unix(1_700_000_000, 0)
-	leader.SetClock(func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		return now
-	})
-	advance := func(d time.Duration) {
-		mu.Lock()
-		now = now.Add(d)
-		mu.Unlock()
-	}
+	advance := leader.StopClock(time.Unix(1_700_000_000, 0))
 	addrs := follower.Addr + "," + leader.Addr
 	mustRun := func(want string, args ...string) {
 		t.Helper()
