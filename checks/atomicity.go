@@ -44,7 +44,7 @@ func CheckAtomicity(h *History) []Finding {
 	for i := range h.Ops {
 		op := &h.Ops[i]
 		if op.Kind == KindGet {
-			if op.Outcome == OK {
+			if op.Outcome == OK && !op.Presence {
 				gets[op.Key] = append(gets[op.Key], op)
 			}
 			continue

@@ -112,6 +112,9 @@ func TestLinearizableConditions(t *testing.T) {
 
 func ttl(op Op, d int64) Op { op.TTL = d; return op }
 
+// presence makes a get a ttl's read of whether the key exists.
+func presence(op Op, found bool) Op { op.Presence, op.Found, op.Value = true, found, ""; return op }
+
 // A set with a TTL may be deleted by the node any time from its deadline
 // (its call plus the TTL) on, and no earlier; a later write without one
 // keeps its value for good; an expired value never comes back.
@@ -137,6 +140,11 @@ func TestLinearizableExpiry(t *testing.T) {
 		// writes puts before the deadline (found by review): it had to
 		// come before the set of "2", which returned at 40.
 		{"gone early, hidden by a wide get", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), get(1, "a", "", 20, 200), set(0, "a", "2", 30, 40, OK), get(2, "a", "2", 50, 60)}, porcupine.Illegal},
+		// A ttl reads only whether the key exists.
+		{"ttl finds the key", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), presence(get(1, "a", "", 20, 30), true)}, porcupine.Ok},
+		{"ttl finds it gone before its deadline", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), presence(get(1, "a", "", 20, 30), false)}, porcupine.Illegal},
+		{"ttl finds a key never written", []Op{presence(get(1, "a", "", 20, 30), true)}, porcupine.Illegal},
+		{"ttl finds what only an unknown set wrote", []Op{set(0, "a", "1", 0, 10, Unknown), presence(get(1, "a", "", 20, 30), true)}, porcupine.Ok},
 		{"gone late, in a wide get", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), get(1, "a", "", 20, 200), set(0, "a", "2", 150, 160, OK), get(2, "a", "2", 170, 180)}, porcupine.Ok},
 	}
 	for _, c := range cases {

@@ -88,6 +88,9 @@ type Op struct {
 	// condition_failed is recorded as the get it amounts to: a read of the
 	// value the refusal reported.
 	Cond core.Condition
+	// Presence marks a get that read only whether the key exists (a
+	// ttl), not its value: Value is empty.
+	Presence bool
 	// TTL is a set's ttl_ms, in the history's time base (0: the key
 	// stays). The node may delete the key once that long has passed since
 	// it took the set, less History.ExpirySlop: a read that finds the key
@@ -204,6 +207,8 @@ type Seen map[string]string
 // Note records what an acknowledged op says of its key's value.
 func (s Seen) Note(op *Op) {
 	switch {
+	case op.Presence:
+		// Whether the key exists, not what it holds.
 	case op.Kind == KindSet || op.Kind == KindGet && op.Found:
 		s[op.Key] = op.Value
 	case op.Kind == KindDelete || op.Kind == KindGet:

@@ -45,10 +45,12 @@ type regInput struct {
 	expireFrom, at int64
 }
 
-// regOutput is what a get returned; writes have no output.
+// regOutput is what a get returned; writes have no output. presence: the
+// get read only whether the key exists (a ttl).
 type regOutput struct {
-	value string
-	found bool
+	value    string
+	found    bool
+	presence bool
 }
 
 // regState is one key's content, and from when the node may delete it for
@@ -74,7 +76,7 @@ func regStep(s regState, in regInput, output any) (bool, regState) {
 		return true, regState{}
 	case KindGet:
 		out := output.(regOutput)
-		return out.found == s.present && (!out.found || out.value == s.value), s
+		return out.found == s.present && (!out.found || out.presence || out.value == s.value), s
 	}
 	return false, s
 }
@@ -100,6 +102,9 @@ func describeOp(input, output any) string {
 		out := output.(regOutput)
 		if !out.found {
 			return "get -> not_found"
+		}
+		if out.presence {
+			return "ttl -> found"
 		}
 		return fmt.Sprintf("get -> %q", clip(out.value))
 	}
@@ -261,6 +266,8 @@ func Partitions(h *History) []Partition {
 	for i := range h.Ops {
 		op := &h.Ops[i]
 		switch {
+		case op.Kind == KindGet && op.Outcome == OK && op.Found && op.Presence:
+			sawPresence[op.Key] = true // some value, which an unknown set may explain
 		case op.Kind == KindGet && op.Outcome == OK && op.Found:
 			see(op.Key, op.Value)
 		case op.Cond.Kind == core.CondValue && op.Outcome != Failed:
@@ -302,7 +309,7 @@ func Partitions(h *History) []Partition {
 			p.Ops = append(p.Ops, porcupine.Operation{
 				ClientId: op.Client, Call: op.earliestEffect(), Return: ret, Metadata: meta,
 				Input:  regInput{kind: KindGet, at: ret},
-				Output: regOutput{value: op.Value, found: op.Found},
+				Output: regOutput{value: op.Value, found: op.Found, presence: op.Presence},
 			})
 			continue
 		}

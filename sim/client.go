@@ -203,6 +203,12 @@ func (c *client) draw() (*core.Request, checks.Op) {
 	switch {
 	case w < m.WGet:
 		op.Kind, op.Key = checks.KindGet, key()
+		if m.TTLProb > 0 && r.IntN(4) == 0 {
+			// A ttl, in the seeds with keys that expire: a read of
+			// whether the key exists (and a time left within reason).
+			op.Presence = true
+			return &core.Request{Op: core.OpTTL, Key: op.Key}, op
+		}
 		return &core.Request{Op: core.OpGet, Key: op.Key}, op
 	case w < m.WGet+m.WSet:
 		op.Kind, op.Key, op.Value = checks.KindSet, key(), value("")
@@ -399,7 +405,13 @@ func (c *client) receive(m *response) {
 		}
 		c.finish(a, checks.OK, code)
 	case resp.OK:
-		if a.op.Kind == checks.KindGet {
+		if a.op.Presence {
+			if resp.Value != nil || resp.TTLMs != nil && *resp.TTLMs > uint64(c.s.mix.TTLMax/time.Millisecond) {
+				c.s.fail("protocol", fmt.Sprintf("ttl %s answered %+v, a value or more time than any TTL set (attempt %d)", a.op.Key, resp, a.id))
+				return
+			}
+			a.op.Found = true
+		} else if a.op.Kind == checks.KindGet {
 			if resp.Value == nil {
 				c.s.fail("protocol", fmt.Sprintf("get %s answered ok without a value (attempt %d)", a.op.Key, a.id))
 				return
