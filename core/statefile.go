@@ -134,6 +134,14 @@ func OpenStateFile(d Disk, name string, logf func(string, ...any)) (*StateFile, 
 		file.Close()
 		return nil, nil, fmt.Errorf("syncing %s: %w", name, err)
 	}
+	// So may its name: a rewrite's rename whose directory sync a process
+	// crash cut off. A power loss could take the name back while files
+	// made after it kept theirs (a cluster node's log without raft-state,
+	// refused as a single node's: the simulator's seed 1950265).
+	if err := d.SyncDir(); err != nil {
+		file.Close()
+		return nil, nil, fmt.Errorf("syncing the directory of %s: %w", name, err)
+	}
 	f.file, f.size = file, int64(len(data))
 	return f, state, nil
 }
