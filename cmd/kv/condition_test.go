@@ -166,9 +166,9 @@ func TestConditionalWritesAgainstFakeCluster(t *testing.T) {
 	}
 }
 
-// A mesh refuses conditions: exit 1 with its not_implemented, not 3, and
-// nothing is written.
-func TestConditionalWritesRefusedByAMesh(t *testing.T) {
+// A mesh refuses conditions (exit 1 with its not_implemented, not 3), set
+// --ttl and ttl, and nothing is written.
+func TestRefusedByAMesh(t *testing.T) {
 	node, err := mesh.NewNode(mesh.DefaultConfig(0, []core.NodeID{0}))
 	if err != nil {
 		t.Fatal(err)
@@ -182,6 +182,9 @@ func TestConditionalWritesRefusedByAMesh(t *testing.T) {
 		{[]string{"set", "--if-exists", "k", "v"}, `dkv: set "k" (if_exists): server error not_implemented: `},
 		{[]string{"set", "--if-value", "old", "k", "v"}, `dkv: set "k" (if_value="old"): server error not_implemented: `},
 		{[]string{"delete", "--if-value", "old", "k"}, `dkv: delete "k" (if_value="old"): server error not_implemented: `},
+		{[]string{"set", "--ttl", "1s", "k", "v"}, `dkv: set "k" (ttl 1s): server error not_implemented: `},
+		{[]string{"set", "--ttl", "1s", "--if-absent", "k", "v"}, `dkv: set "k" (if_absent): server error not_implemented: `},
+		{[]string{"ttl", "k"}, `dkv: ttl "k": server error not_implemented: `},
 	} {
 		code, out, stderr := kv(t, append([]string{"--addr", addr}, tc.args...)...)
 		if code != exitError || out != "" || !strings.HasPrefix(stderr, tc.want) {

@@ -8,7 +8,6 @@ import (
 	"dkv/client/clienttest"
 	"dkv/core"
 	"dkv/internal/servetest"
-	"dkv/mesh"
 	"dkv/realnet"
 )
 
@@ -172,37 +171,5 @@ func TestTTLAgainstFakeCluster(t *testing.T) {
 	}
 	if want := "k unconditional 30s,lock if_absent 2ms,plain unconditional 0s"; strings.Join(sent, ",") != want {
 		t.Fatalf("the leader got sets %q; want %q", sent, want)
-	}
-}
-
-// A mesh refuses set --ttl and ttl: exit 1 with its not_implemented, and
-// nothing is written.
-func TestTTLRefusedByAMesh(t *testing.T) {
-	node, err := mesh.NewNode(mesh.DefaultConfig(0, []core.NodeID{0}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := servetest.Serve(t, node, realnet.DefaultHostConfig())
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"set", "--ttl", "1s", "k", "v"}, `dkv: set "k" (ttl 1s): server error not_implemented: `},
-		{[]string{"set", "--ttl", "1s", "--if-absent", "k", "v"}, `dkv: set "k" (if_absent): server error not_implemented: `},
-	} {
-		code, out, stderr := kv(t, append([]string{"--addr", addr}, tc.args...)...)
-		if code != exitError || out != "" || !strings.HasPrefix(stderr, tc.want) {
-			t.Errorf("kv %q on a mesh: exit %d, stdout %q, stderr %q; want 1 and %q", tc.args, code, out, stderr, tc.want)
-		}
-	}
-	if code, _, stderr := kv(t, "--addr", addr, "get", "k"); code != exitError || stderr != "not found: k\n" {
-		t.Fatalf("get after the refusals: exit %d, stderr %q; want not found", code, stderr)
-	}
-	if code, out, stderr := kv(t, "--addr", addr, "set", "k", "v"); code != exitOK || out != "OK\n" {
-		t.Fatalf("plain set on a mesh: exit %d, stdout %q, stderr %q", code, out, stderr)
-	}
-	code, out, stderr := kv(t, "--addr", addr, "ttl", "k")
-	if code != exitError || out != "" || !strings.HasPrefix(stderr, `dkv: ttl "k": server error not_implemented: `) {
-		t.Fatalf("ttl on a mesh: exit %d, stdout %q, stderr %q; want 1 and not_implemented", code, out, stderr)
 	}
 }
