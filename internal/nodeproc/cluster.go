@@ -273,13 +273,15 @@ func (c *Cluster) Logs() string {
 // and tests look at (core.ClusterStatus has it all; this package speaks the
 // protocol with the standard library only).
 type NodeStatus struct {
-	Keys    int
-	ID      int    `json:"node_id"`
-	Role    string `json:"role"`
-	Term    uint64 `json:"term"`
-	Leader  int    `json:"leader_id"` // -1: none known
-	Commit  uint64 `json:"commit"`
-	Applied uint64 `json:"applied"`
+	Keys int
+	// SnapshotIndex is the index the node's newest snapshot covers.
+	SnapshotIndex uint64
+	ID            int    `json:"node_id"`
+	Role          string `json:"role"`
+	Term          uint64 `json:"term"`
+	Leader        int    `json:"leader_id"` // -1: none known
+	Commit        uint64 `json:"commit"`
+	Applied       uint64 `json:"applied"`
 	// Rejoining: started with --rejoin on an empty directory, it does not
 	// vote yet.
 	Rejoining bool `json:"rejoining"`
@@ -336,8 +338,9 @@ func (c *Cluster) Status(i int, timeout time.Duration) (*NodeStatus, error) {
 	var resp struct {
 		OK     bool `json:"ok"`
 		Status *struct {
-			Keys    int         `json:"keys"`
-			Cluster *NodeStatus `json:"cluster"`
+			Keys          int         `json:"keys"`
+			SnapshotIndex uint64      `json:"snapshot_index"`
+			Cluster       *NodeStatus `json:"cluster"`
 		} `json:"status"`
 		Error *struct {
 			Code    string `json:"code"`
@@ -351,7 +354,7 @@ func (c *Cluster) Status(i int, timeout time.Duration) (*NodeStatus, error) {
 		return nil, fmt.Errorf("status of node %d: not a cluster node's answer: %s", i, line)
 	}
 	st := resp.Status.Cluster
-	st.Keys = resp.Status.Keys
+	st.Keys, st.SnapshotIndex = resp.Status.Keys, resp.Status.SnapshotIndex
 	return st, nil
 }
 

@@ -429,17 +429,21 @@ func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 	// The leader snapshots in the background: wait until it has one, so
 	// that the wiped node cannot be sent the log from its first entry.
 	// (Under load it once had none yet, and the wiped node caught up from
-	// entries, which is right but not what this test is about.)
+	// entries, which is right but not what this test is about. The status
+	// asked is the leader's own: another node's snapshot, which a status
+	// through the cluster client could report, once let the test go on
+	// while the leader still had none.)
+	var lst *nodeproc.NodeStatus
 	for deadline := time.Now().Add(waitMax); ; time.Sleep(20 * time.Millisecond) {
-		st, err := kv.Status(ctx)
-		if err == nil && st.SnapshotIndex > 0 {
+		var l int
+		l, lst = waitLeader(t, c)
+		if st, err := c.Status(l, 5*time.Second); err == nil && st.Role == "leader" && st.SnapshotIndex > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the leader took no snapshot after 2,000 writes in %v: %+v, %v", waitMax, st, err)
+			t.Fatalf("the leader took no snapshot after 2,000 writes in %v: %+v", waitMax, lst)
 		}
 	}
-	_, lst := waitLeader(t, c)
 	extra := c.Extra
 	c.Extra = append(slices.Clone(extra), "--rejoin")
 	_, err := c.Start(wiped)
