@@ -152,8 +152,8 @@ var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulat
 // password is refused on any op but auth: a client that sends one with a
 // request believes it is checked there. So is a condition on any op but
 // set and delete: the write would not be conditional. And a scan's
-// consistent and view elsewhere, and a ttl_ms but on set (the key would
-// not expire).
+// consistent and view elsewhere, and a ttl_ms but on set and expire (the
+// key would not expire).
 const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword | condFields | fieldConsistent | fieldView | fieldTTLMs
 
 // opFields are the fields that op uses besides id and op; known is false
@@ -170,6 +170,10 @@ func opFields(op string) (fields requestField, known bool) {
 		return fieldKeys | sessionFields | meshFields, true
 	case OpGet, OpTTL:
 		return fieldKey, true
+	case OpExpire:
+		return fieldKey | fieldTTLMs | sessionFields, true
+	case OpPersist:
+		return fieldKey | sessionFields, true
 	case OpBulkGet:
 		return fieldKeys, true
 	case OpPing, OpStatus:

@@ -13,7 +13,7 @@ import (
 
 func genCommand() *rapid.Generator[Command] {
 	return rapid.Custom(func(t *rapid.T) Command {
-		c := Command{Op: rapid.SampledFrom([]string{OpSet, OpDelete, OpBulkSet, OpExpireDue}).Draw(t, "op")}
+		c := Command{Op: rapid.SampledFrom([]string{OpSet, OpDelete, OpBulkSet, OpExpireDue, OpExpire}).Draw(t, "op")}
 		switch c.Op {
 		case OpSet:
 			c.Items = []KV{genKV().Draw(t, "kv")}
@@ -30,8 +30,14 @@ func genCommand() *rapid.Generator[Command] {
 			c.Items = []KV{{Key: rapid.StringN(0, 20, -1).Draw(t, "key")}}
 		case OpBulkSet:
 			c.Items = rapid.SliceOfN(genKV(), 0, 20).Draw(t, "items")
+		case OpExpire:
+			c.Items = []KV{{Key: rapid.StringN(1, 20, -1).Draw(t, "key")}}
+			c.Cond.Kind = CondExists
+			if rapid.Bool().Draw(t, "expire") { // else a persist
+				c.At = rapid.Int64Range(1, math.MaxInt64).Draw(t, "at")
+			}
 		}
-		if c.Op != OpBulkSet && c.Op != OpExpireDue {
+		if c.Op != OpBulkSet && c.Op != OpExpireDue && c.Op != OpExpire {
 			kinds := []CondKind{CondNone, CondValue}
 			if c.Op == OpSet {
 				kinds = append(kinds, CondAbsent, CondExists)

@@ -289,3 +289,106 @@ func TestKeyLivesItsWholeTTL(t *testing.T) {
 	h.advance(2 * time.Millisecond)
 	wantMissing(t, h, "a")
 }
+
+func expireReq(k string, ttl time.Duration) *core.Request {
+	return &core.Request{Op: core.OpExpire, Key: k, TTLMs: uint64(ttl / time.Millisecond)}
+}
+
+func persistReq(k string) *core.Request { return &core.Request{Op: core.OpPersist, Key: k} }
+
+// expire gives a key that exists a deadline, its value kept; persist takes
+// it away and says what was left; both answer not_found for a key that
+// does not exist and write nothing then.
+func TestExpireAndPersist(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(set("a", "1")))
+	mustOK(t, h.do(expireReq("a", 100*time.Millisecond)))
+	wantValue(t, h, "a", "1")
+	wantTTL(t, h, "a", 100*time.Millisecond)
+	h.advance(30 * time.Millisecond)
+	r := h.do(persistReq("a"))
+	mustOK(t, r)
+	if r.TTLMs == nil || *r.TTLMs != 70 {
+		t.Fatalf("persist answered ttl_ms %v, want 70", r.TTLMs)
+	}
+	wantTTL(t, h, "a", -1)
+	if r := h.do(persistReq("a")); !r.OK || r.TTLMs != nil {
+		t.Fatalf("persist of a key without a deadline: %+v, want ok without ttl_ms", r)
+	}
+	h.advance(200 * time.Millisecond)
+	wantValue(t, h, "a", "1")
+
+	last := h.node.Metrics().Status.LastIndex
+	for _, req := range []*core.Request{expireReq("nope", time.Second), persistReq("nope")} {
+		if r := h.do(req); r.OK || r.Error.Code != core.CodeNotFound {
+			t.Fatalf("%s of a missing key: %+v, want not_found", req.Op, r)
+		}
+	}
+	if got := h.node.Metrics().Status.LastIndex; got != last {
+		t.Fatalf("refused expires logged records: last index %d, was %d", got, last)
+	}
+
+	// A shorter deadline replaces a longer one, and the key goes at it;
+	// the deadline is a write of the log, there after a crash.
+	mustOK(t, h.do(setTTL("b", "2", time.Hour)))
+	mustOK(t, h.do(expireReq("b", 50*time.Millisecond)))
+	if err := h.crash(); err != nil {
+		t.Fatal(err)
+	}
+	wantTTL(t, h, "b", 50*time.Millisecond)
+	wantValue(t, h, "b", "2")
+	h.advance(51 * time.Millisecond)
+	wantMissing(t, h, "b")
+	wantValue(t, h, "a", "1")
+}
+
+// An expire or a persist whose write fails is taken back with its batch:
+// the key keeps the deadline it had, or none.
+func TestFailedExpireIsUndone(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(set("a", "1")))
+	mustOK(t, h.do(setTTL("b", "2", time.Hour)))
+	h.disk.SetFaults(sim.DiskFaults{WriteErrorProb: 1})
+	for _, req := range []*core.Request{expireReq("a", 10*time.Millisecond), persistReq("b")} {
+		if r := h.do(req); r.OK || r.Error.Code != core.CodeIOError {
+			t.Fatalf("%s on a failing disk: %+v, want io_error", req.Op, r)
+		}
+	}
+	h.disk.SetFaults(sim.DiskFaults{})
+	wantTTL(t, h, "a", -1)
+	wantTTL(t, h, "b", time.Hour)
+	h.advance(20 * time.Millisecond)
+	wantValue(t, h, "a", "1")
+}
+
+func TestExpireValidation(t *testing.T) {
+	for _, line := range []string{
+		`{"op":"expire","key":"k"}`,
+		`{"op":"expire","key":"k","ttl_ms":0}`,
+		`{"op":"expire","ttl_ms":5}`,
+		`{"op":"expire","key":"k","ttl_ms":315360000001}`,
+		`{"op":"persist","key":"k","ttl_ms":5}`,
+		`{"op":"persist"}`,
+		`{"op":"expire","key":"k","ttl_ms":5,"if_exists":true}`,
+	} {
+		req, bad := core.DecodeRequest([]byte(line))
+		if bad == nil {
+			bad = core.DefaultLimits().Validate(req)
+		}
+		if bad == nil || bad.Error.Code != core.CodeBadRequest {
+			t.Errorf("%s: %+v, want bad_request", line, bad)
+		}
+	}
+	for _, line := range []string{
+		`{"op":"expire","key":"k","ttl_ms":5,"client_id":7,"seq":1}`,
+		`{"op":"persist","key":"k","client_id":7,"seq":2,"acked":1}`,
+	} {
+		req, bad := core.DecodeRequest([]byte(line))
+		if bad == nil {
+			bad = core.DefaultLimits().Validate(req)
+		}
+		if bad != nil {
+			t.Errorf("%s: %+v, want it taken", line, bad)
+		}
+	}
+}

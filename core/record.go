@@ -56,8 +56,12 @@ const (
 	// recordExpire deletes keys whose deadline passed, each only if its
 	// deadline is still the one the node saw pass (a later write may have
 	// replaced it): [count uvarint]([key len uvarint][key][deadline uvarint])*.
-	recordExpire   byte = 8
-	recordTypeLast      = recordExpire
+	recordExpire byte = 8
+	// recordDeadline gives an existing key a deadline, or takes its
+	// deadline away (expire, persist), its value unchanged:
+	// [deadline uvarint, 0: none][key].
+	recordDeadline byte = 9
+	recordTypeLast      = recordDeadline
 	recordBatchEnd byte = 0x80
 	recordWhitened byte = 0x40 // the payload is stored whitened
 	recordTypeMask byte = 0x3f
@@ -202,6 +206,13 @@ func encodeExpire(dst []byte, items []KV, ats []int64) []byte {
 	return dst
 }
 
+// encodeKeyDeadline encodes a recordDeadline: key's new deadline, at (0:
+// none).
+func encodeKeyDeadline(dst []byte, key string, at int64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(at))
+	return append(dst, key...)
+}
+
 func encodeDelete(dst []byte, key string) []byte {
 	return append(dst, key...)
 }
@@ -263,8 +274,8 @@ func decodeCommandWith(rec Record, mut Mutation) ([]KV, []int64, error) {
 }
 
 // decodeWrites decodes the writes of a record of type typ: the items, and
-// for recordSetExpiring and recordExpire each item's deadline (ats, nil
-// for the other types).
+// for recordSetExpiring, recordExpire and recordDeadline each item's
+// deadline (ats, nil for the other types; 0 in a recordDeadline: none).
 func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, []int64, error) {
 	if typ == recordSetExpiring {
 		if len(p) < 8 {
@@ -276,6 +287,13 @@ func decodeWrites(typ byte, p []byte, mut Mutation) ([]KV, []int64, error) {
 		}
 		items, err := decodeItems(recordSet, p[8:], mut)
 		return items, []int64{at}, err
+	}
+	if typ == recordDeadline {
+		at, n := binary.Uvarint(p)
+		if n <= 0 || at > math.MaxInt64 || n == len(p) {
+			return nil, nil, fmt.Errorf("%w: a deadline record", errPayload)
+		}
+		return []KV{{Key: string(p[n:])}}, []int64{int64(at)}, nil
 	}
 	items, err := decodeItems(typ, p, mut)
 	if err != nil || typ != recordExpire {
@@ -380,12 +398,13 @@ func decodeItems(typ byte, p []byte, mut Mutation) ([]KV, error) {
 // deleted existed (a key deleted twice counts once: the second finds it
 // gone).
 //
-// ats are the deadlines of recordSetExpiring (one) and recordExpire (one a
-// key), nil for the other types. An expiry deletes a key only if its
-// deadline is still the one given: a write since the node saw it pass has
-// replaced it, and the key stays.
+// ats are the deadlines of recordSetExpiring (one), recordExpire (one a
+// key) and recordDeadline (one, 0: none), nil for the other types. An
+// expiry deletes a key only if its deadline is still the one given: a
+// write since the node saw it pass has replaced it, and the key stays. A
+// recordDeadline is logged only for a key that exists where it applies.
 func applyRecord(s *Store, typ byte, items []KV, ats []int64, undos *[]undo) (deleted uint64) {
-	if typ == recordSetExpiring || typ == recordExpire {
+	if typ == recordSetExpiring || typ == recordExpire || typ == recordDeadline {
 		assert(len(ats) == len(items), "applyRecord: a deadline a key")
 	} else {
 		assert(ats == nil, "applyRecord: deadlines with a set that expires or an expiry only")
@@ -405,6 +424,10 @@ func applyRecord(s *Store, typ byte, items []KV, ats []int64, undos *[]undo) (de
 			assert(existed, "applyRecord: a key with a deadline exists")
 		case recordSetExpiring:
 			old, existed = s.SetExpiring(kv.Key, kv.Value, ats[i])
+		case recordDeadline:
+			old, existed = s.Get(kv.Key)
+			assert(existed, "applyRecord: a deadline is given to a key that exists")
+			s.SetDeadline(kv.Key, ats[i])
 		default:
 			old, existed = s.Set(kv.Key, kv.Value)
 		}
@@ -422,7 +445,7 @@ func applyRecord(s *Store, typ byte, items []KV, ats []int64, undos *[]undo) (de
 // request, and the client session that makes a retry of it apply once
 // (ClientID 0: none).
 type Command struct {
-	Op       string // OpSet, OpDelete, OpBulkSet or OpBulkDelete
+	Op       string // OpSet, OpDelete, OpBulkSet, OpBulkDelete, OpExpire or OpExpireDue
 	Items    []KV   // for OpDelete and OpBulkDelete the values are unused
 	ClientID uint64
 	Seq      uint64
@@ -431,9 +454,10 @@ type Command struct {
 	// applies (on every replica alike: each applies the same log to the
 	// same state).
 	Cond Condition
-	// At is a set's deadline (Request.TTLMs made calendar time by the
-	// node that proposed it), 0 for none; Ats are an expiry's
-	// (OpExpireDue), one a key of Items.
+	// At is a set's or an OpExpire's deadline (Request.TTLMs made
+	// calendar time by the node that proposed it), 0 for none (an
+	// OpExpire's: a persist); Ats are an expiry's (OpExpireDue), one a
+	// key of Items.
 	At  int64
 	Ats []int64
 }
@@ -462,6 +486,11 @@ func CommandFromRequest(req *Request) Command {
 		for i, k := range req.Keys {
 			c.Items[i].Key = k
 		}
+	case OpExpire, OpPersist:
+		// Both only for a key that exists when they apply: a condition,
+		// so that a cluster session keeps a refusal as it keeps any
+		// other. The deadline is the proposer's to set (At).
+		c.Op, c.Items, c.Cond = OpExpire, []KV{{Key: req.Key}}, Condition{Kind: CondExists}
 	default:
 		panic("CommandFromRequest: not a write: " + req.Op)
 	}
@@ -491,17 +520,20 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		typ = recordBulkDelete
 	case OpExpireDue:
 		typ = recordExpire
+	case OpExpire:
+		typ = recordDeadline
 	default:
 		panic("AppendCommand: not a write: " + c.Op)
 	}
-	assert(c.Cond.Kind == CondNone || typ == recordSet || typ == recordDelete, "only a set or a delete has a condition")
-	assert(c.At >= 0 && (c.At == 0 || typ == recordSet), "only a set has a deadline")
+	assert(c.Cond.Kind == CondNone || typ == recordSet || typ == recordDelete || typ == recordDeadline, "only a set, a delete or an expire has a condition")
+	assert(typ != recordDeadline || c.Cond.Kind == CondExists, "an expire is for a key that exists")
+	assert(c.At >= 0 && (c.At == 0 || typ == recordSet || typ == recordDeadline), "only a set or an expire has a deadline")
 	flags := byte(0)
 	if c.Cond.Kind != CondNone {
 		flags |= commandConditional
 	}
-	if c.At != 0 {
-		flags |= commandExpiring
+	if c.At != 0 && typ == recordSet {
+		flags |= commandExpiring // an expire's deadline is in its payload
 	}
 	dst = append(dst, typ|flags)
 	dst = binary.AppendUvarint(dst, c.ClientID)
@@ -514,7 +546,7 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 			dst = append(dst, c.Cond.Value...)
 		}
 	}
-	if c.At != 0 {
+	if c.At != 0 && typ == recordSet {
 		dst = binary.AppendUvarint(dst, uint64(c.At))
 	}
 	switch typ {
@@ -528,6 +560,8 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		dst = encodeBulkDelete(dst, c.Items)
 	case recordExpire:
 		dst = encodeExpire(dst, c.Items, c.Ats)
+	case recordDeadline:
+		dst = encodeKeyDeadline(dst, c.Items[0].Key, c.At)
 	}
 	if len(dst)-start > commandBytesMax {
 		return dst[:start], fmt.Errorf("write is %d bytes encoded; the log's record limit is %d", len(dst)-start, commandBytesMax)
@@ -562,7 +596,7 @@ func DecodeCommand(p []byte) (Command, error) {
 	expiring := typ&commandExpiring != 0
 	if typ&commandConditional != 0 {
 		typ &^= commandConditional | commandExpiring
-		if len(p) < 1 || (typ != recordSet && typ != recordDelete) {
+		if len(p) < 1 || (typ != recordSet && typ != recordDelete && typ != recordDeadline) {
 			return c, fmt.Errorf("%w: a condition on command type %d", errPayload, typ)
 		}
 		c.Cond.Kind, p = CondKind(p[0]), p[1:]
@@ -597,11 +631,19 @@ func DecodeCommand(p []byte) (Command, error) {
 		c.Op = OpBulkDelete
 	case recordExpire:
 		c.Op = OpExpireDue
+	case recordDeadline:
+		c.Op = OpExpire
+		if c.Cond.Kind != CondExists {
+			return c, fmt.Errorf("%w: an expire without its key's condition", errPayload)
+		}
 	default:
 		return c, fmt.Errorf("%w: command type %d", errPayload, typ)
 	}
 	items, ats, err := decodeWrites(typ, p, MutNone)
 	c.Items, c.Ats = items, ats
+	if err == nil && typ == recordDeadline {
+		c.At, c.Ats = ats[0], nil
+	}
 	return c, err
 }
 
@@ -616,6 +658,8 @@ func (s *Store) Apply(c *Command) (deleted uint64) {
 		typ = recordBulkDelete
 	case OpExpireDue:
 		typ, ats = recordExpire, c.Ats
+	case OpExpire:
+		typ, ats = recordDeadline, []int64{c.At}
 	case OpSet:
 		if c.At != 0 {
 			typ, ats = recordSetExpiring, []int64{c.At}

@@ -28,6 +28,12 @@ const (
 	OpScan = "scan"
 	// OpTTL reads how long a key has left (Response.TTLMs).
 	OpTTL = "ttl"
+	// OpExpire gives an existing key a deadline TTLMs from now, in place
+	// of the one it had, without writing its value; OpPersist takes its
+	// deadline away (Response.TTLMs: what it had left). Both answer
+	// CodeNotFound for a key that does not exist.
+	OpExpire  = "expire"
+	OpPersist = "persist"
 	// The index ops, served with --enable-indexes (see Indexes).
 	OpSearch        = "search"
 	OpSearchSimilar = "search_similar"
@@ -220,7 +226,9 @@ type Response struct {
 	View string `json:"view,omitzero"`
 	// TTLMs answers a ttl: the milliseconds the key has left (0 once its
 	// deadline passed and until the node deletes it); absent for a key
-	// without a deadline.
+	// without a deadline. It answers a persist so too, with what the key
+	// had left before: absent if it had no deadline (or, in a cluster, for
+	// the retry of a session write that had already applied).
 	TTLMs *uint64 `json:"ttl_ms,omitzero"`
 	Error *Error  `json:"error,omitempty"`
 }
@@ -397,8 +405,8 @@ func (l Limits) Validate(req *Request) *Response {
 	if req.TTLMs > TTLMsMax {
 		return bad(CodeBadRequest, "ttl_ms is %d; the limit is %d (ten years)", req.TTLMs, TTLMsMax)
 	}
-	if req.TTLMs != 0 && req.Op != OpSet {
-		return bad(CodeBadRequest, "ttl_ms is for set, not %q", req.Op)
+	if req.TTLMs != 0 && req.Op != OpSet && req.Op != OpExpire {
+		return bad(CodeBadRequest, "ttl_ms is for set and expire, not %q", req.Op)
 	}
 	if req.Quorum > uint64(l.QuorumMax) {
 		if l.QuorumMax == 0 {
@@ -415,8 +423,16 @@ func (l Limits) Validate(req *Request) *Response {
 			return bad(CodeBadRequest, "set needs a string field \"value\"")
 		}
 		return checkValue(len(*req.Value))
-	case OpGet, OpDelete, OpTTL:
+	case OpGet, OpDelete, OpTTL, OpPersist:
 		return checkKey(req.Key)
+	case OpExpire:
+		if r := checkKey(req.Key); r != nil {
+			return r
+		}
+		if req.TTLMs == 0 {
+			return bad(CodeBadRequest, "expire needs an integer field \"ttl_ms\" in 1..%d (persist takes a deadline away)", uint64(TTLMsMax))
+		}
+		return nil
 	case OpBulkGet, OpBulkDelete:
 		if len(req.Keys) == 0 {
 			return bad(CodeBadRequest, "%s needs a non-empty array \"keys\" of strings", req.Op)
@@ -494,7 +510,7 @@ func (l Limits) validateSession(req *Request) *Response {
 	}
 	write := false
 	switch req.Op {
-	case OpSet, OpDelete, OpBulkSet, OpBulkDelete:
+	case OpSet, OpDelete, OpBulkSet, OpBulkDelete, OpExpire, OpPersist:
 		write = true
 	case OpGet, OpBulkGet, OpPing, OpStatus, OpSearch, OpSearchSimilar, OpScan:
 	default:
@@ -506,7 +522,7 @@ func (l Limits) validateSession(req *Request) *Response {
 	case req.ClientID == 0:
 		return nil
 	case !write:
-		return bad("client_id, seq and acked are for writes (set, delete, bulk_set, bulk_delete), not %q", req.Op)
+		return bad("client_id, seq and acked are for writes (set, delete, bulk_set, bulk_delete, expire, persist), not %q", req.Op)
 	case req.ClientID > ClientIDMax:
 		return bad("client_id must be in 1..%d, not %d", uint64(ClientIDMax), req.ClientID)
 	case req.Seq == 0:

@@ -196,6 +196,8 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 			return
 		}
 		n.queue(reply, TTLResponse(n.store, req.Key, n.wallMs()), false)
+	case OpExpire, OpPersist:
+		n.expireKey(req, reply)
 	case OpDelete:
 		if n.conditionFails(req, reply) {
 			return
@@ -266,6 +268,29 @@ func (n *SingleNode) conditionFails(req *Request, reply ReplyFunc) bool {
 	return true
 }
 
+// expireKey serves an expire or a persist: the key's new deadline, or
+// none, logged as a write of its own. A key that does not exist is an
+// answer, not a write; like a failed condition's, it waits for the batch,
+// whose writes may be what it saw.
+func (n *SingleNode) expireKey(req *Request, reply ReplyFunc) {
+	if _, ok := n.store.Get(req.Key); !ok {
+		n.queue(reply, NotFoundResponse(req.Key), false)
+		return
+	}
+	var at int64
+	if req.Op == OpExpire {
+		if n.wall == nil {
+			n.queue(reply, ErrorResponse(CodeNotImplemented, "ttl_ms: this node has no calendar clock to expire keys by"), false)
+			return
+		}
+		at = n.wallMs() + int64(req.TTLMs)
+	}
+	n.write(reply, req, recordDeadline, []KV{{Key: req.Key}}, []int64{at})
+	if at != 0 {
+		n.armExpiry()
+	}
+}
+
 func (n *SingleNode) queue(reply ReplyFunc, resp Response, write bool) {
 	n.turns.Queue(pendingReply{reply: reply, resp: resp, write: write, afterWrite: n.batchWrites && !write})
 }
@@ -290,6 +315,8 @@ func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV, 
 		payload = encodeExpire(nil, items, ats)
 	case recordDelete:
 		payload = encodeDelete(nil, items[0].Key)
+	case recordDeadline:
+		payload = encodeKeyDeadline(nil, items[0].Key, ats[0])
 	case recordBulkDelete:
 		payload = encodeBulkDelete(nil, items)
 	case recordBulkSet:
@@ -308,6 +335,11 @@ func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV, 
 		n.queue(reply, ErrorResponse(CodeTooLarge, "write is %d bytes encoded; the log's record limit is %d", len(payload), recordBytesMax), false)
 		return
 	}
+	resp := OKResponse()
+	if typ == recordDeadline && ats[0] == 0 {
+		// A persist answers what the key had left.
+		resp = TTLResponse(n.store, items[0].Key, n.wallMs())
+	}
 	n.gc.Add(typ, payload)
 	var deleted uint64
 	if idx := n.cfg.Indexes; idx != nil && req != nil {
@@ -321,7 +353,6 @@ func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV, 
 	if req == nil {
 		return // an expiry: no one waits for it
 	}
-	resp := OKResponse()
 	if typ == recordBulkDelete {
 		assert(deleted == uint64(len(items)), "bulk_delete logs only keys that exist")
 		resp = DeletedResponse(deleted)

@@ -64,6 +64,16 @@ func (s *Store) SetExpiring(key, value string, at int64) (old string, existed bo
 	return old, existed
 }
 
+// SetDeadline gives key, which exists, the deadline at in place of the one
+// it had (at 0: none), its value unchanged.
+func (s *Store) SetDeadline(key string, at int64) {
+	if at == 0 {
+		s.ttl.remove(key)
+		return
+	}
+	s.ttl.set(key, at)
+}
+
 // Deadline returns key's deadline, if it has one.
 func (s *Store) Deadline(key string) (int64, bool) { return s.ttl.get(key) }
 

@@ -415,7 +415,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		return
 	}
 	switch req.Op {
-	case core.OpSet, core.OpDelete, core.OpBulkSet, core.OpBulkDelete:
+	case core.OpSet, core.OpDelete, core.OpBulkSet, core.OpBulkDelete, core.OpExpire, core.OpPersist:
 		n.propose(req, reply)
 	case core.OpGet:
 		n.read(clientRead{key: req.Key, reply: reply})
@@ -929,6 +929,7 @@ func (n *Node) apply(e Entry) error {
 	var deleted uint64
 	var cur string // a conditional command's key's value, once checked
 	var found bool
+	var was int64 // an expire's key's deadline before it applied (0: none)
 	if len(e.Data) > 0 { // an empty entry is a new leader's first
 		var err error
 		cmd, err = core.DecodeCommand(e.Data)
@@ -958,6 +959,9 @@ func (n *Node) apply(e Entry) error {
 		if oc == applied && cmd.Op == core.OpExpireDue && n.cfg.Mutation == MutExpiryAsPlainDelete {
 			cmd.Op, cmd.Ats = core.OpBulkDelete, nil
 		}
+		if oc == applied && cmd.Op == core.OpExpire {
+			was, _ = n.store.Deadline(cmd.Items[0].Key)
+		}
 		if oc == applied {
 			deleted = n.store.Apply(&cmd)
 		}
@@ -970,10 +974,19 @@ func (n *Node) apply(e Entry) error {
 		n.cfg.OnApply(e.Index, e.Term, cmd.ClientID, cmd.Seq, what)
 	}
 	resp := outcomeResponse(oc)
-	switch oc {
-	case unmet:
+	switch {
+	case cmd.Op == core.OpExpire && (oc == unmet || oc == refused):
+		// Refused for a key that did not exist when it first applied:
+		// that is the answer, whatever the key holds now.
+		resp = core.NotFoundResponse(cmd.Items[0].Key)
+	case cmd.Op == core.OpExpire && oc == applied && cmd.At == 0 && was != 0:
+		// A persist says what the key had left. (A retry's answer
+		// cannot: the deadline it took away is gone.)
+		left := uint64(max(was-n.wallMs(), 0))
+		resp.TTLMs = &left
+	case oc == unmet:
 		resp = core.ConditionFailedResponse(cmd.Items[0].Key, cmd.Cond, cur, found)
-	case refused:
+	case oc == refused:
 		// A copy of a refused write: not applied, whatever the key holds
 		// now. If the condition still fails, that is a refusal now, with
 		// the value; if it holds, the value it was refused on is gone.

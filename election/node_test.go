@@ -295,6 +295,64 @@ func TestClusterKeysExpire(t *testing.T) {
 	}
 }
 
+// expire and persist in a cluster: proposed with the leader's deadline,
+// applied only to a key that exists (a refusal, kept by the session, is
+// not_found again when retried), and replayed after a restart.
+func TestClusterExpireAndPersist(t *testing.T) {
+	disk := sim.NewDisk(rand.New(rand.NewPCG(3, 4)), sim.DiskFaults{})
+	s, err := newSolo(t, disk, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.lead()
+	s.set("a", "1")
+	s.set("b", "2")
+	if r := s.do(&core.Request{Op: core.OpExpire, Key: "a", TTLMs: 100, ClientID: 1, Seq: 1}); !r.OK {
+		t.Fatal(r.Error)
+	}
+	if r := s.do(&core.Request{Op: core.OpTTL, Key: "a"}); !r.OK || r.TTLMs == nil || *r.TTLMs != 100 {
+		t.Fatalf("ttl of a: %+v %v, want 100 ms", r.Error, r.TTLMs)
+	}
+	missing := &core.Request{Op: core.OpExpire, Key: "nope", TTLMs: 100, ClientID: 1, Seq: 2}
+	for range 2 { // the retry meets the session's record of the refusal
+		if r := s.do(missing); r.OK || r.Error.Code != core.CodeNotFound {
+			t.Fatalf("expire of a missing key: %+v, want not_found", r)
+		}
+	}
+	if r := s.do(&core.Request{Op: core.OpPersist, Key: "nope", ClientID: 1, Seq: 3}); r.OK || r.Error.Code != core.CodeNotFound {
+		t.Fatalf("persist of a missing key: %+v, want not_found", r)
+	}
+	if r := s.do(&core.Request{Op: core.OpExpire, Key: "b", TTLMs: 100, ClientID: 1, Seq: 4}); !r.OK {
+		t.Fatal(r.Error)
+	}
+	s.clock.advance(40 * time.Millisecond)
+	r := s.do(&core.Request{Op: core.OpPersist, Key: "b", ClientID: 1, Seq: 5})
+	if !r.OK || r.TTLMs == nil || *r.TTLMs != 60 {
+		t.Fatalf("persist of b: %+v %v, want ok with 60 ms left", r.Error, r.TTLMs)
+	}
+	for range 10 {
+		s.clock.advance(s.cfg.TickInterval)
+		if err := s.node.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := s.do(&core.Request{Op: core.OpGet, Key: "a"}); r.OK {
+		t.Fatalf("a after its deadline: %q", *r.Value)
+	}
+	if r := s.do(&core.Request{Op: core.OpGet, Key: "b"}); !r.OK || *r.Value != "2" {
+		t.Fatalf("b, whose deadline was taken away: %+v", r)
+	}
+	s.node.Close()
+	disk.Crash()
+	if s, err = newSolo(t, disk, 7); err != nil {
+		t.Fatal(err)
+	}
+	s.lead()
+	if r := s.do(&core.Request{Op: core.OpTTL, Key: "b"}); !r.OK || r.TTLMs != nil {
+		t.Fatalf("b after a restart: %+v %v, want no deadline", r.Error, r.TTLMs)
+	}
+}
+
 // A leader's expiry names at most core.ExpireBytesMax bytes of key: 1,024
 // due keys of 64 KiB made a command over the log's record limit, and the
 // leader panicked on its tick, as would every node that led after it

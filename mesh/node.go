@@ -350,7 +350,7 @@ const noConditions = "a mesh does not take conditional writes (if_absent, if_exi
 // noExpiry refuses a set with ttl_ms and a ttl. Each node would delete an
 // expired key by its own clock, as a write stamped then, which could win
 // over a later write of the key on another node.
-const noExpiry = "a mesh does not expire keys (ttl_ms, ttl): each node would delete a key by its own clock, as a write that could win over a later one made on another node; use a single node or a cluster"
+const noExpiry = "a mesh does not expire keys (ttl_ms, ttl, expire, persist): each node would delete a key by its own clock, as a write that could win over a later one made on another node; use a single node or a cluster"
 
 // HandleRequest serves one client request. Every reply waits for the batch
 // it joined, as the single node's do; a local write's also for its quorum.
@@ -367,7 +367,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "%s", noConditions)})
 		return
 	}
-	if req.TTLMs != 0 || req.Op == core.OpTTL {
+	if req.TTLMs != 0 || req.Op == core.OpTTL || req.Op == core.OpExpire || req.Op == core.OpPersist {
 		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "%s", noExpiry)})
 		return
 	}
