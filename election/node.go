@@ -929,7 +929,7 @@ func (n *Node) apply(e Entry) error {
 	var deleted uint64
 	var cur string // a conditional command's key's value, once checked
 	var found bool
-	var was int64 // an expire's key's deadline before it applied (0: none)
+	var was int64        // an expire's key's deadline before it applied (0: none)
 	if len(e.Data) > 0 { // an empty entry is a new leader's first
 		var err error
 		cmd, err = core.DecodeCommand(e.Data)
