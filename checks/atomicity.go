@@ -52,6 +52,17 @@ func CheckAtomicity(h *History) []Finding {
 		if !op.hasEffect() {
 			continue
 		}
+		if op.Kind == KindExpire && op.TTL != 0 {
+			// Its key may be deleted for the deadline it gave, as a set's
+			// with a TTL may.
+			if latest[op.Key] == nil {
+				latest[op.Key] = map[observation]source{}
+			}
+			if gone := (observation{}); op.latestEffect() >= latest[op.Key][gone].ret {
+				latest[op.Key][gone] = source{op.latestEffect(), op}
+			}
+			continue
+		}
 		for _, w := range op.Writes() {
 			if latest[w.Key] == nil {
 				latest[w.Key] = map[observation]source{}

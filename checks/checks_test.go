@@ -165,6 +165,57 @@ func TestLinearizableExpiry(t *testing.T) {
 	}
 }
 
+func expire(c int, k string, d, call, ret int64, o Outcome) Op {
+	return Op{Client: c, Kind: KindExpire, Key: k, TTL: d, Call: call, Return: ret, Outcome: o}
+}
+
+// An expire gives a key that exists a deadline, from its own instant on,
+// its value kept; a persist takes the deadline away; an OK one found the
+// key there.
+func TestLinearizableExpire(t *testing.T) {
+	cases := []struct {
+		name string
+		ops  []Op
+		want porcupine.CheckResult
+	}{
+		{"gone after the expire's deadline", []Op{set(0, "a", "1", 0, 10, OK), expire(0, "a", 100, 20, 30, OK), get(1, "a", "1", 50, 60), get(1, "a", "", 130, 140)}, porcupine.Ok},
+		{"gone before the expire's deadline", []Op{set(0, "a", "1", 0, 10, OK), expire(0, "a", 100, 20, 30, OK), get(1, "a", "", 50, 60)}, porcupine.Illegal},
+		{"the value is kept", []Op{set(0, "a", "1", 0, 10, OK), expire(0, "a", 100, 20, 30, OK), get(1, "a", "2", 50, 60)}, porcupine.Illegal},
+		{"an expire that found a key never written", []Op{expire(0, "a", 100, 20, 30, OK)}, porcupine.Illegal},
+		{"an expire that found an expired key", []Op{ttl(set(0, "a", "1", 0, 10, OK), 50), get(1, "a", "", 100, 110), expire(0, "a", 100, 120, 130, OK)}, porcupine.Illegal},
+		{"a shorter deadline", []Op{ttl(set(0, "a", "1", 0, 10, OK), 1000), expire(0, "a", 100, 20, 30, OK), get(1, "a", "", 200, 210)}, porcupine.Ok},
+		{"a persist keeps the key", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), expire(0, "a", 0, 20, 30, OK), get(1, "a", "", 200, 210)}, porcupine.Illegal},
+		{"a persist keeps the key, found later", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), expire(0, "a", 0, 20, 30, OK), get(1, "a", "1", 200, 210)}, porcupine.Ok},
+		{"an unknown persist may have found it gone", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), expire(0, "a", 0, 20, 30, Unknown), get(1, "a", "", 200, 210)}, porcupine.Ok},
+		{"an unknown expire explains an absence", []Op{set(0, "a", "1", 0, 10, OK), expire(0, "a", 100, 20, 30, Unknown), get(1, "a", "", 200, 210)}, porcupine.Ok},
+		{"an expire found what only an unknown set wrote", []Op{set(0, "a", "1", 0, 10, Unknown), expire(1, "a", 100, 20, 30, OK)}, porcupine.Ok},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := CheckLinearizable(&History{Ops: c.ops}, LinOptions{})
+			if r.Result != c.want {
+				t.Fatalf("got %s, want %s", r.Result, c.want)
+			}
+		})
+	}
+	// The final reads: an acknowledged set whose key an expire gave a
+	// deadline that passed is not lost when its key is absent; before
+	// that deadline, it is.
+	h := &History{Ops: []Op{set(0, "a", "1", 0, 10, OK), expire(0, "a", 100, 20, 30, OK), final(get(1, "a", "", 200, 210))}}
+	if f := CheckDurability(h); len(f) != 0 {
+		t.Fatalf("a key gone at its expire's deadline counted as lost: %v", f)
+	}
+	h = &History{Ops: []Op{set(0, "a", "1", 0, 10, OK), expire(0, "a", 100, 20, 30, OK), final(get(1, "a", "", 50, 60))}}
+	if f := CheckDurability(h); len(f) == 0 {
+		t.Fatal("a key gone before its expire's deadline was not counted as lost")
+	}
+	// Nor is a bulk_set's key, gone for an expire, a torn bulk_set.
+	h = &History{Ops: []Op{bulk(0, 0, 10, OK, "a", "1", "b", "1"), expire(0, "a", 100, 20, 30, OK), get(1, "a", "", 200, 210), get(1, "b", "1", 200, 210)}}
+	if f := CheckAtomicity(h); len(f) != 0 {
+		t.Fatalf("an expired key of a bulk_set counted as torn: %v", f)
+	}
+}
+
 func TestPruningKeepsObservedUnknownWrites(t *testing.T) {
 	h := &History{Ops: []Op{
 		set(0, "a", "1", 0, 10, Unknown),  // observed: kept

@@ -51,6 +51,15 @@ const findingsMax = 5
 // and is the clearest to act on.
 func CheckDurability(h *History) []Finding {
 	writers := writersByKey(h)
+	// An expire that may have applied gave its key a deadline: once that
+	// may have passed, its expiry, a delete after it, explains an absence
+	// as a set's with a TTL does.
+	expires := map[string][]writer{}
+	for i := range h.Ops {
+		if op := &h.Ops[i]; op.Kind == KindExpire && op.TTL != 0 && op.hasEffect() {
+			expires[op.Key] = append(expires[op.Key], writer{op: op, w: KeyWrite{Key: op.Key}})
+		}
+	}
 	var out []Finding
 	lost := 0
 	report := func(msg string) {
@@ -73,6 +82,11 @@ func CheckDurability(h *History) []Finding {
 			if !final.Found && c.op.TTL != 0 && c.w.Present && c.op.earliestEffect()+c.op.TTL-h.ExpirySlop <= final.Return {
 				// A set with a TTL whose deadline may have passed: its
 				// expiry, a delete after it, explains the absence.
+				source = append(source, c)
+			}
+		}
+		for _, c := range expires[final.Key] {
+			if !final.Found && c.op.earliestEffect()+c.op.TTL-h.ExpirySlop <= final.Return {
 				source = append(source, c)
 			}
 		}

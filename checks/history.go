@@ -23,6 +23,11 @@ const (
 	// KindBulkGet reads every key of Items at one instant; Reads holds what
 	// it found. History.Add records it as one get per key (see Add).
 	KindBulkGet
+	// KindExpire gives Key, if it exists, the deadline TTL after it
+	// applies (an expire), or none (TTL 0: a persist), its value kept. An
+	// OK one found the key; one answered not_found is recorded as the
+	// read it amounts to, a get of whether the key exists (Presence).
+	KindExpire
 )
 
 func (k Kind) String() string {
@@ -39,6 +44,8 @@ func (k Kind) String() string {
 		return "bulk_delete"
 	case KindBulkGet:
 		return "bulk_get"
+	case KindExpire:
+		return "expire"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -91,8 +98,8 @@ type Op struct {
 	// Presence marks a get that read only whether the key exists (a
 	// ttl), not its value: Value is empty.
 	Presence bool
-	// TTL is a set's ttl_ms, in the history's time base (0: the key
-	// stays). The node may delete the key once that long has passed since
+	// TTL is a set's or an expire's ttl_ms, in the history's time base
+	// (0: the key stays; an expire with none is a persist). The node may delete the key once that long has passed since
 	// it took the set, less History.ExpirySlop: a read that finds the key
 	// gone is explained by an expiry in between, and no earlier one.
 	TTL int64
@@ -242,6 +249,12 @@ func (op *Op) String() string {
 		fmt.Fprintf(&b, " %s=%q", op.Key, clip(op.Value))
 	case KindDelete:
 		fmt.Fprintf(&b, " %s", op.Key)
+	case KindExpire:
+		if op.TTL == 0 {
+			fmt.Fprintf(&b, " %s persist", op.Key)
+		} else {
+			fmt.Fprintf(&b, " %s ttl=%s", op.Key, FormatTime(op.TTL))
+		}
 	case KindBulkDelete, KindBulkGet:
 		for _, it := range op.Items {
 			b.WriteString(" " + it.Key)

@@ -27,7 +27,7 @@ import (
 
 // regInput is one op projected on one key.
 type regInput struct {
-	kind  Kind // KindGet, KindSet (also a projected bulk_set) or KindDelete
+	kind  Kind // KindGet, KindSet (also a projected bulk_set), KindDelete or KindExpire
 	value string
 	bulk  bool // projected from a bulk_set, for the report
 	// optional: the write took effect within its interval or not at all
@@ -38,10 +38,10 @@ type regInput struct {
 	// does not hold, changes nothing.
 	cond    core.Condition
 	mayFail bool
-	// expireFrom, for a set with a TTL, is the earliest time its value
-	// may expire (0: never); at is the latest time the op may take
-	// effect, by which an expiry of the value before it happened, if at
-	// all.
+	// expireFrom, for a set or an expire with a TTL, is the earliest
+	// time its key may expire (0: never); at is the latest time the op
+	// may take effect, by which an expiry of the value before it
+	// happened, if at all.
 	expireFrom, at int64
 }
 
@@ -74,6 +74,9 @@ func regStep(s regState, in regInput, output any) (bool, regState) {
 		return true, regState{value: in.value, present: true, expireFrom: in.expireFrom}
 	case KindDelete:
 		return true, regState{}
+	case KindExpire:
+		// Only where the key exists (its condition, CondExists).
+		return true, regState{value: s.value, present: true, expireFrom: in.expireFrom}
 	case KindGet:
 		out := output.(regOutput)
 		return out.found == s.present && (!out.found || out.presence || out.value == s.value), s
@@ -98,6 +101,11 @@ func describeOp(input, output any) string {
 		return fmt.Sprintf("set %q%s", clip(in.value), opt)
 	case KindDelete:
 		return "delete" + opt
+	case KindExpire:
+		if in.expireFrom == 0 {
+			return "persist" + opt
+		}
+		return fmt.Sprintf("expire (may go from %.6fs)%s", float64(in.expireFrom)/1e9, opt)
 	case KindGet:
 		out := output.(regOutput)
 		if !out.found {
@@ -272,7 +280,7 @@ func Partitions(h *History) []Partition {
 			see(op.Key, op.Value)
 		case op.Cond.Kind == core.CondValue && op.Outcome != Failed:
 			see(op.Key, op.Cond.Value)
-		case op.Cond.Kind == core.CondExists && op.Outcome != Failed:
+		case op.Cond.Kind == core.CondExists && op.Outcome != Failed, op.Kind == KindExpire && op.Outcome != Failed:
 			sawPresence[op.Key] = true
 		}
 	}
@@ -310,6 +318,26 @@ func Partitions(h *History) []Partition {
 				ClientId: op.Client, Call: op.earliestEffect(), Return: ret, Metadata: meta,
 				Input:  regInput{kind: KindGet, at: ret},
 				Output: regOutput{value: op.Value, found: op.Found, presence: op.Presence},
+			})
+			continue
+		}
+		if op.Kind == KindExpire {
+			// A write of the key's deadline alone, where the key exists;
+			// an unknown one may have found it gone and done nothing.
+			p := part(op.Key)
+			in := regInput{kind: KindExpire, cond: core.Condition{Kind: core.CondExists}, at: ret}
+			in.mayFail = op.Outcome == Unknown && op.Settled != SettledApplied
+			if op.TTL != 0 {
+				in.expireFrom = max(op.earliestEffect()+op.TTL-h.ExpirySlop, 1)
+				p.Expiring++
+			}
+			if op.Outcome == Unknown && op.Settled == SettledMaybe {
+				in.optional = true
+				p.Optional++
+			}
+			p.Ops = append(p.Ops, porcupine.Operation{
+				ClientId: op.Client, Call: op.earliestEffect(), Return: ret, Metadata: meta,
+				Input: in, Output: regOutput{},
 			})
 			continue
 		}
