@@ -156,6 +156,10 @@ const (
 	// MutExpiryTimerLost: the node never arms its expiry timer, so keys
 	// whose deadline passed stay until a write replaces them.
 	MutExpiryTimerLost
+	// MutPersistKeepsDeadline: Store.SetDeadline takes a zero deadline
+	// for "no change" rather than "none", so a persist leaves the key's
+	// deadline in place.
+	MutPersistKeepsDeadline
 )
 
 // expireEarlyBy is how early MutExpireEarly deletes a key, in ms.
@@ -197,6 +201,7 @@ var mutationNames = MutationNames[Mutation]{
 	MutViewSharesStore:           "view-shares-store",
 	MutExpireEarly:               "expire-early",
 	MutExpiryTimerLost:           "expiry-timer-lost",
+	MutPersistKeepsDeadline:      "persist-keeps-deadline",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -67,6 +67,9 @@ func (s *Store) SetExpiring(key, value string, at int64) (old string, existed bo
 // SetDeadline gives key, which exists, the deadline at in place of the one
 // it had (at 0: none), its value unchanged.
 func (s *Store) SetDeadline(key string, at int64) {
+	if at == 0 && s.mutation == MutPersistKeepsDeadline {
+		return
+	}
 	if at == 0 {
 		s.ttl.remove(key)
 		return

@@ -487,7 +487,7 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		// The deadline is the leader's: every replica applies the same.
 		cmd.At = n.wallMs() + int64(req.TTLMs)
 	}
-	if n.cfg.Mutation == MutConditionAtPropose && cmd.Cond.Kind != core.CondNone {
+	if n.cfg.Mutation == MutConditionAtPropose && cmd.Cond.Kind != core.CondNone && cmd.Op != core.OpExpire {
 		if cur, found := n.store.Get(cmd.Items[0].Key); !cmd.Cond.Holds(cur, found) {
 			reply(core.ConditionFailedResponse(cmd.Items[0].Key, cmd.Cond, cur, found))
 			return

@@ -103,7 +103,7 @@ var callKinds = map[string]string{
 	core.OpGet: "call-get", core.OpSet: "call-set", core.OpDelete: "call-delete",
 	core.OpBulkSet: "call-bulk", core.OpStatus: "call-status", core.OpPing: "call-ping",
 	core.OpBulkGet: "call-bulk-get", core.OpBulkDelete: "call-bulk-delete",
-	core.OpScan: "call-scan",
+	core.OpScan: "call-scan", core.OpExpire: "call-expire", core.OpPersist: "call-persist",
 }
 
 // think waits a little, then issues the next request.
@@ -211,6 +211,19 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		}
 		return &core.Request{Op: core.OpGet, Key: op.Key}, op
 	case w < m.WGet+m.WSet:
+		if m.TTLProb > 0 && r.IntN(5) == 0 {
+			// An expire or a persist, in the seeds with keys that
+			// expire: a write of a key's deadline alone.
+			op.Kind, op.Key = checks.KindExpire, key()
+			c.recentKeys = append(c.recentKeys[:0], op.Key)
+			if r.IntN(3) == 0 {
+				return &core.Request{Op: core.OpPersist, Key: op.Key}, op
+			}
+			req := &core.Request{Op: core.OpExpire, Key: op.Key}
+			ms := 1 + c.s.wr.Int64N(int64(m.TTLMax/time.Millisecond))
+			req.TTLMs, op.TTL = uint64(ms), ms*int64(time.Millisecond)
+			return req, op
+		}
 		op.Kind, op.Key, op.Value = checks.KindSet, key(), value("")
 		c.recentKeys = append(c.recentKeys[:0], op.Key)
 		v := op.Value
@@ -316,7 +329,7 @@ func (c *client) send(req *core.Request, op checks.Op, tries int) {
 	if s.mode.Sessions && tries == 0 {
 		c.lg = &logical{op: op, histIdx: -1}
 		c.lg.op.Call = s.w.now
-		if req.Op == core.OpSet || req.Op == core.OpDelete || req.Op == core.OpBulkSet || req.Op == core.OpBulkDelete {
+		if req.Op == core.OpSet || req.Op == core.OpDelete || req.Op == core.OpBulkSet || req.Op == core.OpBulkDelete || req.Op == core.OpExpire || req.Op == core.OpPersist {
 			// One request at a time: every lower seq was answered or
 			// given up, so the cluster may forget them.
 			c.seq++
@@ -403,6 +416,17 @@ func (c *client) receive(m *response) {
 		if !c.conditionFailed(a, resp) {
 			return
 		}
+		c.finish(a, checks.OK, code)
+	case resp.OK && a.op.Kind == checks.KindExpire:
+		if resp.Value != nil || resp.TTLMs != nil && (a.req.Op != core.OpPersist || *resp.TTLMs > uint64(c.s.mix.TTLMax/time.Millisecond)) {
+			c.s.fail("protocol", fmt.Sprintf("%s %s answered %+v, a value, or a ttl_ms that is not a persist's of at most any TTL set (attempt %d)", a.req.Op, a.op.Key, resp, a.id))
+			return
+		}
+		c.finish(a, checks.OK, "")
+	case code == core.CodeNotFound && a.op.Kind == checks.KindExpire:
+		// The key was not there: nothing written, and the answer is the
+		// read it amounts to, of whether the key exists.
+		a.op.Kind, a.op.Presence, a.op.Found, a.op.TTL = checks.KindGet, true, false, 0
 		c.finish(a, checks.OK, code)
 	case resp.OK:
 		if a.op.Presence {
@@ -531,7 +555,7 @@ func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 			// Items too: a scan's are the keys its page covered; and
 			// the kind and condition: a refused condition is a get.
 			lg.op.Found, lg.op.Value, lg.op.Reads, lg.op.Items = a.op.Found, a.op.Value, a.op.Reads, a.op.Items
-			lg.op.Kind, lg.op.Cond = a.op.Kind, a.op.Cond
+			lg.op.Kind, lg.op.Cond, lg.op.Presence, lg.op.TTL = a.op.Kind, a.op.Cond, a.op.Presence, a.op.TTL
 			c.finishLogical(checks.OK)
 		case checks.Unknown:
 			lg.maybe = true
