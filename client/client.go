@@ -41,8 +41,9 @@ type KVClient struct {
 	cur    *conn // nil, or the latest conn (which may have broken since)
 	closed bool
 	// stamp is the highest mesh stamp this client was answered: its writes
-	// carry it as after, so that each wins over every write it saw (see
-	// docs/PROTOCOL.md). Zero until a mesh node answers.
+	// (those a mesh takes: takesStamp) carry it as after, so that each wins
+	// over every write it saw (see docs/PROTOCOL.md). Zero until a mesh
+	// node answers.
 	stamp mesh.Stamp
 }
 
@@ -228,6 +229,42 @@ func (c *ops) TTL(ctx context.Context, key string) (left time.Duration, expires 
 
 // ttlMsAnswerMax is the most milliseconds a time.Duration holds.
 const ttlMsAnswerMax = uint64(math.MaxInt64 / int64(time.Millisecond))
+
+// Expire gives key, which must exist, a deadline ttl from now, in place of
+// any it had, and leaves its value alone: the server (a cluster's leader)
+// deletes the key once ttl has passed on its calendar clock, as after
+// SetWithTTL. ttl is checked and sent as SetWithTTL's (whole milliseconds,
+// rounded up, 1ms to ten years, else ErrInvalidTTL and nothing is sent). A
+// missing key is an error matching ErrNotFound, and nothing is written:
+// a deadline is no way to create a key. It is a write (a cluster client's
+// session retries it as it does Set). A single node and a cluster take it;
+// a mesh refuses it (not_implemented).
+func (c *ops) Expire(ctx context.Context, key string, ttl time.Duration) error {
+	ms, err := ttlMs(ttl)
+	if err == nil {
+		_, err = c.do(ctx, core.Request{Op: core.OpExpire, Key: key, TTLMs: ms})
+	}
+	if err != nil {
+		return fmt.Errorf("dkv: expire %q (ttl %v): %w", key, ttl, err)
+	}
+	return nil
+}
+
+// Persist takes key's deadline away, so that the key stays until it is
+// written or deleted, and reports whether it had one: hadTTL is true when
+// the server said what the key had left. A missing key is an error
+// matching ErrNotFound, and nothing is written. It is a write, like
+// Expire. On a cluster, the answer to a retry of a persist that had
+// already applied cannot say (the deadline it took away is gone), so
+// hadTTL is false then, though the first attempt may have removed one. A
+// mesh refuses it (not_implemented).
+func (c *ops) Persist(ctx context.Context, key string) (hadTTL bool, err error) {
+	resp, err := c.do(ctx, core.Request{Op: core.OpPersist, Key: key})
+	if err != nil {
+		return false, fmt.Errorf("dkv: persist %q: %w", key, err)
+	}
+	return resp.TTLMs != nil, nil
+}
 
 // SetIfAbsent stores value under key only if key does not exist, and
 // reports whether it did: false, with a nil error, means the key existed
@@ -429,6 +466,20 @@ func isRead(op string) bool {
 	return false
 }
 
+// takesStamp reports whether op is a write that a mesh takes, and so
+// carries the client's stamp as after (docs/PROTOCOL.md). Not expire or
+// persist: a mesh refuses them, and a server refuses a field that an op
+// does not use, so a client that had met a mesh would have them refused
+// for their after rather than answered not_implemented. An op the client
+// does not know (through Do) carries it, as any write.
+func takesStamp(op string) bool {
+	switch op {
+	case core.OpExpire, core.OpPersist:
+		return false
+	}
+	return !isRead(op)
+}
+
 // attemptsMax bounds the tries of one call: a read whose connection broke,
 // or any request that provably never left, gets one more on a new connection.
 const attemptsMax = 2
@@ -441,7 +492,7 @@ func (c *KVClient) do(ctx context.Context, req core.Request) (*core.Response, er
 		defer cancel()
 	}
 	read := isRead(req.Op)
-	if !read && req.After == "" {
+	if takesStamp(req.Op) && req.After == "" {
 		req.After = c.Stamp()
 	}
 	for attempt := 1; ; attempt++ {

@@ -7,8 +7,8 @@ import (
 )
 
 var (
-	// ErrNotFound matches (through errors.Is) the ServerError of a get or
-	// a ttl of a key that does not exist.
+	// ErrNotFound matches (through errors.Is) the ServerError of a get, a
+	// ttl, an expire or a persist of a key that does not exist.
 	ErrNotFound = errors.New("not found")
 
 	// ErrIndexesDisabled matches the ServerError of a search on a server
@@ -33,9 +33,10 @@ var (
 	// when it first applied, whose answer (with the value) was lost.
 	ErrConditionFailed = errors.New("condition failed")
 
-	// ErrInvalidTTL is wrapped by the error of SetWithTTL and its kin given
-	// a ttl that no set may carry: under a millisecond, or over ten years
-	// (core.TTLMsMax milliseconds). Nothing was sent.
+	// ErrInvalidTTL is wrapped by the error of SetWithTTL and its kin, and
+	// of Expire, given a ttl that no set or expire may carry: under a
+	// millisecond, or over ten years (core.TTLMsMax milliseconds). Nothing
+	// was sent.
 	ErrInvalidTTL = errors.New("invalid ttl")
 
 	// ErrScanExpired matches the ServerError of a consistent scan's page

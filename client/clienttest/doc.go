@@ -1,6 +1,7 @@
 // Package clienttest provides an in-memory dkv server for tests of code that
 // talks to dkv, in the manner of net/http/httptest: it speaks the wire
 // protocol of docs/PROTOCOL.md over loopback TCP and keeps its data in a map,
-// with no disk and no durability. Keys set with ttl_ms expire by the real
-// time, or by a clock the test moves (Server.StopClock).
+// with no disk and no durability. Keys given a deadline (a set's or an
+// expire's ttl_ms; persist takes it away) expire by the real time, or by a
+// clock the test moves (Server.StopClock).
 package clienttest

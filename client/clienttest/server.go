@@ -22,8 +22,8 @@ type Server struct {
 
 	mu   sync.Mutex
 	data map[string]string
-	// deadlines are the keys that expire (a set's ttl_ms) and when, by
-	// now (StopClock; nil: the real time).
+	// deadlines are the keys that expire (a set's or an expire's ttl_ms)
+	// and when, by now (StopClock; nil: the real time).
 	deadlines map[string]time.Time
 	now       func() time.Time
 	conns     map[net.Conn]struct{}
@@ -84,8 +84,9 @@ func (s *Server) DropConnections() {
 }
 
 // Follow makes the server act as a cluster follower: from now on it answers
-// set, get, ttl, delete and bulk_set with not_leader naming leader (none if
-// leader is ""), and still serves ping and status. Lead undoes it.
+// every op but ping and status (set, get, ttl, expire, persist, delete,
+// bulk_set, ...) with not_leader naming leader (none if leader is ""), and
+// still serves ping and status. Lead undoes it.
 func (s *Server) Follow(leader string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -100,9 +101,10 @@ func (s *Server) Lead() {
 }
 
 // StopClock makes the server keep the deadlines of keys that expire (a
-// set's ttl_ms) by a clock that stands at start until advance moves it,
-// rather than by the real time. A key is deleted once the clock reaches its
-// deadline, as the server next looks: at the next request, or Data.
+// set's or an expire's ttl_ms) by a clock that stands at start until
+// advance moves it, rather than by the real time. A key is deleted once the
+// clock reaches its deadline, as the server next looks: at the next
+// request, or Data.
 func (s *Server) StopClock(start time.Time) (advance func(time.Duration)) {
 	now := start // read by s.now, and written by advance, under s.mu
 	s.mu.Lock()
@@ -263,7 +265,7 @@ func (s *Server) apply(req *core.Request) core.Response {
 		if req.TTLMs != 0 {
 			s.deadlines[req.Key] = s.clock().Add(time.Duration(req.TTLMs) * time.Millisecond)
 		}
-	case core.OpTTL:
+	case core.OpTTL, core.OpPersist:
 		if _, ok := s.data[req.Key]; !ok {
 			return core.NotFoundResponse(req.Key)
 		}
@@ -271,8 +273,19 @@ func (s *Server) apply(req *core.Request) core.Response {
 		if !ok {
 			return core.OKResponse()
 		}
+		// A persist answers what the key had left, as a ttl would have.
 		left := uint64(max(at.Sub(s.clock()), 0) / time.Millisecond)
+		if req.Op == core.OpPersist {
+			delete(s.deadlines, req.Key)
+		}
 		return core.Response{OK: true, TTLMs: &left}
+	case core.OpExpire:
+		// A deadline for a key that exists, in place of its old one; the
+		// value stays. (Validate has checked ttl_ms.)
+		if _, ok := s.data[req.Key]; !ok {
+			return core.NotFoundResponse(req.Key)
+		}
+		s.deadlines[req.Key] = s.clock().Add(time.Duration(req.TTLMs) * time.Millisecond)
 	case core.OpGet:
 		v, ok := s.data[req.Key]
 		if !ok {
