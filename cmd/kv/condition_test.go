@@ -167,7 +167,7 @@ func TestConditionalWritesAgainstFakeCluster(t *testing.T) {
 }
 
 // A mesh refuses conditions (exit 1 with its not_implemented, not 3), set
-// --ttl and ttl, and nothing is written.
+// --ttl, ttl, expire and persist, and nothing is written.
 func TestRefusedByAMesh(t *testing.T) {
 	node, err := mesh.NewNode(mesh.DefaultConfig(0, []core.NodeID{0}))
 	if err != nil {
@@ -185,6 +185,8 @@ func TestRefusedByAMesh(t *testing.T) {
 		{[]string{"set", "--ttl", "1s", "k", "v"}, `dkv: set "k" (ttl 1s): server error not_implemented: `},
 		{[]string{"set", "--ttl", "1s", "--if-absent", "k", "v"}, `dkv: set "k" (if_absent): server error not_implemented: `},
 		{[]string{"ttl", "k"}, `dkv: ttl "k": server error not_implemented: `},
+		{[]string{"expire", "k", "1s"}, `dkv: expire "k" (ttl 1s): server error not_implemented: `},
+		{[]string{"persist", "k"}, `dkv: persist "k": server error not_implemented: `},
 	} {
 		code, out, stderr := kv(t, append([]string{"--addr", addr}, tc.args...)...)
 		if code != exitError || out != "" || !strings.HasPrefix(stderr, tc.want) {

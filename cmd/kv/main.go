@@ -54,6 +54,15 @@ Commands:
   ttl KEY                  print the time KEY has left before it expires
                            (e.g. 29.5s; 0s once due), or "no expiry"; exit 1
                            if it does not exist
+  expire KEY DURATION      give KEY, which must exist, a deadline DURATION
+                           from now (as set --ttl takes it), in place of any
+                           it had; its value stays. Exit 1 if KEY does not
+                           exist: nothing is written
+  persist KEY              take KEY's deadline away, so that it stays until
+                           written or deleted; prints "OK (deadline
+                           removed)", or "OK (no deadline to remove)" (also
+                           for a cluster's retry of a persist that had
+                           applied). Exit 1 if KEY does not exist
   delete [--if-value OLD] KEY
                            remove KEY (succeeds if it does not exist); with
                            --if-value, only if KEY holds OLD, else as a set
@@ -118,6 +127,8 @@ Examples:
   kv set --ttl 30s session:7 alice  # gone in 30 seconds
   kv set --if-absent --ttl 10s lock owner-1   # a lease that frees itself
   kv ttl session:7                  # 29.5s
+  kv expire session:7 1h            # gone in an hour, as it is now
+  kv persist session:7              # kept for good
   kv delete --if-value owner-1 lock
   kv bulk-set k1 v1 k2 v2
   kv bulk-set --file items.json     # [{"key":"k1","value":"v1"}, ...]
@@ -146,8 +157,8 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
-// notFoundError is a get of a missing key: an expected answer, reported
-// plainly.
+// notFoundError is a get (ttl, expire, persist) of a missing key: an
+// expected answer, reported plainly.
 type notFoundError struct{ key string }
 
 func (e notFoundError) Error() string { return "not found: " + e.key }
@@ -273,6 +284,8 @@ type store interface {
 	SetWithTTL(ctx context.Context, key, value string, ttl time.Duration) error
 	Get(ctx context.Context, key string) (string, error)
 	TTL(ctx context.Context, key string) (time.Duration, bool, error)
+	Expire(ctx context.Context, key string, ttl time.Duration) error
+	Persist(ctx context.Context, key string) (bool, error)
 	Delete(ctx context.Context, key string) error
 	BulkSet(ctx context.Context, items []client.KV) error
 	BulkGet(ctx context.Context, keys ...string) ([]*string, error)
@@ -339,6 +352,44 @@ func parseCommand(cmd string, args []string) (operation, error) {
 				return err
 			}
 			_, err = fmt.Fprintln(w, left)
+			return err
+		}, nil
+	case "expire":
+		if err := nargs(2, "expire KEY DURATION"); err != nil {
+			return nil, err
+		}
+		// As set --ttl takes it: a Go duration (flag.Duration's parser).
+		ttl, err := time.ParseDuration(args[1])
+		if err != nil {
+			return nil, usagef("expire: DURATION %q is not a duration (30s, 1500ms, 2h): kv expire KEY DURATION", args[1])
+		}
+		if err := checkTTL("expire's DURATION", ttl); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c store, w io.Writer) error {
+			err := c.Expire(ctx, args[0], ttl)
+			if errors.Is(err, client.ErrNotFound) {
+				return notFoundError{key: args[0]}
+			}
+			return printOK(w, err)
+		}, nil
+	case "persist":
+		if err := nargs(1, "persist KEY"); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c store, w io.Writer) error {
+			had, err := c.Persist(ctx, args[0])
+			if errors.Is(err, client.ErrNotFound) {
+				return notFoundError{key: args[0]}
+			}
+			if err != nil {
+				return err
+			}
+			if !had {
+				_, err = fmt.Fprintln(w, "OK (no deadline to remove)")
+				return err
+			}
+			_, err = fmt.Fprintln(w, "OK (deadline removed)")
 			return err
 		}, nil
 	case "bulk-set":
@@ -469,12 +520,8 @@ func parseWrite(cmd string, args []string) (operation, error) {
 		}
 	}
 	if withTTL {
-		// As the client checks it, but as a usage error.
-		switch {
-		case *ttl < time.Millisecond:
-			return nil, usagef("--ttl must be at least 1ms, got %v", *ttl)
-		case *ttl > core.TTLMsMax*time.Millisecond:
-			return nil, usagef("--ttl must be at most ten years (%v), got %v", core.TTLMsMax*time.Millisecond, *ttl)
+		if err := checkTTL("--ttl", *ttl); err != nil {
+			return nil, err
 		}
 		req.TTLMs = uint64((*ttl + time.Millisecond - 1) / time.Millisecond)
 	}
@@ -523,6 +570,18 @@ func parseWrite(cmd string, args []string) (operation, error) {
 		}
 		return printOK(w, nil)
 	}, nil
+}
+
+// checkTTL checks a ttl (set's --ttl, expire's DURATION) as the client
+// would, but as a usage error, so that nothing is sent.
+func checkTTL(what string, ttl time.Duration) error {
+	switch {
+	case ttl < time.Millisecond:
+		return usagef("%s must be at least 1ms, got %v", what, ttl)
+	case ttl > core.TTLMsMax*time.Millisecond:
+		return usagef("%s must be at most ten years (%v), got %v", what, core.TTLMsMax*time.Millisecond, ttl)
+	}
+	return nil
 }
 
 // conditionFailedError is a conditional write refused because its
