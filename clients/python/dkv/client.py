@@ -118,6 +118,24 @@ class _Calls(object):
         a mesh refuses it (NotImplementedByServer)."""
         return self._submit(_ttl(key))
 
+    def Expire(self, key, ttl_ms):
+        """Gives key, which must exist, a deadline ttl_ms from now (an int,
+        1..ten years of milliseconds, as Set's), in place of any it had;
+        its value stays. Returns True, or None if the key is missing (as
+        Get: not_found is an answer), and then nothing is written. A
+        write: never sent twice by a KVClient, retried in its session by a
+        ClusterKVClient. A mesh refuses it (NotImplementedByServer)."""
+        return self._submit(_expire(key, ttl_ms))
+
+    def Persist(self, key):
+        """Takes key's deadline away, so that it stays until written or
+        deleted. Returns True if it had one, False if not, None if the key
+        is missing (as Get), and then nothing is written. A write, as
+        Expire. A cluster's answer to the retry of a persist that had
+        already applied cannot say (the deadline it took away is gone):
+        False then. A mesh refuses it (NotImplementedByServer)."""
+        return self._submit(_persist(key))
+
     def SetIfAbsent(self, key, value, ttl_ms=None):
         """Stores value under key only if key does not exist. Returns True
         if it did, False if the key existed (nothing was written). The
@@ -207,6 +225,8 @@ class _Calls(object):
     get = Get
     delete = Delete
     ttl = TTL
+    expire = Expire
+    persist = Persist
     set_if_absent = SetIfAbsent
     set_if_exists = SetIfExists
     compare_and_swap = CompareAndSwap
@@ -276,13 +296,16 @@ class _Walks(object):
 class _Op(object):
     """How a request's successful response becomes the caller's result."""
 
-    __slots__ = ("req", "read", "result", "missing_ok", "conditional")
+    __slots__ = ("req", "read", "stamped", "result", "missing_ok", "conditional")
 
     def __init__(self, req, result, missing_ok=False, conditional=False):
         self.req = req
         self.read = req["op"] in protocol.READ_OPS
+        # A write a mesh takes: it carries the client's stamp as "after".
+        self.stamped = not self.read and req["op"] not in protocol.UNSTAMPED_WRITE_OPS
         self.result = result
-        # A get: not_found is an answer (None), not a failure.
+        # A get, an expire, a persist: not_found is an answer (None), not
+        # a failure.
         self.missing_ok = missing_ok
         # A conditional write of SetIfAbsent and its kin: condition_failed
         # is an answer (False), not a failure.
@@ -295,6 +318,14 @@ def _set(key, value, ttl_ms=None):
 
 def _ttl(key):
     return _Op(protocol.ttl_request(key), protocol.ttl_of)
+
+
+def _expire(key, ttl_ms):
+    return _Op(protocol.expire_request(key, ttl_ms), _true, missing_ok=True)
+
+
+def _persist(key):
+    return _Op(protocol.persist_request(key), protocol.persist_of, missing_ok=True)
 
 
 def _conditional(req):
@@ -390,7 +421,9 @@ class KVClient(_Calls, _Walks):
 
     Calls: ``Set(key, value, ttl_ms=None)`` (with ttl_ms, the key
     expires), ``Get(key)`` (None for a missing key), ``TTL(key)``
-    (seconds left, None without a deadline), ``Delete(key)``, the
+    (seconds left, None without a deadline), ``Expire(key, ttl_ms)``
+    (True; None for a missing key) and ``Persist(key)`` (whether a
+    deadline was taken away; None for a missing key), ``Delete(key)``, the
     conditional writes ``SetIfAbsent(key, value, ttl_ms=None)``,
     ``SetIfExists(key, value, ttl_ms=None)``, ``CompareAndSwap(key, old,
     new, ttl_ms=None)`` and ``CompareAndDelete(key, old)`` (True if
@@ -655,7 +688,7 @@ class KVClient(_Calls, _Walks):
     def _do(self, op):
         deadline = time.monotonic() + self.timeout
         req = op.req
-        if not op.read and self._stamp is not None and "after" not in req:
+        if op.stamped and self._stamp is not None and "after" not in req:
             req["after"] = self._stamp_text
         self._acquire(deadline)
         try:
@@ -742,7 +775,7 @@ class Pipeline(_Calls):
         self.results = None
 
     def _add(self, op):
-        if not op.read and self._client._stamp is not None and "after" not in op.req:
+        if op.stamped and self._client._stamp is not None and "after" not in op.req:
             op.req["after"] = self._client._stamp_text
         # Encode now, so that a bad string fails at its call.
         self._calls.append(self._client._encode(op.req))

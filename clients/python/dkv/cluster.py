@@ -91,9 +91,9 @@ class Session(object):
 
 class ClusterKVClient(_Calls, _Walks):
     """A client of a dkv cluster: the calls of KVClient (Set, Get, TTL,
-    Delete, SetIfAbsent, SetIfExists, CompareAndSwap, CompareAndDelete,
-    BulkSet, BulkGet, BulkDelete, Search, SearchSimilar, Scan, ScanAll,
-    ping, status, request), each sent to the node believed to lead (a
+    Expire, Persist, Delete, SetIfAbsent, SetIfExists, CompareAndSwap,
+    CompareAndDelete, BulkSet, BulkGet, BulkDelete, Search, SearchSimilar,
+    Scan, ScanAll, ping, status, request), each sent to the node believed to lead (a
     read, such as TTL or each page of a scan, is linearizable there). The
     pages of a ScanAll with consistent=True read the view the leader
     pinned at the first page; a follower without it redirects to the
@@ -122,7 +122,9 @@ class ClusterKVClient(_Calls, _Walks):
     such writes; their condition_failed answer is certain even after an
     attempt of unknown outcome (had that attempt applied, the cluster would
     have answered the retry as its duplicate), so they return False then,
-    never UnknownOutcome.
+    never UnknownOutcome. So is the not_found of Expire and Persist (the
+    cluster keeps their refusal in the session as it keeps a condition's):
+    None, as for a missing key, never UnknownOutcome.
 
     Against a single node it works too: the node checks the session fields
     and ignores them, and every call goes to it.
@@ -378,9 +380,15 @@ class ClusterKVClient(_Calls, _Walks):
                         # and learns the outcome.
                         unknown = unknown or write
                         addr = self._after(addr)
-                    elif code == "not_found" and op.missing_ok:
+                    elif code == "not_found":
+                        # Certain: a read's follows no attempt of unknown
+                        # outcome, and an expire's or persist's is kept in
+                        # the session as a condition's refusal is, and
+                        # answers every retry of it.
                         self._follow(addr)
-                        return None
+                        if op.missing_ok:
+                            return None
+                        raise se
                     elif code in ("condition_failed", "condition_refused_earlier"):
                         # Certain, whatever came of earlier attempts: the
                         # session records a refused write, so no copy of

@@ -19,6 +19,13 @@ READ_OPS = frozenset(("get", "bulk_get", "ttl", "ping", "status", "search", "sea
 # Ops any cluster node answers itself; the others only the leader serves.
 ANY_NODE_OPS = frozenset(("ping", "status"))
 
+# Writes that carry no mesh stamp ("after"): the protocol gives it to set,
+# delete, bulk_set and bulk_delete, the writes a mesh takes, and a server
+# refuses a field an op does not use. A mesh refuses these two, and a
+# client that had met one would have them refused for their "after"
+# rather than answered not_implemented.
+UNSTAMPED_WRITE_OPS = frozenset(("expire", "persist"))
+
 # The server's default --max-request-bytes: a longer line is refused here,
 # before sending, rather than by a too_large round trip.
 REQUEST_BYTES_MAX_DEFAULT = 16 << 20
@@ -57,13 +64,14 @@ def check_positive_int(what, x):
     return x
 
 
-def check_ttl_ms(ttl_ms):
+def check_ttl_ms(ttl_ms, optional=True):
     """A set's ttl_ms: None (the key stays until written again), or an int
-    of milliseconds in 1..TTL_MS_MAX (ten years)."""
-    if ttl_ms is None:
+    of milliseconds in 1..TTL_MS_MAX (ten years). An expire's is not
+    optional: None is no deadline to give."""
+    if ttl_ms is None and optional:
         return None
     if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, int):
-        raise TypeError("ttl_ms must be an int of milliseconds or None, not %s" % type(ttl_ms).__name__)
+        raise TypeError("ttl_ms must be an int of milliseconds%s, not %s" % (" or None" if optional else "", type(ttl_ms).__name__))
     if not 1 <= ttl_ms <= TTL_MS_MAX:
         raise ValueError("ttl_ms must be in 1..%d (ten years), not %d" % (TTL_MS_MAX, ttl_ms))
     return ttl_ms
@@ -101,6 +109,22 @@ def compare_and_swap_request(key, old, new, ttl_ms=None):
 
 def ttl_request(key):
     return {"op": "ttl", "key": check_str("key", key)}
+
+
+def expire_request(key, ttl_ms):
+    """An expire: a deadline ttl_ms from now for key, which must exist."""
+    return {"op": "expire", "key": check_str("key", key), "ttl_ms": check_ttl_ms(ttl_ms, optional=False)}
+
+
+def persist_request(key):
+    """A persist: takes key's deadline away."""
+    return {"op": "persist", "key": check_str("key", key)}
+
+
+def persist_of(resp):
+    """A persist's answer: whether the key had a deadline, which the answer
+    says by what it had left (ttl_ms), checked as a ttl's."""
+    return ttl_of(resp) is not None
 
 
 def ttl_of(resp):
