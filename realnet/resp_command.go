@@ -40,6 +40,8 @@ const (
 	respSetNX                   // SETNX: 1 if it set the key, 0 if the key existed
 	respTTL                     // TTL: seconds left, -1 without a deadline, -2 for a missing key
 	respPTTL                    // PTTL: as TTL, in milliseconds
+	respExpire                  // EXPIRE and its kin: 1 if the key got the deadline, 0 if it does not exist
+	respPersist                 // PERSIST: 1 if the key had a deadline, taken away; 0 if it had none or does not exist
 )
 
 // respCommandInfo is one command of the table, for COMMAND and its
@@ -64,11 +66,16 @@ var respCommands = []respCommandInfo{
 	{"del", -2, []string{"write"}, 1, -1, 1, "Deletes keys, atomically; returns how many existed", "generic", "1.0.0"},
 	{"echo", 2, []string{"fast"}, 0, 0, 0, "Returns the given string", "connection", "1.0.0"},
 	{"exists", -2, []string{"readonly", "fast"}, 1, -1, 1, "Counts the named keys that exist", "generic", "1.0.0"},
+	{"expire", -3, []string{"write", "fast"}, 1, 1, 1, "Gives a key a deadline the given seconds from now; returns 1, or 0 if the key does not exist (single node, cluster)", "generic", "1.0.0"},
+	{"expireat", -3, []string{"write", "fast"}, 1, 1, 1, "Gives a key a deadline at the given Unix time in seconds; returns 1, or 0 if the key does not exist (single node, cluster)", "generic", "1.2.0"},
 	{"get", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns the value of a key", "string", "1.0.0"},
 	{"hello", -1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Handshake: HELLO 2 only (RESP2)", "connection", "6.0.0"},
 	{"info", -1, []string{"loading", "stale"}, 0, 0, 0, "Describes the server: server, persistence and keyspace sections", "server", "1.0.0"},
 	{"mget", -2, []string{"readonly", "fast"}, 1, -1, 1, "Returns the values of keys, read at one instant", "string", "1.0.0"},
 	{"mset", -3, []string{"write", "denyoom"}, 1, -1, 2, "Sets keys, atomically and durably", "string", "1.0.1"},
+	{"persist", 2, []string{"write", "fast"}, 1, 1, 1, "Takes a key's deadline away; returns 1 if it had one, else 0 (single node, cluster)", "generic", "2.2.0"},
+	{"pexpire", -3, []string{"write", "fast"}, 1, 1, 1, "Gives a key a deadline the given milliseconds from now; returns 1, or 0 if the key does not exist (single node, cluster)", "generic", "2.6.0"},
+	{"pexpireat", -3, []string{"write", "fast"}, 1, 1, 1, "Gives a key a deadline at the given Unix time in milliseconds; returns 1, or 0 if the key does not exist (single node, cluster)", "generic", "2.6.0"},
 	{"ping", -1, []string{"fast"}, 0, 0, 0, "Returns PONG, or the given string", "connection", "1.0.0"},
 	{"psetex", 4, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key that expires after the given milliseconds, durably (single node, cluster)", "string", "2.6.0"},
 	{"pttl", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns the milliseconds a key has left: -1 without a deadline, -2 for a missing key (single node, cluster)", "generic", "2.6.0"},
@@ -226,7 +233,36 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 			kind = respPTTL
 		}
 		return request(core.Request{Op: core.OpTTL, Key: string(args[0])}, kind), false
-	case "expire", "pexpire", "expireat", "pexpireat", "persist", "expiretime", "pexpiretime", "getex":
+	case "expire", "pexpire", "expireat", "pexpireat":
+		// EXPIRE key seconds, PEXPIRE key milliseconds, EXPIREAT key
+		// unix-time-seconds, PEXPIREAT key unix-time-milliseconds.
+		if len(args) < 2 {
+			return arity(), false
+		}
+		if len(args) > 2 {
+			return errorf(expireOptionError(args[2])), false // Redis reads the options before the time
+		}
+		unit := respSeconds
+		if name[0] == 'p' {
+			unit = respMilliseconds
+		}
+		at := bytes.HasSuffix(name, []byte("at"))
+		ttl, gone, msg := respExpireArg(string(name), args[1], unit, at, time.Now().UnixMilli())
+		switch {
+		case msg != "":
+			return errorf(msg), false
+		case gone:
+			// No time left: Redis deletes the key and answers 1 if it
+			// existed; so does a bulk_delete of it, with its count.
+			return request(core.Request{Op: core.OpBulkDelete, Keys: []string{string(args[0])}}, respDel), false
+		}
+		return request(core.Request{Op: core.OpExpire, Key: string(args[0]), TTLMs: ttl}, respExpire), false
+	case "persist":
+		if len(args) != 1 {
+			return arity(), false
+		}
+		return request(core.Request{Op: core.OpPersist, Key: string(args[0])}, respPersist), false
+	case "expiretime", "pexpiretime", "getex":
 		return errorf(respNoExpire(string(name))), false
 	case "del":
 		if len(args) < 1 {
@@ -443,19 +479,56 @@ func respExpireTTL(cmd string, arg []byte, unit respTimeUnit, at bool, nowMs int
 	return uint64(ms), ""
 }
 
-// respNoExpire answers the commands that change or read a key's expiry
-// other than SET, SETEX, PSETEX, TTL and PTTL, naming what to send instead.
+// respExpireArg turns EXPIRE's (or its kin's, cmd) time argument into an
+// expire's ttl_ms, with Redis's errors: not an integer; a deadline past
+// what an int64 of Unix milliseconds holds ("invalid expire time in
+// 'expire' command"). gone says no time is left (zero or negative, or a
+// Unix time already passed): Redis then deletes the key. A deadline more
+// than core.TTLMsMax away (ten years) is refused, naming the limit.
+func respExpireArg(cmd string, arg []byte, unit respTimeUnit, at bool, nowMs int64) (ttl uint64, gone bool, msg string) {
+	v, ok := parseRESPInt(arg)
+	if !ok {
+		return 0, false, "ERR value is not an integer or out of range"
+	}
+	invalid := "ERR invalid expire time in '" + cmd + "' command"
+	if v > math.MaxInt64/int64(unit) || v < math.MinInt64/int64(unit) {
+		return 0, false, invalid
+	}
+	ms := v * int64(unit)
+	if at {
+		ms -= nowMs // no overflow: nowMs is positive, ms at least MinInt64/1
+	} else if ms > math.MaxInt64-nowMs { // Redis's deadline, now + ms, overflows
+		return 0, false, invalid
+	}
+	if ms <= 0 {
+		return 0, true, ""
+	}
+	if ms > core.TTLMsMax {
+		return 0, false, invalid + ": over dkv's limit of ten years (EXPIRE " + strconv.FormatInt(core.TTLMsMax/1000, 10) +
+			", PEXPIRE " + strconv.FormatInt(core.TTLMsMax, 10) + ")"
+	}
+	return uint64(ms), false, ""
+}
+
+// expireOptionError answers EXPIRE with an option: NX, XX, GT and LT
+// (Redis 7) make the deadline conditional on the one the key has, which
+// dkv does not serve; any other word is Redis's own error.
+func expireOptionError(opt []byte) string {
+	switch strings.ToUpper(string(opt)) {
+	case "NX", "XX", "GT", "LT":
+		return "ERR dkv does not serve EXPIRE's NX, XX, GT and LT options: read the time left with PTTL key, then send EXPIRE key seconds"
+	}
+	return "ERR Unsupported option " + string(opt)
+}
+
+// respNoExpire answers the commands that read or change a key's expiry
+// that dkv does not serve, naming what to send instead.
 func respNoExpire(name string) string {
 	cmd := strings.ToUpper(name)
-	switch name {
-	case "persist":
-		return "ERR dkv does not serve PERSIST yet: set the key again with SET key value, which takes its expiry away"
-	case "expiretime", "pexpiretime":
-		return "ERR dkv does not serve " + cmd + " yet: read the time a key has left with TTL key or PTTL key"
-	case "getex":
-		return "ERR dkv does not serve GETEX yet: read the key with GET and set it again with SET key value EX seconds"
+	if name == "getex" {
+		return "ERR dkv does not serve GETEX yet: read the key with GET and give it a deadline with EXPIRE key seconds, or take it away with PERSIST key"
 	}
-	return "ERR dkv does not serve " + cmd + " yet: set the key again with SET key value EX seconds (or PX milliseconds, EXAT unix-time-seconds, PXAT unix-time-milliseconds)"
+	return "ERR dkv does not serve " + cmd + " yet: read the time a key has left with TTL key or PTTL key"
 }
 
 // unknownCommand is Redis's error for a command it does not have, word for
@@ -728,6 +801,8 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 			return appendRESPInt(dst, 0)
 		case e.Code == core.CodeNotFound && (s.kind == respTTL || s.kind == respPTTL):
 			return appendRESPInt(dst, -2)
+		case e.Code == core.CodeNotFound && (s.kind == respExpire || s.kind == respPersist):
+			return appendRESPInt(dst, 0)
 		case e.Code == core.CodeNotLeader && e.Leader != "":
 			return appendRESPError(dst, "NOTLEADER "+e.Leader)
 		}
@@ -784,6 +859,13 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 		return appendRESPInt(dst, int64(left))
 	case respInfo:
 		return appendRESPBulk(dst, c.h.info(string(s.raw), resp.Status))
+	case respExpire:
+		return appendRESPInt(dst, 1)
+	case respPersist:
+		if resp.TTLMs == nil {
+			return appendRESPInt(dst, 0) // it had no deadline
+		}
+		return appendRESPInt(dst, 1)
 	}
 	return appendRESPError(dst, "ERR internal: no RESP reply for this command")
 }

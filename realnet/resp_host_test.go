@@ -471,9 +471,20 @@ func TestRESPExpiry(t *testing.T) {
 		{"PSETEX k 5 v x", "-ERR wrong number of arguments for 'psetex' command\r\n"},
 		{"TTL", "-ERR wrong number of arguments for 'ttl' command\r\n"},
 		{"PTTL a b", "-ERR wrong number of arguments for 'pttl' command\r\n"},
-		{"EXPIRE k 10", "-ERR dkv does not serve EXPIRE yet: set the key again with SET key value EX seconds (or PX milliseconds, EXAT unix-time-seconds, PXAT unix-time-milliseconds)\r\n"},
-		{"pexpireat k 10", "-ERR dkv does not serve PEXPIREAT yet: set the key again with SET key value EX seconds (or PX milliseconds, EXAT unix-time-seconds, PXAT unix-time-milliseconds)\r\n"},
-		{"PERSIST k", "-ERR dkv does not serve PERSIST yet: set the key again with SET key value, which takes its expiry away\r\n"},
+		{"EXPIRE k", "-ERR wrong number of arguments for 'expire' command\r\n"},
+		{"EXPIRE k abc", notInt},
+		{"PEXPIRE k 1.5", notInt},
+		{"EXPIRE k 10 NX", "-ERR dkv does not serve EXPIRE's NX, XX, GT and LT options: read the time left with PTTL key, then send EXPIRE key seconds\r\n"},
+		{"EXPIRE k 10 FOO", "-ERR Unsupported option FOO\r\n"},
+		{"EXPIRE k 9223372036854775807", "-ERR invalid expire time in 'expire' command\r\n"},
+		{"EXPIRE k 315360001", "-ERR invalid expire time in 'expire' command: over dkv's limit of ten years (EXPIRE 315360000, PEXPIRE 315360000000)\r\n"},
+		{"PERSIST", "-ERR wrong number of arguments for 'persist' command\r\n"},
+		{"EXPIRETIME k", "-ERR dkv does not serve EXPIRETIME yet: read the time a key has left with TTL key or PTTL key\r\n"},
+		// A key that does not exist: 0, and nothing is written.
+		{"EXPIRE k 10", ":0\r\n"},
+		{"pexpire k 100000", ":0\r\n"},
+		{"PERSIST k", ":0\r\n"},
+		{"EXPIRE k 0", ":0\r\n"},
 		{"GET k", "$-1\r\n"},
 		{"TTL k", ":-2\r\n"},
 		{"PTTL k", ":-2\r\n"},
@@ -498,6 +509,37 @@ func TestRESPExpiry(t *testing.T) {
 	// less than asked; TTL rounds to the nearest second, as Redis does.
 	c.intIn("TTL plain", 99, 100)
 	c.intIn("PTTL lease", 90_000, 100_000)
+	// EXPIRE and its kin give a key that exists a deadline, its value
+	// kept; PERSIST takes it away, and says whether there was one; no
+	// time left (zero, negative, a Unix time passed) deletes the key.
+	for _, tc := range []struct{ send, want string }{
+		{"SET e v", "+OK\r\n"},
+		{"EXPIRE e 100", ":1\r\n"},
+		{"GET e", "$1\r\nv\r\n"},
+		{"PERSIST e", ":1\r\n"},
+		{"TTL e", ":-1\r\n"},
+		{"PERSIST e", ":0\r\n"},
+		{"pexpire e 200000", ":1\r\n"},
+		{"PEXPIREAT e 1", ":1\r\n"},
+		{"GET e", "$-1\r\n"},
+		{"EXPIREAT e 1", ":0\r\n"},
+		{"SET e v", "+OK\r\n"},
+		{"EXPIRE e -5", ":1\r\n"},
+		{"EXISTS e", ":0\r\n"},
+	} {
+		c.send(tc.send + "\r\n")
+		c.expect(tc.want)
+	}
+	c.send("SET e v\r\n")
+	c.expect("+OK\r\n")
+	c.send("PEXPIRE e 100000\r\n")
+	c.expect(":1\r\n")
+	c.intIn("PTTL e", 90_000, 100_000)
+	c.send("EXPIREAT e " + strconv.FormatInt(time.Now().Unix()+1000, 10) + "\r\n")
+	c.expect(":1\r\n")
+	c.intIn("TTL e", 990, 1000)
+	c.send("DEL e\r\n")
+	c.expect(":1\r\n")
 	c.intIn("TTL lease", 90, 100)
 	c.send("SETEX sx 100 v\r\nPSETEX psx 100000 v\r\n")
 	c.expect("+OK\r\n+OK\r\n")
@@ -657,11 +699,20 @@ func TestRESPExpiryWithGoRedis(t *testing.T) {
 			if err := rc.Do(ctx, "SETEX", "x", "-1", "v").Err(); err == nil || err.Error() != "ERR invalid expire time in 'setex' command" {
 				t.Errorf("SETEX -1: %v", err)
 			}
-			if err := rc.Expire(ctx, "m"+p, time.Minute).Err(); err == nil || !strings.HasPrefix(err.Error(), "ERR dkv does not serve EXPIRE yet: set the key again with SET key value EX seconds") {
-				t.Errorf("EXPIRE: %v", err)
+			if ok, err := rc.Expire(ctx, "m"+p, time.Minute).Result(); err != nil || !ok {
+				t.Errorf("EXPIRE = %v, %v", ok, err)
 			}
-			if err := rc.Persist(ctx, "m"+p).Err(); err == nil || !strings.HasPrefix(err.Error(), "ERR dkv does not serve PERSIST yet") {
-				t.Errorf("PERSIST: %v", err)
+			between("TTL after EXPIRE", rc.TTL(ctx, "m"+p), 50*time.Second, time.Minute)
+			if ok, err := rc.PExpireAt(ctx, "m"+p, time.Now().Add(2*time.Minute)).Result(); err != nil || !ok {
+				t.Errorf("PEXPIREAT = %v, %v", ok, err)
+			}
+			between("TTL after PEXPIREAT", rc.TTL(ctx, "m"+p), 110*time.Second, 2*time.Minute)
+			if ok, err := rc.Persist(ctx, "m"+p).Result(); err != nil || !ok {
+				t.Errorf("PERSIST = %v, %v", ok, err)
+			}
+			between("TTL after PERSIST", rc.TTL(ctx, "m"+p), -1, -1)
+			if ok, err := rc.Expire(ctx, "missing"+p, time.Minute).Result(); err != nil || ok {
+				t.Errorf("EXPIRE of a missing key = %v, %v", ok, err)
 			}
 			if info, err := rc.Info(ctx, "keyspace").Result(); err != nil || !strings.Contains(info, ",expires=") || strings.Contains(info, ",expires=0,") {
 				t.Errorf("INFO keyspace with keys that expire: %q, %v", info, err)
@@ -674,7 +725,7 @@ func TestRESPExpiryWithGoRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, arity := range map[string]int8{"setex": 4, "psetex": 4, "ttl": 2, "pttl": 2} {
+	for name, arity := range map[string]int8{"setex": 4, "psetex": 4, "ttl": 2, "pttl": 2, "expire": -3, "pexpire": -3, "expireat": -3, "pexpireat": -3, "persist": 2} {
 		if ci := cmds[name]; ci == nil || ci.Arity != arity || ci.FirstKeyPos != 1 || ci.LastKeyPos != 1 {
 			t.Errorf("COMMAND: %s %+v", name, ci)
 		}
@@ -707,8 +758,8 @@ func TestRESPExpiryCommandsAreToldInline(t *testing.T) {
 	}
 }
 
-// A mesh does not expire keys: SET with an expiry, SETEX, PSETEX, TTL and
-// PTTL get its not_implemented, as NX does.
+// A mesh does not expire keys: SET with an expiry, SETEX, PSETEX, TTL,
+// PTTL, EXPIRE and its kin and PERSIST get its not_implemented, as NX does.
 func TestRESPExpiryOnAMesh(t *testing.T) {
 	d, err := disk.Open(t.TempDir(), disk.Options{})
 	if err != nil {
@@ -723,8 +774,8 @@ func TestRESPExpiryOnAMesh(t *testing.T) {
 	c := dialRESP(t, r.addr)
 	c.send("SET k v\r\n")
 	c.expect("+OK\r\n")
-	const noExpiry = "-ERR not_implemented: a mesh does not expire keys (ttl_ms, ttl)"
-	for _, cmd := range []string{"SET k v EX 10", "SET k2 v EXAT 1", "SETEX k 10 v", "PSETEX k 10 v", "TTL k", "PTTL k", "TTL missing"} {
+	const noExpiry = "-ERR not_implemented: a mesh does not expire keys (ttl_ms, ttl, expire, persist)"
+	for _, cmd := range []string{"SET k v EX 10", "SET k2 v EXAT 1", "SETEX k 10 v", "PSETEX k 10 v", "TTL k", "PTTL k", "TTL missing", "EXPIRE k 10", "PEXPIRE k 10", "PERSIST k"} {
 		c.send(cmd + "\r\n")
 		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		line, err := c.br.ReadString('\n')

@@ -8,8 +8,8 @@ import (
 )
 
 // Keys that expire, through the real redis-cli against a real server
-// process: SET's expiry options, SETEX, PSETEX, TTL and PTTL, and a key
-// that goes.
+// process: SET's expiry options, SETEX, PSETEX, TTL and PTTL, EXPIRE,
+// PEXPIRE and PERSIST, and a key that goes.
 func TestRedisCLIExpiry(t *testing.T) {
 	cli := needTool(t, "redis-cli")
 	s := start(t, t.TempDir())
@@ -45,7 +45,15 @@ func TestRedisCLIExpiry(t *testing.T) {
 		{[]string{"set", "x", "v", "ex", "ten"}, "ERR value is not an integer or out of range"},
 		{[]string{"setex", "x", "-1", "v"}, "ERR invalid expire time in 'setex' command"},
 		{[]string{"set", "x", "v", "keepttl"}, "ERR dkv does not support SET option 'KEEPTTL': every SET replaces the key's expiry (with EX, PX, EXAT or PXAT, or none); SET takes a key, a value, NX or XX, and one of EX seconds, PX milliseconds, EXAT unix-time-seconds, PXAT unix-time-milliseconds"},
-		{[]string{"expire", "plain", "10"}, "ERR dkv does not serve EXPIRE yet: set the key again with SET key value EX seconds (or PX milliseconds, EXAT unix-time-seconds, PXAT unix-time-milliseconds)"},
+		{[]string{"set", "exp", "v"}, "OK"},
+		{[]string{"expire", "exp", "100"}, "1"},
+		{[]string{"expire", "missing", "100"}, "0"},
+		{[]string{"expire", "exp", "100", "gt"}, "ERR dkv does not serve EXPIRE's NX, XX, GT and LT options: read the time left with PTTL key, then send EXPIRE key seconds"},
+		{[]string{"persist", "exp"}, "1"},
+		{[]string{"ttl", "exp"}, "-1"},
+		{[]string{"persist", "exp"}, "0"},
+		{[]string{"pexpire", "exp", "100000"}, "1"},
+		{[]string{"get", "exp"}, "v"},
 	} {
 		if got := run(tc.args...); got != tc.want {
 			t.Errorf("redis-cli %s = %q, want %q", strings.Join(tc.args, " "), got, tc.want)
@@ -55,7 +63,8 @@ func TestRedisCLIExpiry(t *testing.T) {
 	between(90, 100, "ttl", "s")
 	between(90_000, 100_000, "pttl", "ps")
 	between(90_000, 100_000, "pttl", "lease")
-	if info := run("info", "keyspace"); !strings.Contains(info, "db0:keys=5,expires=4,avg_ttl=0") {
+	between(90_000, 100_000, "pttl", "exp")
+	if info := run("info", "keyspace"); !strings.Contains(info, "db0:keys=6,expires=5,avg_ttl=0") {
 		t.Errorf("redis-cli info keyspace = %q", info)
 	}
 
