@@ -130,10 +130,13 @@ func (c *Caller) Call(req int) {
 	case p < 70:
 		c.conditional(ctx, op, key(), value)
 		return
-	case p < 80:
+	case p < 75:
 		op.Kind, op.Key = checks.KindDelete, key()
 		op.Call = c.Rec.Now()
 		err = c.KV.Delete(ctx, op.Key)
+	case p < 80:
+		c.expire(ctx, op, key())
+		return
 	default:
 		op.Kind = checks.KindBulkSet
 		for i := range 2 + r.IntN(3) {
@@ -143,6 +146,27 @@ func (c *Caller) Call(req int) {
 		err = c.KV.BulkSet(ctx, op.Items)
 	}
 	op.Return = c.Rec.Now()
+	c.record(op, err)
+}
+
+// expire gives a key a deadline of 20 to 300 ms, or (one in three) takes
+// it away: an expire or a persist. One answered not_found is recorded as
+// the read it amounts to, of whether the key exists.
+func (c *Caller) expire(ctx context.Context, op checks.Op, key string) {
+	op.Kind, op.Key = checks.KindExpire, key
+	req := core.Request{Op: core.OpPersist, Key: key}
+	if c.Rand.IntN(3) != 0 {
+		req = core.Request{Op: core.OpExpire, Key: key, TTLMs: uint64(20 + c.Rand.IntN(281))}
+		op.TTL = int64(req.TTLMs) * int64(time.Millisecond)
+	}
+	op.Call = c.Rec.Now()
+	_, err := c.KV.Do(ctx, &req)
+	op.Return = c.Rec.Now()
+	if errors.Is(err, client.ErrNotFound) && !errors.Is(err, client.ErrUnknownOutcome) {
+		op.Kind, op.Presence, op.TTL, op.Outcome = checks.KindGet, true, 0, checks.OK
+		c.Rec.Record(op)
+		return
+	}
 	c.record(op, err)
 }
 
