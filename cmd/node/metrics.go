@@ -386,7 +386,7 @@ func writeNodeMetrics(p *promWriter, nm *core.Metrics) {
 	st := &nm.Status
 	p.gauge("dkv_keys", "keys the node holds (a mesh node: live keys, tombstones apart)", float64(st.Keys))
 	p.gauge("dkv_scan_views", "consistent scans' views the node keeps, each holding what writes replace while it lasts (at most 64)", float64(st.ScanViews))
-	p.gauge("dkv_keys_expiring", "keys with a deadline (a set's ttl_ms), which the node deletes once it passes", float64(st.Expiring))
+	p.gauge("dkv_keys_expiring", "keys with a deadline (a set's or an expire's ttl_ms), which the node deletes once it passes", float64(st.Expiring))
 	p.gauge("dkv_last_index", "index of the last record in the node's log", float64(st.LastIndex))
 	p.gauge("dkv_wal_segments", "log segment files on disk", float64(st.WALSegments))
 	p.gauge("dkv_wal_bytes", "bytes of log on disk", float64(st.WALBytes))
