@@ -57,11 +57,13 @@ const (
 // bound.
 var (
 	metricOps = []string{core.OpSet, core.OpGet, core.OpDelete, core.OpBulkSet, core.OpPing, core.OpStatus,
-		core.OpSearch, core.OpSearchSimilar, "invalid", "other", core.OpBulkGet, core.OpBulkDelete, core.OpScan}
+		core.OpSearch, core.OpSearchSimilar, "invalid", "other", core.OpBulkGet, core.OpBulkDelete, core.OpScan,
+		core.OpTTL, core.OpExpire, core.OpPersist}
 	metricCodes = []string{"ok", core.CodeBadRequest, core.CodeUnknownOp, core.CodeTooLarge, core.CodeNotFound,
 		core.CodeUnavailable, core.CodeNotLeader, core.CodeTooManyConns, core.CodeTimeout, core.CodeDiskFull,
 		core.CodeIOError, core.CodeNotImplemented, core.CodeInternal, core.CodeSessionExpired,
-		core.CodeOutcomeUnknown, core.CodeIndexesDisabled, core.CodeAuthRequired, core.CodeAuthFailed, core.CodeTLSRequired, "other"}
+		core.CodeOutcomeUnknown, core.CodeIndexesDisabled, core.CodeAuthRequired, core.CodeAuthFailed, core.CodeTLSRequired,
+		core.CodeConditionFailed, core.CodeConditionRefusedEarlier, core.CodeScanExpired, "other"}
 	metricFiles = []string{"wal", "snapshot", "state"}
 )
 
@@ -95,6 +97,12 @@ func opIndex(op string) int {
 		return 11
 	case core.OpScan:
 		return 12
+	case core.OpTTL:
+		return 13
+	case core.OpExpire:
+		return 14
+	case core.OpPersist:
+		return 15
 	}
 	return opOther
 }

@@ -430,3 +430,26 @@ func TestMultiKeyOpsAreCountedByName(t *testing.T) {
 		}
 	}
 }
+
+// ttl, expire and persist are counted under their own names, and so are
+// the codes condition_failed and not_found they and conditional writes
+// answer, not as "other".
+func TestExpiryOpsAndConditionCodesAreCountedByName(t *testing.T) {
+	maddr := freeLoopbackAddr(t)
+	s := start(t, t.TempDir(), "--metrics-addr", maddr)
+	before := getScrape(t, maddr)
+	roundTrip(t, s.addr, `{"op":"set","key":"a","value":"1"}`, `{"op":"ttl","key":"a"}`, `{"op":"expire","key":"a","ttl_ms":60000}`,
+		`{"op":"persist","key":"a"}`, `{"op":"expire","key":"nope","ttl_ms":60000}`, `{"op":"set","key":"a","value":"2","if_absent":true}`)
+	after := getScrape(t, maddr)
+	for key, want := range map[string]float64{
+		`dkv_requests_total{op="ttl",code="ok"}`:               1,
+		`dkv_requests_total{op="expire",code="ok"}`:            1,
+		`dkv_requests_total{op="persist",code="ok"}`:           1,
+		`dkv_requests_total{op="expire",code="not_found"}`:     1,
+		`dkv_requests_total{op="set",code="condition_failed"}`: 1,
+	} {
+		if got := after[key] - before[key]; got != want {
+			t.Errorf("%s went up by %v, want %v", key, got, want)
+		}
+	}
+}
