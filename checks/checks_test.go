@@ -245,6 +245,26 @@ func TestReportWrittenForViolation(t *testing.T) {
 	}
 }
 
+// The explanation of a violation replays the partition with the model the
+// verdict used: a partition whose deadlines all came from a TTL was
+// replayed without expiries, and the explanation blamed a get that had
+// rightly found the key gone (found by review).
+func TestExplanationKnowsExpiries(t *testing.T) {
+	h := &History{Ops: []Op{
+		set(0, "a", "1", 0, 10, OK), expire(0, "a", 100, 20, 30, OK),
+		get(1, "a", "", 200, 210), // right: the key expired
+		get(1, "a", "2", 400, 410), // wrong: no one wrote "2"
+	}}
+	r := CheckLinearizable(h, LinOptions{})
+	f := r.Finding()
+	if f == nil {
+		t.Fatal("a read of a value no one wrote passed")
+	}
+	if !strings.Contains(f.Msg, `no order fits op 3: c1#400 get a -> "2"`) {
+		t.Fatalf("the explanation does not blame the get of \"2\": %s", f.Msg)
+	}
+}
+
 func TestDurability(t *testing.T) {
 	cases := []struct {
 		name string

@@ -495,8 +495,8 @@ func badModel(bad []Partition) (porcupine.Model, []porcupine.Operation) {
 	model := RegisterModel
 	for _, p := range bad {
 		ops = append(ops, p.Ops...)
-		if p.Optional > 0 {
-			model = OptionalRegisterModel
+		if p.Optional > 0 || p.Expiring > 0 {
+			model = OptionalRegisterModel // the one the verdict took (Partition.Model)
 		}
 	}
 	model.Partition = func(history []porcupine.Operation) [][]porcupine.Operation {
