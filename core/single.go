@@ -336,8 +336,9 @@ func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV, 
 		return
 	}
 	resp := OKResponse()
-	if typ == recordDeadline && ats[0] == 0 {
-		// A persist answers what the key had left.
+	if typ == recordDeadline && ats[0] == 0 && n.wall != nil {
+		// A persist answers what the key had left (by a calendar
+		// clock: without one, what it had left is not known).
 		resp = TTLResponse(n.store, items[0].Key, n.wallMs())
 	}
 	n.gc.Add(typ, payload)

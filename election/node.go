@@ -979,7 +979,7 @@ func (n *Node) apply(e Entry) error {
 		// Refused for a key that did not exist when it first applied:
 		// that is the answer, whatever the key holds now.
 		resp = core.NotFoundResponse(cmd.Items[0].Key)
-	case cmd.Op == core.OpExpire && oc == applied && cmd.At == 0 && was != 0:
+	case cmd.Op == core.OpExpire && oc == applied && cmd.At == 0 && was != 0 && n.wall != nil:
 		// A persist says what the key had left. (A retry's answer
 		// cannot: the deadline it took away is gone.)
 		left := uint64(max(was-n.wallMs(), 0))
