@@ -252,7 +252,7 @@ func TestReportWrittenForViolation(t *testing.T) {
 func TestExplanationKnowsExpiries(t *testing.T) {
 	h := &History{Ops: []Op{
 		set(0, "a", "1", 0, 10, OK), expire(0, "a", 100, 20, 30, OK),
-		get(1, "a", "", 200, 210), // right: the key expired
+		get(1, "a", "", 200, 210),  // right: the key expired
 		get(1, "a", "2", 400, 410), // wrong: no one wrote "2"
 	}}
 	r := CheckLinearizable(h, LinOptions{})
