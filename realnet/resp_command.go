@@ -42,6 +42,8 @@ const (
 	respPTTL                    // PTTL: as TTL, in milliseconds
 	respExpire                  // EXPIRE and its kin: 1 if the key got the deadline, 0 if it does not exist
 	respPersist                 // PERSIST: 1 if the key had a deadline, taken away; 0 if it had none or does not exist
+	respScan                    // SCAN: the next cursor and the page's keys that match; slot.raw holds the cursor given and MATCH (respScanSlot)
+	respKeys                    // KEYS: the keys that match, or an error if keys are left past the page; slot.raw holds the pattern
 )
 
 // respCommandInfo is one command of the table, for COMMAND and its
@@ -71,6 +73,7 @@ var respCommands = []respCommandInfo{
 	{"get", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns the value of a key", "string", "1.0.0"},
 	{"hello", -1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Handshake: HELLO 2 only (RESP2)", "connection", "6.0.0"},
 	{"info", -1, []string{"loading", "stale"}, 0, 0, 0, "Describes the server: server, persistence and keyspace sections", "server", "1.0.0"},
+	{"keys", 2, []string{"readonly"}, 0, 0, 0, "Returns the keys that match a glob, in key order; an error if it would read more than one scan page (--max-bulk-entries keys): walk them with SCAN", "generic", "1.0.0"},
 	{"mget", -2, []string{"readonly", "fast"}, 1, -1, 1, "Returns the values of keys, read at one instant", "string", "1.0.0"},
 	{"mset", -3, []string{"write", "denyoom"}, 1, -1, 2, "Sets keys, atomically and durably", "string", "1.0.1"},
 	{"persist", 2, []string{"write", "fast"}, 1, 1, 1, "Takes a key's deadline away; returns 1 if it had one, else 0 (single node, cluster)", "generic", "2.2.0"},
@@ -80,6 +83,7 @@ var respCommands = []respCommandInfo{
 	{"psetex", 4, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key that expires after the given milliseconds, durably (single node, cluster)", "string", "2.6.0"},
 	{"pttl", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns the milliseconds a key has left: -1 without a deadline, -2 for a missing key (single node, cluster)", "generic", "2.6.0"},
 	{"quit", -1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Closes the connection", "connection", "1.0.0"},
+	{"scan", -2, []string{"readonly"}, 0, 0, 0, "Walks the keys in key order, a page a call (MATCH, COUNT, TYPE); a cursor lasts 10 minutes idle", "generic", "2.8.0"},
 	{"select", 2, []string{"loading", "stale", "fast"}, 0, 0, 0, "Selects database 0, the only one", "connection", "2.0.0"},
 	{"set", -3, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key, durably; NX or XX makes it conditional, EX, PX, EXAT or PXAT makes it expire (single node, cluster)", "string", "1.0.0"},
 	{"setex", 4, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key that expires after the given seconds, durably (single node, cluster)", "string", "2.0.0"},
@@ -338,17 +342,37 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 			return raw([]byte("*0\r\n")), false
 		}
 		return errorf(unknownSubcommand(args, "CONFIG")), false
-	case "scan", "keys":
-		return errorf(respNoScan), false
+	case "scan":
+		if len(args) < 1 {
+			return arity(), false
+		}
+		req, b, msg := c.respScanCommand(args)
+		switch {
+		case msg != "":
+			return errorf(msg), false
+		case req.Op == "":
+			return raw(b), false
+		}
+		s := request(req, respScan)
+		s.raw = b
+		return s, false
+	case "keys":
+		if len(args) != 1 {
+			return arity(), false
+		}
+		req, msg := c.respKeysCommand(args[0])
+		switch {
+		case msg != "":
+			return errorf(msg), false
+		case req.Op == "":
+			return raw([]byte("*0\r\n")), false
+		}
+		s := request(req, respKeys)
+		s.raw = bytes.Clone(args[0]) // args alias the read buffer; not empty, so not nil
+		return s, false
 	}
 	return errorf(unknownCommand(argv)), false
 }
-
-// respNoScan answers SCAN and KEYS. Redis's SCAN cursor is a number that
-// clients parse (go-redis into a uint64, redis-cli with strtoull), where
-// dkv's position in a scan is a key; and KEYS answers every key at once,
-// which dkv bounds. The JSON scan op pages by key.
-const respNoScan = "ERR dkv serves no SCAN or KEYS over RESP; page through the keys with the JSON scan op (go run ./cmd/kv scan PREFIX)"
 
 // respStrings copies RESP arguments, which alias the read buffer.
 func respStrings(args [][]byte) []string {
@@ -866,6 +890,10 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 			return appendRESPInt(dst, 0) // it had no deadline
 		}
 		return appendRESPInt(dst, 1)
+	case respScan:
+		return c.appendRESPScan(dst, resp, s.raw)
+	case respKeys:
+		return c.appendRESPKeysReply(dst, resp, s.raw)
 	}
 	return appendRESPError(dst, "ERR internal: no RESP reply for this command")
 }
