@@ -64,6 +64,9 @@ type Host struct {
 	// auth is the digest of the client port's password (auth.go); nil:
 	// none is asked. SetAuthSecret replaces it.
 	auth atomic.Pointer[authDigest]
+	// scans is the RESP SCAN cursor table (resp_scan.go), shared by
+	// every connection, as a client's pooled connections share a walk.
+	scans *scanCursors
 	// tlsLog rate-limits the lines about failed TLS handshakes, which
 	// anyone who reaches the port can cause (tls.go).
 	tlsLog *logLimiter
@@ -170,6 +173,7 @@ func NewHost(node core.Node, disk core.Disk, cfg HostConfig) (*Host, error) {
 		loopsWait: loopsWait,
 		prepare:   prepare,
 		tlsLog:    &logLimiter{out: logf, last: make(map[string]*logLine)},
+		scans:     newScanCursors(),
 	}
 	h.auth.Store(newAuthDigest(cfg.AuthSecret))
 	return h, nil

@@ -1,12 +1,10 @@
 package realnet
 
 import (
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"weak"
 
 	"dkv/core"
 )
@@ -87,32 +85,8 @@ func newScanCursors() *scanCursors {
 	}
 }
 
-// scanTables holds each host's cursor table. The table belongs to the
-// host, but is kept beside it (Host's fields are in host.go): by a weak
-// pointer, so that a host that is gone (tests run many) is not kept alive,
-// and its table is dropped with it.
-var scanTables = struct {
-	mu sync.Mutex
-	m  map[weak.Pointer[Host]]*scanCursors
-}{m: make(map[weak.Pointer[Host]]*scanCursors)}
-
-// scanTable is h's cursor table, made on the first SCAN.
-func (h *Host) scanTable() *scanCursors {
-	k := weak.Make(h)
-	scanTables.mu.Lock()
-	defer scanTables.mu.Unlock()
-	t := scanTables.m[k]
-	if t == nil {
-		t = newScanCursors()
-		scanTables.m[k] = t
-		runtime.AddCleanup(h, func(k weak.Pointer[Host]) {
-			scanTables.mu.Lock()
-			delete(scanTables.m, k)
-			scanTables.mu.Unlock()
-		}, k)
-	}
-	return t
-}
+// scanTable is h's cursor table.
+func (h *Host) scanTable() *scanCursors { return h.scans }
 
 // take looks a cursor up for its page: the key the page starts after, or
 // false if the cursor is unknown, or was dropped (idle, or bounded out).

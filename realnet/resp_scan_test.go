@@ -3,7 +3,6 @@ package realnet
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -598,32 +597,4 @@ func TestRESPScanOnAMesh(t *testing.T) {
 	}
 	c.send("KEYS user:*\r\n")
 	c.expect(scanBulks(all[26:31]...))
-}
-
-// A host's cursor table goes with the host: the registry keeps neither.
-func TestScanTableGoesWithItsHost(t *testing.T) {
-	tables := func() int {
-		scanTables.mu.Lock()
-		defer scanTables.mu.Unlock()
-		return len(scanTables.m)
-	}
-	before := tables()
-	func() {
-		h, err := NewHost(newTestNode(t), nil, testConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.scanTable() != h.scanTable() {
-			t.Fatal("two tables for one host")
-		}
-		h.scanTable().issue("k", 0)
-	}()
-	// No test of the package runs in parallel (t.Parallel): no other
-	// host makes a table meanwhile.
-	for deadline := time.Now().Add(5 * time.Second); tables() > before; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tables 5 s after their host was dropped, want %d", tables(), before)
-		}
-		runtime.GC()
-	}
 }
