@@ -519,12 +519,14 @@ func respExpireArg(cmd string, arg []byte, unit respTimeUnit, at bool, nowMs int
 		return 0, false, invalid
 	}
 	ms := v * int64(unit)
-	if at {
-		ms -= nowMs // no overflow: nowMs is positive, ms at least MinInt64/1
-	} else if ms > math.MaxInt64-nowMs { // Redis's deadline, now + ms, overflows
+	switch {
+	case at && ms <= nowMs:
+		return 0, true, "" // compared, not subtracted: a time far in the past would wrap
+	case at:
+		ms -= nowMs
+	case ms > math.MaxInt64-nowMs: // Redis's deadline, now + ms, overflows
 		return 0, false, invalid
-	}
-	if ms <= 0 {
+	case ms <= 0:
 		return 0, true, ""
 	}
 	if ms > core.TTLMsMax {

@@ -526,6 +526,13 @@ func TestRESPExpiry(t *testing.T) {
 		{"SET e v", "+OK\r\n"},
 		{"EXPIRE e -5", ":1\r\n"},
 		{"EXISTS e", ":0\r\n"},
+		// A time far in the past deletes too (it wrapped once, and was
+		// refused as over ten years; found by review).
+		{"SET e v", "+OK\r\n"},
+		{"PEXPIREAT e -9223372036854775808", ":1\r\n"},
+		{"SET e v", "+OK\r\n"},
+		{"EXPIREAT e -9223372036854775", ":1\r\n"},
+		{"EXISTS e", ":0\r\n"},
 	} {
 		c.send(tc.send + "\r\n")
 		c.expect(tc.want)
