@@ -766,7 +766,8 @@ func TestRESPExpiryCommandsAreToldInline(t *testing.T) {
 }
 
 // A mesh does not expire keys: SET with an expiry, SETEX, PSETEX, TTL,
-// PTTL, EXPIRE and its kin and PERSIST get its not_implemented, as NX does.
+// PTTL, EXPIRE and its kin and PERSIST get its not_implemented, as NX does;
+// EXPIRE with no time left is a delete, which it serves.
 func TestRESPExpiryOnAMesh(t *testing.T) {
 	d, err := disk.Open(t.TempDir(), disk.Options{})
 	if err != nil {
@@ -790,6 +791,9 @@ func TestRESPExpiryOnAMesh(t *testing.T) {
 			t.Errorf("%s on a mesh: %q, %v; want %q…", cmd, line, err, noExpiry)
 		}
 	}
+	// No time left is a delete, which a mesh serves, as Redis answers it.
+	c.send("SET gone v\r\nEXPIRE gone 0\r\nGET gone\r\n")
+	c.expect("+OK\r\n:1\r\n$-1\r\n")
 	// NX with an expiry: the condition is refused first.
 	for _, cmd := range []string{"SET k v NX", "SET k v PX 10 NX"} {
 		c.send(cmd + "\r\n")
