@@ -212,7 +212,7 @@ func TestGlobSplit(t *testing.T) {
 	if msg := globRestError([]byte(strings.Repeat("?", globPatternRestBytesMax))); msg != "" {
 		t.Errorf("a rest at the limit refused: %s", msg)
 	}
-	if msg := globRestError([]byte(strings.Repeat("?", globPatternRestBytesMax+1))); msg != "ERR dkv's pattern is too long: 257 bytes from its first '*', '?' or '[' on; the limit is 256" {
+	if msg := globRestError([]byte(strings.Repeat("?", globPatternRestBytesMax+1))); msg != "ERR dkv's pattern is too long: 65 bytes from its first '*', '?' or '[' on; the limit is 64" {
 		t.Errorf("a rest past the limit: %q", msg)
 	}
 }

@@ -115,20 +115,25 @@ func (t *scanCursors) take(id uint64) (after string, ok bool) {
 
 // issue adds a cursor for a page that leaves keys after key after, given
 // by cursor prev (0 for a walk's first page), and returns its number:
-// random, non-zero, below 2^63 (what clients that parse it as a signed
-// number still read), not in use. The least recently used cursors go
+// random, non-zero, below 2^53, not in use. Below 2^53: node-redis v4
+// reads the cursor as a JavaScript number, a double, and sent back a
+// different one for nearly every larger id (found by review); 53 random
+// bits still make a second draw as rare as never. The least recently used cursors go
 // past the bounds, never the new one.
 func (t *scanCursors) issue(after string, prev uint64) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	t.expire(now)
-	// 10,000 numbers of 2^63 in use: a second draw is as rare as never.
-	id := t.rand.Uint64() >> 1
+	id := t.rand.Uint64() >> 11
 	for id == 0 || t.byID[id] != nil {
-		id = t.rand.Uint64() >> 1
+		id = t.rand.Uint64() >> 11
 	}
-	c := &scanCursor{id: id, after: after, prev: prev, used: now}
+	// A copy: the key of a page's answer shares its allocation with the
+	// store's value (core's B-tree keeps both in one), and a cursor must
+	// hold the key's bytes alone, or the table's byte bound would not
+	// bound what it keeps alive (found by review).
+	c := &scanCursor{id: id, after: strings.Clone(after), prev: prev, used: now}
 	t.byID[id] = c
 	t.link(c)
 	t.bytes += c.bytes()
@@ -142,6 +147,19 @@ func (t *scanCursors) issue(after string, prev uint64) uint64 {
 func (t *scanCursors) expire(now time.Time) {
 	for t.oldest != nil && now.Sub(t.oldest.used) >= t.idle {
 		t.remove(t.oldest)
+	}
+}
+
+// done forgets cursor id, whose page was a walk's last: a finished walk
+// leaves nothing behind (it held its cursor for 10 minutes, and walks
+// ending at a high rate pushed the walks still under way out of the table;
+// found by review). A client that asks for the last page again, its
+// answer lost, is told to start again.
+func (t *scanCursors) done(id uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c := t.byID[id]; c != nil {
+		t.remove(c)
 	}
 }
 
@@ -358,6 +376,11 @@ func (c *conn) respScanCommand(args [][]byte) (req core.Request, raw []byte, msg
 	// another prefix than the walk's first one reads that prefix after
 	// the cursor's key, which is what Redis's walk, filtered so, returns.
 	req = core.Request{Op: core.OpScan, Prefix: prefix, StartAfter: after, Limit: o.count, KeysOnly: true}
+	if globLiteral(o.match) {
+		// A pattern without a wildcard matches its prefix alone, the
+		// first key under it: one key read, not every key it begins.
+		req.Limit = 1
+	}
 	return req, respScanSlot(cursor, o.match), ""
 }
 
@@ -369,13 +392,18 @@ func (c *conn) appendRESPScan(dst []byte, resp *core.Response, raw []byte) []byt
 	cursor, match := respScanSlotFields(raw)
 	keys := resp.Keys
 	next := "0"
-	if resp.More != nil && *resp.More {
+	switch {
+	case resp.More != nil && *resp.More && !globLiteral(match):
 		if len(keys) == 0 {
 			// The node's page holds a key whenever it says more are
 			// left; a cursor at the same key would walk forever.
 			return appendRESPError(dst, "ERR internal: a scan page left keys but held none")
 		}
 		next = strconv.FormatUint(c.h.scanTable().issue(keys[len(keys)-1], cursor), 10)
+	case cursor != 0:
+		// The walk is over; with a pattern without a wildcard, once the
+		// page (Limit 1) read the one key that can match, if it is there.
+		c.h.scanTable().done(cursor)
 	}
 	dst = appendRESPArray(dst, 2)
 	dst = appendRESPBulk(dst, next)
@@ -413,6 +441,11 @@ func (c *conn) respKeysCommand(pattern []byte) (req core.Request, msg string) {
 	if len(pattern) == 0 {
 		return req, ""
 	}
+	if globLiteral(pattern) {
+		// KEYS user:1 read every key under user:1 and failed past the
+		// bound where one key at most matches (found by review).
+		return core.Request{Op: core.OpScan, Prefix: prefix, Limit: 1, KeysOnly: true}, ""
+	}
 	return core.Request{Op: core.OpScan, Prefix: prefix, Limit: uint64(c.h.cfg.BulkEntriesMax), KeysOnly: true}, ""
 }
 
@@ -422,13 +455,13 @@ func (c *conn) respKeysCommand(pattern []byte) (req core.Request, msg string) {
 // --max-request-bytes of them); a client that must see more walks them
 // with SCAN, as Redis's own documentation advises for production anyway.
 func (c *conn) appendRESPKeysReply(dst []byte, resp *core.Response, pattern []byte) []byte {
-	if resp.More != nil && *resp.More {
+	if resp.More != nil && *resp.More && !globLiteral(pattern) {
 		if len(resp.Keys) >= c.h.cfg.BulkEntriesMax {
 			return appendRESPError(dst, "ERR KEYS would read more than "+strconv.Itoa(c.h.cfg.BulkEntriesMax)+
 				" keys (--max-bulk-entries): walk them with SCAN")
 		}
 		return appendRESPError(dst, "ERR KEYS would read more than "+strconv.Itoa(c.h.cfg.RequestBytesMax)+
-			" bytes of keys (--max-request-bytes): walk them with SCAN")
+			" bytes of keys, counted as JSON strings (--max-request-bytes): walk them with SCAN")
 	}
 	return appendRESPKeys(dst, resp.Keys, pattern)
 }

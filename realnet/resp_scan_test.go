@@ -13,6 +13,7 @@ import (
 	"dkv/core"
 	"dkv/disk"
 	"dkv/mesh"
+	"unsafe"
 )
 
 // scanBulk reads one bulk string reply's line and bytes.
@@ -242,8 +243,8 @@ func TestRESPScanErrors(t *testing.T) {
 		{"SCAN 0 FOO bar", syntax},
 		{"SCAN 0 MATCH a FOO", syntax},
 		{"SCAN 0 COUNT x MATCH", notInt}, // the first error from the left
-		{"SCAN 0 MATCH " + long + "?", "-ERR dkv's pattern is too long: 257 bytes from its first '*', '?' or '[' on; the limit is 256\r\n"},
-		{"KEYS " + long + "?", "-ERR dkv's pattern is too long: 257 bytes from its first '*', '?' or '[' on; the limit is 256\r\n"},
+		{"SCAN 0 MATCH " + long + "?", "-ERR dkv's pattern is too long: 65 bytes from its first '*', '?' or '[' on; the limit is 64\r\n"},
+		{"KEYS " + long + "?", "-ERR dkv's pattern is too long: 65 bytes from its first '*', '?' or '[' on; the limit is 64\r\n"},
 		{"SCAN 123", "-ERR dkv's SCAN cursor 123 is unknown or expired (a cursor lasts 10 minutes idle): start the walk again from 0\r\n"},
 		{"SCAN -1", "-ERR dkv's SCAN cursor 18446744073709551615 is unknown or expired (a cursor lasts 10 minutes idle): start the walk again from 0\r\n"},
 		{"SCAN 9223372036854775807 COUNT 5", "-ERR dkv's SCAN cursor 9223372036854775807 is unknown or expired (a cursor lasts 10 minutes idle): start the walk again from 0\r\n"},
@@ -426,7 +427,9 @@ func TestScanCursorTable(t *testing.T) {
 			}
 		}
 		id := table.issue(strconv.Itoa(i), prev)
-		if id == 0 || id >= 1<<63 || seen[id] {
+		// Below 2^53: what node-redis v4, which reads the cursor as a
+		// double, sends back unchanged.
+		if id == 0 || id >= 1<<53 || seen[id] {
 			t.Fatalf("page %d: id %d", i, id)
 		}
 		seen[id] = true
@@ -440,6 +443,17 @@ func TestScanCursorTable(t *testing.T) {
 	table.mu.Unlock()
 	if want := 2*scanCursorOverheadBytes + len("998") + len("999"); bytes != want {
 		t.Errorf("bytes %d, want %d", bytes, want)
+	}
+	// A cursor keeps a copy of its key, not the string it was given: a
+	// page's key shares its allocation with the store's value, which the
+	// table would keep alive uncounted (found by review).
+	big := strings.Repeat("v", 1<<20)
+	id := table.issue(big[:3], 0)
+	table.mu.Lock()
+	kept := table.byID[id].after
+	table.mu.Unlock()
+	if kept != "vvv" || unsafe.StringData(kept) == unsafe.StringData(big) {
+		t.Errorf("the cursor keeps %q at the caller's bytes: it pins what they belong to", kept)
 	}
 	for _, tc := range []struct {
 		in   string
@@ -498,6 +512,16 @@ func TestRESPKeysLimit(t *testing.T) {
 		"-ERR KEYS would read more than 5 keys (--max-bulk-entries): walk them with SCAN\r\n" +
 		scanBulks("user:1", "user:2", "user:3") +
 		"-ERR KEYS would read more than 5 keys (--max-bulk-entries): walk them with SCAN\r\n")
+	// A pattern without a wildcard reads its one key, not every key it
+	// begins: KEYS user:1 failed past the bound where one key matches
+	// (found by review).
+	c.send("MSET user:10 v user:11 v user:12 v user:13 v user:14 v\r\nKEYS user:1\r\nKEYS nope\r\n")
+	c.expect("+OK\r\n" + scanBulks("user:1") + scanBulks())
+	if cursor, page := c.scan("SCAN 0 MATCH user:1"); cursor != "0" || !slices.Equal(page, []string{"user:1"}) {
+		t.Errorf("SCAN 0 MATCH user:1: %s, %q; want 0, [user:1]", cursor, page)
+	}
+	c.send("DEL user:10 user:11 user:12 user:13 user:14\r\n")
+	c.expect(":5\r\n")
 	// SCAN's COUNT is taken as the limit past it, not refused.
 	cursor, page := c.scan("SCAN 0 COUNT 1000")
 	if cursor == "0" || !slices.Equal(page, []string{"a", "b", "c", "user:1", "user:2"}) {
@@ -525,7 +549,7 @@ func TestRESPKeysLimit(t *testing.T) {
 		c.expect("+OK\r\n")
 	}
 	c.send("KEYS *\r\n")
-	c.expect("-ERR KEYS would read more than 4096 bytes of keys (--max-request-bytes): walk them with SCAN\r\n")
+	c.expect("-ERR KEYS would read more than 4096 bytes of keys, counted as JSON strings (--max-request-bytes): walk them with SCAN\r\n")
 	c.send("KEYS 00*\r\n")
 	c.expect(scanBulks(keys[:10]...))
 	if got, _ := scanWalk(t, "COUNT 100", c); !slices.Equal(got, keys) {
@@ -597,4 +621,23 @@ func TestRESPScanOnAMesh(t *testing.T) {
 	}
 	c.send("KEYS user:*\r\n")
 	c.expect(scanBulks(all[26:31]...))
+}
+
+// A walk that ends leaves no cursor behind: its last page forgets the
+// cursor it was asked with. Finished walks held theirs for 10 minutes, and
+// at a high rate of them pushed walks still under way out of the table
+// (found by review).
+func TestRESPScanFinishedWalkLeavesNoCursor(t *testing.T) {
+	r := startSingle(t, respConfig())
+	c := dialRESP(t, r.addr)
+	scanMSet(t, c, scanKeys())
+	table := r.host.scanTable()
+	for range 3 {
+		if keys, pages := scanWalk(t, "COUNT 4", c); !slices.Equal(keys, scanKeys()) || pages < 2 {
+			t.Fatalf("a walk: %d keys in %d pages", len(keys), pages)
+		}
+	}
+	if n := table.len(); n != 0 {
+		t.Errorf("%d cursors held after three finished walks, want 0", n)
+	}
 }
