@@ -32,25 +32,8 @@ var (
 func checkExpire(t *testing.T, c expireClient) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	must := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	wantTTL := func(key string, lo, hi time.Duration) {
-		t.Helper()
-		left, expires, err := c.TTL(ctx, key)
-		if err != nil || !expires || left < lo || left > hi {
-			t.Fatalf("TTL(%s) = %v, %v, %v; want expires, %v..%v left", key, left, expires, err, lo, hi)
-		}
-	}
-	wantNoExpiry := func(key string) {
-		t.Helper()
-		if left, expires, err := c.TTL(ctx, key); err != nil || expires || left != 0 {
-			t.Fatalf("TTL(%s) = %v, %v, %v; want no deadline", key, left, expires, err)
-		}
-	}
+	a := ttlAsserts{t, ctx, c}
+	must, wantTTL, wantNoExpiry := a.must, a.wantTTL, a.wantNoExpiry
 	holds := func(key, want string) {
 		t.Helper()
 		if v, err := c.Get(ctx, key); err != nil || v != want {

@@ -65,30 +65,43 @@ func waitGone(t *testing.T, ctx context.Context, c ttlClient, key string) time.D
 	}
 }
 
+// ttlAsserts are the assertions of the walks of keys that expire
+// (checkTTL, checkExpire).
+type ttlAsserts struct {
+	t   *testing.T
+	ctx context.Context
+	c   ttlClient
+}
+
+func (a ttlAsserts) must(what string, err error) {
+	a.t.Helper()
+	if err != nil {
+		a.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (a ttlAsserts) wantTTL(key string, lo, hi time.Duration) {
+	a.t.Helper()
+	left, expires, err := a.c.TTL(a.ctx, key)
+	if err != nil || !expires || left < lo || left > hi {
+		a.t.Fatalf("TTL(%s) = %v, %v, %v; want expires, %v..%v left", key, left, expires, err, lo, hi)
+	}
+}
+
+func (a ttlAsserts) wantNoExpiry(key string) {
+	a.t.Helper()
+	if left, expires, err := a.c.TTL(a.ctx, key); err != nil || expires || left != 0 {
+		a.t.Fatalf("TTL(%s) = %v, %v, %v; want no deadline", key, left, expires, err)
+	}
+}
+
 // checkTTL walks SetWithTTL, TTL and the lease calls through a real server
 // (a single node, or a cluster's leader).
 func checkTTL(t *testing.T, c ttlClient) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	must := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	wantTTL := func(key string, lo, hi time.Duration) {
-		t.Helper()
-		left, expires, err := c.TTL(ctx, key)
-		if err != nil || !expires || left < lo || left > hi {
-			t.Fatalf("TTL(%s) = %v, %v, %v; want expires, %v..%v left", key, left, expires, err, lo, hi)
-		}
-	}
-	wantNoExpiry := func(key string) {
-		t.Helper()
-		if left, expires, err := c.TTL(ctx, key); err != nil || expires || left != 0 {
-			t.Fatalf("TTL(%s) = %v, %v, %v; want no deadline", key, left, expires, err)
-		}
-	}
+	a := ttlAsserts{t, ctx, c}
+	must, wantTTL, wantNoExpiry := a.must, a.wantTTL, a.wantNoExpiry
 
 	// A key that expires: seen until its deadline, gone after.
 	began := time.Now()
