@@ -22,12 +22,28 @@ import (
 // startSingle runs a real single node on a temporary data directory.
 func startSingle(t *testing.T, cfg HostConfig) *running {
 	t.Helper()
+	return startOnDisk(t, core.NewSingleNode(core.DefaultSingleConfig()), cfg)
+}
+
+// startMesh starts a one-node mesh on a real disk.
+func startMesh(t *testing.T, cfg HostConfig) *running {
+	t.Helper()
+	node, err := mesh.NewNode(mesh.DefaultConfig(0, []core.NodeID{0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startOnDisk(t, node, cfg)
+}
+
+// startOnDisk starts node on a real disk in a test's directory.
+func startOnDisk(t *testing.T, node core.Node, cfg HostConfig) *running {
+	t.Helper()
 	d, err := disk.Open(t.TempDir(), disk.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return startHostOn(t, core.NewSingleNode(core.DefaultSingleConfig()), d, cfg, nil)
+	return startHostOn(t, node, d, cfg, nil)
 }
 
 func respConfig() HostConfig {
@@ -769,16 +785,7 @@ func TestRESPExpiryCommandsAreToldInline(t *testing.T) {
 // PTTL, EXPIRE and its kin and PERSIST get its not_implemented, as NX does;
 // EXPIRE with no time left is a delete, which it serves.
 func TestRESPExpiryOnAMesh(t *testing.T) {
-	d, err := disk.Open(t.TempDir(), disk.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	node, err := mesh.NewNode(mesh.DefaultConfig(0, []core.NodeID{0}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := startHostOn(t, node, d, respConfig(), nil)
+	r := startMesh(t, respConfig())
 	c := dialRESP(t, r.addr)
 	c.send("SET k v\r\n")
 	c.expect("+OK\r\n")

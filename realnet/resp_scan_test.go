@@ -9,11 +9,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"dkv/core"
 	"dkv/disk"
-	"dkv/mesh"
-	"unsafe"
 )
 
 // scanBulk reads one bulk string reply's line and bytes.
@@ -600,16 +599,7 @@ func TestRESPScanRendersTheNodesErrors(t *testing.T) {
 
 // A mesh node serves SCAN and KEYS from its replica.
 func TestRESPScanOnAMesh(t *testing.T) {
-	d, err := disk.Open(t.TempDir(), disk.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	node, err := mesh.NewNode(mesh.DefaultConfig(0, []core.NodeID{0}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := startHostOn(t, node, d, respConfig(), nil)
+	r := startMesh(t, respConfig())
 	c := dialRESP(t, r.addr)
 	all := scanKeys()
 	scanMSet(t, c, all)
