@@ -127,7 +127,12 @@ class ClusterKVClient(_Calls, _Walks):
     None, as for a missing key, never UnknownOutcome.
 
     Against a single node it works too: the node checks the session fields
-    and ignores them, and every call goes to it.
+    and ignores them, and every call goes to it. A single node keeps no
+    sessions, though: a write retried after an attempt of unknown outcome
+    may apply twice there, and a condition_failed or not_found that answers
+    the retry is not certain (the first attempt may have applied, and been
+    undone since by another write or an expiry). Use KVClient, which never
+    retries a write, against a single node.
 
     ``password`` and ``ssl_context`` (with ``server_hostname``) are
     KVClient's, used on every connection to every node. A wrong password
