@@ -44,6 +44,8 @@ const (
 	respPersist                 // PERSIST: 1 if the key had a deadline, taken away; 0 if it had none or does not exist
 	respScan                    // SCAN: the next cursor and the page's keys that match; slot.raw holds the cursor given and MATCH (respScanSlot)
 	respKeys                    // KEYS: the keys that match, or an error if keys are left past the page; slot.raw holds the pattern
+	respType                    // TYPE: +string for a key that exists, +none for one that does not
+	respStrlen                  // STRLEN: the value's length in bytes, 0 for a missing key
 )
 
 // respCommandInfo is one command of the table, for COMMAND and its
@@ -88,7 +90,11 @@ var respCommands = []respCommandInfo{
 	{"set", -3, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key, durably; NX or XX makes it conditional, EX, PX, EXAT or PXAT makes it expire (single node, cluster)", "string", "1.0.0"},
 	{"setex", 4, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key that expires after the given seconds, durably (single node, cluster)", "string", "2.0.0"},
 	{"setnx", 3, []string{"write", "denyoom", "fast"}, 1, 1, 1, "Sets a key only if it does not exist; returns 1 if it did (single node, cluster)", "string", "1.0.0"},
+	{"strlen", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns the length of a key's value in bytes, 0 for a missing key", "string", "2.2.0"},
+	{"touch", -2, []string{"readonly", "fast"}, 1, -1, 1, "Counts the named keys that exist (dkv keeps no access times)", "generic", "3.2.1"},
 	{"ttl", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns the seconds a key has left: -1 without a deadline, -2 for a missing key (single node, cluster)", "generic", "1.0.0"},
+	{"type", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns string for a key that exists (every dkv value is a string), none for a missing key", "generic", "1.0.0"},
+	{"unlink", -2, []string{"write", "fast"}, 1, -1, 1, "Deletes keys, atomically, as DEL; returns how many existed", "generic", "4.0.0"},
 }
 
 // isRESPCommand reports whether word names a command of the table, in any
@@ -268,11 +274,31 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		return request(core.Request{Op: core.OpPersist, Key: string(args[0])}, respPersist), false
 	case "expiretime", "pexpiretime", "getex":
 		return errorf(respNoExpire(string(name))), false
-	case "del":
+	case "del", "unlink":
+		// UNLINK frees memory in the background in Redis; here the
+		// delete is the same either way.
 		if len(args) < 1 {
 			return arity(), false
 		}
 		return request(core.Request{Op: core.OpBulkDelete, Keys: respStrings(args)}, respDel), false
+	case "type", "strlen":
+		// redis-cli --bigkeys walks the keys with SCAN and asks each
+		// one's TYPE, then its STRLEN.
+		if len(args) != 1 {
+			return arity(), false
+		}
+		kind := respType
+		if string(name) == "strlen" {
+			kind = respStrlen
+		}
+		return request(core.Request{Op: core.OpGet, Key: string(args[0])}, kind), false
+	case "touch":
+		// Redis's TOUCH updates access times, which dkv does not keep;
+		// its answer, how many of the keys exist, is EXISTS's.
+		if len(args) < 1 {
+			return arity(), false
+		}
+		return request(core.Request{Op: core.OpBulkGet, Keys: respStrings(args)}, respExists), false
 	case "mget", "exists":
 		if len(args) < 1 {
 			return arity(), false
@@ -827,8 +853,10 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 			return appendRESPInt(dst, 0)
 		case e.Code == core.CodeNotFound && (s.kind == respTTL || s.kind == respPTTL):
 			return appendRESPInt(dst, -2)
-		case e.Code == core.CodeNotFound && (s.kind == respExpire || s.kind == respPersist):
+		case e.Code == core.CodeNotFound && (s.kind == respExpire || s.kind == respPersist || s.kind == respStrlen):
 			return appendRESPInt(dst, 0)
+		case e.Code == core.CodeNotFound && s.kind == respType:
+			return append(dst, "+none\r\n"...)
 		case e.Code == core.CodeNotLeader && e.Leader != "":
 			return appendRESPError(dst, "NOTLEADER "+e.Leader)
 		}
@@ -885,6 +913,13 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 		return appendRESPInt(dst, int64(left))
 	case respInfo:
 		return appendRESPBulk(dst, c.h.info(string(s.raw), resp.Status))
+	case respType:
+		return append(dst, "+string\r\n"...)
+	case respStrlen:
+		if resp.Value == nil {
+			return appendRESPInt(dst, 0)
+		}
+		return appendRESPInt(dst, int64(len(*resp.Value)))
 	case respExpire:
 		return appendRESPInt(dst, 1)
 	case respPersist:

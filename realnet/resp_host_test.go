@@ -812,3 +812,32 @@ func TestRESPExpiryOnAMesh(t *testing.T) {
 	c.send("GET k\r\nGET k2\r\n")
 	c.expect("$1\r\nv\r\n$-1\r\n")
 }
+
+// TYPE, STRLEN, UNLINK and TOUCH, byte for byte as Redis answers them:
+// TYPE and STRLEN are gets, UNLINK a DEL, TOUCH an EXISTS; and as a
+// connection's first line, inline, they are RESP.
+func TestRESPTypeStrlenUnlinkTouch(t *testing.T) {
+	r := startSingle(t, respConfig())
+	c := dialRESP(t, r.addr)
+	for _, tc := range []struct{ send, want string }{
+		{"MSET a 1 bb 22 empty \"\"", "+OK\r\n"},
+		{"TYPE a", "+string\r\n"},
+		{"TYPE nope", "+none\r\n"},
+		{"STRLEN bb", ":2\r\n"},
+		{"STRLEN empty", ":0\r\n"},
+		{"STRLEN nope", ":0\r\n"},
+		{"TOUCH a bb nope a", ":3\r\n"},
+		{"UNLINK a nope", ":1\r\n"},
+		{"TYPE a", "+none\r\n"},
+		{"TYPE", "-ERR wrong number of arguments for 'type' command\r\n"},
+		{"STRLEN a b", "-ERR wrong number of arguments for 'strlen' command\r\n"},
+		{"UNLINK", "-ERR wrong number of arguments for 'unlink' command\r\n"},
+		{"TOUCH", "-ERR wrong number of arguments for 'touch' command\r\n"},
+	} {
+		c.send(tc.send + "\r\n")
+		c.expect(tc.want)
+	}
+	c = dialRESP(t, r.addr)
+	c.send("type bb\r\n")
+	c.expect("+string\r\n")
+}

@@ -207,3 +207,22 @@ func TestGoRedisScan(t *testing.T) {
 		t.Errorf("SCAN of an unknown cursor: %v", err)
 	}
 }
+
+// redis-cli --bigkeys walks the keys with SCAN, asks each one's TYPE and
+// then its STRLEN: against a real server it finds the biggest string and
+// counts every key as a string.
+func TestRedisCLIBigKeys(t *testing.T) {
+	cli := needTool(t, "redis-cli")
+	s := start(t, t.TempDir())
+	p := port(t, s.addr)
+	out := tool(t, 30*time.Second, cli, "-p", p, "mset", "a", "1", "bb", "22", "big", strings.Repeat("x", 1000), "user:1", "hello")
+	if strings.TrimSpace(out) != "OK" {
+		t.Fatalf("redis-cli mset: %q", out)
+	}
+	out = tool(t, 30*time.Second, cli, "-p", p, "--bigkeys")
+	for _, want := range []string{`Biggest string found '"big"' has 1000 bytes`, "4 strings with 1008 bytes (100.00% of keys"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("redis-cli --bigkeys: no %q in:\n%s", want, out)
+		}
+	}
+}
