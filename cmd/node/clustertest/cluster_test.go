@@ -419,49 +419,72 @@ func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 
 	wiped := (lead + 1) % c.Size()
 	other := (lead + 2) % c.Size()
-	c.Kill(wiped)
-	if err := os.RemoveAll(c.DataDir(wiped)); err != nil {
-		t.Fatal(err)
-	}
-	// More writes while it is gone, so that the leader compacts the log
-	// past anything the wiped node could be sent as entries.
-	write(1000, 2000)
-	// The leader snapshots in the background: wait until it has one, so
-	// that the wiped node cannot be sent the log from its first entry.
-	// (Under load it once had none yet, and the wiped node caught up from
-	// entries, which is right but not what this test is about. The status
-	// asked is the leader's own: another node's snapshot, which a status
-	// through the cluster client could report, once let the test go on
-	// while the leader still had none.)
+	// The node to wipe holds those writes first: had it acknowledged
+	// none, the appends the leader queues for it while it is down would
+	// start from the log's first entry, and bring it every entry when it
+	// comes back, whatever the leader compacted meanwhile.
+	_, first := waitLeader(t, c)
+	waitApplied(t, c, wiped, first.Commit)
+	// A wiped node may catch up from appends the leader had queued for it
+	// before the kill (the transport keeps a peer's messages while it
+	// reconnects), sent before the leader compacted its log: right, but
+	// not the path this test is about. (Seen once in CI: the wiped node
+	// took entries 1..21 while the leader's snapshot was at 16, and neither
+	// logged a transfer.) Then it is wiped again: the leader has sent it
+	// nothing from below its snapshot since, so it needs the snapshot.
 	var lst *nodeproc.NodeStatus
-	for deadline := time.Now().Add(waitMax); ; time.Sleep(20 * time.Millisecond) {
-		var l int
-		l, lst = waitLeader(t, c)
-		if st, err := c.Status(l, 5*time.Second); err == nil && st.Role == "leader" && st.SnapshotIndex > 0 {
+	for attempt, from := 1, 1000; ; attempt, from = attempt+1, 10_000+1000*attempt {
+		c.Kill(wiped)
+		if err := os.RemoveAll(c.DataDir(wiped)); err != nil {
+			t.Fatal(err)
+		}
+		// More writes while it is gone, so that the leader compacts the
+		// log past anything the wiped node could be sent as entries.
+		write(from, from+1000)
+		// The leader snapshots in the background: wait until it has one,
+		// so that the wiped node cannot be sent the log from its first
+		// entry. (Under load it once had none yet, and the wiped node
+		// caught up from entries. The status asked is the leader's own:
+		// another node's snapshot, which a status through the cluster
+		// client could report, once let the test go on while the leader
+		// still had none.)
+		for deadline := time.Now().Add(waitMax); ; time.Sleep(20 * time.Millisecond) {
+			var l int
+			l, lst = waitLeader(t, c)
+			if st, err := c.Status(l, 5*time.Second); err == nil && st.Role == "leader" && st.SnapshotIndex > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the leader took no snapshot after %d writes in %v: %+v", len(want), waitMax, lst)
+			}
+		}
+		extra := c.Extra
+		c.Extra = append(slices.Clone(extra), "--rejoin")
+		_, err := c.Start(wiped)
+		c.Extra = extra
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Its status says it rejoins, unless it is done already (then its
+		// log says so).
+		if st := status(t, c, wiped); !st.Rejoining && !strings.Contains(c.Process(wiped).Stderr(), "rejoined: heard every peer") {
+			t.Errorf("wiped node %d, just started with --rejoin: status %+v does not say it rejoins, and it has not rejoined", wiped, st)
+		}
+		st := waitApplied(t, c, wiped, lst.Commit)
+		if st.Keys != len(want) {
+			t.Errorf("wiped node %d holds %d keys at applied %d, want %d", wiped, st.Keys, st.Applied, len(want))
+		}
+		log := c.Process(wiped).Stderr()
+		if !strings.Contains(log, "rejoining in place of a lost data directory") {
+			t.Errorf("wiped node %d did not say it was rejoining; its log:\n%s", wiped, log)
+		}
+		if strings.Contains(log, "installed the leader's snapshot") {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the leader took no snapshot after 2,000 writes in %v: %+v", waitMax, lst)
+		if attempt == 3 {
+			t.Fatalf("wiped node %d caught up without installing a snapshot, three times; its log:\n%s", wiped, log)
 		}
-	}
-	extra := c.Extra
-	c.Extra = append(slices.Clone(extra), "--rejoin")
-	_, err := c.Start(wiped)
-	c.Extra = extra
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Its status says it rejoins, unless it is done already (then its log
-	// says so).
-	if st := status(t, c, wiped); !st.Rejoining && !strings.Contains(c.Process(wiped).Stderr(), "rejoined: heard every peer") {
-		t.Errorf("wiped node %d, just started with --rejoin: status %+v does not say it rejoins, and it has not rejoined", wiped, st)
-	}
-	st := waitApplied(t, c, wiped, lst.Commit)
-	if st.Keys != len(want) {
-		t.Errorf("wiped node %d holds %d keys at applied %d, want %d", wiped, st.Keys, st.Applied, len(want))
-	}
-	if log := c.Process(wiped).Stderr(); !strings.Contains(log, "installed the leader's snapshot") || !strings.Contains(log, "rejoining in place of a lost data directory") {
-		t.Errorf("wiped node %d caught up without installing a snapshot, or did not say it was rejoining; its log:\n%s", wiped, log)
+		t.Logf("attempt %d: wiped node %d caught up from entries the leader had queued for it, without a snapshot; wiping it again", attempt, wiped)
 	}
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(c.Process(wiped).Stderr(), "rejoined: heard every peer"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
