@@ -134,11 +134,7 @@ func TestConditionalUsageErrors(t *testing.T) {
 // With --addrs the conditions go to the leader in the write's session, and
 // a refusal is exit 3 there too.
 func TestConditionalWritesAgainstFakeCluster(t *testing.T) {
-	leader := clienttest.NewServer(t)
-	follower := clienttest.NewServer(t)
-	follower.Follow(leader.Addr)
-	addrs := follower.Addr + "," + leader.Addr
-
+	leader, addrs := fakeCluster(t)
 	code, out, stderr := kv(t, "--addrs", addrs, "set", "--if-absent", "lock", "me")
 	if code != exitOK || out != "OK\n" {
 		t.Fatalf("set --if-absent: exit %d, stdout %q, stderr %q; want 0 and OK", code, out, stderr)

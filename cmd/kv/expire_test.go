@@ -122,18 +122,9 @@ func TestExpireAndPersistUsageErrors(t *testing.T) {
 // session, expire's ttl_ms in whole milliseconds; the fake leader's clock
 // stands still until the test moves it.
 func TestExpireAndPersistAgainstFakeCluster(t *testing.T) {
-	leader := clienttest.NewServer(t)
-	follower := clienttest.NewServer(t)
-	follower.Follow(leader.Addr)
+	leader, addrs := fakeCluster(t)
 	advance := leader.StopClock(time.Unix(1_700_000_000, 0))
-	addrs := follower.Addr + "," + leader.Addr
-	mustRun := func(want string, args ...string) {
-		t.Helper()
-		code, out, stderr := kv(t, append([]string{"--addrs", addrs}, args...)...)
-		if code != exitOK || out != want {
-			t.Fatalf("kv %q: exit %d, stdout %q, stderr %q; want 0 and %q", args, code, out, stderr, want)
-		}
-	}
+	mustRun := runAt(t, addrs)
 	notFound := func(args ...string) {
 		t.Helper()
 		if code, out, stderr := kv(t, append([]string{"--addrs", addrs}, args...)...); code != exitError || out != "" || stderr != "not found: k\n" {

@@ -139,15 +139,20 @@ func TestServerDown(t *testing.T) {
 	}
 }
 
-// --addrs: the command finds the leader through a follower's redirect, and
-// writes carry a client session.
-func TestCommandsAgainstFakeCluster(t *testing.T) {
-	leader := clienttest.NewServer(t)
+// fakeCluster starts a fake leader and a follower that sends clients to
+// it, and returns the leader and the --addrs that name both, the follower
+// first.
+func fakeCluster(t *testing.T) (leader *clienttest.Server, addrs string) {
+	leader = clienttest.NewServer(t)
 	follower := clienttest.NewServer(t)
 	follower.Follow(leader.Addr)
-	addrs := follower.Addr + "," + leader.Addr
+	return leader, follower.Addr + "," + leader.Addr
+}
 
-	mustRun := func(wantStdout string, args ...string) string {
+// runAt returns a runner of kv --addrs addrs that fails the test unless
+// the command exits 0 printing wantStdout (anything, if it is "").
+func runAt(t *testing.T, addrs string) func(wantStdout string, args ...string) string {
+	return func(wantStdout string, args ...string) string {
 		t.Helper()
 		code, stdout, stderr := kv(t, append([]string{"--addrs", addrs}, args...)...)
 		if code != exitOK || (wantStdout != "" && stdout != wantStdout) {
@@ -155,6 +160,16 @@ func TestCommandsAgainstFakeCluster(t *testing.T) {
 		}
 		return stdout
 	}
+}
+
+// --addrs: the command finds the leader through a follower's redirect, and
+// writes carry a client session.
+func TestCommandsAgainstFakeCluster(t *testing.T) {
+	leader := clienttest.NewServer(t)
+	follower := clienttest.NewServer(t)
+	follower.Follow(leader.Addr)
+	addrs := follower.Addr + "," + leader.Addr
+	mustRun := runAt(t, addrs)
 	mustRun("OK\n", "set", "hello", "world")
 	mustRun("world\n", "get", "hello")
 	mustRun("OK\n", "bulk-set", "k1", "v1", "k2", "v2")

@@ -128,18 +128,9 @@ func TestTTLUsageErrors(t *testing.T) {
 // with its ttl_ms in whole milliseconds, and ttl as a read; the fake
 // leader's clock stands still until the test moves it.
 func TestTTLAgainstFakeCluster(t *testing.T) {
-	leader := clienttest.NewServer(t)
-	follower := clienttest.NewServer(t)
-	follower.Follow(leader.Addr)
+	leader, addrs := fakeCluster(t)
 	advance := leader.StopClock(time.Unix(1_700_000_000, 0))
-	addrs := follower.Addr + "," + leader.Addr
-	mustRun := func(want string, args ...string) {
-		t.Helper()
-		code, out, stderr := kv(t, append([]string{"--addrs", addrs}, args...)...)
-		if code != exitOK || out != want {
-			t.Fatalf("kv %q: exit %d, stdout %q, stderr %q; want 0 and %q", args, code, out, stderr, want)
-		}
-	}
+	mustRun := runAt(t, addrs)
 	mustRun("OK\n", "set", "--ttl", "30s", "k", "v")
 	mustRun("30s\n", "ttl", "k")
 	advance(500 * time.Millisecond)
