@@ -321,13 +321,13 @@ func Partitions(h *History) []Partition {
 			})
 			continue
 		}
-		if op.Kind == KindExpire {
-			// A write of the key's deadline alone, where the key exists;
-			// an unknown one may have found it gone and done nothing.
-			p := part(op.Key)
-			in := regInput{kind: KindExpire, cond: core.Condition{Kind: core.CondExists}, at: ret}
-			in.mayFail = op.Outcome == Unknown && op.Settled != SettledApplied
-			if op.TTL != 0 {
+		// add adds the op's write of one key to its partition: with the
+		// deadline it gives, if it gives one (the node took the write no
+		// earlier than its earliest effect, and the deadline is that plus
+		// the TTL), and optional if a restart settled it.
+		add := func(p *Partition, in regInput, deadline bool) {
+			in.at = ret
+			if deadline {
 				in.expireFrom = max(op.earliestEffect()+op.TTL-h.ExpirySlop, 1)
 				p.Expiring++
 			}
@@ -339,6 +339,13 @@ func Partitions(h *History) []Partition {
 				ClientId: op.Client, Call: op.earliestEffect(), Return: ret, Metadata: meta,
 				Input: in, Output: regOutput{},
 			})
+		}
+		if op.Kind == KindExpire {
+			// A write of the key's deadline alone, where the key exists;
+			// an unknown one may have found it gone and done nothing.
+			in := regInput{kind: KindExpire, cond: core.Condition{Kind: core.CondExists}}
+			in.mayFail = op.Outcome == Unknown && op.Settled != SettledApplied
+			add(part(op.Key), in, op.TTL != 0)
 			continue
 		}
 		for _, w := range op.Writes() {
@@ -356,21 +363,7 @@ func Partitions(h *History) []Partition {
 			// An unknown conditional write may have found its condition
 			// unmet, unless a simulator saw it apply.
 			in.mayFail = op.Outcome == Unknown && op.Settled != SettledApplied && op.Cond.Kind != core.CondNone
-			in.at = ret
-			if op.TTL != 0 && w.Present {
-				// The node took the set no earlier than its earliest
-				// effect, and its deadline is that plus the TTL.
-				in.expireFrom = max(op.earliestEffect()+op.TTL-h.ExpirySlop, 1)
-				p.Expiring++
-			}
-			if op.Outcome == Unknown && op.Settled == SettledMaybe {
-				in.optional = true
-				p.Optional++
-			}
-			p.Ops = append(p.Ops, porcupine.Operation{
-				ClientId: op.Client, Call: op.earliestEffect(), Return: ret, Metadata: meta,
-				Input: in, Output: regOutput{},
-			})
+			add(p, in, op.TTL != 0 && w.Present)
 		}
 	}
 	sort.Strings(keys)
