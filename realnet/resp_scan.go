@@ -88,6 +88,11 @@ func newScanCursors() *scanCursors {
 // scanTable is h's cursor table.
 func (h *Host) scanTable() *scanCursors { return h.scans }
 
+// ScanCursors is the number of RESP SCAN cursors the host holds, for an
+// operator's metrics: the table is bounded (scanCursorsMax), and a walk
+// pushed out of it by the least recently used rule starts again.
+func (h *Host) ScanCursors() int { return h.scans.len() }
+
 // take looks a cursor up for its page: the key the page starts after, or
 // false if the cursor is unknown, or was dropped (idle, or bounded out).
 // The cursor stays, so that a page asked for again (a client's retry after
@@ -201,7 +206,7 @@ func (t *scanCursors) idleTime() time.Duration {
 	return t.idle
 }
 
-// len is the number of cursors held, for the tests.
+// len is the number of cursors held.
 func (t *scanCursors) len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -294,7 +299,7 @@ func parseScanOptions(opts [][]byte, bulkEntriesMax int) (o respScanOptions, msg
 func respScanUnknownCursor(id uint64, idle time.Duration) string {
 	return "ERR dkv's SCAN cursor " + strconv.FormatUint(id, 10) +
 		" is unknown or expired (a cursor lasts " + respDuration(idle) +
-		" idle): start the walk again from 0"
+		" idle, and goes once its walk has ended or the table is full): start the walk again from 0"
 }
 
 // respDuration says d in words for an error message: "10 minutes".

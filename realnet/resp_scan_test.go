@@ -244,9 +244,9 @@ func TestRESPScanErrors(t *testing.T) {
 		{"SCAN 0 COUNT x MATCH", notInt}, // the first error from the left
 		{"SCAN 0 MATCH " + long + "?", "-ERR dkv's pattern is too long: 65 bytes from its first '*', '?' or '[' on; the limit is 64\r\n"},
 		{"KEYS " + long + "?", "-ERR dkv's pattern is too long: 65 bytes from its first '*', '?' or '[' on; the limit is 64\r\n"},
-		{"SCAN 123", "-ERR dkv's SCAN cursor 123 is unknown or expired (a cursor lasts 10 minutes idle): start the walk again from 0\r\n"},
-		{"SCAN -1", "-ERR dkv's SCAN cursor 18446744073709551615 is unknown or expired (a cursor lasts 10 minutes idle): start the walk again from 0\r\n"},
-		{"SCAN 9223372036854775807 COUNT 5", "-ERR dkv's SCAN cursor 9223372036854775807 is unknown or expired (a cursor lasts 10 minutes idle): start the walk again from 0\r\n"},
+		{"SCAN 123", "-ERR dkv's SCAN cursor 123 is unknown or expired (a cursor lasts 10 minutes idle, and goes once its walk has ended or the table is full): start the walk again from 0\r\n"},
+		{"SCAN -1", "-ERR dkv's SCAN cursor 18446744073709551615 is unknown or expired (a cursor lasts 10 minutes idle, and goes once its walk has ended or the table is full): start the walk again from 0\r\n"},
+		{"SCAN 9223372036854775807 COUNT 5", "-ERR dkv's SCAN cursor 9223372036854775807 is unknown or expired (a cursor lasts 10 minutes idle, and goes once its walk has ended or the table is full): start the walk again from 0\r\n"},
 		// Not errors: a pattern at the limit; a literal prefix of any
 		// length (the node bounds it as a key).
 		{"SCAN 0 MATCH " + long, respScanDone},
@@ -294,7 +294,7 @@ func TestRESPScanCursorRetry(t *testing.T) {
 		t.Errorf("the third page: %q, want %q", p3, want)
 	}
 	c.send("SCAN " + c1 + " COUNT 3\r\n")
-	c.expect("-ERR dkv's SCAN cursor " + c1 + " is unknown or expired (a cursor lasts 10 minutes idle): start the walk again from 0\r\n")
+	c.expect("-ERR dkv's SCAN cursor " + c1 + " is unknown or expired (a cursor lasts 10 minutes idle, and goes once its walk has ended or the table is full): start the walk again from 0\r\n")
 	if n := table.len(); n != 3 {
 		t.Errorf("%d cursors held, want 3: %s, the one it gave, and %s, which idles out", n, c2, c2again)
 	}
@@ -361,7 +361,7 @@ func TestRESPScanCursorLimits(t *testing.T) {
 	gone := func(cursor string, idle string) {
 		t.Helper()
 		c.send("SCAN " + cursor + "\r\n")
-		c.expect("-ERR dkv's SCAN cursor " + cursor + " is unknown or expired (a cursor lasts " + idle + " idle): start the walk again from 0\r\n")
+		c.expect("-ERR dkv's SCAN cursor " + cursor + " is unknown or expired (a cursor lasts " + idle + " idle, and goes once its walk has ended or the table is full): start the walk again from 0\r\n")
 	}
 	goesOn := func(cursor string) {
 		t.Helper()

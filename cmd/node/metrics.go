@@ -350,6 +350,9 @@ func (m *serverMetrics) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	if ns := m.recoveryNanos.Load(); ns > 0 {
 		p.gauge("dkv_recovery_seconds", "time from the start of recovery to serving", time.Duration(ns).Seconds())
 	}
+	if h := m.host.Load(); h != nil {
+		p.gauge("dkv_resp_scan_cursors", "RESP SCAN cursors the host holds (at most 10,000; past it the least recently used go)", float64(h.ScanCursors()))
+	}
 	p.gauge("dkv_node_scrape_ok", "1 if the node's own metrics below were read in this scrape", boolFloat(ok))
 	if ok {
 		writeNodeMetrics(&p, &nm)

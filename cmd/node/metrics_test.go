@@ -453,3 +453,48 @@ func TestExpiryOpsAndConditionCodesAreCountedByName(t *testing.T) {
 		}
 	}
 }
+
+// dkv_resp_scan_cursors counts the RESP SCAN cursors the host holds: one
+// for a walk under way, none once it has ended.
+func TestScanCursorsGauge(t *testing.T) {
+	maddr := freeLoopbackAddr(t)
+	s := start(t, t.TempDir(), "--metrics-addr", maddr)
+	if got := getScrape(t, maddr)["dkv_resp_scan_cursors"]; got != 0 {
+		t.Fatalf("dkv_resp_scan_cursors = %v before any SCAN", got)
+	}
+	nc, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(nc)
+	readLines := func(n int) []string {
+		t.Helper()
+		var out []string
+		for range n {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading a reply: %v", err)
+			}
+			out = append(out, strings.TrimRight(line, "\r\n"))
+		}
+		return out
+	}
+	fmt.Fprint(nc, "MSET a 1 b 2\r\nSCAN 0 COUNT 1\r\n")
+	// +OK, then *2, the cursor ($n and its digits), *1, $1 and the key.
+	lines := readLines(7)
+	if lines[0] != "+OK" || lines[1] != "*2" || lines[3] == "0" {
+		t.Fatalf("MSET and the first page: %q", lines)
+	}
+	if got := getScrape(t, maddr)["dkv_resp_scan_cursors"]; got != 1 {
+		t.Errorf("dkv_resp_scan_cursors = %v during a walk, want 1", got)
+	}
+	fmt.Fprintf(nc, "SCAN %s COUNT 1\r\n", lines[3])
+	if last := readLines(6); last[2] != "0" {
+		t.Fatalf("the last page: %q, want cursor 0", last)
+	}
+	if got := getScrape(t, maddr)["dkv_resp_scan_cursors"]; got != 0 {
+		t.Errorf("dkv_resp_scan_cursors = %v after the walk ended, want 0", got)
+	}
+}

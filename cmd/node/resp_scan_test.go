@@ -82,7 +82,7 @@ func TestRedisCLIScan(t *testing.T) {
 		want string
 	}{
 		{[]string{"scan", "0", "count", "0"}, "ERR syntax error"},
-		{[]string{"scan", "12345"}, "ERR dkv's SCAN cursor 12345 is unknown or expired (a cursor lasts 10 minutes idle): start the walk again from 0"},
+		{[]string{"scan", "12345"}, "ERR dkv's SCAN cursor 12345 is unknown or expired (a cursor lasts 10 minutes idle, and goes once its walk has ended or the table is full): start the walk again from 0"},
 		{[]string{"scan", "0", "type", "hash"}, "0"},
 		{[]string{"scan", "0", "match", "user:14*", "count", "1000"}, "0\nuser:140\nuser:141\nuser:142\nuser:143\nuser:144\nuser:145\nuser:146\nuser:147\nuser:148\nuser:149"},
 	} {
