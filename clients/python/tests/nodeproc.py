@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON_CLIENT_DIR = os.path.dirname(HERE)
@@ -187,6 +188,26 @@ class SingleNode(object):
 
     def log(self):
         return self.node.log() if self.node else ""
+
+
+class SingleNodeTestCase(unittest.TestCase):
+    """A test case with a real single node of its own, started for each
+    test in a fresh directory; client() dials it (KVClient, closed after
+    the test)."""
+
+    def setUp(self):
+        d = tempfile.mkdtemp(prefix="dkv-pytest-")
+        self.addCleanup(shutil.rmtree, d, True)
+        self.node = SingleNode(d).start()
+        self.addCleanup(self.node.kill)
+
+    def client(self, **kw):
+        from dkv import KVClient  # after sys.path is set, above
+
+        kw.setdefault("timeout", 20)
+        c = KVClient(port=self.node.port, **kw)
+        self.addCleanup(c.close)
+        return c
 
 
 class Cluster(object):

@@ -13,24 +13,13 @@ import unittest
 
 import nodeproc  # noqa: F401  (puts the client on sys.path)
 from fakeserver import FakeServer, error_for, ok_for, reply
-from nodeproc import Cluster, SingleNode
+from nodeproc import Cluster, SingleNodeTestCase
 
 import dkv
 from dkv import ClusterKVClient, KVClient
 
 
-class RealNodeTestCase(unittest.TestCase):
-    def setUp(self):
-        d = tempfile.mkdtemp(prefix="dkv-pytest-cond-")
-        self.addCleanup(shutil.rmtree, d, True)
-        self.node = SingleNode(d).start()
-        self.addCleanup(self.node.kill)
-
-    def client(self, **kw):
-        kw.setdefault("timeout", 20)
-        c = KVClient(port=self.node.port, **kw)
-        self.addCleanup(c.close)
-        return c
+RealNodeTestCase = SingleNodeTestCase
 
 
 def race(test, make_client, threads_n, keys_n):

@@ -12,7 +12,7 @@ import unittest
 
 import nodeproc  # noqa: F401  (puts the client on sys.path)
 from fakeserver import FakeServer, echo_handler, error_for, ok_for, reply
-from nodeproc import Cluster, Mesh, SingleNode
+from nodeproc import Cluster, Mesh, SingleNodeTestCase
 
 import dkv
 from dkv import ClusterKVClient, KVClient
@@ -71,17 +71,7 @@ def check_expire(test, c):
     test.assertIs(c.persist("decade"), False)
 
 
-class ExpireOnSingleNodeTest(unittest.TestCase):
-    def setUp(self):
-        d = tempfile.mkdtemp(prefix="dkv-pytest-expire-")
-        self.addCleanup(shutil.rmtree, d, True)
-        self.node = SingleNode(d).start()
-        self.addCleanup(self.node.kill)
-
-    def client(self):
-        c = KVClient(port=self.node.port, timeout=20)
-        self.addCleanup(c.close)
-        return c
+class ExpireOnSingleNodeTest(SingleNodeTestCase):
 
     def test_expire_and_persist(self):
         check_expire(self, self.client())

@@ -12,7 +12,7 @@ import unittest
 
 import nodeproc  # noqa: F401  (puts the client on sys.path)
 from fakeserver import FakeServer, echo_handler, error_for, ok_for, reply
-from nodeproc import Cluster, Mesh, SingleNode
+from nodeproc import Cluster, Mesh, SingleNodeTestCase
 
 import dkv
 from dkv import ClusterKVClient, KVClient
@@ -93,17 +93,7 @@ def check_ttl(test, c):
     test.assertTrue(c.ttl("snake") <= 60)
 
 
-class TTLOnSingleNodeTest(unittest.TestCase):
-    def setUp(self):
-        d = tempfile.mkdtemp(prefix="dkv-pytest-ttl-")
-        self.addCleanup(shutil.rmtree, d, True)
-        self.node = SingleNode(d).start()
-        self.addCleanup(self.node.kill)
-
-    def client(self):
-        c = KVClient(port=self.node.port, timeout=20)
-        self.addCleanup(c.close)
-        return c
+class TTLOnSingleNodeTest(SingleNodeTestCase):
 
     def test_expiry_ttl_and_leases(self):
         check_ttl(self, self.client())
