@@ -133,6 +133,7 @@ const (
 	fieldConsistent
 	fieldView
 	fieldTTLMs
+	fieldDelta
 
 	condFields    = fieldIfAbsent | fieldIfExists | fieldIfValue
 	meshFields    = fieldAfter | fieldQuorum
@@ -140,7 +141,7 @@ const (
 )
 
 // fieldNames are the JSON names of the requestField bits, in bit order.
-var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password", "prefix", "start_after", "keys_only", "if_absent", "if_exists", "if_value", "consistent", "view", "ttl_ms"}
+var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password", "prefix", "start_after", "keys_only", "if_absent", "if_exists", "if_value", "consistent", "view", "ttl_ms", "delta"}
 
 // promiseFields ask the server to do something for this request: make it
 // exactly-once (a client session) or fail its snapshot (a test hook). On
@@ -152,9 +153,9 @@ var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulat
 // password is refused on any op but auth: a client that sends one with a
 // request believes it is checked there. So is a condition on any op but
 // set and delete: the write would not be conditional. And a scan's
-// consistent and view elsewhere, and a ttl_ms but on set and expire (the
-// key would not expire).
-const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword | condFields | fieldConsistent | fieldView | fieldTTLMs
+// consistent and view elsewhere, a ttl_ms but on set and expire (the
+// key would not expire), and a delta but on incr (nothing would be added).
+const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword | condFields | fieldConsistent | fieldView | fieldTTLMs | fieldDelta
 
 // opFields are the fields that op uses besides id and op; known is false
 // for an op this server does not know (Validate answers those).
@@ -174,6 +175,8 @@ func opFields(op string) (fields requestField, known bool) {
 		return fieldKey | fieldTTLMs | sessionFields, true
 	case OpPersist:
 		return fieldKey | sessionFields, true
+	case OpIncr:
+		return fieldKey | fieldDelta | sessionFields, true
 	case OpBulkGet:
 		return fieldKeys, true
 	case OpPing, OpStatus:
@@ -323,6 +326,33 @@ func readUint(dec *jsontext.Decoder, p fieldPath) (uint64, error) {
 	return n, nil
 }
 
+// readInt reads a signed 64-bit integer: digits, a minus sign before them
+// or not, no fraction and no exponent.
+func readInt(dec *jsontext.Decoder, p fieldPath) (int64, error) {
+	const what = "an integer"
+	if err := expect(dec, p, '0', what); err != nil {
+		return 0, err
+	}
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return 0, err
+	}
+	digits := raw
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, &requestError{"field " + quote(p.String()) + " must be " + what + ", not " + string(raw)}
+		}
+	}
+	n, perr := strconv.ParseInt(string(raw), 10, 64)
+	if perr != nil {
+		return 0, &requestError{"field " + quote(p.String()) + " is out of the int64 range: " + string(raw)}
+	}
+	return n, nil
+}
+
 // readCount reads a count that must be at least 1 when sent: the zero
 // value means "the default" in Request, so a 0 sent on the wire cannot be
 // told from an absent field there, and is refused here instead.
@@ -447,6 +477,12 @@ func decodeRequest(dec *jsontext.Decoder, d *decodedRequest) error {
 		case "ttl_ms":
 			f = fieldTTLMs
 			req.TTLMs, err = readCount(dec, topField("ttl_ms"))
+		case "delta":
+			f = fieldDelta
+			var n int64
+			if n, err = readInt(dec, topField("delta")); err == nil {
+				req.Delta = &n
+			}
 		case "if_absent":
 			f = fieldIfAbsent
 			req.IfAbsent, err = readBool(dec, topField("if_absent"))

@@ -445,7 +445,7 @@ func applyRecord(s *Store, typ byte, items []KV, ats []int64, undos *[]undo) (de
 // request, and the client session that makes a retry of it apply once
 // (ClientID 0: none).
 type Command struct {
-	Op       string // OpSet, OpDelete, OpBulkSet, OpBulkDelete, OpExpire or OpExpireDue
+	Op       string // OpSet, OpDelete, OpBulkSet, OpBulkDelete, OpExpire, OpIncr or OpExpireDue
 	Items    []KV   // for OpDelete and OpBulkDelete the values are unused
 	ClientID uint64
 	Seq      uint64
@@ -460,6 +460,9 @@ type Command struct {
 	// key of Items.
 	At  int64
 	Ats []int64
+	// Delta is an OpIncr's: the replicas add it to the key's counter as
+	// the command applies (Store.Incr), each to the same value.
+	Delta int64
 }
 
 // OpExpireDue is the op of the command that deletes keys whose deadline
@@ -491,6 +494,8 @@ func CommandFromRequest(req *Request) Command {
 		// so that a cluster session keeps a refusal as it keeps any
 		// other. The deadline is the proposer's to set (At).
 		c.Op, c.Items, c.Cond = OpExpire, []KV{{Key: req.Key}}, Condition{Kind: CondExists}
+	case OpIncr:
+		c.Items, c.Delta = []KV{{Key: req.Key}}, req.IncrDelta()
 	default:
 		panic("CommandFromRequest: not a write: " + req.Op)
 	}
@@ -522,6 +527,8 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		typ = recordExpire
 	case OpExpire:
 		typ = recordDeadline
+	case OpIncr:
+		typ = commandIncr
 	default:
 		panic("AppendCommand: not a write: " + c.Op)
 	}
@@ -562,6 +569,9 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		dst = encodeExpire(dst, c.Items, c.Ats)
 	case recordDeadline:
 		dst = encodeKeyDeadline(dst, c.Items[0].Key, c.At)
+	case commandIncr:
+		dst = binary.AppendVarint(dst, c.Delta)
+		dst = append(dst, c.Items[0].Key...)
 	}
 	if len(dst)-start > commandBytesMax {
 		return dst[:start], fmt.Errorf("write is %d bytes encoded; the log's record limit is %d", len(dst)-start, commandBytesMax)
@@ -577,6 +587,13 @@ const (
 	commandConditional byte = 0x80
 	commandExpiring    byte = 0x40
 )
+
+// commandIncr is the type of an OpIncr command, which only a cluster logs
+// (a single node logs the set an incr makes):
+// [delta varint, zigzag][key]. Builds before it refuse it.
+const commandIncr byte = 10
+
+const _ = commandIncr - recordTypeLast - 1 // a compile error unless after every record type
 
 // DecodeCommand decodes what AppendCommand wrote.
 func DecodeCommand(p []byte) (Command, error) {
@@ -636,6 +653,13 @@ func DecodeCommand(p []byte) (Command, error) {
 		if c.Cond.Kind != CondExists {
 			return c, fmt.Errorf("%w: an expire without its key's condition", errPayload)
 		}
+	case commandIncr:
+		delta, n := binary.Varint(p)
+		if n <= 0 || len(p) == n || c.Cond.Kind != CondNone {
+			return c, fmt.Errorf("%w: an incr without its delta or key, or with a condition", errPayload)
+		}
+		c.Op, c.Delta, c.Items = OpIncr, delta, []KV{{Key: string(p[n:])}}
+		return c, nil
 	default:
 		return c, fmt.Errorf("%w: command type %d", errPayload, typ)
 	}
@@ -648,8 +672,10 @@ func DecodeCommand(p []byte) (Command, error) {
 }
 
 // Apply applies a command's writes to the store and returns how many of
-// its keys a delete or an expiry found (see applyRecord).
+// its keys a delete or an expiry found (see applyRecord). An OpIncr is
+// Incr's.
 func (s *Store) Apply(c *Command) (deleted uint64) {
+	assert(c.Op != OpIncr, "Store.Apply: an incr applies through Store.Incr, which answers")
 	typ, ats := recordSet, []int64(nil)
 	switch c.Op {
 	case OpDelete:

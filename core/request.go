@@ -34,6 +34,10 @@ const (
 	// CodeNotFound for a key that does not exist.
 	OpExpire  = "expire"
 	OpPersist = "persist"
+	// OpIncr adds Delta (1 if absent) to the counter a key holds (a
+	// missing key holding 0) and answers its new value, the key's deadline
+	// kept; see ParseCounter for the form of a counter.
+	OpIncr = "incr"
 	// The index ops, served with --enable-indexes (see Indexes).
 	OpSearch        = "search"
 	OpSearchSimilar = "search_similar"
@@ -90,6 +94,11 @@ const (
 	// CodeScanExpired answers a page of a consistent scan whose view the
 	// node no longer keeps (see Views): the scan must start again.
 	CodeScanExpired = "scan_expired"
+	// CodeNotInteger answers an incr of a key whose value is not a
+	// counter (ParseCounter); CodeOverflow, one whose sum would leave the
+	// int64 range. Nothing was written.
+	CodeNotInteger = "not_integer"
+	CodeOverflow   = "overflow"
 )
 
 // Search modes: every query word must match (the default), or any.
@@ -175,6 +184,10 @@ type Request struct {
 	// written again). A set without it keeps the key for good, as does a
 	// bulk_set. Not in a mesh.
 	TTLMs uint64 `json:"ttl_ms,omitzero"`
+
+	// Delta is what an incr adds, negative to subtract; absent (nil): 1.
+	// Not in a mesh.
+	Delta *int64 `json:"delta,omitzero"`
 
 	// Prepared is what Indexes.Prepare made of a write's values off the
 	// node's loop; never on the wire.
@@ -405,6 +418,9 @@ func (l Limits) Validate(req *Request) *Response {
 	if req.TTLMs > TTLMsMax {
 		return bad(CodeBadRequest, "ttl_ms is %d; the limit is %d (ten years)", req.TTLMs, TTLMsMax)
 	}
+	if req.Delta != nil && req.Op != OpIncr {
+		return bad(CodeBadRequest, "delta is for incr, not %q", req.Op)
+	}
 	if req.TTLMs != 0 && req.Op != OpSet && req.Op != OpExpire {
 		return bad(CodeBadRequest, "ttl_ms is for set and expire, not %q", req.Op)
 	}
@@ -425,6 +441,14 @@ func (l Limits) Validate(req *Request) *Response {
 		return checkValue(len(*req.Value))
 	case OpGet, OpDelete, OpTTL, OpPersist:
 		return checkKey(req.Key)
+	case OpIncr:
+		if r := checkKey(req.Key); r != nil {
+			return r
+		}
+		if l.ValueBytesMax < counterBytesMax {
+			return bad(CodeTooLarge, "an incr may write %d bytes; this server's value limit is %d", counterBytesMax, l.ValueBytesMax)
+		}
+		return nil
 	case OpExpire:
 		if r := checkKey(req.Key); r != nil {
 			return r
@@ -510,7 +534,7 @@ func (l Limits) validateSession(req *Request) *Response {
 	}
 	write := false
 	switch req.Op {
-	case OpSet, OpDelete, OpBulkSet, OpBulkDelete, OpExpire, OpPersist:
+	case OpSet, OpDelete, OpBulkSet, OpBulkDelete, OpExpire, OpPersist, OpIncr:
 		write = true
 	case OpGet, OpBulkGet, OpPing, OpStatus, OpSearch, OpSearchSimilar, OpScan:
 	default:
@@ -522,7 +546,7 @@ func (l Limits) validateSession(req *Request) *Response {
 	case req.ClientID == 0:
 		return nil
 	case !write:
-		return bad("client_id, seq and acked are for writes (set, delete, bulk_set, bulk_delete, expire, persist), not %q", req.Op)
+		return bad("client_id, seq and acked are for writes (set, delete, bulk_set, bulk_delete, expire, persist, incr), not %q", req.Op)
 	case req.ClientID > ClientIDMax:
 		return bad("client_id must be in 1..%d, not %d", uint64(ClientIDMax), req.ClientID)
 	case req.Seq == 0:

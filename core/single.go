@@ -198,6 +198,8 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 		n.queue(reply, TTLResponse(n.store, req.Key, n.wallMs()), false)
 	case OpExpire, OpPersist:
 		n.expireKey(req, reply)
+	case OpIncr:
+		n.incr(req, reply)
 	case OpDelete:
 		if n.conditionFails(req, reply) {
 			return
@@ -291,6 +293,27 @@ func (n *SingleNode) expireKey(req *Request, reply ReplyFunc) {
 	}
 }
 
+// incr serves an incr, logged as the set of the value it makes: replay
+// then needs no arithmetic, and the record is one every build reads. The
+// key's deadline, if it has one, is logged with it and kept, as Redis
+// keeps it. A refusal (not a counter, an overflow) is an answer, not a
+// write: like a failed condition's, it waits for the batch.
+func (n *SingleNode) incr(req *Request, reply ReplyFunc) {
+	old, found := n.store.Get(req.Key)
+	sum, code := Increment(old, found, req.IncrDelta())
+	resp := IncrResponse(req.Key, sum, code)
+	if code != "" {
+		n.queue(reply, resp, false)
+		return
+	}
+	item := []KV{{Key: req.Key, Value: *resp.Value}}
+	if at, ok := n.store.Deadline(req.Key); ok {
+		n.write(reply, req, recordSetExpiring, item, []int64{at})
+	} else {
+		n.write(reply, req, recordSet, item, nil)
+	}
+}
+
 func (n *SingleNode) queue(reply ReplyFunc, resp Response, write bool) {
 	n.turns.Queue(pendingReply{reply: reply, resp: resp, write: write, afterWrite: n.batchWrites && !write})
 }
@@ -354,9 +377,12 @@ func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV, 
 	if req == nil {
 		return // an expiry: no one waits for it
 	}
-	if typ == recordBulkDelete {
+	switch {
+	case typ == recordBulkDelete:
 		assert(deleted == uint64(len(items)), "bulk_delete logs only keys that exist")
 		resp = DeletedResponse(deleted)
+	case req.Op == OpIncr:
+		resp.Value = &items[0].Value // the new value is the answer
 	}
 	n.queue(reply, resp, true)
 	if req.DebugSimulateFail {

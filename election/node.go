@@ -162,6 +162,7 @@ type Node struct {
 type pendingWrite struct {
 	index, term uint64
 	client, seq uint64
+	key         string // an incr's, for its answer when a snapshot covers it
 	reply       core.ReplyFunc
 	tick        int // when it was proposed
 }
@@ -415,7 +416,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		return
 	}
 	switch req.Op {
-	case core.OpSet, core.OpDelete, core.OpBulkSet, core.OpBulkDelete, core.OpExpire, core.OpPersist:
+	case core.OpSet, core.OpDelete, core.OpBulkSet, core.OpBulkDelete, core.OpExpire, core.OpPersist, core.OpIncr:
 		n.propose(req, reply)
 	case core.OpGet:
 		n.read(clientRead{key: req.Key, reply: reply})
@@ -519,7 +520,11 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		n.writes = n.writes[:len(n.writes)-1]
 		w.reply(superseded())
 	}
-	n.writes = append(n.writes, pendingWrite{index: index, term: n.raft.Term(), client: req.ClientID, seq: req.Seq, reply: reply, tick: n.ticks})
+	w := pendingWrite{index: index, term: n.raft.Term(), client: req.ClientID, seq: req.Seq, reply: reply, tick: n.ticks}
+	if req.Op == core.OpIncr {
+		w.key = req.Key
+	}
+	n.writes = append(n.writes, w)
 }
 
 func outcomeUnknown(why string) core.Response {
@@ -930,6 +935,7 @@ func (n *Node) apply(e Entry) error {
 	var cur string // a conditional command's key's value, once checked
 	var found bool
 	var was int64        // an expire's key's deadline before it applied (0: none)
+	var sum result       // an incr's answer
 	if len(e.Data) > 0 { // an empty entry is a new leader's first
 		var err error
 		cmd, err = core.DecodeCommand(e.Data)
@@ -962,7 +968,15 @@ func (n *Node) apply(e Entry) error {
 		if oc == applied && cmd.Op == core.OpExpire {
 			was, _ = n.store.Deadline(cmd.Items[0].Key)
 		}
-		if oc == applied {
+		switch {
+		case oc == applied && cmd.Op == core.OpIncr:
+			var code string
+			sum.n, code = n.store.Incr(cmd.Items[0].Key, cmd.Delta)
+			sum.code = resultCodeOf(code)
+			if cmd.ClientID != 0 {
+				n.sess.keep(cmd.ClientID, cmd.Seq, sum)
+			}
+		case oc == applied:
 			deleted = n.store.Apply(&cmd)
 		}
 	}
@@ -1000,6 +1014,13 @@ func (n *Node) apply(e Entry) error {
 		// The count is this application's; a duplicate's is not known.
 		resp.Deleted = &deleted
 	}
+	switch {
+	case oc == applied && cmd.Op == core.OpIncr:
+		resp = core.IncrResponse(cmd.Items[0].Key, sum.n, sum.code.String())
+	case oc == duplicate && cmd.Op == core.OpIncr:
+		// Answered as the first attempt was.
+		resp = n.incrAnswer(cmd.Items[0].Key, cmd.ClientID, cmd.Seq)
+	}
 	n.resolveWrites(e.Index, e.Term, resp)
 	return nil
 }
@@ -1018,6 +1039,17 @@ func (n *Node) resolveWrites(index, term uint64, resp core.Response) {
 		}
 		w.reply(resp)
 	}
+}
+
+// incrAnswer answers an incr that its session says was applied: its
+// answer then, kept by the session. None is kept when the client sent
+// another write under the same seq, a client's bug the answer names.
+func (n *Node) incrAnswer(key string, client, seq uint64) core.Response {
+	r, ok := n.sess.result(client, seq)
+	if !ok {
+		return core.ErrorResponse(core.CodeBadRequest, "client %d's seq %d was applied as another write than this incr: a retry must repeat its write", client, seq)
+	}
+	return core.IncrResponse(key, r.n, r.code.String())
 }
 
 // refusedEarlier answers a copy of a session write that was refused for

@@ -80,8 +80,17 @@ type soloNode struct {
 }
 
 func newSolo(t *testing.T, disk *sim.Disk, clusterID uint64) (*soloNode, error) {
+	return newSoloWith(t, disk, clusterID, nil)
+}
+
+// newSoloWith is newSolo with the node's config changed by edit (nil:
+// the default).
+func newSoloWith(t *testing.T, disk *sim.Disk, clusterID uint64, edit func(*election.NodeConfig)) (*soloNode, error) {
 	cfg := election.DefaultNodeConfig(0, []core.NodeID{0})
 	cfg.ClusterID = clusterID
+	if edit != nil {
+		edit(&cfg)
+	}
 	s := &soloNode{t: t, disk: disk, clock: &stepClock{}, cfg: cfg}
 	n, err := election.NewNode(cfg)
 	if err != nil {
@@ -388,4 +397,87 @@ func TestClusterExpiryOfLongKeysFitsACommand(t *testing.T) {
 	if left := s.node.Store().Len(); left != 0 {
 		t.Fatalf("%d keys left after their deadline", left)
 	}
+}
+
+func incrOf(key string, delta int64, client, seq uint64) *core.Request {
+	return &core.Request{Op: core.OpIncr, Key: key, Delta: &delta, ClientID: client, Seq: seq}
+}
+
+func wantIncrAnswer(t *testing.T, r core.Response, want string) {
+	t.Helper()
+	switch {
+	case strings.HasPrefix(want, "error:"):
+		if r.OK || r.Error.Code != strings.TrimPrefix(want, "error:") {
+			t.Fatalf("incr answered %+v %v, want %s", r.Error, r.Value, want)
+		}
+	case !r.OK || r.Value == nil || *r.Value != want:
+		t.Fatalf("incr answered %+v %v, want %s", r.Error, r.Value, want)
+	}
+}
+
+// incr in a cluster: the replicas add the delta as the command applies,
+// the key's deadline kept; the retry of an applied incr (its client and
+// seq) is answered as the first attempt was, number or refusal, and adds
+// nothing; and the answers the session table keeps go with it into
+// snapshots, so a retry after the log was compacted is answered so too.
+func TestClusterIncr(t *testing.T) {
+	disk := sim.NewDisk(rand.New(rand.NewPCG(3, 4)), sim.DiskFaults{})
+	small := func(cfg *election.NodeConfig) { cfg.SnapshotLogBytesMin = 512 }
+	s, err := newSoloWith(t, disk, 7, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.lead()
+	wantIncrAnswer(t, s.do(incrOf("n", 5, 1, 1)), "5")
+	wantIncrAnswer(t, s.do(incrOf("n", 5, 1, 1)), "5") // a retry: not added again
+	wantIncrAnswer(t, s.do(incrOf("n", -7, 1, 2)), "-2")
+	wantIncrAnswer(t, s.do(&core.Request{Op: core.OpIncr, Key: "n"}), "-1") // no session, delta 1
+	s.set("name", "alice")
+	wantIncrAnswer(t, s.do(incrOf("name", 1, 1, 3)), "error:"+core.CodeNotInteger)
+	s.set("big", "9223372036854775807")
+	wantIncrAnswer(t, s.do(incrOf("big", 1, 1, 4)), "error:"+core.CodeOverflow)
+	s.set("name", "1") // the retry is answered as the first attempt was, whatever the key holds now
+	wantIncrAnswer(t, s.do(incrOf("name", 1, 1, 3)), "error:"+core.CodeNotInteger)
+	wantIncrAnswer(t, s.do(incrOf("big", 1, 1, 4)), "error:"+core.CodeOverflow)
+	if r := s.do(&core.Request{Op: core.OpGet, Key: "name"}); !r.OK || *r.Value != "1" {
+		t.Fatalf("name after a refused incr's retry: %+v", r)
+	}
+	// A seq applied as another write is no incr's: the answer says so.
+	v := "x"
+	if r := s.do(&core.Request{Op: core.OpSet, Key: "other", Value: &v, ClientID: 1, Seq: 5}); !r.OK {
+		t.Fatal(r.Error)
+	}
+	wantIncrAnswer(t, s.do(incrOf("n", 1, 1, 5)), "error:"+core.CodeBadRequest)
+
+	v = "10"
+	if r := s.do(&core.Request{Op: core.OpSet, Key: "limited", Value: &v, TTLMs: 100}); !r.OK {
+		t.Fatal(r.Error)
+	}
+	s.clock.advance(30 * time.Millisecond)
+	wantIncrAnswer(t, s.do(incrOf("limited", 1, 1, 6)), "11")
+	if r := s.do(&core.Request{Op: core.OpTTL, Key: "limited"}); !r.OK || r.TTLMs == nil || *r.TTLMs != 70 {
+		t.Fatalf("ttl of limited after an incr: %+v %v, want 70 ms", r.Error, r.TTLMs)
+	}
+
+	// Compact the log past the incrs, then restart from the snapshot.
+	for i := range 40 {
+		s.set(fmt.Sprintf("filler%d", i), strings.Repeat("f", 100))
+	}
+	first := s.node.Metrics().Status.SnapshotIndex
+	if first < 8 {
+		t.Fatalf("snapshot at index %d: the log was not compacted past the incrs", first)
+	}
+	s.node.Close()
+	disk.Crash()
+	if s, err = newSoloWith(t, disk, 7, small); err != nil {
+		t.Fatal(err)
+	}
+	s.lead()
+	wantIncrAnswer(t, s.do(incrOf("n", -7, 1, 2)), "-2")
+	wantIncrAnswer(t, s.do(incrOf("big", 1, 1, 4)), "error:"+core.CodeOverflow)
+	wantIncrAnswer(t, s.do(incrOf("limited", 1, 1, 6)), "11")
+	if r := s.do(&core.Request{Op: core.OpGet, Key: "n"}); !r.OK || *r.Value != "-1" {
+		t.Fatalf("n after a restart and retries: %+v", r)
+	}
+	wantIncrAnswer(t, s.do(incrOf("n", 1, 1, 7)), "0")
 }

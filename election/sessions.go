@@ -1,10 +1,13 @@
 package election
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
+
+	"dkv/core"
 )
 
 // sessions is the cluster's table of client sessions: for each client, the
@@ -42,6 +45,44 @@ type session struct {
 	// later (a retry, or an attempt the network held back) is not
 	// applied after its client was told that nothing was written.
 	unmet []uint64
+	// results are the answers of the applied seqs that answer more than
+	// ok (an incr's number, or its refusal), sorted by seq, so that a
+	// retry is answered as the first attempt was.
+	results []result
+}
+
+// result is what an applied write answered beyond ok: an incr's new
+// number, or the code of its refusal (the store unchanged).
+type result struct {
+	seq  uint64
+	n    int64
+	code resultCode
+}
+
+// resultCode is an incr's answer: its number, or a refusal.
+type resultCode uint8
+
+const (
+	resultNumber resultCode = iota
+	resultNotInteger
+	resultOverflow
+	resultCodeLast = resultOverflow
+)
+
+func resultCodeOf(code string) resultCode {
+	switch code {
+	case "":
+		return resultNumber
+	case core.CodeNotInteger:
+		return resultNotInteger
+	case core.CodeOverflow:
+		return resultOverflow
+	}
+	panic("resultCodeOf: " + code)
+}
+
+func (c resultCode) String() string {
+	return [...]string{"", core.CodeNotInteger, core.CodeOverflow}[c]
 }
 
 // Limits of the session table.
@@ -145,6 +186,32 @@ func (t *sessions) admit(client, seq, acked, index uint64, holds func() bool) ou
 	return oc
 }
 
+// keep records the answer of the write (client, seq), which admit has just
+// applied.
+func (t *sessions) keep(client, seq uint64, r result) {
+	s := t.byClient[client]
+	_, applied := slices.BinarySearch(s.seqs, seq)
+	assert(applied, "sessions.keep: client %d seq %d is not applied", client, seq)
+	r.seq = seq
+	i, found := slices.BinarySearchFunc(s.results, seq, func(r result, q uint64) int { return cmp.Compare(r.seq, q) })
+	assert(!found, "sessions.keep: client %d seq %d answered twice", client, seq)
+	s.results = slices.Insert(s.results, i, r)
+}
+
+// result is the answer the write (client, seq) was given when it applied,
+// if keep recorded one.
+func (t *sessions) result(client, seq uint64) (result, bool) {
+	s := t.byClient[client]
+	if s == nil {
+		return result{}, false
+	}
+	i, found := slices.BinarySearchFunc(s.results, seq, func(r result, q uint64) int { return cmp.Compare(r.seq, q) })
+	if !found {
+		return result{}, false
+	}
+	return s.results[i], true
+}
+
 // unrecord forgets the refused write (client, seq), as the table did
 // before it kept refused writes: election.MutRefusedNotKept's bug.
 func (t *sessions) unrecord(client, seq uint64) {
@@ -164,6 +231,8 @@ func (s *session) forgetBelow(acked uint64) {
 	s.seqs = slices.Delete(s.seqs, 0, n)
 	n, _ = slices.BinarySearch(s.unmet, acked)
 	s.unmet = slices.Delete(s.unmet, 0, n)
+	n, _ = slices.BinarySearchFunc(s.results, acked, func(r result, q uint64) int { return cmp.Compare(r.seq, q) })
+	s.results = slices.Delete(s.results, 0, n)
 }
 
 // has reports whether the write (client, seq) is known to be applied, or
@@ -198,14 +267,19 @@ func (t *sessions) evict(keep uint64) {
 }
 
 // encode writes the table in client order, then the forgotten ids oldest
-// first, then the refused seqs, if any, in client order:
+// first, then the refused seqs, if any, in client order, then the kept
+// answers, if any, in client order:
 //
 //	[count u32] { [client u64][last u64][acked u64][n u32] { [seq u64] } }
 //	[gone u32] { [client u64] }
 //	[refused u32] { [client u64][seq u64] }
+//	[answers u32] { [client u64][seq u64][code u8][n u64] }
 //
-// A table without refused seqs ends after the forgotten ids, as tables did
-// before conditional writes, and decodes the same either way.
+// A table without answers ends after the refused seqs, as tables did
+// before incr, and one without refused seqs either ends after the
+// forgotten ids, as tables did before conditional writes; each decodes
+// the same either way. (A table with answers and no refused seqs writes
+// a refused count of 0.)
 func (t *sessions) encode() []byte {
 	ids := make([]uint64, 0, len(t.byClient))
 	for id := range t.byClient {
@@ -227,11 +301,12 @@ func (t *sessions) encode() []byte {
 	for _, id := range t.gone {
 		b = binary.LittleEndian.AppendUint64(b, id)
 	}
-	refused := 0
+	refused, answers := 0, 0
 	for _, id := range ids {
 		refused += len(t.byClient[id].unmet)
+		answers += len(t.byClient[id].results)
 	}
-	if refused == 0 {
+	if refused == 0 && answers == 0 {
 		return b
 	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(refused))
@@ -241,10 +316,56 @@ func (t *sessions) encode() []byte {
 			b = binary.LittleEndian.AppendUint64(b, q)
 		}
 	}
+	if answers == 0 {
+		return b
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(answers))
+	for _, id := range ids {
+		for _, r := range t.byClient[id].results {
+			b = binary.LittleEndian.AppendUint64(b, id)
+			b = binary.LittleEndian.AppendUint64(b, r.seq)
+			b = append(b, byte(r.code))
+			b = binary.LittleEndian.AppendUint64(b, uint64(r.n))
+		}
+	}
 	return b
 }
 
 var errSessions = errors.New("bad session table")
+
+// answerBytes is the size of one kept answer in the table's encoding.
+const answerBytes = 8 + 8 + 1 + 8
+
+// decodeAnswers reads the kept answers, the table's last section.
+func (t *sessions) decodeAnswers(b []byte) error {
+	if len(b) < 4 {
+		return fmt.Errorf("%w: %d bytes after the refused writes", errSessions, len(b))
+	}
+	n := binary.LittleEndian.Uint32(b)
+	b = b[4:]
+	if n == 0 || uint64(len(b)) != answerBytes*uint64(n) {
+		return fmt.Errorf("%w: %d kept answers in %d bytes", errSessions, n, len(b))
+	}
+	for i := uint32(0); i < n; i++ {
+		id, q := binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])
+		r := result{seq: q, code: resultCode(b[16]), n: int64(binary.LittleEndian.Uint64(b[17:]))}
+		b = b[answerBytes:]
+		s := t.byClient[id]
+		if s == nil {
+			return fmt.Errorf("%w: the answer of write %d of client %d, which has no session", errSessions, q, id)
+		}
+		_, ok := slices.BinarySearch(s.seqs, q)
+		_, refused := slices.BinarySearch(s.unmet, q)
+		switch {
+		case !ok || refused || (len(s.results) > 0 && q <= s.results[len(s.results)-1].seq):
+			return fmt.Errorf("%w: client %d: the answer of seq %d not of an applied seq, or out of order", errSessions, id, q)
+		case r.code > resultCodeLast || (r.code != resultNumber && r.n != 0):
+			return fmt.Errorf("%w: client %d: the answer of seq %d has code %d and number %d", errSessions, id, q, r.code, r.n)
+		}
+		s.results = append(s.results, r)
+	}
+	return nil
+}
 
 // decodeSessions reads what encode wrote, checking it as it goes (a pair of
 // assertions with the writer: clients in strictly increasing order, seqs
@@ -305,7 +426,7 @@ func decodeSessions(b []byte, max int) (*sessions, error) {
 		}
 		n := binary.LittleEndian.Uint32(b)
 		b = b[4:]
-		if n == 0 || uint64(len(b)) != 16*uint64(n) {
+		if uint64(len(b)) < 16*uint64(n) || (n == 0 && len(b) == 0) {
 			return nil, fmt.Errorf("%w: %d refused writes in %d bytes", errSessions, n, len(b))
 		}
 		for i := uint32(0); i < n; i++ {
@@ -319,6 +440,11 @@ func decodeSessions(b []byte, max int) (*sessions, error) {
 				return nil, fmt.Errorf("%w: client %d: refused seq %d not among its seqs, or out of order", errSessions, id, q)
 			}
 			s.unmet = append(s.unmet, q)
+		}
+	}
+	if len(b) > 0 {
+		if err := t.decodeAnswers(b); err != nil {
+			return nil, err
 		}
 	}
 	t.evict(0)

@@ -235,6 +235,38 @@ func (m *sessionsModel) admit(client, seq, acked, index uint64, unmetCond bool) 
 type admitCall struct {
 	client, seq, acked uint64
 	unmet              bool // a conditional write whose condition fails
+	// answer, if not nil, is what the write answers beyond ok (an
+	// incr's), kept by the table once the write applies.
+	answer *result
+}
+
+// admitKeep admits a on t, keeps its answer if it applied, and checks
+// that a duplicate is answered as its first attempt was (kept: the
+// answers kept so far).
+func admitKeep(rt *rapid.T, t *sessions, a admitCall, index uint64, kept map[[2]uint64]result) outcome {
+	oc := t.admit(a.client, a.seq, a.acked, index, a.cond())
+	k := [2]uint64{a.client, a.seq}
+	if oc == applied && a.answer != nil {
+		t.keep(a.client, a.seq, *a.answer)
+	}
+	if kept == nil {
+		return oc
+	}
+	switch oc {
+	case applied:
+		// A write applies afresh once its client's session was
+		// forgotten for good: what an earlier one answered goes.
+		delete(kept, k)
+		if a.answer != nil {
+			kept[k] = result{seq: a.seq, n: a.answer.n, code: a.answer.code}
+		}
+	case duplicate:
+		want, was := kept[k]
+		if got, ok := t.result(a.client, a.seq); ok != was || got != want {
+			rt.Fatalf("the retry of %+v is answered %+v (%v); its first attempt %+v (%v)", a, got, ok, want, was)
+		}
+	}
+	return oc
 }
 
 // cond is the call's condition for sessions.admit.
@@ -248,12 +280,20 @@ func (a admitCall) cond() func() bool {
 func genAdmits(n int) *rapid.Generator[[]admitCall] {
 	return rapid.SliceOfN(rapid.Custom(func(t *rapid.T) admitCall {
 		seq := rapid.Uint64Range(0, 12).Draw(t, "seq")
-		return admitCall{
+		a := admitCall{
 			client: rapid.Uint64Range(1, 8).Draw(t, "client"),
 			seq:    seq,
 			acked:  rapid.Uint64Range(0, seq+1).Draw(t, "acked"),
 			unmet:  rapid.IntRange(0, 3).Draw(t, "unmet") == 0,
 		}
+		if !a.unmet && rapid.Bool().Draw(t, "answered") {
+			r := result{code: resultCode(rapid.IntRange(0, int(resultCodeLast)).Draw(t, "code"))}
+			if r.code == resultNumber {
+				r.n = rapid.Int64().Draw(t, "n")
+			}
+			a.answer = &r
+		}
+		return a
 	}), 0, n)
 }
 
@@ -268,9 +308,10 @@ func TestSessionsModelAndEncoding(t *testing.T) {
 		s := newSessions(max)
 		m := &sessionsModel{max: max, clients: map[uint64]*modelSession{}}
 		index := uint64(0)
+		kept := map[[2]uint64]result{}
 		for i, a := range before {
 			index++
-			got, want := s.admit(a.client, a.seq, a.acked, index, a.cond()), m.admit(a.client, a.seq, a.acked, index, a.unmet)
+			got, want := admitKeep(rt, s, a, index, kept), m.admit(a.client, a.seq, a.acked, index, a.unmet)
 			if got != want {
 				rt.Fatalf("write %d %+v: %v, the model says %v", i, a, got, want)
 			}
@@ -285,8 +326,8 @@ func TestSessionsModelAndEncoding(t *testing.T) {
 		}
 		for i, a := range after {
 			index++
-			got := s.admit(a.client, a.seq, a.acked, index, a.cond())
-			got2 := s2.admit(a.client, a.seq, a.acked, index, a.cond())
+			got := admitKeep(rt, s, a, index, kept)
+			got2 := admitKeep(rt, s2, a, index, nil)
 			want := m.admit(a.client, a.seq, a.acked, index, a.unmet)
 			if got != want || got2 != want {
 				rt.Fatalf("write %d after the split %+v: table %v, decoded table %v, model %v", i, a, got, got2, want)
@@ -297,6 +338,14 @@ func TestSessionsModelAndEncoding(t *testing.T) {
 		}
 		if s.len() > max || len(s.gone) > s.goneMax() {
 			rt.Fatalf("%d sessions, %d forgotten: over the bounds", s.len(), len(s.gone))
+		}
+		for id, ss := range s.byClient {
+			for _, r := range ss.results {
+				_, ok := slices.BinarySearch(ss.seqs, r.seq)
+				if _, refused := slices.BinarySearch(ss.unmet, r.seq); !ok || refused {
+					rt.Fatalf("client %d keeps the answer of seq %d, which it does not hold applied", id, r.seq)
+				}
+			}
 		}
 	})
 }
@@ -343,12 +392,39 @@ func sessionsBytes(ss []encSession, gone []uint64) []byte {
 	return b
 }
 
+// withAnswer appends to a table without refused seqs a refused count of 0
+// and one answer.
+func withAnswer(b []byte, client, seq uint64, code resultCode, n int64) []byte {
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, 1)
+	b = binary.LittleEndian.AppendUint64(b, client)
+	b = binary.LittleEndian.AppendUint64(b, seq)
+	b = append(b, byte(code))
+	return binary.LittleEndian.AppendUint64(b, uint64(n))
+}
+
 func TestSessionsEncodeFormat(t *testing.T) {
 	s := newSessions(4)
 	admitAll(t, s, []write{{5, 2, 1, applied}, {3, 1, 1, applied}, {5, 4, 1, applied}})
 	want := sessionsBytes([]encSession{{3, 2, 1, []uint64{1}}, {5, 3, 1, []uint64{2, 4}}}, nil)
 	if got := s.encode(); !slices.Equal(got, want) {
 		t.Fatalf("encode:\n got %x\nwant %x", got, want)
+	}
+	// Answers, without refused seqs: a refused count of 0, then them.
+	s.keep(5, 4, result{n: -7})
+	want = binary.LittleEndian.AppendUint32(want, 0)
+	want = binary.LittleEndian.AppendUint32(want, 1)
+	want = binary.LittleEndian.AppendUint64(want, 5)
+	want = binary.LittleEndian.AppendUint64(want, 4)
+	want = append(want, byte(resultNumber))
+	want = binary.LittleEndian.AppendUint64(want, uint64(0xfffffffffffffff9))
+	if got := s.encode(); !slices.Equal(got, want) {
+		t.Fatalf("encode with an answer:\n got %x\nwant %x", got, want)
+	}
+	if d, err := decodeSessions(want, 4); err != nil {
+		t.Fatal(err)
+	} else if r, ok := d.result(5, 4); !ok || r.n != -7 {
+		t.Fatalf("decoded answer %+v %v", r, ok)
 	}
 	if empty, err := decodeSessions(nil, 4); err != nil || empty.len() != 0 {
 		t.Fatalf("no bytes: %v, %v", empty, err)
@@ -359,6 +435,9 @@ func TestSessionsDecodeRejectsMalformed(t *testing.T) {
 	valid := []encSession{{3, 7, 1, []uint64{1, 2}}, {5, 9, 4, []uint64{4}}}
 	if _, err := decodeSessions(sessionsBytes(valid, []uint64{8, 9}), 4); err != nil {
 		t.Fatalf("the valid table: %v", err)
+	}
+	if _, err := decodeSessions(withAnswer(sessionsBytes(valid, nil), 3, 2, resultNotInteger, 0), 4); err != nil {
+		t.Fatalf("the valid table with an answer: %v", err)
 	}
 	good := sessionsBytes(valid, []uint64{8, 9})
 	for cut := 1; cut < len(good); cut++ {
@@ -387,6 +466,11 @@ func TestSessionsDecodeRejectsMalformed(t *testing.T) {
 		{"a count past the bytes", binary.LittleEndian.AppendUint32(nil, 1<<31)},
 		{"a seq count past the bytes", append(sessionsBytes([]encSession{{3, 1, 1, nil}}, nil)[:4+24], 3, 0, 0, 0)},
 		{"three bytes", []byte{0, 0, 0}},
+		{"no refused seqs and nothing after", binary.LittleEndian.AppendUint32(sessionsBytes(valid, nil), 0)},
+		{"the answer of a seq not held", withAnswer(sessionsBytes(valid, nil), 3, 9, resultNumber, 1)},
+		{"the answer of a client not held", withAnswer(sessionsBytes(valid, nil), 4, 1, resultNumber, 1)},
+		{"an answer's unknown code", withAnswer(sessionsBytes(valid, nil), 3, 1, resultCodeLast+1, 0)},
+		{"a refusal with a number", withAnswer(sessionsBytes(valid, nil), 3, 1, resultOverflow, 5)},
 	} {
 		if _, err := decodeSessions(c.b, 4); !errors.Is(err, errSessions) {
 			t.Errorf("%s: err = %v, want errSessions", c.name, err)
@@ -397,6 +481,7 @@ func TestSessionsDecodeRejectsMalformed(t *testing.T) {
 func FuzzDecodeSessions(f *testing.F) {
 	f.Add(sessionsBytes([]encSession{{3, 7, 1, []uint64{1, 2}}, {5, 9, 4, []uint64{4}}}, []uint64{8}))
 	f.Add([]byte{})
+	f.Add(withAnswer(sessionsBytes([]encSession{{3, 7, 1, []uint64{1, 2}}}, nil), 3, 2, resultNumber, -4))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := decodeSessions(b, 2)
 		if err != nil {

@@ -335,6 +335,8 @@ func (n *Node) install(s *Snapshot) error {
 		switch {
 		case w.client == 0:
 			w.reply(outcomeUnknown("a snapshot from the leader replaced this node's log, and a write without a session cannot be looked up in it"))
+		case applied && w.key != "":
+			w.reply(n.incrAnswer(w.key, w.client, w.seq))
 		case applied:
 			w.reply(core.OKResponse())
 		case refused:

@@ -352,6 +352,12 @@ const noConditions = "a mesh does not take conditional writes (if_absent, if_exi
 // over a later write of the key on another node.
 const noExpiry = "a mesh does not expire keys (ttl_ms, ttl, expire, persist): each node would delete a key by its own clock, as a write that could win over a later one made on another node; use a single node or a cluster"
 
+// noIncr refuses an incr. Two nodes that each took an incr of the same
+// counter would each write their own sum, and the last writer would win:
+// one increment lost. Counters that merge need a value of another kind
+// (a count a node), which the mesh does not keep.
+const noIncr = "a mesh does not take incr: two nodes incrementing a key at once would each write their own sum and the last writer would win, losing an increment; use a single node or a cluster"
+
 // HandleRequest serves one client request. Every reply waits for the batch
 // it joined, as the single node's do; a local write's also for its quorum.
 func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
@@ -369,6 +375,10 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	}
 	if req.TTLMs != 0 || req.Op == core.OpTTL || req.Op == core.OpExpire || req.Op == core.OpPersist {
 		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "%s", noExpiry)})
+		return
+	}
+	if req.Op == core.OpIncr {
+		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "%s", noIncr)})
 		return
 	}
 	switch req.Op {
