@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 )
 
 // CheckAtomicity looks for a read that observed part of a bulk_set: once a
@@ -31,6 +32,9 @@ func CheckAtomicity(h *History) []Finding {
 		op  *Op
 	}
 	latest := map[string]map[observation]source{}
+	// anyCounter[key]: the latest time an incr whose answer was lost may
+	// have written some counter to key.
+	anyCounter := map[string]int64{}
 	gets := map[string][]*Op{}
 	// One logical bulk_set is every attempt of one request.
 	type logical struct {
@@ -64,6 +68,14 @@ func CheckAtomicity(h *History) []Finding {
 			continue
 		}
 		for _, w := range op.Writes() {
+			if w.Any {
+				// No value to name: it may be what any read of a
+				// counter saw.
+				if r := op.latestEffect(); r >= anyCounter[w.Key] {
+					anyCounter[w.Key] = r
+				}
+				continue
+			}
 			if latest[w.Key] == nil {
 				latest[w.Key] = map[observation]source{}
 			}
@@ -154,6 +166,9 @@ func CheckAtomicity(h *History) []Finding {
 			}
 			if ok && src.ret >= l.minCall {
 				continue // what g saw may have been written after the bulk_set
+			}
+			if _, err := strconv.ParseInt(g.Value, 10, 64); g.Found && err == nil && anyCounter[k] >= l.minCall {
+				continue // so may an incr whose answer was lost have
 			}
 			bad++
 			if len(out) >= findingsMax {

@@ -216,6 +216,84 @@ func TestLinearizableExpire(t *testing.T) {
 	}
 }
 
+func incr(c int, k string, delta int64, answer string, call, ret int64, o Outcome) Op {
+	op := Op{Client: c, Req: int(call), Kind: KindIncr, Key: k, Delta: delta, Call: call, Return: ret, Outcome: o}
+	if strings.HasPrefix(answer, "!") {
+		op.Refusal = answer[1:]
+	} else {
+		op.Value = answer
+	}
+	return op
+}
+
+// An incr adds to the counter its instant finds (a missing key: 0), keeps
+// the key's deadline, and is refused for a value that is not a counter or
+// a sum past int64; an unknown one added or did not.
+func TestLinearizableIncr(t *testing.T) {
+	const max = "9223372036854775807"
+	cases := []struct {
+		name string
+		ops  []Op
+		want porcupine.CheckResult
+	}{
+		{"counts from a missing key", []Op{incr(0, "a", 1, "1", 0, 10, OK), incr(0, "a", 5, "6", 20, 30, OK), get(1, "a", "6", 40, 50)}, porcupine.Ok},
+		{"a wrong sum", []Op{incr(0, "a", 1, "1", 0, 10, OK), incr(0, "a", 5, "7", 20, 30, OK)}, porcupine.Illegal},
+		{"an increment counted twice", []Op{incr(0, "a", 1, "1", 0, 10, OK), incr(0, "a", 1, "2", 20, 30, OK), get(1, "a", "3", 40, 50)}, porcupine.Illegal},
+		{"concurrent incrs in either order", []Op{incr(0, "a", 1, "3", 0, 10, OK), incr(1, "a", 2, "2", 0, 10, OK)}, porcupine.Ok},
+		{"concurrent incrs, one answer impossible", []Op{incr(0, "a", 1, "1", 0, 10, OK), incr(1, "a", 2, "2", 0, 10, OK)}, porcupine.Illegal},
+		{"adds to a set counter", []Op{set(0, "a", "40", 0, 10, OK), incr(0, "a", 2, "42", 20, 30, OK)}, porcupine.Ok},
+		{"refused for a value that is no counter", []Op{set(0, "a", "x", 0, 10, OK), incr(0, "a", 2, "!"+core.CodeNotInteger, 20, 30, OK), get(1, "a", "x", 40, 50)}, porcupine.Ok},
+		{"refused for a counter", []Op{set(0, "a", "4", 0, 10, OK), incr(0, "a", 2, "!"+core.CodeNotInteger, 20, 30, OK)}, porcupine.Illegal},
+		{"refused, yet written", []Op{set(0, "a", "x", 0, 10, OK), incr(0, "a", 2, "!"+core.CodeNotInteger, 20, 30, OK), get(1, "a", "2", 40, 50)}, porcupine.Illegal},
+		{"a leading zero is no counter", []Op{set(0, "a", "07", 0, 10, OK), incr(0, "a", 1, "8", 20, 30, OK)}, porcupine.Illegal},
+		{"overflow", []Op{set(0, "a", max, 0, 10, OK), incr(0, "a", 1, "!"+core.CodeOverflow, 20, 30, OK), incr(0, "a", -1, "9223372036854775806", 40, 50, OK)}, porcupine.Ok},
+		{"a wrapped sum", []Op{set(0, "a", max, 0, 10, OK), incr(0, "a", 1, "-9223372036854775808", 20, 30, OK)}, porcupine.Illegal},
+		{"an unknown incr that applied", []Op{incr(0, "a", 5, "", 0, 10, Unknown), incr(1, "a", 1, "6", 20, 30, OK)}, porcupine.Ok},
+		{"an unknown incr that did not", []Op{incr(0, "a", 5, "", 0, 10, Unknown), incr(1, "a", 1, "1", 20, 30, OK), get(1, "a", "1", 40, 50)}, porcupine.Ok},
+		{"an unknown incr applied half", []Op{incr(0, "a", 5, "", 0, 10, Unknown), get(1, "a", "3", 40, 50)}, porcupine.Illegal},
+		{"the deadline is kept", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), incr(0, "a", 1, "2", 20, 30, OK), get(1, "a", "", 200, 210)}, porcupine.Ok},
+		{"an incr found what only an unknown set wrote", []Op{set(0, "a", "7", 0, 10, Unknown), incr(1, "a", 1, "8", 20, 30, OK)}, porcupine.Ok},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := CheckLinearizable(&History{Ops: c.ops}, LinOptions{})
+			if r.Result != c.want {
+				t.Fatalf("got %s, want %s", r.Result, c.want)
+			}
+		})
+	}
+	// The final reads: an acknowledged incr is a write of its answer; one
+	// whose answer was lost may be what any counter read came from.
+	for _, c := range []struct {
+		name string
+		ops  []Op
+		lost bool
+	}{
+		{"kept", []Op{incr(0, "a", 1, "1", 0, 10, OK), final(get(9, "a", "1", 100, 110))}, false},
+		{"lost", []Op{incr(0, "a", 1, "1", 0, 10, OK), final(get(9, "a", "", 100, 110))}, true},
+		{"rolled back", []Op{set(0, "a", "3", 0, 10, OK), incr(0, "a", 1, "4", 20, 30, OK), final(get(9, "a", "3", 100, 110))}, true},
+		{"overwritten by an unknown incr", []Op{incr(0, "a", 1, "1", 0, 10, OK), incr(0, "a", 1, "", 20, 30, Unknown), final(get(9, "a", "2", 100, 110))}, false},
+		{"a refusal writes nothing", []Op{set(0, "a", "x", 0, 10, OK), incr(0, "a", 1, "!"+core.CodeNotInteger, 20, 30, OK), final(get(9, "a", "x", 100, 110))}, false},
+	} {
+		if f := CheckDurability(&History{Ops: c.ops}); (len(f) > 0) != c.lost {
+			t.Errorf("durability, %s: %v, want lost=%v", c.name, f, c.lost)
+		}
+	}
+	// A counter a bulk_set's key holds after an incr whose answer was
+	// lost may be that incr's, not the earlier incr's of the same value:
+	// not a torn bulk_set.
+	h := &History{Ops: []Op{
+		incr(2, "b", 1, "1", 0, 5, OK),
+		bulk(0, 10, 20, OK, "a", "x", "b", "y"),
+		del(2, "b", 30, 40, OK),
+		incr(2, "b", 1, "", 50, 60, Unknown),
+		get(1, "b", "1", 70, 80),
+	}}
+	if f := CheckAtomicity(h); len(f) != 0 {
+		t.Fatalf("a counter an unknown incr may have written counted as a torn bulk_set: %v", f)
+	}
+}
+
 func TestPruningKeepsObservedUnknownWrites(t *testing.T) {
 	h := &History{Ops: []Op{
 		set(0, "a", "1", 0, 10, Unknown),  // observed: kept

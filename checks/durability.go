@@ -1,6 +1,9 @@
 package checks
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // writer is one op's effect on one key, for the value-matching checkers.
 type writer struct {
@@ -31,6 +34,10 @@ func writersByKey(h *History) map[string][]writer {
 func (w writer) explains(get *Op) bool {
 	if !get.Found {
 		return !w.w.Present
+	}
+	if w.w.Any {
+		_, err := strconv.ParseInt(get.Value, 10, 64)
+		return err == nil // some counter, maybe this one
 	}
 	return w.w.Present && w.w.Value == get.Value
 }

@@ -28,6 +28,10 @@ const (
 	// OK one found the key; one answered not_found is recorded as the
 	// read it amounts to, a get of whether the key exists (Presence).
 	KindExpire
+	// KindIncr adds Delta to Key's counter (a missing key counting as 0),
+	// its deadline kept. An OK one answered the new value (Value), or a
+	// refusal (Refusal: not_integer, overflow) that wrote nothing.
+	KindIncr
 )
 
 func (k Kind) String() string {
@@ -46,6 +50,8 @@ func (k Kind) String() string {
 		return "bulk_get"
 	case KindExpire:
 		return "expire"
+	case KindIncr:
+		return "incr"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -103,6 +109,10 @@ type Op struct {
 	// it took the set, less History.ExpirySlop: a read that finds the key
 	// gone is explained by an expiry in between, and no earlier one.
 	TTL int64
+	// Delta is an incr's; Refusal, the code of an OK incr's refusal (""
+	// for one that answered a value).
+	Delta   int64
+	Refusal string
 	// Reads is what an OK bulk_get read, one per item of Items: nil for a
 	// missing key.
 	Reads []*string
@@ -175,8 +185,17 @@ func (op *Op) IsWrite() bool { return op.Kind != KindGet && op.Kind != KindBulkG
 
 // Writes returns the key/value pairs the op writes, with a repeated key of a
 // bulk_set resolved to its last value. A delete is a pair with present=false.
+// An incr whose answer is not known wrote some counter (Any).
 func (op *Op) Writes() []KeyWrite {
 	switch op.Kind {
+	case KindIncr:
+		switch {
+		case op.Outcome == Unknown:
+			return []KeyWrite{{Key: op.Key, Present: true, Any: true}}
+		case op.Refusal == "":
+			return []KeyWrite{{Key: op.Key, Value: op.Value, Present: true}}
+		}
+		return nil
 	case KindSet:
 		return []KeyWrite{{Key: op.Key, Value: op.Value, Present: true}}
 	case KindDelete:
@@ -216,7 +235,7 @@ func (s Seen) Note(op *Op) {
 	switch {
 	case op.Presence:
 		// Whether the key exists, not what it holds.
-	case op.Kind == KindSet || op.Kind == KindGet && op.Found:
+	case op.Kind == KindSet || op.Kind == KindGet && op.Found || op.Kind == KindIncr && op.Refusal == "":
 		s[op.Key] = op.Value
 	case op.Kind == KindDelete || op.Kind == KindGet:
 		delete(s, op.Key)
@@ -228,6 +247,9 @@ type KeyWrite struct {
 	Key     string
 	Value   string
 	Present bool // false: a delete
+	// Any: an incr whose answer was lost wrote a counter, which one is
+	// not known (Value is empty).
+	Any bool
 }
 
 // String renders the op for findings, e.g.
@@ -249,6 +271,15 @@ func (op *Op) String() string {
 		fmt.Fprintf(&b, " %s=%q", op.Key, clip(op.Value))
 	case KindDelete:
 		fmt.Fprintf(&b, " %s", op.Key)
+	case KindIncr:
+		fmt.Fprintf(&b, " %s %+d", op.Key, op.Delta)
+		switch {
+		case op.Outcome != OK:
+		case op.Refusal != "":
+			b.WriteString(" -> " + op.Refusal)
+		default:
+			fmt.Fprintf(&b, " -> %s", op.Value)
+		}
 	case KindExpire:
 		if op.TTL == 0 {
 			fmt.Fprintf(&b, " %s persist", op.Key)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,8 +28,9 @@ import (
 
 // regInput is one op projected on one key.
 type regInput struct {
-	kind  Kind // KindGet, KindSet (also a projected bulk_set), KindDelete or KindExpire
+	kind  Kind // KindGet, KindSet (also a projected bulk_set), KindDelete, KindExpire or KindIncr
 	value string
+	delta int64 // an incr's
 	bulk  bool // projected from a bulk_set, for the report
 	// optional: the write took effect within its interval or not at all
 	// (SettledMaybe). Only the nondeterministic model accepts it.
@@ -45,12 +47,16 @@ type regInput struct {
 	expireFrom, at int64
 }
 
-// regOutput is what a get returned; writes have no output. presence: the
-// get read only whether the key exists (a ttl).
+// regOutput is what a get returned; writes have no output but an incr's.
+// presence: the get read only whether the key exists (a ttl). An incr
+// answered value (found), or refused (its code), or its answer was lost
+// (unknown).
 type regOutput struct {
 	value    string
 	found    bool
 	presence bool
+	refused  string
+	unknown  bool
 }
 
 // regState is one key's content, and from when the node may delete it for
@@ -80,8 +86,36 @@ func regStep(s regState, in regInput, output any) (bool, regState) {
 	case KindGet:
 		out := output.(regOutput)
 		return out.found == s.present && (!out.found || out.presence || out.value == s.value), s
+	case KindIncr:
+		out := output.(regOutput)
+		sum, refusal := incremented(s, in.delta)
+		if refusal != "" {
+			return out.unknown || out.refused == refusal, s
+		}
+		next := regState{value: sum, present: true, expireFrom: s.expireFrom} // its deadline kept
+		return out.unknown || out.refused == "" && out.value == sum, next
 	}
 	return false, s
+}
+
+// incremented is what an incr by delta makes of s: the counter's new
+// value, or the code it is refused with. Written apart from core's, so
+// that a mistake in one shows against the other: a counter is an int64 in
+// the one decimal form strconv writes.
+func incremented(s regState, delta int64) (sum, refusal string) {
+	var old int64
+	if s.present {
+		n, err := strconv.ParseInt(s.value, 10, 64)
+		if err != nil || strconv.FormatInt(n, 10) != s.value {
+			return "", core.CodeNotInteger
+		}
+		old = n
+	}
+	r := old + delta // wraps on overflow, which the signs then show
+	if (delta > 0 && r < old) || (delta < 0 && r > old) {
+		return "", core.CodeOverflow
+	}
+	return strconv.FormatInt(r, 10), ""
 }
 
 func describeOp(input, output any) string {
@@ -106,6 +140,15 @@ func describeOp(input, output any) string {
 			return "persist" + opt
 		}
 		return fmt.Sprintf("expire (may go from %.6fs)%s", float64(in.expireFrom)/1e9, opt)
+	case KindIncr:
+		out := output.(regOutput)
+		switch {
+		case out.unknown:
+			return fmt.Sprintf("incr %+d -> ?%s", in.delta, opt)
+		case out.refused != "":
+			return fmt.Sprintf("incr %+d -> %s%s", in.delta, out.refused, opt)
+		}
+		return fmt.Sprintf("incr %+d -> %s%s", in.delta, out.value, opt)
 	case KindGet:
 		out := output.(regOutput)
 		if !out.found {
@@ -282,6 +325,10 @@ func Partitions(h *History) []Partition {
 			see(op.Key, op.Cond.Value)
 		case op.Cond.Kind == core.CondExists && op.Outcome != Failed, op.Kind == KindExpire && op.Outcome != Failed:
 			sawPresence[op.Key] = true
+		case op.Kind == KindIncr && op.Outcome != Failed:
+			// It read the value it added to, which an unknown set may
+			// have written; and an unknown one may have added to it.
+			sawPresence[op.Key] = true
 		}
 	}
 	byKey := map[string]*Partition{}
@@ -325,7 +372,7 @@ func Partitions(h *History) []Partition {
 		// deadline it gives, if it gives one (the node took the write no
 		// earlier than its earliest effect, and the deadline is that plus
 		// the TTL), and optional if a restart settled it.
-		add := func(p *Partition, in regInput, deadline bool) {
+		add := func(p *Partition, in regInput, out regOutput, deadline bool) {
 			in.at = ret
 			if deadline {
 				in.expireFrom = max(op.earliestEffect()+op.TTL-h.ExpirySlop, 1)
@@ -337,7 +384,7 @@ func Partitions(h *History) []Partition {
 			}
 			p.Ops = append(p.Ops, porcupine.Operation{
 				ClientId: op.Client, Call: op.earliestEffect(), Return: ret, Metadata: meta,
-				Input: in, Output: regOutput{},
+				Input: in, Output: out,
 			})
 		}
 		if op.Kind == KindExpire {
@@ -345,7 +392,15 @@ func Partitions(h *History) []Partition {
 			// an unknown one may have found it gone and done nothing.
 			in := regInput{kind: KindExpire, cond: core.Condition{Kind: core.CondExists}}
 			in.mayFail = op.Outcome == Unknown && op.Settled != SettledApplied
-			add(part(op.Key), in, op.TTL != 0)
+			add(part(op.Key), in, regOutput{}, op.TTL != 0)
+			continue
+		}
+		if op.Kind == KindIncr {
+			out := regOutput{value: op.Value, found: true, refused: op.Refusal}
+			if op.Outcome == Unknown {
+				out = regOutput{unknown: true}
+			}
+			add(part(op.Key), regInput{kind: KindIncr, delta: op.Delta}, out, false)
 			continue
 		}
 		for _, w := range op.Writes() {
@@ -363,7 +418,7 @@ func Partitions(h *History) []Partition {
 			// An unknown conditional write may have found its condition
 			// unmet, unless a simulator saw it apply.
 			in.mayFail = op.Outcome == Unknown && op.Settled != SettledApplied && op.Cond.Kind != core.CondNone
-			add(p, in, op.TTL != 0 && w.Present)
+			add(p, in, regOutput{}, op.TTL != 0 && w.Present)
 		}
 	}
 	sort.Strings(keys)
