@@ -31,7 +31,7 @@ type regInput struct {
 	kind  Kind // KindGet, KindSet (also a projected bulk_set), KindDelete, KindExpire or KindIncr
 	value string
 	delta int64 // an incr's
-	bulk  bool // projected from a bulk_set, for the report
+	bulk  bool  // projected from a bulk_set, for the report
 	// optional: the write took effect within its interval or not at all
 	// (SettledMaybe). Only the nondeterministic model accepts it.
 	optional bool
