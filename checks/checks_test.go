@@ -165,6 +165,44 @@ func TestLinearizableExpiry(t *testing.T) {
 	}
 }
 
+// ttlRead is a ttl that found k, with a deadline or none.
+func ttlRead(c int, k string, deadline bool, call, ret int64) Op {
+	op := presence(get(c, k, "", call, ret), true)
+	op.Deadline = DeadlineNone
+	if deadline {
+		op.Deadline = DeadlineSome
+	}
+	return op
+}
+
+// A ttl that found its key says whether it has a deadline, which the
+// model knows exactly, though not when it passes.
+func TestLinearizableTTLDeadline(t *testing.T) {
+	cases := []struct {
+		name string
+		ops  []Op
+		want porcupine.CheckResult
+	}{
+		{"a set's deadline", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), ttlRead(1, "a", true, 20, 30)}, porcupine.Ok},
+		{"a set's deadline missing", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), ttlRead(1, "a", false, 20, 30)}, porcupine.Illegal},
+		{"a deadline from nowhere", []Op{set(0, "a", "1", 0, 10, OK), ttlRead(1, "a", true, 20, 30)}, porcupine.Illegal},
+		{"taken away by a persist", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), expire(0, "a", 0, 20, 30, OK), ttlRead(1, "a", false, 40, 50)}, porcupine.Ok},
+		{"a persist that kept it", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), expire(0, "a", 0, 20, 30, OK), ttlRead(1, "a", true, 40, 50)}, porcupine.Illegal},
+		{"kept by an incr", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), incr(0, "a", 1, "2", 20, 30, OK), ttlRead(1, "a", true, 40, 50)}, porcupine.Ok},
+		{"dropped by an incr", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), incr(0, "a", 1, "2", 20, 30, OK), ttlRead(1, "a", false, 40, 50)}, porcupine.Illegal},
+		{"taken away by a set", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), set(0, "a", "2", 20, 30, OK), ttlRead(1, "a", false, 40, 50)}, porcupine.Ok},
+		{"an unknown persist either way", []Op{ttl(set(0, "a", "1", 0, 10, OK), 100), expire(0, "a", 0, 20, 30, Unknown), ttlRead(1, "a", true, 40, 50), ttlRead(1, "a", false, 60, 70)}, porcupine.Ok},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := CheckLinearizable(&History{Ops: c.ops}, LinOptions{})
+			if r.Result != c.want {
+				t.Fatalf("got %s, want %s", r.Result, c.want)
+			}
+		})
+	}
+}
+
 func expire(c int, k string, d, call, ret int64, o Outcome) Op {
 	return Op{Client: c, Kind: KindExpire, Key: k, TTL: d, Call: call, Return: ret, Outcome: o}
 }

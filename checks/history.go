@@ -104,6 +104,8 @@ type Op struct {
 	// Presence marks a get that read only whether the key exists (a
 	// ttl), not its value: Value is empty.
 	Presence bool
+	// Deadline is what a ttl that found its key said of its deadline.
+	Deadline DeadlineRead
 	// TTL is a set's or an expire's ttl_ms, in the history's time base
 	// (0: the key stays; an expire with none is a persist). The node may delete the key once that long has passed since
 	// it took the set, less History.ExpirySlop: a read that finds the key
@@ -139,6 +141,19 @@ type Op struct {
 	// of node; it narrows the windows of requests that waited in a queue.
 	Taken int64
 }
+
+// DeadlineRead is what a read said of its key's deadline.
+type DeadlineRead uint8
+
+const (
+	// DeadlineUnread: the op did not read it (every op but a ttl that
+	// found its key).
+	DeadlineUnread DeadlineRead = iota
+	// DeadlineNone: the key had no deadline (no ttl_ms in the answer).
+	DeadlineNone
+	// DeadlineSome: the key had one, passed or not.
+	DeadlineSome
+)
 
 // earliestEffect is the earliest time the op may take effect.
 func (op *Op) earliestEffect() int64 { return max(op.Call, op.Taken) }

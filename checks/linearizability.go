@@ -55,6 +55,7 @@ type regOutput struct {
 	value    string
 	found    bool
 	presence bool
+	deadline DeadlineRead // a ttl's, of a key it found
 	refused  string
 	unknown  bool
 }
@@ -85,7 +86,17 @@ func regStep(s regState, in regInput, output any) (bool, regState) {
 		return true, regState{value: s.value, present: true, expireFrom: in.expireFrom}
 	case KindGet:
 		out := output.(regOutput)
-		return out.found == s.present && (!out.found || out.presence || out.value == s.value), s
+		switch {
+		case out.found != s.present:
+			return false, s
+		case !out.found:
+			return true, s
+		case out.presence:
+			// A ttl: whether the key has a deadline is exact in the
+			// model (expireFrom 0: none), though when it passes is not.
+			return out.deadline == DeadlineUnread || (out.deadline == DeadlineSome) == (s.expireFrom != 0), s
+		}
+		return out.value == s.value, s
 	case KindIncr:
 		out := output.(regOutput)
 		sum, refusal := incremented(s, in.delta)
@@ -154,7 +165,12 @@ func describeOp(input, output any) string {
 		if !out.found {
 			return "get -> not_found"
 		}
-		if out.presence {
+		switch {
+		case out.presence && out.deadline == DeadlineNone:
+			return "ttl -> found, no deadline"
+		case out.presence && out.deadline == DeadlineSome:
+			return "ttl -> found, a deadline"
+		case out.presence:
 			return "ttl -> found"
 		}
 		return fmt.Sprintf("get -> %q", clip(out.value))
@@ -364,7 +380,7 @@ func Partitions(h *History) []Partition {
 			p.Ops = append(p.Ops, porcupine.Operation{
 				ClientId: op.Client, Call: op.earliestEffect(), Return: ret, Metadata: meta,
 				Input:  regInput{kind: KindGet, at: ret},
-				Output: regOutput{value: op.Value, found: op.Found, presence: op.Presence},
+				Output: regOutput{value: op.Value, found: op.Found, presence: op.Presence, deadline: op.Deadline},
 			})
 			continue
 		}

@@ -160,6 +160,13 @@ const (
 	// for "no change" rather than "none", so a persist leaves the key's
 	// deadline in place.
 	MutPersistKeepsDeadline
+
+	// Counters (counter.go, single.go).
+
+	// MutIncrDropsDeadline: the single node logs an incr as a plain set
+	// of its sum, so the key's deadline goes (as a set's would) where
+	// Redis and the protocol keep it.
+	MutIncrDropsDeadline
 )
 
 // expireEarlyBy is how early MutExpireEarly deletes a key, in ms.
@@ -202,6 +209,7 @@ var mutationNames = MutationNames[Mutation]{
 	MutExpireEarly:               "expire-early",
 	MutExpiryTimerLost:           "expiry-timer-lost",
 	MutPersistKeepsDeadline:      "persist-keeps-deadline",
+	MutIncrDropsDeadline:         "incr-drops-deadline",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

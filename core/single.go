@@ -307,7 +307,7 @@ func (n *SingleNode) incr(req *Request, reply ReplyFunc) {
 		return
 	}
 	item := []KV{{Key: req.Key, Value: *resp.Value}}
-	if at, ok := n.store.Deadline(req.Key); ok {
+	if at, ok := n.store.Deadline(req.Key); ok && n.cfg.Mutation != MutIncrDropsDeadline {
 		n.write(reply, req, recordSetExpiring, item, []int64{at})
 	} else {
 		n.write(reply, req, recordSet, item, nil)

@@ -49,6 +49,10 @@ const (
 	// committed between the leader's proposing the expiry and its applying
 	// is lost.
 	MutExpiryAsPlainDelete
+	// MutIncrRetryApplies: a copy of a session incr that already applied
+	// (a retry, a held attempt) is taken for a new one and adds its delta
+	// again, as if the session table knew only writes that can repeat.
+	MutIncrRetryApplies
 )
 
 var mutationNames = core.MutationNames[Mutation]{
@@ -63,6 +67,7 @@ var mutationNames = core.MutationNames[Mutation]{
 	MutRefusedNotKept:           "refused-not-kept",
 	MutExpireAtPropose:          "expire-at-propose",
 	MutExpiryAsPlainDelete:      "expiry-as-plain-delete",
+	MutIncrRetryApplies:         "incr-retry-applies",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -968,6 +968,10 @@ func (n *Node) apply(e Entry) error {
 		if oc == applied && cmd.Op == core.OpExpire {
 			was, _ = n.store.Deadline(cmd.Items[0].Key)
 		}
+		if oc == duplicate && cmd.Op == core.OpIncr && n.cfg.Mutation == MutIncrRetryApplies {
+			oc = applied
+			n.sess.unkeep(cmd.ClientID, cmd.Seq)
+		}
 		switch {
 		case oc == applied && cmd.Op == core.OpIncr:
 			var code string

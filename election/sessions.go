@@ -212,6 +212,15 @@ func (t *sessions) result(client, seq uint64) (result, bool) {
 	return s.results[i], true
 }
 
+// unkeep forgets the answer of the write (client, seq), for
+// MutIncrRetryApplies, whose retry keeps its own.
+func (t *sessions) unkeep(client, seq uint64) {
+	s := t.byClient[client]
+	if i, ok := slices.BinarySearchFunc(s.results, seq, func(r result, q uint64) int { return cmp.Compare(r.seq, q) }); ok {
+		s.results = slices.Delete(s.results, i, i+1)
+	}
+}
+
 // unrecord forgets the refused write (client, seq), as the table did
 // before it kept refused writes: election.MutRefusedNotKept's bug.
 func (t *sessions) unrecord(client, seq uint64) {

@@ -2,6 +2,8 @@ package sim
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,6 +106,7 @@ var callKinds = map[string]string{
 	core.OpBulkSet: "call-bulk", core.OpStatus: "call-status", core.OpPing: "call-ping",
 	core.OpBulkGet: "call-bulk-get", core.OpBulkDelete: "call-bulk-delete",
 	core.OpScan: "call-scan", core.OpExpire: "call-expire", core.OpPersist: "call-persist",
+	core.OpIncr: "call-incr",
 }
 
 // think waits a little, then issues the next request.
@@ -146,6 +149,11 @@ func (c *client) draw() (*core.Request, checks.Op) {
 	r := c.s.wr
 	key := func() string { return keyName(r.IntN(m.Keys)) }
 	value := func(suffix string) string {
+		if m.WIncr > 0 && suffix == "" && !c.s.indexes && r.IntN(2) == 0 {
+			// A counter, for the incrs to add to: as unique as the
+			// other values (clients are far fewer than a million).
+			return strconv.Itoa((c.id+1)*1_000_000 + c.reqs)
+		}
 		v := fmt.Sprintf("c%d.%d%s", c.id, c.reqs, suffix)
 		if c.s.indexes {
 			v += c.valueWords()
@@ -199,7 +207,7 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		}
 		return ks
 	}
-	w := r.IntN(m.WGet + m.WSet + m.WDelete + m.WBulk + m.WBulkGet + m.WBulkDel + m.WScan + m.WCond + m.WStatus)
+	w := r.IntN(m.WGet + m.WSet + m.WDelete + m.WBulk + m.WBulkGet + m.WBulkDel + m.WScan + m.WCond + m.WIncr + m.WStatus)
 	switch {
 	case w < m.WGet:
 		op.Kind, op.Key = checks.KindGet, key()
@@ -305,12 +313,40 @@ func (c *client) draw() (*core.Request, checks.Op) {
 		req.Value = &v
 		c.maybeExpire(req, &op) // a lease, with if_absent
 		return req, op
+	case w < m.WGet+m.WSet+m.WDelete+m.WBulk+m.WBulkGet+m.WBulkDel+m.WScan+m.WCond+m.WIncr:
+		op.Kind, op.Key, op.Delta = checks.KindIncr, key(), 1
+		c.recentKeys = append(c.recentKeys[:0], op.Key)
+		req := &core.Request{Op: core.OpIncr, Key: op.Key}
+		switch r.IntN(20) {
+		case 0:
+			// Near the ends of int64: past them from most counters, and
+			// a counter left there takes the next incrs past them.
+			op.Delta = math.MaxInt64 - r.Int64N(8)
+		case 1:
+			op.Delta = math.MinInt64 + r.Int64N(8)
+		case 2, 3, 4, 5:
+			// No delta: the default, 1.
+			return req, op
+		default:
+			op.Delta = r.Int64N(9) - 3
+		}
+		d := op.Delta
+		req.Delta = &d
+		return req, op
 	default:
 		return &core.Request{Op: core.OpStatus}, op // op.Kind 0: not recorded
 	}
 }
 
 func keyName(i int) string { return fmt.Sprintf("k%d", i) }
+
+// ptrValue is *v, or "" for nil.
+func ptrValue(v *string) string {
+	if v == nil {
+		return ""
+	}
+	return *v
+}
 
 // maybeExpire gives a set a ttl_ms, by the mix's odds (no draw at all in a
 // seed without them, whose requests stay as they were).
@@ -329,7 +365,7 @@ func (c *client) send(req *core.Request, op checks.Op, tries int) {
 	if s.mode.Sessions && tries == 0 {
 		c.lg = &logical{op: op, histIdx: -1}
 		c.lg.op.Call = s.w.now
-		if req.Op == core.OpSet || req.Op == core.OpDelete || req.Op == core.OpBulkSet || req.Op == core.OpBulkDelete || req.Op == core.OpExpire || req.Op == core.OpPersist {
+		if req.Op == core.OpSet || req.Op == core.OpDelete || req.Op == core.OpBulkSet || req.Op == core.OpBulkDelete || req.Op == core.OpExpire || req.Op == core.OpPersist || req.Op == core.OpIncr {
 			// One request at a time: every lower seq was answered or
 			// given up, so the cluster may forget them.
 			c.seq++
@@ -423,6 +459,18 @@ func (c *client) receive(m *response) {
 			return
 		}
 		c.finish(a, checks.OK, "")
+	case resp.OK && a.op.Kind == checks.KindIncr:
+		if _, ok := core.ParseCounter(ptrValue(resp.Value)); !ok || resp.TTLMs != nil {
+			c.s.fail("protocol", fmt.Sprintf("incr %s answered %+v, not a counter's value (attempt %d)", a.op.Key, resp, a.id))
+			return
+		}
+		a.op.Value = *resp.Value
+		c.finish(a, checks.OK, "")
+	case (code == core.CodeNotInteger || code == core.CodeOverflow) && a.op.Kind == checks.KindIncr:
+		// A refusal: nothing written, and the answer says what the
+		// key held (no counter, or one the delta takes past int64).
+		a.op.Refusal = code
+		c.finish(a, checks.OK, code)
 	case code == core.CodeNotFound && a.op.Kind == checks.KindExpire:
 		// The key was not there: nothing written, and the answer is the
 		// read it amounts to, of whether the key exists.
@@ -434,7 +482,10 @@ func (c *client) receive(m *response) {
 				c.s.fail("protocol", fmt.Sprintf("ttl %s answered %+v, a value or more time than any TTL set (attempt %d)", a.op.Key, resp, a.id))
 				return
 			}
-			a.op.Found = true
+			a.op.Found, a.op.Deadline = true, checks.DeadlineNone
+			if resp.TTLMs != nil {
+				a.op.Deadline = checks.DeadlineSome
+			}
 		} else if a.op.Kind == checks.KindGet {
 			if resp.Value == nil {
 				c.s.fail("protocol", fmt.Sprintf("get %s answered ok without a value (attempt %d)", a.op.Key, a.id))
@@ -556,6 +607,7 @@ func (c *client) finish(a *attempt, o checks.Outcome, note string) {
 			// the kind and condition: a refused condition is a get.
 			lg.op.Found, lg.op.Value, lg.op.Reads, lg.op.Items = a.op.Found, a.op.Value, a.op.Reads, a.op.Items
 			lg.op.Kind, lg.op.Cond, lg.op.Presence, lg.op.TTL = a.op.Kind, a.op.Cond, a.op.Presence, a.op.TTL
+			lg.op.Refusal, lg.op.Deadline = a.op.Refusal, a.op.Deadline
 			c.finishLogical(checks.OK)
 		case checks.Unknown:
 			lg.maybe = true

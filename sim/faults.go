@@ -64,6 +64,10 @@ type FaultMix struct {
 	// keys that expire.)
 	TTLProb float64
 	TTLMax  time.Duration
+	// WIncr weighs incrs of a key by -3..5, or now and then by nearly
+	// ±2^63 to reach an overflow; with it, half the sets write a counter. Drawn
+	// last, in three seeds of ten; 0 in a mesh, which refuses incr.
+	WIncr int
 	// NoWipes: a cluster's crashes never lose a disk (Mode.Wipes; the
 	// "wipe" switch). Never drawn: only a switch sets it.
 	NoWipes   bool
@@ -272,6 +276,9 @@ func DrawMix(r *rand.Rand) FaultMix {
 	if d.on(0.25) {
 		m.TTLProb, m.TTLMax = d.logUniform(0.05, 0.5), d.dur(2*time.Millisecond, 300*time.Millisecond).Round(time.Millisecond)
 	}
+	if d.on(0.3) {
+		m.WIncr = d.intIn(1, 4)
+	}
 	return m
 }
 
@@ -328,6 +335,7 @@ var faultSwitches = map[string]func(m *FaultMix){
 	"hold":       func(m *FaultMix) { m.ClientNet.HoldProb = 0 },
 	"reconnect":  func(m *FaultMix) { m.Reconnect = false },
 	"ttl":        func(m *FaultMix) { m.TTLProb = 0 },
+	"incr":       func(m *FaultMix) { m.WIncr = 0 },
 	"readflip":   func(m *FaultMix) { m.Disk.ReadFlipProb = 0 },
 	"syncerror":  func(m *FaultMix) { m.Disk.SyncErrorProb = 0 },
 	"writeerror": func(m *FaultMix) { m.Disk.WriteErrorProb = 0 },

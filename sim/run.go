@@ -268,6 +268,7 @@ func Run(cfg Config) *Result {
 	if mode.Mesh {
 		s.mix.WCond = 0   // a mesh refuses conditional writes
 		s.mix.TTLProb = 0 // and keys that expire
+		s.mix.WIncr = 0   // and incr
 	}
 	// A node deletes a key once its calendar clock passes the deadline,
 	// which is in whole milliseconds and taken by another node's clock
