@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,11 @@ func (c *Caller) Call(req int) {
 		return
 	case p < 60:
 		op.Kind, op.Key, op.Value = checks.KindSet, key(), value
+		if r.IntN(2) == 0 {
+			// A counter, for the incrs to add to, as unique as the
+			// other values.
+			op.Value = strconv.Itoa((c.ID+1)*1_000_000 + req)
+		}
 		if ms := ttl(r); ms != 0 {
 			op.TTL = int64(ms) * int64(time.Millisecond)
 			op.Call = c.Rec.Now()
@@ -136,6 +142,9 @@ func (c *Caller) Call(req int) {
 		err = c.KV.Delete(ctx, op.Key)
 	case p < 80:
 		c.expire(ctx, op, key())
+		return
+	case p < 86:
+		c.incr(ctx, op, key())
 		return
 	default:
 		op.Kind = checks.KindBulkSet
@@ -164,6 +173,26 @@ func (c *Caller) expire(ctx context.Context, op checks.Op, key string) {
 	op.Return = c.Rec.Now()
 	if errors.Is(err, client.ErrNotFound) && !errors.Is(err, client.ErrUnknownOutcome) {
 		op.Kind, op.Presence, op.TTL, op.Outcome = checks.KindGet, true, 0, checks.OK
+		c.Rec.Record(op)
+		return
+	}
+	c.record(op, err)
+}
+
+// incr adds -3..5 to a key's counter. A refusal (not a counter, an
+// overflow) is an answer: the op took its turn and wrote nothing.
+func (c *Caller) incr(ctx context.Context, op checks.Op, key string) {
+	op.Kind, op.Key, op.Delta = checks.KindIncr, key, int64(c.Rand.IntN(9)-3)
+	req := core.Request{Op: core.OpIncr, Key: key, Delta: &op.Delta}
+	op.Call = c.Rec.Now()
+	resp, err := c.KV.Do(ctx, &req)
+	op.Return = c.Rec.Now()
+	switch {
+	case err == nil && resp.Value != nil:
+		op.Value = *resp.Value
+	case err != nil && !errors.Is(err, client.ErrUnknownOutcome) && resp != nil && resp.Error != nil &&
+		(resp.Error.Code == core.CodeNotInteger || resp.Error.Code == core.CodeOverflow):
+		op.Refusal, op.Outcome, op.Note = resp.Error.Code, checks.OK, resp.Error.Code
 		c.Rec.Record(op)
 		return
 	}
