@@ -46,6 +46,7 @@ const (
 	respKeys                    // KEYS: the keys that match, or an error if keys are left past the page; slot.raw holds the pattern
 	respType                    // TYPE: +string for a key that exists, +none for one that does not
 	respStrlen                  // STRLEN: the value's length in bytes, 0 for a missing key
+	respIncr                    // INCR, DECR, INCRBY, DECRBY: the counter's new value
 )
 
 // respCommandInfo is one command of the table, for COMMAND and its
@@ -67,6 +68,8 @@ var respCommands = []respCommandInfo{
 	{"command", -1, []string{"loading", "stale"}, 0, 0, 0, "Describes the commands (COUNT, DOCS, INFO, LIST)", "server", "2.8.13"},
 	{"config", -2, []string{"noscript", "loading", "stale"}, 0, 0, 0, "CONFIG GET answers an empty array: dkv is configured by its flags", "server", "2.0.0"},
 	{"dbsize", 1, []string{"readonly", "fast"}, 0, 0, 0, "Returns the number of keys", "server", "1.0.0"},
+	{"decr", 2, []string{"write", "denyoom", "fast"}, 1, 1, 1, "Subtracts 1 from the integer a key holds (a missing key holds 0), its deadline kept; returns the new value (single node, cluster)", "string", "1.0.0"},
+	{"decrby", 3, []string{"write", "denyoom", "fast"}, 1, 1, 1, "Subtracts the given integer from the integer a key holds (a missing key holds 0), its deadline kept; returns the new value (single node, cluster)", "string", "1.0.0"},
 	{"del", -2, []string{"write"}, 1, -1, 1, "Deletes keys, atomically; returns how many existed", "generic", "1.0.0"},
 	{"echo", 2, []string{"fast"}, 0, 0, 0, "Returns the given string", "connection", "1.0.0"},
 	{"exists", -2, []string{"readonly", "fast"}, 1, -1, 1, "Counts the named keys that exist", "generic", "1.0.0"},
@@ -74,6 +77,8 @@ var respCommands = []respCommandInfo{
 	{"expireat", -3, []string{"write", "fast"}, 1, 1, 1, "Gives a key a deadline at the given Unix time in seconds; returns 1, or 0 if the key does not exist (single node, cluster)", "generic", "1.2.0"},
 	{"get", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns the value of a key", "string", "1.0.0"},
 	{"hello", -1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Handshake: HELLO 2 only (RESP2)", "connection", "6.0.0"},
+	{"incr", 2, []string{"write", "denyoom", "fast"}, 1, 1, 1, "Adds 1 to the integer a key holds (a missing key holds 0), its deadline kept; returns the new value (single node, cluster)", "string", "1.0.0"},
+	{"incrby", 3, []string{"write", "denyoom", "fast"}, 1, 1, 1, "Adds the given integer to the integer a key holds (a missing key holds 0), its deadline kept; returns the new value (single node, cluster)", "string", "1.0.0"},
 	{"info", -1, []string{"loading", "stale"}, 0, 0, 0, "Describes the server: server, persistence and keyspace sections", "server", "1.0.0"},
 	{"keys", 2, []string{"readonly"}, 0, 0, 0, "Returns the keys that match a glob, in key order; an error if it would read more than one scan page (--max-bulk-entries keys): walk them with SCAN", "generic", "1.0.0"},
 	{"mget", -2, []string{"readonly", "fast"}, 1, -1, 1, "Returns the values of keys, read at one instant", "string", "1.0.0"},
@@ -274,6 +279,28 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		return request(core.Request{Op: core.OpPersist, Key: string(args[0])}, respPersist), false
 	case "expiretime", "pexpiretime", "getex":
 		return errorf(respNoExpire(string(name))), false
+	case "incr", "decr", "incrby", "decrby":
+		// INCR key, DECR key, INCRBY key n, DECRBY key n: one incr each.
+		// The delta is worked out here, so a bad argument is refused
+		// before the key is read, as Redis refuses it.
+		want := 1
+		if bytes.HasSuffix(name, []byte("by")) {
+			want = 2
+		}
+		if len(args) != want {
+			return arity(), false
+		}
+		delta, msg := respIncrDelta(name[0] == 'd', args[1:])
+		if msg != "" {
+			return errorf(msg), false
+		}
+		req := core.Request{Op: core.OpIncr, Key: string(args[0])}
+		if delta != 1 { // nil is 1: INCR allocates no delta
+			req.Delta = &delta
+		}
+		return request(req, respIncr), false
+	case "incrbyfloat":
+		return errorf(respNoIncrByFloat), false
 	case "del", "unlink":
 		// UNLINK frees memory in the background in Redis; here the
 		// delete is the same either way.
@@ -573,6 +600,32 @@ func expireOptionError(opt []byte) string {
 	return "ERR Unsupported option " + string(opt)
 }
 
+// respIncrDelta is what INCR and its kin add: 1, or the argument of INCRBY
+// and DECRBY (by, empty for INCR and DECR), negated for DECR and DECRBY.
+// The least int64 has no negation, and Redis refuses its DECRBY in words
+// of its own, whatever the key holds.
+func respIncrDelta(decr bool, by [][]byte) (int64, string) {
+	n := int64(1)
+	if len(by) > 0 {
+		var ok bool
+		if n, ok = parseRESPInt(by[0]); !ok {
+			return 0, "ERR value is not an integer or out of range"
+		}
+	}
+	switch {
+	case !decr:
+		return n, ""
+	case n == math.MinInt64:
+		return 0, "ERR decrement would overflow"
+	}
+	return -n, ""
+}
+
+// respNoIncrByFloat answers INCRBYFLOAT, named rather than unknown: a
+// client that counts in floats learns that dkv's counters are integers,
+// and what it can send instead.
+const respNoIncrByFloat = "ERR dkv does not serve INCRBYFLOAT: its counters are integers (a decimal int64); add a whole number with INCRBY key n or DECRBY key n"
+
 // respNoExpire answers the commands that read or change a key's expiry
 // that dkv does not serve, naming what to send instead.
 func respNoExpire(name string) string {
@@ -857,6 +910,10 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 			return appendRESPInt(dst, 0)
 		case e.Code == core.CodeNotFound && s.kind == respType:
 			return append(dst, "+none\r\n"...)
+		case e.Code == core.CodeNotInteger && s.kind == respIncr:
+			return appendRESPError(dst, "ERR value is not an integer or out of range")
+		case e.Code == core.CodeOverflow && s.kind == respIncr:
+			return appendRESPError(dst, "ERR increment or decrement would overflow")
 		case e.Code == core.CodeNotLeader && e.Leader != "":
 			return appendRESPError(dst, "NOTLEADER "+e.Leader)
 		}
@@ -922,6 +979,15 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 		return appendRESPInt(dst, int64(len(*resp.Value)))
 	case respExpire:
 		return appendRESPInt(dst, 1)
+	case respIncr:
+		// The node answers the new value in a counter's one spelling,
+		// which is RESP's integer's too; anything else is the internal
+		// error below, not a number made up.
+		if resp.Value != nil {
+			if n, ok := parseRESPInt([]byte(*resp.Value)); ok {
+				return appendRESPInt(dst, n)
+			}
+		}
 	case respPersist:
 		if resp.TTLMs == nil {
 			return appendRESPInt(dst, 0) // it had no deadline

@@ -58,12 +58,12 @@ const (
 var (
 	metricOps = []string{core.OpSet, core.OpGet, core.OpDelete, core.OpBulkSet, core.OpPing, core.OpStatus,
 		core.OpSearch, core.OpSearchSimilar, "invalid", "other", core.OpBulkGet, core.OpBulkDelete, core.OpScan,
-		core.OpTTL, core.OpExpire, core.OpPersist}
+		core.OpTTL, core.OpExpire, core.OpPersist, core.OpIncr}
 	metricCodes = []string{"ok", core.CodeBadRequest, core.CodeUnknownOp, core.CodeTooLarge, core.CodeNotFound,
 		core.CodeUnavailable, core.CodeNotLeader, core.CodeTooManyConns, core.CodeTimeout, core.CodeDiskFull,
 		core.CodeIOError, core.CodeNotImplemented, core.CodeInternal, core.CodeSessionExpired,
 		core.CodeOutcomeUnknown, core.CodeIndexesDisabled, core.CodeAuthRequired, core.CodeAuthFailed, core.CodeTLSRequired,
-		core.CodeConditionFailed, core.CodeConditionRefusedEarlier, core.CodeScanExpired, "other"}
+		core.CodeConditionFailed, core.CodeConditionRefusedEarlier, core.CodeScanExpired, core.CodeNotInteger, core.CodeOverflow, "other"}
 	metricFiles = []string{"wal", "snapshot", "state"}
 )
 
@@ -103,6 +103,8 @@ func opIndex(op string) int {
 		return 14
 	case core.OpPersist:
 		return 15
+	case core.OpIncr:
+		return 16
 	}
 	return opOther
 }

@@ -454,6 +454,46 @@ func TestExpiryOpsAndConditionCodesAreCountedByName(t *testing.T) {
 	}
 }
 
+// incr is counted under its own name, over JSON and RESP alike, and so
+// are its refusals not_integer and overflow, not as "other".
+func TestIncrAndItsCodesAreCountedByName(t *testing.T) {
+	maddr := freeLoopbackAddr(t)
+	s := start(t, t.TempDir(), "--metrics-addr", maddr)
+	before := getScrape(t, maddr)
+	resps := roundTrip(t, s.addr, `{"op":"incr","key":"n"}`, `{"op":"incr","key":"n","delta":-5}`,
+		`{"op":"set","key":"word","value":"x"}`, `{"op":"incr","key":"word"}`,
+		`{"op":"set","key":"max","value":"9223372036854775807"}`, `{"op":"incr","key":"max"}`)
+	for i, want := range []string{"", "", "", core.CodeNotInteger, "", core.CodeOverflow} {
+		if got := code(resps[i]); got != want {
+			t.Fatalf("request %d: code %q, want %q", i, got, want)
+		}
+	}
+	nc, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(nc, "INCR n\r\nDECRBY n 2\r\n")
+	const want = ":-3\r\n:-5\r\n"
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(nc, got); err != nil || string(got) != want {
+		t.Fatalf("INCR and DECRBY over RESP: %q, %v; want %q", got, err, want)
+	}
+	after := getScrape(t, maddr)
+	for key, want := range map[string]float64{
+		`dkv_requests_total{op="incr",code="ok"}`:          4,
+		`dkv_requests_total{op="incr",code="not_integer"}`: 1,
+		`dkv_requests_total{op="incr",code="overflow"}`:    1,
+		`dkv_requests_total{op="other",code="ok"}`:         0,
+		`dkv_requests_total{op="incr",code="other"}`:       0,
+	} {
+		if got := after[key] - before[key]; got != want {
+			t.Errorf("%s went up by %v, want %v", key, got, want)
+		}
+	}
+}
+
 // dkv_resp_scan_cursors counts the RESP SCAN cursors the host holds: one
 // for a walk under way, none once it has ended.
 func TestScanCursorsGauge(t *testing.T) {

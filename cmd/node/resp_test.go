@@ -110,18 +110,28 @@ func TestRedisBenchmark(t *testing.T) {
 	bench := needTool(t, "redis-benchmark")
 	s := start(t, t.TempDir())
 	p := port(t, s.addr)
-	for _, args := range [][]string{
-		{"-t", "set,get", "-n", "2000", "-q"},
-		{"-t", "set,get,mset,ping", "-n", "4000", "-c", "20", "-P", "16", "-q"},
+	for _, tc := range []struct {
+		args  []string
+		tests []string
+	}{
+		{[]string{"-t", "set,get", "-n", "2000", "-q"}, []string{"SET", "GET"}},
+		{[]string{"-t", "set,get,mset,ping", "-n", "4000", "-c", "20", "-P", "16", "-q"}, []string{"SET", "GET"}},
+		{[]string{"-t", "incr", "-n", "2000", "-q"}, []string{"INCR"}},
+		{[]string{"-t", "incr", "-n", "4000", "-c", "20", "-P", "16", "-q"}, []string{"INCR"}},
 	} {
-		out := tool(t, 2*time.Minute, bench, append([]string{"-p", p}, args...)...)
-		for _, want := range []string{"SET: ", "GET: "} {
-			if !strings.Contains(out, want) || !strings.Contains(out, "requests per second") {
-				t.Errorf("redis-benchmark %s: no %q figure in its output:\n%s", strings.Join(args, " "), want, out)
+		out := tool(t, 2*time.Minute, bench, append([]string{"-p", p}, tc.args...)...)
+		for _, test := range tc.tests {
+			if !strings.Contains(out, test+": ") || !strings.Contains(out, "requests per second") {
+				t.Errorf("redis-benchmark %s: no %q figure in its output:\n%s", strings.Join(tc.args, " "), test+": ", out)
 			}
 		}
 		if strings.Contains(strings.ToLower(strings.ReplaceAll(out, "Could not fetch server CONFIG", "")), "error") {
-			t.Errorf("redis-benchmark %s reported errors:\n%s", strings.Join(args, " "), out)
+			t.Errorf("redis-benchmark %s reported errors:\n%s", strings.Join(tc.args, " "), out)
 		}
+	}
+	// Without -r every INCR is of the one key: each counted once.
+	resps := roundTrip(t, s.addr, `{"op":"get","key":"counter:__rand_int__"}`)
+	if resps[0].Value == nil || *resps[0].Value != "6000" {
+		t.Errorf("the counter redis-benchmark's 6000 INCRs made: %+v", resps[0])
 	}
 }
