@@ -266,6 +266,43 @@ func (c *ops) Persist(ctx context.Context, key string) (hadTTL bool, err error) 
 	return resp.TTLMs != nil, nil
 }
 
+// Incr adds delta (negative to subtract; 0 allowed) to the integer key
+// holds, a missing key counting as 0, and returns the new value; the key
+// keeps its deadline, if it has one. A key that holds anything but a
+// decimal int64 as an incr writes it is an error matching ErrNotInteger,
+// and a sum outside int64 one matching ErrOverflow; nothing is written
+// then. It is a write, and not idempotent: a KVClient never sends it
+// twice (an answer lost on the way is ErrUnknownOutcome: the counter may
+// or may not have moved), while a ClusterKVClient retries it in its
+// session, which a cluster applies once, answering every retry with the
+// first attempt's value or refusal. A single node keeps no sessions:
+// against one, use a KVClient, or a ClusterKVClient's retry may apply
+// twice. A mesh refuses it (not_implemented).
+func (c *ops) Incr(ctx context.Context, key string, delta int64) (int64, error) {
+	resp, err := c.do(ctx, core.Request{Op: core.OpIncr, Key: key, Delta: &delta})
+	var n int64
+	if err == nil {
+		n, err = incrValue(resp)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("dkv: incr %q (delta %d): %w", key, delta, err)
+	}
+	return n, nil
+}
+
+// incrValue reads an incr's answer: the new value, in decimal.
+func incrValue(resp *core.Response) (int64, error) {
+	if resp.Value == nil {
+		return 0, fmt.Errorf("%w: incr response has no value", ErrProtocol)
+	}
+	n, err := strconv.ParseInt(*resp.Value, 10, 64)
+	if err != nil {
+		// The incr applied; only its answer is unreadable.
+		return 0, fmt.Errorf("%w: incr answered value %q, which is not an int64", ErrProtocol, *resp.Value)
+	}
+	return n, nil
+}
+
 // SetIfAbsent stores value under key only if key does not exist, and
 // reports whether it did: false, with a nil error, means the key existed
 // and nothing was written. The check and the write are one step: of many
@@ -467,14 +504,14 @@ func isRead(op string) bool {
 }
 
 // takesStamp reports whether op is a write that a mesh takes, and so
-// carries the client's stamp as after (docs/PROTOCOL.md). Not expire or
-// persist: a mesh refuses them, and a server refuses a field that an op
-// does not use, so a client that had met a mesh would have them refused
-// for their after rather than answered not_implemented. An op the client
-// does not know (through Do) carries it, as any write.
+// carries the client's stamp as after (docs/PROTOCOL.md). Not expire,
+// persist or incr: a mesh refuses them, and a server refuses a field that
+// an op does not use, so a client that had met a mesh would have them
+// refused for their after rather than answered not_implemented. An op the
+// client does not know (through Do) carries it, as any write.
 func takesStamp(op string) bool {
 	switch op {
-	case core.OpExpire, core.OpPersist:
+	case core.OpExpire, core.OpPersist, core.OpIncr:
 		return false
 	}
 	return !isRead(op)

@@ -444,6 +444,8 @@ func TestConnectionLoss(t *testing.T) {
 		{"set", func(c *KVClient) error { return c.SetWithTTL(ctxT(t), "k", "v", time.Minute) }, ErrUnknownOutcome, 1},
 		{"expire", func(c *KVClient) error { return c.Expire(ctxT(t), "k", time.Minute) }, ErrUnknownOutcome, 1},
 		{"persist", func(c *KVClient) error { _, err := c.Persist(ctxT(t), "k"); return err }, ErrUnknownOutcome, 1},
+		// Not idempotent: a second send could count twice.
+		{"incr", func(c *KVClient) error { _, err := c.Incr(ctxT(t), "k", 1); return err }, ErrUnknownOutcome, 1},
 		{"get", func(c *KVClient) error { _, err := c.Get(ctxT(t), "k"); return err }, nil, 2},
 		{"ttl", func(c *KVClient) error { _, _, err := c.TTL(ctxT(t), "k"); return err }, nil, 2},
 		{"ping", func(c *KVClient) error { return c.Ping(ctxT(t)) }, nil, 2},

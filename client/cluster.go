@@ -36,13 +36,13 @@ import (
 // Exactly-once writes. The client is one session of the cluster: a random
 // client id, picked once, and a sequence number for each write (Set,
 // SetWithTTL, the conditional writes, Delete, BulkSet, Expire, Persist,
-// and any op Do does not know as a read), 1, 2, ... in the order calls
-// begin. Every attempt of a write carries the same id and sequence number,
-// so the cluster applies it at most once, however many nodes it was sent
-// to, and answers a retry with the first outcome. Each write also carries
-// acked, the lowest sequence number of a write still in progress: every
-// write below it has been answered or given up on and is never sent again,
-// so the cluster may forget it. Reads carry no session.
+// Incr, and any op Do does not know as a read), 1, 2, ... in the order
+// calls begin. Every attempt of a write carries the same id and sequence
+// number, so the cluster applies it at most once, however many nodes it
+// was sent to, and answers a retry with the first outcome. Each write also
+// carries acked, the lowest sequence number of a write still in progress:
+// every write below it has been answered or given up on and is never sent
+// again, so the cluster may forget it. Reads carry no session.
 //
 // Outcomes. A write that returns nil was committed. A write whose every
 // attempt was refused without effect (not_leader, unavailable, a connection
@@ -55,12 +55,14 @@ import (
 // it cannot tell a retry from a new write; an earlier attempt may have
 // applied). Such a write is never resent under a new sequence number: that
 // is the caller's decision, after reading the key back. A conditional
-// write's condition_failed and an Expire's or Persist's not_found are
-// certain, whatever came of earlier attempts: the cluster keeps a refused
-// write in the session too, and answers its retry with the refusal. Other
-// server errors (bad_request, too_large, disk_full, ...) end the call at
-// once; after an attempt of unknown outcome they match ErrUnknownOutcome
-// too. Reads are retried freely by the same rules.
+// write's condition_failed, an Expire's or Persist's not_found and an
+// Incr's not_integer or overflow are certain, whatever came of earlier
+// attempts: the cluster keeps a refused write in the session too, and
+// answers its retry with the refusal (and the retry of an Incr that
+// applied with the value the first attempt made). Other server errors
+// (bad_request, too_large, disk_full, ...) end the call at once; after an
+// attempt of unknown outcome they match ErrUnknownOutcome too. Reads are
+// retried freely by the same rules.
 type ClusterKVClient struct {
 	ops // Set, Get, Delete, BulkSet, Ping, Status, Do: through c.do
 
@@ -356,13 +358,15 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 			case core.CodeSessionExpired, core.CodeInternal:
 				unknown = unknown || write
 				return resp, giveUp(se)
-			case core.CodeConditionFailed, core.CodeConditionRefusedEarlier, core.CodeNotFound:
+			case core.CodeConditionFailed, core.CodeConditionRefusedEarlier, core.CodeNotFound, core.CodeNotInteger, core.CodeOverflow:
 				// Certain, whatever came of earlier attempts: the
 				// session records the write as refused (a condition
-				// unmet, or an expire or persist of a missing key), so
-				// no copy of it applies later; had one applied before,
-				// this one would be its duplicate. (A read's not_found
-				// follows no attempt of unknown outcome.)
+				// unmet, an expire or persist of a missing key, an
+				// incr of a key that is no counter or whose sum
+				// overflows), so no copy of it applies later; had one
+				// applied before, this one would be its duplicate,
+				// answered as it was. (A read's not_found follows no
+				// attempt of unknown outcome.)
 				return resp, se
 			default:
 				return resp, giveUp(se)

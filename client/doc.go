@@ -12,15 +12,17 @@
 // detected and the connection dropped instead of a response reaching the
 // wrong caller.
 //
-// The client never silently repeats a write it has sent. When a connection
-// breaks under a write, or the caller's context expires after the write left,
-// the call fails with an error matching ErrUnknownOutcome: the server may or
-// may not have applied it. Reads (Get, TTL, Ping, Status, ...) are retried once
+// The client never silently repeats a write it has sent, which matters most
+// for one that is not idempotent (Incr). When a connection breaks under a
+// write, or the caller's context expires after the write left, the call
+// fails with an error matching ErrUnknownOutcome: the server may or may not
+// have applied it. Reads (Get, TTL, Ping, Status, ...) are retried once
 // on a fresh connection, and a request that provably never left is retried too.
 // The next call after a broken connection redials, with bounded retries and
 // backoff for the dial only.
 //
 // Server failures come back as *ServerError carrying the protocol's stable
-// code; errors.Is(err, ErrNotFound) recognises a get of a missing key.
+// code; errors.Is(err, ErrNotFound) recognises a get of a missing key, and
+// ErrNotInteger and ErrOverflow the refusals of an Incr.
 // docs/PROTOCOL.md is the specification of the wire protocol.
 package client

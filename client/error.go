@@ -43,6 +43,16 @@ var (
 	// whose view the server no longer keeps: the walk must start again.
 	ErrScanExpired = errors.New("the consistent scan's view is gone")
 
+	// ErrNotInteger matches the ServerError of an Incr of a key whose
+	// value is not an integer as an incr writes it (a decimal int64, one
+	// spelling for each number: see core.ParseCounter); ErrOverflow, of an
+	// Incr whose sum would leave the int64 range. Nothing was written. A
+	// ClusterKVClient's is certain even after an attempt of unknown
+	// outcome: the cluster keeps an incr's refusal in the session and
+	// answers its retry with it.
+	ErrNotInteger = errors.New("the value is not an integer")
+	ErrOverflow   = errors.New("the sum overflows int64")
+
 	// ErrClosed is returned by calls on a closed client, and by calls that
 	// were outstanding when it was closed.
 	ErrClosed = errors.New("dkv client is closed")
@@ -108,6 +118,10 @@ func (e *ServerError) Is(target error) bool {
 		return e.Code == core.CodeConditionFailed || e.Code == core.CodeConditionRefusedEarlier
 	case ErrScanExpired:
 		return e.Code == core.CodeScanExpired
+	case ErrNotInteger:
+		return e.Code == core.CodeNotInteger
+	case ErrOverflow:
+		return e.Code == core.CodeOverflow
 	}
 	return false
 }

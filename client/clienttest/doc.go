@@ -3,5 +3,7 @@
 // protocol of docs/PROTOCOL.md over loopback TCP and keeps its data in a map,
 // with no disk and no durability. Keys given a deadline (a set's or an
 // expire's ttl_ms; persist takes it away) expire by the real time, or by a
-// clock the test moves (Server.StopClock).
+// clock the test moves (Server.StopClock). It serves incr as the real
+// server does, refusals (not_integer, overflow) included, but keeps no
+// client sessions: a retried incr applies again.
 package clienttest

@@ -84,9 +84,9 @@ func (s *Server) DropConnections() {
 }
 
 // Follow makes the server act as a cluster follower: from now on it answers
-// every op but ping and status (set, get, ttl, expire, persist, delete,
-// bulk_set, ...) with not_leader naming leader (none if leader is ""), and
-// still serves ping and status. Lead undoes it.
+// every op but ping and status (set, get, ttl, expire, persist, incr,
+// delete, bulk_set, ...) with not_leader naming leader (none if leader is
+// ""), and still serves ping and status. Lead undoes it.
 func (s *Server) Follow(leader string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -286,6 +286,16 @@ func (s *Server) apply(req *core.Request) core.Response {
 			return core.NotFoundResponse(req.Key)
 		}
 		s.deadlines[req.Key] = s.clock().Add(time.Duration(req.TTLMs) * time.Millisecond)
+	case core.OpIncr:
+		// As the real server: the deadline stays, and a refusal writes
+		// nothing.
+		old, found := s.data[req.Key]
+		n, code := core.Increment(old, found, req.IncrDelta())
+		resp := core.IncrResponse(req.Key, n, code)
+		if resp.OK {
+			s.data[req.Key] = *resp.Value
+		}
+		return resp
 	case core.OpGet:
 		v, ok := s.data[req.Key]
 		if !ok {
