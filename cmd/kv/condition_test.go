@@ -163,7 +163,7 @@ func TestConditionalWritesAgainstFakeCluster(t *testing.T) {
 }
 
 // A mesh refuses conditions (exit 1 with its not_implemented, not 3), set
-// --ttl, ttl, expire and persist, and nothing is written.
+// --ttl, ttl, expire, persist, incr and decr, and nothing is written.
 func TestRefusedByAMesh(t *testing.T) {
 	node, err := mesh.NewNode(mesh.DefaultConfig(0, []core.NodeID{0}))
 	if err != nil {
@@ -183,6 +183,8 @@ func TestRefusedByAMesh(t *testing.T) {
 		{[]string{"ttl", "k"}, `dkv: ttl "k": server error not_implemented: `},
 		{[]string{"expire", "k", "1s"}, `dkv: expire "k" (ttl 1s): server error not_implemented: `},
 		{[]string{"persist", "k"}, `dkv: persist "k": server error not_implemented: `},
+		{[]string{"incr", "k"}, `dkv: incr "k" (delta 1): server error not_implemented: `},
+		{[]string{"decr", "k", "2"}, `dkv: incr "k" (delta -2): server error not_implemented: `},
 	} {
 		code, out, stderr := kv(t, append([]string{"--addr", addr}, tc.args...)...)
 		if code != exitError || out != "" || !strings.HasPrefix(stderr, tc.want) {

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -63,6 +64,15 @@ Commands:
                            removed)", or "OK (no deadline to remove)" (also
                            for a cluster's retry of a persist that had
                            applied). Exit 1 if KEY does not exist
+  incr KEY [DELTA]         add DELTA (default 1; negative to subtract) to the
+                           integer KEY holds, a missing KEY counting as 0,
+                           and print the new value; KEY keeps its deadline.
+                           Exit 1 if KEY holds anything but an integer
+                           (not_integer) or the sum leaves the int64 range
+                           (overflow): nothing is written. It is not
+                           idempotent: kv sends it once to a server, and a
+                           cluster (--addrs) applies its retries once
+  decr KEY [DELTA]         incr KEY by minus DELTA (default 1)
   delete [--if-value OLD] KEY
                            remove KEY (succeeds if it does not exist); with
                            --if-value, only if KEY holds OLD, else as a set
@@ -129,6 +139,9 @@ Examples:
   kv ttl session:7                  # 29.5s
   kv expire session:7 1h            # gone in an hour, as it is now
   kv persist session:7              # kept for good
+  kv incr hits                      # 1: a missing key counts as 0
+  kv incr hits -5                   # -4
+  kv decr hits                      # -5
   kv delete --if-value owner-1 lock
   kv bulk-set k1 v1 k2 v2
   kv bulk-set --file items.json     # [{"key":"k1","value":"v1"}, ...]
@@ -286,6 +299,7 @@ type store interface {
 	TTL(ctx context.Context, key string) (time.Duration, bool, error)
 	Expire(ctx context.Context, key string, ttl time.Duration) error
 	Persist(ctx context.Context, key string) (bool, error)
+	Incr(ctx context.Context, key string, delta int64) (int64, error)
 	Delete(ctx context.Context, key string) error
 	BulkSet(ctx context.Context, items []client.KV) error
 	BulkGet(ctx context.Context, keys ...string) ([]*string, error)
@@ -392,6 +406,8 @@ func parseCommand(cmd string, args []string) (operation, error) {
 			_, err = fmt.Fprintln(w, "OK (deadline removed)")
 			return err
 		}, nil
+	case "incr", "decr":
+		return parseIncr(cmd, args)
 	case "bulk-set":
 		items, err := parseBulkItems(args)
 		if err != nil {
@@ -571,6 +587,48 @@ func parseWrite(cmd string, args []string) (operation, error) {
 		return printOK(w, nil)
 	}, nil
 }
+
+// parseIncr reads "incr KEY [DELTA]" and "decr KEY [DELTA]". A DELTA
+// that starts with "-" is a negative number, not a flag: incr takes none.
+func parseIncr(cmd string, args []string) (operation, error) {
+	form := cmd + " KEY [DELTA]"
+	if len(args) < 1 || len(args) > 2 {
+		return nil, usagef("%s takes 1 or 2 arguments: kv %s", cmd, form)
+	}
+	key, delta := args[0], int64(1)
+	if len(args) == 2 {
+		var err error
+		if delta, err = strconv.ParseInt(args[1], 10, 64); err != nil {
+			return nil, usagef("%s: DELTA %q is not an integer in the int64 range (5, -5): kv %s", cmd, args[1], form)
+		}
+	}
+	if cmd == "decr" {
+		if delta == math.MinInt64 {
+			return nil, usagef("decr: DELTA %d has no negative in the int64 range: kv %s", delta, form)
+		}
+		delta = -delta
+	}
+	return func(ctx context.Context, c store, w io.Writer) error {
+		n, err := c.Incr(ctx, key, delta)
+		if errors.Is(err, client.ErrUnknownOutcome) {
+			return unknownIncrError{err}
+		}
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, n)
+		return err
+	}, nil
+}
+
+// unknownIncrError is an incr sent without an answer. Reading the key back
+// does not tell whether it applied, as it tells of a set, unless the value
+// before it is known and nothing else moves the counter: fail says so
+// rather than a set's hint.
+type unknownIncrError struct{ err error }
+
+func (e unknownIncrError) Error() string { return e.err.Error() }
+func (e unknownIncrError) Unwrap() error { return e.err }
 
 // checkTTL checks a ttl (set's --ttl, expire's DURATION) as the client
 // would, but as a usage error, so that nothing is sent.
@@ -829,7 +887,11 @@ func fail(stderr io.Writer, err error) int {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		msg += " (is the server running?)"
 	}
-	if errors.Is(err, client.ErrUnknownOutcome) {
+	var incr unknownIncrError
+	switch {
+	case errors.As(err, &incr):
+		msg += "\n(the incr may or may not have applied, and reading the key back cannot tell unless you know what it held before: incr again only if counting twice does no harm)"
+	case errors.Is(err, client.ErrUnknownOutcome):
 		msg += "\n(read the key back to learn whether the write applied)"
 	}
 	fmt.Fprintln(stderr, msg)
