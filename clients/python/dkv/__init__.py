@@ -14,7 +14,7 @@ protocol is docs/PROTOCOL.md in the dkv repository. Standard library only.
 """
 
 from .client import KVClient, Pipeline
-from .protocol import TTL_MS_MAX, ScanPage
+from .protocol import INT64_MAX, INT64_MIN, TTL_MS_MAX, ScanPage
 from .cluster import ClusterKVClient
 from .errors import (
     AuthFailed,
@@ -31,8 +31,10 @@ from .errors import (
     Internal,
     NotFound,
     NotImplementedByServer,
+    NotInteger,
     NotLeader,
     OutcomeUnknown,
+    Overflow,
     ProtocolError,
     RequestTimeout,
     ResponseTooLarge,
@@ -58,6 +60,8 @@ __all__ = [
     "Pipeline",
     "ScanPage",
     "TTL_MS_MAX",
+    "INT64_MAX",
+    "INT64_MIN",
     "AuthFailed",
     "AuthRequired",
     "BadRequest",
@@ -72,8 +76,10 @@ __all__ = [
     "Internal",
     "NotFound",
     "NotImplementedByServer",
+    "NotInteger",
     "NotLeader",
     "OutcomeUnknown",
+    "Overflow",
     "ProtocolError",
     "RequestTimeout",
     "ResponseTooLarge",

@@ -136,6 +136,22 @@ class _Calls(object):
         False then. A mesh refuses it (NotImplementedByServer)."""
         return self._submit(_persist(key))
 
+    def Incr(self, key, delta=1):
+        """Adds delta (an int in the 64-bit signed range; negative to
+        subtract, 0 allowed) to the integer key holds, a missing key
+        counting as 0, and returns the new value, an int; the key keeps its
+        deadline. A key holding anything but an integer as an incr writes
+        it raises NotInteger, a sum outside the 64-bit range Overflow, and
+        nothing is written then.
+
+        Not idempotent: a KVClient never sends it twice (UnknownOutcome
+        when the answer is lost: the counter may or may not have moved),
+        and a ClusterKVClient retries it in its session, which the cluster
+        applies once, answering a retry with the first attempt's value or
+        refusal. A single node keeps no sessions: use KVClient there. A
+        mesh refuses it (NotImplementedByServer)."""
+        return self._submit(_incr(key, delta))
+
     def SetIfAbsent(self, key, value, ttl_ms=None):
         """Stores value under key only if key does not exist. Returns True
         if it did, False if the key existed (nothing was written). The
@@ -227,6 +243,7 @@ class _Calls(object):
     ttl = TTL
     expire = Expire
     persist = Persist
+    incr = Incr
     set_if_absent = SetIfAbsent
     set_if_exists = SetIfExists
     compare_and_swap = CompareAndSwap
@@ -328,6 +345,10 @@ def _persist(key):
     return _Op(protocol.persist_request(key), protocol.persist_of, missing_ok=True)
 
 
+def _incr(key, delta):
+    return _Op(protocol.incr_request(key, delta), protocol.incr_of)
+
+
 def _conditional(req):
     """SetIfAbsent, SetIfExists, CompareAndSwap, CompareAndDelete: True
     when the write applied, False when its condition did not hold."""
@@ -423,7 +444,8 @@ class KVClient(_Calls, _Walks):
     expires), ``Get(key)`` (None for a missing key), ``TTL(key)``
     (seconds left, None without a deadline), ``Expire(key, ttl_ms)``
     (True; None for a missing key) and ``Persist(key)`` (whether a
-    deadline was taken away; None for a missing key), ``Delete(key)``, the
+    deadline was taken away; None for a missing key), ``Incr(key,
+    delta=1)`` (the counter's new value, an int), ``Delete(key)``, the
     conditional writes ``SetIfAbsent(key, value, ttl_ms=None)``,
     ``SetIfExists(key, value, ttl_ms=None)``, ``CompareAndSwap(key, old,
     new, ttl_ms=None)`` and ``CompareAndDelete(key, old)`` (True if

@@ -91,13 +91,14 @@ class Session(object):
 
 class ClusterKVClient(_Calls, _Walks):
     """A client of a dkv cluster: the calls of KVClient (Set, Get, TTL,
-    Expire, Persist, Delete, SetIfAbsent, SetIfExists, CompareAndSwap,
-    CompareAndDelete, BulkSet, BulkGet, BulkDelete, Search, SearchSimilar,
-    Scan, ScanAll, ping, status, request), each sent to the node believed to lead (a
-    read, such as TTL or each page of a scan, is linearizable there). The
-    pages of a ScanAll with consistent=True read the view the leader
-    pinned at the first page; a follower without it redirects to the
-    leader, and a new leader has none: ScanExpired, start the walk again.
+    Expire, Persist, Incr, Delete, SetIfAbsent, SetIfExists,
+    CompareAndSwap, CompareAndDelete, BulkSet, BulkGet, BulkDelete, Search,
+    SearchSimilar, Scan, ScanAll, ping, status, request), each sent to the
+    node believed to lead (a read, such as TTL or each page of a scan, is
+    linearizable there). The pages of a ScanAll with consistent=True read
+    the view the leader pinned at the first page; a follower without it
+    redirects to the leader, and a new leader has none: ScanExpired, start
+    the walk again.
 
     ``ClusterKVClient(kv_ports=[P0, P1, P2])`` as the seed writes it, on
     ``host`` (127.0.0.1); or ``addrs=["host:port", ...]``. It connects to
@@ -124,15 +125,19 @@ class ClusterKVClient(_Calls, _Walks):
     have answered the retry as its duplicate), so they return False then,
     never UnknownOutcome. So is the not_found of Expire and Persist (the
     cluster keeps their refusal in the session as it keeps a condition's):
-    None, as for a missing key, never UnknownOutcome.
+    None, as for a missing key, never UnknownOutcome. And so are Incr's
+    NotInteger and Overflow: the cluster keeps an incr's answer, its value
+    or its refusal, in the session, and answers a retry with it, so an
+    Incr retried after an attempt of unknown outcome counts once.
 
     Against a single node it works too: the node checks the session fields
     and ignores them, and every call goes to it. A single node keeps no
     sessions, though: a write retried after an attempt of unknown outcome
-    may apply twice there, and a condition_failed or not_found that answers
-    the retry is not certain (the first attempt may have applied, and been
-    undone since by another write or an expiry). Use KVClient, which never
-    retries a write, against a single node.
+    may apply twice there (an Incr counts twice), and a condition_failed,
+    not_found, not_integer or overflow that answers the retry is not
+    certain (the first attempt may have applied, and been undone since by
+    another write or an expiry). Use KVClient, which never retries a
+    write, against a single node.
 
     ``password`` and ``ssl_context`` (with ``server_hostname``) are
     KVClient's, used on every connection to every node. A wrong password
@@ -393,6 +398,12 @@ class ClusterKVClient(_Calls, _Walks):
                         self._follow(addr)
                         if op.missing_ok:
                             return None
+                        raise se
+                    elif code in ("not_integer", "overflow"):
+                        # Certain: the session keeps an incr's refusal as
+                        # it keeps its value, and answers every retry of
+                        # it so; nothing was written.
+                        self._follow(addr)
                         raise se
                     elif code in ("condition_failed", "condition_refused_earlier"):
                         # Certain, whatever came of earlier attempts: the

@@ -13,7 +13,9 @@ three groups, and the group says what a caller may do next:
   of a conditional write whose condition did not hold, with the key's
   value as ``current``; the conditional calls return False for it.
   ``scan_expired`` (ScanExpired) ends a consistent ScanAll whose view
-  the server no longer keeps: start the walk again.
+  the server no longer keeps: start the walk again. ``not_integer``
+  (NotInteger) and ``overflow`` (Overflow) refuse an Incr: nothing was
+  written.
 - UnknownOutcome: a write was sent and no answer came back (the
   connection broke, or the timeout passed). The server may or may not have
   applied it. The client never sends such a write again by itself: read the
@@ -280,6 +282,24 @@ class ScanExpired(ServerError):
     code = "scan_expired"
 
 
+class NotInteger(ServerError):
+    """An Incr of a key whose value is not an integer as an incr writes it
+    (a decimal 64-bit signed integer in its one spelling: no "+", no
+    leading zero, no spaces): nothing was written. Certain even from a
+    cluster after an attempt of unknown outcome (the cluster keeps an
+    incr's refusal in the session and answers its retry with it), so it is
+    never an UnknownOutcome."""
+
+    code = "not_integer"
+
+
+class Overflow(ServerError):
+    """An Incr whose sum would leave the 64-bit signed range: nothing was
+    written. Certain, as NotInteger."""
+
+    code = "overflow"
+
+
 class Internal(ServerError):
     """A bug in the server. A read may be retried; a write's outcome is
     unknown."""
@@ -310,6 +330,8 @@ _BY_CODE = {
         ConditionFailed,
         ConditionRefusedEarlier,
         ScanExpired,
+        NotInteger,
+        Overflow,
         Internal,
     )
 }  # type: Dict[str, Type[ServerError]]

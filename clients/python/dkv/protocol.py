@@ -7,6 +7,7 @@ their types before anything is sent, and encodes them into lines.
 
 import collections
 import json
+import re
 from typing import Dict, List, Tuple
 
 from .errors import ProtocolError
@@ -21,10 +22,10 @@ ANY_NODE_OPS = frozenset(("ping", "status"))
 
 # Writes that carry no mesh stamp ("after"): the protocol gives it to set,
 # delete, bulk_set and bulk_delete, the writes a mesh takes, and a server
-# refuses a field an op does not use. A mesh refuses these two, and a
-# client that had met one would have them refused for their "after"
-# rather than answered not_implemented.
-UNSTAMPED_WRITE_OPS = frozenset(("expire", "persist"))
+# refuses a field an op does not use. A mesh refuses these, and a client
+# that had met one would have them refused for their "after" rather than
+# answered not_implemented.
+UNSTAMPED_WRITE_OPS = frozenset(("expire", "persist", "incr"))
 
 # The server's default --max-request-bytes: a longer line is refused here,
 # before sending, rather than by a too_large round trip.
@@ -41,6 +42,14 @@ SEARCH_MODES = ("all", "any")
 
 # The longest ttl_ms a set may carry: ten years (core.TTLMsMax).
 TTL_MS_MAX = 10 * 365 * 24 * 3600 * 1000
+
+# An incr's counter and delta: a 64-bit signed integer.
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+# An incr's answer as Go's strconv.ParseInt reads it (ASCII digits only:
+# int() would take " 5", "5_0" and other scripts' digits too).
+_INT_RE = re.compile(r"[+-]?[0-9]+")
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
@@ -125,6 +134,29 @@ def persist_of(resp):
     """A persist's answer: whether the key had a deadline, which the answer
     says by what it had left (ttl_ms), checked as a ttl's."""
     return ttl_of(resp) is not None
+
+
+def incr_request(key, delta):
+    """An incr: delta (an int in the 64-bit signed range, 0 and negatives
+    included) added to the integer key holds. It is always sent, though
+    the server takes its absence as 1, so that what was asked is plain on
+    the wire."""
+    check_str("key", key)
+    if isinstance(delta, bool) or not isinstance(delta, int):
+        raise TypeError("delta must be an int, not %s" % type(delta).__name__)
+    if not INT64_MIN <= delta <= INT64_MAX:
+        raise ValueError("delta must be in %d..%d (64-bit signed), not %d" % (INT64_MIN, INT64_MAX, delta))
+    return {"op": "incr", "key": key, "delta": delta}
+
+
+def incr_of(resp):
+    """An incr's answer: the counter's new value, an int. The incr applied
+    whatever the value says, so one that is no 64-bit integer is a
+    ProtocolError, not a refusal."""
+    v = resp.get("value")
+    if not isinstance(v, str) or not _INT_RE.fullmatch(v) or not INT64_MIN <= int(v) <= INT64_MAX:
+        raise ProtocolError("incr answered a value that is not a 64-bit integer: %.200r" % (v,))
+    return int(v)
 
 
 def ttl_of(resp):

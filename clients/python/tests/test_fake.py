@@ -223,6 +223,8 @@ CODES = {
     "condition_failed": dkv.ConditionFailed,
     "condition_refused_earlier": dkv.ConditionRefusedEarlier,
     "scan_expired": dkv.ScanExpired,
+    "not_integer": dkv.NotInteger,
+    "overflow": dkv.Overflow,
     "internal": dkv.Internal,
     "some_future_code": dkv.ServerError,
 }
