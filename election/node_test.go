@@ -481,3 +481,38 @@ func TestClusterIncr(t *testing.T) {
 	}
 	wantIncrAnswer(t, s.do(incrOf("n", 1, 1, 7)), "0")
 }
+
+// An incr whose seq is the lowest of more than the session keeps (a late
+// retry behind 512 newer writes) is forgotten as it applies: it is
+// answered, and keeps no answer. Keeping one asserted that the seq was
+// held, and every replica stopped at that entry, again after a restart
+// (found by review).
+func TestClusterIncrPastTheSeqBound(t *testing.T) {
+	disk := sim.NewDisk(rand.New(rand.NewPCG(3, 4)), sim.DiskFaults{})
+	s, err := newSolo(t, disk, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.lead()
+	v := "x"
+	for seq := uint64(2); seq <= 513; seq++ {
+		if r := s.do(&core.Request{Op: core.OpSet, Key: "k", Value: &v, ClientID: 1, Seq: seq, Acked: 1}); !r.OK {
+			t.Fatal(r.Error)
+		}
+	}
+	late := incrOf("n", 5, 1, 1)
+	late.Acked = 1
+	wantIncrAnswer(t, s.do(late), "5")
+	if r := s.do(late); r.OK || r.Error.Code != core.CodeSessionExpired {
+		t.Fatalf("a retry of the forgotten incr: %+v %v, want session_expired (stale)", r.Error, r.Value)
+	}
+	s.node.Close()
+	disk.Crash()
+	if s, err = newSolo(t, disk, 7); err != nil {
+		t.Fatal(err)
+	}
+	s.lead()
+	if r := s.do(&core.Request{Op: core.OpGet, Key: "n"}); !r.OK || *r.Value != "5" {
+		t.Fatalf("n after a restart: %+v", r)
+	}
+}

@@ -187,9 +187,15 @@ func (t *sessions) admit(client, seq, acked, index uint64, holds func() bool) ou
 }
 
 // keep records the answer of the write (client, seq), which admit has just
-// applied.
+// applied. A seq the bound made admit forget at once (the lowest of more
+// than sessionSeqsMax) keeps no answer: a retry of it is stale, as any
+// forgotten write's. (Asserting it held crashed every replica at that
+// entry, and again at each restart's replay: found by review.)
 func (t *sessions) keep(client, seq uint64, r result) {
 	s := t.byClient[client]
+	if seq < s.acked {
+		return
+	}
 	_, applied := slices.BinarySearch(s.seqs, seq)
 	assert(applied, "sessions.keep: client %d seq %d is not applied", client, seq)
 	r.seq = seq
