@@ -312,6 +312,11 @@ func TestLinearizableIncr(t *testing.T) {
 		{"rolled back", []Op{set(0, "a", "3", 0, 10, OK), incr(0, "a", 1, "4", 20, 30, OK), final(get(9, "a", "3", 100, 110))}, true},
 		{"overwritten by an unknown incr", []Op{incr(0, "a", 1, "1", 0, 10, OK), incr(0, "a", 1, "", 20, 30, Unknown), final(get(9, "a", "2", 100, 110))}, false},
 		{"a refusal writes nothing", []Op{set(0, "a", "x", 0, 10, OK), incr(0, "a", 1, "!"+core.CodeNotInteger, 20, 30, OK), final(get(9, "a", "x", 100, 110))}, false},
+		// An incr keeps its key's deadline: gone at it, its sum is not
+		// lost (simulator seeds 867, 1599, 1774); gone before it, it is.
+		{"gone at a set's deadline it kept", []Op{ttl(set(0, "a", "1", 0, 10, OK), 50), incr(0, "a", 3, "4", 20, 30, OK), final(get(9, "a", "", 100, 110))}, false},
+		{"gone at an expire's deadline it kept", []Op{set(0, "a", "1", 0, 10, OK), expire(0, "a", 50, 12, 14, OK), incr(0, "a", 3, "4", 20, 30, OK), final(get(9, "a", "", 100, 110))}, false},
+		{"gone before the deadline it kept", []Op{ttl(set(0, "a", "1", 0, 10, OK), 500), incr(0, "a", 3, "4", 20, 30, OK), final(get(9, "a", "", 100, 110))}, true},
 	} {
 		if f := CheckDurability(&History{Ops: c.ops}); (len(f) > 0) != c.lost {
 			t.Errorf("durability, %s: %v, want lost=%v", c.name, f, c.lost)
