@@ -528,6 +528,11 @@ func checkFields(op string, seen requestField) error {
 	if seen&(fieldSeq|fieldAcked) != 0 && seen&fieldClientID == 0 {
 		return &requestError{"seq and acked belong to a client session: they need client_id"}
 	}
+	if op == OpIncr && seen&fieldValue != 0 {
+		// Not a leftover: a client that sends it means the amount, which
+		// would be ignored and 1 added.
+		return &requestError{"incr adds \"delta\" (default 1), not \"value\""}
+	}
 	return nil
 }
 

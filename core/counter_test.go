@@ -156,6 +156,7 @@ func TestIncrValidation(t *testing.T) {
 		`{"op":"incr","key":"k","if_exists":true}`:            core.CodeBadRequest,
 		`{"op":"set","key":"k","value":"1","delta":1}`:        core.CodeBadRequest,
 		`{"op":"get","key":"k","delta":1}`:                    core.CodeBadRequest,
+		`{"op":"incr","key":"k","value":"5"}`:                 core.CodeBadRequest,
 	} {
 		req, bad := core.DecodeRequest([]byte(line))
 		if bad == nil {
