@@ -104,6 +104,7 @@ func (c *conn) reply(s *slot, gen uint32, resp core.Response) {
 		return
 	}
 	h.requestsInFlight.Add(-1)
+	h.turnAnswered++
 	if h.metrics != nil {
 		code := ""
 		if resp.Error != nil {

@@ -112,6 +112,14 @@ type Host struct {
 	// (CLIENT ID).
 	started time.Time
 	connIDs atomic.Uint64
+	// For INFO's clients and stats sections: connections taken and
+	// refused at ConnsMax, and requests answered. turnAnswered counts a
+	// turn's answers on the node's goroutine, added to answeredTotal once
+	// a turn, so that the reply path touches no shared memory more.
+	connsTaken    atomic.Int64
+	connsRefused  atomic.Int64
+	answeredTotal atomic.Int64
+	turnAnswered  int64
 
 	// loops are the event loops (HostConfig.EventLoops), nextLoop the
 	// one the next connection goes to (under mu).
@@ -578,6 +586,10 @@ func (h *Host) turn() error {
 	}
 	err := h.node.Flush()
 	h.flushReplies()
+	if h.turnAnswered != 0 {
+		h.answeredTotal.Add(h.turnAnswered)
+		h.turnAnswered = 0
+	}
 	if h.metrics != nil {
 		h.reportTurn()
 		h.metrics.Turn(monoNow()-start, n)
@@ -702,6 +714,7 @@ func (h *Host) accept(ln net.Listener) {
 		case len(h.conns) >= h.cfg.ConnsMax:
 			h.wg.Add(1)
 			h.mu.Unlock()
+			h.connsRefused.Add(1)
 			if h.metrics != nil {
 				h.metrics.ConnRefused()
 			}
@@ -730,6 +743,7 @@ func (h *Host) accept(ln net.Listener) {
 				go c.read()
 				go c.write()
 			}
+			h.connsTaken.Add(1)
 			if h.metrics != nil {
 				h.metrics.Conn(1)
 			}

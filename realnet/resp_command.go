@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"time"
@@ -1001,11 +1002,16 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 	return appendRESPError(dst, "ERR internal: no RESP reply for this command")
 }
 
+// infoSections are the sections INFO serves, in Redis's order: what none,
+// "default", "all" or "everything" ask for.
+var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "keyspace"}
+
 // info is INFO's text in Redis's format: "# Section" headers, "field:value"
 // lines, CRLF line ends, a blank line between sections. sections is what
 // the command asked for, space-separated; none, "default", "all" or
-// "everything" mean all three of server, persistence and keyspace, and an
-// unknown section gives nothing, as in Redis.
+// "everything" mean every section of infoSections, and an unknown section
+// gives nothing, as in Redis. The clients, memory and stats sections hold
+// the fields redis-cli --stat and monitoring exporters read.
 func (h *Host) info(sections string, st *core.Status) string {
 	if st == nil {
 		st = &core.Status{}
@@ -1014,13 +1020,17 @@ func (h *Host) info(sections string, st *core.Status) string {
 	for _, w := range strings.Fields(sections) {
 		switch w {
 		case "default", "all", "everything":
-			want["server"], want["persistence"], want["keyspace"] = true, true, true
+			for _, name := range infoSections {
+				want[name] = true
+			}
 		default:
 			want[w] = true
 		}
 	}
 	if len(want) == 0 {
-		want["server"], want["persistence"], want["keyspace"] = true, true, true
+		for _, name := range infoSections {
+			want[name] = true
+		}
 	}
 	var b strings.Builder
 	section := func(name string) {
@@ -1065,6 +1075,32 @@ func (h *Host) info(sections string, st *core.Status) string {
 		field("uptime_in_seconds", strconv.FormatInt(int64(up/time.Second), 10))
 		field("uptime_in_days", strconv.FormatInt(int64(up/(24*time.Hour)), 10))
 	}
+	if want["clients"] {
+		section("Clients")
+		h.mu.Lock()
+		clients := len(h.conns)
+		h.mu.Unlock()
+		field("connected_clients", strconv.Itoa(clients))
+		field("maxclients", strconv.Itoa(h.cfg.ConnsMax))
+		field("blocked_clients", "0") // no command blocks
+	}
+	if want["memory"] {
+		section("Memory")
+		// used_memory: the Go heap's live and not yet swept objects, the
+		// nearest to what Redis's allocator reports in use; rss: what the
+		// process holds in RAM, all of it (absent where /proc is not).
+		used := heapObjectBytes()
+		field("used_memory", strconv.FormatUint(used, 10))
+		field("used_memory_human", bytesToHuman(used))
+		if rss, ok := residentBytes(); ok {
+			field("used_memory_rss", strconv.FormatUint(rss, 10))
+			field("used_memory_rss_human", bytesToHuman(rss))
+		}
+		field("maxmemory", "0") // no eviction: every key stays until deleted or due
+		field("maxmemory_human", "0B")
+		field("maxmemory_policy", "noeviction")
+		field("mem_allocator", "go-"+runtime.Version())
+	}
 	if want["persistence"] {
 		section("Persistence")
 		field("loading", "0")
@@ -1073,10 +1109,17 @@ func (h *Host) info(sections string, st *core.Status) string {
 		field("aof_enabled", "1")
 		field("aof_last_write_status", "ok")
 		field("rdb_bgsave_in_progress", boolInt(st.Snapshotting))
+		field("aof_rewrite_in_progress", "0") // the log is never rewritten: snapshots replace it
 		field("dkv_last_index", strconv.FormatUint(st.LastIndex, 10))
 		field("dkv_snapshot_index", strconv.FormatUint(st.SnapshotIndex, 10))
 		field("dkv_wal_segments", strconv.Itoa(st.WALSegments))
 		field("dkv_wal_bytes", strconv.FormatInt(st.WALBytes, 10))
+	}
+	if want["stats"] {
+		section("Stats")
+		field("total_connections_received", strconv.FormatInt(h.connsTaken.Load(), 10))
+		field("total_commands_processed", strconv.FormatInt(h.answeredTotal.Load(), 10))
+		field("rejected_connections", strconv.FormatInt(h.connsRefused.Load(), 10))
 	}
 	if want["keyspace"] {
 		section("Keyspace")
@@ -1087,6 +1130,51 @@ func (h *Host) info(sections string, st *core.Status) string {
 		}
 	}
 	return b.String()
+}
+
+// heapObjectBytes is the Go heap's bytes in objects, live or not yet swept
+// (runtime/metrics reads it without stopping the world, as
+// runtime.ReadMemStats would).
+func heapObjectBytes() uint64 {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return sample[0].Value.Uint64()
+}
+
+// residentBytes is the process's resident set, from /proc/self/statm.
+func residentBytes() (uint64, bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) < 2 {
+		return 0, false
+	}
+	pages, err := strconv.ParseUint(fields[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return pages * uint64(os.Getpagesize()), true
+}
+
+// bytesToHuman writes n as Redis's INFO does: B below a KiB, else two
+// decimals and K, M, G, T or P (powers of 1024).
+func bytesToHuman(n uint64) string {
+	if n < 1024 {
+		return strconv.FormatUint(n, 10) + "B"
+	}
+	v, unit := float64(n)/1024, "K"
+	for _, u := range []string{"M", "G", "T", "P"} {
+		if v < 1024 {
+			break
+		}
+		v, unit = v/1024, u
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64) + unit
 }
 
 // respRefused is the reply to a RESP command the host refuses without the

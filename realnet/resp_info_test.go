@@ -1,0 +1,118 @@
+package realnet
+
+import (
+	"bufio"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// infoFields sends INFO with args on c and returns its fields.
+func infoFields(t *testing.T, c *respClient, args string) map[string]string {
+	t.Helper()
+	c.send("INFO " + args + "\r\n")
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	head, err := c.br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(head, "$") {
+		t.Fatalf("INFO %s: %q, %v", args, head, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(head[1:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, n+2)
+	if _, err := io.ReadFull(c.br, body); err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	for sc.Scan() {
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
+			fields[k] = v
+		}
+	}
+	return fields
+}
+
+// INFO's clients, memory and stats sections hold what redis-cli --stat and
+// monitoring exporters read (before them, --stat printed the least int64
+// for every field dkv left out): the open connections and the limit, the
+// heap in use and the resident set, and the connections taken and refused
+// and the requests answered since the start, which count as they happen.
+func TestRESPInfoClientsMemoryStats(t *testing.T) {
+	cfg := respConfig()
+	cfg.ConnsMax = 2
+	r := startSingle(t, cfg)
+	c := dialRESP(t, r.addr)
+	before := infoFields(t, c, "stats")
+	for _, name := range []string{"total_connections_received", "total_commands_processed", "rejected_connections"} {
+		if _, err := strconv.ParseInt(before[name], 10, 64); err != nil {
+			t.Fatalf("INFO stats: %s = %q, want a count", name, before[name])
+		}
+	}
+	c.send("SET a 1\r\nGET a\r\nINCR n\r\n")
+	c.expect("+OK\r\n$1\r\n1\r\n:1\r\n")
+	other := dialRESP(t, r.addr)
+	other.send("PING\r\n")
+	other.expect("+PONG\r\n")
+	refused := dialRESP(t, r.addr) // the third, over ConnsMax
+	refused.send("PING\r\n")
+	refused.expect("-ERR max number of clients reached\r\n")
+
+	all := infoFields(t, c, "")
+	count := func(name string) int64 {
+		t.Helper()
+		n, err := strconv.ParseInt(all[name], 10, 64)
+		if err != nil {
+			t.Fatalf("INFO: %s = %q, want a number", name, all[name])
+		}
+		return n
+	}
+	was := func(name string) int64 { n, _ := strconv.ParseInt(before[name], 10, 64); return n }
+	if got := count("total_commands_processed") - was("total_commands_processed"); got < 4 {
+		t.Errorf("total_commands_processed grew by %d over SET, GET, INCR and the INFO before them; want 4 at least", got)
+	}
+	if got := count("total_connections_received") - was("total_connections_received"); got != 1 {
+		t.Errorf("total_connections_received grew by %d for one more connection; want 1", got)
+	}
+	if got := count("rejected_connections") - was("rejected_connections"); got != 1 {
+		t.Errorf("rejected_connections grew by %d for one refused; want 1", got)
+	}
+	if got := count("connected_clients"); got != 2 {
+		t.Errorf("connected_clients = %d with two open; want 2", got)
+	}
+	if got := count("maxclients"); got != 2 {
+		t.Errorf("maxclients = %d; want ConnsMax, 2", got)
+	}
+	if got := count("blocked_clients"); got != 0 {
+		t.Errorf("blocked_clients = %d", got)
+	}
+	if used := count("used_memory"); used <= 0 || !strings.HasSuffix(all["used_memory_human"], "M") && !strings.HasSuffix(all["used_memory_human"], "K") {
+		t.Errorf("used_memory %d, human %q", used, all["used_memory_human"])
+	}
+	if rss := count("used_memory_rss"); rss < count("used_memory")/2 {
+		t.Errorf("used_memory_rss = %d, under half the heap in use (%d)", rss, count("used_memory"))
+	}
+	if count("maxmemory") != 0 || all["maxmemory_policy"] != "noeviction" || count("aof_rewrite_in_progress") != 0 {
+		t.Errorf("maxmemory %q, policy %q, aof_rewrite_in_progress %q", all["maxmemory"], all["maxmemory_policy"], all["aof_rewrite_in_progress"])
+	}
+	for _, section := range []string{"clients", "memory", "stats"} {
+		if f := infoFields(t, c, section); len(f) == 0 || f["redis_version"] != "" {
+			t.Errorf("INFO %s: %v; want its own fields alone", section, f)
+		}
+	}
+}
+
+func TestBytesToHuman(t *testing.T) {
+	for n, want := range map[uint64]string{
+		0: "0B", 1023: "1023B", 1024: "1.00K", 916_714: "895.23K",
+		1 << 20: "1.00M", 3<<30 + 1<<29: "3.50G", 1 << 40: "1.00T", 1 << 50: "1.00P", 1 << 60: "1024.00P",
+	} {
+		if got := bytesToHuman(n); got != want {
+			t.Errorf("bytesToHuman(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
