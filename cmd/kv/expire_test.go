@@ -16,16 +16,8 @@ import (
 // at the deadline its expire gave it.
 func TestExpireAndPersistCommands(t *testing.T) {
 	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
-	run := func(args ...string) (int, string, string) {
-		t.Helper()
-		return kv(t, append([]string{"--addr", addr}, args...)...)
-	}
-	says := func(want string, args ...string) {
-		t.Helper()
-		if code, out, stderr := run(args...); code != exitOK || out != want+"\n" || stderr != "" {
-			t.Fatalf("kv %q: exit %d, stdout %q, stderr %q; want 0 and %q", args, code, out, stderr, want)
-		}
-	}
+	run := kvAt(t, addr)
+	says := saysAt(t, run)
 	left := func(key string, lo, hi time.Duration) {
 		t.Helper()
 		code, out, stderr := run("ttl", key)

@@ -20,16 +20,8 @@ import (
 // (exit 1, nothing written), and a counter's deadline kept.
 func TestIncrCommands(t *testing.T) {
 	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
-	run := func(args ...string) (int, string, string) {
-		t.Helper()
-		return kv(t, append([]string{"--addr", addr}, args...)...)
-	}
-	says := func(want string, args ...string) {
-		t.Helper()
-		if code, out, stderr := run(args...); code != exitOK || out != want+"\n" || stderr != "" {
-			t.Fatalf("kv %q: exit %d, stdout %q, stderr %q; want 0 and %q", args, code, out, stderr, want)
-		}
-	}
+	run := kvAt(t, addr)
+	says := saysAt(t, run)
 	refused := func(code string, args ...string) {
 		t.Helper()
 		exit, out, stderr := run(args...)

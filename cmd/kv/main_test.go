@@ -22,6 +22,25 @@ func kv(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
+// kvAt is kv against the server at addr.
+func kvAt(t *testing.T, addr string) func(args ...string) (int, string, string) {
+	return func(args ...string) (int, string, string) {
+		t.Helper()
+		return kv(t, append([]string{"--addr", addr}, args...)...)
+	}
+}
+
+// saysAt returns a check that run with args exits 0, printing want and a
+// line break and nothing on stderr.
+func saysAt(t *testing.T, run func(args ...string) (int, string, string)) func(want string, args ...string) {
+	return func(want string, args ...string) {
+		t.Helper()
+		if code, out, stderr := run(args...); code != exitOK || out != want+"\n" || stderr != "" {
+			t.Fatalf("kv %q: exit %d, stdout %q, stderr %q; want 0 and %q", args, code, out, stderr, want)
+		}
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args    []string

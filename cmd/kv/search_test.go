@@ -28,10 +28,7 @@ func startIndexedNode(t *testing.T) string {
 
 func TestSearchCommands(t *testing.T) {
 	addr := startIndexedNode(t)
-	run := func(args ...string) (int, string, string) {
-		t.Helper()
-		return kv(t, append([]string{"--addr", addr}, args...)...)
-	}
+	run := kvAt(t, addr)
 	for k, v := range map[string]string{
 		"doc1": "hello world foo",
 		"doc2": "hello bar",

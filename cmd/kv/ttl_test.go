@@ -15,10 +15,7 @@ import (
 // without a deadline, a missing one, and --ttl with each condition.
 func TestTTLCommands(t *testing.T) {
 	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
-	run := func(args ...string) (int, string, string) {
-		t.Helper()
-		return kv(t, append([]string{"--addr", addr}, args...)...)
-	}
+	run := kvAt(t, addr)
 	ok := func(args ...string) {
 		t.Helper()
 		if code, out, stderr := run(args...); code != exitOK || out != "OK\n" || stderr != "" {
