@@ -42,7 +42,9 @@ import (
 // was sent to, and answers a retry with the first outcome. Each write also
 // carries acked, the lowest sequence number of a write still in progress:
 // every write below it has been answered or given up on and is never sent
-// again, so the cluster may forget it. Reads carry no session.
+// again, so the cluster may forget it. A write begins only while fewer than
+// 512 are in progress from the lowest (the seqs a cluster keeps a session);
+// the next waits, within its context. Reads carry no session.
 //
 // Outcomes. A write that returns nil was committed. A write whose every
 // attempt was refused without effect (not_leader, unavailable, a connection
@@ -78,6 +80,9 @@ type ClusterKVClient struct {
 	next   int                  // index in addrs of the node to try when no leader is known
 	closed bool
 	sess   session
+	// room, made by a write that found the session's window full, is
+	// closed when the lowest write in progress ends.
+	room chan struct{}
 }
 
 // Limits of a ClusterKVClient.
@@ -88,6 +93,14 @@ const (
 	// that are not among those given (a node may name itself differently).
 	// A redirect beyond it is treated as naming no leader.
 	learnedAddrsMax = 8
+	// sessionWritesMax bounds a session's writes from the lowest still in
+	// progress to the newest: the cluster keeps a client's seqs from its
+	// acked on, 512 at most (election's sessionSeqsMax), and past that
+	// forgets the lowest, whose attempts it then refuses with
+	// session_expired. More writes than that in flight would make writes
+	// that never applied unknown outcomes, with no fault at all (found by
+	// review: 718 of 1,000 concurrent incrs); the next one waits instead.
+	sessionWritesMax = 512
 	// retryBackoffBase and retryBackoffMax bound the pause before a retry.
 	// The base is short: a failover's first retry goes to another node.
 	retryBackoffBase = 10 * time.Millisecond
@@ -306,7 +319,10 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 	req.ClientID, req.Seq, req.Acked = 0, 0, 0
 	if write {
 		req.ClientID = c.clientID
-		req.Seq = c.beginWrite()
+		var err error
+		if req.Seq, err = c.beginWrite(ctx); err != nil {
+			return nil, err // nothing was sent
+		}
 		defer c.endWrite(req.Seq)
 	}
 	var (
@@ -466,16 +482,40 @@ func (c *ClusterKVClient) pause(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func (c *ClusterKVClient) beginWrite() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sess.begin()
+// beginWrite numbers the next write, once the session's window has room
+// for it (sessionWritesMax), within ctx and until Close.
+func (c *ClusterKVClient) beginWrite(ctx context.Context) (uint64, error) {
+	for {
+		c.mu.Lock()
+		if c.sess.inProgress() < sessionWritesMax {
+			seq := c.sess.begin()
+			c.mu.Unlock()
+			return seq, nil
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w (waiting for one of the session's %d writes in progress to end)", ctx.Err(), sessionWritesMax)
+		case <-c.done:
+			return 0, ErrClosed
+		}
+	}
 }
 
 func (c *ClusterKVClient) endWrite(seq uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	low := c.sess.low
 	c.sess.end(seq)
+	if c.sess.low != low && c.room != nil {
+		close(c.room) // the window moved
+		c.room = nil
+	}
 }
 
 func (c *ClusterKVClient) acked() uint64 {
@@ -527,3 +567,7 @@ func (s *session) end(seq uint64) {
 
 // acked is the lowest seq still in progress: every write below it has ended.
 func (s *session) acked() uint64 { return s.low }
+
+// inProgress counts the seqs from the lowest in progress to the newest,
+// ended or not: those the cluster may hold for the session.
+func (s *session) inProgress() uint64 { return s.next - s.low }
