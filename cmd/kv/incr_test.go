@@ -35,6 +35,11 @@ func TestIncrCommands(t *testing.T) {
 	says("-4", "incr", "hits", "-10")
 	says("-4", "incr", "hits", "0")
 	says("-5", "decr", "hits")
+	// "--" ends the flags, as for set and delete: the key comes after it.
+	says("-3", "incr", "--", "hits", "2")
+	says("-2", "incr", "--", "hits")
+	says("7", "incr", "--", "--", "7") // a key named "--"
+	says("-5", "incr", "--", "hits", "-3")
 	says("-2", "decr", "hits", "-3")
 	says("-9", "decr", "hits", "7")
 	says("-9", "get", "hits")

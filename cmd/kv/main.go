@@ -71,7 +71,9 @@ Commands:
                            (not_integer) or the sum leaves the int64 range
                            (overflow): nothing is written. It is not
                            idempotent: kv sends it once to a server, and a
-                           cluster (--addrs) applies its retries once
+                           cluster (--addrs) applies its retries once; a
+                           single node named in --addrs keeps no session,
+                           so a retry there may count twice
   decr KEY [DELTA]         incr KEY by minus DELTA (default 1)
   delete [--if-value OLD] KEY
                            remove KEY (succeeds if it does not exist); with
@@ -592,6 +594,11 @@ func parseWrite(cmd string, args []string) (operation, error) {
 // that starts with "-" is a negative number, not a flag: incr takes none.
 func parseIncr(cmd string, args []string) (operation, error) {
 	form := cmd + " KEY [DELTA]"
+	if len(args) > 0 && args[0] == "--" {
+		// The end of the flags, as set and delete take it (a script's
+		// kv incr -- "$KEY"); a negative DELTA needs none.
+		args = args[1:]
+	}
 	if len(args) < 1 || len(args) > 2 {
 		return nil, usagef("%s takes 1 or 2 arguments: kv %s", cmd, form)
 	}
