@@ -154,7 +154,9 @@ def incr_of(resp):
     whatever the value says, so one that is no 64-bit integer is a
     ProtocolError, not a refusal."""
     v = resp.get("value")
-    if not isinstance(v, str) or not _INT_RE.fullmatch(v) or not INT64_MIN <= int(v) <= INT64_MAX:
+    # Its length first: int() refuses, with a ValueError, a string of more
+    # digits than Python's limit (4300), which the pattern would pass.
+    if not isinstance(v, str) or len(v) > 20 or not _INT_RE.fullmatch(v) or not INT64_MIN <= int(v) <= INT64_MAX:
         raise ProtocolError("incr answered a value that is not a 64-bit integer: %.200r" % (v,))
     return int(v)
 
