@@ -116,3 +116,42 @@ func TestBytesToHuman(t *testing.T) {
 		}
 	}
 }
+
+// MEMORY USAGE, as redis-cli --memkeys and key browsers ask it: an
+// estimate for a key that exists (more than its bytes, never less), nil
+// for one that does not, SAMPLES taken; Redis's errors otherwise.
+func TestRESPMemoryUsage(t *testing.T) {
+	r := startSingle(t, respConfig())
+	c := dialRESP(t, r.addr)
+	c.send("SET a 1\r\nSET big " + strings.Repeat("x", 1000) + "\r\n")
+	c.expect("+OK\r\n+OK\r\n")
+	for _, tc := range []struct{ send, want string }{
+		{"MEMORY USAGE a", ":40\r\n"},
+		{"memory usage big SAMPLES 5", ":1032\r\n"}, // 3 + 1,000 bytes, rounded to 1,008
+		{"MEMORY USAGE nope", "$-1\r\n"},
+		{"MEMORY USAGE a SAMPLES", "-ERR syntax error\r\n"},
+		{"MEMORY USAGE a COUNT 5", "-ERR syntax error\r\n"},
+		{"MEMORY USAGE a SAMPLES x", "-ERR value is not an integer or out of range\r\n"},
+		{"MEMORY", "-ERR wrong number of arguments for 'memory' command\r\n"},
+		{"MEMORY DOCTOR", "-ERR unknown subcommand 'DOCTOR'. Try MEMORY HELP.\r\n"},
+	} {
+		c.send(tc.send + "\r\n")
+		c.expect(tc.want)
+	}
+	c.send("MEMORY HELP\r\n")
+	c.expect("*6\r\n+MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n+USAGE <key> [SAMPLES <count>]\r\n")
+}
+
+func TestMemoryUsageEstimate(t *testing.T) {
+	for _, tc := range []struct {
+		klen, vlen int
+		want       int64
+	}{
+		{1, 1, 16 + 24}, {10, 100, 112 + 24}, {10, 102, 112 + 24}, {10, 103, 128 + 24},
+		{24, 1000, 1024 + 24}, {3, 1024, 1152 + 24}, {1, 32 << 10, 40 << 10 + 24},
+	} {
+		if got := memoryUsage(tc.klen, tc.vlen); got != tc.want || got < int64(tc.klen+tc.vlen) {
+			t.Errorf("memoryUsage(%d, %d) = %d, want %d", tc.klen, tc.vlen, got, tc.want)
+		}
+	}
+}

@@ -74,3 +74,20 @@ func TestRedisCLIStat(t *testing.T) {
 		t.Fatalf("requests did not grow while it polled: %s, then %s", rows[0][4], rows[len(rows)-1][4])
 	}
 }
+
+// The real redis-cli --memkeys: SCAN, then each key's TYPE and MEMORY
+// USAGE, which it sums by type.
+func TestRedisCLIMemKeys(t *testing.T) {
+	cli := needTool(t, "redis-cli")
+	s := start(t, t.TempDir())
+	p := port(t, s.addr)
+	if out := tool(t, 30*time.Second, cli, "-p", p, "mset", "a", "1", "big", strings.Repeat("x", 1000), "user:1", "hello"); strings.TrimSpace(out) != "OK" {
+		t.Fatalf("redis-cli mset: %q", out)
+	}
+	out := tool(t, 30*time.Second, cli, "-p", p, "--memkeys")
+	for _, want := range []string{`Biggest string found '"big"' has 1032 bytes`, "3 strings with 1112 bytes (100.00% of keys"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("redis-cli --memkeys: no %q in:\n%s", want, out)
+		}
+	}
+}
