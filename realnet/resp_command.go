@@ -28,27 +28,27 @@ func respArgsMax(bulkEntriesMax int) int { return 2*bulkEntriesMax + 8 }
 type respKind uint8
 
 const (
-	respJSON    respKind = iota // a JSON line's reply
-	respRaw                     // slot.raw is the whole reply, made without the node
-	respOK                      // SET, MSET: +OK
-	respGet                     // GET: the bulk string, or null
-	respDel                     // DEL: bulk_delete's count
-	respMGet                    // MGET: an array of bulk strings and nulls
-	respExists                  // EXISTS: how many of the named keys exist
-	respDBSize                  // DBSIZE: status's key count
-	respInfo                    // INFO: slot.raw holds the sections asked for
-	respSetCond                 // SET with NX or XX: +OK, or null when its condition did not hold
-	respSetNX                   // SETNX: 1 if it set the key, 0 if the key existed
-	respTTL                     // TTL: seconds left, -1 without a deadline, -2 for a missing key
-	respPTTL                    // PTTL: as TTL, in milliseconds
-	respExpire                  // EXPIRE and its kin: 1 if the key got the deadline, 0 if it does not exist
-	respPersist                 // PERSIST: 1 if the key had a deadline, taken away; 0 if it had none or does not exist
-	respScan                    // SCAN: the next cursor and the page's keys that match; slot.raw holds the cursor given and MATCH (respScanSlot)
-	respKeys                    // KEYS: the keys that match, or an error if keys are left past the page; slot.raw holds the pattern
-	respType                    // TYPE: +string for a key that exists, +none for one that does not
-	respStrlen                  // STRLEN: the value's length in bytes, 0 for a missing key
-	respIncr                    // INCR, DECR, INCRBY, DECRBY: the counter's new value
-	respMemoryUsage             // MEMORY USAGE: an estimate of a key's bytes, nil for a missing key; slot.raw holds the key
+	respJSON        respKind = iota // a JSON line's reply
+	respRaw                         // slot.raw is the whole reply, made without the node
+	respOK                          // SET, MSET: +OK
+	respGet                         // GET: the bulk string, or null
+	respDel                         // DEL: bulk_delete's count
+	respMGet                        // MGET: an array of bulk strings and nulls
+	respExists                      // EXISTS: how many of the named keys exist
+	respDBSize                      // DBSIZE: status's key count
+	respInfo                        // INFO: slot.raw holds the sections asked for
+	respSetCond                     // SET with NX or XX: +OK, or null when its condition did not hold
+	respSetNX                       // SETNX: 1 if it set the key, 0 if the key existed
+	respTTL                         // TTL: seconds left, -1 without a deadline, -2 for a missing key
+	respPTTL                        // PTTL: as TTL, in milliseconds
+	respExpire                      // EXPIRE and its kin: 1 if the key got the deadline, 0 if it does not exist
+	respPersist                     // PERSIST: 1 if the key had a deadline, taken away; 0 if it had none or does not exist
+	respScan                        // SCAN: the next cursor and the page's keys that match; slot.raw holds the cursor given and MATCH (respScanSlot)
+	respKeys                        // KEYS: the keys that match, or an error if keys are left past the page; slot.raw holds the pattern
+	respType                        // TYPE: +string for a key that exists, +none for one that does not
+	respStrlen                      // STRLEN: the value's length in bytes, 0 for a missing key
+	respIncr                        // INCR, DECR, INCRBY, DECRBY: the counter's new value
+	respMemoryUsage                 // MEMORY USAGE: an estimate of a key's bytes, nil for a missing key; slot.raw holds the key
 )
 
 // respCommandInfo is one command of the table, for COMMAND and its

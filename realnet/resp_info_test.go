@@ -148,7 +148,7 @@ func TestMemoryUsageEstimate(t *testing.T) {
 		want       int64
 	}{
 		{1, 1, 16 + 24}, {10, 100, 112 + 24}, {10, 102, 112 + 24}, {10, 103, 128 + 24},
-		{24, 1000, 1024 + 24}, {3, 1024, 1152 + 24}, {1, 32 << 10, 40 << 10 + 24},
+		{24, 1000, 1024 + 24}, {3, 1024, 1152 + 24}, {1, 32 << 10, 40<<10 + 24},
 	} {
 		if got := memoryUsage(tc.klen, tc.vlen); got != tc.want || got < int64(tc.klen+tc.vlen) {
 			t.Errorf("memoryUsage(%d, %d) = %d, want %d", tc.klen, tc.vlen, got, tc.want)
