@@ -729,6 +729,10 @@ func (h *Host) accept(ln net.Listener) {
 				nc.Close()
 				continue
 			}
+			// Counted before mu is let go: a request on the connection
+			// may ask INFO before this goroutine runs again (a CI run
+			// saw the count lag).
+			h.connsTaken.Add(1)
 			if c != nil {
 				h.conns[c] = struct{}{}
 				// Under mu: closeConns, which kicks every connection
@@ -743,7 +747,6 @@ func (h *Host) accept(ln net.Listener) {
 				go c.read()
 				go c.write()
 			}
-			h.connsTaken.Add(1)
 			if h.metrics != nil {
 				h.metrics.Conn(1)
 			}
