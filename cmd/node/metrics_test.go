@@ -24,6 +24,17 @@ type scrape map[string]float64
 
 var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$`)
 
+// wantGrowth checks how much each metric of want went up from before to
+// after.
+func wantGrowth(t *testing.T, before, after scrape, want map[string]float64) {
+	t.Helper()
+	for key, n := range want {
+		if got := after[key] - before[key]; got != n {
+			t.Errorf("%s went up by %v, want %v", key, got, n)
+		}
+	}
+}
+
 // getScrape fetches /metrics and checks the text format as Prometheus
 // reads it: every line a comment or a sample, one TYPE line per family
 // and before its samples, no sample twice.
@@ -440,18 +451,13 @@ func TestExpiryOpsAndConditionCodesAreCountedByName(t *testing.T) {
 	before := getScrape(t, maddr)
 	roundTrip(t, s.addr, `{"op":"set","key":"a","value":"1"}`, `{"op":"ttl","key":"a"}`, `{"op":"expire","key":"a","ttl_ms":60000}`,
 		`{"op":"persist","key":"a"}`, `{"op":"expire","key":"nope","ttl_ms":60000}`, `{"op":"set","key":"a","value":"2","if_absent":true}`)
-	after := getScrape(t, maddr)
-	for key, want := range map[string]float64{
+	wantGrowth(t, before, getScrape(t, maddr), map[string]float64{
 		`dkv_requests_total{op="ttl",code="ok"}`:               1,
 		`dkv_requests_total{op="expire",code="ok"}`:            1,
 		`dkv_requests_total{op="persist",code="ok"}`:           1,
 		`dkv_requests_total{op="expire",code="not_found"}`:     1,
 		`dkv_requests_total{op="set",code="condition_failed"}`: 1,
-	} {
-		if got := after[key] - before[key]; got != want {
-			t.Errorf("%s went up by %v, want %v", key, got, want)
-		}
-	}
+	})
 }
 
 // incr is counted under its own name, over JSON and RESP alike, and so
@@ -480,18 +486,13 @@ func TestIncrAndItsCodesAreCountedByName(t *testing.T) {
 	if _, err := io.ReadFull(nc, got); err != nil || string(got) != want {
 		t.Fatalf("INCR and DECRBY over RESP: %q, %v; want %q", got, err, want)
 	}
-	after := getScrape(t, maddr)
-	for key, want := range map[string]float64{
+	wantGrowth(t, before, getScrape(t, maddr), map[string]float64{
 		`dkv_requests_total{op="incr",code="ok"}`:          4,
 		`dkv_requests_total{op="incr",code="not_integer"}`: 1,
 		`dkv_requests_total{op="incr",code="overflow"}`:    1,
 		`dkv_requests_total{op="other",code="ok"}`:         0,
 		`dkv_requests_total{op="incr",code="other"}`:       0,
-	} {
-		if got := after[key] - before[key]; got != want {
-			t.Errorf("%s went up by %v, want %v", key, got, want)
-		}
-	}
+	})
 }
 
 // dkv_resp_scan_cursors counts the RESP SCAN cursors the host holds: one
