@@ -324,6 +324,10 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 			return nil, err // nothing was sent
 		}
 		defer c.endWrite(req.Seq)
+		// The server's silence is timed from here: a wait for the
+		// window counted as its own, and a slow but live connection was
+		// broken as stalled (found by review).
+		began = time.Now()
 	}
 	var (
 		unknown bool  // an attempt of this write may have been applied

@@ -1004,3 +1004,63 @@ func TestSessionWindowWaitsForTheLowest(t *testing.T) {
 		t.Fatalf("a write waiting on a closed client: %v, want ErrClosed", err)
 	}
 }
+
+// A write's wait for the session's window is not the server's silence:
+// timed from the call, a write that waited most of its timeout and was
+// then sent found its slow but live connection stalled, and broke it
+// (found by review). The connection stays.
+func TestSessionWindowWaitIsNotAStall(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	var accepts atomic.Int64
+	fc.lns[0] = &acceptCounter{Listener: fc.lns[0], n: &accepts}
+	fc.serve(func(node int, req *core.Request) reply {
+		if req.Op == core.OpSet || (req.Op == core.OpGet && req.Key == "slow") {
+			time.Sleep(60 * time.Millisecond) // slow but live
+		}
+		return okReply(req)
+	})
+	c := dialClusterT(t, fc.addrs, WithRequestTimeout(400*time.Millisecond))
+	if err := c.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := accepts.Load()
+	for range sessionWritesMax {
+		if _, err := c.beginWrite(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	var setErr, getErr error
+	wg.Add(2)
+	go func() { defer wg.Done(); setErr = c.Set(context.Background(), "k", "v") }()
+	time.Sleep(370 * time.Millisecond) // the Set waits most of its 400 ms
+	go func() {
+		defer wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, getErr = c.Get(ctx, "slow") // in flight on the same connection
+	}()
+	time.Sleep(10 * time.Millisecond)
+	c.endWrite(1) // room: the Set goes out with some 20 ms left
+	wg.Wait()
+	if getErr != nil {
+		t.Errorf("the get beside it: %v", getErr)
+	}
+	if n := accepts.Load() - before; n != 0 {
+		t.Errorf("the client dialled %d new connections (set: %v): it took the wait for a stall", n, setErr)
+	}
+}
+
+// acceptCounter counts the connections a listener accepts.
+type acceptCounter struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l *acceptCounter) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return nc, err
+}
