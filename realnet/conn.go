@@ -104,7 +104,7 @@ func (c *conn) reply(s *slot, gen uint32, resp core.Response) {
 		return
 	}
 	h.requestsInFlight.Add(-1)
-	h.turnAnswered++
+	h.requestsAnswered.Add(1)
 	if h.metrics != nil {
 		code := ""
 		if resp.Error != nil {
@@ -538,12 +538,18 @@ func (c *conn) commit() bool {
 	c.mu.Lock()
 	wasEmpty := len(c.queue) == 0
 	c.queue = append(c.queue, rd.slots...)
+	here := int64(0) // answered by the host itself
 	for _, s := range rd.slots {
 		if !s.filled {
 			c.unfilled++
+		} else {
+			here++
 		}
 	}
 	c.mu.Unlock()
+	if here > 0 {
+		c.h.requestsAnswered.Add(here)
+	}
 	headReady := wasEmpty && rd.slots[0].filled
 	clear(rd.slots)
 	rd.slots = rd.slots[:0]

@@ -98,6 +98,13 @@ type Host struct {
 	backgroundSyncs  atomic.Int64 // fsyncs started on a goroutine of their own, ever (for the tests)
 	heldSyncs        atomic.Int64 // fsyncs made raw on a waiting loop (syncFile.syncHeld), ever (for the tests)
 	requestsInFlight atomic.Int64 // posted to the node and not yet answered
+	// requestsAnswered counts the requests answered since the start, by
+	// the node or by the host itself (a PING, a refused line), for INFO's
+	// total_commands_processed. Counted before the answer can leave, so
+	// an INFO never lags one its client already has (a count once a turn
+	// did: found by review); beside requestsInFlight, whose line the
+	// reply path writes anyway.
+	requestsAnswered atomic.Int64
 	// local holds events the node's runner queued for itself (an fsync done
 	// inline reports in a later turn, as the contract asks). Only the
 	// holder of the role touches it, and turnEvents.
@@ -112,14 +119,10 @@ type Host struct {
 	// (CLIENT ID).
 	started time.Time
 	connIDs atomic.Uint64
-	// For INFO's clients and stats sections: connections taken and
-	// refused at ConnsMax, and requests answered. turnAnswered counts a
-	// turn's answers on the node's goroutine, added to answeredTotal once
-	// a turn, so that the reply path touches no shared memory more.
-	connsTaken    atomic.Int64
-	connsRefused  atomic.Int64
-	answeredTotal atomic.Int64
-	turnAnswered  int64
+	// For INFO's clients section: connections taken and refused at
+	// ConnsMax.
+	connsTaken   atomic.Int64
+	connsRefused atomic.Int64
 
 	// loops are the event loops (HostConfig.EventLoops), nextLoop the
 	// one the next connection goes to (under mu).
@@ -586,10 +589,6 @@ func (h *Host) turn() error {
 	}
 	err := h.node.Flush()
 	h.flushReplies()
-	if h.turnAnswered != 0 {
-		h.answeredTotal.Add(h.turnAnswered)
-		h.turnAnswered = 0
-	}
 	if h.metrics != nil {
 		h.reportTurn()
 		h.metrics.Turn(monoNow()-start, n)

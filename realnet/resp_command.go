@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,7 +82,7 @@ var respCommands = []respCommandInfo{
 	{"hello", -1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Handshake: HELLO 2 only (RESP2)", "connection", "6.0.0"},
 	{"incr", 2, []string{"write", "denyoom", "fast"}, 1, 1, 1, "Adds 1 to the integer a key holds (a missing key holds 0), its deadline kept; returns the new value (single node, cluster)", "string", "1.0.0"},
 	{"incrby", 3, []string{"write", "denyoom", "fast"}, 1, 1, 1, "Adds the given integer to the integer a key holds (a missing key holds 0), its deadline kept; returns the new value (single node, cluster)", "string", "1.0.0"},
-	{"info", -1, []string{"loading", "stale"}, 0, 0, 0, "Describes the server: server, persistence and keyspace sections", "server", "1.0.0"},
+	{"info", -1, []string{"loading", "stale"}, 0, 0, 0, "Describes the server: server, clients, memory, persistence, stats and keyspace sections", "server", "1.0.0"},
 	{"keys", 2, []string{"readonly"}, 0, 0, 0, "Returns the keys that match a glob, in key order; an error if it would read more than one scan page (--max-bulk-entries keys): walk them with SCAN", "generic", "1.0.0"},
 	{"memory", -2, []string{}, 0, 0, 0, "MEMORY USAGE key: an estimate of the bytes a key and its value hold (HELP)", "server", "4.0.0"},
 	{"mget", -2, []string{"readonly", "fast"}, 1, -1, 1, "Returns the values of keys, read at one instant", "string", "1.0.0"},
@@ -670,22 +671,32 @@ func (c *conn) respMemory(args [][]byte, request func(core.Request, respKind) *s
 	if len(args) == 0 {
 		return errorf("ERR wrong number of arguments for 'memory' command")
 	}
-	switch strings.ToLower(string(args[0])) {
+	switch sub := strings.ToLower(string(args[0])); sub {
 	case "usage":
-		switch {
-		case len(args) != 2 && len(args) != 4:
-			return errorf("ERR syntax error")
-		case len(args) == 4 && !strings.EqualFold(string(args[2]), "samples"):
-			return errorf("ERR syntax error")
-		case len(args) == 4:
-			if n, ok := parseRESPInt(args[3]); !ok || n < 0 {
+		// As Redis 7.0 reads it: the key, then SAMPLES count pairs (the
+		// last counts), a negative count a syntax error.
+		if len(args) < 2 {
+			return errorf("ERR wrong number of arguments for 'memory|usage' command")
+		}
+		for j := 2; j < len(args); j += 2 {
+			if !strings.EqualFold(string(args[j]), "samples") || j+1 == len(args) {
+				return errorf("ERR syntax error")
+			}
+			n, ok := parseRESPInt(args[j+1])
+			switch {
+			case !ok:
 				return errorf("ERR value is not an integer or out of range")
+			case n < 0:
+				return errorf("ERR syntax error")
 			}
 		}
 		s := request(core.Request{Op: core.OpGet, Key: string(args[1])}, respMemoryUsage)
 		s.raw = bytes.Clone(args[1]) // args alias the read buffer
 		return s
 	case "help":
+		if len(args) != 1 {
+			return errorf("ERR wrong number of arguments for 'memory|help' command")
+		}
 		lines := []string{
 			"MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 			"USAGE <key> [SAMPLES <count>]",
@@ -705,22 +716,29 @@ func (c *conn) respMemory(args [][]byte, request func(core.Request, respKind) *s
 
 // memoryUsage estimates what a key of klen bytes and its value of vlen
 // hold in the store: one allocation of both (core's item), rounded up as
-// Go's allocator rounds it (its size classes are multiples of 16 bytes
-// up to 1 KiB and of 128 up to 32 KiB, near enough; pages above), and 24
-// bytes of the tree's (its 16-byte item in nodes some two-thirds full).
-// BenchmarkStoreMemory measures 135-145 bytes a key for 10-byte keys and
-// 100-byte values; this says 152.
+// Go's allocator rounds it (goSizeClasses; whole pages above them), and
+// 24 bytes of the tree's (its 16-byte item in nodes some two-thirds
+// full). For 10-byte keys and 100-byte values it says 136;
+// BenchmarkStoreMemory measures 135-145 bytes a key. A mesh's keys carry
+// their stamps beside, which it leaves out.
 func memoryUsage(klen, vlen int) int64 {
 	n := int64(klen + vlen)
-	switch {
-	case n <= 1024:
-		n = (n + 15) &^ 15
-	case n <= 32<<10:
-		n = (n + 127) &^ 127
-	default:
-		n = (n + 8191) &^ 8191
+	if n > goSizeClasses[len(goSizeClasses)-1] {
+		return (n+8191)&^8191 + 24
 	}
-	return n + 24
+	i, _ := slices.BinarySearch(goSizeClasses[:], n)
+	return goSizeClasses[i] + 24
+}
+
+// goSizeClasses are the Go allocator's size classes for small objects
+// (runtime/sizeclasses.go; TestGoSizeClasses holds them to the running
+// runtime's rounding).
+var goSizeClasses = [...]int64{
+	0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
+	288, 320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280,
+	1408, 1536, 1792, 2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528,
+	6784, 6912, 8192, 9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432, 19072,
+	20480, 21760, 24576, 27264, 28672, 32768,
 }
 
 func unknownSubcommand(args [][]byte, cmd string) string {
@@ -1174,7 +1192,7 @@ func (h *Host) info(sections string, st *core.Status) string {
 		field("maxmemory", "0") // no eviction: every key stays until deleted or due
 		field("maxmemory_human", "0B")
 		field("maxmemory_policy", "noeviction")
-		field("mem_allocator", "go-"+runtime.Version())
+		field("mem_allocator", runtime.Version())
 	}
 	if want["persistence"] {
 		section("Persistence")
@@ -1193,7 +1211,7 @@ func (h *Host) info(sections string, st *core.Status) string {
 	if want["stats"] {
 		section("Stats")
 		field("total_connections_received", strconv.FormatInt(h.connsTaken.Load(), 10))
-		field("total_commands_processed", strconv.FormatInt(h.answeredTotal.Load(), 10))
+		field("total_commands_processed", strconv.FormatInt(h.requestsAnswered.Load(), 10))
 		field("rejected_connections", strconv.FormatInt(h.connsRefused.Load(), 10))
 	}
 	if want["keyspace"] {

@@ -85,7 +85,7 @@ func TestRedisCLIMemKeys(t *testing.T) {
 		t.Fatalf("redis-cli mset: %q", out)
 	}
 	out := tool(t, 30*time.Second, cli, "-p", p, "--memkeys")
-	for _, want := range []string{`Biggest string found '"big"' has 1032 bytes`, "3 strings with 1112 bytes (100.00% of keys"} {
+	for _, want := range []string{`Biggest string found '"big"' has 1048 bytes`, "3 strings with 1120 bytes (100.00% of keys"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("redis-cli --memkeys: no %q in:\n%s", want, out)
 		}
