@@ -3,6 +3,7 @@ package realnet
 import (
 	"bytes"
 	"math"
+	"net"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -50,6 +51,7 @@ const (
 	respStrlen                      // STRLEN: the value's length in bytes, 0 for a missing key
 	respIncr                        // INCR, DECR, INCRBY, DECRBY: the counter's new value
 	respMemoryUsage                 // MEMORY USAGE: an estimate of a key's bytes, nil for a missing key; slot.raw holds the key
+	respRole                        // ROLE: master or slave, as status says
 )
 
 // respCommandInfo is one command of the table, for COMMAND and its
@@ -94,6 +96,7 @@ var respCommands = []respCommandInfo{
 	{"psetex", 4, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key that expires after the given milliseconds, durably (single node, cluster)", "string", "2.6.0"},
 	{"pttl", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns the milliseconds a key has left: -1 without a deadline, -2 for a missing key (single node, cluster)", "generic", "2.6.0"},
 	{"quit", -1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Closes the connection", "connection", "1.0.0"},
+	{"role", 1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Says whether the node takes writes (master: a single node, a mesh node, a cluster's leader) or sends them to its leader (slave)", "server", "2.8.12"},
 	{"scan", -2, []string{"readonly"}, 0, 0, 0, "Walks the keys in key order, a page a call (MATCH, COUNT, TYPE); a cursor lasts 10 minutes idle", "generic", "2.8.0"},
 	{"select", 2, []string{"loading", "stale", "fast"}, 0, 0, 0, "Selects database 0, the only one", "connection", "2.0.0"},
 	{"set", -3, []string{"write", "denyoom"}, 1, 1, 1, "Sets a key, durably; NX or XX makes it conditional, EX, PX, EXAT or PXAT makes it expire (single node, cluster)", "string", "1.0.0"},
@@ -355,6 +358,11 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 			return arity(), false
 		}
 		return request(core.Request{Op: core.OpStatus}, respDBSize), false
+	case "role":
+		if len(args) != 0 {
+			return arity(), false
+		}
+		return request(core.Request{Op: core.OpStatus}, respRole), false
 	case "info":
 		s := request(core.Request{Op: core.OpStatus}, respInfo)
 		s.raw = bytes.ToLower(bytes.Join(args, []byte{' '}))
@@ -1059,6 +1067,8 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 		return appendRESPInt(dst, int64(left))
 	case respInfo:
 		return appendRESPBulk(dst, c.h.info(string(s.raw), resp.Status))
+	case respRole:
+		return appendRESPRole(dst, replicationOf(resp.Status))
 	case respType:
 		return append(dst, "+string\r\n"...)
 	case respStrlen:
@@ -1097,7 +1107,7 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 
 // infoSections are the sections INFO serves, in Redis's order: what none,
 // "default", "all" or "everything" ask for.
-var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "keyspace"}
+var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication", "keyspace"}
 
 // info is INFO's text in Redis's format: "# Section" headers, "field:value"
 // lines, CRLF line ends, a blank line between sections. sections is what
@@ -1214,6 +1224,22 @@ func (h *Host) info(sections string, st *core.Status) string {
 		field("total_commands_processed", strconv.FormatInt(h.requestsAnswered.Load(), 10))
 		field("rejected_connections", strconv.FormatInt(h.connsRefused.Load(), 10))
 	}
+	if want["replication"] {
+		section("Replication")
+		r := replicationOf(st)
+		if r.master {
+			field("role", "master")
+			field("connected_slaves", strconv.Itoa(r.followers))
+		} else {
+			field("role", "slave")
+			field("master_host", r.leaderHost)
+			field("master_port", r.leaderPort)
+			field("master_link_status", r.link())
+			field("slave_read_only", "1")
+			field("connected_slaves", "0")
+		}
+		field("master_repl_offset", strconv.FormatUint(r.offset, 10))
+	}
 	if want["keyspace"] {
 		section("Keyspace")
 		if st.Keys > 0 {
@@ -1223,6 +1249,68 @@ func (h *Host) info(sections string, st *core.Status) string {
 		}
 	}
 	return b.String()
+}
+
+// replication is what INFO's replication section and ROLE say of a node,
+// in Redis's terms, so that a tool that routes writes by Redis's role (a
+// proxy's health check for "role:master", a client that asks ROLE) finds
+// the node that takes them: a single node and a mesh node take writes
+// (master); in a cluster the leader does, and a follower (slave) names it.
+type replication struct {
+	master     bool
+	followers  int    // a cluster leader's
+	leaderHost string // a follower's leader, "" when none is known
+	leaderPort string
+	offset     uint64 // the log's applied index: it grows as writes do
+}
+
+func replicationOf(st *core.Status) replication {
+	if st == nil {
+		return replication{master: true}
+	}
+	c := st.Cluster
+	if c == nil {
+		return replication{master: true, offset: st.LastIndex}
+	}
+	r := replication{master: c.Role == "leader", followers: len(c.Peers), offset: c.Applied}
+	if !r.master && c.Leader != "" {
+		if h, p, err := net.SplitHostPort(c.Leader); err == nil {
+			r.leaderHost, r.leaderPort = h, p
+		}
+	}
+	return r
+}
+
+// link is a follower's master_link_status: up while it knows its leader.
+func (r replication) link() string {
+	if r.leaderHost == "" {
+		return "down"
+	}
+	return "up"
+}
+
+// appendRESPRole writes ROLE's reply as Redis 7.0 does: ["master",
+// offset, [replicas]] (dkv names no replica addresses: empty), or
+// ["slave", host, port, state, offset], the state "connected" while the
+// leader is known and "connect" (trying) while it is not.
+func appendRESPRole(dst []byte, r replication) []byte {
+	if r.master {
+		dst = appendRESPArray(dst, 3)
+		dst = appendRESPBulk(dst, "master")
+		dst = appendRESPInt(dst, int64(r.offset))
+		return appendRESPArray(dst, 0)
+	}
+	port, _ := strconv.ParseInt(r.leaderPort, 10, 64)
+	state := "connected"
+	if r.leaderHost == "" {
+		state, port = "connect", -1
+	}
+	dst = appendRESPArray(dst, 5)
+	dst = appendRESPBulk(dst, "slave")
+	dst = appendRESPBulk(dst, r.leaderHost)
+	dst = appendRESPInt(dst, port)
+	dst = appendRESPBulk(dst, state)
+	return appendRESPInt(dst, int64(r.offset))
 }
 
 // heapObjectBytes is the Go heap's bytes in objects, live or not yet swept

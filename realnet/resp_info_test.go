@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"dkv/core"
 )
 
 // infoFields sends INFO with args on c and returns its fields.
@@ -171,5 +173,54 @@ func TestGoSizeClasses(t *testing.T) {
 		if got := memoryUsage(int(n), 0) - 24; got != want {
 			t.Fatalf("%d bytes: the estimate rounds to %d, the allocator to %d", n, got, want)
 		}
+	}
+}
+
+// A single node takes writes: INFO's replication section and ROLE say
+// master, with no replica, as a lone Redis does, and the offset grows with
+// the writes.
+func TestRESPRoleOfASingleNode(t *testing.T) {
+	r := startSingle(t, respConfig())
+	c := dialRESP(t, r.addr)
+	f := infoFields(t, c, "replication")
+	if f["role"] != "master" || f["connected_slaves"] != "0" {
+		t.Fatalf("INFO replication: %v", f)
+	}
+	before, _ := strconv.Atoi(f["master_repl_offset"])
+	c.send("SET a 1\r\nSET b 2\r\n")
+	c.expect("+OK\r\n+OK\r\n")
+	if after, _ := strconv.Atoi(infoFields(t, c, "replication")["master_repl_offset"]); after != before+2 {
+		t.Errorf("master_repl_offset %d after two writes, was %d", after, before)
+	}
+	c.send("ROLE\r\n")
+	c.expect("*3\r\n$6\r\nmaster\r\n:" + strconv.Itoa(before+2) + "\r\n*0\r\n")
+	c.send("ROLE x\r\n")
+	c.expect("-ERR wrong number of arguments for 'role' command\r\n")
+	if all := infoFields(t, c, ""); all["role"] != "master" {
+		t.Errorf("INFO with no section: role %q; the replication section is in the default", all["role"])
+	}
+}
+
+// replicationOf reads a cluster node's status: the leader is the master
+// and counts its followers; a follower is a slave naming its leader's
+// client address, its link down while it knows none.
+func TestReplicationOfACluster(t *testing.T) {
+	leader := replicationOf(&core.Status{Cluster: &core.ClusterStatus{Role: "leader", Applied: 9, Peers: make([]core.PeerStatus, 2)}})
+	if !leader.master || leader.followers != 2 || leader.offset != 9 {
+		t.Errorf("leader: %+v", leader)
+	}
+	follower := replicationOf(&core.Status{Cluster: &core.ClusterStatus{Role: "follower", Applied: 7, Leader: "10.0.0.2:9999"}})
+	if follower.master || follower.leaderHost != "10.0.0.2" || follower.leaderPort != "9999" || follower.link() != "up" {
+		t.Errorf("follower: %+v", follower)
+	}
+	if got := string(appendRESPRole(nil, follower)); got != "*5\r\n$5\r\nslave\r\n$8\r\n10.0.0.2\r\n:9999\r\n$9\r\nconnected\r\n:7\r\n" {
+		t.Errorf("ROLE of the follower: %q", got)
+	}
+	lost := replicationOf(&core.Status{Cluster: &core.ClusterStatus{Role: "candidate"}})
+	if lost.master || lost.link() != "down" {
+		t.Errorf("a candidate: %+v", lost)
+	}
+	if got := string(appendRESPRole(nil, lost)); got != "*5\r\n$5\r\nslave\r\n$0\r\n\r\n:-1\r\n$7\r\nconnect\r\n:0\r\n" {
+		t.Errorf("ROLE of a candidate: %q", got)
 	}
 }

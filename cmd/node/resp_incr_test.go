@@ -174,40 +174,9 @@ func TestGoRedisIncr(t *testing.T) {
 // increment once, from several connections at once; a follower refuses it
 // with NOTLEADER and the leader's address, as it does a SET.
 func TestGoRedisIncrOnACluster(t *testing.T) {
-	ports := make([]string, 6)
-	for i := range ports {
-		_, ports[i], _ = net.SplitHostPort(freeLoopbackAddr(t))
-	}
-	kv, repl := ports[:3], ports[3:]
-	others := func(l []string, id int) []string {
-		return slices.Delete(slices.Clone(l), id, id+1)
-	}
-	var nodes []*server
-	var clients []*redis.Client
-	for id := range 3 {
-		args := []string{"--node-id", strconv.Itoa(id), "--kv-port", kv[id], "--repl-port", repl[id],
-			"--data-dir", t.TempDir(), "--secondary-repl-ports"}
-		args = append(args, others(repl, id)...)
-		args = append(args, "--other-kv-ports")
-		args = append(args, others(kv, id)...)
-		nodes = append(nodes, launch(t, args...))
-		rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + kv[id], DialTimeout: 5 * time.Second, PoolSize: 4, MaxRetries: -1})
-		t.Cleanup(func() { rc.Close() })
-		clients = append(clients, rc)
-	}
 	ctx := context.Background()
-	// The leader, as INFO names it: found without a write, so that no
-	// INCR sent during the election can count unseen.
-	leader := -1
-	for deadline := time.Now().Add(30 * time.Second); leader < 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			for i, n := range nodes {
-				t.Logf("node %d:\n%s", i, n.log())
-			}
-			t.Fatal("no leader that every node names in 30s")
-		}
-		leader = infoLeader(ctx, clients, kv)
-	}
+	_, clients, kv, leader := launchRESPCluster(t)
+	checkRoles(ctx, t, clients, kv, leader)
 	if n, err := clients[leader].Incr(ctx, "c").Result(); err != nil || n != 1 {
 		t.Fatalf("the first INCR on the leader: %d, %v; want 1", n, err)
 	}
@@ -261,6 +230,44 @@ func TestGoRedisIncrOnACluster(t *testing.T) {
 
 // infoLeader is the node whose INFO says it leads and whose client address
 // every other node's INFO names as the leader's, or -1.
+// launchRESPCluster starts a cluster of three real processes, with a
+// go-redis client for each, and waits for the leader that every node
+// names (INFO's, found without a write, so that no write sent during the
+// election can count unseen). kv are the nodes' client ports.
+func launchRESPCluster(t *testing.T) (nodes []*server, clients []*redis.Client, kv []string, leader int) {
+	t.Helper()
+	ports := make([]string, 6)
+	for i := range ports {
+		_, ports[i], _ = net.SplitHostPort(freeLoopbackAddr(t))
+	}
+	kv, repl := ports[:3], ports[3:]
+	others := func(l []string, id int) []string {
+		return slices.Delete(slices.Clone(l), id, id+1)
+	}
+	for id := range 3 {
+		args := []string{"--node-id", strconv.Itoa(id), "--kv-port", kv[id], "--repl-port", repl[id],
+			"--data-dir", t.TempDir(), "--secondary-repl-ports"}
+		args = append(args, others(repl, id)...)
+		args = append(args, "--other-kv-ports")
+		args = append(args, others(kv, id)...)
+		nodes = append(nodes, launch(t, args...))
+		rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + kv[id], DialTimeout: 5 * time.Second, PoolSize: 4, MaxRetries: -1})
+		t.Cleanup(func() { rc.Close() })
+		clients = append(clients, rc)
+	}
+	leader = -1
+	for deadline := time.Now().Add(30 * time.Second); leader < 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			for i, n := range nodes {
+				t.Logf("node %d:\n%s", i, n.log())
+			}
+			t.Fatal("no leader that every node names in 30s")
+		}
+		leader = infoLeader(context.Background(), clients, kv)
+	}
+	return nodes, clients, kv, leader
+}
+
 func infoLeader(ctx context.Context, clients []*redis.Client, kv []string) int {
 	leader := -1
 	var named []string
@@ -287,4 +294,41 @@ func infoLeader(ctx context.Context, clients []*redis.Client, kv []string) int {
 		}
 	}
 	return leader
+}
+
+// checkRoles holds a cluster's nodes to Redis's replication roles, what a
+// proxy's health check ("role:master") and ROLE route writes by: the
+// leader is the master, with its two followers; each follower a slave
+// naming the leader's client port, its link up.
+func checkRoles(ctx context.Context, t *testing.T, clients []*redis.Client, kv []string, leader int) {
+	t.Helper()
+	for i, rc := range clients {
+		info, err := rc.Info(ctx, "replication").Result()
+		if err != nil {
+			t.Fatalf("INFO replication on node %d: %v", i, err)
+		}
+		role, err := rc.Do(ctx, "ROLE").Slice()
+		if err != nil || len(role) == 0 {
+			t.Fatalf("ROLE on node %d: %v, %v", i, role, err)
+		}
+		if i == leader {
+			if !strings.Contains(info, "\r\nrole:master\r\nconnected_slaves:2\r\n") || role[0] != "master" || len(role) != 3 {
+				t.Errorf("the leader's INFO replication %q, ROLE %v; want master with 2 followers", info, role)
+			}
+			continue
+		}
+		want := "\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:" + kv[leader] + "\r\nmaster_link_status:up\r\n"
+		if !strings.Contains(info, want) || len(role) != 5 || role[0] != "slave" || role[2] != mustInt(t, kv[leader]) || role[3] != "connected" {
+			t.Errorf("follower %d's INFO replication %q, ROLE %v; want a slave of 127.0.0.1:%s", i, info, role, kv[leader])
+		}
+	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
