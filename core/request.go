@@ -343,6 +343,10 @@ type PeerStatus struct {
 	Next   uint64 `json:"next"`  // next index the leader sends it
 	// Snapshot is true while a snapshot is being sent to it.
 	Snapshot bool `json:"snapshot,omitzero"`
+	// Active: the leader heard from it within about the last election
+	// timeout (the check-quorum period before the current one, or this
+	// one): what INFO's connected_slaves counts.
+	Active bool `json:"active"`
 }
 
 // Limits bound what one request may carry. Hosts enforce RequestBytesMax on

@@ -937,6 +937,52 @@ func TestCheckQuorumStepsDownACutOffLeader(t *testing.T) {
 	}
 }
 
+// A leader's Progress says which followers it heard from lately (INFO's
+// connected_slaves counts them): all of them in a healthy cluster; not one
+// cut off for two check-quorum periods, while the leader, with a majority
+// still, leads on.
+func TestProgressSaysWhichFollowersAreActive(t *testing.T) {
+	c := newCluster(t, 5, 4)
+	l := c.settle(100)
+	active := func() map[core.NodeID]bool {
+		out := map[core.NodeID]bool{}
+		for _, p := range c.members[l].r.Progress() {
+			out[p.ID] = p.Active
+		}
+		return out
+	}
+	for id, a := range active() {
+		if !a {
+			t.Fatalf("follower %d inactive in a healthy cluster: %v", id, active())
+		}
+	}
+	cut := (l + 1) % 5
+	c.isolate(cut, true)
+	cfg := c.cfg(core.NodeID(l))
+	for range 2*cfg.ElectionTicks + 1 {
+		for i := range c.members {
+			c.tick(i)
+		}
+		c.deliverAll()
+	}
+	if c.members[l].r.State() != Leader {
+		t.Fatalf("leader %d stepped down with four of five", l)
+	}
+	for id, a := range active() {
+		if a != (int(id) != cut) {
+			t.Fatalf("after node %d was cut off for two periods, active: %v", cut, active())
+		}
+	}
+	c.isolate(cut, false)
+	for range 2 * cfg.HeartbeatTicks {
+		c.tick(l)
+		c.deliverAll()
+	}
+	if !active()[core.NodeID(cut)] {
+		t.Fatalf("node %d back and answering, still inactive: %v", cut, active())
+	}
+}
+
 // A leader that appended entries it could not replicate loses them to the
 // next leader's log once it comes back.
 func TestUncommittedEntriesOfALostLeaderAreReplaced(t *testing.T) {

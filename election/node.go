@@ -1169,7 +1169,7 @@ func (n *Node) status() core.Status {
 		cs.Leader = n.clientAddr(lead)
 	}
 	for _, p := range n.raft.Progress() {
-		ps := core.PeerStatus{NodeID: int(p.ID), Match: p.Match, Next: p.Next}
+		ps := core.PeerStatus{NodeID: int(p.ID), Match: p.Match, Next: p.Next, Active: p.Active}
 		if i := slices.Index(n.raft.peers, p.ID); i >= 0 && n.out[i] != nil {
 			ps.Snapshot = true
 		}

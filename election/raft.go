@@ -141,8 +141,9 @@ func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
 type progress struct {
 	match uint64 // highest index known to be on the follower's disk
 	next  uint64 // next index to send
-	// active: the follower was heard from in this check-quorum period.
-	active bool
+	// active: the follower was heard from in this check-quorum period;
+	// wasActive: in the period before it.
+	active, wasActive bool
 	// probing: the follower refused an append, and where its log meets
 	// the leader's is being found one append at a time (etcd's probe
 	// state): probeSent says one is on its way, probePrev is its prev
@@ -308,6 +309,9 @@ func (r *Raft) LastIndex() uint64 { return r.log.lastIndex() }
 type PeerProgress struct {
 	ID          core.NodeID
 	Match, Next uint64
+	// Active: the follower was heard from within the last check-quorum
+	// period or the current one (one to two election timeouts).
+	Active bool
 }
 
 // Progress lists what this node, if it leads, knows of each follower, in
@@ -319,7 +323,8 @@ func (r *Raft) Progress() []PeerProgress {
 	out := make([]PeerProgress, 0, len(r.peers)-1)
 	for i, p := range r.peers {
 		if i != r.self {
-			out = append(out, PeerProgress{ID: p, Match: r.progress[i].match, Next: r.progress[i].next})
+			pr := &r.progress[i]
+			out = append(out, PeerProgress{ID: p, Match: pr.match, Next: pr.next, Active: pr.active || pr.wasActive})
 		}
 	}
 	return out
@@ -413,7 +418,7 @@ func (r *Raft) Tick() {
 			if i == r.self || r.progress[i].active {
 				active++
 			}
-			r.progress[i].active = false
+			r.progress[i].wasActive, r.progress[i].active = r.progress[i].active, false
 		}
 		if active < r.quorum() {
 			r.becomeFollower(r.term, None)

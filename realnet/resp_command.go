@@ -1258,7 +1258,7 @@ func (h *Host) info(sections string, st *core.Status) string {
 // (master); in a cluster the leader does, and a follower (slave) names it.
 type replication struct {
 	master     bool
-	followers  int    // a cluster leader's
+	followers  int    // a cluster leader's, heard from lately
 	leaderHost string // a follower's leader, "" when none is known
 	leaderPort string
 	offset     uint64 // the log's applied index: it grows as writes do
@@ -1266,13 +1266,18 @@ type replication struct {
 
 func replicationOf(st *core.Status) replication {
 	if st == nil {
-		return replication{master: true}
+		return replication{} // unknown: not one to send writes to
 	}
 	c := st.Cluster
 	if c == nil {
 		return replication{master: true, offset: st.LastIndex}
 	}
-	r := replication{master: c.Role == "leader", followers: len(c.Peers), offset: c.Applied}
+	r := replication{master: c.Role == "leader", offset: c.Applied}
+	for _, p := range c.Peers {
+		if p.Active {
+			r.followers++ // heard from lately, as Redis counts a replica connected
+		}
+	}
 	if !r.master && c.Leader != "" {
 		if h, p, err := net.SplitHostPort(c.Leader); err == nil {
 			r.leaderHost, r.leaderPort = h, p

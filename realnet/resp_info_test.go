@@ -205,7 +205,10 @@ func TestRESPRoleOfASingleNode(t *testing.T) {
 // and counts its followers; a follower is a slave naming its leader's
 // client address, its link down while it knows none.
 func TestReplicationOfACluster(t *testing.T) {
-	leader := replicationOf(&core.Status{Cluster: &core.ClusterStatus{Role: "leader", Applied: 9, Peers: make([]core.PeerStatus, 2)}})
+	// Two followers heard from lately, and one not: as Redis counts the
+	// replicas connected.
+	leader := replicationOf(&core.Status{Cluster: &core.ClusterStatus{Role: "leader", Applied: 9,
+		Peers: []core.PeerStatus{{NodeID: 1, Active: true}, {NodeID: 2}, {NodeID: 3, Active: true}}}})
 	if !leader.master || leader.followers != 2 || leader.offset != 9 {
 		t.Errorf("leader: %+v", leader)
 	}
@@ -215,6 +218,9 @@ func TestReplicationOfACluster(t *testing.T) {
 	}
 	if got := string(appendRESPRole(nil, follower)); got != "*5\r\n$5\r\nslave\r\n$8\r\n10.0.0.2\r\n:9999\r\n$9\r\nconnected\r\n:7\r\n" {
 		t.Errorf("ROLE of the follower: %q", got)
+	}
+	if unknown := replicationOf(nil); unknown.master {
+		t.Errorf("a node whose status is unknown: %+v, not master", unknown)
 	}
 	lost := replicationOf(&core.Status{Cluster: &core.ClusterStatus{Role: "candidate"}})
 	if lost.master || lost.link() != "down" {
