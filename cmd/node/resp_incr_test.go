@@ -228,8 +228,6 @@ func TestGoRedisIncrOnACluster(t *testing.T) {
 	}
 }
 
-// infoLeader is the node whose INFO says it leads and whose client address
-// every other node's INFO names as the leader's, or -1.
 // launchRESPCluster starts a cluster of three real processes, with a
 // go-redis client for each, and waits for the leader that every node
 // names (INFO's, found without a write, so that no write sent during the
@@ -268,6 +266,8 @@ func launchRESPCluster(t *testing.T) (nodes []*server, clients []*redis.Client, 
 	return nodes, clients, kv, leader
 }
 
+// infoLeader is the node whose INFO says it leads and whose client address
+// every other node's INFO names as the leader's, or -1.
 func infoLeader(ctx context.Context, clients []*redis.Client, kv []string) int {
 	leader := -1
 	var named []string
