@@ -249,6 +249,16 @@ func (c *Caller) conditional(ctx context.Context, op checks.Op, key, value strin
 		c.record(op, err)
 		return
 	}
+	if resp != nil && resp.Error != nil && resp.Error.Code == core.CodeConditionRefusedEarlier {
+		// A retry of a write the cluster refused when it first applied,
+		// its answer lost: nothing was written, and the value it was
+		// refused on is not known (it matches ErrConditionFailed too,
+		// and was taken for a refusal reporting the key absent: a CI
+		// run's leader kill made one).
+		op.Outcome, op.Note = checks.Failed, resp.Error.Code
+		c.Rec.Record(op)
+		return
+	}
 	cur, found := "", resp != nil && resp.Value != nil
 	if found {
 		cur = *resp.Value
