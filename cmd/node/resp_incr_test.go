@@ -23,10 +23,7 @@ func TestRedisCLIIncr(t *testing.T) {
 	cli := needTool(t, "redis-cli")
 	s := start(t, t.TempDir())
 	p := port(t, s.addr)
-	run := func(args ...string) string {
-		t.Helper()
-		return strings.TrimRight(tool(t, 30*time.Second, cli, append([]string{"-p", p}, args...)...), "\n")
-	}
+	run := redisCLIOn(t, cli, p)
 	for _, tc := range []struct {
 		args []string
 		want string

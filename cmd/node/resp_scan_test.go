@@ -33,10 +33,7 @@ func TestRedisCLIScan(t *testing.T) {
 	cli := needTool(t, "redis-cli")
 	s := start(t, t.TempDir())
 	p := port(t, s.addr)
-	run := func(args ...string) string {
-		t.Helper()
-		return strings.TrimRight(tool(t, 30*time.Second, cli, append([]string{"-p", p}, args...)...), "\n")
-	}
+	run := redisCLIOn(t, cli, p)
 	orders, users := scanTestKeys()
 	all := append(slices.Clone(orders), users...)
 	cmd := exec.Command(cli, "-p", p)
@@ -99,10 +96,7 @@ func TestRedisCLIScan(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli setting keys: %v; output:\n%.300s", err, out)
 	}
-	runSmall := func(args ...string) string {
-		t.Helper()
-		return strings.TrimRight(tool(t, 30*time.Second, cli, append([]string{"-p", sp}, args...)...), "\n")
-	}
+	runSmall := redisCLIOn(t, cli, sp)
 	if got := runSmall("keys", "*"); got != "ERR KEYS would read more than 100 keys (--max-bulk-entries): walk them with SCAN" {
 		t.Errorf("redis-cli keys * past --max-bulk-entries = %q", got)
 	}

@@ -54,14 +54,20 @@ func tool(t *testing.T, timeout time.Duration, bin string, args ...string) strin
 	return string(out)
 }
 
+// redisCLIOn runs the real redis-cli (cli) against the server on port
+// and returns its output, its trailing line breaks trimmed.
+func redisCLIOn(t *testing.T, cli, port string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		return strings.TrimRight(tool(t, 30*time.Second, cli, append([]string{"-p", port}, args...)...), "\n")
+	}
+}
+
 func TestRedisCLI(t *testing.T) {
 	cli := needTool(t, "redis-cli")
 	s := start(t, t.TempDir())
 	p := port(t, s.addr)
-	run := func(args ...string) string {
-		t.Helper()
-		return strings.TrimRight(tool(t, 30*time.Second, cli, append([]string{"-p", p}, args...)...), "\n")
-	}
+	run := redisCLIOn(t, cli, p)
 	for _, tc := range []struct {
 		args []string
 		want string

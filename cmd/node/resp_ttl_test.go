@@ -14,10 +14,7 @@ func TestRedisCLIExpiry(t *testing.T) {
 	cli := needTool(t, "redis-cli")
 	s := start(t, t.TempDir())
 	p := port(t, s.addr)
-	run := func(args ...string) string {
-		t.Helper()
-		return strings.TrimRight(tool(t, 30*time.Second, cli, append([]string{"-p", p}, args...)...), "\n")
-	}
+	run := redisCLIOn(t, cli, p)
 	between := func(lo, hi int, args ...string) {
 		t.Helper()
 		out := run(args...)
