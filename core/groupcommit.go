@@ -163,6 +163,7 @@ func (g *GroupCommit) Commit(inline bool, durable func(error)) (writeErr, fatal 
 	g.counters.Records += int64(g.records)
 	g.counters.BatchRecords[batchBucket(g.records)]++
 	af, async := g.log.file.(AsyncFile)
+	start := g.start
 	if async && !inline {
 		g.syncing = true
 		name := g.log.lastName()
@@ -178,15 +179,46 @@ func (g *GroupCommit) Commit(inline bool, durable func(error)) (writeErr, fatal 
 			assert(g.syncing, "a sync completed with none in flight")
 			g.syncing = false
 			if err != nil {
-				err = fmt.Errorf("syncing %s: %w", name, err)
+				err = g.cutUnsynced(start, fmt.Errorf("syncing %s: %w", name, err))
 			}
 			durable(err)
 		})
 	} else {
-		durable(g.log.Sync())
+		err := g.log.Sync()
+		if err != nil {
+			err = g.cutUnsynced(start, err)
+		}
+		durable(err)
 	}
 	g.begin()
 	return nil, nil
+}
+
+// cutUnsynced cuts a batch whose fsync failed back out of the log, before
+// the node stops on err. Linux may have marked the batch's pages clean
+// without writing them (ext4 does: "fsyncgate"), so they stay readable in
+// the page cache and a later fsync reports success without them. Left in
+// place, a restart would read the batch back and serve writes that were
+// never durable nor acknowledged, append new batches after it and
+// acknowledge them, and a power loss would then open a hole of zeros
+// where the batch was: recovery would refuse the log as damaged, or take
+// the hole for a torn tail and cut the acknowledged batches after it. A
+// truncate drops the pages from the cache. Nothing else writes to the
+// segment while a sync is in flight (Add holds the next batch in memory,
+// and the log rolls only between batches), so start is the batch's first
+// byte. If the cut fails too the restart may still meet the batch; the
+// error says so.
+func (g *GroupCommit) cutUnsynced(start int64, err error) error {
+	if g.mutation == MutFailedSyncKept {
+		return err
+	}
+	if cutErr := g.log.Truncate(start); cutErr != nil {
+		return fmt.Errorf("%w; cutting the unsynced batch back out of the log failed too (%v): a restart may read it back", err, cutErr)
+	}
+	if syncErr := g.log.Sync(); syncErr != nil {
+		return fmt.Errorf("%w; syncing the log cut back to its last durable batch failed too (%v)", err, syncErr)
+	}
+	return err
 }
 
 // undo cuts a batch whose write failed back out of the log.

@@ -28,11 +28,18 @@ type memDisk struct {
 	// test completes them (completeSync).
 	async   bool
 	pending []func()
+	// keepFailedPages makes a failed sync behave as ext4's does: the
+	// unsynced bytes stay readable, and no later sync writes them (the
+	// kernel marked their pages clean), so a crash shows zeros there.
+	keepFailedPages bool
 }
 
 type memInode struct {
 	data   []byte
 	synced []byte // what survives a crash
+	// lost are the spans [from, to) a failed sync left readable but never
+	// to be written (memDisk.keepFailedPages).
+	lost [][2]int
 }
 
 func newMemDisk() *memDisk { return &memDisk{files: map[string]*memInode{}} }
@@ -193,10 +200,22 @@ func (f *memFile) Sync() error {
 	}
 	if err := f.d.check("sync", f.name); err != nil {
 		f.d.op("sync %s failed", f.name)
+		if f.d.keepFailedPages && len(f.ino.data) > len(f.ino.synced) {
+			f.ino.lost = append(f.ino.lost, [2]int{len(f.ino.synced), len(f.ino.data)})
+		}
 		return err
 	}
 	f.d.op("sync %s", f.name)
-	f.ino.synced = slices.Clone(f.ino.data)
+	synced := slices.Clone(f.ino.data)
+	for _, span := range f.ino.lost {
+		for i := span[0]; i < span[1] && i < len(synced); i++ {
+			synced[i] = 0
+			if i < len(f.ino.synced) {
+				synced[i] = f.ino.synced[i]
+			}
+		}
+	}
+	f.ino.synced = synced
 	return nil
 }
 
@@ -205,6 +224,13 @@ func (f *memFile) Truncate(size int64) error {
 		return err
 	}
 	f.d.op("truncate %s %d", f.name, size)
+	kept := f.ino.lost[:0]
+	for _, span := range f.ino.lost {
+		if span[0] < int(size) {
+			kept = append(kept, [2]int{span[0], min(span[1], int(size))})
+		}
+	}
+	f.ino.lost = kept
 	if int(size) <= len(f.ino.data) {
 		f.ino.data = f.ino.data[:size]
 	} else {

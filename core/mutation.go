@@ -58,6 +58,10 @@ const (
 	// MutEarlyWriteWhileSyncing: a large batch is written out early even
 	// while the previous batch's fsync is in flight.
 	MutEarlyWriteWhileSyncing
+	// MutFailedSyncKept: a batch whose fsync failed is left in the log
+	// when the node stops, so a restart reads it back from the page cache
+	// (where ext4 keeps the pages that failed writeback) and serves it.
+	MutFailedSyncKept
 
 	// The snapshot file (snapshot.go) and its life cycle (snapshotter.go).
 
@@ -185,6 +189,7 @@ var mutationNames = MutationNames[Mutation]{
 	MutUndoKeepsIndex:            "undo-keeps-index",
 	MutUndoNotSynced:             "undo-not-synced",
 	MutEarlyWriteWhileSyncing:    "early-write-while-syncing",
+	MutFailedSyncKept:            "failed-sync-kept",
 	MutSnapshotNotSynced:         "snapshot-not-synced",
 	MutSnapshotCRCBeforeTrailer:  "snapshot-crc-before-trailer",
 	MutSnapshotChecksumIgnored:   "snapshot-checksum-ignored",

@@ -460,6 +460,19 @@ func (f *StateFile) Save(p []byte) error {
 	}
 	if err := f.file.Sync(); err != nil {
 		f.broken = true
+		// The record may stay readable in the page cache though it never
+		// reached the disk (GroupCommit.cutUnsynced says how ext4 does
+		// that): a node that stops on this error would read it back at
+		// restart, take a term or vote that was never durable, and append
+		// durable records after a hole that a power loss opens, which the
+		// next start must refuse as damage. Cut it out; the next Save
+		// rewrites the file whole anyway.
+		if cutErr := f.file.Truncate(f.size); cutErr != nil {
+			return fmt.Errorf("syncing %s: %w; cutting the record back out failed too (%v)", f.name, err, cutErr)
+		}
+		if syncErr := f.file.Sync(); syncErr != nil {
+			return fmt.Errorf("syncing %s: %w; syncing it cut back failed too (%v)", f.name, err, syncErr)
+		}
 		return fmt.Errorf("syncing %s: %w", f.name, err)
 	}
 	f.size += int64(len(buf))
