@@ -18,6 +18,14 @@ type DiskFaults struct {
 	// SyncErrorProb is the chance that a File.Sync fails. A failed sync
 	// loses the file's unsynced data, as Linux may drop dirty pages.
 	SyncErrorProb float64
+	// SyncErrorKeepsPagesProb is the chance that a failed sync loses the
+	// unsynced data the way ext4 does ("fsyncgate"): the pages that failed
+	// writeback are marked clean and stay in the page cache, so reads (a
+	// restarted process's too) still return them and a later sync reports
+	// success without writing them; only a power loss shows that the
+	// medium never got them. Otherwise the pages are dropped and reads see
+	// the medium at once.
+	SyncErrorKeepsPagesProb float64
 	// WriteErrorProb is the chance that an Append fails after writing a
 	// random prefix of its data.
 	WriteErrorProb float64
@@ -209,6 +217,54 @@ func (ino *inode) markSynced() {
 		if sec*sectorBytes >= ino.syncedLen {
 			delete(ino.diverged, sec)
 		}
+	}
+}
+
+// keepFailedPages is a failed sync that keeps the unsynced pages in the
+// cache, clean (ext4's way): reads go on returning what the node wrote,
+// no later sync writes it, and the medium keeps what it held: the durable
+// content, and zeros where the file grew. Each sector whose content the
+// medium lacks is held as diverged (the medium's content differs from the
+// cache's until the node writes the sector again), as a misdirected
+// write's place is; but nothing is damaged: a node that cuts what it
+// could not sync finds the medium as it left it.
+func (ino *inode) keepFailedPages() {
+	if ino.syncedOld != nil {
+		// A truncate cut into the durable part, unsynced: what the medium
+		// holds is syncedOld, which the cache's content may not extend.
+		// Drop the pages instead, as the other kind of failure does.
+		ino.settleMisdirects()
+		ino.data = slices.Clone(ino.synced())
+		ino.diverged = nil
+		ino.end = min(ino.end, len(ino.data))
+		ino.markSynced()
+		return
+	}
+	medium := ino.synced()
+	var lost []int
+	for sec := ino.syncedLen / sectorBytes; sec*sectorBytes < len(ino.data); sec++ {
+		lost = append(lost, sec)
+	}
+	for sec := range ino.oldSectors {
+		if sec*sectorBytes < ino.syncedLen/sectorBytes*sectorBytes {
+			lost = append(lost, sec)
+		}
+	}
+	held := make(map[int][]byte, len(lost))
+	for _, sec := range lost {
+		lo, hi := sec*sectorBytes, min((sec+1)*sectorBytes, len(ino.data))
+		old := make([]byte, hi-lo)
+		if lo < len(medium) {
+			copy(old, medium[lo:min(hi, len(medium))])
+		}
+		held[sec] = old
+	}
+	ino.markSynced() // the size is the cache's; the content, the medium's
+	if ino.diverged == nil {
+		ino.diverged = map[int][]byte{}
+	}
+	for sec, old := range held {
+		ino.diverged[sec] = old
 	}
 }
 
@@ -770,6 +826,12 @@ func (f *file) sync() error {
 	d := f.disk
 	d.Syncs++
 	if d.chance(d.faults.SyncErrorProb) {
+		d.SyncErrors++
+		if d.chance(d.faults.SyncErrorKeepsPagesProb) {
+			f.ino.keepFailedPages()
+			d.observe("sync-error-kept-pages", f.name, int64(len(f.ino.data)))
+			return fmt.Errorf("sync %s: simulated I/O error (pages kept clean in the cache)", f.name)
+		}
 		// The kernel dropped the dirty pages: what was unsynced is gone for
 		// good, whatever a later sync reports.
 		f.ino.settleMisdirects()
@@ -777,7 +839,6 @@ func (f *file) sync() error {
 		f.ino.diverged = nil // reads now see the medium
 		f.ino.end = min(f.ino.end, len(f.ino.data))
 		f.ino.markSynced()
-		d.SyncErrors++
 		d.observe("sync-error", f.name, int64(len(f.ino.data)))
 		return fmt.Errorf("sync %s: simulated I/O error", f.name)
 	}

@@ -279,6 +279,9 @@ func DrawMix(r *rand.Rand) FaultMix {
 	if d.on(0.3) {
 		m.WIncr = d.intIn(1, 4)
 	}
+	if m.Disk.SyncErrorProb > 0 {
+		m.Disk.SyncErrorKeepsPagesProb = d.r.Float64()
+	}
 	return m
 }
 
