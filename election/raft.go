@@ -207,13 +207,19 @@ type Raft struct {
 	// the copies that committed an entry. While rejoining it grants no
 	// vote and stands in no election; it follows a leader as usual. It
 	// stops once it has heard every peer (heard, heardTerm: the highest
-	// term any of them holds) and holds, on disk, a committed entry of its
-	// leader's term (so every entry committed before is in its log too);
+	// term any of them holds), has heard a leader's last index (leadLast)
+	// and holds, on disk, the committed log through it (see rejoined);
 	// then it takes the highest term heard, with its vote in that term
 	// spent, and votes only in later terms.
 	rejoining bool
 	heard     []bool
 	heardTerm uint64
+	// leadLast is the last index of a leader's log, as the leader answered
+	// a question of askTerms in the term this node followed it: every
+	// entry the lost disk helped commit is in that log, at or below it
+	// (leadLastKnown says whether one has answered).
+	leadLast      uint64
+	leadLastKnown bool
 	// rejoinElapsed counts ticks to the next askTerms; askNonce marks its
 	// questions, and only answers that echo it count as heard: a message
 	// of a peer's that was on its way before the disk was lost (a leader's
@@ -567,11 +573,20 @@ func (r *Raft) Step(m Message) {
 	if i < 0 || m.From == r.id || m.To != r.id {
 		return // not from a voter of this cluster, or not for this node
 	}
+	if m.wellFormed() != nil {
+		return // DecodeMessage refuses these, naming the fault
+	}
 	if r.rejoining {
 		defer r.rejoined()
 		if m.Type == MsgPreVoteResp && m.Context == r.askNonce {
 			r.heard[i] = true
 			r.heardTerm = max(r.heardTerm, m.Term)
+			if m.From == r.lead && m.Term == r.term {
+				// The leader of this node's term answered (it led the
+				// term, whether or not it still does: nothing cut its
+				// log in that term).
+				r.leadLast, r.leadLastKnown = max(r.leadLast, m.Index), true
+			}
 		}
 	}
 	switch {
@@ -598,7 +613,7 @@ func (r *Raft) Step(m Message) {
 			// our term tells it to step down.
 			r.send(Message{Type: MsgAppResp, To: m.From})
 		case MsgPreVote:
-			r.send(Message{Type: MsgPreVoteResp, To: m.From, Reject: true, Context: m.Context})
+			r.send(Message{Type: MsgPreVoteResp, To: m.From, Reject: true, Index: r.log.lastIndex(), Context: m.Context})
 		}
 		return
 	}
@@ -648,9 +663,11 @@ func (r *Raft) handleVoteRequest(m Message) {
 		resp = MsgPreVoteResp
 	}
 	// Context is echoed: a rejoining node's question (askTerms) is told
-	// from an older one by it.
+	// from an older one by it. Index is this node's last index, which a
+	// rejoining node takes from its leader (leadLast).
+	last := r.log.lastIndex()
 	if r.rejoining {
-		r.send(Message{Type: resp, To: m.From, Reject: true, Context: m.Context})
+		r.send(Message{Type: resp, To: m.From, Reject: true, Index: last, Context: m.Context})
 		return
 	}
 	canVote := r.vote == m.From ||
@@ -659,14 +676,14 @@ func (r *Raft) handleVoteRequest(m Message) {
 	if canVote && r.log.isUpToDate(m.Index, m.LogTerm) {
 		// The grant carries the term asked for, so that a pre-candidate
 		// does not take it for a newer term.
-		r.send(Message{Type: resp, To: m.From, Term: m.Term, Context: m.Context})
+		r.send(Message{Type: resp, To: m.From, Term: m.Term, Index: last, Context: m.Context})
 		if m.Type == MsgVote {
 			r.electionElapsed = 0
 			r.vote = m.From
 		}
 		return
 	}
-	r.send(Message{Type: resp, To: m.From, Reject: true, Context: m.Context})
+	r.send(Message{Type: resp, To: m.From, Reject: true, Index: last, Context: m.Context})
 }
 
 func (r *Raft) handleLeaderMsg(m Message) {
@@ -803,6 +820,12 @@ func (r *Raft) handleAppendResp(i int, m Message) {
 	}
 	// The follower's acknowledgement left after its disk held the entries:
 	// its log is the leader's through m.Index.
+	if m.Index > r.log.lastIndex() {
+		// No follower of this term can hold entries this leader has not
+		// sent: a damaged or lying frame, whose index taken as the match
+		// would send an append from beyond the log.
+		return
+	}
 	if pr.probing {
 		// Found where the logs meet: replicate, pipelined, from there.
 		pr.probing, pr.probeSent = false, false
@@ -922,20 +945,32 @@ func (r *Raft) hardState() HardState {
 	return HardState{Term: r.term, Vote: r.vote, Commit: r.log.committed, Rejoining: r.rejoining}
 }
 
-// rejoined ends rejoining once the node has heard every peer and holds on
-// disk a committed entry of its leader's term. The entry's being committed
-// puts every entry committed before it in the log ahead of it; its being
-// on disk already (stable) keeps them through a crash after the hard state
-// that ends rejoining is saved. From then on the node takes the highest
-// term heard, its vote in it spent, and is a voter like any other: every
-// vote it forgot was in a term no higher, and its log holds every entry
-// its lost one helped commit.
+// rejoined ends rejoining once the node has heard every peer, has heard a
+// leader's last index (leadLast), and holds on disk the committed log
+// through it, ending in an entry of its leader's term.
+//
+// Why leadLast: an entry the lost disk helped commit is in the log of
+// every leader since (Leader Completeness: while this node rejoins it
+// votes for nobody, so every leader is elected by nodes that kept their
+// logs), and of the leader it was sent by. So it is at or below the last
+// index of any leader that answered after the disk was lost. A committed
+// entry alone proves less: it puts only the entries before it in the log,
+// and the lost disk may have helped commit entries after it, which no
+// other node but a leader held (the Raft harness's seed 5818: a node that
+// rejoined at a committed entry of its leader's term, 38, then voted a
+// log without the committed 39 into office, once the leader had crashed).
+// Committed entries are the same at an index on every log, so holding the
+// committed log through leadLast is holding those entries; on disk
+// already (stable), they stay through a crash after the hard state that
+// ends rejoining is saved. From then on the node takes the highest term
+// heard, its vote in it spent, and is a voter like any other: every vote
+// it forgot was in a term no higher.
 func (r *Raft) rejoined() {
-	if !r.rejoining || r.lead == None || r.state != Follower || slices.Contains(r.heard, false) {
+	if !r.rejoining || r.lead == None || r.state != Follower || slices.Contains(r.heard, false) || !r.leadLastKnown {
 		return
 	}
 	c := min(r.log.committed, r.log.stable)
-	if t, ok := r.log.term(c); !ok || t != r.term || c == 0 {
+	if t, ok := r.log.term(c); !ok || t != r.term || c == 0 || c < r.leadLast {
 		return
 	}
 	r.rejoining, r.heard = false, nil
@@ -954,11 +989,12 @@ func (r *Raft) rejoined() {
 // does) and is answered with the peer's term: refused, by a peer whose
 // term is higher, with that term; at the same term, granted or refused,
 // with it. (A peer at a lower term that hears a leader answers nothing,
-// and is asked again.) The question carries askNonce in Context, which
-// the answer echoes.
+// and is asked again.) Its leader is asked too until it has answered in
+// the term the node follows it, with its last index (leadLast). The
+// question carries askNonce in Context, which the answer echoes.
 func (r *Raft) askTerms() {
 	for i, p := range r.peers {
-		if !r.heard[i] {
+		if !r.heard[i] || (p == r.lead && !r.leadLastKnown) {
 			r.send(Message{Type: MsgPreVote, To: p, Term: r.term, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm(), Context: r.askNonce})
 		}
 	}
