@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"dkv/core"
 )
@@ -203,5 +204,47 @@ func DecodeMessage(b []byte) (Message, error) {
 	if len(p) != 0 {
 		return m, fmt.Errorf("%w: %d bytes after the last entry", errMessage, len(p))
 	}
+	if err := m.wellFormed(); err != nil {
+		return m, err
+	}
 	return m, nil
+}
+
+// wellFormed checks what Raft's code takes for granted of a message's
+// fields, beyond their sizes: entries only in an append, numbered on from
+// its Index one by one, their terms never going down from its LogTerm nor
+// above its Term (as in any Raft log); a snapshot only in a snapshot
+// message, of a term no higher. A peer's bug or a damaged frame that broke
+// one reached an assertion (maybeAppend's numbering, say) and stopped the
+// node; such a message is dropped instead.
+func (m *Message) wellFormed() error {
+	if m.Type != MsgApp && len(m.Entries) > 0 {
+		return fmt.Errorf("%w: a %v with entries", errMessage, m.Type)
+	}
+	if m.Type != MsgSnap && m.Snapshot != nil {
+		return fmt.Errorf("%w: a %v with a snapshot", errMessage, m.Type)
+	}
+	if m.Snapshot != nil && m.Snapshot.Term > m.Term {
+		return fmt.Errorf("%w: a snapshot of term %d in a message of term %d", errMessage, m.Snapshot.Term, m.Term)
+	}
+	if m.Type != MsgApp {
+		return nil
+	}
+	if m.LogTerm > m.Term {
+		return fmt.Errorf("%w: an append after an entry of term %d in term %d", errMessage, m.LogTerm, m.Term)
+	}
+	if m.Index > math.MaxUint64-uint64(len(m.Entries)) {
+		return fmt.Errorf("%w: an append's entries past the last index", errMessage)
+	}
+	prevTerm := m.LogTerm
+	for i, e := range m.Entries {
+		if e.Index != m.Index+uint64(i)+1 {
+			return fmt.Errorf("%w: entry %d of an append after index %d has index %d", errMessage, i, m.Index, e.Index)
+		}
+		if e.Term < prevTerm || e.Term > m.Term {
+			return fmt.Errorf("%w: entry %d of term %d follows term %d in an append of term %d", errMessage, i, e.Term, prevTerm, m.Term)
+		}
+		prevTerm = e.Term
+	}
+	return nil
 }
