@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -472,5 +473,77 @@ func failOnce(op, prefix string) func(string, string) error {
 			return errInjected
 		}
 		return nil
+	}
+}
+
+// A roll whose directory sync fails leaves no segment file behind, and a
+// stale empty one (a crash brought it back) is removed at recovery: before,
+// the next start refused the log ("wal-…2.log starts at index 2, expected
+// 3"), and the cleanup of segments a snapshot covers could have removed
+// the segment before it, which held records the snapshot lacked (found by
+// review).
+func TestFailedRollLeavesNoSegmentBehind(t *testing.T) {
+	d := newMemDisk()
+	g := newTestGroupCommit(t, d, 0, 1<<20)
+	appendBatch(t, g, 1)
+	d.fail = failOnce("syncdir", "")
+	if err := g.log.Roll(g.log.NextIndex()); err == nil {
+		t.Fatal("the roll did not fail")
+	}
+	appendBatch(t, g, 2) // the batch goes on in the old segment: 2 and 3
+	if err := g.log.Roll(g.log.NextIndex()); err != nil {
+		t.Fatal(err)
+	}
+	g.Rolled()
+	appendBatch(t, g, 1)
+	g.log.Close()
+	if names, _ := d.List(); !slices.Equal(names, []string{walName(1), walName(4)}) {
+		t.Fatalf("files %v, want %s and %s", names, walName(1), walName(4))
+	}
+	w, got := openTestLog(t, d, 0)
+	w.Close()
+	if len(got) != 4 {
+		t.Fatalf("recovered %d records, want 4", len(got))
+	}
+
+	// The failed roll's file is back, as a crash before the directory
+	// sync of its remove may bring it; a snapshot covers index 1. Its name
+	// says the first segment ends at 1, which the snapshot covers.
+	d.put(walName(2), nil)
+	w, got = openTestLog(t, d, 1)
+	w.Close()
+	if len(got) != 3 || got[0].index != 2 {
+		t.Fatalf("recovered %v after the snapshot at 1, want records 2, 3 and 4", got)
+	}
+	if names, _ := d.List(); slices.Contains(names, walName(2)) {
+		t.Fatalf("the stale empty segment is still there: %v", names)
+	}
+}
+
+// Recoveries that cut a torn tail at the same offset keep every cut, each
+// in a file of its own: the second used to truncate the first's copy (found
+// by review).
+func TestTornTailCutsAtOneOffsetAreAllKept(t *testing.T) {
+	d := newMemDisk()
+	g := newTestGroupCommit(t, d, 0, 1<<20)
+	appendBatch(t, g, 2)
+	g.log.Close()
+	seg := walName(1)
+	good := len(d.bytes(seg))
+	torn := func(payload string) []byte {
+		rec := appendRecord(nil, recordSet, 3, []byte(payload))
+		return rec[:len(rec)-5] // cut by the file's end
+	}
+	for _, payload := range []string{"the first torn batch", "a second, other torn batch"} {
+		d.put(seg, append(slices.Clone(d.bytes(seg)[:good]), torn(payload)...))
+		w, _ := openTestLog(t, d, 0)
+		w.Close()
+	}
+	first, second := fmt.Sprintf("%s.cut-%d", seg, good), fmt.Sprintf("%s.cut-%d.2", seg, good)
+	for _, c := range []struct{ name, payload string }{{first, "the first torn batch"}, {second, "a second, other torn batch"}} {
+		rec := appendRecord(nil, recordSet, 3, []byte(c.payload))
+		if want := rec[:len(rec)-5]; !bytes.Equal(d.bytes(c.name), want) {
+			t.Fatalf("%s holds %q, want the cut %q", c.name, d.bytes(c.name), want)
+		}
 	}
 }

@@ -330,6 +330,9 @@ func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record
 		}
 	}
 	// Names are zero-padded, so the sorted listing is in log order.
+	if err := w.removeEmptySegments(logf); err != nil {
+		return nil, err
+	}
 	// A segment whose successor starts at or before snapIndex+1 holds nothing
 	// the snapshot lacks: a crash came between snapshot and cleanup.
 	before := len(w.segments)
@@ -413,18 +416,74 @@ func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record
 	return w, nil
 }
 
+// removeEmptySegments removes the empty segments of a log of more than
+// one, before recovery reads it. An empty segment holds no record, but its
+// name says where the records after it begin, and one can lie: a roll
+// whose directory sync failed leaves the new segment's file (createSegment
+// removes it, but not durably), while the batch goes on in the segment
+// before and the next roll makes another name. Believed, it made the next
+// start refuse the log, and it would have let the cleanup of segments a
+// snapshot covers remove the segment before it, which holds records the
+// snapshot lacks. A fresh segment that a good roll made is empty too, and
+// harmless to remove: the segment before it, sealed and synced, becomes
+// the last again (and with none left, openLog starts one after the
+// snapshot), and the next roll makes it anew.
+func (w *Log) removeEmptySegments(logf func(string, ...any)) error {
+	if len(w.segments) < 2 {
+		return nil
+	}
+	kept := w.segments[:0]
+	for _, seg := range w.segments {
+		size, err := fileSize(w.disk, seg.name)
+		if err != nil {
+			return err
+		}
+		if size > 0 {
+			kept = append(kept, seg)
+			continue
+		}
+		logf("removing %s, an empty log segment", seg.name)
+		if err := w.disk.Remove(seg.name); err != nil {
+			return fmt.Errorf("removing %s: %w", seg.name, err)
+		}
+	}
+	w.segments = kept
+	return nil
+}
+
+// fileSize is the size of the file called name.
+func fileSize(d Disk, name string) (int64, error) {
+	f, err := d.OpenAppend(name)
+	if err != nil {
+		return 0, fmt.Errorf("opening %s: %w", name, err)
+	}
+	defer f.Close()
+	return f.Size(), nil
+}
+
 // keepCut saves the bytes a torn tail cut from a segment, up to their last
 // non-zero byte, in a side file of the data directory before they are
 // truncated. A torn write and damage at rest cannot always be told apart at
 // the end of the log, and the cut record may have been acknowledged:
 // nothing may vanish without a trace. The file is named after the segment
-// and the offset (wal-….log.cut-<offset>), which recovery never reads.
+// and the offset (wal-….log.cut-<offset>, then .2, .3, … for later cuts at
+// the same offset), which recovery never reads.
 func keepCut(d Disk, segName string, offset int, cut []byte, logf func(string, ...any)) error {
 	end := len(cut)
 	for end > 0 && cut[end-1] == 0 {
 		end--
 	}
+	// Crashes in a row often tear the log at the same offset (the first
+	// batch after a restart goes where the last cut was): each cut gets a
+	// file of its own, never the truncation of an earlier one's.
+	names, err := d.List()
+	if err != nil {
+		return fmt.Errorf("listing the data directory to save the bytes cut from %s: %w", segName, err)
+	}
 	name := fmt.Sprintf("%s.cut-%d", segName, offset)
+	for n := 2; slices.Contains(names, name); n++ {
+		name = fmt.Sprintf("%s.cut-%d.%d", segName, offset, n)
+	}
 	f, err := d.Create(name)
 	if err == nil {
 		err = f.Append(cut[:end])
@@ -524,6 +583,14 @@ func (w *Log) createSegment(first uint64) error {
 	}
 	if err := syncDir(); err != nil {
 		f.Close()
+		// Left behind, the empty file would sit before the next segment
+		// under a name that no longer fits the records (the batch goes
+		// to the old segment, the next roll makes another name), and the
+		// next start would refuse the log. Recovery removes one that a
+		// crash brings back (openLog).
+		if rmErr := w.disk.Remove(name); rmErr != nil {
+			return fmt.Errorf("syncing directory after creating %s: %w (and removing it: %v)", name, err, rmErr)
+		}
 		return fmt.Errorf("syncing directory after creating %s: %w", name, err)
 	}
 	if w.file != nil {
