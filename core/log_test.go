@@ -518,6 +518,30 @@ func TestFailedRollLeavesNoSegmentBehind(t *testing.T) {
 	if names, _ := d.List(); slices.Contains(names, walName(2)) {
 		t.Fatalf("the stale empty segment is still there: %v", names)
 	}
+
+	// The failed roll's file is back and last: no roll came after it, and
+	// the segment before it is the log's last.
+	d = newMemDisk()
+	g = newTestGroupCommit(t, d, 0, 1<<20)
+	appendBatch(t, g, 1)
+	d.fail = failOnce("syncdir", "")
+	if err := g.log.Roll(g.log.NextIndex()); err == nil {
+		t.Fatal("the roll did not fail")
+	}
+	appendBatch(t, g, 2)
+	g.log.Close()
+	d.put(walName(2), nil)
+	w, got = openTestLog(t, d, 0)
+	if len(got) != 3 || w.NextIndex() != 4 || w.lastName() != walName(1) {
+		t.Fatalf("recovered %v, next index %d, last segment %s: want 3 records, 4, %s", got, w.NextIndex(), w.lastName(), walName(1))
+	}
+	g = NewGroupCommit(w, 1<<20)
+	appendBatch(t, g, 1) // the log goes on where it was
+	w.Close()
+	if w, got = openTestLog(t, d, 0); len(got) != 4 {
+		t.Fatalf("recovered %d records after another batch, want 4", len(got))
+	}
+	w.Close()
 }
 
 // Recoveries that cut a torn tail at the same offset keep every cut, each

@@ -355,6 +355,30 @@ func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record
 	expect := w.segments[0].first
 	for i := range w.segments {
 		seg := &w.segments[i]
+		if seg.first != expect && i > 0 && i == len(w.segments)-1 && seg.first < expect {
+			// An empty last segment named inside the one before: a failed
+			// roll's file, which a crash brought back (see
+			// removeEmptySegments). The one before is the last.
+			if size, err := fileSize(d, seg.name); err != nil || size > 0 {
+				return nil, fmt.Errorf("%w: %s starts at index %d, expected %d", ErrCorrupt, seg.name, seg.first, expect)
+			}
+			logf("removing %s, an empty log segment a failed roll left", seg.name)
+			if err := d.Remove(seg.name); err != nil {
+				return nil, fmt.Errorf("removing %s: %w", seg.name, err)
+			}
+			w.segments = w.segments[:i]
+			prev := w.segments[i-1].name
+			f, err := d.OpenAppend(prev)
+			if err != nil {
+				return nil, fmt.Errorf("opening %s: %w", prev, err)
+			}
+			if err := f.Sync(); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("syncing %s: %w", prev, err)
+			}
+			w.file = f
+			break
+		}
 		if seg.first != expect {
 			return nil, fmt.Errorf("%w: %s starts at index %d, expected %d", ErrCorrupt, seg.name, seg.first, expect)
 		}
@@ -416,24 +440,25 @@ func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record
 	return w, nil
 }
 
-// removeEmptySegments removes the empty segments of a log of more than
-// one, before recovery reads it. An empty segment holds no record, but its
-// name says where the records after it begin, and one can lie: a roll
-// whose directory sync failed leaves the new segment's file (createSegment
+// removeEmptySegments removes the empty segments but the last, before
+// recovery reads the log. An empty segment holds no record, but its name
+// says where the records after it begin, and one can lie: a roll whose
+// directory sync failed leaves the new segment's file (createSegment
 // removes it, but not durably), while the batch goes on in the segment
 // before and the next roll makes another name. Believed, it made the next
 // start refuse the log, and it would have let the cleanup of segments a
 // snapshot covers remove the segment before it, which holds records the
-// snapshot lacks. A fresh segment that a good roll made is empty too, and
-// harmless to remove: the segment before it, sealed and synced, becomes
-// the last again (and with none left, openLog starts one after the
-// snapshot), and the next roll makes it anew.
+// snapshot lacks. No roll makes a segment after an empty one, so only the
+// last may be empty by right: a fresh segment, whose name (one past the
+// log's last record) the cleanup of what a snapshot covers relies on. A
+// failed roll's file that is last is told by its name (openLog).
 func (w *Log) removeEmptySegments(logf func(string, ...any)) error {
 	if len(w.segments) < 2 {
 		return nil
 	}
+	last := w.segments[len(w.segments)-1]
 	kept := w.segments[:0]
-	for _, seg := range w.segments {
+	for _, seg := range w.segments[:len(w.segments)-1] {
 		size, err := fileSize(w.disk, seg.name)
 		if err != nil {
 			return err
@@ -442,12 +467,12 @@ func (w *Log) removeEmptySegments(logf func(string, ...any)) error {
 			kept = append(kept, seg)
 			continue
 		}
-		logf("removing %s, an empty log segment", seg.name)
+		logf("removing %s, an empty log segment a failed roll left", seg.name)
 		if err := w.disk.Remove(seg.name); err != nil {
 			return fmt.Errorf("removing %s: %w", seg.name, err)
 		}
 	}
-	w.segments = kept
+	w.segments = append(kept, last)
 	return nil
 }
 
