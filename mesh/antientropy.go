@@ -45,6 +45,9 @@ type peer struct {
 	// the start of its last complete pass with this node's incarnation.
 	inc      uint64
 	passedMe Stamp
+	// knowsMe: it named this node's incarnation in a message since this
+	// node started (join.go).
+	knowsMe bool
 
 	// The current pass: when it began, where it is, the round in flight.
 	passStart   Stamp

@@ -9,7 +9,9 @@
 // hashed key buckets and exchange only the items of buckets that differ, a
 // bounded amount per round. A tombstone is collected only below a horizon
 // that every node is known to have passed with every peer (horizon.go), so a
-// deleted key never comes back.
+// deleted key never comes back. A node whose data directory is new holds
+// writes until every peer has answered it (join.go), so that its clock,
+// lost with the old directory, is first lifted above what its peers refuse.
 //
 // The node is a pure state machine driven through core.Node, like the
 // single node and the cluster node, and reuses their storage parts: the

@@ -101,15 +101,28 @@ func NewHLC(node uint16, floor Stamp) *HLC {
 
 // Now takes a reading strictly above every earlier reading and every
 // observed stamp, given the calendar time wall.
+//
+// A logical counter at its maximum moves the reading to the next
+// nanosecond instead: still above everything before it, and a stamp that
+// arrives with the counter near 2^32-1 (a client's after, a peer's clock:
+// input this node does not control) costs the clock one nanosecond
+// rather than crashing the node, as an overflow assertion here used to
+// (found by review). No honest clock comes near it: the counter counts
+// readings within one nanosecond.
 func (h *HLC) Now(wall int64) Stamp {
-	if wall > h.last.Wall {
+	switch {
+	case wall > h.last.Wall:
 		h.last = Stamp{Wall: wall, Node: h.node}
-	} else {
-		assert(h.last.Logical < 1<<32-1, "HLC: logical counter overflow")
+	case h.last.Logical == logicalMax:
+		h.last = Stamp{Wall: h.last.Wall + 1, Node: h.node}
+	default:
 		h.last.Logical++
 	}
 	return h.last
 }
+
+// logicalMax is the largest logical counter a stamp can carry.
+const logicalMax = 1<<32 - 1
 
 // Observe moves the clock to at least s, so that later readings are above
 // it. The caller checks s against the max offset first.

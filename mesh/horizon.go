@@ -88,22 +88,44 @@ func (n *Node) adoptHorizon(h, refuse Stamp) {
 		n.logf("cannot save the collection horizon (tombstones wait): %v", err)
 		return
 	}
-	if n.saved.Horizon != next.Horizon {
-		n.collectDue = true
-		if n.cfg.Mutation != MutWallClockLWW {
-			n.hlc.Observe(next.Horizon)
-		}
+	// Either rising may move the collection point (collectPoint).
+	n.collectDue = n.collectDue || n.collectPoint() != collectPointOf(next, n.cfg.Mutation)
+	if n.cfg.Mutation != MutWallClockLWW {
+		// The clock stays above both: a node's refusal point is never above
+		// its clock, which a wiped peer that hears from it relies on
+		// (Node.join).
+		n.hlc.Observe(maxStamp(next.Horizon, next.Refuse))
 	}
 	n.saved = next
 }
 
-// collect drops tombstones at or below the horizon, a bounded number per
-// turn. It runs only while the open batch holds no write (Flush), so no
-// undo of a failed batch can bring back a key whose tombstone it dropped:
-// later writes' undos restore what they found, and a batch already syncing
-// is never undone (a failed fsync stops the node).
+// collectPoint is the stamp at or below which this node may collect a
+// tombstone: the horizon, but never above the refusal point. The horizon
+// says no node holds an older item of the key; but a copy of one may still
+// be on its way (a duplicated or delayed replicate, a push), and only what
+// is at or below the refusal point is refused (Node.applyRemote). A
+// tombstone collected above it would let such a copy back in, and the node
+// would serve the deleted key for good while its peers refused it back
+// (found by review: a node adopted a horizon from a third node above its
+// own refusal point).
+func (n *Node) collectPoint() Stamp { return collectPointOf(n.saved, n.cfg.Mutation) }
+
+func collectPointOf(s durableState, mut Mutation) Stamp {
+	// The planted bug of MutCollectEarly is in the horizon; it collects at
+	// the horizon alone, so that the refusal point does not hide it.
+	if mut == MutCollectEarly || s.Horizon.Less(s.Refuse) {
+		return s.Horizon
+	}
+	return s.Refuse
+}
+
+// collect drops tombstones at or below the collection point, a bounded
+// number per turn. It runs only while the open batch holds no write
+// (Flush), so no undo of a failed batch can bring back a key whose
+// tombstone it dropped: later writes' undos restore what they found, and a
+// batch already syncing is never undone (a failed fsync stops the node).
 func (n *Node) collect() {
-	dropped := n.rep.collect(n.saved.Horizon, n.cfg.CollectPerTurnMax)
+	dropped := n.rep.collect(n.collectPoint(), n.cfg.CollectPerTurnMax)
 	n.collected += dropped
 	n.collectDue = dropped == n.cfg.CollectPerTurnMax
 }

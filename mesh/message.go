@@ -16,13 +16,19 @@ import (
 //	[incarnation u64][your incarnation u64][passed you stamp]
 //
 // then the kind's body. Integers are little-endian; lengths are uvarints.
+//
+// Kinds 1 and 2 were the replicate and its acknowledgement when quorum
+// writes were named by a counter that restarted with the node; they are
+// retired, not reused, so that a node of an earlier version drops the
+// messages of a later one as of an unknown kind rather than misreading
+// them (and the other way round).
 const (
-	msgReplicate    byte = 1 // a batch's writes, pushed by the node that took them
-	msgReplicateAck byte = 2 // a peer holds those writes durably
 	msgDigest       byte = 3 // anti-entropy: the sender's bucket digests
 	msgSummary      byte = 4 // anti-entropy: keys and stamps of the buckets that differ
 	msgPush         byte = 5 // anti-entropy: items the peer lacks, and keys to pull
 	msgPushAck      byte = 6 // anti-entropy: the push is durable; the pulled items
+	msgReplicate    byte = 7 // a batch's writes, pushed by the node that took them
+	msgReplicateAck byte = 8 // a peer holds those writes durably
 )
 
 type header struct {
@@ -58,7 +64,9 @@ type meta struct {
 // message is any decoded peer message; the fields used depend on kind.
 type message struct {
 	header
-	reqIDs   []uint64 // replicate, replicate-ack: the quorum writes among the items
+	// quorum: replicate, the stamps of the quorum writes among the items;
+	// replicate-ack, those of them the peer holds (quorum.go).
+	quorum   []Stamp
 	round    uint64   // digest, summary, push, push-ack
 	items    []Item   // replicate, push, push-ack
 	from, to cursor   // digest (from), summary
@@ -108,10 +116,10 @@ func appendItems(dst []byte, items []Item) []byte {
 	return dst
 }
 
-func appendIDs(dst []byte, ids []uint64) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(ids)))
-	for _, id := range ids {
-		dst = binary.AppendUvarint(dst, id)
+func appendStamps(dst []byte, stamps []Stamp) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(stamps)))
+	for _, s := range stamps {
+		dst = appendStamp(dst, s)
 	}
 	return dst
 }
@@ -133,10 +141,10 @@ func (m *message) encode() []byte {
 	b := appendHeader(make([]byte, 0, 256), &m.header)
 	switch m.kind {
 	case msgReplicate:
-		b = appendIDs(b, m.reqIDs)
+		b = appendStamps(b, m.quorum)
 		b = appendItems(b, m.items)
 	case msgReplicateAck:
-		b = appendIDs(b, m.reqIDs)
+		b = appendStamps(b, m.quorum)
 	case msgDigest:
 		assert(len(m.digests) == bucketsN, "digest message without every bucket")
 		b = binary.LittleEndian.AppendUint64(b, m.round)
@@ -267,13 +275,13 @@ func (r *reader) cursor() cursor {
 	return c
 }
 
-func (r *reader) ids() []uint64 {
-	n := r.count(1)
-	var ids []uint64
+func (r *reader) stamps() []Stamp {
+	n := r.count(stampBytes)
+	var stamps []Stamp
 	for range n {
-		ids = append(ids, r.uvarint())
+		stamps = append(stamps, r.stamp())
 	}
-	return ids
+	return stamps
 }
 
 func (r *reader) items() []Item {
@@ -310,10 +318,10 @@ func decodeMessage(p []byte) (*message, error) {
 	m.inc, m.yourInc, m.passedYou = r.u64(), r.u64(), r.stamp()
 	switch m.kind {
 	case msgReplicate:
-		m.reqIDs = r.ids()
+		m.quorum = r.stamps()
 		m.items = r.items()
 	case msgReplicateAck:
-		m.reqIDs = r.ids()
+		m.quorum = r.stamps()
 	case msgDigest:
 		m.round = r.u64()
 		m.from = r.cursor()

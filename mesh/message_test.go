@@ -33,10 +33,10 @@ func genMessage() *rapid.Generator[*message] {
 		})
 		switch m.kind {
 		case msgReplicate:
-			m.reqIDs = rapid.SliceOf(rapid.Uint64()).Draw(t, "reqs")
+			m.quorum = rapid.SliceOf(genStamp()).Draw(t, "quorum")
 			m.items = rapid.SliceOf(genItem()).Draw(t, "items")
 		case msgReplicateAck:
-			m.reqIDs = rapid.SliceOf(rapid.Uint64()).Draw(t, "reqs")
+			m.quorum = rapid.SliceOf(genStamp()).Draw(t, "quorum")
 		case msgDigest:
 			m.round = rapid.Uint64().Draw(t, "round")
 			m.from = genCursor.Draw(t, "from")
@@ -79,8 +79,8 @@ func normal(m *message) *message {
 	if len(c.pull) == 0 {
 		c.pull = nil
 	}
-	if len(c.reqIDs) == 0 {
-		c.reqIDs = nil
+	if len(c.quorum) == 0 {
+		c.quorum = nil
 	}
 	return &c
 }
@@ -134,7 +134,7 @@ func TestRecordItemsRoundTrip(t *testing.T) {
 func TestStateRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		s := durableState{MeshID: rapid.Uint64().Draw(t, "mesh"), NodeID: rapid.Uint16().Draw(t, "node"), Incarnation: rapid.Uint64().Draw(t, "inc"),
-			HighWater: genStamp().Draw(t, "hw"), Horizon: genStamp().Draw(t, "horizon"), Refuse: genStamp().Draw(t, "refuse")}
+			HighWater: genStamp().Draw(t, "hw"), Horizon: genStamp().Draw(t, "horizon"), Refuse: genStamp().Draw(t, "refuse"), Joined: rapid.Bool().Draw(t, "joined")}
 		got, err := decodeState(s.encode())
 		if err != nil || got != s {
 			t.Fatalf("decodeState = %+v, %v; want %+v", got, err, s)
@@ -144,4 +144,17 @@ func TestStateRoundTrip(t *testing.T) {
 			t.Fatalf("a cut state decoded")
 		}
 	})
+}
+
+// A state file of version 1 (before join.go) is read as a joined node's:
+// it was part of its mesh already.
+func TestStateVersion1IsJoined(t *testing.T) {
+	s := durableState{MeshID: 9, NodeID: 1, Incarnation: 7, HighWater: Stamp{Wall: 5}, Horizon: Stamp{Wall: 3}, Refuse: Stamp{Wall: 4}}
+	b := s.encode()
+	v1 := append([]byte{stateVersionV1}, b[1:len(b)-1]...)
+	got, err := decodeState(v1)
+	s.Joined = true
+	if err != nil || got != s {
+		t.Fatalf("decodeState(version 1) = %+v, %v; want %+v", got, err, s)
+	}
 }

@@ -34,11 +34,14 @@ type Config struct {
 	WriteQuorum int
 	// QuorumTimeout bounds how long a write waits for its quorum; it is
 	// answered outcome_unknown then (it is durable here and will still
-	// reach the others). QuorumResend is how often the write is sent again
+	// reach the others). It also bounds how long a node that has not
+	// joined its mesh (join.go) holds a write before refusing it
+	// unavailable, without effect. QuorumResend is how often the write is sent again
 	// to peers that have not acknowledged it.
 	QuorumTimeout time.Duration
 	QuorumResend  time.Duration
-	// QuorumWaitsMax bounds the writes waiting for a quorum; more are
+	// QuorumWaitsMax bounds the writes waiting for a quorum, and apart
+	// the writes a node that has not joined holds (join.go); more are
 	// refused unavailable.
 	QuorumWaitsMax int
 
@@ -145,8 +148,11 @@ type Node struct {
 	// quorumTimer resends the waits (armQuorumTimer); nil when none is
 	// pending.
 	quorumTimer core.Timer
-	nextReqID   uint64
-	nextRound   uint64
+	// held are the writes taken before this node joined (join.go), in
+	// arrival order; joinTimer refuses those held too long.
+	held      []heldWrite
+	joinTimer core.Timer
+	nextRound uint64
 	// stable is the start of the oldest of the last complete passes with
 	// each peer: every peer held, then, everything this node held.
 	stable Stamp
@@ -164,7 +170,7 @@ type pending struct {
 	msg        []byte
 	qw         *quorumWait // a quorum write: durable here now
 	repl       []Item      // a local write's items, for every peer
-	reqID      uint64      // its quorum wait's id, if any
+	quorum     Stamp       // a quorum write's stamp (zero: not one)
 	write      bool        // a local write's reply (or its quorum wait)
 	afterWrite bool        // a reply that may have seen a write of its batch
 }
@@ -273,7 +279,7 @@ func (n *Node) Start(env core.Env) error {
 	if err := env.Disk.SyncDir(); err != nil {
 		return fmt.Errorf("syncing the data directory: %w", err)
 	}
-	n.rep.collect(n.saved.Horizon, n.rep.tombstones())
+	n.rep.collect(n.collectPoint(), n.rep.tombstones())
 	n.rep.attach(n.cfg.Indexes, env.Logf)
 	n.pacer = core.NewIndexPacer(env.Clock, n.cfg.Indexes)
 	n.gc = core.NewGroupCommit(n.log, n.cfg.BatchBytesMax)
@@ -282,8 +288,9 @@ func (n *Node) Start(env core.Env) error {
 	// The clock starts above every reading this node let out: the stamps
 	// of its writes (durable before they leave, so in the replica, or
 	// below the horizon if collected) and its stability points (the saved
-	// high-water mark).
-	floor := maxStamp(n.saved.HighWater, n.rep.maxStamp, n.saved.Horizon)
+	// high-water mark); and above its refusal point, which its messages
+	// must never claim a clock below (Node.join).
+	floor := maxStamp(n.saved.HighWater, n.rep.maxStamp, n.saved.Horizon, n.saved.Refuse)
 	if n.cfg.Mutation == MutHLCNotPersisted {
 		floor = Stamp{}
 	}
@@ -298,9 +305,16 @@ func (n *Node) Start(env core.Env) error {
 		p.heard = -1
 		n.startPass(p)
 		// Spread the first rounds over the interval, so that a mesh that
-		// starts together does not round in lockstep.
-		n.scheduleRound(p, time.Duration(core.Intn(env.Rand, int(n.cfg.AntiEntropyInterval)+1)))
+		// starts together does not round in lockstep; but a node that has
+		// not joined (join.go) starts at once: its peers' answers are what
+		// it waits for before it takes writes.
+		d := time.Duration(core.Intn(env.Rand, int(n.cfg.AntiEntropyInterval)+1))
+		if !n.saved.Joined {
+			d = 0
+		}
+		n.scheduleRound(p, d)
 	}
+	n.join() // a mesh of one node joins at once
 	n.logf("recovered mesh node %d (incarnation %d): %d keys, %d tombstones, snapshot at index %d, log through index %d, clock %s, horizon %s",
 		n.cfg.ID, n.saved.Incarnation, n.rep.live, n.rep.tombstones(), rec.Index, n.log.NextIndex()-1, n.hlc.Last(), n.saved.Horizon)
 	return nil
@@ -469,6 +483,10 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 	fail := func(code, format string, args ...any) {
 		n.queue(pending{reply: reply, resp: core.ErrorResponse(code, format, args...)})
 	}
+	if !n.saved.Joined {
+		n.hold(req, reply, items) // join.go
+		return
+	}
 	if req.After != "" {
 		after, err := ParseStamp(req.After)
 		if err != nil {
@@ -523,12 +541,9 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 		resp.Deleted = &deleted
 	}
 	var qw *quorumWait
-	var reqID uint64
 	if quorum > 1 {
-		n.nextReqID++
-		reqID = n.nextReqID
-		qw = &quorumWait{id: reqID, need: quorum - 1, reply: reply, resp: resp, deadline: n.env.Clock.Now() + int64(n.cfg.QuorumTimeout)}
-		n.waits = append(n.waits, qw)
+		qw = &quorumWait{stamp: stamp, need: quorum - 1, reply: reply, resp: resp, deadline: n.env.Clock.Now() + int64(n.cfg.QuorumTimeout)}
+		n.addWait(qw)
 		if len(n.waits) == 1 {
 			n.armQuorumTimer()
 		}
@@ -541,7 +556,11 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 	}
 	// Sent only once durable here: a write exists on a peer only if it
 	// survives on the node that stamped it (horizon.go relies on it).
-	n.queue(pending{repl: items, reqID: reqID})
+	p := pending{repl: items}
+	if qw != nil {
+		p.quorum = stamp
+	}
+	n.queue(p)
 	if req.DebugSimulateFail {
 		n.snaps.Force(true)
 	}
@@ -658,8 +677,11 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 	if m.inc != p.inc {
 		n.reborn(p, m.inc)
 	}
-	if m.yourInc == n.saved.Incarnation && p.passedMe.Less(m.passedYou) {
-		p.passedMe = m.passedYou
+	if m.yourInc == n.saved.Incarnation {
+		p.knowsMe = true
+		if p.passedMe.Less(m.passedYou) {
+			p.passedMe = m.passedYou
+		}
 	}
 	p.heard = n.env.Clock.Now()
 	if p.stable.Less(m.stable) {
@@ -669,12 +691,18 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 	switch m.kind {
 	case msgReplicate:
 		n.applyRemote(m.items)
-		if len(m.reqIDs) > 0 {
-			n.sendDurable(p, &message{header: header{kind: msgReplicateAck}, reqIDs: m.reqIDs})
+		if len(m.quorum) > 0 {
+			if held := n.heldWrites(m); len(held) > 0 {
+				n.sendDurable(p, &message{header: header{kind: msgReplicateAck}, quorum: held})
+			}
 		}
 	case msgReplicateAck:
-		for _, id := range m.reqIDs {
-			n.quorumAck(p, id)
+		// Only an acknowledgement of this incarnation's writes: a wiped
+		// node's new clock may repeat a stamp of its predecessor's.
+		if m.yourInc == n.saved.Incarnation {
+			for _, s := range m.quorum {
+				n.quorumAck(p, s)
+			}
 		}
 	case msgDigest:
 		n.answerDigest(p, m)
@@ -686,6 +714,34 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 		n.handlePushAck(p, m)
 	}
 	n.updateHorizon()
+	n.join()
+}
+
+// heldWrites returns the stamps of the quorum writes of replicate m that
+// this node now holds: each of their items applied, or beaten by a newer
+// item of its key held here. Only those are acknowledged. An item refused
+// (applyRemote: at or below the refusal point, for a key this node lacks)
+// is not held, and a write acknowledged regardless counted toward a quorum
+// that did not hold it: a write answered ok on three nodes lived on one
+// (found by review).
+func (n *Node) heldWrites(m *message) []Stamp {
+	var missing []Stamp
+	for i := range m.items {
+		it := &m.items[i]
+		if !slices.Contains(m.quorum, it.Stamp) || slices.Contains(missing, it.Stamp) {
+			continue
+		}
+		if cur, ok := n.rep.get(it.Key); !ok || cur.Stamp.Less(it.Stamp) {
+			missing = append(missing, it.Stamp)
+		}
+	}
+	held := make([]Stamp, 0, len(m.quorum))
+	for _, s := range m.quorum {
+		if !slices.Contains(missing, s) {
+			held = append(held, s)
+		}
+	}
+	return held
 }
 
 func (n *Node) itemsTooFarAhead(items []Item) bool {
@@ -744,7 +800,7 @@ func (n *Node) release(ps []pending) {
 	repl := &message{header: header{kind: msgReplicate}}
 	bytes := 0
 	flush := func() {
-		if len(repl.items) == 0 {
+		if len(repl.items) == 0 && len(repl.quorum) == 0 {
 			return
 		}
 		msg := n.encode(nil, repl)
@@ -771,8 +827,8 @@ func (n *Node) release(ps []pending) {
 				flush()
 			}
 			repl.items = append(repl.items, p.repl...)
-			if p.reqID != 0 {
-				repl.reqIDs = append(repl.reqIDs, p.reqID)
+			if !p.quorum.IsZero() {
+				repl.quorum = append(repl.quorum, p.quorum)
 			}
 		default:
 			n.env.Network.Send(p.to, p.msg)

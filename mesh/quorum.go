@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"math/bits"
+	"slices"
 
 	"dkv/core"
 )
@@ -9,8 +10,19 @@ import (
 // quorumWait is a write that waits for more nodes than this one to hold it
 // durably before it is answered (Config.WriteQuorum, or the request's
 // quorum).
+//
+// A wait is named by its write's stamp, which the replicate carries and a
+// peer's acknowledgement echoes. A stamp names one write of this node for
+// good: the clock never goes back, across restarts too (a restarted node's
+// clock starts above every durable write's stamp, and only durable writes
+// are sent, so only they are acknowledged), and a wiped node's new
+// incarnation is told apart by the acknowledgement's header (Node.
+// HandleMessage). Waits used to be named by a counter that started at 1 with
+// every start of the node, so a peer's acknowledgement of a write of an
+// earlier life, delivered late, counted for a new write that no peer held
+// (found by review).
 type quorumWait struct {
-	id       uint64
+	stamp    Stamp
 	need     int    // peer acknowledgements needed
 	acks     uint64 // peers that acknowledged, by peer.bit
 	local    bool   // durable on this node
@@ -22,9 +34,9 @@ type quorumWait struct {
 	done     bool
 }
 
-// quorumAck counts a peer's acknowledgement of write id.
-func (n *Node) quorumAck(p *peer, id uint64) {
-	qw := n.findWait(id)
+// quorumAck counts a peer's acknowledgement of the write stamped s.
+func (n *Node) quorumAck(p *peer, s Stamp) {
+	qw := n.findWait(s)
 	if qw == nil {
 		return // answered already, or from before a restart
 	}
@@ -42,21 +54,20 @@ func (n *Node) quorumCheck(qw *quorumWait) {
 	qw.reply(qw.resp)
 }
 
-// findWait finds a waiting write by id; waits are kept in id order.
-func (n *Node) findWait(id uint64) *quorumWait {
-	lo, hi := 0, len(n.waits)
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if n.waits[mid].id < id {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
+// findWait finds a waiting write by stamp; waits are kept in stamp order.
+func (n *Node) findWait(s Stamp) *quorumWait {
+	i, ok := slices.BinarySearchFunc(n.waits, s, func(w *quorumWait, s Stamp) int { return w.stamp.Compare(s) })
+	if !ok {
+		return nil
 	}
-	if lo < len(n.waits) && n.waits[lo].id == id {
-		return n.waits[lo]
-	}
-	return nil
+	return n.waits[i]
+}
+
+// addWait adds qw in stamp order: at the end, since stamps rise with every
+// write, unless the clock is the planted wall clock (MutWallClockLWW).
+func (n *Node) addWait(qw *quorumWait) {
+	i, _ := slices.BinarySearchFunc(n.waits, qw.stamp, func(w *quorumWait, s Stamp) int { return w.stamp.Compare(s) })
+	n.waits = slices.Insert(n.waits, i, qw)
 }
 
 func (n *Node) removeWait(qw *quorumWait) {
@@ -107,7 +118,7 @@ func (n *Node) armQuorumTimer() {
 			for _, p := range n.peers {
 				if qw.acks&p.bit == 0 {
 					if msg == nil {
-						msg = n.encode(nil, &message{header: header{kind: msgReplicate}, reqIDs: []uint64{qw.id}, items: qw.items})
+						msg = n.encode(nil, &message{header: header{kind: msgReplicate}, quorum: []Stamp{qw.stamp}, items: qw.items})
 					}
 					n.env.Network.Send(p.id, msg)
 				}

@@ -8,8 +8,11 @@ import (
 
 // stateFile is the mesh node's small durable state (a core.StateFile):
 //
-//	[version u8 = 1][mesh id u64][node id u16][incarnation u64]
-//	[high-water stamp][horizon stamp][refusal stamp]
+//	[version u8 = 2][mesh id u64][node id u16][incarnation u64]
+//	[high-water stamp][horizon stamp][refusal stamp][joined u8]
+//
+// (Version 1, without joined, is read as joined: a node that ran before
+// the rule of join.go was already part of its mesh.)
 //
 // The incarnation is drawn at random when the directory is created: peers
 // tell a node whose directory was wiped (and which lost what it held) from
@@ -26,7 +29,9 @@ import (
 // horizon (horizon.go): once it is saved, tombstones at or below it may go.
 // The refusal point (horizon.go) is the stamp at or below which the node
 // holds every write or a newer one: a write at or below it for a key the
-// node lacks is one whose tombstone it collected, and is refused.
+// node lacks is one whose tombstone it collected, and is refused. Joined
+// says the node has heard from every peer since the directory was created,
+// and its high-water mark is above their clocks then (join.go).
 const stateFile = "mesh-state"
 
 type durableState struct {
@@ -36,9 +41,15 @@ type durableState struct {
 	HighWater   Stamp
 	Horizon     Stamp
 	Refuse      Stamp
+	Joined      bool
 }
 
-const stateVersion = 1
+const (
+	stateVersion   = 2
+	stateV1Bytes   = 1 + 8 + 2 + 8 + 3*stampBytes
+	stateV2Bytes   = stateV1Bytes + 1
+	stateVersionV1 = 1
+)
 
 func (s *durableState) encode() []byte {
 	b := []byte{stateVersion}
@@ -47,14 +58,23 @@ func (s *durableState) encode() []byte {
 	b = binary.LittleEndian.AppendUint64(b, s.Incarnation)
 	b = appendStamp(b, s.HighWater)
 	b = appendStamp(b, s.Horizon)
-	return appendStamp(b, s.Refuse)
+	b = appendStamp(b, s.Refuse)
+	if s.Joined {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 var errState = errors.New("malformed mesh state")
 
 func decodeState(p []byte) (durableState, error) {
 	var s durableState
-	if len(p) != 1+8+2+8+3*stampBytes || p[0] != stateVersion {
+	switch {
+	case len(p) == stateV1Bytes && p[0] == stateVersionV1:
+		s.Joined = true
+	case len(p) == stateV2Bytes && p[0] == stateVersion && p[stateV1Bytes] <= 1:
+		s.Joined = p[stateV1Bytes] == 1
+	default:
 		return s, fmt.Errorf("%w (%d bytes, version %d)", errState, len(p), firstByte(p))
 	}
 	s.MeshID = binary.LittleEndian.Uint64(p[1:])

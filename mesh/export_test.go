@@ -1,0 +1,33 @@
+package mesh
+
+// What the package's external tests (package mesh_test) need of its
+// insides: the kinds of the messages they hold back or look for, and a way
+// to make a peer's replicate by hand.
+const (
+	KindReplicate    = msgReplicate
+	KindReplicateAck = msgReplicateAck
+)
+
+// ReplicateFor encodes a replicate of items from n to peer to, the quorum
+// writes among them named by their stamps, as n would send it.
+func (n *Node) ReplicateFor(to uint16, items []Item, quorum []Stamp) []byte {
+	for _, p := range n.peers {
+		if uint16(p.id) == to {
+			return n.encode(p, &message{header: header{kind: msgReplicate}, items: items, quorum: quorum})
+		}
+	}
+	panic("ReplicateFor: not a peer")
+}
+
+// AckedStamps decodes a replicate acknowledgement: the stamps of the
+// writes it acknowledges (nil if b is another kind of message).
+func AckedStamps(b []byte) []Stamp {
+	m, err := decodeMessage(b)
+	if err != nil || m.kind != msgReplicateAck {
+		return nil
+	}
+	return m.quorum
+}
+
+// Refuse is n's refusal point (horizon.go).
+func (n *Node) Refuse() Stamp { return n.saved.Refuse }
