@@ -691,7 +691,7 @@ func TestFailedFsyncIsCutBeforeTheNodeStops(t *testing.T) {
 				if err := h.settle(); err != nil {
 					t.Fatal(err)
 				}
-				h.disk.SetFaults(sim.DiskFaults{SyncErrorProb: 1, SyncErrorKeepsPagesProb: 1})
+				h.disk.SetFaults(sim.DiskFaults{SyncErrorProb: 1, SyncErrorKeepsPagesEvery: 1})
 				var replied bool
 				h.node.HandleRequest(set("b", strings.Repeat("2", bBytes)), func(core.Response) { replied = true })
 				err := h.node.Flush()

@@ -280,7 +280,7 @@ func DrawMix(r *rand.Rand) FaultMix {
 		m.WIncr = d.intIn(1, 4)
 	}
 	if m.Disk.SyncErrorProb > 0 {
-		m.Disk.SyncErrorKeepsPagesProb = d.r.Float64()
+		m.Disk.SyncErrorKeepsPagesEvery = 2 // drawn from nothing: see the field
 	}
 	return m
 }
