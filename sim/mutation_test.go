@@ -11,7 +11,9 @@ import (
 // the workload, not a bug to hide. The test still runs them: a miss is
 // skipped with its reason (never passed in silence), and a catch is logged
 // with the line to delete here.
-var notCaughtYet = map[string]string{}
+var notCaughtYet = map[string]string{
+	"early-write-while-syncing": "its one catch (seed 493, 1 in 800 to 1,500 seeds) came through a failed fsync, which the node now answers by cutting the syncing batch, and the records written early after it, out of the log (GroupCommit.cutUnsynced); what is left of its danger, a power loss during the fsync that keeps the early records of the next batch and a hole before the syncing batch's last record, came in none of 4,000 seeds of 1,000 ops nor 800 of 4,000",
+}
 
 // TestCatchesMutations plants each bug of the catalogue (MutationCatalogue:
 // realistic one- or two-line mistakes in the storage engine, the single
