@@ -104,9 +104,13 @@ func (n *Node) armQuorumTimer() {
 			}
 			if now >= qw.deadline {
 				qw.done = true
-				qw.reply(core.ErrorResponse(core.CodeOutcomeUnknown,
+				resp := core.ErrorResponse(core.CodeOutcomeUnknown,
 					"the write is durable on this node, but only %d of the %d other nodes it waits for confirmed it in time; it will still reach them (anti-entropy)",
-					bits.OnesCount64(qw.acks), qw.need))
+					bits.OnesCount64(qw.acks), qw.need)
+				// The write is made: its stamp is what a client that goes
+				// on passes as after, and what a checker holds it to.
+				resp.Stamp = qw.resp.Stamp
+				qw.reply(resp)
 				continue
 			}
 			if now-qw.sentAt < int64(n.cfg.QuorumResend) {

@@ -389,6 +389,9 @@ func (c *client) send(req *core.Request, op checks.Op, tries int) {
 	if s.mode.Mesh && tries == 0 {
 		c.meshSend(req)
 	}
+	if s.mode.Mesh {
+		c.meshAttempt(req)
+	}
 	// Each attempt gets its own copy: the node may keep what it is given.
 	cp := *req
 	cp.Items = append([]core.KV(nil), req.Items...)
@@ -504,8 +507,8 @@ func (c *client) receive(m *response) {
 			}
 			a.op.Reads = resp.Values
 		}
-		if a.op.Kind == checks.KindBulkDelete && (resp.Deleted == nil && !c.s.mode.Sessions || resp.Deleted != nil && *resp.Deleted > uint64(len(a.op.Items))) {
-			c.s.fail("protocol", fmt.Sprintf("bulk_delete of %d keys answered deleted %v (attempt %d)", len(a.op.Items), resp.Deleted, a.id))
+		if a.op.Kind == checks.KindBulkDelete && (resp.Deleted == nil && !c.s.mode.Sessions || resp.Deleted != nil && *resp.Deleted > uint64(distinctKeys(a.op.Items))) {
+			c.s.fail("protocol", fmt.Sprintf("bulk_delete of %d distinct keys answered deleted %v (attempt %d)", distinctKeys(a.op.Items), resp.Deleted, a.id))
 			return
 		}
 		if c.s.mode.Mesh && a.op.Kind != 0 {
@@ -535,7 +538,13 @@ func (c *client) receive(m *response) {
 		return
 	case code == core.CodeOutcomeUnknown && c.s.mode.Mesh:
 		// A quorum write that its peers did not confirm in time: durable
-		// on the node that took it, and on its way to the others.
+		// on the node that took it, and on its way to the others; so it
+		// joins the mesh's checks as a write acknowledged with its stamp.
+		if resp.Stamp == "" {
+			c.s.fail("protocol", fmt.Sprintf("%s (attempt %d) answered outcome_unknown without the stamp of the write it made durable", a.req.Op, a.id))
+			return
+		}
+		c.meshAnswered(a, resp)
 		c.finish(a, checks.Unknown, code)
 	case code == core.CodeConditionRefusedEarlier && c.s.mode.Sessions && a.op.Cond.Kind != core.CondNone:
 		// A retry of a write refused when it first applied, whose
@@ -745,4 +754,14 @@ func (s *Sim) settleSessions() {
 			}
 		}
 	}
+}
+
+// distinctKeys counts the keys of items, each once: what a bulk_delete can
+// have found.
+func distinctKeys(items []core.KV) int {
+	seen := make(map[string]bool, len(items))
+	for _, kv := range items {
+		seen[kv.Key] = true
+	}
+	return len(seen)
 }

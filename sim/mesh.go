@@ -121,6 +121,9 @@ type meshState struct {
 	// hold beyond the acknowledged writes.
 	sent    map[string]map[string]bool
 	deleted map[string]bool
+	// deleteAttempts counts the delete attempts of each key (a bulk_delete
+	// counts once for each key it names), answered or not.
+	deleteAttempts map[string]int
 	// overwritten counts acknowledged writes a concurrent one replaced.
 	overwritten int
 	// settled: when the nodes converged after the faults stopped, and
@@ -131,6 +134,7 @@ type meshState struct {
 	wipe        int
 	wiped       bool
 	wipeCheckAt int64
+	wipedAt     int64 // when it was
 }
 
 // meshWipeProb is the share of seeds in which a node's data directory is
@@ -170,7 +174,7 @@ func (s *Sim) meshWipe() bool {
 			}
 		}
 	}
-	s.mesh.wiped = true
+	s.mesh.wiped, s.mesh.wipedAt = true, s.w.now
 	s.trace(h.addr, "wipe", 0, 0, "")
 	h.crash("data directory lost", true)
 	h.disk.Wipe()
@@ -212,6 +216,23 @@ func (c *client) meshSend(req *core.Request) {
 	// One write in five waits for more nodes than this one.
 	if q := s.wr.IntN(10); q < 2 {
 		req.Quorum = uint64(2 + q)
+	}
+}
+
+// meshAttempt counts a delete attempt of each key it names (a mesh
+// retry is a new write, with a stamp of its own).
+func (c *client) meshAttempt(req *core.Request) {
+	s := c.s
+	if s.mesh.deleteAttempts == nil {
+		s.mesh.deleteAttempts = map[string]int{}
+	}
+	switch req.Op {
+	case core.OpDelete:
+		s.mesh.deleteAttempts[req.Key]++
+	case core.OpBulkDelete:
+		for _, key := range slices.Compact(slices.Sorted(slices.Values(req.Keys))) {
+			s.mesh.deleteAttempts[key]++
+		}
 	}
 }
 
@@ -436,6 +457,13 @@ func (s *Sim) checkMesh() []checks.Finding {
 			add(check, "node %d, key %s: %s", nk.node, nk.key, v)
 		}
 	}
+	wipedNode := -1
+	if s.mesh.wiped {
+		wipedNode = s.mesh.wipe
+	}
+	for _, msg := range unexplainedNotFound(s.mesh.ops, s.mesh.deleteAttempts, wipedNode, s.mesh.wipedAt) {
+		add("stamps", "%s", msg)
+	}
 	for _, id := range sortedKeys(byNode) {
 		if v := risingAfter(byNode[id], func(a, b *meshOp) bool { return a.stamp.Less(b.stamp) }); v != "" {
 			add("node-clock", "node %d's writes: %s", id, v)
@@ -519,4 +547,67 @@ func (r *Result) meshSummary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "overwritten by concurrent writes: %d", r.MeshOverwritten)
 	return b.String()
+}
+
+// unexplainedNotFound returns, for each get that found nothing, a message
+// if nothing explains it: a node that answered a key's value, or took a
+// write of it, before the get was sent answers not_found for it only once
+// a delete stamped above that value can have reached it, an acknowledged
+// one (its stamp is known) or one whose outcome is not (any stamp). A
+// not_found carries no stamp, so the stamp checks pass it by; without this
+// one a node could drop its own acknowledged write from its answers, and
+// anti-entropy put it back before the end (found by review). A node
+// whose data directory was lost (wipedNode, at wipedAt; -1: none) answers
+// from what it rebuilds, and what it answered before is not held against
+// it.
+func unexplainedNotFound(ops []meshOp, deleteAttempts map[string]int, wipedNode int, wipedAt int64) []string {
+	type nodeKey struct {
+		node int
+		key  string
+	}
+	ackedDeletes := map[string][]mesh.Stamp{}
+	live := map[nodeKey][]*meshOp{} // values answered and writes taken, by node and key
+	for i := range ops {
+		op := &ops[i]
+		switch {
+		case op.isDelete():
+			for _, key := range op.keys {
+				ackedDeletes[key] = append(ackedDeletes[key], op.stamp)
+			}
+		case op.kind != checks.KindGet || op.found:
+			for _, key := range op.keys {
+				live[nodeKey{op.node, key}] = append(live[nodeKey{op.node, key}], op)
+			}
+		}
+	}
+	var out []string
+	for i := range ops {
+		op := &ops[i]
+		if op.kind != checks.KindGet || op.found {
+			continue
+		}
+		key := op.keys[0]
+		if deleteAttempts[key] > len(ackedDeletes[key]) {
+			continue // a delete of unknown stamp may explain it
+		}
+		var top *meshOp
+		for _, prior := range live[nodeKey{op.node, key}] {
+			if op.node == wipedNode && prior.ret < wipedAt && op.call >= wipedAt {
+				continue // a life before the wipe
+			}
+			if prior.ret < op.call && (top == nil || top.stamp.Less(prior.stamp)) {
+				top = prior
+			}
+		}
+		if top == nil || slices.ContainsFunc(ackedDeletes[key], func(d mesh.Stamp) bool { return top.stamp.Less(d) }) {
+			continue
+		}
+		how := "took a write of"
+		if top.kind == checks.KindGet {
+			how = "answered"
+		}
+		out = append(out, fmt.Sprintf("node %d, key %s: get (attempt %d, answered at %s) found nothing, after the node %s it at stamp %s (attempt %d), and no delete of the key above that stamp was ever sent",
+			op.node, key, op.attempt, time.Duration(op.ret), how, top.stamp, top.attempt))
+	}
+	return out
 }

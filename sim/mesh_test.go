@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"dkv/checks"
 	"dkv/mesh"
 )
 
@@ -101,5 +102,49 @@ func TestCatchesMeshMutations(t *testing.T) {
 			}
 			t.Logf("caught at seed %d", seed)
 		})
+	}
+}
+
+// A mesh node's get that finds nothing is judged: after the node answered
+// a key's value or took a write of it, not_found needs a delete that can
+// be above that value. Before, every not_found passed the stamp checks,
+// so a node could drop its own acknowledged write from its answers and
+// anti-entropy put it back before the end (found by review).
+func TestMeshNotFoundNeedsADelete(t *testing.T) {
+	at := func(wall int64) mesh.Stamp { return mesh.Stamp{Wall: wall} }
+	set := meshOp{node: 0, kind: checks.KindSet, keys: []string{"k"}, values: []string{"v"}, stamp: at(10), call: 1, ret: 2, attempt: 1}
+	miss := func(node int, call int64) meshOp {
+		return meshOp{node: node, kind: checks.KindGet, keys: []string{"k"}, call: call, ret: call + 1, attempt: 9}
+	}
+	del := func(stamp int64) meshOp {
+		return meshOp{node: 1, kind: checks.KindDelete, keys: []string{"k"}, stamp: at(stamp), call: 5, ret: 6, attempt: 2}
+	}
+	for _, c := range []struct {
+		name     string
+		ops      []meshOp
+		attempts int // delete attempts of k sent
+		bad      bool
+	}{
+		{"not_found after the node's own acknowledged set", []meshOp{set, miss(0, 3)}, 0, true},
+		{"not_found sent before the set returned", []meshOp{set, miss(0, 1)}, 0, false},
+		{"not_found on another node", []meshOp{set, miss(1, 3)}, 0, false},
+		{"an acknowledged delete above the set", []meshOp{set, del(11), miss(0, 7)}, 1, false},
+		{"only an acknowledged delete below the set", []meshOp{set, del(9), miss(0, 7)}, 1, true},
+		{"a delete whose outcome is unknown", []meshOp{set, miss(0, 3)}, 1, false},
+		{"after the node answered the value", []meshOp{{node: 2, kind: checks.KindGet, keys: []string{"k"}, found: true, values: []string{"v"}, stamp: at(10), call: 3, ret: 4}, miss(2, 5)}, 0, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := unexplainedNotFound(c.ops, map[string]int{"k": c.attempts}, -1, 0)
+			if (len(got) > 0) != c.bad {
+				t.Fatalf("findings %q, want a finding: %v", got, c.bad)
+			}
+		})
+	}
+	// A node whose directory was lost answers from what it rebuilds.
+	if got := unexplainedNotFound([]meshOp{set, miss(0, 5)}, nil, 0, 4); len(got) > 0 {
+		t.Fatalf("a not_found after the node's wipe was judged: %q", got)
+	}
+	if got := unexplainedNotFound([]meshOp{set, miss(0, 5)}, nil, 1, 4); len(got) == 0 {
+		t.Fatal("another node's wipe excused a not_found")
 	}
 }
