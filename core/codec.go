@@ -53,25 +53,43 @@ func (b *RequestBuf) SetValue(v string) {
 // it can: the request it returns is in buf or in an allocation of its own.
 // buf must be unused (zero), and belongs to the request from then on.
 func DecodeRequestInto(line []byte, buf *RequestBuf) (*Request, *Response) {
-	if _, ok := decodeFast(line, &buf.d); ok {
-		return &buf.d.req, nil
-	}
-	return Codec{}.decodeGeneral(line)
+	return Codec{}.DecodeRequestInto(line, buf)
 }
 
-// Codec is the protocol codec with a planted bug, for the simulator's tests
-// only (its wire runs every request and response through it); servers use
-// DecodeRequest and AppendResponse, which are the zero Codec's.
+// Codec is the protocol codec as a host configures it: the zero Codec is
+// the package's DecodeRequest and AppendResponse. BulkEntriesMax is for
+// servers; Mutation, a planted bug, for the simulator's tests only (its
+// wire runs every request and response through it).
 type Codec struct {
-	Mutation Mutation
+	// BulkEntriesMax, when above 0, refuses a bulk_set's items or a
+	// bulk_get's or bulk_delete's keys past it as they are decoded, with
+	// too_large: the node's Validate refuses them anyway
+	// (Limits.BulkEntriesMax), but only after every one of them was
+	// decoded and allocated (a 16 MiB line of 4-byte keys is 4 million
+	// strings: hundreds of MB, and seconds of the host's loop). 0 decodes
+	// any number and leaves the refusal to Validate.
+	BulkEntriesMax int
+	Mutation       Mutation
 }
 
-// DecodeRequest is the package's DecodeRequest, with c's mutation.
+// DecodeRequest is the package's DecodeRequest, with c's limit and
+// mutation.
 func (c Codec) DecodeRequest(line []byte) (*Request, *Response) {
 	// A planted bug lives in the general decoder only.
 	if c.Mutation == MutNone {
-		if d, ok := decodeFast(line, nil); ok {
+		if d, ok := decodeFast(line, nil, c.BulkEntriesMax); ok {
 			return &d.req, nil
+		}
+	}
+	return c.decodeGeneral(line)
+}
+
+// DecodeRequestInto is the package's DecodeRequestInto, with c's limit
+// and mutation.
+func (c Codec) DecodeRequestInto(line []byte, buf *RequestBuf) (*Request, *Response) {
+	if c.Mutation == MutNone {
+		if _, ok := decodeFast(line, &buf.d, c.BulkEntriesMax); ok {
+			return &buf.d.req, nil
 		}
 	}
 	return c.decodeGeneral(line)
@@ -79,13 +97,18 @@ func (c Codec) DecodeRequest(line []byte) (*Request, *Response) {
 
 // decodeGeneral decodes any line, and explains what is wrong with a bad one.
 func (c Codec) decodeGeneral(line []byte) (*Request, *Response) {
-	d := &decodedRequest{mutation: c.Mutation}
+	d := &decodedRequest{mutation: c.Mutation, bulkEntriesMax: c.BulkEntriesMax}
 	req := &d.req
 	err := json.Unmarshal(line, d, decodeOptions)
 	if err == nil {
 		return req, nil
 	}
-	resp := ErrorResponse(CodeBadRequest, "%s", describeDecodeError(err))
+	code := CodeBadRequest
+	var tl *tooManyEntriesError
+	if errors.As(err, &tl) {
+		code = CodeTooLarge
+	}
+	resp := ErrorResponse(code, "%s", describeDecodeError(err))
 	// Echo the id if the line is at least an object with a readable id, so
 	// a pipelining client can match the error to its request.
 	resp.ID = req.ID
@@ -101,6 +124,9 @@ type decodedRequest struct {
 	req      Request
 	value    string
 	mutation Mutation
+	// bulkEntriesMax is Codec.BulkEntriesMax: 0, or the most items or
+	// keys the request may hold.
+	bulkEntriesMax int
 }
 
 // requestField is one member of a request object, as a bit of a set.
@@ -198,6 +224,24 @@ func opFields(op string) (fields requestField, known bool) {
 type requestError struct{ msg string }
 
 func (e *requestError) Error() string { return e.msg }
+
+// tooManyEntriesError is a bulk request over Codec.BulkEntriesMax: too_large,
+// not bad_request.
+type tooManyEntriesError struct{ msg string }
+
+func (e *tooManyEntriesError) Error() string { return e.msg }
+
+// tooManyEntries refuses the entry past entriesMax of a request's "items"
+// or "keys" (what), in the words of Limits.Validate's refusal, which counts
+// them all: here the rest is not read. The op is named if it came before
+// the array. An array this long is refused on any op, even one that would
+// ignore it (items left on a set): it would be decoded all the same.
+func tooManyEntries(op, what string, entriesMax int) error {
+	if op == "" {
+		op = "the request"
+	}
+	return &tooManyEntriesError{op + " has more than " + itoa(entriesMax) + " " + what + "; the limit is " + itoa(entriesMax)}
+}
 
 // fieldPath names a field in messages: a top-level field, or a field of
 // bulk_set item number item (when item >= 0). It is a value, so that the
@@ -419,10 +463,10 @@ func decodeRequest(dec *jsontext.Decoder, d *decodedRequest) error {
 			}
 		case "items":
 			f = fieldItems
-			req.Items, err = readItems(dec)
+			req.Items, err = readItems(dec, req.Op, d.bulkEntriesMax)
 		case "keys":
 			f = fieldKeys
-			req.Keys, err = readKeys(dec)
+			req.Keys, err = readKeys(dec, req.Op, d.bulkEntriesMax)
 		case "debug_simulate_fail":
 			f = fieldDebugSimulateFail
 			req.DebugSimulateFail, err = readBool(dec, topField("debug_simulate_fail"))
@@ -537,8 +581,10 @@ func checkFields(op string, seen requestField) error {
 }
 
 // readItems reads bulk_set's array of {"key","value"} objects; both fields
-// are required in every item.
-func readItems(dec *jsontext.Decoder) ([]KV, error) {
+// are required in every item. With entriesMax above 0, an item past it is
+// refused before it is read: what a line may make the host allocate is
+// bounded by the limit, not by the line.
+func readItems(dec *jsontext.Decoder, op string, entriesMax int) ([]KV, error) {
 	if err := expect(dec, topField("items"), '[', "an array"); err != nil {
 		return nil, err
 	}
@@ -547,6 +593,9 @@ func readItems(dec *jsontext.Decoder) ([]KV, error) {
 	}
 	items := []KV{}
 	for i := 0; dec.PeekKind() != ']'; i++ {
+		if i == entriesMax && entriesMax > 0 {
+			return nil, tooManyEntries(op, "items", entriesMax)
+		}
 		if err := expect(dec, fieldPath{item: i}, '{', "an object"); err != nil {
 			return nil, err
 		}
@@ -589,8 +638,10 @@ func readItems(dec *jsontext.Decoder) ([]KV, error) {
 	return items, err
 }
 
-// readKeys reads bulk_get's and bulk_delete's array of key strings.
-func readKeys(dec *jsontext.Decoder) ([]string, error) {
+// readKeys reads bulk_get's and bulk_delete's array of key strings; with
+// entriesMax above 0, a key past it is refused before it is read, as readItems
+// refuses an item.
+func readKeys(dec *jsontext.Decoder, op string, entriesMax int) ([]string, error) {
 	if err := expect(dec, topField("keys"), '[', "an array"); err != nil {
 		return nil, err
 	}
@@ -599,6 +650,9 @@ func readKeys(dec *jsontext.Decoder) ([]string, error) {
 	}
 	keys := []string{}
 	for i := 0; dec.PeekKind() != ']'; i++ {
+		if i == entriesMax && entriesMax > 0 {
+			return nil, tooManyEntries(op, "keys", entriesMax)
+		}
 		k, err := readString(dec, fieldPath{name: "keys/" + itoa(i), item: -1})
 		if err != nil {
 			return nil, err
@@ -649,6 +703,10 @@ func describeDecodeError(err error) string {
 	var re *requestError
 	if errors.As(err, &re) {
 		return re.msg
+	}
+	var tl *tooManyEntriesError
+	if errors.As(err, &tl) {
+		return tl.msg
 	}
 	var syn *jsontext.SyntacticError
 	if errors.As(err, &syn) {

@@ -29,7 +29,11 @@ import (
 // key is never in a value's allocation, nor in another key's, because an
 // index may keep a key long after its request; nothing keeps a request's
 // value, which the store copies.)
-func decodeFast(line []byte, into *decodedRequest) (*decodedRequest, bool) {
+//
+// With itemsMax above 0 (Codec.BulkEntriesMax), items past it are not
+// counted or allocated: the fast path gives up at the first one past it,
+// and the general decoder refuses the line there too.
+func decodeFast(line []byte, into *decodedRequest, itemsMax int) (*decodedRequest, bool) {
 	var (
 		seen                   requestField
 		op                     string
@@ -76,7 +80,7 @@ func decodeFast(line []byte, into *decodedRequest) (*decodedRequest, bool) {
 		case "items":
 			f = fieldItems
 			itemsStart = i
-			i, itemsCount, itemsValueBytes, ok = plainItems(line, i, nil)
+			i, itemsCount, itemsValueBytes, ok = plainItems(line, i, itemsMax, nil)
 		case "client_id":
 			f = fieldClientID
 			clientID, i, ok = plainUint(line, i)
@@ -129,7 +133,7 @@ func decodeFast(line []byte, into *decodedRequest) (*decodedRequest, bool) {
 		// The values, then the id, in one allocation; every key in its own.
 		b := make([]byte, 0, itemsValueBytes+len(id))
 		req.Items = make([]KV, 0, itemsCount)
-		plainItems(line, itemsStart, &itemsFill{values: b, items: &req.Items})
+		plainItems(line, itemsStart, itemsMax, &itemsFill{values: b, items: &req.Items})
 		if len(id) > 0 {
 			b = append(b[:itemsValueBytes], id...)
 			req.ID = b[itemsValueBytes:len(b):len(b)]
@@ -164,8 +168,9 @@ type itemsFill struct {
 // plainItems reads bulk_set's items if each is an object of exactly a
 // plain "key" and a plain "value", and returns the index after the array,
 // the number of items and the bytes of their values. With fill, it also
-// stores the items.
-func plainItems(line []byte, i int, fill *itemsFill) (end, n, valueBytes int, ok bool) {
+// stores the items. With itemsMax above 0, it reports false at an item
+// past itemsMax, before reading it.
+func plainItems(line []byte, i, itemsMax int, fill *itemsFill) (end, n, valueBytes int, ok bool) {
 	if i >= len(line) || line[i] != '[' {
 		return i, 0, 0, false
 	}
@@ -173,7 +178,7 @@ func plainItems(line []byte, i int, fill *itemsFill) (end, n, valueBytes int, ok
 		return i + 1, 0, 0, true
 	}
 	for {
-		if i >= len(line) || line[i] != '{' {
+		if i >= len(line) || line[i] != '{' || (itemsMax > 0 && n == itemsMax) {
 			return i, 0, 0, false
 		}
 		var key, value []byte

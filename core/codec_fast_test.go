@@ -15,7 +15,7 @@ import (
 func agree(t interface{ Fatalf(string, ...any) }, line []byte) bool {
 	orig := string(line)
 	d := new(decodedRequest)
-	_, ok := decodeFast(line, d)
+	_, ok := decodeFast(line, d, 0)
 	fast := &d.req
 	if string(line) != orig {
 		t.Fatalf("decodeFast wrote to the line %q", orig)

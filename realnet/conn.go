@@ -24,6 +24,11 @@ const (
 	readBufBytes = 64 << 10
 	// writeBufBytes batches responses into few writes under pipelining.
 	writeBufBytes = 64 << 10
+	// writeChunkBytes is the most a writer goroutine's write moves under
+	// one deadline (chunkWriter): WriteTimeout then bounds how long a
+	// client may take nothing, not how long many MB of replies take to
+	// cross to a client that reads them slowly.
+	writeChunkBytes = 64 << 10
 	// shutdownWriteTimeout bounds how long shutdown waits for a client to
 	// take the responses that were ready when the loop stopped.
 	shutdownWriteTimeout = time.Second
@@ -1013,9 +1018,11 @@ func (c *conn) handleLine(line []byte) bool {
 			"empty line; send one JSON request object per line")))
 	}
 	// The decoded request copies what it keeps from line, which the
-	// reader's buffer will overwrite.
+	// reader's buffer will overwrite. The node's bulk-entries limit is
+	// applied as the line is decoded, so that a line of millions of keys
+	// is refused at the first one past it, not once all are allocated.
 	s := c.newSlot()
-	req, bad := core.DecodeRequestInto(line, &s.buf)
+	req, bad := core.Codec{BulkEntriesMax: c.h.cfg.BulkEntriesMax}.DecodeRequestInto(line, &s.buf)
 	if bad != nil {
 		return c.add(c.h.refusedLine(*bad))
 	}
@@ -1097,12 +1104,12 @@ func (c *conn) write() {
 			closeNow(c.nc)
 		}
 	}()
-	bw := bufio.NewWriterSize(c.nc, writeBufBytes)
+	bw := bufio.NewWriterSize(chunkWriter{c}, writeBufBytes)
 	var line []byte
 	var batch []*slot
 	for {
 		c.wmu.Lock()
-		ok, gone := c.sendReady(bw, &line, &batch, c.writeTimeout)
+		ok, gone := c.sendReady(bw, &line, &batch)
 		if ok {
 			// sendNow's writes go through the same deadline: once it
 			// passed, every one would fail without trying and fall back
@@ -1123,8 +1130,9 @@ func (c *conn) write() {
 			// The loop has exited: nothing more will be filled. Send
 			// what is ready (a write's reply means it was fsync'd, so it
 			// is worth a short wait), up to the first unanswered slot.
+			// c.stop is closed: writeTimeout is the short one now.
 			c.wmu.Lock()
-			c.sendReady(bw, &line, &batch, func() time.Duration { return shutdownWriteTimeout })
+			c.sendReady(bw, &line, &batch)
 			c.wmu.Unlock()
 			return
 		}
@@ -1132,14 +1140,13 @@ func (c *conn) write() {
 }
 
 // sendReady sends what the loop left pending, then the ready responses at
-// the head of the queue until none is ready, and flushes. It is called with
-// wmu held. It reports whether writing worked, and whether the reader is
-// gone with nothing more owed.
-func (c *conn) sendReady(bw *bufio.Writer, line *[]byte, batch *[]*slot, timeout func() time.Duration) (ok, gone bool) {
+// the head of the queue until none is ready, and flushes, all through
+// chunkWriter (bw writes to one). It is called with wmu held. It reports
+// whether writing worked, and whether the reader is gone with nothing
+// more owed.
+func (c *conn) sendReady(bw *bufio.Writer, line *[]byte, batch *[]*slot) (ok, gone bool) {
 	if len(c.pending) > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(timeout()))
-		c.writes.Add(1)
-		if _, err := c.nc.Write(c.pending); err != nil {
+		if _, err := (chunkWriter{c}).Write(c.pending); err != nil {
 			return false, false
 		}
 		c.pending = c.pending[:0]
@@ -1151,11 +1158,6 @@ func (c *conn) sendReady(bw *bufio.Writer, line *[]byte, batch *[]*slot, timeout
 		}
 		for _, s := range *batch {
 			*line = c.appendReply((*line)[:0], s)
-			if len(*line) > bw.Available() {
-				// This write reaches the socket; bound how long it may
-				// wait for a client that does not read.
-				c.nc.SetWriteDeadline(time.Now().Add(timeout()))
-			}
 			if _, err := bw.Write(*line); err != nil {
 				return false, false
 			}
@@ -1163,7 +1165,7 @@ func (c *conn) sendReady(bw *bufio.Writer, line *[]byte, batch *[]*slot, timeout
 		c.recycle(*batch)
 		clear(*batch)
 	}
-	return c.flush(bw, timeout()), gone
+	return bw.Flush() == nil, gone
 }
 
 // takeReady moves the filled slots at the head of the queue into batch,
@@ -1192,11 +1194,41 @@ func (c *conn) takeReady(batch []*slot) (_ []*slot, gone bool) {
 	return batch, c.readerGone && len(c.queue) == 0
 }
 
-func (c *conn) flush(bw *bufio.Writer, timeout time.Duration) bool {
-	if bw.Buffered() == 0 {
-		return true
+// chunkWriter is how a connection's writer goroutine writes (on the
+// goroutine host: every TLS connection, --event-loops 0, systems without
+// event loops): in chunks of at most writeChunkBytes, each under a deadline
+// of its own, so that a write fails only when the client has taken nothing
+// of a chunk for WriteTimeout (or the shutdown's short wait), as an event
+// loop restarts its deadline on every progress (eloop.flush). One deadline
+// over all the replies owed, which may be many MB, closed a client that
+// was reading them, only slowly. A write of a chunk or less is one
+// deadline and one write, as before.
+type chunkWriter struct{ c *conn }
+
+func (w chunkWriter) Write(b []byte) (int, error) {
+	c := w.c
+	n := 0
+	for n < len(b) {
+		c.restartWriteDeadline()
+		c.writes.Add(1)
+		m, err := c.nc.Write(b[n:min(len(b), n+writeChunkBytes)])
+		n += m
+		if err != nil {
+			return n, err
+		}
 	}
+	return n, nil
+}
+
+// restartWriteDeadline gives the next write writeTimeout from now. A
+// shutdown (which closes c.stop, then sets the short deadline itself to
+// end a blocked write) may come between the choice of the timeout and its
+// setting, and the long deadline set after its short one would hold the
+// server's exit for WriteTimeout: the timeout is chosen again after.
+func (c *conn) restartWriteDeadline() {
+	timeout := c.writeTimeout()
 	c.nc.SetWriteDeadline(time.Now().Add(timeout))
-	c.writes.Add(1)
-	return bw.Flush() == nil
+	if timeout != shutdownWriteTimeout && c.writeTimeout() == shutdownWriteTimeout {
+		c.nc.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
+	}
 }

@@ -182,17 +182,24 @@ func startHost(t *testing.T, node core.Node, cfg HostConfig) *running {
 // before it starts.
 func startHostOn(t *testing.T, node core.Node, d core.Disk, cfg HostConfig, setup func(*Host)) *running {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startHostOnListener(t, node, d, cfg, setup, ln)
+}
+
+// startHostOnListener is startHostOn on a listener of the test's own.
+func startHostOnListener(t *testing.T, node core.Node, d core.Disk, cfg HostConfig, setup func(*Host), ln net.Listener) *running {
+	t.Helper()
 	cfg.Logf = t.Logf
 	h, err := NewHost(node, d, cfg)
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	if setup != nil {
 		setup(h)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
 	r := &running{host: h, addr: ln.Addr().String(), done: make(chan error, 1)}
 	go func() { r.done <- h.Run(context.Background(), ln) }()

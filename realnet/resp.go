@@ -49,6 +49,15 @@ func (e respProtocolError) Error() string { return "Protocol error: " + string(e
 // not a header.
 const respHeaderBytesMax = 32
 
+// respInlineBytesMax bounds an inline command's line, its newline excluded
+// (and the command limit, if lower, bounds it too), as Redis bounds it
+// (PROTO_INLINE_MAX_SIZE) and with Redis's error, "too big inline
+// request". Inline is for a person at telnet; clients send arrays. An
+// inline line is split byte by byte into new words, where an array's
+// bulk strings are taken from the buffer as they are, so it gets the
+// smaller bound.
+const respInlineBytesMax = 64 << 10
+
 // next parses the command that starts at b[0]. It returns the command's
 // size and its arguments once it is complete (an empty argv is a command to
 // skip: an empty inline line or an array of no elements, which Redis does
@@ -136,28 +145,29 @@ func (d *respDecoder) header(b []byte, at int, what string) (digits []byte, n in
 
 // inline parses an inline command: one line of words, split as redis-cli
 // and Redis split them (sdssplitargs: "double" and 'single' quotes, with
-// escapes in double quotes).
+// escapes in double quotes). A line over respInlineBytesMax is refused
+// once that many bytes are buffered without its newline, and one of more
+// than argsMax words at the word past argsMax, before it is split: the
+// limits bound the work and the words a line makes, not just what is kept.
 func (d *respDecoder) inline(b []byte) (int, [][]byte, error) {
-	i := bytes.IndexByte(b[d.pos:], '\n')
+	lineMax := min(d.commandBytesMax, respInlineBytesMax)
+	// A newline at lineMax ends a line of lineMax bytes; none is looked
+	// for further. d.pos <= lineMax: it is set past what was scanned
+	// only while that was within the bound.
+	i := bytes.IndexByte(b[d.pos:min(len(b), lineMax+1)], '\n')
 	if i < 0 {
-		if len(b) > d.commandBytesMax {
+		if len(b) > lineMax {
 			return 0, nil, respProtocolError("too big inline request")
 		}
 		d.pos = len(b)
 		return 0, nil, nil
 	}
 	end := d.pos + i
-	if end > d.commandBytesMax {
-		return 0, nil, respProtocolError("too big inline request")
-	}
 	d.pos = 0
 	line := bytes.TrimSuffix(b[:end], []byte{'\r'})
-	argv, ok := splitInline(line, d.argv[:0])
-	if !ok {
-		return 0, nil, respProtocolError("unbalanced quotes in request")
-	}
-	if len(argv) > d.argsMax {
-		return 0, nil, respProtocolError("invalid multibulk length")
+	argv, err := splitInline(line, d.argv[:0], d.argsMax)
+	if err != nil {
+		return 0, nil, err
 	}
 	d.argv = argv
 	return end + 1, argv, nil
@@ -217,24 +227,30 @@ func printableByte(c byte) string {
 }
 
 // splitInline splits an inline command line into words as Redis's
-// sdssplitargs does, appending them to argv. It reports false for
-// unbalanced quotes (or a closing quote followed by something other than a
-// space).
-func splitInline(line []byte, argv [][]byte) ([][]byte, bool) {
+// sdssplitargs does, appending them to argv. It refuses unbalanced quotes
+// (or a closing quote followed by something other than a space), and a
+// word past argsMax before it is read, with the error Redis gives an
+// array's count over its limit: a line of "a a a …" is not split into
+// millions of words to count them.
+func splitInline(line []byte, argv [][]byte, argsMax int) ([][]byte, error) {
+	const unbalanced = respProtocolError("unbalanced quotes in request")
 	p := 0
-	for {
+	for words := 0; ; words++ {
 		for p < len(line) && isRESPSpace(line[p]) {
 			p++
 		}
 		if p == len(line) {
-			return argv, true
+			return argv, nil
+		}
+		if words == argsMax {
+			return argv, respProtocolError("invalid multibulk length")
 		}
 		var cur []byte
 		inq, insq := false, false
 		for done := false; !done; {
 			if p == len(line) {
 				if inq || insq {
-					return argv, false
+					return argv, unbalanced
 				}
 				break
 			}
@@ -264,7 +280,7 @@ func splitInline(line []byte, argv [][]byte) ([][]byte, bool) {
 				case c == '"':
 					// The closing quote must end the word.
 					if p+1 < len(line) && !isRESPSpace(line[p+1]) {
-						return argv, false
+						return argv, unbalanced
 					}
 					done = true
 				default:
@@ -277,7 +293,7 @@ func splitInline(line []byte, argv [][]byte) ([][]byte, bool) {
 					cur = append(cur, '\'')
 				case c == '\'':
 					if p+1 < len(line) && !isRESPSpace(line[p+1]) {
-						return argv, false
+						return argv, unbalanced
 					}
 					done = true
 				default:

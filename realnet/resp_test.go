@@ -216,7 +216,8 @@ func TestSplitInline(t *testing.T) {
 		{`'a\nb'`, []string{`a\nb`}, true},
 		{`"" ''`, []string{"", ""}, true},
 	} {
-		got, ok := splitInline([]byte(tc.in), nil)
+		got, err := splitInline([]byte(tc.in), nil, 16)
+		ok := err == nil
 		var gs []string
 		for _, a := range got {
 			gs = append(gs, string(a))
