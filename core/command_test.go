@@ -262,3 +262,19 @@ func TestSingleNodeRefusesClusterLog(t *testing.T) {
 		t.Fatalf("Start = %v; want an error matching ErrForeignLog that says whose log it is", err)
 	}
 }
+
+// A single node refuses a cluster or mesh node's directory though its log
+// is still empty: it took one and wrote its own records into it, and the
+// replicated node could not start there again (found by review).
+func TestSingleNodeRefusesAnEmptyReplicatedDirectory(t *testing.T) {
+	for _, c := range []struct{ file, owner string }{{"raft-state", "cluster node"}, {"mesh-state", "mesh node"}} {
+		d := newMemDisk()
+		d.put(c.file, []byte("state"))
+		d.put(walName(1), nil)
+		n := NewSingleNode(DefaultSingleConfig())
+		err := n.Start(Env{Clock: &stepClock{}, Disk: d, Rand: &splitmix{}, Logf: t.Logf})
+		if !errors.Is(err, ErrForeignLog) || !strings.Contains(err.Error(), c.owner) {
+			t.Fatalf("%s: Start = %v; want an error matching ErrForeignLog that names the %s", c.file, err, c.owner)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -99,6 +100,9 @@ func NewSingleNode(cfg SingleConfig) *SingleNode {
 // Start recovers the store: the newest snapshot, then the log after it.
 func (n *SingleNode) Start(env Env) error {
 	n.env = env
+	if err := refuseReplicatedDir(env.Disk); err != nil {
+		return err
+	}
 	rec, err := recoverSnapshot(env.Disk, n.cfg.Mutation)
 	if err != nil {
 		return err
@@ -586,4 +590,29 @@ func (n *SingleNode) expire() {
 		n.write(nil, nil, recordExpire, items, ats)
 	}
 	n.armExpiry()
+}
+
+// Replicated nodes' state files (election's raft-state, mesh's mesh-state),
+// which no single node writes.
+var replicatedStateFiles = []struct{ name, owner string }{
+	{"raft-state", "a cluster node's"},
+	{"mesh-state", "a mesh node's"},
+}
+
+// refuseReplicatedDir refuses a cluster or a mesh node's data directory.
+// A log record tells the kinds apart, but a replicated node's log is
+// empty until its first write: a single node started there took the
+// directory, wrote its own records into it, and the replicated node could
+// no longer start on it (found by review).
+func refuseReplicatedDir(d Disk) error {
+	names, err := d.List()
+	if err != nil {
+		return fmt.Errorf("listing the data directory: %w", err)
+	}
+	for _, f := range replicatedStateFiles {
+		if slices.Contains(names, f.name) {
+			return fmt.Errorf("%w: the data directory holds %s, so it is %s, not a single node's: start that node on it, or the single node on another directory", ErrForeignLog, f.name, f.owner)
+		}
+	}
+	return nil
 }
