@@ -408,14 +408,17 @@ func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record
 				return nil, fmt.Errorf("opening %s: %w", seg.name, err)
 			}
 			if valid < len(data) {
-				what := "torn tail"
 				if allZero(data[valid:]) {
-					what = "zeroed tail (reserved space, or a torn write)"
+					// The space reserved ahead of the log (Reserve), which
+					// every start after a clean stop finds: not a warning,
+					// or operators learn to ignore the log's warnings.
+					logf("trimming the zeroed tail of %s at offset %d (%d bytes: log space reserved ahead, or a torn write of zeros)", seg.name, valid, len(data)-valid)
 				} else if err := keepCut(d, seg.name, valid, data[valid:], logf); err != nil {
 					f.Close()
 					return nil, err
+				} else {
+					logf("truncating torn tail of %s at offset %d (%d bytes)", seg.name, valid, len(data)-valid)
 				}
-				logf("truncating %s of %s at offset %d (%d bytes)", what, seg.name, valid, len(data)-valid)
 				if err := f.Truncate(int64(valid)); err != nil {
 					return nil, fmt.Errorf("truncating %s: %w", seg.name, err)
 				}
