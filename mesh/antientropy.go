@@ -77,11 +77,30 @@ func (n *Node) saveHighWater(s Stamp) bool {
 	next := n.saved
 	next.HighWater = s
 	if err := n.state.Save(next.encode()); err != nil {
-		n.logf("cannot save the clock's high-water mark (the pass with a peer is not counted): %v", err)
+		n.stateFailing("the clock's high-water mark (passes with peers are not counted until it is)", err)
 		return false
 	}
+	n.stateSaved()
 	n.saved = next
 	return true
+}
+
+// stateFailing logs a failed save of the node's state once until a save
+// works again (stateSaved): on a full disk every pass ends in one, and a
+// line for each filled the log at 3,800 lines a second (found by review).
+func (n *Node) stateFailing(what string, err error) {
+	if !n.stateFailed {
+		n.logf("cannot save %s; retrying each anti-entropy interval, logged once until it works: %v", what, err)
+	}
+	n.stateFailed = true
+}
+
+// stateSaved notes that the node's state saves again.
+func (n *Node) stateSaved() {
+	if n.stateFailed {
+		n.logf("the node's state saves again")
+	}
+	n.stateFailed = false
 }
 
 // reborn restarts everything this node knew of p's state: its data
@@ -307,7 +326,13 @@ func (n *Node) finishRound(p *peer) {
 	p.round = 0
 	p.unreachable = false
 	p.cursor = p.roundTo
-	if p.cursor.end() && n.saveHighWater(p.passStart) {
+	if p.cursor.end() {
+		if !n.saveHighWater(p.passStart) {
+			// The pass cannot count until the state saves: try again an
+			// interval on, not at once (which spun a core on a full disk).
+			n.scheduleRound(p, n.cfg.AntiEntropyInterval)
+			return
+		}
 		p.passDone = p.passStart
 		p.passes++
 		p.passAt = n.env.Clock.Now()

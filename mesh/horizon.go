@@ -85,9 +85,10 @@ func (n *Node) adoptHorizon(h, refuse Stamp) {
 		return
 	}
 	if err := n.state.Save(next.encode()); err != nil {
-		n.logf("cannot save the collection horizon (tombstones wait): %v", err)
+		n.stateFailing("the collection horizon (tombstones wait until it is)", err)
 		return
 	}
+	n.stateSaved()
 	// Either rising may move the collection point (collectPoint).
 	n.collectDue = n.collectDue || n.collectPoint() != collectPointOf(next, n.cfg.Mutation)
 	if n.cfg.Mutation != MutWallClockLWW {

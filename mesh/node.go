@@ -150,9 +150,12 @@ type Node struct {
 	quorumTimer core.Timer
 	// held are the writes taken before this node joined (join.go), in
 	// arrival order; joinTimer refuses those held too long.
-	held      []heldWrite
-	joinTimer core.Timer
-	nextRound uint64
+	// stateFailed: the last save of the node's state failed (logged once
+	// until one works: stateFailing).
+	stateFailed bool
+	held        []heldWrite
+	joinTimer   core.Timer
+	nextRound   uint64
 	// stable is the start of the oldest of the last complete passes with
 	// each peer: every peer held, then, everything this node held.
 	stable Stamp
