@@ -140,6 +140,14 @@ type Op struct {
 	// starts there rather than at Call. A simulator knows this for any kind
 	// of node; it narrows the windows of requests that waited in a queue.
 	Taken int64
+	// Group, when non-zero, names the reads made at one instant: the gets
+	// History.Add makes of one bulk_get (or of one scan page, recorded as
+	// one) share one, which Add draws itself when the bulk_get has none.
+	// A recorder gives a bulk_get a group of its own drawing
+	// (History.NewGroup) where its instant is shared with other bulk_gets:
+	// the pages of one consistent scan, which all read the view of its
+	// first page's instant. CheckAtomicity holds a group to one instant.
+	Group int
 }
 
 // DeadlineRead is what a read said of its key's deadline.
@@ -271,12 +279,18 @@ type KeyWrite struct {
 // "c2#17 set k1=\"c2.17\" [1.200ms, 1.450ms] ok".
 func (op *Op) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "c%d#%d %s", op.Client, op.Req, op.Kind)
+	kind := op.Kind.String()
+	if op.Kind == KindGet && op.Presence {
+		kind = "ttl" // a read of whether the key exists
+	}
+	fmt.Fprintf(&b, "c%d#%d %s", op.Client, op.Req, kind)
 	switch op.Kind {
 	case KindGet:
 		fmt.Fprintf(&b, " %s", op.Key)
 		if op.Outcome == OK {
-			if op.Found {
+			if op.Presence && op.Found {
+				b.WriteString(" -> found")
+			} else if op.Found {
 				fmt.Fprintf(&b, " -> %q", clip(op.Value))
 			} else {
 				b.WriteString(" -> not_found")
@@ -366,13 +380,23 @@ type History struct {
 	// may expire: the nodes' calendar clocks' disagreement with the
 	// history's time base, and the rounding of deadlines to milliseconds.
 	ExpirySlop int64
+	// groups is the last group drawn (NewGroup).
+	groups int
+}
+
+// NewGroup draws a group for reads made at one instant (Op.Group), unique
+// in h: what a recorder gives every page of one consistent scan.
+func (h *History) NewGroup() int {
+	h.groups++
+	return h.groups
 }
 
 // Add appends op and returns its index. A bulk_get is appended as one get
 // per key, each with the bulk_get's interval and outcome, and the index
 // returned is the first's: every check then judges each key's read as it
-// judges a get's. That a bulk_get saw all its keys at one instant is not
-// judged here (core's tests hold it: one turn reads them all). A key the
+// judges a get's. That a bulk_get saw all its keys at one instant is kept
+// as their Group (the bulk_get's, or one drawn here if it has none), which
+// CheckAtomicity judges. A key the
 // bulk_get names again is appended again only if its read differs (or
 // there was no read): the same read of the same key over the same interval
 // says nothing new, and each copy was one more op for porcupine to order
@@ -382,6 +406,9 @@ func (h *History) Add(op Op) int {
 	if op.Kind != KindBulkGet {
 		h.Ops = append(h.Ops, op)
 		return len(h.Ops) - 1
+	}
+	if op.Group == 0 {
+		op.Group = h.NewGroup()
 	}
 	first := len(h.Ops)
 	for i, it := range op.Items {

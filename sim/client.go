@@ -276,6 +276,11 @@ func (c *client) draw() (*core.Request, checks.Op) {
 			req.StartAfter = key()
 		}
 		req.Consistent = m.ScanViews && c.reqs%2 == 1
+		if req.Consistent {
+			// Every page of the walk reads one instant, the first's: the
+			// checker holds their reads to it together (checks.Op.Group).
+			op.Group = c.s.hist.NewGroup()
+		}
 		// Recorded as a bulk_get of the keys the page covers, once it
 		// is answered (scanned); until then, of every key it may cover.
 		for _, k := range scanCandidates(m.Keys, req) {

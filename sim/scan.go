@@ -90,6 +90,8 @@ type scanWalk struct {
 	// with that window, however late it came. A view that is not of
 	// that instant then shows as a read that no order explains.
 	call, ret int64
+	// group is the walk's reads' group (checks.Op.Group): one instant.
+	group int
 }
 
 // walked checks what a page says of its walk's view and remembers the
@@ -111,7 +113,7 @@ func (c *client) walked(a *attempt, resp *core.Response) bool {
 		c.s.fail("protocol", fmt.Sprintf("the last page of a consistent scan (attempt %d) names view %s", a.id, resp.View))
 		return false
 	case *resp.More:
-		w := &scanWalk{view: resp.View, prefix: req.Prefix, after: resp.Items[len(resp.Items)-1].Key, limit: req.Limit, call: a.op.Call, ret: c.s.w.now}
+		w := &scanWalk{view: resp.View, prefix: req.Prefix, after: resp.Items[len(resp.Items)-1].Key, limit: req.Limit, call: a.op.Call, ret: c.s.w.now, group: a.op.Group}
 		if req.View != "" {
 			w.call, w.ret = c.callAt, c.retAt
 		}
@@ -133,5 +135,6 @@ func (c *client) nextPage(op checks.Op) (*core.Request, checks.Op) {
 		op.Kind = checks.KindBulkGet
 	}
 	c.callAt, c.retAt = w.call, w.ret
+	op.Group = w.group
 	return req, op
 }
