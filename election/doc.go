@@ -15,7 +15,12 @@
 // deposing a healthy leader, when it comes back: it first asks whether it
 // could win, without changing any state. Check-quorum makes a leader that
 // has not heard from a majority for an election timeout step down, and lets
-// followers ignore vote requests while they hear from a leader.
+// followers ignore vote requests while they hear from a leader. A node
+// whose disk refuses writes (full, or failing) stands in no election, and a
+// leader whose disk has refused its entries for an election timeout steps
+// down: the followers would go on committing without it, while it could
+// apply nothing and so answer nothing, and check-quorum, which hears the
+// followers, would never depose it.
 //
 // Reads are linearizable by read index (§6.4 of the thesis): the leader
 // notes its commit index, confirms with a majority that it still leads, and

@@ -55,8 +55,11 @@ type Message struct {
 	Entries        []Entry
 	Commit         uint64
 	Reject         bool
-	// RejectHint is the refusing follower's last index: where the leader
-	// may look next.
+	// RejectHint is, in a refused append's response, the refusing
+	// follower's guess of where its log meets the leader's: where the
+	// leader may look next. In a vote or pre-vote response it is
+	// rejoiningHint (1) when the answering node is rejoining, 0 otherwise
+	// (and from nodes built before it was): see Raft.RejoinStuck.
 	RejectHint uint64
 	// Context is a leader's read round on an append, echoed by the
 	// response: a follower answering it still takes the sender for its

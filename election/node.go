@@ -137,6 +137,14 @@ type Node struct {
 	in       *recvState // a snapshot being received
 
 	diskFailed bool // a write failed; logged once until one succeeds
+	// diskErr is the last write failure while diskFailed: what a write
+	// refused meanwhile is told (disk_full or io_error).
+	diskErr error
+	// diskProbeTicks counts the ticks to the next probeDisk.
+	diskProbeTicks int
+	// stuckLogged: the error that every node is rejoining was logged
+	// (noteStuck), once.
+	stuckLogged bool
 	// inflight is the Ready whose entries are syncing; Raft advances past
 	// it, and the next Ready is taken, once they are durable.
 	inflight *Ready
@@ -176,6 +184,7 @@ type clientRead struct {
 	scan   *core.Request // a scan; nil for a get
 	ttl    bool          // a ttl of key
 	reply  core.ReplyFunc
+	tick   int // when it arrived: a read waits at most WriteTicksMax (expireReads)
 }
 
 // readyRoundsMax bounds the Ready rounds of one Flush. Rounds without
@@ -355,9 +364,18 @@ func (n *Node) tick() {
 		return
 	}
 	n.ticks++
+	leading := n.raft.State() == Leader
 	n.raft.Tick()
 	n.tickTransfers()
+	if n.diskFailed && n.raft.State() != Leader {
+		if leading {
+			n.logf("election: stepping down at term %d: the disk has refused this node's entries for an election timeout (%v); not standing again until it takes writes", n.raft.Term(), n.diskErr)
+		}
+		n.failWaiting()
+		n.probeDisk()
+	}
 	n.expireWrites()
+	n.expireReads()
 	n.proposeExpiry()
 	n.armTicker()
 }
@@ -459,6 +477,11 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 // redirect answers a request that only the leader serves.
 func (n *Node) redirect() core.Response {
 	lead := n.raft.Leader()
+	if rejoining, _ := n.raft.RejoinStuck(); rejoining == len(n.cfg.Peers) {
+		return core.ErrorResponse(core.CodeUnavailable, "no leader known, and none can be elected: no node may vote: every node is rejoining (started with --rejoin); see the nodes' logs")
+	} else if rejoining > 0 {
+		return core.ErrorResponse(core.CodeUnavailable, "no leader known, and none can be elected: too few nodes may vote: %d of %d are rejoining (started with --rejoin); see the nodes' logs", rejoining, len(n.cfg.Peers))
+	}
 	if lead == None || lead == n.cfg.ID {
 		return core.ErrorResponse(core.CodeUnavailable, "no leader known (an election is under way); retry")
 	}
@@ -477,6 +500,19 @@ func (n *Node) clientAddr(id core.NodeID) string {
 func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 	if n.raft.State() != Leader {
 		reply(n.redirect())
+		return
+	}
+	if n.diskFailed {
+		// This leader's disk refuses its entries: a write proposed now
+		// would wait for the step-down (Raft's Tick) and end
+		// outcome_unknown. Refused before it is proposed, it certainly
+		// never applies, which the client is told as the single node
+		// tells it.
+		code := core.CodeIOError
+		if errors.Is(n.diskErr, core.ErrDiskFull) {
+			code = core.CodeDiskFull
+		}
+		reply(core.ErrorResponse(code, "the leader's disk refuses writes (%v): the write was not proposed and not applied; retry (another node takes over if this one's disk stays failing)", n.diskErr))
 		return
 	}
 	cmd := core.CommandFromRequest(req)
@@ -547,9 +583,60 @@ func (n *Node) expireWrites() {
 	// earlier ones at the same indexes (propose), so ticks grow with index.
 	expired := n.writes[:i]
 	n.writes = n.writes[i:]
-	for _, w := range expired {
-		w.reply(outcomeUnknown(fmt.Sprintf("not applied within %d ticks (no majority reached?)", n.cfg.WriteTicksMax)))
+	why := fmt.Sprintf("not applied within %d ticks (no majority reached?)", n.cfg.WriteTicksMax)
+	if n.diskFailed {
+		why = fmt.Sprintf("not applied within %d ticks: this node's disk refuses writes (%v), so it cannot apply it, though the other nodes may commit it", n.cfg.WriteTicksMax, n.diskErr)
 	}
+	for _, w := range expired {
+		w.reply(outcomeUnknown(why))
+	}
+}
+
+// expireReads answers unavailable the reads that waited too long (as
+// long as a write may) for a new leader's first commit or for the state
+// machine to apply their index: a node whose disk refuses writes applies
+// nothing, and its confirmed reads waited for it without end.
+func (n *Node) expireReads() {
+	late := func(rd clientRead) bool { return n.ticks-rd.tick >= n.cfg.WriteTicksMax }
+	if !slices.ContainsFunc(n.confirmed, late) && !slices.ContainsFunc(n.notReady, late) {
+		return
+	}
+	why := fmt.Sprintf("the read was not served within %d ticks: this node has not applied the writes it must see; retry", n.cfg.WriteTicksMax)
+	if n.diskFailed {
+		why = fmt.Sprintf("the read was not served within %d ticks: this node's disk refuses writes (%v), so it cannot apply the writes the read must see; retry", n.cfg.WriteTicksMax, n.diskErr)
+	}
+	n.confirmed = answerLate(n.confirmed, late, why)
+	n.notReady = answerLate(n.notReady, late, why)
+}
+
+// answerLate answers unavailable the reads of rds that late picks, and
+// returns the others, in order.
+func answerLate(rds []clientRead, late func(clientRead) bool, why string) []clientRead {
+	kept := rds[:0]
+	for _, rd := range rds {
+		if late(rd) {
+			rd.reply(core.ErrorResponse(core.CodeUnavailable, "%s", why))
+			continue
+		}
+		kept = append(kept, rd)
+	}
+	clear(rds[len(kept):])
+	return kept
+}
+
+// failWaiting answers the writes and confirmed reads of a node that no
+// longer leads while its disk refuses writes (the leader that stepped down
+// for it, in Raft's Tick): it cannot apply them until the disk recovers,
+// which may be never, and the client does better at the new leader.
+func (n *Node) failWaiting() {
+	for _, w := range n.writes {
+		w.reply(outcomeUnknown(fmt.Sprintf("this node's disk refuses writes (%v) and it gave up the leadership, so it cannot apply the write; the other nodes may commit it", n.diskErr)))
+	}
+	n.writes = nil
+	for _, rd := range n.confirmed {
+		rd.reply(core.ErrorResponse(core.CodeUnavailable, "this node's disk refuses writes (%v) and it gave up the leadership, so it cannot apply the writes the read must see; retry at the leader", n.diskErr))
+	}
+	n.confirmed = nil
 }
 
 func superseded() core.Response {
@@ -568,6 +655,7 @@ func (n *Node) read(rd clientRead) {
 	}
 	n.readID++
 	rd.id = n.readID
+	rd.tick = n.ticks
 	err := n.raft.ReadIndex(rd.id)
 	switch {
 	case err == nil:
@@ -681,7 +769,32 @@ func (n *Node) Flush() error {
 		n.pacer.Wrote()
 	}
 	n.noteRole()
+	n.noteStuck()
 	return n.stopped
+}
+
+// noteStuck logs, once, that the cluster cannot elect a leader because too
+// many nodes are rejoining (Raft's RejoinStuck): the nodes would otherwise
+// wait in silence for good, and only the operator can end it. The line
+// starts "cannot elect a leader", which the server logs as an error.
+func (n *Node) noteStuck() {
+	if n.stuckLogged {
+		return
+	}
+	rejoining, fresh := n.raft.RejoinStuck()
+	if rejoining == 0 {
+		return
+	}
+	n.stuckLogged = true
+	who := "every node"
+	if total := len(n.cfg.Peers); rejoining < total {
+		who = fmt.Sprintf("%d of its %d nodes", rejoining, total)
+	}
+	if fresh {
+		n.logf("cannot elect a leader: %s started with --rejoin on an empty data directory, and a rejoining node grants no vote, so no majority may vote (--rejoin is only for replacing one lost node of a running cluster). Stop every node, remove their data directories (nothing was ever written to them), and start them again without --rejoin", who)
+		return
+	}
+	n.logf("cannot elect a leader: %s are rejoining (started with --rejoin in place of a lost data directory, and not yet caught up with a leader), and a rejoining node grants no vote, so no majority may vote. Too few nodes kept their data directories to recover the cluster's writes: restore it from a backup, or start it anew", who)
 }
 
 // noteRole logs a change of role, term or leader, one line each, once a
@@ -767,6 +880,12 @@ func (n *Node) handleReady() (bool, error) {
 				n.logf("rejoined: heard every peer and holds the committed log through index %d; votes from term %d on", rd.HardState.Commit, next.Term+1)
 			}
 			n.saved = next
+			if len(rd.Entries) == 0 {
+				// A write went through and none failed. (With entries
+				// to persist, their outcome decides: a small state file
+				// may save where the log cannot grow.)
+				n.diskWorks()
+			}
 		}
 	}
 	// Committed entries are on this node's disk already (Raft hands out
@@ -810,7 +929,7 @@ func (n *Node) handleReady() (bool, error) {
 			n.stop(err) // a failed fsync: the pages may be gone
 			return
 		}
-		n.diskFailed = false
+		n.diskWorks()
 		n.finishReady(rd, true)
 	}); err != nil {
 		if !errors.Is(err, errWrite) {
@@ -853,12 +972,44 @@ func early(m *Message) bool { return m.Type == MsgApp || m.Type == MsgSnap }
 // was before it, and the node may go on.
 var errWrite = errors.New("log write failed and was undone")
 
-// diskFailing logs a failure to persist, once until the disk works again.
+// diskFailing logs a failure to persist, once until the disk works again,
+// and tells Raft, which stands in no election meanwhile and, leading,
+// steps down if it lasts (Raft's Tick).
 func (n *Node) diskFailing(what string, err error) {
 	if !n.diskFailed {
-		n.logf("%s failed; not acknowledging or voting until the disk takes writes again: %v", what, err)
+		n.logf("%s failed; not acknowledging, voting, standing for election or taking writes until the disk takes writes again (a leader steps down after an election timeout): %v", what, err)
 	}
-	n.diskFailed = true
+	n.diskFailed, n.diskErr = true, err
+	n.raft.SetDiskFailing(true)
+}
+
+// probeDisk tries the disk of a node that stands in no election for its
+// failure, once an election timeout, when nothing else would: a node that
+// has entries or a term and vote to persist retries them at every Ready,
+// but one that failed only to save a vote, with no leader to send it
+// anything, would take no Ready again, and every node of a cluster whose
+// disks filled during an election would wait for good once they had room.
+// The probe saves again the state already saved, which changes nothing.
+func (n *Node) probeDisk() {
+	n.diskProbeTicks++
+	if n.diskProbeTicks < n.cfg.ElectionTicks || n.inflight != nil || n.raft.HasReady() {
+		return
+	}
+	n.diskProbeTicks = 0
+	if err := n.state.Save(n.saved.encode()); err != nil {
+		n.diskErr = err
+		return
+	}
+	n.diskWorks()
+}
+
+// diskWorks ends a failure of the disk: a write went through.
+func (n *Node) diskWorks() {
+	if n.diskFailed {
+		n.logf("the disk takes writes again")
+	}
+	n.diskFailed, n.diskErr, n.diskProbeTicks = false, nil, 0
+	n.raft.SetDiskFailing(false)
 }
 
 // persist writes entries to the log and syncs them, calling durable with

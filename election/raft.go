@@ -226,7 +226,28 @@ type Raft struct {
 	// old append, say) may carry a term long past.
 	rejoinElapsed int
 	askNonce      uint64
+	// peerRejoining and peerEmpty are, per peer, what its last answer to
+	// askTerms said: that it is rejoining too (rejoiningHint), and that it
+	// is at term 0 with an empty log. When too many are rejoining for a
+	// majority to vote, no leader can ever be elected (RejoinStuck): the
+	// caller says so, since the nodes themselves would wait in silence.
+	peerRejoining []bool
+	peerEmpty     []bool
+
+	// diskFailing: the caller's disk refuses its writes (SetDiskFailing).
+	// Such a node does not stand for election, and a leader steps down
+	// once it has failed for an election timeout (diskFailTicks): it can
+	// neither count its own copy toward a commit nor apply what the
+	// followers commit, so it would hold the cluster's reads and writes
+	// while check-quorum, which hears the followers, keeps it in office.
+	diskFailing   bool
+	diskFailTicks int
 }
+
+// rejoiningHint, in the RejectHint of a pre-vote answer (which otherwise
+// carries none), says that the answering node is rejoining: it grants no
+// vote whatever it is asked. Older nodes ignore the field there.
+const rejoiningHint = 1
 
 // New makes a node from its config, restoring what its disk held.
 func New(cfg Config) (*Raft, error) {
@@ -270,6 +291,9 @@ func New(cfg Config) (*Raft, error) {
 		r.heard = make([]bool, len(peers))
 		r.heard[r.self] = true
 		r.askNonce = cfg.Rand.Uint64() | 1 // never 0, which no question carries
+		r.peerRejoining = make([]bool, len(peers))
+		r.peerEmpty = make([]bool, len(peers))
+		r.peerRejoining[r.self] = true
 	}
 	return r, nil
 }
@@ -386,6 +410,7 @@ func (r *Raft) becomeCandidate() {
 func (r *Raft) becomeLeader() {
 	r.state, r.lead = Leader, r.id
 	r.resetTimers()
+	r.diskFailTicks = 0
 	for i := range r.progress {
 		r.progress[i] = progress{next: r.log.lastIndex() + 1, active: true}
 	}
@@ -408,10 +433,28 @@ func (r *Raft) Tick() {
 	}
 	r.electionElapsed++
 	if r.state != Leader {
-		if r.electionElapsed >= r.electionTimeout && len(r.peers) > 0 && !r.rejoining {
+		// A node whose disk refuses writes could not save its own vote,
+		// nor, elected, persist its entries: it leaves the office to a
+		// node that can.
+		if r.electionElapsed >= r.electionTimeout && len(r.peers) > 0 && !r.rejoining && !r.diskFailing {
 			r.campaign()
 		}
 		return
+	}
+	if r.diskFailing && len(r.peers) > 1 {
+		// (A leader without another voter steps down to no avail: it
+		// keeps the office, and refuses writes for its disk.)
+		r.diskFailTicks++
+		if r.diskFailTicks >= r.cfg.ElectionTicks {
+			// The followers may be committing this leader's entries
+			// without it, but it can apply none of them, so neither its
+			// writes nor its reads are answered; and check-quorum, which
+			// hears the followers, would keep it leading for good. It
+			// stands down, and does not stand again while its disk
+			// fails, so a healthy node is elected in its place.
+			r.becomeFollower(r.term, None)
+			return
+		}
 	}
 	r.heartbeatElapsed++
 	if r.electionElapsed >= r.cfg.ElectionTicks {
@@ -587,6 +630,13 @@ func (r *Raft) Step(m Message) {
 				// log in that term).
 				r.leadLast, r.leadLastKnown = max(r.leadLast, m.Index), true
 			}
+			r.peerRejoining[i] = m.Reject && m.RejectHint == rejoiningHint
+			r.peerEmpty[i] = m.Term == 0 && m.Index == 0
+		}
+		if m.Type == MsgVote || (m.Type == MsgPreVote && m.Context == 0) {
+			// Campaigning: this peer is no longer rejoining (an
+			// askTerms question always carries a nonce).
+			r.peerRejoining[i] = false
 		}
 	}
 	switch {
@@ -613,7 +663,7 @@ func (r *Raft) Step(m Message) {
 			// our term tells it to step down.
 			r.send(Message{Type: MsgAppResp, To: m.From})
 		case MsgPreVote:
-			r.send(Message{Type: MsgPreVoteResp, To: m.From, Reject: true, Index: r.log.lastIndex(), Context: m.Context})
+			r.send(Message{Type: MsgPreVoteResp, To: m.From, Reject: true, Index: r.log.lastIndex(), RejectHint: r.preVoteHint(), Context: m.Context})
 		}
 		return
 	}
@@ -667,7 +717,7 @@ func (r *Raft) handleVoteRequest(m Message) {
 	// rejoining node takes from its leader (leadLast).
 	last := r.log.lastIndex()
 	if r.rejoining {
-		r.send(Message{Type: resp, To: m.From, Reject: true, Index: last, Context: m.Context})
+		r.send(Message{Type: resp, To: m.From, Reject: true, Index: last, RejectHint: r.preVoteHint(), Context: m.Context})
 		return
 	}
 	canVote := r.vote == m.From ||
@@ -973,7 +1023,7 @@ func (r *Raft) rejoined() {
 	if t, ok := r.log.term(c); !ok || t != r.term || c == 0 || c < r.leadLast {
 		return
 	}
-	r.rejoining, r.heard = false, nil
+	r.rejoining, r.heard, r.peerRejoining, r.peerEmpty = false, nil, nil, nil
 	if r.heardTerm > r.term {
 		r.becomeFollower(r.heardTerm, None)
 	}
@@ -1002,6 +1052,50 @@ func (r *Raft) askTerms() {
 
 // Rejoining reports whether the node is still making up for a lost disk.
 func (r *Raft) Rejoining() bool { return r.rejoining }
+
+// preVoteHint is the RejectHint of this node's pre-vote answers.
+func (r *Raft) preVoteHint() uint64 {
+	if r.rejoining {
+		return rejoiningHint
+	}
+	return 0
+}
+
+// RejoinStuck reports, for a rejoining node that knows no leader and has
+// heard every peer, how many nodes (this one included) are rejoining, when
+// so many are that no leader can ever be elected: a leader needs the votes
+// of a majority, a rejoining node grants none, and it stops rejoining only
+// once it follows a leader. It is 0 otherwise. Fresh says that every node
+// is besides at term 0 with an empty log: a new cluster started with
+// --rejoin, where nothing was ever written. Waiting does not help; only the
+// operator can (the caller tells them). A peer that stands for election
+// afterwards is taken off the count.
+func (r *Raft) RejoinStuck() (rejoining int, fresh bool) {
+	if !r.rejoining || r.lead != None || slices.Contains(r.heard, false) {
+		return 0, false
+	}
+	fresh = r.term == 0 && r.log.lastIndex() == 0
+	for i := range r.peers {
+		if r.peerRejoining[i] {
+			rejoining++
+		}
+		fresh = fresh && (r.peerEmpty[i] || i == r.self)
+	}
+	if len(r.peers)-rejoining >= r.quorum() {
+		return 0, false
+	}
+	return rejoining, fresh
+}
+
+// SetDiskFailing tells the node whether its caller's disk refuses writes
+// (full, or failing): while it does, the node stands in no election, and
+// a leader steps down after an election timeout of it (see Tick).
+func (r *Raft) SetDiskFailing(failing bool) {
+	r.diskFailing = failing
+	if !failing {
+		r.diskFailTicks = 0
+	}
+}
 
 // HasReady reports whether Ready has anything.
 func (r *Raft) HasReady() bool {
