@@ -111,6 +111,10 @@ type PeerConfig struct {
 	// node whose configuration forgot it does not join another cluster
 	// that also forgot it. A connection with another one is refused.
 	ClusterID uint64
+	// Group is what the log lines call the group ClusterID names:
+	// "cluster" (the default, when empty) or "mesh". A mesh node's log
+	// should not say "cluster" of its mesh.
+	Group string
 	// QueueMax and QueueBytesMax bound the messages queued for one peer;
 	// beyond either, the oldest queued message is dropped.
 	QueueMax      int
@@ -754,16 +758,18 @@ func (pr *peer) dial() (_ net.Conn, detach func() bool, peerFrameMax int, _ erro
 	if err != nil {
 		return fail(err)
 	}
-	them := fmt.Sprintf("node %d of cluster %d (version %d)", in.from, in.clusterID, in.version)
+	// Ids in hex, as the serving line and the data directory's refusal
+	// print them.
+	them := fmt.Sprintf("node %d of %s %016x (version %d)", in.from, cfg.group(), in.clusterID, in.version)
 	switch {
 	case in.kind != helloAccept:
 		return fail(fmt.Errorf("%s answered with hello kind %d", them, in.kind))
 	case in.status != helloOK:
-		return fail(fmt.Errorf("refused by %s: %s", them, helloStatusText(in.status)))
+		return fail(fmt.Errorf("refused by %s: %v", them, refusal{in.status, cfg.group()}))
 	case in.version != version:
 		return fail(fmt.Errorf("%s speaks another protocol version than %d", them, version))
 	case in.clusterID != cfg.ClusterID:
-		return fail(fmt.Errorf("reached %s, not cluster %d", them, cfg.ClusterID))
+		return fail(fmt.Errorf("reached %s, not %s %016x", them, cfg.group(), cfg.ClusterID))
 	case in.from != uint32(pr.id):
 		return fail(fmt.Errorf("reached %s, not node %d: check the peer addresses", them, pr.id))
 	case in.to != uint32(cfg.ID):
@@ -1068,9 +1074,23 @@ func (p *Peers) serveOnLoop(pr *peer, addr net.Addr, fs frameStream) {
 // refusal is why an acceptor refused a hello; its status keys the log line.
 type refusal struct {
 	status uint8
+	group  string // "cluster" or "mesh" (PeerConfig.group)
 }
 
-func (r refusal) Error() string { return helloStatusText(r.status) }
+func (r refusal) Error() string {
+	if r.status == helloWrongCluster && r.group != "" {
+		return "wrong " + r.group + " id"
+	}
+	return helloStatusText(r.status)
+}
+
+// group is what the log lines call the group: Group, or "cluster".
+func (c *PeerConfig) group() string {
+	if c.Group == "" {
+		return "cluster"
+	}
+	return c.Group
+}
 
 // acceptHello reads the dialer's hello, judges it and answers.
 func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
@@ -1134,10 +1154,10 @@ func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
 	_, werr := nc.Write(t.helloA[:])
 	claims := func(err error) error {
 		// The claimed identity goes to the log line only, after the key.
-		return fmt.Errorf("%w (it claims node %d of cluster %d, version %d, for node %d)", err, in.from, in.clusterID, in.version, in.to)
+		return fmt.Errorf("%w (it claims node %d of %s %016x, version %d, for node %d)", err, in.from, cfg.group(), in.clusterID, in.version, in.to)
 	}
 	if status != helloOK {
-		return nil, claims(refusal{status})
+		return nil, claims(refusal{status, cfg.group()})
 	}
 	if werr != nil {
 		return nil, fmt.Errorf("answering the hello of peer %d: %w", in.from, werr)

@@ -777,8 +777,8 @@ func TestPeersWithAnotherClusterIDRefuseEachOther(t *testing.T) {
 	a, b := tps[0], tps[1]
 	a.Send(1, []byte("to B"))
 	b.Send(0, []byte("to A"))
-	a.Log(t, "refused by node 1 of cluster 8 (version 1): wrong cluster id")
-	b.Log(t, "refused by node 0 of cluster 7 (version 1): wrong cluster id")
+	a.Log(t, "refused by node 1 of cluster 0000000000000008 (version 1): wrong cluster id")
+	b.Log(t, "refused by node 0 of cluster 0000000000000007 (version 1): wrong cluster id")
 	a.Log(t, "refused a connection")
 	b.Log(t, "refused a connection")
 	for _, tp := range tps {
@@ -790,6 +790,23 @@ func TestPeersWithAnotherClusterIDRefuseEachOther(t *testing.T) {
 	if a.in.count()+b.in.count() != 0 {
 		t.Errorf("something was delivered across clusters")
 	}
+}
+
+// A mesh's nodes say "mesh" of their group, not "cluster" (Group).
+func TestPeersOfAMeshWithAnotherIDSayMesh(t *testing.T) {
+	noPeerGoroutinesAtEnd(t)
+	tps := startCluster(t, 2, func(c *PeerConfig) {
+		c.Group = "mesh"
+		if c.ID == 1 {
+			c.ClusterID = testClusterID + 1
+		}
+	})
+	a, b := tps[0], tps[1]
+	a.Send(1, []byte("to B"))
+	b.Send(0, []byte("to A"))
+	a.Log(t, "refused by node 1 of mesh 0000000000000008 (version 1): wrong mesh id")
+	b.Log(t, "refused by node 0 of mesh 0000000000000007 (version 1): wrong mesh id")
+	a.Log(t, "wrong mesh id (it claims node 1 of mesh 0000000000000008")
 }
 
 func TestPeersWrongAddressIsReported(t *testing.T) {
@@ -816,7 +833,7 @@ func TestPeersSelfDialIsRefused(t *testing.T) {
 	a := newTestPeer(t, cfg, l)
 	a.startOn(t, ln)
 	a.Send(1, []byte("to myself"))
-	a.Log(t, "refused by node 0 of cluster 7 (version 1): sender has the receiver's own id")
+	a.Log(t, "refused by node 0 of cluster 0000000000000007 (version 1): sender has the receiver's own id")
 	a.Log(t, "refused a connection")
 	if a.in.count() != 0 {
 		t.Errorf("a node delivered its own message")

@@ -154,7 +154,7 @@ func acceptProof(nc net.Conn, key []byte, t *peerTranscript) error {
 	}
 	if !hmac.Equal(mac[:], t.mac(key, peerRoleDial)) {
 		nc.Write([]byte{peerProofBad})
-		return refusal{helloBadProof}
+		return refusal{status: helloBadProof}
 	}
 	if _, err := nc.Write([]byte{peerProofOK}); err != nil {
 		return fmt.Errorf("sending the verdict: %w", err)

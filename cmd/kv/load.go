@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"dkv/client"
 	"dkv/core"
@@ -117,9 +118,7 @@ func load(ctx context.Context, c store, in io.Reader, batch int, read, loaded *a
 			Value *string `json:"value"`
 		}
 		if err := json.Unmarshal(raw, &kv, json.RejectUnknownMembers(true)); err != nil || kv.Key == nil || kv.Value == nil || *kv.Key == "" {
-			if err == nil {
-				err = errors.New(`a line is {"key":…,"value":…}, both strings, the key not empty`)
-			}
+			err = badLoadLine(err, kv.Key, kv.Value)
 			// What came before it is stored: a load can go on from here.
 			if ferr := flush(); ferr != nil {
 				return loaded.Load(), ferr
@@ -138,6 +137,53 @@ func load(ctx context.Context, c store, in io.Reader, batch int, read, loaded *a
 		return loaded.Load(), err
 	}
 	return loaded.Load(), nil
+}
+
+// loadLineForm ends every complaint about a line: what a line must be.
+const loadLineForm = `a line is {"key":…,"value":…}, both strings, the key not empty`
+
+// badLoadLine says what is wrong with a line, in the file's terms: the
+// decoder's own errors name Go types ("Go struct { Key *string ...}"),
+// which mean nothing to whoever wrote the file.
+func badLoadLine(err error, key, value *string) error {
+	var sem *json.SemanticError
+	var syn *jsontext.SyntacticError
+	switch {
+	case errors.As(err, &sem) && errors.Is(err, json.ErrUnknownName):
+		return fmt.Errorf("unknown field %q: %s", sem.JSONPointer.LastToken(), loadLineForm)
+	case errors.As(err, &sem) && sem.JSONPointer == "":
+		return fmt.Errorf("a JSON %s, not an object: %s", kindName(sem.JSONKind), loadLineForm)
+	case errors.As(err, &sem):
+		return fmt.Errorf("%q is a JSON %s, not a string: %s", sem.JSONPointer.LastToken(), kindName(sem.JSONKind), loadLineForm)
+	case errors.As(err, &syn):
+		return fmt.Errorf("not valid JSON (%v, at byte %d): %s", syn.Err, syn.ByteOffset+1, loadLineForm)
+	case err != nil:
+		return fmt.Errorf("%v: %s", err, loadLineForm)
+	case key == nil:
+		return fmt.Errorf(`"key" is missing or null: %s`, loadLineForm)
+	case value == nil:
+		return fmt.Errorf(`"value" is missing or null: %s`, loadLineForm)
+	}
+	return fmt.Errorf(`an empty "key": %s`, loadLineForm)
+}
+
+// kindName names a JSON kind as the JSON spec does.
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case '[':
+		return "array"
+	case '{':
+		return "object"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "value"
 }
 
 // readLoadLine reads one line, its newline included, of at most

@@ -64,6 +64,28 @@ func TestLoadStopsAtABadLine(t *testing.T) {
 			t.Errorf("%q: exit %d, %q", tc.content, code, errOut)
 		}
 	}
+	// Each bad line is said in the file's terms, never the decoder's Go
+	// types (it said "unable to unmarshal JSON string into Go struct {
+	// Key *string ...}: unknown object member name").
+	form := `: a line is {"key":…,"value":…}, both strings, the key not empty; `
+	for _, tc := range []struct{ line, want string }{
+		{`{"key":"b","value":"2","ttl_ms":3}`, `line 2: unknown field "ttl_ms"` + form},
+		{`{"key":"b","value":2}`, `line 2: "value" is a JSON number, not a string` + form},
+		{`["b","2"]`, `line 2: a JSON array, not an object` + form},
+		{`{"key":"b"}`, `line 2: "value" is missing or null` + form},
+		{`{"key":null,"value":"2"}`, `line 2: "key" is missing or null` + form},
+		{`{"key":"","value":"2"}`, `line 2: an empty "key"` + form},
+		{`{"key":"b","value":"2"} x`, `line 2: not valid JSON (invalid character 'x' after top-level value, at byte 25)` + form},
+	} {
+		file := filepath.Join(t.TempDir(), "bad.jsonl")
+		if err := os.WriteFile(file, []byte(`{"key":"a","value":"1"}`+"\n"+tc.line+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errOut := kv(t, "--addr", addr, "load", file)
+		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "Go ") {
+			t.Errorf("%s: exit %d, %q; want 1 and %q", tc.line, code, errOut, tc.want)
+		}
+	}
 	if code, _, errOut := kv(t, "--addr", addr, "load", "/no/such/file"); code != 2 || !strings.Contains(errOut, "no such file") {
 		t.Errorf("a missing file: exit %d, %q", code, errOut)
 	}

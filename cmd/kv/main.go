@@ -107,6 +107,9 @@ Commands:
   status                   print the server's status as JSON
   help                     print this text
 
+A command's flags go before KEY. A KEY that starts with "-" follows "--",
+for every command that takes a KEY: kv get -- -k, kv set -- -k VALUE.
+
 Flags (before the command):
   --host HOST       server host (default 127.0.0.1)
   --port PORT       server port (default 9999)
@@ -327,6 +330,16 @@ type operation func(ctx context.Context, c store, stdout io.Writer) error
 // parseCommand checks the whole command line before anything is sent, so a
 // usage error never half-runs.
 func parseCommand(cmd string, args []string) (operation, error) {
+	switch cmd {
+	case "get", "ttl", "expire", "persist", "bulk-get", "bulk-delete":
+		// These take no flags, but a leading "--" ends the flags all the
+		// same, as set's and delete's flag parsing and incr's take it: a
+		// script may write kv get -- "$KEY" for a KEY that starts with
+		// "-" whatever the command. (A key "--" is then kv get -- --.)
+		if len(args) > 0 && args[0] == "--" {
+			args = args[1:]
+		}
+	}
 	nargs := func(n int, form string) error {
 		if len(args) != n {
 			return usagef("%s takes %d argument(s): kv %s", cmd, n, form)
@@ -509,6 +522,22 @@ func parseWrite(cmd string, args []string) (operation, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, usagef("%s: %v: kv %s", cmd, err, form)
 	}
+	// Flags end at KEY, so "kv set k --ttl" stored the value "--ttl" and
+	// "kv set k v --ttl 30s" was one argument too many. An argument after
+	// KEY that spells one of the command's flags was meant as that flag:
+	// it is refused, saying where flags go. After an explicit "--" it is
+	// taken as written.
+	if !endedByDashes(fs, args) && fs.NArg() > 1 {
+		for _, a := range fs.Args()[1:] {
+			if name := flagName(fs, a); name != "" {
+				hint := ""
+				if cmd == "set" && fs.NArg() == 2 { // it stands where VALUE does
+					hint = fmt.Sprintf(" (to store the value %q, put -- before KEY: kv set -- KEY %s)", a, a)
+				}
+				return nil, usagef("%s: %q after KEY is the flag --%s, which goes before KEY: kv %s%s", cmd, a, name, form, hint)
+			}
+		}
+	}
 	req := &core.Request{Op: core.OpSet, IfAbsent: *ifAbsent, IfExists: *ifExists}
 	var conds []string
 	withTTL := false
@@ -588,6 +617,40 @@ func parseWrite(cmd string, args []string) (operation, error) {
 		}
 		return printOK(w, nil)
 	}, nil
+}
+
+// endedByDashes reports whether fs's parse of args ended at a "--" (which
+// the flag package drops), rather than at KEY: the argument before the
+// positional ones is "--", and not the value of a flag that takes one
+// (kv set --if-value -- KEY VALUE).
+func endedByDashes(fs *flag.FlagSet, args []string) bool {
+	i := len(args) - fs.NArg() - 1
+	if i < 0 || args[i] != "--" {
+		return false
+	}
+	if i == 0 {
+		return true
+	}
+	prev := args[i-1]
+	name := flagName(fs, prev)
+	if name == "" || strings.Contains(prev, "=") {
+		return true
+	}
+	_, isBool := fs.Lookup(name).Value.(interface{ IsBoolFlag() bool })
+	return isBool
+}
+
+// flagName returns the name of the flag of fs that arg spells (-name,
+// --name or --name=value), or "" if it spells none.
+func flagName(fs *flag.FlagSet, arg string) string {
+	if !strings.HasPrefix(arg, "-") {
+		return ""
+	}
+	name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(arg, "-"), "-"), "=")
+	if name == "" || fs.Lookup(name) == nil {
+		return ""
+	}
+	return name
 }
 
 // parseIncr reads "incr KEY [DELTA]" and "decr KEY [DELTA]". A DELTA

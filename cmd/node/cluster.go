@@ -42,8 +42,14 @@ var clusterFlagNames = []string{flagNodeID, flagKVPort, flagReplPort, flagPeerRe
 // form the flag package parses: the values after such a flag, up to the next
 // argument that starts with "-", are joined with commas. Ports never start
 // with "-", and neither do host:port pairs.
+//
+// A list flag given twice is refused, as is an empty entry ("9101,,9102",
+// "9101,"): the flag package would keep the last list, and splitting
+// would drop the empty entry, each leaving a node out of the list without
+// a word, and the node ids after it shifted.
 func expandListFlags(args []string) ([]string, error) {
 	out := make([]string, 0, len(args))
+	seen := make(map[string]bool)
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -55,6 +61,10 @@ func expandListFlags(args []string) ([]string, error) {
 			out = append(out, a)
 			continue
 		}
+		if seen[name] {
+			return nil, fmt.Errorf("--%s is given twice: give it once, with every other node's port in node-id order (e.g. --%s 7001 7002)", name, name)
+		}
+		seen[name] = true
 		var values []string
 		if hasValue && value != "" {
 			values = append(values, value)
@@ -65,6 +75,13 @@ func expandListFlags(args []string) ([]string, error) {
 		}
 		if len(values) == 0 {
 			return nil, fmt.Errorf("--%s needs the other nodes' ports, in node-id order (e.g. --%s 7001 7002)", name, name)
+		}
+		for _, v := range values {
+			for _, entry := range strings.Split(v, ",") {
+				if strings.TrimSpace(entry) == "" {
+					return nil, fmt.Errorf("--%s %q has an empty entry (two commas in a row, or one at an end): list every other node's port once, in node-id order (e.g. --%s 7001 7002 or --%s=7001,7002)", name, v, name, name)
+				}
+			}
 		}
 		out = append(out, "--"+name+"="+strings.Join(values, ","))
 	}

@@ -45,7 +45,8 @@ func TestExpandListFlags(t *testing.T) {
 			t.Errorf("%q: got %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
-	for _, in := range []string{"--other-kv-ports", "--other-kv-ports --port 1", "--secondary-repl-ports="} {
+	for _, in := range []string{"--other-kv-ports", "--other-kv-ports --port 1", "--secondary-repl-ports=",
+		"--other-kv-ports 1 --other-kv-ports 2", "--other-kv-ports=1,,2", "--other-kv-ports 1, 2", "--other-kv-ports ,1"} {
 		if got, err := expandListFlags(strings.Fields(in)); err == nil {
 			t.Errorf("%q: got %q, want an error", in, got)
 		}

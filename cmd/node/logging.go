@@ -129,6 +129,7 @@ var logClasses = []logClass{
 	{"write failed", "", slog.LevelError, "write_failed"},
 	{"", "fsync failed", slog.LevelError, "fsync_failed"},
 	{"", " failed; not acknowledging", slog.LevelError, "disk_failed"},
+	{"cannot elect a leader", "", slog.LevelError, "rejoin_stuck"},
 	{"indexes:", "", slog.LevelInfo, "indexes"},
 	{"peers: ", "", slog.LevelInfo, "peers"},
 }

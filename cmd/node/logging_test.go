@@ -205,6 +205,8 @@ func TestClassify(t *testing.T) {
 		{"peers: connection to peer 0 (127.0.0.1:9100) lost: the peer closed the connection", slog.LevelWarn, "peers"},
 		{"peers: refused a connection from 127.0.0.1:5: wrong cluster id", slog.LevelWarn, "peers"},
 		{"cluster 0123: 3 nodes", slog.LevelInfo, ""},
+		{"cannot elect a leader: every node started with --rejoin on an empty data directory", slog.LevelError, "rejoin_stuck"},
+		{"trimming the zeroed tail of wal-01.log at offset 20 (1048556 bytes: log space reserved ahead, or a torn write of zeros)", slog.LevelInfo, ""},
 	} {
 		level, event := classify(tc.msg)
 		if level != tc.level || event != tc.event {

@@ -12,11 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -96,8 +98,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&limits.ValueBytesMax, "max-value-bytes", limits.ValueBytesMax, "bytes in one value")
 	fs.IntVar(&limits.BulkEntriesMax, "max-bulk-entries", limits.BulkEntriesMax, "items in one bulk_set")
 	fs.IntVar(&hostCfg.EventLoops, "event-loops", hostCfg.EventLoops, "event loops (epoll, Linux) that serve the client connections, one by default; fewer than the cores each\nwait in epoll_wait on a core of their own and fsync inline, as Redis does; more park in Go's poller; with\n--enable-indexes, two loops or more analyse values in parallel; 0 gives each connection a reader and a writer\ngoroutine instead (the only choice elsewhere)")
-	fs.DurationVar(&hostCfg.LineTimeout, "line-timeout", hostCfg.LineTimeout, "how long a partial request line may stall")
-	fs.DurationVar(&hostCfg.IdleTimeout, "idle-timeout", hostCfg.IdleTimeout, "how long a silent connection stays open")
+	fs.DurationVar(&hostCfg.LineTimeout, "line-timeout", hostCfg.LineTimeout, "how long a partial request line may stall (at least 1ms)")
+	fs.DurationVar(&hostCfg.IdleTimeout, "idle-timeout", hostCfg.IdleTimeout, "how long a silent connection stays open (at least 100ms)")
 	fs.Int64Var(&single.SegmentBytesMax, "segment-bytes", single.SegmentBytesMax, "log segment size that starts a new segment")
 	fs.Int64Var(&single.SnapshotLogBytesMin, "snapshot-log-bytes", single.SnapshotLogBytesMin, "log bytes since the last snapshot that start the next one")
 	fs.IntVar(&o.gc.percent, "gc-percent", defaultGCPercent, "GOGC: the heap may grow to (1 + this/100) x the live data before the garbage collector runs;\nlower holds less memory and costs more CPU per request; -1 turns the collector off until --memory-limit;\n$GOGC, when set, replaces the default")
@@ -118,6 +120,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if _, _, err := net.SplitHostPort(o.metricsAddr); err != nil {
 			return nil, fmt.Errorf("--metrics-addr must be host:port, as 127.0.0.1:9100: %v", err)
 		}
+	}
+	if o.dataDir == "" {
+		return nil, errors.New(`--data-dir "" names no directory: give a path (the default is data, in the working directory)`)
 	}
 	if o.embeddings != "" && !o.enableIndexes {
 		return nil, fmt.Errorf("--embeddings is for the similarity index: add --enable-indexes")
@@ -178,6 +183,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("%s must be positive", f.name)
 		}
 	}
+	hostDefaults := realnet.DefaultHostConfig()
+	for _, f := range []struct {
+		name          string
+		v, least, def time.Duration
+	}{
+		{"--line-timeout", hostCfg.LineTimeout, lineTimeoutMin, hostDefaults.LineTimeout},
+		{"--idle-timeout", hostCfg.IdleTimeout, idleTimeoutMin, hostDefaults.IdleTimeout},
+	} {
+		if f.v < f.least {
+			return nil, fmt.Errorf("%s %v is too short: it must be at least %v (the default is %v)", f.name, f.v, f.least, f.def)
+		}
+	}
 	if o.mode == "cluster" {
 		if o.cluster, err = cf.resolve(o.host, o.port, set[flagKVPort] || set["port"], set); err != nil {
 			return nil, err
@@ -197,6 +214,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	case o.mesh != nil:
 		replAddr = o.mesh.replAddrs[o.mesh.id]
 	}
+	if err := o.checkMetricsAddr(set); err != nil {
+		return nil, err
+	}
 	if o.tls, err = tf.resolve(o.mode, replHost(replAddr)); err != nil {
 		return nil, err
 	}
@@ -206,6 +226,128 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	single.Limits = limits
 	o.hostCfg, o.single = hostCfg, single
 	return o, nil
+}
+
+// The least --line-timeout and --idle-timeout taken. They are there to
+// refuse a slip of the unit (1ns, 1us), which would close every connection
+// at once, not to second-guess a short timeout chosen on purpose (tests
+// use 300ms).
+//
+// lineTimeoutMin, 1 ms: the rest of a line that the network split in two
+// segments then has at least a round trip of a local network (tens of
+// microseconds) and a scheduler's time slice to arrive; shorter, lines
+// merely split in transit would be cut off. (Writes have no timeout flag.)
+//
+// idleTimeoutMin, 100 ms: above realnet's end-of-stream probe, 20 ms after
+// a reader drains its socket, which an idle deadline any sooner would
+// replace (conn.setReadDeadline); and above the pause between two requests
+// of a client that does any work of its own, or stalls for a garbage
+// collection, which a shorter one would close between requests.
+const (
+	lineTimeoutMin = time.Millisecond
+	idleTimeoutMin = 100 * time.Millisecond
+)
+
+// checkMetricsAddr refuses a --metrics-addr that is also an address the
+// flags give a node: this node's own ports, which it could not then bind
+// (and in single mode only after a recovery), or a peer's, which a node
+// on this host could not bind, or which this node would dial as that peer
+// and find its own HTTP server. Two addresses clash when their ports
+// match and their hosts do, or when one host is a wildcard and the other
+// is on this node's --host (a peer given by host:port elsewhere may well
+// use the same port number on its own machine).
+func (o *options) checkMetricsAddr(set map[string]bool) error {
+	if o.metricsAddr == "" {
+		return nil
+	}
+	mHost, mPort, _ := net.SplitHostPort(o.metricsAddr) // checked above
+	if mPort == "0" {
+		return nil // a free port, picked at the bind
+	}
+	type use struct{ addr, what string }
+	var uses []use
+	kvFlag := "--" + flagKVPort
+	if set["port"] && !set[flagKVPort] {
+		kvFlag = "--port"
+	}
+	own := func(kv, repl string) {
+		uses = append(uses, use{kv, "this node's " + kvFlag}, use{repl, "this node's --" + flagReplPort})
+	}
+	switch {
+	case o.cluster != nil:
+		cc := o.cluster
+		own(cc.kvAddrs[cc.id], cc.replAddrs[cc.id])
+		for i := range cc.replAddrs {
+			if core.NodeID(i) != cc.id {
+				uses = append(uses,
+					use{cc.kvAddrs[i], fmt.Sprintf("node %d's client port (in --%s)", i, flagPeerKV)},
+					use{cc.replAddrs[i], fmt.Sprintf("node %d's replication port (in --%s)", i, flagPeerRepl)})
+			}
+		}
+	case o.mesh != nil:
+		mc := o.mesh
+		own(mc.kvAddr, mc.replAddrs[mc.id])
+		for i, a := range mc.replAddrs {
+			if core.NodeID(i) != mc.id {
+				uses = append(uses, use{a, fmt.Sprintf("node %d's replication port (in --%s)", i, flagMeshPeerRepl)})
+			}
+		}
+		for i, a := range mc.peerKV {
+			if core.NodeID(i) != mc.id {
+				uses = append(uses, use{a, fmt.Sprintf("node %d's client port (in --%s)", i, flagPeerKV)})
+			}
+		}
+	case o.port != 0:
+		uses = append(uses, use{net.JoinHostPort(o.host, strconv.Itoa(o.port)), "--port"})
+	}
+	for _, u := range uses {
+		h, p, err := net.SplitHostPort(u.addr)
+		if err != nil || p != mPort {
+			continue
+		}
+		if sameHost(h, mHost) || ((isWildcard(h) || isWildcard(mHost)) && sameHost(h, o.host)) {
+			return fmt.Errorf("--metrics-addr %s clashes with %s, %s: give --metrics-addr a port of its own", o.metricsAddr, u.what, u.addr)
+		}
+	}
+	return nil
+}
+
+// sameHost compares two hosts as written, IP addresses by value.
+func sameHost(a, b string) bool {
+	if ia, ib := net.ParseIP(a), net.ParseIP(b); ia != nil && ib != nil {
+		return ia.Equal(ib)
+	}
+	return strings.EqualFold(a, b)
+}
+
+// isWildcard reports whether host, as a listen address, is every address.
+func isWildcard(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// checkDanglingLinks refuses a data directory that is, or lies under, a
+// symbolic link whose target does not exist. Creating the directory would
+// fail with "mkdir DIR: file exists", true of the link but no help: the
+// link is there, its target is not.
+func checkDanglingLinks(dataDir string) error {
+	for p := filepath.Clean(dataDir); ; {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+				target, _ := os.Readlink(p)
+				return fmt.Errorf("cannot create data directory %s: %s is a symbolic link to %s, which does not exist: create the link's target, or give --data-dir a path without the link", dataDir, p, target)
+			}
+			return nil // the link resolves; what is under it is disk.Open's
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return nil
+		}
+		p = parent
+	}
 }
 
 // serverNode is the node run serves: a single node, a cluster node or a
@@ -268,6 +410,11 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 
+	// A dangling link would fail below as "mkdir data: file exists".
+	if err := checkDanglingLinks(o.dataDir); err != nil {
+		fail("start_failed", err)
+		return exitFatal
+	}
 	// Lock the directory before binding the port, so a second server on the
 	// same directory says so instead of "address in use".
 	dir, err := disk.Open(o.dataDir, disk.Options{UnsafeNoFsync: o.unsafeNoFsync})
@@ -283,14 +430,14 @@ func run(args []string, stderr io.Writer) int {
 	// A trial bind now makes a port that is taken fail before a recovery
 	// that may take seconds; the real bind may still fail if the port is
 	// taken meanwhile, and then says so just as clearly. The trial binds
-	// without listening (trialBind), so no dial is reset. Port 0 picks a
-	// free port at the real bind, so it is not tried.
+	// without listening (trialBind), so no dial is reset. Port 0 is tried
+	// too: the bind then takes some free port and tells nothing of the one
+	// the real bind will pick, but it does check --host, which must resolve
+	// to an address of this machine.
 	addr := net.JoinHostPort(o.host, strconv.Itoa(o.port))
-	if o.port != 0 {
-		if err := trialBind(addr); err != nil {
-			fail("start_failed", fmt.Errorf("cannot listen: %w", err))
-			return exitFatal
-		}
+	if err := trialBind(addr); err != nil {
+		fail("start_failed", fmt.Errorf("cannot listen: %w", err))
+		return exitFatal
 	}
 	// The metrics endpoint is bound for real before recovery: /healthz
 	// answers 503 meanwhile, and a taken address is refused now.
@@ -390,12 +537,13 @@ func run(args []string, stderr io.Writer) int {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	// With --auth-file or TLS, SIGHUP rereads the password and the
-	// certificates; without, it keeps its default action.
+	// certificates. It is caught without them too: its default action
+	// kills the process, and an operator (or a script that sends SIGHUP
+	// to every server after rotating files) must not take a node down by
+	// asking it to reload nothing.
 	hups := make(chan os.Signal, 1)
-	if o.authFile != "" || o.tls.reloadable() {
-		signal.Notify(hups, syscall.SIGHUP)
-		defer signal.Stop(hups)
-	}
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 	runDone := make(chan struct{})
 	defer close(runDone)
 	start := time.Now()
@@ -424,6 +572,10 @@ func run(args []string, stderr io.Writer) int {
 					logs.line(slog.LevelInfo, "serving", fmt.Sprintf("serving single node on %s (data dir %q)", host.Addr(), o.dataDir), attrs...)
 				}
 			case <-hups:
+				if o.authFile == "" && !o.tls.reloadable() {
+					logs.Info("SIGHUP: nothing to reload (no --auth-file, no --tls-cert or --peer-tls-cert); still serving", "event", "reload")
+					break
+				}
 				if o.authFile != "" {
 					reloadAuth(o, host, peers, logs)
 				}

@@ -44,8 +44,11 @@ const (
 var meshFlagNames = []string{flagMeshPeerRepl, flagWriteQuorum, flagMaxOffset, flagAntiEntropy, flagMeshID}
 
 // clusterOnlyFlagNames are the cluster flags a mesh node refuses: with
-// them, the command line is a cluster node's.
-var clusterOnlyFlagNames = []string{flagPeerRepl, flagClusterID}
+// them, the command line is a cluster node's. --rejoin is among them: a
+// mesh node on a new data directory holds its writes until it has heard
+// from every peer by itself (mesh/join.go), so the flag would do nothing
+// while letting the operator believe it did.
+var clusterOnlyFlagNames = []string{flagPeerRepl, flagClusterID, flagRejoin}
 
 // meshFlags are the raw mesh flags, as parsed; the shared ones (node id,
 // ports) are in clusterFlags.
@@ -349,6 +352,7 @@ func newMeshNode(o *options, logf func(string, ...any)) (*meshNode, error) {
 	pc.Listen = mc.replAddrs[mc.id]
 	pc.Peers = mc.peers()
 	pc.ClusterID = mc.meshID
+	pc.Group = "mesh"
 	pc.Logf = logf
 	// The client port's password guards the replication port too: one
 	// secret per cluster, which whoever may read and write its data has.

@@ -124,7 +124,7 @@ func TestBadMeshFlagsExit2(t *testing.T) {
 		{"list without values", []string{"--node-id", "0", "--peer-repl-ports", "--kv-port", "9000"},
 			"--peer-repl-ports needs the other nodes' ports"},
 		{"one node", []string{"--node-id", "0", "--kv-port", "9000", "--repl-port", "9100", "--peer-repl-ports=,"},
-			"--peer-repl-ports makes a mesh of 1 nodes; it takes 2 to 9"},
+			`--peer-repl-ports "," has an empty entry`},
 		{"too many", base("0", "9000", "9100", "1", "2", "3", "4", "5", "6", "7", "8", "9"),
 			"--peer-repl-ports makes a mesh of 10 nodes; it takes 2 to 9"},
 		{"id too large", base("3", "9000", "9100", "9101", "9102"),

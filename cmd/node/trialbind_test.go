@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -64,4 +65,42 @@ func TestTrialBindOfATakenPort(t *testing.T) {
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("trial bind of a taken port: %v; want address already in use", err)
 	}
+}
+
+// A trial bind of a fixed port works on the wildcard addresses too, and
+// leaves the port free for the real listener. For a wildcard the runtime
+// makes a dual-stack socket and hands the Control hook network "tcp6" with
+// the address as given, "0.0.0.0:port"; resolving that as tcp6 failed
+// ("no suitable address found"), so --host 0.0.0.0 never started.
+func TestTrialBindOfWildcardAndLoopbackHosts(t *testing.T) {
+	for _, host := range []string{"0.0.0.0", "::", "127.0.0.1", "::1", ""} {
+		t.Run("host="+host, func(t *testing.T) {
+			if strings.Contains(host, ":") && !ipv6Available() {
+				t.Skipf("IPv6 is unavailable here (cannot listen on [::]:0): the %s case is not checked", host)
+			}
+			_, port, _ := net.SplitHostPort(freeLoopbackAddr(t))
+			addr := net.JoinHostPort(host, port)
+			if err := trialBind(addr); err != nil {
+				t.Fatalf("trial bind of %s: %v", addr, err)
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				t.Fatalf("listen on %s after the trial bind: %v", addr, err)
+			}
+			defer ln.Close()
+			// Now taken: the trial says so.
+			if err := trialBind(addr); !errors.Is(err, syscall.EADDRINUSE) {
+				t.Fatalf("trial bind of %s while listened on: %v; want address already in use", addr, err)
+			}
+		})
+	}
+}
+
+func ipv6Available() bool {
+	ln, err := net.Listen("tcp6", "[::]:0")
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }

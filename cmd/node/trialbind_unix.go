@@ -47,19 +47,36 @@ func trialBind(addr string) error {
 }
 
 // sockaddr turns the resolved address the runtime hands the Control hook
-// into the form bind(2) takes.
+// into the form bind(2) takes. network names the socket's family, not the
+// address's: for a wildcard host ("0.0.0.0", "::" or none) the runtime
+// makes a dual-stack socket and passes "tcp6" with the address
+// "0.0.0.0:port". So the address is resolved as plain "tcp", which takes
+// either family, and then put in the socket's family, as the runtime's own
+// bind does (ipToSockaddrInet6): the IPv4 wildcard becomes ::, which on a
+// dual-stack socket takes IPv4 too; any other IPv4 address becomes its
+// IPv4-mapped form.
 func sockaddr(network, address string) (syscall.Sockaddr, error) {
-	a, err := net.ResolveTCPAddr(network, address)
+	a, err := net.ResolveTCPAddr("tcp", address)
 	if err != nil {
 		return nil, err
 	}
 	if network == "tcp4" {
 		sa := &syscall.SockaddrInet4{Port: a.Port}
-		copy(sa.Addr[:], a.IP.To4())
+		if a.IP != nil {
+			ip4 := a.IP.To4()
+			if ip4 == nil {
+				return nil, fmt.Errorf("address %s: not an IPv4 address for an IPv4 socket", address)
+			}
+			copy(sa.Addr[:], ip4)
+		}
 		return sa, nil
 	}
+	ip := a.IP
+	if ip.Equal(net.IPv4zero) {
+		ip = net.IPv6unspecified
+	}
 	sa := &syscall.SockaddrInet6{Port: a.Port}
-	copy(sa.Addr[:], a.IP.To16())
+	copy(sa.Addr[:], ip.To16()) // nil (no host) copies nothing: ::
 	if a.Zone != "" {
 		ifi, err := net.InterfaceByName(a.Zone)
 		if err != nil {
