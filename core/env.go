@@ -88,6 +88,18 @@ type AsyncFile interface {
 	SyncAsync(done func(error))
 }
 
+// SyncCutter is an AsyncFile that can cut a failed sync's data back out at
+// once. CutOnSyncFailure(size), called just before SyncAsync, asks that if
+// that sync fails, the file be truncated to size (and synced) before the
+// failure is reported: GroupCommit.cutUnsynced says why the batch must go,
+// and a process that dies between the failed fsync and a cut made in a
+// later turn would leave it behind for its restart to read. The window
+// left is the time between the failed fsync and the truncate, on one
+// goroutine.
+type SyncCutter interface {
+	CutOnSyncFailure(size int64)
+}
+
 // Reserver is a File that can zero-fill space past its end ahead of the
 // writes that will land there, so that syncing them needs no metadata update
 // (on Linux, an fdatasync that flushes data alone). Reserved zeros are part

@@ -175,6 +175,9 @@ func (g *GroupCommit) Commit(inline bool, durable func(error)) (writeErr, fatal 
 				}
 			}
 		}
+		if c, ok := af.(SyncCutter); ok && g.mutation != MutFailedSyncKept {
+			c.CutOnSyncFailure(start)
+		}
 		af.SyncAsync(func(err error) {
 			assert(g.syncing, "a sync completed with none in flight")
 			g.syncing = false

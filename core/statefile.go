@@ -116,33 +116,20 @@ func OpenStateFile(d Disk, name string, logf func(string, ...any)) (*StateFile, 
 		logf("%s: rewriting in the current format", name)
 		valid = -1 // rewrite
 	}
-	if valid < len(data) || len(data) > stateFileBytesMax {
-		if err := f.rewrite(state); err != nil {
-			return nil, nil, err
-		}
-		return f, state, nil
+	// The state just read may be in the page cache only, after a process
+	// crash between a save's write and its fsync (the simulator's seed
+	// 5620), and it must be durable before the node acts on it (votes in
+	// its term). Syncing the file as read was not enough: where an fsync
+	// had failed (this start's, or a crashed process's), ext4 keeps the
+	// pages it could not write readable and clean, and a later fsync
+	// reports success without them; the node then acted on a state a
+	// power loss took back, and appended records after the hole it left
+	// (mesh seed 744). So the state is written afresh, in a file of its
+	// own (rewrite: temporary file, sync, rename, directory sync, which
+	// also makes the name durable: the simulator's seed 1950265).
+	if err := f.rewrite(state); err != nil {
+		return nil, nil, err
 	}
-	file, err := d.OpenAppend(name)
-	if err != nil {
-		return nil, nil, fmt.Errorf("opening %s: %w", name, err)
-	}
-	// After a process crash between a save's write and its fsync, the
-	// state just read may be in the page cache only: make it durable
-	// before the node acts on it (votes in its term), or a power loss
-	// could take back what it acted on (the simulator's seed 5620).
-	if err := file.Sync(); err != nil {
-		file.Close()
-		return nil, nil, fmt.Errorf("syncing %s: %w", name, err)
-	}
-	// So may its name: a rewrite's rename whose directory sync a process
-	// crash cut off. A power loss could take the name back while files
-	// made after it kept theirs (a cluster node's log without raft-state,
-	// refused as a single node's: the simulator's seed 1950265).
-	if err := d.SyncDir(); err != nil {
-		file.Close()
-		return nil, nil, fmt.Errorf("syncing the directory of %s: %w", name, err)
-	}
-	f.file, f.size = file, int64(len(data))
 	return f, state, nil
 }
 

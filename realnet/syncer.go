@@ -2,6 +2,7 @@ package realnet
 
 import (
 	"dkv/core"
+	"fmt"
 )
 
 // inlineSyncRequestsMax is the load under which an fsync runs on the loop
@@ -28,7 +29,7 @@ func (d syncDisk) Create(name string) (core.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &syncFile{File: f, h: d.h, name: name}, nil
+	return &syncFile{File: f, h: d.h, name: name, cutTo: -1}, nil
 }
 
 func (d syncDisk) OpenAppend(name string) (core.File, error) {
@@ -36,13 +37,16 @@ func (d syncDisk) OpenAppend(name string) (core.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &syncFile{File: f, h: d.h, name: name}, nil
+	return &syncFile{File: f, h: d.h, name: name, cutTo: -1}, nil
 }
 
 type syncFile struct {
 	core.File
 	h    *Host
 	name string // for the fsync metrics
+	// cutTo is where the next SyncAsync cuts the file if its fsync fails
+	// (core.SyncCutter); -1: nowhere.
+	cutTo int64
 }
 
 // heldSyncer is a file that can fsync without the runtime's system-call
@@ -91,20 +95,24 @@ var _ core.AsyncFile = (*syncFile)(nil)
 // each as it comes.
 func (f *syncFile) SyncAsync(done func(error)) {
 	h := f.h
+	cutTo := f.cutTo
+	f.cutTo = -1
 	if h.loopsWait {
-		err := f.syncHeld()
+		err := f.cutIfFailed(f.syncHeld(), cutTo)
 		h.local = append(h.local, func() { done(err) })
 		return
 	}
 	if h.requestsInFlight.Load() <= inlineSyncRequestsMax {
-		err := f.Sync()
+		err := f.cutIfFailed(f.Sync(), cutTo)
 		h.local = append(h.local, func() { done(err) })
 		return
 	}
 	h.syncsInFlight.Add(1)
 	h.backgroundSyncs.Add(1)
 	go func() {
-		err := f.Sync()
+		// The node writes nothing to the file while its sync is in
+		// flight (core.GroupCommit), so the cut races with nothing.
+		err := f.cutIfFailed(f.Sync(), cutTo)
 		if !h.post(func() {
 			h.syncsInFlight.Add(-1)
 			done(err)
@@ -112,6 +120,26 @@ func (f *syncFile) SyncAsync(done func(error)) {
 			h.syncsInFlight.Add(-1) // the loop is gone; nobody waits for the reply
 		}
 	}()
+}
+
+// CutOnSyncFailure implements core.SyncCutter: the next SyncAsync, if its
+// fsync fails, truncates the file to size before it reports.
+func (f *syncFile) CutOnSyncFailure(size int64) { f.cutTo = size }
+
+// cutIfFailed cuts the file back to cutTo (if set, ≥ 0) after a failed sync,
+// at once, on the goroutine that saw the failure (core.SyncCutter says why).
+// A failed cut is added to err; the node stops on err either way.
+func (f *syncFile) cutIfFailed(err error, cutTo int64) error {
+	if err == nil || cutTo < 0 {
+		return err
+	}
+	if cutErr := f.Truncate(cutTo); cutErr != nil {
+		return fmt.Errorf("%w; cutting the unsynced batch back out failed too (%v)", err, cutErr)
+	}
+	if syncErr := f.Sync(); syncErr != nil {
+		return fmt.Errorf("%w; syncing the log cut back failed too (%v)", err, syncErr)
+	}
+	return err
 }
 
 // Reserve passes core.Reserver through to the disk's file, where it has it.

@@ -494,7 +494,7 @@ func (d *Disk) wrap(f *file) core.File {
 	if d.async == nil {
 		return f
 	}
-	return &asyncFile{file: f}
+	return &asyncFile{file: f, cutTo: -1}
 }
 
 // Rename implements core.Disk.
@@ -928,7 +928,11 @@ func (d *Disk) SetAsync(h AsyncHost) { d.async = h }
 type asyncFile struct {
 	*file
 	inFlight bool
+	cutTo    int64 // core.SyncCutter: where a failed sync cuts; -1 nowhere
 }
+
+// CutOnSyncFailure implements core.SyncCutter.
+func (f *asyncFile) CutOnSyncFailure(size int64) { f.cutTo = size }
 
 var _ core.AsyncFile = (*asyncFile)(nil)
 
@@ -951,6 +955,8 @@ func (f *asyncFile) SyncAsync(done func(error)) {
 		total = d.rand.Int64N(steps+1) * int64(latencyQuantum)
 	}
 	at := d.rand.Int64N(total + 1)
+	cutTo := f.cutTo
+	f.cutTo = -1
 	var err error
 	d.async.Later(time.Duration(at), func() {
 		if f.closed {
@@ -958,6 +964,14 @@ func (f *asyncFile) SyncAsync(done func(error)) {
 			return
 		}
 		err = f.sync()
+		if err != nil && cutTo >= 0 && cutTo <= int64(len(f.ino.data)) {
+			// As the host's syncer does, at once: no crash point between.
+			f.disk.observe("truncate", f.name, cutTo)
+			f.ino.cutTo(int(cutTo))
+			if serr := f.sync(); serr != nil {
+				err = fmt.Errorf("%w; syncing the cut failed too (%v)", err, serr)
+			}
+		}
 	})
 	d.async.Deliver(time.Duration(total), func() {
 		f.inFlight = false
@@ -979,20 +993,26 @@ func (f *file) Truncate(size int64) error {
 		f.ino.markSynced() // written back before the cut: on the medium now
 		f.disk.observe("writeback", f.name, int64(len(f.ino.data)))
 	}
-	if int(size) < f.ino.syncedLen && f.ino.syncedOld == nil {
-		f.ino.syncedOld = slices.Clone(f.ino.synced())
-		f.ino.syncedOldRight = f.ino.rightContent()
-		f.ino.oldSectors = nil
-	}
-	f.ino.data = f.ino.data[:size:size]
-	f.ino.end = int(size)
-	for sec := range f.ino.diverged {
-		if (sec+1)*sectorBytes > int(size) {
-			delete(f.ino.diverged, sec) // rewritten in full if at all
-		}
-	}
+	f.ino.cutTo(int(size))
 	f.disk.crashPoint("truncate", f.name, true)
 	return nil
+}
+
+// cutTo truncates the file's content to size, keeping its durable content
+// whole until a sync.
+func (ino *inode) cutTo(size int) {
+	if size < ino.syncedLen && ino.syncedOld == nil {
+		ino.syncedOld = slices.Clone(ino.synced())
+		ino.syncedOldRight = ino.rightContent()
+		ino.oldSectors = nil
+	}
+	ino.data = ino.data[:size:size]
+	ino.end = size
+	for sec := range ino.diverged {
+		if (sec+1)*sectorBytes > size {
+			delete(ino.diverged, sec) // rewritten in full if at all
+		}
+	}
 }
 
 func (f *file) Size() int64 { return int64(f.ino.end) }
