@@ -655,7 +655,7 @@ func TestMeshRefusesBadDataDirectories(t *testing.T) {
 		args []string
 		says string // what the refusal names the directory as
 	}{
-		{"a single node", nil, "a mesh write"},
+		{"a single node", nil, "it is a mesh node's"},
 		{"a cluster node", cl.Args(0), "it is a mesh node's"},
 	} {
 		p, err := nodeproc.Launch(bin, c.DataDir(2), cl.KVPorts[0], append(other.args, "--data-dir", c.DataDir(2))...)
