@@ -463,17 +463,10 @@ func randomHistoryTorn(seed uint64, nOps, clients, keys int, torn bool) *History
 			next[c] = op.Return + 1
 		}
 		for {
-			best := -1
-			for i, p := range inflight {
-				if p.effect <= now && (best < 0 || p.effect < inflight[best].effect) {
-					best = i
-				}
-			}
-			if best < 0 {
+			p, ok := takeDue(&inflight, now, func(p pending) int64 { return p.effect })
+			if !ok {
 				break
 			}
-			p := inflight[best]
-			inflight = append(inflight[:best], inflight[best+1:]...)
 			at := p.effect
 			items := p.op.Items
 			if p.items != nil {

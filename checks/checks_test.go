@@ -506,17 +506,10 @@ func randomHistory(seed uint64, nOps, clients, keys int) *History {
 		}
 		// Apply everything whose effect time has come, oldest first.
 		for {
-			best := -1
-			for i, p := range inflight {
-				if p.effect <= now && (best < 0 || p.effect < inflight[best].effect) {
-					best = i
-				}
-			}
-			if best < 0 {
+			p, ok := takeDue(&inflight, now, func(p pending) int64 { return p.effect })
+			if !ok {
 				break
 			}
-			p := inflight[best]
-			inflight = append(inflight[:best], inflight[best+1:]...)
 			if p.apply {
 				switch p.op.Kind {
 				case KindGet:
@@ -608,4 +601,23 @@ func TestBulkGetRepeatedKeys(t *testing.T) {
 	if r := CheckLinearizable(&bad, LinOptions{}); r.Result != porcupine.Illegal {
 		t.Fatalf("a read of a value never written: %v, want illegal", r.Result)
 	}
+}
+
+// takeDue takes out of inflight the one whose effect time (effect) is the
+// earliest at or before now, if any: the random histories apply their ops
+// in effect-time order.
+func takeDue[P any](inflight *[]P, now int64, effect func(P) int64) (P, bool) {
+	best := -1
+	for i, p := range *inflight {
+		if e := effect(p); e <= now && (best < 0 || e < effect((*inflight)[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		var zero P
+		return zero, false
+	}
+	p := (*inflight)[best]
+	*inflight = append((*inflight)[:best], (*inflight)[best+1:]...)
+	return p, true
 }
