@@ -100,6 +100,31 @@ type SyncCutter interface {
 	CutOnSyncFailure(size int64)
 }
 
+// CacheDropper is a Disk that can drop a file's clean pages from the page
+// cache, so that the next read returns what the medium holds. Recovery does
+// so before it reads what an earlier life may have failed to sync: ext4
+// marks the pages a failed fsync could not write clean and keeps them
+// readable, and a later fsync reports success without writing them. A
+// process that died between such a failure and its cut (SyncCutter), or a
+// start whose own fsync of a crashed process's tail failed that way, left
+// pages a restart would read as written and serve, though a power loss
+// takes them back. Dropped, they read as what the medium holds (zeros where
+// the file grew, a torn tail recovery cuts). Dirty pages are not dropped:
+// the crashed process's unsynced writes stay, for recovery's fsync.
+type CacheDropper interface {
+	DropCache(name string) error
+}
+
+// dropCache drops name's clean pages if d can. It is a safeguard, not a
+// step recovery depends on: a failure is logged and the start goes on.
+func dropCache(d Disk, name string, logf func(string, ...any)) {
+	if cd, ok := d.(CacheDropper); ok {
+		if err := cd.DropCache(name); err != nil {
+			logf("could not drop the cached pages of %s before reading it (%v): a write an earlier life failed to sync may be read as written", name, err)
+		}
+	}
+}
+
 // Reserver is a File that can zero-fill space past its end ahead of the
 // writes that will land there, so that syncing them needs no metadata update
 // (on Linux, an fdatasync that flushes data alone). Reserved zeros are part

@@ -19,7 +19,7 @@ type memDisk struct {
 	ops   []string
 	// fail is asked at the start of each call with its op ("create",
 	// "append", "sync", "truncate", "rename", "remove", "syncdir", "read",
-	// "list", "open") and file name; a non-nil error fails the call.
+	// "list", "open", "dropcache") and file name; a non-nil error fails the call.
 	fail func(op, name string) error
 	// short is how many bytes of a failing append still land.
 	short int
@@ -153,6 +153,29 @@ func (d *memDisk) crash() {
 		ino.data = slices.Clone(ino.synced)
 	}
 	d.pending = nil
+}
+
+// DropCache implements CacheDropper: the spans a failed sync left
+// readable (keepFailedPages) now read as the medium holds them.
+func (d *memDisk) DropCache(name string) error {
+	if err := d.check("dropcache", name); err != nil {
+		return err
+	}
+	d.op("dropcache %s", name)
+	ino, ok := d.files[name]
+	if !ok {
+		return fmt.Errorf("drop cache of %s: file does not exist", name)
+	}
+	for _, span := range ino.lost {
+		for i := span[0]; i < span[1] && i < len(ino.data); i++ {
+			ino.data[i] = 0
+			if i < len(ino.synced) {
+				ino.data[i] = ino.synced[i]
+			}
+		}
+	}
+	ino.lost = nil
+	return nil
 }
 
 // completeSync runs the oldest background sync.
@@ -372,7 +395,7 @@ func TestLogTruncateFrom(t *testing.T) {
 				i := g.log.NextIndex()
 				g.Add(recordSet, []byte(fmt.Sprintf("new %d", i)))
 			}
-			if writeErr, fatal := g.Commit(true, func(error) {}); writeErr != nil || fatal != nil {
+			if writeErr, fatal := g.Commit(false, func(error) {}); writeErr != nil || fatal != nil {
 				t.Fatal(writeErr, fatal)
 			}
 			w.Close()
@@ -569,5 +592,78 @@ func TestTornTailCutsAtOneOffsetAreAllKept(t *testing.T) {
 		if want := rec[:len(rec)-5]; !bytes.Equal(d.bytes(c.name), want) {
 			t.Fatalf("%s holds %q, want the cut %q", c.name, d.bytes(c.name), want)
 		}
+	}
+}
+
+// A batch whose fsync failed the ext4 way (its pages kept readable and
+// clean, never to be written) is not read back by recovery: the last
+// segment's clean pages are dropped first (CacheDropper), so the restart
+// reads what the medium holds. Two ways lead there: a process that died
+// after the failed fsync but before its cut, and a start whose own fsync of
+// a crashed process's unsynced tail failed. Read as written, the batch was
+// served, batches acknowledged after it, and a power loss then left a hole
+// of zeros before them.
+func TestRecoveryDoesNotReadPagesAFailedSyncKept(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		fail func(t *testing.T, d *memDisk)
+	}{
+		{"a crash before the cut", func(t *testing.T, d *memDisk) {
+			w, _ := openTestLog(t, d, 0)
+			g := NewGroupCommit(w, 1<<20)
+			g.Add(recordSet, payloadOf(2))
+			d.fail = failOnce("sync", walName(1))
+			// The process dies after the failed fsync, before the cut:
+			// as if the cut never ran.
+			g.mutation = MutFailedSyncKept
+			var syncErr error
+			if writeErr, fatal := g.Commit(true, func(err error) { syncErr = err }); writeErr != nil || fatal != nil || syncErr == nil {
+				t.Fatalf("Commit: write %v, fatal %v, sync %v: want the sync failed", writeErr, fatal, syncErr)
+			}
+			// What the failed batch wrote is still in the file, as written.
+			if w.Size() == int64(len(d.files[walName(1)].synced)) {
+				t.Fatal("the failed batch is not in the file to be read back")
+			}
+		}},
+		{"recovery's own sync fails", func(t *testing.T, d *memDisk) {
+			// A crashed process's batch, written, its sync still pending.
+			d.async = true
+			w, _ := openTestLog(t, d, 0)
+			g := NewGroupCommit(w, 1<<20)
+			g.Add(recordSet, payloadOf(2))
+			if writeErr, fatal := g.Commit(false, func(error) {}); writeErr != nil || fatal != nil {
+				t.Fatalf("Commit: %v, %v", writeErr, fatal)
+			}
+			w.Close()
+			d.pending, d.async = nil, false
+			d.fail = failOnce("sync", walName(1))
+			names, _ := d.List()
+			if _, err := OpenLog(d, names, 0, nil, func(Record) error { return nil }, t.Logf); err == nil {
+				t.Fatal("recovery's sync failed, yet it opened the log")
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := newMemDisk()
+			d.keepFailedPages = true
+			g := newTestGroupCommit(t, d, 0, 1<<20)
+			appendBatch(t, g, 1) // record 1, durable
+			g.log.Close()
+			c.fail(t, d)
+			d.fail = nil
+			w, got := openTestLog(t, d, 0)
+			if !slices.Equal(got, recordsFrom(1, 1)) {
+				t.Fatalf("recovered %v, want record 1 alone: the batch that never reached the disk was read back", got)
+			}
+			g = NewGroupCommit(w, 1<<20)
+			appendBatch(t, g, 1) // acknowledged
+			w.Close()
+			d.crash() // the power goes
+			w, got = openTestLog(t, d, 0)
+			w.Close()
+			if !slices.Equal(got, recordsFrom(1, 2)) {
+				t.Fatalf("after a power loss recovered %v, want records 1 and 2", got)
+			}
+		})
 	}
 }

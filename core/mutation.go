@@ -59,8 +59,11 @@ const (
 	// while the previous batch's fsync is in flight.
 	MutEarlyWriteWhileSyncing
 	// MutFailedSyncKept: a batch whose fsync failed is left in the log
-	// when the node stops, so a restart reads it back from the page cache
-	// (where ext4 keeps the pages that failed writeback) and serves it.
+	// when the node stops, and recovery reads the last segment without
+	// dropping its clean pages (CacheDropper), so a restart reads the
+	// batch back from the page cache (where ext4 keeps the pages that
+	// failed writeback) and serves it. Either defence alone covers the
+	// simulator's disk, so the mutation takes out both.
 	MutFailedSyncKept
 
 	// The snapshot file (snapshot.go) and its life cycle (snapshotter.go).

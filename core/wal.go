@@ -382,11 +382,21 @@ func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record
 		if seg.first != expect {
 			return nil, fmt.Errorf("%w: %s starts at index %d, expected %d", ErrCorrupt, seg.name, seg.first, expect)
 		}
+		last := i == len(w.segments)-1
+		if last && mut != MutFailedSyncKept {
+			// Only the last segment can hold what an earlier life failed
+			// to sync: every segment before it was synced before the next
+			// was created, and a failed fsync stops the node. Its clean
+			// pages are dropped so that a batch whose fsync failed the
+			// ext4 way, if a crash came before its cut, or a crashed
+			// process's tail whose fsync failed at the last start, is read
+			// as the medium holds it (CacheDropper), not as written.
+			dropCache(d, seg.name, logf)
+		}
 		data, recs, valid, err := readSegment(d, seg.name, expect, decode, mut)
 		if err != nil {
 			return nil, err
 		}
-		last := i == len(w.segments)-1
 		if valid < len(data) && !last {
 			// Every segment but the last was synced before the next one was
 			// created, so a bad tail here is damage, not a torn write.

@@ -40,6 +40,16 @@ func (d syncDisk) OpenAppend(name string) (core.File, error) {
 	return &syncFile{File: f, h: d.h, name: name, cutTo: -1}, nil
 }
 
+// DropCache implements core.CacheDropper where the disk does (Linux,
+// FreeBSD); elsewhere there is no call that drops a file's clean pages,
+// and nothing is done.
+func (d syncDisk) DropCache(name string) error {
+	if cd, ok := d.Disk.(core.CacheDropper); ok {
+		return cd.DropCache(name)
+	}
+	return nil
+}
+
 type syncFile struct {
 	core.File
 	h    *Host

@@ -111,6 +111,10 @@ type inode struct {
 	syncedLen  int
 	oldSectors map[int][]byte
 	diverged   map[int][]byte
+	// keptClean: the sectors of diverged that a failed sync left in the
+	// page cache, clean (keepFailedPages), which Disk.DropCache reverts
+	// to what the medium holds. A write makes a sector dirty again.
+	keptClean map[int]bool
 	// oldDiverged: the sectors of oldSectors kept from diverged.
 	oldDiverged map[int]bool
 	syncedOld   []byte
@@ -183,6 +187,9 @@ func (ino *inode) durableSector(sec int) []byte {
 // writeAt writes p at off, which is at most len(data), keeping the durable
 // content of any durable sector it overwrites.
 func (ino *inode) writeAt(off int, p []byte) {
+	for sec := off / sectorBytes; len(ino.keptClean) > 0 && sec*sectorBytes < off+len(p); sec++ {
+		delete(ino.keptClean, sec)
+	}
 	if ino.syncedOld == nil {
 		for sec := off / sectorBytes; sec*sectorBytes < min(off+len(p), ino.syncedLen); sec++ {
 			if _, ok := ino.oldSectors[sec]; ok {
@@ -239,6 +246,7 @@ func (ino *inode) keepFailedPages() {
 		ino.settleMisdirects()
 		ino.data = slices.Clone(ino.synced())
 		ino.diverged = nil
+		ino.keptClean = nil
 		ino.end = min(ino.end, len(ino.data))
 		ino.markSynced()
 		return
@@ -266,8 +274,12 @@ func (ino *inode) keepFailedPages() {
 	if ino.diverged == nil {
 		ino.diverged = map[int][]byte{}
 	}
+	if ino.keptClean == nil {
+		ino.keptClean = map[int]bool{}
+	}
 	for sec, old := range held {
 		ino.diverged[sec] = old
+		ino.keptClean[sec] = true
 	}
 }
 
@@ -463,6 +475,34 @@ func (d *Disk) ReadFile(name string) ([]byte, error) {
 	return data, nil
 }
 
+// DropCache implements core.CacheDropper: the sectors a failed sync kept
+// clean in the cache (SyncErrorKeepsPagesEvery) read as the medium holds
+// them from now on. Only those: the other clean sectors already read as
+// the medium holds them, but for misdirected writes, whose wrong places
+// the simulator brings to light at a power loss alone (settleMisdirects).
+func (d *Disk) DropCache(name string) error {
+	ino, ok := d.dir[name]
+	if !ok {
+		return fmt.Errorf("drop cache of %s: file does not exist", name)
+	}
+	dropped := 0
+	for sec := range ino.keptClean { // each sector on its own: order does not matter
+		medium, ok := ino.diverged[sec]
+		lo := sec * sectorBytes
+		if !ok || lo >= len(ino.data) {
+			continue // cut off since, or rewritten in full
+		}
+		copy(ino.data[lo:min(lo+len(medium), len(ino.data))], medium)
+		delete(ino.diverged, sec)
+		dropped++
+	}
+	ino.keptClean = nil
+	if dropped > 0 {
+		d.observe("drop-cache", name, int64(dropped))
+	}
+	return nil
+}
+
 // Create implements core.Disk.
 func (d *Disk) Create(name string) (core.File, error) {
 	d.crashPoint("create", name, false)
@@ -640,6 +680,7 @@ func (d *Disk) Crash() {
 		ino.data = kept
 		ino.end = len(kept)
 		ino.diverged = nil // what the medium holds is now what reads see
+		ino.keptClean = nil
 		ino.markSynced()
 	}
 	d.durable = make(map[string]*inode, len(d.dir))
@@ -748,6 +789,7 @@ func (d *Disk) Truncate(name string, size int) {
 	ino.syncedOldRight = nil
 	ino.oldSectors = nil
 	ino.diverged = nil
+	ino.keptClean = nil
 }
 
 type file struct {
@@ -840,6 +882,7 @@ func (f *file) sync() error {
 		f.ino.settleMisdirects()
 		f.ino.data = slices.Clone(f.ino.synced())
 		f.ino.diverged = nil // reads now see the medium
+		f.ino.keptClean = nil
 		f.ino.end = min(f.ino.end, len(f.ino.data))
 		f.ino.markSynced()
 		d.observe("sync-error", f.name, int64(len(f.ino.data)))
@@ -898,6 +941,8 @@ func (d *Disk) misdirect(name string, ino *inode) {
 	toGood := slices.Clone(ino.durableSector(to))
 	ino.diverged[from] = stale
 	ino.diverged[to] = wrong
+	delete(ino.keptClean, from) // the misdirect is what the medium holds now
+	delete(ino.keptClean, to)
 	ino.misdirects = append(ino.misdirects, misdirected{from: from, to: to, at: ino.dataSyncs + 1,
 		fromGood: slices.Clone(ino.data[lo:hi]), toGood: toGood})
 	ino.damaged = true
