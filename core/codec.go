@@ -616,6 +616,8 @@ func readItems(dec *jsontext.Decoder, op string, entriesMax int) ([]KV, error) {
 			case "value":
 				kv.Value, err = readString(dec, fieldPath{name: "value", item: i})
 				haveValue = true
+			case "ttl_ms":
+				return nil, &requestError{quote(fieldPath{name: string(name), item: i}.String()) + ": " + bulkSetTTLRefused}
 			default:
 				return nil, &requestError{"unknown field " + quote(fieldPath{name: string(name), item: i}.String())}
 			}
@@ -831,6 +833,10 @@ func (c Codec) AppendResponse(dst []byte, resp *Response) []byte {
 			dst = appendString(dst, kv.Key)
 			dst = append(dst, `,"value":`...)
 			dst = appendString(dst, kv.Value)
+			if kv.TTLMs != nil {
+				dst = append(dst, `,"ttl_ms":`...)
+				dst = strconv.AppendUint(dst, *kv.TTLMs, 10)
+			}
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')

@@ -223,8 +223,8 @@ func TestDecodeFastTakesClientLines(t *testing.T) {
 		{ID: []byte("4"), Op: OpPing},
 		{Op: OpStatus},
 		{Op: OpSet, Key: "clé", Value: &v},
-		{ID: []byte("5"), Op: OpBulkSet, Items: []KV{{"a", "1"}, {"b", ""}, {"c", "3"}}},
-		{Op: OpBulkSet, Items: []KV{{"a", "1"}}, ClientID: 1, Seq: 2, Acked: 1, DebugSimulateFail: true},
+		{ID: []byte("5"), Op: OpBulkSet, Items: []KV{{Key: "a", Value: "1"}, {Key: "b", Value: ""}, {Key: "c", Value: "3"}}},
+		{Op: OpBulkSet, Items: []KV{{Key: "a", Value: "1"}}, ClientID: 1, Seq: 2, Acked: 1, DebugSimulateFail: true},
 	} {
 		line, err := AppendRequest(nil, &req)
 		if err != nil {

@@ -282,7 +282,7 @@ func TestDecodeRequestValues(t *testing.T) {
 	if bad != nil {
 		t.Fatal(bad.Error)
 	}
-	want := []KV{{"a", ""}, {"bé", "2"}}
+	want := []KV{{Key: "a", Value: ""}, {Key: "bé", Value: "2"}}
 	if req.Op != OpBulkSet || len(req.Items) != 2 || req.Items[0] != want[0] || req.Items[1] != want[1] ||
 		req.ClientID != 9 || req.Seq != 8 || req.Acked != 7 || !req.DebugSimulateFail || string(req.ID) != "1" {
 		t.Fatalf("decoded %+v", req)
@@ -316,7 +316,7 @@ func TestValidateSession(t *testing.T) {
 		{Request{Op: OpSet, Key: "k", Value: &v}, ""},
 		{Request{Op: OpSet, Key: "k", Value: &v, ClientID: 1, Seq: 1}, ""},
 		{Request{Op: OpDelete, Key: "k", ClientID: ClientIDMax, Seq: 9, Acked: 9}, ""},
-		{Request{Op: OpBulkSet, Items: []KV{{"a", "b"}}, ClientID: 2, Seq: 3, Acked: 1}, ""},
+		{Request{Op: OpBulkSet, Items: []KV{{Key: "a", Value: "b"}}, ClientID: 2, Seq: 3, Acked: 1}, ""},
 		{Request{Op: OpSet, Key: "k", Value: &v, ClientID: ClientIDMax + 1, Seq: 1}, "client_id must be in 1.."},
 		{Request{Op: OpSet, Key: "k", Value: &v, ClientID: 1}, "needs seq >= 1"},
 		{Request{Op: OpSet, Key: "k", Value: &v, ClientID: 1, Seq: 2, Acked: 3}, "must not be above seq"},

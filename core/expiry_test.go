@@ -190,6 +190,7 @@ func TestTTLValidation(t *testing.T) {
 		{&core.Request{Op: core.OpBulkSet, Items: []core.KV{{Key: "k"}}, TTLMs: 5}, core.CodeBadRequest},
 		{setTTL("k", "v", time.Duration(core.TTLMsMax+1)*time.Millisecond), core.CodeBadRequest},
 		{&core.Request{Op: core.OpTTL}, core.CodeBadRequest},
+		{&core.Request{Op: core.OpBulkSet, Items: []core.KV{{Key: "k", TTLMs: new(uint64(5))}}}, core.CodeBadRequest},
 	} {
 		if r := h.do(c.req); r.OK || r.Error.Code != c.code {
 			t.Errorf("%+v: %+v, want %s", c.req, r, c.code)
@@ -201,6 +202,7 @@ func TestTTLValidation(t *testing.T) {
 		`{"op":"set","key":"k","value":"v","ttl_ms":"5"}`,
 		`{"op":"get","key":"k","ttl_ms":5}`,
 		`{"op":"ttl","key":"k","ttl_ms":5}`,
+		`{"op":"bulk_set","items":[{"key":"k","value":"v","ttl_ms":5}]}`,
 	} {
 		if _, bad := core.DecodeRequest([]byte(line)); bad == nil || bad.Error.Code != core.CodeBadRequest {
 			t.Errorf("%s: %+v, want bad_request", line, bad)
@@ -390,5 +392,41 @@ func TestExpireValidation(t *testing.T) {
 		if bad != nil {
 			t.Errorf("%s: %+v, want it taken", line, bad)
 		}
+	}
+}
+
+// A scan's items say the time their keys have left, as ttl does, on the
+// live store and on a consistent scan's view alike; a key that does not
+// expire carries none. (A logical dump, kv scan --all, keeps deadlines by
+// it.)
+func TestScanSaysTimeLeft(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(setTTL("a", "1", 100*time.Millisecond)))
+	mustOK(t, h.do(set("b", "2")))
+	mustOK(t, h.do(setTTL("c", "3", time.Hour)))
+	h.advance(40 * time.Millisecond)
+	want := func(r core.Response, ttls ...int64) {
+		t.Helper()
+		if !r.OK || len(r.Items) != len(ttls) {
+			t.Fatalf("scan: %+v, want %d items", r, len(ttls))
+		}
+		for i, ms := range ttls {
+			got := r.Items[i].TTLMs
+			if ms < 0 && got != nil || ms >= 0 && (got == nil || *got != uint64(ms)) {
+				t.Fatalf("item %q: ttl_ms %v, want %d (-1: none)", r.Items[i].Key, got, ms)
+			}
+		}
+	}
+	want(h.do(&core.Request{Op: core.OpScan}), 60, -1, 3_600_000-40)
+	first := h.do(&core.Request{Op: core.OpScan, Limit: 1, Consistent: true})
+	want(first, 60)
+	h.advance(70 * time.Millisecond) // a's deadline passes: deleted in the store
+	wantMissing(t, h, "a")
+	// The view is of the first page's instant: a is in it, due.
+	rest := h.do(&core.Request{Op: core.OpScan, View: first.View, StartAfter: "a"})
+	want(rest, -1, 3_600_000-110)
+	line := core.AppendResponse(nil, &rest)
+	if !strings.Contains(string(line), `{"key":"c","value":"3","ttl_ms":3599890}`) || strings.Contains(string(line), `"key":"b","value":"2","ttl_ms"`) {
+		t.Fatalf("encoded %s", line)
 	}
 }

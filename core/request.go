@@ -107,10 +107,14 @@ const (
 	SearchModeAny = "any"
 )
 
-// KV is one key and its value.
+// KV is one key and its value. In a scan's answer, TTLMs is the time the
+// key had left when the page was read, for a key that expires (0: due, not
+// yet deleted); nil for one that does not. A bulk_set's items take none:
+// the request is refused.
 type KV struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
+	Key   string  `json:"key"`
+	Value string  `json:"value"`
+	TTLMs *uint64 `json:"ttl_ms,omitempty"`
 }
 
 // Request is one client request: one JSON object on one line.
@@ -245,6 +249,9 @@ type Response struct {
 	TTLMs *uint64 `json:"ttl_ms,omitzero"`
 	Error *Error  `json:"error,omitempty"`
 }
+
+// bulkSetTTLRefused says why a bulk_set's item may not carry ttl_ms.
+const bulkSetTTLRefused = "a bulk_set's items take no ttl_ms (a scan's answer carries it): set each key that expires with a set and its ttl_ms"
 
 // TTLMsMax bounds a set's ttl_ms: ten years.
 const TTLMsMax = 10 * 365 * 24 * 3600 * 1000
@@ -483,6 +490,9 @@ func (l Limits) Validate(req *Request) *Response {
 			return bad(CodeTooLarge, "bulk_set has %d items; the limit is %d", len(req.Items), l.BulkEntriesMax)
 		}
 		for i := range req.Items {
+			if req.Items[i].TTLMs != nil {
+				return bad(CodeBadRequest, "items[%d]: %s", i, bulkSetTTLRefused)
+			}
 			if r := checkKey(req.Items[i].Key); r != nil {
 				r.Error.Message = fmt.Sprintf("items[%d]: %s", i, r.Error.Message)
 				return r

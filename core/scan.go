@@ -11,13 +11,17 @@ const ScanLimitDefault = 100
 // first, at most bytesMax bytes of them encoded (QuotedBytesMax, and each
 // item's framing), so that an answer stays within what a client reads in
 // one line; More says whether a key is left after it, which the next page
-// starts after.
-func ScanResponse(req *Request, ascend func(from string, f func(key, value string) bool), bytesMax int) Response {
-	return scanResponse(req, ascend, bytesMax, MutNone)
+// starts after. ttlOf, if not nil, gives an item's TTLMs: the time its key
+// has left, nil for a key that does not expire.
+func ScanResponse(req *Request, ascend func(from string, f func(key, value string) bool), ttlOf func(key string) *uint64, bytesMax int) Response {
+	return scanResponse(req, ascend, ttlOf, bytesMax, MutNone)
 }
 
+// ttlFieldBytesMax is what an item's ttl_ms adds to its encoding at most.
+var ttlFieldBytesMax = len(`,"ttl_ms":18446744073709551615`)
+
 // scanResponse is ScanResponse with a single node's planted bug.
-func scanResponse(req *Request, ascend func(from string, f func(key, value string) bool), bytesMax int, mut Mutation) Response {
+func scanResponse(req *Request, ascend func(from string, f func(key, value string) bool), ttlOf func(key string) *uint64, bytesMax int, mut Mutation) Response {
 	limit := int(req.Limit)
 	if limit == 0 {
 		limit = ScanLimitDefault
@@ -42,8 +46,14 @@ func scanResponse(req *Request, ascend func(from string, f func(key, value strin
 			return true
 		}
 		size := QuotedBytesMax(key) + 1 // and a comma
+		var ttl *uint64
 		if !req.KeysOnly {
 			size += QuotedBytesMax(value) + len(`{"key":,"value":}`)
+			if ttlOf != nil {
+				if ttl = ttlOf(key); ttl != nil {
+					size += ttlFieldBytesMax
+				}
+			}
 		}
 		if n == limit || (n > 0 && total+size > bytesMax) {
 			more = true
@@ -54,7 +64,7 @@ func scanResponse(req *Request, ascend func(from string, f func(key, value strin
 		if req.KeysOnly {
 			resp.Keys = append(resp.Keys, key)
 		} else {
-			resp.Items = append(resp.Items, KV{Key: key, Value: value})
+			resp.Items = append(resp.Items, KV{Key: key, Value: value, TTLMs: ttl})
 		}
 		return mut != MutScanFullPageIsLast || n < limit
 	})

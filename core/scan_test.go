@@ -40,7 +40,7 @@ func TestScanPagesAreTheKeysInOrder(t *testing.T) {
 			if page > len(want)+1 {
 				t.Fatalf("no end after %d pages", page)
 			}
-			resp := ScanResponse(req, s.Ascend, bytesMax)
+			resp := ScanResponse(req, s.Ascend, nil, bytesMax)
 			if !resp.OK || resp.More == nil {
 				t.Fatalf("page %d: %+v", page, resp)
 			}
@@ -84,7 +84,7 @@ func TestScanByteBound(t *testing.T) {
 		s.Set(fmt.Sprintf("k%d", i), strings.Repeat("v", 10))
 	}
 	// An item {"key":"k0","value":"vvvvvvvvvv"}, and its comma: 34 bytes.
-	resp := ScanResponse(&Request{Op: OpScan}, s.Ascend, 70)
+	resp := ScanResponse(&Request{Op: OpScan}, s.Ascend, nil, 70)
 	if len(resp.Items) != 2 || !*resp.More {
 		t.Fatalf("70 bytes: %+v", resp)
 	}
@@ -93,14 +93,14 @@ func TestScanByteBound(t *testing.T) {
 	for i := range 5 {
 		c.Set(fmt.Sprintf("k%d", i), strings.Repeat("\x01", 10))
 	}
-	if resp := ScanResponse(&Request{Op: OpScan}, c.Ascend, 150); len(resp.Items) != 1 || !*resp.More {
+	if resp := ScanResponse(&Request{Op: OpScan}, c.Ascend, nil, 150); len(resp.Items) != 1 || !*resp.More {
 		t.Fatalf("150 bytes of escaped values: %d items", len(resp.Items))
 	}
-	resp = ScanResponse(&Request{Op: OpScan}, s.Ascend, 1)
+	resp = ScanResponse(&Request{Op: OpScan}, s.Ascend, nil, 1)
 	if len(resp.Items) != 1 || !*resp.More {
 		t.Fatalf("1 byte: %+v", resp)
 	}
-	resp = ScanResponse(&Request{Op: OpScan, Prefix: "x"}, s.Ascend, 1)
+	resp = ScanResponse(&Request{Op: OpScan, Prefix: "x"}, s.Ascend, nil, 1)
 	if resp.Items == nil || len(resp.Items) != 0 || *resp.More {
 		t.Fatalf("no key: %+v", resp)
 	}

@@ -218,7 +218,7 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 	case OpBulkGet:
 		n.queue(reply, BulkGetResponse(req.Keys, n.store.Get, n.cfg.Limits.RequestBytesMax), false)
 	case OpScan:
-		resp, opened := n.views.Scan(req, n.store, StoreAscend, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), n.env.Rand)
+		resp, opened := n.views.Scan(req, n.store, StoreAscend, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), n.wallMs(), n.env.Rand)
 		if opened != 0 && n.batchWrites {
 			// It holds the batch's writes: if they fail, it goes too.
 			n.batchViews = append(n.batchViews, opened)

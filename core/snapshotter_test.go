@@ -92,7 +92,7 @@ func storeOf(kvs map[string]string) *Store {
 
 func storeContent(s *Store) []KV {
 	var kvs []KV
-	s.Ascend("", func(k, v string) bool { kvs = append(kvs, KV{k, v}); return true })
+	s.Ascend("", func(k, v string) bool { kvs = append(kvs, KV{Key: k, Value: v}); return true })
 	return kvs
 }
 
@@ -472,7 +472,7 @@ func TestSnapshotMetaRoundTrip(t *testing.T) {
 // Whatever the bytes, LoadSnapshot returns a store and meta or an
 // ErrCorrupt error, and never panics; DKVSNAP2 seeds included.
 func FuzzLoadSnapshotMeta(f *testing.F) {
-	f.Add(encodeSnapshot2(1, SnapshotMeta{Term: 3, Extra: []byte("sessions")}, []KV{{"a", "1"}}))
+	f.Add(encodeSnapshot2(1, SnapshotMeta{Term: 3, Extra: []byte("sessions")}, []KV{{Key: "a", Value: "1"}}))
 	f.Add(encodeSnapshot2(1, SnapshotMeta{Term: 3}, nil))
 	f.Add([]byte("DKVSNAP2"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -491,7 +491,7 @@ func FuzzLoadSnapshotMeta(f *testing.F) {
 
 func TestRecoverSnapshot(t *testing.T) {
 	snap3 := encodeSnapshot(3, "a", "1")
-	snap7 := encodeSnapshot2(7, SnapshotMeta{Term: 2, Extra: []byte("x")}, []KV{{"a", "2"}, {"b", "3"}})
+	snap7 := encodeSnapshot2(7, SnapshotMeta{Term: 2, Extra: []byte("x")}, []KV{{Key: "a", Value: "2"}, {Key: "b", Value: "3"}})
 	wal := walName(8)
 	setup := func() *memDisk {
 		d := newMemDisk()
@@ -506,7 +506,7 @@ func TestRecoverSnapshot(t *testing.T) {
 		if r.Index != 7 || r.Bytes != int64(len(snap7)) || r.Meta.Term != 2 || string(r.Meta.Extra) != "x" {
 			t.Fatalf("recovered index %d, %d bytes, meta %+v", r.Index, r.Bytes, r.Meta)
 		}
-		if want := []KV{{"a", "2"}, {"b", "3"}}; !slices.Equal(storeContent(r.Store), want) {
+		if want := []KV{{Key: "a", Value: "2"}, {Key: "b", Value: "3"}}; !slices.Equal(storeContent(r.Store), want) {
 			t.Fatalf("store %v, want %v", storeContent(r.Store), want)
 		}
 		if want := []string{SnapshotName(7), wal}; !slices.Equal(r.Names, want) {

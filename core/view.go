@@ -145,15 +145,17 @@ func (v *Views) drop(w *view) {
 // a consistent scan whose page leaves keys opens a view of store as it is
 // now, and the answer names it (Response.View) for the next pages; a page
 // of a view reads the view, or is answered CodeScanExpired when it is gone.
-// ascendOf is the node's walk of a store (ScanResponse's ascend). opened
-// is the view the page opened, 0 if none.
-func (v *Views) Scan(req *Request, store *Store, ascendOf func(*Store) func(from string, f func(key, value string) bool), bytesMax int, now int64, r Rand) (resp Response, opened uint64) {
+// ascendOf is the node's walk of a store (ScanResponse's ascend). An item
+// whose key expires says the time it has left at nowMs (calendar
+// milliseconds), by the deadlines of the store or view read. opened is the
+// view the page opened, 0 if none.
+func (v *Views) Scan(req *Request, store *Store, ascendOf func(*Store) func(from string, f func(key, value string) bool), bytesMax int, now, nowMs int64, r Rand) (resp Response, opened uint64) {
 	if req.View != "" {
 		s, ok := v.Get(ParseViewID(req.View), now)
 		if !ok {
 			return ErrorResponse(CodeScanExpired, "the consistent scan's view %s is gone: unused for %v, open for %v, one of more than %d, or the node restarted or lost its leadership; start the scan again", req.View, viewIdle, viewLife, viewsMax), 0
 		}
-		resp = scanResponse(req, ascendOf(s), bytesMax, v.mutation)
+		resp = scanResponse(req, ascendOf(s), ttlOf(s, nowMs), bytesMax, v.mutation)
 		if *resp.More {
 			resp.View = req.View
 		} else {
@@ -161,12 +163,28 @@ func (v *Views) Scan(req *Request, store *Store, ascendOf func(*Store) func(from
 		}
 		return resp, 0
 	}
-	resp = scanResponse(req, ascendOf(store), bytesMax, v.mutation)
+	resp = scanResponse(req, ascendOf(store), ttlOf(store, nowMs), bytesMax, v.mutation)
 	if req.Consistent && *resp.More {
 		opened = v.Open(store, now, r)
 		resp.View = FormatViewID(opened)
 	}
 	return resp, opened
+}
+
+// ttlOf gives a scan's items the time their keys have left in s at nowMs,
+// as a ttl answers it (TTLResponse); nil for a store without deadlines.
+func ttlOf(s *Store, nowMs int64) func(key string) *uint64 {
+	if s.ttl.len() == 0 {
+		return nil
+	}
+	return func(key string) *uint64 {
+		at, ok := s.Deadline(key)
+		if !ok {
+			return nil
+		}
+		left := uint64(max(at-nowMs, 0))
+		return &left
+	}
 }
 
 // FormatViewID is a view id as a scan's answer carries it.

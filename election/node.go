@@ -453,7 +453,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 				reply(n.redirect())
 				return
 			}
-			resp, _ := n.views.Scan(req, n.store, core.StoreAscend, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), n.env.Rand)
+			resp, _ := n.views.Scan(req, n.store, core.StoreAscend, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), n.wallMs(), n.env.Rand)
 			reply(resp)
 			return
 		}
@@ -1252,7 +1252,7 @@ func (n *Node) releaseReads() {
 			continue
 		}
 		if rd.scan != nil {
-			resp, _ := n.views.Scan(rd.scan, n.store, core.StoreAscend, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), n.env.Rand)
+			resp, _ := n.views.Scan(rd.scan, n.store, core.StoreAscend, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), n.wallMs(), n.env.Rand)
 			rd.reply(resp)
 			continue
 		}

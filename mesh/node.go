@@ -424,7 +424,10 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		live := func(s *core.Store) func(from string, f func(key, value string) bool) {
 			return func(from string, f func(key, value string) bool) { ascendLive(s, req.Prefix, from, f) }
 		}
-		resp, opened := n.views.Scan(req, n.rep.store, live, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), n.env.Rand)
+		// A mesh expires no key (noExpiry): its store holds no deadlines,
+		// and the calendar time a scan's ttl_ms would be reckoned from is
+		// never read.
+		resp, opened := n.views.Scan(req, n.rep.store, live, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), 0, n.env.Rand)
 		if opened != 0 && n.batchWrites {
 			// It holds the batch's writes: if they fail, it goes too.
 			n.batchViews = append(n.batchViews, opened)

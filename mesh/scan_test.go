@@ -74,7 +74,7 @@ func BenchmarkScanPage(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				ascend := func(from string, f func(key, value string) bool) { r.ascendLive(req.Prefix, from, f) }
-				if resp := core.ScanResponse(req, ascend, 1<<20); len(resp.Items) != 100 {
+				if resp := core.ScanResponse(req, ascend, nil, 1<<20); len(resp.Items) != 100 {
 					b.Fatalf("%d items", len(resp.Items))
 				}
 			}
