@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // The Index maps keys to unit vectors and answers top-k cosine queries
@@ -251,8 +252,9 @@ func (x *Index) Len() int { return len(x.entries) }
 // Put sets key's vector to v, normalised, replacing any vector it had. A
 // vector of the wrong dimension, with a NaN or infinite component, or of
 // length zero is refused and the key keeps its old vector. Putting the
-// vector a key already has changes nothing. Past PendingMax unlinked
-// nodes, Put does two units of Work (see Index).
+// vector a key already has changes nothing. A new key is copied, so the
+// caller's string may share memory with anything. Past PendingMax
+// unlinked nodes, Put does two units of Work (see Index).
 func (x *Index) Put(key string, v []float32) error {
 	u, err := unitCopy(v, x.dim)
 	if err != nil {
@@ -291,6 +293,11 @@ func (x *Index) put(key string, u []float32) error {
 		x.kill(e)
 		e.vec = u
 	} else {
+		// Our own copy: the caller's key may share an allocation with
+		// much more (at a restart a node passes the store's strings, each
+		// key in one allocation with its value), which the index would
+		// keep alive for as long as the key lives.
+		key = strings.Clone(key)
 		e = &entry{key: key, vec: u, slot: len(x.entries)}
 		x.entries = append(x.entries, e)
 		x.keyBytes += int64(len(key))
