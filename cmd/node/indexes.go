@@ -26,6 +26,8 @@ func newIndexes(embeddings string, limits core.Limits, logf func(string, ...any)
 	// The full-text index refuses queries by its own limit too: the
 	// server's (--max-query-bytes) is the one to keep.
 	cfg.Text.QueryBytesMax = limits.QueryBytesMax
+	// Values are analysed ahead of the node only if it will take them.
+	cfg.ValueBytesMax = limits.ValueBytesMax
 	if err := cfg.Text.Validate(); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,9 @@ type Config struct {
 	Model     *vecidx.Model
 	ModelName string
 	Vec       vecidx.IndexOptions
+	// ValueBytesMax is the node's limit on a value (0: none): Prepare
+	// leaves alone a write with a value over it, which the node refuses.
+	ValueBytesMax int
 }
 
 // DefaultConfig indexes with the default options and the given model.
@@ -94,6 +97,11 @@ func New(cfg Config) *Set {
 // Prepare analyses a write's values and embeds them, for Put to use. It
 // only reads the request and the immutable model and options, so hosts
 // call it on their connection goroutines, in parallel.
+//
+// Hosts call it before the node has checked the request, so it skips a
+// write with a value over ValueBytesMax: the node refuses that write, and
+// analysing its value first let any client make the server spend 0.8 s
+// and 190 MB on a 16 MiB line it then answered too_large.
 func (s *Set) Prepare(req *core.Request) {
 	var items []core.KV
 	switch req.Op {
@@ -106,6 +114,13 @@ func (s *Set) Prepare(req *core.Request) {
 		items = req.Items
 	default:
 		return
+	}
+	if s.cfg.ValueBytesMax > 0 {
+		for _, kv := range items {
+			if len(kv.Value) > s.cfg.ValueBytesMax {
+				return
+			}
+		}
 	}
 	p := &prepared{}
 	if len(items) == 1 { // a set: one allocation, not two
