@@ -68,6 +68,11 @@ func TestFlagMisuseIsRefused(t *testing.T) {
 			"--metrics-addr localhost:9000 clashes with this node's --kv-port, localhost:9000"},
 		{"single metrics on the port", []string{"--port", "19980", "--metrics-addr", "127.0.0.1:19980"},
 			"--metrics-addr 127.0.0.1:19980 clashes with --port, 127.0.0.1:19980"},
+
+		// The indexes return at most 1,000 hits: a larger --max-hits let
+		// a search ask for more, to be refused as a bad_request.
+		{"max hits over the indexes' limit", []string{"--enable-indexes", "--max-hits", "1001"},
+			"--max-hits 1001 is over 1000, the most hits the indexes return"},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -11,6 +11,10 @@ import (
 	"dkv/vecidx"
 )
 
+// indexHitsMax is the most hits a search of the indexes returns, so the
+// largest --max-hits they take: the similarity index's bound on k.
+const indexHitsMax = vecidx.KMax
+
 // newIndexes builds the indexes of --enable-indexes: the word vectors of
 // --embeddings (GloVe or word2vec text), or the model that ships in the
 // binary. They are empty until the node attaches them to its recovered
@@ -26,6 +30,9 @@ func newIndexes(embeddings string, limits core.Limits, logf func(string, ...any)
 	// The full-text index refuses queries by its own limit too: the
 	// server's (--max-query-bytes) is the one to keep.
 	cfg.Text.QueryBytesMax = limits.QueryBytesMax
+	// And hits by its own limit: the server's (--max-hits, at most
+	// indexHitsMax) is the one to keep.
+	cfg.Text.ResultsMax = limits.HitsMax
 	// Values are analysed ahead of the node only if it will take them.
 	cfg.ValueBytesMax = limits.ValueBytesMax
 	if err := cfg.Text.Validate(); err != nil {

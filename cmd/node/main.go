@@ -183,6 +183,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("%s must be positive", f.name)
 		}
 	}
+	if o.enableIndexes && limits.HitsMax > indexHitsMax {
+		return nil, fmt.Errorf("--max-hits %d is over %d, the most hits the indexes return", limits.HitsMax, indexHitsMax)
+	}
 	hostDefaults := realnet.DefaultHostConfig()
 	for _, f := range []struct {
 		name          string
