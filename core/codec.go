@@ -180,8 +180,10 @@ var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulat
 // request believes it is checked there. So is a condition on any op but
 // set and delete: the write would not be conditional. And a scan's
 // consistent and view elsewhere, a ttl_ms but on set and expire (the
-// key would not expire), and a delta but on incr (nothing would be added).
-const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword | condFields | fieldConsistent | fieldView | fieldTTLMs | fieldDelta
+// key would not expire), a delta but on incr (nothing would be added),
+// and a search's mode and top_k but on search and search_similar (the
+// words would not combine so, the hits would not be so many).
+const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword | condFields | fieldConsistent | fieldView | fieldTTLMs | fieldDelta | fieldMode | fieldTopK
 
 // opFields are the fields that op uses besides id and op; known is false
 // for an op this server does not know (Validate answers those).
@@ -561,6 +563,14 @@ func checkFields(op string, seen requestField) error {
 	allowed, known := opFields(op)
 	if !known {
 		return nil
+	}
+	// The two search ops name their count of hits differently, and a
+	// client that sends the other's would be answered the default count.
+	switch {
+	case op == OpSearch && seen&fieldTopK != 0:
+		return &requestError{"search counts its hits in \"limit\", not \"top_k\""}
+	case op == OpSearchSimilar && seen&fieldLimit != 0:
+		return &requestError{"search_similar counts its hits in \"top_k\", not \"limit\""}
 	}
 	if extra := seen & promiseFields &^ allowed; extra != 0 {
 		for i, name := range fieldNames {

@@ -205,6 +205,11 @@ func TestRequestFieldsChecked(t *testing.T) {
 		{`{"op":"search_similar"}`, `search_similar needs a non-empty string field "query"`},
 		{`{"op":"search","query":"a","client_id":1,"seq":1}`, `field "client_id" is not used by op "search"`},
 		{`{"op":"search","query":"a","quorum":2}`, `field "quorum" is not used by op "search"`},
+		// Each search op's count of hits has its own name: the other's
+		// was ignored, and the default count answered.
+		{`{"op":"search","query":"a","top_k":1}`, `search counts its hits in "limit", not "top_k"`},
+		{`{"op":"search_similar","query":"a","limit":1}`, `search_similar counts its hits in "top_k", not "limit"`},
+		{`{"op":"search_similar","query":"a","mode":"any"}`, `field "mode" is not used by op "search_similar"`},
 		// auth: a password, and only there.
 		{`{"op":"auth"}`, `auth needs a non-empty string field "password"`},
 		{`{"op":"auth","password":""}`, `auth needs a non-empty string field "password"`},
