@@ -153,6 +153,8 @@ func TestIndexesAcrossSIGKILL(t *testing.T) {
 		{`{"op":"search","query":"the and of"}`, "", ""}, // only stop words: no hits
 		{`{"op":"search","query":"qqxzv"}`, "", ""},      // unknown word: no hits
 		{`{"op":"search","query":"\"unclosed"}`, core.CodeBadRequest, `double quote at byte 0 is not closed`},
+		{`{"op":"search","query":"!!! ..."}`, core.CodeBadRequest, `no words`},
+		{`{"op":"search","query":"` + strings.Repeat("word ", 33) + `"}`, core.CodeTooLarge, `more than 32 words`},
 		{`{"op":"search","query":"x","mode":"most"}`, core.CodeBadRequest, `mode must be "all" or "any"`},
 		{`{"op":"set","key":"bin","value":"\u0000\u0001\u0002\u00ff\u0003"}`, "", ""}, // not text: stored, not indexed
 		{`{"op":"ping"}`, "", ""},
