@@ -14,7 +14,8 @@ import (
 // at most its --max-bulk-entries), fewer where their bytes would pass its
 // --max-request-bytes. more says whether keys are left; the next page
 // starts after the last key of this one. A page is one read at one
-// instant; a walk of many pages is not (ScanAll).
+// instant; a walk of many pages is not (ScanAll). An item whose key
+// expires has TTLMs, the milliseconds it had left when the page was read.
 func (c *ops) Scan(ctx context.Context, prefix, startAfter string, limit int) (items []KV, more bool, err error) {
 	resp, err := c.scan(ctx, core.Request{Prefix: prefix, StartAfter: startAfter, Limit: uint64(limit)}, limit)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"golang.org/x/sync/errgroup"
 
 	"dkv/client"
 	"dkv/core"
@@ -31,6 +32,10 @@ const (
 	// loadLineBytesMax bounds one line of the file: a key and a value at
 	// the server's default limits, escaped, fit many times over.
 	loadLineBytesMax = 16 << 20
+	// loadTTLSetsInFlight bounds the sets of keys with deadlines a load has
+	// in flight at once (a bulk_set takes no ttl_ms): the server commits
+	// them in shared batches, as it does a pipeline's.
+	loadTTLSetsInFlight = 32
 )
 
 // parseLoad is the load command: the lines scan prints, stored back in
@@ -62,39 +67,70 @@ func parseLoad(args []string) (operation, error) {
 			}
 			in = f
 		}
-		var read, loaded atomic.Int64
+		var st loadStats
 		start := time.Now()
 		bar := progress.Start(os.Stderr, progress.Spec{
-			Title: "loading " + path, Total: total, Unit: "bytes", Count: read.Load,
+			Title: "loading " + path, Total: total, Unit: "bytes", Count: st.read.Load,
 			Detail: func() string {
-				return fmt.Sprintf("%d keys, %.0f keys/s", loaded.Load(), float64(loaded.Load())/time.Since(start).Seconds())
+				return fmt.Sprintf("%d keys, %.0f keys/s", st.loaded.Load(), float64(st.loaded.Load())/time.Since(start).Seconds())
 			},
 		})
-		n, err := load(ctx, c, in, *batch, &read, &loaded)
+		n, err := load(ctx, c, in, *batch, &st)
 		bar.Finish()
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(w, "loaded %d keys\n", n)
+		msg := fmt.Sprintf("loaded %d keys", n)
+		if e, x := st.expiring.Load(), st.expired.Load(); e > 0 || x > 0 {
+			msg += fmt.Sprintf(" (%d with deadlines; %d skipped, their deadlines passed)", e, x)
+		}
+		_, err = fmt.Fprintln(w, msg)
 		return err
 	}, nil
 }
 
-// load stores every line of in, batch items to a bulk_set, counting the
-// bytes read and the keys stored; it returns how many keys it stored.
-func load(ctx context.Context, c store, in io.Reader, batch int, read, loaded *atomic.Int64) (int64, error) {
+// loadStats counts a load's work, for its progress line and its summary.
+type loadStats struct {
+	read     atomic.Int64 // bytes of the file
+	loaded   atomic.Int64 // keys stored
+	expiring atomic.Int64 // of those, keys set with a deadline
+	expired  atomic.Int64 // lines skipped: their deadline had passed
+}
+
+// expiringKV is a line with a deadline: it is set on its own, with the
+// time left (a bulk_set's items take no ttl_ms).
+type expiringKV struct {
+	kv       client.KV
+	deadline time.Time
+}
+
+// load stores every line of in, batch items to a bulk_set and each key
+// with a deadline in a set of its own, counting into st; it returns how
+// many keys it stored.
+func load(ctx context.Context, c store, in io.Reader, batch int, st *loadStats) (int64, error) {
 	br := bufio.NewReaderSize(in, 64<<10)
 	var items []client.KV
+	var expiring []expiringKV
+	// keys of the lines since the last flush: a key met again is flushed
+	// first, so that the file's later line wins, as it would in one
+	// bulk_set, though the two may go apart (a bulk_set, then sets).
+	keys := map[string]bool{}
 	bytes, line, firstLine := 0, 0, 1
 	flush := func() error {
-		if len(items) == 0 {
+		if len(items) == 0 && len(expiring) == 0 {
 			return nil
 		}
-		if err := c.BulkSet(ctx, items); err != nil {
-			return fmt.Errorf("lines %d..%d: %w; the %d keys of the lines before them are stored", firstLine, line, err, loaded.Load())
+		if len(items) > 0 {
+			if err := c.BulkSet(ctx, items); err != nil {
+				return fmt.Errorf("lines %d..%d: %w; the %d keys of the lines before them are stored", firstLine, line, err, st.loaded.Load())
+			}
+			st.loaded.Add(int64(len(items)))
 		}
-		loaded.Add(int64(len(items)))
-		items, bytes, firstLine = items[:0], 0, line+1
+		if err := setExpiring(ctx, c, expiring, st); err != nil {
+			return fmt.Errorf("lines %d..%d: %w; the keys of the lines before them are stored, and of these lines those without a deadline and perhaps some with one (%d keys stored in all)", firstLine, line, err, st.loaded.Load())
+		}
+		items, expiring, bytes, firstLine = items[:0], expiring[:0], 0, line+1
+		clear(keys)
 		return nil
 	}
 	for {
@@ -103,44 +139,99 @@ func load(ctx context.Context, c store, in io.Reader, batch int, read, loaded *a
 			break
 		}
 		line++
-		read.Add(int64(len(raw)))
+		st.read.Add(int64(len(raw)))
 		if err != nil {
 			if ferr := flush(); ferr != nil {
-				return loaded.Load(), ferr
+				return st.loaded.Load(), ferr
 			}
-			return loaded.Load(), fmt.Errorf("line %d: %w; the %d keys of the lines before it are stored", line, err, loaded.Load())
+			return st.loaded.Load(), fmt.Errorf("line %d: %w; the %d keys of the lines before it are stored", line, err, st.loaded.Load())
 		}
 		if len(raw) == 0 || (len(raw) == 1 && raw[0] == '\n') {
 			continue
 		}
 		var kv struct {
-			Key   *string `json:"key"`
-			Value *string `json:"value"`
+			Key       *string `json:"key"`
+			Value     *string `json:"value"`
+			ExpiresAt *string `json:"expires_at"`
 		}
-		if err := json.Unmarshal(raw, &kv, json.RejectUnknownMembers(true)); err != nil || kv.Key == nil || kv.Value == nil || *kv.Key == "" {
+		err = json.Unmarshal(raw, &kv, json.RejectUnknownMembers(true))
+		if err != nil || kv.Key == nil || kv.Value == nil || *kv.Key == "" {
 			err = badLoadLine(err, kv.Key, kv.Value)
+		}
+		var deadline time.Time
+		if err == nil && kv.ExpiresAt != nil {
+			deadline, err = time.Parse(time.RFC3339Nano, *kv.ExpiresAt)
+			if err != nil {
+				err = fmt.Errorf(`"expires_at" is not an RFC 3339 time such as %q: %s`, expiresAtLayout, loadLineForm)
+			}
+		}
+		if err != nil {
 			// What came before it is stored: a load can go on from here.
 			if ferr := flush(); ferr != nil {
-				return loaded.Load(), ferr
+				return st.loaded.Load(), ferr
 			}
-			return loaded.Load(), fmt.Errorf("line %d: %v; the %d keys of the lines before it are stored", line, err, loaded.Load())
+			return st.loaded.Load(), fmt.Errorf("line %d: %v; the %d keys of the lines before it are stored", line, err, st.loaded.Load())
 		}
-		items = append(items, client.KV{Key: *kv.Key, Value: *kv.Value})
-		bytes += core.QuotedBytesMax(*kv.Key) + core.QuotedBytesMax(*kv.Value)
-		if len(items) == batch || bytes >= loadBatchBytesMax {
+		if keys[*kv.Key] {
 			if err := flush(); err != nil {
-				return loaded.Load(), err
+				return st.loaded.Load(), err
+			}
+		}
+		keys[*kv.Key] = true
+		item := client.KV{Key: *kv.Key, Value: *kv.Value}
+		if kv.ExpiresAt != nil {
+			expiring = append(expiring, expiringKV{item, deadline})
+		} else {
+			items = append(items, item)
+		}
+		bytes += core.QuotedBytesMax(*kv.Key) + core.QuotedBytesMax(*kv.Value)
+		if len(items)+len(expiring) == batch || bytes >= loadBatchBytesMax {
+			if err := flush(); err != nil {
+				return st.loaded.Load(), err
 			}
 		}
 	}
 	if err := flush(); err != nil {
-		return loaded.Load(), err
+		return st.loaded.Load(), err
 	}
-	return loaded.Load(), nil
+	return st.loaded.Load(), nil
+}
+
+// setExpiring sets each key of items with the time left until its
+// deadline, loadTTLSetsInFlight at a time; a key whose deadline has passed
+// is skipped (counted in st.expired), since a set takes no time left below
+// a millisecond. The first error is returned once the sets in flight end.
+func setExpiring(ctx context.Context, c store, items []expiringKV, st *loadStats) error {
+	if len(items) == 0 {
+		return nil
+	}
+	for _, it := range items {
+		if time.Until(it.deadline) > core.TTLMsMax*time.Millisecond {
+			return fmt.Errorf("key %q: expires_at %s is more than ten years away", it.kv.Key, it.deadline.Format(expiresAtLayout))
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(loadTTLSetsInFlight)
+	for _, it := range items {
+		ttl := time.Until(it.deadline)
+		if ttl < time.Millisecond {
+			st.expired.Add(1)
+			continue
+		}
+		g.Go(func() error {
+			if err := c.SetWithTTL(gctx, it.kv.Key, it.kv.Value, ttl); err != nil {
+				return fmt.Errorf("key %q: %w", it.kv.Key, err)
+			}
+			st.loaded.Add(1)
+			st.expiring.Add(1)
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // loadLineForm ends every complaint about a line: what a line must be.
-const loadLineForm = `a line is {"key":…,"value":…}, both strings, the key not empty`
+const loadLineForm = `a line is {"key":…,"value":…}, both strings, the key not empty, and "expires_at" (an RFC 3339 time) for a key that expires`
 
 // badLoadLine says what is wrong with a line, in the file's terms: the
 // decoder's own errors name Go types ("Go struct { Key *string ...}"),

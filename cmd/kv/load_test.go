@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"dkv/core"
 	"dkv/internal/servetest"
@@ -67,7 +68,7 @@ func TestLoadStopsAtABadLine(t *testing.T) {
 	// Each bad line is said in the file's terms, never the decoder's Go
 	// types (it said "unable to unmarshal JSON string into Go struct {
 	// Key *string ...}: unknown object member name").
-	form := `: a line is {"key":…,"value":…}, both strings, the key not empty; `
+	form := ": " + loadLineForm + "; "
 	for _, tc := range []struct{ line, want string }{
 		{`{"key":"b","value":"2","ttl_ms":3}`, `line 2: unknown field "ttl_ms"` + form},
 		{`{"key":"b","value":2}`, `line 2: "value" is a JSON number, not a string` + form},
@@ -91,5 +92,69 @@ func TestLoadStopsAtABadLine(t *testing.T) {
 	}
 	if code, _, errOut := kv(t, "--addr", addr, "load", "--batch", "10001", "x"); code != 2 || !strings.Contains(errOut, "--batch must be in 1..10000") {
 		t.Errorf("a batch too large: exit %d, %q", code, errOut)
+	}
+}
+
+// A dump keeps keys' deadlines: scan prints each as a calendar time
+// (expires_at), and load gives the key the time left until then, or skips
+// it once that has passed, as an expired key is gone. Keys without one
+// stay for good.
+func TestScanThenLoadKeepsDeadlines(t *testing.T) {
+	from := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
+	to := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
+	for _, args := range [][]string{
+		{"set", "--ttl", "1h", "session:1", "alice"},
+		{"set", "--ttl", "2s", "session:2", "bob"},
+		{"set", "plain", "stays"},
+	} {
+		if code, _, errOut := kv(t, append([]string{"--addr", from}, args...)...); code != 0 {
+			t.Fatalf("%v: %s", args, errOut)
+		}
+	}
+	code, dump, errOut := kv(t, "--addr", from, "scan", "--all")
+	if code != 0 || strings.Count(dump, "expires_at") != 2 || !strings.Contains(dump, `{"key":"plain","value":"stays"}`) {
+		t.Fatalf("scan --all: exit %d, %q, %q", code, dump, errOut)
+	}
+	file := filepath.Join(t.TempDir(), "dump.jsonl")
+	if err := os.WriteFile(file, []byte(dump), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := kv(t, "--addr", to, "load", file); code != 0 || out != "loaded 3 keys (2 with deadlines; 0 skipped, their deadlines passed)\n" {
+		t.Fatalf("load: exit %d, %q, %q", code, out, errOut)
+	}
+	ttl := func(key string) string {
+		t.Helper()
+		code, out, errOut := kv(t, "--addr", to, "ttl", key)
+		if code != 0 {
+			t.Fatalf("ttl %s: %s", key, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	if got := ttl("session:1"); !strings.HasPrefix(got, "59m") {
+		t.Fatalf("session:1 has %s left, want about an hour", got)
+	}
+	if got := ttl("plain"); strings.Contains(got, "s") && !strings.Contains(got, "no") {
+		t.Fatalf("plain has %q left, want no deadline", got)
+	}
+	// Loaded again once session:2's deadline has passed: it is skipped.
+	time.Sleep(2100 * time.Millisecond)
+	again := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
+	if code, out, errOut := kv(t, "--addr", again, "load", file); code != 0 || out != "loaded 2 keys (1 with deadlines; 1 skipped, their deadlines passed)\n" {
+		t.Fatalf("load after the deadline: exit %d, %q, %q", code, out, errOut)
+	}
+	if code, _, _ := kv(t, "--addr", again, "get", "session:2"); code != 1 {
+		t.Fatalf("session:2, whose deadline passed, was loaded (exit %d)", code)
+	}
+}
+
+// A line's expires_at must be an RFC 3339 time.
+func TestLoadRefusesABadDeadline(t *testing.T) {
+	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
+	file := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(file, []byte(`{"key":"a","value":"1","expires_at":"tomorrow"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := kv(t, "--addr", addr, "load", file); code == 0 || !strings.Contains(errOut, `line 1: "expires_at" is not an RFC 3339 time`) {
+		t.Fatalf("load: exit %d, %q", code, errOut)
 	}
 }

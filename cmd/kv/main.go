@@ -94,7 +94,8 @@ Commands:
   scan [--keys-only] [--limit N | --all] [--start-after KEY] [--consistent] [PREFIX]
                            the keys that start with PREFIX (every key if
                            none), in key order, a JSON line each
-                           {"key":…,"value":…}; at most N (default 1000),
+                           {"key":…,"value":…}, with "expires_at" (UTC, RFC
+                           3339) for a key that expires; at most N (default 1000),
                            and where keys are left, how to go on (on
                            standard error). With --all, or --consistent,
                            every page is read at the first page's instant
@@ -102,7 +103,8 @@ Commands:
   load [--batch N] FILE    store every {"key":…,"value":…} line of FILE (- for
                            standard input), as scan prints them, N (default
                            1000) to a bulk_set; a progress line on standard
-                           error
+                           error. A line with "expires_at" is set with the
+                           time left until then (skipped if it has passed)
   ping                     check that the server answers
   status                   print the server's status as JSON
   help                     print this text
@@ -844,10 +846,17 @@ func parseScan(args []string) (operation, error) {
 			if req.Consistent || view != "" {
 				view = resp.View
 			}
+			now := time.Now()
 			for i, k := range keys {
 				line := map[string]string{"key": k}
 				if !*keysOnly {
 					line["value"] = items[i].Value
+					if ttl := items[i].TTLMs; ttl != nil {
+						// A calendar deadline, not the time left, so
+						// that a dump loaded a day later does not give
+						// its keys a day more (kv load reads it back).
+						line["expires_at"] = now.Add(time.Duration(*ttl) * time.Millisecond).UTC().Format(expiresAtLayout)
+					}
 				}
 				b, err := json.Marshal(line, json.Deterministic(true))
 				if err != nil {
@@ -873,6 +882,10 @@ func parseScan(args []string) (operation, error) {
 		}
 	}, nil
 }
+
+// expiresAtLayout is how scan prints a key's deadline ("expires_at") and
+// load reads it: RFC 3339 in UTC, to the millisecond, as ttl_ms counts.
+const expiresAtLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // moreKeysError is a scan stopped at --limit with keys left: exit 0, and
 // how to go on, on standard error.
