@@ -55,8 +55,12 @@ func DefaultOptions() Options {
 // index's 32-bit fields with room to spare.
 const (
 	tokenBytesMaxMax = 1 << 10
-	optionCountMax   = 1 << 20
+	optionCountMax   = QueryBytesMaxMax
 )
+
+// QueryBytesMaxMax is the largest QueryBytesMax (and bound on the other
+// counts of Options): a server's query limit must stay within it.
+const QueryBytesMaxMax = 1 << 20
 
 // ErrBadOptions is returned by Options.Validate.
 var ErrBadOptions = errors.New("textidx: bad options")

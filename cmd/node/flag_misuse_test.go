@@ -73,6 +73,10 @@ func TestFlagMisuseIsRefused(t *testing.T) {
 		// a search ask for more, to be refused as a bad_request.
 		{"max hits over the indexes' limit", []string{"--enable-indexes", "--max-hits", "1001"},
 			"--max-hits 1001 is over 1000, the most hits the indexes return"},
+		// And queries of at most 1 MiB: a longer --max-query-bytes failed
+		// at start naming textidx's option, not the flag (found by review).
+		{"max query bytes over the index's limit", []string{"--enable-indexes", "--max-query-bytes", "1048577"},
+			"--max-query-bytes 1048577 is over 1048576, the longest query the full-text index takes"},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -28,6 +28,7 @@ import (
 	"dkv/core"
 	"dkv/disk"
 	"dkv/realnet"
+	"dkv/textidx"
 )
 
 const (
@@ -185,6 +186,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.enableIndexes && limits.HitsMax > indexHitsMax {
 		return nil, fmt.Errorf("--max-hits %d is over %d, the most hits the indexes return", limits.HitsMax, indexHitsMax)
+	}
+	if o.enableIndexes && limits.QueryBytesMax > textidx.QueryBytesMaxMax {
+		return nil, fmt.Errorf("--max-query-bytes %d is over %d, the longest query the full-text index takes", limits.QueryBytesMax, textidx.QueryBytesMaxMax)
 	}
 	hostDefaults := realnet.DefaultHostConfig()
 	for _, f := range []struct {
