@@ -354,28 +354,75 @@ func (c *conn) sendNow() bool {
 		// another connection by now: never write to it.
 		return false
 	}
-	batch, gone := c.takeReady(c.loopTmp[:0])
-	buf := c.loopBuf[:0]
-	for _, s := range batch {
-		buf = c.appendReply(buf, s)
-	}
-	c.recycle(batch)
-	clear(batch)
-	c.loopTmp = batch[:0]
-	c.loopBuf, c.sent = buf, 0
-	if len(buf) > 0 {
+	for {
+		buf, k, gone := c.encodeReady(c.loopBuf[:0])
+		c.loopBuf, c.sent = buf, 0
+		if k == 0 {
+			c.loopBuf = keepSendBuf(buf)
+			return !gone
+		}
 		if c.lp != nil {
 			c.rawWrite(uintptr(c.ls.fd))
 		} else {
 			_ = c.raw.Write(c.writeFn)
 		}
+		c.loopBuf = keepSendBuf(buf)
+		if c.sent < len(buf) {
+			c.pending = append(c.pending, buf[c.sent:]...)
+			return false
+		}
 	}
-	c.loopBuf = buf[:0]
-	if c.sent < len(buf) {
-		c.pending = append(c.pending, buf[c.sent:]...)
-		return false
+}
+
+// sendAheadBytesMax bounds the replies one send encodes before it writes
+// them (encodeReady): it stops at the first reply that reaches it. The
+// replies owed are bounded in number by ConnInflightMax, but a reply may
+// be a 1 MB value or a bulk_get of the request line limit; encoded all at
+// once, the 1024 GETs of a 1 MB value that a client pipelined and did not
+// read held 3 GB, and the node's goroutine, encoding them, kept every
+// other client waiting 30-45 s (found by review). What is not encoded
+// stays owed in the queue, where the in-flight limit counts it.
+const sendAheadBytesMax = writeBufBytes
+
+// sendBufKeepBytesMax bounds the encoding buffer a connection keeps for
+// its next send: one large reply must not pin its size for the life of an
+// idle connection.
+const sendBufKeepBytesMax = writeBufBytes
+
+// keepSendBuf is buf emptied, to be kept for the next send, or nil if it
+// grew too large to keep.
+func keepSendBuf(buf []byte) []byte {
+	if cap(buf) > sendBufKeepBytesMax {
+		return nil
 	}
-	return !gone
+	return buf[:0]
+}
+
+// encodeReady appends to buf the filled replies at the head of the queue,
+// in order, until buf holds sendAheadBytesMax, and takes the k it encoded
+// off the queue (making room for the reader, as takeReady does). gone
+// reports that the reader has stopped and nothing at all is owed. It is
+// called with wmu held: only a holder of wmu takes from the queue's
+// front, so the slots seen filled are still there to take.
+func (c *conn) encodeReady(buf []byte) (_ []byte, k int, gone bool) {
+	c.mu.Lock()
+	n := 0
+	for n < len(c.queue) && c.queue[n].filled {
+		n++
+	}
+	ready := append(c.loopTmp[:0], c.queue[:n]...)
+	c.mu.Unlock()
+	// A filled slot is not written again until it is recycled below,
+	// by this holder of wmu: it is read here without c.mu.
+	for k < len(ready) && len(buf) < sendAheadBytesMax {
+		buf = c.appendReply(buf, ready[k])
+		k++
+	}
+	taken, gone := c.takeReadyMax(ready[:0], k) // ready[:k], taken
+	c.recycle(taken)
+	clear(ready)
+	c.loopTmp = ready[:0]
+	return buf, k, gone
 }
 
 // rawWrite is sendNow's write: as much of loopBuf as the socket takes now.
@@ -1149,8 +1196,11 @@ func (c *conn) sendReady(bw *bufio.Writer, line *[]byte, batch *[]*slot) (ok, go
 		if _, err := (chunkWriter{c}).Write(c.pending); err != nil {
 			return false, false
 		}
-		c.pending = c.pending[:0]
+		c.pending = keepSendBuf(c.pending)
 	}
+	// Replies are taken all at once here, but encoded one at a time
+	// through bw, whose writes block: no more than one is held encoded.
+	defer func() { *line = keepSendBuf(*line) }()
 	for {
 		*batch, gone = c.takeReady((*batch)[:0])
 		if len(*batch) == 0 {
@@ -1172,10 +1222,15 @@ func (c *conn) sendReady(bw *bufio.Writer, line *[]byte, batch *[]*slot) (ok, go
 // which makes room for the reader. gone reports that the reader has
 // stopped and nothing at all is owed.
 func (c *conn) takeReady(batch []*slot) (_ []*slot, gone bool) {
+	return c.takeReadyMax(batch, -1)
+}
+
+// takeReadyMax is takeReady of at most max slots (max < 0: no limit).
+func (c *conn) takeReadyMax(batch []*slot, max int) (_ []*slot, gone bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
-	for n < len(c.queue) && c.queue[n].filled {
+	for n < len(c.queue) && c.queue[n].filled && n != max {
 		n++
 	}
 	batch = append(batch, c.queue[:n]...)

@@ -86,7 +86,6 @@ type eloop struct {
 	runnable     [1]metrics.Sample
 	work         []*conn
 	wbuf         []byte
-	wslots       []*slot
 }
 
 func newEloop(h *Host) (*eloop, error) {
@@ -749,25 +748,24 @@ func (lp *eloop) flush(c *conn) {
 		c.pending = c.pending[:copy(c.pending, c.pending[n:])]
 	}
 	for ok && len(c.pending) == 0 {
-		var batch []*slot
-		batch, gone = c.takeReady(lp.wslots[:0])
-		if len(batch) == 0 {
+		// At most sendAheadBytesMax encoded at a time (encodeReady):
+		// the rest stays owed until the socket takes this.
+		var buf []byte
+		var k int
+		buf, k, gone = c.encodeReady(lp.wbuf[:0])
+		lp.wbuf = keepSendBuf(buf)
+		if k == 0 {
 			break
 		}
-		buf := lp.wbuf[:0]
-		for _, s := range batch {
-			buf = c.appendReply(buf, s)
-		}
-		c.recycle(batch)
-		clear(batch)
-		lp.wslots = batch[:0]
 		var n int
 		n, ok = lp.write(c, buf)
 		progress = progress || n > 0
 		if n < len(buf) {
 			c.pending = append(c.pending, buf[n:]...)
 		}
-		lp.wbuf = buf[:0]
+	}
+	if len(c.pending) == 0 {
+		c.pending = keepSendBuf(c.pending)
 	}
 	c.ls.outWanted = len(c.pending) > 0
 	c.wmu.Unlock()
