@@ -443,3 +443,33 @@ func assertList(t *testing.T, d *Dir, want ...string) {
 		t.Errorf("List = %q, want %q", got, want)
 	}
 }
+
+// Open of a data directory that does not exist fsyncs the parent of every
+// directory it makes, so that the new directory's name, and with it every
+// write acknowledged in it, survives a power cut; with UnsafeNoFsync it
+// syncs nothing.
+func TestOpenSyncsTheParentsOfTheDirsItMakes(t *testing.T) {
+	var synced []string
+	testHookSyncPath = func(path string) { synced = append(synced, path) }
+	defer func() { testHookSyncPath = nil }()
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b")
+	mustOpen(t, dir, Options{})
+	want := []string{filepath.Join(root, "a"), root}
+	if !reflect.DeepEqual(synced, want) {
+		t.Errorf("Open(%s) fsynced %q, want %q", dir, synced, want)
+	}
+
+	synced = nil
+	d, err := Open(dir, Options{}) // exists: nothing made, nothing to sync
+	if err == nil {
+		d.Close()
+	}
+	if len(synced) != 0 {
+		t.Errorf("Open of an existing dir fsynced %q, want nothing", synced)
+	}
+	mustOpen(t, filepath.Join(root, "c"), Options{UnsafeNoFsync: true})
+	if len(synced) != 0 {
+		t.Errorf("Open with UnsafeNoFsync fsynced %q, want nothing", synced)
+	}
+}
