@@ -793,35 +793,35 @@ const rejectsMax = 64
 
 // refuseNow refuses nc on the accept goroutine, without waiting: its
 // line answers what the client has sent so far, if anything (RESP or
-// JSON), and a TLS connection, whose handshake would wait, is closed
-// without a word.
+// JSON), and is written once, as the socket takes it (a new socket's send
+// buffer takes it whole). A TLS connection, whose handshake would wait, is
+// closed without a word. (A write deadline would not do: a deadline that
+// has passed fails the write untried, and on a loaded machine a short one
+// passed before the write ran.)
 func refuseNow(nc net.Conn, connsMax int) {
-	if tc, ok := nc.(*tls.Conn); ok {
-		tc.NetConn().Close()
+	defer nc.Close()
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return // a TLS connection
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
 		return
 	}
 	var first [rejectSniffBytes]byte
 	n := 0
-	if sc, ok := nc.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			// One read of what is there, never a wait for more.
-			raw.Read(func(fd uintptr) bool {
-				if m, err := syscall.Read(int(fd), first[:]); err == nil && m > 0 {
-					n = m
-				}
-				return true
-			})
+	raw.Read(func(fd uintptr) bool {
+		if m, err := syscall.Read(int(fd), first[:]); err == nil && m > 0 {
+			n = m
 		}
-	}
-	// A new socket's send buffer takes one line at once: the deadline
-	// only guards against a socket that is badly wrong.
-	nc.SetWriteDeadline(time.Now().Add(refuseNowWriteTimeout))
-	nc.Write(refusalLine(first[:n], connsMax))
-	nc.Close()
+		return true // one read of what is there, never a wait for more
+	})
+	line := refusalLine(first[:n], connsMax)
+	raw.Write(func(fd uintptr) bool {
+		syscall.Write(int(fd), line)
+		return true
+	})
 }
-
-// refuseNowWriteTimeout bounds refuseNow's write, on the accept goroutine.
-const refuseNowWriteTimeout = 10 * time.Millisecond
 
 // refusalLine is the too_many_connections line for a client whose first
 // bytes were first: Redis's for a RESP client, else JSON's.
