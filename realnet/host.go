@@ -71,6 +71,9 @@ type Host struct {
 	// tlsLog rate-limits the lines about failed TLS handshakes, which
 	// anyone who reaches the port can cause (tls.go).
 	tlsLog *logLimiter
+	// refuseLog rate-limits the lines about connections refused past
+	// ConnsMax: a flood of them logged a line each.
+	refuseLog *logLimiter
 
 	// wake has room for one token: "the loop goroutine should look at the
 	// queue": the role was handed over, or Run is stopping.
@@ -187,6 +190,7 @@ func NewHost(node core.Node, disk core.Disk, cfg HostConfig) (*Host, error) {
 		loopsWait: loopsWait,
 		prepare:   prepare,
 		tlsLog:    &logLimiter{out: logf, last: make(map[string]*logLine)},
+		refuseLog: &logLimiter{out: logf, last: make(map[string]*logLine)},
 		scans:     newScanCursors(),
 	}
 	h.auth.Store(newAuthDigest(cfg.AuthSecret))
@@ -721,11 +725,13 @@ func (h *Host) accept(ln net.Listener) {
 			if h.rejects.Add(1) > rejectsMax {
 				h.rejects.Add(-1)
 				h.mu.Unlock()
+				h.logRefusal(nc)
 				refuseNow(nc, h.cfg.ConnsMax)
 				continue
 			}
 			h.wg.Add(1)
 			h.mu.Unlock()
+			h.logRefusal(nc)
 			go h.reject(nc)
 		default:
 			// An event loop serves it if there are loops and it is a
@@ -833,10 +839,15 @@ func refusalLine(first []byte, connsMax int) []byte {
 	return core.AppendResponse(nil, &resp)
 }
 
+// logRefusal logs a connection refused past ConnsMax, a line every
+// logIntervalMin at most, with a count of those held back.
+func (h *Host) logRefusal(nc net.Conn) {
+	h.refuseLog.logf("refuse", "refusing connection from %v: %d connections already open", nc.RemoteAddr(), h.cfg.ConnsMax)
+}
+
 func (h *Host) reject(nc net.Conn) {
 	defer h.wg.Done()
 	defer h.rejects.Add(-1)
-	h.logf("refusing connection from %v: %d connections already open", nc.RemoteAddr(), h.cfg.ConnsMax)
 	if tc, ok := nc.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(rejectWriteTimeout))
 		if err := tc.Handshake(); err != nil {

@@ -1,8 +1,11 @@
 package realnet
 
 import (
+	"fmt"
 	"net"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,4 +53,37 @@ func TestRefusalsPastTheLimitAreBounded(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A flood of refusals is logged a line now and then, with a count of the
+// lines held back, not a line each (found by review: a flood flooded the
+// log).
+func TestRefusalsAreLoggedNowAndThen(t *testing.T) {
+	const flood = 50
+	cfg := testConfig()
+	cfg.ConnsMax = 1
+	var mu sync.Mutex
+	var lines []string
+	r := startHostOn(t, newTestNode(t), nil, cfg, func(h *Host) {
+		h.refuseLog.out = func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			lines = append(lines, fmt.Sprintf(format, args...))
+		}
+	})
+	held := dial(t, r.addr)
+	held.send(`{"op":"ping"}` + "\n")
+	held.recvCode("")
+	var cs []*client
+	for range flood {
+		cs = append(cs, dial(t, r.addr))
+	}
+	for _, c := range cs {
+		c.recvCode(core.CodeTooManyConns)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lines) != 1 || !strings.Contains(lines[0], "refusing connection from") {
+		t.Fatalf("%d refusals logged %d lines, want one: %q", flood, len(lines), lines)
+	}
 }
