@@ -216,36 +216,45 @@ func (n *Node) handleSummary(p *peer, m *message) {
 			start = m.from.key
 		}
 		// The peer's metas of bucket b, in key order, come first in theirs.
-		var mine []Item
-		n.rep.bucketItems(b, start, func(it *Item, _ string) bool {
-			if b == m.to.bucket && it.Key >= m.to.key {
-				return false
-			}
-			mine = append(mine, *it)
-			return true
-		})
-		i := 0
-		for len(theirs) > 0 && bucketOf(theirs[0].key) == b || i < len(mine) {
-			var t *meta
-			if len(theirs) > 0 && bucketOf(theirs[0].key) == b {
-				t = &theirs[0]
-			}
-			switch {
-			case t == nil || i < len(mine) && mine[i].Key < t.key:
-				n.pushItem(push, &mine[i], &budget, p)
-				i++
-			case i >= len(mine) || t.key < mine[i].Key:
-				n.pullKey(push, t)
-				theirs = theirs[1:]
-			default: // the same key on both
-				switch c := mine[i].Stamp.Compare(t.stamp); {
-				case c > 0:
-					n.pushItem(push, &mine[i], &budget, p)
-				case c < 0:
-					n.pullKey(push, t)
+		k := 0
+		for k < len(theirs) && bucketOf(theirs[k].key) == b {
+			k++
+		}
+		tb := theirs[:k]
+		theirs = theirs[k:]
+		// Merge this node's items of b with the peer's, until the push is
+		// full: past that nothing more can go this round (the same range
+		// comes again), and walking on would make a round cost the whole
+		// store where the peer holds little of it, a node catching up from
+		// an empty directory (found by review).
+		if !p.pushPartial {
+			n.rep.bucketItems(b, start, func(it *Item, _ string) bool {
+				if b == m.to.bucket && it.Key >= m.to.key {
+					return false
 				}
-				i++
-				theirs = theirs[1:]
+				for len(tb) > 0 && tb[0].key < it.Key {
+					n.pullKey(push, &tb[0])
+					tb = tb[1:]
+				}
+				if len(tb) > 0 && tb[0].key == it.Key {
+					c := it.Stamp.Compare(tb[0].stamp)
+					if c < 0 {
+						n.pullKey(push, &tb[0])
+					}
+					tb = tb[1:]
+					if c <= 0 {
+						return true
+					}
+				}
+				n.pushItem(push, it, &budget, p)
+				return !p.pushPartial
+			})
+		}
+		// The peer's keys past where the walk stopped: pull those this
+		// node lacks or holds older.
+		for i := range tb {
+			if mine, held := n.rep.get(tb[i].key); !held || mine.Stamp.Less(tb[i].stamp) {
+				n.pullKey(push, &tb[i])
 			}
 		}
 	}

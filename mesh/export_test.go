@@ -31,3 +31,6 @@ func AckedStamps(b []byte) []Stamp {
 
 // Refuse is n's refusal point (horizon.go).
 func (n *Node) Refuse() Stamp { return n.saved.Refuse }
+
+// KindSummary is the kind of an anti-entropy summary.
+const KindSummary = msgSummary
