@@ -168,6 +168,14 @@ func (n *Node) tickTransfers() {
 	if !active {
 		n.outData, n.outIndex = nil, 0 // no send runs: free the file's bytes
 	}
+	// A snapshot being received that the log no longer needs: its sender
+	// lost office and this node caught up from the next leader's log.
+	// Kept, its part on disk stayed until a restart or the next transfer
+	// (found by review).
+	if in := n.in; in != nil && !in.stepped && !n.raft.WouldRestore(in.index, in.term) {
+		n.logf("dropping the part of the snapshot at %d received from node %d (%d of %d bytes): the log has what it covers", in.index, in.from, in.have, in.total)
+		n.dropReceived()
+	}
 }
 
 // receiveChunk takes a piece of a leader's snapshot.

@@ -1,0 +1,72 @@
+package election_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"dkv/core"
+	"dkv/election"
+)
+
+// A follower that was receiving a leader's snapshot when that leader lost
+// office, and then caught up from the new leader's log (which still held
+// the entries it lacked), drops the part of the snapshot it had received:
+// the file, and the handle open on it. It was kept until the node
+// restarted or another transfer began, as much disk as the snapshot was
+// sent of (found by review).
+func TestAbandonedSnapshotTransferIsDropped(t *testing.T) {
+	c := newNodeCluster(t, 3, func(i int, cfg *election.NodeConfig) {
+		cfg.SnapChunkBytes = 256
+		if i == 0 {
+			// Node 0 leads first and compacts its log; the others never
+			// snapshot, so they hold every entry.
+			cfg.ElectionTicks = 3
+			cfg.SnapshotLogBytesMin = 1 << 10
+			cfg.SegmentBytesMax = 1 << 10
+		}
+	})
+	if l, _ := c.waitLeader(-1, 200); l != 0 {
+		t.Skipf("node %d leads, not node 0", l)
+	}
+	c.cut[2] = true
+	value := strings.Repeat("v", 100)
+	for i := 0; i < 100; i++ {
+		if r := c.do(0, setReq(fmt.Sprintf("k%03d", i), value), 20); !r.OK {
+			t.Fatalf("set: %+v", r.Error)
+		}
+	}
+	if st := c.do(0, &core.Request{Op: core.OpStatus}, 20); st.Status.SnapshotIndex == 0 {
+		t.Fatal("node 0 took no snapshot")
+	}
+	// Node 2 comes back and node 0 sends it the snapshot; after a few of
+	// its chunks node 0 is cut off.
+	chunks := 0
+	c.onDeliver = func(m netMsg) {
+		if m.from == 0 && m.to == 2 && m.b[0] == 2 /* wireChunk */ {
+			if chunks++; chunks == 3 {
+				c.cut[0] = true
+			}
+		}
+	}
+	c.cut[2] = false
+	nl, _ := c.waitLeader(0, 400)
+	if r := c.do(nl, setReq("after", "1"), 40); !r.OK {
+		t.Fatalf("set at the new leader: %+v", r.Error)
+	}
+	for range 40 {
+		c.step()
+	}
+	if v, ok := c.nodes[2].Store().Get("after"); !ok || v != "1" {
+		t.Fatalf("node 2 did not catch up: %q %v", v, ok)
+	}
+	if chunks < 3 {
+		t.Fatalf("node 2 got %d chunks of node 0's snapshot", chunks)
+	}
+	names, _ := c.disks[2].List()
+	for _, name := range names {
+		if strings.HasPrefix(name, "recv-") {
+			t.Fatalf("node 2 caught up from node %d's log and still keeps %s, a part of node 0's snapshot: %v", nl, name, names)
+		}
+	}
+}
