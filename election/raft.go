@@ -156,6 +156,12 @@ type progress struct {
 	probing   bool
 	probeSent bool
 	probePrev uint64
+	// snapIndex is the index of the last snapshot the follower was sent:
+	// while its match is below it, the follower is waiting for it, and is
+	// sent no entries (they cannot follow what it holds). Sent on every
+	// heartbeat, they refilled the peer's queue ahead of the snapshot's
+	// chunks (found by review).
+	snapIndex uint64
 }
 
 // Raft is one node's consensus state. It is not safe for concurrent use.
@@ -573,7 +579,7 @@ func (r *Raft) sendAppend(i int, to core.NodeID, heartbeat bool) {
 	if prev < r.log.offset {
 		// The follower needs entries that are gone into the snapshot.
 		assert(r.snapshot != nil && r.snapshot.Index == r.log.offset, "sendAppend: log compacted to %d without a snapshot", r.log.offset)
-		pr.next = r.snapshot.Index + 1
+		pr.next, pr.snapIndex = r.snapshot.Index+1, r.snapshot.Index
 		pr.probeSent, pr.probePrev = pr.probing, r.snapshot.Index
 		r.send(Message{Type: MsgSnap, To: to, Snapshot: r.snapshot, Commit: r.log.committed, Context: r.readRound})
 		return
@@ -581,6 +587,9 @@ func (r *Raft) sendAppend(i int, to core.NodeID, heartbeat bool) {
 	prevTerm, ok := r.log.term(prev)
 	assert(ok, "sendAppend: no entry %d for follower %d (last %d)", prev, to, r.log.lastIndex())
 	room := int(pr.match + uint64(r.cfg.InflightEntriesMax) - prev)
+	if pr.snapIndex > pr.match {
+		room = 0 // waiting for the snapshot: a heartbeat only
+	}
 	ents := r.log.slice(pr.next, r.log.lastIndex(), min(r.cfg.EntriesPerMsgMax, max(room, 0)))
 	if r.cfg.MsgBytesMax > 0 {
 		bytes := 0
