@@ -137,3 +137,69 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// A link slower than the resend interval: a chunk takes longer to cross
+// than chunkResendTicks, so the leader resent every chunk while its first
+// copy was still on its way, and each resend queued behind the others made
+// the next chunk's wait longer still. With real processes a 75 MB
+// snapshot went at 0.5 MB/s, the peer queue full (128 MiB) of copies and
+// dropping the oldest, a transfer that a leader's next snapshot would
+// restart before it ended (found by review). The resend now waits for
+// twice the round trip a chunk took, doubling while nothing moves, so the
+// transfer goes at the link's pace with few copies.
+func TestChunksOnASlowLinkAreNotResentWhileCrossing(t *testing.T) {
+	const total, chunkBytes = 4000, 100 // 40 chunks
+	for _, ticksPerChunk := range []int{2, 8, 20, 60} {
+		t.Run(fmt.Sprint(ticksPerChunk), func(t *testing.T) {
+			n, w := leaderSending(t, total, chunkBytes)
+			n.sendChunk(n.out[1])
+			// One FIFO link, leader to follower, that carries one chunk
+			// every ticksPerChunk ticks and holds at most 128 (dropping the
+			// oldest, as realnet's peer queue does); acks come back at once.
+			var queue [][]byte
+			have, sent, busy := uint64(0), 0, 0
+			ticks := 0
+			for ; ticks < 100*total/chunkBytes*ticksPerChunk && n.out[1].have < total; ticks++ {
+				n.ticks++
+				n.tickTransfers()
+				for _, b := range w.sent {
+					sent++
+					queue = append(queue, b)
+					if len(queue) > 128 {
+						queue = queue[1:]
+					}
+				}
+				w.sent = w.sent[:0]
+				if len(queue) == 0 {
+					continue
+				}
+				if busy++; busy < ticksPerChunk {
+					continue
+				}
+				busy = 0
+				c, err := decodeChunk(queue[0], chunkBytes)
+				queue = queue[1:]
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Offset == have {
+					have += uint64(len(c.Data))
+				}
+				n.onChunkAck(&chunkAck{From: 1, To: 0, Term: c.Term, Index: c.Index, Have: have})
+				for _, b := range w.sent {
+					sent++
+					queue = append(queue, b)
+				}
+				w.sent = w.sent[:0]
+			}
+			chunks := total / chunkBytes
+			t.Logf("%d ticks a chunk: %d chunks sent for %d, done in %d ticks (the link's pace: %d)", ticksPerChunk, sent, chunks, ticks, chunks*ticksPerChunk)
+			if have != total || n.out[1].have != total {
+				t.Fatalf("the transfer did not end in %d ticks: the follower holds %d of %d bytes, %d chunks sent", ticks, have, total, sent)
+			}
+			if sent > 2*chunks || ticks > 3*chunks*ticksPerChunk+50 {
+				t.Fatalf("%d chunks sent for a file of %d, in %d ticks where the link needs %d", sent, chunks, ticks, chunks*ticksPerChunk)
+			}
+		})
+	}
+}
