@@ -29,8 +29,13 @@ type Snapshotter struct {
 	index uint64 // of the last durable snapshot; 0: none
 	bytes int64  // its size
 	// logBase is the caller's count of log bytes added when the last
-	// snapshot started (negative: the log recovered at start counts too).
+	// snapshot started (negative: the log recovered at start counts too);
+	// failedBase is what it was before the one being written started,
+	// given back if that one fails: the log it would have let go is still
+	// there, and the retry is due on it. (Kept, the next attempt waited
+	// for as much log again as made the failed one due: found by review.)
 	logBase    int64
+	failedBase int64
 	force      bool
 	simFail    bool
 	retryAfter int64
@@ -86,7 +91,7 @@ func (s *Snapshotter) Start(state *Store, index uint64, meta SnapshotMeta, added
 	}
 	w.mutation = s.mutation
 	s.w = w
-	s.logBase = added
+	s.failedBase, s.logBase = s.logBase, added
 	s.startedAt = s.env.Clock.Now()
 	s.env.logf("snapshot at index %d started (%d keys)", index, state.Len())
 }
@@ -99,6 +104,7 @@ func (s *Snapshotter) Fail(err error) {
 	if s.w != nil {
 		s.w.abort(s.env.Disk)
 		s.w = nil
+		s.logBase = s.failedBase
 	}
 	s.retryAfter = s.env.Clock.Now() + int64(snapshotRetryDelay)
 }
@@ -133,6 +139,7 @@ func (s *Snapshotter) finish() uint64 {
 		s.env.logf("snapshot %s: directory sync failed (will retry): %v", snapName(w.index), err)
 		s.retryAfter = s.env.Clock.Now() + int64(snapshotRetryDelay)
 		s.counters.Failed++
+		s.logBase = s.failedBase
 		return 0
 	}
 	prevIndex := s.index

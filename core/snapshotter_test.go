@@ -588,3 +588,39 @@ func TestRecoverSnapshot(t *testing.T) {
 		}
 	})
 }
+
+// A snapshot that fails is tried again once the retry delay has passed, on
+// the log that made it due: the log it would let go is still there. Before,
+// its start had reset the count of log since the last snapshot, so the
+// next attempt waited until as much log again was written (the larger of
+// SnapshotLogBytesMin and the last snapshot's size: with a 10 GB store,
+// 10 GB more log), each failure (a disk full for a moment, a failed
+// directory sync) adding that much again (found by review).
+func TestSnapshotterRetriesAFailedSnapshotOnTheSameLog(t *testing.T) {
+	for _, op := range []string{"append", "sync", "syncdir"} {
+		t.Run(op, func(t *testing.T) {
+			d := newMemDisk()
+			old := encodeSnapshot(2, "a", "1")
+			d.put(SnapshotName(2), old)
+			h := newSnapHarness(t, d, 100, 2, 500)
+			const added = 1000 // the log grew past the last snapshot's size
+			if !h.snaps.Due(added) {
+				t.Fatal("not Due")
+			}
+			d.fail = failOnce(op, "")
+			h.snaps.Start(storeOf(map[string]string{"b": "2"}), 9, SnapshotMeta{}, added)
+			for range 10 {
+				if h.snaps.Step() != 0 {
+					t.Fatal("a failed snapshot was reported durable")
+				}
+			}
+			if h.snaps.Writing() || h.snaps.Index() != 2 {
+				t.Fatalf("Writing %v, Index %d after a failure", h.snaps.Writing(), h.snaps.Index())
+			}
+			h.clock.now += int64(snapshotRetryDelay)
+			if !h.snaps.Due(added) {
+				t.Fatalf("after a failed snapshot and the retry delay, not Due on the same log: it waits for %d bytes more", 500)
+			}
+		})
+	}
+}
