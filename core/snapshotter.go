@@ -7,8 +7,13 @@ import (
 )
 
 // snapshotRetryDelay spaces attempts after a failed snapshot, so a full disk
-// is not hammered every turn.
-const snapshotRetryDelay = time.Second
+// is not hammered every turn; it doubles with each failure in a row, up to
+// snapshotRetryDelayMax (each attempt of the single node and a mesh node
+// rolls the log to a new segment first).
+const (
+	snapshotRetryDelay    = time.Second
+	snapshotRetryDelayMax = 64 * time.Second
+)
 
 // Snapshotter decides when a node snapshots its store and writes the
 // snapshot in the background of the node's turns: a bounded chunk per turn
@@ -39,6 +44,7 @@ type Snapshotter struct {
 	force      bool
 	simFail    bool
 	retryAfter int64
+	failures   int // in a row, since the last snapshot that became durable
 	timer      Timer
 	mutation   Mutation // a planted bug, for the simulator's tests (SingleConfig)
 
@@ -106,7 +112,13 @@ func (s *Snapshotter) Fail(err error) {
 		s.w = nil
 		s.logBase = s.failedBase
 	}
-	s.retryAfter = s.env.Clock.Now() + int64(snapshotRetryDelay)
+	s.retryLater()
+}
+
+// retryLater schedules the next attempt after a failure.
+func (s *Snapshotter) retryLater() {
+	s.retryAfter = s.env.Clock.Now() + int64(min(snapshotRetryDelay<<min(s.failures, 6), snapshotRetryDelayMax))
+	s.failures++
 }
 
 // Step writes the next chunk of the snapshot in progress, if any. It
@@ -137,13 +149,14 @@ func (s *Snapshotter) finish() uint64 {
 		// The rename may or may not be durable; either way the log is whole,
 		// so recovery works from whichever snapshot it finds.
 		s.env.logf("snapshot %s: directory sync failed (will retry): %v", snapName(w.index), err)
-		s.retryAfter = s.env.Clock.Now() + int64(snapshotRetryDelay)
+		s.retryLater()
 		s.counters.Failed++
 		s.logBase = s.failedBase
 		return 0
 	}
 	prevIndex := s.index
 	s.index, s.bytes = w.index, w.bytes
+	s.failures = 0
 	if prevIndex != s.index {
 		// Best effort: there may be no earlier snapshot, and a leftover is
 		// removed at the next start.

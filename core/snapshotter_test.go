@@ -621,6 +621,21 @@ func TestSnapshotterRetriesAFailedSnapshotOnTheSameLog(t *testing.T) {
 			if !h.snaps.Due(added) {
 				t.Fatalf("after a failed snapshot and the retry delay, not Due on the same log: it waits for %d bytes more", 500)
 			}
+			// A second failure in a row waits twice as long: each attempt
+			// of a single node rolls the log to a new segment.
+			d.fail = failOnce(op, "")
+			h.snaps.Start(storeOf(map[string]string{"b": "2"}), 9, SnapshotMeta{}, added)
+			for range 10 {
+				h.snaps.Step()
+			}
+			h.clock.now += int64(snapshotRetryDelay)
+			if h.snaps.Writing() || h.snaps.Due(added) {
+				t.Fatal("Due again a retry delay after a second failure in a row")
+			}
+			h.clock.now += int64(snapshotRetryDelay)
+			if !h.snaps.Due(added) {
+				t.Fatal("not Due twice the retry delay after a second failure in a row")
+			}
 		})
 	}
 }
