@@ -185,8 +185,12 @@ func (s *Snapshotter) armTimer() {
 
 // Installed records a snapshot that arrived whole from elsewhere (a cluster
 // leader's) and is durable under its name: it becomes the newest, and the
-// older one goes.
-func (s *Snapshotter) Installed(index uint64, bytes int64) {
+// older one goes. added is as for Due: the log since counts from here, as
+// from a snapshot of the node's own. (Counted from the node's last own
+// snapshot, the log it had before the install, which the install replaced,
+// made the next one due at once: the node wrote again the state it had
+// just received, found by review.)
+func (s *Snapshotter) Installed(index uint64, bytes, added int64) {
 	if s.w != nil {
 		s.w.abort(s.env.Disk)
 		s.w = nil
@@ -194,7 +198,7 @@ func (s *Snapshotter) Installed(index uint64, bytes int64) {
 	if s.index != index {
 		_ = s.env.Disk.Remove(snapName(s.index))
 	}
-	s.index, s.bytes = index, bytes
+	s.index, s.bytes, s.logBase = index, bytes, added
 }
 
 // Close drops a snapshot in progress.

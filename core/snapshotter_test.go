@@ -374,7 +374,7 @@ func TestSnapshotterInstalled(t *testing.T) {
 	}
 	installed := encodeSnapshot(30, "c", "3")
 	d.put(SnapshotName(30), installed)
-	h.snaps.Installed(30, 1000)
+	h.snaps.Installed(30, 1000, 0)
 	if h.snaps.Writing() || h.snaps.Index() != 30 {
 		t.Fatalf("after Installed: Writing %v, Index %d", h.snaps.Writing(), h.snaps.Index())
 	}
@@ -387,7 +387,7 @@ func TestSnapshotterInstalled(t *testing.T) {
 		t.Fatalf("Due(999) = %v, Due(1000) = %v; want false, true", h.snaps.Due(999), h.snaps.Due(1000))
 	}
 	// Installing the same snapshot again removes nothing.
-	h.snaps.Installed(30, 1000)
+	h.snaps.Installed(30, 1000, 0)
 	if _, ok := d.files[SnapshotName(30)]; !ok {
 		t.Fatal("Installed of the current snapshot removed it")
 	}
@@ -637,5 +637,22 @@ func TestSnapshotterRetriesAFailedSnapshotOnTheSameLog(t *testing.T) {
 				t.Fatal("not Due twice the retry delay after a second failure in a row")
 			}
 		})
+	}
+}
+
+// The log since an installed snapshot counts from the install: the log the
+// node had before it, which the install replaced, does not make the next
+// snapshot due. It did, and a follower wrote again, at once, the whole
+// state it had just received (found by review).
+func TestSnapshotterCountsFromAnInstall(t *testing.T) {
+	h := newSnapHarness(t, newMemDisk(), 100, 0, 0)
+	h.snaps.Start(storeOf(map[string]string{"a": "1"}), 5, SnapshotMeta{}, 0)
+	h.finish(t)
+	const added = 5000 // the node logged this much since, then fell behind
+	h.disk.put(SnapshotName(50), encodeSnapshot(50, "c", "3"))
+	h.snaps.Installed(50, 300, added)
+	if h.snaps.Due(added) || h.snaps.Due(added+299) || !h.snaps.Due(added+300) {
+		t.Fatalf("after an install of 300 bytes at %d bytes logged: Due %v, %v, %v at 0, 299 and 300 bytes more; want false, false, true",
+			added, h.snaps.Due(added), h.snaps.Due(added+299), h.snaps.Due(added+300))
 	}
 }

@@ -350,7 +350,7 @@ func (n *Node) install(s *Snapshot) error {
 	if err := n.state.Save(n.saved.encode()); err != nil {
 		return err
 	}
-	n.snaps.Installed(s.Index, int64(in.total))
+	n.snaps.Installed(s.Index, int64(in.total), n.gc.BytesAdded())
 	n.store, n.sess = in.store, in.sess
 	if n.cfg.Mutation != MutInstallUnindexed {
 		core.AttachIndexes(n.store, n.cfg.Indexes, n.env.Logf)
