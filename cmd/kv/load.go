@@ -121,10 +121,9 @@ func load(ctx context.Context, c store, in io.Reader, batch int, st *loadStats) 
 			return nil
 		}
 		if len(items) > 0 {
-			if err := c.BulkSet(ctx, items); err != nil {
+			if err := bulkSet(ctx, c, items, st); err != nil {
 				return fmt.Errorf("lines %d..%d: %w; the %d keys of the lines before them are stored", firstLine, line, err, st.loaded.Load())
 			}
-			st.loaded.Add(int64(len(items)))
 		}
 		if err := setExpiring(ctx, c, expiring, st); err != nil {
 			return fmt.Errorf("lines %d..%d: %w; the keys of the lines before them are stored, and of these lines those without a deadline and perhaps some with one (%d keys stored in all)", firstLine, line, err, st.loaded.Load())
@@ -195,6 +194,28 @@ func load(ctx context.Context, c store, in io.Reader, batch int, st *loadStats) 
 		return st.loaded.Load(), err
 	}
 	return st.loaded.Load(), nil
+}
+
+// bulkSet stores items in one bulk_set, or, where the server refuses it as
+// too large (its --max-bulk-entries below --batch, or the line over its
+// --max-request-bytes), in two halves, each on the same terms: a refused
+// bulk_set wrote nothing, and the file's order holds, since its keys are
+// distinct (load flushes before a key met again). A single item refused
+// (a value over --max-value-bytes) is the error.
+func bulkSet(ctx context.Context, c store, items []client.KV, st *loadStats) error {
+	err := c.BulkSet(ctx, items)
+	var se *client.ServerError
+	if errors.As(err, &se) && se.Code == core.CodeTooLarge && len(items) > 1 {
+		half := len(items) / 2
+		if err := bulkSet(ctx, c, items[:half], st); err != nil {
+			return err
+		}
+		return bulkSet(ctx, c, items[half:], st)
+	}
+	if err == nil {
+		st.loaded.Add(int64(len(items)))
+	}
+	return err
 }
 
 // setExpiring sets each key of items with the time left until its

@@ -158,3 +158,25 @@ func TestLoadRefusesABadDeadline(t *testing.T) {
 		t.Fatalf("load: exit %d, %q", code, errOut)
 	}
 }
+
+// A server whose --max-bulk-entries is below load's batch refuses the
+// bulk_set whole; load sends it in halves until they are taken.
+func TestLoadAdaptsToTheServersBatchLimit(t *testing.T) {
+	single := core.DefaultSingleConfig()
+	single.Limits.BulkEntriesMax = 300
+	addr := servetest.Serve(t, core.NewSingleNode(single), realnet.DefaultHostConfig())
+	var b strings.Builder
+	for i := range 2500 {
+		fmt.Fprintf(&b, `{"key":"k%04d","value":"v"}`+"\n", i)
+	}
+	file := filepath.Join(t.TempDir(), "dump.jsonl")
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := kv(t, "--addr", addr, "load", file); code != 0 || out != "loaded 2500 keys\n" {
+		t.Fatalf("load: exit %d, %q, %q", code, out, errOut)
+	}
+	if code, out, _ := kv(t, "--addr", addr, "scan", "--all", "--keys-only"); code != 0 || strings.Count(out, "\n") != 2500 {
+		t.Fatalf("after the load the server holds %d keys", strings.Count(out, "\n"))
+	}
+}

@@ -816,14 +816,23 @@ func parseScan(args []string) (operation, error) {
 	}
 	return func(ctx context.Context, c store, w io.Writer) error {
 		after, printed, view := *startAfter, 0, ""
+		pageMax := scanPageMax
 		for {
-			page := scanPageMax
+			page := pageMax
 			if !*all {
 				page = min(page, *limit-printed)
 			}
 			req := &core.Request{Op: core.OpScan, Prefix: prefix, StartAfter: after, Limit: uint64(page), KeysOnly: *keysOnly, View: view}
 			req.Consistent = *consistent && view == ""
 			resp, err := c.Do(ctx, req)
+			var se *client.ServerError
+			if errors.As(err, &se) && se.Code == core.CodeTooLarge && page > 1 {
+				// A server whose --max-bulk-entries is below the page
+				// asked for refuses it: ask for half as many, the page's
+				// bytes being the server's own to bound.
+				pageMax = page / 2
+				continue
+			}
 			if errors.Is(err, client.ErrScanExpired) {
 				return fmt.Errorf("%w (after %d keys; a view lasts a minute between pages and ten minutes in all: start again, or scan with --consistent=false)", err, printed)
 			}
