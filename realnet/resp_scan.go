@@ -260,10 +260,11 @@ const respScanCountDefault = 10
 // COUNT is Redis's hint of the work a call does, and Redis returns more or
 // fewer keys than it asks; so a COUNT over --max-bulk-entries
 // (bulkEntriesMax), the node's limit on a page, is taken as that limit, not
-// refused: a client that asks for big pages still walks every key.
+// refused: a client that asks for big pages still walks every key. So is
+// the default COUNT, 10, under a limit below it.
 func parseScanOptions(opts [][]byte, bulkEntriesMax int) (o respScanOptions, msg string) {
 	const syntax = "ERR syntax error"
-	o.count = respScanCountDefault
+	o.count = min(respScanCountDefault, uint64(bulkEntriesMax))
 	for i := 0; i < len(opts); i += 2 {
 		if i+1 == len(opts) {
 			return o, syntax

@@ -526,6 +526,11 @@ func TestRESPKeysLimit(t *testing.T) {
 	if cursor == "0" || !slices.Equal(page, []string{"a", "b", "c", "user:1", "user:2"}) {
 		t.Errorf("SCAN 0 COUNT 1000 with --max-bulk-entries 5: %s, %q", cursor, page)
 	}
+	// So is the default COUNT, 10: a server given less refused every
+	// SCAN without COUNT, redis-cli --scan's (found by review).
+	if cursor, page := c.scan("SCAN 0"); cursor == "0" || len(page) != 5 {
+		t.Errorf("SCAN 0 with --max-bulk-entries 5: %s, %q; want a page of 5", cursor, page)
+	}
 
 	// The bytes of a page: the node stops it at its request limit.
 	d, err := disk.Open(t.TempDir(), disk.Options{})
