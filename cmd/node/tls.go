@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -55,6 +56,13 @@ func (f tlsFlags) resolve(mode string, replHost string) (*serverTLS, error) {
 		kp, err := tlsfiles.LoadKeypair(f.certFile, f.keyFile)
 		if err != nil {
 			return nil, fmt.Errorf("--tls-cert: %w", err)
+		}
+		// A certificate for client use only (cmd/certs --client) served
+		// here made every client's handshake fail, while the server
+		// said it served TLS (found by review). Refused now, and at
+		// every SIGHUP.
+		if err := kp.Require(serverUse); err != nil {
+			return nil, fmt.Errorf("--tls-cert %w", err)
 		}
 		var clientCAs *x509.CertPool
 		if f.clientCAFile != "" {
@@ -113,6 +121,17 @@ func (f tlsFlags) resolve(mode string, replHost string) (*serverTLS, error) {
 	}
 	st.peer, st.peerCf = kp, tlsfiles.Peer(kp, ca)
 	return st, nil
+}
+
+// serverUse refuses a certificate whose extended key usages, if it names
+// any, leave out server authentication: every client that checks it (Go's
+// crypto/tls, redis-cli, Python's ssl) would refuse the handshake.
+func serverUse(c *tls.Certificate) error {
+	uses := c.Leaf.ExtKeyUsage
+	if len(uses) == 0 || slices.Contains(uses, x509.ExtKeyUsageServerAuth) || slices.Contains(uses, x509.ExtKeyUsageAny) {
+		return nil
+	}
+	return errors.New("is not for server use (its extended key usage leaves out server authentication: a client certificate?): every client would refuse it; make one with go run ./cmd/certs --hosts HOST")
 }
 
 // replHost is the host part of a replication address.

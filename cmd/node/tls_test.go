@@ -191,11 +191,22 @@ func TestTLSUsageErrors(t *testing.T) {
 	if err := certgen.WriteKeypair(expiredCert, expiredKey, cp, kp); err != nil {
 		t.Fatal(err)
 	}
+	clientCert, clientKey := filepath.Join(t.TempDir(), "c.pem"), filepath.Join(t.TempDir(), "k.pem")
+	cp, kp, err = ca.IssueClient("app1", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certgen.WriteKeypair(clientCert, clientKey, cp, kp); err != nil {
+		t.Fatal(err)
+	}
 	cluster := []string{"--node-id", "0", "--kv-port", "17010", "--other-kv-ports", "17011,17012", "--repl-port", "17001", "--secondary-repl-ports", "17002,17003"}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
+		// A client certificate served on the client port: every
+		// client's handshake failed (found by review).
+		{[]string{"--tls-cert", clientCert, "--tls-key", clientKey}, "is not for server use"},
 		{[]string{"--tls-cert", f.Cert}, "--tls-cert and --tls-key go together"},
 		{[]string{"--tls-key", f.Key}, "--tls-cert and --tls-key go together"},
 		{[]string{"--tls-client-ca", f.CA}, "--tls-client-ca asks for client certificates over TLS"},
