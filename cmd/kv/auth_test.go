@@ -28,7 +28,7 @@ func TestAuthFile(t *testing.T) {
 	if code, out, _ := kv(t, "--addr", addr, "--auth-file", pass, "get", "k"); code != 0 || out != "v\n" {
 		t.Errorf("get with the password: exit %d, %q", code, out)
 	}
-	if code, _, errOut := kv(t, "--addr", addr, "get", "k"); code != 1 || !strings.Contains(errOut, "auth_required") {
+	if code, _, errOut := kv(t, "--addr", addr, "get", "k"); code != 1 || !strings.Contains(errOut, "auth_required") || !strings.Contains(errOut, "--auth-file FILE") {
 		t.Errorf("get without the password: exit %d, %q", code, errOut)
 	}
 	if code, _, errOut := kv(t, "--addr", addr, "--auth-file", "/no/such/file", "get", "k"); code != 2 || !strings.Contains(errOut, "--auth-file: open /no/such/file") {

@@ -967,6 +967,12 @@ func printOK(w io.Writer, err error) error {
 }
 
 // fail reports err and picks the exit code.
+// isTooLarge reports a server's too_large refusal.
+func isTooLarge(err error) bool {
+	var se *client.ServerError
+	return errors.As(err, &se) && se.Code == core.CodeTooLarge
+}
+
 func fail(stderr io.Writer, err error) int {
 	var ue *usageError
 	if errors.As(err, &ue) {
@@ -985,6 +991,12 @@ func fail(stderr io.Writer, err error) int {
 		msg += "\n(the incr may or may not have applied, and reading the key back cannot tell unless you know what it held before: incr again only if counting twice does no harm)"
 	case errors.Is(err, client.ErrUnknownOutcome):
 		msg += "\n(read the key back to learn whether the write applied)"
+	case errors.Is(err, client.ErrAuth):
+		// The server's words are the protocol's ({"op":"auth",...});
+		// kv sends that itself, given the file.
+		msg += "\n(kv: give the server's password with --auth-file FILE, before the command)"
+	case isTooLarge(err):
+		msg += "\n(a limit of the server's: for load, a smaller --batch; see its --max-* flags)"
 	}
 	fmt.Fprintln(stderr, msg)
 	return exitError
