@@ -149,6 +149,10 @@ type Node struct {
 	// it, and the next Ready is taken, once they are durable.
 	inflight *Ready
 	ticks    int
+	// heardTick is the tick each peer was last heard from (any message),
+	// by which a node that knows no leader tells a client whether one
+	// can be elected now (redirect).
+	heardTick map[core.NodeID]int
 	// wall reads the calendar time of deadlines (nil: none, and sets with
 	// ttl_ms are refused); expiryIndex and expiryTerm are the leader's
 	// last expiry proposal (proposeExpiry).
@@ -474,6 +478,26 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	}
 }
 
+// heardTicks is how recently a peer must have been heard from to count as
+// reachable: two election timeouts, so a peer between heartbeats, or one
+// that only answers a campaign, counts.
+func (n *Node) heardTicks() int { return 2 * n.cfg.ElectionTicks }
+
+func (n *Node) heardWindow() time.Duration {
+	return time.Duration(n.heardTicks()) * n.cfg.TickInterval
+}
+
+// peersHeard counts the peers heard from within heardTicks.
+func (n *Node) peersHeard() int {
+	heard := 0
+	for _, p := range n.cfg.Peers {
+		if at, ok := n.heardTick[p]; ok && p != n.cfg.ID && n.ticks-at <= n.heardTicks() {
+			heard++
+		}
+	}
+	return heard
+}
+
 // redirect answers a request that only the leader serves.
 func (n *Node) redirect() core.Response {
 	lead := n.raft.Leader()
@@ -483,6 +507,10 @@ func (n *Node) redirect() core.Response {
 		return core.ErrorResponse(core.CodeUnavailable, "no leader known, and none can be elected: too few nodes may vote: %d of %d are rejoining (started with --rejoin); see the nodes' logs", rejoining, len(n.cfg.Peers))
 	}
 	if lead == None || lead == n.cfg.ID {
+		if heard, quorum := n.peersHeard(), len(n.cfg.Peers)/2+1; heard+1 < quorum {
+			return core.ErrorResponse(core.CodeUnavailable, "no leader known, and none can be elected now: this node has heard from %d of its %d peers in the last %v, and a leader needs %d of the %d nodes; retry once they are back",
+				heard, len(n.cfg.Peers)-1, n.heardWindow(), quorum, len(n.cfg.Peers))
+		}
 		return core.ErrorResponse(core.CodeUnavailable, "no leader known (an election is under way); retry")
 	}
 	resp := core.ErrorResponse(core.CodeNotLeader, "node %d is the leader", lead)
@@ -699,6 +727,12 @@ func (n *Node) retryNotReady() {
 func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 	if n.stopped != nil || len(msg) == 0 {
 		return
+	}
+	if slices.Contains(n.cfg.Peers, from) {
+		if n.heardTick == nil {
+			n.heardTick = make(map[core.NodeID]int, len(n.cfg.Peers))
+		}
+		n.heardTick[from] = n.ticks
 	}
 	switch msg[0] {
 	case wireRaft:

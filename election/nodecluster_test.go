@@ -461,3 +461,29 @@ func TestClusterElectsOnceFullDisksHaveRoom(t *testing.T) {
 		t.Fatalf("set a: %+v", r.Error)
 	}
 }
+
+// A node cut off from both its peers knows no leader and none can be
+// elected: it tells a client so, and how many peers it hears, rather than
+// that an election is under way (found by review: a node that had lost
+// both peers said an election was under way, for good). Once the peers are
+// back, a leader is elected and the node's answer is the leader's.
+func TestNodeWithoutAMajoritySaysNoneCanBeElected(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	l, _ := c.waitLeader(-1, 100*c.cfgs[0].ElectionTicks)
+	f := (l + 1) % 3
+	c.cut[l], c.cut[(l+2)%3] = true, true
+	for range 4 * c.cfgs[0].ElectionTicks {
+		c.step()
+	}
+	r := c.do(f, getReq("a"), 1)
+	if codeOf(r) != core.CodeUnavailable || !strings.Contains(r.Error.Message, "none can be elected now: this node has heard from 0 of its 2 peers") {
+		t.Fatalf("a read of the cut-off node: %s %q", codeOf(r), r.Error.Message)
+	}
+	c.cut[(l+2)%3] = false // one peer back: a majority again
+	for range 10 * c.cfgs[0].ElectionTicks {
+		c.step()
+	}
+	if r := c.do(f, getReq("a"), 10*c.cfgs[0].ElectionTicks); strings.Contains(r.Error.Message, "none can be elected") {
+		t.Fatalf("with a peer back, a read: %s %q", codeOf(r), r.Error.Message)
+	}
+}
