@@ -1,6 +1,10 @@
 package core
 
-import "time"
+import (
+	"errors"
+	"io"
+	"time"
+)
 
 // NodeID names a node within a cluster or mesh. A single node is node 0.
 type NodeID int
@@ -136,6 +140,69 @@ type Reserver interface {
 	// optimisation: an error leaves the file usable.
 	Reserve(n int64) error
 }
+
+// RangeReader is a Disk that can read a file a piece at a time, so that a
+// large file (a snapshot a cluster leader sends a follower) need not be
+// read whole in one call, nor held whole in memory, to be sent in chunks.
+type RangeReader interface {
+	// OpenRead opens an existing file for reading. The handle reads the
+	// file it opened, as a POSIX descriptor does: a later rename or
+	// remove of the name, or a new file under it, does not change what it
+	// reads. A missing file is an error.
+	OpenRead(name string) (ReadHandle, error)
+}
+
+// ReadHandle is a file open for reading. The caller closes it; a handle
+// holds a descriptor (and a removed file's space) until then.
+type ReadHandle interface {
+	// ReadAt reads len(p) bytes at off, as io.ReaderAt: fewer only with
+	// an error. A read that reaches the end of the file returns the bytes
+	// before it and io.EOF; at or past the end, 0 and io.EOF. Any other
+	// error (an unreadable sector) is the read's failure; a later read may
+	// succeed.
+	ReadAt(p []byte, off int64) (int, error)
+	// Size is the file's length when it was opened.
+	Size() int64
+	Close() error
+}
+
+// OpenRead opens name for ranged reads where d can (RangeReader). A Disk
+// without it reads the file whole, and the handle serves that copy from
+// memory.
+func OpenRead(d Disk, name string) (ReadHandle, error) {
+	if rr, ok := d.(RangeReader); ok {
+		return rr.OpenRead(name)
+	}
+	data, err := d.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return MemHandle(data), nil
+}
+
+// memHandle is a ReadHandle over bytes in memory.
+type memHandle struct{ data []byte }
+
+// MemHandle returns a ReadHandle that reads data, for tests and for a Disk
+// without RangeReader.
+func MemHandle(data []byte) ReadHandle { return &memHandle{data: data} }
+
+func (h *memHandle) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("ReadAt: negative offset")
+	}
+	if off >= int64(len(h.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, h.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (h *memHandle) Size() int64  { return int64(len(h.data)) }
+func (h *memHandle) Close() error { h.data = nil; return nil }
 
 // Rand is the node's seeded source of randomness.
 type Rand interface {
