@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -359,7 +360,8 @@ type Disk struct {
 	durable map[string]*inode // the directory as of the last SyncDir
 	dirLog  []dirOp           // the changes since, each of which a crash may keep
 	open    []*file
-	latency int64 // accrued by calls since the last TakeLatency
+	readers []*reader // open ranged reads (OpenRead)
+	latency int64     // accrued by calls since the last TakeLatency
 	async   AsyncHost
 	// Observe, if set, hears of every fault the disk injects and every
 	// sync, for the run's trace.
@@ -475,6 +477,92 @@ func (d *Disk) ReadFile(name string) ([]byte, error) {
 	return data, nil
 }
 
+// reader is a file open for ranged reads (core.ReadHandle). It holds the
+// inode, as a descriptor does: a rename or remove of the name, or a new
+// file under it, does not change what it reads.
+type reader struct {
+	disk   *Disk
+	name   string
+	ino    *inode
+	size   int64
+	closed bool
+}
+
+var _ core.RangeReader = (*Disk)(nil)
+
+// OpenRead implements core.RangeReader.
+func (d *Disk) OpenRead(name string) (core.ReadHandle, error) {
+	ino, ok := d.dir[name]
+	if !ok {
+		return nil, fmt.Errorf("open %s: file does not exist", name)
+	}
+	r := &reader{disk: d, name: name, ino: ino, size: int64(len(ino.data))}
+	d.readers = append(d.readers, r)
+	return r, nil
+}
+
+func (d *Disk) closeReaders() {
+	for _, r := range d.readers {
+		r.closed = true
+	}
+	d.readers = nil
+}
+
+// ReadAt implements core.ReadHandle with ReadFile's faults, drawn from the
+// disk's rand as ReadFile draws them. An unreadable sector fails the reads
+// that cover it (ReadFile fails whatever it is asked, as it covers all),
+// and a transient one the first of them only. A flipped bit comes with the
+// chance ReadFlipProb scaled by the share of the file read: reading a file
+// a chunk at a time sees as many flips as reading it whole, where
+// ReadFlipProb a read would have a snapshot of hundreds of simulated
+// chunks (SnapChunkBytes 512) sent with a flip nearly every time, and
+// never arrive.
+func (r *reader) ReadAt(p []byte, off int64) (int, error) {
+	d, ino := r.disk, r.ino
+	if r.closed {
+		return 0, fmt.Errorf("read %s: file closed", r.name)
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("read %s: negative offset %d", r.name, off)
+	}
+	if off >= int64(len(ino.data)) {
+		return 0, io.EOF
+	}
+	end := min(int(off)+len(p), len(ino.data))
+	if ino.latentSet && ino.latent*sectorBytes < end && int(off) < (ino.latent+1)*sectorBytes {
+		at := ino.latent * sectorBytes
+		if ino.latentOnce {
+			ino.latentSet = false
+			d.Latents++
+		}
+		d.observe("read-error", r.name, int64(at))
+		return 0, fmt.Errorf("read %s: input/output error (unreadable sector at offset %d)", r.name, at)
+	}
+	n := copy(p, ino.data[off:end])
+	if d.chance(d.faults.ReadFlipProb * float64(n) / float64(len(ino.data))) {
+		i := d.rand.IntN(n)
+		p[i] ^= 1 << d.rand.IntN(8)
+		d.Flips++
+		d.observe("read-flip", r.name, off+int64(i))
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Size implements core.ReadHandle.
+func (r *reader) Size() int64 { return r.size }
+
+// Close implements core.ReadHandle.
+func (r *reader) Close() error {
+	if !r.closed {
+		r.closed = true
+		r.disk.readers = slices.DeleteFunc(r.disk.readers, func(o *reader) bool { return o == r })
+	}
+	return nil
+}
+
 // DropCache implements core.CacheDropper: the sectors a failed sync kept
 // clean in the cache (SyncErrorKeepsPagesEvery) read as the medium holds
 // them from now on. Only those: the other clean sectors already read as
@@ -588,12 +676,13 @@ func (d *Disk) ProcessCrash() {
 		f.closed = true
 	}
 	d.open = nil
+	d.closeReaders()
 }
 
 // Wipe loses everything, as an operator who removes a data directory (or
 // replaces a dead disk) does. The node must be down.
 func (d *Disk) Wipe() {
-	if len(d.open) != 0 {
+	if len(d.open) != 0 || len(d.readers) != 0 {
 		panic("sim: Wipe with files open")
 	}
 	d.dir, d.durable, d.dirLog = map[string]*inode{}, map[string]*inode{}, nil
@@ -608,6 +697,7 @@ func (d *Disk) Crash() {
 		f.closed = true
 	}
 	d.open = nil
+	d.closeReaders()
 	dir := make(map[string]*inode, len(d.durable))
 	for name, ino := range d.durable {
 		dir[name] = ino
