@@ -50,6 +50,12 @@ func (d syncDisk) DropCache(name string) error {
 	return nil
 }
 
+// OpenRead implements core.RangeReader where the disk does (disk.Dir);
+// elsewhere the file is read whole and served from memory.
+func (d syncDisk) OpenRead(name string) (core.ReadHandle, error) {
+	return core.OpenRead(d.Disk, name)
+}
+
 type syncFile struct {
 	core.File
 	h    *Host
