@@ -131,9 +131,14 @@ type Node struct {
 	notReady  []clientRead   // reads refused until the new leader commits
 	readID    uint64
 
-	out      []*sendState // per peer position: a snapshot being sent
-	outData  []byte       // the snapshot file being sent, while any send runs
+	out []*sendState // per peer position: a snapshot being sent
+	// outFile is the snapshot file being sent, open while any send runs:
+	// each chunk is read from it when it is sent. outSize is its size when
+	// opened, every send's total; outBuf holds the chunk being sent.
+	outFile  core.ReadHandle
 	outIndex uint64
+	outSize  uint64
+	outBuf   []byte
 	in       *recvState // a snapshot being received
 
 	diskFailed bool // a write failed; logged once until one succeeds
@@ -1324,6 +1329,7 @@ func (n *Node) stepSnapshot() {
 		// that needs compacted entries is sent.
 		err := n.raft.Compact(Snapshot{Index: index, Term: n.snapTerm})
 		assert(err == nil, "compacting the log at the snapshot's index %d: %v", index, err)
+		n.snapshotReplaced(index)
 	}
 }
 
@@ -1390,4 +1396,5 @@ func (n *Node) Close() {
 	if n.in != nil && n.in.file != nil {
 		n.in.file.Close()
 	}
+	n.closeOut()
 }

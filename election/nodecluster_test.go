@@ -46,6 +46,12 @@ func (w clusterNet) Send(to core.NodeID, msg []byte) {
 // newNodeCluster starts n nodes of a new cluster; edit (nil: none)
 // changes node i's config.
 func newNodeCluster(t *testing.T, n int, edit func(i int, cfg *election.NodeConfig)) *nodeCluster {
+	return newNodeClusterDisks(t, n, edit, nil)
+}
+
+// newNodeClusterDisks is newNodeCluster where node i sees its disk through
+// wrap(i, disk) (nil: as it is).
+func newNodeClusterDisks(t *testing.T, n int, edit func(i int, cfg *election.NodeConfig), wrap func(i int, d core.Disk) core.Disk) *nodeCluster {
 	c := &nodeCluster{t: t, clock: &stepClock{}}
 	peers := make([]core.NodeID, n)
 	for i := range peers {
@@ -66,8 +72,12 @@ func newNodeCluster(t *testing.T, n int, edit func(i int, cfg *election.NodeConf
 			t.Fatal(err)
 		}
 		c.nodes = append(c.nodes, node)
+		var disk core.Disk = c.disks[i]
+		if wrap != nil {
+			disk = wrap(i, disk)
+		}
 		env := core.Env{
-			ID: core.NodeID(i), Clock: c.clock, Network: clusterNet{c, core.NodeID(i)}, Disk: c.disks[i],
+			ID: core.NodeID(i), Clock: c.clock, Network: clusterNet{c, core.NodeID(i)}, Disk: disk,
 			Rand: pcg{rand.New(rand.NewPCG(uint64(i)+1, 7))},
 			Logf: func(format string, args ...any) {
 				line := fmt.Sprintf(format, args...)

@@ -1,7 +1,9 @@
 package election
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -87,34 +89,93 @@ func (n *Node) startTransfer(m *Message) {
 		n.logf("cannot send node %d the snapshot at %d: the newest on disk is at %d", m.To, m.Snapshot.Index, n.snaps.Index())
 		return
 	}
-	if n.outIndex != m.Snapshot.Index || n.outData == nil {
-		data, err := n.env.Disk.ReadFile(core.SnapshotName(m.Snapshot.Index))
+	if n.outIndex != m.Snapshot.Index || n.outFile == nil {
+		// Sends of another snapshot are over: the snapshotter replaced it
+		// (snapshotReplaced ended them), so none should be left.
+		n.endSends(n.outIndex, fmt.Sprintf("the snapshot at %d is sent instead", m.Snapshot.Index))
+		h, err := core.OpenRead(n.env.Disk, core.SnapshotName(m.Snapshot.Index))
 		if err != nil {
 			n.logf("cannot send node %d the snapshot at %d: %v", m.To, m.Snapshot.Index, err)
 			return
 		}
-		n.outData, n.outIndex = data, m.Snapshot.Index
+		n.outFile, n.outIndex, n.outSize = h, m.Snapshot.Index, uint64(h.Size())
 	}
 	t := &sendState{to: m.To, index: m.Snapshot.Index, term: m.Snapshot.Term, commit: m.Commit, context: m.Context}
 	n.out[i] = t
-	n.logf("sending node %d the snapshot at index %d (%d bytes)", m.To, t.index, len(n.outData))
+	n.logf("sending node %d the snapshot at index %d (%d bytes)", m.To, t.index, n.outSize)
 	n.sendChunk(t)
 	t.firstTick = n.ticks
 }
 
+// sendChunk sends the chunk at the follower's position, read from the file
+// now: the leader holds one chunk, not the file (reading a 148 MB snapshot
+// whole at a transfer's start stalled a leader's loop for a second, past
+// its followers' election timeout, and held the file in memory while any
+// send ran: found by review). The handle reads the file opened at the
+// start even if its name is removed or replaced meanwhile, so the chunks
+// of one transfer are of one file. A read that fails, or comes short of
+// the size the file had then, ends every send of it: Raft asks again, and
+// the file is opened afresh.
 func (n *Node) sendChunk(t *sendState) {
-	if t.index != n.outIndex {
+	if t.index != n.outIndex || n.outFile == nil {
 		return
 	}
-	total := uint64(len(n.outData))
-	end := min(t.have+uint64(n.cfg.SnapChunkBytes), total)
+	total := n.outSize
+	size := int(min(uint64(n.cfg.SnapChunkBytes), total-min(t.have, total)))
+	if cap(n.outBuf) < size {
+		n.outBuf = make([]byte, size)
+	}
+	data := n.outBuf[:size]
+	if got, err := n.outFile.ReadAt(data, int64(t.have)); got < size {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("it ends at %d bytes, not %d as when the transfer started", t.have+uint64(got), total)
+		}
+		n.endSends(t.index, fmt.Sprintf("reading %d bytes at %d: %v", size, t.have, err))
+		return
+	}
 	c := chunk{
 		From: n.cfg.ID, To: t.to, Term: n.raft.Term(),
 		Index: t.index, SnapTerm: t.term, Commit: t.commit, Context: t.context,
-		Offset: t.have, Total: total, Data: n.outData[t.have:end],
+		Offset: t.have, Total: total, Data: data,
 	}
 	n.env.Network.Send(t.to, appendChunk(nil, &c))
 	t.sentTick = n.ticks
+}
+
+// endSends ends every send of the snapshot at index, and closes its file.
+func (n *Node) endSends(index uint64, why string) {
+	if index == 0 {
+		return
+	}
+	for i, t := range n.out {
+		if t != nil && t.index == index {
+			n.logf("ending the transfer of the snapshot at %d to node %d (%d of %d bytes acknowledged): %s", index, t.to, t.have, n.outSize, why)
+			n.out[i] = nil
+		}
+	}
+	if n.outIndex == index {
+		n.closeOut()
+	}
+}
+
+// snapshotReplaced ends the sends of any snapshot older than the one at
+// index, which is now the node's newest: the snapshotter removed the older
+// file, and the log it would have been caught up from. Raft asks again,
+// with the newer.
+func (n *Node) snapshotReplaced(index uint64) {
+	if n.outIndex != 0 && n.outIndex != index {
+		n.endSends(n.outIndex, fmt.Sprintf("the snapshot at %d replaced it", index))
+	}
+}
+
+// closeOut closes the snapshot file being sent, if any: no send runs.
+func (n *Node) closeOut() {
+	if n.outFile != nil {
+		if err := n.outFile.Close(); err != nil {
+			n.logf("closing the snapshot at %d after sending it: %v", n.outIndex, err)
+		}
+	}
+	n.outFile, n.outIndex, n.outSize, n.outBuf = nil, 0, 0, nil
 }
 
 func (n *Node) onChunkAck(a *chunkAck) {
@@ -123,7 +184,7 @@ func (n *Node) onChunkAck(a *chunkAck) {
 	if t == nil || t.index != a.Index || n.raft.State() != Leader || a.Term != n.raft.Term() {
 		return
 	}
-	have := min(a.Have, uint64(len(n.outData)))
+	have := min(a.Have, n.outSize)
 	moved := have > t.have
 	if moved {
 		t.resendTicks = min(max(chunkResendTicks, 2*(n.ticks-t.firstTick)), chunkResendTicksMax)
@@ -141,7 +202,7 @@ func (n *Node) onChunkAck(a *chunkAck) {
 		t.have = have
 	}
 	switch {
-	case have == uint64(len(n.outData)):
+	case have == n.outSize:
 		t.sentTick = n.ticks // done: lingers until Raft hears of it
 	case moved:
 		n.sendChunk(t)
@@ -173,7 +234,7 @@ func (n *Node) tickTransfers() {
 				match = p.Match
 			}
 		}
-		total := uint64(len(n.outData))
+		total := n.outSize
 		switch {
 		case !leading || match >= t.index || t.index != n.outIndex:
 			n.out[i] = nil
@@ -188,7 +249,7 @@ func (n *Node) tickTransfers() {
 		active = true
 	}
 	if !active {
-		n.outData, n.outIndex = nil, 0 // no send runs: free the file's bytes
+		n.closeOut() // no send runs
 	}
 	// A snapshot being received that the log no longer needs: its sender
 	// lost office and this node caught up from the next leader's log.
@@ -351,6 +412,7 @@ func (n *Node) install(s *Snapshot) error {
 		return err
 	}
 	n.snaps.Installed(s.Index, int64(in.total), n.gc.BytesAdded())
+	n.snapshotReplaced(s.Index)
 	n.store, n.sess = in.store, in.sess
 	if n.cfg.Mutation != MutInstallUnindexed {
 		core.AttachIndexes(n.store, n.cfg.Indexes, n.env.Logf)

@@ -2,6 +2,7 @@ package election
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"testing"
 
@@ -28,8 +29,9 @@ func leaderSending(t *testing.T, total, chunkBytes int) (*Node, *wireLog) {
 		env:      core.Env{Network: w},
 		raft:     r,
 		out:      make([]*sendState, 3),
-		outData:  make([]byte, total),
+		outFile:  core.MemHandle(make([]byte, total)),
 		outIndex: 7,
+		outSize:  uint64(total),
 	}
 	n.out[1] = &sendState{to: 1, index: 7, term: 2}
 	return n, w
@@ -201,5 +203,59 @@ func TestChunksOnASlowLinkAreNotResentWhileCrossing(t *testing.T) {
 				t.Fatalf("%d chunks sent for a file of %d, in %d ticks where the link needs %d", sent, chunks, ticks, chunks*ticksPerChunk)
 			}
 		})
+	}
+}
+
+// failingHandle reads zeros up to size, but fails every read that reaches
+// failAt, and reads end at short (a file cut shorter than it was).
+type failingHandle struct {
+	size, failAt, short int64
+	closed              bool
+}
+
+func (h *failingHandle) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > h.failAt {
+		return 0, fmt.Errorf("input/output error")
+	}
+	n := max(0, min(int64(len(p)), h.short-off))
+	clear(p[:n])
+	if n < int64(len(p)) {
+		return int(n), io.EOF
+	}
+	return int(n), nil
+}
+func (h *failingHandle) Size() int64  { return h.size }
+func (h *failingHandle) Close() error { h.closed = true; return nil }
+
+// A chunk that cannot be read whole, because the disk fails the read or
+// the file is shorter than it was when the transfer started, ends the
+// transfer and closes the file; nothing of it is sent, and Raft's next
+// request opens the file afresh.
+func TestChunkReadFailureEndsTransfer(t *testing.T) {
+	const total, chunkBytes = 1000, 100
+	for _, h := range []*failingHandle{
+		{size: total, failAt: 450, short: total},
+		{size: total, failAt: total, short: 420},
+	} {
+		n, w := leaderSending(t, total, chunkBytes)
+		n.outFile = h
+		n.sendChunk(n.out[1])
+		for range 10 {
+			if len(w.sent) == 0 {
+				break
+			}
+			c, err := decodeChunk(w.sent[len(w.sent)-1], chunkBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Data) != chunkBytes {
+				t.Fatalf("a chunk of %d bytes at %d was sent", len(c.Data), c.Offset)
+			}
+			w.sent = w.sent[:0]
+			n.onChunkAck(&chunkAck{From: 1, To: 0, Term: c.Term, Index: c.Index, Have: c.Offset + uint64(len(c.Data))})
+		}
+		if n.out[1] != nil || n.outFile != nil || !h.closed {
+			t.Fatalf("a chunk that could not be read left the transfer running (%v) or the file open (%v, closed %v)", n.out[1] != nil, n.outFile != nil, h.closed)
+		}
 	}
 }
