@@ -244,6 +244,10 @@ type compareServer struct {
 	pid   int
 	proto wireProto
 	skip  string // why this column is not measured; "" when it is
+	// busy tells whether the server is doing background work its writes
+	// set off (dkv: a snapshot; Redis: an AOF rewrite, in a child); nil
+	// where there is no way to ask.
+	busy func() (bool, error)
 }
 
 // windowResult is one server's figures for one load in one round.
@@ -257,6 +261,11 @@ type windowResult struct {
 	faults         int64         // the server's minor page faults in the window
 	genCPU         time.Duration // the load generator's, in the same window
 	rssBytes       int64         // the server's VmRSS at the window's end
+	// tailCPU is the server's CPU time from the window's end until its
+	// background work was done (settleServer), counted in serverCPU too;
+	// busyAfter: that work was running, or started, after the window.
+	tailCPU   time.Duration
+	busyAfter bool
 }
 
 func (w windowResult) rate() float64 { return float64(w.ops) / w.elapsed.Seconds() }
@@ -277,6 +286,8 @@ type loadResult struct {
 // medians are a server's figures for a load: the median of each over its rounds.
 type medians struct {
 	rate, p50, p99, p999, cpuPerOp, genPerOp, rss, switchesPerOp, faultsPerOp float64
+	tailPerOp                                                                 float64 // µs, the part of cpuPerOp after the windows
+	busyAfter                                                                 int     // windows after which background work ran
 	errors                                                                    int
 	firstErr                                                                  string
 	rates                                                                     []float64
@@ -301,6 +312,7 @@ func (lr loadResult) medians(si int) (medians, bool) {
 	m.p999 = col(func(w windowResult) float64 { return float64(w.p999) })
 	m.cpuPerOp = col(func(w windowResult) float64 { return perOpMicros(w.serverCPU, w.ops) })
 	m.genPerOp = col(func(w windowResult) float64 { return perOpMicros(w.genCPU, w.ops) })
+	m.tailPerOp = col(func(w windowResult) float64 { return perOpMicros(w.tailCPU, w.ops) })
 	perOp := func(n int64, ops int) float64 {
 		if ops == 0 {
 			return 0
@@ -312,6 +324,9 @@ func (lr loadResult) medians(si int) (medians, bool) {
 	m.rss = col(func(w windowResult) float64 { return float64(w.rssBytes) })
 	for _, w := range ws {
 		m.errors += w.errors
+		if w.busyAfter {
+			m.busyAfter++
+		}
 		if m.firstErr == "" {
 			m.firstErr = w.firstErr
 		}
@@ -436,9 +451,10 @@ func compareLoadsPhase(cfg compareConfig, bin, work string, value []byte, res *c
 		return err
 	}
 	defer dkv.Kill()
+	dkvBusy := func() (bool, error) { return dkvSnapshotting(dkv.Addr) }
 	servers := []*compareServer{
-		{name: "dkv JSON", addr: dkv.Addr, pid: dkv.Pid(), proto: jsonProto{}},
-		{name: "dkv RESP", addr: dkv.Addr, pid: dkv.Pid(), proto: respProto{}},
+		{name: "dkv JSON", addr: dkv.Addr, pid: dkv.Pid(), proto: jsonProto{}, busy: dkvBusy},
+		{name: "dkv RESP", addr: dkv.Addr, pid: dkv.Pid(), proto: respProto{}, busy: dkvBusy},
 		{name: "redis", proto: respProto{}, skip: cfg.redisMiss},
 	}
 	if why := probeRESP(dkv.Addr); why != "" {
@@ -450,9 +466,10 @@ func compareLoadsPhase(cfg compareConfig, bin, work string, value []byte, res *c
 			return fmt.Errorf("alt: %w", err)
 		}
 		defer alt.Kill()
+		altBusy := func() (bool, error) { return dkvSnapshotting(alt.Addr) }
 		servers = append(servers,
-			&compareServer{name: "alt JSON", addr: alt.Addr, pid: alt.Pid(), proto: jsonProto{}},
-			&compareServer{name: "alt RESP", addr: alt.Addr, pid: alt.Pid(), proto: respProto{}})
+			&compareServer{name: "alt JSON", addr: alt.Addr, pid: alt.Pid(), proto: jsonProto{}, busy: altBusy},
+			&compareServer{name: "alt RESP", addr: alt.Addr, pid: alt.Pid(), proto: respProto{}, busy: altBusy})
 		if why := probeRESP(alt.Addr); why != "" {
 			servers[srvAltRESP].skip = "alt does not answer RESP on its port: " + why
 		}
@@ -465,6 +482,7 @@ func compareLoadsPhase(cfg compareConfig, bin, work string, value []byte, res *c
 		}
 		defer rs.stop()
 		servers[srvRedis].addr, servers[srvRedis].pid = rs.addr, rs.pid()
+		servers[srvRedis].busy = func() (bool, error) { return redisRewriting(rs.addr) }
 	}
 	fmt.Fprintf(out, "\nservers: dkv pid %d on %s (JSON and RESP on the same port, one process)", dkv.Pid(), dkv.Addr)
 	if servers[srvRedis].skip == "" {
@@ -494,6 +512,11 @@ func compareLoadsPhase(cfg compareConfig, bin, work string, value []byte, res *c
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		fmt.Fprintf(out, "%s: stored the %s-key space in %v\n", serverProcessName(si), commas(int64(cfg.space)), took.Round(time.Millisecond))
+		// A snapshot or AOF rewrite the fill set off would run into the
+		// first windows, the other servers' among them.
+		if _, err := settleServer(s.busy); err != nil {
+			return fmt.Errorf("%s after the fill: %w", s.name, err)
+		}
 	}
 
 	var active []int
@@ -637,6 +660,23 @@ func runWindow(s *compareServer, load compareLoad, cfg compareConfig, value []by
 		return windowResult{}, fmt.Errorf("reading the server's /proc: %w", err)
 	}
 	w := windowResult{elapsed: elapsed, serverCPU: st1.treeCPU() - st0.treeCPU(), switches: sw1 - sw0, faults: st1.faults - st0.faults, genCPU: gen1 - gen0, rssBytes: rss}
+	// The servers do not take turns while paused (as alternate's do): the
+	// one measured next runs beside this one, which must then be idle.
+	// Background work this window's writes set off (a dkv snapshot, a
+	// Redis AOF rewrite) would otherwise run in the next server's window,
+	// taking its CPU and its disk, and count in nobody's CPU per op (a
+	// rewrite child's time reaches Redis's cutime only when reaped). It is
+	// waited for here, and its CPU counted in this window's.
+	busy, err := settleServer(s.busy)
+	if err != nil {
+		return windowResult{}, fmt.Errorf("waiting for the server's background work after the window: %w", err)
+	}
+	st2, err := readProcStat(s.pid)
+	if err != nil {
+		return windowResult{}, fmt.Errorf("reading the server's /proc: %w", err)
+	}
+	w.tailCPU, w.busyAfter = st2.treeCPU()-st1.treeCPU(), busy
+	w.serverCPU += w.tailCPU
 	var all latencies
 	for _, cr := range results {
 		all = append(all, cr.lat...)
@@ -1114,6 +1154,70 @@ func dkvSettled(addr string) (int, error) {
 	return st.Keys, nil
 }
 
+// Waiting for a server's background work after a window (settleServer).
+const (
+	// settleMin is the least wait: Redis starts an AOF rewrite that a
+	// window's writes made due from its serverCron, ten times a second,
+	// so up to 100 ms after the window; and the load's last batches are
+	// answered meanwhile.
+	settleMin = 250 * time.Millisecond
+	// settlePoll is how often busy is asked meanwhile.
+	settlePoll = 20 * time.Millisecond
+)
+
+// settleServer waits at least settleMin and until busy says the server's
+// background work is done (rssSettleTimeout at most); it tells whether
+// busy said it was running at any time. A nil busy waits settleMin.
+func settleServer(busy func() (bool, error)) (wasBusy bool, err error) {
+	start := time.Now()
+	for {
+		b := false
+		if busy != nil {
+			if b, err = busy(); err != nil {
+				return wasBusy, err
+			}
+		}
+		wasBusy = wasBusy || b
+		if !b && time.Since(start) >= settleMin {
+			return wasBusy, nil
+		}
+		if time.Since(start) > rssSettleTimeout {
+			return wasBusy, fmt.Errorf("still busy (snapshot or AOF rewrite) after %v", rssSettleTimeout)
+		}
+		time.Sleep(settlePoll)
+	}
+}
+
+// dkvSnapshotting tells whether the node at addr is writing a snapshot.
+func dkvSnapshotting(addr string) (bool, error) {
+	_, err := dkvSettled(addr)
+	if errors.Is(err, errNotSettled) {
+		return true, nil
+	}
+	return false, err
+}
+
+// redisRewriting tells whether Redis at addr is rewriting its AOF, or has
+// one scheduled.
+func redisRewriting(addr string) (bool, error) {
+	c, err := dialRESP(addr, 5*time.Second)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	info, err := c.do(10*time.Second, "INFO", "persistence")
+	if err != nil {
+		return false, err
+	}
+	return redisInfoRewriting(info.str), nil
+}
+
+// redisInfoRewriting reads INFO persistence: an AOF rewrite running or
+// scheduled.
+func redisInfoRewriting(info string) bool {
+	return strings.Contains(info, "aof_rewrite_in_progress:1") || strings.Contains(info, "aof_rewrite_scheduled:1")
+}
+
 // redisSettled is Redis's key count once no AOF rewrite is running.
 func redisSettled(addr string) (int, error) {
 	c, err := dialRESP(addr, 5*time.Second)
@@ -1125,7 +1229,7 @@ func redisSettled(addr string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if strings.Contains(info.str, "aof_rewrite_in_progress:1") || strings.Contains(info.str, "aof_rewrite_scheduled:1") {
+	if redisInfoRewriting(info.str) {
 		return 0, errNotSettled
 	}
 	n, err := c.do(10*time.Second, "DBSIZE")
@@ -1141,14 +1245,16 @@ func printLoad(cfg compareConfig, servers []*compareServer, lr loadResult, out i
 	fmt.Fprintf(out, "\n%s: %s\n", lr.load.title, lr.load.describe(cfg.space, cfg.valueBytes))
 	fmt.Fprintf(out, "  medians over %d round(s) of %v (after %v of warmup each); CPU/op is the server's user+system time ÷ ops; gen = the load generator's\n",
 		cfg.rounds, cfg.duration, cfg.warmup)
+	fmt.Fprintf(out, "  after each window the server is left to finish its background work (snapshot, AOF rewrite) before the next one starts;\n"+
+		"  \"of it after\" is its CPU in that time, counted in CPU/op (in brackets: the windows after which that work ran)\n")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tops/s\tp50\tp99\tp99.9\tCPU/op\tcsw/op\tfaults/op\tgen CPU/op\tRSS\terrors\tops/s by round\t")
+	fmt.Fprintln(tw, "server\tops/s\tp50\tp99\tp99.9\tCPU/op\tof it after\tcsw/op\tfaults/op\tgen CPU/op\tRSS\terrors\tops/s by round\t")
 	meds := make([]medians, len(servers))
 	have := make([]bool, len(servers))
 	for si, s := range servers {
 		meds[si], have[si] = lr.medians(si)
 		if !have[si] {
-			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\t\t\n", s.name)
+			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\t\t\t\n", s.name)
 			continue
 		}
 		m := meds[si]
@@ -1156,8 +1262,8 @@ func printLoad(cfg compareConfig, servers []*compareServer, lr loadResult, out i
 		for i, r := range m.rates {
 			rounds[i] = commas(int64(r))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1fµs\t%.2f\t%.3f\t%.1fµs\t%s\t%d\t%s\t\n", s.name, commas(int64(m.rate)),
-			ms3(m.p50), ms3(m.p99), ms3(m.p999), m.cpuPerOp, m.switchesPerOp, m.faultsPerOp, m.genPerOp, mib(int64(m.rss)), m.errors, strings.Join(rounds, " "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1fµs\t%.1fµs (%d)\t%.2f\t%.3f\t%.1fµs\t%s\t%d\t%s\t\n", s.name, commas(int64(m.rate)),
+			ms3(m.p50), ms3(m.p99), ms3(m.p999), m.cpuPerOp, m.tailPerOp, m.busyAfter, m.switchesPerOp, m.faultsPerOp, m.genPerOp, mib(int64(m.rss)), m.errors, strings.Join(rounds, " "))
 	}
 	if have[srvRedis] {
 		rd := meds[srvRedis]
@@ -1166,7 +1272,7 @@ func printLoad(cfg compareConfig, servers []*compareServer, lr loadResult, out i
 				continue
 			}
 			m := meds[si]
-			fmt.Fprintf(tw, "%s ÷ redis\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%s\t%.2f×\t%.2f×\t\t%s\t\n", servers[si].name,
+			fmt.Fprintf(tw, "%s ÷ redis\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t\t%.2f×\t%s\t%.2f×\t%.2f×\t\t%s\t\n", servers[si].name,
 				m.rate/rd.rate, m.p50/rd.p50, m.p99/rd.p99, m.p999/rd.p999, m.cpuPerOp/rd.cpuPerOp, m.switchesPerOp/rd.switchesPerOp, ratioOrDash(m.faultsPerOp, rd.faultsPerOp), m.genPerOp/rd.genPerOp, m.rss/rd.rss,
 				roundRatios(lr.windows[si], lr.windows[srvRedis]))
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -53,7 +54,7 @@ func TestCompareReportsEveryFigure(t *testing.T) {
 	if len(res.rss) != 2 || res.rss[0].keysHeld != 3000 || res.rss[0].filled == 0 {
 		t.Errorf("RSS phase: %+v", res.rss)
 	}
-	wants := []string{"summary:", "SET c50 throughput", "server CPU/op at SET c50", "RSS with 3,000 keys", "fewer than 3 rounds"}
+	wants := []string{"summary:", "of it after", "SET c50 throughput", "server CPU/op at SET c50", "RSS with 3,000 keys", "fewer than 3 rounds"}
 	if redisBin != "" {
 		wants = append(wants, "dkv JSON ÷ redis", "redis flags: --appendonly yes --appendfsync always --save ''")
 		if res.rss[1].keysHeld != 3000 || res.rss[1].filled == 0 {
@@ -180,5 +181,47 @@ func TestRoundRatioSpread(t *testing.T) {
 	}
 	if _, _, _, ok := roundRatioSpread("get-c50", srvRESP, res); ok {
 		t.Error("a server without rounds has a spread")
+	}
+}
+
+// settleServer waits out a server's background work after a window, and
+// at least settleMin (a Redis rewrite starts from its cron, after the
+// window's writes made it due), so that the next server's window does
+// not run beside it.
+func TestSettleServerWaitsOutBackgroundWork(t *testing.T) {
+	start := time.Now()
+	busyFor := settleMin + 100*time.Millisecond
+	wasBusy, err := settleServer(func() (bool, error) { return time.Since(start) < busyFor, nil })
+	if err != nil || !wasBusy || time.Since(start) < busyFor {
+		t.Errorf("busy for %v: returned after %v, busy %v, %v", busyFor, time.Since(start), wasBusy, err)
+	}
+	start = time.Now()
+	if wasBusy, err := settleServer(nil); err != nil || wasBusy || time.Since(start) < settleMin {
+		t.Errorf("no busy: returned after %v, busy %v, %v; want settleMin %v", time.Since(start), wasBusy, err, settleMin)
+	}
+	// Work that starts only after the window (Redis's cron) is waited for.
+	start = time.Now()
+	wasBusy, err = settleServer(func() (bool, error) {
+		d := time.Since(start)
+		return d > 100*time.Millisecond && d < 400*time.Millisecond, nil
+	})
+	if err != nil || !wasBusy || time.Since(start) < 400*time.Millisecond {
+		t.Errorf("late work: returned after %v, busy %v, %v", time.Since(start), wasBusy, err)
+	}
+	boom := errors.New("boom")
+	if _, err := settleServer(func() (bool, error) { return false, boom }); !errors.Is(err, boom) {
+		t.Errorf("a failing probe: %v", err)
+	}
+}
+
+func TestRedisInfoRewriting(t *testing.T) {
+	for info, want := range map[string]bool{
+		"# Persistence\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n": false,
+		"aof_rewrite_in_progress:1\r\naof_rewrite_scheduled:0\r\n":                  true,
+		"aof_rewrite_in_progress:0\r\naof_rewrite_scheduled:1\r\n":                  true,
+	} {
+		if got := redisInfoRewriting(info); got != want {
+			t.Errorf("%q: %v, want %v", info, got, want)
+		}
 	}
 }
