@@ -89,6 +89,25 @@ func TestDurabilityUnderSIGKILL(t *testing.T) {
 	checkPlotsPrinted(t, out.String(), 1)
 }
 
+// A run whose writes are all refused has nothing to lose: it fails, rather
+// than passing with 0 lost of 0 acknowledged (as it did, exit 0).
+func TestDurabilityFailsWhenNothingIsAcknowledged(t *testing.T) {
+	bin := testNodeBin(t)
+	var out bytes.Buffer
+	res, err := durability(durabilityConfig{
+		kills: 2, writers: 2, keysPerWriter: 5, groups: 2, groupSize: 3,
+		runMin: 20 * time.Millisecond, runMax: 50 * time.Millisecond, valueBytes: 100,
+		dir: t.TempDir(), nodeBin: bin, seed: 1,
+		serverFlags: "--max-value-bytes 10", // every 100-byte value refused
+	}, &out)
+	if err == nil || !strings.Contains(err.Error(), "no write was acknowledged") || res.ackedWrites != 0 {
+		t.Fatalf("err %v, %d acknowledged\n%s", err, res.ackedWrites, out.String())
+	}
+	if strings.Contains(out.String(), "PASS") {
+		t.Errorf("a run that checked nothing passed:\n%s", out.String())
+	}
+}
+
 // checkPlotsPrinted checks that a benchmark's output names n plots, each a
 // PNG, and carries no progress (that goes to stderr).
 func checkPlotsPrinted(t *testing.T, out string, n int) {
