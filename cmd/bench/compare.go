@@ -1376,9 +1376,14 @@ func printCompareSummary(cfg compareConfig, res *compareResult, out io.Writer) {
 		cells := make([]string, len(cols))
 		for col, si := range cols {
 			ratio, why := summaryRatio(t, si, res)
+			errs := loadErrors(t.load, si, res)
 			switch {
 			case why != "":
 				cells[col] = why
+			case errs > 0:
+				// Error replies are not ops: a server that errs is slower
+				// for it, or its CPU per op counts the errors' work.
+				cells[col] = fmt.Sprintf("%.2f (not judged: %d error replies)", ratio, errs)
 			case t.target == 0:
 				cells[col] = fmt.Sprintf("%.2f", ratio)
 			case cfg.rounds < 3:
@@ -1406,6 +1411,24 @@ func printCompareSummary(cfg compareConfig, res *compareResult, out io.Writer) {
 	if res.rss != nil {
 		fmt.Fprintln(out, "  (RSS: one dkv process serves both protocols; it is filled through JSON bulk_set)")
 	}
+}
+
+// loadErrors is the error replies in load's windows of column si and of
+// Redis together; 0 for the RSS figure (load "").
+func loadErrors(load string, si int, res *compareResult) int {
+	i := slices.IndexFunc(res.loads, func(lr loadResult) bool { return lr.load.name == load })
+	if load == "" || i < 0 {
+		return 0
+	}
+	n := 0
+	for _, sj := range []int{si, srvRedis} {
+		if sj < len(res.loads[i].windows) {
+			for _, w := range res.loads[i].windows[sj] {
+				n += w.errors
+			}
+		}
+	}
+	return n
 }
 
 // summaryRatio is one figure's ratio for column si, or why there is none.

@@ -225,3 +225,39 @@ func TestRedisInfoRewriting(t *testing.T) {
 		}
 	}
 }
+
+// A figure whose windows had error replies (GETs of missing keys, refused
+// writes) is not judged: the summary said "met" beside them.
+func TestCompareSummaryDoesNotJudgeErrors(t *testing.T) {
+	w := func(ops, errs int) windowResult {
+		return windowResult{ops: ops, errors: errs, elapsed: time.Second, serverCPU: time.Duration(ops) * 10 * time.Microsecond}
+	}
+	windows := func(json, redis windowResult) [][]windowResult {
+		ws := make([][]windowResult, srvRedis+1)
+		ws[srvJSON] = []windowResult{json, json, json}
+		ws[srvRESP] = []windowResult{json, json, json}
+		ws[srvRedis] = []windowResult{redis, redis, redis}
+		return ws
+	}
+	res := &compareResult{
+		servers: []string{"dkv JSON", "dkv RESP", "redis"}, skipped: make([]string, 3),
+		loads: []loadResult{
+			{load: compareLoads[1], windows: windows(w(200, 0), w(100, 0))},  // SET c50: clean
+			{load: compareLoads[3], windows: windows(w(200, 50), w(100, 0))}, // GET c50: misses
+		},
+	}
+	var out bytes.Buffer
+	printCompareSummary(compareConfig{rounds: 3, keys: 10, redisBin: "redis-server"}, res, &out)
+	for _, line := range strings.Split(out.String(), "\n") {
+		switch {
+		case strings.HasPrefix(line, "GET c50 throughput"):
+			if strings.Contains(line, "met") || !strings.Contains(line, "not judged: 150 error replies") {
+				t.Errorf("GET c50 with error replies: %q", line)
+			}
+		case strings.HasPrefix(line, "SET c50 throughput"):
+			if !strings.Contains(line, "2.00 met") {
+				t.Errorf("SET c50: %q", line)
+			}
+		}
+	}
+}
