@@ -1245,6 +1245,8 @@ func printLoad(cfg compareConfig, servers []*compareServer, lr loadResult, out i
 	fmt.Fprintf(out, "\n%s: %s\n", lr.load.title, lr.load.describe(cfg.space, cfg.valueBytes))
 	fmt.Fprintf(out, "  medians over %d round(s) of %v (after %v of warmup each); CPU/op is the server's user+system time ÷ ops; gen = the load generator's\n",
 		cfg.rounds, cfg.duration, cfg.warmup)
+	fmt.Fprintf(out, "  latency: from a batch's write to each of its replies, in a closed loop (a connection sends its next batch once its replies are in),\n"+
+		"  so a stall holds back the requests that would have come meanwhile: the percentiles are of the requests made, not of a steady arrival rate\n")
 	fmt.Fprintf(out, "  after each window the server is left to finish its background work (snapshot, AOF rewrite) before the next one starts;\n"+
 		"  \"of it after\" is its CPU in that time, counted in CPU/op (in brackets: the windows after which that work ran)\n")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
