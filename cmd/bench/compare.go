@@ -392,6 +392,9 @@ func compare(cfg compareConfig, out io.Writer) (*compareResult, error) {
 
 	fmt.Fprintf(out, "compare: dkv (single node, durable: every acknowledged write fsync'd) against Redis with appendfsync always\n")
 	fmt.Fprintf(out, "  one load generator (this process) for every server; data directories under %s\n", work)
+	if fs := memoryFS(work); fs != "" {
+		fmt.Fprintf(out, "  WARNING: %s is on %s, in memory: an fsync costs nothing there, for dkv and Redis alike; give --dir on a disk\n", work, fs)
+	}
 	redisVersion := ""
 	if cfg.redisBin != "" {
 		v, err := exec.Command(cfg.redisBin, "--version").Output()

@@ -40,3 +40,13 @@ func TestReadProcStat(t *testing.T) {
 		t.Errorf("minor faults rose by %d after touching %d fresh pages", got, pages)
 	}
 }
+
+// memoryFS tells a disk from tmpfs: /dev/shm is tmpfs on Linux.
+func TestMemoryFS(t *testing.T) {
+	if fs := memoryFS("/dev/shm"); fs != "tmpfs" {
+		t.Skipf("/dev/shm is not tmpfs here (%q)", fs)
+	}
+	if fs := memoryFS(t.TempDir()); fs != "" && os.Getenv("TMPDIR") == "" {
+		t.Logf("the test's temporary directory is on %s", fs)
+	}
+}

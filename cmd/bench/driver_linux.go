@@ -221,3 +221,19 @@ func (d *epollDriver) receive(c *epollClient, buf []byte) (done bool, err error)
 	}
 	return c.owed == 0, nil
 }
+
+// memoryFS names the file system holding dir when it keeps its files in
+// memory (tmpfs, ramfs), where an fsync costs nothing; "" otherwise.
+func memoryFS(dir string) string {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return ""
+	}
+	switch st.Type {
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.RAMFS_MAGIC:
+		return "ramfs"
+	}
+	return ""
+}

@@ -16,3 +16,6 @@ func driveEpoll(conns []net.Conn, proto wireProto, load compareLoad, space int, 
 	measuring, stop *atomic.Bool, results []clientResult, deadline time.Time) error {
 	return errors.New("the epoll driver runs on Linux only")
 }
+
+// memoryFS is "" where the file system's type is not looked at.
+func memoryFS(dir string) string { return "" }

@@ -177,6 +177,9 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 	defer os.RemoveAll(work)
 
 	fmt.Fprintf(out, "baseline: 4 KiB write+fdatasync on %s, measured after every slice of every load, with the servers stopped\n", work)
+	if fs := memoryFS(work); fs != "" {
+		fmt.Fprintf(out, "WARNING: %s is on %s, in memory: an fsync costs nothing there; give --dir on a disk\n", work, fs)
+	}
 
 	echo, stopEcho, err := echoFloor()
 	if err != nil {
