@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -403,7 +404,7 @@ func compare(cfg compareConfig, out io.Writer) (*compareResult, error) {
 		}
 		redisVersion = strings.TrimSpace(string(v))
 		fmt.Fprintf(out, "  redis: %s\n", redisVersion)
-		fmt.Fprintf(out, "  redis flags: --appendonly yes --appendfsync always --save '' (no RDB snapshots; AOF rewrites at their defaults);\n")
+		fmt.Fprintf(out, "  redis flags: --appendonly yes --appendfsync always --save '' (checked by CONFIG GET; no RDB snapshots; AOF rewrites at their defaults);\n")
 		fmt.Fprintf(out, "    its CPU counts its AOF-rewrite children once they end (cutime+cstime)\n")
 	} else {
 		fmt.Fprintf(out, "  redis: skipped: %s\n", cfg.redisMiss)
@@ -1512,6 +1513,10 @@ func startRedis(bin, dir string) (*redisServer, error) {
 		default:
 		}
 		if probeRESP(s.addr) == "" {
+			if err := checkRedisConfig(s.addr); err != nil {
+				s.stop()
+				return nil, err
+			}
 			return s, nil
 		}
 		if time.Now().After(deadline) {
@@ -1520,6 +1525,31 @@ func startRedis(bin, dir string) (*redisServer, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// redisDurableConfig is the configuration the comparison needs of Redis:
+// every write in the AOF and fsync'd before its reply, no RDB snapshots.
+var redisDurableConfig = map[string]string{"appendonly": "yes", "appendfsync": "always", "save": ""}
+
+// checkRedisConfig asks the running Redis for redisDurableConfig (CONFIG
+// GET): the flags given are not taken on trust, since a binary that
+// ignored one would be measured without its fsyncs.
+func checkRedisConfig(addr string) error {
+	c, err := dialRESP(addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, name := range slices.Sorted(maps.Keys(redisDurableConfig)) {
+		v, err := c.do(10*time.Second, "CONFIG", "GET", name)
+		if err != nil {
+			return fmt.Errorf("redis CONFIG GET %s: %w", name, err)
+		}
+		if len(v.array) != 2 || v.array[1].str != redisDurableConfig[name] {
+			return fmt.Errorf("redis CONFIG GET %s: %s, want %q", name, v, redisDurableConfig[name])
+		}
+	}
+	return nil
 }
 
 func (s *redisServer) pid() int { return s.cmd.Process.Pid }

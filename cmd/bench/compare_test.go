@@ -261,3 +261,32 @@ func TestCompareSummaryDoesNotJudgeErrors(t *testing.T) {
 		}
 	}
 }
+
+// startRedis checks that Redis runs with what the comparison needs, by
+// CONFIG GET, not by the flags it was given: one started otherwise is
+// refused.
+func TestCheckRedisConfig(t *testing.T) {
+	bin, why := findRedis("")
+	if bin == "" {
+		t.Skip(why)
+	}
+	rs, err := startRedis(bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.stop()
+	if err := checkRedisConfig(rs.addr); err != nil {
+		t.Fatalf("as started: %v", err)
+	}
+	c, err := dialRESP(rs.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.do(5*time.Second, "CONFIG", "SET", "appendfsync", "everysec"); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRedisConfig(rs.addr); err == nil || !strings.Contains(err.Error(), "appendfsync") {
+		t.Errorf("with appendfsync everysec: %v", err)
+	}
+}
