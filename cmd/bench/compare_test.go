@@ -290,3 +290,25 @@ func TestCheckRedisConfig(t *testing.T) {
 		t.Errorf("with appendfsync everysec: %v", err)
 	}
 }
+
+// A dkv told not to fsync is not compared as if durable: the header said
+// "durable" whatever --server-flags held.
+func TestUnsafeNoFsync(t *testing.T) {
+	for flags, want := range map[string]bool{
+		"": false, "--event-loops 0": false, "--unsafe-no-fsync": true, "-unsafe-no-fsync": true,
+		"--gc-percent 50 --unsafe-no-fsync=true": true, "--unsafe-no-fsync=false": false,
+		"--unsafe-no-fsync --unsafe-no-fsync=0": false, "unsafe-no-fsync": false,
+	} {
+		if got := unsafeNoFsync(flags); got != want {
+			t.Errorf("unsafeNoFsync(%q) = %v, want %v", flags, got, want)
+		}
+	}
+	res := &compareResult{servers: []string{"dkv JSON", "dkv RESP", "redis"}, skipped: make([]string, 3),
+		loads: []loadResult{{load: compareLoads[1], windows: [][]windowResult{
+			{{ops: 300, elapsed: time.Second}}, {{ops: 300, elapsed: time.Second}}, {{ops: 100, elapsed: time.Second}}}}}}
+	var out bytes.Buffer
+	printCompareSummary(compareConfig{rounds: 3, keys: 10, redisBin: "redis-server", serverFlags: "--unsafe-no-fsync"}, res, &out)
+	if strings.Contains(out.String(), "met") || !strings.Contains(out.String(), "3.00 (not judged)") {
+		t.Errorf("summary of an unsafe dkv:\n%s", out.String())
+	}
+}
