@@ -1115,6 +1115,9 @@ func measureRSS(r *rssResult, pid int, addr string, proto wireProto, cfg compare
 		return err
 	}
 	r.fillKeysPerSec = float64(cfg.keys) / r.fill.Seconds()
+	// Redis starts a rewrite the fill made due from its cron, up to
+	// 100 ms later: asked at once, it would say none was running.
+	time.Sleep(settleMin)
 	deadline := time.Now().Add(rssSettleTimeout)
 	for {
 		n, err := settled()
