@@ -125,6 +125,20 @@ func (c *nodeCluster) step() {
 	}
 }
 
+// cutAfterChunks cuts node cut off once n snapshot chunks from node 0 to
+// node 2 have been delivered, and returns the count of those delivered.
+func (c *nodeCluster) cutAfterChunks(n, cut int) *int {
+	chunks := 0
+	c.onDeliver = func(m netMsg) {
+		if m.from == 0 && m.to == 2 && m.b[0] == 2 /* wireChunk */ {
+			if chunks++; chunks == n {
+				c.cut[cut] = true
+			}
+		}
+	}
+	return &chunks
+}
+
 // leader is the node that leads at the highest term, -1 if none.
 func (c *nodeCluster) leader() int {
 	l := -1

@@ -41,14 +41,7 @@ func TestAbandonedSnapshotTransferIsDropped(t *testing.T) {
 	}
 	// Node 2 comes back and node 0 sends it the snapshot; after a few of
 	// its chunks node 0 is cut off.
-	chunks := 0
-	c.onDeliver = func(m netMsg) {
-		if m.from == 0 && m.to == 2 && m.b[0] == 2 /* wireChunk */ {
-			if chunks++; chunks == 3 {
-				c.cut[0] = true
-			}
-		}
-	}
+	chunks := c.cutAfterChunks(3, 0)
 	c.cut[2] = false
 	nl, _ := c.waitLeader(0, 400)
 	if r := c.do(nl, setReq("after", "1"), 40); !r.OK {
@@ -60,8 +53,8 @@ func TestAbandonedSnapshotTransferIsDropped(t *testing.T) {
 	if v, ok := c.nodes[2].Store().Get("after"); !ok || v != "1" {
 		t.Fatalf("node 2 did not catch up: %q %v", v, ok)
 	}
-	if chunks < 3 {
-		t.Fatalf("node 2 got %d chunks of node 0's snapshot", chunks)
+	if *chunks < 3 {
+		t.Fatalf("node 2 got %d chunks of node 0's snapshot", *chunks)
 	}
 	names, _ := c.disks[2].List()
 	for _, name := range names {

@@ -159,20 +159,13 @@ func TestSnapshotReplacedMidTransferEndsIt(t *testing.T) {
 	}
 	// Node 2 comes back; after a few chunks it is cut off again, and node
 	// 0 takes in writes until it has a newer snapshot.
-	chunks := 0
-	c.onDeliver = func(m netMsg) {
-		if m.from == 0 && m.to == 2 && m.b[0] == 2 /* wireChunk */ {
-			if chunks++; chunks == 3 {
-				c.cut[2] = true
-			}
-		}
-	}
+	chunks := c.cutAfterChunks(3, 2)
 	c.cut[2] = false
-	for i := 0; chunks < 3 && i < 40; i++ {
+	for i := 0; *chunks < 3 && i < 40; i++ {
 		c.step()
 	}
-	if chunks < 3 {
-		t.Fatalf("node 2 got %d chunks", chunks)
+	if *chunks < 3 {
+		t.Fatalf("node 2 got %d chunks", *chunks)
 	}
 	c.onDeliver = nil
 	value := strings.Repeat("w", 100)
