@@ -2,9 +2,10 @@ package sim
 
 import (
 	"bytes"
-	"io"
 	"math/rand/v2"
 	"testing"
+
+	"dkv/internal/disktest"
 )
 
 func simFile(t *testing.T, d *Disk, name string, data []byte) {
@@ -30,40 +31,12 @@ func TestDiskOpenRead(t *testing.T) {
 	if _, err := d.OpenRead("nope"); err == nil {
 		t.Fatal("OpenRead of a missing file succeeded")
 	}
-	data := []byte("0123456789abcdef")
-	simFile(t, d, "f", data)
-	h, err := d.OpenRead("f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.Size() != 16 {
-		t.Fatalf("Size %d", h.Size())
-	}
+	disktest.ReadHandle(t, d, func(name string, data []byte) { simFile(t, d, name, data) })
 	p := make([]byte, 6)
-	if n, err := h.ReadAt(p, 4); n != 6 || err != nil || string(p) != "456789" {
-		t.Fatalf("ReadAt(6 at 4) = %d %v %q", n, err, p[:n])
-	}
-	if n, err := h.ReadAt(p, 12); n != 4 || err != io.EOF || string(p[:n]) != "cdef" {
-		t.Fatalf("ReadAt(6 at 12) = %d %v %q, want 4 bytes and io.EOF", n, err, p[:n])
-	}
-	if n, err := h.ReadAt(p, 16); n != 0 || err != io.EOF {
-		t.Fatalf("ReadAt(6 at 16) = %d %v", n, err)
-	}
-	if err := d.Remove("f"); err != nil {
-		t.Fatal(err)
-	}
-	simFile(t, d, "f", bytes.Repeat([]byte("x"), 32))
-	if n, err := h.ReadAt(p, 0); n != 6 || err != nil || string(p) != "012345" {
-		t.Fatalf("after the name was replaced, ReadAt(6 at 0) = %d %v %q", n, err, p[:n])
-	}
-	h.Close()
-	if _, err := h.ReadAt(p, 0); err == nil {
-		t.Fatal("ReadAt after Close succeeded")
-	}
 	if len(d.readers) != 0 {
 		t.Fatalf("%d readers listed after Close", len(d.readers))
 	}
-	h, _ = d.OpenRead("f")
+	h, _ := d.OpenRead("f")
 	d.Crash()
 	if _, err := h.ReadAt(p, 0); err == nil {
 		t.Fatal("ReadAt after a crash succeeded")
