@@ -95,7 +95,10 @@ func Open(dir string, opts Options) (*Dir, error) {
 	}
 	// The pid is only for the error message of a second process; it does not
 	// need to be durable, and a stale one from a crashed run is overwritten.
-	if err := writePID(lock); err != nil {
+	// A full disk may have no block for it: the server starts all the same
+	// (it serves reads and deletes on a full disk), and a second process is
+	// refused without the pid.
+	if err := writePID(lock); err != nil && !isNoSpace(err) {
 		lock.Close()
 		return nil, fmt.Errorf("cannot write lock file in data directory %s: %w", dir, err)
 	}
@@ -186,7 +189,18 @@ func readPID(f *os.File) string {
 	return pid
 }
 
+// isNoSpace reports a full disk or quota.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// testHookWritePID, when set by a test, replaces the pid's write.
+var testHookWritePID func(*os.File) error
+
 func writePID(f *os.File) error {
+	if testHookWritePID != nil {
+		return testHookWritePID(f)
+	}
 	if err := f.Truncate(0); err != nil {
 		return err
 	}

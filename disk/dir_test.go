@@ -473,3 +473,22 @@ func TestOpenSyncsTheParentsOfTheDirsItMakes(t *testing.T) {
 		t.Errorf("Open with UnsafeNoFsync fsynced %q, want nothing", synced)
 	}
 }
+
+// On a full disk the lock file may get no block for the pid: the
+// directory opens all the same (the pid only names the holder to a second
+// process, which is still refused). Another failure of the write is still
+// an error.
+func TestOpenWithNoSpaceForThePID(t *testing.T) {
+	defer func() { testHookWritePID = nil }()
+	testHookWritePID = func(*os.File) error { return &os.PathError{Op: "write", Path: "LOCK", Err: syscall.ENOSPC} }
+	dir := t.TempDir()
+	d := mustOpen(t, dir, Options{})
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a second Open: %v, want ErrLocked", err)
+	}
+	d.Close()
+	testHookWritePID = func(*os.File) error { return &os.PathError{Op: "write", Path: "LOCK", Err: syscall.EIO} }
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "cannot write lock file") {
+		t.Fatalf("Open with the pid's write failing EIO: %v", err)
+	}
+}
