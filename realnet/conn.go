@@ -588,7 +588,11 @@ func (c *conn) commit() bool {
 		return false
 	}
 	c.mu.Lock()
-	wasEmpty := len(c.queue) == 0
+	// Read under mu, as the rest: once mu is let go, a send running on
+	// another goroutine (a turn's reply) may take a filled head off the
+	// queue, encode it and recycle the slot, rewriting it (the race
+	// detector caught the read after the unlock in a CI run).
+	headReady := len(c.queue) == 0 && rd.slots[0].filled
 	c.queue = append(c.queue, rd.slots...)
 	here := int64(0) // answered by the host itself
 	for _, s := range rd.slots {
@@ -602,7 +606,6 @@ func (c *conn) commit() bool {
 	if here > 0 {
 		c.h.requestsAnswered.Add(here)
 	}
-	headReady := wasEmpty && rd.slots[0].filled
 	clear(rd.slots)
 	rd.slots = rd.slots[:0]
 	if headReady {
