@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"dkv/core"
-	"dkv/election"
 )
 
 // A follower that was receiving a leader's snapshot when that leader lost
@@ -16,16 +15,7 @@ import (
 // restarted or another transfer began, as much disk as the snapshot was
 // sent of (found by review).
 func TestAbandonedSnapshotTransferIsDropped(t *testing.T) {
-	c := newNodeCluster(t, 3, func(i int, cfg *election.NodeConfig) {
-		cfg.SnapChunkBytes = 256
-		if i == 0 {
-			// Node 0 leads first and compacts its log; the others never
-			// snapshot, so they hold every entry.
-			cfg.ElectionTicks = 3
-			cfg.SnapshotLogBytesMin = 1 << 10
-			cfg.SegmentBytesMax = 1 << 10
-		}
-	})
+	c := newNodeCluster(t, 3, compactingNode0)
 	if l, _ := c.waitLeader(-1, 200); l != 0 {
 		t.Skipf("node %d leads, not node 0", l)
 	}

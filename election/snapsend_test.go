@@ -68,20 +68,25 @@ func (h *watchedHandle) Close() error {
 	return h.ReadHandle.Close()
 }
 
+// compactingNode0 configures a cluster whose node 0 leads first (a short
+// election timeout) and compacts its log often, while the others never
+// snapshot and so hold every entry; snapshots go in chunks of 256 bytes.
+func compactingNode0(i int, cfg *election.NodeConfig) {
+	cfg.SnapChunkBytes = 256
+	if i == 0 {
+		cfg.ElectionTicks = 3
+		cfg.SnapshotLogBytesMin = 1 << 10
+		cfg.SegmentBytesMax = 1 << 10
+	}
+}
+
 // lagSetup is a cluster of three whose node 0 leads and compacts its log,
 // with node 2 cut off while 100 writes go in: node 2 needs node 0's
 // snapshot when it comes back. Node 0's disk is watched.
 func lagSetup(t *testing.T) (*nodeCluster, *readWatch) {
 	t.Helper()
 	var watch *readWatch
-	c := newNodeClusterDisks(t, 3, func(i int, cfg *election.NodeConfig) {
-		cfg.SnapChunkBytes = 256
-		if i == 0 {
-			cfg.ElectionTicks = 3
-			cfg.SnapshotLogBytesMin = 1 << 10
-			cfg.SegmentBytesMax = 1 << 10
-		}
-	}, func(i int, d core.Disk) core.Disk {
+	c := newNodeClusterDisks(t, 3, compactingNode0, func(i int, d core.Disk) core.Disk {
 		if i != 0 {
 			return d
 		}
