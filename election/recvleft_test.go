@@ -1,7 +1,6 @@
 package election_test
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
@@ -16,16 +15,7 @@ import (
 // sent of (found by review).
 func TestAbandonedSnapshotTransferIsDropped(t *testing.T) {
 	c := newNodeCluster(t, 3, compactingNode0)
-	if l, _ := c.waitLeader(-1, 200); l != 0 {
-		t.Skipf("node %d leads, not node 0", l)
-	}
-	c.cut[2] = true
-	value := strings.Repeat("v", 100)
-	for i := 0; i < 100; i++ {
-		if r := c.do(0, setReq(fmt.Sprintf("k%03d", i), value), 20); !r.OK {
-			t.Fatalf("set: %+v", r.Error)
-		}
-	}
+	lagBehind(t, c)
 	if st := c.do(0, &core.Request{Op: core.OpStatus}, 20); st.Status.SnapshotIndex == 0 {
 		t.Fatal("node 0 took no snapshot")
 	}

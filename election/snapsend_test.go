@@ -80,6 +80,22 @@ func compactingNode0(i int, cfg *election.NodeConfig) {
 	}
 }
 
+// lagBehind waits for node 0 to lead (the test is skipped if another
+// does) and sends it 100 writes while node 2 is cut off.
+func lagBehind(t *testing.T, c *nodeCluster) {
+	t.Helper()
+	if l, _ := c.waitLeader(-1, 200); l != 0 {
+		t.Skipf("node %d leads, not node 0", l)
+	}
+	c.cut[2] = true
+	value := strings.Repeat("v", 100)
+	for i := 0; i < 100; i++ {
+		if r := c.do(0, setReq(fmt.Sprintf("k%03d", i), value), 20); !r.OK {
+			t.Fatalf("set: %+v", r.Error)
+		}
+	}
+}
+
 // lagSetup is a cluster of three whose node 0 leads and compacts its log,
 // with node 2 cut off while 100 writes go in: node 2 needs node 0's
 // snapshot when it comes back. Node 0's disk is watched.
@@ -93,16 +109,7 @@ func lagSetup(t *testing.T) (*nodeCluster, *readWatch) {
 		watch = &readWatch{Disk: d}
 		return watch
 	})
-	if l, _ := c.waitLeader(-1, 200); l != 0 {
-		t.Skipf("node %d leads, not node 0", l)
-	}
-	c.cut[2] = true
-	value := strings.Repeat("v", 100)
-	for i := 0; i < 100; i++ {
-		if r := c.do(0, setReq(fmt.Sprintf("k%03d", i), value), 20); !r.OK {
-			t.Fatalf("set: %+v", r.Error)
-		}
-	}
+	lagBehind(t, c)
 	watch.watching = true
 	return c, watch
 }
