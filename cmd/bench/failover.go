@@ -56,6 +56,7 @@ func runFailover(args []string, stdout, stderr io.Writer) int {
 type failoverResult struct {
 	acked   []time.Duration // per kill: SIGKILL to the first write acknowledged by another node
 	elected []time.Duration // per kill: SIGKILL to a status poll that shows another leader
+	unseen  int             // kills after which no status poll showed another leader in time
 	writes  int64
 	errors  int64
 }
@@ -161,9 +162,17 @@ func failover(cfg failoverConfig, out io.Writer) (*failoverResult, error) {
 		mu.Unlock()
 		el := <-elected
 		res.acked = append(res.acked, acked)
-		res.elected = append(res.elected, el)
-		fmt.Fprintf(out, "  kill %2d: node %d; another leader seen in status after %v, first write acknowledged after %v\n",
-			k, lead, el.Round(time.Millisecond), acked.Round(time.Millisecond))
+		seen := fmt.Sprintf("another leader seen in status after %v", el.Round(time.Millisecond))
+		if el < 0 {
+			// Not a time: left out of the column, rather than the
+			// timeout counted as one.
+			seen = fmt.Sprintf("no other leader seen in status within %v", cfg.timeout)
+			res.unseen++
+		} else {
+			res.elected = append(res.elected, el)
+		}
+		fmt.Fprintf(out, "  kill %2d: node %d; %s, first write acknowledged after %v\n",
+			k, lead, seen, acked.Round(time.Millisecond))
 		if _, err := cl.Start(lead); err != nil {
 			return nil, err
 		}
@@ -180,6 +189,9 @@ func failover(cfg failoverConfig, out io.Writer) (*failoverResult, error) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", row.name, ms(row.d.percentile(0)), ms(row.d.percentile(50)), ms(row.d.percentile(90)), ms(row.d.percentile(100)))
 	}
 	tw.Flush()
+	if res.unseen > 0 {
+		fmt.Fprintf(out, "(another leader in status: %d of the %d kills left out, no other leader seen in status within %v)\n", res.unseen, cfg.kills, cfg.timeout)
+	}
 	acked := latencies(res.acked)
 	fmt.Fprintf(out, "\nmedian %s (target <= 500ms), max %s (target <= 1500ms)\n", ms(acked.percentile(50)), ms(acked.percentile(100)))
 	return res, nil
@@ -215,7 +227,8 @@ func healthy(cl *nodeproc.Cluster, writes *atomic.Int64) (int, error) {
 }
 
 // waitOtherLeader polls the survivors until a node other than old leads,
-// and returns how long after since that was.
+// and returns how long after since that was; -1 if none did within
+// timeout.
 func waitOtherLeader(cl *nodeproc.Cluster, old int, since time.Time, timeout time.Duration) time.Duration {
 	for time.Since(since) < timeout {
 		if i, _ := nodeproc.Leader(cl.Statuses(time.Second)); i >= 0 && i != old {
@@ -223,5 +236,5 @@ func waitOtherLeader(cl *nodeproc.Cluster, old int, since time.Time, timeout tim
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return timeout
+	return -1
 }
