@@ -18,7 +18,7 @@ func ScanResponse(req *Request, ascend func(from string, f func(key, value strin
 }
 
 // ttlFieldBytesMax is what an item's ttl_ms adds to its encoding at most.
-var ttlFieldBytesMax = len(`,"ttl_ms":18446744073709551615`)
+const ttlFieldBytesMax = len(`,"ttl_ms":18446744073709551615`)
 
 // scanResponse is ScanResponse with a single node's planted bug.
 func scanResponse(req *Request, ascend func(from string, f func(key, value string) bool), ttlOf func(key string) *uint64, bytesMax int, mut Mutation) Response {
