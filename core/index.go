@@ -85,6 +85,16 @@ type IndexStatus struct {
 	Model  string `json:"model"` // where the word vectors came from
 	Words  int    `json:"words"` // the model's vocabulary
 	Dim    int    `json:"dim"`
+	// Rebuild is the progress of a rebuild from the node's values (see
+	// AttachedIndexes); absent once the indexes are built.
+	Rebuild *IndexRebuild `json:"rebuild,omitempty"`
+}
+
+// IndexRebuild is a rebuild's progress: values indexed of the values the
+// node held when it began (more, when writes added some).
+type IndexRebuild struct {
+	Indexed int `json:"indexed"`
+	Total   int `json:"total"`
 }
 
 // IndexPacer gives the indexes' deferred work (Indexes.Work: linking the
@@ -152,53 +162,10 @@ func (p *IndexPacer) tick() {
 	}
 }
 
-// AttachIndexes fills idx from s and keeps it in step with s from now on.
-// A node calls it once its store is recovered, and again when a snapshot
-// replaces the store. logf reports progress on a large store, since
-// rebuilding is the bulk of a restart's work with indexes on.
-func AttachIndexes(s *Store, idx Indexes, logf func(string, ...any)) {
-	if idx == nil {
-		return
-	}
-	idx.Reset()
-	const progressKeys = 100_000
-	n := 0
-	s.Ascend("", func(key, value string) bool {
-		idx.Put(key, value)
-		if n++; n%progressKeys == 0 {
-			logf("indexes: %d of %d values indexed", n, s.Len())
-		}
-		return true
-	})
-	idx.Loaded()
-	if n >= progressKeys {
-		logf("indexes: all %d values indexed", n)
-	}
-	s.Observe(idx)
-}
-
 // PrepareFunc is a host's hook for Indexes.Prepare, nil without indexes.
 func PrepareFunc(idx Indexes) func(*Request) {
 	if idx == nil {
 		return nil
 	}
 	return idx.Prepare
-}
-
-// SearchResponse answers a validated search request from idx, or with the
-// error that names the flag when the node has no indexes.
-func SearchResponse(idx Indexes, req *Request) Response {
-	if idx == nil {
-		return ErrorResponse(CodeIndexesDisabled, "%s needs the server started with --enable-indexes", req.Op)
-	}
-	return idx.Search(req)
-}
-
-// IndexStatusOf is the status op's indexes section: nil without indexes.
-func IndexStatusOf(idx Indexes) *IndexStatus {
-	if idx == nil {
-		return nil
-	}
-	st := idx.Status()
-	return &st
 }

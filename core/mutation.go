@@ -174,6 +174,13 @@ const (
 	// of its sum, so the key's deadline goes (as a set's would) where
 	// Redis and the protocol keep it.
 	MutIncrDropsDeadline
+
+	// Indexes (indexbuild.go).
+
+	// MutRebuildDropsWrites: while the indexes are rebuilt in steps, a
+	// change reaches them only once the rebuild is done, even at a key
+	// the walk has passed, so the indexes keep that key's old value.
+	MutRebuildDropsWrites
 )
 
 // expireEarlyBy is how early MutExpireEarly deletes a key, in ms.
@@ -218,6 +225,7 @@ var mutationNames = MutationNames[Mutation]{
 	MutExpiryTimerLost:           "expiry-timer-lost",
 	MutPersistKeepsDeadline:      "persist-keeps-deadline",
 	MutIncrDropsDeadline:         "incr-drops-deadline",
+	MutRebuildDropsWrites:        "rebuild-drops-writes",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

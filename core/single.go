@@ -24,8 +24,10 @@ type SingleConfig struct {
 	// cmd/sim --mutations); cmd/node never sets it.
 	Mutation Mutation
 	// Indexes, when set, serve the search ops; they are rebuilt from the
-	// store at recovery and kept in step with it (see Indexes).
-	Indexes Indexes
+	// store at recovery and kept in step with it (see Indexes), paced by
+	// IndexBuild (see AttachedIndexes).
+	Indexes    Indexes
+	IndexBuild IndexBuildConfig
 }
 
 // DefaultSingleConfig is the configuration cmd/node uses unless told otherwise.
@@ -60,6 +62,8 @@ type SingleNode struct {
 	turns *LocalLog[pendingReply]
 	// pacer builds the indexes' graph in spare time (nil without them).
 	pacer *IndexPacer
+	// indexes joins cfg.Indexes to the store (nil without indexes).
+	indexes *AttachedIndexes
 
 	// The open batch: undos take its writes back out of the store if
 	// writing its records fails.
@@ -140,7 +144,7 @@ func (n *SingleNode) Start(env Env) error {
 		Snapshot: n.snapshotState,
 		Begin:    n.beginBatch,
 	})
-	AttachIndexes(n.store, n.cfg.Indexes, env.logf)
+	n.indexes = AttachIndexes(n.store, n.cfg.Indexes, env.Clock, n.cfg.IndexBuild, env.logf, n.cfg.Mutation)
 	n.pacer = NewIndexPacer(env.Clock, n.cfg.Indexes)
 	n.wall, _ = env.Clock.(WallClock)
 	n.armExpiry() // keys whose deadline passed while the node was down go at once
@@ -245,7 +249,7 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 	case OpSearch, OpSearchSimilar:
 		// Like a read, it may see the open batch's writes, so it waits
 		// for the batch.
-		n.queue(reply, SearchResponse(n.cfg.Indexes, req), false)
+		n.queue(reply, n.indexes.Search(req), false)
 	default:
 		n.queue(reply, ErrorResponse(CodeNotImplemented, "op %q is not served by a single node", req.Op), false)
 	}
@@ -512,7 +516,7 @@ func (n *SingleNode) status() Status {
 		Snapshotting:  n.snaps.Writing(),
 		ScanViews:     n.views.Len(),
 		Expiring:      n.store.Expiring(),
-		Indexes:       IndexStatusOf(n.cfg.Indexes),
+		Indexes:       n.indexes.Status(),
 	}
 }
 
@@ -616,3 +620,8 @@ func refuseReplicatedDir(d Disk) error {
 	}
 	return nil
 }
+
+// IndexesCover reports whether the indexes hold key's value (whatever it
+// holds): a rebuild in steps has walked past it (see AttachedIndexes).
+// For the simulator's index checker.
+func (n *SingleNode) IndexesCover(key string) bool { return n.indexes.Covers(key) }

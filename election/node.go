@@ -54,8 +54,11 @@ type NodeConfig struct {
 	// Mutation plants a bug, for tests of the simulator only.
 	Mutation Mutation
 	// Indexes, when set, serve the search ops (linearizable, as reads
-	// are); they follow the applied state (see core.Indexes).
-	Indexes core.Indexes
+	// are); they follow the applied state (see core.Indexes), rebuilt at
+	// start and after a snapshot install as IndexBuild paces it (see
+	// core.AttachedIndexes).
+	Indexes    core.Indexes
+	IndexBuild core.IndexBuildConfig
 	// OnApply, if set, sees every entry the node applies: its client
 	// session (0, 0 without one) and what came of it (applied, duplicate,
 	// expired, stale, unmet; empty for a leader's first entry). Replicas must
@@ -122,7 +125,9 @@ type Node struct {
 	// turns that applied entries (the indexes changed).
 	appliedAtFlush uint64
 	// pacer builds the indexes' graph in spare time (nil without them).
-	pacer    *core.IndexPacer
+	pacer *core.IndexPacer
+	// indexes joins cfg.Indexes to the store (nil without indexes).
+	indexes  *core.AttachedIndexes
 	snapTerm uint64 // term of the snapshot being written
 
 	writes    []pendingWrite // proposals waiting to be applied, by index
@@ -288,7 +293,7 @@ func (n *Node) Start(env core.Env) error {
 		return fmt.Errorf("%w: snapshot at index %d: %v", core.ErrCorrupt, rec.Index, err)
 	}
 	n.store, n.applied, n.appliedTerm = rec.Store, rec.Index, rec.Meta.Term
-	core.AttachIndexes(n.store, n.cfg.Indexes, env.Logf)
+	n.indexes = core.AttachIndexes(n.store, n.cfg.Indexes, env.Clock, n.cfg.IndexBuild, env.Logf, core.MutNone)
 	n.pacer = core.NewIndexPacer(env.Clock, n.cfg.Indexes)
 
 	var entries []Entry
@@ -469,7 +474,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		n.read(clientRead{scan: req, reply: reply})
 	case core.OpSearch, core.OpSearchSimilar:
 		if n.cfg.Indexes == nil {
-			reply(core.SearchResponse(nil, req))
+			reply(n.indexes.Search(req)) // nil: the indexes_disabled error
 			return
 		}
 		n.read(clientRead{search: req, reply: reply})
@@ -1283,7 +1288,7 @@ func (n *Node) releaseReads() {
 		rd := n.confirmed[0]
 		n.confirmed = n.confirmed[1:]
 		if rd.search != nil {
-			rd.reply(core.SearchResponse(n.cfg.Indexes, rd.search))
+			rd.reply(n.indexes.Search(rd.search))
 			continue
 		}
 		if rd.keys != nil {
@@ -1344,7 +1349,7 @@ func (n *Node) status() core.Status {
 		Snapshotting:  n.snaps.Writing(),
 		ScanViews:     n.views.Len(),
 		Expiring:      n.store.Expiring(),
-		Indexes:       core.IndexStatusOf(n.cfg.Indexes),
+		Indexes:       n.indexes.Status(),
 	}
 	cs := &core.ClusterStatus{
 		NodeID:    int(n.cfg.ID),
@@ -1398,3 +1403,8 @@ func (n *Node) Close() {
 	}
 	n.closeOut()
 }
+
+// IndexesCover reports whether the indexes hold key's value (whatever it
+// holds): a rebuild in steps has walked past it (see
+// core.AttachedIndexes). For the simulator's index checker.
+func (n *Node) IndexesCover(key string) bool { return n.indexes.Covers(key) }

@@ -415,7 +415,8 @@ func (n *Node) install(s *Snapshot) error {
 	n.snapshotReplaced(s.Index)
 	n.store, n.sess = in.store, in.sess
 	if n.cfg.Mutation != MutInstallUnindexed {
-		core.AttachIndexes(n.store, n.cfg.Indexes, n.env.Logf)
+		n.indexes.Stop()
+		n.indexes = core.AttachIndexes(n.store, n.cfg.Indexes, n.env.Clock, n.cfg.IndexBuild, n.env.Logf, core.MutNone)
 	}
 	n.applied, n.appliedTerm = s.Index, s.Term
 	// Proposals the snapshot covers: the session table says whether each

@@ -62,8 +62,10 @@ type Config struct {
 	// Mutation plants a bug, for the simulator's tests only.
 	Mutation Mutation
 	// Indexes, when set, serve the search ops over this node's live
-	// values (see core.Indexes).
-	Indexes core.Indexes
+	// values (see core.Indexes), rebuilt at start as IndexBuild paces it
+	// (see core.AttachedIndexes).
+	Indexes    core.Indexes
+	IndexBuild core.IndexBuildConfig
 }
 
 // DefaultConfig is the configuration cmd/node uses unless told otherwise.
@@ -134,6 +136,8 @@ type Node struct {
 	turns *core.LocalLog[pending]
 	// pacer builds the indexes' graph in spare time (nil without them).
 	pacer *core.IndexPacer
+	// indexes joins cfg.Indexes to the replica (nil without indexes).
+	indexes *core.AttachedIndexes
 	// The open batch: undos take its changes back out of the replica if
 	// writing it fails.
 	undos       []undo
@@ -283,7 +287,7 @@ func (n *Node) Start(env core.Env) error {
 		return fmt.Errorf("syncing the data directory: %w", err)
 	}
 	n.rep.collect(n.collectPoint(), n.rep.tombstones())
-	n.rep.attach(n.cfg.Indexes, env.Logf)
+	n.indexes = n.rep.attach(n.cfg.Indexes, env.Clock, n.cfg.IndexBuild, env.Logf)
 	n.pacer = core.NewIndexPacer(env.Clock, n.cfg.Indexes)
 	n.gc = core.NewGroupCommit(n.log, n.cfg.BatchBytesMax)
 	n.snaps = core.NewSnapshotter(&n.env, n.log, n.cfg.SnapshotLogBytesMin, rec.Index, rec.Bytes)
@@ -454,7 +458,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		n.queue(pending{reply: reply, resp: core.Response{OK: true, Status: &st}})
 	case core.OpSearch, core.OpSearchSimilar:
 		// This node's values, as a get sees them; it waits for the batch.
-		n.queue(pending{reply: reply, resp: core.SearchResponse(n.cfg.Indexes, req)})
+		n.queue(pending{reply: reply, resp: n.indexes.Search(req)})
 	default:
 		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "op %q is not served by a mesh node", req.Op)})
 	}
@@ -936,7 +940,7 @@ func (n *Node) status() core.Status {
 		WALBytes:      n.log.TotalBytes(),
 		Snapshotting:  n.snaps.Writing(),
 		ScanViews:     n.views.Len(),
-		Indexes:       core.IndexStatusOf(n.cfg.Indexes),
+		Indexes:       n.indexes.Status(),
 		Mesh:          st,
 	}
 }
@@ -983,3 +987,9 @@ func (n *Node) Close() {
 		n.state.Close()
 	}
 }
+
+// IndexesCover reports whether the indexes hold key's value (whatever it
+// holds): a rebuild in steps has walked past it (see
+// core.AttachedIndexes; the mesh's positions are store keys). For the
+// simulator's index checker.
+func (n *Node) IndexesCover(key string) bool { return n.indexes.Covers(storeKey(key)) }

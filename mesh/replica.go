@@ -23,7 +23,7 @@ type replica struct {
 	// clock starts above it.
 	maxStamp Stamp
 	// idx, when set, holds the live values (see attach).
-	idx core.Indexes
+	idx *core.AttachedIndexes
 }
 
 // tombRef orders tombstones by stamp, so that collecting those at or below
@@ -123,48 +123,40 @@ func (r *replica) apply(it *Item, undos *[]undo) bool {
 		r.account(sk, oldV, &old, -1)
 	}
 	r.account(sk, v, it, +1)
-	r.index(it)
+	r.index(sk, it)
 	if undos != nil {
 		*undos = append(*undos, undo{sk: sk, v: oldV, existed: held})
 	}
 	return true
 }
 
-// attach fills idx with the live values and keeps it in step with every
-// change from now on. The replica tells the indexes itself, rather than
-// through the store's observer, because the store holds encoded versions
-// and tombstones, and apply's rare put-back of an older version would be
-// two changes where the indexed state sees none.
-func (r *replica) attach(idx core.Indexes, logf func(string, ...any)) {
+// attach rebuilds idx from the live values and keeps it in step with
+// every change from now on (see core.AttachedIndexes; a position is a
+// store key). The replica tells the indexes itself, rather than through
+// the store's observer, because the store holds encoded versions and
+// tombstones, and apply's rare put-back of an older version would be two
+// changes where the indexed state sees none.
+func (r *replica) attach(idx core.Indexes, clock core.Clock, cfg core.IndexBuildConfig, logf func(string, ...any)) *core.AttachedIndexes {
 	if idx == nil {
-		return
+		return nil
 	}
-	idx.Reset()
-	n := 0
-	const progressKeys = 100_000
-	r.store.Ascend("", func(sk, v string) bool {
-		it, err := decodeVersion(userKey(sk), v)
-		assert(err == nil, "replica holds a malformed version")
-		if !it.Tomb {
-			idx.Put(it.Key, it.Value)
-			if n++; n%progressKeys == 0 {
-				logf("indexes: %d of %d values indexed", n, r.live)
-			}
-		}
-		return true
-	})
-	idx.Loaded()
-	r.idx = idx
+	r.idx = core.NewAttachedIndexes(idx, func(from string, f func(pos, key, value string) bool) {
+		r.store.Ascend(from, func(sk, v string) bool {
+			it, err := decodeVersion(userKey(sk), v)
+			assert(err == nil, "replica holds a malformed version")
+			return it.Tomb || f(sk, it.Key, it.Value)
+		})
+	}, r.live, clock, cfg, logf, core.MutNone)
+	r.idx.Begin()
+	return r.idx
 }
 
-// index tells the indexes that it is now its key's item.
-func (r *replica) index(it *Item) {
-	switch {
-	case r.idx == nil:
-	case it.Tomb:
-		r.idx.Remove(it.Key)
-	default:
-		r.idx.Put(it.Key, it.Value)
+// index tells the indexes that it is now the item at sk.
+func (r *replica) index(sk string, it *Item) {
+	if it.Tomb {
+		r.idx.Remove(sk, it.Key)
+	} else {
+		r.idx.Put(sk, it.Key, it.Value)
 	}
 }
 
@@ -178,8 +170,8 @@ func (r *replica) remove(sk string) {
 	assert(err == nil, "replica holds a malformed version")
 	r.account(sk, oldV, &old, -1)
 	r.store.Delete(sk)
-	if r.idx != nil && !old.Tomb {
-		r.idx.Remove(old.Key)
+	if !old.Tomb {
+		r.idx.Remove(sk, old.Key)
 	}
 }
 
@@ -201,7 +193,7 @@ func (r *replica) rollback(undos []undo) {
 		}
 		r.store.Set(u.sk, u.v)
 		r.account(u.sk, u.v, &it, +1)
-		r.index(&it)
+		r.index(u.sk, &it)
 	}
 }
 

@@ -68,6 +68,12 @@ type FaultMix struct {
 	// ±2^63 to reach an overflow; with it, half the sets write a counter. Drawn
 	// last, in three seeds of ten; 0 in a mesh, which refuses incr.
 	WIncr int
+	// IndexStep: with indexes, a node rebuilds them (at start, after an
+	// install) this many values a step, between its other turns, so that
+	// writes meet a rebuild half done (core.AttachedIndexes); 0: whole
+	// before the node serves, as a small store is in production. Drawn
+	// last, non-zero in three seeds of four.
+	IndexStep int
 	// NoWipes: a cluster's crashes never lose a disk (Mode.Wipes; the
 	// "wipe" switch). Never drawn: only a switch sets it.
 	NoWipes   bool
@@ -278,6 +284,9 @@ func DrawMix(r *rand.Rand) FaultMix {
 	}
 	if d.on(0.3) {
 		m.WIncr = d.intIn(1, 4)
+	}
+	if d.on(0.75) {
+		m.IndexStep = d.intIn(1, 3)
 	}
 	if m.Disk.SyncErrorProb > 0 {
 		m.Disk.SyncErrorKeepsPagesEvery = 2 // drawn from nothing: see the field

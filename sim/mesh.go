@@ -52,7 +52,7 @@ func meshMode() Mode {
 		Nodes: nodes,
 		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string), idx core.Indexes, _ bool) core.Node {
 			cfg := mesh.DefaultConfig(core.NodeID(id), ids)
-			cfg.Indexes = idx
+			cfg.Indexes, cfg.IndexBuild = idx, mix.indexBuild()
 			if mutation != "" {
 				m, err := mesh.ParseMutation(mutation)
 				if err != nil {

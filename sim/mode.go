@@ -73,7 +73,7 @@ var modes = map[string]Mode{
 		Nodes: 1,
 		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string), idx core.Indexes, _ bool) core.Node {
 			cfg := core.DefaultSingleConfig()
-			cfg.Indexes = idx
+			cfg.Indexes, cfg.IndexBuild = idx, mix.indexBuild()
 			if mutation != "" {
 				m, err := core.ParseMutation(mutation)
 				if err != nil {
@@ -112,7 +112,7 @@ func clusterMode(name string, nodes int) Mode {
 			cfg := election.DefaultNodeConfig(core.NodeID(id), peers)
 			cfg.Rejoin = rejoin
 			cfg.OnApply = onApply
-			cfg.Indexes = idx
+			cfg.Indexes, cfg.IndexBuild = idx, mix.indexBuild()
 			if mutation != "" {
 				m, err := election.ParseMutation(mutation)
 				if err != nil {
@@ -288,4 +288,12 @@ func CatchMutation(m PlantedMutation, cc CatchConfig) Catch {
 func findingLine(f checks.Finding) string {
 	s, _, _ := strings.Cut(f.String(), "\n")
 	return s
+}
+
+// indexBuild is the nodes' pace of an index rebuild (IndexStep).
+func (m *FaultMix) indexBuild() core.IndexBuildConfig {
+	if m.IndexStep == 0 {
+		return core.IndexBuildConfig{}
+	}
+	return core.IndexBuildConfig{InlineValuesMax: -1, StepValues: m.IndexStep}
 }

@@ -400,7 +400,7 @@ func newClusterNode(o *options, logf func(string, ...any)) (*clusterNode, error)
 	cfg.ClusterID = cc.clusterID
 	cfg.Rejoin = cc.rejoin
 	cfg.Limits = o.single.Limits
-	cfg.Indexes = o.single.Indexes
+	cfg.Indexes, cfg.IndexBuild = o.single.Indexes, o.single.IndexBuild
 	cfg.SegmentBytesMax = o.single.SegmentBytesMax
 	cfg.SnapshotLogBytesMin = o.single.SnapshotLogBytesMin
 	cfg.ClientAddrs = make(map[core.NodeID]string, cc.size())

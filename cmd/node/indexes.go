@@ -11,6 +11,10 @@ import (
 	"dkv/vecidx"
 )
 
+// indexInlineValuesMax bounds --index-inline-values (whose default is
+// core's): a billion values, more than a node holds.
+const indexInlineValuesMax = 1_000_000_000
+
 // indexHitsMax is the most hits a search of the indexes returns, so the
 // largest --max-hits they take: the similarity index's bound on k.
 const indexHitsMax = vecidx.KMax

@@ -94,7 +94,10 @@ type indexOp struct {
 	call     func()
 }
 
-var _ core.Indexes = (*indexWorker)(nil)
+var (
+	_ core.Indexes      = (*indexWorker)(nil)
+	_ core.IndexBacklog = (*indexWorker)(nil)
+)
 
 // indexAnalysersMax bounds the goroutines that analyse a batch's values
 // beside the worker. There are as many as the cores that neither the event
@@ -304,10 +307,17 @@ func (w *indexWorker) Remove(key string)     { w.post(indexOp{kind: opRemove, ke
 func (w *indexWorker) Reset()                { w.post(indexOp{kind: opReset}) }
 func (w *indexWorker) Expect(prepared any)   { w.post(indexOp{kind: opExpect, prepared: prepared}) }
 
-// Loaded waits for the rebuild it ends, as AttachIndexes did before the
-// worker: a node starts serving with its indexes built, and its log lines
-// of the rebuild's progress stay true.
+// Loaded waits for the rebuild it ends, as the rebuild did before the
+// worker: a small store's indexes are built before the node serves, and
+// the log line that says a rebuild is done is true. (A large store's
+// rebuild hands its values over in steps that keep the queue short, see
+// Backlog, so this wait is brief.)
 func (w *indexWorker) Loaded() { w.wait(w.idx.Loaded) }
+
+// Backlog is the calls waiting for the worker (core.IndexBacklog): a
+// rebuild in steps hands over only what keeps it short, so that neither
+// the node's writes nor its loop wait behind the rebuild.
+func (w *indexWorker) Backlog() int { return w.queueLen() }
 
 // Prepare reads only the request and the indexes' immutable parts, so the
 // goroutines that read requests call it directly, in parallel, where there

@@ -59,8 +59,10 @@ type options struct {
 	gc            gcSettings
 	hostCfg       realnet.HostConfig
 	single        core.SingleConfig
-	cluster       *clusterConfig // cluster mode only
-	mesh          *meshConfig    // mesh mode only
+	// indexInlineValues is --index-inline-values (see core.AttachedIndexes).
+	indexInlineValues int
+	cluster           *clusterConfig // cluster mode only
+	mesh              *meshConfig    // mesh mode only
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -86,6 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.mode, "mode", "single", "replication mode: single, cluster, or mesh (also called masterless); the cluster flags imply cluster, --peer-repl-ports implies mesh")
 	fs.BoolVar(&o.enableIndexes, "enable-indexes", false, "full-text (search) and word-embedding similarity (search_similar) indexes over the values, rebuilt from the data at start")
 	fs.StringVar(&o.embeddings, "embeddings", "", "word vectors for --enable-indexes, in GloVe or word2vec text format (default: the built-in English model)")
+	fs.IntVar(&o.indexInlineValues, "index-inline-values", core.IndexInlineValuesDefault, "--enable-indexes: a store of at most this many values is indexed before the node serves; a larger one\nwhile it serves, searches answering unavailable until that is done (0: always while serving)")
 	fs.IntVar(&limits.QueryBytesMax, "max-query-bytes", limits.QueryBytesMax, "bytes in one search query")
 	fs.IntVar(&limits.HitsMax, "max-hits", limits.HitsMax, "most hits one search may ask for (limit, top_k)")
 	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "never fsync: acknowledged writes can be lost on a crash (benchmarks only)")
@@ -127,6 +130,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.embeddings != "" && !o.enableIndexes {
 		return nil, fmt.Errorf("--embeddings is for the similarity index: add --enable-indexes")
+	}
+	if o.indexInlineValues < 0 || o.indexInlineValues > indexInlineValuesMax {
+		return nil, fmt.Errorf("--index-inline-values must be 0 to %d, not %d", indexInlineValuesMax, o.indexInlineValues)
 	}
 	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -402,6 +408,10 @@ func run(args []string, stderr io.Writer) int {
 		worker := newIndexWorker(idx)
 		defer worker.close()
 		o.single.Indexes = worker
+		o.single.IndexBuild.InlineValuesMax = o.indexInlineValues
+		if o.indexInlineValues == 0 {
+			o.single.IndexBuild.InlineValuesMax = -1 // core's "none"; its 0 takes the default
+		}
 	}
 
 	if o.unsafeNoFsync {

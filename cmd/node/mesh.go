@@ -337,7 +337,7 @@ func newMeshNode(o *options, logf func(string, ...any)) (*meshNode, error) {
 	limits := o.single.Limits
 	limits.QuorumMax = cfg.Limits.QuorumMax
 	cfg.Limits = limits
-	cfg.Indexes = o.single.Indexes
+	cfg.Indexes, cfg.IndexBuild = o.single.Indexes, o.single.IndexBuild
 	cfg.SegmentBytesMax = o.single.SegmentBytesMax
 	cfg.SnapshotLogBytesMin = o.single.SnapshotLogBytesMin
 	cfg.WriteQuorum = mc.writeQuorum

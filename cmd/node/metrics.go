@@ -447,6 +447,11 @@ func writeIndexMetrics(p *promWriter, is *core.IndexStatus) {
 	p.gauge("dkv_index_work_left", "the similarity index's deferred work (links, merges), in units of about 0.1 ms; 0 once it has settled", float64(is.WorkLeft))
 	p.gauge("dkv_index_vector_bytes", "estimated memory of the similarity index", float64(is.VectorBytes))
 	p.gauge("dkv_index_queued", "writes' index updates waiting for the server's index worker (at most 4096; then writes wait)", float64(is.Queued))
+	rebuildLeft := 0
+	if r := is.Rebuild; r != nil {
+		rebuildLeft = r.Total - r.Indexed
+	}
+	p.gauge("dkv_index_rebuild_left", "values a rebuild of the indexes (at start, after a snapshot install) has still to index; searches answer unavailable while it is above 0", float64(rebuildLeft))
 }
 
 var raftRoles = []string{"leader", "follower", "candidate", "pre-candidate"}

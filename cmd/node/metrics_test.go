@@ -353,9 +353,10 @@ func TestIndexMetrics(t *testing.T) {
 	}
 	got := getScrape(t, maddr)
 	for key, want := range map[string]float64{
-		"dkv_index_docs":     3,
-		"dkv_index_vectors":  3,
-		"dkv_index_segments": 1,
+		"dkv_index_docs":         3,
+		"dkv_index_vectors":      3,
+		"dkv_index_segments":     1,
+		"dkv_index_rebuild_left": 0,
 	} {
 		if got[key] != want {
 			t.Errorf("%s = %v, want %v", key, got[key], want)
@@ -366,7 +367,7 @@ func TestIndexMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want more than 0", key, got[key])
 		}
 	}
-	for _, key := range []string{"dkv_index_vectors_pending", "dkv_index_work_left", "dkv_index_queued"} {
+	for _, key := range []string{"dkv_index_vectors_pending", "dkv_index_work_left", "dkv_index_queued", "dkv_index_rebuild_left"} {
 		if _, ok := got[key]; !ok {
 			t.Errorf("no %s", key)
 		}

@@ -1,0 +1,276 @@
+package core
+
+import "time"
+
+// AttachedIndexes are a node's indexes joined to the values they index: a
+// rebuild from those values (at recovery, after a snapshot install), in
+// steps between the node's turns, then every change as it happens.
+//
+// Why in steps: the indexes are derived state, rebuilt at every start, and
+// indexing costs some 75 µs for a 1 KB value, so a million values are
+// more than a minute of work. Done in one go, as it was, a node served
+// nothing for that minute after a restart, and a cluster follower that
+// installed a large snapshot stopped answering its leader for as long
+// while it indexed (a follower that falls behind again meanwhile may need
+// the next snapshot, and never catch up). Now a store of at most
+// InlineValuesMax values is indexed whole before the node serves, as
+// before; a larger one a step at a time, on the node's timer, while the
+// node serves every other request. Until the rebuild is done a search is
+// answered "unavailable" with its progress (it would miss values), and
+// the status op's indexes section shows the progress.
+//
+// The rebuild walks the values in the order of their position (the
+// store's key; the mesh's bucketed store key), and remembers the last it
+// handed over. A change at or before that position reaches the indexes at
+// once, like any change after the rebuild; a change past it does not,
+// since the walk will hand over whatever the position holds when it gets
+// there. So at every moment the indexes hold exactly the values at the
+// positions walked, and once the walk ends, every value.
+type AttachedIndexes struct {
+	idx   Indexes
+	clock Clock
+	walk  IndexWalk
+	cfg   IndexBuildConfig
+	logf  func(string, ...any)
+	timer Timer
+	// walked is the position of the last value handed over, and began
+	// says that there is one; done, that the walk has passed the last.
+	walked  string
+	began   bool
+	done    bool
+	indexed int   // values handed over by the walk
+	total   int   // values at the start, for the progress
+	startNs int64 // when the rebuild began, for its log line
+	stopped bool  // the values were replaced: this rebuild must do nothing more
+	// mutation plants the simulator's bug MutRebuildDropsWrites.
+	mutation Mutation
+}
+
+// IndexWalk calls f for each value whose position is at or after from, in
+// position order, until f returns false. pos is the value's position: for
+// a Store, its key.
+type IndexWalk func(from string, f func(pos, key, value string) bool)
+
+// IndexBuildConfig paces a rebuild. A zero field takes its default.
+type IndexBuildConfig struct {
+	// InlineValuesMax: a rebuild of at most this many values is done
+	// whole before the node serves; a larger one goes in steps. -1: none
+	// (the simulator, whose stores are tiny, so that its rebuilds go in
+	// steps between writes).
+	InlineValuesMax int
+	// StepValues bounds the values one step hands over.
+	StepValues int
+}
+
+const (
+	// IndexInlineValuesDefault: 10,000 values of 1 KB are about 0.75 s of
+	// indexing on one core, which a start may take before it serves (a
+	// restart's recovery of a million keys takes as long).
+	IndexInlineValuesDefault = 10_000
+	// indexStepValues: 256 values a step, a step every indexTick, offer
+	// 128,000 values a second, more than indexing takes (13,000 a second
+	// of 1 KB values on one core); a host that runs the indexes on a
+	// goroutine of its own says how far behind it is (IndexBacklog), and
+	// a step hands over only what keeps that under indexBacklogMax.
+	indexStepValues = 256
+	// indexBacklogMax bounds the calls a rebuild lets wait for a host's
+	// index goroutine: about 75 ms of indexing of 1 KB values, well under
+	// the host's own queue limit, so that the rebuild never fills the
+	// queue and so blocks the node's loop behind it.
+	indexBacklogMax = 1024
+	// indexProgressValues: a line of the log every this many values.
+	indexProgressValues = 100_000
+)
+
+// IndexBacklog is what a host's Indexes may add: how many calls wait for
+// the goroutine that runs them (see Indexes).
+type IndexBacklog interface {
+	Backlog() int
+}
+
+// AttachIndexes attaches idx to s: it rebuilds idx from s and keeps it in
+// step with every change to s (through the store's observer). It returns
+// nil for nil idx; a nil *AttachedIndexes answers searches that the node
+// has no indexes.
+func AttachIndexes(s *Store, idx Indexes, clock Clock, cfg IndexBuildConfig, logf func(string, ...any), mutation Mutation) *AttachedIndexes {
+	if idx == nil {
+		return nil
+	}
+	a := NewAttachedIndexes(idx, func(from string, f func(pos, key, value string) bool) {
+		s.Ascend(from, func(key, value string) bool { return f(key, key, value) })
+	}, s.Len(), clock, cfg, logf, mutation)
+	s.Observe(storeIndexer{a})
+	a.Begin()
+	return a
+}
+
+// NewAttachedIndexes prepares a rebuild of idx from the total values that
+// walk gives; Begin starts it. Only between the two may the node join
+// its changes to the result: a node whose values are not a Store's calls
+// Put and Remove itself, for every change.
+func NewAttachedIndexes(idx Indexes, walk IndexWalk, total int, clock Clock, cfg IndexBuildConfig, logf func(string, ...any), mutation Mutation) *AttachedIndexes {
+	if cfg.InlineValuesMax == 0 {
+		cfg.InlineValuesMax = IndexInlineValuesDefault
+	}
+	if cfg.StepValues <= 0 {
+		cfg.StepValues = indexStepValues
+	}
+	return &AttachedIndexes{idx: idx, clock: clock, walk: walk, cfg: cfg, logf: logf, total: total, mutation: mutation}
+}
+
+// Begin forgets what idx held and rebuilds it: at once, if the values are
+// few, or else in steps from the next tick.
+func (a *AttachedIndexes) Begin() {
+	a.startNs = a.clock.Now()
+	a.idx.Reset()
+	if a.total <= a.cfg.InlineValuesMax {
+		for !a.done {
+			a.step(a.total + 1)
+		}
+		return
+	}
+	a.logf("indexes: rebuilding from %d values while serving; searches answer unavailable until it is done", a.total)
+	a.arm()
+}
+
+// Stop ends the rebuild: the node is replacing its values (a snapshot
+// install), and attaches the indexes to the new ones.
+func (a *AttachedIndexes) Stop() {
+	if a == nil {
+		return
+	}
+	a.stopped = true
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+}
+
+func (a *AttachedIndexes) arm() {
+	if a.timer == nil {
+		a.timer = a.clock.AfterFunc(indexTick, a.tick)
+	}
+}
+
+func (a *AttachedIndexes) tick() {
+	a.timer = nil
+	if a.stopped || a.done {
+		return
+	}
+	budget := a.cfg.StepValues
+	if b, ok := a.idx.(IndexBacklog); ok {
+		budget = min(budget, indexBacklogMax-b.Backlog())
+	}
+	if budget > 0 {
+		a.step(budget)
+	}
+	if !a.done {
+		a.arm()
+	}
+}
+
+// step hands over up to budget values from after the last walked.
+func (a *AttachedIndexes) step(budget int) {
+	from := ""
+	if a.began {
+		// The least string after walked: the walk goes on past it.
+		from = a.walked + "\x00"
+	}
+	ended := true
+	a.walk(from, func(pos, key, value string) bool {
+		if budget == 0 {
+			ended = false
+			return false
+		}
+		budget--
+		// pos is a string the values hold (a Store's key shares its
+		// item's allocation, which is never written), so keeping it costs
+		// no copy.
+		a.walked, a.began = pos, true
+		a.idx.Put(key, value)
+		if a.indexed++; a.indexed%indexProgressValues == 0 {
+			a.logf("indexes: %d of %d values indexed", a.indexed, max(a.total, a.indexed))
+		}
+		return true
+	})
+	if !ended {
+		return
+	}
+	a.done = true
+	a.idx.Loaded()
+	if a.indexed >= indexProgressValues || a.total > a.cfg.InlineValuesMax {
+		a.logf("indexes: all %d values indexed in %v", a.indexed, time.Duration(a.clock.Now()-a.startNs).Round(time.Millisecond))
+	}
+}
+
+// Covers reports whether the indexes hold what pos holds: the rebuild has
+// walked past it (or is done), so a change to it must reach them now. A
+// stopped rebuild covers nothing: its values were replaced.
+func (a *AttachedIndexes) Covers(pos string) bool {
+	switch {
+	case a == nil || a.stopped:
+		return false
+	case a.done:
+		return true
+	}
+	return a.began && pos <= a.walked
+}
+
+// passes says whether a change at pos reaches the indexes.
+func (a *AttachedIndexes) passes(pos string) bool {
+	if a.mutation == MutRebuildDropsWrites && !a.done {
+		return false
+	}
+	return a.Covers(pos)
+}
+
+// Put tells the indexes that the value at pos is now value, if the
+// rebuild has walked past pos; the walk hands it over otherwise.
+func (a *AttachedIndexes) Put(pos, key, value string) {
+	if a != nil && a.passes(pos) {
+		a.idx.Put(key, value)
+	}
+}
+
+// Remove tells the indexes that pos holds no value, if the rebuild has
+// walked past pos (otherwise they do not hold it).
+func (a *AttachedIndexes) Remove(pos, key string) {
+	if a != nil && a.passes(pos) {
+		a.idx.Remove(key)
+	}
+}
+
+// Built reports whether the rebuild is done (false for no indexes).
+func (a *AttachedIndexes) Built() bool { return a != nil && a.done }
+
+// Search answers a validated search request: from the indexes once they
+// are rebuilt; unavailable, with the rebuild's progress, before; and with
+// the error that names the flag when the node has no indexes.
+func (a *AttachedIndexes) Search(req *Request) Response {
+	if a == nil {
+		return ErrorResponse(CodeIndexesDisabled, "%s needs the server started with --enable-indexes", req.Op)
+	}
+	if !a.done {
+		return ErrorResponse(CodeUnavailable, "the indexes are being rebuilt from this node's values (%d of %d indexed); retry when status shows no rebuild",
+			a.indexed, max(a.total, a.indexed))
+	}
+	return a.idx.Search(req)
+}
+
+// Status is the status op's indexes section: nil without indexes.
+func (a *AttachedIndexes) Status() *IndexStatus {
+	if a == nil {
+		return nil
+	}
+	st := a.idx.Status()
+	if !a.done {
+		st.Rebuild = &IndexRebuild{Indexed: a.indexed, Total: max(a.total, a.indexed)}
+	}
+	return &st
+}
+
+// storeIndexer is a Store's observer for its attached indexes.
+type storeIndexer struct{ a *AttachedIndexes }
+
+func (o storeIndexer) Put(key, value string) { o.a.Put(key, key, value) }
+func (o storeIndexer) Remove(key string)     { o.a.Remove(key, key) }

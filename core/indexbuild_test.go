@@ -1,0 +1,187 @@
+package core_test
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"dkv/core"
+
+	"pgregory.net/rapid"
+)
+
+// recordingIndexes holds what the indexes were told, as a map: the
+// rebuild's contract is about which calls reach them, and the simulator
+// checks the real indexes against the state (sim/indexes.go).
+type recordingIndexes struct {
+	held            map[string]string
+	resets, loadeds int
+	backlog         int // what Backlog answers
+}
+
+func newRecording() *recordingIndexes { return &recordingIndexes{held: map[string]string{}} }
+
+func (r *recordingIndexes) Put(key, value string) { r.held[key] = value }
+func (r *recordingIndexes) Remove(key string)     { delete(r.held, key) }
+func (r *recordingIndexes) Reset()                { r.held = map[string]string{}; r.resets++ }
+func (r *recordingIndexes) Loaded()               { r.loadeds++ }
+func (r *recordingIndexes) Search(req *core.Request) core.Response {
+	return core.Response{OK: true, Hits: []core.Hit{{Key: fmt.Sprint(len(r.held))}}}
+}
+func (r *recordingIndexes) Work(int) bool            { return false }
+func (r *recordingIndexes) Status() core.IndexStatus { return core.IndexStatus{Docs: len(r.held)} }
+func (r *recordingIndexes) Prepare(*core.Request)    {}
+func (r *recordingIndexes) Expect(any)               {}
+func (r *recordingIndexes) Backlog() int             { return r.backlog }
+func storeMap(s *core.Store) map[string]string {
+	out := map[string]string{}
+	s.Ascend("", func(k, v string) bool { out[k] = v; return true })
+	return out
+}
+func tick(c *manualClock)      { c.now += int64(2 * time.Millisecond); c.fire() }
+func searchReq() *core.Request { return &core.Request{Op: core.OpSearch, Query: "x"} }
+func covered(s *core.Store, a *core.AttachedIndexes) map[string]string {
+	out := storeMap(s)
+	for k := range out {
+		if !a.Covers(k) {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
+// A rebuild in steps, with writes and deletes between the steps: at every
+// moment the indexes hold exactly the values at the keys the walk has
+// passed, a search is refused until the walk is done, and then they hold
+// the store.
+func TestRebuildInStepsKeepsChangesInStep(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		clock := &manualClock{}
+		s := core.NewStore()
+		key := rapid.SampledFrom([]string{"", "a", "ab", "b", "ba", "c", "d", "dd", "e", "f", "g", "zz"})
+		for range rapid.IntRange(0, 12).Draw(t, "initial") {
+			s.Set(key.Draw(t, "key"), rapid.StringMatching("[a-z]{0,3}").Draw(t, "value"))
+		}
+		rec := newRecording()
+		step := rapid.IntRange(1, 4).Draw(t, "step")
+		a := core.AttachIndexes(s, rec, clock, core.IndexBuildConfig{InlineValuesMax: -1, StepValues: step}, t.Logf, core.MutNone)
+		for i := range rapid.IntRange(0, 40).Draw(t, "actions") {
+			switch rapid.IntRange(0, 2).Draw(t, "action") {
+			case 0:
+				s.Set(key.Draw(t, "key"), fmt.Sprint("v", i))
+			case 1:
+				s.Delete(key.Draw(t, "key"))
+			case 2:
+				tick(clock)
+			}
+			if got, want := rec.held, covered(s, a); !maps.Equal(got, want) {
+				t.Fatalf("after action %d the indexes hold %v; the keys walked hold %v", i, got, want)
+			}
+			if resp := a.Search(searchReq()); a.Built() != resp.OK {
+				t.Fatalf("built %v, and a search answered %+v", a.Built(), resp)
+			}
+		}
+		for range s.Len() + 2 { // a step hands over at least one value
+			tick(clock)
+		}
+		if !a.Built() || !maps.Equal(rec.held, storeMap(s)) {
+			t.Fatalf("built %v; the indexes hold %v, the store %v", a.Built(), rec.held, storeMap(s))
+		}
+		if rec.resets != 1 || rec.loadeds != 1 {
+			t.Fatalf("%d resets and %d loadeds, want one of each", rec.resets, rec.loadeds)
+		}
+		if st := a.Status(); st.Rebuild != nil {
+			t.Fatalf("a built index reports a rebuild: %+v", st.Rebuild)
+		}
+	})
+}
+
+// A store of at most InlineValuesMax values is indexed before AttachIndexes
+// returns, and arms no timer; a larger one is not, says how far it got in
+// the status op and in a search's refusal, and finishes on ticks.
+func TestRebuildInlineOnlyWhenSmall(t *testing.T) {
+	for _, n := range []int{0, 3, 4, 5} {
+		clock := &manualClock{}
+		s := core.NewStore()
+		for i := range n {
+			s.Set(fmt.Sprintf("k%d", i), "v")
+		}
+		rec := newRecording()
+		a := core.AttachIndexes(s, rec, clock, core.IndexBuildConfig{InlineValuesMax: 4, StepValues: 2}, t.Logf, core.MutNone)
+		if inline := n <= 4; a.Built() != inline || (len(clock.timers) == 0) != inline {
+			t.Fatalf("%d values: built %v with %d timers, want built %v", n, a.Built(), len(clock.timers), inline)
+		}
+		if a.Built() {
+			continue
+		}
+		resp := a.Search(searchReq())
+		if resp.OK || resp.Error.Code != core.CodeUnavailable || !strings.Contains(resp.Error.Message, "0 of 5 indexed") {
+			t.Fatalf("a search during the rebuild: %+v", resp)
+		}
+		tick(clock)
+		if st := a.Status(); st.Rebuild == nil || *st.Rebuild != (core.IndexRebuild{Indexed: 2, Total: 5}) {
+			t.Fatalf("status after one step of 2: %+v", st.Rebuild)
+		}
+		for range 3 {
+			tick(clock)
+		}
+		if !a.Built() || len(rec.held) != n || len(clock.timers) != 0 {
+			t.Fatalf("after 4 steps: built %v, %d values indexed, %d timers", a.Built(), len(rec.held), len(clock.timers))
+		}
+	}
+}
+
+// A rebuild keeps a host's queue of index calls short: a step hands over
+// only what keeps the backlog under its bound, and none at the bound.
+func TestRebuildWaitsForABacklog(t *testing.T) {
+	clock := &manualClock{}
+	s := core.NewStore()
+	for i := range 3000 {
+		s.Set(fmt.Sprintf("k%05d", i), "v")
+	}
+	rec := newRecording()
+	rec.backlog = 1024
+	a := core.AttachIndexes(s, rec, clock, core.IndexBuildConfig{InlineValuesMax: -1, StepValues: 1000}, t.Logf, core.MutNone)
+	tick(clock)
+	if len(rec.held) != 0 {
+		t.Fatalf("a step handed over %d values with the backlog at its bound", len(rec.held))
+	}
+	rec.backlog = 1000
+	tick(clock)
+	if len(rec.held) != 24 {
+		t.Fatalf("a step handed over %d values with a backlog of 1000, want 24", len(rec.held))
+	}
+	rec.backlog = 0
+	for range 3 {
+		tick(clock)
+	}
+	if !a.Built() || len(rec.held) != 3000 {
+		t.Fatalf("built %v with %d values", a.Built(), len(rec.held))
+	}
+}
+
+// A stopped rebuild (its store replaced by an install) hands over nothing
+// more, and the old store's changes no longer reach the indexes.
+func TestStoppedRebuildIsSilent(t *testing.T) {
+	clock := &manualClock{}
+	old := core.NewStore()
+	for i := range 10 {
+		old.Set(fmt.Sprintf("k%d", i), "v")
+	}
+	rec := newRecording()
+	a := core.AttachIndexes(old, rec, clock, core.IndexBuildConfig{InlineValuesMax: -1, StepValues: 3}, t.Logf, core.MutNone)
+	tick(clock)
+	a.Stop()
+	fresh := core.NewStore()
+	fresh.Set("new", "v")
+	b := core.AttachIndexes(fresh, rec, clock, core.IndexBuildConfig{InlineValuesMax: -1, StepValues: 3}, t.Logf, core.MutNone)
+	old.Set("k0", "changed")
+	for range 5 {
+		tick(clock)
+	}
+	if !b.Built() || !maps.Equal(rec.held, map[string]string{"new": "v"}) {
+		t.Fatalf("built %v; the indexes hold %v, want only the new store's key", b.Built(), rec.held)
+	}
+}
