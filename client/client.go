@@ -639,8 +639,16 @@ func (c *KVClient) authenticate(ctx context.Context, cn *conn) error {
 		return err
 	}
 	cl.began = time.Now()
-	resp, _, err := cn.roundTrip(ctx, cl)
+	// The password's round trip is part of opening the connection, and is
+	// bounded as the dial is: Dial's context has no deadline, and a server
+	// that takes the connection but never answers (a stopped process)
+	// held Dial and DialCluster for ever (found by review).
+	actx, cancel := context.WithTimeout(ctx, c.opts.dialTimeout)
+	defer cancel()
+	resp, _, err := cn.roundTrip(actx, cl)
 	switch {
+	case err != nil && ctx.Err() == nil && actx.Err() != nil:
+		return fmt.Errorf("sending the password to %s: no answer within the dial timeout of %v: %w", c.addr, c.opts.dialTimeout, err)
 	case err != nil:
 		return fmt.Errorf("sending the password to %s: %w", c.addr, err)
 	case !resp.OK:

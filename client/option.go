@@ -47,7 +47,8 @@ func defaultOptions() options {
 	}
 }
 
-// WithDialTimeout bounds each attempt to open a connection (default 5s).
+// WithDialTimeout bounds each attempt to open a connection (default 5s),
+// and so its TLS handshake, and the answer to its password (WithPassword).
 func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialTimeout = d } }
 
 // WithRequestTimeout is the timeout of a call whose context has no deadline
