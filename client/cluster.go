@@ -25,7 +25,8 @@ import (
 // not_leader naming the leader sends the call there at once (one such hop
 // in a row goes without a pause); one that names no leader, or answers
 // unavailable, or cannot be reached, or does not answer within the attempt
-// timeout, sends the call to the next address after a backoff: 10 ms
+// timeout (a connection it closed while idle is redialled first, within
+// the same attempt), sends the call to the next address after a backoff: 10 ms
 // doubling to 250 ms, each wait drawn from its upper half so that clients
 // of a failed leader do not return in step. A call makes at most
 // WithMaxAttempts attempts (default 20), each bounded by WithAttemptTimeout
@@ -426,6 +427,17 @@ func (c *ClusterKVClient) attempt(ctx context.Context, addr string, req *core.Re
 	actx, cancel := context.WithTimeout(ctx, c.opts.attemptTimeout)
 	defer cancel()
 	resp, sent, err := n.send(actx, req, began)
+	var lost *connError
+	if err != nil && !sent && errors.As(err, &lost) && actx.Err() == nil {
+		// The connection was found dead before the request went out on
+		// it: the node closed it for being idle, most likely, which says
+		// nothing of the node. It gets one more try on a new connection,
+		// as a KVClient's call does, before the call moves on (found by
+		// review: every call after an idle spell spent an attempt and a
+		// backoff on the leader's closed connection, then went to a
+		// follower).
+		resp, sent, err = n.send(actx, req, began)
+	}
 	if err != nil && ctx.Err() == nil && actx.Err() != nil && errors.Is(err, actx.Err()) {
 		err = &attemptTimeoutError{addr: addr, timeout: c.opts.attemptTimeout, err: err}
 	}
