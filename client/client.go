@@ -541,7 +541,14 @@ func (c *KVClient) do(ctx context.Context, req core.Request) (*core.Response, er
 		}
 		if err == nil {
 			if !resp.OK {
-				return resp, serverError(resp)
+				se := serverError(resp)
+				if se.Code == core.CodeInternal && !read {
+					// A bug in the server, which may have struck after
+					// the write applied (docs/PROTOCOL.md): unknown, as
+					// a ClusterKVClient reports it (found by review).
+					return resp, fmt.Errorf("%w: %w", ErrUnknownOutcome, se)
+				}
+				return resp, se
 			}
 			return resp, nil
 		}
@@ -555,7 +562,9 @@ func (c *KVClient) do(ctx context.Context, req core.Request) (*core.Response, er
 		if errors.As(err, &lost) && (read || !sent) && attempt < attemptsMax {
 			continue
 		}
-		if sent && !read && (lost != nil || errors.Is(err, ErrClosed)) {
+		// An answer over the response limit was skipped unread: whether
+		// it said applied or refused is unknown (found by review).
+		if sent && !read && (lost != nil || errors.Is(err, ErrClosed) || errors.Is(err, ErrResponseTooLarge)) {
 			return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 		}
 		return nil, err

@@ -59,7 +59,10 @@ var (
 
 	// ErrUnknownOutcome is wrapped by the error of a write that was sent but
 	// whose response never arrived (the connection broke, the client was
-	// closed, or the context expired). The server may or may not have applied
+	// closed, or the context expired) or could not be read (it was over
+	// WithMaxResponseBytes), and of a write the server answered internal
+	// (a bug, which may have struck after it applied; the error is the
+	// *ServerError too). The server may or may not have applied
 	// it; the client does not retry it, because repeating a write is the
 	// caller's decision. Read it back to find out. (A ClusterKVClient does
 	// resend it, as the same write of its session, which the cluster applies
@@ -76,7 +79,7 @@ var (
 
 	// ErrResponseTooLarge is returned when a response line is longer than the
 	// client's limit (WithMaxResponseBytes). The line is skipped, so the
-	// connection stays usable.
+	// connection stays usable. A write's matches ErrUnknownOutcome too.
 	ErrResponseTooLarge = errors.New("response line too large")
 
 	// ErrRequestTooLarge is returned, without sending anything, when a request
