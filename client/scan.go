@@ -93,6 +93,13 @@ func (c *ops) ScanAll(ctx context.Context, prefix string, pageSize int, opts ...
 				return
 			}
 			items, more := resp.Items, *resp.More
+			if len(items) > 0 && items[0].Key <= req.StartAfter {
+				// A page that does not go past the key it was asked to
+				// start after: its next page would start where this one
+				// did, a walk without end (found by review).
+				yield(KV{}, fmt.Errorf("dkv: scan of prefix %q after %q: %w: a page that starts at %q, not past it", prefix, req.StartAfter, ErrProtocol, items[0].Key))
+				return
+			}
 			for _, kv := range items {
 				if !yield(kv, nil) {
 					return

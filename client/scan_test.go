@@ -149,3 +149,33 @@ func firstDiff(a, b []KV) any {
 	}
 	return len(a)
 }
+
+// A page that says more but does not go past the key it started after
+// would start the next page at the same place: the walk must end with
+// ErrProtocol, as the Python client's does, not repeat the page for ever
+// (found by review: ScanAll walked without end against such a server).
+func TestScanAllPageThatDoesNotAdvance(t *testing.T) {
+	srv := newRawServer(t, answer(func(_ int, req *core.Request) core.Response {
+		more := true
+		return core.Response{ID: req.ID, OK: true, Items: []KV{{Key: "a", Value: "1"}}, More: &more}
+	}))
+	c := dialT(t, srv.addr)
+	ctx := ctxT(t)
+	var got int
+	var err error
+	for _, e := range c.ScanAll(ctx, "", 0) {
+		if e != nil {
+			err = e
+			break
+		}
+		if got++; got > 10 {
+			break
+		}
+	}
+	if !errors.Is(err, ErrProtocol) {
+		t.Fatalf("ScanAll yielded %d items and err %v; want ErrProtocol after the first page", got, err)
+	}
+	if got != 1 {
+		t.Fatalf("ScanAll yielded %d items before its error; want the first page's 1", got)
+	}
+}

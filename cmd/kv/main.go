@@ -852,6 +852,12 @@ func parseScan(args []string) (operation, error) {
 			if more && (req.Consistent || view != "") && (resp.View == "" || view != "" && resp.View != view) {
 				return fmt.Errorf("%w: a page of a consistent scan with keys left named view %q (the walk's: %q)", client.ErrProtocol, resp.View, view)
 			}
+			if len(keys) > 0 && keys[0] <= after {
+				// A page that does not go past the key it was asked to
+				// start after: the walk would print it for ever (found
+				// by review).
+				return fmt.Errorf("%w: a scan's page after %q starts at %q, not past it", client.ErrProtocol, after, keys[0])
+			}
 			if req.Consistent || view != "" {
 				view = resp.View
 			}

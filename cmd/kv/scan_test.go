@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"dkv/core"
 	"dkv/internal/servetest"
@@ -130,5 +131,43 @@ func TestScanAdaptsToTheServersPageLimit(t *testing.T) {
 	}
 	if code, out, errOut := kv(t, "--addr", addr, "scan", "--limit", "500"); code != 0 || strings.Count(out, "\n") != 500 {
 		t.Fatalf("scan --limit 500: exit %d, %d lines, %q", code, strings.Count(out, "\n"), errOut)
+	}
+}
+
+// stuckPages is a single node whose every scan answers the same page,
+// with keys left: a broken server, whose pages never go past the key
+// asked to start after.
+type stuckPages struct{ *core.SingleNode }
+
+func (n stuckPages) HandleRequest(req *core.Request, reply core.ReplyFunc) {
+	if req.Op != core.OpScan {
+		n.SingleNode.HandleRequest(req, reply)
+		return
+	}
+	more := true
+	reply(core.Response{ID: req.ID, OK: true, Items: []core.KV{{Key: "a", Value: "1"}}, More: &more, View: req.View})
+}
+
+// scan --all against pages that do not advance fails at the second page,
+// as the client's ScanAll does, rather than printing the same key for
+// ever (found by review).
+func TestScanPageThatDoesNotAdvance(t *testing.T) {
+	addr := servetest.Serve(t, stuckPages{core.NewSingleNode(core.DefaultSingleConfig())}, realnet.DefaultHostConfig())
+	type result struct {
+		code        int
+		out, errOut string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, errOut := kv(t, "--addr", addr, "scan", "--all", "--consistent=false")
+		done <- result{code, out, errOut}
+	}()
+	select {
+	case r := <-done:
+		if r.code != exitError || !strings.Contains(r.errOut, "not past it") || strings.Count(r.out, "\n") != 1 {
+			t.Fatalf("scan --all of stuck pages: exit %d, stdout %d lines, stderr %q; want exit 1 after one line, saying the page is not past the last", r.code, strings.Count(r.out, "\n"), r.errOut)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("scan --all of stuck pages still running after 5s")
 	}
 }
