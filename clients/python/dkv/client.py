@@ -418,6 +418,11 @@ def _finish(op, resp):
         return None
     if op.conditional and isinstance(err, ConditionFailed):
         return False
+    if err.code == "internal" and not op.read:
+        # A bug in the server, which may have struck after the write
+        # applied (PROTOCOL.md): unknown, as ClusterKVClient reports it
+        # (found by review).
+        raise _unknown(op.req["op"], err)
     raise err
 
 
