@@ -395,8 +395,9 @@ func checkKeys(t *testing.T, kv *client.ClusterKVClient, acked, unknown map[stri
 func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 	// Snapshots every 64 KiB of log, in 16 KiB segments, so that the log
 	// is compacted several times over. With indexes, which the wiped node
-	// rebuilds from the snapshot it installs.
-	c := startCluster(t, "--snapshot-log-bytes", "65536", "--segment-bytes", "16384", "--enable-indexes")
+	// rebuilds from the snapshot it installs, in steps while it serves
+	// however few the values (--index-inline-values 0).
+	c := startCluster(t, "--snapshot-log-bytes", "65536", "--segment-bytes", "16384", "--enable-indexes", "--index-inline-values", "0")
 	lead, _ := waitLeader(t, c)
 	kv := dialCluster(t, c.Addrs())
 	ctx := ctxT(t)
