@@ -165,8 +165,11 @@ type Node struct {
 	stable Stamp
 
 	collectDue bool // the horizon moved: tombstones may be collected
-	dropped    int  // messages refused (malformed or beyond the max offset)
-	collected  int  // tombstones collected since start
+	// clockAheadLogged: clockAhead logged that the clock is beyond the
+	// max offset of calendar time, and it still was at its last write.
+	clockAheadLogged bool
+	dropped          int // messages refused (malformed or beyond the max offset)
+	collected        int // tombstones collected since start
 }
 
 // pending is a reply or a message that waits for the batch it followed.
@@ -362,6 +365,28 @@ func (n *Node) tooFarAhead(s Stamp) bool {
 	return s.Wall > n.wall()+int64(n.cfg.MaxOffset)
 }
 
+// clockAhead is how far the clock's last reading is ahead of calendar time,
+// if that is more than the max offset, else 0. Nothing this node observes
+// takes it there (every stamp observed is checked against the max offset);
+// its own calendar does, when it jumped ahead and was set back, or a
+// restart found it behind the stamps the node had let out. A write stamped
+// then is dropped by every peer as too far ahead, with every other message
+// the node sends, until calendar time catches up: acknowledged, it would
+// live on this node alone, and later win over every write made elsewhere
+// meanwhile (found by review). The first time in a row is logged.
+func (n *Node) clockAhead() time.Duration {
+	if n.cfg.Mutation == MutWallClockLWW || !n.tooFarAhead(n.hlc.Last()) {
+		n.clockAheadLogged = false
+		return 0
+	}
+	ahead := time.Duration(n.hlc.Last().Wall - n.wall())
+	if !n.clockAheadLogged {
+		n.logf("this node's clock %s is %s ahead of its calendar time, more than the max offset (%s): refusing writes until calendar time catches up (its peers would drop them); check this machine's clock", n.hlc.Last(), ahead, n.cfg.MaxOffset)
+	}
+	n.clockAheadLogged = true
+	return ahead
+}
+
 // noConditions refuses a conditional write. A condition needs one order of
 // writes to be checked in; a mesh's nodes take writes apart and settle them
 // by stamp, so two nodes could each see a condition hold and both writes
@@ -518,6 +543,11 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 	}
 	if quorum > 1 && len(n.waits) >= n.cfg.QuorumWaitsMax {
 		fail(core.CodeUnavailable, "%d writes are waiting for their quorum; retry later", len(n.waits))
+		return
+	}
+	if ahead := n.clockAhead(); ahead > 0 {
+		fail(core.CodeUnavailable, "this node's clock (%s) is %s ahead of its calendar time, more than the max offset (%s): its peers would refuse its writes as too far ahead, so it takes none until calendar time catches up (reads are served); write to another node, and check this machine's clock",
+			n.hlc.Last(), ahead, n.cfg.MaxOffset)
 		return
 	}
 	stamp := n.now()
