@@ -315,11 +315,17 @@ func (n *Node) answerPush(from *peer, m *message) {
 }
 
 // handlePushAck ends a round that exchanged items.
+//
+// The pulled items are taken even from the answer to a round given up:
+// they are durable on the peer, as a replicate's are. An answer of 4 MiB
+// over a link slower than about 16 Mbit/s arrives after RoundTimeout, and
+// throwing it away made the node ask again, and the peer send the same
+// items again, for as long as the link stayed that slow (found by review).
 func (n *Node) handlePushAck(p *peer, m *message) {
+	p.itemsFetched += int64(n.applyRemote(m.items))
 	if m.round != p.round {
 		return
 	}
-	p.itemsFetched += int64(n.applyRemote(m.items))
 	if m.partial || p.pushPartial {
 		// The same range again, now with less to send.
 		p.round = 0

@@ -34,3 +34,10 @@ func (n *Node) Refuse() Stamp { return n.saved.Refuse }
 
 // KindSummary is the kind of an anti-entropy summary.
 const KindSummary = msgSummary
+
+// KindPush and KindPushAck are the kinds of an anti-entropy push and its
+// answer, which carries the pulled items.
+const (
+	KindPush    = msgPush
+	KindPushAck = msgPushAck
+)
