@@ -159,7 +159,8 @@ type Node struct {
 	stateFailed bool
 	held        []heldWrite
 	joinTimer   core.Timer
-	nextRound   uint64
+	// nextRound numbers anti-entropy rounds (Start: from the clock).
+	nextRound uint64
 	// stable is the start of the oldest of the last complete passes with
 	// each peer: every peer held, then, everything this node held.
 	stable Stamp
@@ -305,6 +306,15 @@ func (n *Node) Start(env core.Env) error {
 		floor = Stamp{}
 	}
 	n.hlc = NewHLC(uint16(n.cfg.ID), floor)
+	// Rounds are numbered on from the clock's nanoseconds, above every
+	// round of an earlier life: a peer's answers to those still arrive
+	// after a restart (its transport queues them while this node is down),
+	// and when each life numbered from 1, such an answer was taken for the
+	// current round's, which then ended without the peer holding its push
+	// (found by review). An earlier life numbered from its own start, and
+	// ran far fewer rounds than the nanoseconds since; only a calendar set
+	// back across the restart by more than that could make them meet.
+	n.nextRound = uint64(max(n.wall(), n.hlc.Last().Wall))
 	n.turns = core.NewLocalLog(n.log, n.gc, n.snaps, n.cfg.SegmentBytesMax, n.logf, core.LocalLogHooks[pending]{
 		Release:  n.release,
 		Undo:     n.undoBatch,
