@@ -47,6 +47,19 @@ type Indexes interface {
 	Expect(prepared any)
 }
 
+// LaterSearcher is what a host's Indexes may add: searches answered off
+// the node's goroutine, so that the node's loop does not wait for them
+// (cmd/node's index worker: a search there waits for every index update
+// queued before it, up to 4,096 of them, some 0.3 s of indexing under a
+// write load, and then for the search itself).
+type LaterSearcher interface {
+	// SearchLater answers req as Search would at this point of the
+	// node's calls (after every call made before it, before every call
+	// after it), and has done called with the answer on the node's
+	// goroutine in a later turn. req must not change after the call.
+	SearchLater(req *Request, done func(Response))
+}
+
 // Observer is told of every change to a Store, in the order they happen.
 type Observer interface {
 	// Put: key now holds value (it may have held another).

@@ -257,6 +257,21 @@ func (a *AttachedIndexes) Search(req *Request) Response {
 	return a.idx.Search(req)
 }
 
+// Answer answers a validated search request by calling done: in this
+// turn, as Search does, unless the indexes search on a goroutine of their
+// own (LaterSearcher), which call done in a later turn. A node that waits
+// for its batch before a read's reply must do the same for this one,
+// whichever turn done comes in: the answer may show a write of this turn.
+func (a *AttachedIndexes) Answer(req *Request, done func(Response)) {
+	if a != nil && a.done {
+		if ls, ok := a.idx.(LaterSearcher); ok {
+			ls.SearchLater(req, done)
+			return
+		}
+	}
+	done(a.Search(req))
+}
+
 // Status is the status op's indexes section: nil without indexes.
 func (a *AttachedIndexes) Status() *IndexStatus {
 	if a == nil {

@@ -249,7 +249,9 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 	case OpSearch, OpSearchSimilar:
 		// Like a read, it may see the open batch's writes, so it waits
 		// for the batch.
-		n.queue(reply, n.indexes.Search(req), false)
+		// Like a read, the answer waits for the batch that is open when it
+		// comes: it may show this turn's writes.
+		n.indexes.Answer(req, func(resp Response) { n.queue(reply, resp, false) })
 	default:
 		n.queue(reply, ErrorResponse(CodeNotImplemented, "op %q is not served by a single node", req.Op), false)
 	}

@@ -1288,7 +1288,9 @@ func (n *Node) releaseReads() {
 		rd := n.confirmed[0]
 		n.confirmed = n.confirmed[1:]
 		if rd.search != nil {
-			rd.reply(n.indexes.Search(rd.search))
+			// Applied entries are committed: the answer needs no wait, in
+			// whichever turn it comes.
+			n.indexes.Answer(rd.search, rd.reply)
 			continue
 		}
 		if rd.keys != nil {

@@ -492,8 +492,10 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		st := n.status()
 		n.queue(pending{reply: reply, resp: core.Response{OK: true, Status: &st}})
 	case core.OpSearch, core.OpSearchSimilar:
-		// This node's values, as a get sees them; it waits for the batch.
-		n.queue(pending{reply: reply, resp: n.indexes.Search(req)})
+		// This node's values, as a get sees them. Like a read's, the
+		// answer waits for the batch that is open when it comes (this
+		// turn's, or a later one's): it may show this turn's writes.
+		n.indexes.Answer(req, func(resp core.Response) { n.queue(pending{reply: reply, resp: resp}) })
 	default:
 		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "op %q is not served by a mesh node", req.Op)})
 	}

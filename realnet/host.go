@@ -403,6 +403,14 @@ func (h *Host) post(ev event) bool {
 	return true
 }
 
+// Post runs f on the node's goroutine, in a turn (which Flush ends) like a
+// timer's callback: for a host-side helper of the node that answers it
+// from a goroutine of its own, as cmd/node's index worker answers a
+// search. It blocks while the node's queue is full, so a helper the node
+// may itself wait on must call it from a goroutine that the node does not
+// wait on. It reports false, and f never runs, once the node has stopped.
+func (h *Host) Post(f func()) bool { return h.post(f) }
+
 // runnable reports whether events wait and nobody runs the node.
 func (h *Host) runnable() bool {
 	h.qmu.Lock()

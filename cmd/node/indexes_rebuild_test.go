@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -125,4 +128,69 @@ func hitKeys(hits []client.Hit) []string {
 		keys = append(keys, h.Key)
 	}
 	return keys
+}
+
+// A search waits for the index updates queued before it (here, those of a
+// bulk_set of 4,000 values of 1 KB, a tenth of a second of indexing or
+// more), but the node's loop does not wait with it: a get sent after the
+// search, on another connection, is answered while the search still
+// waits, and the search then finds the values. (When the loop waited for
+// the search, the get's answer came after the search's.)
+func TestSearchDoesNotHoldTheLoop(t *testing.T) {
+	s := start(t, filepath.Join(t.TempDir(), "data"), "--enable-indexes")
+	dial := func() (net.Conn, *bufio.Reader) {
+		nc, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		return nc, bufio.NewReaderSize(nc, 1<<16)
+	}
+	read := func(nc net.Conn, r *bufio.Reader, wait time.Duration) (*core.Response, error) {
+		nc.SetReadDeadline(time.Now().Add(wait))
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return nil, err
+		}
+		var resp core.Response
+		if err := json.Unmarshal(line, &resp); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		return &resp, nil
+	}
+	a, ra := dial()
+	b, rb := dial()
+	words := strings.Fields("amber basalt cedar delta ember fjord garnet harbor indigo juniper kestrel lagoon meadow nectar orchid prairie quartz raven sierra tundra umber violet willow xenon yarrow zephyr")
+	items := make([]map[string]string, 4000)
+	for i := range items {
+		var v strings.Builder
+		for j := 0; v.Len() < 1000; j++ {
+			v.WriteString(words[(i*7+j*j)%len(words)])
+			fmt.Fprintf(&v, "%d ", (i+j)%97)
+		}
+		items[i] = map[string]string{"key": fmt.Sprintf("k%04d", i), "value": v.String() + "saxophone"}
+	}
+	line, _ := json.Marshal(map[string]any{"op": "bulk_set", "items": items})
+	if _, err := a.Write(append(line, '\n')); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := read(a, ra, time.Minute); err != nil || !resp.OK {
+		t.Fatalf("bulk_set: %+v, %v", resp, err)
+	}
+	if _, err := a.Write([]byte(`{"op":"search","query":"saxophone","limit":1000}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write([]byte(`{"op":"get","key":"k0001"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := read(b, rb, time.Minute); err != nil || !resp.OK {
+		t.Fatalf("get: %+v, %v", resp, err)
+	}
+	if resp, err := read(a, ra, time.Millisecond); err == nil {
+		t.Fatalf("the search was answered (%d hits) before the get sent after it: the loop waited for it", len(resp.Hits))
+	}
+	resp, err := read(a, ra, time.Minute)
+	if err != nil || !resp.OK || len(resp.Hits) != 1000 { // --max-hits
+		t.Fatalf("search: %v; %d hits, want 1000", err, len(resp.Hits))
+	}
 }

@@ -48,6 +48,11 @@ type indexWorker struct {
 	more    bool
 	changes uint64
 
+	// postNode runs a function on the node's goroutine (realnet's
+	// Host.Post): how SearchLater's answers reach the node. Set once,
+	// before the host serves.
+	postNode func(func()) bool
+
 	// Only the worker's goroutine uses these. expect is the node's last
 	// Expect as the worker has run it; analysers, the goroutines beside
 	// the worker that analyse a batch's unprepared values with it
@@ -95,8 +100,9 @@ type indexOp struct {
 }
 
 var (
-	_ core.Indexes      = (*indexWorker)(nil)
-	_ core.IndexBacklog = (*indexWorker)(nil)
+	_ core.Indexes       = (*indexWorker)(nil)
+	_ core.IndexBacklog  = (*indexWorker)(nil)
+	_ core.LaterSearcher = (*indexWorker)(nil)
 )
 
 // indexAnalysersMax bounds the goroutines that analyse a batch's values
@@ -324,6 +330,30 @@ func (w *indexWorker) Backlog() int { return w.queueLen() }
 // are several (realnet's Host.prepare); a Put whose value nobody prepared
 // analyses it here, on the worker.
 func (w *indexWorker) Prepare(req *core.Request) { w.idx.Prepare(req) }
+
+// SearchLater (core.LaterSearcher) runs the search on the worker after
+// every call queued before it, as Search does, without the node waiting:
+// the answer reaches the node through postNode, in a later turn. A search
+// that the node waited for held its loop, and every client's request
+// with it, behind the index updates queued before it (up to 4,096, some
+// 0.3 s of indexing under a write load) and the search itself. Without
+// postNode (no host yet), it is Search.
+func (w *indexWorker) SearchLater(req *core.Request, done func(core.Response)) {
+	post := w.postNode
+	if post == nil {
+		done(w.Search(req))
+		return
+	}
+	r := *req // the node's request must not be read after the call
+	w.post(indexOp{kind: opCall, call: func() {
+		resp := w.idx.Search(&r)
+		// Not on the worker: the node may be waiting for the worker
+		// (a full queue) while post waits for room in the node's queue.
+		// One goroutine a search in flight, which the host's limits on
+		// requests in flight bound.
+		go post(func() { done(resp) })
+	}})
+}
 
 func (w *indexWorker) Search(req *core.Request) (r core.Response) {
 	w.wait(func() { r = w.idx.Search(req) })

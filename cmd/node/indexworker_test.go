@@ -408,3 +408,36 @@ func (w *indexWorker) blockedPosters() bool {
 	defer w.mu.Unlock()
 	return w.waiting >= 2
 }
+
+// SearchLater returns at once, even while the worker is busy; the search
+// sees the calls queued before it and none after, and its answer reaches
+// the node through postNode, never on the worker's goroutine (which the
+// node may be waiting for).
+func TestIndexWorkerSearchLater(t *testing.T) {
+	l := &callLog{}
+	w := newIndexWorker(l)
+	defer w.close()
+	posted := make(chan func(), 1)
+	w.postNode = func(f func()) bool { posted <- f; return true }
+	release := hold(w)
+	w.Put("a", "1")
+	req := &core.Request{Op: core.OpSearch, Query: "q"}
+	var answer core.Response
+	w.SearchLater(req, func(r core.Response) { answer = r })
+	req.Query = "changed after the call" // the worker searches its own copy
+	w.Put("b", "2")
+	select {
+	case <-posted:
+		t.Fatal("an answer posted while the worker was held")
+	default:
+	}
+	release()
+	(<-posted)()
+	if got := l.log(); !answer.OK || len(answer.Hits) != 1 || got[1] != "search q" {
+		t.Fatalf("the search saw %d calls before it (want 1, put a); the log: %q", len(answer.Hits), got)
+	}
+	w.wait(func() {})
+	if got := l.log(); got[len(got)-1] != "put b=2" {
+		t.Fatalf("put b did not follow the search: %q", got)
+	}
+}

@@ -532,6 +532,9 @@ func run(args []string, stderr io.Writer) int {
 		fail("start_failed", err)
 		return exitFatal
 	}
+	if w, ok := o.single.Indexes.(*indexWorker); ok {
+		w.postNode = host.Post // searches are answered off the node's loop
+	}
 	if sm != nil {
 		host.SetMetrics(sm)
 		sm.host.Store(host)
