@@ -27,7 +27,7 @@ func (w *workIndexes) Work(budget int) bool {
 func TestIndexPacer(t *testing.T) {
 	clock := &manualClock{}
 	idx := &workIndexes{}
-	p := core.NewIndexPacer(clock, idx)
+	p := core.NewIndexPacer(clock, idx, nil)
 	// A start with nothing to do: the first tick finds no work and stops.
 	clock.now += int64(2 * time.Millisecond)
 	if ran := clock.fire(); ran != 1 || len(clock.timers) != 0 {
@@ -67,6 +67,6 @@ func TestIndexPacer(t *testing.T) {
 		t.Fatalf("idle tick did %d units", got)
 	}
 	// Without indexes the pacer is nil and does nothing.
-	none := core.NewIndexPacer(clock, nil)
+	none := core.NewIndexPacer(clock, nil, nil)
 	none.Wrote()
 }

@@ -18,8 +18,16 @@ import (
 type recordingIndexes struct {
 	held            map[string]string
 	resets, loadeds int
-	backlog         int // what Backlog answers
 }
+
+// backlogIndexes are recordingIndexes that say how far behind they are, as
+// a host's index worker does.
+type backlogIndexes struct {
+	*recordingIndexes
+	backlog int
+}
+
+func (b *backlogIndexes) Backlog() int { return b.backlog }
 
 func newRecording() *recordingIndexes { return &recordingIndexes{held: map[string]string{}} }
 
@@ -34,7 +42,6 @@ func (r *recordingIndexes) Work(int) bool            { return false }
 func (r *recordingIndexes) Status() core.IndexStatus { return core.IndexStatus{Docs: len(r.held)} }
 func (r *recordingIndexes) Prepare(*core.Request)    {}
 func (r *recordingIndexes) Expect(any)               {}
-func (r *recordingIndexes) Backlog() int             { return r.backlog }
 func storeMap(s *core.Store) map[string]string {
 	out := map[string]string{}
 	s.Ascend("", func(k, v string) bool { out[k] = v; return true })
@@ -133,16 +140,16 @@ func TestRebuildInlineOnlyWhenSmall(t *testing.T) {
 	}
 }
 
-// A rebuild keeps a host's queue of index calls short: a step hands over
-// only what keeps the backlog under its bound, and none at the bound.
+// A rebuild keeps a host's queue of index calls full but short: a step
+// hands over what tops the backlog up to its bound, whatever StepValues
+// says, and none at the bound.
 func TestRebuildWaitsForABacklog(t *testing.T) {
 	clock := &manualClock{}
 	s := core.NewStore()
 	for i := range 3000 {
 		s.Set(fmt.Sprintf("k%05d", i), "v")
 	}
-	rec := newRecording()
-	rec.backlog = 1024
+	rec := &backlogIndexes{recordingIndexes: newRecording(), backlog: 1024}
 	a := core.AttachIndexes(s, rec, clock, core.IndexBuildConfig{InlineValuesMax: -1, StepValues: 1000}, t.Logf, core.MutNone)
 	tick(clock)
 	if len(rec.held) != 0 {
@@ -154,7 +161,7 @@ func TestRebuildWaitsForABacklog(t *testing.T) {
 		t.Fatalf("a step handed over %d values with a backlog of 1000, want 24", len(rec.held))
 	}
 	rec.backlog = 0
-	for range 3 {
+	for range 3 { // 1,024 values a step
 		tick(clock)
 	}
 	if !a.Built() || len(rec.held) != 3000 {

@@ -145,7 +145,7 @@ func (n *SingleNode) Start(env Env) error {
 		Begin:    n.beginBatch,
 	})
 	n.indexes = AttachIndexes(n.store, n.cfg.Indexes, env.Clock, n.cfg.IndexBuild, env.logf, n.cfg.Mutation)
-	n.pacer = NewIndexPacer(env.Clock, n.cfg.Indexes)
+	n.pacer = NewIndexPacer(env.Clock, n.cfg.Indexes, func() bool { return !n.indexes.Built() })
 	n.wall, _ = env.Clock.(WallClock)
 	n.armExpiry() // keys whose deadline passed while the node was down go at once
 	env.logf("recovered %d keys: snapshot at index %d, log through index %d", n.store.Len(), rec.Index, w.nextIndex-1)

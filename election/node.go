@@ -294,7 +294,7 @@ func (n *Node) Start(env core.Env) error {
 	}
 	n.store, n.applied, n.appliedTerm = rec.Store, rec.Index, rec.Meta.Term
 	n.indexes = core.AttachIndexes(n.store, n.cfg.Indexes, env.Clock, n.cfg.IndexBuild, env.Logf, core.MutNone)
-	n.pacer = core.NewIndexPacer(env.Clock, n.cfg.Indexes)
+	n.pacer = core.NewIndexPacer(env.Clock, n.cfg.Indexes, func() bool { return !n.indexes.Built() })
 
 	var entries []Entry
 	n.log, err = core.OpenLog(env.Disk, rec.Names, rec.Index, decodeEntry, func(r core.Record) error {

@@ -292,7 +292,7 @@ func (n *Node) Start(env core.Env) error {
 	}
 	n.rep.collect(n.collectPoint(), n.rep.tombstones())
 	n.indexes = n.rep.attach(n.cfg.Indexes, env.Clock, n.cfg.IndexBuild, env.Logf)
-	n.pacer = core.NewIndexPacer(env.Clock, n.cfg.Indexes)
+	n.pacer = core.NewIndexPacer(env.Clock, n.cfg.Indexes, func() bool { return !n.indexes.Built() })
 	n.gc = core.NewGroupCommit(n.log, n.cfg.BatchBytesMax)
 	n.snaps = core.NewSnapshotter(&n.env, n.log, n.cfg.SnapshotLogBytesMin, rec.Index, rec.Bytes)
 
