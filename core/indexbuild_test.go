@@ -192,3 +192,51 @@ func TestStoppedRebuildIsSilent(t *testing.T) {
 		t.Fatalf("built %v; the indexes hold %v, want only the new store's key", b.Built(), rec.held)
 	}
 }
+
+// laterIndexes answer searches later, as a host's index worker does: the
+// test says when (answer).
+type laterIndexes struct {
+	*recordingIndexes
+	waiting []func()
+}
+
+func (l *laterIndexes) SearchLater(req *core.Request, done func(core.Response)) {
+	resp := l.Search(req) // what the indexes hold now, after the calls before
+	l.waiting = append(l.waiting, func() { done(resp) })
+}
+
+// A search answered in a later turn (core.LaterSearcher) is released like
+// a read: only once the batch open when its answer came is durable, since
+// the answer may show a write whose fsync is still running.
+func TestLaterSearchWaitsForTheBatch(t *testing.T) {
+	idx := &laterIndexes{recordingIndexes: newRecording()}
+	cfg := core.DefaultSingleConfig()
+	cfg.Indexes = idx
+	h := newHarness(t, cfg)
+	h.async = true
+	if err := h.start(); err != nil { // again, with syncs the test completes
+		t.Fatal(err)
+	}
+	var answer *core.Response
+	h.node.HandleRequest(&core.Request{Op: core.OpSet, Key: "k", Value: ptr("v")}, func(core.Response) {})
+	h.node.HandleRequest(&core.Request{Op: core.OpSearch, Query: "x"}, func(r core.Response) { answer = &r })
+	if err := h.node.Flush(); err != nil { // the set's fsync starts
+		t.Fatal(err)
+	}
+	if len(idx.waiting) != 1 || answer != nil {
+		t.Fatalf("%d searches waiting, answer %v: the search must wait for the indexes", len(idx.waiting), answer)
+	}
+	idx.waiting[0]() // the answer comes in a turn of its own
+	if err := h.node.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if answer != nil {
+		t.Fatalf("the search was answered (%+v) while the set it saw was not durable", *answer)
+	}
+	if err := h.settle(); err != nil {
+		t.Fatal(err)
+	}
+	if answer == nil || !answer.OK || len(answer.Hits) != 1 || answer.Hits[0].Key != "1" {
+		t.Fatalf("after the sync: %+v, want the answer of indexes holding the set's value", answer)
+	}
+}
