@@ -567,8 +567,8 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 		items[i].Stamp = stamp
 	}
 	payload := appendItems(nil, items)
-	if len(payload) > recordPayloadMax {
-		fail(core.CodeTooLarge, "write is %d bytes encoded; the log's record limit is %d", len(payload), recordPayloadMax)
+	if len(payload) > WriteBytesMax {
+		fail(core.CodeTooLarge, "write is %d bytes encoded; one write is at most %d (it must fit one log record and one message to each peer)", len(payload), WriteBytesMax)
 		return
 	}
 	n.gc.Add(core.RecordMesh, payload)
@@ -618,9 +618,15 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 	}
 }
 
-// recordPayloadMax bounds a mesh record's payload: the log's record limit
-// (64 MiB) less its header.
-const recordPayloadMax = 64<<20 - 64
+// WriteBytesMax bounds one write's encoded items, a mesh record's payload.
+// The write must fit the log's record (64 MiB less its header) and also,
+// whole, the replicate message that takes it to each peer, whose transport
+// drops a message over its frame limit (realnet's, 64 MiB; cmd/node checks
+// this against it at start). A write between the two was logged and
+// acknowledged, then dropped on every send and every anti-entropy push,
+// and never reached a peer (found by review). 64 KiB is the room left for
+// a message's header, as for anti-entropy pushes.
+const WriteBytesMax = 64<<20 - 64<<10
 
 // decodeRecord reads the items of a record in a mesh node's log.
 func decodeRecord(r core.Record) ([]Item, error) {
@@ -872,12 +878,18 @@ func (n *Node) release(ps []pending) {
 		case p.reply != nil:
 			p.reply(p.resp)
 		case p.repl != nil:
+			size := 0
 			for j := range p.repl {
-				bytes += itemBytes(&p.repl[j])
+				size += itemBytes(&p.repl[j])
 			}
-			if bytes > replicateBytesMax {
+			// A message holds writes of replicateBytesMax in all, or one
+			// larger write alone, so it fits a peer frame as one write
+			// does (WriteBytesMax). Counting the write that overflowed a
+			// message after the flush keeps the next ones out of its.
+			if bytes > 0 && bytes+size > replicateBytesMax {
 				flush()
 			}
+			bytes += size
 			repl.items = append(repl.items, p.repl...)
 			if !p.quorum.IsZero() {
 				repl.quorum = append(repl.quorum, p.quorum)

@@ -362,6 +362,10 @@ func newMeshNode(o *options, logf func(string, ...any)) (*meshNode, error) {
 	// in a cluster: room for a few seconds of writes at full speed. What a
 	// full queue drops, anti-entropy brings later.
 	pc.QueueMax = 64 << 10
+	if mesh.WriteBytesMax+(64<<10) > pc.FrameBytesMax {
+		// A write goes to every peer whole, in one message.
+		return nil, fmt.Errorf("a write of %d bytes does not fit the peer transport's frame limit of %d", mesh.WriteBytesMax, pc.FrameBytesMax)
+	}
 	if cfg.PushBytesMax+(64<<10) > pc.FrameBytesMax {
 		return nil, fmt.Errorf("anti-entropy pushes of %d bytes do not fit the peer transport's frame limit of %d", cfg.PushBytesMax, pc.FrameBytesMax)
 	}
