@@ -86,6 +86,15 @@ func (m Message) String() string {
 	return s
 }
 
+// EntryBytesMax bounds a write's entry, as the leader proposes it. The
+// entry must fit the log's record and also an append message, which the
+// peer transport drops over its frame limit (realnet's, 64 MiB; cmd/node
+// checks this against it at start): a write between the two was proposed
+// and logged, and then could never reach a follower (found by review).
+// 64 KiB is the room left for the message's header, as for snapshot
+// chunks.
+const EntryBytesMax = 64<<20 - 64<<10
+
 // Limits of a decoded message: a peer's bytes are checked like a client's.
 const (
 	messageEntriesMax    = 1 << 16

@@ -574,6 +574,10 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		reply(core.ErrorResponse(core.CodeTooLarge, "%v", err))
 		return
 	}
+	if len(data) > EntryBytesMax {
+		reply(core.ErrorResponse(core.CodeTooLarge, "write is %d bytes encoded; one write is at most %d (it must fit one log record and one message to each follower)", len(data), EntryBytesMax))
+		return
+	}
 	index, err := n.raft.Propose(data)
 	switch {
 	case errors.Is(err, ErrNotLeader):

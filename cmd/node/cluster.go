@@ -421,6 +421,10 @@ func newClusterNode(o *options, logf func(string, ...any)) (*clusterNode, error)
 	// secret per cluster, which whoever may read and write its data has.
 	pc.Secret = o.hostCfg.AuthSecret
 	pc.TLS = o.tls.peerCf
+	if election.EntryBytesMax+(64<<10) > pc.FrameBytesMax {
+		// A write's entry goes to each follower in one append message.
+		return nil, fmt.Errorf("a write of %d bytes does not fit the peer transport's frame limit of %d", election.EntryBytesMax, pc.FrameBytesMax)
+	}
 	if cfg.SnapChunkBytes+(64<<10) > pc.FrameBytesMax {
 		return nil, errors.New("snapshot chunks do not fit the peer transport's frame limit")
 	}
