@@ -538,3 +538,42 @@ func TestPasswordFromFile(t *testing.T) {
 		}
 	}
 }
+
+// JSON's edge cases are each a bad_request that says what is wrong: a
+// field named twice (which a last-wins decoder would take silently, and a
+// set could then write a value its client did not mean), bytes or escapes
+// that are not UTF-8 ("Strings must be valid UTF-8"), a byte-order mark,
+// JavaScript's non-numbers, nesting past the decoder's depth bound, and a
+// second value after the object. An id of any JSON number, however large,
+// is echoed as sent.
+func TestDecodeRequestJSONEdgeCases(t *testing.T) {
+	deep := strings.Repeat("[", 10001) + strings.Repeat("]", 10001)
+	cases := []struct {
+		line, want string
+	}{
+		{`{"op":"set","key":"a","key":"b","value":"v"}`, "duplicate"},
+		{`{"op":"set","key":"a","value":"v","value":"w"}`, "duplicate"},
+		{`{"op":"set","op":"get","key":"a","value":"v"}`, "duplicate"},
+		{`{"op":"bulk_set","items":[{"key":"a","value":"b","value":"c"}]}`, "duplicate"},
+		{`{"op":"set","key":"` + "\xff" + `","value":"v"}`, "invalid UTF-8"},
+		{`{"op":"set","key":"k","value":"` + "\xc3" + `"}`, "invalid UTF-8"},
+		{`{"op":"set","key":"k","value":"\ud800"}`, "surrogate"},
+		{"\ufeff" + `{"op":"ping"}`, "malformed JSON"},
+		{`{"id":NaN,"op":"ping"}`, "malformed JSON"},
+		{`{"op":"incr","key":"k","delta":Infinity}`, "malformed JSON"},
+		{`{"id":` + deep + `,"op":"ping"}`, "depth"},
+		{`{"op":"ping"} {"op":"ping"}`, "after top-level value"},
+	}
+	for _, c := range cases {
+		req, bad := DecodeRequest([]byte(c.line))
+		if req != nil || bad == nil || bad.Error.Code != CodeBadRequest || !strings.Contains(bad.Error.Message, c.want) {
+			t.Errorf("%.60s: got %+v %+v, want bad_request containing %q", c.line, req, bad, c.want)
+		}
+	}
+	for _, id := range []string{`1e999`, `-0`, `123456789012345678901234567890`, `0.1e-400`} {
+		req, bad := DecodeRequest([]byte(`{"id":` + id + `,"op":"ping"}`))
+		if bad != nil || req == nil || string(req.ID) != id {
+			t.Errorf("id %s: got %+v %+v, want it taken and kept verbatim", id, req, bad)
+		}
+	}
+}
