@@ -368,6 +368,87 @@ func TestDiskFullOnARealFilesystem(t *testing.T) {
 	t.Logf("%d writes of 64 KiB acknowledged before disk_full", len(acked))
 }
 
+// A disk that fills while the node rolls its log to new segments and
+// writes snapshots: a snapshot that does not fit is abandoned, its
+// temporary file removed (it would hold the space a write needs), and the
+// log stays whole; writes that do not fit get disk_full; nothing
+// acknowledged is lost, across a SIGKILL on the full disk too; and once
+// there is room the node writes, and snapshots, again. (Small segments and
+// snapshot thresholds so that both happen within a 2 MiB tmpfs.)
+func TestDiskFullDuringSnapshotsAndLogRolls(t *testing.T) {
+	mnt := filepath.Join(t.TempDir(), "small")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	flags := []string{"--segment-bytes", "131072", "--snapshot-log-bytes", "262144"}
+	s := start(t, mnt, flags...)
+	c := dial(t, s.addr)
+	ctx := context.Background()
+	value := strings.Repeat("v", 8000)
+	var acked []string
+	full := 0
+	for i := 0; i < 400; i++ {
+		key := fmt.Sprint("k", i)
+		err := c.Set(ctx, key, value)
+		switch {
+		case err == nil:
+			acked = append(acked, key)
+		case isCode(err, core.CodeDiskFull):
+			full++
+		default:
+			t.Fatalf("write %d: %v, want ok or disk_full", i, err)
+		}
+	}
+	if full == 0 || !strings.Contains(s.log(), "snapshot failed") {
+		t.Fatalf("3.2 MB into 2 MiB: %d disk_full answers, and no snapshot failed; log:\n%s", full, s.log())
+	}
+	st := roundTrip(t, s.addr, `{"op":"status"}`)[0].Status
+	if st == nil || st.WALSegments < 2 {
+		t.Fatalf("status %+v: want the log rolled to several segments", st)
+	}
+	names, err := filepath.Glob(filepath.Join(mnt, "*.tmp"))
+	if err != nil || len(names) > 0 {
+		t.Errorf("an abandoned snapshot left %v behind on the full disk (%v)", names, err)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, k := range acked {
+			if v, err := c.Get(ctx, k); err != nil || v != value {
+				t.Fatalf("%s %s: %v", when, k, err)
+			}
+		}
+	}
+	check("on the full disk:")
+	kill(s)
+	s = start(t, mnt, flags...)
+	c = dial(t, s.addr)
+	check("after a SIGKILL on the full disk:")
+
+	if out, err := exec.Command("mount", "-o", "remount,size=8m", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	if err := c.Set(ctx, "room", "again"); err != nil {
+		t.Fatalf("a write once there is room: %v", err)
+	}
+	deadline := time.Now().Add(90 * time.Second) // failed snapshots retry after a growing pause
+	for {
+		st := roundTrip(t, s.addr, `{"op":"status"}`)[0].Status
+		if st != nil && st.SnapshotIndex >= uint64(len(acked)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot of the %d writes once there is room: %+v; log:\n%s", len(acked), st, s.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	check("after a snapshot once there is room:")
+	t.Logf("%d writes of 8000 bytes acknowledged, %d answered disk_full", len(acked), full)
+}
+
 // goClient runs f on a goroutine of wg with a client of its own to addr,
 // closed after it; a failure to dial goes to errs.
 func goClient(wg *sync.WaitGroup, addr string, errs chan<- error, f func(c *client.KVClient)) {
