@@ -130,7 +130,10 @@ func (a *AttachedIndexes) Begin() {
 		}
 		return
 	}
-	a.logf("indexes: rebuilding from %d values while serving; searches answer unavailable until it is done", a.total)
+	// Not "while serving": scripts and tests wait for the word "serving"
+	// as the sign that the node listens (found by a cluster test that
+	// dialled a node still recovering).
+	a.logf("indexes: rebuilding from %d values in steps, beside the node's other work; searches answer unavailable until it is done", a.total)
 	a.arm()
 }
 

@@ -115,7 +115,10 @@ func TestIndexesRebuiltWhileServing(t *testing.T) {
 		t.Errorf("the indexes hold %d values, want %d", st.Indexes.Docs, values+1)
 	}
 	log := s.log()
-	for _, want := range []string{fmt.Sprintf("indexes: rebuilding from %d values while serving", values), "values indexed in"} {
+	if strings.Count(log, "serving") != 1 {
+		t.Errorf("the word serving, which scripts wait for, is in the log more than once:\n%s", log)
+	}
+	for _, want := range []string{fmt.Sprintf("indexes: rebuilding from %d values in steps", values), "values indexed in"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log does not say %q:\n%s", want, log)
 		}
