@@ -15,6 +15,17 @@ import (
 	"dkv/realnet"
 )
 
+// clusterRequestBytesDefault is a cluster node's --max-request-bytes
+// unless the flag says otherwise: 4 MiB, not the single node's 16 MiB. The
+// leader's loop reads, logs, sends to each follower and applies one
+// request in one go, some eight copies of it in fresh memory; on the 2-core
+// VM a 15 MB bulk_set held it 0.5–1.5 s, past the followers' election
+// timeout (200–400 ms), and one such request in three or so cost the
+// cluster its leader (found by review). 4 MB requests took 48–181 ms and
+// 8 MB ones 96–309 ms, with no election in 25. etcd's limit is 1.5 MiB
+// for the same reason.
+const clusterRequestBytesDefault = 4 << 20
+
 // The cluster flags. A cluster node is told its own ports and, in two
 // lists, every other node's, in node-id order: node 1 of three lists node 0
 // then node 2. Nothing else is shared, so all nodes must be given the same

@@ -180,3 +180,25 @@ func TestBadClusterFlagsExit2(t *testing.T) {
 		}
 	}
 }
+
+// A cluster node's request limit is 4 MiB unless --max-request-bytes says
+// otherwise; a single node's and a mesh node's stay 16 MiB. The host's
+// limit is the node's.
+func TestClusterRequestLimitDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{seedLine(0), clusterRequestBytesDefault},
+		{append(seedLine(0), "--max-request-bytes", "20000000"), 20_000_000},
+		{[]string{"--port", "0"}, core.DefaultLimits().RequestBytesMax},
+	} {
+		o, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if o.single.Limits.RequestBytesMax != tc.want || o.hostCfg.RequestBytesMax != tc.want {
+			t.Errorf("%v: request limit %d (host %d), want %d", tc.args, o.single.Limits.RequestBytesMax, o.hostCfg.RequestBytesMax, tc.want)
+		}
+	}
+}

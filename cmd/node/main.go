@@ -214,6 +214,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, err
 		}
 		hostCfg.ID = o.cluster.id
+		if !set["max-request-bytes"] {
+			limits.RequestBytesMax = clusterRequestBytesDefault
+		}
 	}
 	if o.mode == "mesh" {
 		if o.mesh, err = resolveMesh(&cf, &mf, o.host, o.port, set[flagKVPort] || set["port"], set); err != nil {
