@@ -97,7 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logFormat, "log-format", logText, "log format: text (human-friendly) or json (one object per line)")
 	logLevel := fs.String("log-level", "info", "least important log lines written: debug, info, warn or error")
 	fs.IntVar(&hostCfg.ConnsMax, "max-conns", hostCfg.ConnsMax, "client connections at once; more are refused")
-	fs.IntVar(&limits.RequestBytesMax, "max-request-bytes", limits.RequestBytesMax, "bytes in one request line (a RESP command: framing included); also bounds a bulk_get's answer and a scan page")
+	fs.IntVar(&limits.RequestBytesMax, "max-request-bytes", limits.RequestBytesMax, "bytes in one request line (a RESP command: framing included); also bounds a bulk_get's answer and a scan page\n(default in a cluster: 4 MiB, so that one request cannot hold the leader past the election timeout)")
 	fs.IntVar(&limits.KeyBytesMax, "max-key-bytes", limits.KeyBytesMax, "bytes in one key")
 	fs.IntVar(&limits.ValueBytesMax, "max-value-bytes", limits.ValueBytesMax, "bytes in one value")
 	fs.IntVar(&limits.BulkEntriesMax, "max-bulk-entries", limits.BulkEntriesMax, "items in one bulk_set, keys in one bulk_get or bulk_delete, keys in one scan page\n"+
