@@ -138,9 +138,9 @@ const (
 // methods do nothing on nil).
 //
 // rebuilding, when it reports true, holds the work back: a rebuild in
-// steps (AttachedIndexes) goes first, and the similarity index's links
-// done meanwhile made a rebuild of 100k values take 8–10 s instead of 2 s
-// (they are better done once, after it, as a rebuild in one go does).
+// steps (AttachedIndexes) has the worker's time first, and the similarity
+// index's links wait for its end, as they did after a rebuild in one go
+// (the indexes defer them from Reset to Loaded anyway).
 func NewIndexPacer(clock Clock, idx Indexes, rebuilding func() bool) *IndexPacer {
 	if idx == nil {
 		return nil

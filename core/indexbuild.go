@@ -164,9 +164,10 @@ func (a *AttachedIndexes) tick() {
 	budget := a.cfg.StepValues
 	if b, ok := a.idx.(IndexBacklog); ok {
 		// Indexes on a goroutine of their own: top their queue up, so
-		// that they never wait for the next tick (which came every 20
-		// ms or so on a loaded VM, where 256 values a tick made a
-		// rebuild of 100k values take 8–10 s against 2 s in one go).
+		// that they never wait for the next tick, whose pace a loaded
+		// machine stretches. (100k values of 1 KB: 10.1–11.9 s from the
+		// start to the rebuild's end, as long as the rebuild in one go
+		// held the start, 9.9–11.7 s.)
 		budget = indexBacklogMax - b.Backlog()
 	}
 	if budget > 0 {
