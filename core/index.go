@@ -140,7 +140,7 @@ const (
 // rebuilding, when it reports true, holds the work back: a rebuild in
 // steps (AttachedIndexes) has the worker's time first, and the similarity
 // index's links wait for its end, as they did after a rebuild in one go
-// (the indexes defer them from Reset to Loaded anyway).
+// (between Reset and Loaded a Put leaves them to Work).
 func NewIndexPacer(clock Clock, idx Indexes, rebuilding func() bool) *IndexPacer {
 	if idx == nil {
 		return nil
