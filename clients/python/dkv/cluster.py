@@ -26,6 +26,7 @@ from .errors import (
     ResponseTooLarge,
     ServerError,
     TLSError,
+    TooManyConnections,
     UnknownOutcome,
     response_error,
 )
@@ -107,7 +108,8 @@ class ClusterKVClient(_Calls, _Walks):
     Finding the leader. A call goes to the last node known to lead or, when
     none is known, to the given nodes in turn. A not_leader answer naming
     the leader sends the call there at once; one naming none, unavailable,
-    a node that cannot be reached or does not answer within
+    a node that cannot be reached, refused the connection before the call
+    went out (too_many_connections) or does not answer within
     ``attempt_timeout`` sends it to the next node after a backoff (10 ms
     doubling to 250 ms). A call makes at most ``max_attempts`` attempts,
     all within ``timeout``.
@@ -424,7 +426,7 @@ class ClusterKVClient(_Calls, _Walks):
                     last = se
                 else:
                     unknown = unknown or (write and sent)
-                    if time.monotonic() >= deadline or not _retryable(err):
+                    if time.monotonic() >= deadline or not _retryable(err, sent):
                         raise give_up(err)
                     last = err
                     addr = self._after(addr)
@@ -455,12 +457,17 @@ class ClusterKVClient(_Calls, _Walks):
             n._lock.release()
 
 
-def _retryable(err):
+def _retryable(err, sent):
     """Whether a failed attempt may be tried again at another node: it could
-    not be reached, its connection broke, or it did not answer in time. Not
-    a closed client, nor a response the client could not read."""
+    not be reached, its connection broke, it did not answer in time, or it
+    refused the connection before the request went out (too_many_connections,
+    on connect or on an idle connection: the Go client moves on there too;
+    found by review). Not a closed client, nor a response the client could
+    not read."""
     if isinstance(err, (ClientClosed, ProtocolError, ResponseTooLarge)):
         return False
+    if isinstance(err, TooManyConnections) and not sent:
+        return True
     return isinstance(err, (ConnectionFailed, RequestTimeout))
 
 

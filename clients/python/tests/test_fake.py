@@ -907,6 +907,22 @@ class ClusterFakeTest(unittest.TestCase):
                     if r["op"] in ("get", "status"):
                         self.assertNotIn("client_id", r)
 
+    def test_refusal_before_sending_moves_on(self):
+        # A node that refuses the connection (too_many_connections, sent on
+        # connect, then closed) took nothing: the call goes on to the next
+        # node, as the Go client's does, rather than ending with the
+        # refusal.
+        def refuses(server, n, sock, rfile):
+            sock.sendall(b'{"ok":false,"error":{"code":"too_many_connections","message":"1024 connections"}}\n')
+
+        with FakeServer(refuses) as full, FakeServer(echo_handler) as leader:
+            with dkv.ClusterKVClient(kv_ports=[full.port, leader.port], timeout=5) as c:
+                time.sleep(0.05)  # the refusal is there before the first send
+                c.Set("a", "1")
+                self.assertEqual(c.Get("a"), "1")
+            self.assertEqual(full.requests, [])
+            self.assertEqual(leader.ops(), ["set", "get"])
+
     def test_unknown_outcome_is_retried_under_the_same_seq(self):
         # The first node takes the write and dies mid-reply; the client
         # sends it again, same client_id and seq, to the next node, whose
