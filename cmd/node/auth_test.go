@@ -133,7 +133,7 @@ func TestAuthRefusalsAreCounted(t *testing.T) {
 	if code(resps[0]) != "auth_required" || code(resps[1]) != "auth_failed" || !resps[2].OK || code(resps[3]) != "not_found" {
 		t.Fatalf("responses: %+v", resps)
 	}
-	wantGrowth(t, before, getScrape(t, maddr), map[string]float64{
+	wantGrowth(t, maddr, before, map[string]float64{
 		`dkv_requests_total{op="invalid",code="auth_required"}`: 1,
 		`dkv_requests_total{op="invalid",code="auth_failed"}`:   1,
 		`dkv_requests_total{op="get",code="not_found"}`:         1,
