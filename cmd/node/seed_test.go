@@ -316,10 +316,10 @@ func isCode(err error, code string) bool {
 	return errors.As(err, &se) && se.Code == code
 }
 
-// A full disk fails the write that does not fit with disk_full, keeps the
-// server up for reads and later writes, and loses nothing acknowledged. It
-// needs a small filesystem: a tmpfs, which only root may mount.
-func TestDiskFullOnARealFilesystem(t *testing.T) {
+// smallTmpfs mounts a 2 MiB tmpfs for a test to fill, or skips the test
+// where it cannot (mounting needs root); it is unmounted at the end.
+func smallTmpfs(t *testing.T) string {
+	t.Helper()
 	mnt := filepath.Join(t.TempDir(), "small")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
@@ -328,6 +328,14 @@ func TestDiskFullOnARealFilesystem(t *testing.T) {
 		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	return mnt
+}
+
+// A full disk fails the write that does not fit with disk_full, keeps the
+// server up for reads and later writes, and loses nothing acknowledged. It
+// needs a small filesystem: a tmpfs, which only root may mount.
+func TestDiskFullOnARealFilesystem(t *testing.T) {
+	mnt := smallTmpfs(t)
 	s := start(t, mnt)
 	c := dial(t, s.addr)
 	ctx := context.Background()
@@ -376,14 +384,7 @@ func TestDiskFullOnARealFilesystem(t *testing.T) {
 // there is room the node writes, and snapshots, again. (Small segments and
 // snapshot thresholds so that both happen within a 2 MiB tmpfs.)
 func TestDiskFullDuringSnapshotsAndLogRolls(t *testing.T) {
-	mnt := filepath.Join(t.TempDir(), "small")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mnt := smallTmpfs(t)
 	flags := []string{"--segment-bytes", "131072", "--snapshot-log-bytes", "262144"}
 	s := start(t, mnt, flags...)
 	c := dial(t, s.addr)
