@@ -64,10 +64,10 @@ type HostConfig struct {
 	// long after it was accepted (with AuthSecret only).
 	AuthTimeout time.Duration
 	// TLS, when set, makes the client port speak TLS only (tls.go): a
-	// connection is served after its handshake, by a reader and a writer
-	// goroutine whatever EventLoops says, since the loops read sockets
-	// themselves. A client that speaks plain text is answered an error
-	// saying so and closed.
+	// connection is served after its handshake, which runs on a goroutine
+	// of its own, by an event loop through a pipe (tlspipe.go), or by a
+	// reader and a writer goroutine where EventLoops is 0. A client that
+	// speaks plain text is answered an error saying so and closed.
 	TLS *tls.Config
 }
 

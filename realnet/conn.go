@@ -196,6 +196,10 @@ type conn struct {
 	// nothing owed: nothing else reads the socket, so it may linger on it.
 	readerDone bool
 
+	// tls is the pipe under a TLS connection that an event loop serves
+	// (tlspipe.go), nil for any other; set at accept.
+	tls *tlsPipe
+
 	// reads and writes count the socket's read and write calls, for the
 	// tests that hold the host to one of each per batch.
 	reads, writes atomic.Int64
@@ -349,7 +353,7 @@ func (c *conn) sendNow() bool {
 		return false
 	}
 	defer c.wmu.Unlock()
-	if len(c.pending) > 0 || (c.lp != nil && c.ls.fd < 0) {
+	if len(c.pending) > 0 || (c.lp != nil && c.ls.fd < 0) || c.tlsOutLeft() {
 		// A closed loop connection's descriptor number may belong to
 		// another connection by now: never write to it.
 		return false
@@ -370,6 +374,9 @@ func (c *conn) sendNow() bool {
 		if c.sent < len(buf) {
 			c.pending = append(c.pending, buf[c.sent:]...)
 			return false
+		}
+		if c.tlsOutLeft() {
+			return false // the loop sends the rest when the socket takes it
 		}
 	}
 }
@@ -427,6 +434,11 @@ func (c *conn) encodeReady(buf []byte) (_ []byte, k int, gone bool) {
 
 // rawWrite is sendNow's write: as much of loopBuf as the socket takes now.
 func (c *conn) rawWrite(fd uintptr) bool {
+	if c.tls != nil {
+		n, _ := c.sendLoop(c.loopBuf[c.sent:])
+		c.sent += n
+		return true
+	}
 	for c.sent < len(c.loopBuf) {
 		c.writes.Add(1)
 		m, err := sendNonblock(int(fd), c.loopBuf[c.sent:])
@@ -439,6 +451,59 @@ func (c *conn) rawWrite(fd uintptr) bool {
 		c.sent += m
 	}
 	return true // never wait for the socket here
+}
+
+// sendLoop writes b to a loop connection's socket until it is all out or
+// the socket is full (ok) or the write fails (!ok); called with wmu held.
+// A TLS connection's b is encrypted whole into its pipe once what the pipe
+// held before is out, and n counts the bytes encrypted: what the socket
+// did not take of them waits in the pipe (tlsOutLeft).
+func (c *conn) sendLoop(b []byte) (n int, ok bool) {
+	p := c.tls
+	if p == nil {
+		return c.sendSocket(b)
+	}
+	if !p.send(c.sendSocket) {
+		return 0, false
+	}
+	if len(b) == 0 || p.outLen() > 0 {
+		return 0, true
+	}
+	if _, err := p.tc.Write(b); err != nil {
+		return 0, false
+	}
+	return len(b), p.send(c.sendSocket)
+}
+
+// tlsOutLeft reports whether a loop's TLS connection has encrypted bytes
+// that its socket has not taken yet.
+func (c *conn) tlsOutLeft() bool { return c.tls != nil && c.tls.outLen() > 0 }
+
+// tlsSent is how many encrypted bytes a loop's TLS connection has sent (0
+// for any other connection).
+func (c *conn) tlsSent() int64 {
+	if c.tls == nil {
+		return 0
+	}
+	return c.tls.sentBytes()
+}
+
+// sendSocket is sendLoop's write to the socket, with wmu held.
+func (c *conn) sendSocket(b []byte) (n int, ok bool) {
+	for n < len(b) {
+		m, err := sendNonblock(c.ls.fd, b[n:])
+		c.writes.Add(1)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return n, true
+		case err != nil || m <= 0:
+			return n, false
+		}
+		n += m
+	}
+	return n, true
 }
 
 // readerStopped tells the writer that nothing more will be queued.
@@ -458,6 +523,13 @@ func (c *conn) shutdown() {
 		close(c.stop)
 		if c.lp != nil {
 			c.lp.kick(c)
+			return
+		}
+		if c.tls != nil {
+			// Its handshake runs (handshakeForLoop): end it, as no
+			// reply is owed yet. (c.lp is set under Host.mu, which
+			// the caller holds.)
+			c.nc.SetDeadline(time.Now())
 			return
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))

@@ -3,6 +3,7 @@
 package realnet
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -86,6 +87,7 @@ type eloop struct {
 	runnable     [1]metrics.Sample
 	work         []*conn
 	wbuf         []byte
+	tlsBuf       []byte // what a TLS connection's socket read takes (readTLS)
 }
 
 func newEloop(h *Host) (*eloop, error) {
@@ -161,6 +163,46 @@ func (h *Host) loopConn(nc net.Conn) (*conn, error) {
 	c.lp = h.loops[h.nextLoop%uint64(len(h.loops))]
 	h.nextLoop++
 	return c, nil
+}
+
+// handshakeForLoop runs the server's side of a TLS connection's handshake
+// (c.tls, which the accept loop made) on a goroutine of its own, then hands
+// the socket to the next loop in turn and the pipe to the loop's reads and
+// writes. A handshake takes round trips, which a loop must not wait for.
+// Until the loop takes it, c has no loop and no descriptor: a stop
+// (closeConns) finds it with c.lp nil, and c.shutdown ends the handshake.
+func (h *Host) handshakeForLoop(c *conn) {
+	defer h.wg.Done()
+	tc := c.nc.(*tls.Conn)
+	p := c.tls
+	if err := c.handshake(tc); err != nil {
+		p.Close() // (refusePlaintext closed a plain-text client's already)
+		h.forget(c)
+		return
+	}
+	fd, err := sockfd.DupNonblock(p.Conn)
+	p.Conn.Close()
+	if err != nil {
+		h.logf("cannot serve a connection from %v: %v", p.RemoteAddr(), err)
+		h.forget(c)
+		return
+	}
+	p.detach()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		unix.Close(fd)
+		delete(h.conns, c)
+		if h.metrics != nil {
+			h.metrics.Conn(-1)
+		}
+		return
+	}
+	c.ls.fd = fd
+	c.lp = h.loops[h.nextLoop%uint64(len(h.loops))]
+	h.nextLoop++
+	// Under mu, as accept adopts: closeConns must find it with its loop.
+	c.lp.adoptConn(c)
 }
 
 // adoptConn hands c to its loop, which registers it.
@@ -563,6 +605,12 @@ func (lp *eloop) register(c *conn) {
 	}
 	c.ls.events = unix.EPOLLIN
 	lp.setReadDeadline(c)
+	if c.tls != nil {
+		// The handshake's reads may have taken the client's first
+		// records (a TLS 1.3 client sends its request with its Finished).
+		c.tls.more = true
+		lp.readTLS(c, false)
+	}
 }
 
 // kicked looks at c after a kick.
@@ -595,12 +643,19 @@ func (lp *eloop) kicked(c *conn) {
 		return
 	}
 	lp.afterRead(c)
+	if c.tls != nil && c.tls.pending() && c.ls.reading && !c.ls.paused {
+		lp.readTLS(c, false) // what TLS holds, which no socket read announces
+	}
 }
 
 // read reads c's socket once and frames what came. Level-triggered, a
 // socket with more to read is reported again by the next wait, which
 // costs no read that finds nothing.
 func (lp *eloop) read(c *conn) {
+	if c.tls != nil {
+		lp.readTLS(c, true)
+		return
+	}
 	rd := &c.rd
 	space := rd.buf[rd.end:]
 	if len(space) == 0 {
@@ -623,6 +678,78 @@ func (lp *eloop) read(c *conn) {
 		return
 	}
 	lp.afterRead(c)
+}
+
+// readTLS is read for a TLS connection: the socket's bytes go to TLS
+// (c.tls), and what TLS decrypts to the connection's buffer, to be framed
+// as any connection's. One socket read may hold many records; they are
+// all decrypted and framed here, as far as the connection takes them (a
+// pause at the in-flight limit stops it, and kicked goes on). A read of
+// the socket is made only once TLS holds nothing that the last one left
+// (tlsPipe.pending): level-triggered, epoll reports the socket again while
+// it has bytes, but nothing would report what TLS holds.
+func (lp *eloop) readTLS(c *conn, fromSocket bool) {
+	p := c.tls
+	if fromSocket && !p.pending() {
+		if lp.tlsBuf == nil {
+			lp.tlsBuf = make([]byte, readBufBytes)
+		}
+		n, again, err := readSocket(c.ls.fd, lp.tlsBuf)
+		c.reads.Add(1)
+		switch {
+		case again:
+			return
+		case err != nil:
+			p.end = err // TLS is told once it has taken what came before
+		default:
+			p.feed(lp.tlsBuf[:n])
+		}
+	}
+	defer p.keep()
+	for c.ls.reading && !c.ls.paused && !c.ls.closed {
+		n, err := lp.decrypt(c)
+		if n > 0 && !c.consume(n, lp.now) {
+			lp.readStop(c, c.rd.err)
+			return
+		}
+		if err == errTLSDry {
+			break
+		}
+		if err != nil {
+			// The end of the stream, its failure, or a record TLS
+			// refused (it wrote its alert into the pipe; readStop's
+			// flush sends it).
+			lp.readStop(c, err)
+			return
+		}
+		if n == 0 {
+			break // (consume always leaves room; never spin)
+		}
+	}
+	if c.tlsOutLeft() {
+		lp.flush(c) // TLS answered a record itself (a key update)
+	}
+	if !c.ls.closed && c.ls.reading {
+		lp.afterRead(c)
+	}
+}
+
+// decrypt fills c's read buffer from TLS as far as it goes. err is nil if
+// the buffer filled (TLS may hold more: p.more), errTLSDry once TLS needs
+// bytes from the socket, or why the stream ended.
+func (lp *eloop) decrypt(c *conn) (n int, err error) {
+	rd, p := &c.rd, c.tls
+	space := rd.buf[rd.end:]
+	for n < len(space) {
+		var m int
+		m, err = p.tc.Read(space[n:])
+		n += m
+		if err != nil {
+			break
+		}
+	}
+	p.more = err == nil
+	return n, err
 }
 
 // readSocket reads a non-blocking socket into b (not empty), again on
@@ -741,13 +868,15 @@ func (lp *eloop) flush(c *conn) {
 		return
 	}
 	ok, progress, gone := true, false, false
-	if len(c.pending) > 0 {
+	if len(c.pending) > 0 || c.tlsOutLeft() {
+		// (For TLS, what the pipe holds goes first: see conn.sendLoop.)
+		sentBefore := c.tlsSent()
 		var n int
 		n, ok = lp.write(c, c.pending)
-		progress = n > 0
+		progress = n > 0 || c.tlsSent() != sentBefore
 		c.pending = c.pending[:copy(c.pending, c.pending[n:])]
 	}
-	for ok && len(c.pending) == 0 {
+	for ok && len(c.pending) == 0 && !c.tlsOutLeft() {
 		// At most sendAheadBytesMax encoded at a time (encodeReady):
 		// the rest stays owed until the socket takes this.
 		var buf []byte
@@ -767,7 +896,7 @@ func (lp *eloop) flush(c *conn) {
 	if len(c.pending) == 0 {
 		c.pending = keepSendBuf(c.pending)
 	}
-	c.ls.outWanted = len(c.pending) > 0
+	c.ls.outWanted = len(c.pending) > 0 || c.tlsOutLeft()
 	c.wmu.Unlock()
 	if !ok {
 		lp.close(c)
@@ -797,29 +926,22 @@ func (lp *eloop) flush(c *conn) {
 }
 
 // write writes b to c's socket until it is all out or the socket is full
-// (ok) or the write fails (!ok). It is called with wmu held.
-func (lp *eloop) write(c *conn, b []byte) (n int, ok bool) {
-	for n < len(b) {
-		m, err := sendNonblock(c.ls.fd, b[n:])
-		c.writes.Add(1)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return n, true
-		case err != nil || m <= 0:
-			return n, false
-		}
-		n += m
-	}
-	return n, true
-}
+// (ok) or the write fails (!ok), encrypted for a TLS connection
+// (conn.sendLoop). It is called with wmu held.
+func (lp *eloop) write(c *conn, b []byte) (n int, ok bool) { return c.sendLoop(b) }
 
 // linger shuts the server's side of c and reads and drops what the client
 // still sends, for a moment, before closing (see lingerClose).
 func (lp *eloop) linger(c *conn) {
 	if c.ls.lingering || c.ls.closed {
 		return
+	}
+	if c.tls != nil {
+		// TLS's closing alert first, as far as the socket takes it.
+		c.wmu.Lock()
+		c.tls.tc.CloseWrite()
+		c.sendLoop(nil)
+		c.wmu.Unlock()
 	}
 	if err := unix.Shutdown(c.ls.fd, unix.SHUT_WR); err != nil {
 		lp.close(c)

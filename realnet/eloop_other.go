@@ -33,6 +33,8 @@ func (h *Host) stopLoops() {}
 
 func (h *Host) loopConn(nc net.Conn) (*conn, error) { return nil, nil }
 
+func (h *Host) handshakeForLoop(c *conn) { panic("realnet: no event loops on this system") }
+
 func (h *Host) adoptFrames(nc net.Conn, frameMax int, idle time.Duration, deliver func(msg []byte), stop <-chan struct{}) (frameStream, error) {
 	return nil, nil
 }

@@ -173,8 +173,8 @@ func NewHost(node core.Node, disk core.Disk, cfg HostConfig) (*Host, error) {
 	// the collector.
 	loopsWait := cfg.EventLoops > 0 && cfg.EventLoops < runtime.GOMAXPROCS(0)
 	prepare := cfg.Prepare
-	if cfg.EventLoops == 1 && cfg.TLS == nil {
-		prepare = nil // TLS connections have goroutines of their own
+	if cfg.EventLoops == 1 {
+		prepare = nil // one goroutine reads every connection: see Host.prepare
 	}
 	h := &Host{
 		node:      node,
@@ -715,10 +715,20 @@ func (h *Host) accept(ln net.Listener) {
 			continue
 		}
 		backoff = 0
+		var pipe *tlsPipe
 		if h.cfg.TLS != nil {
-			// Its handshake runs on the connection's reader
+			// Its handshake runs on a goroutine of its own
+			// (handshakeForLoop), on the connection's reader
 			// (conn.handshake) or on reject's goroutine, not here.
-			nc = tls.Server(nc, h.cfg.TLS)
+			if len(h.loops) > 0 {
+				pipe = newTLSPipe(nc)
+				nc = pipe
+			}
+			tc := tls.Server(nc, h.cfg.TLS)
+			if pipe != nil {
+				pipe.tc = tc
+			}
+			nc = tc
 		}
 		h.mu.Lock()
 		switch {
@@ -741,6 +751,19 @@ func (h *Host) accept(ln net.Listener) {
 			h.mu.Unlock()
 			h.logRefusal(nc)
 			go h.reject(nc)
+		case pipe != nil:
+			// An event loop serves it once its handshake is done.
+			c := newConn(h, nc)
+			c.tls = pipe
+			c.ls.fd = -1
+			h.connsTaken.Add(1)
+			h.conns[c] = struct{}{}
+			h.wg.Add(1)
+			h.mu.Unlock()
+			go h.handshakeForLoop(c)
+			if h.metrics != nil {
+				h.metrics.Conn(1)
+			}
 		default:
 			// An event loop serves it if there are loops and it is a
 			// socket; else a reader and a writer goroutine.

@@ -16,11 +16,13 @@ import (
 // handshakes under deadlines and tells a client that spoke plain text to a
 // TLS port why it is being closed.
 //
-// A TLS connection is served by a reader and a writer goroutine, never by
-// an event loop: the loops read and write sockets with system calls of
-// their own, under which TLS's records would pass undecrypted. sockfd
-// finds no descriptor in a *tls.Conn, so loopConn and adoptFrames decline
-// it without being told.
+// A client's TLS connection is served by an event loop where there are
+// loops: its handshake runs on a goroutine of its own (handshakeForLoop),
+// then the loop reads and writes the socket and a tlsPipe carries the bytes
+// to and from the tls.Conn (tlspipe.go). Where EventLoops is 0 a reader and
+// a writer goroutine serve it. A peer's TLS connection is always served by
+// goroutines: sockfd finds no descriptor in a *tls.Conn, so adoptFrames
+// declines it without being told.
 
 // tlsHandshakeTimeout bounds a client's TLS handshake on the client port,
 // from when its reader starts, just after accept: a handshake takes a few

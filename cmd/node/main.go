@@ -154,14 +154,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, err
 		}
 	}
-	if tf.certFile != "" {
-		// TLS connections are served by goroutines (realnet/tls.go); a
-		// loop would have nothing to serve.
-		if set["event-loops"] && hostCfg.EventLoops > 0 {
-			return nil, fmt.Errorf("--event-loops %d: TLS connections are served by goroutines, not event loops; drop --event-loops or give 0 with --tls-cert", hostCfg.EventLoops)
-		}
-		hostCfg.EventLoops = 0
-	}
 	if hostCfg.EventLoops < 0 || hostCfg.EventLoops > realnet.EventLoopsMax {
 		return nil, fmt.Errorf("--event-loops must be in 0..%d, not %d", realnet.EventLoopsMax, hostCfg.EventLoops)
 	}
@@ -486,7 +478,9 @@ func run(args []string, stderr io.Writer) int {
 		if o.tls.flags.clientCAFile != "" {
 			msg += fmt.Sprintf(" and requires client certificates of --tls-client-ca %s", o.tls.flags.clientCAFile)
 		}
-		msg += "; a reader and a writer goroutine serve each connection (--event-loops 0)"
+		if o.hostCfg.EventLoops == 0 {
+			msg += "; a reader and a writer goroutine serve each connection (--event-loops 0)"
+		}
 		logs.Info(msg, "event", "tls")
 	}
 	if o.tls.peer != nil {

@@ -214,7 +214,6 @@ func TestTLSUsageErrors(t *testing.T) {
 		{[]string{"--tls-cert", expiredCert, "--tls-key", expiredKey}, "the certificate expired at"},
 		{[]string{"--tls-cert", "/no/such/cert.pem", "--tls-key", f.Key}, "open /no/such/cert.pem: no such file or directory"},
 		{[]string{"--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-client-ca", f.Key}, "--tls-client-ca: " + f.Key + ": no PEM certificate in it"},
-		{[]string{"--tls-cert", f.Cert, "--tls-key", f.Key, "--event-loops", "2"}, "TLS connections are served by goroutines"},
 		{[]string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key}, "--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together"},
 		{[]string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA}, "a single node has none"},
 		{append([]string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", other.CA}, cluster...),

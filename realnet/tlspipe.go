@@ -1,0 +1,198 @@
+package realnet
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+)
+
+// tlsPipe is the net.Conn under the tls.Conn of a TLS connection that an
+// event loop serves. The loops read and write sockets with system calls of
+// their own, so TLS cannot own the socket; it owns a pipe instead:
+//
+//   - During the handshake, which runs on a goroutine of its own before a
+//     loop takes the connection (Host.handshakeForLoop), the pipe is the
+//     accepted TCP connection, deadlines and all.
+//   - Then the pipe is detached: the loop owns the socket. It puts what it
+//     reads from the socket in the pipe (feed) for the tls.Conn to decrypt,
+//     and sends what the tls.Conn wrote into it (out).
+//
+// A read that finds nothing fed returns errTLSDry, a temporary net.Error:
+// tls.Conn keeps no temporary error (it is not sticky, unlike any other),
+// and a partial record stays in its buffer for the next read. So a
+// tls.Conn is a TLS state machine driven by the loop's buffers, which
+// crypto/tls offers as such only for QUIC.
+//
+// Only the loop goroutine reads (and feeds); writes come from whoever
+// holds the connection's wmu, and from the loop's reads, when TLS answers
+// a record itself (an alert, a key update): outMu orders them.
+type tlsPipe struct {
+	net.Conn // the TCP connection; closed once detached
+	tc       *tls.Conn
+
+	local, remote net.Addr
+	detached      bool
+
+	// in is ciphertext fed and not yet taken by TLS. It points into the
+	// loop's read buffer while the loop decrypts (shared), and is moved
+	// into own, the pipe's buffer, if TLS leaves some of it (keep).
+	in     []byte
+	own    []byte
+	shared bool
+	// end is the socket's end of stream (io.EOF) or failure, which TLS is
+	// given once it has taken everything fed before it.
+	end error
+	// more says that TLS may hold decrypted bytes, or whole records, that
+	// the last read had no room for: the loop decrypts again before it
+	// reads the socket, which would not tell it.
+	more bool
+
+	outMu sync.Mutex
+	out   []byte // ciphertext TLS wrote, not yet sent
+	sent  int64  // bytes of out sent so far, for the write deadline's progress
+}
+
+func newTLSPipe(nc net.Conn) *tlsPipe {
+	return &tlsPipe{Conn: nc, local: nc.LocalAddr(), remote: nc.RemoteAddr()}
+}
+
+// errTLSDry is a detached pipe's read with nothing fed.
+var errTLSDry net.Error = tlsDryError{}
+
+type tlsDryError struct{}
+
+func (tlsDryError) Error() string   { return "realnet: no TLS bytes fed yet" }
+func (tlsDryError) Timeout() bool   { return true }
+func (tlsDryError) Temporary() bool { return true }
+
+// detach hands the socket to the loop: from now on the pipe reads what is
+// fed and keeps what is written. The caller closes the TCP connection.
+func (p *tlsPipe) detach() { p.detached = true }
+
+func (p *tlsPipe) Read(b []byte) (int, error) {
+	if !p.detached {
+		return p.Conn.Read(b)
+	}
+	if len(p.in) == 0 {
+		if p.end != nil {
+			return 0, p.end
+		}
+		return 0, errTLSDry
+	}
+	n := copy(b, p.in)
+	p.in = p.in[n:]
+	return n, nil
+}
+
+func (p *tlsPipe) Write(b []byte) (int, error) {
+	if !p.detached {
+		return p.Conn.Write(b)
+	}
+	p.outMu.Lock()
+	p.out = append(p.out, b...)
+	p.outMu.Unlock()
+	return len(b), nil
+}
+
+// Close closes the TCP connection before the pipe is detached; after, the
+// loop closes the socket it owns.
+func (p *tlsPipe) Close() error {
+	if !p.detached {
+		return p.Conn.Close()
+	}
+	return nil
+}
+
+// CloseWrite lets lingerClose shut a refused connection's sending side.
+func (p *tlsPipe) CloseWrite() error {
+	if hc, ok := p.Conn.(interface{ CloseWrite() error }); ok && !p.detached {
+		return hc.CloseWrite()
+	}
+	return nil
+}
+
+func (p *tlsPipe) LocalAddr() net.Addr  { return p.local }
+func (p *tlsPipe) RemoteAddr() net.Addr { return p.remote }
+
+// The deadlines are the TCP connection's during the handshake; the loop
+// keeps its own after (eloop.sweep).
+func (p *tlsPipe) SetDeadline(t time.Time) error {
+	if !p.detached {
+		return p.Conn.SetDeadline(t)
+	}
+	return nil
+}
+
+func (p *tlsPipe) SetReadDeadline(t time.Time) error {
+	if !p.detached {
+		return p.Conn.SetReadDeadline(t)
+	}
+	return nil
+}
+
+func (p *tlsPipe) SetWriteDeadline(t time.Time) error {
+	if !p.detached {
+		return p.Conn.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// feed gives TLS b, read from the socket into a buffer the loop reuses:
+// keep must run before the buffer is read into again.
+func (p *tlsPipe) feed(b []byte) {
+	if len(p.in) != 0 {
+		panic("realnet: TLS fed before it took what it was fed before")
+	}
+	p.in, p.shared = b, true
+}
+
+// keep moves what TLS left of the fed bytes into the pipe's own buffer.
+func (p *tlsPipe) keep() {
+	if !p.shared {
+		return
+	}
+	p.shared = false
+	if len(p.in) == 0 {
+		p.in = nil
+		return
+	}
+	p.own = append(p.own[:0], p.in...)
+	p.in = p.own
+}
+
+// pending reports whether TLS has, or may have, bytes to decrypt that no
+// socket read will announce.
+func (p *tlsPipe) pending() bool { return p.more || len(p.in) > 0 }
+
+// outLen is how many bytes TLS wrote that wait to be sent.
+func (p *tlsPipe) outLen() int {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	return len(p.out)
+}
+
+// sentBytes is how many bytes of what TLS wrote have been sent.
+func (p *tlsPipe) sentBytes() int64 {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	return p.sent
+}
+
+// send writes what TLS wrote to the socket through write (the loop's
+// non-blocking write), as much as it takes; what it does not take stays
+// for the next send. It reports false if the socket failed.
+func (p *tlsPipe) send(write func([]byte) (int, bool)) bool {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	if len(p.out) == 0 {
+		return true
+	}
+	n, ok := write(p.out)
+	p.sent += int64(n)
+	p.out = p.out[:copy(p.out, p.out[n:])]
+	if len(p.out) == 0 && cap(p.out) > sendBufKeepBytesMax {
+		p.out = nil
+	}
+	return ok
+}
