@@ -143,7 +143,8 @@ func TestThroughputReportsEveryFigure(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, want := range []string{"baseline:", "group commit:", "cpu bound:", "store size:", "one client:", "restart:", "UNSAFE", "server CPU/op",
-		"durable over TLS, 0 keys", "TLS:          over TLS / plain on the same host (goroutines) = "} {
+		"durable over TLS, 0 keys", "durable over TLS, 0 keys, goroutines", "TLS:          over TLS / plain, both on the default host (event loop) = ",
+		"over TLS, event loop / goroutines (--event-loops 0) = "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -73,10 +73,10 @@ type throughputLoad struct {
 type loadKind uint8
 
 const (
-	loadDurable    loadKind = iota
-	loadUnsafe              // --unsafe-no-fsync: the CPU-bound reference
-	loadGoroutines          // --event-loops 0: TLS's host, without TLS
-	loadTLS                 // --tls-cert: the same, over TLS
+	loadDurable       loadKind = iota
+	loadUnsafe                 // --unsafe-no-fsync: the CPU-bound reference
+	loadTLS                    // --tls-cert: the default host, over TLS
+	loadTLSGoroutines          // --tls-cert --event-loops 0: TLS served by goroutines
 )
 
 func (r runResult) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
@@ -96,7 +96,7 @@ func runThroughput(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.dir, "dir", ".", "directory (on the disk to test) for data directories; removed afterwards")
 	fs.StringVar(&cfg.nodeBin, "node-bin", "", "prebuilt cmd/node binary (default: build one)")
 	fs.BoolVar(&cfg.unsafeRef, "unsafe-reference", true, "also run with --unsafe-no-fsync, as the CPU-bound reference")
-	fs.BoolVar(&cfg.tls, "tls", false, "also measure the empty store over TLS (--tls-cert), against a plain server of the same host\n(--event-loops 0, since TLS connections get goroutines), with --clients clients each")
+	fs.BoolVar(&cfg.tls, "tls", false, "also measure the empty store over TLS (--tls-cert), served by the event loop as plain connections are\nand by goroutines (--event-loops 0), with --clients clients each")
 	fs.StringVar(&sweep, "sweep", "", "comma-separated client counts (e.g. 1,2,5,10,20) also measured on the empty store, durable and with\n--unsafe-no-fsync, for the throughput-against-clients plot (default: 1 client, durable only)")
 	fs.StringVar(&cfg.plotDir, "plot", "", "directory to write PNG plots into: throughput and latency percentiles against clients")
 	if err := fs.Parse(args); err != nil {
@@ -274,8 +274,8 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 			flags []string
 			opts  []client.Option
 		}{
-			{"durable, 0 keys, goroutines", loadGoroutines, []string{"--event-loops", "0"}, nil},
 			{"durable over TLS, 0 keys", loadTLS, []string{"--tls-cert", certs.Cert, "--tls-key", certs.Key}, []client.Option{client.WithTLS(tc)}},
+			{"durable over TLS, 0 keys, goroutines", loadTLSGoroutines, []string{"--tls-cert", certs.Cert, "--tls-key", certs.Key, "--event-loops", "0"}, []client.Option{client.WithTLS(tc)}},
 		} {
 			p, err := nodeproc.Start(bin, filepath.Join(work, fmt.Sprintf("data-tls-%d", v.kind)), v.flags...)
 			if err != nil {
@@ -326,7 +326,7 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		return err
 	}
 	var results, unsafeRuns, tlsRuns []runResult
-	var goroutinesRun, tlsRun *runResult
+	var goroutinesRun, tlsRun *runResult // over TLS: on goroutines, on the default host
 	for _, l := range loads {
 		r := l.sys.res
 		r.keys = l.keys
@@ -336,7 +336,7 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		switch l.kind {
 		case loadUnsafe:
 			unsafeRuns = append(unsafeRuns, r)
-		case loadGoroutines, loadTLS:
+		case loadTLS, loadTLSGoroutines:
 			tlsRuns = append(tlsRuns, r)
 		default:
 			results = append(results, r)
@@ -418,12 +418,13 @@ func throughput(cfg throughputConfig, out io.Writer) error {
 		}
 	}
 	if tlsRun != nil && goroutinesRun != nil {
-		fmt.Fprintf(out, "TLS:          over TLS / plain on the same host (goroutines) = %.2f; server CPU per op %.1f against %.1f µs",
-			tlsRun.rate()/goroutinesRun.rate(), float64(tlsRun.cpu.Nanoseconds())/1000, float64(goroutinesRun.cpu.Nanoseconds())/1000)
+		us := func(r *runResult) float64 { return float64(r.cpu.Nanoseconds()) / 1000 }
 		if first != nil {
-			fmt.Fprintf(out, "; / the default host (event loop) = %.2f", tlsRun.rate()/first.rate())
+			fmt.Fprintf(out, "TLS:          over TLS / plain, both on the default host (event loop) = %.2f; server CPU per op %.1f against %.1f µs\n",
+				tlsRun.rate()/first.rate(), us(tlsRun), us(first))
 		}
-		fmt.Fprintln(out)
+		fmt.Fprintf(out, "              over TLS, event loop / goroutines (--event-loops 0) = %.2f; server CPU per op %.1f against %.1f µs\n",
+			tlsRun.rate()/goroutinesRun.rate(), us(tlsRun), us(goroutinesRun))
 	}
 	if restartKeys > 0 {
 		fmt.Fprintf(out, "restart:      %d keys ready in %.2fs (target <= 3s)\n", restartKeys, restart.Seconds())
