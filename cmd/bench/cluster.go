@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"dkv/client"
+	"dkv/internal/certgen"
 	"dkv/internal/nodeproc"
 	"dkv/internal/progress"
 )
@@ -34,6 +36,7 @@ type clusterBenchConfig struct {
 	dir        string
 	nodeBin    string
 	compareBin string // a second cluster of this binary, for an A/B in one run
+	peerTLS    bool   // a second cluster whose peer connections are TLS
 	flags      string // more cmd/node flags, for both systems
 	// values, when set, gives each Set its value (from the client's own
 	// random stream); otherwise every value is valueBytes of "v".
@@ -66,6 +69,7 @@ func runClusterBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.valueBytes, "value-bytes", 100, "bytes per value")
 	fs.StringVar(&cfg.compareBin, "compare-bin", "", "another cmd/node binary: a second cluster of it takes turns with the others (an A/B of two builds in one run)")
 	fs.StringVar(&cfg.flags, "server-flags", "", "extra cmd/node flags for every node of both systems (e.g. --unsafe-no-fsync, to see what the disk costs)")
+	fs.BoolVar(&cfg.peerTLS, "peer-tls", false, "also a cluster whose peer connections are TLS (--peer-tls-cert, --peer-tls-key, --peer-tls-ca), taking turns with the others")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -221,16 +225,30 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 		sys  *system
 	}
 	var clusters []benchCluster
-	bins := []string{bin}
-	if cfg.compareBin != "" {
-		bins = append(bins, cfg.compareBin)
+	type variant struct {
+		bin   string
+		flags []string
+		what  string
 	}
-	for k, b := range bins {
-		name, dir := "3-node cluster", "cluster"
-		if len(bins) > 1 {
-			name, dir = fmt.Sprintf("3-node cluster %c", 'A'+k), fmt.Sprintf("cluster-%c", 'a'+k)
+	variants := []variant{{bin, flags, ""}}
+	if cfg.compareBin != "" {
+		variants = append(variants, variant{cfg.compareBin, flags, ""})
+	}
+	if cfg.peerTLS {
+		certs, err := certgen.Write(work, []string{"127.0.0.1", "localhost"}, 24*time.Hour)
+		if err != nil {
+			return nil, err
 		}
-		cl, err := nodeproc.NewCluster(b, filepath.Join(work, dir), 3, flags...)
+		tlsFlags := append(slices.Clone(flags), "--peer-tls-cert", certs.Cert, "--peer-tls-key", certs.Key, "--peer-tls-ca", certs.CA)
+		variants = append(variants, variant{bin, tlsFlags, ", peer TLS"})
+	}
+	for k, v := range variants {
+		b := v.bin
+		name, dir := "3-node cluster", "cluster"
+		if len(variants) > 1 {
+			name, dir = fmt.Sprintf("3-node cluster %c%s", 'A'+k, v.what), fmt.Sprintf("cluster-%c", 'a'+k)
+		}
+		cl, err := nodeproc.NewCluster(b, filepath.Join(work, dir), 3, v.flags...)
 		if err != nil {
 			return nil, err
 		}
@@ -250,7 +268,7 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 			if i == lead {
 				role = fmt.Sprintf("leader %d", i)
 			}
-			if len(bins) > 1 {
+			if len(variants) > 1 {
 				role = fmt.Sprintf("%c %s", 'A'+k, role)
 			}
 			sys.roles = append(sys.roles, role)
@@ -305,7 +323,7 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 		s, c := sg.res, bc.sys.res
 		label := "cluster"
 		if len(clusters) > 1 {
-			label = bc.sys.name[len(bc.sys.name)-1:]
+			label = strings.TrimPrefix(bc.sys.name, "3-node cluster ")[:1]
 		}
 		fmt.Fprintln(out)
 		fmt.Fprintf(out, "throughput: %s / single = %.2f (target >= 0.5)\n", label, c.rate()/s.rate())
