@@ -229,6 +229,12 @@ type readState struct {
 	// (eofProbeDelay), not the idle timeout's.
 	idleSince time.Time
 	probing   bool
+	// roomAt is when a reader goroutine last found room after waiting
+	// for it (waitRoom): the time of the read that came before the wait
+	// must not start the idle or line timeout, or a client that
+	// pipelines and reads its replies slowly for an idle timeout, its
+	// requests waiting in the socket, is closed with them unread.
+	roomAt time.Time
 	// slots are the slots framed since the last commit, in order, and
 	// posted those of them that go to the node; avail is how many more
 	// the reader may queue before it must look at the queue again.
@@ -620,6 +626,7 @@ func (c *conn) haveRoom() roomState {
 // going away.
 func (c *conn) waitRoom() bool {
 	max := c.h.cfg.ConnInflightMax
+	waited := false
 	for {
 		// Checked first because a select picks at random among ready
 		// cases, and a client flooding the socket must not keep a
@@ -634,10 +641,14 @@ func (c *conn) waitRoom() bool {
 			c.roomWait = false
 			c.mu.Unlock()
 			c.rd.avail = max - n
+			if waited {
+				c.rd.roomAt = time.Now()
+			}
 			return true
 		}
 		c.roomWait = true
 		c.mu.Unlock()
+		waited = true
 		select {
 		case <-c.room:
 		case <-c.dead:
@@ -890,6 +901,9 @@ func (c *conn) consume(n int, now time.Time) bool {
 	}
 	if !ok {
 		return false
+	}
+	if now.Before(rd.roomAt) {
+		now = rd.roomAt // the reader waited for room since the read
 	}
 	if c.ls.paused {
 		// Waiting on the in-flight limit is the server's doing: no

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"dkv/internal/tlsfiles"
 )
 
 // hostKinds are the ways of serving connections, for the tests that hold
@@ -161,6 +163,57 @@ func TestSlowReaderGetsEveryReplyInOrder(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A client that pipelines more requests than may be in flight and reads
+// its replies slowly, for longer than the idle timeout, is not idle: the
+// reader waits for room meanwhile, and that wait must not count against
+// the client. A reader goroutine that reads through net.Conn (a TLS
+// connection's) counted it from the read before the wait, and its next
+// read, its deadline past, closed the connection with the rest of the
+// requests unread.
+func TestSlowReaderPastTheIdleTimeoutIsServed(t *testing.T) {
+	f := testCerts(t)
+	for _, overTLS := range []bool{false, true} {
+		cfg := respConfig()
+		cfg.ConnInflightMax = 4
+		cfg.IdleTimeout = 300 * time.Millisecond
+		if overTLS {
+			cfg.TLS = tlsfiles.Server(testKeypair(t, f), nil)
+		}
+		t.Run(map[bool]string{false: "plain", true: "TLS"}[overTLS], func(t *testing.T) {
+			forEachHost(t, cfg, func(t *testing.T, cfg HostConfig) {
+				r := startSingle(t, cfg)
+				var c *client
+				if overTLS {
+					c = dialTLS(t, r.addr, testClientTLS(t, f.CA, "", ""))
+				} else {
+					c = dial(t, r.addr)
+				}
+				value := strings.Repeat("x", 20_000)
+				c.send(fmt.Sprintf(`{"op":"set","key":"big","value":%q}`+"\n", value))
+				c.recvCode("")
+				// 120 KB of requests, more than one read takes, for 60 MB
+				// of replies, past any socket buffer: the reader waits for
+				// room between two reads of them.
+				const n = 3000
+				var b strings.Builder
+				for i := range n {
+					fmt.Fprintf(&b, `{"op":"get","key":"big","id":%d}`+"\n", i)
+				}
+				go io.WriteString(c.nc, b.String())
+				time.Sleep(3 * cfg.IdleTimeout)
+				c.br = bufio.NewReaderSize(c.nc, 1<<20)
+				c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+				for i := range n {
+					resp := c.recvCode("")
+					if string(resp.ID) != fmt.Sprint(i) || resp.Value == nil || *resp.Value != value {
+						t.Fatalf("reply %d: id %s, value intact %v", i, resp.ID, resp.Value != nil && *resp.Value == value)
+					}
+				}
+			})
+		})
+	}
 }
 
 // A client that never reads its replies is closed after WriteTimeout, and

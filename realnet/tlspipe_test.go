@@ -167,7 +167,8 @@ func TestTLSPipelinedRepliesLargerThanTheSockets(t *testing.T) {
 	f := testCerts(t)
 	cfg := testConfig()
 	cfg.RequestBytesMax = 1 << 20
-	cfg.LineTimeout = 10 * time.Second // the client reads nothing for a while
+	cfg.LineTimeout = 10 * time.Second  // the client reads nothing for a while,
+	cfg.WriteTimeout = 20 * time.Second // then slowly under the race detector
 	cfg.TLS = tlsfiles.Server(testKeypair(t, f), nil)
 	forEachHost(t, cfg, func(t *testing.T, cfg HostConfig) {
 		r := startSingle(t, cfg)
