@@ -1,6 +1,8 @@
 package realnet
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +23,7 @@ import (
 type frameConn struct {
 	lp      *eloop
 	fd      int
+	tls     *tlsPipe // the pipe under a TLS connection's tls.Conn, nil for a plain one
 	fr      *frameReader
 	deliver func(msg []byte)
 	idle    time.Duration // the longest a peer may send nothing (not even a keepalive)
@@ -55,14 +58,29 @@ func (h *Host) adoptFrames(nc net.Conn, frameMax int, idle time.Duration, delive
 	if lp == nil {
 		return nil, nil
 	}
-	fd, err := sockfd.DupNonblock(nc)
+	// A TLS connection is adopted where its tls.Conn sits on a pipe
+	// (Peers.serveInbound): the loop reads the socket and the pipe
+	// carries the records to TLS, as for a client's (tlspipe.go).
+	var pipe *tlsPipe
+	raw := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		if pipe, ok = tc.NetConn().(*tlsPipe); !ok {
+			return nil, nil
+		}
+		pipe.tc, raw = tc, pipe.Conn
+	}
+	fd, err := sockfd.DupNonblock(raw)
 	if err != nil || fd < 0 {
 		return nil, err
 	}
-	nc.Close()
+	raw.Close()
+	if pipe != nil {
+		pipe.detach()
+	}
 	fc := &frameConn{
 		lp:      lp,
 		fd:      fd,
+		tls:     pipe,
 		fr:      newFrameReader(peerReadBufBytes, frameMax),
 		deliver: deliver,
 		idle:    idle,
@@ -120,6 +138,10 @@ func (lp *eloop) registerFrames(fc *frameConn) {
 	lp.frames[fc.fd] = fc
 	fc.lastRead = time.Now()
 	lp.deadline(fc.lastRead.Add(fc.idle))
+	if fc.tls != nil {
+		// The hello's reads may have taken the first frames' records.
+		lp.decryptFrames(fc)
+	}
 }
 
 // frameReadsPerPassMax bounds the reads of one peer connection in one pass
@@ -134,6 +156,10 @@ const frameReadsPerPassMax = 16
 // readFrames reads what fc's socket has, up to frameReadsPerPassMax reads,
 // and delivers the frames it completes.
 func (lp *eloop) readFrames(fc *frameConn) {
+	if fc.tls != nil {
+		lp.readFramesTLS(fc)
+		return
+	}
 	for range frameReadsPerPassMax {
 		n, again, err := readSocket(fc.fd, fc.fr.space())
 		switch {
@@ -156,6 +182,84 @@ func (lp *eloop) readFrames(fc *frameConn) {
 			return // the socket had little: most likely all it had
 		}
 	}
+}
+
+// readFramesTLS is readFrames for a TLS connection: each read of the
+// socket goes to TLS, and every frame of what TLS decrypts is delivered.
+// Nothing pauses a peer's frames, so TLS is left holding no whole record.
+func (lp *eloop) readFramesTLS(fc *frameConn) {
+	if lp.tlsBuf == nil {
+		lp.tlsBuf = make([]byte, readBufBytes)
+	}
+	for range frameReadsPerPassMax {
+		n, again, err := readSocket(fc.fd, lp.tlsBuf)
+		switch {
+		case again:
+			return
+		case err != nil:
+			fc.tls.end = err // TLS is told once it has taken what came before
+		default:
+			fc.tls.feed(lp.tlsBuf[:n])
+			fc.lastRead = time.Now()
+		}
+		if !lp.decryptFrames(fc) {
+			return
+		}
+		lp.deadline(fc.lastRead.Add(fc.idle))
+		if n < len(lp.tlsBuf)/2 {
+			return // the socket had little: most likely all it had
+		}
+	}
+}
+
+// decryptFrames delivers the frames of what TLS decrypts until it needs
+// more from the socket. It reports false once fc has ended.
+func (lp *eloop) decryptFrames(fc *frameConn) bool {
+	p := fc.tls
+	defer p.keep()
+	for {
+		n, err := p.tc.Read(fc.fr.space())
+		if n > 0 {
+			if err := fc.fr.wrote(n, fc.deliver); err != nil {
+				lp.endFrames(fc, err)
+				return false
+			}
+		}
+		switch {
+		case err == errTLSDry:
+			// What TLS answered itself (a key update), sent as far as
+			// the socket takes it; a peer sends nothing else here.
+			if !p.send(func(b []byte) (int, bool) { return sendFrameSocket(fc.fd, b) }) {
+				lp.endFrames(fc, errors.New("writing TLS's answer to the peer failed"))
+				return false
+			}
+			return true
+		case err == io.EOF && fc.fr.midFrame():
+			lp.endFrames(fc, io.ErrUnexpectedEOF) // a frame cut short
+			return false
+		case err != nil:
+			lp.endFrames(fc, err)
+			return false
+		}
+	}
+}
+
+// sendFrameSocket writes b to a peer connection's socket as far as it
+// takes it now.
+func sendFrameSocket(fd int, b []byte) (n int, ok bool) {
+	for n < len(b) {
+		m, err := sendNonblock(fd, b[n:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return n, true
+		case err != nil || m <= 0:
+			return n, false
+		}
+		n += m
+	}
+	return n, true
 }
 
 // endFrames closes fc's socket, and Wait returns err.

@@ -39,6 +39,39 @@ func TestPeersOnAnEventLoop(t *testing.T) {
 			t.Fatalf("%d messages delivered on the loop, %d off it; want all 20 on it", onLoop.Load(), off.Load())
 		}
 	})
+	t.Run("over TLS, delivered on the loop", func(t *testing.T) {
+		// The loop reads the socket and TLS decrypts from the pipe
+		// (tlspipe.go): every message arrives once, intact and in
+		// order, the large ones too (payload's 300 KiB and 5 MiB).
+		noPeerGoroutinesAtEnd(t)
+		tps := startCluster(t, 2, withTLS(testCerts(t), t))
+		var onLoop, off atomic.Int32
+		in := tps[1].in
+		in.mu.Lock()
+		in.onDeliver = func() {
+			stack := make([]byte, 64<<10)
+			stack = stack[:runtime.Stack(stack, false)]
+			if strings.Contains(string(stack), "(*eloop).run") {
+				onLoop.Add(1)
+			} else {
+				off.Add(1)
+			}
+		}
+		in.mu.Unlock()
+		const n = 120
+		for k := range n {
+			tps[0].Send(1, payload(0, 1, k))
+		}
+		waitFor(t, "the messages", func() bool { return in.count() == n })
+		for k, d := range in.all() {
+			if want := payload(0, 1, k); d.msg != string(want) {
+				t.Fatalf("message %d: got %d bytes starting %q, want %d bytes", k, len(d.msg), d.msg[:min(len(d.msg), 12)], len(want))
+			}
+		}
+		if onLoop.Load() != n || off.Load() != 0 {
+			t.Fatalf("%d messages delivered on the loop, %d off it; want all %d on it", onLoop.Load(), off.Load(), n)
+		}
+	})
 	t.Run("a busy loop is not a silent peer", func(t *testing.T) {
 		// The loop runs a turn that takes 2.5 idle timeouts (an fsync on
 		// a stalled disk, say) while the peer's keepalives wait in the

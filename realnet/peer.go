@@ -1008,10 +1008,12 @@ func (p *Peers) serveInbound(nc net.Conn) {
 	defer detach()
 	defer nc.Close()
 	if p.cfg.TLS != nil {
-		// The frames then go through TLS: adoptFrames, which reads the
-		// socket itself, declines it, and readFrames reads them. Closing
-		// the TCP connection (above) ends it.
-		nc = net.Conn(tls.Server(nc, p.cfg.TLS))
+		// The frames then go through TLS. Its tls.Conn sits on a pipe,
+		// which goes on to the TCP connection until the loop that
+		// adoptFrames hands it to reads the socket itself (tlspipe.go);
+		// without such a loop, readFrames reads them through it. Closing
+		// the TCP connection (above) ends either.
+		nc = net.Conn(tls.Server(newTLSPipe(nc), p.cfg.TLS))
 	}
 
 	pr, err := p.acceptHello(nc)
