@@ -36,7 +36,7 @@ type clusterBenchConfig struct {
 	dir        string
 	nodeBin    string
 	compareBin string // a second cluster of this binary, for an A/B in one run
-	peerTLS    bool   // a second cluster whose peer connections are TLS
+	peerTLS    bool   // also a cluster of each binary whose peer connections are TLS
 	flags      string // more cmd/node flags, for both systems
 	// values, when set, gives each Set its value (from the client's own
 	// random stream); otherwise every value is valueBytes of "v".
@@ -69,7 +69,7 @@ func runClusterBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.valueBytes, "value-bytes", 100, "bytes per value")
 	fs.StringVar(&cfg.compareBin, "compare-bin", "", "another cmd/node binary: a second cluster of it takes turns with the others (an A/B of two builds in one run)")
 	fs.StringVar(&cfg.flags, "server-flags", "", "extra cmd/node flags for every node of both systems (e.g. --unsafe-no-fsync, to see what the disk costs)")
-	fs.BoolVar(&cfg.peerTLS, "peer-tls", false, "also a cluster whose peer connections are TLS (--peer-tls-cert, --peer-tls-key, --peer-tls-ca), taking turns with the others")
+	fs.BoolVar(&cfg.peerTLS, "peer-tls", false, "also a cluster (of each binary) whose peer connections are TLS (--peer-tls-cert, --peer-tls-key,\n--peer-tls-ca), taking turns with the others")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -240,7 +240,9 @@ func clusterBench(cfg clusterBenchConfig, out io.Writer) (*clusterBenchResult, e
 			return nil, err
 		}
 		tlsFlags := append(slices.Clone(flags), "--peer-tls-cert", certs.Cert, "--peer-tls-key", certs.Key, "--peer-tls-ca", certs.CA)
-		variants = append(variants, variant{bin, tlsFlags, ", peer TLS"})
+		for _, v := range slices.Clone(variants) {
+			variants = append(variants, variant{v.bin, tlsFlags, ", peer TLS"})
+		}
 	}
 	for k, v := range variants {
 		b := v.bin
