@@ -103,6 +103,9 @@ func TestMessageRoundTrips(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		m := genMessage().Draw(t, "m")
 		b := AppendMessage(nil, &m)
+		if len(b) != messageBytes(&m) {
+			t.Fatalf("encoded in %d bytes, messageBytes says %d", len(b), messageBytes(&m))
+		}
 		got, err := DecodeMessage(b)
 		if err != nil {
 			t.Fatalf("decode: %v", err)

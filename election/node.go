@@ -1109,7 +1109,7 @@ func (n *Node) send(m *Message) {
 		n.startTransfer(m)
 		return
 	}
-	b := append(make([]byte, 0, 64), wireRaft)
+	b := append(make([]byte, 0, 1+messageBytes(m)), wireRaft)
 	n.env.Network.Send(m.To, AppendMessage(b, m))
 }
 
