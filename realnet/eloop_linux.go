@@ -187,9 +187,11 @@ func (h *Host) handshakeForLoop(c *conn) {
 		h.forget(c)
 		return
 	}
-	p.detach()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// Under mu: c.shutdown, which closeConns calls under it, sets the
+	// pipe's deadlines, which look at whether it is detached.
+	p.detach()
 	if h.closing {
 		unix.Close(fd)
 		delete(h.conns, c)
