@@ -717,6 +717,14 @@ func (lp *eloop) readTLS(c *conn, fromSocket bool) {
 		if err == errTLSDry {
 			break
 		}
+		if err != nil && c.ls.paused {
+			// TLS ended the stream with its last bytes (a closing
+			// alert after the records), and the in-flight limit left
+			// some of them in the buffer: reading ends once they are
+			// framed (kicked decrypts again, and decrypt returns it).
+			p.ended, p.more = err, true
+			break
+		}
 		if err != nil {
 			// The end of the stream, its failure, or a record TLS
 			// refused (it wrote its alert into the pipe; readStop's
@@ -741,6 +749,9 @@ func (lp *eloop) readTLS(c *conn, fromSocket bool) {
 // bytes from the socket, or why the stream ended.
 func (lp *eloop) decrypt(c *conn) (n int, err error) {
 	rd, p := &c.rd, c.tls
+	if p.ended != nil {
+		return 0, p.ended
+	}
 	space := rd.buf[rd.end:]
 	for n < len(space) {
 		var m int

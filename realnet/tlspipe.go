@@ -47,6 +47,10 @@ type tlsPipe struct {
 	// the last read had no room for: the loop decrypts again before it
 	// reads the socket, which would not tell it.
 	more bool
+	// ended is how TLS ended the stream (an error, io.EOF after a closing
+	// alert) in a read that also returned bytes the in-flight limit left
+	// unframed: the loop's next decrypt returns it, once those are framed.
+	ended error
 
 	outMu sync.Mutex
 	out   []byte // ciphertext TLS wrote, not yet sent
