@@ -187,6 +187,9 @@ func (h *Host) handshakeForLoop(c *conn) {
 		h.forget(c)
 		return
 	}
+	if testHookHandshaken != nil {
+		testHookHandshaken()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	// Under mu: c.shutdown, which closeConns calls under it, sets the
@@ -206,6 +209,10 @@ func (h *Host) handshakeForLoop(c *conn) {
 	// Under mu, as accept adopts: closeConns must find it with its loop.
 	c.lp.adoptConn(c)
 }
+
+// testHookHandshaken, when set by a test, runs in handshakeForLoop once
+// the handshake is done, just before the loop takes the connection.
+var testHookHandshaken func()
 
 // adoptConn hands c to its loop, which registers it.
 func (lp *eloop) adoptConn(c *conn) {

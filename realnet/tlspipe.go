@@ -71,7 +71,8 @@ func (tlsDryError) Timeout() bool   { return true }
 func (tlsDryError) Temporary() bool { return true }
 
 // detach hands the socket to the loop: from now on the pipe reads what is
-// fed and keeps what is written. The caller closes the TCP connection.
+// fed and keeps what is written. The caller closes the TCP connection, and
+// holds Host.mu, under which a stop reads detached (conn.shutdown).
 func (p *tlsPipe) detach() { p.detached = true }
 
 func (p *tlsPipe) Read(b []byte) (int, error) {
