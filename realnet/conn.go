@@ -475,7 +475,7 @@ func (c *conn) sendLoop(b []byte) (n int, ok bool) {
 	if len(b) == 0 || p.outLen() > 0 {
 		return 0, true
 	}
-	if _, err := p.tc.Write(b); err != nil {
+	if err := p.encrypt(b); err != nil {
 		return 0, false
 	}
 	return len(b), p.send(c.sendSocket)

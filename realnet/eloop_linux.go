@@ -699,6 +699,16 @@ func (lp *eloop) read(c *conn) {
 // it has bytes, but nothing would report what TLS holds.
 func (lp *eloop) readTLS(c *conn, fromSocket bool) {
 	p := c.tls
+	if p.answeredLen() > tlsAnsweredMax {
+		// TLS answered the client's records itself (key updates), and
+		// the client does not take the answers: read nothing more until
+		// it has (flush resumes it), as a reader goroutine would block
+		// on the socket. It is paused, so no read deadline runs; the
+		// write deadline does.
+		p.held, c.ls.paused = true, true
+		lp.afterRead(c)
+		return
+	}
 	if fromSocket && !p.pending() {
 		if lp.tlsBuf == nil {
 			lp.tlsBuf = make([]byte, readBufBytes)
@@ -750,6 +760,12 @@ func (lp *eloop) readTLS(c *conn, fromSocket bool) {
 		lp.afterRead(c)
 	}
 }
+
+// tlsAnsweredMax bounds what TLS writes by itself as it reads (a key
+// update's answer) that may wait for the socket before the loop stops
+// reading the connection (readTLS): one socket read's worth may come on
+// top of it.
+const tlsAnsweredMax = readBufBytes
 
 // decrypt fills c's read buffer from TLS as far as it goes. err is nil if
 // the buffer filled (TLS may hold more: p.more), errTLSDry once TLS needs
@@ -918,6 +934,11 @@ func (lp *eloop) flush(c *conn) {
 	}
 	c.ls.outWanted = len(c.pending) > 0 || c.tlsOutLeft()
 	c.wmu.Unlock()
+	if p := c.tls; p != nil && p.held && p.answeredLen() <= tlsAnsweredMax {
+		// The client took TLS's answers (readTLS held it): read on.
+		p.held = false
+		lp.kick(c)
+	}
 	if !ok {
 		lp.close(c)
 		return

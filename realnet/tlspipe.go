@@ -55,6 +55,17 @@ type tlsPipe struct {
 	outMu sync.Mutex
 	out   []byte // ciphertext TLS wrote, not yet sent
 	sent  int64  // bytes of out sent so far, for the write deadline's progress
+	// answered counts the bytes TLS wrote by itself, as it read (a key
+	// update's answer, an alert), since out was last empty; replies is
+	// set while conn.sendLoop encrypts replies, which are not counted.
+	// The replies in out are bounded (sendLoop encrypts only into an
+	// empty pipe); the answers grow with what the client sends, so the
+	// loop stops reading a client that does not take them (held).
+	answered int
+	replies  bool
+	// held: the loop stopped reading because of answered (eloop.readTLS),
+	// until the socket has taken them (eloop.flush).
+	held bool
 }
 
 func newTLSPipe(nc net.Conn) *tlsPipe {
@@ -96,8 +107,33 @@ func (p *tlsPipe) Write(b []byte) (int, error) {
 	}
 	p.outMu.Lock()
 	p.out = append(p.out, b...)
+	if !p.replies {
+		p.answered += len(b)
+	}
 	p.outMu.Unlock()
 	return len(b), nil
+}
+
+// encrypt has TLS encrypt replies into the pipe (conn.sendLoop).
+func (p *tlsPipe) encrypt(b []byte) error {
+	p.setReplies(true)
+	defer p.setReplies(false)
+	_, err := p.tc.Write(b)
+	return err
+}
+
+func (p *tlsPipe) setReplies(on bool) {
+	p.outMu.Lock()
+	p.replies = on
+	p.outMu.Unlock()
+}
+
+// answeredLen is how many bytes TLS wrote by itself since the pipe was
+// last empty (answered).
+func (p *tlsPipe) answeredLen() int {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	return p.answered
 }
 
 // Close closes the TCP connection before the pipe is detached; after, the
@@ -196,8 +232,11 @@ func (p *tlsPipe) send(write func([]byte) (int, bool)) bool {
 	n, ok := write(p.out)
 	p.sent += int64(n)
 	p.out = p.out[:copy(p.out, p.out[n:])]
-	if len(p.out) == 0 && cap(p.out) > sendBufKeepBytesMax {
-		p.out = nil
+	if len(p.out) == 0 {
+		p.answered = 0
+		if cap(p.out) > sendBufKeepBytesMax {
+			p.out = nil
+		}
 	}
 	return ok
 }
