@@ -234,7 +234,7 @@ func TestTLSKeyUpdateAnswersAClientDoesNotReadAreBounded(t *testing.T) {
 			sc := r.serverConn(t, &client{t: t, nc: raw})
 
 			rd := newTLS13Reader(t, tc, &keyLog, raw)
-			const updates = 60_000 // 1.6 MB of answers
+			const updates = 30_000 // 810 kB of answers
 			sent := make(chan int, 1)
 			go func() {
 				n := 0
@@ -270,7 +270,7 @@ func TestTLSKeyUpdateAnswersAClientDoesNotReadAreBounded(t *testing.T) {
 				maxOut = max(maxOut, sc.tls.outLen())
 			}
 			t.Logf("at most %d bytes in the pipe", maxOut)
-			if maxOut > 512<<10 {
+			if maxOut > 256<<10 {
 				t.Errorf("%d bytes of TLS's answers waited in the pipe", maxOut)
 			}
 
