@@ -233,6 +233,12 @@ func (lp *eloop) decryptFrames(fc *frameConn) bool {
 				lp.endFrames(fc, errors.New("writing TLS's answer to the peer failed"))
 				return false
 			}
+			if p.outLen() > tlsAnsweredMax {
+				// A peer that asks for answers and takes none: nothing a
+				// node of ours does; held, they would grow without bound.
+				lp.endFrames(fc, fmt.Errorf("the peer left %d bytes of TLS's answers unread", p.outLen()))
+				return false
+			}
 			return true
 		case err == io.EOF && fc.fr.midFrame():
 			lp.endFrames(fc, io.ErrUnexpectedEOF) // a frame cut short

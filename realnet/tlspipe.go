@@ -82,8 +82,9 @@ func (tlsDryError) Timeout() bool   { return true }
 func (tlsDryError) Temporary() bool { return true }
 
 // detach hands the socket to the loop: from now on the pipe reads what is
-// fed and keeps what is written. The caller closes the TCP connection, and
-// holds Host.mu, under which a stop reads detached (conn.shutdown).
+// fed and keeps what is written. The caller closes the TCP connection; for
+// a client's connection it holds Host.mu, under which a stop reads
+// detached (conn.shutdown). A peer's has no such reader.
 func (p *tlsPipe) detach() { p.detached = true }
 
 func (p *tlsPipe) Read(b []byte) (int, error) {
