@@ -495,10 +495,17 @@ func (c *conn) tlsSent() int64 {
 }
 
 // sendSocket is sendLoop's write to the socket, with wmu held.
-func (c *conn) sendSocket(b []byte) (n int, ok bool) {
+func (c *conn) sendSocket(b []byte) (n int, ok bool) { return sendSocketNow(c.ls.fd, b, &c.writes) }
+
+// sendSocketNow writes b to a non-blocking socket until it is all out or
+// the socket is full (ok) or the write fails (!ok), counting its calls in
+// writes where that is not nil.
+func sendSocketNow(fd int, b []byte, writes *atomic.Int64) (n int, ok bool) {
 	for n < len(b) {
-		m, err := sendNonblock(c.ls.fd, b[n:])
-		c.writes.Add(1)
+		m, err := sendNonblock(fd, b[n:])
+		if writes != nil {
+			writes.Add(1)
+		}
 		switch {
 		case err == syscall.EINTR:
 			continue

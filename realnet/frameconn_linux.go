@@ -229,7 +229,7 @@ func (lp *eloop) decryptFrames(fc *frameConn) bool {
 		case err == errTLSDry:
 			// What TLS answered itself (a key update), sent as far as
 			// the socket takes it; a peer sends nothing else here.
-			if !p.send(func(b []byte) (int, bool) { return sendFrameSocket(fc.fd, b) }) {
+			if !p.send(func(b []byte) (int, bool) { return sendSocketNow(fc.fd, b, nil) }) {
 				lp.endFrames(fc, errors.New("writing TLS's answer to the peer failed"))
 				return false
 			}
@@ -250,23 +250,6 @@ func (lp *eloop) decryptFrames(fc *frameConn) bool {
 	}
 }
 
-// sendFrameSocket writes b to a peer connection's socket as far as it
-// takes it now.
-func sendFrameSocket(fd int, b []byte) (n int, ok bool) {
-	for n < len(b) {
-		m, err := sendNonblock(fd, b[n:])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return n, true
-		case err != nil || m <= 0:
-			return n, false
-		}
-		n += m
-	}
-	return n, true
-}
 
 // endFrames closes fc's socket, and Wait returns err.
 func (lp *eloop) endFrames(fc *frameConn, err error) {

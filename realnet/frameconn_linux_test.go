@@ -11,6 +11,24 @@ import (
 // TestPeersOnAnEventLoop runs the tests of the receiving side again with
 // the accepted connections read on a host's waiting event loop (ReadOn),
 // and checks that the messages are delivered there.
+// countWhereDelivered counts the messages in delivers on an event loop's
+// goroutine, and off it.
+func countWhereDelivered(in *inbox) (onLoop, off *atomic.Int32) {
+	onLoop, off = new(atomic.Int32), new(atomic.Int32)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.onDeliver = func() {
+		stack := make([]byte, 64<<10)
+		stack = stack[:runtime.Stack(stack, false)]
+		if strings.Contains(string(stack), "(*eloop).run") {
+			onLoop.Add(1)
+		} else {
+			off.Add(1)
+		}
+	}
+	return onLoop, off
+}
+
 func TestPeersOnAnEventLoop(t *testing.T) {
 	waitingProcs(t)
 	peersOnLoop = true
@@ -18,19 +36,8 @@ func TestPeersOnAnEventLoop(t *testing.T) {
 	t.Run("delivered on the loop", func(t *testing.T) {
 		noPeerGoroutinesAtEnd(t)
 		tps := startCluster(t, 2, nil)
-		var onLoop, off atomic.Int32
 		in := tps[1].in
-		in.mu.Lock()
-		in.onDeliver = func() {
-			stack := make([]byte, 64<<10)
-			stack = stack[:runtime.Stack(stack, false)]
-			if strings.Contains(string(stack), "(*eloop).run") {
-				onLoop.Add(1)
-			} else {
-				off.Add(1)
-			}
-		}
-		in.mu.Unlock()
+		onLoop, off := countWhereDelivered(in)
 		for k := range 20 {
 			tps[0].Send(1, payload(0, 1, k))
 		}
@@ -45,19 +52,8 @@ func TestPeersOnAnEventLoop(t *testing.T) {
 		// order, the large ones too (payload's 300 KiB and 5 MiB).
 		noPeerGoroutinesAtEnd(t)
 		tps := startCluster(t, 2, withTLS(testCerts(t), t))
-		var onLoop, off atomic.Int32
 		in := tps[1].in
-		in.mu.Lock()
-		in.onDeliver = func() {
-			stack := make([]byte, 64<<10)
-			stack = stack[:runtime.Stack(stack, false)]
-			if strings.Contains(string(stack), "(*eloop).run") {
-				onLoop.Add(1)
-			} else {
-				off.Add(1)
-			}
-		}
-		in.mu.Unlock()
+		onLoop, off := countWhereDelivered(in)
 		const n = 120
 		for k := range n {
 			tps[0].Send(1, payload(0, 1, k))
