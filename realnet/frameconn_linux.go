@@ -250,7 +250,6 @@ func (lp *eloop) decryptFrames(fc *frameConn) bool {
 	}
 }
 
-
 // endFrames closes fc's socket, and Wait returns err.
 func (lp *eloop) endFrames(fc *frameConn, err error) {
 	if fc.closed {
