@@ -1,6 +1,7 @@
 package realnet
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -66,6 +67,42 @@ func TestPeersOnAnEventLoop(t *testing.T) {
 		}
 		if onLoop.Load() != n || off.Load() != 0 {
 			t.Fatalf("%d messages delivered on the loop, %d off it; want all %d on it", onLoop.Load(), off.Load(), n)
+		}
+	})
+	t.Run("over TLS, sent inline past a full socket", func(t *testing.T) {
+		// Send encrypts a message into the dialer's pipe and writes it
+		// to the socket itself (sendTLSInline). The receiver's loop is
+		// held meanwhile, so the socket fills: a frame's records are
+		// left in the pipe for the sender, ahead of the queue behind
+		// them, and every message arrives intact and in order.
+		noPeerGoroutinesAtEnd(t)
+		tps := startCluster(t, 2, withTLS(testCerts(t), t))
+		a, b := tps[0], tps[1]
+		waitFor(t, "A to connect to B", func() bool { return a.stats(1).Connected && b.stats(0).Inbound })
+		a.Send(1, []byte("first"))
+		waitFor(t, "the first message", func() bool { return b.in.count() == 1 })
+		held := make(chan struct{})
+		if !b.loop.post(func() { <-held }) {
+			t.Fatal("post refused")
+		}
+		const n = 300 // of 50 KiB: 15 MiB, past both sockets' buffers
+		msg := func(k int) []byte {
+			m := []byte(strings.Repeat(string(rune('a'+k%26)), 50<<10))
+			copy(m, fmt.Sprintf("#%d|", k))
+			return m
+		}
+		for k := range n {
+			a.Send(1, msg(k))
+		}
+		close(held)
+		waitFor(t, "every message", func() bool { return b.in.count() == n+1 })
+		for k, d := range b.in.all()[1:] {
+			if d.msg != string(msg(k)) {
+				t.Fatalf("message %d: got %d bytes starting %q", k, len(d.msg), d.msg[:min(len(d.msg), 8)])
+			}
+		}
+		if got := a.peers[1].sentInline.Load(); got == 0 {
+			t.Error("no message was sent inline over TLS")
 		}
 	})
 	t.Run("a busy loop is not a silent peer", func(t *testing.T) {

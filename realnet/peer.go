@@ -293,6 +293,9 @@ type peer struct {
 	// frameMax is the peer's frame limit on it. Both under wmu.
 	live     syscall.RawConn
 	frameMax int
+	// tls is the pipe under a TLS connection's tls.Conn (then live is its
+	// TCP connection's), nil for a plain one. Under wmu.
+	tls *tlsPipe
 	// pending holds the unwritten end of a message that Send began
 	// writing inline and the socket did not take at once; the sender
 	// writes it first. pendingMsgs counts the messages in it (0 or 1).
@@ -307,6 +310,7 @@ type peer struct {
 	connected  atomic.Bool // our connection to the peer is up
 	inbound    atomic.Bool // the peer's connection to us is up
 	sent       atomic.Uint64
+	sentInline atomic.Uint64 // of sent, those Send wrote itself (for the tests)
 	dropped    atomic.Uint64
 	received   atomic.Uint64
 	reconnects atomic.Uint64
@@ -512,6 +516,9 @@ func (pr *peer) sendInline(msg []byte) bool {
 	h := frameHeader(msg)
 	buf := append(append(pr.inlineBuf[:0], h[:]...), msg...)
 	pr.inlineBuf = buf[:0]
+	if pr.tls != nil {
+		return pr.sendTLSInline(buf)
+	}
 	n := 0
 	_ = pr.live.Write(func(fd uintptr) bool {
 		for n < len(buf) {
@@ -529,6 +536,7 @@ func (pr *peer) sendInline(msg []byte) bool {
 	switch {
 	case n == len(buf):
 		pr.sent.Add(1)
+		pr.sentInline.Add(1)
 		pr.wroteInline.Store(true)
 		return true
 	case n == 0:
@@ -801,10 +809,16 @@ func (pr *peer) serve(nc net.Conn, peerFrameMax int) error {
 	keepalive := time.NewTicker(cfg.KeepaliveInterval)
 	defer keepalive.Stop()
 	pr.wmu.Lock()
-	pr.live, pr.frameMax = nil, peerFrameMax
-	if sc, ok := nc.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			pr.live = raw
+	pr.live, pr.frameMax, pr.tls = nil, peerFrameMax, nil
+	raw := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		if pipe, ok := tc.NetConn().(*tlsPipe); ok {
+			raw, pr.tls = pipe.Conn, pipe
+		}
+	}
+	if sc, ok := raw.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			pr.live = rc
 		}
 	}
 	pr.wmu.Unlock()
@@ -812,6 +826,10 @@ func (pr *peer) serve(nc net.Conn, peerFrameMax int) error {
 		// What Send left half-written dies with the connection.
 		pr.wmu.Lock()
 		pr.live = nil
+		if pr.tls != nil && pr.tls.outLen() > 0 {
+			pr.pendingMsgs = 1 // the end of a message sendTLSInline began
+		}
+		pr.tls = nil
 		pr.dropped.Add(uint64(pr.pendingMsgs))
 		pr.pending, pr.pendingMsgs = pr.pending[:0], 0
 		pr.wmu.Unlock()
@@ -844,6 +862,35 @@ func (pr *peer) serve(nc net.Conn, peerFrameMax int) error {
 	}
 }
 
+// sendTLSInline is sendInline's write over TLS: the frame is encrypted into
+// the pipe and as much as the socket takes is written to it; the rest waits
+// in the pipe, ahead of anything the sender writes next (tlsPipe.forward),
+// and the sender is woken to write it. Once encrypted, the frame is taken
+// whatever the socket did: TLS has numbered its records.
+func (pr *peer) sendTLSInline(frame []byte) bool {
+	p := pr.tls
+	if p.outLen() > 0 {
+		return false // the end of an earlier one waits: queue behind it
+	}
+	if !p.capture(frame) {
+		return false // TLS failed: the sender meets it and reconnects
+	}
+	_ = pr.live.Write(func(fd uintptr) bool {
+		p.send(func(b []byte) (int, bool) { return sendSocketNow(int(fd), b, nil) })
+		return true // never wait for the socket on the caller's goroutine
+	})
+	pr.sent.Add(1)
+	pr.sentInline.Add(1)
+	pr.wroteInline.Store(true)
+	if p.outLen() > 0 {
+		select {
+		case pr.notify <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
 // keepalive writes an empty frame, unless Send left the end of a message
 // half-written (the next drain writes it; a keepalive in its middle would
 // corrupt the stream).
@@ -870,6 +917,15 @@ func (pr *peer) drain(bw *bufio.Writer, batch *[][]byte, peerFrameMax int) (bool
 	pr.wmu.Lock()
 	defer pr.wmu.Unlock()
 	unflushed, written, taken := 0, 0, 0
+	if pr.tls != nil && pr.tls.outLen() > 0 {
+		// What sendTLSInline left: its records go first, under the
+		// write deadline.
+		pr.tls.Conn.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
+		if err := pr.tls.flushOut(); err != nil {
+			pr.dropped.Add(1)
+			return true, err
+		}
+	}
 	if len(pr.pending) > 0 {
 		_, err := bw.Write(pr.pending)
 		unflushed, written = pr.pendingMsgs, len(pr.pending)

@@ -46,7 +46,12 @@ func (p *Peers) tlsDial(tcp net.Conn, addr string) (net.Conn, error) {
 		cfg = cfg.Clone()
 		cfg.ServerName = host
 	}
-	tc := tls.Client(tcp, cfg)
+	// On a pipe, which goes on to the TCP connection but lets Send
+	// encrypt a message and write it to the socket without blocking
+	// (peer.sendTLSInline).
+	pipe := newTLSPipe(tcp)
+	tc := tls.Client(pipe, cfg)
+	pipe.tc = tc
 	if err := tc.Handshake(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errTLSHandshake, err)
 	}

@@ -66,6 +66,13 @@ type tlsPipe struct {
 	// held: the loop stopped reading because of answered (eloop.readTLS),
 	// until the socket has taken them (eloop.flush).
 	held bool
+
+	// capturing (a dialer's pipe, never detached): TLS's writes go to out
+	// rather than to the TCP connection, for Peers' inline send to write
+	// them to the socket itself without blocking (peer.sendTLSInline).
+	// What it leaves in out is written ahead of the next write that goes
+	// on to the connection, so the records keep their order.
+	capturing bool
 }
 
 func newTLSPipe(nc net.Conn) *tlsPipe {
@@ -104,7 +111,7 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 
 func (p *tlsPipe) Write(b []byte) (int, error) {
 	if !p.detached {
-		return p.Conn.Write(b)
+		return p.forward(b)
 	}
 	p.outMu.Lock()
 	p.out = append(p.out, b...)
@@ -113,6 +120,48 @@ func (p *tlsPipe) Write(b []byte) (int, error) {
 	}
 	p.outMu.Unlock()
 	return len(b), nil
+}
+
+// forward is Write before the pipe is detached: to the TCP connection,
+// after what a capture left unsent, or into out while capturing.
+func (p *tlsPipe) forward(b []byte) (int, error) {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	if p.capturing {
+		p.out = append(p.out, b...)
+		return len(b), nil
+	}
+	if len(p.out) > 0 {
+		if _, err := p.Conn.Write(p.out); err != nil {
+			return 0, err
+		}
+		p.out = p.out[:0]
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	return p.Conn.Write(b)
+}
+
+// capture has TLS encrypt b into out (a dialer's pipe), for the caller to
+// send (send); it reports false if TLS failed, its connection then done.
+func (p *tlsPipe) capture(b []byte) bool {
+	p.outMu.Lock()
+	p.capturing = true
+	p.outMu.Unlock()
+	_, err := p.tc.Write(b)
+	p.outMu.Lock()
+	p.capturing = false
+	p.outMu.Unlock()
+	return err == nil
+}
+
+// flushOut writes to the TCP connection what a capture left unsent, under
+// the connection's write deadline (the dialer's sender, before it writes
+// nothing else).
+func (p *tlsPipe) flushOut() error {
+	_, err := p.forward(nil)
+	return err
 }
 
 // encrypt has TLS encrypt replies into the pipe (conn.sendLoop).
