@@ -105,6 +105,44 @@ func TestPeersOnAnEventLoop(t *testing.T) {
 			t.Error("no message was sent inline over TLS")
 		}
 	})
+	t.Run("over TLS, a frame sent inline and lost is counted once", func(t *testing.T) {
+		// The receiver's loop is held, so the socket fills: Send leaves
+		// a frame's records in the pipe, and the sender's write of them
+		// times out. That message is lost with the connection: it is
+		// dropped, not also sent, and dropped once. Every message is
+		// counted once, as sent or dropped.
+		noPeerGoroutinesAtEnd(t)
+		tlsCfg := withTLS(testCerts(t), t)
+		tps := startCluster(t, 2, func(c *PeerConfig) {
+			tlsCfg(c)
+			if c.ID == 0 {
+				c.WriteTimeout = 300 * time.Millisecond
+			}
+		})
+		a, b := tps[0], tps[1]
+		waitFor(t, "A to connect to B", func() bool { return a.stats(1).Connected && b.stats(0).Inbound })
+		a.Send(1, []byte("first"))
+		waitFor(t, "the first message", func() bool { return b.in.count() == 1 })
+		held := make(chan struct{})
+		if !b.loop.post(func() { <-held }) {
+			t.Fatal("post refused")
+		}
+		const n = 300 // of 50 KiB: 15 MiB, past both sockets' buffers
+		msg := []byte(strings.Repeat("m", 50<<10))
+		for range n {
+			a.Send(1, msg)
+		}
+		a.log.waitFor(t, "connection to peer 1")
+		close(held)
+		waitFor(t, "the queue to empty", func() bool {
+			s := a.stats(1)
+			return s.Queued == 0 && s.Sent+s.Dropped >= n+1
+		})
+		time.Sleep(200 * time.Millisecond)
+		if s := a.stats(1); s.Sent+s.Dropped != n+1 {
+			t.Errorf("%d messages counted as %d sent + %d dropped = %d", n+1, s.Sent, s.Dropped, s.Sent+s.Dropped)
+		}
+	})
 	t.Run("a busy loop is not a silent peer", func(t *testing.T) {
 		// The loop runs a turn that takes 2.5 idle timeouts (an fsync on
 		// a stalled disk, say) while the peer's keepalives wait in the

@@ -298,7 +298,8 @@ type peer struct {
 	tls *tlsPipe
 	// pending holds the unwritten end of a message that Send began
 	// writing inline and the socket did not take at once; the sender
-	// writes it first. pendingMsgs counts the messages in it (0 or 1).
+	// writes it first. pendingMsgs counts the messages in it (0 or 1),
+	// or, over TLS, whose records wait in the pipe (tls.out) instead.
 	// Both under wmu.
 	pending     []byte
 	pendingMsgs int
@@ -825,11 +826,7 @@ func (pr *peer) serve(nc net.Conn, peerFrameMax int) error {
 	defer func() {
 		// What Send left half-written dies with the connection.
 		pr.wmu.Lock()
-		pr.live = nil
-		if pr.tls != nil && pr.tls.outLen() > 0 {
-			pr.pendingMsgs = 1 // the end of a message sendTLSInline began
-		}
-		pr.tls = nil
+		pr.live, pr.tls = nil, nil
 		pr.dropped.Add(uint64(pr.pendingMsgs))
 		pr.pending, pr.pendingMsgs = pr.pending[:0], 0
 		pr.wmu.Unlock()
@@ -869,7 +866,7 @@ func (pr *peer) serve(nc net.Conn, peerFrameMax int) error {
 // whatever the socket did: TLS has numbered its records.
 func (pr *peer) sendTLSInline(frame []byte) bool {
 	p := pr.tls
-	if p.outLen() > 0 {
+	if pr.pendingMsgs > 0 || p.outLen() > 0 {
 		return false // the end of an earlier one waits: queue behind it
 	}
 	if !p.capture(frame) {
@@ -879,14 +876,18 @@ func (pr *peer) sendTLSInline(frame []byte) bool {
 		p.send(func(b []byte) (int, bool) { return sendSocketNow(int(fd), b, nil) })
 		return true // never wait for the socket on the caller's goroutine
 	})
-	pr.sent.Add(1)
-	pr.sentInline.Add(1)
 	pr.wroteInline.Store(true)
-	if p.outLen() > 0 {
-		select {
-		case pr.notify <- struct{}{}:
-		default:
-		}
+	if p.outLen() == 0 {
+		pr.sent.Add(1)
+		pr.sentInline.Add(1)
+		return true
+	}
+	// Sent once the sender has written the rest (drain), dropped if the
+	// connection ends first: counted once, as over a plain connection.
+	pr.pendingMsgs = 1
+	select {
+	case pr.notify <- struct{}{}:
+	default:
 	}
 	return true
 }
@@ -917,14 +918,21 @@ func (pr *peer) drain(bw *bufio.Writer, batch *[][]byte, peerFrameMax int) (bool
 	pr.wmu.Lock()
 	defer pr.wmu.Unlock()
 	unflushed, written, taken := 0, 0, 0
-	if pr.tls != nil && pr.tls.outLen() > 0 {
+	if pr.tls != nil && (pr.pendingMsgs > 0 || pr.tls.outLen() > 0) {
 		// What sendTLSInline left: its records go first, under the
-		// write deadline.
+		// write deadline. (A keepalive may have written them already;
+		// the message is counted here.) A failed write leaves them in
+		// the pipe, so the message is counted as dropped here, not again
+		// by serve.
 		pr.tls.Conn.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
-		if err := pr.tls.flushOut(); err != nil {
-			pr.dropped.Add(1)
+		err := pr.tls.flushOut()
+		msgs := uint64(pr.pendingMsgs)
+		pr.pendingMsgs = 0
+		if err != nil {
+			pr.dropped.Add(msgs)
 			return true, err
 		}
+		pr.sent.Add(msgs)
 	}
 	if len(pr.pending) > 0 {
 		_, err := bw.Write(pr.pending)
