@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +29,33 @@ func countWhereDelivered(in *inbox) (onLoop, off *atomic.Int32) {
 		}
 	}
 	return onLoop, off
+}
+
+// heldTLSReceiver starts two peers over TLS (with more of opt's config),
+// has A send B one message, then holds B's loop, so that what A sends next
+// fills the sockets, until release.
+func heldTLSReceiver(t *testing.T, opt func(*PeerConfig)) (a, b *testPeer, release func()) {
+	t.Helper()
+	noPeerGoroutinesAtEnd(t)
+	tlsCfg := withTLS(testCerts(t), t)
+	tps := startCluster(t, 2, func(c *PeerConfig) {
+		tlsCfg(c)
+		if opt != nil {
+			opt(c)
+		}
+	})
+	a, b = tps[0], tps[1]
+	waitFor(t, "A to connect to B", func() bool { return a.stats(1).Connected && b.stats(0).Inbound })
+	a.Send(1, []byte("first"))
+	waitFor(t, "the first message", func() bool { return b.in.count() == 1 })
+	held := make(chan struct{})
+	if !b.loop.post(func() { <-held }) {
+		t.Fatal("post refused")
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { close(held) }) }
+	t.Cleanup(release) // (before the peers stop) if the test ends first
+	return a, b, release
 }
 
 func TestPeersOnAnEventLoop(t *testing.T) {
@@ -75,16 +103,7 @@ func TestPeersOnAnEventLoop(t *testing.T) {
 		// held meanwhile, so the socket fills: a frame's records are
 		// left in the pipe for the sender, ahead of the queue behind
 		// them, and every message arrives intact and in order.
-		noPeerGoroutinesAtEnd(t)
-		tps := startCluster(t, 2, withTLS(testCerts(t), t))
-		a, b := tps[0], tps[1]
-		waitFor(t, "A to connect to B", func() bool { return a.stats(1).Connected && b.stats(0).Inbound })
-		a.Send(1, []byte("first"))
-		waitFor(t, "the first message", func() bool { return b.in.count() == 1 })
-		held := make(chan struct{})
-		if !b.loop.post(func() { <-held }) {
-			t.Fatal("post refused")
-		}
+		a, b, release := heldTLSReceiver(t, nil)
 		const n = 300 // of 50 KiB: 15 MiB, past both sockets' buffers
 		msg := func(k int) []byte {
 			m := []byte(strings.Repeat(string(rune('a'+k%26)), 50<<10))
@@ -94,7 +113,7 @@ func TestPeersOnAnEventLoop(t *testing.T) {
 		for k := range n {
 			a.Send(1, msg(k))
 		}
-		close(held)
+		release()
 		waitFor(t, "every message", func() bool { return b.in.count() == n+1 })
 		for k, d := range b.in.all()[1:] {
 			if d.msg != string(msg(k)) {
@@ -111,29 +130,18 @@ func TestPeersOnAnEventLoop(t *testing.T) {
 		// times out. That message is lost with the connection: it is
 		// dropped, not also sent, and dropped once. Every message is
 		// counted once, as sent or dropped.
-		noPeerGoroutinesAtEnd(t)
-		tlsCfg := withTLS(testCerts(t), t)
-		tps := startCluster(t, 2, func(c *PeerConfig) {
-			tlsCfg(c)
+		a, _, release := heldTLSReceiver(t, func(c *PeerConfig) {
 			if c.ID == 0 {
 				c.WriteTimeout = 300 * time.Millisecond
 			}
 		})
-		a, b := tps[0], tps[1]
-		waitFor(t, "A to connect to B", func() bool { return a.stats(1).Connected && b.stats(0).Inbound })
-		a.Send(1, []byte("first"))
-		waitFor(t, "the first message", func() bool { return b.in.count() == 1 })
-		held := make(chan struct{})
-		if !b.loop.post(func() { <-held }) {
-			t.Fatal("post refused")
-		}
 		const n = 300 // of 50 KiB: 15 MiB, past both sockets' buffers
 		msg := []byte(strings.Repeat("m", 50<<10))
 		for range n {
 			a.Send(1, msg)
 		}
 		a.log.waitFor(t, "connection to peer 1")
-		close(held)
+		release()
 		waitFor(t, "the queue to empty", func() bool {
 			s := a.stats(1)
 			return s.Queued == 0 && s.Sent+s.Dropped >= n+1
