@@ -8,15 +8,22 @@ import (
 )
 
 // tlsPipe is the net.Conn under the tls.Conn of a TLS connection that an
-// event loop serves. The loops read and write sockets with system calls of
-// their own, so TLS cannot own the socket; it owns a pipe instead:
+// event loop serves (a client's, or a peer's that this node accepted). The
+// loops read and write sockets with system calls of their own, so TLS
+// cannot own the socket; it owns a pipe instead:
 //
 //   - During the handshake, which runs on a goroutine of its own before a
-//     loop takes the connection (Host.handshakeForLoop), the pipe is the
-//     accepted TCP connection, deadlines and all.
+//     loop takes the connection (Host.handshakeForLoop, or the peer's
+//     hello in Peers.serveInbound), the pipe is the accepted TCP
+//     connection, deadlines and all.
 //   - Then the pipe is detached: the loop owns the socket. It puts what it
 //     reads from the socket in the pipe (feed) for the tls.Conn to decrypt,
 //     and sends what the tls.Conn wrote into it (out).
+//
+// A peer connection this node dialled has a pipe too, never detached: its
+// sender goroutine writes through it to the TCP connection, and Send has
+// it capture one frame's records to write them to the socket itself
+// without blocking (capturing, peer.sendTLSInline).
 //
 // A read that finds nothing fed returns errTLSDry, a temporary net.Error:
 // tls.Conn keeps no temporary error (it is not sticky, unlike any other),
