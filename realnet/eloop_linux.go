@@ -443,6 +443,11 @@ func (lp *eloop) othersRunnable() bool {
 // runnableMetric counts the goroutines that wait for a processor.
 const runnableMetric = "/sched/goroutines/runnable:goroutines"
 
+// testHookLingerSocketFull, when set by a test, is asked before linger
+// sends TLS's closing alert; true leaves the alert unsent, as a full
+// socket would.
+var testHookLingerSocketFull func() bool
+
 // testHookEvfdDrained, when set by a test, runs in poll between draining
 // evfd and clearing notified, where a concurrent notify once got lost.
 var testHookEvfdDrained func(*eloop)
@@ -978,11 +983,28 @@ func (lp *eloop) linger(c *conn) {
 		return
 	}
 	if c.tls != nil {
-		// TLS's closing alert first, as far as the socket takes it.
+		// TLS's closing alert first. A socket that takes all of it
+		// shuts at once; one that is full now sends it once it is
+		// writable, and the flush that finds nothing more owed comes
+		// back here (CloseWrite makes the alert once): shut before it
+		// went out, the client would find the end of the stream with
+		// no alert, which OpenSSL's clients report as an error.
 		c.wmu.Lock()
 		c.tls.tc.CloseWrite()
-		c.sendLoop(nil)
+		if testHookLingerSocketFull == nil || !testHookLingerSocketFull() {
+			c.sendLoop(nil)
+		}
+		left := c.tlsOutLeft()
 		c.wmu.Unlock()
+		if left {
+			c.ls.outWanted = true
+			if c.ls.writeDeadline.IsZero() {
+				c.ls.writeDeadline = time.Now().Add(lp.h.cfg.WriteTimeout)
+				lp.deadline(c.ls.writeDeadline)
+			}
+			lp.setInterest(c)
+			return
+		}
 	}
 	if err := unix.Shutdown(c.ls.fd, unix.SHUT_WR); err != nil {
 		lp.close(c)

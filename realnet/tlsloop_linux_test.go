@@ -16,6 +16,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -309,6 +311,89 @@ func TestTLSKeyUpdateAnswersAClientDoesNotReadAreBounded(t *testing.T) {
 			}
 			if string(app) != "+PONG\r\n" || !pinged {
 				t.Errorf("read %q before all %d key updates were answered (%d)", app, n, answers)
+			}
+		})
+	}
+}
+
+// recordingConn keeps every byte its reads return.
+type recordingConn struct {
+	net.Conn
+	mu  sync.Mutex
+	got []byte
+}
+
+func (r *recordingConn) Read(b []byte) (int, error) {
+	n, err := r.Conn.Read(b)
+	r.mu.Lock()
+	r.got = append(r.got, b[:n]...)
+	r.mu.Unlock()
+	return n, err
+}
+
+// recordTypes is the content type of each whole TLS record in b.
+func recordTypes(b []byte) []byte {
+	var types []byte
+	for len(b) >= 5 {
+		n := 5 + (int(b[3])<<8 | int(b[4]))
+		if len(b) < n {
+			break
+		}
+		types = append(types, b[0])
+		b = b[n:]
+	}
+	return types
+}
+
+// A loop's TLS connection that closes when the socket is full sends TLS's
+// closing alert once the socket takes it, before it shuts its sending
+// side: the connection once shut at once, the alert left unsent, and the
+// client found the end of the stream with no alert before it (which
+// OpenSSL's clients, redis-cli among them, report as an error). The test
+// leaves the alert unsent at the first try, as a full socket would; TLS
+// 1.2, whose alerts are records of their own type, shows it on the wire.
+func TestTLSClosingAlertWaitsForAFullSocket(t *testing.T) {
+	if !EventLoopsSupported {
+		t.Skip("no event loops on this system")
+	}
+	f := testCerts(t)
+	cfg := respConfig()
+	cfg.TLS = tlsfiles.Server(testKeypair(t, f), nil)
+	var tries atomic.Int32
+	testHookLingerSocketFull = func() bool { return tries.Add(1) == 1 }
+	t.Cleanup(func() { testHookLingerSocketFull = nil })
+	for _, loops := range []int{1, 2} {
+		t.Run(fmt.Sprintf("event-loops=%d", loops), func(t *testing.T) {
+			tries.Store(0)
+			cfg := cfg
+			cfg.EventLoops = loops
+			r := startSingle(t, cfg)
+			raw, err := net.DialTimeout("tcp", r.addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			rec := &recordingConn{Conn: raw}
+			ccfg := testClientTLS(t, f.CA, "", "")
+			ccfg.ServerName, ccfg.MaxVersion = "127.0.0.1", tls.VersionTLS12
+			tc := tls.Client(rec, ccfg)
+			tc.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(tc, "PING\r\nQUIT\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(tc)
+			if string(got) != "+PONG\r\n+OK\r\n" || err != nil {
+				t.Fatalf("read %q, then %v; want +PONG, +OK and the end", got, err)
+			}
+			if tries.Load() == 0 {
+				t.Error("linger never sent the alert: the test's full socket did not happen")
+			}
+			rec.mu.Lock()
+			types := recordTypes(rec.got)
+			rec.mu.Unlock()
+			const alert = 21
+			if len(types) == 0 || types[len(types)-1] != alert {
+				t.Errorf("the server's records are of types %v: the stream ended without TLS's closing alert", types)
 			}
 		})
 	}
