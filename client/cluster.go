@@ -35,7 +35,7 @@ import (
 // reads (Get, TTL, ...) by the leader, as it confirms it still leads.
 //
 // Exactly-once writes. The client is one session of the cluster: a random
-// client id, picked once, and a sequence number for each write (Set,
+// client id, and a sequence number for each write (Set,
 // SetWithTTL, the conditional writes, Delete, BulkSet, Expire, Persist,
 // Incr, and any op Do does not know as a read), 1, 2, ... in the order
 // calls begin. Every attempt of a write carries the same id and sequence
@@ -54,11 +54,15 @@ import (
 // connection broke or the attempt timed out after the request left, the
 // server answered internal, or the context ended with the request out)
 // returns an error matching ErrUnknownOutcome, and so does a write that the
-// cluster refuses with session_expired (it has forgotten this session, so
-// it cannot tell a retry from a new write; an earlier attempt may have
-// applied). Such a write is never resent under a new sequence number: that
-// is the caller's decision, after reading the key back. A conditional
-// write's condition_failed, an Expire's or Persist's not_found and an
+// cluster refuses with session_expired after such an attempt (it has
+// forgotten this session, so it cannot tell a retry from a new write; the
+// earlier attempt may have applied). Such a write is never resent under a
+// new sequence number: that is the caller's decision, after reading the key
+// back. The cluster forgets a session once 16,384 other clients were active
+// since its last write, and refuses its every write from then on; so on
+// session_expired the client starts a new session, with a new random id,
+// for the writes that begin later, and a write none of whose attempts can
+// have applied is sent again in it, once. A conditional write's condition_failed, an Expire's or Persist's not_found and an
 // Incr's not_integer or overflow are certain, whatever came of earlier
 // attempts: the cluster keeps a refused write in the session too, and
 // answers its retry with the refusal (and the retry of an Incr that
@@ -70,9 +74,8 @@ type ClusterKVClient struct {
 	ops // Set, Get, Delete, BulkSet, Ping, Status, Do: through c.do
 
 	opts     options
-	nodeOpts options  // for the KVClient of each node: no dial retries of its own
-	addrs    []string // as given, deduplicated
-	clientID uint64
+	nodeOpts options       // for the KVClient of each node: no dial retries of its own
+	addrs    []string      // as given, deduplicated
 	done     chan struct{} // closed by Close, to end backoffs early
 
 	mu     sync.Mutex
@@ -80,7 +83,10 @@ type ClusterKVClient struct {
 	leader string               // the node believed to lead, "" when unknown
 	next   int                  // index in addrs of the node to try when no leader is known
 	closed bool
-	sess   session
+	// sess is the session new writes begin in. A write keeps the one it
+	// began in, whose id and window it uses to the end, even after a
+	// session_expired made the client start another (renew).
+	sess *session
 	// room, made by a write that found the session's window full, is
 	// closed when the lowest write in progress ends.
 	room chan struct{}
@@ -131,10 +137,9 @@ func DialCluster(ctx context.Context, addrs []string, opts ...Option) (*ClusterK
 		opts:     o,
 		nodeOpts: o,
 		addrs:    list,
-		clientID: newClientID(),
 		done:     make(chan struct{}),
 		nodes:    make(map[string]*KVClient, len(list)),
-		sess:     newSession(),
+		sess:     newSession(newClientID()),
 	}
 	c.nodeOpts.dialRetries = 0
 	c.ops = ops{do: c.do}
@@ -228,8 +233,14 @@ func (c *ClusterKVClient) Leader() string {
 	return c.leader
 }
 
-// ClientID is the id of the client's session, sent with every write.
-func (c *ClusterKVClient) ClientID() uint64 { return c.clientID }
+// ClientID is the id of the client's session, sent with every write. It
+// changes only when the cluster has forgotten the session
+// (session_expired) and the client starts another.
+func (c *ClusterKVClient) ClientID() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess.id
+}
 
 // Close closes every connection. Calls outstanding fail with ErrClosed
 // (writes that may have been applied with ErrUnknownOutcome too), and so do
@@ -318,13 +329,18 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 	}
 	write := !isRead(req.Op)
 	req.ClientID, req.Seq, req.Acked = 0, 0, 0
+	var sess *session // the write's, which a renewal replaces
 	if write {
-		req.ClientID = c.clientID
 		var err error
-		if req.Seq, err = c.beginWrite(ctx); err != nil {
+		if sess, req.Seq, err = c.beginWrite(ctx); err != nil {
 			return nil, err // nothing was sent
 		}
-		defer c.endWrite(req.Seq)
+		req.ClientID = sess.id
+		defer func() {
+			if sess != nil {
+				c.endWrite(sess, req.Seq)
+			}
+		}()
 		// The server's silence is timed from here: a wait for the
 		// window counted as its own, and a slow but live connection was
 		// broken as stalled (found by review).
@@ -334,6 +350,7 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 		unknown bool  // an attempt of this write may have been applied
 		lastErr error // why the last attempt failed
 		hopped  bool  // the last retry followed a redirect without a pause
+		renewed bool  // the write was moved to a new session
 	)
 	// giveUp ends the call with err, which says why the last attempt
 	// failed or why no further one is made.
@@ -347,7 +364,7 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 	addr := c.first()
 	for attempt := 1; ; attempt++ {
 		if write {
-			req.Acked = c.acked()
+			req.Acked = c.acked(sess)
 		}
 		resp, sent, err := c.attempt(ctx, addr, &req, began)
 		pause := true
@@ -376,7 +393,30 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 				// seq applies it at most once and learns the outcome.
 				unknown = unknown || write
 				addr = c.after(addr)
-			case core.CodeSessionExpired, core.CodeInternal:
+			case core.CodeSessionExpired:
+				if !write {
+					return resp, se
+				}
+				// The cluster has forgotten the session: it refuses
+				// every write of it from now on, so new writes need
+				// another (found by review: a client idle while 16,384
+				// others were active had every write refused so).
+				c.renew(sess)
+				if unknown || renewed {
+					return resp, giveUp(se)
+				}
+				// No attempt of this write can have applied: this one
+				// was refused, the others never reached a leader. So it
+				// goes again, once, as the new session's.
+				renewed = true
+				c.endWrite(sess, req.Seq)
+				var err error
+				if sess, req.Seq, err = c.beginWrite(ctx); err != nil {
+					return nil, fmt.Errorf("%w (after session_expired: %w)", err, se)
+				}
+				req.ClientID = sess.id
+				pause = false
+			case core.CodeInternal:
 				unknown = unknown || write
 				return resp, giveUp(se)
 			case core.CodeConditionFailed, core.CodeConditionRefusedEarlier, core.CodeNotFound, core.CodeNotInteger, core.CodeOverflow:
@@ -498,15 +538,16 @@ func (c *ClusterKVClient) pause(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// beginWrite numbers the next write, once the session's window has room
-// for it (sessionWritesMax), within ctx and until Close.
-func (c *ClusterKVClient) beginWrite(ctx context.Context) (uint64, error) {
+// beginWrite numbers the next write in the current session, once its
+// window has room for it (sessionWritesMax), within ctx and until Close.
+// The session is nil when it fails.
+func (c *ClusterKVClient) beginWrite(ctx context.Context) (*session, uint64, error) {
 	for {
 		c.mu.Lock()
-		if c.sess.inProgress() < sessionWritesMax {
-			seq := c.sess.begin()
+		if s := c.sess; s.inProgress() < sessionWritesMax {
+			seq := s.begin()
 			c.mu.Unlock()
-			return seq, nil
+			return s, seq, nil
 		}
 		if c.room == nil {
 			c.room = make(chan struct{})
@@ -516,40 +557,58 @@ func (c *ClusterKVClient) beginWrite(ctx context.Context) (uint64, error) {
 		select {
 		case <-room:
 		case <-ctx.Done():
-			return 0, fmt.Errorf("%w (waiting for one of the session's %d writes in progress to end)", ctx.Err(), sessionWritesMax)
+			return nil, 0, fmt.Errorf("%w (waiting for one of the session's %d writes in progress to end)", ctx.Err(), sessionWritesMax)
 		case <-c.done:
-			return 0, ErrClosed
+			return nil, 0, ErrClosed
 		}
 	}
 }
 
-func (c *ClusterKVClient) endWrite(seq uint64) {
+// endWrite records that the write seq of s ended.
+func (c *ClusterKVClient) endWrite(s *session, seq uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	low := c.sess.low
-	c.sess.end(seq)
-	if c.sess.low != low && c.room != nil {
+	low := s.low
+	s.end(seq)
+	if s == c.sess && s.low != low && c.room != nil {
 		close(c.room) // the window moved
 		c.room = nil
 	}
 }
 
-func (c *ClusterKVClient) acked() uint64 {
+func (c *ClusterKVClient) acked(s *session) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sess.acked()
+	return s.acked()
+}
+
+// renew starts a new session for the writes that begin from now on, if s,
+// which the cluster has forgotten, is still the current one. The writes
+// in progress in s end in it.
+func (c *ClusterKVClient) renew(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != s {
+		return // another write renewed it already
+	}
+	c.sess = newSession(newClientID())
+	if c.room != nil {
+		close(c.room) // the new session's window is empty
+		c.room = nil
+	}
 }
 
 // session numbers a client's writes and knows which are still in progress.
 // Writes begin in sequence order but may end in any order.
 type session struct {
+	id    uint64              // the client id the cluster knows it by
 	next  uint64              // the seq of the next write to begin
 	low   uint64              // the lowest seq begun and not ended; next if none
 	ended map[uint64]struct{} // seqs above low that have ended
 }
 
-func newSession() session {
-	return session{next: 1, low: 1, ended: map[uint64]struct{}{}}
+func newSession(id uint64) *session {
+	return &session{id: id, next: 1, low: 1, ended: map[uint64]struct{}{}}
 }
 
 func (s *session) begin() uint64 {

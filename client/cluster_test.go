@@ -383,32 +383,52 @@ func TestClusterUnavailableRetried(t *testing.T) {
 	}
 }
 
-// session_expired: the cluster has forgotten the session, so an earlier
-// attempt may have applied. The write is not retried, under its own
-// sequence number or a new one, and the next write moves acked past it.
+// session_expired: the cluster has forgotten the session. After an
+// attempt of unknown outcome, that one may have applied: the write is not
+// retried, under its own sequence number or a new one, and the next write
+// goes in a new session. A write refused so at its first attempt goes
+// again in a new session, once; refused there too, it gives up.
 func TestClusterSessionExpiredIsUnknownOutcome(t *testing.T) {
 	fc := newFakeCluster(t, 1)
+	var dropped atomic.Bool
 	fc.serve(func(_ int, req *core.Request) reply {
-		if req.Key == "expired" {
+		switch {
+		case req.Key == "expired":
+			return errReply(core.CodeSessionExpired)
+		case req.Key == "dropped" && !dropped.Swap(true):
+			return reply{drop: true}
+		case req.Key == "dropped":
 			return errReply(core.CodeSessionExpired)
 		}
 		return okReply(req)
 	})
 	c := dialClusterT(t, fc.addrs)
-	err := c.Set(ctxT(t), "expired", "v")
+	first := c.ClientID()
+	err := c.Set(ctxT(t), "dropped", "v")
 	var se *ServerError
 	if !errors.Is(err, ErrUnknownOutcome) || !errors.As(err, &se) || se.Code != core.CodeSessionExpired {
 		t.Fatalf("err = %v; want ErrUnknownOutcome and session_expired", err)
 	}
-	if n := len(fc.seen(core.OpSet)); n != 1 {
-		t.Fatalf("the write was sent %d times; want 1", n)
+	sets := fc.seen(core.OpSet)
+	if n := len(sets); n != 2 || sets[1].req.ClientID != first || sets[1].req.Seq != 1 {
+		t.Fatalf("the write was sent %d times (%v); want twice, both as seq 1 of %d", n, sets, first)
 	}
 	if err := c.Set(ctxT(t), "next", "v"); err != nil {
 		t.Fatal(err)
 	}
-	last := fc.seen(core.OpSet)[1].req
-	if last.Seq != 2 || last.Acked != 2 {
-		t.Fatalf("next write has seq %d, acked %d; want 2, 2", last.Seq, last.Acked)
+	last := fc.seen(core.OpSet)[2].req
+	if last.ClientID == first || last.Seq != 1 || last.Acked != 1 {
+		t.Fatalf("next write has client_id %d, seq %d, acked %d; want a new session's 1, 1", last.ClientID, last.Seq, last.Acked)
+	}
+
+	second := c.ClientID()
+	err = c.Set(ctxT(t), "expired", "v")
+	if !errors.Is(err, ErrUnknownOutcome) || !errors.As(err, &se) || se.Code != core.CodeSessionExpired {
+		t.Fatalf("err = %v; want ErrUnknownOutcome and session_expired", err)
+	}
+	sets = fc.seen(core.OpSet)[3:]
+	if len(sets) != 2 || sets[0].req.ClientID != second || sets[1].req.ClientID == second || sets[1].req.Seq != 1 {
+		t.Fatalf("the write was sent as %v; want once in session %d, once as a new session's seq 1", sets, second)
 	}
 }
 
@@ -614,7 +634,7 @@ func TestClusterAckedAdvances(t *testing.T) {
 
 // The session's bookkeeping, with writes ending out of order.
 func TestSessionAcked(t *testing.T) {
-	s := newSession()
+	s := newSession(1)
 	if s.acked() != 1 {
 		t.Fatalf("acked of a new session = %d; want 1", s.acked())
 	}
@@ -964,30 +984,30 @@ func TestClusterClientKeepsItsSessionWindow(t *testing.T) {
 // lowest, until the lowest ends (another's end is not room: the cluster
 // still holds every seq from the lowest on), or its context ends.
 func TestSessionWindowWaitsForTheLowest(t *testing.T) {
-	c := &ClusterKVClient{done: make(chan struct{}), sess: newSession()}
+	c := &ClusterKVClient{done: make(chan struct{}), sess: newSession(1)}
 	ctx := context.Background()
 	for i := range sessionWritesMax {
-		if seq, err := c.beginWrite(ctx); err != nil || seq != uint64(i+1) {
+		if _, seq, err := c.beginWrite(ctx); err != nil || seq != uint64(i+1) {
 			t.Fatalf("write %d: seq %d, %v", i, seq, err)
 		}
 	}
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if _, err := c.beginWrite(short); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := c.beginWrite(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a write past the window: %v, want it to wait out its context", err)
 	}
 	got := make(chan uint64)
 	go func() {
-		seq, _ := c.beginWrite(ctx)
+		_, seq, _ := c.beginWrite(ctx)
 		got <- seq
 	}()
-	c.endWrite(2) // not the lowest
+	c.endWrite(c.sess, 2) // not the lowest
 	select {
 	case seq := <-got:
 		t.Fatalf("write %d began after a write other than the lowest ended", seq)
 	case <-time.After(20 * time.Millisecond):
 	}
-	c.endWrite(1)
+	c.endWrite(c.sess, 1)
 	select {
 	case seq := <-got:
 		if seq != sessionWritesMax+1 {
@@ -996,11 +1016,11 @@ func TestSessionWindowWaitsForTheLowest(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the waiting write did not begin once the lowest ended")
 	}
-	if _, err := c.beginWrite(ctx); err != nil { // the window full again
+	if _, _, err := c.beginWrite(ctx); err != nil { // the window full again
 		t.Fatal(err)
 	}
 	close(c.done)
-	if _, err := c.beginWrite(ctx); !errors.Is(err, ErrClosed) {
+	if _, _, err := c.beginWrite(ctx); !errors.Is(err, ErrClosed) {
 		t.Fatalf("a write waiting on a closed client: %v, want ErrClosed", err)
 	}
 }
@@ -1025,7 +1045,7 @@ func TestSessionWindowWaitIsNotAStall(t *testing.T) {
 	}
 	before := accepts.Load()
 	for range sessionWritesMax {
-		if _, err := c.beginWrite(context.Background()); err != nil {
+		if _, _, err := c.beginWrite(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1041,7 +1061,7 @@ func TestSessionWindowWaitIsNotAStall(t *testing.T) {
 		_, getErr = c.Get(ctx, "slow") // in flight on the same connection
 	}()
 	time.Sleep(10 * time.Millisecond)
-	c.endWrite(1) // room: the Set goes out with some 20 ms left
+	c.endWrite(c.sess, 1) // room: the Set goes out with some 20 ms left
 	wg.Wait()
 	if getErr != nil {
 		t.Errorf("the get beside it: %v", getErr)

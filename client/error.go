@@ -67,8 +67,8 @@ var (
 	// caller's decision. Read it back to find out. (A ClusterKVClient does
 	// resend it, as the same write of its session, which the cluster applies
 	// at most once; it returns this error when it gives up, or when the
-	// cluster answers session_expired.) A server's outcome_unknown and
-	// session_expired answers match it too.
+	// cluster answers session_expired after an attempt of unknown outcome.)
+	// A server's outcome_unknown and session_expired answers match it too.
 	ErrUnknownOutcome = errors.New("outcome unknown: the write may or may not have been applied")
 
 	// ErrProtocol is wrapped when the server breaks the wire protocol: a
