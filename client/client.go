@@ -36,6 +36,10 @@ type KVClient struct {
 	// dialing is a one-token semaphore: one goroutine redials while the
 	// others wait for it, each within its own context.
 	dialing chan struct{}
+	// closing ends, at Close, the dials in progress (and their TLS
+	// handshakes and passwords), which no connection's failure reaches.
+	closing  context.Context
+	closeAll context.CancelFunc
 
 	mu     sync.Mutex
 	cur    *conn // nil, or the latest conn (which may have broken since)
@@ -105,6 +109,7 @@ func DialContext(ctx context.Context, addr string, opts ...Option) (*KVClient, e
 // newKVClient makes a client of addr that dials on its first call.
 func newKVClient(addr string, opts options) *KVClient {
 	c := &KVClient{addr: addr, opts: opts, dialing: make(chan struct{}, 1)}
+	c.closing, c.closeAll = context.WithCancel(context.Background())
 	c.ops = ops{do: c.do}
 	return c
 }
@@ -489,6 +494,7 @@ func (c *KVClient) Close() error {
 	cn := c.cur
 	c.cur = nil
 	c.mu.Unlock()
+	c.closeAll()
 	if cn != nil {
 		cn.fail(ErrClosed)
 	}
@@ -608,9 +614,18 @@ func (c *KVClient) conn(ctx context.Context) (*conn, error) {
 	if cn, err := c.current(); cn != nil || err != nil {
 		return cn, err
 	}
+	// Close ends the wait, the dial, its handshake and its password, as
+	// it ends the calls on a connection (found by review: a call busy
+	// redialling outlived Close by up to the dial timeout).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.closing, cancel)()
 	select {
 	case c.dialing <- struct{}{}:
 	case <-ctx.Done():
+		if c.closing.Err() != nil {
+			return nil, ErrClosed
+		}
 		return nil, fmt.Errorf("waiting to reconnect to %s: %w", c.addr, ctx.Err())
 	}
 	defer func() { <-c.dialing }()
@@ -620,11 +635,17 @@ func (c *KVClient) conn(ctx context.Context) (*conn, error) {
 	}
 	nc, err := c.dial(ctx)
 	if err != nil {
+		if c.closing.Err() != nil {
+			return nil, ErrClosed
+		}
 		return nil, err
 	}
 	cn := newConn(nc, c.addr, &c.opts)
 	if err := c.authenticate(ctx, cn); err != nil {
 		cn.fail(err)
+		if c.closing.Err() != nil {
+			return nil, ErrClosed
+		}
 		return nil, err
 	}
 	c.mu.Lock()
