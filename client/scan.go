@@ -93,12 +93,18 @@ func (c *ops) ScanAll(ctx context.Context, prefix string, pageSize int, opts ...
 				return
 			}
 			items, more := resp.Items, *resp.More
-			if len(items) > 0 && items[0].Key <= req.StartAfter {
-				// A page that does not go past the key it was asked to
-				// start after: its next page would start where this one
-				// did, a walk without end (found by review).
-				yield(KV{}, fmt.Errorf("dkv: scan of prefix %q after %q: %w: a page that starts at %q, not past it", prefix, req.StartAfter, ErrProtocol, items[0].Key))
-				return
+			// Each key must go past the one before it, the first past
+			// the key the page was asked to start after. A page that
+			// does not go past it would start the next where this one
+			// did, and one whose keys fall back could start it before:
+			// either way, a walk without end (found by review, twice).
+			prev := req.StartAfter
+			for _, kv := range items {
+				if kv.Key <= prev {
+					yield(KV{}, fmt.Errorf("dkv: scan of prefix %q after %q: %w: a page with key %q after %q, not past it", prefix, req.StartAfter, ErrProtocol, kv.Key, prev))
+					return
+				}
+				prev = kv.Key
 			}
 			for _, kv := range items {
 				if !yield(kv, nil) {

@@ -179,3 +179,31 @@ func TestScanAllPageThatDoesNotAdvance(t *testing.T) {
 		t.Fatalf("ScanAll yielded %d items before its error; want the first page's 1", got)
 	}
 }
+
+// A page whose keys are out of order can end below the key it started
+// after, with its first key past it: the next page starts before this
+// one, and the walk goes round for ever (found by review: ScanAll yielded
+// b, a, b, a, ... against a server that answered every page [b, a]). Its
+// keys must rise, all past the start, or the walk ends with ErrProtocol
+// before yielding any of them.
+func TestScanAllPageOutOfOrder(t *testing.T) {
+	srv := newRawServer(t, answer(func(_ int, req *core.Request) core.Response {
+		more := true
+		return core.Response{ID: req.ID, OK: true, Items: []KV{{Key: "b", Value: "2"}, {Key: "a", Value: "1"}}, More: &more}
+	}))
+	c := dialT(t, srv.addr)
+	var got int
+	var err error
+	for _, e := range c.ScanAll(ctxT(t), "", 0) {
+		if e != nil {
+			err = e
+			break
+		}
+		if got++; got > 10 {
+			break
+		}
+	}
+	if !errors.Is(err, ErrProtocol) || got != 0 {
+		t.Fatalf("ScanAll yielded %d items and err %v; want ErrProtocol and none", got, err)
+	}
+}
