@@ -1,0 +1,82 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Incrs from many goroutines while the leader is killed (SIGKILL, with
+// writes in flight on its connections): the cluster client resends each
+// in its session, so every value an Incr returns is its own (no incr
+// answered twice with one value, none applied twice), and the counter
+// ends between the incrs answered and those plus the ones of unknown
+// outcome.
+func TestClusterIncrsAcrossLeaderKill(t *testing.T) {
+	cl := startCluster(t)
+	c := dialClusterT(t, cl.Addrs(), WithRequestTimeout(20*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := c.Incr(ctx, "n", 0); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		seen    = map[int64]bool{}
+		ok      int
+		unknown int
+		wg      sync.WaitGroup
+	)
+	killed := make(chan struct{})
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-killed:
+					if i > 60 {
+						return
+					}
+				default:
+				}
+				n, err := c.Incr(ctx, "n", 1)
+				mu.Lock()
+				switch {
+				case err == nil:
+					if seen[n] {
+						t.Errorf("two incrs answered %d", n)
+					}
+					seen[n] = true
+					ok++
+				case errors.Is(err, ErrUnknownOutcome):
+					unknown++
+				default:
+					t.Errorf("incr: %v", err)
+				}
+				mu.Unlock()
+				if err != nil && !errors.Is(err, ErrUnknownOutcome) {
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	leader, _, err := cl.WaitLeader(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Kill(leader)
+	close(killed)
+	wg.Wait()
+	got, err := c.Incr(ctx, "n", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d incrs answered, %d of unknown outcome, counter %d", ok, unknown, got)
+	if got < int64(ok) || got > int64(ok+unknown) {
+		t.Fatalf("counter %d after %d incrs answered and %d unknown", got, ok, unknown)
+	}
+}
