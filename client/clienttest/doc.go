@@ -5,5 +5,7 @@
 // expire's ttl_ms; persist takes it away) expire by the real time, or by a
 // clock the test moves (Server.StopClock). It serves incr as the real
 // server does, refusals (not_integer, overflow) included, but keeps no
-// client sessions: a retried incr applies again.
+// client sessions: a retried incr applies again. Bulk ops and scans,
+// consistent ones included, are served too; searches are refused as by a
+// server without --enable-indexes, and auth as by one without a password.
 package clienttest

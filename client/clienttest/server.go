@@ -2,7 +2,10 @@ package clienttest
 
 import (
 	"bufio"
+	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +36,15 @@ type Server struct {
 	// Set by Follow: answer leader-only ops with not_leader naming leader.
 	following bool
 	leader    string
+	// views are the open consistent scans: each a copy of data, and of
+	// deadlines, as they were at its first page.
+	views    map[string]view
+	lastView int
+}
+
+type view struct {
+	data      map[string]string
+	deadlines map[string]time.Time
 }
 
 // NewServer starts a server with the default limits. It is closed when the
@@ -50,6 +62,7 @@ func NewServer(tb testing.TB) *Server {
 		data:      map[string]string{},
 		deadlines: map[string]time.Time{},
 		conns:     map[net.Conn]struct{}{},
+		views:     map[string]view{},
 	}
 	s.wg.Add(1)
 	go s.accept()
@@ -310,8 +323,85 @@ func (s *Server) apply(req *core.Request) core.Response {
 			s.data[kv.Key] = kv.Value
 			delete(s.deadlines, kv.Key)
 		}
+	case core.OpBulkGet:
+		return core.BulkGetResponse(req.Keys, func(k string) (string, bool) {
+			v, ok := s.data[k]
+			return v, ok
+		}, s.limits.RequestBytesMax)
+	case core.OpBulkDelete:
+		var n uint64
+		for _, k := range core.DistinctKeys(req.Keys) {
+			if _, ok := s.data[k]; ok {
+				n++
+			}
+			delete(s.data, k)
+			delete(s.deadlines, k)
+		}
+		return core.DeletedResponse(n)
+	case core.OpScan:
+		return s.scan(req)
+	case core.OpSearch, core.OpSearchSimilar:
+		// As a real server started without --enable-indexes.
+		return core.ErrorResponse(core.CodeIndexesDisabled, "this server keeps no indexes")
+	case core.OpAuth:
+		// As a real server started without --auth-file.
+		return core.ErrorResponse(core.CodeAuthFailed, "this server has no password")
 	case core.OpStatus:
 		return core.Response{OK: true, Status: &core.Status{Mode: "fake", Keys: len(s.data)}}
 	}
 	return core.OKResponse()
+}
+
+// scan answers a page of a scan as the real server does: in key order,
+// with ttl_ms for keys that expire, and for a consistent scan from a copy
+// of the data made at its first page (its view), kept while keys are left.
+// Called with s.mu held.
+func (s *Server) scan(req *core.Request) core.Response {
+	data, deadlines := s.data, s.deadlines
+	if req.View != "" {
+		v, ok := s.views[req.View]
+		if !ok {
+			return core.ErrorResponse(core.CodeScanExpired, "no view %q", req.View)
+		}
+		data, deadlines = v.data, v.deadlines
+	}
+	keys := make([]string, 0, len(data))
+	for k := range data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	now := s.clock()
+	ascend := func(from string, f func(key, value string) bool) {
+		i, _ := slices.BinarySearch(keys, from)
+		for _, k := range keys[i:] {
+			if at, ok := deadlines[k]; ok && !now.Before(at) {
+				continue // expired in a view, which expire() does not reach
+			}
+			if !f(k, data[k]) {
+				return
+			}
+		}
+	}
+	ttlOf := func(k string) *uint64 {
+		at, ok := deadlines[k]
+		if !ok {
+			return nil
+		}
+		left := uint64(max(at.Sub(now), 0) / time.Millisecond)
+		return &left
+	}
+	resp := core.ScanResponse(req, ascend, ttlOf, s.limits.RequestBytesMax)
+	switch {
+	case !resp.OK || resp.More == nil:
+	case req.View != "" && !*resp.More:
+		delete(s.views, req.View) // the walk is over
+	case req.View != "" && *resp.More:
+		resp.View = req.View
+	case req.Consistent && *resp.More:
+		s.lastView++
+		id := fmt.Sprintf("%016x", s.lastView)
+		s.views[id] = view{data: maps.Clone(data), deadlines: maps.Clone(deadlines)}
+		resp.View = id
+	}
+	return resp
 }
