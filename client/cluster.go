@@ -24,7 +24,7 @@ import (
 // none is known, to the given addresses in turn. A node that answers
 // not_leader naming the leader sends the call there at once (one such hop
 // in a row goes without a pause); one that names no leader, or answers
-// unavailable, or cannot be reached, or does not answer within the attempt
+// unavailable or too_many_connections, or cannot be reached, or does not answer within the attempt
 // timeout (a connection it closed while idle is redialled first, within
 // the same attempt), sends the call to the next address after a backoff: 10 ms
 // doubling to 250 ms, each wait drawn from its upper half so that clients
@@ -48,8 +48,9 @@ import (
 // the next waits, within its context. Reads carry no session.
 //
 // Outcomes. A write that returns nil was committed. A write whose every
-// attempt was refused without effect (not_leader, unavailable, a connection
-// refused or broken before the request left) returns the last refusal. A
+// attempt was refused without effect (not_leader, unavailable,
+// too_many_connections, a connection refused or broken before the request
+// left) returns the last refusal. A
 // write that gives up after an attempt whose outcome is unknown (the
 // connection broke or the attempt timed out after the request left, the
 // server answered internal, or the context ended with the request out)
@@ -385,7 +386,11 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 				} else {
 					addr = c.after(addr)
 				}
-			case core.CodeUnavailable:
+			case core.CodeUnavailable, core.CodeTooManyConns:
+				// Refused without effect. A node at its --max-conns
+				// answers a new connection's first request so, unread,
+				// and closes it: as good as a connection refused
+				// (found by review: the call ended at once).
 				addr = c.after(addr)
 			case core.CodeOutcomeUnknown:
 				// Proposed, but its node could not learn its fate (it lost

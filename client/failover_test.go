@@ -1,8 +1,10 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"syscall"
 	"testing"
@@ -97,5 +99,53 @@ func incrsAcrossFault(t *testing.T, fault func(cl *nodeproc.Cluster, leader int)
 	t.Logf("%d incrs answered, %d of unknown outcome, counter %d", ok, unknown, got)
 	if got < int64(ok) || got > int64(ok+unknown) {
 		t.Fatalf("counter %d after %d incrs answered and %d unknown", got, ok, unknown)
+	}
+}
+
+// A node at its --max-conns answers a new connection's first request with
+// too_many_connections, and closes it: the node read nothing of it, as
+// if it had refused the connection. A ClusterKVClient's call goes on to
+// another node, as from a node that refuses connections (found by review:
+// the call ended at once with the refusal, though the other nodes would
+// serve it; a write came back that way too).
+func TestClusterNodeAtItsConnectionLimit(t *testing.T) {
+	cl := startCluster(t, "--max-conns", "1")
+	leader, _, err := cl.WaitLeader(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Take a follower's one connection, and keep it; the client tries
+	// that follower first.
+	full := (leader + 1) % cl.Size()
+	hold, err := net.Dial("tcp", cl.Addr(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	if _, err := hold.Write([]byte("{\"op\":\"ping\"}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(hold).ReadString('\n'); err != nil {
+		t.Fatalf("the held connection: %v", err)
+	}
+	addrs := []string{cl.Addr(full)}
+	for i := range cl.Size() {
+		if i != full {
+			addrs = append(addrs, cl.Addr(i))
+		}
+	}
+	for _, op := range []string{"ping", "set"} {
+		t.Run(op, func(t *testing.T) {
+			c := dialClusterT(t, addrs)
+			ctx := ctxT(t)
+			if op == "ping" {
+				err = c.Ping(ctx)
+			} else {
+				err = c.Set(ctx, "k", "v")
+			}
+			if err != nil {
+				t.Fatalf("%s with node %d at its connection limit: %v", op, full, err)
+			}
+		})
 	}
 }
