@@ -379,6 +379,11 @@ func (c *ops) BulkGet(ctx context.Context, keys ...string) ([]*string, error) {
 // delete that had already applied.
 func (c *ops) BulkDelete(ctx context.Context, keys ...string) (int, error) {
 	resp, err := c.do(ctx, core.Request{Op: core.OpBulkDelete, Keys: keys})
+	if err == nil && resp.Deleted != nil && *resp.Deleted > uint64(len(keys)) {
+		// Not a count: as an int it could read as -1, "unknown", or
+		// below (found by review). The delete applied; its count is lost.
+		err = fmt.Errorf("%w: bulk_delete of %d keys answered %d deleted", ErrProtocol, len(keys), *resp.Deleted)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("dkv: bulk_delete of %d keys: %w", len(keys), err)
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -56,5 +57,22 @@ func TestProtocolDocExamples(t *testing.T) {
 	}
 	if checked < 14 {
 		t.Fatalf("found %d example lines in PROTOCOL.md; want at least 14", checked)
+	}
+}
+
+// A bulk_delete's count beyond the keys it named is no count: it was
+// turned into an int as it came, so 2^64-1 read as -1, the answer that
+// says the count is unknown, and 2^63 as a negative number (found by
+// review).
+func TestBulkDeleteCountBeyondItsKeys(t *testing.T) {
+	for _, n := range []uint64{3, 1 << 63, 1<<64 - 1} {
+		srv := newRawServer(t, answer(func(_ int, req *core.Request) core.Response {
+			return core.Response{ID: req.ID, OK: true, Deleted: &n}
+		}))
+		c := dialT(t, srv.addr)
+		got, err := c.BulkDelete(ctxT(t), "a", "b")
+		if !errors.Is(err, ErrProtocol) {
+			t.Errorf("deleted %d of 2 keys: BulkDelete = %d, %v; want ErrProtocol", n, got, err)
+		}
 	}
 }
