@@ -704,23 +704,23 @@ func (c *KVClient) current() (*conn, error) {
 	return nil, nil
 }
 
-// Backoff between dial attempts: doubling from backoffBase up to backoffMax,
-// with jitter so that many clients of a restarted server do not redial in
-// lockstep.
+// Backoff between dial attempts: doubling from dialBackoffBase up to
+// dialBackoffMax, with jitter so that many clients of a restarted server do
+// not redial in lockstep.
 const (
-	backoffBase = 50 * time.Millisecond
-	backoffMax  = 1 * time.Second
+	dialBackoffBase = 50 * time.Millisecond
+	dialBackoffMax  = 1 * time.Second
 )
 
 func (c *KVClient) dial(ctx context.Context) (net.Conn, error) {
 	d := net.Dialer{Timeout: c.opts.dialTimeout, KeepAlive: 15 * time.Second}
-	backoff := backoffBase
+	backoff := dialBackoffBase
 	var err error
 	attempt := 0
-	for ; attempt <= c.opts.dialRetries; attempt++ {
+	for ; attempt <= c.opts.dialRetriesMax; attempt++ {
 		if attempt > 0 {
 			wait := backoff/2 + rand.N(backoff/2+1)
-			backoff = min(2*backoff, backoffMax)
+			backoff = min(2*backoff, dialBackoffMax)
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:

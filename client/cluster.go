@@ -142,7 +142,7 @@ func DialCluster(ctx context.Context, addrs []string, opts ...Option) (*ClusterK
 		nodes:    make(map[string]*KVClient, len(list)),
 		sess:     newSession(newClientID()),
 	}
-	c.nodeOpts.dialRetries = 0
+	c.nodeOpts.dialRetriesMax = 0
 	c.ops = ops{do: c.do}
 	if err := c.connectAny(ctx); err != nil {
 		c.Close()
@@ -195,13 +195,13 @@ func newClientID() uint64 {
 // connectAny opens a connection to the first node that accepts one.
 func (c *ClusterKVClient) connectAny(ctx context.Context) error {
 	errs := make([]error, len(c.addrs))
-	backoff := backoffBase
-	for round := 0; round <= c.opts.dialRetries; round++ {
+	backoff := dialBackoffBase
+	for round := 0; round <= c.opts.dialRetriesMax; round++ {
 		if round > 0 {
 			if err := c.pause(ctx, backoff); err != nil {
 				return fmt.Errorf("%w (last errors: %w)", err, errors.Join(errs...))
 			}
-			backoff = min(2*backoff, backoffMax)
+			backoff = min(2*backoff, dialBackoffMax)
 		}
 		for i, addr := range c.addrs {
 			n, err := c.node(addr)

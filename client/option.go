@@ -15,7 +15,7 @@ type options struct {
 	dialTimeout      time.Duration
 	requestTimeout   time.Duration
 	inFlightMax      int
-	dialRetries      int
+	dialRetriesMax   int
 	responseBytesMax int
 	requestBytesMax  int
 	password         string      // "": the server asks none
@@ -31,7 +31,7 @@ func defaultOptions() options {
 		dialTimeout:    5 * time.Second,
 		requestTimeout: 10 * time.Second,
 		inFlightMax:    1024,
-		dialRetries:    3,
+		dialRetriesMax: 3,
 		// Generous: a status or a get of a 1 MiB value is far below it, and
 		// a later search response may carry many values.
 		responseBytesMax: 64 << 20,
@@ -69,7 +69,7 @@ func WithMaxInFlight(n int) Option { return func(o *options) { o.inFlightMax = n
 // write. For DialCluster it is how many more rounds it makes over the
 // addresses when none accepts a connection; a ClusterKVClient's calls are
 // bounded by WithMaxAttempts instead.
-func WithRetries(n int) Option { return func(o *options) { o.dialRetries = n } }
+func WithRetries(n int) Option { return func(o *options) { o.dialRetriesMax = n } }
 
 // WithMaxResponseBytes bounds one response line (default 64 MiB).
 func WithMaxResponseBytes(n int) Option { return func(o *options) { o.responseBytesMax = n } }
@@ -117,8 +117,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("request timeout must be positive, got %v", o.requestTimeout)
 	case o.inFlightMax < 1:
 		return fmt.Errorf("max in-flight must be at least 1, got %d", o.inFlightMax)
-	case o.dialRetries < 0:
-		return fmt.Errorf("retries must not be negative, got %d", o.dialRetries)
+	case o.dialRetriesMax < 0:
+		return fmt.Errorf("retries must not be negative, got %d", o.dialRetriesMax)
 	case o.responseBytesMax < 1:
 		return fmt.Errorf("max response bytes must be at least 1, got %d", o.responseBytesMax)
 	case o.requestBytesMax < 1:
