@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"syscall"
@@ -148,4 +149,73 @@ func TestClusterNodeAtItsConnectionLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Writes in flight on a KVClient when its server is killed (SIGKILL):
+// each that fails without matching ErrUnknownOutcome must not have been
+// applied, and each that succeeded must be there after the restart. The
+// server's log says which: the key holds the last write answered, or the
+// one of unknown outcome after it.
+func TestKVClientWritesAcrossServerKill(t *testing.T) {
+	bin, err := nodeproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p, err := nodeproc.Start(bin, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
+	c := dialT(t, p.Addr, WithRetries(0))
+	type fate struct {
+		ok      int  // the last value answered
+		last    int  // the value of the write that failed
+		unknown bool // whether its outcome is unknown
+	}
+	fates := make([]fate, 16)
+	var wg sync.WaitGroup
+	for g := range fates {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for v := 1; ; v++ {
+				err := c.Set(ctx, fmt.Sprint("k", g), fmt.Sprint(v))
+				if err == nil {
+					fates[g].ok = v
+					continue
+				}
+				fates[g].last, fates[g].unknown = v, errors.Is(err, ErrUnknownOutcome)
+				return
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	p.Kill()
+	wg.Wait()
+	p, err = nodeproc.StartOnPort(bin, dir, p.Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
+	ctx := ctxT(t)
+	certain := 0
+	for g, f := range fates {
+		v, err := c.Get(ctx, fmt.Sprint("k", g))
+		if err != nil {
+			t.Fatalf("k%d after the restart: %v", g, err)
+		}
+		switch {
+		case v == fmt.Sprint(f.ok):
+		case f.unknown && v == fmt.Sprint(f.last):
+		default:
+			t.Errorf("k%d = %s; the last write answered was %d, then %d failed (unknown outcome: %v)", g, v, f.ok, f.last, f.unknown)
+		}
+		if !f.unknown {
+			certain++
+		}
+	}
+	t.Logf("%d of %d writers ended with a certain failure", certain, len(fates))
 }
