@@ -26,6 +26,7 @@ type call struct {
 
 	// Under conn.mu:
 	sentAt    time.Duration // when the call joined pending, since conn.start
+	take      uint64        // the conn's takes when its line joined out
 	res       *result       // set once: its response, or why the conn broke
 	abandoned bool          // its caller gave up; the response is dropped
 
@@ -37,6 +38,9 @@ type call struct {
 type result struct {
 	resp *core.Response
 	err  error
+	// unsent: the conn broke with the call's line still in out, never
+	// handed to the socket, so the server surely never saw it.
+	unsent bool
 }
 
 func (cl *call) signal() {
@@ -78,9 +82,12 @@ type conn struct {
 	pending []*call // written or being written, unanswered, in send order
 	out     []byte  // lines of pending calls not yet written
 	spare   []byte  // the other write buffer, swapped with out
-	writing bool    // a caller is writing out, and will until it is empty
-	reading bool    // a caller holds the read role
-	err     error   // why the conn broke; set once
+	// takes counts the takes of out to be written: a call whose line
+	// joined out after the last take has not been handed to the socket.
+	takes   uint64
+	writing bool  // a caller is writing out, and will until it is empty
+	reading bool  // a caller holds the read role
+	err     error // why the conn broke; set once
 	// peekBuf is where idleError looks at unsolicited bytes: a refusal
 	// such as too_many_connections fits easily.
 	peekBuf [512]byte
@@ -158,7 +165,7 @@ func (cn *conn) failLocked(err error) {
 	}
 	cn.err = err
 	for _, cl := range cn.pending {
-		cl.res = &result{err: err}
+		cl.res = &result{err: err, unsent: cl.take == cn.takes}
 		cl.signal()
 	}
 	cn.pending = nil
@@ -202,6 +209,7 @@ func (cn *conn) roundTrip(ctx context.Context, cl *call) (resp *core.Response, s
 		return nil, false, err
 	}
 	cl.sentAt = cn.since()
+	cl.take = cn.takes
 	cn.pending = append(cn.pending, cl)
 	cn.out = append(cn.out, cl.line...)
 	if !cn.writing {
@@ -262,6 +270,7 @@ func (cn *conn) writeRest(buf []byte, n int) {
 
 // takeOutLocked returns the lines to write and swaps in the spare buffer.
 func (cn *conn) takeOutLocked() []byte {
+	cn.takes++
 	buf := cn.out
 	cn.out = cn.spare[:0]
 	cn.spare = nil
@@ -286,7 +295,7 @@ func (cn *conn) await(ctx context.Context, cl *call) (*core.Response, bool, erro
 		if cl.res != nil {
 			r := cl.res
 			cn.mu.Unlock()
-			return r.resp, true, r.err
+			return r.resp, !r.unsent, r.err
 		}
 		if !cn.reading {
 			cn.reading = true

@@ -1,9 +1,14 @@
 package client
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"dkv/core"
 )
@@ -66,4 +71,60 @@ func TestWriteWithOversizeAnswerIsUnknownOutcome(t *testing.T) {
 		t.Fatalf("Get(small) = %q, %v; want small on the same connection", v, err)
 	}
 	srv.wantAccepted(t, 1, "")
+}
+
+// A write still queued behind another's large write when the connection
+// breaks never left the client: nothing of it reached the socket. It is
+// retried on a new connection, as a write found unsent is, not reported
+// ErrUnknownOutcome (found by review: every write queued behind a
+// bulk_set to a server that stopped reading came back unknown).
+func TestWriteQueuedBehindABrokenWriteIsNotUnknown(t *testing.T) {
+	stop := make(chan struct{})
+	var sets atomic.Int32
+	srv := newRawServer(t, func(i int, nc net.Conn) {
+		if i == 0 {
+			<-stop // read nothing: the client's large write stalls
+			return
+		}
+		answer(func(_ int, req *core.Request) core.Response {
+			if req.Op == core.OpSet {
+				sets.Add(1)
+			}
+			return valueOf(req)
+		})(i, nc)
+	})
+	t.Cleanup(func() { close(stop) })
+	// The request timeout bounds how long a write may wait for the server
+	// to read: past it, the connection breaks.
+	c := dialT(t, srv.addr, WithRequestTimeout(500*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	big := make([]KV, 12) // 12 MiB: more than the sockets hold
+	for i := range big {
+		big[i] = KV{Key: fmt.Sprint("big", i), Value: strings.Repeat("v", 1<<20)}
+	}
+	bulkErr := make(chan error, 1)
+	go func() { bulkErr <- c.BulkSet(ctx, big) }()
+	// Wait until the bulk_set is being written, by a writer that waits on
+	// the socket.
+	for writing := false; !writing; {
+		c.mu.Lock()
+		if cn := c.cur; cn != nil {
+			cn.mu.Lock()
+			writing = cn.writing && len(cn.pending) == 1
+			cn.mu.Unlock()
+		}
+		c.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	err := c.Set(ctx, "k", "v")
+	if err != nil {
+		t.Fatalf("the set queued behind the bulk_set: %v; want it sent again on a new connection", err)
+	}
+	if n := sets.Load(); n != 1 {
+		t.Fatalf("the server read the set %d times; want once", n)
+	}
+	if err := <-bulkErr; !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("the bulk_set, cut off as it was written: %v; want ErrUnknownOutcome", err)
+	}
 }
