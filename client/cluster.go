@@ -35,42 +35,42 @@ import (
 // reads (Get, TTL, ...) by the leader, as it confirms it still leads.
 //
 // Exactly-once writes. The client is one session of the cluster: a random
-// client id, and a sequence number for each write (Set,
-// SetWithTTL, the conditional writes, Delete, BulkSet, Expire, Persist,
-// Incr, and any op Do does not know as a read), 1, 2, ... in the order
-// calls begin. Every attempt of a write carries the same id and sequence
-// number, so the cluster applies it at most once, however many nodes it
-// was sent to, and answers a retry with the first outcome. Each write also
-// carries acked, the lowest sequence number of a write still in progress:
-// every write below it has been answered or given up on and is never sent
-// again, so the cluster may forget it. A write begins only while fewer than
-// 512 are in progress from the lowest (the seqs a cluster keeps a session);
-// the next waits, within its context. Reads carry no session.
+// client id, and a sequence number for each write (Set, SetWithTTL, the
+// conditional writes, Delete, BulkSet, Expire, Persist, Incr, and any op
+// Do does not know as a read), 1, 2, ... in the order calls begin. Every
+// attempt of a write carries the same id and sequence number, so the
+// cluster applies it at most once, however many nodes it was sent to, and
+// answers a retry with the first outcome. Each write also carries acked,
+// the lowest sequence number of a write still in progress: every write
+// below it has been answered or given up on and is never sent again, so
+// the cluster may forget it. A write begins only while fewer than 512 are
+// in progress from the lowest (the seqs a cluster keeps a session); the
+// next waits, within its context. Reads carry no session.
 //
 // Outcomes. A write that returns nil was committed. A write whose every
 // attempt was refused without effect (not_leader, unavailable,
 // too_many_connections, a connection refused or broken before the request
-// left) returns the last refusal. A
-// write that gives up after an attempt whose outcome is unknown (the
-// connection broke or the attempt timed out after the request left, the
-// server answered internal, or the context ended with the request out)
-// returns an error matching ErrUnknownOutcome, and so does a write that the
-// cluster refuses with session_expired after such an attempt (it has
-// forgotten this session, so it cannot tell a retry from a new write; the
-// earlier attempt may have applied). Such a write is never resent under a
-// new sequence number: that is the caller's decision, after reading the key
-// back. The cluster forgets a session once 16,384 other clients were active
-// since its last write, and refuses its every write from then on; so on
-// session_expired the client starts a new session, with a new random id,
-// for the writes that begin later, and a write none of whose attempts can
-// have applied is sent again in it, once. A conditional write's condition_failed, an Expire's or Persist's not_found and an
-// Incr's not_integer or overflow are certain, whatever came of earlier
-// attempts: the cluster keeps a refused write in the session too, and
-// answers its retry with the refusal (and the retry of an Incr that
-// applied with the value the first attempt made). Other server errors
-// (bad_request, too_large, disk_full, ...) end the call at once; after an
-// attempt of unknown outcome they match ErrUnknownOutcome too. Reads are
-// retried freely by the same rules.
+// left) returns the last refusal. A write that gives up after an attempt
+// whose outcome is unknown (the connection broke or the attempt timed out
+// after the request left, the server answered internal, or the context
+// ended with the request out) returns an error matching ErrUnknownOutcome,
+// and so does a write that the cluster refuses with session_expired after
+// such an attempt (it has forgotten this session, so it cannot tell a
+// retry from a new write; the earlier attempt may have applied). Such a
+// write is never resent under a new sequence number: that is the caller's
+// decision, after reading the key back. The cluster forgets a session once
+// 16,384 other clients were active since its last write, and refuses its
+// every write from then on; so on session_expired the client starts a new
+// session, with a new random id, for the writes that begin later, and a
+// write none of whose attempts can have applied is sent again in it, once.
+// A conditional write's condition_failed, an Expire's or Persist's
+// not_found and an Incr's not_integer or overflow are certain, whatever
+// came of earlier attempts: the cluster keeps a refused write in the
+// session too, and answers its retry with the refusal (and the retry of an
+// Incr that applied with the value the first attempt made). Other server
+// errors (bad_request, too_large, disk_full, ...) end the call at once;
+// after an attempt of unknown outcome they match ErrUnknownOutcome too.
+// Reads are retried freely by the same rules.
 type ClusterKVClient struct {
 	ops // Set, Get, Delete, BulkSet, Ping, Status, Do: through c.do
 
