@@ -219,3 +219,39 @@ func TestKVClientWritesAcrossServerKill(t *testing.T) {
 	}
 	t.Logf("%d of %d writers ended with a certain failure", certain, len(fates))
 }
+
+// A server stopped (SIGSTOP) while calls are given up on, then let go:
+// the answers of the abandoned calls arrive late and are dropped, each
+// later call gets its own answer, and the connection is kept.
+func TestKVClientAcrossAServerPause(t *testing.T) {
+	p := startNode(t)
+	c := dialT(t, p.Addr)
+	ctx := ctxT(t)
+	for i := range 20 {
+		if err := c.Set(ctx, fmt.Sprint("k", i), fmt.Sprint("v", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Signal(syscall.SIGSTOP)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			defer cancel()
+			if _, err := c.Get(short, fmt.Sprint("k", i)); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Get from a stopped server: %v; want its deadline", err)
+			}
+		}()
+	}
+	wg.Wait()
+	p.Signal(syscall.SIGCONT)
+	for range 3 {
+		for i := range 20 {
+			if v, err := c.Get(ctx, fmt.Sprint("k", i)); err != nil || v != fmt.Sprint("v", i) {
+				t.Fatalf("Get(k%d) after the pause = %q, %v", i, v, err)
+			}
+		}
+	}
+}
