@@ -194,6 +194,13 @@ func (cn *conn) roundTrip(ctx context.Context, cl *call) (resp *core.Response, s
 	case <-cn.done:
 		return nil, false, cn.failure()
 	}
+	// A select with a free slot and an ended context picks either: a
+	// call whose context has ended must not be sent (found by review:
+	// half of the writes given an ended context went out, and applied).
+	if err := ctx.Err(); err != nil {
+		<-cn.slots
+		return nil, false, err
+	}
 	cn.mu.Lock()
 	if cn.err == nil && len(cn.pending) == 0 {
 		// Nobody has read this socket since the last response: find out

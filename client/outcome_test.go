@@ -128,3 +128,31 @@ func TestWriteQueuedBehindABrokenWriteIsNotUnknown(t *testing.T) {
 		t.Fatalf("the bulk_set, cut off as it was written: %v; want ErrUnknownOutcome", err)
 	}
 }
+
+// A call whose context has already ended sends nothing: no write applies,
+// and none is reported ErrUnknownOutcome. (Found by review: the wait for
+// a slot on the connection chose at random between the free slot and the
+// ended context, and half such writes went out, then failed as unknown.)
+func TestEndedContextSendsNothing(t *testing.T) {
+	srv := startNode(t)
+	c := dialT(t, srv.Addr)
+	cc := dialClusterT(t, []string{startSoloCluster(t)})
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for name, cl := range map[string]interface {
+		Set(context.Context, string, string) error
+		Get(context.Context, string) (string, error)
+	}{"KVClient": c, "ClusterKVClient": cc} {
+		for i := range 40 {
+			err := cl.Set(ended, fmt.Sprint("k", i), "v")
+			if !errors.Is(err, context.Canceled) || errors.Is(err, ErrUnknownOutcome) {
+				t.Fatalf("%s: Set with an ended context: %v; want context.Canceled alone", name, err)
+			}
+		}
+		for i := range 40 {
+			if _, err := cl.Get(ctxT(t), fmt.Sprint("k", i)); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("%s: k%d after a Set with an ended context: %v; want ErrNotFound", name, i, err)
+			}
+		}
+	}
+}
