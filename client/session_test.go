@@ -1,6 +1,7 @@
 package client
 
 import (
+	"sync"
 	"testing"
 
 	"dkv/core"
@@ -53,5 +54,33 @@ func TestClusterClientOutlivesItsForgottenSession(t *testing.T) {
 	// The incr of the new session is retried under it, and applied once.
 	if n, err := old.Incr(ctx, "n", 1); err != nil || n != 1 {
 		t.Fatalf("Incr = %d, %v; want 1", n, err)
+	}
+
+	// Forgotten again, with many writes in flight: each is refused, one
+	// of them starts the next session, and all go again in it, once.
+	for range cfg.SessionsMax {
+		other := dialClusterT(t, []string{addr})
+		if err := other.Set(ctx, "other", "v"); err != nil {
+			t.Fatal(err)
+		}
+		other.Close()
+	}
+	secondID := old.ClientID()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := old.Incr(ctx, "n", 1); err != nil {
+				t.Errorf("Incr in flight as the session was forgotten: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got, err := old.Get(ctx, "n"); err != nil || got != "17" {
+		t.Fatalf("n = %q, %v; want 17", got, err)
+	}
+	if id := old.ClientID(); id == secondID || id == firstID {
+		t.Fatalf("the client still uses a session the cluster forgot")
 	}
 }
