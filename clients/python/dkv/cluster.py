@@ -119,8 +119,13 @@ class ClusterKVClient(_Calls, _Walks):
     carries the same id and number, so the cluster applies it at most once
     however many nodes it reached, and answers a retry with the first
     outcome. A write that gives up after an attempt whose outcome is unknown
-    raises UnknownOutcome (so does session_expired); it is never resent
-    under a new number: read the key back and decide. The conditional
+    raises UnknownOutcome (so does session_expired after such an attempt);
+    it is never resent under a new number: read the key back and decide.
+    The cluster forgets a session once 16,384 other clients were active
+    since its last write, and refuses its every write from then on
+    (session_expired); the client then starts a new session (a new
+    client_id) for later writes, and a write none of whose attempts can
+    have applied is sent again in it, once. The conditional
     writes (SetIfAbsent, SetIfExists, CompareAndSwap, CompareAndDelete) are
     such writes; their condition_failed answer is certain even after an
     attempt of unknown outcome (had that attempt applied, the cluster would
@@ -345,11 +350,14 @@ class ClusterKVClient(_Calls, _Walks):
         name = req["op"]
         write = not op.read
         seq = None
+        sess = None  # the write's session, which a renewal replaces
         if write:
-            seq = self._session.begin()
+            sess = self._session
+            seq = sess.begin()
             req["client_id"] = self.client_id
             req["seq"] = seq
         unknown = False  # an attempt of this write may have been applied
+        renewed = False  # the write was moved to a new session
         last = None  # why the last attempt failed
         hopped = False  # the last retry followed a redirect without a pause
 
@@ -367,7 +375,7 @@ class ClusterKVClient(_Calls, _Walks):
                 if self._closed:
                     raise give_up(ClientClosed("the cluster client is closed"))
                 if write:
-                    req["acked"] = self._session.acked()
+                    req["acked"] = sess.acked()
                 resp, err, sent = self._attempt(addr, req, deadline)
                 pause = True
                 if err is None and resp["ok"]:
@@ -418,6 +426,26 @@ class ClusterKVClient(_Calls, _Walks):
                         if op.conditional:
                             return False
                         raise se
+                    elif code == "session_expired" and write:
+                        # The cluster has forgotten the session, and
+                        # refuses its every write from now on: later
+                        # writes need a new one (as the Go client; found
+                        # by review: a client idle while 16,384 others
+                        # were active had every write refused so).
+                        self._renew(sess)
+                        if unknown or renewed:
+                            unknown = True
+                            raise give_up(se)
+                        # No attempt of this write can have applied: this
+                        # one was refused, the others reached no leader.
+                        # So it goes again, once, as the new session's.
+                        renewed = True
+                        sess.end(seq)
+                        sess = self._session
+                        seq = sess.begin()
+                        req["client_id"] = self.client_id
+                        req["seq"] = seq
+                        pause = False
                     elif code in ("session_expired", "internal"):
                         unknown = unknown or write
                         raise give_up(se)
@@ -441,7 +469,14 @@ class ClusterKVClient(_Calls, _Walks):
                     backoff = min(2 * backoff, _RETRY_BACKOFF_MAX)
         finally:
             if write:
-                self._session.end(seq)
+                sess.end(seq)
+
+    def _renew(self, sess):
+        """Starts a new session, with a new id, in place of sess, which the
+        cluster has forgotten (unless another write renewed it already)."""
+        if self._session is sess:
+            self.client_id = new_client_id()
+            self._session = Session()
 
     def _attempt(self, addr, req, deadline):
         """One try at addr, within the attempt timeout."""

@@ -3,8 +3,10 @@ on loopback): it finds the leader from any node, and when the leader is
 SIGKILLed it finds the new one and keeps writing, losing no acknowledged
 write."""
 
+import json
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -119,6 +121,41 @@ class ClusterTest(unittest.TestCase):
                 self.fail_with_logs("the restarted node applied %d, the leader committed %d" % (st["applied"], want))
             time.sleep(0.05)
         self.assertNotEqual(st["role"], "leader")
+
+    def test_client_outlives_its_forgotten_session(self):
+        # The cluster forgets a session once 16,384 other clients were
+        # active since its last write, and refuses each later write of it
+        # with session_expired. A long-lived client must not be left
+        # unable to write: its next write, which no earlier attempt sent,
+        # was certainly not applied, so it goes again in a new session.
+        cl = self.cluster
+        leader, _ = cl.wait_leader()
+        c = ClusterKVClient(kv_ports=cl.kv_ports, timeout=20)
+        self.addCleanup(c.close)
+        c.Set("k", "1")
+        first = c.client_id
+        others = 16384 + 16
+        with socket.create_connection(("127.0.0.1", cl.kv_ports[leader]), timeout=20) as sock:
+            rfile = sock.makefile("rb")
+            chunk = 512
+            for start in range(0, others, chunk):
+                n = min(chunk, others - start)
+                lines = [
+                    json.dumps({"id": start + i, "op": "set", "key": "other", "value": "v",
+                                "client_id": 10**9 + start + i, "seq": 1, "acked": 1})
+                    for i in range(n)
+                ]
+                sock.sendall(("\n".join(lines) + "\n").encode())
+                for _ in range(n):
+                    resp = json.loads(rfile.readline())
+                    if not resp.get("ok"):
+                        self.fail_with_logs("another client's write: %r" % (resp,))
+        c.Set("k", "2")
+        self.assertNotEqual(c.client_id, first, "the client still uses the session the cluster forgot")
+        self.assertEqual(c.Get("k"), "2")
+        self.assertEqual(c.Incr("n"), 1)
+        c.Set("k", "3")
+        self.assertEqual(c.Get("k"), "3")
 
     def test_scan_all(self):
         # Scan is a read the leader serves: from a follower, redirected.
