@@ -667,3 +667,84 @@ func TestRecoveryDoesNotReadPagesAFailedSyncKept(t *testing.T) {
 		})
 	}
 }
+
+// A roll whose directory sync failed, on a disk that reserves space ahead
+// of the log (disk.File, a Reserver): the batch goes on in the segment
+// before, behind which the turn reserves zeros again, and a crash may
+// bring the failed roll's empty file back as the last segment. The
+// segment before it is then the log's true last, with a tail (reserved
+// zeros, or a batch the crash tore) that is no damage: recovery used to
+// read it as a sealed segment and refuse the start ("bad record at offset
+// … in a sealed segment"), so TestFailedRollLeavesNoSegmentBehind's
+// recovery of that file held only on a disk without reserved space
+// (found by review). A sealed segment whose successor is empty and named
+// where it should end is still refused when its tail is bad.
+func TestFailedRollFileBackAfterATail(t *testing.T) {
+	zeros := make([]byte, 4096) // what Reserve leaves, synced by the batch after it
+	for _, c := range []struct {
+		name string
+		// batches after the failed roll, then what follows them in the
+		// segment before
+		after int
+		tail  func() []byte
+		want  int // records recovered
+	}{
+		{"reserved zeros, no batch after the failed roll", 0, func() []byte { return zeros }, 1},
+		{"a batch after the failed roll, then reserved zeros", 2, func() []byte { return zeros }, 3},
+		{"a batch after the failed roll, then a torn one", 2, func() []byte {
+			rec := appendRecord(nil, recordSet|recordBatchEnd, 4, payloadOf(4))
+			return append(rec[:len(rec)-3:len(rec)-3], zeros...) // cut short: its end never written
+		}, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := newMemDisk()
+			g := newTestGroupCommit(t, d, 0, 1<<20)
+			appendBatch(t, g, 1)
+			d.fail = failOnce("syncdir", "")
+			if err := g.log.Roll(g.log.NextIndex()); err == nil {
+				t.Fatal("the roll did not fail")
+			}
+			d.fail = nil
+			if c.after > 0 {
+				appendBatch(t, g, c.after)
+			}
+			g.log.Close()
+			d.put(walName(1), append(slices.Clone(d.bytes(walName(1))), c.tail()...))
+			d.put(walName(2), nil) // the failed roll's file, back
+			names, _ := d.List()
+			w, err := OpenLog(d, names, 0, nil, func(Record) error { return nil }, t.Logf)
+			if err != nil {
+				t.Fatalf("recovery refused the log a failed roll and a crash left: %v", err)
+			}
+			if w.NextIndex() != uint64(c.want)+1 || w.lastName() != walName(1) {
+				t.Fatalf("next index %d, last segment %s: want %d, %s", w.NextIndex(), w.lastName(), c.want+1, walName(1))
+			}
+			g = NewGroupCommit(w, 1<<20)
+			appendBatch(t, g, 1) // the log goes on where it was
+			w.Close()
+			if w, got := openTestLog(t, d, 0); !slices.Equal(got, recordsFrom(1, uint64(c.want)+1)) {
+				t.Fatalf("recovered %v after another batch, want records 1 to %d", got, c.want+1)
+			} else {
+				w.Close()
+			}
+		})
+	}
+
+	// A roll that did its work: the segment before was cut to its last
+	// record, synced, then the new one made. A bad tail there is damage,
+	// empty successor or not.
+	d := newMemDisk()
+	g := newTestGroupCommit(t, d, 0, 1<<20)
+	appendBatch(t, g, 3)
+	if err := g.log.Roll(g.log.NextIndex()); err != nil {
+		t.Fatal(err)
+	}
+	g.log.Close()
+	seg := slices.Clone(d.bytes(walName(1)))
+	clear(seg[len(seg)-4:]) // the last record's end, zeroed at rest
+	d.put(walName(1), seg)
+	names, _ := d.List()
+	if _, err := OpenLog(d, names, 0, nil, func(Record) error { return nil }, t.Logf); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a sealed segment's damaged last record before an empty segment: %v, want ErrCorrupt", err)
+	}
+}

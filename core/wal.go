@@ -352,8 +352,19 @@ func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record
 		return nil, fmt.Errorf("%w: log starts at index %d but the snapshot ends at %d: records are missing",
 			ErrCorrupt, w.segments[0].first, snapIndex)
 	}
+	// An empty last segment may be a failed roll's file that a crash
+	// brought back (see removeEmptySegments): then the segment before it
+	// is the log's true last, and may end in a tail (below).
+	emptyLast := false
+	if n := len(w.segments); n >= 2 {
+		size, err := fileSize(d, w.segments[n-1].name)
+		if err != nil {
+			return nil, err
+		}
+		emptyLast = size == 0
+	}
 	expect := w.segments[0].first
-	for i := range w.segments {
+	for i := 0; i < len(w.segments); i++ { // the failed roll's file may go
 		seg := &w.segments[i]
 		if seg.first != expect && i > 0 && i == len(w.segments)-1 && seg.first < expect {
 			// An empty last segment named inside the one before: a failed
@@ -383,10 +394,12 @@ func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record
 			return nil, fmt.Errorf("%w: %s starts at index %d, expected %d", ErrCorrupt, seg.name, seg.first, expect)
 		}
 		last := i == len(w.segments)-1
-		if last && mut != MutFailedSyncKept {
+		beforeEmpty := emptyLast && i == len(w.segments)-2
+		if (last || beforeEmpty) && mut != MutFailedSyncKept {
 			// Only the last segment can hold what an earlier life failed
-			// to sync: every segment before it was synced before the next
-			// was created, and a failed fsync stops the node. Its clean
+			// to sync (or the one before a failed roll's file): every
+			// segment before it was synced before the next was created,
+			// and a failed fsync stops the node. Its clean
 			// pages are dropped so that a batch whose fsync failed the
 			// ext4 way, if a crash came before its cut, or a crashed
 			// process's tail whose fsync failed at the last start, is read
@@ -399,9 +412,27 @@ func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record
 		}
 		if valid < len(data) && !last {
 			// Every segment but the last was synced before the next one was
-			// created, so a bad tail here is damage, not a torn write.
-			return nil, fmt.Errorf("%w: %s: bad record at offset %d in a sealed segment; refusing to start",
-				ErrCorrupt, seg.name, valid)
+			// created, so a bad tail here is damage, not a torn write...
+			next := w.segments[i+1]
+			if !beforeEmpty || next.first > expect+uint64(len(recs)) {
+				return nil, fmt.Errorf("%w: %s: bad record at offset %d in a sealed segment; refusing to start",
+					ErrCorrupt, seg.name, valid)
+			}
+			// ...unless the next is an empty file named at most one past
+			// this one's valid records: a roll cuts the segment to its
+			// last record, durably, before it makes the next, so a tail
+			// here means that roll failed (its directory sync), the log
+			// went on in this segment (reserved zeros behind it at once,
+			// then batches), and a crash brought the file back. A roll
+			// that did its work named the next segment one past this
+			// one's whole records: a tail that cut one of them leaves
+			// that name out of reach, and is refused above.
+			logf("removing %s, an empty log segment a failed roll left; %s is the log's last", next.name, seg.name)
+			if err := d.Remove(next.name); err != nil {
+				return nil, fmt.Errorf("removing %s: %w", next.name, err)
+			}
+			w.segments = w.segments[:i+1]
+			last = true
 		}
 		for _, rec := range recs {
 			if rec.Index > snapIndex {
