@@ -138,6 +138,18 @@ func OpenStateFile(d Disk, name string, logf func(string, ...any)) (*StateFile, 
 func parseStates(name string, data []byte) ([]byte, int, error) {
 	v2 := bytes.HasPrefix(data, []byte(stateMagicV2))
 	if !v2 && !bytes.HasPrefix(data, []byte(stateMagic)) {
+		// Since the second format, a file begins with its magic, synced
+		// before the file takes its name (rewrite), and no Save writes
+		// that sector's bytes again, so no crash takes it away. Empty or
+		// all zeros, the file lost what held it: read as the first
+		// format, it had no record and the node forgot its state (a
+		// cluster node its term and vote). Such a first-format file (an
+		// empty one a crash left before its first Save, or that Save
+		// torn to zeros) is older than every build since.
+		if allZero(data) {
+			return nil, 0, fmt.Errorf("%w: %s: %d bytes, all zeros, without the magic %q every state file begins with: the sector that held the state was lost (damage at rest); refusing to start rather than forget the state",
+				ErrCorrupt, name, len(data), stateMagic)
+		}
 		// A file of this format whose first sector was lost (a write
 		// that landed there) must not pass for one of the first format.
 		for at := 0; at+stateHeaderBytes <= len(data); at++ {
