@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Recovery from crash images of a real server's data directory: the server
@@ -167,5 +168,79 @@ func TestRecoveryRefusesDamageInTheMiddle(t *testing.T) {
 	want := fmt.Sprintf("%s: bad record at offset %d", filepath.Base(seg), ends[1])
 	if log := s.log(); !strings.Contains(log, want) || strings.Contains(log, "serving") {
 		t.Fatalf("server log does not refuse with %q:\n%s", want, log)
+	}
+}
+
+// A crash between a snapshot's directory sync and the removal of what it
+// replaced leaves the older snapshot beside it, and one during the next
+// snapshot's write leaves its temporary file: recovery loads the newest,
+// removes both, and loses nothing acknowledged.
+func TestRecoveryAfterACrashAroundASnapshot(t *testing.T) {
+	dir := t.TempDir()
+	flags := []string{"--segment-bytes", "4096", "--snapshot-log-bytes", "8192"}
+	value := strings.Repeat("v", 1000)
+	snapshotAfter := func(from, to int) string {
+		t.Helper()
+		s := start(t, dir, flags...)
+		c := dial(t, s.addr)
+		for i := from; i < to; i++ {
+			if err := c.Set(context.Background(), fmt.Sprint("k", i), value); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Wait for a snapshot of every write so far, then crash.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st := roundTrip(t, s.addr, `{"op":"status"}`)[0].Status
+			if st != nil && st.SnapshotIndex > 0 && !st.Snapshotting && st.SnapshotIndex >= uint64(to)-4 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no snapshot after %d writes: %+v; server log:\n%s", to, st, s.log())
+			}
+			// A write of its own turn makes the next snapshot due sooner.
+			if err := c.Set(context.Background(), "tick", "x"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		kill(s)
+		snaps, _ := filepath.Glob(filepath.Join(dir, "snap-*.snap"))
+		if len(snaps) != 1 {
+			t.Fatalf("snapshots after a crash: %v, want one", snaps)
+		}
+		return snaps[0]
+	}
+	older := snapshotAfter(0, 20)
+	olderData, err := os.ReadFile(older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := snapshotAfter(20, 40)
+	if newest == older {
+		t.Fatalf("the second snapshot is the first one: %s", newest)
+	}
+	newestData, err := os.ReadFile(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(older, olderData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf("snap-%020d.tmp", 1000)) // the next one's, cut short
+	if err := os.WriteFile(tmp, newestData[:len(newestData)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, dir, flags...)
+	c := dial(t, s.addr)
+	for i := range 40 {
+		if v, err := c.Get(context.Background(), fmt.Sprint("k", i)); err != nil || v != value {
+			t.Fatalf("k%d after recovery: %v; server log:\n%s", i, err, s.log())
+		}
+	}
+	for _, gone := range []string{older, tmp} {
+		if _, err := os.Stat(gone); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after recovery (%v)", gone, err)
+		}
 	}
 }
