@@ -93,19 +93,33 @@ func Open(dir string, opts Options) (*Dir, error) {
 		}
 		return nil, fmt.Errorf("cannot lock data directory %s: %w", dir, err)
 	}
+	handle, err := os.Open(dir)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("cannot open data directory %s: %w", dir, err)
+	}
+	// The directory itself is locked too: LOCK can be removed under a
+	// running server (taken for a stale one after a second server was
+	// refused), and a second server would then make a new one, lock it
+	// and append to the same log (found by review). The directory cannot
+	// be removed while it holds the data. LOCK's lock stays for the pid
+	// it names and for builds before this one. A file system that cannot
+	// lock a directory (some network ones refuse a read-only descriptor)
+	// leaves LOCK's alone.
+	if err := flock(handle); errors.Is(err, syscall.EWOULDBLOCK) {
+		handle.Close()
+		lock.Close()
+		return nil, &lockedError{dir: dir}
+	}
 	// The pid is only for the error message of a second process; it does not
 	// need to be durable, and a stale one from a crashed run is overwritten.
 	// A full disk may have no block for it: the server starts all the same
 	// (it serves reads and deletes on a full disk), and a second process is
 	// refused without the pid.
 	if err := writePID(lock); err != nil && !isNoSpace(err) {
+		handle.Close()
 		lock.Close()
 		return nil, fmt.Errorf("cannot write lock file in data directory %s: %w", dir, err)
-	}
-	handle, err := os.Open(dir)
-	if err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("cannot open data directory %s: %w", dir, err)
 	}
 	return &Dir{path: dir, opts: opts, lock: lock, handle: handle}, nil
 }

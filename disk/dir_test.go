@@ -100,6 +100,24 @@ func TestOpenTwiceInOneProcessIsLocked(t *testing.T) {
 	mustOpen(t, dir, Options{})
 }
 
+// The directory stays locked when its LOCK file is removed (taken for a
+// stale one): a second Open makes a new LOCK, but the directory's own lock
+// refuses it, and it leaves the first holder's lock as it was.
+func TestLockHoldsWithTheLockFileRemoved(t *testing.T) {
+	dir := t.TempDir()
+	d := mustOpen(t, dir, Options{})
+	if err := os.Remove(filepath.Join(dir, lockName)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Open with LOCK removed under the holder: err = %v, want ErrLocked", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mustOpen(t, dir, Options{})
+}
+
 // The helper process is this test binary run again with lockHelperEnv set:
 // it opens the directory named there and reports on stdout.
 const lockHelperEnv = "DKV_DISK_LOCK_HELPER_DIR"

@@ -6,7 +6,9 @@
 // fdatasync, SyncDir fsyncs the directory so that creates, renames and removes
 // survive a crash, and Append reports a full disk as core.ErrDiskFull so the
 // node can refuse the write instead of failing it as an I/O error. Open takes
-// an exclusive flock on a LOCK file, because two processes appending to the
-// same write-ahead log would corrupt it; the kernel drops the lock when the
-// holder dies, so a crash never leaves a stale lock behind.
+// an exclusive flock on a LOCK file, and on the directory itself (which,
+// unlike the file, cannot be removed under the holder), because two
+// processes appending to the same write-ahead log would corrupt it; the
+// kernel drops the locks when the holder dies, so a crash never leaves a
+// stale lock behind.
 package disk
