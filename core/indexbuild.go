@@ -42,6 +42,10 @@ type AttachedIndexes struct {
 	total   int   // values at the start, for the progress
 	startNs int64 // when the rebuild began, for its log line
 	stopped bool  // the values were replaced: this rebuild must do nothing more
+	// undone counts the batches whose changes the node took back
+	// (Undone), so that a search answered later knows whether the batch
+	// it may have seen was one.
+	undone uint64
 	// mutation plants the simulator's bug MutRebuildDropsWrites.
 	mutation Mutation
 }
@@ -271,14 +275,44 @@ func (a *AttachedIndexes) Search(req *Request) Response {
 // own (LaterSearcher), which call done in a later turn. A node that waits
 // for its batch before a read's reply must do the same for this one,
 // whichever turn done comes in: the answer may show a write of this turn.
+// A node that undoes a failed batch uses AnswerOfBatch instead.
 func (a *AttachedIndexes) Answer(req *Request, done func(Response)) {
+	a.AnswerOfBatch(req, false, done)
+}
+
+// AnswerOfBatch is Answer for a node that takes a batch back when its
+// write fails (Undone): batchWrites says that the open batch has writes,
+// which the search may see. Such a search whose answer comes in a later
+// turn, after its batch was undone, is answered unavailable, as a read of
+// that batch is: the indexes answered it with the undone writes in them
+// (the changes that take them back were queued after the search), and it
+// found values the store never held (found by review: a set refused
+// disk_full, and a search beside it that found the refused value).
+func (a *AttachedIndexes) AnswerOfBatch(req *Request, batchWrites bool, done func(Response)) {
 	if a != nil && a.done {
 		if ls, ok := a.idx.(LaterSearcher); ok {
-			ls.SearchLater(req, done)
+			undone := a.undone
+			ls.SearchLater(req, func(resp Response) {
+				if batchWrites && a.undone != undone {
+					resp = ErrorResponse(CodeUnavailable, "a write before this search failed to persist; retry")
+				}
+				done(resp)
+			})
 			return
 		}
 	}
 	done(a.Search(req))
+}
+
+// Undone tells the indexes' searches in flight that the node took the
+// open batch's changes back (its write failed). Conservatively, a later
+// undone batch fails them too: a batch's outcome is known when the next
+// turn begins, so only a search whose answer is late by more than a turn
+// can meet one, on a disk that is failing.
+func (a *AttachedIndexes) Undone() {
+	if a != nil {
+		a.undone++
+	}
 }
 
 // Status is the status op's indexes section: nil without indexes.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"dkv/core"
+	"dkv/sim"
 
 	"pgregory.net/rapid"
 )
@@ -238,5 +239,40 @@ func TestLaterSearchWaitsForTheBatch(t *testing.T) {
 	}
 	if answer == nil || !answer.OK || len(answer.Hits) != 1 || answer.Hits[0].Key != "1" {
 		t.Fatalf("after the sync: %+v, want the answer of indexes holding the set's value", answer)
+	}
+}
+
+// A search whose batch is undone (its write failed: disk full) is failed
+// like a read of that batch, even when its answer comes in a later turn:
+// the indexes answered it with the undone write in them.
+func TestLaterSearchOfAnUndoneBatchFails(t *testing.T) {
+	idx := &laterIndexes{recordingIndexes: newRecording()}
+	cfg := core.DefaultSingleConfig()
+	cfg.Indexes = idx
+	h := newHarness(t, cfg)
+	mustOK(t, h.do(set("a", "1")))
+	h.disk.SetFaults(sim.DiskFaults{CapacityBytes: 200})
+	var written, answer *core.Response
+	h.node.HandleRequest(set("big", strings.Repeat("x", 500)), func(r core.Response) { written = &r })
+	h.node.HandleRequest(searchReq(), func(r core.Response) { answer = &r })
+	if err := h.node.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if written == nil || written.OK || written.Error.Code != core.CodeDiskFull {
+		t.Fatalf("the set: %+v, want disk_full", written)
+	}
+	if len(idx.waiting) != 1 || len(idx.held) != 1 {
+		t.Fatalf("%d searches waiting, indexes hold %v", len(idx.waiting), idx.held)
+	}
+	h.disk.SetFaults(sim.DiskFaults{})
+	idx.waiting[0]() // the answer, of indexes that held "big", comes in a turn of its own
+	if err := h.node.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.settle(); err != nil {
+		t.Fatal(err)
+	}
+	if answer == nil || answer.OK || answer.Error.Code != core.CodeUnavailable {
+		t.Fatalf("the search of the undone batch answered %+v; want unavailable, as a get of that batch is", answer)
 	}
 }

@@ -251,7 +251,7 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 		// for the batch.
 		// Like a read, the answer waits for the batch that is open when it
 		// comes: it may show this turn's writes.
-		n.indexes.Answer(req, func(resp Response) { n.queue(reply, resp, false) })
+		n.indexes.AnswerOfBatch(req, n.batchWrites, func(resp Response) { n.queue(reply, resp, false) })
 	default:
 		n.queue(reply, ErrorResponse(CodeNotImplemented, "op %q is not served by a single node", req.Op), false)
 	}
@@ -467,6 +467,7 @@ func (n *SingleNode) undoBatch(cause error, replies []pendingReply) []pendingRep
 	if n.cfg.Mutation != MutUndoSkipped {
 		n.store.rollback(n.undos)
 	}
+	n.indexes.Undone() // a search that saw the batch and answers later fails too
 	for _, id := range n.batchViews {
 		n.views.Drop(id) // its clone holds the undone writes
 	}

@@ -495,7 +495,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		// This node's values, as a get sees them. Like a read's, the
 		// answer waits for the batch that is open when it comes (this
 		// turn's, or a later one's): it may show this turn's writes.
-		n.indexes.Answer(req, func(resp core.Response) { n.queue(pending{reply: reply, resp: resp}) })
+		n.indexes.AnswerOfBatch(req, n.batchWrites, func(resp core.Response) { n.queue(pending{reply: reply, resp: resp}) })
 	default:
 		n.queue(pending{reply: reply, resp: core.ErrorResponse(core.CodeNotImplemented, "op %q is not served by a mesh node", req.Op)})
 	}
@@ -912,6 +912,7 @@ const replicateBytesMax = 4 << 20
 // are sent again).
 func (n *Node) undoBatch(cause error, pend []pending) []pending {
 	n.rep.rollback(n.undos)
+	n.indexes.Undone() // a search that saw the batch and answers later fails too
 	for _, id := range n.batchViews {
 		n.views.Drop(id) // its clone holds the undone changes
 	}
