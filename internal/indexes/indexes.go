@@ -256,7 +256,11 @@ func (s *Set) Search(req *core.Request) core.Response {
 }
 
 func (s *Set) search(req *core.Request) ([]core.Hit, error) {
-	q := textidx.Query{Text: req.Query, Mode: textidx.All, Limit: defaultLimit}
+	// The default count within the hits a search may return (a server's
+	// --max-hits, which it keeps in the full-text index's ResultsMax): a
+	// default over it was refused, so every search without a limit on a
+	// server of --max-hits under 10 was bad_request (found by review).
+	q := textidx.Query{Text: req.Query, Mode: textidx.All, Limit: min(defaultLimit, s.cfg.Text.ResultsMax)}
 	if req.Mode == core.SearchModeAny {
 		q.Mode = textidx.Any
 	}
@@ -275,7 +279,9 @@ func (s *Set) search(req *core.Request) ([]core.Hit, error) {
 }
 
 func (s *Set) similar(req *core.Request) ([]core.Hit, error) {
-	k := defaultTopK
+	// Within the hits a search may return, as for search: a server of
+	// --max-hits 3 answered 5 (found by review).
+	k := min(defaultTopK, s.cfg.Text.ResultsMax)
 	if req.TopK > 0 {
 		k = int(req.TopK)
 	}
