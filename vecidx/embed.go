@@ -81,7 +81,7 @@ func (m *Model) EmbedScan(text string, visit func(start, end int, code uint64)) 
 func (m *Model) embed(text string, visit func(start, end int, code uint64)) ([]float32, error) {
 	cut := cutText(text)
 	if looksBinary(cut) {
-		return nil, fmt.Errorf("%w: the text looks binary (not UTF-8, or control bytes)", ErrNoKnownWords)
+		return nil, ErrLooksBinary
 	}
 	var sumArr [DimMax]float32
 	sum := sumArr[:m.dim]
@@ -167,7 +167,7 @@ func (m *Model) embed(text string, visit func(start, end int, code uint64)) ([]f
 	}
 	if known == 0 {
 		if stops == words {
-			return nil, fmt.Errorf("%w: the text has only stop words", ErrNoKnownWords)
+			return nil, ErrOnlyStopWords
 		}
 		return nil, fmt.Errorf("%w: none of its %d words is in the vocabulary", ErrNoKnownWords, words-stops)
 	}

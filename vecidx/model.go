@@ -29,6 +29,12 @@ var (
 	// ErrNoKnownWords: a text (or a word) with nothing to embed: empty,
 	// binary-looking, only stop words, or only words outside the vocabulary.
 	ErrNoKnownWords = errors.New("vecidx: no known words")
+	// ErrOnlyStopWords and ErrLooksBinary are ErrNoKnownWords for a text
+	// of stop words only, and for one that looks binary, so that a caller
+	// can say which: a query of stop words was told that none of its
+	// words is in the vocabulary, which holds them all.
+	ErrOnlyStopWords = fmt.Errorf("%w: the text has only stop words", ErrNoKnownWords)
+	ErrLooksBinary   = fmt.Errorf("%w: the text looks binary (not UTF-8, or control bytes)", ErrNoKnownWords)
 )
 
 const (

@@ -305,6 +305,10 @@ func errorResponse(err error) core.Response {
 	switch {
 	case errors.Is(err, textidx.ErrQueryTooLarge), errors.Is(err, vecidx.ErrTooLarge):
 		return core.ErrorResponse(core.CodeTooLarge, "%v", err)
+	case errors.Is(err, vecidx.ErrOnlyStopWords):
+		return core.ErrorResponse(core.CodeBadRequest, "every word of the query is a stop word (the, of, …), which the embedding model skips, so it has no vector to compare with the values'")
+	case errors.Is(err, vecidx.ErrLooksBinary):
+		return core.ErrorResponse(core.CodeBadRequest, "the query looks binary (control bytes), so it has no vector to compare with the values'")
 	case errors.Is(err, vecidx.ErrNoKnownWords):
 		return core.ErrorResponse(core.CodeBadRequest, "no word of the query is in the embedding model, so it has no vector to compare with the values'")
 	default:
