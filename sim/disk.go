@@ -80,6 +80,12 @@ type DiskFaults struct {
 	// crashes between a write and its fsync, and between the steps of a
 	// snapshot, without the node's help.
 	CrashOpProb float64
+	// SyncDirErrorEvery makes every n-th SyncDir fail (0: none): the
+	// directory's changes since the last one that worked stay as a crash
+	// finds them (each kept or lost on its own, DirKeepProb), and the
+	// node hears an I/O error. Linux reports a failed journal commit so.
+	// A count, not a chance, for the reason SyncErrorKeepsPagesEvery is.
+	SyncDirErrorEvery int
 }
 
 // CrashPoint is the panic value of a crash injected at a disk call.
@@ -368,6 +374,8 @@ type Disk struct {
 	Observe func(event, name string, n int64)
 	// Counters, for the run's report.
 	Syncs, SyncErrors, WriteErrors, Flips, Tears, CrashPoints int
+	// SyncDirs counts the SyncDir calls, SyncDirErrors those that failed.
+	SyncDirs, SyncDirErrors int
 	Corruptions, Latents, Misdirects, DirLost                 int
 }
 
@@ -390,7 +398,7 @@ func (d *Disk) observe(event, name string, n int64) {
 // injected counts the transient faults that make a call fail or a read
 // lie (latent read errors included: a transient one passes).
 func (d *Disk) injected() int64 {
-	return int64(d.SyncErrors + d.WriteErrors + d.Flips + d.Latents)
+	return int64(d.SyncErrors + d.WriteErrors + d.Flips + d.Latents + d.SyncDirErrors)
 }
 
 // Damaged lists the files that a fault of synced data (corruption at rest,
@@ -658,6 +666,12 @@ func (d *Disk) Remove(name string) error {
 func (d *Disk) SyncDir() error {
 	d.crashPoint("syncdir", "", false)
 	d.delay(d.faults.SyncLatencyMax)
+	d.SyncDirs++
+	if n := d.faults.SyncDirErrorEvery; n > 0 && d.SyncDirs%n == 0 {
+		d.SyncDirErrors++
+		d.observe("syncdir-error", "", int64(len(d.dirLog)))
+		return fmt.Errorf("sync of the directory: simulated I/O error")
+	}
 	d.durable = make(map[string]*inode, len(d.dir))
 	for name, ino := range d.dir {
 		d.durable[name] = ino

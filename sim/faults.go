@@ -290,6 +290,9 @@ func DrawMix(r *rand.Rand) FaultMix {
 	}
 	if m.Disk.SyncErrorProb > 0 {
 		m.Disk.SyncErrorKeepsPagesEvery = 2 // drawn from nothing: see the field
+		// Directory syncs fail in the same seeds, drawn from nothing too;
+		// a node syncs its directory at a start, a roll and a snapshot.
+		m.Disk.SyncDirErrorEvery = syncDirErrorEvery
 	}
 	return m
 }
@@ -344,14 +347,15 @@ var faultSwitches = map[string]func(m *FaultMix){
 	"drop": func(m *FaultMix) {
 		m.ClientNet.DropProb, m.PeerNet.DropProb = 0, 0
 	},
-	"hold":       func(m *FaultMix) { m.ClientNet.HoldProb = 0 },
-	"reconnect":  func(m *FaultMix) { m.Reconnect = false },
-	"ttl":        func(m *FaultMix) { m.TTLProb = 0 },
-	"incr":       func(m *FaultMix) { m.WIncr = 0 },
-	"readflip":   func(m *FaultMix) { m.Disk.ReadFlipProb = 0 },
-	"syncerror":  func(m *FaultMix) { m.Disk.SyncErrorProb = 0 },
-	"writeerror": func(m *FaultMix) { m.Disk.WriteErrorProb = 0 },
-	"torn":       func(m *FaultMix) { m.Disk.TornWriteProb, m.Disk.HoleProb = 0, 0 },
+	"hold":         func(m *FaultMix) { m.ClientNet.HoldProb = 0 },
+	"reconnect":    func(m *FaultMix) { m.Reconnect = false },
+	"ttl":          func(m *FaultMix) { m.TTLProb = 0 },
+	"incr":         func(m *FaultMix) { m.WIncr = 0 },
+	"readflip":     func(m *FaultMix) { m.Disk.ReadFlipProb = 0 },
+	"syncerror":    func(m *FaultMix) { m.Disk.SyncErrorProb = 0 },
+	"syncdirerror": func(m *FaultMix) { m.Disk.SyncDirErrorEvery = 0 },
+	"writeerror":   func(m *FaultMix) { m.Disk.WriteErrorProb = 0 },
+	"torn":         func(m *FaultMix) { m.Disk.TornWriteProb, m.Disk.HoleProb = 0, 0 },
 	"damage": func(m *FaultMix) {
 		m.Disk.CorruptProb, m.Disk.LatentProb, m.Disk.MisdirectProb = 0, 0, 0
 	},
@@ -385,3 +389,7 @@ func (m *FaultMix) Without(names []string) error {
 	}
 	return nil
 }
+
+// syncDirErrorEvery: in the seeds whose syncs fail, every this-many-th
+// directory sync fails too (DiskFaults.SyncDirErrorEvery).
+const syncDirErrorEvery = 5

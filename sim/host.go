@@ -351,6 +351,7 @@ func (h *host) start() {
 	if clean {
 		f := h.disk.Faults()
 		f.ReadFlipProb, f.SyncErrorProb, f.WriteErrorProb, f.CapacityBytes = 0, 0, 0, 0
+		f.SyncDirErrorEvery = 0
 		f.CorruptProb, f.LatentProb, f.MisdirectProb = 0, 0, 0
 		h.disk.SetFaults(f)
 	}

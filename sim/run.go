@@ -931,7 +931,7 @@ func (s *Sim) fill(res *Result) {
 		res.Turns += h.Turns
 		res.Syncs += h.disk.Syncs
 		res.DiskFaults += h.disk.SyncErrors + h.disk.WriteErrors + h.disk.Flips + h.disk.Tears + h.disk.CrashPoints +
-			h.disk.Corruptions + h.disk.Latents + h.disk.Misdirects + h.disk.DirLost
+			h.disk.Corruptions + h.disk.Latents + h.disk.Misdirects + h.disk.DirLost + h.disk.SyncDirErrors
 	}
 	res.NetSent, res.NetDropped = s.net.Sent, s.net.Dropped+s.net.Cut
 }
