@@ -374,9 +374,9 @@ type Disk struct {
 	Observe func(event, name string, n int64)
 	// Counters, for the run's report.
 	Syncs, SyncErrors, WriteErrors, Flips, Tears, CrashPoints int
+	Corruptions, Latents, Misdirects, DirLost                 int
 	// SyncDirs counts the SyncDir calls, SyncDirErrors those that failed.
 	SyncDirs, SyncDirErrors int
-	Corruptions, Latents, Misdirects, DirLost                 int
 }
 
 // NewDisk returns an empty disk whose faults draw from r.
