@@ -1083,10 +1083,16 @@ func (n *Node) persist(ents []Entry, durable func(error)) error {
 	}
 	assert(first == n.log.NextIndex(), "persist: entries start at %d, the log's next index is %d", first, n.log.NextIndex())
 	if n.log.Size() >= n.cfg.SegmentBytesMax {
+		// A roll that fails (a full disk, a directory sync's I/O error)
+		// leaves the log as it was, so the entries go in the current
+		// segment and the next persist tries again, as a single node
+		// does: the node stopped here before, and on a full disk could
+		// not start again (found by review).
 		if err := n.log.Roll(first); err != nil {
-			return err
+			n.logf("cannot start a new log segment (will retry): %v", err)
+		} else {
+			n.gc.Rolled()
 		}
-		n.gc.Rolled()
 	}
 	_ = n.log.Reserve() // an optimisation; a failure only makes fsyncs slower
 	for _, e := range ents {

@@ -511,3 +511,49 @@ func TestNodeWithoutAMajoritySaysNoneCanBeElected(t *testing.T) {
 		t.Fatalf("with a peer back, a read: %s %q", codeOf(r), r.Error.Message)
 	}
 }
+
+// A node whose log cannot roll to a new segment (the directory's sync
+// fails, or the disk has no room for the file) writes on in the segment it
+// has and tries again at its next batch, as a single node does, and rolls
+// once the disk works. It stopped before (found by review), and on a full
+// disk could not start again.
+func TestClusterNodeWhoseRollFailsWritesOn(t *testing.T) {
+	c := newNodeCluster(t, 3, func(_ int, cfg *election.NodeConfig) { cfg.SegmentBytesMax = 4 << 10 })
+	l, _ := c.waitLeader(-1, 200)
+	for _, d := range c.disks {
+		d.SetFaults(sim.DiskFaults{SyncDirErrorEvery: 1})
+	}
+	value := strings.Repeat("v", 2<<10)
+	for i := range 10 {
+		if r := c.do(l, setReq(fmt.Sprint("k", i), value), 3); !r.OK {
+			t.Fatalf("write %d while rolls fail: %+v", i, r.Error)
+		}
+	}
+	for i := range c.nodes {
+		failed := 0
+		for _, line := range c.logs[i] {
+			if strings.HasPrefix(line, "cannot start a new log segment (will retry)") {
+				failed++
+			}
+		}
+		if failed == 0 {
+			t.Fatalf("node %d logged no failed roll: the test's faults did not happen", i)
+		}
+	}
+	for _, d := range c.disks {
+		d.SetFaults(sim.DiskFaults{})
+	}
+	if r := c.do(l, setReq("after", value), 3); !r.OK {
+		t.Fatalf("a write once the disks work: %+v", r.Error)
+	}
+	for range 2 {
+		c.step()
+	}
+	for i, n := range c.nodes {
+		for _, k := range []string{"k0", "k9", "after"} {
+			if _, ok := n.Store().Get(k); !ok {
+				t.Errorf("node %d does not hold %s", i, k)
+			}
+		}
+	}
+}
