@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"dkv/core"
@@ -33,5 +36,35 @@ func TestBulkCommands(t *testing.T) {
 	// A refusal by the server is exit 1 with its code.
 	if code, _, stderr := kv(t, "--addr", addr, "bulk-delete", "k2", ""); code != exitError || stderr == "" {
 		t.Errorf("bulk-delete with an empty key: exit %d, stderr %q; want 1", code, stderr)
+	}
+}
+
+// bulk-set --file refuses an item without a key or a value before sending
+// anything: decoded into client.KV, {"key":"k"} stored an empty value and
+// {"value":"v"} went to the server (found by review).
+func TestBulkSetFileIncompleteItems(t *testing.T) {
+	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
+	dir := t.TempDir()
+	for _, tc := range []struct{ file, wantErr string }{
+		{`[{"key":"a","value":"1"},{"key":"k"}]`, `item 1 (key "k"): "value" is missing or null`},
+		{`[{"key":"k","value":null}]`, `item 0 (key "k"): "value" is missing or null`},
+		{`[{"value":"v"}]`, `item 0: "key" is missing or null`},
+		{`[{"key":"","value":"v"}]`, `item 0: an empty "key"`},
+		{`[{"key":"k","value":1}]`, `/0/value is a JSON number, not a string`},
+		{`{"key":"k","value":"v"}`, `kv load`},
+	} {
+		path := filepath.Join(dir, "items.json")
+		if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, stderr := kv(t, "--addr", addr, "bulk-set", "--file", path)
+		if code != exitUsage || out != "" || !strings.Contains(stderr, tc.wantErr) {
+			t.Errorf("bulk-set --file %s: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.file, code, out, stderr, tc.wantErr)
+		}
+	}
+	// Nothing was written: not "a", not "k" with an empty value.
+	code, out, _ := kv(t, "--addr", addr, "bulk-get", "a", "k")
+	if want := `{"key":"a","value":null}` + "\n" + `{"key":"k","value":null}` + "\n"; code != exitOK || out != want {
+		t.Errorf("bulk-get a k after the refusals: exit %d, %q; want %q", code, out, want)
 	}
 }

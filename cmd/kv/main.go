@@ -945,12 +945,30 @@ func parseBulkItems(args []string) ([]client.KV, error) {
 		if err != nil {
 			return nil, usagef("bulk-set: %v", err)
 		}
-		var items []client.KV
-		if err := json.Unmarshal(data, &items, json.RejectUnknownMembers(true)); err != nil {
-			return nil, usagef("bulk-set: %s is not a JSON array of {\"key\",\"value\"}: %v", *file, err)
+		// Pointers, as load reads its lines: decoded into client.KV, an
+		// item without "value" (or with null) stored an empty value, and
+		// one without "key" went to the server (found by review).
+		var raw []struct {
+			Key   *string `json:"key"`
+			Value *string `json:"value"`
 		}
-		if len(items) == 0 {
+		if err := json.Unmarshal(data, &raw, json.RejectUnknownMembers(true)); err != nil {
+			return nil, usagef("bulk-set: %s is not a JSON array of {\"key\":…,\"value\":…}: %v", *file, bulkFileError(err))
+		}
+		if len(raw) == 0 {
 			return nil, usagef("bulk-set: %s holds no items", *file)
+		}
+		items := make([]client.KV, len(raw))
+		for i, it := range raw {
+			switch {
+			case it.Key == nil:
+				return nil, usagef(`bulk-set: %s: item %d: "key" is missing or null; nothing was sent`, *file, i)
+			case *it.Key == "":
+				return nil, usagef(`bulk-set: %s: item %d: an empty "key"; nothing was sent`, *file, i)
+			case it.Value == nil:
+				return nil, usagef(`bulk-set: %s: item %d (key %q): "value" is missing or null; nothing was sent`, *file, i, *it.Key)
+			}
+			items[i] = client.KV{Key: *it.Key, Value: *it.Value}
 		}
 		return items, nil
 	}
@@ -962,6 +980,31 @@ func parseBulkItems(args []string) ([]client.KV, error) {
 		items = append(items, client.KV{Key: pairs[i], Value: pairs[i+1]})
 	}
 	return items, nil
+}
+
+// bulkFileError says what is wrong with a bulk-set file in the file's
+// terms, not the decoder's Go types ("Go []struct { Key *string ...}").
+func bulkFileError(err error) error {
+	var sem *json.SemanticError
+	var syn *jsontext.SyntacticError
+	switch {
+	case errors.As(err, &sem) && errors.Is(err, json.ErrUnknownName):
+		return fmt.Errorf("unknown field at %s", sem.JSONPointer)
+	case errors.As(err, &sem) && sem.JSONPointer == "" && sem.JSONKind == '{':
+		// The lines scan prints: one object a line, which load reads.
+		return errors.New(`a JSON object, not an array (lines of {"key":…,"value":…}, as kv scan prints them, are kv load's)`)
+	case errors.As(err, &sem) && sem.JSONPointer == "":
+		return fmt.Errorf("a JSON %s, not an array", kindName(sem.JSONKind))
+	case errors.As(err, &sem):
+		want := "a string" // "/0/value"
+		if strings.Count(string(sem.JSONPointer), "/") == 1 {
+			want = "an object" // "/0"
+		}
+		return fmt.Errorf("%s is a JSON %s, not %s", sem.JSONPointer, kindName(sem.JSONKind), want)
+	case errors.As(err, &syn):
+		return fmt.Errorf("not valid JSON (%v, at byte %d)", syn.Err, syn.ByteOffset+1)
+	}
+	return err
 }
 
 func printOK(w io.Writer, err error) error {
