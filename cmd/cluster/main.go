@@ -87,6 +87,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, err
 	}
 	cfg.extra = fs.Args()
+	// The nodes' flags start with a flag. A word there ("cluster extra",
+	// or a value whose flag was left out) was appended to each node's
+	// command line after its --other-kv-ports list, and every node then
+	// refused to start, blaming lists the user never wrote (found by
+	// review).
+	if len(cfg.extra) > 0 && !strings.HasPrefix(cfg.extra[0], "-") {
+		return nil, fmt.Errorf("%q is not a flag: the launcher takes no arguments, and cmd/node flags for every node go after -- (-- --snapshot-log-bytes 1048576)", cfg.extra[0])
+	}
 	switch cfg.mode {
 	case "cluster":
 	case "mesh", "masterless":
