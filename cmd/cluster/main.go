@@ -300,7 +300,27 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 	if c.IsMesh() {
 		return launchedMesh(c, cfg, stop, out)
 	}
-	leader, st, err := c.WaitLeader(30 * time.Second)
+	// The wait for a leader listens to Ctrl-C too: it waited out its 30 s
+	// first, so a cluster that elected none (every node given --rejoin, a
+	// peer's port blocked) ignored Ctrl-C for that long (found by review).
+	type elected struct {
+		leader int
+		st     *nodeproc.NodeStatus
+		err    error
+	}
+	waited := make(chan elected, 1)
+	go func() {
+		leader, st, err := c.WaitLeader(30 * time.Second)
+		waited <- elected{leader, st, err}
+	}()
+	var e elected
+	select {
+	case e = <-waited:
+	case sig := <-stop:
+		fmt.Fprintf(out, "\nreceived %v before a leader was elected\n", sig)
+		return nil
+	}
+	leader, st, err := e.leader, e.st, e.err
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, c.Logs())
 	}

@@ -278,3 +278,43 @@ func TestLaunchWithTLS(t *testing.T) {
 	}
 	l.finish(t)
 }
+
+// Ctrl-C while no node leads yet stops the nodes at once: the launcher
+// used to wait out its 30 s for a leader first (found by review). Every
+// node given --rejoin elects no leader, ever.
+func TestInterruptBeforeALeader(t *testing.T) {
+	bin, err := nodeproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := startLaunch(&config{dir: t.TempDir(), nodes: 3, bin: bin, extra: []string{"--rejoin"}})
+	l.out.waitFor(t, regexp.MustCompile(`command lines:`), 0)
+	var pids []int
+	for _, m := range regexp.MustCompile(`node \d: pid (\d+)`).FindAllStringSubmatch(l.out.String(), -1) {
+		pid, _ := strconv.Atoi(m[1])
+		pids = append(pids, pid)
+	}
+	if len(pids) != 3 {
+		t.Fatalf("pids %v in:\n%s", pids, l.out.String())
+	}
+	l.stop <- os.Interrupt
+	select {
+	case err := <-l.done:
+		if err != nil {
+			t.Fatalf("launch: %v\n%s", err, l.out.String())
+		}
+	case <-time.After(5 * time.Second):
+		// Waited for all the same, so that the launch stops its nodes
+		// before the test process exits and orphans them.
+		t.Errorf("launch did not return 5s after the signal:\n%s", l.out.String())
+		<-l.done
+	}
+	if !strings.Contains(l.out.String(), "stopping the nodes") {
+		t.Errorf("no stop reported:\n%s", l.out.String())
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("node pid %d still runs after the launcher returned", pid)
+		}
+	}
+}
