@@ -77,6 +77,10 @@ func parseLoad(args []string) (operation, error) {
 		})
 		n, err := load(ctx, c, in, *batch, &st)
 		bar.Finish()
+		if ie := (interruptedError{}); errors.As(err, &ie) {
+			ie.path = path
+			return ie
+		}
 		if err != nil {
 			return err
 		}
@@ -107,7 +111,14 @@ type expiringKV struct {
 // load stores every line of in, batch items to a bulk_set and each key
 // with a deadline in a set of its own, counting into st; it returns how
 // many keys it stored.
+//
+// ctx ends on Ctrl-C (run's signal context): load then reads no further
+// line, stores the lines it has read, and returns an interruptedError
+// naming the line to go on from. Its requests are not cancelled with it,
+// so that the last batch is stored or refused, not left unknown.
 func load(ctx context.Context, c store, in io.Reader, batch int, st *loadStats) (int64, error) {
+	interrupt := ctx
+	ctx = context.WithoutCancel(ctx)
 	br := bufio.NewReaderSize(in, 64<<10)
 	var items []client.KV
 	var expiring []expiringKV
@@ -132,8 +143,23 @@ func load(ctx context.Context, c store, in io.Reader, batch int, st *loadStats) 
 		clear(keys)
 		return nil
 	}
+	interrupted := func() error {
+		if err := flush(); err != nil {
+			return err
+		}
+		return interruptedError{lines: line, keys: st.loaded.Load()}
+	}
 	for {
+		if interrupt.Err() != nil {
+			return st.loaded.Load(), interrupted()
+		}
 		raw, err := readLoadLine(br)
+		if interrupt.Err() != nil {
+			// Ctrl-C came while the line was read: it is not stored.
+			// And an input cut short by the same Ctrl-C (zcat dump.gz |
+			// kv load -) is not a whole file loaded.
+			return st.loaded.Load(), interrupted()
+		}
 		if err == io.EOF {
 			break
 		}
@@ -194,6 +220,22 @@ func load(ctx context.Context, c store, in io.Reader, batch int, st *loadStats) 
 		return st.loaded.Load(), err
 	}
 	return st.loaded.Load(), nil
+}
+
+// interruptedError is a load stopped by Ctrl-C: the lines up to and
+// including lines are stored, and none after them.
+type interruptedError struct {
+	lines int    // lines read and stored (blank ones and expired ones counted)
+	keys  int64  // keys stored
+	path  string // the FILE load was given
+}
+
+func (e interruptedError) Error() string {
+	msg := fmt.Sprintf("interrupted: lines 1..%d are stored (%d keys), none after them", e.lines, e.keys)
+	if e.path == "-" {
+		return msg + fmt.Sprintf("; to go on, load the input's lines from line %d", e.lines+1)
+	}
+	return msg + fmt.Sprintf("; to go on: tail -n +%d %s | kv load -", e.lines+1, e.path)
 }
 
 // bulkSet stores items in one bulk_set, or, where the server refuses it as

@@ -14,6 +14,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +37,9 @@ const (
 	// (--if-absent, --if-exists, --if-value) did not hold; nothing was
 	// written.
 	exitConditionFailed = 3
+	// exitInterrupted: a load stopped by Ctrl-C (or SIGTERM), as a shell
+	// reports a command killed by SIGINT.
+	exitInterrupted = 130
 )
 
 const usage = `usage: kv [flags] command [args]
@@ -104,7 +108,9 @@ Commands:
                            standard input), as scan prints them, N (default
                            1000) to a bulk_set; a progress line on standard
                            error. A line with "expires_at" is set with the
-                           time left until then (skipped if it has passed)
+                           time left until then (skipped if it has passed).
+                           Ctrl-C stops it between lines, saying which are
+                           stored (exit 130)
   ping                     check that the server answers
   status                   print the server's status as JSON
   help                     print this text
@@ -165,7 +171,8 @@ Examples:
   kv --tls-ca certs/ca.pem get hello
 
 Exit status: 0 success, 1 the operation failed, 2 usage error, 3 the
-condition of a set or delete did not hold (nothing was written).
+condition of a set or delete did not hold (nothing was written), 130 a
+load stopped by Ctrl-C (it says which lines are stored).
 `
 
 func main() {
@@ -281,11 +288,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// --timeout (WithRequestTimeout), the whole is not.
 		opCtx = context.Background()
 	}
+	if cmd == "load" {
+		// Ctrl-C stops a load between lines, saying which are stored:
+		// killed, it left a progress line and no word of where to go on.
+		// A second Ctrl-C kills it, as the handler is dropped after the
+		// first.
+		intr, stopIntr := signal.NotifyContext(opCtx, os.Interrupt, syscall.SIGTERM)
+		defer stopIntr()
+		go func() { <-intr.Done(); stopIntr() }()
+		opCtx = intr
+	}
 	if err := op(opCtx, c, stdout); err != nil {
 		var more moreKeysError
 		if errors.As(err, &more) {
 			fmt.Fprintf(stderr, "kv: %v\n", more)
 			return exitOK
+		}
+		var intr interruptedError
+		if errors.As(err, &intr) {
+			fmt.Fprintf(stderr, "kv: %v\n", intr)
+			return exitInterrupted
 		}
 		var refused conditionFailedError
 		if errors.As(err, &refused) {
