@@ -159,6 +159,25 @@ func portList(name, s string, n int) ([]int, error) {
 func ports(cfg *config) ([]int, []int, error) {
 	path := filepath.Join(cfg.dir, portsFile)
 	kv, repl := cfg.kvPorts, cfg.replPorts
+	if kv != nil {
+		// Other replication ports than the nodes' data directories were
+		// made with: every node refuses its directory (the cluster id
+		// derives from them), and the ports file, rewritten first, then
+		// lost the ports that work, so that the next run without flags
+		// failed too (found by review). Client ports may change.
+		if b, err := os.ReadFile(path); err == nil {
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			var old []int
+			if len(lines) == 2 {
+				old, _ = portList("repl", lines[1], cfg.nodes)
+			}
+			_, statErr := os.Stat(filepath.Join(cfg.dir, "node0"))
+			if old != nil && statErr == nil && !slices.Equal(old, repl) {
+				return nil, nil, fmt.Errorf("%s holds a %s made with --repl-ports %s, and its nodes refuse other replication ports (the %s id derives from them): leave out --kv-ports and --repl-ports, give --repl-ports %s, or use another --dir",
+					cfg.dir, cfg.mode, strings.TrimSpace(lines[1]), cfg.mode, strings.TrimSpace(lines[1]))
+			}
+		}
+	}
 	if kv == nil {
 		if b, err := os.ReadFile(path); err == nil {
 			lines := strings.Split(strings.TrimSpace(string(b)), "\n")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -316,5 +317,33 @@ func TestInterruptBeforeALeader(t *testing.T) {
 		if err := syscall.Kill(pid, 0); err == nil {
 			t.Errorf("node pid %d still runs after the launcher returned", pid)
 		}
+	}
+}
+
+// Replication ports other than those a --dir's nodes were made with are
+// refused before anything starts, and the ports file keeps the ones that
+// work: rewritten first, it lost them, and every later run on the
+// directory failed (found by review). Client ports may change.
+func TestOtherReplPortsOnAnOldDir(t *testing.T) {
+	dir := t.TempDir()
+	const kept = "20001,20002,20003\n20004,20005,20006\n"
+	if err := os.WriteFile(filepath.Join(dir, portsFile), []byte(kept), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "node0"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config{mode: "cluster", dir: dir, nodes: 3, kvPorts: []int{20011, 20012, 20013}, replPorts: []int{20014, 20015, 20016}}
+	_, _, err := ports(cfg)
+	if err == nil || !strings.Contains(err.Error(), "made with --repl-ports 20004,20005,20006") {
+		t.Errorf("other replication ports on an old --dir: %v; want a refusal naming its ports", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, portsFile)); string(b) != kept {
+		t.Errorf("ports file after the refusal: %q; want %q", b, kept)
+	}
+	// Other client ports, the same replication ports: taken, and kept.
+	cfg.replPorts = []int{20004, 20005, 20006}
+	if kv, repl, err := ports(cfg); err != nil || !slices.Equal(kv, cfg.kvPorts) || !slices.Equal(repl, cfg.replPorts) {
+		t.Errorf("other client ports: %v %v %v; want them taken", kv, repl, err)
 	}
 }
