@@ -68,3 +68,15 @@ func TestBulkSetFileIncompleteItems(t *testing.T) {
 		t.Errorf("bulk-get a k after the refusals: exit %d, %q; want %q", code, out, want)
 	}
 }
+
+// A bulk-set over the server's limits says how to go on with a bulk-set,
+// not with load's --batch, which it does not take (found by review).
+func TestBulkSetTooLargeHint(t *testing.T) {
+	single := core.DefaultSingleConfig()
+	single.Limits.BulkEntriesMax = 2
+	addr := servetest.Serve(t, core.NewSingleNode(single), realnet.DefaultHostConfig())
+	code, out, stderr := kv(t, "--addr", addr, "bulk-set", "a", "1", "b", "2", "c", "3")
+	if code != exitError || out != "" || !strings.Contains(stderr, "too_large") || !strings.Contains(stderr, "kv load, which sends them in batches") || strings.Contains(stderr, "--batch") {
+		t.Errorf("bulk-set of 3 items to a server taking 2: exit %d, stdout %q, stderr %q; want 1 and a bulk-set's hint", code, out, stderr)
+	}
+}

@@ -314,6 +314,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, refused)
 			return exitConditionFailed
 		}
+		if cmd == "bulk-set" && (isTooLarge(err) || errors.Is(err, client.ErrRequestTooLarge)) {
+			// fail's hint for a too_large names load's --batch, which a
+			// bulk-set does not take (found by review).
+			fmt.Fprintf(stderr, "%v\n(a bulk-set is one request, all or nothing, within the server's --max-bulk-entries items and --max-request-bytes: split the items, or store them with kv load, which sends them in batches)\n", err)
+			return exitError
+		}
 		return fail(stderr, err)
 	}
 	return exitOK
