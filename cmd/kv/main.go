@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -360,6 +361,20 @@ type operation func(ctx context.Context, c store, stdout io.Writer) error
 // parseCommand checks the whole command line before anything is sent, so a
 // usage error never half-runs.
 func parseCommand(cmd string, args []string) (operation, error) {
+	// Keys, values and queries are UTF-8 text, as JSON is: other bytes
+	// failed after the dial, exit 1, as "encoding request: jsontext:
+	// invalid UTF-8 within "/key" after offset 25" (found by review).
+	// A file's name (load FILE, bulk-set --file FILE) is not sent and
+	// may be any bytes.
+	checked := args
+	if cmd == "load" || cmd == "bulk-set" && len(args) > 0 && strings.HasPrefix(strings.TrimLeft(args[0], "-"), "file") {
+		checked = nil
+	}
+	for _, a := range checked {
+		if !utf8.ValidString(a) {
+			return nil, usagef("%s: %q is not UTF-8 text: dkv's keys and values are UTF-8 (as in JSON); encode binary data (base64) first", cmd, a)
+		}
+	}
 	switch cmd {
 	case "get", "ttl", "expire", "persist", "bulk-get", "bulk-delete":
 		// These take no flags, but a leading "--" ends the flags all the

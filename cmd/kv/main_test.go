@@ -64,6 +64,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--addr", "127.0.0.1:1", "--addrs", "127.0.0.1:2", "ping"}, "does not go with --addr"},
 		{[]string{"--addrs", "127.0.0.1:1,,127.0.0.1:2", "ping"}, `"" is not HOST:PORT`},
 		{[]string{"--addrs", "127.0.0.1", "ping"}, `"127.0.0.1" is not HOST:PORT`},
+		{[]string{"--port", "1", "set", "k\xff", "v"}, `"k\xff" is not UTF-8 text`},
+		{[]string{"--port", "1", "set", "--if-value", "\xfe", "k", "v"}, `"\xfe" is not UTF-8 text`},
+		{[]string{"--port", "1", "bulk-get", "a", "b\xff"}, `"b\xff" is not UTF-8 text`},
+		{[]string{"--port", "1", "bulk-set", "--file", "/nonexistent/\xff.json"}, "no such file"}, // a file's name may be any bytes
 	} {
 		code, stdout, stderr := kv(t, tc.args...)
 		if code != exitUsage {
