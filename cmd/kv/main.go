@@ -848,8 +848,16 @@ func parseScan(args []string) (operation, error) {
 	}
 	// --all is a copy of the store (kv load reads it back): of one instant
 	// unless told otherwise.
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "consistent" })
+	explicit, limited := false, false
+	fs.Visit(func(f *flag.Flag) {
+		explicit = explicit || f.Name == "consistent"
+		limited = limited || f.Name == "limit"
+	})
+	if *all && limited {
+		// --all went on past --limit: "scan --all --limit 2" printed
+		// every key of the store (found by review).
+		return nil, usagef("scan takes --limit N or --all, not both")
+	}
 	if *all && !explicit {
 		*consistent = true
 	}

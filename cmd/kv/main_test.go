@@ -67,6 +67,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--port", "1", "set", "k\xff", "v"}, `"k\xff" is not UTF-8 text`},
 		{[]string{"--port", "1", "set", "--if-value", "\xfe", "k", "v"}, `"\xfe" is not UTF-8 text`},
 		{[]string{"--port", "1", "bulk-get", "a", "b\xff"}, `"b\xff" is not UTF-8 text`},
+		{[]string{"--port", "1", "scan", "--all", "--limit", "2"}, "--limit N or --all, not both"},
 		{[]string{"--port", "1", "bulk-set", "--file", "/nonexistent/\xff.json"}, "no such file"}, // a file's name may be any bytes
 	} {
 		code, stdout, stderr := kv(t, tc.args...)
