@@ -221,8 +221,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	// From here on, Ctrl-C stops the nodes; the nodes are in process
 	// groups of their own, so the terminal's SIGINT reaches only us.
+	// So does SIGHUP, a closed terminal: it killed the launcher alone, and
+	// the nodes ran on, holding their ports and data directories, which
+	// the next run then found locked (found by review).
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if err := launch(cfg, stdout, sigs); err != nil {
 		fmt.Fprintf(stderr, "cluster: %v\n", err)

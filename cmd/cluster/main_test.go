@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -345,5 +346,54 @@ func TestOtherReplPortsOnAnOldDir(t *testing.T) {
 	cfg.replPorts = []int{20004, 20005, 20006}
 	if kv, repl, err := ports(cfg); err != nil || !slices.Equal(kv, cfg.kvPorts) || !slices.Equal(repl, cfg.replPorts) {
 		t.Errorf("other client ports: %v %v %v; want them taken", kv, repl, err)
+	}
+}
+
+// A closed terminal (SIGHUP) stops the nodes, as Ctrl-C does: it killed
+// the launcher alone, and the nodes, in process groups of their own, ran
+// on holding their ports and data directories (found by review).
+func TestHangupStopsTheNodes(t *testing.T) {
+	dir := t.TempDir()
+	bin, err := nodeproc.Build(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	launcher := filepath.Join(dir, "cluster")
+	if out, err := exec.Command("go", "build", "-o", launcher, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/cluster: %v\n%s", err, out)
+	}
+	out := &syncBuffer{}
+	cmd := exec.Command(launcher, "--dir", filepath.Join(dir, "c"), "--node-bin", bin)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var pids []int
+	defer func() { // whatever failed, no node outlives the test
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}()
+	out.waitFor(t, leadsLine, 0)
+	for _, m := range regexp.MustCompile(`node \d: pid (\d+)`).FindAllStringSubmatch(out.String(), -1) {
+		pid, _ := strconv.Atoi(m[1])
+		pids = append(pids, pid)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the launcher did not exit 15s after SIGHUP:\n%s", out.String())
+	}
+	for _, pid := range pids {
+		// Not our children: the launcher's, reaped by it, or orphans.
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("node pid %d runs on after the launcher's SIGHUP:\n%s", pid, out.String())
+		}
 	}
 }
