@@ -31,6 +31,15 @@ func TestAuthFile(t *testing.T) {
 	if code, _, errOut := kv(t, "--addr", addr, "get", "k"); code != 1 || !strings.Contains(errOut, "auth_required") || !strings.Contains(errOut, "--auth-file FILE") {
 		t.Errorf("get without the password: exit %d, %q", code, errOut)
 	}
+	// A wrong password is the server's refusal of the file's, not a hint
+	// to give one (found by review).
+	wrong := filepath.Join(t.TempDir(), "wrong.pass")
+	if err := os.WriteFile(wrong, []byte("not-the-password-at-all\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := kv(t, "--addr", addr, "--auth-file", wrong, "get", "k"); code != 1 || !strings.Contains(errOut, "wrong password") || !strings.Contains(errOut, "the password sent is the one in --auth-file "+wrong) || strings.Contains(errOut, "give the server's password") {
+		t.Errorf("get with a wrong password: exit %d, %q", code, errOut)
+	}
 	if code, _, errOut := kv(t, "--addr", addr, "--auth-file", "/no/such/file", "get", "k"); code != 2 || !strings.Contains(errOut, "--auth-file: open /no/such/file") {
 		t.Errorf("a missing password file: exit %d, %q", code, errOut)
 	}

@@ -279,8 +279,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else {
 		c, err = client.DialContext(ctx, *addr, opts...)
 	}
-	if err != nil {
+	// A password refused though --auth-file gave one: fail's hint to give
+	// one with --auth-file misled (found by review).
+	failed := func(err error) int {
+		if *authFile != "" && errors.Is(err, client.ErrAuth) {
+			err = passwordRefusedError{err: err, file: *authFile}
+		}
 		return fail(stderr, err)
+	}
+	if err != nil {
+		return failed(err)
 	}
 	defer c.Close()
 	opCtx := ctx
@@ -321,10 +329,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%v\n(a bulk-set is one request, all or nothing, within the server's --max-bulk-entries items and --max-request-bytes: split the items, or store them with kv load, which sends them in batches)\n", err)
 			return exitError
 		}
-		return fail(stderr, err)
+		return failed(err)
 	}
 	return exitOK
 }
+
+// passwordRefusedError is a server's refusal of the password that
+// --auth-file gave.
+type passwordRefusedError struct {
+	err  error
+	file string
+}
+
+func (e passwordRefusedError) Error() string { return e.err.Error() }
+func (e passwordRefusedError) Unwrap() error { return e.err }
 
 // store is what the commands use: a client.KVClient of one server, or a
 // client.ClusterKVClient of a cluster.
@@ -1086,7 +1104,10 @@ func fail(stderr io.Writer, err error) int {
 		msg += " (is the server running?)"
 	}
 	var incr unknownIncrError
+	var refused passwordRefusedError
 	switch {
+	case errors.As(err, &refused):
+		msg += fmt.Sprintf("\n(kv: the password sent is the one in --auth-file %s)", refused.file)
 	case errors.As(err, &incr):
 		msg += "\n(the incr may or may not have applied, and reading the key back cannot tell unless you know what it held before: incr again only if counting twice does no harm)"
 	case errors.Is(err, client.ErrUnknownOutcome):
