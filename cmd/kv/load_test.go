@@ -237,3 +237,24 @@ func TestLoadInterrupted(t *testing.T) {
 		t.Errorf("after the interrupted load: %q", out)
 	}
 }
+
+// A value over the server's limit stops the load naming its key, and says
+// that no --batch helps: it named a range of lines and told the user to
+// try a smaller --batch (found by review).
+func TestLoadNamesAValueTooLarge(t *testing.T) {
+	single := core.DefaultSingleConfig()
+	single.Limits.ValueBytesMax = 100
+	addr := servetest.Serve(t, core.NewSingleNode(single), realnet.DefaultHostConfig())
+	file := filepath.Join(t.TempDir(), "dump.jsonl")
+	content := `{"key":"ok1","value":"v"}` + "\n" + `{"key":"big","value":"` + strings.Repeat("x", 200) + `"}` + "\n" + `{"key":"ok2","value":"v"}` + "\n"
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := kv(t, "--addr", addr, "load", file)
+	if code != exitError || out != "" || !strings.Contains(errOut, `key "big"`) || !strings.Contains(errOut, "no --batch makes it fit") || strings.Contains(errOut, "a smaller --batch") {
+		t.Errorf("load with a value over the limit: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, out, _ := kv(t, "--addr", addr, "get", "ok1"); code != exitOK || out != "v\n" {
+		t.Errorf("ok1, the line before it: exit %d, %q; want it stored", code, out)
+	}
+}

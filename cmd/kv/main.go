@@ -1116,6 +1116,8 @@ func fail(stderr io.Writer, err error) int {
 		// The server's words are the protocol's ({"op":"auth",...});
 		// kv sends that itself, given the file.
 		msg += "\n(kv: give the server's password with --auth-file FILE, before the command)"
+	case errors.As(err, new(itemTooLargeError)):
+		msg += "\n(a key or value over the server's --max-key-bytes or --max-value-bytes: no --batch makes it fit)"
 	case isTooLarge(err):
 		msg += "\n(a limit of the server's: for load, a smaller --batch; see its --max-* flags)"
 	}
