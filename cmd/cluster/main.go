@@ -107,6 +107,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	default:
 		return nil, fmt.Errorf("--mode must be cluster or mesh, not %q", cfg.mode)
 	}
+	if cfg.authFile != "" {
+		// Read here, before cmd/node is built and the ports file written:
+		// a mistyped name was found only after the build, exit 1 (found
+		// by review). The nodes judge what it holds.
+		if _, err := os.ReadFile(cfg.authFile); err != nil {
+			return nil, fmt.Errorf("--auth-file: %w", err)
+		}
+	}
 	if cfg.nodes < 3 || cfg.nodes > 9 {
 		return nil, fmt.Errorf("--nodes must be in 3..9, not %d", cfg.nodes)
 	}

@@ -35,6 +35,7 @@ func TestBadFlagsExit2(t *testing.T) {
 		{[]string{"--metrics-ports", "9200,9201,9200"}, "--metrics-ports: port 9200 is given twice"},
 		{[]string{"--kv-ports", "1,2,3", "--repl-ports", "4,5,6", "--metrics-ports", "7,8,3"}, "--metrics-ports: port 3 is also a client or replication port"},
 		{[]string{"extra"}, `"extra" is not a flag`},
+		{[]string{"--auth-file", "/nonexistent/dkv.pass"}, "--auth-file: open /nonexistent/dkv.pass"},
 		{[]string{"--mode", "mesh", "--", "1048576"}, `"1048576" is not a flag`},
 	} {
 		var stderr bytes.Buffer
