@@ -377,6 +377,24 @@ func (c *Cluster) Statuses(timeout time.Duration) []*NodeStatus {
 	return out
 }
 
+// describe is the status in words, for an error: "follower in term 3,
+// following node 1", "no answer".
+func (st *NodeStatus) describe() string {
+	if st == nil {
+		return "no answer"
+	}
+	d := fmt.Sprintf("%s in term %d", st.Role, st.Term)
+	switch {
+	case st.Rejoining:
+		d += ", rejoining (no vote yet)"
+	case st.Leader >= 0 && st.Leader != st.ID:
+		d += fmt.Sprintf(", following node %d", st.Leader)
+	case st.Leader < 0:
+		d += ", knows no leader"
+	}
+	return d
+}
+
 // Leader returns the node that leads, judged from the answers of the
 // running nodes: one that says it leads, in a term no answering node has
 // gone past, and that a majority of the cluster (itself included) follows.
@@ -417,9 +435,9 @@ func (c *Cluster) WaitLeader(timeout time.Duration) (int, *NodeStatus, error) {
 		if time.Now().After(deadline) {
 			var b strings.Builder
 			for i, st := range sts {
-				fmt.Fprintf(&b, " node %d: %+v;", i, st)
+				fmt.Fprintf(&b, "; node %d: %s", i, st.describe())
 			}
-			return -1, nil, fmt.Errorf("no leader after %v:%s", timeout, b.String())
+			return -1, nil, fmt.Errorf("no leader after %v%s", timeout, b.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
