@@ -745,7 +745,15 @@ func (c *KVClient) dial(ctx context.Context) (net.Conn, error) {
 			break
 		}
 	}
-	return nil, fmt.Errorf("dial %s: %d attempts failed: %w", c.addr, attempt, err)
+	return nil, fmt.Errorf("dial %s: %s: %w", c.addr, attemptsFailed(attempt), err)
+}
+
+// attemptsFailed is "1 attempt failed" or "n attempts failed", for errors.
+func attemptsFailed(n int) string {
+	if n == 1 {
+		return "1 attempt failed"
+	}
+	return fmt.Sprintf("%d attempts failed", n)
 }
 
 // handshake runs the client's side of a TLS handshake on nc (WithTLS),

@@ -451,7 +451,7 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 			addr = c.after(addr)
 		}
 		if attempt >= c.opts.clusterAttemptsMax {
-			return nil, giveUp(fmt.Errorf("%d attempts failed, the last: %w", attempt, lastErr))
+			return nil, giveUp(fmt.Errorf("%s, the last: %w", attemptsFailed(attempt), lastErr))
 		}
 		hopped = !pause
 		if pause {

@@ -492,6 +492,11 @@ class ClusterKVClient(_Calls, _Walks):
             n._lock.release()
 
 
+def _attempts_failed(n):
+    """"1 attempt failed" or "n attempts failed", for errors."""
+    return "1 attempt failed" if n == 1 else "%d attempts failed" % n
+
+
 def _retryable(err, sent):
     """Whether a failed attempt may be tried again at another node: it could
     not be reached, its connection broke, it did not answer in time, or it
@@ -508,6 +513,6 @@ def _retryable(err, sent):
 
 def _exhausted(attempts, last):
     if isinstance(last, ServerError):
-        last.args = ("%d attempts failed, the last: %s" % (attempts, last.args[0] if last.args else last),)
+        last.args = ("%s, the last: %s" % (_attempts_failed(attempts), last.args[0] if last.args else last),)
         return last
-    return ConnectionFailed("%d attempts failed, the last: %s" % (attempts, last))
+    return ConnectionFailed("%s, the last: %s" % (_attempts_failed(attempts), last))
