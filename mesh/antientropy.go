@@ -208,9 +208,18 @@ func (n *Node) handleSummary(p *peer, m *message) {
 	}
 	p.roundTo = m.to
 	push := &message{header: header{kind: msgPush}, round: m.round}
+	// One budget for the items pushed and the keys pulled: a push that
+	// holds one item larger than the budget (it goes alone) took a pull of
+	// every key the peer listed on top, and 63 MiB with 2 MB of keys was
+	// over the peer frame: the transport dropped it on every send, and the
+	// round came again, identical, for good (found by review).
 	budget := n.cfg.PushBytesMax
+	pullsFull := false
 	theirs := m.metas
 	for _, b := range m.diff {
+		if pullsFull {
+			break // the push is full: nothing more goes in it
+		}
 		start := ""
 		if b == m.from.bucket {
 			start = m.from.key
@@ -233,13 +242,17 @@ func (n *Node) handleSummary(p *peer, m *message) {
 					return false
 				}
 				for len(tb) > 0 && tb[0].key < it.Key {
-					n.pullKey(push, &tb[0])
+					if !n.pullKey(push, &tb[0], &budget, p) {
+						pullsFull = true
+						return false
+					}
 					tb = tb[1:]
 				}
 				if len(tb) > 0 && tb[0].key == it.Key {
 					c := it.Stamp.Compare(tb[0].stamp)
-					if c < 0 {
-						n.pullKey(push, &tb[0])
+					if c < 0 && !n.pullKey(push, &tb[0], &budget, p) {
+						pullsFull = true
+						return false
 					}
 					tb = tb[1:]
 					if c <= 0 {
@@ -251,10 +264,10 @@ func (n *Node) handleSummary(p *peer, m *message) {
 			})
 		}
 		// The peer's keys past where the walk stopped: pull those this
-		// node lacks or holds older.
-		for i := range tb {
+		// node lacks or holds older, while the push has room.
+		for i := 0; i < len(tb) && !pullsFull; i++ {
 			if mine, held := n.rep.get(tb[i].key); !held || mine.Stamp.Less(tb[i].stamp) {
-				n.pullKey(push, &tb[i])
+				pullsFull = !n.pullKey(push, &tb[i], &budget, p)
 			}
 		}
 	}
@@ -269,27 +282,42 @@ func (n *Node) handleSummary(p *peer, m *message) {
 }
 
 // pushItem adds it to the push unless the budget is spent (the first item
-// always goes, so a round makes progress).
+// or key always goes, so a round makes progress; an item larger than the
+// budget goes only alone).
 func (n *Node) pushItem(push *message, it *Item, budget *int, p *peer) {
-	size := itemBytes(it)
-	if *budget < size && len(push.items) > 0 {
-		p.pushPartial = true
+	if !n.takeBudget(push, itemBytes(it), budget, p) {
 		return
 	}
-	*budget -= size
 	push.items = append(push.items, *it)
 	p.itemsSent++
 }
 
+// takeBudget takes size bytes of the push's budget, or, if they are not
+// left and the push holds anything, reports false and marks the round's
+// push partial (the same range comes again).
+func (n *Node) takeBudget(push *message, size int, budget *int, p *peer) bool {
+	if *budget < size && (len(push.items) > 0 || len(push.pull) > 0) {
+		p.pushPartial = true
+		return false
+	}
+	*budget -= size
+	return true
+}
+
 // pullKey asks for the peer's item of t, unless this node would refuse it
-// anyway (applyRemote).
-func (n *Node) pullKey(push *message, t *meta) {
+// anyway (applyRemote). It reports false once the push has no room for
+// the key: nothing more goes in it.
+func (n *Node) pullKey(push *message, t *meta, budget *int, p *peer) bool {
 	if !n.refusePoint().Less(t.stamp) {
 		if _, held := n.rep.get(t.key); !held {
-			return
+			return true
 		}
 	}
+	if !n.takeBudget(push, pullBytes(t.key), budget, p) {
+		return false
+	}
 	push.pull = append(push.pull, t.key)
+	return true
 }
 
 // answerPush is P's side: apply what A pushed, and answer A's pulls once

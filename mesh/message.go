@@ -108,6 +108,9 @@ func itemBytes(it *Item) int {
 	return 2*binary.MaxVarintLen32 + len(it.Key) + stampBytes + 1 + len(it.Value)
 }
 
+// pullBytes is an upper bound of a pulled key's encoding in a push.
+func pullBytes(key string) int { return binary.MaxVarintLen32 + len(key) }
+
 func appendItems(dst []byte, items []Item) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(items)))
 	for i := range items {
