@@ -58,6 +58,10 @@ type peer struct {
 	pushPartial bool   // the round's push left items out
 	exchanged   int    // items the round pushed and pulled
 	timer       core.Timer
+	// roundAt is Clock.Now when the round began; slow, how many times
+	// the round timeout is doubled for this peer (roundTimeout).
+	roundAt int64
+	slow    int
 
 	passDone    Stamp // the start of the last complete pass
 	passes      int
@@ -141,8 +145,10 @@ func (n *Node) scheduleRound(p *peer, d time.Duration) {
 		}
 		if p.round != 0 {
 			// The round in flight went unanswered: the peer is down, cut
-			// off, or lost a message. Start it again.
+			// off, or lost a message, or the link is too slow for the
+			// round. Start it again.
 			p.unreachable = true
+			n.roundGivenUp(p)
 		}
 		n.startRound(p)
 	})
@@ -154,10 +160,36 @@ func (n *Node) startRound(p *peer) {
 	p.round = n.nextRound
 	p.roundFrom = p.cursor
 	p.pushPartial, p.exchanged = false, 0
+	p.roundAt = n.env.Clock.Now()
 	digests := make([]uint64, bucketsN)
 	copy(digests, n.rep.digests[:])
 	n.send(p, &message{header: header{kind: msgDigest}, round: p.round, from: p.cursor, digests: digests})
-	n.scheduleRound(p, n.cfg.RoundTimeout)
+	n.scheduleRound(p, n.roundTimeout(p))
+}
+
+// roundSlowMax bounds the doublings of RoundTimeout for a slow peer: 2 s
+// becomes at most 64 s, enough for 4 MiB answers over about 1 Mbit/s.
+const roundSlowMax = 5
+
+// roundTimeout is how long a round with p may take: RoundTimeout, doubled
+// for each round given up while p was heard from (roundGivenUp).
+func (n *Node) roundTimeout(p *peer) time.Duration { return n.cfg.RoundTimeout << p.slow }
+
+// roundGivenUp adjusts p's round timeout after a round went unanswered.
+// A peer heard from since the round began is up, and its link too slow
+// for the round: a summary or a pull's answer of 4 MiB takes longer than
+// 2 s below about 16 Mbit/s. Each round was given up before its summary
+// came, the summary then dropped as the answer to a round given up, and
+// nothing was ever exchanged for as long as the link stayed that slow
+// (found by review); so the next round waits twice as long. A silent peer
+// is down or cut off: it is tried again every RoundTimeout, so that a
+// mesh resumes anti-entropy as soon as a partition heals.
+func (n *Node) roundGivenUp(p *peer) {
+	if p.heard >= p.roundAt && p.heard >= 0 {
+		p.slow = min(p.slow+1, roundSlowMax)
+	} else {
+		p.slow = 0
+	}
 }
 
 // answerDigest is P's side of a round's first step: list the keys and
@@ -366,6 +398,11 @@ func (n *Node) handlePushAck(p *peer, m *message) {
 // finishRound moves p's pass past the round's range; at the end of the
 // buckets the pass is complete and the next one begins.
 func (n *Node) finishRound(p *peer) {
+	// A round that would have fit half the shorter timeout: the link got
+	// faster, and a lost message should not cost the longer wait.
+	if p.slow > 0 && 2*(n.env.Clock.Now()-p.roundAt) < int64(n.cfg.RoundTimeout<<(p.slow-1)) {
+		p.slow--
+	}
 	p.round = 0
 	p.unreachable = false
 	p.cursor = p.roundTo

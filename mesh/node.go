@@ -48,7 +48,8 @@ type Config struct {
 	// AntiEntropyInterval is the pause between anti-entropy rounds with a
 	// peer when the last one found nothing to repair (rounds that repair
 	// follow each other at once). RoundTimeout gives up on an unanswered
-	// round.
+	// round; doubled, up to 32 times, for a peer heard from meanwhile (a
+	// slow link; roundGivenUp).
 	AntiEntropyInterval time.Duration
 	RoundTimeout        time.Duration
 	// SummaryItemsMax bounds the keys one summary lists, and PushBytesMax
