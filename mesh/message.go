@@ -250,6 +250,25 @@ func (r *reader) count(min int) int {
 	return int(n)
 }
 
+// countMax is count, refusing more than max elements: lists whose honest
+// length is bounded, where a decoded element is many times its smallest
+// encoding (a one-byte key is 2 bytes on the wire and a 16-byte string
+// header), so that a peer's frame of them cannot cost the node many times
+// its size (found by review: 1 GiB for a 64 MiB push of pulls).
+func (r *reader) countMax(min, max int) int {
+	n := r.count(min)
+	if r.err == nil && n > max {
+		r.err = fmt.Errorf("%w: a list of %d, at most %d", errMessage, n, max)
+		return 0
+	}
+	return n
+}
+
+// SummaryItemsMaxMax bounds Config.SummaryItemsMax: a summary lists at
+// most that many keys, and a push pulls at most the keys of one summary,
+// so a node refuses longer lists of either.
+const SummaryItemsMaxMax = 1 << 16
+
 func (r *reader) str() string { return string(r.take(int(min(r.uvarint(), uint64(len(r.p)+1))))) }
 
 func (r *reader) stamp() Stamp {
@@ -336,7 +355,8 @@ func decodeMessage(p []byte) (*message, error) {
 		m.round = r.u64()
 		m.from, m.to = r.cursor(), r.cursor()
 		m.partial = r.boolean()
-		n := r.count(2)
+		n := r.countMax(2, bucketsN)
+		m.diff = make([]int, 0, n)
 		for range n {
 			d := r.u16()
 			if d >= bucketsN {
@@ -344,14 +364,16 @@ func decodeMessage(p []byte) (*message, error) {
 			}
 			m.diff = append(m.diff, d)
 		}
-		n = r.count(1 + stampBytes + 1)
+		n = r.countMax(1+stampBytes+1, SummaryItemsMaxMax)
+		m.metas = make([]meta, 0, n)
 		for range n {
 			m.metas = append(m.metas, meta{key: r.str(), stamp: r.stamp(), tomb: r.boolean()})
 		}
 	case msgPush:
 		m.round = r.u64()
 		m.items = r.items()
-		n := r.count(1)
+		n := r.countMax(1, SummaryItemsMaxMax)
+		m.pull = make([]string, 0, n)
 		for range n {
 			m.pull = append(m.pull, r.str())
 		}

@@ -116,6 +116,9 @@ func (c *Config) validate() error {
 		c.RoundTimeout <= 0 || c.SummaryItemsMax <= 0 || c.PushBytesMax <= 0 || c.CollectPerTurnMax <= 0 {
 		return errors.New("mesh: every size, count and duration of the config must be positive")
 	}
+	if c.SummaryItemsMax > SummaryItemsMaxMax {
+		return fmt.Errorf("mesh: SummaryItemsMax %d; at most %d (peers refuse a longer summary)", c.SummaryItemsMax, SummaryItemsMaxMax)
+	}
 	return nil
 }
 
