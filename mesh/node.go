@@ -3,6 +3,7 @@ package mesh
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -739,6 +740,9 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 	if m.inc != p.inc {
 		n.reborn(p, m.inc)
 	}
+	if m.yourInc > n.saved.Incarnation {
+		n.outgrow(p, m.yourInc)
+	}
 	if m.yourInc == n.saved.Incarnation {
 		p.knowsMe = true
 		if p.passedMe.Less(m.passedYou) {
@@ -777,6 +781,34 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 	}
 	n.updateHorizon()
 	n.join()
+}
+
+// outgrow takes an incarnation above inc, which peer p names as this
+// node's: an earlier data directory's, created when the calendar was
+// ahead of what it is now (a machine that booted with a stale clock and
+// started the node before NTP set it). Every peer that knew that directory
+// drops this one's messages as delayed ones of it, and the node never
+// joined its mesh nor took a write, for good (found by review). Peers take
+// the higher number for a new directory: they start their passes with it
+// over, and must name it before it counts as heard (join.go).
+func (n *Node) outgrow(p *peer, inc uint64) {
+	if inc == math.MaxUint64 {
+		return // no number above it: a damaged peer's, not a directory's
+	}
+	next := n.saved
+	next.Incarnation = inc + 1
+	if err := n.state.Save(next.encode()); err != nil {
+		n.stateFailing("a new incarnation (peers drop this node's messages until it is)", err)
+		return
+	}
+	n.stateSaved()
+	n.logf("node %d knows an earlier data directory of this node as incarnation %d, above this one's %d (created while the calendar was behind): now incarnation %d",
+		p.id, inc, n.saved.Incarnation, next.Incarnation)
+	n.saved = next
+	for _, q := range n.peers {
+		q.knowsMe = false
+		q.passedMe = Stamp{}
+	}
 }
 
 // heldWrites returns the stamps of the quorum writes of replicate m that

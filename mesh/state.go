@@ -14,9 +14,10 @@ import (
 // (Version 1, without joined, is read as joined: a node that ran before
 // the rule of join.go was already part of its mesh.)
 //
-// The incarnation is drawn at random when the directory is created: peers
-// tell a node whose directory was wiped (and which lost what it held) from
-// the one they knew.
+// The incarnation is the calendar time when the directory is created
+// (raised above a higher one a peer names, Node.outgrow): peers tell a
+// node whose directory was wiped (and which lost what it held) from the
+// one they knew.
 //
 // The high-water mark is the highest clock reading the node has used in a
 // way that outlives it besides the stamps of its writes (which its log and
