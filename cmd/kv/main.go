@@ -817,8 +817,13 @@ func parseSearch(cmd string, args []string) (operation, error) {
 	if strings.TrimSpace(query) == "" {
 		return nil, usagef("%s needs a QUERY", cmd)
 	}
+	// Which flags were given, not whether they differ from the defaults:
+	// "similar --limit 10" and "search --top-k 5" were taken and ignored
+	// (found by review).
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	if cmd == "similar" {
-		if *anyWord || *limit != 10 {
+		if given["any"] || given["limit"] {
 			return nil, usagef("similar takes --top-k, not --any or --limit")
 		}
 		if *topK < 1 {
@@ -829,7 +834,7 @@ func parseSearch(cmd string, args []string) (operation, error) {
 			return printHits(w, hits, err)
 		}, nil
 	}
-	if *topK != 5 {
+	if given["top-k"] {
 		return nil, usagef("search takes --any and --limit, not --top-k")
 	}
 	if *limit < 1 {

@@ -75,6 +75,9 @@ func TestSearchCommands(t *testing.T) {
 		{[]string{"similar", "--top-k", "-1", "x"}, "--top-k must be at least 1"},
 		{[]string{"similar", "--any", "x"}, "similar takes --top-k"},
 		{[]string{"search", "--top-k", "3", "x"}, "search takes --any and --limit"},
+		// At their defaults too: taken and ignored before (found by review).
+		{[]string{"similar", "--limit", "10", "x"}, "similar takes --top-k"},
+		{[]string{"search", "--top-k", "5", "x"}, "search takes --any and --limit"},
 	} {
 		if code, _, stderr := run(tc.args...); code != exitUsage || !strings.Contains(stderr, tc.want) {
 			t.Errorf("kv %q: exit %d, stderr %q; want usage error %q", tc.args, code, stderr, tc.want)
