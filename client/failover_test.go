@@ -233,6 +233,9 @@ func TestKVClientAcrossAServerPause(t *testing.T) {
 		}
 	}
 	p.Signal(syscall.SIGSTOP)
+	if err := p.WaitStopped(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Add(1)
