@@ -69,6 +69,9 @@ type peer struct {
 	unreachable bool
 
 	itemsSent, itemsFetched, replicated int64
+
+	// offset: what its messages tell of the two clocks (offset.go).
+	offset offsetEvidence
 }
 
 // saveHighWater makes sure a restarted node's clock starts above s, a

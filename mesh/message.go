@@ -29,6 +29,7 @@ const (
 	msgPushAck      byte = 6 // anti-entropy: the push is durable; the pulled items
 	msgReplicate    byte = 7 // a batch's writes, pushed by the node that took them
 	msgReplicateAck byte = 8 // a peer holds those writes durably
+	msgClockRefused byte = 9 // a message stamped beyond the max offset was dropped (offset.go)
 )
 
 type header struct {
@@ -75,6 +76,7 @@ type message struct {
 	metas    []meta   // summary
 	pull     []string // push
 	partial  bool     // summary (more in [from,to) than fit), push-ack (not every pull answered)
+	refused  Stamp    // clock-refused: the dropped message's stamp
 }
 
 func appendHeader(dst []byte, h *header) []byte {
@@ -181,6 +183,8 @@ func (m *message) encode() []byte {
 		b = binary.LittleEndian.AppendUint64(b, m.round)
 		b = appendBool(b, m.partial)
 		b = appendItems(b, m.items)
+	case msgClockRefused:
+		b = appendStamp(b, m.refused)
 	default:
 		panic(fmt.Sprintf("mesh: encoding unknown message kind %d", m.kind))
 	}
@@ -381,6 +385,8 @@ func decodeMessage(p []byte) (*message, error) {
 		m.round = r.u64()
 		m.partial = r.boolean()
 		m.items = r.items()
+	case msgClockRefused:
+		m.refused = r.stamp()
 	default:
 		if r.err == nil {
 			return nil, fmt.Errorf("%w: unknown kind %d", errMessage, m.kind)

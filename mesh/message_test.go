@@ -20,7 +20,7 @@ func genItem() *rapid.Generator[Item] {
 func genMessage() *rapid.Generator[*message] {
 	return rapid.Custom(func(t *rapid.T) *message {
 		m := &message{header: header{
-			kind:      rapid.SampledFrom([]byte{msgReplicate, msgReplicateAck, msgDigest, msgSummary, msgPush, msgPushAck}).Draw(t, "kind"),
+			kind:      rapid.SampledFrom([]byte{msgReplicate, msgReplicateAck, msgDigest, msgSummary, msgPush, msgPushAck, msgClockRefused}).Draw(t, "kind"),
 			clock:     genStamp().Draw(t, "clock"),
 			stable:    genStamp().Draw(t, "stable"),
 			horizon:   genStamp().Draw(t, "horizon"),
@@ -59,6 +59,8 @@ func genMessage() *rapid.Generator[*message] {
 			m.round = rapid.Uint64().Draw(t, "round")
 			m.partial = rapid.Bool().Draw(t, "partial")
 			m.items = rapid.SliceOf(genItem()).Draw(t, "items")
+		case msgClockRefused:
+			m.refused = genStamp().Draw(t, "refused")
 		}
 		return m
 	})

@@ -29,6 +29,9 @@ const (
 	// keys this node holds live, so a value a peer holds and this node has
 	// not yet heard of outlives the acknowledged delete.
 	MutBulkDeleteLocalOnly
+	// MutIgnoreClockOffset: a node takes writes though most of its peers
+	// refuse its messages as too far ahead, or it theirs (offset.go).
+	MutIgnoreClockOffset
 )
 
 var mutationNames = core.MutationNames[Mutation]{
@@ -39,6 +42,7 @@ var mutationNames = core.MutationNames[Mutation]{
 	MutSkipLastRange:       "skip-last-range",
 	MutRefuseBelowHorizon:  "refuse-below-horizon",
 	MutBulkDeleteLocalOnly: "bulk-delete-local-only",
+	MutIgnoreClockOffset:   "ignore-clock-offset",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

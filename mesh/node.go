@@ -174,8 +174,11 @@ type Node struct {
 	// clockAheadLogged: clockAhead logged that the clock is beyond the
 	// max offset of calendar time, and it still was at its last write.
 	clockAheadLogged bool
-	dropped          int // messages refused (malformed or beyond the max offset)
-	collected        int // tombstones collected since start
+	// outOfStepLogged: outOfStep logged that this node's clock is out of
+	// step with most of its peers', and it still was at its last write.
+	outOfStepLogged bool
+	dropped         int // messages refused (malformed or beyond the max offset)
+	collected       int // tombstones collected since start
 }
 
 // pending is a reply or a message that waits for the batch it followed.
@@ -328,6 +331,7 @@ func (n *Node) Start(env core.Env) error {
 	})
 	for _, p := range n.peers {
 		p.heard = -1
+		p.offset = newOffsetEvidence()
 		n.startPass(p)
 		// Spread the first rounds over the interval, so that a mesh that
 		// starts together does not round in lockstep; but a node that has
@@ -547,7 +551,11 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 		}
 		if n.tooFarAhead(after) {
 			n.logf("refused a write whose after-stamp %s is more than the max offset (%s) ahead of this node's clock", after, n.cfg.MaxOffset)
-			fail(core.CodeBadRequest, "after stamp %s is more than the max offset (%s) ahead of this node's clock; check the clocks", after, n.cfg.MaxOffset)
+			// Not the request's fault: the stamp is a node's, one whose
+			// clock ran ahead (offset.go). It can be taken once this
+			// node's calendar is within the max offset of it, or now by
+			// a node whose calendar is; unavailable says so.
+			fail(core.CodeUnavailable, "after stamp %s is more than the max offset (%s) ahead of this node's clock: a node whose clock ran ahead stamped it; retry later or at another node, and check the clocks", after, n.cfg.MaxOffset)
 			return
 		}
 		if n.cfg.Mutation != MutWallClockLWW {
@@ -565,6 +573,11 @@ func (n *Node) write(req *core.Request, reply core.ReplyFunc, items []Item) {
 	if ahead := n.clockAhead(); ahead > 0 {
 		fail(core.CodeUnavailable, "this node's clock (%s) is %s ahead of its calendar time, more than the max offset (%s): its peers would refuse its writes as too far ahead, so it takes none until calendar time catches up (reads are served); write to another node, and check this machine's clock",
 			n.hlc.Last(), ahead, n.cfg.MaxOffset)
+		return
+	}
+	if out, ahead, who := n.outOfStep(); out && n.cfg.Mutation != MutIgnoreClockOffset {
+		fail(core.CodeUnavailable, "%s, so it takes no writes until the clocks agree (reads are served): its writes would reach no peer and later win over theirs, or lose to older ones; write to another node, and check the clocks",
+			n.describeOutOfStep(ahead, who))
 		return
 	}
 	stamp := n.now()
@@ -728,6 +741,7 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 	}
 	if n.tooFarAhead(m.clock) || n.itemsTooFarAhead(m.items) {
 		n.drop("a message from node %d stamped more than the max offset (%s) ahead of this node's clock (check the clocks): its clock %s", from, n.cfg.MaxOffset, m.clock)
+		n.droppedAsAhead(p, n.aheadStamp(m))
 		return
 	}
 	if m.inc < p.inc {
@@ -750,6 +764,10 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 		}
 	}
 	p.heard = n.env.Clock.Now()
+	n.inStep(p, false)
+	if m.kind == msgSummary || m.kind == msgPushAck || m.kind == msgReplicateAck {
+		n.inStep(p, true) // it took the digest, push or replicate answered
+	}
 	if p.stable.Less(m.stable) {
 		p.stable = m.stable
 	}
@@ -778,6 +796,8 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 		n.answerPush(p, m)
 	case msgPushAck:
 		n.handlePushAck(p, m)
+	case msgClockRefused:
+		n.clockRefused(p, m)
 	}
 	n.updateHorizon()
 	n.join()
@@ -836,6 +856,20 @@ func (n *Node) heldWrites(m *message) []Stamp {
 		}
 	}
 	return held
+}
+
+// aheadStamp is the stamp of m that is beyond the max offset: its clock,
+// or else the first item's that is.
+func (n *Node) aheadStamp(m *message) Stamp {
+	if n.tooFarAhead(m.clock) {
+		return m.clock
+	}
+	for i := range m.items {
+		if n.tooFarAhead(m.items[i].Stamp) {
+			return m.items[i].Stamp
+		}
+	}
+	return m.clock
 }
 
 func (n *Node) itemsTooFarAhead(items []Item) bool {
@@ -1020,6 +1054,7 @@ func (n *Node) status() core.Status {
 			ItemsFetched: p.itemsFetched,
 			Replicated:   p.replicated,
 			Unreachable:  p.unreachable,
+			Clock:        n.peerClock(p, now),
 		})
 	}
 	return core.Status{

@@ -19,6 +19,9 @@ type clock struct {
 	// by NTP is shifted and set again when a machine boots: nodes disagree
 	// about it, and a restarted node's may be behind its last run's.
 	wallSkew, wallStep int64
+	// wallJump is a step of the calendar beyond the max offset, for a
+	// while (a mesh seed's clock jump: meshJump).
+	wallJump int64
 }
 
 var _ core.WallClock = (*clock)(nil)
@@ -33,7 +36,7 @@ func (c *clock) local(t int64) int64 { return c.offset + t + t/1_000_000*c.drift
 func (c *clock) Now() int64 { return c.local(c.h.s.w.now) }
 
 // Wall implements core.WallClock.
-func (c *clock) Wall() int64 { return wallEpoch + c.h.s.w.now + c.wallSkew + c.wallStep }
+func (c *clock) Wall() int64 { return wallEpoch + c.h.s.w.now + c.wallSkew + c.wallStep + c.wallJump }
 
 // AfterFunc implements core.Clock: f runs as part of a later turn of the
 // node, after d of the node's time has passed.

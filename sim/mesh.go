@@ -135,6 +135,8 @@ type meshState struct {
 	wiped       bool
 	wipeCheckAt int64
 	wipedAt     int64 // when it was
+	// jump is the seed's clock jump, if any.
+	jump meshJumpState
 }
 
 // meshWipeProb is the share of seeds in which a node's data directory is
@@ -499,6 +501,7 @@ func (s *Sim) checkMesh() []checks.Finding {
 	for _, msg := range unexplainedNotFound(s.mesh.ops, s.mesh.deleteAttempts, wipedNode, s.mesh.wipedAt) {
 		add("stamps", "%s", msg)
 	}
+	s.checkClockJump(add)
 	for _, id := range sortedKeys(byNode) {
 		if v := risingAfter(byNode[id], func(a, b *meshOp) bool { return a.stamp.Less(b.stamp) }); v != "" {
 			add("node-clock", "node %d's writes: %s", id, v)
@@ -645,4 +648,151 @@ func unexplainedNotFound(ops []meshOp, deleteAttempts map[string]int, wipedNode 
 			op.node, key, op.attempt, time.Duration(op.ret), how, top.stamp, top.attempt))
 	}
 	return out
+}
+
+// A clock jump: in meshJumpProb of the seeds, one node's calendar steps
+// ahead or back by more than the max offset plus the widest disagreement
+// the skews and steps allow, for a while of the chaos phase, then steps
+// back (or at the quiet phase at the latest). Its peers drop its messages,
+// or it theirs, as too far ahead; the node must stop taking writes soon
+// after, until the clocks agree (mesh/offset.go), and after the jump back
+// its hybrid clock, still ahead of its calendar, must hold writes too
+// (clockAhead). The jump is drawn from a stream of its own, so the seeds
+// without one run as before.
+const (
+	meshJumpProb   = 0.3
+	streamMeshJump = 300
+	// meshJumpMin and meshJumpMax bound the size of a jump: beyond the
+	// max offset (1 s) plus twice the skew and step (800 ms), so the node
+	// is out of step with both peers; and small enough that the lead its
+	// hybrid clock keeps after the jump back drains within the settle
+	// time.
+	meshJumpMin = 2 * time.Second
+	meshJumpMax = 2500 * time.Millisecond
+	// meshJumpSample is how often the run samples whether a node is out
+	// of step with both peers (meshJumpWatch).
+	meshJumpSample = time.Millisecond
+	// meshOutOfStepGrace is how long a node out of step with both peers,
+	// all three up and the network whole, may still take writes: its
+	// peers refuse its first message after the jump (or it theirs), and
+	// each round again, every 200 ms here; three rounds allow for lost
+	// and slow messages.
+	meshOutOfStepGrace = 600 * time.Millisecond
+)
+
+// meshJumpState is a run's clock jump and what the run saw of it.
+type meshJumpState struct {
+	node int   // the jumping node, -1 none
+	size int64 // signed
+	// outSince is, per node, when it last became out of step with both
+	// peers while all were up and the network whole, -1 when it is not;
+	// spans lists those stretches, [from, to), for the checker.
+	outSince []int64
+	spans    [][3]int64 // node, from, to
+}
+
+// scheduleClockJump draws the seed's clock jump, if any, and schedules it.
+func (s *Sim) scheduleClockJump() {
+	s.mesh.jump.node = -1
+	if !s.mode.Mesh {
+		return
+	}
+	r := stream(s.cfg.Seed, streamMeshJump)
+	if r.Float64() >= meshJumpProb {
+		return
+	}
+	j := &s.mesh.jump
+	j.node = r.IntN(s.mode.Nodes)
+	j.size = int64(meshJumpMin) + r.Int64N(int64(meshJumpMax-meshJumpMin)+1)
+	if r.IntN(2) == 0 {
+		j.size = -j.size
+	}
+	at := time.Duration(r.Int64N(int64(time.Second)))
+	lasts := 500*time.Millisecond + time.Duration(r.Int64N(int64(time.Second)))
+	j.outSince = slices.Repeat([]int64{-1}, s.mode.Nodes)
+	s.w.After(at, func() {
+		if !s.chaos() {
+			return
+		}
+		h := s.hosts[j.node]
+		h.clock.wallJump = j.size
+		s.trace(h.addr, "clock-jump", j.size, 0, "")
+		end := s.w.now + int64(lasts)
+		var watch func()
+		watch = func() {
+			s.meshJumpWatch()
+			if s.chaos() && s.w.now < end {
+				s.w.After(meshJumpSample, watch)
+				return
+			}
+			h.clock.wallJump = 0
+			s.trace(h.addr, "clock-back", 0, 0, "")
+			s.meshJumpWatch()
+		}
+		watch()
+	})
+}
+
+// meshJumpWatch samples which nodes are out of step with both peers, all
+// three up, the network whole, and opens or closes their spans. A restart
+// of any of the three ends a span where it happened (a node forgets its
+// peers' refusals, and its peers a node's, when it restarts), however
+// short the time between two samples.
+func (s *Sim) meshJumpWatch() {
+	j := &s.mesh.jump
+	whole := !s.net.Partitioned()
+	var lastUp int64
+	for _, h := range s.hosts {
+		lastUp = max(lastUp, h.upAt)
+	}
+	for _, h := range s.hosts {
+		out := whole && h.up && h.gone == ""
+		for _, p := range s.hosts {
+			if p == h {
+				continue
+			}
+			gap := h.clock.Wall() - p.clock.Wall()
+			out = out && p.up && p.gone == "" && max(gap, -gap) > int64(time.Second+50*time.Millisecond)
+		}
+		if since := j.outSince[h.id]; since >= 0 && (!out || lastUp > since) {
+			end := s.w.now
+			if lastUp > since {
+				end = min(end, lastUp)
+			}
+			j.spans = append(j.spans, [3]int64{int64(h.id), since, end})
+			j.outSince[h.id] = -1
+		}
+		if out && j.outSince[h.id] < 0 {
+			j.outSince[h.id] = s.w.now
+		}
+	}
+}
+
+// checkClockJump finds acknowledged writes that a node took while out of
+// step with both its peers for longer than the grace: called after the
+// request was sent, answered before the span ended.
+func (s *Sim) checkClockJump(add func(check, format string, args ...any)) {
+	j := &s.mesh.jump
+	for i := range s.mesh.ops {
+		op := &s.mesh.ops[i]
+		if op.kind == checks.KindGet {
+			continue
+		}
+		for _, sp := range j.spans {
+			if int(sp[0]) != op.node || op.call < sp[1]+int64(meshOutOfStepGrace) || op.ret > sp[2] {
+				continue
+			}
+			add("clock-offset", "node %d acknowledged %s (attempt %d, called at %s, stamp %s) while its calendar had been more than the max offset from both peers' for %s (since %s; the clock jumped %s)",
+				op.node, op.kind, op.attempt, checks.FormatTime(op.call), op.stamp, time.Duration(op.call-sp[1]), checks.FormatTime(sp[1]), time.Duration(j.size))
+		}
+	}
+}
+
+// outOfStep sums the spans' time past the grace.
+func (j *meshJumpState) outOfStep() time.Duration {
+	var d int64
+	for _, sp := range j.spans {
+		d += max(0, sp[2]-sp[1]-int64(meshOutOfStepGrace))
+	}
+	return time.Duration(d)
 }

@@ -89,6 +89,10 @@ func TestCatchesMeshMutations(t *testing.T) {
 			case mesh.MutRefuseBelowHorizon:
 				// A wiped node refuses the items it must rebuild from.
 				want = []string{"convergence"}
+			case mesh.MutIgnoreClockOffset:
+				// A node whose calendar jumped takes writes its peers
+				// refuse to hear of.
+				want = []string{"clock-offset"}
 			case mesh.MutBulkDeleteLocalOnly:
 				// A value the deleting node had not heard of survives the
 				// acknowledged delete on every node.

@@ -81,6 +81,12 @@ type Result struct {
 	// MeshCollected counts the tombstones the nodes' last incarnations
 	// collected.
 	MeshCollected int
+	// MeshJumped: a node's calendar jumped beyond the max offset in this
+	// mesh run; MeshOutOfStep, how long, past the grace, a node was out of
+	// step with both peers, all up, the network whole: while the
+	// clock-offset check allowed it no write.
+	MeshJumped    bool
+	MeshOutOfStep time.Duration
 	// Wiped counts the disks a cluster run lost (Mode.Wipes), and
 	// StillRejoining the nodes that restarted in their place and had not
 	// yet made up for them at the end.
@@ -353,6 +359,7 @@ func (s *Sim) setup() {
 		s.scheduleDiskFull(h)
 	}
 	s.schedulePartition()
+	s.scheduleClockJump() // a mesh's (mesh.go)
 }
 
 // loop runs events until the run is over.
@@ -844,6 +851,7 @@ func (s *Sim) check(res *Result) {
 	if s.mode.Mesh {
 		res.Findings = append(res.Findings, s.checkMesh()...)
 		res.MeshOverwritten = s.mesh.overwritten
+		res.MeshJumped, res.MeshOutOfStep = s.mesh.jump.node >= 0, s.mesh.jump.outOfStep()
 		if nodes, _ := s.meshNodes(); nodes != nil {
 			for _, n := range nodes {
 				res.MeshCollected += n.Collected()

@@ -80,6 +80,8 @@ type stats struct {
 	checkMaxSeed                     uint64
 	historyMax                       int
 	overwritten, collected           int
+	jumped                           int           // mesh seeds with a clock jump
+	outOfStep                        time.Duration // past the grace (sim.Result.MeshOutOfStep)
 	wiped, stillRejoining            int
 	indexed                          int // seeds whose nodes ran indexes
 	settleMax                        time.Duration
@@ -137,6 +139,10 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 				}
 				st.historyMax = max(st.historyMax, r.Ops)
 				st.overwritten += r.MeshOverwritten
+				if r.MeshJumped {
+					st.jumped++
+				}
+				st.outOfStep += r.MeshOutOfStep
 				if r.Indexes {
 					st.indexed++
 				}
@@ -197,6 +203,7 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	fmt.Printf("indexes: %d seeds ran with indexes, compared with a scan of each node's state after every recovery, every failed write, every 256 turns and at the end\n", st.indexed)
 	if base.Mode == "mesh" {
 		fmt.Printf("mesh: %d acknowledged writes replaced by a concurrent write with a higher stamp (last writer wins, by design); %d tombstones collected\n", st.overwritten, st.collected)
+		fmt.Printf("clock jumps: %d seeds had a node's calendar jump beyond the max offset; nodes were out of step with both peers, past the grace, for %v of virtual time, and took no write then (clock-offset)\n", st.jumped, st.outOfStep.Round(time.Millisecond))
 	}
 	if st.wiped > 0 {
 		fmt.Printf("wipes: %d disks lost and their nodes restarted empty, rejoining (no vote until every peer is heard and the committed log is back); %d still rejoining at the end\n", st.wiped, st.stillRejoining)

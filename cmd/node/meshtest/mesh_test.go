@@ -730,9 +730,10 @@ func TestMeshRefusesBadDataDirectories(t *testing.T) {
 }
 
 // A client's after-stamp beyond --max-offset of the node's clock is
-// refused with a message that says so, and the node's clock is not dragged
-// ahead by it: a write after it is stamped near the present. A malformed
-// one is a bad request.
+// refused as unavailable (a node whose clock ran ahead stamped it: retry
+// later or elsewhere), with a message that says so, and the node's clock
+// is not dragged ahead by it: a write after it is stamped near the
+// present. A malformed one is a bad request.
 func TestAfterStampBeyondMaxOffsetRefused(t *testing.T) {
 	c := startMesh(t, "--max-offset", "1s")
 	ctx := ctxT(t)
@@ -741,8 +742,8 @@ func TestAfterStampBeyondMaxOffsetRefused(t *testing.T) {
 	future := fmt.Sprintf("%d.0.1", time.Now().Add(time.Hour).UnixNano())
 	_, err := kv.Do(ctx, &core.Request{Op: core.OpSet, Key: "k", Value: &v, After: future})
 	var se *client.ServerError
-	if !errors.As(err, &se) || se.Code != core.CodeBadRequest || !strings.Contains(se.Message, "max offset") {
-		t.Errorf("set after a stamp an hour ahead: %v; want bad_request naming the max offset", err)
+	if !errors.As(err, &se) || se.Code != core.CodeUnavailable || !strings.Contains(se.Message, "max offset") {
+		t.Errorf("set after a stamp an hour ahead: %v; want unavailable naming the max offset", err)
 	}
 	_, err = kv.Do(ctx, &core.Request{Op: core.OpSet, Key: "k", Value: &v, After: "not-a-stamp"})
 	if !errors.As(err, &se) || se.Code != core.CodeBadRequest {
