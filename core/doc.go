@@ -11,5 +11,5 @@
 //
 // The package also holds the protocol's request and response types, the
 // ordered key-value state machine, the write-ahead log and the snapshot
-// format, and their recovery rules (see DESIGN.md, "Persistence").
+// format, and their recovery rules (see docs/ARCHITECTURE.md, "Storage").
 package core

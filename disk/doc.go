@@ -3,7 +3,8 @@
 //
 // The node sees a flat directory of append-only files and makes its own
 // durability decisions; this package only has to make them true. File.Sync is
-// fdatasync, SyncDir fsyncs the directory so that creates, renames and removes
+// fdatasync on Linux (F_FULLFSYNC on macOS, fsync elsewhere: Datasync),
+// SyncDir fsyncs the directory so that creates, renames and removes
 // survive a crash, and Append reports a full disk as core.ErrDiskFull so the
 // node can refuse the write instead of failing it as an I/O error. Open takes
 // an exclusive flock on a LOCK file, and on the directory itself (which,

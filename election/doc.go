@@ -25,8 +25,9 @@
 // Reads are linearizable by read index (§6.4 of the thesis): the leader
 // notes its commit index, confirms with a majority that it still leads, and
 // the read is served once the state machine has applied that index. A
-// leader that has not yet committed an entry of its term refuses reads for
-// the round trip that takes.
+// leader that has not yet committed an entry of its term refuses read
+// indexes for the round trip that takes; Node holds such reads until then
+// rather than refuse the client.
 //
 // The caller compacts the log with a snapshot of its state machine
 // (Compact); a follower that needs entries compacted away gets that

@@ -1,10 +1,11 @@
 // Package realnet is the production host: it runs one core.Node and connects
 // it to TCP clients, the OS clock and crypto-seeded randomness.
 //
-// Node logic is a single-threaded state machine (see DESIGN.md); this package
-// is where the goroutines live. Client connections are served by event loops
-// on Linux (eloop_linux.go; HostConfig.EventLoops, one by default): a loop
-// goroutine waits on an epoll instance for all of its connections at once,
+// Node logic is a single-threaded state machine (see docs/ARCHITECTURE.md,
+// "The node contract"); this package is where the goroutines live. Client
+// connections are served by event loops on Linux (eloop_linux.go;
+// HostConfig.EventLoops, one by default): a loop goroutine waits on an
+// epoll instance for all of its connections at once,
 // reads each ready socket once, frames and decodes the request lines, posts
 // each read's requests to the node as one event and, after the pass over
 // what was ready, runs the node on all of them in one turn. Where the loops

@@ -1,11 +1,12 @@
 // Package textidx is a full-text index over the store's values, ranked with
 // BM25. It does not know the store: the node calls Put (or Set) and Remove
-// on every write, in the same turn as the write, and Reset when a snapshot
-// replaces the store; Search answers queries from the index alone. The
-// expensive, pure part — Analyze, which turns a value into a Doc of terms —
-// is safe to run on any goroutine (the host may analyse a value on the
-// connection that received it, with an Analyzer per connection to make less
-// garbage); the Index itself is node logic, owned by one
+// for every write, in the order of the writes (a server makes those calls
+// on a goroutine of the indexes' own, cmd/node/indexworker.go), and Reset
+// when a snapshot replaces the store; Search answers queries from the index
+// alone. The expensive, pure part — Analyze, which turns a value into a Doc
+// of terms — is safe to run on any goroutine (the host may analyse a value
+// on the connection that received it, with an Analyzer per connection to
+// make less garbage); the Index itself is node logic, owned by one
 // goroutine, and the same calls in the same order give the same results.
 //
 // # Analysis
@@ -22,7 +23,7 @@
 // finds a word inside unspaced CJK text; Hangul is spaced and splits as usual.
 // A word longer than TokenBytesMax bytes is skipped, not cut.
 //
-// Stop words. About 170 common English words (stopwords.go), matched after
+// Stop words. 177 common English words (stopwords.go), matched after
 // lower-casing and the apostrophe rules ("dont", "youre"), are dropped.
 //
 // Stemming. Words of ASCII letters (up to 48) are stemmed with the English

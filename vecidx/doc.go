@@ -37,8 +37,8 @@
 // then as a singular, and else skipped. A value that is empty,
 // binary-looking, only stop words or only unknown words has no vector:
 // ErrNoKnownWords, saying which. Embed is a pure function of model and
-// text, as node logic must be (see DESIGN.md's determinism rules: nothing
-// here touches files, clocks or goroutines; cmd/node opens the
+// text, as node logic must be (see docs/ARCHITECTURE.md, "The one idea":
+// nothing here touches files, clocks or goroutines; cmd/node opens the
 // --embeddings file and hands ReadText a reader), and sums in float32 in
 // the text's order with every product rounded, so its bits are the same
 // on every platform. A node embeds every value it writes, so Embed is
