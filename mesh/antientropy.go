@@ -62,6 +62,8 @@ type peer struct {
 	// the round timeout is doubled for this peer (roundTimeout).
 	roundAt int64
 	slow    int
+	// roundClock is the clock the round's digest carried (offset.go).
+	roundClock Stamp
 
 	passDone    Stamp // the start of the last complete pass
 	passes      int
@@ -164,6 +166,14 @@ func (n *Node) startRound(p *peer) {
 	p.roundFrom = p.cursor
 	p.pushPartial, p.exchanged = false, 0
 	p.roundAt = n.env.Clock.Now()
+	// A fresh reading, not the clock's last: the digest's clock is what
+	// the peer judges against its calendar (offset.go), and a node that
+	// has stamped nothing since its calendar jumped still holds a last
+	// reading from before.
+	p.roundClock = n.hlc.Now(n.wall())
+	if n.cfg.Mutation == MutWallClockLWW {
+		p.roundClock = n.hlc.Last()
+	}
 	digests := make([]uint64, bucketsN)
 	copy(digests, n.rep.digests[:])
 	n.send(p, &message{header: header{kind: msgDigest}, round: p.round, from: p.cursor, digests: digests})
@@ -242,6 +252,7 @@ func (n *Node) handleSummary(p *peer, m *message) {
 		return // a late answer to an earlier round, or a malformed one
 	}
 	p.roundTo = m.to
+	n.inStep(p, true, p.roundClock) // it took the round's digest
 	push := &message{header: header{kind: msgPush}, round: m.round}
 	// One budget for the items pushed and the keys pulled: a push that
 	// holds one item larger than the budget (it goes alone) took a pull of

@@ -764,10 +764,7 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 		}
 	}
 	p.heard = n.env.Clock.Now()
-	n.inStep(p, false)
-	if m.kind == msgSummary || m.kind == msgPushAck || m.kind == msgReplicateAck {
-		n.inStep(p, true) // it took the digest, push or replicate answered
-	}
+	n.inStep(p, false, m.clock)
 	if p.stable.Less(m.stable) {
 		p.stable = m.stable
 	}
@@ -786,6 +783,7 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 		if m.yourInc == n.saved.Incarnation {
 			for _, s := range m.quorum {
 				n.quorumAck(p, s)
+				n.inStep(p, true, s)
 			}
 		}
 	case msgDigest:

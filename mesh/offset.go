@@ -19,21 +19,28 @@ import (
 // Nothing on the node can tell that its own calendar is the wrong one.
 //
 // Its peers can. A node that drops a message as too far ahead tells its
-// sender so (msgClockRefused, at most once per refusalGap per peer): the
-// sender then knows itself ahead of that peer until the peer answers one of
-// its messages (a summary, a push's or a replicate's acknowledgement: the
-// peer took what it answered), and the node that dropped it knows itself
-// behind until it takes a message of the sender's. Refusals come again at
-// every round while the clocks disagree, so a lost one costs a round; the
-// first answer after the clocks agree ends it. A node out of step with most
-// of the peers it heard from within offsetWindow, in either direction,
-// refuses writes (unavailable, naming the clocks) and still serves reads,
-// as CockroachDB's nodes stop when their offset from most of their peers
-// passes the bound. Most decide which clock is wrong; in a mesh of two, or
-// of three with one node down, neither node can tell, and both refuse
-// writes until the clocks agree. The writes a node took between its jump
-// and the first refusal (about one round trip after its first message) are
-// the ones this cannot stop.
+// sender so (msgClockRefused, at most once per refusalGap per peer, naming
+// the stamp it dropped): the sender then knows itself ahead of that peer,
+// and the node that dropped it knows itself behind. Each side holds that
+// until it sees the peer take, or takes from it, a stamp at least as high
+// as the one dropped: the peer answers a round whose digest carried such a
+// clock, or acknowledges such a write; or a message of the peer's carries
+// such a clock. Each round's digest carries a fresh reading of the clock,
+// so that the rounds probe the calendar as it is now: a node that refuses
+// writes takes no readings, and its last one falls behind its calendar;
+// rounds that carried it were taken once the peers' calendars came within
+// the max offset of it, and the node took that for agreement, and took a
+// write stamped by its calendar, as far ahead as ever (found by the
+// simulator). Refusals come again at every round while the clocks disagree, so a lost
+// one costs a round. A node out of step with most of the peers it heard
+// from within offsetWindow, in either direction, refuses writes
+// (unavailable, naming the clocks) and still serves reads, as CockroachDB's
+// nodes stop when their offset from most of their peers passes the bound.
+// Most decide which clock is wrong; in a mesh of two, or of three with one
+// node silent, neither node can tell, and both refuse writes until the
+// clocks agree. The writes a node took between its jump and the first
+// refusal (about one round trip after its first message) are the ones
+// this cannot stop.
 
 // refusalGap is the least time between two refusals sent to one peer: a
 // peer ahead sends a message for every write and round, and one refusal a
@@ -62,6 +69,9 @@ type offsetEvidence struct {
 	// message) or behind (this node dropped the peer's).
 	outAt int64
 	ahead bool
+	// stamp is the stamp dropped: evidence that the clocks agree again
+	// must carry one at least as high (inStep).
+	stamp Stamp
 	// refusedAt is Clock.Now of the last refusal sent to the peer, -1 none.
 	refusedAt int64
 }
@@ -74,7 +84,7 @@ func newOffsetEvidence() offsetEvidence {
 // (refused: the stamp) and tells p so, at most once per refusalGap.
 func (n *Node) droppedAsAhead(p *peer, refused Stamp) {
 	now := n.env.Clock.Now()
-	p.offset.contact, p.offset.outAt, p.offset.ahead = now, now, false
+	p.offset.contact, p.offset.outAt, p.offset.ahead, p.offset.stamp = now, now, false, refused
 	if p.offset.refusedAt >= 0 && now-p.offset.refusedAt < int64(n.refusalGap()) {
 		return
 	}
@@ -95,7 +105,7 @@ func (n *Node) clockRefused(p *peer, m *message) {
 		return
 	}
 	now := n.env.Clock.Now()
-	p.offset.outAt, p.offset.ahead = now, true
+	p.offset.outAt, p.offset.ahead, p.offset.stamp = now, true, m.refused
 	if p.round != 0 {
 		p.round = 0
 		p.slow = 0
@@ -103,11 +113,13 @@ func (n *Node) clockRefused(p *peer, m *message) {
 	}
 }
 
-// inStep notes a sign that p's clock and this node's agree, which way
-// they last disagreed: p answered a message of this node's (ahead), or
-// this node took one of p's (behind).
-func (n *Node) inStep(p *peer, ahead bool) {
-	if p.offset.outAt >= 0 && p.offset.ahead == ahead {
+// inStep notes that a stamp s crossed between p and this node: p took one
+// of this node's (ahead: p answered a round whose digest carried s, or
+// acknowledged a write stamped s), or this node took one of p's (behind).
+// If s is at least the stamp dropped when they last disagreed that way,
+// they agree again.
+func (n *Node) inStep(p *peer, ahead bool, s Stamp) {
+	if p.offset.outAt >= 0 && p.offset.ahead == ahead && !s.Less(p.offset.stamp) {
 		p.offset.outAt = -1
 	}
 }

@@ -122,3 +122,26 @@ func TestOutOfStepCountsOnlyPeersHeard(t *testing.T) {
 		t.Fatalf("node 0 answered %+v; want a refusal naming nodes 1, 2", r)
 	}
 }
+
+// A node ahead of its peers that takes no write keeps the last clock
+// reading it took, which its calendar leaves behind. Rounds that carried
+// that reading were taken once the peers' calendars came within the max
+// offset of it (here: 1.5 s ahead, a max offset of 0.5 s: a second after
+// the jump), and the node took that for the clocks agreeing, and took a
+// write stamped by its calendar, as far ahead as ever (found by the
+// simulator). Each round's digest now carries a fresh reading: every write
+// the node is sent while its calendar is ahead must be refused.
+func TestNodeAheadStaysRefusingBetweenRefusals(t *testing.T) {
+	w := newWorld(t, 3, nil)
+	w.run(2 * time.Second)
+	w.skew[0] = int64(1500 * time.Millisecond)
+	v := "x"
+	w.do(0, &core.Request{Op: core.OpSet, Key: "a", Value: &v})
+	w.run(100 * time.Millisecond)
+	for i := range 150 {
+		if r := w.do(0, &core.Request{Op: core.OpSet, Key: "b", Value: &v}); r.OK {
+			t.Fatalf("write %d of 150, %v after the jump: node 0, 1.5 s ahead of its peers, took it (stamp %s)", i+1, 100*time.Millisecond+time.Duration(i)*37*time.Millisecond, r.Stamp)
+		}
+		w.run(37 * time.Millisecond)
+	}
+}
