@@ -26,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -304,6 +305,11 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 		c.NodeExtra = append(c.NodeExtra, []string{"--metrics-addr", "127.0.0.1:" + strconv.Itoa(p)})
 	}
 
+	for i := range c.Size() {
+		if needsRejoin(c, i) {
+			rejoin(c, i, out)
+		}
+	}
 	fmt.Fprintf(out, "starting %d %s nodes, data under %s\n", c.Size(), cfg.mode, dir)
 	if err := c.StartAll(); err != nil {
 		return fmt.Errorf("%w\n%s", err, c.Logs())
@@ -386,6 +392,9 @@ func watch(c *nodeproc.Cluster, cfg *config, leader int, sigs <-chan os.Signal, 
 					return fmt.Errorf("node %d failed to start:\n%s", i, c.Process(i).Stderr())
 				}
 			case !diedAt[i].IsZero() && cfg.restart > 0 && time.Since(diedAt[i]) >= cfg.restart:
+				if needsRejoin(c, i) {
+					rejoin(c, i, out)
+				}
 				p, err := c.Start(i)
 				if err != nil {
 					return fmt.Errorf("restarting node %d: %w", i, err)
@@ -402,6 +411,55 @@ func watch(c *nodeproc.Cluster, cfg *config, leader int, sigs <-chan os.Signal, 
 			fmt.Fprintf(out, "node %d leads (term %d)\n", i, st.Term)
 		}
 	}
+}
+
+// raftStateFile is the file of a cluster node's data directory that keeps
+// its term and vote (election's hardStateFile), written at its first start.
+const raftStateFile = "raft-state"
+
+// needsRejoin reports whether cluster node i must start with --rejoin: its
+// data directory has no raft-state (removed, or replaced by an empty one)
+// while a majority of the nodes keep theirs, so it is a node of a running
+// cluster that lost its disk, not a node of a new one. Started on an empty
+// directory as a new node, it forgot the votes it cast and the entries it
+// helped commit, and could vote a second time in a term, or vote a node
+// that lacks an acknowledged write into office (docs/OPERATIONS.md,
+// Backups). The launcher restarted such a node 2 s after it died, and on
+// the next run, as a new node (found by review). A majority keeping theirs
+// leaves enough voters to elect a leader, which the rejoining nodes wait
+// for; with fewer, nothing is told apart from a new cluster.
+func needsRejoin(c *nodeproc.Cluster, i int) bool {
+	if c.IsMesh() || hasRaftState(c, i) {
+		return false // a mesh node on an empty directory is a new incarnation
+	}
+	kept := 0
+	for j := range c.Size() {
+		if hasRaftState(c, j) {
+			kept++
+		}
+	}
+	return kept >= c.Size()/2+1
+}
+
+// hasRaftState reports whether node i's data directory holds its
+// raft-state; one that cannot be looked at counts as holding it (the node
+// will say what is wrong).
+func hasRaftState(c *nodeproc.Cluster, i int) bool {
+	_, err := os.Stat(filepath.Join(c.DataDir(i), raftStateFile))
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// rejoin adds --rejoin to node i's command line, and says why. It stays
+// there: it has no effect on a directory that has data.
+func rejoin(c *nodeproc.Cluster, i int, out io.Writer) {
+	for len(c.NodeExtra) <= i {
+		c.NodeExtra = append(c.NodeExtra, nil)
+	}
+	if !slices.Contains(c.NodeExtra[i], "--rejoin") {
+		c.NodeExtra[i] = append(c.NodeExtra[i], "--rejoin")
+	}
+	fmt.Fprintf(out, "node %d: %s holds no %s (lost or removed): starting it with --rejoin, so that it votes only once it has caught up with the leader\n",
+		i, c.DataDir(i), raftStateFile)
 }
 
 // launchedMesh tells how to try a mesh that has started, and watches it.
