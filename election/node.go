@@ -288,6 +288,23 @@ func (n *Node) Start(env core.Env) error {
 			return err
 		}
 	}
+	if saved != nil && !n.saved.Rejoining && (n.saved.Term > 0 || n.saved.Vote != None) &&
+		rec.Index == 0 && !slices.ContainsFunc(names, core.IsLogFile) {
+		// The term and vote are here, the log and snapshot are not: they
+		// were removed (a full disk's largest files, "*.log" taken for
+		// the server's logs) or lost, and with them the entries this node
+		// may have helped commit. A node that has voted always has one or
+		// the other: the first start makes the log before any vote, a
+		// snapshot's install renames it in before the log goes. Serving
+		// as a voter with an empty log, it would vote a node that lacks
+		// an acknowledged write into office (found by review); it rejoins
+		// instead, as --rejoin makes it, keeping its term and vote.
+		n.logf("the data directory holds %s (term %d) but neither a log nor a snapshot: they were lost or removed, with the entries this node may have helped commit", hardStateFile, n.saved.Term)
+		n.saved.Rejoining = true
+		if err := n.state.Save(n.saved.encode()); err != nil {
+			return err
+		}
+	}
 	n.sess, err = decodeSessions(rec.Meta.Extra, n.cfg.SessionsMax)
 	if err != nil {
 		return fmt.Errorf("%w: snapshot at index %d: %v", core.ErrCorrupt, rec.Index, err)

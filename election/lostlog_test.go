@@ -1,0 +1,105 @@
+package election_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"dkv/core"
+	"dkv/election"
+)
+
+// restart crashes node i and starts it again on its disk, after lose (nil:
+// nothing) has done what it does to the disk.
+func (c *nodeCluster) restart(i int, lose func()) {
+	c.t.Helper()
+	c.nodes[i].Close()
+	c.disks[i].Crash()
+	if lose != nil {
+		lose()
+	}
+	node, err := election.NewNode(c.cfgs[i])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	env := core.Env{
+		ID: core.NodeID(i), Clock: c.clock, Network: clusterNet{c, core.NodeID(i)}, Disk: c.disks[i],
+		Rand: pcg{rand.New(rand.NewPCG(uint64(i)+100, 7))},
+		Logf: func(format string, args ...any) {
+			line := fmt.Sprintf(format, args...)
+			c.logs[i] = append(c.logs[i], line)
+			c.t.Logf("t%d node %d: %s", c.clock.now/int64(c.cfgs[i].TickInterval), i, line)
+		},
+	}
+	if err := node.Start(env); err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes[i] = node
+	c.flush(i)
+}
+
+// A node whose log and snapshot are gone while its raft-state is left (an
+// operator freeing a full disk of its largest files, or of "*.log") lost
+// the entries it helped commit: it rejoins, as --rejoin makes it, rather
+// than vote as a node with an empty log. It voted a node that lacked an
+// acknowledged write into office, and the write was gone (found by
+// review).
+func TestNodeThatLostItsLogButNotItsStateRejoins(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	l, _ := c.waitLeader(-1, 1000)
+	behind, keeper := (l+1)%3, (l+2)%3
+	// The write is committed by the leader and keeper alone.
+	c.cut[behind] = true
+	if r := c.do(l, setReq("x", "acknowledged"), 100); !r.OK {
+		t.Fatalf("set: %+v", r.Error)
+	}
+	c.restart(keeper, func() {
+		names, err := c.disks[keeper].List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			if core.IsLogFile(name) || strings.HasPrefix(name, "snap-") {
+				if err := c.disks[keeper].Remove(name); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := c.disks[keeper].SyncDir(); err != nil {
+			t.Fatal(err)
+		}
+		if names, _ := c.disks[keeper].List(); !slices.Contains(names, "raft-state") {
+			t.Fatalf("raft-state is gone too: %v", names)
+		}
+	})
+	if !c.nodes[keeper].Rejoining() {
+		t.Errorf("node %d, whose log and snapshot are gone, does not rejoin", keeper)
+	}
+	// The leader is lost; the node that missed the write is back.
+	c.cut[l], c.cut[behind] = true, false
+	for range 20 * c.cfgs[0].ElectionTicks {
+		c.step()
+		if n := c.leader(); n >= 0 && n != l {
+			r := c.do(n, getReq("x"), 100)
+			if !r.OK || *r.Value != "acknowledged" {
+				t.Fatalf("node %d leads without the acknowledged write: get x = %s %+v", n, codeOf(r), r.Value)
+			}
+			break
+		}
+	}
+	// With the old leader back, a leader is elected, and the rejoining
+	// node catches up and votes again.
+	c.cut[l] = false
+	n, _ := c.waitLeader(-1, 1000)
+	if r := c.do(n, getReq("x"), 100); !r.OK || *r.Value != "acknowledged" {
+		t.Fatalf("get x at node %d = %s %+v", n, codeOf(r), r.Value)
+	}
+	for range 10 * c.cfgs[0].ElectionTicks {
+		c.step()
+	}
+	if c.nodes[keeper].Rejoining() {
+		t.Errorf("node %d still rejoins with every node back", keeper)
+	}
+}
