@@ -103,3 +103,39 @@ func TestNodeThatLostItsLogButNotItsStateRejoins(t *testing.T) {
 		t.Errorf("node %d still rejoins with every node back", keeper)
 	}
 }
+
+// A rejoining node, which stands in no election, stops naming its leader
+// once it has not heard from it for an election timeout: it sent every
+// client to a dead leader ("not_leader: node 0 is the leader") until the
+// next was elected, and said so in its status (found by review).
+func TestRejoiningNodeForgetsALeaderItNoLongerHears(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	l, _ := c.waitLeader(-1, 1000)
+	f := (l + 1) % 3
+	c.cfgs[f].Rejoin = true
+	c.restart(f, c.disks[f].Wipe)
+	for c.nodes[f].Raft().Leader() != core.NodeID(l) {
+		c.step()
+	}
+	if !c.nodes[f].Rejoining() {
+		t.Fatalf("node %d follows node %d and is done rejoining already", f, l)
+	}
+	c.cut[l] = true
+	for range 4 * c.cfgs[0].ElectionTicks {
+		c.step()
+	}
+	if lead := c.nodes[f].Raft().Leader(); lead != election.None {
+		t.Errorf("node %d names node %d its leader %d ticks after it was last heard from", f, lead, 4*c.cfgs[0].ElectionTicks)
+	}
+	if r := c.do(f, getReq("x"), 1); codeOf(r) != core.CodeUnavailable {
+		t.Errorf("a read at node %d with the leader gone: %s %+v, want unavailable", f, codeOf(r), r.Error)
+	}
+	c.cut[l] = false
+	n, _ := c.waitLeader(-1, 1000)
+	for range 10 * c.cfgs[0].ElectionTicks {
+		c.step()
+	}
+	if lead := c.nodes[f].Raft().Leader(); lead != core.NodeID(n) || c.nodes[f].Rejoining() {
+		t.Errorf("with every node back, node %d follows %d (want %d), rejoining %v", f, lead, n, c.nodes[f].Rejoining())
+	}
+}

@@ -444,6 +444,15 @@ func (r *Raft) Tick() {
 		// node that can.
 		if r.electionElapsed >= r.electionTimeout && len(r.peers) > 0 && !r.rejoining && !r.diskFailing {
 			r.campaign()
+		} else if r.electionElapsed >= r.electionTimeout && r.state == Follower {
+			// A node that may not stand (rejoining, or its disk
+			// failing) no longer names a leader it has not heard from
+			// for an election timeout: it named a dead leader until the
+			// next was elected, to its clients in every redirect and
+			// in its status (found by review: "node 0 is the leader"
+			// for seconds after node 0 was killed). A campaign clears
+			// the leader of the others.
+			r.lead = None
 		}
 		return
 	}
