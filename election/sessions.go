@@ -147,8 +147,12 @@ func (t *sessions) forget(id uint64) {
 	t.gone = append(t.gone, id)
 	t.goneSet[id] = true
 	if len(t.gone) > t.goneMax() {
+		// Resliced, not moved down: a move of the 65,536 ids cost every
+		// new client's write 70 us once the list was full (found by
+		// review). Appends copy the ids to a new array once its room is
+		// used up, a copy that many appends share.
 		delete(t.goneSet, t.gone[0])
-		t.gone = slices.Delete(t.gone, 0, 1)
+		t.gone = t.gone[1:]
 	}
 }
 
