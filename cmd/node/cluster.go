@@ -284,6 +284,16 @@ func (cf *clusterFlags) resolve(host string, kvPort int, kvPortSet bool, set map
 	if err := cc.checkDistinct(); err != nil {
 		return nil, err
 	}
+	if wild, named := wildcardSelf(host, peerRepl); wild && !set[flagClusterID] && named != "" {
+		// The cluster id hashes every node's replication address as each
+		// node names it: this one names itself by the wildcard, the
+		// others by the address they dial, so every node derives another
+		// id and refuses the others' connections, for good, each logging
+		// "wrong cluster id" (found by review).
+		return nil, fmt.Errorf("--host %s listens on every address, but it is also this node's name in the cluster id, which derives from every node's replication address: "+
+			"the other nodes name this one by the address they dial (as this node names a peer: %s), derive another id, and refuse its connections. "+
+			"Give --host the address the other nodes dial, or give every node the same --%s (16 hex digits of your choice)", host, named, flagClusterID)
+	}
 	cc.clusterID = deriveClusterID(cc.replAddrs)
 	if set[flagClusterID] {
 		id, err := strconv.ParseUint(cf.clusterID, 16, 64)
@@ -294,6 +304,28 @@ func (cf *clusterFlags) resolve(host string, kvPort int, kvPortSet bool, set map
 	}
 	cc.rejoin = cf.rejoin
 	return cc, nil
+}
+
+// wildcardSelf reports whether host is a wildcard address (0.0.0.0, ::),
+// and, if so, the first entry of peerRepl that names another node by an
+// address that is not one: nodes on several machines, whose lists name
+// this one by its real address. ("" when every entry is a bare port or a
+// wildcard, as on one machine, where every node names every other by the
+// same wildcard and the ids agree.)
+func wildcardSelf(host string, peerRepl []string) (wild bool, named string) {
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		return false, ""
+	}
+	for _, entry := range peerRepl {
+		h, _, err := net.SplitHostPort(entry)
+		if err != nil {
+			continue // a bare port: on --host
+		}
+		if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+			return true, entry
+		}
+	}
+	return true, ""
 }
 
 // checkDistinct refuses two uses of one address, naming both.
