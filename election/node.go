@@ -351,6 +351,12 @@ func (n *Node) Start(env core.Env) error {
 		n.cfg.ID, n.store.Len(), rec.Index, rec.Meta.Term, n.log.NextIndex()-1, n.saved.Term)
 	if n.saved.Rejoining {
 		n.logf("rejoining in place of a lost data directory: no vote and no election until every peer is heard from and the leader's committed log is on this disk")
+	} else if n.cfg.Rejoin && saved != nil {
+		// --rejoin may stay on the command line, but an operator who gave
+		// it to a directory restored from a copy believed it made the
+		// node safe, and was told nothing (found by review): a copy's
+		// term and vote are behind, and the node votes by them.
+		n.logf("--rejoin has no effect: the data directory holds %s (term %d), so the node votes by it; --rejoin is for an empty directory in place of a lost one (never start a node on an older copy of its directory)", hardStateFile, n.saved.Term)
 	}
 	return nil
 }
