@@ -253,6 +253,13 @@ func resolveMesh(cf *clusterFlags, mf *meshFlags, host string, kvPort int, kvPor
 	if err := mc.checkDistinct(); err != nil {
 		return nil, err
 	}
+	if wild, named := wildcardSelf(host, peerRepl); wild && !set[flagMeshID] && named != "" {
+		// As a cluster node's (clusterFlags.resolve): the mesh id hashes
+		// every node's replication address as each node names it.
+		return nil, fmt.Errorf("--host %s listens on every address, but it is also this node's name in the mesh id, which derives from every node's replication address: "+
+			"the other nodes name this one by the address they dial (as this node names a peer: %s), derive another id, and refuse its messages. "+
+			"Give --host the address the other nodes dial, or give every node the same --%s (16 hex digits of your choice)", host, named, flagMeshID)
+	}
 	mc.meshID = deriveMeshID(mc.replAddrs)
 	if set[flagMeshID] {
 		id, err := strconv.ParseUint(mf.meshID, 16, 64)

@@ -197,3 +197,30 @@ func TestMeshStartHint(t *testing.T) {
 		t.Errorf("a refusal for another reason got the hint %q", hint)
 	}
 }
+
+// A mesh node bound to a wildcard address names itself by it in the mesh
+// id, and its peers name it by the address they dial: as for a cluster
+// (TestWildcardHostMakesOneCluster), it is refused at start when the list
+// names other machines, and taken on one machine or with --mesh-id.
+func TestWildcardHostMakesOneMesh(t *testing.T) {
+	peers := []string{"--mode", "mesh", "--host", "0.0.0.0", "--node-id", "0", "--kv-port", "9000", "--repl-port", "9100",
+		"--peer-repl-ports", "10.0.0.2:9101", "10.0.0.3:9102", "--data-dir", "d"}
+	if _, err := parseFlags(peers, io.Discard); err == nil || !strings.Contains(err.Error(), "--host 0.0.0.0 listens on every address, but it is also this node's name in the mesh id") {
+		t.Errorf("--host 0.0.0.0, peers on other machines: %v; want a refusal naming the mesh id", err)
+	}
+	o, err := parseFlags(append(peers, "--mesh-id", "00000000000000ab"), io.Discard)
+	if err != nil || o.mesh.meshID != 0xab {
+		t.Errorf("--host 0.0.0.0 with --mesh-id: %v, %+v", err, o)
+	}
+	var ids []uint64
+	for id := range 3 {
+		o, err := parseFlags(append(meshLine(id), "--host", "0.0.0.0"), io.Discard)
+		if err != nil {
+			t.Fatalf("node %d on one machine: %v", id, err)
+		}
+		ids = append(ids, o.mesh.meshID)
+	}
+	if ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Errorf("three nodes on one machine, --host 0.0.0.0: mesh ids %x, want one", ids)
+	}
+}
