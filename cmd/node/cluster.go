@@ -124,11 +124,11 @@ type clusterFlags struct {
 }
 
 func (cf *clusterFlags) register(fs *flag.FlagSet) {
-	fs.IntVar(&cf.nodeID, flagNodeID, -1, "cluster: this node's id, 0..N-1 (N = 1 + the number of other nodes)")
-	fs.IntVar(&cf.kvPort, flagKVPort, -1, "cluster: this node's client port (the cluster's name for --port)")
-	fs.IntVar(&cf.replPort, flagReplPort, 0, "cluster: this node's replication (peer) port")
+	fs.IntVar(&cf.nodeID, flagNodeID, -1, "cluster and mesh: this node's id, 0..N-1 (N = 1 + the number of other nodes)")
+	fs.IntVar(&cf.kvPort, flagKVPort, -1, "cluster and mesh: this node's client port (the name for --port there)")
+	fs.IntVar(&cf.replPort, flagReplPort, 0, "cluster and mesh: this node's replication (peer) port")
 	fs.StringVar(&cf.peerRepl, flagPeerRepl, "", "cluster: the other nodes' replication ports (or host:port), in node-id order, space- or comma-separated")
-	fs.StringVar(&cf.peerKV, flagPeerKV, "", "cluster: the other nodes' client ports (or host:port), in node-id order, space- or comma-separated")
+	fs.StringVar(&cf.peerKV, flagPeerKV, "", "cluster (and mesh, to check and log): the other nodes' client ports (or host:port), in node-id order, space- or comma-separated")
 	fs.StringVar(&cf.clusterID, flagClusterID, "", "cluster: the cluster id, 16 hex digits (default: derived from every node's id and replication address); give every node the old id to keep the data after changing ports")
 	fs.BoolVar(&cf.rejoin, flagRejoin, false, "cluster: this node's data directory was lost and it starts on an empty one in its place: it votes in no election\n"+
 		"until it has heard from every other node and holds the leader's committed log (no effect on a directory that has data)")

@@ -1,9 +1,10 @@
 // Command node is the dkv server: it recovers a data directory, then serves
-// the line-delimited JSON protocol on TCP until SIGINT or SIGTERM.
+// the line-delimited JSON protocol and RESP2 on TCP until SIGINT or SIGTERM,
+// as a single node, a cluster node or a mesh node.
 //
 // Exit status: 0 after a graceful shutdown, 1 when the server cannot start or
 // its node fails (a failed fsync is never retried: restart it and it recovers
-// from disk), 2 for bad flags or a feature that is not built yet.
+// from disk), 2 for bad flags.
 package main
 
 import (

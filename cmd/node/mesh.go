@@ -64,7 +64,7 @@ func (mf *meshFlags) register(fs *flag.FlagSet) {
 	def := mesh.DefaultConfig(0, []core.NodeID{0})
 	fs.StringVar(&mf.peerRepl, flagMeshPeerRepl, "", "mesh: the other nodes' replication ports (or host:port), in node-id order, space- or comma-separated; implies --mode mesh")
 	fs.IntVar(&mf.writeQuorum, flagWriteQuorum, def.WriteQuorum, "mesh: nodes (this one included) that must hold a write durably before it is acknowledged; a request's quorum field overrides it")
-	fs.DurationVar(&mf.maxOffset, flagMaxOffset, def.MaxOffset, "mesh: how far ahead of this node's clock a peer's stamp may be; messages beyond it are dropped and logged")
+	fs.DurationVar(&mf.maxOffset, flagMaxOffset, def.MaxOffset, "mesh: how far ahead of this node's clock a peer's stamp or a client's after-stamp may be; messages beyond it are dropped and logged (and the sender told), such writes refused; a node this far out of step with most peers takes no writes")
 	fs.DurationVar(&mf.antiEntropy, flagAntiEntropy, def.AntiEntropyInterval, "mesh: pause between anti-entropy rounds with a peer when the last one found nothing to repair")
 	fs.StringVar(&mf.meshID, flagMeshID, "", "mesh: the mesh id, 16 hex digits (default: derived from every node's id and replication address); give every node the old id to keep the data after changing ports")
 }

@@ -1,5 +1,5 @@
 // Package corpus makes synthetic English-like text for textidx's tests and
-// benchmarks, and for cmd/bench. Words are drawn from a Zipf distribution
+// benchmarks (cmd/bench makes its own). Words are drawn from a Zipf distribution
 // over a vocabulary whose head is common English words (stop words
 // included, as in real text) and whose long tail is made-up words built
 // from syllables and English suffixes, so that stemming, stop-word removal
