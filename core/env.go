@@ -72,6 +72,13 @@ type File interface {
 	Sync() error
 	// Truncate cuts the file to size bytes.
 	Truncate(size int64) error
+	// Overwrite writes p over bytes the file holds already, from off
+	// (off+len(p) <= Size). A file system that overwrites in place (ext4,
+	// xfs, tmpfs; not a copy-on-write one) needs no new space for it, so
+	// it works on a full disk. As for Append, the bytes are durable only
+	// after Sync, a crash before may leave each sector old or new, and on
+	// error an unknown part of p may have been written.
+	Overwrite(p []byte, off int64) error
 	// Size is the current length, including unsynced data.
 	Size() int64
 	Close() error

@@ -263,6 +263,37 @@ func (f *memFile) Truncate(size int64) error {
 	return nil
 }
 
+// Overwrite writes over the file's bytes; the spans a failed sync left
+// clean (keepFailedPages) that it covers are dirty again, to be written
+// by the next sync.
+func (f *memFile) Overwrite(p []byte, off int64) error {
+	if f.closed {
+		panic("overwrite of a closed file " + f.name)
+	}
+	if off < 0 || int(off)+len(p) > len(f.ino.data) {
+		return fmt.Errorf("overwrite %s: %d bytes at %d, past its end %d", f.name, len(p), off, len(f.ino.data))
+	}
+	if err := f.d.check("overwrite", f.name); err != nil {
+		copy(f.ino.data[off:], p[:min(f.d.short, len(p))])
+		f.d.op("overwrite %s %d at %d failed", f.name, len(p), off)
+		return err
+	}
+	f.d.op("overwrite %s %d at %d", f.name, len(p), off)
+	copy(f.ino.data[off:], p)
+	from, to := int(off), int(off)+len(p)
+	var kept [][2]int
+	for _, span := range f.ino.lost {
+		if span[0] < from {
+			kept = append(kept, [2]int{span[0], min(span[1], from)})
+		}
+		if span[1] > to {
+			kept = append(kept, [2]int{max(span[0], to), span[1]})
+		}
+	}
+	f.ino.lost = kept
+	return nil
+}
+
 func (f *memFile) Size() int64 { return int64(len(f.ino.data)) }
 
 func (f *memFile) Close() error { f.closed = true; return nil }

@@ -3,8 +3,10 @@ package core
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 )
 
 // StateFile keeps one small piece of state durable, such as a Raft node's
@@ -114,7 +116,6 @@ func OpenStateFile(d Disk, name string, logf func(string, ...any)) (*StateFile, 
 	}
 	if !bytes.HasPrefix(data, []byte(stateMagic)) {
 		logf("%s: rewriting in the current format", name)
-		valid = -1 // rewrite
 	}
 	// The state just read may be in the page cache only, after a process
 	// crash between a save's write and its fsync (the simulator's seed
@@ -126,11 +127,87 @@ func OpenStateFile(d Disk, name string, logf func(string, ...any)) (*StateFile, 
 	// power loss took back, and appended records after the hole it left
 	// (mesh seed 744). So the state is written afresh, in a file of its
 	// own (rewrite: temporary file, sync, rename, directory sync, which
-	// also makes the name durable: the simulator's seed 1950265).
-	if err := f.rewrite(state); err != nil {
+	// also makes the name durable: the simulator's seed 1950265). Where
+	// the disk has no room for that copy, the file is made durable in
+	// place instead (syncInPlace): a node on a full disk refused to start
+	// until space was freed, though it could serve reads (found by
+	// review, with real processes on a full tmpfs).
+	buf := []byte(stateMagic)
+	if state != nil {
+		buf = appendState(buf, state)
+	}
+	if err := f.writeTmp(buf); err != nil {
+		if !errors.Is(err, ErrDiskFull) {
+			return nil, nil, err
+		}
+		if err := f.syncInPlace(data, valid, err, logf); err != nil {
+			return nil, nil, err
+		}
+		return f, state, nil
+	}
+	if err := f.install(len(buf)); err != nil {
 		return nil, nil, err
 	}
 	return f, state, nil
+}
+
+// syncInPlace makes the file durable as it was read, where there was no
+// room to rewrite it (full, the rewrite's error): the valid prefix of
+// data is written over itself and synced, and a torn tail after it cut
+// off. It is as sound as the rewrite. Writing the bytes makes their pages
+// dirty, so the sync writes them to the medium even where a failed fsync
+// had left them clean in the page cache; an error that sync reports is
+// this start's own (a descriptor sees the writeback errors after it was
+// opened), and refuses the start, as the rewrite's sync does. Bytes are
+// written where they already are, so a crash midway leaves each sector
+// either as it was on the medium or as it was read: for the sectors that
+// differ, those of a save that was never synced, that is a tear of that
+// save, which the next open reads as one. On a file system that copies on
+// write (btrfs, zfs) the overwrite needs space too, and the start is
+// refused as before. A file of an earlier format stays in it, marked
+// broken so that the first Save rewrites it whole.
+func (f *StateFile) syncInPlace(data []byte, valid int, full error, logf func(string, ...any)) error {
+	tmp := f.name + ".tmp"
+	if names, err := f.disk.List(); err != nil {
+		return fmt.Errorf("%w; listing the data directory failed too: %v", full, err)
+	} else if slices.Contains(names, tmp) {
+		// It holds space, and what it holds was never relied upon.
+		if err := f.disk.Remove(tmp); err != nil {
+			return fmt.Errorf("%w; removing %s failed too: %v", full, tmp, err)
+		}
+	}
+	file, err := f.disk.OpenAppend(f.name)
+	if err != nil {
+		return fmt.Errorf("%w; opening %s to sync it in place failed too: %v", full, f.name, err)
+	}
+	inPlace := func() error {
+		if file.Size() != int64(len(data)) {
+			// No one else writes it while the node holds the directory.
+			return fmt.Errorf("%s changed while it was read: %d bytes read, %d now", f.name, len(data), file.Size())
+		}
+		if err := file.Overwrite(data[:valid], 0); err != nil {
+			return err
+		}
+		if valid < len(data) {
+			if err := file.Truncate(int64(valid)); err != nil {
+				return err
+			}
+		}
+		if err := file.Sync(); err != nil {
+			return err
+		}
+		// The file's name may not be durable yet (a rewrite whose
+		// directory sync a crash preempted); and the .tmp's removal.
+		return f.disk.SyncDir()
+	}
+	if err := inPlace(); err != nil {
+		file.Close()
+		return fmt.Errorf("%w; syncing %s in place failed too: %v", full, f.name, err)
+	}
+	f.file, f.size = file, int64(valid)
+	f.broken = !bytes.HasPrefix(data, []byte(stateMagic))
+	logf("%s: cannot rewrite it, the disk is full (%v): synced it in place instead", f.name, full)
+	return nil
 }
 
 // parseStates returns the state a file holds and the length of its valid
@@ -400,6 +477,19 @@ func appendStateAt(dst []byte, base int64, p []byte) []byte {
 
 // rewrite replaces the file with one holding state (none when nil).
 func (f *StateFile) rewrite(state []byte) error {
+	buf := []byte(stateMagic)
+	if state != nil {
+		buf = appendState(buf, state)
+	}
+	if err := f.writeTmp(buf); err != nil {
+		return err
+	}
+	return f.install(len(buf))
+}
+
+// writeTmp writes buf, a whole file's content, to the temporary file and
+// syncs it; an error leaves the file under the name as it was.
+func (f *StateFile) writeTmp(buf []byte) error {
 	if f.file != nil {
 		f.file.Close()
 		f.file = nil
@@ -408,10 +498,6 @@ func (f *StateFile) rewrite(state []byte) error {
 	file, err := f.disk.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", tmp, err)
-	}
-	buf := []byte(stateMagic)
-	if state != nil {
-		buf = appendState(buf, state)
 	}
 	if err := file.Append(buf); err != nil {
 		file.Close()
@@ -424,17 +510,24 @@ func (f *StateFile) rewrite(state []byte) error {
 	if err := file.Close(); err != nil {
 		return fmt.Errorf("closing %s: %w", tmp, err)
 	}
+	return nil
+}
+
+// install gives the temporary file that writeTmp wrote, size bytes, the
+// file's name.
+func (f *StateFile) install(size int) error {
+	tmp := f.name + ".tmp"
 	if err := f.disk.Rename(tmp, f.name); err != nil {
 		return fmt.Errorf("renaming %s: %w", tmp, err)
 	}
 	if err := f.disk.SyncDir(); err != nil {
 		return fmt.Errorf("syncing the directory after writing %s: %w", f.name, err)
 	}
-	file, err = f.disk.OpenAppend(f.name)
+	file, err := f.disk.OpenAppend(f.name)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", f.name, err)
 	}
-	f.file, f.size = file, int64(len(buf))
+	f.file, f.size = file, int64(size)
 	return nil
 }
 

@@ -695,3 +695,159 @@ func TestStateFileZeroedOrEmptyIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// diskFullFor fails every call of one of ops on the files whose names
+// have the prefix as a full disk does.
+func diskFullFor(prefix string, ops ...string) func(string, string) error {
+	return func(op, name string) error {
+		if slices.Contains(ops, op) && strings.HasPrefix(name, prefix) {
+			return fmt.Errorf("%s %s: %w", op, name, ErrDiskFull)
+		}
+		return nil
+	}
+}
+
+// On a full disk, where the open's rewrite finds no room for the
+// temporary file, the file is made durable in place instead: the node
+// starts with the state it read, which survives a crash, and Saves go on.
+func TestStateFileOpenOnAFullDisk(t *testing.T) {
+	for _, op := range []string{"create", "append", "sync"} {
+		t.Run(op, func(t *testing.T) {
+			d := newMemDisk()
+			f, _ := openState(t, d)
+			mustSave(t, f, "first")
+			f.Close()
+			ino := d.files[testStateName]
+			ino.data = appendStateAt(slices.Clone(ino.data), int64(len(ino.data)), []byte("second")) // written, not synced
+			d.fail = diskFullFor(testStateName+".tmp", op)
+			ops := len(d.ops)
+			f, state := openState(t, d)
+			if string(state) != "second" {
+				t.Fatalf("state %q, want second", state)
+			}
+			if slices.Contains(d.opsSince(ops), fmt.Sprintf("rename %s.tmp %s", testStateName, testStateName)) {
+				t.Fatalf("the file was renamed over though the rewrite failed: %v", d.opsSince(ops))
+			}
+			if names, _ := d.List(); !slices.Equal(names, []string{testStateName}) {
+				t.Fatalf("files %v, want only %s: the failed rewrite's file holds space", names, testStateName)
+			}
+			if c := cloneMemDisk(d); true {
+				c.crash()
+				if got := reopenState(t, c); string(got) != "second" {
+					t.Fatalf("after a crash the state is %q: what the node read and acted on was lost", got)
+				}
+			}
+			mustSave(t, f, "third") // appended in place, as space allows
+			f.Close()
+			d.crash()
+			d.fail = nil
+			if got := reopenState(t, d); string(got) != "third" {
+				t.Fatalf("after a Save and a crash the state is %q, want third", got)
+			}
+		})
+	}
+}
+
+// A save whose fsync failed the ext4 way (its pages kept clean in the page
+// cache, never to be written; the process died before cutting it) reads
+// as written: on a full disk the open writes it over itself, which makes
+// its pages dirty again, so its sync puts it on the medium. A sync alone
+// would report success without writing it.
+func TestStateFileOpenOnAFullDiskAfterAFailedSync(t *testing.T) {
+	d := newMemDisk()
+	f, _ := openState(t, d)
+	mustSave(t, f, "first")
+	f.Close()
+	ino := d.files[testStateName]
+	from := len(ino.data)
+	ino.data = appendStateAt(slices.Clone(ino.data), int64(from), []byte("second"))
+	ino.lost = [][2]int{{from, len(ino.data)}}
+	d.fail = diskFullFor(testStateName+".tmp", "append")
+	if state := reopenState(t, d); string(state) != "second" {
+		t.Fatalf("state %q, want second", state)
+	}
+	d.crash()
+	d.fail = nil
+	if got := reopenState(t, d); string(got) != "second" {
+		t.Fatalf("after a crash the state is %q: the open synced a state the medium never got", got)
+	}
+}
+
+// A torn save at the end of the file is cut off in place on a full disk,
+// so that the next Save is not appended after it; a file of an earlier
+// format is synced as it is, and rewritten by the first Save.
+func TestStateFileOpenOnAFullDiskTornOrOld(t *testing.T) {
+	data, second := twoStates(t)
+	d := newMemDisk()
+	d.put(testStateName, data[:len(data)-2]) // the second save torn
+	d.fail = diskFullFor(testStateName+".tmp", "append")
+	f, state := openState(t, d)
+	if string(state) != "first" {
+		t.Fatalf("state %q, want first", state)
+	}
+	if n := len(d.bytes(testStateName)); n != second {
+		t.Fatalf("the file is %d bytes, want %d: the torn save left in it", n, second)
+	}
+	mustSave(t, f, "third")
+	f.Close()
+	d.crash()
+	if got := reopenState(t, d); string(got) != "third" {
+		t.Fatalf("state %q, want third", got)
+	}
+
+	var v1 []byte
+	for _, p := range []string{"first", "second"} {
+		v1 = binary.LittleEndian.AppendUint32(v1, uint32(len(p)))
+		v1 = binary.LittleEndian.AppendUint32(v1, crc32.Checksum([]byte(p), crcTable))
+		v1 = append(v1, p...)
+	}
+	d = newMemDisk()
+	d.put(testStateName, v1)
+	d.fail = diskFullFor(testStateName+".tmp", "append")
+	f, state = openState(t, d)
+	if string(state) != "second" || !bytes.Equal(d.bytes(testStateName), v1) {
+		t.Fatalf("state %q, file %q: want second, the file as it was", state, d.bytes(testStateName))
+	}
+	if f.Save([]byte("third")) == nil {
+		t.Fatal("a Save into a file of the first format, with no room to rewrite it, did not fail")
+	}
+	d.fail = nil
+	mustSave(t, f, "third")
+	f.Close()
+	d.crash()
+	if got := reopenState(t, d); string(got) != "third" || !bytes.HasPrefix(d.bytes(testStateName), []byte(stateMagic)) {
+		t.Fatalf("state %q, file %q: want third, rewritten in the current format", got, d.bytes(testStateName))
+	}
+}
+
+// Only a full disk is worked around: another failure of the rewrite, or a
+// failure of the sync in place, refuses the start, naming both.
+func TestStateFileOpenRefusesOtherFailures(t *testing.T) {
+	data, _ := twoStates(t)
+	d := newMemDisk()
+	d.put(testStateName, data)
+	d.fail = failOnce("append", testStateName+".tmp")
+	if _, _, err := OpenStateFile(d, testStateName, t.Logf); !errors.Is(err, errInjected) || errors.Is(err, ErrDiskFull) {
+		t.Fatalf("an I/O error of the rewrite: %v, want it", err)
+	}
+	full := diskFullFor(testStateName+".tmp", "append")
+	for _, op := range []string{"overwrite", "sync", "syncdir"} {
+		d.fail = func(o, name string) error {
+			if err := full(o, name); err != nil {
+				return err
+			}
+			if o == op && (name == testStateName || op == "syncdir") {
+				return errInjected
+			}
+			return nil
+		}
+		_, _, err := OpenStateFile(d, testStateName, t.Logf)
+		if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), errInjected.Error()) {
+			t.Fatalf("%s in place failed: %v, want both errors", op, err)
+		}
+	}
+	d.fail = nil
+	if got := reopenState(t, d); string(got) != "second" {
+		t.Fatalf("state %q, want second", got)
+	}
+}

@@ -510,3 +510,36 @@ func TestOpenWithNoSpaceForThePID(t *testing.T) {
 		t.Fatalf("Open with the pid's write failing EIO: %v", err)
 	}
 }
+
+// Overwrite writes over bytes the file holds, in place: it neither grows
+// the file nor moves its end, and refuses a range past the end.
+func TestFileOverwrite(t *testing.T) {
+	d := mustOpen(t, t.TempDir(), Options{})
+	f, err := d.Create("state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Append([]byte("hello world")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Overwrite([]byte("HELLO"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Overwrite([]byte("D"), 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	assertContent(t, d, "state", "HELLO worlD")
+	for _, off := range []int64{-1, 8} {
+		if err := f.Overwrite([]byte("xyz1"), off); err == nil || !strings.Contains(err.Error(), "state") {
+			t.Errorf("Overwrite of 4 bytes at %d in 11: %v, want an error naming the file", off, err)
+		}
+	}
+	if err := f.Append([]byte("!")); err != nil {
+		t.Fatal(err)
+	}
+	assertContent(t, d, "state", "HELLO worlD!")
+}

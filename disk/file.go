@@ -49,6 +49,28 @@ func (f *File) Append(p []byte) error {
 	return nil
 }
 
+// Overwrite writes p over the bytes at off, which the file holds already
+// (core.File). The write dirties the pages it covers, so the next Sync
+// writes them to the medium even where a failed fsync had left them clean
+// in the page cache.
+func (f *File) Overwrite(p []byte, off int64) error {
+	if off < 0 || off+int64(len(p)) > f.size {
+		return fmt.Errorf("overwrite %s: %d bytes at %d, past its end %d", f.name, len(p), off, f.size)
+	}
+	for len(p) > 0 {
+		n, err := f.f.WriteAt(p, off)
+		off += int64(n)
+		p = p[n:]
+		if err != nil {
+			return fileError("overwrite", f.name, err)
+		}
+		if n == 0 {
+			return fileError("overwrite", f.name, io.ErrShortWrite)
+		}
+	}
+	return nil
+}
+
 // Reserve makes sure at least n zero bytes follow the end, writing zeros
 // past the file's length when fewer than n/2 are left. Appends then overwrite
 // blocks that are already allocated and written, and an fdatasync of them

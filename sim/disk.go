@@ -934,6 +934,32 @@ func (f *file) Append(p []byte) error {
 	return nil
 }
 
+// Overwrite implements core.File: it writes over bytes the file holds, so
+// it needs no space (as on ext4, xfs or tmpfs), and it makes the sectors
+// it covers dirty again, a failed sync's kept-clean ones too (writeAt), so
+// that the next sync makes them durable.
+func (f *file) Overwrite(p []byte, off int64) error {
+	if f.closed {
+		return fmt.Errorf("overwrite %s: file closed", f.name)
+	}
+	if off < 0 || off+int64(len(p)) > int64(f.ino.end) {
+		return fmt.Errorf("overwrite %s: %d bytes at %d, past its end %d", f.name, len(p), off, f.ino.end)
+	}
+	d := f.disk
+	d.crashPoint("overwrite", f.name, false)
+	defer d.crashPoint("overwrite", f.name, true)
+	d.delay(d.faults.WriteLatencyMax)
+	if d.chance(d.faults.WriteErrorProb) {
+		n := d.rand.IntN(len(p) + 1)
+		f.ino.writeAt(int(off), p[:n])
+		d.WriteErrors++
+		d.observe("write-error", f.name, int64(n))
+		return fmt.Errorf("overwrite %s: simulated I/O error", f.name)
+	}
+	f.ino.writeAt(int(off), p)
+	return nil
+}
+
 // Reserve implements core.Reserver: zeros past the end, which reads see and
 // Appends overwrite (up to reserveBytesMax of them).
 func (f *file) Reserve(n int64) error {

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"dkv/client"
+	"dkv/core"
+	"dkv/internal/nodeproc"
+)
+
+// The tests here run a cluster's or a mesh's node on a small tmpfs, fill
+// it to the last byte and SIGKILL and restart the node on it. They start
+// real processes with internal/nodeproc, running this test binary as the
+// server (serverEnv), as the single-node tests do.
+
+// diskWaitMax bounds every wait for nodes to do what they should do in
+// well under a second: generous, so that only a real failure trips it.
+const diskWaitMax = 30 * time.Second
+
+// sizedTmpfs mounts a tmpfs of size (as mount takes it, "8m") for a test to
+// fill, or skips the test where it cannot (mounting needs root); it is
+// unmounted at the end.
+func sizedTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	mnt := filepath.Join(t.TempDir(), "small")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	return mnt
+}
+
+// fillDisk writes the file name under mnt until the file system has no
+// byte left, and returns its path. A later call adds to it.
+func fillDisk(t *testing.T, mnt, name string) string {
+	t.Helper()
+	path := filepath.Join(mnt, name)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for len(chunk) > 0 {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			chunk = chunk[:len(chunk)/2] // the last pages, down to one byte
+		}
+	}
+	return path
+}
+
+// diskNodes prepares a cluster (or, with mesh, a mesh) of 3 nodes of this
+// binary whose node 2 keeps its data on mnt, and kills them when the test
+// ends, printing their logs if it failed.
+func diskNodes(t *testing.T, mesh bool, mnt string, extra ...string) *nodeproc.Cluster {
+	t.Helper()
+	t.Setenv(serverEnv, "1") // the nodes are this binary, running main
+	newNodes := nodeproc.NewCluster
+	if mesh {
+		newNodes = nodeproc.NewMesh
+	}
+	c, err := newNodes(os.Args[0], t.TempDir(), 3, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A later --data-dir wins over the one nodeproc gives.
+	c.NodeExtra = [][]string{nil, nil, {"--data-dir", filepath.Join(mnt, "node2")}}
+	t.Cleanup(func() {
+		c.KillAll()
+		if t.Failed() {
+			t.Logf("node logs:\n%s", c.Logs())
+		}
+	})
+	return c
+}
+
+func startNode(t *testing.T, c *nodeproc.Cluster, i int) {
+	t.Helper()
+	if _, err := c.Start(i); err != nil {
+		t.Fatalf("%v; node logs:\n%s", err, c.Logs())
+	}
+}
+
+func dialNode(t *testing.T, addr string) *client.KVClient {
+	t.Helper()
+	kv, err := client.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kv.Close() })
+	return kv
+}
+
+// A cluster node whose disk is full to the last byte starts (it used to
+// refuse: its raft-state is rewritten afresh at each start, and there was
+// no room for the copy), the cluster goes on committing without it, and
+// once space is freed it catches up without a restart; every write the
+// cluster acknowledged is there after it was SIGKILLed on the full disk.
+func TestDiskFullClusterNodeStartsAndCatchesUp(t *testing.T) {
+	mnt := sizedTmpfs(t, "8m")
+	c := diskNodes(t, false, mnt)
+	// Nodes 0 and 1 elect a leader first, so that node 2, the one whose
+	// disk fills, is a follower.
+	startNode(t, c, 0)
+	startNode(t, c, 1)
+	if _, _, err := c.WaitLeader(diskWaitMax); err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, c, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*diskWaitMax)
+	defer cancel()
+	kv, err := client.DialCluster(ctx, c.Addrs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+
+	value := strings.Repeat("v", 64<<10)
+	acked := map[string]string{}
+	write := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			key := fmt.Sprint("k", i)
+			if err := kv.Set(ctx, key, value); err != nil {
+				t.Fatalf("set %s: %v (two nodes of three have room)", key, err)
+			}
+			acked[key] = value
+		}
+	}
+	write(0, 5)
+	fill := fillDisk(t, mnt, "fill")
+	// More than the log's space reserved ahead: node 2 runs out of room.
+	write(5, 40)
+	c.Kill(2)
+	fillDisk(t, mnt, "fill")
+
+	startNode(t, c, 2) // on a disk without a free byte
+	if !strings.Contains(c.Logs(), "the disk is full") {
+		t.Errorf("node 2 did not say that it started on a full disk; logs:\n%s", c.Logs())
+	}
+	write(40, 60)
+	for k, v := range acked {
+		if got, err := kv.Get(ctx, k); err != nil || got != v {
+			t.Fatalf("get %s with node 2's disk full: %d bytes, %v", k, len(got), err)
+		}
+	}
+
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	// Room again: node 2 catches up by itself, with no restart.
+	_, st, err := c.WaitLeader(diskWaitMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied := func(index uint64) {
+		t.Helper()
+		deadline := time.Now().Add(diskWaitMax)
+		for {
+			st2, err := c.Status(2, time.Second)
+			if err == nil && st2.Applied >= index {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node 2 has not applied index %d %v after space was freed: %+v, %v", index, diskWaitMax, st2, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitApplied(st.Commit)
+	if c.Node(2).Exited() {
+		t.Fatal("node 2 exited")
+	}
+
+	// Node 2's copy is whole and durable: with node 0 down, nodes 1 and
+	// 2 serve every acknowledged write, after node 2 was SIGKILLed.
+	c.Kill(2)
+	startNode(t, c, 2)
+	_, st, err = c.WaitLeader(diskWaitMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(st.Commit)
+	c.Kill(0)
+	for k, v := range acked {
+		if got, err := kv.Get(ctx, k); err != nil || got != v {
+			t.Fatalf("get %s from nodes 1 and 2: %d bytes, %v", k, len(got), err)
+		}
+	}
+}
+
+// A mesh node whose disk is full to the last byte refuses the writes sent
+// to it that do not fit with disk_full, and starts after a SIGKILL on the
+// full disk (it used to refuse: its mesh-state is rewritten afresh at each
+// start); it serves every write it acknowledged, and once space is freed
+// it takes writes again and catches up on its peers' without a restart.
+func TestDiskFullMeshNodeStartsAndTakesWritesAgain(t *testing.T) {
+	mnt := sizedTmpfs(t, "8m")
+	c := diskNodes(t, true, mnt, "--anti-entropy-interval", "100ms")
+	for i := range 3 {
+		startNode(t, c, i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*diskWaitMax)
+	defer cancel()
+	full, other := dialNode(t, c.Addr(2)), dialNode(t, c.Addr(0))
+
+	value := strings.Repeat("v", 64<<10)
+	acked := map[string]bool{}     // acknowledged by node 2
+	elsewhere := map[string]bool{} // acknowledged by node 0
+	fill := fillDisk(t, mnt, "fill")
+	refused := 0
+	for i := 0; i < 40; i++ {
+		key := fmt.Sprint("k", i)
+		err := full.Set(ctx, key, value)
+		switch {
+		case err == nil:
+			acked[key] = true
+		case isCode(err, core.CodeDiskFull) && strings.Contains(err.Error(), "no space left on device"):
+			refused++
+		default:
+			t.Fatalf("set %s on the full disk: %v, want ok or disk_full naming the disk's error", key, err)
+		}
+		if err := other.Set(ctx, "o"+key, value); err != nil {
+			t.Fatalf("set o%s on node 0: %v", key, err)
+		}
+		elsewhere["o"+key] = true
+	}
+	if refused == 0 {
+		t.Fatalf("2.5 MiB into a full disk: no write refused")
+	}
+	c.Kill(2)
+	fillDisk(t, mnt, "fill")
+	startNode(t, c, 2) // on a disk without a free byte
+	if !strings.Contains(c.Logs(), "the disk is full") {
+		t.Errorf("node 2 did not say that it started on a full disk; logs:\n%s", c.Logs())
+	}
+	full = dialNode(t, c.Addr(2))
+	for k := range acked {
+		if got, err := full.Get(ctx, k); err != nil || got != value {
+			t.Fatalf("get %s from node 2 restarted on its full disk: %d bytes, %v", k, len(got), err)
+		}
+	}
+	if err := full.Set(ctx, "big", value); !isCode(err, core.CodeDiskFull) {
+		t.Fatalf("a 64 KiB write on the full disk: %v, want disk_full", err)
+	}
+
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	// Room again, with no restart: node 2 takes writes and catches up.
+	if err := full.Set(ctx, "big", value); err != nil {
+		t.Fatalf("a write once there is room: %v", err)
+	}
+	acked["big"] = true
+	deadline := time.Now().Add(diskWaitMax)
+	for k := range elsewhere {
+		for {
+			got, err := full.Get(ctx, k)
+			if err == nil && got == value {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node 2 lacks node 0's %s %v after space was freed: %d bytes, %v", k, diskWaitMax, len(got), err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// Alone, so that no peer makes up for what it lost.
+	c.KillAll()
+	startNode(t, c, 2)
+	full = dialNode(t, c.Addr(2))
+	for k := range mergeKeys(acked, elsewhere) {
+		if got, err := full.Get(ctx, k); err != nil || got != value {
+			t.Fatalf("get %s from node 2 alone after a SIGKILL: %d bytes, %v", k, len(got), err)
+		}
+	}
+}
+
+func mergeKeys(a, b map[string]bool) map[string]bool {
+	out := map[string]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
+}
