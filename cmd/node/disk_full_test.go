@@ -301,3 +301,229 @@ func mergeKeys(a, b map[string]bool) map[string]bool {
 	}
 	return out
 }
+
+// Writers race a mesh node's disk as it fills, and the node is SIGKILLed
+// among them: every write it acknowledged is on its disk after a restart
+// on the full disk (read from it alone, with no peer to make up for a
+// loss), and every write it refused was refused with disk_full, naming
+// the disk's error.
+func TestDiskFullMeshWritersAndSIGKILL(t *testing.T) {
+	mnt := sizedTmpfs(t, "8m")
+	c := diskNodes(t, true, mnt)
+	for i := range 3 {
+		startNode(t, c, i)
+	}
+	// About 3 MiB left for the writers to fill.
+	fill := fillDisk(t, mnt, "fill")
+	st, err := os.Stat(fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(fill, st.Size()-3<<20); err != nil {
+		t.Fatal(err)
+	}
+
+	const writers, writes = 4, 25 // 4.7 MiB
+	type result struct {
+		acked   []string
+		refused int
+		err     error // one that is neither: after the kill, the outcome is unknown
+	}
+	results := make(chan result, writers)
+	killed := make(chan struct{})
+	for w := range writers {
+		go func() {
+			var r result
+			defer func() { results <- r }()
+			kv, err := client.Dial(c.Addr(2))
+			if err != nil {
+				r.err = err
+				return
+			}
+			defer kv.Close()
+			value := strings.Repeat(string(rune('a'+w)), 48<<10)
+			for i := 0; ; i++ {
+				key := fmt.Sprintf("w%d-%d", w, i)
+				ctx, cancel := context.WithTimeout(context.Background(), diskWaitMax)
+				err := kv.Set(ctx, key, value)
+				cancel()
+				switch {
+				case err == nil:
+					r.acked = append(r.acked, key)
+				case isCode(err, core.CodeDiskFull) && strings.Contains(err.Error(), "no space left on device"):
+					r.refused++
+				default:
+					select {
+					case <-killed:
+					default:
+						r.err = fmt.Errorf("set %s before the kill: %w", key, err)
+					}
+					return
+				}
+			}
+		}()
+	}
+	// Kill once the disk has refused writes for a while.
+	deadline := time.Now().Add(diskWaitMax)
+	for !strings.Contains(c.Logs(), "write failed, batch undone") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no write refused after %v", diskWaitMax)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(killed)
+	c.KillAll()
+	acked, refused := 0, 0
+	var keys []string
+	for range writers {
+		r := <-results
+		if r.err != nil {
+			t.Error(r.err)
+		}
+		keys = append(keys, r.acked...)
+		acked += len(r.acked)
+		refused += r.refused
+	}
+	if refused == 0 {
+		t.Fatal("the disk refused no write")
+	}
+	fillDisk(t, mnt, "fill")
+	startNode(t, c, 2) // alone, on a disk without a free byte
+	kv := dialNode(t, c.Addr(2))
+	ctx, cancel := context.WithTimeout(context.Background(), diskWaitMax)
+	defer cancel()
+	for _, k := range keys {
+		w := k[1] - '0'
+		if got, err := kv.Get(ctx, k); err != nil || got != strings.Repeat(string(rune('a'+w)), 48<<10) {
+			t.Fatalf("get %s, acknowledged before the SIGKILL: %d bytes, %v", k, len(got), err)
+		}
+	}
+	t.Logf("%d writes acknowledged, %d refused with disk_full", acked, refused)
+}
+
+// Writers race a cluster leader's disk as it fills: the leader steps
+// down, another takes over, and the writers go on through it; the old
+// leader is SIGKILLed among them and restarts on its full disk. Every
+// write the cluster acknowledged is there, and once space is freed the
+// old leader catches up without a restart.
+func TestDiskFullClusterLeaderWritersAndSIGKILL(t *testing.T) {
+	var mnts []string
+	for range 3 {
+		mnts = append(mnts, sizedTmpfs(t, "16m")) // the others keep room for all
+	}
+	c := diskNodes(t, false, mnts[2])
+	c.NodeExtra = [][]string{{"--data-dir", filepath.Join(mnts[0], "node0")},
+		{"--data-dir", filepath.Join(mnts[1], "node1")}, {"--data-dir", filepath.Join(mnts[2], "node2")}}
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	lead, _, err := c.WaitLeader(diskWaitMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About 2 MiB left on the leader's disk for the writers to fill.
+	fill := fillDisk(t, mnts[lead], "fill")
+	st, err := os.Stat(fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(fill, st.Size()-2<<20); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*diskWaitMax)
+	defer cancel()
+	kv, err := client.DialCluster(ctx, c.Addrs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	const writers, writes = 4, 25 // 4.7 MiB
+	type result struct {
+		acked   []string
+		refused int
+		err     error
+	}
+	results := make(chan result, writers)
+	killed := make(chan struct{})
+	value := func(w byte) string { return strings.Repeat(string(rune('a'+w)), 48<<10) }
+	for w := range byte(writers) {
+		go func() {
+			var r result
+			defer func() { results <- r }()
+			for i := range writes {
+				key := fmt.Sprintf("w%d-%d", w, i)
+				wctx, wcancel := context.WithTimeout(ctx, diskWaitMax)
+				err := kv.Set(wctx, key, value(w))
+				wcancel()
+				switch {
+				case err == nil:
+					r.acked = append(r.acked, key)
+					continue
+				case isCode(err, core.CodeDiskFull) && strings.Contains(err.Error(), "no space left on device"):
+					// The leader refused it, before it stepped down.
+					r.refused++
+					continue
+				}
+				select {
+				case <-killed: // its outcome is unknown, and so may be the next ones'
+				default:
+					r.err = fmt.Errorf("set %s before the kill (two disks of three have room): %w", key, err)
+					return
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(diskWaitMax)
+	for !strings.Contains(c.Node(lead).Stderr(), "stepping down") {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d, the leader, did not step down %v after its disk filled", lead, diskWaitMax)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(killed)
+	c.Kill(lead)
+	var keys []string
+	refused := 0
+	for range writers {
+		r := <-results
+		if r.err != nil {
+			t.Error(r.err)
+		}
+		keys = append(keys, r.acked...)
+		refused += r.refused
+	}
+	fillDisk(t, mnts[lead], "fill")
+	startNode(t, c, lead) // on a disk without a free byte
+	check := func(when string) {
+		t.Helper()
+		for _, k := range keys {
+			if got, err := kv.Get(ctx, k); err != nil || got != value(k[1]-'0') {
+				t.Fatalf("get %s, acknowledged, %s: %d bytes, %v", k, when, len(got), err)
+			}
+		}
+	}
+	check("with the old leader back on its full disk")
+
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	_, st2, err := c.WaitLeader(diskWaitMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(diskWaitMax)
+	for {
+		s, err := c.Status(lead, time.Second)
+		if err == nil && s.Applied >= st2.Commit {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d has not applied index %d %v after space was freed: %+v, %v", lead, st2.Commit, diskWaitMax, s, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	check("once the old leader caught up")
+	t.Logf("%d writes acknowledged, %d refused with disk_full", len(keys), refused)
+}
