@@ -164,8 +164,8 @@ func OpenStateFile(d Disk, name string, logf func(string, ...any)) (*StateFile, 
 // differ, those of a save that was never synced, that is a tear of that
 // save, which the next open reads as one. On a file system that copies on
 // write (btrfs, zfs) the overwrite needs space too, and the start is
-// refused as before. A file of an earlier format stays in it, marked
-// broken so that the first Save rewrites it whole.
+// refused as before. A file of an earlier format stays in it, torn tail
+// and all, marked broken so that the first Save rewrites it whole.
 func (f *StateFile) syncInPlace(data []byte, valid int, full error, logf func(string, ...any)) error {
 	tmp := f.name + ".tmp"
 	if names, err := f.disk.List(); err != nil {
@@ -180,6 +180,7 @@ func (f *StateFile) syncInPlace(data []byte, valid int, full error, logf func(st
 	if err != nil {
 		return fmt.Errorf("%w; opening %s to sync it in place failed too: %v", full, f.name, err)
 	}
+	current := bytes.HasPrefix(data, []byte(stateMagic))
 	inPlace := func() error {
 		if file.Size() != int64(len(data)) {
 			// No one else writes it while the node holds the directory.
@@ -188,7 +189,9 @@ func (f *StateFile) syncInPlace(data []byte, valid int, full error, logf func(st
 		if err := file.Overwrite(data[:valid], 0); err != nil {
 			return err
 		}
-		if valid < len(data) {
+		// A file of an earlier format keeps its torn tail: cut, one of the
+		// first format could be left empty, which no start accepts.
+		if valid < len(data) && current {
 			if err := file.Truncate(int64(valid)); err != nil {
 				return err
 			}
@@ -205,7 +208,7 @@ func (f *StateFile) syncInPlace(data []byte, valid int, full error, logf func(st
 		return fmt.Errorf("%w; syncing %s in place failed too: %v", full, f.name, err)
 	}
 	f.file, f.size = file, int64(valid)
-	f.broken = !bytes.HasPrefix(data, []byte(stateMagic))
+	f.broken = !current
 	logf("%s: cannot rewrite it, the disk is full (%v): synced it in place instead", f.name, full)
 	return nil
 }

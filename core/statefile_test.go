@@ -851,3 +851,29 @@ func TestStateFileOpenRefusesOtherFailures(t *testing.T) {
 		t.Fatalf("state %q, want second", got)
 	}
 }
+
+// A file of the first format that holds only a torn first record opens on
+// a full disk with no state, and is not cut empty: an empty state file is
+// refused at the next start, as a lost sector.
+func TestStateFileOpenOnAFullDiskTornFirstFormat(t *testing.T) {
+	torn := binary.LittleEndian.AppendUint32(nil, 5)[:3] // a header cut by the file's end
+	d := newMemDisk()
+	d.put(testStateName, torn)
+	d.fail = diskFullFor(testStateName+".tmp", "append")
+	f, state := openState(t, d)
+	if state != nil {
+		t.Fatalf("state %q, want none", state)
+	}
+	f.Close()
+	d.crash()
+	if got := reopenState(t, d); got != nil {
+		t.Fatalf("reopen yields %q, want none", got)
+	}
+	d.fail = nil
+	f, _ = openState(t, d)
+	mustSave(t, f, "first")
+	f.Close()
+	if got := reopenState(t, d); string(got) != "first" {
+		t.Fatalf("state %q, want first", got)
+	}
+}
