@@ -527,3 +527,77 @@ func TestDiskFullClusterLeaderWritersAndSIGKILL(t *testing.T) {
 	check("once the old leader caught up")
 	t.Logf("%d writes acknowledged, %d refused with disk_full", len(keys), refused)
 }
+
+// Every mesh node's disk full (replicas hold the same data, so equal disks
+// fill together): each node serves reads and refuses the writes that do
+// not fit with disk_full; once space is freed they take writes again,
+// with no restart, and the write reaches every node.
+func TestDiskFullOnEveryMeshNode(t *testing.T) {
+	var mnts []string
+	var fills []string
+	for range 3 {
+		mnts = append(mnts, sizedTmpfs(t, "4m"))
+	}
+	c := diskNodes(t, true, mnts[2], "--anti-entropy-interval", "100ms")
+	c.NodeExtra = [][]string{{"--data-dir", filepath.Join(mnts[0], "node0")},
+		{"--data-dir", filepath.Join(mnts[1], "node1")}, {"--data-dir", filepath.Join(mnts[2], "node2")}}
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*diskWaitMax)
+	defer cancel()
+	var kvs []*client.KVClient
+	for i := range 3 {
+		kvs = append(kvs, dialNode(t, c.Addr(i)))
+	}
+	if err := kvs[0].Set(ctx, "kept", "v"); err != nil {
+		t.Fatal(err)
+	}
+	for _, mnt := range mnts {
+		fills = append(fills, fillDisk(t, mnt, "fill"))
+	}
+	value := strings.Repeat("v", 64<<10)
+	for i := range 3 {
+		var err error
+		for j := 0; j < 40 && err == nil; j++ { // past the log's reserved space
+			err = kvs[i].Set(ctx, fmt.Sprintf("n%d-%d", i, j), value)
+		}
+		if !isCode(err, core.CodeDiskFull) || !strings.Contains(err.Error(), "no space left on device") {
+			t.Fatalf("node %d: 2.5 MiB into a full disk: %v, want disk_full naming the disk's error", i, err)
+		}
+	}
+	for i := range 3 {
+		deadline := time.Now().Add(diskWaitMax)
+		for {
+			v, err := kvs[i].Get(ctx, "kept")
+			if err == nil && v == "v" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d on its full disk: get kept: %q, %v", i, v, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, fill := range fills {
+		if err := os.Remove(fill); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := kvs[1].Set(ctx, "room", "again"); err != nil {
+		t.Fatalf("a write once there is room: %v", err)
+	}
+	for i := range 3 {
+		deadline := time.Now().Add(diskWaitMax)
+		for {
+			v, err := kvs[i].Get(ctx, "room")
+			if err == nil && v == "again" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d lacks the write made once there was room: %q, %v", i, v, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
