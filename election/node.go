@@ -410,6 +410,10 @@ func (n *Node) tick() {
 		}
 		n.failWaiting()
 		n.probeDisk()
+	} else if n.diskFailed {
+		// A leader that stays (too few healthy nodes to elect another)
+		// and has nothing left to persist learns of room this way.
+		n.probeDisk()
 	}
 	n.expireWrites()
 	n.expireReads()
@@ -572,6 +576,10 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		code := core.CodeIOError
 		if errors.Is(n.diskErr, core.ErrDiskFull) {
 			code = core.CodeDiskFull
+		}
+		if !n.raft.CanHandOver() {
+			reply(core.ErrorResponse(code, "the leader's disk refuses writes (%v), and so do the disks of too many other nodes for another to be elected: the write was not proposed and not applied; reads are served; free space on the nodes' disks, then retry", n.diskErr))
+			return
 		}
 		reply(core.ErrorResponse(code, "the leader's disk refuses writes (%v): the write was not proposed and not applied; retry (another node takes over if this one's disk stays failing)", n.diskErr))
 		return
@@ -1018,6 +1026,13 @@ func (n *Node) handleReady() (bool, error) {
 // that vouch for nothing the disk refused — and Raft advances.
 func (n *Node) finishReady(rd Ready, persisted bool) {
 	n.inflight = nil
+	// On disk, and the leader's: the log before the first entry that
+	// failed (the Ready's entries are every one not yet persisted, and an
+	// append cuts a conflicting entry from the Ready's first on).
+	var onDisk uint64
+	if len(rd.Entries) > 0 {
+		onDisk = rd.Entries[0].Index - 1
+	}
 	if !persisted && n.cfg.Mutation != MutCommitBeforePersist {
 		// Raft takes the entries as not persisted (they come again in the
 		// next Ready); an acknowledgement that relied on them must not
@@ -1026,7 +1041,18 @@ func (n *Node) finishReady(rd Ready, persisted bool) {
 	}
 	for i := range rd.Messages {
 		m := &rd.Messages[i]
-		if early(m) || (!persisted && m.Type == MsgAppResp && !m.Reject) {
+		if early(m) {
+			continue
+		}
+		if !persisted && m.Type == MsgAppResp && !m.Reject {
+			// It acknowledges only what is on disk, and says that the
+			// disk refuses writes. Dropped whole, it took with it the
+			// leader's read round it echoes (Context): with most disks
+			// full, no read was confirmed, though reads need no disk
+			// (found by review).
+			ack := *m
+			ack.Index, ack.RejectHint = min(m.Index, onDisk), diskFailingHint
+			n.send(&ack)
 			continue
 		}
 		n.send(m)

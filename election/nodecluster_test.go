@@ -304,6 +304,61 @@ func TestClusterLeaderWithFullDiskStepsDown(t *testing.T) {
 	}
 }
 
+// When every node's disk fills (replicas hold the same data, so equal disks
+// fill together), the leader keeps the office: no other node could be
+// elected, since none can save a vote, and a leader that stepped down
+// left the cluster answering nothing, reads included, until space was
+// freed (found by review). It serves reads, which need no disk (the
+// followers' acknowledgements still carry its read rounds), refuses
+// writes disk_full saying why no other node takes over, and takes writes
+// again once the disks have room.
+func TestClusterWithEveryDiskFullServesReads(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	l, _ := c.waitLeader(-1, 200)
+	if r := c.do(l, setReq("a", "1"), 20); !r.OK {
+		t.Fatalf("set a: %+v", r.Error)
+	}
+	et := c.cfgs[0].ElectionTicks
+	for i := range c.disks {
+		c.fillDisk(i)
+	}
+	big := c.ask(l, setReq("big", bigValue))
+	for range 6 * et {
+		c.step()
+	}
+	if got := c.leader(); got != l {
+		t.Fatalf("with every disk full, leader %d, want node %d still", got, l)
+	}
+	if took := c.wait(big, c.cfgs[0].WriteTicksMax+1); took < 0 || codeOf(**big) != core.CodeOutcomeUnknown {
+		t.Fatalf("the write no disk could take: %+v, want outcome_unknown", *big)
+	}
+	if got := c.leader(); got != l {
+		t.Fatalf("with every disk full, leader %d, want node %d still", got, l)
+	}
+	for range 3 {
+		if r := c.do(l, getReq("a"), 2*et); !r.OK || *r.Value != "1" {
+			t.Fatalf("a read with every disk full: %s %+v", codeOf(r), r.Error)
+		}
+	}
+	r := c.do(l, setReq("b", "2"), 1)
+	if codeOf(r) != core.CodeDiskFull || !strings.Contains(r.Error.Message, "too many other nodes for another to be elected") {
+		t.Fatalf("a write with every disk full: %s %+v, want disk_full saying no other node can take over", codeOf(r), r.Error)
+	}
+	for i := range c.disks {
+		c.disks[i].SetFaults(sim.DiskFaults{})
+	}
+	for range 2 * et {
+		c.step() // the nodes try their disks again
+	}
+	nl, _ := c.waitLeader(-1, 10*et)
+	if r := c.do(nl, setReq("c", "3"), 10*et); !r.OK {
+		t.Fatalf("set c once the disks have room: %+v", r.Error)
+	}
+	if r := c.do(nl, getReq("big"), 10*et); !r.OK && codeOf(r) != core.CodeNotFound {
+		t.Fatalf("get big: %s %+v", codeOf(r), r.Error)
+	}
+}
+
 // A read that waits on a leader for its index to apply is answered
 // unavailable once it has waited as long as a write may (WriteTicksMax),
 // rather than for good; here that bound is below the election timeout, so

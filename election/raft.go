@@ -162,6 +162,11 @@ type progress struct {
 	// heartbeat, they refilled the peer's queue ahead of the snapshot's
 	// chunks (found by review).
 	snapIndex uint64
+	// diskFailing: the follower's last acknowledgement said its disk
+	// refuses writes (diskFailingHint): it could neither vote nor, elected,
+	// persist, so it does not count among the nodes a leader whose own disk
+	// fails could leave the office to (canHandOver).
+	diskFailing bool
 }
 
 // Raft is one node's consensus state. It is not safe for concurrent use.
@@ -254,6 +259,11 @@ type Raft struct {
 // carries none), says that the answering node is rejoining: it grants no
 // vote whatever it is asked. Older nodes ignore the field there.
 const rejoiningHint = 1
+
+// diskFailingHint, in the RejectHint of an append's acknowledgement (which
+// otherwise carries none), says that the follower's disk refuses writes
+// (SetDiskFailing). Older nodes ignore the field there.
+const diskFailingHint = 1
 
 // New makes a node from its config, restoring what its disk held.
 func New(cfg Config) (*Raft, error) {
@@ -461,14 +471,24 @@ func (r *Raft) Tick() {
 		// keeps the office, and refuses writes for its disk.)
 		r.diskFailTicks++
 		if r.diskFailTicks >= r.cfg.ElectionTicks {
-			// The followers may be committing this leader's entries
-			// without it, but it can apply none of them, so neither its
-			// writes nor its reads are answered; and check-quorum, which
-			// hears the followers, would keep it leading for good. It
-			// stands down, and does not stand again while its disk
-			// fails, so a healthy node is elected in its place.
-			r.becomeFollower(r.term, None)
-			return
+			if r.canHandOver() {
+				// The followers may be committing this leader's entries
+				// without it, but it can apply none of them, so neither
+				// its writes nor its reads are answered; and
+				// check-quorum, which hears the followers, would keep it
+				// leading for good. It stands down, and does not stand
+				// again while its disk fails, so a healthy node is
+				// elected in its place.
+				r.becomeFollower(r.term, None)
+				return
+			}
+			// Too few healthy nodes to elect another: the disks of
+			// most of the nodes refuse writes (equal disks fill
+			// together). Stepping down left the cluster without a
+			// leader, so it answered nothing, reads included, until
+			// space was freed (found by review). Leading on, it serves
+			// reads, which need no disk, and refuses writes.
+			r.diskFailTicks = r.cfg.ElectionTicks
 		}
 	}
 	r.heartbeatElapsed++
@@ -562,6 +582,9 @@ func (r *Raft) Propose(data []byte) (uint64, error) {
 
 func (r *Raft) send(m Message) {
 	m.From = r.id
+	if m.Type == MsgAppResp && !m.Reject && r.diskFailing {
+		m.RejectHint = diskFailingHint
+	}
 	if m.Term == 0 {
 		m.Term = r.term
 	}
@@ -847,6 +870,9 @@ func (r *Raft) forgetAcksFrom(index uint64) {
 func (r *Raft) handleAppendResp(i int, m Message) {
 	pr := &r.progress[i]
 	pr.active = true
+	if !m.Reject {
+		pr.diskFailing = m.RejectHint == diskFailingHint
+	}
 	if m.Context > r.readAcks[i] {
 		r.readAcks[i] = m.Context
 		r.confirmReads()
@@ -1105,9 +1131,27 @@ func (r *Raft) RejoinStuck() (rejoining int, fresh bool) {
 	return rejoining, fresh
 }
 
+// canHandOver reports whether enough followers heard from lately have
+// disks that take writes to elect one of them: a leader whose own disk
+// fails steps down only then.
+func (r *Raft) canHandOver() bool {
+	healthy := 0
+	for i := range r.progress {
+		if pr := &r.progress[i]; i != r.self && (pr.active || pr.wasActive) && !pr.diskFailing {
+			healthy++
+		}
+	}
+	return healthy >= r.quorum()
+}
+
+// CanHandOver reports whether this leader, its disk failing, could leave
+// the office to a healthy node (see Tick); false when not leading.
+func (r *Raft) CanHandOver() bool { return r.state == Leader && r.canHandOver() }
+
 // SetDiskFailing tells the node whether its caller's disk refuses writes
-// (full, or failing): while it does, the node stands in no election, and
-// a leader steps down after an election timeout of it (see Tick).
+// (full, or failing): while it does, the node stands in no election, says
+// so in its acknowledgements, and a leader steps down after an election
+// timeout of it if enough healthy nodes could elect another (see Tick).
 func (r *Raft) SetDiskFailing(failing bool) {
 	r.diskFailing = failing
 	if !failing {

@@ -601,3 +601,62 @@ func TestDiskFullOnEveryMeshNode(t *testing.T) {
 		}
 	}
 }
+
+// When every node's disk fills (replicas hold the same data, so equal
+// disks fill together), the cluster still serves reads, and refuses
+// writes with disk_full (found by review: every node ended a follower,
+// and reads and writes were answered "unavailable: no leader known, and
+// none can be elected now: this node has heard from 0 of its 2 peers",
+// until space was freed; election's TestClusterWithEveryDiskFullServesReads).
+func TestDiskFullOnEveryClusterNodeServesReads(t *testing.T) {
+	var dirs [][]string
+	for i := 0; i < 3; i++ {
+		mnt := sizedTmpfs(t, "4m")
+		dirs = append(dirs, []string{"--data-dir", filepath.Join(mnt, "node")})
+	}
+	t.Setenv(serverEnv, "1")
+	c, err := nodeproc.NewCluster(os.Args[0], t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.NodeExtra = dirs
+	t.Cleanup(func() {
+		c.KillAll()
+		if t.Failed() {
+			t.Logf("node logs:\n%s", c.Logs())
+		}
+	})
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kv, err := client.DialCluster(ctx, c.Addrs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	if err := kv.Set(ctx, "kept", "v"); err != nil {
+		t.Fatal(err)
+	}
+	value := strings.Repeat("x", 100<<10)
+	var last error
+	for i := 0; i < 80 && last == nil; i++ {
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		last = kv.Set(wctx, fmt.Sprint("k", i), value)
+		wcancel()
+	}
+	if last == nil {
+		t.Fatal("8 MB into three 4 MiB disks: every write acknowledged")
+	}
+	t.Logf("the write that did not fit: %v", last)
+	time.Sleep(2 * time.Second) // past the leader's step-down, if any
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	if v, err := kv.Get(rctx, "kept"); err != nil || v != "v" {
+		t.Fatalf("a read with every disk full: %q, %v", v, err)
+	}
+	if err := kv.Set(rctx, "small", "v"); err == nil || !strings.Contains(err.Error(), "disk") {
+		t.Fatalf("a write with every disk full: %v, want an error naming the disk", err)
+	}
+}
