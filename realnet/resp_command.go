@@ -76,7 +76,9 @@ var respCommands = []respCommandInfo{
 	{"decr", 2, []string{"write", "denyoom", "fast"}, 1, 1, 1, "Subtracts 1 from the integer a key holds (a missing key holds 0), its deadline kept; returns the new value (single node, cluster)", "string", "1.0.0"},
 	{"decrby", 3, []string{"write", "denyoom", "fast"}, 1, 1, 1, "Subtracts the given integer from the integer a key holds (a missing key holds 0), its deadline kept; returns the new value (single node, cluster)", "string", "1.0.0"},
 	{"del", -2, []string{"write"}, 1, -1, 1, "Deletes keys, atomically; returns how many existed", "generic", "1.0.0"},
+	{"discard", 1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Ends a MULTI without EXEC (dkv refuses every command inside one)", "transactions", "2.0.0"},
 	{"echo", 2, []string{"fast"}, 0, 0, 0, "Returns the given string", "connection", "1.0.0"},
+	{"exec", 1, []string{"noscript", "loading", "stale"}, 0, 0, 0, "Ends a MULTI: dkv has no transactions, refuses every command inside one and answers EXECABORT, so nothing of it runs", "transactions", "1.2.0"},
 	{"exists", -2, []string{"readonly", "fast"}, 1, -1, 1, "Counts the named keys that exist", "generic", "1.0.0"},
 	{"expire", -3, []string{"write", "fast"}, 1, 1, 1, "Gives a key a deadline the given seconds from now; returns 1, or 0 if the key does not exist (single node, cluster)", "generic", "1.0.0"},
 	{"expireat", -3, []string{"write", "fast"}, 1, 1, 1, "Gives a key a deadline at the given Unix time in seconds; returns 1, or 0 if the key does not exist (single node, cluster)", "generic", "1.2.0"},
@@ -89,6 +91,7 @@ var respCommands = []respCommandInfo{
 	{"memory", -2, []string{}, 0, 0, 0, "MEMORY USAGE key: an estimate of the bytes a key and its value hold (HELP)", "server", "4.0.0"},
 	{"mget", -2, []string{"readonly", "fast"}, 1, -1, 1, "Returns the values of keys, read at one instant", "string", "1.0.0"},
 	{"mset", -3, []string{"write", "denyoom"}, 1, -1, 2, "Sets keys, atomically and durably", "string", "1.0.1"},
+	{"multi", 1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Opens a transaction that dkv refuses: every command until EXEC is refused, not run, and EXEC answers EXECABORT (MSET writes keys together)", "transactions", "1.2.0"},
 	{"persist", 2, []string{"write", "fast"}, 1, 1, 1, "Takes a key's deadline away; returns 1 if it had one, else 0 (single node, cluster)", "generic", "2.2.0"},
 	{"pexpire", -3, []string{"write", "fast"}, 1, 1, 1, "Gives a key a deadline the given milliseconds from now; returns 1, or 0 if the key does not exist (single node, cluster)", "generic", "2.6.0"},
 	{"pexpireat", -3, []string{"write", "fast"}, 1, 1, 1, "Gives a key a deadline at the given Unix time in milliseconds; returns 1, or 0 if the key does not exist (single node, cluster)", "generic", "2.6.0"},
@@ -107,6 +110,8 @@ var respCommands = []respCommandInfo{
 	{"ttl", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns the seconds a key has left: -1 without a deadline, -2 for a missing key (single node, cluster)", "generic", "1.0.0"},
 	{"type", 2, []string{"readonly", "fast"}, 1, 1, 1, "Returns string for a key that exists (every dkv value is a string), none for a missing key", "generic", "1.0.0"},
 	{"unlink", -2, []string{"write", "fast"}, 1, -1, 1, "Deletes keys, atomically, as DEL; returns how many existed", "generic", "4.0.0"},
+	{"unwatch", 1, []string{"noscript", "loading", "stale", "fast"}, 0, 0, 0, "Does nothing: dkv watches no keys", "transactions", "2.2.0"},
+	{"watch", -2, []string{"noscript", "loading", "stale", "fast"}, 1, -1, 1, "Refused: dkv has no MULTI/EXEC transactions (SET NX or XX, or JSON if_value, for compare-and-set)", "transactions", "2.2.0"},
 }
 
 // isRESPCommand reports whether word names a command of the table, in any
@@ -141,12 +146,94 @@ func lowerName(word, buf []byte) ([]byte, bool) {
 	return buf, true
 }
 
-// respState is a RESP connection's own state: its name (CLIENT SETNAME) and
-// id. Only the reader touches it.
+// respState is a RESP connection's own state: its name (CLIENT SETNAME),
+// id and open MULTI. Only the reader touches it.
 type respState struct {
 	dec  *respDecoder
 	id   uint64
 	name string
+	// multi says a MULTI is open: every command until EXEC or DISCARD is
+	// refused (respTransaction); refused counts them, for EXEC's answer.
+	multi   bool
+	refused int
+}
+
+// respNoTransaction is the refusal of a command sent inside a MULTI.
+const respNoTransaction = "ERR dkv does not serve MULTI/EXEC transactions: this command was not queued and will not run, and EXEC will discard the transaction; for writes that apply together, send one MSET (or one DEL of many keys)"
+
+// respExecAbort is EXEC's answer to a MULTI whose commands were refused:
+// Redis's words, which clients match on their first, and dkv's reason.
+const respExecAbort = "EXECABORT Transaction discarded because of previous errors: dkv does not serve MULTI/EXEC, and nothing of the transaction ran"
+
+// respTransaction answers MULTI, EXEC, DISCARD, WATCH and UNWATCH, and
+// every command sent between a MULTI and its EXEC or DISCARD (QUIT
+// excepted, which Redis too runs at once). dkv has no transactions, and
+// running a MULTI's commands one by one as they come would apply a
+// transaction's writes apart, unseen by its EXEC, while the client, told
+// that MULTI is unknown, takes the whole for failed: go-redis's
+// TxPipelined returned that error for every command of a transaction whose
+// writes had all applied (found by review). So a MULTI is taken (+OK) and
+// each command in it is refused, not run, as Redis refuses a command it
+// cannot queue; EXEC then answers Redis's EXECABORT, and the client sees
+// the transaction fail whole, nothing of it applied, its connection's
+// replies still one per command. WATCH is refused (nothing could honour
+// it); UNWATCH has nothing to undo. handled says name was one of these.
+func (c *conn) respTransaction(name string, argv [][]byte) (s *slot, handled bool) {
+	rs := &c.resp
+	raw := func(b string) *slot { return &slot{filled: true, kind: respRaw, raw: []byte(b)} }
+	errorf := func(msg string) *slot { return raw(string(appendRESPError(nil, msg))) }
+	arity := func() *slot {
+		return errorf("ERR wrong number of arguments for '" + name + "' command")
+	}
+	switch name {
+	case "multi":
+		switch {
+		case len(argv) != 1:
+			return arity(), true
+		case rs.multi:
+			return errorf("ERR MULTI calls can not be nested"), true
+		}
+		rs.multi, rs.refused = true, 0
+		return raw("+OK\r\n"), true
+	case "exec", "discard":
+		switch {
+		case len(argv) != 1:
+			return arity(), true
+		case !rs.multi:
+			return errorf("ERR " + strings.ToUpper(name) + " without MULTI"), true
+		}
+		refused := rs.refused
+		rs.multi, rs.refused = false, 0
+		switch {
+		case name == "discard":
+			return raw("+OK\r\n"), true
+		case refused > 0:
+			return errorf(respExecAbort), true
+		}
+		return raw("*0\r\n"), true // an empty transaction, as Redis answers it
+	case "watch":
+		if rs.multi {
+			return errorf("ERR WATCH inside MULTI is not allowed"), true
+		}
+		if len(argv) < 2 {
+			return arity(), true
+		}
+		return errorf("ERR dkv does not serve WATCH: it has no MULTI/EXEC transactions; to write a key only if it is unchanged, use SET key value NX or XX, or the JSON protocol's if_value (compare-and-set)"), true
+	case "unwatch":
+		if len(argv) != 1 {
+			return arity(), true
+		}
+		if !rs.multi {
+			return raw("+OK\r\n"), true // nothing is ever watched
+		}
+	case "quit":
+		return nil, false
+	}
+	if !rs.multi {
+		return nil, false
+	}
+	rs.refused++
+	return errorf(respNoTransaction), true
 }
 
 // respCommand turns one command into the slot that answers it: a request
@@ -180,6 +267,9 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 			c.refusedAuth(core.CodeAuthRequired)
 			return errorf(respNoAuth), false
 		}
+	}
+	if s, handled := c.respTransaction(string(name), argv); handled {
+		return s, false
 	}
 	switch string(name) {
 	case "auth":
