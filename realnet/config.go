@@ -31,7 +31,9 @@ type HostConfig struct {
 	EventLoops int
 	// ConnInflightMax bounds requests read from one connection but not yet
 	// answered. When it is reached the connection is not read until a
-	// response goes out, which pushes back on a pipelining client.
+	// response goes out, which pushes back on a pipelining client. The
+	// bytes of those requests are bounded too, by RequestBytesMax
+	// (inflightBytesMax).
 	ConnInflightMax int
 	// EventQueueMax is the capacity of the loop's event queue. Connection
 	// readers block when it is full.
@@ -70,6 +72,20 @@ type HostConfig struct {
 	// speaks plain text is answered an error saying so and closed.
 	TLS *tls.Config
 }
+
+// inflightBytesMax bounds the bytes of the requests read from one
+// connection whose replies are owed (their frames: a JSON line, a RESP
+// command), as ConnInflightMax bounds their number: a reply may be as
+// large as its request (RESP's ECHO, a JSON id echoed), and 1024 of them
+// at the request limit would be 16 GiB of one connection's. Past it the
+// connection is not read until replies go out; one request at the limit
+// always fits, as the queue is empty by then. It is a MiB at least, so
+// that where requests are small ConnInflightMax binds first and a
+// pipelining client's batches are as long as before.
+func (c HostConfig) inflightBytesMax() int { return max(c.RequestBytesMax, inflightBytesMin) }
+
+// inflightBytesMin is the least inflightBytesMax: 1024 requests of 1 KiB.
+const inflightBytesMin = 1 << 20
 
 // DefaultHostConfig is what a server uses unless told otherwise.
 func DefaultHostConfig() HostConfig {

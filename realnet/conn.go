@@ -87,6 +87,10 @@ type slot struct {
 	// gen counts the slot's uses (see conn.free): a reply made for an
 	// earlier use finds another gen and is dropped.
 	gen uint32
+	// held is the size of the request's frame (its line, or its RESP
+	// command), which the slot is charged against the connection's
+	// bytes owed (conn.queuedBytes) until its reply is taken to be sent.
+	held int
 }
 
 func filledSlot(resp core.Response) *slot { return &slot{resp: resp, filled: true} }
@@ -155,11 +159,14 @@ type conn struct {
 	// is gone". Senders never block, and the writer rechecks under mu.
 	ready chan struct{}
 	// At most ConnInflightMax responses are owed at once (queued and not
-	// yet taken to be sent); the reader then waits for room, which pushes
-	// back on a pipelining client. roomWait says the reader waits, and
-	// room carries the one token that wakes it.
-	roomWait bool
-	room     chan struct{}
+	// yet taken to be sent), and while the requests they answer add up to
+	// inflightBytesMax (queuedBytes, their frames' sizes), no more is
+	// read; the reader then waits for room, which pushes back on a
+	// pipelining client. roomWait says the reader waits, and room carries
+	// the one token that wakes it.
+	roomWait    bool
+	room        chan struct{}
+	queuedBytes int
 
 	// wmu is held by whoever writes to the socket: the writer goroutine,
 	// from taking responses off the queue until it has flushed them, or
@@ -237,10 +244,14 @@ type readState struct {
 	roomAt time.Time
 	// slots are the slots framed since the last commit, in order, and
 	// posted those of them that go to the node; avail is how many more
-	// the reader may queue before it must look at the queue again.
-	slots  []*slot
-	posted []*slot
-	avail  int
+	// the reader may queue before it must look at the queue again, and
+	// availBytes how many bytes of frames. frameBytes is the size of
+	// the frame being handled, which add charges to its slot.
+	slots      []*slot
+	posted     []*slot
+	avail      int
+	availBytes int
+	frameBytes int
 	// spare are free slots the reader took (newSlot).
 	spare []*slot
 	// err ends the read callback: the socket's error, or errGoingAway.
@@ -276,6 +287,7 @@ func newConn(h *Host, nc net.Conn) *conn {
 		dead:  make(chan struct{}),
 	}
 	c.rd.avail = h.cfg.ConnInflightMax
+	c.rd.availBytes = h.cfg.inflightBytesMax()
 	c.auth.by = time.Now().Add(h.cfg.AuthTimeout) // used only while a password is asked
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
@@ -582,6 +594,13 @@ func (c *conn) add(s *slot) bool {
 	if c.rd.avail > 0 {
 		c.rd.avail--
 	}
+	// The frame's bytes: a reply made here (ECHO's) is as large, and a
+	// request keeps up to as many (a JSON id, echoed). Once the bytes
+	// owed reach their bound, the next frame asks for room first.
+	s.held, c.rd.frameBytes = c.rd.frameBytes, 0
+	if c.rd.availBytes -= s.held; c.rd.availBytes <= 0 {
+		c.rd.avail = 0
+	}
 	c.rd.slots = append(c.rd.slots, s)
 	if s.req != nil {
 		c.rd.posted = append(c.rd.posted, s)
@@ -616,11 +635,9 @@ func (c *conn) haveRoom() roomState {
 	if !c.commit() {
 		return roomGone
 	}
-	max := c.h.cfg.ConnInflightMax
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := len(c.queue); n < max {
-		c.rd.avail = max - n
+	if c.roomLocked() {
 		return roomYes
 	}
 	c.roomWait = true
@@ -628,11 +645,23 @@ func (c *conn) haveRoom() roomState {
 	return roomPaused
 }
 
-// waitRoom waits until fewer than ConnInflightMax responses are owed, and
-// sets avail to the room there is. It reports false when the connection is
-// going away.
+// roomLocked reports, with mu held, whether the reader may frame more:
+// fewer than ConnInflightMax responses are owed, for requests of fewer
+// than inflightBytesMax bytes. If so it sets avail and availBytes to the
+// room there is.
+func (c *conn) roomLocked() bool {
+	max, bytesMax := c.h.cfg.ConnInflightMax, c.h.cfg.inflightBytesMax()
+	n := len(c.queue)
+	if n >= max || c.queuedBytes >= bytesMax {
+		return false
+	}
+	c.rd.avail, c.rd.availBytes = max-n, bytesMax-c.queuedBytes
+	return true
+}
+
+// waitRoom waits until there is room (roomLocked), and sets avail and
+// availBytes to it. It reports false when the connection is going away.
 func (c *conn) waitRoom() bool {
-	max := c.h.cfg.ConnInflightMax
 	waited := false
 	for {
 		// Checked first because a select picks at random among ready
@@ -644,10 +673,9 @@ func (c *conn) waitRoom() bool {
 		default:
 		}
 		c.mu.Lock()
-		if n := len(c.queue); n < max {
+		if c.roomLocked() {
 			c.roomWait = false
 			c.mu.Unlock()
-			c.rd.avail = max - n
 			if waited {
 				c.rd.roomAt = time.Now()
 			}
@@ -686,6 +714,7 @@ func (c *conn) commit() bool {
 	c.queue = append(c.queue, rd.slots...)
 	here := int64(0) // answered by the host itself
 	for _, s := range rd.slots {
+		c.queuedBytes += s.held
 		if !s.filled {
 			c.unfilled++
 		} else {
@@ -988,6 +1017,7 @@ func (c *conn) frameRESP() bool {
 		if len(argv) == 0 {
 			continue // an empty command: Redis skips it unanswered
 		}
+		rd.frameBytes = size
 		s, quit := c.respCommand(argv)
 		if quit {
 			return c.closeAfter(s)
@@ -1054,6 +1084,7 @@ func (c *conn) frameJSON() bool {
 				return false
 			}
 		default:
+			rd.frameBytes = lineEnd + 1 - rd.start
 			if !c.handleLine(rd.buf[rd.start:lineEnd]) {
 				return false
 			}
@@ -1139,6 +1170,7 @@ func (c *conn) readEnded(err error) {
 	case errors.Is(err, io.EOF) && c.proto != protoRESP && !rd.discarding && rd.end > rd.start:
 		// A last request without its newline: the client closed its
 		// side after sending it, and still waits for the reply.
+		rd.frameBytes = rd.end - rd.start
 		if c.handleLine(rd.buf[rd.start:rd.end]) {
 			c.commit()
 		}
@@ -1328,6 +1360,9 @@ func (c *conn) takeReadyMax(batch []*slot, max int) (_ []*slot, gone bool) {
 	n := 0
 	for n < len(c.queue) && c.queue[n].filled && n != max {
 		n++
+	}
+	for _, s := range c.queue[:n] {
+		c.queuedBytes -= s.held
 	}
 	batch = append(batch, c.queue[:n]...)
 	c.queue = dropFront(c.queue, n)

@@ -1,0 +1,105 @@
+package realnet
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A client that pipelines large requests whose replies are as large (RESP
+// ECHO or PING msg, made by the host as the command is read; a JSON
+// request's id, which its reply echoes) and reads none of them must not
+// make the server hold them all: the in-flight limit counted requests
+// only, so a connection could hold 1024 of them, 16 MiB each at the
+// default --max-request-bytes (16 GiB): 100 unread ECHOs of 8 MB held 1 GB
+// of the server's memory, as many JSON pings with an 8 MB id 850 MB
+// (found by review). The bytes owed are bounded too: past them the
+// connection is not read until replies go out, and every reply still
+// arrives, in order.
+func TestUnreadLargeRepliesAreNotAllHeld(t *testing.T) {
+	const (
+		argBytes = 512 << 10
+		n        = 40 // 20 MiB of requests, and as much of replies
+		// The bytes owed (a request line's limit, 1 MiB here), what is
+		// being sent and read, and the heap's noise; the whole would be
+		// 20 MiB.
+		heldMax = 8 << 20
+	)
+	arg := strings.Repeat("x", argBytes)
+	for _, tc := range []struct {
+		name, request, reply string
+	}{
+		{"RESP ECHO", fmt.Sprintf("*2\r\n$4\r\nECHO\r\n$%d\r\n%s\r\n", argBytes, arg), fmt.Sprintf("$%d\r\n%s\r\n", argBytes, arg)},
+		{"JSON id", `{"op":"ping","id":"` + arg + `"}` + "\n", `{"id":"` + arg + `","ok":true}` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := respConfig()
+			cfg.IdleTimeout = time.Minute
+			cfg.WriteTimeout = time.Minute
+			// A line's wait counts the server's passes over 512 KiB
+			// commands too, which under the race detector took more
+			// than respConfig's 300 ms.
+			cfg.LineTimeout = 10 * time.Second
+			forEachHost(t, cfg, func(t *testing.T, cfg HostConfig) {
+				r := startSingleSmallSendBuffer(t, cfg)
+				c := dial(t, r.addr)
+				if tc, ok := underlyingTCP(c.nc); ok {
+					tc.SetReadBuffer(64 << 10)
+				}
+				c.send(`{"op":"ping"}` + "\n")
+				c.recvCode("")
+				if tc.name == "RESP ECHO" {
+					c = dial(t, r.addr) // told once, from the first bytes
+					if tc, ok := underlyingTCP(c.nc); ok {
+						tc.SetReadBuffer(64 << 10)
+					}
+				}
+				sc := r.serverConn(t, c)
+				base := r.host.requestsAnswered.Load()
+				before := liveHeapBytes()
+				sent := make(chan error, 1)
+				go func() {
+					// One buffer, written n times: the client holds
+					// no more than one request.
+					b := []byte(tc.request)
+					for range n {
+						if _, err := c.nc.Write(b); err != nil {
+							sent <- err
+							return
+						}
+					}
+					sent <- nil
+				}()
+				// The server has read every request, or has stopped
+				// reading to wait for room.
+				for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					sc.mu.Lock()
+					waiting := sc.roomWait
+					sc.mu.Unlock()
+					if waiting || r.host.requestsAnswered.Load() >= base+n {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%d of %d requests answered, and the connection is not waiting for room", r.host.requestsAnswered.Load()-base, n)
+					}
+				}
+				if held := liveHeapBytes() - before; held > heldMax {
+					t.Errorf("the heap grew by %d bytes while a client read none of %d replies of %d bytes; want at most %d", held, n, argBytes, heldMax)
+				}
+				// Every reply arrives, in order, once the client reads.
+				got := make([]byte, len(tc.reply))
+				for i := range n {
+					c.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+					if _, err := io.ReadFull(c.br, got); err != nil || string(got) != tc.reply {
+						t.Fatalf("reply %d of %d: %.60q, %v", i, n, got, err)
+					}
+				}
+				if err := <-sent; err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
