@@ -1366,6 +1366,11 @@ func (c *conn) takeReadyMax(batch []*slot, max int) (_ []*slot, gone bool) {
 	}
 	batch = append(batch, c.queue[:n]...)
 	c.queue = dropFront(c.queue, n)
+	if c.queuedBytes < 0 || (len(c.queue) == 0 && c.queuedBytes != 0) {
+		// A count that drifted would pause the reader for good (or
+		// never): every queued slot's bytes are counted once.
+		panic(fmt.Sprintf("realnet: %d bytes owed with %d replies queued", c.queuedBytes, len(c.queue)))
+	}
 	if c.roomWait && n > 0 {
 		c.roomWait = false
 		if c.lp != nil {
