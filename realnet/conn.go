@@ -1217,12 +1217,36 @@ func (c *conn) requestSlot(s *slot, req *core.Request) *slot {
 	if prepare := c.h.prepare; prepare != nil {
 		prepare(req)
 	}
+	c.rd.frameBytes += replyBytesAhead(req, c.h.cfg.BulkEntriesMax)
 	s.c, s.req = c, req
 	if c.h.metrics != nil {
 		s.decoded = monoNow()
 	}
 	return s
 }
+
+// replyBytesAhead is what the reply to req may hold beyond the bytes of its
+// request, counted against the connection's bytes owed (inflightBytesMax)
+// as its frame is: a scan page holds an entry for each of its keys, up to
+// bulkEntriesMax of them (the strings are the store's), however short the
+// request. Unread, 1000 pages of 10,000 keys held 630 MB (found by
+// review). Other replies hold about what their requests name (a bulk_get
+// a value per key) or little.
+func replyBytesAhead(req *core.Request, bulkEntriesMax int) int {
+	if req.Op != core.OpScan {
+		return 0
+	}
+	n := req.Limit
+	if n == 0 {
+		n = core.ScanLimitDefault
+	}
+	return int(min(n, uint64(bulkEntriesMax))) * scanEntryBytes
+}
+
+// scanEntryBytes is what a scan page's entry holds in its reply: its
+// item (a key's and a value's string headers, a deadline) and its share of
+// the page's slices, 45 bytes measured (TestUnreadScanPagesAreNotAllHeld).
+const scanEntryBytes = 48
 
 // newSlot returns a slot for the reader: a free one (see conn.free), or a
 // new one.

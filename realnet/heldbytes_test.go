@@ -103,3 +103,90 @@ func TestUnreadLargeRepliesAreNotAllHeld(t *testing.T) {
 		})
 	}
 }
+
+// A scan page's reply holds an entry for each of its keys (their strings
+// are the store's), up to --max-bulk-entries of them, however short the
+// request: a client that pipelined 1000 scans of 10,000 keys, 28 KB of
+// requests, and read none of the replies made the server hold 630 MB
+// (found by review). A scan counts against the bytes owed as the page it
+// may answer.
+func TestUnreadScanPagesAreNotAllHeld(t *testing.T) {
+	const (
+		keys  = 10_000
+		pages = 200 // about 120 MB of entries, held whole
+		// The bytes owed (1 MiB here), what is being sent, and the
+		// heap's noise.
+		heldMax = 16 << 20
+	)
+	for _, tc := range []struct {
+		name, request string
+	}{
+		{"JSON scan", fmt.Sprintf(`{"op":"scan","limit":%d}`+"\n", keys)},
+		{"RESP SCAN", fmt.Sprintf("SCAN 0 COUNT %d\r\n", keys)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := respConfig()
+			cfg.IdleTimeout = time.Minute
+			cfg.WriteTimeout = time.Minute
+			cfg.LineTimeout = 10 * time.Second
+			forEachHost(t, cfg, func(t *testing.T, cfg HostConfig) {
+				r := startSingleSmallSendBuffer(t, cfg)
+				setup := dial(t, r.addr)
+				var items strings.Builder
+				for i := range keys {
+					if i > 0 {
+						items.WriteByte(',')
+					}
+					fmt.Fprintf(&items, `{"key":"k%05d","value":"v"}`, i)
+				}
+				setup.send(`{"op":"bulk_set","items":[` + items.String() + "]}\n")
+				setup.recvCode("")
+				c := dial(t, r.addr)
+				if tc, ok := underlyingTCP(c.nc); ok {
+					tc.SetReadBuffer(64 << 10)
+				}
+				sc := r.serverConn(t, c)
+				base := r.host.requestsAnswered.Load()
+				before := liveHeapBytes()
+				sent := make(chan error, 1)
+				go func() {
+					_, err := io.WriteString(c.nc, strings.Repeat(tc.request, pages))
+					sent <- err
+				}()
+				for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					sc.mu.Lock()
+					waiting := sc.roomWait
+					sc.mu.Unlock()
+					if waiting || r.host.requestsAnswered.Load() >= base+pages {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%d of %d scans answered, and the connection is not waiting for room", r.host.requestsAnswered.Load()-base, pages)
+					}
+				}
+				if held := liveHeapBytes() - before; held > heldMax {
+					t.Errorf("the heap grew by %d bytes while a client read none of %d scan pages of %d keys; want at most %d", held, pages, keys, heldMax)
+				}
+				// Every page arrives once the client reads.
+				for i := range pages {
+					c.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+					if tc.name == "JSON scan" {
+						if line, err := c.line(); err != nil || !strings.Contains(line, `"key":"k09999"`) {
+							t.Fatalf("page %d of %d: %.80q, %v", i, pages, line, err)
+						}
+						continue
+					}
+					// *2, the cursor, *10000, and a key's two lines each.
+					for j := range 2 + 2 + 2*keys {
+						if line, err := c.br.ReadString('\n'); err != nil || (j == 3 && line != "*10000\r\n") {
+							t.Fatalf("page %d of %d, line %d: %q, %v", i, pages, j, line, err)
+						}
+					}
+				}
+				if err := <-sent; err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
