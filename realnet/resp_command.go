@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"dkv/core"
 )
@@ -1071,11 +1072,63 @@ func appendCommandInfo(b []byte, ci *respCommandInfo) []byte {
 func (c *conn) appendReply(dst []byte, s *slot) []byte {
 	switch s.kind {
 	case respJSON:
+		if !jsonCarries(&s.resp) {
+			r := notUTF8Response(&s.resp)
+			return core.AppendResponse(dst, &r)
+		}
 		return core.AppendResponse(dst, &s.resp)
 	case respRaw:
 		return append(dst, s.raw...)
 	}
 	return c.appendRESPResponse(dst, s)
+}
+
+// jsonCarries reports whether resp's keys and values are valid UTF-8, as
+// a JSON string must be. RESP is binary-safe, so a Redis client may have
+// written bytes that JSON cannot carry, and a JSON read of them (a get, a
+// bulk_get, a scan, a search's hits, a refused conditional set's value)
+// would break the encoder's assertion and stop the server: every JSON
+// answer that holds the store's strings is checked here first.
+func jsonCarries(resp *core.Response) bool {
+	if resp.Value != nil && !utf8.ValidString(*resp.Value) {
+		return false
+	}
+	for _, v := range resp.Values {
+		if v != nil && !utf8.ValidString(*v) {
+			return false
+		}
+	}
+	for _, kv := range resp.Items {
+		if !utf8.ValidString(kv.Key) || !utf8.ValidString(kv.Value) {
+			return false
+		}
+	}
+	for _, k := range resp.Keys {
+		if !utf8.ValidString(k) {
+			return false
+		}
+	}
+	for _, h := range resp.Hits {
+		if !utf8.ValidString(h.Key) {
+			return false
+		}
+	}
+	return resp.Error == nil || utf8.ValidString(resp.Error.Message)
+}
+
+// notUTF8Response answers, in resp's place, a JSON request whose answer
+// would hold bytes that are not valid UTF-8: not_implemented (JSON cannot
+// carry them), naming the way to read them, with resp's id. A refused
+// write (condition_failed with the key's value) says that nothing was
+// written.
+func notUTF8Response(resp *core.Response) core.Response {
+	msg := "the answer holds a key or value that is not valid UTF-8 (written by a RESP client: RESP is binary-safe), which a JSON string cannot carry; read it over RESP (redis-cli)"
+	if resp.Error != nil && resp.Error.Code == core.CodeConditionFailed {
+		msg += "; the write's condition did not hold, and nothing was written"
+	}
+	r := core.ErrorResponse(core.CodeNotImplemented, "%s", msg)
+	r.ID = resp.ID
+	return r
 }
 
 // appendRESPResponse renders the node's answer to a RESP command.
