@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -275,6 +276,7 @@ const (
 	protoUnknown protocol = iota // no complete first line yet
 	protoJSON
 	protoRESP
+	protoHTTP // an HTTP request: refused whole (see looksHTTP)
 )
 
 func newConn(h *Host, nc net.Conn) *conn {
@@ -927,6 +929,9 @@ func (c *conn) consume(n int, now time.Time) bool {
 	if c.proto == protoUnknown {
 		c.sniff()
 	}
+	if c.proto == protoHTTP {
+		return c.closeAfter(c.h.httpRefused())
+	}
 	var ok bool
 	if c.proto == protoRESP {
 		ok = c.frameRESP()
@@ -978,6 +983,10 @@ func (c *conn) sniff() {
 		return
 	}
 	i += rd.scanned - rd.start
+	if looksHTTP(b[:i]) {
+		c.proto = protoHTTP
+		return
+	}
 	line := bytes.TrimLeft(b[:i], " \t")
 	if j := bytes.IndexAny(line, " \t\r"); j >= 0 {
 		line = line[:j]
@@ -987,6 +996,43 @@ func (c *conn) sniff() {
 		return
 	}
 	c.proto = protoJSON
+}
+
+// looksHTTP reports whether line, a connection's first, is an HTTP
+// request line ("POST / HTTP/1.1"). A web page can make a browser send
+// such a request to any port, a server's on 127.0.0.1 too (a form, or
+// fetch with mode no-cors and a text/plain body), and its body's lines
+// would run as requests, its header lines merely refused: any page a user
+// of the machine visits could write and delete keys. So the connection is
+// refused whole, before any of its lines runs, as Redis refuses one that
+// sends POST or Host:. A method, a target and a version are asked for,
+// each as HTTP spells them: "SET k HTTP/1.1" is a RESP command.
+func looksHTTP(line []byte) bool {
+	words := bytes.Split(bytes.TrimSuffix(line, []byte{'\r'}), []byte{' '})
+	if len(words) != 3 || len(words[1]) == 0 {
+		return false
+	}
+	switch string(words[0]) {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH":
+	default:
+		return false
+	}
+	v := words[2]
+	return len(v) > 5 && string(v[:5]) == "HTTP/" && v[5] >= '0' && v[5] <= '9'
+}
+
+// httpRefusal is the answer to an HTTP request (looksHTTP), in HTTP, so
+// that a person who points curl or a browser at the port reads why.
+const httpRefusal = "dkv: this port speaks dkv's protocol (JSON lines, and RESP for Redis clients), not HTTP; nothing of this request ran (docs/PROTOCOL.md)\n"
+
+// httpRefused is the slot of the answer to an HTTP request, after which
+// the connection closes.
+func (h *Host) httpRefused() *slot {
+	if h.metrics != nil {
+		h.metrics.Refused(core.CodeBadRequest)
+	}
+	return &slot{filled: true, kind: respRaw, raw: []byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+		strconv.Itoa(len(httpRefusal)) + "\r\nConnection: close\r\n\r\n" + httpRefusal)}
 }
 
 func (c *conn) startRESP() {
