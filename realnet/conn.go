@@ -1007,18 +1007,22 @@ func (c *conn) sniff() {
 // refused whole, before any of its lines runs, as Redis refuses one that
 // sends POST or Host:. A method, a target and a version are asked for,
 // each as HTTP spells them: "SET k HTTP/1.1" is a RESP command.
+// (The line is cut at its spaces by hand: a hostile first line of millions
+// of words is not split into as many slices.)
 func looksHTTP(line []byte) bool {
-	words := bytes.Split(bytes.TrimSuffix(line, []byte{'\r'}), []byte{' '})
-	if len(words) != 3 || len(words[1]) == 0 {
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	method, rest, ok := bytes.Cut(line, []byte{' '})
+	if !ok {
 		return false
 	}
-	switch string(words[0]) {
+	switch string(method) {
 	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH":
 	default:
 		return false
 	}
-	v := words[2]
-	return len(v) > 5 && string(v[:5]) == "HTTP/" && v[5] >= '0' && v[5] <= '9'
+	target, v, ok := bytes.Cut(rest, []byte{' '})
+	return ok && len(target) > 0 && bytes.IndexByte(v, ' ') < 0 &&
+		len(v) > 5 && string(v[:5]) == "HTTP/" && v[5] >= '0' && v[5] <= '9'
 }
 
 // httpRefusal is the answer to an HTTP request (looksHTTP), in HTTP, so

@@ -48,3 +48,26 @@ func TestHTTPRequestIsRefusedWhole(t *testing.T) {
 		jc.recvCode("")
 	})
 }
+
+func TestLooksHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want bool
+	}{
+		{"POST / HTTP/1.1\r", true},
+		{"GET /x?y=1 HTTP/1.0", true},
+		{"OPTIONS * HTTP/2", true},
+		{"SET k HTTP/1.1", false},
+		{"GET k HTTP/1.1 x", false},
+		{"GET  HTTP/1.1", false},
+		{"post / HTTP/1.1", false},
+		{"POST / HTTP/x", false},
+		{"POST /", false},
+		{"GET " + strings.Repeat("a ", 1000), false},
+		{`{"op":"ping"}`, false},
+	} {
+		if got := looksHTTP([]byte(tc.line)); got != tc.want {
+			t.Errorf("looksHTTP(%.30q) = %v, want %v", tc.line, got, tc.want)
+		}
+	}
+}
