@@ -516,6 +516,16 @@ func writeMeshMetrics(p *promWriter, ms *core.MeshStatus) {
 		func(ps core.MeshPeerStatus) (float64, bool) { return float64(ps.HeardAgoMs) / 1000, ps.HeardAgoMs >= 0 })
 	perPeer("dkv_mesh_peer_unreachable", "gauge", "1 if an anti-entropy round with the peer timed out and none has answered since",
 		func(ps core.MeshPeerStatus) (float64, bool) { return boolFloat(ps.Unreachable), true })
+	perPeer("dkv_mesh_peer_clock_out_of_step", "gauge", "1 if this node's clock is more than --max-offset ahead of the peer's (it refuses this node's messages), -1 if behind (this node refuses its), 0 in step; out of step with most peers, the node refuses writes",
+		func(ps core.MeshPeerStatus) (float64, bool) {
+			switch ps.Clock {
+			case "ahead":
+				return 1, true
+			case "behind":
+				return -1, true
+			}
+			return 0, true
+		})
 }
 
 // promWriter writes metric families in Prometheus's text format: a HELP

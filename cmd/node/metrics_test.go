@@ -404,7 +404,7 @@ func TestMeshMetricsPerPeer(t *testing.T) {
 	writeMeshMetrics(&p, &core.MeshStatus{
 		Tombstones: 2, Collected: 5, QuorumWaiting: 1,
 		Peers: []core.MeshPeerStatus{
-			{NodeID: 1, HeardAgoMs: 200, Passes: 3, PassAgoMs: 1500, PassBucket: 512, ItemsSent: 10, ItemsFetched: 4, Replicated: 7},
+			{NodeID: 1, HeardAgoMs: 200, Passes: 3, PassAgoMs: 1500, PassBucket: 512, ItemsSent: 10, ItemsFetched: 4, Replicated: 7, Clock: "ahead"},
 			{NodeID: 2, HeardAgoMs: -1, PassAgoMs: -1, Unreachable: true},
 		},
 	})
@@ -419,6 +419,7 @@ func TestMeshMetricsPerPeer(t *testing.T) {
 		`dkv_mesh_replicated_total{peer="1"} 7` + "\n",
 		`dkv_mesh_peer_heard_seconds{peer="1"} 0.2` + "\n",
 		`dkv_mesh_peer_unreachable{peer="1"} 0` + "\n", `dkv_mesh_peer_unreachable{peer="2"} 1` + "\n",
+		`dkv_mesh_peer_clock_out_of_step{peer="1"} 1` + "\n", `dkv_mesh_peer_clock_out_of_step{peer="2"} 0` + "\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q", want)
