@@ -74,6 +74,19 @@ type FaultMix struct {
 	// before the node serves, as a small store is in production. Drawn
 	// last, non-zero in three seeds of four.
 	IndexStep int
+	// RaftEntriesMax and RaftInflightMax: a cluster's appends carry at
+	// most this many entries (election's EntriesPerMsgMax), and at most
+	// RaftInflightMax go unacknowledged to a follower (InflightEntriesMax);
+	// 0: the defaults (256 and 4096), under which one append nearly
+	// always carries every entry a follower lacks: a follower then rarely
+	// keeps, past the last entry an append vouches for, a deposed
+	// leader's entries the append did not reach, nor acknowledges a new
+	// leader's older entries without its first one. A follower
+	// that took the commit index up to its own last entry rather than
+	// the last one the append vouched for went through 200 seeds with the
+	// defaults uncaught, and is caught at seed 21 with these. Drawn last,
+	// in a third of the seeds; only the cluster modes use them.
+	RaftEntriesMax, RaftInflightMax int
 	// NoWipes: a cluster's crashes never lose a disk (Mode.Wipes; the
 	// "wipe" switch). Never drawn: only a switch sets it.
 	NoWipes   bool
@@ -287,6 +300,10 @@ func DrawMix(r *rand.Rand) FaultMix {
 	}
 	if d.on(0.75) {
 		m.IndexStep = d.intIn(1, 3)
+	}
+	if d.on(1.0 / 3) {
+		m.RaftEntriesMax = d.intIn(1, 3)
+		m.RaftInflightMax = m.RaftEntriesMax * d.intIn(1, 4)
 	}
 	if m.Disk.SyncErrorProb > 0 {
 		m.Disk.SyncErrorKeepsPagesEvery = 2 // drawn from nothing: see the field

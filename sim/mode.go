@@ -126,6 +126,9 @@ func clusterMode(name string, nodes int) Mode {
 			cfg.SnapshotLogBytesMin = mix.SnapBytes
 			cfg.BatchBytesMax = mix.BatchMax
 			cfg.TickInterval = clusterTick
+			if mix.RaftEntriesMax > 0 {
+				cfg.EntriesPerMsgMax, cfg.InflightEntriesMax = mix.RaftEntriesMax, mix.RaftInflightMax
+			}
 			// Small chunks, so that a transfer takes many messages and
 			// their loss, reordering and duplication are exercised.
 			cfg.SnapChunkBytes = 512

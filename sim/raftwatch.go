@@ -30,6 +30,10 @@ type Watcher interface {
 //     before send): never an older term, nor no vote in a term it voted in
 //     (unless its disk was lost: Wiped);
 //   - at most one node leads in a term;
+//   - a leader's log holds every entry committed before its term (Leader
+//     Completeness, §5.4.1): an append of a leader whose term is above
+//     every term led in when an entry was first applied names that entry,
+//     wherever it names that index (its prev or its entries);
 //   - every node applies the same entry at an index, with the same outcome
 //     (state machine safety, §5.4.3: the session table included, since a
 //     replica that decides a retried write differently diverges).
@@ -63,13 +67,18 @@ type appliedEntry struct {
 	node    int
 	term    uint64
 	outcome string
+	// ledTerm is the highest term any node led in (sent appends in) when
+	// the entry was first applied: the leader that committed it led in
+	// that term or an earlier one, so every leader of a later term holds
+	// it.
+	ledTerm uint64
 }
 
 func (w *raftWatch) Applied(id int, index, term uint64, outcome string) string {
 	e, ok := w.applied[index]
 	if !ok {
 		if len(w.applied) < w.votesMax {
-			w.applied[index] = appliedEntry{id, term, outcome}
+			w.applied[index] = appliedEntry{id, term, outcome, w.leadTerm}
 		}
 		return ""
 	}
@@ -111,6 +120,14 @@ func (w *raftWatch) Sent(from int, msg []byte) string {
 		if l, ok := w.leaders[m.Term]; ok && l != from {
 			return fmt.Sprintf("nodes %d and %d both lead in term %d", l, from, m.Term)
 		}
+		if v := w.complete(from, m.Term, m.Index, m.LogTerm); v != "" {
+			return v
+		}
+		for _, e := range m.Entries {
+			if v := w.complete(from, m.Term, e.Index, e.Term); v != "" {
+				return v
+			}
+		}
 		if m.Term >= w.leadTerm {
 			w.lead, w.leadTerm = from, m.Term
 		}
@@ -119,6 +136,18 @@ func (w *raftWatch) Sent(from int, msg []byte) string {
 		}
 	}
 	return ""
+}
+
+// complete checks that the log of node from, leading in term, holds an
+// entry of entryTerm at index, as an append it sent says, agrees with
+// what was applied there if that was committed before term.
+func (w *raftWatch) complete(from int, term, index, entryTerm uint64) string {
+	a, ok := w.applied[index]
+	if !ok || index == 0 || term <= a.ledTerm || a.term == entryTerm {
+		return ""
+	}
+	return fmt.Sprintf("node %d leads in term %d with an entry of term %d at index %d, where node %d applied one of term %d, committed by term %d at the latest: a committed entry is missing from a later leader's log",
+		from, term, entryTerm, index, a.node, a.term, a.ledTerm)
 }
 
 func (w *raftWatch) vote(voter int, term uint64, cand core.NodeID) string {
