@@ -276,6 +276,9 @@ func (h *host) replyFunc(r *request) core.ReplyFunc {
 		}
 		r.a.replied = true
 		r.a.answer = &resp
+		if h.s.mode.Mesh {
+			h.s.checkQuorumHeld(h.id, r.req, &resp)
+		}
 		r.a.effectBy = h.s.w.now + int64(h.disk.Latency())
 		code, value := "", ""
 		if resp.Error != nil {

@@ -850,6 +850,7 @@ func (s *Sim) check(res *Result) {
 	}
 	if s.mode.Mesh {
 		res.Findings = append(res.Findings, s.checkMesh()...)
+		res.Findings = append(res.Findings, s.checkMeshStampsUnique()...)
 		res.MeshOverwritten = s.mesh.overwritten
 		res.MeshJumped, res.MeshOutOfStep = s.mesh.jump.node >= 0, s.mesh.jump.outOfStep()
 		if nodes, _ := s.meshNodes(); nodes != nil {
