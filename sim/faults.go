@@ -83,9 +83,9 @@ type FaultMix struct {
 	// leader's entries the append did not reach, nor acknowledges a new
 	// leader's older entries without its first one. A follower
 	// that took the commit index up to its own last entry rather than
-	// the last one the append vouched for went through 200 seeds with the
-	// defaults uncaught, and is caught at seed 21 with these. Drawn last,
-	// in a third of the seeds; only the cluster modes use them.
+	// the last one the append vouched for went through 1,000 seeds with
+	// the defaults uncaught, and is caught at seed 21 with these. Drawn
+	// last, in a third of the seeds; only the cluster modes use them.
 	RaftEntriesMax, RaftInflightMax int
 	// NoWipes: a cluster's crashes never lose a disk (Mode.Wipes; the
 	// "wipe" switch). Never drawn: only a switch sets it.

@@ -18,7 +18,7 @@ import (
 // write of that stamp only. A clock that gave two writes of one turn the
 // same reading (an HLC that restarts its logical counter when calendar
 // time has not moved, the mutant now-same-wall-resets) went uncaught
-// through 1,000 mesh seeds before this check.
+// through 2,000 mesh seeds before this check.
 func (s *Sim) checkMeshStampsUnique() []checks.Finding {
 	first := map[mesh.Stamp]*meshOp{}
 	for i := range s.mesh.ops {
@@ -49,7 +49,7 @@ func (s *Sim) checkMeshStampsUnique() []checks.Finding {
 // write on one node survives the simulated faults, which lose no node's
 // data for good during the chaos; so a node that waited for one peer
 // acknowledgement too few (the mutant quorum-one-short) passed every
-// check before this one (its first 50 seeds, and by construction).
+// check before this one, through 2,000 seeds.
 func (s *Sim) checkQuorumHeld(node int, req *core.Request, resp *core.Response) {
 	if req.Quorum < 2 || !resp.OK || resp.Stamp == "" {
 		return
