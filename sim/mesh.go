@@ -284,7 +284,7 @@ func (c *client) meshAnswered(a *attempt, resp *core.Response) {
 		// read is one some client sent for that key.
 		for i, kv := range a.op.Items {
 			if v := a.op.Reads[i]; v != nil && !s.mesh.sent[kv.Key][*v] {
-				s.fail("durability", fmt.Sprintf("%s (attempt %d) read %q for key %s from node %d, which no client wrote", a.req.Op, a.id, *v, kv.Key, a.node))
+				s.fail("durability", fmt.Sprintf("%s (attempt %d) read %s for key %s from node %d, which no client wrote", a.req.Op, a.id, shortValue(*v), kv.Key, a.node))
 				return
 			}
 		}
@@ -443,7 +443,7 @@ func (s *Sim) checkMesh() []checks.Finding {
 			// A collected tombstone, if a delete was ever sent; its stamp
 			// is gone with it.
 			if !w.tomb && !s.mesh.deleted[key] {
-				add("durability", "key %s is gone, but its newest acknowledged write (attempt %d, stamp %s, %q) was a set and no delete of it was ever sent", key, w.op.attempt, w.op.stamp, w.value)
+				add("durability", "key %s is gone, but its newest acknowledged write (attempt %d, stamp %s, %s) was a set and no delete of it was ever sent", key, w.op.attempt, w.op.stamp, shortValue(w.value))
 			}
 		case f.Stamp.Less(w.op.stamp):
 			add("durability", "key %s holds stamp %s, below its acknowledged write (attempt %d, stamp %s, %s)", key, f.Stamp, w.op.attempt, w.op.stamp, describeWrite(w.tomb, w.value))
@@ -554,7 +554,18 @@ func describeWrite(tomb bool, value string) string {
 	if tomb {
 		return "a tombstone"
 	}
-	return fmt.Sprintf("%q", value)
+	return shortValue(value)
+}
+
+// shortValue quotes a value for a finding, cut after its first 40 bytes:
+// values carry kilobytes of padding (BulkPad), which made a finding one
+// line of kilobytes (found by review).
+func shortValue(v string) string {
+	const shown = 40
+	if len(v) <= shown {
+		return fmt.Sprintf("%q", v)
+	}
+	return fmt.Sprintf("%q… (%d bytes)", v[:shown], len(v))
 }
 
 // describeDiff names the first key where node i's items differ from node
