@@ -67,9 +67,12 @@ import (
 // not_found and an Incr's not_integer or overflow are certain, whatever
 // came of earlier attempts: the cluster keeps a refused write in the
 // session too, and answers its retry with the refusal (and the retry of an
-// Incr that applied with the value the first attempt made). Other server
-// errors (bad_request, too_large, disk_full, ...) end the call at once;
-// after an attempt of unknown outcome they match ErrUnknownOutcome too.
+// Incr that applied with the value the first attempt made). A leader's
+// disk_full or io_error (refused before it was proposed, by a leader that
+// hands the office to a healthy node) is tried again, as unavailable is,
+// and ends the call only when every attempt meets one. Other server
+// errors (bad_request, too_large, ...) end the call at once; after an
+// attempt of unknown outcome they match ErrUnknownOutcome too.
 // Reads are retried freely by the same rules.
 type ClusterKVClient struct {
 	ops // Set, Get, Delete, BulkSet, Ping, Status, Do: through c.do
@@ -391,6 +394,17 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 				// answers a new connection's first request so, unread,
 				// and closes it: as good as a connection refused
 				// (found by review: the call ended at once).
+				addr = c.after(addr)
+			case core.CodeDiskFull, core.CodeIOError:
+				// A leader whose disk refuses writes refuses a write
+				// before it proposes it, so it never applies; and it
+				// hands the office to a node whose disk takes writes
+				// within an election timeout, if there is one. Ended at
+				// once, the call failed where the next attempt would
+				// have gone through the new leader (found by review:
+				// 3 writes of 100 while a leader's disk filled). If
+				// every attempt meets one (most disks full), the call
+				// ends with it.
 				addr = c.after(addr)
 			case core.CodeOutcomeUnknown:
 				// Proposed, but its node could not learn its fate (it lost

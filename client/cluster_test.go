@@ -383,6 +383,57 @@ func TestClusterUnavailableRetried(t *testing.T) {
 	}
 }
 
+// A leader whose disk refuses writes answers disk_full (or io_error)
+// before proposing, and hands the office to a healthy node: the write is
+// tried again and goes through the new one, where the call ended at once
+// (found by review). When every attempt meets one (most of the disks
+// full), the call ends with it, not with ErrUnknownOutcome.
+func TestClusterDiskFullLeaderRetried(t *testing.T) {
+	fc := newFakeCluster(t, 3)
+	var mu sync.Mutex
+	refusals := 0
+	fc.serve(func(node int, req *core.Request) reply {
+		if req.Op != core.OpSet {
+			return okReply(req)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if refusals < 2 {
+			refusals++
+			return errReply(core.CodeDiskFull)
+		}
+		if refusals < 4 && req.Key == "io" {
+			refusals++
+			return errReply(core.CodeIOError)
+		}
+		return okReply(req)
+	})
+	c := dialClusterT(t, fc.addrs)
+	if err := c.Set(ctxT(t), "k", "v"); err != nil {
+		t.Fatalf("Set after two disk_full answers: %v", err)
+	}
+	if err := c.Set(ctxT(t), "io", "v"); err != nil {
+		t.Fatalf("Set after two io_error answers: %v", err)
+	}
+
+	full := newFakeCluster(t, 3)
+	full.serve(func(node int, req *core.Request) reply {
+		if req.Op != core.OpSet {
+			return okReply(req)
+		}
+		return errReply(core.CodeDiskFull)
+	})
+	c = dialClusterT(t, full.addrs, WithMaxAttempts(5))
+	err := c.Set(ctxT(t), "k", "v")
+	var se *ServerError
+	if !errors.As(err, &se) || se.Code != core.CodeDiskFull || errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("Set with every attempt refused disk_full: %v; want disk_full, not unknown", err)
+	}
+	if n := len(full.seen(core.OpSet)); n != 5 {
+		t.Fatalf("the set was sent %d times; want 5 (every attempt)", n)
+	}
+}
+
 // session_expired: the cluster has forgotten the session. After an
 // attempt of unknown outcome, that one may have applied: the write is not
 // retried, under its own sequence number or a new one, and the next write
@@ -489,19 +540,24 @@ func TestClusterGivingUp(t *testing.T) {
 			wantCode: core.CodeUnavailable, wantSent: 3,
 		},
 		{
-			name: "disk_full", nodes: 3,
+			name: "disk_full", nodes: 3, opts: []Option{WithMaxAttempts(3)},
 			script:   func(int32) reply { return errReply(core.CodeDiskFull) },
-			wantCode: core.CodeDiskFull, wantSent: 1,
+			wantCode: core.CodeDiskFull, wantSent: 3,
 		},
 		{
-			name: "disk_full after a dropped attempt", nodes: 3,
+			name: "disk_full after a dropped attempt", nodes: 3, opts: []Option{WithMaxAttempts(3)},
 			script: func(n int32) reply {
 				if n == 1 {
 					return reply{drop: true}
 				}
 				return errReply(core.CodeDiskFull)
 			},
-			wantUnknown: true, wantCode: core.CodeDiskFull, wantSent: 2,
+			wantUnknown: true, wantCode: core.CodeDiskFull, wantSent: 3,
+		},
+		{
+			name: "bad_request", nodes: 3,
+			script:   func(int32) reply { return errReply(core.CodeBadRequest) },
+			wantCode: core.CodeBadRequest, wantSent: 1,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

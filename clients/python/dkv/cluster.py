@@ -108,7 +108,8 @@ class ClusterKVClient(_Calls, _Walks):
     Finding the leader. A call goes to the last node known to lead or, when
     none is known, to the given nodes in turn. A not_leader answer naming
     the leader sends the call there at once; one naming none, unavailable,
-    a node that cannot be reached, refused the connection before the call
+    a leader's disk_full or io_error (refused before it was proposed, by a
+    leader that hands the office to a healthy node), a node that cannot be reached, refused the connection before the call
     went out (too_many_connections) or does not answer within
     ``attempt_timeout`` sends it to the next node after a backoff (10 ms
     doubling to 250 ms). A call makes at most ``max_attempts`` attempts,
@@ -392,7 +393,11 @@ class ClusterKVClient(_Calls, _Walks):
                             pause = hopped
                         else:
                             addr = self._after(addr)
-                    elif code == "unavailable":
+                    elif code in ("unavailable", "disk_full", "io_error"):
+                        # Refused without effect: a leader whose disk
+                        # refuses writes refuses a write before proposing
+                        # it, and hands the office to a node whose disk
+                        # takes writes, if there is one.
                         addr = self._after(addr)
                     elif code == "outcome_unknown":
                         # Proposed, but its node could not learn its fate. A

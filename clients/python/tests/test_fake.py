@@ -957,6 +957,38 @@ class ClusterFakeTest(unittest.TestCase):
                     c.Set("k", "v")
                 self.assertEqual(len(a.requests), 3)
 
+    def test_leader_disk_full_is_tried_again(self):
+        # A leader whose disk refuses writes refuses a write before
+        # proposing it and hands the office on: the call goes on, and
+        # ends with the refusal only when every attempt meets one.
+        def full_then_ok(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                if len(server.requests) <= 2:
+                    reply(sock, error_for(req, "disk_full", "the leader's disk refuses writes"))
+                else:
+                    reply(sock, ok_for(req))
+
+        with FakeServer(full_then_ok) as a:
+            with dkv.ClusterKVClient(kv_ports=[a.port], timeout=5, max_attempts=5) as c:
+                c.Set("k", "v")
+                self.assertEqual(len(a.requests), 3)
+
+        def always_full(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                reply(sock, error_for(req, "disk_full", "every disk is full"))
+
+        with FakeServer(always_full) as a:
+            with dkv.ClusterKVClient(kv_ports=[a.port], timeout=5, max_attempts=3) as c:
+                with self.assertRaises(dkv.DiskFull):
+                    c.Set("k", "v")
+                self.assertEqual(len(a.requests), 3)
+
     def test_silent_cluster_never_hangs(self):
         with FakeServer(never_answers) as a, FakeServer(never_answers) as b:
             with dkv.ClusterKVClient(kv_ports=[a.port, b.port], timeout=1.0, attempt_timeout=0.3) as c:
