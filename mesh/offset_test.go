@@ -72,11 +72,11 @@ func TestNodeBehindItsPeersRefusesWrites(t *testing.T) {
 	w.set(2, "b", "at node 2")
 }
 
-// In a mesh of two whose clocks disagree, neither node can tell whose is
-// wrong: both refuse writes, each naming the other's clock.
-func TestTwoNodesOutOfStepBothRefuse(t *testing.T) {
-	w := newWorld(t, 2, nil)
-	w.run(2 * time.Second)
+// jumpAndBothRefuse moves node 0's calendar an hour ahead and requires
+// nodes 0 and 1, which hear only each other, both to refuse writes, each
+// naming the other's clock.
+func jumpAndBothRefuse(t *testing.T, w *world) {
+	t.Helper()
 	w.skew[0] = int64(time.Hour)
 	v := "x"
 	w.do(0, &core.Request{Op: core.OpSet, Key: "a", Value: &v})
@@ -87,6 +87,14 @@ func TestTwoNodesOutOfStepBothRefuse(t *testing.T) {
 			t.Fatalf("node %d answered %+v; want a refusal saying %q", id, r, want)
 		}
 	}
+}
+
+// In a mesh of two whose clocks disagree, neither node can tell whose is
+// wrong: both refuse writes, each naming the other's clock.
+func TestTwoNodesOutOfStepBothRefuse(t *testing.T) {
+	w := newWorld(t, 2, nil)
+	w.run(2 * time.Second)
+	jumpAndBothRefuse(t, w)
 }
 
 // A peer not heard from for longer than the window does not count: with
@@ -104,19 +112,11 @@ func TestOutOfStepCountsOnlyPeersHeard(t *testing.T) {
 		return time.Millisecond
 	}
 	w.run(25 * time.Second)
-	w.skew[0] = int64(time.Hour)
-	v := "x"
-	w.do(0, &core.Request{Op: core.OpSet, Key: "a", Value: &v})
-	w.run(3 * time.Second)
-	for id, want := range []string{"ahead of the clocks of node 1", "behind the clocks of node 0"} {
-		r := w.do(core.NodeID(id), &core.Request{Op: core.OpSet, Key: "b", Value: &v})
-		if r.OK || !strings.Contains(r.Error.Message, want) {
-			t.Fatalf("node %d answered %+v; want a refusal saying %q", id, r, want)
-		}
-	}
+	jumpAndBothRefuse(t, w)
 	cut = false
 	w.run(3 * time.Second)
 	w.set(1, "c", "node 2 is back")
+	v := "x"
 	r := w.do(0, &core.Request{Op: core.OpSet, Key: "c", Value: &v})
 	if r.OK || !strings.Contains(r.Error.Message, "ahead of the clocks of nodes 1, 2") {
 		t.Fatalf("node 0 answered %+v; want a refusal naming nodes 1, 2", r)
