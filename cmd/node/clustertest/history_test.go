@@ -2,8 +2,6 @@ package clustertest
 
 import (
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,53 +27,29 @@ func TestClusterHistoryIsLinearizable(t *testing.T) {
 	// Four callers share one client, two have one each.
 	shared := dialCluster(t, c.Addrs())
 	const workers, keys = 6, 6
-	var stop atomic.Bool
-	var done atomic.Int64 // calls made
-	var wg sync.WaitGroup
-	for w := range workers {
+	cs := startCallers(workers, func(w int) historytest.Caller {
 		kv := shared
 		if w >= 4 {
 			kv = dialCluster(t, c.Addrs())
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			caller := historytest.Caller{KV: kv, Keys: keys, Rand: rand.New(rand.NewPCG(uint64(w), 13)), ID: w, Rec: rec,
-				Patient: 5 * time.Second, Impatient: 3 * time.Millisecond}
-			for req := 0; !stop.Load(); req++ {
-				caller.Call(req)
-				done.Add(1)
-			}
-		}()
-	}
-	// progress waits until the clients have made n more calls.
-	progress := func(n int64) {
-		t.Helper()
-		target := done.Load() + n
-		deadline := time.Now().Add(waitMax)
-		for done.Load() < target {
-			if time.Now().After(deadline) {
-				stop.Store(true)
-				t.Fatalf("only %d of %d calls made after %v", done.Load(), target, waitMax)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+		return historytest.Caller{KV: kv, Keys: keys, Rand: rand.New(rand.NewPCG(uint64(w), 13)), ID: w, Rec: rec,
+			Patient: 5 * time.Second, Impatient: 3 * time.Millisecond}
+	})
+	progress := func(n int64) { t.Helper(); cs.progress(t, n) }
 
 	progress(3000)
 	for round := range 2 {
 		lead, _ := waitLeader(t, c)
 		c.Kill(lead)
-		t.Logf("round %d: killed the leader, node %d, after %d calls", round, lead, done.Load())
+		t.Logf("round %d: killed the leader, node %d, after %d calls", round, lead, cs.done.Load())
 		progress(1500) // through the new leader
 		if _, err := c.Start(lead); err != nil {
-			stop.Store(true)
+			cs.stop.Store(true)
 			t.Fatal(err)
 		}
 		progress(1500)
 	}
-	stop.Store(true)
-	wg.Wait()
+	cs.halt()
 
 	// The final reads, after one more crash of the leader: durability is
 	// judged on them.

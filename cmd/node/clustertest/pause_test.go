@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -40,38 +39,16 @@ func TestClusterHistoryIsLinearizableAcrossLeaderPause(t *testing.T) {
 	// of a fast run left the check inconclusive after its minute on a
 	// busy machine.
 	const workers, keys = 6, 24
-	var stop atomic.Bool
-	var done atomic.Int64 // calls made
-	var wg sync.WaitGroup
-	for w := range workers {
+	cs := startCallers(workers, func(w int) historytest.Caller {
 		attempt := 5 * time.Second // waits out the pause
 		if w%2 == 0 {
 			attempt = 300 * time.Millisecond // goes on at the new leader
 		}
 		kv := dialCluster(t, c.Addrs(), client.WithAttemptTimeout(attempt), client.WithMaxAttempts(100))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			caller := historytest.Caller{KV: kv, Keys: keys, Rand: rand.New(rand.NewPCG(uint64(w), 17)), ID: w, Rec: rec,
-				Patient: 10 * time.Second, Impatient: 3 * time.Millisecond}
-			for req := 0; !stop.Load(); req++ {
-				caller.Call(req)
-				done.Add(1)
-			}
-		}()
-	}
-	progress := func(n int64) {
-		t.Helper()
-		target := done.Load() + n
-		deadline := time.Now().Add(waitMax)
-		for done.Load() < target {
-			if time.Now().After(deadline) {
-				stop.Store(true)
-				t.Fatalf("only %d of %d calls made after %v", done.Load(), target, waitMax)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+		return historytest.Caller{KV: kv, Keys: keys, Rand: rand.New(rand.NewPCG(uint64(w), 17)), ID: w, Rec: rec,
+			Patient: 10 * time.Second, Impatient: 3 * time.Millisecond}
+	})
+	progress := func(n int64) { t.Helper(); cs.progress(t, n) }
 
 	progress(2000)
 	for round := range 3 {
@@ -109,11 +86,10 @@ func TestClusterHistoryIsLinearizableAcrossLeaderPause(t *testing.T) {
 		}
 		stale.Wait()
 		direct.Close()
-		t.Logf("round %d: paused the leader, node %d, while node %d was elected; %d calls made", round, lead, next, done.Load())
+		t.Logf("round %d: paused the leader, node %d, while node %d was elected; %d calls made", round, lead, next, cs.done.Load())
 		progress(1000)
 	}
-	stop.Store(true)
-	wg.Wait()
+	cs.halt()
 
 	waitLeader(t, c)
 	kv := dialCluster(t, c.Addrs())
