@@ -404,7 +404,8 @@ func NotFoundResponse(key string) Response {
 }
 
 // Validate checks a request against the limits and the op's required fields.
-// It returns nil or a failure response.
+// It returns nil or a failure response. A scan's limit left out is filled
+// in with its default within the limits.
 func (l Limits) Validate(req *Request) *Response {
 	bad := func(code, format string, args ...any) *Response {
 		r := ErrorResponse(code, format, args...)
@@ -532,6 +533,13 @@ func (l Limits) Validate(req *Request) *Response {
 			return bad(CodeBadRequest, "a scan's first page asks for consistent; its next pages send the view it named, not both")
 		case req.View != "" && ParseViewID(req.View) == 0:
 			return bad(CodeBadRequest, "view %q is not one a scan named", req.View)
+		}
+		if req.Limit == 0 && l.BulkEntriesMax > 0 {
+			// A page that names no limit is ScanLimitDefault keys, but
+			// never more than --max-bulk-entries, which bounds every
+			// page (a default of 100 passed a limit of 5, found by
+			// review). Every node kind validates before it scans.
+			req.Limit = uint64(min(ScanLimitDefault, l.BulkEntriesMax))
 		}
 		return nil
 	case "":

@@ -200,3 +200,30 @@ func TestScanViewsAreFreed(t *testing.T) {
 		t.Fatalf("%d views a minute after their walk stopped, with no scan since", views())
 	}
 }
+
+// A scan that names no limit reads a page of ScanLimitDefault keys, or of
+// --max-bulk-entries where that is less: the flag bounds every page, and
+// realnet counts a page's memory by it (replyBytesAhead). The default of
+// 100 passed a limit of 5.
+func TestScanDefaultPageKeepsTheBulkLimit(t *testing.T) {
+	cfg := core.DefaultSingleConfig()
+	cfg.Limits.BulkEntriesMax = 5
+	h := newHarness(t, cfg)
+	for i := range 20 {
+		mustOK(t, h.do(set(fmt.Sprintf("k%02d", i), "v")))
+	}
+	for _, consistent := range []bool{false, true} {
+		r := h.do(&core.Request{Op: core.OpScan, KeysOnly: true, Consistent: consistent})
+		if !r.OK || len(r.Keys) != 5 || !*r.More {
+			t.Fatalf("consistent %v: a scan without a limit read %d keys (more %v), want 5 and more: %+v", consistent, len(r.Keys), r.More != nil && *r.More, r.Error)
+		}
+	}
+	// Where the limit is above the default, the default stays.
+	h2 := newHarness(t, core.DefaultSingleConfig())
+	for i := range core.ScanLimitDefault + 1 {
+		mustOK(t, h2.do(set(fmt.Sprintf("k%03d", i), "v")))
+	}
+	if r := h2.do(&core.Request{Op: core.OpScan, KeysOnly: true}); len(r.Keys) != core.ScanLimitDefault || !*r.More {
+		t.Fatalf("a scan without a limit read %d keys, want %d", len(r.Keys), core.ScanLimitDefault)
+	}
+}
