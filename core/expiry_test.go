@@ -430,3 +430,25 @@ func TestScanSaysTimeLeft(t *testing.T) {
 		t.Fatalf("encoded %s", line)
 	}
 }
+
+// A calendar clock that reads before the Unix epoch gives no deadline: a
+// set with ttl_ms and an expire are refused, unavailable, and the node
+// serves on. Their deadline was before the epoch, which failed an
+// assertion and took the node down at the request.
+func TestClockBeforeTheEpochRefusesDeadlines(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(set("k", "v")))
+	h.clock.wallShift = -h.clock.Wall() - int64(time.Hour)
+	exp := &core.Request{Op: core.OpExpire, Key: "k", TTLMs: 1000}
+	for _, req := range []*core.Request{setTTL("k", "w", time.Second), exp} {
+		if r := h.do(req); r.OK || r.Error.Code != core.CodeUnavailable || !strings.Contains(r.Error.Message, "calendar clock") {
+			t.Fatalf("%s with the clock before 1970: %+v, want unavailable naming the clock", req.Op, r)
+		}
+	}
+	wantValue(t, h, "k", "v")
+	wantTTL(t, h, "k", -1)
+	mustOK(t, h.do(set("k", "w")))
+	h.clock.wallShift = 0
+	mustOK(t, h.do(setTTL("k", "x", time.Second)))
+	wantTTL(t, h, "k", time.Second)
+}

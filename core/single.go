@@ -190,11 +190,12 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 			return
 		}
 		if req.TTLMs != 0 {
-			if n.wall == nil {
-				n.queue(reply, ErrorResponse(CodeNotImplemented, "ttl_ms: this node has no calendar clock to expire keys by"), false)
+			at, bad := n.deadline(req)
+			if bad != nil {
+				n.queue(reply, *bad, false)
 				return
 			}
-			n.writeExpiring(reply, req, n.wallMs()+int64(req.TTLMs))
+			n.writeExpiring(reply, req, at)
 			return
 		}
 		n.write(reply, req, recordSet, []KV{{Key: req.Key, Value: *req.Value}}, nil)
@@ -291,16 +292,34 @@ func (n *SingleNode) expireKey(req *Request, reply ReplyFunc) {
 	}
 	var at int64
 	if req.Op == OpExpire {
-		if n.wall == nil {
-			n.queue(reply, ErrorResponse(CodeNotImplemented, "ttl_ms: this node has no calendar clock to expire keys by"), false)
+		var bad *Response
+		if at, bad = n.deadline(req); bad != nil {
+			n.queue(reply, *bad, false)
 			return
 		}
-		at = n.wallMs() + int64(req.TTLMs)
 	}
 	n.write(reply, req, recordDeadline, []KV{{Key: req.Key}}, []int64{at})
 	if at != 0 {
 		n.armExpiry()
 	}
+}
+
+// deadline is the calendar time at which a set's or an expire's key
+// expires, ttl_ms from now, or the answer that refuses it. A deadline is
+// after the epoch (the deadlines' order is their bytes'): a calendar clock
+// that reads before 1970 (or past 2262, where Go's nanoseconds wrap) gives
+// none, where it failed an assertion and took the node down.
+func (n *SingleNode) deadline(req *Request) (int64, *Response) {
+	if n.wall == nil {
+		r := ErrorResponse(CodeNotImplemented, "ttl_ms: this node has no calendar clock to expire keys by")
+		return 0, &r
+	}
+	now := n.wallMs()
+	if now < 0 {
+		r := ErrorResponse(CodeUnavailable, "ttl_ms: this node's calendar clock reads %d ms from the Unix epoch, before it: set the clock", now)
+		return 0, &r
+	}
+	return now + int64(req.TTLMs), nil
 }
 
 // incr serves an incr, logged as the set of the value it makes: replay
