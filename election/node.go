@@ -590,8 +590,17 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 			reply(core.ErrorResponse(core.CodeNotImplemented, "ttl_ms: this node has no calendar clock to expire keys by"))
 			return
 		}
+		// A deadline is after the epoch (the deadlines' order is their
+		// bytes'): a calendar clock before 1970 gives none, where the
+		// command's encoding failed an assertion and took the leader
+		// down (found by review, on the single node).
+		now := n.wallMs()
+		if now < 0 {
+			reply(core.ErrorResponse(core.CodeUnavailable, "ttl_ms: this node's calendar clock reads %d ms from the Unix epoch, before it: set the clock", now))
+			return
+		}
 		// The deadline is the leader's: every replica applies the same.
-		cmd.At = n.wallMs() + int64(req.TTLMs)
+		cmd.At = now + int64(req.TTLMs)
 	}
 	if n.cfg.Mutation == MutConditionAtPropose && cmd.Cond.Kind != core.CondNone && cmd.Op != core.OpExpire {
 		if cur, found := n.store.Get(cmd.Items[0].Key); !cmd.Cond.Holds(cur, found) {

@@ -22,6 +22,8 @@ import (
 type stepClock struct {
 	now    int64
 	timers []stepTimer
+	// wallShift moves calendar time (Wall) alone, as a clock set wrong.
+	wallShift int64
 }
 
 type stepTimer struct {
@@ -33,7 +35,7 @@ type stepTimer struct {
 func (c *stepClock) Now() int64 { return c.now }
 
 // Wall implements core.WallClock: calendar time from 2026-01-01.
-func (c *stepClock) Wall() int64 { return 1767225600*int64(time.Second) + c.now }
+func (c *stepClock) Wall() int64 { return 1767225600*int64(time.Second) + c.now + c.wallShift }
 
 func (c *stepClock) AfterFunc(d time.Duration, f func()) core.Timer {
 	stopped := new(bool)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"dkv/core"
 	"dkv/election"
@@ -356,6 +357,32 @@ func TestClusterWithEveryDiskFullServesReads(t *testing.T) {
 	}
 	if r := c.do(nl, getReq("big"), 10*et); !r.OK && codeOf(r) != core.CodeNotFound {
 		t.Fatalf("get big: %s %+v", codeOf(r), r.Error)
+	}
+}
+
+// A leader whose calendar clock reads before 1970 refuses ttl_ms and
+// expire (unavailable, naming the clock), as the single node does: the
+// deadline, before the epoch, failed the command encoding's assertion and
+// took the leader down (found by review). Writes without one go on.
+func TestClusterClockBeforeTheEpochRefusesDeadlines(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	l, _ := c.waitLeader(-1, 200)
+	if r := c.do(l, setReq("k", "v"), 20); !r.OK {
+		t.Fatalf("set k: %+v", r.Error)
+	}
+	c.clock.wallShift = -c.clock.Wall() - int64(time.Hour)
+	defer func() { c.clock.wallShift = 0 }()
+	v := "w"
+	for _, req := range []*core.Request{
+		{Op: core.OpSet, Key: "k", Value: &v, TTLMs: 1000},
+		{Op: core.OpExpire, Key: "k", TTLMs: 1000},
+	} {
+		if r := c.do(l, req, 20); r.OK || codeOf(r) != core.CodeUnavailable || !strings.Contains(r.Error.Message, "calendar clock") {
+			t.Fatalf("%s with the clock before 1970: %s %+v, want unavailable naming the clock", req.Op, codeOf(r), r.Error)
+		}
+	}
+	if r := c.do(l, setReq("k", "x"), 20); !r.OK {
+		t.Fatalf("set k without a deadline: %+v", r.Error)
 	}
 }
 
