@@ -155,8 +155,27 @@ func sampleAcked(acked *atomic.Int64, start time.Time, stop <-chan struct{}, eve
 
 // ledger is the writers' record of what they were told.
 type ledger struct {
-	mu   sync.Mutex
-	keys map[string]*keyState
+	mu      sync.Mutex
+	keys    map[string]*keyState
+	lastErr string // the last failed write's error, for a run that fails for want of acknowledgements
+}
+
+// ackWaitTimeout bounds the wait, before a kill, for the first write
+// acknowledged since the server started: well past the writers' request
+// timeout, so that a write in flight ends first.
+const ackWaitTimeout = 15 * time.Second
+
+// awaitAcked waits until acked has passed since, for at most timeout: a
+// kill before then would check no acknowledged write.
+func awaitAcked(acked *atomic.Int64, since int64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for acked.Load() <= since {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no write was acknowledged in %v since the server started, so a kill would check nothing", timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
 
 func (l *ledger) state(key string) *keyState {
@@ -281,9 +300,22 @@ func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
 	defer bar.Finish()
 
 	r := rand.New(rand.NewPCG(cfg.seed, 1))
+	var ackedAtStart int64 // acknowledged writes when the server last started
 	for k := 1; k <= cfg.kills; k++ {
 		run := cfg.runMin + time.Duration(r.Int64N(int64(cfg.runMax-cfg.runMin)+1))
 		time.Sleep(run)
+		// A kill checks the writes acknowledged since the server started;
+		// one after none checks nothing, and a server that refuses every
+		// write after a restart must not pass for one that lost nothing.
+		if err := awaitAcked(&acked, ackedAtStart, ackWaitTimeout); err != nil {
+			led.mu.Lock()
+			lastErr := led.lastErr
+			led.mu.Unlock()
+			stopAll()
+			p.Kill()
+			fmt.Fprintf(out, "\nFAIL: before kill %d/%d, %v\n", k, cfg.kills, err)
+			return res, fmt.Errorf("before kill %d: %w; the writers' last error: %s", k, err, lastErr)
+		}
 		g.close()
 		p.Kill()
 		res.timeline.kills = append(res.timeline.kills, time.Since(start))
@@ -294,7 +326,7 @@ func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
 			return res, fmt.Errorf("restart after kill %d: %w", k, err)
 		}
 		res.timeline.restarts = append(res.timeline.restarts, time.Since(start))
-		lost, partial, err := verify(p.Addr, cfg, led)
+		lost, partial, err := verify(p.Addr, cfg, led, out)
 		if err != nil {
 			stopAll()
 			p.Kill()
@@ -305,6 +337,7 @@ func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
 		res.partial += partial
 		killsDone.Store(int64(k))
 		lostSoFar.Store(int64(res.lost))
+		ackedAtStart = acked.Load() // the gate is closed: no writer runs
 		if lost > 0 || partial > 0 {
 			bar.Clear()
 			fmt.Fprintf(out, "  kill %d/%d: %d acknowledged writes so far, %d lost, %d partial bulk sets (%v)\n",
@@ -427,6 +460,9 @@ func writer(w int, addr string, cfg durabilityConfig, led *ledger, g *gate, coun
 				s.maybe = append(s.maybe, v)
 			}
 		}
+		if err != nil {
+			led.lastErr = err.Error()
+		}
 		led.mu.Unlock()
 		if err == nil {
 			count.acked++
@@ -446,7 +482,7 @@ func writer(w int, addr string, cfg durabilityConfig, led *ledger, g *gate, coun
 
 // verify reads every key the writers touched and checks it against the
 // ledger. What it reads becomes the new acknowledged state: it was seen.
-func verify(addr string, cfg durabilityConfig, led *ledger) (lost, partial int, err error) {
+func verify(addr string, cfg durabilityConfig, led *ledger, out io.Writer) (lost, partial int, err error) {
 	c, err := client.Dial(addr)
 	if err != nil {
 		return 0, 0, err
@@ -485,7 +521,7 @@ func verify(addr string, cfg durabilityConfig, led *ledger) (lost, partial int, 
 		s := led.keys[k]
 		if !s.allows(gv.value, gv.found) {
 			lost++
-			fmt.Printf("  LOST: key %s holds (%q, found=%v); acknowledged %q (acked=%v), unknown %q\n",
+			fmt.Fprintf(out, "  LOST: key %s holds (%q, found=%v); acknowledged %q (acked=%v), unknown %q\n",
 				k, short(gv.value), gv.found, short(s.acked), s.hasAcked, s.maybe)
 		}
 	}
@@ -499,7 +535,7 @@ func verify(addr string, cfg durabilityConfig, led *ledger) (lost, partial int, 
 			for _, k := range keys[1:] {
 				if seen[k] != first {
 					partial++
-					fmt.Printf("  PARTIAL: group w%d-g%d: %s=%q but %s=%q\n", w, gi, keys[0], short(first.value), k, short(seen[k].value))
+					fmt.Fprintf(out, "  PARTIAL: group w%d-g%d: %s=%q but %s=%q\n", w, gi, keys[0], short(first.value), k, short(seen[k].value))
 					break
 				}
 			}
