@@ -99,6 +99,7 @@ func TestDurabilityFailsWhenNothingIsAcknowledged(t *testing.T) {
 		runMin: 20 * time.Millisecond, runMax: 50 * time.Millisecond, valueBytes: 100,
 		dir: t.TempDir(), nodeBin: bin, seed: 1,
 		serverFlags: "--max-value-bytes 10", // every 100-byte value refused
+		ackWait:     time.Second,
 	}, &out)
 	if err == nil || !strings.Contains(err.Error(), "no write was acknowledged") || res.ackedWrites != 0 {
 		t.Fatalf("err %v, %d acknowledged\n%s", err, res.ackedWrites, out.String())

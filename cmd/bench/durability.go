@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -34,8 +35,9 @@ type durabilityConfig struct {
 	nodeBin       string
 	seed          uint64
 	serverFlags   string
-	plotDir       string    // write the plot here; "" for none
-	progress      io.Writer // progress bar or lines; nil for none
+	ackWait       time.Duration // the wait before a kill for a write acknowledged since the restart; 0: ackWaitTimeout
+	plotDir       string        // write the plot here; "" for none
+	progress      io.Writer     // progress bar or lines; nil for none
 }
 
 func runDurability(args []string, stdout, stderr io.Writer) int {
@@ -307,7 +309,7 @@ func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
 		// A kill checks the writes acknowledged since the server started;
 		// one after none checks nothing, and a server that refuses every
 		// write after a restart must not pass for one that lost nothing.
-		if err := awaitAcked(&acked, ackedAtStart, ackWaitTimeout); err != nil {
+		if err := awaitAcked(&acked, ackedAtStart, cmp.Or(cfg.ackWait, ackWaitTimeout)); err != nil {
 			led.mu.Lock()
 			lastErr := led.lastErr
 			led.mu.Unlock()
