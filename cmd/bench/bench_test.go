@@ -107,6 +107,21 @@ func TestDurabilityFailsWhenNothingIsAcknowledged(t *testing.T) {
 	if strings.Contains(out.String(), "PASS") {
 		t.Errorf("a run that checked nothing passed:\n%s", out.String())
 	}
+	checkDataKept(t, out.String())
+}
+
+// checkDataKept checks that a failed durability run names the data
+// directory it kept, and that it is there: a lost write's evidence.
+func checkDataKept(t *testing.T, out string) {
+	t.Helper()
+	_, dir, ok := strings.Cut(out, "data directory kept for inspection: ")
+	dir, _, _ = strings.Cut(dir, "\n")
+	if !ok {
+		t.Fatalf("a failed run names no kept data directory:\n%s", out)
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		t.Fatalf("kept data directory %q: %v", dir, err)
+	}
 }
 
 // checkPlotsPrinted checks that a benchmark's output names n plots, each a

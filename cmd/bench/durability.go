@@ -254,7 +254,16 @@ func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(work)
+	// A run that fails keeps its data directory: the evidence of a lost
+	// write or a failed recovery is in it.
+	passed := false
+	defer func() {
+		if passed {
+			os.RemoveAll(work)
+			return
+		}
+		fmt.Fprintf(out, "data directory kept for inspection: %s\n", filepath.Join(work, "data"))
+	}()
 	dataDir := filepath.Join(work, "data")
 	port, err := nodeproc.FreePort()
 	if err != nil {
@@ -378,6 +387,7 @@ func durability(cfg durabilityConfig, out io.Writer) (durabilityResult, error) {
 		return res, fmt.Errorf("no write was acknowledged in %d kills (%d failed, the first: %s): nothing was checked", res.kills, res.unknown, firstErr)
 	}
 	if res.lost == 0 && res.partial == 0 {
+		passed = true
 		fmt.Fprintln(out, "\nPASS: every acknowledged write survived every kill; no bulk set was partly applied")
 		fmt.Fprintln(out, "  (a SIGKILL leaves the page cache, so this checks a process crash: a write acknowledged before its fsync\n"+
 			"  survives it too, and only a power cut, as cmd/sim simulates, would show it)")
