@@ -62,8 +62,10 @@ func runDurability(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.progress = stderr
-	if cfg.kills < 1 || cfg.writers < 1 || cfg.runMax < cfg.runMin {
-		fmt.Fprintln(stderr, "need --kills >= 1, --writers >= 1 and --run-max >= --run-min")
+	// A writer draws its keys and groups with rand's IntN, which panics on
+	// 0, and verify reads each group's first key.
+	if cfg.kills < 1 || cfg.writers < 1 || cfg.keysPerWriter < 1 || cfg.groups < 1 || cfg.groupSize < 1 || cfg.runMin < 0 || cfg.runMax < cfg.runMin {
+		fmt.Fprintln(stderr, "need --kills, --writers, --keys, --groups and --group-size >= 1, and 0 <= --run-min <= --run-max")
 		return 2
 	}
 	res, err := durability(cfg, stdout)
@@ -533,8 +535,12 @@ func verify(addr string, cfg durabilityConfig, led *ledger, out io.Writer) (lost
 		s := led.keys[k]
 		if !s.allows(gv.value, gv.found) {
 			lost++
+			maybe := make([]string, len(s.maybe))
+			for i, v := range s.maybe {
+				maybe[i] = short(v)
+			}
 			fmt.Fprintf(out, "  LOST: key %s holds (%q, found=%v); acknowledged %q (acked=%v), unknown %q\n",
-				k, short(gv.value), gv.found, short(s.acked), s.hasAcked, s.maybe)
+				k, short(gv.value), gv.found, short(s.acked), s.hasAcked, maybe)
 		}
 	}
 	for w := 0; w < cfg.writers; w++ {

@@ -25,3 +25,21 @@ func TestAwaitAckedRefusesARunWithoutAcknowledgedWrites(t *testing.T) {
 		t.Fatalf("awaitAcked after an acknowledged write = %v; want nil", err)
 	}
 }
+
+// Flags that leave a writer no key or group to draw are refused with a
+// usage error before any server starts; --groups 0 panicked in a writer
+// (rand's IntN(0)) once the server was up.
+func TestDurabilityRefusesEmptyKeySets(t *testing.T) {
+	for _, args := range [][]string{
+		{"--groups", "0"},
+		{"--keys", "0"},
+		{"--group-size", "0"},
+		{"--run-min", "-1s"},
+	} {
+		var stdout, stderr strings.Builder
+		args = append(args, "--kills", "1", "--node-bin", "/nonexistent/node", "--dir", t.TempDir())
+		if code := runDurability(args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "need --kills") {
+			t.Errorf("durability %v = %d, stderr %q; want 2 and the usage error", args, code, stderr.String())
+		}
+	}
+}
