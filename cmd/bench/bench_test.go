@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -185,5 +186,36 @@ func TestClientCounts(t *testing.T) {
 		if got := fmt.Sprint(cfg.clientCounts(false)); got != tc.unsafe {
 			t.Errorf("clients %d, sweep %v: unsafe counts %s, want %s", tc.clients, tc.sweep, got, tc.unsafe)
 		}
+	}
+}
+
+// A server that acknowledges writes until its first restart and refuses
+// every one after it (here a real node restarted with --max-value-bytes
+// 10, by a wrapper) leaves the later kills nothing to check: the run
+// fails before the second kill, rather than passing them all (as it did,
+// exit 0, with 0 lost of the first run's writes).
+func TestDurabilityFailsWhenWritesStopAfterARestart(t *testing.T) {
+	bin := testNodeBin(t)
+	dir := t.TempDir()
+	wrapper := filepath.Join(dir, "node-refusing-after-restart")
+	script := fmt.Sprintf(`#!/bin/sh
+if [ -e %[1]q ]; then exec %[2]q "$@" --max-value-bytes 10; fi
+touch %[1]q
+exec %[2]q "$@"
+`, filepath.Join(dir, "started"), bin)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := durability(durabilityConfig{
+		kills: 3, writers: 2, keysPerWriter: 5, groups: 2, groupSize: 3,
+		runMin: 20 * time.Millisecond, runMax: 50 * time.Millisecond, valueBytes: 100,
+		dir: t.TempDir(), nodeBin: wrapper, seed: 1, ackWait: time.Second,
+	}, &out)
+	if err == nil || !strings.Contains(err.Error(), "before kill 2") || !strings.Contains(err.Error(), "no write was acknowledged") {
+		t.Fatalf("err %v after %d kills, %d acknowledged; want a failure before kill 2\n%s", err, res.kills, res.ackedWrites, out.String())
+	}
+	if strings.Contains(out.String(), "PASS") {
+		t.Errorf("a run whose later kills checked nothing passed:\n%s", out.String())
 	}
 }
