@@ -219,3 +219,42 @@ exec %[2]q "$@"
 		t.Errorf("a run whose later kills checked nothing passed:\n%s", out.String())
 	}
 }
+
+// The benchmark sees a lost write: a real node whose data directory, at
+// its third start, is rolled back to the copy taken at its second (by a
+// wrapper, while no node runs) forgets what it acknowledged between the
+// two, and the run must count those writes lost, fail, and keep the data.
+func TestDurabilityCountsWritesARollbackLost(t *testing.T) {
+	bin := testNodeBin(t)
+	dir := t.TempDir()
+	wrapper := filepath.Join(dir, "node-rolled-back")
+	script := fmt.Sprintf(`#!/bin/sh
+n=$(cat %[1]q 2>/dev/null || echo 0); n=$((n+1)); echo $n > %[1]q
+data=""; prev=""
+for a in "$@"; do [ "$prev" = --data-dir ] && data=$a; prev=$a; done
+case $n in
+2) cp -a "$data" %[2]q ;;
+3) rm -rf "$data" && cp -a %[2]q "$data" ;;
+esac
+exec %[3]q "$@"
+`, filepath.Join(dir, "starts"), filepath.Join(dir, "copy"), bin)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := durability(durabilityConfig{
+		kills: 3, writers: 2, keysPerWriter: 5, groups: 2, groupSize: 3,
+		runMin: 50 * time.Millisecond, runMax: 100 * time.Millisecond, valueBytes: 100,
+		dir: t.TempDir(), nodeBin: wrapper, seed: 1,
+	}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if res.kills != 3 || res.lost == 0 {
+		t.Fatalf("%d kills, %d lost writes; want 3 kills and the rollback's writes lost\n%s", res.kills, res.lost, out.String())
+	}
+	if !strings.Contains(out.String(), "FAIL: acknowledged data was lost") || strings.Contains(out.String(), "PASS") {
+		t.Errorf("a run that lost writes did not fail:\n%s", out.String())
+	}
+	checkDataKept(t, out.String())
+}
