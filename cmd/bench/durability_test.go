@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"dkv/client"
+	"dkv/internal/nodeproc"
 )
 
 // A kill after no acknowledged write since the server started checks
@@ -41,5 +45,36 @@ func TestDurabilityRefusesEmptyKeySets(t *testing.T) {
 		if code := runDurability(args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "need --kills") {
 			t.Errorf("durability %v = %d, stderr %q; want 2 and the usage error", args, code, stderr.String())
 		}
+	}
+}
+
+// verify counts a bulk set applied in part, on a real server: each key of
+// the group holds a value its ledger allows (the old one, or the new one
+// whose write failed), yet they differ, which no whole bulk set leaves.
+func TestVerifyCountsAPartlyAppliedBulkSet(t *testing.T) {
+	p, err := nodeproc.Start(testNodeBin(t), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
+	c, err := client.Dial(p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := durabilityConfig{writers: 1, groups: 2, groupSize: 3}
+	led := &ledger{keys: map[string]*keyState{}}
+	for g, held := range [][]string{{"new", "old", "old"}, {"new", "new", "new"}} {
+		for i, k := range groupKeys(0, g, cfg.groupSize) {
+			if err := c.Set(context.Background(), k, held[i]); err != nil {
+				t.Fatal(err)
+			}
+			*led.state(k) = keyState{acked: "old", hasAcked: true, maybe: []string{"new"}}
+		}
+	}
+	var out strings.Builder
+	lost, partial, err := verify(p.Addr, cfg, led, &out)
+	if err != nil || lost != 0 || partial != 1 || !strings.Contains(out.String(), "PARTIAL: group w0-g0") {
+		t.Fatalf("verify = %d lost, %d partial, %v; want 0 lost and group w0-g0 partial\n%s", lost, partial, err, out.String())
 	}
 }
