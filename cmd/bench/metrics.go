@@ -141,7 +141,11 @@ func metricsBench(cfg metricsBenchConfig, out io.Writer) (*metricsBenchResult, e
 		return nil, err
 	}
 	if !cfg.control {
-		sc.fetch() // the whole run's totals, for the figures below
+		// The whole run's totals, for the figures below; else they are
+		// the last good scrape's, and say so.
+		if _, err := sc.fetch(); err != nil {
+			fmt.Fprintf(out, "the last scrape failed (%v): the server's own figures below are from an earlier one, not the whole run's\n", err)
+		}
 	}
 
 	fmt.Fprintf(out, "\nmetrics: durable Sets of %d-byte values, %d clients, %v per server (slices alternating)\n\n", cfg.valueBytes, cfg.clients, cfg.duration)
@@ -194,17 +198,19 @@ type scraper struct {
 	last           string
 }
 
+// fetch scrapes the page once; every attempt counts, a refused or timed
+// out one among the failed.
 func (s *scraper) fetch() (string, error) {
 	c := http.Client{Timeout: 10 * time.Second}
 	t0 := time.Now()
+	var b []byte
 	resp, err := c.Get(s.url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("%s: %s", s.url, resp.Status)
+	if err == nil {
+		b, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", s.url, resp.Status)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

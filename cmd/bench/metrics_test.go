@@ -37,3 +37,20 @@ func TestMetricsBenchReadsTheServersOwnFigures(t *testing.T) {
 		t.Errorf("turns %d%%, %.1f events a turn, fsyncs %d%%\n%s", turns, events, fsyncs, out.String())
 	}
 }
+
+// A scrape that cannot connect is a failed scrape: the report's "N (M
+// failed)" counted only the ones that got an answer, so a server that
+// refused every scrape showed 0 scrapes, 0 failed.
+func TestScraperCountsRefusedScrapes(t *testing.T) {
+	addr, err := freeAddr() // closed again: nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &scraper{url: "http://" + addr + "/metrics"}
+	if _, err := sc.fetch(); err == nil {
+		t.Fatal("a scrape of a closed port succeeded")
+	}
+	if scrapes, fails, _, _ := sc.stats(); scrapes != 1 || fails != 1 {
+		t.Fatalf("after one refused scrape: %d scrapes, %d failed; want 1, 1", scrapes, fails)
+	}
+}
