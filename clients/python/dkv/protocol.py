@@ -51,6 +51,16 @@ INT64_MAX = (1 << 63) - 1
 # int() would take " 5", "5_0" and other scripts' digits too).
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 
+# A mesh stamp, "wall.logical.node": three counts of ASCII digits, each at
+# most a uint64's 20. str.isdigit() takes other scripts' digits ("³"),
+# which int() refuses with a ValueError, and int() refuses more than 4,300
+# digits too: a server's stamp must be checked before int() sees it.
+_STAMP_RE = re.compile(r"([0-9]{1,20})\.([0-9]{1,20})\.([0-9]{1,20})")
+
+# An address's port: 1 to 5 ASCII digits, for the same reason (a leader a
+# server names in not_leader).
+_PORT_RE = re.compile(r"[0-9]{1,5}")
+
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
@@ -391,10 +401,10 @@ def parse_stamp(stamp):
     or None if it is not one."""
     if not isinstance(stamp, str):
         return None
-    parts = stamp.split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    m = _STAMP_RE.fullmatch(stamp)
+    if m is None:
         return None
-    return (int(parts[0]), int(parts[1]), int(parts[2]))
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3)))
 
 
 def split_addr(addr):
@@ -402,7 +412,7 @@ def split_addr(addr):
     if not isinstance(addr, str):
         return None
     host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not _PORT_RE.fullmatch(port):
         return None
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

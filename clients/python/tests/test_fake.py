@@ -867,6 +867,26 @@ class StampTest(unittest.TestCase):
             self.assertEqual(c.stamp(), "200.0.0")
             self.assertRaises(ValueError, c.observe_stamp, "nonsense")
 
+    def test_a_stamp_that_is_no_stamp_is_ignored(self):
+        # A stamp of other scripts' digits, or of more digits than int()
+        # takes, is no stamp: ignored, and the write's answer stands (it
+        # raised a bare ValueError after the write had applied).
+        stamps = iter(["1.2.\u00b3", "1." + "9" * 5000 + ".1", "5.0.1", "\u0665.0.1"])
+
+        def mesh(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                reply(sock, ok_for(req, stamp=next(stamps)))
+
+        with FakeServer(mesh) as fake, KVClient(port=fake.port, timeout=5) as c:
+            for i in range(4):
+                c.Set("a", str(i))
+            self.assertEqual([r.get("after") for r in fake.requests], [None, None, None, "5.0.1"])
+            self.assertEqual(c.stamp(), "5.0.1")
+            self.assertRaises(ValueError, c.observe_stamp, "1.2.\u00b3")
+
 
 class ClusterFakeTest(unittest.TestCase):
     """ClusterKVClient's redirects and session fields, against fakes."""
@@ -906,6 +926,30 @@ class ClusterFakeTest(unittest.TestCase):
                 for r in leader.requests:
                     if r["op"] in ("get", "status"):
                         self.assertNotIn("client_id", r)
+
+    def test_redirect_to_a_malformed_leader_moves_on(self):
+        # A not_leader naming an address whose port is no port (other
+        # scripts' digits, more digits than int() takes) names no leader:
+        # the call goes on to the next node, and no bare ValueError ends it.
+        bad = iter(["127.0.0.1:\u00b9", "127.0.0.1:" + "9" * 5000])
+
+        def follower(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                reply(sock, error_for(req, "not_leader", leader=next(bad)))
+
+        with FakeServer(follower) as f, FakeServer(echo_handler) as leader:
+            with dkv.ClusterKVClient(kv_ports=[f.port, leader.port], timeout=5) as c:
+                c.Set("a", "1")
+                c._leader = None
+                c._next = 0
+                self.assertEqual(c.Get("a"), "1")
+            self.assertEqual(f.ops(), ["set", "get"])
+            self.assertEqual(leader.ops(), ["set", "get"])
+        with self.assertRaises(ValueError):
+            dkv.ClusterKVClient(addrs=["127.0.0.1:\u00b9"], connect=False)
 
     def test_refusal_before_sending_moves_on(self):
         # A node that refuses the connection (too_many_connections, sent on
