@@ -640,6 +640,13 @@ class KVClient(_Calls, _Walks):
         lock held; raises ConnectionFailed, RequestTimeout, TLSError or the
         server's refusal (too_many_connections), none of which sent
         anything."""
+        if self._closed:
+            # close() from another thread broke this call's connection:
+            # the call ends, rather than dialling again for a client that
+            # is closed (a read's retry, or a write's that had not left,
+            # went out on a new connection, left open).
+            self._drop()
+            raise ClientClosed("the client of %s is closed" % self.addr)
         c = self._conn
         if c is not None:
             err = c.idle_error()

@@ -191,6 +191,37 @@ class TimeoutTest(unittest.TestCase):
             assert_close_ends_a_call(self, c)
             self.assertRaises(dkv.ClientClosed, c.pipeline().Get("k").execute)
 
+    def test_close_ends_a_read_in_another_thread_without_a_redial(self):
+        # A read whose connection close() broke is not tried again on a
+        # new connection: it ends, and the closed client holds none.
+        def first_silent(server, n, sock, rfile):
+            if n == 0:
+                never_answers(server, n, sock, rfile)
+            else:
+                echo_handler(server, n, sock, rfile)
+
+        with FakeServer(first_silent) as fake:
+            c = KVClient(port=fake.port, timeout=10)
+            out = []
+
+            def call():
+                try:
+                    out.append(c.Get("k"))
+                except dkv.DKVError as e:
+                    out.append(e)
+
+            t = threading.Thread(target=call)
+            t.start()
+            while not fake.requests:
+                time.sleep(0.01)
+            c.close()
+            t.join(5)
+            self.assertEqual(len(out), 1)
+            self.assertIsInstance(out[0], dkv.ClientClosed)
+            time.sleep(0.1)  # a redial would have been accepted by now
+            self.assertEqual(fake.connections, 1)
+            self.assertIsNone(c._conn)
+
     def test_waiting_for_another_threads_call_is_bounded(self):
         with FakeServer(never_answers) as fake:
             c = KVClient(port=fake.port, timeout=0.5)
