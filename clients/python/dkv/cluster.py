@@ -109,8 +109,9 @@ class ClusterKVClient(_Calls, _Walks):
     none is known, to the given nodes in turn. A not_leader answer naming
     the leader sends the call there at once; one naming none, unavailable,
     a leader's disk_full or io_error (refused before it was proposed, by a
-    leader that hands the office to a healthy node), a node that cannot be reached, refused the connection before the call
-    went out (too_many_connections) or does not answer within
+    leader that hands the office to a healthy node), a node that cannot be reached, refused the connection
+    (too_many_connections: on connect, or as the answer to a request it
+    did not read) or does not answer within
     ``attempt_timeout`` sends it to the next node after a backoff (10 ms
     doubling to 250 ms). A call makes at most ``max_attempts`` attempts,
     all within ``timeout``.
@@ -393,8 +394,13 @@ class ClusterKVClient(_Calls, _Walks):
                             pause = hopped
                         else:
                             addr = self._after(addr)
-                    elif code in ("unavailable", "disk_full", "io_error"):
-                        # Refused without effect: a leader whose disk
+                    elif code in ("unavailable", "too_many_connections", "disk_full", "io_error"):
+                        # Refused without effect: a node at its
+                        # --max-conns answers a new connection's first
+                        # request so, unread, and closes it (as the Go
+                        # client, which moves on; found by review: the
+                        # call ended at once when the refusal came in
+                        # after the request left); a leader whose disk
                         # refuses writes refuses a write before proposing
                         # it, and hands the office to a node whose disk
                         # takes writes, if there is one.

@@ -998,6 +998,22 @@ class ClusterFakeTest(unittest.TestCase):
             self.assertEqual(full.requests, [])
             self.assertEqual(leader.ops(), ["set", "get"])
 
+    def test_refusal_answering_a_request_moves_on(self):
+        # A node at its --max-conns answers a new connection's first
+        # request with the refusal, unread, and closes it: when the
+        # request left before the refusal came in, the refusal is its
+        # answer, and the call goes on to the next node all the same.
+        def refuses_after_reading(server, n, sock, rfile):
+            if rfile.readline():
+                sock.sendall(b'{"ok":false,"error":{"code":"too_many_connections","message":"1024 connections"}}\n')
+
+        with FakeServer(refuses_after_reading) as full, FakeServer(echo_handler) as leader:
+            with dkv.ClusterKVClient(kv_ports=[full.port, leader.port], timeout=5) as c:
+                c.Set("a", "1")
+                self.assertEqual(c.Get("a"), "1")
+            self.assertEqual(leader.ops(), ["set", "get"])
+            self.assertEqual(leader.requests[0]["seq"], 1)
+
     def test_unknown_outcome_is_retried_under_the_same_seq(self):
         # The first node takes the write and dies mid-reply; the client
         # sends it again, same client_id and seq, to the next node, whose
