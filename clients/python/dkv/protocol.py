@@ -178,7 +178,9 @@ def ttl_of(resp):
     if "ttl_ms" not in resp:
         return None
     ms = resp["ttl_ms"]
-    if isinstance(ms, bool) or not isinstance(ms, int) or ms < 0:
+    # At most an int64's (the server's Go int64): a longer int would not
+    # convert to a float (OverflowError) after a persist had applied.
+    if isinstance(ms, bool) or not isinstance(ms, int) or not 0 <= ms <= INT64_MAX:
         raise ProtocolError("ttl response has a ttl_ms that is not a count of milliseconds: %.200r" % (resp,))
     return ms / 1000.0
 
@@ -392,7 +394,12 @@ def hits_of(resp):
         score = h.get("score", 0.0)
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise ProtocolError("search hit has a score that is not a number: %.200r" % (h,))
-        out.append((h["key"], float(score)))
+        try:
+            score = float(score)
+        except OverflowError:
+            # An int of hundreds of digits: no float holds it.
+            raise ProtocolError("search hit has a score out of a float's range: %.200r" % (h,)) from None
+        out.append((h["key"], score))
     return out
 
 

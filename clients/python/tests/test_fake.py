@@ -361,6 +361,32 @@ class ErrorCodeTest(unittest.TestCase):
             self.assertRaises(ValueError, c.Search, "x", mode="some")
             self.assertRaises(ValueError, c.SearchSimilar, "x", top_k=0)
 
+    def test_numbers_no_float_holds_are_protocol_errors(self):
+        # An int of hundreds of digits (JSON has no bound) as a ttl's
+        # ttl_ms, a persist's, or a hit's score: a ProtocolError, not a
+        # bare OverflowError from its conversion to a float.
+        huge = 10 ** 400
+
+        def handler(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                if req["op"] in ("search", "search_similar"):
+                    reply(sock, ok_for(req, hits=[{"key": "a", "score": huge}]))
+                else:
+                    reply(sock, ok_for(req, ttl_ms=huge))
+
+        with FakeServer(handler) as fake, KVClient(port=fake.port, timeout=5) as c:
+            for name, call in [
+                ("TTL", lambda: c.TTL("k")),
+                ("Persist", lambda: c.Persist("k")),
+                ("Search", lambda: c.Search("q")),
+                ("SearchSimilar", lambda: c.SearchSimilar("q")),
+            ]:
+                with self.subTest(name), self.assertRaises(dkv.ProtocolError):
+                    call()
+
     def test_wrong_id_breaks_the_connection(self):
         def wrong_id(server, n, sock, rfile):
             while True:
