@@ -204,9 +204,13 @@ class ClusterKVClient(_Calls, _Walks):
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise ValueError("max_attempts must be an int >= 1, not %r" % (max_attempts,))
         self.max_attempts = max_attempts
+        # Checked here, as KVClient checks them, rather than when the first
+        # call makes a node's KVClient.
+        if isinstance(dial_retries, bool) or not isinstance(dial_retries, int) or dial_retries < 0:
+            raise ValueError("dial_retries must be an int >= 0, not %r" % (dial_retries,))
         self.dial_retries = dial_retries
-        self.request_bytes_max = request_bytes_max
-        self.response_bytes_max = response_bytes_max
+        self.request_bytes_max = protocol.check_positive_int("request_bytes_max", request_bytes_max)
+        self.response_bytes_max = protocol.check_positive_int("response_bytes_max", response_bytes_max)
         _check_credentials(password, ssl_context, server_hostname)
         self.password = password
         self.ssl_context = ssl_context

@@ -511,6 +511,13 @@ class BadArgumentTest(unittest.TestCase):
                 self.assertRaises(TypeError, cls, ssl_context=ctx, server_hostname="", connect=False, **kw)
                 self.assertRaises(ValueError, cls, server_hostname="localhost", connect=False, **kw)
                 cls(ssl_context=ctx, server_hostname="localhost", connect=False, **kw).close()
+                # Refused in the constructor, as KVClient's, not at the
+                # first call (a ClusterKVClient took them, and its first
+                # call raised, or ignored a dial_retries of -1 or "3").
+                self.assertRaises(ValueError, cls, dial_retries=-1, connect=False, **kw)
+                self.assertRaises(ValueError, cls, dial_retries="3", connect=False, **kw)
+                self.assertRaises(ValueError, cls, request_bytes_max=0, connect=False, **kw)
+                self.assertRaises(TypeError, cls, response_bytes_max="x", connect=False, **kw)
 
 
 class PipelineFakeTest(unittest.TestCase):
