@@ -677,8 +677,22 @@ class KVClient(_Calls, _Walks):
             except ConnectionFailed as e:
                 last = e
                 continue
-            self._authenticate(conn, deadline)
+            # Held before the password goes out, so that close() from
+            # another thread can break it; and closed here if close() came
+            # meanwhile, which found no connection to break: the call's
+            # request must not go out after close() returned (found by
+            # review: a Set went out and applied once its dial was done).
             self._conn = conn
+            try:
+                self._authenticate(conn, deadline)
+            except DKVError:
+                self._drop()
+                if self._closed:
+                    raise ClientClosed("the client of %s is closed" % self.addr) from None
+                raise
+            if self._closed:
+                self._drop()
+                raise ClientClosed("the client of %s is closed" % self.addr)
             return conn
         raise ConnectionFailed("%s (%d attempts)" % (last, self.dial_retries + 1))
 

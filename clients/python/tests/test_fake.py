@@ -222,6 +222,40 @@ class TimeoutTest(unittest.TestCase):
             self.assertEqual(fake.connections, 1)
             self.assertIsNone(c._conn)
 
+    def test_close_during_a_dial_sends_nothing_after_it(self):
+        # close() while another thread's call is still opening its
+        # connection (the server has not yet answered its password): the
+        # call ends with ClientClosed, and its Set never goes out.
+        def slow_auth(server, n, sock, rfile):
+            req = server.read_request(rfile)
+            if req is None:
+                return
+            time.sleep(0.3)
+            reply(sock, ok_for(req))
+            echo_handler(server, n, sock, rfile)
+
+        with FakeServer(slow_auth) as fake:
+            c = KVClient(port=fake.port, timeout=5, password="pw", connect=False)
+            out = []
+
+            def call():
+                try:
+                    out.append(c.Set("k", "v"))
+                except dkv.DKVError as e:
+                    out.append(e)
+
+            t = threading.Thread(target=call)
+            t.start()
+            while not fake.requests:
+                time.sleep(0.01)
+            c.close()
+            t.join(5)
+            self.assertEqual(len(out), 1)
+            self.assertIsInstance(out[0], dkv.ClientClosed)
+            time.sleep(0.4)  # a Set would have arrived by now
+            self.assertEqual(fake.ops(), ["auth"])
+            self.assertIsNone(c._conn)
+
     def test_waiting_for_another_threads_call_is_bounded(self):
         with FakeServer(never_answers) as fake:
             c = KVClient(port=fake.port, timeout=0.5)
