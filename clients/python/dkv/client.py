@@ -587,8 +587,9 @@ class KVClient(_Calls, _Walks):
 
     def close(self):
         """Closes the connection. A call in progress in another thread ends
-        (its write, if sent, with UnknownOutcome), and later calls raise
-        ClientClosed."""
+        (its write, if sent, with UnknownOutcome; else with ClientClosed,
+        and nothing of it goes out after close() returns), and later calls
+        raise ClientClosed."""
         self._closed = True
         if self._lock.acquire(blocking=False):
             try:
