@@ -362,6 +362,11 @@ def decode(line):
         resp = json.loads(line)
     except (ValueError, UnicodeDecodeError) as e:
         raise ProtocolError("undecodable response %.200r: %s" % (bytes(line), e)) from None
+    except RecursionError:
+        # Arrays or objects nested deeper than Python's stack: no server
+        # answers so, and a bare RecursionError would escape a write that
+        # was sent (its outcome unknown) and skip dropping the connection.
+        raise ProtocolError("undecodable response %.200r: nested too deep" % (bytes(line),)) from None
     if not isinstance(resp, dict) or not isinstance(resp.get("ok"), bool):
         raise ProtocolError("response is not an object with a boolean \"ok\": %.200r" % (bytes(line),))
     return resp

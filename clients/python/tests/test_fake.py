@@ -421,6 +421,26 @@ class ErrorCodeTest(unittest.TestCase):
                 with self.subTest(name), self.assertRaises(dkv.ProtocolError):
                     call()
 
+    def test_answer_nested_too_deep_is_a_protocol_error(self):
+        # An answer of arrays nested deeper than Python's stack: a read's
+        # is a ProtocolError, a write's an UnknownOutcome (it was sent),
+        # not a bare RecursionError; and the connection is dropped.
+        def deep(server, n, sock, rfile):
+            while True:
+                req = server.read_request(rfile)
+                if req is None:
+                    return
+                sock.sendall(b'{"id":%d,"ok":true,"value":' % req["id"] + b"[" * 100000 + b"\n")
+
+        with FakeServer(deep) as fake, KVClient(port=fake.port, timeout=5) as c:
+            with self.assertRaises(dkv.ProtocolError):
+                c.Get("k")
+            with self.assertRaises(dkv.UnknownOutcome) as cm:
+                c.Set("k", "v")
+            self.assertIsInstance(cm.exception.__cause__, dkv.ProtocolError)
+            self.assertEqual(fake.ops(), ["get", "set"])
+            self.assertEqual(fake.connections, 2)
+
     def test_wrong_id_breaks_the_connection(self):
         def wrong_id(server, n, sock, rfile):
             while True:
