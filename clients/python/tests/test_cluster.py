@@ -206,5 +206,33 @@ class ClusterPasswordTest(unittest.TestCase):
         self.assertEqual(c.Get("hello"), "world")
 
 
+
+class ClusterFullNodeTest(unittest.TestCase):
+    """A follower at its --max-conns answers a new connection's first
+    request with too_many_connections, unread: ClusterKVClient goes on to
+    the other nodes, as the Go client does (it ended every call with
+    TooManyConnections when the full node was the first it tried)."""
+
+    def test_a_full_node_is_passed_over(self):
+        d = tempfile.mkdtemp(prefix="dkv-pytest-cluster-full-")
+        self.addCleanup(shutil.rmtree, d, True)
+        cl = Cluster(d, 3, "--max-conns", "2")
+        self.addCleanup(cl.kill_all)
+        cl.start_all()
+        leader, _ = cl.wait_leader()
+        full = (leader + 1) % 3
+        held = [dkv.KVClient(port=cl.kv_ports[full], timeout=20) for _ in range(2)]
+        for h in held:
+            self.addCleanup(h.close)
+            h.ping()
+        ports = [cl.kv_ports[full]] + [p for i, p in enumerate(cl.kv_ports) if i != full]
+        for i in range(3):
+            # A new client each time: its first call goes to the full node.
+            with ClusterKVClient(kv_ports=ports, timeout=20) as c:
+                c.Set("k%d" % i, "v%d" % i)
+                self.assertEqual(c.Get("k%d" % i), "v%d" % i)
+                self.assertEqual(c.leader(), "127.0.0.1:%d" % cl.kv_ports[leader])
+
+
 if __name__ == "__main__":
     unittest.main()
