@@ -150,9 +150,10 @@ class ClusterKVClient(_Calls, _Walks):
 
     ``password`` and ``ssl_context`` (with ``server_hostname``) are
     KVClient's, used on every connection to every node. A wrong password
-    (AuthFailed) and a TLS failure (TLSError: a certificate refused, TLS
-    on one side only) are the same at every node: they are raised at once,
-    not tried at the others.
+    (AuthFailed) is wrong at every node: raised at once, not tried at the
+    others. A TLS failure (TLSError) may be one node's certificate: the
+    call (or the constructor) goes on to the next node, and raises it once
+    every node given has refused, which takes moments, not the timeout.
 
     Calls take turns (a lock); no pipelining.
     """
@@ -292,6 +293,7 @@ class ClusterKVClient(_Calls, _Walks):
                 self._pause(backoff, deadline)
                 backoff = min(2 * backoff, 1.0)
             errs = []
+            tls_errs = []  # the nodes' TLS failures in this round
             for i, addr in enumerate(self.addrs):
                 n = self._node(addr)
                 n._acquire(deadline)
@@ -299,15 +301,27 @@ class ClusterKVClient(_Calls, _Walks):
                     n._connection(min(deadline, time.monotonic() + self.connect_timeout))
                     self._next = i
                     return
-                except (AuthFailed, TLSError):
-                    # A wrong password is wrong at every node, and so is a
-                    # certificate, or TLS on one side only: no other node
-                    # or round will take it.
+                except AuthFailed:
+                    # A wrong password is wrong at every node: no other
+                    # node or round will take it.
                     raise
+                except TLSError as e:
+                    # Each node has a certificate of its own: one expired
+                    # or made for another name need not stop the others,
+                    # as the Go client has it (found by review: the client
+                    # could not be made while its first node's certificate
+                    # was refused).
+                    errs.append("%s: %s" % (addr, e))
+                    tls_errs.append(e)
                 except DKVError as e:
                     errs.append("%s: %s" % (addr, e))
                 finally:
                     n._lock.release()
+            if len(tls_errs) == len(self.addrs):
+                # Refused at every node: the client's own TLS is wrong (an
+                # authority it does not trust, TLS on one side only), which
+                # no round mends.
+                raise tls_errs[-1]
         raise ConnectionFailed("cannot connect to any node of %s: %s" % (",".join(self.addrs), "; ".join(errs)))
 
     def _first(self):
@@ -362,6 +376,7 @@ class ClusterKVClient(_Calls, _Walks):
             seq = sess.begin()
             req["client_id"] = self.client_id
             req["seq"] = seq
+        tls_refused = set()  # the nodes whose TLS failed in this call
         unknown = False  # an attempt of this write may have been applied
         renewed = False  # the write was moved to a new session
         last = None  # why the last attempt failed
@@ -469,7 +484,15 @@ class ClusterKVClient(_Calls, _Walks):
                     last = se
                 else:
                     unknown = unknown or (write and sent)
-                    if time.monotonic() >= deadline or not _retryable(err, sent):
+                    if isinstance(err, TLSError) and not isinstance(err, ServerError):
+                        # Refused before the server read anything. One
+                        # node's certificate need not be another's: the
+                        # call goes on, and ends once every node given
+                        # refused (then it is this client's TLS).
+                        tls_refused.add(addr)
+                        if len(tls_refused) >= len(self.addrs) or time.monotonic() >= deadline:
+                            raise give_up(err)
+                    elif time.monotonic() >= deadline or not _retryable(err, sent):
                         raise give_up(err)
                     last = err
                     addr = self._after(addr)

@@ -90,8 +90,9 @@ class TLSError(DKVError):
     verify (signed by an authority the client's ssl_context does not trust,
     or not for the name dialled), the server refused this client's
     certificate or its absence (a server with --tls-client-ca), or the
-    server does not speak TLS. Nothing was applied. It is never retried,
-    and ClusterKVClient raises it at once instead of trying other nodes.
+    server does not speak TLS. Nothing was applied. It is never retried at
+    the same node; ClusterKVClient tries each other node once (each has a
+    certificate of its own) and raises it once every node has refused.
 
     Attributes: ``addr`` (the server, "host:port") and ``reason``
     (OpenSSL's reason, e.g. "CERTIFICATE_VERIFY_FAILED",

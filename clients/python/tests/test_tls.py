@@ -242,5 +242,62 @@ class ClusterTLSTest(TLSTestCase):
         self.assertEqual(c.Get("hello"), "world")
 
 
+class _OneBadCertCluster(Cluster):
+    """A Cluster whose node ``bad`` (None: none) serves clients a
+    certificate made for another name; its peer TLS is the others'."""
+
+    bad = None
+    bad_cert = bad_key = None
+
+    def args(self, i):
+        a = Cluster.args(self, i)
+        if i == self.bad:
+            j = a.index("--tls-cert")
+            a[j + 1], a[j + 3] = self.bad_cert, self.bad_key
+        return a
+
+
+class ClusterOneBadCertificateTest(TLSTestCase):
+    def test_a_node_whose_certificate_is_refused_is_passed_over(self):
+        # One follower's client certificate does not verify (made for
+        # another name, as one expired or not yet rotated would fail):
+        # ClusterKVClient, given that node first, goes on to the others,
+        # as the Go client does, rather than refusing to start and ending
+        # every call that tries it first with TLSError.
+        _, bad_cert, bad_key = make_certs(os.path.join(self.dir, "certs"), name="elsewhere", hosts="elsewhere.invalid")
+        ctx = tls_context(self.ca)
+        cl = _OneBadCertCluster(
+            os.path.join(self.dir, "data"),
+            3,
+            "--tls-cert", self.cert, "--tls-key", self.key,
+            "--peer-tls-cert", self.cert, "--peer-tls-key", self.key, "--peer-tls-ca", self.ca,
+            ssl_context=ctx,
+        )
+        cl.bad_cert, cl.bad_key = bad_cert, bad_key
+        self.addCleanup(cl.kill_all)
+        cl.start_all()
+        leader, _ = cl.wait_leader()
+        # The follower restarts with the refused certificate (a leader
+        # with one could not be reached at all).
+        bad = (leader + 1) % 3
+        cl.bad = bad
+        cl.kill(bad)
+        cl.launch(bad).ready()
+        with self.assertRaises(dkv.TLSError):
+            KVClient(port=cl.kv_ports[bad], timeout=20, ssl_context=ctx)
+        ports = [cl.kv_ports[bad]] + [p for i, p in enumerate(cl.kv_ports) if i != bad]
+        with ClusterKVClient(kv_ports=ports, timeout=20, ssl_context=ctx) as c:
+            c.Set("hello", "world")
+            self.assertEqual(c.Get("hello"), "world")
+        with ClusterKVClient(kv_ports=ports, timeout=20, ssl_context=ctx, connect=False) as c:
+            c.Set("hello", "again")
+            self.assertEqual(c.Get("hello"), "again")
+        # Refused at every node, it is the client's TLS: at once still.
+        began = time.monotonic()
+        with self.assertRaises(dkv.TLSError):
+            ClusterKVClient(kv_ports=ports, timeout=20, ssl_context=tls_context(self.other_ca)).close()
+        self.assertQuick(began, "a cluster client trusting another authority")
+
+
 if __name__ == "__main__":
     unittest.main()
