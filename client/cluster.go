@@ -69,8 +69,8 @@ import (
 // session too, and answers its retry with the refusal (and the retry of an
 // Incr that applied with the value the first attempt made). A leader's
 // disk_full or io_error (refused before it was proposed, by a leader that
-// hands the office to a healthy node) is tried again, as unavailable is,
-// and ends the call only when every attempt meets one. Other server
+// hands the office to a healthy node) is tried again at that node after a
+// pause, and ends the call only when every attempt meets one. Other server
 // errors (bad_request, too_large, ...) end the call at once; after an
 // attempt of unknown outcome they match ErrUnknownOutcome too.
 // Reads are retried freely by the same rules.
@@ -404,8 +404,11 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 				// have gone through the new leader (found by review:
 				// 3 writes of 100 while a leader's disk filled). If
 				// every attempt meets one (most disks full), the call
-				// ends with it.
-				addr = c.after(addr)
+				// ends with it. The next attempt goes to the same node,
+				// after a pause: it redirects once it has handed over,
+				// and a follower would only send the call back to it
+				// (the call then ended on that redirect, not the disk).
+
 			case core.CodeOutcomeUnknown:
 				// Proposed, but its node could not learn its fate (it lost
 				// the leadership or its majority). A retry under the same

@@ -107,9 +107,10 @@ class ClusterKVClient(_Calls, _Walks):
 
     Finding the leader. A call goes to the last node known to lead or, when
     none is known, to the given nodes in turn. A not_leader answer naming
-    the leader sends the call there at once; one naming none, unavailable,
-    a leader's disk_full or io_error (refused before it was proposed, by a
-    leader that hands the office to a healthy node), a node that cannot be reached, refused the connection
+    the leader sends the call there at once; a leader's disk_full or
+    io_error (refused before it was proposed, by a leader that hands the
+    office to a healthy node) sends it to that node again after a backoff;
+    one naming none, unavailable, a node that cannot be reached, refused the connection
     (too_many_connections: on connect, or as the answer to a request it
     did not read) or does not answer within
     ``attempt_timeout`` sends it to the next node after a backoff (10 ms
@@ -413,17 +414,24 @@ class ClusterKVClient(_Calls, _Walks):
                             pause = hopped
                         else:
                             addr = self._after(addr)
-                    elif code in ("unavailable", "too_many_connections", "disk_full", "io_error"):
+                    elif code in ("unavailable", "too_many_connections"):
                         # Refused without effect: a node at its
                         # --max-conns answers a new connection's first
                         # request so, unread, and closes it (as the Go
                         # client, which moves on; found by review: the
                         # call ended at once when the refusal came in
-                        # after the request left); a leader whose disk
+                        # after the request left).
+                        addr = self._after(addr)
+                    elif code in ("disk_full", "io_error"):
+                        # Refused without effect: a leader whose disk
                         # refuses writes refuses a write before proposing
                         # it, and hands the office to a node whose disk
-                        # takes writes, if there is one.
-                        addr = self._after(addr)
+                        # takes writes, if there is one. The same node is
+                        # asked again after a pause: it redirects once it
+                        # has handed over, and a follower would only send
+                        # the call back to it (the call then ended on that
+                        # redirect, not on the disk).
+                        pass
                     elif code == "outcome_unknown":
                         # Proposed, but its node could not learn its fate. A
                         # retry under the same seq applies it at most once
