@@ -95,6 +95,19 @@ class FakeServer(object):
         return False
 
 
+def answering(answer):
+    """A handler that answers every request, in order, with answer(server, req)."""
+
+    def handler(server, n, sock, rfile):
+        while True:
+            req = server.read_request(rfile)
+            if req is None:
+                return
+            reply(sock, answer(server, req))
+
+    return handler
+
+
 def reply(sock, obj):
     sock.sendall(json.dumps(obj).encode() + b"\n")
 

@@ -10,7 +10,7 @@ import time
 import unittest
 
 import nodeproc  # noqa: F401  (puts the client on sys.path)
-from fakeserver import FakeServer, assert_close_ends_a_call, echo_handler, error_for, ok_for, reply
+from fakeserver import FakeServer, answering, assert_close_ends_a_call, echo_handler, error_for, ok_for, reply
 
 import dkv
 from dkv import KVClient
@@ -370,12 +370,7 @@ class ErrorCodeTest(unittest.TestCase):
                         c.request({"op": "frobnicate"})
 
     def test_search_requests_and_hits(self):
-        def handler(server, n, sock, rfile):
-            while True:
-                req = server.read_request(rfile)
-                if req is None:
-                    return
-                reply(sock, ok_for(req, hits=[{"key": "doc1", "score": 2.5}, {"key": "doc2", "score": 1}]))
+        handler = answering(lambda server, req: ok_for(req, hits=[{"key": "doc1", "score": 2.5}, {"key": "doc2", "score": 1}]))
 
         with FakeServer(handler) as fake, KVClient(port=fake.port, timeout=5) as c:
             self.assertEqual(c.Search("hello world", mode="any", limit=3), [("doc1", 2.5), ("doc2", 1.0)])
@@ -442,12 +437,7 @@ class ErrorCodeTest(unittest.TestCase):
             self.assertEqual(fake.connections, 2)
 
     def test_wrong_id_breaks_the_connection(self):
-        def wrong_id(server, n, sock, rfile):
-            while True:
-                req = server.read_request(rfile)
-                if req is None:
-                    return
-                reply(sock, {"id": req["id"] + 1000, "ok": True, "value": "x"})
+        wrong_id = answering(lambda server, req: {"id": req["id"] + 1000, "ok": True, "value": "x"})
 
         with FakeServer(wrong_id) as fake, KVClient(port=fake.port, timeout=5) as c:
             with self.assertRaises(dkv.ProtocolError):
@@ -471,12 +461,7 @@ class ErrorCodeTest(unittest.TestCase):
             c.close()
 
     def test_response_over_the_limit_is_skipped(self):
-        def big_then_small(server, n, sock, rfile):
-            while True:
-                req = server.read_request(rfile)
-                if req is None:
-                    return
-                reply(sock, ok_for(req, value=("x" * 5000 if req["key"] == "big" else "small")))
+        big_then_small = answering(lambda server, req: ok_for(req, value=("x" * 5000 if req["key"] == "big" else "small")))
 
         with FakeServer(big_then_small) as fake, KVClient(port=fake.port, timeout=5, response_bytes_max=1000) as c:
             with self.assertRaises(dkv.ResponseTooLarge):
@@ -949,12 +934,7 @@ class ConsistentScanFakeTest(unittest.TestCase):
                     reply(sock, ok_for(req, items=items("c"), more=False))
 
         with FakeServer(leader_handler) as leader:
-            def follower(server, n, sock, rfile):
-                while True:
-                    req = server.read_request(rfile)
-                    if req is None:
-                        return
-                    reply(sock, error_for(req, "not_leader", leader="127.0.0.1:%d" % leader.port))
+            follower = answering(lambda server, req: error_for(req, "not_leader", leader="127.0.0.1:%d" % leader.port))
 
             with FakeServer(follower) as f, dkv.ClusterKVClient(kv_ports=[f.port, leader.port], timeout=5) as c:
                 self.assertEqual([k for k, _ in c.ScanAll(page_size=2, consistent=True)], ["a", "b", "c"])
@@ -966,12 +946,7 @@ class StampTest(unittest.TestCase):
     def test_writes_carry_the_highest_stamp_seen(self):
         stamps = iter(["100.0.1", "90.5.2", "100.1.0", "100.1.0"])
 
-        def mesh(server, n, sock, rfile):
-            while True:
-                req = server.read_request(rfile)
-                if req is None:
-                    return
-                reply(sock, ok_for(req, stamp=next(stamps)))
+        mesh = answering(lambda server, req: ok_for(req, stamp=next(stamps)))
 
         with FakeServer(mesh) as fake, KVClient(port=fake.port, timeout=5) as c:
             self.assertEqual(c.stamp(), "")
@@ -991,12 +966,7 @@ class StampTest(unittest.TestCase):
         # raised a bare ValueError after the write had applied).
         stamps = iter(["1.2.\u00b3", "1." + "9" * 5000 + ".1", "5.0.1", "\u0665.0.1"])
 
-        def mesh(server, n, sock, rfile):
-            while True:
-                req = server.read_request(rfile)
-                if req is None:
-                    return
-                reply(sock, ok_for(req, stamp=next(stamps)))
+        mesh = answering(lambda server, req: ok_for(req, stamp=next(stamps)))
 
         with FakeServer(mesh) as fake, KVClient(port=fake.port, timeout=5) as c:
             for i in range(4):
@@ -1051,12 +1021,7 @@ class ClusterFakeTest(unittest.TestCase):
         # the call goes on to the next node, and no bare ValueError ends it.
         bad = iter(["127.0.0.1:\u00b9", "127.0.0.1:" + "9" * 5000])
 
-        def follower(server, n, sock, rfile):
-            while True:
-                req = server.read_request(rfile)
-                if req is None:
-                    return
-                reply(sock, error_for(req, "not_leader", leader=next(bad)))
+        follower = answering(lambda server, req: error_for(req, "not_leader", leader=next(bad)))
 
         with FakeServer(follower) as f, FakeServer(echo_handler) as leader:
             with dkv.ClusterKVClient(kv_ports=[f.port, leader.port], timeout=5) as c:
@@ -1122,12 +1087,7 @@ class ClusterFakeTest(unittest.TestCase):
                 self.assertEqual(len(a.requests + b.requests), 4)
 
     def test_refusals_without_effect_end_with_the_last_refusal(self):
-        def unavailable(server, n, sock, rfile):
-            while True:
-                req = server.read_request(rfile)
-                if req is None:
-                    return
-                reply(sock, error_for(req, "unavailable", "no leader"))
+        unavailable = answering(lambda server, req: error_for(req, "unavailable", "no leader"))
 
         with FakeServer(unavailable) as a:
             with dkv.ClusterKVClient(kv_ports=[a.port], timeout=5, max_attempts=3) as c:
@@ -1139,27 +1099,16 @@ class ClusterFakeTest(unittest.TestCase):
         # A leader whose disk refuses writes refuses a write before
         # proposing it and hands the office on: the call goes on, and
         # ends with the refusal only when every attempt meets one.
-        def full_then_ok(server, n, sock, rfile):
-            while True:
-                req = server.read_request(rfile)
-                if req is None:
-                    return
-                if len(server.requests) <= 2:
-                    reply(sock, error_for(req, "disk_full", "the leader's disk refuses writes"))
-                else:
-                    reply(sock, ok_for(req))
+        full_then_ok = answering(
+            lambda server, req: error_for(req, "disk_full", "the leader's disk refuses writes") if len(server.requests) <= 2 else ok_for(req)
+        )
 
         with FakeServer(full_then_ok) as a:
             with dkv.ClusterKVClient(kv_ports=[a.port], timeout=5, max_attempts=5) as c:
                 c.Set("k", "v")
                 self.assertEqual(len(a.requests), 3)
 
-        def always_full(server, n, sock, rfile):
-            while True:
-                req = server.read_request(rfile)
-                if req is None:
-                    return
-                reply(sock, error_for(req, "disk_full", "every disk is full"))
+        always_full = answering(lambda server, req: error_for(req, "disk_full", "every disk is full"))
 
         with FakeServer(always_full) as a:
             with dkv.ClusterKVClient(kv_ports=[a.port], timeout=5, max_attempts=3) as c:
