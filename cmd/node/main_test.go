@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"dkv/core"
+	"dkv/internal/nodeproc"
 	"dkv/realnet"
 )
 
@@ -432,13 +434,18 @@ func TestTakenPortFailsBeforeRecovery(t *testing.T) {
 	}
 }
 
+// freeLoopbackAddr is a loopback address on a port free now, below the
+// ephemeral range (nodeproc.FreePorts): a port the kernel handed out by
+// listening on port 0 is an ephemeral one, which an outgoing connection of
+// any process may take before the server binds it (a CI run lost a node's
+// --metrics-addr so: "address already in use").
 func freeLoopbackAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	t.Helper()
+	ports, err := nodeproc.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 }
 
 // logTime waits for a log line of s that contains what, and returns the
