@@ -2,7 +2,6 @@ package main
 
 import (
 	"math/rand/v2"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 
 	"dkv/client"
 	"dkv/internal/historytest"
+	"dkv/internal/nodeproc"
 )
 
 // The simulator checks the node logic; this checks the rest of the path a
@@ -81,12 +81,13 @@ func TestRealServerHistoryIsLinearizable(t *testing.T) {
 	historytest.Judge(t, rec, 500)
 }
 
+// freePort is a port free now, below the ephemeral range, as
+// freeLoopbackAddr's.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := nodeproc.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports[0]
 }
