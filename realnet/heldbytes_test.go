@@ -74,17 +74,7 @@ func TestUnreadLargeRepliesAreNotAllHeld(t *testing.T) {
 				}()
 				// The server has read every request, or has stopped
 				// reading to wait for room.
-				for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-					sc.mu.Lock()
-					waiting := sc.roomWait
-					sc.mu.Unlock()
-					if waiting || r.host.requestsAnswered.Load() >= base+n {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("%d of %d requests answered, and the connection is not waiting for room", r.host.requestsAnswered.Load()-base, n)
-					}
-				}
+				waitReadOrWaitingForRoom(t, r, sc, base, int64(n), "requests")
 				if held := liveHeapBytes() - before; held > heldMax {
 					t.Errorf("the heap grew by %d bytes while a client read none of %d replies of %d bytes; want at most %d", held, n, argBytes, heldMax)
 				}
@@ -153,17 +143,7 @@ func TestUnreadScanPagesAreNotAllHeld(t *testing.T) {
 					_, err := io.WriteString(c.nc, strings.Repeat(tc.request, pages))
 					sent <- err
 				}()
-				for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-					sc.mu.Lock()
-					waiting := sc.roomWait
-					sc.mu.Unlock()
-					if waiting || r.host.requestsAnswered.Load() >= base+pages {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("%d of %d scans answered, and the connection is not waiting for room", r.host.requestsAnswered.Load()-base, pages)
-					}
-				}
+				waitReadOrWaitingForRoom(t, r, sc, base, int64(pages), "scans")
 				if held := liveHeapBytes() - before; held > heldMax {
 					t.Errorf("the heap grew by %d bytes while a client read none of %d scan pages of %d keys; want at most %d", held, pages, keys, heldMax)
 				}
@@ -188,5 +168,22 @@ func TestUnreadScanPagesAreNotAllHeld(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// waitReadOrWaitingForRoom waits until the server has answered n requests
+// since base, or has stopped reading sc to wait for room.
+func waitReadOrWaitingForRoom(t *testing.T, r *running, sc *conn, base, n int64, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		sc.mu.Lock()
+		waiting := sc.roomWait
+		sc.mu.Unlock()
+		if waiting || r.host.requestsAnswered.Load() >= base+n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d %s answered, and the connection is not waiting for room", r.host.requestsAnswered.Load()-base, n, what)
+		}
 	}
 }

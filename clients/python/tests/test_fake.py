@@ -28,6 +28,26 @@ def never_answers(server, n, sock, rfile):
         pass
 
 
+def close_during(c, fake, call):
+    """Runs call on another thread, closes c once fake has a request, and
+    returns what the call returned or raised (a dkv error)."""
+    out = []
+
+    def run():
+        try:
+            out.append(call())
+        except dkv.DKVError as e:
+            out.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    while not fake.requests:
+        time.sleep(0.01)
+    c.close()
+    t.join(5)
+    assert len(out) == 1, "the call did not end within 5 s of close()"
+    return out[0]
+
 class MidReplyCloseTest(unittest.TestCase):
     def test_write_is_unknown_outcome_and_not_retried(self):
         for name, call in [
@@ -202,22 +222,7 @@ class TimeoutTest(unittest.TestCase):
 
         with FakeServer(first_silent) as fake:
             c = KVClient(port=fake.port, timeout=10)
-            out = []
-
-            def call():
-                try:
-                    out.append(c.Get("k"))
-                except dkv.DKVError as e:
-                    out.append(e)
-
-            t = threading.Thread(target=call)
-            t.start()
-            while not fake.requests:
-                time.sleep(0.01)
-            c.close()
-            t.join(5)
-            self.assertEqual(len(out), 1)
-            self.assertIsInstance(out[0], dkv.ClientClosed)
+            self.assertIsInstance(close_during(c, fake, lambda: c.Get("k")), dkv.ClientClosed)
             time.sleep(0.1)  # a redial would have been accepted by now
             self.assertEqual(fake.connections, 1)
             self.assertIsNone(c._conn)
@@ -236,22 +241,7 @@ class TimeoutTest(unittest.TestCase):
 
         with FakeServer(slow_auth) as fake:
             c = KVClient(port=fake.port, timeout=5, password="pw", connect=False)
-            out = []
-
-            def call():
-                try:
-                    out.append(c.Set("k", "v"))
-                except dkv.DKVError as e:
-                    out.append(e)
-
-            t = threading.Thread(target=call)
-            t.start()
-            while not fake.requests:
-                time.sleep(0.01)
-            c.close()
-            t.join(5)
-            self.assertEqual(len(out), 1)
-            self.assertIsInstance(out[0], dkv.ClientClosed)
+            self.assertIsInstance(close_during(c, fake, lambda: c.Set("k", "v")), dkv.ClientClosed)
             time.sleep(0.4)  # a Set would have arrived by now
             self.assertEqual(fake.ops(), ["auth"])
             self.assertIsNone(c._conn)
