@@ -56,7 +56,12 @@ const (
 	CodeDiskFull       = "disk_full"       // the write was not persisted and not applied
 	CodeIOError        = "io_error"        // the write was not persisted and not applied
 	CodeNotImplemented = "not_implemented" // a feature that is not built in this server
-	CodeInternal       = "internal"
+	// CodeStoreFull refuses a write that would take the store's data
+	// bytes past the node's bound (Limits.DataBytesMax, --max-data-bytes):
+	// it was not applied. Writes that do not grow the store (deletes, a
+	// shorter value) are still taken, so a full store can be emptied.
+	CodeStoreFull = "store_full"
+	CodeInternal  = "internal"
 	// CodeSessionExpired refuses a write of a client session the cluster
 	// has forgotten (see SessionsMax): its retry cannot be told from a new
 	// write, so it is not applied. The client must treat the write's
@@ -280,6 +285,10 @@ type Status struct {
 	ScanViews int `json:"scan_views"`
 	// Expiring counts the keys with a deadline (a set's ttl_ms).
 	Expiring int `json:"expiring"`
+	// DataBytes is the store's data bytes (Store.DataBytes), and
+	// DataBytesMax its bound (Limits.DataBytesMax; 0: none).
+	DataBytes    int64 `json:"data_bytes"`
+	DataBytesMax int64 `json:"max_data_bytes"`
 	// Cluster mode only.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
 	// Mesh mode only.
@@ -374,6 +383,13 @@ type Limits struct {
 	// QueryBytesMax bounds a search query; HitsMax bounds limit and top_k.
 	QueryBytesMax int
 	HitsMax       int
+	// DataBytesMax bounds the store's data bytes (Store.DataBytes: keys,
+	// values and a fixed cost a key): a client's write that would take
+	// them past it is refused (StoreFull). 0: no bound. Replication does
+	// not check it: a cluster's followers apply what its leader took, and
+	// a mesh node applies its peers' writes, since refusing them would
+	// part the replicas for good.
+	DataBytesMax int64
 }
 
 // DefaultLimits are the limits a server uses unless told otherwise.
@@ -386,6 +402,18 @@ func DefaultLimits() Limits {
 		QueryBytesMax:   4 << 10,
 		HitsMax:         1_000,
 	}
+}
+
+// StoreFull answers a client's write that would add growth data bytes to
+// a store that holds held, past l.DataBytesMax; nil when it may go on. A
+// write that does not grow the store always may: deletes and shorter
+// values are how a full store is emptied.
+func (l Limits) StoreFull(held, growth int64) *Response {
+	if l.DataBytesMax <= 0 || growth <= 0 || held+growth <= l.DataBytesMax {
+		return nil
+	}
+	r := ErrorResponse(CodeStoreFull, "the store holds %d data bytes and this write adds %d, past its bound of %d (--max-data-bytes): the write was not applied; delete keys, or raise the bound", held, growth, l.DataBytesMax)
+	return &r
 }
 
 // OKResponse is a bare success.

@@ -357,6 +357,13 @@ func (n *SingleNode) writeExpiring(reply ReplyFunc, req *Request, at int64) {
 // write logs and applies the writes of req (nil: the node's own, an
 // expiry), with their deadlines ats (see applyRecord).
 func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV, ats []int64) {
+	if req != nil && (typ == recordSet || typ == recordSetExpiring || typ == recordBulkSet) {
+		// The store as the open batch left it: its writes come first.
+		if full := n.cfg.Limits.StoreFull(n.store.DataBytes(), n.store.DataGrowth(items)); full != nil {
+			n.queue(reply, *full, false)
+			return
+		}
+	}
 	var payload []byte
 	switch typ {
 	case recordSet:
@@ -538,6 +545,8 @@ func (n *SingleNode) status() Status {
 		Snapshotting:  n.snaps.Writing(),
 		ScanViews:     n.views.Len(),
 		Expiring:      n.store.Expiring(),
+		DataBytes:     n.store.DataBytes(),
+		DataBytesMax:  n.cfg.Limits.DataBytesMax,
 		Indexes:       n.indexes.Status(),
 	}
 }

@@ -1,5 +1,7 @@
 package core
 
+import "fmt"
+
 // entry is a key and its value, as the snapshot loader hands them to the
 // tree (ReplaceOrInsert); the tree keeps them as an item.
 type entry struct {
@@ -106,6 +108,59 @@ func (s *Store) Observe(o Observer) { s.obs = o }
 
 // Len is the number of keys.
 func (s *Store) Len() int { return s.tree.length }
+
+// DataBytes is what the store's keys and values count against a node's
+// bound (Limits.DataBytesMax): each key's bytes, its value's, and a fixed
+// cost a key for its place in the tree (EntryDataBytes). It is kept as
+// keys come and go, so reading it costs nothing; it is about 75% of the
+// heap the keys take (BenchmarkStoreMemory), the rest being the
+// collector's room and the snapshots' copies of what writes replace.
+func (s *Store) DataBytes() int64 { return s.tree.bytes }
+
+// DataBytesOf is what key counts in DataBytes now: 0 if it does not exist.
+func (s *Store) DataBytesOf(key string) int64 {
+	it, ok := s.tree.get(key)
+	if !ok {
+		return 0
+	}
+	return it.dataBytes()
+}
+
+// CheckDataBytes recomputes DataBytes from the keys and values held and
+// reports a difference: the count is kept as keys come and go, and a path
+// that missed it would let the bound drift (the simulator checks every
+// node's at the end of a run).
+func (s *Store) CheckDataBytes() error {
+	var sum int64
+	s.Ascend("", func(key, value string) bool {
+		sum += EntryDataBytes(len(key), len(value))
+		return true
+	})
+	if sum != s.DataBytes() {
+		return fmt.Errorf("the store counts %d data bytes, and its %d keys and values make %d", s.DataBytes(), s.Len(), sum)
+	}
+	return nil
+}
+
+// DataGrowth is how many data bytes setting items would add to the store
+// (less than 0: take away). A later item of a key replaces an earlier one,
+// as in a bulk_set.
+func (s *Store) DataGrowth(items []KV) int64 {
+	if len(items) == 1 {
+		return EntryDataBytes(len(items[0].Key), len(items[0].Value)) - s.DataBytesOf(items[0].Key)
+	}
+	var growth int64
+	seen := make(map[string]struct{}, len(items))
+	for i := len(items) - 1; i >= 0; i-- {
+		kv := items[i]
+		if _, dup := seen[kv.Key]; dup {
+			continue
+		}
+		seen[kv.Key] = struct{}{}
+		growth += EntryDataBytes(len(kv.Key), len(kv.Value)) - s.DataBytesOf(kv.Key)
+	}
+	return growth
+}
 
 // Clone returns a copy-on-write copy: later writes to either do not show in
 // the other, and the clone costs O(1) until one side writes. The clone has

@@ -30,6 +30,16 @@ func checkTree(t *rapid.T, s *Store, model map[string]string) {
 	if tr.length != len(model) {
 		t.Fatalf("length %d, model has %d keys", tr.length, len(model))
 	}
+	var dataBytes int64
+	for k, v := range model {
+		dataBytes += EntryDataBytes(len(k), len(v))
+	}
+	if s.DataBytes() != dataBytes {
+		t.Fatalf("DataBytes %d, model's keys and values make %d", s.DataBytes(), dataBytes)
+	}
+	if err := s.CheckDataBytes(); err != nil {
+		t.Fatal(err)
+	}
 	var keys []string
 	leafDepth := -1
 	var walk func(n *node, depth int, lo, hi string, hasLo, hasHi bool)
@@ -154,7 +164,11 @@ func storeModel(t *rapid.T) {
 				run++
 				k = fmt.Sprintf("run%06d", run)
 			}
+			before, growth := tr.s.DataBytes(), tr.s.DataGrowth([]KV{{Key: k, Value: v}})
 			old, existed := tr.s.Set(k, v)
+			if tr.s.DataBytes()-before != growth {
+				t.Fatalf("Set(%q): DataGrowth said %d, DataBytes moved %d", k, growth, tr.s.DataBytes()-before)
+			}
 			mold, mexisted := tr.model[k]
 			if old != mold || existed != mexisted {
 				t.Fatalf("Set(%q): old %q %v, model %q %v", k, old, existed, mold, mexisted)
@@ -212,6 +226,34 @@ func storeModel(t *rapid.T) {
 		if !maps.Equal(tr.obs.m, tr.model) {
 			t.Fatalf("the observer's view differs from the store")
 		}
+	}
+}
+
+// DataGrowth of a bulk write counts each key once, at its last value, as
+// the write applies them; a store's clone keeps its own count.
+func TestStoreDataGrowthOfABulkWrite(t *testing.T) {
+	s := NewStore()
+	s.Set("a", "12345")
+	s.Set("b", "1")
+	items := []KV{{Key: "a", Value: "1"}, {Key: "c", Value: "xyz"}, {Key: "a", Value: "123"}, {Key: "b", Value: ""}, {Key: "c", Value: "x"}}
+	before, growth := s.DataBytes(), s.DataGrowth(items)
+	// a: 5 -> 3 bytes (-2); b: 1 -> 0 (-1); c: new, "x" (1 + 1 + 32).
+	if want := int64(-2 - 1 + 34); growth != want {
+		t.Fatalf("DataGrowth %d, want %d", growth, want)
+	}
+	c := s.Clone()
+	for _, kv := range items {
+		s.Set(kv.Key, kv.Value)
+	}
+	if s.DataBytes()-before != growth || c.DataBytes() != before {
+		t.Fatalf("after the write: %d (from %d), the clone's %d", s.DataBytes(), before, c.DataBytes())
+	}
+	s.Delete("c")
+	if err := s.CheckDataBytes(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckDataBytes(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"dkv/core"
@@ -584,6 +585,14 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		reply(core.ErrorResponse(code, "the leader's disk refuses writes (%v): the write was not proposed and not applied; retry (another node takes over if this one's disk stays failing)", n.diskErr))
 		return
 	}
+	if full := n.cfg.Limits.StoreFull(n.store.DataBytes(), n.growth(req)); full != nil {
+		// Refused before it is proposed, so it never applies. Like a
+		// leader's disk_full, a retry of a write whose earlier attempt's
+		// outcome is unknown learns nothing from it: that attempt may
+		// be in the log still.
+		reply(*full)
+		return
+	}
 	cmd := core.CommandFromRequest(req)
 	if req.TTLMs != 0 {
 		if n.wall == nil {
@@ -643,6 +652,27 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		w.key = req.Key
 	}
 	n.writes = append(n.writes, w)
+}
+
+// growth is how many data bytes req's write would add to the store as
+// this leader has applied it (core.Store.DataGrowth). The bound it is
+// checked against is soft by the writes proposed and not yet applied: at
+// most Config.UncommittedEntriesMax of them, each at most EntryBytesMax.
+func (n *Node) growth(req *core.Request) int64 {
+	switch req.Op {
+	case core.OpSet:
+		return n.store.DataGrowth([]core.KV{{Key: req.Key, Value: *req.Value}})
+	case core.OpBulkSet:
+		return n.store.DataGrowth(req.Items)
+	case core.OpIncr:
+		old, found := n.store.Get(req.Key)
+		sum, code := core.Increment(old, found, req.IncrDelta())
+		if code != "" {
+			return 0 // refused when it applies, as it is now
+		}
+		return n.store.DataGrowth([]core.KV{{Key: req.Key, Value: strconv.FormatInt(sum, 10)}})
+	}
+	return 0
 }
 
 func outcomeUnknown(why string) core.Response {
@@ -1419,6 +1449,8 @@ func (n *Node) status() core.Status {
 		Snapshotting:  n.snaps.Writing(),
 		ScanViews:     n.views.Len(),
 		Expiring:      n.store.Expiring(),
+		DataBytes:     n.store.DataBytes(),
+		DataBytesMax:  n.cfg.Limits.DataBytesMax,
 		Indexes:       n.indexes.Status(),
 	}
 	cs := &core.ClusterStatus{

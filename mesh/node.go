@@ -456,12 +456,12 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		value := it.Value
 		n.queue(pending{reply: reply, resp: core.Response{OK: true, Value: &value, Stamp: it.Stamp.String()}})
 	case core.OpSet:
-		n.write(req, reply, []Item{{Key: req.Key, Value: *req.Value}})
+		n.writeGrowing(req, reply, []Item{{Key: req.Key, Value: *req.Value}})
 	case core.OpDelete:
 		// A tombstone even for a key this node lacks: a peer may hold it.
 		n.write(req, reply, []Item{{Key: req.Key, Tomb: true}})
 	case core.OpBulkSet:
-		n.write(req, reply, bulkItems(req.Items))
+		n.writeGrowing(req, reply, bulkItems(req.Items))
 	case core.OpBulkGet:
 		get := func(key string) (string, bool) {
 			it, ok := n.rep.get(key)
@@ -525,6 +525,20 @@ func bulkItems(kvs []core.KV) []Item {
 		}
 	}
 	return items
+}
+
+// writeGrowing is write for a set or bulk_set, which the node's bound on
+// its store's data bytes may refuse (core.Limits.DataBytesMax). Only a
+// client's writes are checked: a peer's are applied whatever the bound,
+// or the replicas would part for good. Deletes are never refused, though
+// a tombstone for a key this node lacks takes room: they are how a full
+// store is emptied.
+func (n *Node) writeGrowing(req *core.Request, reply core.ReplyFunc, items []Item) {
+	if full := n.cfg.Limits.StoreFull(n.rep.store.DataBytes(), n.rep.growth(items)); full != nil {
+		n.queue(pending{reply: reply, resp: *full})
+		return
+	}
+	n.write(req, reply, items)
 }
 
 // queue adds a reply or message to the open batch.
@@ -1064,6 +1078,8 @@ func (n *Node) status() core.Status {
 		WALBytes:      n.log.TotalBytes(),
 		Snapshotting:  n.snaps.Writing(),
 		ScanViews:     n.views.Len(),
+		DataBytes:     n.rep.store.DataBytes(),
+		DataBytesMax:  n.cfg.Limits.DataBytesMax,
 		Indexes:       n.indexes.Status(),
 		Mesh:          st,
 	}
@@ -1073,6 +1089,10 @@ func (n *Node) status() core.Status {
 func (n *Node) Metrics() core.Metrics {
 	return core.Metrics{Status: n.status(), Log: n.gc.Counters(), Snapshots: n.snaps.Counters()}
 }
+
+// CheckDataBytes recomputes the store's data bytes (its bound's count)
+// and reports a difference, for the tests and the simulator's checkers.
+func (n *Node) CheckDataBytes() error { return n.rep.store.CheckDataBytes() }
 
 // Get returns the item this node holds for key, tombstones included, for
 // tests and the simulator's checkers.

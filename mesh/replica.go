@@ -130,6 +130,19 @@ func (r *replica) apply(it *Item, undos *[]undo) bool {
 	return true
 }
 
+// growth is how many data bytes (core.Store.DataBytes) storing items,
+// one per key, would add to the store (less than 0: take away): each is
+// kept as its store key and its encoded version.
+func (r *replica) growth(items []Item) int64 {
+	var g int64
+	for i := range items {
+		it := &items[i]
+		sk := storeKey(it.Key)
+		g += core.EntryDataBytes(len(sk), versionHeaderBytes+len(it.Value)) - r.store.DataBytesOf(sk)
+	}
+	return g
+}
+
 // attach rebuilds idx from the live values and keeps it in step with
 // every change from now on (see core.AttachedIndexes; a position is a
 // store key). The replica tells the indexes itself, rather than through

@@ -1,0 +1,65 @@
+package election_test
+
+import (
+	"strings"
+	"testing"
+
+	"dkv/core"
+	"dkv/election"
+)
+
+// A cluster's leader refuses, before proposing it, a write that would take
+// its store past the bound on data bytes; nothing of it applies on any
+// node. Deletes are taken, and make room. The followers apply what the
+// leader took whatever their own bound (node 2's is too small for it).
+func TestClusterLeaderRefusesWritesPastItsDataBound(t *testing.T) {
+	v := strings.Repeat("v", 100)
+	room := 2*core.EntryDataBytes(1, len(v)) + 10
+	c := newNodeCluster(t, 3, func(i int, cfg *election.NodeConfig) {
+		cfg.Limits.DataBytesMax = room
+		if i == 2 {
+			cfg.Limits.DataBytesMax = core.EntryDataBytes(1, len(v))
+		}
+	})
+	l, _ := c.waitLeader(-1, 200)
+	if l == 2 {
+		t.Fatal("node 2, with the smallest bound, leads: the test needs another leader (its seeds made node 0 lead)")
+	}
+	for _, k := range []string{"a", "b"} {
+		if r := c.do(l, setReq(k, v), 20); !r.OK {
+			t.Fatalf("set %s: %+v", k, r.Error)
+		}
+	}
+	r := c.do(l, setReq("c", v), 20)
+	if codeOf(r) != core.CodeStoreFull || !strings.Contains(r.Error.Message, "--max-data-bytes") {
+		t.Fatalf("a third key: %s %+v, want store_full", codeOf(r), r.Error)
+	}
+	r = c.do(l, &core.Request{Op: core.OpIncr, Key: "n"}, 20)
+	if codeOf(r) != core.CodeStoreFull {
+		t.Fatalf("an incr of a new key: %s %+v, want store_full", codeOf(r), r.Error)
+	}
+	for range 5 {
+		c.step()
+	}
+	for i, n := range c.nodes {
+		if _, ok := n.Store().Get("c"); ok {
+			t.Fatalf("node %d applied the refused write", i)
+		}
+		if _, ok := n.Store().Get("b"); !ok {
+			t.Fatalf("node %d lacks b, which the leader took (its own bound is %d, the store %d)", i, c.cfgs[i].Limits.DataBytesMax, n.Store().DataBytes())
+		}
+		if err := n.Store().CheckDataBytes(); err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+	}
+	if r := c.do(l, &core.Request{Op: core.OpDelete, Key: "a"}, 20); !r.OK {
+		t.Fatalf("delete a on a full store: %+v", r.Error)
+	}
+	if r := c.do(l, setReq("c", v), 20); !r.OK {
+		t.Fatalf("set c once a is gone: %+v", r.Error)
+	}
+	st := c.do(l, &core.Request{Op: core.OpStatus}, 5).Status
+	if st.DataBytesMax != room || st.DataBytes != c.nodes[l].Store().DataBytes() {
+		t.Fatalf("status: %d of %d data bytes, want %d of %d", st.DataBytes, st.DataBytesMax, c.nodes[l].Store().DataBytes(), room)
+	}
+}
