@@ -53,6 +53,13 @@ var (
 	ErrNotInteger = errors.New("the value is not an integer")
 	ErrOverflow   = errors.New("the sum overflows int64")
 
+	// ErrStoreFull matches the ServerError of a write that would take the
+	// server's store past its bound (--max-data-bytes): it was not
+	// applied. Deletes, and writes that shrink a value, are still taken.
+	// (A ClusterKVClient's after an attempt of unknown outcome matches
+	// ErrUnknownOutcome too: that attempt may still apply.)
+	ErrStoreFull = errors.New("the server's store is at its bound (--max-data-bytes)")
+
 	// ErrClosed is returned by calls on a closed client, and by calls that
 	// were outstanding when it was closed.
 	ErrClosed = errors.New("dkv client is closed")
@@ -125,6 +132,8 @@ func (e *ServerError) Is(target error) bool {
 		return e.Code == core.CodeNotInteger
 	case ErrOverflow:
 		return e.Code == core.CodeOverflow
+	case ErrStoreFull:
+		return e.Code == core.CodeStoreFull
 	}
 	return false
 }

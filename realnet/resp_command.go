@@ -1156,6 +1156,10 @@ func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 			return appendRESPError(dst, "ERR increment or decrement would overflow")
 		case e.Code == core.CodeNotLeader && e.Leader != "":
 			return appendRESPError(dst, "NOTLEADER "+e.Leader)
+		case e.Code == core.CodeStoreFull:
+			// Redis's prefix for a write refused at maxmemory, which
+			// its clients know not to retry as it stands.
+			return appendRESPError(dst, "OOM "+e.Message)
 		}
 		return appendRESPError(dst, "ERR "+e.Code+": "+e.Message)
 	}
@@ -1342,8 +1346,12 @@ func (h *Host) info(sections string, st *core.Status) string {
 			field("used_memory_rss", strconv.FormatUint(rss, 10))
 			field("used_memory_rss_human", bytesToHuman(rss))
 		}
-		field("maxmemory", "0") // no eviction: every key stays until deleted or due
-		field("maxmemory_human", "0B")
+		// The dataset is the store's data bytes, and maxmemory their
+		// bound (--max-data-bytes; 0: none): past it writes are refused,
+		// and no key is evicted to make room.
+		field("used_memory_dataset", strconv.FormatInt(st.DataBytes, 10))
+		field("maxmemory", strconv.FormatInt(st.DataBytesMax, 10))
+		field("maxmemory_human", bytesToHuman(uint64(st.DataBytesMax)))
 		field("maxmemory_policy", "noeviction")
 		field("mem_allocator", runtime.Version())
 	}

@@ -377,7 +377,8 @@ type stubNode struct {
 func (n *stubNode) HandleRequest(req *core.Request, reply core.ReplyFunc) { reply(n.resp) }
 
 // The node's errors in RESP: a follower's not_leader names the leader in a
-// NOTLEADER error; any other code is "ERR <code>: <message>".
+// NOTLEADER error, store_full is OOM, as Redis's at maxmemory; any other
+// code is "ERR <code>: <message>".
 func TestRESPRendersTheNodesErrors(t *testing.T) {
 	notLeader := core.ErrorResponse(core.CodeNotLeader, "this node is a follower")
 	notLeader.Error.Leader = "127.0.0.1:9001"
@@ -388,6 +389,8 @@ func TestRESPRendersTheNodesErrors(t *testing.T) {
 		{notLeader, "-NOTLEADER 127.0.0.1:9001\r\n"},
 		{core.ErrorResponse(core.CodeNotLeader, "no leader known"), "-ERR not_leader: no leader known\r\n"},
 		{core.ErrorResponse(core.CodeDiskFull, "no space left on device"), "-ERR disk_full: no space left on device\r\n"},
+		// Redis's prefix for a write refused at maxmemory.
+		{core.ErrorResponse(core.CodeStoreFull, "past its bound"), "-OOM past its bound\r\n"},
 		{core.ErrorResponse(core.CodeUnavailable, "election in progress\r\nretry"), "-ERR unavailable: election in progress  retry\r\n"},
 		{core.ErrorResponse(core.CodeTooLarge, "value is 9 bytes; the limit is 8"), "-ERR too_large: value is 9 bytes; the limit is 8\r\n"},
 	} {

@@ -58,6 +58,7 @@ type options struct {
 	logFormat     string
 	logLevel      slog.Level
 	gc            gcSettings
+	dataBound     dataBound // --max-data-bytes, resolved
 	hostCfg       realnet.HostConfig
 	single        core.SingleConfig
 	// indexInlineValues is --index-inline-values (see core.AttachedIndexes).
@@ -109,6 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Int64Var(&single.SegmentBytesMax, "segment-bytes", single.SegmentBytesMax, "log segment size that starts a new segment")
 	fs.Int64Var(&single.SnapshotLogBytesMin, "snapshot-log-bytes", single.SnapshotLogBytesMin, "log bytes since the last snapshot that start the next one")
 	fs.IntVar(&o.gc.percent, "gc-percent", defaultGCPercent, "GOGC: the heap may grow to (1 + this/100) x the live data before the garbage collector runs;\nlower holds less memory and costs more CPU per request; -1 turns the collector off until --memory-limit;\n$GOGC, when set, replaces the default")
+	maxDataBytes := fs.String("max-data-bytes", "", "bytes of keys and values (and 32 a key for its place in the tree) the store may hold, e.g. 2GiB: a write that\nwould pass it is refused (store_full); reads, deletes and smaller values are still served; 0: no bound\n(default: half of the memory this process may use: the machine's, its cgroup's limit or --memory-limit, the least)")
 	memoryLimit := fs.String("memory-limit", "", "soft limit on the memory the Go runtime holds (GOMEMLIMIT), e.g. 512MiB or 4GiB: the collector works\nharder as the heap nears it; 0: none (default: $GOMEMLIMIT if set, else none)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -141,6 +143,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.gc, err = resolveGC(o.gc.percent, set["gc-percent"], *memoryLimit); err != nil {
 		return nil, err
 	}
+	limitForData, limitName := o.gc.memoryLimit, "--memory-limit"
+	if !o.gc.setLimit {
+		limitForData, limitName = envMemoryLimit(), "$GOMEMLIMIT"
+	}
+	if o.dataBound, err = resolveDataBound(*maxDataBytes, set["max-data-bytes"], limitForData, limitName); err != nil {
+		return nil, err
+	}
+	limits.DataBytesMax = o.dataBound.bytes
 	if set[flagKVPort] {
 		if set["port"] && o.port != cf.kvPort {
 			return nil, fmt.Errorf("--port %d and --%s %d disagree: --%s is the cluster's name for --port; give one", o.port, flagKVPort, cf.kvPort, flagKVPort)
@@ -468,6 +478,12 @@ func run(args []string, stderr io.Writer) int {
 	}
 	logs.Info(fmt.Sprintf("starting %s node (data dir %q, pid %d)", o.mode, o.dataDir, os.Getpid()),
 		"event", "start", "data_dir", o.dataDir, "addr", addr, "metrics_addr", o.metricsAddr, "pid", os.Getpid())
+	if o.dataBound.bytes > 0 {
+		logs.Info(fmt.Sprintf("the store holds at most %d data bytes (%s; %s): writes past that are refused", o.dataBound.bytes, humanBytes(o.dataBound.bytes), o.dataBound.from),
+			"event", "data_bound", "max_data_bytes", o.dataBound.bytes)
+	} else {
+		logs.Info(fmt.Sprintf("the store's data bytes have no bound (%s)", o.dataBound.from), "event", "data_bound", "max_data_bytes", 0)
+	}
 	if o.authFile != "" {
 		logs.Info(fmt.Sprintf("clients must send the password of --auth-file %s before any request", o.authFile), "event", "auth_file")
 	}

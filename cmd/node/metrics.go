@@ -63,7 +63,7 @@ var (
 		core.CodeUnavailable, core.CodeNotLeader, core.CodeTooManyConns, core.CodeTimeout, core.CodeDiskFull,
 		core.CodeIOError, core.CodeNotImplemented, core.CodeInternal, core.CodeSessionExpired,
 		core.CodeOutcomeUnknown, core.CodeIndexesDisabled, core.CodeAuthRequired, core.CodeAuthFailed, core.CodeTLSRequired,
-		core.CodeConditionFailed, core.CodeConditionRefusedEarlier, core.CodeScanExpired, core.CodeNotInteger, core.CodeOverflow, "other"}
+		core.CodeConditionFailed, core.CodeConditionRefusedEarlier, core.CodeScanExpired, core.CodeNotInteger, core.CodeOverflow, core.CodeStoreFull, "other"}
 	metricFiles = []string{"wal", "snapshot", "state"}
 )
 
@@ -400,6 +400,8 @@ func writeNodeMetrics(p *promWriter, nm *core.Metrics) {
 	p.gauge("dkv_keys", "keys the node holds (a mesh node: live keys, tombstones apart)", float64(st.Keys))
 	p.gauge("dkv_scan_views", "consistent scans' views the node keeps, each holding what writes replace while it lasts (at most 64)", float64(st.ScanViews))
 	p.gauge("dkv_keys_expiring", "keys with a deadline (a set's or an expire's ttl_ms), which the node deletes once it passes", float64(st.Expiring))
+	p.gauge("dkv_store_data_bytes", "the store's data bytes: keys, values and 32 bytes a key, which --max-data-bytes bounds (a mesh node: tombstones and stamps too)", float64(st.DataBytes))
+	p.gauge("dkv_store_data_bytes_max", "--max-data-bytes: past it the node refuses writes that grow the store (store_full); 0: no bound", float64(st.DataBytesMax))
 	p.gauge("dkv_last_index", "index of the last record in the node's log", float64(st.LastIndex))
 	p.gauge("dkv_wal_segments", "log segment files on disk", float64(st.WALSegments))
 	p.gauge("dkv_wal_bytes", "bytes of log on disk", float64(st.WALBytes))

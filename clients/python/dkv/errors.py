@@ -199,6 +199,14 @@ class DiskFull(ServerError):
     code = "disk_full"
 
 
+class StoreFull(ServerError):
+    """The write would take the server's store past its bound
+    (--max-data-bytes). Not applied; deletes and shorter values are still
+    taken."""
+
+    code = "store_full"
+
+
 class ServerIOError(ServerError):
     """The write could not be persisted. Not applied."""
 
@@ -322,6 +330,7 @@ _BY_CODE = {
         TooManyConnections,
         ServerTimeout,
         DiskFull,
+        StoreFull,
         ServerIOError,
         NotImplementedByServer,
         IndexesDisabled,

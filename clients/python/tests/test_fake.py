@@ -271,6 +271,7 @@ CODES = {
     "too_many_connections": dkv.TooManyConnections,
     "timeout": dkv.ServerTimeout,
     "disk_full": dkv.DiskFull,
+    "store_full": dkv.StoreFull,
     "io_error": dkv.ServerIOError,
     "not_implemented": dkv.NotImplementedByServer,
     "indexes_disabled": dkv.IndexesDisabled,

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+)
+
+// The store's bound (--max-data-bytes, core.Limits.DataBytesMax). Without
+// one a store grows until the kernel's OOM killer ends the process, and a
+// node whose log holds more than memory can take dies again in every
+// replay of it: the data is then out of reach until it moves to a larger
+// machine. With one, a write that would pass it is refused (store_full),
+// and the node goes on serving reads, deletes and overwrites that shrink.
+//
+// The default is a share of the memory the process may use: the machine's
+// (MemTotal of /proc/meminfo), or its cgroup's limit (memory.max, v2;
+// memory.limit_in_bytes, v1) where that is lower, as in a container, or
+// --memory-limit where that is lower still. The share, dataBytesShare,
+// leaves room for what the data bytes do not count: the collector's
+// headroom (--gc-percent; the default 50 lets the heap reach 1.5 × the
+// live data), the items a snapshot's frozen copy holds while writes
+// replace them, connections' buffers, and the indexes.
+const dataBytesShare = 0.5
+
+// dataBytesMin is the least --max-data-bytes taken (but 0, none): less is
+// a slip of the unit (--max-data-bytes 512 meant 512MiB), which would
+// refuse every write.
+const dataBytesMin = 1 << 20
+
+// Where the process's memory bounds are read from (variables so that the
+// tests can point them at files of their own).
+var (
+	meminfoPath       = "/proc/meminfo"
+	cgroupV2LimitPath = "/sys/fs/cgroup/memory.max"
+	cgroupV1LimitPath = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+)
+
+// dataBound is --max-data-bytes resolved: the bound, and where it came
+// from, for the start-up log.
+type dataBound struct {
+	bytes int64 // 0: none
+	from  string
+}
+
+// resolveDataBound reads --max-data-bytes (given: whether it was), or
+// derives the default from the memory the process may use (memoryLimit:
+// the runtime's soft limit in bytes, 0 none, which limitName names).
+func resolveDataBound(flagValue string, given bool, memoryLimit int64, limitName string) (dataBound, error) {
+	if given {
+		n, err := parseBytes(flagValue)
+		if err != nil {
+			return dataBound{}, fmt.Errorf("--max-data-bytes: %v", err)
+		}
+		if n != 0 && n < dataBytesMin {
+			return dataBound{}, fmt.Errorf("--max-data-bytes %d is under %d (1MiB): give a unit (as 512MiB or 4GiB), or 0 for no bound", n, dataBytesMin)
+		}
+		if n == 0 {
+			return dataBound{from: "--max-data-bytes 0"}, nil
+		}
+		return dataBound{bytes: n, from: "--max-data-bytes"}, nil
+	}
+	mem, from := processMemory(memoryLimit, limitName)
+	if mem == 0 {
+		return dataBound{from: "no memory size known on this system"}, nil
+	}
+	return dataBound{bytes: int64(float64(mem) * dataBytesShare), from: fmt.Sprintf("half of %s, %s", from, humanBytes(mem))}, nil
+}
+
+// processMemory is the least of the bounds on this process's memory that
+// can be read, and which it is; 0 if none can.
+func processMemory(memoryLimit int64, limitName string) (int64, string) {
+	var least int64
+	var from string
+	take := func(n int64, what string) {
+		if n > 0 && (least == 0 || n < least) {
+			least, from = n, what
+		}
+	}
+	take(memTotal(), "the machine's memory")
+	take(cgroupLimit(), "the cgroup's memory limit")
+	take(memoryLimit, limitName)
+	return least, from
+}
+
+// memTotal is /proc/meminfo's MemTotal in bytes, 0 if it cannot be read.
+func memTotal() int64 {
+	f, err := os.Open(meminfoPath)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// MemTotal:       24730096 kB
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 3 && fields[0] == "MemTotal:" && fields[2] == "kB" {
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			if err != nil || kb <= 0 || kb > math.MaxInt64>>10 {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// cgroupLimit is the memory limit of the process's cgroup (v2's
+// memory.max, else v1's memory.limit_in_bytes), 0 if there is none or it
+// cannot be read. v1 writes "no limit" as a huge number, which the
+// machine's memory, the lower, then stands in for.
+func cgroupLimit() int64 {
+	for _, p := range []string{cgroupV2LimitPath, cgroupV1LimitPath} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "max" {
+			return 0
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 {
+			return 0
+		}
+		return n
+	}
+	return 0
+}
+
+// humanBytes writes n in the largest binary unit that leaves a whole
+// number above 1, to one decimal: 23.6GiB.
+func humanBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	v, i := float64(n), 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%dB", n)
+	}
+	return fmt.Sprintf("%.1f%s", v, units[i])
+}
+
+// envMemoryLimit is the runtime's memory limit as $GOMEMLIMIT set it (a
+// negative SetMemoryLimit only reads it), 0 for none.
+func envMemoryLimit() int64 {
+	n := debug.SetMemoryLimit(-1)
+	if n == math.MaxInt64 {
+		return 0
+	}
+	return n
+}

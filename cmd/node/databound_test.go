@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"dkv/core"
+)
+
+// fakeMemory points the memory files at a test's own and restores them.
+func fakeMemory(t *testing.T, meminfo, v2, v1 string) {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if content != "" {
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p // a file left unwritten does not exist
+	}
+	old := []string{meminfoPath, cgroupV2LimitPath, cgroupV1LimitPath}
+	meminfoPath, cgroupV2LimitPath, cgroupV1LimitPath = write("meminfo", meminfo), write("v2", v2), write("v1", v1)
+	t.Cleanup(func() { meminfoPath, cgroupV2LimitPath, cgroupV1LimitPath = old[0], old[1], old[2] })
+}
+
+const meminfo8GiB = "MemTotal:        8388608 kB\nMemFree:         1000 kB\n"
+
+// --max-data-bytes: given, or half of the least of the machine's memory,
+// its cgroup's limit and the runtime's soft limit.
+func TestDataBoundDefaultsToHalfTheMemoryThereIs(t *testing.T) {
+	cases := []struct {
+		name            string
+		meminfo, v2, v1 string
+		flag            string
+		given           bool
+		limit           int64
+		want            int64
+		from            string
+	}{
+		{"machine", meminfo8GiB, "", "", "", false, 0, 4 << 30, "the machine's memory"},
+		{"cgroup v2 lower", meminfo8GiB, "2147483648\n", "", "", false, 0, 1 << 30, "the cgroup's memory limit"},
+		{"cgroup v2 no limit", meminfo8GiB, "max\n", "", "", false, 0, 4 << 30, "the machine's memory"},
+		{"cgroup v1 lower", meminfo8GiB, "", "1073741824\n", "", false, 0, 512 << 20, "the cgroup's memory limit"},
+		{"cgroup v1 unlimited", meminfo8GiB, "", "9223372036854771712\n", "", false, 0, 4 << 30, "the machine's memory"},
+		{"memory limit lowest", meminfo8GiB, "2147483648\n", "", "", false, 512 << 20, 256 << 20, "--memory-limit"},
+		{"nothing known", "", "", "", "", false, 0, 0, "no memory size known"},
+		{"garbled meminfo", "MemTotal: lots kB\n", "", "", "", false, 0, 0, "no memory size known"},
+		{"given", meminfo8GiB, "", "", "3GiB", true, 0, 3 << 30, "--max-data-bytes"},
+		{"given none", meminfo8GiB, "", "", "0", true, 0, 0, "--max-data-bytes 0"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fakeMemory(t, c.meminfo, c.v2, c.v1)
+			b, err := resolveDataBound(c.flag, c.given, c.limit, "--memory-limit")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.bytes != c.want || !strings.Contains(b.from, c.from) {
+				t.Fatalf("%d bytes (%s), want %d (%s)", b.bytes, b.from, c.want, c.from)
+			}
+		})
+	}
+	for _, bad := range []string{"512", "lots", "-1", "1.5GiB", "1GB"} {
+		if _, err := resolveDataBound(bad, true, 0, "--memory-limit"); err == nil || !strings.Contains(err.Error(), "--max-data-bytes") {
+			t.Errorf("--max-data-bytes %s: %v, want refused", bad, err)
+		}
+	}
+	if o, err := parseFlags([]string{"--max-data-bytes", "64MiB"}, io.Discard); err != nil || o.single.Limits.DataBytesMax != 64<<20 {
+		t.Fatalf("--max-data-bytes 64MiB reached the node as %+v (%v)", o, err)
+	}
+}
+
+// A real server with a bound answers store_full over JSON and OOM over
+// RESP past it, keeps serving, takes deletes, and after a SIGKILL holds
+// every write it acknowledged and none it refused.
+func TestDataBoundRefusesWritesAndLosesNothingAcrossSIGKILL(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := start(t, dir, "--max-data-bytes", "1MiB")
+	if !strings.Contains(s.log(), "the store holds at most 1048576 data bytes") {
+		t.Fatalf("the start-up log does not give the bound:\n%s", s.log())
+	}
+	value := strings.Repeat("v", 100_000)
+	var acked, refused []string
+	for i := range 15 {
+		key := fmt.Sprintf("k%02d", i)
+		r := roundTrip(t, s.addr, fmt.Sprintf(`{"op":"set","key":%q,"value":%q}`, key, value))[0]
+		switch code(r) {
+		case "":
+			acked = append(acked, key)
+		case core.CodeStoreFull:
+			refused = append(refused, key)
+		default:
+			t.Fatalf("set %s: %+v", key, r.Error)
+		}
+	}
+	if len(acked) != 10 || len(refused) != 5 {
+		t.Fatalf("%d sets of 100 kB taken and %d refused under a 1 MiB bound, want 10 and 5", len(acked), len(refused))
+	}
+	nc, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(roundTripTimeout))
+	fmt.Fprintf(nc, "*3\r\n$3\r\nSET\r\n$4\r\nresp\r\n$%d\r\n%s\r\n", len(value), value)
+	buf := make([]byte, 512)
+	n, err := nc.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "-OOM ") || !strings.Contains(string(buf[:n]), "--max-data-bytes") {
+		t.Fatalf("RESP SET past the bound: %q (%v), want -OOM naming --max-data-bytes", buf[:n], err)
+	}
+	// A delete is taken, and makes room for one more.
+	if r := roundTrip(t, s.addr, `{"op":"delete","key":"k00"}`, fmt.Sprintf(`{"op":"set","key":"k99","value":%q}`, value)); code(r[0]) != "" || code(r[1]) != "" {
+		t.Fatalf("delete, then set: %+v %+v", r[0].Error, r[1].Error)
+	}
+	acked = append(acked[1:], "k99")
+	st := roundTrip(t, s.addr, `{"op":"status"}`)[0].Status
+	if st == nil || st.DataBytesMax != 1<<20 || st.DataBytes <= 1<<20-100_100 || st.DataBytes > 1<<20 {
+		t.Fatalf("status: %+v, want data bytes just under a bound of 1 MiB", st)
+	}
+	s.cmd.Process.Kill()
+	<-s.exited
+	s = start(t, dir, "--max-data-bytes", "1MiB")
+	for _, k := range acked {
+		if r := roundTrip(t, s.addr, fmt.Sprintf(`{"op":"get","key":%q}`, k))[0]; code(r) != "" || *r.Value != value {
+			t.Errorf("after SIGKILL, acknowledged %s: %+v", k, r.Error)
+		}
+	}
+	for _, k := range append(refused, "k00", "resp") {
+		if r := roundTrip(t, s.addr, fmt.Sprintf(`{"op":"get","key":%q}`, k))[0]; code(r) != core.CodeNotFound {
+			t.Errorf("after SIGKILL, %s (refused or deleted): %+v, want not_found", k, r)
+		}
+	}
+	if r := roundTrip(t, s.addr, fmt.Sprintf(`{"op":"set","key":"more","value":%q}`, value))[0]; code(r) != core.CodeStoreFull {
+		t.Fatalf("after the restart, a set past the bound: %+v, want store_full", r)
+	}
+}
