@@ -193,6 +193,8 @@ type cluster struct {
 	committed     map[uint64]Entry // index -> the entry applied there
 	proposals     int
 	crashes       int              // between Readys, by the schedule
+	transfers     int              // hand-overs begun (TransferLeadership)
+	handOvers     int              // MsgTimeoutNow delivered to a follower of its sender
 	readyCrashes  [crashPoints]int // in the middle of a Ready, by point
 	compactions   int
 	snapshotsSent int
@@ -720,6 +722,9 @@ func (c *cluster) deliver(k int, dup bool) {
 	if to < 0 || to >= len(c.members) || c.cut[msg.From][to] || !c.members[to].up {
 		return
 	}
+	if msg.Type == MsgTimeoutNow && c.members[to].r.State() == Follower && c.members[to].r.Leader() == msg.From && msg.Term == c.members[to].r.Term() {
+		c.handOvers++ // the follower stands at once
+	}
 	c.members[to].r.Step(msg)
 	c.turn(to)
 }
@@ -742,6 +747,15 @@ func (c *cluster) propose(i int) (uint64, error) {
 	idx, err := m.r.Propose(fmt.Appendf(nil, "p%d", c.proposals))
 	c.turn(i)
 	return idx, err
+}
+
+// transfer asks node i, if it leads, to hand the office to node to.
+func (c *cluster) transfer(i, to int) {
+	m := c.members[i]
+	if m.r.TransferLeadership(m.r.peers[to]) == nil {
+		c.transfers++
+	}
+	c.turn(i)
 }
 
 // read asks node i for a read index; it reports whether the node took it.
@@ -1051,7 +1065,7 @@ func TestRandomSchedulesAreSafe(t *testing.T) {
 	if testing.Short() {
 		seeds = 100
 	}
-	var ran, terms, committed, crashes, served, lost, compactions, snapshotsSent int
+	var ran, terms, committed, crashes, served, lost, compactions, snapshotsSent, transfers, handOvers int
 	var readyCrashes [crashPoints]int
 	var hosts [hostOrders]int
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
@@ -1077,14 +1091,16 @@ func TestRandomSchedulesAreSafe(t *testing.T) {
 		lost += c.readsLost
 		compactions += c.compactions
 		snapshotsSent += c.snapshotsSent
+		transfers += c.transfers
+		handOvers += c.handOvers
 	}
 	if ran < seeds {
 		return // a replay of some seeds: the totals below are for the whole run
 	}
-	t.Logf("%d seeds (hosts %v: %v): %d terms with a leader, %d entries committed, %d crashes between Readys and %v in one (at %v), %d reads confirmed, %d lost to a change of leader, %d compactions, %d snapshots sent",
+	t.Logf("%d seeds (hosts %v: %v): %d terms with a leader, %d entries committed, %d crashes between Readys and %v in one (at %v), %d reads confirmed, %d lost to a change of leader, %d compactions, %d snapshots sent, %d hand-overs begun and %d followers told to stand",
 		seeds, []hostOrder{byContract, likeTheNode, pipelined}, hosts, terms, committed, crashes, readyCrashes, []crashPoint{beforePersist, midPersist, afterEarlySend, beforeSend, beforeApply, beforeAdvance},
-		served, lost, compactions, snapshotsSent)
-	if terms < 3*seeds || committed < 10*seeds || crashes < seeds || served < seeds || lost == 0 || compactions < seeds || snapshotsSent == 0 {
+		served, lost, compactions, snapshotsSent, transfers, handOvers)
+	if terms < 3*seeds || committed < 10*seeds || crashes < seeds || served < seeds || lost == 0 || compactions < seeds || snapshotsSent == 0 || handOvers < seeds/2 {
 		t.Fatalf("the schedules did too little to test anything")
 	}
 	for p, k := range readyCrashes {
@@ -1208,6 +1224,12 @@ func runScheduleWith(t testing.TB, n int, seed uint64, steps int, bug hostBug, s
 			}
 		}
 		switch p := r.IntN(1000); {
+		case p < 8:
+			// A hand-over (a graceful shutdown's), to any other node,
+			// at any node that thinks it leads.
+			if i, to := r.IntN(n), r.IntN(n); c.members[i].up && i != to {
+				c.transfer(i, to)
+			}
 		case p < 200:
 			c.tick(r.IntN(n))
 		case p < 820:

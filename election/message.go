@@ -20,6 +20,13 @@ const (
 	MsgApp     // append entries; with none, a heartbeat
 	MsgAppResp // acknowledges Index, or refuses the append after Index
 	MsgSnap    // the leader's snapshot, for a follower that needs compacted entries
+	// MsgTimeoutNow is a leader's hand-over (Raft.TransferLeadership): the
+	// follower it goes to stands for election at once, without a
+	// pre-vote, and its vote requests say so (Context transferVote), so
+	// that the others grant them while they still hear the leader. Nodes
+	// built before it drop it as an unknown type, and the transfer times
+	// out.
+	MsgTimeoutNow
 	msgTypeEnd
 )
 
@@ -39,6 +46,8 @@ func (t MsgType) String() string {
 		return "app-resp"
 	case MsgSnap:
 		return "snap"
+	case MsgTimeoutNow:
+		return "timeout-now"
 	}
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }

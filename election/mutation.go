@@ -53,6 +53,12 @@ const (
 	// (a retry, a held attempt) is taken for a new one and adds its delta
 	// again, as if the session table knew only writes that can repeat.
 	MutIncrRetryApplies
+	// MutTransferVoteUnchecked: a vote request of a hand-over
+	// (transferVote) is granted without checking that the candidate's log
+	// is as up to date as the voter's, the leader having chosen it. A
+	// late copy of a hand-over's MsgTimeoutNow, after the hand-over timed
+	// out and the leader took more writes, elects a node that lacks them.
+	MutTransferVoteUnchecked
 )
 
 var mutationNames = core.MutationNames[Mutation]{
@@ -68,6 +74,7 @@ var mutationNames = core.MutationNames[Mutation]{
 	MutExpireAtPropose:          "expire-at-propose",
 	MutExpiryAsPlainDelete:      "expiry-as-plain-delete",
 	MutIncrRetryApplies:         "incr-retry-applies",
+	MutTransferVoteUnchecked:    "transfer-vote-unchecked",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

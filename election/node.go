@@ -635,6 +635,9 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 	case errors.Is(err, ErrProposalDropped):
 		reply(core.ErrorResponse(core.CodeUnavailable, "too many writes waiting to commit; retry"))
 		return
+	case errors.Is(err, ErrTransferring):
+		reply(core.ErrorResponse(core.CodeUnavailable, "the leader is handing the office to node %d (it is shutting down); the write was not proposed: retry, at %s in a moment", n.raft.Transferring(), n.clientAddr(n.raft.Transferring())))
+		return
 	case err != nil:
 		reply(core.ErrorResponse(core.CodeInternal, "%v", err))
 		return
@@ -673,6 +676,32 @@ func (n *Node) growth(req *core.Request) int64 {
 		return n.store.DataGrowth([]core.KV{{Key: req.Key, Value: strconv.FormatInt(sum, 10)}})
 	}
 	return 0
+}
+
+// HandOver hands this node's office, if it leads, to its most up-to-date
+// healthy follower (Raft.HandOverTarget, Raft.TransferLeadership), and
+// returns that follower. A graceful shutdown calls it and waits, until
+// HandedOver or an election timeout: the cluster then goes on after a round
+// trip, where a leader that just stops leaves it without one for an
+// election timeout. false: this node does not lead, or no follower can take
+// the office (none heard from lately, or their disks refuse writes).
+func (n *Node) HandOver() (core.NodeID, bool) {
+	to, ok := n.raft.HandOverTarget()
+	if !ok {
+		return None, false
+	}
+	if err := n.raft.TransferLeadership(to); err != nil {
+		return None, false
+	}
+	n.logf("handing the office to node %d: refusing new writes until it leads, at most %v", to, time.Duration(n.cfg.ElectionTicks)*n.cfg.TickInterval)
+	return to, true
+}
+
+// HandedOver reports whether this node no longer leads and every write it
+// took as leader has had its answer: what a graceful shutdown waits for
+// after HandOver.
+func (n *Node) HandedOver() bool {
+	return n.raft.State() != Leader && len(n.writes) == 0
 }
 
 func outcomeUnknown(why string) core.Response {

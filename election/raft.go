@@ -253,7 +253,26 @@ type Raft struct {
 	// while check-quorum, which hears the followers, keeps it in office.
 	diskFailing   bool
 	diskFailTicks int
+
+	// transferee is the follower this leader is handing the office to
+	// (TransferLeadership), None when it is not; transferTicks counts the
+	// ticks since the hand-over began, and timeoutNowSent whether the
+	// follower was told to stand. While a hand-over lasts, proposals are
+	// refused: an entry the transferee lacks would hold it back.
+	transferee     core.NodeID
+	transferTicks  int
+	timeoutNowSent bool
 }
+
+// transferVote, in the Context of a vote request (which otherwise carries
+// none), says that the candidate stands because its leader handed the
+// office to it (MsgTimeoutNow): a voter grants it though it still hears
+// that leader, where check-quorum's lease would refuse a cut-off node's.
+const transferVote = 1
+
+// ErrTransferring refuses a proposal while the leader hands the office to
+// another node (TransferLeadership): at most an election timeout.
+var ErrTransferring = errors.New("the leader is handing the office to another node")
 
 // rejoiningHint, in the RejectHint of a pre-vote answer (which otherwise
 // carries none), says that the answering node is rejoining: it grants no
@@ -287,19 +306,20 @@ func New(cfg Config) (*Raft, error) {
 	}
 	l.committed = max(l.committed, hs.Commit)
 	r := &Raft{
-		cfg:      cfg,
-		id:       cfg.ID,
-		peers:    peers,
-		self:     slices.Index(peers, cfg.ID),
-		term:     hs.Term,
-		vote:     hs.Vote,
-		log:      l,
-		lead:     None,
-		votes:    make([]int8, len(peers)),
-		progress: make([]progress, len(peers)),
-		readAcks: make([]uint64, len(peers)),
-		snapshot: cfg.Snapshot,
-		prevHard: hs,
+		cfg:        cfg,
+		id:         cfg.ID,
+		peers:      peers,
+		self:       slices.Index(peers, cfg.ID),
+		term:       hs.Term,
+		vote:       hs.Vote,
+		log:        l,
+		lead:       None,
+		transferee: None,
+		votes:      make([]int8, len(peers)),
+		progress:   make([]progress, len(peers)),
+		readAcks:   make([]uint64, len(peers)),
+		snapshot:   cfg.Snapshot,
+		prevHard:   hs,
 	}
 	r.becomeFollower(r.term, None)
 	if hs.Rejoining {
@@ -395,6 +415,7 @@ func (r *Raft) becomeFollower(term uint64, lead core.NodeID) {
 	if term > r.term {
 		r.term, r.vote = term, None
 	}
+	r.endTransfer()
 	r.loseReads()
 	r.state, r.lead = Follower, lead
 	r.resetTimers()
@@ -425,6 +446,7 @@ func (r *Raft) becomeCandidate() {
 
 func (r *Raft) becomeLeader() {
 	r.state, r.lead = Leader, r.id
+	r.endTransfer()
 	r.resetTimers()
 	r.diskFailTicks = 0
 	for i := range r.progress {
@@ -491,6 +513,15 @@ func (r *Raft) Tick() {
 			r.diskFailTicks = r.cfg.ElectionTicks
 		}
 	}
+	if r.transferee != None {
+		r.transferTicks++
+		if r.transferTicks >= r.cfg.ElectionTicks {
+			// The transferee did not take over within an election
+			// timeout (down, cut off, or too slow to catch up): this
+			// node leads on, and takes proposals again.
+			r.endTransfer()
+		}
+	}
 	r.heartbeatElapsed++
 	if r.electionElapsed >= r.cfg.ElectionTicks {
 		// Check quorum: a leader that did not hear from a majority in an
@@ -525,14 +556,26 @@ func (r *Raft) campaign() {
 	r.requestVotes(MsgPreVote, r.term+1)
 }
 
-func (r *Raft) requestVotes(t MsgType, term uint64) {
+// campaignTransfer stands for election at once, without a pre-vote: the
+// leader handed the office to this node (MsgTimeoutNow), and its vote
+// requests say so (transferVote).
+func (r *Raft) campaignTransfer() {
+	r.becomeCandidate()
+	r.requestVotes(MsgVote, r.term, transferVote)
+}
+
+func (r *Raft) requestVotes(t MsgType, term uint64, context ...uint64) {
 	r.votes[r.self] = 1
 	if r.tally() {
 		return
 	}
+	var ctx uint64
+	if len(context) > 0 {
+		ctx = context[0]
+	}
 	for _, p := range r.peers {
 		if p != r.id {
-			r.send(Message{Type: t, To: p, Term: term, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm()})
+			r.send(Message{Type: t, To: p, Term: term, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm(), Context: ctx})
 		}
 	}
 }
@@ -571,6 +614,9 @@ func (r *Raft) Propose(data []byte) (uint64, error) {
 	}
 	if r.log.lastIndex()-r.log.committed >= uint64(r.cfg.UncommittedEntriesMax) {
 		return 0, ErrProposalDropped
+	}
+	if r.transferee != None {
+		return 0, ErrTransferring
 	}
 	e := Entry{Term: r.term, Index: r.log.lastIndex() + 1, Data: data}
 	r.log.append(e)
@@ -682,9 +728,10 @@ func (r *Raft) Step(m Message) {
 	}
 	switch {
 	case m.Term > r.term:
-		if (m.Type == MsgVote || m.Type == MsgPreVote) && r.inLease() {
+		if (m.Type == MsgVote || m.Type == MsgPreVote) && r.inLease() && !(m.Type == MsgVote && m.Context == transferVote) {
 			// Check quorum: while a leader is heard from, a vote request
-			// is some cut-off node's, and must not depose that leader.
+			// is some cut-off node's, and must not depose that leader;
+			// unless that leader handed it the office.
 			return
 		}
 		switch {
@@ -721,6 +768,12 @@ func (r *Raft) Step(m Message) {
 			r.lead = m.From
 			r.handleLeaderMsg(m)
 		}
+		if m.Type == MsgTimeoutNow && m.From == r.lead && !r.rejoining && !r.diskFailing {
+			// The leader hands the office over. A node that may not
+			// stand (rejoining, its disk failing) lets the hand-over
+			// time out.
+			r.campaignTransfer()
+		}
 	case PreCandidate, Candidate:
 		switch {
 		case m.Type == MsgApp || m.Type == MsgSnap:
@@ -740,6 +793,73 @@ func (r *Raft) Step(m Message) {
 			r.handleAppendResp(i, m)
 		}
 	}
+}
+
+// TransferLeadership hands this leader's office to the follower to: it
+// stops taking proposals (ErrTransferring), brings to's log up to its own,
+// then tells it to stand for election at once (MsgTimeoutNow), which it
+// wins in one round trip, its log being the most up to date. Raft's
+// safety is an election's, as ever. If to has not taken over within an
+// election timeout, the hand-over ends and this node leads on. A graceful
+// shutdown uses it, so that a rolling restart costs the cluster a round
+// trip, not an election timeout, per leader restarted.
+func (r *Raft) TransferLeadership(to core.NodeID) error {
+	if r.state != Leader {
+		return &NotLeaderError{Leader: r.lead}
+	}
+	i := slices.Index(r.peers, to)
+	if i < 0 || to == r.id {
+		return fmt.Errorf("election: node %d is not another voter of this cluster", to)
+	}
+	if r.transferee == to {
+		return nil
+	}
+	r.transferee, r.transferTicks, r.timeoutNowSent = to, 0, false
+	r.maybeTimeoutNow(i)
+	r.appendsDue = true // what to lacks goes with the next Ready
+	return nil
+}
+
+// HandOverTarget is the follower a hand-over should go to: of those heard
+// from lately whose disks take writes, the one whose log is the longest
+// (the lowest id among equals); false when there is none or this node does
+// not lead.
+func (r *Raft) HandOverTarget() (core.NodeID, bool) {
+	if r.state != Leader {
+		return None, false
+	}
+	best := -1
+	for i := range r.peers {
+		pr := &r.progress[i]
+		if i == r.self || !(pr.active || pr.wasActive) || pr.diskFailing {
+			continue
+		}
+		if best < 0 || pr.match > r.progress[best].match {
+			best = i
+		}
+	}
+	if best < 0 {
+		return None, false
+	}
+	return r.peers[best], true
+}
+
+// Transferring is the follower this leader is handing the office to, None
+// when it is not.
+func (r *Raft) Transferring() core.NodeID { return r.transferee }
+
+// maybeTimeoutNow tells peer i to stand, once, if it is the transferee and
+// holds this leader's whole log.
+func (r *Raft) maybeTimeoutNow(i int) {
+	if r.transferee != r.peers[i] || r.timeoutNowSent || r.progress[i].match < r.log.lastIndex() {
+		return
+	}
+	r.timeoutNowSent = true
+	r.send(Message{Type: MsgTimeoutNow, To: r.transferee})
+}
+
+func (r *Raft) endTransfer() {
+	r.transferee, r.transferTicks, r.timeoutNowSent = None, 0, false
 }
 
 // inLease reports whether this node heard from a leader within the
@@ -764,7 +884,8 @@ func (r *Raft) handleVoteRequest(m Message) {
 	canVote := r.vote == m.From ||
 		(r.vote == None && r.lead == None) ||
 		(m.Type == MsgPreVote && m.Term > r.term)
-	if canVote && r.log.isUpToDate(m.Index, m.LogTerm) {
+	upToDate := r.log.isUpToDate(m.Index, m.LogTerm) || (r.cfg.mutation == MutTransferVoteUnchecked && m.Type == MsgVote && m.Context == transferVote)
+	if canVote && upToDate {
 		// The grant carries the term asked for, so that a pre-candidate
 		// does not take it for a newer term.
 		r.send(Message{Type: resp, To: m.From, Term: m.Term, Index: last, Context: m.Context})
@@ -929,6 +1050,7 @@ func (r *Raft) handleAppendResp(i int, m Message) {
 	if m.Index > pr.match {
 		pr.match = m.Index
 		pr.next = max(pr.next, m.Index+1)
+		r.maybeTimeoutNow(i)
 		// What the acknowledgement lets go (new entries within the
 		// window, a new commit index) leaves with the next Ready, one
 		// append per follower, like proposals: sending at once for every

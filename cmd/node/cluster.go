@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"dkv/core"
 	"dkv/election"
@@ -476,4 +477,55 @@ func newClusterNode(o *options, logf func(string, ...any)) (*clusterNode, error)
 		return nil, err
 	}
 	return &clusterNode{node: node, peers: peers}, nil
+}
+
+// handOverWait bounds a graceful shutdown's hand-over (handOver): the
+// leader's Raft gives the hand-over up after an election timeout (200 ms
+// with election's defaults), and the writes it took then wait for the new
+// leader to commit them; longer than both, and still short of what an
+// operator's stop command (systemd's 90 s) allows.
+const handOverWait = time.Second
+
+// handOverPoll is how often a shutting-down leader looks whether its
+// hand-over is done.
+const handOverPoll = 5 * time.Millisecond
+
+// handOver is a cluster leader's last act before a graceful shutdown: it
+// hands the office to its most up-to-date follower (election.Node.HandOver)
+// and waits until that one leads and every write this node took has its
+// answer, at most wait. A leader that just stopped left the cluster without
+// one for an election timeout or more (200-400 ms by default), every write
+// meanwhile failing or waiting; handed over, the cluster goes on after a
+// round trip. A node that does not lead, or whose followers cannot take the
+// office, stops at once.
+func handOver(host *realnet.Host, n *election.Node, wait time.Duration, logs *serverLog) {
+	ask := func(f func() bool) bool {
+		res := make(chan bool, 1)
+		if !host.Post(func() { res <- f() }) {
+			return false // the host stopped
+		}
+		select {
+		case ok := <-res:
+			return ok
+		case <-time.After(wait):
+			return false
+		}
+	}
+	var to core.NodeID
+	if !ask(func() bool {
+		var ok bool
+		to, ok = n.HandOver()
+		return ok
+	}) {
+		return
+	}
+	start := time.Now()
+	for time.Since(start) < wait {
+		if ask(n.HandedOver) {
+			logs.Info(fmt.Sprintf("handed the office to node %d in %v", to, time.Since(start).Round(time.Millisecond)), "event", "hand_over", "to", int(to))
+			return
+		}
+		time.Sleep(handOverPoll)
+	}
+	logs.Warn(fmt.Sprintf("node %d did not take the office within %v; shutting down anyway (the cluster elects a leader by itself)", to, wait), "event", "hand_over", "to", int(to))
 }

@@ -28,6 +28,7 @@ import (
 
 	"dkv/core"
 	"dkv/disk"
+	"dkv/election"
 	"dkv/realnet"
 	"dkv/textidx"
 )
@@ -518,7 +519,8 @@ func run(args []string, stderr io.Writer) int {
 	// write (docs/PERFORMANCE.md, Indexes, sixteenth session).
 	hostCfg.Prepare = core.PrepareFunc(o.single.Indexes)
 	var node serverNode
-	var peers *realnet.Peers // nil for a single node
+	var peers *realnet.Peers         // nil for a single node
+	var clusterLeader *election.Node // a cluster's node, handed over at shutdown
 	switch {
 	case o.cluster != nil:
 		cn, err := newClusterNode(o, logs.printf)
@@ -526,7 +528,7 @@ func run(args []string, stderr io.Writer) int {
 			fail("start_failed", err)
 			return exitFatal
 		}
-		node, peers = cn.node, cn.peers
+		node, peers, clusterLeader = cn.node, cn.peers, cn.node
 		logs.Info(o.cluster.describeID()+": "+o.cluster.membership(), "event", "membership")
 	case o.mesh != nil:
 		mn, err := newMeshNode(o, logs.printf)
@@ -621,6 +623,9 @@ func run(args []string, stderr io.Writer) int {
 					sm.health.Store(healthStopping)
 				}
 				logs.Info(fmt.Sprintf("received %v, shutting down", sig), "event", "shutdown")
+				if clusterLeader != nil {
+					handOver(host, clusterLeader, handOverWait, logs)
+				}
 				host.Shutdown()
 			case <-runDone:
 				return
