@@ -131,11 +131,14 @@ type Node struct {
 	indexes  *core.AttachedIndexes
 	snapTerm uint64 // term of the snapshot being written
 
-	writes    []pendingWrite // proposals waiting to be applied, by index
-	reads     []clientRead   // reads asked of Raft, in order
-	confirmed []clientRead   // reads a majority confirmed, waiting for apply
-	notReady  []clientRead   // reads refused until the new leader commits
-	readID    uint64
+	writes []pendingWrite // proposals waiting to be applied, by index
+	// handOverHeld are the writes that came while this leader handed the
+	// office over (releaseHeld); at most handOverHeldMax.
+	handOverHeld []heldWrite
+	reads        []clientRead // reads asked of Raft, in order
+	confirmed    []clientRead // reads a majority confirmed, waiting for apply
+	notReady     []clientRead // reads refused until the new leader commits
+	readID       uint64
 
 	out []*sendState // per peer position: a snapshot being sent
 	// outFile is the snapshot file being sent, open while any send runs:
@@ -636,7 +639,16 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		reply(core.ErrorResponse(core.CodeUnavailable, "too many writes waiting to commit; retry"))
 		return
 	case errors.Is(err, ErrTransferring):
-		reply(core.ErrorResponse(core.CodeUnavailable, "the leader is handing the office to node %d (it is shutting down); the write was not proposed: retry, at %s in a moment", n.raft.Transferring(), n.clientAddr(n.raft.Transferring())))
+		if len(n.handOverHeld) < handOverHeldMax {
+			// Held until the hand-over ends, then sent on to the new
+			// leader (not_leader, which a client follows at once) or,
+			// if it failed, proposed here: refused, each went to
+			// another node after a pause, and found the new leader
+			// tens or hundreds of milliseconds after it was elected.
+			n.handOverHeld = append(n.handOverHeld, heldWrite{req: req, reply: reply, tick: n.ticks})
+			return
+		}
+		reply(core.ErrorResponse(core.CodeUnavailable, "the leader is handing the office to node %d (it is shutting down), and %d writes wait already; the write was not proposed: retry, at %s in a moment", n.raft.Transferring(), len(n.handOverHeld), n.clientAddr(n.raft.Transferring())))
 		return
 	case err != nil:
 		reply(core.ErrorResponse(core.CodeInternal, "%v", err))
@@ -678,6 +690,35 @@ func (n *Node) growth(req *core.Request) int64 {
 	return 0
 }
 
+// handOverHeldMax bounds the writes a leader holds while it hands the
+// office over (Node.handOverHeld); past it they are refused, unavailable.
+const handOverHeldMax = 4096
+
+// heldWrite is a write that came while this leader handed the office over.
+type heldWrite struct {
+	req   *core.Request
+	reply core.ReplyFunc
+	tick  int // when it came
+}
+
+// releaseHeld answers the writes held during a hand-over once it is over:
+// this node leads still (the hand-over failed), so they are proposed; or
+// another node leads, to which they are sent (not_leader); or, an election
+// timeout after the first came, whatever this node knows then.
+func (n *Node) releaseHeld() {
+	if n.raft.Transferring() != None {
+		return
+	}
+	if n.raft.State() != Leader && n.raft.Leader() == None && n.ticks-n.handOverHeld[0].tick < n.cfg.ElectionTicks {
+		return // the election the hand-over began is under way
+	}
+	held := n.handOverHeld
+	n.handOverHeld = nil
+	for _, w := range held {
+		n.propose(w.req, w.reply)
+	}
+}
+
 // HandOver hands this node's office, if it leads, to its most up-to-date
 // healthy follower (Raft.HandOverTarget, Raft.TransferLeadership), and
 // returns that follower. A graceful shutdown calls it and waits, until
@@ -701,7 +742,7 @@ func (n *Node) HandOver() (core.NodeID, bool) {
 // took as leader has had its answer: what a graceful shutdown waits for
 // after HandOver.
 func (n *Node) HandedOver() bool {
-	return n.raft.State() != Leader && len(n.writes) == 0
+	return n.raft.State() != Leader && len(n.writes) == 0 && len(n.handOverHeld) == 0
 }
 
 func outcomeUnknown(why string) core.Response {
@@ -891,6 +932,9 @@ func (n *Node) Flush() error {
 	}
 	if n.views.Len() > 0 {
 		n.views.Sweep(n.env.Clock.Now()) // no clock read on a turn without views
+	}
+	if len(n.handOverHeld) > 0 {
+		n.releaseHeld()
 	}
 	for round := 0; ; round++ {
 		n.retryNotReady()
