@@ -26,13 +26,17 @@ type failoverConfig struct {
 	nodeBin  string
 	flags    string
 	failFast bool
+	// stop is how the leader goes: "kill" (SIGKILL: it dies on the spot)
+	// or "term" (SIGTERM: it hands the office over, then exits).
+	stop string
 }
 
 func runFailover(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("failover", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg failoverConfig
-	fs.IntVar(&cfg.kills, "kills", 20, "how many times to SIGKILL the leader")
+	fs.IntVar(&cfg.kills, "kills", 20, "how many times to stop the leader")
+	fs.StringVar(&cfg.stop, "stop", "kill", "how: kill (SIGKILL, a crash) or term (SIGTERM, a graceful stop: the leader hands the office over first)")
 	fs.IntVar(&cfg.writers, "writers", 4, "writers, each with its own cluster client")
 	fs.DurationVar(&cfg.pause, "pause", 5*time.Millisecond, "pause between one writer's Sets")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "longest wait for the first acknowledged write after a kill")
@@ -44,6 +48,10 @@ func runFailover(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.kills < 1 || cfg.writers < 1 {
 		fmt.Fprintln(stderr, "need --kills >= 1 and --writers >= 1")
+		return 2
+	}
+	if cfg.stop != "kill" && cfg.stop != "term" {
+		fmt.Fprintf(stderr, "--stop must be kill or term, not %q\n", cfg.stop)
 		return 2
 	}
 	if _, err := failover(cfg, stdout); err != nil {
@@ -67,6 +75,9 @@ type failoverResult struct {
 // the failover: election, the new leader's first commit, and the client
 // finding it), and restarts the killed node, caught up, before the next.
 func failover(cfg failoverConfig, out io.Writer) (*failoverResult, error) {
+	if cfg.stop == "" {
+		cfg.stop = "kill"
+	}
 	work, bin, err := workspace(cfg.dir, "dkv-bench-failover-", cfg.nodeBin, out)
 	if err != nil {
 		return nil, err
@@ -137,8 +148,8 @@ func failover(cfg failoverConfig, out io.Writer) (*failoverResult, error) {
 	}()
 
 	res := &failoverResult{}
-	fmt.Fprintf(out, "failover: %d kills of the leader of a 3-node cluster on %s; %d writers, %v between a writer's Sets\n",
-		cfg.kills, strings.Join(cl.Addrs(), ","), cfg.writers, cfg.pause)
+	fmt.Fprintf(out, "failover: %d stops (%s) of the leader of a 3-node cluster on %s; %d writers, %v between a writer's Sets\n",
+		cfg.kills, signalName(cfg.stop), strings.Join(cl.Addrs(), ","), cfg.writers, cfg.pause)
 	for k := 1; k <= cfg.kills; k++ {
 		lead, err := healthy(cl, &writes)
 		if err != nil {
@@ -148,7 +159,13 @@ func failover(cfg failoverConfig, out io.Writer) (*failoverResult, error) {
 		mu.Lock()
 		killedAt, killedAddr, firstAck = time.Now(), cl.Addr(lead), time.Time{}
 		mu.Unlock()
-		p.Kill()
+		stopped := make(chan error, 1)
+		if cfg.stop == "term" {
+			go func() { stopped <- p.Stop(cfg.timeout) }()
+		} else {
+			p.Kill()
+			stopped <- nil
+		}
 		elected := make(chan time.Duration, 1)
 		go func() { elected <- waitOtherLeader(cl, lead, killedAt, cfg.timeout) }()
 		select {
@@ -171,15 +188,18 @@ func failover(cfg failoverConfig, out io.Writer) (*failoverResult, error) {
 		} else {
 			res.elected = append(res.elected, el)
 		}
-		fmt.Fprintf(out, "  kill %2d: node %d; %s, first write acknowledged after %v\n",
-			k, lead, seen, acked.Round(time.Millisecond))
+		fmt.Fprintf(out, "  %s %2d: node %d; %s, first write acknowledged after %v\n",
+			cfg.stop, k, lead, seen, acked.Round(time.Millisecond))
+		if err := <-stopped; err != nil {
+			return nil, fmt.Errorf("%s %d: node %d: %w", cfg.stop, k, lead, err)
+		}
 		if _, err := cl.Start(lead); err != nil {
 			return nil, err
 		}
 	}
 	res.writes, res.errors = writes.Load(), errCount.Load()
 
-	fmt.Fprintf(out, "\nfailover: time from SIGKILL of the leader, %d kills; %d writes acknowledged, %d calls failed\n\n", cfg.kills, res.writes, res.errors)
+	fmt.Fprintf(out, "\nfailover: time from %s of the leader, %d stops; %d writes acknowledged, %d calls failed\n\n", signalName(cfg.stop), cfg.kills, res.writes, res.errors)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "to\tmin\tmedian\tp90\tmax\t")
 	for _, row := range []struct {
@@ -195,6 +215,14 @@ func failover(cfg failoverConfig, out io.Writer) (*failoverResult, error) {
 	acked := latencies(res.acked)
 	fmt.Fprintf(out, "\nmedian %s (target <= 500ms), max %s (target <= 1500ms)\n", ms(acked.percentile(50)), ms(acked.percentile(100)))
 	return res, nil
+}
+
+// signalName is the signal --stop sends.
+func signalName(stop string) string {
+	if stop == "term" {
+		return "SIGTERM"
+	}
+	return "SIGKILL"
 }
 
 // healthy waits until the cluster has a leader that every node follows,
