@@ -404,6 +404,25 @@ func DefaultLimits() Limits {
 	}
 }
 
+// NearDataBound reports whether a write that adds at most upper data bytes
+// (UpperDataGrowth) to a store that holds held could pass l.DataBytesMax:
+// only then is its exact growth worth the lookups it costs (Store.
+// DataGrowth walks the tree once a key), so that a write far from the bound,
+// the common case, pays nothing for it.
+func (l Limits) NearDataBound(held, upper int64) bool {
+	return l.DataBytesMax > 0 && held+upper > l.DataBytesMax
+}
+
+// UpperDataGrowth is the most that setting items can add to a store's data
+// bytes: every key counted as new.
+func UpperDataGrowth(items []KV) int64 {
+	var n int64
+	for i := range items {
+		n += EntryDataBytes(len(items[i].Key), len(items[i].Value))
+	}
+	return n
+}
+
 // StoreFull answers a client's write that would add growth data bytes to
 // a store that holds held, past l.DataBytesMax; nil when it may go on. A
 // write that does not grow the store always may: deletes and shorter

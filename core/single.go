@@ -359,9 +359,12 @@ func (n *SingleNode) writeExpiring(reply ReplyFunc, req *Request, at int64) {
 func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV, ats []int64) {
 	if req != nil && (typ == recordSet || typ == recordSetExpiring || typ == recordBulkSet) {
 		// The store as the open batch left it: its writes come first.
-		if full := n.cfg.Limits.StoreFull(n.store.DataBytes(), n.store.DataGrowth(items)); full != nil {
-			n.queue(reply, *full, false)
-			return
+		held := n.store.DataBytes()
+		if n.cfg.Limits.NearDataBound(held, UpperDataGrowth(items)) {
+			if full := n.cfg.Limits.StoreFull(held, n.store.DataGrowth(items)); full != nil {
+				n.queue(reply, *full, false)
+				return
+			}
 		}
 	}
 	var payload []byte

@@ -534,9 +534,12 @@ func bulkItems(kvs []core.KV) []Item {
 // a tombstone for a key this node lacks takes room: they are how a full
 // store is emptied.
 func (n *Node) writeGrowing(req *core.Request, reply core.ReplyFunc, items []Item) {
-	if full := n.cfg.Limits.StoreFull(n.rep.store.DataBytes(), n.rep.growth(items)); full != nil {
-		n.queue(pending{reply: reply, resp: *full})
-		return
+	held := n.rep.store.DataBytes()
+	if n.cfg.Limits.NearDataBound(held, upperGrowth(items)) {
+		if full := n.cfg.Limits.StoreFull(held, n.rep.growth(items)); full != nil {
+			n.queue(pending{reply: reply, resp: *full})
+			return
+		}
 	}
 	n.write(req, reply, items)
 }

@@ -143,6 +143,16 @@ func (r *replica) growth(items []Item) int64 {
 	return g
 }
 
+// upperGrowth is the most that storing items can add to a store's data
+// bytes: every key counted as new (core.Limits.NearDataBound).
+func upperGrowth(items []Item) int64 {
+	var g int64
+	for i := range items {
+		g += core.EntryDataBytes(bucketPrefixBytes+len(items[i].Key), versionHeaderBytes+len(items[i].Value))
+	}
+	return g
+}
+
 // attach rebuilds idx from the live values and keeps it in step with
 // every change from now on (see core.AttachedIndexes; a position is a
 // store key). The replica tells the indexes itself, rather than through
