@@ -19,7 +19,9 @@
 // have applied it. Reads (Get, TTL, Ping, Status, ...) are retried once
 // on a fresh connection, and a request that provably never left is retried too.
 // The next call after a broken connection redials, with bounded retries and
-// backoff for the dial only.
+// backoff for the dial only; the calls that waited for that redial share
+// its outcome, its failure too (a server that is down fails them all at
+// once, with its own error, rather than one after another).
 //
 // Server failures come back as *ServerError carrying the protocol's stable
 // code; errors.Is(err, ErrNotFound) recognises a get of a missing key, and
