@@ -120,9 +120,10 @@ const (
 
 // DialCluster returns a client of the cluster whose nodes listen at addrs
 // ("host:port" each, the nodes' client addresses). It opens a connection to
-// the first node that accepts one, trying the addresses in turn, for
-// 1+WithRetries rounds with backoff, within ctx; so a list that names no
-// live node fails here. It does not wait for a leader: a cluster without
+// the first node that accepts one, trying the addresses in turn, each
+// within the attempt timeout (WithAttemptTimeout), for 1+WithRetries
+// rounds with backoff, within ctx; so a list that names no live node fails
+// here, and one node that does not answer does not hold it. It does not wait for a leader: a cluster without
 // one still answers Ping and Status, and a write waits for an election
 // within its own context.
 func DialCluster(ctx context.Context, addrs []string, opts ...Option) (*ClusterKVClient, error) {
@@ -209,7 +210,7 @@ func (c *ClusterKVClient) connectAny(ctx context.Context) error {
 		for i, addr := range c.addrs {
 			n, err := c.node(addr)
 			if err == nil {
-				_, err = n.conn(ctx)
+				err = c.connectTo(ctx, n)
 			}
 			if err == nil {
 				c.mu.Lock()
@@ -224,6 +225,22 @@ func (c *ClusterKVClient) connectAny(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// connectTo opens a connection to the node n, within the attempt timeout,
+// as a call's attempt at it would: a node that takes the connection and
+// then answers nothing (stopped, or hung) held DialCluster for the dial
+// timeout, its password's or TLS handshake's answer included, which is
+// often the caller's whole budget (cmd/kv gives both its --timeout),
+// though the next node would have served (found by review).
+func (c *ClusterKVClient) connectTo(ctx context.Context, n *KVClient) error {
+	actx, cancel := context.WithTimeout(ctx, c.opts.attemptTimeout)
+	defer cancel()
+	_, err := n.conn(actx)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil && errors.Is(err, actx.Err()) {
+		err = &attemptTimeoutError{addr: n.addr, timeout: c.opts.attemptTimeout, err: err}
+	}
+	return err
 }
 
 // Addrs returns the node addresses the client was given, deduplicated.

@@ -83,7 +83,8 @@ func WithMaxRequestBytes(n int) Option { return func(o *options) { o.requestByte
 // node, its dial included (default 2s): a node that has not answered by then
 // is left for another, and a write is retried there with the same sequence
 // number. The call as a whole is bounded by its context or, without a
-// deadline, by the request timeout. KVClient ignores it.
+// deadline, by the request timeout. It bounds DialCluster's connection to
+// each node too. KVClient ignores it.
 func WithAttemptTimeout(d time.Duration) Option { return func(o *options) { o.attemptTimeout = d } }
 
 // WithMaxAttempts bounds the attempts of one ClusterKVClient call, redirects
