@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
@@ -235,12 +236,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, usagef("--addrs names a cluster; it does not go with %s", strings.Join(single, ", ")))
 		}
 		for a := range strings.SplitSeq(*addrs, ",") {
-			if _, _, err := net.SplitHostPort(a); err != nil {
+			// A list is often written "a, b": the space is not part of
+			// the host (found by review: " 127.0.0.1" failed the dial,
+			// "no such host", and the command with it).
+			a = strings.TrimSpace(a)
+			if !isHostPort(a) {
 				return fail(stderr, usagef("--addrs takes HOST:PORT,HOST:PORT,...: %q is not HOST:PORT", a))
 			}
 			cluster = append(cluster, a)
 		}
-	} else if *addr == "" {
+	} else if *addr != "" {
+		if !isHostPort(*addr) {
+			return fail(stderr, usagef("--addr takes HOST:PORT: %q is not HOST:PORT", *addr))
+		}
+	} else {
 		if *port < 1 || *port > 65535 {
 			return fail(stderr, usagef("--port must be in 1..65535, got %d", *port))
 		}
@@ -332,6 +341,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return failed(err)
 	}
 	return exitOK
+}
+
+// isHostPort reports whether a is HOST:PORT, the port given.
+func isHostPort(a string) bool {
+	_, port, err := net.SplitHostPort(a)
+	return err == nil && port != "" && !strings.ContainsFunc(a, unicode.IsSpace)
 }
 
 // passwordRefusedError is a server's refusal of the password that

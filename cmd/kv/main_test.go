@@ -64,6 +64,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--addr", "127.0.0.1:1", "--addrs", "127.0.0.1:2", "ping"}, "does not go with --addr"},
 		{[]string{"--addrs", "127.0.0.1:1,,127.0.0.1:2", "ping"}, `"" is not HOST:PORT`},
 		{[]string{"--addrs", "127.0.0.1", "ping"}, `"127.0.0.1" is not HOST:PORT`},
+		{[]string{"--addrs", "127.0.0.1:1,127.0.0.1:", "ping"}, `"127.0.0.1:" is not HOST:PORT`},
+		{[]string{"--addr", "127.0.0.1", "ping"}, `--addr takes HOST:PORT: "127.0.0.1" is not HOST:PORT`},
+		{[]string{"--addr", "127.0.0.1:", "ping"}, `"127.0.0.1:" is not HOST:PORT`},
 		{[]string{"--port", "1", "set", "k\xff", "v"}, `"k\xff" is not UTF-8 text`},
 		{[]string{"--port", "1", "set", "--if-value", "\xfe", "k", "v"}, `"\xfe" is not UTF-8 text`},
 		{[]string{"--port", "1", "bulk-get", "a", "b\xff"}, `"b\xff" is not UTF-8 text`},
@@ -232,6 +235,25 @@ func TestCommandsAgainstFakeCluster(t *testing.T) {
 	code, _, stderr := kv(t, "--addrs", addrs, "--timeout", "300ms", "set", "k", "v")
 	if code != exitError || !strings.Contains(stderr, "not_leader") {
 		t.Fatalf("set without a leader: exit %d, stderr %q; want 1 and not_leader", code, stderr)
+	}
+}
+
+// --addrs "A, B", as lists are often written: the spaces are not part of
+// the hosts (found by review: the dial of " 127.0.0.1" failed, "no such
+// host").
+func TestAddrsWithSpaces(t *testing.T) {
+	leader := clienttest.NewServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	// The first refuses the connection: the command needs the second.
+	mustRun := runAt(t, " "+closed+" , "+leader.Addr+" ")
+	mustRun("OK\n", "set", "k", "v")
+	if got := leader.Data()["k"]; got != "v" {
+		t.Fatalf("the server holds k = %q; want v", got)
 	}
 }
 
