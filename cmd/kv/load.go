@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -126,7 +127,7 @@ func load(ctx context.Context, c store, in io.Reader, batch int, st *loadStats) 
 	// first, so that the file's later line wins, as it would in one
 	// bulk_set, though the two may go apart (a bulk_set, then sets).
 	keys := map[string]bool{}
-	bytes, line, firstLine := 0, 0, 1
+	batchBytes, line, firstLine := 0, 0, 1
 	flush := func() error {
 		if len(items) == 0 && len(expiring) == 0 {
 			return nil
@@ -142,7 +143,7 @@ func load(ctx context.Context, c store, in io.Reader, batch int, st *loadStats) 
 		if err := setExpiring(ctx, c, expiring, st); err != nil {
 			return fmt.Errorf("lines %d..%d: %w; the keys of the lines before them are stored, and of these lines those without a deadline and perhaps some with one (%d keys stored in all)", firstLine, line, err, st.loaded.Load())
 		}
-		items, expiring, bytes, firstLine = items[:0], expiring[:0], 0, line+1
+		items, expiring, batchBytes, firstLine = items[:0], expiring[:0], 0, line+1
 		clear(keys)
 		return nil
 	}
@@ -174,7 +175,9 @@ func load(ctx context.Context, c store, in io.Reader, batch int, st *loadStats) 
 			}
 			return st.loaded.Load(), fmt.Errorf("line %d: %w; the %d keys of the lines before it are stored", line, err, st.loaded.Load())
 		}
-		if len(raw) == 0 || (len(raw) == 1 && raw[0] == '\n') {
+		if len(bytes.TrimSpace(raw)) == 0 {
+			// A blank line, of a file whose lines end "\r\n" too (one
+			// edited on Windows): it stopped the load as bad JSON.
 			continue
 		}
 		var kv struct {
@@ -212,8 +215,8 @@ func load(ctx context.Context, c store, in io.Reader, batch int, st *loadStats) 
 		} else {
 			items = append(items, item)
 		}
-		bytes += core.QuotedBytesMax(*kv.Key) + core.QuotedBytesMax(*kv.Value)
-		if len(items)+len(expiring) == batch || bytes >= loadBatchBytesMax {
+		batchBytes += core.QuotedBytesMax(*kv.Key) + core.QuotedBytesMax(*kv.Value)
+		if len(items)+len(expiring) == batch || batchBytes >= loadBatchBytesMax {
 			if err := flush(); err != nil {
 				return st.loaded.Load(), err
 			}

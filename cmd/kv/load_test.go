@@ -44,6 +44,23 @@ func TestScanThenLoadCopiesEveryKey(t *testing.T) {
 	}
 }
 
+// Blank lines are skipped, those of a file whose lines end "\r\n" (edited
+// on Windows) too: such a line stopped the load as bad JSON.
+func TestLoadSkipsBlankLines(t *testing.T) {
+	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
+	content := "\n" + `{"key":"a","value":"1"}` + "\r\n\r\n \t\n" + `{"key":"b","value":"2"}` + "\r\n\r\n"
+	file := filepath.Join(t.TempDir(), "crlf.jsonl")
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := kv(t, "--addr", addr, "load", file); code != 0 || out != "loaded 2 keys\n" {
+		t.Fatalf("load: exit %d, %q, %q; want 0 and 2 keys loaded", code, out, errOut)
+	}
+	say := saysAt(t, kvAt(t, addr))
+	say("1", "get", "a")
+	say("2", "get", "b")
+}
+
 // A bad line stops the load, naming the line and what is stored before it.
 func TestLoadStopsAtABadLine(t *testing.T) {
 	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
