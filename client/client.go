@@ -483,11 +483,15 @@ func Limit(n int) SearchOption {
 }
 
 // Do sends req as is, except for its id, which the client replaces with its
-// own to match the response. It returns the response whenever one arrived;
+// own to match the response, and the fields the client keeps itself: a
+// KVClient's after (its stamp, on a write whose after is empty), a
+// ClusterKVClient's client_id, seq and acked (its session's, on a write;
+// none on a read). It returns the response whenever one arrived;
 // if that response is a failure, the error is its *ServerError as well.
 // Only get, bulk_get, ttl, ping, status, scan and the searches count as
-// reads for retrying; any other op is treated as a write and never repeated
-// once sent.
+// reads for retrying; any other op is treated as a write: a KVClient never
+// repeats it once sent, and a ClusterKVClient repeats it only as the same
+// write of its session.
 func (c *ops) Do(ctx context.Context, req *core.Request) (*core.Response, error) {
 	resp, err := c.do(ctx, *req)
 	if err != nil {
