@@ -193,8 +193,19 @@ type notFoundError struct{ key string }
 func (e notFoundError) Error() string { return "not found: " + e.key }
 
 func usagef(format string, args ...any) error {
+	for _, a := range args {
+		// A command's flag parse that met -h or --help (kv scan --help)
+		// is no mistake: it said "scan: flag: help requested", exit 2.
+		if err, ok := a.(error); ok && errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+	}
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
+
+// errHelp is -h or --help among a command's flags: the usage text is
+// printed, exit 0.
+var errHelp = errors.New("help requested")
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kv", flag.ContinueOnError)
@@ -261,6 +272,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	op, err := parseCommand(cmd, cmdArgs)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
 	if err != nil {
 		return fail(stderr, err)
 	}

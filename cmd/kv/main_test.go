@@ -87,11 +87,21 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}} {
-		code, stdout, _ := kv(t, args...)
-		if code != exitOK || !strings.Contains(stdout, "Examples:") {
-			t.Errorf("kv %q: exit %d, stdout %q; want the usage text", args, code, stdout)
+	// A command's -h or --help, where its flags go, asks for it too (it
+	// said "scan: flag: help requested", exit 2); nothing is sent.
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"},
+		{"set", "--help"}, {"set", "--ttl", "1s", "-h"}, {"delete", "-help"}, {"scan", "--help"},
+		{"load", "-h"}, {"bulk-set", "--help"}, {"search", "--help"}, {"similar", "-h"}} {
+		code, stdout, stderr := kv(t, append([]string{"--port", "1"}, args...)...)
+		if code != exitOK || !strings.Contains(stdout, "Examples:") || stderr != "" {
+			t.Errorf("kv %q: exit %d, stdout %q, stderr %q; want the usage text", args, code, stdout, stderr)
 		}
+	}
+	// After KEY, or "--", it is an argument like any other.
+	srv := clienttest.NewServer(t)
+	saysAt(t, kvAt(t, srv.Addr))("OK", "set", "k", "--help")
+	if v := srv.Data()["k"]; v != "--help" {
+		t.Fatalf("k holds %q; want --help", v)
 	}
 }
 
