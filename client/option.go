@@ -107,7 +107,8 @@ func WithPassword(p string) Option { return func(o *options) { o.password = p } 
 // matches ErrTLS, and so does a call on a connection whose server refused
 // the client's certificate (TLS 1.3 says so after the handshake): the
 // server read nothing of it. A KVClient does not retry it; a
-// ClusterKVClient tries its other nodes, whose certificates are their own.
+// ClusterKVClient tries its other nodes, whose certificates are their own,
+// and ends the call when a node refuses it a second time.
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 
 func (o *options) validate() error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -184,4 +185,31 @@ func TestTLSIdleCloseBeforeAWrite(t *testing.T) {
 	if v, err := c.Get(ctx, "k"); err != nil || v != "3" {
 		t.Fatalf("get: %q, %v", v, err)
 	}
+}
+
+// A ClusterKVClient whose nodes all refuse its certificate ends the call
+// once a node refuses it again, rather than making every attempt it may
+// (found by review: 20 handshakes and backoffs, some 3 s, on every call of
+// a client without the certificate the nodes ask for; with more attempts
+// allowed, the call ran into its deadline).
+func TestClusterStopsAtASecondTLSRefusal(t *testing.T) {
+	addr, f := serveTLS(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The one node, under two names: each refuses, then one again.
+	host, port, _ := net.SplitHostPort(addr)
+	addrs := []string{addr, net.JoinHostPort("localhost", port)}
+	if host != "127.0.0.1" {
+		t.Fatalf("served on %s; want 127.0.0.1", addr)
+	}
+	cl, err := DialCluster(ctx, addrs, WithTLS(clientTLS(t, f.CA, "", "")), WithMaxAttempts(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	err = cl.Set(ctx, "k", "anonymous")
+	if !errors.Is(err, ErrTLS) || errors.Is(err, ErrUnknownOutcome) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Set without the certificate the nodes ask for: %v; want ErrTLS, neither unknown nor the deadline", err)
+	}
+	t.Log(err)
 }
