@@ -74,6 +74,14 @@ import (
 // errors (bad_request, too_large, ...) end the call at once; after an
 // attempt of unknown outcome they match ErrUnknownOutcome too.
 // Reads are retried freely by the same rules.
+//
+// Against a single node it works too: the node checks the session fields
+// and ignores them. It keeps no sessions, though: a write retried after an
+// attempt of unknown outcome may apply twice there (an Incr counts twice),
+// and the condition_failed, not_found, not_integer or overflow that
+// answers such a retry is not certain (the first attempt may have
+// applied: a SetIfAbsent that took the key reported false). Use a
+// KVClient, which never resends a write, against a single node.
 type ClusterKVClient struct {
 	ops // Set, Get, Delete, BulkSet, Ping, Status, Do: through c.do
 

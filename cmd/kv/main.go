@@ -127,7 +127,8 @@ Flags (before the command):
   --addrs A,B,C     a cluster's nodes (HOST:PORT each): the command goes to
                     the leader, found and followed through failovers; a
                     write is applied at most once (not with --host, --port
-                    or --addr)
+                    or --addr). A single node keeps no sessions: name it
+                    with --addr, or a retried write may apply twice
   --timeout D       time allowed for the whole command (default 5s); for scan
                     and load, which may take many requests, for each request
   --auth-file FILE  the server's password, from the file its --auth-file
