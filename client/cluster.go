@@ -28,7 +28,9 @@ import (
 // timeout (a connection it closed while idle is redialled first, within
 // the same attempt), sends the call to the next address after a backoff: 10 ms
 // doubling to 250 ms, each wait drawn from its upper half so that clients
-// of a failed leader do not return in step. A call makes at most
+// of a failed leader do not return in step. A node that has not answered
+// when the call's own deadline ends the attempt, before the attempt
+// timeout, is left in the same way, for the next call. A call makes at most
 // WithMaxAttempts attempts (default 20), each bounded by WithAttemptTimeout
 // (default 2s), and all of them by its context or, without a deadline, the
 // request timeout. Ping and Status are answered by any node; the other
@@ -398,6 +400,7 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 		if write {
 			req.Acked = c.acked(sess)
 		}
+		late := ctx.Err() != nil // the call's time was up before this attempt
 		resp, sent, err := c.attempt(ctx, addr, &req, began)
 		pause := true
 		switch {
@@ -493,6 +496,17 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 			// the certificate the nodes ask for made its 20 attempts,
 			// handshakes and backoffs, some 3 s, on every call).
 			if ctx.Err() != nil || !retryable(err) || tlsErr && tlsRefused[addr] {
+				if !late && errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
+					// The call's deadline, shorter than the attempt
+					// timeout, ended the attempt before the node
+					// answered: the node is left for the next call, as
+					// after an attempt timeout (found by review: with
+					// deadlines under 2 s, every call went to a leader
+					// stopped for good, and timed out there, while the
+					// other nodes had elected another). A node that
+					// was only slow costs the next call a redirect.
+					c.after(addr)
+				}
 				if lastErr != nil {
 					err = fmt.Errorf("%w (attempt %d; the one before failed: %w)", err, attempt, lastErr)
 				}

@@ -258,3 +258,71 @@ func TestKVClientAcrossAServerPause(t *testing.T) {
 		}
 	}
 }
+
+// A leader that stops answering (SIGSTOP: a hung process, or a host cut
+// off with its connections open) is left by calls whose deadlines are
+// shorter than the attempt timeout, as by longer ones (found by review:
+// with deadlines of 500 ms, every write went to the stopped leader the
+// client knew, timed out there, and reported an unknown outcome, for as
+// long as it stayed stopped while calls kept coming, the other nodes
+// having elected another long before).
+func TestClusterShortDeadlinesLeaveAStoppedLeader(t *testing.T) {
+	cl := startCluster(t)
+	c := dialClusterT(t, cl.Addrs())
+	if err := c.Set(ctxT(t), "k", "before"); err != nil {
+		t.Fatal(err)
+	}
+	leader, _, err := cl.WaitLeader(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := cl.Addr(leader)
+	if c.Leader() != stopped {
+		t.Fatalf("the client believes %s leads; the cluster says %s", c.Leader(), stopped)
+	}
+	p := cl.Process(leader)
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Signal(syscall.SIGCONT) })
+	if err := p.WaitStopped(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Writers one after another, as an application's requests come: the
+	// connection to the stopped leader always has one waiting.
+	const (
+		deadline = 500 * time.Millisecond // under the attempt timeout, 2 s
+		writers  = 4
+		tries    = 30
+	)
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		succeeded bool
+	)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range tries {
+				ctx, cancel := context.WithTimeout(context.Background(), deadline)
+				err := c.Set(ctx, fmt.Sprint("k", w), fmt.Sprint("after ", i))
+				cancel()
+				mu.Lock()
+				succeeded = succeeded || err == nil
+				done := succeeded
+				mu.Unlock()
+				if done {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if !succeeded {
+		t.Fatalf("%d writers made %d writes each with a deadline of %v, the leader stopped, and none succeeded; the client believes %q leads", writers, tries, deadline, c.Leader())
+	}
+	if c.Leader() == stopped {
+		t.Fatalf("a write succeeded, and the client believes the stopped node %s leads", stopped)
+	}
+}
