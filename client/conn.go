@@ -335,8 +335,13 @@ func (cn *conn) abandonLocked(ctx context.Context, cl *call) (*core.Response, bo
 		// cl may have been woken to take the read role: pass it on.
 		cn.passReadLocked()
 	}
+	// The oldest request unanswered, which cl may be.
+	oldestSentAt := cl.sentAt
+	if len(cn.pending) > 0 {
+		oldestSentAt = cn.pending[0].sentAt
+	}
 	cn.mu.Unlock()
-	cn.checkStall(cl)
+	cn.checkStall(cl, oldestSentAt)
 	return nil, true, ctx.Err()
 }
 
@@ -473,17 +478,31 @@ func (cn *conn) decode(head *call, line []byte, tooLarge bool) result {
 	return result{resp: resp}
 }
 
-// checkStall breaks the connection when a caller gave up after at least a
-// request timeout and the server has answered nothing since the call was
-// sent. Without this, a server that accepts but never answers would
-// eventually hold every slot with abandoned calls and the client would
-// never recover. Callers with shorter deadlines of their own do not count:
-// their impatience says nothing about the server.
-func (cn *conn) checkStall(cl *call) {
-	if time.Since(cl.began) >= cn.opts.requestTimeout && time.Duration(cn.lastResponseAt.Load()) < cl.sentAt {
-		silent := cn.since() - cl.sentAt
-		cn.fail(cn.lost(fmt.Errorf("no response for %v with requests outstanding", silent.Round(time.Millisecond))))
+// checkStall breaks the connection when a caller gives up on cl and either
+// it gave up after at least a request timeout with nothing answered since
+// cl was sent, or the connection has answered nothing for a request
+// timeout while requests were outstanding (the oldest sent at
+// oldestSentAt). Without this, a server that accepts but never answers,
+// or a connection lost silently on the way, would eventually hold every
+// slot with abandoned calls and the client would never recover. A
+// caller's short deadline alone does not count: its impatience says
+// nothing about the server; but the server's silence for a request
+// timeout does, however impatient the callers that met it (found by
+// review: calls one after another, each given up on within the request
+// timeout, kept a silent connection in use for as long as they came).
+func (cn *conn) checkStall(cl *call, oldestSentAt time.Duration) {
+	last := time.Duration(cn.lastResponseAt.Load())
+	now := cn.since()
+	var silent time.Duration
+	switch {
+	case time.Since(cl.began) >= cn.opts.requestTimeout && last < cl.sentAt:
+		silent = now - cl.sentAt
+	case now-max(last, oldestSentAt) >= cn.opts.requestTimeout:
+		silent = now - max(last, oldestSentAt)
+	default:
+		return
 	}
+	cn.fail(cn.lost(fmt.Errorf("no response for %v with requests outstanding", silent.Round(time.Millisecond))))
 }
 
 // idleError looks, without blocking, at what an idle conn (nothing pending)
