@@ -133,9 +133,9 @@ const (
 // the first node that accepts one, trying the addresses in turn, each
 // within the attempt timeout (WithAttemptTimeout), for 1+WithRetries
 // rounds with backoff, within ctx; so a list that names no live node fails
-// here, and one node that does not answer does not hold it. It does not wait for a leader: a cluster without
-// one still answers Ping and Status, and a write waits for an election
-// within its own context.
+// here, and one node that does not answer does not hold it. It does not
+// wait for a leader: a cluster without one still answers Ping and Status,
+// and a write waits for an election within its own context.
 func DialCluster(ctx context.Context, addrs []string, opts ...Option) (*ClusterKVClient, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
