@@ -398,6 +398,7 @@ class ClusterKVClient(_Calls, _Walks):
                     raise give_up(ClientClosed("the cluster client is closed"))
                 if write:
                     req["acked"] = sess.acked()
+                late = time.monotonic() >= deadline  # the call's time was up before this attempt
                 resp, err, sent = self._attempt(addr, req, deadline)
                 pause = True
                 if err is None and resp["ok"]:
@@ -501,6 +502,15 @@ class ClusterKVClient(_Calls, _Walks):
                         if len(tls_refused) >= len(self.addrs) or time.monotonic() >= deadline:
                             raise give_up(err)
                     elif time.monotonic() >= deadline or not _retryable(err, sent):
+                        if not late and isinstance(err, RequestTimeout):
+                            # The call's timeout, shorter than the attempt
+                            # timeout, ended the attempt before the node
+                            # answered: the node is left for the next call,
+                            # as after an attempt timeout (as the Go client;
+                            # found by review: with timeouts under 2 s,
+                            # every call went to a leader that had stopped
+                            # answering, while the others elected another).
+                            self._after(addr)
                         raise give_up(err)
                     last = err
                     addr = self._after(addr)

@@ -1107,6 +1107,17 @@ class ClusterFakeTest(unittest.TestCase):
                     c.Set("k", "v")
                 self.assertEqual(len(a.requests), 3)
 
+    def test_short_timeouts_leave_a_silent_leader(self):
+        # Calls whose timeout is under the attempt timeout: the first ends
+        # at the silent node, and the next goes to another.
+        with FakeServer(never_answers) as hung, FakeServer(echo_handler) as other:
+            with dkv.ClusterKVClient(kv_ports=[hung.port, other.port], timeout=0.3, attempt_timeout=2.0) as c:
+                with self.assertRaises(dkv.UnknownOutcome):
+                    c.Set("k", "v")
+                c.Set("k", "w")
+                self.assertEqual(other.store, {"k": "w"})
+                self.assertEqual(len(hung.requests), 1)
+
     def test_silent_cluster_never_hangs(self):
         with FakeServer(never_answers) as a, FakeServer(never_answers) as b:
             with dkv.ClusterKVClient(kv_ports=[a.port, b.port], timeout=1.0, attempt_timeout=0.3) as c:
