@@ -161,8 +161,8 @@ func TestIncrOutcomeUnknown(t *testing.T) {
 		}
 	}()
 	code, out, stderr := kv(t, "--addr", ln.Addr().String(), "incr", "hits")
-	if code != exitError || out != "" || !strings.Contains(stderr, "outcome unknown") || !strings.Contains(stderr, "\n(the incr may or may not have applied, and reading the key back cannot tell") {
-		t.Fatalf("incr over a connection that breaks: exit %d, stdout %q, stderr %q; want 1 and the counter's hint", code, out, stderr)
+	if code != exitUnknownOutcome || out != "" || !strings.Contains(stderr, "outcome unknown") || !strings.Contains(stderr, "\n(the incr may or may not have applied, and reading the key back cannot tell") {
+		t.Fatalf("incr over a connection that breaks: exit %d, stdout %q, stderr %q; want 4 and the counter's hint", code, out, stderr)
 	}
 	if strings.Contains(stderr, "read the key back to learn whether") {
 		t.Fatalf("stderr %q gives a set's hint to an incr", stderr)

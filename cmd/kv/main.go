@@ -39,6 +39,11 @@ const (
 	// (--if-absent, --if-exists, --if-value) did not hold; nothing was
 	// written.
 	exitConditionFailed = 3
+	// exitUnknownOutcome: a write was sent and its answer never came (or
+	// the cluster could not tell): it may or may not have applied. Apart
+	// from 1 so that a script does not take it for a refusal and repeat
+	// the write (kv incr n || kv incr n counted twice).
+	exitUnknownOutcome = 4
 	// exitInterrupted: a load stopped by Ctrl-C (or SIGTERM), as a shell
 	// reports a command killed by SIGINT.
 	exitInterrupted = 130
@@ -174,8 +179,10 @@ Examples:
   kv --tls-ca certs/ca.pem get hello
 
 Exit status: 0 success, 1 the operation failed, 2 usage error, 3 the
-condition of a set or delete did not hold (nothing was written), 130 a
-load stopped by Ctrl-C (it says which lines are stored).
+condition of a set or delete did not hold (nothing was written), 4 a
+write's outcome is unknown (its answer never came: it may or may not have
+applied; read the key back before writing again), 130 a load stopped by
+Ctrl-C (it says which lines are stored).
 `
 
 func main() {
@@ -1158,5 +1165,8 @@ func fail(stderr io.Writer, err error) int {
 		msg += "\n(a limit of the server's: for load, a smaller --batch; see its --max-* flags)"
 	}
 	fmt.Fprintln(stderr, msg)
+	if errors.Is(err, client.ErrUnknownOutcome) {
+		return exitUnknownOutcome
+	}
 	return exitError
 }

@@ -176,6 +176,37 @@ func TestServerDown(t *testing.T) {
 	}
 }
 
+// A write whose answer never comes exits 4, apart from a refusal's 1, so
+// that a script does not take it for one and write again; a read that
+// fails so exits 1 (it can be repeated freely).
+func TestUnknownOutcomeExits4(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Reads the request, then drops the connection unanswered.
+			buf := make([]byte, 4096)
+			nc.Read(buf)
+			nc.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	code, _, stderr := kv(t, "--addr", addr, "--timeout", "2s", "set", "k", "v")
+	if code != exitUnknownOutcome || !strings.Contains(stderr, "read the key back") {
+		t.Fatalf("a set whose answer never came: exit %d, stderr %q; want %d and the hint", code, stderr, exitUnknownOutcome)
+	}
+	if code, _, _ := kv(t, "--addr", addr, "--timeout", "2s", "get", "k"); code != exitError {
+		t.Fatalf("a get whose answer never came: exit %d, want %d", code, exitError)
+	}
+}
+
 // fakeCluster starts a fake leader and a follower that sends clients to
 // it, and returns the leader and the --addrs that name both, the follower
 // first.
