@@ -1,6 +1,9 @@
 package core
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // AttachedIndexes are a node's indexes joined to the values they index: a
 // rebuild from those values (at recovery, after a snapshot install), in
@@ -13,9 +16,9 @@ import "time"
 // installed a large snapshot stopped answering its leader for as long
 // while it indexed (a follower that falls behind again meanwhile may need
 // the next snapshot, and never catch up). Now a store of at most
-// InlineValuesMax values is indexed whole before the node serves, as
-// before; a larger one a step at a time, on the node's timer, while the
-// node serves every other request. Until the rebuild is done a search is
+// InlineValuesMax values, and InlineBytesMax bytes of keys and values, is
+// indexed whole before the node serves, as before; a larger one a step at
+// a time, on the node's timer, while the node serves every other request. Until the rebuild is done a search is
 // answered "unavailable" with its progress (it would miss values), and
 // the status op's indexes section shows the progress.
 //
@@ -65,6 +68,10 @@ type IndexBuildConfig struct {
 	// StepValues bounds the values one step hands over to indexes that
 	// run on the node's goroutine (see indexStepValues).
 	StepValues int
+	// InlineBytesMax: a rebuild whose keys and values come to more than
+	// this is done in steps, however few the values (see
+	// IndexInlineBytesDefault).
+	InlineBytesMax int64
 }
 
 const (
@@ -72,25 +79,42 @@ const (
 	// indexing on one core, which a start may take before it serves (a
 	// restart's recovery of a million keys takes as long).
 	IndexInlineValuesDefault = 10_000
+	// IndexInlineBytesDefault: the same 0.75 s in bytes, for the values
+	// are what indexing costs: 5,000 values of 100 KB, under the count,
+	// held a start (and would hold a cluster follower's loop after a
+	// snapshot install) for 12 s of indexing before it served (found by
+	// review).
+	IndexInlineBytesDefault = 10 << 20
 	// indexStepValues: 256 values a step, a step every indexTick, for
 	// indexes on the node's goroutine: about 20 ms of indexing of 1 KB
 	// values a step. Indexes on a goroutine of their own, which say how
 	// far behind they are (IndexBacklog), get what tops their queue up to
 	// indexBacklogMax instead.
 	indexStepValues = 256
+	// indexStepBytes bounds a step in keys' and values' bytes too: 256
+	// values of 1 KB. Counted in values alone, a step of 256 values of
+	// 100 KB held the node's loop for half a second.
+	indexStepBytes = 256 << 10
 	// indexBacklogMax bounds the calls a rebuild lets wait for a host's
 	// index goroutine: about 75 ms of indexing of 1 KB values, well under
 	// the host's own queue limit, so that the rebuild never fills the
 	// queue and so blocks the node's loop behind it.
 	indexBacklogMax = 1024
+	// indexBacklogBytesMax is the same bound in keys' and values' bytes
+	// (1,024 values of 1 KB), for indexing costs by the byte: a backlog of
+	// 1,024 values of 100 KB was 2 s of indexing, and a status op, which
+	// waits for the backlog, held the node's loop, and every client's
+	// request with it, for as long (found by review).
+	indexBacklogBytesMax = 1 << 20
 	// indexProgressValues: a line of the log every this many values.
 	indexProgressValues = 100_000
 )
 
 // IndexBacklog is what a host's Indexes may add: how many calls wait for
-// the goroutine that runs them (see Indexes).
+// the goroutine that runs them (see Indexes), and the bytes of the keys
+// and values they carry.
 type IndexBacklog interface {
-	Backlog() int
+	Backlog() (calls int, bytes int64)
 }
 
 // AttachIndexes attaches idx to s: it rebuilds idx from s and keeps it in
@@ -120,6 +144,9 @@ func NewAttachedIndexes(idx Indexes, walk IndexWalk, total int, clock Clock, cfg
 	if cfg.StepValues <= 0 {
 		cfg.StepValues = indexStepValues
 	}
+	if cfg.InlineBytesMax <= 0 {
+		cfg.InlineBytesMax = IndexInlineBytesDefault
+	}
 	return &AttachedIndexes{idx: idx, clock: clock, walk: walk, cfg: cfg, logf: logf, total: total, mutation: mutation}
 }
 
@@ -128,9 +155,9 @@ func NewAttachedIndexes(idx Indexes, walk IndexWalk, total int, clock Clock, cfg
 func (a *AttachedIndexes) Begin() {
 	a.startNs = a.clock.Now()
 	a.idx.Reset()
-	if a.total <= a.cfg.InlineValuesMax {
+	if a.total <= a.cfg.InlineValuesMax && a.inlineBytes() {
 		for !a.done {
-			a.step(a.total + 1)
+			a.step(a.total+1, math.MaxInt64)
 		}
 		return
 	}
@@ -154,6 +181,18 @@ func (a *AttachedIndexes) Stop() {
 	}
 }
 
+// inlineBytes reports whether the values' keys and values come to at
+// most InlineBytesMax. It walks at most InlineValuesMax values, which the
+// caller has checked.
+func (a *AttachedIndexes) inlineBytes() bool {
+	bytes := int64(0)
+	a.walk("", func(_, key, value string) bool {
+		bytes += int64(len(key) + len(value))
+		return bytes <= a.cfg.InlineBytesMax
+	})
+	return bytes <= a.cfg.InlineBytesMax
+}
+
 func (a *AttachedIndexes) arm() {
 	if a.timer == nil {
 		a.timer = a.clock.AfterFunc(indexTick, a.tick)
@@ -165,25 +204,27 @@ func (a *AttachedIndexes) tick() {
 	if a.stopped || a.done {
 		return
 	}
-	budget := a.cfg.StepValues
+	budget, bytes := a.cfg.StepValues, int64(indexStepBytes)
 	if b, ok := a.idx.(IndexBacklog); ok {
 		// Indexes on a goroutine of their own: top their queue up, so
 		// that they never wait for the next tick, whose pace a loaded
 		// machine stretches. (100k values of 1 KB: 10.1–11.9 s from the
 		// start to the rebuild's end, as long as the rebuild in one go
 		// held the start, 9.9–11.7 s.)
-		budget = indexBacklogMax - b.Backlog()
+		calls, queued := b.Backlog()
+		budget, bytes = indexBacklogMax-calls, indexBacklogBytesMax-queued
 	}
-	if budget > 0 {
-		a.step(budget)
+	if budget > 0 && bytes > 0 {
+		a.step(budget, bytes)
 	}
 	if !a.done {
 		a.arm()
 	}
 }
 
-// step hands over up to budget values from after the last walked.
-func (a *AttachedIndexes) step(budget int) {
+// step hands over up to budget values from after the last walked, and
+// none once their keys and values came to bytes (so at least one).
+func (a *AttachedIndexes) step(budget int, bytes int64) {
 	from := ""
 	if a.began {
 		// The least string after walked: the walk goes on past it.
@@ -191,11 +232,12 @@ func (a *AttachedIndexes) step(budget int) {
 	}
 	ended := true
 	a.walk(from, func(pos, key, value string) bool {
-		if budget == 0 {
+		if budget == 0 || bytes <= 0 {
 			ended = false
 			return false
 		}
 		budget--
+		bytes -= int64(len(key) + len(value))
 		// pos is a string the values hold (a Store's key shares its
 		// item's allocation, which is never written), so keeping it costs
 		// no copy.

@@ -25,10 +25,11 @@ type recordingIndexes struct {
 // a host's index worker does.
 type backlogIndexes struct {
 	*recordingIndexes
-	backlog int
+	backlog      int
+	backlogBytes int64
 }
 
-func (b *backlogIndexes) Backlog() int { return b.backlog }
+func (b *backlogIndexes) Backlog() (int, int64) { return b.backlog, b.backlogBytes }
 
 func newRecording() *recordingIndexes { return &recordingIndexes{held: map[string]string{}} }
 
@@ -167,6 +168,89 @@ func TestRebuildWaitsForABacklog(t *testing.T) {
 	}
 	if !a.Built() || len(rec.held) != 3000 {
 		t.Fatalf("built %v with %d values", a.Built(), len(rec.held))
+	}
+}
+
+// A step of a rebuild is bounded by the bytes of the keys and values it
+// hands over, as well as by their number: indexing costs by the byte, and
+// a step of 256 values (indexes on the node's goroutine) or a host's
+// backlog of 1,024 values of 100 KB was half a second or two seconds of
+// indexing, which a status op waited for with the node's loop. A step
+// takes values until their bytes pass the bound: 256 KiB a step, a
+// backlog of 1 MiB.
+func TestRebuildStepsBoundedByBytes(t *testing.T) {
+	value := strings.Repeat("word ", 20_000) // 100 KB; with its key, 100,003 bytes
+	for _, c := range []struct {
+		name         string
+		backlog      bool
+		backlogBytes int64
+		want         int
+	}{
+		{"node's goroutine", false, 0, 3},
+		{"empty backlog", true, 0, 11},
+		{"backlog of 0.5 MiB", true, 1 << 19, 6},
+		{"backlog at its bytes", true, 1 << 20, 0},
+	} {
+		clock := &manualClock{}
+		s := core.NewStore()
+		for i := range 40 {
+			s.Set(fmt.Sprintf("k%02d", i), value)
+		}
+		rec := newRecording()
+		var idx core.Indexes = rec
+		if c.backlog {
+			idx = &backlogIndexes{recordingIndexes: rec, backlogBytes: c.backlogBytes}
+		}
+		a := core.AttachIndexes(s, idx, clock, core.IndexBuildConfig{InlineValuesMax: -1}, t.Logf, core.MutNone)
+		tick(clock)
+		if len(rec.held) != c.want {
+			t.Fatalf("%s: a step handed over %d values of 100 KB, want %d", c.name, len(rec.held), c.want)
+		}
+		if b, ok := idx.(*backlogIndexes); ok {
+			b.backlogBytes = 0
+		}
+		for range 40 {
+			tick(clock)
+		}
+		if !a.Built() || !maps.Equal(rec.held, storeMap(s)) {
+			t.Fatalf("%s: built %v with %d values", c.name, a.Built(), len(rec.held))
+		}
+	}
+}
+
+// A store of few values but many bytes is rebuilt in steps too: at most
+// InlineValuesMax values and InlineBytesMax bytes of keys and values (10
+// MiB by default) are indexed before the node serves. Counted in values
+// alone, 5,000 values of 100 KB held a start for 12 s of indexing.
+func TestRebuildInlineOnlyWhenFewBytes(t *testing.T) {
+	for _, c := range []struct {
+		values, valueBytes int
+		bytesMax           int64
+		inline             bool
+	}{
+		{3, 298, 900, true},  // 3 x (2 + 298) bytes
+		{3, 299, 900, false}, // one byte over
+		{0, 0, 1, true},
+		{100, 100_000, 0, true},  // the default, 10 MiB: 10 MB
+		{110, 100_000, 0, false}, // 11 MB
+	} {
+		clock := &manualClock{}
+		s := core.NewStore()
+		for i := range c.values {
+			s.Set(fmt.Sprintf("%02d", i%100)+strings.Repeat("x", i/100), strings.Repeat("v", c.valueBytes-i/100))
+		}
+		rec := newRecording()
+		a := core.AttachIndexes(s, rec, clock, core.IndexBuildConfig{InlineValuesMax: 1000, InlineBytesMax: c.bytesMax}, t.Logf, core.MutNone)
+		if a.Built() != c.inline || (len(clock.timers) == 0) != c.inline {
+			t.Fatalf("%d values of %d bytes, at most %d bytes inline: built %v with %d timers, want built %v",
+				c.values, c.valueBytes, c.bytesMax, a.Built(), len(clock.timers), c.inline)
+		}
+		for range c.values + 1 {
+			tick(clock)
+		}
+		if !a.Built() || len(rec.held) != c.values {
+			t.Fatalf("%d values of %d bytes: built %v with %d values", c.values, c.valueBytes, a.Built(), len(rec.held))
+		}
 	}
 }
 

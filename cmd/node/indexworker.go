@@ -32,9 +32,11 @@ type indexWorker struct {
 
 	mu sync.Mutex
 	// queue holds the calls waiting, in the node's order: n of them from
-	// head, in a ring of indexQueueOpsMax.
+	// head, in a ring of indexQueueOpsMax; bytes is the size of the keys
+	// and values they carry (indexOp.size).
 	queue   []indexOp
 	head, n int
+	bytes   int64
 	busy    bool          // the worker is taking and running batches
 	stopped bool          // close was called
 	waiting int           // callers waiting for room in the full queue
@@ -69,6 +71,15 @@ type indexWorker struct {
 // or 0.3 s where the worker also analyses them (one waiting event loop).
 const indexQueueOpsMax = 4096
 
+// indexQueueBytesMax bounds the calls waiting for the worker by the keys
+// and values they carry, as indexQueueOpsMax does by their number: 4,096
+// values of 1 KB. Indexing costs by the byte, and counted in calls alone
+// a queue of large values was seconds of indexing (1,024 values of 100 KB:
+// 2 s), which every search and status op waited for, the status op with
+// the node's loop (found by review). A call larger than the bound is let
+// into an empty queue.
+const indexQueueBytesMax = 4 << 20
+
 // indexBatchOpsMax bounds the calls the worker takes from the queue at a
 // time (some 2–4 ms of indexing), so that a node waiting for room in a
 // full queue gets it as each batch is taken, not only once the worker has
@@ -76,6 +87,11 @@ const indexQueueOpsMax = 4096
 // worker stalled for most of a queue's indexing at a time (0.1 s and more),
 // and every write that came meanwhile waited as long.
 const indexBatchOpsMax = 64
+
+// indexBatchBytesMax bounds a batch by the keys and values its calls
+// carry, as indexBatchOpsMax does by their number (64 values of 1 KB); a
+// batch takes at least one call.
+const indexBatchBytesMax = 64 << 10
 
 type indexOpKind uint8
 
@@ -98,6 +114,10 @@ type indexOp struct {
 	seq      uint64 // opWork: the changes queued before it
 	call     func()
 }
+
+// size is what op counts for in the queue's bytes: the key and value it
+// carries.
+func (op *indexOp) size() int64 { return int64(len(op.key) + len(op.value)) }
 
 var (
 	_ core.Indexes       = (*indexWorker)(nil)
@@ -158,14 +178,22 @@ func (w *indexWorker) run() {
 	}
 }
 
-// take moves up to indexBatchOpsMax calls from the queue's head to batch.
-// The caller holds mu.
+// take moves up to indexBatchOpsMax calls from the queue's head to batch,
+// and no more once they carry indexBatchBytesMax bytes. The caller holds
+// mu.
 func (w *indexWorker) take(batch []indexOp) []indexOp {
-	for range min(w.n, indexBatchOpsMax) {
-		batch = append(batch, w.queue[w.head])
-		w.queue[w.head] = indexOp{}
+	bytes := int64(0)
+	for w.n > 0 && len(batch) < indexBatchOpsMax && bytes < indexBatchBytesMax {
+		op := &w.queue[w.head]
+		bytes += op.size()
+		w.bytes -= op.size()
+		batch = append(batch, *op)
+		*op = indexOp{}
 		w.head = (w.head + 1) % len(w.queue)
 		w.n--
+	}
+	if w.n == 0 && w.bytes != 0 {
+		panic("node: the index worker's empty queue holds bytes")
 	}
 	return batch
 }
@@ -270,7 +298,8 @@ func (w *indexWorker) post(op indexOp) {
 	if w.stopped {
 		panic("node: an index call after the index worker stopped")
 	}
-	for w.n == len(w.queue) {
+	size := op.size()
+	for w.n == len(w.queue) || size > 0 && w.n > 0 && w.bytes+size > indexQueueBytesMax {
 		w.waiting++
 		w.room.Wait()
 		w.waiting--
@@ -285,6 +314,7 @@ func (w *indexWorker) post(op indexOp) {
 	}
 	w.queue[(w.head+w.n)%len(w.queue)] = op
 	w.n++
+	w.bytes += size
 	if !w.busy {
 		w.signal()
 	}
@@ -320,10 +350,15 @@ func (w *indexWorker) Expect(prepared any)   { w.post(indexOp{kind: opExpect, pr
 // Backlog, so this wait is brief.)
 func (w *indexWorker) Loaded() { w.wait(w.idx.Loaded) }
 
-// Backlog is the calls waiting for the worker (core.IndexBacklog): a
-// rebuild in steps hands over only what keeps it short, so that neither
-// the node's writes nor its loop wait behind the rebuild.
-func (w *indexWorker) Backlog() int { return w.queueLen() }
+// Backlog is the calls waiting for the worker and the bytes they carry
+// (core.IndexBacklog): a rebuild in steps hands over only what keeps it
+// short, so that neither the node's writes nor its loop wait behind the
+// rebuild.
+func (w *indexWorker) Backlog() (calls int, bytes int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n, w.bytes
+}
 
 // Prepare reads only the request and the indexes' immutable parts, so the
 // goroutines that read requests call it directly, in parallel, where there

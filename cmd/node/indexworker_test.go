@@ -203,6 +203,65 @@ func TestIndexWorkerQueueBound(t *testing.T) {
 	}
 }
 
+// The queue holds at most indexQueueBytesMax bytes of keys and values too:
+// a call that would take it past them waits, as one past indexQueueOpsMax
+// does, and a rebuild sees the bytes in Backlog. Counted in calls alone,
+// 1,024 values of 100 KB queued were 2 s of indexing, which a status op
+// waited for with the node's loop. A value over the bound still gets into
+// an empty queue, and the worker takes at most indexBatchBytesMax bytes at
+// a time (at least one call).
+func TestIndexWorkerQueueBytesBound(t *testing.T) {
+	l := &callLog{gate: make(chan struct{})}
+	w := newIndexWorker(l)
+	opened := false
+	defer func() {
+		if !opened { // a failure: let the worker go on, and stop it
+			close(l.gate)
+		}
+		w.close()
+	}()
+	huge := strings.Repeat("v", indexQueueBytesMax+1)
+	w.Put("h", huge) // into the empty queue; the worker takes it and waits at the gate
+	for w.queueLen() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	value := strings.Repeat("v", 512<<10)
+	const fit = indexQueueBytesMax / (512<<10 + 1) // keys of one byte
+	posted := make(chan struct{})
+	go func() {
+		defer close(posted)
+		for i := range fit + 1 {
+			w.Put(fmt.Sprint(i), value)
+		}
+	}()
+	for w.queueLen() < fit {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-posted:
+		t.Fatalf("%d values of 512 KiB queued past the bound of %d bytes", fit+1, indexQueueBytesMax)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if calls, bytes := w.Backlog(); calls != fit || bytes != fit*(512<<10+1) {
+		t.Fatalf("backlog: %d calls of %d bytes, want %d of %d", calls, bytes, fit, fit*(512<<10+1))
+	}
+	// Each batch takes one of these values: the queue shrinks by one at
+	// each Put the worker runs.
+	for i := range fit {
+		l.gate <- struct{}{}
+		if n := w.queueLen(); n < fit-1-i {
+			t.Fatalf("before put %d the worker took %d values of 512 KiB at once", i, fit-n)
+		}
+	}
+	close(l.gate)
+	opened = true
+	<-posted
+	w.Status() // after every Put
+	if calls, bytes := w.Backlog(); calls != 0 || bytes != 0 {
+		t.Fatalf("backlog of a worker that ran everything: %d calls of %d bytes", calls, bytes)
+	}
+}
+
 // The worker takes at most indexBatchOpsMax calls from the queue at a time,
 // so that a node waiting for room in a full queue gets it as each batch is
 // taken, not once the worker has run all that was queued.
