@@ -82,8 +82,9 @@
 // arXiv:1603.09320) written here against the paper — levels drawn with
 // mL = 1/ln M, greedy descent through the upper layers, a best-first
 // search with a result set of ef in layer 0, neighbours chosen by the
-// paper's heuristic (Algorithm 4, keepPrunedConnections), M links a layer
-// and 2·M in layer 0 — kept in segments, as Lucene keeps one graph per
+// paper's heuristic (Algorithm 4, keepPrunedConnections; copies of a
+// neighbour, nodes of the same code, are set aside, see linkBack), M links
+// a layer and 2·M in layer 0 — kept in segments, as Lucene keeps one graph per
 // segment. A write puts its vector in a new node of the growing segment
 // and returns; the node is linked into that segment's graph later, in
 // bounded units of Work the node's host runs in spare turns (or by the

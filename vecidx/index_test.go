@@ -629,6 +629,60 @@ func TestRecallBenchMix(t *testing.T) {
 	}
 }
 
+// TestRecallAmongCopies: most values hold one text (a template, a default,
+// the same text under many keys), so their vectors are copies of one;
+// a tenth lie around another direction. A query near that direction must
+// find those values, and one for the copies' vector k of the copies. The
+// strict tests of the neighbour selection never set a copy aside, so
+// every list among the copies filled with copies, each insert of another
+// copy evicting a link out of the group, and a search that entered the
+// group (as it does from its entry point) found nothing else: 4% of the
+// exact top 10 (found by review).
+func TestRecallAmongCopies(t *testing.T) {
+	const n, nq, dim, k = 20000, 20, 32, 10
+	r := splitmix{s: 7}
+	gauss := func(c []float32, sd float64) []float32 {
+		v := make([]float32, dim)
+		for i := range v {
+			v[i] = float32(r.gauss() * sd)
+			if c != nil {
+				v[i] += c[i]
+			}
+		}
+		return v
+	}
+	copied, other := gauss(nil, 1), gauss(nil, 1)
+	vecs := make([][]float32, n)
+	for i := range vecs {
+		vecs[i] = copied
+		if i%10 == 0 {
+			vecs[i] = gauss(other, 0.5)
+		}
+	}
+	x, model := buildIndex(t, DefaultIndexOptions(), vecs)
+	checkIndex(t, x, model)
+	queries := make([][]float32, nq)
+	for i := range queries {
+		queries[i] = gauss(other, 0.5)
+	}
+	if got := recallAt(t, x, queries, k); got < 0.95 {
+		t.Fatalf("recall@%d = %.4f near the values that are no copies, want ≥ 0.95", k, got)
+	}
+	hits, err := x.Search(copied, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := x.Exact(copied, 1)[0].Score
+	if len(hits) != k {
+		t.Fatalf("the copies' vector found %d hits, want %d", len(hits), k)
+	}
+	for _, h := range hits {
+		if h.Score != want {
+			t.Fatalf("the copies' vector found %v, want %d copies at %v", hits, k, want)
+		}
+	}
+}
+
 // TestIndexDeterministic replays one mixed script twice: the graphs and
 // every answer must match; another seed must give other graphs.
 func TestIndexDeterministic(t *testing.T) {
