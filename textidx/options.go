@@ -31,6 +31,15 @@ type Options struct {
 	QueryTermsMax int
 	// ResultsMax: the largest Query.Limit; a larger one is ErrBadLimit.
 	ResultsMax int
+	// PhraseChecksMax bounds the work of one search's phrases: the
+	// lookups of a phrase word's position (one per word after the first
+	// for each place the phrase may start, in each document holding its
+	// words). A search that needs more is refused with ErrQueryTooLarge.
+	// A phrase costs up to its words times PositionsPerTermMax lookups a
+	// document: a phrase of 32 words over 20,000 values of "alpha beta"
+	// repeated took 5 s, and held the server's index updates, and so its
+	// writes, for as long (found by review).
+	PhraseChecksMax int
 }
 
 // limitDefault is the number of hits a Query with Limit 0 asks for.
@@ -48,14 +57,18 @@ func DefaultOptions() Options {
 		QueryBytesMax:       1024,
 		QueryTermsMax:       32,
 		ResultsMax:          1000,
+		// About 0.2 s of lookups; a phrase of three words whose first
+		// occurs 5 times in each of 100,000 values needs 1,000,000.
+		PhraseChecksMax: 2 << 20,
 	}
 }
 
 // Limits the options themselves must stay under, so that counts fit the
 // index's 32-bit fields with room to spare.
 const (
-	tokenBytesMaxMax = 1 << 10
-	optionCountMax   = QueryBytesMaxMax
+	tokenBytesMaxMax   = 1 << 10
+	optionCountMax     = QueryBytesMaxMax
+	phraseChecksMaxMax = 1 << 40
 )
 
 // QueryBytesMaxMax is the largest QueryBytesMax (and bound on the other
@@ -78,6 +91,8 @@ func (o Options) Validate() error {
 		return bad("B %v is not within [0, 1]", o.B)
 	case o.TokenBytesMax < 1 || o.TokenBytesMax > tokenBytesMaxMax:
 		return bad("TokenBytesMax %d is not within [1, %d]", o.TokenBytesMax, tokenBytesMaxMax)
+	case o.PhraseChecksMax < 1 || o.PhraseChecksMax > phraseChecksMaxMax:
+		return bad("PhraseChecksMax %d is not within [1, %d]", o.PhraseChecksMax, phraseChecksMaxMax)
 	}
 	for _, c := range []struct {
 		name string

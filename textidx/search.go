@@ -27,6 +27,8 @@ func (c resolvedClause) isPhrase() bool { return len(c.terms) > 1 }
 // of query terms held, marked fresh per search by an epoch instead of being
 // cleared.
 type searchScratch struct {
+	// checks counts the search's phrase lookups, against PhraseChecksMax.
+	checks  int
 	acc     []float64
 	held    []uint32 // query terms the document holds
 	epoch   []uint32
@@ -114,13 +116,22 @@ func (x *Index) Search(q Query) ([]Hit, error) {
 
 	m := bm25{k1: x.opts.K1, b: x.opts.B, avgdl: float64(x.lengthTotal) / float64(x.docsLive)}
 	top := topK{limit: limit, h: hits, docs: x.docs}
+	x.search.checks = 0
 	if q.Mode == All {
 		x.searchAll(qts, clauses, phrases, m, &top)
 	} else {
 		x.searchAny(qts, clauses, phrases, m, &top)
 	}
+	if x.overChecks() {
+		return nil, fmt.Errorf("%w: its phrases need more than %d lookups of a word's position in the values holding their words; use rarer words, or fewer or shorter phrases",
+			ErrQueryTooLarge, x.opts.PhraseChecksMax)
+	}
 	return top.sorted(), nil
 }
+
+// overChecks reports whether the search has spent its phrase lookups
+// (PhraseChecksMax): it stops, and is refused.
+func (x *Index) overChecks() bool { return x.search.checks > x.opts.PhraseChecksMax }
 
 // searchAll keeps the documents that hold every term and every phrase.
 func (x *Index) searchAll(qts []queryTerm, clauses []resolvedClause, phrases bool, m bm25, top *topK) {
@@ -150,6 +161,9 @@ func (x *Index) searchAll(qts []queryTerm, clauses []resolvedClause, phrases boo
 	where := make([]int, len(qts)) // where[i]: index of query term i among the document's terms
 	for part := range x.postings(qts[driver].tid) {
 		x.offerByForward(part, qts, clauses, phrases, m, top, where)
+		if x.overChecks() {
+			return
+		}
 	}
 }
 
@@ -171,8 +185,11 @@ next:
 			where[i] = k
 		}
 		if phrases {
+			if x.overChecks() {
+				return
+			}
 			for _, c := range clauses {
-				if c.isPhrase() && !f.phraseAt(c, where) {
+				if c.isPhrase() && !f.phraseAt(c, where, &x.search.checks) {
 					continue next
 				}
 			}
@@ -240,8 +257,12 @@ func (x *Index) offerTouched(qts []queryTerm, clauses []resolvedClause, phrases 
 			continue
 		}
 		if phrases {
+			if x.overChecks() {
+				return
+			}
 			f := x.docs[id].forward()
-			if mode == All && !f.allPhrases(qts, clauses, where) || mode == Any && !f.anyClause(qts, clauses, where) {
+			checks := &s.checks
+			if mode == All && !f.allPhrases(qts, clauses, where, checks) || mode == Any && !f.anyClause(qts, clauses, where, checks) {
 				continue
 			}
 		}
@@ -250,8 +271,9 @@ func (x *Index) offerTouched(qts []queryTerm, clauses []resolvedClause, phrases 
 }
 
 // allPhrases reports whether the document, which holds every query term,
-// holds every phrase. where is scratch of one entry per query term.
-func (f forward) allPhrases(qts []queryTerm, clauses []resolvedClause, where []int) bool {
+// holds every phrase. where is scratch of one entry per query term; checks
+// counts the lookups (phraseAt).
+func (f forward) allPhrases(qts []queryTerm, clauses []resolvedClause, where []int, checks *int) bool {
 	for i, qt := range qts {
 		k, ok := f.find(qt.tid, qt.hash)
 		if !ok {
@@ -260,7 +282,7 @@ func (f forward) allPhrases(qts []queryTerm, clauses []resolvedClause, where []i
 		where[i] = k
 	}
 	for _, c := range clauses {
-		if c.isPhrase() && !f.phraseAt(c, where) {
+		if c.isPhrase() && !f.phraseAt(c, where, checks) {
 			return false
 		}
 	}
@@ -268,8 +290,9 @@ func (f forward) allPhrases(qts []queryTerm, clauses []resolvedClause, where []i
 }
 
 // anyClause reports whether the document satisfies at least one clause.
-// where is scratch of one entry per query term.
-func (f forward) anyClause(qts []queryTerm, clauses []resolvedClause, where []int) bool {
+// where is scratch of one entry per query term; checks counts the lookups
+// (phraseAt).
+func (f forward) anyClause(qts []queryTerm, clauses []resolvedClause, where []int, checks *int) bool {
 	for _, c := range clauses {
 		ok := true
 		for _, ti := range c.terms {
@@ -284,7 +307,7 @@ func (f forward) anyClause(qts []queryTerm, clauses []resolvedClause, where []in
 			}
 			where[ti] = k
 		}
-		if ok && (!c.isPhrase() || f.phraseAt(c, where)) {
+		if ok && (!c.isPhrase() || f.phraseAt(c, where, checks)) {
 			return true
 		}
 	}
@@ -293,13 +316,30 @@ func (f forward) anyClause(qts []queryTerm, clauses []resolvedClause, where []in
 
 // phraseAt reports whether the phrase's terms occur at their offsets from a
 // common start. where[i] is query term i's index among the document's
-// terms, set for every term of the phrase.
-func (f forward) phraseAt(c resolvedClause, where []int) bool {
-	first := where[c.terms[0]]
-	for k := f.start(first); k < f.start(first+1); k++ {
-		start := f.pos(k)
+// terms, set for every term of the phrase. It tries the places of the
+// phrase's word with the fewest kept positions in the document, and looks
+// each other word up at its offset from there: a lookup each, counted in
+// checks.
+func (f forward) phraseAt(c resolvedClause, where []int, checks *int) bool {
+	anchor, fewest := 0, -1
+	for j, t := range c.terms {
+		if n := f.start(where[t]+1) - f.start(where[t]); fewest < 0 || n < fewest {
+			anchor, fewest = j, n
+		}
+	}
+	a := where[c.terms[anchor]]
+	for k := f.start(a); k < f.start(a+1); k++ {
+		p := f.pos(k)
+		if p < c.offsets[anchor] {
+			continue // the phrase would start before the text
+		}
+		start := p - c.offsets[anchor]
 		found := true
-		for j := 1; j < len(c.terms); j++ {
+		for j := range c.terms {
+			if j == anchor {
+				continue
+			}
+			*checks++
 			if !f.hasPos(where[c.terms[j]], start+c.offsets[j]) {
 				found = false
 				break

@@ -269,6 +269,43 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// A search's phrases have a bound on their work (PhraseChecksMax): a
+// phrase of 32 words over values that repeat its words costs some 4,000
+// lookups a value, and one such search over 20,000 values took 5 s on a
+// server and held its writes for 3. Past the bound the search is refused
+// with ErrQueryTooLarge, in both modes and on both All strategies; a
+// phrase within it, and one whose rarest word is rare, answers.
+func TestPhraseChecksBound(t *testing.T) {
+	x := New(DefaultOptions())
+	rep := strings.Repeat("alpha beta ", 128) // every kept position of both words
+	for i := range 600 {
+		x.Set(fmt.Sprintf("k%03d", i), rep)
+	}
+	x.Set("odd", strings.Repeat("alpha beta ", 14)+"gamma alpha beta")
+	costly := `"` + strings.Repeat("alpha beta ", 15) + `alpha alpha"` // 32 words; 600 x 3,968 lookups
+	for _, strategy := range []allStrategy{allByForward, allByCounting} {
+		x.allStrategy = strategy
+		for _, mode := range []Mode{All, Any} {
+			if hits, err := x.Search(Query{Text: costly, Mode: mode}); !errors.Is(err, ErrQueryTooLarge) {
+				t.Fatalf("strategy %d, %s: %d hits, %v; want ErrQueryTooLarge", strategy, mode, len(hits), err)
+			}
+		}
+		// The rarest word of a phrase is where it is tried: "gamma" once,
+		// in one value, so the phrase of 31 words costs 30 lookups.
+		hits, err := x.Search(Query{Text: `"` + strings.Repeat("alpha beta ", 14) + `gamma alpha beta"`})
+		if err != nil || len(hits) != 1 || hits[0].Key != "odd" {
+			t.Fatalf("strategy %d: a phrase around a rare word: %v, %v", strategy, hits, err)
+		}
+		if x.search.checks != 30 {
+			t.Fatalf("strategy %d: a phrase around a word held once took %d lookups", strategy, x.search.checks)
+		}
+		hits, err = x.Search(Query{Text: `"alpha beta alpha"`, Limit: 1000})
+		if err != nil || len(hits) != 601 {
+			t.Fatalf("strategy %d: a short phrase: %d hits, %v", strategy, len(hits), err)
+		}
+	}
+}
+
 func TestUpdateRemoveReset(t *testing.T) {
 	x := New(DefaultOptions())
 	keysFor := func(text string) []string {
