@@ -69,8 +69,8 @@ type IndexBuildConfig struct {
 	// run on the node's goroutine (see indexStepValues).
 	StepValues int
 	// InlineBytesMax: a rebuild whose keys and values come to more than
-	// this is done in steps, however few the values (see
-	// IndexInlineBytesDefault).
+	// this is done in steps, however few the values; 0 takes
+	// InlineValuesMax values of IndexInlineValueBytes each.
 	InlineBytesMax int64
 }
 
@@ -79,12 +79,13 @@ const (
 	// indexing on one core, which a start may take before it serves (a
 	// restart's recovery of a million keys takes as long).
 	IndexInlineValuesDefault = 10_000
-	// IndexInlineBytesDefault: the same 0.75 s in bytes, for the values
-	// are what indexing costs: 5,000 values of 100 KB, under the count,
-	// held a start (and would hold a cluster follower's loop after a
-	// snapshot install) for 12 s of indexing before it served (found by
-	// review).
-	IndexInlineBytesDefault = 10 << 20
+	// IndexInlineValueBytes: the size of value that InlineValuesMax counts
+	// on, so that a rebuild of InlineValuesMax values of more than this
+	// on average goes in steps too: indexing costs by the byte, and 5,000
+	// values of 100 KB, under the count, held a start (and would hold a
+	// cluster follower's loop after a snapshot install) for 12 s of
+	// indexing before it served (found by review).
+	IndexInlineValueBytes = 1 << 10
 	// indexStepValues: 256 values a step, a step every indexTick, for
 	// indexes on the node's goroutine: about 20 ms of indexing of 1 KB
 	// values a step. Indexes on a goroutine of their own, which say how
@@ -145,7 +146,7 @@ func NewAttachedIndexes(idx Indexes, walk IndexWalk, total int, clock Clock, cfg
 		cfg.StepValues = indexStepValues
 	}
 	if cfg.InlineBytesMax <= 0 {
-		cfg.InlineBytesMax = IndexInlineBytesDefault
+		cfg.InlineBytesMax = int64(max(cfg.InlineValuesMax, 0)) * IndexInlineValueBytes
 	}
 	return &AttachedIndexes{idx: idx, clock: clock, walk: walk, cfg: cfg, logf: logf, total: total, mutation: mutation}
 }

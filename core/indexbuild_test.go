@@ -219,20 +219,24 @@ func TestRebuildStepsBoundedByBytes(t *testing.T) {
 }
 
 // A store of few values but many bytes is rebuilt in steps too: at most
-// InlineValuesMax values and InlineBytesMax bytes of keys and values (10
-// MiB by default) are indexed before the node serves. Counted in values
-// alone, 5,000 values of 100 KB held a start for 12 s of indexing.
+// InlineValuesMax values and InlineBytesMax bytes of keys and values (by
+// default InlineValuesMax KiB: 10,000 KiB for the default 10,000 values)
+// are indexed before the node serves. Counted in values alone, 5,000
+// values of 100 KB held a start for 12 s of indexing.
 func TestRebuildInlineOnlyWhenFewBytes(t *testing.T) {
 	for _, c := range []struct {
 		values, valueBytes int
+		valuesMax          int
 		bytesMax           int64
 		inline             bool
 	}{
-		{3, 298, 900, true},  // 3 x (2 + 298) bytes
-		{3, 299, 900, false}, // one byte over
-		{0, 0, 1, true},
-		{100, 100_000, 0, true},  // the default, 10 MiB: 10 MB
-		{110, 100_000, 0, false}, // 11 MB
+		{3, 298, 1000, 900, true},  // 3 x (2 + 298) bytes
+		{3, 299, 1000, 900, false}, // one byte over
+		{0, 0, 1000, 1, true},
+		{100, 100_000, 0, 0, true},      // the default: 10,240,000 bytes; these 10,000,200
+		{110, 100_000, 0, 0, false},     // 11,000,220
+		{110, 100_000, 20_000, 0, true}, // 20,000 values: twice the bytes
+		{3, 1030, 3, 0, false},          // 3 KiB at most; 3 x 1,032 bytes
 	} {
 		clock := &manualClock{}
 		s := core.NewStore()
@@ -240,10 +244,11 @@ func TestRebuildInlineOnlyWhenFewBytes(t *testing.T) {
 			s.Set(fmt.Sprintf("%02d", i%100)+strings.Repeat("x", i/100), strings.Repeat("v", c.valueBytes-i/100))
 		}
 		rec := newRecording()
-		a := core.AttachIndexes(s, rec, clock, core.IndexBuildConfig{InlineValuesMax: 1000, InlineBytesMax: c.bytesMax}, t.Logf, core.MutNone)
+		cfg := core.IndexBuildConfig{InlineValuesMax: c.valuesMax, InlineBytesMax: c.bytesMax}
+		a := core.AttachIndexes(s, rec, clock, cfg, t.Logf, core.MutNone)
 		if a.Built() != c.inline || (len(clock.timers) == 0) != c.inline {
-			t.Fatalf("%d values of %d bytes, at most %d bytes inline: built %v with %d timers, want built %v",
-				c.values, c.valueBytes, c.bytesMax, a.Built(), len(clock.timers), c.inline)
+			t.Fatalf("%d values of %d bytes, inline at most %d values and %d bytes: built %v with %d timers, want built %v",
+				c.values, c.valueBytes, c.valuesMax, c.bytesMax, a.Built(), len(clock.timers), c.inline)
 		}
 		for range c.values + 1 {
 			tick(clock)
