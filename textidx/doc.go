@@ -19,8 +19,10 @@
 // ("John's" → "john", "it's" → "it"); an apostrophe between two word
 // characters is dropped and the word goes on ("don't" → "dont",
 // "rock'n'roll" → "rocknroll"); any other apostrophe separates. Each Han,
-// Hiragana or Katakana character is a word by itself (unigrams), so a query
-// finds a word inside unspaced CJK text; Hangul is spaced and splits as usual.
+// Hiragana or Katakana character, and each letter or digit of Thai, Lao,
+// Khmer or Myanmar with the combining marks after it, is a word by itself
+// (unigrams), so a query finds a word inside unspaced text of those
+// scripts; Hangul is spaced and splits as usual.
 // A word longer than TokenBytesMax bytes is skipped, not cut.
 //
 // Stop words. 177 common English words (stopwords.go), matched after

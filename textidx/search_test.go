@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -275,6 +276,43 @@ func TestLimits(t *testing.T) {
 // server and held its writes for 3. Past the bound the search is refused
 // with ErrQueryTooLarge, in both modes and on both All strategies; a
 // phrase within it, and one whose rarest word is rare, answers.
+// Thai (like Lao, Khmer and Myanmar) has no spaces between words: a
+// sentence was one word of letters, over TokenBytesMax, and its value was
+// never found, not by a word of it, not by the whole sentence. Each letter
+// is a word now, with its marks, as each Han character is: a word finds
+// every value holding its letters, and quoted, those holding them side by
+// side.
+func TestUnspacedScripts(t *testing.T) {
+	x := New(DefaultOptions())
+	x.Set("th", "ภาษาไทยเป็นภาษาที่สวยงาม") // "Thai is a beautiful language"
+	x.Set("th2", "ไทยสวย")
+	x.Set("km", "ភាសាខ្មែរគឺជាភាសាដ៏ស្រស់ស្អាត")
+	for _, c := range []struct {
+		query string
+		want  []string
+	}{
+		{"ภาษา", []string{"th"}},
+		{`"ภาษาไทยเป็นภาษาที่สวยงาม"`, []string{"th"}},
+		{`"ไทยสวย"`, []string{"th2"}},
+		{"ไทย สวย", []string{"th", "th2"}},
+		{`"ภาษาสวย"`, []string{}},
+		{"ភាសា", []string{"km"}},
+	} {
+		hits, err := x.Search(Query{Text: c.query})
+		if err != nil {
+			t.Fatalf("%s: %v", c.query, err)
+		}
+		got := []string{}
+		for _, h := range hits {
+			got = append(got, h.Key)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.query, got, c.want)
+		}
+	}
+}
+
 func TestPhraseChecksBound(t *testing.T) {
 	x := New(DefaultOptions())
 	rep := strings.Repeat("alpha beta ", 128) // every kept position of both words

@@ -46,11 +46,25 @@ var asciiClass = func() (t [utf8.RuneSelf]byteClass) {
 const rightSingleQuote = '\u2019'
 
 // isUnigramRune reports whether r belongs to a script written without
-// spaces between words (Han, Hiragana, Katakana): each such rune is a token
-// of its own, so that a query finds a word inside a run of them.
+// spaces between words (Han, Hiragana, Katakana; and the letters and
+// digits of Thai, Lao, Khmer and Myanmar): each such rune, with the
+// combining marks after it, is a token of its own, so that a query finds a
+// word inside a run of them. Thai and the others were words of letters
+// like Latin: a sentence was one word, longer than TokenBytesMax, and its
+// value was never found, not even by the whole sentence (found by review).
 func isUnigramRune(r rune) bool {
-	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana)
+	if r < 0x0e00 { // below Thai: none of these scripts
+		return false
+	}
+	if unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana) {
+		return true
+	}
+	return (unicode.IsLetter(r) || unicode.IsDigit(r)) && unicode.In(r, unicode.Thai, unicode.Lao, unicode.Khmer, unicode.Myanmar)
 }
+
+// isMark reports whether r is a combining mark, which stays with the
+// letter before it.
+func isMark(r rune) bool { return unicode.In(r, unicode.Mn, unicode.Mc, unicode.Me) }
 
 // isWordRune reports whether r starts or continues a word: a letter or a
 // digit that is not a unigram rune.
@@ -63,7 +77,9 @@ func isWordRune(r rune) bool {
 // apostrophe (' or ’) followed by s and then the end of the word is dropped
 // with the s (a possessive: "John's" → "john"); one between two word
 // characters is dropped and the word goes on ("don't" → "dont"); any other is
-// a separator. Each Han, Hiragana or Katakana rune is a word by itself.
+// a separator. Each Han, Hiragana or Katakana rune, and each letter or
+// digit of Thai, Lao, Khmer or Myanmar, is a word by itself with the
+// combining marks after it.
 // Everything else separates words.
 //
 // It also gathers what isText needs: whether the text held invalid UTF-8 or
@@ -125,6 +141,7 @@ func (t *tokenizer) next() bool {
 			t.tok = utf8.AppendRune(t.tok, r)
 			t.stemmable = false
 			t.at += size
+			t.marks()
 			return true
 		case isWordRune(r):
 			return t.word()
@@ -221,6 +238,25 @@ func (t *tokenizer) word() bool {
 		runes++
 	}
 	return t.endWord(runes)
+}
+
+// marks adds the combining marks at t.at to the unigram word in t.tok (a
+// Thai vowel or tone mark, say), as a word of letters keeps its own; past
+// bytesMax the word is long.
+func (t *tokenizer) marks() {
+	for t.at < len(t.text) {
+		r, size := utf8.DecodeRuneInString(t.text[t.at:])
+		if !isMark(r) {
+			return
+		}
+		t.nonSpace++
+		t.wordRunes++
+		if !t.long {
+			t.tok = utf8.AppendRune(t.tok, r)
+			t.long = len(t.tok) > t.bytesMax
+		}
+		t.at += size
+	}
 }
 
 func (t *tokenizer) endWord(runes int) bool {

@@ -41,6 +41,12 @@ func TestTokenizerWords(t *testing.T) {
 		{"cjk unigrams", "東京で寿司", []string{"東", "京", "で", "寿", "司"}},
 		{"cjk next to latin", "Go言語 rocks", []string{"go", "言", "語", "rocks"}},
 		{"hangul words", "안녕하세요 세계", []string{"안녕하세요", "세계"}},
+		// Thai and Khmer are written without spaces between words, like
+		// Han: each letter is a word, with its vowel and tone marks.
+		{"thai unigrams", "ที่ไทย", []string{"ที่", "ไ", "ท", "ย"}},
+		{"khmer unigrams", "ខ្មែរ", []string{"ខ្", "មែ", "រ"}},
+		{"thai digits", "๑๒ ok", []string{"๑", "๒", "ok"}},
+		{"kana with a combining mark", "か\u3099", []string{"か\u3099"}},
 		{"digits", "COVID-19 in 2024: 3.14", []string{"covid", "19", "in", "2024", "3", "14"}},
 		{"letters and digits", "mp3 player v2", []string{"mp3", "player", "v2"}},
 		{"full-width digits", "１２３ go", []string{"１２３", "go"}},
