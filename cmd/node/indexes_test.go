@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -250,6 +251,34 @@ func TestIndexesPrepareOnlyValuesTheNodeTakes(t *testing.T) {
 		idx.Prepare(&req)
 		if got := req.Prepared != nil; got != tc.want {
 			t.Errorf("%s: prepared %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// prepareStub is Indexes whose Prepare alone is called.
+type prepareStub struct{ core.Indexes }
+
+func (prepareStub) Prepare(*core.Request) {}
+
+// The connections analyse values for a single node's and a mesh node's
+// indexes, never for a cluster node's: it indexes what it applies from
+// its log, and every write was analysed twice, once for nothing.
+func TestConnectionsPrepareNoClusterWrites(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--node-id", "0", "--kv-port", "9000", "--repl-port", "9100", "--secondary-repl-ports", "9101,9102", "--other-kv-ports", "9001,9002"}, false},
+		{[]string{"--node-id", "0", "--kv-port", "9000", "--repl-port", "9100", "--peer-repl-ports", "9101,9102"}, true},
+	} {
+		o, err := parseFlags(c.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		o.single.Indexes = prepareStub{}
+		if got := prepareFor(o) != nil; got != c.want {
+			t.Errorf("%s mode: the connections prepare: %v, want %v", o.mode, got, c.want)
 		}
 	}
 }

@@ -91,7 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.mode, "mode", "single", "replication mode: single, cluster, or mesh (also called masterless); the cluster flags imply cluster, --peer-repl-ports implies mesh")
 	fs.BoolVar(&o.enableIndexes, "enable-indexes", false, "full-text (search) and word-embedding similarity (search_similar) indexes over the values, rebuilt from the data at start")
 	fs.StringVar(&o.embeddings, "embeddings", "", "word vectors for --enable-indexes, in GloVe or word2vec text format (default: the built-in English model)")
-	fs.IntVar(&o.indexInlineValues, "index-inline-values", core.IndexInlineValuesDefault, "--enable-indexes: a store of at most this many values is indexed before the node serves; a larger one\nwhile it serves, searches answering unavailable until that is done (0: always while serving)")
+	fs.IntVar(&o.indexInlineValues, "index-inline-values", core.IndexInlineValuesDefault, "--enable-indexes: a store of at most this many values, and as many KiB of keys and values, is indexed before\nthe node serves; a larger one while it serves, searches answering unavailable until that is done (0: always while serving)")
 	fs.IntVar(&limits.QueryBytesMax, "max-query-bytes", limits.QueryBytesMax, "bytes in one search query")
 	fs.IntVar(&limits.HitsMax, "max-hits", limits.HitsMax, "most hits one search may ask for (limit, top_k)")
 	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "never fsync: acknowledged writes can be lost on a crash (benchmarks only)")
@@ -517,7 +517,7 @@ func run(args []string, stderr io.Writer) int {
 	// the default gives 1.28 times the indexed writes a second of two
 	// parked loops a core, the previous default, at 0.77 times the CPU a
 	// write (docs/PERFORMANCE.md, Indexes, sixteenth session).
-	hostCfg.Prepare = core.PrepareFunc(o.single.Indexes)
+	hostCfg.Prepare = prepareFor(o)
 	var node serverNode
 	var peers *realnet.Peers         // nil for a single node
 	var clusterLeader *election.Node // a cluster's node, handed over at shutdown
@@ -657,6 +657,19 @@ func run(args []string, stderr io.Writer) int {
 	}
 	logs.Info(fmt.Sprintf("shut down cleanly after %v", time.Since(start).Round(time.Millisecond)), "event", "shutdown")
 	return exitOK
+}
+
+// prepareFor is the analysis of a request's values that the connections
+// do, in parallel, for the indexes (realnet.HostConfig.Prepare): a single
+// node's and a mesh node's. A cluster node indexes the values it applies
+// from its log, where the request's analysis is gone, so with two event
+// loops or more every cluster write was analysed twice, once for nothing
+// (found by review).
+func prepareFor(o *options) func(*core.Request) {
+	if o.cluster != nil {
+		return nil
+	}
+	return core.PrepareFunc(o.single.Indexes)
 }
 
 // defaultGCPercent is the collector's default. At 100 (Go's) the heap grows
