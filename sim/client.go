@@ -526,6 +526,9 @@ func (c *client) receive(m *response) {
 		}
 		c.finish(a, checks.OK, "")
 	case retryable(code):
+		if code == core.CodeStoreFull {
+			c.s.storeFull++
+		}
 		c.leader = ""
 		c.finish(a, checks.Failed, code)
 		c.retryOrNext(a)
@@ -596,9 +599,10 @@ func (c *client) conditionFailed(a *attempt, resp *core.Response) bool {
 }
 
 // retryable reports whether an error code promises that the request had no
-// effect, so that retrying it is safe.
+// effect, so that retrying it is safe. A store_full may clear as other
+// clients delete.
 func retryable(code string) bool {
-	return code == core.CodeUnavailable || code == core.CodeIOError || code == core.CodeDiskFull
+	return code == core.CodeUnavailable || code == core.CodeIOError || code == core.CodeDiskFull || code == core.CodeStoreFull
 }
 
 // finish records the attempt in the history; for a session client, it

@@ -11,6 +11,8 @@ import (
 
 	"dkv/checks"
 	"dkv/core"
+	"dkv/election"
+	"dkv/mesh"
 )
 
 // Config describes one run. Only Seed is required.
@@ -91,6 +93,14 @@ type Result struct {
 	// StillRejoining the nodes that restarted in their place and had not
 	// yet made up for them at the end.
 	Wiped, StillRejoining int
+	// DataBound: the run's nodes bounded their data bytes (FaultMix.
+	// DataBytesMax); StoreFull counts the writes refused for it.
+	DataBound bool
+	StoreFull int
+	// HandOvers counts the leaders' graceful stops begun, HandedOver
+	// those done (the node no longer led, its writes answered) when the
+	// process exited.
+	HandOvers, HandedOver int
 
 	cfg Config
 }
@@ -195,6 +205,8 @@ type Sim struct {
 	issued    int
 	attempts  int64
 	statusOps int
+	// storeFull counts the writes refused for the data bound (store_full).
+	storeFull int
 	unknowns  []*attempt // attempts whose client gave up
 	// unknownLogicals are session requests whose client gave up.
 	unknownLogicals []*logical
@@ -217,6 +229,10 @@ type Sim struct {
 	wipes bool
 	wipeR *rand.Rand
 	wiped int // disks lost
+	// handOvers counts the leaders' graceful stops begun (handover.go),
+	// handedOver those whose node no longer led, its writes answered,
+	// when it exited.
+	handOvers, handedOver int
 	// indexes: the nodes run indexes, which the index checker compares
 	// with their state (indexes.go).
 	indexes bool
@@ -360,6 +376,7 @@ func (s *Sim) setup() {
 	}
 	s.schedulePartition()
 	s.scheduleClockJump() // a mesh's (mesh.go)
+	s.scheduleHandOvers() // a cluster's (handover.go)
 }
 
 // loop runs events until the run is over.
@@ -832,6 +849,24 @@ func (s *Sim) serviceGone() bool {
 	return gone > 0 && gone > (len(s.hosts)-1)/2
 }
 
+// checkDataBytes recomputes an up node's data bytes (core.Store.DataBytes,
+// which its bound reads) from what its store holds: a path that changed the
+// store without the count would let the bound drift.
+func checkDataBytes(h *host) error {
+	if !h.up {
+		return nil
+	}
+	switch n := h.node.(type) {
+	case *core.SingleNode:
+		return n.Store().CheckDataBytes()
+	case *election.Node:
+		return n.Store().CheckDataBytes()
+	case *mesh.Node:
+		return n.CheckDataBytes()
+	}
+	return nil
+}
+
 // check runs the checkers on a completed run.
 func (s *Sim) check(res *Result) {
 	res.Findings = append(res.Findings, s.findings...)
@@ -842,6 +877,11 @@ func (s *Sim) check(res *Result) {
 	for _, h := range s.hosts {
 		if msg := s.checkIndexes(h, "at the end"); msg != "" {
 			res.Findings = append(res.Findings, checks.Finding{Check: "indexes", Msg: msg})
+		}
+	}
+	for _, h := range s.hosts {
+		if err := checkDataBytes(h); err != nil {
+			res.Findings = append(res.Findings, checks.Finding{Check: "data-bytes", Msg: fmt.Sprintf("node %d at the end: %v", h.id, err)})
 		}
 	}
 	for _, lg := range s.unknownLogicals {
@@ -931,6 +971,8 @@ func (s *Sim) fill(res *Result) {
 	}
 	res.Virtual = time.Duration(s.w.now)
 	res.Wiped = s.wiped
+	res.DataBound, res.StoreFull = s.mix.DataBytesMax > 0, s.storeFull
+	res.HandOvers, res.HandedOver = s.handOvers, s.handedOver
 	for _, h := range s.hosts {
 		if h.rejoin && h.up && h.rejoining() {
 			res.StillRejoining++

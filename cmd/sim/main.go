@@ -83,6 +83,8 @@ type stats struct {
 	jumped                           int           // mesh seeds with a clock jump
 	outOfStep                        time.Duration // past the grace (sim.Result.MeshOutOfStep)
 	wiped, stillRejoining            int
+	dataBound, storeFull             int
+	handOvers, handedOver            int
 	indexed                          int // seeds whose nodes ran indexes
 	settleMax                        time.Duration
 	settleMaxSeed                    uint64
@@ -148,6 +150,12 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 				}
 				st.collected += r.MeshCollected
 				st.wiped += r.Wiped
+				if r.DataBound {
+					st.dataBound++
+				}
+				st.storeFull += r.StoreFull
+				st.handOvers += r.HandOvers
+				st.handedOver += r.HandedOver
 				st.stillRejoining += r.StillRejoining
 				if r.Settle > st.settleMax {
 					st.settleMax, st.settleMaxSeed = r.Settle, seed
@@ -204,6 +212,10 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	if base.Mode == "mesh" {
 		fmt.Printf("mesh: %d acknowledged writes replaced by a concurrent write with a higher stamp (last writer wins, by design); %d tombstones collected\n", st.overwritten, st.collected)
 		fmt.Printf("clock jumps: %d seeds had a node's calendar jump beyond the max offset; nodes were out of step with both peers, past the grace, for %v of virtual time, and took no write then (clock-offset)\n", st.jumped, st.outOfStep.Round(time.Millisecond))
+	}
+	fmt.Printf("data bound: %d seeds bounded their nodes' data bytes; %d writes refused with store_full, and every node's count recomputed at the end (data-bytes)\n", st.dataBound, st.storeFull)
+	if st.handOvers > 0 {
+		fmt.Printf("hand-overs: %d leaders stopped gracefully, handing the office over first; %d of them no longer led, their writes answered, when they exited\n", st.handOvers, st.handedOver)
 	}
 	if st.wiped > 0 {
 		fmt.Printf("wipes: %d disks lost and their nodes restarted empty, rejoining (no vote until every peer is heard and the committed log is back); %d still rejoining at the end\n", st.wiped, st.stillRejoining)
