@@ -623,7 +623,9 @@ func run(args []string, stderr io.Writer) int {
 					sm.health.Store(healthStopping)
 				}
 				logs.Info(fmt.Sprintf("received %v, shutting down", sig), "event", "shutdown")
-				if clusterLeader != nil {
+				if clusterLeader != nil && ready == nil {
+					// Serving: a node still recovering leads nothing,
+					// and its loop would not answer the hand-over.
 					handOver(host, clusterLeader, handOverWait, logs)
 				}
 				host.Shutdown()
