@@ -2,8 +2,11 @@ package core
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
+	"slices"
 )
 
 // A snapshot file holds the whole store as of one log index:
@@ -82,73 +85,189 @@ func LoadSnapshot(name string, data []byte) (*Store, uint64, SnapshotMeta, error
 // loadSnapshotWith is LoadSnapshot with a planted mutation (a single node's
 // SingleConfig.Mutation).
 func loadSnapshotWith(name string, data []byte, mut Mutation) (*Store, uint64, SnapshotMeta, error) {
-	var meta SnapshotMeta
-	header := snapHeaderSize
-	v3 := len(data) >= len(snapMagic3) && string(data[:len(snapMagic3)]) == snapMagic3
-	if len(data) >= snapHeaderSize+8+4+snapTrailer && (string(data[:len(snapMagic2)]) == snapMagic2 || v3) {
-		meta.Term = binary.LittleEndian.Uint64(data[snapHeaderSize:])
-		extra := uint64(binary.LittleEndian.Uint32(data[snapHeaderSize+8:]))
-		header = snapHeaderSize + 8 + 4 + int(extra)
-		if extra > snapExtraMax || header+snapTrailer > len(data) {
-			return nil, 0, meta, fmt.Errorf("%w: %s: extra section of %d bytes overruns the file", ErrCorrupt, name, extra)
-		}
-		meta.Extra = data[header-int(extra) : header]
-	} else if len(data) < snapHeaderSize+snapTrailer || string(data[:len(snapMagic)]) != snapMagic {
-		return nil, 0, meta, fmt.Errorf("%w: %s: not a snapshot (bad header or too short)", ErrCorrupt, name)
-	}
-	s, index, err := loadSnapshotBody(name, data, header, v3, mut)
-	return s, index, meta, err
+	return loadSnapshotFrom(name, bytesHandle(data), snapshotReadBytes, mut)
 }
 
-// loadSnapshotBody decodes the entries after header; expiring: they are of
-// the third form, which may carry deadlines.
-func loadSnapshotBody(name string, data []byte, header int, expiring bool, mut Mutation) (*Store, uint64, error) {
-	body := data[:len(data)-4]
-	if got, want := crc32.Checksum(body, crcTable), binary.LittleEndian.Uint32(data[len(data)-4:]); got != want && mut != MutSnapshotChecksumIgnored {
-		return nil, 0, fmt.Errorf("%w: %s: checksum mismatch", ErrCorrupt, name)
+// snapshotReadBytes is how much of a snapshot file recovery reads at a
+// time. Recovery reads a snapshot through a RangeReader where the disk has
+// one, so that it never holds the file whole beside the store it builds
+// from it: read whole, a snapshot of a store that filled most of the
+// machine's memory took as much again at the next start, and the node that
+// had served it could not start (a 276 MB snapshot took a restarted node to
+// 713 MB, where it had run at 448 MB; found by review).
+const snapshotReadBytes = 1 << 20
+
+// bytesHandle is a ReadHandle over bytes already in memory: a snapshot
+// that arrived whole, or a disk that can only read files whole.
+type bytesHandle []byte
+
+func (b bytesHandle) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(b)) {
+		return 0, io.EOF
 	}
-	index := binary.LittleEndian.Uint64(data[len(snapMagic):])
-	count := binary.LittleEndian.Uint64(data[len(data)-12:])
-	if binary.LittleEndian.Uint32(data[len(data)-16:]) != snapEndMarker {
-		return nil, 0, fmt.Errorf("%w: %s: missing end marker", ErrCorrupt, name)
+	n := copy(p, b[off:])
+	if n < len(p) {
+		return n, io.EOF
 	}
+	return n, nil
+}
+func (b bytesHandle) Size() int64  { return int64(len(b)) }
+func (b bytesHandle) Close() error { return nil }
+
+// snapReader reads a snapshot file from start to end, chunkBytes at a time
+// (more only for an entry larger than that), keeping the crc of every byte
+// before the file's last 4, which hold the crc.
+type snapReader struct {
+	h          ReadHandle
+	name       string
+	size       int64
+	chunkBytes int
+	off        int64  // where the next read from the file starts
+	mem        []byte // the buffer buf is a part of
+	buf        []byte // read, not yet consumed
+	crc        uint32
+}
+
+// next returns the next n bytes of the file. The caller has made sure the
+// file holds them (a length is checked against what is left before it is
+// believed). They stay valid until the next call.
+func (r *snapReader) next(n int) ([]byte, error) {
+	assert(n >= 0 && int64(n-len(r.buf)) <= r.size-r.off, "snapReader: a read past the file's end")
+	if len(r.buf) < n {
+		want := int(min(int64(max(n-len(r.buf), r.chunkBytes)), r.size-r.off))
+		total := len(r.buf) + want
+		if cap(r.mem) < total {
+			r.mem = make([]byte, total)
+		}
+		have := copy(r.mem[:total], r.buf) // buf may lie in mem: copy moves
+		r.buf = r.mem[:total]
+		got, err := r.h.ReadAt(r.buf[have:], r.off)
+		if got < want {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = fmt.Errorf("the file ends at offset %d, short of the %d bytes it had when opened", r.off+int64(got), r.size)
+			}
+			return nil, fmt.Errorf("reading %s: %w", r.name, err)
+		}
+		// The crc covers every byte before the file's last 4.
+		covered := int(max(0, min(int64(want), r.size-4-r.off)))
+		r.crc = crc32.Update(r.crc, crcTable, r.buf[have:have+covered])
+		r.off += int64(want)
+	}
+	p := r.buf[:n]
+	r.buf = r.buf[n:]
+	return p, nil
+}
+
+// left is how many bytes of the file are not consumed yet.
+func (r *snapReader) left() int64 { return r.size - r.off + int64(len(r.buf)) }
+
+// loadSnapshotFrom checks and decodes the snapshot file h (called name),
+// reading it chunkBytes at a time: the entries are decoded as they are
+// read, and the store they make is given up if the crc, known at the end,
+// does not check out. A read's error is returned as it is, not wrapped in
+// ErrCorrupt: a later read may succeed.
+func loadSnapshotFrom(name string, h ReadHandle, chunkBytes int, mut Mutation) (*Store, uint64, SnapshotMeta, error) {
+	var meta SnapshotMeta
+	r := &snapReader{h: h, name: name, size: h.Size(), chunkBytes: chunkBytes}
+	size := r.size
+	if size < int64(snapHeaderSize+snapTrailer) {
+		return nil, 0, meta, fmt.Errorf("%w: %s: not a snapshot (bad header or too short)", ErrCorrupt, name)
+	}
+	head, err := r.next(snapHeaderSize)
+	if err != nil {
+		return nil, 0, meta, err
+	}
+	magic := string(head[:len(snapMagic)])
+	index := binary.LittleEndian.Uint64(head[len(snapMagic):])
+	v3 := magic == snapMagic3
+	if size >= int64(snapHeaderSize+8+4+snapTrailer) && (magic == snapMagic2 || v3) {
+		head, err := r.next(8 + 4)
+		if err != nil {
+			return nil, 0, meta, err
+		}
+		meta.Term = binary.LittleEndian.Uint64(head)
+		extra := int64(binary.LittleEndian.Uint32(head[8:]))
+		if extra > snapExtraMax || int64(snapHeaderSize+8+4)+extra+snapTrailer > size {
+			return nil, 0, meta, fmt.Errorf("%w: %s: extra section of %d bytes overruns the file", ErrCorrupt, name, extra)
+		}
+		p, err := r.next(int(extra))
+		if err != nil {
+			return nil, 0, meta, err
+		}
+		meta.Extra = slices.Clone(p)
+	} else if magic != snapMagic {
+		return nil, 0, meta, fmt.Errorf("%w: %s: not a snapshot (bad header or too short)", ErrCorrupt, name)
+	}
+	// The entries, decoded as they come; an entry that does not decode
+	// stops the decoding, and its error is given only if the crc checks
+	// out: otherwise the file is damaged, and says so first.
 	s := NewStore()
-	p := data[header : len(data)-snapTrailer]
+	var bad error
 	prev := ""
-	for n := uint64(0); len(p) > 0; n++ {
-		if len(p) < 8 {
-			return nil, 0, fmt.Errorf("%w: %s: entry %d truncated", ErrCorrupt, name, n)
+	n := uint64(0)
+	for ; r.left() > snapTrailer && bad == nil; n++ {
+		if r.left()-snapTrailer < 8 {
+			bad = fmt.Errorf("%w: %s: entry %d truncated", ErrCorrupt, name, n)
+			break
+		}
+		p, err := r.next(8)
+		if err != nil {
+			return nil, 0, meta, err
 		}
 		kl := uint64(binary.LittleEndian.Uint32(p[0:4]))
 		vl := uint64(binary.LittleEndian.Uint32(p[4:8]))
 		tail := uint64(0)
-		if expiring && kl&snapEntryExpiring != 0 {
+		if v3 && kl&snapEntryExpiring != 0 {
 			kl &^= snapEntryExpiring
 			tail = 8
 		}
-		if 8+kl+vl+tail > uint64(len(p)) {
-			return nil, 0, fmt.Errorf("%w: %s: entry %d overruns the file", ErrCorrupt, name, n)
+		if kl+vl+tail > uint64(r.left()-snapTrailer) {
+			bad = fmt.Errorf("%w: %s: entry %d overruns the file", ErrCorrupt, name, n)
+			break
 		}
-		key := string(p[8 : 8+kl])
+		if p, err = r.next(int(kl + vl + tail)); err != nil {
+			return nil, 0, meta, err
+		}
+		key := string(p[:kl])
 		// Pair assertion with the writer: keys were written in strict order.
 		if n > 0 && key <= prev {
-			return nil, 0, fmt.Errorf("%w: %s: keys out of order at entry %d", ErrCorrupt, name, n)
+			bad = fmt.Errorf("%w: %s: keys out of order at entry %d", ErrCorrupt, name, n)
+			break
 		}
-		s.tree.ReplaceOrInsert(entry{key: key, value: string(p[8+kl : 8+kl+vl])})
+		s.tree.ReplaceOrInsert(entry{key: key, value: string(p[kl : kl+vl])})
 		if tail != 0 {
-			at := int64(binary.LittleEndian.Uint64(p[8+kl+vl:]))
+			at := int64(binary.LittleEndian.Uint64(p[kl+vl:]))
 			if at <= 0 {
-				return nil, 0, fmt.Errorf("%w: %s: entry %d has deadline %d", ErrCorrupt, name, n, at)
+				bad = fmt.Errorf("%w: %s: entry %d has deadline %d", ErrCorrupt, name, n, at)
+				break
 			}
 			s.ttl.set(key, at)
 		}
 		prev = key
-		p = p[8+kl+vl+tail:]
 	}
-	if uint64(s.Len()) != count {
-		return nil, 0, fmt.Errorf("%w: %s: holds %d entries, trailer says %d", ErrCorrupt, name, s.Len(), count)
+	// The rest of the file: what a bad entry left unread, and the trailer.
+	for r.left() > snapTrailer {
+		if _, err := r.next(int(min(r.left()-snapTrailer, int64(chunkBytes)))); err != nil {
+			return nil, 0, meta, err
+		}
 	}
-	return s, index, nil
+	trailer, err := r.next(snapTrailer)
+	if err != nil {
+		return nil, 0, meta, err
+	}
+	if got, want := r.crc, binary.LittleEndian.Uint32(trailer[12:]); got != want && mut != MutSnapshotChecksumIgnored {
+		return nil, 0, meta, fmt.Errorf("%w: %s: checksum mismatch", ErrCorrupt, name)
+	}
+	if binary.LittleEndian.Uint32(trailer) != snapEndMarker {
+		return nil, 0, meta, fmt.Errorf("%w: %s: missing end marker", ErrCorrupt, name)
+	}
+	if bad != nil {
+		return nil, 0, meta, bad
+	}
+	if count := binary.LittleEndian.Uint64(trailer[4:]); uint64(s.Len()) != count {
+		return nil, 0, meta, fmt.Errorf("%w: %s: holds %d entries, trailer says %d", ErrCorrupt, name, s.Len(), count)
+	}
+	return s, index, meta, nil
 }
 
 // snapshotWriter writes a frozen clone of the store a bounded chunk at a

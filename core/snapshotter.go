@@ -255,13 +255,8 @@ func recoverSnapshot(d Disk, mut Mutation) (*Recovered, error) {
 	if mut == MutRecoverOldestSnapshot {
 		newest = snaps[0]
 	}
-	var data []byte
 	for range readAttempts { // a transient read error is not damage
-		if data, err = d.ReadFile(newest); err != nil {
-			err = fmt.Errorf("reading %s: %w", newest, err)
-			continue
-		}
-		if r.Store, r.Index, r.Meta, err = loadSnapshotWith(newest, data, mut); err == nil {
+		if r.Store, r.Index, r.Meta, r.Bytes, err = readSnapshot(d, newest, mut); err == nil {
 			break
 		}
 	}
@@ -271,7 +266,6 @@ func recoverSnapshot(d Disk, mut Mutation) (*Recovered, error) {
 	if want, _ := parseIndexName(newest, snapPrefix, snapSuffix); want != r.Index {
 		return nil, fmt.Errorf("%w: %s holds index %d", ErrCorrupt, newest, r.Index)
 	}
-	r.Bytes = int64(len(data))
 	// The newest snapshot's name may be in the page cache only (a crash
 	// came after its rename, before the directory sync). What follows
 	// removes what it covers — older snapshots here, log segments in
@@ -289,6 +283,30 @@ func recoverSnapshot(d Disk, mut Mutation) (*Recovered, error) {
 	}
 	r.Names = slices.DeleteFunc(r.Names, func(name string) bool { return slices.Contains(older, name) })
 	return r, nil
+}
+
+// readSnapshot reads and decodes the snapshot file name, a chunk at a time
+// where d can (RangeReader), so that the file is never held whole beside
+// the store it fills (snapshotReadBytes); it also returns the file's size.
+func readSnapshot(d Disk, name string, mut Mutation) (*Store, uint64, SnapshotMeta, int64, error) {
+	rr, ok := d.(RangeReader)
+	if !ok {
+		data, err := d.ReadFile(name)
+		if err != nil {
+			return nil, 0, SnapshotMeta{}, 0, fmt.Errorf("reading %s: %w", name, err)
+		}
+		s, index, meta, err := loadSnapshotWith(name, data, mut)
+		return s, index, meta, int64(len(data)), err
+	}
+	h, err := rr.OpenRead(name)
+	if err != nil {
+		return nil, 0, SnapshotMeta{}, 0, fmt.Errorf("reading %s: %w", name, err)
+	}
+	s, index, meta, err := loadSnapshotFrom(name, h, snapshotReadBytes, mut)
+	size := h.Size()
+	// Not deferred: no I/O may run while a simulated crash unwinds.
+	h.Close()
+	return s, index, meta, size, err
 }
 
 // SnapshotName is the file name of the snapshot at index.
