@@ -316,13 +316,32 @@ func plausibleHeader(b []byte, expectIndex uint64) bool {
 // and returns an error wrapping ErrForeignLog for a type the node does not
 // write. Recovery asks it about records it frames itself, to tell a torn
 // write from damage at rest (lengthDamaged); nil asks nothing.
+//
+// A directory with a snapshot and no log segment at all is taken for one
+// whose log starts afresh after the snapshot, as a cluster node's does
+// when a crash came in the middle of installing a leader's snapshot
+// (Reset). The single node's log is never so (openLog).
 func OpenLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record) error, logf func(string, ...any)) (*Log, error) {
-	return openLog(d, names, snapIndex, decode, apply, logf, MutNone)
+	return openLogWith(d, names, snapIndex, decode, apply, logf, MutNone, false)
 }
 
-// openLog is OpenLog with a planted mutation (a single node's
-// SingleConfig.Mutation).
+// openLog is the single node's OpenLog, with a planted mutation
+// (SingleConfig.Mutation), which refuses a snapshot without a log segment
+// after it. Its log never lacks one: before each snapshot the log rolls to
+// a new segment named one past the snapshot's index, made durable (Roll),
+// and neither the cleanup after a snapshot nor recovery removes the last
+// segment. So a directory with a snapshot and no segment lost its log to
+// something else (segments deleted to free space, a backup that copied
+// the snapshot alone), and the writes acknowledged after the snapshot
+// with it: started, the node served the snapshot's state as if it were
+// the whole, without a word (found by review, with a real server).
 func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record) error, logf func(string, ...any), mut Mutation) (*Log, error) {
+	return openLogWith(d, names, snapIndex, decode, apply, logf, mut, true)
+}
+
+// openLogWith is OpenLog with a planted mutation; needLog: a snapshot
+// without a log segment after it is refused (openLog).
+func openLogWith(d Disk, names []string, snapIndex uint64, decode, apply func(Record) error, logf func(string, ...any), mut Mutation, needLog bool) (*Log, error) {
 	w := &Log{disk: d, nextIndex: snapIndex + 1, mutation: mut}
 	for _, name := range names {
 		if first, ok := parseIndexName(name, walPrefix, walSuffix); ok {
@@ -343,6 +362,10 @@ func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record
 		logf("removed %d log segments covered by the snapshot at index %d", removed, snapIndex)
 	}
 	if len(w.segments) == 0 {
+		if snapIndex > 0 && needLog {
+			return nil, fmt.Errorf("%w: %s holds the writes through index %d, but no log segment follows it (%s, made before the snapshot, is never removed): the log of the writes after the snapshot is missing; refusing to start. To start from the snapshot alone, losing those writes, create the empty file %s in the data directory",
+				ErrCorrupt, snapName(snapIndex), snapIndex, walName(snapIndex+1), walName(snapIndex+1))
+		}
 		if err := w.createSegment(snapIndex + 1); err != nil {
 			return nil, err
 		}

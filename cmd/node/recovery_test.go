@@ -244,3 +244,67 @@ func TestRecoveryAfterACrashAroundASnapshot(t *testing.T) {
 		}
 	}
 }
+
+// A single node whose log segments are gone (deleted to free space, or a
+// backup that copied the snapshot alone) refuses to start, naming the
+// snapshot and the file that accepts the loss: it used to serve the
+// snapshot's state as the whole, every write acknowledged after it gone
+// without a word. Once the operator creates that file, it starts.
+func TestRecoveryRefusesASnapshotWithoutItsLog(t *testing.T) {
+	dir := t.TempDir()
+	flags := []string{"--segment-bytes", "4096", "--snapshot-log-bytes", "8192"}
+	value := strings.Repeat("v", 1000)
+	s := start(t, dir, flags...)
+	c := dial(t, s.addr)
+	for i := range 20 {
+		if err := c.Set(context.Background(), fmt.Sprint("k", i), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := roundTrip(t, s.addr, `{"op":"status"}`)[0].Status
+		if st != nil && st.SnapshotIndex >= 16 && !st.Snapshotting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot: %+v; server log:\n%s", st, s.log())
+		}
+		if err := c.Set(context.Background(), "tick", "x"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.Set(context.Background(), "after", "the snapshot"); err != nil {
+		t.Fatal(err)
+	}
+	kill(s)
+	segs, _ := filepath.Glob(filepath.Join(dir, "wal-*.log"))
+	snaps, _ := filepath.Glob(filepath.Join(dir, "snap-*.snap"))
+	if len(segs) == 0 || len(snaps) != 1 {
+		t.Fatalf("segments %v, snapshots %v", segs, snaps)
+	}
+	for _, seg := range segs {
+		if err := os.Remove(seg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = launch(t, "--port", "0", "--data-dir", dir)
+	if code := s.exitCode(); code != 1 {
+		t.Fatalf("exit code %d, want 1; server log:\n%s", code, s.log())
+	}
+	log := s.log()
+	i := strings.Index(log, "create the empty file ")
+	if i < 0 || !strings.Contains(log, filepath.Base(snaps[0])) || strings.Contains(log, "serving") {
+		t.Fatalf("server log does not refuse naming %s and the file to create:\n%s", filepath.Base(snaps[0]), log)
+	}
+	name := strings.Fields(log[i+len("create the empty file "):])[0]
+	if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = start(t, dir, flags...)
+	c = dial(t, s.addr)
+	if v, err := c.Get(context.Background(), "k0"); err != nil || v != value {
+		t.Fatalf("k0 from the snapshot: %v; server log:\n%s", err, s.log())
+	}
+}
