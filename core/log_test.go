@@ -779,3 +779,38 @@ func TestFailedRollFileBackAfterATail(t *testing.T) {
 		t.Fatalf("a sealed segment's damaged last record before an empty segment: %v, want ErrCorrupt", err)
 	}
 }
+
+// Recovery says how far its replay has come each time it has read another
+// progressBytes of log (replayProgressBytes: a gigabyte), so that a long
+// replay is not a silent one; a log shorter than that says nothing.
+func TestRecoveryLogsItsProgress(t *testing.T) {
+	d := newMemDisk()
+	w, _ := segmentedLog(t, d, []uint64{1, 11, 21, 31, 41}, 50)
+	w.Close()
+	seg := int64(len(d.bytes(walName(1))))
+	replay := func(progressBytes int64) []string {
+		names, _ := d.List()
+		var lines []string
+		w, err := openLogWith(d, names, 0, nil, func(Record) error { return nil }, func(f string, a ...any) {
+			if line := fmt.Sprintf(f, a...); strings.HasPrefix(line, "replaying the log") {
+				lines = append(lines, line)
+			}
+		}, MutNone, true, progressBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		return lines
+	}
+	got := replay(2 * seg)
+	want := []string{
+		fmt.Sprintf("replaying the log: 2 of 5 segments read (%d MiB), through index 20", 2*seg>>20),
+		fmt.Sprintf("replaying the log: 4 of 5 segments read (%d MiB), through index 40", 4*seg>>20),
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("progress lines %q, want %q", got, want)
+	}
+	if got := replay(replayProgressBytes); len(got) != 0 {
+		t.Fatalf("a short log logged its progress: %q", got)
+	}
+}

@@ -322,7 +322,7 @@ func plausibleHeader(b []byte, expectIndex uint64) bool {
 // when a crash came in the middle of installing a leader's snapshot
 // (Reset). The single node's log is never so (openLog).
 func OpenLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record) error, logf func(string, ...any)) (*Log, error) {
-	return openLogWith(d, names, snapIndex, decode, apply, logf, MutNone, false)
+	return openLogWith(d, names, snapIndex, decode, apply, logf, MutNone, false, replayProgressBytes)
 }
 
 // openLog is the single node's OpenLog, with a planted mutation
@@ -336,12 +336,21 @@ func OpenLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record
 // with it: started, the node served the snapshot's state as if it were
 // the whole, without a word (found by review, with a real server).
 func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record) error, logf func(string, ...any), mut Mutation) (*Log, error) {
-	return openLogWith(d, names, snapIndex, decode, apply, logf, mut, true)
+	return openLogWith(d, names, snapIndex, decode, apply, logf, mut, true, replayProgressBytes)
 }
 
+// replayProgressBytes: recovery logs how far its replay has come each time
+// it has read another this many bytes of log. The log since the last
+// snapshot may be as large as the snapshot (Snapshotter), gigabytes that
+// take seconds to replay (about a second a gigabyte on the development
+// VM), and the node said nothing between its start and the end of it.
+const replayProgressBytes = 1 << 30
+
 // openLogWith is OpenLog with a planted mutation; needLog: a snapshot
-// without a log segment after it is refused (openLog).
-func openLogWith(d Disk, names []string, snapIndex uint64, decode, apply func(Record) error, logf func(string, ...any), mut Mutation, needLog bool) (*Log, error) {
+// without a log segment after it is refused (openLog); progressBytes: see
+// replayProgressBytes.
+func openLogWith(d Disk, names []string, snapIndex uint64, decode, apply func(Record) error, logf func(string, ...any), mut Mutation, needLog bool, progressBytes int64) (*Log, error) {
+	assert(progressBytes > 0, "openLog: progressBytes must be positive")
 	w := &Log{disk: d, nextIndex: snapIndex + 1, mutation: mut}
 	for _, name := range names {
 		if first, ok := parseIndexName(name, walPrefix, walSuffix); ok {
@@ -387,6 +396,7 @@ func openLogWith(d Disk, names []string, snapIndex uint64, decode, apply func(Re
 		emptyLast = size == 0
 	}
 	expect := w.segments[0].first
+	read, nextProgress := int64(0), progressBytes
 	for i := 0; i < len(w.segments); i++ { // the failed roll's file may go
 		seg := &w.segments[i]
 		if seg.first != expect && i > 0 && i == len(w.segments)-1 && seg.first < expect {
@@ -466,6 +476,11 @@ func openLogWith(d Disk, names []string, snapIndex uint64, decode, apply func(Re
 		}
 		expect += uint64(len(recs))
 		seg.bytes = int64(valid)
+		if read += int64(len(data)); read >= nextProgress && i < len(w.segments)-1 {
+			logf("replaying the log: %d of %d segments read (%d MiB), through index %d",
+				i+1, len(w.segments), read>>20, expect-1)
+			nextProgress = (read/progressBytes + 1) * progressBytes
+		}
 		if last {
 			f, err := d.OpenAppend(seg.name)
 			if err != nil {
