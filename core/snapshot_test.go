@@ -280,3 +280,22 @@ func TestLoadSnapshotInChunksAgreesWithWhole(t *testing.T) {
 		}
 	}
 }
+
+// ReadSnapshot, for a snapshot a cluster node received, reads as recovery
+// does: a chunk at a time, never the file whole.
+func TestReadSnapshotReadsAChunkAtATime(t *testing.T) {
+	var kvs []string
+	for i := range 3000 {
+		kvs = append(kvs, fmt.Sprintf("k%05d", i), strings.Repeat("v", 1000))
+	}
+	data := encodeSnapshot(8, kvs...)
+	d := &rangeDisk{memDisk: newMemDisk()}
+	d.put("received.tmp", data)
+	s, index, _, size, err := ReadSnapshot(d, "received.tmp")
+	if err != nil || index != 8 || size != int64(len(data)) || s.Len() != 3000 {
+		t.Fatalf("ReadSnapshot: index %d, %d bytes, %v", index, size, err)
+	}
+	if len(d.whole) != 0 || d.readMax > snapshotReadBytes {
+		t.Fatalf("read whole %v, a read of %d bytes", d.whole, d.readMax)
+	}
+}

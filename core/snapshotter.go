@@ -285,6 +285,15 @@ func recoverSnapshot(d Disk, mut Mutation) (*Recovered, error) {
 	return r, nil
 }
 
+// ReadSnapshot checks and decodes the snapshot file called name (a store,
+// its index, its meta and the file's size) as recovery does: a chunk at a
+// time where d can, so that the file is never held whole beside the store
+// it fills. A cluster node reading back a snapshot it received can use it
+// in place of ReadFile and LoadSnapshot.
+func ReadSnapshot(d Disk, name string) (*Store, uint64, SnapshotMeta, int64, error) {
+	return readSnapshot(d, name, MutNone)
+}
+
 // readSnapshot reads and decodes the snapshot file name, a chunk at a time
 // where d can (RangeReader), so that the file is never held whole beside
 // the store it fills (snapshotReadBytes); it also returns the file's size.
