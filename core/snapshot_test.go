@@ -299,3 +299,23 @@ func TestReadSnapshotReadsAChunkAtATime(t *testing.T) {
 		t.Fatalf("read whole %v, a read of %d bytes", d.whole, d.readMax)
 	}
 }
+
+// LogMissing, for a mesh node's start, refuses what the single node's
+// does: a snapshot and no log segment.
+func TestRecoveredLogMissing(t *testing.T) {
+	for _, c := range []struct {
+		index uint64
+		names []string
+		fails bool
+	}{
+		{0, nil, false},
+		{7, []string{SnapshotName(7), walName(8)}, false},
+		{7, []string{SnapshotName(7), walName(8) + ".cut-40"}, true},
+		{7, []string{SnapshotName(7)}, true},
+	} {
+		err := (&Recovered{Index: c.index, Names: c.names}).LogMissing()
+		if (err != nil) != c.fails || err != nil && (!errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), walName(8))) {
+			t.Errorf("index %d, names %v: %v", c.index, c.names, err)
+		}
+	}
+}

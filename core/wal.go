@@ -339,6 +339,24 @@ func openLog(d Disk, names []string, snapIndex uint64, decode, apply func(Record
 	return openLogWith(d, names, snapIndex, decode, apply, logf, mut, true, replayProgressBytes)
 }
 
+// logMissing refuses a snapshot at snapIndex (0: none) with no log segment
+// among names after it (see openLog).
+func logMissing(snapIndex uint64, names []string) error {
+	if snapIndex == 0 || slices.ContainsFunc(names, IsLogFile) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s holds the writes through index %d, but no log segment follows it (%s, made before the snapshot, is never removed): the log of the writes after the snapshot is missing; refusing to start. To start from the snapshot alone, losing those writes, create the empty file %s in the data directory",
+		ErrCorrupt, snapName(snapIndex), snapIndex, walName(snapIndex+1), walName(snapIndex+1))
+}
+
+// LogMissing refuses a data directory whose snapshot has no log segment
+// after it, as the single node does (openLog), for a node whose log, like
+// the single node's, rolls to a new segment before each snapshot and never
+// lacks one otherwise: a mesh node. (OpenLog takes such a directory for a
+// log that starts afresh after the snapshot, as a cluster node's may after
+// a crash in a snapshot's install.)
+func (r *Recovered) LogMissing() error { return logMissing(r.Index, r.Names) }
+
 // replayProgressBytes: recovery logs how far its replay has come each time
 // it has read another this many bytes of log. The log since the last
 // snapshot may be as large as the snapshot (Snapshotter), gigabytes that
@@ -371,9 +389,10 @@ func openLogWith(d Disk, names []string, snapIndex uint64, decode, apply func(Re
 		logf("removed %d log segments covered by the snapshot at index %d", removed, snapIndex)
 	}
 	if len(w.segments) == 0 {
-		if snapIndex > 0 && needLog {
-			return nil, fmt.Errorf("%w: %s holds the writes through index %d, but no log segment follows it (%s, made before the snapshot, is never removed): the log of the writes after the snapshot is missing; refusing to start. To start from the snapshot alone, losing those writes, create the empty file %s in the data directory",
-				ErrCorrupt, snapName(snapIndex), snapIndex, walName(snapIndex+1), walName(snapIndex+1))
+		if needLog {
+			if err := logMissing(snapIndex, nil); err != nil {
+				return nil, err
+			}
 		}
 		if err := w.createSegment(snapIndex + 1); err != nil {
 			return nil, err
