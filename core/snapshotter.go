@@ -147,7 +147,16 @@ func (s *Snapshotter) finish() uint64 {
 	}
 	if err := s.env.Disk.SyncDir(); err != nil {
 		// The rename may or may not be durable; either way the log is whole,
-		// so recovery works from whichever snapshot it finds.
+		// so recovery works from whichever snapshot it finds. The file
+		// goes, best effort: no later snapshot removes it (each removes
+		// the one before it that became durable), and each failure in a
+		// row left a copy of the whole store behind until the next start
+		// (found by review). Not when it has the durable snapshot's name
+		// (a snapshot at the same index, which Force can ask for): the
+		// rename replaced that one, and the log it covers is gone.
+		if w.index != s.index {
+			_ = s.env.Disk.Remove(snapName(w.index))
+		}
 		s.env.logf("snapshot %s: directory sync failed (will retry): %v", snapName(w.index), err)
 		s.retryLater()
 		s.counters.Failed++

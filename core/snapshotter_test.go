@@ -656,3 +656,48 @@ func TestSnapshotterCountsFromAnInstall(t *testing.T) {
 			added, h.snaps.Due(added), h.snaps.Due(added+299), h.snaps.Due(added+300))
 	}
 }
+
+// A snapshot whose directory sync fails is removed: no later snapshot
+// would remove it (each removes the durable one before it), and each such
+// failure left a copy of the whole store on the disk until the next start.
+// One at the index of the durable snapshot, whose file it replaced, stays.
+func TestSnapshotterDirSyncFailureLeavesNoCopy(t *testing.T) {
+	d := newMemDisk()
+	w, _ := segmentedLog(t, d, []uint64{1, 5, 9}, 12)
+	w.Close()
+	h := newSnapHarness(t, d, 1, 0, 0)
+	snaps := func() []string {
+		names, _ := d.List()
+		return slices.DeleteFunc(names, func(n string) bool { return !strings.HasPrefix(n, snapPrefix) })
+	}
+	d.fail = failOnce("syncdir", "")
+	h.snaps.Start(storeOf(map[string]string{"a": "1"}), 4, SnapshotMeta{}, 0)
+	for range 10 {
+		h.snaps.Step()
+	}
+	if h.snaps.Writing() || h.snaps.Index() != 0 {
+		t.Fatalf("writing %v, index %d after the failed directory sync", h.snaps.Writing(), h.snaps.Index())
+	}
+	if got := snaps(); len(got) != 0 {
+		t.Fatalf("snapshot files after the failed directory sync: %v, want none", got)
+	}
+	h.clock.now += int64(snapshotRetryDelayMax)
+	h.snaps.Start(storeOf(map[string]string{"a": "1", "b": "2"}), 8, SnapshotMeta{}, 0)
+	if h.finish(t) != 8 {
+		t.Fatal("the next snapshot did not become durable")
+	}
+	if got := snaps(); !slices.Equal(got, []string{snapName(8)}) {
+		t.Fatalf("snapshot files %v, want %s alone", got, snapName(8))
+	}
+	// Again at the same index: the rename replaced the durable snapshot,
+	// which must stay.
+	d.fail = failOnce("syncdir", "")
+	h.clock.now += int64(snapshotRetryDelayMax)
+	h.snaps.Start(storeOf(map[string]string{"a": "1", "b": "2"}), 8, SnapshotMeta{}, 0)
+	for range 10 {
+		h.snaps.Step()
+	}
+	if got := snaps(); !slices.Equal(got, []string{snapName(8)}) {
+		t.Fatalf("snapshot files %v, want %s kept", got, snapName(8))
+	}
+}
