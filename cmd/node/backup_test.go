@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
+
+	"dkv/client"
 )
 
 // The backup docs/OPERATIONS.md gives for a single node: stop the server,
@@ -70,4 +76,84 @@ func TestBackupIsACopyOfAStoppedNodesDirectory(t *testing.T) {
 			t.Errorf("k%d on the copy: %+v", i, r)
 		}
 	}
+}
+
+// A copy of one instant of a running server's directory, as a file-system
+// snapshot (LVM, ZFS, a cloud volume's) takes it, is what a crash leaves,
+// and restores every write acknowledged before that instant. The instant
+// here is a pause (SIGSTOP) of a server under a load of writes, with
+// small segments and snapshots, so that the copy catches rolls, snapshots
+// being written and batches mid-flight; the copy is made while it is
+// paused, and the server goes on after (SIGCONT).
+func TestBackupOfOneInstantOfARunningServer(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "data")
+	small := []string{"--segment-bytes", "16384", "--snapshot-log-bytes", "32768"}
+	s := start(t, dir, small...)
+	var mu sync.Mutex
+	acked := map[string]string{} // what was acknowledged, each key's last value
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := client.Dial(s.addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k, v := fmt.Sprintf("w%d-k%d", w, i%150), fmt.Sprintf("%d-%s", i, strings.Repeat("x", 200))
+				if err := c.Set(context.Background(), k, v); err != nil {
+					return // the server is gone: this write's outcome is unknown
+				}
+				mu.Lock()
+				acked[k] = v
+				mu.Unlock()
+			}
+		}()
+	}
+	for round := range 3 {
+		time.Sleep(150 * time.Millisecond)
+		s.signal(syscall.SIGSTOP)
+		mu.Lock() // every write acknowledged so far; none is acknowledged while paused
+		want := maps.Clone(acked)
+		mu.Unlock()
+		backup := filepath.Join(base, fmt.Sprint("backup", round))
+		if err := os.CopyFS(backup, os.DirFS(dir)); err != nil {
+			t.Fatal(err)
+		}
+		s.signal(syscall.SIGCONT)
+		if len(want) == 0 {
+			t.Fatal("no write acknowledged before the copy")
+		}
+		restored := start(t, backup, small...)
+		c := dial(t, restored.addr)
+		for k, v := range want {
+			got, err := c.Get(context.Background(), k)
+			if err != nil {
+				t.Fatalf("copy %d: %s: %v; want the value acknowledged before the copy; its log:\n%s", round, k, err, restored.log())
+			}
+			if got != v {
+				// A later write of the key may have been applied, not yet
+				// acknowledged, when the copy was made: it is newer.
+				var gi, wi int
+				fmt.Sscanf(got, "%d-", &gi)
+				fmt.Sscanf(v, "%d-", &wi)
+				if gi < wi {
+					t.Fatalf("copy %d: %s = %.10q, older than the acknowledged %.10q", round, k, got, v)
+				}
+			}
+		}
+		kill(restored)
+	}
+	close(stop)
+	wg.Wait()
 }
