@@ -170,6 +170,15 @@ func loadSnapshotFrom(name string, h ReadHandle, chunkBytes int, mut Mutation) (
 	var meta SnapshotMeta
 	r := &snapReader{h: h, name: name, size: h.Size(), chunkBytes: chunkBytes}
 	size := r.size
+	b, inPlace := h.(bytesHandle)
+	if inPlace {
+		// Held whole already (a snapshot received whole): read in place,
+		// not copied a chunk at a time.
+		r.buf, r.off = b, size
+		if size >= 4 {
+			r.crc = crc32.Checksum(b[:size-4], crcTable)
+		}
+	}
 	if size < int64(snapHeaderSize+snapTrailer) {
 		return nil, 0, meta, fmt.Errorf("%w: %s: not a snapshot (bad header or too short)", ErrCorrupt, name)
 	}
@@ -194,7 +203,10 @@ func loadSnapshotFrom(name string, h ReadHandle, chunkBytes int, mut Mutation) (
 		if err != nil {
 			return nil, 0, meta, err
 		}
-		meta.Extra = slices.Clone(p)
+		meta.Extra = p
+		if !inPlace {
+			meta.Extra = slices.Clone(p) // p is the reader's buffer
+		}
 	} else if magic != snapMagic {
 		return nil, 0, meta, fmt.Errorf("%w: %s: not a snapshot (bad header or too short)", ErrCorrupt, name)
 	}

@@ -223,6 +223,10 @@ func loadSnapshotWhole(name string, data []byte) (*Store, uint64, SnapshotMeta, 
 	return s, index, meta, nil
 }
 
+// chunkedBytes is a ReadHandle over bytes that loadSnapshotFrom reads a
+// chunk at a time, as it reads a file (it reads a bytesHandle in place).
+type chunkedBytes struct{ bytesHandle }
+
 // The chunked decoder agrees with the whole one on every snapshot form,
 // whatever the chunk size, and on every file a cut or a flipped byte
 // makes of them (with the crc made right again, so that the decoding
@@ -268,8 +272,13 @@ func TestLoadSnapshotInChunksAgreesWithWhole(t *testing.T) {
 	}
 	for _, data := range cases {
 		ws, wIndex, wMeta, wErr := loadSnapshotWhole("f", data)
-		for _, chunk := range []int{1, 3, 8, 17, snapshotReadBytes} {
-			s, index, meta, err := loadSnapshotFrom("f", bytesHandle(data), chunk, MutNone)
+		for _, chunk := range []int{0, 1, 3, 8, 17, snapshotReadBytes} {
+			// Chunk 0: the bytes in place, as a snapshot held whole is read.
+			var h ReadHandle = bytesHandle(data)
+			if chunk != 0 {
+				h = chunkedBytes{bytesHandle(data)}
+			}
+			s, index, meta, err := loadSnapshotFrom("f", h, max(chunk, 1), MutNone)
 			if fmt.Sprint(err) != fmt.Sprint(wErr) {
 				t.Fatalf("%x, chunks of %d: err %v, whole %v", data, chunk, err, wErr)
 			}
