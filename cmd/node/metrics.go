@@ -39,10 +39,27 @@ const (
 	// turn; a node that does not answer in time is reported as
 	// dkv_node_scrape_ok 0, and the host's metrics are served anyway.
 	nodeScrapeTimeout = 2 * time.Second
-	// metricsHeaderTimeout and metricsWriteTimeout bound a scraper that
-	// stalls, so it cannot hold connections open.
+	// metricsHeaderTimeout, metricsReadTimeout and metricsWriteTimeout
+	// bound a scraper that stalls, so it cannot hold connections open:
+	// the headers, the whole request (a body, which no handler reads,
+	// is still read to its end before the next request) and the answer.
 	metricsHeaderTimeout = 5 * time.Second
+	metricsReadTimeout   = 10 * time.Second
 	metricsWriteTimeout  = 10 * time.Second
+	// metricsIdleTimeout bounds how long a connection is kept open
+	// between two requests. Without it net/http keeps an idle keep-alive
+	// connection for ever: anyone who reached the port could hold
+	// descriptors until the node had none left for its log (found by
+	// review). Prometheus reconnects when its connection was closed.
+	metricsIdleTimeout = 2 * time.Minute
+	// metricsConnsMax bounds the endpoint's connections open at once
+	// (scrapers and health checks are a handful): past it a connection is
+	// answered 503 and closed at once, so that the descriptors and
+	// goroutines the endpoint holds stay bounded whatever connects.
+	metricsConnsMax = 32
+	// metricsHeaderBytesMax bounds a request's headers: a scrape's are a
+	// few hundred bytes.
+	metricsHeaderBytesMax = 16 << 10
 )
 
 // Health states, for /healthz and dkv_ready.
@@ -166,6 +183,9 @@ type serverMetrics struct {
 	connsAccepted *metrics.Counter
 	connsRefused  *metrics.Counter
 	tlsFailed     *metrics.Counter
+	// metricsRefused: connections to the endpoint itself refused past
+	// metricsConnsMax.
+	metricsRefused *metrics.Counter
 
 	health        atomic.Int32
 	recoveryNanos atomic.Int64
@@ -193,6 +213,7 @@ func newServerMetrics(mode string, id core.NodeID) *serverMetrics {
 	m.connsAccepted = m.set.NewCounter("dkv_connections_accepted_total")
 	m.connsRefused = m.set.NewCounter("dkv_connections_refused_total")
 	m.tlsFailed = m.set.NewCounter("dkv_tls_handshake_failures_total")
+	m.metricsRefused = m.set.NewCounter("dkv_metrics_connections_refused_total")
 	m.set.NewGauge("dkv_connections", func() float64 { return float64(m.conns.Load()) })
 	return m
 }
@@ -279,13 +300,17 @@ func (m *serverMetrics) serve(ln net.Listener, log *serverLog) (stop func()) {
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: metricsHeaderTimeout,
+		ReadTimeout:       metricsReadTimeout,
 		WriteTimeout:      metricsWriteTimeout,
+		IdleTimeout:       metricsIdleTimeout,
+		MaxHeaderBytes:    metricsHeaderBytesMax,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	limited := &connLimitListener{Listener: ln, slots: make(chan struct{}, metricsConnsMax), refused: m.metricsRefused}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(limited); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics endpoint stopped", "event", "metrics", "err", err.Error())
 		}
 	}()
@@ -293,6 +318,56 @@ func (m *serverMetrics) serve(ln net.Listener, log *serverLog) (stop func()) {
 		srv.Close()
 		<-done
 	}
+}
+
+// connLimitListener hands out at most cap(slots) connections open at once;
+// one past it is answered 503 and closed on the accept goroutine, without
+// waiting (a new socket's send buffer takes the answer whole), so that
+// neither a flood of connections nor a few held open can grow what the
+// endpoint holds.
+type connLimitListener struct {
+	net.Listener
+	slots   chan struct{}
+	refused *metrics.Counter
+}
+
+// metricsBusyAnswer is what a connection past metricsConnsMax gets.
+var metricsBusyAnswer = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Connection: close\r\nContent-Length: " + strconv.Itoa(len(metricsBusyBody)) + "\r\n\r\n" + metricsBusyBody)
+
+var metricsBusyBody = "too many connections to the metrics endpoint (" + strconv.Itoa(metricsConnsMax) + " at once); try again later\n"
+
+func (l *connLimitListener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &limitedConn{Conn: nc, slots: l.slots}, nil
+		default:
+		}
+		l.refused.Inc()
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		nc.Write(metricsBusyAnswer)
+		nc.Close()
+	}
+}
+
+// limitedConn gives its slot back when it closes, once.
+type limitedConn struct {
+	net.Conn
+	slots  chan struct{}
+	closed atomic.Bool
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	if c.closed.CompareAndSwap(false, true) {
+		<-c.slots
+	}
+	return err
 }
 
 func (m *serverMetrics) handleHealth(w http.ResponseWriter, r *http.Request) {
@@ -313,15 +388,16 @@ func (m *serverMetrics) handleHealth(w http.ResponseWriter, r *http.Request) {
 // hostHelp is the HELP text of the host's families, which the library
 // writes without one.
 var hostHelp = map[string]string{
-	"dkv_requests_total":             "requests answered, by op and error code (ok: success; op invalid: a line that did not decode)",
-	"dkv_request_duration_seconds":   "time from a request's decoding to its answer, by op (a write's includes its fsync)",
-	"dkv_fsync_duration_seconds":     "fsync latency, by file: wal (the log), snapshot, state (term, vote, mesh state)",
-	"dkv_fsync_errors_total":         "failed fsyncs (a failed log fsync stops the node)",
-	"dkv_turn_duration_seconds":      "the node's turns, from the first event to the replies sent; one at a time, so rate(_sum) is the share of time the node is busy",
-	"dkv_turn_events":                "events per turn of the node: a read's batch of client requests counts its requests; a timer, an fsync's completion or a peer's message one each",
-	"dkv_connections":                "client connections open",
-	"dkv_connections_accepted_total": "client connections accepted since start",
-	"dkv_connections_refused_total":  "client connections refused at --max-conns",
+	"dkv_requests_total":                    "requests answered, by op and error code (ok: success; op invalid: a line that did not decode)",
+	"dkv_request_duration_seconds":          "time from a request's decoding to its answer, by op (a write's includes its fsync)",
+	"dkv_fsync_duration_seconds":            "fsync latency, by file: wal (the log), snapshot, state (term, vote, mesh state)",
+	"dkv_fsync_errors_total":                "failed fsyncs (a failed log fsync stops the node)",
+	"dkv_turn_duration_seconds":             "the node's turns, from the first event to the replies sent; one at a time, so rate(_sum) is the share of time the node is busy",
+	"dkv_turn_events":                       "events per turn of the node: a read's batch of client requests counts its requests; a timer, an fsync's completion or a peer's message one each",
+	"dkv_connections":                       "client connections open",
+	"dkv_connections_accepted_total":        "client connections accepted since start",
+	"dkv_connections_refused_total":         "client connections refused at --max-conns",
+	"dkv_metrics_connections_refused_total": "connections to this endpoint refused (answered 503) because " + strconv.Itoa(metricsConnsMax) + " were open",
 }
 
 func (m *serverMetrics) handleMetrics(w http.ResponseWriter, r *http.Request) {

@@ -553,3 +553,85 @@ func TestScanCursorsGauge(t *testing.T) {
 		t.Errorf("dkv_resp_scan_cursors = %v after the walk ended, want 0", got)
 	}
 }
+
+// metricsExchange sends one keep-alive GET of path on nc and reads its
+// answer's status line and body; err is the connection's failure, if any.
+func metricsExchange(nc net.Conn, br *bufio.Reader, path string) (status int, body string, err error) {
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(nc, "GET %s HTTP/1.1\r\nHost: dkv\r\n\r\n", path); err != nil {
+		return 0, "", err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// The metrics endpoint holds at most metricsConnsMax connections: idle
+// keep-alive connections, which net/http kept for ever without an idle
+// timeout, could be opened until the node had no descriptor left for its
+// log (found by review). One past the limit is answered 503 and closed,
+// and counted; a slot given back serves again.
+func TestMetricsEndpointBoundsItsConnections(t *testing.T) {
+	maddr := freeLoopbackAddr(t)
+	start(t, t.TempDir(), "--metrics-addr", maddr)
+	held := make([]net.Conn, 0, metricsConnsMax)
+	defer func() {
+		for _, nc := range held {
+			nc.Close()
+		}
+	}()
+	for range metricsConnsMax {
+		nc, err := net.Dial("tcp", maddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, nc)
+		// A whole exchange: the server has taken the connection's slot
+		// before the next one is dialled.
+		if status, body, err := metricsExchange(nc, bufio.NewReader(nc), "/healthz"); err != nil || status != http.StatusOK {
+			t.Fatalf("connection %d of %d: %d %q %v", len(held), metricsConnsMax, status, body, err)
+		}
+	}
+	over := func() (int, string, error) {
+		nc, err := net.Dial("tcp", maddr)
+		if err != nil {
+			return 0, "", err
+		}
+		defer nc.Close()
+		return metricsExchange(nc, bufio.NewReader(nc), "/healthz")
+	}
+	// Answered 503 at once, or (should the answer lose a race with the
+	// close) cut off: never served.
+	if status, body, err := over(); status == http.StatusOK || (err == nil && (status != http.StatusServiceUnavailable || !strings.Contains(body, "too many connections"))) {
+		t.Fatalf("a connection past the %d held: %d %q %v; want 503, too many connections", metricsConnsMax, status, body, err)
+	}
+	// The held ones still work.
+	if status, _, err := metricsExchange(held[0], bufio.NewReader(held[0]), "/healthz"); err != nil || status != http.StatusOK {
+		t.Fatalf("a held connection after the refusal: %d %v", status, err)
+	}
+	// One closed gives its slot back (once the server has seen it close).
+	held[0].Close()
+	held = held[1:]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, _, err := over()
+		if err == nil && status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection served 10 s after a held one closed: %d %v", status, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Scraped on a held connection: a new one might find every slot
+	// still taken.
+	status, body, err := metricsExchange(held[0], bufio.NewReader(held[0]), "/metrics")
+	refused := regexp.MustCompile(`\ndkv_metrics_connections_refused_total ([1-9][0-9]*)\n`)
+	if err != nil || status != http.StatusOK || !refused.MatchString(body) {
+		t.Errorf("/metrics on a held connection: %d %v; want dkv_metrics_connections_refused_total 1 or more in:\n%s", status, err, body)
+	}
+}
