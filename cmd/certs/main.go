@@ -98,6 +98,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	caCert, caKey := filepath.Join(*dir, "ca.pem"), filepath.Join(*dir, "ca-key.pem")
+	// A new authority only where there is none: with one of its two
+	// files gone (the key moved off the machine, as the package doc
+	// advises), a new one overwrote the other, the certificate every node
+	// and client trusts, and signed a certificate none of them would
+	// accept (found by review).
+	switch caThere, keyThere := exists(caCert), exists(caKey); {
+	case caThere && !keyThere:
+		fmt.Fprintf(stderr, "certs: %s is there but not %s, the authority's key, which signs the certificates: put the key back (or give --dir a copy of both); a new authority would not be trusted by what trusts this one\n", caCert, caKey)
+		return 1
+	case keyThere && !caThere:
+		fmt.Fprintf(stderr, "certs: %s is there but not %s, the authority's certificate: put it back (or remove the key to make a new authority)\n", caKey, caCert)
+		return 1
+	}
 	ca, err := certgen.ReadCA(caCert, caKey)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -138,6 +151,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "made %s and %s %s, valid until %s\n", certPath, keyPath, what, notAfter.UTC().Format("2006-01-02"))
 	return 0
+}
+
+// exists reports whether anything is at path (a broken link too: it is
+// not to be written over either).
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // hostsGiven reports whether --hosts was on the command line.

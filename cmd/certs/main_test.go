@@ -114,3 +114,71 @@ func TestCertsUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// An authority with one of its two files missing is not replaced: with the
+// key moved off the machine (as the doc advises), a run overwrote ca.pem
+// with a new authority and signed a certificate that nothing trusting the
+// old one accepts (found by review).
+func TestCertsKeepsAnAuthorityMissingAFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	if code, out := runCerts(t, "--dir", dir); code != 0 {
+		t.Fatalf("first run: %d\n%s", code, out)
+	}
+	caCert, caKey := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	caPEM, err := os.ReadFile(caCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offline := filepath.Join(t.TempDir(), "ca-key.pem")
+	if err := os.Rename(caKey, offline); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runCerts(t, "--dir", dir, "--name", "node2")
+	if code != 1 || !strings.Contains(out, "put the key back") || strings.Contains(out, "made ") {
+		t.Errorf("a run without ca-key.pem: %d\n%s; want 1, put the key back, nothing made", code, out)
+	}
+	if again, _ := os.ReadFile(caCert); !bytes.Equal(again, caPEM) {
+		t.Error("a run without ca-key.pem replaced ca.pem")
+	}
+	for _, f := range []string{caKey, filepath.Join(dir, "node2.pem"), filepath.Join(dir, "node2-key.pem")} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("%s was made", f)
+		}
+	}
+	// The other way round: the certificate gone, the key stays.
+	if err := os.Rename(offline, caKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(caCert); err != nil {
+		t.Fatal(err)
+	}
+	code, out = runCerts(t, "--dir", dir, "--name", "node2")
+	if code != 1 || !strings.Contains(out, "the authority's certificate") || strings.Contains(out, "made ") {
+		t.Errorf("a run without ca.pem: %d\n%s; want 1, the authority's certificate, nothing made", code, out)
+	}
+	if again, _ := os.ReadFile(caKey); !bytes.Equal(again, keyPEM) {
+		t.Error("a run without ca.pem replaced ca-key.pem")
+	}
+	// Both back: the run signs with the old authority.
+	if err := os.WriteFile(caCert, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runCerts(t, "--dir", dir, "--name", "node2"); code != 0 || strings.Contains(out, "made an authority") {
+		t.Fatalf("a run with both back: %d\n%s", code, out)
+	}
+	kp, err := tlsfiles.LoadKeypair(filepath.Join(dir, "node2.pem"), filepath.Join(dir, "node2-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := tlsfiles.LoadCA(caCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kp.Verify(pool, x509.ExtKeyUsageServerAuth); err != nil {
+		t.Errorf("node2 against the old authority: %v", err)
+	}
+}
