@@ -9,9 +9,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"dkv/core"
 )
 
 // jsonRecords parses every line of a JSON-format log, failing the test on
@@ -212,5 +215,115 @@ func TestClassify(t *testing.T) {
 		if level != tc.level || event != tc.event {
 			t.Errorf("%q: %v %q, want %v %q", tc.msg, level, event, tc.level, tc.event)
 		}
+	}
+}
+
+// lockedBuilder is a log's output that a test reads while the log's
+// timers may write to it.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Warnings and errors of one kind (lines that differ only by their
+// numbers) are written at most logKindLinesMax times a window; the rest
+// are counted, and the count is written when the window ends. Info lines
+// and other kinds are not held back.
+func TestLogHoldsBackAFlood(t *testing.T) {
+	var out lockedBuilder
+	l := newServerLog(&out, logJSON, slog.LevelInfo)
+	l.Logger = l.With("node", 0, "mode", "single")
+	l.held.window = 300 * time.Millisecond
+	count := func(substr string) int {
+		n := 0
+		for _, r := range jsonRecords(t, out.String()) {
+			if strings.Contains(r["msg"].(string), substr) {
+				n++
+			}
+		}
+		return n
+	}
+	for i := range 1000 {
+		l.printf("write failed, batch undone: %v", fmt.Errorf("disk full: write wal-%05d.log", i))
+	}
+	for i := range 100 {
+		l.printf("election: became leader at term %d", i)
+	}
+	l.printf("snapshot failed, the log stays whole (will retry): %v", errors.New("EIO"))
+	if n := count("write failed"); n != logKindLinesMax {
+		t.Errorf("%d of 1000 write failures written at once, want %d", n, logKindLinesMax)
+	}
+	if n := count("election:"); n != 100 {
+		t.Errorf("%d of 100 info lines written, want all", n)
+	}
+	if n := count("snapshot failed"); n != 1 {
+		t.Errorf("a failure of another kind written %d times, want 1", n)
+	}
+	var report map[string]any
+	for deadline := time.Now().Add(10 * time.Second); report == nil; time.Sleep(5 * time.Millisecond) {
+		for _, r := range jsonRecords(t, out.String()) {
+			if strings.HasPrefix(r["msg"].(string), "990 more lines like this one were held back") {
+				report = r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no count of the lines held back 10 s after a window of %v:\n%s", l.held.window, out.String())
+		}
+	}
+	if report["level"] != "ERROR" || report["event"] != "write_failed" || report["held_back"] != 990.0 ||
+		!strings.HasSuffix(report["msg"].(string), "wal-00999.log") {
+		t.Errorf("the count's record: %v", report)
+	}
+	// A new window writes again.
+	l.printf("write failed, batch undone: %v", errors.New("disk full"))
+	n := 0
+	for _, r := range jsonRecords(t, out.String()) {
+		if strings.HasPrefix(r["msg"].(string), "write failed") {
+			n++
+		}
+	}
+	if n != logKindLinesMax+1 {
+		t.Errorf("%d write failures written after the window, want %d", n, logKindLinesMax+1)
+	}
+}
+
+// On a full disk, a client's writes fail batch after batch, each logged by
+// the node: one client made 23,000 error lines a second before they were
+// held back. Now a burst of failed writes logs at most logKindLinesMax of
+// them a window.
+func TestFullDiskDoesNotFloodTheLog(t *testing.T) {
+	mnt := sizedTmpfs(t, "4m")
+	s := start(t, filepath.Join(mnt, "data"))
+	fillDisk(t, mnt, "filler")
+	lines := make([]string, 0, 200)
+	for i := range 200 {
+		lines = append(lines, fmt.Sprintf(`{"op":"set","key":"k%d","value":"%s"}`, i, strings.Repeat("v", 20000)))
+	}
+	failed := 0
+	for _, line := range lines {
+		// One at a time: a batch, and so a failure, each.
+		if r := roundTrip(t, s.addr, line)[0]; code(r) == core.CodeDiskFull {
+			failed++
+		}
+	}
+	if failed < 100 { // the log's 1 MiB reserved ahead takes the first 50
+		t.Fatalf("%d of 200 sets on a full disk answered disk_full; stderr:\n%s", failed, s.log())
+	}
+	// Allow a window per 10 s the writes took on a slow machine: the
+	// bound is what matters, not the exact count.
+	if n := strings.Count(s.log(), "INFO write failed, batch undone") + strings.Count(s.log(), "ERROR write failed, batch undone"); n < 1 || n > 5*logKindLinesMax {
+		t.Errorf("%d failed sets logged %d lines; want 1 to %d", failed, n, 5*logKindLinesMax)
 	}
 }
