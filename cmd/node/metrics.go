@@ -388,16 +388,18 @@ func (m *serverMetrics) handleHealth(w http.ResponseWriter, r *http.Request) {
 // hostHelp is the HELP text of the host's families, which the library
 // writes without one.
 var hostHelp = map[string]string{
-	"dkv_requests_total":                    "requests answered, by op and error code (ok: success; op invalid: a line that did not decode)",
-	"dkv_request_duration_seconds":          "time from a request's decoding to its answer, by op (a write's includes its fsync)",
-	"dkv_fsync_duration_seconds":            "fsync latency, by file: wal (the log), snapshot, state (term, vote, mesh state)",
-	"dkv_fsync_errors_total":                "failed fsyncs (a failed log fsync stops the node)",
-	"dkv_turn_duration_seconds":             "the node's turns, from the first event to the replies sent; one at a time, so rate(_sum) is the share of time the node is busy",
-	"dkv_turn_events":                       "events per turn of the node: a read's batch of client requests counts its requests; a timer, an fsync's completion or a peer's message one each",
-	"dkv_connections":                       "client connections open",
-	"dkv_connections_accepted_total":        "client connections accepted since start",
-	"dkv_connections_refused_total":         "client connections refused at --max-conns",
-	"dkv_metrics_connections_refused_total": "connections to this endpoint refused (answered 503) because " + strconv.Itoa(metricsConnsMax) + " were open",
+	"dkv_requests_total":                           "requests answered, by op and error code (ok: success; op invalid: a line that did not decode)",
+	"dkv_request_duration_seconds":                 "time from a request's decoding to its answer, by op (a write's includes its fsync)",
+	"dkv_fsync_duration_seconds":                   "fsync latency, by file: wal (the log), snapshot, state (term, vote, mesh state)",
+	"dkv_fsync_errors_total":                       "failed fsyncs (a failed log fsync stops the node)",
+	"dkv_turn_duration_seconds":                    "the node's turns, from the first event to the replies sent; one at a time, so rate(_sum) is the share of time the node is busy",
+	"dkv_turn_events":                              "events per turn of the node: a read's batch of client requests counts its requests; a timer, an fsync's completion or a peer's message one each",
+	"dkv_connections":                              "client connections open",
+	"dkv_connections_accepted_total":               "client connections accepted since start",
+	"dkv_connections_refused_total":                "client connections refused at --max-conns",
+	"dkv_tls_handshake_failures_total":             "client connections whose TLS handshake failed (plain text is counted as dkv_requests_total{code=\"tls_required\"})",
+	"dkv_tls_certificate_expiry_timestamp_seconds": "when the certificate served now ends, in seconds since 1970, by port: client (--tls-cert), peer (--peer-tls-cert)",
+	"dkv_metrics_connections_refused_total":        "connections to this endpoint refused (answered 503) because " + strconv.Itoa(metricsConnsMax) + " were open",
 }
 
 func (m *serverMetrics) handleMetrics(w http.ResponseWriter, r *http.Request) {

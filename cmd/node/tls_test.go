@@ -83,6 +83,14 @@ func TestTLSRefusalsAreCounted(t *testing.T) {
 	maddr := freeLoopbackAddr(t)
 	s := start(t, t.TempDir(), "--tls-cert", f.Cert, "--tls-key", f.Key, "--metrics-addr", maddr)
 	before := getScrape(t, maddr)
+	// Every family of dkv's says what it is: the TLS families had empty
+	// HELP lines (found by review).
+	page, _ := httpGet(t, "http://"+maddr+"/metrics")
+	for _, line := range readLines(page) {
+		if name, ok := strings.CutPrefix(line, "# HELP dkv_"); ok && !strings.Contains(name, " ") {
+			t.Errorf("an empty HELP line: %q", line)
+		}
+	}
 	if resps := roundTrip(t, s.addr, `{"op":"ping"}`); code(resps[0]) != "tls_required" {
 		t.Fatalf("a plain request: %+v", resps[0])
 	}
