@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -51,6 +54,15 @@ type serverLog struct {
 }
 
 func newServerLog(out io.Writer, format string, level slog.Level) *serverLog {
+	if out == os.Stderr || out == os.Stdout {
+		// A write to standard error whose reader has gone (a log
+		// pipe's reader restarted or killed, the terminal of a launcher
+		// closed) raises SIGPIPE, which kills a Go program that does
+		// not handle it: the node died at its next log line, however
+		// healthy (found by review). Ignored, the write fails with
+		// EPIPE and the node serves on, as Redis and PostgreSQL do.
+		signal.Ignore(syscall.SIGPIPE)
+	}
 	mu := &sync.Mutex{}
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler

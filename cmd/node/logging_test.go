@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -325,5 +328,76 @@ func TestFullDiskDoesNotFloodTheLog(t *testing.T) {
 	// bound is what matters, not the exact count.
 	if n := strings.Count(s.log(), "INFO write failed, batch undone") + strings.Count(s.log(), "ERROR write failed, batch undone"); n < 1 || n > 5*logKindLinesMax {
 		t.Errorf("%d failed sets logged %d lines; want 1 to %d", failed, n, 5*logKindLinesMax)
+	}
+}
+
+// A server whose standard error's reader has gone serves on: the next log
+// line raised SIGPIPE, and Go's default for it on standard error killed
+// the node (found by review). Here the pipe is closed, and a connection
+// past --max-conns makes the server log a line before it answers that
+// connection: the answer comes, and the connection held still works.
+func TestServerOutlivesItsLogReader(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "--port", "0", "--data-dir", t.TempDir(), "--max-conns", "1")
+	cmd.Env = append(os.Environ(), serverEnv+"=1")
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	sc := bufio.NewScanner(pipe)
+	addr := ""
+	for addr == "" && sc.Scan() {
+		if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no serving line: %v", sc.Err())
+	}
+	// Closing our end leaves the server's writes without a reader; Wait
+	// runs after it, as StderrPipe asks.
+	pipe.Close()
+	go func() { exited <- cmd.Wait() }()
+	held, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	held.SetDeadline(time.Now().Add(roundTripTimeout))
+	br := bufio.NewReader(held)
+	ping := func(what string) {
+		t.Helper()
+		if _, err := held.Write([]byte(`{"op":"ping"}` + "\n")); err != nil {
+			t.Fatalf("ping %s: %v", what, err)
+		}
+		if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, `"ok":true`) {
+			t.Fatalf("ping %s: %q %v", what, line, err)
+		}
+	}
+	ping("before") // the connection holds the one slot
+	// Refused past --max-conns: the server logs "refusing connection …"
+	// before it writes the refusal, so the refusal read here comes after
+	// the log line's write to the broken pipe.
+	refused := roundTrip(t, addr, `{"op":"ping"}`)
+	if code(refused[0]) != core.CodeTooManyConns {
+		t.Fatalf("a connection past --max-conns 1: %+v", refused[0])
+	}
+	ping("after the refusal")
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not exit after SIGTERM")
 	}
 }
