@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -190,6 +191,13 @@ type serverMetrics struct {
 	health        atomic.Int32
 	recoveryNanos atomic.Int64
 	host          atomic.Pointer[realnet.Host]
+
+	// probe is the /healthz probe of the node in flight, if any: one at
+	// a time, so that health checks of a node that does not answer do
+	// not pile up events and goroutines.
+	probeMu    sync.Mutex
+	probeDone  chan struct{} // closed once the node ran the probe; nil: none in flight
+	probeSince time.Time     // when it was posted
 }
 
 var _ realnet.Metrics = (*serverMetrics)(nil)
@@ -370,11 +378,57 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
+// healthNodeTimeout bounds how long /healthz waits for the node to take
+// its probe between two events. A node's turns take microseconds to
+// milliseconds; one that has not got to the probe in a second is stuck,
+// most likely in a write or fsync that its disk does not finish (a turn's
+// fsync runs inline with the default event loop), and serves nobody.
+const healthNodeTimeout = time.Second
+
+// nodeAnswers reports whether the node takes an event within
+// healthNodeTimeout of the probe in flight being posted, and if not, for
+// how long it has not.
+func (m *serverMetrics) nodeAnswers() (ok bool, stuck time.Duration) {
+	h := m.host.Load()
+	if h == nil {
+		return true, 0
+	}
+	m.probeMu.Lock()
+	if m.probeDone == nil {
+		done := make(chan struct{})
+		m.probeDone, m.probeSince = done, time.Now()
+		go func() {
+			// Returns once the node ran the probe, or at once if the
+			// host has stopped (health then says so itself).
+			h.Inspect(context.Background(), func(core.Node) {})
+			m.probeMu.Lock()
+			m.probeDone = nil
+			m.probeMu.Unlock()
+			close(done)
+		}()
+	}
+	done, since := m.probeDone, m.probeSince
+	m.probeMu.Unlock()
+	wait := time.NewTimer(healthNodeTimeout - time.Since(since))
+	defer wait.Stop()
+	select {
+	case <-done:
+		return true, 0
+	case <-wait.C:
+		return false, time.Since(since)
+	}
+}
+
 func (m *serverMetrics) handleHealth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	switch m.health.Load() {
 	case healthServing:
+		if ok, stuck := m.nodeAnswers(); !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not answering: the node has not run the health check's event, posted %v ago, and answers no client meanwhile (a disk that does not finish a write or fsync?)\n", stuck.Round(time.Millisecond))
+			return
+		}
 		io.WriteString(w, "ok\n")
 	case healthStopping:
 		w.WriteHeader(http.StatusServiceUnavailable)

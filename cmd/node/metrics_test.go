@@ -8,6 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -633,5 +636,114 @@ func TestMetricsEndpointBoundsItsConnections(t *testing.T) {
 	refused := regexp.MustCompile(`\ndkv_metrics_connections_refused_total ([1-9][0-9]*)\n`)
 	if err != nil || status != http.StatusOK || !refused.MatchString(body) {
 		t.Errorf("/metrics on a held connection: %d %v; want dkv_metrics_connections_refused_total 1 or more in:\n%s", status, err, body)
+	}
+}
+
+// frozenDisk mounts a small ext4 file system for a test to freeze
+// (fsfreeze), or skips the test where it cannot (it needs root, loop
+// devices, mkfs.ext4 and fsfreeze). freeze makes every write to it wait
+// until thaw; the cleanups thaw and unmount it.
+func frozenDisk(t *testing.T) (mnt string, freeze, thaw func()) {
+	t.Helper()
+	dir := t.TempDir()
+	img, mnt := filepath.Join(dir, "disk.img"), filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{{"mkfs.ext4", "-q", img}, {"mount", "-o", "loop", img, mnt}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Skipf("cannot make a file system to freeze (%s needs root and loop devices): %v %s", c[0], err, out)
+		}
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	frozen := false
+	freeze = func() {
+		t.Helper()
+		if out, err := exec.Command("fsfreeze", "-f", mnt).CombinedOutput(); err != nil {
+			t.Skipf("cannot freeze %s: %v %s", mnt, err, out)
+		}
+		frozen = true
+		// Registered now, so that it runs before the cleanups of what
+		// was started before the freeze: a server waiting on the frozen
+		// disk cannot die of SIGKILL until the disk thaws.
+		t.Cleanup(func() {
+			if frozen {
+				exec.Command("fsfreeze", "-u", mnt).Run()
+			}
+		})
+	}
+	thaw = func() {
+		t.Helper()
+		if out, err := exec.Command("fsfreeze", "-u", mnt).CombinedOutput(); err != nil {
+			t.Fatalf("cannot thaw %s: %v %s", mnt, err, out)
+		}
+		frozen = false
+	}
+	return mnt, freeze, thaw
+}
+
+// /healthz says 503 when the node does not answer: on a disk whose writes
+// do not finish (frozen here), a write's turn waits in its write or fsync,
+// and no client is answered, reads included, while /healthz said ok
+// (found by review). Once the disk takes writes again, the write is
+// answered and /healthz says ok.
+func TestHealthzOfANodeStuckOnItsDisk(t *testing.T) {
+	mnt, freeze, thaw := frozenDisk(t)
+	maddr := freeLoopbackAddr(t)
+	s := start(t, filepath.Join(mnt, "data"), "--metrics-addr", maddr)
+	if body, status := httpGet(t, "http://"+maddr+"/healthz"); status != http.StatusOK {
+		t.Fatalf("/healthz before the freeze: %d %q", status, body)
+	}
+	freeze()
+	// The set's answer, or why there is none (read here: the test's
+	// goroutine alone may fail it).
+	set := make(chan string, 1)
+	go func() {
+		nc, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			set <- err.Error()
+			return
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(roundTripTimeout))
+		if _, err := nc.Write([]byte(`{"op":"set","key":"k","value":"v"}` + "\n")); err != nil {
+			set <- err.Error()
+			return
+		}
+		line, err := bufio.NewReader(nc).ReadString('\n')
+		if err != nil {
+			line += err.Error()
+		}
+		set <- line
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		body, status := httpGet(t, "http://"+maddr+"/healthz")
+		if status == http.StatusServiceUnavailable && strings.HasPrefix(body, "not answering: ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz of a node stuck on a frozen disk: %d %q; want 503, not answering", status, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	thaw()
+	if r := <-set; r != `{"ok":true}`+"\n" {
+		t.Fatalf("the set once the disk thawed: %q", r)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		body, status := httpGet(t, "http://"+maddr+"/healthz")
+		if status == http.StatusOK && body == "ok\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz after the thaw: %d %q", status, body)
+		}
 	}
 }
