@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -81,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usage("--hosts names no host")
 	case len(hostList) > hostsMax:
 		return usage("--hosts names %d hosts; at most %d", len(hostList), hostsMax)
+	case badHost(hostList) != "":
+		return usage("%s", badHost(hostList))
 	case *days < 1 || *days > daysMax:
 		return usage("--days must be in 1..%d, not %d", daysMax, *days)
 	case *caDays < 1 || *caDays > daysMax:
@@ -151,6 +154,44 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "made %s and %s %s, valid until %s\n", certPath, keyPath, what, notAfter.UTC().Format("2006-01-02"))
 	return 0
+}
+
+// dnsLabel is one label of a DNS name (RFC 1123: letters, digits and
+// hyphens, not at either end, at most 63).
+var dnsLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// badHost says what is wrong with the first host of hosts that is neither
+// an IP address nor a DNS name ("" if none is): a certificate that names
+// "10.0.0.1:7001" or "https://db1" matches no host a client dials, and
+// every handshake would fail with a puzzling error.
+func badHost(hosts []string) string {
+	for _, h := range hosts {
+		if validHost(h) {
+			continue
+		}
+		if host, port, err := net.SplitHostPort(h); err == nil && validHost(host) && port != "" && strings.Trim(port, "0123456789") == "" {
+			return fmt.Sprintf("--hosts %q: give the host without its port (%s, not :%s): a certificate names hosts, not ports", h, host, port)
+		}
+		return fmt.Sprintf("--hosts %q is neither an IP address nor a DNS name (letters, digits, '-' and '.'; \"*.\" first for a wildcard)", h)
+	}
+	return ""
+}
+
+// validHost reports whether h is an IP address or a DNS name, which may
+// start with a wildcard label ("*.") and end with the root's dot.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(strings.TrimPrefix(h, "*."), "."), ".") {
+		if !dnsLabel.MatchString(l) {
+			return false
+		}
+	}
+	return true
 }
 
 // exists reports whether anything is at path (a broken link too: it is

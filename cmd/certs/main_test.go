@@ -182,3 +182,33 @@ func TestCertsKeepsAnAuthorityMissingAFile(t *testing.T) {
 		t.Errorf("node2 against the old authority: %v", err)
 	}
 }
+
+// A host that is neither an IP address nor a DNS name is refused before
+// anything is made: "127.0.0.1:9000" (a port where the project's flags
+// take host:port) made a certificate naming the DNS name "127.0.0.1:9000",
+// which no client's check matches (found by review).
+func TestCertsRefusesHostsThatAreNotHosts(t *testing.T) {
+	for _, tc := range []struct{ hosts, want string }{
+		{"127.0.0.1:9000", "give the host without its port (127.0.0.1, not :9000)"},
+		{"db1.example.com:7001", "give the host without its port"},
+		{"[::1]:7001", "give the host without its port"},
+		{"https://db1.example.com", "neither an IP address nor a DNS name"},
+		{"db 1", "neither an IP address nor a DNS name"},
+		{"db_1.example.com", "neither an IP address nor a DNS name"},
+		{"-db1", "neither an IP address nor a DNS name"},
+		{"a..b", "neither an IP address nor a DNS name"},
+	} {
+		dir := filepath.Join(t.TempDir(), "certs")
+		code, out := runCerts(t, "--dir", dir, "--hosts", "localhost,"+tc.hosts)
+		if code != 2 || !strings.Contains(out, tc.want) {
+			t.Errorf("--hosts localhost,%s: %d %q; want 2 and %q", tc.hosts, code, out, tc.want)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("--hosts localhost,%s made %s", tc.hosts, dir)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "certs")
+	if code, out := runCerts(t, "--dir", dir, "--hosts", "127.0.0.1,::1,localhost,db-1.example.com,*.db.example.com,node1."); code != 0 {
+		t.Fatalf("good hosts: %d\n%s", code, out)
+	}
+}
