@@ -1,12 +1,15 @@
 package main
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"slices"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -40,6 +43,9 @@ type serverTLS struct {
 	clientCf *tls.Config
 	peerCf   *tls.Config
 	warnings []string // said once the log is up
+	// clientCA and peerCA are digests of the authorities' files as read
+	// at start (zero: no such flag), for SIGHUP to tell that one changed.
+	clientCA, peerCA [sha256.Size]byte
 }
 
 // resolve checks the flags together and reads the files. replHost is this
@@ -69,6 +75,7 @@ func (f tlsFlags) resolve(mode string, replHost string) (*serverTLS, error) {
 			if clientCAs, err = tlsfiles.LoadCA(f.clientCAFile); err != nil {
 				return nil, fmt.Errorf("--tls-client-ca: %w", err)
 			}
+			st.clientCA, _ = fileDigest(f.clientCAFile)
 		}
 		st.client, st.clientCf = kp, tlsfiles.Server(kp, clientCAs)
 		if w := kp.Expiring(); w != "" {
@@ -97,6 +104,7 @@ func (f tlsFlags) resolve(mode string, replHost string) (*serverTLS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--peer-tls-ca: %w", err)
 	}
+	st.peerCA, _ = fileDigest(f.peerCAFile)
 	// What the peers would refuse is refused now, and at every SIGHUP.
 	if err := kp.Require(func(c *tls.Certificate) error {
 		// Each node both dials its peers and accepts them: its
@@ -164,10 +172,42 @@ func (st *serverTLS) exposeExpiry(set *metrics.Set) {
 // reloadable reports whether SIGHUP has a certificate to reread.
 func (st *serverTLS) reloadable() bool { return st.client != nil || st.peer != nil }
 
+// caFileBytesMax bounds what fileDigest reads: an authorities' file is a
+// few KiB (tlsfiles reads at most 1 MiB of one).
+const caFileBytesMax = 1 << 20
+
+// fileDigest is the SHA-256 of the first caFileBytesMax bytes of path.
+func fileDigest(path string) ([sha256.Size]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(f, caFileBytesMax)); err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	return [sha256.Size]byte(h.Sum(nil)), nil
+}
+
 // reload rereads the certificates (on SIGHUP): new connections get the new
 // ones; those open keep going. A pair that is no longer valid leaves the
-// old one, and says why.
+// old one, and says why. The authorities' files are read at start only:
+// one that changed since is warned about, so that an operator who changed
+// it (to shut out the clients of an authority, say) and sent SIGHUP is not
+// left believing that it took (found by review).
 func (st *serverTLS) reload(logs *serverLog) {
+	for _, ca := range []struct {
+		flag, path string
+		digest     [sha256.Size]byte
+	}{{"--tls-client-ca", st.flags.clientCAFile, st.clientCA}, {"--peer-tls-ca", st.flags.peerCAFile, st.peerCA}} {
+		if ca.path == "" {
+			continue
+		}
+		if now, err := fileDigest(ca.path); err != nil || now != ca.digest {
+			logs.Warn(fmt.Sprintf("SIGHUP: %s %s has changed since the server started, but the authorities are read at start only: the server still trusts those it read then; restart it to trust the new ones (docs/OPERATIONS.md, TLS)", ca.flag, ca.path), "event", "tls_reload")
+		}
+	}
 	for _, r := range []struct {
 		flag string
 		kp   *tlsfiles.Keypair

@@ -294,3 +294,33 @@ func TestPeerCertificateReloadKeepsTheStartsChecks(t *testing.T) {
 		t.Fatalf("a reload of a certificate for another host: %s", out.String())
 	}
 }
+
+// The authorities' files are read at start only: SIGHUP says so when one
+// has changed, rather than log the certificate's reload alone and leave
+// the operator believing that the new authorities took (found by review).
+func TestSIGHUPWarnsOfAChangedAuthority(t *testing.T) {
+	f := writeCerts(t)
+	other := writeCerts(t)
+	ca := filepath.Join(t.TempDir(), "clients.pem")
+	copyFile(t, f.CA, ca)
+	s := start(t, t.TempDir(), "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-client-ca", ca)
+	const reloaded, changed = "SIGHUP: reloaded --tls-cert", "--tls-client-ca " // + path + " has changed"
+	reloads := func(n int) {
+		t.Helper()
+		s.signal(syscall.SIGHUP)
+		for deadline := time.Now().Add(30 * time.Second); strings.Count(s.log(), reloaded) < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no reload %d:\n%s", n, s.log())
+			}
+		}
+	}
+	reloads(1)
+	if strings.Contains(s.log(), changed+ca+" has changed") {
+		t.Fatalf("a warning of a change when nothing changed:\n%s", s.log())
+	}
+	copyFile(t, other.CA, ca)
+	reloads(2)
+	if !strings.Contains(s.log(), changed+ca+" has changed since the server started, but the authorities are read at start only") {
+		t.Fatalf("no warning of the changed authority:\n%s", s.log())
+	}
+}
