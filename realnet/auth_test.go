@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"dkv/core"
+	"dkv/disk"
 )
 
 const testSecret = "correct horse battery staple"
@@ -251,5 +252,43 @@ func TestAuthTimeout(t *testing.T) {
 		time.Sleep(2 * cfg.AuthTimeout)
 		authed.send(`{"op":"ping"}` + "\n")
 		authed.recvCode("")
+	})
+}
+
+// Refusals for the password are logged with the client's address (a
+// line every logIntervalMin at most), never with the password sent or
+// the secret: the metrics counted guesses but named no one.
+func TestAuthRefusalsAreLogged(t *testing.T) {
+	forEachHost(t, authConfig(), func(t *testing.T, cfg HostConfig) {
+		l := &testLog{t: t, name: "host"}
+		d, err := disk.Open(t.TempDir(), disk.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		// The host's log is the test's (startHostOn's t.Logf); its
+		// refusals' lines are collected here.
+		r := startHostOn(t, core.NewSingleNode(core.DefaultSingleConfig()), d, cfg, func(h *Host) { h.refuseLog.out = l.logf })
+		c := dial(t, r.addr)
+		c.send(`{"op":"get","key":"k"}` + "\n")
+		c.recvCode(core.CodeAuthRequired)
+		l.waitFor(t, "refused a request without the password from 127.0.0.1:")
+		c.send(`{"op":"auth","password":"guess-one"}` + "\n")
+		c.recvCode(core.CodeAuthFailed)
+		l.waitFor(t, "refused a wrong password from 127.0.0.1:")
+		// More within logIntervalMin are held back (and counted in the
+		// next line), whatever the protocol.
+		rc := dialRESP(t, r.addr)
+		for range authFailuresMax {
+			rc.send("AUTH guess-two\r\n")
+			if line := rc.respLine(); line != "-"+respWrongPass {
+				t.Fatalf("AUTH guess-two: %q", line)
+			}
+		}
+		c.send(`{"op":"auth","password":"guess-three"}` + "\n")
+		c.recvCode(core.CodeAuthFailed)
+		if log := l.String(); strings.Contains(log, "guess") || strings.Contains(log, testSecret) {
+			t.Errorf("the log names a password:\n%s", log)
+		}
 	})
 }
