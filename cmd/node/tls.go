@@ -142,10 +142,19 @@ func serverUse(c *tls.Certificate) error {
 	return errors.New("is not for server use (its extended key usage leaves out server authentication: a client certificate?): every client would refuse it; make one with go run ./cmd/certs --hosts HOST")
 }
 
-// replHost is the host part of a replication address.
+// replHost is the host part of a replication address, the name that the
+// peers check this node's certificate against; "" where that is not known
+// here. A node on --host 0.0.0.0 (or ::, with --cluster-id or --mesh-id)
+// is dialled at an address that only its peers' lists give: a start that
+// required its certificate to name 0.0.0.0 refused a good one, and its
+// hint (cmd/certs --hosts 0.0.0.0) made one that no peer accepts (found by
+// review).
 func replHost(addr string) string {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		return ""
 	}
 	return host

@@ -260,6 +260,27 @@ func TestPeerCertificateMustNameTheReplicationHost(t *testing.T) {
 	}
 }
 
+// A node on every address (--host 0.0.0.0 or ::, with the cluster's or
+// mesh's id given) is dialled at whatever its peers' lists say, so its
+// certificate is not held to name 0.0.0.0: it was, and a good certificate
+// was refused with a hint to make one for 0.0.0.0, which no peer accepts
+// (found by review).
+func TestPeerCertificateOfANodeOnEveryAddress(t *testing.T) {
+	g := writeCerts(t)
+	for _, tc := range []struct{ host, kv, repl, others, peers string }{
+		{"0.0.0.0", "17010", "17001", "127.0.0.1:17011,127.0.0.1:17012", "127.0.0.1:17002,127.0.0.1:17003"},
+		{"::", "17010", "17001", "[::1]:17011,[::1]:17012", "[::1]:17002,[::1]:17003"},
+	} {
+		var stderr bytes.Buffer
+		_, err := parseFlags([]string{"--host", tc.host, "--cluster-id", "0123456789abcdef", "--node-id", "0",
+			"--kv-port", tc.kv, "--other-kv-ports", tc.others, "--repl-port", tc.repl, "--secondary-repl-ports", tc.peers,
+			"--peer-tls-cert", g.Cert, "--peer-tls-key", g.Key, "--peer-tls-ca", g.CA}, &stderr)
+		if err != nil {
+			t.Errorf("--host %s with a certificate for 127.0.0.1 and localhost: %v", tc.host, err)
+		}
+	}
+}
+
 // SIGHUP's reload holds a peer certificate to what the start did: one that
 // does not name the node's replication host is refused, and the old one
 // stays served.
