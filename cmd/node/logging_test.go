@@ -248,7 +248,9 @@ func TestLogHoldsBackAFlood(t *testing.T) {
 	var out lockedBuilder
 	l := newServerLog(&out, logJSON, slog.LevelInfo)
 	l.Logger = l.With("node", 0, "mode", "single")
-	l.held.window = 300 * time.Millisecond
+	// Long enough for the 1000 lines below to fall in one window on a
+	// slow machine, short enough not to slow the test much.
+	l.held.window = 2 * time.Second
 	count := func(substr string) int {
 		n := 0
 		for _, r := range jsonRecords(t, out.String()) {
