@@ -66,8 +66,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if fl.NArg() > 0 {
 		return usage("unexpected argument %q", fl.Arg(0))
 	}
-	if !namePattern.MatchString(*name) || *name == "ca" {
-		return usage("--name %q: letters, digits, '.', '_' and '-', at most 64, and not \"ca\"", *name)
+	// Not the authority's files' names: "ca-key" made ca-key.pem, the
+	// authority's key, a certificate, and the key was lost (found by
+	// review).
+	if !namePattern.MatchString(*name) || *name == "ca" || *name == "ca-key" {
+		return usage("--name %q: letters, digits, '.', '_' and '-', at most 64, and not \"ca\" or \"ca-key\" (the authority's files)", *name)
 	}
 	var hostList []string
 	for _, h := range strings.Split(*hosts, ",") {

@@ -212,3 +212,18 @@ func TestCertsRefusesHostsThatAreNotHosts(t *testing.T) {
 		t.Fatalf("good hosts: %d\n%s", code, out)
 	}
 }
+
+// A --name whose files are the authority's is refused: "ca-key" wrote its
+// certificate over ca-key.pem, and the authority's key was lost (found by
+// review).
+func TestCertsRefusesTheAuthoritysNames(t *testing.T) {
+	for _, name := range []string{"ca", "ca-key"} {
+		dir := filepath.Join(t.TempDir(), "certs")
+		if code, out := runCerts(t, "--dir", dir, "--name", name); code != 2 || !strings.Contains(out, "the authority's files") {
+			t.Errorf("--name %s: %d %q; want 2, the authority's files", name, code, out)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("--name %s made %s", name, dir)
+		}
+	}
+}
