@@ -270,6 +270,15 @@ func (n *Node) Start(env core.Env) error {
 	if rec.Index > 0 && string(rec.Meta.Extra) != string(snapMarker) {
 		return fmt.Errorf("%w: snapshot at index %d is not a mesh node's", core.ErrForeignLog, rec.Index)
 	}
+	if err := rec.LogMissing(); err != nil {
+		// A mesh node rolls to a new segment before each snapshot, as the
+		// single node does, so a snapshot without a log after it is one
+		// whose log was removed or lost: served, it lacked every write
+		// taken after it, and a key deleted since, whose tombstone the
+		// peers may have collected, would come back through anti-entropy
+		// to every node (found by review).
+		return fmt.Errorf("%w. For a mesh node, rather empty the data directory: the node then starts anew and takes every write from its peers, where starting from the snapshot alone can bring keys deleted since back to the whole mesh", err)
+	}
 	if n.rep, err = newReplica(rec.Store); err != nil {
 		return err
 	}
