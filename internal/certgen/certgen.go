@@ -224,6 +224,19 @@ func Ensure(dir string, hosts []string, validFor time.Duration) (Files, error) {
 		return Files{}, err
 	}
 	caKey := filepath.Join(dir, "ca-key.pem")
+	_, certErr := os.Stat(f.CA)
+	_, keyErr := os.Stat(caKey)
+	if errors.Is(certErr, fs.ErrNotExist) != errors.Is(keyErr, fs.ErrNotExist) {
+		// One of the pair is gone (the key moved off the machine, say):
+		// a new authority written over the other would leave every
+		// certificate it signed, and the nodes that trust it, refusing
+		// each other (found by review, as in cmd/certs).
+		missing := f.CA
+		if certErr == nil {
+			missing = caKey
+		}
+		return Files{}, fmt.Errorf("%s holds one of ca.pem and ca-key.pem but not %s: put it back (or remove both to make a new authority, which every node and client must then trust)", dir, filepath.Base(missing))
+	}
 	ca, err := ReadCA(f.CA, caKey)
 	if errors.Is(err, fs.ErrNotExist) {
 		if ca, err = NewCA("dkv CA", validFor); err == nil {
