@@ -395,6 +395,17 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dkv: --mode must be single, cluster or mesh, not %q\n", o.mode)
 		return exitUsage
 	}
+	// With --auth-file or TLS, SIGHUP rereads the password and the
+	// certificates. It is caught without them too: its default action
+	// kills the process, and an operator (or a script that sends SIGHUP
+	// to every server after rotating files) must not take a node down by
+	// asking it to reload nothing. It is caught from here, before the
+	// word vectors load and the data directory recovers, which take
+	// seconds: one that came then killed the node without a line (found
+	// by review); the buffered channel keeps it for the loop.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 	o.gc.apply()
 	id := o.hostCfg.ID
 	logs := newServerLog(stderr, o.logFormat, o.logLevel)
@@ -573,14 +584,6 @@ func run(args []string, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	// With --auth-file or TLS, SIGHUP rereads the password and the
-	// certificates. It is caught without them too: its default action
-	// kills the process, and an operator (or a script that sends SIGHUP
-	// to every server after rotating files) must not take a node down by
-	// asking it to reload nothing.
-	hups := make(chan os.Signal, 1)
-	signal.Notify(hups, syscall.SIGHUP)
-	defer signal.Stop(hups)
 	runDone := make(chan struct{})
 	defer close(runDone)
 	start := time.Now()

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,5 +33,42 @@ func TestSIGHUPWithNothingToReloadKeepsServing(t *testing.T) {
 	s.signal(syscall.SIGTERM)
 	if c := s.exitCode(); c != 0 {
 		t.Fatalf("exit code after SIGTERM = %d; stderr:\n%s", c, s.log())
+	}
+}
+
+// A SIGHUP that comes while the server is still starting (loading word
+// vectors, recovering) waits for it: it was caught only once recovery was
+// done, and one that came earlier killed the node without a line.
+func TestSIGHUPWhileStartingKeepsTheServer(t *testing.T) {
+	// Word vectors that take a while to read, so that the signal comes
+	// while they load.
+	var b strings.Builder
+	for i := range 60_000 {
+		fmt.Fprintf(&b, "w%d", i)
+		for d := range 50 {
+			fmt.Fprintf(&b, " %.4f", float64((i*31+d*7)%1000)/1000-0.5)
+		}
+		b.WriteByte('\n')
+	}
+	vectors := filepath.Join(t.TempDir(), "vectors.txt")
+	if err := os.WriteFile(vectors, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	s := launch(t, "--port", "0", "--data-dir", dir, "--enable-indexes", "--embeddings", vectors)
+	time.Sleep(150 * time.Millisecond)
+	if strings.Contains(s.log(), "serving") {
+		t.Skip("the server was serving within 150 ms: the vectors loaded too fast for the signal to come while it started")
+	}
+	s.signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(s.log(), "SIGHUP: nothing to reload"); {
+		select {
+		case <-s.exited:
+			t.Fatalf("the server exited on a SIGHUP while starting (%v); stderr:\n%s", s.err, s.log())
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload line after 60 s:\n%s", s.log())
+		}
 	}
 }
