@@ -23,6 +23,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -406,6 +407,7 @@ func run(args []string, stderr io.Writer) int {
 	hups := make(chan os.Signal, 1)
 	signal.Notify(hups, syscall.SIGHUP)
 	defer signal.Stop(hups)
+	var reloading atomic.Bool // a SIGHUP's reload is under way
 	o.gc.apply()
 	id := o.hostCfg.ID
 	logs := newServerLog(stderr, o.logFormat, o.logLevel)
@@ -616,10 +618,20 @@ func run(args []string, stderr io.Writer) int {
 					logs.Info("SIGHUP: nothing to reload (no --auth-file, no --tls-cert or --peer-tls-cert); still serving", "event", "reload")
 					break
 				}
-				if o.authFile != "" {
-					reloadAuth(o, host, peers, logs)
+				if !reloading.CompareAndSwap(false, true) {
+					logs.Warn("SIGHUP: the last reload is still reading its files (one that does not answer: a pipe with no writer, a hung mount?); this SIGHUP is skipped", "event", "reload")
+					break
 				}
-				o.tls.reload(logs)
+				// On a goroutine of its own: a file that never answers
+				// (a FIFO with no writer) held this loop, and with it
+				// every later SIGTERM (found by review).
+				go func() {
+					defer reloading.Store(false)
+					if o.authFile != "" {
+						reloadAuth(o, host, peers, logs)
+					}
+					o.tls.reload(logs)
+				}()
 			case sig := <-sigs:
 				signal.Stop(sigs)
 				if sm != nil {

@@ -72,3 +72,33 @@ func TestSIGHUPWhileStartingKeepsTheServer(t *testing.T) {
 		}
 	}
 }
+
+// A SIGHUP whose file never answers (--auth-file replaced by a FIFO that
+// nothing writes) does not hold the server: a SIGTERM after it still
+// shuts it down. The reload held the signal loop, and every later signal
+// waited behind it for good.
+func TestSIGTERMAfterAReloadThatHangs(t *testing.T) {
+	authFile := filepath.Join(t.TempDir(), "dkv.pass")
+	if err := os.WriteFile(authFile, []byte("a-password-of-some-length\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, t.TempDir(), "--auth-file", authFile)
+	if err := os.Remove(authFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(authFile, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	s.signal(syscall.SIGHUP)
+	time.Sleep(100 * time.Millisecond)
+	s.signal(syscall.SIGHUP) // skipped: the first is still reading
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(s.log(), "this SIGHUP is skipped"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second SIGHUP was not said to be skipped:\n%s", s.log())
+		}
+	}
+	s.signal(syscall.SIGTERM)
+	if c := s.exitCode(); c != 0 {
+		t.Fatalf("exit code after SIGTERM = %d; stderr:\n%s", c, s.log())
+	}
+}
