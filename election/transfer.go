@@ -342,16 +342,15 @@ func (n *Node) checkReceived(in *recvState) error {
 	}
 	in.file.Close()
 	in.file = nil
-	data, err := n.env.Disk.ReadFile(in.tmp)
+	// Read a chunk at a time, as recovery reads one: read whole, the
+	// file sat in memory beside both the store it fills and the one it
+	// replaces (found by review).
+	store, index, meta, size, err := core.ReadSnapshot(n.env.Disk, in.tmp)
 	if err != nil {
 		return fmt.Errorf("reading %s back: %w", in.tmp, err)
 	}
-	if uint64(len(data)) != in.total {
-		return fmt.Errorf("%s holds %d bytes, the leader sent %d", in.tmp, len(data), in.total)
-	}
-	store, index, meta, err := core.LoadSnapshot(in.tmp, data)
-	if err != nil {
-		return err
+	if uint64(size) != in.total {
+		return fmt.Errorf("%s holds %d bytes, the leader sent %d", in.tmp, size, in.total)
 	}
 	if index != in.index || meta.Term != in.term {
 		return fmt.Errorf("it holds index %d term %d, the leader said %d term %d", index, meta.Term, in.index, in.term)
