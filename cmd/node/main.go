@@ -196,6 +196,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("%s must be positive", f.name)
 		}
 	}
+	if single.SegmentBytesMax > segmentBytesMaxMax {
+		return nil, fmt.Errorf("--segment-bytes %d is over %d (1 GiB): recovery reads a segment whole, so one takes about twice its size in memory at a restart", single.SegmentBytesMax, int64(segmentBytesMaxMax))
+	}
 	if o.enableIndexes && limits.HitsMax > indexHitsMax {
 		return nil, fmt.Errorf("--max-hits %d is over %d, the most hits the indexes return", limits.HitsMax, indexHitsMax)
 	}
@@ -249,6 +252,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.hostCfg, o.single = hostCfg, single
 	return o, nil
 }
+
+// segmentBytesMaxMax bounds --segment-bytes: recovery reads each log
+// segment whole (about twice its size in memory), and a segment rolls only
+// once it passes the flag, so a larger one made a restart's memory grow
+// with it (found by review).
+const segmentBytesMaxMax = 1 << 30
 
 // The least --line-timeout and --idle-timeout taken. They are there to
 // refuse a slip of the unit (1ns, 1us), which would close every connection

@@ -298,6 +298,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--enable-indexes", "--embeddings", "/no/such/vectors.txt"}, "--embeddings: open /no/such/vectors.txt: no such file or directory"},
 		{[]string{"--enable-indexes", "--embeddings", badVectors}, "--embeddings " + badVectors + ": "},
 		{[]string{"--max-hits", "0"}, "--max-hits must be positive"},
+		{[]string{"--segment-bytes", "2147483648"}, "--segment-bytes 2147483648 is over 1073741824 (1 GiB)"},
 		{[]string{"--mode", "cluster"}, "cluster mode needs --node-id, --kv-port, --repl-port"},
 		{[]string{"--mode=mesh"}, "mesh mode needs --node-id, --kv-port, --repl-port, --peer-repl-ports"},
 		{[]string{"--mode", "raft"}, "--mode must be single, cluster or mesh"},
