@@ -161,3 +161,72 @@ func TestRejoinOnADirectoryWithStateSaysItHasNoEffect(t *testing.T) {
 		t.Errorf("node %d, started with --rejoin on its own directory, did not say --rejoin has no effect; its log: %q", f, c.logs[f])
 	}
 }
+
+// A node whose log segments are gone while its snapshot and raft-state
+// are left lost the entries after the snapshot that it helped commit: it
+// rejoins, as when the snapshot is gone too. It came back a full voter
+// with the snapshot's state, and voted a node that lacked an acknowledged
+// write into office (found by review). A plain restart, snapshot and log
+// whole, does not rejoin.
+func TestNodeThatLostItsLogButNotItsSnapshotRejoins(t *testing.T) {
+	c := newNodeCluster(t, 3, func(_ int, cfg *election.NodeConfig) {
+		cfg.SegmentBytesMax, cfg.SnapshotLogBytesMin = 1<<10, 2<<10
+	})
+	l, _ := c.waitLeader(-1, 1000)
+	behind, keeper := (l+1)%3, (l+2)%3
+	for i := range 60 {
+		if r := c.do(l, setReq(fmt.Sprintf("k%02d", i), strings.Repeat("v", 50)), 100); !r.OK {
+			t.Fatalf("set: %+v", r.Error)
+		}
+	}
+	for range 20 {
+		c.step()
+	}
+	c.restart(keeper, nil)
+	if c.nodes[keeper].Rejoining() {
+		t.Fatalf("node %d rejoins after a plain restart", keeper)
+	}
+	// The write is committed by the leader and keeper alone, after
+	// keeper's snapshot.
+	c.cut[behind] = true
+	if r := c.do(l, setReq("x", "acknowledged"), 100); !r.OK {
+		t.Fatalf("set: %+v", r.Error)
+	}
+	snaps := 0
+	c.restart(keeper, func() {
+		names, err := c.disks[keeper].List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			if strings.HasPrefix(name, "snap-") {
+				snaps++
+			}
+			if core.IsLogFile(name) {
+				if err := c.disks[keeper].Remove(name); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := c.disks[keeper].SyncDir(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if snaps == 0 {
+		t.Fatalf("node %d holds no snapshot: the test needs one", keeper)
+	}
+	if !c.nodes[keeper].Rejoining() {
+		t.Errorf("node %d, whose log is gone and snapshot kept, does not rejoin", keeper)
+	}
+	c.cut[l], c.cut[behind] = true, false
+	for range 20 * c.cfgs[0].ElectionTicks {
+		c.step()
+		if n := c.leader(); n >= 0 && n != l {
+			r := c.do(n, getReq("x"), 100)
+			if !r.OK || *r.Value != "acknowledged" {
+				t.Fatalf("node %d leads without the acknowledged write: get x = %s %+v", n, codeOf(r), r.Value)
+			}
+			break
+		}
+	}
+}

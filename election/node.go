@@ -287,13 +287,20 @@ func (n *Node) Start(env core.Env) error {
 	if rec.Index > 0 && rec.Meta.Term == 0 {
 		return fmt.Errorf("%w: snapshot at index %d has no term: it is a single node's", core.ErrForeignLog, rec.Index)
 	}
-	if i := n.saved.Installing; i != 0 {
+	installing := n.saved.Installing
+	if installing != 0 {
 		if err := n.finishInstall(rec); err != nil {
 			return err
 		}
 	}
+	// Without a log segment, and no install under way (a crash in an
+	// install may leave the snapshot without one), the log is lost: with
+	// no snapshot either, or with one, whose state lacks the entries
+	// after it (found by review: a node whose segments were deleted came
+	// back a full voter at its snapshot's index, and voted a node that
+	// lacked an acknowledged write into office).
 	if saved != nil && !n.saved.Rejoining && (n.saved.Term > 0 || n.saved.Vote != None) &&
-		rec.Index == 0 && !slices.ContainsFunc(names, core.IsLogFile) {
+		installing == 0 && !slices.ContainsFunc(names, core.IsLogFile) {
 		// The term and vote are here, the log and snapshot are not: they
 		// were removed (a full disk's largest files, "*.log" taken for
 		// the server's logs) or lost, and with them the entries this node
@@ -303,7 +310,11 @@ func (n *Node) Start(env core.Env) error {
 		// as a voter with an empty log, it would vote a node that lacks
 		// an acknowledged write into office (found by review); it rejoins
 		// instead, as --rejoin makes it, keeping its term and vote.
-		n.logf("the data directory holds %s (term %d) but neither a log nor a snapshot: they were lost or removed, with the entries this node may have helped commit", hardStateFile, n.saved.Term)
+		if rec.Index == 0 {
+			n.logf("the data directory holds %s (term %d) but neither a log nor a snapshot: they were lost or removed, with the entries this node may have helped commit; rejoining", hardStateFile, n.saved.Term)
+		} else {
+			n.logf("the data directory holds %s (term %d) and a snapshot through index %d but no log: it was lost or removed, with the entries after the snapshot this node may have helped commit; rejoining", hardStateFile, n.saved.Term, rec.Index)
+		}
 		n.saved.Rejoining = true
 		if err := n.state.Save(n.saved.encode()); err != nil {
 			return err
@@ -331,6 +342,15 @@ func (n *Node) Start(env core.Env) error {
 	}
 	if err := env.Disk.SyncDir(); err != nil {
 		return fmt.Errorf("syncing the data directory: %w", err)
+	}
+	if installing != 0 {
+		// Only now, with the new log's first segment durable: a crash
+		// before it left a snapshot without a log and no install
+		// marked, which the next start would take for a lost log.
+		n.saved.Installing = 0
+		if err := n.state.Save(n.saved.encode()); err != nil {
+			return err
+		}
 	}
 	n.gc = core.NewGroupCommit(n.log, n.cfg.BatchBytesMax)
 	n.snaps = core.NewSnapshotter(&n.env, n.log, n.cfg.SnapshotLogBytesMin, rec.Index, rec.Bytes)
@@ -367,7 +387,8 @@ func (n *Node) Start(env core.Env) error {
 
 // finishInstall completes an install of a leader's snapshot that a crash
 // interrupted: if the snapshot took its name, the log of the history it
-// replaced goes; if not, nothing changed.
+// replaced goes; if not, nothing changed. Start clears the install's mark
+// once the log that follows is on disk.
 func (n *Node) finishInstall(rec *core.Recovered) error {
 	if rec.Index == n.saved.Installing {
 		var keep []string
@@ -386,8 +407,7 @@ func (n *Node) finishInstall(rec *core.Recovered) error {
 		rec.Names = keep
 		n.logf("finished installing the leader's snapshot at index %d: the log starts after it", rec.Index)
 	}
-	n.saved.Installing = 0
-	return n.state.Save(n.saved.encode())
+	return nil // Start clears the mark once the new log is durable
 }
 
 func (n *Node) logf(format string, args ...any) {
