@@ -81,3 +81,71 @@ func TestHandOverThatFailsProposesTheHeldWrites(t *testing.T) {
 		t.Fatal("the hand-over did not end")
 	}
 }
+
+// A write that comes in the turn a failed hand-over ends (the leader's tick
+// ends it, then the write, then the turn's Flush, as a host's turn runs
+// them) takes effect after the writes held before it, not before: on one
+// connection, requests take effect in the order they were sent
+// (docs/PROTOCOL.md). Proposed at once, it went into the log ahead of them,
+// and a pipelined set k=1, set k=2 left k=1.
+func TestWriteAfterAFailedHandOverKeepsItsPlaceBehindTheHeldWrites(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	l, _ := c.waitLeader(-1, 200)
+	to, ok := c.nodes[l].HandOver()
+	if !ok {
+		t.Fatal("the leader found no follower to hand over to")
+	}
+	c.cut[to] = true // the hand-over times out
+	first := c.ask(l, setReq("k", "1"))
+	if *first != nil {
+		t.Fatalf("a write during the hand-over was answered at once: %+v", **first)
+	}
+	var second **core.Response
+	for tick := 0; tick < 3*c.cfgs[0].ElectionTicks && second == nil; tick++ {
+		// One tick of every node, without the Flush that ends a turn.
+		c.clock.advance(c.cfgs[0].TickInterval)
+		if c.nodes[l].Raft().Transferring() == election.None {
+			// The same turn: the connection's next request, then Flush.
+			second = new(*core.Response)
+			c.nodes[l].HandleRequest(setReq("k", "2"), func(r core.Response) { *second = &r })
+		}
+		c.endTurn()
+	}
+	if second == nil {
+		t.Fatal("the hand-over did not end")
+	}
+	if c.wait(first, 20) < 0 || c.wait(second, 20) < 0 {
+		t.Fatal("the writes had no answers within 20 ticks")
+	}
+	if !(*first).OK || !(*second).OK {
+		t.Fatalf("the writes: %+v, %+v; want both taken (the hand-over failed, node %d leads on)", **first, **second, l)
+	}
+	if got := c.leader(); got != l {
+		t.Fatalf("node %d leads; node %d should lead on", got, l)
+	}
+	if r := c.do(l, getReq("k"), 20); !r.OK || *r.Value != "2" {
+		v := "(none)"
+		if r.Value != nil {
+			v = *r.Value
+		}
+		t.Fatalf("get k after set k=1 then set k=2 on one connection: %s %+v %q; want 2", codeOf(r), r.Error, v)
+	}
+}
+
+// endTurn is step without its tick: every node's Flush, then the messages
+// delivered, each receiver's turn ending in a Flush.
+func (c *nodeCluster) endTurn() {
+	c.t.Helper()
+	for i := range c.nodes {
+		c.flush(i)
+	}
+	for len(c.queue) > 0 {
+		m := c.queue[0]
+		c.queue = c.queue[1:]
+		if c.cut[m.from] || c.cut[m.to] {
+			continue
+		}
+		c.nodes[m.to].HandleMessage(m.from, m.b)
+		c.flush(int(m.to))
+	}
+}

@@ -587,6 +587,19 @@ func (n *Node) clientAddr(id core.NodeID) string {
 }
 
 func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
+	if len(n.handOverHeld) > 0 {
+		// Writes held during a hand-over go first: on one connection,
+		// requests take effect in the order they were sent. A write that
+		// came in the turn the hand-over ended (a tick's timeout, a
+		// vote that deposed this node), before the turn's Flush released
+		// them, was proposed ahead of them (found by review: a pipelined
+		// set k=1, set k=2 left k=1).
+		n.releaseHeld()
+		if len(n.handOverHeld) > 0 {
+			n.hold(req, reply)
+			return
+		}
+	}
 	if n.raft.State() != Leader {
 		reply(n.redirect())
 		return
@@ -659,16 +672,12 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		reply(core.ErrorResponse(core.CodeUnavailable, "too many writes waiting to commit; retry"))
 		return
 	case errors.Is(err, ErrTransferring):
-		if len(n.handOverHeld) < handOverHeldMax {
-			// Held until the hand-over ends, then sent on to the new
-			// leader (not_leader, which a client follows at once) or,
-			// if it failed, proposed here: refused, each went to
-			// another node after a pause, and found the new leader
-			// tens or hundreds of milliseconds after it was elected.
-			n.handOverHeld = append(n.handOverHeld, heldWrite{req: req, reply: reply, tick: n.ticks})
-			return
-		}
-		reply(core.ErrorResponse(core.CodeUnavailable, "the leader is handing the office to node %d (it is shutting down), and %d writes wait already; the write was not proposed: retry, at %s in a moment", n.raft.Transferring(), len(n.handOverHeld), n.clientAddr(n.raft.Transferring())))
+		// Held until the hand-over ends, then sent on to the new leader
+		// (not_leader, which a client follows at once) or, if it
+		// failed, proposed here: refused, each went to another node
+		// after a pause, and found the new leader tens or hundreds of
+		// milliseconds after it was elected.
+		n.hold(req, reply)
 		return
 	case err != nil:
 		reply(core.ErrorResponse(core.CodeInternal, "%v", err))
@@ -719,6 +728,16 @@ type heldWrite struct {
 	req   *core.Request
 	reply core.ReplyFunc
 	tick  int // when it came
+}
+
+// hold keeps a write that came during a hand-over, behind those held
+// before it, for releaseHeld; past handOverHeldMax it is refused.
+func (n *Node) hold(req *core.Request, reply core.ReplyFunc) {
+	if len(n.handOverHeld) >= handOverHeldMax {
+		reply(core.ErrorResponse(core.CodeUnavailable, "the leader is handing the office to another node (it is shutting down), and %d writes wait already; the write was not proposed: retry in a moment", len(n.handOverHeld)))
+		return
+	}
+	n.handOverHeld = append(n.handOverHeld, heldWrite{req: req, reply: reply, tick: n.ticks})
 }
 
 // releaseHeld answers the writes held during a hand-over once it is over:
