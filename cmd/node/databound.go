@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -33,11 +35,14 @@ const dataBytesShare = 0.5
 const dataBytesMin = 1 << 20
 
 // Where the process's memory bounds are read from (variables so that the
-// tests can point them at files of their own).
+// tests can point them at files of their own): the machine's memory, the
+// process's cgroups (/proc/self/cgroup), and the roots where the cgroup
+// hierarchies are mounted (v2's, and v1's memory controller's).
 var (
-	meminfoPath       = "/proc/meminfo"
-	cgroupV2LimitPath = "/sys/fs/cgroup/memory.max"
-	cgroupV1LimitPath = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+	meminfoPath    = "/proc/meminfo"
+	selfCgroupPath = "/proc/self/cgroup"
+	cgroupV2Root   = "/sys/fs/cgroup"
+	cgroupV1Root   = "/sys/fs/cgroup/memory"
 )
 
 // dataBound is --max-data-bytes resolved: the bound, and where it came
@@ -109,27 +114,86 @@ func memTotal() int64 {
 	return 0
 }
 
-// cgroupLimit is the memory limit of the process's cgroup (v2's
-// memory.max, else v1's memory.limit_in_bytes), 0 if there is none or it
-// cannot be read. v1 writes "no limit" as a huge number, which the
-// machine's memory, the lower, then stands in for.
+// cgroupLimit is the least memory limit of the process's cgroup and the
+// cgroups above it (v2's memory.max, v1's memory.limit_in_bytes), 0 if
+// none sets one or none can be read. The process's cgroup is seldom the
+// root of the mount: a systemd unit's MemoryMax= is the memory.max of
+// /sys/fs/cgroup/system.slice/NAME.service, and a limit on a parent (a
+// slice, a pod) bounds every cgroup under it; reading only the mount's
+// root missed them all (found by review), and the bound defaulted to half
+// the machine's memory, past the limit, where the OOM killer ends the
+// process. Where the path /proc/self/cgroup names is not under the mount
+// (a container that sees its own cgroup as the root, without a cgroup
+// namespace) the walk up finds the mount's root, which is that cgroup.
+// v1 writes "no limit" as a huge number, which the machine's memory, the
+// lower, then stands in for.
 func cgroupLimit() int64 {
-	for _, p := range []string{cgroupV2LimitPath, cgroupV1LimitPath} {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
+	var v2, v1 string // the process's cgroup paths, "" when unknown
+	if b, err := os.ReadFile(selfCgroupPath); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			// hierarchy-ID:controller-list:cgroup-path
+			f := strings.SplitN(line, ":", 3)
+			if len(f) != 3 {
+				continue
+			}
+			switch {
+			case f[0] == "0" && f[1] == "":
+				v2 = f[2]
+			case slices.Contains(strings.Split(f[1], ","), "memory"):
+				v1 = f[2]
+			}
 		}
-		s := strings.TrimSpace(string(b))
-		if s == "max" {
-			return 0
-		}
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n <= 0 {
-			return 0
-		}
-		return n
 	}
-	return 0
+	var least int64
+	for _, h := range []struct{ root, path, file string }{
+		{cgroupV2Root, v2, "memory.max"},
+		{cgroupV1Root, v1, "memory.limit_in_bytes"},
+	} {
+		if n := leastLimitUp(h.root, h.path, h.file); n > 0 && (least == 0 || n < least) {
+			least = n
+		}
+	}
+	return least
+}
+
+// cgroupDepthMax bounds the walk up a cgroup path: the kernel nests
+// cgroups at most this deep by default (cgroup.max.depth), and a path from
+// a damaged file must not cost more.
+const cgroupDepthMax = 64
+
+// leastLimitUp is the least limit that file gives in the cgroup at path
+// under root and in each cgroup above it up to root, 0 if none gives one.
+func leastLimitUp(root, path, file string) int64 {
+	root = filepath.Clean(root)
+	dir := filepath.Join(root, path)
+	if rel, err := filepath.Rel(root, dir); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		dir = root // a path that climbs out of the mount: its root only
+	}
+	var least int64
+	for range cgroupDepthMax {
+		if n := readLimit(filepath.Join(dir, file)); n > 0 && (least == 0 || n < least) {
+			least = n
+		}
+		if dir == root {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	return least
+}
+
+// readLimit is the limit in a cgroup's memory.max or
+// memory.limit_in_bytes, 0 for none ("max") or if it cannot be read.
+func readLimit(p string) int64 {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return n
 }
 
 // humanBytes writes n in the largest binary unit that leaves a whole

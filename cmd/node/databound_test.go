@@ -13,22 +13,35 @@ import (
 	"dkv/core"
 )
 
-// fakeMemory points the memory files at a test's own and restores them.
-func fakeMemory(t *testing.T, meminfo, v2, v1 string) {
+// fakeMemory points the memory files at a test's own and restores them:
+// meminfo, and the limits v2 and v1 of the cgroup mounts' roots, which
+// /proc/self/cgroup (absent) makes the process's cgroups.
+func fakeMemory(t *testing.T, meminfo, v2, v1 string) string {
 	t.Helper()
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if content != "" {
-			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return p // a file left unwritten does not exist
+	old := []string{meminfoPath, selfCgroupPath, cgroupV2Root, cgroupV1Root}
+	meminfoPath, selfCgroupPath = filepath.Join(dir, "meminfo"), filepath.Join(dir, "self-cgroup")
+	cgroupV2Root, cgroupV1Root = filepath.Join(dir, "v2"), filepath.Join(dir, "v1")
+	t.Cleanup(func() { meminfoPath, selfCgroupPath, cgroupV2Root, cgroupV1Root = old[0], old[1], old[2], old[3] })
+	writeFile(t, meminfoPath, meminfo)
+	writeFile(t, filepath.Join(cgroupV2Root, "memory.max"), v2)
+	writeFile(t, filepath.Join(cgroupV1Root, "memory.limit_in_bytes"), v1)
+	return dir
+}
+
+// writeFile writes content to p, making its directories; "" leaves p
+// absent.
+func writeFile(t *testing.T, p, content string) {
+	t.Helper()
+	if content == "" {
+		return
 	}
-	old := []string{meminfoPath, cgroupV2LimitPath, cgroupV1LimitPath}
-	meminfoPath, cgroupV2LimitPath, cgroupV1LimitPath = write("meminfo", meminfo), write("v2", v2), write("v1", v1)
-	t.Cleanup(func() { meminfoPath, cgroupV2LimitPath, cgroupV1LimitPath = old[0], old[1], old[2] })
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 const meminfo8GiB = "MemTotal:        8388608 kB\nMemFree:         1000 kB\n"
@@ -75,6 +88,49 @@ func TestDataBoundDefaultsToHalfTheMemoryThereIs(t *testing.T) {
 	}
 	if o, err := parseFlags([]string{"--max-data-bytes", "64MiB"}, io.Discard); err != nil || o.single.Limits.DataBytesMax != 64<<20 {
 		t.Fatalf("--max-data-bytes 64MiB reached the node as %+v (%v)", o, err)
+	}
+}
+
+// The cgroup limit that bounds the process is its own cgroup's, or a
+// parent's, seldom the mount's root: a systemd unit's MemoryMax= is in
+// /sys/fs/cgroup/system.slice/NAME.service/memory.max, and the root of a
+// cgroup v2 mount has no memory.max at all. The default bound must come
+// from the least limit on the way up, v2 or v1.
+func TestDataBoundReadsTheProcesssOwnCgroupAndItsParents(t *testing.T) {
+	const unit = "/system.slice/dkv.service"
+	cases := []struct {
+		name, self string
+		files      map[string]string // under the fake cgroup mounts
+		want       int64
+	}{
+		{"v2 unit MemoryMax", "0::" + unit + "\n",
+			map[string]string{"v2" + unit + "/memory.max": "2147483648\n", "v2/system.slice/memory.max": "max\n"}, 1 << 30},
+		{"v2 slice lower than its unit", "0::" + unit + "\n",
+			map[string]string{"v2" + unit + "/memory.max": "max\n", "v2/system.slice/memory.max": "1073741824\n"}, 512 << 20},
+		{"v1 memory controller", "4:memory:/process_api/abc\n3:cpuset:/\n0::/\n",
+			map[string]string{"v1/process_api/abc/memory.limit_in_bytes": "1073741824\n", "v1/memory.limit_in_bytes": "9223372036854771712\n"}, 512 << 20},
+		{"v1 controllers joined", "5:cpu,memory:/pod/x\n",
+			map[string]string{"v1/pod/memory.limit_in_bytes": "2147483648\n"}, 1 << 30},
+		{"path not under the mount (no cgroup namespace)", "0::/docker/abc\n",
+			map[string]string{"v2/memory.max": "2147483648\n"}, 1 << 30},
+		{"path climbing out of the mount", "0::/../../../etc\n",
+			map[string]string{"v2/memory.max": "2147483648\n"}, 1 << 30},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := fakeMemory(t, meminfo8GiB, "", "")
+			writeFile(t, selfCgroupPath, c.self)
+			for name, content := range c.files {
+				writeFile(t, filepath.Join(dir, name), content)
+			}
+			b, err := resolveDataBound("", false, 0, "--memory-limit")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.bytes != c.want {
+				t.Fatalf("%d bytes (%s), want %d, half the cgroup's limit", b.bytes, b.from, c.want)
+			}
+		})
 	}
 }
 
