@@ -173,8 +173,12 @@ type cluster struct {
 	batch     float64
 	syncRate  float64
 	crashRate float64
-	crashAt   []crashPoint
-	bug       hostBug
+	// handOverRate is the hand-overs a thousand steps begin (0: 8, the
+	// random schedules' rate); a test that plants a hand-over's bug
+	// raises it.
+	handOverRate int
+	crashAt      []crashPoint
+	bug          hostBug
 	// healed: the schedule is over; nothing crashes any more, and syncs
 	// end at once.
 	healed bool
@@ -1223,8 +1227,12 @@ func runScheduleWith(t testing.TB, n int, seed uint64, steps int, bug hostBug, s
 				c.sync(i)
 			}
 		}
+		handOverRate := 8
+		if c.handOverRate > 0 {
+			handOverRate = c.handOverRate
+		}
 		switch p := r.IntN(1000); {
-		case p < 8:
+		case p < handOverRate:
 			// A hand-over (a graceful shutdown's), to any other node,
 			// at any node that thinks it leads.
 			if i, to := r.IntN(n), r.IntN(n); c.members[i].up && i != to {
@@ -1648,5 +1656,37 @@ func TestRandomSchedulesCatchAWipeWithoutRejoin(t *testing.T) {
 	}
 	if caughtBy == 0 {
 		t.Errorf("%d schedules passed with wiped nodes voting as new", within)
+	}
+}
+
+// The random schedules' hand-overs have teeth too: a voter that grants a
+// hand-over's vote without the log check (MutTransferVoteUnchecked, which
+// the simulator's catalogue plants but whose schedules never hand over)
+// elects a follower that a late MsgTimeoutNow told to stand after the
+// leader had gone on committing without it: a committed entry is lost.
+func TestRandomSchedulesCatchATransferVoteUnchecked(t *testing.T) {
+	const within, rate = 2000, 40
+	plant := func(c *cluster) {
+		cfg := c.cfg
+		c.cfg = func(id core.NodeID) Config {
+			out := cfg(id)
+			out.mutation = MutTransferVoteUnchecked
+			return out
+		}
+		for _, m := range c.members {
+			m.r.cfg.mutation = MutTransferVoteUnchecked
+		}
+		c.handOverRate = rate
+	}
+	caughtBy := 0
+	for seed := uint64(1); seed <= within && caughtBy == 0; seed++ {
+		ct := &catcher{TB: t}
+		if ct.run(func() { runScheduleWith(ct, 3+2*int(seed%2), seed, 5000, noHostBug, plant) }) {
+			caughtBy = int(seed)
+			t.Logf("caught by schedule %d: %s", caughtBy, ct.failure)
+		}
+	}
+	if caughtBy == 0 {
+		t.Errorf("%d schedules passed with hand-over votes granted unchecked", within)
 	}
 }
