@@ -1,6 +1,7 @@
 package election_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -61,5 +62,55 @@ func TestClusterLeaderRefusesWritesPastItsDataBound(t *testing.T) {
 	st := c.do(l, &core.Request{Op: core.OpStatus}, 5).Status
 	if st.DataBytesMax != room || st.DataBytes != c.nodes[l].Store().DataBytes() {
 		t.Fatalf("status: %d of %d data bytes, want %d of %d", st.DataBytes, st.DataBytesMax, c.nodes[l].Store().DataBytes(), room)
+	}
+}
+
+// The writes a leader proposed and has not applied yet count against its
+// bound: checked against the applied store alone, every write of a turn
+// (of a round trip, of a stall of the followers' disks: up to
+// UncommittedEntriesMax of them, each up to EntryBytesMax) passed, and the
+// store went past the bound by all of them together.
+func TestClusterLeaderCountsItsWritesInFlightAgainstItsDataBound(t *testing.T) {
+	v := strings.Repeat("v", 100)
+	room := 2*core.EntryDataBytes(2, len(v)) + 10
+	c := newNodeCluster(t, 3, func(i int, cfg *election.NodeConfig) { cfg.Limits.DataBytesMax = room })
+	l, _ := c.waitLeader(-1, 200)
+	var got []**core.Response
+	for i := range 6 {
+		// Proposed in turns of their own, none committed: the
+		// followers hear of them with the next step.
+		got = append(got, c.ask(l, setReq(fmt.Sprintf("k%d", i), v)))
+	}
+	taken, full := 0, 0
+	for i, r := range got {
+		if c.wait(r, 20) < 0 {
+			t.Fatalf("set k%d had no answer within 20 ticks", i)
+		}
+		switch codeOf(**r) {
+		case "ok":
+			taken++
+		case core.CodeStoreFull:
+			full++
+		default:
+			t.Fatalf("set k%d: %s %+v", i, codeOf(**r), (**r).Error)
+		}
+	}
+	for range 5 {
+		c.step()
+	}
+	for i, n := range c.nodes {
+		if b := n.Store().DataBytes(); b > room {
+			t.Errorf("node %d holds %d data bytes, past its bound of %d: %d writes taken at once", i, b, room, taken)
+		}
+	}
+	if taken != 2 || full != 4 {
+		t.Fatalf("%d writes taken and %d refused store_full; room for 2", taken, full)
+	}
+	// Applied, they no longer count twice: a delete makes room again.
+	if r := c.do(l, &core.Request{Op: core.OpDelete, Key: "k0"}, 20); !r.OK {
+		t.Fatalf("delete k0: %+v", r.Error)
+	}
+	if r := c.do(l, setReq("k9", v), 20); !r.OK {
+		t.Fatalf("set k9 once k0 is gone: %+v", r.Error)
 	}
 }

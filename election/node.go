@@ -132,6 +132,12 @@ type Node struct {
 	snapTerm uint64 // term of the snapshot being written
 
 	writes []pendingWrite // proposals waiting to be applied, by index
+	// proposedGrowth are the data bytes (core.Store.DataBytes) that the
+	// writes this node proposed and has not applied yet add, those that
+	// grow the store, by index; proposedBytes is their sum. The bound
+	// (Limits.DataBytesMax) counts them with the applied store's.
+	proposedGrowth []indexedGrowth
+	proposedBytes  int64
 	// handOverHeld are the writes that came while this leader handed the
 	// office over (releaseHeld); at most handOverHeldMax.
 	handOverHeld []heldWrite
@@ -621,7 +627,8 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		reply(core.ErrorResponse(code, "the leader's disk refuses writes (%v): the write was not proposed and not applied; retry (another node takes over if this one's disk stays failing)", n.diskErr))
 		return
 	}
-	if full := n.cfg.Limits.StoreFull(n.store.DataBytes(), n.growth(req)); full != nil {
+	growth := n.growth(req)
+	if full := n.storeFull(growth); full != nil {
 		// Refused before it is proposed, so it never applies. Like a
 		// leader's disk_full, a retry of a write whose earlier attempt's
 		// outcome is unknown learns nothing from it: that attempt may
@@ -691,6 +698,10 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		n.writes = n.writes[:len(n.writes)-1]
 		w.reply(superseded())
 	}
+	if growth > 0 {
+		n.proposedGrowth = append(n.proposedGrowth, indexedGrowth{index: index, bytes: growth})
+		n.proposedBytes += growth
+	}
 	w := pendingWrite{index: index, term: n.raft.Term(), client: req.ClientID, seq: req.Seq, reply: reply, tick: n.ticks}
 	if req.Op == core.OpIncr {
 		w.key = req.Key
@@ -698,10 +709,48 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 	n.writes = append(n.writes, w)
 }
 
+// indexedGrowth is the data bytes the write proposed at index adds.
+type indexedGrowth struct {
+	index uint64
+	bytes int64
+}
+
+// storeFull refuses a write that adds growth data bytes (growth) if the
+// store as applied, with the growth of the writes proposed and not yet
+// applied, would pass the bound; nil when it may go on. Checked against
+// the applied store alone, every write proposed within a round trip (or a
+// stall of the followers' disks: up to Config.UncommittedEntriesMax of
+// them, each up to EntryBytesMax) passed, and together they took the store
+// past the bound by as much (found by review). A growth is reckoned
+// against the applied store, so writes in flight to one new key count
+// each: near the bound, that refuses more than it must, never less.
+func (n *Node) storeFull(growth int64) *core.Response {
+	i := 0
+	for i < len(n.proposedGrowth) && n.proposedGrowth[i].index <= n.applied {
+		// Applied (or another leader's entry took its index, and that
+		// one applied): the store counts it now.
+		n.proposedBytes -= n.proposedGrowth[i].bytes
+		i++
+	}
+	n.proposedGrowth = n.proposedGrowth[i:]
+	if len(n.proposedGrowth) == 0 {
+		assert(n.proposedBytes == 0, "storeFull: %d data bytes in flight without a write", n.proposedBytes)
+		n.proposedGrowth = nil
+	}
+	held := n.store.DataBytes()
+	if n.proposedBytes == 0 {
+		return n.cfg.Limits.StoreFull(held, growth)
+	}
+	if n.cfg.Limits.StoreFull(held+n.proposedBytes, growth) == nil {
+		return nil
+	}
+	r := core.ErrorResponse(core.CodeStoreFull, "the store holds %d data bytes, the %d writes in flight (proposed, not yet applied) that grow it add %d, and this write adds %d, past its bound of %d (--max-data-bytes): the write was not applied; delete keys, or raise the bound",
+		held, len(n.proposedGrowth), n.proposedBytes, growth, n.cfg.Limits.DataBytesMax)
+	return &r
+}
+
 // growth is how many data bytes req's write would add to the store as
-// this leader has applied it (core.Store.DataGrowth). The bound it is
-// checked against is soft by the writes proposed and not yet applied: at
-// most Config.UncommittedEntriesMax of them, each at most EntryBytesMax.
+// this leader has applied it (core.Store.DataGrowth).
 func (n *Node) growth(req *core.Request) int64 {
 	switch req.Op {
 	case core.OpSet:
