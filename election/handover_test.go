@@ -149,3 +149,47 @@ func (c *nodeCluster) endTurn() {
 		c.flush(int(m.to))
 	}
 }
+
+// A read that comes while writes are held waits behind them too: on one
+// connection a pipelined set k=2 (held), get k, answered in that order,
+// answered the set ok and the get with k's old value, read at once while
+// the set waited for the hand-over to end (found by review).
+func TestReadDuringAHandOverWaitsBehindTheHeldWrites(t *testing.T) {
+	for _, fails := range []bool{true, false} {
+		t.Run(fmt.Sprintf("hand-over fails %v", fails), func(t *testing.T) {
+			c := newNodeCluster(t, 3, nil)
+			l, _ := c.waitLeader(-1, 200)
+			if r := c.do(l, setReq("k", "1"), 20); !r.OK {
+				t.Fatalf("set k: %+v", r.Error)
+			}
+			to, ok := c.nodes[l].HandOver()
+			if !ok {
+				t.Fatal("the leader found no follower to hand over to")
+			}
+			if fails {
+				c.cut[to] = true
+			}
+			set := c.ask(l, setReq("k", "2"))
+			get := c.ask(l, getReq("k"))
+			et := c.cfgs[0].ElectionTicks
+			if c.wait(set, 3*et) < 0 || c.wait(get, 3*et) < 0 {
+				t.Fatalf("no answers within %d ticks", 3*et)
+			}
+			s, g := **set, **get
+			switch {
+			case s.OK && (!g.OK || *g.Value != "2"):
+				v := "(none)"
+				if g.Value != nil {
+					v = *g.Value
+				}
+				t.Fatalf("set k=2 ok, then the get after it on one connection: %s %+v %q; want 2", codeOf(g), g.Error, v)
+			case !s.OK && codeOf(s) != core.CodeNotLeader:
+				t.Fatalf("the held set: %s %+v", codeOf(s), s.Error)
+			case !s.OK && codeOf(g) != core.CodeNotLeader:
+				t.Fatalf("the set was sent on (not_leader), and the get after it: %s %+v; want not_leader as well", codeOf(g), g.Error)
+			case fails != s.OK:
+				t.Fatalf("the set: %s; want ok only if the hand-over failed (it failed: %v)", codeOf(s), fails)
+			}
+		})
+	}
+}

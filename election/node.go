@@ -139,7 +139,8 @@ type Node struct {
 	proposedGrowth []indexedGrowth
 	proposedBytes  int64
 	// handOverHeld are the writes that came while this leader handed the
-	// office over (releaseHeld); at most handOverHeldMax.
+	// office over, and the reads that came after them (releaseHeld); at
+	// most handOverHeldMax.
 	handOverHeld []heldWrite
 	reads        []clientRead // reads asked of Raft, in order
 	confirmed    []clientRead // reads a majority confirmed, waiting for apply
@@ -772,10 +773,12 @@ func (n *Node) growth(req *core.Request) int64 {
 // office over (Node.handOverHeld); past it they are refused, unavailable.
 const handOverHeldMax = 4096
 
-// heldWrite is a write that came while this leader handed the office over.
+// heldWrite is a write that came while this leader handed the office
+// over, or a read that came after one (read not nil).
 type heldWrite struct {
 	req   *core.Request
 	reply core.ReplyFunc
+	read  *clientRead
 	tick  int // when it came
 }
 
@@ -783,16 +786,28 @@ type heldWrite struct {
 // before it, for releaseHeld; past handOverHeldMax it is refused.
 func (n *Node) hold(req *core.Request, reply core.ReplyFunc) {
 	if len(n.handOverHeld) >= handOverHeldMax {
-		reply(core.ErrorResponse(core.CodeUnavailable, "the leader is handing the office to another node (it is shutting down), and %d writes wait already; the write was not proposed: retry in a moment", len(n.handOverHeld)))
+		reply(core.ErrorResponse(core.CodeUnavailable, "the leader is handing the office to another node (it is shutting down), and %d requests wait already; the write was not proposed: retry in a moment", len(n.handOverHeld)))
 		return
 	}
 	n.handOverHeld = append(n.handOverHeld, heldWrite{req: req, reply: reply, tick: n.ticks})
 }
 
+// holdRead keeps a read that came while writes are held (hold) behind
+// them: read at once, it saw none of them, though on its connection they
+// came first and were answered first.
+func (n *Node) holdRead(rd clientRead) {
+	if len(n.handOverHeld) >= handOverHeldMax {
+		rd.reply(core.ErrorResponse(core.CodeUnavailable, "the leader is handing the office to another node (it is shutting down), and %d requests wait already; retry in a moment", len(n.handOverHeld)))
+		return
+	}
+	n.handOverHeld = append(n.handOverHeld, heldWrite{read: &rd, reply: rd.reply, tick: n.ticks})
+}
+
 // releaseHeld answers the writes held during a hand-over once it is over:
 // this node leads still (the hand-over failed), so they are proposed; or
 // another node leads, to which they are sent (not_leader); or, an election
-// timeout after the first came, whatever this node knows then.
+// timeout after the first came, whatever this node knows then. The reads
+// held behind them are asked in their places, in the order all came.
 func (n *Node) releaseHeld() {
 	if n.raft.Transferring() != None {
 		return
@@ -803,6 +818,10 @@ func (n *Node) releaseHeld() {
 	held := n.handOverHeld
 	n.handOverHeld = nil
 	for _, w := range held {
+		if w.read != nil {
+			n.read(*w.read)
+			continue
+		}
 		n.propose(w.req, w.reply)
 	}
 }
@@ -914,6 +933,14 @@ func superseded() core.Response {
 }
 
 func (n *Node) read(rd clientRead) {
+	if len(n.handOverHeld) > 0 {
+		// Behind the writes held during a hand-over (see propose).
+		n.releaseHeld()
+		if len(n.handOverHeld) > 0 {
+			n.holdRead(rd)
+			return
+		}
+	}
 	if n.raft.State() != Leader {
 		rd.reply(n.redirect())
 		return
