@@ -193,3 +193,35 @@ func TestReadDuringAHandOverWaitsBehindTheHeldWrites(t *testing.T) {
 		})
 	}
 }
+
+// Without a hand-over too, a read waits for the writes the leader took
+// before it: its read index is the commit index when it came, which a
+// follower whose window of entries in flight is full confirms with a
+// heartbeat before the writes behind the window reach it. On one
+// connection a pipelined set k=2, get k answered ok, then k=1.
+func TestReadWaitsForTheWritesBeforeIt(t *testing.T) {
+	c := newNodeCluster(t, 3, func(i int, cfg *election.NodeConfig) {
+		cfg.InflightEntriesMax, cfg.EntriesPerMsgMax = 2, 1
+	})
+	l, _ := c.waitLeader(-1, 200)
+	if r := c.do(l, setReq("k", "1"), 20); !r.OK {
+		t.Fatalf("set k: %+v", r.Error)
+	}
+	for i := range 4 {
+		c.ask(l, setReq(fmt.Sprintf("x%d", i), "v")) // fill the window
+	}
+	set := c.ask(l, setReq("k", "2"))
+	get := c.ask(l, getReq("k"))
+	if c.wait(set, 20) < 0 || c.wait(get, 20) < 0 {
+		t.Fatal("no answers within 20 ticks")
+	}
+	if s, g := **set, **get; s.OK && (!g.OK || *g.Value != "2") {
+		v := "(none)"
+		if g.Value != nil {
+			v = *g.Value
+		}
+		t.Fatalf("set k=2 ok, then the get after it on one connection: %s %+v %q; want 2", codeOf(g), g.Error, v)
+	} else if !s.OK {
+		t.Fatalf("set k=2: %s %+v", codeOf(s), s.Error)
+	}
+}

@@ -201,8 +201,12 @@ type pendingWrite struct {
 }
 
 type clientRead struct {
-	id     uint64
-	index  uint64
+	id    uint64
+	index uint64
+	// after is the last write this node had proposed when the read came
+	// (0: none): the read is answered only once that write has its
+	// answer, so that on one connection a get after a set sees it.
+	after  uint64
 	key    string
 	keys   []string      // a bulk_get's keys; nil for a get
 	search *core.Request // a search op, answered by the indexes; nil for a get
@@ -950,6 +954,15 @@ func (n *Node) read(rd clientRead) {
 		n.releaseReads()
 		return
 	}
+	if k := len(n.writes); k > 0 {
+		// The read index (the commit index now) may be below the
+		// writes proposed before it, those of its own connection among
+		// them: a follower whose window of entries in flight was full
+		// confirmed the read with a heartbeat, the writes not yet sent,
+		// and a pipelined set k=2, get k answered ok, then k's old
+		// value (found by review).
+		rd.after = n.writes[k-1].index
+	}
 	n.readID++
 	rd.id = n.readID
 	rd.tick = n.ticks
@@ -1572,6 +1585,9 @@ func (n *Node) readStates(states []ReadState) {
 func (n *Node) releaseReads() {
 	for len(n.confirmed) > 0 && n.confirmed[0].index <= n.applied {
 		rd := n.confirmed[0]
+		if rd.after > 0 && len(n.writes) > 0 && n.writes[0].index <= rd.after {
+			break // a write that came before it waits for its answer
+		}
 		n.confirmed = n.confirmed[1:]
 		if rd.search != nil {
 			// Applied entries are committed: the answer needs no wait, in
