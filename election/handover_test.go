@@ -225,3 +225,42 @@ func TestReadWaitsForTheWritesBeforeIt(t *testing.T) {
 		t.Fatalf("set k=2: %s %+v", codeOf(s), s.Error)
 	}
 }
+
+// A hand-over's MsgTimeoutNow that is lost is sent again with the next
+// heartbeat, so the follower still takes the office: the hand-over timed
+// out, and the cluster waited for an election after the leader's exit.
+func TestHandOverSurvivesALostTimeoutNow(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	l, _ := c.waitLeader(-1, 200)
+	term := c.nodes[l].Raft().Term()
+	lost := 0
+	c.drop = func(m netMsg) bool {
+		if lost == 0 && len(m.b) > 1 && m.b[0] == 1 /* wireRaft */ && election.MsgType(m.b[1]) == election.MsgTimeoutNow {
+			lost++
+			return true
+		}
+		return false
+	}
+	to, ok := c.nodes[l].HandOver()
+	if !ok {
+		t.Fatal("the leader found no follower to hand over to")
+	}
+	for range c.cfgs[0].ElectionTicks - 1 {
+		c.step()
+		if c.leader() == int(to) {
+			break
+		}
+	}
+	if lost != 1 {
+		t.Fatalf("%d MsgTimeoutNow lost, want 1", lost)
+	}
+	if got := c.leader(); got != int(to) || c.nodes[got].Raft().Term() != term+1 {
+		t.Fatalf("node %d leads; want node %d, handed the office in term %d, within an election timeout", got, to, term+1)
+	}
+	for range 3 {
+		c.step()
+	}
+	if !c.nodes[l].HandedOver() || c.nodes[l].Leader() != to {
+		t.Fatalf("the old leader: HandedOver %v, leader %d; want true, node %d", c.nodes[l].HandedOver(), c.nodes[l].Leader(), to)
+	}
+}

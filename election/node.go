@@ -852,9 +852,25 @@ func (n *Node) HandOver() (core.NodeID, bool) {
 // HandedOver reports whether this node no longer leads and every write it
 // took as leader has had its answer: what a graceful shutdown waits for
 // after HandOver.
+//
+// It waits for the node to know the new leader, by an append from it:
+// true as soon as this node had voted, it let the process go before the
+// new leader had counted that vote (found by review), and the log named a
+// node that did not lead yet.
 func (n *Node) HandedOver() bool {
-	return n.raft.State() != Leader && len(n.writes) == 0 && len(n.handOverHeld) == 0
+	lead := n.raft.Leader()
+	return n.raft.State() != Leader && lead != None && lead != n.cfg.ID && len(n.writes) == 0 && len(n.handOverHeld) == 0
 }
+
+// HandOverFailed reports whether this node's hand-over has ended with the
+// node leading still (the follower did not take the office within an
+// election timeout): a shutdown then need not wait longer.
+func (n *Node) HandOverFailed() bool {
+	return n.raft.State() == Leader && n.raft.Transferring() == None
+}
+
+// Leader is the leader this node knows of, None if none.
+func (n *Node) Leader() core.NodeID { return n.raft.Leader() }
 
 func outcomeUnknown(why string) core.Response {
 	return core.ErrorResponse(core.CodeOutcomeUnknown, "%s; the write may or may not be applied (retry it with the same client_id and seq)", why)

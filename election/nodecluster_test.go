@@ -28,6 +28,8 @@ type nodeCluster struct {
 	cut   []bool // a node cut off: its messages, both ways, are lost
 	// onDeliver, if set, sees each message just before it is delivered.
 	onDeliver func(netMsg)
+	// drop, if set, loses each message it reports true for.
+	drop func(netMsg) bool
 }
 
 type netMsg struct {
@@ -116,6 +118,9 @@ func (c *nodeCluster) step() {
 		m := c.queue[0]
 		c.queue = c.queue[1:]
 		if c.cut[m.from] || c.cut[m.to] {
+			continue
+		}
+		if c.drop != nil && c.drop(m) {
 			continue
 		}
 		if c.onDeliver != nil {

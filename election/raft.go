@@ -546,6 +546,14 @@ func (r *Raft) Tick() {
 			r.progress[i].probeSent = false // resent, in case it was lost
 		}
 		r.broadcastAppend()
+		if r.transferee != None && r.timeoutNowSent {
+			// Resent each heartbeat while the hand-over lasts, in case
+			// it was lost (found by review: a lost one let the hand-over
+			// time out). A copy that comes after the follower stood is
+			// of an older term, and dropped.
+			r.timeoutNowSent = false
+			r.maybeTimeoutNow(slices.Index(r.peers, r.transferee))
+		}
 	}
 }
 

@@ -521,8 +521,19 @@ func handOver(host *realnet.Host, n *election.Node, wait time.Duration, logs *se
 	}
 	start := time.Now()
 	for time.Since(start) < wait {
-		if ask(n.HandedOver) {
-			logs.Info(fmt.Sprintf("handed the office to node %d in %v", to, time.Since(start).Round(time.Millisecond)), "event", "hand_over", "to", int(to))
+		var lead core.NodeID
+		var failed bool
+		if ask(func() bool {
+			lead, failed = n.Leader(), n.HandOverFailed()
+			return n.HandedOver()
+		}) {
+			logs.Info(fmt.Sprintf("handed the office to node %d in %v", lead, time.Since(start).Round(time.Millisecond)), "event", "hand_over", "to", int(lead))
+			return
+		}
+		if failed {
+			// Waiting the rest of the second would hold the exit while
+			// this node leads on (found by review).
+			logs.Warn(fmt.Sprintf("node %d did not take the office within an election timeout; shutting down as leader (the others elect one by themselves)", to), "event", "hand_over", "to", int(to))
 			return
 		}
 		time.Sleep(handOverPoll)
