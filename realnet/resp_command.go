@@ -1346,12 +1346,18 @@ func (h *Host) info(sections string, st *core.Status) string {
 			field("used_memory_rss", strconv.FormatUint(rss, 10))
 			field("used_memory_rss_human", bytesToHuman(rss))
 		}
-		// The dataset is the store's data bytes, and maxmemory their
-		// bound (--max-data-bytes; 0: none): past it writes are refused,
-		// and no key is evicted to make room.
+		// The dataset is the store's data bytes, part of used_memory.
+		// Their bound (--max-data-bytes) is not maxmemory: Redis compares
+		// maxmemory with used_memory, which here runs at about 1.3 times
+		// the data bytes, so a dashboard reading used over max passed
+		// 100% long before a write was refused (found by review). It
+		// has fields of its own; maxmemory stays 0, and no key is ever
+		// evicted.
 		field("used_memory_dataset", strconv.FormatInt(st.DataBytes, 10))
-		field("maxmemory", strconv.FormatInt(st.DataBytesMax, 10))
-		field("maxmemory_human", bytesToHuman(uint64(st.DataBytesMax)))
+		field("dkv_data_bytes", strconv.FormatInt(st.DataBytes, 10))
+		field("dkv_max_data_bytes", strconv.FormatInt(st.DataBytesMax, 10))
+		field("maxmemory", "0")
+		field("maxmemory_human", "0B")
 		field("maxmemory_policy", "noeviction")
 		field("mem_allocator", runtime.Version())
 	}

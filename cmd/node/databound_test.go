@@ -13,6 +13,21 @@ import (
 	"dkv/core"
 )
 
+// readUntil reads from nc until what it read holds want.
+func readUntil(t *testing.T, nc net.Conn, want string) string {
+	t.Helper()
+	var got []byte
+	buf := make([]byte, 4096)
+	for !strings.Contains(string(got), want) {
+		n, err := nc.Read(buf)
+		if err != nil {
+			t.Fatalf("reading until %q: %v; read %q", want, err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	return string(got)
+}
+
 // fakeMemory points the memory files at a test's own and restores them:
 // meminfo, and the limits v2 and v1 of the cgroup mounts' roots, which
 // /proc/self/cgroup (absent) makes the process's cgroups.
@@ -171,6 +186,15 @@ func TestDataBoundRefusesWritesAndLosesNothingAcrossSIGKILL(t *testing.T) {
 	n, err := nc.Read(buf)
 	if err != nil || !strings.HasPrefix(string(buf[:n]), "-OOM ") || !strings.Contains(string(buf[:n]), "--max-data-bytes") {
 		t.Fatalf("RESP SET past the bound: %q (%v), want -OOM naming --max-data-bytes", buf[:n], err)
+	}
+	// INFO gives the bound and the count in fields of their own, and no
+	// maxmemory: Redis compares that with used_memory, the whole heap.
+	fmt.Fprintf(nc, "INFO memory\r\n")
+	info := readUntil(t, nc, "maxmemory_policy")
+	for _, want := range []string{"dkv_max_data_bytes:1048576\r\n", "maxmemory:0\r\n", "used_memory_dataset:"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("INFO memory lacks %q:\n%s", want, info)
+		}
 	}
 	// A delete is taken, and makes room for one more.
 	if r := roundTrip(t, s.addr, `{"op":"delete","key":"k00"}`, fmt.Sprintf(`{"op":"set","key":"k99","value":%q}`, value)); code(r[0]) != "" || code(r[1]) != "" {
