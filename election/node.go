@@ -632,8 +632,8 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		reply(core.ErrorResponse(code, "the leader's disk refuses writes (%v): the write was not proposed and not applied; retry (another node takes over if this one's disk stays failing)", n.diskErr))
 		return
 	}
-	growth := n.growth(req)
-	if full := n.storeFull(growth); full != nil {
+	growth, full := n.storeFull(req)
+	if full != nil {
 		// Refused before it is proposed, so it never applies. Like a
 		// leader's disk_full, a retry of a write whose earlier attempt's
 		// outcome is unknown learns nothing from it: that attempt may
@@ -729,7 +729,15 @@ type indexedGrowth struct {
 // past the bound by as much (found by review). A growth is reckoned
 // against the applied store, so writes in flight to one new key count
 // each: near the bound, that refuses more than it must, never less.
-func (n *Node) storeFull(growth int64) *core.Response {
+//
+// It returns the growth to count for req while it is in flight: exact
+// (a lookup a key) only near the bound; far from it, the write's keys and
+// values counted as new (core.Limits.NearDataBound), which costs no
+// lookup, and overcounts a write in flight by at most its own size.
+func (n *Node) storeFull(req *core.Request) (int64, *core.Response) {
+	if n.cfg.Limits.DataBytesMax <= 0 {
+		return 0, nil
+	}
 	i := 0
 	for i < len(n.proposedGrowth) && n.proposedGrowth[i].index <= n.applied {
 		// Applied (or another leader's entry took its index, and that
@@ -743,15 +751,38 @@ func (n *Node) storeFull(growth int64) *core.Response {
 		n.proposedGrowth = nil
 	}
 	held := n.store.DataBytes()
+	upper := upperGrowth(req)
+	if !n.cfg.Limits.NearDataBound(held+n.proposedBytes, upper) {
+		return upper, nil
+	}
+	growth := n.growth(req)
 	if n.proposedBytes == 0 {
-		return n.cfg.Limits.StoreFull(held, growth)
+		return growth, n.cfg.Limits.StoreFull(held, growth)
 	}
 	if n.cfg.Limits.StoreFull(held+n.proposedBytes, growth) == nil {
-		return nil
+		return growth, nil
 	}
 	r := core.ErrorResponse(core.CodeStoreFull, "the store holds %d data bytes, the %d writes in flight (proposed, not yet applied) that grow it add %d, and this write adds %d, past its bound of %d (--max-data-bytes): the write was not applied; delete keys, or raise the bound",
 		held, len(n.proposedGrowth), n.proposedBytes, growth, n.cfg.Limits.DataBytesMax)
-	return &r
+	return growth, &r
+}
+
+// incrValueBytesMax is the longest value an incr writes: an int64 in
+// decimal, its sign included.
+const incrValueBytesMax = 20
+
+// upperGrowth is the most req's write can add to the store's data bytes:
+// its keys counted as new (core.UpperDataGrowth).
+func upperGrowth(req *core.Request) int64 {
+	switch req.Op {
+	case core.OpSet:
+		return core.EntryDataBytes(len(req.Key), len(*req.Value))
+	case core.OpBulkSet:
+		return core.UpperDataGrowth(req.Items)
+	case core.OpIncr:
+		return core.EntryDataBytes(len(req.Key), incrValueBytesMax)
+	}
+	return 0
 }
 
 // growth is how many data bytes req's write would add to the store as
