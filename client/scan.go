@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"time"
 
 	"dkv/core"
 )
@@ -86,6 +87,16 @@ func (c *ops) ScanAll(ctx context.Context, prefix string, pageSize int, opts ...
 		for _, o := range opts {
 			o(&req)
 		}
+		// open is the walk's view while pages are left: a walk that
+		// ends before its last page (the caller stops, an error) closes
+		// it, so that the server drops it now rather than keep it, and
+		// what writes replace meanwhile, for a minute (found by review).
+		var open string
+		defer func() {
+			if open != "" {
+				c.closeView(ctx, open)
+			}
+		}()
 		for {
 			resp, err := c.scan(ctx, req, pageSize)
 			if err != nil {
@@ -93,6 +104,9 @@ func (c *ops) ScanAll(ctx context.Context, prefix string, pageSize int, opts ...
 				return
 			}
 			items, more := resp.Items, *resp.More
+			if open = ""; more {
+				open = resp.View
+			}
 			// Each key must go past the one before it, the first past
 			// the key the page was asked to start after. A page that
 			// does not go past it would start the next where this one
@@ -112,7 +126,7 @@ func (c *ops) ScanAll(ctx context.Context, prefix string, pageSize int, opts ...
 				}
 			}
 			if !more {
-				return
+				return // the last page dropped the view
 			}
 			if len(items) == 0 {
 				yield(KV{}, fmt.Errorf("dkv: scan of prefix %q: %w: an empty page that says more", prefix, ErrProtocol))
@@ -124,4 +138,17 @@ func (c *ops) ScanAll(ctx context.Context, prefix string, pageSize int, opts ...
 			}
 		}
 	}
+}
+
+// viewCloseTimeout bounds the close of a walk's view: a courtesy to the
+// server, which drops an unused view after a minute anyway.
+const viewCloseTimeout = 2 * time.Second
+
+// closeView asks the server to drop a consistent walk's view (a scan with
+// close), best effort: its answer, or its failure, changes nothing for the
+// caller. It outlives the walk's context, which may be what ended it.
+func (c *ops) closeView(ctx context.Context, view string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), viewCloseTimeout)
+	defer cancel()
+	_, _ = c.do(cctx, core.Request{Op: core.OpScan, View: view, Close: true})
 }

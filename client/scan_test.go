@@ -207,3 +207,49 @@ func TestScanAllPageOutOfOrder(t *testing.T) {
 		t.Fatalf("ScanAll yielded %d items and err %v; want ErrProtocol and none", got, err)
 	}
 }
+
+// A consistent walk that stops before its last page closes its view: the
+// server keeps none after it, where one abandoned was kept for a minute,
+// one of the 64 a node keeps. A walk read to its end needs no close.
+func TestScanAllConsistentClosesItsViewWhenStopped(t *testing.T) {
+	for name, addr := range singleAndMesh(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c := dialT(t, addr)
+			for i := range 50 {
+				if err := c.Set(ctx, fmt.Sprintf("k%03d", i), "v"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			views := func() int {
+				t.Helper()
+				st, err := c.Status(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st.ScanViews
+			}
+			n := 0
+			for _, err := range c.ScanAll(ctx, "k", 10, Consistent()) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n++; n == 15 {
+					break // on the second page
+				}
+			}
+			if v := views(); v != 0 {
+				t.Fatalf("%d views kept after a consistent walk stopped on its second page, want 0", v)
+			}
+			for _, err := range c.ScanAll(ctx, "k", 10, Consistent()) {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if v := views(); v != 0 {
+				t.Fatalf("%d views kept after a walk read to its end, want 0", v)
+			}
+		})
+	}
+}

@@ -160,6 +160,7 @@ const (
 	fieldView
 	fieldTTLMs
 	fieldDelta
+	fieldClose
 
 	condFields    = fieldIfAbsent | fieldIfExists | fieldIfValue
 	meshFields    = fieldAfter | fieldQuorum
@@ -167,7 +168,7 @@ const (
 )
 
 // fieldNames are the JSON names of the requestField bits, in bit order.
-var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password", "prefix", "start_after", "keys_only", "if_absent", "if_exists", "if_value", "consistent", "view", "ttl_ms", "delta"}
+var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulate_fail", "client_id", "seq", "acked", "after", "quorum", "query", "mode", "limit", "top_k", "keys", "password", "prefix", "start_after", "keys_only", "if_absent", "if_exists", "if_value", "consistent", "view", "ttl_ms", "delta", "close"}
 
 // promiseFields ask the server to do something for this request: make it
 // exactly-once (a client session) or fail its snapshot (a test hook). On
@@ -183,7 +184,7 @@ var fieldNames = [...]string{"id", "op", "key", "value", "items", "debug_simulat
 // key would not expire), a delta but on incr (nothing would be added),
 // and a search's mode and top_k but on search and search_similar (the
 // words would not combine so, the hits would not be so many).
-const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword | condFields | fieldConsistent | fieldView | fieldTTLMs | fieldDelta | fieldMode | fieldTopK
+const promiseFields = fieldDebugSimulateFail | sessionFields | meshFields | fieldPassword | condFields | fieldConsistent | fieldView | fieldTTLMs | fieldDelta | fieldMode | fieldTopK | fieldClose
 
 // opFields are the fields that op uses besides id and op; known is false
 // for an op this server does not know (Validate answers those).
@@ -216,7 +217,7 @@ func opFields(op string) (fields requestField, known bool) {
 	case OpSearchSimilar:
 		return fieldQuery | fieldTopK, true
 	case OpScan:
-		return fieldPrefix | fieldStartAfter | fieldLimit | fieldKeysOnly | fieldConsistent | fieldView, true
+		return fieldPrefix | fieldStartAfter | fieldLimit | fieldKeysOnly | fieldConsistent | fieldView | fieldClose, true
 	}
 	return 0, false
 }
@@ -520,6 +521,9 @@ func decodeRequest(dec *jsontext.Decoder, d *decodedRequest) error {
 		case "view":
 			f = fieldView
 			req.View, err = readString(dec, topField("view"))
+		case "close":
+			f = fieldClose
+			req.Close, err = readBool(dec, topField("close"))
 		case "ttl_ms":
 			f = fieldTTLMs
 			req.TTLMs, err = readCount(dec, topField("ttl_ms"))

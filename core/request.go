@@ -178,6 +178,11 @@ type Request struct {
 	// the next pages send.
 	Consistent bool   `json:"consistent,omitzero"`
 	View       string `json:"view,omitzero"`
+	// Close, with View, ends a consistent scan before its last page: the
+	// node drops the view (each pins what later writes replace, and a
+	// node keeps at most 64), and answers ok with no items. A walk that
+	// reads to its last page needs none: that page drops it.
+	Close bool `json:"close,omitzero"`
 
 	// Conditional writes: set with one of them, delete with IfValue. The
 	// write applies only if, at its instant, the key does not exist
@@ -580,6 +585,8 @@ func (l Limits) Validate(req *Request) *Response {
 			return bad(CodeBadRequest, "a scan's first page asks for consistent; its next pages send the view it named, not both")
 		case req.View != "" && ParseViewID(req.View) == 0:
 			return bad(CodeBadRequest, "view %q is not one a scan named", req.View)
+		case req.Close && req.View == "":
+			return bad(CodeBadRequest, "close ends a consistent scan: it needs the view its pages name")
 		}
 		if req.Limit == 0 && l.BulkEntriesMax > 0 {
 			// A page that names no limit is ScanLimitDefault keys, but

@@ -150,6 +150,12 @@ func (v *Views) drop(w *view) {
 // milliseconds), by the deadlines of the store or view read. opened is the
 // view the page opened, 0 if none.
 func (v *Views) Scan(req *Request, store *Store, ascendOf func(*Store) func(from string, f func(key, value string) bool), bytesMax int, now, nowMs int64, r Rand) (resp Response, opened uint64) {
+	if req.View != "" && req.Close {
+		// Dropped whether or not it was still kept: the client is done
+		// with it either way.
+		v.Drop(ParseViewID(req.View))
+		return Response{OK: true, Items: []KV{}, More: new(bool)}, 0
+	}
 	if req.View != "" {
 		s, ok := v.Get(ParseViewID(req.View), now)
 		if !ok {

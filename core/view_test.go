@@ -201,6 +201,39 @@ func TestScanViewsAreFreed(t *testing.T) {
 	}
 }
 
+// A walk closed before its last page (close with its view) frees its view
+// at once: one abandoned pinned what later writes replace for a minute,
+// one of the 64 a node keeps. A close of a view that is gone answers ok;
+// close without a view is refused.
+func TestScanViewClosed(t *testing.T) {
+	h := newHarness(t, core.DefaultSingleConfig())
+	mustOK(t, h.do(bulk("a", "1", "b", "1", "c", "1")))
+	first := h.do(scanReq(1, "", true))
+	if first.View == "" || h.do(&core.Request{Op: core.OpStatus}).Status.ScanViews != 1 {
+		t.Fatalf("a consistent first page named no view, or keeps none")
+	}
+	closed := h.do(&core.Request{Op: core.OpScan, View: first.View, Close: true})
+	if !closed.OK || len(closed.Items) != 0 || *closed.More || closed.View != "" {
+		t.Fatalf("close: %+v", closed)
+	}
+	if n := h.do(&core.Request{Op: core.OpStatus}).Status.ScanViews; n != 0 {
+		t.Fatalf("%d views after the walk's close, want 0", n)
+	}
+	if r := h.do(scanReq(1, first.View, false)); r.OK || r.Error.Code != core.CodeScanExpired {
+		t.Fatalf("a page of a closed walk: %+v, want scan_expired", r)
+	}
+	mustOK(t, h.do(&core.Request{Op: core.OpScan, View: first.View, Close: true}))
+	if r := h.do(&core.Request{Op: core.OpScan, Close: true}); r.OK || r.Error.Code != core.CodeBadRequest {
+		t.Fatalf("close without a view: %+v, want bad_request", r)
+	}
+	if req, bad := core.DecodeRequest([]byte(`{"op":"scan","view":"1f","close":true}`)); bad != nil || !req.Close || req.View != "1f" {
+		t.Errorf("decode: %+v %+v", req, bad)
+	}
+	if _, bad := core.DecodeRequest([]byte(`{"op":"get","key":"k","close":true}`)); bad == nil {
+		t.Error("close on a get was taken")
+	}
+}
+
 // A scan that names no limit reads a page of ScanLimitDefault keys, or of
 // --max-bulk-entries where that is less: the flag bounds every page, and
 // realnet counts a page's memory by it (replyBytesAhead). The default of

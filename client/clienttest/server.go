@@ -347,7 +347,7 @@ func (s *Server) apply(req *core.Request) core.Response {
 		// As a real server started without --auth-file.
 		return core.ErrorResponse(core.CodeAuthFailed, "this server has no password")
 	case core.OpStatus:
-		return core.Response{OK: true, Status: &core.Status{Mode: "fake", Keys: len(s.data)}}
+		return core.Response{OK: true, Status: &core.Status{Mode: "fake", Keys: len(s.data), ScanViews: len(s.views)}}
 	}
 	return core.OKResponse()
 }
@@ -358,6 +358,10 @@ func (s *Server) apply(req *core.Request) core.Response {
 // Called with s.mu held.
 func (s *Server) scan(req *core.Request) core.Response {
 	data, deadlines := s.data, s.deadlines
+	if req.View != "" && req.Close {
+		delete(s.views, req.View) // the walk ended early
+		return core.Response{OK: true, Items: []core.KV{}, More: new(bool)}
+	}
 	if req.View != "" {
 		v, ok := s.views[req.View]
 		if !ok {

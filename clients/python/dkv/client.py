@@ -292,20 +292,32 @@ class _Walks(object):
         after = ""
         view = ""  # a consistent walk's, named by its first page
         first = True
-        while True:
-            page, view = self._submit(_walk_page(prefix, after, page_size, consistent and first, view))
-            first = False
-            for kv in page.items:
-                yield kv
-            if not page.more:
-                return
-            if not page.items:
-                raise ProtocolError("scan of prefix %r after %r: an empty page that says more" % (prefix, after))
-            last = page.items[-1][0]
-            if last <= after:
-                # Not past the previous page: the walk would not end.
-                raise ProtocolError("scan of prefix %r after %r: a page that ends at %r, not past it" % (prefix, after, last))
-            after = last
+        try:
+            while True:
+                page, view = self._submit(_walk_page(prefix, after, page_size, consistent and first, view))
+                first = False
+                for kv in page.items:
+                    yield kv
+                if not page.more:
+                    view = ""  # the last page dropped it
+                    return
+                if not page.items:
+                    raise ProtocolError("scan of prefix %r after %r: an empty page that says more" % (prefix, after))
+                last = page.items[-1][0]
+                if last <= after:
+                    # Not past the previous page: the walk would not end.
+                    raise ProtocolError("scan of prefix %r after %r: a page that ends at %r, not past it" % (prefix, after, last))
+                after = last
+        finally:
+            if view:
+                # The walk ended before its last page (the caller broke
+                # out, an error): the server drops the view now rather
+                # than keep it a minute, one of the 64 it keeps (as the
+                # Go client; found by review). Best effort.
+                try:
+                    self._submit(_Op({"op": "scan", "view": view, "close": True}, lambda resp: None))
+                except (DKVError, OSError):
+                    pass
 
     scan_all = ScanAll
 

@@ -108,6 +108,22 @@ class ConsistentScanOnSingleNodeTest(unittest.TestCase):
         self.addCleanup(c.close)
         check_walks(self, c, self.client())
 
+    def test_a_walk_stopped_early_closes_its_view(self):
+        # A consistent walk left before its last page asks the node to
+        # drop its view: none is kept after it, where an abandoned one
+        # was kept for a minute, one of the 64 a node keeps.
+        c = self.client()
+        seed(c)
+        walk = c.ScanAll("k", page_size=PAGE, consistent=True)
+        for i, _ in enumerate(walk):
+            if i == PAGE + 5:
+                break
+        self.assertEqual(c.Status()["scan_views"], 1)  # the generator is still open
+        walk.close()
+        self.assertEqual(c.Status()["scan_views"], 0)
+        list(c.ScanAll("k", page_size=PAGE, consistent=True))
+        self.assertEqual(c.Status()["scan_views"], 0)
+
     def test_a_view_the_node_does_not_keep_is_scan_expired(self):
         c = self.client()
         for cl in (c, ClusterKVClient(kv_ports=[self.node.port], timeout=20)):
