@@ -421,16 +421,20 @@ func (n *Node) finishRound(p *peer) {
 	p.unreachable = false
 	p.cursor = p.roundTo
 	if p.cursor.end() {
-		if !n.saveHighWater(p.passStart) {
+		counts := n.passCounts(p)
+		if counts && !n.saveHighWater(p.passStart) {
 			// The pass cannot count until the state saves: try again an
 			// interval on, not at once (which spun a core on a full disk).
 			n.scheduleRound(p, n.cfg.AntiEntropyInterval)
 			return
 		}
-		p.passDone = p.passStart
 		p.passes++
 		p.passAt = n.env.Clock.Now()
-		n.updateStable()
+		if counts {
+			p.passDone = p.passStart
+			n.updateStable()
+		}
+		n.noteCaughtUp()
 		n.startPass(p)
 	}
 	if p.cursor == (cursor{}) && p.exchanged < n.burst() {
@@ -438,6 +442,46 @@ func (n *Node) finishRound(p *peer) {
 		return
 	}
 	n.scheduleRound(p, 0) // the pass is not over, or much was missing: go on at once
+}
+
+// passCounts reports whether p's pass, now complete, may count toward this
+// node's stability point and p's refusal point (horizon.go): only a pass
+// that began once this node had completed a pass with every peer since it
+// started (caughtUp), and so pulled what each of them held.
+//
+// Why: the proof that a tombstone at or below the horizon is on every node
+// rests on the node that stamped it, whose own later passes carried it to
+// every peer. A node whose directory is lost takes that duty with it. Its
+// delete that reached one peer Y, and not Z, was then carried by no one:
+// the new directory's first passes, which begin above the delete's stamp
+// (its clock is above its peers' once it joins), carried only what it held,
+// which was not the delete; with them its stability point and Z's refusal
+// point passed the delete, Y collected it while Z still held the value it
+// deleted, and every node then refused that value back from Z, which served
+// it for good (found by review). A node's first complete pass with each
+// peer pulls every item the peer holds that it lacks, the lost
+// directory's writes that reached that peer included (a peer drops the old
+// directory's messages once it knows the new one, so none come later); the
+// passes that begin after those carry them to every peer. A restart on the
+// same directory waits the same extra passes: it costs a restarted node one
+// pass with each peer before its tombstones go, and keeps the rule simple.
+func (n *Node) passCounts(p *peer) bool {
+	return !n.caughtUp.IsZero() && n.caughtUp.Less(p.passStart)
+}
+
+// noteCaughtUp takes a clock reading once this node has completed a pass
+// with every peer since it started: passes that begin after it count
+// (passCounts).
+func (n *Node) noteCaughtUp() {
+	if !n.caughtUp.IsZero() {
+		return
+	}
+	for _, q := range n.peers {
+		if q.passes == 0 {
+			return
+		}
+	}
+	n.caughtUp = n.hlc.Now(n.wall())
 }
 
 // burst is how many items a round must exchange for the next pass to follow

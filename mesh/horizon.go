@@ -28,7 +28,10 @@ package mesh
 // and refuses nothing until peers have passed its new incarnation.) Any
 // node's horizon is valid for all, so nodes adopt the highest they hear of.
 //
-// Both are saved before anything relies on them.
+// Both are saved before anything relies on them. Neither counts a node's
+// passes before it has completed one with every peer since it started
+// (passCounts): those carry only what it held, and a node whose directory
+// was lost no longer holds its own writes.
 
 // updateStable recomputes this node's stability point after a pass.
 func (n *Node) updateStable() {

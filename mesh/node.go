@@ -169,6 +169,10 @@ type Node struct {
 	// stable is the start of the oldest of the last complete passes with
 	// each peer: every peer held, then, everything this node held.
 	stable Stamp
+	// caughtUp is a clock reading taken once this node had completed a
+	// pass with every peer since it started; zero until then. Only passes
+	// that begin after it count (passCounts).
+	caughtUp Stamp
 
 	collectDue bool // the horizon moved: tombstones may be collected
 	// clockAheadLogged: clockAhead logged that the clock is beyond the
