@@ -866,20 +866,28 @@ func (n *Node) outgrow(p *peer, inc uint64) {
 // is not held, and a write acknowledged regardless counted toward a quorum
 // that did not hold it: a write answered ok on three nodes lived on one
 // (found by review).
+//
+// The stamps are looked up in sorted copies, by binary search: with a
+// linear search a replicate of 40,000 small quorum writes (a commit
+// batch's, up to 4 MiB) took its peer 2.85 s, past the quorum timeout,
+// every write of it then answered outcome_unknown (found by review). The
+// message is a peer's, so its own order is not trusted.
 func (n *Node) heldWrites(m *message) []Stamp {
+	quorum := slices.SortedFunc(slices.Values(m.quorum), Stamp.Compare)
 	var missing []Stamp
 	for i := range m.items {
 		it := &m.items[i]
-		if !slices.Contains(m.quorum, it.Stamp) || slices.Contains(missing, it.Stamp) {
+		if _, in := slices.BinarySearchFunc(quorum, it.Stamp, Stamp.Compare); !in {
 			continue
 		}
 		if cur, ok := n.rep.get(it.Key); !ok || cur.Stamp.Less(it.Stamp) {
 			missing = append(missing, it.Stamp)
 		}
 	}
+	slices.SortFunc(missing, Stamp.Compare)
 	held := make([]Stamp, 0, len(m.quorum))
 	for _, s := range m.quorum {
-		if !slices.Contains(missing, s) {
+		if _, out := slices.BinarySearchFunc(missing, s, Stamp.Compare); !out {
 			held = append(held, s)
 		}
 	}
