@@ -27,6 +27,14 @@ import (
 // in a mesh, so the other nodes' client ports are not needed; given (as
 // --other-kv-ports, the cluster's flag), they are checked against the
 // other ports and logged.
+// The ranges --max-offset and --anti-entropy-interval take.
+const (
+	maxOffsetMin   = time.Millisecond
+	maxOffsetMax   = time.Minute
+	antiEntropyMin = 10 * time.Millisecond
+	antiEntropyMax = 10 * time.Minute
+)
+
 const (
 	flagMeshPeerRepl    = "peer-repl-ports"
 	flagWriteQuorum     = "write-quorum"
@@ -221,6 +229,19 @@ func resolveMesh(cf *clusterFlags, mf *meshFlags, host string, kvPort int, kvPor
 	}
 	if mf.antiEntropy <= 0 {
 		return nil, fmt.Errorf("--%s must be positive", flagAntiEntropy)
+	}
+	// Bounds that refuse a slip of the unit (found by review: 1ns and 24h
+	// were taken): a max offset under a millisecond is below the clocks'
+	// ordinary disagreement, and every node would refuse its peers; over
+	// a minute, a clock that far wrong goes unnoticed while it decides
+	// which write wins. An interval under 10 ms spins; over 10 minutes,
+	// a divergence waits that long for repair, and the clock check, which
+	// looks back ten intervals, looks back hours.
+	if mf.maxOffset < maxOffsetMin || mf.maxOffset > maxOffsetMax {
+		return nil, fmt.Errorf("--%s %v is out of range: %v to %v", flagMaxOffset, mf.maxOffset, maxOffsetMin, maxOffsetMax)
+	}
+	if mf.antiEntropy < antiEntropyMin || mf.antiEntropy > antiEntropyMax {
+		return nil, fmt.Errorf("--%s %v is out of range: %v to %v", flagAntiEntropy, mf.antiEntropy, antiEntropyMin, antiEntropyMax)
 	}
 	mc := &meshConfig{
 		members:     members{id: core.NodeID(cf.nodeID), replAddrs: make([]string, n)},
