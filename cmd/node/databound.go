@@ -73,7 +73,11 @@ func resolveDataBound(flagValue string, given bool, memoryLimit int64, limitName
 	if mem == 0 {
 		return dataBound{from: "no memory size known on this system"}, nil
 	}
-	return dataBound{bytes: int64(float64(mem) * dataBytesShare), from: fmt.Sprintf("half of %s, %s", from, humanBytes(mem))}, nil
+	// Never under dataBytesMin, the least the flag takes: a unit left off
+	// --memory-limit (12 for 12GiB) made a bound of 6 bytes, and every
+	// write was refused (found by review).
+	bound := max(int64(float64(mem)*dataBytesShare), dataBytesMin)
+	return dataBound{bytes: bound, from: fmt.Sprintf("half of %s, %s", from, humanBytes(mem))}, nil
 }
 
 // processMemory is the least of the bounds on this process's memory that

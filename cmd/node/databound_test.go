@@ -83,6 +83,7 @@ func TestDataBoundDefaultsToHalfTheMemoryThereIs(t *testing.T) {
 		{"garbled meminfo", "MemTotal: lots kB\n", "", "", "", false, 0, 0, "no memory size known"},
 		{"given", meminfo8GiB, "", "", "3GiB", true, 0, 3 << 30, "--max-data-bytes"},
 		{"given none", meminfo8GiB, "", "", "0", true, 0, 0, "--max-data-bytes 0"},
+		{"memory limit without its unit", meminfo8GiB, "", "", "", false, 12, 1 << 20, "--memory-limit"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

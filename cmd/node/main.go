@@ -94,7 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.embeddings, "embeddings", "", "word vectors for --enable-indexes, in GloVe or word2vec text format (default: the built-in English model)")
 	fs.IntVar(&o.indexInlineValues, "index-inline-values", core.IndexInlineValuesDefault, "--enable-indexes: a store of at most this many values, and as many KiB of keys and values, is indexed before\nthe node serves; a larger one while it serves, searches answering unavailable until that is done (0: always while serving)")
 	fs.IntVar(&limits.QueryBytesMax, "max-query-bytes", limits.QueryBytesMax, "bytes in one search query")
-	fs.IntVar(&limits.HitsMax, "max-hits", limits.HitsMax, "most hits one search may ask for (limit, top_k)")
+	fs.IntVar(&limits.HitsMax, "max-hits", limits.HitsMax, "most hits one search may ask for (limit, top_k); at most 1000 with --enable-indexes")
 	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "never fsync: acknowledged writes can be lost on a crash (benchmarks only)")
 	fs.StringVar(&o.authFile, "auth-file", "", "a file holding the password (one line, 16 to 512 bytes): clients must send it (auth op, AUTH,\nHELLO 2 AUTH default PASSWORD) before any request, and a cluster's or mesh's nodes prove it to each other;\nevery node of one cluster or mesh needs the same (default: none, every client and peer served)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "host:port to serve Prometheus metrics (/metrics) and health (/healthz) on, e.g. 127.0.0.1:9100 (default: none)")
@@ -109,7 +109,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&hostCfg.EventLoops, "event-loops", hostCfg.EventLoops, "event loops (epoll, Linux) that serve the client connections, one by default; fewer than the cores each\nwait in epoll_wait on a core of their own and fsync inline, as Redis does; more park in Go's poller; with\n--enable-indexes, two loops or more analyse values in parallel; 0 gives each connection a reader and a writer\ngoroutine instead (the only choice elsewhere)")
 	fs.DurationVar(&hostCfg.LineTimeout, "line-timeout", hostCfg.LineTimeout, "how long a partial request line may stall (at least 1ms)")
 	fs.DurationVar(&hostCfg.IdleTimeout, "idle-timeout", hostCfg.IdleTimeout, "how long a silent connection stays open (at least 100ms)")
-	fs.Int64Var(&single.SegmentBytesMax, "segment-bytes", single.SegmentBytesMax, "log segment size that starts a new segment")
+	fs.Int64Var(&single.SegmentBytesMax, "segment-bytes", single.SegmentBytesMax, "log segment size that starts a new segment (at most 1 GiB: a restart reads a segment whole)")
 	fs.Int64Var(&single.SnapshotLogBytesMin, "snapshot-log-bytes", single.SnapshotLogBytesMin, "log bytes since the last snapshot that start the next one")
 	fs.IntVar(&o.gc.percent, "gc-percent", defaultGCPercent, "GOGC: the heap may grow to (1 + this/100) x the live data before the garbage collector runs;\nlower holds less memory and costs more CPU per request; -1 turns the collector off until --memory-limit;\n$GOGC, when set, replaces the default")
 	maxDataBytes := fs.String("max-data-bytes", "", "bytes of keys and values (and 32 a key for its place in the tree) the store may hold, e.g. 2GiB: a write that\nwould pass it is refused (store_full); reads, deletes and smaller values are still served; 0: no bound\n(default: half of the memory this process may use: the machine's, its cgroup's limit or --memory-limit, the least)")
@@ -738,6 +738,12 @@ func resolveGC(percent int, percentGiven bool, limit string) (gcSettings, error)
 		n, err := parseBytes(limit)
 		if err != nil {
 			return g, fmt.Errorf("--memory-limit: %v", err)
+		}
+		if n != 0 && n < 1<<20 {
+			// A slip of the unit (12 for 12GiB): the collector would run
+			// without end, and the data bound, half of it, refuse every
+			// write (found by review).
+			return g, fmt.Errorf("--memory-limit %d is under 1MiB: give a unit (as 512MiB or 4GiB), or 0 for none", n)
 		}
 		g.memoryLimit, g.setLimit = n, true
 	}

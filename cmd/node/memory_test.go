@@ -54,6 +54,7 @@ func TestGCFlags(t *testing.T) {
 		{"--memory-limit=1.5GiB"},
 		{"--memory-limit=1GB"},
 		{"--memory-limit=99999999999TiB"},
+		{"--memory-limit=12"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("%v: accepted", args)
