@@ -876,7 +876,7 @@ func (n *Node) HandOver() (core.NodeID, bool) {
 	if err := n.raft.TransferLeadership(to); err != nil {
 		return None, false
 	}
-	n.logf("handing the office to node %d: refusing new writes until it leads, at most %v", to, time.Duration(n.cfg.ElectionTicks)*n.cfg.TickInterval)
+	n.logf("handing the office to node %d: holding new writes until it leads (at most %v), then sending them to it", to, time.Duration(n.cfg.ElectionTicks)*n.cfg.TickInterval)
 	return to, true
 }
 
