@@ -264,3 +264,32 @@ func TestHandOverSurvivesALostTimeoutNow(t *testing.T) {
 		t.Fatalf("the old leader: HandedOver %v, leader %d; want true, node %d", c.nodes[l].HandedOver(), c.nodes[l].Leader(), to)
 	}
 }
+
+// A read takes effect before the writes that came after it: on one
+// connection, requests take effect in the order they were sent
+// (docs/PROTOCOL.md). Its read index is confirmed by a heartbeat's round
+// trip, in which a write that came after it commits and applies too; read
+// then, a pipelined get k, set k=2 answered k=2 for the get (found by the
+// hand-over history review).
+func TestReadDoesNotSeeTheWritesAfterIt(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	l, _ := c.waitLeader(-1, 200)
+	if r := c.do(l, setReq("k", "1"), 20); !r.OK {
+		t.Fatalf("set k: %+v", r.Error)
+	}
+	// In one turn, as a pipelined pair comes in one read of the socket.
+	get, set := new(*core.Response), new(*core.Response)
+	c.nodes[l].HandleRequest(getReq("k"), func(r core.Response) { *get = &r })
+	c.nodes[l].HandleRequest(setReq("k", "2"), func(r core.Response) { *set = &r })
+	c.flush(l)
+	if c.wait(get, 20) < 0 || c.wait(set, 20) < 0 {
+		t.Fatal("no answers within 20 ticks")
+	}
+	if g, s := **get, **set; !s.OK {
+		t.Fatalf("set k=2: %s %+v", codeOf(s), s.Error)
+	} else if g.OK && (g.Value == nil || *g.Value != "1") {
+		t.Fatalf("get k, then set k=2 on one connection: the get read %q; want 1, the value before the set", *g.Value)
+	} else if !g.OK {
+		t.Fatalf("get k: %s %+v", codeOf(g), g.Error)
+	}
+}

@@ -206,7 +206,11 @@ type clientRead struct {
 	// after is the last write this node had proposed when the read came
 	// (0: none): the read is answered only once that write has its
 	// answer, so that on one connection a get after a set sees it.
-	after  uint64
+	after uint64
+	// upto is the last entry of this node's log when the read came:
+	// those after it were proposed after it, and on one connection a
+	// request must not see the writes sent after it (docs/PROTOCOL.md).
+	upto   uint64
 	key    string
 	keys   []string      // a bulk_get's keys; nil for a get
 	search *core.Request // a search op, answered by the indexes; nil for a get
@@ -996,6 +1000,7 @@ func (n *Node) read(rd clientRead) {
 		rd.reply(n.redirect())
 		return
 	}
+	rd.upto = n.raft.LastIndex()
 	if n.cfg.Mutation == MutReadWithoutIndex {
 		n.confirmed = append(n.confirmed, rd) // index 0: answered at once
 		n.releaseReads()
@@ -1257,12 +1262,20 @@ func (n *Node) handleReady() (bool, error) {
 	// Committed entries are on this node's disk already (Raft hands out
 	// only those), so they are applied now, while the Ready's own entries
 	// sync.
+	//
+	// The reads this Ready confirms are answered between them, each
+	// before the first entry proposed after it: the majority that
+	// commits such an entry confirmed the read too, in the same round
+	// trip, and a read answered after the turn's entries all applied saw
+	// the writes that came after it (found by the hand-over history
+	// review: a pipelined get k, set k=2 read 2).
+	n.readStates(rd.ReadStates)
 	for _, e := range rd.Committed {
+		n.releaseReads()
 		if err := n.apply(e); err != nil {
 			return false, err
 		}
 	}
-	n.readStates(rd.ReadStates)
 	n.releaseReads()
 	if !hardSaved {
 		// Nothing may leave that relies on the term and vote; the entries
@@ -1636,6 +1649,14 @@ func (n *Node) releaseReads() {
 			break // a write that came before it waits for its answer
 		}
 		n.confirmed = n.confirmed[1:]
+		if n.applied > rd.upto && n.cfg.Mutation != MutReadWithoutIndex {
+			// Entries proposed after the read are applied already (a
+			// read a new leader confirmed once it had committed its
+			// first entry): the store may hold writes sent after it on
+			// its connection. Refused, it observed nothing.
+			rd.reply(core.ErrorResponse(core.CodeUnavailable, "the read was confirmed only after writes that came after it were applied; retry"))
+			continue
+		}
 		if rd.search != nil {
 			// Applied entries are committed: the answer needs no wait, in
 			// whichever turn it comes.
