@@ -163,7 +163,7 @@ func TestClusterHistoryIsLinearizableAcrossHandOvers(t *testing.T) {
 			t.Fatalf("final read of %s: %v", p.key, err)
 		}
 		rec.Record(op)
-		t.Logf("pipeliner %d: %d pairs sent, %d sets acknowledged, %d gets after them answered", w, p.pairs, p.acked, p.readBack)
+		t.Logf("pipeliner %d: %d batches sent, %d sets acknowledged, %d gets answered, gets refused %v", w, p.batches, p.acked, p.reads, p.readsRefused)
 		for _, e := range p.wrong {
 			t.Error(e)
 		}
@@ -254,8 +254,9 @@ type pipeliner struct {
 	nc net.Conn
 	rd *bufio.Reader
 
-	pairs, acked, readBack int
-	wrong                  []string
+	batches, acked, reads int
+	readsRefused          map[string]int // by code
+	wrong                 []string
 }
 
 // drop closes the connection, and moves on to the next node.
@@ -282,7 +283,14 @@ type rawResponse struct {
 
 func (p *pipeliner) run() {
 	defer p.drop()
-	for seq := 0; !p.stop.Load(); seq++ {
+	r := rand.New(rand.NewPCG(uint64(p.id), 31))
+	// What the key holds, as far as this pipeliner, its only writer,
+	// knows: known is false from a set of unknown outcome to the next
+	// one acknowledged.
+	known, found, cur := true, false, ""
+	req := 0
+	p.readsRefused = map[string]int{}
+	for !p.stop.Load() {
 		if p.nc == nil {
 			nc, err := net.DialTimeout("tcp", p.addrs[p.next], time.Second)
 			if err != nil {
@@ -292,63 +300,80 @@ func (p *pipeliner) run() {
 			}
 			p.nc, p.rd = nc, bufio.NewReader(nc)
 		}
-		value := fmt.Sprintf("c%d.%d", p.id, seq)
-		set := checks.Op{Client: p.id, Req: 2 * seq, Kind: checks.KindSet, Key: p.key, Value: value}
-		get := checks.Op{Client: p.id, Req: 2*seq + 1, Kind: checks.KindGet, Key: p.key}
-		line := fmt.Sprintf(`{"id":%d,"op":"set","key":%q,"value":%q}`+"\n"+`{"id":%d,"op":"get","key":%q}`+"\n", 2*seq, p.key, value, 2*seq+1, p.key)
-		p.nc.SetDeadline(time.Now().Add(pipelineWait))
-		set.Call = p.rec.Now()
-		get.Call = set.Call
-		p.pairs++
-		if _, err := p.nc.Write([]byte(line)); err != nil {
-			set.Return, set.Outcome, set.Note = p.rec.Now(), checks.Unknown, err.Error()
-			p.rec.Record(set)
-			p.drop()
-			continue
-		}
-		sr, err := readResponse(p.rd)
-		set.Return = p.rec.Now()
-		if err != nil {
-			set.Outcome, set.Note = checks.Unknown, err.Error()
-			p.rec.Record(set)
-			p.drop()
-			continue
-		}
-		switch {
-		case sr.OK:
-			set.Outcome = checks.OK
-			p.acked++
-		case sr.Error != nil && (sr.Error.Code == core.CodeNotLeader || sr.Error.Code == core.CodeUnavailable):
-			set.Outcome, set.Note = checks.Failed, sr.Error.Code
-		default:
-			set.Outcome, set.Note = checks.Unknown, fmt.Sprintf("%+v", sr.Error)
-		}
-		p.rec.Record(set)
-		gr, err := readResponse(p.rd)
-		get.Return = p.rec.Now()
-		if err != nil {
-			p.drop()
-			continue
-		}
-		switch {
-		case gr.OK && gr.Value != nil:
-			get.Outcome, get.Found, get.Value = checks.OK, true, *gr.Value
-		case gr.Error != nil && gr.Error.Code == core.CodeNotFound:
-			get.Outcome = checks.OK
-		default:
-			p.follow(gr)
-			continue // a read refused observed nothing
-		}
-		p.rec.Record(get)
-		p.follow(sr)
-		switch {
-		case set.Outcome == checks.OK:
-			p.readBack++
-			if !get.Found || get.Value != value {
-				p.wrong = append(p.wrong, fmt.Sprintf("%s: a get pipelined after set %s=%s, acknowledged, read %q (found %v)", p.addrs[p.next], p.key, value, get.Value, get.Found))
+		// A batch of 2 to 6 sets and gets, in one write.
+		ops := make([]checks.Op, 2+r.IntN(5))
+		var line strings.Builder
+		for i := range ops {
+			op := checks.Op{Client: p.id, Req: req, Kind: checks.KindGet, Key: p.key}
+			if i == 0 || r.IntN(2) == 0 {
+				op.Kind, op.Value = checks.KindSet, fmt.Sprintf("c%d.%d", p.id, req)
+				fmt.Fprintf(&line, `{"id":%d,"op":"set","key":%q,"value":%q}`+"\n", req, p.key, op.Value)
+			} else {
+				fmt.Fprintf(&line, `{"id":%d,"op":"get","key":%q}`+"\n", req, p.key)
 			}
-		case set.Outcome == checks.Failed && get.Found && get.Value == value:
-			p.wrong = append(p.wrong, fmt.Sprintf("%s: set %s=%s was refused (%s), but the get pipelined after it read its value", p.addrs[p.next], p.key, value, set.Note))
+			req++
+			ops[i] = op
+		}
+		p.nc.SetDeadline(time.Now().Add(pipelineWait))
+		call := p.rec.Now()
+		p.batches++
+		_, err := p.nc.Write([]byte(line.String()))
+		var refused *rawResponse
+		for i := range ops {
+			op := &ops[i]
+			op.Call = call
+			var resp *rawResponse
+			if err == nil {
+				resp, err = readResponse(p.rd)
+			}
+			op.Return = p.rec.Now()
+			if op.Kind == checks.KindSet {
+				switch {
+				case err != nil:
+					op.Outcome, op.Note = checks.Unknown, err.Error()
+					known = false
+				case resp.OK:
+					op.Outcome = checks.OK
+					known, found, cur = true, true, op.Value
+					p.acked++
+				case resp.Error != nil && (resp.Error.Code == core.CodeNotLeader || resp.Error.Code == core.CodeUnavailable):
+					// Not applied, and never to be.
+					op.Outcome, op.Note = checks.Failed, resp.Error.Code
+					refused = resp
+				default:
+					op.Outcome, op.Note = checks.Unknown, fmt.Sprintf("%+v", resp.Error)
+					known = false
+				}
+				p.rec.Record(*op)
+				continue
+			}
+			switch {
+			case err != nil:
+				continue // a read unanswered observed nothing
+			case resp.OK && resp.Value != nil:
+				op.Outcome, op.Found, op.Value = checks.OK, true, *resp.Value
+			case resp.Error != nil && resp.Error.Code == core.CodeNotFound:
+				op.Outcome = checks.OK
+			default:
+				refused = resp
+				if resp.Error != nil {
+					p.readsRefused[resp.Error.Code]++
+				}
+				continue // a read refused observed nothing
+			}
+			p.rec.Record(*op)
+			p.reads++
+			if known && (op.Found != found || op.Value != cur) {
+				p.wrong = append(p.wrong, fmt.Sprintf("%s: a get of %s pipelined after the sets before it on its connection read %q (found %v); the last acknowledged, with none of unknown outcome since, wrote %q (found %v)",
+					p.addrs[p.next], p.key, op.Value, op.Found, cur, found))
+			}
+		}
+		if err != nil {
+			p.drop()
+			continue
+		}
+		if refused != nil {
+			p.follow(refused)
 		}
 	}
 }
