@@ -293,3 +293,34 @@ func TestReadDoesNotSeeTheWritesAfterIt(t *testing.T) {
 		t.Fatalf("get k: %s %+v", codeOf(g), g.Error)
 	}
 }
+
+// A hand-over goes to a follower heard from lately rather than to one that
+// went silent: a follower that just crashed counts as active for up to two
+// election timeouts, and on an idle cluster its log is as long as the
+// live one's, so the lowest id won the tie, and a leader stopped right
+// after it handed the office to the dead node, waited out the hand-over
+// and left the cluster to an election (found by the hand-over history
+// review).
+func TestHandOverPassesOverAFollowerThatWentSilent(t *testing.T) {
+	for dead := range 3 {
+		c := newNodeCluster(t, 3, nil)
+		l, _ := c.waitLeader(-1, 200)
+		if l == dead {
+			continue
+		}
+		if r := c.do(l, setReq("a", "1"), 20); !r.OK {
+			t.Fatalf("set a: %+v", r.Error)
+		}
+		c.cut[dead] = true
+		for range c.cfgs[0].HeartbeatTicks * 3 {
+			c.step()
+		}
+		to, ok := c.nodes[l].HandOver()
+		if !ok {
+			t.Fatal("the leader found no follower to hand over to")
+		}
+		if int(to) == dead {
+			t.Fatalf("node %d handed the office to node %d, silent for %d heartbeats, rather than to the other follower", l, to, 3)
+		}
+	}
+}

@@ -830,20 +830,26 @@ func (r *Raft) TransferLeadership(to core.NodeID) error {
 
 // HandOverTarget is the follower a hand-over should go to: of those heard
 // from lately whose disks take writes, the one whose log is the longest
-// (the lowest id among equals); false when there is none or this node does
-// not lead.
-func (r *Raft) HandOverTarget() (core.NodeID, bool) {
+// (the lowest id among equals), those that prefer picks (heard from in
+// the last heartbeats: Node.HandOver) before the others; false when there
+// is none or this node does not lead. A follower that just crashed counts
+// as active for up to two election timeouts, and on an idle cluster its
+// log is as long as the others': without the preference, a leader stopped
+// then handed the office to it when its id was the lowest (found by the
+// hand-over history review).
+func (r *Raft) HandOverTarget(prefer func(core.NodeID) bool) (core.NodeID, bool) {
 	if r.state != Leader {
 		return None, false
 	}
-	best := -1
+	best, bestPreferred := -1, false
 	for i := range r.peers {
 		pr := &r.progress[i]
 		if i == r.self || !(pr.active || pr.wasActive) || pr.diskFailing {
 			continue
 		}
-		if best < 0 || pr.match > r.progress[best].match {
-			best = i
+		preferred := prefer(r.peers[i])
+		if best < 0 || (preferred && !bestPreferred) || (preferred == bestPreferred && pr.match > r.progress[best].match) {
+			best, bestPreferred = i, preferred
 		}
 	}
 	if best < 0 {
