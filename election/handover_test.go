@@ -324,3 +324,35 @@ func TestHandOverPassesOverAFollowerThatWentSilent(t *testing.T) {
 		}
 	}
 }
+
+// A node that handed the office over is leaving: it stands in no election,
+// so a leader stopped at the same moment cannot hand the office back to it
+// (it would exit as leader, leaving the cluster to an election).
+func TestNodeThatHandedOverIsNotHandedTheOfficeBack(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	l, _ := c.waitLeader(-1, 200)
+	to, ok := c.nodes[l].HandOver()
+	if !ok {
+		t.Fatal("the leader found no follower to hand over to")
+	}
+	for range 5 {
+		c.step()
+	}
+	if c.leader() != int(to) {
+		t.Fatalf("node %d leads, want node %d", c.leader(), to)
+	}
+	// The third node is cut off: the only follower the new leader hears
+	// is the one that is leaving.
+	third := 3 - l - int(to)
+	c.cut[third] = true
+	back, ok := c.nodes[to].HandOver()
+	if !ok || back != core.NodeID(l) {
+		t.Fatalf("node %d's hand-over went to %d (%v), want node %d, the only one it hears", to, back, ok, l)
+	}
+	for range 3 * c.cfgs[0].ElectionTicks {
+		c.step()
+		if c.leader() == l {
+			t.Fatalf("node %d, which handed the office over and is leaving, took it back", l)
+		}
+	}
+}

@@ -873,6 +873,7 @@ func (n *Node) releaseHeld() {
 // election timeout. false: this node does not lead, or no follower can take
 // the office (none heard from lately, or their disks refuse writes).
 func (n *Node) HandOver() (core.NodeID, bool) {
+	n.raft.SetLeaving() // whatever comes of it: the process is going
 	to, ok := n.raft.HandOverTarget(func(id core.NodeID) bool {
 		at, heard := n.heardTick[id]
 		return heard && n.ticks-at <= 2*n.cfg.HeartbeatTicks

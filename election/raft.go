@@ -262,6 +262,9 @@ type Raft struct {
 	transferee     core.NodeID
 	transferTicks  int
 	timeoutNowSent bool
+	// leaving: this node is shutting down (SetLeaving): it stands in no
+	// election, so that it is not handed back the office it handed over.
+	leaving bool
 }
 
 // transferVote, in the Context of a vote request (which otherwise carries
@@ -474,7 +477,7 @@ func (r *Raft) Tick() {
 		// A node whose disk refuses writes could not save its own vote,
 		// nor, elected, persist its entries: it leaves the office to a
 		// node that can.
-		if r.electionElapsed >= r.electionTimeout && len(r.peers) > 0 && !r.rejoining && !r.diskFailing {
+		if r.electionElapsed >= r.electionTimeout && len(r.peers) > 0 && !r.rejoining && !r.diskFailing && !r.leaving {
 			r.campaign()
 		} else if r.electionElapsed >= r.electionTimeout && r.state == Follower {
 			// A node that may not stand (rejoining, or its disk
@@ -776,7 +779,7 @@ func (r *Raft) Step(m Message) {
 			r.lead = m.From
 			r.handleLeaderMsg(m)
 		}
-		if m.Type == MsgTimeoutNow && m.From == r.lead && !r.rejoining && !r.diskFailing {
+		if m.Type == MsgTimeoutNow && m.From == r.lead && !r.rejoining && !r.diskFailing && !r.leaving {
 			// The leader hands the office over. A node that may not
 			// stand (rejoining, its disk failing) lets the hand-over
 			// time out.
@@ -857,6 +860,13 @@ func (r *Raft) HandOverTarget(prefer func(core.NodeID) bool) (core.NodeID, bool)
 	}
 	return r.peers[best], true
 }
+
+// SetLeaving marks this node as shutting down: it stands in no election
+// from now on, by its timeout or by a hand-over to it. A node that handed
+// the office over and waits for its writes' answers was the most up to
+// date, and a leader stopped at the same moment handed the office back to
+// it, which then exited as leader (found by review).
+func (r *Raft) SetLeaving() { r.leaving = true }
 
 // Transferring is the follower this leader is handing the office to, None
 // when it is not.

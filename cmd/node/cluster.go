@@ -499,44 +499,65 @@ const handOverPoll = 5 * time.Millisecond
 // round trip. A node that does not lead, or whose followers cannot take the
 // office, stops at once.
 func handOver(host *realnet.Host, n *election.Node, wait time.Duration, logs *serverLog) {
-	ask := func(f func() bool) bool {
-		res := make(chan bool, 1)
+	// What a look at the node found. Each look runs on the node's goroutine
+	// and sends its findings back whole: a look that outlived its wait
+	// wrote into the caller's variables after the caller had read them
+	// (found by review).
+	type look struct {
+		to, lead    core.NodeID
+		began, done bool
+		failed      bool
+		other       bool // another node leads (lead)
+	}
+	ask := func(f func() look) (look, bool) {
+		res := make(chan look, 1)
 		if !host.Post(func() { res <- f() }) {
-			return false // the host stopped
+			return look{}, false // the host stopped
 		}
 		select {
-		case ok := <-res:
-			return ok
+		case l := <-res:
+			return l, true
 		case <-time.After(wait):
-			return false
+			return look{}, false
 		}
 	}
-	var to core.NodeID
-	if !ask(func() bool {
-		var ok bool
-		to, ok = n.HandOver()
-		return ok
-	}) {
+	first, ok := ask(func() look {
+		to, ok := n.HandOver()
+		return look{to: to, began: ok}
+	})
+	if !ok || !first.began {
 		return
 	}
+	to := first.to
 	start := time.Now()
+	var last look
 	for time.Since(start) < wait {
-		var lead core.NodeID
-		var failed bool
-		if ask(func() bool {
-			lead, failed = n.Leader(), n.HandOverFailed()
-			return n.HandedOver()
-		}) {
-			logs.Info(fmt.Sprintf("handed the office to node %d in %v", lead, time.Since(start).Round(time.Millisecond)), "event", "hand_over", "to", int(lead))
+		l, ok := ask(func() look {
+			r := n.Raft()
+			return look{lead: r.Leader(), done: n.HandedOver(), failed: n.HandOverFailed(),
+				other: r.State() != election.Leader && r.Leader() != election.None}
+		})
+		if ok && l.done {
+			logs.Info(fmt.Sprintf("handed the office to node %d in %v", l.lead, time.Since(start).Round(time.Millisecond)), "event", "hand_over", "to", int(l.lead))
 			return
 		}
-		if failed {
+		if ok && l.failed {
 			// Waiting the rest of the second would hold the exit while
 			// this node leads on (found by review).
 			logs.Warn(fmt.Sprintf("node %d did not take the office within an election timeout; shutting down as leader (the others elect one by themselves)", to), "event", "hand_over", "to", int(to))
 			return
 		}
+		if ok {
+			last = l
+		}
 		time.Sleep(handOverPoll)
+	}
+	if last.other {
+		// Another node leads, but the writes this node took as leader
+		// still wait for their answers (the new leader died before
+		// committing them, say): the office was handed over all the same.
+		logs.Warn(fmt.Sprintf("node %d leads, but writes this node took still had no answer after %v; shutting down (their clients retry them)", last.lead, wait), "event", "hand_over", "to", int(last.lead))
+		return
 	}
 	logs.Warn(fmt.Sprintf("node %d did not take the office within %v; shutting down anyway (the cluster elects a leader by itself)", to, wait), "event", "hand_over", "to", int(to))
 }
