@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"time"
@@ -100,6 +101,9 @@ func (c *ops) ScanAll(ctx context.Context, prefix string, pageSize int, opts ...
 		for {
 			resp, err := c.scan(ctx, req, pageSize)
 			if err != nil {
+				if errors.Is(err, ErrScanExpired) {
+					open = "" // gone: nothing to close
+				}
 				yield(KV{}, err)
 				return
 			}

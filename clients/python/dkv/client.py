@@ -17,6 +17,7 @@ from .errors import (
     DKVError,
     ProtocolError,
     RequestTimeout,
+    ScanExpired,
     ServerError,
     TLSError,
     UnknownOutcome,
@@ -294,7 +295,11 @@ class _Walks(object):
         first = True
         try:
             while True:
-                page, view = self._submit(_walk_page(prefix, after, page_size, consistent and first, view))
+                try:
+                    page, view = self._submit(_walk_page(prefix, after, page_size, consistent and first, view))
+                except ScanExpired:
+                    view = ""  # gone: nothing to close
+                    raise
                 first = False
                 for kv in page.items:
                     yield kv

@@ -874,9 +874,14 @@ class ConsistentScanFakeTest(unittest.TestCase):
                         got.append(kv)
                 self.assertIn("view", str(cm.exception))
                 # The page that broke the protocol yields nothing, and no
-                # page is asked for after it.
+                # page is asked for after it; a walk that had a view asks
+                # the server to close it, the walk being over.
                 self.assertEqual(got, [("a", "v-a"), ("b", "v-b")][:yielded])
-                self.assertEqual(len(fake.requests), 1 if yielded == 0 else 2)
+                if yielded == 0:
+                    self.assertEqual(len(fake.requests), 1)
+                else:
+                    self.assertEqual(len(fake.requests), 3)
+                    self.assertEqual(self.requests(fake)[2], {"op": "scan", "view": "v1", "close": True})
         # The last page of a walk names no view, and may: the end either way.
         for last in [{"items": items("c"), "more": False}, {"items": items("c"), "more": False, "view": "v1"}]:
             with self.subTest(last=last), FakeServer(scan_handler([first, last])) as fake, KVClient(port=fake.port, timeout=5) as c:
