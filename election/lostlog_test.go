@@ -40,6 +40,22 @@ func (c *nodeCluster) restart(i int, lose func()) {
 	c.flush(i)
 }
 
+// nextLeaderHoldsX steps until a node other than old leads, and checks
+// that it serves x's acknowledged value.
+func (c *nodeCluster) nextLeaderHoldsX(old int) {
+	c.t.Helper()
+	for range 20 * c.cfgs[0].ElectionTicks {
+		c.step()
+		if n := c.leader(); n >= 0 && n != old {
+			r := c.do(n, getReq("x"), 100)
+			if !r.OK || *r.Value != "acknowledged" {
+				c.t.Fatalf("node %d leads without the acknowledged write: get x = %s %+v", n, codeOf(r), r.Value)
+			}
+			return
+		}
+	}
+}
+
 // A node whose log and snapshot are gone while its raft-state is left (an
 // operator freeing a full disk of its largest files, or of "*.log") lost
 // the entries it helped commit: it rejoins, as --rejoin makes it, rather
@@ -79,16 +95,7 @@ func TestNodeThatLostItsLogButNotItsStateRejoins(t *testing.T) {
 	}
 	// The leader is lost; the node that missed the write is back.
 	c.cut[l], c.cut[behind] = true, false
-	for range 20 * c.cfgs[0].ElectionTicks {
-		c.step()
-		if n := c.leader(); n >= 0 && n != l {
-			r := c.do(n, getReq("x"), 100)
-			if !r.OK || *r.Value != "acknowledged" {
-				t.Fatalf("node %d leads without the acknowledged write: get x = %s %+v", n, codeOf(r), r.Value)
-			}
-			break
-		}
-	}
+	c.nextLeaderHoldsX(l)
 	// With the old leader back, a leader is elected, and the rejoining
 	// node catches up and votes again.
 	c.cut[l] = false
@@ -219,14 +226,5 @@ func TestNodeThatLostItsLogButNotItsSnapshotRejoins(t *testing.T) {
 		t.Errorf("node %d, whose log is gone and snapshot kept, does not rejoin", keeper)
 	}
 	c.cut[l], c.cut[behind] = true, false
-	for range 20 * c.cfgs[0].ElectionTicks {
-		c.step()
-		if n := c.leader(); n >= 0 && n != l {
-			r := c.do(n, getReq("x"), 100)
-			if !r.OK || *r.Value != "acknowledged" {
-				t.Fatalf("node %d leads without the acknowledged write: get x = %s %+v", n, codeOf(r), r.Value)
-			}
-			break
-		}
-	}
+	c.nextLeaderHoldsX(l)
 }
