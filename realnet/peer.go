@@ -280,6 +280,13 @@ type peer struct {
 	// notify has room for one token: "the queue may have messages". Send
 	// never blocks on it, and the sender looks at the queue after taking it.
 	notify chan struct{}
+	// back has room for one token: "the peer connected to us", which ends
+	// a dial backoff at once: a peer that restarted was redialled only
+	// when the backoff ran out, up to DialBackoffMax later, and its
+	// messages to us arrived while ours to it waited (found measuring a
+	// hand-over to a node restarted a moment before: it stepped down,
+	// hearing no one, and the cluster waited for an election).
+	back chan struct{}
 
 	// wmu is held by whoever writes to the connection: the sender, from
 	// taking messages off the queue until it has flushed them, or Send,
@@ -371,6 +378,7 @@ func NewPeers(cfg PeerConfig) (*Peers, error) {
 			addr:   addr,
 			ring:   make([][]byte, cfg.QueueMax),
 			notify: make(chan struct{}, 1),
+			back:   make(chan struct{}, 1),
 		}
 	}
 	return p, nil
@@ -690,8 +698,15 @@ func (pr *peer) sendLoop() {
 			p.log.logf(fmt.Sprintf("dial %d", pr.id), "peers: cannot connect to peer %d (%s), retrying with backoff up to %v: %v",
 				pr.id, pr.addr, cfg.DialBackoffMax, err)
 		}
-		if !p.sleep(jitter(backoff)) {
+		// A token left from an earlier connection of the peer's costs one
+		// dial at once, no more: the backoff goes on from there.
+		woken, ok := p.sleepOrBack(jitter(backoff), pr.back)
+		if !ok {
 			return
+		}
+		if woken {
+			backoff = cfg.DialBackoffMin // it is back: dial now
+			continue
 		}
 		backoff = min(2*backoff, cfg.DialBackoffMax)
 	}
@@ -701,6 +716,21 @@ func (pr *peer) sendLoop() {
 // do not all redial it in step.
 func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
+}
+
+// sleepOrBack waits d, or until back has a token (woken), or reports
+// false if Close came first.
+func (p *Peers) sleepOrBack(d time.Duration, back <-chan struct{}) (woken, ok bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false, true
+	case <-back:
+		return true, true
+	case <-p.ctx.Done():
+		return false, false
+	}
 }
 
 // sleep waits d, or reports false if Close came first.
@@ -1089,6 +1119,10 @@ func (p *Peers) serveInbound(nc net.Conn) {
 			p.log.logf("refuse "+errorKind(err), "peers: refused a connection from %s: %v", nc.RemoteAddr(), err)
 		}
 		return
+	}
+	select {
+	case pr.back <- struct{}{}: // it is up: a sender in backoff dials now
+	default:
 	}
 	if p.loop != nil {
 		fs, err := p.loop.adoptFrames(nc, p.cfg.FrameBytesMax, p.cfg.IdleTimeout, func(msg []byte) {

@@ -1203,3 +1203,30 @@ func BenchmarkPeersSend(b *testing.B) {
 		})
 	}
 }
+
+// A peer that connects to us ends our dial backoff towards it: a sender
+// that failed to reach a peer while it was down dials it again as soon as
+// the peer, back, connects, not when its backoff runs out. (A node
+// restarted a moment before a hand-over took the office, and stepped down
+// hearing no one: its followers' answers waited in their backoff.) Here
+// the backoff is an hour, so only the peer's connection can end it.
+func TestPeerThatConnectsEndsOurBackoff(t *testing.T) {
+	noPeerGoroutinesAtEnd(t)
+	lnA := listenLoopback(t)
+	addrs := []string{lnA.Addr().String(), freeAddr(t)}
+	cfgA, logA := testPeerConfig(t, 0, addrs)
+	cfgA.DialBackoffMin, cfgA.DialBackoffMax = time.Hour, time.Hour
+	a := newTestPeer(t, cfgA, logA)
+	a.startOn(t, lnA)
+	a.Send(1, []byte("while B is down"))
+	waitFor(t, "A to fail to reach B", func() bool { return logA.has("cannot connect to peer 1") })
+
+	cfgB, logB := testPeerConfig(t, 1, addrs)
+	b := newTestPeer(t, cfgB, logB)
+	if err := b.Start(b.in.deliver); err != nil {
+		t.Fatal(err)
+	}
+	b.Send(0, []byte("B is up")) // B dials A
+	waitFor(t, "A to hear from B", func() bool { return a.in.has("B is up") })
+	waitFor(t, "B to get what A queued, A's backoff of an hour cut short", func() bool { return b.in.has("while B is down") })
+}
