@@ -1389,16 +1389,11 @@ type logLimiter struct {
 	out  func(format string, args ...any)
 	mu   sync.Mutex
 	last map[string]*logLine
-	// every is the interval (0: logIntervalMin; tests shorten it).
-	every time.Duration
 }
 
 type logLine struct {
 	at         time.Time
 	suppressed int
-	// flushing: a timer will write the count of the lines held back at
-	// the interval's end, if no line of the kind has by then.
-	flushing bool
 }
 
 // logKeysMax bounds the kinds remembered; past it lines share one budget.
@@ -1418,15 +1413,8 @@ func (l *logLimiter) logf(key, format string, args ...any) {
 			l.last[key] = e
 		}
 	}
-	every := l.interval()
-	if !e.at.IsZero() && now.Sub(e.at) < every {
+	if !e.at.IsZero() && now.Sub(e.at) < logIntervalMin {
 		e.suppressed++
-		if !e.flushing {
-			// The count went out only with the kind's next line, so a
-			// flood that stopped left it unsaid (found by review).
-			e.flushing = true
-			time.AfterFunc(every-now.Sub(e.at), func() { l.flush(key) })
-		}
 		l.mu.Unlock()
 		return
 	}
@@ -1438,31 +1426,4 @@ func (l *logLimiter) logf(key, format string, args ...any) {
 		msg += fmt.Sprintf(" (and %d more like it since the last such line)", suppressed)
 	}
 	l.out("%s", msg)
-}
-
-func (l *logLimiter) interval() time.Duration {
-	if l.every > 0 {
-		return l.every
-	}
-	return logIntervalMin
-}
-
-// flush writes, at the end of an interval, how many lines of the kind key
-// were held back in it, unless a line of the kind said so already.
-func (l *logLimiter) flush(key string) {
-	l.mu.Lock()
-	e := l.last[key]
-	if e == nil {
-		l.mu.Unlock()
-		return
-	}
-	e.flushing = false
-	n := e.suppressed
-	if n == 0 {
-		l.mu.Unlock()
-		return
-	}
-	e.at, e.suppressed = time.Now(), 0
-	l.mu.Unlock()
-	l.out("%d more lines of the kind %q in the last %v were not written", n, key, l.interval())
 }
