@@ -287,22 +287,29 @@ func (c *Caller) saw(op checks.Op) {
 func FinalReads(t testing.TB, kv KV, id, keys int, timeout time.Duration, rec *Recorder) {
 	t.Helper()
 	for k := range keys {
-		key := fmt.Sprint("k", k)
-		op := checks.Op{Client: id, Req: k, Kind: checks.KindGet, Key: key, Final: true, Call: rec.Now()}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		v, err := kv.Get(ctx, key)
-		cancel()
-		op.Return = rec.Now()
-		switch {
-		case err == nil:
-			op.Outcome, op.Found, op.Value = checks.OK, true, v
-		case errors.Is(err, client.ErrNotFound):
-			op.Outcome = checks.OK
-		default:
-			t.Fatalf("final read of %s: %v", key, err)
-		}
-		rec.Record(op)
+		FinalRead(t, kv, id, k, fmt.Sprint("k", k), timeout, rec)
 	}
+}
+
+// FinalRead reads key once more, as request req of caller id, after the
+// last crash, and records it as a final read; a read that fails fails
+// the test, for durability could not be judged without it.
+func FinalRead(t testing.TB, kv KV, id, req int, key string, timeout time.Duration, rec *Recorder) {
+	t.Helper()
+	op := checks.Op{Client: id, Req: req, Kind: checks.KindGet, Key: key, Final: true, Call: rec.Now()}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	v, err := kv.Get(ctx, key)
+	cancel()
+	op.Return = rec.Now()
+	switch {
+	case err == nil:
+		op.Outcome, op.Found, op.Value = checks.OK, true, v
+	case errors.Is(err, client.ErrNotFound):
+		op.Outcome = checks.OK
+	default:
+		t.Fatalf("final read of %s: %v", key, err)
+	}
+	rec.Record(op)
 }
 
 // Judge checks the history: it must hold at least okMin acknowledged calls

@@ -2,9 +2,7 @@ package clustertest
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -18,7 +16,6 @@ import (
 	"time"
 
 	"dkv/checks"
-	"dkv/client"
 	"dkv/core"
 	"dkv/internal/historytest"
 	"dkv/internal/nodeproc"
@@ -147,20 +144,7 @@ func TestClusterHistoryIsLinearizableAcrossHandOvers(t *testing.T) {
 	kv := dialCluster(t, c.Addrs())
 	historytest.FinalReads(t, kv, workers, keys, waitMax, rec)
 	for w, p := range ps {
-		ctx, cancel := context.WithTimeout(context.Background(), waitMax)
-		op := checks.Op{Client: 200, Req: w, Kind: checks.KindGet, Key: p.key, Final: true, Call: rec.Now()}
-		v, err := kv.Get(ctx, p.key)
-		cancel()
-		op.Return = rec.Now()
-		switch {
-		case err == nil:
-			op.Outcome, op.Found, op.Value = checks.OK, true, v
-		case errors.Is(err, client.ErrNotFound):
-			op.Outcome = checks.OK
-		default:
-			t.Fatalf("final read of %s: %v", p.key, err)
-		}
-		rec.Record(op)
+		historytest.FinalRead(t, kv, 200, w, p.key, waitMax, rec)
 		t.Logf("pipeliner %d: %d batches sent, %d sets acknowledged, %d gets answered, gets refused %v", w, p.batches, p.acked, p.reads, p.readsRefused)
 		for _, e := range p.wrong {
 			t.Error(e)
