@@ -62,7 +62,8 @@ func writeFile(t *testing.T, p, content string) {
 const meminfo8GiB = "MemTotal:        8388608 kB\nMemFree:         1000 kB\n"
 
 // --max-data-bytes: given, or half of the least of the machine's memory,
-// its cgroup's limit and the runtime's soft limit.
+// its cgroup's limit and the runtime's soft limit (a tenth with indexes,
+// which the data bytes do not count).
 func TestDataBoundDefaultsToHalfTheMemoryThereIs(t *testing.T) {
 	cases := []struct {
 		name            string
@@ -70,25 +71,29 @@ func TestDataBoundDefaultsToHalfTheMemoryThereIs(t *testing.T) {
 		flag            string
 		given           bool
 		limit           int64
+		indexes         bool
 		want            int64
 		from            string
 	}{
-		{"machine", meminfo8GiB, "", "", "", false, 0, 4 << 30, "the machine's memory"},
-		{"cgroup v2 lower", meminfo8GiB, "2147483648\n", "", "", false, 0, 1 << 30, "the cgroup's memory limit"},
-		{"cgroup v2 no limit", meminfo8GiB, "max\n", "", "", false, 0, 4 << 30, "the machine's memory"},
-		{"cgroup v1 lower", meminfo8GiB, "", "1073741824\n", "", false, 0, 512 << 20, "the cgroup's memory limit"},
-		{"cgroup v1 unlimited", meminfo8GiB, "", "9223372036854771712\n", "", false, 0, 4 << 30, "the machine's memory"},
-		{"memory limit lowest", meminfo8GiB, "2147483648\n", "", "", false, 512 << 20, 256 << 20, "--memory-limit"},
-		{"nothing known", "", "", "", "", false, 0, 0, "no memory size known"},
-		{"garbled meminfo", "MemTotal: lots kB\n", "", "", "", false, 0, 0, "no memory size known"},
-		{"given", meminfo8GiB, "", "", "3GiB", true, 0, 3 << 30, "--max-data-bytes"},
-		{"given none", meminfo8GiB, "", "", "0", true, 0, 0, "--max-data-bytes 0"},
-		{"memory limit without its unit", meminfo8GiB, "", "", "", false, 12, 1 << 20, "--memory-limit"},
+		{"machine", meminfo8GiB, "", "", "", false, 0, false, 4 << 30, "the machine's memory"},
+		{"cgroup v2 lower", meminfo8GiB, "2147483648\n", "", "", false, 0, false, 1 << 30, "the cgroup's memory limit"},
+		{"cgroup v2 no limit", meminfo8GiB, "max\n", "", "", false, 0, false, 4 << 30, "the machine's memory"},
+		{"cgroup v1 lower", meminfo8GiB, "", "1073741824\n", "", false, 0, false, 512 << 20, "the cgroup's memory limit"},
+		{"cgroup v1 unlimited", meminfo8GiB, "", "9223372036854771712\n", "", false, 0, false, 4 << 30, "the machine's memory"},
+		{"memory limit lowest", meminfo8GiB, "2147483648\n", "", "", false, 512 << 20, false, 256 << 20, "--memory-limit"},
+		{"nothing known", "", "", "", "", false, 0, false, 0, "no memory size known"},
+		{"garbled meminfo", "MemTotal: lots kB\n", "", "", "", false, 0, false, 0, "no memory size known"},
+		{"given", meminfo8GiB, "", "", "3GiB", true, 0, false, 3 << 30, "--max-data-bytes"},
+		{"given none", meminfo8GiB, "", "", "0", true, 0, false, 0, "--max-data-bytes 0"},
+		{"memory limit without its unit", meminfo8GiB, "", "", "", false, 12, false, 1 << 20, "--memory-limit"},
+		{"indexes", meminfo8GiB, "", "", "", false, 0, true, 8 << 30 / 10, "a tenth (--enable-indexes) of the machine's memory"},
+		{"indexes, cgroup lower", meminfo8GiB, "2147483648\n", "", "", false, 0, true, 2 << 30 / 10, "the cgroup's memory limit"},
+		{"indexes, given", meminfo8GiB, "", "", "3GiB", true, 0, true, 3 << 30, "--max-data-bytes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			fakeMemory(t, c.meminfo, c.v2, c.v1)
-			b, err := resolveDataBound(c.flag, c.given, c.limit, "--memory-limit")
+			b, err := resolveDataBound(c.flag, c.given, c.limit, "--memory-limit", c.indexes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,7 +103,7 @@ func TestDataBoundDefaultsToHalfTheMemoryThereIs(t *testing.T) {
 		})
 	}
 	for _, bad := range []string{"512", "lots", "-1", "1.5GiB", "1GB"} {
-		if _, err := resolveDataBound(bad, true, 0, "--memory-limit"); err == nil || !strings.Contains(err.Error(), "--max-data-bytes") {
+		if _, err := resolveDataBound(bad, true, 0, "--memory-limit", false); err == nil || !strings.Contains(err.Error(), "--max-data-bytes") {
 			t.Errorf("--max-data-bytes %s: %v, want refused", bad, err)
 		}
 	}
@@ -139,7 +144,7 @@ func TestDataBoundReadsTheProcesssOwnCgroupAndItsParents(t *testing.T) {
 			for name, content := range c.files {
 				writeFile(t, filepath.Join(dir, name), content)
 			}
-			b, err := resolveDataBound("", false, 0, "--memory-limit")
+			b, err := resolveDataBound("", false, 0, "--memory-limit", false)
 			if err != nil {
 				t.Fatal(err)
 			}

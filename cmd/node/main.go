@@ -112,7 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Int64Var(&single.SegmentBytesMax, "segment-bytes", single.SegmentBytesMax, "log segment size that starts a new segment (at most 1 GiB: a restart reads a segment whole)")
 	fs.Int64Var(&single.SnapshotLogBytesMin, "snapshot-log-bytes", single.SnapshotLogBytesMin, "log bytes since the last snapshot that start the next one")
 	fs.IntVar(&o.gc.percent, "gc-percent", defaultGCPercent, "GOGC: the heap may grow to (1 + this/100) x the live data before the garbage collector runs;\nlower holds less memory and costs more CPU per request; -1 turns the collector off until --memory-limit;\n$GOGC, when set, replaces the default")
-	maxDataBytes := fs.String("max-data-bytes", "", "bytes of keys and values (and 32 a key for its place in the tree) the store may hold, e.g. 2GiB: a write that\nwould pass it is refused (store_full); reads, deletes and smaller values are still served; 0: no bound\n(default: half of the memory this process may use: the machine's, its cgroup's limit or --memory-limit, the least)")
+	maxDataBytes := fs.String("max-data-bytes", "", "bytes of keys and values (and 32 a key for its place in the tree) the store may hold, e.g. 2GiB: a write that\nwould pass it is refused (store_full); reads, deletes and smaller values are still served; 0: no bound\n(default: half of the memory this process may use: the machine's, its cgroup's limit or --memory-limit, the least;\na tenth of it with --enable-indexes, whose indexes it does not count)")
 	memoryLimit := fs.String("memory-limit", "", "soft limit on the memory the Go runtime holds (GOMEMLIMIT), e.g. 512MiB or 4GiB: the collector works\nharder as the heap nears it; 0: none (default: $GOMEMLIMIT if set, else none)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -149,7 +149,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if !o.gc.setLimit {
 		limitForData, limitName = envMemoryLimit(), "$GOMEMLIMIT"
 	}
-	if o.dataBound, err = resolveDataBound(*maxDataBytes, set["max-data-bytes"], limitForData, limitName); err != nil {
+	if o.dataBound, err = resolveDataBound(*maxDataBytes, set["max-data-bytes"], limitForData, limitName, o.enableIndexes); err != nil {
 		return nil, err
 	}
 	limits.DataBytesMax = o.dataBound.bytes
