@@ -23,13 +23,14 @@ import (
 // messages of a later one as of an unknown kind rather than misreading
 // them (and the other way round).
 const (
-	msgDigest       byte = 3 // anti-entropy: the sender's bucket digests
-	msgSummary      byte = 4 // anti-entropy: keys and stamps of the buckets that differ
-	msgPush         byte = 5 // anti-entropy: items the peer lacks, and keys to pull
-	msgPushAck      byte = 6 // anti-entropy: the push is durable; the pulled items
-	msgReplicate    byte = 7 // a batch's writes, pushed by the node that took them
-	msgReplicateAck byte = 8 // a peer holds those writes durably
-	msgClockRefused byte = 9 // a message stamped beyond the max offset was dropped (offset.go)
+	msgDigest       byte = 3  // anti-entropy: the sender's bucket digests
+	msgSummary      byte = 4  // anti-entropy: keys and stamps of the buckets that differ
+	msgPush         byte = 5  // anti-entropy: items the peer lacks, and keys to pull
+	msgPushAck      byte = 6  // anti-entropy: the push is durable; the pulled items
+	msgReplicate    byte = 7  // a batch's writes, pushed by the node that took them
+	msgReplicateAck byte = 8  // a peer holds those writes durably
+	msgClockRefused byte = 9  // a message stamped beyond the max offset was dropped (offset.go)
+	msgRemoved      byte = 10 // the receiver's data directory (yourInc) was removed from the mesh (removed.go)
 )
 
 type header struct {
@@ -185,6 +186,7 @@ func (m *message) encode() []byte {
 		b = appendItems(b, m.items)
 	case msgClockRefused:
 		b = appendStamp(b, m.refused)
+	case msgRemoved:
 	default:
 		panic(fmt.Sprintf("mesh: encoding unknown message kind %d", m.kind))
 	}
@@ -387,6 +389,7 @@ func decodeMessage(p []byte) (*message, error) {
 		m.items = r.items()
 	case msgClockRefused:
 		m.refused = r.stamp()
+	case msgRemoved:
 	default:
 		if r.err == nil {
 			return nil, fmt.Errorf("%w: unknown kind %d", errMessage, m.kind)

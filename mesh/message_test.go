@@ -153,7 +153,7 @@ func TestStateRoundTrip(t *testing.T) {
 func TestStateVersion1IsJoined(t *testing.T) {
 	s := durableState{MeshID: 9, NodeID: 1, Incarnation: 7, HighWater: Stamp{Wall: 5}, Horizon: Stamp{Wall: 3}, Refuse: Stamp{Wall: 4}}
 	b := s.encode()
-	v1 := append([]byte{stateVersionV1}, b[1:len(b)-1]...)
+	v1 := append([]byte{stateVersionV1}, b[1:stateV1Bytes]...)
 	got, err := decodeState(v1)
 	s.Joined = true
 	if err != nil || got != s {

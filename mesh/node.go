@@ -15,6 +15,10 @@ type Config struct {
 	ID core.NodeID
 	// Nodes lists every node of the mesh, this one included.
 	Nodes []core.NodeID
+	// Removed lists the nodes of Nodes removed from the mesh for good
+	// (removed.go): no peers of this node, and their data directories,
+	// then and later, refused.
+	Removed []core.NodeID
 	// MeshID is written into the data directory at the first start; a
 	// node started on another mesh's directory refuses to start.
 	MeshID uint64
@@ -98,19 +102,22 @@ func (c *Config) validate() error {
 	if !slices.Contains(c.Nodes, c.ID) {
 		return fmt.Errorf("mesh: node %d is not among the nodes %v", c.ID, c.Nodes)
 	}
-	if len(c.Nodes) > 64 {
-		return fmt.Errorf("mesh: %d nodes; at most 64", len(c.Nodes))
+	if len(c.Nodes) > nodesMax {
+		return fmt.Errorf("mesh: %d nodes; at most %d", len(c.Nodes), nodesMax)
 	}
 	sorted := slices.Clone(c.Nodes)
 	slices.Sort(sorted)
 	if len(slices.Compact(sorted)) != len(c.Nodes) {
 		return fmt.Errorf("mesh: node ids repeat in %v", c.Nodes)
 	}
-	if c.WriteQuorum < 1 || c.WriteQuorum > len(c.Nodes) {
-		return fmt.Errorf("mesh: write quorum %d; must be 1..%d (the nodes)", c.WriteQuorum, len(c.Nodes))
+	if err := c.validateRemoved(); err != nil {
+		return err
 	}
-	if c.Limits.QuorumMax != len(c.Nodes) {
-		return fmt.Errorf("mesh: Limits.QuorumMax %d must be the number of nodes, %d", c.Limits.QuorumMax, len(c.Nodes))
+	if c.WriteQuorum < 1 || c.WriteQuorum > c.members() {
+		return fmt.Errorf("mesh: write quorum %d; must be 1..%d (the nodes not removed)", c.WriteQuorum, c.members())
+	}
+	if c.Limits.QuorumMax != c.members() {
+		return fmt.Errorf("mesh: Limits.QuorumMax %d must be the number of nodes not removed, %d", c.Limits.QuorumMax, c.members())
 	}
 	if c.SegmentBytesMax <= 0 || c.SnapshotLogBytesMin <= 0 || c.BatchBytesMax <= 0 || c.MaxOffset <= 0 ||
 		c.QuorumTimeout <= 0 || c.QuorumResend <= 0 || c.QuorumWaitsMax <= 0 || c.AntiEntropyInterval <= 0 ||
@@ -182,7 +189,10 @@ type Node struct {
 	// step with most of its peers', and it still was at its last write.
 	outOfStepLogged bool
 	dropped         int // messages refused (malformed or beyond the max offset)
-	collected       int // tombstones collected since start
+	// stopped: a peer told this node that it was removed from the mesh
+	// (removed.go); it serves nothing more.
+	stopped   error
+	collected int // tombstones collected since start
 }
 
 // pending is a reply or a message that waits for the batch it followed.
@@ -205,7 +215,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, views: core.NewViews()}
 	for _, id := range cfg.Nodes {
-		if id != cfg.ID {
+		if id != cfg.ID && !slices.Contains(cfg.Removed, id) {
 			n.peers = append(n.peers, &peer{id: id})
 		}
 	}
@@ -265,6 +275,9 @@ func (n *Node) Start(env core.Env) error {
 	if n.saved.MeshID != n.cfg.MeshID || core.NodeID(n.saved.NodeID) != n.cfg.ID {
 		return fmt.Errorf("the data directory belongs to node %d of mesh %016x; this is node %d of mesh %016x (same peers, same node id?)",
 			n.saved.NodeID, n.saved.MeshID, n.cfg.ID, n.cfg.MeshID)
+	}
+	if n.saved.Evicted {
+		return fmt.Errorf("%w (a peer said so when it last ran): %s", errEvicted, evictedHint)
 	}
 
 	rec, err := core.RecoverSnapshot(env.Disk)
@@ -327,6 +340,9 @@ func (n *Node) Start(env core.Env) error {
 		floor = Stamp{}
 	}
 	n.hlc = NewHLC(uint16(n.cfg.ID), floor)
+	if err := n.recordRemovals(); err != nil {
+		return err
+	}
 	// Rounds are numbered on from the clock's nanoseconds, above every
 	// round of an earlier life: a peer's answers to those still arrive
 	// after a restart (its transport queues them while this node is down),
@@ -439,7 +455,7 @@ const noIncr = "a mesh does not take incr: two nodes incrementing a key at once 
 // HandleRequest serves one client request. Every reply waits for the batch
 // it joined, as the single node's do; a local write's also for its quorum.
 func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
-	if err := n.turns.Stopped(); err != nil {
+	if err := n.stoppedBy(); err != nil {
 		reply(core.ErrorResponse(core.CodeUnavailable, "node stopped: %v", err))
 		return
 	}
@@ -756,17 +772,27 @@ func (n *Node) refusePoint() Stamp {
 
 // HandleMessage takes one peer message.
 func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
-	if n.turns.Stopped() != nil {
+	if n.stoppedBy() != nil {
 		return
 	}
 	p := n.peer(from)
-	if p == nil {
+	if p == nil && !slices.Contains(n.cfg.Removed, from) {
 		n.drop("a message from node %d, which is not a peer of this mesh", from)
 		return
 	}
 	m, err := decodeMessage(msg)
 	if err != nil {
 		n.drop("a message from node %d: %v", from, err)
+		return
+	}
+	if n.removedSender(from, m.inc) {
+		if m.kind != msgRemoved { // two nodes that removed each other answer once
+			n.refuseRemoved(from, m.inc) // removed.go
+		}
+		return
+	}
+	if m.kind == msgRemoved {
+		n.evicted(p, m)
 		return
 	}
 	if n.tooFarAhead(m.clock) || n.itemsTooFarAhead(m.items) {
@@ -952,7 +978,16 @@ func (n *Node) Flush() error {
 		n.collect()
 	}
 	n.snaps.Step()
-	return n.turns.Stopped()
+	return n.stoppedBy()
+}
+
+// stoppedBy is what stopped the node (a failed fsync, or its removal from
+// the mesh), or nil.
+func (n *Node) stoppedBy() error {
+	if err := n.turns.Stopped(); err != nil {
+		return err
+	}
+	return n.stopped
 }
 
 // release sends a durable batch's messages and replies.
