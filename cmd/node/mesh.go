@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,7 @@ const (
 	flagMaxOffset       = "max-offset"
 	flagAntiEntropy     = "anti-entropy-interval"
 	flagMeshID          = "mesh-id"
+	flagRemovedNodes    = "removed-nodes"
 	meshNodesMin        = 2
 	meshNodesMax        = 9 // a limit on everything: every write is sent to every peer
 	meshModeAlias       = "masterless"
@@ -49,7 +51,7 @@ const (
 
 // meshFlagNames are the flags only a mesh node takes; any of them implies
 // --mode mesh.
-var meshFlagNames = []string{flagMeshPeerRepl, flagWriteQuorum, flagMaxOffset, flagAntiEntropy, flagMeshID}
+var meshFlagNames = []string{flagMeshPeerRepl, flagWriteQuorum, flagMaxOffset, flagAntiEntropy, flagMeshID, flagRemovedNodes}
 
 // clusterOnlyFlagNames are the cluster flags a mesh node refuses: with
 // them, the command line is a cluster node's. --rejoin is among them: a
@@ -66,6 +68,7 @@ type meshFlags struct {
 	maxOffset   time.Duration
 	antiEntropy time.Duration
 	meshID      string
+	removed     string
 }
 
 func (mf *meshFlags) register(fs *flag.FlagSet) {
@@ -75,6 +78,7 @@ func (mf *meshFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&mf.maxOffset, flagMaxOffset, def.MaxOffset, "mesh: how far ahead of this node's clock a peer's stamp or a client's after-stamp may be; messages beyond it are dropped and logged (and the sender told), such writes refused; a node this far out of step with most peers takes no writes")
 	fs.DurationVar(&mf.antiEntropy, flagAntiEntropy, def.AntiEntropyInterval, "mesh: pause between anti-entropy rounds with a peer when the last one found nothing to repair")
 	fs.StringVar(&mf.meshID, flagMeshID, "", "mesh: the mesh id, 16 hex digits (default: derived from every node's id and replication address); give every node the old id to keep the data after changing ports")
+	fs.StringVar(&mf.removed, flagRemovedNodes, "", "mesh: ids of nodes removed from the mesh for good, comma-separated (their entries stay in --"+flagMeshPeerRepl+"); they are no peers, tombstones are collected without them, and their data directories are refused for good (see docs/OPERATIONS.md)")
 }
 
 // anySet reports whether any of names was given.
@@ -150,6 +154,10 @@ type meshConfig struct {
 	kvAddr string   // this node's client address
 	peerKV []string // every node's client address by id, if --other-kv-ports gave them; else nil
 	meshID uint64
+	// removed are the nodes removed for good (--removed-nodes), in id
+	// order: still in replAddrs, which the mesh id derives from, and which
+	// tells a removed node that comes back that it was removed.
+	removed []core.NodeID
 	// explicitID: the id came from --mesh-id, not from the addresses.
 	explicitID  bool
 	writeQuorum int
@@ -221,7 +229,14 @@ func resolveMesh(cf *clusterFlags, mf *meshFlags, host string, kvPort int, kvPor
 	if cf.replPort <= 0 || cf.replPort > 65535 {
 		return nil, fmt.Errorf("--%s must be in 1..65535, not %d", flagReplPort, cf.replPort)
 	}
-	if mf.writeQuorum < 1 || mf.writeQuorum > n {
+	removed, err := parseRemoved(mf.removed, cf.nodeID, n)
+	if err != nil {
+		return nil, err
+	}
+	if members := n - len(removed); mf.writeQuorum < 1 || mf.writeQuorum > members {
+		if len(removed) > 0 {
+			return nil, fmt.Errorf("--%s %d is out of range: 1 (this node's fsync) to %d (every node of the mesh not in --%s)", flagWriteQuorum, mf.writeQuorum, members, flagRemovedNodes)
+		}
 		return nil, fmt.Errorf("--%s %d is out of range: 1 (this node's fsync) to %d (every node of the mesh)", flagWriteQuorum, mf.writeQuorum, n)
 	}
 	if mf.maxOffset <= 0 {
@@ -245,6 +260,7 @@ func resolveMesh(cf *clusterFlags, mf *meshFlags, host string, kvPort int, kvPor
 	}
 	mc := &meshConfig{
 		members:     members{id: core.NodeID(cf.nodeID), replAddrs: make([]string, n)},
+		removed:     removed,
 		kvAddr:      net.JoinHostPort(host, strconv.Itoa(kvPort)),
 		writeQuorum: mf.writeQuorum,
 		maxOffset:   mf.maxOffset,
@@ -290,6 +306,50 @@ func resolveMesh(cf *clusterFlags, mf *meshFlags, host string, kvPort int, kvPor
 		mc.meshID, mc.explicitID = id, true
 	}
 	return mc, nil
+}
+
+// peerList renders the other nodes for the serving line, the removed
+// ones marked: "1=host:port 2=host:port(removed)".
+func (mc *meshConfig) peerList() string {
+	var b strings.Builder
+	for i, a := range mc.replAddrs {
+		if core.NodeID(i) == mc.id {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%d=%s", i, a)
+		if slices.Contains(mc.removed, core.NodeID(i)) {
+			b.WriteString("(removed)")
+		}
+	}
+	return b.String()
+}
+
+// parseRemoved reads --removed-nodes: distinct ids of the mesh's n nodes,
+// not self's, leaving two nodes at least.
+func parseRemoved(list string, self, n int) ([]core.NodeID, error) {
+	var ids []core.NodeID
+	for _, e := range splitList(list) {
+		id, err := strconv.Atoi(e)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("--%s takes node ids (e.g. --%s 2, or 1,2), not %q", flagRemovedNodes, flagRemovedNodes, e)
+		case id < 0 || id >= n:
+			return nil, fmt.Errorf("--%s: node %d is not in the mesh, whose ids are 0..%d (--%s lists every other node, removed ones included)", flagRemovedNodes, id, n-1, flagMeshPeerRepl)
+		case id == self:
+			return nil, fmt.Errorf("--%s names this node (%d): a node is removed by restarting the others with it in --%s, and it is retired or its data directory emptied", flagRemovedNodes, id, flagRemovedNodes)
+		case slices.Contains(ids, core.NodeID(id)):
+			return nil, fmt.Errorf("--%s names node %d twice", flagRemovedNodes, id)
+		}
+		ids = append(ids, core.NodeID(id))
+	}
+	if n-len(ids) < meshNodesMin {
+		return nil, fmt.Errorf("--%s removes %d of the mesh's %d nodes: a mesh keeps %d at least", flagRemovedNodes, len(ids), n, meshNodesMin)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // checkDistinct refuses two uses of one address, naming both. Only the
@@ -362,8 +422,9 @@ func newMeshNode(o *options, logf func(string, ...any)) (*meshNode, error) {
 	}
 	cfg := mesh.DefaultConfig(mc.id, ids)
 	cfg.MeshID = mc.meshID
+	cfg.Removed = mc.removed
 	limits := o.single.Limits
-	limits.QuorumMax = cfg.Limits.QuorumMax
+	limits.QuorumMax = mc.size() - len(mc.removed) // a quorum counts the nodes not removed
 	cfg.Limits = limits
 	cfg.Indexes, cfg.IndexBuild = o.single.Indexes, o.single.IndexBuild
 	cfg.SegmentBytesMax = o.single.SegmentBytesMax
