@@ -28,6 +28,9 @@ package mesh
 // and refuses nothing until peers have passed its new incarnation.) Any
 // node's horizon is valid for all, so nodes adopt the highest they hear of.
 //
+// A node removed from the mesh for good (removed.go) is no peer here: it
+// holds up neither point once every remaining node has removed it.
+//
 // Both are saved before anything relies on them. Neither counts a node's
 // passes before it has completed one with every peer since it started
 // (passCounts): those carry only what it held, and a node whose directory
