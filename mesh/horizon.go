@@ -66,8 +66,12 @@ func (n *Node) updateHorizon() {
 		if p.stable.Less(h) {
 			h = p.stable
 		}
-		if i == 0 || p.passedMe.Less(refuse) {
-			refuse = p.passedMe
+		passed := p.passedMe
+		if !n.removedAt.Less(passed) {
+			passed = Stamp{} // began before this node removed a node (removed.go)
+		}
+		if i == 0 || passed.Less(refuse) {
+			refuse = passed
 		}
 	}
 	if n.cfg.Mutation == MutCollectEarly {

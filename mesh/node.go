@@ -191,7 +191,10 @@ type Node struct {
 	dropped         int // messages refused (malformed or beyond the max offset)
 	// stopped: a peer told this node that it was removed from the mesh
 	// (removed.go); it serves nothing more.
-	stopped   error
+	stopped error
+	// removedAt: since this start, nodes are removed (removed.go); only
+	// passes that began above it count toward the refusal point.
+	removedAt Stamp
 	collected int // tombstones collected since start
 }
 

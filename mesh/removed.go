@@ -34,6 +34,20 @@ import (
 // nodes list the node again (without it in Config.Removed), it joins as a
 // wiped node does (join.go).
 //
+// The refusal point (horizon.go) says the node holds every write at or
+// below it that any node holds. The dead node's own passes carried its
+// writes; without them, a peer's pass carries those the peer held when
+// it began. But a peer that still counts the dead node may have taken
+// one of its last writes after its pass began, at a stamp below the
+// start, and that pass then counted without carrying it: the write was
+// refused here for good when a later pass brought it, while the peer
+// held it (found by review). So after a removal, a node's refusal point
+// counts only passes that began after its own start with the removal: a
+// pass start above its clock then plus the max offset is a peer's reading
+// taken once the peer's calendar had passed this node's start, when
+// the dead node was dead (the operator's first step), every write it
+// sent had arrived, and the pass carried them.
+//
 // A remaining node not yet restarted with the removal still counts the
 // dead node: its stability point stays below its last pass with it, and
 // every horizon formed anywhere is at or below that (it is the lowest
@@ -60,6 +74,7 @@ func (n *Node) recordRemovals() error {
 		return nil
 	}
 	bar := uint64(max(n.hlc.Last().Wall, n.wall()) + int64(n.cfg.MaxOffset))
+	n.removedAt = Stamp{Wall: int64(bar)}
 	next := n.saved
 	for _, id := range n.cfg.Removed {
 		next.Removed[id] = max(next.Removed[id], bar)

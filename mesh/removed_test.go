@@ -223,3 +223,58 @@ func TestRemovedConfigIsChecked(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// A write the dead node sent one remaining node as it died, which arrived
+// there after that node's pass with another had begun, reaches the other
+// after both removed it: the other's refusal point does not count that
+// pass, which did not carry the write. It used to, and refused the write
+// for good when the next pass brought it: the two parted on it.
+func TestRemovalDoesNotRefuseTheDeadNodesLastWrite(t *testing.T) {
+	const A, B, C = 0, 1, 2
+	w := newWorld(t, 3, nil)
+	w.run(3 * time.Second)
+	passesWith := func(of, with core.NodeID) int {
+		for _, p := range w.status(of).Peers {
+			if p.NodeID == int(with) {
+				return p.Passes
+			}
+		}
+		t.Fatalf("node %d has no peer %d", of, with)
+		return 0
+	}
+	// C's replicate of its last write: to A never, to B late.
+	const late = 2500 * time.Millisecond
+	w.latency = func(from, to core.NodeID, b []byte) time.Duration {
+		if from == C && b[0] == mesh.KindReplicate {
+			if to == A {
+				return -1
+			}
+			return late
+		}
+		return time.Millisecond
+	}
+	before := passesWith(B, A)
+	stamp := w.set(C, "last", "words")
+	w.kill(C)
+	w.latency = nil
+	// B completes a pass with A that began while the write was on its way
+	// (two more passes: the second began after the first ended), and then
+	// the write reaches B.
+	for passesWith(B, A) < before+2 {
+		w.step()
+	}
+	for w.held(B, "last") == "absent" {
+		w.step()
+	}
+	t.Logf("the write %s reached B at %v", stamp, time.Duration(w.clk.now))
+	// Now, before B's next pass with A ends, A drops C; later B too.
+	w.restartWith(A, C)
+	w.run(5 * time.Second)
+	w.restartWith(B, C)
+	w.run(5 * time.Second)
+	for _, id := range []core.NodeID{A, B} {
+		if got := w.held(id, "last"); !strings.HasPrefix(got, "words@") {
+			t.Errorf("node %d holds C's last write as %s; want it (refusal point %s)", id, got, w.nodes[id].Refuse())
+		}
+	}
+}
