@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -359,7 +360,7 @@ func NewPeers(cfg PeerConfig) (*Peers, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Peers{
 		cfg:     cfg,
-		log:     &logLimiter{out: logf, last: make(map[string]*logLine)},
+		log:     &logLimiter{out: logf, prefix: "peers: ", last: make(map[string]*logLine)},
 		peers:   make(map[core.NodeID]*peer, len(cfg.Peers)),
 		ids:     slices.Sorted(maps.Keys(cfg.Peers)),
 		ctx:     ctx,
@@ -435,8 +436,9 @@ func (p *Peers) StartOn(ln net.Listener, deliver func(from core.NodeID, msg []by
 	p.started = true
 	p.ln = ln
 	p.deliver = deliver
-	p.wg.Add(1 + len(p.ids))
+	p.wg.Add(2 + len(p.ids))
 	go p.acceptLoop(ln)
+	go p.logFlushLoop()
 	for _, id := range p.ids {
 		go p.peers[id].sendLoop()
 	}
@@ -1381,14 +1383,47 @@ func readPayload(br *bufio.Reader, nc net.Conn, n int, timeout time.Duration) ([
 	return msg, nil
 }
 
+// logFlushLoop writes the counts of the lines held back whose interval
+// has ended (logLimiter.flushDue), until Close: within a tenth of the
+// interval of its end.
+func (p *Peers) logFlushLoop() {
+	defer p.wg.Done()
+	tick := time.NewTicker(p.log.interval() / 10)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case now := <-tick.C:
+			p.log.flushDue(now)
+		}
+	}
+}
+
 // logLimiter writes a line of each kind (its key) at most every
 // logIntervalMin, and says how many it held back: a peer that is down for
 // an hour, or a node that keeps sending what it must not, gets a line now
 // and then instead of one per attempt.
+//
+// The count of the lines held back goes out with the kind's next line or,
+// if none comes, once the interval has ended (flushDue): a flood that
+// stopped left its count unsaid. flushDue runs on goroutines the owner
+// already has and waits for at its Close (Peers' logFlushLoop, and every
+// logf call of the limiter), never on a timer's goroutine of its own: one
+// outlived its owner and wrote into a log that had been handed back (a
+// test's, after the test; the race detector caught it in CI).
 type logLimiter struct {
-	out  func(format string, args ...any)
-	mu   sync.Mutex
-	last map[string]*logLine
+	out func(format string, args ...any)
+	// prefix starts flushDue's lines, as it does the owner's.
+	prefix string
+	mu     sync.Mutex
+	last   map[string]*logLine
+	// every is the interval (0: logIntervalMin; tests shorten it). Set
+	// before the first line.
+	every time.Duration
+	// due is when the earliest count held back is to be written; zero
+	// when none is held back. Under mu.
+	due time.Time
 }
 
 type logLine struct {
@@ -1399,8 +1434,17 @@ type logLine struct {
 // logKeysMax bounds the kinds remembered; past it lines share one budget.
 const logKeysMax = 256
 
+func (l *logLimiter) interval() time.Duration {
+	if l.every > 0 {
+		return l.every
+	}
+	return logIntervalMin
+}
+
 func (l *logLimiter) logf(key, format string, args ...any) {
 	now := time.Now()
+	l.flushDue(now)
+	every := l.interval()
 	l.mu.Lock()
 	e := l.last[key]
 	if e == nil {
@@ -1413,8 +1457,11 @@ func (l *logLimiter) logf(key, format string, args ...any) {
 			l.last[key] = e
 		}
 	}
-	if !e.at.IsZero() && now.Sub(e.at) < logIntervalMin {
+	if !e.at.IsZero() && now.Sub(e.at) < every {
 		e.suppressed++
+		if end := e.at.Add(every); l.due.IsZero() || end.Before(l.due) {
+			l.due = end
+		}
 		l.mu.Unlock()
 		return
 	}
@@ -1426,4 +1473,44 @@ func (l *logLimiter) logf(key, format string, args ...any) {
 		msg += fmt.Sprintf(" (and %d more like it since the last such line)", suppressed)
 	}
 	l.out("%s", msg)
+}
+
+// flushDue writes, for each kind whose interval has ended by now with
+// lines held back, how many; the kind's next line may then go out at
+// once. The caller must be a goroutine its owner waits for at Close.
+func (l *logLimiter) flushDue(now time.Time) {
+	l.mu.Lock()
+	if l.due.IsZero() || now.Before(l.due) {
+		l.mu.Unlock()
+		return
+	}
+	every := l.interval()
+	type held struct {
+		key string
+		n   int
+	}
+	var out []held
+	l.due = time.Time{}
+	for key, e := range l.last {
+		if e.suppressed == 0 {
+			continue
+		}
+		end := e.at.Add(every)
+		if now.Before(end) {
+			if l.due.IsZero() || end.Before(l.due) {
+				l.due = end
+			}
+			continue
+		}
+		out = append(out, held{key, e.suppressed})
+		// The count is said: the interval is over, and the kind's next
+		// line goes out whenever it comes.
+		e.suppressed = 0
+	}
+	l.mu.Unlock()
+	// In the order of the kinds, not the map's.
+	slices.SortFunc(out, func(a, b held) int { return strings.Compare(a.key, b.key) })
+	for _, h := range out {
+		l.out("%s%d more lines of the kind %q were held back in the %v after the last one written", l.prefix, h.n, h.key, every)
+	}
 }
