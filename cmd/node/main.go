@@ -566,7 +566,10 @@ func run(args []string, stderr io.Writer) int {
 	if peers != nil {
 		hostCfg.Network = peers
 	}
-	host, err := realnet.NewHost(node, dir, hostCfg)
+	// The node reads the data directory through snapLoads, which notes
+	// the snapshot that recovery loads, for the line below.
+	snapLoads := &snapLoadDir{Dir: dir}
+	host, err := realnet.NewHost(node, snapLoads, hostCfg)
 	if err != nil {
 		fail("start_failed", err)
 		return exitFatal
@@ -608,6 +611,8 @@ func run(args []string, stderr io.Writer) int {
 				if sm != nil {
 					sm.serving(recovery)
 				}
+				snapMsg, snapAttrs := snapLoads.report()
+				logs.Info(snapMsg, snapAttrs...)
 				// Recovery is done and the listener is up: tests
 				// and scripts wait for the word "serving".
 				attrs := []any{"addr", host.Addr().String(), "data_dir", o.dataDir, "recovery_seconds", recovery.Seconds()}
