@@ -600,6 +600,9 @@ func run(args []string, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	runDone := make(chan struct{})
 	defer close(runDone)
+	// The certificates' ends, checked at start and at each SIGHUP, are
+	// checked daily too, for a node that runs into its last 30 days.
+	go o.tls.watchExpiry(logs, certExpiryCheckEvery, runDone)
 	start := time.Now()
 	go func() {
 		ready := host.Ready()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -233,5 +234,47 @@ func (st *serverTLS) reload(logs *serverLog) {
 		}
 		leaf := r.kp.Certificate().Leaf
 		logs.Info(fmt.Sprintf("SIGHUP: reloaded %s (serial %x, valid until %s) for new connections", r.flag, leaf.SerialNumber, leaf.NotAfter.UTC().Format("2006-01-02")), "event", "tls_reload")
+	}
+}
+
+// certExpiryCheckEvery is how often a running node looks again at its
+// certificates' ends: the check at start and at SIGHUP said nothing to a
+// node that started with months left and ran on into its last 30 days
+// (tlsfiles.ExpiryWarning), and then into expiry, when every new client
+// or peer connection fails its handshake.
+const certExpiryCheckEvery = 24 * time.Hour
+
+// watchExpiry warns, every interval until stop is closed, of each
+// certificate that ends within tlsfiles.ExpiryWarning (or has ended), by
+// the host's clock.
+func (st *serverTLS) watchExpiry(logs *serverLog, every time.Duration, stop <-chan struct{}) {
+	if !st.reloadable() {
+		return
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			st.warnExpiring(logs)
+		}
+	}
+}
+
+// warnExpiring writes a warning for each certificate that ends within
+// tlsfiles.ExpiryWarning.
+func (st *serverTLS) warnExpiring(logs *serverLog) {
+	for _, c := range []struct {
+		flag string
+		kp   *tlsfiles.Keypair
+	}{{"--tls-cert", st.client}, {"--peer-tls-cert", st.peer}} {
+		if c.kp == nil {
+			continue
+		}
+		if w := c.kp.Expiring(); w != "" {
+			logs.Warn(c.flag+" "+w, "event", "tls_expiry")
+		}
 	}
 }
