@@ -50,6 +50,35 @@ type Metrics interface {
 	Turn(elapsed time.Duration, events int)
 }
 
+// PeerMetrics hears what Peers measures, on its goroutines: its methods
+// must be cheap and must never block.
+type PeerMetrics interface {
+	// PeerTLSHandshakeFailed reports a peer connection, dialled or
+	// accepted, whose TLS handshake failed (a certificate refused either
+	// way, plain text where TLS was due, a timeout), but for one that
+	// Close cut short.
+	PeerTLSHandshakeFailed()
+}
+
+// SetMetrics makes the transport report to m. It must be called before
+// Start.
+func (p *Peers) SetMetrics(m PeerMetrics) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started {
+		panic("realnet: Peers.SetMetrics after Start")
+	}
+	p.metrics = m
+}
+
+// tlsHandshakeFailed reports err to the metrics if it is a failed TLS
+// handshake of a transport that is not closing.
+func (p *Peers) tlsHandshakeFailed(err error) {
+	if p.metrics != nil && errors.Is(err, errTLSHandshake) && p.ctx.Err() == nil {
+		p.metrics.PeerTLSHandshakeFailed()
+	}
+}
+
 // RequestSample is one answered request.
 type RequestSample struct {
 	Op      string        // as the request named it

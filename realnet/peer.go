@@ -88,6 +88,9 @@ type Peers struct {
 	// loop, if set (ReadOn), reads the accepted connections' frames on
 	// its event loop where it can (Host.adoptFrames).
 	loop *Host
+	// metrics, if set (SetMetrics, before Start), hears of failed TLS
+	// handshakes.
+	metrics PeerMetrics
 }
 
 // frameStream is a connection whose frames a loop reads: Wait waits for
@@ -770,6 +773,7 @@ func (pr *peer) dial() (_ net.Conn, detach func() bool, peerFrameMax int, _ erro
 	nc := tcp
 	if cfg.TLS != nil {
 		if nc, err = p.tlsDial(tcp, pr.addr); err != nil {
+			p.tlsHandshakeFailed(err)
 			return fail(err)
 		}
 	}
@@ -1117,6 +1121,7 @@ func (p *Peers) serveInbound(nc net.Conn) {
 	p.handshakes--
 	p.mu.Unlock()
 	if err != nil {
+		p.tlsHandshakeFailed(err)
 		if p.ctx.Err() == nil {
 			p.log.logf("refuse "+errorKind(err), "peers: refused a connection from %s: %v", nc.RemoteAddr(), err)
 		}

@@ -585,6 +585,9 @@ func run(args []string, stderr io.Writer) int {
 		// Messages that arrive before the node has recovered wait in the
 		// host's queue. Peers is closed once Run has returned.
 		peers.ReadOn(host)
+		if sm != nil {
+			peers.SetMetrics(sm)
+		}
 		if err := peers.Start(host.Deliver); err != nil {
 			peers.Close()
 			fail("start_failed", err)

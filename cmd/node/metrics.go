@@ -184,6 +184,7 @@ type serverMetrics struct {
 	connsAccepted *metrics.Counter
 	connsRefused  *metrics.Counter
 	tlsFailed     *metrics.Counter
+	peerTLSFailed *metrics.Counter
 	// metricsRefused: connections to the endpoint itself refused past
 	// metricsConnsMax.
 	metricsRefused *metrics.Counter
@@ -221,6 +222,7 @@ func newServerMetrics(mode string, id core.NodeID) *serverMetrics {
 	m.connsAccepted = m.set.NewCounter("dkv_connections_accepted_total")
 	m.connsRefused = m.set.NewCounter("dkv_connections_refused_total")
 	m.tlsFailed = m.set.NewCounter("dkv_tls_handshake_failures_total")
+	m.peerTLSFailed = m.set.NewCounter("dkv_peer_tls_handshake_failures_total")
 	m.metricsRefused = m.set.NewCounter("dkv_metrics_connections_refused_total")
 	m.set.NewGauge("dkv_connections", func() float64 { return float64(m.conns.Load()) })
 	return m
@@ -268,6 +270,9 @@ func (m *serverMetrics) ConnRefused() { m.connsRefused.Inc() }
 
 // TLSHandshakeFailed implements realnet.Metrics.
 func (m *serverMetrics) TLSHandshakeFailed() { m.tlsFailed.Inc() }
+
+// PeerTLSHandshakeFailed implements realnet.PeerMetrics.
+func (m *serverMetrics) PeerTLSHandshakeFailed() { m.peerTLSFailed.Inc() }
 
 // Fsync implements realnet.Metrics.
 func (m *serverMetrics) Fsync(file string, elapsed time.Duration, err error) {
@@ -452,6 +457,7 @@ var hostHelp = map[string]string{
 	"dkv_connections_accepted_total":               "client connections accepted since start",
 	"dkv_connections_refused_total":                "client connections refused at --max-conns",
 	"dkv_tls_handshake_failures_total":             "client connections whose TLS handshake failed (plain text is counted as dkv_requests_total{code=\"tls_required\"})",
+	"dkv_peer_tls_handshake_failures_total":        "peer connections, dialled or accepted, whose TLS handshake failed (--peer-tls-cert)",
 	"dkv_tls_certificate_expiry_timestamp_seconds": "when the certificate served now ends, in seconds since 1970, by port: client (--tls-cert), peer (--peer-tls-cert)",
 	"dkv_metrics_connections_refused_total":        "connections to this endpoint refused (answered 503) because " + strconv.Itoa(metricsConnsMax) + " were open",
 }
