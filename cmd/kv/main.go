@@ -98,10 +98,13 @@ Commands:
   search [--any] [--limit N] QUERY
                            keys whose values match QUERY, best first, with
                            their BM25 scores (every word must match unless
-                           --any; "quoted phrases" match word for word)
+                           --any; "quoted phrases" match word for word); a
+                           line "SCORE<tab>KEY" each, KEY as a JSON string
+                           if it holds a control character or starts with "
   similar [--top-k N] QUERY
                            the N (default 5) keys whose values mean most
-                           nearly what QUERY means (word embeddings)
+                           nearly what QUERY means (word embeddings),
+                           printed as search prints them
   scan [--keys-only] [--limit N | --all] [--start-after KEY] [--consistent] [PREFIX]
                            the keys that start with PREFIX (every key if
                            none), in key order, a JSON line each
@@ -1033,11 +1036,31 @@ func printHits(w io.Writer, hits []client.Hit, err error) error {
 		return err
 	}
 	for _, h := range hits {
-		if _, err := fmt.Fprintf(w, "%.4f\t%s\n", h.Score, h.Key); err != nil {
+		if _, err := fmt.Fprintf(w, "%.4f\t%s\n", h.Score, hitKey(h.Key)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// hitKey is a key as search and similar print it: as it is, or as a JSON
+// string, as scan prints keys, if it holds a control character or bytes
+// that are not UTF-8, or starts with a quote (which would read as quoted).
+// Printed raw, a key with a line break made two lines, the second read as
+// a hit of its own, and one with a tab shifted the key's column (found by
+// review).
+func hitKey(k string) string {
+	quote := strings.HasPrefix(k, `"`) || !utf8.ValidString(k)
+	for i := 0; i < len(k) && !quote; i++ {
+		quote = k[i] < 0x20 || k[i] == 0x7f
+	}
+	if !quote {
+		return k
+	}
+	if b, err := json.Marshal(k); err == nil {
+		return string(b)
+	}
+	return strconv.Quote(k) // not UTF-8, which JSON cannot carry
 }
 
 // parseBulkItems reads "KEY VALUE ..." or "--file FILE".

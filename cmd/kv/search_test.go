@@ -84,3 +84,33 @@ func TestSearchCommands(t *testing.T) {
 		}
 	}
 }
+
+// search and similar print a key that holds a control character as a JSON
+// string, as scan prints keys: printed raw, a key with a line break made
+// two lines, the second a hit of its own ("x\tevil" read as the key
+// "evil" of score "x").
+func TestSearchQuotesKeysThatWouldBreakTheLine(t *testing.T) {
+	addr := startIndexedNode(t)
+	run := kvAt(t, addr)
+	keys := []string{"plain", "line\nbreak", "x\tevil", `"quoted"`}
+	for _, k := range keys {
+		if code, _, stderr := run("set", "--", k, "ocean waves"); code != exitOK {
+			t.Fatalf("set %q: %d %s", k, code, stderr)
+		}
+	}
+	want := map[string]bool{"plain": true, `"line\nbreak"`: true, `"x\tevil"`: true, `"\"quoted\""`: true}
+	for _, cmd := range [][]string{{"search", "ocean"}, {"similar", "--top-k", "4", "ocean"}} {
+		code, out, stderr := run(cmd...)
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if code != exitOK || len(lines) != len(keys) {
+			t.Errorf("kv %q: exit %d, %d lines, stderr %q; out:\n%s", cmd, code, len(lines), stderr, out)
+			continue
+		}
+		for _, line := range lines {
+			score, key, ok := strings.Cut(line, "\t")
+			if !ok || strings.Contains(key, "\t") || !want[key] {
+				t.Errorf("kv %q: line %q (score %q, key %q) is not one of %v", cmd, line, score, key, want)
+			}
+		}
+	}
+}
