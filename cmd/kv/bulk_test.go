@@ -80,3 +80,40 @@ func TestBulkSetTooLargeHint(t *testing.T) {
 		t.Errorf("bulk-set of 3 items to a server taking 2: exit %d, stdout %q, stderr %q; want 1 and a bulk-set's hint", code, out, stderr)
 	}
 }
+
+// bulk-set --file - reads the items from standard input, as load - does:
+// "-" was taken for a file's name ("open -: no such file or directory").
+func TestBulkSetFileFromStandardInput(t *testing.T) {
+	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
+	withStdin := func(input string, f func()) {
+		t.Helper()
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		go func() {
+			w.WriteString(input)
+			w.Close()
+		}()
+		stdin := os.Stdin
+		os.Stdin = r
+		defer func() { os.Stdin = stdin }()
+		f()
+	}
+	withStdin(`[{"key":"a","value":"1"},{"key":"b","value":"two words"}]`, func() {
+		if code, out, stderr := kv(t, "--addr", addr, "bulk-set", "--file", "-"); code != exitOK || out != "OK\n" {
+			t.Errorf("bulk-set --file -: exit %d, stdout %q, stderr %q", code, out, stderr)
+		}
+	})
+	code, out, _ := kv(t, "--addr", addr, "bulk-get", "a", "b")
+	if want := `{"key":"a","value":"1"}` + "\n" + `{"key":"b","value":"two words"}` + "\n"; code != exitOK || out != want {
+		t.Errorf("bulk-get a b: exit %d, %q; want %q", code, out, want)
+	}
+	withStdin(`[{"key":"c"}]`, func() {
+		code, out, stderr := kv(t, "--addr", addr, "bulk-set", "--file", "-")
+		if want := `bulk-set: standard input: item 0 (key "c"): "value" is missing or null`; code != exitUsage || out != "" || !strings.Contains(stderr, want) {
+			t.Errorf("bulk-set --file - of an item without a value: exit %d, stdout %q, stderr %q; want exit 2 and %q", code, out, stderr, want)
+		}
+	})
+}
