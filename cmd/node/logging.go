@@ -51,6 +51,9 @@ type serverLog struct {
 	mu     *sync.Mutex // shared with the handler: one line at a time
 	// held bounds printf's warnings and errors of each kind.
 	held *logHold
+	// queue, for standard error or output, holds the lines until they
+	// are written (out is then queue).
+	queue *logQueue
 }
 
 func newServerLog(out io.Writer, format string, level slog.Level) *serverLog {
@@ -63,6 +66,15 @@ func newServerLog(out io.Writer, format string, level slog.Level) *serverLog {
 		// EPIPE and the node serves on, as Redis and PostgreSQL do.
 		signal.Ignore(syscall.SIGPIPE)
 	}
+	var queue *logQueue
+	if out == os.Stderr || out == os.Stdout {
+		// Not written on the caller's goroutine: a full pipe whose
+		// reader hangs (a log shipper stuck, never closed) blocked the
+		// node's own goroutine at its next line, and the store stopped
+		// (found by review).
+		queue = newLogQueue(out, droppedLine(format))
+		out = queue
+	}
 	mu := &sync.Mutex{}
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
@@ -71,8 +83,18 @@ func newServerLog(out io.Writer, format string, level slog.Level) *serverLog {
 	} else {
 		h = &textHandler{out: out, mu: mu, level: level}
 	}
-	return &serverLog{Logger: slog.New(h), format: format, out: out, mu: mu,
+	return &serverLog{Logger: slog.New(h), format: format, out: out, mu: mu, queue: queue,
 		held: &logHold{window: logKindWindow, kinds: make(map[string]*logKind)}}
+}
+
+// flush waits for the lines queued for standard error to be written, up
+// to logFlushWait: the last lines of a server that exits (fatal errors,
+// the shutdown) must not be lost, and a reader that hangs must not keep
+// the process from exiting.
+func (l *serverLog) flush() {
+	if l.queue != nil {
+		l.queue.close(logFlushWait)
+	}
 }
 
 // line writes one of the lines that scripts match (see serverLog), at any
@@ -418,4 +440,132 @@ func oneLine(s string) string {
 		return s
 	}
 	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
+}
+
+// Bounds on the lines waiting for standard error (logQueue).
+const (
+	// logQueueBytesMax is what the lines not yet written may take; more
+	// are dropped, and counted.
+	logQueueBytesMax = 256 << 10
+	// logFlushWait is how long a server that exits waits for its last
+	// lines to be written.
+	logFlushWait = 2 * time.Second
+)
+
+// logQueue is standard error as the log writes it: Write queues the line
+// and returns at once, and a goroutine of its own writes the lines out in
+// order. Lines that come while logQueueBytesMax wait are dropped and
+// counted, and a line says how many, in their place, once there is room
+// again. A stuck reader then costs lines, never the store.
+type logQueue struct {
+	out io.Writer
+	// droppedLine is the line that says n lines were dropped.
+	droppedLine func(n int) []byte
+	mu          sync.Mutex
+	cond        *sync.Cond // lines queued, lines written, or closed
+	lines       [][]byte
+	bytes       int  // of lines, and of those being written
+	dropped     int  // since the last line queued
+	writing     bool // the writer holds lines it took from the queue
+	closed      bool
+}
+
+func newLogQueue(out io.Writer, droppedLine func(n int) []byte) *logQueue {
+	q := &logQueue{out: out, droppedLine: droppedLine}
+	q.cond = sync.NewCond(&q.mu)
+	go q.run()
+	return q
+}
+
+// Write queues p, one line or more written whole, or drops it if the
+// queue is full; it never blocks on out.
+func (q *logQueue) Write(p []byte) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.bytes+len(p) > logQueueBytesMax {
+		q.dropped++
+		return len(p), nil
+	}
+	if q.dropped > 0 {
+		q.queue(q.droppedLine(q.dropped))
+		q.dropped = 0
+	}
+	q.queue(bytes.Clone(p))
+	return len(p), nil
+}
+
+func (q *logQueue) queue(p []byte) {
+	q.lines = append(q.lines, p)
+	q.bytes += len(p)
+	q.cond.Broadcast()
+}
+
+// run writes the queued lines out, and the count of those dropped if no
+// line came after them, until close.
+func (q *logQueue) run() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		for len(q.lines) == 0 && q.dropped == 0 && !q.closed {
+			q.cond.Wait()
+		}
+		if len(q.lines) == 0 && q.dropped > 0 {
+			q.queue(q.droppedLine(q.dropped))
+			q.dropped = 0
+		}
+		if len(q.lines) == 0 {
+			return // closed, and all written
+		}
+		batch, n := q.lines, 0
+		q.lines = nil
+		q.writing = true
+		q.mu.Unlock()
+		var buf bytes.Buffer
+		for _, line := range batch {
+			buf.Write(line)
+			n += len(line)
+		}
+		// An error (EPIPE: the reader went away) loses the lines, as
+		// it did when they were written directly.
+		_, _ = q.out.Write(buf.Bytes())
+		q.mu.Lock()
+		q.bytes -= n
+		q.writing = false
+		q.cond.Broadcast()
+	}
+}
+
+// close waits up to wait for every line queued to be written.
+func (q *logQueue) close(wait time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	q.cond.Broadcast()
+	expired := false
+	t := time.AfterFunc(wait, func() {
+		q.mu.Lock()
+		expired = true
+		q.cond.Broadcast()
+		q.mu.Unlock()
+	})
+	defer t.Stop()
+	for (len(q.lines) > 0 || q.writing || q.dropped > 0) && !expired {
+		q.cond.Wait()
+	}
+}
+
+// droppedLine formats the line that says how many lines the queue
+// dropped, in the log's format.
+func droppedLine(format string) func(n int) []byte {
+	return func(n int) []byte {
+		var b bytes.Buffer
+		var h slog.Handler = &textHandler{out: &b, mu: &sync.Mutex{}, level: slog.LevelDebug}
+		if format == logJSON {
+			h = slog.NewJSONHandler(&b, nil)
+		}
+		r := slog.NewRecord(time.Now(), slog.LevelWarn, fmt.Sprintf("%d log lines were dropped: standard error took no more (its reader stuck or slow) while %d bytes of lines waited", n, logQueueBytesMax), 0)
+		r.Add("event", "log_dropped", "dropped_lines", n)
+		_ = h.Handle(context.Background(), r)
+		return b.Bytes()
+	}
 }

@@ -420,6 +420,7 @@ func run(args []string, stderr io.Writer) int {
 	o.gc.apply()
 	id := o.hostCfg.ID
 	logs := newServerLog(stderr, o.logFormat, o.logLevel)
+	defer logs.flush() // last: the lines of the shutdown
 	logs.Logger = logs.With("node", int(id), "mode", o.mode)
 	fail := func(event string, err error) {
 		logs.line(slog.LevelError, event, err.Error(), "err", err.Error())
@@ -448,7 +449,7 @@ func run(args []string, stderr io.Writer) int {
 		if o.logFormat == logJSON {
 			logs.Warn("--unsafe-no-fsync: nothing is ever fsync'd; acknowledged writes WILL BE LOST on a crash or power cut; use it only to measure what fsync costs, never for data", "event", "unsafe_no_fsync")
 		} else {
-			fmt.Fprint(stderr, ""+
+			fmt.Fprint(logs.out, ""+
 				"dkv: ************************************************************\n"+
 				"dkv: WARNING: --unsafe-no-fsync: nothing is ever fsync'd.\n"+
 				"dkv: Acknowledged writes WILL BE LOST on a crash or power cut.\n"+
