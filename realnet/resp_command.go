@@ -492,7 +492,10 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 	case "command":
 		return raw(respCommandReply(args)), false
 	case "config":
-		if len(args) >= 1 && strings.EqualFold(string(args[0]), "get") {
+		if len(args) == 0 {
+			return arity(), false
+		}
+		if strings.EqualFold(string(args[0]), "get") {
 			if len(args) < 2 {
 				return errorf("ERR wrong number of arguments for 'config|get' command"), false
 			}
@@ -1002,6 +1005,9 @@ func respCommandReply(args [][]byte) []byte {
 	}
 	switch strings.ToLower(string(args[0])) {
 	case "count":
+		if len(args) != 1 {
+			return appendRESPError(nil, "ERR wrong number of arguments for 'command|count' command")
+		}
 		return appendRESPInt(nil, int64(len(respCommands)))
 	case "list":
 		if len(args) > 1 {
@@ -1017,7 +1023,9 @@ func respCommandReply(args [][]byte) []byte {
 		b := appendRESPArray(nil, len(cmds))
 		for _, ci := range cmds {
 			if ci == nil {
-				b = append(b, "*-1\r\n"...)
+				// Redis 7's RESP2 answer for a name it does not have:
+				// the null bulk string, not the null array.
+				b = appendRESPNull(b)
 				continue
 			}
 			b = appendCommandInfo(b, ci)
