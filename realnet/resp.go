@@ -76,8 +76,11 @@ func (d *respDecoder) next(b []byte) (size int, argv [][]byte, err error) {
 			return 0, nil, err
 		}
 		count, ok := parseRESPInt(line)
-		if !ok || count > int64(d.argsMax) {
+		switch {
+		case !ok:
 			return 0, nil, respProtocolError("invalid multibulk length")
+		case count > int64(d.argsMax):
+			return 0, nil, d.tooManyArgs(strconv.FormatInt(count, 10) + " elements, over " + strconv.Itoa(d.argsMax))
 		}
 		if count <= 0 {
 			// "*0" and "*-1" are empty commands: skipped, unanswered.
@@ -101,8 +104,15 @@ func (d *respDecoder) next(b []byte) (size int, argv [][]byte, err error) {
 			l, ok := parseRESPInt(line)
 			// The whole command, framing included, is bounded like a
 			// JSON line: checked here, before its bytes are waited for.
-			if !ok || l < 0 || l > int64(d.commandBytesMax) || d.pos+n+int(l)+2 > d.commandBytesMax {
+			switch {
+			case !ok || l < 0:
 				return 0, nil, respProtocolError("invalid bulk length")
+			case l > int64(d.commandBytesMax) || d.pos+n+int(l)+2 > d.commandBytesMax:
+				// Redis's words first, for whatever matches on them, then
+				// which limit: a value over it is an operator's setting to
+				// find (a cluster node's is 4 MiB), not a broken client.
+				return 0, nil, respProtocolError("invalid bulk length: a bulk string of " + strconv.FormatInt(l, 10) +
+					" bytes would take the command past " + strconv.Itoa(d.commandBytesMax) + " bytes (--max-request-bytes)")
 			}
 			d.bulkLen = int(l)
 			d.pos += n
@@ -166,11 +176,20 @@ func (d *respDecoder) inline(b []byte) (int, [][]byte, error) {
 	d.pos = 0
 	line := bytes.TrimSuffix(b[:end], []byte{'\r'})
 	argv, err := splitInline(line, d.argv[:0], d.argsMax)
+	if err == errInlineTooManyWords {
+		return 0, nil, d.tooManyArgs("more than " + strconv.Itoa(d.argsMax) + " words")
+	}
 	if err != nil {
 		return 0, nil, err
 	}
 	d.argv = argv
 	return end + 1, argv, nil
+}
+
+// tooManyArgs is the error for a command of more elements than argsMax
+// (what says how many), naming the limit.
+func (d *respDecoder) tooManyArgs(what string) respProtocolError {
+	return respProtocolError("invalid multibulk length: " + what + " (dkv's limit: 2 × --max-bulk-entries + 8)")
 }
 
 func (d *respDecoder) reset() {
@@ -232,6 +251,10 @@ func printableByte(c byte) string {
 // word past argsMax before it is read, with the error Redis gives an
 // array's count over its limit: a line of "a a a …" is not split into
 // millions of words to count them.
+// errInlineTooManyWords is splitInline's error for a line of more than
+// argsMax words; the decoder words it with its limit.
+const errInlineTooManyWords = respProtocolError("invalid multibulk length")
+
 func splitInline(line []byte, argv [][]byte, argsMax int) ([][]byte, error) {
 	const unbalanced = respProtocolError("unbalanced quotes in request")
 	p := 0
@@ -243,7 +266,7 @@ func splitInline(line []byte, argv [][]byte, argsMax int) ([][]byte, error) {
 			return argv, nil
 		}
 		if words == argsMax {
-			return argv, respProtocolError("invalid multibulk length")
+			return argv, errInlineTooManyWords
 		}
 		var cur []byte
 		inq, insq := false, false

@@ -318,11 +318,12 @@ func TestProtocolIsToldFromTheFirstBytes(t *testing.T) {
 // the replies owed before it go out first.
 func TestRESPProtocolErrorClosesTheConnection(t *testing.T) {
 	r := startSingle(t, respConfig())
+	argsMax := respArgsMax(core.DefaultLimits().BulkEntriesMax)
 	for _, tc := range []struct{ send, want string }{
 		{"*1\r\n$4\r\nPING\r\n*x\r\n", "+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n"},
 		{"SET k v\r\n*1\r\n*1\r\n", "+OK\r\n-ERR Protocol error: expected '$', got '*'\r\n"},
-		{"*2\r\n$3\r\nGET\r\n$2000000\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
-		{fmt.Sprintf("*%d\r\n", respArgsMax(core.DefaultLimits().BulkEntriesMax)+1), "-ERR Protocol error: invalid multibulk length\r\n"},
+		{"*2\r\n$3\r\nGET\r\n$2000000\r\n", "-ERR Protocol error: invalid bulk length: a bulk string of 2000000 bytes would take the command past 1048576 bytes (--max-request-bytes)\r\n"},
+		{fmt.Sprintf("*%d\r\n", argsMax+1), fmt.Sprintf("-ERR Protocol error: invalid multibulk length: %d elements, over %d (dkv's limit: 2 × --max-bulk-entries + 8)\r\n", argsMax+1, argsMax)},
 		{"ECHO \"unbalanced\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
 		{"PING\r\nQUIT\r\nPING\r\n", "+PONG\r\n+OK\r\n"},
 	} {
@@ -343,7 +344,7 @@ func TestRESPArrayLimitFollowsBulkEntries(t *testing.T) {
 	c.send("MSET a 1 b 2 c 3\r\n")
 	c.expect("+OK\r\n")
 	c.send(fmt.Sprintf("*%d\r\n", respArgsMax(3)+1))
-	c.expect("-ERR Protocol error: invalid multibulk length\r\n")
+	c.expect("-ERR Protocol error: invalid multibulk length: 15 elements, over 14 (dkv's limit: 2 × --max-bulk-entries + 8)\r\n")
 	c.expectClosed()
 }
 

@@ -31,7 +31,7 @@ func TestRESPInlineWordsPastArgsMaxAreNotSplit(t *testing.T) {
 	err, allocated := decodeAllocated(d, line)
 	t.Logf("%d words, refused with %v after allocating %d bytes", words, err, allocated)
 	var pe respProtocolError
-	if !errors.As(err, &pe) || string(pe) != "invalid multibulk length" {
+	if !errors.As(err, &pe) || string(pe) != "invalid multibulk length: more than 28 words (dkv's limit: 2 × --max-bulk-entries + 8)" {
 		t.Fatalf("an inline command of %d words, argsMax 28: %v, want invalid multibulk length", words, err)
 	}
 	// 29 words and their slice are a few KB; 30,000 were a MB and more.

@@ -77,12 +77,12 @@ func TestRESPDecoder(t *testing.T) {
 		{"bad count", "*x\r\n", nil, "invalid multibulk length"},
 		{"negative zero count", "*-0\r\n", nil, "invalid multibulk length"},
 		{"plus count", "*+1\r\n", nil, "invalid multibulk length"},
-		{"count over the limit", "*17\r\n", nil, "invalid multibulk length"},
+		{"count over the limit", "*17\r\n", nil, "invalid multibulk length: 17 elements, over 16 (dkv's limit: 2 × --max-bulk-entries + 8)"},
 		{"not a bulk", "*2\r\n$3\r\nGET\r\n:1\r\n", nil, "expected '$', got ':'"},
 		{"nested array", "*1\r\n*1\r\n$4\r\nPING\r\n", nil, "expected '$', got '*'"},
 		{"negative bulk", "*1\r\n$-1\r\n", nil, "invalid bulk length"},
-		{"bulk over the limit", "*1\r\n$65\r\n", nil, "invalid bulk length"},
-		{"command over the limit", "*3\r\n$3\r\nSET\r\n$20\r\n01234567890123456789\r\n$20\r\n", nil, "invalid bulk length"},
+		{"bulk over the limit", "*1\r\n$65\r\n", nil, "invalid bulk length: a bulk string of 65 bytes would take the command past 64 bytes (--max-request-bytes)"},
+		{"command over the limit", "*3\r\n$3\r\nSET\r\n$20\r\n01234567890123456789\r\n$20\r\n", nil, "invalid bulk length: a bulk string of 20 bytes would take the command past 64 bytes (--max-request-bytes)"},
 		{"no CRLF after bulk", "*1\r\n$2\r\nabXY", nil, "expected CRLF after a bulk string of 2 bytes"},
 		{"bare CR in header", "*1\rX\n", nil, "expected CRLF after the mbulk count"},
 		{"long header", "*" + strings.Repeat("1", 40), nil, "too big mbulk count string"},
@@ -92,7 +92,7 @@ func TestRESPDecoder(t *testing.T) {
 		{"closing quote not ending a word", `set "a"b c` + "\r\n", nil, "unbalanced quotes in request"},
 		{"inline over the limit", strings.Repeat("a", 65) + "\r\n", nil, "too big inline request"},
 		{"inline over the limit, no newline", strings.Repeat("a", 65), nil, "too big inline request"},
-		{"inline too many words", strings.Repeat("a ", 17) + "\r\n", nil, "invalid multibulk length"},
+		{"inline too many words", strings.Repeat("a ", 17) + "\r\n", nil, "invalid multibulk length: more than 16 words (dkv's limit: 2 × --max-bulk-entries + 8)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := decodeAll(newRESPDecoder(64, 16), []byte(tc.in), nil)
@@ -171,7 +171,7 @@ func TestRESPDecoderPartialInput(t *testing.T) {
 func TestRESPDecoderRefusesBeforeWaiting(t *testing.T) {
 	d := newRESPDecoder(1<<20, 8)
 	_, _, err := d.next([]byte("*2\r\n$3\r\nGET\r\n$2000000\r\n"))
-	if err == nil || err.Error() != "Protocol error: invalid bulk length" {
+	if err == nil || err.Error() != "Protocol error: invalid bulk length: a bulk string of 2000000 bytes would take the command past 1048576 bytes (--max-request-bytes)" {
 		t.Fatalf("a 2 MB bulk header under a 1 MiB limit: %v", err)
 	}
 	d = newRESPDecoder(1<<20, 8)
