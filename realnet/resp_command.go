@@ -115,9 +115,14 @@ var respCommands = []respCommandInfo{
 	{"watch", -2, []string{"noscript", "loading", "stale", "fast"}, 1, -1, 1, "Refused: dkv has no MULTI/EXEC transactions (SET NX or XX, or JSON if_value, for compare-and-set)", "transactions", "2.2.0"},
 }
 
-// isRESPCommand reports whether word names a command of the table, in any
-// case: how the first line of a connection is told to be an inline RESP
-// command rather than JSON.
+// respRefusedCommands are the commands dkv answers with an error of its
+// own, naming what to send instead (respCommand), rather than as unknown;
+// not in the table, as they are not served.
+var respRefusedCommands = []string{"expiretime", "pexpiretime", "getex", "incrbyfloat"}
+
+// isRESPCommand reports whether word names a command of the table, or one
+// refused by name, in any case: how the first line of a connection is
+// told to be an inline RESP command rather than JSON.
 func isRESPCommand(word []byte) bool {
 	var lower [16]byte
 	name, ok := lowerName(word, lower[:0])
@@ -129,7 +134,7 @@ func isRESPCommand(word []byte) bool {
 			return true
 		}
 	}
-	return false
+	return slices.Contains(respRefusedCommands, string(name))
 }
 
 // lowerName lower-cases a command name into buf, if it is short enough to

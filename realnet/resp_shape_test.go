@@ -26,3 +26,22 @@ func TestRESPRepliesAsRedisGivesThem(t *testing.T) {
 		c.nc.Close()
 	}
 }
+
+// A connection whose first line is an inline command that dkv refuses by
+// name (PROTOCOL's table lists them) is RESP, and gets that refusal, as
+// one of a served command is: INCRBYFLOAT typed into telnet was taken for
+// JSON and answered with a JSON bad_request line.
+func TestRESPRefusedCommandsAreToldInline(t *testing.T) {
+	r := startSingle(t, respConfig())
+	for _, tc := range []struct{ send, want string }{
+		{"INCRBYFLOAT k 1.5\r\n", "-ERR dkv does not serve INCRBYFLOAT: "},
+		{"getex k\r\n", "-ERR dkv does not serve GETEX yet: "},
+		{"ExpireTime k\r\n", "-ERR dkv does not serve EXPIRETIME yet: "},
+		{"pexpiretime k\r\n", "-ERR dkv does not serve PEXPIRETIME yet: "},
+	} {
+		c := dialRESP(t, r.addr)
+		c.send(tc.send)
+		c.expect(tc.want)
+		c.nc.Close()
+	}
+}
