@@ -881,8 +881,8 @@ func (c *conn) respHello(args [][]byte) (_ *slot, closing bool) {
 		for i := 1; i < len(args); i++ {
 			switch opt := strings.ToUpper(string(args[i])); {
 			case opt == "SETNAME" && i+1 < len(args):
-				if !validClientName(args[i+1]) {
-					return errorf("ERR Client names cannot contain spaces, newlines or special characters."), false
+				if msg := clientNameError(args[i+1]); msg != "" {
+					return errorf(msg), false
 				}
 				name = args[i+1]
 				i++
@@ -926,6 +926,24 @@ func (c *conn) respHello(args [][]byte) (_ *slot, closing bool) {
 	return &slot{filled: true, kind: respRaw, raw: b}, false
 }
 
+// respClientNameBytesMax bounds a connection's name (CLIENT SETNAME,
+// HELLO … SETNAME), which it keeps for as long as it is open: unbounded, a
+// name could be a whole command long (16 MiB), held by each of
+// --max-conns connections. Client libraries name themselves in a few
+// tens of bytes.
+const respClientNameBytesMax = 1024
+
+// clientNameError is the error for a name a connection cannot take, or "".
+func clientNameError(name []byte) string {
+	switch {
+	case len(name) > respClientNameBytesMax:
+		return "ERR dkv's client names are at most " + strconv.Itoa(respClientNameBytesMax) + " bytes; this one is " + strconv.Itoa(len(name))
+	case !validClientName(name):
+		return "ERR Client names cannot contain spaces, newlines or special characters."
+	}
+	return ""
+}
+
 func validClientName(name []byte) bool {
 	for _, ch := range name {
 		if ch < '!' || ch > '~' {
@@ -960,8 +978,8 @@ func (c *conn) respClient(args [][]byte) *slot {
 		if len(args) != 2 {
 			return wrong
 		}
-		if !validClientName(args[1]) {
-			return raw(appendRESPError(nil, "ERR Client names cannot contain spaces, newlines or special characters."))
+		if msg := clientNameError(args[1]); msg != "" {
+			return raw(appendRESPError(nil, msg))
 		}
 		c.resp.name = string(args[1])
 		return raw([]byte("+OK\r\n"))

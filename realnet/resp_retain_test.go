@@ -42,3 +42,24 @@ func TestRESPDecoderKeepsNoLargeRoom(t *testing.T) {
 		})
 	}
 }
+
+// A connection's name, which it keeps while it is open, is bounded: a
+// CLIENT SETNAME or HELLO … SETNAME of a name as long as a command (16 MiB
+// at the default --max-request-bytes) was kept whole, by every connection.
+func TestRESPClientNameIsBounded(t *testing.T) {
+	r := startSingle(t, respConfig())
+	c := dialRESP(t, r.addr)
+	ok := strings.Repeat("n", respClientNameBytesMax)
+	long := ok + "n"
+	want := "-ERR dkv's client names are at most 1024 bytes; this one is 1025\r\n"
+	for _, tc := range []struct{ send, want string }{
+		{respArray("CLIENT", "SETNAME", ok), "+OK\r\n"},
+		{respArray("CLIENT", "SETNAME", long), want},
+		{respArray("HELLO", "2", "SETNAME", long), want},
+		{respArray("CLIENT", "GETNAME"), "$1024\r\n" + ok + "\r\n"}, // the refused names took nothing
+		{respArray("CLIENT", "SETNAME", "a b"), "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"},
+	} {
+		c.send(tc.send)
+		c.expect(tc.want)
+	}
+}
