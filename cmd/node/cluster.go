@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -414,16 +415,34 @@ func (cc *clusterConfig) startHint(err error) string {
 
 // groupStartHint explains a refused start of a node of a cluster or mesh
 // (what) whose id flag is idFlag, or is empty. A data directory of another
-// group is most often this group's, before its ports changed. (The match is
-// on the message that election and mesh give; should it change, the hint
-// is merely lost.)
+// group is most often this group's, before its ports changed; one of this
+// group but another node is another node's directory, given by mistake
+// (two directories swapped, a --node-id off by one), and the hint says
+// which node it belongs to: telling that operator to give --cluster-id the
+// id this node already has would send them round in circles (found by
+// review). (The match is on the message that election and mesh give;
+// should it change, the hint is merely lost.)
 func groupStartHint(err error, what, idFlag string) string {
-	if !strings.Contains(err.Error(), "the data directory belongs to node") {
+	m := belongsToRe.FindStringSubmatch(err.Error())
+	if m == nil {
 		return ""
 	}
-	return fmt.Sprintf("the %[1]s id derives from every node's id and replication address, so other ports (or another order) make another %[1]s. "+
+	dirNode, dirGroup, selfNode, selfGroup := m[1], m[2], m[3], m[4]
+	if dirGroup == selfGroup {
+		return fmt.Sprintf("the data directory is node %[1]s's of this %[3]s, not node %[2]s's: start node %[1]s on it (--node-id %[1]s, with node %[1]s's ports), "+
+			"and give node %[2]s its own directory. Never start one directory as two nodes: each node keeps its own vote and log", dirNode, selfNode, what)
+	}
+	hint := fmt.Sprintf("the %[1]s id derives from every node's id and replication address, so other ports (or another order) make another %[1]s. "+
 		"Start the node with the ports its %[1]s was created with; or, if the ports changed on purpose, start every node with --%[2]s set to the id the data directory names", what, idFlag)
+	if dirNode != selfNode {
+		hint += fmt.Sprintf(" (and this one as node %s, whose directory it is)", dirNode)
+	}
+	return hint
 }
+
+// belongsToRe matches election's and mesh's refusal of a data directory
+// that another node wrote: its node and group, then this node's.
+var belongsToRe = regexp.MustCompile(`the data directory belongs to node (\d+) of (?:cluster|mesh) ([0-9a-f]+); this is node (\d+) of (?:cluster|mesh) ([0-9a-f]+)`)
 
 // clusterNode is what run needs of a cluster node: the node, its host
 // config and its peer transport.
