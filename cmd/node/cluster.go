@@ -410,6 +410,18 @@ func (cc *clusterConfig) describeID() string {
 
 // startHint explains a refused start of a cluster node, or is empty.
 func (cc *clusterConfig) startHint(err error) string {
+	if strings.Contains(err.Error(), "holds a log but no raft-state: it is a single node's") {
+		// election takes a log without raft-state for a single node's,
+		// and says only that; but a cluster node's own directory whose
+		// raft-state was deleted (to "reset" the node, or by a cleanup
+		// of small files) is refused the same way, and its operator,
+		// told that it is a single node's, has no way on (found by
+		// review). Its log without the vote it was written under cannot
+		// be trusted to vote: the way on is that of a lost disk.
+		return fmt.Sprintf("if this is a single node's directory, start it without the cluster flags. If it is this cluster node's own, "+
+			"whose raft-state file (its term and vote) was removed or lost, its log cannot vote safely without it: "+
+			"move the directory aside and start the node on an empty one with --%s; it catches up from the leader", flagRejoin)
+	}
 	return groupStartHint(err, "cluster", flagClusterID)
 }
 
