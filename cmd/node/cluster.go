@@ -442,7 +442,7 @@ func groupStartHint(err error, what, idFlag string) string {
 	dirNode, dirGroup, selfNode, selfGroup := m[1], m[2], m[3], m[4]
 	if dirGroup == selfGroup {
 		return fmt.Sprintf("the data directory is node %[1]s's of this %[3]s, not node %[2]s's: start node %[1]s on it (--node-id %[1]s, with node %[1]s's ports), "+
-			"and give node %[2]s its own directory. Never start one directory as two nodes: each node keeps its own vote and log", dirNode, selfNode, what)
+			"and give node %[2]s its own directory. Never start one directory as two nodes: it holds one node's own state (a cluster node's votes, a mesh node's clocks)", dirNode, selfNode, what)
 	}
 	hint := fmt.Sprintf("the %[1]s id derives from every node's id and replication address, so other ports (or another order) make another %[1]s. "+
 		"Start the node with the ports its %[1]s was created with; or, if the ports changed on purpose, start every node with --%[2]s set to the id the data directory names", what, idFlag)
