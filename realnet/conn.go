@@ -1041,7 +1041,7 @@ func (h *Host) httpRefused() *slot {
 
 func (c *conn) startRESP() {
 	c.proto = protoRESP
-	c.resp.dec = newRESPDecoder(c.h.cfg.RequestBytesMax, respArgsMax(c.h.cfg.BulkEntriesMax))
+	c.resp.dec = newRESPDecoder(c.requestBytesMax(), respArgsMax(c.h.cfg.BulkEntriesMax))
 	c.resp.id = c.h.connIDs.Add(1)
 }
 
@@ -1055,6 +1055,7 @@ func (c *conn) frameRESP() bool {
 		if r := c.haveRoom(); r != roomYes {
 			return r == roomPaused // the rest waits in the buffer
 		}
+		dec.setCommandBytesMax(c.requestBytesMax(), c.authRequired())
 		size, argv, err := dec.next(rd.buf[rd.start:rd.end])
 		if err != nil {
 			return c.closeAfter(c.h.respRefused(err))
@@ -1089,7 +1090,7 @@ func (c *conn) frameRESP() bool {
 		// One command fills the buffer: grow it. The decoder refuses a
 		// command over the limit before its bytes are waited for, so
 		// this stops at the limit and a little framing.
-		bufMax := c.h.cfg.RequestBytesMax + respHeaderBytesMax
+		bufMax := c.requestBytesMax() + respHeaderBytesMax
 		if len(rd.buf) >= bufMax {
 			return c.closeAfter(c.h.respRefused(respProtocolError("too big request")))
 		}
@@ -1112,7 +1113,7 @@ func (c *conn) closeAfter(s *slot) bool {
 // makes room for the next read.
 func (c *conn) frameJSON() bool {
 	rd := &c.rd
-	lineMax := c.h.cfg.RequestBytesMax
+	lineMax := c.requestBytesMax()
 	for c.proto == protoJSON {
 		i := bytes.IndexByte(rd.buf[rd.scanned:rd.end], '\n')
 		if i < 0 {
@@ -1130,7 +1131,7 @@ func (c *conn) frameJSON() bool {
 		case rd.discarding:
 			rd.discarding = false
 		case lineEnd-rd.start > lineMax:
-			if !c.add(c.h.refusedLine(tooLarge(lineMax))) {
+			if !c.add(c.h.refusedLine(c.tooLarge(lineMax))) {
 				return false
 			}
 		default:
@@ -1141,6 +1142,7 @@ func (c *conn) frameJSON() bool {
 		}
 		rd.start = lineEnd + 1
 		rd.scanned = rd.start
+		lineMax = c.requestBytesMax() // raised once an auth succeeds
 	}
 
 	switch {
@@ -1155,7 +1157,7 @@ func (c *conn) frameJSON() bool {
 		if r := c.haveRoom(); r != roomYes {
 			return r == roomPaused
 		}
-		if !c.add(c.h.refusedLine(tooLarge(lineMax))) {
+		if !c.add(c.h.refusedLine(c.tooLarge(lineMax))) {
 			return false
 		}
 		rd.discarding = true
@@ -1230,6 +1232,16 @@ func (c *conn) readEnded(err error) {
 func tooLarge(lineMax int) core.Response {
 	return core.ErrorResponse(core.CodeTooLarge,
 		"request line is longer than %d bytes; it was skipped up to its newline", lineMax)
+}
+
+// tooLarge answers c's line over lineMax, saying when the bound is the one
+// before authentication.
+func (c *conn) tooLarge(lineMax int) core.Response {
+	if c.authRequired() && lineMax < c.h.cfg.RequestBytesMax {
+		return core.ErrorResponse(core.CodeTooLarge,
+			"request line is longer than %d bytes, the bound before a connection authenticates; it was skipped up to its newline: send auth first", lineMax)
+	}
+	return tooLarge(lineMax)
 }
 
 // handleLine decodes one line and adds it to the batch. It reports false

@@ -21,6 +21,9 @@ type respDecoder struct {
 	// commandBytesMax bounds one command, framing included, as the JSON
 	// line limit (RequestBytesMax) bounds a line.
 	commandBytesMax int
+	// unauthed: commandBytesMax is the bound before authentication, which
+	// the errors name.
+	unauthed bool
 	// argsMax bounds the elements of one command's array.
 	argsMax int
 
@@ -36,6 +39,13 @@ type respDecoder struct {
 
 func newRESPDecoder(commandBytesMax, argsMax int) *respDecoder {
 	return &respDecoder{commandBytesMax: commandBytesMax, argsMax: argsMax, bulkLen: -1}
+}
+
+// setCommandBytesMax sets the bound on the next command (a connection's
+// is lower until it authenticates: conn.requestBytesMax); unauthed says
+// that it is that one.
+func (d *respDecoder) setCommandBytesMax(n int, unauthed bool) {
+	d.commandBytesMax, d.unauthed = n, unauthed
 }
 
 // respProtocolError is a malformed or oversized command. Redis answers it
@@ -116,8 +126,12 @@ func (d *respDecoder) next(b []byte) (size int, argv [][]byte, err error) {
 				// Redis's words first, for whatever matches on them, then
 				// which limit: a value over it is an operator's setting to
 				// find (a cluster node's is 4 MiB), not a broken client.
+				limit := "(--max-request-bytes)"
+				if d.unauthed {
+					limit = "(the bound before a connection authenticates: send AUTH first)"
+				}
 				return 0, nil, respProtocolError("invalid bulk length: a bulk string of " + strconv.FormatInt(l, 10) +
-					" bytes would take the command past " + strconv.Itoa(d.commandBytesMax) + " bytes (--max-request-bytes)")
+					" bytes would take the command past " + strconv.Itoa(d.commandBytesMax) + " bytes " + limit)
 			}
 			d.bulkLen = int(l)
 			d.pos += n
