@@ -374,6 +374,11 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 // dead nodes after cfg.restart, and returns on a signal.
 func watch(c *nodeproc.Cluster, cfg *config, leader int, sigs <-chan os.Signal, out io.Writer) error {
 	diedAt := make([]time.Time, c.Size()) // zero: running
+	// leftDown: a node whose restart failed, not tried again. The others
+	// go on serving: the launcher ending on it stopped two healthy nodes
+	// over one that needed an operator (found by review: a directory
+	// whose raft-state alone was removed, which the node refuses).
+	leftDown := make([]bool, c.Size())
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -391,13 +396,15 @@ func watch(c *nodeproc.Cluster, cfg *config, leader int, sigs <-chan os.Signal, 
 				if !strings.Contains(c.Process(i).Stderr(), "serving") {
 					return fmt.Errorf("node %d failed to start:\n%s", i, c.Process(i).Stderr())
 				}
-			case !diedAt[i].IsZero() && cfg.restart > 0 && time.Since(diedAt[i]) >= cfg.restart:
+			case !diedAt[i].IsZero() && !leftDown[i] && cfg.restart > 0 && time.Since(diedAt[i]) >= cfg.restart:
 				if needsRejoin(c, i) {
 					rejoin(c, i, out)
 				}
 				p, err := c.Start(i)
 				if err != nil {
-					return fmt.Errorf("restarting node %d: %w", i, err)
+					leftDown[i] = true
+					fmt.Fprintf(out, "node %d did not start again, and is left down (the other nodes go on; Ctrl-C stops them): %v\n", i, err)
+					continue
 				}
 				diedAt[i] = time.Time{}
 				fmt.Fprintf(out, "node %d restarted: pid %d\n", i, p.Pid())

@@ -480,3 +480,50 @@ func TestLostDataDirectoryRejoins(t *testing.T) {
 	}
 	l2.finish(t)
 }
+
+// A node that does not start again is left down, and the others go on
+// serving: the launcher returned on it, stopping the two healthy nodes
+// (found by review). Here a follower's raft-state alone is removed, its
+// log kept, which the node refuses whatever its flags.
+func TestNodeThatFailsToRestartIsLeftDown(t *testing.T) {
+	bin, err := nodeproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	l := startLaunch(&config{mode: "cluster", dir: dir, nodes: 3, bin: bin, restart: 100 * time.Millisecond})
+	leader := l.out.waitFor(t, leadsLine, 0)[1]
+	addrs := strings.Split(l.out.waitFor(t, tryLine, 0)[1], ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	kv, err := client.DialCluster(ctx, addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	if err := kv.Set(ctx, "before", "1"); err != nil {
+		t.Fatal(err)
+	}
+	follower := "0"
+	if leader == "0" {
+		follower = "1"
+	}
+	pid, _ := strconv.Atoi(l.out.waitFor(t, regexp.MustCompile(`node `+follower+`: pid (\d+)`), 0)[1])
+	mark := len(l.out.String())
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "node"+follower, raftStateFile)); err != nil {
+		t.Fatal(err)
+	}
+	l.out.waitFor(t, regexp.MustCompile(`node `+follower+` did not start again, and is left down`), mark)
+	select {
+	case err := <-l.done:
+		t.Fatalf("the launcher returned (%v) on a node that did not restart:\n%s", err, l.out.String())
+	default:
+	}
+	if err := kv.Set(ctx, "after", "2"); err != nil {
+		t.Errorf("set with one node left down: %v", err)
+	}
+	l.finish(t)
+}
