@@ -457,8 +457,10 @@ class KVClient(_Calls, _Walks):
     ``ssl.create_default_context(cafile="certs/ca.pem")``, plus
     ``load_cert_chain(cert, key)`` for one with --tls-client-ca. The
     server's certificate is checked against ``host``, or against
-    ``server_hostname`` when given (also sent as SNI). The handshake is
-    bounded by ``connect_timeout``. A certificate refused on either side,
+    ``server_hostname`` when given (also sent as SNI).
+    ``connect_timeout`` bounds each attempt to open a connection, all of
+    it: the TCP connect (over every address of the host), the TLS
+    handshake and the password's answer. A certificate refused on either side,
     or a server without TLS, raises TLSError at once, without retries; a
     client without TLS at a TLS port gets TLSRequired.
 
@@ -683,7 +685,7 @@ class KVClient(_Calls, _Walks):
                     raise RequestTimeout("the timeout passed while redialling %s (last error: %s)" % (self.addr, last))
                 time.sleep(wait)
             try:
-                conn = dial(
+                conn, ddeadline = dial(
                     self.host,
                     self.port,
                     deadline,
@@ -702,11 +704,16 @@ class KVClient(_Calls, _Walks):
             # review: a Set went out and applied once its dial was done).
             self._conn = conn
             try:
-                self._authenticate(conn, deadline)
-            except DKVError:
+                self._authenticate(conn, deadline, ddeadline)
+            except DKVError as e:
                 self._drop()
                 if self._closed:
                     raise ClientClosed("the client of %s is closed" % self.addr) from None
+                if isinstance(e, ConnectionFailed):
+                    # Unanswered within the dial's connect_timeout, or the
+                    # connection broke: a failed dial, tried again as one.
+                    last = e
+                    continue
                 raise
             if self._closed:
                 self._drop()
@@ -714,15 +721,25 @@ class KVClient(_Calls, _Walks):
             return conn
         raise ConnectionFailed("%s (%d attempts)" % (last, self.dial_retries + 1))
 
-    def _authenticate(self, conn, deadline):
+    def _authenticate(self, conn, deadline, ddeadline):
         """Sends the password, if any, on conn, a new connection; closes it
         and raises the server's refusal (AuthFailed) or the connection's
-        failure."""
+        failure. Its answer is part of the dial, bounded by the dial's
+        connect_timeout (ddeadline, within the call's deadline), as the Go
+        client bounds it by its dial timeout: a server that takes
+        connections and answers nothing (a stopped process, whose kernel
+        still accepts them) held a dial for the call's whole timeout,
+        without a redial (found by review). No answer in time is
+        ConnectionFailed, or RequestTimeout once the deadline passed."""
         if self.password is None:
             return
         call = self._encode({"op": "auth", "password": self.password})
-        conn.exchange([call], deadline)
+        conn.exchange([call], ddeadline)
         err = call.err
+        if isinstance(err, RequestTimeout) and time.monotonic() < deadline:
+            err = ConnectionFailed(
+                "no answer to the password from %s within the connect timeout of %.3gs" % (self.addr, self.connect_timeout)
+            )
         if err is None and not call.resp.get("ok"):
             err = server_error(call.resp.get("error"), op="auth")
         if err is not None:

@@ -452,18 +452,26 @@ def _unsolicited(data):
 
 
 def dial(host, port, deadline, connect_timeout, response_bytes_max, ssl_context=None, server_hostname=None):
-    """Opens a connection, within the deadline: TCP, and with ssl_context
-    TLS over it, whose handshake gets its own connect_timeout (and checks
-    the server's certificate against server_hostname, else host). Raises
+    """Opens a connection: TCP, and with ssl_context TLS over it (checking
+    the server's certificate against server_hostname, else host), all
+    within one connect_timeout and the deadline. Returns the Connection
+    and the time its connect_timeout ends (time.monotonic()), which
+    bounds the rest of opening it too (the password's answer). Raises
     ConnectionFailed, TLSError (the handshake failed for good: a
-    certificate refused, a server without TLS), or RequestTimeout when the
-    deadline passed."""
+    certificate refused, a server without TLS), or RequestTimeout when
+    the deadline passed.
+
+    One budget for the whole dial, rather than a connect_timeout for each
+    step: a step that took most of it leaves the next step only what is
+    left, so connect_timeout is what a dial can take (found by review: a
+    TLS dial took up to twice connect_timeout, and a host of several
+    addresses connect_timeout for each)."""
     addr = protocol.join_addr(host, port)
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
+    if deadline - time.monotonic() <= 0:
         raise RequestTimeout("no time left to connect to %s" % addr)
+    ddeadline = min(deadline, time.monotonic() + connect_timeout)
     try:
-        sock = socket.create_connection((host, port), timeout=min(connect_timeout, remaining))
+        sock = _connect_tcp(host, port, ddeadline)
     except socket.timeout:
         if deadline - time.monotonic() <= 0:
             raise RequestTimeout("connecting to %s timed out" % addr) from None
@@ -475,15 +483,46 @@ def dial(host, port, deadline, connect_timeout, response_bytes_max, ssl_context=
     except OSError:
         pass
     if ssl_context is not None:
-        sock = _handshake(sock, ssl_context, server_hostname or host, addr, deadline, connect_timeout)
-    return Connection(sock, addr, response_bytes_max)
+        sock = _handshake(sock, ssl_context, server_hostname or host, addr, deadline, ddeadline, connect_timeout)
+    return Connection(sock, addr, response_bytes_max), ddeadline
 
 
-def _handshake(sock, ctx, server_hostname, addr, deadline, connect_timeout):
+def _connect_tcp(host, port, ddeadline):
+    """A TCP connection to one of host's addresses, tried in turn before
+    ddeadline, each given an equal share of the time left (a black hole
+    first in the list does not take it all). Unlike
+    socket.create_connection, whose timeout is each address's, so that a
+    host of n silent addresses took n times it. Raises socket.timeout when
+    the time ran out, else the last address's OSError. Resolving the name
+    (getaddrinfo) cannot be bounded without a thread: it is not."""
+    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    if not infos:
+        raise OSError("no address for %s" % host)
+    err = None  # type: Optional[OSError]
+    for i, (family, kind, proto, _, sockaddr) in enumerate(infos):
+        remaining = ddeadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("timed out")
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(remaining / (len(infos) - i))
+            sock.connect(sockaddr)
+        except OSError as e:
+            sock.close()
+            err = e
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    assert err is not None
+    raise err
+
+
+def _handshake(sock, ctx, server_hostname, addr, deadline, hdeadline, connect_timeout):
     """Wraps the connected sock in TLS and runs the client's handshake
-    without blocking, within connect_timeout and the deadline. Returns the
-    SSL socket; closes sock and raises otherwise."""
-    hdeadline = min(deadline, time.monotonic() + connect_timeout)
+    without blocking, before hdeadline (the dial's, within the deadline).
+    Returns the SSL socket; closes sock and raises otherwise."""
     try:
         sock.setblocking(False)
         ssock = ctx.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
