@@ -1,11 +1,13 @@
 """KVClient: a client of one dkv server, over one pipelined TCP connection."""
 
 import itertools
+import os
 import random
 import socket
 import ssl
 import threading
 import time
+import weakref
 
 from . import protocol
 from .connection import Call, dial
@@ -34,6 +36,25 @@ _ATTEMPTS_MAX = 2
 # do not redial in lockstep.
 _DIAL_BACKOFF_BASE = 0.05
 _DIAL_BACKOFF_MAX = 1.0
+
+
+# The clients of this process, for the child of a fork: its copies of them
+# must not use their parent's connections (the two processes would send on
+# one stream and read each other's answers) nor, for a ClusterKVClient, its
+# session (the cluster would take the child's writes and the parent's for
+# retries of one another's, answer one with the other's outcome and apply
+# only the first). Found by review: a ClusterKVClient made before a fork
+# (multiprocessing, a pre-forking server) lost the parent's next write.
+_clients = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    for c in list(_clients):
+        c._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _check_timeout(what, t):
@@ -497,7 +518,8 @@ class KVClient(_Calls, _Walks):
     more on a new connection.
 
     A KVClient may be shared by threads; their calls take turns on the one
-    connection. Use it as a context manager, or call ``close()``.
+    connection. In the child of a fork, its copy dials a connection of its
+    own. Use it as a context manager, or call ``close()``.
     """
 
     def __init__(
@@ -543,6 +565,7 @@ class KVClient(_Calls, _Walks):
         # "Mesh writes"). None until a mesh node answers.
         self._stamp = None
         self._stamp_text = ""
+        _clients.add(self)
         if connect:
             deadline = time.monotonic() + self.timeout
             self._acquire(deadline)
@@ -639,6 +662,19 @@ class KVClient(_Calls, _Walks):
         return "KVClient(%s)" % self.addr
 
     # Internals.
+
+    def _after_fork(self):
+        """In the child of a fork: a lock of its own (another thread of the
+        parent may have held this one, which no thread of the child would
+        release), and the next call dials a connection of its own. The
+        parent's is closed only here, in the child: closing a descriptor
+        leaves the parent's open, and sends nothing, TLS's close_notify
+        included."""
+        self._lock = threading.Lock()
+        c = self._conn
+        self._conn = None
+        if c is not None:
+            c.close()
 
     def _acquire(self, deadline):
         if self._closed:

@@ -8,6 +8,7 @@ import time
 from . import protocol
 from .client import (
     KVClient,
+    _clients,
     _Calls,
     _Walks,
     _check_timeout,
@@ -156,7 +157,8 @@ class ClusterKVClient(_Calls, _Walks):
     call (or the constructor) goes on to the next node, and raises it once
     every node given has refused, which takes moments, not the timeout.
 
-    Calls take turns (a lock); no pipelining.
+    Calls take turns (a lock); no pipelining. In the child of a fork, its
+    copy starts a session of its own, on connections of its own.
     """
 
     def __init__(
@@ -224,6 +226,7 @@ class ClusterKVClient(_Calls, _Walks):
         self._leader = None  # the node believed to lead
         self._next = 0  # index in addrs of the node to try when none is known to lead
         self._closed = False
+        _clients.add(self)
         if connect:
             self._connect_any()
 
@@ -264,6 +267,15 @@ class ClusterKVClient(_Calls, _Walks):
         return "ClusterKVClient(%s)" % ",".join(self.addrs)
 
     # Internals.
+
+    def _after_fork(self):
+        """In the child of a fork: a session of its own, so that the
+        cluster does not take the child's writes for retries of the
+        parent's (their seqs run in step), and a lock of its own. Its
+        nodes' KVClients drop their connections themselves."""
+        self._lock = threading.Lock()
+        self.client_id = new_client_id()
+        self._session = Session()
 
     def _node(self, addr):
         n = self._nodes.get(addr)
