@@ -10,7 +10,7 @@ import time
 import weakref
 
 from . import protocol
-from .connection import Call, dial
+from .connection import Call, DialInterrupted, dial
 from .errors import (
     ClientClosed,
     ConditionFailed,
@@ -559,6 +559,7 @@ class KVClient(_Calls, _Walks):
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._conn = None
+        self._dial_wake = None  # a dial's socket that close() wakes it with
         self._closed = False
         # The highest mesh stamp answered to this client: its writes carry
         # it as "after", so each wins over every write it saw (PROTOCOL.md,
@@ -639,8 +640,14 @@ class KVClient(_Calls, _Walks):
             finally:
                 self._lock.release()
         else:
-            # Another thread's call holds the connection: wake it, and it
-            # drops the connection itself.
+            # Another thread's call holds the connection, or is dialling
+            # one: wake it, and it drops the connection itself.
+            w = self._dial_wake
+            if w is not None:
+                try:
+                    w.send(b"x")
+                except OSError:
+                    pass  # the dial ended meanwhile
             c = self._conn
             if c is not None:
                 try:
@@ -671,6 +678,7 @@ class KVClient(_Calls, _Walks):
         leaves the parent's open, and sends nothing, TLS's close_notify
         included."""
         self._lock = threading.Lock()
+        self._dial_wake = None  # the parent's dial's: its thread is not here
         c = self._conn
         self._conn = None
         if c is not None:
@@ -720,7 +728,16 @@ class KVClient(_Calls, _Walks):
                 if time.monotonic() + wait >= deadline:
                     raise RequestTimeout("the timeout passed while redialling %s (last error: %s)" % (self.addr, last))
                 time.sleep(wait)
+            # A socket that close() from another thread makes readable, to
+            # end the dial at once (the connect or the handshake), as the
+            # Go client's Close ends its dial: the call waited out its
+            # connect_timeout (found by review). Set before _closed is
+            # looked at, which close() sets before it looks at this.
+            wake_r, wake_w = socket.socketpair()
+            self._dial_wake = wake_w
             try:
+                if self._closed:
+                    raise ClientClosed("the client of %s is closed" % self.addr)
                 conn, ddeadline = dial(
                     self.host,
                     self.port,
@@ -729,10 +746,17 @@ class KVClient(_Calls, _Walks):
                     self.response_bytes_max,
                     self.ssl_context,
                     self.server_hostname,
+                    wake_r,
                 )
             except ConnectionFailed as e:
                 last = e
                 continue
+            except DialInterrupted:
+                raise ClientClosed("the client of %s is closed" % self.addr) from None
+            finally:
+                self._dial_wake = None
+                wake_r.close()
+                wake_w.close()
             # Held before the password goes out, so that close() from
             # another thread can break it; and closed here if close() came
             # meanwhile, which found no connection to break: the call's

@@ -23,6 +23,8 @@ record at most, so that what counts as sent is what the server may have
 read.
 """
 
+import errno
+import os
 import select
 import socket
 import ssl
@@ -451,7 +453,36 @@ def _unsolicited(data):
     return ProtocolError("a response arrived with no request outstanding: %.200r" % (data,))
 
 
-def dial(host, port, deadline, connect_timeout, response_bytes_max, ssl_context=None, server_hostname=None):
+class DialInterrupted(Exception):
+    """A dial ended by its wake socket (the client's close() from another
+    thread): nothing was sent."""
+
+
+def _wait(sock, want_write, until, wake):
+    """Waits until sock is ready (for writing, or else for reading), until
+    the time until (time.monotonic()) passes, or wake (a socket, or None)
+    is readable, which raises DialInterrupted. Returns whether sock is
+    ready."""
+    remaining = until - time.monotonic()
+    if remaining <= 0:
+        return False
+    if _POLL:
+        p = select.poll()
+        p.register(sock, select.POLLOUT if want_write else select.POLLIN)
+        if wake is not None:
+            p.register(wake, select.POLLIN)
+        events = p.poll(int(remaining * 1000) + 1)
+        fds = [fd for fd, _ in events]
+    else:
+        rs = [wake] if wake is not None else []
+        r, w, _ = select.select(rs + ([] if want_write else [sock]), [sock] if want_write else [], [], remaining)
+        fds = [x.fileno() for x in r + w]
+    if wake is not None and wake.fileno() in fds:
+        raise DialInterrupted()
+    return sock.fileno() in fds
+
+
+def dial(host, port, deadline, connect_timeout, response_bytes_max, ssl_context=None, server_hostname=None, wake=None):
     """Opens a connection: TCP, and with ssl_context TLS over it (checking
     the server's certificate against server_hostname, else host), all
     within one connect_timeout and the deadline. Returns the Connection
@@ -459,7 +490,8 @@ def dial(host, port, deadline, connect_timeout, response_bytes_max, ssl_context=
     bounds the rest of opening it too (the password's answer). Raises
     ConnectionFailed, TLSError (the handshake failed for good: a
     certificate refused, a server without TLS), or RequestTimeout when
-    the deadline passed.
+    the deadline passed. A wake socket that becomes readable ends it with
+    DialInterrupted.
 
     One budget for the whole dial, rather than a connect_timeout for each
     step: a step that took most of it leaves the next step only what is
@@ -471,7 +503,7 @@ def dial(host, port, deadline, connect_timeout, response_bytes_max, ssl_context=
         raise RequestTimeout("no time left to connect to %s" % addr)
     ddeadline = min(deadline, time.monotonic() + connect_timeout)
     try:
-        sock = _connect_tcp(host, port, ddeadline)
+        sock = _connect_tcp(host, port, ddeadline, wake)
     except socket.timeout:
         if deadline - time.monotonic() <= 0:
             raise RequestTimeout("connecting to %s timed out" % addr) from None
@@ -483,18 +515,20 @@ def dial(host, port, deadline, connect_timeout, response_bytes_max, ssl_context=
     except OSError:
         pass
     if ssl_context is not None:
-        sock = _handshake(sock, ssl_context, server_hostname or host, addr, deadline, ddeadline, connect_timeout)
+        sock = _handshake(sock, ssl_context, server_hostname or host, addr, deadline, ddeadline, connect_timeout, wake)
     return Connection(sock, addr, response_bytes_max), ddeadline
 
 
-def _connect_tcp(host, port, ddeadline):
+def _connect_tcp(host, port, ddeadline, wake=None):
     """A TCP connection to one of host's addresses, tried in turn before
     ddeadline, each given an equal share of the time left (a black hole
     first in the list does not take it all). Unlike
     socket.create_connection, whose timeout is each address's, so that a
     host of n silent addresses took n times it. Raises socket.timeout when
-    the time ran out, else the last address's OSError. Resolving the name
-    (getaddrinfo) cannot be bounded without a thread: it is not."""
+    the time ran out, DialInterrupted when wake woke it, else the last
+    address's OSError. The connect does not block, so that wake can end
+    it. Resolving the name (getaddrinfo) cannot be bounded without a
+    thread: it is not."""
     infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
     if not infos:
         raise OSError("no address for %s" % host)
@@ -505,8 +539,14 @@ def _connect_tcp(host, port, ddeadline):
             raise socket.timeout("timed out")
         sock = socket.socket(family, kind, proto)
         try:
-            sock.settimeout(remaining / (len(infos) - i))
-            sock.connect(sockaddr)
+            sock.setblocking(False)
+            code = sock.connect_ex(sockaddr)
+            if code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY):
+                if not _wait(sock, True, time.monotonic() + remaining / (len(infos) - i), wake):
+                    raise socket.timeout("timed out")
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code != 0:
+                raise OSError(code, os.strerror(code))
         except OSError as e:
             sock.close()
             err = e
@@ -519,7 +559,7 @@ def _connect_tcp(host, port, ddeadline):
     raise err
 
 
-def _handshake(sock, ctx, server_hostname, addr, deadline, hdeadline, connect_timeout):
+def _handshake(sock, ctx, server_hostname, addr, deadline, hdeadline, connect_timeout, wake=None):
     """Wraps the connected sock in TLS and runs the client's handshake
     without blocking, before hdeadline (the dial's, within the deadline).
     Returns the SSL socket; closes sock and raises otherwise."""
@@ -545,17 +585,9 @@ def _handshake(sock, ctx, server_hostname, addr, deadline, hdeadline, connect_ti
                 want_write = False
             except ssl.SSLWantWriteError:
                 want_write = True
-            remaining = hdeadline - time.monotonic()
-            if remaining <= 0:
+            if hdeadline - time.monotonic() <= 0:
                 break
-            if _POLL:
-                p = select.poll()
-                p.register(ssock, select.POLLOUT if want_write else select.POLLIN)
-                p.poll(int(remaining * 1000) + 1)
-            elif want_write:
-                select.select([], [ssock], [], remaining)
-            else:
-                select.select([ssock], [], [], remaining)
+            _wait(ssock, want_write, hdeadline, wake)
     except ssl.SSLCertVerificationError as e:
         ssock.close()
         raise _tls_error(

@@ -6,7 +6,9 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import tempfile
+import threading
 import time
 import unittest
 from unittest import mock
@@ -126,3 +128,44 @@ class ManyAddressesTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CloseDuringDialTest(unittest.TestCase):
+    """close() from another thread ends a call that is still dialling, as
+    the Go client's Close ends its dial: the call ended only once its
+    connect_timeout ran out."""
+
+    def close_during_dial(self, **kw):
+        out = []
+
+        def call(c):
+            try:
+                c.Set("k", "v")
+            except dkv.DKVError as e:
+                out.append(e)
+
+        c = KVClient(connect=False, timeout=60, connect_timeout=30, dial_retries=0, **kw)
+        t = threading.Thread(target=call, args=(c,))
+        t.start()
+        time.sleep(0.3)  # in the dial by now
+        c.close()
+        t.join(10)
+        self.assertFalse(t.is_alive(), "the call did not end within 10 s of close()")
+        self.assertEqual(len(out), 1)
+        self.assertIsInstance(out[0], dkv.ClientClosed)
+
+    def test_tcp_connect(self):
+        lis, fill = black_hole()
+        self.addCleanup(lis.close)
+        for s in fill:
+            self.addCleanup(s.close)
+        self.close_during_dial(port=lis.getsockname()[1])
+
+    def test_tls_handshake(self):
+        # A listener that takes the connection (its backlog does) and
+        # never answers the handshake.
+        lis = socket.socket()
+        lis.bind(("127.0.0.1", 0))
+        lis.listen(8)
+        self.addCleanup(lis.close)
+        self.close_during_dial(port=lis.getsockname()[1], ssl_context=ssl.create_default_context())
