@@ -763,6 +763,11 @@ class KVClient(_Calls, _Walks):
             # request must not go out after close() returned (found by
             # review: a Set went out and applied once its dial was done).
             self._conn = conn
+            if self._closed:
+                # close() came as the dial ended, with neither it nor the
+                # connection to wake: no password goes out either.
+                self._drop()
+                raise ClientClosed("the client of %s is closed" % self.addr)
             try:
                 self._authenticate(conn, deadline, ddeadline)
             except DKVError as e:

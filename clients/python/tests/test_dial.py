@@ -14,6 +14,7 @@ import unittest
 from unittest import mock
 
 import nodeproc  # (puts the client on sys.path)
+from fakeserver import FakeServer
 from nodeproc import SingleNode
 
 import dkv
@@ -169,3 +170,28 @@ class CloseDuringDialTest(unittest.TestCase):
         lis.listen(8)
         self.addCleanup(lis.close)
         self.close_during_dial(port=lis.getsockname()[1], ssl_context=ssl.create_default_context())
+
+    def test_as_the_dial_ends(self):
+        # close() just as the dial returns, before the password goes out
+        # (it found neither the dial nor a connection to wake): the call
+        # ends with ClientClosed, and not even the password is sent. The
+        # real dial runs; close() is called as it returns.
+        from dkv import client as client_module
+
+        def silent(server, n, sock, rfile):
+            while server.read_request(rfile) is not None:
+                pass
+
+        with FakeServer(silent) as fake:
+            c = KVClient(port=fake.port, timeout=10, password="pw", connect=False)
+            real = client_module.dial
+
+            def dial_then_close(*a, **kw):
+                out = real(*a, **kw)
+                c.close()
+                return out
+
+            with mock.patch.object(client_module, "dial", dial_then_close):
+                self.assertRaises(dkv.ClientClosed, c.Set, "k", "v")
+            time.sleep(0.2)  # a password would have arrived by now
+            self.assertEqual(fake.ops(), [])
