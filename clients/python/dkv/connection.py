@@ -58,6 +58,12 @@ _TLS_SEND_BYTES = 16 << 10
 
 _POLL = hasattr(select, "poll")
 
+# What a non-blocking connect returns while it is under way (Windows says
+# WSAEWOULDBLOCK).
+_CONNECTING = frozenset(
+    c for c in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY, getattr(errno, "WSAEWOULDBLOCK", None)) if c is not None
+)
+
 # Would-block on a non-blocking socket: plain, or TLS (whose two are
 # OSErrors but not BlockingIOErrors).
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -474,9 +480,12 @@ def _wait(sock, want_write, until, wake):
         events = p.poll(int(remaining * 1000) + 1)
         fds = [fd for fd, _ in events]
     else:
+        # Windows (no poll): a connect that failed shows as exceptional,
+        # not writable.
         rs = [wake] if wake is not None else []
-        r, w, _ = select.select(rs + ([] if want_write else [sock]), [sock] if want_write else [], [], remaining)
-        fds = [x.fileno() for x in r + w]
+        ws = [sock] if want_write else []
+        r, w, x = select.select(rs + ([] if want_write else [sock]), ws, ws, remaining)
+        fds = [s.fileno() for s in r + w + x]
     if wake is not None and wake.fileno() in fds:
         raise DialInterrupted()
     return sock.fileno() in fds
@@ -541,7 +550,7 @@ def _connect_tcp(host, port, ddeadline, wake=None):
         try:
             sock.setblocking(False)
             code = sock.connect_ex(sockaddr)
-            if code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY):
+            if code in _CONNECTING:
                 if not _wait(sock, True, time.monotonic() + remaining / (len(infos) - i), wake):
                     raise socket.timeout("timed out")
                 code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
