@@ -27,6 +27,11 @@ from .errors import (
     server_error,
 )
 
+# The views of consistent walks left early whose close waits for the call
+# in progress on their thread (see _Walks._scan_all): at most this many,
+# the server keeps 64.
+_VIEW_CLOSES_MAX = 64
+
 # A call whose connection broke under a read, or before its request left,
 # gets one more try on a new connection; a write that left gets none.
 _ATTEMPTS_MAX = 2
@@ -339,11 +344,33 @@ class _Walks(object):
                 # The walk ended before its last page (the caller broke
                 # out, an error): the server drops the view now rather
                 # than keep it a minute, one of the 64 it keeps (as the
-                # Go client; found by review). Best effort.
-                try:
-                    self._submit(_Op({"op": "scan", "view": view, "close": True}, lambda resp: None))
-                except (DKVError, OSError):
-                    pass
+                # Go client; found by review). Best effort. Unless a call
+                # of this very thread holds the client: a garbage
+                # collection, which may run at any allocation, collected
+                # the walk inside that call. The close would wait for the
+                # call, and the call for the close, for the whole timeout
+                # (found by review); it goes out once the call is done.
+                if self._lock.locked() and self._owner == threading.get_ident():
+                    if len(self._view_closes) < _VIEW_CLOSES_MAX:
+                        self._view_closes.append(view)
+                else:
+                    self._close_view(view)
+
+    def _close_view(self, view):
+        try:
+            self._submit(_Op({"op": "scan", "view": view, "close": True}, lambda resp: None))
+        except (DKVError, OSError):
+            pass
+
+    def _close_views(self):
+        """Closes the views whose walks ended inside a call (above), after
+        it, with the client's lock no longer held."""
+        while self._view_closes:
+            try:
+                view = self._view_closes.pop()
+            except IndexError:  # another thread took the last
+                return
+            self._close_view(view)
 
     scan_all = ScanAll
 
@@ -560,6 +587,8 @@ class KVClient(_Calls, _Walks):
         self._lock = threading.Lock()
         self._conn = None
         self._dial_wake = None  # a dial's socket that close() wakes it with
+        self._owner = None  # the thread that last took _lock
+        self._view_closes = []  # see _Walks._scan_all
         self._closed = False
         # The highest mesh stamp answered to this client: its writes carry
         # it as "after", so each wins over every write it saw (PROTOCOL.md,
@@ -635,6 +664,7 @@ class KVClient(_Calls, _Walks):
         raise ClientClosed."""
         self._closed = True
         if self._lock.acquire(blocking=False):
+            self._owner = threading.get_ident()
             try:
                 self._drop()
             finally:
@@ -679,6 +709,7 @@ class KVClient(_Calls, _Walks):
         included."""
         self._lock = threading.Lock()
         self._dial_wake = None  # the parent's dial's: its thread is not here
+        self._view_closes = []  # the parent's to close
         c = self._conn
         self._conn = None
         if c is not None:
@@ -689,6 +720,7 @@ class KVClient(_Calls, _Walks):
             raise ClientClosed("the client of %s is closed" % self.addr)
         if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise RequestTimeout("the timeout passed while another call on %s was in progress" % self.addr)
+        self._owner = threading.get_ident()
         if self._closed:
             self._lock.release()
             raise ClientClosed("the client of %s is closed" % self.addr)
@@ -851,6 +883,8 @@ class KVClient(_Calls, _Walks):
                 raise err
         finally:
             self._lock.release()
+            if self._view_closes:
+                self._close_views()
         return _finish(op, resp)
 
     def _execute(self, ops, calls):
@@ -872,6 +906,8 @@ class KVClient(_Calls, _Walks):
                 self._drop()
         finally:
             self._lock.release()
+            if self._view_closes:
+                self._close_views()
         out = []
         for op, call in zip(ops, calls):
             if call.err is not None:

@@ -226,6 +226,8 @@ class ClusterKVClient(_Calls, _Walks):
         self._leader = None  # the node believed to lead
         self._next = 0  # index in addrs of the node to try when none is known to lead
         self._closed = False
+        self._owner = None  # the thread that last took _lock
+        self._view_closes = []  # see _Walks._scan_all
         _clients.add(self)
         if connect:
             self._connect_any()
@@ -274,6 +276,7 @@ class ClusterKVClient(_Calls, _Walks):
         parent's (their seqs run in step), and a lock of its own. Its
         nodes' KVClients drop their connections themselves."""
         self._lock = threading.Lock()
+        self._view_closes = []  # the parent's to close
         self.client_id = new_client_id()
         self._session = Session()
 
@@ -373,10 +376,13 @@ class ClusterKVClient(_Calls, _Walks):
             raise ClientClosed("the cluster client is closed")
         if not self._lock.acquire(timeout=self.timeout):
             raise RequestTimeout("the timeout passed while another call was in progress")
+        self._owner = threading.get_ident()
         try:
             return self._do_locked(op, deadline)
         finally:
             self._lock.release()
+            if self._view_closes:
+                self._close_views()
 
     def _do_locked(self, op, deadline):
         req = op.req

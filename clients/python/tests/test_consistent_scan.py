@@ -124,6 +124,36 @@ class ConsistentScanOnSingleNodeTest(unittest.TestCase):
         list(c.ScanAll("k", page_size=PAGE, consistent=True))
         self.assertEqual(c.Status()["scan_views"], 0)
 
+    def test_a_walk_closed_inside_a_call_closes_its_view_after_it(self):
+        # A walk stopped early and collected while a call of the same
+        # thread holds the client (a garbage collection runs at any
+        # allocation, and collects a generator caught in a reference
+        # cycle): its close cannot go out then. It waited for the call's
+        # lock, held by its own thread, for the whole timeout, stalling
+        # the call, and was then dropped, the view kept; it goes out once
+        # the call is done. The collection is stood in for by the
+        # client's answer hook, run with the lock held.
+        for name, c in [("KVClient", self.client()), ("ClusterKVClient", ClusterKVClient(kv_ports=[self.node.port], timeout=20))]:
+            with self.subTest(name):
+                self.addCleanup(c.close)
+                seed(c)
+                walk = c.ScanAll("k", page_size=PAGE, consistent=True)
+                next(walk)
+                self.assertEqual(c.Status()["scan_views"], 1)
+                target = c if isinstance(c, KVClient) else c._node(c.addrs[0])
+                hook = target._observe_resp
+
+                def collect(resp):
+                    target._observe_resp = hook
+                    walk.close()
+                    hook(resp)
+
+                target._observe_resp = collect
+                c.timeout = 3  # the stall, before
+                self.assertEqual(c.Get("k000"), "before")
+                c.timeout = 20
+                self.assertEqual(c.Status()["scan_views"], 0)
+
     def test_a_view_the_node_does_not_keep_is_scan_expired(self):
         c = self.client()
         for cl in (c, ClusterKVClient(kv_ports=[self.node.port], timeout=20)):
