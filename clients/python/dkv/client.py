@@ -725,6 +725,16 @@ class KVClient(_Calls, _Walks):
             self._lock.release()
             raise ClientClosed("the client of %s is closed" % self.addr)
 
+    def _release(self):
+        """Ends a call: releases the lock, and closes the connection if
+        close() came during the call. close() from another thread can only
+        shut a held connection down, so that the call ends; it was left
+        open, its descriptor kept until the client was collected, when the
+        call ended well (found by review)."""
+        if self._closed:
+            self._drop()
+        self._lock.release()
+
     def _drop(self):
         c = self._conn
         self._conn = None
@@ -882,7 +892,7 @@ class KVClient(_Calls, _Walks):
                     raise _unknown(req["op"], err)
                 raise err
         finally:
-            self._lock.release()
+            self._release()
             if self._view_closes:
                 self._close_views()
         return _finish(op, resp)
@@ -905,7 +915,7 @@ class KVClient(_Calls, _Walks):
             if conn.closed:
                 self._drop()
         finally:
-            self._lock.release()
+            self._release()
             if self._view_closes:
                 self._close_views()
         out = []

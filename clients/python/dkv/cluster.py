@@ -332,7 +332,7 @@ class ClusterKVClient(_Calls, _Walks):
                 except DKVError as e:
                     errs.append("%s: %s" % (addr, e))
                 finally:
-                    n._lock.release()
+                    n._release()
             if len(tls_errs) == len(self.addrs):
                 # Refused at every node: the client's own TLS is wrong (an
                 # authority it does not trust, TLS on one side only), which
@@ -563,7 +563,7 @@ class ClusterKVClient(_Calls, _Walks):
         try:
             return n._attempt(req, adeadline)
         finally:
-            n._lock.release()
+            n._release()
 
 
 def _attempts_failed(n):

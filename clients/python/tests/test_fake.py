@@ -211,6 +211,49 @@ class TimeoutTest(unittest.TestCase):
             assert_close_ends_a_call(self, c)
             self.assertRaises(dkv.ClientClosed, c.pipeline().Get("k").execute)
 
+    def test_close_as_a_call_ends_closes_its_connection(self):
+        # close() while a call holds the connection, its answer already
+        # in: the call returns it, and its connection is closed, not left
+        # open (shut down only, its descriptor kept until the client was
+        # collected). The moment is stood in for by the client's answer
+        # hook, run with the lock held, as close() from another thread
+        # would find it.
+        for name, call in [("Get", lambda c: c.Get("k")), ("pipeline", lambda c: c.pipeline().Get("k").execute()[0])]:
+            with self.subTest(name), FakeServer(echo_handler) as fake:
+                c = KVClient(port=fake.port, timeout=5)
+                c.Set("k", "v")
+                conn = c._conn
+                hook = c._observe_resp
+
+                def closing(resp):
+                    c._observe_resp = hook
+                    c.close()
+                    hook(resp)
+
+                c._observe_resp = closing
+                self.assertEqual(call(c), "v")
+                self.assertIsNone(c._conn)
+                self.assertTrue(conn.closed)
+                self.assertEqual(conn.sock.fileno(), -1)
+                self.assertRaises(dkv.ClientClosed, c.Get, "k")
+        with FakeServer(echo_handler) as fake:
+            c = dkv.ClusterKVClient(kv_ports=[fake.port], timeout=5)
+            c.Set("k", "v")
+            n = c._node(c.addrs[0])
+            conn = n._conn
+            hook = n._observe_resp
+
+            def closing_cluster(resp):
+                n._observe_resp = hook
+                c.close()
+                hook(resp)
+
+            n._observe_resp = closing_cluster
+            self.assertEqual(c.Get("k"), "v")
+            self.assertIsNone(n._conn)
+            self.assertEqual(conn.sock.fileno(), -1)
+            self.assertRaises(dkv.ClientClosed, c.Get, "k")
+
     def test_close_ends_a_read_in_another_thread_without_a_redial(self):
         # A read whose connection close() broke is not tried again on a
         # new connection: it ends, and the closed client holds none.
