@@ -679,7 +679,7 @@ func (c *KVClient) conn(ctx context.Context) (*conn, error) {
 // connect dials, and authenticates, a new connection and makes it the
 // current one. The caller holds the dialing token.
 func (c *KVClient) connect(ctx context.Context) (*conn, error) {
-	nc, err := c.dial(ctx)
+	nc, deadline, err := c.dial(ctx)
 	if err != nil {
 		if c.closing.Err() != nil {
 			return nil, ErrClosed
@@ -687,7 +687,7 @@ func (c *KVClient) connect(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	cn := newConn(nc, c.addr, &c.opts)
-	if err := c.authenticate(ctx, cn); err != nil {
+	if err := c.authenticate(ctx, cn, deadline); err != nil {
 		cn.fail(err)
 		if c.closing.Err() != nil {
 			return nil, ErrClosed
@@ -705,8 +705,9 @@ func (c *KVClient) connect(ctx context.Context) (*conn, error) {
 }
 
 // authenticate sends the password (WithPassword), if any, on cn, a new
-// connection nothing else uses yet.
-func (c *KVClient) authenticate(ctx context.Context, cn *conn) error {
+// connection nothing else uses yet, by deadline, the end of the attempt
+// that opened it.
+func (c *KVClient) authenticate(ctx context.Context, cn *conn, deadline time.Time) error {
 	if c.opts.password == "" {
 		return nil
 	}
@@ -718,8 +719,11 @@ func (c *KVClient) authenticate(ctx context.Context, cn *conn) error {
 	// The password's round trip is part of opening the connection, and is
 	// bounded as the dial is: Dial's context has no deadline, and a server
 	// that takes the connection but never answers (a stopped process)
-	// held Dial and DialCluster for ever (found by review).
-	actx, cancel := context.WithTimeout(ctx, c.opts.dialTimeout)
+	// held Dial and DialCluster for ever (found by review). It shares the
+	// attempt's time with the dial and the handshake: each had a dial
+	// timeout of its own, so one attempt took up to three (found by
+	// review).
+	actx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	resp, _, err := cn.roundTrip(actx, cl)
 	switch {
@@ -755,8 +759,11 @@ const (
 	dialBackoffMax  = 1 * time.Second
 )
 
-func (c *KVClient) dial(ctx context.Context) (net.Conn, error) {
-	d := net.Dialer{Timeout: c.opts.dialTimeout, KeepAlive: 15 * time.Second}
+// dial opens a connection, TLS's handshake done, retrying; it returns the
+// end of the attempt that opened it (its start plus the dial timeout), by
+// which the password must be answered too.
+func (c *KVClient) dial(ctx context.Context) (net.Conn, time.Time, error) {
+	d := net.Dialer{KeepAlive: 15 * time.Second}
 	backoff := dialBackoffBase
 	var err error
 	attempt := 0
@@ -769,26 +776,29 @@ func (c *KVClient) dial(ctx context.Context) (net.Conn, error) {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return nil, fmt.Errorf("dial %s: %w (last error: %w)", c.addr, ctx.Err(), err)
+				return nil, time.Time{}, fmt.Errorf("dial %s: %w (last error: %w)", c.addr, ctx.Err(), err)
 			}
 		}
+		deadline := time.Now().Add(c.opts.dialTimeout)
+		actx, cancel := context.WithDeadline(ctx, deadline)
 		var nc net.Conn
-		nc, err = d.DialContext(ctx, "tcp", c.addr)
+		nc, err = d.DialContext(actx, "tcp", c.addr)
 		if err == nil && c.opts.tls != nil {
-			nc, err = c.handshake(ctx, nc)
-			if errors.Is(err, ErrTLS) {
-				return nil, fmt.Errorf("dial %s: %w", c.addr, err)
-			}
+			nc, err = c.handshake(actx, nc)
+		}
+		cancel()
+		if errors.Is(err, ErrTLS) {
+			return nil, time.Time{}, fmt.Errorf("dial %s: %w", c.addr, err)
 		}
 		if err == nil {
-			return nc, nil
+			return nc, deadline, nil
 		}
 		if ctx.Err() != nil {
 			attempt++
 			break
 		}
 	}
-	return nil, fmt.Errorf("dial %s: %s: %w", c.addr, attemptsFailed(attempt), err)
+	return nil, time.Time{}, fmt.Errorf("dial %s: %s: %w", c.addr, attemptsFailed(attempt), err)
 }
 
 // attemptsFailed is "1 attempt failed" or "n attempts failed", for errors.
@@ -800,7 +810,7 @@ func attemptsFailed(n int) string {
 }
 
 // handshake runs the client's side of a TLS handshake on nc (WithTLS),
-// within the dial timeout. A failure that retrying cannot mend wraps
+// within ctx, the dial attempt's. A failure that retrying cannot mend wraps
 // ErrTLS; any other (the connection broke) is a dial failure like others.
 func (c *KVClient) handshake(ctx context.Context, nc net.Conn) (net.Conn, error) {
 	cfg := c.opts.tls
@@ -811,9 +821,7 @@ func (c *KVClient) handshake(ctx context.Context, nc net.Conn) (net.Conn, error)
 		}
 	}
 	tc := tls.Client(nc, cfg)
-	hctx, cancel := context.WithTimeout(ctx, c.opts.dialTimeout)
-	defer cancel()
-	err := tc.HandshakeContext(hctx)
+	err := tc.HandshakeContext(ctx)
 	if err == nil {
 		return tc, nil
 	}

@@ -47,8 +47,9 @@ func defaultOptions() options {
 	}
 }
 
-// WithDialTimeout bounds each attempt to open a connection (default 5s),
-// and so its TLS handshake, and the answer to its password (WithPassword).
+// WithDialTimeout bounds each attempt to open a connection (default 5s):
+// its TCP connect, TLS handshake and the answer to its password
+// (WithPassword) together.
 func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialTimeout = d } }
 
 // WithRequestTimeout is the timeout of a call whose context has no deadline
