@@ -2,6 +2,7 @@ package election
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -196,6 +197,7 @@ type cluster struct {
 	leaderLogs    map[uint64]map[uint64]uint64
 	committed     map[uint64]Entry // index -> the entry applied there
 	proposals     int
+	refusedBytes  int              // proposals refused for the bound of bytes alone
 	crashes       int              // between Readys, by the schedule
 	transfers     int              // hand-overs begun (TransferLeadership)
 	handOvers     int              // MsgTimeoutNow delivered to a follower of its sender
@@ -239,6 +241,9 @@ func newCluster(t testing.TB, n int, seed uint64) *cluster {
 		cfg.EntriesPerMsgMax = 4
 		cfg.InflightEntriesMax = 16
 		cfg.UncommittedEntriesMax = 64
+		// Proposals are of 2 to 6 bytes ("p%d"): the bound of bytes
+		// refuses some before the bound of entries does.
+		cfg.UncommittedBytesMax = 200
 		return cfg
 	}
 	c.cut = make([][]bool, n)
@@ -471,7 +476,8 @@ func (c *cluster) sync(i int) {
 	c.process(i)
 }
 
-// observe checks that node i, if it leads, is the only leader of its term.
+// observe checks that node i, if it leads, is the only leader of its term,
+// and that its count of uncommitted bytes is its log's.
 func (c *cluster) observe(i int) {
 	r := c.members[i].r
 	if r.State() != Leader {
@@ -481,6 +487,9 @@ func (c *cluster) observe(i int) {
 		c.t.Fatalf("two leaders in term %d: %d and %d", r.Term(), l, i)
 	}
 	c.leaders[r.Term()] = core.NodeID(i)
+	if want := r.log.dataBytes(r.log.committed+1, r.log.lastIndex()); r.uncommittedBytes != want {
+		c.t.Fatalf("leader %d counts %d uncommitted bytes; its log holds %d after the commit index %d", i, r.uncommittedBytes, want, r.log.committed)
+	}
 }
 
 func (c *cluster) persistSnapshot(i int, s *Snapshot) {
@@ -748,7 +757,11 @@ func (c *cluster) deliverAll() {
 func (c *cluster) propose(i int) (uint64, error) {
 	m := c.members[i]
 	c.proposals++
+	entries, _ := m.r.Uncommitted()
 	idx, err := m.r.Propose(fmt.Appendf(nil, "p%d", c.proposals))
+	if errors.Is(err, ErrProposalDropped) && entries < m.r.cfg.UncommittedEntriesMax {
+		c.refusedBytes++
+	}
 	c.turn(i)
 	return idx, err
 }
@@ -1069,7 +1082,7 @@ func TestRandomSchedulesAreSafe(t *testing.T) {
 	if testing.Short() {
 		seeds = 100
 	}
-	var ran, terms, committed, crashes, served, lost, compactions, snapshotsSent, transfers, handOvers int
+	var ran, terms, committed, crashes, served, lost, compactions, snapshotsSent, transfers, handOvers, refusedBytes int
 	var readyCrashes [crashPoints]int
 	var hosts [hostOrders]int
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
@@ -1097,14 +1110,15 @@ func TestRandomSchedulesAreSafe(t *testing.T) {
 		snapshotsSent += c.snapshotsSent
 		transfers += c.transfers
 		handOvers += c.handOvers
+		refusedBytes += c.refusedBytes
 	}
 	if ran < seeds {
 		return // a replay of some seeds: the totals below are for the whole run
 	}
-	t.Logf("%d seeds (hosts %v: %v): %d terms with a leader, %d entries committed, %d crashes between Readys and %v in one (at %v), %d reads confirmed, %d lost to a change of leader, %d compactions, %d snapshots sent, %d hand-overs begun and %d followers told to stand",
+	t.Logf("%d seeds (hosts %v: %v): %d terms with a leader, %d entries committed, %d crashes between Readys and %v in one (at %v), %d reads confirmed, %d lost to a change of leader, %d compactions, %d snapshots sent, %d hand-overs begun and %d followers told to stand, %d proposals refused for the bound of uncommitted bytes",
 		seeds, []hostOrder{byContract, likeTheNode, pipelined}, hosts, terms, committed, crashes, readyCrashes, []crashPoint{beforePersist, midPersist, afterEarlySend, beforeSend, beforeApply, beforeAdvance},
-		served, lost, compactions, snapshotsSent, transfers, handOvers)
-	if terms < 3*seeds || committed < 10*seeds || crashes < seeds || served < seeds || lost == 0 || compactions < seeds || snapshotsSent == 0 || handOvers < seeds/2 {
+		served, lost, compactions, snapshotsSent, transfers, handOvers, refusedBytes)
+	if terms < 3*seeds || committed < 10*seeds || crashes < seeds || served < seeds || lost == 0 || compactions < seeds || snapshotsSent == 0 || handOvers < seeds/2 || refusedBytes == 0 {
 		t.Fatalf("the schedules did too little to test anything")
 	}
 	for p, k := range readyCrashes {
@@ -1327,6 +1341,9 @@ func runScheduleWith(t testing.TB, n int, seed uint64, steps int, bug hostBug, s
 		}
 	}
 	l, _ = c.leader()
+	if entries, bytes := c.members[l].r.Uncommitted(); entries != 0 || bytes != 0 {
+		t.Errorf("leader %d holds %d uncommitted entries of %d bytes once everything committed", l, entries, bytes)
+	}
 	for idx, e := range c.committed {
 		got, ok := c.members[l].entryAt(t, idx)
 		if !ok || got.Term != e.Term || !bytes.Equal(got.Data, e.Data) {

@@ -114,3 +114,28 @@ func TestClusterLeaderCountsItsWritesInFlightAgainstItsDataBound(t *testing.T) {
 		t.Fatalf("set k9 once k0 is gone: %+v", r.Error)
 	}
 }
+
+// A cluster's leader whose followers have not yet acknowledged writes of
+// UncommittedBytesMax bytes refuses the next, whatever their count, with
+// unavailable, a code clients retry, that says why; once those commit, it
+// takes writes again.
+func TestClusterLeaderRefusesWritesPastItsUncommittedBytes(t *testing.T) {
+	v := strings.Repeat("v", 1500)
+	c := newNodeCluster(t, 3, func(i int, cfg *election.NodeConfig) { cfg.UncommittedBytesMax = 4000 })
+	l, _ := c.waitLeader(-1, 200)
+	// No step: the appends wait in the network, unacknowledged.
+	a, b := c.ask(l, setReq("a", v)), c.ask(l, setReq("b", v))
+	r := c.ask(l, setReq("c", v))
+	if *r == nil || codeOf(**r) != core.CodeUnavailable || !strings.Contains((*r).Error.Message, "4000 bytes") {
+		t.Fatalf("a third write of %d bytes with two uncommitted and a bound of 4000: %+v, want unavailable naming the bound", len(v), *r)
+	}
+	for _, got := range []**core.Response{a, b} {
+		if c.wait(got, 20) < 0 || codeOf(**got) != "ok" {
+			t.Fatalf("an uncommitted write: %+v", *got)
+		}
+	}
+	if r := c.do(l, setReq("c", v), 20); !r.OK {
+		t.Fatalf("the third write once the others committed: %+v", r.Error)
+	}
+	t.Logf("the refusal: %s", (*r).Error.Message)
+}

@@ -122,6 +122,16 @@ func (l *raftLog) slice(lo, hi uint64, countMax int) []Entry {
 	return l.entries[lo-l.offset : hi-l.offset+1]
 }
 
+// dataBytes is the bytes of data of the entries [lo, hi], all after the
+// snapshot (none if lo > hi).
+func (l *raftLog) dataBytes(lo, hi uint64) int {
+	n := 0
+	for i := lo; i <= hi; i++ {
+		n += len(l.at(i).Data)
+	}
+	return n
+}
+
 // unstable is what the caller has not persisted yet.
 func (l *raftLog) unstable() []Entry { return l.entries[l.stable-l.offset+1:] }
 

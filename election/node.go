@@ -36,6 +36,7 @@ type NodeConfig struct {
 	MsgBytesMax           int
 	InflightEntriesMax    int
 	UncommittedEntriesMax int
+	UncommittedBytesMax   int
 	ReadsPendingMax       int
 	// SessionsMax bounds the client sessions the cluster remembers.
 	SessionsMax int
@@ -89,6 +90,7 @@ func DefaultNodeConfig(id core.NodeID, peers []core.NodeID) NodeConfig {
 		MsgBytesMax:           rc.MsgBytesMax,
 		InflightEntriesMax:    rc.InflightEntriesMax,
 		UncommittedEntriesMax: rc.UncommittedEntriesMax,
+		UncommittedBytesMax:   rc.UncommittedBytesMax,
 		ReadsPendingMax:       rc.ReadsPendingMax,
 		SessionsMax:           sessionsMaxDefault,
 		SnapChunkBytes:        1 << 20,
@@ -374,6 +376,7 @@ func (n *Node) Start(env core.Env) error {
 	rc.ElectionTicks, rc.HeartbeatTicks = n.cfg.ElectionTicks, n.cfg.HeartbeatTicks
 	rc.EntriesPerMsgMax, rc.MsgBytesMax = n.cfg.EntriesPerMsgMax, n.cfg.MsgBytesMax
 	rc.InflightEntriesMax, rc.UncommittedEntriesMax, rc.ReadsPendingMax = n.cfg.InflightEntriesMax, n.cfg.UncommittedEntriesMax, n.cfg.ReadsPendingMax
+	rc.UncommittedBytesMax = n.cfg.UncommittedBytesMax
 	rc.HardState = HardState{Term: n.saved.Term, Vote: n.saved.Vote, Commit: rec.Index, Rejoining: n.saved.Rejoining}
 	if rec.Index > 0 {
 		rc.Snapshot = &Snapshot{Index: rec.Index, Term: rec.Meta.Term}
@@ -685,7 +688,9 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		reply(n.redirect())
 		return
 	case errors.Is(err, ErrProposalDropped):
-		reply(core.ErrorResponse(core.CodeUnavailable, "too many writes waiting to commit; retry"))
+		entries, bytes := n.raft.Uncommitted()
+		reply(core.ErrorResponse(core.CodeUnavailable, "too many writes waiting to commit: the leader holds %d entries of %d bytes that a majority has not yet persisted (at most %d entries and %d bytes), and this write is %d bytes; its followers are slow or cut off: retry",
+			entries, bytes, n.cfg.UncommittedEntriesMax, n.cfg.UncommittedBytesMax, len(data)))
 		return
 	case errors.Is(err, ErrTransferring):
 		// Held until the hand-over ends, then sent on to the new leader

@@ -68,6 +68,15 @@ type Config struct {
 	// UncommittedEntriesMax bounds the proposals a leader holds that are
 	// not yet committed; more are refused with ErrProposalDropped.
 	UncommittedEntriesMax int
+	// UncommittedBytesMax bounds the data bytes of the entries a leader
+	// holds that are not yet committed: a proposal that would take them
+	// past it is refused with ErrProposalDropped. An entry may be up to
+	// EntryBytesMax, so the count alone let a leader whose followers'
+	// disks stalled, or that was cut off, hold thousands of them in memory
+	// (UncommittedEntriesMax of 64 MiB writes: half a terabyte). A
+	// proposal is never refused by it while none of the uncommitted
+	// entries carries data, so that one write of any size goes in the end.
+	UncommittedBytesMax int
 	// ReadsPendingMax bounds the reads waiting for a majority to confirm
 	// the leader; more are refused with ErrProposalDropped.
 	ReadsPendingMax int
@@ -93,8 +102,11 @@ func DefaultConfig(id core.NodeID, peers []core.NodeID, rand core.Rand) Config {
 		MsgBytesMax:           4 << 20,
 		InflightEntriesMax:    4096,
 		UncommittedEntriesMax: 8192,
-		ReadsPendingMax:       8192,
-		HardState:             HardState{Vote: None},
+		// A few times a cluster node's largest request (4 MiB by
+		// default) and about one largest entry (EntryBytesMax).
+		UncommittedBytesMax: 64 << 20,
+		ReadsPendingMax:     8192,
+		HardState:           HardState{Vote: None},
 	}
 }
 
@@ -102,8 +114,9 @@ var (
 	// ErrNotLeader refuses a proposal to a node that is not the leader;
 	// errors.As finds a *NotLeaderError naming the leader, if known.
 	ErrNotLeader = errors.New("not the leader")
-	// ErrProposalDropped refuses a proposal while too many are uncommitted,
-	// or a read while too many wait.
+	// ErrProposalDropped refuses a proposal while too many, or too many
+	// bytes of them, are uncommitted (Config.UncommittedEntriesMax,
+	// UncommittedBytesMax), or a read while too many wait.
 	ErrProposalDropped = errors.New("too many uncommitted proposals or pending reads")
 	// ErrReadNotReady refuses a read to a new leader that has not yet
 	// committed an entry of its term, and so does not know the commit
@@ -197,6 +210,15 @@ type Raft struct {
 	readAcks   []uint64 // per peer: the highest round it echoed
 	reads      []pendingRead
 	readStates []ReadState
+
+	// uncommittedBytes, while leading, is the data bytes of the log's
+	// entries after the commit index, which Config.UncommittedBytesMax
+	// bounds: counted afresh when this node takes office (an earlier
+	// leader's uncommitted entries count too: they are held all the same),
+	// grown by each proposal and shrunk as the commit index moves. A
+	// leader's log changes in no other way: it cuts nothing, restores no
+	// snapshot, and compacts only what is committed.
+	uncommittedBytes int
 
 	msgs     []Message
 	prevHard HardState
@@ -345,7 +367,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("election: peers %v name a node twice", c.Peers)
 	case c.ElectionTicks < 2 || c.HeartbeatTicks < 1 || c.HeartbeatTicks >= c.ElectionTicks:
 		return fmt.Errorf("election: need 1 <= heartbeat ticks (%d) < election ticks (%d)", c.HeartbeatTicks, c.ElectionTicks)
-	case c.EntriesPerMsgMax < 1 || c.InflightEntriesMax < c.EntriesPerMsgMax || c.UncommittedEntriesMax < 1 || c.ReadsPendingMax < 1:
+	case c.EntriesPerMsgMax < 1 || c.InflightEntriesMax < c.EntriesPerMsgMax || c.UncommittedEntriesMax < 1 || c.UncommittedBytesMax < 1 || c.ReadsPendingMax < 1:
 		return fmt.Errorf("election: limits must be positive, and in-flight entries at least one message's worth")
 	case c.Rand == nil:
 		return errors.New("election: no Rand")
@@ -457,6 +479,7 @@ func (r *Raft) becomeLeader() {
 	}
 	clear(r.readAcks)
 	r.progress[r.self].match = r.log.stable
+	r.uncommittedBytes = r.log.dataBytes(r.log.committed+1, r.log.lastIndex())
 	// An entry of its own term lets the leader commit what earlier terms
 	// left uncommitted (§5.4.2): it may count replicas only of its term.
 	r.log.append(Entry{Term: r.term, Index: r.log.lastIndex() + 1})
@@ -626,11 +649,17 @@ func (r *Raft) Propose(data []byte) (uint64, error) {
 	if r.log.lastIndex()-r.log.committed >= uint64(r.cfg.UncommittedEntriesMax) {
 		return 0, ErrProposalDropped
 	}
+	if r.uncommittedBytes > 0 && len(data) > r.cfg.UncommittedBytesMax-r.uncommittedBytes {
+		// (While no uncommitted entry carries data, any entry goes: one
+		// larger than the bound would otherwise be refused for good.)
+		return 0, ErrProposalDropped
+	}
 	if r.transferee != None {
 		return 0, ErrTransferring
 	}
 	e := Entry{Term: r.term, Index: r.log.lastIndex() + 1, Data: data}
 	r.log.append(e)
+	r.uncommittedBytes += len(data)
 	// The appends go out with the next Ready, so that every proposal of a
 	// turn travels in one message per follower, not one each.
 	r.appendsDue = true
@@ -1095,10 +1124,25 @@ func (r *Raft) maybeCommit() bool {
 	r.matchBuf = matches
 	n := matches[len(matches)-r.quorum()]
 	if n > r.log.committed && r.log.matchTerm(n, r.term) {
+		r.uncommittedBytes -= r.log.dataBytes(r.log.committed+1, n)
 		r.log.commitTo(n)
+		// A miscount would refuse every write for good (too high), or
+		// let the leader's memory go unbounded (too low).
+		assert(r.uncommittedBytes >= 0 && (n < r.log.lastIndex() || r.uncommittedBytes == 0),
+			"maybeCommit: %d uncommitted bytes after committing through %d of %d", r.uncommittedBytes, n, r.log.lastIndex())
 		return true
 	}
 	return false
+}
+
+// Uncommitted is what a leader holds that is not yet committed: entries,
+// and the bytes of their data (Config.UncommittedEntriesMax,
+// UncommittedBytesMax); zeros when not leading.
+func (r *Raft) Uncommitted() (entries, bytes int) {
+	if r.state != Leader {
+		return 0, 0
+	}
+	return int(r.log.lastIndex() - r.log.committed), r.uncommittedBytes
 }
 
 // ReadIndex asks for a linearizable read with the caller's id: a later
