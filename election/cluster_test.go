@@ -477,9 +477,18 @@ func (c *cluster) sync(i int) {
 }
 
 // observe checks that node i, if it leads, is the only leader of its term,
-// and that its count of uncommitted bytes is its log's.
+// and that its counts of bytes are its log's.
 func (c *cluster) observe(i int) {
 	r := c.members[i].r
+	// The log's sums of bytes, which bound what is in flight, are its
+	// entries' (summed here, not by them).
+	all := 0
+	for k := r.log.firstIndex(); k <= r.log.lastIndex(); k++ {
+		all += len(r.log.at(k).Data)
+	}
+	if got := r.log.dataBytes(r.log.firstIndex(), r.log.lastIndex()); got != all {
+		c.t.Fatalf("node %d's log sums its entries' bytes to %d; they hold %d", i, got, all)
+	}
 	if r.State() != Leader {
 		return
 	}
@@ -487,7 +496,11 @@ func (c *cluster) observe(i int) {
 		c.t.Fatalf("two leaders in term %d: %d and %d", r.Term(), l, i)
 	}
 	c.leaders[r.Term()] = core.NodeID(i)
-	if want := r.log.dataBytes(r.log.committed+1, r.log.lastIndex()); r.uncommittedBytes != want {
+	want := 0 // summed here, not by the log's sums, which this checks too
+	for k := r.log.committed + 1; k <= r.log.lastIndex(); k++ {
+		want += len(r.log.at(k).Data)
+	}
+	if r.uncommittedBytes != want || r.log.dataBytes(r.log.committed+1, r.log.lastIndex()) != want {
 		c.t.Fatalf("leader %d counts %d uncommitted bytes; its log holds %d after the commit index %d", i, r.uncommittedBytes, want, r.log.committed)
 	}
 }

@@ -1,6 +1,9 @@
 package election
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Entry is one slot of the replicated log.
 type Entry struct {
@@ -21,7 +24,11 @@ type Snapshot struct {
 // and entries[i] holds index offset+i. Entries up to stable are on the
 // caller's disk; the rest wait for the next Ready.
 type raftLog struct {
-	entries   []Entry
+	entries []Entry
+	// sums[i]-sums[0] is the data bytes of entries[1..i], so that the
+	// bytes of any run of entries (dataBytes) cost a subtraction: a leader
+	// bounds each follower's bytes in flight with it, at every append.
+	sums      []int
 	offset    uint64 // index of entries[0]
 	stable    uint64 // last index the caller has persisted
 	committed uint64 // known committed on a majority
@@ -31,7 +38,7 @@ type raftLog struct {
 // newLog restores the log from a snapshot (if any) and the entries that
 // followed it on disk.
 func newLog(snap *Snapshot, persisted []Entry) (*raftLog, error) {
-	l := &raftLog{entries: []Entry{{}}}
+	l := &raftLog{entries: []Entry{{}}, sums: []int{0}}
 	if snap != nil {
 		l.restore(*snap)
 	}
@@ -42,7 +49,7 @@ func newLog(snap *Snapshot, persisted []Entry) (*raftLog, error) {
 		if e.Term < l.lastTerm() {
 			return nil, fmt.Errorf("election: persisted entry %d has term %d, below the term %d before it", e.Index, e.Term, l.lastTerm())
 		}
-		l.entries = append(l.entries, e)
+		l.push(e)
 	}
 	l.stable = l.lastIndex()
 	return l, nil
@@ -82,8 +89,20 @@ func (l *raftLog) isUpToDate(index, term uint64) bool {
 func (l *raftLog) append(ents ...Entry) {
 	for _, e := range ents {
 		assert(e.Index == l.lastIndex()+1, "append: entry index %d after last %d", e.Index, l.lastIndex())
-		l.entries = append(l.entries, e)
+		l.push(e)
 	}
+}
+
+// push adds e at the end, and its bytes to the sums.
+func (l *raftLog) push(e Entry) {
+	l.entries = append(l.entries, e)
+	l.sums = append(l.sums, l.sums[len(l.sums)-1]+len(e.Data))
+}
+
+// truncate drops the entries from index on.
+func (l *raftLog) truncate(index uint64) {
+	l.entries = l.entries[:index-l.offset]
+	l.sums = l.sums[:index-l.offset]
 }
 
 // maybeAppend is a follower taking entries that follow (prevIndex,
@@ -103,9 +122,11 @@ func (l *raftLog) maybeAppend(prevIndex, prevTerm uint64, ents []Entry) (lastNew
 		// A conflict, or the end of the log: what follows is replaced. A
 		// committed entry never conflicts (Log Matching).
 		assert(e.Index > l.committed, "maybeAppend: conflict at committed index %d (committed %d)", e.Index, l.committed)
-		l.entries = l.entries[:e.Index-l.offset]
+		l.truncate(e.Index)
 		l.stable = min(l.stable, e.Index-1)
-		l.entries = append(l.entries, ents[i:]...)
+		for _, e := range ents[i:] {
+			l.push(e)
+		}
 		break
 	}
 	return prevIndex + uint64(len(ents)), true
@@ -125,11 +146,12 @@ func (l *raftLog) slice(lo, hi uint64, countMax int) []Entry {
 // dataBytes is the bytes of data of the entries [lo, hi], all after the
 // snapshot (none if lo > hi).
 func (l *raftLog) dataBytes(lo, hi uint64) int {
-	n := 0
-	for i := lo; i <= hi; i++ {
-		n += len(l.at(i).Data)
+	if lo > hi {
+		return 0
 	}
-	return n
+	assert(len(l.sums) == len(l.entries), "dataBytes: %d sums for %d entries", len(l.sums), len(l.entries))
+	assert(lo > l.offset && hi <= l.lastIndex(), "dataBytes: [%d, %d] outside [%d, %d]", lo, hi, l.offset+1, l.lastIndex())
+	return l.sums[hi-l.offset] - l.sums[lo-1-l.offset]
 }
 
 // unstable is what the caller has not persisted yet.
@@ -161,6 +183,8 @@ func (l *raftLog) compact(index uint64) {
 	}
 	sentinel := Entry{Index: index, Term: l.at(index).Term}
 	l.entries = append([]Entry{sentinel}, l.entries[index-l.offset+1:]...)
+	// The sums go on from the sentinel's: only their differences count.
+	l.sums = slices.Clone(l.sums[index-l.offset:])
 	l.offset = index
 }
 
@@ -168,6 +192,7 @@ func (l *raftLog) compact(index uint64) {
 // index is in it, committed and applied.
 func (l *raftLog) restore(s Snapshot) {
 	l.entries = []Entry{{Index: s.Index, Term: s.Term}}
+	l.sums = []int{0}
 	l.offset = s.Index
 	l.stable, l.committed, l.applied = s.Index, s.Index, s.Index
 }
