@@ -244,6 +244,9 @@ func newCluster(t testing.TB, n int, seed uint64) *cluster {
 		// Proposals are of 2 to 6 bytes ("p%d"): the bound of bytes
 		// refuses some before the bound of entries does.
 		cfg.UncommittedBytesMax = 200
+		// And the bound of bytes in flight to a follower, before the
+		// count's 16.
+		cfg.InflightBytesMax = 40
 		return cfg
 	}
 	c.cut = make([][]bool, n)

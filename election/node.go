@@ -35,6 +35,7 @@ type NodeConfig struct {
 	EntriesPerMsgMax      int
 	MsgBytesMax           int
 	InflightEntriesMax    int
+	InflightBytesMax      int
 	UncommittedEntriesMax int
 	UncommittedBytesMax   int
 	ReadsPendingMax       int
@@ -89,6 +90,7 @@ func DefaultNodeConfig(id core.NodeID, peers []core.NodeID) NodeConfig {
 		EntriesPerMsgMax:      rc.EntriesPerMsgMax,
 		MsgBytesMax:           rc.MsgBytesMax,
 		InflightEntriesMax:    rc.InflightEntriesMax,
+		InflightBytesMax:      rc.InflightBytesMax,
 		UncommittedEntriesMax: rc.UncommittedEntriesMax,
 		UncommittedBytesMax:   rc.UncommittedBytesMax,
 		ReadsPendingMax:       rc.ReadsPendingMax,
@@ -376,7 +378,7 @@ func (n *Node) Start(env core.Env) error {
 	rc.ElectionTicks, rc.HeartbeatTicks = n.cfg.ElectionTicks, n.cfg.HeartbeatTicks
 	rc.EntriesPerMsgMax, rc.MsgBytesMax = n.cfg.EntriesPerMsgMax, n.cfg.MsgBytesMax
 	rc.InflightEntriesMax, rc.UncommittedEntriesMax, rc.ReadsPendingMax = n.cfg.InflightEntriesMax, n.cfg.UncommittedEntriesMax, n.cfg.ReadsPendingMax
-	rc.UncommittedBytesMax = n.cfg.UncommittedBytesMax
+	rc.UncommittedBytesMax, rc.InflightBytesMax = n.cfg.UncommittedBytesMax, n.cfg.InflightBytesMax
 	rc.HardState = HardState{Term: n.saved.Term, Vote: n.saved.Vote, Commit: rec.Index, Rejoining: n.saved.Rejoining}
 	if rec.Index > 0 {
 		rc.Snapshot = &Snapshot{Index: rec.Index, Term: rec.Meta.Term}

@@ -65,6 +65,13 @@ type Config struct {
 	// InflightEntriesMax bounds the entries sent to a follower and not yet
 	// acknowledged.
 	InflightEntriesMax int
+	// InflightBytesMax bounds the data bytes of those entries; with none
+	// in flight, one entry goes whatever its size. The count alone sent a
+	// follower whose disk was slow or stalled up to InflightEntriesMax
+	// entries of up to EntryBytesMax each, which it holds in memory until
+	// it has persisted them: tens of gigabytes of large writes (found by
+	// review).
+	InflightBytesMax int
 	// UncommittedEntriesMax bounds the proposals a leader holds that are
 	// not yet committed; more are refused with ErrProposalDropped.
 	UncommittedEntriesMax int
@@ -96,11 +103,14 @@ type Config struct {
 func DefaultConfig(id core.NodeID, peers []core.NodeID, rand core.Rand) Config {
 	return Config{
 		ID: id, Peers: peers, Rand: rand,
-		ElectionTicks:         10,
-		HeartbeatTicks:        1,
-		EntriesPerMsgMax:      256,
-		MsgBytesMax:           4 << 20,
-		InflightEntriesMax:    4096,
+		ElectionTicks:      10,
+		HeartbeatTicks:     1,
+		EntriesPerMsgMax:   256,
+		MsgBytesMax:        4 << 20,
+		InflightEntriesMax: 4096,
+		// A follower's window: 16 of a cluster node's largest requests
+		// (4 MiB), 64 MiB a round trip to it.
+		InflightBytesMax:      64 << 20,
 		UncommittedEntriesMax: 8192,
 		// A few times a cluster node's largest request (4 MiB by
 		// default) and about one largest entry (EntryBytesMax).
@@ -367,7 +377,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("election: peers %v name a node twice", c.Peers)
 	case c.ElectionTicks < 2 || c.HeartbeatTicks < 1 || c.HeartbeatTicks >= c.ElectionTicks:
 		return fmt.Errorf("election: need 1 <= heartbeat ticks (%d) < election ticks (%d)", c.HeartbeatTicks, c.ElectionTicks)
-	case c.EntriesPerMsgMax < 1 || c.InflightEntriesMax < c.EntriesPerMsgMax || c.UncommittedEntriesMax < 1 || c.UncommittedBytesMax < 1 || c.ReadsPendingMax < 1:
+	case c.EntriesPerMsgMax < 1 || c.InflightEntriesMax < c.EntriesPerMsgMax || c.InflightBytesMax < 1 || c.UncommittedEntriesMax < 1 || c.UncommittedBytesMax < 1 || c.ReadsPendingMax < 1:
 		return fmt.Errorf("election: limits must be positive, and in-flight entries at least one message's worth")
 	case c.Rand == nil:
 		return errors.New("election: no Rand")
@@ -709,11 +719,18 @@ func (r *Raft) sendAppend(i int, to core.NodeID, heartbeat bool) {
 		room = 0 // waiting for the snapshot: a heartbeat only
 	}
 	ents := r.log.slice(pr.next, r.log.lastIndex(), min(r.cfg.EntriesPerMsgMax, max(room, 0)))
-	if r.cfg.MsgBytesMax > 0 {
+	if len(ents) > 0 {
+		// The entries sent past what the follower acknowledged (those
+		// a snapshot covers aside) are in flight, or in its memory
+		// waiting for its disk.
+		flightRoom := r.cfg.InflightBytesMax - r.log.dataBytes(max(pr.match, r.log.offset)+1, prev)
 		bytes := 0
 		for i, e := range ents {
 			bytes += len(e.Data)
-			if bytes > r.cfg.MsgBytesMax && i > 0 {
+			overMsg := r.cfg.MsgBytesMax > 0 && bytes > r.cfg.MsgBytesMax && i > 0
+			// With nothing in flight, one entry goes, whatever its size.
+			overFlight := bytes > flightRoom && (i > 0 || prev > pr.match)
+			if overMsg || overFlight {
 				ents = ents[:i]
 				break
 			}
