@@ -108,8 +108,8 @@ func DefaultConfig(id core.NodeID, peers []core.NodeID, rand core.Rand) Config {
 		EntriesPerMsgMax:   256,
 		MsgBytesMax:        4 << 20,
 		InflightEntriesMax: 4096,
-		// A follower's window: 16 of a cluster node's largest requests
-		// (4 MiB), 64 MiB a round trip to it.
+		// 16 of a cluster node's largest requests (4 MiB by default)
+		// on their way to a follower, or waiting for its disk.
 		InflightBytesMax:      64 << 20,
 		UncommittedEntriesMax: 8192,
 		// A few times a cluster node's largest request (4 MiB by
