@@ -232,8 +232,12 @@ type Raft struct {
 
 	msgs     []Message
 	prevHard HardState
-	// appendsDue: proposals were made since the last Ready; their appends
-	// are sent when it is taken.
+	// appendsDue: proposals or acknowledgements since the last Ready let
+	// entries go to followers; their appends are sent when it is taken
+	// (HasReady says so: an acknowledgement that moved no commit index
+	// left them waiting for the next tick's heartbeats, and a follower
+	// that fell behind caught up at a window of entries a tick; found by
+	// review).
 	appendsDue bool
 	// heartbeatsDue: reads asked for a round of confirmations since the
 	// last Ready, which sends one append per follower for them all.
@@ -1369,7 +1373,7 @@ func (r *Raft) SetDiskFailing(failing bool) {
 // HasReady reports whether Ready has anything.
 func (r *Raft) HasReady() bool {
 	return r.hardState() != r.prevHard || r.log.stable < r.log.lastIndex() || len(r.msgs) > 0 || r.heartbeatsDue ||
-		len(r.log.toApply()) > 0 || len(r.readStates) > 0 || r.pendingSnapshot != nil
+		(r.appendsDue && r.state == Leader) || len(r.log.toApply()) > 0 || len(r.readStates) > 0 || r.pendingSnapshot != nil
 }
 
 // Ready returns the node's pending work. Call Advance with it before the
