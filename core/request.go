@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -133,6 +134,11 @@ type Request struct {
 	// Keys are bulk_get's and bulk_delete's keys, in request order; a key
 	// may repeat.
 	Keys []string `json:"keys,omitempty"`
+	// Presence marks a bulk_get whose answer only says which keys exist
+	// (RESP's EXISTS and TOUCH, which count them): its values are never
+	// sent, so their bytes are not bounded (BulkGetBytesMax). Not on the
+	// wire: a host sets it.
+	Presence bool `json:"-"`
 	// DebugSimulateFail makes the snapshot that this write triggers fail at
 	// random (as an fsync failure would). The write itself stays durable.
 	DebugSimulateFail bool `json:"debug_simulate_fail,omitzero"`
@@ -429,6 +435,17 @@ func UpperDataGrowth(items []KV) int64 {
 }
 
 // StoreFull answers a client's write that would add growth data bytes to
+// BulkGetBytesMax bounds the values a bulk_get answers (BulkGetResponse):
+// the request line limit, or none for a bulk_get of presence only, whose
+// answer is a count (found by review: EXISTS of five keys of 1 MiB on a
+// cluster node answered too_large where Redis answers 5).
+func (l Limits) BulkGetBytesMax(presence bool) int {
+	if presence {
+		return math.MaxInt
+	}
+	return l.RequestBytesMax
+}
+
 // a store that holds held, past l.DataBytesMax; nil when it may go on. A
 // write that does not grow the store always may: deletes and shorter
 // values are how a full store is emptied.

@@ -221,7 +221,7 @@ func (n *SingleNode) HandleRequest(req *Request, reply ReplyFunc) {
 	case OpBulkSet:
 		n.write(reply, req, recordBulkSet, req.Items, nil)
 	case OpBulkGet:
-		n.queue(reply, BulkGetResponse(req.Keys, n.store.Get, n.cfg.Limits.RequestBytesMax), false)
+		n.queue(reply, BulkGetResponse(req.Keys, n.store.Get, n.cfg.Limits.BulkGetBytesMax(req.Presence)), false)
 	case OpScan:
 		resp, opened := n.views.Scan(req, n.store, StoreAscend, n.cfg.Limits.RequestBytesMax, n.env.Clock.Now(), n.wallMs(), n.env.Rand)
 		if opened != 0 && n.batchWrites {

@@ -214,14 +214,17 @@ type clientRead struct {
 	// upto is the last entry of this node's log when the read came:
 	// those after it were proposed after it, and on one connection a
 	// request must not see the writes sent after it (docs/PROTOCOL.md).
-	upto   uint64
-	key    string
-	keys   []string      // a bulk_get's keys; nil for a get
-	search *core.Request // a search op, answered by the indexes; nil for a get
-	scan   *core.Request // a scan; nil for a get
-	ttl    bool          // a ttl of key
-	reply  core.ReplyFunc
-	tick   int // when it arrived: a read waits at most WriteTicksMax (expireReads)
+	upto uint64
+	key  string
+	keys []string // a bulk_get's keys; nil for a get
+	// presence: the bulk_get answers which keys exist, not their values
+	// (core.Request.Presence).
+	presence bool
+	search   *core.Request // a search op, answered by the indexes; nil for a get
+	scan     *core.Request // a scan; nil for a get
+	ttl      bool          // a ttl of key
+	reply    core.ReplyFunc
+	tick     int // when it arrived: a read waits at most WriteTicksMax (expireReads)
 }
 
 // readyRoundsMax bounds the Ready rounds of one Flush. Rounds without
@@ -526,7 +529,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 	case core.OpTTL:
 		n.read(clientRead{key: req.Key, ttl: true, reply: reply})
 	case core.OpBulkGet:
-		n.read(clientRead{keys: req.Keys, reply: reply})
+		n.read(clientRead{keys: req.Keys, presence: req.Presence, reply: reply})
 	case core.OpScan:
 		if req.View != "" {
 			// A consistent scan's next page reads the view its first
@@ -1675,7 +1678,7 @@ func (n *Node) releaseReads() {
 			continue
 		}
 		if rd.keys != nil {
-			rd.reply(core.BulkGetResponse(rd.keys, n.store.Get, n.cfg.Limits.RequestBytesMax))
+			rd.reply(core.BulkGetResponse(rd.keys, n.store.Get, n.cfg.Limits.BulkGetBytesMax(rd.presence)))
 			continue
 		}
 		if rd.scan != nil {

@@ -499,7 +499,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 			it, ok := n.rep.get(key)
 			return it.Value, ok && !it.Tomb
 		}
-		n.queue(pending{reply: reply, resp: core.BulkGetResponse(req.Keys, get, n.cfg.Limits.RequestBytesMax)})
+		n.queue(pending{reply: reply, resp: core.BulkGetResponse(req.Keys, get, n.cfg.Limits.BulkGetBytesMax(req.Presence))})
 	case core.OpScan:
 		live := func(s *core.Store) func(from string, f func(key, value string) bool) {
 			return func(from string, f func(key, value string) bool) { ascendLive(s, req.Prefix, from, f) }

@@ -430,7 +430,7 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		if len(args) < 1 {
 			return arity(), false
 		}
-		return request(core.Request{Op: core.OpBulkGet, Keys: respStrings(args)}, respExists), false
+		return request(core.Request{Op: core.OpBulkGet, Keys: respStrings(args), Presence: true}, respExists), false
 	case "mget", "exists":
 		if len(args) < 1 {
 			return arity(), false
@@ -439,7 +439,7 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		if string(name) == "exists" {
 			kind = respExists
 		}
-		return request(core.Request{Op: core.OpBulkGet, Keys: respStrings(args)}, kind), false
+		return request(core.Request{Op: core.OpBulkGet, Keys: respStrings(args), Presence: kind == respExists}, kind), false
 	case "mset":
 		if len(args) < 2 || len(args)%2 != 0 {
 			return arity(), false
