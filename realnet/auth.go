@@ -196,6 +196,13 @@ const respAuthUser = "default"
 // connection closes after it.
 func (c *conn) respAuthenticate(user, password []byte) (errMsg string, closing bool) {
 	if c.h.auth.Load() == nil {
+		if string(user) == respAuthUser {
+			// Redis 7's default user without a password takes any, by
+			// AUTH default and HELLO … AUTH default, where AUTH with
+			// the password alone is an error; so does dkv (found by
+			// review: it refused both forms).
+			return "", false
+		}
 		c.refusedAuth(core.CodeAuthFailed)
 		return respNoPassword, false
 	}

@@ -106,6 +106,20 @@ func TestAuthWithoutASecret(t *testing.T) {
 	if line := rc.respLine(); line != "+PONG" {
 		t.Errorf("PING: %q", line)
 	}
+	// As Redis 7's default user without a password, the two-argument
+	// forms take any password (AUTH with one answers the error above, as
+	// Redis does).
+	rc.send(respArray("AUTH", "default", "anything") + respArray("AUTH", "someone", "anything"))
+	if line := rc.respLine(); line != "+OK" {
+		t.Errorf("AUTH default without a secret: %q", line)
+	}
+	if line := rc.respLine(); line != "-"+respNoPassword {
+		t.Errorf("AUTH of another user without a secret: %q", line)
+	}
+	rc.send(respArray("HELLO", "2", "AUTH", "default", "anything"))
+	if line := rc.respLine(); line != "*14" {
+		t.Errorf("HELLO 2 AUTH default without a secret: %q", line)
+	}
 }
 
 // RESP: NOAUTH for every command but AUTH, HELLO … AUTH and QUIT, as Redis
