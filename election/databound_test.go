@@ -139,3 +139,37 @@ func TestClusterLeaderRefusesWritesPastItsUncommittedBytes(t *testing.T) {
 	}
 	t.Logf("the refusal: %s", (*r).Error.Message)
 }
+
+// A retry of a session write that applied, whose answer was lost, is
+// answered as the write was, not refused store_full: the store may have
+// filled since (here by other writes), and the refusal said nothing of the
+// attempt that applied. The retry applies nothing again.
+func TestClusterRetryOfAnAppliedWriteIsNotRefusedAsFull(t *testing.T) {
+	v := strings.Repeat("v", 100)
+	room := core.EntryDataBytes(1, len(v)) + 10
+	c := newNodeCluster(t, 3, func(i int, cfg *election.NodeConfig) { cfg.Limits.DataBytesMax = room })
+	l, _ := c.waitLeader(-1, 200)
+	first := setReq("a", v)
+	first.ClientID, first.Seq = 7, 1
+	if r := c.do(l, first, 20); !r.OK {
+		t.Fatalf("set a: %+v", r.Error)
+	}
+	// Another client deletes a and fills the store.
+	if r := c.do(l, &core.Request{Op: core.OpDelete, Key: "a"}, 20); !r.OK {
+		t.Fatalf("delete a: %+v", r.Error)
+	}
+	if r := c.do(l, setReq("b", v), 20); !r.OK {
+		t.Fatalf("set b: %+v", r.Error)
+	}
+	if r := c.do(l, setReq("c", v), 20); codeOf(r) != core.CodeStoreFull {
+		t.Fatalf("set c on a full store: %s, want store_full", codeOf(r))
+	}
+	retry := setReq("a", v)
+	retry.ClientID, retry.Seq = 7, 1
+	if r := c.do(l, retry, 20); !r.OK {
+		t.Fatalf("the retry of client 7's write 1, which applied: %s %+v, want ok", codeOf(r), r.Error)
+	}
+	if _, ok := c.nodes[l].Store().Get("a"); ok {
+		t.Fatal("the retry applied the write a second time")
+	}
+}

@@ -646,6 +646,13 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 	}
 	growth, full := n.storeFull(req)
 	if full != nil {
+		if resp, ok := n.answeredBefore(req); ok {
+			// A retry of a write this node applied (its first answer
+			// lost): its effect is its answer, not the bound, which
+			// it may well have filled itself.
+			reply(resp)
+			return
+		}
 		// Refused before it is proposed, so it never applies. Like a
 		// leader's disk_full, a retry of a write whose earlier attempt's
 		// outcome is unknown learns nothing from it: that attempt may
@@ -1622,6 +1629,26 @@ func (n *Node) incrAnswer(key string, client, seq uint64) core.Response {
 		return core.ErrorResponse(core.CodeBadRequest, "client %d's seq %d was applied as another write than this incr: a retry must repeat its write", client, seq)
 	}
 	return core.IncrResponse(key, r.n, r.code.String())
+}
+
+// answeredBefore answers a session write that this node's session table
+// says was applied, as its apply answered a copy of it (a duplicate), for
+// a write about to be refused store_full before it is proposed: a retry
+// of a write whose answer was lost, refused so, said nothing of the
+// attempt that applied, and its client could only call the outcome
+// unknown. One refused for its condition goes on to the refusal: its
+// copy's answer needs the apply's reading of the key.
+func (n *Node) answeredBefore(req *core.Request) (core.Response, bool) {
+	if req.ClientID == 0 {
+		return core.Response{}, false
+	}
+	if _, applied, _ := n.sess.has(req.ClientID, req.Seq); !applied {
+		return core.Response{}, false
+	}
+	if req.Op == core.OpIncr {
+		return n.incrAnswer(req.Key, req.ClientID, req.Seq), true
+	}
+	return outcomeResponse(duplicate), true
 }
 
 // refusedEarlier answers a copy of a session write that was refused for
