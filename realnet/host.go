@@ -304,8 +304,9 @@ func (h *Host) RunListen(ctx context.Context, listen func() (net.Listener, error
 	}
 	if ln != nil {
 		h.addr = ln.Addr()
-		h.wg.Add(1)
+		h.wg.Add(2)
 		go h.accept(ln)
+		go h.logFlushLoop()
 		close(h.ready)
 	}
 
@@ -872,6 +873,26 @@ func refusalLine(first []byte, connsMax int) []byte {
 
 // logRefusal logs a connection refused past ConnsMax, a line every
 // logIntervalMin at most, with a count of those held back.
+// logFlushLoop writes the counts of the rate-limited lines held back
+// whose interval has ended (logLimiter.flushDue), until the loop is done:
+// a flood of refused connections or failed handshakes that stopped left
+// its count unsaid until the next such line (Peers' logFlushLoop does the
+// same for the peers' lines).
+func (h *Host) logFlushLoop() {
+	defer h.wg.Done()
+	tick := time.NewTicker(min(h.tlsLog.interval(), h.refuseLog.interval()) / 10)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.loopDone:
+			return
+		case now := <-tick.C:
+			h.tlsLog.flushDue(now)
+			h.refuseLog.flushDue(now)
+		}
+	}
+}
+
 func (h *Host) logRefusal(nc net.Conn) {
 	h.refuseLog.logf("refuse", "refusing connection from %v: %d connections already open", nc.RemoteAddr(), h.cfg.ConnsMax)
 }
