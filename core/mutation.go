@@ -181,6 +181,12 @@ const (
 	// change reaches them only once the rebuild is done, even at a key
 	// the walk has passed, so the indexes keep that key's old value.
 	MutRebuildDropsWrites
+
+	// MutExpiryRearmSkipped: a key given a deadline sooner than the one
+	// the node's expiry timer is armed for leaves the timer as it is, so
+	// the key outlives its deadline until that later time (up to the
+	// recheck, a second).
+	MutExpiryRearmSkipped
 )
 
 // expireEarlyBy is how early MutExpireEarly deletes a key, in ms.
@@ -226,6 +232,7 @@ var mutationNames = MutationNames[Mutation]{
 	MutPersistKeepsDeadline:      "persist-keeps-deadline",
 	MutIncrDropsDeadline:         "incr-drops-deadline",
 	MutRebuildDropsWrites:        "rebuild-drops-writes",
+	MutExpiryRearmSkipped:        "expiry-rearm-skipped",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -601,7 +601,7 @@ func (n *SingleNode) armExpiry() {
 	wait = max(wait, time.Duration(n.expiryRetryAt-n.env.Clock.Now()))
 	due := n.env.Clock.Now() + int64(wait)
 	if n.expiryTimer != nil {
-		if n.expiryDue <= due {
+		if n.expiryDue <= due || n.cfg.Mutation == MutExpiryRearmSkipped {
 			return // it wakes the node early enough
 		}
 		n.expiryTimer.Stop()

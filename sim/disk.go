@@ -377,6 +377,8 @@ type Disk struct {
 	Corruptions, Latents, Misdirects, DirLost                 int
 	// SyncDirs counts the SyncDir calls, SyncDirErrors those that failed.
 	SyncDirs, SyncDirErrors int
+	// FullErrors counts the appends refused for want of space.
+	FullErrors int
 }
 
 // NewDisk returns an empty disk whose faults draw from r.
@@ -919,6 +921,7 @@ func (f *file) Append(p []byte) error {
 			ino.writeAt(ino.end, p[:min(n, len(p))])
 			ino.end += min(n, len(p))
 		}
+		d.FullErrors++
 		return fmt.Errorf("append %s: %w", f.name, core.ErrDiskFull)
 	}
 	if d.chance(d.faults.WriteErrorProb) {

@@ -58,6 +58,11 @@ type host struct {
 	// their effect time if it dies before answering; unsettled holds those
 	// of a dead incarnation until a restart settles what the disk kept.
 	taken, unsettled []*attempt
+	// writeFails counts the disk's failed writes (I/O errors, no space)
+	// as of writeFailAt, the end of the last turn that saw one more: a
+	// single node retries an expiry whose batch failed a second later.
+	writeFails  int
+	writeFailAt int64
 	// Counters, for the run's report.
 	Turns, Crashes, Starts, FlushErrors int
 	collected                           int // tombstones a mesh node's ended incarnations collected
@@ -168,6 +173,7 @@ func (h *host) runTurn() {
 		return
 	}
 	n := min(len(h.inbox), h.s.mix.TurnMax)
+	drained := n == len(h.inbox)
 	items := make([]inboxItem, n)
 	copy(items, h.inbox)
 	h.inbox = append(h.inbox[:0], h.inbox[n:]...)
@@ -204,6 +210,10 @@ func (h *host) runTurn() {
 		h.FlushErrors++
 		h.s.trace(h.addr, "flush-error", int64(h.incarnation), 0, flushErr.Error())
 		h.crash("Flush failed: "+flushErr.Error(), h.s.chance(h.s.mix.PowerLoss))
+		return
+	}
+	if msg := h.s.checkExpiryPrompt(h, drained); msg != "" {
+		h.s.fail("expiry", msg)
 		return
 	}
 	if h.undone || (h.idx != nil && h.Turns%indexCheckTurns == 0) {
