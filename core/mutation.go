@@ -187,6 +187,14 @@ const (
 	// the key outlives its deadline until that later time (up to the
 	// recheck, a second).
 	MutExpiryRearmSkipped
+
+	// The data bound (store.go).
+
+	// MutDataGrowthIgnoresOld: a set's growth of the store's data bytes
+	// counts its key and value without taking off the bytes of the value
+	// it replaces, so a write that fits, or shrinks the store, is refused
+	// with store_full near the bound.
+	MutDataGrowthIgnoresOld
 )
 
 // expireEarlyBy is how early MutExpireEarly deletes a key, in ms.
@@ -233,6 +241,7 @@ var mutationNames = MutationNames[Mutation]{
 	MutIncrDropsDeadline:         "incr-drops-deadline",
 	MutRebuildDropsWrites:        "rebuild-drops-writes",
 	MutExpiryRearmSkipped:        "expiry-rearm-skipped",
+	MutDataGrowthIgnoresOld:      "data-growth-ignores-old",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -146,6 +146,9 @@ func (s *Store) CheckDataBytes() error {
 // (less than 0: take away). A later item of a key replaces an earlier one,
 // as in a bulk_set.
 func (s *Store) DataGrowth(items []KV) int64 {
+	if len(items) == 1 && s.mutation == MutDataGrowthIgnoresOld {
+		return EntryDataBytes(len(items[0].Key), len(items[0].Value))
+	}
 	if len(items) == 1 {
 		return EntryDataBytes(len(items[0].Key), len(items[0].Value)) - s.DataBytesOf(items[0].Key)
 	}

@@ -80,6 +80,9 @@ func TestCatchesByTheirOwnChecks(t *testing.T) {
 		// Caught at seed 23: a key outlives its deadline past a turn
 		// that took every waiting event (checkExpiryPrompt).
 		{"expiry-rearm-skipped", "single", "expiry", 40},
+		// Caught at seed 7: a store_full for a write that fitted
+		// (dataBoundWanted).
+		{"data-growth-ignores-old", "single", "data-bytes", 20},
 	} {
 		t.Run(c.mutation, func(t *testing.T) {
 			t.Parallel()

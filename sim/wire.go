@@ -56,7 +56,13 @@ func (h *host) handleRequest(r *request) {
 	if h.idx != nil && r.a.id%2 == 0 {
 		h.idx.Prepare(req)
 	}
+	bound := h.s.dataBoundWanted(h.node, req)
 	h.node.HandleRequest(req, func(resp core.Response) {
+		if bound != nil {
+			if msg := bound.check(&resp); msg != "" {
+				h.s.fail("data-bytes", fmt.Sprintf("node %d, %s (attempt %d): %s", h.id, req.Op, r.a.id, msg))
+			}
+		}
 		resp.ID = req.ID
 		respond(h, r, codec, reply, resp)
 	})
