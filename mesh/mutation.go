@@ -32,6 +32,10 @@ const (
 	// MutIgnoreClockOffset: a node takes writes though most of its peers
 	// refuse its messages as too far ahead, or it theirs (offset.go).
 	MutIgnoreClockOffset
+	// MutScanTombEndsBucket: a scan's walk of a bucket stops at the first
+	// tombstone it meets, where it must step over it, so the bucket's
+	// later live keys are missing from the page.
+	MutScanTombEndsBucket
 )
 
 var mutationNames = core.MutationNames[Mutation]{
@@ -43,6 +47,7 @@ var mutationNames = core.MutationNames[Mutation]{
 	MutRefuseBelowHorizon:  "refuse-below-horizon",
 	MutBulkDeleteLocalOnly: "bulk-delete-local-only",
 	MutIgnoreClockOffset:   "ignore-clock-offset",
+	MutScanTombEndsBucket:  "scan-tomb-ends-bucket",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -502,7 +502,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		n.queue(pending{reply: reply, resp: core.BulkGetResponse(req.Keys, get, n.cfg.Limits.BulkGetBytesMax(req.Presence))})
 	case core.OpScan:
 		live := func(s *core.Store) func(from string, f func(key, value string) bool) {
-			return func(from string, f func(key, value string) bool) { ascendLive(s, req.Prefix, from, f) }
+			return func(from string, f func(key, value string) bool) { ascendLive(s, req.Prefix, from, n.cfg.Mutation, f) }
 		}
 		// A mesh expires no key (noExpiry): its store holds no deadlines,
 		// and the calendar time a scan's ttl_ms would be reckoned from is

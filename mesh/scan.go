@@ -17,15 +17,16 @@ import (
 // which nothing on the write or get path pays, where a second index in key
 // order would cost every write and a copy of every key.
 func (r *replica) ascendLive(prefix, from string, f func(key, value string) bool) {
-	ascendLive(r.store, prefix, from, f)
+	ascendLive(r.store, prefix, from, MutNone, f)
 }
 
 // ascendLive is replica.ascendLive over a store of the replica's layout:
-// its own, or a consistent scan's view of it.
-func ascendLive(store *core.Store, prefix, from string, f func(key, value string) bool) {
+// its own, or a consistent scan's view of it; mut is the node's planted
+// bug (MutScanTombEndsBucket).
+func ascendLive(store *core.Store, prefix, from string, mut Mutation, f func(key, value string) bool) {
 	h := make(scanHeap, 0, bucketsN)
 	for b := range bucketsN {
-		if c, ok := nextLive(store, b, prefix, from, false); ok {
+		if c, ok := nextLive(store, b, prefix, from, false, mut); ok {
 			h = append(h, c)
 		}
 	}
@@ -35,7 +36,7 @@ func ascendLive(store *core.Store, prefix, from string, f func(key, value string
 		if !f(c.key, c.value) {
 			return
 		}
-		if next, ok := nextLive(store, c.bucket, prefix, c.key, true); ok {
+		if next, ok := nextLive(store, c.bucket, prefix, c.key, true, mut); ok {
 			h[0] = next
 			heap.Fix(&h, 0)
 		} else {
@@ -48,7 +49,7 @@ func ascendLive(store *core.Store, prefix, from string, f func(key, value string
 // strictly) that starts with prefix. A bucket's keys are in order, so the
 // walk stops at the first key past the prefix rather than reading the
 // tombstones beyond it.
-func nextLive(store *core.Store, b int, prefix, from string, strictly bool) (scanCursor, bool) {
+func nextLive(store *core.Store, b int, prefix, from string, strictly bool, mut Mutation) (scanCursor, bool) {
 	var c scanCursor
 	found := false
 	bucket := string([]byte{byte(b >> 8), byte(b)})
@@ -66,7 +67,7 @@ func nextLive(store *core.Store, b int, prefix, from string, strictly bool) (sca
 		it, err := decodeVersion(key, v)
 		assert(err == nil, "replica holds a malformed version")
 		if it.Tomb {
-			return true
+			return mut != MutScanTombEndsBucket
 		}
 		c, found = scanCursor{key: key, value: it.Value, bucket: b}, true
 		return false

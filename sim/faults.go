@@ -183,12 +183,15 @@ func (d mixDrawer) link(peer bool) LinkFaults {
 	return f
 }
 
+// keysMax is the most keys a seed's workload has (FaultMix.Keys).
+const keysMax = 8
+
 // DrawMix draws one seed's fault mix.
 func DrawMix(r *rand.Rand) FaultMix {
 	d := mixDrawer{r}
 	m := FaultMix{
 		Clients:  d.intIn(1, 8),
-		Keys:     d.intIn(1, 8),
+		Keys:     d.intIn(1, keysMax),
 		Timeout:  d.dur(5*time.Millisecond, 500*time.Millisecond),
 		Retries:  d.intIn(0, 3),
 		WGet:     d.intIn(1, 10),

@@ -83,6 +83,9 @@ func TestCatchesByTheirOwnChecks(t *testing.T) {
 		// Caught at seed 7: a store_full for a write that fitted
 		// (dataBoundWanted).
 		{"data-growth-ignores-old", "single", "data-bytes", 20},
+		// Caught at seed 1: a scan page lacks a live key the node held
+		// (meshScanWanted).
+		{"scan-tomb-ends-bucket", "mesh", "scan", 10},
 	} {
 		t.Run(c.mutation, func(t *testing.T) {
 			t.Parallel()

@@ -744,7 +744,7 @@ func (s *Sim) beginFinal() {
 		return
 	}
 	for k := 0; k < s.mix.Keys; k++ {
-		s.final.keys = append(s.final.keys, keyName(k))
+		s.final.keys = append(s.final.keys, s.keyName(k))
 	}
 	s.w.After(10*time.Millisecond, s.final.next)
 }

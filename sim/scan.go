@@ -7,6 +7,7 @@ import (
 
 	"dkv/checks"
 	"dkv/core"
+	"dkv/mesh"
 )
 
 // A scan is checked as the bulk_get of the keys its page covers: every
@@ -17,12 +18,12 @@ import (
 // scans to what they hold gets to, and the page's own shape is checked
 // here.
 
-// scanCandidates are the workload's keys (keyName of 0..keys-1) that req
-// may return, in key order.
-func scanCandidates(keys int, req *core.Request) []string {
+// scanCandidates are the workload's keys (Sim.keyName of 0..Keys-1) that
+// req may return, in key order.
+func (s *Sim) scanCandidates(req *core.Request) []string {
 	var out []string
-	for i := range keys {
-		k := keyName(i)
+	for i := range s.mix.Keys {
+		k := s.keyName(i)
 		if strings.HasPrefix(k, req.Prefix) && k > req.StartAfter {
 			out = append(out, k)
 		}
@@ -46,7 +47,7 @@ func (c *client) scanned(a *attempt, resp *core.Response) bool {
 	if len(resp.Items) > int(req.Limit) {
 		return bad("answered %d keys", len(resp.Items))
 	}
-	candidates := scanCandidates(s.mix.Keys, req)
+	candidates := s.scanCandidates(req)
 	for i, kv := range resp.Items {
 		if i > 0 && kv.Key <= resp.Items[i-1].Key {
 			return bad("key %q after %q: not in key order", kv.Key, resp.Items[i-1].Key)
@@ -128,7 +129,7 @@ func (c *client) walked(a *attempt, resp *core.Response) bool {
 func (c *client) nextPage(op checks.Op) (*core.Request, checks.Op) {
 	w := c.walk
 	req := &core.Request{Op: core.OpScan, Prefix: w.prefix, StartAfter: w.after, Limit: w.limit, View: w.view}
-	for _, k := range scanCandidates(c.s.mix.Keys, req) {
+	for _, k := range c.s.scanCandidates(req) {
 		op.Items = append(op.Items, core.KV{Key: k})
 	}
 	if len(op.Items) > 0 {
@@ -137,4 +138,79 @@ func (c *client) nextPage(op checks.Op) (*core.Request, checks.Op) {
 	c.callAt, c.retAt = w.call, w.ret
 	op.Group = w.group
 	return req, op
+}
+
+// meshScanWant is what a mesh node's scan page must hold: the node's own
+// live keys that the page may cover, with their values, in key order, as
+// the node held them when it took the request (a page that is not a
+// consistent scan's later one reads the node's store then). A mesh is not
+// linearizable, so the history can hold a mesh scan only to reading values
+// some client sent; a page that skips a live key the node holds goes
+// through that check. A node whose scan stopped a bucket's walk at its
+// first tombstone (the mutant scan-tomb-ends-bucket) left every later key
+// of the bucket out of its pages, and no check saw it (none of 1,000
+// seeds).
+type meshScanWant struct {
+	req  core.Request
+	live []core.KV
+}
+
+// meshScanWanted notes what n's answer to req must hold, nil if the check
+// does not apply (not a mesh scan, or a page of a consistent scan's view,
+// which reads the view's instant).
+func meshScanWanted(n core.Node, req *core.Request) *meshScanWant {
+	m, ok := n.(*mesh.Node)
+	if !ok || req.Op != core.OpScan || req.View != "" {
+		return nil
+	}
+	w := &meshScanWant{req: *req}
+	m.Items(func(it mesh.Item) bool {
+		if !it.Tomb && strings.HasPrefix(it.Key, req.Prefix) && it.Key > req.StartAfter {
+			w.live = append(w.live, core.KV{Key: it.Key, Value: it.Value})
+		}
+		return true
+	})
+	slices.SortFunc(w.live, func(a, b core.KV) int { return strings.Compare(a.Key, b.Key) })
+	return w
+}
+
+// check compares an answer with the node's keys; "" if it holds them. A
+// page may end before its limit (its bytes bound) if it says more.
+func (w *meshScanWant) check(resp *core.Response) string {
+	if !resp.OK || resp.More == nil {
+		return "" // refused (the client's checks judge the answer)
+	}
+	var page []core.KV
+	if w.req.KeysOnly {
+		for _, k := range resp.Keys {
+			page = append(page, core.KV{Key: k})
+		}
+	} else {
+		page = resp.Items
+	}
+	describe := func() string {
+		return fmt.Sprintf("scan of prefix %q after %q, limit %d: the page has %d keys, more %v; the node held %d live keys there: %s",
+			w.req.Prefix, w.req.StartAfter, w.req.Limit, len(page), *resp.More, len(w.live), kvKeys(w.live))
+	}
+	for i, kv := range page {
+		if i >= len(w.live) || kv.Key != w.live[i].Key {
+			return fmt.Sprintf("%s; its key %d is %s, not the node's next live key", describe(), i, kv.Key)
+		}
+		if !w.req.KeysOnly && kv.Value != w.live[i].Value {
+			return fmt.Sprintf("%s; it gives key %s the value %s, the node held %s", describe(), kv.Key, shortValue(kv.Value), shortValue(w.live[i].Value))
+		}
+	}
+	if !*resp.More && len(page) < len(w.live) {
+		return fmt.Sprintf("%s; it says no key is left, but the node held %s", describe(), w.live[len(page)].Key)
+	}
+	return ""
+}
+
+// kvKeys lists the keys of kvs, for a finding.
+func kvKeys(kvs []core.KV) string {
+	keys := make([]string, len(kvs))
+	for i, kv := range kvs {
+		keys[i] = kv.Key
+	}
+	return strings.Join(keys, " ")
 }

@@ -56,8 +56,13 @@ func (h *host) handleRequest(r *request) {
 	if h.idx != nil && r.a.id%2 == 0 {
 		h.idx.Prepare(req)
 	}
-	bound := h.s.dataBoundWanted(h.node, req)
+	want, bound := meshScanWanted(h.node, req), h.s.dataBoundWanted(h.node, req)
 	h.node.HandleRequest(req, func(resp core.Response) {
+		if want != nil {
+			if msg := want.check(&resp); msg != "" {
+				h.s.fail("scan", fmt.Sprintf("node %d answered attempt %d: %s", h.id, r.a.id, msg))
+			}
+		}
 		if bound != nil {
 			if msg := bound.check(&resp); msg != "" {
 				h.s.fail("data-bytes", fmt.Sprintf("node %d, %s (attempt %d): %s", h.id, req.Op, r.a.id, msg))
