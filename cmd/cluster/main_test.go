@@ -431,27 +431,9 @@ func TestLostDataDirectoryRejoins(t *testing.T) {
 	}
 
 	l := start()
-	leader := l.out.waitFor(t, leadsLine, 0)[1]
-	addrs := strings.Split(l.out.waitFor(t, tryLine, 0)[1], ",")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	kv, err := client.DialCluster(ctx, addrs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kv.Close()
-	if err := kv.Set(ctx, "hello", "world"); err != nil {
-		t.Fatal(err)
-	}
-	follower := "0"
-	if leader == "0" {
-		follower = "1"
-	}
-	pid, _ := strconv.Atoi(l.out.waitFor(t, regexp.MustCompile(`node `+follower+`: pid (\d+)`), 0)[1])
-	mark := len(l.out.String())
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	kv, follower, mark := killAFollower(ctx, t, l, "hello", "world")
 	// The disk is lost before the launcher restarts the node: it looks
 	// at the processes every 200 ms.
 	if err := os.RemoveAll(filepath.Join(dir, "node"+follower)); err != nil {
@@ -492,27 +474,9 @@ func TestNodeThatFailsToRestartIsLeftDown(t *testing.T) {
 	}
 	dir := t.TempDir()
 	l := startLaunch(&config{mode: "cluster", dir: dir, nodes: 3, bin: bin, restart: 100 * time.Millisecond})
-	leader := l.out.waitFor(t, leadsLine, 0)[1]
-	addrs := strings.Split(l.out.waitFor(t, tryLine, 0)[1], ",")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	kv, err := client.DialCluster(ctx, addrs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kv.Close()
-	if err := kv.Set(ctx, "before", "1"); err != nil {
-		t.Fatal(err)
-	}
-	follower := "0"
-	if leader == "0" {
-		follower = "1"
-	}
-	pid, _ := strconv.Atoi(l.out.waitFor(t, regexp.MustCompile(`node `+follower+`: pid (\d+)`), 0)[1])
-	mark := len(l.out.String())
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	kv, follower, mark := killAFollower(ctx, t, l, "before", "1")
 	if err := os.Remove(filepath.Join(dir, "node"+follower, raftStateFile)); err != nil {
 		t.Fatal(err)
 	}
@@ -526,4 +490,32 @@ func TestNodeThatFailsToRestartIsLeftDown(t *testing.T) {
 		t.Errorf("set with one node left down: %v", err)
 	}
 	l.finish(t)
+}
+
+// killAFollower waits for launch l's cluster to have a leader, sets key to
+// value through a client of it, and SIGKILLs a follower. It returns the
+// client (closed when the test ends), the follower's number, and how far
+// the launcher's output had come at the kill.
+func killAFollower(ctx context.Context, t *testing.T, l *launched, key, value string) (*client.ClusterKVClient, string, int) {
+	t.Helper()
+	leader := l.out.waitFor(t, leadsLine, 0)[1]
+	addrs := strings.Split(l.out.waitFor(t, tryLine, 0)[1], ",")
+	kv, err := client.DialCluster(ctx, addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kv.Close() })
+	if err := kv.Set(ctx, key, value); err != nil {
+		t.Fatal(err)
+	}
+	follower := "0"
+	if leader == "0" {
+		follower = "1"
+	}
+	pid, _ := strconv.Atoi(l.out.waitFor(t, regexp.MustCompile(`node `+follower+`: pid (\d+)`), 0)[1])
+	mark := len(l.out.String())
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	return kv, follower, mark
 }
