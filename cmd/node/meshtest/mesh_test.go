@@ -103,6 +103,24 @@ type keyState struct {
 
 func newLedger() *ledger { return &ledger{keys: map[string]*keyState{}} }
 
+// setKeys sets n keys, named by keyFormat and their number, to "v" and
+// their number through kv, noting each in l; a failed set fails the test.
+// It returns the keys.
+func setKeys(ctx context.Context, t *testing.T, kv *client.KVClient, l *ledger, keyFormat string, n int) []string {
+	t.Helper()
+	keys := make([]string, 0, n)
+	for i := range n {
+		k, v := fmt.Sprintf(keyFormat, i), fmt.Sprintf("v%d", i)
+		err := kv.Set(ctx, k, v)
+		l.record(k, &v, err)
+		if err != nil {
+			t.Fatalf("set %s: %v", k, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
 func (l *ledger) state(key string) *keyState {
 	st := l.keys[key]
 	if st == nil {
@@ -485,16 +503,7 @@ func TestDeleteIsNotResurrected(t *testing.T) {
 	ctx := ctxT(t)
 	l := newLedger()
 	kv0 := dial(t, c.Addr(0))
-	var keys []string
-	for i := range 200 {
-		k, v := fmt.Sprintf("doomed-%03d", i), fmt.Sprintf("v%d", i)
-		err := kv0.Set(ctx, k, v)
-		l.record(k, &v, err)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, k)
-	}
+	keys := setKeys(ctx, t, kv0, l, "doomed-%03d", 200)
 	waitConverged(t, c, l)
 
 	c.Kill(1)
@@ -562,14 +571,7 @@ func TestWriteQuorumOfThree(t *testing.T) {
 	ctx := ctxT(t)
 	l := newLedger()
 	kv := dial(t, c.Addr(0))
-	for i := range 50 {
-		k, v := fmt.Sprintf("q-%02d", i), fmt.Sprintf("v%d", i)
-		err := kv.Set(ctx, k, v)
-		l.record(k, &v, err)
-		if err != nil {
-			t.Fatalf("set with every node up: %v", err)
-		}
-	}
+	setKeys(ctx, t, kv, l, "q-%02d", 50)
 	// Acknowledged with a quorum of 3: on every node already, no waiting.
 	for i := range c.Size() {
 		got, err := readAll(ctx, c.Addr(i), l.keyList())

@@ -1,7 +1,6 @@
 package meshtest
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -52,16 +51,7 @@ func TestRemovedMeshNodeLetsTombstonesGo(t *testing.T) {
 	ctx := ctxT(t)
 	l := newLedger()
 	kv0 := dial(t, c.Addr(0))
-	var keys []string
-	for i := range 40 {
-		k, v := fmt.Sprintf("k-%02d", i), fmt.Sprintf("v%d", i)
-		err := kv0.Set(ctx, k, v)
-		l.record(k, &v, err)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, k)
-	}
+	keys := setKeys(ctx, t, kv0, l, "k-%02d", 40)
 	waitConverged(t, c, l)
 
 	c.Kill(2)
