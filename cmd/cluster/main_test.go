@@ -12,13 +12,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"dkv/client"
 	"dkv/internal/nodeproc"
+	"dkv/internal/syncbuf"
 	"dkv/internal/tlsfiles"
 )
 
@@ -46,22 +46,7 @@ func TestBadFlagsExit2(t *testing.T) {
 }
 
 // syncBuffer is the launcher's output, read while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer struct{ syncbuf.Buffer }
 
 // waitFor waits until the output matches re, and returns the match.
 func (b *syncBuffer) waitFor(t *testing.T, re *regexp.Regexp, from int) []string {

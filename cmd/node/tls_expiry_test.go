@@ -3,30 +3,12 @@ package main
 import (
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"dkv/internal/certgen"
+	"dkv/internal/syncbuf"
 )
-
-// syncBuffer is a log's output that the test reads while the log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A running node warns again and again of a certificate that ends within
 // 30 days, not only at start and at SIGHUP: one that started with months
@@ -38,7 +20,7 @@ func TestCertificateExpiryIsCheckedWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	logs := newServerLog(&out, logText, slog.LevelInfo)
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -68,7 +50,7 @@ func TestCertificateExpiryIsCheckedWhileRunning(t *testing.T) {
 	if st, err = (tlsFlags{certFile: far.Cert, keyFile: far.Key}.resolve("single", "")); err != nil {
 		t.Fatal(err)
 	}
-	var quiet syncBuffer
+	var quiet syncbuf.Buffer
 	st.warnExpiring(newServerLog(&quiet, logText, slog.LevelInfo))
 	if s := quiet.String(); s != "" {
 		t.Errorf("a certificate valid for a year: %s", s)

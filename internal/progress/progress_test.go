@@ -6,30 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"dkv/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer that the progress goroutine may write while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestIsTerminal(t *testing.T) {
 	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
@@ -54,7 +36,7 @@ func TestIsTerminal(t *testing.T) {
 // Off a terminal (as under go test), a phase shorter than the line interval
 // prints nothing at all, and a nil writer nothing ever.
 func TestProgressOffATerminalIsQuiet(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	var n atomic.Int64
 	p := Start(&out, Spec{Title: "populating", Total: 100, Unit: "keys", Count: n.Load})
 	for range 30 {
@@ -73,7 +55,7 @@ func TestProgressOffATerminalIsQuiet(t *testing.T) {
 
 // Off a terminal, a line per interval: plain, whole lines a log can keep.
 func TestProgressLinesOffATerminal(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	var n atomic.Int64
 	n.Store(25)
 	p := StartOn(&out, false, 20*time.Millisecond, Spec{
@@ -102,7 +84,7 @@ func TestProgressLinesOffATerminal(t *testing.T) {
 
 // On a terminal, a bar redrawn in place, which finish takes off the line.
 func TestProgressBarOnATerminal(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	var n atomic.Int64
 	n.Store(40)
 	p := StartOn(&out, true, time.Hour, Spec{Title: "populating 1000 keys", Total: 1000, Unit: "keys", Count: n.Load})
