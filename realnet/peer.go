@@ -84,7 +84,11 @@ type Peers struct {
 	deliver    func(from core.NodeID, msg []byte)
 	handshakes int                       // accepted connections that have not finished their hello
 	inbound    map[core.NodeID]io.Closer // the accepted connection of each peer, if any
-	wg         sync.WaitGroup            // every goroutine Peers starts
+	// replacedAt holds, for each peer, when its accepted connection was
+	// replaced while still open within the last twinWindow (at most
+	// twinTimesMax times; register).
+	replacedAt map[core.NodeID][]time.Time
+	wg         sync.WaitGroup // every goroutine Peers starts
 	// loop, if set (ReadOn), reads the accepted connections' frames on
 	// its event loop where it can (Host.adoptFrames).
 	loop *Host
@@ -362,13 +366,14 @@ func NewPeers(cfg PeerConfig) (*Peers, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Peers{
-		cfg:     cfg,
-		log:     &logLimiter{out: logf, prefix: "peers: ", last: make(map[string]*logLine)},
-		peers:   make(map[core.NodeID]*peer, len(cfg.Peers)),
-		ids:     slices.Sorted(maps.Keys(cfg.Peers)),
-		ctx:     ctx,
-		cancel:  cancel,
-		inbound: make(map[core.NodeID]io.Closer),
+		cfg:        cfg,
+		log:        &logLimiter{out: logf, prefix: "peers: ", last: make(map[string]*logLine)},
+		peers:      make(map[core.NodeID]*peer, len(cfg.Peers)),
+		ids:        slices.Sorted(maps.Keys(cfg.Peers)),
+		ctx:        ctx,
+		cancel:     cancel,
+		inbound:    make(map[core.NodeID]io.Closer),
+		replacedAt: make(map[core.NodeID][]time.Time),
 	}
 	p.SetSecret(cfg.Secret)
 	// The caller's map is copied so that a later change to it does not
@@ -1289,12 +1294,58 @@ func (p *Peers) register(pr *peer, nc io.Closer, addr net.Addr) bool {
 	old := p.inbound[pr.id]
 	p.inbound[pr.id] = nc
 	pr.inbound.Store(true)
+	twins := 0
+	if old != nil {
+		twins = p.noteReplaced(pr.id, time.Now())
+	}
 	p.mu.Unlock()
 	if old != nil {
 		old.Close()
 		p.log.logf(fmt.Sprintf("replaced %d", pr.id), "peers: peer %d connected again from %s; closed its previous connection", pr.id, addr)
 	}
+	if twins > 0 {
+		p.log.logf(fmt.Sprintf("twins %d", pr.id), "peers: peer %d's connections replace each other, %d times in %v, each while the one before was open (last from %s): "+
+			"two processes may be running as node %d (the same --node-id on two machines or data directories), and each would vote: "+
+			"stop the one that should not run", pr.id, twins, twinWindow, addr, pr.id)
+	}
 	return true
+}
+
+// A process that restarts dials again once its old connection is gone: the
+// kernel closed it when the process died, and the accepted side has seen
+// its end, so the new connection replaces nothing. Two processes that claim
+// one node id (an operator's slip: the same --node-id, on another machine
+// or data directory, where the lock file cannot see it) each dial, and
+// each connection replaces the other's, still open, again and again; every
+// node then counts both processes' votes as one node's. The transport
+// cannot tell which is the node, so it says so loudly (found by review:
+// the only sign was a rate-limited line that a peer connected again).
+const (
+	twinReplacementsMin = 3
+	twinWindow          = 10 * time.Second
+	// twinTimesMax bounds the times kept a peer.
+	twinTimesMax = 64
+)
+
+// noteReplaced records that peer id's open accepted connection was
+// replaced at now, and returns how many times that happened within
+// twinWindow when it is twinReplacementsMin or more, else 0. The caller
+// holds p.mu.
+func (p *Peers) noteReplaced(id core.NodeID, now time.Time) int {
+	times := p.replacedAt[id]
+	i := 0
+	for i < len(times) && now.Sub(times[i]) > twinWindow {
+		i++
+	}
+	times = append(times[i:], now)
+	if len(times) > twinTimesMax {
+		times = times[len(times)-twinTimesMax:]
+	}
+	p.replacedAt[id] = times
+	if len(times) >= twinReplacementsMin {
+		return len(times)
+	}
+	return 0
 }
 
 func (p *Peers) unregister(pr *peer, nc io.Closer) {

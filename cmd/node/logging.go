@@ -298,6 +298,7 @@ var logClasses = []logClass{
 	{"", " failed; not acknowledging", slog.LevelError, "disk_failed"},
 	{"cannot elect a leader", "", slog.LevelError, "rejoin_stuck"},
 	{"indexes:", "", slog.LevelInfo, "indexes"},
+	{"peers: ", "replace each other", slog.LevelError, "peer_twins"},
 	{"peers: ", "", slog.LevelInfo, "peers"},
 }
 

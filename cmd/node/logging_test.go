@@ -210,6 +210,7 @@ func TestClassify(t *testing.T) {
 		{"peers: connected to peer 1 (127.0.0.1:9101)", slog.LevelInfo, "peers"},
 		{"peers: connection to peer 0 (127.0.0.1:9100) lost: the peer closed the connection", slog.LevelWarn, "peers"},
 		{"peers: refused a connection from 127.0.0.1:5: wrong cluster id", slog.LevelWarn, "peers"},
+		{"peers: peer 2's connections replace each other, 3 times in 10s, each while the one before was open (last from 127.0.0.1:5): two processes may be running as node 2", slog.LevelError, "peer_twins"},
 		{"cluster 0123: 3 nodes", slog.LevelInfo, ""},
 		{"cannot elect a leader: every node started with --rejoin on an empty data directory", slog.LevelError, "rejoin_stuck"},
 		{"trimming the zeroed tail of wal-01.log at offset 20 (1048556 bytes: log space reserved ahead, or a torn write of zeros)", slog.LevelInfo, ""},
