@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -167,16 +168,23 @@ func (m *members) peers() map[core.NodeID]string {
 }
 
 // peerList renders the other nodes for the serving line: "1=host:port ...".
-func (m *members) peerList() string {
+func (m *members) peerList() string { return renderPeers(m.replAddrs, m.id, nil) }
+
+// renderPeers renders the nodes of addrs (a node's id is its place) other
+// than self, those in removed marked: "1=host:port 2=host:port(removed)".
+func renderPeers(addrs []string, self core.NodeID, removed []core.NodeID) string {
 	var b strings.Builder
-	for i, a := range m.replAddrs {
-		if core.NodeID(i) == m.id {
+	for i, a := range addrs {
+		if core.NodeID(i) == self {
 			continue
 		}
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
 		fmt.Fprintf(&b, "%d=%s", i, a)
+		if slices.Contains(removed, core.NodeID(i)) {
+			b.WriteString("(removed)")
+		}
 	}
 	return b.String()
 }

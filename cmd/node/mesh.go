@@ -310,22 +310,7 @@ func resolveMesh(cf *clusterFlags, mf *meshFlags, host string, kvPort int, kvPor
 
 // peerList renders the other nodes for the serving line, the removed
 // ones marked: "1=host:port 2=host:port(removed)".
-func (mc *meshConfig) peerList() string {
-	var b strings.Builder
-	for i, a := range mc.replAddrs {
-		if core.NodeID(i) == mc.id {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		fmt.Fprintf(&b, "%d=%s", i, a)
-		if slices.Contains(mc.removed, core.NodeID(i)) {
-			b.WriteString("(removed)")
-		}
-	}
-	return b.String()
-}
+func (mc *meshConfig) peerList() string { return renderPeers(mc.replAddrs, mc.id, mc.removed) }
 
 // parseRemoved reads --removed-nodes: distinct ids of the mesh's n nodes,
 // not self's, leaving two nodes at least.
