@@ -325,6 +325,9 @@ type MeshStatus struct {
 	// QuorumWaiting counts writes waiting for their peers' acknowledgements.
 	QuorumWaiting int              `json:"quorum_waiting"`
 	Peers         []MeshPeerStatus `json:"peers"`
+	// Removed lists the nodes removed from the mesh for good
+	// (--removed-nodes), which are no peers.
+	Removed []int `json:"removed,omitempty"`
 }
 
 // MeshPeerStatus is what a mesh node knows of one peer.

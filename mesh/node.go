@@ -1117,6 +1117,9 @@ func (n *Node) status() core.Status {
 		WriteQuorum:   n.cfg.WriteQuorum,
 		QuorumWaiting: len(n.waits),
 	}
+	for _, id := range n.cfg.Removed {
+		st.Removed = append(st.Removed, int(id))
+	}
 	for _, p := range n.peers {
 		st.Peers = append(st.Peers, core.MeshPeerStatus{
 			NodeID:       int(p.id),

@@ -57,6 +57,7 @@ type MeshStatus struct {
 	Horizon       string           `json:"horizon"`
 	QuorumWaiting int              `json:"quorum_waiting"`
 	Peers         []MeshPeerStatus `json:"peers"`
+	Removed       []int            `json:"removed"` // nodes removed for good (--removed-nodes)
 }
 
 // MeshPeerStatus is what a mesh node tells of one peer.

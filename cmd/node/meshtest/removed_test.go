@@ -1,6 +1,7 @@
 package meshtest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,15 @@ func TestRemovedMeshNodeLetsTombstonesGo(t *testing.T) {
 	passes(t, c)
 	if got := tombstones(t, c); got[0] != 20 || got[1] != 20 {
 		t.Errorf("tombstones with node 0 restarted without node 2, node 1 not: %v; want 20 on both (node 1 still counts node 2)", got)
+	}
+	for i, want := range [][]int{{2}, nil} {
+		st, err := c.MeshStatus(i, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(st.Removed, want) {
+			t.Errorf("node %d's status lists %v as removed, want %v", i, st.Removed, want)
+		}
 	}
 
 	// Node 1 without it too: every tombstone goes.
