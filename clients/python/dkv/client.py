@@ -82,11 +82,22 @@ def _unknown(op, err):
     return e
 
 
+# PASSWORD_BYTES_MAX is the longest password a server takes (its
+# --auth-file's line, core.AuthSecretBytesMax): a longer one can never be
+# right, and is refused when the client is made.
+PASSWORD_BYTES_MAX = 512
+
+
 def _check_credentials(password, ssl_context, server_hostname):
     """Checks the password and TLS arguments that KVClient and
     ClusterKVClient share."""
     if password is not None and (not isinstance(password, str) or not password):
         raise TypeError("password must be a non-empty str or None, not %r" % (password,))
+    if password is not None and len(password.encode("utf-8")) > PASSWORD_BYTES_MAX:
+        raise ValueError(
+            "password is %d bytes in UTF-8; a server's is at most %d (its --auth-file line)"
+            % (len(password.encode("utf-8")), PASSWORD_BYTES_MAX)
+        )
     if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
         raise TypeError("ssl_context must be an ssl.SSLContext or None, not %s" % type(ssl_context).__name__)
     if server_hostname is not None:

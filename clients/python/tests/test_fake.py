@@ -555,6 +555,15 @@ class BadArgumentTest(unittest.TestCase):
             small = KVClient(port=fake.port, timeout=5, request_bytes_max=100)
             self.assertRaises(ValueError, small.Set, "k", "v" * 200)
             small.close()
+            # A password no server can have (over 512 bytes, the longest
+            # --auth-file line) is refused when the client is made; it was
+            # refused as a request over the limit mid-dial, the new
+            # connection left open (found by review).
+            for make in (KVClient, dkv.ClusterKVClient):
+                kw = {"port": fake.port} if make is KVClient else {"kv_ports": [fake.port]}
+                with self.subTest(make.__name__):
+                    with self.assertRaisesRegex(ValueError, "at most 512"):
+                        make(password="p" * 513, connect=False, **kw)
             time.sleep(0.1)
             self.assertEqual(b"".join(received), b"")
 
