@@ -251,7 +251,15 @@ func TestDiskFullMeshNodeStartsAndTakesWritesAgain(t *testing.T) {
 	}
 	full = dialNode(t, c.Addr(2))
 	for k := range acked {
-		if got, err := full.Get(ctx, k); err != nil || got != value {
+		// A read that comes after a batch of the peers' writes that the
+		// full disk refused is answered unavailable, retry: the peers
+		// push the writes node 2 lacks, and each such batch fails.
+		got, err := full.Get(ctx, k)
+		for tries := 0; isCode(err, core.CodeUnavailable) && tries < 100; tries++ {
+			time.Sleep(10 * time.Millisecond)
+			got, err = full.Get(ctx, k)
+		}
+		if err != nil || got != value {
 			t.Fatalf("get %s from node 2 restarted on its full disk: %d bytes, %v", k, len(got), err)
 		}
 	}
