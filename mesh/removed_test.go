@@ -2,7 +2,6 @@ package mesh_test
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,29 +57,7 @@ func (w *world) runStopping(d time.Duration) map[core.NodeID]error {
 		}
 	}
 	for end := w.clk.now + int64(d); w.clk.now < end; {
-		w.clk.now += int64(time.Millisecond)
-		for _, tm := range slices.Clone(w.clk.timers) {
-			if !tm.stopped && tm.at <= w.clk.now {
-				tm.stopped = true
-				tm.f()
-			}
-		}
-		w.clk.timers = slices.DeleteFunc(w.clk.timers, func(tm *timer) bool { return tm.stopped })
-		flush()
-		due := w.queue
-		w.queue = nil
-		var keep []wmsg
-		for _, m := range due {
-			if m.at > w.clk.now {
-				keep = append(keep, m)
-				continue
-			}
-			if !w.down[m.to] {
-				w.nodes[m.to].HandleMessage(m.from, m.b)
-			}
-		}
-		w.queue = append(keep, w.queue...)
-		flush()
+		w.stepFlushing(flush)
 	}
 	return stopped
 }

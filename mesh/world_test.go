@@ -124,7 +124,11 @@ func (w *world) flush() {
 }
 
 // step advances the clock 1 ms: timers, then due messages.
-func (w *world) step() {
+func (w *world) step() { w.stepFlushing(w.flush) }
+
+// stepFlushing is step with flush in place of w.flush, which fails the
+// test on a node's failed Flush.
+func (w *world) stepFlushing(flush func()) {
 	w.clk.now += int64(time.Millisecond)
 	for _, tm := range slices.Clone(w.clk.timers) {
 		if !tm.stopped && tm.at <= w.clk.now {
@@ -133,7 +137,7 @@ func (w *world) step() {
 		}
 	}
 	w.clk.timers = slices.DeleteFunc(w.clk.timers, func(tm *timer) bool { return tm.stopped })
-	w.flush()
+	flush()
 	var keep []wmsg
 	due := w.queue
 	w.queue = nil
@@ -147,7 +151,7 @@ func (w *world) step() {
 		}
 	}
 	w.queue = append(keep, w.queue...)
-	w.flush()
+	flush()
 }
 
 func (w *world) run(d time.Duration) {
