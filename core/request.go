@@ -363,9 +363,9 @@ type ClusterStatus struct {
 	Commit   uint64 `json:"commit"`
 	Applied  uint64 `json:"applied"`
 	Sessions int    `json:"sessions"`
-	// Rejoining: the node started on an empty directory in place of a
-	// lost one (--rejoin) and votes in no election yet (election.Raft's
-	// rejoined says when it will).
+	// Rejoining: the node started on an empty directory (in place of a
+	// lost one, or as a new cluster's node) and votes in no election yet
+	// (election.Raft's rejoined says when it will).
 	Rejoining bool `json:"rejoining,omitzero"`
 	// Peers is filled on the leader: what it knows of each follower.
 	Peers []PeerStatus `json:"peers,omitempty"`

@@ -187,8 +187,16 @@ type cluster struct {
 	// then restarts rejoining (HardState.Rejoining), unless noRejoin.
 	wipeRate float64
 	noRejoin bool
-	wipes    int
-	rejoins  int // wiped nodes that were done rejoining by the end
+	// chaoticStart: the schedule's faults begin with the cluster's first
+	// start, while its nodes still wait to hear each other (see
+	// bootstrap); otherwise they begin once the nodes are done.
+	chaoticStart bool
+	wipes        int
+	rejoins      int // nodes done rejoining after a leader's log was theirs
+	// joinedNew counts nodes done rejoining because every peer was at
+	// term 0 with an empty log (at the cluster's start, or a wipe before
+	// any election).
+	joinedNew int
 
 	leaders map[uint64]core.NodeID // term -> the leader seen in it
 	votes   map[voter]core.NodeID  // the vote a node's messages showed in a term
@@ -252,7 +260,10 @@ func newCluster(t testing.TB, n int, seed uint64) *cluster {
 	c.cut = make([][]bool, n)
 	for i := range n {
 		c.cut[i] = make([]bool, n)
-		c.members = append(c.members, &member{vote: None})
+		// Every node starts on an empty disk rejoining, as a Node does:
+		// a new cluster's nodes each stop once every peer said it is at
+		// term 0 with an empty log (Raft's rejoined).
+		c.members = append(c.members, &member{vote: None, rejoining: true})
 		c.restart(i)
 	}
 	return c
@@ -526,7 +537,9 @@ func (c *cluster) persistHardState(i int, hs HardState) {
 	if hs.Term < m.term {
 		c.t.Fatalf("node %d: term went back from %d to %d", i, m.term, hs.Term)
 	}
-	if m.rejoining && !hs.Rejoining {
+	if m.rejoining && !hs.Rejoining && m.r.JoinedNew() {
+		c.joinedNew++
+	} else if m.rejoining && !hs.Rejoining {
 		c.rejoins++
 	}
 	m.term, m.vote, m.rejoining = hs.Term, hs.Vote, hs.Rejoining
@@ -835,6 +848,27 @@ func (c *cluster) settle(ticksMax int) int {
 	}
 	c.t.Fatalf("no leader after %d ticks", ticksMax)
 	return -1
+}
+
+// bootstrap runs calm rounds (every node ticks, every message is
+// delivered, syncs end at once) until every node of the new cluster is
+// done rejoining: a new cluster elects its first leader only once each
+// node has heard every other at term 0 (Raft's rejoined), and a schedule
+// whose faults began at once spent most of its steps there, in the slow
+// catch-up of the nodes that missed that, with a third fewer terms and
+// commits after (TestRandomSchedulesStartingInChaosAreSafe runs those).
+// Calm rounds draw nothing from the schedule's stream.
+func (c *cluster) bootstrap() {
+	healed := c.healed
+	c.healed = true
+	defer func() { c.healed = healed }()
+	for range 100 {
+		if !slices.ContainsFunc(c.members, func(m *member) bool { return m.rejoining || m.r.Rejoining() }) {
+			return
+		}
+		c.rounds(1)
+	}
+	c.t.Fatalf("a new cluster's nodes still rejoin after 100 calm rounds")
 }
 
 // rounds ticks every node and then delivers everything, n times.
@@ -1244,6 +1278,9 @@ func runScheduleWith(t testing.TB, n int, seed uint64, steps int, bug hostBug, s
 		c.crashAt = []crashPoint{crashPoint(r.IntN(int(crashPoints)))}
 	}
 	c.bug = bug
+	if !c.chaoticStart {
+		c.bootstrap()
+	}
 	host := c.host.String()
 	if c.host == pipelined {
 		host += fmt.Sprintf(" (a sync ends with chance %v a step)", c.syncRate)
@@ -1628,7 +1665,7 @@ func TestRandomSchedulesWithWipesAreSafe(t *testing.T) {
 	if testing.Short() {
 		seeds = 60
 	}
-	var ran, wipes, rejoins int
+	var ran, wipes, rejoins, joinedNew int
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		var c *cluster
 		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
@@ -1642,11 +1679,12 @@ func TestRandomSchedulesWithWipesAreSafe(t *testing.T) {
 		ran++
 		wipes += c.wipes
 		rejoins += c.rejoins
+		joinedNew += c.joinedNew
 	}
 	if ran < seeds {
 		return
 	}
-	t.Logf("%d schedules: %d disks wiped, %d wiped nodes done rejoining", seeds, wipes, rejoins)
+	t.Logf("%d schedules: %d disks wiped; %d nodes done rejoining on a leader's log, %d on every peer's answer that it was new", seeds, wipes, rejoins, joinedNew)
 	if wipes < seeds || rejoins < seeds/2 {
 		t.Fatalf("the schedules wiped %d disks and saw %d rejoins: too few to test anything", wipes, rejoins)
 	}
@@ -1721,5 +1759,64 @@ func TestRandomSchedulesCatchATransferVoteUnchecked(t *testing.T) {
 	}
 	if caughtBy == 0 {
 		t.Errorf("%d schedules passed with hand-over votes granted unchecked", within)
+	}
+}
+
+// Schedules whose faults begin with the cluster's first start, while its
+// nodes wait to hear each other at term 0 (see bootstrap), are as safe,
+// and the cluster comes together once the faults end.
+func TestRandomSchedulesStartingInChaosAreSafe(t *testing.T) {
+	seeds := 400
+	if testing.Short() {
+		seeds = 40
+	}
+	joinedNew, rejoins := 0, 0
+	for seed := uint64(1); seed <= uint64(seeds); seed++ {
+		var c *cluster
+		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			c = runScheduleWith(t, 3+2*int(seed%2), seed, 5000, noHostBug, func(c *cluster) { c.chaoticStart = true })
+		}) {
+			t.FailNow()
+		}
+		if c != nil {
+			joinedNew += c.joinedNew
+			rejoins += c.rejoins
+		}
+	}
+	t.Logf("%d schedules: %d nodes done rejoining on every peer's answer that it was new, %d on a leader's log", seeds, joinedNew, rejoins)
+	if joinedNew == 0 || rejoins == 0 {
+		t.Fatalf("the schedules never ended a start both ways")
+	}
+}
+
+// The random schedules catch a node on an empty directory that takes the
+// cluster for new by its own empty log rather than by its peers'
+// (MutRejoinNewByOwnLog): a node whose disk was lost then votes as soon as
+// it has heard every peer, and its empty log elects a candidate that lacks
+// what the lost disk helped commit.
+func TestRandomSchedulesCatchARejoinNewByOwnLog(t *testing.T) {
+	const within = 600
+	plant := func(c *cluster) {
+		cfg := c.cfg
+		c.cfg = func(id core.NodeID) Config {
+			out := cfg(id)
+			out.mutation = MutRejoinNewByOwnLog
+			return out
+		}
+		for _, m := range c.members {
+			m.r.cfg.mutation = MutRejoinNewByOwnLog
+		}
+		c.wipeRate = 0.5
+	}
+	caughtBy := 0
+	for seed := uint64(1); seed <= within && caughtBy == 0; seed++ {
+		ct := &catcher{TB: t}
+		if ct.run(func() { runScheduleWith(ct, 3+2*int(seed%2), seed, 5000, noHostBug, plant) }) {
+			caughtBy = int(seed)
+			t.Logf("caught by schedule %d: %s", caughtBy, ct.failure)
+		}
+	}
+	if caughtBy == 0 {
+		t.Errorf("%d schedules passed with wiped nodes taking the cluster for new by their own logs", within)
 	}
 }

@@ -25,10 +25,10 @@ type durableState struct {
 	// snapshot in place, finishes the install; the log it had then
 	// belongs to a history the snapshot replaced.
 	Installing uint64
-	// Rejoining: the node was started on an empty directory in place of a
-	// lost one (NodeConfig.Rejoin) and has not yet made up for what it
-	// forgot (HardState.Rejoining); kept so that a restart meanwhile does
-	// not end it.
+	// Rejoining: the node was started on an empty directory (every node
+	// is, lost disk or new cluster) and has not yet made up for what it
+	// may have forgot (HardState.Rejoining); kept so that a restart
+	// meanwhile does not end it.
 	Rejoining bool
 }
 

@@ -119,7 +119,6 @@ func TestRejoiningNodeForgetsALeaderItNoLongerHears(t *testing.T) {
 	c := newNodeCluster(t, 3, nil)
 	l, _ := c.waitLeader(-1, 1000)
 	f := (l + 1) % 3
-	c.cfgs[f].Rejoin = true
 	c.restart(f, c.disks[f].Wipe)
 	for c.nodes[f].Raft().Leader() != core.NodeID(l) {
 		c.step()
@@ -144,28 +143,6 @@ func TestRejoiningNodeForgetsALeaderItNoLongerHears(t *testing.T) {
 	}
 	if lead := c.nodes[f].Raft().Leader(); lead != core.NodeID(n) || c.nodes[f].Rejoining() {
 		t.Errorf("with every node back, node %d follows %d (want %d), rejoining %v", f, lead, n, c.nodes[f].Rejoining())
-	}
-}
-
-// --rejoin on a directory that has a raft-state has no effect, and says
-// so: it was silent, and an operator who restored an older copy of the
-// directory and gave --rejoin believed the node safe (found by review).
-func TestRejoinOnADirectoryWithStateSaysItHasNoEffect(t *testing.T) {
-	c := newNodeCluster(t, 3, nil)
-	l, _ := c.waitLeader(-1, 1000)
-	f := (l + 1) % 3
-	c.cfgs[f].Rejoin = true
-	c.logs[f] = nil
-	c.restart(f, nil)
-	if c.nodes[f].Rejoining() {
-		t.Fatalf("node %d rejoins on a directory that has data", f)
-	}
-	said := false
-	for _, line := range c.logs[f] {
-		said = said || strings.HasPrefix(line, "--rejoin has no effect: the data directory holds raft-state")
-	}
-	if !said {
-		t.Errorf("node %d, started with --rejoin on its own directory, did not say --rejoin has no effect; its log: %q", f, c.logs[f])
 	}
 }
 

@@ -59,6 +59,11 @@ const (
 	// late copy of a hand-over's MsgTimeoutNow, after the hand-over timed
 	// out and the leader took more writes, elects a node that lacks them.
 	MutTransferVoteUnchecked
+	// MutRejoinNewByOwnLog: a node on an empty directory takes the cluster
+	// for new by its own empty log, once it has heard every peer, rather
+	// than by theirs: a node whose disk was lost votes at once, its empty
+	// log granting any candidate, as if it had never helped commit.
+	MutRejoinNewByOwnLog
 )
 
 var mutationNames = core.MutationNames[Mutation]{
@@ -75,6 +80,7 @@ var mutationNames = core.MutationNames[Mutation]{
 	MutExpiryAsPlainDelete:      "expiry-as-plain-delete",
 	MutIncrRetryApplies:         "incr-retry-applies",
 	MutTransferVoteUnchecked:    "transfer-vote-unchecked",
+	MutRejoinNewByOwnLog:        "rejoin-new-by-own-log",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

@@ -47,13 +47,6 @@ type NodeConfig struct {
 	// WriteTicksMax bounds how long a proposed write waits to be applied
 	// before it is answered outcome_unknown (a minority side never commits).
 	WriteTicksMax int
-	// Rejoin: this node's data directory was lost, and it starts on an
-	// empty one in its place. It then grants no vote and stands in no
-	// election until it has heard every peer and holds the leader's
-	// committed log (see Raft's rejoined): it forgot the votes it cast and
-	// the entries it helped commit. It has effect only on an empty
-	// directory; a restart meanwhile keeps it (raft-state records it).
-	Rejoin bool
 	// Mutation plants a bug, for tests of the simulator only.
 	Mutation Mutation
 	// Indexes, when set, serve the search ops (linearizable, as reads
@@ -251,8 +244,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 // tell an operator whose data directory this is.
 const meshStateFile = "mesh-state"
 
-// Rejoining reports whether the node, started on an empty directory in
-// place of a lost one (NodeConfig.Rejoin), is still withholding its vote,
+// Rejoining reports whether the node, started on an empty directory (in
+// place of a lost one, or as a new cluster's), is still withholding its vote,
 // or has stopped but not yet saved that it has (a crash now would bring it
 // back rejoining).
 func (n *Node) Rejoining() bool { return n.saved.Rejoining || (n.raft != nil && n.raft.Rejoining()) }
@@ -290,7 +283,12 @@ func (n *Node) Start(env core.Env) error {
 	}
 	n.state = st
 	if saved == nil {
-		n.saved = durableState{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Vote: None, Rejoining: n.cfg.Rejoin}
+		// Every node on an empty directory starts rejoining: nothing
+		// here tells a lost disk from a new cluster, and a node that
+		// lost its disk must not vote (Raft's rejoined). A new cluster's
+		// nodes each stop once they hear that every other node is empty
+		// too; a replaced disk's node once it has caught up.
+		n.saved = durableState{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Vote: None, Rejoining: true}
 		if err := n.state.Save(n.saved.encode()); err != nil {
 			return err
 		}
@@ -331,7 +329,8 @@ func (n *Node) Start(env core.Env) error {
 		// snapshot's install renames it in before the log goes. Serving
 		// as a voter with an empty log, it would vote a node that lacks
 		// an acknowledged write into office (found by review); it rejoins
-		// instead, as --rejoin makes it, keeping its term and vote.
+		// instead, as a node on an empty directory does, keeping its
+		// term and vote.
 		if rec.Index == 0 {
 			n.logf("the data directory holds %s (term %d) but neither a log nor a snapshot: they were lost or removed, with the entries this node may have helped commit; rejoining", hardStateFile, n.saved.Term)
 		} else {
@@ -396,14 +395,11 @@ func (n *Node) Start(env core.Env) error {
 	n.armTicker()
 	n.logf("recovered node %d: %d keys, snapshot at index %d (term %d), log through index %d, term %d",
 		n.cfg.ID, n.store.Len(), rec.Index, rec.Meta.Term, n.log.NextIndex()-1, n.saved.Term)
-	if n.saved.Rejoining {
+	switch {
+	case n.saved.Rejoining && n.saved.Term == 0 && n.log.NextIndex() == 1 && rec.Index == 0:
+		n.logf("started on an empty data directory: no vote and no election until every other node has answered; if each is new too (term 0, empty), this is a new cluster and the nodes elect a leader; if not, this directory replaces the node's old one, and the node votes once the leader's committed log is on this disk")
+	case n.saved.Rejoining:
 		n.logf("rejoining in place of a lost data directory: no vote and no election until every peer is heard from and the leader's committed log is on this disk")
-	} else if n.cfg.Rejoin && saved != nil {
-		// --rejoin may stay on the command line, but an operator who gave
-		// it to a directory restored from a copy believed it made the
-		// node safe, and was told nothing (found by review): a copy's
-		// term and vote are behind, and the node votes by them.
-		n.logf("--rejoin has no effect: the data directory holds %s (term %d), so the node votes by it; --rejoin is for an empty directory in place of a lost one (never start a node on an older copy of its directory)", hardStateFile, n.saved.Term)
 	}
 	return nil
 }
@@ -585,10 +581,13 @@ func (n *Node) peersHeard() int {
 // redirect answers a request that only the leader serves.
 func (n *Node) redirect() core.Response {
 	lead := n.raft.Leader()
-	if rejoining, _ := n.raft.RejoinStuck(); rejoining == len(n.cfg.Peers) {
-		return core.ErrorResponse(core.CodeUnavailable, "no leader known, and none can be elected: no node may vote: every node is rejoining (started with --rejoin); see the nodes' logs")
+	if rejoining := n.raft.RejoinStuck(); rejoining == len(n.cfg.Peers) {
+		return core.ErrorResponse(core.CodeUnavailable, "no leader known, and none can be elected: no node may vote: every node is rejoining (on an empty data directory, while some node's log is not empty); see the nodes' logs")
 	} else if rejoining > 0 {
-		return core.ErrorResponse(core.CodeUnavailable, "no leader known, and none can be elected: too few nodes may vote: %d of %d are rejoining (started with --rejoin); see the nodes' logs", rejoining, len(n.cfg.Peers))
+		return core.ErrorResponse(core.CodeUnavailable, "no leader known, and none can be elected: too few nodes may vote: %d of %d are rejoining (on an empty data directory, while some node's log is not empty); see the nodes' logs", rejoining, len(n.cfg.Peers))
+	}
+	if unheard := n.raft.Unheard(); lead == None && len(unheard) > 0 {
+		return core.ErrorResponse(core.CodeUnavailable, "no leader known: this node started on an empty data directory and votes only once every other node has answered (a new cluster elects its first leader with every node up); not yet heard: node %v; retry once they are up", unheard)
 	}
 	if lead == None || lead == n.cfg.ID {
 		if heard, quorum := n.peersHeard(), len(n.cfg.Peers)/2+1; heard+1 < quorum {
@@ -1173,20 +1172,16 @@ func (n *Node) noteStuck() {
 	if n.stuckLogged {
 		return
 	}
-	rejoining, fresh := n.raft.RejoinStuck()
+	rejoining := n.raft.RejoinStuck()
 	if rejoining == 0 {
 		return
 	}
 	n.stuckLogged = true
-	who := "every node"
+	who := "every node is"
 	if total := len(n.cfg.Peers); rejoining < total {
-		who = fmt.Sprintf("%d of its %d nodes", rejoining, total)
+		who = fmt.Sprintf("%d of its %d nodes are", rejoining, total)
 	}
-	if fresh {
-		n.logf("cannot elect a leader: %s started with --rejoin on an empty data directory, and a rejoining node grants no vote, so no majority may vote (--rejoin is only for replacing one lost node of a running cluster). Stop every node, remove their data directories (nothing was ever written to them), and start them again without --rejoin", who)
-		return
-	}
-	n.logf("cannot elect a leader: %s are rejoining (started with --rejoin in place of a lost data directory, and not yet caught up with a leader), and a rejoining node grants no vote, so no majority may vote. Too few nodes kept their data directories to recover the cluster's writes: restore it from a backup, or start it anew", who)
+	n.logf("cannot elect a leader: %s rejoining (started on an empty data directory while another node's log is not empty, and not yet caught up with a leader), and a rejoining node grants no vote, so no majority may vote. Too few nodes kept their data directories to recover the cluster's writes: restore it from a backup, or start it anew", who)
 }
 
 // noteRole logs a change of role, term or leader, one line each, once a
@@ -1268,7 +1263,9 @@ func (n *Node) handleReady() (bool, error) {
 			n.diskFailing("saving the term and vote", err)
 			hardSaved = false
 		} else {
-			if n.saved.Rejoining && !next.Rejoining {
+			if n.saved.Rejoining && !next.Rejoining && n.raft.JoinedNew() {
+				n.logf("every other node answered at term 0 with an empty log: a new cluster, where no leader was ever elected; votes from term %d on", next.Term+1)
+			} else if n.saved.Rejoining && !next.Rejoining {
 				n.logf("rejoined: heard every peer and holds the committed log through index %d; votes from term %d on", rd.HardState.Commit, next.Term+1)
 			}
 			n.saved = next

@@ -41,9 +41,10 @@ type HardState struct {
 	Term   uint64
 	Vote   core.NodeID
 	Commit uint64
-	// Rejoining: the node started on an empty directory in place of a
-	// lost one (Config.HardState), and has not yet made up for what it
-	// forgot (see rejoined).
+	// Rejoining: the node started on an empty directory, in place of a
+	// lost one or as a new cluster's node, and has not yet made up for
+	// what it may have forgot, or heard that it forgot nothing (see
+	// rejoined).
 	Rejoining bool
 }
 
@@ -275,11 +276,18 @@ type Raft struct {
 	askNonce      uint64
 	// peerRejoining and peerEmpty are, per peer, what its last answer to
 	// askTerms said: that it is rejoining too (rejoiningHint), and that it
-	// is at term 0 with an empty log. When too many are rejoining for a
-	// majority to vote, no leader can ever be elected (RejoinStuck): the
-	// caller says so, since the nodes themselves would wait in silence.
+	// is at term 0 with an empty log (no entry, no snapshot). When every
+	// peer is, no leader was ever elected, and the node stops rejoining
+	// without one (see rejoined): the first start of a new cluster,
+	// whose nodes all start on empty directories. When too many are
+	// rejoining for a majority to vote and some log is not empty, no
+	// leader can ever be elected (RejoinStuck): the caller says so, since
+	// the nodes themselves would wait in silence.
 	peerRejoining []bool
 	peerEmpty     []bool
+	// joinedNew: rejoining ended because every peer was at term 0 with an
+	// empty log (see rejoined), for the caller's log line.
+	joinedNew bool
 
 	// diskFailing: the caller's disk refuses its writes (SetDiskFailing).
 	// Such a node does not stand for election, and a leader steps down
@@ -369,6 +377,8 @@ func New(cfg Config) (*Raft, error) {
 		r.peerRejoining = make([]bool, len(peers))
 		r.peerEmpty = make([]bool, len(peers))
 		r.peerRejoining[r.self] = true
+		// A cluster of one node has no peer to hear: it is done.
+		r.rejoined()
 	}
 	return r, nil
 }
@@ -1252,7 +1262,8 @@ func (r *Raft) hardState() HardState {
 
 // rejoined ends rejoining once the node has heard every peer, has heard a
 // leader's last index (leadLast), and holds on disk the committed log
-// through it, ending in an entry of its leader's term.
+// through it, ending in an entry of its leader's term; or once it has
+// heard every peer and each answered at term 0 with an empty log.
 //
 // Why leadLast: an entry the lost disk helped commit is in the log of
 // every leader since (Leader Completeness: while this node rejoins it
@@ -1270,14 +1281,44 @@ func (r *Raft) hardState() HardState {
 // ends rejoining is saved. From then on the node takes the highest term
 // heard, its vote in it spent, and is a voter like any other: every vote
 // it forgot was in a term no higher.
+//
+// Why every peer at term 0 with an empty log is enough: a leader of a
+// cluster of two or more nodes was elected with a peer's vote, and a node
+// that votes takes the candidate's term, which is never 0 and never goes
+// back. So if every peer answered, after the disk was lost (askNonce),
+// at term 0, no leader was ever elected, no entry was ever written, and
+// the only vote the lost disk can have held is one for this node itself.
+// This is what lets every node on an empty directory start rejoining,
+// whether its disk was lost or the cluster is new: a new cluster's nodes
+// each hear the others at term 0, empty, and go on to elect a leader; a
+// wiped node hears a term or a log that is not, and rejoins. (A node that
+// stops later than the others, once they have stood for election, ends
+// by the leader's log instead.) The price: a new cluster elects its first
+// leader only once every node has answered. A majority would not do:
+// with one peer of three unheard, that peer and the lost disk may have
+// elected a leader and committed an entry. (The log alone would not do
+// either: a node of a build before 2026-12-05 answers with index 0.)
 func (r *Raft) rejoined() {
-	if !r.rejoining || r.lead == None || r.state != Follower || slices.Contains(r.heard, false) || !r.leadLastKnown {
+	if !r.rejoining || r.state != Follower || slices.Contains(r.heard, false) {
 		return
 	}
-	c := min(r.log.committed, r.log.stable)
-	if t, ok := r.log.term(c); !ok || t != r.term || c == 0 || c < r.leadLast {
-		return
+	empty := true
+	for i, e := range r.peerEmpty {
+		empty = empty && (e || i == r.self)
 	}
+	if r.cfg.mutation == MutRejoinNewByOwnLog {
+		empty = r.log.lastIndex() == 0
+	}
+	if !empty {
+		if r.lead == None || !r.leadLastKnown {
+			return
+		}
+		c := min(r.log.committed, r.log.stable)
+		if t, ok := r.log.term(c); !ok || t != r.term || c == 0 || c < r.leadLast {
+			return
+		}
+	}
+	r.joinedNew = empty
 	r.rejoining, r.heard, r.peerRejoining, r.peerEmpty = false, nil, nil, nil
 	if r.heardTerm > r.term {
 		r.becomeFollower(r.heardTerm, None)
@@ -1305,8 +1346,25 @@ func (r *Raft) askTerms() {
 	}
 }
 
-// Rejoining reports whether the node is still making up for a lost disk.
+// Rejoining reports whether the node is still making up for a lost disk,
+// or waiting to hear that the cluster is new (see rejoined).
 func (r *Raft) Rejoining() bool { return r.rejoining }
+
+// JoinedNew reports whether rejoining ended because every peer was at
+// term 0 with an empty log: the cluster is new.
+func (r *Raft) JoinedNew() bool { return r.joinedNew }
+
+// Unheard lists the peers a rejoining node has not yet heard answer: it
+// votes, on a new cluster, only once it has heard every one.
+func (r *Raft) Unheard() []core.NodeID {
+	var ids []core.NodeID
+	for i, h := range r.heard {
+		if !h {
+			ids = append(ids, r.peers[i])
+		}
+	}
+	return ids
+}
 
 // preVoteHint is the RejectHint of this node's pre-vote answers.
 func (r *Raft) preVoteHint() uint64 {
@@ -1320,26 +1378,23 @@ func (r *Raft) preVoteHint() uint64 {
 // heard every peer, how many nodes (this one included) are rejoining, when
 // so many are that no leader can ever be elected: a leader needs the votes
 // of a majority, a rejoining node grants none, and it stops rejoining only
-// once it follows a leader. It is 0 otherwise. Fresh says that every node
-// is besides at term 0 with an empty log: a new cluster started with
-// --rejoin, where nothing was ever written. Waiting does not help; only the
+// once it follows one (or every peer's log is empty, which then is not the
+// case: see rejoined). It is 0 otherwise. Waiting does not help; only the
 // operator can (the caller tells them). A peer that stands for election
 // afterwards is taken off the count.
-func (r *Raft) RejoinStuck() (rejoining int, fresh bool) {
+func (r *Raft) RejoinStuck() (rejoining int) {
 	if !r.rejoining || r.lead != None || slices.Contains(r.heard, false) {
-		return 0, false
+		return 0
 	}
-	fresh = r.term == 0 && r.log.lastIndex() == 0
 	for i := range r.peers {
 		if r.peerRejoining[i] {
 			rejoining++
 		}
-		fresh = fresh && (r.peerEmpty[i] || i == r.self)
 	}
 	if len(r.peers)-rejoining >= r.quorum() {
-		return 0, false
+		return 0
 	}
-	return rejoining, fresh
+	return rejoining
 }
 
 // canHandOver reports whether enough followers heard from lately have

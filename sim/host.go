@@ -28,9 +28,11 @@ type host struct {
 	node  core.Node
 	upAt  int64        // virtual time of the node's last start
 	idx   core.Indexes // the node's indexes, if the seed runs them
-	// rejoin: the node's disk was wiped (Sim.wipe); it starts rejoining,
-	// which has effect only while its directory is empty.
-	rejoin bool
+	// rejoin: the node started on an empty disk (at the run's start, or
+	// wiped by Sim.wipe, or replaced by Sim.replaceDisk), and has not
+	// been seen done rejoining since (seeRejoined); lost: that disk
+	// replaced a lost one.
+	rejoin, lost bool
 	// undone: the node answered a write that failed to persist in this
 	// turn; its indexes are checked once the turn ends.
 	undone bool
@@ -443,8 +445,12 @@ func (h *host) start() {
 	// writes, and serving without them would be wrong.
 	for _, name := range h.disk.Damaged() {
 		if strings.Contains(err.Error(), name) {
-			h.gone = fmt.Sprintf("node %d refused to start: %v", h.id, err)
 			h.s.trace(h.addr, "refused-damaged", int64(h.incarnation), 0, err.Error())
+			if h.s.mode.Wipes && h.s.canReplace() {
+				h.s.replaceDisk(h)
+				return
+			}
+			h.gone = fmt.Sprintf("node %d refused to start: %v", h.id, err)
 			h.s.nodeGone()
 			return
 		}

@@ -50,7 +50,7 @@ func meshMode() Mode {
 	return Mode{
 		Name:  "mesh",
 		Nodes: nodes,
-		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string), idx core.Indexes, _ bool) core.Node {
+		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string), idx core.Indexes) core.Node {
 			cfg := mesh.DefaultConfig(core.NodeID(id), ids)
 			cfg.Indexes, cfg.IndexBuild = idx, mix.indexBuild()
 			if mutation != "" {

@@ -25,9 +25,7 @@ type Mode struct {
 	// onApply, when not nil, is to be called with every entry a
 	// replicated node applies (its Watcher checks them). idx, when not
 	// nil, are the node's indexes.
-	// rejoin: the node's disk was wiped, and it starts in place of the
-	// lost one (a cluster node's NodeConfig.Rejoin).
-	NewNode func(id int, mix *FaultMix, mutation string, onApply func(index, term, client, seq uint64, outcome string), idx core.Indexes, rejoin bool) core.Node
+	NewNode func(id int, mix *FaultMix, mutation string, onApply func(index, term, client, seq uint64, outcome string), idx core.Indexes) core.Node
 	// Target picks the node a client sends its next request to; leader is
 	// the last leader a not_leader answer named to it ("" if none).
 	Target func(s *Sim, client int, leader string) int
@@ -60,7 +58,8 @@ type Mode struct {
 	Mesh bool
 	// Wipes: a scheduled crash may lose the node's disk (in half the seeds
 	// without damage to synced data), and the node restarts on an empty
-	// one in its place, rejoining (NewNode's rejoin).
+	// one in its place, which it does not know (a cluster node on an empty
+	// directory rejoins by itself).
 	Wipes bool
 	// ClockSkew and ClockStep bound the nodes' calendar clocks: a skew per
 	// node, and a step redrawn at every start (see clock).
@@ -71,7 +70,7 @@ var modes = map[string]Mode{
 	"single": {
 		Name:  "single",
 		Nodes: 1,
-		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string), idx core.Indexes, _ bool) core.Node {
+		NewNode: func(id int, mix *FaultMix, mutation string, _ func(uint64, uint64, uint64, uint64, string), idx core.Indexes) core.Node {
 			cfg := core.DefaultSingleConfig()
 			cfg.Indexes, cfg.IndexBuild = idx, mix.indexBuild()
 			if mutation != "" {
@@ -109,9 +108,8 @@ func clusterMode(name string, nodes int) Mode {
 		Name:  name,
 		Nodes: nodes,
 		Wipes: true,
-		NewNode: func(id int, mix *FaultMix, mutation string, onApply func(uint64, uint64, uint64, uint64, string), idx core.Indexes, rejoin bool) core.Node {
+		NewNode: func(id int, mix *FaultMix, mutation string, onApply func(uint64, uint64, uint64, uint64, string), idx core.Indexes) core.Node {
 			cfg := election.DefaultNodeConfig(core.NodeID(id), peers)
-			cfg.Rejoin = rejoin
 			cfg.OnApply = onApply
 			cfg.Indexes, cfg.IndexBuild = idx, mix.indexBuild()
 			if mutation != "" {

@@ -30,6 +30,8 @@ func TestCatchesClusterMutations(t *testing.T) {
 				want = append(want, "indexes") // a follower's indexes miss the installed state
 			case election.MutExpireAtPropose:
 				want = append(want, "raft") // the leader's replica decides the expiry apart
+			case election.MutRejoinNewByOwnLog:
+				want = append(want, "raft") // a leader whose log lacks an entry another node applied
 			}
 			seeds := 100
 			if m == election.MutTransferVoteUnchecked {

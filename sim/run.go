@@ -90,9 +90,14 @@ type Result struct {
 	MeshJumped    bool
 	MeshOutOfStep time.Duration
 	// Wiped counts the disks a cluster run lost (Mode.Wipes), and
-	// StillRejoining the nodes that restarted in their place and had not
-	// yet made up for them at the end.
+	// StillRejoining the nodes on an empty disk (wiped, or never done
+	// since the run's start) that were still rejoining at the end.
 	Wiped, StillRejoining int
+	// Replaced counts the cluster nodes whose damaged disk was replaced
+	// while the cluster formed (a node refused to start from it before
+	// the others were done rejoining, and they would have waited for it
+	// for good).
+	Replaced int
 	// DataBound: the run's nodes bounded their data bytes (FaultMix.
 	// DataBytesMax); StoreFull counts the writes refused for it.
 	DataBound bool
@@ -225,10 +230,14 @@ type Sim struct {
 	cr   *rand.Rand
 	// wipes: in a cluster seed that draws them, a scheduled crash may lose
 	// the node's disk, one node at a time; the node restarts on an empty
-	// one, rejoining (election.NodeConfig.Rejoin). wipeR draws them.
+	// one, and rejoins by itself (a cluster node on an empty directory
+	// always does). wipeR draws them.
 	wipes bool
 	wipeR *rand.Rand
 	wiped int // disks lost
+	// replaced counts the damaged disks replaced while the cluster formed
+	// (replaceDisk).
+	replaced int
 	// handOvers counts the leaders' graceful stops begun (handover.go),
 	// handedOver those whose node no longer led, its writes answered,
 	// when it exited.
@@ -332,7 +341,7 @@ func Run(cfg Config) *Result {
 
 func (s *Sim) setup() {
 	for i := 0; i < s.mode.Nodes; i++ {
-		h := &host{s: s, id: i, addr: NodeAddr(i), rand: stream(s.cfg.Seed, streamNode+uint64(i))}
+		h := &host{s: s, id: i, addr: NodeAddr(i), rand: stream(s.cfg.Seed, streamNode+uint64(i)), rejoin: true}
 		h.disk = NewDisk(stream(s.cfg.Seed, streamDisk+uint64(i)), s.mix.Disk)
 		h.disk.Observe = func(event, name string, n int64) {
 			s.trace(h.addr, "disk-"+event, n, 0, name)
@@ -473,7 +482,7 @@ func (s *Sim) newNode(id int) core.Node {
 		idx = newIndexes()
 	}
 	s.hosts[id].idx = idx
-	n := s.mode.NewNode(id, &s.mix, s.cfg.Mutation, onApply, idx, s.hosts[id].rejoin)
+	n := s.mode.NewNode(id, &s.mix, s.cfg.Mutation, onApply, idx)
 	if s.cfg.WrapNode != nil {
 		n = s.cfg.WrapNode(n)
 	}
@@ -543,17 +552,68 @@ func (s *Sim) wipe(h *host) {
 	s.trace(h.addr, "wipe", 0, 0, "")
 	h.crash("disk lost", true)
 	h.disk.Wipe()
-	h.rejoin = true
+	h.rejoin, h.lost = true, true
 	s.wiped++
 	if s.watch != nil {
 		s.watch.Wiped(h.id)
 	}
 }
 
-// canWipe: one lost disk at a time, until its node is done rejoining.
-func (s *Sim) canWipe() bool {
+// seeRejoined clears rejoin and lost for the nodes seen up and done
+// rejoining.
+func (s *Sim) seeRejoined() {
 	for _, h := range s.hosts {
-		if h.rejoin && (!h.up || h.rejoining()) {
+		if (h.rejoin || h.lost) && h.up && !h.rejoining() {
+			h.rejoin, h.lost = false, false
+		}
+	}
+}
+
+// canReplace reports whether a cluster node that refused to start from a
+// damaged disk has it replaced (replaceDisk): while some other node that
+// started on an empty disk has not been seen done rejoining, and none is
+// a lost disk's. At the cluster's start, a new cluster elects its first
+// leader only once every node has answered at term 0 (election.Raft's
+// rejoined), so a node gone for good then would hold the others for good.
+// A second lost disk while one rejoins is two failures, which a cluster
+// need not survive: that node stays gone (serviceGone counts both).
+func (s *Sim) canReplace() bool {
+	s.seeRejoined()
+	forming := false
+	for _, h := range s.hosts {
+		if h.lost {
+			return false
+		}
+		forming = forming || h.rejoin && h.gone == ""
+	}
+	return forming
+}
+
+// replaceDisk is what an operator does with a cluster node that refused
+// to start from a damaged disk while its cluster is forming (canReplace):
+// replaces the disk, and starts the node on the empty one, where it
+// rejoins. (Once the cluster has formed, the node stays gone: the others
+// serve without it.)
+func (s *Sim) replaceDisk(h *host) {
+	s.trace(h.addr, "disk-replaced", 0, 0, "")
+	h.disk.Wipe()
+	h.rejoin, h.lost = true, true
+	s.replaced++
+	if s.watch != nil {
+		s.watch.Wiped(h.id)
+	}
+	h.scheduleRestart(s.restartDelay())
+}
+
+// canWipe: one node on an empty disk at a time. No disk is lost while a
+// node that started on an empty one (wiped, or at the run's start) has not
+// been seen done rejoining, up or down: a node still rejoining grants no
+// vote, and a second lost disk meanwhile is two failures in a cluster
+// that tolerates one.
+func (s *Sim) canWipe() bool {
+	s.seeRejoined()
+	for _, h := range s.hosts {
+		if h.rejoin {
 			return false
 		}
 	}
@@ -891,15 +951,20 @@ func (s *Sim) nodeGone() {
 }
 
 // serviceGone reports whether so many nodes refused to start that the rest
-// cannot serve: the single node, or a cluster's majority.
+// cannot serve: the single node, or a cluster's majority, a node whose
+// lost disk was replaced and is not yet done rejoining counted with them
+// (it votes for nobody, and may never: see canReplace).
 func (s *Sim) serviceGone() bool {
-	gone := 0
+	s.seeRejoined()
+	gone, lost := 0, 0
 	for _, h := range s.hosts {
 		if h.gone != "" {
 			gone++
+		} else if h.lost {
+			lost++
 		}
 	}
-	return gone > 0 && gone > (len(s.hosts)-1)/2
+	return gone > 0 && gone+lost > (len(s.hosts)-1)/2
 }
 
 // checkDataBytes recomputes an up node's data bytes (core.Store.DataBytes,
@@ -1023,7 +1088,7 @@ func (s *Sim) fill(res *Result) {
 		}
 	}
 	res.Virtual = time.Duration(s.w.now)
-	res.Wiped = s.wiped
+	res.Wiped, res.Replaced = s.wiped, s.replaced
 	res.DataBound, res.StoreFull = s.mix.DataBytesMax > 0, s.storeFull
 	res.HandOvers, res.HandedOver = s.handOvers, s.handedOver
 	for _, h := range s.hosts {

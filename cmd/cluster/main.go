@@ -306,9 +306,7 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 	}
 
 	for i := range c.Size() {
-		if needsRejoin(c, i) {
-			rejoin(c, i, out)
-		}
+		noteLostDirectory(c, i, out)
 	}
 	fmt.Fprintf(out, "starting %d %s nodes, data under %s\n", c.Size(), cfg.mode, dir)
 	if err := c.StartAll(); err != nil {
@@ -337,8 +335,9 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 		return launchedMesh(c, cfg, stop, out)
 	}
 	// The wait for a leader listens to Ctrl-C too: it waited out its 30 s
-	// first, so a cluster that elected none (every node given --rejoin, a
-	// peer's port blocked) ignored Ctrl-C for that long (found by review).
+	// first, so a cluster that elected none (two of three directories
+	// lost, a peer's port blocked) ignored Ctrl-C for that long (found by
+	// review).
 	type elected struct {
 		leader int
 		st     *nodeproc.NodeStatus
@@ -397,9 +396,7 @@ func watch(c *nodeproc.Cluster, cfg *config, leader int, sigs <-chan os.Signal, 
 					return fmt.Errorf("node %d failed to start:\n%s", i, c.Process(i).Stderr())
 				}
 			case !diedAt[i].IsZero() && !leftDown[i] && cfg.restart > 0 && time.Since(diedAt[i]) >= cfg.restart:
-				if needsRejoin(c, i) {
-					rejoin(c, i, out)
-				}
+				noteLostDirectory(c, i, out)
 				p, err := c.Start(i)
 				if err != nil {
 					leftDown[i] = true
@@ -424,20 +421,15 @@ func watch(c *nodeproc.Cluster, cfg *config, leader int, sigs <-chan os.Signal, 
 // its term and vote (election's hardStateFile), written at its first start.
 const raftStateFile = "raft-state"
 
-// needsRejoin reports whether cluster node i must start with --rejoin: its
-// data directory has no raft-state (removed, or replaced by an empty one)
-// while a majority of the nodes keep theirs, so it is a node of a running
-// cluster that lost its disk, not a node of a new one. Started on an empty
-// directory as a new node, it forgot the votes it cast and the entries it
-// helped commit, and could vote a second time in a term, or vote a node
-// that lacks an acknowledged write into office (docs/OPERATIONS.md,
-// Backups). The launcher restarted such a node 2 s after it died, and on
-// the next run, as a new node (found by review). A majority keeping theirs
-// leaves enough voters to elect a leader, which the rejoining nodes wait
-// for; with fewer, nothing is told apart from a new cluster.
-func needsRejoin(c *nodeproc.Cluster, i int) bool {
+// noteLostDirectory says so when cluster node i's data directory has no
+// raft-state (removed, or replaced by an empty one) while a majority of
+// the nodes keep theirs: it is a node of a running cluster that lost its
+// disk, not a node of a new one. The node rejoins by itself (it votes only
+// once it has caught up with the leader: docs/OPERATIONS.md, Backups);
+// the line tells the one who runs the launcher why it is slow to vote.
+func noteLostDirectory(c *nodeproc.Cluster, i int, out io.Writer) {
 	if c.IsMesh() || hasRaftState(c, i) {
-		return false // a mesh node on an empty directory is a new incarnation
+		return // a mesh node on an empty directory is a new incarnation
 	}
 	kept := 0
 	for j := range c.Size() {
@@ -445,7 +437,10 @@ func needsRejoin(c *nodeproc.Cluster, i int) bool {
 			kept++
 		}
 	}
-	return kept >= c.Size()/2+1
+	if kept >= c.Size()/2+1 {
+		fmt.Fprintf(out, "node %d: %s holds no %s (lost or removed): it rejoins by itself, and votes only once it has caught up with the leader\n",
+			i, c.DataDir(i), raftStateFile)
+	}
 }
 
 // hasRaftState reports whether node i's data directory holds its
@@ -454,19 +449,6 @@ func needsRejoin(c *nodeproc.Cluster, i int) bool {
 func hasRaftState(c *nodeproc.Cluster, i int) bool {
 	_, err := os.Stat(filepath.Join(c.DataDir(i), raftStateFile))
 	return !errors.Is(err, fs.ErrNotExist)
-}
-
-// rejoin adds --rejoin to node i's command line, and says why. It stays
-// there: it has no effect on a directory that has data.
-func rejoin(c *nodeproc.Cluster, i int, out io.Writer) {
-	for len(c.NodeExtra) <= i {
-		c.NodeExtra = append(c.NodeExtra, nil)
-	}
-	if !slices.Contains(c.NodeExtra[i], "--rejoin") {
-		c.NodeExtra[i] = append(c.NodeExtra[i], "--rejoin")
-	}
-	fmt.Fprintf(out, "node %d: %s holds no %s (lost or removed): starting it with --rejoin, so that it votes only once it has caught up with the leader\n",
-		i, c.DataDir(i), raftStateFile)
 }
 
 // launchedMesh tells how to try a mesh that has started, and watches it.

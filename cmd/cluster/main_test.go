@@ -268,14 +268,24 @@ func TestLaunchWithTLS(t *testing.T) {
 }
 
 // Ctrl-C while no node leads yet stops the nodes at once: the launcher
-// used to wait out its 30 s for a leader first (found by review). Every
-// node given --rejoin elects no leader, ever.
+// used to wait out its 30 s for a leader first (found by review). A
+// cluster that lost two of its three directories elects no leader, ever:
+// the two rejoin, and grant no vote until they follow one.
 func TestInterruptBeforeALeader(t *testing.T) {
 	bin, err := nodeproc.Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := startLaunch(&config{dir: t.TempDir(), nodes: 3, bin: bin, extra: []string{"--rejoin"}})
+	dir := t.TempDir()
+	first := startLaunch(&config{dir: dir, nodes: 3, bin: bin})
+	first.out.waitFor(t, leadsLine, 0)
+	first.finish(t)
+	for _, node := range []string{"node1", "node2"} {
+		if err := os.RemoveAll(filepath.Join(dir, node)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := startLaunch(&config{dir: dir, nodes: 3, bin: bin})
 	l.out.waitFor(t, regexp.MustCompile(`command lines:`), 0)
 	var pids []int
 	for _, m := range regexp.MustCompile(`node \d: pid (\d+)`).FindAllStringSubmatch(l.out.String(), -1) {
@@ -384,11 +394,12 @@ func TestHangupStopsTheNodes(t *testing.T) {
 	}
 }
 
-// A node whose data directory was lost is started with --rejoin, both when
-// the launcher restarts it after it died and on the next run: started as a
-// new node, it could vote twice in a term, or vote a node without an
-// acknowledged write into office. The launcher restarted it as a new node
-// (found by review).
+// A node whose data directory was lost rejoins, both when the launcher
+// restarts it after it died and on the next run, and the launcher says
+// so: had it started as a new node, it could vote twice in a term, or vote
+// a node without an acknowledged write into office. (The launcher once
+// restarted it as a new node, found by review; it gave --rejoin until
+// every node on an empty directory rejoined by itself.)
 func TestLostDataDirectoryRejoins(t *testing.T) {
 	bin, err := nodeproc.Build(t.TempDir())
 	if err != nil {
@@ -400,7 +411,7 @@ func TestLostDataDirectoryRejoins(t *testing.T) {
 	}
 	rejoining := func(out *syncBuffer, node string) {
 		t.Helper()
-		out.waitFor(t, regexp.MustCompile(`node `+node+`: \S+ holds no raft-state \(lost or removed\): starting it with --rejoin`), 0)
+		out.waitFor(t, regexp.MustCompile(`node `+node+`: \S+ holds no raft-state \(lost or removed\): it rejoins by itself`), 0)
 		logPath := filepath.Join(dir, "node"+node+".log")
 		deadline := time.Now().Add(30 * time.Second)
 		for {
@@ -431,16 +442,16 @@ func TestLostDataDirectoryRejoins(t *testing.T) {
 	}
 	l.finish(t)
 
-	// Lost while the launcher was stopped: the next run starts it with
-	// --rejoin, the others as before.
+	// Lost while the launcher was stopped: the next run says so of it
+	// alone.
 	if err := os.RemoveAll(filepath.Join(dir, "node2")); err != nil {
 		t.Fatal(err)
 	}
 	l2 := start()
 	l2.out.waitFor(t, leadsLine, 0)
 	rejoining(l2.out, "2")
-	if n := strings.Count(l2.out.String(), "starting it with --rejoin"); n != 1 {
-		t.Errorf("%d nodes started with --rejoin, want node 2 alone:\n%s", n, l2.out.String())
+	if n := strings.Count(l2.out.String(), "it rejoins by itself"); n != 1 {
+		t.Errorf("%d nodes said to rejoin, want node 2 alone:\n%s", n, l2.out.String())
 	}
 	if v, err := kv.Get(ctx, "hello"); err != nil || v != "world" {
 		t.Errorf("get after a run with node 2 rejoining = %q, %v", v, err)

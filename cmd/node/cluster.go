@@ -121,8 +121,10 @@ type clusterFlags struct {
 	// clusterID, in hex, replaces the id derived from the ports: the way
 	// to keep a cluster's data directories across a change of ports.
 	clusterID string
-	// rejoin: the data directory was lost and this node starts on an
-	// empty one in its place (election.NodeConfig.Rejoin).
+	// rejoin: --rejoin was given. It changes nothing any more (every
+	// node on an empty directory rejoins, or finds the cluster new); it
+	// is accepted so that command lines written for earlier builds still
+	// start, and the node says so.
 	rejoin bool
 }
 
@@ -133,8 +135,8 @@ func (cf *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&cf.peerRepl, flagPeerRepl, "", "cluster: the other nodes' replication ports (or host:port), in node-id order, space- or comma-separated")
 	fs.StringVar(&cf.peerKV, flagPeerKV, "", "cluster (and mesh, to check and log): the other nodes' client ports (or host:port), in node-id order, space- or comma-separated")
 	fs.StringVar(&cf.clusterID, flagClusterID, "", "cluster: the cluster id, 16 hex digits (default: derived from every node's id and replication address); give every node the old id to keep the data after changing ports")
-	fs.BoolVar(&cf.rejoin, flagRejoin, false, "cluster: this node's data directory was lost and it starts on an empty one in its place: it votes in no election\n"+
-		"until it has heard from every other node and holds the leader's committed log (no effect on a directory that has data)")
+	fs.BoolVar(&cf.rejoin, flagRejoin, false, "cluster: no longer needed, and changes nothing: a node on an empty data directory always votes only once it has heard\n"+
+		"every other node, and has caught up with the leader unless every other node is empty too (a new cluster); accepted for old command lines")
 }
 
 // clusterConfig is a cluster node's validated view of its cluster.
@@ -426,9 +428,9 @@ func (cc *clusterConfig) startHint(err error) string {
 		// told that it is a single node's, has no way on (found by
 		// review). Its log without the vote it was written under cannot
 		// be trusted to vote: the way on is that of a lost disk.
-		return fmt.Sprintf("if this is a single node's directory, start it without the cluster flags. If it is this cluster node's own, "+
-			"whose raft-state file (its term and vote) was removed or lost, its log cannot vote safely without it: "+
-			"move the directory aside and start the node on an empty one with --%s; it catches up from the leader", flagRejoin)
+		return "if this is a single node's directory, start it without the cluster flags. If it is this cluster node's own, " +
+			"whose raft-state file (its term and vote) was removed or lost, its log cannot vote safely without it: " +
+			"move the directory aside and start the node on an empty one; it catches up from the leader before it votes"
 	}
 	return groupStartHint(err, "cluster", flagClusterID)
 }
@@ -481,7 +483,6 @@ func newClusterNode(o *options, logf func(string, ...any)) (*clusterNode, error)
 	}
 	cfg := election.DefaultNodeConfig(cc.id, ids)
 	cfg.ClusterID = cc.clusterID
-	cfg.Rejoin = cc.rejoin
 	cfg.Limits = o.single.Limits
 	cfg.Indexes, cfg.IndexBuild = o.single.Indexes, o.single.IndexBuild
 	cfg.SegmentBytesMax = o.single.SegmentBytesMax
@@ -493,6 +494,12 @@ func newClusterNode(o *options, logf func(string, ...any)) (*clusterNode, error)
 	node, err := election.NewNode(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if cc.rejoin {
+		// An operator who gives it to a directory restored from a copy
+		// believes it makes the node safe: a copy's term and vote are
+		// behind, and the node votes by them (found by review).
+		logf("--rejoin is no longer needed and changes nothing: a node on an empty data directory always rejoins (or, if every other node is empty too, starts a new cluster); a node on a directory that holds raft-state votes by it, so never start one on an older copy of its directory")
 	}
 	pc := realnet.DefaultPeerConfig()
 	pc.ID = cc.id

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -243,5 +244,28 @@ func TestWildcardHostMakesOneCluster(t *testing.T) {
 		"--cluster-id", "00000000000000ab"}, io.Discard)
 	if err != nil || o.cluster.clusterID != 0xab {
 		t.Errorf("--host 0.0.0.0 with --cluster-id: %v, %+v", err, o)
+	}
+}
+
+// --rejoin changes nothing since every node on an empty directory rejoins
+// by itself, and is accepted so that old command lines start; the node
+// says so, where an operator who gave it to a directory restored from a
+// copy would otherwise believe it made the node safe.
+func TestRejoinFlagSaysItIsNoLongerNeeded(t *testing.T) {
+	for _, extra := range [][]string{nil, {"--rejoin"}} {
+		o, err := parseFlags(append(seedLine(0), extra...), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		if _, err := newClusterNode(o, func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }); err != nil {
+			t.Fatal(err)
+		}
+		said := slices.ContainsFunc(lines, func(l string) bool {
+			return strings.HasPrefix(l, "--rejoin is no longer needed and changes nothing") && strings.Contains(l, "never start one on an older copy")
+		})
+		if said != (extra != nil) {
+			t.Errorf("flags %v: said it is no longer needed %v; lines %q", extra, said, lines)
+		}
 	}
 }

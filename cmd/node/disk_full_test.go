@@ -114,14 +114,23 @@ func dialNode(t *testing.T, addr string) *client.KVClient {
 func TestDiskFullClusterNodeStartsAndCatchesUp(t *testing.T) {
 	mnt := sizedTmpfs(t, "8m")
 	c := diskNodes(t, false, mnt)
-	// Nodes 0 and 1 elect a leader first, so that node 2, the one whose
-	// disk fills, is a follower.
-	startNode(t, c, 0)
-	startNode(t, c, 1)
-	if _, _, err := c.WaitLeader(diskWaitMax); err != nil {
-		t.Fatal(err)
+	// Node 2, the one whose disk fills, is to be a follower. A new
+	// cluster elects its first leader only with every node up; should
+	// node 2 lead, a graceful stop hands the office to another.
+	for i := range 3 {
+		startNode(t, c, i)
 	}
-	startNode(t, c, 2)
+	if l, _, err := c.WaitLeader(diskWaitMax); err != nil {
+		t.Fatal(err)
+	} else if l == 2 {
+		if err := c.Stop(2, diskWaitMax); err != nil {
+			t.Fatal(err)
+		}
+		startNode(t, c, 2)
+		if l, _, err := c.WaitLeader(diskWaitMax); err != nil || l == 2 {
+			t.Fatalf("leader %d after node 2 handed the office over: %v", l, err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*diskWaitMax)
 	defer cancel()
 	kv, err := client.DialCluster(ctx, c.Addrs())

@@ -212,7 +212,10 @@ func TestClassify(t *testing.T) {
 		{"peers: refused a connection from 127.0.0.1:5: wrong cluster id", slog.LevelWarn, "peers"},
 		{"peers: peer 2's connections replace each other, 3 times in 10s, each while the one before was open (last from 127.0.0.1:5): two processes may be running as node 2", slog.LevelError, "peer_twins"},
 		{"cluster 0123: 3 nodes", slog.LevelInfo, ""},
-		{"cannot elect a leader: every node started with --rejoin on an empty data directory", slog.LevelError, "rejoin_stuck"},
+		{"cannot elect a leader: 2 of its 3 nodes are rejoining (started on an empty data directory while another node's log is not empty, and not yet caught up with a leader)", slog.LevelError, "rejoin_stuck"},
+		{"started on an empty data directory: no vote and no election until every other node has answered; if each is new too (term 0, empty), this is a new cluster and the nodes elect a leader; if not, this directory replaces the node's old one, and the node votes once the leader's committed log is on this disk", slog.LevelInfo, "rejoin"},
+		{"every other node answered at term 0 with an empty log: a new cluster, where no leader was ever elected; votes from term 1 on", slog.LevelInfo, "rejoin"},
+		{"--rejoin is no longer needed and changes nothing: a node on an empty data directory always rejoins", slog.LevelWarn, "rejoin"},
 		{"trimming the zeroed tail of wal-01.log at offset 20 (1048556 bytes: log space reserved ahead, or a torn write of zeros)", slog.LevelInfo, ""},
 	} {
 		level, event := classify(tc.msg)

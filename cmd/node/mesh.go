@@ -55,9 +55,10 @@ var meshFlagNames = []string{flagMeshPeerRepl, flagWriteQuorum, flagMaxOffset, f
 
 // clusterOnlyFlagNames are the cluster flags a mesh node refuses: with
 // them, the command line is a cluster node's. --rejoin is among them: a
-// mesh node on a new data directory holds its writes until it has heard
-// from every peer by itself (mesh/join.go), so the flag would do nothing
-// while letting the operator believe it did.
+// cluster flag kept for old command lines, which changes nothing there
+// either (a node on an empty directory rejoins by itself), and a mesh node
+// on a new data directory holds its writes until it has heard from every
+// peer by itself (mesh/join.go).
 var clusterOnlyFlagNames = []string{flagPeerRepl, flagClusterID, flagRejoin}
 
 // meshFlags are the raw mesh flags, as parsed; the shared ones (node id,

@@ -608,7 +608,7 @@ func writeClusterMetrics(p *promWriter, st *core.Status, cs *core.ClusterStatus,
 	p.gauge("dkv_cluster_applied_index", "highest log index applied to the store", float64(cs.Applied))
 	p.gauge("dkv_cluster_apply_lag_entries", "committed entries not yet applied", float64(cs.Commit-min(cs.Applied, cs.Commit)))
 	p.gauge("dkv_cluster_sessions", "client sessions remembered for exactly-once writes", float64(cs.Sessions))
-	p.gauge("dkv_cluster_rejoining", "1 while a node started with --rejoin on an empty directory still withholds its vote (until it has heard every peer and holds the committed log)", boolFloat(cs.Rejoining))
+	p.gauge("dkv_cluster_rejoining", "1 while a node started on an empty directory still withholds its vote (until it has heard every peer, and holds the committed log unless every peer is new too)", boolFloat(cs.Rejoining))
 	if len(cs.Peers) == 0 {
 		return // a follower knows nothing of its peers' logs
 	}

@@ -82,7 +82,7 @@ type stats struct {
 	overwritten, collected           int
 	jumped                           int           // mesh seeds with a clock jump
 	outOfStep                        time.Duration // past the grace (sim.Result.MeshOutOfStep)
-	wiped, stillRejoining            int
+	wiped, stillRejoining, replaced  int
 	dataBound, storeFull             int
 	handOvers, handedOver            int
 	indexed                          int // seeds whose nodes ran indexes
@@ -157,6 +157,7 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 				st.handOvers += r.HandOvers
 				st.handedOver += r.HandedOver
 				st.stillRejoining += r.StillRejoining
+				st.replaced += r.Replaced
 				if r.Settle > st.settleMax {
 					st.settleMax, st.settleMaxSeed = r.Settle, seed
 				}
@@ -219,6 +220,9 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 	}
 	if st.wiped > 0 {
 		fmt.Printf("wipes: %d disks lost and their nodes restarted empty, rejoining (no vote until every peer is heard and the committed log is back); %d still rejoining at the end\n", st.wiped, st.stillRejoining)
+	}
+	if st.replaced > 0 {
+		fmt.Printf("replaced: %d damaged disks replaced while their cluster formed (its first leader waits for every node), their nodes restarted empty\n", st.replaced)
 	}
 	if determinism {
 		fmt.Printf("determinism: %d of %d seeds replayed to the same trace hash\n", st.seeds-st.mismatches, st.seeds)

@@ -282,8 +282,9 @@ type NodeStatus struct {
 	Leader        int    `json:"leader_id"` // -1: none known
 	Commit        uint64 `json:"commit"`
 	Applied       uint64 `json:"applied"`
-	// Rejoining: started with --rejoin on an empty directory, it does not
-	// vote yet.
+	// Rejoining: started on an empty directory, it does not vote yet
+	// (until it has heard every peer, and caught up unless the cluster is
+	// new).
 	Rejoining bool `json:"rejoining"`
 }
 

@@ -386,8 +386,8 @@ func checkKeys(t *testing.T, kv *client.ClusterKVClient, acked, unknown map[stri
 	}
 }
 
-// A follower whose data directory is wiped restarts on an empty one with
-// --rejoin, and catches up by snapshot transfer: the leader has compacted
+// A follower whose data directory is wiped restarts on an empty one (with
+// no flag: it rejoins by itself), and catches up by snapshot transfer: the leader has compacted
 // its log, so entries alone cannot bring it up to date. It votes again
 // only once it has heard every peer and holds the committed log, and says
 // so in its log. Then it holds every key: it is made the only node that
@@ -459,24 +459,21 @@ func TestClusterWipedFollowerCatchesUpBySnapshot(t *testing.T) {
 				t.Fatalf("the leader took no snapshot after %d writes in %v: %+v", len(want), waitMax, lst)
 			}
 		}
-		extra := c.Extra
-		c.Extra = append(slices.Clone(extra), "--rejoin")
-		_, err := c.Start(wiped)
-		c.Extra = extra
-		if err != nil {
+		// On the empty directory, with no flag: it rejoins by itself.
+		if _, err := c.Start(wiped); err != nil {
 			t.Fatal(err)
 		}
 		// Its status says it rejoins, unless it is done already (then its
 		// log says so).
 		if st := status(t, c, wiped); !st.Rejoining && !strings.Contains(c.Process(wiped).Stderr(), "rejoined: heard every peer") {
-			t.Errorf("wiped node %d, just started with --rejoin: status %+v does not say it rejoins, and it has not rejoined", wiped, st)
+			t.Errorf("wiped node %d, just started on an empty directory: status %+v does not say it rejoins, and it has not rejoined", wiped, st)
 		}
 		st := waitApplied(t, c, wiped, lst.Commit)
 		if st.Keys != len(want) {
 			t.Errorf("wiped node %d holds %d keys at applied %d, want %d", wiped, st.Keys, st.Applied, len(want))
 		}
 		log := c.Process(wiped).Stderr()
-		if !strings.Contains(log, "rejoining in place of a lost data directory") {
+		if !strings.Contains(log, "started on an empty data directory: no vote and no election until every other node has answered") {
 			t.Errorf("wiped node %d did not say it was rejoining; its log:\n%s", wiped, log)
 		}
 		if strings.Contains(log, "installed the leader's snapshot") {

@@ -2,12 +2,15 @@ package clustertest
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"dkv/client"
+	"dkv/core"
 	"dkv/internal/nodeproc"
 )
 
@@ -40,7 +43,11 @@ func waitLog(t *testing.T, p *nodeproc.Process, want string) {
 
 // A node given other peer lists than the rest derives another cluster id:
 // it starts, but the others refuse its connections and it refuses theirs,
-// both saying why, and the two consistent nodes make a cluster without it.
+// both saying why. The two consistent nodes, new, wait for it: a new
+// cluster elects its first leader only once every node has answered, and
+// a client is told which node they wait for. Started again with the right
+// lists (on a new directory: its own holds the other cluster's id), it
+// answers, and the cluster takes writes.
 func TestInconsistentPeerListsCannotTalk(t *testing.T) {
 	c, err := nodeproc.NewCluster(bin, t.TempDir(), 3)
 	if err != nil {
@@ -67,12 +74,36 @@ func TestInconsistentPeerListsCannotTalk(t *testing.T) {
 	waitLog(t, c.Process(0), "wrong cluster id")
 	waitLog(t, c.Process(1), "wrong cluster id")
 
-	kv := dialCluster(t, c.Addrs()[:2])
-	if err := kv.Set(ctxT(t), "k", "v"); err != nil {
-		t.Fatalf("the two consistent nodes take no write: %v", err)
+	direct, err := client.Dial(c.Addr(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	// Node 1 is heard within an election timeout or two.
+	for deadline := time.Now().Add(waitMax); ; time.Sleep(50 * time.Millisecond) {
+		var se *client.ServerError
+		err := direct.Set(ctxT(t), "k", "v")
+		if errors.As(err, &se) && se.Code == core.CodeUnavailable && strings.Contains(se.Message, "not yet heard: node [2];") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a write to node 0 while node 2 cannot be heard: %v; want unavailable naming node 2 alone", err)
+		}
 	}
 	if st, err := odd.Status(2, 5*time.Second); err != nil || st.Leader != -1 || st.Applied != 0 {
 		t.Errorf("the odd node knows a leader or applied entries: %+v, %v", st, err)
+	}
+
+	odd.Kill(2)
+	if err := os.RemoveAll(c.DataDir(2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(2); err != nil {
+		t.Fatal(err)
+	}
+	kv := dialCluster(t, c.Addrs())
+	if err := kv.Set(ctxT(t), "k", "v"); err != nil {
+		t.Fatalf("the cluster, its third node right, takes no write: %v", err)
 	}
 }
 

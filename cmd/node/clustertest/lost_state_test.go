@@ -11,7 +11,7 @@ import (
 // A follower whose raft-state file (its term and vote) is gone while its
 // log stays is refused at start, as election takes such a directory for a
 // single node's; the hint says what to do if it is the cluster node's own,
-// and doing that (the directory moved aside, an empty one with --rejoin)
+// and doing that (the directory moved aside, the node started on an empty one)
 // brings the node back with every acknowledged write. The refusal alone
 // told its operator that a cluster node's directory was a single node's.
 func TestFollowerWithoutRaftStateIsToldToRejoin(t *testing.T) {
@@ -40,7 +40,7 @@ func TestFollowerWithoutRaftStateIsToldToRejoin(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "holds a log but no raft-state") {
 		t.Fatalf("node %d without its raft-state: exit %d; want 1 and the refusal; stderr:\n%s", f, code, stderr)
 	}
-	if !strings.Contains(stderr, "start the node on an empty one with --rejoin") {
+	if !strings.Contains(stderr, "start the node on an empty one; it catches up from the leader before it votes") {
 		t.Fatalf("the refusal gives no way on for a cluster node's own directory; stderr:\n%s", stderr)
 	}
 
@@ -48,8 +48,6 @@ func TestFollowerWithoutRaftStateIsToldToRejoin(t *testing.T) {
 	if err := os.Rename(c.DataDir(f), c.DataDir(f)+".aside"); err != nil {
 		t.Fatal(err)
 	}
-	c.NodeExtra = make([][]string, c.Size())
-	c.NodeExtra[f] = []string{"--rejoin"}
 	if _, err := c.Start(f); err != nil {
 		t.Fatal(err)
 	}

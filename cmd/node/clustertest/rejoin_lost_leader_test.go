@@ -10,15 +10,15 @@ import (
 
 // The lost disk of OPERATIONS.md's backups section, run as an operator
 // would: with node C down, the leader A and node B commit a write X; A's
-// disk is lost and A comes back on an empty directory with --rejoin while
-// B is paused (SIGSTOP), and C comes back without X. C may not lead: A,
-// rejoining, grants it no vote, whose log it cannot judge. Once B is let
-// go, X is read back. Started without --rejoin, A votes for C, C leads
-// without X and B drops it: the get answers not found (set rejoinLostLeader
-// false to see it).
+// disk is lost and A comes back on an empty directory, with its old flags,
+// while B is paused (SIGSTOP), and C comes back without X. C may not lead:
+// A hears C's term and log, so it rejoins, and grants C no vote, whose log
+// it cannot judge. Once B is let go, X is read back. Builds before
+// 2026-12-06 took an empty directory for a new node unless --rejoin was
+// given: A voted for C, C led without X and B dropped it, and the get
+// answered not found (3 times in 3).
 func TestWipedLeaderRejoinsWithoutLosingAWrite(t *testing.T) {
 	const observeLeaderless = 2 * time.Second
-	const rejoinLostLeader = true
 	c := startCluster(t)
 	a, _ := waitLeader(t, c)
 	b, cc := (a+1)%c.Size(), (a+2)%c.Size()
@@ -43,10 +43,6 @@ func TestWipedLeaderRejoinsWithoutLosingAWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pb.Signal(syscall.SIGCONT) })
-	c.NodeExtra = make([][]string, c.Size())
-	if rejoinLostLeader {
-		c.NodeExtra[a] = []string{"--rejoin"}
-	}
 	pa, err := c.Start(a)
 	if err != nil {
 		t.Fatal(err)
@@ -56,8 +52,8 @@ func TestWipedLeaderRejoinsWithoutLosingAWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	// C stands for election as soon as it has waited an election timeout
-	// (200-400 ms) without a leader, and without --rejoin A's vote makes
-	// it leader at once. Give it ten election timeouts after it first
+	// (200-400 ms) without a leader, and were A to vote as a new node, its
+	// vote would make C leader at once. Give it ten election timeouts after it first
 	// stood, with A there to answer: a slow machine makes the wait
 	// prove less, never fail.
 	waitLog(t, pa, fmt.Sprintf("connected to peer %d", cc))
