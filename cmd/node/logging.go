@@ -300,6 +300,8 @@ var logClasses = []logClass{
 	{"started on an empty data directory", "", slog.LevelInfo, "rejoin"},
 	{"every other node answered at term 0", "", slog.LevelInfo, "rejoin"},
 	{"--rejoin is no longer needed", "", slog.LevelWarn, "rejoin"},
+	{"rejoined: ", "", slog.LevelInfo, "rejoin"},
+	{"rejoining in place of a lost data directory", "", slog.LevelWarn, "rejoin"},
 	{"indexes:", "", slog.LevelInfo, "indexes"},
 	{"peers: ", "replace each other", slog.LevelError, "peer_twins"},
 	{"peers: ", "", slog.LevelInfo, "peers"},

@@ -216,6 +216,8 @@ func TestClassify(t *testing.T) {
 		{"started on an empty data directory: no vote and no election until every other node has answered; if each is new too (term 0, empty), this is a new cluster and the nodes elect a leader; if not, this directory replaces the node's old one, and the node votes once the leader's committed log is on this disk", slog.LevelInfo, "rejoin"},
 		{"every other node answered at term 0 with an empty log: a new cluster, where no leader was ever elected; votes from term 1 on", slog.LevelInfo, "rejoin"},
 		{"--rejoin is no longer needed and changes nothing: a node on an empty data directory always rejoins", slog.LevelWarn, "rejoin"},
+		{"rejoined: heard every peer and holds the committed log through index 2; votes from term 2 on", slog.LevelInfo, "rejoin"},
+		{"rejoining in place of a lost data directory: no vote and no election until every peer is heard from and the leader's committed log is on this disk", slog.LevelWarn, "rejoin"},
 		{"trimming the zeroed tail of wal-01.log at offset 20 (1048556 bytes: log space reserved ahead, or a torn write of zeros)", slog.LevelInfo, ""},
 	} {
 		level, event := classify(tc.msg)
