@@ -377,6 +377,14 @@ func New(cfg Config) (*Raft, error) {
 		r.peerRejoining = make([]bool, len(peers))
 		r.peerEmpty = make([]bool, len(peers))
 		r.peerRejoining[r.self] = true
+		// The first question goes at the first tick, not an election
+		// timeout after the start: a new cluster's node that starts
+		// last is heard by the others at once, and they may elect a
+		// leader within their election timeout; asked later, they
+		// answer at term 1, and the node must catch up before it votes,
+		// so that losing that leader at once left no majority of voters
+		// (TestNewClusterSurvivesLosingItsFirstLeader).
+		r.rejoinElapsed = r.cfg.ElectionTicks - 1
 		// A cluster of one node has no peer to hear: it is done.
 		r.rejoined()
 	}
@@ -1328,8 +1336,9 @@ func (r *Raft) rejoined() {
 	}
 }
 
-// askTerms asks every peer not yet heard from for its term, once an
-// election timeout: a rejoining node follows its leader, and followers do
+// askTerms asks every peer not yet heard from for its term, at the first
+// tick and then once an election timeout: a rejoining node follows its
+// leader, and followers do
 // not otherwise talk to each other. The question is a pre-vote at this
 // node's own term, which changes nothing where it lands (a pre-vote never
 // does) and is answered with the peer's term: refused, by a peer whose
