@@ -6,7 +6,12 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 )
+
+// byteOrderMark is U+FEFF in UTF-8, which ReadText skips at the start of
+// a file.
+const byteOrderMark = "\ufeff"
 
 // LoadOptions bounds what ReadText accepts. A zero field takes its default.
 type LoadOptions struct {
@@ -50,7 +55,8 @@ func (o LoadOptions) withDefaults() LoadOptions {
 // ReadText reads vectors in the GloVe text format (one "word v1 … vd" line
 // per word) or the word2vec text format (the same lines after a first line
 // "count dim"); a first line of exactly two non-negative integers is taken
-// as a word2vec header. Fields are separated by spaces or tabs; blank lines
+// as a word2vec header. A UTF-8 byte order mark at the start of the file
+// is skipped. Fields are separated by spaces or tabs; blank lines
 // are skipped; a trailing space (common in word2vec files) is fine. Words
 // are lower-cased, and of two words equal after that the first wins (the
 // later line is still checked, then dropped). Values must be finite
@@ -75,6 +81,14 @@ func ReadText(r io.Reader, o LoadOptions) (*Model, error) {
 	for sc.Scan() {
 		lineNo++
 		line := sc.Text()
+		if lineNo == 1 {
+			// A byte order mark, which editors on Windows put before the
+			// text, is no part of the first word: kept, it made GloVe's
+			// first word ("the") one no text holds, and a word2vec
+			// header a word of one value, so that line 2 was refused as
+			// a vector of another dimension.
+			line = strings.TrimPrefix(line, byteOrderMark)
+		}
 		word, rest := nextField(line)
 		if word == "" {
 			continue // blank line

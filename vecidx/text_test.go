@@ -32,6 +32,10 @@ func TestReadText(t *testing.T) {
 		{name: "WordsMax with header", in: "3 2\na 1 0\nb 0 1\nc 1 1\n", o: LoadOptions{WordsMax: 2}, words: "a b"},
 		{name: "exponent and sign", in: "x 1e-3 -2.5E+1\n", words: "x"},
 		{name: "one-dimensional", in: "x 3\ny -1\n", words: "x y"},
+		// A file saved by an editor that writes a byte order mark: the
+		// mark is no part of the first word, nor of a word2vec header.
+		{name: "glove after a byte order mark", in: "\ufeffthe 1 0\nof 0 1\n", words: "the of"},
+		{name: "word2vec after a byte order mark", in: "\ufeff2 2\nthe 1 0\nof 0 1\n", words: "the of"},
 
 		{name: "empty file", in: "", want: ErrEmpty},
 		{name: "only blank lines", in: "\n\n \n", want: ErrEmpty},
