@@ -223,22 +223,26 @@ func build(o Options, s string, spans []wordSpan, scratch []uint64) (Doc, []uint
 	// Scratch in one allocation: the open-addressing table that finds
 	// distinct terms (1 + the index of a term's first span), then per term
 	// (in order of first occurrence) its hash, its first span, and the
-	// sort keys.
+	// sort keys. The table holds the kept terms only, at most
+	// TermsPerDocMax, so the scratch is bounded by that and not by the
+	// words: sized by the words, a value of 1 MiB of one short word
+	// repeated took 19 MB of scratch for its one term (found by review).
+	terms := min(len(spans), o.TermsPerDocMax)
 	size := 16
-	for size < 2*len(spans) {
+	for size < 2*terms {
 		size *= 2
 	}
-	need := size + 4*len(spans)
+	need := size + 4*terms
 	if cap(scratch) < need {
 		scratch = make([]uint64, need)
 	}
 	scratch = scratch[:need]
 	clear(scratch[:size]) // the table; the rest is written before it is read
 	table := scratch[:size]
-	hashes := scratch[size : size : size+len(spans)]
-	firsts := scratch[size+len(spans) : size+len(spans) : size+2*len(spans)]
-	order := scratch[size+2*len(spans) : size+3*len(spans)]
-	sorted := scratch[size+3*len(spans):]
+	hashes := scratch[size : size : size+terms]
+	firsts := scratch[size+terms : size+terms : size+2*terms]
+	order := scratch[size+2*terms : size+3*terms]
+	sorted := scratch[size+3*terms:]
 	mask := uint64(size - 1)
 	for i := range spans {
 		sp := &spans[i]
@@ -247,13 +251,16 @@ func build(o Options, s string, spans []wordSpan, scratch []uint64) (Doc, []uint
 		for j := h & mask; ; j = (j + 1) & mask {
 			k := table[j]
 			if k == 0 {
+				// A new term: kept while there is room, and then looked
+				// up here again at each of its words, in a table at most
+				// half full, and dropped each time.
 				sp.term = -1
 				if len(hashes) < o.TermsPerDocMax {
 					sp.term = int32(len(hashes))
 					hashes = append(hashes, h)
 					firsts = append(firsts, uint64(i))
+					table[j] = uint64(i + 1)
 				}
-				table[j] = uint64(i + 1)
 				break
 			}
 			if first := spans[k-1]; s[first.start:first.end] == t {

@@ -2,6 +2,7 @@ package textidx
 
 import (
 	"encoding/base64"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -187,6 +188,38 @@ func TestAnalyzeLimits(t *testing.T) {
 	}
 	if d.Len() != 5 {
 		t.Errorf("Len %d, want 5 (dropped terms do not count)", d.Len())
+	}
+}
+
+// The scratch that finds a value's distinct terms is bounded by the terms
+// a Doc keeps (TermsPerDocMax), not by the value's words: sized by the
+// words, 1 MiB of one short word repeated took 19 MB of it (a table of a
+// million slots and four more words a word) for one term, and 1 MiB of
+// distinct words as much for the 4,096 terms kept.
+func TestAnalyzeScratchBoundedByTerms(t *testing.T) {
+	o := DefaultOptions()
+	// The scratch of TermsPerDocMax terms, what a value of more words
+	// may have: a table at most half full, and four words a term (192
+	// KiB).
+	bound := 2*o.TermsPerDocMax + 4*o.TermsPerDocMax
+	var distinct strings.Builder
+	for i := 0; distinct.Len() < 1<<20; i++ {
+		fmt.Fprintf(&distinct, "w%x ", i)
+	}
+	for _, c := range []struct {
+		name, text string
+		terms      int
+	}{
+		{"one word repeated", strings.Repeat("ab ", 1<<20/3), 1},
+		{"distinct words", distinct.String(), o.TermsPerDocMax},
+	} {
+		d, _, _, scratch := analyze(c.text, o, nil, nil, nil)
+		if len(d.Terms()) != c.terms {
+			t.Fatalf("%s: %d terms, want %d", c.name, len(d.Terms()), c.terms)
+		}
+		if cap(scratch) > bound {
+			t.Errorf("%s: %d words of scratch for %d terms, over %d", c.name, cap(scratch), c.terms, bound)
+		}
 	}
 }
 
