@@ -691,3 +691,36 @@ func TestNewClusterSurvivesLosingItsFirstLeader(t *testing.T) {
 		})
 	}
 }
+
+// A new cluster's node that is slow to hear the others' answers (a loaded
+// machine: its first tick, and so its first question, came late) answers
+// them at term 0 while it still waits, and they are done rejoining before
+// it. Were they to stand for election at once, it would hear them at term
+// 1 and have to catch up with a leader before it votes: losing that first
+// leader at once would leave no majority of voters (CI, under load: the
+// Python client's failover test killed the first leader 150 ms after it
+// was elected). They wait until it says it is done too.
+func TestNewClusterWaitsForItsSlowestNodeBeforeItsFirstElection(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	slow := true
+	c.drop = func(m netMsg) bool {
+		rm, ok := election.PeekRaft(m.b)
+		return slow && ok && m.to == 1 && rm.Type == election.MsgPreVoteResp
+	}
+	for range 5 * c.cfgs[0].ElectionTicks {
+		c.step()
+	}
+	if c.nodes[0].Rejoining() || c.nodes[2].Rejoining() || !c.nodes[1].Rejoining() {
+		t.Fatalf("rejoining: %v %v %v, want node 1 alone (the others heard it at term 0)", c.nodes[0].Rejoining(), c.nodes[1].Rejoining(), c.nodes[2].Rejoining())
+	}
+	if l := c.leader(); l >= 0 {
+		t.Fatalf("node %d leads while node 1 has not heard anyone", l)
+	}
+	slow = false
+	l, _ := c.waitLeader(-1, 1000)
+	if c.nodes[1].Rejoining() {
+		t.Fatalf("node 1 still rejoins once node %d leads", l)
+	}
+	c.cut[l] = true
+	c.waitLeader(l, 20*c.cfgs[0].ElectionTicks)
+}

@@ -288,6 +288,18 @@ type Raft struct {
 	// joinedNew: rejoining ended because every peer was at term 0 with an
 	// empty log (see rejoined), for the caller's log line.
 	joinedNew bool
+	// peerDone, while not nil, holds back this node's first campaign after
+	// it ended rejoining as a new cluster's node: per peer, whether it
+	// has answered that it is done rejoining too. A node that stood at
+	// once made its peers that had not yet heard everyone answer at term
+	// 0 into stragglers, which must catch up with a leader before they
+	// vote, so that losing that first leader at once left no majority of
+	// voters (CI, under load: the Python client's failover test). It asks
+	// them as askTerms does, and stops waiting once every one is done, a
+	// leader is heard, or after newWaitElections election timeouts (a peer
+	// that died).
+	peerDone     []bool
+	newWaitTicks int
 
 	// diskFailing: the caller's disk refuses its writes (SetDiskFailing).
 	// Such a node does not stand for election, and a leader steps down
@@ -320,6 +332,9 @@ const transferVote = 1
 // ErrTransferring refuses a proposal while the leader hands the office to
 // another node (TransferLeadership): at most an election timeout.
 var ErrTransferring = errors.New("the leader is handing the office to another node")
+
+// newWaitElections bounds peerDone's wait, in election timeouts.
+const newWaitElections = 10
 
 // rejoiningHint, in the RejectHint of a pre-vote answer (which otherwise
 // carries none), says that the answering node is rejoining: it grants no
@@ -526,13 +541,25 @@ func (r *Raft) Tick() {
 			r.rejoinElapsed = 0
 			r.askTerms()
 		}
+	} else if r.peerDone != nil {
+		r.newWaitTicks++
+		r.rejoinElapsed++
+		switch {
+		case !slices.Contains(r.peerDone, false) || r.lead != None || r.newWaitTicks >= newWaitElections*r.cfg.ElectionTicks:
+			// A randomized timeout from here, so that the nodes, done
+			// waiting at about the same time, do not all stand at once.
+			r.peerDone, r.electionElapsed = nil, 0
+		case r.rejoinElapsed >= r.cfg.ElectionTicks:
+			r.rejoinElapsed = 0
+			r.askDone()
+		}
 	}
 	r.electionElapsed++
 	if r.state != Leader {
 		// A node whose disk refuses writes could not save its own vote,
 		// nor, elected, persist its entries: it leaves the office to a
 		// node that can.
-		if r.electionElapsed >= r.electionTimeout && len(r.peers) > 0 && !r.rejoining && !r.diskFailing && !r.leaving {
+		if r.electionElapsed >= r.electionTimeout && len(r.peers) > 0 && !r.rejoining && r.peerDone == nil && !r.diskFailing && !r.leaving {
 			r.campaign()
 		} else if r.electionElapsed >= r.electionTimeout && r.state == Follower {
 			// A node that may not stand (rejoining, or its disk
@@ -784,6 +811,12 @@ func (r *Raft) Step(m Message) {
 	}
 	if m.wellFormed() != nil {
 		return // DecodeMessage refuses these, naming the fault
+	}
+	if r.peerDone != nil && m.Type == MsgPreVoteResp && m.Context == r.askNonce {
+		r.peerDone[i] = !(m.Reject && m.RejectHint == rejoiningHint)
+	}
+	if r.peerDone != nil && (m.Type == MsgVote || (m.Type == MsgPreVote && m.Context == 0)) {
+		r.peerDone[i] = true // standing for election: done rejoining
 	}
 	if r.rejoining {
 		defer r.rejoined()
@@ -1327,6 +1360,13 @@ func (r *Raft) rejoined() {
 		}
 	}
 	r.joinedNew = empty
+	if empty {
+		r.peerDone = make([]bool, len(r.peers))
+		for i := range r.peers {
+			r.peerDone[i] = i == r.self || !r.peerRejoining[i]
+		}
+		r.newWaitTicks = 0
+	}
 	r.rejoining, r.heard, r.peerRejoining, r.peerEmpty = false, nil, nil, nil
 	if r.heardTerm > r.term {
 		r.becomeFollower(r.heardTerm, None)
@@ -1350,6 +1390,16 @@ func (r *Raft) rejoined() {
 func (r *Raft) askTerms() {
 	for i, p := range r.peers {
 		if !r.heard[i] || (p == r.lead && !r.leadLastKnown) {
+			r.send(Message{Type: MsgPreVote, To: p, Term: r.term, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm(), Context: r.askNonce})
+		}
+	}
+}
+
+// askDone asks every peer not yet known to be done rejoining whether it
+// is (see peerDone), with askTerms's question.
+func (r *Raft) askDone() {
+	for i, p := range r.peers {
+		if !r.peerDone[i] {
 			r.send(Message{Type: MsgPreVote, To: p, Term: r.term, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm(), Context: r.askNonce})
 		}
 	}
