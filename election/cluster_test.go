@@ -311,6 +311,17 @@ func (c *cluster) wipe(i int) {
 	m.term, m.vote, m.snap, m.snapped, m.log, m.applied = 0, None, nil, nil, nil, nil
 	m.rejoining = !c.noRejoin
 	c.wipes++
+	// Its votes for itself go with the disk (as the simulator's Watcher
+	// forgets them): a node on an empty directory that hears every peer
+	// at term 0 goes on as new, and may vote for another in a term where
+	// it had stood unheard. It cannot have led that term: a peer that had
+	// granted it would have answered at term 1 or more. One leader a term
+	// is checked apart (leaders).
+	for k, v := range c.votes {
+		if k.id == core.NodeID(i) && v == core.NodeID(i) {
+			delete(c.votes, k)
+		}
+	}
 }
 
 // canWipe: one node at a time is lost and rejoining. (Two at once in three

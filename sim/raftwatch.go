@@ -57,6 +57,20 @@ func (w *raftWatch) Wiped(id int) {
 		w.wiped = map[int]bool{}
 	}
 	w.wiped[id] = true
+	// Its votes for itself go with the disk: a node on an empty directory
+	// that hears every peer at term 0 goes on as a new cluster's, and may
+	// vote for another in a term where it had stood (cluster seed 192:
+	// node 2 stood at term 1, its requests reached nobody, its disk was
+	// lost, and it voted for node 0 in term 1). That is safe: a peer that
+	// had granted it would have answered at term 1, so it cannot have led
+	// that term, and one leader a term is checked apart (leaders). Its
+	// votes for others stay: after one, it takes back a term at least as
+	// high, that vote spent (election.Raft's rejoined).
+	for k, cand := range w.votes {
+		if k.voter == id && cand == core.NodeID(id) {
+			delete(w.votes, k)
+		}
+	}
 }
 
 // Leader is the node that led in the latest term the watcher saw, -1 if
