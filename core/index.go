@@ -16,7 +16,8 @@ import "time"
 // run it on a goroutine of its own (cmd/node does) as long as every call
 // reaches it in that order and Search and Status see the effect of every
 // call made before them (Work's answer, which only tells the pacer whether
-// to tick again, may lag); Prepare alone is called concurrently.
+// to tick again, and Bytes's, a bound's estimate, may lag); Prepare alone
+// is called concurrently.
 type Indexes interface {
 	Observer
 	// Reset forgets everything: the store is about to be replaced, and a
@@ -35,6 +36,11 @@ type Indexes interface {
 	Work(budget int) (more bool)
 	// Status describes the indexes for the status op.
 	Status() IndexStatus
+	// Bytes estimates the memory the indexes hold (Status's TextBytes and
+	// VectorBytes together), for their bound (Limits.IndexBytesMax): it is
+	// asked before every client write that sets a value while a bound is
+	// set, so it must be cheap.
+	Bytes() int64
 	// Prepare does the part of indexing a write request's values that
 	// needs only the request (finding their words, their embeddings) and
 	// keeps it in req.Prepared. A host calls it on the goroutine that

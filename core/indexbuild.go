@@ -296,6 +296,25 @@ func (a *AttachedIndexes) Remove(pos, key string) {
 	}
 }
 
+// Full answers a client's write that sets values while the indexes are at
+// their bound (Limits.IndexesFull); nil when it may go on, and always for
+// a node without indexes.
+func (a *AttachedIndexes) Full(l Limits) *Response {
+	if a == nil || l.IndexBytesMax <= 0 {
+		return nil
+	}
+	return l.IndexesFull(a.idx.Bytes())
+}
+
+// IndexBytesMax is the bound on a's indexes for the status op: l's, or 0
+// for a node without indexes.
+func IndexBytesMax(a *AttachedIndexes, l Limits) int64 {
+	if a == nil {
+		return 0
+	}
+	return l.IndexBytesMax
+}
+
 // Built reports whether the rebuild is done (false for no indexes).
 func (a *AttachedIndexes) Built() bool { return a != nil && a.done }
 

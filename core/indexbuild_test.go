@@ -42,6 +42,7 @@ func (r *recordingIndexes) Search(req *core.Request) core.Response {
 }
 func (r *recordingIndexes) Work(int) bool            { return false }
 func (r *recordingIndexes) Status() core.IndexStatus { return core.IndexStatus{Docs: len(r.held)} }
+func (r *recordingIndexes) Bytes() int64             { return 0 }
 func (r *recordingIndexes) Prepare(*core.Request)    {}
 func (r *recordingIndexes) Expect(any)               {}
 func storeMap(s *core.Store) map[string]string {

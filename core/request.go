@@ -300,6 +300,9 @@ type Status struct {
 	// DataBytesMax its bound (Limits.DataBytesMax; 0: none).
 	DataBytes    int64 `json:"data_bytes"`
 	DataBytesMax int64 `json:"max_data_bytes"`
+	// IndexBytesMax is the search indexes' bound (Limits.IndexBytesMax),
+	// present with indexes and a bound; their bytes are in Indexes.
+	IndexBytesMax int64 `json:"max_index_bytes,omitzero"`
 	// Cluster mode only.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
 	// Mesh mode only.
@@ -404,6 +407,13 @@ type Limits struct {
 	// a mesh node applies its peers' writes, since refusing them would
 	// part the replicas for good.
 	DataBytesMax int64
+	// IndexBytesMax bounds the search indexes' memory (Indexes.Bytes,
+	// their own estimate), which DataBytesMax does not count and which
+	// may be many times the data bytes (a short value's embedding alone
+	// is about 950 bytes): while they hold that much, a client's write
+	// that sets a value is refused (IndexesFull); deletes go on. 0: no
+	// bound. Replication does not check it, as DataBytesMax.
+	IndexBytesMax int64
 }
 
 // DefaultLimits are the limits a server uses unless told otherwise.
@@ -457,6 +467,17 @@ func (l Limits) StoreFull(held, growth int64) *Response {
 		return nil
 	}
 	r := ErrorResponse(CodeStoreFull, "the store holds %d data bytes and this write adds %d, past its bound of %d (--max-data-bytes): the write was not applied; delete keys, or raise the bound", held, growth, l.DataBytesMax)
+	return &r
+}
+
+// IndexesFull answers a client's write that sets values while the search
+// indexes hold held bytes (Indexes.Bytes), at or past l.IndexBytesMax; nil
+// when it may go on. An overwrite is refused too: its words may be new.
+func (l Limits) IndexesFull(held int64) *Response {
+	if l.IndexBytesMax <= 0 || held < l.IndexBytesMax {
+		return nil
+	}
+	r := ErrorResponse(CodeStoreFull, "the search indexes hold about %d bytes, at their bound of %d (--max-index-bytes): the write was not applied; delete keys, or raise the bound", held, l.IndexBytesMax)
 	return &r
 }
 

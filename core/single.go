@@ -358,6 +358,10 @@ func (n *SingleNode) writeExpiring(reply ReplyFunc, req *Request, at int64) {
 // expiry), with their deadlines ats (see applyRecord).
 func (n *SingleNode) write(reply ReplyFunc, req *Request, typ byte, items []KV, ats []int64) {
 	if req != nil && (typ == recordSet || typ == recordSetExpiring || typ == recordBulkSet) {
+		if full := n.indexes.Full(n.cfg.Limits); full != nil {
+			n.queue(reply, *full, false)
+			return
+		}
 		// The store as the open batch left it: its writes come first.
 		held := n.store.DataBytes()
 		if n.cfg.Limits.NearDataBound(held, UpperDataGrowth(items)) {
@@ -550,6 +554,7 @@ func (n *SingleNode) status() Status {
 		Expiring:      n.store.Expiring(),
 		DataBytes:     n.store.DataBytes(),
 		DataBytesMax:  n.cfg.Limits.DataBytesMax,
+		IndexBytesMax: IndexBytesMax(n.indexes, n.cfg.Limits),
 		Indexes:       n.indexes.Status(),
 	}
 }

@@ -755,6 +755,13 @@ type indexedGrowth struct {
 // values counted as new (core.Limits.NearDataBound), which costs no
 // lookup, and overcounts a write in flight by at most its own size.
 func (n *Node) storeFull(req *core.Request) (int64, *core.Response) {
+	if upperGrowth(req) > 0 {
+		// A write that sets values, while the leader's indexes are at
+		// their bound (core.Limits.IndexBytesMax).
+		if full := n.indexes.Full(n.cfg.Limits); full != nil {
+			return 0, full
+		}
+	}
 	if n.cfg.Limits.DataBytesMax <= 0 {
 		return 0, nil
 	}
@@ -1761,6 +1768,7 @@ func (n *Node) status() core.Status {
 		Expiring:      n.store.Expiring(),
 		DataBytes:     n.store.DataBytes(),
 		DataBytesMax:  n.cfg.Limits.DataBytesMax,
+		IndexBytesMax: core.IndexBytesMax(n.indexes, n.cfg.Limits),
 		Indexes:       n.indexes.Status(),
 	}
 	cs := &core.ClusterStatus{

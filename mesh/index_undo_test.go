@@ -23,6 +23,7 @@ func (l *laterIndexes) Reset()                   { l.held = map[string]bool{} }
 func (l *laterIndexes) Loaded()                  {}
 func (l *laterIndexes) Work(int) bool            { return false }
 func (l *laterIndexes) Status() core.IndexStatus { return core.IndexStatus{Docs: len(l.held)} }
+func (l *laterIndexes) Bytes() int64             { return 0 }
 func (l *laterIndexes) Prepare(*core.Request)    {}
 func (l *laterIndexes) Expect(any)               {}
 func (l *laterIndexes) Search(*core.Request) core.Response {

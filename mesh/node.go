@@ -560,12 +560,17 @@ func bulkItems(kvs []core.KV) []Item {
 }
 
 // writeGrowing is write for a set or bulk_set, which the node's bound on
-// its store's data bytes may refuse (core.Limits.DataBytesMax). Only a
+// its store's data bytes may refuse (core.Limits.DataBytesMax), and its
+// bound on its indexes' memory (core.Limits.IndexBytesMax). Only a
 // client's writes are checked: a peer's are applied whatever the bound,
 // or the replicas would part for good. Deletes are never refused, though
 // a tombstone for a key this node lacks takes room: they are how a full
 // store is emptied.
 func (n *Node) writeGrowing(req *core.Request, reply core.ReplyFunc, items []Item) {
+	if full := n.indexes.Full(n.cfg.Limits); full != nil {
+		n.queue(pending{reply: reply, resp: *full})
+		return
+	}
 	held := n.rep.store.DataBytes()
 	if n.cfg.Limits.NearDataBound(held, upperGrowth(items)) {
 		if full := n.cfg.Limits.StoreFull(held, n.rep.growth(items)); full != nil {
@@ -1145,6 +1150,7 @@ func (n *Node) status() core.Status {
 		ScanViews:     n.views.Len(),
 		DataBytes:     n.rep.store.DataBytes(),
 		DataBytesMax:  n.cfg.Limits.DataBytesMax,
+		IndexBytesMax: core.IndexBytesMax(n.indexes, n.cfg.Limits),
 		Indexes:       n.indexes.Status(),
 		Mesh:          st,
 	}

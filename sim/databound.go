@@ -28,6 +28,12 @@ func (s *Sim) dataBoundWanted(n core.Node, req *core.Request) *dataBoundWant {
 	if s.mix.DataBytesMax <= 0 || s.mode.Sessions || s.mode.Mesh {
 		return nil
 	}
+	if s.mix.IndexBytesMax > 0 {
+		// The indexes' bound may refuse a write the data bound takes:
+		// the refusal must still apply nowhere, which the other checks
+		// see.
+		return nil
+	}
 	st, ok := n.(interface{ Store() *core.Store })
 	if !ok {
 		return nil

@@ -94,6 +94,12 @@ type FaultMix struct {
 	// the end of the run). 0: no bound. Drawn last, in a fifth of the
 	// seeds, less those that damage synced data.
 	DataBytesMax int64
+	// IndexBytesMax bounds every node's search indexes (core.Limits.
+	// IndexBytesMax), small enough that the writes of an index seed meet
+	// it: a write it refuses (store_full) must apply nowhere. 0: no
+	// bound. Drawn in 30% of the index seeds, from a stream of its own
+	// (drawIndexBound), so that the other draws stay as they were.
+	IndexBytesMax int64
 	// NoWipes: a cluster's crashes never lose a disk (Mode.Wipes; the
 	// "wipe" switch). Never drawn: only a switch sets it.
 	NoWipes   bool

@@ -38,7 +38,31 @@ const (
 	IndexesOff
 )
 
-const streamIndexes = 6
+const (
+	streamIndexes    = 6
+	streamIndexBound = 7
+)
+
+// indexBoundPercent is the share of index seeds whose nodes bound their
+// indexes (FaultMix.IndexBytesMax), between indexBoundMin and
+// indexBoundMax: an index seed's few keys, written over some hundreds of
+// times, make indexes of 75 to 160 KiB, which a bound counts once 256
+// writes have changed them (internal/indexes' Set.Bytes), so that some
+// seeds meet it early, some late and some never.
+const (
+	indexBoundPercent = 30
+	indexBoundMin     = 32 << 10
+	indexBoundMax     = 512 << 10
+)
+
+// drawIndexBound draws FaultMix.IndexBytesMax for an index seed.
+func (s *Sim) drawIndexBound() int64 {
+	r := stream(s.cfg.Seed, streamIndexBound)
+	if r.IntN(100) >= indexBoundPercent {
+		return 0
+	}
+	return int64(mixDrawer{r}.logUniform(indexBoundMin, indexBoundMax))
+}
 
 // ParseIndexChoice reads "drawn", "on" or "off".
 func ParseIndexChoice(s string) (IndexChoice, error) {

@@ -65,6 +65,7 @@ func meshMode() Mode {
 			cfg.SnapshotLogBytesMin = mix.SnapBytes
 			cfg.BatchBytesMax = mix.BatchMax
 			cfg.Limits.DataBytesMax = mix.DataBytesMax
+			cfg.Limits.IndexBytesMax = mix.IndexBytesMax
 			// Virtual time is cheap; rounds are frequent, and small, so
 			// that a round's bounds (summary, push) and the cursor that
 			// resumes a pass are exercised in every run.

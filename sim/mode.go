@@ -84,6 +84,7 @@ var modes = map[string]Mode{
 			cfg.SnapshotLogBytesMin = mix.SnapBytes
 			cfg.BatchBytesMax = mix.BatchMax
 			cfg.Limits.DataBytesMax = mix.DataBytesMax
+			cfg.Limits.IndexBytesMax = mix.IndexBytesMax
 			return core.NewSingleNode(cfg)
 		},
 		Target:          func(*Sim, int, string) int { return 0 },
@@ -125,6 +126,7 @@ func clusterMode(name string, nodes int) Mode {
 			cfg.SnapshotLogBytesMin = mix.SnapBytes
 			cfg.BatchBytesMax = mix.BatchMax
 			cfg.Limits.DataBytesMax = mix.DataBytesMax
+			cfg.Limits.IndexBytesMax = mix.IndexBytesMax
 			cfg.TickInterval = clusterTick
 			if mix.RaftEntriesMax > 0 {
 				cfg.EntriesPerMsgMax, cfg.InflightEntriesMax = mix.RaftEntriesMax, mix.RaftInflightMax

@@ -99,9 +99,10 @@ type Result struct {
 	// for good).
 	Replaced int
 	// DataBound: the run's nodes bounded their data bytes (FaultMix.
-	// DataBytesMax); StoreFull counts the writes refused for it.
-	DataBound bool
-	StoreFull int
+	// DataBytesMax), IndexBound their indexes (FaultMix.IndexBytesMax);
+	// StoreFull counts the writes refused for either.
+	DataBound, IndexBound bool
+	StoreFull             int
 	// HandOvers counts the leaders' graceful stops begun, HandedOver
 	// those done (the node no longer led, its writes answered) when the
 	// process exited.
@@ -316,6 +317,10 @@ func Run(cfg Config) *Result {
 	res.Mix = s.mix
 	s.indexes = s.drawIndexes()
 	res.Indexes = s.indexes
+	if s.indexes {
+		s.mix.IndexBytesMax = s.drawIndexBound()
+		res.Mix.IndexBytesMax = s.mix.IndexBytesMax
+	}
 	s.r = stream(cfg.Seed, streamWorld)
 	s.wr = stream(cfg.Seed, streamWork)
 	s.cr = stream(cfg.Seed, streamClock)
@@ -1094,7 +1099,7 @@ func (s *Sim) fill(res *Result) {
 	}
 	res.Virtual = time.Duration(s.w.now)
 	res.Wiped, res.Replaced = s.wiped, s.replaced
-	res.DataBound, res.StoreFull = s.mix.DataBytesMax > 0, s.storeFull
+	res.DataBound, res.IndexBound, res.StoreFull = s.mix.DataBytesMax > 0, s.mix.IndexBytesMax > 0, s.storeFull
 	res.HandOvers, res.HandedOver = s.handOvers, s.handedOver
 	for _, h := range s.hosts {
 		if h.rejoin && h.up && h.rejoining() {

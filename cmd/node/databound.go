@@ -68,31 +68,62 @@ type dataBound struct {
 // smaller share of it when the node keeps indexes.
 func resolveDataBound(flagValue string, given bool, memoryLimit int64, limitName string, indexes bool) (dataBound, error) {
 	if given {
-		n, err := parseBytes(flagValue)
-		if err != nil {
-			return dataBound{}, fmt.Errorf("--max-data-bytes: %v", err)
-		}
-		if n != 0 && n < dataBytesMin {
-			return dataBound{}, fmt.Errorf("--max-data-bytes %d is under %d (1MiB): give a unit (as 512MiB or 4GiB), or 0 for no bound", n, dataBytesMin)
-		}
-		if n == 0 {
-			return dataBound{from: "--max-data-bytes 0"}, nil
-		}
-		return dataBound{bytes: n, from: "--max-data-bytes"}, nil
+		return parseBound("--max-data-bytes", flagValue)
 	}
-	mem, from := processMemory(memoryLimit, limitName)
-	if mem == 0 {
-		return dataBound{from: "no memory size known on this system"}, nil
-	}
-	// Never under dataBytesMin, the least the flag takes: a unit left off
-	// --memory-limit (12 for 12GiB) made a bound of 6 bytes, and every
-	// write was refused (found by review).
 	share, shareName := dataBytesShare, "half"
 	if indexes {
 		share, shareName = dataBytesShareIndexed, "a tenth (--enable-indexes)"
 	}
+	return memoryBound(memoryLimit, limitName, share, shareName), nil
+}
+
+// indexBytesShare is the default share of the memory for the search
+// indexes' bound (--max-index-bytes), beside the data's tenth: their own
+// estimate of their bytes (textidx's and vecidx's Stats) leaves out the
+// collector's headroom over them, about half as much again, so a quarter
+// keeps the indexes' RSS near two fifths of the memory, and with the
+// data's some three fifths. Without it, short values made the indexes
+// many times the data bytes the data bound counts: 500,000 values of two
+// common words, 25 MB of data, 651 MiB of RSS (a value's embedding is
+// about 950 bytes), and a restart's rebuild took the node there again.
+const indexBytesShare = 0.25
+
+// resolveIndexBound is resolveDataBound for --max-index-bytes.
+func resolveIndexBound(flagValue string, given bool, memoryLimit int64, limitName string) (dataBound, error) {
+	if given {
+		return parseBound("--max-index-bytes", flagValue)
+	}
+	return memoryBound(memoryLimit, limitName, indexBytesShare, "a quarter"), nil
+}
+
+// parseBound reads a bound's flag: bytes with a unit, at least
+// dataBytesMin, or 0 for none.
+func parseBound(flagName, flagValue string) (dataBound, error) {
+	n, err := parseBytes(flagValue)
+	if err != nil {
+		return dataBound{}, fmt.Errorf("%s: %v", flagName, err)
+	}
+	if n != 0 && n < dataBytesMin {
+		return dataBound{}, fmt.Errorf("%s %d is under %d (1MiB): give a unit (as 512MiB or 4GiB), or 0 for no bound", flagName, n, dataBytesMin)
+	}
+	if n == 0 {
+		return dataBound{from: flagName + " 0"}, nil
+	}
+	return dataBound{bytes: n, from: flagName}, nil
+}
+
+// memoryBound is share (named shareName) of the memory the process may
+// use, or none where no memory size is known.
+func memoryBound(memoryLimit int64, limitName string, share float64, shareName string) dataBound {
+	mem, from := processMemory(memoryLimit, limitName)
+	if mem == 0 {
+		return dataBound{from: "no memory size known on this system"}
+	}
+	// Never under dataBytesMin, the least the flag takes: a unit left off
+	// --memory-limit (12 for 12GiB) made a bound of 6 bytes, and every
+	// write was refused (found by review).
 	bound := max(int64(float64(mem)*share), dataBytesMin)
-	return dataBound{bytes: bound, from: fmt.Sprintf("%s of %s, %s", shareName, from, humanBytes(mem))}, nil
+	return dataBound{bytes: bound, from: fmt.Sprintf("%s of %s, %s", shareName, from, humanBytes(mem))}
 }
 
 // processMemory is the least of the bounds on this process's memory that

@@ -228,3 +228,116 @@ func TestDataBoundRefusesWritesAndLosesNothingAcrossSIGKILL(t *testing.T) {
 		t.Fatalf("after the restart, a set past the bound: %+v, want store_full", r)
 	}
 }
+
+// --max-index-bytes: given, or a quarter of the least of the machine's
+// memory, its cgroup's limit and the runtime's soft limit; taken only with
+// --enable-indexes.
+func TestIndexBoundDefaultsToAQuarterOfTheMemory(t *testing.T) {
+	fakeMemory(t, meminfo8GiB, "", "")
+	for _, c := range []struct {
+		flag  string
+		given bool
+		limit int64
+		want  int64
+		from  string
+	}{
+		{"", false, 0, 2 << 30, "a quarter of the machine's memory"},
+		{"", false, 1 << 30, 256 << 20, "a quarter of --memory-limit"},
+		{"512MiB", true, 0, 512 << 20, "--max-index-bytes"},
+		{"0", true, 0, 0, "--max-index-bytes 0"},
+	} {
+		b, err := resolveIndexBound(c.flag, c.given, c.limit, "--memory-limit")
+		if err != nil || b.bytes != c.want || !strings.Contains(b.from, c.from) {
+			t.Errorf("%q: %d bytes (%s), %v; want %d (%s)", c.flag, b.bytes, b.from, err, c.want, c.from)
+		}
+	}
+	if _, err := resolveIndexBound("512", true, 0, "--memory-limit"); err == nil || !strings.Contains(err.Error(), "--max-index-bytes 512 is under") {
+		t.Errorf("--max-index-bytes 512: %v, want refused for its missing unit", err)
+	}
+	if _, err := parseFlags([]string{"--max-index-bytes", "64MiB"}, io.Discard); err == nil || !strings.Contains(err.Error(), "add --enable-indexes") {
+		t.Errorf("--max-index-bytes without --enable-indexes: %v, want refused", err)
+	}
+	o, err := parseFlags([]string{"--enable-indexes", "--max-index-bytes", "64MiB"}, io.Discard)
+	if err != nil || o.single.Limits.IndexBytesMax != 64<<20 {
+		t.Fatalf("--max-index-bytes 64MiB reached the node as %+v (%v)", o, err)
+	}
+}
+
+// A node with indexes refuses the writes that set values once its indexes
+// hold --max-index-bytes, by their own estimate, though the data bytes
+// are far under their bound (short values: an embedding alone is about
+// 950 bytes); over RESP too; it loses none of the writes it took across
+// SIGKILL, and after the restart, whose rebuild brings the indexes back
+// to the bound, it refuses again; deletes make room.
+func TestIndexBoundRefusesWritesAndLosesNothingAcrossSIGKILL(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := start(t, dir, "--enable-indexes", "--max-index-bytes", "2MiB")
+	if !strings.Contains(s.log(), "the search indexes hold at most 2097152 bytes") {
+		t.Fatalf("the start-up log does not give the bound:\n%s", s.log())
+	}
+	var acked []string
+	refusedAt := -1
+	for b := 0; b < 100 && refusedAt < 0; b++ {
+		var items []string
+		for i := range 100 {
+			items = append(items, fmt.Sprintf(`{"key":"k%05d","value":"river bank %d"}`, b*100+i, i))
+		}
+		r := roundTrip(t, s.addr, fmt.Sprintf(`{"op":"bulk_set","items":[%s]}`, strings.Join(items, ",")))[0]
+		switch code(r) {
+		case "":
+			for i := range 100 {
+				acked = append(acked, fmt.Sprintf("k%05d", b*100+i))
+			}
+		case core.CodeStoreFull:
+			if !strings.Contains(r.Error.Message, "--max-index-bytes") {
+				t.Fatalf("the refusal does not name the bound: %s", r.Error.Message)
+			}
+			refusedAt = b * 100
+		default:
+			t.Fatalf("bulk set %d: %+v", b, r.Error)
+		}
+	}
+	if refusedAt < 0 {
+		t.Fatal("10,000 short values fit in 2 MiB of indexes")
+	}
+	st := roundTrip(t, s.addr, `{"op":"status"}`)[0].Status
+	if st == nil || st.IndexBytesMax != 2<<20 || st.Indexes == nil || st.Indexes.TextBytes+st.Indexes.VectorBytes < 2<<20 || st.DataBytes*10 > 2<<20 {
+		t.Fatalf("status: %+v, want the indexes past 2 MiB with a tenth of that in data bytes", st)
+	}
+	nc, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(roundTripTimeout))
+	fmt.Fprintf(nc, "*3\r\n$3\r\nSET\r\n$4\r\nresp\r\n$5\r\nwater\r\n")
+	buf := make([]byte, 512)
+	n, err := nc.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "-OOM ") || !strings.Contains(string(buf[:n]), "--max-index-bytes") {
+		t.Fatalf("RESP SET past the bound: %q (%v), want -OOM naming --max-index-bytes", buf[:n], err)
+	}
+	s.cmd.Process.Kill()
+	<-s.exited
+	s = start(t, dir, "--enable-indexes", "--max-index-bytes", "2MiB", "--index-inline-values", "100000")
+	for _, k := range []string{acked[0], acked[len(acked)/2], acked[len(acked)-1]} {
+		if r := roundTrip(t, s.addr, fmt.Sprintf(`{"op":"get","key":%q}`, k))[0]; code(r) != "" {
+			t.Errorf("after SIGKILL, acknowledged %s: %+v", k, r.Error)
+		}
+	}
+	if r := roundTrip(t, s.addr, fmt.Sprintf(`{"op":"get","key":"k%05d"}`, refusedAt))[0]; code(r) != core.CodeNotFound {
+		t.Errorf("after SIGKILL, the refused k%05d: %+v, want not_found", refusedAt, r)
+	}
+	if r := roundTrip(t, s.addr, `{"op":"set","key":"more","value":"boat"}`)[0]; code(r) != core.CodeStoreFull {
+		t.Fatalf("after the restart, a set past the bound: %+v, want store_full", r)
+	}
+	var dels []string
+	for _, k := range acked[:len(acked)/2] {
+		dels = append(dels, fmt.Sprintf("%q", k))
+	}
+	if r := roundTrip(t, s.addr, fmt.Sprintf(`{"op":"bulk_delete","keys":[%s]}`, strings.Join(dels, ",")))[0]; code(r) != "" {
+		t.Fatalf("bulk delete past the bound: %+v", r.Error)
+	}
+	if r := roundTrip(t, s.addr, `{"op":"set","key":"more","value":"boat"}`)[0]; code(r) != "" {
+		t.Fatalf("a set once half the values are deleted: %+v", r.Error)
+	}
+}

@@ -49,6 +49,10 @@ type indexWorker struct {
 	// true.
 	more    bool
 	changes uint64
+	// indexBytes is the indexes' Bytes as the worker last counted them, after
+	// a batch: what Bytes answers without waiting (a bound's estimate may
+	// lag, core.Indexes says, by the calls still queued).
+	indexBytes atomic.Int64
 
 	// postNode runs a function on the node's goroutine (realnet's
 	// Host.Post): how SearchLater's answers reach the node. Set once,
@@ -174,6 +178,7 @@ func (w *indexWorker) run() {
 				w.do(&batch[i])
 				batch[i] = indexOp{} // drop the strings and the prepared work
 			}
+			w.indexBytes.Store(w.idx.Bytes())
 		}
 	}
 }
@@ -397,6 +402,9 @@ func (w *indexWorker) Search(req *core.Request) (r core.Response) {
 
 // Status is the indexes' status, with the calls that were queued when it
 // was asked: how far the worker was behind the node.
+// Bytes answers at once with the worker's last count (see indexBytes).
+func (w *indexWorker) Bytes() int64 { return w.indexBytes.Load() }
+
 func (w *indexWorker) Status() (st core.IndexStatus) {
 	queued := w.queueLen()
 	w.wait(func() { st = w.idx.Status() })

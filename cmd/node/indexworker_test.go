@@ -60,6 +60,7 @@ func (l *callLog) Search(req *core.Request) core.Response {
 func (l *callLog) Status() core.IndexStatus {
 	return core.IndexStatus{Docs: l.add("status")}
 }
+func (l *callLog) Bytes() int64 { return 0 }
 
 func (l *callLog) log() []string {
 	l.mu.Lock()

@@ -61,6 +61,7 @@ type options struct {
 	logLevel      slog.Level
 	gc            gcSettings
 	dataBound     dataBound // --max-data-bytes, resolved
+	indexBound    dataBound // --max-index-bytes, resolved (with --enable-indexes)
 	hostCfg       realnet.HostConfig
 	single        core.SingleConfig
 	// indexInlineValues is --index-inline-values (see core.AttachedIndexes).
@@ -113,6 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Int64Var(&single.SnapshotLogBytesMin, "snapshot-log-bytes", single.SnapshotLogBytesMin, "log bytes since the last snapshot that start the next one")
 	fs.IntVar(&o.gc.percent, "gc-percent", defaultGCPercent, "GOGC: the heap may grow to (1 + this/100) x the live data before the garbage collector runs;\nlower holds less memory and costs more CPU per request; -1 turns the collector off until --memory-limit;\n$GOGC, when set, replaces the default")
 	maxDataBytes := fs.String("max-data-bytes", "", "bytes of keys and values (and 32 a key for its place in the tree) the store may hold, e.g. 2GiB: a write that\nwould pass it is refused (store_full); reads, deletes and smaller values are still served; 0: no bound\n(default: half of the memory this process may use: the machine's, its cgroup's limit or --memory-limit, the least;\na tenth of it with --enable-indexes, whose indexes it does not count)")
+	maxIndexBytes := fs.String("max-index-bytes", "", "with --enable-indexes: bytes the search indexes may hold, by their own estimate (status: text_bytes and\nvector_bytes), e.g. 1GiB: past it a write that sets a value is refused (store_full); deletes and reads go on; 0: no bound\n(default: a quarter of the memory this process may use, as for --max-data-bytes)")
 	memoryLimit := fs.String("memory-limit", "", "soft limit on the memory the Go runtime holds (GOMEMLIMIT), e.g. 512MiB or 4GiB: the collector works\nharder as the heap nears it; 0: none (default: $GOMEMLIMIT if set, else none)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -137,6 +139,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.embeddings != "" && !o.enableIndexes {
 		return nil, fmt.Errorf("--embeddings is for the similarity index: add --enable-indexes")
 	}
+	if *maxIndexBytes != "" && !o.enableIndexes {
+		return nil, fmt.Errorf("--max-index-bytes bounds the search indexes: add --enable-indexes")
+	}
 	if o.indexInlineValues < 0 || o.indexInlineValues > indexInlineValuesMax {
 		return nil, fmt.Errorf("--index-inline-values must be 0 to %d, not %d", indexInlineValuesMax, o.indexInlineValues)
 	}
@@ -153,6 +158,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	limits.DataBytesMax = o.dataBound.bytes
+	if o.enableIndexes {
+		if o.indexBound, err = resolveIndexBound(*maxIndexBytes, set["max-index-bytes"], limitForData, limitName); err != nil {
+			return nil, err
+		}
+		limits.IndexBytesMax = o.indexBound.bytes
+	}
 	if set[flagKVPort] {
 		if set["port"] && o.port != cf.kvPort {
 			return nil, fmt.Errorf("--port %d and --%s %d disagree: --%s is the cluster's name for --port; give one", o.port, flagKVPort, cf.kvPort, flagKVPort)
@@ -507,6 +518,13 @@ func run(args []string, stderr io.Writer) int {
 			"event", "data_bound", "max_data_bytes", o.dataBound.bytes)
 	} else {
 		logs.Info(fmt.Sprintf("the store's data bytes have no bound (%s)", o.dataBound.from), "event", "data_bound", "max_data_bytes", 0)
+	}
+	switch {
+	case o.enableIndexes && o.indexBound.bytes > 0:
+		logs.Info(fmt.Sprintf("the search indexes hold at most %d bytes (%s; %s): writes that set values past that are refused", o.indexBound.bytes, humanBytes(o.indexBound.bytes), o.indexBound.from),
+			"event", "data_bound", "max_index_bytes", o.indexBound.bytes)
+	case o.enableIndexes:
+		logs.Info(fmt.Sprintf("the search indexes have no bound (%s)", o.indexBound.from), "event", "data_bound", "max_index_bytes", 0)
 	}
 	if o.authFile != "" {
 		logs.Info(fmt.Sprintf("clients must send the password of --auth-file %s before any request", o.authFile), "event", "auth_file")

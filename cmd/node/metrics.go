@@ -566,6 +566,7 @@ func writeNodeMetrics(p *promWriter, nm *core.Metrics) {
 	}
 	if is := st.Indexes; is != nil {
 		writeIndexMetrics(p, is)
+		p.gauge("dkv_index_bytes_max", "--max-index-bytes: once the indexes' estimated memory (text and vector bytes) reaches it, writes that set values are refused (store_full); 0: no bound", float64(st.IndexBytesMax))
 	}
 	if cs := st.Cluster; cs != nil {
 		writeClusterMetrics(p, st, cs, nm.LeaderChanges)

@@ -83,7 +83,7 @@ type stats struct {
 	jumped                           int           // mesh seeds with a clock jump
 	outOfStep                        time.Duration // past the grace (sim.Result.MeshOutOfStep)
 	wiped, stillRejoining, replaced  int
-	dataBound, storeFull             int
+	dataBound, indexBound, storeFull int
 	handOvers, handedOver            int
 	indexed                          int // seeds whose nodes ran indexes
 	settleMax                        time.Duration
@@ -150,6 +150,9 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 				}
 				st.collected += r.MeshCollected
 				st.wiped += r.Wiped
+				if r.IndexBound {
+					st.indexBound++
+				}
 				if r.DataBound {
 					st.dataBound++
 				}
@@ -214,7 +217,7 @@ func run(base sim.Config, start uint64, n, workers int, determinism, verbose boo
 		fmt.Printf("mesh: %d acknowledged writes replaced by a concurrent write with a higher stamp (last writer wins, by design); %d tombstones collected\n", st.overwritten, st.collected)
 		fmt.Printf("clock jumps: %d seeds had a node's calendar jump beyond the max offset; nodes were out of step with both peers, past the grace, for %v of virtual time, and took no write then (clock-offset)\n", st.jumped, st.outOfStep.Round(time.Millisecond))
 	}
-	fmt.Printf("data bound: %d seeds bounded their nodes' data bytes; %d writes refused with store_full, and every node's count recomputed at the end (data-bytes)\n", st.dataBound, st.storeFull)
+	fmt.Printf("data bound: %d seeds bounded their nodes' data bytes, %d their indexes; %d writes refused with store_full, and every node's count recomputed at the end (data-bytes)\n", st.dataBound, st.indexBound, st.storeFull)
 	if st.handOvers > 0 {
 		fmt.Printf("hand-overs: %d leaders stopped gracefully, handing the office over first; %d of them no longer led, their writes answered, when they exited\n", st.handOvers, st.handedOver)
 	}

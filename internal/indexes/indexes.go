@@ -50,7 +50,24 @@ type Set struct {
 	vec   *vecidx.Index
 	// expect is the prepared work of the write being applied (Expect).
 	expect *prepared
+	// bytes is Bytes's last full count; changes and changedBytes are the
+	// Puts and Removes since it, and the values they carried. A full
+	// count walks the similarity index's graphs, so Bytes, asked before
+	// every client write while a bound is set, counts again only once
+	// they pass bytesRecountChanges or bytesRecountValueBytes.
+	bytes, changedBytes int64
+	changes             int
+	counted             bool
 }
+
+// A count of the indexes' bytes (Bytes) lags at most this many changes,
+// or changes carrying this many value bytes: with them, a bound is passed
+// by no more than their indexing takes (a value's embedding is about 950
+// bytes, and a word no other value holds about 140).
+const (
+	bytesRecountChanges    = 256
+	bytesRecountValueBytes = 1 << 20
+)
 
 // prepared is the work Prepare did for a write's values: each value's
 // analysed words and its embedding, in the order of the request's items.
@@ -187,6 +204,8 @@ func (s *Set) find(key, value string) *preparedValue {
 
 // Put indexes value under key, replacing what key held.
 func (s *Set) Put(key, value string) {
+	s.changes++
+	s.changedBytes += int64(len(key) + len(value))
 	if pv := s.find(key, value); pv != nil {
 		s.text.Put(key, pv.doc)
 		if pv.vec == nil {
@@ -212,6 +231,7 @@ func (s *Set) Put(key, value string) {
 
 // Remove forgets key.
 func (s *Set) Remove(key string) {
+	s.changes++
 	s.text.Remove(key)
 	s.vec.Remove(key)
 }
@@ -222,6 +242,7 @@ func (s *Set) Remove(key string) {
 // to be linked, and Work links them afterwards (searches scan what is not
 // linked yet exactly).
 func (s *Set) Reset() {
+	s.counted = false
 	s.text.Reset()
 	s.vec.Reset()
 	s.vec.Bulk(true)
@@ -314,6 +335,17 @@ func errorResponse(err error) core.Response {
 	default:
 		return core.ErrorResponse(core.CodeBadRequest, "%v", err)
 	}
+}
+
+// Bytes estimates the memory both indexes hold, as Status's TextBytes and
+// VectorBytes, counted again once the changes since the last count pass a
+// bound (bytesRecountChanges, bytesRecountValueBytes).
+func (s *Set) Bytes() int64 {
+	if !s.counted || s.changes >= bytesRecountChanges || s.changedBytes >= bytesRecountValueBytes {
+		s.bytes = s.text.Stats().Bytes + s.vec.Stats().Bytes
+		s.changes, s.changedBytes, s.counted = 0, 0, true
+	}
+	return s.bytes
 }
 
 // Status describes both indexes.
