@@ -589,6 +589,9 @@ func (n *Node) redirect() core.Response {
 	if unheard := n.raft.Unheard(); lead == None && len(unheard) > 0 {
 		return core.ErrorResponse(core.CodeUnavailable, "no leader known: this node started on an empty data directory and votes only once every other node has answered (a new cluster elects its first leader with every node up); not yet heard: node %v; retry once they are up", unheard)
 	}
+	if unsettled := n.raft.Unsettled(); lead == None && len(unsettled) > 0 {
+		return core.ErrorResponse(core.CodeUnavailable, "no leader known: a new cluster elects its first leader once every node has heard every other at term 0; not yet heard to be done: node %v; retry once they are up", unsettled)
+	}
 	if lead == None || lead == n.cfg.ID {
 		if heard, quorum := n.peersHeard(), len(n.cfg.Peers)/2+1; heard+1 < quorum {
 			return core.ErrorResponse(core.CodeUnavailable, "no leader known, and none can be elected now: this node has heard from %d of its %d peers in the last %v, and a leader needs %d of the %d nodes; retry once they are back",
