@@ -446,7 +446,7 @@ func (h *host) start() {
 	for _, name := range h.disk.Damaged() {
 		if strings.Contains(err.Error(), name) {
 			h.s.trace(h.addr, "refused-damaged", int64(h.incarnation), 0, err.Error())
-			if h.s.mode.Wipes && h.s.canReplace() {
+			if h.s.mode.Wipes && h.s.canReplace(h) {
 				h.s.replaceDisk(h)
 				return
 			}

@@ -84,6 +84,12 @@ var regressions = []struct {
 	{1100728, "cluster", 3000, nil, "damage", "core: the state file took the record's zeros, alone in its second sector, for a sector " +
 		"a torn Save never wrote, and the damage in the first sector for the tear; node 0 restarted in term 21 though it had voted " +
 		"in term 22. A record that fits in a sector now lies in one (the third format, padded), so whole and bad means damaged"},
+	// Bug M. Trigger: a damaged disk, replaced while the cluster formed,
+	// after the other two nodes had heard the third at term 0 and elected
+	// without it.
+	{20127, "cluster", 0, nil, "damage", "election: a new cluster's node that missed the others' answers at term 0 was " +
+		"left rejoining till it caught up with a leader, and the lost disk of one of the others left no majority of voters " +
+		"for good; no node now stands at term 0 before every peer is done rejoining"},
 	// Simulator bugs; the fix is in host.start, these are the seeds that showed them.
 	{851, "", 0, []string{"readflip", "process-crash"}, "", "sim: an injected fsync error during Start was reported as a recovery failure " +
 		"instead of a refusal to start; the restart must retry on a disk without faults"},
@@ -97,6 +103,8 @@ var regressions = []struct {
 		"which was not put right: the history lost the batch's acknowledged bulk_set, a loss no single-copy log could avoid"},
 	{117314, "", 0, nil, "", "checks: a bulk_get naming one key up to six times was as many concurrent gets for porcupine; with one key " +
 		"and 8 clients, 25 ops were open at once and the check ran out of time (inconclusive); it now takes 9 ms"},
+	{20380, "cluster", 0, nil, "", "sim: the disk that replaced a node's damaged one, damaged in its turn, was taken for a " +
+		"second lost disk and not replaced, and the other two nodes of the forming cluster waited for the node to the end"},
 	{1901772, "cluster", 3000, nil, "torn", "sim: a power loss kept the new bytes a write put past a log's durable end (reserved zeros " +
 		"a sync had made durable) while the rest of their sector, which the write had overwritten, reverted: a mix no disk that " +
 		"writes sectors whole can make, and the node rightly refused the log (bad record in the final batch, not a torn write's shape)"},

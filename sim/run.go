@@ -576,15 +576,21 @@ func (s *Sim) seeRejoined() {
 // leader only once every node has answered at term 0 (election.Raft's
 // rejoined), so a node gone for good then would hold the others for good.
 // A second lost disk while one rejoins is two failures, which a cluster
-// need not survive: that node stays gone (serviceGone counts both).
-func (s *Sim) canReplace() bool {
+// need not survive: that node stays gone (serviceGone counts both). The
+// disk that replaced h's own, damaged in its turn, is not another: it was
+// h's lost disk, and h stayed gone for good when it was (found by review:
+// seed 20380, whose other two nodes waited for it to the end).
+func (s *Sim) canReplace(h *host) bool {
 	s.seeRejoined()
 	forming := false
-	for _, h := range s.hosts {
-		if h.lost {
+	for _, o := range s.hosts {
+		if o == h {
+			continue
+		}
+		if o.lost {
 			return false
 		}
-		forming = forming || h.rejoin && h.gone == ""
+		forming = forming || o.rejoin && o.gone == ""
 	}
 	return forming
 }
