@@ -33,6 +33,9 @@ type host struct {
 	// been seen done rejoining since (seeRejoined); lost: that disk
 	// replaced a lost one.
 	rejoin, lost bool
+	// started: the node's Start returned, and it has not crashed since
+	// (a crash in Start finds a node whose state is half read).
+	started bool
 	// undone: the node answered a write that failed to persist in this
 	// turn; its indexes are checked once the turn ends.
 	undone bool
@@ -316,7 +319,14 @@ func (h *host) crash(why string, powerLoss bool) {
 	if !h.up {
 		return
 	}
-	h.up = false
+	if h.started && (h.rejoin || h.lost) && !h.rejoining() {
+		// Seen done rejoining (seeRejoined) before it goes down: a node
+		// down since it was done, its disk saying so, counted as still
+		// lost, and its peers' damaged disks were left unreplaced while
+		// the cluster formed (found by review: seed 21413).
+		h.rejoin, h.lost = false, false
+	}
+	h.up, h.started = false, false
 	if n, ok := h.node.(interface{ Collected() int }); ok {
 		h.collected += n.Collected() // what this incarnation collected
 	}
@@ -405,7 +415,7 @@ func (h *host) start() {
 			a.effectBy = h.s.w.now
 		}
 		h.unsettled = h.unsettled[:0]
-		h.refused = false
+		h.refused, h.started = false, true
 		h.s.trace(h.addr, "started", int64(h.incarnation), 0, "")
 		if msg := h.s.checkIndexes(h, "after recovery"); msg != "" {
 			h.s.fail("indexes", msg)

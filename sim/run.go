@@ -563,7 +563,7 @@ func (s *Sim) wipe(h *host) {
 // rejoining.
 func (s *Sim) seeRejoined() {
 	for _, h := range s.hosts {
-		if (h.rejoin || h.lost) && h.up && !h.rejoining() {
+		if (h.rejoin || h.lost) && h.up && h.started && !h.rejoining() {
 			h.rejoin, h.lost = false, false
 		}
 	}
