@@ -579,20 +579,23 @@ func (s *Sim) seeRejoined() {
 // need not survive: that node stays gone (serviceGone counts both). The
 // disk that replaced h's own, damaged in its turn, is not another: it was
 // h's lost disk, and h stayed gone for good when it was (found by review:
-// seed 20380, whose other two nodes waited for it to the end).
+// seed 20380, whose other two nodes waited for it to the end). Nor is any
+// lost disk while no other node has been seen done rejoining: none has
+// voted, so no leader was ever elected and nothing written, and a node
+// gone for good would hold the others for good (found by review: seed
+// 30174 of cluster5, two damaged disks before any node was done).
 func (s *Sim) canReplace(h *host) bool {
 	s.seeRejoined()
-	forming := false
+	forming, lost, done := false, false, false
 	for _, o := range s.hosts {
 		if o == h {
 			continue
 		}
-		if o.lost {
-			return false
-		}
+		lost = lost || o.lost
+		done = done || !o.rejoin
 		forming = forming || o.rejoin && o.gone == ""
 	}
-	return forming
+	return forming && (!lost || !done)
 }
 
 // replaceDisk is what an operator does with a cluster node that refused
