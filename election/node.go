@@ -250,6 +250,11 @@ const meshStateFile = "mesh-state"
 // back rejoining).
 func (n *Node) Rejoining() bool { return n.saved.Rejoining || (n.raft != nil && n.raft.Rejoining()) }
 
+// Forming reports whether the node, at term 0, has not yet heard every
+// peer say it is done rejoining, and so stands in no election (Raft's
+// settled): a new cluster elects its first leader once one node has.
+func (n *Node) Forming() bool { return n.raft != nil && len(n.raft.Unsettled()) > 0 }
+
 func (n *Node) Start(env core.Env) error {
 	n.env = env
 	n.wall, _ = env.Clock.(core.WallClock)

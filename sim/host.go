@@ -319,7 +319,7 @@ func (h *host) crash(why string, powerLoss bool) {
 	if !h.up {
 		return
 	}
-	if h.started && (h.rejoin || h.lost) && !h.rejoining() {
+	if h.started && (h.rejoin || h.lost) && !h.waiting() {
 		// Seen done rejoining (seeRejoined) before it goes down: a node
 		// down since it was done, its disk saying so, counted as still
 		// lost, and its peers' damaged disks were left unreplaced while

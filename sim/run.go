@@ -560,10 +560,10 @@ func (s *Sim) wipe(h *host) {
 }
 
 // seeRejoined clears rejoin and lost for the nodes seen up and done
-// rejoining.
+// rejoining and, at term 0, waiting for their peers (host.waiting).
 func (s *Sim) seeRejoined() {
 	for _, h := range s.hosts {
-		if (h.rejoin || h.lost) && h.up && h.started && !h.rejoining() {
+		if (h.rejoin || h.lost) && h.up && h.started && !h.waiting() {
 			h.rejoin, h.lost = false, false
 		}
 	}
@@ -583,8 +583,15 @@ func (s *Sim) seeRejoined() {
 // lost disk while no other node has been seen done rejoining: none has
 // voted, so no leader was ever elected and nothing written, and a node
 // gone for good would hold the others for good (found by review: seed
-// 30174 of cluster5, two damaged disks before any node was done).
+// 30174 of cluster5, two damaged disks before any node was done). Nor
+// while no node has ever led: a node done forming that restarts at term 0
+// waits again for every peer (election.Raft's settled is not saved), so
+// until a first leader the cluster needs them all (found by review: seed
+// 30637 of cluster5).
 func (s *Sim) canReplace(h *host) bool {
+	if w, ok := s.watch.(*raftWatch); ok && w.Leader() < 0 {
+		return true
+	}
 	s.seeRejoined()
 	forming, lost, done := false, false, false
 	for _, o := range s.hosts {
@@ -634,6 +641,16 @@ func (s *Sim) canWipe() bool {
 func (h *host) rejoining() bool {
 	n, ok := h.node.(interface{ Rejoining() bool })
 	return ok && n.Rejoining()
+}
+
+// waiting reports whether h's node is rejoining, or, at term 0, still
+// waits to hear every peer done rejoining before it stands
+// (election.Node.Forming): a new cluster elects its first leader only
+// then, so until one of its nodes is done so, a node gone for good holds
+// the others for good (canReplace).
+func (h *host) waiting() bool {
+	n, ok := h.node.(interface{ Forming() bool })
+	return h.rejoining() || ok && n.Forming()
 }
 
 // crashAfterError kills h's machine soon after a failed write or sync, with
