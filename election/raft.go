@@ -1317,7 +1317,13 @@ func (r *Raft) hardState() HardState {
 // that votes takes the candidate's term, which is never 0 and never goes
 // back. So if every peer answered, after the disk was lost (askNonce),
 // at term 0, no leader was ever elected, no entry was ever written, and
-// the only vote the lost disk can have held is one for this node itself.
+// the only vote the lost disk can have held is one for this node itself,
+// or, with a second disk lost at once (two of five), for that disk's node,
+// whose term went back to 0 with it. Either was cast for a candidacy that
+// elected nobody and ended with its process; the node may vote again in
+// that term. A grant of the lost vote that outlived both processes (not
+// over a connection: each end's restart closes it) would count for the
+// other node's new candidacy in the term, beside the node's new vote.
 // This is what lets every node on an empty directory start rejoining,
 // whether its disk was lost or the cluster is new: a new cluster's nodes
 // each hear the others at term 0, empty, and go on to elect a leader; a
