@@ -36,6 +36,9 @@ type host struct {
 	// started: the node's Start returned, and it has not crashed since
 	// (a crash in Start finds a node whose state is half read).
 	started bool
+	// stood: the node was seen at a term above 0 (a cluster node's Raft):
+	// it has voted, for itself or another (canReplace).
+	stood bool
 	// undone: the node answered a write that failed to persist in this
 	// turn; its indexes are checked once the turn ends.
 	undone bool
@@ -319,6 +322,7 @@ func (h *host) crash(why string, powerLoss bool) {
 	if !h.up {
 		return
 	}
+	h.seeTerm()
 	if h.started && (h.rejoin || h.lost) && !h.waiting() {
 		// Seen done rejoining (seeRejoined) before it goes down: a node
 		// down since it was done, its disk saying so, counted as still

@@ -563,6 +563,7 @@ func (s *Sim) wipe(h *host) {
 // rejoining and, at term 0, waiting for their peers (host.waiting).
 func (s *Sim) seeRejoined() {
 	for _, h := range s.hosts {
+		h.seeTerm()
 		if (h.rejoin || h.lost) && h.up && h.started && !h.waiting() {
 			h.rejoin, h.lost = false, false
 		}
@@ -587,9 +588,13 @@ func (s *Sim) seeRejoined() {
 // while no node has ever led: a node done forming that restarts at term 0
 // waits again for every peer (election.Raft's settled is not saved), so
 // until a first leader the cluster needs them all (found by review: seed
-// 30637 of cluster5).
+// 30637 of cluster5). Unless h's node was seen past term 0: its lost vote
+// was then for itself or for a node whose term went back to 0 with a lost
+// disk, and the node, going on as new, may vote again in that term, which
+// the watch takes for a second vote (seed 40140: node 1 stood in term 1,
+// its disk was replaced, and it voted for node 2 in term 1).
 func (s *Sim) canReplace(h *host) bool {
-	if w, ok := s.watch.(*raftWatch); ok && w.Leader() < 0 {
+	if w, ok := s.watch.(*raftWatch); ok && w.Leader() < 0 && !h.stood {
 		return true
 	}
 	s.seeRejoined()
@@ -651,6 +656,13 @@ func (h *host) rejoining() bool {
 func (h *host) waiting() bool {
 	n, ok := h.node.(interface{ Forming() bool })
 	return h.rejoining() || ok && n.Forming()
+}
+
+// seeTerm notes whether h's node, up and started, is at a term above 0.
+func (h *host) seeTerm() {
+	if n, ok := h.node.(interface{ Raft() *election.Raft }); ok && h.up && h.started && n.Raft() != nil && n.Raft().Term() > 0 {
+		h.stood = true
+	}
 }
 
 // crashAfterError kills h's machine soon after a failed write or sync, with
