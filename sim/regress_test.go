@@ -112,6 +112,8 @@ var regressions = []struct {
 	{30340, "cluster5", 0, nil, "", "sim: as seed 30174"},
 	{30637, "cluster5", 0, nil, "", "sim: a damaged disk was not replaced once one node had been seen done forming, but the nodes " +
 		"restarted at term 0 before any election, each waiting again for every peer, and waited for that node to the end"},
+	{112, "cluster", 0, nil, "", "sim: a second damaged disk was replaced just after the first leader's term, where a node seen " +
+		"forming was taken for one that had never voted: two disks of three lost, and a node voted twice in term 1"},
 	{40140, "cluster", 0, nil, "", "sim: the disk of a node that had stood in term 1 was replaced before any leader; the node went " +
 		"on as new and voted for another in term 1, which the watch takes for a second vote (its lost one was for itself)"},
 	{1901772, "cluster", 3000, nil, "torn", "sim: a power loss kept the new bytes a write put past a log's durable end (reserved zeros " +

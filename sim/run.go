@@ -580,34 +580,36 @@ func (s *Sim) seeRejoined() {
 // need not survive: that node stays gone (serviceGone counts both). The
 // disk that replaced h's own, damaged in its turn, is not another: it was
 // h's lost disk, and h stayed gone for good when it was (found by review:
-// seed 20380, whose other two nodes waited for it to the end). Nor is any
-// lost disk while no other node has been seen done rejoining: none has
-// voted, so no leader was ever elected and nothing written, and a node
-// gone for good would hold the others for good (found by review: seed
-// 30174 of cluster5, two damaged disks before any node was done). Nor
-// while no node has ever led: a node done forming that restarts at term 0
-// waits again for every peer (election.Raft's settled is not saved), so
-// until a first leader the cluster needs them all (found by review: seed
-// 30637 of cluster5). Unless h's node was seen past term 0: its lost vote
-// was then for itself or for a node whose term went back to 0 with a lost
-// disk, and the node, going on as new, may vote again in that term, which
-// the watch takes for a second vote (seed 40140: node 1 stood in term 1,
-// its disk was replaced, and it voted for node 2 in term 1).
+// seed 20380, whose other two nodes waited for it to the end).
+//
+// And, whatever disks were lost before, while no node has ever led, so
+// that nothing was written: a node done forming (election.Raft's settled)
+// that restarts at term 0 waits for every peer again, so until a first
+// leader the cluster needs them all (found by review: seeds 30174, 30340
+// and 30637 of cluster5). Unless h's node was seen past term 0: its lost
+// vote was then for itself or for a node whose term went back to 0 with a
+// lost disk, and the node, going on as new, may vote again in that term,
+// which the watch takes for a second vote (seed 40140: node 1 stood in
+// term 1, its disk was replaced, and it voted for node 2 in term 1). Only
+// the watch's first leader tells that nothing was written: a node seen
+// done rejoining may have voted and lost its disk since (seed 112: two
+// disks of three replaced just after node 1's first term).
 func (s *Sim) canReplace(h *host) bool {
 	if w, ok := s.watch.(*raftWatch); ok && w.Leader() < 0 && !h.stood {
 		return true
 	}
 	s.seeRejoined()
-	forming, lost, done := false, false, false
+	forming := false
 	for _, o := range s.hosts {
 		if o == h {
 			continue
 		}
-		lost = lost || o.lost
-		done = done || !o.rejoin
+		if o.lost {
+			return false
+		}
 		forming = forming || o.rejoin && o.gone == ""
 	}
-	return forming && (!lost || !done)
+	return forming
 }
 
 // replaceDisk is what an operator does with a cluster node that refused
