@@ -205,3 +205,28 @@ func TestNodeThatLostItsLogButNotItsSnapshotRejoins(t *testing.T) {
 	c.cut[l], c.cut[behind] = true, false
 	c.nextLeaderHoldsX(l)
 }
+
+// A node restarted before its first start's wait was done says so, not
+// that it started on an empty data directory: its directory holds its
+// raft-state (found by review).
+func TestNodeRestartedWhileFormingSaysSo(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	c.cut[1] = true
+	for range 3 * c.cfgs[0].ElectionTicks {
+		c.step()
+	}
+	c.logs[1] = nil
+	c.restart(1, nil)
+	if !c.nodes[1].Rejoining() {
+		t.Fatal("node 1, cut off from its first start, is done rejoining")
+	}
+	var said []string
+	for _, line := range c.logs[1] {
+		if strings.HasPrefix(line, "started") {
+			said = append(said, line)
+		}
+	}
+	if len(said) != 1 || !strings.HasPrefix(said[0], "started again at term 0 before every other node had answered") {
+		t.Fatalf("node 1's restart said %q", said)
+	}
+}

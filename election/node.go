@@ -250,6 +250,11 @@ const meshStateFile = "mesh-state"
 // back rejoining).
 func (n *Node) Rejoining() bool { return n.saved.Rejoining || (n.raft != nil && n.raft.Rejoining()) }
 
+// Forming reports whether the node, at term 0, has not yet heard every
+// peer say it is done rejoining, and so stands in no election (Raft's
+// settled): a new cluster elects its first leader once one node has.
+func (n *Node) Forming() bool { return n.raft != nil && len(n.raft.Unsettled()) > 0 }
+
 func (n *Node) Start(env core.Env) error {
 	n.env = env
 	n.wall, _ = env.Clock.(core.WallClock)
@@ -396,8 +401,12 @@ func (n *Node) Start(env core.Env) error {
 	n.logf("recovered node %d: %d keys, snapshot at index %d (term %d), log through index %d, term %d",
 		n.cfg.ID, n.store.Len(), rec.Index, rec.Meta.Term, n.log.NextIndex()-1, n.saved.Term)
 	switch {
-	case n.saved.Rejoining && n.saved.Term == 0 && n.log.NextIndex() == 1 && rec.Index == 0:
+	case n.saved.Rejoining && saved == nil:
 		n.logf("started on an empty data directory: no vote and no election until every other node has answered; if each is new too (term 0, empty), this is a new cluster and the nodes elect a leader; if not, this directory replaces the node's old one, and the node votes once the leader's committed log is on this disk")
+	case n.saved.Rejoining && n.saved.Term == 0 && n.log.NextIndex() == 1 && rec.Index == 0:
+		// A restart before the first start's wait was done (found by
+		// review: it said "started on an empty data directory").
+		n.logf("started again at term 0 before every other node had answered: still no vote and no election until they have; if each is new too (term 0, empty), this is a new cluster; if not, this directory replaced the node's old one, and the node votes once the leader's committed log is on this disk")
 	case n.saved.Rejoining:
 		n.logf("rejoining in place of a lost data directory: no vote and no election until every peer is heard from and the leader's committed log is on this disk")
 	}
@@ -588,6 +597,9 @@ func (n *Node) redirect() core.Response {
 	}
 	if unheard := n.raft.Unheard(); lead == None && len(unheard) > 0 {
 		return core.ErrorResponse(core.CodeUnavailable, "no leader known: this node started on an empty data directory and votes only once every other node has answered (a new cluster elects its first leader with every node up); not yet heard: node %v; retry once they are up", unheard)
+	}
+	if unsettled := n.raft.Unsettled(); lead == None && len(unsettled) > 0 {
+		return core.ErrorResponse(core.CodeUnavailable, "no leader known: a new cluster elects its first leader once every node has heard every other at term 0; not yet heard to be done: node %v; retry once they are up", unsettled)
 	}
 	if lead == None || lead == n.cfg.ID {
 		if heard, quorum := n.peersHeard(), len(n.cfg.Peers)/2+1; heard+1 < quorum {

@@ -288,18 +288,19 @@ type Raft struct {
 	// joinedNew: rejoining ended because every peer was at term 0 with an
 	// empty log (see rejoined), for the caller's log line.
 	joinedNew bool
-	// peerDone, while not nil, holds back this node's first campaign after
-	// it ended rejoining as a new cluster's node: per peer, whether it
-	// has answered that it is done rejoining too. A node that stood at
-	// once made its peers that had not yet heard everyone answer at term
-	// 0 into stragglers, which must catch up with a leader before they
-	// vote, so that losing that first leader at once left no majority of
-	// voters (CI, under load: the Python client's failover test). It asks
-	// them as askTerms does, and stops waiting once every one is done, a
-	// leader is heard, or after newWaitElections election timeouts (a peer
-	// that died).
-	peerDone     []bool
-	newWaitTicks int
+	// settled is, at term 0, per peer, whether it answered askTerms that
+	// it is no longer rejoining (the answer left after its hard state
+	// said so), or stood for election. A node at term 0 stands only once
+	// every peer has (forming): a new cluster's node that missed the
+	// others' answers at term 0 (down, or cut off, once they had heard
+	// it) found them gone on to elect without it, and could end rejoining
+	// only by a leader's log; till then it could not vote, so one lost
+	// disk more left too few voters for good, though a majority of disks
+	// held every write (found by review: the simulator's seed 20127, a
+	// 3-node cluster stuck with 2 of its nodes rejoining). The price is
+	// the cluster's first election, which waits for every node to be
+	// done, not only heard.
+	settled []bool
 
 	// diskFailing: the caller's disk refuses its writes (SetDiskFailing).
 	// Such a node does not stand for election, and a leader steps down
@@ -332,9 +333,6 @@ const transferVote = 1
 // ErrTransferring refuses a proposal while the leader hands the office to
 // another node (TransferLeadership): at most an election timeout.
 var ErrTransferring = errors.New("the leader is handing the office to another node")
-
-// newWaitElections bounds peerDone's wait, in election timeouts.
-const newWaitElections = 10
 
 // rejoiningHint, in the RejectHint of a pre-vote answer (which otherwise
 // carries none), says that the answering node is rejoining: it grants no
@@ -384,6 +382,13 @@ func New(cfg Config) (*Raft, error) {
 		prevHard:   hs,
 	}
 	r.becomeFollower(r.term, None)
+	if hs.Term == 0 && len(peers) > 1 {
+		r.settled = make([]bool, len(peers))
+		r.settled[r.self] = true
+		if !hs.Rejoining {
+			r.askNonce = cfg.Rand.Uint64() | 1
+		}
+	}
 	if hs.Rejoining {
 		r.rejoining = true
 		r.heard = make([]bool, len(peers))
@@ -535,23 +540,11 @@ func (r *Raft) becomeLeader() {
 
 // Tick advances the node's clock by one tick.
 func (r *Raft) Tick() {
-	if r.rejoining {
+	if r.rejoining || r.forming() {
 		r.rejoinElapsed++
 		if r.rejoinElapsed >= r.cfg.ElectionTicks {
 			r.rejoinElapsed = 0
 			r.askTerms()
-		}
-	} else if r.peerDone != nil {
-		r.newWaitTicks++
-		r.rejoinElapsed++
-		switch {
-		case !slices.Contains(r.peerDone, false) || r.lead != None || r.newWaitTicks >= newWaitElections*r.cfg.ElectionTicks:
-			// A randomized timeout from here, so that the nodes, done
-			// waiting at about the same time, do not all stand at once.
-			r.peerDone, r.electionElapsed = nil, 0
-		case r.rejoinElapsed >= r.cfg.ElectionTicks:
-			r.rejoinElapsed = 0
-			r.askDone()
 		}
 	}
 	r.electionElapsed++
@@ -559,7 +552,7 @@ func (r *Raft) Tick() {
 		// A node whose disk refuses writes could not save its own vote,
 		// nor, elected, persist its entries: it leaves the office to a
 		// node that can.
-		if r.electionElapsed >= r.electionTimeout && len(r.peers) > 0 && !r.rejoining && r.peerDone == nil && !r.diskFailing && !r.leaving {
+		if r.electionElapsed >= r.electionTimeout && len(r.peers) > 0 && !r.rejoining && !r.diskFailing && !r.leaving && !r.forming() {
 			r.campaign()
 		} else if r.electionElapsed >= r.electionTimeout && r.state == Follower {
 			// A node that may not stand (rejoining, or its disk
@@ -812,12 +805,6 @@ func (r *Raft) Step(m Message) {
 	if m.wellFormed() != nil {
 		return // DecodeMessage refuses these, naming the fault
 	}
-	if r.peerDone != nil && m.Type == MsgPreVoteResp && m.Context == r.askNonce {
-		r.peerDone[i] = !(m.Reject && m.RejectHint == rejoiningHint)
-	}
-	if r.peerDone != nil && (m.Type == MsgVote || (m.Type == MsgPreVote && m.Context == 0)) {
-		r.peerDone[i] = true // standing for election: done rejoining
-	}
 	if r.rejoining {
 		defer r.rejoined()
 		if m.Type == MsgPreVoteResp && m.Context == r.askNonce {
@@ -836,6 +823,16 @@ func (r *Raft) Step(m Message) {
 			// Campaigning: this peer is no longer rejoining (an
 			// askTerms question always carries a nonce).
 			r.peerRejoining[i] = false
+		}
+	}
+	if r.settled != nil {
+		// Once settled, a peer stays so: if its disk is lost after, its
+		// node rejoins in place of one that was done, one lost disk.
+		if m.Type == MsgPreVoteResp && m.Context == r.askNonce && !(m.Reject && m.RejectHint == rejoiningHint) {
+			r.settled[i] = true
+		}
+		if m.Type == MsgVote || (m.Type == MsgPreVote && m.Context == 0) {
+			r.settled[i] = true
 		}
 	}
 	switch {
@@ -1328,14 +1325,21 @@ func (r *Raft) hardState() HardState {
 // that votes takes the candidate's term, which is never 0 and never goes
 // back. So if every peer answered, after the disk was lost (askNonce),
 // at term 0, no leader was ever elected, no entry was ever written, and
-// the only vote the lost disk can have held is one for this node itself.
+// the only vote the lost disk can have held is one for this node itself,
+// or, with a second disk lost at once (two of five), for that disk's node,
+// whose term went back to 0 with it. Either was cast for a candidacy that
+// elected nobody and ended with its process; the node may vote again in
+// that term. A grant of the lost vote that outlived both processes (not
+// over a connection: each end's restart closes it) would count for the
+// other node's new candidacy in the term, beside the node's new vote.
 // This is what lets every node on an empty directory start rejoining,
 // whether its disk was lost or the cluster is new: a new cluster's nodes
 // each hear the others at term 0, empty, and go on to elect a leader; a
-// wiped node hears a term or a log that is not, and rejoins. (A node that
-// stops later than the others, once they have stood for election, ends
-// by the leader's log instead.) The price: a new cluster elects its first
-// leader only once every node has answered. A majority would not do:
+// wiped node hears a term or a log that is not, and rejoins. (No node
+// stands at term 0 before every peer is done, see settled, so that no
+// node of a new cluster is left to end by a leader's log.) The price: a
+// new cluster elects its first leader only once every node has answered,
+// and every node is done. A majority would not do:
 // with one peer of three unheard, that peer and the lost disk may have
 // elected a leader and committed an entry. (The log alone would not do
 // either: a node of a build before 2026-12-05 answers with index 0.)
@@ -1360,13 +1364,6 @@ func (r *Raft) rejoined() {
 		}
 	}
 	r.joinedNew = empty
-	if empty {
-		r.peerDone = make([]bool, len(r.peers))
-		for i := range r.peers {
-			r.peerDone[i] = i == r.self || !r.peerRejoining[i]
-		}
-		r.newWaitTicks = 0
-	}
 	r.rejoining, r.heard, r.peerRejoining, r.peerEmpty = false, nil, nil, nil
 	if r.heardTerm > r.term {
 		r.becomeFollower(r.heardTerm, None)
@@ -1388,21 +1385,34 @@ func (r *Raft) rejoined() {
 // the term the node follows it, with its last index (leadLast). The
 // question carries askNonce in Context, which the answer echoes.
 func (r *Raft) askTerms() {
+	forming := r.forming()
 	for i, p := range r.peers {
-		if !r.heard[i] || (p == r.lead && !r.leadLastKnown) {
+		if forming && !r.settled[i] || r.rejoining && (!r.heard[i] || (p == r.lead && !r.leadLastKnown)) {
 			r.send(Message{Type: MsgPreVote, To: p, Term: r.term, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm(), Context: r.askNonce})
 		}
 	}
 }
 
-// askDone asks every peer not yet known to be done rejoining whether it
-// is (see peerDone), with askTerms's question.
-func (r *Raft) askDone() {
-	for i, p := range r.peers {
-		if !r.peerDone[i] {
-			r.send(Message{Type: MsgPreVote, To: p, Term: r.term, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm(), Context: r.askNonce})
+// forming reports whether this node, at term 0, has not yet heard that
+// every peer is done rejoining (settled), and so does not stand.
+func (r *Raft) forming() bool {
+	return r.term == 0 && r.settled != nil && slices.Contains(r.settled, false)
+}
+
+// Unsettled lists the peers a node of a new cluster, at term 0, has not
+// yet heard are done rejoining: it stands for election only once it has
+// heard every one (see settled).
+func (r *Raft) Unsettled() []core.NodeID {
+	if !r.forming() {
+		return nil
+	}
+	var ids []core.NodeID
+	for i, s := range r.settled {
+		if !s {
+			ids = append(ids, r.peers[i])
 		}
 	}
+	return ids
 }
 
 // Rejoining reports whether the node is still making up for a lost disk,

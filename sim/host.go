@@ -33,6 +33,12 @@ type host struct {
 	// been seen done rejoining since (seeRejoined); lost: that disk
 	// replaced a lost one.
 	rejoin, lost bool
+	// started: the node's Start returned, and it has not crashed since
+	// (a crash in Start finds a node whose state is half read).
+	started bool
+	// stood: the node was seen at a term above 0 (a cluster node's Raft):
+	// it has voted, for itself or another (canReplace).
+	stood bool
 	// undone: the node answered a write that failed to persist in this
 	// turn; its indexes are checked once the turn ends.
 	undone bool
@@ -316,7 +322,15 @@ func (h *host) crash(why string, powerLoss bool) {
 	if !h.up {
 		return
 	}
-	h.up = false
+	h.seeTerm()
+	if h.started && (h.rejoin || h.lost) && !h.waiting() {
+		// Seen done rejoining (seeRejoined) before it goes down: a node
+		// down since it was done, its disk saying so, counted as still
+		// lost, and its peers' damaged disks were left unreplaced while
+		// the cluster formed (found by review: seed 21413).
+		h.rejoin, h.lost = false, false
+	}
+	h.up, h.started = false, false
 	if n, ok := h.node.(interface{ Collected() int }); ok {
 		h.collected += n.Collected() // what this incarnation collected
 	}
@@ -405,7 +419,7 @@ func (h *host) start() {
 			a.effectBy = h.s.w.now
 		}
 		h.unsettled = h.unsettled[:0]
-		h.refused = false
+		h.refused, h.started = false, true
 		h.s.trace(h.addr, "started", int64(h.incarnation), 0, "")
 		if msg := h.s.checkIndexes(h, "after recovery"); msg != "" {
 			h.s.fail("indexes", msg)
@@ -446,7 +460,7 @@ func (h *host) start() {
 	for _, name := range h.disk.Damaged() {
 		if strings.Contains(err.Error(), name) {
 			h.s.trace(h.addr, "refused-damaged", int64(h.incarnation), 0, err.Error())
-			if h.s.mode.Wipes && h.s.canReplace() {
+			if h.s.mode.Wipes && h.s.canReplace(h) {
 				h.s.replaceDisk(h)
 				return
 			}

@@ -84,6 +84,12 @@ var regressions = []struct {
 	{1100728, "cluster", 3000, nil, "damage", "core: the state file took the record's zeros, alone in its second sector, for a sector " +
 		"a torn Save never wrote, and the damage in the first sector for the tear; node 0 restarted in term 21 though it had voted " +
 		"in term 22. A record that fits in a sector now lies in one (the third format, padded), so whole and bad means damaged"},
+	// Bug M. Trigger: a damaged disk, replaced while the cluster formed,
+	// after the other two nodes had heard the third at term 0 and elected
+	// without it.
+	{20127, "cluster", 0, nil, "damage", "election: a new cluster's node that missed the others' answers at term 0 was " +
+		"left rejoining till it caught up with a leader, and the lost disk of one of the others left no majority of voters " +
+		"for good; no node now stands at term 0 before every peer is done rejoining"},
 	// Simulator bugs; the fix is in host.start, these are the seeds that showed them.
 	{851, "", 0, []string{"readflip", "process-crash"}, "", "sim: an injected fsync error during Start was reported as a recovery failure " +
 		"instead of a refusal to start; the restart must retry on a disk without faults"},
@@ -97,6 +103,19 @@ var regressions = []struct {
 		"which was not put right: the history lost the batch's acknowledged bulk_set, a loss no single-copy log could avoid"},
 	{117314, "", 0, nil, "", "checks: a bulk_get naming one key up to six times was as many concurrent gets for porcupine; with one key " +
 		"and 8 clients, 25 ops were open at once and the check ran out of time (inconclusive); it now takes 9 ms"},
+	{20380, "cluster", 0, nil, "", "sim: the disk that replaced a node's damaged one, damaged in its turn, was taken for a " +
+		"second lost disk and not replaced, and the other two nodes of the forming cluster waited for the node to the end"},
+	{21413, "cluster", 0, nil, "", "sim: a node done rejoining that went down before the simulator looked counted as a lost disk, " +
+		"so another node's damaged disk was not replaced while the cluster formed, and the others waited for that node to the end"},
+	{30174, "cluster5", 0, nil, "", "sim: a second damaged disk was not replaced while the cluster formed, though no node was done " +
+		"rejoining (none had voted, nothing was written), and the other four waited for its node to the end"},
+	{30340, "cluster5", 0, nil, "", "sim: as seed 30174"},
+	{30637, "cluster5", 0, nil, "", "sim: a damaged disk was not replaced once one node had been seen done forming, but the nodes " +
+		"restarted at term 0 before any election, each waiting again for every peer, and waited for that node to the end"},
+	{112, "cluster", 0, nil, "", "sim: a second damaged disk was replaced just after the first leader's term, where a node seen " +
+		"forming was taken for one that had never voted: two disks of three lost, and a node voted twice in term 1"},
+	{40140, "cluster", 0, nil, "", "sim: the disk of a node that had stood in term 1 was replaced before any leader; the node went " +
+		"on as new and voted for another in term 1, which the watch takes for a second vote (its lost one was for itself)"},
 	{1901772, "cluster", 3000, nil, "torn", "sim: a power loss kept the new bytes a write put past a log's durable end (reserved zeros " +
 		"a sync had made durable) while the rest of their sector, which the write had overwritten, reverted: a mix no disk that " +
 		"writes sectors whole can make, and the node rightly refused the log (bad record in the final batch, not a torn write's shape)"},

@@ -565,35 +565,56 @@ func (s *Sim) wipe(h *host) {
 }
 
 // seeRejoined clears rejoin and lost for the nodes seen up and done
-// rejoining.
+// rejoining and, at term 0, waiting for their peers (host.waiting).
 func (s *Sim) seeRejoined() {
 	for _, h := range s.hosts {
-		if (h.rejoin || h.lost) && h.up && !h.rejoining() {
+		h.seeTerm()
+		if (h.rejoin || h.lost) && h.up && h.started && !h.waiting() {
 			h.rejoin, h.lost = false, false
 		}
 	}
 }
 
 // canReplace reports whether a cluster node that refused to start from a
-// damaged disk has it replaced (replaceDisk): while no node has led yet,
-// and no other node's lost disk is being made up for. A new cluster
-// elects its first leader only once every node has answered at term 0
-// (election.Raft's rejoined), so a node gone for good then would hold the
-// others for good. Once a node has led, a node gone for good leaves the
-// others to serve, as before; and a second lost disk while one rejoins is
-// two failures, which a cluster need not survive: that node stays gone
-// (serviceGone counts both).
-func (s *Sim) canReplace() bool {
-	s.seeRejoined()
-	if lw, ok := s.watch.(interface{ Leader() int }); !ok || lw.Leader() >= 0 {
-		return false
+// damaged disk has it replaced (replaceDisk): while some other node that
+// started on an empty disk has not been seen done rejoining, and none is
+// a lost disk's. At the cluster's start, a new cluster elects its first
+// leader only once every node has answered at term 0 (election.Raft's
+// rejoined), so a node gone for good then would hold the others for good.
+// A second lost disk while one rejoins is two failures, which a cluster
+// need not survive: that node stays gone (serviceGone counts both). The
+// disk that replaced h's own, damaged in its turn, is not another: it was
+// h's lost disk, and h stayed gone for good when it was (found by review:
+// seed 20380, whose other two nodes waited for it to the end).
+//
+// And, whatever disks were lost before, while no node has ever led, so
+// that nothing was written: a node done forming (election.Raft's settled)
+// that restarts at term 0 waits for every peer again, so until a first
+// leader the cluster needs them all (found by review: seeds 30174, 30340
+// and 30637 of cluster5). Unless h's node was seen past term 0: its lost
+// vote was then for itself or for a node whose term went back to 0 with a
+// lost disk, and the node, going on as new, may vote again in that term,
+// which the watch takes for a second vote (seed 40140: node 1 stood in
+// term 1, its disk was replaced, and it voted for node 2 in term 1). Only
+// the watch's first leader tells that nothing was written: a node seen
+// done rejoining may have voted and lost its disk since (seed 112: two
+// disks of three replaced just after node 1's first term).
+func (s *Sim) canReplace(h *host) bool {
+	if w, ok := s.watch.(*raftWatch); ok && w.Leader() < 0 && !h.stood {
+		return true
 	}
-	for _, h := range s.hosts {
-		if h.lost {
+	s.seeRejoined()
+	forming := false
+	for _, o := range s.hosts {
+		if o == h {
+			continue
+		}
+		if o.lost {
 			return false
 		}
+		forming = forming || o.rejoin && o.gone == ""
 	}
-	return true
+	return forming
 }
 
 // replaceDisk is what an operator does with a cluster node that refused
@@ -632,6 +653,23 @@ func (s *Sim) canWipe() bool {
 func (h *host) rejoining() bool {
 	n, ok := h.node.(interface{ Rejoining() bool })
 	return ok && n.Rejoining()
+}
+
+// waiting reports whether h's node is rejoining, or, at term 0, still
+// waits to hear every peer done rejoining before it stands
+// (election.Node.Forming): a new cluster elects its first leader only
+// then, so until one of its nodes is done so, a node gone for good holds
+// the others for good (canReplace).
+func (h *host) waiting() bool {
+	n, ok := h.node.(interface{ Forming() bool })
+	return h.rejoining() || ok && n.Forming()
+}
+
+// seeTerm notes whether h's node, up and started, is at a term above 0.
+func (h *host) seeTerm() {
+	if n, ok := h.node.(interface{ Raft() *election.Raft }); ok && h.up && h.started && n.Raft() != nil && n.Raft().Term() > 0 {
+		h.stood = true
+	}
 }
 
 // crashAfterError kills h's machine soon after a failed write or sync, with

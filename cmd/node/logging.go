@@ -298,6 +298,7 @@ var logClasses = []logClass{
 	{"", " failed; not acknowledging", slog.LevelError, "disk_failed"},
 	{"cannot elect a leader", "", slog.LevelError, "rejoin_stuck"},
 	{"started on an empty data directory", "", slog.LevelInfo, "rejoin"},
+	{"started again at term 0 before every other node had answered", "", slog.LevelInfo, "rejoin"},
 	{"every other node answered at term 0", "", slog.LevelInfo, "rejoin"},
 	{"--rejoin is no longer needed", "", slog.LevelWarn, "rejoin"},
 	{"rejoined: ", "", slog.LevelInfo, "rejoin"},
