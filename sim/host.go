@@ -199,6 +199,14 @@ func (h *host) runTurn() {
 				panic(midTurnCrash{after: i})
 			}
 			h.deliver(&items[i])
+			if incarnation != h.incarnation {
+				// An item of the turn stopped the process (a graceful
+				// stop's exit, stopGracefully): the rest of the turn
+				// never happens. Handed on, they were answered by the
+				// stopped node (cluster seed 253: a held get answered
+				// after the exit).
+				return
+			}
 		}
 		if crashAfter == n {
 			panic(midTurnCrash{after: n})
