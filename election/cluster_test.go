@@ -1774,21 +1774,30 @@ func TestRandomSchedulesCatchAWipeWithoutRejoin(t *testing.T) {
 // elects a follower that a late MsgTimeoutNow told to stand after the
 // leader had gone on committing without it: a committed entry is lost.
 func TestRandomSchedulesCatchATransferVoteUnchecked(t *testing.T) {
-	const within, rate = 2000, 40
+	catchPlanted(t, MutTransferVoteUnchecked, 2000, "hand-over votes granted unchecked", func(c *cluster) { c.handOverRate = 40 })
+}
+
+// catchPlanted runs the random schedules from seed 1 with mutation planted
+// in every node (setup, if not nil, shapes them further) and requires one
+// of the first within to fail; what says what the nodes then did wrong.
+func catchPlanted(t *testing.T, mutation Mutation, within int, what string, setup func(*cluster)) {
+	t.Helper()
 	plant := func(c *cluster) {
 		cfg := c.cfg
 		c.cfg = func(id core.NodeID) Config {
 			out := cfg(id)
-			out.mutation = MutTransferVoteUnchecked
+			out.mutation = mutation
 			return out
 		}
 		for _, m := range c.members {
-			m.r.cfg.mutation = MutTransferVoteUnchecked
+			m.r.cfg.mutation = mutation
 		}
-		c.handOverRate = rate
+		if setup != nil {
+			setup(c)
+		}
 	}
 	caughtBy := 0
-	for seed := uint64(1); seed <= within && caughtBy == 0; seed++ {
+	for seed := uint64(1); seed <= uint64(within) && caughtBy == 0; seed++ {
 		ct := &catcher{TB: t}
 		if ct.run(func() { runScheduleWith(ct, 3+2*int(seed%2), seed, 5000, noHostBug, plant) }) {
 			caughtBy = int(seed)
@@ -1796,7 +1805,7 @@ func TestRandomSchedulesCatchATransferVoteUnchecked(t *testing.T) {
 		}
 	}
 	if caughtBy == 0 {
-		t.Errorf("%d schedules passed with hand-over votes granted unchecked", within)
+		t.Errorf("%d schedules passed with %s", within, what)
 	}
 }
 
@@ -1844,28 +1853,5 @@ func TestRandomSchedulesStartingInChaosAreSafe(t *testing.T) {
 // it has heard every peer, and its empty log elects a candidate that lacks
 // what the lost disk helped commit.
 func TestRandomSchedulesCatchARejoinNewByOwnLog(t *testing.T) {
-	const within = 600
-	plant := func(c *cluster) {
-		cfg := c.cfg
-		c.cfg = func(id core.NodeID) Config {
-			out := cfg(id)
-			out.mutation = MutRejoinNewByOwnLog
-			return out
-		}
-		for _, m := range c.members {
-			m.r.cfg.mutation = MutRejoinNewByOwnLog
-		}
-		c.wipeRate = 0.5
-	}
-	caughtBy := 0
-	for seed := uint64(1); seed <= within && caughtBy == 0; seed++ {
-		ct := &catcher{TB: t}
-		if ct.run(func() { runScheduleWith(ct, 3+2*int(seed%2), seed, 5000, noHostBug, plant) }) {
-			caughtBy = int(seed)
-			t.Logf("caught by schedule %d: %s", caughtBy, ct.failure)
-		}
-	}
-	if caughtBy == 0 {
-		t.Errorf("%d schedules passed with wiped nodes taking the cluster for new by their own logs", within)
-	}
+	catchPlanted(t, MutRejoinNewByOwnLog, 600, "wiped nodes taking the cluster for new by their own logs", func(c *cluster) { c.wipeRate = 0.5 })
 }
