@@ -7,17 +7,16 @@ import (
 
 	"dkv/core"
 	"dkv/internal/indexes"
-	"dkv/vecidx"
 )
 
 // realIndexes are the server's search indexes over the built-in model.
 func realIndexes(t *testing.T) core.Indexes {
 	t.Helper()
-	m, err := vecidx.Default()
+	cfg, err := indexes.BuiltInConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return indexes.New(indexes.DefaultConfig(indexes.CodedModel(m), "built-in"))
+	return indexes.New(cfg)
 }
 
 // A single node with a bound on its indexes' memory (Limits.IndexBytesMax)

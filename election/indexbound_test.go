@@ -8,7 +8,6 @@ import (
 	"dkv/core"
 	"dkv/election"
 	"dkv/internal/indexes"
-	"dkv/vecidx"
 )
 
 // A cluster leader bounds its search indexes' memory (core.Limits.
@@ -16,13 +15,12 @@ import (
 // values is refused before it is proposed (store_full, naming the bound),
 // so it never applies anywhere; deletes go on.
 func TestClusterLeaderRefusesWritesPastItsIndexBound(t *testing.T) {
-	m, err := vecidx.Default()
+	icfg, err := indexes.BuiltInConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	model := indexes.CodedModel(m)
 	c := newNodeCluster(t, 3, func(_ int, cfg *election.NodeConfig) {
-		cfg.Indexes = indexes.New(indexes.DefaultConfig(model, "built-in"))
+		cfg.Indexes = indexes.New(icfg)
 		cfg.Limits.IndexBytesMax = 1 << 20
 	})
 	l, _ := c.waitLeader(-1, 1000)

@@ -9,7 +9,6 @@ import (
 	"dkv/core"
 	"dkv/internal/indexes"
 	"dkv/mesh"
-	"dkv/vecidx"
 )
 
 // A mesh node bounds its search indexes' memory (core.Limits.
@@ -17,15 +16,14 @@ import (
 // much, its clients' sets are refused (store_full, naming the bound) and
 // its peers' writes still apply, or the replicas would part for good.
 func TestMeshNodeRefusesItsClientsWritesPastItsIndexBound(t *testing.T) {
-	m, err := vecidx.Default()
+	icfg, err := indexes.BuiltInConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	model := indexes.CodedModel(m)
 	w := newWorld(t, 3, nil)
 	w.tune = func(cfg *mesh.Config) {
 		if cfg.ID == 0 {
-			cfg.Indexes = indexes.New(indexes.DefaultConfig(model, "built-in"))
+			cfg.Indexes = indexes.New(icfg)
 			cfg.Limits.IndexBytesMax = 1 << 20
 		}
 	}

@@ -117,11 +117,11 @@ var simModel struct {
 // coded once per process (it is read-only once loaded).
 func newIndexes() core.Indexes {
 	simModel.once.Do(func() {
-		if simModel.model, simModel.err = vecidx.Default(); simModel.err == nil {
-			// Coded once here, not in every indexes.New (a Set per node
-			// per check).
-			simModel.model = indexes.CodedModel(simModel.model)
-		}
+		// Coded once here, not in every indexes.New (a Set per node
+		// per check).
+		var cfg indexes.Config
+		cfg, simModel.err = indexes.BuiltInConfig()
+		simModel.model = cfg.Model
 	})
 	if simModel.err != nil {
 		panic(fmt.Sprintf("sim: the built-in embedding model: %v", simModel.err))

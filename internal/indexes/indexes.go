@@ -94,6 +94,17 @@ var _ core.Indexes = (*Set)(nil)
 // here: nothing else in dkv codes a model.
 func CodedModel(m *vecidx.Model) *vecidx.Model { return m.WithWordCodes(textidx.WordCode) }
 
+// BuiltInConfig is DefaultConfig on the built-in English model (vecidx.
+// Default), coded once here rather than in every New: what a node runs
+// without --embeddings, and what tests of the indexes' callers use.
+func BuiltInConfig() (Config, error) {
+	m, err := vecidx.Default()
+	if err != nil {
+		return Config{}, err
+	}
+	return DefaultConfig(CodedModel(m), "built-in"), nil
+}
+
 // New returns empty indexes; a node fills them (core.AttachIndexes).
 func New(cfg Config) *Set {
 	if cfg.Model == nil {
