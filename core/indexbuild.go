@@ -98,8 +98,9 @@ const (
 	indexStepBytes = 256 << 10
 	// indexBacklogMax bounds the calls a rebuild lets wait for a host's
 	// index goroutine: about 75 ms of indexing of 1 KB values, well under
-	// the host's own queue limit, so that the rebuild never fills the
-	// queue and so blocks the node's loop behind it.
+	// the host's own queue limit, so that the rebuild does not fill the
+	// queue and so block the node's loop behind it (but for its floor,
+	// below, where the node's writes have filled it).
 	indexBacklogMax = 1024
 	// indexBacklogBytesMax is the same bound in keys' and values' bytes
 	// (1,024 values of 1 KB), for indexing costs by the byte: a backlog of
@@ -107,6 +108,19 @@ const (
 	// waits for the backlog, held the node's loop, and every client's
 	// request with it, for as long (found by review).
 	indexBacklogBytesMax = 1 << 20
+	// indexBacklogFloorValues and indexBacklogFloorBytes are what a step
+	// hands over whatever the backlog: 16 values of 1 KB a tick, some
+	// 8,000 a second, about a quarter of what one core indexes. Without a
+	// floor a rebuild beside a write load that kept the host's queue past
+	// indexBacklogMax handed over nothing, tick after tick, and searches
+	// answered unavailable for as long as the load lasted (32 writers of
+	// bulk sets against a real node let the queue empty every second or
+	// so, a slowdown; nothing bounded it). With it the
+	// rebuild takes its share of the index goroutine, and the writes, which
+	// wait for room in a full queue as the rebuild's steps then do, slow by
+	// as much until it is done.
+	indexBacklogFloorValues = 16
+	indexBacklogFloorBytes  = 16 << 10
 	// indexProgressValues: a line of the log every this many values.
 	indexProgressValues = 100_000
 )
@@ -213,11 +227,10 @@ func (a *AttachedIndexes) tick() {
 		// start to the rebuild's end, as long as the rebuild in one go
 		// held the start, 9.9–11.7 s.)
 		calls, queued := b.Backlog()
-		budget, bytes = indexBacklogMax-calls, indexBacklogBytesMax-queued
+		budget = max(indexBacklogMax-calls, indexBacklogFloorValues)
+		bytes = max(indexBacklogBytesMax-queued, indexBacklogFloorBytes)
 	}
-	if budget > 0 && bytes > 0 {
-		a.step(budget, bytes)
-	}
+	a.step(budget, bytes)
 	if !a.done {
 		a.arm()
 	}

@@ -145,7 +145,7 @@ func TestRebuildInlineOnlyWhenSmall(t *testing.T) {
 
 // A rebuild keeps a host's queue of index calls full but short: a step
 // hands over what tops the backlog up to its bound, whatever StepValues
-// says, and none at the bound.
+// says, and only its floor of 16 at the bound or past it.
 func TestRebuildWaitsForABacklog(t *testing.T) {
 	clock := &manualClock{}
 	s := core.NewStore()
@@ -155,13 +155,13 @@ func TestRebuildWaitsForABacklog(t *testing.T) {
 	rec := &backlogIndexes{recordingIndexes: newRecording(), backlog: 1024}
 	a := core.AttachIndexes(s, rec, clock, core.IndexBuildConfig{InlineValuesMax: -1, StepValues: 1000}, t.Logf, core.MutNone)
 	tick(clock)
-	if len(rec.held) != 0 {
-		t.Fatalf("a step handed over %d values with the backlog at its bound", len(rec.held))
+	if len(rec.held) != 16 {
+		t.Fatalf("a step handed over %d values with the backlog at its bound, want its floor of 16", len(rec.held))
 	}
 	rec.backlog = 1000
 	tick(clock)
-	if len(rec.held) != 24 {
-		t.Fatalf("a step handed over %d values with a backlog of 1000, want 24", len(rec.held))
+	if len(rec.held) != 16+24 {
+		t.Fatalf("a step handed over %d values with a backlog of 1000, want 24", len(rec.held)-16)
 	}
 	rec.backlog = 0
 	for range 3 { // 1,024 values a step
@@ -169,6 +169,26 @@ func TestRebuildWaitsForABacklog(t *testing.T) {
 	}
 	if !a.Built() || len(rec.held) != 3000 {
 		t.Fatalf("built %v with %d values", a.Built(), len(rec.held))
+	}
+}
+
+// A rebuild beside writes that keep the host's queue past its backlog's
+// bound still ends: each tick hands over the floor's 16 values. Without
+// the floor it handed over none for as long as the load lasted, and
+// searches answered unavailable all that time.
+func TestRebuildEndsBesideABacklogThatNeverFalls(t *testing.T) {
+	clock := &manualClock{}
+	s := core.NewStore()
+	for i := range 3000 {
+		s.Set(fmt.Sprintf("k%05d", i), "v")
+	}
+	rec := &backlogIndexes{recordingIndexes: newRecording(), backlog: 4096, backlogBytes: 4 << 20}
+	a := core.AttachIndexes(s, rec, clock, core.IndexBuildConfig{InlineValuesMax: -1}, t.Logf, core.MutNone)
+	for range 3000/16 + 1 {
+		tick(clock)
+	}
+	if !a.Built() || !maps.Equal(rec.held, storeMap(s)) {
+		t.Fatalf("built %v with %d of %d values after %d ticks past the backlog's bound", a.Built(), len(rec.held), s.Len(), 3000/16+1)
 	}
 }
 
@@ -190,7 +210,7 @@ func TestRebuildStepsBoundedByBytes(t *testing.T) {
 		{"node's goroutine", false, 0, 3},
 		{"empty backlog", true, 0, 11},
 		{"backlog of 0.5 MiB", true, 1 << 19, 6},
-		{"backlog at its bytes", true, 1 << 20, 0},
+		{"backlog at its bytes", true, 1 << 20, 1}, // the floor: at least one value
 	} {
 		clock := &manualClock{}
 		s := core.NewStore()
