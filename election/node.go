@@ -160,8 +160,8 @@ type Node struct {
 	diskErr error
 	// diskProbeTicks counts the ticks to the next probeDisk.
 	diskProbeTicks int
-	// stuckLogged: the error that every node is rejoining was logged
-	// (noteStuck), once.
+	// stuckLogged: the error that too many nodes are rejoining was logged
+	// (noteStuck), and no leader has been known since.
 	stuckLogged bool
 	// inflight is the Ready whose entries are syncing; Raft advances past
 	// it, and the next Ready is taken, once they are durable.
@@ -1186,9 +1186,18 @@ func (n *Node) Flush() error {
 // noteStuck logs, once, that the cluster cannot elect a leader because too
 // many nodes are rejoining (Raft's RejoinStuck): the nodes would otherwise
 // wait in silence for good, and only the operator can end it. The line
-// starts "cannot elect a leader", which the server logs as an error.
+// starts "cannot elect a leader", which the server logs as an error. Once
+// a leader is known after all (the operator restored a node from a
+// backup, or the line came of a peer's answer from before it caught up),
+// it says so, so that an operator reading the log (or alerting on the
+// error) is not left with an error that no longer holds; the error may
+// then be logged again.
 func (n *Node) noteStuck() {
 	if n.stuckLogged {
+		if lead := n.raft.Leader(); lead != None {
+			n.stuckLogged = false
+			n.logf("a leader is elected after all: node %d in term %d; the cluster is no longer stuck as this node logged above", lead, n.raft.Term())
+		}
 		return
 	}
 	rejoining := n.raft.RejoinStuck()

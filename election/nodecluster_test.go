@@ -530,6 +530,85 @@ func TestClusterWithTwoLostDisksSaysItCannotElect(t *testing.T) {
 	}
 }
 
+// The two nodes of three that lost their disks say they cannot elect; the
+// operator restores one of them from a backup (here: the files it had),
+// the cluster elects, and the node still rejoining says that its error no
+// longer holds. Before, the error stood in its log as the last word, and
+// an operator (or an alert on it) read a cluster that could not elect
+// while it served.
+func TestStuckClusterSaysWhenALeaderIsElectedAfterAll(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	l, _ := c.waitLeader(-1, 1000)
+	if r := c.do(l, setReq("a", "1"), 100); !r.OK {
+		t.Fatalf("set at the leader %d: %s", l, codeOf(r))
+	}
+	keeper, restored, rejoiner := (l+1)%3, (l+2)%3, l
+	c.nodes[restored].Close()
+	c.disks[restored].Crash()
+	backup := map[string][]byte{}
+	names, err := c.disks[restored].List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if backup[name], err = c.disks[restored].ReadFile(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, i := range []int{rejoiner, restored} {
+		c.restart(i, c.disks[i].Wipe)
+	}
+	for range 20 * c.cfgs[0].ElectionTicks {
+		c.step()
+	}
+	said := func(i int, prefix string) int {
+		n := 0
+		for _, line := range c.logs[i] {
+			if strings.HasPrefix(line, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	if said(rejoiner, "cannot elect a leader") != 1 || c.leader() >= 0 {
+		t.Fatalf("node %d said %d times that the cluster cannot elect; leader %d", rejoiner, said(rejoiner, "cannot elect a leader"), c.leader())
+	}
+	c.restart(restored, func() {
+		d := c.disks[restored]
+		d.Wipe()
+		for _, name := range names {
+			f, err := d.Create(name)
+			if err == nil {
+				err = f.Append(backup[name])
+			}
+			if err == nil {
+				err = f.Sync()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+		if err := d.SyncDir(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if nl, _ := c.waitLeader(-1, 20*c.cfgs[0].ElectionTicks); nl != keeper && nl != restored {
+		t.Fatalf("leader %d after node %d was restored", nl, restored)
+	}
+	for range 5 * c.cfgs[0].ElectionTicks {
+		c.step()
+	}
+	if n := said(rejoiner, "a leader is elected after all"); n != 1 {
+		t.Errorf("node %d said %d times that a leader is elected after all, want once after its error:\n%s", rejoiner, n, strings.Join(c.logs[rejoiner], "\n"))
+	}
+	if nl := c.leader(); nl < 0 {
+		t.Errorf("no leader")
+	} else if r := c.do(nl, getReq("a"), 200); !r.OK || r.Value == nil || *r.Value != "1" {
+		t.Errorf("the leader %d reads a: %s %+v", nl, codeOf(r), r.Value)
+	}
+}
+
 // A node whose disk is full stands in no election: elected, it could not
 // persist its entries. Here the leader's disk fills while one follower is
 // cut off: the leader steps down and does not stand again (the other

@@ -297,6 +297,7 @@ var logClasses = []logClass{
 	{"", "fsync failed", slog.LevelError, "fsync_failed"},
 	{"", " failed; not acknowledging", slog.LevelError, "disk_failed"},
 	{"cannot elect a leader", "", slog.LevelError, "rejoin_stuck"},
+	{"a leader is elected after all", "", slog.LevelInfo, "rejoin_stuck_over"},
 	{"started on an empty data directory", "", slog.LevelInfo, "rejoin"},
 	{"started again at term 0 before every other node had answered", "", slog.LevelInfo, "rejoin"},
 	{"every other node answered at term 0", "", slog.LevelInfo, "rejoin"},

@@ -213,6 +213,7 @@ func TestClassify(t *testing.T) {
 		{"peers: peer 2's connections replace each other, 3 times in 10s, each while the one before was open (last from 127.0.0.1:5): two processes may be running as node 2", slog.LevelError, "peer_twins"},
 		{"cluster 0123: 3 nodes", slog.LevelInfo, ""},
 		{"cannot elect a leader: 2 of its 3 nodes are rejoining (started on an empty data directory while another node's log is not empty, and not yet caught up with a leader)", slog.LevelError, "rejoin_stuck"},
+		{"a leader is elected after all: node 2 in term 5; the cluster is no longer stuck as this node logged above", slog.LevelInfo, "rejoin_stuck_over"},
 		{"started on an empty data directory: no vote and no election until every other node has answered; if each is new too (term 0, empty), this is a new cluster and the nodes elect a leader; if not, this directory replaces the node's old one, and the node votes once the leader's committed log is on this disk", slog.LevelInfo, "rejoin"},
 		{"every other node answered at term 0 with an empty log: a new cluster, where no leader was ever elected; votes from term 1 on", slog.LevelInfo, "rejoin"},
 		{"--rejoin is no longer needed and changes nothing: a node on an empty data directory always rejoins", slog.LevelWarn, "rejoin"},
