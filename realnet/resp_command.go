@@ -53,6 +53,7 @@ const (
 	respIncr                        // INCR, DECR, INCRBY, DECRBY: the counter's new value
 	respMemoryUsage                 // MEMORY USAGE: an estimate of a key's bytes, nil for a missing key; slot.raw holds the key
 	respRole                        // ROLE: master or slave, as status says
+	respHello                       // HELLO: the server's properties, its role as status says
 )
 
 // respCommandInfo is one command of the table, for COMMAND and its
@@ -491,7 +492,7 @@ func (c *conn) respCommand(argv [][]byte) (s *slot, quit bool) {
 		}
 		return raw([]byte("+OK\r\n")), false
 	case "hello":
-		return c.respHello(args)
+		return c.respHelloCommand(args, request)
 	case "client":
 		return c.respClient(args), false
 	case "command":
@@ -865,7 +866,10 @@ func respQuoteArg(s string) string {
 	return s
 }
 
-func (c *conn) respHello(args [][]byte) (_ *slot, closing bool) {
+// respHelloCommand serves HELLO: the handshake, then the server's
+// properties, which name its role as Redis's HELLO does (master, or
+// replica); so they are made from the node's status, as ROLE's are.
+func (c *conn) respHelloCommand(args [][]byte, request func(core.Request, respKind) *slot) (_ *slot, closing bool) {
 	errorf := func(msg string) *slot { return &slot{filled: true, kind: respRaw, raw: appendRESPError(nil, msg)} }
 	var name, user, password []byte
 	if len(args) > 0 {
@@ -908,22 +912,36 @@ func (c *conn) respHello(args [][]byte) (_ *slot, closing bool) {
 	if name != nil {
 		c.resp.name = string(name)
 	}
-	b := appendRESPArray(nil, 14)
-	b = appendRESPBulk(b, "server")
-	b = appendRESPBulk(b, "dkv")
-	b = appendRESPBulk(b, "version")
-	b = appendRESPBulk(b, respRedisVersion)
-	b = appendRESPBulk(b, "proto")
-	b = appendRESPInt(b, 2)
-	b = appendRESPBulk(b, "id")
-	b = appendRESPInt(b, int64(c.resp.id))
-	b = appendRESPBulk(b, "mode")
-	b = appendRESPBulk(b, "standalone")
-	b = appendRESPBulk(b, "role")
-	b = appendRESPBulk(b, "master")
-	b = appendRESPBulk(b, "modules")
-	b = appendRESPArray(b, 0)
-	return &slot{filled: true, kind: respRaw, raw: b}, false
+	return request(core.Request{Op: core.OpStatus}, respHello), false
+}
+
+// appendRESPHello writes HELLO's properties as Redis 7 does in RESP2: a
+// flat array of names and values. role is "master" on a node that takes
+// writes and "replica" on one that sends them to a leader, or knows none
+// yet (a Redis replica whose master is down says replica too): a client
+// that picks a node to write to by HELLO's role, as some do by ROLE's,
+// must not take a cluster's follower for one. mode stays "standalone":
+// "cluster" would say Redis Cluster, whose slots dkv does not serve.
+func (c *conn) appendRESPHello(dst []byte, r replication) []byte {
+	role := "replica"
+	if r.master {
+		role = "master"
+	}
+	dst = appendRESPArray(dst, 14)
+	dst = appendRESPBulk(dst, "server")
+	dst = appendRESPBulk(dst, "dkv")
+	dst = appendRESPBulk(dst, "version")
+	dst = appendRESPBulk(dst, respRedisVersion)
+	dst = appendRESPBulk(dst, "proto")
+	dst = appendRESPInt(dst, 2)
+	dst = appendRESPBulk(dst, "id")
+	dst = appendRESPInt(dst, int64(c.resp.id))
+	dst = appendRESPBulk(dst, "mode")
+	dst = appendRESPBulk(dst, "standalone")
+	dst = appendRESPBulk(dst, "role")
+	dst = appendRESPBulk(dst, role)
+	dst = appendRESPBulk(dst, "modules")
+	return appendRESPArray(dst, 0)
 }
 
 // respClientNameBytesMax bounds a connection's name (CLIENT SETNAME,
@@ -1165,6 +1183,11 @@ func notUTF8Response(resp *core.Response) core.Response {
 // appendRESPResponse renders the node's answer to a RESP command.
 func (c *conn) appendRESPResponse(dst []byte, s *slot) []byte {
 	resp := &s.resp
+	if s.kind == respHello {
+		// The handshake is answered whatever the status: a node that
+		// could not say (an error, no status) is not one to write to.
+		return c.appendRESPHello(dst, replicationOf(resp.Status))
+	}
 	if e := resp.Error; e != nil {
 		switch {
 		case e.Code == core.CodeNotFound && s.kind == respGet:
