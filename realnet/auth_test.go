@@ -85,6 +85,32 @@ func TestAuthFailuresCloseTheConnection(t *testing.T) {
 			}
 		}
 		rc.expectClosed()
+
+		// A connection that authenticated is never closed for wrong
+		// passwords, however many, before its auth or after it.
+		for _, proto := range []string{"json", "resp"} {
+			wrong, right, ping := `{"op":"auth","password":"guess"}`+"\n", `{"op":"auth","password":"`+testSecret+`"}`+"\n", `{"op":"ping"}`+"\n"
+			if proto == "resp" {
+				wrong, right, ping = "AUTH guess\r\n", fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(testSecret), testSecret), "PING\r\n"
+			}
+			c := dial(t, r.addr)
+			c.send(strings.Repeat(wrong, authFailuresMax-1) + right + strings.Repeat(wrong, 2*authFailuresMax) + ping)
+			for i := range 3 * authFailuresMax {
+				line, err := c.line()
+				if err != nil {
+					t.Fatalf("%s: answer %d: %v (the connection closed)", proto, i, err)
+				}
+				if ok := i == authFailuresMax-1; ok != !strings.Contains(strings.ToLower(line), "wrong") {
+					t.Fatalf("%s: answer %d: %q", proto, i, line)
+				}
+				if strings.Contains(line, "closes") {
+					t.Fatalf("%s: answer %d says the connection closes: %q", proto, i, line)
+				}
+			}
+			if line, err := c.line(); err != nil || !strings.Contains(line, "ok") && !strings.Contains(line, "PONG") {
+				t.Fatalf("%s: ping after the wrong passwords: %q, %v", proto, line, err)
+			}
+		}
 	})
 }
 
