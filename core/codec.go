@@ -110,8 +110,14 @@ func (c Codec) decodeGeneral(line []byte) (*Request, *Response) {
 	}
 	resp := ErrorResponse(code, "%s", describeDecodeError(err))
 	// Echo the id if the line is at least an object with a readable id, so
-	// a pipelining client can match the error to its request.
-	resp.ID = req.ID
+	// a pipelining client can match the error to its request. After a
+	// syntax error the id the decoder took may be the start of a broken
+	// token ({"id":01,…} decoded an id of 0, which may well be another
+	// request's), so scanID, which checks what follows it, decides.
+	var syn *jsontext.SyntacticError
+	if !errors.As(err, &syn) {
+		resp.ID = req.ID
+	}
 	if resp.ID == nil {
 		resp.ID = scanID(line)
 	}
@@ -680,8 +686,9 @@ func readKeys(dec *jsontext.Decoder, op string, entriesMax int) ([]string, error
 }
 
 // scanID finds the id of a line that failed to decode, reading the object's
-// members up to it. It gives up at the first thing it cannot read, so an id
-// after a syntax error is not found. Only the error path runs it.
+// members up to it and the token after it. It gives up at the first thing
+// it cannot read, so an id after a syntax error, or followed by one (01 is
+// 0 and then a stray 1), is not found. Only the error path runs it.
 func scanID(line []byte) jsontext.Value {
 	dec := jsontext.NewDecoder(bytes.NewReader(line))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
@@ -697,7 +704,11 @@ func scanID(line []byte) jsontext.Value {
 			if err != nil {
 				return nil
 			}
-			return oneLineID(v)
+			id := oneLineID(v) // v is the decoder's, until its next read
+			if _, err := dec.ReadToken(); err != nil {
+				return nil
+			}
+			return id
 		}
 		if dec.SkipValue() != nil {
 			return nil

@@ -32,9 +32,22 @@ func TestDecodeRequestErrors(t *testing.T) {
 			t.Errorf("%s: got %+v %+v, want bad_request containing %q", c.line, req, bad, c.want)
 		}
 	}
-	// The id of a bad request is echoed when it can be read.
-	if _, bad := DecodeRequest([]byte(`{"id":"x1","op":"set","key":7}`)); string(bad.ID) != `"x1"` {
-		t.Errorf("id not echoed: %q", bad.ID)
+	// The id of a bad request is echoed when it can be read, and only then:
+	// 01 is no number, though it starts as 0, and echoing 0 would answer
+	// another request that a pipelining client sent with the id 0.
+	for _, c := range []struct{ line, id string }{
+		{`{"id":"x1","op":"set","key":7}`, `"x1"`},
+		{`{"id":7,"op":"ping",}`, `7`},
+		{`{"op":"ping","id":[1,2],"key":}`, `[1,2]`},
+		{`{"id":01,"op":"ping"}`, ``},
+		{`{"op":"ping","id":01}`, ``},
+		{`{"id":"a" "op":"ping"}`, ``},
+		{`{"id":1.5e}`, ``},
+	} {
+		_, bad := DecodeRequest([]byte(c.line))
+		if bad == nil || string(bad.ID) != c.id {
+			t.Errorf("%s: answered %+v, want the id %q echoed", c.line, bad, c.id)
+		}
 	}
 }
 
