@@ -327,6 +327,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return failed(err)
 	}
 	defer c.Close()
+	if writes[cmd] {
+		// A write to a port that does not speak dkv's protocol (a node's
+		// --repl-port or --metrics-addr, ports the README's examples put
+		// side by side) broke its connection or came back undecodable: it
+		// was reported as a write of unknown outcome, exit 4, "read the
+		// key back", though nothing had stored it (found by review). A
+		// ping first, on the connection the write then takes, fails such a
+		// port before anything is written: exit 1, and it says so.
+		if err := c.Ping(ctx); err != nil {
+			return failed(notSentError{err: err})
+		}
+	}
 	opCtx := ctx
 	if cmd == "scan" || cmd == "load" {
 		// A walk or a load of many pages: each request is bounded by
@@ -374,6 +386,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 func isHostPort(a string) bool {
 	_, port, err := net.SplitHostPort(a)
 	return err == nil && port != "" && !strings.ContainsFunc(a, unicode.IsSpace)
+}
+
+// writes are the commands that change the store: each is preceded by a
+// ping, so that a port that is no dkv client port fails it unsent.
+var writes = map[string]bool{
+	"set": true, "delete": true, "incr": true, "decr": true, "expire": true, "persist": true,
+	"bulk-set": true, "bulk-delete": true, "load": true,
+}
+
+// notSentError is the failed ping before a write: the write was not sent.
+type notSentError struct{ err error }
+
+func (e notSentError) Error() string {
+	return e.err.Error() + "\n(kv: the ping sent before the write failed, so the write was not sent)"
+}
+func (e notSentError) Unwrap() error { return e.err }
+
+// notAClientPort reports whether err is what a port that is no dkv client
+// port makes of a request: an answer that is not the protocol (an HTTP
+// server's, as --metrics-addr's), or a connection dropped at once (as a
+// replication port drops what is not a peer's hello). A server that
+// crashed mid-request drops it too, hence "or".
+func notAClientPort(err error) bool {
+	return errors.Is(err, client.ErrProtocol) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // passwordRefusedError is a server's refusal of the password that
@@ -1201,6 +1238,12 @@ func fail(stderr io.Writer, err error) int {
 	msg := err.Error()
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		msg += " (is the server running?)"
+	}
+	// A ping that timed out had reached nothing that answers it: a
+	// replication port waits out its handshake timeout for a peer's hello.
+	var notSent notSentError
+	if notAClientPort(err) && !errors.Is(err, client.ErrUnknownOutcome) || errors.As(err, &notSent) && errors.Is(err, context.DeadlineExceeded) {
+		msg += "\n(kv: no answer in dkv's protocol: is it a node's client port, its --port or --kv-port? Its --repl-port and --metrics-addr speak other protocols; or the server stopped)"
 	}
 	var incr unknownIncrError
 	var refused passwordRefusedError
