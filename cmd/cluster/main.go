@@ -129,6 +129,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if (cfg.kvPorts == nil) != (cfg.replPorts == nil) {
 		return nil, errors.New("give both --kv-ports and --repl-ports, or neither")
 	}
+	// A port given twice made every node refuse its own command line,
+	// blaming the lists the launcher writes (--other-kv-ports,
+	// --secondary-repl-ports), which the user never wrote, and the ports
+	// were kept in --dir for the next run (found by review).
+	all := slices.Concat(cfg.kvPorts, cfg.replPorts)
+	for i, p := range all {
+		if j := slices.Index(all[:i], p); j >= 0 {
+			return nil, fmt.Errorf("port %d is given twice, as %s and as %s: every node needs a client port and a replication port of its own", p, portRole(j, cfg.nodes), portRole(i, cfg.nodes))
+		}
+	}
 	if cfg.metricsPorts, err = portList("--metrics-ports", metrics, cfg.nodes); err != nil {
 		return nil, err
 	}
@@ -141,6 +151,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 	}
 	return &cfg, nil
+}
+
+// portRole names the i-th port of --kv-ports followed by --repl-ports,
+// for n nodes.
+func portRole(i, n int) string {
+	if i < n {
+		return fmt.Sprintf("node %d's client port (--kv-ports)", i)
+	}
+	return fmt.Sprintf("node %d's replication port (--repl-ports)", i-n)
 }
 
 func portList(name, s string, n int) ([]int, error) {
