@@ -276,7 +276,10 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 	if bin == "" {
 		fmt.Fprintln(out, "building cmd/node ...")
 		if bin, err = nodeproc.Build(dir); err != nil {
-			return err
+			// Run outside the clone (a built launcher, go install), it
+			// said "not inside the dkv module" and no more (found by
+			// review).
+			return fmt.Errorf("building cmd/node: %w (the launcher builds it from the dkv source of the directory it runs in: run go run ./cmd/cluster in the clone, or give --node-bin a built cmd/node)", err)
 		}
 	}
 	kv, repl, err := ports(cfg)

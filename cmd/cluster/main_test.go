@@ -48,6 +48,21 @@ func TestBadFlagsExit2(t *testing.T) {
 	}
 }
 
+// Outside the dkv source, with no --node-bin, the launcher cannot build
+// cmd/node: it says where to run it, or what to give it (exit 1).
+func TestOutsideTheModuleAsksForNodeBin(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(t.TempDir())
+	var stderr bytes.Buffer
+	c := run([]string{"--dir", dir}, io.Discard, &stderr)
+	if c != 1 || !strings.Contains(stderr.String(), "give --node-bin a built cmd/node") {
+		t.Fatalf("exit %d, stderr %q; want 1 and a word of --node-bin", c, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, portsFile)); err == nil {
+		t.Fatalf("a run that started nothing kept ports in %s", dir)
+	}
+}
+
 // syncBuffer is the launcher's output, read while it runs.
 type syncBuffer struct{ syncbuf.Buffer }
 
