@@ -288,6 +288,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
+	if ue := (*usageError)(nil); errors.As(err, &ue) {
+		// "kv get hello --port 9001" said only that get takes 1
+		// argument: name the flag that went after the command (found by
+		// review).
+		for _, a := range cmdArgs {
+			if a == "--" {
+				break
+			}
+			if name := flagName(fs, a); name != "" {
+				ue.msg += fmt.Sprintf(" (--%s is a flag of kv's, which goes before the command: kv --%s … %s …)", name, name, cmd)
+				break
+			}
+		}
+	}
 	if err != nil {
 		return fail(stderr, err)
 	}
