@@ -674,7 +674,15 @@ func parseWrite(cmd string, args []string) (operation, error) {
 	ifAbsent := fs.Bool("if-absent", false, "")
 	ifExists := fs.Bool("if-exists", false, "")
 	ifValue := fs.String("if-value", "", "")
-	ttl := fs.Duration("ttl", 0, "")
+	// flag.Duration's refusal of "--ttl 30" said "parse error", not
+	// that the unit is missing (found by review).
+	ttl := new(time.Duration)
+	fs.Func("ttl", "", func(s string) (err error) {
+		if *ttl, err = time.ParseDuration(s); err != nil {
+			return errors.New("not a duration: give it with its unit, as 30s, 1500ms, 2h")
+		}
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return nil, usagef("%s: %v: kv %s", cmd, err, form)
 	}
