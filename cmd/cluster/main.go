@@ -327,6 +327,19 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 		c.NodeExtra = append(c.NodeExtra, []string{"--metrics-addr", "127.0.0.1:" + strconv.Itoa(p)})
 	}
 
+	// A --dir of the other mode's nodes: each node refused its directory
+	// as "another kind of node's", which did not say that --mode or --dir
+	// was the mistake (found by review).
+	for i := range c.Size() {
+		other, file := "mesh", meshStateFile
+		if c.IsMesh() {
+			other, file = "cluster", raftStateFile
+		}
+		if _, err := os.Stat(filepath.Join(c.DataDir(i), file)); err == nil {
+			return fmt.Errorf("%s holds the data directories of a %s (%s has a %s), and this run starts a %s: give --mode %s, or another --dir (a mesh's default is mesh-data, a cluster's cluster-data)",
+				dir, other, c.DataDir(i), file, cfg.mode, other)
+		}
+	}
 	for i := range c.Size() {
 		noteLostDirectory(c, i, out)
 	}
@@ -442,6 +455,10 @@ func watch(c *nodeproc.Cluster, cfg *config, leader int, sigs <-chan os.Signal, 
 // raftStateFile is the file of a cluster node's data directory that keeps
 // its term and vote (election's hardStateFile), written at its first start.
 const raftStateFile = "raft-state"
+
+// meshStateFile is the file of a mesh node's data directory that keeps
+// its clocks (mesh's stateFile).
+const meshStateFile = "mesh-state"
 
 // noteLostDirectory says so when cluster node i's data directory has no
 // raft-state (removed, or replaced by an empty one) while a majority of

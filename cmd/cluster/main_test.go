@@ -533,3 +533,28 @@ func killAFollower(ctx context.Context, t *testing.T, l *launched, key, value st
 	}
 	return kv, follower, mark
 }
+
+// A --dir whose nodes are the other mode's is refused before a node
+// starts, naming --mode; each node refused its directory as another kind
+// of node's, which did not say that the launcher's flags were the mistake.
+func TestDirOfTheOtherMode(t *testing.T) {
+	for _, tc := range []struct{ mode, file, want string }{
+		{"mesh", "raft-state", "holds the data directories of a cluster (" + filepath.Join("DIR", "node1") + " has a raft-state), and this run starts a mesh: give --mode cluster"},
+		{"cluster", "mesh-state", "holds the data directories of a mesh (" + filepath.Join("DIR", "node1") + " has a mesh-state), and this run starts a cluster: give --mode mesh"},
+	} {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "node1"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "node1", tc.file), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// The binary is never run: the refusal comes first.
+		cfg := &config{mode: tc.mode, dir: dir, nodes: 3, bin: filepath.Join(dir, "no-such-binary"),
+			kvPorts: []int{20011, 20012, 20013}, replPorts: []int{20014, 20015, 20016}}
+		err := launch(cfg, io.Discard, nil)
+		if want := strings.ReplaceAll(tc.want, "DIR", dir); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--mode %s on a directory with %s: %v; want %q", tc.mode, tc.file, err, want)
+		}
+	}
+}
