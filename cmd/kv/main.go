@@ -377,6 +377,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		var intr interruptedError
 		if errors.As(err, &intr) {
+			global := args[:len(args)-fs.NArg()]
+			intr.load = loadCommand(global, cmdArgs[:len(cmdArgs)-1])
 			fmt.Fprintf(stderr, "kv: %v\n", intr)
 			return exitInterrupted
 		}
