@@ -1251,6 +1251,12 @@ func isTooLarge(err error) bool {
 	return errors.As(err, &se) && se.Code == core.CodeTooLarge
 }
 
+// isNotLeader reports a cluster follower's not_leader refusal.
+func isNotLeader(err error) bool {
+	var se *client.ServerError
+	return errors.As(err, &se) && se.Code == core.CodeNotLeader
+}
+
 func fail(stderr io.Writer, err error) int {
 	var ue *usageError
 	if errors.As(err, &ue) {
@@ -1286,6 +1292,10 @@ func fail(stderr io.Writer, err error) int {
 		msg += "\n(a key or value over the server's --max-key-bytes or --max-value-bytes: no --batch makes it fit)"
 	case isTooLarge(err):
 		msg += "\n(a limit of the server's: for load, a smaller --batch; see its --max-* flags)"
+	case isNotLeader(err):
+		// A cluster follower named with --port: its answer names the
+		// leader, but not how kv gets there (found by review).
+		msg += "\n(kv: a cluster's leader serves reads and writes: name every node with --addrs HOST:PORT,HOST:PORT,..., which finds the leader and follows it, or the leader with --addr)"
 	}
 	fmt.Fprintln(stderr, msg)
 	if errors.Is(err, client.ErrUnknownOutcome) {

@@ -299,3 +299,17 @@ func TestClusterDown(t *testing.T) {
 		t.Fatalf("ping of closed ports: exit %d, stderr %q; want 1 and a hint", code, stderr)
 	}
 }
+
+// A cluster follower named with --addr (or --port) refuses with
+// not_leader, naming the leader; kv says how to reach it.
+func TestFollowerSaysHowToReachTheLeader(t *testing.T) {
+	leader := clienttest.NewServer(t)
+	follower := clienttest.NewServer(t)
+	follower.Follow(leader.Addr)
+	for _, args := range [][]string{{"set", "k", "v"}, {"get", "k"}} {
+		code, _, stderr := kv(t, append([]string{"--addr", follower.Addr}, args...)...)
+		if code != exitError || !strings.Contains(stderr, "not_leader") || !strings.Contains(stderr, "name every node with --addrs") {
+			t.Errorf("kv %q at a follower: exit %d, stderr %q; want 1, not_leader and a word of --addrs", args, code, stderr)
+		}
+	}
+}
