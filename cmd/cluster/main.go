@@ -214,6 +214,13 @@ func ports(cfg *config) ([]int, []int, error) {
 				repl, _ = portList("repl", lines[1], cfg.nodes)
 			}
 			if kv == nil || repl == nil {
+				// A run with --nodes 5 kept five ports a line; the next
+				// run without it was told to give ports (found by review).
+				if len(lines) == 2 {
+					if n := len(strings.Split(lines[0], ",")); n != cfg.nodes && n == len(strings.Split(lines[1], ",")) {
+						return nil, nil, fmt.Errorf("%s holds the ports of %d nodes, and this run starts %d: give --nodes %d, or use another --dir", path, n, cfg.nodes, n)
+					}
+				}
 				return nil, nil, fmt.Errorf("%s holds no ports for %d nodes: give --kv-ports and --repl-ports, or use another --dir", path, cfg.nodes)
 			}
 		}

@@ -558,3 +558,19 @@ func TestDirOfTheOtherMode(t *testing.T) {
 		}
 	}
 }
+
+// A --dir a run of another --nodes made says which --nodes it needs.
+func TestDirOfAnotherSize(t *testing.T) {
+	dir := t.TempDir()
+	const kept = "20001,20002,20003,20004,20005\n20006,20007,20008,20009,20010\n"
+	if err := os.WriteFile(filepath.Join(dir, portsFile), []byte(kept), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := ports(&config{mode: "cluster", dir: dir, nodes: 3})
+	if want := "holds the ports of 5 nodes, and this run starts 3: give --nodes 5"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("3 nodes on a directory of 5: %v; want %q", err, want)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, portsFile)); string(b) != kept {
+		t.Fatalf("the ports file holds %q; want it kept as %q", b, kept)
+	}
+}
