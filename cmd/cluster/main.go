@@ -78,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.dir, "dir", "cluster-data", "directory for the nodes' data directories (node0, node1, ...) and the binary; kept, so a second run finds the data (default for --mode mesh: mesh-data)")
 	fs.IntVar(&cfg.nodes, "nodes", 3, "number of nodes (3 to 9)")
 	fs.StringVar(&kv, "kv-ports", "", "client ports, comma-separated, by node id (default: free ones, or those of the last run on --dir)")
-	fs.StringVar(&repl, "repl-ports", "", "replication ports, comma-separated, by node id (default: as --kv-ports)")
+	fs.StringVar(&repl, "repl-ports", "", "replication ports, comma-separated, by node id (default: free ones, or those of the last run on --dir; given, with --kv-ports)")
 	fs.StringVar(&metrics, "metrics-ports", "", "ports for each node's /metrics and /healthz on 127.0.0.1, comma-separated, by node id (default: none)")
 	fs.StringVar(&cfg.bin, "node-bin", "", "prebuilt cmd/node binary (default: build one into --dir)")
 	fs.StringVar(&cfg.authFile, "auth-file", "", "a password file every node gets as its --auth-file (clients and nodes must prove it); the launcher sends it too")

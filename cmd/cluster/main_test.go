@@ -574,3 +574,20 @@ func TestDirOfAnotherSize(t *testing.T) {
 		t.Fatalf("the ports file holds %q; want it kept as %q", b, kept)
 	}
 }
+
+// --help says what each port flag defaults to: --repl-ports' said "as
+// --kv-ports", which read as the same ports.
+func TestHelp(t *testing.T) {
+	var stderr bytes.Buffer
+	if c := run([]string{"--help"}, io.Discard, &stderr); c != 0 {
+		t.Fatalf("--help: exit %d", c)
+	}
+	for _, want := range []string{
+		"client ports, comma-separated, by node id (default: free ones, or those of the last run on --dir)",
+		"replication ports, comma-separated, by node id (default: free ones, or those of the last run on --dir; given, with --kv-ports)",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("--help says:\n%s\nwant %q", stderr.String(), want)
+		}
+	}
+}
