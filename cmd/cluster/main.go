@@ -351,22 +351,31 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 		noteLostDirectory(c, i, out)
 	}
 	fmt.Fprintf(out, "starting %d %s nodes, data under %s\n", c.Size(), cfg.mode, dir)
-	if err := c.StartAll(); err != nil {
-		return fmt.Errorf("%w\n%s", err, c.Logs())
-	}
 	defer func() {
 		fmt.Fprintln(out, "stopping the nodes ...")
 		if err := c.StopAll(10 * time.Second); err != nil {
 			fmt.Fprintf(out, "stopping: %v\n", err)
 		}
 	}()
+	// One at a time, each waited for by its own process: StartAll
+	// (nodeproc) looks each up again by c.Node, nil once it has exited,
+	// so a node that failed at once while an earlier one was still
+	// recovering (its client port taken) panicked the launcher, and the
+	// nodes already started ran on without it, holding their ports and
+	// directories (found by review). A node serves before it hears its
+	// peers, so the order costs the recoveries' sum, milliseconds.
+	for i := range c.Size() {
+		if _, err := c.Start(i); err != nil {
+			return fmt.Errorf("%w\n%s", err, c.Logs())
+		}
+	}
 	for i := range c.Size() {
 		metrics := ""
 		if cfg.metricsPorts != nil {
 			metrics = fmt.Sprintf(", metrics http://127.0.0.1:%d/metrics", cfg.metricsPorts[i])
 		}
 		fmt.Fprintf(out, "node %d: pid %d, client %s, repl 127.0.0.1:%d%s, data %s, log %s\n",
-			i, c.Node(i).Pid(), c.Addr(i), c.ReplPorts[i], metrics, c.DataDir(i), c.LogPath(i))
+			i, c.Process(i).Pid(), c.Addr(i), c.ReplPorts[i], metrics, c.DataDir(i), c.LogPath(i))
 	}
 	fmt.Fprintln(out, "command lines:")
 	for i := range c.Size() {
@@ -403,7 +412,7 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 	}
 	fmt.Fprintf(out, "node %d leads (term %d)\n\n", leader, st.Term)
 	fmt.Fprintf(out, "try:   go run ./cmd/kv%s --addrs %s set hello world\n", kvFlags(cfg), strings.Join(c.Addrs(), ","))
-	fmt.Fprintf(out, "       kill -9 %d   # the leader: another node takes over", c.Node(leader).Pid())
+	fmt.Fprintf(out, "       kill -9 %d   # the leader: another node takes over", c.Process(leader).Pid())
 	if cfg.restart > 0 {
 		fmt.Fprintf(out, "; it restarts %v later and catches up", cfg.restart)
 	}
@@ -503,7 +512,7 @@ func launchedMesh(c *nodeproc.Cluster, cfg *config, stop <-chan os.Signal, out i
 	fmt.Fprintf(out, "try:   go run ./cmd/kv%s --port %d set hello world\n", kvFlags(cfg), c.KVPorts[0])
 	fmt.Fprintf(out, "       go run ./cmd/kv%s --port %d get hello\n", kvFlags(cfg), c.KVPorts[1])
 	fmt.Fprintf(out, "       go run ./cmd/kv%s --port %d status   # the mesh section: each peer's anti-entropy passes\n", kvFlags(cfg), c.KVPorts[2])
-	fmt.Fprintf(out, "       kill -9 %d   # node 2: the others go on taking writes", c.Node(2).Pid())
+	fmt.Fprintf(out, "       kill -9 %d   # node 2: the others go on taking writes", c.Process(2).Pid())
 	if cfg.restart > 0 {
 		fmt.Fprintf(out, "; it restarts %v later and catches up by anti-entropy", cfg.restart)
 	}

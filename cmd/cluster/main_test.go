@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -588,6 +589,41 @@ func TestHelp(t *testing.T) {
 	} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("--help says:\n%s\nwant %q", stderr.String(), want)
+		}
+	}
+}
+
+// A node that fails at once while the nodes before it still start (its
+// client port taken by another program) fails the launch with its reason,
+// and leaves no node running. The launcher panicked there, in nodeproc's
+// StartAll, and nodes 0 and 1 ran on without it, holding their ports and
+// data directories against the next run (found by review).
+func TestStartFailureLeavesNoNodeRunning(t *testing.T) {
+	bin, err := nodeproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, err := nodeproc.FreePorts(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(free[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for range 3 { // the panic came in most runs, not all
+		cfg := &config{mode: "cluster", dir: t.TempDir(), nodes: 3, bin: bin, kvPorts: free[:3], replPorts: free[3:]}
+		err := launch(cfg, io.Discard, nil)
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("launch with node 2's port taken: %v; want its bind's failure", err)
+		}
+		for _, p := range []int{free[0], free[1], free[3], free[4]} {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				t.Fatalf("port %d is still held after the failed launch: %v", p, err)
+			}
+			ln.Close()
 		}
 	}
 }
