@@ -259,8 +259,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// So does SIGHUP, a closed terminal: it killed the launcher alone, and
 	// the nodes ran on, holding their ports and data directories, which
 	// the next run then found locked (found by review).
+	// And so does SIGPIPE: with the output piped (go run ./cmd/cluster |
+	// tee log), Ctrl-C ended tee too, and the launcher's next line, "received
+	// interrupt", killed it by SIGPIPE before it stopped the nodes, which ran
+	// on (found by review). Notified, a write to the broken pipe fails
+	// instead, and the nodes are stopped.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 	if err := launch(cfg, stdout, sigs); err != nil {
 		fmt.Fprintf(stderr, "cluster: %v\n", err)

@@ -627,3 +627,62 @@ func TestStartFailureLeavesNoNodeRunning(t *testing.T) {
 		}
 	}
 }
+
+// Ctrl-C of a launcher whose output is piped (go run ./cmd/cluster | tee
+// log, where the same Ctrl-C ends tee) stops the nodes: the launcher's
+// next line went to a closed pipe, SIGPIPE killed it, and the nodes ran
+// on (found by review).
+func TestInterruptWithTheOutputPipeClosed(t *testing.T) {
+	dir := t.TempDir()
+	bin, err := nodeproc.Build(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	launcher := filepath.Join(dir, "cluster")
+	if out, err := exec.Command("go", "build", "-o", launcher, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/cluster: %v\n%s", err, out)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(launcher, "--dir", filepath.Join(dir, "c"), "--node-bin", bin)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var pids []int
+	defer func() { // whatever failed, no node outlives the test
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}()
+	// Read as tee would, up to the leader's line; then the reader goes.
+	out := &syncBuffer{}
+	copied := make(chan struct{})
+	go func() { io.Copy(out, r); close(copied) }()
+	out.waitFor(t, leadsLine, 0)
+	for _, m := range regexp.MustCompile(`node \d: pid (\d+)`).FindAllStringSubmatch(out.String(), -1) {
+		pid, _ := strconv.Atoi(m[1])
+		pids = append(pids, pid)
+	}
+	r.Close()
+	<-copied
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the launcher did not exit 15s after Ctrl-C:\n%s", out.String())
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("node pid %d runs on after the launcher's Ctrl-C with its output pipe closed", pid)
+		}
+	}
+}
