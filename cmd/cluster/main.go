@@ -78,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.dir, "dir", "cluster-data", "directory for the nodes' data directories (node0, node1, ...) and the binary; kept, so a second run finds the data (default for --mode mesh: mesh-data)")
 	fs.IntVar(&cfg.nodes, "nodes", 3, "number of nodes (3 to 9)")
 	fs.StringVar(&kv, "kv-ports", "", "client ports, comma-separated, by node id (default: free ones, or those of the last run on --dir)")
-	fs.StringVar(&repl, "repl-ports", "", "replication ports, comma-separated, by node id (default: as --kv-ports)")
+	fs.StringVar(&repl, "repl-ports", "", "replication ports, comma-separated, by node id (default: free ones, or those of the last run on --dir; given, with --kv-ports)")
 	fs.StringVar(&metrics, "metrics-ports", "", "ports for each node's /metrics and /healthz on 127.0.0.1, comma-separated, by node id (default: none)")
 	fs.StringVar(&cfg.bin, "node-bin", "", "prebuilt cmd/node binary (default: build one into --dir)")
 	fs.StringVar(&cfg.authFile, "auth-file", "", "a password file every node gets as its --auth-file (clients and nodes must prove it); the launcher sends it too")
@@ -129,6 +129,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if (cfg.kvPorts == nil) != (cfg.replPorts == nil) {
 		return nil, errors.New("give both --kv-ports and --repl-ports, or neither")
 	}
+	// A port given twice made every node refuse its own command line,
+	// blaming the lists the launcher writes (--other-kv-ports,
+	// --secondary-repl-ports), which the user never wrote, and the ports
+	// were kept in --dir for the next run (found by review).
+	all := slices.Concat(cfg.kvPorts, cfg.replPorts)
+	for i, p := range all {
+		if j := slices.Index(all[:i], p); j >= 0 {
+			return nil, fmt.Errorf("port %d is given twice, as %s and as %s: every node needs a client port and a replication port of its own", p, portRole(j, cfg.nodes), portRole(i, cfg.nodes))
+		}
+	}
 	if cfg.metricsPorts, err = portList("--metrics-ports", metrics, cfg.nodes); err != nil {
 		return nil, err
 	}
@@ -141,6 +151,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 	}
 	return &cfg, nil
+}
+
+// portRole names the i-th port of --kv-ports followed by --repl-ports,
+// for n nodes.
+func portRole(i, n int) string {
+	if i < n {
+		return fmt.Sprintf("node %d's client port (--kv-ports)", i)
+	}
+	return fmt.Sprintf("node %d's replication port (--repl-ports)", i-n)
 }
 
 func portList(name, s string, n int) ([]int, error) {
@@ -195,6 +214,13 @@ func ports(cfg *config) ([]int, []int, error) {
 				repl, _ = portList("repl", lines[1], cfg.nodes)
 			}
 			if kv == nil || repl == nil {
+				// A run with --nodes 5 kept five ports a line; the next
+				// run without it was told to give ports (found by review).
+				if len(lines) == 2 {
+					if n := len(strings.Split(lines[0], ",")); n != cfg.nodes && n == len(strings.Split(lines[1], ",")) {
+						return nil, nil, fmt.Errorf("%s holds the ports of %d nodes, and this run starts %d: give --nodes %d, or use another --dir", path, n, cfg.nodes, n)
+					}
+				}
 				return nil, nil, fmt.Errorf("%s holds no ports for %d nodes: give --kv-ports and --repl-ports, or use another --dir", path, cfg.nodes)
 			}
 		}
@@ -233,8 +259,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// So does SIGHUP, a closed terminal: it killed the launcher alone, and
 	// the nodes ran on, holding their ports and data directories, which
 	// the next run then found locked (found by review).
+	// And so does SIGPIPE: with the output piped (go run ./cmd/cluster |
+	// tee log), Ctrl-C ended tee too, and the launcher's next line, "received
+	// interrupt", killed it by SIGPIPE before it stopped the nodes, which ran
+	// on (found by review). Notified, a write to the broken pipe fails
+	// instead, and the nodes are stopped.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 	if err := launch(cfg, stdout, sigs); err != nil {
 		fmt.Fprintf(stderr, "cluster: %v\n", err)
@@ -257,7 +288,10 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 	if bin == "" {
 		fmt.Fprintln(out, "building cmd/node ...")
 		if bin, err = nodeproc.Build(dir); err != nil {
-			return err
+			// Run outside the clone (a built launcher, go install), it
+			// said "not inside the dkv module" and no more (found by
+			// review).
+			return fmt.Errorf("building cmd/node: %w (the launcher builds it from the dkv source of the directory it runs in: run go run ./cmd/cluster in the clone, or give --node-bin a built cmd/node)", err)
 		}
 	}
 	kv, repl, err := ports(cfg)
@@ -305,26 +339,48 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 		c.NodeExtra = append(c.NodeExtra, []string{"--metrics-addr", "127.0.0.1:" + strconv.Itoa(p)})
 	}
 
+	// A --dir of the other mode's nodes: each node refused its directory
+	// as "another kind of node's", which did not say that --mode or --dir
+	// was the mistake (found by review).
+	for i := range c.Size() {
+		other, file := "mesh", meshStateFile
+		if c.IsMesh() {
+			other, file = "cluster", raftStateFile
+		}
+		if _, err := os.Stat(filepath.Join(c.DataDir(i), file)); err == nil {
+			return fmt.Errorf("%s holds the data directories of a %s (%s has a %s), and this run starts a %s: give --mode %s, or another --dir (a mesh's default is mesh-data, a cluster's cluster-data)",
+				dir, other, c.DataDir(i), file, cfg.mode, other)
+		}
+	}
 	for i := range c.Size() {
 		noteLostDirectory(c, i, out)
 	}
 	fmt.Fprintf(out, "starting %d %s nodes, data under %s\n", c.Size(), cfg.mode, dir)
-	if err := c.StartAll(); err != nil {
-		return fmt.Errorf("%w\n%s", err, c.Logs())
-	}
 	defer func() {
 		fmt.Fprintln(out, "stopping the nodes ...")
 		if err := c.StopAll(10 * time.Second); err != nil {
 			fmt.Fprintf(out, "stopping: %v\n", err)
 		}
 	}()
+	// One at a time, each waited for by its own process: StartAll
+	// (nodeproc) looks each up again by c.Node, nil once it has exited,
+	// so a node that failed at once while an earlier one was still
+	// recovering (its client port taken) panicked the launcher, and the
+	// nodes already started ran on without it, holding their ports and
+	// directories (found by review). A node serves before it hears its
+	// peers, so the order costs the recoveries' sum, milliseconds.
+	for i := range c.Size() {
+		if _, err := c.Start(i); err != nil {
+			return fmt.Errorf("%w\n%s", err, c.Logs())
+		}
+	}
 	for i := range c.Size() {
 		metrics := ""
 		if cfg.metricsPorts != nil {
 			metrics = fmt.Sprintf(", metrics http://127.0.0.1:%d/metrics", cfg.metricsPorts[i])
 		}
 		fmt.Fprintf(out, "node %d: pid %d, client %s, repl 127.0.0.1:%d%s, data %s, log %s\n",
-			i, c.Node(i).Pid(), c.Addr(i), c.ReplPorts[i], metrics, c.DataDir(i), c.LogPath(i))
+			i, c.Process(i).Pid(), c.Addr(i), c.ReplPorts[i], metrics, c.DataDir(i), c.LogPath(i))
 	}
 	fmt.Fprintln(out, "command lines:")
 	for i := range c.Size() {
@@ -361,7 +417,7 @@ func launch(cfg *config, out io.Writer, stop <-chan os.Signal) error {
 	}
 	fmt.Fprintf(out, "node %d leads (term %d)\n\n", leader, st.Term)
 	fmt.Fprintf(out, "try:   go run ./cmd/kv%s --addrs %s set hello world\n", kvFlags(cfg), strings.Join(c.Addrs(), ","))
-	fmt.Fprintf(out, "       kill -9 %d   # the leader: another node takes over", c.Node(leader).Pid())
+	fmt.Fprintf(out, "       kill -9 %d   # the leader: another node takes over", c.Process(leader).Pid())
 	if cfg.restart > 0 {
 		fmt.Fprintf(out, "; it restarts %v later and catches up", cfg.restart)
 	}
@@ -421,6 +477,10 @@ func watch(c *nodeproc.Cluster, cfg *config, leader int, sigs <-chan os.Signal, 
 // its term and vote (election's hardStateFile), written at its first start.
 const raftStateFile = "raft-state"
 
+// meshStateFile is the file of a mesh node's data directory that keeps
+// its clocks (mesh's stateFile).
+const meshStateFile = "mesh-state"
+
 // noteLostDirectory says so when cluster node i's data directory has no
 // raft-state (removed, or replaced by an empty one) while a majority of
 // the nodes keep theirs: it is a node of a running cluster that lost its
@@ -457,7 +517,7 @@ func launchedMesh(c *nodeproc.Cluster, cfg *config, stop <-chan os.Signal, out i
 	fmt.Fprintf(out, "try:   go run ./cmd/kv%s --port %d set hello world\n", kvFlags(cfg), c.KVPorts[0])
 	fmt.Fprintf(out, "       go run ./cmd/kv%s --port %d get hello\n", kvFlags(cfg), c.KVPorts[1])
 	fmt.Fprintf(out, "       go run ./cmd/kv%s --port %d status   # the mesh section: each peer's anti-entropy passes\n", kvFlags(cfg), c.KVPorts[2])
-	fmt.Fprintf(out, "       kill -9 %d   # node 2: the others go on taking writes", c.Node(2).Pid())
+	fmt.Fprintf(out, "       kill -9 %d   # node 2: the others go on taking writes", c.Process(2).Pid())
 	if cfg.restart > 0 {
 		fmt.Fprintf(out, "; it restarts %v later and catches up by anti-entropy", cfg.restart)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,6 +32,9 @@ func TestBadFlagsExit2(t *testing.T) {
 		{[]string{"--kv-ports", "1,2"}, "--kv-ports lists 2 ports for 3 nodes"},
 		{[]string{"--kv-ports", "1,2,x", "--repl-ports", "4,5,6"}, `--kv-ports: "x" is not a port`},
 		{[]string{"--kv-ports", "1,2,3"}, "give both --kv-ports and --repl-ports, or neither"},
+		{[]string{"--kv-ports", "1,2,3", "--repl-ports", "3,4,5"}, "port 3 is given twice, as node 2's client port (--kv-ports) and as node 0's replication port (--repl-ports)"},
+		{[]string{"--kv-ports", "1,2,1", "--repl-ports", "4,5,6"}, "port 1 is given twice, as node 0's client port (--kv-ports) and as node 2's client port (--kv-ports)"},
+		{[]string{"--kv-ports", "1,2,3", "--repl-ports", "4,5,5"}, "port 5 is given twice, as node 1's replication port (--repl-ports) and as node 2's replication port (--repl-ports)"},
 		{[]string{"--metrics-ports", "9200,9201"}, "--metrics-ports lists 2 ports for 3 nodes"},
 		{[]string{"--metrics-ports", "9200,9201,9200"}, "--metrics-ports: port 9200 is given twice"},
 		{[]string{"--kv-ports", "1,2,3", "--repl-ports", "4,5,6", "--metrics-ports", "7,8,3"}, "--metrics-ports: port 3 is also a client or replication port"},
@@ -42,6 +46,21 @@ func TestBadFlagsExit2(t *testing.T) {
 		if c := run(append([]string{"--dir", t.TempDir()}, tc.args...), io.Discard, &stderr); c != 2 || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, c, stderr.String(), tc.want)
 		}
+	}
+}
+
+// Outside the dkv source, with no --node-bin, the launcher cannot build
+// cmd/node: it says where to run it, or what to give it (exit 1).
+func TestOutsideTheModuleAsksForNodeBin(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(t.TempDir())
+	var stderr bytes.Buffer
+	c := run([]string{"--dir", dir}, io.Discard, &stderr)
+	if c != 1 || !strings.Contains(stderr.String(), "give --node-bin a built cmd/node") {
+		t.Fatalf("exit %d, stderr %q; want 1 and a word of --node-bin", c, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, portsFile)); err == nil {
+		t.Fatalf("a run that started nothing kept ports in %s", dir)
 	}
 }
 
@@ -514,4 +533,156 @@ func killAFollower(ctx context.Context, t *testing.T, l *launched, key, value st
 		t.Fatal(err)
 	}
 	return kv, follower, mark
+}
+
+// A --dir whose nodes are the other mode's is refused before a node
+// starts, naming --mode; each node refused its directory as another kind
+// of node's, which did not say that the launcher's flags were the mistake.
+func TestDirOfTheOtherMode(t *testing.T) {
+	for _, tc := range []struct{ mode, file, want string }{
+		{"mesh", "raft-state", "holds the data directories of a cluster (" + filepath.Join("DIR", "node1") + " has a raft-state), and this run starts a mesh: give --mode cluster"},
+		{"cluster", "mesh-state", "holds the data directories of a mesh (" + filepath.Join("DIR", "node1") + " has a mesh-state), and this run starts a cluster: give --mode mesh"},
+	} {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "node1"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "node1", tc.file), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// The binary is never run: the refusal comes first.
+		cfg := &config{mode: tc.mode, dir: dir, nodes: 3, bin: filepath.Join(dir, "no-such-binary"),
+			kvPorts: []int{20011, 20012, 20013}, replPorts: []int{20014, 20015, 20016}}
+		err := launch(cfg, io.Discard, nil)
+		if want := strings.ReplaceAll(tc.want, "DIR", dir); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--mode %s on a directory with %s: %v; want %q", tc.mode, tc.file, err, want)
+		}
+	}
+}
+
+// A --dir a run of another --nodes made says which --nodes it needs.
+func TestDirOfAnotherSize(t *testing.T) {
+	dir := t.TempDir()
+	const kept = "20001,20002,20003,20004,20005\n20006,20007,20008,20009,20010\n"
+	if err := os.WriteFile(filepath.Join(dir, portsFile), []byte(kept), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := ports(&config{mode: "cluster", dir: dir, nodes: 3})
+	if want := "holds the ports of 5 nodes, and this run starts 3: give --nodes 5"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("3 nodes on a directory of 5: %v; want %q", err, want)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, portsFile)); string(b) != kept {
+		t.Fatalf("the ports file holds %q; want it kept as %q", b, kept)
+	}
+}
+
+// --help says what each port flag defaults to: --repl-ports' said "as
+// --kv-ports", which read as the same ports.
+func TestHelp(t *testing.T) {
+	var stderr bytes.Buffer
+	if c := run([]string{"--help"}, io.Discard, &stderr); c != 0 {
+		t.Fatalf("--help: exit %d", c)
+	}
+	for _, want := range []string{
+		"client ports, comma-separated, by node id (default: free ones, or those of the last run on --dir)",
+		"replication ports, comma-separated, by node id (default: free ones, or those of the last run on --dir; given, with --kv-ports)",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("--help says:\n%s\nwant %q", stderr.String(), want)
+		}
+	}
+}
+
+// A node that fails at once while the nodes before it still start (its
+// client port taken by another program) fails the launch with its reason,
+// and leaves no node running. The launcher panicked there, in nodeproc's
+// StartAll, and nodes 0 and 1 ran on without it, holding their ports and
+// data directories against the next run (found by review).
+func TestStartFailureLeavesNoNodeRunning(t *testing.T) {
+	bin, err := nodeproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, err := nodeproc.FreePorts(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(free[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for range 3 { // the panic came in most runs, not all
+		cfg := &config{mode: "cluster", dir: t.TempDir(), nodes: 3, bin: bin, kvPorts: free[:3], replPorts: free[3:]}
+		err := launch(cfg, io.Discard, nil)
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("launch with node 2's port taken: %v; want its bind's failure", err)
+		}
+		for _, p := range []int{free[0], free[1], free[3], free[4]} {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				t.Fatalf("port %d is still held after the failed launch: %v", p, err)
+			}
+			ln.Close()
+		}
+	}
+}
+
+// Ctrl-C of a launcher whose output is piped (go run ./cmd/cluster | tee
+// log, where the same Ctrl-C ends tee) stops the nodes: the launcher's
+// next line went to a closed pipe, SIGPIPE killed it, and the nodes ran
+// on (found by review).
+func TestInterruptWithTheOutputPipeClosed(t *testing.T) {
+	dir := t.TempDir()
+	bin, err := nodeproc.Build(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	launcher := filepath.Join(dir, "cluster")
+	if out, err := exec.Command("go", "build", "-o", launcher, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/cluster: %v\n%s", err, out)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(launcher, "--dir", filepath.Join(dir, "c"), "--node-bin", bin)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var pids []int
+	defer func() { // whatever failed, no node outlives the test
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}()
+	// Read as tee would, up to the leader's line; then the reader goes.
+	out := &syncBuffer{}
+	copied := make(chan struct{})
+	go func() { io.Copy(out, r); close(copied) }()
+	out.waitFor(t, leadsLine, 0)
+	for _, m := range regexp.MustCompile(`node \d: pid (\d+)`).FindAllStringSubmatch(out.String(), -1) {
+		pid, _ := strconv.Atoi(m[1])
+		pids = append(pids, pid)
+	}
+	r.Close()
+	<-copied
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the launcher did not exit 15s after Ctrl-C:\n%s", out.String())
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("node pid %d runs on after the launcher's Ctrl-C with its output pipe closed", pid)
+		}
+	}
 }

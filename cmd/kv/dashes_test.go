@@ -65,3 +65,31 @@ func TestFlagAfterKeyIsRefused(t *testing.T) {
 	says("OK", "set", "k4", "--unknown-is-a-value")
 	says("--unknown-is-a-value", "get", "k4")
 }
+
+// One of kv's own flags after the command (kv get hello --port 9001) is a
+// usage error that names it and says where it goes; it said only that
+// get takes 1 argument. A command whose arguments are right takes it as
+// an argument: after "--", or as VALUE.
+func TestKVFlagAfterTheCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get", "k", "--port", "9001"}, "get takes 1 argument(s): kv get KEY (--port is a flag of kv's, which goes before the command: kv --port … get …)"},
+		{[]string{"set", "k", "v", "--addrs=a:1,b:2"}, "(--addrs is a flag of kv's, which goes before the command: kv --addrs … set …)"},
+		{[]string{"scan", "--timeout", "30s"}, "(--timeout is a flag of kv's"},
+		{[]string{"bulk-set", "k", "v", "-tls"}, "(--tls is a flag of kv's"},
+	} {
+		code, stdout, stderr := kv(t, append([]string{"--addr", "127.0.0.1:1"}, tc.args...)...)
+		if code != exitUsage || stdout != "" || !strings.Contains(stderr, tc.want) {
+			t.Errorf("kv %q: exit %d, stdout %q, stderr %q; want %d and %q", tc.args, code, stdout, stderr, exitUsage, tc.want)
+		}
+	}
+
+	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
+	says := saysAt(t, kvAt(t, addr))
+	says("OK", "set", "k", "--port")
+	says("--port", "get", "k")
+	says("OK", "set", "--", "--addr", "v")
+	says("v", "get", "--", "--addr")
+}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -234,6 +236,9 @@ type interruptedError struct {
 	lines int    // lines read and stored (blank ones and expired ones counted)
 	keys  int64  // keys stored
 	path  string // the FILE load was given
+	// load is the command line that goes on from standard input: kv with
+	// the flags this one was given, "load", its flags, "-".
+	load string
 }
 
 func (e interruptedError) Error() string {
@@ -241,7 +246,29 @@ func (e interruptedError) Error() string {
 	if e.path == "-" {
 		return msg + fmt.Sprintf("; to go on, load the input's lines from line %d", e.lines+1)
 	}
-	return msg + fmt.Sprintf("; to go on: tail -n +%d %s | kv load -", e.lines+1, e.path)
+	return msg + fmt.Sprintf("; to go on: tail -n +%d %s | %s", e.lines+1, shellQuote(e.path), e.load)
+}
+
+// loadCommand is the command line of a load of standard input to the
+// server that global (kv's flags, as given) names, with loadFlags (the
+// load's own flags). The hint said "kv load -", without the flags that
+// named the server: copied as it stood, it loaded the rest of the dump
+// into the default server, 127.0.0.1:9999, perhaps the one the dump was
+// taken from, over its newer values (found by review).
+func loadCommand(global, loadFlags []string) string {
+	words := []string{"kv"}
+	for _, a := range slices.Concat(global, []string{"load"}, loadFlags, []string{"-"}) {
+		words = append(words, shellQuote(a))
+	}
+	return strings.Join(words, " ")
+}
+
+// shellQuote quotes s for a POSIX shell where it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:,=@%+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // itemTooLargeError is one key and value that the server refuses as too

@@ -275,3 +275,56 @@ func TestLoadNamesAValueTooLarge(t *testing.T) {
 		t.Errorf("ok1, the line before it: exit %d, %q; want it stored", code, out)
 	}
 }
+
+// A load of a FILE stopped by Ctrl-C says how to go on with the same
+// server and flags: its hint said "kv load -", which loaded the rest into
+// the default server, 127.0.0.1:9999, whatever server the load had been
+// given (found by review).
+func TestLoadInterruptedGoesOnWithTheSameFlags(t *testing.T) {
+	addr := servetest.Serve(t, core.NewSingleNode(core.DefaultSingleConfig()), realnet.DefaultHostConfig())
+	// A FIFO, so that the load waits for line 4 while the test signals.
+	fifo := filepath.Join(t.TempDir(), "my dump.jsonl")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code   int
+		errOut string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, _, errOut := kv(t, "--addr", addr, "--timeout", "3s", "load", "--batch", "1", fifo)
+		done <- result{code, errOut}
+	}()
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i := 1; i <= 3; i++ {
+		fmt.Fprintf(w, `{"key":"k%d","value":"v"}`+"\n", i)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if code, _, _ := kv(t, "--addr", addr, "get", "k3"); code == exitOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("k3 not stored after 10s")
+		}
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the signal reaches the handler's goroutine
+	w.Close()
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("load did not return 10s after the signal")
+	}
+	want := "to go on: tail -n +4 '" + fifo + "' | kv --addr " + addr + " --timeout 3s load --batch 1 -\n"
+	if res.code != exitInterrupted || !strings.HasSuffix(res.errOut, want) {
+		t.Errorf("load interrupted: exit %d, stderr %q; want %d and %q", res.code, res.errOut, exitInterrupted, want)
+	}
+}

@@ -288,6 +288,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
+	if ue := (*usageError)(nil); errors.As(err, &ue) {
+		// "kv get hello --port 9001" said only that get takes 1
+		// argument: name the flag that went after the command (found by
+		// review).
+		for _, a := range cmdArgs {
+			if a == "--" {
+				break
+			}
+			if name := flagName(fs, a); name != "" {
+				ue.msg += fmt.Sprintf(" (--%s is a flag of kv's, which goes before the command: kv --%s … %s …)", name, name, cmd)
+				break
+			}
+		}
+	}
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -327,6 +341,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return failed(err)
 	}
 	defer c.Close()
+	if writes[cmd] {
+		// A write to a port that does not speak dkv's protocol (a node's
+		// --repl-port or --metrics-addr, ports the README's examples put
+		// side by side) broke its connection or came back undecodable: it
+		// was reported as a write of unknown outcome, exit 4, "read the
+		// key back", though nothing had stored it (found by review). A
+		// ping first, on the connection the write then takes, fails such a
+		// port before anything is written: exit 1, and it says so.
+		if err := c.Ping(ctx); err != nil {
+			return failed(notSentError{err: err})
+		}
+	}
 	opCtx := ctx
 	if cmd == "scan" || cmd == "load" {
 		// A walk or a load of many pages: each request is bounded by
@@ -351,6 +377,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		var intr interruptedError
 		if errors.As(err, &intr) {
+			global := args[:len(args)-fs.NArg()]
+			intr.load = loadCommand(global, cmdArgs[:len(cmdArgs)-1])
 			fmt.Fprintf(stderr, "kv: %v\n", intr)
 			return exitInterrupted
 		}
@@ -374,6 +402,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 func isHostPort(a string) bool {
 	_, port, err := net.SplitHostPort(a)
 	return err == nil && port != "" && !strings.ContainsFunc(a, unicode.IsSpace)
+}
+
+// writes are the commands that change the store: each is preceded by a
+// ping, so that a port that is no dkv client port fails it unsent.
+var writes = map[string]bool{
+	"set": true, "delete": true, "incr": true, "decr": true, "expire": true, "persist": true,
+	"bulk-set": true, "bulk-delete": true, "load": true,
+}
+
+// notSentError is the failed ping before a write: the write was not sent.
+type notSentError struct{ err error }
+
+func (e notSentError) Error() string {
+	return e.err.Error() + "\n(kv: the ping sent before the write failed, so the write was not sent)"
+}
+func (e notSentError) Unwrap() error { return e.err }
+
+// notAClientPort reports whether err is what a port that is no dkv client
+// port makes of a request: an answer that is not the protocol (an HTTP
+// server's, as --metrics-addr's), or a connection dropped at once (as a
+// replication port drops what is not a peer's hello). A server that
+// crashed mid-request drops it too, hence "or".
+func notAClientPort(err error) bool {
+	return errors.Is(err, client.ErrProtocol) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // passwordRefusedError is a server's refusal of the password that
@@ -623,7 +676,15 @@ func parseWrite(cmd string, args []string) (operation, error) {
 	ifAbsent := fs.Bool("if-absent", false, "")
 	ifExists := fs.Bool("if-exists", false, "")
 	ifValue := fs.String("if-value", "", "")
-	ttl := fs.Duration("ttl", 0, "")
+	// flag.Duration's refusal of "--ttl 30" said "parse error", not
+	// that the unit is missing (found by review).
+	ttl := new(time.Duration)
+	fs.Func("ttl", "", func(s string) (err error) {
+		if *ttl, err = time.ParseDuration(s); err != nil {
+			return errors.New("not a duration: give it with its unit, as 30s, 1500ms, 2h")
+		}
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return nil, usagef("%s: %v: kv %s", cmd, err, form)
 	}
@@ -1190,6 +1251,12 @@ func isTooLarge(err error) bool {
 	return errors.As(err, &se) && se.Code == core.CodeTooLarge
 }
 
+// isNotLeader reports a cluster follower's not_leader refusal.
+func isNotLeader(err error) bool {
+	var se *client.ServerError
+	return errors.As(err, &se) && se.Code == core.CodeNotLeader
+}
+
 func fail(stderr io.Writer, err error) int {
 	var ue *usageError
 	if errors.As(err, &ue) {
@@ -1201,6 +1268,12 @@ func fail(stderr io.Writer, err error) int {
 	msg := err.Error()
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		msg += " (is the server running?)"
+	}
+	// A ping that timed out had reached nothing that answers it: a
+	// replication port waits out its handshake timeout for a peer's hello.
+	var notSent notSentError
+	if notAClientPort(err) && !errors.Is(err, client.ErrUnknownOutcome) || errors.As(err, &notSent) && errors.Is(err, context.DeadlineExceeded) {
+		msg += "\n(kv: no answer in dkv's protocol: is it a node's client port, its --port or --kv-port? Its --repl-port and --metrics-addr speak other protocols; or the server stopped)"
 	}
 	var incr unknownIncrError
 	var refused passwordRefusedError
@@ -1219,6 +1292,10 @@ func fail(stderr io.Writer, err error) int {
 		msg += "\n(a key or value over the server's --max-key-bytes or --max-value-bytes: no --batch makes it fit)"
 	case isTooLarge(err):
 		msg += "\n(a limit of the server's: for load, a smaller --batch; see its --max-* flags)"
+	case isNotLeader(err):
+		// A cluster follower named with --port: its answer names the
+		// leader, but not how kv gets there (found by review).
+		msg += "\n(kv: a cluster's leader serves reads and writes: name every node with --addrs HOST:PORT,HOST:PORT,..., which finds the leader and follows it, or the leader with --addr)"
 	}
 	fmt.Fprintln(stderr, msg)
 	if errors.Is(err, client.ErrUnknownOutcome) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-json-experiment/json"
@@ -180,24 +181,9 @@ func TestServerDown(t *testing.T) {
 // that a script does not take it for one and write again; a read that
 // fails so exits 1 (it can be repeated freely).
 func TestUnknownOutcomeExits4(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			// Reads the request, then drops the connection unanswered.
-			buf := make([]byte, 4096)
-			nc.Read(buf)
-			nc.Close()
-		}
-	}()
-	addr := ln.Addr().String()
+	// Answers kv's ping, then reads the write and drops the connection
+	// unanswered.
+	addr := dropsWrites(t, new(atomic.Int32))
 	code, _, stderr := kv(t, "--addr", addr, "--timeout", "2s", "set", "k", "v")
 	if code != exitUnknownOutcome || !strings.Contains(stderr, "read the key back") {
 		t.Fatalf("a set whose answer never came: exit %d, stderr %q; want %d and the hint", code, stderr, exitUnknownOutcome)
@@ -311,5 +297,19 @@ func TestClusterDown(t *testing.T) {
 	code, _, stderr := kv(t, "--addrs", strings.Join(addrs, ","), "--timeout", "2s", "ping")
 	if code != exitError || !strings.Contains(stderr, "is the server running?") {
 		t.Fatalf("ping of closed ports: exit %d, stderr %q; want 1 and a hint", code, stderr)
+	}
+}
+
+// A cluster follower named with --addr (or --port) refuses with
+// not_leader, naming the leader; kv says how to reach it.
+func TestFollowerSaysHowToReachTheLeader(t *testing.T) {
+	leader := clienttest.NewServer(t)
+	follower := clienttest.NewServer(t)
+	follower.Follow(leader.Addr)
+	for _, args := range [][]string{{"set", "k", "v"}, {"get", "k"}} {
+		code, _, stderr := kv(t, append([]string{"--addr", follower.Addr}, args...)...)
+		if code != exitError || !strings.Contains(stderr, "not_leader") || !strings.Contains(stderr, "name every node with --addrs") {
+			t.Errorf("kv %q at a follower: exit %d, stderr %q; want 1, not_leader and a word of --addrs", args, code, stderr)
+		}
 	}
 }

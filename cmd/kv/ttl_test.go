@@ -96,7 +96,7 @@ func TestTTLUsageErrors(t *testing.T) {
 		{[]string{"set", "--ttl", "999us", "k", "v"}, "--ttl must be at least 1ms, got 999µs"},
 		{[]string{"set", "--ttl", "-5s", "k", "v"}, "--ttl must be at least 1ms, got -5s"},
 		{[]string{"set", "--ttl", "87601h", "k", "v"}, "--ttl must be at most ten years (87600h0m0s), got 87601h0m0s"},
-		{[]string{"set", "--ttl", "30", "k", "v"}, `invalid value "30" for flag -ttl`},
+		{[]string{"set", "--ttl", "30", "k", "v"}, `invalid value "30" for flag -ttl: not a duration: give it with its unit, as 30s, 1500ms, 2h`},
 		{[]string{"set", "--ttl", "k", "v"}, `invalid value "k" for flag -ttl`},
 		{[]string{"set", "--ttl", "1s", "k"}, "set takes 2 argument(s)"},
 		{[]string{"set", "--ttl", "1s", "--if-absent", "--if-exists", "k", "v"}, "set takes one condition at most, got --if-absent and --if-exists"},
