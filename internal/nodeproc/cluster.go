@@ -175,20 +175,25 @@ func (c *Cluster) Start(i int) (*Process, error) {
 // until each serves; on a failure it kills the ones it started.
 func (c *Cluster) StartAll() error {
 	var started []int
+	procs := map[int]*Process{}
 	for i := range c.Size() {
 		if c.Node(i) != nil {
 			continue
 		}
-		if _, err := c.Launch(i); err != nil {
+		p, err := c.Launch(i)
+		if err != nil {
 			for _, j := range started {
 				c.Kill(j)
 			}
 			return err
 		}
 		started = append(started, i)
+		procs[i] = p
 	}
 	for _, i := range started {
-		if err := c.Node(i).WaitReady(readyTimeout); err != nil {
+		// The process Launch gave, not c.Node(i): that is nil once the
+		// process has exited (its port taken, say), which panicked here.
+		if err := procs[i].WaitReady(readyTimeout); err != nil {
 			for _, j := range started {
 				c.Kill(j)
 			}

@@ -246,26 +246,65 @@ func (p *Process) Exit() error {
 	return p.waitErr
 }
 
+// stderrHeadBytes and stderrBytesMax bound what is kept of a process's
+// log: its first lines up to stderrHeadBytes (the start: recovery,
+// "serving") and the latest ones, stderrBytesMax in all. A cmd/cluster
+// left running for days, or a node without a quorum logging its elections
+// a few times a second, grew the launcher's memory without end (found by
+// review).
+const (
+	stderrHeadBytes = 64 << 10
+	stderrBytesMax  = 8 << 20
+)
+
+// lockedBuffer keeps a process's log lines: head, the first, and tail, the
+// latest; dropped counts the bytes of lines dropped between the two.
 type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	head    bytes.Buffer
+	tail    bytes.Buffer
+	dropped int64
 }
 
 func (b *lockedBuffer) writeLine(s string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.buf.WriteString(s)
-	b.buf.WriteByte('\n')
+	if b.tail.Len() == 0 && b.dropped == 0 && b.head.Len()+len(s) < stderrHeadBytes {
+		b.head.WriteString(s)
+		b.head.WriteByte('\n')
+		return
+	}
+	b.tail.WriteString(s)
+	b.tail.WriteByte('\n')
+	if over := b.head.Len() + b.tail.Len() - stderrBytesMax; over > 0 {
+		// Drop the tail's oldest lines, half of what it may hold at a
+		// time, so that a full buffer is copied once per that many bytes
+		// of new lines, not once a line.
+		kept := b.tail.Bytes()
+		cut := max(over, (stderrBytesMax-stderrHeadBytes)/2)
+		if nl := bytes.IndexByte(kept[min(cut, len(kept)-1):], '\n'); nl >= 0 {
+			cut = min(cut, len(kept)-1) + nl + 1
+		} else {
+			cut = len(kept)
+		}
+		b.dropped += int64(cut)
+		rest := bytes.Clone(kept[cut:])
+		b.tail.Reset()
+		b.tail.Write(rest)
+	}
 }
 
 func (b *lockedBuffer) contains(s string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return bytes.Contains(b.buf.Bytes(), []byte(s))
+	return bytes.Contains(b.head.Bytes(), []byte(s)) || bytes.Contains(b.tail.Bytes(), []byte(s))
 }
 
 func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buf.String()
+	if b.dropped == 0 {
+		return b.head.String() + b.tail.String()
+	}
+	return fmt.Sprintf("%s[nodeproc: %d bytes of log lines dropped here]\n%s", b.head.String(), b.dropped, b.tail.String())
 }
