@@ -380,6 +380,11 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 	var (
 		unknown bool  // an attempt of this write may have been applied
 		lastErr error // why the last attempt failed
+		// lastAnswer is the last node's answer among the failures: when
+		// the last attempt failed to reach its node (a node of a new
+		// cluster not yet started), it says why the cluster refused, which
+		// the dial error hid (found by review).
+		lastAnswer *ServerError
 		hopped  bool  // the last retry followed a redirect without a pause
 		renewed bool  // the write was moved to a new session
 		// tlsRefused are the nodes whose TLS refused the client in this
@@ -485,7 +490,7 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 			default:
 				return resp, giveUp(se)
 			}
-			lastErr = se
+			lastErr, lastAnswer = se, se
 		default:
 			// A TLS refusal is the server's before it read anything.
 			tlsErr := errors.Is(err, ErrTLS)
@@ -522,7 +527,13 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 			addr = c.after(addr)
 		}
 		if attempt >= c.opts.clusterAttemptsMax {
-			return nil, giveUp(fmt.Errorf("%s, the last: %w", attemptsFailed(attempt), lastErr))
+			err := fmt.Errorf("%s, the last: %w", attemptsFailed(attempt), lastErr)
+			if lastAnswer != nil && lastErr != error(lastAnswer) {
+				// Said, not wrapped: what the call failed of is the
+				// last attempt's error, as a caller tests it.
+				err = fmt.Errorf("%w; the last node to answer said: %v", err, lastAnswer)
+			}
+			return nil, giveUp(err)
 		}
 		hopped = !pause
 		if pause {

@@ -496,7 +496,8 @@ func TestClusterGivingUp(t *testing.T) {
 		wantUnknown bool
 		wantCode    string // "" for none
 		wantErr     error
-		wantSent    int // attempts that reached a node; -1 for at least one
+		wantSent    int    // attempts that reached a node; -1 for at least one
+		wantSaid    string // in the error's message, when set
 	}{
 		{
 			name: "every attempt dropped", nodes: 3, opts: []Option{WithMaxAttempts(4)},
@@ -533,6 +534,14 @@ func TestClusterGivingUp(t *testing.T) {
 			name: "no leader, last refused", nodes: 1, closed: 2, opts: []Option{WithMaxAttempts(5)},
 			script:  func(int32) reply { return notLeader("") },
 			wantErr: syscall.ECONNREFUSED, wantSent: 2,
+		},
+		{
+			// The last attempt's dial error is the error, and the last
+			// answer a node gave (why a new cluster does not elect, say)
+			// is said with it: it was lost.
+			name: "unavailable, last refused", nodes: 1, closed: 2, opts: []Option{WithMaxAttempts(3)},
+			script:  func(int32) reply { return errReply(core.CodeUnavailable) },
+			wantErr: syscall.ECONNREFUSED, wantSent: 1, wantSaid: "the last node to answer said: server error unavailable: scripted unavailable",
 		},
 		{
 			name: "unavailable", nodes: 3, opts: []Option{WithMaxAttempts(3)},
@@ -587,6 +596,9 @@ func TestClusterGivingUp(t *testing.T) {
 			}
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v; want %v", err, tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantSaid) {
+				t.Fatalf("err = %v; want it to say %q", err, tc.wantSaid)
 			}
 			lines := fc.seen(core.OpSet)
 			if tc.wantSent >= 0 && len(lines) != tc.wantSent {
