@@ -699,6 +699,39 @@ func TestRecoveryDoesNotReadPagesAFailedSyncKept(t *testing.T) {
 	}
 }
 
+// A failed roll's file that a crash brought back as the last segment,
+// with a snapshot through the index before its name: the snapshot does not
+// cover the segment before it, which holds the records the failed roll
+// was named for. Recovery took the empty file's name for proof that the
+// segment before ended at the snapshot, and removed it with the records
+// after the snapshot: a cluster leader lost its term's first entry, which
+// it had counted toward its commit (simulator, cluster seed 106716).
+func TestFailedRollFileBackAfterTheSnapshot(t *testing.T) {
+	d := newMemDisk()
+	g := newTestGroupCommit(t, d, 0, 1<<20)
+	appendBatch(t, g, 1) // the snapshot below covers it
+	d.fail = failOnce("syncdir", "")
+	if err := g.log.Roll(g.log.NextIndex()); err == nil {
+		t.Fatal("the roll did not fail")
+	}
+	d.fail = nil
+	appendBatch(t, g, 2) // records 2 and 3, in the first segment
+	g.log.Close()
+	d.put(walName(2), nil) // the failed roll's file, back
+	w, got := openTestLog(t, d, 1)
+	if !slices.Equal(got, recordsFrom(2, 3)) || w.NextIndex() != 4 || w.lastName() != walName(1) {
+		t.Fatalf("recovered %v, next index %d, last segment %s after the snapshot at 1: want records 2 and 3, 4, %s", got, w.NextIndex(), w.lastName(), walName(1))
+	}
+	g = NewGroupCommit(w, 1<<20)
+	appendBatch(t, g, 1) // the log goes on where it was
+	w.Close()
+	if w, got := openTestLog(t, d, 1); !slices.Equal(got, recordsFrom(2, 4)) {
+		t.Fatalf("recovered %v after another batch, want records 2 to 4", got)
+	} else {
+		w.Close()
+	}
+}
+
 // A roll whose directory sync failed, on a disk that reserves space ahead
 // of the log (disk.File, a Reserver): the batch goes on in the segment
 // before, behind which the turn reserves zeros again, and a crash may

@@ -379,10 +379,22 @@ func openLogWith(d Disk, names []string, snapIndex uint64, decode, apply func(Re
 	if err := w.removeEmptySegments(logf); err != nil {
 		return nil, err
 	}
+	// An empty last segment may be a failed roll's file that a crash
+	// brought back (see removeEmptySegments): then the segment before it
+	// is the log's true last, and may end in a tail (below), and records
+	// past the empty file's name.
+	emptyLast := false
+	if n := len(w.segments); n >= 2 {
+		size, err := fileSize(d, w.segments[n-1].name)
+		if err != nil {
+			return nil, err
+		}
+		emptyLast = size == 0
+	}
 	// A segment whose successor starts at or before snapIndex+1 holds nothing
 	// the snapshot lacks: a crash came between snapshot and cleanup.
 	before := len(w.segments)
-	if err := w.RemoveBefore(snapIndex); err != nil {
+	if err := w.removeCovered(snapIndex, emptyLast, decode); err != nil {
 		return nil, fmt.Errorf("removing log segments covered by the snapshot: %w", err)
 	}
 	if removed := before - len(w.segments); removed > 0 {
@@ -403,17 +415,7 @@ func openLogWith(d Disk, names []string, snapIndex uint64, decode, apply func(Re
 		return nil, fmt.Errorf("%w: log starts at index %d but the snapshot ends at %d: records are missing",
 			ErrCorrupt, w.segments[0].first, snapIndex)
 	}
-	// An empty last segment may be a failed roll's file that a crash
-	// brought back (see removeEmptySegments): then the segment before it
-	// is the log's true last, and may end in a tail (below).
-	emptyLast := false
-	if n := len(w.segments); n >= 2 {
-		size, err := fileSize(d, w.segments[n-1].name)
-		if err != nil {
-			return nil, err
-		}
-		emptyLast = size == 0
-	}
+	emptyLast = emptyLast && len(w.segments) >= 2
 	expect := w.segments[0].first
 	read, nextProgress := int64(0), progressBytes
 	for i := 0; i < len(w.segments); i++ { // the failed roll's file may go
@@ -784,8 +786,27 @@ func (w *Log) Sync() error {
 }
 
 // RemoveBefore removes sealed segments whose records all have index <= upTo.
-func (w *Log) RemoveBefore(upTo uint64) error {
+func (w *Log) RemoveBefore(upTo uint64) error { return w.removeCovered(upTo, false, nil) }
+
+// removeCovered is RemoveBefore at recovery, where the last segment may be
+// empty (emptyLast). Such a segment's name is no proof of where the one
+// before it ends: it may be a failed roll's file that a crash brought back
+// (see removeEmptySegments), whose records went to the segment before. So
+// that segment is read, and kept if it holds a record past upTo (the
+// reading of the log then removes the empty file). Taken for proof, a
+// failed roll's file named one past a snapshot had the segment before
+// removed with the records after the snapshot (simulator, cluster seed
+// 106716: a leader lost its term's first entry, counted toward its
+// commit). A segment that cannot be read is kept too, for the reading of
+// the log to judge.
+func (w *Log) removeCovered(upTo uint64, emptyLast bool, decode func(Record) error) error {
 	for len(w.segments) >= 2 && w.segments[1].first <= upTo+1 {
+		if first := w.segments[0].first; emptyLast && len(w.segments) == 2 {
+			_, recs, _, err := readSegment(w.disk, w.segments[0].name, first, decode, w.mutation)
+			if err != nil || first+uint64(len(recs)) > upTo+1 {
+				return nil
+			}
+		}
 		if err := w.disk.Remove(w.segments[0].name); err != nil {
 			return fmt.Errorf("removing %s: %w", w.segments[0].name, err)
 		}

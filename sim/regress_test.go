@@ -90,6 +90,12 @@ var regressions = []struct {
 	{20127, "cluster", 0, nil, "damage", "election: a new cluster's node that missed the others' answers at term 0 was " +
 		"left rejoining till it caught up with a leader, and the lost disk of one of the others left no majority of voters " +
 		"for good; no node now stands at term 0 before every peer is done rejoining"},
+	// Bug N. Trigger: a failed directory sync after a roll's create, the
+	// file's remove then lost to a power loss.
+	{106716, "cluster", 0, nil, "syncdirerror", "core: recovery took a failed roll's empty file, which a power loss brought back " +
+		"as the last segment, named one past a snapshot, for proof that the segment before ended at the snapshot, and removed " +
+		"that segment with the records after it: a leader lost its term's first entry, counted toward its commit, and was " +
+		"elected again without it"},
 	// Simulator bugs; the fix is in host.start, these are the seeds that showed them.
 	{851, "", 0, []string{"readflip", "process-crash"}, "", "sim: an injected fsync error during Start was reported as a recovery failure " +
 		"instead of a refusal to start; the restart must retry on a disk without faults"},
