@@ -1139,6 +1139,10 @@ func (n *Node) status() core.Status {
 			Clock:        n.peerClock(p, now),
 		})
 	}
+	indexes := n.indexes.Status()
+	if indexes != nil && indexes.Rebuild != nil {
+		indexes.Rebuild.Total = indexes.Rebuild.Indexed + n.rep.rebuildLeft()
+	}
 	return core.Status{
 		Mode:          "mesh",
 		Keys:          n.rep.live,
@@ -1151,7 +1155,7 @@ func (n *Node) status() core.Status {
 		DataBytes:     n.rep.store.DataBytes(),
 		DataBytesMax:  n.cfg.Limits.DataBytesMax,
 		IndexBytesMax: core.IndexBytesMax(n.indexes, n.cfg.Limits),
-		Indexes:       n.indexes.Status(),
+		Indexes:       indexes,
 		Mesh:          st,
 	}
 }
