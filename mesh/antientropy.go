@@ -476,6 +476,9 @@ func (n *Node) finishRound(p *peer) {
 // same directory waits the same extra passes: it costs a restarted node one
 // pass with each peer before its tombstones go, and keeps the rule simple.
 func (n *Node) passCounts(p *peer) bool {
+	if n.cfg.Mutation == MutPassesNeverCount {
+		return false
+	}
 	return !n.caughtUp.IsZero() && n.caughtUp.Less(p.passStart)
 }
 

@@ -1194,6 +1194,9 @@ func (n *Node) StateHash() uint64 { return n.rep.total }
 // Collected is how many tombstones the node collected since it started.
 func (n *Node) Collected() int { return n.collected }
 
+// Tombstones is how many tombstones the node holds.
+func (n *Node) Tombstones() int { return n.rep.tombstones() }
+
 // Horizon is the node's collection horizon.
 func (n *Node) Horizon() Stamp { return n.saved.Horizon }
 
