@@ -105,14 +105,14 @@ func (n *Node) join() {
 		n.joinTimer = nil
 	}
 	for _, h := range held {
-		// A set or bulk set is checked against the data bound again, now,
-		// behind the held writes before it: each fitted alone when it came,
-		// and together they could go past it.
+		// A write is checked against the data bound again, now, behind
+		// the held writes before it: each fitted alone when it came, and
+		// together they could go past it.
 		if h.req.Op == core.OpSet || h.req.Op == core.OpBulkSet {
 			n.writeGrowing(h.req, h.reply, h.items)
 			continue
 		}
-		n.write(h.req, h.reply, h.items)
+		n.deleteGrowing(h.req, h.reply, h.items)
 	}
 }
 

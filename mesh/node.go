@@ -491,7 +491,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		n.writeGrowing(req, reply, []Item{{Key: req.Key, Value: *req.Value}})
 	case core.OpDelete:
 		// A tombstone even for a key this node lacks: a peer may hold it.
-		n.write(req, reply, []Item{{Key: req.Key, Tomb: true}})
+		n.deleteGrowing(req, reply, []Item{{Key: req.Key, Tomb: true}})
 	case core.OpBulkSet:
 		n.writeGrowing(req, reply, bulkItems(req.Items))
 	case core.OpBulkGet:
@@ -526,7 +526,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 			}
 			items = append(items, Item{Key: k, Tomb: true})
 		}
-		n.write(req, reply, items)
+		n.deleteGrowing(req, reply, items)
 	case core.OpPing:
 		n.queue(pending{reply: reply, resp: core.OKResponse()})
 	case core.OpStatus:
@@ -571,14 +571,39 @@ func (n *Node) writeGrowing(req *core.Request, reply core.ReplyFunc, items []Ite
 		n.queue(pending{reply: reply, resp: *full})
 		return
 	}
-	held := n.rep.store.DataBytes()
-	if n.cfg.Limits.NearDataBound(held, upperGrowth(items)) {
-		if full := n.cfg.Limits.StoreFull(held, n.rep.growth(items)); full != nil {
-			n.queue(pending{reply: reply, resp: *full})
-			return
-		}
+	if full := n.dataFull(items); full != nil {
+		n.queue(pending{reply: reply, resp: *full})
+		return
 	}
 	n.write(req, reply, items)
+}
+
+// deleteGrowing is write for a delete or bulk_delete, refused store_full
+// only where its tombstones would grow the store past its data bound: a
+// delete of a key this node holds (a value, or a tombstone) never grows
+// it, and goes on however full the store is, as it is how a full store is
+// emptied; a tombstone for a key this node lacks is a new entry. Taken
+// past the bound, those had no limit at all: while a peer is down no
+// tombstone is collected (horizon.go), and deletes of keys that were never
+// there (a cache's invalidations, say) grew the store without end, past
+// --max-data-bytes to the machine's memory (found by review).
+func (n *Node) deleteGrowing(req *core.Request, reply core.ReplyFunc, items []Item) {
+	if full := n.dataFull(items); full != nil {
+		n.queue(pending{reply: reply, resp: *full})
+		return
+	}
+	n.write(req, reply, items)
+}
+
+// dataFull answers a client's write of items that would grow the store's
+// data bytes past their bound (core.Limits.DataBytesMax); nil when it may
+// go on. Its exact growth costs a lookup a key, paid only near the bound.
+func (n *Node) dataFull(items []Item) *core.Response {
+	held := n.rep.store.DataBytes()
+	if !n.cfg.Limits.NearDataBound(held, upperGrowth(items)) {
+		return nil
+	}
+	return n.cfg.Limits.StoreFull(held, n.rep.growth(items))
 }
 
 // queue adds a reply or message to the open batch.
