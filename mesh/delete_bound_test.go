@@ -30,6 +30,9 @@ func TestDeletesOfAbsentKeysStopAtTheDataBound(t *testing.T) {
 		switch {
 		case r.OK:
 		case r.Error.Code == core.CodeStoreFull:
+			if !strings.Contains(r.Error.Message, "tombstone") {
+				t.Fatalf("a delete refused store_full does not say why a delete grows the store: %s", r.Error.Message)
+			}
 			refused++
 		default:
 			t.Fatalf("delete %d: %+v", i, r.Error)

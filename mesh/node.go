@@ -589,6 +589,7 @@ func (n *Node) writeGrowing(req *core.Request, reply core.ReplyFunc, items []Ite
 // --max-data-bytes to the machine's memory (found by review).
 func (n *Node) deleteGrowing(req *core.Request, reply core.ReplyFunc, items []Item) {
 	if full := n.dataFull(items); full != nil {
+		full.Error.Message += "; a delete of a key this node does not hold adds a tombstone, which is collected once every peer holds it (a peer that is down holds them all: see tombstones in status)"
 		n.queue(pending{reply: reply, resp: *full})
 		return
 	}
