@@ -65,9 +65,18 @@ type peer struct {
 	// roundClock is the clock the round's digest carried (offset.go).
 	roundClock Stamp
 
-	passDone    Stamp // the start of the last complete pass
-	passes      int
-	passAt      int64 // Clock.Now when the last pass completed, -1 none
+	passDone Stamp // the start of the last complete pass
+	passes   int
+	// passAt is Clock.Now when the last complete pass began, -1 none;
+	// passBegan, when the current one did. Status reports the time since
+	// passAt as the anti-entropy lag: what this node held before then,
+	// the peer holds. A pass proves that of what the node held at its
+	// start, not at its end: timed from its end, as it was, a pass that
+	// took minutes (a peer catching up) showed no lag at all while the
+	// writes of those minutes that replication lost were still missing
+	// (found by review).
+	passAt      int64
+	passBegan   int64
 	unreachable bool
 
 	itemsSent, itemsFetched, replicated int64
@@ -132,6 +141,7 @@ func (n *Node) reborn(p *peer, inc uint64) {
 // startPass begins a pass over every bucket with p.
 func (n *Node) startPass(p *peer) {
 	p.passStart = n.hlc.Now(n.wall())
+	p.passBegan = n.env.Clock.Now()
 	p.cursor = cursor{}
 	if p.passes == 0 {
 		p.passAt = -1
@@ -429,7 +439,7 @@ func (n *Node) finishRound(p *peer) {
 			return
 		}
 		p.passes++
-		p.passAt = n.env.Clock.Now()
+		p.passAt = p.passBegan
 		if counts {
 			p.passDone = p.passStart
 			n.updateStable()
@@ -466,6 +476,9 @@ func (n *Node) finishRound(p *peer) {
 // same directory waits the same extra passes: it costs a restarted node one
 // pass with each peer before its tombstones go, and keeps the rule simple.
 func (n *Node) passCounts(p *peer) bool {
+	if n.cfg.Mutation == MutPassesNeverCount {
+		return false
+	}
 	return !n.caughtUp.IsZero() && n.caughtUp.Less(p.passStart)
 }
 

@@ -12,7 +12,8 @@ import (
 // A mesh node bounds the data bytes its clients' sets and bulk sets may
 // add, and refuses those past it (store_full), taking nothing of them;
 // its peers' writes it applies whatever the bound, or the replicas would
-// part for good. Deletes are taken, full as it is.
+// part for good. Deletes of keys it holds are taken, full as it is (see
+// TestDeletesOfAbsentKeysStopAtTheDataBound for those it lacks).
 func TestMeshNodeRefusesItsClientsWritesPastItsDataBound(t *testing.T) {
 	v := strings.Repeat("v", 100)
 	w := newWorld(t, 3, nil)

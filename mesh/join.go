@@ -66,8 +66,16 @@ func (n *Node) notJoined() string {
 			silent = append(silent, p.id)
 		}
 	}
-	return fmt.Sprintf("this node's data directory is new (incarnation %d) and nodes %v have not answered it yet: until every peer has, its clock may be below what they refuse, so it takes no writes (reads are served); retry, or write to another node",
+	why := fmt.Sprintf("this node's data directory is new (incarnation %d) and nodes %v have not answered it yet: until every peer has, its clock may be below what they refuse, so it takes no writes (reads are served); retry, or write to another node",
 		n.saved.Incarnation, silent)
+	if out, ahead, who := n.outOfStep(); out {
+		// They cannot answer while one side drops the other's messages as
+		// too far ahead: the clocks are what to mend, not the network.
+		// Said only "have not answered", the error sent the operator after
+		// peers that were up and talking (found by review).
+		why += fmt.Sprintf("; they cannot, since %s: check the clocks", n.describeOutOfStep(ahead, who))
+	}
+	return why
 }
 
 // join saves the joined state once every peer named this incarnation, and
@@ -97,14 +105,14 @@ func (n *Node) join() {
 		n.joinTimer = nil
 	}
 	for _, h := range held {
-		// A set or bulk set is checked against the data bound again, now,
-		// behind the held writes before it: each fitted alone when it came,
-		// and together they could go past it.
+		// A write is checked against the data bound again, now, behind
+		// the held writes before it: each fitted alone when it came, and
+		// together they could go past it.
 		if h.req.Op == core.OpSet || h.req.Op == core.OpBulkSet {
 			n.writeGrowing(h.req, h.reply, h.items)
 			continue
 		}
-		n.write(h.req, h.reply, h.items)
+		n.deleteGrowing(h.req, h.reply, h.items)
 	}
 }
 

@@ -36,6 +36,10 @@ const (
 	// tombstone it meets, where it must step over it, so the bucket's
 	// later live keys are missing from the page.
 	MutScanTombEndsBucket
+	// MutPassesNeverCount: no anti-entropy pass counts toward the
+	// stability and refusal points (passCounts), so the horizon never
+	// rises and no tombstone is ever collected.
+	MutPassesNeverCount
 )
 
 var mutationNames = core.MutationNames[Mutation]{
@@ -48,6 +52,7 @@ var mutationNames = core.MutationNames[Mutation]{
 	MutBulkDeleteLocalOnly: "bulk-delete-local-only",
 	MutIgnoreClockOffset:   "ignore-clock-offset",
 	MutScanTombEndsBucket:  "scan-tomb-ends-bucket",
+	MutPassesNeverCount:    "passes-never-count",
 }
 
 func (m Mutation) String() string { return mutationNames.Name(m) }

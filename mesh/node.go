@@ -491,7 +491,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 		n.writeGrowing(req, reply, []Item{{Key: req.Key, Value: *req.Value}})
 	case core.OpDelete:
 		// A tombstone even for a key this node lacks: a peer may hold it.
-		n.write(req, reply, []Item{{Key: req.Key, Tomb: true}})
+		n.deleteGrowing(req, reply, []Item{{Key: req.Key, Tomb: true}})
 	case core.OpBulkSet:
 		n.writeGrowing(req, reply, bulkItems(req.Items))
 	case core.OpBulkGet:
@@ -526,7 +526,7 @@ func (n *Node) HandleRequest(req *core.Request, reply core.ReplyFunc) {
 			}
 			items = append(items, Item{Key: k, Tomb: true})
 		}
-		n.write(req, reply, items)
+		n.deleteGrowing(req, reply, items)
 	case core.OpPing:
 		n.queue(pending{reply: reply, resp: core.OKResponse()})
 	case core.OpStatus:
@@ -571,14 +571,40 @@ func (n *Node) writeGrowing(req *core.Request, reply core.ReplyFunc, items []Ite
 		n.queue(pending{reply: reply, resp: *full})
 		return
 	}
-	held := n.rep.store.DataBytes()
-	if n.cfg.Limits.NearDataBound(held, upperGrowth(items)) {
-		if full := n.cfg.Limits.StoreFull(held, n.rep.growth(items)); full != nil {
-			n.queue(pending{reply: reply, resp: *full})
-			return
-		}
+	if full := n.dataFull(items); full != nil {
+		n.queue(pending{reply: reply, resp: *full})
+		return
 	}
 	n.write(req, reply, items)
+}
+
+// deleteGrowing is write for a delete or bulk_delete, refused store_full
+// only where its tombstones would grow the store past its data bound: a
+// delete of a key this node holds (a value, or a tombstone) never grows
+// it, and goes on however full the store is, as it is how a full store is
+// emptied; a tombstone for a key this node lacks is a new entry. Taken
+// past the bound, those had no limit at all: while a peer is down no
+// tombstone is collected (horizon.go), and deletes of keys that were never
+// there (a cache's invalidations, say) grew the store without end, past
+// --max-data-bytes to the machine's memory (found by review).
+func (n *Node) deleteGrowing(req *core.Request, reply core.ReplyFunc, items []Item) {
+	if full := n.dataFull(items); full != nil {
+		full.Error.Message += "; a delete of a key this node does not hold adds a tombstone, which is collected once every peer holds it (a peer that is down holds them all: see tombstones in status)"
+		n.queue(pending{reply: reply, resp: *full})
+		return
+	}
+	n.write(req, reply, items)
+}
+
+// dataFull answers a client's write of items that would grow the store's
+// data bytes past their bound (core.Limits.DataBytesMax); nil when it may
+// go on. Its exact growth costs a lookup a key, paid only near the bound.
+func (n *Node) dataFull(items []Item) *core.Response {
+	held := n.rep.store.DataBytes()
+	if !n.cfg.Limits.NearDataBound(held, upperGrowth(items)) {
+		return nil
+	}
+	return n.cfg.Limits.StoreFull(held, n.rep.growth(items))
 }
 
 // queue adds a reply or message to the open batch.
@@ -1005,18 +1031,20 @@ func (n *Node) stoppedBy() error {
 // cost each peer a wake-up, a decode and a log record per write.
 func (n *Node) release(ps []pending) {
 	repl := &message{header: header{kind: msgReplicate}}
-	bytes := 0
+	bytes, writes := 0, 0
 	flush := func() {
 		if len(repl.items) == 0 && len(repl.quorum) == 0 {
 			return
 		}
 		msg := n.encode(nil, repl)
 		for _, p := range n.peers {
-			p.replicated += int64(len(repl.items))
+			// Writes, as status says, not items: a bulk_set of 500 keys
+			// counted 500 (found by review).
+			p.replicated += int64(writes)
 			n.env.Network.Send(p.id, msg)
 		}
 		repl = &message{header: header{kind: msgReplicate}}
-		bytes = 0
+		bytes, writes = 0, 0
 	}
 	for i := range ps {
 		p := &ps[i]
@@ -1039,6 +1067,7 @@ func (n *Node) release(ps []pending) {
 				flush()
 			}
 			bytes += size
+			writes++
 			repl.items = append(repl.items, p.repl...)
 			if !p.quorum.IsZero() {
 				repl.quorum = append(repl.quorum, p.quorum)
@@ -1139,6 +1168,10 @@ func (n *Node) status() core.Status {
 			Clock:        n.peerClock(p, now),
 		})
 	}
+	indexes := n.indexes.Status()
+	if indexes != nil && indexes.Rebuild != nil {
+		indexes.Rebuild.Total = indexes.Rebuild.Indexed + n.rep.rebuildLeft()
+	}
 	return core.Status{
 		Mode:          "mesh",
 		Keys:          n.rep.live,
@@ -1151,7 +1184,7 @@ func (n *Node) status() core.Status {
 		DataBytes:     n.rep.store.DataBytes(),
 		DataBytesMax:  n.cfg.Limits.DataBytesMax,
 		IndexBytesMax: core.IndexBytesMax(n.indexes, n.cfg.Limits),
-		Indexes:       n.indexes.Status(),
+		Indexes:       indexes,
 		Mesh:          st,
 	}
 }
@@ -1186,6 +1219,9 @@ func (n *Node) StateHash() uint64 { return n.rep.total }
 
 // Collected is how many tombstones the node collected since it started.
 func (n *Node) Collected() int { return n.collected }
+
+// Tombstones is how many tombstones the node holds.
+func (n *Node) Tombstones() int { return n.rep.tombstones() }
 
 // Horizon is the node's collection horizon.
 func (n *Node) Horizon() Stamp { return n.saved.Horizon }

@@ -24,6 +24,9 @@ type replica struct {
 	maxStamp Stamp
 	// idx, when set, holds the live values (see attach).
 	idx *core.AttachedIndexes
+	// ahead counts the live values at positions idx's rebuild has not
+	// walked past: what it has still to hand over (rebuildLeft).
+	ahead int
 }
 
 // tombRef orders tombstones by stamp, so that collecting those at or below
@@ -72,6 +75,9 @@ func (r *replica) account(sk, v string, it *Item, sign int) {
 	r.total ^= h
 	if sign > 0 && r.maxStamp.Less(it.Stamp) {
 		r.maxStamp = it.Stamp
+	}
+	if !it.Tomb && r.idx != nil && !r.idx.Covers(sk) {
+		r.ahead += sign // the rebuild's walk will hand this value over
 	}
 	switch {
 	case !it.Tomb:
@@ -163,16 +169,39 @@ func (r *replica) attach(idx core.Indexes, clock core.Clock, cfg core.IndexBuild
 	if idx == nil {
 		return nil
 	}
+	r.ahead = r.live
 	r.idx = core.NewAttachedIndexes(idx, func(from string, f func(pos, key, value string) bool) {
 		r.store.Ascend(from, func(sk, v string) bool {
 			it, err := decodeVersion(userKey(sk), v)
 			assert(err == nil, "replica holds a malformed version")
-			return it.Tomb || f(sk, it.Key, it.Value)
+			if it.Tomb {
+				return true
+			}
+			if !f(sk, it.Key, it.Value) {
+				return false
+			}
+			// Handed over (the walk has passed it), unless this is the
+			// measure of the values' bytes before the rebuild began.
+			if r.idx.Covers(sk) {
+				r.ahead--
+			}
+			return true
 		})
 	}, r.live, clock, cfg, logf, core.MutNone)
 	r.idx.Begin()
 	return r.idx
 }
+
+// rebuildLeft is how many values the indexes' rebuild has still to hand
+// over: those at positions its walk has not reached. The rebuild's own
+// total is the count of live values when it began, but the replica
+// changes meanwhile, most of all on a node catching up from its peers: a
+// key set ahead of the walk is one more to index, and a tombstone that
+// replaces a value ahead of it (the walk skips tombstones, counting
+// nothing) is one fewer. With that total alone, status showed every value
+// indexed, dkv_index_rebuild_left 0, while thousands were still to come,
+// or values left that never would be (found by review).
+func (r *replica) rebuildLeft() int { return r.ahead }
 
 // index tells the indexes that it is now the item at sk.
 func (r *replica) index(sk string, it *Item) {

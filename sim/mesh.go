@@ -519,6 +519,9 @@ func (s *Sim) checkMesh() []checks.Finding {
 			}
 		}
 	}
+	if msg := s.meshCollect(); msg != "" {
+		add("collection", "%s", msg)
+	}
 	// Overwrites that last writer wins made: acknowledged writes that a
 	// write called before they returned replaced.
 	for i := range s.mesh.ops {
@@ -536,6 +539,51 @@ func (s *Sim) checkMesh() []checks.Finding {
 }
 
 func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K { return slices.Sorted(maps.Keys(m)) }
+
+// meshCollectMax bounds the virtual time, from the end of a run, in which
+// the nodes must collect every tombstone: every node holds them all (they
+// converged), and the network is whole, so a few anti-entropy passes of
+// each node with each peer (rounds every 200 ms) raise every stability
+// and refusal point above them. A node whose calendar jumped may run
+// ahead of it for up to meshJumpMax, its messages refused meanwhile.
+const meshCollectMax = 10*time.Second + meshJumpMax
+
+// meshCollect runs the world on after a run that converged until every
+// node has collected every tombstone, and says what is left if they have
+// not within meshCollectMax. That tombstones go is a promise too: a mesh
+// that stopped collecting them kept every delete, toward its data bound,
+// and a planted bug that let no pass count toward the horizon (so nothing
+// was ever collected) went unnoticed for 300 seeds. A node gone for good
+// (refused to start) holds every tombstone on the others, rightly.
+func (s *Sim) meshCollect() string {
+	if s.serviceGone() || s.nodeLost() {
+		return ""
+	}
+	nodes, ok := s.meshNodes()
+	if !ok || len(nodes) < 2 {
+		return ""
+	}
+	held := func() []int {
+		var tombs []int
+		for _, n := range nodes {
+			tombs = append(tombs, n.Tombstones())
+		}
+		return tombs
+	}
+	end := s.w.now + int64(meshCollectMax)
+	for next := s.w.now; s.w.now <= end; {
+		if s.w.now >= next {
+			if slices.Max(held()) == 0 {
+				return ""
+			}
+			next = s.w.now + int64(10*time.Millisecond)
+		}
+		if !s.w.Step() {
+			break
+		}
+	}
+	return fmt.Sprintf("the nodes still hold %v tombstones %v after the run, with every node up and the network whole", held(), meshCollectMax)
+}
 
 // risingAfter checks that for every pair of ops where the second was called
 // after the first returned, ok(first, second) holds; it describes the first
