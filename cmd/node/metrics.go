@@ -643,7 +643,7 @@ func writeMeshMetrics(p *promWriter, ms *core.MeshStatus) {
 	}
 	perPeer("dkv_mesh_antientropy_passes_total", "counter", "complete anti-entropy passes over every bucket with each peer since start",
 		func(ps core.MeshPeerStatus) (float64, bool) { return float64(ps.Passes), true })
-	perPeer("dkv_mesh_antientropy_lag_seconds", "gauge", "time since the last complete pass with each peer: anything missed before it has been repaired (absent: none yet)",
+	perPeer("dkv_mesh_antientropy_lag_seconds", "gauge", "time since the start of the last complete pass with each peer: anything missed before that start has been repaired (absent: none yet)",
 		func(ps core.MeshPeerStatus) (float64, bool) { return float64(ps.PassAgoMs) / 1000, ps.PassAgoMs >= 0 })
 	perPeer("dkv_mesh_antientropy_bucket", "gauge", "bucket the current pass with each peer has reached (of 1024)",
 		func(ps core.MeshPeerStatus) (float64, bool) { return float64(ps.PassBucket), true })
