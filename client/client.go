@@ -731,8 +731,13 @@ func (c *KVClient) authenticate(ctx context.Context, cn *conn, deadline time.Tim
 		return fmt.Errorf("sending the password to %s: no answer within the dial timeout of %v: %w", c.addr, c.opts.dialTimeout, err)
 	case err != nil:
 		return fmt.Errorf("sending the password to %s: %w", c.addr, err)
-	case !resp.OK:
+	case !resp.OK && resp.Error != nil && resp.Error.Code == core.CodeAuthFailed:
 		return fmt.Errorf("%s refused the password: %w", c.addr, serverError(resp))
+	case !resp.OK:
+		// Not a verdict on the password: a TLS port that was spoken to
+		// in plain text, say, refuses whatever comes first (it was
+		// reported as a refused password; found by review).
+		return fmt.Errorf("%s refused the connection's first request, its password: %w", c.addr, serverError(resp))
 	}
 	return nil
 }

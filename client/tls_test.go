@@ -103,6 +103,11 @@ func TestTLS(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), core.CodeTLSRequired) {
 		t.Errorf("a plain client of the TLS port: %v", err)
 	}
+	// With a password too: the refusal is TLS's, not the password's.
+	_, err = DialContext(ctx, addr, WithPassword("secret"))
+	if err == nil || !strings.Contains(err.Error(), core.CodeTLSRequired) || strings.Contains(err.Error(), "refused the password") {
+		t.Errorf("a plain client of the TLS port, with a password: %v", err)
+	}
 }
 
 // WithTLS against a server that does not speak TLS fails at once and says
