@@ -1214,7 +1214,14 @@ func (p *Peers) acceptHello(nc net.Conn) (*peer, error) {
 		}
 	}
 	var t peerTranscript
-	if _, err := io.ReadFull(nc, t.helloD[:]); err != nil {
+	if _, err := io.ReadFull(nc, t.helloD[:1]); err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoHello, err)
+	}
+	if answer := clientAtPeerPort(t.helloD[0]); answer != "" {
+		nc.Write([]byte(answer))
+		return nil, errClientAtPeerPort
+	}
+	if _, err := io.ReadFull(nc, t.helloD[1:]); err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoHello, err)
 	}
 	in, err := decodeHello(&t.helloD)
@@ -1362,7 +1369,31 @@ var (
 	errFrameTooLarge  = errors.New("frame too large")
 	errNoHello        = errors.New("no hello")
 	errHelloMalformed = errors.New("malformed hello")
+	// errClientAtPeerPort: the connection began as a client's request
+	// does (clientAtPeerPort), and was answered so.
+	errClientAtPeerPort = errors.New("a client's request, not a peer's hello")
 )
+
+// peerPortMessage is what a client that dials the replication port by
+// mistake is told (kv --port 9100, redis-cli -p 9100): it used to wait
+// out the handshake timeout and find the connection closed without a word
+// (found by review).
+const peerPortMessage = "this is a dkv node's replication port, for its peers; clients connect to the node's client port (its --port, or --kv-port in a cluster or mesh)"
+
+// clientAtPeerPort is the answer to a connection whose first byte is
+// first, when that is how a client's request begins, in its protocol: a
+// JSON line ('{') or RESP (an array '*', or an inline command's letter);
+// "" for anything else, a peer's hello among it (its magic begins with
+// 'd', which no command of RESP's does).
+func clientAtPeerPort(first byte) string {
+	switch {
+	case first == '{':
+		return `{"ok":false,"error":{"code":"bad_request","message":"` + peerPortMessage + `"}}` + "\n"
+	case first == '*' || 'A' <= first && first <= 'Z' || 'a' <= first && first <= 'z' && first != byte(helloMagic&0xff):
+		return "-ERR " + peerPortMessage + "\r\n"
+	}
+	return ""
+}
 
 // errorKind names the kind of a connection's failure, to key its log line:
 // the error's text holds addresses and sizes, which would make every line
@@ -1376,7 +1407,7 @@ func errorKind(err error) string {
 	case errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	}
-	for _, kind := range []error{errFrameChecksum, errFrameTooLarge, errNoHello, errTLSHandshake, errHelloMalformed,
+	for _, kind := range []error{errFrameChecksum, errFrameTooLarge, errNoHello, errClientAtPeerPort, errTLSHandshake, errHelloMalformed,
 		errHelloMagic, errHelloChecksum, io.ErrUnexpectedEOF, io.EOF, net.ErrClosed} {
 		if errors.Is(err, kind) {
 			return kind.Error()

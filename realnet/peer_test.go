@@ -737,10 +737,18 @@ func TestPeersRefuseBadHandshakes(t *testing.T) {
 		name string
 		hbuf func() []byte
 		log  string
+		want string // the answer, if any
 	}{
-		{"not a peer", func() []byte { return []byte("{\"op\":\"ping\"}\n" + strings.Repeat(" ", helloBytes)) }, "bad magic"},
-		{"hello checksum", func() []byte { b := ok.encode(); b[16] ^= 1; return b[:] }, "hello checksum"},
-		{"a hello that stops short", func() []byte { b := ok.encode(); return b[:10] }, "no hello"},
+		{"not a peer", func() []byte { return append([]byte{0xff}, strings.Repeat(" ", helloBytes)...) }, "bad magic", ""},
+		{"hello checksum", func() []byte { b := ok.encode(); b[16] ^= 1; return b[:] }, "hello checksum", ""},
+		{"a hello that stops short", func() []byte { b := ok.encode(); return b[:10] }, "no hello", ""},
+		// A client at the replication port by mistake is told so at
+		// once, in its protocol; it waited out the handshake timeout
+		// and met a closed connection.
+		{"a JSON client", func() []byte { return []byte("{\"op\":\"ping\"}\n") }, "a client's request",
+			`{"ok":false,"error":{"code":"bad_request","message":"` + peerPortMessage + `"}}` + "\n"},
+		{"a RESP client", func() []byte { return []byte("*1\r\n$4\r\nPING\r\n") }, "a client's request", "-ERR " + peerPortMessage + "\r\n"},
+		{"an inline command", func() []byte { return []byte("PING\r\n") }, "a client's request", "-ERR " + peerPortMessage + "\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nc, err := net.Dial("tcp", addr)
@@ -753,8 +761,8 @@ func TestPeersRefuseBadHandshakes(t *testing.T) {
 				tcp.CloseWrite() // the short hello ends here
 			}
 			nc.SetReadDeadline(time.Now().Add(waitMax))
-			if n, err := io.Copy(io.Discard, nc); n != 0 {
-				t.Errorf("got %d bytes back (%v), want none", n, err)
+			if got, err := io.ReadAll(nc); string(got) != tc.want {
+				t.Errorf("got %q back (%v), want %q", got, err, tc.want)
 			}
 			b.Log(t, tc.log)
 		})

@@ -31,8 +31,8 @@ func startReplicationPort(t *testing.T, handshake time.Duration) string {
 	cfg.ID, cfg.Listen, cfg.ClusterID = 0, "127.0.0.1:0", 0x5eed
 	cfg.Peers = map[core.NodeID]string{1: peer}
 	cfg.Logf = func(string, ...any) {}
-	// kv's ping, shorter than a hello, never completes one: the port
-	// closes the connection once the handshake's time is out.
+	// kv's ping starts as no hello does: the port answers that it is a
+	// replication port, and closes the connection.
 	cfg.HandshakeTimeout = handshake
 	p, err := realnet.NewPeers(cfg)
 	if err != nil {
@@ -56,8 +56,9 @@ func TestWriteToAPortThatIsNoClientPort(t *testing.T) {
 	t.Cleanup(metrics.Close)
 	for name, addr := range map[string]string{
 		"a replication port": startReplicationPort(t, 200*time.Millisecond),
-		// One whose handshake outlasts --timeout: the ping times out.
-		"a replication port that waits": startReplicationPort(t, time.Minute),
+		// One that takes connections and answers nothing: the ping
+		// times out.
+		"a silent port": silentPort(t),
 		"an HTTP server":                strings.TrimPrefix(metrics.URL, "http://"),
 	} {
 		for _, args := range [][]string{
@@ -66,21 +67,56 @@ func TestWriteToAPortThatIsNoClientPort(t *testing.T) {
 			{"bulk-delete", "k"},
 		} {
 			code, out, stderr := kv(t, append([]string{"--addr", addr, "--timeout", "500ms"}, args...)...)
-			if code != exitError || out != "" || !strings.Contains(stderr, "so the write was not sent") || !strings.Contains(stderr, "--repl-port and --metrics-addr") {
+			if code != exitError || out != "" || !strings.Contains(stderr, "so the write was not sent") || !namesTheClientPort(stderr) {
 				t.Fatalf("kv %q at %s: exit %d, stdout %q, stderr %q; want 1, not sent, and a hint about the port", args, name, code, out, stderr)
 			}
 			if strings.Contains(stderr, "outcome unknown") || strings.Contains(stderr, "read the key back") {
 				t.Fatalf("kv %q at %s: stderr %q calls the write's outcome unknown", args, name, stderr)
 			}
 		}
-		if name == "a replication port that waits" {
+		if name == "a silent port" {
 			continue // a read that times out says no more than that
 		}
 		code, _, stderr := kv(t, "--addr", addr, "--timeout", "2s", "get", "k")
-		if code != exitError || !strings.Contains(stderr, "--repl-port and --metrics-addr") {
+		if code != exitError || !namesTheClientPort(stderr) {
 			t.Fatalf("kv get at %s: exit %d, stderr %q; want 1 and a hint about the port", name, code, stderr)
 		}
 	}
+}
+
+// namesTheClientPort reports whether kv's stderr points to the node's
+// client port: its own hint, or a replication port's answer.
+func namesTheClientPort(stderr string) bool {
+	return strings.Contains(stderr, "--repl-port and --metrics-addr") || strings.Contains(stderr, "clients connect to the node's client port")
+}
+
+// silentPort takes connections and never answers on them.
+func silentPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{})
+	var held []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepted
+		for _, nc := range held {
+			nc.Close()
+		}
+	})
+	go func() {
+		defer close(accepted)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, nc)
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // dropsWrites serves a client port that answers pings and drops the
