@@ -58,8 +58,8 @@ func TestWriteToAPortThatIsNoClientPort(t *testing.T) {
 		"a replication port": startReplicationPort(t, 200*time.Millisecond),
 		// One that takes connections and answers nothing: the ping
 		// times out.
-		"a silent port": silentPort(t),
-		"an HTTP server":                strings.TrimPrefix(metrics.URL, "http://"),
+		"a silent port":  silentPort(t),
+		"an HTTP server": strings.TrimPrefix(metrics.URL, "http://"),
 	} {
 		for _, args := range [][]string{
 			{"set", "k", "v"},
