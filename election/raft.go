@@ -285,6 +285,14 @@ type Raft struct {
 	// the nodes themselves would wait in silence.
 	peerRejoining []bool
 	peerEmpty     []bool
+	// refusedRejoining is, per peer, for a node that is not rejoining,
+	// whether the peer's last word was that it is: its answer to this
+	// node's pre-vote refused it as rejoining (rejoiningHint), or it asked
+	// this node's term (askTerms). So a node that kept its disk, when too
+	// many of its peers lost theirs, can say that no leader can be elected
+	// (RejoinStuck), as they do; it said an election was under way, for
+	// good (found by review).
+	refusedRejoining []bool
 	// joinedNew: rejoining ended because every peer was at term 0 with an
 	// empty log (see rejoined), for the caller's log line.
 	joinedNew bool
@@ -389,6 +397,7 @@ func New(cfg Config) (*Raft, error) {
 			r.askNonce = cfg.Rand.Uint64() | 1
 		}
 	}
+	r.refusedRejoining = make([]bool, len(peers))
 	if hs.Rejoining {
 		r.rejoining = true
 		r.heard = make([]bool, len(peers))
@@ -824,6 +833,14 @@ func (r *Raft) Step(m Message) {
 			// askTerms question always carries a nonce).
 			r.peerRejoining[i] = false
 		}
+	}
+	switch {
+	case m.Type == MsgPreVoteResp && m.Context == 0:
+		r.refusedRejoining[i] = m.Reject && m.RejectHint == rejoiningHint
+	case m.Type == MsgPreVote && m.Context != 0:
+		r.refusedRejoining[i] = true // askTerms: it is rejoining
+	case m.Type == MsgVote || m.Type == MsgPreVote || m.Type == MsgApp || m.Type == MsgSnap:
+		r.refusedRejoining[i] = false // it stands, or leads
 	}
 	if r.settled != nil {
 		// Once settled, a peer stays so: if its disk is lost after, its
@@ -1450,9 +1467,31 @@ func (r *Raft) preVoteHint() uint64 {
 // once it follows one (or every peer's log is empty, which then is not the
 // case: see rejoined). It is 0 otherwise. Waiting does not help; only the
 // operator can (the caller tells them). A peer that stands for election
-// afterwards is taken off the count.
+// afterwards is taken off the count. A node that is not rejoining and
+// knows no leader counts the peers whose last word was that they are
+// (refusedRejoining), once its own log or term shows that the cluster is
+// not new (else they go on as a new cluster's nodes).
 func (r *Raft) RejoinStuck() (rejoining int) {
-	if !r.rejoining || r.lead != None || slices.Contains(r.heard, false) {
+	if r.lead != None {
+		return 0
+	}
+	if !r.rejoining {
+		if r.term == 0 && r.log.lastIndex() == 0 {
+			// A new cluster's: its peers, rejoining, hear it answer at
+			// term 0 with an empty log, and stop (see rejoined).
+			return 0
+		}
+		for i := range r.peers {
+			if r.refusedRejoining[i] {
+				rejoining++
+			}
+		}
+		if len(r.peers)-rejoining >= r.quorum() {
+			return 0
+		}
+		return rejoining
+	}
+	if slices.Contains(r.heard, false) {
 		return 0
 	}
 	for i := range r.peers {
