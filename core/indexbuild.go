@@ -41,8 +41,17 @@ type AttachedIndexes struct {
 	walked  string
 	began   bool
 	done    bool
-	indexed int   // values handed over by the walk
-	total   int   // values at the start, for the progress
+	indexed int // values handed over by the walk
+	total   int // values at the start, for the progress
+	// left counts the values the walk has still to hand over, kept as
+	// the store changes past the walk (an insert there adds one, a delete
+	// takes one off), where counted says the node reports inserts (a
+	// Store's observer, AttachIndexes); otherwise the progress is judged
+	// by total. Counted from total alone, writes during a rebuild made its
+	// progress untrue: "30,000 of 30,000 indexed" with thousands of values
+	// to come (found by review).
+	left    int
+	counted bool
 	startNs int64 // when the rebuild began, for its log line
 	stopped bool  // the values were replaced: this rebuild must do nothing more
 	// undone counts the batches whose changes the node took back
@@ -143,6 +152,7 @@ func AttachIndexes(s *Store, idx Indexes, clock Clock, cfg IndexBuildConfig, log
 	a := NewAttachedIndexes(idx, func(from string, f func(pos, key, value string) bool) {
 		s.Ascend(from, func(key, value string) bool { return f(key, key, value) })
 	}, s.Len(), clock, cfg, logf, mutation)
+	a.counted = true
 	s.Observe(storeIndexer{a})
 	a.Begin()
 	return a
@@ -162,7 +172,7 @@ func NewAttachedIndexes(idx Indexes, walk IndexWalk, total int, clock Clock, cfg
 	if cfg.InlineBytesMax <= 0 {
 		cfg.InlineBytesMax = int64(max(cfg.InlineValuesMax, 0)) * IndexInlineValueBytes
 	}
-	return &AttachedIndexes{idx: idx, clock: clock, walk: walk, cfg: cfg, logf: logf, total: total, mutation: mutation}
+	return &AttachedIndexes{idx: idx, clock: clock, walk: walk, cfg: cfg, logf: logf, total: total, left: total, mutation: mutation}
 }
 
 // Begin forgets what idx held and rebuilds it: at once, if the values are
@@ -257,8 +267,9 @@ func (a *AttachedIndexes) step(budget int, bytes int64) {
 		// no copy.
 		a.walked, a.began = pos, true
 		a.idx.Put(key, value)
+		a.left--
 		if a.indexed++; a.indexed%indexProgressValues == 0 {
-			a.logf("indexes: %d of %d values indexed", a.indexed, max(a.total, a.indexed))
+			a.logf("indexes: %d of %d values indexed", a.indexed, a.progressTotal())
 		}
 		return true
 	})
@@ -267,6 +278,7 @@ func (a *AttachedIndexes) step(budget int, bytes int64) {
 	}
 	a.done = true
 	a.idx.Loaded()
+	a.left = 0
 	if a.indexed >= indexProgressValues || a.total > a.cfg.InlineValuesMax {
 		a.logf("indexes: all %d values indexed in %v", a.indexed, time.Duration(a.clock.Now()-a.startNs).Round(time.Millisecond))
 	}
@@ -304,9 +316,31 @@ func (a *AttachedIndexes) Put(pos, key, value string) {
 // Remove tells the indexes that pos holds no value, if the rebuild has
 // walked past pos (otherwise they do not hold it).
 func (a *AttachedIndexes) Remove(pos, key string) {
-	if a != nil && a.passes(pos) {
+	switch {
+	case a == nil:
+	case a.passes(pos):
 		a.idx.Remove(key)
+	case a.counted && !a.done && !a.Covers(pos):
+		a.left-- // one value fewer for the walk
 	}
+}
+
+// inserted tells a rebuild that pos, which held no value, now holds one
+// (a Store's observer, after its Put): one more for the walk, if it has
+// not passed pos.
+func (a *AttachedIndexes) inserted(pos string) {
+	if a.counted && !a.done && !a.Covers(pos) {
+		a.left++
+	}
+}
+
+// progressTotal is the values a rebuild under way will have handed over
+// in all, as far as is known now.
+func (a *AttachedIndexes) progressTotal() int {
+	if a.counted {
+		return a.indexed + max(a.left, 0)
+	}
+	return max(a.total, a.indexed)
 }
 
 // Full answers a client's write that sets values while the indexes are at
@@ -340,7 +374,7 @@ func (a *AttachedIndexes) Search(req *Request) Response {
 	}
 	if !a.done {
 		return ErrorResponse(CodeUnavailable, "the indexes are being rebuilt from this node's values (%d of %d indexed); retry when status shows no rebuild",
-			a.indexed, max(a.total, a.indexed))
+			a.indexed, a.progressTotal())
 	}
 	return a.idx.Search(req)
 }
@@ -397,7 +431,7 @@ func (a *AttachedIndexes) Status() *IndexStatus {
 	}
 	st := a.idx.Status()
 	if !a.done {
-		st.Rebuild = &IndexRebuild{Indexed: a.indexed, Total: max(a.total, a.indexed)}
+		st.Rebuild = &IndexRebuild{Indexed: a.indexed, Total: a.progressTotal()}
 	}
 	return &st
 }
@@ -407,3 +441,4 @@ type storeIndexer struct{ a *AttachedIndexes }
 
 func (o storeIndexer) Put(key, value string) { o.a.Put(key, key, value) }
 func (o storeIndexer) Remove(key string)     { o.a.Remove(key, key) }
+func (o storeIndexer) Inserted(key string)   { o.a.inserted(key) }

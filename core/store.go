@@ -50,6 +50,9 @@ func (s *Store) Set(key, value string) (old string, existed bool) {
 	s.ttl.remove(key) // a write without a deadline keeps the key for good
 	if s.obs != nil {
 		s.obs.Put(key, value)
+		if ic, ok := s.obs.(insertObserver); ok && !existed {
+			ic.Inserted(key)
+		}
 	}
 	if s.mutation == MutSetReturnsNewValue {
 		return value, existed
@@ -100,6 +103,13 @@ func (s *Store) Delete(key string) (old string, existed bool) {
 		s.obs.Remove(key)
 	}
 	return prev.value(), existed
+}
+
+// insertObserver is an Observer that also hears, after a Put, that the
+// key held no value before it: a rebuild of indexes counts what its walk
+// has still to hand over so (AttachedIndexes).
+type insertObserver interface {
+	Inserted(key string)
 }
 
 // Observe makes o hear of every later change to s (nil: none). Clones do
