@@ -399,6 +399,7 @@ class ClusterKVClient(_Calls, _Walks):
         unknown = False  # an attempt of this write may have been applied
         renewed = False  # the write was moved to a new session
         last = None  # why the last attempt failed
+        last_answer = None  # the last ServerError among them, said when the last is not one
         hopped = False  # the last retry followed a redirect without a pause
 
         def give_up(err):
@@ -508,7 +509,7 @@ class ClusterKVClient(_Calls, _Walks):
                         raise give_up(se)
                     else:
                         raise give_up(se)
-                    last = se
+                    last = last_answer = se
                 else:
                     unknown = unknown or (write and sent)
                     if isinstance(err, TLSError) and not isinstance(err, ServerError):
@@ -533,7 +534,7 @@ class ClusterKVClient(_Calls, _Walks):
                     last = err
                     addr = self._after(addr)
                 if attempt >= self.max_attempts:
-                    raise give_up(_exhausted(attempt, last))
+                    raise give_up(_exhausted(attempt, last, last_answer))
                 hopped = not pause
                 if pause:
                     try:
@@ -585,8 +586,13 @@ def _retryable(err, sent):
     return isinstance(err, (ConnectionFailed, RequestTimeout))
 
 
-def _exhausted(attempts, last):
+def _exhausted(attempts, last, last_answer=None):
+    """The error of a call whose attempts are spent: the last attempt's,
+    saying too what the last node to answer said when the last attempt
+    failed to reach its node (a new cluster's "not yet heard: node [2]"
+    was hidden by the absent node's refused connection; as the Go client)."""
     if isinstance(last, ServerError):
         last.args = ("%s, the last: %s" % (_attempts_failed(attempts), last.args[0] if last.args else last),)
         return last
-    return ConnectionFailed("%s, the last: %s" % (_attempts_failed(attempts), last))
+    said = "" if last_answer is None else "; the last node to answer said: %s" % (last_answer,)
+    return ConnectionFailed("%s, the last: %s%s" % (_attempts_failed(attempts), last, said))

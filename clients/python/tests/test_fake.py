@@ -1143,6 +1143,22 @@ class ClusterFakeTest(unittest.TestCase):
                     c.Set("k", "v")
                 self.assertEqual(len(a.requests), 3)
 
+    def test_exhausted_on_a_dead_node_says_what_the_last_answer_was(self):
+        # The last attempt met a node that is down; the error is its
+        # ConnectionFailed, and says what the node before it answered (a
+        # new cluster's "not yet heard: node [2]"), which was lost.
+        unavailable = answering(lambda server, req: error_for(req, "unavailable", "not yet heard: node [2]"))
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        dead_port = dead.getsockname()[1]
+        dead.close()
+        with FakeServer(unavailable) as a:
+            with dkv.ClusterKVClient(kv_ports=[a.port, dead_port], timeout=5, max_attempts=2, connect=False) as c:
+                with self.assertRaises(dkv.ConnectionFailed) as cm:
+                    c.Set("k", "v")
+                self.assertIn("the last node to answer said", str(cm.exception))
+                self.assertIn("not yet heard: node [2]", str(cm.exception))
+
     def test_leader_disk_full_is_tried_again(self):
         # A leader whose disk refuses writes refuses a write before
         # proposing it and hands the office on: the call goes on, and
