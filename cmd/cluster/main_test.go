@@ -368,15 +368,7 @@ func TestOtherReplPortsOnAnOldDir(t *testing.T) {
 // the launcher alone, and the nodes, in process groups of their own, ran
 // on holding their ports and data directories (found by review).
 func TestHangupStopsTheNodes(t *testing.T) {
-	dir := t.TempDir()
-	bin, err := nodeproc.Build(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	launcher := filepath.Join(dir, "cluster")
-	if out, err := exec.Command("go", "build", "-o", launcher, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/cluster: %v\n%s", err, out)
-	}
+	dir, bin, launcher := buildLauncher(t)
 	out := &syncBuffer{}
 	cmd := exec.Command(launcher, "--dir", filepath.Join(dir, "c"), "--node-bin", bin)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -392,23 +384,53 @@ func TestHangupStopsTheNodes(t *testing.T) {
 		}
 	}()
 	out.waitFor(t, leadsLine, 0)
-	for _, m := range regexp.MustCompile(`node \d: pid (\d+)`).FindAllStringSubmatch(out.String(), -1) {
+	pids = nodePIDs(out.String())
+	stopsItsNodes(t, cmd, exited, syscall.SIGHUP, pids, out)
+}
+
+// buildLauncher builds cmd/node and cmd/cluster into a new temporary
+// directory, dir.
+func buildLauncher(t *testing.T) (dir, bin, launcher string) {
+	t.Helper()
+	dir = t.TempDir()
+	bin, err := nodeproc.Build(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	launcher = filepath.Join(dir, "cluster")
+	if out, err := exec.Command("go", "build", "-o", launcher, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/cluster: %v\n%s", err, out)
+	}
+	return dir, bin, launcher
+}
+
+// nodePIDs are the node processes a launcher's output names.
+func nodePIDs(out string) []int {
+	var pids []int
+	for _, m := range regexp.MustCompile(`node \d: pid (\d+)`).FindAllStringSubmatch(out, -1) {
 		pid, _ := strconv.Atoi(m[1])
 		pids = append(pids, pid)
 	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	return pids
+}
+
+// stopsItsNodes sends the launcher cmd sig and checks that it exits
+// (exited), within 15 s, and that none of its nodes (pids) runs on.
+func stopsItsNodes(t *testing.T, cmd *exec.Cmd, exited <-chan error, sig os.Signal, pids []int, out *syncBuffer) {
+	t.Helper()
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-exited:
 	case <-time.After(15 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("the launcher did not exit 15s after SIGHUP:\n%s", out.String())
+		t.Fatalf("the launcher did not exit 15s after %v:\n%s", sig, out.String())
 	}
 	for _, pid := range pids {
 		// Not our children: the launcher's, reaped by it, or orphans.
 		if err := syscall.Kill(pid, 0); err == nil {
-			t.Errorf("node pid %d runs on after the launcher's SIGHUP:\n%s", pid, out.String())
+			t.Errorf("node pid %d runs on after the launcher's %v:\n%s", pid, sig, out.String())
 		}
 	}
 }
@@ -633,15 +655,7 @@ func TestStartFailureLeavesNoNodeRunning(t *testing.T) {
 // next line went to a closed pipe, SIGPIPE killed it, and the nodes ran
 // on (found by review).
 func TestInterruptWithTheOutputPipeClosed(t *testing.T) {
-	dir := t.TempDir()
-	bin, err := nodeproc.Build(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	launcher := filepath.Join(dir, "cluster")
-	if out, err := exec.Command("go", "build", "-o", launcher, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/cluster: %v\n%s", err, out)
-	}
+	dir, bin, launcher := buildLauncher(t)
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -665,24 +679,8 @@ func TestInterruptWithTheOutputPipeClosed(t *testing.T) {
 	copied := make(chan struct{})
 	go func() { io.Copy(out, r); close(copied) }()
 	out.waitFor(t, leadsLine, 0)
-	for _, m := range regexp.MustCompile(`node \d: pid (\d+)`).FindAllStringSubmatch(out.String(), -1) {
-		pid, _ := strconv.Atoi(m[1])
-		pids = append(pids, pid)
-	}
+	pids = nodePIDs(out.String())
 	r.Close()
 	<-copied
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(15 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("the launcher did not exit 15s after Ctrl-C:\n%s", out.String())
-	}
-	for _, pid := range pids {
-		if err := syscall.Kill(pid, 0); err == nil {
-			t.Errorf("node pid %d runs on after the launcher's Ctrl-C with its output pipe closed", pid)
-		}
-	}
+	stopsItsNodes(t, cmd, exited, os.Interrupt, pids, out)
 }

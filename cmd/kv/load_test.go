@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -223,22 +224,7 @@ func TestLoadInterrupted(t *testing.T) {
 		code, out, errOut := kv(t, "--addr", addr, "load", "--batch", "1", "-")
 		done <- result{code, out, errOut}
 	}()
-	for i := 1; i <= 3; i++ {
-		fmt.Fprintf(w, `{"key":"k%d","value":"v"}`+"\n", i)
-	}
-	// Once k3 is stored, load waits for line 4 with its handler set.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if code, _, _ := kv(t, "--addr", addr, "get", "k3"); code == exitOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("k3 not stored after 10s")
-		}
-	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond) // the signal reaches the handler's goroutine
+	interruptAfterThreeLines(t, addr, w)
 	fmt.Fprintf(w, `{"key":"k4","value":"v"}`+"\n")
 	w.Close()
 	var res result
@@ -253,6 +239,28 @@ func TestLoadInterrupted(t *testing.T) {
 	if code, out, _ := kv(t, "--addr", addr, "bulk-get", "k3", "k4"); code != exitOK || out != `{"key":"k3","value":"v"}`+"\n"+`{"key":"k4","value":null}`+"\n" {
 		t.Errorf("after the interrupted load: %q", out)
 	}
+}
+
+// interruptAfterThreeLines writes lines k1..k3 to a load reading w, waits
+// until k3 is stored at addr (the load then waits for line 4, its handler
+// set), and sends this process the Ctrl-C.
+func interruptAfterThreeLines(t *testing.T, addr string, w io.Writer) {
+	t.Helper()
+	for i := 1; i <= 3; i++ {
+		fmt.Fprintf(w, `{"key":"k%d","value":"v"}`+"\n", i)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if code, _, _ := kv(t, "--addr", addr, "get", "k3"); code == exitOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("k3 not stored after 10s")
+		}
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the signal reaches the handler's goroutine
 }
 
 // A value over the server's limit stops the load naming its key, and says
@@ -301,21 +309,7 @@ func TestLoadInterruptedGoesOnWithTheSameFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	for i := 1; i <= 3; i++ {
-		fmt.Fprintf(w, `{"key":"k%d","value":"v"}`+"\n", i)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if code, _, _ := kv(t, "--addr", addr, "get", "k3"); code == exitOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("k3 not stored after 10s")
-		}
-	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond) // the signal reaches the handler's goroutine
+	interruptAfterThreeLines(t, addr, w)
 	w.Close()
 	var res result
 	select {
