@@ -175,10 +175,12 @@ func (n *Node) startRound(p *peer) {
 	p.pushPartial, p.exchanged = false, 0
 	p.roundAt = n.env.Clock.Now()
 	// A calendar reading, which the peer judges against its own
-	// (offset.go), and a fresh clock reading for the digest to carry: a
-	// node that has stamped nothing since its calendar jumped ahead still
-	// holds a last reading from before, and its peers would take its
-	// round's items, stamped from then, and answer with theirs.
+	// (offset.go). And a fresh clock reading for the digest to carry, as
+	// before calendar messages: a node that has stamped nothing since its
+	// calendar jumped ahead still holds a last reading from before, and
+	// with the fresh one its digest meets the peer's max offset check
+	// (the peer drops it and ends the round: clockRefused) as its writes
+	// would.
 	n.sendCalendar(p, calNone)
 	if n.cfg.Mutation != MutWallClockLWW {
 		n.hlc.Now(n.wall())
