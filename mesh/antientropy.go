@@ -62,8 +62,6 @@ type peer struct {
 	// the round timeout is doubled for this peer (roundTimeout).
 	roundAt int64
 	slow    int
-	// roundClock is the clock the round's digest carried (offset.go).
-	roundClock Stamp
 
 	passDone Stamp // the start of the last complete pass
 	passes   int
@@ -176,13 +174,16 @@ func (n *Node) startRound(p *peer) {
 	p.roundFrom = p.cursor
 	p.pushPartial, p.exchanged = false, 0
 	p.roundAt = n.env.Clock.Now()
-	// A fresh reading, not the clock's last: the digest's clock is what
-	// the peer judges against its calendar (offset.go), and a node that
-	// has stamped nothing since its calendar jumped still holds a last
-	// reading from before.
-	p.roundClock = n.hlc.Now(n.wall())
-	if n.cfg.Mutation == MutWallClockLWW {
-		p.roundClock = n.hlc.Last()
+	// A calendar reading, which the peer judges against its own
+	// (offset.go). And a fresh clock reading for the digest to carry, as
+	// before calendar messages: a node that has stamped nothing since its
+	// calendar jumped ahead still holds a last reading from before, and
+	// with the fresh one its digest meets the peer's max offset check
+	// (the peer drops it and ends the round: clockRefused) as its writes
+	// would.
+	n.sendCalendar(p, calNone)
+	if n.cfg.Mutation != MutWallClockLWW {
+		n.hlc.Now(n.wall())
 	}
 	digests := make([]uint64, bucketsN)
 	copy(digests, n.rep.digests[:])
@@ -262,7 +263,6 @@ func (n *Node) handleSummary(p *peer, m *message) {
 		return // a late answer to an earlier round, or a malformed one
 	}
 	p.roundTo = m.to
-	n.inStep(p, true, p.roundClock) // it took the round's digest
 	push := &message{header: header{kind: msgPush}, round: m.round}
 	// One budget for the items pushed and the keys pulled: a push that
 	// holds one item larger than the budget (it goes alone) took a pull of

@@ -41,3 +41,14 @@ const (
 	KindPush    = msgPush
 	KindPushAck = msgPushAck
 )
+
+// CalendarFor encodes a calendar message from n to peer to, as n would
+// send it, naming tooAhead as a reading of to's that n refuses.
+func (n *Node) CalendarFor(to uint16, tooAhead int64) []byte {
+	for _, p := range n.peers {
+		if uint16(p.id) == to {
+			return n.encode(p, &message{header: header{kind: msgCalendar}, sent: n.wall(), seen: p.offset.seen, tooAhead: tooAhead})
+		}
+	}
+	panic("CalendarFor: not a peer")
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // Peer messages. Every message starts with a header that carries the
@@ -21,7 +22,11 @@ import (
 // writes were named by a counter that restarted with the node; they are
 // retired, not reused, so that a node of an earlier version drops the
 // messages of a later one as of an unknown kind rather than misreading
-// them (and the other way round).
+// them (and the other way round). Kind 11, the calendar reading, is new
+// since 2026-12-06: a node of an earlier build drops it as of an unknown
+// kind and reads every other message as before, and a node of this build
+// has no calendar reading of such a peer, so it judges no offset from it
+// (offset.go).
 const (
 	msgDigest       byte = 3  // anti-entropy: the sender's bucket digests
 	msgSummary      byte = 4  // anti-entropy: keys and stamps of the buckets that differ
@@ -31,7 +36,11 @@ const (
 	msgReplicateAck byte = 8  // a peer holds those writes durably
 	msgClockRefused byte = 9  // a message stamped beyond the max offset was dropped (offset.go)
 	msgRemoved      byte = 10 // the receiver's data directory (yourInc) was removed from the mesh (removed.go)
+	msgCalendar     byte = 11 // the sender's calendar reading, and what it made of the receiver's (offset.go)
 )
+
+// calNone is a calendar reading a calendar message does not name.
+const calNone = math.MinInt64
 
 type header struct {
 	kind      byte
@@ -78,6 +87,10 @@ type message struct {
 	pull     []string // push
 	partial  bool     // summary (more in [from,to) than fit), push-ack (not every pull answered)
 	refused  Stamp    // clock-refused: the dropped message's stamp
+	// calendar: the sender's calendar time when it sent; the latest
+	// reading of the receiver's it found in step with its own, and in a
+	// refusal the one it found too far ahead (calNone: none).
+	sent, seen, tooAhead int64
 }
 
 func appendHeader(dst []byte, h *header) []byte {
@@ -186,6 +199,10 @@ func (m *message) encode() []byte {
 		b = appendItems(b, m.items)
 	case msgClockRefused:
 		b = appendStamp(b, m.refused)
+	case msgCalendar:
+		b = binary.LittleEndian.AppendUint64(b, uint64(m.sent))
+		b = binary.LittleEndian.AppendUint64(b, uint64(m.seen))
+		b = binary.LittleEndian.AppendUint64(b, uint64(m.tooAhead))
 	case msgRemoved:
 	default:
 		panic(fmt.Sprintf("mesh: encoding unknown message kind %d", m.kind))
@@ -389,6 +406,8 @@ func decodeMessage(p []byte) (*message, error) {
 		m.items = r.items()
 	case msgClockRefused:
 		m.refused = r.stamp()
+	case msgCalendar:
+		m.sent, m.seen, m.tooAhead = int64(r.u64()), int64(r.u64()), int64(r.u64())
 	case msgRemoved:
 	default:
 		if r.err == nil {

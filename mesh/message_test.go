@@ -20,7 +20,7 @@ func genItem() *rapid.Generator[Item] {
 func genMessage() *rapid.Generator[*message] {
 	return rapid.Custom(func(t *rapid.T) *message {
 		m := &message{header: header{
-			kind:      rapid.SampledFrom([]byte{msgReplicate, msgReplicateAck, msgDigest, msgSummary, msgPush, msgPushAck, msgClockRefused}).Draw(t, "kind"),
+			kind:      rapid.SampledFrom([]byte{msgReplicate, msgReplicateAck, msgDigest, msgSummary, msgPush, msgPushAck, msgClockRefused, msgCalendar}).Draw(t, "kind"),
 			clock:     genStamp().Draw(t, "clock"),
 			stable:    genStamp().Draw(t, "stable"),
 			horizon:   genStamp().Draw(t, "horizon"),
@@ -61,6 +61,10 @@ func genMessage() *rapid.Generator[*message] {
 			m.items = rapid.SliceOf(genItem()).Draw(t, "items")
 		case msgClockRefused:
 			m.refused = genStamp().Draw(t, "refused")
+		case msgCalendar:
+			m.sent = rapid.Int64().Draw(t, "sent")
+			m.seen = rapid.Int64().Draw(t, "seen")
+			m.tooAhead = rapid.Int64().Draw(t, "too ahead")
 		}
 		return m
 	})

@@ -30,7 +30,8 @@ const (
 	// not yet heard of outlives the acknowledged delete.
 	MutBulkDeleteLocalOnly
 	// MutIgnoreClockOffset: a node takes writes though most of its peers
-	// refuse its messages as too far ahead, or it theirs (offset.go).
+	// refuse its calendar readings as too far ahead, or it theirs
+	// (offset.go).
 	MutIgnoreClockOffset
 	// MutScanTombEndsBucket: a scan's walk of a bucket stops at the first
 	// tombstone it meets, where it must step over it, so the bucket's

@@ -829,6 +829,10 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 		n.evicted(p, m)
 		return
 	}
+	if m.kind == msgCalendar {
+		n.calendarFrom(p, m) // offset.go: a calendar, whatever the header's clock
+		return
+	}
 	if n.tooFarAhead(m.clock) || n.itemsTooFarAhead(m.items) {
 		n.drop("a message from node %d stamped more than the max offset (%s) ahead of this node's clock (check the clocks): its clock %s", from, n.cfg.MaxOffset, m.clock)
 		n.droppedAsAhead(p, n.aheadStamp(m))
@@ -854,7 +858,6 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 		}
 	}
 	p.heard = n.env.Clock.Now()
-	n.inStep(p, false, m.clock)
 	if p.stable.Less(m.stable) {
 		p.stable = m.stable
 	}
@@ -873,7 +876,6 @@ func (n *Node) HandleMessage(from core.NodeID, msg []byte) {
 		if m.yourInc == n.saved.Incarnation {
 			for _, s := range m.quorum {
 				n.quorumAck(p, s)
-				n.inStep(p, true, s)
 			}
 		}
 	case msgDigest:
