@@ -348,10 +348,10 @@ type MeshPeerStatus struct {
 	ItemsFetched int64 `json:"items_fetched"` // by anti-entropy, applied here
 	Replicated   int64 `json:"replicated"`    // writes sent to it as they happened
 	Unreachable  bool  `json:"unreachable"`   // a round timed out and none has answered since
-	// Clock: "ahead" when this node's clock is more than the max offset
-	// ahead of the peer's (it refuses this node's messages), "behind" when
-	// more than that behind (this node refuses its messages), "" when in
-	// step, as far as the last few seconds tell.
+	// Clock: "ahead" when this node's calendar clock is more than the max
+	// offset ahead of the peer's, "behind" when more than that behind, by
+	// the calendar readings the two send each other; "" when in step, as
+	// far as the last few seconds tell.
 	Clock string `json:"clock,omitempty"`
 }
 

@@ -657,7 +657,7 @@ func writeMeshMetrics(p *promWriter, ms *core.MeshStatus) {
 		func(ps core.MeshPeerStatus) (float64, bool) { return float64(ps.HeardAgoMs) / 1000, ps.HeardAgoMs >= 0 })
 	perPeer("dkv_mesh_peer_unreachable", "gauge", "1 if an anti-entropy round with the peer timed out and none has answered since",
 		func(ps core.MeshPeerStatus) (float64, bool) { return boolFloat(ps.Unreachable), true })
-	perPeer("dkv_mesh_peer_clock_out_of_step", "gauge", "1 if this node's clock is more than --max-offset ahead of the peer's (it refuses this node's messages), -1 if behind (this node refuses its), 0 in step; out of step with most peers, the node refuses writes",
+	perPeer("dkv_mesh_peer_clock_out_of_step", "gauge", "1 if this node's calendar clock is more than --max-offset ahead of the peer's, -1 if behind, by the calendar readings the two send each other, 0 in step; out of step with most peers, the node refuses writes",
 		func(ps core.MeshPeerStatus) (float64, bool) {
 			switch ps.Clock {
 			case "ahead":
