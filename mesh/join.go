@@ -78,6 +78,10 @@ func (n *Node) notJoined() string {
 	return why
 }
 
+// Joined reports whether the node has joined its mesh: every peer named
+// its incarnation, so it takes writes (until then it holds them).
+func (n *Node) Joined() bool { return n.saved.Joined }
+
 // join saves the joined state once every peer named this incarnation, and
 // then takes the held writes in the order they came.
 func (n *Node) join() {

@@ -102,6 +102,8 @@ var regressions = []struct {
 	{186, "", 0, nil, "", "sim: read bit flips over hundreds of segments refused every start; a restart after a flip must read clean"},
 	{336, "", 0, nil, "", "sim: two transient unreadable sectors refused two starts in a row; each is consumed by the read that fails"},
 	{20, "", 0, nil, "", "sim: a node that rightly refused to start from a damaged disk in the final phase left the final reads waiting"},
+	{1045, "mesh", 0, nil, "", "sim: a mesh node gone for good from its first start (its state file unreadable) while the others, " +
+		"new, could never join: the client's writes were held and refused in turn to the end, and no quiet came; the service is gone"},
 	{2791, "", 0, nil, "", "sim: a misdirected write of the last synced batch came to light through a failed sync's dropped page cache; " +
 		"it must be put right there too (no log can tell it from a torn write)"},
 	{802237, "", 0, nil, "damage", "sim: a misdirected write of the last synced batch, then an unsynced truncate into the synced part " +

@@ -1002,17 +1002,28 @@ func (s *Sim) nodeGone() {
 // heard every other node; seed 3058 of the cluster mode lost a disk at
 // its final power cut while a node that crashed hundreds of times since
 // the start was still rejoining).
+//
+// In a mesh, one node gone is enough while another has not joined (on a
+// new or wiped disk): a node joins only once every peer has named its
+// incarnation, and holds its clients' writes till then, so it never will
+// (the operator's way out is --removed-nodes). The client went on sending
+// writes that were held and refused in turn, and no quiet came (mesh seed
+// 1045: node 0's disk damaged from its first start, the other two new).
 func (s *Sim) serviceGone() bool {
 	s.seeRejoined()
-	gone, rejoining := 0, 0
+	gone, rejoining, unjoined := 0, 0, 0
 	for _, h := range s.hosts {
 		if h.gone != "" {
 			gone++
 		} else if h.rejoin {
 			rejoining++
+		} else if n, ok := h.node.(*mesh.Node); ok && h.up && h.started && !n.Joined() {
+			// (Up and started: a node between incarnations has not read
+			// its saved state, which says whether it joined.)
+			unjoined++
 		}
 	}
-	return gone > 0 && gone+rejoining > (len(s.hosts)-1)/2
+	return gone > 0 && (gone+rejoining > (len(s.hosts)-1)/2 || unjoined > 0)
 }
 
 // checkDataBytes recomputes an up node's data bytes (core.Store.DataBytes,
