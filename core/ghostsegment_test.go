@@ -147,3 +147,49 @@ func mustList(t *testing.T, d *memDisk) []string {
 	}
 	return names
 }
+
+// A failed roll's file back as the last segment, named inside a snapshot
+// that covers every record after it: a cluster node snapshots at the index
+// it applied, which need not be where a roll began, so the snapshot can
+// pass the name of a roll that failed before it. A fresh segment is named
+// one past the log's last record, never inside the snapshot: recovery took
+// the file's name for where the log went on, removed the segment before as
+// covered, and refused the start ("log ends at index 5 before the
+// snapshot's 10"), though the snapshot held everything.
+func TestFailedRollFileBackInsideTheSnapshot(t *testing.T) {
+	d := newMemDisk()
+	g := newTestGroupCommit(t, d, 0, 1<<20)
+	appendBatch(t, g, 5) // 1 to 5
+	d.fail = failOnce("syncdir", "")
+	if err := g.log.Roll(g.log.NextIndex()); err == nil {
+		t.Fatal("the roll did not fail")
+	}
+	d.fail = nil
+	appendBatch(t, g, 5) // 6 to 10, in the first segment; a snapshot at 10 covers them
+	if err := g.log.RemoveBefore(10); err != nil {
+		t.Fatal(err)
+	}
+	g.log.Close()
+	d.crash()
+	d.put(walName(6), nil) // the failed roll's file, back
+	names := mustList(t, d)
+	w, err := OpenLog(d, names, 10, nil, func(r Record) error {
+		t.Errorf("replayed record %d, which the snapshot at 10 covers", r.Index)
+		return nil
+	}, t.Logf)
+	if err != nil {
+		t.Fatalf("recovery refused the log: %v", err)
+	}
+	if w.NextIndex() != 11 {
+		t.Fatalf("next index %d after the snapshot at 10, want 11", w.NextIndex())
+	}
+	g = NewGroupCommit(w, 1<<20)
+	appendBatch(t, g, 2) // 11 and 12: the log goes on
+	w.Close()
+	d.crash()
+	w, got := openTestLog(t, d, 10)
+	defer w.Close()
+	if !slices.Equal(got, recordsFrom(11, 12)) {
+		t.Fatalf("recovered %v, want records 11 and 12", got)
+	}
+}

@@ -395,6 +395,22 @@ func openLogWith(d Disk, names []string, snapIndex uint64, decode, apply func(Re
 		}
 		emptyLast = size == 0
 	}
+	if emptyLast && w.segments[len(w.segments)-1].first <= snapIndex {
+		last := w.segments[len(w.segments)-1]
+		// Named inside the snapshot: a fresh segment is named one past
+		// the log's last record, which the snapshot never passes, so this
+		// is a failed roll's file, and the log went on in the segment
+		// before it (a cluster node snapshots at the index it applied,
+		// which may lie past a failed roll's). Taken for where the log
+		// went on, it had the segment before removed as covered, and the
+		// start refused ("log ends at index 5 before the snapshot's 10").
+		logf("removing %s, an empty log segment a failed roll left (named inside the snapshot at index %d)", last.name, snapIndex)
+		if err := d.Remove(last.name); err != nil {
+			return nil, fmt.Errorf("removing %s: %w", last.name, err)
+		}
+		w.segments = w.segments[:len(w.segments)-1]
+		emptyLast = false
+	}
 	// A segment whose successor starts at or before snapIndex+1 holds nothing
 	// the snapshot lacks: a crash came between snapshot and cleanup.
 	before := len(w.segments)
