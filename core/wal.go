@@ -47,6 +47,10 @@ type Log struct {
 	file      File // the last segment
 	nextIndex uint64
 	mutation  Mutation // a planted bug, for the simulator's tests (SingleConfig)
+	// strays: a roll failed (createSegment) since the directory was last
+	// cleaned of its file, which may still be there (its remove failed
+	// too) or come back after a crash (its remove was not made durable).
+	strays bool
 }
 
 // scanSegment decodes the records of one segment. It returns the records and
@@ -391,6 +395,22 @@ func openLogWith(d Disk, names []string, snapIndex uint64, decode, apply func(Re
 		}
 		emptyLast = size == 0
 	}
+	if emptyLast && w.segments[len(w.segments)-1].first <= snapIndex {
+		last := w.segments[len(w.segments)-1]
+		// Named inside the snapshot: a fresh segment is named one past
+		// the log's last record, which the snapshot never passes, so this
+		// is a failed roll's file, and the log went on in the segment
+		// before it (a cluster node snapshots at the index it applied,
+		// which may lie past a failed roll's). Taken for where the log
+		// went on, it had the segment before removed as covered, and the
+		// start refused ("log ends at index 5 before the snapshot's 10").
+		logf("removing %s, an empty log segment a failed roll left (named inside the snapshot at index %d)", last.name, snapIndex)
+		if err := d.Remove(last.name); err != nil {
+			return nil, fmt.Errorf("removing %s: %w", last.name, err)
+		}
+		w.segments = w.segments[:len(w.segments)-1]
+		emptyLast = false
+	}
 	// A segment whose successor starts at or before snapIndex+1 holds nothing
 	// the snapshot lacks: a crash came between snapshot and cleanup.
 	before := len(w.segments)
@@ -716,6 +736,7 @@ func (w *Log) createSegment(first uint64) error {
 		// to the old segment, the next roll makes another name), and the
 		// next start would refuse the log. Recovery removes one that a
 		// crash brings back (openLog).
+		w.strays = true
 		if rmErr := w.disk.Remove(name); rmErr != nil {
 			return fmt.Errorf("syncing directory after creating %s: %w (and removing it: %v)", name, err, rmErr)
 		}
@@ -855,6 +876,15 @@ func (w *Log) TruncateFrom(from uint64) error {
 		return nil
 	}
 	assert(from >= w.segments[0].first, "TruncateFrom: cut below the oldest segment")
+	// A failed roll's file is named where the segment before it ended
+	// then, and recovery trusts that name (a file named inside the
+	// records before it is taken for such a file and removed). A cut
+	// below it made the name a lie: a crash brought the file back named
+	// past the log's end, and the next start refused the good log. So it
+	// goes for good first.
+	if err := w.removeStrays(); err != nil {
+		return fmt.Errorf("cutting the log at %d: %w", from, err)
+	}
 	keep := len(w.segments)
 	for keep > 1 && w.segments[keep-1].first > from {
 		keep--
@@ -913,10 +943,39 @@ func (w *Log) TruncateFrom(from uint64) error {
 	return nil
 }
 
+// removeStrays removes, durably, the files that failed rolls may have
+// left in the directory (strays), if any roll failed since it last did:
+// every log segment there that is not one of the log's.
+func (w *Log) removeStrays() error {
+	if !w.strays {
+		return nil
+	}
+	names, err := w.disk.List()
+	if err != nil {
+		return fmt.Errorf("listing the directory for the files of failed rolls: %w", err)
+	}
+	for _, name := range names {
+		if !IsLogFile(name) || slices.ContainsFunc(w.segments, func(s segment) bool { return s.name == name }) {
+			continue
+		}
+		if err := w.disk.Remove(name); err != nil {
+			return fmt.Errorf("removing %s, a failed roll's file: %w", name, err)
+		}
+	}
+	if err := w.disk.SyncDir(); err != nil {
+		return fmt.Errorf("syncing the directory after removing the files of failed rolls: %w", err)
+	}
+	w.strays = false
+	return nil
+}
+
 // Reset removes every segment and starts an empty log whose next record
 // carries index next: a replicated node does it after installing a
 // snapshot that replaces everything it had.
 func (w *Log) Reset(next uint64) error {
+	if err := w.removeStrays(); err != nil {
+		return fmt.Errorf("starting the log afresh at %d: %w", next, err)
+	}
 	if w.file != nil {
 		w.file.Close()
 		w.file = nil
