@@ -889,6 +889,13 @@ func (w *Log) TruncateFrom(from uint64) error {
 	for keep > 1 && w.segments[keep-1].first > from {
 		keep--
 	}
+	// The segments past the cut go last first, each removal durable
+	// before the next: a crash then leaves the log whole up to wherever
+	// the cut had come, never with a gap. Synced once after them all, a
+	// power loss could keep a removal and lose a later one's (nothing
+	// orders directory changes that no sync covered), and the next start
+	// found a segment after a gap, and refused the log (simulator, cluster
+	// seed 115081: wal-292 removed, wal-294 back).
 	for i := len(w.segments) - 1; i >= keep; i-- {
 		if i == len(w.segments)-1 && w.file != nil {
 			w.file.Close()
@@ -897,9 +904,7 @@ func (w *Log) TruncateFrom(from uint64) error {
 		if err := w.disk.Remove(w.segments[i].name); err != nil {
 			return fmt.Errorf("removing %s: %w", w.segments[i].name, err)
 		}
-	}
-	if keep < len(w.segments) {
-		w.segments = w.segments[:keep]
+		w.segments = w.segments[:i]
 		if err := w.disk.SyncDir(); err != nil {
 			return fmt.Errorf("syncing the directory after cutting the log at %d: %w", from, err)
 		}

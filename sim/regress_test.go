@@ -96,6 +96,11 @@ var regressions = []struct {
 		"as the last segment, named one past a snapshot, for proof that the segment before ended at the snapshot, and removed " +
 		"that segment with the records after it: a leader lost its term's first entry, counted toward its commit, and was " +
 		"elected again without it"},
+	// Bug O. Trigger: a power loss that keeps one directory change and
+	// loses a later one, which no sync covered.
+	{115081, "cluster", 0, nil, "dirloss", "core: a follower's log cut removed the segments past it and synced the directory once " +
+		"after them all; the sync failed, a power loss kept wal-292's removal and lost wal-294's, and the next start found a " +
+		"segment after a gap and refused the log (each removal is now synced before the next, the last segment first)"},
 	// Simulator bugs; the fix is in host.start, these are the seeds that showed them.
 	{851, "", 0, []string{"readflip", "process-crash"}, "", "sim: an injected fsync error during Start was reported as a recovery failure " +
 		"instead of a refusal to start; the restart must retry on a disk without faults"},
