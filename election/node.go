@@ -655,15 +655,20 @@ func (n *Node) propose(req *core.Request, reply core.ReplyFunc) {
 		reply(core.ErrorResponse(code, "the leader's disk refuses writes (%v): the write was not proposed and not applied; retry (another node takes over if this one's disk stays failing)", n.diskErr))
 		return
 	}
+	if resp, ok := n.answeredBefore(req); ok {
+		// A retry of a write this node applied (its first answer lost,
+		// or late): applied, it was committed, so its answer stands
+		// whoever leads later, and is given at once. Proposed again, it
+		// waited a round to its followers to be answered as a duplicate:
+		// a client whose timeout was under that round timed out on every
+		// retry of a write that had long applied (simulator, cluster seed
+		// 302010: 16 s of retries). And its effect is its answer, not the
+		// data bound, which it may well have filled itself.
+		reply(resp)
+		return
+	}
 	growth, full := n.storeFull(req)
 	if full != nil {
-		if resp, ok := n.answeredBefore(req); ok {
-			// A retry of a write this node applied (its first answer
-			// lost): its effect is its answer, not the bound, which
-			// it may well have filled itself.
-			reply(resp)
-			return
-		}
 		// Refused before it is proposed, so it never applies. Like a
 		// leader's disk_full, a retry of a write whose earlier attempt's
 		// outcome is unknown learns nothing from it: that attempt may

@@ -844,3 +844,28 @@ func TestNewClusterWaitsForANodeThatMissedTheAnswers(t *testing.T) {
 		}
 	}
 }
+
+// A retry of a session write the leader has applied is answered at once,
+// from the session table, with no entry proposed: applied, it was
+// committed, and its answer stands. Proposed again, it waited a round to
+// the followers to be answered as a duplicate, and a client whose timeout
+// was under that round timed out on every retry of a write that had long
+// applied (the simulator's cluster seed 302010 showed such retries).
+func TestLeaderAnswersARetryOfAnAppliedWriteAtOnce(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	l, _ := c.waitLeader(-1, 1000)
+	write := setReq("k", "v")
+	write.ClientID, write.Seq, write.Acked = 7, 1, 1
+	if r := c.do(l, write, 100); !r.OK {
+		t.Fatalf("set at the leader %d: %s", l, codeOf(r))
+	}
+	last := c.nodes[l].Raft().LastIndex()
+	retry := *write
+	got := c.ask(l, &retry)
+	if *got == nil || !(*got).OK {
+		t.Fatalf("the retry of an applied write was not answered ok at once: %+v", *got)
+	}
+	if now := c.nodes[l].Raft().LastIndex(); now != last {
+		t.Fatalf("the retry was proposed: the leader's log went from %d to %d", last, now)
+	}
+}
