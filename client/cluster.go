@@ -385,8 +385,8 @@ func (c *ClusterKVClient) do(ctx context.Context, req core.Request) (*core.Respo
 		// cluster not yet started), it says why the cluster refused, which
 		// the dial error hid (found by review).
 		lastAnswer *ServerError
-		hopped  bool  // the last retry followed a redirect without a pause
-		renewed bool  // the write was moved to a new session
+		hopped     bool // the last retry followed a redirect without a pause
+		renewed    bool // the write was moved to a new session
 		// tlsRefused are the nodes whose TLS refused the client in this
 		// call: asked again, they would only refuse again.
 		tlsRefused map[string]bool
