@@ -16,15 +16,7 @@ import (
 func TestFailedRollFileBackAfterACutBelowIt(t *testing.T) {
 	for _, fresh := range []int{0, 1, 2} { // the new leader's entries after the cut
 		t.Run(fmt.Sprintf("%d entries after the cut", fresh), func(t *testing.T) {
-			d := newMemDisk()
-			g := newTestGroupCommit(t, d, 0, 1<<20)
-			appendBatch(t, g, 5) // 1 to 5
-			d.fail = failOnce("syncdir", "")
-			if err := g.log.Roll(g.log.NextIndex()); err == nil {
-				t.Fatal("the roll did not fail")
-			}
-			d.fail = nil
-			appendBatch(t, g, 5) // 6 to 10, in the first segment
+			d, g := logAfterAFailedRoll(t, 5, 5) // 1 to 5; then 6 to 10, in the first segment
 			if err := g.log.TruncateFrom(4); err != nil {
 				t.Fatal(err)
 			}
@@ -157,15 +149,7 @@ func mustList(t *testing.T, d *memDisk) []string {
 // covered, and refused the start ("log ends at index 5 before the
 // snapshot's 10"), though the snapshot held everything.
 func TestFailedRollFileBackInsideTheSnapshot(t *testing.T) {
-	d := newMemDisk()
-	g := newTestGroupCommit(t, d, 0, 1<<20)
-	appendBatch(t, g, 5) // 1 to 5
-	d.fail = failOnce("syncdir", "")
-	if err := g.log.Roll(g.log.NextIndex()); err == nil {
-		t.Fatal("the roll did not fail")
-	}
-	d.fail = nil
-	appendBatch(t, g, 5) // 6 to 10, in the first segment; a snapshot at 10 covers them
+	d, g := logAfterAFailedRoll(t, 5, 5) // 1 to 5; then 6 to 10, in the first segment; a snapshot at 10 covers them
 	if err := g.log.RemoveBefore(10); err != nil {
 		t.Fatal(err)
 	}

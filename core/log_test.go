@@ -530,6 +530,25 @@ func failOnce(op, prefix string) func(string, string) error {
 	}
 }
 
+// logAfterAFailedRoll is a log of before records, then a roll whose
+// directory sync failed (its file made and removed, not durably), then
+// after records, which go on in the first segment.
+func logAfterAFailedRoll(t *testing.T, before, after int) (*memDisk, *GroupCommit) {
+	t.Helper()
+	d := newMemDisk()
+	g := newTestGroupCommit(t, d, 0, 1<<20)
+	appendBatch(t, g, before)
+	d.fail = failOnce("syncdir", "")
+	if err := g.log.Roll(g.log.NextIndex()); err == nil {
+		t.Fatal("the roll did not fail")
+	}
+	d.fail = nil
+	if after > 0 {
+		appendBatch(t, g, after)
+	}
+	return d, g
+}
+
 // A roll whose directory sync fails leaves no segment file behind, and a
 // stale empty one (a crash brought it back) is removed at recovery: before,
 // the next start refused the log ("wal-…2.log starts at index 2, expected
@@ -537,14 +556,7 @@ func failOnce(op, prefix string) func(string, string) error {
 // the segment before it, which held records the snapshot lacked (found by
 // review).
 func TestFailedRollLeavesNoSegmentBehind(t *testing.T) {
-	d := newMemDisk()
-	g := newTestGroupCommit(t, d, 0, 1<<20)
-	appendBatch(t, g, 1)
-	d.fail = failOnce("syncdir", "")
-	if err := g.log.Roll(g.log.NextIndex()); err == nil {
-		t.Fatal("the roll did not fail")
-	}
-	appendBatch(t, g, 2) // the batch goes on in the old segment: 2 and 3
+	d, g := logAfterAFailedRoll(t, 1, 2) // the batch goes on in the old segment: 2 and 3
 	if err := g.log.Roll(g.log.NextIndex()); err != nil {
 		t.Fatal(err)
 	}
@@ -575,14 +587,7 @@ func TestFailedRollLeavesNoSegmentBehind(t *testing.T) {
 
 	// The failed roll's file is back and last: no roll came after it, and
 	// the segment before it is the log's last.
-	d = newMemDisk()
-	g = newTestGroupCommit(t, d, 0, 1<<20)
-	appendBatch(t, g, 1)
-	d.fail = failOnce("syncdir", "")
-	if err := g.log.Roll(g.log.NextIndex()); err == nil {
-		t.Fatal("the roll did not fail")
-	}
-	appendBatch(t, g, 2)
+	d, g = logAfterAFailedRoll(t, 1, 2)
 	g.log.Close()
 	d.put(walName(2), nil)
 	w, got = openTestLog(t, d, 0)
@@ -707,15 +712,7 @@ func TestRecoveryDoesNotReadPagesAFailedSyncKept(t *testing.T) {
 // after the snapshot: a cluster leader lost its term's first entry, which
 // it had counted toward its commit (simulator, cluster seed 106716).
 func TestFailedRollFileBackAfterTheSnapshot(t *testing.T) {
-	d := newMemDisk()
-	g := newTestGroupCommit(t, d, 0, 1<<20)
-	appendBatch(t, g, 1) // the snapshot below covers it
-	d.fail = failOnce("syncdir", "")
-	if err := g.log.Roll(g.log.NextIndex()); err == nil {
-		t.Fatal("the roll did not fail")
-	}
-	d.fail = nil
-	appendBatch(t, g, 2) // records 2 and 3, in the first segment
+	d, g := logAfterAFailedRoll(t, 1, 2) // the snapshot below covers it; then records 2 and 3, in the first segment
 	g.log.Close()
 	d.put(walName(2), nil) // the failed roll's file, back
 	w, got := openTestLog(t, d, 1)
@@ -761,14 +758,7 @@ func TestFailedRollFileBackAfterATail(t *testing.T) {
 		}, 3},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			d := newMemDisk()
-			g := newTestGroupCommit(t, d, 0, 1<<20)
-			appendBatch(t, g, 1)
-			d.fail = failOnce("syncdir", "")
-			if err := g.log.Roll(g.log.NextIndex()); err == nil {
-				t.Fatal("the roll did not fail")
-			}
-			d.fail = nil
+			d, g := logAfterAFailedRoll(t, 1, 0)
 			if c.after > 0 {
 				appendBatch(t, g, c.after)
 			}
