@@ -1475,27 +1475,19 @@ func (r *Raft) RejoinStuck() (rejoining int) {
 	if r.lead != None {
 		return 0
 	}
+	said := r.peerRejoining
 	if !r.rejoining {
 		if r.term == 0 && r.log.lastIndex() == 0 {
 			// A new cluster's: its peers, rejoining, hear it answer at
 			// term 0 with an empty log, and stop (see rejoined).
 			return 0
 		}
-		for i := range r.peers {
-			if r.refusedRejoining[i] {
-				rejoining++
-			}
-		}
-		if len(r.peers)-rejoining >= r.quorum() {
-			return 0
-		}
-		return rejoining
-	}
-	if slices.Contains(r.heard, false) {
+		said = r.refusedRejoining
+	} else if slices.Contains(r.heard, false) {
 		return 0
 	}
-	for i := range r.peers {
-		if r.peerRejoining[i] {
+	for _, yes := range said {
+		if yes {
 			rejoining++
 		}
 	}
