@@ -143,15 +143,21 @@ func TestRebuildInlineOnlyWhenSmall(t *testing.T) {
 	}
 }
 
+// storeOfKeys is a store of n keys, k00000 on, each holding "v".
+func storeOfKeys(n int) *core.Store {
+	s := core.NewStore()
+	for i := range n {
+		s.Set(fmt.Sprintf("k%05d", i), "v")
+	}
+	return s
+}
+
 // A rebuild keeps a host's queue of index calls full but short: a step
 // hands over what tops the backlog up to its bound, whatever StepValues
 // says, and only its floor of 16 at the bound or past it.
 func TestRebuildWaitsForABacklog(t *testing.T) {
 	clock := &manualClock{}
-	s := core.NewStore()
-	for i := range 3000 {
-		s.Set(fmt.Sprintf("k%05d", i), "v")
-	}
+	s := storeOfKeys(3000)
 	rec := &backlogIndexes{recordingIndexes: newRecording(), backlog: 1024}
 	a := core.AttachIndexes(s, rec, clock, core.IndexBuildConfig{InlineValuesMax: -1, StepValues: 1000}, t.Logf, core.MutNone)
 	tick(clock)
@@ -178,10 +184,7 @@ func TestRebuildWaitsForABacklog(t *testing.T) {
 // searches answered unavailable all that time.
 func TestRebuildEndsBesideABacklogThatNeverFalls(t *testing.T) {
 	clock := &manualClock{}
-	s := core.NewStore()
-	for i := range 3000 {
-		s.Set(fmt.Sprintf("k%05d", i), "v")
-	}
+	s := storeOfKeys(3000)
 	rec := &backlogIndexes{recordingIndexes: newRecording(), backlog: 4096, backlogBytes: 4 << 20}
 	a := core.AttachIndexes(s, rec, clock, core.IndexBuildConfig{InlineValuesMax: -1}, t.Logf, core.MutNone)
 	for range 3000/16 + 1 {
@@ -395,10 +398,7 @@ func TestLaterSearchOfAnUndoneBatchFails(t *testing.T) {
 // indexed" with values to come (found by review).
 func TestRebuildProgressFollowsTheWrites(t *testing.T) {
 	clock := &manualClock{}
-	s := core.NewStore()
-	for i := range 3000 {
-		s.Set(fmt.Sprintf("k%05d", i), "v")
-	}
+	s := storeOfKeys(3000)
 	rec := newRecording()
 	a := core.AttachIndexes(s, rec, clock, core.IndexBuildConfig{InlineValuesMax: -1, StepValues: 100}, t.Logf, core.MutNone)
 	tick(clock) // k00000..k00099 handed over
