@@ -644,6 +644,16 @@ func (l Limits) Validate(req *Request) *Response {
 	}
 }
 
+// Writes reports whether req's op changes the store: set, delete,
+// bulk_set, bulk_delete, expire, persist or incr.
+func (req *Request) Writes() bool {
+	switch req.Op {
+	case OpSet, OpDelete, OpBulkSet, OpBulkDelete, OpExpire, OpPersist, OpIncr:
+		return true
+	}
+	return false
+}
+
 // validateSession checks the client session fields: absent together, or a
 // client_id in 1..ClientIDMax with seq >= 1 and acked <= seq, on a write.
 // Only writes are deduplicated, so a session on a read is refused rather
@@ -654,13 +664,13 @@ func (l Limits) validateSession(req *Request) *Response {
 		r := ErrorResponse(CodeBadRequest, format, args...)
 		return &r
 	}
-	write := false
+	write := req.Writes()
 	switch req.Op {
-	case OpSet, OpDelete, OpBulkSet, OpBulkDelete, OpExpire, OpPersist, OpIncr:
-		write = true
 	case OpGet, OpBulkGet, OpPing, OpStatus, OpSearch, OpSearchSimilar, OpScan:
 	default:
-		return nil
+		if !write {
+			return nil
+		}
 	}
 	switch {
 	case req.ClientID == 0 && (req.Seq != 0 || req.Acked != 0):

@@ -41,6 +41,11 @@ type HostConfig struct {
 	// EventsPerTurnMax bounds the events one turn takes before it flushes,
 	// so one busy turn cannot hold back every reply for long.
 	EventsPerTurnMax int
+	// GatherWaitMax bounds how long a waiting event loop holds a turn
+	// back for the clients a sync's replies just answered, counted from
+	// the replies (gather.go); it waits at most an fsync's recent
+	// duration too. 0: it never waits.
+	GatherWaitMax time.Duration
 	// LineTimeout is how long a partial line may wait for the rest of it
 	// before the connection gets a timeout error and is closed.
 	LineTimeout time.Duration
@@ -97,6 +102,7 @@ func DefaultHostConfig() HostConfig {
 		ConnInflightMax:  1024,
 		EventQueueMax:    8192,
 		EventsPerTurnMax: 4096,
+		GatherWaitMax:    time.Millisecond,
 		LineTimeout:      10 * time.Second,
 		IdleTimeout:      5 * time.Minute,
 		WriteTimeout:     time.Minute,
@@ -126,6 +132,9 @@ func (c HostConfig) validate() error {
 			return fmt.Errorf("host config: %s must be positive, not %d", f.name, f.v)
 		}
 	}
+	if c.GatherWaitMax < 0 || c.GatherWaitMax > GatherWaitMaxLimit {
+		return fmt.Errorf("host config: GatherWaitMax must be in 0..%v, not %v", GatherWaitMaxLimit, c.GatherWaitMax)
+	}
 	if len(c.AuthSecret) > core.AuthSecretBytesMax {
 		return fmt.Errorf("host config: AuthSecret is %d bytes; the limit is %d", len(c.AuthSecret), core.AuthSecretBytesMax)
 	}
@@ -141,3 +150,7 @@ func (c HostConfig) validate() error {
 // EventLoopsMax bounds HostConfig.EventLoops: a loop per processor is the
 // point, and more than this many is a mistake.
 const EventLoopsMax = 256
+
+// GatherWaitMaxLimit bounds HostConfig.GatherWaitMax: a turn held back
+// longer would hold every request in it as long.
+const GatherWaitMaxLimit = 100 * time.Millisecond

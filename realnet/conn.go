@@ -217,6 +217,9 @@ type conn struct {
 	// state, and fd's, is described in eloop.go.
 	lp *eloop
 	ls loopState
+	// awaited is the gathering epoch in which the node answered all
+	// this connection owed, until it sends again; 0: not awaited.
+	awaited atomic.Uint64
 }
 
 // readState is what the reader keeps between reads.
@@ -341,6 +344,7 @@ func (c *conn) fill(s *slot, gen uint32, resp core.Response) (op string, decoded
 	switch {
 	case !headReady:
 	case last:
+		c.h.gather.answered(c.h, c)
 		if c.h.metrics != nil {
 			// Counted before the client can see it: a client that
 			// reads its reply and then the metrics finds it there.
@@ -753,6 +757,7 @@ func (c *conn) commit() bool {
 	h.requestsInFlight.Add(n)
 	var ok bool
 	if c.lp != nil {
+		h.gather.sent(c, b)
 		ok = h.postDeferred(b)
 	} else {
 		ok = h.postRequests(b)

@@ -72,6 +72,12 @@ type eloop struct {
 	// yields counts the times the loop let its processor's other
 	// goroutines run after loopBusyPassesMax busy passes (for the tests).
 	yields atomic.Int64
+	// awaited counts this loop's connections that a sync's replies just
+	// answered and that have not sent again (gathering).
+	awaited atomic.Int64
+	// passWrites: the requests read in this pass include a write (the
+	// loop goroutine's own; gathering.sent sets it).
+	passWrites bool
 
 	// The loop goroutine's own.
 	// conns holds the connections by descriptor, nil where there is
@@ -493,6 +499,27 @@ func (lp *eloop) pollWait(timeoutMs int) (idle bool) {
 		// Only a bug makes epoll_wait fail (EBADF, EFAULT, EINVAL).
 		panic(fmt.Sprintf("realnet: epoll_wait: %v", err))
 	}
+	lp.passWrites = false
+	idle = lp.handle(n)
+	if lp.runKicks() {
+		idle = false
+	}
+	if !idle {
+		lp.gatherStragglers()
+	}
+	// The requests of every connection that was ready, in one turn.
+	lp.h.runQueued()
+	// The pass's clock: a deadline that passed during the pass is seen
+	// by the next one, which waits for at most a millisecond (waitMs).
+	if !lp.nextDeadline.IsZero() && !lp.now.Before(lp.nextDeadline) {
+		lp.sweep()
+	}
+	return idle
+}
+
+// handle handles the first n events of lp.events, which the last
+// epoll_wait returned. It reports whether none was a connection's.
+func (lp *eloop) handle(n int) (idle bool) {
 	idle = true
 	for i := range max(n, 0) {
 		ev := lp.events[i]
@@ -522,18 +549,48 @@ func (lp *eloop) pollWait(timeoutMs int) (idle bool) {
 			lp.readFrames(fc)
 		}
 	}
-	if lp.runKicks() {
-		idle = false
-	}
-	// The requests of every connection that was ready, in one turn.
-	lp.h.runQueued()
-	// The pass's clock: a deadline that passed during the pass is seen
-	// by the next one, which waits for at most a millisecond (waitMs).
-	if !lp.nextDeadline.IsZero() && !lp.now.Before(lp.nextDeadline) {
-		lp.sweep()
-	}
 	return idle
 }
+
+// gatherStragglers waits, before the pass runs the node, for the clients
+// that the last sync's replies answered to send again, so that their
+// requests join the batch the turn commits (gathering says why). It waits
+// only where the loop fsyncs inline, with requests in hand that nobody
+// runs yet, a write among them (reads alone commit nothing) and none of
+// the node's own events pending, and until every
+// awaited client of the loop has sent, or the gathering's deadline.
+func (lp *eloop) gatherStragglers() {
+	h := lp.h
+	if !h.loopsWait || !lp.passWrites || lp.awaited.Load() <= 0 || gatherUnsupported.Load() {
+		return
+	}
+	end := h.gather.deadline(h.cfg.GatherWaitMax)
+	if end == 0 || monoNow() >= end || !h.gatherable() {
+		return
+	}
+	h.gathers.Add(1)
+	for lp.awaited.Load() > 0 {
+		left := end - monoNow()
+		if left <= 0 {
+			return
+		}
+		n, err := epollWaitFor(lp.epfd, lp.events, left)
+		switch {
+		case err == unix.ENOSYS:
+			gatherUnsupported.Store(true)
+			return
+		case err != nil && err != unix.EINTR:
+			panic(fmt.Sprintf("realnet: epoll_pwait2: %v", err))
+		}
+		lp.handle(n)
+		lp.runKicks()
+	}
+	h.gathersFull.Add(1)
+}
+
+// gatherUnsupported is set once epoll_pwait2 was refused (before Linux
+// 5.11): no loop waits for stragglers then.
+var gatherUnsupported atomic.Bool
 
 // connAt is the connection of descriptor fd, nil if none.
 func (lp *eloop) connAt(fd int) *conn {

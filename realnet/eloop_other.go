@@ -5,6 +5,7 @@ package realnet
 import (
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,7 +17,11 @@ const EventLoopsSupported = false
 func defaultEventLoops() int { return 0 }
 
 // eloop is never made here: HostConfig.validate refuses EventLoops > 0.
-type eloop struct{}
+type eloop struct {
+	// (gathering; only touched with a loop)
+	awaited    atomic.Int64
+	passWrites bool
+}
 
 func (lp *eloop) kick(c *conn)      { panic("realnet: no event loops on this system") }
 func (lp *eloop) adoptConn(c *conn) { panic("realnet: no event loops on this system") }

@@ -140,6 +140,12 @@ type Host struct {
 	// that posts wake, once the loops run.
 	loopsWait bool
 	postLoop  atomic.Pointer[eloop]
+	// gather holds a waiting loop's turn back for the clients a sync's
+	// replies just answered (gather.go); gathers counts the passes that
+	// waited for them, gathersFull those whose awaited all came.
+	gather      gathering
+	gathers     atomic.Int64
+	gathersFull atomic.Int64
 	// prepare is HostConfig.Prepare where the connections' requests are
 	// read in parallel (several loops, or a goroutine a connection), and
 	// nil where one loop reads them all: there, a value's analysis (~30
@@ -412,6 +418,15 @@ func (h *Host) post(ev event) bool {
 // wait on. It reports false, and f never runs, once the node has stopped.
 func (h *Host) Post(f func()) bool { return h.post(f) }
 
+// gatherable reports whether a loop may hold the next turn back for
+// stragglers (eloop.gatherStragglers): requests wait, nobody runs the node,
+// and the node has none of its own events (a sync's completion) to run.
+func (h *Host) gatherable() bool {
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	return !h.taken && len(h.queue) > 0 && len(h.local) == 0
+}
+
 // runnable reports whether events wait and nobody runs the node.
 func (h *Host) runnable() bool {
 	h.qmu.Lock()
@@ -577,7 +592,9 @@ func (h *Host) turn() error {
 		start = monoNow()
 	}
 	n := len(h.local)
+	h.gather.beginTurn()
 	h.runLocal()
+	h.gather.endRelease()
 	for {
 		h.qmu.Lock()
 		k, w := 0, 0

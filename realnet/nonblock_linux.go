@@ -1,6 +1,7 @@
 package realnet
 
 import (
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -97,6 +98,25 @@ func epollWait(epfd int, events []unix.EpollEvent, timeoutMs int) (int, error) {
 		p = unsafe.Pointer(&events[0])
 	}
 	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(p), uintptr(len(events)), uintptr(timeoutMs), 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	if n > 0 {
+		raceWrote(unsafe.Slice((*byte)(p), int(n)*int(unsafe.Sizeof(events[0]))))
+	}
+	return int(n), nil
+}
+
+// epollWaitFor is epollWait with a timeout finer than a millisecond:
+// epoll_pwait2(2), Linux 5.11 and later. Where the kernel lacks it, it
+// returns ENOSYS.
+func epollWaitFor(epfd int, events []unix.EpollEvent, timeout time.Duration) (int, error) {
+	var p unsafe.Pointer
+	if len(events) > 0 {
+		p = unsafe.Pointer(&events[0])
+	}
+	ts := unix.NsecToTimespec(int64(max(timeout, 0)))
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT2, uintptr(epfd), uintptr(p), uintptr(len(events)), uintptr(unsafe.Pointer(&ts)), 0, 0)
 	if e != 0 {
 		return -1, e
 	}

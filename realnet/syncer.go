@@ -114,7 +114,9 @@ func (f *syncFile) SyncAsync(done func(error)) {
 	cutTo := f.cutTo
 	f.cutTo = -1
 	if h.loopsWait {
+		start := monoNow()
 		err := f.cutIfFailed(f.syncHeld(), cutTo)
+		h.gather.noteSync(monoNow() - start)
 		h.local = append(h.local, func() { done(err) })
 		return
 	}

@@ -108,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&limits.BulkEntriesMax, "max-bulk-entries", limits.BulkEntriesMax, "items in one bulk_set, keys in one bulk_get or bulk_delete, keys in one scan page\n"+
 		"(RESP's MSET, MGET, DEL, SCAN, KEYS alike; a RESP command has at most 2 x this + 8 arguments)")
 	fs.IntVar(&hostCfg.EventLoops, "event-loops", hostCfg.EventLoops, "event loops (epoll, Linux) that serve the client connections, one by default; fewer than the cores each\nwait in epoll_wait on a core of their own and fsync inline, as Redis does; more park in Go's poller; with\n--enable-indexes, two loops or more analyse values in parallel; 0 gives each connection a reader and a writer\ngoroutine instead (the only choice elsewhere)")
+	fs.DurationVar(&hostCfg.GatherWaitMax, "gather-wait-max", hostCfg.GatherWaitMax, "how long the event loop, having sent a group commit's replies, may wait for those clients' next\nrequests to join the next batch (never longer than a recent fsync; 0: never waits; at most 100ms)")
 	fs.DurationVar(&hostCfg.LineTimeout, "line-timeout", hostCfg.LineTimeout, "how long a partial request line may stall (at least 1ms)")
 	fs.DurationVar(&hostCfg.IdleTimeout, "idle-timeout", hostCfg.IdleTimeout, "how long a silent connection stays open (at least 100ms)")
 	fs.Int64Var(&single.SegmentBytesMax, "segment-bytes", single.SegmentBytesMax, "log segment size that starts a new segment (at most 1 GiB: a restart reads a segment whole)")
@@ -183,6 +184,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if hostCfg.EventLoops > 0 && !realnet.EventLoopsSupported {
 		return nil, fmt.Errorf("--event-loops %d: event loops need Linux (epoll); use 0", hostCfg.EventLoops)
+	}
+	if hostCfg.GatherWaitMax < 0 || hostCfg.GatherWaitMax > realnet.GatherWaitMaxLimit {
+		return nil, fmt.Errorf("--gather-wait-max must be in 0..%v, not %v", realnet.GatherWaitMaxLimit, hostCfg.GatherWaitMax)
 	}
 	if o.port < 0 || o.port > 65535 {
 		return nil, fmt.Errorf("--port must be in 0..65535, not %d", o.port)

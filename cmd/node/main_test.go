@@ -305,6 +305,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--port", "70000"}, "--port must be in 0..65535"},
 		{[]string{"--max-conns", "0"}, "--max-conns must be positive"},
 		{[]string{"--line-timeout", "-1s"}, "--line-timeout must be positive"},
+		{[]string{"--gather-wait-max", "1s"}, "--gather-wait-max must be in 0..100ms, not 1s"},
+		{[]string{"--gather-wait-max", "-1ms"}, "--gather-wait-max must be in 0..100ms, not -1ms"},
 		{[]string{"--data-dir", ""}, `--data-dir "" names no directory`},
 		{[]string{"--port", "19980", "--metrics-addr", "127.0.0.1:19980"}, "--metrics-addr 127.0.0.1:19980 clashes with --port, 127.0.0.1:19980: give --metrics-addr a port of its own"},
 		{[]string{"--port", "19980", "--metrics-addr", ":19980"}, "--metrics-addr :19980 clashes with --port, 127.0.0.1:19980"},
