@@ -75,9 +75,11 @@ type eloop struct {
 	// awaited counts this loop's connections that a sync's replies just
 	// answered and that have not sent again (gathering).
 	awaited atomic.Int64
-	// passWrites: the requests read in this pass include a write (the
-	// loop goroutine's own; gathering.sent sets it).
-	passWrites bool
+	// passWrites: the requests read in this pass include a write;
+	// passRequests counts them (the loop goroutine's own; gathering.sent
+	// sets them).
+	passWrites   bool
+	passRequests int
 
 	// The loop goroutine's own.
 	// conns holds the connections by descriptor, nil where there is
@@ -499,7 +501,7 @@ func (lp *eloop) pollWait(timeoutMs int) (idle bool) {
 		// Only a bug makes epoll_wait fail (EBADF, EFAULT, EINVAL).
 		panic(fmt.Sprintf("realnet: epoll_wait: %v", err))
 	}
-	lp.passWrites = false
+	lp.passWrites, lp.passRequests = false, 0
 	idle = lp.handle(n)
 	if lp.runKicks() {
 		idle = false
@@ -557,8 +559,9 @@ func (lp *eloop) handle(n int) (idle bool) {
 // requests join the batch the turn commits (gathering says why). It waits
 // only where the loop fsyncs inline, with requests in hand that nobody
 // runs yet, a write among them (reads alone commit nothing) and none of
-// the node's own events pending, and until every
-// awaited client of the loop has sent, or the gathering's deadline.
+// the node's own events pending; and until every awaited client of the
+// loop has sent, the gathering's deadline, or requests come too slowly to
+// be worth the wait (worthWaiting).
 func (lp *eloop) gatherStragglers() {
 	h := lp.h
 	if !h.loopsWait || !lp.passWrites || lp.awaited.Load() <= 0 || gatherUnsupported.Load() {
@@ -569,12 +572,20 @@ func (lp *eloop) gatherStragglers() {
 		return
 	}
 	h.gathers.Add(1)
+	syncAvg := time.Duration(h.gather.syncAvg.Load())
+	probe := max(syncAvg/gatherProbeShare, gatherProbeMin)
+	start, inHand := monoNow(), lp.passRequests
 	for lp.awaited.Load() > 0 {
-		left := end - monoNow()
+		now := monoNow()
+		left := end - now
 		if left <= 0 {
 			return
 		}
-		n, err := epollWaitFor(lp.epfd, lp.events, left)
+		if !worthWaiting(lp.passRequests-inHand, lp.passRequests, now-start, probe, syncAvg) {
+			h.gathersCut.Add(1)
+			return
+		}
+		n, err := epollWaitFor(lp.epfd, lp.events, min(left, probe))
 		switch {
 		case err == unix.ENOSYS:
 			gatherUnsupported.Store(true)

@@ -19,8 +19,9 @@ func defaultEventLoops() int { return 0 }
 // eloop is never made here: HostConfig.validate refuses EventLoops > 0.
 type eloop struct {
 	// (gathering; only touched with a loop)
-	awaited    atomic.Int64
-	passWrites bool
+	awaited      atomic.Int64
+	passWrites   bool
+	passRequests int
 }
 
 func (lp *eloop) kick(c *conn)      { panic("realnet: no event loops on this system") }

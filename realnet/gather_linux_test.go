@@ -45,7 +45,7 @@ func (d slowSyncDisk) OpenAppend(name string) (core.File, error) {
 	return slowSyncFile{File: f, delay: d.syncDelay}, nil
 }
 
-// startGathering runs a single node on a disk whose fsyncs take 400 ms,
+// startGathering runs a single node on a disk whose fsyncs take 800 ms,
 // served by one waiting event loop with waitMax, and returns it with the
 // node.
 func startGathering(t *testing.T, waitMax time.Duration) (*running, *core.SingleNode) {
@@ -61,10 +61,12 @@ func startGathering(t *testing.T, waitMax time.Duration) (*running, *core.Single
 	node := core.NewSingleNode(core.DefaultSingleConfig())
 	cfg := testConfig()
 	cfg.EventLoops = 1
-	// Past the limit validate allows, so that the fsync's 400 ms bound
-	// the wait, not waitMax: a slow CI machine has room.
+	// Past the limit validate allows, so that the fsync's 800 ms bound
+	// the wait, not waitMax (and its first eighth, 100 ms, is the probe
+	// that worthWaiting takes before it judges): a slow CI machine has
+	// room.
 	setWait := func(h *Host) { h.cfg.GatherWaitMax = waitMax }
-	r := startHostOn(t, node, slowSyncDisk{Disk: d, syncDelay: 400 * time.Millisecond}, cfg, setWait)
+	r := startHostOn(t, node, slowSyncDisk{Disk: d, syncDelay: 800 * time.Millisecond}, cfg, setWait)
 	if !r.host.loopsWait {
 		t.Fatal("one loop with two processors or more should wait in epoll_wait and fsync inline")
 	}
@@ -84,19 +86,26 @@ func batches(t *testing.T, h *Host, node *core.SingleNode) int64 {
 // A client answered by a sync's replies that sends again soon joins the
 // batch of a request that came meanwhile: the loop holds that batch back
 // for it, rather than commit it alone and leave the client a whole fsync
-// behind. Client a's set is synced (400 ms); b's set comes during that
-// sync; a sends again 50 ms after its reply. With gathering the two make
+// behind. Client a's set is synced (800 ms); b's set comes during that
+// sync; a sends again 20 ms after its reply. With gathering the two make
 // one batch; without, b's is committed alone, as the loop reads it the
-// moment a's reply has gone, and a's next one in a third batch.
+// moment a's reply has gone, and a's next one in a third batch. Nor does
+// the loop wait for a client that is slow to send again: a's next set 300
+// ms after its reply, when nothing came in the wait's first 100 ms
+// (worthWaiting), leaves b's batch to go alone.
 func TestGatherJoinsAnAnsweredClientToTheNextBatch(t *testing.T) {
 	for _, tc := range []struct {
-		waitMax time.Duration
-		batches int64
+		waitMax, aDelay time.Duration
+		batches         int64
+		full, cut       int64 // waits that took every awaited client; waits cut short
 	}{
-		{time.Second, 2},
-		{0, 3},
+		{time.Second, 20 * time.Millisecond, 2, 1, 0},
+		{0, 20 * time.Millisecond, 3, 0, 0},
+		// Cut twice: b's batch waits for a, then a's (which comes
+		// during b's sync) for b, who sends no more.
+		{time.Second, 300 * time.Millisecond, 3, 0, 2},
 	} {
-		t.Run(fmt.Sprintf("waitMax=%v", tc.waitMax), func(t *testing.T) {
+		t.Run(fmt.Sprintf("waitMax=%v,aDelay=%v", tc.waitMax, tc.aDelay), func(t *testing.T) {
 			r, node := startGathering(t, tc.waitMax)
 			a, b := dial(t, r.addr), dial(t, r.addr)
 			before := batches(t, r.host, node)
@@ -106,7 +115,7 @@ func TestGatherJoinsAnAnsweredClientToTheNextBatch(t *testing.T) {
 			if resp := a.recv(); !resp.OK {
 				t.Fatalf("a's first set: %+v", resp)
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(tc.aDelay)
 			a.send(`{"id":3,"op":"set","key":"a","value":"3"}` + "\n")
 			if resp := b.recv(); !resp.OK {
 				t.Fatalf("b's set: %+v", resp)
@@ -117,8 +126,8 @@ func TestGatherJoinsAnAnsweredClientToTheNextBatch(t *testing.T) {
 			if got := batches(t, r.host, node) - before; got != tc.batches {
 				t.Fatalf("the three sets took %d batches, want %d", got, tc.batches)
 			}
-			if tc.waitMax > 0 && r.host.gathersFull.Load() != 1 {
-				t.Fatalf("%d passes waited for every awaited client, want 1 (%d waited)", r.host.gathersFull.Load(), r.host.gathers.Load())
+			if full, cut := r.host.gathersFull.Load(), r.host.gathersCut.Load(); full != tc.full || cut != tc.cut {
+				t.Fatalf("%d waits took every awaited client and %d were cut short, want %d and %d (%d waited)", full, cut, tc.full, tc.cut, r.host.gathers.Load())
 			}
 		})
 	}
@@ -129,7 +138,7 @@ func TestGatherJoinsAnAnsweredClientToTheNextBatch(t *testing.T) {
 // while a (answered by a sync) stays silent, is answered at once.
 func TestGatherWaitsForNoLoneClientNorARead(t *testing.T) {
 	r, _ := startGathering(t, time.Second)
-	a, b := dial(t, r.addr), dial(t, r.addr)
+	a := dial(t, r.addr)
 	for i := range 3 {
 		a.send(fmt.Sprintf(`{"id":%d,"op":"set","key":"a","value":"%d"}`+"\n", i, i))
 		if resp := a.recv(); !resp.OK {
@@ -139,6 +148,7 @@ func TestGatherWaitsForNoLoneClientNorARead(t *testing.T) {
 	if n := r.host.gathers.Load(); n != 0 {
 		t.Fatalf("a lone client's sets waited %d times", n)
 	}
+	b := dial(t, r.addr) // now: the test's idle timeout is 2 s
 	b.send(`{"id":9,"op":"get","key":"a"}` + "\n")
 	if resp := b.recv(); !resp.OK || resp.Value == nil || *resp.Value != "2" {
 		t.Fatalf("get: %+v", resp)
