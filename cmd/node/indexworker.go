@@ -282,6 +282,12 @@ func (w *indexWorker) do(op *indexOp) {
 		}
 		w.mu.Unlock()
 	case opCall:
+		// Counted first: a caller that waited (Loaded, a status) reads
+		// Bytes next, and the batch's own count comes only after its last
+		// call. A node restarted with its rebuild Loaded read a count from
+		// before the rebuild's last batch, and took a write past
+		// --max-index-bytes (a CI run under load).
+		w.indexBytes.Store(w.idx.Bytes())
 		op.call()
 	default:
 		panic("node: unknown index worker op")

@@ -23,6 +23,7 @@ type callLog struct {
 	calls    []string
 	gate     chan struct{}
 	workLeft int
+	puts     int
 }
 
 // add writes c down and returns the number of calls before it.
@@ -38,7 +39,10 @@ func (l *callLog) Put(key, value string) {
 		<-l.gate
 	}
 	l.add("put " + key + "=" + value)
+	l.mu.Lock()
 	l.workLeft++
+	l.puts++
+	l.mu.Unlock()
 }
 func (l *callLog) Remove(key string) { l.add("remove " + key) }
 func (l *callLog) Reset()            { l.add("reset") }
@@ -60,7 +64,13 @@ func (l *callLog) Search(req *core.Request) core.Response {
 func (l *callLog) Status() core.IndexStatus {
 	return core.IndexStatus{Docs: l.add("status")}
 }
-func (l *callLog) Bytes() int64 { return 0 }
+
+// Bytes counts 100 a Put.
+func (l *callLog) Bytes() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return 100 * int64(l.puts)
+}
 
 func (l *callLog) log() []string {
 	l.mu.Lock()
@@ -201,6 +211,45 @@ func TestIndexWorkerQueueBound(t *testing.T) {
 	// beside it (which of the two got in first is up to the scheduler).
 	if st.Docs != indexQueueOpsMax+1 && st.Docs != indexQueueOpsMax+2 {
 		t.Fatalf("the status saw %d calls before it, want %d or %d", st.Docs, indexQueueOpsMax+1, indexQueueOpsMax+2)
+	}
+}
+
+// Once a wait on the worker returns (Loaded, a status), Bytes counts every
+// call queued before it, though the worker counts at the end of a batch and
+// the wait's call may not be the batch's last: a node restarted with its
+// rebuild Loaded serves at once, and its first write's check against
+// --max-index-bytes read the count from before the rebuild's last batch.
+func TestIndexWorkerBytesCountedBeforeAWaitReturns(t *testing.T) {
+	l := &callLog{gate: make(chan struct{})}
+	w := newIndexWorker(l)
+	defer w.close()
+	w.Put("first", "") // the worker takes it and waits at the gate
+	for w.queueLen() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// Behind it, in the worker's next batch: three puts, a wait, and a
+	// call that holds the batch open until the test has read Bytes.
+	w.Put("second", "")
+	w.Put("third", "")
+	w.Put("fourth", "")
+	seen := make(chan int64, 1)
+	go func() {
+		w.wait(func() {})
+		seen <- w.Bytes()
+	}()
+	for w.queueLen() != 4 {
+		time.Sleep(time.Millisecond)
+	}
+	hold := make(chan struct{})
+	go w.wait(func() { <-hold })
+	for w.queueLen() != 5 {
+		time.Sleep(time.Millisecond)
+	}
+	close(l.gate)
+	got := <-seen
+	close(hold)
+	if got != 400 {
+		t.Fatalf("after a wait behind four puts, Bytes says %d, want 400", got)
 	}
 }
 
