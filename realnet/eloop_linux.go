@@ -575,28 +575,42 @@ func (lp *eloop) gatherStragglers() {
 	syncAvg := time.Duration(h.gather.syncAvg.Load())
 	probe := max(syncAvg/gatherProbeShare, gatherProbeMin)
 	start, inHand := monoNow(), lp.passRequests
+	outcome := lp.gatherWait(start, end, inHand, probe, syncAvg)
+	switch outcome {
+	case GatherAllSent:
+		h.gathersFull.Add(1)
+	case GatherTooSlow:
+		h.gathersCut.Add(1)
+	}
+	if h.metrics != nil && outcome != "" {
+		h.metrics.Gathered(outcome, monoNow()-start)
+	}
+}
+
+// gatherWait is gatherStragglers' wait, from start to end at most, and
+// how it ended ("" where epoll_pwait2 is refused).
+func (lp *eloop) gatherWait(start, end time.Duration, inHand int, probe, syncAvg time.Duration) string {
 	for lp.awaited.Load() > 0 {
 		now := monoNow()
 		left := end - now
 		if left <= 0 {
-			return
+			return GatherDeadline
 		}
 		if !worthWaiting(lp.passRequests-inHand, lp.passRequests, now-start, probe, syncAvg) {
-			h.gathersCut.Add(1)
-			return
+			return GatherTooSlow
 		}
 		n, err := epollWaitFor(lp.epfd, lp.events, min(left, probe))
 		switch {
 		case err == unix.ENOSYS:
 			gatherUnsupported.Store(true)
-			return
+			return ""
 		case err != nil && err != unix.EINTR:
 			panic(fmt.Sprintf("realnet: epoll_pwait2: %v", err))
 		}
 		lp.handle(n)
 		lp.runKicks()
 	}
-	h.gathersFull.Add(1)
+	return GatherAllSent
 }
 
 // gatherUnsupported is set once epoll_pwait2 was refused (before Linux

@@ -48,6 +48,13 @@ type gathering struct {
 	syncAvg atomic.Int64
 }
 
+// How a gathering wait ended (Metrics.Gathered).
+const (
+	GatherAllSent  = "all_sent" // every awaited client sent again
+	GatherTooSlow  = "too_slow" // requests came too slowly to be worth more waiting
+	GatherDeadline = "deadline" // the release's deadline passed
+)
+
 // syncAvgWeight: each fsync moves syncAvg by 1/syncAvgWeight of its
 // difference from it, so that a minute's swing of the disk's latency
 // shows within some tens of batches.

@@ -47,8 +47,8 @@ func (d slowSyncDisk) OpenAppend(name string) (core.File, error) {
 
 // startGathering runs a single node on a disk whose fsyncs take 800 ms,
 // served by one waiting event loop with waitMax, and returns it with the
-// node.
-func startGathering(t *testing.T, waitMax time.Duration) (*running, *core.SingleNode) {
+// node and its host's metrics.
+func startGathering(t *testing.T, waitMax time.Duration) (*running, *core.SingleNode, *recordedMetrics) {
 	t.Helper()
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Skip("the event loop fsyncs inline only where it has a processor of its own: GOMAXPROCS is 1")
@@ -65,12 +65,23 @@ func startGathering(t *testing.T, waitMax time.Duration) (*running, *core.Single
 	// the wait, not waitMax (and its first eighth, 100 ms, is the probe
 	// that worthWaiting takes before it judges): a slow CI machine has
 	// room.
-	setWait := func(h *Host) { h.cfg.GatherWaitMax = waitMax }
+	m := &recordedMetrics{}
+	setWait := func(h *Host) {
+		h.cfg.GatherWaitMax = waitMax
+		h.SetMetrics(m)
+	}
 	r := startHostOn(t, node, slowSyncDisk{Disk: d, syncDelay: 800 * time.Millisecond}, cfg, setWait)
 	if !r.host.loopsWait {
 		t.Fatal("one loop with two processors or more should wait in epoll_wait and fsync inline")
 	}
-	return r, node
+	return r, node, m
+}
+
+// gatheredCount returns the waits m heard of that ended with outcome.
+func (m *recordedMetrics) gatheredCount(outcome string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gathered[outcome]
 }
 
 // batches returns the node's committed batches, read on its goroutine.
@@ -106,7 +117,7 @@ func TestGatherJoinsAnAnsweredClientToTheNextBatch(t *testing.T) {
 		{time.Second, 300 * time.Millisecond, 3, 0, 2},
 	} {
 		t.Run(fmt.Sprintf("waitMax=%v,aDelay=%v", tc.waitMax, tc.aDelay), func(t *testing.T) {
-			r, node := startGathering(t, tc.waitMax)
+			r, node, m := startGathering(t, tc.waitMax)
 			a, b := dial(t, r.addr), dial(t, r.addr)
 			before := batches(t, r.host, node)
 			a.send(`{"id":1,"op":"set","key":"a","value":"1"}` + "\n")
@@ -129,6 +140,10 @@ func TestGatherJoinsAnAnsweredClientToTheNextBatch(t *testing.T) {
 			if full, cut := r.host.gathersFull.Load(), r.host.gathersCut.Load(); full != tc.full || cut != tc.cut {
 				t.Fatalf("%d waits took every awaited client and %d were cut short, want %d and %d (%d waited)", full, cut, tc.full, tc.cut, r.host.gathers.Load())
 			}
+			full, cut := m.gatheredCount(GatherAllSent), m.gatheredCount(GatherTooSlow)
+			if int64(full) != tc.full || int64(cut) != tc.cut || m.gatheredCount(GatherDeadline) != 0 {
+				t.Fatalf("the metrics heard %d waits end %s, %d %s and %d %s; want %d, %d and 0", full, GatherAllSent, cut, GatherTooSlow, m.gatheredCount(GatherDeadline), GatherDeadline, tc.full, tc.cut)
+			}
 		})
 	}
 }
@@ -137,7 +152,7 @@ func TestGatherJoinsAnAnsweredClientToTheNextBatch(t *testing.T) {
 // would wait for. Nor does a read, which commits nothing: b's get, made
 // while a (answered by a sync) stays silent, is answered at once.
 func TestGatherWaitsForNoLoneClientNorARead(t *testing.T) {
-	r, _ := startGathering(t, time.Second)
+	r, _, _ := startGathering(t, time.Second)
 	a := dial(t, r.addr)
 	for i := range 3 {
 		a.send(fmt.Sprintf(`{"id":%d,"op":"set","key":"a","value":"%d"}`+"\n", i, i))

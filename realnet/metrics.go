@@ -48,6 +48,11 @@ type Metrics interface {
 	// busy: near all of it, the node's own work sets the pace, not the
 	// disk or the clients.
 	Turn(elapsed time.Duration, events int)
+	// Gathered reports one wait of a waiting event loop for the clients a
+	// sync's replies just answered (gather.go), on the loop's goroutine:
+	// how it ended (GatherAllSent, GatherTooSlow or GatherDeadline) and
+	// how long it held the turn back.
+	Gathered(outcome string, waited time.Duration)
 }
 
 // PeerMetrics hears what Peers measures, on its goroutines: its methods

@@ -27,6 +27,8 @@ type recordedMetrics struct {
 	fsyncs    []string
 	// nodeTurns and turnEvents count Turn's calls and their events.
 	nodeTurns, turnEvents int
+	// gathered counts Gathered's calls by outcome.
+	gathered map[string]int
 }
 
 func (m *recordedMetrics) Requests(turn []RequestSample) {
@@ -68,6 +70,17 @@ func (m *recordedMetrics) Fsync(file string, elapsed time.Duration, err error) {
 	defer m.mu.Unlock()
 	if err == nil && elapsed > 0 {
 		m.fsyncs = append(m.fsyncs, file)
+	}
+}
+
+func (m *recordedMetrics) Gathered(outcome string, waited time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gathered == nil {
+		m.gathered = make(map[string]int)
+	}
+	if waited > 0 {
+		m.gathered[outcome]++
 	}
 }
 

@@ -188,6 +188,10 @@ type serverMetrics struct {
 	// metricsRefused: connections to the endpoint itself refused past
 	// metricsConnsMax.
 	metricsRefused *metrics.Counter
+	// gathers counts the event loop's waits for a sync's stragglers by
+	// how they ended (gatherOutcomes), gatherSeconds their time.
+	gathers       []*metrics.Counter
+	gatherSeconds *metrics.FloatCounter
 
 	health        atomic.Int32
 	recoveryNanos atomic.Int64
@@ -224,6 +228,10 @@ func newServerMetrics(mode string, id core.NodeID) *serverMetrics {
 	m.tlsFailed = m.set.NewCounter("dkv_tls_handshake_failures_total")
 	m.peerTLSFailed = m.set.NewCounter("dkv_peer_tls_handshake_failures_total")
 	m.metricsRefused = m.set.NewCounter("dkv_metrics_connections_refused_total")
+	for _, o := range gatherOutcomes {
+		m.gathers = append(m.gathers, m.set.NewCounter(fmt.Sprintf(`dkv_gather_waits_total{outcome=%q}`, o)))
+	}
+	m.gatherSeconds = m.set.NewFloatCounter("dkv_gather_wait_seconds_total")
 	m.set.NewGauge("dkv_connections", func() float64 { return float64(m.conns.Load()) })
 	return m
 }
@@ -280,6 +288,19 @@ func (m *serverMetrics) Fsync(file string, elapsed time.Duration, err error) {
 	if err != nil {
 		m.fsyncErr.Inc()
 	}
+}
+
+// gatherOutcomes are the outcomes Gathered reports, in m.gathers' order.
+var gatherOutcomes = []string{realnet.GatherAllSent, realnet.GatherTooSlow, realnet.GatherDeadline}
+
+// Gathered implements realnet.Metrics.
+func (m *serverMetrics) Gathered(outcome string, waited time.Duration) {
+	for i, o := range gatherOutcomes {
+		if o == outcome {
+			m.gathers[i].Inc()
+		}
+	}
+	m.gatherSeconds.Add(waited.Seconds())
 }
 
 // Turn implements realnet.Metrics.
