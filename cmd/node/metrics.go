@@ -477,6 +477,8 @@ var hostHelp = map[string]string{
 	"dkv_connections":                              "client connections open",
 	"dkv_connections_accepted_total":               "client connections accepted since start",
 	"dkv_connections_refused_total":                "client connections refused at --max-conns",
+	"dkv_gather_waits_total":                       "the event loop's waits for the clients a group commit just answered, by how each ended",
+	"dkv_gather_wait_seconds_total":                "the time those waits held the node's turns back",
 	"dkv_tls_handshake_failures_total":             "client connections whose TLS handshake failed (plain text is counted as dkv_requests_total{code=\"tls_required\"})",
 	"dkv_peer_tls_handshake_failures_total":        "peer connections, dialled or accepted, whose TLS handshake failed (--peer-tls-cert)",
 	"dkv_tls_certificate_expiry_timestamp_seconds": "when the certificate served now ends, in seconds since 1970, by port: client (--tls-cert), peer (--peer-tls-cert)",
