@@ -72,6 +72,26 @@ func (l *callLog) Bytes() int64 {
 	return 100 * int64(l.puts)
 }
 
+// gatedWorker starts a worker over a callLog whose Puts wait at a gate,
+// and hands it a first Put, which it takes and waits in: the calls queued
+// next stay queued until the test closes l.gate.
+func gatedWorker(t *testing.T) (*callLog, *indexWorker) {
+	t.Helper()
+	l := &callLog{gate: make(chan struct{})}
+	w := newIndexWorker(l)
+	t.Cleanup(w.close)
+	w.Put("first", "")
+	waitQueued(w, 0)
+	return l, w
+}
+
+// waitQueued waits until the worker's queue holds n calls.
+func waitQueued(w *indexWorker, n int) {
+	for w.queueLen() != n {
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func (l *callLog) log() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -169,13 +189,7 @@ func TestIndexWorkerWorkAnswer(t *testing.T) {
 // The queue holds at most indexQueueOpsMax calls: past it the node waits,
 // and goes on once the worker takes them.
 func TestIndexWorkerQueueBound(t *testing.T) {
-	l := &callLog{gate: make(chan struct{})}
-	w := newIndexWorker(l)
-	defer w.close()
-	w.Put("first", "") // the worker takes it and waits at the gate
-	for w.queueLen() != 0 {
-		time.Sleep(time.Millisecond)
-	}
+	l, w := gatedWorker(t)
 	posted := make(chan int, 1)
 	go func() {
 		for i := range indexQueueOpsMax + 1 {
@@ -220,13 +234,7 @@ func TestIndexWorkerQueueBound(t *testing.T) {
 // rebuild Loaded serves at once, and its first write's check against
 // --max-index-bytes read the count from before the rebuild's last batch.
 func TestIndexWorkerBytesCountedBeforeAWaitReturns(t *testing.T) {
-	l := &callLog{gate: make(chan struct{})}
-	w := newIndexWorker(l)
-	defer w.close()
-	w.Put("first", "") // the worker takes it and waits at the gate
-	for w.queueLen() != 0 {
-		time.Sleep(time.Millisecond)
-	}
+	l, w := gatedWorker(t)
 	// Behind it, in the worker's next batch: three puts, a wait, and a
 	// call that holds the batch open until the test has read Bytes.
 	w.Put("second", "")
@@ -237,14 +245,10 @@ func TestIndexWorkerBytesCountedBeforeAWaitReturns(t *testing.T) {
 		w.wait(func() {})
 		seen <- w.Bytes()
 	}()
-	for w.queueLen() != 4 {
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(w, 4)
 	hold := make(chan struct{})
 	go w.wait(func() { <-hold })
-	for w.queueLen() != 5 {
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(w, 5)
 	close(l.gate)
 	got := <-seen
 	close(hold)
