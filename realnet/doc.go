@@ -12,7 +12,11 @@
 // are fewer than the runtime's processors, a loop blocks in epoll_wait
 // holding its processor and every fsync runs inline (Redis's design: the
 // next batch gathers in the sockets); otherwise loops park in the runtime's
-// poller and fsyncs under load run in the background. With EventLoops 0
+// poller and fsyncs under load run in the background. A waiting loop that
+// has just sent a sync's replies holds a turn with a write in it back for
+// a moment, while those clients come back fast enough to be worth it, so
+// that their requests join that batch rather than wait out the next fsync
+// (gather.go). With EventLoops 0
 // (and elsewhere than Linux) each connection has a reader goroutine and a
 // writer goroutine instead (conn.go). Both share the framing, the limits,
 // the RESP2 and JSON codecs and the reply path, so the node and the clients
