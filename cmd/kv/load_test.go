@@ -215,24 +215,11 @@ func TestLoadInterrupted(t *testing.T) {
 	stdin := os.Stdin
 	os.Stdin = r
 	defer func() { os.Stdin = stdin }()
-	type result struct {
-		code        int
-		out, errOut string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, out, errOut := kv(t, "--addr", addr, "load", "--batch", "1", "-")
-		done <- result{code, out, errOut}
-	}()
+	done := runKV(t, "--addr", addr, "load", "--batch", "1", "-")
 	interruptAfterThreeLines(t, addr, w)
 	fmt.Fprintf(w, `{"key":"k4","value":"v"}`+"\n")
 	w.Close()
-	var res result
-	select {
-	case res = <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("load did not return 10s after the signal")
-	}
+	res := awaitKV(t, done)
 	if res.code != exitInterrupted || res.out != "" || !strings.Contains(res.errOut, "interrupted: lines 1..3 are stored (3 keys)") || !strings.Contains(res.errOut, "from line 4") {
 		t.Errorf("load interrupted: exit %d, stdout %q, stderr %q; want %d and the lines stored", res.code, res.out, res.errOut, exitInterrupted)
 	}
@@ -295,15 +282,7 @@ func TestLoadInterruptedGoesOnWithTheSameFlags(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	type result struct {
-		code   int
-		errOut string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, _, errOut := kv(t, "--addr", addr, "--timeout", "3s", "load", "--batch", "1", fifo)
-		done <- result{code, errOut}
-	}()
+	done := runKV(t, "--addr", addr, "--timeout", "3s", "load", "--batch", "1", fifo)
 	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -311,14 +290,39 @@ func TestLoadInterruptedGoesOnWithTheSameFlags(t *testing.T) {
 	defer w.Close()
 	interruptAfterThreeLines(t, addr, w)
 	w.Close()
-	var res result
-	select {
-	case res = <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("load did not return 10s after the signal")
-	}
+	res := awaitKV(t, done)
 	want := "to go on: tail -n +4 '" + fifo + "' | kv --addr " + addr + " --timeout 3s load --batch 1 -\n"
 	if res.code != exitInterrupted || !strings.HasSuffix(res.errOut, want) {
 		t.Errorf("load interrupted: exit %d, stderr %q; want %d and %q", res.code, res.errOut, exitInterrupted, want)
+	}
+}
+
+// kvResult is what a kv run gave: its exit code, stdout and stderr.
+type kvResult struct {
+	code        int
+	out, errOut string
+}
+
+// runKV runs kv with args on a goroutine of its own; its result comes on
+// the channel.
+func runKV(t *testing.T, args ...string) <-chan kvResult {
+	done := make(chan kvResult, 1)
+	go func() {
+		code, out, errOut := kv(t, args...)
+		done <- kvResult{code, out, errOut}
+	}()
+	return done
+}
+
+// awaitKV waits for runKV's result, at most 10 s after the test has
+// signalled the run.
+func awaitKV(t *testing.T, done <-chan kvResult) kvResult {
+	t.Helper()
+	select {
+	case res := <-done:
+		return res
+	case <-time.After(10 * time.Second):
+		t.Fatal("load did not return 10s after the signal")
+		return kvResult{}
 	}
 }
