@@ -38,15 +38,7 @@ func TestFailedRollFileBackAfterACutBelowIt(t *testing.T) {
 			if !slices.Contains(d.ops[slices.Index(d.ops, "remove "+walName(6)):], "syncdir") {
 				d.put(walName(6), nil)
 			}
-			names, _ := d.List()
-			var got []testRecord
-			w, err := OpenLog(d, names, 0, nil, func(r Record) error {
-				got = append(got, testRecord{r.Index, string(r.Payload)})
-				return nil
-			}, t.Logf)
-			if err != nil {
-				t.Fatalf("recovery refused the log a failed roll, a cut and a crash left: %v", err)
-			}
+			w, got := openTestLog(t, d, 0) // fails the test if recovery refuses the log
 			defer w.Close()
 			want := recordsFrom(1, 3)
 			for i := uint64(4); i < 4+uint64(fresh); i++ {
@@ -115,14 +107,7 @@ func TestFailedRollFileLeftBehindByAFailedRemove(t *testing.T) {
 			}
 			g.log.Close()
 			d.crash()
-			var got []testRecord
-			w, err := OpenLog(d, mustList(t, d), c.snap, nil, func(r Record) error {
-				got = append(got, testRecord{r.Index, string(r.Payload)})
-				return nil
-			}, t.Logf)
-			if err != nil {
-				t.Fatalf("recovery refused the log: %v", err)
-			}
+			w, got := openTestLog(t, d, c.snap)
 			defer w.Close()
 			if !slices.Equal(got, c.want) || w.NextIndex() != 5 {
 				t.Fatalf("recovered %v, next index %d; want %v, 5", got, w.NextIndex(), c.want)
