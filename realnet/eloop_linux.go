@@ -571,17 +571,10 @@ func (lp *eloop) gatherStragglers() {
 	if end == 0 || monoNow() >= end || !h.gatherable() {
 		return
 	}
-	h.gathers.Add(1)
 	syncAvg := time.Duration(h.gather.syncAvg.Load())
 	probe := max(syncAvg/gatherProbeShare, gatherProbeMin)
 	start, inHand := monoNow(), lp.passRequests
 	outcome := lp.gatherWait(start, end, inHand, probe, syncAvg)
-	switch outcome {
-	case GatherAllSent:
-		h.gathersFull.Add(1)
-	case GatherTooSlow:
-		h.gathersCut.Add(1)
-	}
 	if h.metrics != nil && outcome != "" {
 		h.metrics.Gathered(outcome, monoNow()-start)
 	}

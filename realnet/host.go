@@ -141,13 +141,9 @@ type Host struct {
 	loopsWait bool
 	postLoop  atomic.Pointer[eloop]
 	// gather holds a waiting loop's turn back for the clients a sync's
-	// replies just answered (gather.go); gathers counts the passes that
-	// waited for them, gathersFull those whose awaited all came, and
-	// gathersCut those that stopped as requests came too slowly.
-	gather      gathering
-	gathers     atomic.Int64
-	gathersFull atomic.Int64
-	gathersCut  atomic.Int64
+	// replies just answered (gather.go); each wait is reported to the
+	// metrics (Metrics.Gathered).
+	gather gathering
 	// prepare is HostConfig.Prepare where the connections' requests are
 	// read in parallel (several loops, or a goroutine a connection), and
 	// nil where one loop reads them all: there, a value's analysis (~30

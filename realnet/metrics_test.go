@@ -79,9 +79,7 @@ func (m *recordedMetrics) Gathered(outcome string, waited time.Duration) {
 	if m.gathered == nil {
 		m.gathered = make(map[string]int)
 	}
-	if waited > 0 {
-		m.gathered[outcome]++
-	}
+	m.gathered[outcome]++
 }
 
 func (m *recordedMetrics) Turn(elapsed time.Duration, events int) {
